@@ -1,0 +1,563 @@
+"""Real PostgreSQL, Redis and Mosquitto servers for tests, each in its own temp dir.
+
+Forge's principle is "real parts where a user would use them": integration tests talk to the
+real server binaries from Debian, bound to 127.0.0.1 on a free port, with all state in a temp
+dir that is removed on stop. Every server is a context manager; ``stop()``/``start()`` (and
+``kill()``/``restart()`` on Redis) keep the same port so outage tests can reconnect.
+
+Missing binaries: :func:`which_or_skip` skips the test with the Debian package to install, or
+fails it when the ``CI`` environment variable is set (CI must never silently skip).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from forge_core.errors import ForgeError
+
+__all__ = [
+    "MosquittoServer",
+    "MosquittoTLS",
+    "PostgresServer",
+    "RedisServer",
+    "ServerError",
+    "ServerUnavailable",
+    "find_free_port",
+    "mqtt_connect_probe",
+    "which_or_skip",
+]
+
+LOCALHOST = "127.0.0.1"
+
+# Which Debian package provides each binary, for the "install it" hint.
+_DEBIAN_PACKAGES: dict[str, str] = {
+    "initdb": "postgresql-15",
+    "pg_ctl": "postgresql-15",
+    "postgres": "postgresql-15",
+    "pg_isready": "postgresql-client-15",
+    "psql": "postgresql-client-15",
+    "redis-server": "redis-server",
+    "redis-cli": "redis-tools",
+    "mosquitto": "mosquitto",
+    "mosquitto_passwd": "mosquitto",
+    "mosquitto_pub": "mosquitto-clients",
+    "mosquitto_sub": "mosquitto-clients",
+}
+
+# Debian keeps some server binaries off a normal user's PATH.
+_EXTRA_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin"]
+
+
+class ServerError(ForgeError):
+    """A test server failed to start or stop; the message carries the server's log tail."""
+
+
+class ServerUnavailable(ForgeError):
+    """A server binary is not installed (raised when pytest is not available to skip)."""
+
+
+def find_free_port(host: str = LOCALHOST) -> int:
+    """A TCP port that was free a moment ago (the OS picks it; a tiny race remains)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _find_binary(binary: str) -> str | None:
+    found = shutil.which(binary)
+    if found:
+        return found
+    pg_dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for d in [*map(str, pg_dirs), *_EXTRA_DIRS]:
+        candidate = Path(d) / binary
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def which_or_skip(binary: str) -> str:
+    """Path of ``binary``; if missing, skip the test naming the Debian package (fail under CI)."""
+    found = _find_binary(binary)
+    if found:
+        return found
+    package = _DEBIAN_PACKAGES.get(binary, binary)
+    message = (
+        f"{binary!r} not found on PATH: install the Debian package {package!r} (apt-get install {package})"
+    )
+    try:
+        import pytest
+    except ImportError:  # used outside a test run
+        raise ServerUnavailable(message) from None
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} [CI is set, so this fails instead of skipping]", pytrace=False)
+    pytest.skip(message)
+    raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
+
+
+def _port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# Servers still running at interpreter exit are stopped, so a crashed test run leaks nothing.
+_LIVE: weakref.WeakSet[_Server] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        with contextlib.suppress(Exception):
+            server.close()
+
+
+class _Server:
+    """Common life cycle: temp dir, one child process, log file, readiness wait, clean stop."""
+
+    name = "server"
+    binary = ""
+    start_timeout = 30.0
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, *, port: int | None = None, base_dir: Path | None = None) -> None:
+        self.host = LOCALHOST
+        self._fixed_port = port is not None
+        self.port = port if port is not None else find_free_port()
+        self._own_dir = base_dir is None
+        self.dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix=f"forge-{self.name}-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._closed = False
+
+    # -- to override -------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """One-time setup before the first start (config files, initdb)."""
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _is_ready(self) -> bool:
+        return _port_open(self.host, self.port)
+
+    # -- life cycle --------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def start(self) -> Self:
+        """Start (or restart) the server on its port and wait until it accepts connections."""
+        if self._closed:
+            raise ServerError(f"{self.name} server was closed; create a new one")
+        if self.running:
+            return self
+        if not getattr(self, "_prepared", False):
+            self._prepare()
+            self._prepared = True
+        # A free port can be taken between find_free_port() and bind: retry on a new one,
+        # unless the caller asked for this port or this is a restart (clients expect the port).
+        attempts = 1 if (self._fixed_port or getattr(self, "_started_once", False)) else 3
+        for attempt in range(attempts):
+            try:
+                self._spawn_and_wait()
+                break
+            except ServerError:
+                if attempt == attempts - 1 or _port_open(self.host, self.port) is False:
+                    raise
+                self.port = find_free_port()
+                self._on_port_change()
+        self._started_once = True
+        _LIVE.add(self)
+        return self
+
+    def _on_port_change(self) -> None:
+        """Rewrite anything that embeds the port (config files)."""
+
+    def _spawn_and_wait(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir,
+                start_new_session=True,  # a Ctrl-C in the test run does not hit the server first
+                **self._popen_kwargs(),
+            )
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise ServerError(
+                    f"{self.name} exited with code {code} while starting on {self.host}:{self.port}; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            if self._is_ready():
+                return
+            time.sleep(0.05)
+        self._terminate(signal.SIGKILL)
+        raise ServerError(
+            f"{self.name} not ready on {self.host}:{self.port} after {self.start_timeout:.0f}s; "
+            f"log {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def _terminate(self, sig: int, timeout: float = 15.0) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait(timeout=5)
+        self.proc = None
+        self._wait_port_closed()
+
+    def _wait_port_closed(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while _port_open(self.host, self.port, 0.05) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop gracefully; state in the temp dir survives for a later :meth:`start`."""
+        self._terminate(self.stop_signal)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would."""
+        self._terminate(signal.SIGKILL)
+
+    def restart(self) -> Self:
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """Stop and delete the temp dir. Idempotent."""
+        if self._closed:
+            return
+        self.stop()
+        self._closed = True
+        _LIVE.discard(self)
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{type(self).__name__} {self.host}:{self.port} {state} dir={self.dir}>"
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+
+class PostgresServer(_Server):
+    """A throwaway PostgreSQL cluster: trust auth on 127.0.0.1, fsync off, sockets in the temp dir.
+
+    initdb refuses to run as root, so under root the cluster belongs to the Debian ``postgres``
+    user (``run_as``) and both initdb and postgres run as that user.
+    """
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown: disconnect clients, no checkpoint wait
+    start_timeout = 60.0
+
+    def __init__(
+        self, *, port: int | None = None, base_dir: Path | None = None, run_as: str = "postgres"
+    ) -> None:
+        self._initdb = which_or_skip("initdb")
+        self._postgres = which_or_skip("postgres")
+        super().__init__(port=port, base_dir=base_dir)
+        self.data_dir = self.dir / "data"
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            try:
+                pw = pwd.getpwnam(run_as)
+            except KeyError:
+                raise ServerError(
+                    f"running as root and there is no {run_as!r} user to own the PostgreSQL cluster "
+                    "(initdb refuses root): install the Debian package 'postgresql-15' or run as non-root"
+                ) from None
+            self.user = run_as
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            os.chmod(self.dir, 0o700)
+            # The log file is opened by us, but make it readable/owned consistently anyway.
+            self.log_path.touch()
+            os.chown(self.log_path, pw.pw_uid, pw.pw_gid)
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the ``postgres`` database."""
+        return self.url_for("postgres")
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        """libpq DSN, for psycopg directly."""
+        return f"host={self.host} port={self.port} user=postgres dbname={database}"
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        if self.user is None:
+            return {}
+        return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
+
+    def _prepare(self) -> None:
+        cmd = [
+            self._initdb, "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--locale=C", "--no-sync",
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            result = subprocess.run(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, check=False, **self._popen_kwargs()
+            )
+        if result.returncode != 0:
+            raise ServerError(f"initdb failed with code {result.returncode}; log:\n{self.log_tail()}")
+
+    def _command(self) -> list[str]:
+        settings = {
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": str(self.dir),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            "shared_buffers": "32MB",
+        }
+        cmd = [self._postgres, "-D", str(self.data_dir)]
+        for key, value in settings.items():
+            cmd += ["-c", f"{key}={value}"]
+        return cmd
+
+    def _is_ready(self) -> bool:
+        # The port opens before recovery finishes; the log line means queries will work.
+        if not _port_open(self.host, self.port):
+            return False
+        return "ready to accept connections" in self.log_tail(200)
+
+    def _spawn_and_wait(self) -> None:
+        # Earlier runs' "ready" lines must not count for this start.
+        with contextlib.suppress(OSError):
+            self.log_path.write_bytes(b"")
+        super()._spawn_and_wait()
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (dropping a leftover one) and return its SQLAlchemy URL."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+            raise ValueError(f"invalid database name {name!r}: letters, digits, underscore; max 63")
+        self.execute_autocommit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.execute_autocommit(f'CREATE DATABASE "{name}"')
+        return self.url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        self.execute_autocommit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def execute_autocommit(self, sql: str, database: str = "postgres") -> None:
+        """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
+        try:
+            import psycopg
+        except ImportError:
+            raise ServerUnavailable(
+                'psycopg is needed to talk to PostgreSQL: pip install "forge-core[postgres]"'
+            ) from None
+        with psycopg.connect(self.dsn(database), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------------------------
+
+
+class RedisServer(_Server):
+    """``redis-server`` without persistence; ``kill()``/``restart()`` for failure tests."""
+
+    name = "redis"
+
+    def __init__(self, *, port: int | None = None, base_dir: Path | None = None) -> None:
+        self._binary = which_or_skip("redis-server")
+        super().__init__(port=port, base_dir=base_dir)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def _command(self) -> list[str]:
+        return [
+            self._binary, "--port", str(self.port), "--bind", self.host, "--save", "",
+            "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
+            "--protected-mode", "no",
+        ]  # fmt: skip
+
+    def command(self, *args: str, timeout: float = 2.0) -> bytes:
+        """Send one command over raw RESP and return the raw reply (no redis package needed)."""
+        payload = f"*{len(args)}\r\n".encode()
+        for arg in args:
+            data = arg.encode()
+            payload += b"$%d\r\n%s\r\n" % (len(data), data)
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
+            s.sendall(payload)
+            return s.recv(65536)
+
+    def _is_ready(self) -> bool:
+        try:
+            return self.command("PING", timeout=0.3).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def flushall(self) -> None:
+        reply = self.command("FLUSHALL")
+        if not reply.startswith(b"+OK"):
+            raise ServerError(f"redis FLUSHALL failed: {reply!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Mosquitto
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MosquittoTLS:
+    """TLS settings for the Mosquitto listener (PEM file paths)."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path | None = None
+    require_certificate: bool = False
+
+
+class MosquittoServer(_Server):
+    """A Mosquitto broker on one listener; ``stop()``/``start()`` reuse the port for outage tests.
+
+    ``users`` (name → password) are hashed into a password file with ``mosquitto_passwd``;
+    alternatively pass an existing ``password_file``. Either turns anonymous access off unless
+    ``allow_anonymous`` is given explicitly. ``extra_config`` is appended verbatim.
+    """
+
+    name = "mosquitto"
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        base_dir: Path | None = None,
+        allow_anonymous: bool | None = None,
+        users: Mapping[str, str] | None = None,
+        password_file: Path | None = None,
+        tls: MosquittoTLS | None = None,
+        extra_config: str = "",
+    ) -> None:
+        self._binary = which_or_skip("mosquitto")
+        super().__init__(port=port, base_dir=base_dir)
+        self.users = dict(users or {})
+        self.password_file = Path(password_file) if password_file else None
+        auth = bool(self.users) or self.password_file is not None
+        self.allow_anonymous = (not auth) if allow_anonymous is None else allow_anonymous
+        self.tls = tls
+        self.extra_config = extra_config
+        self.config_path = self.dir / "mosquitto.conf"
+
+    def _prepare(self) -> None:
+        if self.users:
+            tool = which_or_skip("mosquitto_passwd")
+            self.password_file = self.dir / "passwords"
+            self.password_file.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(
+                    [tool, "-b", str(self.password_file), user, password],
+                    check=True, capture_output=True,
+                )  # fmt: skip
+        self._write_config()
+
+    def _on_port_change(self) -> None:
+        self._write_config()
+
+    def _write_config(self) -> None:
+        lines = [
+            f"listener {self.port} {self.host}",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+        ]
+        if os.geteuid() == 0:
+            # Otherwise mosquitto drops to user 'mosquitto', which cannot read our temp files.
+            lines.append("user root")
+        if self.password_file is not None:
+            lines.append(f"password_file {self.password_file}")
+        if self.tls is not None:
+            lines += [f"certfile {self.tls.certfile}", f"keyfile {self.tls.keyfile}"]
+            if self.tls.cafile is not None:
+                lines.append(f"cafile {self.tls.cafile}")
+            lines.append(f"require_certificate {'true' if self.tls.require_certificate else 'false'}")
+        if self.extra_config:
+            lines.append(self.extra_config)
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def _command(self) -> list[str]:
+        return [self._binary, "-c", str(self.config_path)]
+
+
+def mqtt_connect_probe(host: str, port: int, client_id: str = "forge-probe", timeout: float = 2.0) -> int:
+    """Send an MQTT 3.1.1 CONNECT over a raw socket and return the CONNACK return code (0 = ok).
+
+    Lets tests check a broker without paho-mqtt installed.
+    """
+    cid = client_id.encode()
+    variable = b"\x00\x04MQTT\x04\x02\x00\x3c"  # protocol name, level 4, clean session, keepalive 60
+    payload = len(cid).to_bytes(2, "big") + cid
+    body = variable + payload
+    packet = b"\x10" + bytes([len(body)]) + body
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(packet)
+        reply = b""
+        while len(reply) < 4:
+            chunk = s.recv(4 - len(reply))
+            if not chunk:
+                raise ServerError(f"broker at {host}:{port} closed the connection before CONNACK")
+            reply += chunk
+        s.sendall(b"\xe0\x00")  # DISCONNECT
+    if reply[0] != 0x20:
+        raise ServerError(f"expected CONNACK from {host}:{port}, got {reply!r}")
+    return reply[3]

@@ -1,0 +1,1 @@
+pytest_plugins = ["forge_core.testing.fixtures_servers"]

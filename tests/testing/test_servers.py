@@ -1,0 +1,198 @@
+"""The real-server helpers start real servers, talk to them, restart them and free their ports."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from forge_core.testing.servers import (
+    MosquittoServer,
+    PostgresServer,
+    RedisServer,
+    ServerError,
+    find_free_port,
+    mqtt_connect_probe,
+    which_or_skip,
+)
+
+pytestmark = pytest.mark.servers
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens and a new server could bind (servers use SO_REUSEADDR, as here)."""
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_find_free_port_is_bindable() -> None:
+    port = find_free_port()
+    assert 1024 <= port <= 65535
+    assert _port_free(port)
+
+
+def test_which_or_skip_names_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install mosquitto-clients"):
+        monkeypatch.setenv("PATH", "/nonexistent")
+        monkeypatch.setattr("forge_core.testing.servers._EXTRA_DIRS", [])
+        which_or_skip("mosquitto_pub")
+
+
+def test_which_or_skip_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="install the Debian package 'redis-tools'"):
+        monkeypatch.setenv("PATH", "/nonexistent")
+        monkeypatch.setattr("forge_core.testing.servers._EXTRA_DIRS", [])
+        which_or_skip("redis-cli")
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+
+def test_postgres_query_via_sqlalchemy(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x int)"))
+            conn.execute(sa.text("INSERT INTO t VALUES (41), (1)"))
+            assert conn.execute(sa.text("SELECT sum(x) FROM t")).scalar_one() == 42
+            assert conn.execute(sa.text("SHOW fsync")).scalar_one() == "off"
+    finally:
+        engine.dispose()
+
+
+def test_postgres_url_is_fresh_per_test(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname='public'"))
+            assert tables.scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_postgres_restart_keeps_data_and_stop_frees_port() -> None:
+    import psycopg
+
+    with PostgresServer() as pg:
+        assert pg.url.startswith(f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/")
+        url = pg.create_database("kept")
+        assert url.endswith("/kept")
+        with psycopg.connect(pg.dsn("kept"), autocommit=True) as conn:
+            conn.execute("CREATE TABLE t (x int)")
+            conn.execute("INSERT INTO t VALUES (7)")
+        port = pg.port
+        pg.stop()
+        assert _port_free(port)
+        pg.start()
+        assert pg.port == port
+        with psycopg.connect(pg.dsn("kept")) as conn:
+            assert conn.execute("SELECT x FROM t").fetchone() == (7,)
+    assert _port_free(port)
+    assert not pg.dir.exists()
+
+
+def test_postgres_rejects_bad_database_name(postgres_server: PostgresServer) -> None:
+    with pytest.raises(ValueError, match="invalid database name"):
+        postgres_server.create_database("drop table; --")
+
+
+# -- Redis ------------------------------------------------------------------------------------
+
+
+def test_redis_ping_set_get(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.ping()
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+    finally:
+        client.close()
+
+
+def test_redis_url_is_flushed_per_test(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.get("k") is None
+    finally:
+        client.close()
+
+
+def test_redis_kill_and_restart_same_port() -> None:
+    import redis
+
+    with RedisServer() as server:
+        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+        port = server.port
+        client = redis.Redis.from_url(server.url, socket_timeout=1)
+        client.set("a", "1")
+        server.kill()
+        assert not server.running
+        with pytest.raises(redis.ConnectionError):
+            client.ping()
+        server.restart()
+        assert server.port == port
+        assert client.ping()
+        assert client.get("a") is None  # no persistence: a crash loses everything
+        client.close()
+    assert _port_free(port)
+
+
+# -- Mosquitto --------------------------------------------------------------------------------
+
+
+def test_mosquitto_connack(mosquitto_server: MosquittoServer) -> None:
+    assert mqtt_connect_probe(mosquitto_server.host, mosquitto_server.port) == 0
+
+
+def test_mosquitto_stop_start_same_port() -> None:
+    with MosquittoServer() as broker:
+        port = broker.port
+        assert mqtt_connect_probe(broker.host, port) == 0
+        broker.stop()
+        assert _port_free(port)
+        with pytest.raises(OSError):
+            mqtt_connect_probe(broker.host, port, timeout=0.5)
+        broker.start()
+        assert broker.port == port
+        assert mqtt_connect_probe(broker.host, port) == 0
+    assert _port_free(port)
+
+
+def test_mosquitto_password_file_refuses_anonymous() -> None:
+    with MosquittoServer(users={"plant": "s3cret"}) as broker:
+        assert not broker.allow_anonymous
+        assert broker.password_file is not None and broker.password_file.exists()
+        # CONNACK return code 5: not authorised (no credentials were sent)
+        assert mqtt_connect_probe(broker.host, broker.port) == 5
+
+
+def test_broken_config_raises_with_log() -> None:
+    broker = MosquittoServer(extra_config="this_is_not_an_option 1")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="mosquitto exited") as info:
+            broker.start()
+        assert "this_is_not_an_option" in str(info.value) or "Error" in str(info.value)
+        assert time.monotonic() - started < 10
+    finally:
+        broker.close()
