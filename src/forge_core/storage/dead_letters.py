@@ -1,0 +1,114 @@
+"""Persisted dead letters: the runtime's dead-letter channel writes each rejected message here."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+__all__ = ["SqlDeadLetterStore", "dead_letters_table", "kv_table"]
+
+_metadata = sa.MetaData()
+
+# Mirrors migration forge_core_0001; the migration is the source of truth for the schema.
+dead_letters_table = sa.Table(
+    "forge_dead_letters",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("transport", sa.String(128), nullable=False),
+    sa.Column("topic", sa.String(512), nullable=False),
+    sa.Column("component", sa.String(128)),
+    sa.Column("message_type", sa.String(256)),
+    sa.Column("errors", sa.Text, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+kv_table = sa.Table(
+    "forge_kv",
+    _metadata,
+    sa.Column("namespace", sa.String(128), primary_key=True),
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_LIMITS = {"reason": 64, "transport": 128, "topic": 512, "component": 128, "message_type": 256}
+
+
+def _fit(value: Any, limit: int) -> str | None:
+    # A dead letter must never be lost because a topic is too long for its column.
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _body_text(body: Any) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body).decode("utf-8", errors="backslashreplace")
+    if isinstance(body, str):
+        return body
+    return json.dumps(body, default=str, ensure_ascii=False)
+
+
+def _as_datetime(value: Any) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    raise TypeError(f"received_at must be a datetime or epoch seconds, not {type(value).__name__}")
+
+
+class SqlDeadLetterStore:
+    """Dead letters in table ``forge_dead_letters`` (created by core's first migration).
+
+    A record is a dict with ``reason``, ``transport``, ``topic`` and optionally ``component``,
+    ``message_type``, ``errors`` (list), ``headers`` (dict), ``body`` (bytes/str/JSON-able)
+    and ``received_at`` (datetime or epoch seconds; pass the runtime clock's time, default now).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def save(self, record: dict[str, Any]) -> int:
+        """Insert one dead letter and return its id."""
+        row = {name: _fit(record.get(name), limit) for name, limit in _LIMITS.items()}
+        for required in ("reason", "transport", "topic"):
+            if row[required] is None:
+                row[required] = ""
+        row["received_at"] = _as_datetime(record.get("received_at"))
+        row["errors"] = json.dumps(list(record.get("errors") or []), default=str, ensure_ascii=False)
+        row["headers"] = json.dumps(dict(record.get("headers") or {}), default=str, ensure_ascii=False)
+        row["body"] = _body_text(record.get("body"))
+        with self.engine.begin() as conn:
+            result = conn.execute(dead_letters_table.insert().values(**row))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` dead letters, newest first, with JSON fields decoded."""
+        query = sa.select(dead_letters_table).order_by(dead_letters_table.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["errors"] = json.loads(item["errors"])
+            item["headers"] = json.loads(item["headers"])
+            if item["received_at"].tzinfo is None:  # SQLite does not keep the zone; we store UTC
+                item["received_at"] = item["received_at"].replace(tzinfo=UTC)
+            out.append(item)
+        return out
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(dead_letters_table)).scalar_one())
