@@ -12,20 +12,40 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
-from forge_core.testing.servers import MosquittoServer, PostgresServer, RedisServer
+from forge_core.testing.servers import MosquittoServer, PostgresServer, RedisServer, _Server
 
 __all__ = ["mosquitto_server", "postgres_server", "postgres_url", "redis_server", "redis_url"]
 
+S = TypeVar("S", bound=_Server)
+
+# One instance per kind and test run, even when several conftests import these fixtures
+# (each import is a separate fixture definition, and so would otherwise start its own server).
+_SHARED: dict[str, _Server] = {}
+
+
+def _shared(config: pytest.Config, kind: str, factory: Callable[[], S]) -> S:
+    server = _SHARED.get(kind)
+    if server is None:
+        server = factory().start()
+        _SHARED[kind] = server
+
+        def _close() -> None:
+            _SHARED.pop(kind, None)
+            server.close()
+
+        config.add_cleanup(_close)
+    return server  # type: ignore[return-value]
+
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(pytestconfig: pytest.Config) -> PostgresServer:
     """One PostgreSQL cluster for the whole test session."""
-    with PostgresServer() as server:
-        yield server
+    return _shared(pytestconfig, "postgres", PostgresServer)
 
 
 def _database_name(nodeid: str) -> str:
@@ -49,10 +69,9 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(pytestconfig: pytest.Config) -> RedisServer:
     """One Redis server for the whole test session."""
-    with RedisServer() as server:
-        yield server
+    return _shared(pytestconfig, "redis", RedisServer)
 
 
 @pytest.fixture
@@ -65,7 +84,6 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def mosquitto_server() -> Iterator[MosquittoServer]:
+def mosquitto_server(pytestconfig: pytest.Config) -> MosquittoServer:
     """One anonymous Mosquitto broker for the whole test session."""
-    with MosquittoServer() as server:
-        yield server
+    return _shared(pytestconfig, "mosquitto", MosquittoServer)
