@@ -1,0 +1,54 @@
+"""Fault-tolerance tactics: each an interface plus a reference implementation.
+
+Every tactic reads time only from an injected :class:`~forge_core.clock.Clock` (or takes times
+as arguments), so whole plants run under virtual time. See ``docs/tactics/``.
+"""
+
+from forge_core.tactics.backpressure import BackpressureController
+from forge_core.tactics.dedup import IdempotencyKeys, WindowDeduplicator
+from forge_core.tactics.detectors import (
+    FailureDetector,
+    FixedTimeoutDetector,
+    PhiAccrualDetector,
+    expected_detection_time,
+)
+from forge_core.tactics.failover import FailoverContext, FailoverDecision, FailoverPolicy, RoundRobinFailover
+from forge_core.tactics.heartbeat_status import HeartbeatStatusMonitor, Status, StatusChange
+from forge_core.tactics.leader import (
+    FencedReceiver,
+    LeaderElector,
+    Lease,
+    LeaseBackend,
+    MemoryLeaseBackend,
+    MemoryStateStore,
+    StateStore,
+)
+from forge_core.tactics.outbox import Outbox, OutboxFull
+from forge_core.tactics.retry import RetryPolicy
+
+__all__ = [
+    "BackpressureController",
+    "FailoverContext",
+    "FailoverDecision",
+    "FailoverPolicy",
+    "FailureDetector",
+    "FencedReceiver",
+    "FixedTimeoutDetector",
+    "HeartbeatStatusMonitor",
+    "IdempotencyKeys",
+    "LeaderElector",
+    "Lease",
+    "LeaseBackend",
+    "MemoryLeaseBackend",
+    "MemoryStateStore",
+    "Outbox",
+    "OutboxFull",
+    "PhiAccrualDetector",
+    "RetryPolicy",
+    "RoundRobinFailover",
+    "StateStore",
+    "Status",
+    "StatusChange",
+    "WindowDeduplicator",
+    "expected_detection_time",
+]

@@ -1,0 +1,222 @@
+"""Retry with exponential backoff, jitter and an overall deadline, built on tenacity.
+
+tenacity does the retrying; this module pins the parts the seed systems got wrong or left out:
+every sleep goes through the injected :class:`~forge_core.clock.Clock` (so retries run in
+virtual time), the deadline bounds the *total* time including sleeps, jitter is seeded, the
+policy counts what it did, and the error that finally escapes says how many attempts it took.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import tenacity
+
+from forge_core.clock import Clock, RealClock
+
+__all__ = ["RetryPolicy", "RetryStats"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class RetryStats:
+    """Cumulative counts over every call made through one policy."""
+
+    calls: int = 0
+    attempts: int = 0
+    retries: int = 0
+    successes: int = 0
+    failures: int = 0
+    slept: float = 0.0
+
+
+class RetryPolicy:
+    """Backoff ``initial * multiplier**(n-1)`` capped at ``max_backoff``, +/- ``jitter`` fraction.
+
+    Retries exceptions matching ``retry_on`` unless they match ``give_up_on``; stops after
+    ``max_attempts`` or when the next sleep would cross ``deadline`` seconds from the first
+    attempt (a sleep is shortened to end at the deadline, then one last attempt is made).
+    Use ``policy.call(fn, ...)``, ``await policy.acall(fn, ...)`` or ``@policy`` on a sync or
+    async function. Sync calls sleep with ``sync_sleep`` (``time.sleep`` on a real clock); a
+    virtual clock cannot be slept on synchronously, so use ``acall`` there or pass ``sync_sleep``.
+    """
+
+    def __init__(
+        self,
+        max_attempts: int = 5,
+        initial: float = 0.1,
+        max_backoff: float = 5.0,
+        multiplier: float = 2.0,
+        jitter: float = 0.1,
+        deadline: float | None = None,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        give_up_on: tuple[type[BaseException], ...] = (),
+        *,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        sync_sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        problems = []
+        if max_attempts < 1:
+            problems.append(f"max_attempts must be >= 1, got {max_attempts!r}")
+        if initial < 0 or max_backoff < 0:
+            problems.append(f"initial and max_backoff must be >= 0 s, got {initial!r} and {max_backoff!r}")
+        if multiplier < 1:
+            problems.append(f"multiplier must be >= 1, got {multiplier!r}")
+        if not 0 <= jitter < 1:
+            problems.append(f"jitter is a fraction in [0, 1), got {jitter!r}")
+        if deadline is not None and deadline <= 0:
+            problems.append(f"deadline must be > 0 s or None, got {deadline!r}")
+        if problems:
+            raise ValueError("RetryPolicy: " + "; ".join(problems))
+        self.max_attempts = max_attempts
+        self.initial = initial
+        self.max_backoff = max_backoff
+        self.multiplier = multiplier
+        self.jitter = jitter
+        self.deadline = deadline
+        self.retry_on = tuple(retry_on)
+        self.give_up_on = tuple(give_up_on)
+        self.clock: Clock = clock or RealClock()
+        self._rng = random.Random(seed)
+        self._sync_sleep = sync_sleep
+        self.stats = RetryStats()
+
+    # -- the backoff schedule ------------------------------------------------------------------
+    def backoff(self, attempt: int) -> float:
+        """The sleep after failed attempt number ``attempt`` (1-based), jitter included."""
+        base = min(self.max_backoff, self.initial * self.multiplier ** (attempt - 1))
+        if self.jitter:
+            base *= self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+        return min(base, self.max_backoff * (1 + self.jitter))
+
+    def _controls(self, start: float) -> dict[str, Any]:
+        def remaining() -> float | None:
+            if self.deadline is None:
+                return None
+            return self.deadline - (self.clock.monotonic() - start)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= self.max_attempts:
+                return True
+            left = remaining()
+            return left is not None and left <= 0
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            pause = self.backoff(state.attempt_number)
+            left = remaining()
+            if left is not None:
+                pause = max(0.0, min(pause, left))
+            return pause
+
+        retry = tenacity.retry_if_exception_type(self.retry_on)
+        if self.give_up_on:
+            retry = retry & tenacity.retry_if_not_exception_type(self.give_up_on)
+        return {"stop": stop, "wait": wait, "retry": retry, "reraise": True}
+
+    def _note(self, exc: BaseException, attempts: int, start: float) -> None:
+        took = self.clock.monotonic() - start
+        if isinstance(exc, self.give_up_on) or not isinstance(exc, self.retry_on):
+            why = f"{type(exc).__name__} is not retried by this policy"
+        elif attempts >= self.max_attempts:
+            why = f"max_attempts={self.max_attempts} reached"
+        else:
+            why = f"deadline {self.deadline} s reached"
+        exc.add_note(f"RetryPolicy: gave up after {attempts} attempt(s) over {took:.3f} s ({why})")
+
+    # -- entry points ------------------------------------------------------------------------
+    def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call sync ``fn`` with retries; re-raises the last error with a note of attempts."""
+        sleep = self._sync_sleep
+        if sleep is None:
+            if getattr(self.clock, "is_virtual", False):
+                raise RuntimeError(
+                    "RetryPolicy.call: a virtual clock cannot be slept on synchronously; "
+                    "use 'await policy.acall(...)' or pass sync_sleep="
+                )
+            sleep = time.sleep
+        start = self.clock.monotonic()
+        self.stats.calls += 1
+        base_sleep = sleep
+
+        def counted_sleep(seconds: float) -> None:
+            self.stats.retries += 1
+            self.stats.slept += seconds
+            base_sleep(seconds)
+
+        retrying = tenacity.Retrying(sleep=counted_sleep, **self._controls(start))
+        attempts = 0
+
+        def counted(*a: Any, **kw: Any) -> T:
+            nonlocal attempts
+            attempts += 1
+            self.stats.attempts += 1
+            return fn(*a, **kw)
+
+        try:
+            result = retrying(counted, *args, **kwargs)
+        except BaseException as exc:
+            self.stats.failures += 1
+            self._note(exc, attempts, start)
+            raise
+        self.stats.successes += 1
+        return result
+
+    async def acall(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Await async ``fn`` with retries, sleeping through the injected clock."""
+        start = self.clock.monotonic()
+        self.stats.calls += 1
+
+        async def counted_sleep(seconds: float) -> None:
+            self.stats.retries += 1
+            self.stats.slept += seconds
+            await self.clock.sleep(seconds)
+
+        retrying = tenacity.AsyncRetrying(sleep=counted_sleep, **self._controls(start))
+        attempts = 0
+
+        async def counted(*a: Any, **kw: Any) -> T:
+            nonlocal attempts
+            attempts += 1
+            self.stats.attempts += 1
+            return await fn(*a, **kw)
+
+        try:
+            result = await retrying(counted, *args, **kwargs)
+        except BaseException as exc:
+            self.stats.failures += 1
+            self._note(exc, attempts, start)
+            raise
+        self.stats.successes += 1
+        return result
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a sync or async function so every call goes through this policy."""
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self.acall(fn, *args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return self.call(fn, *args, **kwargs)
+
+        return wrapper
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryPolicy(max_attempts={self.max_attempts}, initial={self.initial}, "
+            f"max_backoff={self.max_backoff}, multiplier={self.multiplier}, jitter={self.jitter}, "
+            f"deadline={self.deadline})"
+        )
