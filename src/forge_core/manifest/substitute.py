@@ -1,0 +1,82 @@
+"""Secrets and placeholders: ``${env:NAME}``, ``${env:NAME:-default}`` and ``{plant_dir}``.
+
+Secrets come from the environment, never from the file, so a manifest can be committed and
+shared; a literal value under a key that looks secret is reported rather than used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from forge_core.manifest.model import DocPath, Issue
+
+ENV_REF = re.compile(r"\$\{env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_ANY_REF = re.compile(r"\$\{env:[^}]*\}?")
+SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|key_password)$", re.I)
+PLANT_DIR = "{plant_dir}"
+
+
+def is_secret_key(key: object) -> bool:
+    """``password``, ``db_password``, ``API-Key``... (case-insensitive, also as a suffix)."""
+    return isinstance(key, str) and SECRET_KEY.search(key.replace("-", "_")) is not None
+
+
+def secret_issues(doc: Any, path: DocPath = ()) -> list[Issue]:
+    """Literal strings under secret-looking keys (anything but a whole ``${env:...}`` reference)."""
+    issues: list[Issue] = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            here = (*path, key)
+            if is_secret_key(key) and isinstance(value, str) and value and not ENV_REF.fullmatch(value):
+                var = "_".join(str(p) for p in here[-2:] if isinstance(p, str)).upper().replace("-", "_")
+                message = f"secret written in the file; use ${{env:VAR}} (e.g. ${{env:{var}}})"
+                issues.append(Issue(here, message))
+            else:
+                issues.extend(secret_issues(value, here))
+    elif isinstance(doc, list):
+        for index, item in enumerate(doc):
+            issues.extend(secret_issues(item, (*path, index)))
+    return issues
+
+
+def substitute(
+    doc: Any, *, env: Mapping[str, str], plant_dir: Path, path: DocPath = ()
+) -> tuple[Any, list[Issue]]:
+    """A copy of ``doc`` with references replaced in every string value, and the references that failed."""
+    issues: list[Issue] = []
+    if isinstance(doc, dict):
+        out: dict[Any, Any] = {}
+        for key, value in doc.items():
+            out[key], found = substitute(value, env=env, plant_dir=plant_dir, path=(*path, key))
+            issues.extend(found)
+        return out, issues
+    if isinstance(doc, list):
+        items = []
+        for index, item in enumerate(doc):
+            new, found = substitute(item, env=env, plant_dir=plant_dir, path=(*path, index))
+            items.append(new)
+            issues.extend(found)
+        return items, issues
+    if not isinstance(doc, str):
+        return doc, issues
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        issues.append(Issue(path, f"environment variable {name!r} is not set and ${{env:{name}}} has no "
+                                  f"default (set it, or write ${{env:{name}:-default}})"))
+        return ""
+
+    text = ENV_REF.sub(replace, doc)
+    # What is left of "${env:" after the valid references are gone is malformed.
+    for bad in _ANY_REF.findall(ENV_REF.sub("", doc)):
+        issues.append(Issue(path, f"malformed environment reference {bad!r}; write ${{env:NAME}} or "
+                                  "${env:NAME:-default}"))
+    # {plant_dir} is replaced after env values, so a variable may itself use it.
+    return text.replace(PLANT_DIR, str(plant_dir)), issues

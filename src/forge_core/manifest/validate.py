@@ -1,0 +1,273 @@
+"""Checks on one (already merged and substituted) manifest document.
+
+Every check collects :class:`Issue` s instead of raising, so a plant engineer sees all that is
+wrong in one run. Checks tolerate a document that failed the schema: a value of the wrong type
+is reported once, by the schema, and skipped here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError as JsonSchemaError
+from jsonschema.exceptions import ValidationError, best_match
+
+from forge_core.manifest.model import Catalog, DocPath, Issue, provider_for
+
+SCHEMA_FILE = "manifest.schema.json"
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    """The manifest JSON Schema: from the installed wheel, else from the source checkout."""
+    try:
+        packaged = resources.files("forge_core").joinpath("_schemas", SCHEMA_FILE)
+        if packaged.is_file():
+            return json.loads(packaged.read_text(encoding="utf-8"))
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover
+        pass
+    # Editable install: <repo>/src/forge_core/manifest/validate.py -> <repo>/schemas/
+    return json.loads((Path(__file__).resolve().parents[3] / "schemas" / SCHEMA_FILE).read_text("utf-8"))
+
+
+@cache
+def _manifest_validator() -> Draft202012Validator:
+    return Draft202012Validator(manifest_schema())
+
+
+def profile_keys() -> frozenset[str]:
+    """Top-level keys a profile may set (the schema's ``$defs.profile`` properties)."""
+    return frozenset(manifest_schema()["$defs"]["profile"]["properties"])
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``("bindings", 0, "topic")`` -> ``"bindings[0].topic"``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TYPE_NAMES = {
+    dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number",
+    type(None): "null",
+}
+
+
+def _type_of(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema
+
+
+def schema_issues(doc: Any, schema: dict[str, Any] | None = None, prefix: DocPath = ()) -> list[Issue]:
+    """Validate ``doc`` against ``schema`` (the manifest schema by default); paths get ``prefix``."""
+    if schema is None:
+        validator = _manifest_validator()
+    else:
+        try:
+            cls = validators.validator_for(schema, default=Draft202012Validator)
+            cls.check_schema(schema)
+            validator = cls(schema)
+        except JsonSchemaError as exc:
+            return [Issue(prefix, f"the schema contributed for this section is invalid: {exc.message}")]
+    issues: list[Issue] = []
+    for error in validator.iter_errors(doc):
+        issues.extend(_humanize(error, prefix))
+    return issues
+
+
+def _humanize(error: ValidationError, prefix: DocPath) -> Iterator[Issue]:
+    path: DocPath = (*prefix, *error.absolute_path)
+    kind, value, schema = error.validator, error.instance, error.schema
+    if path == ("version",) and not prefix:
+        yield Issue(path, f"unsupported manifest version {_show(value)}; this Forge reads version 1 "
+                          "(write `version: 1`)")
+    elif kind == "required":
+        missing = [key for key in error.validator_value if isinstance(value, dict) and key not in value]
+        for key in missing or error.validator_value:
+            hint = " (write `version: 1`)" if key == "version" and not path else ""
+            yield Issue((*path, key), f"required key {key!r} is missing{hint}")
+    elif kind == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(schema.get("properties", {}))
+        for key in value:
+            if key in schema.get("properties", {}) or any(
+                re.search(p, str(key)) for p in schema.get("patternProperties", {})
+            ):
+                continue
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            listing = f" (allowed: {', '.join(allowed)})" if allowed else ""
+            yield Issue((*path, key), f"unknown key {key!r}{guess}{listing}")
+    elif "propertyNames" in error.relative_schema_path:
+        yield Issue((*path, value), f"invalid name {_show(value)}: must match {schema.get('pattern', '')!r}"
+                    if kind == "pattern" else f"invalid name {_show(value)}: {error.message}")
+    elif kind == "type":
+        expected = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        names = " or ".join("mapping" if t == "object" else "list" if t == "array" else t for t in expected)
+        yield Issue(path, f"expected {names}, got {_type_of(value)} {_show(value)}")
+    elif kind == "enum":
+        yield Issue(path, f"{_show(value)} is not one of {', '.join(map(repr, error.validator_value))}")
+    elif kind == "pattern":
+        yield Issue(path, f"{_show(value)} does not match {error.validator_value!r}")
+    elif kind in ("oneOf", "anyOf") and error.context:
+        yield from _humanize(best_match(error.context), prefix)
+    else:
+        # jsonschema's own messages mostly name the value already ("0 is less than the minimum of 1").
+        shown = _show(value)
+        yield Issue(path, error.message if shown in error.message else f"{shown}: {error.message}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure and catalog
+
+
+def _unknown(
+    what: str, name: str, known: Iterable[str], package: str | None, known_label: str = "known"
+) -> str:
+    names = sorted(known)
+    message = f"unknown {what} {name!r}"
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    message += f"; {known_label}: {', '.join(names) if names else 'none'}"
+    if package:
+        message += f"; it is provided by {package}: pip install {package}"
+    return message
+
+
+def _topic_problem(pattern: str) -> str | None:
+    levels = pattern.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            return f"invalid topic pattern {pattern!r}: '#' must be a whole level and the last one"
+        if "+" in level and level != "+":
+            return f"invalid topic pattern {pattern!r}: '+' must be a whole level"
+    return None
+
+
+def _mapping(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _items(doc: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
+    value = doc.get(key)
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, dict)]
+
+
+def structure_issues(doc: dict[str, Any], plant_dir: Path) -> list[Issue]:
+    """Cross-references and files: what the schema cannot express."""
+    issues: list[Issue] = []
+    transports = _mapping(doc, "transports")
+    declared = sorted(transports)
+
+    def ref(path: DocPath, name: Any) -> None:
+        if isinstance(name, str) and name not in transports:
+            issues.append(Issue(path, _unknown("transport", name, declared, None, "declared transports")))
+
+    ref(("default_transport",), doc.get("default_transport"))
+    for name, spec in _mapping(doc, "components").items():
+        if isinstance(spec, dict):
+            ref(("components", name, "transport"), spec.get("transport"))
+    for index, route in _items(doc, "routes"):
+        ref(("routes", index, "from"), route.get("from"))
+        ref(("routes", index, "to"), route.get("to"))
+        if isinstance(route.get("from"), str) and route.get("from") == route.get("to"):
+            message = f"route forwards transport {route['to']!r} to itself"
+            issues.append(Issue(("routes", index, "to"), message))
+        for t_index, topic in enumerate(route.get("topics") or []):
+            if isinstance(topic, str) and (problem := _topic_problem(topic)):
+                issues.append(Issue(("routes", index, "topics", t_index), problem))
+
+    for index, binding in _items(doc, "bindings"):
+        has_type, has_field = binding.get("type") is not None, binding.get("type_field") is not None
+        if has_type == has_field:
+            issues.append(Issue(
+                ("bindings", index, "type" if has_type else "topic"),
+                "give exactly one of 'type' (a fixed message type) and 'type_field' (a payload field "
+                + ("naming it), not both" if has_type else "naming it)"),
+            ))
+        if binding.get("type_map") is not None and not has_field:
+            issues.append(Issue(("bindings", index, "type_map"), "'type_map' needs 'type_field'"))
+        if isinstance(binding.get("topic"), str) and (problem := _topic_problem(binding["topic"])):
+            issues.append(Issue(("bindings", index, "topic"), problem))
+
+    for key, label in (("local_plugins", "local plugin file"), ("schemas", "schema path")):
+        entries = doc.get(key)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, str):
+                continue
+            target = plant_dir / entry
+            exists = target.is_file() if key == "local_plugins" else target.exists()
+            if not exists:
+                issues.append(Issue((key, index), f"{label} {entry!r} not found (looked for {target})"))
+
+    restart = _mapping(_mapping(doc, "runtime"), "restart")
+    low, high = restart.get("initial_backoff", 1.0), restart.get("max_backoff", 30.0)
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) and low > high:
+        where = "max_backoff" if "max_backoff" in restart else "initial_backoff"
+        issues.append(Issue(("runtime", "restart", where),
+                            f"initial_backoff {low} is greater than max_backoff {high}"))
+    return issues
+
+
+def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
+    """What the manifest names must exist in the installed plugins; their sections must fit their schemas."""
+    issues: list[Issue] = []
+    for index, plugin in enumerate(doc.get("plugins") if isinstance(doc.get("plugins"), list) else []):
+        if isinstance(plugin, str) and plugin not in catalog.plugins:
+            package = provider_for("plugins", plugin)
+            installed = ", ".join(sorted(catalog.plugins)) or "none"
+            fix = f"; it is provided by {package}: pip install {package}" if package else ""
+            issues.append(Issue(("plugins", index),
+                                f"plugin {plugin!r} is not installed; installed: {installed}{fix}"))
+
+    def typed(section: str, kind: str, table: dict[str, dict[str, Any] | None], body: str) -> None:
+        for name, spec in _mapping(doc, section).items():
+            if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+                continue
+            type_ = spec["type"]
+            if type_ not in table:
+                issues.append(Issue((section, name, "type"),
+                                    _unknown(f"{kind} type", type_, table, provider_for(section, type_))))
+            elif table[type_] is not None and isinstance(spec.get(body, {}), dict):
+                issues.extend(schema_issues(spec.get(body, {}), table[type_], (section, name, body)))
+
+    typed("transports", "transport", catalog.transports, "settings")
+    typed("components", "component", catalog.components, "params")
+
+    for name, settings in _mapping(doc, "tactics").items():
+        if name not in catalog.tactics:
+            issues.append(Issue(("tactics", name), _unknown("tactic", str(name), catalog.tactics, None)))
+        elif catalog.tactics[name] is not None and isinstance(settings, dict):
+            issues.extend(schema_issues(settings, catalog.tactics[name], ("tactics", name)))
+
+    for name, section in _mapping(doc, "settings").items():
+        schema = catalog.sections.get(name)
+        if schema is not None:
+            if isinstance(section, dict):
+                issues.extend(schema_issues(section, schema, ("settings", name)))
+        elif name not in catalog.plugins:  # an installed plugin without a schema reads its section as is
+            known = set(catalog.sections) | catalog.plugins
+            package = provider_for("plugins", str(name))
+            message = _unknown("settings section", str(name), known, package, "sections of installed plugins")
+            issues.append(Issue(("settings", name), message))
+    return issues

@@ -1,0 +1,1 @@
+"""A stand-in local plugin file: the manifest only checks that it exists."""

@@ -1,0 +1,188 @@
+"""Loading plant manifests: the typed model, defaults, substitution, profiles."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from forge_core.errors import ManifestError
+from forge_core.manifest import Catalog, load_manifest, validate_manifest
+
+DATA = Path(__file__).parent / "data"
+
+
+def write(directory: Path, text: str) -> Path:
+    path = directory / "plant.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def problems_of(excinfo: pytest.ExceptionInfo[ManifestError]) -> list[tuple[int | None, str, str]]:
+    return [(p.line, p.path, p.message) for p in excinfo.value.problems]
+
+
+MINIMAL = """
+    version: 1
+    plant: {name: bakery}
+    transports:
+      bus: {type: memory}
+    components:
+      oven: {type: bakery.oven}
+"""
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    plant = tmp_path / "bakery"
+    shutil.copytree(DATA / "good", plant)
+    return plant
+
+
+def test_good_manifest_loads_into_typed_model_with_defaults(good: Path) -> None:
+    m = load_manifest(good, env={"MQTT_HOST": "broker.local"})
+
+    assert m.path == (good / "plant.yaml").resolve()
+    assert m.plant_dir == good.resolve()
+    assert (m.name, m.description) == ("bakery", "Ovens and a mixer")
+    assert m.plugins == ["mqtt"]
+    assert m.local_plugins == [(good / "components" / "oven.py").resolve()]
+    assert m.schema_paths == [(good / "schemas").resolve()]
+    assert m.transports["mqtt"].settings == {"host": "broker.local", "password": ""}
+    assert m.default_transport == "bus"  # the first transport declared
+    oven, bridge = m.components["oven"], m.components["bridge"]
+    assert (oven.type, oven.transport, oven.replicas, oven.group, oven.params) == (
+        "bakery.oven", "bus", 2, "oven", {"interval": 1.5})
+    assert (bridge.transport, bridge.replicas, bridge.group, bridge.params) == ("mqtt", 1, "edge", {})
+    binding = m.bindings[0]
+    assert (binding.topic, binding.type, binding.type_field, binding.key_field) == (
+        "plant/+/heartbeat", None, "title", "machineId")
+    assert binding.type_map == {"heartbeat": "bakery.heartbeat"}
+    route = m.routes[0]
+    assert (route.source, route.target, route.topics, route.types) == ("bus", "mqtt", ["plant/#"], None)
+    # Defaults of everything not written.
+    assert m.storage.url == f"sqlite:///{good.resolve()}/.forge/plant.db"
+    assert m.storage.migrate_on_start is True
+    assert (m.telemetry.traces_exporter, m.telemetry.metrics_exporter, m.telemetry.metrics_interval) == (
+        "none", "none", 60.0)
+    rt = m.runtime
+    assert (rt.health_host, rt.health_port) == ("127.0.0.1", 0)
+    assert (rt.initial_backoff, rt.max_backoff, rt.max_restarts, rt.window) == (1.0, 30.0, 5, 60.0)
+    # No `embedded` profile defined -> none applied; the others are listed.
+    assert m.profile is None
+    assert m.profiles == ["distributed"]
+    assert "profiles" not in m.raw
+    assert m.line_of(("components", "oven", "replicas")) == 20
+
+
+def test_the_file_itself_can_be_given(good: Path) -> None:
+    assert load_manifest(good / "plant.yaml", env={}).name == "bakery"
+
+
+def test_catalog_with_everything_installed_accepts_good_manifest(good: Path) -> None:
+    catalog = Catalog(
+        transports={"memory": None, "mqtt": {"type": "object", "required": ["host"]}},
+        components={"bakery.oven": {"type": "object", "properties": {"interval": {"type": "number"}}},
+                    "bakery.bridge": None},
+        plugins={"mqtt"},
+    )
+    assert validate_manifest(good, env={}, catalog=catalog) == []
+
+
+def test_env_substitution_default_and_plant_dir(tmp_path: Path) -> None:
+    write(tmp_path, """
+        version: 1
+        plant: {name: bakery}
+        transports:
+          bus:
+            type: memory
+            settings:
+              url: "tcp://${env:BUS_HOST:-localhost}:${env:BUS_PORT}/x"
+              token: ${env:BUS_TOKEN:-dev}
+        storage:
+          url: "sqlite:///{plant_dir}/data/plant.db"
+        runtime:
+          health: {port: false}
+    """)
+    m = load_manifest(tmp_path, env={"BUS_PORT": "1883"})
+    assert m.transports["bus"].settings == {"url": "tcp://localhost:1883/x", "token": "dev"}
+    assert m.storage.url == f"sqlite:///{tmp_path.resolve()}/data/plant.db"
+    assert m.runtime.health_port is None
+
+    m = load_manifest(tmp_path, env={"BUS_PORT": "1", "BUS_HOST": "broker", "BUS_TOKEN": "s3cret"})
+    assert m.transports["bus"].settings == {"url": "tcp://broker:1/x", "token": "s3cret"}
+
+
+def test_profile_merge_override_list_replace_null_delete(tmp_path: Path) -> None:
+    write(tmp_path, """
+        version: 1
+        plant: {name: bakery}
+        plugins: [a, b]
+        transports:
+          bus: {type: memory}
+        components:
+          oven:
+            type: bakery.oven
+            params: {interval: 1.0, mode: fast}
+        profiles:
+          distributed:
+            plugins: [c]
+            components:
+              oven:
+                replicas: 3
+                params: {mode: null}
+    """)
+    base = load_manifest(tmp_path, env={})
+    assert (base.profile, base.plugins, base.components["oven"].replicas) == (None, ["a", "b"], 1)
+
+    m = load_manifest(tmp_path, env={}, profile="distributed")
+    assert m.profile == "distributed"
+    assert m.plugins == ["c"]  # lists replace
+    assert m.components["oven"].replicas == 3  # mappings merge: type kept, replicas added
+    assert m.components["oven"].type == "bakery.oven"
+    assert m.components["oven"].params == {"interval": 1.0}  # null deletes
+    assert m.line_of(("components", "oven", "replicas")) == 15  # the profile's line
+    assert m.line_of(("components", "oven", "type")) == 8  # the base's line
+
+
+def test_embedded_profile_is_applied_by_default(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + """
+    profiles:
+      embedded:
+        components: {oven: {replicas: 2}}
+      distributed: {}
+    """)
+    m = load_manifest(tmp_path, env={})
+    assert (m.profile, m.components["oven"].replicas) == ("embedded", 2)
+    assert m.profiles == ["embedded", "distributed"]
+
+
+def test_unknown_profile_lists_defined_ones(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + """
+    profiles:
+      embedded: {}
+      distributed: {}
+    """)
+    with pytest.raises(ManifestError) as excinfo:
+        load_manifest(tmp_path, env={}, profile="cloud")
+    [(line, path, message)] = problems_of(excinfo)
+    assert (line, path) == (8, "profiles")  # MINIMAL ends in a blank line
+    assert "unknown profile 'cloud'" in message
+    assert "embedded, distributed" in message
+
+
+def test_profile_can_switch_health_off_and_replace_a_transport(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + """
+    profiles:
+      distributed:
+        transports:
+          bus: {type: mqtt, settings: {host: broker}}
+        runtime:
+          health: false
+    """)
+    m = load_manifest(tmp_path, env={}, profile="distributed")
+    assert m.transports["bus"].type == "mqtt"
+    assert m.transports["bus"].settings == {"host": "broker"}
+    assert m.runtime.health_port is None
