@@ -1,0 +1,1 @@
+"""Core features shipped as built-in plugins, registered through the same hooks as any other."""

@@ -1,0 +1,46 @@
+"""The built-in plugin ``forge_core``: the in-memory transport, core message schemas, core
+migrations and the built-in components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forge_core.builtin.logger import MessageLogger
+from forge_core.hookimpl import hookimpl
+from forge_core.messages.schemas import core_schema_dir
+from forge_core.transport.memory import MemoryTransport
+
+if TYPE_CHECKING:
+    from forge_core.messages.schemas import SchemaRegistry
+    from forge_core.registry import ComponentRegistry, TransportRegistry
+    from forge_core.runtime.runtime import TransportContext
+    from forge_core.storage.migrations import MigrationRegistry
+
+
+def _memory_factory(name: str, settings: dict[str, Any], context: TransportContext) -> MemoryTransport:
+    return MemoryTransport(name, **settings)
+
+
+@hookimpl
+def forge_register_transports(registry: TransportRegistry) -> None:
+    registry.add("memory", _memory_factory, settings_schema=MemoryTransport.settings_schema,
+                 description="in-process bus with fault injection (embedded profile, tests)")
+
+
+@hookimpl
+def forge_register_schemas(registry: SchemaRegistry) -> None:
+    registry.add_directory(core_schema_dir())
+
+
+@hookimpl
+def forge_register_components(registry: ComponentRegistry) -> None:
+    registry.add("forge.logger", MessageLogger)
+
+
+@hookimpl
+def forge_register_migrations(registry: MigrationRegistry) -> None:
+    from forge_core.storage.migrations import CORE_MIGRATIONS, CORE_VERSIONS_DIR
+
+    if CORE_MIGRATIONS not in registry:
+        registry.add(CORE_MIGRATIONS, Path(CORE_VERSIONS_DIR), plugin="forge_core")

@@ -1,0 +1,340 @@
+"""The message bus: the one edge where messages enter and leave a plant process.
+
+Outgoing: ``publish`` builds the envelope (id, time, source, trace context), validates the
+payload against its type's schema and hands it to the transport. Incoming: bytes from network
+transports are decoded (CloudEvents binary mode or a plain JSON body typed by the manifest's
+bindings) and validated before any handler sees them. Whatever fails goes to the dead-letter
+channel with the reason; a handler that raises sends its message there too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import fastjsonschema
+import orjson
+
+from forge_core.errors import DecodeError, ForgeError, MessageRejected, UnknownMessageType
+from forge_core.messages import deadletter as dl
+from forge_core.messages.codec import Decoder, TypeBinding
+from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
+from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
+from forge_core.messages.schemas import SchemaRegistry
+from forge_core.transport.base import Subscription, Transport
+
+if TYPE_CHECKING:
+    from forge_core.clock import Clock
+    from forge_core.telemetry import Telemetry
+
+log = logging.getLogger("forge.bus")
+
+Handler = Callable[[Envelope], Awaitable[None] | None]
+
+
+@dataclass
+class Route:
+    """Forward messages from one transport to another (``routes:`` in the manifest)."""
+
+    source: str
+    target: str
+    topics: list[str]
+    types: list[str] | None = None
+
+
+@dataclass
+class BusStats:
+    published: Counter[str] = field(default_factory=Counter)
+    handled: Counter[str] = field(default_factory=Counter)
+    forwarded: int = 0
+    refused: int = 0
+
+
+class TraceRecorder:
+    """An ordered record of every message published, hashed as it goes.
+
+    Two runs of the same manifest with the same seed under the virtual clock give the same
+    digest; that is how determinism is proved.
+    """
+
+    def __init__(self, keep: int = 0) -> None:
+        self._hash = hashlib.sha256()
+        self.count = 0
+        self.keep = keep
+        self.events: list[tuple[float, str, str, str, str]] = []
+
+    def record(self, topic: str, env: Envelope) -> None:
+        self.count += 1
+        line = orjson.dumps([round(env.time, 6), topic, env.type, env.source, env.id, env.key, env.payload],
+                            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        self._hash.update(line)
+        self._hash.update(b"\n")
+        if len(self.events) < self.keep:
+            self.events.append((env.time, topic, env.type, env.source, env.id))
+
+    @property
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+
+class MessageBus:
+    def __init__(
+        self,
+        *,
+        schemas: SchemaRegistry,
+        clock: Clock,
+        transports: dict[str, Transport] | None = None,
+        default_transport: str | None = None,
+        bindings: Sequence[TypeBinding] = (),
+        dead_letters: DeadLetterChannel | None = None,
+        telemetry: Telemetry | None = None,
+        ids: IdGenerator | None = None,
+        infer_type: Callable[[str, Any], str | None] | None = None,
+        trace: TraceRecorder | None = None,
+    ) -> None:
+        self.schemas = schemas
+        self.clock = clock
+        self.transports: dict[str, Transport] = dict(transports or {})
+        self.default_transport = default_transport or next(iter(self.transports), None)
+        self.dead_letters = dead_letters or DeadLetterChannel()
+        self.telemetry = telemetry if telemetry is not None and telemetry.enabled else None
+        self.ids = ids or IdGenerator()
+        self.trace = trace
+        self.stats = BusStats()
+        self._decoders: dict[str, Decoder] = {}
+        self._bindings = list(bindings)
+        self._infer = infer_type
+        self._route_subs: list[Subscription] = []
+
+    # -- transports ----------------------------------------------------------------------
+    def add_transport(self, transport: Transport) -> None:
+        self.transports[transport.name] = transport
+        if self.default_transport is None:
+            self.default_transport = transport.name
+
+    def transport(self, name: str | None = None) -> Transport:
+        name = name or self.default_transport
+        try:
+            return self.transports[name]  # type: ignore[index]
+        except KeyError:
+            known = ", ".join(self.transports) or "none"
+            raise ForgeError(f"no transport named {name!r} in this plant; declared: {known}") from None
+
+    def _decoder(self, transport: Transport) -> Decoder:
+        decoder = self._decoders.get(transport.name)
+        if decoder is None:
+            decoder = Decoder(self._bindings, prefix=getattr(transport, "header_prefix", "ce_"), ids=self.ids,
+                              clock_time=self.clock.time, infer_type=self._infer)
+            self._decoders[transport.name] = decoder
+        return decoder
+
+    # -- publishing ----------------------------------------------------------------------
+    def build(self, type_: str, payload: Any, *, source: str, key: str | None = None,
+              headers: dict[str, str] | None = None) -> Envelope:
+        """Validate ``payload`` and wrap it in an envelope; raise MessageRejected if invalid."""
+        check = self.schemas.fast_validator(type_)
+        if check is None:
+            raise UnknownMessageType(type_, [s.type for s in self.schemas])
+        try:
+            check(payload)
+        except fastjsonschema.JsonSchemaValueException:
+            errors = self.schemas.errors(type_, payload)
+            letter = DeadLetter(dl.INVALID, f"{source} published an invalid {type_!r}", "", "",
+                                self.clock.time(), errors, source,
+                                Envelope(type_, payload, source, self.ids(), self.clock.time(), key))
+            self.dead_letters.put(letter)
+            raise MessageRejected(
+                f"{type_!r} from {source!r} does not match its schema: "
+                + "; ".join(f"{e['pointer']}: {e['message']}" for e in errors),
+                errors=errors,
+            ) from None
+        return Envelope(type_, payload, source, self.ids(), self.clock.time(), key,
+                        self.schemas.get(type_).version, dict(headers) if headers else {})
+
+    async def publish(
+        self,
+        topic: str,
+        type_: str,
+        payload: Any,
+        *,
+        source: str,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        transport: str | None = None,
+    ) -> Envelope:
+        """Validate and send a message; returns the envelope that was sent."""
+        envelope = self.build(type_, payload, source=source, key=key, headers=headers)
+        await self.send(topic, envelope, transport=transport)
+        return envelope
+
+    async def send(self, topic: str, envelope: Envelope, *, transport: str | None = None) -> None:
+        """Send an already validated envelope (forwarding, replay)."""
+        target = self.transport(transport)
+        self.stats.published[envelope.type] += 1
+        if self.trace is not None:
+            self.trace.record(topic, envelope)
+        telemetry = self.telemetry
+        if telemetry is None:
+            await target.publish(topic, envelope)
+            return
+        with telemetry.tracer.start_as_current_span(
+            f"publish {envelope.type}", attributes={"messaging.destination.name": topic,
+                                                    "messaging.system": target.type_name,
+                                                    "messaging.message.id": envelope.id},
+        ):
+            telemetry.inject(envelope.headers)
+            await target.publish(topic, envelope)
+        telemetry.published.add(1, {"type": envelope.type})
+
+    # -- subscribing ---------------------------------------------------------------------
+    async def subscribe(
+        self,
+        pattern: str,
+        handler: Handler,
+        *,
+        owner: str,
+        transport: str | None = None,
+        group: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Subscription:
+        """Call ``handler(envelope)`` for every valid message matching ``pattern``.
+
+        ``types`` narrows to message types (others are skipped, not dead-lettered: they are
+        someone else's). The handler may be sync or async.
+        """
+        source = self.transport(transport)
+        callback = self._make_callback(handler, owner, source, set(types) if types else None)
+        return await source.subscribe(pattern, callback, group=group, owner=owner)
+
+    def _make_callback(self, handler: Handler, owner: str, transport: Transport,
+                       types: set[str] | None) -> Callable[[str, Envelope | RawMessage], Awaitable[None]]:
+        is_async = inspect.iscoroutinefunction(handler)
+        handled = self.stats.handled
+        tname = transport.name
+
+        async def on_message(topic: str, message: Envelope | RawMessage) -> None:
+            if type(message) is Envelope:
+                envelope = message
+            else:
+                envelope = self._admit(topic, message, transport, owner)
+                if envelope is None:
+                    return
+            if types is not None and envelope.type not in types:
+                return
+            if self.telemetry is not None:
+                await self._handle_traced(handler, envelope, owner, tname, is_async)
+                return
+            try:
+                if is_async:
+                    await handler(envelope)  # type: ignore[misc]
+                else:
+                    result = handler(envelope)
+                    if inspect.isawaitable(result):
+                        await result
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._handler_failed(envelope, topic, tname, owner, exc)
+                return
+            handled[envelope.type] += 1
+
+        return on_message
+
+    async def _handle_traced(self, handler: Handler, envelope: Envelope, owner: str, tname: str,
+                             is_async: bool) -> None:
+        telemetry = self.telemetry
+        assert telemetry is not None
+        context = telemetry.extract(envelope.headers)
+        start = self.clock.monotonic()
+        with telemetry.tracer.start_as_current_span(
+            f"handle {envelope.type}", context=context,
+            attributes={"messaging.destination.name": envelope.topic, "forge.component": owner},
+        ) as span:
+            try:
+                result = handler(envelope)
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                span.record_exception(exc)
+                self._handler_failed(envelope, envelope.topic, tname, owner, exc)
+                return
+        self.stats.handled[envelope.type] += 1
+        telemetry.handled.add(1, {"type": envelope.type, "component": owner})
+        telemetry.handle_duration.record((self.clock.monotonic() - start) * 1000.0, {"type": envelope.type})
+
+    def _handler_failed(self, envelope: Envelope, topic: str, tname: str, owner: str, exc: Exception) -> None:
+        log.error("handler of %s in %s failed on %s: %s", envelope.type, owner, topic, exc, exc_info=exc)
+        self.dead_letters.put(DeadLetter(
+            dl.HANDLER_ERROR, f"{type(exc).__name__}: {exc}", topic, tname, self.clock.time(),
+            [], owner, envelope,
+        ))
+
+    def _admit(self, topic: str, raw: RawMessage, transport: Transport, owner: str) -> Envelope | None:
+        """Decode and validate bytes from a network transport; dead-letter what fails."""
+        try:
+            envelope = self._decoder(transport).decode(topic, raw.body, raw.headers)
+        except DecodeError as exc:
+            self.dead_letters.put(DeadLetter(dl.DECODE_ERROR, str(exc), topic, transport.name, self.clock.time(),
+                                             [], owner, None, _text(raw.body), dict(raw.headers)))
+            return None
+        try:
+            schema = self.schemas.get(envelope.type)
+        except UnknownMessageType as exc:
+            self.dead_letters.put(DeadLetter(dl.UNKNOWN_TYPE, str(exc), topic, transport.name, self.clock.time(),
+                                             [], owner, envelope, None, dict(raw.headers)))
+            return None
+        if envelope.schema_version != schema.version:
+            self.dead_letters.put(DeadLetter(
+                dl.INVALID, f"schema version {envelope.schema_version} of {envelope.type!r} is not supported "
+                f"(registered: {schema.version})", topic, transport.name, self.clock.time(), [], owner, envelope,
+            ))
+            return None
+        try:
+            schema.check_fast(envelope.payload)
+        except fastjsonschema.JsonSchemaValueException:
+            self.dead_letters.put(DeadLetter(
+                dl.INVALID, f"{envelope.type!r} does not match its schema", topic, transport.name,
+                self.clock.time(), schema.errors(envelope.payload), owner, envelope,
+            ))
+            return None
+        return envelope
+
+    # -- routes --------------------------------------------------------------------------
+    async def add_route(self, route: Route) -> None:
+        """Forward matching messages from ``route.source`` to ``route.target``.
+
+        Each forwarded envelope carries a ``forgehops`` header listing the transports it
+        crossed, so two routes in opposite directions never loop a message.
+        """
+        allowed = set(route.types) if route.types else None
+        target = route.target
+
+        async def forward(envelope: Envelope) -> None:
+            hops = envelope.headers.get("forgehops", "")
+            crossed = hops.split(",") if hops else []
+            if target in crossed:
+                return
+            if allowed is not None and envelope.type not in allowed:
+                self.stats.refused += 1
+                return
+            crossed.append(route.source)
+            copy = replace(envelope, headers={**envelope.headers, "forgehops": ",".join(crossed)})
+            await self.send(envelope.topic, copy, transport=target)
+            self.stats.forwarded += 1
+
+        for pattern in route.topics:
+            sub = await self.subscribe(pattern, forward, owner=f"route:{route.source}->{target}",
+                                       transport=route.source)
+            self._route_subs.append(sub)
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")

@@ -1,0 +1,279 @@
+"""Every hook Forge offers, in one place, grouped by the phase of a plant's life.
+
+Lifecycle (see docs/hooks.md for the diagram)::
+
+    load plugins → register (transports, components, schemas, tactics, manifest sections,
+    migrations, commands) → load plant (validate manifest) → connect (transport ready)
+    → run (plant started; per message: infer type, dead letters; component crashes)
+    → shutdown (plant stopping, plant stopped)
+
+Implement a hook in a plugin module with ``from forge_core import hookimpl`` and a function of
+the same name; declare the module under the ``forge`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from forge_core.errors import ManifestProblem
+    from forge_core.manifest import Manifest
+    from forge_core.messages.deadletter import DeadLetter
+    from forge_core.messages.schemas import SchemaRegistry
+    from forge_core.registry import (
+        CommandRegistry,
+        ComponentRegistry,
+        ManifestSectionRegistry,
+        TacticRegistry,
+        TransportRegistry,
+    )
+    from forge_core.runtime.runtime import Runtime
+    from forge_core.runtime.summary import RunSummary
+    from forge_core.storage.migrations import MigrationRegistry
+    from forge_core.transport.base import Transport
+
+PROJECT = "forge"
+_spec = pluggy.HookspecMarker(PROJECT)
+
+# ---------------------------------------------------------------------------------------------
+# Registration hooks: called once per plugin manager, after every plugin is loaded.
+# Each receives a registry and calls ``registry.add(...)``; nothing is returned.
+# A name registered twice is refused with an error naming both plugins.
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec
+def forge_register_transports(registry: TransportRegistry) -> None:
+    """Register transport types.
+
+    Called once, after all plugins are loaded, before any manifest is read.
+
+    :param registry: call ``registry.add(type_name, factory, settings_schema=..., description=...)``;
+        ``factory(name, settings, context)`` returns a :class:`~forge_core.transport.base.Transport`.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_register_components(registry: ComponentRegistry) -> None:
+    """Register component types that a manifest can instantiate.
+
+    Called once, after all plugins are loaded.
+
+    :param registry: call ``registry.add(type_name, factory, params_schema=..., description=...)``;
+        ``factory(context)`` returns a :class:`~forge_core.components.Component`.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_register_schemas(registry: SchemaRegistry) -> None:
+    """Register the JSON Schemas of the message types a plugin owns.
+
+    Called once, after all plugins are loaded; a plant's own ``schemas`` directories are added
+    after this hook.
+
+    :param registry: call ``registry.add(type, schema_dict_or_path)`` or
+        ``registry.add_directory(path)``.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_register_tactics(registry: TacticRegistry) -> None:
+    """Register tactic implementations (failure detectors, lease backends, failover policies).
+
+    Called once, after all plugins are loaded.
+
+    :param registry: call ``registry.add(name, factory, settings_schema=...)``; names are
+        dotted by kind, e.g. ``leader_backend.etcd``, ``detector.phi``.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_register_manifest_sections(registry: ManifestSectionRegistry) -> None:
+    """Contribute the JSON Schema of a plugin's own ``settings.<name>`` manifest section.
+
+    Called once, after all plugins are loaded, before manifests are validated.
+
+    :param registry: call ``registry.add(section_name, schema)``; use the plugin's name.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_register_migrations(registry: MigrationRegistry) -> None:
+    """Contribute an alembic version folder; ``forge db upgrade`` applies every folder.
+
+    Called once, when storage is prepared (``forge db upgrade`` or a run with
+    ``storage.migrate_on_start``).
+
+    :param registry: call ``registry.add(name, versions_dir)``; the folder's first revision
+        carries ``branch_labels=(name,)`` and ``down_revision=None``.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_register_commands(registry: CommandRegistry) -> None:
+    """Add commands to the ``forge`` CLI.
+
+    Called when the CLI starts.
+
+    :param registry: call ``registry.add(name, typer_app_or_function, help=...)``; a Typer app
+        becomes a command group, a function a single command.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Plant loading hooks
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec
+def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem] | None:
+    """Check a loaded manifest beyond its schema (cross-field rules a plugin knows).
+
+    Called by ``forge validate`` and before every run, after schema checks passed.
+
+    :param manifest: the loaded :class:`~forge_core.manifest.Manifest` (profile applied).
+    :returns: a list of :class:`~forge_core.errors.ManifestProblem` (or None); the lists of all
+        implementations are concatenated and reported together with the core's problems.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Connect hooks
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec
+def forge_transport_ready(name: str, transport: Transport) -> None:
+    """A transport of the plant has connected.
+
+    Called once per transport, after ``connect()`` succeeded, before components start.
+
+    :param name: the transport's name in the manifest.
+    :param transport: the connected transport.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Run hooks
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec
+def forge_plant_started(runtime: Runtime) -> None:
+    """Every selected component has started.
+
+    :param runtime: the running :class:`~forge_core.runtime.runtime.Runtime`.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec(firstresult=True)
+def forge_infer_message_type(topic: str, payload: Any) -> str | None:
+    """Give the type of a plain JSON message that has no type header and no manifest binding.
+
+    Called per such message, on the receiving side, before validation.
+
+    :param topic: the topic it arrived on.
+    :param payload: the decoded JSON body.
+    :returns: a registered message type, or None to pass; the first non-None answer wins. When
+        no plugin answers, the message is dead-lettered as ``decode_error``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_message_dead_lettered(letter: DeadLetter) -> None:
+    """A message went to the dead-letter channel.
+
+    Called once per dead letter, after it is counted and before it is published on
+    ``forge/deadletter/<reason>``.
+
+    :param letter: the :class:`~forge_core.messages.deadletter.DeadLetter` (reason, errors with
+        JSON pointers, topic, transport, component, the envelope or the raw body).
+    :returns: nothing; every implementation is called; an exception is logged, not raised.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_component_crashed(name: str, error: BaseException, restarts: int, gave_up: bool) -> None:
+    """A component's start, run loop or background task raised.
+
+    Called by the supervisor before it restarts the component (with backoff) or gives up.
+
+    :param name: the component instance's name.
+    :param error: the exception.
+    :param restarts: how many times it crashed within the restart window, this one included.
+    :param gave_up: True when the crash loop limit was reached and it will not be restarted.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Shutdown hooks
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec
+def forge_plant_stopping(runtime: Runtime) -> None:
+    """The plant is about to stop (SIGINT/SIGTERM, end of ``--duration`` or of a simulation).
+
+    Called before components stop, while transports are still connected.
+
+    :param runtime: the runtime.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_plant_stopped(summary: RunSummary) -> None:
+    """The plant has stopped; transports are closed.
+
+    :param summary: the :class:`~forge_core.runtime.summary.RunSummary` printed by ``forge run``.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+def hook_names() -> list[str]:
+    """The names of every hook above, in file order (used by docs and meta-tests)."""
+    return [name for name, value in globals().items() if name.startswith("forge_") and callable(value)]
+
+

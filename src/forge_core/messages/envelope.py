@@ -1,0 +1,90 @@
+"""The envelope every message travels in.
+
+Attribute names follow CloudEvents 1.0: ``id``, ``source``, ``type``, ``time``; ``key`` is the
+partitioning extension's ``partitionkey``; ``schema_version`` rides as the extension
+``schemaversion``; ``headers`` hold further extensions, W3C ``traceparent``/``tracestate``
+among them. ``payload`` is the JSON body (``data``), kept as decoded Python values in process.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class Envelope:
+    """A message: CloudEvents attributes around a JSON payload.
+
+    Treat a delivered envelope as read-only: one object is shared by every subscriber that
+    matches it on the in-memory transport.
+    """
+
+    type: str
+    payload: Any
+    source: str = ""
+    id: str = ""
+    time: float = 0.0
+    key: str | None = None
+    schema_version: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    topic: str = ""
+
+    @property
+    def time_iso(self) -> str:
+        """``time`` as RFC 3339 UTC, as CloudEvents writes it."""
+        return format_time(self.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (structured mode), for logs, dead letters and traces."""
+        return {
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time_iso,
+            "partitionkey": self.key,
+            "schemaversion": self.schema_version,
+            "topic": self.topic,
+            "headers": dict(self.headers),
+            "data": self.payload,
+        }
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """Bytes as a network transport received them, before decoding."""
+
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def format_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class IdGenerator:
+    """Cheap unique ids: a per-process random prefix and a counter.
+
+    uuid4 costs an ``os.urandom`` call per message; a prefix plus counter is unique per
+    (source, id) as CloudEvents requires and ten times cheaper. Under a virtual clock the
+    prefix comes from the run's seed, so traces repeat exactly.
+    """
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self, seed: int | None = None) -> None:
+        bits = random.Random(seed).getrandbits(48) if seed is not None else int.from_bytes(os.urandom(6))
+        self._prefix = f"{bits:012x}-"
+        self._count = 0
+
+    def __call__(self) -> str:
+        self._count += 1
+        return self._prefix + str(self._count)

@@ -1,0 +1,138 @@
+"""Registries that registration hooks fill in: one per kind of thing a plugin can provide.
+
+A hook receives the registry and calls ``registry.add(...)`` (tox's pattern), rather than
+returning lists. Every registry refuses a name registered twice and names both plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from forge_core.errors import DuplicateRegistration
+
+T = TypeVar("T")
+
+
+@dataclass
+class Entry(Generic[T]):
+    name: str
+    value: T
+    plugin: str | None
+    description: str = ""
+    schema: dict[str, Any] | None = None  # settings/params schema contributed with it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class NamedRegistry(Generic[T]):
+    """Name → entry, with the registering plugin remembered for errors and ``forge plugins``."""
+
+    #: What the registry holds, for messages ("transport type").
+    kind = "name"
+    hook = ""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry[T]] = {}
+        #: Set by the plugin manager while it calls one plugin's hook implementation.
+        self.current_plugin: str | None = None
+
+    def _add(self, name: str, value: T, *, description: str = "", schema: dict[str, Any] | None = None,
+             plugin: str | None = None, **extra: Any) -> Entry[T]:
+        if not isinstance(name, str) or not name:
+            raise DuplicateRegistration(f"{self.kind} name must be a non-empty string, got {name!r}",
+                                        plugin=plugin or self.current_plugin, hook=self.hook)
+        plugin = plugin or self.current_plugin
+        existing = self._entries.get(name)
+        if existing is not None:
+            raise DuplicateRegistration(
+                f"{self.kind} {name!r} is registered twice: first by plugin {existing.plugin!r}, "
+                f"again by plugin {plugin!r}; uninstall one of them or register under another name",
+                plugin=plugin,
+                hook=self.hook,
+            )
+        entry = Entry(name, value, plugin, description, schema, dict(extra))
+        self._entries[name] = entry
+        return entry
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def get(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {known}") from None
+
+    def by_plugin(self, plugin: str) -> list[str]:
+        return [e.name for e in self._entries.values() if e.plugin == plugin]
+
+
+TransportFactory = Callable[..., Any]  # (name, settings, context) -> Transport
+
+
+class TransportRegistry(NamedRegistry[TransportFactory]):
+    """``registry.add("mqtt", factory, settings_schema=...)``; factory(name, settings, ctx)."""
+
+    kind = "transport type"
+    hook = "forge_register_transports"
+
+    def add(self, type_name: str, factory: TransportFactory, *, settings_schema: dict[str, Any] | None = None,
+            description: str = "") -> Entry[TransportFactory]:
+        return self._add(type_name, factory, description=description, schema=settings_schema)
+
+
+class ComponentRegistry(NamedRegistry[Callable[..., Any]]):
+    """``registry.add("bakery.oven", OvenClass)``; the params schema defaults to the class's
+    ``params_schema`` attribute."""
+
+    kind = "component type"
+    hook = "forge_register_components"
+
+    def add(self, type_name: str, factory: Callable[..., Any], *, params_schema: dict[str, Any] | None = None,
+            description: str = "") -> Entry[Callable[..., Any]]:
+        schema = params_schema if params_schema is not None else getattr(factory, "params_schema", None)
+        doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
+        return self._add(type_name, factory, description=doc if isinstance(doc, str) else "".join(doc),
+                         schema=schema)
+
+
+class TacticRegistry(NamedRegistry[Callable[..., Any]]):
+    """Tactic implementations by name (``leader_backend.redis``, ``detector.phi``)."""
+
+    kind = "tactic"
+    hook = "forge_register_tactics"
+
+    def add(self, name: str, factory: Callable[..., Any], *, settings_schema: dict[str, Any] | None = None,
+            description: str = "") -> Entry[Callable[..., Any]]:
+        return self._add(name, factory, description=description, schema=settings_schema)
+
+
+class CommandRegistry(NamedRegistry[Any]):
+    """CLI commands: ``registry.add("acme", typer_app_or_function, help=...)``."""
+
+    kind = "CLI command"
+    hook = "forge_register_commands"
+
+    def add(self, name: str, command: Any, *, help: str = "") -> Entry[Any]:
+        return self._add(name, command, description=help)
+
+
+class ManifestSectionRegistry(NamedRegistry[dict[str, Any]]):
+    """The schema of a plugin's own ``settings.<name>`` section of the manifest."""
+
+    kind = "manifest section"
+    hook = "forge_register_manifest_sections"
+
+    def add(self, name: str, schema: dict[str, Any], *, description: str = "") -> Entry[dict[str, Any]]:
+        return self._add(name, schema, description=description, schema=schema)

@@ -1,0 +1,353 @@
+"""The runtime: one plant process.
+
+It creates the transports the manifest declares and connects them, builds the message bus,
+starts the selected components under supervisors, serves ``/health`` and ``/ready``, and
+stops everything cleanly, returning a :class:`RunSummary`. It runs on whatever clock it is
+given: the real one, or a :class:`~forge_core.clock.VirtualClock` for simulation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forge_core.bus import MessageBus, Route, TraceRecorder
+from forge_core.clock import Clock, RealClock
+from forge_core.components import ComponentContext
+from forge_core.errors import ForgeError, TransportNotReady
+from forge_core.messages import deadletter as dl
+from forge_core.messages.codec import TypeBinding
+from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
+from forge_core.messages.envelope import Envelope, IdGenerator
+from forge_core.runtime.health import HealthServer
+from forge_core.runtime.summary import RunSummary
+from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
+from forge_core.transport.base import Transport
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from forge_core.manifest import Manifest
+    from forge_core.plugins import Plugins
+    from forge_core.telemetry import Telemetry
+
+log = logging.getLogger("forge.runtime")
+
+
+@dataclass
+class TransportContext:
+    """What a transport factory gets besides its name and settings."""
+
+    clock: Clock
+    plant_dir: Path
+    plant: str
+    seed: int | None
+    data_dir: Path  # for outboxes and other durable files
+
+
+class Runtime:
+    def __init__(
+        self,
+        manifest: Manifest,
+        plugins: Plugins,
+        *,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        only: Iterable[str] | None = None,
+        serve_health: bool = True,
+        record_trace: bool = False,
+        connect_attempts: int = 5,
+    ) -> None:
+        self.manifest = manifest
+        self.plugins = plugins
+        self.clock: Clock = clock or RealClock()
+        self.seed = seed
+        self.only = self._select(only)
+        self.serve_health = serve_health
+        self.connect_attempts = connect_attempts
+        self.trace = TraceRecorder() if record_trace else None
+        self.dead_letters = DeadLetterChannel()
+        self.transports: dict[str, Transport] = {}
+        self.supervisors: dict[str, Supervisor] = {}
+        self.bus: MessageBus | None = None
+        self.telemetry: Telemetry | None = None
+        self.health_server: HealthServer | None = None
+        self._engine: Engine | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._stop_reason = ""
+        self._started = False
+        self._stopped: RunSummary | None = None
+        self._start_clock = 0.0
+        self._start_wall = 0.0
+        self._pending_letters: set[asyncio.Task[Any]] = set()
+        rs = manifest.runtime
+        self.restart_policy = RestartPolicy(rs.initial_backoff, rs.max_backoff, rs.max_restarts, rs.window)
+
+    # -- selection ---------------------------------------------------------------------
+    def _select(self, only: Iterable[str] | None) -> list[str]:
+        components = self.manifest.components
+        if not only:
+            return list(components)
+        wanted = [name.strip() for item in only for name in item.split(",") if name.strip()]
+        groups = {spec.group or spec.name for spec in components.values()}
+        unknown = [w for w in wanted if w not in components and w not in groups]
+        if unknown:
+            raise ForgeError(
+                f"--only names {', '.join(map(repr, unknown))}, which is neither a component nor a group of "
+                f"plant {self.manifest.name!r}; components: {', '.join(components)}; groups: "
+                f"{', '.join(sorted(groups))}"
+            )
+        return [name for name, spec in components.items() if name in wanted or (spec.group or name) in wanted]
+
+    # -- storage -----------------------------------------------------------------------
+    def storage(self) -> Engine:
+        """The plant's engine, created (and migrated, if the manifest asks) on first use."""
+        if self._engine is None:
+            from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
+
+            engine = create_engine_from_url(self.manifest.storage.url, plant_dir=self.manifest.plant_dir)
+            if self.manifest.storage.migrate_on_start:
+                upgrade(engine, self.plugins.collect_migrations(MigrationRegistry(include_core=False)))
+            self._engine = engine
+        return self._engine
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._stop_requested = asyncio.Event()
+        self._start_clock = self.clock.monotonic()
+        self._start_wall = time.perf_counter()
+        manifest = self.manifest
+        self.plugins.collect()
+        self.telemetry = self._make_telemetry()
+        if manifest.storage.migrate_on_start:
+            self.storage()  # migrate before anything can need the tables
+        await self._connect_transports()
+        self.bus = MessageBus(
+            schemas=self.plugins.schemas,
+            clock=self.clock,
+            transports=self.transports,
+            default_transport=manifest.default_transport,
+            bindings=[TypeBinding(b.topic, b.type, b.type_field, dict(b.type_map), b.source_field, b.key_field)
+                      for b in manifest.bindings],
+            dead_letters=self.dead_letters,
+            telemetry=self.telemetry,
+            ids=IdGenerator(self.seed if self.clock_is_virtual else None),
+            infer_type=self.plugins.infer_message_type,
+            trace=self.trace,
+        )
+        self._wire_dead_letters()
+        for route in manifest.routes:
+            await self.bus.add_route(Route(route.source, route.target, list(route.topics),
+                                           list(route.types) if route.types else None))
+        for name in self.only:
+            self._launch_component(name)
+        await asyncio.gather(*(s.started.wait() for s in self.supervisors.values()))
+        if self.serve_health and manifest.runtime.health_port is not None and not self.clock_is_virtual:
+            self.health_server = HealthServer(self.health_snapshot, manifest.runtime.health_host,
+                                              manifest.runtime.health_port)
+            self.health_server.start()
+            log.info("health on %s/health and %s/ready", self.health_server.url, self.health_server.url)
+        self.plugins.plant_started(self)
+
+    @property
+    def clock_is_virtual(self) -> bool:
+        return bool(getattr(self.clock, "is_virtual", False))
+
+    def _make_telemetry(self) -> Telemetry | None:
+        spec = self.manifest.telemetry
+        if spec.traces_exporter == "none" and spec.metrics_exporter == "none":
+            return None
+        from forge_core.telemetry import Telemetry
+
+        return Telemetry.from_settings(
+            traces_exporter=spec.traces_exporter, traces_endpoint=spec.traces_endpoint,
+            metrics_exporter=spec.metrics_exporter, metrics_endpoint=spec.metrics_endpoint,
+            metrics_interval=spec.metrics_interval, service_name=f"forge.{self.manifest.name}",
+        )
+
+    async def _connect_transports(self) -> None:
+        context = TransportContext(self.clock, self.manifest.plant_dir, self.manifest.name, self.seed,
+                                   self.manifest.plant_dir / ".forge")
+        needed = {self.manifest.default_transport}
+        for name in self.only:
+            needed.add(self.manifest.components[name].transport or self.manifest.default_transport)
+        for route in self.manifest.routes:
+            needed.update((route.source, route.target))
+        for name, spec in self.manifest.transports.items():
+            if name not in needed:
+                continue
+            factory = self.plugins.transports.get(spec.type).value
+            transport: Transport = factory(name, dict(spec.settings), context)
+            await self._connect(transport)
+            self.transports[name] = transport
+            self.plugins.transport_ready(name, transport)
+
+    async def _connect(self, transport: Transport) -> None:
+        delay = 0.5
+        for attempt in range(1, self.connect_attempts + 1):
+            try:
+                await transport.connect()
+                return
+            except TransportNotReady as exc:
+                if attempt == self.connect_attempts:
+                    raise TransportNotReady(
+                        f"transport {transport.name!r} not ready after {attempt} attempts: {exc}") from exc
+                log.warning("transport %s not ready (%s); retry %d/%d in %.1fs", transport.name, exc, attempt,
+                            self.connect_attempts, delay)
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _wire_dead_letters(self) -> None:
+        channel = self.dead_letters
+        channel.add_sink("hook", self.plugins.message_dead_lettered)
+        if self.telemetry is not None:
+            counter = self.telemetry.dead_lettered
+            channel.add_sink("metrics", lambda letter: counter.add(1, {"reason": letter.reason}))
+        if self._engine is not None:
+            channel.add_sink("sql", self._store_dead_letter)
+        channel.add_sink("publish", self._publish_dead_letter)
+        for transport in self.transports.values():
+            hub = getattr(transport, "hub", None)
+            if hub is not None and hasattr(hub, "on_undeliverable"):
+                hub.on_undeliverable = self._undeliverable(transport.name)
+
+    def _undeliverable(self, tname: str) -> Any:
+        def report(topic: str, envelope: Envelope, exc: BaseException) -> None:
+            self.dead_letters.put(DeadLetter(dl.UNDELIVERABLE, f"{type(exc).__name__}: {exc}", topic, tname,
+                                             self.clock.time(), [], None, envelope))
+        return report
+
+    def _store_dead_letter(self, letter: DeadLetter) -> None:
+        from forge_core.storage.dead_letters import SqlDeadLetterStore
+
+        SqlDeadLetterStore(self.storage()).save(letter.to_payload())
+
+    def _publish_dead_letter(self, letter: DeadLetter) -> None:
+        bus = self.bus
+        if bus is None or letter.topic.startswith(dl.DEAD_LETTER_TOPIC):
+            return  # never dead-letter a dead letter into a loop
+        envelope = bus.build(dl.DEAD_LETTER_TYPE, letter.to_payload(), source=f"forge:{self.manifest.name}")
+        task = asyncio.ensure_future(bus.send(f"{dl.DEAD_LETTER_TOPIC}/{letter.reason}", envelope))
+        self._pending_letters.add(task)
+        task.add_done_callback(self._pending_letters.discard)
+
+    def _launch_component(self, name: str) -> None:
+        spec = self.manifest.components[name]
+        factory = self.plugins.components.get(spec.type).value
+        storage = self.storage
+        for replica in range(spec.replicas):
+            instance = name if spec.replicas == 1 else f"{name}-{replica}"
+
+            def make_context(instance: str = instance, replica: int = replica) -> ComponentContext:
+                assert self.bus is not None
+                return ComponentContext(
+                    name=instance, component=name, replica=replica, replicas=spec.replicas,
+                    params=dict(spec.params), bus=self.bus, clock=self.clock,
+                    transport=spec.transport or self.manifest.default_transport, seed=self.seed,
+                    storage=storage, tactics=self.manifest.tactics, services={"runtime": self},
+                )
+
+            supervisor = Supervisor(instance, factory, make_context, clock=self.clock, policy=self.restart_policy,
+                                    on_crash=self._crashed)
+            self.supervisors[instance] = supervisor
+            supervisor.launch()
+
+    def _crashed(self, name: str, error: BaseException, restarts: int, gave_up: bool) -> None:
+        if self.telemetry is not None:
+            self.telemetry.restarts.add(1, {"component": name})
+        self.plugins.component_crashed(name, error, restarts, gave_up)
+
+    # -- running -----------------------------------------------------------------------
+    def request_stop(self, reason: str = "requested") -> None:
+        """Ask the plant to stop (safe from signal handlers on the loop)."""
+        self._stop_reason = self._stop_reason or reason
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def run(self, duration: float | None = None) -> RunSummary:
+        """Start, run until ``duration`` seconds of the clock pass or a stop is requested, stop."""
+        await self.start()
+        assert self._stop_requested is not None
+        try:
+            if duration is None:
+                await self._stop_requested.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self._stop_requested.wait(), duration)
+                except TimeoutError:
+                    self._stop_reason = self._stop_reason or f"duration {duration:g}s reached"
+        finally:
+            summary = await self.stop()
+        return summary
+
+    async def stop(self) -> RunSummary:
+        if self._stopped is not None:
+            return self._stopped
+        self.plugins.plant_stopping(self)
+        for supervisor in reversed(list(self.supervisors.values())):
+            await supervisor.stop()
+        if self._pending_letters:
+            await asyncio.gather(*self._pending_letters, return_exceptions=True)
+        for transport in self.transports.values():
+            try:
+                await transport.close()
+            except Exception:
+                log.exception("closing transport %s failed", transport.name)
+        if self.health_server is not None:
+            self.health_server.stop()
+        summary = self.summary()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._stopped = summary
+        self.plugins.plant_stopped(summary)
+        return summary
+
+    # -- views -------------------------------------------------------------------------
+    def summary(self) -> RunSummary:
+        bus = self.bus
+        return RunSummary(
+            plant=self.manifest.name,
+            profile=self.manifest.profile,
+            clock="virtual" if self.clock_is_virtual else "real",
+            seed=self.seed,
+            duration=self.clock.monotonic() - self._start_clock,
+            wall_seconds=time.perf_counter() - self._start_wall,
+            components={name: s.state for name, s in self.supervisors.items()},
+            restarts={name: s.restarts for name, s in self.supervisors.items() if s.restarts},
+            published=dict(sorted(bus.stats.published.items())) if bus else {},
+            handled=dict(sorted(bus.stats.handled.items())) if bus else {},
+            dead_letters=dict(sorted(self.dead_letters.counts.items())),
+            forwarded=bus.stats.forwarded if bus else 0,
+            trace_digest=self.trace.digest if self.trace else None,
+            trace_messages=self.trace.count if self.trace else 0,
+            stop_reason=self._stop_reason,
+        )
+
+    def health_snapshot(self) -> tuple[bool, bool, dict[str, Any]]:
+        """(healthy, ready, detail) for the probes: healthy unless a component gave up or a
+        transport is down; ready when, besides, every component is running."""
+        states = {name: s.state for name, s in self.supervisors.items()}
+        transports = {name: t.health() for name, t in self.transports.items()}
+        healthy = all(state != FAILED for state in states.values()) and all(h.connected for h in transports.values())
+        ready = healthy and all(state == RUNNING for state in states.values()) and self._stopped is None
+        detail = {
+            "plant": self.manifest.name,
+            "components": {
+                name: {"state": s.state, "restarts": s.restarts, "last_error": s.last_error,
+                       **(s.instance.health() if s.instance is not None else {})}
+                for name, s in self.supervisors.items()
+            },
+            "transports": {name: {"connected": h.connected, "detail": h.detail} for name, h in transports.items()},
+            "dead_letters": dict(self.dead_letters.counts),
+        }
+        return healthy, ready, detail

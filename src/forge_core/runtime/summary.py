@@ -1,0 +1,44 @@
+"""What a run did, printed by ``forge run`` at the end and passed to ``forge_plant_stopped``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    plant: str
+    profile: str | None
+    clock: str  # "real" | "virtual"
+    seed: int | None
+    duration: float  # seconds on the run's clock
+    wall_seconds: float
+    components: dict[str, str] = field(default_factory=dict)  # instance -> final state
+    restarts: dict[str, int] = field(default_factory=dict)
+    published: dict[str, int] = field(default_factory=dict)
+    handled: dict[str, int] = field(default_factory=dict)
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    forwarded: int = 0
+    trace_digest: str | None = None
+    trace_messages: int = 0
+    stop_reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_published(self) -> int:
+        return sum(self.published.values())
+
+    @property
+    def total_dead_letters(self) -> int:
+        return sum(self.dead_letters.values())
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, state in self.components.items() if state == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_published"] = self.total_published
+        data["total_dead_letters"] = self.total_dead_letters
+        return data

@@ -1,0 +1,93 @@
+"""The one contract every transport keeps (in-memory, MQTT, Kafka, any a plugin adds).
+
+A transport moves envelopes between processes. It does not validate, type or route: the
+runtime's :class:`~forge_core.bus.MessageBus` does that at the edge, so every transport gets
+the same guarantees for free.
+
+Acknowledgement: a transport calls the subscriber's callback and awaits it. Returning means
+the message is handled (ack, commit); raising means it is not. An ``AT_LEAST_ONCE`` transport
+then delivers it again (up to its redelivery limit); an ``AT_MOST_ONCE`` transport drops it.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from forge_core.messages.envelope import Envelope, RawMessage
+
+#: ``await callback(topic, message)``: an Envelope from in-process transports, a RawMessage
+#: (body + headers) from network transports.
+MessageCallback = Callable[[str, Envelope | RawMessage], Awaitable[None]]
+
+
+class DeliveryGuarantee(enum.Enum):
+    AT_MOST_ONCE = "at-most-once"
+    AT_LEAST_ONCE = "at-least-once"
+
+
+@dataclass
+class Health:
+    """What a transport says of itself for ``/health`` and ``/ready``."""
+
+    connected: bool
+    detail: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Subscription(ABC):
+    """A live subscription; ``await sub.cancel()`` stops deliveries to it."""
+
+    pattern: str
+    group: str | None = None
+
+    @abstractmethod
+    async def cancel(self) -> None: ...
+
+
+class Transport(ABC):
+    """Publish, subscribe with ``+``/``#`` wildcards, acknowledge, report health, close."""
+
+    #: Registered type name (``memory``, ``mqtt``, ``kafka``).
+    type_name: str = ""
+    guarantee: DeliveryGuarantee = DeliveryGuarantee.AT_MOST_ONCE
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Connect to the broker; raise :class:`~forge_core.errors.TransportNotReady` if it
+        cannot be reached yet."""
+
+    @abstractmethod
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        """Send ``envelope`` on ``topic``; raise TransportClosed after ``close()``."""
+
+    @abstractmethod
+    async def subscribe(
+        self, pattern: str, callback: MessageCallback, *, group: str | None = None, owner: str | None = None
+    ) -> Subscription:
+        """Deliver every message whose topic matches ``pattern`` to ``callback``.
+
+        ``group``: subscribers sharing a group name share the messages (each message goes to
+        one of them), as Kafka consumer groups and MQTT shared subscriptions do. ``owner``
+        names the subscribing component (used for fault injection and diagnostics).
+        """
+
+    @abstractmethod
+    def health(self) -> Health: ...
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop delivering, release connections; idempotent."""
+
+    async def __aenter__(self) -> Transport:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,287 @@
+"""The in-memory transport: the embedded profile's bus and every test's double.
+
+Transports that name the same ``channel`` share one :class:`MemoryHub`, so several runtimes in
+one process (a test of an active and a shadow scheduler, say) talk to each other. Delivery is
+asynchronous and in order per subscription: ``publish`` queues the message and a drain task
+per subscription hands it over. A callback that raises gets the message again (at least once)
+up to ``max_redeliveries`` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from forge_core.errors import TransportClosed
+from forge_core.messages.envelope import Envelope
+from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
+from forge_core.transport.faults import Faults
+from forge_core.transport.topics import matches, validate_pattern, validate_topic
+
+log = logging.getLogger("forge.transport.memory")
+
+_HUBS: dict[str, MemoryHub] = {}
+
+
+class _Sub(Subscription):
+    __slots__ = ("_hub", "callback", "draining", "group", "owner", "pattern", "queue")
+
+    def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback, group: str | None,
+                 owner: str | None) -> None:
+        self._hub = hub
+        self.pattern = pattern
+        self.callback = callback
+        self.group = group
+        self.owner = owner
+        self.queue: deque[tuple[str, Envelope, int]] = deque()
+        self.draining = False
+
+    async def cancel(self) -> None:
+        self._hub.remove(self)
+
+
+class MemoryHub:
+    """Subscriptions and queues shared by every transport on one channel."""
+
+    def __init__(self, *, max_redeliveries: int = 3, seed: int | None = 0) -> None:
+        self.subs: list[_Sub] = []
+        self._route_cache: dict[str, list[_Sub]] = {}
+        self._group_turn: dict[tuple[str, str], int] = {}
+        self.faults = Faults(seed)
+        self.max_redeliveries = max_redeliveries
+        self.stats = {"published": 0, "delivered": 0, "redelivered": 0, "undeliverable": 0}
+        self.on_undeliverable: Callable[[str, Envelope, BaseException], None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- subscriptions ------------------------------------------------------------------
+    def add(self, sub: _Sub) -> None:
+        self.subs.append(sub)
+        self._route_cache.clear()
+
+    def remove(self, sub: _Sub) -> None:
+        if sub in self.subs:
+            self.subs.remove(sub)
+            sub.queue.clear()
+            self._route_cache.clear()
+
+    def _routes(self, topic: str) -> list[_Sub]:
+        subs = self._route_cache.get(topic)
+        if subs is None:
+            subs = [s for s in self.subs if matches(s.pattern, topic)]
+            if len(self._route_cache) > 10_000:
+                self._route_cache.clear()
+            self._route_cache[topic] = subs
+        return subs
+
+    # -- delivery -------------------------------------------------------------------------
+    def publish(self, topic: str, envelope: Envelope) -> None:
+        self.stats["published"] += 1
+        envelope.topic = topic
+        subs = self._routes(topic)
+        if not subs:
+            return
+        faults = self.faults
+        if any(s.group for s in subs):
+            subs = self._pick_group_members(topic, subs)
+        if not faults.active:
+            for sub in subs:
+                sub.queue.append((topic, envelope, 0))
+                if not sub.draining:
+                    self._start_drain(sub)
+            return
+        self._publish_with_faults(topic, envelope, subs)
+
+    def _pick_group_members(self, topic: str, subs: list[_Sub]) -> list[_Sub]:
+        chosen: list[_Sub] = []
+        groups: dict[str, list[_Sub]] = {}
+        for sub in subs:
+            if sub.group is None:
+                chosen.append(sub)
+            else:
+                groups.setdefault(sub.group, []).append(sub)
+        for group, members in groups.items():
+            turn_key = (group, topic)
+            turn = self._group_turn.get(turn_key, 0)
+            chosen.append(members[turn % len(members)])
+            self._group_turn[turn_key] = turn + 1
+        return chosen
+
+    def _publish_with_faults(self, topic: str, envelope: Envelope, subs: list[_Sub]) -> None:
+        faults = self.faults
+        if envelope.source in faults.partitioned:
+            faults.stats["partitioned"] += 1
+            return
+        if faults.pick("drop", topic) is not None:
+            faults.stats["dropped"] += 1
+            return
+        copies = 1
+        if faults.pick("duplicate", topic) is not None:
+            faults.stats["duplicated"] += 1
+            copies = 2
+        delay = faults.pick("delay", topic)
+        reorder = faults.pick("reorder", topic)
+        for sub in subs:
+            if sub.owner is not None and sub.owner in faults.partitioned:
+                faults.stats["partitioned"] += 1
+                continue
+            for _ in range(copies):
+                if reorder is not None:
+                    reorder.held.append((sub, topic, envelope))
+                elif delay is not None:
+                    faults.stats["delayed"] += 1
+                    asyncio.get_running_loop().call_later(delay.seconds, self._enqueue, sub, topic, envelope)
+                else:
+                    self._enqueue(sub, topic, envelope)
+        if reorder is not None and len(reorder.held) >= reorder.window:
+            held, reorder.held = reorder.held, []
+            faults.rng.shuffle(held)
+            faults.stats["reordered"] += len(held)
+            for sub, held_topic, held_env in held:
+                self._enqueue(sub, held_topic, held_env)
+
+    def _enqueue(self, sub: _Sub, topic: str, envelope: Envelope) -> None:
+        if sub not in self.subs:
+            return
+        sub.queue.append((topic, envelope, 0))
+        if not sub.draining:
+            self._start_drain(sub)
+
+    def _start_drain(self, sub: _Sub) -> None:
+        sub.draining = True
+        task = asyncio.get_running_loop().create_task(self._drain(sub))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, sub: _Sub) -> None:
+        queue = sub.queue
+        callback = sub.callback
+        stats = self.stats
+        try:
+            while queue:
+                topic, envelope, attempt = queue.popleft()
+                try:
+                    await callback(topic, envelope)
+                    stats["delivered"] += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the subscriber did not ack: deliver again
+                    if attempt < self.max_redeliveries:
+                        stats["redelivered"] += 1
+                        queue.appendleft((topic, envelope, attempt + 1))
+                    else:
+                        stats["undeliverable"] += 1
+                        log.error("giving up on %s after %d deliveries to %r: %s",
+                                  topic, attempt + 1, sub.owner or sub.pattern, exc)
+                        if self.on_undeliverable is not None:
+                            self.on_undeliverable(topic, envelope, exc)
+        finally:
+            sub.draining = False
+
+    def pending(self) -> int:
+        """Messages queued or held and not yet handed to a subscriber."""
+        held = sum(len(r.held) for r in self.faults.rules)
+        return sum(len(s.queue) + (1 if s.draining else 0) for s in self.subs) + held
+
+    async def drained(self, max_rounds: int = 100_000) -> None:
+        """Wait until every queue is empty (delayed messages not counted)."""
+        for _ in range(max_rounds):
+            if not any(s.queue or s.draining for s in self.subs):
+                return
+            await asyncio.sleep(0)
+
+
+def hub_for(channel: str | None, **options: Any) -> MemoryHub:
+    """The shared hub of ``channel``, or a private one when ``channel`` is None."""
+    if channel is None:
+        return MemoryHub(**options)
+    hub = _HUBS.get(channel)
+    if hub is None:
+        hub = _HUBS[channel] = MemoryHub(**options)
+    return hub
+
+
+def reset_hubs() -> None:
+    """Forget all named channels (tests)."""
+    _HUBS.clear()
+
+
+class MemoryTransport(Transport):
+    """In-process transport with wildcard routing, groups, redelivery and fault injection."""
+
+    type_name = "memory"
+    guarantee = DeliveryGuarantee.AT_LEAST_ONCE
+
+    #: JSON Schema of ``transports.<name>.settings`` for ``type: memory``.
+    settings_schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "channel": {"type": ["string", "null"], "description": "share a hub with other transports"},
+            "max_redeliveries": {"type": "integer", "minimum": 0, "default": 3},
+            "fault_seed": {"type": "integer", "default": 0},
+        },
+    }
+
+    def __init__(self, name: str = "memory", *, channel: str | None = None, max_redeliveries: int = 3,
+                 fault_seed: int = 0, hub: MemoryHub | None = None) -> None:
+        super().__init__(name)
+        self.hub = hub or hub_for(channel, max_redeliveries=max_redeliveries, seed=fault_seed)
+        self._connected = False
+        self._closed = False
+        self._subs: list[_Sub] = []
+
+    @property
+    def faults(self) -> Faults:
+        return self.hub.faults
+
+    async def connect(self) -> None:
+        if self._closed:
+            raise TransportClosed(f"transport {self.name!r} is closed")
+        self._connected = True
+
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        if self._closed:
+            raise TransportClosed(f"transport {self.name!r} is closed; cannot publish to {topic!r}")
+        if not topic or "+" in topic or "#" in topic:
+            validate_topic(topic)
+        self.hub.publish(topic, envelope)
+
+    def publish_nowait(self, topic: str, envelope: Envelope) -> None:
+        """``publish`` without the coroutine, for the bus's hot path."""
+        if self._closed:
+            raise TransportClosed(f"transport {self.name!r} is closed; cannot publish to {topic!r}")
+        if not topic or "+" in topic or "#" in topic:
+            validate_topic(topic)
+        self.hub.publish(topic, envelope)
+
+    async def subscribe(self, pattern: str, callback: MessageCallback, *, group: str | None = None,
+                        owner: str | None = None) -> Subscription:
+        if self._closed:
+            raise TransportClosed(f"transport {self.name!r} is closed; cannot subscribe to {pattern!r}")
+        validate_pattern(pattern)
+        sub = _Sub(self.hub, pattern, callback, group, owner)
+        self.hub.add(sub)
+        self._subs.append(sub)
+        return sub
+
+    def health(self) -> Health:
+        return Health(
+            connected=self._connected and not self._closed,
+            detail="closed" if self._closed else ("connected" if self._connected else "not connected"),
+            stats={**self.hub.stats, **self.hub.faults.stats, "pending": self.hub.pending()},
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._connected = False
+        for sub in self._subs:
+            self.hub.remove(sub)
+        self._subs.clear()
+
+    async def drained(self) -> None:
+        await self.hub.drained()
