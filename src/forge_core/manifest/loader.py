@@ -211,9 +211,10 @@ def _merge_with_lines(
     overlay wrote takes the overlay's line, and whatever it replaced or deleted loses its base
     lines, so a problem under a replaced list never points at the list it replaced.
     """
+    depth = len(overlay_at)
     written: dict[DocPath, int] = {
-        p[len(overlay_at):]: line for p, line in base_lines.items()
-        if p[: len(overlay_at)] == overlay_at and len(p) > len(overlay_at)
+        p[depth:]: line for p, line in base_lines.items()
+        if p[:depth] == overlay_at and len(p) > depth and p[depth] in overlay
     }
     replaced: list[DocPath] = []
 

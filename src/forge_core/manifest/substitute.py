@@ -17,6 +17,8 @@ ENV_REF = re.compile(r"\$\{env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>
 _ANY_REF = re.compile(r"\$\{env:[^}]*\}?")
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|key_password)$", re.I)
 PLANT_DIR = "{plant_dir}"
+# Structural keys that make poor environment variable names in the suggestion.
+_SECTION_WORDS = {"settings", "params", "transports", "components", "tactics", "profiles"}
 
 
 def is_secret_key(key: object) -> bool:
@@ -31,7 +33,8 @@ def secret_issues(doc: Any, path: DocPath = ()) -> list[Issue]:
         for key, value in doc.items():
             here = (*path, key)
             if is_secret_key(key) and isinstance(value, str) and value and not ENV_REF.fullmatch(value):
-                var = "_".join(str(p) for p in here[-2:] if isinstance(p, str)).upper().replace("-", "_")
+                named = [p for p in here if isinstance(p, str) and p not in _SECTION_WORDS][-2:]
+                var = "_".join(named).upper().replace("-", "_")
                 message = f"secret written in the file; use ${{env:VAR}} (e.g. ${{env:{var}}})"
                 issues.append(Issue(here, message))
             else:

@@ -111,8 +111,8 @@ def _humanize(error: ValidationError, prefix: DocPath) -> Iterator[Issue]:
             ):
                 continue
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            guess = f"; did you mean {close[0]!r}?" if close else ""
-            listing = f" (allowed: {', '.join(allowed)})" if allowed else ""
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            listing = f"; allowed: {', '.join(allowed)}" if allowed else ""
             yield Issue((*path, key), f"unknown key {key!r}{guess}{listing}")
     elif "propertyNames" in error.relative_schema_path:
         yield Issue((*path, value), f"invalid name {_show(value)}: must match {schema.get('pattern', '')!r}"
@@ -144,7 +144,7 @@ def _unknown(
     message = f"unknown {what} {name!r}"
     close = difflib.get_close_matches(name, names, n=1)
     if close:
-        message += f"; did you mean {close[0]!r}?"
+        message += f" (did you mean {close[0]!r}?)"
     message += f"; {known_label}: {', '.join(names) if names else 'none'}"
     if package:
         message += f"; it is provided by {package}: pip install {package}"

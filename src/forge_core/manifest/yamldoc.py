@@ -32,9 +32,14 @@ class YamlDoc:
 def parse_yaml(text: str, file: str) -> YamlDoc:
     """Parse ``text`` as one YAML document; a syntax error raises :class:`ManifestError` with its line."""
     loader = yaml.SafeLoader(text)
+    doc = YamlDoc(None)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is not None:
+            # Walk before constructing: construction flattens `<<` merge keys into the nodes
+            # in place, which would look like duplicate keys.
+            _Walker(doc).walk(node, ())
+            doc.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
@@ -45,9 +50,6 @@ def parse_yaml(text: str, file: str) -> YamlDoc:
         raise ManifestError([ManifestProblem("", f"YAML error: {exc}", file)]) from exc
     finally:
         loader.dispose()
-    doc = YamlDoc(data)
-    if node is not None:
-        _Walker(doc).walk(node, ())
     return doc
 
 
