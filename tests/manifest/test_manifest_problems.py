@@ -334,3 +334,19 @@ def test_unsafe_yaml_tag_is_refused_with_its_line(tmp_path: Path) -> None:
     [(line, path, message)] = problems(tmp_path)
     assert (line, path) == (2, "")
     assert "python/object" in message
+
+
+def test_bad_names_and_missing_contributed_params_are_located(tmp_path: Path) -> None:
+    write(tmp_path, """
+        version: 1
+        plant: {name: bakery}
+        transports:
+          1bus: {type: memory}
+        components:
+          oven: {type: needs.interval, params: {}}
+    """)
+    catalog = Catalog(transports={"memory": None}, components={"needs.interval": {"required": ["interval"]}})
+    assert problems(tmp_path, catalog=catalog) == [
+        (4, "transports.1bus", "invalid name '1bus': must match '^[A-Za-z][A-Za-z0-9_-]*$'"),
+        (6, "components.oven.params.interval", "required key 'interval' is missing"),
+    ]
