@@ -190,7 +190,7 @@ class MessageBus:
         ):
             telemetry.inject(envelope.headers)
             await target.publish(topic, envelope)
-        telemetry.published.add(1, {"type": envelope.type})
+        telemetry.messages_published.add(1, {"type": envelope.type})
 
     # -- subscribing ---------------------------------------------------------------------
     async def subscribe(
@@ -222,9 +222,12 @@ class MessageBus:
             if type(message) is Envelope:
                 envelope = message
             else:
-                envelope = self._admit(topic, message, transport, owner)
-                if envelope is None:
+                verdict = message.verdict
+                if verdict is None:
+                    verdict = message.verdict = self._admit(topic, message, transport, owner) or False
+                if verdict is False:
                     return
+                envelope = verdict
             if types is not None and envelope.type not in types:
                 return
             if self.telemetry is not None:
@@ -267,7 +270,7 @@ class MessageBus:
                 self._handler_failed(envelope, envelope.topic, tname, owner, exc)
                 return
         self.stats.handled[envelope.type] += 1
-        telemetry.handled.add(1, {"type": envelope.type, "component": owner})
+        telemetry.messages_handled.add(1, {"type": envelope.type, "component": owner})
         telemetry.handle_duration.record((self.clock.monotonic() - start) * 1000.0, {"type": envelope.type})
 
     def _handler_failed(self, envelope: Envelope, topic: str, tname: str, owner: str, exc: Exception) -> None:

@@ -60,6 +60,10 @@ class RawMessage:
 
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    #: Set by the first bus subscriber that decodes it: the envelope, or False if it was
+    #: dead-lettered; later subscribers of the same delivery reuse the verdict, so one bad
+    #: message makes one dead letter however many handlers match it.
+    verdict: Envelope | bool | None = None
 
 
 def format_time(epoch: float) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import Clock, RealClock
 from forge_core.components import ComponentContext
@@ -209,7 +211,7 @@ class Runtime:
         channel = self.dead_letters
         channel.add_sink("hook", self.plugins.message_dead_lettered)
         if self.telemetry is not None:
-            counter = self.telemetry.dead_lettered
+            counter = self.telemetry.messages_dead_lettered
             channel.add_sink("metrics", lambda letter: counter.add(1, {"reason": letter.reason}))
         if self._engine is not None:
             channel.add_sink("sql", self._store_dead_letter)
@@ -228,7 +230,11 @@ class Runtime:
     def _store_dead_letter(self, letter: DeadLetter) -> None:
         from forge_core.storage.dead_letters import SqlDeadLetterStore
 
-        SqlDeadLetterStore(self.storage()).save(letter.to_payload())
+        record = letter.to_payload()
+        if letter.body is None and letter.envelope is not None:
+            record["body"] = orjson.dumps(letter.envelope.to_dict()).decode()  # the whole message, kept
+        SqlDeadLetterStore(self.storage()).save({**record, "received_at": letter.time,
+                                                 "message_type": letter.message_type})
 
     def _publish_dead_letter(self, letter: DeadLetter) -> None:
         bus = self.bus
@@ -262,7 +268,7 @@ class Runtime:
 
     def _crashed(self, name: str, error: BaseException, restarts: int, gave_up: bool) -> None:
         if self.telemetry is not None:
-            self.telemetry.restarts.add(1, {"component": name})
+            self.telemetry.component_restarts.add(1, {"component": name})
         self.plugins.component_crashed(name, error, restarts, gave_up)
 
     # -- running -----------------------------------------------------------------------

@@ -72,11 +72,14 @@ class MigrationRegistry:
 
     def __init__(self, *, include_core: bool = True) -> None:
         self._entries: dict[str, MigrationEntry] = {}
+        #: Set by the plugin manager while a plugin's ``forge_register_migrations`` runs.
+        self.current_plugin: str | None = None
         if include_core:
             self.add(CORE_MIGRATIONS, CORE_VERSIONS_DIR, plugin="forge-core")
 
     def add(self, name: str, versions_dir: Path, *, plugin: str | None = None) -> None:
         """Register ``versions_dir`` under branch label ``name``; a name can be taken once."""
+        plugin = plugin or self.current_plugin
         if name in self._entries:
             first = self._entries[name].plugin or "<unnamed>"
             raise DuplicateRegistration(

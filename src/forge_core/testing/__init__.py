@@ -1,1 +1,6 @@
-"""Test helpers for Forge and its plugins: real servers, fixtures, the pytest plugin."""
+"""Test helpers for Forge and its plugins: ``TestPlant``, the transport conformance suite,
+real servers, and the pytest fixtures (loaded automatically through ``pytest11``)."""
+
+from forge_core.testing.plant import TestPlant
+
+__all__ = ["TestPlant"]

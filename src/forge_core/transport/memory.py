@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from forge_core.errors import TransportClosed
-from forge_core.messages.envelope import Envelope
+from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
 from forge_core.transport.faults import Faults
 from forge_core.transport.topics import matches, validate_pattern, validate_topic
@@ -77,9 +77,10 @@ class MemoryHub:
         return subs
 
     # -- delivery -------------------------------------------------------------------------
-    def publish(self, topic: str, envelope: Envelope) -> None:
+    def publish(self, topic: str, envelope: Envelope | RawMessage) -> None:
         self.stats["published"] += 1
-        envelope.topic = topic
+        if type(envelope) is Envelope:
+            envelope.topic = topic
         subs = self._routes(topic)
         if not subs:
             return
@@ -111,7 +112,7 @@ class MemoryHub:
 
     def _publish_with_faults(self, topic: str, envelope: Envelope, subs: list[_Sub]) -> None:
         faults = self.faults
-        if envelope.source in faults.partitioned:
+        if getattr(envelope, "source", None) in faults.partitioned:
             faults.stats["partitioned"] += 1
             return
         if faults.pick("drop", topic) is not None:
@@ -249,13 +250,13 @@ class MemoryTransport(Transport):
             validate_topic(topic)
         self.hub.publish(topic, envelope)
 
-    def publish_nowait(self, topic: str, envelope: Envelope) -> None:
-        """``publish`` without the coroutine, for the bus's hot path."""
+    async def publish_raw(self, topic: str, message: RawMessage) -> None:
+        """Put bytes on the hub as a network client would (no Forge envelope): subscribers
+        through a bus decode and validate them like any message from outside."""
         if self._closed:
             raise TransportClosed(f"transport {self.name!r} is closed; cannot publish to {topic!r}")
-        if not topic or "+" in topic or "#" in topic:
-            validate_topic(topic)
-        self.hub.publish(topic, envelope)
+        validate_topic(topic)
+        self.hub.publish(topic, message)
 
     async def subscribe(self, pattern: str, callback: MessageCallback, *, group: str | None = None,
                         owner: str | None = None) -> Subscription:

@@ -1,0 +1,46 @@
+"""Forge's pytest plugin, loaded through the ``pytest11`` entry point.
+
+Fixtures for plant and plugin authors:
+
+- ``forge_plugins`` — a fresh plugin manager for the test; ``forge_plugins.register(obj, "name")``
+  adds a temporary plugin in one line.
+- ``forge_plant`` — a factory: ``plant = forge_plant("path/to/plant", seed=1)`` returns a
+  started :class:`~forge_core.testing.TestPlant` (virtual clock, in-memory bus), stopped at
+  teardown. It uses ``forge_plugins``, so plugins registered there take part.
+- ``postgres_url``, ``redis_url``, ``mosquitto_server`` … — real servers on 127.0.0.1, see
+  :mod:`forge_core.testing.fixtures_servers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forge_core.plugins import Plugins, get_plugin_manager
+from forge_core.testing.fixtures_servers import *  # noqa: F403 (re-export the server fixtures)
+from forge_core.testing.plant import TestPlant
+
+
+@pytest.fixture
+def forge_plugins() -> Plugins:
+    """A fresh plugin manager (built-ins and installed plugins) for this test."""
+    return get_plugin_manager()
+
+
+@pytest.fixture
+def forge_plant(forge_plugins: Plugins) -> Iterator[Callable[..., TestPlant]]:
+    """Start plants under test: ``forge_plant(path, seed=0, profile=None, only=None)``."""
+    started: list[TestPlant] = []
+
+    def start(plant: str | Path, **options: Any) -> TestPlant:
+        options.setdefault("plugins", forge_plugins if not started else get_plugin_manager())
+        test_plant = TestPlant(plant, **options).start()
+        started.append(test_plant)
+        return test_plant
+
+    yield start
+    for test_plant in reversed(started):
+        test_plant.stop()
