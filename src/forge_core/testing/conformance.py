@@ -16,6 +16,7 @@ every wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -66,10 +67,8 @@ class Inbox:
                 raise AssertionError(f"expected {count} messages within {timeout}s, got {len(self.items)}: "
                                      f"{self.topics[:10]}")
             self._event.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._event.wait(), min(remaining, 0.2))
-            except TimeoutError:
-                pass
 
 
 class TransportConformance:

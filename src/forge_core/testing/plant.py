@@ -52,10 +52,7 @@ class TestPlant:
         only: Iterable[str] | None = None,
         record_trace: bool = True,
     ) -> None:
-        if isinstance(plugins, Plugins):
-            manager = plugins
-        else:
-            manager = get_plugin_manager(extra=list(plugins or ()))
+        manager = plugins if isinstance(plugins, Plugins) else get_plugin_manager(extra=list(plugins or ()))
         if isinstance(plant, Manifest):
             manager.collect()
             self.manifest = plant
