@@ -66,10 +66,10 @@ def _compile(schema: dict[str, Any], where: str) -> Callable[[Any], Any]:
         raise SchemaError(f"{where}: not a valid JSON Schema: {exc.message}") from None
     if schema.get("$schema") in _FAST_DRAFTS:
         try:
-            return fastjsonschema.compile(schema, use_default=False, detailed_exceptions=False)
-        except fastjsonschema.JsonSchemaDefinitionException as exc:
-            raise SchemaError(f"{where}: cannot compile schema: {exc}") from None
-    # Newer drafts: jsonschema's own validator is the fast path too.
+            return fastjsonschema.compile(schema, use_default=False)
+        except Exception:  # a generator gap in fastjsonschema: jsonschema still validates it exactly
+            pass
+    # Newer drafts (or what fastjsonschema cannot compile): jsonschema's own validator.
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
 
     def check(payload: Any) -> Any:
@@ -85,7 +85,7 @@ class SchemaRegistry:
 
     def __init__(self) -> None:
         self._schemas: dict[str, MessageSchema] = {}
-        self._fast: dict[str, Callable[[Any], Any]] = {}
+        self._fast: dict[str, tuple[Callable[[Any], Any], int]] = {}
         self.current_plugin: str | None = None
 
     # -- registration -------------------------------------------------------------------
@@ -116,7 +116,7 @@ class SchemaRegistry:
         version = version if version is not None else int(schema.get("x-forge-version", 1))
         entry = MessageSchema(type_, schema, version, plugin, origin, _compile(schema, where))
         self._schemas[type_] = entry
-        self._fast[type_] = entry.check_fast
+        self._fast[type_] = (entry.check_fast, entry.version)
         return entry
 
     def add_directory(self, directory: str | Path, *, plugin: str | None = None) -> list[MessageSchema]:
@@ -151,8 +151,8 @@ class SchemaRegistry:
         except KeyError:
             raise UnknownMessageType(type_, list(self._schemas)) from None
 
-    def fast_validator(self, type_: str) -> Callable[[Any], Any] | None:
-        """The compiled check for ``type_`` (raises on invalid), or None if unknown."""
+    def fast_entry(self, type_: str) -> tuple[Callable[[Any], Any], int] | None:
+        """(compiled check that raises on invalid, schema version) for ``type_``; None if unknown."""
         return self._fast.get(type_)
 
     # -- validation ---------------------------------------------------------------------

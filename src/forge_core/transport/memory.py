@@ -48,7 +48,7 @@ class MemoryHub:
 
     def __init__(self, *, max_redeliveries: int = 3, seed: int | None = 0) -> None:
         self.subs: list[_Sub] = []
-        self._route_cache: dict[str, list[_Sub]] = {}
+        self._route_cache: dict[str, tuple[list[_Sub], bool]] = {}
         self._group_turn: dict[tuple[str, str], int] = {}
         self.faults = Faults(seed)
         self.max_redeliveries = max_redeliveries
@@ -67,27 +67,28 @@ class MemoryHub:
             sub.queue.clear()
             self._route_cache.clear()
 
-    def _routes(self, topic: str) -> list[_Sub]:
-        subs = self._route_cache.get(topic)
-        if subs is None:
+    def _routes(self, topic: str) -> tuple[list[_Sub], bool]:
+        """Subscriptions matching ``topic`` and whether any is in a group (cached per topic)."""
+        routes = self._route_cache.get(topic)
+        if routes is None:
             subs = [s for s in self.subs if matches(s.pattern, topic)]
             if len(self._route_cache) > 10_000:
                 self._route_cache.clear()
-            self._route_cache[topic] = subs
-        return subs
+            routes = self._route_cache[topic] = (subs, any(s.group for s in subs))
+        return routes
 
     # -- delivery -------------------------------------------------------------------------
     def publish(self, topic: str, envelope: Envelope | RawMessage) -> None:
         self.stats["published"] += 1
         if type(envelope) is Envelope:
             envelope.topic = topic
-        subs = self._routes(topic)
+        subs, grouped = self._routes(topic)
         if not subs:
             return
         faults = self.faults
-        if any(s.group for s in subs):
+        if grouped:
             subs = self._pick_group_members(topic, subs)
-        if not faults.active:
+        if not (faults.rules or faults.partitioned):
             for sub in subs:
                 sub.queue.append((topic, envelope, 0))
                 if not sub.draining:
