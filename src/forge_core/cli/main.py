@@ -1,0 +1,141 @@
+"""The ``forge`` command: typer commands over the plant loader and the runtime.
+
+The app is built by :func:`build_app` from a :class:`~forge_core.plugins.Plugins`, so that
+commands contributed through ``forge_register_commands`` join it and tests can build an app
+over any set of plugins. A :class:`~forge_core.errors.ForgeError` from any command (plugin
+commands included) prints as its message, without a traceback, and exits 1; ``FORGE_DEBUG=1``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from forge_core import __version__
+from forge_core.cli.output import error
+from forge_core.errors import ForgeError, PluginError
+from forge_core.plugins import Plugins, get_plugin_manager
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("FORGE_DEBUG", "") not in ("", "0")
+
+
+class ForgeGroup(TyperGroup):
+    """Root command group: turns deliberate errors into a red message and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ForgeError as exc:
+            if debug_enabled():
+                raise
+            error(str(exc))
+            raise typer.Exit(1) from None
+
+
+@dataclass
+class CliState:
+    """What commands share: the plugins the app was built from, and how to get fresh ones.
+
+    Loading a plant registers its local plugins and schemas into a manager, so every command
+    that loads a plant asks :meth:`fresh` for its own.
+    """
+
+    plugins: Plugins
+    make_plugins: Callable[[], Plugins]
+
+    def fresh(self) -> Plugins:
+        return self.make_plugins()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"forge {__version__}")
+        raise typer.Exit()
+
+
+def build_app(plugins: Plugins | None = None, *, make_plugins: Callable[[], Plugins] | None = None) -> typer.Typer:
+    """The full ``forge`` app: core commands plus those ``plugins`` contribute.
+
+    ``make_plugins`` builds the manager each plant-loading command uses (default: a fresh
+    :func:`get_plugin_manager`, i.e. everything installed).
+    """
+    from forge_core.cli import db, new, run, schemas, validate
+    from forge_core.cli import plugins as plugins_cmd
+
+    plugins = plugins if plugins is not None else get_plugin_manager()
+    state = CliState(plugins, make_plugins or get_plugin_manager)
+    app = typer.Typer(
+        cls=ForgeGroup,
+        name="forge",
+        help="Forge: build, check and run factory control plants assembled from plugins.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def _root(
+        version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                              help="Print forge-core's version and exit.")] = False,
+    ) -> None:
+        """Forge: build, check and run factory control plants assembled from plugins.
+
+        Set FORGE_DEBUG=1 to see tracebacks of errors.
+        """
+
+    new.register(app, state)
+    validate.register(app, state)
+    run.register(app, state)
+    plugins_cmd.register(app, state)
+    schemas.register(app, state)
+    db.register(app, state)
+    add_plugin_commands(app, plugins)
+    return app
+
+
+def add_plugin_commands(app: typer.Typer, plugins: Plugins) -> None:
+    """Join the commands plugins registered: a Typer app as a group, a function as a command."""
+    taken = {info.name for info in app.registered_commands if info.name} | {
+        group.name for group in app.registered_groups if group.name}
+    taken |= {"new", "validate", "run", "plugins", "schemas", "db"}
+    for entry in plugins.collect_commands():
+        if entry.name in taken:
+            raise PluginError(f"CLI command {entry.name!r} clashes with a command forge already has; "
+                              "register it under another name", plugin=entry.plugin, hook="forge_register_commands")
+        command = entry.value
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=entry.name, help=entry.description or None)
+        elif callable(command):
+            help_text = entry.description or inspect.getdoc(command) or None
+            app.command(name=entry.name, help=help_text)(command)
+        else:
+            raise PluginError(f"CLI command {entry.name!r} must be a typer.Typer app or a function, got "
+                              f"{type(command).__name__}", plugin=entry.plugin, hook="forge_register_commands")
+        taken.add(entry.name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``forge``)."""
+    try:
+        app = build_app()
+    except ForgeError as exc:  # a broken plugin: nothing can run until it is fixed or disabled
+        if debug_enabled():
+            raise
+        error(str(exc))
+        sys.exit(1)
+    app(args=argv, prog_name="forge")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

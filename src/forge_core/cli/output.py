@@ -1,0 +1,105 @@
+"""Printing for the CLI: rich for people on a terminal, plain JSON for machines.
+
+Human text goes to stdout unless a command prints JSON there, in which case everything else
+goes to stderr, so ``forge ... --json | jq`` always reads one clean document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from forge_core.cli.durations import format_duration
+from forge_core.errors import ManifestProblem
+from forge_core.runtime.summary import RunSummary
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console bound to the *current* sys.stdout/stderr (typer's CliRunner swaps them)."""
+    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout; non-JSON values (paths, sets) become strings."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    sys.stdout.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value)
+    return str(value)
+
+
+def error(message: str) -> None:
+    """A deliberate error: its message in red on stderr, no traceback."""
+    console(stderr=True).print(f"[bold red]error:[/] [red]{escape(message)}[/]")
+
+
+def problem_dict(problem: ManifestProblem) -> dict[str, Any]:
+    return {"file": problem.file, "line": problem.line, "path": problem.path, "message": problem.message}
+
+
+def print_problems(problems: list[ManifestProblem]) -> None:
+    out = console()
+    count = len(problems)
+    out.print(f"[bold red]{count} problem{'s' if count != 1 else ''}[/]")
+    for problem in problems:
+        out.print(f"[red]{escape(str(problem))}[/]")
+
+
+def summary_table(summary: RunSummary) -> list[Table]:
+    """The end-of-run report: components, messages, dead letters, then the run itself."""
+    components = Table(title="components", title_justify="left")
+    components.add_column("component")
+    components.add_column("state")
+    components.add_column("restarts", justify="right")
+    for name, state in summary.components.items():
+        colour = "red" if state == "failed" else "green" if state in ("stopped", "running") else "yellow"
+        components.add_row(name, f"[{colour}]{state}[/]", str(summary.restarts.get(name, 0)))
+
+    messages = Table(title="messages", title_justify="left")
+    messages.add_column("type")
+    messages.add_column("published", justify="right")
+    messages.add_column("handled", justify="right")
+    for type_ in sorted(set(summary.published) | set(summary.handled)):
+        messages.add_row(type_, str(summary.published.get(type_, 0)), str(summary.handled.get(type_, 0)))
+    if not summary.published and not summary.handled:
+        messages.add_row("[dim](none)[/]", "0", "0")
+
+    tables = [components, messages]
+    if summary.dead_letters:
+        letters = Table(title="dead letters", title_justify="left")
+        letters.add_column("reason")
+        letters.add_column("count", justify="right")
+        for reason, count in summary.dead_letters.items():
+            letters.add_row(f"[red]{reason}[/]", str(count))
+        tables.append(letters)
+
+    run = Table(title="run", title_justify="left", show_header=False)
+    run.add_column("key", style="bold")
+    run.add_column("value")
+    run.add_row("plant", summary.plant + (f" (profile {summary.profile})" if summary.profile else ""))
+    run.add_row("clock", summary.clock + (f", seed {summary.seed}" if summary.seed is not None else ""))
+    run.add_row("duration", f"{format_duration(summary.duration)} (wall {summary.wall_seconds:.2f}s)")
+    run.add_row("messages", f"{summary.total_published} published, {summary.total_dead_letters} dead letters")
+    if summary.forwarded:
+        run.add_row("forwarded", str(summary.forwarded))
+    if summary.trace_digest:
+        run.add_row("trace_digest", f"{summary.trace_digest} ({summary.trace_messages} messages)")
+    run.add_row("stop reason", summary.stop_reason or "-")
+    tables.append(run)
+    return tables
+
+
+def print_summary(summary: RunSummary, *, stderr: bool = False) -> None:
+    out = console(stderr=stderr)
+    for table in summary_table(summary):
+        out.print(table)
+    if summary.failed:
+        out.print(f"[bold red]failed:[/] [red]{', '.join(summary.failed)}[/]")

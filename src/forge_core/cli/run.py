@@ -1,0 +1,140 @@
+"""``forge run``: one plant process on the real clock, or a whole simulated run in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from forge_core.cli.durations import duration_option, format_duration
+from forge_core.cli.output import console, print_json, print_summary
+from forge_core.clock import RealClock, VirtualClock
+
+if TYPE_CHECKING:
+    from forge_core.cli.main import CliState
+    from forge_core.runtime.runtime import Runtime
+    from forge_core.runtime.summary import RunSummary
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def run_until_signalled(runtime: Runtime, duration: float | None, *, on_started: object = None) -> RunSummary:
+    """Run on the real loop; SIGINT/SIGTERM ask the runtime to stop and the run ends with its
+    summary. A second signal is handled by Python's defaults (Ctrl-C twice interrupts at once)."""
+    loop = asyncio.get_running_loop()
+    signalled: list[str] = []
+
+    def stop(sig: signal.Signals) -> None:
+        signalled.append(sig.name)
+        runtime.request_stop(sig.name)
+        for s in _STOP_SIGNALS:
+            loop.remove_signal_handler(s)
+
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        try:
+            await runtime.start()
+        except BaseException:
+            await runtime.stop()
+            raise
+        if signalled:  # a signal during start: the stop event did not exist yet
+            runtime.request_stop(signalled[0])
+        if callable(on_started):
+            on_started(runtime)
+        return await runtime.run(duration)
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+def _configure_logging(verbose: int, *, stderr: bool) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = RichHandler(console=console(stderr=True), show_path=False, rich_tracebacks=False)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def register(app: typer.Typer, state: CliState) -> None:
+    @app.command()
+    def run(
+        path: Annotated[Path, typer.Argument(help="The plant directory (holding plant.yaml) or the manifest file.")],
+        profile: Annotated[str | None, typer.Option("--profile", "-p", help="Apply this manifest profile.")] = None,
+        only: Annotated[list[str] | None, typer.Option(
+            "--only", help="Run only these components or groups (comma-separated or repeated): one process "
+                           "of a distributed plant.")] = None,
+        duration: Annotated[float | None, typer.Option(
+            "--duration", "-d", parser=duration_option, metavar="DURATION",
+            help="Stop after this long on the real clock: 30s, 90m, 24h, 1d, 1h30m, 0.5s.")] = None,
+        simulate: Annotated[float | None, typer.Option(
+            "--simulate", parser=duration_option, metavar="DURATION",
+            help="Run this long in virtual time (a plant day takes seconds) and print the trace digest.")] = None,
+        seed: Annotated[int | None, typer.Option(
+            "--seed", help="Seed of every component's random stream; default 0 with --simulate.")] = None,
+        health_port: Annotated[int | None, typer.Option(
+            "--health-port", min=0, max=65535,
+            help="Serve /health and /ready on this port (0: any free port); overrides runtime.health.port.")] = None,
+        json_out: Annotated[bool, typer.Option(
+            "--json", help="Print the summary as JSON on stdout (everything else goes to stderr).")] = False,
+        verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                             help="Log more (-v info, -vv debug).")] = 0,
+    ) -> None:
+        """Run a plant until Ctrl-C / SIGTERM, --duration, or the end of a --simulate run.
+
+        Prints a summary at the end (components, messages per type, dead letters). The exit
+        code is 1 when a component ended failed.
+        """
+        from forge_core.builtin.logger import MessageLogger
+        from forge_core.cli.validate import require_manifest
+        from forge_core.plant import load_plant
+        from forge_core.runtime.runtime import Runtime
+
+        if simulate is not None and duration is not None:
+            raise typer.BadParameter("give either --duration (real clock) or --simulate (virtual time), not both",
+                                     param_hint="--duration/--simulate")
+        _configure_logging(verbose, stderr=True)
+        plugins, manifest = load_plant(require_manifest(path), profile=profile, plugins=state.fresh())
+        if health_port is not None:
+            manifest.runtime.health_port = health_port
+        info = console(stderr=json_out)
+        previous_stream = MessageLogger.stream
+        if json_out:
+            MessageLogger.stream = sys.stderr  # keep stdout for the one JSON document
+        try:
+            if simulate is not None:
+                clock = VirtualClock()
+                runtime = Runtime(manifest, plugins, clock=clock, seed=seed if seed is not None else 0, only=only,
+                                  record_trace=True)
+                info.print(f"[bold]simulating[/] plant {escape(manifest.name)} for {format_duration(simulate)} "
+                           f"of virtual time, seed {runtime.seed}")
+                try:
+                    summary = clock.run(runtime.run(simulate))
+                finally:
+                    clock.close()
+            else:
+                runtime = Runtime(manifest, plugins, clock=RealClock(), seed=seed, only=only)
+
+                def started(rt: Runtime) -> None:
+                    where = f" — health on {rt.health_server.url}/health" if rt.health_server else ""
+                    until = f" for {format_duration(duration)}" if duration else " until Ctrl-C"
+                    info.print(f"[bold green]running[/] plant {escape(manifest.name)} "
+                               f"({len(rt.supervisors)} components){until}{where}")
+
+                summary = asyncio.run(run_until_signalled(runtime, duration, on_started=started))
+        finally:
+            MessageLogger.stream = previous_stream
+        if json_out:
+            print_json(summary.to_dict())
+        else:
+            print_summary(summary)
+        if summary.failed:
+            raise typer.Exit(1)
