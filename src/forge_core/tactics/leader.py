@@ -490,7 +490,7 @@ class LeaderElector:
                 self.ttl - self.safety_margin,
             )
         except (LeaseBackendUnavailable, TimeoutError) as exc:
-            log.warning("%s: campaign for %r failed: %s", self.holder, self.name, exc)
+            log.warning("%s: campaign for %r failed: %r", self.holder, self.name, exc)
         if lease is not None and lease.holder == self.holder and not self._stopping:
             self._valid_until = sent + self.ttl - self.safety_margin
             if self.clock.monotonic() < self._valid_until:
@@ -522,7 +522,7 @@ class LeaderElector:
                 self._valid_until - sent,
             )
         except (LeaseBackendUnavailable, TimeoutError) as exc:
-            log.warning("%s: renewing %r failed: %s", self.holder, self.name, exc)
+            log.warning("%s: renewing %r failed: %r", self.holder, self.name, exc)
             self._next_renew = self.clock.monotonic() + min(self.retry_every, self.renew_every)
             return
         if self._stopping or not self._leading:

@@ -1,0 +1,200 @@
+"""Leader election, fencing and handover on the memory backend under virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from forge_core.clock import VirtualClock
+from forge_core.tactics.leader import (
+    FencedReceiver,
+    LeaderElector,
+    MemoryLeaseBackend,
+    MemoryStateStore,
+    NotLeader,
+    StaleEpoch,
+)
+
+
+class Recorder:
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.events: list[tuple[float, str, str, int]] = []
+
+    def elector(self, backend, holder: str, **kw) -> LeaderElector:
+        return LeaderElector(
+            backend, "sched", holder, self.clock,
+            on_elected=lambda e: self.events.append((self.clock.monotonic(), "elected", holder, e)),
+            on_deposed=lambda e: self.events.append((self.clock.monotonic(), "deposed", holder, e)),
+            **kw,
+        )  # fmt: skip
+
+
+def test_single_elector_wins_and_keeps_lease(vclock: VirtualClock) -> None:
+    rec = Recorder(vclock)
+    el = rec.elector(MemoryLeaseBackend(), "a")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(el.run())
+        await asyncio.sleep(30.0)
+        assert el.is_leader and el.epoch == 1 and el.fence() == 1
+        task.cancel()
+
+    vclock.run(main())
+    assert [e[1] for e in rec.events] == ["elected"]
+    assert not el.is_leader, "a cancelled (crashed) elector stops acting"
+
+
+def test_killed_leader_is_replaced_within_ttl_plus_retry(vclock: VirtualClock) -> None:
+    rec = Recorder(vclock)
+    backend = MemoryLeaseBackend()
+    a, b = rec.elector(backend, "a"), rec.elector(backend, "b")
+
+    async def main() -> float:
+        ta = asyncio.ensure_future(a.run())
+        await asyncio.sleep(0.01)
+        tb = asyncio.ensure_future(b.run())
+        await asyncio.sleep(5.0)
+        assert a.is_leader and not b.is_leader
+        killed = vclock.monotonic()
+        ta.cancel()
+        await asyncio.sleep(3.0)
+        tb.cancel()
+        return killed
+
+    killed = vclock.run(main())
+    elected_b = [t for t, kind, who, _ in rec.events if kind == "elected" and who == "b"]
+    assert elected_b and elected_b[0] - killed <= 1.0 + 0.2 + 1e-6
+    assert b.epoch == 2
+
+
+def test_release_hands_over_at_once(vclock: VirtualClock) -> None:
+    rec = Recorder(vclock)
+    backend = MemoryLeaseBackend()
+    a, b = rec.elector(backend, "a"), rec.elector(backend, "b")
+
+    async def main() -> float:
+        ta = asyncio.ensure_future(a.run())
+        await asyncio.sleep(0.01)
+        tb = asyncio.ensure_future(b.run())
+        await asyncio.sleep(2.0)
+        released = vclock.monotonic()
+        await a.release()
+        await asyncio.sleep(1.0)
+        tb.cancel()
+        ta.cancel()
+        return released
+
+    released = vclock.run(main())
+    elected_b = next(t for t, kind, who, _ in rec.events if kind == "elected" and who == "b")
+    assert elected_b - released <= 0.2 + 1e-6
+    assert ("deposed", "a") in [(k, w) for _, k, w, _ in rec.events]
+    with pytest.raises(NotLeader, match="'a' does not hold lease 'sched'"):
+        a.fence()
+
+
+class HangingBackend(MemoryLeaseBackend):
+    """Calls from ``stalled`` hang for ``hang`` seconds (a network stall or a long GC pause)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang = 0.0
+        self.stalled = "a"
+
+    async def renew(self, name, holder, *args, **kw):
+        if self.hang and holder == self.stalled:
+            await asyncio.sleep(self.hang)
+        return await super().renew(name, holder, *args, **kw)
+
+    async def try_acquire(self, name, holder, *args, **kw):
+        if self.hang and holder == self.stalled:
+            await asyncio.sleep(self.hang)
+        return await super().try_acquire(name, holder, *args, **kw)
+
+
+def test_leader_deposes_itself_before_lease_can_be_taken(vclock: VirtualClock) -> None:
+    rec = Recorder(vclock)
+    backend = HangingBackend()
+    a, b = rec.elector(backend, "a"), rec.elector(backend, "b")
+
+    async def main() -> None:
+        ta = asyncio.ensure_future(a.run())
+        await asyncio.sleep(0.01)
+        tb = asyncio.ensure_future(b.run())
+        await asyncio.sleep(2.0)
+        backend.hang = 10.0
+        await asyncio.sleep(3.0)
+        tb.cancel()
+        ta.cancel()
+
+    vclock.run(main())
+    deposed_a = next(t for t, k, w, _ in rec.events if k == "deposed" and w == "a")
+    elected_b = next(t for t, k, w, _ in rec.events if k == "elected" and w == "b")
+    assert deposed_a < elected_b
+    assert elected_b - deposed_a >= a.safety_margin - 1e-9
+    assert b.epoch == 2
+
+
+def test_settings_checked() -> None:
+    clock = VirtualClock()
+    with pytest.raises(ValueError, match=r"renew_every .* below ttl - safety_margin"):
+        LeaderElector(MemoryLeaseBackend(), "x", "a", clock, ttl=1.0, renew_every=0.95)
+    clock.close()
+
+
+def test_fenced_receiver_drops_stale_epochs() -> None:
+    rx = FencedReceiver()
+    assert rx.accept(1) and rx.accept(2) and rx.accept(2)
+    assert not rx.accept(1)
+    assert rx.accept(1, lease="other")
+    assert rx.rejected == 1 and rx.accepted == 4
+
+
+def test_memory_backend_contract() -> None:
+    async def main() -> None:
+        b = MemoryLeaseBackend()
+        la = await b.try_acquire("l", "a", 1.0, now=0.0)
+        assert la is not None and la.epoch == 1
+        assert await b.try_acquire("l", "b", 1.0, now=0.5) is None
+        assert (await b.try_acquire("l", "a", 1.0, now=0.5)).epoch == 1  # idempotent re-acquire
+        assert await b.renew("l", "a", 2, 1.0, now=0.6) is None  # wrong epoch
+        assert (await b.renew("l", "a", 1, 1.0, now=0.6)).expires_at == 1.6
+        assert await b.renew("l", "a", 1, 1.0, now=1.6) is None  # expired
+        lb = await b.try_acquire("l", "b", 1.0, now=1.7)
+        assert lb is not None and lb.epoch == 2
+        await b.release("l", "a", 1)  # not the holder: no effect
+        assert (await b.current("l", now=1.8)).holder == "b"
+        await b.release("l", "b", 2)
+        assert await b.current("l", now=1.8) is None
+        assert (await b.try_acquire("l", "a", 1.0, now=1.9)).epoch == 3
+
+    asyncio.run(main())
+
+
+def test_handover_through_fenced_state_store(vclock: VirtualClock) -> None:
+    backend, store = MemoryLeaseBackend(), MemoryStateStore()
+    loaded: dict[str, object] = {}
+
+    def make(holder: str) -> LeaderElector:
+        async def elected(epoch: int) -> None:
+            loaded[holder] = await store.load("plan")
+            await store.save("plan", {"owner": holder, "jobs": [1, 2, 3]}, epoch=epoch)
+
+        return LeaderElector(backend, "sched", holder, vclock, on_elected=elected)
+
+    a, b = make("a"), make("b")
+
+    async def main() -> None:
+        ta = asyncio.ensure_future(a.run())
+        await asyncio.sleep(0.01)
+        tb = asyncio.ensure_future(b.run())
+        await asyncio.sleep(1.0)
+        ta.cancel()
+        await asyncio.sleep(2.0)
+        tb.cancel()
+        with pytest.raises(StaleEpoch, match="epoch 1 refused, epoch 2 already wrote it"):
+            await store.save("plan", {"owner": "a"}, epoch=1)
+
+    vclock.run(main())
+    assert loaded == {"a": None, "b": {"owner": "a", "jobs": [1, 2, 3]}}
