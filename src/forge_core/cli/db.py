@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from forge_core.cli.output import console, print_json
+from forge_core.cli.output import PLANT_PATH_HELP, console, print_json
 
 if TYPE_CHECKING:
     from forge_core.cli.main import CliState
     from forge_core.manifest import Manifest
     from forge_core.storage import MigrationRegistry
 
-PlantPath = Annotated[Path, typer.Argument(help="The plant directory (holding plant.yaml) or the manifest file.")]
-ProfileOption = Annotated[str | None, typer.Option("--profile", "-p", help="Use this profile's storage URL.")]
+PlantPath = Annotated[Path, typer.Argument(metavar="PATH", help=PLANT_PATH_HELP)]
+ProfileOption = Annotated[str | None, typer.Option("--profile", "-p", metavar="PROFILE",
+                                                   help="Use this profile's storage URL.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 

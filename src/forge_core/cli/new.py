@@ -102,8 +102,10 @@ def register(app: typer.Typer, state: CliState) -> None:
 
     @group.command("plant")
     def new_plant(
-        name: Annotated[str, typer.Argument(help="Plant name: lower case letter, then letters, digits, '_'.")],
-        directory: Annotated[Path, typer.Option("--dir", help="Create the plant inside this directory.")] = Path("."),
+        name: Annotated[str, typer.Argument(
+            metavar="NAME", help="Plant name: lower case letter, then letters, digits, '_'.")],
+        directory: Annotated[Path, typer.Option(
+            "--dir", metavar="DIR", help="Create the plant inside this directory.")] = Path("."),
     ) -> None:
         """Create NAME/: plant.yaml, a machine component, its message schemas, tests and a README.
 
@@ -118,10 +120,10 @@ def register(app: typer.Typer, state: CliState) -> None:
 
     @group.command("plugin")
     def new_plugin(
-        name: Annotated[str, typer.Argument(help="Distribution name, e.g. forge-acme (package forge_acme, "
-                                                 "plugin acme).")],
-        directory: Annotated[Path, typer.Option("--dir", help="Create the package inside this directory.")] = Path(
-            "."),
+        name: Annotated[str, typer.Argument(
+            metavar="NAME", help="Distribution name, e.g. forge-acme (package forge_acme, plugin acme).")],
+        directory: Annotated[Path, typer.Option(
+            "--dir", metavar="DIR", help="Create the package inside this directory.")] = Path("."),
     ) -> None:
         """Create a plugin package NAME/: pyproject.toml with its `forge` entry point, a component,
         its schemas, tests and a README, laid out like Forge's own plugins."""

@@ -7,6 +7,7 @@ goes to stderr, so ``forge ... --json | jq`` always reads one clean document.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -18,10 +19,15 @@ from forge_core.cli.durations import format_duration
 from forge_core.errors import ManifestProblem
 from forge_core.runtime.summary import RunSummary
 
+PLANT_PATH_HELP = "The plant directory (holding plant.yaml) or the manifest file."
+
 
 def console(*, stderr: bool = False) -> Console:
     """A console bound to the *current* sys.stdout/stderr (typer's CliRunner swaps them)."""
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Off a terminal rich assumes 80 columns; tables then wrap badly in logs and CI. COLUMNS wins.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
 
 def print_json(data: Any) -> None:

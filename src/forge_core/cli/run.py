@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from forge_core.cli.durations import duration_option, format_duration
-from forge_core.cli.output import console, print_json, print_summary
+from forge_core.cli.output import PLANT_PATH_HELP, console, print_json, print_summary
 from forge_core.clock import RealClock, VirtualClock
 
 if TYPE_CHECKING:
@@ -67,11 +67,13 @@ def _configure_logging(verbose: int, *, stderr: bool) -> None:
 def register(app: typer.Typer, state: CliState) -> None:
     @app.command()
     def run(
-        path: Annotated[Path, typer.Argument(help="The plant directory (holding plant.yaml) or the manifest file.")],
-        profile: Annotated[str | None, typer.Option("--profile", "-p", help="Apply this manifest profile.")] = None,
+        path: Annotated[Path, typer.Argument(metavar="PATH", help=PLANT_PATH_HELP)],
+        profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="PROFILE",
+                                                       help="Apply this manifest profile.")] = None,
         only: Annotated[list[str] | None, typer.Option(
-            "--only", help="Run only these components or groups (comma-separated or repeated): one process "
-                           "of a distributed plant.")] = None,
+            "--only", metavar="NAME[,NAME]",
+            help="Run only these components or groups (comma-separated or repeated): one process of a "
+                 "distributed plant.")] = None,
         duration: Annotated[float | None, typer.Option(
             "--duration", "-d", parser=duration_option, metavar="DURATION",
             help="Stop after this long on the real clock: 30s, 90m, 24h, 1d, 1h30m, 0.5s.")] = None,
@@ -79,9 +81,9 @@ def register(app: typer.Typer, state: CliState) -> None:
             "--simulate", parser=duration_option, metavar="DURATION",
             help="Run this long in virtual time (a plant day takes seconds) and print the trace digest.")] = None,
         seed: Annotated[int | None, typer.Option(
-            "--seed", help="Seed of every component's random stream; default 0 with --simulate.")] = None,
+            "--seed", metavar="N", help="Seed of every component's random stream; default 0 with --simulate.")] = None,
         health_port: Annotated[int | None, typer.Option(
-            "--health-port", min=0, max=65535,
+            "--health-port", min=0, max=65535, metavar="PORT",
             help="Serve /health and /ready on this port (0: any free port); overrides runtime.health.port.")] = None,
         json_out: Annotated[bool, typer.Option(
             "--json", help="Print the summary as JSON on stdout (everything else goes to stderr).")] = False,

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from forge_core.cli.main import CliState
     from forge_core.messages.schemas import SchemaRegistry
 
-PlantOption = Annotated[Path | None, typer.Option("--plant", help="Also include this plant's own schemas.")]
+PlantOption = Annotated[Path | None, typer.Option("--plant", metavar="PATH",
+                                                  help="Also include this plant's own schemas.")]
 
 
 def _registry(state: CliState, plant: Path | None) -> SchemaRegistry:
@@ -90,9 +91,10 @@ def register(app: typer.Typer, state: CliState) -> None:
 
     @group.command("validate")
     def validate(
-        file: Annotated[Path, typer.Argument(help="A JSON payload, or a CloudEvents structured JSON message.")],
-        type_: Annotated[str | None, typer.Option("--type", "-t", help="The message type (required for a bare "
-                                                                             "payload).")] = None,
+        file: Annotated[Path, typer.Argument(
+            metavar="FILE", help="A JSON payload, or a CloudEvents structured JSON message.")],
+        type_: Annotated[str | None, typer.Option(
+            "--type", "-t", metavar="TYPE", help="The message type (required for a bare payload).")] = None,
         plant: PlantOption = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from forge_core.cli.output import console, print_json, print_problems, problem_dict
+from forge_core.cli.output import PLANT_PATH_HELP, console, print_json, print_problems, problem_dict
 from forge_core.errors import ForgeError
 from forge_core.plant import check_plant, load_plant, manifest_file
 
 if TYPE_CHECKING:
     from forge_core.cli.main import CliState
 
-PlantPath = Annotated[Path, typer.Argument(help="The plant directory (holding plant.yaml) or the manifest file.")]
+PlantPath = Annotated[Path, typer.Argument(metavar="PATH", help=PLANT_PATH_HELP)]
 
 
 def require_manifest(path: Path) -> Path:
