@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+
+from forge_core.clock import VirtualClock
+from forge_core.tactics.retry import RetryPolicy
+
+
+class Flaky:
+    def __init__(self, failures: int, exc: type[Exception] = ConnectionError) -> None:
+        self.failures, self.exc, self.calls = failures, exc, 0
+
+    def __call__(self, value: str = "ok") -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.exc(f"failure {self.calls}")
+        return value
+
+
+def test_async_retries_sleep_in_virtual_time_with_exponential_backoff(vclock: VirtualClock) -> None:
+    policy = RetryPolicy(jitter=0.0, clock=vclock)
+    flaky = Flaky(3)
+
+    async def op(v: str) -> str:
+        return flaky(v)
+
+    assert vclock.run(policy.acall(op, "done")) == "done"
+    assert vclock.elapsed == pytest.approx(0.1 + 0.2 + 0.4)
+    assert (policy.stats.attempts, policy.stats.retries, policy.stats.successes) == (4, 3, 1)
+
+
+def test_gives_up_after_max_attempts_with_note(vclock: VirtualClock) -> None:
+    policy = RetryPolicy(max_attempts=3, jitter=0.0, clock=vclock)
+
+    async def op() -> None:
+        raise ConnectionError("broker away")
+
+    with pytest.raises(ConnectionError, match="broker away") as info:
+        vclock.run(policy.acall(op))
+    assert any("gave up after 3 attempt(s)" in n and "max_attempts=3" in n for n in info.value.__notes__)
+    assert policy.stats.failures == 1 and policy.stats.retries == 2
+
+
+def test_deadline_bounds_total_time(vclock: VirtualClock) -> None:
+    policy = RetryPolicy(max_attempts=100, initial=1.0, multiplier=2.0, jitter=0.0, deadline=5.0, clock=vclock)
+
+    async def op() -> None:
+        raise TimeoutError("plc")
+
+    with pytest.raises(TimeoutError) as info:
+        vclock.run(policy.acall(op))
+    assert vclock.elapsed == pytest.approx(5.0)  # 1 + 2 + (2 of 4) then one last attempt at 5 s
+    assert policy.stats.attempts == 4
+    assert "deadline 5.0 s reached" in info.value.__notes__[0]
+
+
+def test_give_up_on_is_not_retried(vclock: VirtualClock) -> None:
+    policy = RetryPolicy(clock=vclock, give_up_on=(ValueError,))
+    flaky = Flaky(5, ValueError)
+    with pytest.raises(ValueError) as info:
+        RetryPolicy(clock=vclock, give_up_on=(ValueError,), sync_sleep=lambda s: None).call(flaky)
+    assert flaky.calls == 1 and "not retried" in info.value.__notes__[0]
+    assert policy.stats.calls == 0
+
+
+def test_jitter_is_seeded_and_bounded() -> None:
+    a = RetryPolicy(seed=7, jitter=0.1)
+    b = RetryPolicy(seed=7, jitter=0.1)
+    seq_a = [a.backoff(n) for n in range(1, 12)]
+    assert seq_a == [b.backoff(n) for n in range(1, 12)]
+    for n, v in enumerate(seq_a, 1):
+        base = min(5.0, 0.1 * 2 ** (n - 1))
+        assert base * 0.9 <= v <= base * 1.1
+
+
+def test_sync_decorator_and_sleep_hook() -> None:
+    slept: list[float] = []
+    policy = RetryPolicy(jitter=0.0, sync_sleep=slept.append)
+    flaky = Flaky(2)
+
+    @policy
+    def op(v: str) -> str:
+        return flaky(v)
+
+    assert op("x") == "x" and slept == [0.1, 0.2]
+    assert op.__name__ == "op"
+
+
+def test_async_decorator(vclock: VirtualClock) -> None:
+    policy = RetryPolicy(jitter=0.0, clock=vclock)
+    flaky = Flaky(1)
+
+    @policy
+    async def op() -> str:
+        return flaky()
+
+    assert vclock.run(op()) == "ok" and vclock.elapsed == pytest.approx(0.1)
+
+
+def test_sync_call_on_virtual_clock_needs_a_sleep(vclock: VirtualClock) -> None:
+    with pytest.raises(RuntimeError, match="virtual clock cannot be slept on synchronously"):
+        RetryPolicy(clock=vclock).call(Flaky(0))
+
+
+def test_validation() -> None:
+    with pytest.raises(ValueError, match=r"max_attempts must be >= 1.*jitter is a fraction"):
+        RetryPolicy(max_attempts=0, jitter=2.0)
