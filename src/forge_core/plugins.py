@@ -150,7 +150,7 @@ class Plugins:
             if caller.spec is not None:
                 continue
             for impl in caller.get_hookimpls():
-                if impl.hookimpl_opts.get("optionalhook"):
+                if impl.optionalhook:
                     continue
                 guess = difflib.get_close_matches(hook_name, known, n=1)
                 fix = f"; did you mean {guess[0]!r}?" if guess else f"; known hooks: {', '.join(known)}"
@@ -194,7 +194,8 @@ class Plugins:
         return registry
 
     def _call_register(self, hook_name: str, registry: NamedRegistry[Any] | SchemaRegistry | Any) -> None:
-        for impl in self._impls(hook_name):
+        # Registration order (built-ins first), so "first registered by" names the earlier plugin.
+        for impl in reversed(self._impls(hook_name)):
             registry.current_plugin = impl.plugin_name
             try:
                 self._trace(hook_name, impl.plugin_name)
@@ -295,11 +296,11 @@ def _hook_in(message: str) -> str | None:
 
 
 def _explain_validation(exc: pluggy.PluginValidationError) -> str:
-    text = str(exc)
-    if "hookimpl definition" in text and "Argument(s)" in text:
-        return text.split("\n", 1)[0] + " — the hook implementation asks for arguments the hook does not " \
-            "pass; use only the parameter names of the hookspec (see docs/hooks.md)"
-    return text
+    lines = str(exc).splitlines()
+    detail = "; ".join(line.strip() for line in lines[1:]) or lines[0]
+    if "Argument(s)" in detail:
+        return f"{detail} — use only the parameter names of the hookspec (see docs/hooks.md)"
+    return detail
 
 
 def get_plugin_manager(

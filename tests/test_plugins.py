@@ -1,0 +1,172 @@
+"""Plugin loading: built-ins, entry points, local files, env switches, and errors that name
+the plugin, the hook and the fix."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from forge_core import hookimpl
+from forge_core.errors import DuplicateRegistration, PluginError
+from forge_core.plugins import get_plugin_manager
+from forge_core.transport.memory import MemoryTransport
+
+
+def test_builtin_plugin_provides_core_features():
+    plugins = get_plugin_manager(autoload=False)
+    plugins.collect()
+    core = plugins.infos["forge_core"]
+    assert core.builtin and core.distribution == "forge-core"
+    assert core.provides["transports"] == ["memory"]
+    assert "forge.logger" in core.provides["components"]
+    assert "forge.deadletter" in core.provides["schemas"]
+    assert "forge_register_transports" in core.hooks(plugins.pm)
+
+
+def test_duplicate_transport_names_both_plugins():
+    class A:
+        @hookimpl
+        def forge_register_transports(self, registry):
+            registry.add("wire", lambda n, s, c: MemoryTransport(n))
+
+    class B:
+        @hookimpl
+        def forge_register_transports(self, registry):
+            registry.add("wire", lambda n, s, c: MemoryTransport(n))
+
+    plugins = get_plugin_manager(autoload=False, extra=[("alpha", A()), ("beta", B())])
+    with pytest.raises(DuplicateRegistration) as caught:
+        plugins.collect()
+    message = str(caught.value)
+    assert "'alpha'" in message and "'beta'" in message and "forge_register_transports" in message
+
+
+def test_duplicate_builtin_name_is_refused():
+    class Shadow:
+        @hookimpl
+        def forge_register_transports(self, registry):
+            registry.add("memory", lambda n, s, c: MemoryTransport(n))
+
+    with pytest.raises(DuplicateRegistration, match="first by plugin 'forge_core', again by plugin 'shadow'"):
+        get_plugin_manager(autoload=False, extra=[("shadow", Shadow())]).collect()
+
+
+def test_misspelled_hook_fails_loudly_with_a_suggestion():
+    class Typo:
+        @hookimpl
+        def forge_regster_components(self, registry):
+            pass
+
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(autoload=False, extra=[("typo", Typo())])
+    assert str(caught.value) == (
+        "plugin 'typo', hook 'forge_regster_components': implements unknown hook 'forge_regster_components'; "
+        "did you mean 'forge_register_components'?"
+    )
+
+
+def test_wrong_hook_signature_names_plugin_hook_and_fix():
+    class Wrong:
+        @hookimpl
+        def forge_register_transports(self, registry, extra_arg):
+            pass
+
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(autoload=False, extra=[("wrong", Wrong())])
+    message = str(caught.value)
+    assert message.startswith("plugin 'wrong', hook 'forge_register_transports':")
+    assert "extra_arg" in message and "use only the parameter names" in message
+
+
+def test_exception_in_registration_names_plugin_and_hook():
+    class Boom:
+        @hookimpl
+        def forge_register_components(self, registry):
+            raise KeyError("oops")
+
+    with pytest.raises(PluginError, match=r"plugin 'boom', hook 'forge_register_components': raised KeyError"):
+        get_plugin_manager(autoload=False, extra=[("boom", Boom())]).collect()
+
+
+def test_same_plugin_name_twice_is_refused():
+    class P:
+        pass
+
+    with pytest.raises(PluginError, match="already registered"):
+        get_plugin_manager(autoload=False, extra=[("p", P()), ("p", P())])
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch, tmp_path):
+    """Install entry points in group 'forge' pointing at modules written to tmp_path."""
+    sys.path.insert(0, str(tmp_path))
+    points: list[EntryPoint] = []
+
+    def add(name: str, module: str, source: str) -> None:
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        points.append(EntryPoint(name=name, value=module, group="forge"))
+
+    monkeypatch.setattr("forge_core.plugins.entry_points", lambda group: [p for p in points if p.group == group])
+    yield add
+    sys.path.remove(str(tmp_path))
+    for point in points:
+        sys.modules.pop(point.value, None)
+
+
+GOOD_PLUGIN = """
+from forge_core import hookimpl
+
+@hookimpl
+def forge_register_schemas(registry):
+    registry.add("acme.ping", {"type": "object"})
+"""
+
+
+def test_entry_point_plugins_load_and_can_be_disabled(fake_entry_points, monkeypatch):
+    fake_entry_points("acme", "forge_test_acme", GOOD_PLUGIN)
+    fake_entry_points("other", "forge_test_other", GOOD_PLUGIN.replace("acme.ping", "other.ping"))
+    plugins = get_plugin_manager()
+    plugins.collect()
+    assert {"acme", "other"} <= set(plugins.infos)
+    assert "acme.ping" in plugins.schemas
+
+    monkeypatch.setenv("FORGE_DISABLE_PLUGINS", "acme")
+    assert "acme" not in get_plugin_manager().infos
+    monkeypatch.delenv("FORGE_DISABLE_PLUGINS")
+    monkeypatch.setenv("FORGE_LOAD_PLUGINS", "other")
+    assert set(get_plugin_manager().infos) == {"forge_core", "other"}
+    monkeypatch.setenv("FORGE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert set(get_plugin_manager().infos) == {"forge_core"}
+
+
+def test_broken_entry_point_says_what_and_how_to_skip(fake_entry_points):
+    fake_entry_points("broken", "forge_test_broken", "import not_a_module_anywhere\n")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    message = str(caught.value)
+    assert message.startswith("plugin 'broken': could not be imported from 'forge_test_broken'")
+    assert "No module named 'not_a_module_anywhere'" in message
+    assert "FORGE_DISABLE_PLUGINS=broken" in message
+
+
+def test_trace_env_prints_hook_calls(monkeypatch, capsys):
+    monkeypatch.setenv("FORGE_TRACE_PLUGINS", "1")
+    get_plugin_manager(autoload=False).collect()
+    assert "[forge trace] forge_register_transports -> forge_core" in capsys.readouterr().err
+
+
+def test_local_plugin_with_import_error_names_the_file(tmp_path):
+    bad = tmp_path / "bad_components.py"
+    bad.write_text("raise RuntimeError('half-written')\n")
+    with pytest.raises(PluginError, match=r"local plugin .*bad_components.py failed to import: RuntimeError"):
+        get_plugin_manager(autoload=False).load_local_plugin(bad)
+
+
+def test_catalog_lists_what_plugins_provide():
+    catalog = get_plugin_manager(autoload=False).catalog()
+    assert "memory" in catalog.transports and catalog.transports["memory"]["additionalProperties"] is False
+    assert "forge.logger" in catalog.components
+    assert "forge_core" in catalog.plugins
