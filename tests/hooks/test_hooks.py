@@ -6,7 +6,6 @@ The meta-test in tests/test_hookspecs.py fails when a hook has no ``test_hook_<n
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
