@@ -34,14 +34,14 @@ def invoke(app: typer.Typer, monkeypatch: pytest.MonkeyPatch) -> Callable[..., o
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"COLUMNS": "200", "PYTHONUNBUFFERED": "1"}, **extra)
     env.pop("FORGE_DEBUG", None)
+    env.update({"COLUMNS": "200", "PYTHONUNBUFFERED": "1"}, **extra)
     return env
 
 
 def _forge(*args: object, cwd: Path | None = None, timeout: float = 120,
            **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "forge_core.cli.main", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "forge_core.cli", *map(str, args)], cwd=cwd,
                           env=_env(**env), capture_output=True, text=True, timeout=timeout)
 
 

@@ -136,6 +136,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     app(args=argv, prog_name="forge")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

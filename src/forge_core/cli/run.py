@@ -54,14 +54,20 @@ async def run_until_signalled(runtime: Runtime, duration: float | None, *, on_st
             loop.remove_signal_handler(sig)
 
 
-def _configure_logging(verbose: int, *, stderr: bool) -> None:
+def _logging_handler(verbose: int, *, show_time: bool) -> tuple[logging.Handler, int]:
+    """A rich handler on stderr for the run's logs; removed again when the run ends.
+
+    Virtual runs hide the wall-clock time column: it has nothing to do with plant time."""
     from rich.logging import RichHandler
 
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = RichHandler(console=console(stderr=True), show_path=False, rich_tracebacks=False)
+    handler = RichHandler(console=console(stderr=True), show_path=False, show_time=show_time,
+                          rich_tracebacks=False, level=level)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, previous) if previous != logging.NOTSET else level)
+    return handler, previous
 
 
 def register(app: typer.Typer, state: CliState) -> None:
@@ -103,11 +109,11 @@ def register(app: typer.Typer, state: CliState) -> None:
         if simulate is not None and duration is not None:
             raise typer.BadParameter("give either --duration (real clock) or --simulate (virtual time), not both",
                                      param_hint="--duration/--simulate")
-        _configure_logging(verbose, stderr=True)
         plugins, manifest = load_plant(require_manifest(path), profile=profile, plugins=state.fresh())
         if health_port is not None:
             manifest.runtime.health_port = health_port
         info = console(stderr=json_out)
+        handler, previous_level = _logging_handler(verbose, show_time=simulate is None)
         previous_stream = MessageLogger.stream
         if json_out:
             MessageLogger.stream = sys.stderr  # keep stdout for the one JSON document
@@ -134,6 +140,8 @@ def register(app: typer.Typer, state: CliState) -> None:
                 summary = asyncio.run(run_until_signalled(runtime, duration, on_started=started))
         finally:
             MessageLogger.stream = previous_stream
+            logging.getLogger().removeHandler(handler)
+            logging.getLogger().setLevel(previous_level)
         if json_out:
             print_json(summary.to_dict())
         else:
