@@ -87,6 +87,12 @@ storage: {url: "sqlite:///{plant_dir}/plant.db", migrate_on_start: false}
 
 
 @pytest.fixture
+def basic_manifest() -> str:
+    """Two test machines on one memory transport (m2 in group line2)."""
+    return BASIC_MANIFEST
+
+
+@pytest.fixture
 def plant_dir(tmp_path: Path) -> Callable[..., Path]:
     """``plant_dir(manifest=BASIC_MANIFEST, plugin=MACHINE_PLUGIN)`` writes a plant and returns its dir."""
 

@@ -82,7 +82,7 @@ def test_bad_schema_files_say_which_file_and_what(tmp_path, content, match):
 def test_unknown_type_lists_what_is_registered():
     registry = SchemaRegistry()
     registry.add("a.one", {"type": "object"})
-    with pytest.raises(UnknownMessageType, match="'a.two' has no registered schema; registered types: a.one"):
+    with pytest.raises(UnknownMessageType, match=r"'a.two' has no registered schema; registered types: a.one"):
         registry.get("a.two")
 
 
