@@ -1,0 +1,124 @@
+"""``forge plugins``, ``forge schemas``, ``forge db`` and commands contributed by plugins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from forge_core import __version__, hookimpl
+from forge_core.cli import build_app
+from forge_core.errors import ForgeError, PluginError
+from forge_core.plugins import get_plugin_manager
+
+
+def commands_plugin(*entries: tuple[str, object]) -> SimpleNamespace:
+    @hookimpl
+    def forge_register_commands(registry):
+        for name, command in entries:
+            registry.add(name, command, help=f"{name} from a plugin")
+
+    return SimpleNamespace(forge_register_commands=forge_register_commands)
+
+
+def test_plugin_commands_join_the_cli() -> None:
+    group = typer.Typer()
+
+    @group.command()
+    def hello(who: str = "plant") -> None:
+        typer.echo(f"hello {who}")
+
+    @group.command()
+    def bye() -> None:
+        typer.echo("bye")
+
+    def greet(name: str) -> None:
+        """Greet someone."""
+        typer.echo(f"greetings {name}")
+
+    def fail() -> None:
+        raise ForgeError("the acme press is not reachable at 10.0.0.7")
+
+    plugin = commands_plugin(("acme", group), ("greet", greet), ("fail", fail))
+    plugins = get_plugin_manager(autoload=False, extra=[("acmecli", plugin)])
+    app = build_app(plugins)
+    runner = CliRunner()
+    assert runner.invoke(app, ["acme", "hello", "--who", "oven"]).stdout == "hello oven\n"
+    assert runner.invoke(app, ["greet", "ada"]).stdout == "greetings ada\n"
+    top = runner.invoke(app, ["--help"]).stdout
+    assert "acme" in top and "greet" in top
+    failed = runner.invoke(app, ["fail"])
+    assert failed.exit_code == 1
+    assert "the acme press is not reachable at 10.0.0.7" in failed.output
+    listed = json.loads(runner.invoke(app, ["plugins", "--json"]).stdout)
+    assert next(p for p in listed if p["name"] == "acmecli")["provides"] == {"commands": ["acme", "greet", "fail"]}
+
+
+def test_plugin_command_clashing_with_a_core_command_is_refused() -> None:
+    plugin = commands_plugin(("run", lambda: None))
+    plugins = get_plugin_manager(autoload=False, extra=[("clash", plugin)])
+    with pytest.raises(PluginError, match="plugin 'clash', hook 'forge_register_commands': CLI command 'run'"):
+        build_app(plugins)
+
+
+def test_version_and_help(invoke) -> None:
+    assert invoke("--version").stdout.strip() == f"forge {__version__}"
+    top = invoke("--help").stdout
+    for command in ("new", "validate", "run", "plugins", "schemas", "db"):
+        assert command in top
+
+
+def test_plugins_table_lists_the_builtin(invoke) -> None:
+    result = invoke("plugins")
+    assert result.exit_code == 0
+    assert "forge_core" in result.stdout and "forge.logger" in result.stdout and "builtin" in result.stdout
+
+
+def test_schemas_list_and_show(invoke, bakery: Path) -> None:
+    types = {row["type"]: row for row in json.loads(invoke("schemas", "list", "--json").stdout)}
+    assert "forge.deadletter" in types and "bakery.reading" not in types
+    with_plant = {row["type"]: row for row in json.loads(invoke("schemas", "list", "--plant", bakery,
+                                                                   "--json").stdout)}
+    assert with_plant["bakery.reading"]["plugin"] == "plant:bakery"
+    shown = invoke("schemas", "show", "bakery.command", "--plant", bakery)
+    assert shown.exit_code == 0 and '"set_setpoint"' in shown.stdout
+    unknown = invoke("schemas", "show", "bakery.nope", "--plant", bakery)
+    assert unknown.exit_code == 1 and "has no registered schema" in unknown.output
+
+
+def test_schemas_validate_shows_each_pointer(invoke, bakery: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"machine": "m", "seq": 0, "value": "hot", "setpoint": 1}))
+    result = invoke("schemas", "validate", bad, "--type", "bakery.reading", "--plant", bakery)
+    assert result.exit_code == 1
+    assert "/seq: 0 is less than the minimum of 1" in result.stdout
+    assert "/value: 'hot' is not of type 'number'" in result.stdout
+    data = json.loads(invoke("schemas", "validate", bad, "-t", "bakery.reading", "--plant", bakery, "--json").stdout)
+    assert {e["pointer"] for e in data["errors"]} == {"/seq", "/value"}
+
+
+def test_schemas_validate_cloudevents_and_bare_payloads(invoke, bakery: Path, tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"specversion": "1.0", "id": "1", "source": "test", "type": "bakery.command",
+                                 "data": {"action": "set_setpoint", "value": 250}}))
+    ok = invoke("schemas", "validate", event, "--plant", bakery)
+    assert ok.exit_code == 0 and "valid bakery.command" in ok.stdout
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"action": "set_setpoint"}))
+    assert invoke("schemas", "validate", bare, "--plant", bakery).exit_code == 1  # no type: say --type
+    missing = invoke("schemas", "validate", bare, "--type", "bakery.command", "--plant", bakery)
+    assert missing.exit_code == 1 and "'value' is a required property" in missing.stdout
+
+
+def test_db_upgrade_then_current(invoke, bakery: Path) -> None:
+    before = json.loads(invoke("db", "current", bakery, "--json").stdout)
+    assert before["current"] == {"forge_core": None}
+    upgraded = invoke("db", "upgrade", bakery)
+    assert upgraded.exit_code == 0 and "upgraded" in upgraded.stdout
+    after = json.loads(invoke("db", "current", bakery, "--json").stdout)
+    assert after["current"]["forge_core"]
+    assert after["url"].endswith("bakery/.forge/plant.db")
