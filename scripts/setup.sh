@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up everything Forge needs on this machine: a virtualenv with forge-core and every plugin
+# under plugins/ (editable), and, with --servers, the Debian servers the tests start themselves
+# (PostgreSQL, Redis, Mosquitto). Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_servers=0
+[ "${1:-}" = "--servers" ] && want_servers=1
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "forge needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+
+if [ "$want_servers" = 1 ]; then
+  missing=()
+  command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "installing ${missing[*]} (Debian packages)"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "the tests need these Debian packages: ${missing[*]}; run: sudo apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.forge-installed
+inputs=$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  args=(-e ".[test,otlp]")
+  for plugin in plugins/*/; do
+    [ -f "$plugin/pyproject.toml" ] && args+=(-e "$plugin")
+  done
+  .venv/bin/python -m pip install -q "${args[@]}"
+  echo "$inputs" > "$stamp"
+fi

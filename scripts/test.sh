@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: set-up (venv, packages, servers), lint, tests.
+# Tests start and stop their own servers on 127.0.0.1. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --servers
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest -q --timeout=600 "$@"
