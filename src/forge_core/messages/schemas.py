@@ -8,6 +8,7 @@ its JSON pointer, which is slower but exact.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,27 @@ class MessageSchema:
             cls = validator_for(self.schema)
             self._detailed = cls(self.schema, format_checker=cls.FORMAT_CHECKER)
         found = []
-        for error in sorted(self._detailed.iter_errors(payload), key=lambda e: list(e.absolute_path)):
+        for error in sorted(self._detailed.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]):
             pointer = "".join(f"/{_escape(part)}" for part in error.absolute_path)
+            extras = _unexpected_keys(error)
+            if extras:  # point at each unexpected key, not at the object that holds it
+                found.extend({"pointer": f"{pointer}/{_escape(key)}",
+                              "message": f"unexpected property {key!r} (the schema allows no others)"}
+                             for key in extras)
+                continue
             found.append({"pointer": pointer or "/", "message": error.message})
         return found
+
+
+def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    if error.validator != "additionalProperties" or error.validator_value is not False:
+        return []
+    if not isinstance(error.instance, dict) or not isinstance(error.schema, dict):
+        return []
+    declared = error.schema.get("properties", {})
+    patterns = list(error.schema.get("patternProperties", {}))
+    return [key for key in error.instance
+            if key not in declared and not any(re.search(p, key) for p in patterns)]
 
 
 def _escape(part: object) -> str:

@@ -80,7 +80,9 @@ class Runtime:
         self.telemetry: Telemetry | None = None
         self.health_server: HealthServer | None = None
         self._engine: Engine | None = None
-        self._stop_requested: asyncio.Event | None = None
+        # Created here (asyncio.Event binds no loop until used) so a stop asked for during
+        # start-up, e.g. a SIGTERM while transports connect, is not lost.
+        self._stop_requested = asyncio.Event()
         self._stop_reason = ""
         self._started = False
         self._stopped: RunSummary | None = None
@@ -123,7 +125,6 @@ class Runtime:
         if self._started:
             return
         self._started = True
-        self._stop_requested = asyncio.Event()
         self._start_clock = self.clock.monotonic()
         self._start_wall = time.perf_counter()
         manifest = self.manifest
@@ -275,13 +276,11 @@ class Runtime:
     def request_stop(self, reason: str = "requested") -> None:
         """Ask the plant to stop (safe from signal handlers on the loop)."""
         self._stop_reason = self._stop_reason or reason
-        if self._stop_requested is not None:
-            self._stop_requested.set()
+        self._stop_requested.set()
 
     async def run(self, duration: float | None = None) -> RunSummary:
         """Start, run until ``duration`` seconds of the clock pass or a stop is requested, stop."""
         await self.start()
-        assert self._stop_requested is not None
         try:
             if duration is None:
                 await self._stop_requested.wait()
