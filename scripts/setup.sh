@@ -3,6 +3,7 @@
 # under plugins/ (editable), and, with --servers, the Debian servers the tests start themselves
 # (PostgreSQL, Redis, Mosquitto). Safe to run again: it only does what is missing.
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")/.."
 
 want_servers=0
@@ -35,7 +36,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.forge-installed
-inputs=$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+inputs=$(cat pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   args=(-e ".[test,otlp]")
