@@ -17,9 +17,12 @@ from typing import TypeVar
 
 import pytest
 
-from forge_core.testing.servers import MosquittoServer, PostgresServer, RedisServer, _Server
+from forge_core.testing.servers import KafkaServer, MosquittoServer, PostgresServer, RedisServer, _Server
 
-__all__ = ["mosquitto_server", "postgres_server", "postgres_url", "redis_server", "redis_url"]
+__all__ = [
+    "kafka_bootstrap", "kafka_server", "mosquitto_server", "postgres_server", "postgres_url", "redis_server",
+    "redis_url",
+]
 
 S = TypeVar("S", bound=_Server)
 
@@ -87,3 +90,20 @@ def redis_url(redis_server: RedisServer) -> str:
 def mosquitto_server(pytestconfig: pytest.Config) -> MosquittoServer:
     """One anonymous Mosquitto broker for the whole test session."""
     return _shared(pytestconfig, "mosquitto", MosquittoServer)
+
+
+@pytest.fixture(scope="session")
+def kafka_server(pytestconfig: pytest.Config) -> KafkaServer:
+    """One Kafka-protocol broker (Tansu, memory storage) for the whole test session."""
+    return _shared(pytestconfig, "kafka", KafkaServer)
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka_server: KafkaServer) -> str:
+    """``bootstrap.servers`` of the shared broker (restarted if a test stopped it).
+
+    Memory storage: a restart loses topics, so tests should use topic names of their own.
+    """
+    if not kafka_server.running:
+        kafka_server.start()
+    return kafka_server.bootstrap
