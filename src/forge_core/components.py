@@ -20,17 +20,40 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from forge_core.messages.envelope import Envelope
+from forge_core.tactics.backpressure import BackpressureController
+from forge_core.tactics.leader import FencedReceiver, LeaderElector
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from forge_core.bus import MessageBus
     from forge_core.clock import Clock
+    from forge_core.plugins import Plugins
+    from forge_core.tactics.service import Tactics
     from forge_core.transport.base import Subscription
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SUBSCRIBE_ATTR = "__forge_subscriptions__"
+
+#: Headers a leader's commands carry (``ctx.publish_fenced``): its lease epoch and lease name.
+EPOCH_HEADER = "forgeepoch"
+LEASE_HEADER = "forgelease"
+
+
+def epoch_of(envelope: Envelope) -> int | None:
+    """The fencing epoch of a command: the ``forgeepoch`` header, else a payload ``epoch`` field
+    (plain JSON clients cannot send headers)."""
+    text = envelope.headers.get(EPOCH_HEADER)
+    if text is not None:
+        try:
+            return int(text)
+        except ValueError:
+            return None
+    payload = envelope.payload
+    if isinstance(payload, dict) and isinstance(payload.get("epoch"), int):
+        return int(payload["epoch"])
+    return None
 
 
 @dataclass(frozen=True)
@@ -39,20 +62,23 @@ class SubscriptionSpec:
     types: tuple[str, ...] | None
     transport: str | None
     shared: bool
+    fenced: bool = False
 
 
 def subscribe(pattern: str, *, types: list[str] | tuple[str, ...] | None = None, transport: str | None = None,
-              shared: bool = True) -> Callable[[F], F]:
+              shared: bool = True, fenced: bool = False) -> Callable[[F], F]:
     """Mark a method as the handler of messages on ``pattern`` (``+``/``#`` wildcards).
 
     ``types`` keeps only those message types. ``transport`` picks a transport other than the
     component's own. ``shared``: replicas of one component share the messages (each message to
     one replica), as a consumer group; ``False`` gives every replica every message.
+    ``fenced``: the messages are a leader's commands; one stamped with an epoch older than the
+    newest seen (or with none) is dropped and counted, never handled (see ``ctx.fence``).
     """
 
     def mark(method: F) -> F:
         specs = list(getattr(method, _SUBSCRIBE_ATTR, []))
-        specs.append(SubscriptionSpec(pattern, tuple(types) if types else None, transport, shared))
+        specs.append(SubscriptionSpec(pattern, tuple(types) if types else None, transport, shared, fenced))
         setattr(method, _SUBSCRIBE_ATTR, specs)
         return method
 
@@ -79,7 +105,8 @@ class ComponentContext:
         transport: str | None,
         seed: int | None,
         storage: Callable[[], Engine] | None = None,
-        tactics: dict[str, Any] | None = None,
+        tactics: Tactics | None = None,
+        plugins: Plugins | None = None,
         services: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
@@ -90,8 +117,13 @@ class ComponentContext:
         self.bus = bus
         self.clock = clock
         self.transport = transport
-        self.tactics = tactics or {}
+        self._tactics = tactics
+        self.plugins = plugins
         self.services = services or {}
+        #: Receiver-side fencing for ``fenced`` subscriptions: newest epoch per lease, counts.
+        self.fence = FencedReceiver()
+        self.unfenced_rejected = 0
+        self._electors: list[LeaderElector] = []
         #: Seeded per instance: the same seed gives every component the same random stream.
         self.random = random.Random(f"{seed}:{name}") if seed is not None else random.Random()
         self.log = logging.getLogger(f"forge.component.{name}")
@@ -109,13 +141,91 @@ class ComponentContext:
 
     async def subscribe(self, pattern: str, handler: Callable[[Envelope], Awaitable[None] | None], *,
                         types: list[str] | tuple[str, ...] | None = None, transport: str | None = None,
-                        shared: bool = True) -> Subscription:
+                        shared: bool = True, fenced: bool = False) -> Subscription:
         """Subscribe ``handler``; cancelled automatically when the component stops or crashes."""
         group = self.component if shared and self.replicas > 1 else None
+        if fenced:
+            handler = self._fenced(handler)
         sub = await self.bus.subscribe(pattern, handler, owner=self.name, transport=transport or self.transport,
                                        group=group, types=types)
         self._subscriptions.append(sub)
         return sub
+
+    def _fenced(self, handler: Callable[[Envelope], Awaitable[None] | None]) -> Callable[[Envelope], Any]:
+        async def guard(envelope: Envelope) -> None:
+            epoch = epoch_of(envelope)
+            if epoch is None:
+                self.unfenced_rejected += 1
+                self.log.warning("dropped %s on %s: a fenced command carries no epoch", envelope.type, envelope.topic)
+                return
+            if not self.fence.accept(epoch, envelope.headers.get(LEASE_HEADER, "default")):
+                self.log.info("dropped %s with stale epoch %d (newest %s)", envelope.type, epoch,
+                              self.fence.newest.get(envelope.headers.get(LEASE_HEADER, "default")))
+                return
+            result = handler(envelope)
+            if inspect.isawaitable(result):
+                await result
+
+        return guard
+
+    # -- tactics -------------------------------------------------------------------------
+    @property
+    def tactics(self) -> Tactics:
+        """The plant's configured tactics (``tactics:`` in the manifest)."""
+        if self._tactics is None:
+            raise RuntimeError(f"{self.name}: this runtime has no tactics configured")
+        return self._tactics
+
+    def elector(self, lease: str, *, on_elected: Callable[[int], Any] | None = None,
+                on_deposed: Callable[[int], Any] | None = None, **overrides: Any) -> LeaderElector:
+        """Campaign for ``lease`` as this instance, for as long as the component runs.
+
+        ``on_elected(epoch)`` / ``on_deposed(epoch)`` (sync or async) run after the
+        ``forge_leadership_changed`` hook. The lease is released on stop, so a successor takes
+        over at once. ``overrides`` replace ``tactics.leader`` settings (ttl, renew_every, ...).
+        """
+        plugins = self.plugins
+
+        def reacting(leading: bool, user: Callable[[int], Any] | None) -> Callable[[int], Awaitable[None]]:
+            async def react(epoch: int) -> None:
+                if plugins is not None:
+                    plugins.leadership_changed(lease, self.name, epoch, leading)
+                if user is not None:
+                    result = user(epoch)
+                    if inspect.isawaitable(result):
+                        await result
+
+            return react
+
+        elector = self.tactics.elector(lease, self.name, **overrides)
+        elector.on_elected = reacting(True, on_elected)
+        elector.on_deposed = reacting(False, on_deposed)
+        self._electors.append(elector)
+        self.spawn(elector.run(), name=f"elector:{lease}")
+        return elector
+
+    def backpressure(self, on_change: Callable[[float, float, int], None] | None = None,
+                     **overrides: Any) -> BackpressureController:
+        """A queue-depth controller for this component (``tactics.backpressure`` settings); each
+        switch calls ``forge_backpressure_changed`` and then ``on_change(old, new, depth)``."""
+        plugins = self.plugins
+
+        def changed(old: float, new: float, depth: int) -> None:
+            self.log.info("backpressure: sampling %.2fs -> %.2fs at queue depth %d", old, new, depth)
+            if plugins is not None:
+                plugins.backpressure_changed(self.name, old, new, depth)
+            if on_change is not None:
+                on_change(old, new, depth)
+
+        return self.tactics.backpressure(changed, **overrides)
+
+    async def publish_fenced(self, elector: LeaderElector, topic: str, type_: str, payload: Any, *,
+                             key: str | None = None, headers: dict[str, str] | None = None,
+                             transport: str | None = None) -> Envelope:
+        """Publish a leader's command stamped with its epoch; raises NotLeader when not leading."""
+        epoch = elector.fence()
+        stamped = {**(headers or {}), EPOCH_HEADER: str(epoch), LEASE_HEADER: elector.name}
+        return await self.publish(topic, type_, payload, key=key, headers=stamped, transport=transport)
 
     # -- background work -----------------------------------------------------------------
     def spawn(self, coro: Awaitable[Any], *, name: str = "") -> asyncio.Task[Any]:
@@ -160,6 +270,13 @@ class ComponentContext:
         return self._storage()
 
     async def _release(self) -> None:
+        for elector in self._electors:
+            try:
+                await elector.release()
+            except Exception:  # releasing is a courtesy; the lease expires anyway
+                logging.getLogger("forge.runtime").warning("%s: releasing lease %s failed", self.name, elector.name,
+                                                           exc_info=True)
+        self._electors.clear()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -210,4 +327,4 @@ class Component:
             method = getattr(type(self), attr, None)
             for spec in getattr(method, _SUBSCRIBE_ATTR, ()):
                 await self.ctx.subscribe(spec.pattern, getattr(self, attr), types=spec.types,
-                                         transport=spec.transport, shared=spec.shared)
+                                         transport=spec.transport, shared=spec.shared, fenced=spec.fenced)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from forge_core.runtime.runtime import Runtime
     from forge_core.runtime.summary import RunSummary
     from forge_core.storage.migrations import MigrationRegistry
+    from forge_core.tactics.heartbeat_status import StatusChange
     from forge_core.transport.base import Transport
 
 PROJECT = "forge"
@@ -238,6 +239,70 @@ def forge_component_crashed(name: str, error: BaseException, restarts: int, gave
     :param restarts: how many times it crashed within the restart window, this one included.
     :param gave_up: True when the crash loop limit was reached and it will not be restarted.
     :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_heartbeat_payload(component: str) -> dict[str, Any] | None:
+    """Add fields to a heartbeat before a ``forge.heartbeat`` emitter publishes it.
+
+    Called once per beat, by every ``forge.heartbeat`` component.
+
+    :param component: the emitting component instance's name.
+    :returns: a dict of extra payload fields, or None; the dicts of all implementations are
+        merged into the payload in registration order (later plugins win on a clash). An
+        exception is logged and that plugin's fields are left out.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_source_status_changed(change: StatusChange, monitor: str) -> None:
+    """A monitored source was discovered or changed status (UP / DEGRADED / DOWN).
+
+    Called by a ``forge.heartbeat_monitor`` after it publishes ``forge.status`` for the change.
+
+    :param change: the :class:`~forge_core.tactics.heartbeat_status.StatusChange` (source, old,
+        new, at, reason); ``old`` is None when the source was just discovered.
+    :param monitor: the monitor component instance's name.
+    :returns: nothing; every implementation is called; an exception is logged, not raised.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_leadership_changed(lease: str, holder: str, epoch: int, leading: bool) -> None:
+    """A component won or lost a leader lease (``ctx.elector``).
+
+    Called on every election (``leading=True``) and deposition, release on shutdown included,
+    before the component's own ``on_elected``/``on_deposed``.
+
+    :param lease: the lease name.
+    :param holder: the component instance that won or lost it.
+    :param epoch: the term's epoch (fencing token).
+    :param leading: True when elected, False when deposed.
+    :returns: nothing; every implementation is called; an exception is logged, not raised.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_backpressure_changed(component: str, old_interval: float, new_interval: float, depth: int) -> None:
+    """A component's backpressure controller switched its sampling interval.
+
+    Called on every switch, slow on a queue above the high watermark and fast again after the
+    depth stayed under the low watermark for the settling time.
+
+    :param component: the component instance's name.
+    :param old_interval: the interval before, seconds.
+    :param new_interval: the interval now, seconds.
+    :param depth: the queue depth that caused the switch.
+    :returns: nothing; every implementation is called; an exception is logged, not raised.
 
     .. versionadded:: 0.1
     """

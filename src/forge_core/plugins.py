@@ -45,13 +45,15 @@ if TYPE_CHECKING:
     from forge_core.runtime.runtime import Runtime
     from forge_core.runtime.summary import RunSummary
     from forge_core.storage.migrations import MigrationRegistry
+    from forge_core.tactics.heartbeat_status import StatusChange
     from forge_core.transport.base import Transport
 
 log = logging.getLogger("forge.plugins")
 
 ENTRY_POINT_GROUP = "forge"
 #: Core features are plugins too, registered through the same hooks (name -> module).
-BUILTIN_PLUGINS = {"forge_core": "forge_core.builtin.core"}
+BUILTIN_PLUGINS = {"forge_core": "forge_core.builtin.core", "forge_core.tactics": "forge_core.builtin.tactics",
+                   "forge_core.heartbeat": "forge_core.builtin.heartbeat"}
 
 
 @dataclass
@@ -265,6 +267,34 @@ class Plugins:
     def component_crashed(self, name: str, error: BaseException, restarts: int, gave_up: bool) -> None:
         self._notify("forge_component_crashed", swallow=True, name=name, error=error, restarts=restarts,
                      gave_up=gave_up)
+
+    def heartbeat_payload(self, component: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for impl in reversed(self._impls("forge_heartbeat_payload")):
+            try:
+                extra = impl.function(component=component)
+            except Exception as exc:
+                log.error("%s", PluginError(f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name,
+                                            hook="forge_heartbeat_payload"), exc_info=exc)
+                continue
+            if extra is not None:
+                if not isinstance(extra, dict):
+                    log.error("plugin %r, hook 'forge_heartbeat_payload': must return a dict or None, got %s",
+                              impl.plugin_name, type(extra).__name__)
+                    continue
+                merged.update(extra)
+        return merged
+
+    def source_status_changed(self, change: StatusChange, monitor: str) -> None:
+        self._notify("forge_source_status_changed", swallow=True, change=change, monitor=monitor)
+
+    def leadership_changed(self, lease: str, holder: str, epoch: int, leading: bool) -> None:
+        self._notify("forge_leadership_changed", swallow=True, lease=lease, holder=holder, epoch=epoch,
+                     leading=leading)
+
+    def backpressure_changed(self, component: str, old_interval: float, new_interval: float, depth: int) -> None:
+        self._notify("forge_backpressure_changed", swallow=True, component=component, old_interval=old_interval,
+                     new_interval=new_interval, depth=depth)
 
     def plant_stopping(self, runtime: Runtime) -> None:
         self._notify("forge_plant_stopping", swallow=True, runtime=runtime)

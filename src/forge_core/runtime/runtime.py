@@ -29,7 +29,8 @@ from forge_core.messages.envelope import Envelope, IdGenerator
 from forge_core.runtime.health import HealthServer
 from forge_core.runtime.summary import RunSummary
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
-from forge_core.transport.base import Transport
+from forge_core.tactics.service import Tactics, TacticServices
+from forge_core.transport.base import MessageCallback, Transport
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -64,6 +65,7 @@ class Runtime:
         serve_health: bool = True,
         record_trace: bool = False,
         connect_attempts: int = 5,
+        tap: MessageCallback | None = None,
     ) -> None:
         self.manifest = manifest
         self.plugins = plugins
@@ -72,6 +74,9 @@ class Runtime:
         self.only = self._select(only)
         self.serve_health = serve_health
         self.connect_attempts = connect_attempts
+        #: Subscribed to '#' on every transport as soon as it connects, before any component
+        #: starts, so it sees every message of the run (TestPlant's recorder, live views).
+        self.tap = tap
         self.trace = TraceRecorder() if record_trace else None
         self.dead_letters = DeadLetterChannel()
         self.transports: dict[str, Transport] = {}
@@ -79,6 +84,7 @@ class Runtime:
         self.bus: MessageBus | None = None
         self.telemetry: Telemetry | None = None
         self.health_server: HealthServer | None = None
+        self.tactics: Tactics | None = None
         self._engine: Engine | None = None
         # Created here (asyncio.Event binds no loop until used) so a stop asked for during
         # start-up, e.g. a SIGTERM while transports connect, is not lost.
@@ -130,6 +136,8 @@ class Runtime:
         manifest = self.manifest
         self.plugins.collect()
         self.telemetry = self._make_telemetry()
+        self.tactics = Tactics(self.plugins.tactics, manifest.tactics, TacticServices(
+            self.clock, self.storage, self.seed, manifest.name, manifest.plant_dir / ".forge", self.telemetry))
         if manifest.storage.migrate_on_start:
             self.storage()  # migrate before anything can need the tables
         await self._connect_transports()
@@ -191,6 +199,8 @@ class Runtime:
             transport: Transport = factory(name, dict(spec.settings), context)
             await self._connect(transport)
             self.transports[name] = transport
+            if self.tap is not None:
+                await transport.subscribe("#", self.tap, owner="forge.tap")
             self.plugins.transport_ready(name, transport)
 
     async def _connect(self, transport: Transport) -> None:
@@ -259,7 +269,7 @@ class Runtime:
                     name=instance, component=name, replica=replica, replicas=spec.replicas,
                     params=dict(spec.params), bus=self.bus, clock=self.clock,
                     transport=spec.transport or self.manifest.default_transport, seed=self.seed,
-                    storage=storage, tactics=self.manifest.tactics, services={"runtime": self},
+                    storage=storage, tactics=self.tactics, plugins=self.plugins, services={"runtime": self},
                 )
 
             supervisor = Supervisor(instance, factory, make_context, clock=self.clock, policy=self.restart_policy,
@@ -301,6 +311,8 @@ class Runtime:
             await supervisor.stop()
         if self._pending_letters:
             await asyncio.gather(*self._pending_letters, return_exceptions=True)
+        if self.tactics is not None:
+            await self.tactics.aclose()
         for transport in self.transports.values():
             try:
                 await transport.close()

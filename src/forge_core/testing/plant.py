@@ -33,8 +33,6 @@ from forge_core.transport.topics import matches
 
 T = TypeVar("T")
 
-OBSERVER = "forge.testplant"
-
 
 class TestPlant:
     """A plant under test. Use as a context manager, or call ``start()``/``stop()``."""
@@ -62,7 +60,7 @@ class TestPlant:
         self.clock = VirtualClock()
         self.seed = seed
         self.runtime = Runtime(self.manifest, self.plugins, clock=self.clock, seed=seed, only=only,
-                               serve_health=False, record_trace=record_trace)
+                               serve_health=False, record_trace=record_trace, tap=self._observe)
         self.observed: list[Envelope] = []
         self._summary: RunSummary | None = None
         self._started = False
@@ -76,9 +74,6 @@ class TestPlant:
 
     async def _start(self) -> None:
         await self.runtime.start()
-        for name, transport in self.runtime.transports.items():
-            await transport.subscribe("#", self._observe, owner=OBSERVER)
-            del name
 
     async def _observe(self, topic: str, message: Envelope | RawMessage) -> None:
         if type(message) is Envelope:

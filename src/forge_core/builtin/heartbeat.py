@@ -1,0 +1,173 @@
+"""``forge.heartbeat`` (emitter) and ``forge.heartbeat_monitor``: liveness as components.
+
+The emitter publishes ``forge.heartbeat`` every interval (± jitter), with fields plugins add
+through ``forge_heartbeat_payload``. The monitor tracks every source it hears of (discovered
+from its first beat, whatever the message type: plain JSON machines typed by bindings count
+too), runs the UP → DEGRADED → DOWN state machine of
+:class:`~forge_core.tactics.heartbeat_status.HeartbeatStatusMonitor` with the configured failure
+detector, accepts death certificates (an MQTT Last Will) as a DOWN verdict, publishes every
+change as ``forge.status`` and calls ``forge_source_status_changed``; with ``failover: true`` it
+asks the configured failover policy where a DOWN source's work goes and publishes the decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from forge_core.components import Component
+from forge_core.hookimpl import hookimpl
+from forge_core.messages.envelope import Envelope
+from forge_core.registry import ComponentRegistry
+from forge_core.tactics.failover import FailoverContext
+from forge_core.tactics.heartbeat_status import Status, StatusChange
+
+
+class HeartbeatEmitter(Component):
+    """Publish forge.heartbeat every interval (± jitter)."""
+
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "interval": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                         "description": "seconds between beats (default: tactics.heartbeat.interval)"},
+            "jitter": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0.0,
+                       "description": "each wait varies by up to this fraction, from ctx.random"},
+            "topic": {"type": "string", "default": "forge/heartbeat/{source}"},
+            "source": {"type": ["string", "null"], "default": None, "description": "default: the instance name"},
+        },
+    }
+
+    async def start(self) -> None:
+        interval = self.params.get("interval") or self.ctx.tactics.settings("heartbeat")["interval"]
+        self.interval = float(interval)
+        self.jitter = float(self.params.get("jitter", 0.0))
+        self.source = self.params.get("source") or self.name
+        self.topic = self.params.get("topic", "forge/heartbeat/{source}").format(source=self.source)
+        self.seq = 0
+        self.ctx.spawn(self._beat(), name="heartbeat")
+
+    async def _beat(self) -> None:
+        while True:
+            self.seq += 1
+            extra = self.ctx.plugins.heartbeat_payload(self.name) if self.ctx.plugins is not None else {}
+            payload = {**extra, "source": self.source, "seq": self.seq}
+            await self.ctx.publish(self.topic, "forge.heartbeat", payload, key=self.source)
+            wait = self.interval
+            if self.jitter:
+                wait *= 1.0 + self.ctx.random.uniform(-self.jitter, self.jitter)
+            await self.ctx.clock.sleep(wait)
+
+    def health(self) -> dict[str, Any]:
+        return {"beats": getattr(self, "seq", 0)}
+
+
+class HeartbeatMonitor(Component):
+    """Track sources from their beats; publish UP/DEGRADED/DOWN changes as forge.status."""
+
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "topics": {"type": "array", "items": {"type": "string"}, "default": ["forge/heartbeat/+"],
+                       "description": "where beats arrive (MQTT-style patterns)"},
+            "types": {"type": ["array", "null"], "items": {"type": "string"}, "default": None,
+                      "description": "message types that count as beats (default: any on those topics)"},
+            "death_topics": {"type": "array", "items": {"type": "string"},
+                             "default": ["forge/death/+", "forge/birth/+"]},
+            "status_topic": {"type": "string", "default": "forge/status/{source}"},
+            "healthy_field": {"type": "string", "default": "healthy",
+                              "description": "a payload field that, when false, counts as an unhealthy beat"},
+            "interval": {"type": ["number", "null"], "default": None,
+                         "description": "expected beat interval (default: tactics.heartbeat.interval)"},
+            "evaluate_every": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
+                               "description": "how often silence is checked (default: a quarter interval, ≤ 1 s)"},
+            "failover": {"type": "boolean", "default": False,
+                         "description": "ask tactics.failover where a DOWN source's work goes"},
+        },
+    }
+
+    async def start(self) -> None:
+        heartbeat = self.ctx.tactics.settings("heartbeat")
+        self.interval = float(self.params.get("interval") or heartbeat["interval"])
+        self.monitor = self.ctx.tactics.heartbeat_monitor(interval=self.interval)
+        self.births: dict[str, int] = {}
+        self.changes: list[StatusChange] = []
+        self.failover = self.ctx.tactics.failover([]) if self.params.get("failover") else None
+        self.healthy_field = self.params.get("healthy_field", "healthy")
+        types = self.params.get("types")
+        for pattern in self.params.get("topics", ["forge/heartbeat/+"]):
+            await self.ctx.subscribe(pattern, self.on_beat, types=types, shared=False)
+        for pattern in self.params.get("death_topics", ["forge/death/+", "forge/birth/+"]):
+            await self.ctx.subscribe(pattern, self.on_certificate, types=["forge.death", "forge.birth"], shared=False)
+        every = self.params.get("evaluate_every") or min(self.interval / 4, 1.0)
+        self.ctx.every(every, self.evaluate, name="evaluate")
+
+    async def on_beat(self, envelope: Envelope) -> None:
+        payload = envelope.payload
+        healthy = not (isinstance(payload, dict) and payload.get(self.healthy_field) is False)
+        change = self.monitor.observe(envelope.source, self.ctx.clock.time(), healthy)
+        if change is not None:
+            await self._report(change)
+
+    async def on_certificate(self, envelope: Envelope) -> None:
+        source, seq = envelope.payload["source"], int(envelope.payload["seq"])
+        if envelope.type == "forge.birth":
+            self.births[source] = max(seq, self.births.get(source, -1))
+            return
+        if seq < self.births.get(source, -1):
+            self.ctx.log.info("ignored stale death of %s (seq %d < birth %d)", source, seq, self.births[source])
+            return
+        change = self.monitor.report_dead(source, self.ctx.clock.time())
+        if change is not None:
+            await self._report(change)
+
+    async def evaluate(self) -> None:
+        for change in self.monitor.evaluate(self.ctx.clock.time()):
+            await self._report(change)
+
+    async def _report(self, change: StatusChange) -> None:
+        self.changes.append(change)
+        topic = self.params.get("status_topic", "forge/status/{source}").format(source=change.source)
+        await self.ctx.publish(topic, "forge.status", {
+            "source": change.source, "status": str(change.new), "previous": str(change.old) if change.old else None,
+            "at": change.at, "reason": change.reason, "monitor": self.name,
+        }, key=change.source)
+        if self.ctx.plugins is not None:
+            self.ctx.plugins.source_status_changed(change, self.name)
+        if self.failover is not None:
+            await self._fail_over(change)
+
+    async def _fail_over(self, change: StatusChange) -> None:
+        policy = self.failover
+        assert policy is not None
+        context = FailoverContext(work=[], at=change.at)
+        if change.new is Status.UP:
+            await policy.on_up(change.source, context)
+            healthy = getattr(policy, "healthy", None)
+            if isinstance(healthy, set):
+                healthy.add(change.source)
+            return
+        if change.new is not Status.DOWN:
+            return
+        decision = await policy.on_down(change.source, context)
+        telemetry = self.ctx.bus.telemetry
+        if telemetry is not None:
+            telemetry.failovers.add(1, {"source": change.source})
+        await self.ctx.publish(f"forge/failover/{change.source}", "forge.failover", {
+            "source": change.source, "target": decision.target, "reassigned": list(decision.reassigned),
+            "note": decision.note,
+        }, key=change.source)
+
+    def status(self, source: str) -> Status | None:
+        return self.monitor.status(source)
+
+    def health(self) -> dict[str, Any]:
+        monitor = getattr(self, "monitor", None)
+        return {"sources": {s: str(v) for s, v in monitor.sources().items()}} if monitor else {}
+
+
+@hookimpl
+def forge_register_components(registry: ComponentRegistry) -> None:
+    registry.add("forge.heartbeat", HeartbeatEmitter)
+    registry.add("forge.heartbeat_monitor", HeartbeatMonitor)
