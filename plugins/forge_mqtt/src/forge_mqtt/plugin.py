@@ -1,0 +1,32 @@
+"""The hooks of the ``mqtt`` plugin; declared in pyproject.toml under ``[project.entry-points.forge]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from forge_core import hookimpl
+
+from forge_mqtt.settings import SETTINGS_SCHEMA
+from forge_mqtt.transport import factory
+
+if TYPE_CHECKING:
+    from forge_core.messages.schemas import SchemaRegistry
+    from forge_core.registry import TransportRegistry
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@hookimpl
+def forge_register_transports(registry: TransportRegistry) -> None:
+    registry.add("mqtt", factory, settings_schema=SETTINGS_SCHEMA,
+                 description="MQTT 5/3.1.1 over paho-mqtt: QoS 0/1, reconnect, death certificates, outbox, TLS")
+
+
+@hookimpl
+def forge_register_schemas(registry: SchemaRegistry) -> None:
+    # forge.birth / forge.death: the core may ship them (it registers first); never register twice.
+    for path in sorted(SCHEMAS.glob("*.json")):
+        type_ = path.name[: -len(".json")]
+        if type_ not in registry:
+            registry.add(type_, path)
