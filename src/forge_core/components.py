@@ -62,18 +62,20 @@ class SubscriptionSpec:
     types: tuple[str, ...] | None
     transport: str | None
     shared: bool
-    fenced: bool = False
+    fenced: bool | str = False
 
 
 def subscribe(pattern: str, *, types: list[str] | tuple[str, ...] | None = None, transport: str | None = None,
-              shared: bool = True, fenced: bool = False) -> Callable[[F], F]:
+              shared: bool = True, fenced: bool | str = False) -> Callable[[F], F]:
     """Mark a method as the handler of messages on ``pattern`` (``+``/``#`` wildcards).
 
     ``types`` keeps only those message types. ``transport`` picks a transport other than the
     component's own. ``shared``: replicas of one component share the messages (each message to
     one replica), as a consumer group; ``False`` gives every replica every message.
     ``fenced``: the messages are a leader's commands; one stamped with an epoch older than the
-    newest seen (or with none) is dropped and counted, never handled (see ``ctx.fence``).
+    newest seen (or with none) is dropped and counted, never handled (see ``ctx.fence``). Give
+    the lease name (``fenced="scheduler"``) to also refuse commands stamped for another lease;
+    ``True`` takes the lease from each command's ``forgelease`` header.
     """
 
     def mark(method: F) -> F:
@@ -141,26 +143,30 @@ class ComponentContext:
 
     async def subscribe(self, pattern: str, handler: Callable[[Envelope], Awaitable[None] | None], *,
                         types: list[str] | tuple[str, ...] | None = None, transport: str | None = None,
-                        shared: bool = True, fenced: bool = False) -> Subscription:
+                        shared: bool = True, fenced: bool | str = False) -> Subscription:
         """Subscribe ``handler``; cancelled automatically when the component stops or crashes."""
         group = self.component if shared and self.replicas > 1 else None
         if fenced:
-            handler = self._fenced(handler)
+            handler = self._fenced(handler, fenced if isinstance(fenced, str) else None)
         sub = await self.bus.subscribe(pattern, handler, owner=self.name, transport=transport or self.transport,
                                        group=group, types=types)
         self._subscriptions.append(sub)
         return sub
 
-    def _fenced(self, handler: Callable[[Envelope], Awaitable[None] | None]) -> Callable[[Envelope], Any]:
+    def _fenced(self, handler: Callable[[Envelope], Awaitable[None] | None],
+                lease: str | None) -> Callable[[Envelope], Any]:
         async def guard(envelope: Envelope) -> None:
             epoch = epoch_of(envelope)
-            if epoch is None:
+            stamped = envelope.headers.get(LEASE_HEADER)
+            if epoch is None or (lease is not None and stamped is not None and stamped != lease):
                 self.unfenced_rejected += 1
-                self.log.warning("dropped %s on %s: a fenced command carries no epoch", envelope.type, envelope.topic)
+                self.log.warning("dropped %s on %s: a fenced command needs an epoch of lease %r", envelope.type,
+                                 envelope.topic, lease or stamped or "default")
                 return
-            if not self.fence.accept(epoch, envelope.headers.get(LEASE_HEADER, "default")):
+            name = lease or stamped or "default"
+            if not self.fence.accept(epoch, name):
                 self.log.info("dropped %s with stale epoch %d (newest %s)", envelope.type, epoch,
-                              self.fence.newest.get(envelope.headers.get(LEASE_HEADER, "default")))
+                              self.fence.newest.get(name))
                 return
             result = handler(envelope)
             if inspect.isawaitable(result):

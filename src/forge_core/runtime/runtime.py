@@ -282,6 +282,21 @@ class Runtime:
             self.telemetry.component_restarts.add(1, {"component": name})
         self.plugins.component_crashed(name, error, restarts, gave_up)
 
+    async def kill(self, name: str) -> None:
+        """Kill component instance ``name`` abruptly (chaos, failover tests): see Supervisor.kill."""
+        await self._supervisor(name).kill()
+
+    def revive(self, name: str) -> None:
+        """Start a killed instance again."""
+        self._supervisor(name).revive()
+
+    def _supervisor(self, name: str) -> Supervisor:
+        try:
+            return self.supervisors[name]
+        except KeyError:
+            raise ForgeError(f"no component instance {name!r} in this process; running: "
+                             f"{', '.join(self.supervisors)}") from None
+
     # -- running -----------------------------------------------------------------------
     def request_stop(self, reason: str = "requested") -> None:
         """Ask the plant to stop (safe from signal handlers on the loop)."""

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("forge.runtime")
 
-STARTING, RUNNING, RESTARTING, FAILED, STOPPED = "starting", "running", "restarting", "failed", "stopped"
+STARTING, RUNNING, RESTARTING, FAILED, STOPPED, KILLED = (
+    "starting", "running", "restarting", "failed", "stopped", "killed")
 
 
 @dataclass
@@ -81,22 +82,12 @@ class Supervisor:
                 self.started.set()
                 run = asyncio.ensure_future(instance.run())
                 stop_wait = asyncio.ensure_future(self._stopping.wait())
-                watched: set[asyncio.Future[object]] = {run, ctx.failure, stop_wait}  # type: ignore[arg-type]
-                pending_run = True
-                while True:
-                    done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                    if ctx.failure in done:
-                        raise ctx.failure.result()
-                    if run in done and pending_run:
-                        pending_run = False
-                        watched.discard(run)
-                        run.result()  # raises if run() crashed; returning is fine
-                        continue
-                    if stop_wait in done:
-                        break
-                run.cancel()
-                stop_wait.cancel()
-                await asyncio.gather(run, return_exceptions=True)
+                try:
+                    await self._watch(run, ctx.failure, stop_wait)
+                finally:  # also on cancellation (kill): nothing of this life may run on
+                    run.cancel()
+                    stop_wait.cancel()
+                    await asyncio.gather(run, stop_wait, return_exceptions=True)
                 return
             except asyncio.CancelledError:
                 raise
@@ -126,6 +117,44 @@ class Supervisor:
                     pass
                 backoff = min(backoff * 2, self.policy.max_backoff)
 
+    @staticmethod
+    async def _watch(run: asyncio.Future[None], failure: asyncio.Future[BaseException],
+                     stop_wait: asyncio.Future[bool]) -> None:
+        """Return when asked to stop; raise what the component raised."""
+        watched: set[asyncio.Future[object]] = {run, failure, stop_wait}  # type: ignore[arg-type]
+        while True:
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if failure in done:
+                raise failure.result()
+            if run in done:
+                watched.discard(run)
+                run.result()  # raises if run() crashed; returning is fine
+                continue
+            if stop_wait in done:
+                return
+
+    async def kill(self) -> None:
+        """Stop abruptly, as SIGKILL would: no ``stop()``, leases not released (they lapse),
+        tasks and subscriptions gone. ``revive()`` starts a fresh instance."""
+        self.state = KILLED
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        ctx = self.context
+        if ctx is not None:
+            ctx._electors.clear()  # a dead process releases nothing
+            await ctx._release()
+        self.instance = None
+        self.context = None
+
+    def revive(self) -> asyncio.Task[None]:
+        """Start a killed instance again (a new life: fresh instance, new subscriptions)."""
+        if self.state != KILLED:
+            raise RuntimeError(f"component {self.name!r} is {self.state}, not killed")
+        self.state = STARTING
+        self.started = asyncio.Event()
+        return self.launch()
+
     async def _teardown(self) -> None:
         instance, ctx = self.instance, self.context
         if instance is not None:
@@ -142,6 +171,8 @@ class Supervisor:
         self._stopping.set()
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
+        if self.state == KILLED:
+            return
         if self.state != FAILED:
             await self._teardown()
             self.state = STOPPED

@@ -212,6 +212,18 @@ class TestPlant:
                            f"{[n for n, s in self.runtime.supervisors.items() if s.instance is not None]}")
         return supervisor.instance
 
+    def kill(self, name: str) -> None:
+        """Kill a component instance as SIGKILL would (no stop, no lease release)."""
+        self._run(self.runtime.kill(name))
+
+    def revive(self, name: str) -> None:
+        """Start a killed instance again; it is running when this returns."""
+        async def revive() -> None:
+            self.runtime.revive(name)
+            await self.runtime.supervisors[name].started.wait()
+
+        self._run(revive())
+
     def state(self, name: str) -> str:
         return self.runtime.supervisors[name].state
 

@@ -1,0 +1,103 @@
+"""forge.heartbeat and forge.heartbeat_monitor: discovery, UP/DEGRADED/DOWN, recovery, death
+certificates, failover decisions, plain-JSON machines."""
+
+from __future__ import annotations
+
+from forge_core.testing import TestPlant
+
+PLANT = """
+version: 1
+plant: {name: beats}
+transports: {bus: {type: memory}}
+components:
+  m1: {type: forge.heartbeat, params: {interval: 1.0, jitter: 0.1}}
+  m2: {type: forge.heartbeat, params: {interval: 1.0, jitter: 0.1}}
+  monitor: {type: forge.heartbeat_monitor, params: {failover: true}}
+tactics:
+  heartbeat: {interval: 1.0, recover_after: 5}
+  detector: {use: phi}
+storage: {migrate_on_start: false}
+"""
+
+
+def statuses(plant: TestPlant, source: str) -> list[str]:
+    return [e.payload["status"] for e in plant.sent("forge/status/+", type="forge.status", source="monitor")
+            if e.payload["source"] == source]
+
+
+def test_sources_are_discovered_up_from_their_first_beat(plant_dir):
+    with TestPlant(plant_dir(PLANT), seed=3) as plant:
+        plant.advance(2)
+        assert statuses(plant, "m1") == ["UP"] and statuses(plant, "m2") == ["UP"]
+        assert plant.component("monitor").health() == {"sources": {"m1": "UP", "m2": "UP"}}
+
+
+def test_silent_source_goes_down_within_the_phi_bound_and_failover_is_decided(plant_dir):
+    with TestPlant(plant_dir(PLANT), seed=3) as plant:
+        plant.advance(60)
+        plant.transport("bus").faults.partition("m2")
+        cut_at = plant.now
+        down = plant.expect("forge.status", within=10, where=lambda e: e.payload["status"] == "DOWN")
+        detection = down.time - plant.clock.start - cut_at
+        assert down.payload["source"] == "m2"
+        assert detection <= 2.5 + 1.0, f"phi at 1 s beats should detect within ~2.5 intervals, took {detection:.2f}s"
+        assert "DOWN" not in statuses(plant, "m1")
+        decision = plant.expect("forge.failover", within=1, after=0)
+        assert decision.payload["source"] == "m2" and decision.payload["target"] == "m1"
+
+
+def test_source_comes_back_up_only_after_five_healthy_beats(plant_dir):
+    with TestPlant(plant_dir(PLANT), seed=3) as plant:
+        plant.advance(30)
+        bus = plant.transport("bus")
+        bus.faults.partition("m2")
+        plant.advance(10)
+        assert statuses(plant, "m2")[-1] == "DOWN"
+        bus.faults.heal()
+        healed_at = plant.now
+        up = plant.expect("forge.status", within=10,
+                          where=lambda e: e.payload["source"] == "m2" and e.payload["status"] == "UP")
+        waited = up.time - plant.clock.start - healed_at
+        assert 3.5 <= waited <= 6.0, f"UP again after 5 beats of ~1 s, took {waited:.2f}s"
+
+
+def test_unhealthy_beats_make_a_source_degraded(plant_dir):
+    manifest = PLANT.replace("  m2: {type: forge.heartbeat, params: {interval: 1.0, jitter: 0.1}}\n", "")
+    with TestPlant(plant_dir(manifest), seed=3) as plant:
+        plant.advance(3)
+        for n in range(10):
+            plant.publish("forge/heartbeat/sick", "forge.heartbeat", {"source": "sick", "seq": n + 1,
+                                                                      "healthy": n < 3}, source="sick")
+            plant.advance(1)
+        assert "DEGRADED" in statuses(plant, "sick")
+
+
+def test_death_certificate_is_a_down_verdict_and_stale_ones_are_ignored(plant_dir):
+    with TestPlant(plant_dir(PLANT), seed=3) as plant:
+        plant.advance(5)
+        plant.publish("forge/birth/m1", "forge.birth", {"source": "m1", "seq": 4})
+        plant.publish("forge/death/m1", "forge.death", {"source": "m1", "seq": 3})
+        plant.advance(0.1)
+        assert statuses(plant, "m1") == ["UP"], "a death from an older session is stale"
+        plant.publish("forge/death/m1", "forge.death", {"source": "m1", "seq": 4})
+        plant.advance(0.01)
+        assert statuses(plant, "m1")[-1] == "DOWN"
+
+
+def test_plain_json_machines_are_monitored_through_bindings(plant_dir):
+    manifest = """
+    version: 1
+    plant: {name: plain}
+    transports: {bus: {type: memory}}
+    bindings:
+      - {topic: heartbeats, type_field: title, type_map: {heartbeat: forge.heartbeat}, source_field: source}
+    components:
+      monitor: {type: forge.heartbeat_monitor, params: {topics: [heartbeats], types: [forge.heartbeat]}}
+    storage: {migrate_on_start: false}
+    """
+    with TestPlant(plant_dir(manifest)) as plant:
+        for n in range(3):
+            plant.publish_raw("heartbeats", {"title": "heartbeat", "source": "press-7", "seq": n + 1})
+            plant.advance(1)
+        assert statuses(plant, "press-7") == ["UP"]
+        assert not plant.dead_letters

@@ -1,0 +1,100 @@
+"""Tactics configured from the manifest (forge_core.tactics.service) and their registration."""
+
+from __future__ import annotations
+
+import pytest
+
+from forge_core import hookimpl
+from forge_core.clock import RealClock, VirtualClock
+from forge_core.errors import ManifestError
+from forge_core.plugins import get_plugin_manager
+from forge_core.tactics.detectors import FixedTimeoutDetector, PhiAccrualDetector
+from forge_core.tactics.leader import MemoryLeaseBackend, SqlLeaseBackend
+from forge_core.tactics.service import TacticConfigError, Tactics, TacticServices
+from forge_core.testing import TestPlant
+
+
+def tactics(settings, *, clock=None, storage=None, plugins=None, tmp_path=None) -> Tactics:
+    plugins = plugins or get_plugin_manager(autoload=False)
+    plugins.collect()
+    services = TacticServices(clock or VirtualClock(), storage or (lambda: None), 1, "p", tmp_path or ".")
+    return Tactics(plugins.tactics, settings, services)
+
+
+def test_defaults_and_manifest_values_merge():
+    t = tactics({"leader": {"ttl": 5.0, "renew_every": 3.0}})
+    assert t.settings("leader")["ttl"] == 5.0 and t.settings("leader")["retry_every"] == 0.2
+    assert t.settings("backpressure") == {"high": 1000, "low": 500, "fast_interval": 0.25, "slow_interval": 2.0,
+                                          "settle": 5.0}
+    elector = t.elector("scheduler", "a")
+    assert (elector.ttl, elector.renew_every) == (5.0, 3.0)
+    assert isinstance(t.lease_backend(), MemoryLeaseBackend) and t.lease_backend() is t.lease_backend()
+
+
+def test_detector_choice_and_its_settings():
+    assert isinstance(tactics({}).detector(1.0), PhiAccrualDetector)
+    detector = tactics({"detector": {"use": "timeout", "timeout_intervals": 3}}).detector(5.0)
+    assert isinstance(detector, FixedTimeoutDetector) and detector.timeout == 15.0
+
+
+def test_unknown_implementation_lists_the_available_ones():
+    with pytest.raises(TacticConfigError, match=r"tactics.leader.use: no implementation 'etcd' is registered; "
+                                                 r"available: memory, redis, sql"):
+        tactics({"leader": {"use": "etcd"}}).lease_backend()
+
+
+def test_implementation_settings_are_validated():
+    with pytest.raises(TacticConfigError, match=r"tactics.leader \(use: redis\): 'url' is a required property"):
+        tactics({"leader": {"use": "redis"}}, clock=RealClock()).lease_backend()
+
+
+def test_redis_lease_is_refused_under_virtual_time():
+    with pytest.raises(TacticConfigError, match="Redis's real time"):
+        tactics({"leader": {"use": "redis", "url": "redis://127.0.0.1:1/0"}}).lease_backend()
+
+
+def test_a_plugin_adds_a_backend_by_registering_kind_dot_name():
+    class Etcd:
+        @hookimpl
+        def forge_register_tactics(self, registry):
+            registry.add("leader.etcd", lambda settings, services: ("etcd", settings["endpoint"]),
+                         settings_schema={"type": "object", "required": ["endpoint"],
+                                          "properties": {"endpoint": {"type": "string"}}})
+
+    plugins = get_plugin_manager(autoload=False, extra=[("etcd", Etcd())])
+    backend = tactics({"leader": {"use": "etcd", "endpoint": "http://x"}}, plugins=plugins).lease_backend()
+    assert backend == ("etcd", "http://x")
+
+
+def test_sql_lease_and_state_use_the_plant_storage(plant_dir):
+    manifest = """
+    version: 1
+    plant: {name: sql}
+    transports: {bus: {type: memory}}
+    components: {}
+    tactics:
+      leader: {use: sql}
+      state: {use: sql}
+    storage: {url: "sqlite:///{plant_dir}/plant.db", migrate_on_start: true}
+    """
+    with TestPlant(plant_dir(manifest)) as plant:
+        t = plant.runtime.tactics
+        assert isinstance(t.lease_backend(), SqlLeaseBackend)
+        store = t.state_store("scheduler")
+        plant._run(store.save("machines", {"m1": "A"}, epoch=3))
+        assert plant._run(t.state_store("scheduler").load("machines")) == {"m1": "A"}
+
+
+def test_unknown_tactic_kind_in_the_manifest_is_reported_with_its_line(plant_dir):
+    manifest = """
+    version: 1
+    plant: {name: typo}
+    transports: {bus: {type: memory}}
+    tactics:
+      leadr: {ttl: 2}
+    storage: {migrate_on_start: false}
+    """
+    with pytest.raises(ManifestError) as caught:
+        TestPlant(plant_dir(manifest))
+    (problem,) = caught.value.problems
+    assert problem.path == "tactics.leadr" and problem.line == 6
