@@ -61,6 +61,20 @@ async def until(condition: Callable[[], bool], timeout: float, what: Callable[[]
         await asyncio.sleep(0.02)
 
 
+class Kit:
+    """The helpers above, as a fixture: test modules cannot import conftest under importlib mode."""
+
+    make_transport = staticmethod(make_transport)
+    envelope = staticmethod(envelope)
+    until = staticmethod(until)
+    Collector = Collector
+
+
+@pytest.fixture
+def kit() -> type[Kit]:
+    return Kit
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
     """A private Mosquitto that a test may stop and start (same port)."""
