@@ -98,3 +98,34 @@ def test_unknown_tactic_kind_in_the_manifest_is_reported_with_its_line(plant_dir
         TestPlant(plant_dir(manifest))
     (problem,) = caught.value.problems
     assert problem.path == "tactics.leadr" and problem.line == 6
+
+
+def test_retries_are_counted_and_marked_on_the_current_span():
+    from forge_core.telemetry import Telemetry
+
+    telemetry = Telemetry.from_settings(traces_exporter="memory", metrics_exporter="none", service_name="t")
+    clock = VirtualClock()
+    services = TacticServices(clock, lambda: None, 1, "p", ".", telemetry)
+    plugins = get_plugin_manager(autoload=False)
+    plugins.collect()
+    policy = Tactics(plugins.tactics, {"retry": {"max_attempts": 3, "jitter": 0.0}}, services).retry(name="erp")
+    calls = []
+
+    async def flaky():
+        calls.append(clock.monotonic())
+        if len(calls) < 3:
+            raise ConnectionError("erp down")
+        return "ok"
+
+    async def main():
+        with telemetry.tracer.start_as_current_span("sync orders"):
+            return await policy.acall(flaky)
+
+    assert clock.run(main()) == "ok"
+    assert calls == pytest.approx([0.0, 0.1, 0.3])
+    assert policy.stats.retries == 2
+    telemetry.force_flush()
+    (span,) = telemetry.span_exporter.get_finished_spans()
+    assert [(e.name, e.attributes["forge.retry.count"]) for e in span.events] == [("retry", 1), ("retry", 2)]
+    clock.close()
+    telemetry.shutdown()

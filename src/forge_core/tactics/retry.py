@@ -63,6 +63,7 @@ class RetryPolicy:
         clock: Clock | None = None,
         seed: int | None = None,
         sync_sleep: Callable[[float], None] | None = None,
+        on_retry: Callable[[int, float], None] | None = None,
     ) -> None:
         problems = []
         if max_attempts < 1:
@@ -88,6 +89,9 @@ class RetryPolicy:
         self.clock: Clock = clock or RealClock()
         self._rng = random.Random(seed)
         self._sync_sleep = sync_sleep
+        #: Called as ``on_retry(retries_so_far, sleep_seconds)`` before each backoff sleep
+        #: (the runtime counts and traces retries through it).
+        self.on_retry = on_retry
         self.stats = RetryStats()
 
     # -- the backoff schedule ------------------------------------------------------------------
@@ -150,6 +154,8 @@ class RetryPolicy:
         def counted_sleep(seconds: float) -> None:
             self.stats.retries += 1
             self.stats.slept += seconds
+            if self.on_retry is not None:
+                self.on_retry(self.stats.retries, seconds)
             base_sleep(seconds)
 
         retrying = tenacity.Retrying(sleep=counted_sleep, **self._controls(start))
@@ -178,6 +184,8 @@ class RetryPolicy:
         async def counted_sleep(seconds: float) -> None:
             self.stats.retries += 1
             self.stats.slept += seconds
+            if self.on_retry is not None:
+                self.on_retry(self.stats.retries, seconds)
             await self.clock.sleep(seconds)
 
         retrying = tenacity.AsyncRetrying(sleep=counted_sleep, **self._controls(start))

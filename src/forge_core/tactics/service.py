@@ -10,6 +10,7 @@ the kind's schema, implementation settings against the implementation's schema.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,8 +159,30 @@ class Tactics:
         from forge_core.tactics.retry import RetryPolicy
 
         s = {**self.settings("retry"), **overrides}
+        name = s.pop("name", "retry")
         return RetryPolicy(s["max_attempts"], s["initial"], s["max_backoff"], s["multiplier"], s["jitter"],
-                           s.get("deadline"), clock=self.services.clock, seed=self.services.seed)
+                           s.get("deadline"), clock=self.services.clock, seed=self.services.seed,
+                           on_retry=self._retry_observer(str(name)))
+
+    def _retry_observer(self, name: str) -> Callable[[int, float], None]:
+        """Count every retry (``forge.retries``) and mark it on the current span."""
+        telemetry = self.services.telemetry
+        counter = self.shared("retries_counter", lambda: telemetry.meter.create_counter(
+            "forge.retries", description="retries made by retry policies")) if telemetry is not None else None
+        log = logging.getLogger("forge.tactics.retry")
+
+        def observe(retries: int, sleep: float) -> None:
+            log.info("%s: retry %d after %.3fs", name, retries, sleep)
+            if counter is not None:
+                counter.add(1, {"policy": name})
+            from opentelemetry import trace
+
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.add_event("retry", {"forge.retry.policy": name, "forge.retry.count": retries,
+                                         "forge.retry.sleep": sleep})
+
+        return observe
 
     def deduplicator(self, **overrides: Any) -> WindowDeduplicator:
         from forge_core.tactics.dedup import WindowDeduplicator
