@@ -1,0 +1,5 @@
+"""Component types of forge_kafka."""
+
+from forge_kafka.components.bridge import Bridge
+
+__all__ = ["Bridge"]

@@ -1,0 +1,483 @@
+"""The Kafka transport: confluent-kafka under Forge's :class:`~forge_core.transport.base.Transport`.
+
+confluent-kafka is blocking and callback-based, asyncio is not. Each subscription owns one
+consumer and one thread: the thread takes a batch (``consume``), hands it to the event loop
+and waits; the loop awaits the callback per message and only then stores the message's offset,
+which librdkafka's auto-commit sends to the broker (``enable.auto.offset.store=false``): an
+offset is committed only after its handler returned — at least once. A callback that raises is
+called again (``max_redeliveries``); then the message goes to ``<topic>.dlq`` with the reason in
+headers and is committed, so nothing is lost and nothing blocks the partition forever.
+
+Publishing: idempotent producer, ``acks=all``, key = ``envelope.key or envelope.source`` so one
+machine's messages share a partition and keep their order. A producer thread serves delivery
+reports; ``publish`` returns once librdkafka has the message (``confirm_publish: true`` waits
+for the broker's ack), and ``close()`` flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from forge_core.errors import TransportClosed, TransportError, TransportNotReady
+from forge_core.messages.codec import encode
+from forge_core.messages.envelope import Envelope, RawMessage
+from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
+from forge_core.transport.topics import is_wildcard, matches, validate_pattern, validate_topic
+
+from forge_kafka.admin import ensure_topics, pattern_to_kafka, to_forge, to_kafka
+from forge_kafka.settings import SETTINGS_SCHEMA, KafkaSettings, TopicSpec
+
+log = logging.getLogger("forge.transport.kafka")
+
+#: Headers added to a dead-lettered record (no ``ce_`` prefix: not CloudEvents attributes).
+DLQ_REASON = "forge_dlq_reason"
+DLQ_ERROR = "forge_dlq_error"
+DLQ_TOPIC = "forge_dlq_topic"
+DLQ_PARTITION = "forge_dlq_partition"
+DLQ_OFFSET = "forge_dlq_offset"
+DLQ_GROUP = "forge_dlq_group"
+DLQ_ATTEMPTS = "forge_dlq_attempts"
+
+
+class KafkaSubscription(Subscription):
+    """One consumer in one group, polled by its own thread."""
+
+    def __init__(self, transport: KafkaTransport, pattern: str, callback: MessageCallback, *,
+                 group: str | None, owner: str | None, group_id: str, ephemeral: bool,
+                 instance_id: str | None) -> None:
+        self.transport = transport
+        self.pattern = pattern
+        self.group = group
+        self.owner = owner
+        self.group_id = group_id
+        self.callback = callback
+        self.wildcard = is_wildcard(pattern)
+        self.kafka_subscription = pattern_to_kafka(pattern)
+        #: Anonymous subscriptions get a fresh group that starts at the earliest offset (so a
+        #: topic created after subscribing is read from its start) but skip records older than
+        #: the subscription: they see what is published after subscribe(), as MQTT does.
+        self.ephemeral = ephemeral
+        self.start_ms = int(time.time() * 1000)
+        self.assigned: set[tuple[str, int]] = set()
+        self.assigned_event = threading.Event()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._batch_task: asyncio.Future[None] | None = None
+        settings = transport.settings
+        conf: dict[str, Any] = {
+            **transport._common_config(),
+            "group.id": group_id,
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": 1000,
+            "auto.offset.reset": "earliest" if ephemeral else settings.auto_offset_reset,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": settings.session_timeout_ms,
+            "heartbeat.interval.ms": min(settings.heartbeat_interval_ms, settings.session_timeout_ms // 3),
+            "max.poll.interval.ms": max(settings.max_poll_interval_ms, settings.session_timeout_ms),
+            "topic.metadata.refresh.interval.ms": settings.metadata_refresh_ms,
+            "enable.partition.eof": False,
+            **settings.consumer,
+        }
+        if instance_id:
+            conf["group.instance.id"] = instance_id
+        self.consumer = Consumer(conf, logger=log)
+        self.thread = threading.Thread(target=self._poll_loop, name=f"forge-kafka-{transport.name}-{pattern}",
+                                       daemon=True)
+
+    # -- rebalance callbacks (poll thread) ---------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.update((p.topic, p.partition) for p in partitions)
+        self.assigned_event.set()
+        log.debug("%s: assigned %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every handled offset is already stored; commit it now so the next owner of these
+        # partitions starts right after it (no duplicate for a clean hand-over).
+        with contextlib.suppress(KafkaException):
+            consumer.commit(asynchronous=False)
+        self.assigned.difference_update((p.topic, p.partition) for p in partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.difference_update((p.topic, p.partition) for p in partitions)
+
+    # -- the poll thread ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.consumer.subscribe([self.kafka_subscription], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
+        self.thread.start()
+
+    def _poll_loop(self) -> None:
+        loop = self.transport._loop
+        assert loop is not None
+        batch_size = self.transport.settings.batch_size
+        try:
+            while not self._stop.is_set():
+                try:
+                    messages = self.consumer.consume(num_messages=batch_size, timeout=0.1)
+                except KafkaException as exc:
+                    log.warning("kafka %s: consume failed on %s: %s", self.transport.name, self.group_id, exc)
+                    time.sleep(0.5)
+                    continue
+                if not messages or self._stop.is_set():
+                    continue
+                future = asyncio.run_coroutine_threadsafe(self._handle_batch(messages), loop)
+                try:
+                    future.result()
+                except Exception:  # cancelled at close, or a bug: stop without storing more
+                    if not self._stop.is_set():
+                        log.exception("kafka %s: batch handling failed on %s", self.transport.name, self.group_id)
+                    break
+        finally:
+            try:
+                self.consumer.close()  # commits stored offsets, leaves the group
+            except Exception as exc:  # noqa: BLE001 - a broken broker must not hang close()
+                log.debug("kafka %s: consumer close: %s", self.transport.name, exc)
+            self._done.set()
+
+    # -- the event loop ----------------------------------------------------------------------
+    async def _handle_batch(self, messages: list[Message]) -> None:
+        self._batch_task = asyncio.current_task()
+        transport = self.transport
+        stats = transport._stats
+        store = self.consumer.store_offsets
+        for message in messages:
+            if self._stop.is_set():
+                return
+            error = message.error()
+            if error is not None:
+                if error.code() not in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
+                    log.warning("kafka %s: %s on %s: %s", transport.name, self.group_id, message.topic(), error)
+                continue
+            if self._wanted(message):
+                stats["consumed"] += 1
+                await self._deliver(message)
+            try:
+                store(message)
+            except KafkaException as exc:  # partition revoked meanwhile: the next owner gets it again
+                log.debug("kafka %s: store_offsets: %s", transport.name, exc)
+
+    def _wanted(self, message: Message) -> bool:
+        topic = message.topic()
+        if self.ephemeral and message.timestamp()[1] < self.start_ms:
+            return False
+        if not self.wildcard:
+            return True
+        if topic.startswith("__") or topic.endswith(self.transport.settings.dead_letter_suffix):
+            return False  # internal and dead-letter topics only to who names them
+        return matches(self.pattern, to_forge(topic))
+
+    async def _deliver(self, message: Message) -> None:
+        transport = self.transport
+        settings = transport.settings
+        topic = to_forge(message.topic())
+        headers = {k: (v.decode("utf-8", "replace") if v is not None else "") for k, v in message.headers() or ()}
+        body = message.value() or b""
+        error: Exception | None = None
+        for attempt in range(settings.max_redeliveries + 1):
+            try:
+                await self.callback(topic, RawMessage(body, headers))
+                transport._stats["handled"] += 1
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again
+                error = exc
+                if attempt < settings.max_redeliveries:
+                    transport._stats["redelivered"] += 1
+                    if settings.retry_backoff:
+                        await asyncio.sleep(settings.retry_backoff * (2**attempt))
+        assert error is not None
+        log.error("kafka %s: giving up on %s[%d]@%d for %s after %d deliveries: %s", transport.name,
+                  message.topic(), message.partition(), message.offset(), self.owner or self.pattern,
+                  settings.max_redeliveries + 1, error)
+        await transport._dead_letter(message, self, error, settings.max_redeliveries + 1)
+
+    async def cancel(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self.transport._subs.discard(self)
+        inside = self._batch_task is not None and self._batch_task is asyncio.current_task()
+        if not inside and self.thread.is_alive():
+            await asyncio.get_running_loop().run_in_executor(None, self._done.wait, 30.0)
+
+
+class KafkaTransport(Transport):
+    """Forge transport over Kafka (any broker speaking the Kafka protocol)."""
+
+    type_name = "kafka"
+    header_prefix = "ce_"
+    guarantee = DeliveryGuarantee.AT_LEAST_ONCE
+    settings_schema: dict[str, Any] = SETTINGS_SCHEMA
+
+    def __init__(self, name: str = "kafka", settings: KafkaSettings | Mapping[str, Any] | None = None, *,
+                 plant: str = "forge", **options: Any) -> None:
+        super().__init__(name)
+        if isinstance(settings, KafkaSettings):
+            if options:
+                raise TypeError("pass either a KafkaSettings or keyword settings, not both")
+            self.settings = settings
+        else:
+            self.settings = KafkaSettings.parse({**(settings or {}), **options}, transport=name)
+        self.plant = plant
+        self._producer: Producer | None = None
+        self._admin: AdminClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._connected = False
+        self._closed = False
+        self._subs: set[KafkaSubscription] = set()
+        self._member_count: Counter[str] = Counter()
+        self._known_topics: set[str] = set()
+        self._stats: Counter[str] = Counter()
+        self._last_error = ""
+
+    # -- configuration -------------------------------------------------------------------------
+    def _common_config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {"bootstrap.servers": self.settings.bootstrap,
+                                "client.id": self.settings.client_id or f"forge-{self.plant}-{self.name}",
+                                "error_cb": self._on_client_error}
+        conf.update(self.settings.config)
+        return conf
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        self._last_error = str(error)
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            log.warning("kafka %s: %s (%s)", self.name, error.str(), self.settings.bootstrap)
+
+    def group_id(self, pattern: str, group: str | None, owner: str | None) -> str:
+        """The consumer group of a subscription (``group_template``; the pattern is in the default
+        so two handlers of one component on overlapping patterns each see every message)."""
+        return self.settings.group_template.format(plant=self.plant, group=group or owner, pattern=pattern)
+
+    # -- life cycle ----------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._closed:
+            raise TransportClosed(f"kafka transport {self.name!r} is closed")
+        if self._connected:
+            return
+        self._loop = asyncio.get_running_loop()
+        common = self._common_config()
+        admin = AdminClient(common)
+        timeout = self.settings.connect_timeout
+        try:
+            metadata = await self._loop.run_in_executor(None, lambda: admin.list_topics(timeout=timeout))
+        except KafkaException as exc:
+            raise TransportNotReady(f"kafka transport {self.name!r}: broker {self.settings.bootstrap} unreachable "
+                                    f"within {timeout:g}s: {exc.args[0] if exc.args else exc}") from None
+        self._known_topics = set(metadata.topics)
+        await self._loop.run_in_executor(None, lambda: ensure_topics(
+            admin, self.settings.topics, broker=self.settings.bootstrap, transport=self.name))
+        self._admin = admin
+        producer_conf = {
+            **common,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": self.settings.linger_ms,
+            "on_delivery": self._on_delivery,
+            **self.settings.producer,
+        }
+        self._producer = Producer(producer_conf, logger=log)
+        self._poller = threading.Thread(target=self._poll_producer, name=f"forge-kafka-{self.name}-producer",
+                                        daemon=True)
+        self._poller.start()
+        self._connected = True
+        log.info("kafka transport %s connected to %s (%d topics)", self.name, self.settings.bootstrap,
+                 len(self._known_topics))
+
+    def _poll_producer(self) -> None:
+        producer = self._producer
+        assert producer is not None
+        while not self._closing.is_set():
+            producer.poll(0.1)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._stats["publish_failed"] += 1
+            self._last_error = str(error)
+            log.error("kafka %s: delivery to %s failed: %s", self.name, message.topic(), error)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._connected = False
+        for sub in list(self._subs):
+            await sub.cancel()
+        loop = asyncio.get_running_loop()
+        if self._producer is not None:
+            producer = self._producer
+            remaining = await loop.run_in_executor(None, producer.flush, 10.0)
+            if remaining:
+                log.error("kafka %s: %d message(s) not delivered at close", self.name, remaining)
+        self._closing.set()
+        if self._poller is not None:
+            await loop.run_in_executor(None, self._poller.join, 5.0)
+
+    # -- publishing ----------------------------------------------------------------------------
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        if self._closed or self._producer is None:
+            state = "closed" if self._closed else "not connected"
+            raise TransportClosed(f"kafka transport {self.name!r} is {state}; cannot publish to {topic!r}")
+        validate_topic(topic)
+        body, headers = encode(envelope, "ce_")
+        await self._produce(to_kafka(topic), body, envelope.key or envelope.source, list(headers.items()))
+        self._stats["published"] += 1
+
+    async def _produce(self, kafka_topic: str, body: bytes, key: str | bytes | None,
+                       headers: list[tuple[str, str | bytes]], *, confirm: bool | None = None) -> None:
+        producer = self._producer
+        assert producer is not None
+        future: asyncio.Future[None] | None = None
+        if confirm if confirm is not None else self.settings.confirm_publish:
+            future = self._delivery_future(kafka_topic)
+        while True:
+            try:
+                if future is None:
+                    producer.produce(kafka_topic, body, key, headers=headers)
+                else:
+                    producer.produce(kafka_topic, body, key, headers=headers,
+                                     on_delivery=self._resolver(future))
+                break
+            except BufferError:  # local queue full: let the poller drain it
+                await asyncio.sleep(0.005)
+        if future is not None:
+            await future
+
+    def _delivery_future(self, kafka_topic: str) -> asyncio.Future[None]:
+        loop = self._loop or asyncio.get_running_loop()
+        return loop.create_future()
+
+    def _resolver(self, future: asyncio.Future[None]) -> Any:
+        loop = future.get_loop()
+
+        def resolve(error: KafkaError | None, message: Message) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(TransportError(
+                        f"kafka transport {self.name!r}: delivery to {message.topic()!r} on "
+                        f"{self.settings.bootstrap} failed: {error.str()}"))
+            loop.call_soon_threadsafe(settle)
+        return resolve
+
+    async def flush(self, timeout: float = 10.0) -> int:
+        """Wait until every queued message is acknowledged; returns how many are still queued."""
+        if self._producer is None:
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, timeout)
+
+    # -- subscribing ---------------------------------------------------------------------------
+    async def subscribe(self, pattern: str, callback: MessageCallback, *, group: str | None = None,
+                        owner: str | None = None) -> KafkaSubscription:
+        if self._closed or self._loop is None:
+            state = "closed" if self._closed else "not connected"
+            raise TransportClosed(f"kafka transport {self.name!r} is {state}; cannot subscribe to {pattern!r}")
+        validate_pattern(pattern)
+        ephemeral = group is None and owner is None
+        group_id = f"{self.plant}.anon-{uuid.uuid4().hex[:12]}" if ephemeral else self.group_id(pattern, group, owner)
+        instance_id = None
+        if self.settings.instance_id and not ephemeral:
+            self._member_count[group_id] += 1
+            instance_id = f"{self.settings.instance_id}-{self.name}-{self._member_count[group_id]}"
+        if not is_wildcard(pattern) and self.settings.create_topics:
+            await self.ensure_topic(pattern)
+        sub = KafkaSubscription(self, pattern, callback, group=group, owner=owner, group_id=group_id,
+                                ephemeral=ephemeral, instance_id=instance_id)
+        sub.start()
+        self._subs.add(sub)
+        return sub
+
+    async def ensure_topic(self, topic: str, spec: TopicSpec | None = None) -> None:
+        """Create ``topic`` (a Forge topic) unless it is known to exist."""
+        name = to_kafka(topic)
+        if name in self._known_topics or self._admin is None:
+            return
+        spec = spec or self.settings.topics.get(topic) or TopicSpec(self.settings.default_partitions,
+                                                                     self.settings.default_replication)
+        admin = self._admin
+        await asyncio.get_running_loop().run_in_executor(None, lambda: ensure_topics(
+            admin, {name: spec}, broker=self.settings.bootstrap, transport=self.name))
+        self._known_topics.add(name)
+
+    # -- dead letters ----------------------------------------------------------------------------
+    async def _dead_letter(self, message: Message, sub: KafkaSubscription, error: Exception, attempts: int) -> None:
+        self._stats["undeliverable"] += 1
+        if not self.settings.dead_letter:
+            return
+        dlq = message.topic() + self.settings.dead_letter_suffix
+        headers: list[tuple[str, str | bytes]] = [(k, v) for k, v in message.headers() or () if v is not None]
+        headers += [
+            (DLQ_REASON, "undeliverable"),
+            (DLQ_ERROR, f"{type(error).__name__}: {error}"[:2000]),
+            (DLQ_TOPIC, message.topic()),
+            (DLQ_PARTITION, str(message.partition())),
+            (DLQ_OFFSET, str(message.offset())),
+            (DLQ_GROUP, sub.group_id),
+            (DLQ_ATTEMPTS, str(attempts)),
+        ]
+        delay = 0.1
+        while True:  # the offset is committed only once the dead letter is safely on the broker
+            try:
+                if self.settings.create_topics and dlq not in self._known_topics:
+                    await self.ensure_topic(to_forge(dlq))
+                await self._produce(dlq, message.value() or b"", message.key(), headers, confirm=True)
+                self._stats["dead_lettered"] += 1
+                return
+            except (TransportError, ValueError) as exc:
+                if sub._stop.is_set():
+                    raise TransportClosed(f"kafka transport {self.name!r}: closed before dead-lettering "
+                                          f"{message.topic()}@{message.offset()}") from exc
+                log.error("kafka %s: cannot dead-letter to %s (retrying): %s", self.name, dlq, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- health ----------------------------------------------------------------------------------
+    def health(self) -> Health:
+        stats: dict[str, Any] = {**self._stats, "subscriptions": len(self._subs)}
+        lag = self._lag()
+        if lag is not None:
+            stats["lag"] = lag
+        if self._closed:
+            detail = "closed"
+        elif not self._connected:
+            detail = "not connected"
+        else:
+            detail = f"connected to {self.settings.bootstrap}"
+            if self._last_error:
+                detail += f" (last error: {self._last_error})"
+        return Health(connected=self._connected and not self._closed, detail=detail, stats=stats)
+
+    def _lag(self) -> int | None:
+        """Messages not yet consumed on assigned partitions, from cached watermarks (no request)."""
+        total = 0
+        seen = False
+        for sub in list(self._subs):
+            try:
+                positions = sub.consumer.position([TopicPartition(t, p) for t, p in sub.assigned])
+            except (KafkaException, RuntimeError):
+                continue
+            for tp in positions:
+                try:
+                    _low, high = sub.consumer.get_watermark_offsets(tp, cached=True)
+                except (KafkaException, RuntimeError):
+                    continue
+                if high >= 0 and tp.offset >= 0:
+                    total += max(high - tp.offset, 0)
+                    seen = True
+        return total if seen else None

@@ -1,0 +1,26 @@
+"""Fixtures: the real Kafka-protocol broker (Tansu) from forge_core's server fixtures."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from forge_core.testing.fixtures_servers import *
+
+from forge_kafka import KafkaTransport
+
+#: Tansu holds a group join for about half the session timeout: keep both short in tests.
+FAST: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500,
+                        "retry_backoff": 0.01, "linger_ms": 1}
+
+
+@pytest.fixture
+def make_transport(kafka_bootstrap: str):
+    """``make_transport(name, **settings)``: a KafkaTransport on the shared broker, fast group settings."""
+
+    def make(name: str = "kafka", **settings: Any) -> KafkaTransport:
+        return KafkaTransport(name, {"bootstrap": kafka_bootstrap, **FAST, **settings},
+                              plant=f"t{uuid.uuid4().hex[:6]}")
+
+    return make
