@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from forge_core.checks import Check
 from forge_core.messages.envelope import Envelope
 from forge_core.tactics.backpressure import BackpressureController
 from forge_core.tactics.leader import FencedReceiver, LeaderElector
@@ -327,6 +328,14 @@ class Component:
     def health(self) -> dict[str, Any]:
         """Extra detail for ``/health``; override to report component state."""
         return {}
+
+    def report(self) -> dict[str, Any]:
+        """What this component has to say in the run summary (``forge run`` prints it)."""
+        return {}
+
+    def checks(self) -> list[Check]:
+        """Invariants checked over the run, for the summary; a failed one fails ``forge run``."""
+        return []
 
     async def _subscribe_decorated(self) -> None:
         for attr in dir(type(self)):

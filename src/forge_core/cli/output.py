@@ -87,6 +87,24 @@ def summary_table(summary: RunSummary) -> list[Table]:
             letters.add_row(f"[red]{reason}[/]", str(count))
         tables.append(letters)
 
+    for component, report in summary.reports.items():
+        section = Table(title=f"report: {component}", title_justify="left", show_header=False)
+        section.add_column("key", style="bold")
+        section.add_column("value")
+        for key, value in report.items():
+            section.add_row(str(key), _report_value(value))
+        tables.append(section)
+    if summary.checks:
+        checks = Table(title="invariant checks", title_justify="left")
+        checks.add_column("check")
+        checks.add_column("component")
+        checks.add_column("result")
+        checks.add_column("detail")
+        for check in summary.checks:
+            result = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
+            checks.add_row(check.name, check.component, result, check.detail)
+        tables.append(checks)
+
     run = Table(title="run", title_justify="left", show_header=False)
     run.add_column("key", style="bold")
     run.add_column("value")
@@ -101,6 +119,16 @@ def summary_table(summary: RunSummary) -> list[Table]:
     run.add_row("stop reason", summary.stop_reason or "-")
     tables.append(run)
     return tables
+
+
+def _report_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_report_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_report_value(v) for v in value)
+    return str(value)
 
 
 def print_summary(summary: RunSummary, *, stderr: bool = False) -> None:

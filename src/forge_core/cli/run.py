@@ -146,5 +146,5 @@ def register(app: typer.Typer, state: CliState) -> None:
             print_json(summary.to_dict())
         else:
             print_summary(summary)
-        if summary.failed:
+        if summary.failed or not summary.checks_passed:
             raise typer.Exit(1)

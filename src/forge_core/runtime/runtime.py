@@ -27,7 +27,7 @@ from forge_core.messages.codec import TypeBinding
 from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
 from forge_core.messages.envelope import Envelope, IdGenerator
 from forge_core.runtime.health import HealthServer
-from forge_core.runtime.summary import RunSummary
+from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
 from forge_core.tactics.service import Tactics, TacticServices
 from forge_core.transport.base import MessageCallback, Transport
@@ -51,6 +51,7 @@ class TransportContext:
     plant: str
     seed: int | None
     data_dir: Path  # for outboxes and other durable files
+    tactics: Tactics | None = None  # the plant's configured tactics (outbox, retry, backpressure settings)
 
 
 class Runtime:
@@ -186,7 +187,7 @@ class Runtime:
 
     async def _connect_transports(self) -> None:
         context = TransportContext(self.clock, self.manifest.plant_dir, self.manifest.name, self.seed,
-                                   self.manifest.plant_dir / ".forge")
+                                   self.manifest.plant_dir / ".forge", self.tactics)
         needed = {self.manifest.default_transport}
         for name in self.only:
             needed.add(self.manifest.components[name].transport or self.manifest.default_transport)
@@ -322,6 +323,7 @@ class Runtime:
         if self._stopped is not None:
             return self._stopped
         self.plugins.plant_stopping(self)
+        self._collect_reports()
         for supervisor in reversed(list(self.supervisors.values())):
             await supervisor.stop()
         if self._pending_letters:
@@ -344,6 +346,27 @@ class Runtime:
         self.plugins.plant_stopped(summary)
         return summary
 
+    def _collect_reports(self) -> None:
+        """Ask every live instance for its report and checks while it still exists."""
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._checks: list[Check] = []
+        for name, supervisor in self.supervisors.items():
+            instance = supervisor.instance
+            if instance is None:
+                continue
+            try:
+                report = instance.report()
+                checks = instance.checks()
+            except Exception as exc:  # a broken report must not lose the summary
+                log.exception("component %s failed to report", name)
+                self._checks.append(Check("report", False, f"{type(exc).__name__}: {exc}", name))
+                continue
+            if report:
+                self._reports[name] = report
+            for check in checks:
+                check.component = check.component or name
+                self._checks.append(check)
+
     # -- views -------------------------------------------------------------------------
     def summary(self) -> RunSummary:
         bus = self.bus
@@ -363,6 +386,8 @@ class Runtime:
             trace_digest=self.trace.digest if self.trace else None,
             trace_messages=self.trace.count if self.trace else 0,
             stop_reason=self._stop_reason,
+            reports=dict(getattr(self, "_reports", {})),
+            checks=list(getattr(self, "_checks", [])),
         )
 
     def health_snapshot(self) -> tuple[bool, bool, dict[str, Any]]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from forge_core.checks import Check
+
+__all__ = ["Check", "RunSummary"]
+
 
 @dataclass
 class RunSummary:
@@ -23,7 +27,15 @@ class RunSummary:
     trace_digest: str | None = None
     trace_messages: int = 0
     stop_reason: str = ""
+    #: Per component instance, what its ``report()`` returned (only non-empty reports).
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Every component's invariant checks; ``forge run`` exits non-zero when one failed.
+    checks: list[Check] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def checks_passed(self) -> bool:
+        return all(check.passed for check in self.checks)
 
     @property
     def total_published(self) -> int:
