@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything Forge needs on this machine: a virtualenv with forge-core and every plugin
-# under plugins/ (editable), and, with --servers, the Debian servers the tests start themselves
+# Set up everything Forge needs on this machine: a virtualenv with forge-core, every plugin
+# under plugins/ and every example plant package under examples/ (editable), and, with --servers, the Debian servers the tests start themselves
 # (PostgreSQL, Redis, Mosquitto). Safe to run again: it only does what is missing.
 set -euo pipefail
 shopt -s nullglob
@@ -36,12 +36,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.forge-installed
-inputs=$(cat pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -c1-16)
+inputs=$(cat pyproject.toml plugins/*/pyproject.toml examples/*/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   args=(-e ".[test,otlp]")
-  for plugin in plugins/*/; do
-    [ -f "$plugin/pyproject.toml" ] && args+=(-e "$plugin")
+  for package in plugins/*/ examples/*/; do
+    [ -f "$package/pyproject.toml" ] && args+=(-e "$package")
   done
   .venv/bin/python -m pip install -q "${args[@]}"
   echo "$inputs" > "$stamp"
