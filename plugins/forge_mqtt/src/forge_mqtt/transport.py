@@ -231,9 +231,8 @@ class MqttTransport(Transport):
             return
         self._loop = asyncio.get_running_loop()
         s = self.settings
-        if s.outbox and self._outbox is None:
-            self._outbox = Outbox(self.data_dir / f"outbox-{self.name}.db", max_bytes=s.outbox_max_bytes,
-                                  clock=self.clock)
+        if s.outbox:
+            self._open_outbox()
         if s.death_certificates:
             self._seq = self._read_seq()
         client = self._make_client()
@@ -271,6 +270,12 @@ class MqttTransport(Transport):
                 raise MqttRefused(message + hint, broker=self.broker, reason=str(outcome), code=code)
             raise TransportNotReady(message)
         raise TransportNotReady(f"transport {self.name!r}: MQTT broker {self.broker}: {outcome}")
+
+    def _open_outbox(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = Outbox(self.data_dir / f"outbox-{self.name}.db", max_bytes=self.settings.outbox_max_bytes,
+                                  clock=self.clock)
+        return self._outbox
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
@@ -450,7 +455,7 @@ class MqttTransport(Transport):
             if len(self._qos_cache) > 10_000:
                 self._qos_cache.clear()
         outbox = self._outbox
-        if outbox is not None and (outbox.depth or not self._net_connected):
+        if not self._net_connected or (outbox is not None and outbox.depth):
             self._store(topic, body, headers, qos)
             return
         if await self._send(topic, body, headers, qos) is None:
@@ -458,10 +463,10 @@ class MqttTransport(Transport):
 
     def _store(self, topic: str, body: bytes, headers: dict[str, str], qos: int) -> None:
         """Keep a publish durably until the broker is back (or fail loudly if there is no outbox)."""
-        if self._outbox is None:
+        if not self.settings.outbox:
             raise TransportNotReady(f"transport {self.name!r}: not connected to MQTT broker {self.broker} "
-                                    f"and outbox is off; publish to {topic!r} not sent")
-        self._outbox.put(topic, body, {"h": headers, "q": qos})
+                                    f"and the outbox is off; publish to {topic!r} not sent")
+        self._open_outbox().put(topic, body, {"h": headers, "q": qos})
         self.stats["outboxed"] += 1
         if self._net_connected and (self._replay_task is None or self._replay_task.done()):
             self._start_replay()
