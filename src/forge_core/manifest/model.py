@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forge_core.messages.codec import TypeBinding
+
 # Path inside a manifest document: mapping keys and list indexes, e.g. ("components", "oven", "params").
 DocPath = tuple[str | int, ...]
 
@@ -89,16 +91,8 @@ class ComponentSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class BindingSpec:
-    """How to type a plain-JSON message that arrived on ``topic`` without Forge headers."""
-
-    topic: str
-    type: str | None = None
-    type_field: str | None = None
-    type_map: dict[str, str] = field(default_factory=dict)
-    source_field: str | None = None
-    key_field: str | None = None
+#: A binding is the codec's own TypeBinding: the manifest hands it to the bus unchanged.
+BindingSpec = TypeBinding
 
 
 @dataclass

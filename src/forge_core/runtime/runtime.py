@@ -23,7 +23,6 @@ from forge_core.clock import Clock, RealClock
 from forge_core.components import ComponentContext
 from forge_core.errors import ForgeError, TransportNotReady
 from forge_core.messages import deadletter as dl
-from forge_core.messages.codec import TypeBinding
 from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
 from forge_core.messages.envelope import Envelope, IdGenerator
 from forge_core.runtime.health import HealthServer
@@ -147,8 +146,7 @@ class Runtime:
             clock=self.clock,
             transports=self.transports,
             default_transport=manifest.default_transport,
-            bindings=[TypeBinding(b.topic, b.type, b.type_field, dict(b.type_map), b.source_field, b.key_field)
-                      for b in manifest.bindings],
+            bindings=manifest.bindings,
             dead_letters=self.dead_letters,
             telemetry=self.telemetry,
             ids=IdGenerator(self.seed if self.clock_is_virtual else None),

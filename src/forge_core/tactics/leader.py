@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 
 from forge_core.clock import Clock, RealClock
 from forge_core.errors import ForgeError
+from forge_core.storage.dead_letters import kv_table
 
 __all__ = [
     "FencedReceiver",
@@ -615,18 +616,6 @@ class MemoryStateStore:
         return stored[0] if stored else None
 
 
-def kv_table(metadata: sa.MetaData) -> sa.Table:
-    """The core ``forge_kv`` table (same name and columns as the core migration creates)."""
-    return sa.Table(
-        "forge_kv",
-        metadata,
-        sa.Column("namespace", sa.String(128), primary_key=True),
-        sa.Column("key", sa.String(256), primary_key=True),
-        sa.Column("value", sa.Text, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    )
-
-
 class SqlStateStore:
     """Fenced state in ``forge_kv`` rows of one ``namespace``.
 
@@ -642,10 +631,9 @@ class SqlStateStore:
         self.engine = engine
         self.namespace = namespace
         self.clock = clock or RealClock()
-        self.metadata = sa.MetaData()
-        self.table = kv_table(self.metadata)
-        if create:
-            self.metadata.create_all(engine, checkfirst=True)
+        self.table = kv_table
+        if create:  # the core migration creates it too; this serves stores used without migrations
+            kv_table.metadata.create_all(engine, tables=[kv_table], checkfirst=True)
 
     def _read(self, conn: sa.Connection, key: str) -> str | None:
         t = self.table
