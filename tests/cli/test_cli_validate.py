@@ -55,7 +55,8 @@ def test_broken_manifest_as_json(invoke, tmp_path: Path) -> None:
     assert by_path["components.oven.type"]["file"].endswith("plant.yaml")
 
 
-def test_unknown_plugin_says_what_to_install(invoke, tmp_path: Path) -> None:
+def test_unknown_plugin_says_what_to_install(invoke, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FORGE_DISABLE_PLUGINS", "kafka")  # as if forge-kafka were not installed
     (tmp_path / "plant.yaml").write_text(UNKNOWN_PLUGIN)
     result = invoke("validate", tmp_path)
     assert result.exit_code == 1
