@@ -63,7 +63,8 @@ def test_unknown_plugin_says_what_to_install(invoke, tmp_path: Path, monkeypatch
     assert "plugins[0]" in result.stdout and "pip install forge-kafka" in result.stdout
 
 
-def test_running_a_broken_plant_prints_the_problems_not_a_traceback(invoke, tmp_path: Path) -> None:
+def test_running_a_broken_plant_prints_the_problems_not_a_traceback(invoke, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FORGE_DISABLE_PLUGINS", "kafka")
     (tmp_path / "plant.yaml").write_text(UNKNOWN_PLUGIN)
     result = invoke("run", tmp_path, "--simulate", "1s")
     assert result.exit_code == 1
