@@ -80,7 +80,7 @@ def test_kill_9_sends_the_will_at_once(mosquitto_server: MosquittoServer, tmp_pa
     asyncio.run(body())
 
 
-def test_a_hung_process_gets_its_will_within_the_keepalive_bound(mosquitto_server: MosquittoServer, tmp_path: Path,
+def test_a_hung_process_gets_its_will_within_the_keepalive_bound(broker: MosquittoServer, tmp_path: Path,
                                                                  kit: Any) -> None:
     """SIGSTOP keeps the socket open: only the broker's keepalive check (1.5 x keepalive) notices.
 
@@ -90,14 +90,15 @@ def test_a_hung_process_gets_its_will_within_the_keepalive_bound(mosquitto_serve
     keepalive = 2
 
     async def body() -> None:
-        watch, inbox = await watcher(mosquitto_server, tmp_path, kit)
-        proc = await asyncio.to_thread(hold_connection, mosquitto_server, tmp_path, "edge-hung", keepalive)
+        watch, inbox = await watcher(broker, tmp_path, kit)
+        proc = await asyncio.to_thread(hold_connection, broker, tmp_path, "edge-hung", keepalive)
         try:
             await kit.until(lambda: certificates(inbox, "birth", "edge-hung"), 5)
             started = time.monotonic()
             os.kill(proc.pid, signal.SIGSTOP)
-            await kit.until(lambda: certificates(inbox, "death", "edge-hung"), keepalive * 1.5 + 3.0)
+            await kit.until(lambda: certificates(inbox, "death", "edge-hung"), 30)
             elapsed = time.monotonic() - started
+            print(f"Will {elapsed:.2f}s after SIGSTOP")
             assert elapsed <= keepalive * 1.5 + 3.0, f"Will after {elapsed:.2f}s"
         finally:
             proc.kill()
