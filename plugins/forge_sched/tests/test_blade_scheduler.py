@@ -221,3 +221,32 @@ def test_report_and_checks(sched_plant):
     assert len(names) == 2 and all(c.passed for c in leader.checks())
     summary = plant.stop()
     assert all(check.passed for check in summary.checks)
+
+
+def test_seed_timings_with_chaos_keep_the_invariants(sched_plant):
+    """Heartbeats every 5 s, machines killed and revived (WAITING again), the leader killed and revived."""
+    plant = sched_plant(machines=6, machine_params={"heartbeat_interval": 5.0, "swap_time": 2.0})
+    plant.advance(30)
+    assert blades(plant, 6) == Counter({"A": 3, "B": 3})
+    plant.kill("machine-1")
+    plant.kill("machine-4")
+    plant.advance(30)
+    live = [i for i in range(6) if i not in (1, 4)]
+    counts = Counter(plant.component(f"machine-{i}").blade for i in live)
+    assert abs(counts["A"] - counts["B"]) <= 1, counts
+    old = leader_of(plant)
+    plant.kill(old.name)
+    plant.revive("machine-1")                       # a fresh instance: no blade, WAITING
+    plant.advance(40)
+    plant.revive(old.name)
+    plant.revive("machine-4")
+    plant.advance(40)
+    counts = Counter(plant.component(f"machine-{i}").blade for i in range(6))
+    assert None not in counts and abs(counts["A"] - counts["B"]) <= 1, counts
+    for i in range(6):
+        applied = plant.component(f"machine-{i}").commands
+        epochs = [epoch for _, _, epoch in applied]
+        assert epochs == sorted(epochs), f"machine {i} applied an older epoch after a newer one: {applied}"
+    summary = plant.stop()
+    failed = [c for c in summary.checks if not c.passed]
+    assert not failed, failed
