@@ -1,0 +1,238 @@
+"""``pasta.chaos`` (the seed's ChaosPanda): kills a random machine or scheduler every
+``min_interval``..``max_interval`` seconds and brings it back after ``min_restart``..``max_restart``.
+
+A kill is ``runtime.kill(name)`` — SIGKILL semantics: no stop, no lease release — and a restart
+``runtime.revive(name)``. With ``machine_kill: command`` a machine is killed softly instead:
+KillMachine on ``updateManager/killMachine`` puts it in RECOVERY. Each kill is reported on
+``experiment`` (KillingMachine / KillingScheduler).
+
+Chaos also measures what the kills cost, and checks it: after a machine death the surviving
+machines cut both blades again within ``rebalance_bound``; after the leading scheduler's death a
+successor holds the lease within ``failover_bound``. Off unless ``enabled`` (profile ``chaos``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from forge_core import Envelope, subscribe
+from forge_core.checks import Check
+from pasta_plant import settings
+from pasta_plant.components import PastaComponent
+from pasta_plant.components.machine import WORKING
+from pasta_plant.ledger import ledger
+
+
+@dataclass
+class Outage:
+    kind: str  # machine | scheduler
+    name: str
+    at: float
+    was_leader: bool = False
+    resolved_at: float | None = None
+    bound: float = 0.0
+    epoch: int | None = None
+    note: str = ""
+
+    @property
+    def took(self) -> float | None:
+        return None if self.resolved_at is None else self.resolved_at - self.at
+
+
+@dataclass
+class Tally:
+    machine_kills: int = 0
+    scheduler_kills: int = 0
+    leader_kills: int = 0
+    restarts: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Chaos(PastaComponent):
+    params_schema: ClassVar[dict[str, Any]] = settings.CHAOS
+
+    async def start(self) -> None:
+        self.enabled = bool(self.param("enabled"))
+        self.runtime = self.ctx.services.get("runtime")
+        self.tally = Tally()
+        self.dead: dict[str, float] = {}  # name -> revive time
+        self.outages: list[Outage] = []
+        self.leader: tuple[str, int] | None = None
+        self.book = ledger(self.ctx)
+        self.machines = self._instances(str(self.param("machines")))
+        self.schedulers = self._instances(str(self.param("schedulers")))
+        leader = self.ctx.tactics.settings("leader")
+        bound = self.param("failover_bound")
+        self.failover_bound = float(bound) if bound is not None else float(leader["ttl"]) + float(
+            leader["retry_every"]) + 1.0
+        if not self.enabled or self.runtime is None:
+            return
+        self.ctx.spawn(self._rampage(), name="chaos")
+        self.ctx.every(float(self.param("check_every")), self._watch, name="watch")
+
+    def _instances(self, component: str) -> list[str]:
+        if self.runtime is None or component not in self.runtime.manifest.components:
+            return []
+        replicas = self.runtime.manifest.components[component].replicas
+        names = [component] if replicas == 1 else [f"{component}-{i}" for i in range(replicas)]
+        return [name for name in names if name in self.runtime.supervisors]
+
+    # -- killing ---------------------------------------------------------------------------
+    async def _rampage(self) -> None:
+        rnd = self.ctx.random
+        while True:
+            wait = rnd.uniform(float(self.param("min_interval")), float(self.param("max_interval")))
+            await self.ctx.clock.sleep(wait)
+            dead_machines = sum(1 for n in self.dead if n in self.machines)
+            dead_schedulers = sum(1 for n in self.dead if n in self.schedulers)
+            candidates: list[str] = []
+            if dead_machines < int(self.param("max_machines")):
+                candidates += [n for n in self.machines if n not in self.dead]
+            if dead_schedulers < int(self.param("max_schedulers")):
+                candidates += [n for n in self.schedulers if n not in self.dead]
+            if not candidates:
+                continue
+            victim = rnd.choice(candidates)
+            restart_in = round(rnd.uniform(float(self.param("min_restart")), float(self.param("max_restart"))), 3)
+            if victim in self.machines:
+                await self._kill_machine(victim, restart_in)
+            else:
+                await self._kill_scheduler(victim, restart_in)
+
+    async def _kill_machine(self, name: str, restart_in: float) -> None:
+        machine_id = self.machines.index(name)
+        record = self.book.machines.get(machine_id)
+        now = self.ctx.clock.time()
+        mode = str(self.param("machine_kill"))
+        if mode == "process":
+            await self.runtime.kill(name)
+            if record is not None:
+                record.alive = False
+            self.ctx.spawn(self._revive(name, restart_in), name=f"revive:{name}")
+        else:
+            await self.ctx.publish("updateManager/killMachine", "pasta.kill_machine",
+                                   {"title": "KillMachine", "machineId": machine_id}, key=str(machine_id))
+            self.ctx.spawn(self._recovered(name, restart_in), name=f"recover:{name}")
+        self.dead[name] = now + restart_in
+        self.tally.machine_kills += 1
+        self.outages.append(Outage("machine", name, now, bound=float(self.param("rebalance_bound"))))
+        await self._event("KillingMachine", "pasta.killing_machine",
+                          {"title": "KillingMachine", "machineId": machine_id, "restartIn": restart_in, "mode": mode})
+
+    async def _kill_scheduler(self, name: str, restart_in: float) -> None:
+        lease = await self._lease()
+        was_leader = lease is not None and lease[0] == name
+        now = self.ctx.clock.time()
+        await self.runtime.kill(name)
+        self.dead[name] = now + restart_in
+        self.ctx.spawn(self._revive(name, restart_in), name=f"revive:{name}")
+        self.tally.scheduler_kills += 1
+        if was_leader:
+            self.tally.leader_kills += 1
+            self.outages.append(Outage("scheduler", name, now, True, bound=self.failover_bound,
+                                       epoch=lease[1] if lease else None))
+        await self._event("KillingScheduler", "pasta.killing_scheduler",
+                          {"title": "KillingScheduler", "scheduler": name, "wasLeader": was_leader,
+                           "restartIn": restart_in})
+
+    async def _event(self, title: str, type_: str, payload: dict[str, Any]) -> None:
+        self.tally.events.append({"at": round(self.ctx.clock.time(), 3), **payload})
+        self.ctx.log.info("chaos: %s", payload)
+        await self.ctx.publish("experiment", type_, payload)
+
+    async def _revive(self, name: str, after: float) -> None:
+        await self.ctx.clock.sleep(after)
+        self.runtime.revive(name)
+        self.dead.pop(name, None)
+        self.tally.restarts += 1
+
+    async def _recovered(self, name: str, after: float) -> None:
+        await self.ctx.clock.sleep(max(after, float(self._machine_param("recovery_time", 10.0))))
+        self.dead.pop(name, None)
+        self.tally.restarts += 1
+
+    def _machine_param(self, key: str, default: Any) -> Any:
+        spec = self.runtime.manifest.components.get(str(self.param("machines")))
+        return (spec.params if spec is not None else {}).get(key, default)
+
+    # -- measuring -------------------------------------------------------------------------
+    async def _lease(self) -> tuple[str, int] | None:
+        lease = await self.ctx.tactics.lease_backend().current(str(self.param("lease")), self.ctx.clock.time())
+        return None if lease is None else (lease.holder, lease.epoch)
+
+    def _covered(self) -> bool:
+        """Every live machine cuts, and both blades are cut (when two or more machines live)."""
+        live = [r for i, r in self.book.machines.items()
+                if i < len(self.machines) and self.machines[i] not in self.dead and r.alive]
+        if any(r.state != WORKING for r in live):
+            return False
+        return len(live) < 2 or {r.blade for r in live} >= {"A", "B"}
+
+    async def _watch(self) -> None:
+        now = self.ctx.clock.time()
+        lease = await self._lease() if self.schedulers else None
+        covered = self._covered() if self.schedulers else True
+        for outage in self.outages:
+            if outage.resolved_at is not None:
+                continue
+            if outage.kind == "scheduler":
+                if lease is not None and (outage.epoch is None or lease[1] > outage.epoch):
+                    outage.resolved_at = now
+                    outage.note = f"epoch {outage.epoch} -> {lease[1]} ({lease[0]})"
+            elif outage.kind == "machine" and covered:
+                outage.resolved_at = now
+        if lease is not None:
+            self.leader = lease
+
+    @subscribe("experiment", types=["pasta.killing_machine", "pasta.killing_scheduler"], shared=False)
+    def on_experiment(self, envelope: Envelope) -> None:
+        """Someone else's chaos (another process) is noted too."""
+        if envelope.source != self.name:
+            self.tally.events.append({"at": round(self.ctx.clock.time(), 3), "from": envelope.source,
+                                      **envelope.payload})
+
+    # -- views -----------------------------------------------------------------------------
+    def _bound(self, outage: Outage) -> float:
+        """A machine death while no scheduler leads may take the failover as well."""
+        if outage.kind == "machine" and any(
+                o.kind == "scheduler" and outage.at - self.failover_bound <= o.at <= outage.at + outage.bound
+                for o in self.outages):
+            return outage.bound + self.failover_bound
+        return outage.bound
+
+    def _late(self, kind: str) -> list[Outage]:
+        now = self.ctx.clock.time()
+        return [o for o in self.outages if o.kind == kind and (
+            (o.took is not None and o.took > self._bound(o)) or (o.took is None and now - o.at > self._bound(o)))]
+
+    def _times(self, kind: str) -> dict[str, Any]:
+        outages = [o for o in self.outages if o.kind == kind]
+        took = sorted(o.took for o in outages if o.took is not None)
+        if not took:
+            return {"count": len(outages)}
+        return {"count": len(outages), "resolved": len(took), "max_s": round(took[-1], 2),
+                "median_s": round(took[len(took) // 2], 2), "bound_s": outages[0].bound}
+
+    def report(self) -> dict[str, Any]:
+        if not self.enabled:
+            return {"enabled": False}
+        t = self.tally
+        return {"enabled": True, "machine_kills": t.machine_kills, "scheduler_kills": t.scheduler_kills,
+                "leader_kills": t.leader_kills, "restarts": t.restarts, "dead_at_end": sorted(self.dead),
+                "rebalance": self._times("machine"), "failover": self._times("scheduler"),
+                "latest": t.events[-5:]}
+
+    def checks(self) -> list[Check]:
+        if not self.enabled or not self.schedulers:
+            return []
+        checks = []
+        for kind, name in (("machine", "blades rebalanced after every machine death"),
+                           ("scheduler", "a successor leads within the lease bound after every leader death")):
+            late = self._late(kind)
+            total = sum(1 for o in self.outages if o.kind == kind)
+            detail = (f"{total} death(s), all within bound" if not late else
+                      f"{len(late)} of {total} late, first: {late[0].name} at {late[0].at:.0f} "
+                      f"took {late[0].took if late[0].took is not None else 'forever'} > {late[0].bound}s")
+            checks.append(Check(name, not late, detail))
+        return checks

@@ -1,0 +1,175 @@
+"""``pasta.monitor``: a live view of the plant for a person.
+
+It keeps, from the plant's messages: each machine's state (from its beats and the commands it
+got), blade and last beat; stock levels; the latest alerts and chaos events; message rates per
+topic. The leader and its epoch are read from the lease backend (``tactics.leader``) every
+``refresh`` — the same place the schedulers campaign — because a component cannot implement the
+``forge_leadership_changed`` hook and the schedulers' own messages say nothing about the lease.
+
+With ``render: auto`` it draws a ``rich`` Live table only when stdout is a terminal and the
+clock is real (``forge run examples/pasta_plant`` in a terminal); under ``--simulate`` or in
+tests it only keeps state. ``report()`` is the final snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections import Counter, deque
+from typing import Any, ClassVar
+
+from forge_core import Envelope
+from forge_core.checks import Check
+from pasta_plant import settings
+from pasta_plant.components import PastaComponent
+from pasta_plant.ledger import ledger
+
+TOPICS = ("heartbeats", "productionPlan/#", "updateManager/#", "sorting/#", "storage/#", "experiment",
+          "forge/deadletter/#")
+
+
+class Monitor(PastaComponent):
+    params_schema: ClassVar[dict[str, Any]] = settings.MONITOR
+
+    async def start(self) -> None:
+        self.machines: dict[int, dict[str, Any]] = {}
+        self.leader: dict[str, Any] | None = None
+        self.failovers = 0
+        self.levels: dict[str, float] = {}
+        self.fresh_amount: int | None = None
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=int(self.param("keep_events")))
+        self.chaos: deque[dict[str, Any]] = deque(maxlen=int(self.param("keep_events")))
+        self.counts: Counter[str] = Counter()
+        self.alert_count = 0
+        self.swaps = 0
+        self.assigns = 0
+        self.dead_letters = 0
+        self._window: deque[tuple[float, str]] = deque()
+        for pattern in TOPICS:
+            await self.ctx.subscribe(pattern, self.on_message, shared=False)
+        self.live = None
+        render = self.param("render")
+        real = not getattr(self.ctx.clock, "is_virtual", False)
+        if render == "always" or (render == "auto" and real and sys.stdout.isatty()):
+            from rich.live import Live
+
+            self.live = Live(self.view(), auto_refresh=False, transient=False)
+            self.live.start()
+        self.ctx.every(float(self.param("refresh")), self.tick, name="refresh", initial_delay=0)
+
+    async def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    # -- state -----------------------------------------------------------------------------
+    def on_message(self, envelope: Envelope) -> None:
+        now = self.ctx.clock.time()
+        self.counts[envelope.topic] += 1
+        self._window.append((now, envelope.topic))
+        p = envelope.payload if isinstance(envelope.payload, dict) else {}
+        kind = envelope.type
+        if kind == "pasta.heartbeat":
+            m = self._machine(p["machineId"])
+            m["last_beat"] = now
+            m["blade"] = p.get("bladeType")
+            m["state"] = "WORKING" if p.get("bladeType") else "WAITING_FOR_ASSIGNMENT"
+        elif kind == "pasta.assign_blade":
+            self.assigns += 1
+            self._machine(p["machineId"])["commanded"] = f"assign {p['bladeType']}"
+        elif kind == "pasta.swap_blade":
+            self._machine(p["machineId"])["commanded"] = f"swap to {p['bladeType']}"
+        elif kind == "pasta.blade_swapped":
+            self.swaps += 1
+            m = self._machine(p["machineId"])
+            m["blade"] = p.get("bladeType", m.get("blade"))
+        elif kind == "pasta.kill_machine":
+            self._machine(p["machineId"])["state"] = "RECOVERY"
+        elif kind == "pasta.storage_levels":
+            self.levels = {k: p[k] for k in ("aFresh", "aDry", "bFresh", "bDry")}
+        elif kind == "pasta.storage_alert":
+            self.alert_count += 1
+            self.alerts.append({"at": round(now, 3), **{k: p[k] for k in ("aFresh", "aDry", "bFresh", "bDry")}})
+        elif kind == "pasta.fresh_amount_changed":
+            self.fresh_amount = p["freshAmount"]
+        elif kind in ("pasta.killing_machine", "pasta.killing_scheduler"):
+            self.chaos.append({"at": round(now, 3), **p})
+            if kind == "pasta.killing_machine":
+                self._machine(p["machineId"])["state"] = "KILLED"
+        elif kind == "forge.deadletter":
+            self.dead_letters += 1
+
+    def _machine(self, machine_id: int) -> dict[str, Any]:
+        return self.machines.setdefault(int(machine_id), {"state": "?", "blade": None, "last_beat": None,
+                                                           "commanded": None})
+
+    async def tick(self) -> None:
+        now = self.ctx.clock.time()
+        window = float(self.param("rate_window"))
+        while self._window and self._window[0][0] < now - window:
+            self._window.popleft()
+        lease = None
+        with contextlib.suppress(RuntimeError):
+            lease = await self.ctx.tactics.lease_backend().current(str(self.param("lease")), now)
+        if lease is not None:
+            if self.leader is not None and lease.epoch != self.leader["epoch"]:
+                self.failovers += 1
+            if self.leader is None or lease.epoch != self.leader["epoch"]:
+                self.leader = {"holder": lease.holder, "epoch": lease.epoch, "since": round(now, 3)}
+        if self.live is not None:
+            self.live.update(self.view(), refresh=True)
+
+    def rates(self) -> dict[str, float]:
+        window = float(self.param("rate_window"))
+        return {topic: round(n / window, 2) for topic, n in sorted(Counter(t for _, t in self._window).items())}
+
+    # -- views -----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        now = self.ctx.clock.time()
+        return {
+            "machines": {i: {**m, "last_beat_ago": None if m["last_beat"] is None else round(now - m["last_beat"], 1)}
+                         for i, m in sorted(self.machines.items())},
+            "leader": self.leader, "leader_changes": self.failovers, "levels": self.levels,
+            "fresh_amount": self.fresh_amount, "alerts": self.alert_count, "latest_alerts": list(self.alerts)[-3:],
+            "assigns": self.assigns, "swaps": self.swaps, "chaos_events": list(self.chaos)[-3:],
+            "dead_letters": self.dead_letters, "rates_per_s": self.rates(),
+        }
+
+    def view(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        snap = self.snapshot()
+        machines = Table(title="machines", expand=False)
+        for col in ("id", "state", "blade", "last beat", "last command"):
+            machines.add_column(col)
+        for i, m in snap["machines"].items():
+            colour = {"WORKING": "green", "RECOVERY": "yellow", "KILLED": "red"}.get(m["state"], "white")
+            ago = "-" if m["last_beat_ago"] is None else f"{m['last_beat_ago']} s ago"
+            machines.add_row(str(i), f"[{colour}]{m['state']}[/]", m["blade"] or "-", ago, m["commanded"] or "-")
+        plant = Table(title="plant", show_header=False)
+        leader = snap["leader"]
+        plant.add_row("leader", f"{leader['holder']} (epoch {leader['epoch']})" if leader else "[red]none[/]")
+        plant.add_row("stock %", "  ".join(f"{k} {v:.0f}" for k, v in snap["levels"].items()) or "-")
+        plant.add_row("freshAmount", str(snap["fresh_amount"] if snap["fresh_amount"] is not None else "-"))
+        plant.add_row("alerts / swaps", f"{snap['alerts']} / {snap['swaps']}")
+        plant.add_row("chaos", "; ".join(e["title"] + " " + str(e.get("machineId", e.get("scheduler")))
+                                         for e in snap["chaos_events"]) or "-")
+        plant.add_row("msg/s", "  ".join(f"{t} {r}" for t, r in snap["rates_per_s"].items()) or "-")
+        return Group(machines, plant)
+
+    def report(self) -> dict[str, Any]:
+        return self.snapshot()
+
+    def checks(self) -> list[Check]:
+        """Over every machine, killed ones included (their own checks die with them)."""
+        records = ledger(self.ctx).machines.values()
+        doubles = [d for r in records for d in r.double_assigns]
+        stale = sum(r.rejected_stale for r in records)
+        bad = [r.machine_id for r in records if not r.epochs_monotonic()]
+        return [
+            Check("fleet: no machine assigned twice without a swap", not doubles,
+                  f"{len(doubles)} double assignment(s)" + (f", first: {doubles[0][1]}" if doubles else "")),
+            Check("fleet: no command with a stale epoch applied", not bad,
+                  f"{stale} stale command(s) rejected" + (f"; epochs went back on machines {bad}" if bad else "")),
+        ]

@@ -1,0 +1,247 @@
+"""``pasta.batch_production``: the simulation engine of the storage.
+
+For each heartbeat that carries a blade it writes two batches in one transaction — fresh with
+``freshAmount`` units (learnt from FreshAmountChanged; ``fresh_amount`` until then), dry with
+``batch_size - freshAmount`` — and, while total stock exceeds ``stock_target``, takes units out
+of random batches (``ctx.random``) until it equals the target. Then it publishes the four
+storage levels (percent of ``category_capacity``) on ``storage/levels``.
+
+The non-empty batches are kept in memory (loaded once at start through the ``in_stock`` index),
+so a heartbeat costs two inserts and a few updates, never a scan: a plant day runs in seconds.
+A transaction that fails on a lost connection is retried (``tactics.retry``, name ``batches``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from forge_core import Envelope, subscribe
+from forge_core.checks import Check
+from pasta_plant import settings
+from pasta_plant.components import PastaComponent
+from pasta_plant.db import CATEGORIES, LEVEL_KEYS, batches, seed_rows
+from pasta_plant.ledger import ledger
+
+
+class BatchProduction(PastaComponent):
+    params_schema: ClassVar[dict[str, Any]] = settings.PRODUCTION
+
+    async def start(self) -> None:
+        self.target = int(self.param("stock_target"))
+        self.batch_size = int(self.param("batch_size"))
+        self.fresh_amount = int(self.param("fresh_amount"))
+        self.capacity = float(self.param("category_capacity"))
+        self.engine = self.ctx.storage
+        self._raw: Any = None
+        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle, "?")
+        self._sql_insert = (f"INSERT INTO batches (id, blade_type, is_fresh, production_date, in_stock) "
+                            f"VALUES ({', '.join([mark] * 5)})")
+        self._sql_update = f"UPDATE batches SET in_stock = {mark} WHERE id = {mark}"
+        self._native_dates = self.engine.dialect.name != "sqlite"
+        self.retry = self.ctx.tactics.retry(name="batches")
+        dbapi = self.engine.dialect.loaded_dbapi
+        self.retry.retry_on = (OperationalError, DBAPIError, dbapi.OperationalError, dbapi.InterfaceError)
+        book = ledger(self.ctx)
+        self.book = book.extra.setdefault("production", {
+            "first_id": None, "produced": {c: 0 for c in LEVEL_KEYS.values()}, "units": 0, "batches": 0,
+            "stock_min": None, "stock_max": None, "off_target": 0, "reductions": 0, "negative": 0,
+            "levels_min": {}, "levels_max": {}, "split": {},
+        })
+        await self.retry.acall(self._load, self.param("fresh_start") and not book.stock_reset)
+        book.stock_reset = True
+        self.levels = self._levels()
+
+    async def stop(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    async def _load(self, reset: bool) -> None:
+        with self.engine.begin() as conn:
+            if reset:
+                conn.execute(sa.delete(batches))
+                conn.execute(sa.insert(batches), seed_rows(datetime.fromtimestamp(self.ctx.clock.time(), UTC)))
+            rows = conn.execute(sa.select(batches.c.id, batches.c.blade_type, batches.c.is_fresh, batches.c.in_stock)
+                                .where(batches.c.in_stock > 0).order_by(batches.c.id)).all()
+            top = conn.execute(sa.select(sa.func.max(batches.c.id))).scalar() or 0
+        #: id -> [category, stock] of every non-empty batch
+        self.stock: dict[int, list[Any]] = {r.id: [LEVEL_KEYS[(r.blade_type, bool(r.is_fresh))], r.in_stock]
+                                            for r in rows}
+        self.ids = list(self.stock)
+        self.category = {key: 0 for key in LEVEL_KEYS.values()}
+        for key, units in self.stock.values():
+            self.category[key] += units
+        self.total = sum(self.category.values())
+        if self.book["first_id"] is None:
+            self.book["first_id"] = top + 1
+        self.next_id = top + 1
+        self._note_stock()
+
+    @subscribe("sorting/freshAmountChanged", types=["pasta.fresh_amount_changed"], shared=False)
+    def on_fresh_amount(self, envelope: Envelope) -> None:
+        self.fresh_amount = max(0, min(self.batch_size, int(envelope.payload["freshAmount"])))
+
+    @subscribe("heartbeats", types=["pasta.heartbeat"], shared=False)
+    async def on_heartbeat(self, envelope: Envelope) -> None:
+        blade = envelope.payload.get("bladeType")
+        if blade is None:
+            return
+        try:  # the common case without the retry machinery's overhead; a lost connection is retried
+            made = await self._produce(blade)
+        except self.retry.retry_on:
+            made = await self.retry.acall(self._produce, blade)
+        self.levels = self._levels()
+        await self.ctx.publish("storage/levels", "pasta.storage_levels", {"title": "StorageLevels", **self.levels})
+        if self.param("publish_new_batch"):
+            for batch_id, fresh, units, date in made:
+                await self.ctx.publish("storage/newBatch", "pasta.new_batch", {
+                    "title": "NewBatch", "batchId": batch_id, "bladeType": blade, "isFresh": fresh,
+                    "inStock": units, "productionDate": date.isoformat()})
+
+    def _connection(self) -> Any:
+        """A DBAPI connection kept for the component's life: a heartbeat's transaction is two
+        executemany calls and a commit, without SQLAlchemy's per-statement work."""
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        return self._raw
+
+    def _drop_connection(self) -> None:
+        if self._raw is not None:
+            try:
+                self._raw.invalidate()
+            except Exception:  # already gone
+                self.ctx.log.debug("invalidate failed", exc_info=True)
+            self._raw = None
+
+    async def _produce(self, blade: str) -> list[tuple[int, bool, int, datetime]]:
+        """One transaction: two new batches, then reductions down to the target. The in-memory
+        view changes only after the commit, so a retried attempt starts from the same stock."""
+        now = datetime.fromtimestamp(self.ctx.clock.time(), UTC)
+        fresh = self.fresh_amount
+        current = self.stock
+        touched: dict[int, int] = {}  # batch id -> units after this transaction
+        category = dict(self.category)
+        made: list[tuple[int, bool, int, datetime]] = []
+        keys: dict[int, str] = {}
+        for offset, (is_fresh, units) in enumerate(((True, fresh), (False, self.batch_size - fresh))):
+            batch_id = self.next_id + offset
+            made.append((batch_id, is_fresh, units, now))
+            keys[batch_id] = LEVEL_KEYS[(blade, is_fresh)]
+            category[keys[batch_id]] += units
+            touched[batch_id] = units
+        ids = self.ids + [batch_id for batch_id, units in touched.items() if units > 0]
+        excess = sum(category.values()) - self.target
+        reductions = 0
+        while excess > 0 and ids:
+            index = self.ctx.random.randrange(len(ids))
+            batch_id = ids[index]
+            units = touched[batch_id] if batch_id in touched else current[batch_id][1]
+            if units == 0:  # emptied earlier in this transaction
+                ids[index] = ids[-1]
+                ids.pop()
+                continue
+            take = self.ctx.random.randint(1, min(units, excess))
+            touched[batch_id] = units - take
+            excess -= take
+            reductions += 1
+            category[keys[batch_id] if batch_id in keys else current[batch_id][0]] -= take
+        changed = [(units, batch_id) for batch_id, units in touched.items() if batch_id not in keys]
+        date = now if self._native_dates else now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = [(batch_id, blade, is_fresh, date, touched[batch_id]) for batch_id, is_fresh, _, _ in made]
+        raw = self._connection()
+        try:
+            cursor = raw.cursor()
+            cursor.executemany(self._sql_insert, rows)
+            if changed:
+                cursor.executemany(self._sql_update, changed)
+            cursor.close()
+            raw.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            self._drop_connection()
+            raise
+        # committed: the in-memory view follows
+        self.next_id += len(made)
+        emptied = False
+        for batch_id, units in touched.items():
+            if units > 0:
+                if batch_id in keys:
+                    self.ids.append(batch_id)
+                    current[batch_id] = [keys[batch_id], units]
+                else:
+                    current[batch_id][1] = units
+            elif batch_id in current:
+                del current[batch_id]
+                emptied = True
+        if emptied:
+            self.ids = list(current)
+        self.category = category
+        self.total = sum(category.values())
+        book = self.book
+        book["batches"] += len(made)
+        book["units"] += self.batch_size
+        book["reductions"] += reductions
+        for _, is_fresh, _, _ in made:
+            book["produced"][LEVEL_KEYS[(blade, is_fresh)]] += 1
+        book["split"][str(fresh)] = book["split"].get(str(fresh), 0) + 1
+        if self.total > self.target:
+            book["off_target"] += 1
+        self._note_stock()
+        return made
+
+    def _note_stock(self) -> None:
+        book = self.book
+        book["stock_min"] = self.total if book["stock_min"] is None else min(book["stock_min"], self.total)
+        book["stock_max"] = self.total if book["stock_max"] is None else max(book["stock_max"], self.total)
+        if any(units < 0 for units in self.category.values()):
+            book["negative"] += 1
+        for key, units in self.category.items():
+            book["levels_min"][key] = min(book["levels_min"].get(key, units), units)
+            book["levels_max"][key] = max(book["levels_max"].get(key, units), units)
+
+    def _levels(self) -> dict[str, float]:
+        return {LEVEL_KEYS[c]: round(self.category[LEVEL_KEYS[c]] / self.capacity * 100, 2) for c in CATEGORIES}
+
+    # -- views -----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {"stock": getattr(self, "total", None), "levels": getattr(self, "levels", None)}
+
+    def _database(self) -> tuple[int, int]:
+        """(batches produced this run found in the database, units in stock by the database)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(sa.func.count()).select_from(batches)
+                                 .where(batches.c.id >= self.book["first_id"])).scalar() or 0
+            units = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(batches.c.in_stock), 0))).scalar() or 0
+        return int(found), int(units)
+
+    def report(self) -> dict[str, Any]:
+        book = self.book
+        found, units = self._database()
+        return {
+            "batches": book["batches"], "units": book["units"], "by_type": dict(book["produced"]),
+            "fresh_split": dict(sorted(book["split"].items())), "stock": self.total,
+            "stock_range": [book["stock_min"], book["stock_max"]], "target": self.target,
+            "levels": self.levels,
+            "level_ranges": {k: [book["levels_min"][k], book["levels_max"][k]] for k in book["levels_min"]},
+            "reductions": book["reductions"], "in_database": found, "units_in_database": units,
+        }
+
+    def checks(self) -> list[Check]:
+        book = self.book
+        found, units = self._database()
+        settled = self.total == self.target or (book["batches"] == 0 and self.total <= self.target)
+        return [
+            Check("stock is never negative", book["negative"] == 0 and (book["stock_min"] or 0) >= 0,
+                  f"stock ranged {book['stock_min']}..{book['stock_max']}"),
+            Check("stock settles at the target", settled and book["off_target"] == 0,
+                  f"stock {self.total}, target {self.target}; {book['off_target']} beat(s) left it above"),
+            Check("every produced batch is in the database", found == book["batches"] and units == self.total,
+                  f"{found} of {book['batches']} batches found; {units} units in the database, "
+                  f"{self.total} in memory"),
+        ]

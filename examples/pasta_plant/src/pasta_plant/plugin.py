@@ -1,0 +1,45 @@
+"""The hooks of the ``pasta`` plugin (entry point ``pasta = "pasta_plant.plugin"``).
+
+The message schemas belong to the plant (``schemas: [schemas]`` in plant.yaml), not to this
+package, so a plain client's protocol lives beside the manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from forge_core import hookimpl
+from pasta_plant.components.chaos import Chaos
+from pasta_plant.components.machine import CuttingMachine
+from pasta_plant.components.monitor import Monitor
+from pasta_plant.components.production import BatchProduction
+from pasta_plant.components.sorting import Sorting
+
+if TYPE_CHECKING:
+    from forge_core.registry import CommandRegistry, ComponentRegistry
+    from forge_core.storage.migrations import MigrationRegistry
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@hookimpl
+def forge_register_components(registry: ComponentRegistry) -> None:
+    registry.add("pasta.cutting_machine", CuttingMachine)
+    registry.add("pasta.sorting", Sorting)
+    registry.add("pasta.batch_production", BatchProduction)
+    registry.add("pasta.chaos", Chaos)
+    registry.add("pasta.monitor", Monitor)
+
+
+@hookimpl
+def forge_register_migrations(registry: MigrationRegistry) -> None:
+    if "pasta" not in registry:
+        registry.add("pasta", MIGRATIONS, plugin="forge-example-pasta")
+
+
+@hookimpl
+def forge_register_commands(registry: CommandRegistry) -> None:
+    from pasta_plant.cli import monitor
+
+    registry.add("monitor", monitor, help="Tail a plant's messages, colour-coded by topic.")
