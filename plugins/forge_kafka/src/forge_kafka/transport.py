@@ -73,6 +73,7 @@ class KafkaSubscription(Subscription):
         self._stop = threading.Event()
         self._done = threading.Event()
         self._batch_task: asyncio.Future[None] | None = None
+        self.lag: int | None = None
         settings = transport.settings
         conf: dict[str, Any] = {
             **transport._common_config(),
@@ -121,6 +122,7 @@ class KafkaSubscription(Subscription):
         loop = self.transport._loop
         assert loop is not None
         batch_size = self.transport.settings.batch_size
+        next_lag = 0.0
         try:
             while not self._stop.is_set():
                 try:
@@ -129,6 +131,9 @@ class KafkaSubscription(Subscription):
                     log.warning("kafka %s: consume failed on %s: %s", self.transport.name, self.group_id, exc)
                     time.sleep(0.5)
                     continue
+                if time.monotonic() >= next_lag:
+                    self.lag = self._measure_lag()
+                    next_lag = time.monotonic() + 1.0
                 if not messages or self._stop.is_set():
                     continue
                 future = asyncio.run_coroutine_threadsafe(self._handle_batch(messages), loop)
@@ -144,6 +149,21 @@ class KafkaSubscription(Subscription):
             except Exception as exc:  # noqa: BLE001 - a broken broker must not hang close()
                 log.debug("kafka %s: consumer close: %s", self.transport.name, exc)
             self._done.set()
+
+    def _measure_lag(self) -> int | None:
+        # On the poll thread: the consumer is not thread-safe enough to ask from the event loop
+        # while consume() runs. Cached watermarks come with fetch responses (no request).
+        if not self.assigned:
+            return None
+        total = 0
+        try:
+            for tp in self.consumer.position([TopicPartition(t, p) for t, p in self.assigned]):
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0 and tp.offset >= 0:
+                    total += max(high - tp.offset, 0)
+        except KafkaException:
+            return None
+        return total
 
     # -- the event loop ----------------------------------------------------------------------
     async def _handle_batch(self, messages: list[Message]) -> None:
@@ -464,20 +484,6 @@ class KafkaTransport(Transport):
         return Health(connected=self._connected and not self._closed, detail=detail, stats=stats)
 
     def _lag(self) -> int | None:
-        """Messages not yet consumed on assigned partitions, from cached watermarks (no request)."""
-        total = 0
-        seen = False
-        for sub in list(self._subs):
-            try:
-                positions = sub.consumer.position([TopicPartition(t, p) for t, p in sub.assigned])
-            except (KafkaException, RuntimeError):
-                continue
-            for tp in positions:
-                try:
-                    _low, high = sub.consumer.get_watermark_offsets(tp, cached=True)
-                except (KafkaException, RuntimeError):
-                    continue
-                if high >= 0 and tp.offset >= 0:
-                    total += max(high - tp.offset, 0)
-                    seen = True
-        return total if seen else None
+        """Records not yet consumed on assigned partitions, as last measured by the poll threads."""
+        lags = [sub.lag for sub in list(self._subs) if sub.lag is not None]
+        return sum(lags) if lags else None

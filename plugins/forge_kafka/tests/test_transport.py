@@ -1,0 +1,181 @@
+"""KafkaTransport behaviour beyond the shared contract: not-ready, dead-letter topic, topic
+mapping and creation, keys, health, settings errors, plugin registration."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from forge_core.errors import ForgeError, TransportNotReady
+from forge_core.messages.envelope import Envelope, RawMessage
+from forge_core.testing.servers import find_free_port
+
+from forge_kafka import KafkaSettings, KafkaTransport, pattern_to_kafka, to_forge, to_kafka
+from forge_kafka.transport import DLQ_ERROR, DLQ_REASON, DLQ_TOPIC
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def envelope(payload: Any, *, key: str | None = None, source: str = "m1") -> Envelope:
+    return Envelope("test.reading", payload, source, uuid.uuid4().hex, time.time(), key, 1, {})
+
+
+async def wait_until(condition: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list[Any]:
+    """Records of ``topic`` from the beginning, by assignment (no group join to wait for)."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=5)
+    deadline = time.monotonic() + timeout
+    while topic not in metadata.topics and time.monotonic() < deadline:
+        time.sleep(0.2)
+        metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=5)
+    partitions = metadata.topics[topic].partitions
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    records: list[Any] = []
+    while len(records) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and not message.error():
+            records.append(message)
+    consumer.close()
+    return records
+
+
+def test_topic_mapping_is_slash_to_dot_and_refuses_what_cannot_map() -> None:
+    assert to_kafka("plant/m1/reading") == "plant.m1.reading"
+    assert to_forge("plant.m1.reading") == "plant/m1/reading"
+    assert pattern_to_kafka("plant/+/reading") == r"^plant\.[^.]+\.reading$"
+    assert pattern_to_kafka("plant/#") == r"^plant(\..+)?$"
+    assert pattern_to_kafka("plant/m1") == "plant.m1"
+    for bad in ("plant/m.1", "plant/m 1", "plant//x"):
+        with pytest.raises(ValueError, match="cannot"):
+            to_kafka(bad)
+
+
+def test_settings_errors_name_the_transport_and_field() -> None:
+    with pytest.raises(ForgeError, match=r"'orders' \(kafka\): setting 'bootstrap' is required"):
+        KafkaSettings.parse({}, transport="orders")
+    with pytest.raises(ForgeError, match=r"unknown setting\(s\) bootstrp"):
+        KafkaSettings.parse({"bootstrap": "x:1", "bootstrp": "y"}, transport="orders")
+
+
+def test_unreachable_broker_is_not_ready_naming_the_broker() -> None:
+    port = find_free_port()
+
+    async def body() -> None:
+        transport = KafkaTransport("orders", bootstrap=f"127.0.0.1:{port}", connect_timeout=1.0)
+        with pytest.raises(TransportNotReady, match=rf"'orders': broker 127\.0\.0\.1:{port} unreachable"):
+            await transport.connect()
+        await transport.close()
+
+    asyncio.run(body())
+
+
+def test_failing_handler_is_retried_then_dead_lettered_with_reason_and_committed(make_transport: Any,
+                                                                                 kafka_bootstrap: str) -> None:
+    topic = f"dlq{uuid.uuid4().hex[:6]}/m1/reading"
+    calls: list[str] = []
+
+    async def handler(topic_: str, message: Envelope | RawMessage) -> None:
+        calls.append(topic_)
+        assert isinstance(message, RawMessage)
+        if b"poison" in message.body:
+            raise RuntimeError("cannot handle poison")
+
+    async def body() -> tuple[dict[str, Any], int]:
+        transport = make_transport(max_redeliveries=2)
+        await transport.connect()
+        await transport.subscribe(topic, handler, owner="worker")
+        await transport.publish(topic, envelope({"poison": True}))
+        await transport.publish(topic, envelope({"fine": True}))
+        await wait_until(lambda: transport.health().stats.get("dead_lettered") == 1 and len(calls) == 4)
+        stats = dict(transport.health().stats)
+        await transport.close()
+        return stats, len(calls)
+
+    stats, count = asyncio.run(body())
+    assert count == 4  # poison: 1 + 2 redeliveries; fine: 1
+    assert stats["redelivered"] == 2 and stats["undeliverable"] == 1 and stats["handled"] == 1
+    records = read_topic(kafka_bootstrap, to_kafka(topic) + ".dlq", 1)
+    record = records[0] if records else None
+    assert record is not None and record.value() == b'{"poison":true}'
+    headers = {k: v.decode() for k, v in record.headers()}
+    assert headers[DLQ_REASON] == "undeliverable" and "cannot handle poison" in headers[DLQ_ERROR]
+    assert headers[DLQ_TOPIC] == to_kafka(topic) and headers["ce_type"] == "test.reading"
+
+    assert stats["consumed"] == 2  # the poison record did not block the one behind it
+
+
+def test_key_is_the_envelope_key_or_source_and_topics_are_created(make_transport: Any,
+                                                                  kafka_bootstrap: str) -> None:
+    prefix = f"keys{uuid.uuid4().hex[:6]}"
+
+    async def body() -> None:
+        transport = make_transport(topics={f"{prefix}/orders": {"partitions": 3}})
+        await transport.connect()
+        await transport.publish(f"{prefix}/orders", envelope({"n": 1}, key="order-7"))
+        await transport.publish(f"{prefix}/orders", envelope({"n": 2}, source="machine-3"))
+        assert await transport.flush() == 0
+        await transport.close()
+
+    asyncio.run(body())
+    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=5)
+    assert len(metadata.topics[f"{prefix}.orders"].partitions) == 3
+    keys = {record.key() for record in read_topic(kafka_bootstrap, f"{prefix}.orders", 2)}
+    assert keys == {b"order-7", b"machine-3"}
+
+
+def test_health_reports_connection_counts_and_lag(make_transport: Any) -> None:
+    topic = f"health{uuid.uuid4().hex[:6]}/x"
+
+    async def body() -> None:
+        transport = make_transport()
+        assert not transport.health().connected
+        await transport.connect()
+        got: list[str] = []
+
+        async def handler(t: str, m: Envelope | RawMessage) -> None:
+            got.append(t)
+
+        await transport.subscribe(topic, handler, owner="h")
+        for n in range(5):
+            await transport.publish(topic, envelope({"n": n}))
+        await wait_until(lambda: len(got) == 5)
+        health = transport.health()
+        assert health.connected and "connected to 127.0.0.1" in health.detail
+        assert health.stats["published"] == 5 and health.stats["handled"] == 5
+        assert health.stats["subscriptions"] == 1 and health.stats.get("lag", 0) == 0
+        await transport.close()
+        assert transport.health().detail == "closed"
+
+    asyncio.run(body())
+
+
+def test_group_id_follows_the_template() -> None:
+    transport = KafkaTransport("k", bootstrap="x:1", plant="pasta")
+    assert transport.group_id("productionPlan/+", None, "scheduler-1") == "pasta.scheduler-1:productionPlan/+"
+    assert transport.group_id("orders", "scheduler", "scheduler-2") == "pasta.scheduler:orders"
+    custom = KafkaTransport("k", bootstrap="x:1", plant="pasta", group_template="{group}")
+    assert custom.group_id("orders", "billing", None) == "billing"
+
+
+def test_plugin_registers_transport_and_bridge() -> None:
+    from forge_core.registry import ComponentRegistry, TransportRegistry
+
+    from forge_kafka import plugin
+
+    transports, components = TransportRegistry(), ComponentRegistry()
+    plugin.forge_register_transports(transports)
+    plugin.forge_register_components(components)
+    assert "kafka" in transports and "kafka.bridge" in components
