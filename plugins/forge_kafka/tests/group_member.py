@@ -1,0 +1,36 @@
+"""A consumer-group member in its own OS process (test_groups.py runs two and SIGKILLs one).
+
+Prints ``ready`` once connected, then one line per handled message id; a handler takes 5 ms so
+a kill lands while records are handled but not yet committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import orjson
+from forge_core.messages.envelope import Envelope, RawMessage
+
+from forge_kafka import KafkaTransport
+
+
+async def main(bootstrap: str, topic: str) -> None:
+    transport = KafkaTransport("kafka", {"bootstrap": bootstrap, "session_timeout_ms": 2000,
+                                         "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500},
+                               plant="groups")
+
+    async def handle(topic_: str, message: Envelope | RawMessage) -> None:
+        assert isinstance(message, RawMessage)
+        await asyncio.sleep(0.005)
+        sys.stdout.write(f"{orjson.loads(message.body)['id']}\n")
+        sys.stdout.flush()
+
+    await transport.connect()
+    await transport.subscribe(topic, handle, group="g")
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
