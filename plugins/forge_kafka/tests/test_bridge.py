@@ -1,0 +1,99 @@
+"""kafka.bridge with the in-memory transport standing in for MQTT and a real Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+from forge_core.bus import MessageBus
+from forge_core.clock import RealClock
+from forge_core.components import ComponentContext
+from forge_core.messages.envelope import Envelope
+from forge_core.messages.schemas import SchemaRegistry
+from forge_core.transport.memory import MemoryTransport
+
+from forge_kafka import Bridge, KafkaTransport
+
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(120)]
+
+OBJ = {"type": "object"}
+TYPES = ["pasta.assign_blade", "pasta.swap_blade", "pasta.kill_machine", "pasta.heartbeat", "pasta.secret"]
+
+
+async def wait_until(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def test_bridge_forwards_both_ways_refuses_others_and_never_loops(kafka_bootstrap: str) -> None:
+    prefix = f"br{uuid.uuid4().hex[:6]}"
+
+    async def body() -> None:
+        schemas = SchemaRegistry()
+        for type_ in TYPES:
+            schemas.add(type_, OBJ)
+        mqtt = MemoryTransport("mqtt")
+        kafka = KafkaTransport("kafka", {"bootstrap": kafka_bootstrap, "session_timeout_ms": 2000,
+                                         "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500}, plant=prefix)
+        bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"mqtt": mqtt, "kafka": kafka})
+        await mqtt.connect()
+        await kafka.connect()
+        params = {
+            "to_kafka": {"topics": [f"{prefix}/heartbeats/#", f"{prefix}/productionPlan/#"],
+                         "types": ["pasta.heartbeat"]},
+            "to_mqtt": {"topics": [f"{prefix}/commands"],
+                        "routes": {"pasta.assign_blade": f"{prefix}/productionPlan/assignBlade",
+                                   "pasta.swap_blade": f"{prefix}/productionPlan/swapBlade",
+                                   "pasta.kill_machine": f"{prefix}/updateManager/killMachine"}},
+        }
+        ctx = ComponentContext(name="bridge", component="bridge", replica=0, replicas=1, params=params, bus=bus,
+                               clock=RealClock(), transport="mqtt", seed=1)
+        bridge = Bridge(ctx)
+        await bridge.start()
+        on_kafka: list[Envelope] = []
+        on_mqtt: list[Envelope] = []
+        await bus.subscribe(f"{prefix}/heartbeats/+", on_kafka.append, owner="kafka-reader", transport="kafka")
+        await bus.subscribe(f"{prefix}/productionPlan/+", on_mqtt.append, owner="machine", transport="mqtt")
+
+        # MQTT -> Kafka: same topic, envelope and headers carried across.
+        sent = await bus.publish(f"{prefix}/heartbeats/m1", "pasta.heartbeat", {"machineId": 1}, source="m1",
+                                 key="m1", headers={"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"},
+                                 transport="mqtt")
+        await wait_until(lambda: len(on_kafka) == 1)
+        got = on_kafka[0]
+        assert (got.id, got.source, got.key, got.payload) == (sent.id, "m1", "m1", {"machineId": 1})
+        assert got.headers["traceparent"] == sent.headers["traceparent"] and got.headers["forgehops"] == "mqtt"
+
+        # Kafka -> MQTT by type, to the type's topic; a type not in the routes is refused.
+        await bus.publish(f"{prefix}/commands", "pasta.assign_blade", {"machineId": 1, "blade": "b2"},
+                          source="scheduler", transport="kafka")
+        await bus.publish(f"{prefix}/commands", "pasta.secret", {"x": 1}, source="scheduler", transport="kafka")
+        await wait_until(lambda: bridge.counts["to_mqtt"] == 1 and bridge.counts["to_mqtt_refused"] == 1)
+        await mqtt.drained()
+        assert [(e.topic, e.type) for e in on_mqtt] == [(f"{prefix}/productionPlan/assignBlade",
+                                                         "pasta.assign_blade")]
+        assert on_mqtt[0].headers["forgehops"] == "kafka"
+        refused = [letter for letter in bus.dead_letters.recent if letter.reason == "refused"]
+        assert refused and refused[-1].envelope is not None and refused[-1].envelope.type == "pasta.secret"
+
+        # The forwarded command is on productionPlan/#, which the bridge also carries to Kafka:
+        # it has crossed from Kafka already, so it does not go back (no loop), and a type not
+        # allowed towards Kafka is refused, not forwarded.
+        await asyncio.sleep(1.0)
+        assert bridge.counts["to_kafka_looped"] == 1 and bridge.counts["to_kafka"] == 1
+        await bus.publish(f"{prefix}/productionPlan/other", "pasta.swap_blade", {"machineId": 2}, source="ui",
+                          transport="mqtt")
+        await mqtt.drained()
+        assert bridge.counts["to_kafka_refused"] == 1
+        assert bridge.health()["to_mqtt"] == 1
+        await ctx._release()
+        await kafka.close()
+        await mqtt.close()
+
+    asyncio.run(body())
