@@ -25,7 +25,8 @@ def forge_register_transports(registry: TransportRegistry) -> None:
 
 @hookimpl
 def forge_register_schemas(registry: SchemaRegistry) -> None:
-    # forge.birth / forge.death: the core may ship them (it registers first); never register twice.
+    # forge.birth / forge.death (the certificates this transport sends) are core schemas; this plugin's
+    # schemas/ holds only types the core does not have (none today), never a second registration.
     for path in sorted(SCHEMAS.glob("*.json")):
         type_ = path.name[: -len(".json")]
         if type_ not in registry:
