@@ -306,6 +306,9 @@ class KafkaTransport(Transport):
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": self.settings.linger_ms,
+            # Only failed deliveries reach Python: a callback per message would cost the hot path
+            # a GIL round trip (per-message callbacks are still set for confirmed sends).
+            "delivery.report.only.error": not self.settings.confirm_publish,
             "on_delivery": self._on_delivery,
             **self.settings.producer,
         }
@@ -373,8 +376,18 @@ class KafkaTransport(Transport):
                 break
             except BufferError:  # local queue full: let the poller drain it
                 await asyncio.sleep(0.005)
-        if future is not None:
-            await future
+        if future is None:
+            return
+        if not self.settings.confirm_publish:
+            # delivery.report.only.error: success is silent, so wait for the queue to drain; a
+            # failure has resolved the future by then.
+            remaining = await asyncio.get_running_loop().run_in_executor(None, producer.flush, 30.0)
+            if not future.done():
+                if remaining:
+                    raise TransportError(f"kafka transport {self.name!r}: no ack from {self.settings.bootstrap} "
+                                         f"for {kafka_topic!r} within 30s")
+                future.set_result(None)
+        await future
 
     def _delivery_future(self, kafka_topic: str) -> asyncio.Future[None]:
         loop = self._loop or asyncio.get_running_loop()
