@@ -58,6 +58,7 @@ class Chaos(PastaComponent):
         self.tally = Tally()
         self.dead: dict[str, float] = {}  # name -> revive time
         self.outages: list[Outage] = []
+        self._settled = 0
         self.leader: tuple[str, int] | None = None
         self.book = ledger(self.ctx)
         self.machines = self._instances(str(self.param("machines")))
@@ -173,9 +174,7 @@ class Chaos(PastaComponent):
         now = self.ctx.clock.time()
         lease = await self._lease() if self.schedulers else None
         covered = self._covered() if self.schedulers else True
-        for outage in self.outages:
-            if outage.resolved_at is not None:
-                continue
+        for outage in [o for o in self.outages[self._settled:] if o.resolved_at is None]:
             if outage.kind == "scheduler":
                 if lease is not None and (outage.epoch is None or lease[1] > outage.epoch):
                     outage.resolved_at = now
@@ -184,6 +183,8 @@ class Chaos(PastaComponent):
                 outage.resolved_at = now
         if lease is not None:
             self.leader = lease
+        while self._settled < len(self.outages) and self.outages[self._settled].resolved_at is not None:
+            self._settled += 1  # everything before this index is resolved: not looked at again
 
     @subscribe("experiment", types=["pasta.killing_machine", "pasta.killing_scheduler"], shared=False)
     def on_experiment(self, envelope: Envelope) -> None:
