@@ -38,6 +38,21 @@ log = logging.getLogger("forge.bus")
 Handler = Callable[[Envelope], Awaitable[None] | None]
 
 
+#: Header listing the transports an envelope has left, in order (routes and bridges).
+HOPS_HEADER = "forgehops"
+
+
+def cross(envelope: Envelope, source: str, target: str) -> Envelope | None:
+    """A copy of ``envelope`` marked as having left ``source`` for ``target``, or None when it
+    already came from ``target``: forwarding in opposite directions never loops a message."""
+    hops = envelope.headers.get(HOPS_HEADER, "")
+    path = hops.split(",") if hops else []
+    if target in path:
+        return None
+    path.append(source)
+    return replace(envelope, headers={**envelope.headers, HOPS_HEADER: ",".join(path)})
+
+
 @dataclass
 class Route:
     """Forward messages from one transport to another (``routes:`` in the manifest)."""
@@ -330,21 +345,18 @@ class MessageBus:
         """Forward matching messages from ``route.source`` to ``route.target``.
 
         Each forwarded envelope carries a ``forgehops`` header listing the transports it
-        crossed, so two routes in opposite directions never loop a message.
+        crossed (:func:`cross`), so two routes in opposite directions never loop a message.
         """
         allowed = set(route.types) if route.types else None
         target = route.target
 
         async def forward(envelope: Envelope) -> None:
-            hops = envelope.headers.get("forgehops", "")
-            crossed = hops.split(",") if hops else []
-            if target in crossed:
+            copy = cross(envelope, route.source, target)
+            if copy is None:
                 return
             if allowed is not None and envelope.type not in allowed:
                 self.stats.refused += 1
                 return
-            crossed.append(route.source)
-            copy = replace(envelope, headers={**envelope.headers, "forgehops": ",".join(crossed)})
             await self.send(envelope.topic, copy, transport=target)
             self.stats.forwarded += 1
 

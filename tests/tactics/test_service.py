@@ -129,3 +129,20 @@ def test_retries_are_counted_and_marked_on_the_current_span():
     assert [(e.name, e.attributes["forge.retry.count"]) for e in span.events] == [("retry", 1), ("retry", 2)]
     clock.close()
     telemetry.shutdown()
+
+
+def test_sql_state_with_an_in_memory_leader_is_refused_before_a_run(plant_dir):
+    manifest = """
+    version: 1
+    plant: {name: epochs}
+    transports: {bus: {type: memory}}
+    tactics:
+      leader: {use: memory}
+      state: {use: sql}
+    storage: {migrate_on_start: false}
+    """
+    with pytest.raises(ManifestError) as caught:
+        TestPlant(plant_dir(manifest))
+    (problem,) = caught.value.problems
+    assert problem.path == "tactics.state.use" and problem.line == 7
+    assert "restarts epochs at 1 in every process" in problem.message

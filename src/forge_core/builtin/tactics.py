@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from forge_core.errors import ManifestProblem
 from forge_core.hookimpl import hookimpl
 from forge_core.tactics.service import TacticKind, TacticServices
 
 if TYPE_CHECKING:
+    from forge_core.manifest import Manifest
     from forge_core.registry import TacticRegistry
 
 
@@ -149,6 +151,24 @@ def _failover_round_robin(settings: dict[str, Any], services: TacticServices) ->
     from forge_core.tactics.failover import RoundRobinFailover
 
     return RoundRobinFailover(settings.get("targets", []))
+
+
+@hookimpl
+def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
+    """Tactic combinations that cannot work, caught before a run."""
+    tactics = manifest.tactics or {}
+    leader = (tactics.get("leader") or {}).get("use", "memory")
+    state = (tactics.get("state") or {}).get("use", "memory")
+    problems = []
+    if leader == "memory" and state == "sql":
+        problems.append(ManifestProblem(
+            "tactics.state.use",
+            "state 'sql' persists across runs but leader 'memory' restarts epochs at 1 in every process, so after a "
+            "restart every fenced save is refused as stale; use leader 'sql' or 'redis' with state 'sql', or state "
+            "'memory' for a single process",
+            str(manifest.path),
+            manifest.line_of(("tactics", "state", "use")) or manifest.line_of(("tactics", "state"))))
+    return problems
 
 
 _URL = {"type": ["string", "null"], "default": None, "description": "database URL (default: the plant's storage)"}

@@ -24,12 +24,12 @@ from forge_core.components import ComponentContext
 from forge_core.errors import ForgeError, TransportNotReady
 from forge_core.messages import deadletter as dl
 from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
-from forge_core.messages.envelope import Envelope, IdGenerator
+from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
 from forge_core.runtime.health import HealthServer
 from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
 from forge_core.tactics.service import Tactics, TacticServices
-from forge_core.transport.base import MessageCallback, Transport
+from forge_core.transport.base import MessageCallback, Transport, UndeliverableCallback
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -227,14 +227,15 @@ class Runtime:
             channel.add_sink("sql", self._store_dead_letter)
         channel.add_sink("publish", self._publish_dead_letter)
         for transport in self.transports.values():
-            hub = getattr(transport, "hub", None)
-            if hub is not None and hasattr(hub, "on_undeliverable"):
-                hub.on_undeliverable = self._undeliverable(transport.name)
+            transport.on_undeliverable = self._undeliverable(transport.name)
 
-    def _undeliverable(self, tname: str) -> Any:
-        def report(topic: str, envelope: Envelope, exc: BaseException) -> None:
+    def _undeliverable(self, tname: str) -> UndeliverableCallback:
+        def report(topic: str, message: Envelope | RawMessage, exc: BaseException) -> None:
+            envelope = message if isinstance(message, Envelope) else None
+            body = message.body.decode("utf-8", errors="replace") if isinstance(message, RawMessage) else None
+            headers = dict(message.headers) if isinstance(message, RawMessage) else {}
             self.dead_letters.put(DeadLetter(dl.UNDELIVERABLE, f"{type(exc).__name__}: {exc}", topic, tname,
-                                             self.clock.time(), [], None, envelope))
+                                             self.clock.time(), [], None, envelope, body, headers))
         return report
 
     def _store_dead_letter(self, letter: DeadLetter) -> None:

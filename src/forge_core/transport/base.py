@@ -23,6 +23,11 @@ from forge_core.messages.envelope import Envelope, RawMessage
 #: (body + headers) from network transports.
 MessageCallback = Callable[[str, Envelope | RawMessage], Awaitable[None]]
 
+#: ``on_undeliverable(topic, message, error)``: a transport gave up redelivering a message whose
+#: callback kept raising. The runtime sets it on every transport and turns each call into a dead
+#: letter (``undeliverable``), so nothing a transport gives up on is lost silently.
+UndeliverableCallback = Callable[[str, Envelope | RawMessage, BaseException], None]
+
 
 class DeliveryGuarantee(enum.Enum):
     AT_MOST_ONCE = "at-most-once"
@@ -54,9 +59,13 @@ class Transport(ABC):
     #: Registered type name (``memory``, ``mqtt``, ``kafka``).
     type_name: str = ""
     guarantee: DeliveryGuarantee = DeliveryGuarantee.AT_MOST_ONCE
+    #: Header name prefix of CloudEvents attributes in binary mode (``ce_`` on Kafka, none on MQTT 5).
+    header_prefix: str = "ce_"
 
     def __init__(self, name: str) -> None:
         self.name = name
+        #: Set by the runtime; call it when giving up on a message (see UndeliverableCallback).
+        self.on_undeliverable: UndeliverableCallback | None = None
 
     @abstractmethod
     async def connect(self) -> None:

@@ -12,12 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from forge_core.errors import TransportClosed
 from forge_core.messages.envelope import Envelope, RawMessage
-from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
+from forge_core.transport.base import (
+    DeliveryGuarantee,
+    Health,
+    MessageCallback,
+    Subscription,
+    Transport,
+    UndeliverableCallback,
+)
 from forge_core.transport.faults import Faults
 from forge_core.transport.topics import matches, validate_pattern, validate_topic
 
@@ -53,7 +59,7 @@ class MemoryHub:
         self.faults = Faults(seed)
         self.max_redeliveries = max_redeliveries
         self.stats = {"published": 0, "delivered": 0, "redelivered": 0, "undeliverable": 0}
-        self.on_undeliverable: Callable[[str, Envelope, BaseException], None] | None = None
+        self.on_undeliverable: UndeliverableCallback | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- subscriptions ------------------------------------------------------------------
@@ -229,8 +235,8 @@ class MemoryTransport(Transport):
 
     def __init__(self, name: str = "memory", *, channel: str | None = None, max_redeliveries: int = 3,
                  fault_seed: int = 0, hub: MemoryHub | None = None) -> None:
-        super().__init__(name)
         self.hub = hub or hub_for(channel, max_redeliveries=max_redeliveries, seed=fault_seed)
+        super().__init__(name)
         self._connected = False
         self._closed = False
         self._subs: list[_Sub] = []
@@ -238,6 +244,14 @@ class MemoryTransport(Transport):
     @property
     def faults(self) -> Faults:
         return self.hub.faults
+
+    @property  # type: ignore[override]
+    def on_undeliverable(self) -> UndeliverableCallback | None:
+        return self.hub.on_undeliverable
+
+    @on_undeliverable.setter
+    def on_undeliverable(self, callback: UndeliverableCallback | None) -> None:
+        self.hub.on_undeliverable = callback
 
     async def connect(self) -> None:
         if self._closed:

@@ -451,6 +451,10 @@ class KafkaTransport(Transport):
     # -- dead letters ----------------------------------------------------------------------------
     async def _dead_letter(self, message: Message, sub: KafkaSubscription, error: Exception, attempts: int) -> None:
         self._stats["undeliverable"] += 1
+        if self.on_undeliverable is not None:  # the runtime's dead-letter channel hears of it too
+            raw = RawMessage(message.value() or b"", {k: v.decode() if isinstance(v, bytes) else v
+                                                      for k, v in message.headers() or () if v is not None})
+            self.on_undeliverable(to_forge(message.topic()), raw, error)
         if not self.settings.dead_letter:
             return
         dlq = message.topic() + self.settings.dead_letter_suffix

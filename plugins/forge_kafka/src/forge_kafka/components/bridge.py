@@ -11,30 +11,13 @@ messages — so a message never comes back over the bridge that carried it (no l
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from typing import Any, ClassVar
 
+from forge_core.bus import cross as crossed
 from forge_core.components import Component
 from forge_core.messages import deadletter as dl
 from forge_core.messages.deadletter import DeadLetter
 from forge_core.messages.envelope import Envelope
-
-#: Header listing the transports an envelope crossed (shared with MessageBus.add_route).
-HOPS = "forgehops"
-
-
-def crossed(envelope: Envelope, source: str, target: str) -> Envelope | None:
-    """The envelope marked as having left ``source``, or None if it already crossed ``target``.
-
-    Same rule and header as ``MessageBus.add_route`` (which keeps it inline): routes and bridges
-    in opposite directions never send a message back where it came from.
-    """
-    hops = envelope.headers.get(HOPS, "")
-    path = hops.split(",") if hops else []
-    if target in path:
-        return None
-    path.append(source)
-    return replace(envelope, headers={**envelope.headers, HOPS: ",".join(path)})
 
 
 class Bridge(Component):
