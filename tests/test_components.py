@@ -134,3 +134,14 @@ def test_killed_component_revives_as_a_follower(plant_dir):
         plant.advance(2)
         assert plant.state(leader) == "running"
         assert not plant.component(leader).elector.is_leader
+
+
+def test_leadership_changes_are_published_for_watchers(plant_dir):
+    with TestPlant(plant_dir(MANIFEST, plugin=PLUGIN), seed=1) as plant:
+        plant.advance(2)
+        (first,) = plant.sent("forge/leader/line", type="forge.leadership")
+        assert first.payload["leading"] is True and first.payload["epoch"] == 1
+        plant.kill(first.payload["holder"])
+        second = plant.expect("forge.leadership", within=3)
+        assert second.payload["epoch"] == 2 and second.payload["holder"] != first.payload["holder"]
+        assert second.payload["leading"] is True

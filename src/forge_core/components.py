@@ -197,6 +197,7 @@ class ComponentContext:
             async def react(epoch: int) -> None:
                 if plugins is not None:
                     plugins.leadership_changed(lease, self.name, epoch, leading)
+                await self._announce_leadership(lease, epoch, leading)
                 if user is not None:
                     result = user(epoch)
                     if inspect.isawaitable(result):
@@ -225,6 +226,14 @@ class ComponentContext:
                 on_change(old, new, depth)
 
         return self.tactics.backpressure(changed, **overrides)
+
+    async def _announce_leadership(self, lease: str, epoch: int, leading: bool) -> None:
+        """``forge.leadership`` on ``forge/leader/<lease>``: watchers follow leaders without polling."""
+        try:
+            await self.publish(f"forge/leader/{lease}", "forge.leadership",
+                               {"lease": lease, "holder": self.name, "epoch": epoch, "leading": leading}, key=lease)
+        except Exception as exc:  # shutting down, transport gone: the election itself must go on
+            self.log.info("could not announce leadership of %s (epoch %d): %s", lease, epoch, exc)
 
     async def publish_fenced(self, elector: LeaderElector, topic: str, type_: str, payload: Any, *,
                              key: str | None = None, headers: dict[str, str] | None = None,
