@@ -73,8 +73,24 @@ def test_only_runs_a_subset_by_component_or_group(plant_dir):
         assert list(plant.runtime.supervisors) == ["m2"]
     with TestPlant(path, only=["m1,m2"]) as plant:
         assert list(plant.runtime.supervisors) == ["m1", "m2"]
-    with pytest.raises(ForgeError, match=r"--only names 'nope', which is neither a component nor a group"):
+    with pytest.raises(ForgeError, match=r"--only names 'nope', which is neither a component, a replica instance"):
         TestPlant(path, only=["nope"])
+
+
+def test_only_runs_one_replica_instance_with_its_true_index(plant_dir, basic_manifest):
+    manifest = basic_manifest.replace("m2: {type: test.machine, params: {interval: 2.0}, group: line2}",
+                                      "m2: {type: test.machine, params: {interval: 2.0}, replicas: 3}")
+    path = plant_dir(manifest)
+    with TestPlant(path, only=["m2-1"]) as plant:
+        assert list(plant.runtime.supervisors) == ["m2-1"]
+        ctx = plant.runtime.supervisors["m2-1"].context
+        assert (ctx.replica, ctx.replicas, ctx.component) == (1, 3, "m2")
+    with TestPlant(path, only=["m2-2,m2-0"]) as plant:
+        assert list(plant.runtime.supervisors) == ["m2-0", "m2-2"]
+    with TestPlant(path, only=["m2-1", "m2"]) as plant:  # the whole component wins over one of its instances
+        assert list(plant.runtime.supervisors) == ["m2-0", "m2-1", "m2-2"]
+    with pytest.raises(ForgeError, match=r"instances: m2-0, m2-1, m2-2"):
+        TestPlant(path, only=["m2-3"])
 
 
 def test_same_seed_same_trace_different_seed_different_trace(plant_dir):

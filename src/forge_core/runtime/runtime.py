@@ -100,19 +100,31 @@ class Runtime:
 
     # -- selection ---------------------------------------------------------------------
     def _select(self, only: Iterable[str] | None) -> list[str]:
+        """Components to run; also fills ``self._replicas`` when ``only`` names single instances.
+
+        A replica instance (``machine-1``) runs alone with its true replica index and replica
+        count, so ``machineId`` and the group it shares with its siblings in other processes
+        are the same as when the whole plant runs in one process."""
         components = self.manifest.components
+        self._replicas: dict[str, list[int]] = {}
         if not only:
             return list(components)
         wanted = [name.strip() for item in only for name in item.split(",") if name.strip()]
         groups = {spec.group or spec.name for spec in components.values()}
-        unknown = [w for w in wanted if w not in components and w not in groups]
+        instances = {f"{name}-{i}": (name, i) for name, spec in components.items() if spec.replicas > 1
+                     for i in range(spec.replicas)}
+        unknown = [w for w in wanted if w not in components and w not in groups and w not in instances]
         if unknown:
             raise ForgeError(
-                f"--only names {', '.join(map(repr, unknown))}, which is neither a component nor a group of "
-                f"plant {self.manifest.name!r}; components: {', '.join(components)}; groups: "
-                f"{', '.join(sorted(groups))}"
+                f"--only names {', '.join(map(repr, unknown))}, which is neither a component, a replica instance "
+                f"nor a group of plant {self.manifest.name!r}; components: {', '.join(components)}; instances: "
+                f"{', '.join(instances) or 'none'}; groups: {', '.join(sorted(groups))}"
             )
-        return [name for name, spec in components.items() if name in wanted or (spec.group or name) in wanted]
+        whole = {name for name, spec in components.items() if name in wanted or (spec.group or name) in wanted}
+        for w in wanted:
+            if w in instances and instances[w][0] not in whole:
+                self._replicas.setdefault(instances[w][0], []).append(instances[w][1])
+        return [name for name in components if name in whole or name in self._replicas]
 
     # -- storage -----------------------------------------------------------------------
     def storage(self) -> Engine:
@@ -260,7 +272,7 @@ class Runtime:
         spec = self.manifest.components[name]
         factory = self.plugins.components.get(spec.type).value
         storage = self.storage
-        for replica in range(spec.replicas):
+        for replica in sorted(self._replicas.get(name, range(spec.replicas))):
             instance = name if spec.replicas == 1 else f"{name}-{replica}"
 
             def make_context(instance: str = instance, replica: int = replica) -> ComponentContext:
