@@ -186,3 +186,38 @@ def test_profile_can_switch_health_off_and_replace_a_transport(tmp_path: Path) -
     assert m.transports["bus"].type == "mqtt"
     assert m.transports["bus"].settings == {"host": "broker"}
     assert m.runtime.health_port is None
+
+
+def test_port_from_the_environment_becomes_an_integer(tmp_path: Path) -> None:
+    write(tmp_path, """
+        version: 1
+        plant: {name: bakery}
+        transports:
+          bus:
+            type: memory
+            settings: {port: "${env:BUS_PORT:-1883}", admin_port: "${env:ADMIN}", name: "${env:BUS_PORT:-1}",
+                       url: "x:${env:BUS_PORT:-1}"}
+    """)
+    m = load_manifest(tmp_path, env={"ADMIN": "9000"})
+    assert m.transports["bus"].settings == {"port": 1883, "admin_port": 9000, "name": "1", "url": "x:1"}
+
+
+def test_runtime_processes_and_in_parent(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL)
+    assert (load_manifest(tmp_path).runtime.processes, load_manifest(tmp_path).runtime.in_parent) == ("single", [])
+    write(tmp_path, MINIMAL + """
+    runtime: {processes: per_component, in_parent: [oven]}
+    profiles:
+      one: {runtime: {processes: single}}
+    """)
+    m = load_manifest(tmp_path)
+    assert (m.runtime.processes, m.runtime.in_parent) == ("per_component", ["oven"])
+    assert load_manifest(tmp_path, profile="one").runtime.processes == "single"
+    write(tmp_path, MINIMAL + """
+    runtime: {processes: forked, in_parent: [fridge]}
+    """)
+    with pytest.raises(ManifestError) as excinfo:
+        load_manifest(tmp_path)
+    messages = [message for _, _, message in problems_of(excinfo)]
+    assert any("forked" in m for m in messages), messages
+    assert any("'fridge' is not a component; components: oven" in m for m in messages), messages

@@ -323,6 +323,8 @@ def _build(
             max_backoff=float(restart.get("max_backoff", 30.0)),
             max_restarts=int(restart.get("max_restarts", 5)),
             window=float(restart.get("window", 60.0)),
+            processes=str(runtime.get("processes") or "single"),
+            in_parent=list(runtime.get("in_parent") or []),
         ),
         settings={name: dict(s) for name, s in (doc.get("settings") or {}).items()},
         profile=profile,

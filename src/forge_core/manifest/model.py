@@ -128,6 +128,10 @@ class RuntimeSpec:
     max_backoff: float = 30.0
     max_restarts: int = 5
     window: float = 60.0
+    #: "single" (one process) or "per_component" (each instance its own OS process, see runtime/processes.py)
+    processes: str = "single"
+    #: components run inside the supervising parent with ``processes: per_component``
+    in_parent: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -82,4 +82,13 @@ def substitute(
         issues.append(Issue(path, f"malformed environment reference {bad!r}; write ${{env:NAME}} or "
                                   "${env:NAME:-default}"))
     # {plant_dir} is replaced after env values, so a variable may itself use it.
-    return text.replace(PLANT_DIR, str(plant_dir)), issues
+    text = text.replace(PLANT_DIR, str(plant_dir))
+    if _is_port_key(path) and ENV_REF.fullmatch(doc) and text.isdigit():
+        return int(text), issues  # `port: ${env:MQTT_PORT:-1883}`: the environment only has text
+    return text, issues
+
+
+def _is_port_key(path: DocPath) -> bool:
+    """A ``port`` or ``*_port`` key: a whole ``${env:...}`` there becomes an integer."""
+    key = path[-1] if path else None
+    return isinstance(key, str) and (key == "port" or key.endswith("_port"))

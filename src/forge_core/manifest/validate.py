@@ -226,6 +226,12 @@ def structure_issues(doc: dict[str, Any], plant_dir: Path) -> list[Issue]:
         where = "max_backoff" if "max_backoff" in restart else "initial_backoff"
         issues.append(Issue(("runtime", "restart", where),
                             f"initial_backoff {low} is greater than max_backoff {high}"))
+    in_parent = _mapping(doc, "runtime").get("in_parent")
+    components = _mapping(doc, "components")
+    for index, name in enumerate(in_parent if isinstance(in_parent, list) else []):
+        if isinstance(name, str) and name not in components:
+            issues.append(Issue(("runtime", "in_parent", index),
+                                f"{name!r} is not a component; components: {', '.join(components) or 'none'}"))
     return issues
 
 
