@@ -18,13 +18,15 @@ from forge_core.clock import RealClock, VirtualClock
 
 if TYPE_CHECKING:
     from forge_core.cli.main import CliState
+    from forge_core.runtime.processes import ProcessRunner
     from forge_core.runtime.runtime import Runtime
     from forge_core.runtime.summary import RunSummary
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-async def run_until_signalled(runtime: Runtime, duration: float | None, *, on_started: object = None) -> RunSummary:
+async def run_until_signalled(runtime: Runtime | ProcessRunner, duration: float | None, *,
+                              on_started: object = None) -> RunSummary:
     """Run on the real loop; SIGINT/SIGTERM ask the runtime to stop and the run ends with its
     summary. A second signal is handled by Python's defaults (Ctrl-C twice interrupts at once)."""
     loop = asyncio.get_running_loop()
@@ -95,15 +97,21 @@ def register(app: typer.Typer, state: CliState) -> None:
             "--json", help="Print the summary as JSON on stdout (everything else goes to stderr).")] = False,
         verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
                                              help="Log more (-v info, -vv debug).")] = 0,
+        data_dir: Annotated[Path | None, typer.Option(
+            "--data-dir", metavar="DIR",
+            help="Durable files of this process (outboxes, MQTT session numbers); default PATH/.forge. "
+                 "Processes of one plant on one host need one each.")] = None,
     ) -> None:
         """Run a plant until Ctrl-C / SIGTERM, --duration, or the end of a --simulate run.
 
         Prints a summary at the end (components, messages per type, dead letters). The exit
-        code is 1 when a component ended failed.
+        code is 1 when a component ended failed. With ``runtime.processes: per_component`` (and no
+        --only, no --simulate) every component instance runs in its own OS process, supervised here.
         """
         from forge_core.builtin.logger import MessageLogger
         from forge_core.cli.validate import require_manifest
         from forge_core.plant import load_plant
+        from forge_core.runtime.processes import ProcessRunner
         from forge_core.runtime.runtime import Runtime
 
         if simulate is not None and duration is not None:
@@ -128,8 +136,18 @@ def register(app: typer.Typer, state: CliState) -> None:
                     summary = clock.run(runtime.run(simulate))
                 finally:
                     clock.close()
+            elif manifest.runtime.processes == "per_component" and not only:
+                runner = ProcessRunner(manifest, plugins, plant_path=path, profile=profile, seed=seed)
+
+                def spawned(r: ProcessRunner) -> None:
+                    until = f" for {format_duration(duration)}" if duration else " until Ctrl-C"
+                    info.print(f"[bold green]running[/] plant {escape(manifest.name)} as {len(r.children)} "
+                               f"processes{until}: " + ", ".join(f"{c.name} (pid {c.pid})" for c in r.children.values())
+                               + f"; logs in {r.run_dir}")
+
+                summary = asyncio.run(run_until_signalled(runner, duration, on_started=spawned))
             else:
-                runtime = Runtime(manifest, plugins, clock=RealClock(), seed=seed, only=only)
+                runtime = Runtime(manifest, plugins, clock=RealClock(), seed=seed, only=only, data_dir=data_dir)
 
                 def started(rt: Runtime) -> None:
                     where = f" — health on {rt.health_server.url}/health" if rt.health_server else ""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -39,6 +39,14 @@ if TYPE_CHECKING:
     from forge_core.telemetry import Telemetry
 
 log = logging.getLogger("forge.runtime")
+
+
+class Killable(Protocol):
+    """A component instance another process runs (see ``Runtime.children``)."""
+
+    async def kill(self) -> None: ...
+
+    def revive(self) -> object: ...
 
 
 @dataclass
@@ -66,6 +74,7 @@ class Runtime:
         record_trace: bool = False,
         connect_attempts: int = 5,
         tap: MessageCallback | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.manifest = manifest
         self.plugins = plugins
@@ -74,6 +83,12 @@ class Runtime:
         self.only = self._select(only)
         self.serve_health = serve_health
         self.connect_attempts = connect_attempts
+        #: Outboxes, MQTT session numbers and other durable files; one per process, so processes of
+        #: one plant on one host must not share it (the multi-process runner gives each child its own).
+        self.data_dir = data_dir or manifest.plant_dir / ".forge"
+        #: Component instances running in child processes that this runtime can kill and revive
+        #: (set by :class:`forge_core.runtime.processes.ProcessRunner` for components run in the parent).
+        self.children: dict[str, Killable] = {}
         #: Subscribed to '#' on every transport as soon as it connects, before any component
         #: starts, so it sees every message of the run (TestPlant's recorder, live views).
         self.tap = tap
@@ -149,7 +164,7 @@ class Runtime:
         self.plugins.collect()
         self.telemetry = self._make_telemetry()
         self.tactics = Tactics(self.plugins.tactics, manifest.tactics, TacticServices(
-            self.clock, self.storage, self.seed, manifest.name, manifest.plant_dir / ".forge", self.telemetry))
+            self.clock, self.storage, self.seed, manifest.name, self.data_dir, self.telemetry))
         if manifest.storage.migrate_on_start:
             self.storage()  # migrate before anything can need the tables
         await self._connect_transports()
@@ -197,7 +212,7 @@ class Runtime:
 
     async def _connect_transports(self) -> None:
         context = TransportContext(self.clock, self.manifest.plant_dir, self.manifest.name, self.seed,
-                                   self.manifest.plant_dir / ".forge", self.tactics)
+                                   self.data_dir, self.tactics)
         needed = {self.manifest.default_transport}
         for name in self.only:
             needed.add(self.manifest.components[name].transport or self.manifest.default_transport)
@@ -294,20 +309,31 @@ class Runtime:
             self.telemetry.component_restarts.add(1, {"component": name})
         self.plugins.component_crashed(name, error, restarts, gave_up)
 
+    def instances(self) -> list[str]:
+        """Instances :meth:`kill` and :meth:`revive` can reach: this process's and its child processes'."""
+        return [*self.supervisors, *self.children]
+
     async def kill(self, name: str) -> None:
-        """Kill component instance ``name`` abruptly (chaos, failover tests): see Supervisor.kill."""
+        """Kill component instance ``name`` abruptly (chaos, failover tests): see Supervisor.kill;
+        an instance in a child process gets SIGKILL."""
+        if name in self.children:
+            await self.children[name].kill()
+            return
         await self._supervisor(name).kill()
 
     def revive(self, name: str) -> None:
-        """Start a killed instance again."""
+        """Start a killed instance again (a child process: a new process)."""
+        if name in self.children:
+            self.children[name].revive()
+            return
         self._supervisor(name).revive()
 
     def _supervisor(self, name: str) -> Supervisor:
         try:
             return self.supervisors[name]
         except KeyError:
-            raise ForgeError(f"no component instance {name!r} in this process; running: "
-                             f"{', '.join(self.supervisors)}") from None
+            raise ForgeError(f"no component instance {name!r} in this process or its children; running: "
+                             f"{', '.join(self.instances())}") from None
 
     # -- running -----------------------------------------------------------------------
     def request_stop(self, reason: str = "requested") -> None:

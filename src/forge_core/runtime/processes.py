@@ -1,0 +1,361 @@
+"""Multi-process runner: every component instance in its own OS process, supervised by the parent.
+
+``forge run PATH`` with ``runtime: {processes: per_component}`` (usually set in a profile) starts
+one child per component instance — ``forge run PATH --only machine-1 --json`` — so a crash, a
+SIGKILL or a frozen process takes exactly one instance down, as it would on separate hosts. The
+parent restarts a child that exits on its own with the same :class:`RestartPolicy` as the
+in-process supervisor (doubling backoff; more than ``max_restarts`` exits within ``window`` is a
+crash loop: ``failed``, no more restarts). SIGINT/SIGTERM to the parent sends SIGTERM to every
+child, waits ``stop_timeout``, SIGKILLs what is left, and merges the children's ``--json``
+summaries into one :class:`RunSummary`.
+
+Components named in ``runtime.in_parent`` (e.g. chaos) run in the parent's own runtime, whose
+``kill``/``revive`` reach the children: ``kill`` is a real SIGKILL (no stop, no lease release,
+the broker sends the Last Will), ``revive`` starts a fresh process.
+
+Each child gets its own data dir (``<plant>/.forge/processes/<instance>``: outboxes, MQTT session
+numbers) and ``FORGE_INSTANCE=<instance>`` in its environment, for per-process client ids
+(``client_id: pasta-${env:FORGE_INSTANCE:-main}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forge_core.errors import ForgeError
+from forge_core.runtime.summary import Check, RunSummary
+from forge_core.runtime.supervisor import FAILED, KILLED, RESTARTING, RUNNING, STARTING, STOPPED, RestartPolicy
+
+if TYPE_CHECKING:
+    from forge_core.manifest import Manifest
+    from forge_core.plugins import Plugins
+    from forge_core.runtime.runtime import Runtime
+
+log = logging.getLogger("forge.runtime.processes")
+
+INSTANCE_ENV = "FORGE_INSTANCE"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux), so a SIGKILLed parent
+    leaves no orphans holding leases and broker sessions."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def instance_names(manifest: Manifest, components: list[str]) -> list[str]:
+    """``machine-0``, ``machine-1``, ... for replicated components, the bare name otherwise."""
+    names: list[str] = []
+    for name in components:
+        replicas = manifest.components[name].replicas
+        names += [name] if replicas == 1 else [f"{name}-{i}" for i in range(replicas)]
+    return names
+
+
+@dataclass
+class Life:
+    """One OS process of an instance."""
+
+    pid: int
+    started: float  # time.time()
+    stdout: Path
+    ended: float | None = None
+    code: int | None = None
+    how: str = ""  # "exit" | "killed" (chaos) | "stopped"
+
+
+@dataclass
+class ChildProcess:
+    """One component instance in its own OS process: spawn, watch, restart with backoff."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    run_dir: Path
+    policy: RestartPolicy
+    state: str = STARTING
+    restarts: int = 0
+    kills: int = 0
+    last_error: str | None = None
+    lives: list[Life] = field(default_factory=list)
+    proc: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+    _crash_times: deque[float] = field(default_factory=deque)
+    _stopping: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    def launch(self) -> asyncio.Task[None]:
+        self.task = asyncio.ensure_future(self._supervise())
+        self.task.set_name(f"process:{self.name}")
+        return self.task
+
+    async def _spawn(self) -> Life:
+        stdout = self.run_dir / f"{self.name}.{len(self.lives)}.json"
+        with open(stdout, "wb") as out, open(self.log_path, "ab") as err:
+            err.write(f"--- {time.strftime('%H:%M:%S')} life {len(self.lives)}: {' '.join(self.argv)}\n".encode())
+            err.flush()
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, env=self.env,
+                start_new_session=True,  # a Ctrl-C on the terminal reaches the parent only; it stops the children
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        life = Life(self.proc.pid, time.time(), stdout)
+        self.lives.append(life)
+        return life
+
+    async def _supervise(self) -> None:
+        backoff = self.policy.initial_backoff
+        while not self._stopping:
+            life = await self._spawn()
+            self.state = RUNNING
+            assert self.proc is not None
+            code = await self.proc.wait()
+            life.ended, life.code = time.time(), code
+            if self.state == KILLED or self._stopping:
+                life.how = "killed" if self.state == KILLED else "stopped"
+                return
+            life.how = "exit"
+            now = time.monotonic()
+            self._crash_times.append(now)
+            while self._crash_times and now - self._crash_times[0] > self.policy.window:
+                self._crash_times.popleft()
+            self.restarts += 1
+            by = f" (signal {signal.Signals(-code).name})" if code < 0 else ""
+            self.last_error = f"exited with code {code}{by}"
+            gave_up = len(self._crash_times) > self.policy.max_restarts
+            log.error("process %s (pid %d) %s; %s; log %s", self.name, life.pid, self.last_error,
+                      "giving up, crash loop" if gave_up else f"restart in {backoff:.1f}s", self.log_path)
+            if gave_up:
+                self.state = FAILED
+                return
+            self.state = RESTARTING
+            deadline = time.monotonic() + backoff
+            while not self._stopping and time.monotonic() < deadline:
+                await asyncio.sleep(min(0.1, deadline - time.monotonic()))
+            backoff = min(backoff * 2, self.policy.max_backoff)
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the live process, if any (SIGSTOP/SIGCONT for freeze tests)."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    async def kill(self) -> None:
+        """SIGKILL the process, as a crash would; no restart until :meth:`revive`."""
+        if self.state in (KILLED, FAILED, STOPPED):
+            return
+        self.state = KILLED
+        self.kills += 1
+        self.signal(signal.SIGKILL)
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    def revive(self) -> asyncio.Task[None]:
+        """Start a killed instance again, as a new process."""
+        if self.state != KILLED:
+            raise ForgeError(f"process {self.name!r} is {self.state}, not killed")
+        self.state = STARTING
+        return self.launch()
+
+    async def stop(self, timeout: float) -> None:
+        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
+        self._stopping = True
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            self.signal(signal.SIGCONT)  # a frozen process cannot handle SIGTERM
+            self.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                log.warning("process %s (pid %d) did not stop within %.0fs: SIGKILL", self.name, proc.pid, timeout)
+                self.signal(signal.SIGKILL)
+                await proc.wait()
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.state not in (FAILED, KILLED):
+            self.state = STOPPED
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """The ``--json`` summaries of the lives that ended cleanly, oldest first."""
+        return [s for s in map(_read_summary, self.lives) if s is not None]
+
+
+def _read_summary(life: Life) -> dict[str, Any] | None:
+    """What a life printed with ``--json`` (nothing when it was killed or crashed)."""
+    try:
+        text = life.stdout.read_text()
+    except OSError:
+        return None
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        data = json.loads(text[start:])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class ProcessRunner:
+    """The parent of a multi-process plant: its children, and a runtime for ``runtime.in_parent``."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        plugins: Plugins,
+        *,
+        plant_path: Path,
+        profile: str | None = None,
+        seed: int | None = None,
+        run_dir: Path | None = None,
+        stop_timeout: float = 15.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.manifest = manifest
+        self.plugins = plugins
+        self.profile = profile
+        self.seed = seed
+        self.stop_timeout = stop_timeout
+        unknown = [n for n in manifest.runtime.in_parent if n not in manifest.components]
+        if unknown:
+            raise ForgeError(f"runtime.in_parent of plant {manifest.name!r} names {', '.join(map(repr, unknown))}, "
+                             f"not components; components: {', '.join(manifest.components)}")
+        self.run_dir = run_dir or manifest.plant_dir / ".forge" / "processes"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        rs = manifest.runtime
+        policy = RestartPolicy(rs.initial_backoff, rs.max_backoff, rs.max_restarts, rs.window)
+        in_children = [n for n in manifest.components if n not in rs.in_parent]
+        self.children: dict[str, ChildProcess] = {}
+        for name in instance_names(manifest, in_children):
+            argv = [python, "-m", "forge_core.cli", "run", str(plant_path), "--only", name, "--json",
+                    "--data-dir", str(self.run_dir / name)]
+            if profile:
+                argv += ["--profile", profile]
+            if seed is not None:
+                argv += ["--seed", str(seed)]
+            env = {**os.environ, INSTANCE_ENV: name, "PYTHONUNBUFFERED": "1"}
+            self.children[name] = ChildProcess(name, argv, env, self.run_dir, policy)
+        self.runtime: Runtime | None = None
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._start_wall = 0.0
+
+    def request_stop(self, reason: str = "requested") -> None:
+        self._stop_reason = self._stop_reason or reason
+        self._stop.set()
+
+    async def start(self) -> None:
+        """Migrate storage once (children then find it at head), start the children, then the parent's
+        own components (their kill/revive reach the children). Idempotent."""
+        from forge_core.runtime.runtime import Runtime
+
+        if self.runtime is not None:
+            return
+        self._start_wall = time.perf_counter()
+        self.plugins.collect()
+        in_parent = self.manifest.runtime.in_parent
+        self.runtime = Runtime(self.manifest, self.plugins, seed=self.seed, only=in_parent or None,
+                               data_dir=self.run_dir / "parent")
+        if not in_parent:
+            self.runtime.only = []
+        self.runtime.children = dict(self.children)
+        if self.manifest.storage.migrate_on_start:
+            await asyncio.to_thread(self.runtime.storage)
+        for child in self.children.values():
+            child.launch()
+        deadline = time.monotonic() + 30.0
+        while any(not c.lives for c in self.children.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # every child spawned (has a pid) before the parent's components start
+        if in_parent:
+            await self.runtime.start()
+        log.info("started %d child processes: %s", len(self.children),
+                 ", ".join(f"{c.name} (pid {c.pid})" for c in self.children.values()))
+
+    async def run(self, duration: float | None = None) -> RunSummary:
+        try:
+            await self.start()
+            try:
+                await asyncio.wait_for(self._stop.wait(), duration)
+            except TimeoutError:
+                self._stop_reason = self._stop_reason or f"duration {duration:g}s reached"
+        finally:
+            summary = await self.stop()
+        return summary
+
+    async def stop(self) -> RunSummary:
+        """Parent components first (chaos stops killing), then every child at once."""
+        parent = None
+        if self.runtime is not None and self.runtime.only:
+            parent = await self.runtime.stop()
+        await asyncio.gather(*(c.stop(self.stop_timeout) for c in self.children.values()))
+        if self.runtime is not None and self.runtime._engine is not None:
+            self.runtime._engine.dispose()
+        return self.summary(parent)
+
+    def summary(self, parent: RunSummary | None) -> RunSummary:
+        """One summary over every child's last clean life and the parent's own runtime."""
+        total = RunSummary(plant=self.manifest.name, profile=self.manifest.profile, clock="real", seed=self.seed,
+                           duration=time.perf_counter() - self._start_wall,
+                           wall_seconds=time.perf_counter() - self._start_wall, stop_reason=self._stop_reason)
+        published: Counter[str] = Counter()
+        handled: Counter[str] = Counter()
+        dead: Counter[str] = Counter()
+        parts = [("parent", parent.to_dict())] if parent is not None else []
+        processes: dict[str, Any] = {}
+        unclean: list[str] = []
+        for name, child in self.children.items():
+            found = child.summaries()
+            parts += [(name, s) for s in found]
+            last = found[-1] if found else None
+            inner = (last or {}).get("components", {}).get(name)
+            state = child.state if child.state in (FAILED, KILLED) else (inner or "no summary")
+            total.components[name] = state
+            restarts = child.restarts + sum(s.get("restarts", {}).get(name, 0) for s in found)
+            if restarts:
+                total.restarts[name] = restarts
+            if child.state == STOPPED and (not child.lives or _read_summary(child.lives[-1]) is None):
+                unclean.append(name)
+            processes[name] = {"lives": len(child.lives), "kills": child.kills, "crash_restarts": child.restarts,
+                               "pids": [life.pid for life in child.lives],
+                               "exit_codes": [life.code for life in child.lives], "last_error": child.last_error,
+                               "log": str(child.log_path)}
+        for source, data in parts:
+            published.update(data.get("published", {}))
+            handled.update(data.get("handled", {}))
+            dead.update(data.get("dead_letters", {}))
+            total.forwarded += int(data.get("forwarded", 0))
+            total.reports.update(data.get("reports", {}))
+            for c in data.get("checks", []):  # only clean ends write a summary: in practice each child's last life
+                total.checks.append(Check(c["name"], bool(c["passed"]), c.get("detail", ""),
+                                          c.get("component") or source))
+        if parent is not None:
+            total.components.update(parent.components)
+            total.restarts.update(parent.restarts)
+        total.published, total.handled = dict(sorted(published.items())), dict(sorted(handled.items()))
+        total.dead_letters = dict(sorted(dead.items()))
+        total.checks.append(Check("every child process stopped with a summary", not unclean,
+                                  f"without: {', '.join(unclean)}" if unclean else f"{len(self.children)} processes",
+                                  "processes"))
+        total.extra["processes"] = processes
+        return total
+
