@@ -2,9 +2,10 @@
 
 confluent-kafka is blocking and callback-based, asyncio is not. Each subscription owns one
 consumer and one thread: the thread takes a batch (``consume``), hands it to the event loop
-and waits; the loop awaits the callback per message and only then stores the message's offset,
-which librdkafka's auto-commit sends to the broker (``enable.auto.offset.store=false``): an
-offset is committed only after its handler returned — at least once. A callback that raises is
+and waits; the loop awaits the callback per message, in order, and when the batch is done (or
+stopped) stores per partition the offset after the last record handled, which librdkafka's
+auto-commit sends to the broker (``enable.auto.offset.store=false``): an offset is committed only
+after its handler returned — at least once. A callback that raises is
 called again (``max_redeliveries``); then the message goes to ``<topic>.dlq`` with the reason in
 headers and is committed, so nothing is lost and nothing blocks the partition forever.
 
@@ -29,7 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from forge_core.errors import TransportClosed, TransportError, TransportNotReady
-from forge_core.messages.codec import encode
+from forge_core.messages.codec import encode_body, encode_headers
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
 from forge_core.transport.topics import is_wildcard, matches, validate_pattern, validate_topic
@@ -167,25 +168,51 @@ class KafkaSubscription(Subscription):
 
     # -- the event loop ----------------------------------------------------------------------
     async def _handle_batch(self, messages: list[Message]) -> None:
+        """Deliver a batch in order; then store, per partition, the offset after the last record
+        whose callback returned (or that was dead-lettered, or was not for this subscription)."""
         self._batch_task = asyncio.current_task()
         transport = self.transport
         stats = transport._stats
-        store = self.consumer.store_offsets
-        for message in messages:
-            if self._stop.is_set():
-                return
-            error = message.error()
-            if error is not None:
-                if error.code() not in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
-                    log.warning("kafka %s: %s on %s: %s", transport.name, self.group_id, message.topic(), error)
-                continue
-            if self._wanted(message):
-                stats["consumed"] += 1
-                await self._deliver(message)
-            try:
-                store(message)
-            except KafkaException as exc:  # partition revoked meanwhile: the next owner gets it again
-                log.debug("kafka %s: store_offsets: %s", transport.name, exc)
+        callback = self.callback
+        stop = self._stop
+        filtered = self.ephemeral or self.wildcard
+        done: dict[tuple[str, int], int] = {}
+        try:
+            for message in messages:
+                if stop.is_set():
+                    return
+                error = message.error()
+                if error is not None:
+                    if error.code() not in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
+                        log.warning("kafka %s: %s on %s: %s", transport.name, self.group_id, message.topic(), error)
+                    continue
+                kafka_topic = message.topic()
+                if not filtered or self._wanted(message):
+                    stats["consumed"] += 1
+                    pairs = message.headers() or ()
+                    try:
+                        headers = {k: v.decode() for k, v in pairs}
+                    except (AttributeError, UnicodeDecodeError):  # a null or non-UTF-8 value from a foreign client
+                        headers = {k: v.decode("utf-8", "replace") if v is not None else "" for k, v in pairs}
+                    raw = RawMessage(message.value() or b"", headers)
+                    try:
+                        await callback(to_forge(kafka_topic), raw)
+                        stats["handled"] += 1
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again, then dead-letter
+                        await self._redeliver(message, raw, exc)
+                done[(kafka_topic, message.partition())] = message.offset()
+        finally:
+            if done:
+                self._store(done)
+
+    def _store(self, done: dict[tuple[str, int], int]) -> None:
+        try:
+            self.consumer.store_offsets(offsets=[TopicPartition(topic, partition, offset + 1)
+                                                 for (topic, partition), offset in done.items()])
+        except KafkaException as exc:  # partition revoked meanwhile: the next owner gets it again
+            log.debug("kafka %s: store_offsets: %s", self.transport.name, exc)
 
     def _wanted(self, message: Message) -> bool:
         topic = message.topic()
@@ -197,27 +224,23 @@ class KafkaSubscription(Subscription):
             return False  # internal and dead-letter topics only to who names them
         return matches(self.pattern, to_forge(topic))
 
-    async def _deliver(self, message: Message) -> None:
+    async def _redeliver(self, message: Message, raw: RawMessage, error: Exception) -> None:
+        """The first delivery raised: call again up to ``max_redeliveries`` times, then dead-letter."""
         transport = self.transport
         settings = transport.settings
         topic = to_forge(message.topic())
-        headers = {k: (v.decode("utf-8", "replace") if v is not None else "") for k, v in message.headers() or ()}
-        body = message.value() or b""
-        error: Exception | None = None
-        for attempt in range(settings.max_redeliveries + 1):
+        for attempt in range(settings.max_redeliveries):
+            transport._stats["redelivered"] += 1
+            if settings.retry_backoff:
+                await asyncio.sleep(settings.retry_backoff * (2**attempt))
             try:
-                await self.callback(topic, RawMessage(body, headers))
+                await self.callback(topic, raw)
                 transport._stats["handled"] += 1
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again
                 error = exc
-                if attempt < settings.max_redeliveries:
-                    transport._stats["redelivered"] += 1
-                    if settings.retry_backoff:
-                        await asyncio.sleep(settings.retry_backoff * (2**attempt))
-        assert error is not None
         log.error("kafka %s: giving up on %s[%d]@%d for %s after %d deliveries: %s", transport.name,
                   message.topic(), message.partition(), message.offset(), self.owner or self.pattern,
                   settings.max_redeliveries + 1, error)
@@ -351,16 +374,27 @@ class KafkaTransport(Transport):
 
     # -- publishing ----------------------------------------------------------------------------
     async def publish(self, topic: str, envelope: Envelope) -> None:
-        if self._closed or self._producer is None:
+        producer = self._producer
+        if self._closed or producer is None:
             state = "closed" if self._closed else "not connected"
             raise TransportClosed(f"kafka transport {self.name!r} is {state}; cannot publish to {topic!r}")
         validate_topic(topic)
-        body, headers = encode(envelope, "ce_")
-        await self._produce(to_kafka(topic), body, envelope.key or envelope.source, list(headers.items()))
+        kafka_topic = to_kafka(topic)
+        body = encode_body(envelope.payload)
+        headers = encode_headers(envelope, "ce_")
+        key = envelope.key or envelope.source
+        if self.settings.confirm_publish:
+            await self._produce(kafka_topic, body, key, headers)
+        else:
+            try:  # the hot path: librdkafka takes it, nothing to await
+                producer.produce(kafka_topic, body, key, headers=headers)
+            except BufferError:  # local queue full: wait for room
+                await self._produce(kafka_topic, body, key, headers)
         self._stats["published"] += 1
 
     async def _produce(self, kafka_topic: str, body: bytes, key: str | bytes | None,
-                       headers: list[tuple[str, str | bytes]], *, confirm: bool | None = None) -> None:
+                       headers: list[tuple[str, str | bytes]] | dict[str, str], *,
+                       confirm: bool | None = None) -> None:
         producer = self._producer
         assert producer is not None
         future: asyncio.Future[None] | None = None
