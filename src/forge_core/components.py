@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -316,6 +316,15 @@ class Component:
 
     #: JSON Schema of ``params`` in the manifest; validated by ``forge validate``.
     params_schema: ClassVar[dict[str, Any] | None] = None
+
+    @classmethod
+    def uses_transports(cls, params: dict[str, Any], declared: Iterable[str]) -> set[str]:
+        """Transports this component needs besides its own, so ``--only`` connects them too.
+
+        Default: every top-level param whose value names a declared transport (a bridge's
+        ``mqtt: mqtt, kafka: kafka``). Override for anything subtler."""
+        names = set(declared)
+        return {value for value in params.values() if isinstance(value, str) and value in names}
 
     def __init__(self, ctx: ComponentContext) -> None:
         self.ctx = ctx

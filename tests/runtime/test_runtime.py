@@ -16,6 +16,7 @@ from forge_core.errors import ForgeError
 from forge_core.plant import load_plant
 from forge_core.runtime import Runtime
 from forge_core.testing import TestPlant
+from tests.conftest import MACHINE_PLUGIN
 
 CRASHY = """
 version: 1
@@ -164,3 +165,16 @@ def test_run_with_duration_stops_with_a_summary(plant_dir):
     assert summary.published == {"test.reading": 1}
     assert summary.components == {"m1": "stopped", "m2": "stopped"}
     assert summary.clock == "real"
+
+
+def test_only_connects_the_transports_a_component_names_in_its_params(plant_dir, basic_manifest):
+    manifest = basic_manifest.replace("  bus: {type: memory}", "  bus: {type: memory}\n  side: {type: memory}\n"
+                                      "  unused: {type: memory}").replace(
+        "m1: {type: test.machine, params: {interval: 1.0}}", "m1: {type: test.machine, params: {interval: 1.0}}\n"
+        "  relay: {type: test.relay, params: {other: side}}")
+    plugin = MACHINE_PLUGIN.replace('registry.add("test.machine", Machine)',
+                                    'registry.add("test.machine", Machine)\n    registry.add("test.relay", Relay)')
+    plugin = plugin.replace("@hookimpl", "class Relay(Component):\n    params_schema = {'type': 'object'}\n\n\n"
+                                         "@hookimpl", 1)
+    with TestPlant(plant_dir(manifest, plugin=plugin), only=["relay"]) as plant:
+        assert sorted(plant.runtime.transports) == ["bus", "side"]
