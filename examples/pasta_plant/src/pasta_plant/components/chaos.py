@@ -61,6 +61,7 @@ class Chaos(PastaComponent):
         self._settled = 0
         self.leader: tuple[str, int] | None = None
         self.book = ledger(self.ctx)
+        self.beats: dict[int, tuple[float, str | None]] = {}  # machineId -> (time, blade) of its last beat
         self.machines = self._instances(str(self.param("machines")))
         self.schedulers = self._instances(str(self.param("schedulers")))
         leader = self.ctx.tactics.settings("leader")
@@ -70,14 +71,14 @@ class Chaos(PastaComponent):
         if not self.enabled or self.runtime is None:
             return
         self.ctx.spawn(self._rampage(), name="chaos")
-        self.ctx.every(float(self.param("check_every")), self._watch, name="watch")
+        self._watcher: Any = None
 
     def _instances(self, component: str) -> list[str]:
         if self.runtime is None or component not in self.runtime.manifest.components:
             return []
         replicas = self.runtime.manifest.components[component].replicas
         names = [component] if replicas == 1 else [f"{component}-{i}" for i in range(replicas)]
-        return [name for name in names if name in self.runtime.supervisors]
+        return [name for name in names if name in self.runtime.instances()]  # in this process or a child
 
     # -- killing ---------------------------------------------------------------------------
     async def _rampage(self) -> None:
@@ -118,6 +119,7 @@ class Chaos(PastaComponent):
         self.dead[name] = now + restart_in
         self.tally.machine_kills += 1
         self.outages.append(Outage("machine", name, now, bound=float(self.param("rebalance_bound"))))
+        self._watch_outages()
         await self._event("KillingMachine", "pasta.killing_machine",
                           {"title": "KillingMachine", "machineId": machine_id, "restartIn": restart_in, "mode": mode})
 
@@ -133,6 +135,7 @@ class Chaos(PastaComponent):
             self.tally.leader_kills += 1
             self.outages.append(Outage("scheduler", name, now, True, bound=self.failover_bound,
                                        epoch=lease[1] if lease else None))
+            self._watch_outages()
         await self._event("KillingScheduler", "pasta.killing_scheduler",
                           {"title": "KillingScheduler", "scheduler": name, "wasLeader": was_leader,
                            "restartIn": restart_in})
@@ -163,12 +166,40 @@ class Chaos(PastaComponent):
         return None if lease is None else (lease.holder, lease.epoch)
 
     def _covered(self) -> bool:
-        """Every live machine cuts, and both blades are cut (when two or more machines live)."""
+        """Every live machine cuts, and both blades are cut (when two or more machines live).
+
+        Machines in this process are read from the ledger; machines in other processes (the
+        distributed profile, chaos in the parent) from their heartbeats: a machine cuts when its
+        latest beat, at most 1.5 heartbeat intervals old, names a blade."""
+        if not self.book.machines:
+            now, window = self.ctx.clock.time(), 1.5 * float(self._machine_param("heartbeat_interval", 5.0))
+            beats = [self.beats.get(i) for i, name in enumerate(self.machines) if name not in self.dead]
+            if any(b is None or now - b[0] > window or b[1] is None for b in beats):
+                return False
+            return len(beats) < 2 or {b[1] for b in beats if b is not None} >= {"A", "B"}
         live = [r for i, r in self.book.machines.items()
                 if i < len(self.machines) and self.machines[i] not in self.dead and r.alive]
         if any(r.state != WORKING for r in live):
             return False
         return len(live) < 2 or {r.blade for r in live} >= {"A", "B"}
+
+    @subscribe("heartbeats", types=["pasta.heartbeat"], shared=False)
+    def on_heartbeat(self, envelope: Envelope) -> None:
+        """The machines' own word on what they cut, for machines running in other processes."""
+        machine_id = envelope.payload.get("machineId")
+        if isinstance(machine_id, int):
+            self.beats[machine_id] = (self.ctx.clock.time(), envelope.payload.get("bladeType"))
+
+    def _watch_outages(self) -> None:
+        """Look at open outages every ``check_every`` seconds, only while some are open."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = self.ctx.spawn(self._watch_until_resolved(), name="watch")
+
+    async def _watch_until_resolved(self) -> None:
+        interval = float(self.param("check_every"))
+        while self._settled < len(self.outages):
+            await self.ctx.clock.sleep(interval)
+            await self._watch()
 
     async def _watch(self) -> None:
         now = self.ctx.clock.time()
