@@ -323,6 +323,7 @@ class ProcessRunner:
         parts = [("parent", parent.to_dict())] if parent is not None else []
         processes: dict[str, Any] = {}
         unclean: list[str] = []
+        early: list[str] = []
         for name, child in self.children.items():
             found = child.summaries()
             parts += [(name, s) for s in found]
@@ -333,8 +334,10 @@ class ProcessRunner:
             restarts = child.restarts + sum(s.get("restarts", {}).get(name, 0) for s in found)
             if restarts:
                 total.restarts[name] = restarts
-            if child.state == STOPPED and (not child.lives or _read_summary(child.lives[-1]) is None):
-                unclean.append(name)
+            if child.state == STOPPED and child.lives and _read_summary(child.lives[-1]) is None:
+                # -SIGTERM: stopped while still starting (Python's default handler; the runtime's was not
+                # installed yet) - a revive shortly before the end, not a fault
+                (early if child.lives[-1].code == -signal.SIGTERM else unclean).append(name)
             processes[name] = {"lives": len(child.lives), "kills": child.kills, "crash_restarts": child.restarts,
                                "pids": [life.pid for life in child.lives],
                                "exit_codes": [life.code for life in child.lives], "last_error": child.last_error,
@@ -353,9 +356,10 @@ class ProcessRunner:
             total.restarts.update(parent.restarts)
         total.published, total.handled = dict(sorted(published.items())), dict(sorted(handled.items()))
         total.dead_letters = dict(sorted(dead.items()))
-        total.checks.append(Check("every child process stopped with a summary", not unclean,
-                                  f"without: {', '.join(unclean)}" if unclean else f"{len(self.children)} processes",
-                                  "processes"))
+        detail = f"without: {', '.join(unclean)}" if unclean else f"{len(self.children)} processes"
+        if early:
+            detail += f"; stopped while starting: {', '.join(early)}"
+        total.checks.append(Check("every child process stopped with a summary", not unclean, detail, "processes"))
         total.extra["processes"] = processes
         return total
 
