@@ -477,6 +477,8 @@ class MosquittoServer(_Server):
     ``users`` (name → password) are hashed into a password file with ``mosquitto_passwd``;
     alternatively pass an existing ``password_file``. Either turns anonymous access off unless
     ``allow_anonymous`` is given explicitly. ``extra_config`` is appended verbatim.
+    ``persistence=True`` keeps sessions, subscriptions and queued QoS 1 messages in ``mosquitto.db``
+    in the server's directory across ``stop()``/``start()`` (saved on a clean stop and every second).
     """
 
     name = "mosquitto"
@@ -491,6 +493,7 @@ class MosquittoServer(_Server):
         password_file: Path | None = None,
         tls: MosquittoTLS | None = None,
         extra_config: str = "",
+        persistence: bool = False,
     ) -> None:
         self._binary = which_or_skip("mosquitto")
         super().__init__(port=port, base_dir=base_dir)
@@ -500,6 +503,7 @@ class MosquittoServer(_Server):
         self.allow_anonymous = (not auth) if allow_anonymous is None else allow_anonymous
         self.tls = tls
         self.extra_config = extra_config
+        self.persistence = persistence
         self.config_path = self.dir / "mosquitto.conf"
 
     def _prepare(self) -> None:
@@ -521,7 +525,11 @@ class MosquittoServer(_Server):
         lines = [
             f"listener {self.port} {self.host}",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
-            "persistence false",
+            *(
+                ["persistence true", f"persistence_location {self.dir}/", "autosave_interval 1"]
+                if self.persistence
+                else ["persistence false"]
+            ),
             "log_dest stderr",
             "log_type error",
             "log_type warning",
