@@ -29,7 +29,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "protocol": {"enum": ["5", "3.1.1", 5], "default": "5",
                      "description": "MQTT 5 (attributes as user properties) or 3.1.1 (plain JSON body)"},
         "client_id": {"type": ["string", "null"], "default": None,
-                      "description": "MQTT client id; default forge-<plant>-<transport>. Unique per process"},
+                      "description": "MQTT client id; default forge-<plant>-<transport>[-<instance>]. Unique per "
+                                     "process and stable across its restarts (the broker keys the session on it)"},
+        "instance": {"type": ["string", "null"], "default": None,
+                     "description": "process identity appended to the default client id, for several processes "
+                                    "of one plant (e.g. ${env:HOSTNAME})"},
         "source": {"type": ["string", "null"], "default": None,
                    "description": "source named in birth/death certificates; default the client id"},
         "qos": {**_QOS, "default": 1, "description": "QoS of publishes and subscriptions"},
@@ -43,9 +47,13 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                                 "description": "first reconnect delay, seconds; doubles per failed attempt"},
         "reconnect_max_delay": {"type": "number", "exclusiveMinimum": 0, "default": 30.0,
                                 "description": "cap of the reconnect delay, seconds"},
-        "session_expiry": {"type": "integer", "minimum": 0, "default": 0,
+        "session_expiry": {"type": "integer", "minimum": 0, "maximum": 4294967295, "default": 0,
                            "description": "MQTT 5 session expiry, seconds; >0 keeps subscriptions and queued "
-                                          "QoS 1 messages at the broker across reconnects"},
+                                          "QoS 1 messages at the broker across reconnects and broker restarts "
+                                          "(3.1.1: clean_session=false)"},
+        "clean_start": {"type": ["boolean", "null"], "default": None,
+                        "description": "discard the broker's session of this client id at connect; default "
+                                       "false when session_expiry > 0 (resume it), true otherwise"},
         "max_inflight": {"type": "integer", "minimum": 1, "maximum": 65000, "default": 1000,
                          "description": "QoS 1 publishes awaiting PUBACK; publish waits when reached"},
         "max_redeliveries": {"type": "integer", "minimum": 0, "default": 3,
@@ -81,6 +89,7 @@ class MqttSettings:
     port: int = 1883
     protocol: str = "5"
     client_id: str | None = None
+    instance: str | None = None
     source: str | None = None
     qos: int = 1
     qos_by_topic: dict[str, int] = field(default_factory=dict)
@@ -89,6 +98,7 @@ class MqttSettings:
     reconnect_min_delay: float = 0.5
     reconnect_max_delay: float = 30.0
     session_expiry: int = 0
+    clean_start: bool | None = None
     max_inflight: int = 1000
     max_redeliveries: int = 3
     outbox: bool = True
@@ -120,6 +130,11 @@ class MqttSettings:
                 problems.append(f"qos_by_topic[{pattern!r}] must be 0 or 1, got {qos!r}")
         if not 1 <= self.max_inflight <= 65000:
             problems.append(f"max_inflight must be 1..65000 (MQTT message ids wrap at 65535), got {self.max_inflight}")
+        if not 0 <= self.session_expiry <= 0xFFFFFFFF:
+            problems.append(f"session_expiry must be 0..4294967295 seconds, got {self.session_expiry}")
+        if self.clean_start is False and self.session_expiry == 0:
+            problems.append("clean_start false needs session_expiry > 0 (a session that ends with the connection "
+                            "cannot be resumed)")
         if self.reconnect_max_delay < self.reconnect_min_delay:
             problems.append("reconnect_max_delay must be >= reconnect_min_delay")
         if (self.cert_file is None) != (self.key_file is None):
@@ -143,6 +158,16 @@ class MqttSettings:
             return cls(**settings)
         except TransportError as exc:
             raise TransportError(f"transport {transport!r}: {exc}") from None
+
+    @property
+    def persistent(self) -> bool:
+        """The broker keeps this client's session (subscriptions, queued QoS 1) after the connection ends."""
+        return self.session_expiry > 0
+
+    @property
+    def clean(self) -> bool:
+        """Clean start (MQTT 5) / clean session (3.1.1) on every connect of this process."""
+        return (not self.persistent) if self.clean_start is None else self.clean_start
 
     @property
     def is_v5(self) -> bool:

@@ -1,9 +1,11 @@
 """The MQTT transport: paho-mqtt 2.x under the Forge :class:`~forge_core.transport.base.Transport` contract.
 
-Threads: paho runs its network loop in its own thread (``loop_start``). Everything paho hands
-over (messages, PUBACKs, SUBACKs, connection changes) is queued and picked up on the asyncio loop
-through ``loop.call_soon_threadsafe``, one wake-up per burst rather than per message. Callbacks,
-acknowledgements, the outbox and all bookkeeping run on the asyncio loop only.
+Threads: none of its own. paho runs on the asyncio loop through its external-loop interface: the
+socket is watched with ``loop.add_reader``/``add_writer`` (paho's ``on_socket_open``/``close``/
+``register_write``/``unregister_write``), readable and writable events call paho's packet reader
+and writer, a one-second timer calls ``loop_misc`` (keepalive), and the transport reconnects with
+backoff itself. Only the blocking TCP/TLS connect runs in a worker thread. What paho hands over
+while reading (messages, PUBACKs, SUBACKs) is queued and processed once per read burst.
 
 Guarantees (QoS 1; see docs/transports/mqtt.md for the full statement):
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import socket
@@ -29,6 +30,7 @@ import ssl
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +139,7 @@ class _BrokerSub:
     qos: int
     locals: list[_LocalSub] = field(default_factory=list)
     turn: int = 0
+    confirmed: bool = False  # SUBACKed in the broker's current session
 
     def pick(self) -> list[_LocalSub]:
         """Every local subscriber, or one in turn when they share a group."""
@@ -178,6 +181,16 @@ class _PackedProperties(Properties):
         return f"[packed properties, {len(self._packed)} bytes]"
 
 
+#: MQTT 5 Subscription Identifiers are 1..268,435,455.
+_MAX_IDENT = 268_435_455
+
+
+def _ident_for(filter: str) -> int:
+    """A Subscription Identifier derived from the filter, so it means the same filter in every process
+    run: a resumed session keeps the subscriptions (and identifiers) of an earlier run."""
+    return zlib.crc32(filter.encode()) % _MAX_IDENT + 1
+
+
 def _safe_level(text: str) -> str:
     return text.replace("/", "_").replace("+", "_").replace("#", "_")
 
@@ -208,7 +221,10 @@ class MqttTransport(Transport):
         self.guarantee = DeliveryGuarantee.AT_LEAST_ONCE if settings.qos == 1 else DeliveryGuarantee.AT_MOST_ONCE
         self.clock = clock or RealClock()
         self.data_dir = Path(data_dir) if data_dir is not None else Path(".forge")
-        default_id = f"forge-{plant}-{name}" if plant else f"forge-{name}-{uuid.uuid4().hex[:8]}"
+        if plant:
+            default_id = f"forge-{plant}-{name}" + (f"-{settings.instance}" if settings.instance else "")
+        else:
+            default_id = f"forge-{name}-{settings.instance or uuid.uuid4().hex[:8]}"
         self.client_id = settings.client_id or default_id
         self.source = settings.source or self.client_id
         self.broker = f"{settings.host}:{settings.port}"
@@ -221,7 +237,7 @@ class MqttTransport(Transport):
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._net_connected = False  # written by paho's thread under _lock
+        self._net_connected = False
         self._closed = False
         self._ever_connected = False
         self._generation = 0
@@ -231,7 +247,13 @@ class MqttTransport(Transport):
 
         self._by_filter: dict[str, _BrokerSub] = {}
         self._by_id: dict[int, _BrokerSub] = {}
-        self._ids = itertools.count(1)
+        self._sub_mids: dict[int, _BrokerSub] = {}
+        self._unsubscribe_later: set[str] = set()
+        self._stale_idents: set[int] = set()
+        self._loop_thread: int | None = None
+        self._misc_handle: asyncio.TimerHandle | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._session_present = False
         self._qos_cache: dict[str, int] = {}
 
         self._slots = asyncio.Semaphore(settings.max_inflight)
@@ -250,7 +272,8 @@ class MqttTransport(Transport):
         self._outbox: Outbox | None = None
         self.stats: dict[str, int] = {
             "published": 0, "outboxed": 0, "replayed": 0, "delivered": 0, "redelivered": 0,
-            "undeliverable": 0, "reconnects": 0, "refused_by_broker": 0,
+            "undeliverable": 0, "reconnects": 0, "refused_by_broker": 0, "sessions_resumed": 0,
+            "stale_subscription": 0,
         }
 
     # -- connection ------------------------------------------------------------------------------
@@ -262,6 +285,7 @@ class MqttTransport(Transport):
         if self._client is not None and self._net_connected:
             return
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         s = self.settings
         if s.outbox:
             self._open_outbox()
@@ -275,8 +299,13 @@ class MqttTransport(Transport):
             props = Properties(PacketTypes.CONNECT)
             if s.session_expiry:
                 props.SessionExpiryInterval = s.session_expiry
+        kwargs: dict[str, Any] = {"properties": props}
+        if s.is_v5:
+            # Persistent session: never clean (Mosquitto 2.0 restores a v5 session after its own restart
+            # only if it was not begun with clean start); otherwise clean on every connect.
+            kwargs["clean_start"] = s.clean if not (s.clean and s.persistent) else mqtt.MQTT_CLEAN_START_FIRST_ONLY
         try:
-            await asyncio.to_thread(client.connect, s.host, s.port, s.keepalive, properties=props)
+            await asyncio.to_thread(client.connect, s.host, s.port, s.keepalive, **kwargs)
         except ssl.SSLError as exc:
             self._client = None
             raise TransportError(f"transport {self.name!r}: TLS handshake with MQTT broker {self.broker} "
@@ -285,7 +314,7 @@ class MqttTransport(Transport):
             self._client = None
             raise TransportNotReady(f"transport {self.name!r}: cannot reach MQTT broker {self.broker}: "
                                     f"{exc}") from None
-        client.loop_start()
+        self._schedule_misc()
         try:
             outcome = await asyncio.wait_for(asyncio.shield(self._connack), s.connect_timeout)
         except TimeoutError:
@@ -316,13 +345,12 @@ class MqttTransport(Transport):
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else s.session_expiry == 0,
+            clean_session=None if v5 else s.clean,
             manual_ack=True,
-            reconnect_on_failure=True,
+            reconnect_on_failure=False,  # the transport reconnects (_reconnect), paho has no thread of its own
         )
         client.max_inflight_messages_set(s.max_inflight)
         client.max_queued_messages_set(0)  # the transport's own slots bound the queue
-        client.reconnect_delay_set(s.reconnect_min_delay, s.reconnect_max_delay)  # type: ignore[arg-type]
         client.connect_timeout = s.connect_timeout
         client.suppress_exceptions = True
         if s.username is not None:
@@ -339,27 +367,166 @@ class MqttTransport(Transport):
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_socket_register_write
+        client.on_socket_unregister_write = self._on_socket_unregister_write
         return client
 
     async def _abandon(self, client: mqtt.Client) -> None:
-        with contextlib.suppress(Exception):
-            client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
-        with contextlib.suppress(Exception):
-            client._sock_close()  # a refused connection leaves its socket open
+        await self._disconnect(client)
         if self._client is client:
             self._client = None
         with self._lock:
             self._net_connected = False
 
-    # -- paho's thread -----------------------------------------------------------------------------
+    async def _disconnect(self, client: mqtt.Client, timeout: float = 1.0) -> None:
+        """DISCONNECT (so the broker does not send the Will), flushed by the loop; then close the socket."""
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        with contextlib.suppress(Exception):
+            client.disconnect()
+        deadline = time.monotonic() + timeout
+        while client.socket() is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        with contextlib.suppress(Exception):
+            client._sock_close()  # not flushed in time, or a refused connection that left its socket open
+        if self._misc_handle is not None:
+            self._misc_handle.cancel()
+            self._misc_handle = None
+
+    # -- paho on the asyncio loop ----------------------------------------------------------------
+    def _on_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback`` on the asyncio loop: now if this is its thread, else soon (connect's worker)."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            callback(*args)
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closed
+                loop.call_soon_threadsafe(callback, *args)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(OSError):  # PUBLISH and PUBACK are small: no Nagle delay
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._on_loop(self._watch, client, sock)
+
+    def _watch(self, client: mqtt.Client, sock: Any) -> None:
+        if client is not self._client or client.socket() is not sock:
+            return  # closed again before the loop got here
+        assert self._loop is not None
+        self._loop.add_reader(sock, self._readable, client)
+        if client.want_write():
+            self._loop.add_writer(sock, self._writable, client)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._unwatch, sock)
+
+    def _unwatch(self, sock: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(sock)
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_writer(sock)
+
+    def _on_socket_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._watch_write, client, sock)
+
+    def _watch_write(self, client: mqtt.Client, sock: Any) -> None:
+        if client is self._client and client.socket() is sock and self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.add_writer(sock, self._writable, client)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._unwatch_write, sock)
+
+    def _unwatch_write(self, sock: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_writer(sock)
+
+    def _readable(self, client: mqtt.Client) -> None:
+        sock = client.socket()
+        read = getattr(client, "_packet_read", None)
+        if read is None:  # paho without the private reader: its public one (fewer packets per event)
+            client.loop_read()
+        else:
+            # Every complete packet now (paho's loop_read stops after len(in-flight) packets), and for TLS
+            # whatever the SSL layer has already decrypted (select does not see it).
+            for _ in range(10_000):
+                rc = read()
+                if rc == mqtt.MQTT_ERR_AGAIN:
+                    if sock is None or not getattr(sock, "pending", lambda: 0)():
+                        break
+                elif rc:
+                    client._loop_rc_handle(rc)
+                    break
+                if client.socket() is None:
+                    break
+        if client.want_write() and client.socket() is not None:
+            client.loop_write()  # PUBACKs and resends queued while reading: out in the same turn
+
+    def _writable(self, client: mqtt.Client) -> None:
+        client.loop_write()
+
+    def _schedule_misc(self) -> None:
+        if self._misc_handle is None and self._loop is not None and not self._closed:
+            self._misc_handle = self._loop.call_later(1.0, self._misc)
+
+    def _misc(self) -> None:
+        """Keepalive (PINGREQ, and the broker's silence) once a second."""
+        self._misc_handle = None
+        client = self._client
+        if client is None or self._closed:
+            return
+        if client.socket() is not None:
+            client.loop_misc()
+        self._schedule_misc()
+
+    def _start_reconnect(self) -> None:
+        if self._closed or self._client is None or not self._ever_connected:
+            return
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Reconnect with exponential backoff until CONNACK (what paho's own thread would do)."""
+        s = self.settings
+        delay = s.reconnect_min_delay
+        while not self._closed and not self._net_connected:
+            await asyncio.sleep(delay)
+            client = self._client
+            if client is None or self._closed:
+                return
+            if client.socket() is None:
+                try:
+                    await asyncio.to_thread(client.reconnect)
+                except (OSError, ValueError, ssl.SSLError) as exc:
+                    self._last_error = f"reconnect: {exc}"
+            if client.socket() is not None:
+                deadline = time.monotonic() + s.connect_timeout
+                while client.socket() is not None and not self._net_connected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                if not self._net_connected:
+                    with contextlib.suppress(Exception):
+                        client._sock_close()
+            delay = min(delay * 2, s.reconnect_max_delay)
+
     def _wake(self) -> None:
+        """Something to take over: processed once after the current read burst, not per message."""
         if self._wake_pending:
             return
         self._wake_pending = True
         loop = self._loop
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
+            if threading.get_ident() == self._loop_thread:
+                loop.call_soon(self._kick)
+            else:
                 loop.call_soon_threadsafe(self._kick)
 
     def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
@@ -378,18 +545,23 @@ class MqttTransport(Transport):
             self._control.append(lambda: self._resolve_connack(reason))
             self._wake()
             return
-        sock = client.socket()
-        if sock is not None:  # PUBLISH and PUBACK are small: Nagle would hold them for the peer's delayed ACK
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        present = bool(getattr(flags, "session_present", False))
         with self._lock:
             self._net_connected = True
             subs = list(self._by_filter.values())
+        self._session_present = present
         if self.settings.death_certificates:
             body, props = self._certificate(BIRTH_TYPE, PacketTypes.PUBLISH)
             client.publish(self.birth_topic, body, qos=1, properties=props)
-        for bs in subs:  # the session may be new: subscribe again (harmless if it was kept)
-            self._subscribe_packet(client, bs)
+        for bs in subs:
+            if not present:
+                bs.confirmed = False  # a new session: the broker has none of them
+            if not bs.confirmed:  # a resumed session kept the confirmed ones: no second SUBSCRIBE
+                self._subscribe_packet(client, bs)
+        for filt in list(self._unsubscribe_later):
+            if present and filt not in self._by_filter:
+                client.unsubscribe(filt)
+        self._unsubscribe_later.clear()
         self._control.append(lambda: self._connected(reason))
         self._wake()
 
@@ -454,6 +626,8 @@ class MqttTransport(Transport):
             self._connack.set_result(outcome)
 
     def _connected(self, reason: ReasonCode) -> None:
+        if self._session_present:
+            self.stats["sessions_resumed"] += 1
         if self._ever_connected:
             self.stats["reconnects"] += 1
             log.info("transport %s: reconnected to MQTT broker %s", self.name, self.broker)
@@ -466,11 +640,15 @@ class MqttTransport(Transport):
 
     def _disconnected(self, reason: ReasonCode, was_connected: bool) -> None:
         self._connected_event.clear()
+        self._start_reconnect()
         self._resolve_connack(f"connection closed before CONNACK: {reason}")
         if was_connected and not self._closed:
             log.warning("transport %s: lost MQTT broker %s (%s); reconnecting", self.name, self.broker, reason)
 
     def _resolve_subscribe(self, mid: int, reasons: list[ReasonCode]) -> None:
+        bs = self._sub_mids.pop(mid, None)
+        if bs is not None and reasons and not any(r.is_failure for r in reasons):
+            bs.confirmed = True
         waiter = self._sub_waiters.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(reasons)
@@ -586,7 +764,11 @@ class MqttTransport(Transport):
             new = bs is None
             if bs is None:
                 qos = self.settings.qos_for(pattern)
-                bs = _BrokerSub(filt, pattern, group, next(self._ids), qos)
+                ident = _ident_for(filt)
+                while ident in self._by_id:  # a crc32 collision within this process: the next free one
+                    ident = ident % _MAX_IDENT + 1
+                bs = _BrokerSub(filt, pattern, group, ident, qos)
+                self._unsubscribe_later.discard(filt)
                 self._by_filter[filt] = bs
                 self._by_id[bs.ident] = bs
             bs.locals.append(local)
@@ -599,8 +781,14 @@ class MqttTransport(Transport):
         if self.settings.is_v5:
             props = Properties(PacketTypes.SUBSCRIBE)
             props.SubscriptionIdentifier = bs.ident
-            return client.subscribe(bs.filter, options=SubscribeOptions(qos=bs.qos), properties=props)
-        return client.subscribe(bs.filter, qos=bs.qos)
+            # Retain handling 1: retained messages only for a subscription the session did not have yet.
+            options = SubscribeOptions(qos=bs.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            rc, mid = client.subscribe(bs.filter, options=options, properties=props)
+        else:
+            rc, mid = client.subscribe(bs.filter, qos=bs.qos)
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._sub_mids[mid] = bs
+        return rc, mid
 
     async def _confirm_subscribe(self, bs: _BrokerSub, local: _LocalSub) -> None:
         assert self._client is not None and self._loop is not None
@@ -633,8 +821,11 @@ class MqttTransport(Transport):
             if empty:
                 del self._by_filter[bs.filter]
                 del self._by_id[bs.ident]
-        if empty and self._client is not None and self._net_connected:
-            self._client.unsubscribe(bs.filter)
+        if empty:
+            if self._client is not None and self._net_connected:
+                self._client.unsubscribe(bs.filter)
+            elif self.settings.persistent:
+                self._unsubscribe_later.add(bs.filter)  # the kept session still has it
 
     # -- delivery ------------------------------------------------------------------------------------
     async def _drain(self) -> None:
@@ -657,6 +848,13 @@ class MqttTransport(Transport):
                     bs = self._by_id.get(ident)
                     if bs is not None:
                         targets.extend(bs.pick())
+                    elif ident not in self._stale_idents:
+                        self._stale_idents.add(ident)
+                        log.warning("transport %s: %s arrived for subscription identifier %d, which this process "
+                                    "has not subscribed: a subscription kept in the resumed session of %r; "
+                                    "acknowledged and dropped", self.name, topic, ident, self.client_id)
+                if not targets:
+                    self.stats["stale_subscription"] += 1
                 return targets
         # MQTT 3.1.1 (Mosquitto sends one copy per client): every matching subscription locally.
         seen: list[_LocalSub] = []
@@ -770,9 +968,7 @@ class MqttTransport(Transport):
                     self._outbox.put(topic, body, {"h": headers, "q": qos})
         self._pending_out.clear()
         if client is not None:
-            with contextlib.suppress(Exception):
-                client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            await self._disconnect(client)
         with self._lock:
             self._net_connected = False
         for task in list(self._tasks):
