@@ -49,6 +49,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "linger_ms": {"type": "number", "minimum": 0, "default": 5},
         "batch_size": {"type": "integer", "minimum": 1, "default": 500,
                        "description": "messages taken per consume() call"},
+        "stall_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 15.0,
+                          "description": "seconds a broker may be up with no ack while messages wait before the "
+                                         "producer is replaced and they are re-sent"},
         "connect_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5.0},
         "create_topics": {"type": "boolean", "default": True,
                           "description": "create a subscribed topic that does not exist yet"},
@@ -90,6 +93,7 @@ class KafkaSettings:
     confirm_publish: bool = False
     linger_ms: float = 5
     batch_size: int = 500
+    stall_timeout: float = 15.0
     connect_timeout: float = 5.0
     create_topics: bool = True
     default_partitions: int = 1

@@ -25,8 +25,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from forge_core.errors import TransportClosed, TransportError, TransportNotReady
@@ -286,6 +288,12 @@ class KafkaTransport(Transport):
         self._known_topics: set[str] = set()
         self._stats: Counter[str] = Counter()
         self._last_error = ""
+        self._producer_conf: dict[str, Any] = {}
+        self._acked = 0
+        self._acked_at = time.monotonic()
+        self._stalled = False
+        self._resend_to: Producer | None = None
+        self._failed = self._on_failed  # one bound method, partial()-ed per message
 
     # -- configuration -------------------------------------------------------------------------
     def _common_config(self) -> dict[str, Any]:
@@ -324,7 +332,7 @@ class KafkaTransport(Transport):
         await self._loop.run_in_executor(None, lambda: ensure_topics(
             admin, self.settings.topics, broker=self.settings.bootstrap, transport=self.name))
         self._admin = admin
-        producer_conf = {
+        self._producer_conf = {
             **common,
             "enable.idempotence": True,
             "acks": "all",
@@ -333,9 +341,12 @@ class KafkaTransport(Transport):
             # a GIL round trip (per-message callbacks are still set for confirmed sends).
             "delivery.report.only.error": not self.settings.confirm_publish,
             "on_delivery": self._on_delivery,
+            # Once a second: acks per partition, for the stall watchdog (_on_stats).
+            "statistics.interval.ms": 1000,
+            "stats_cb": self._on_stats,
             **self.settings.producer,
         }
-        self._producer = Producer(producer_conf, logger=log)
+        self._producer = Producer(self._producer_conf, logger=log)
         self._poller = threading.Thread(target=self._poll_producer, name=f"forge-kafka-{self.name}-producer",
                                         daemon=True)
         self._poller.start()
@@ -344,16 +355,84 @@ class KafkaTransport(Transport):
                  len(self._known_topics))
 
     def _poll_producer(self) -> None:
-        producer = self._producer
-        assert producer is not None
         while not self._closing.is_set():
+            producer = self._producer
+            assert producer is not None
             producer.poll(0.1)
+            if self._stalled and self._loop is not None and not self._closing.is_set():
+                # The swap runs on the event loop, so no publish() slips in between.
+                future = asyncio.run_coroutine_threadsafe(self._replace_producer(), self._loop)
+                with contextlib.suppress(Exception):
+                    future.result(60.0)
+                self._stalled = False
+
+    # -- the stall watchdog ----------------------------------------------------------------------
+    # librdkafka retries a queued message until message.timeout.ms (5 min) and recovers from the
+    # broker errors it knows. One it cannot get out of: a broker that restarted without its
+    # producer state (Tansu's memory storage does; a Kafka broker that lost its disk would)
+    # answers UNKNOWN_PRODUCER_ID to every retry, even after librdkafka bumped the epoch, so the
+    # queue never drains. The watchdog sees a broker up, messages waiting and no ack for
+    # ``stall_timeout`` seconds; it then replaces the producer (new producer id) and re-sends what
+    # the old one held, in order. A message the broker had stored but not acked is sent twice
+    # (at least once); none is lost.
+    def _on_stats(self, text: str) -> None:
+        try:
+            stats = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return
+        acked = sum(p.get("acked_msgid", 0) for t in stats.get("topics", {}).values()
+                    for p in t.get("partitions", {}).values())
+        now = time.monotonic()
+        waiting = stats.get("msg_cnt", 0)
+        up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in stats.get("brokers", {}).values())
+        if acked != self._acked or not waiting or not up:
+            self._acked, self._acked_at = acked, now
+        elif now - self._acked_at >= self.settings.stall_timeout and not self._stalled:
+            log.warning("kafka %s: %d message(s) waiting and no ack from %s for %.0fs although it is up: "
+                        "replacing the producer", self.name, waiting, self.settings.bootstrap, now - self._acked_at)
+            self._stalled = True
+
+    async def _replace_producer(self) -> None:
+        old = self._producer
+        assert old is not None
+        new = Producer(self._producer_conf, logger=log)
+        self._resend_to = new
+        try:
+            old.purge(in_queue=True, in_flight=True)
+            deadline = time.monotonic() + 10.0
+            # Delivery reports of the purged messages, in order: _on_failed re-sends each one.
+            while len(old) and time.monotonic() < deadline:
+                old.poll(0.05)
+        finally:
+            self._resend_to = None
+            self._producer = new
+            self._acked, self._acked_at = 0, time.monotonic()
+        self._stats["producer_replaced"] += 1
+        log.warning("kafka %s: producer replaced; %d message(s) re-sent", self.name, self._stats["resent"])
+
+    def _on_failed(self, headers: Any, error: KafkaError | None, message: Message) -> None:
+        """Delivery report of a published message (only failures reach Python). A delivery report
+        does not carry the headers, so each message's callback holds them, for a re-send."""
+        if error is None:
+            return
+        resend_to = self._resend_to
+        if resend_to is not None and error.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self._stats["resent"] += 1
+            while True:
+                try:
+                    resend_to.produce(message.topic(), message.value(), message.key(), headers=headers,
+                                      on_delivery=partial(self._failed, headers))
+                    return
+                except BufferError:
+                    resend_to.poll(0.05)
+        self._on_delivery(error, message)
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._stats["publish_failed"] += 1
-            self._last_error = str(error)
-            log.error("kafka %s: delivery to %s failed: %s", self.name, message.topic(), error)
+        if error is None:
+            return
+        self._stats["publish_failed"] += 1
+        self._last_error = str(error)
+        log.error("kafka %s: delivery to %s failed: %s", self.name, message.topic(), error)
 
     async def close(self) -> None:
         if self._closed:
@@ -387,7 +466,7 @@ class KafkaTransport(Transport):
             await self._produce(kafka_topic, body, key, headers)
         else:
             try:  # the hot path: librdkafka takes it, nothing to await
-                producer.produce(kafka_topic, body, key, headers=headers)
+                producer.produce(kafka_topic, body, key, headers=headers, on_delivery=partial(self._failed, headers))
             except BufferError:  # local queue full: wait for room
                 await self._produce(kafka_topic, body, key, headers)
         self._stats["published"] += 1
@@ -403,7 +482,7 @@ class KafkaTransport(Transport):
         while True:
             try:
                 if future is None:
-                    producer.produce(kafka_topic, body, key, headers=headers)
+                    producer.produce(kafka_topic, body, key, headers=headers, on_delivery=partial(self._failed, headers))
                 else:
                     producer.produce(kafka_topic, body, key, headers=headers,
                                      on_delivery=self._resolver(future))
