@@ -254,6 +254,7 @@ class MqttTransport(Transport):
         self._misc_handle: asyncio.TimerHandle | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._session_present = False
+        self._resume_grace_until = 0.0
         self._qos_cache: dict[str, int] = {}
 
         self._slots = asyncio.Semaphore(settings.max_inflight)
@@ -628,6 +629,10 @@ class MqttTransport(Transport):
     def _connected(self, reason: ReasonCode) -> None:
         if self._session_present:
             self.stats["sessions_resumed"] += 1
+            if not self._ever_connected:
+                # A session kept from an earlier run of this process: its queued messages arrive before the
+                # components subscribe again; hold them (in order) for a while rather than drop them.
+                self._resume_grace_until = time.monotonic() + self.settings.connect_timeout
         if self._ever_connected:
             self.stats["reconnects"] += 1
             log.info("transport %s: reconnected to MQTT broker %s", self.name, self.broker)
@@ -833,11 +838,23 @@ class MqttTransport(Transport):
         try:
             while inbox and not self._closed:
                 generation, message = inbox.popleft()
+                while self._resume_grace_until and not self._known(message):
+                    if time.monotonic() > self._resume_grace_until:
+                        self._resume_grace_until = 0.0
+                        break
+                    await asyncio.sleep(0.02)
                 await self._dispatch(message)
                 if message.qos and generation == self._generation and self._client is not None:
                     self._client.ack(message.mid, message.qos)
         finally:
             self._draining = False
+
+    def _known(self, message: mqtt.MQTTMessage) -> bool:
+        """Some subscription of this process is there for the message."""
+        idents = getattr(message.properties, "SubscriptionIdentifier", None) if message.properties else None
+        if idents:
+            return any(i in self._by_id for i in idents)
+        return any(matches(bs.pattern, message.topic) for bs in list(self._by_filter.values()))
 
     def _targets(self, topic: str, properties: Any) -> list[_LocalSub]:
         if properties is not None:
