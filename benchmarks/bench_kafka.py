@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import threading
 import time
@@ -49,7 +50,13 @@ GROUP = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500, "max.poll.int
 SETTINGS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500}
 
 
-def raw_round(bootstrap: str, messages: int, *, headers: bool = False) -> float:
+def cpu() -> float:
+    """CPU seconds of this process so far, every thread (librdkafka's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def raw_round(bootstrap: str, messages: int, *, headers: bool = False) -> tuple[float, float]:
     topic = f"raw.{uuid.uuid4().hex[:8]}"
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
                          "linger.ms": 5})
@@ -80,7 +87,7 @@ def raw_round(bootstrap: str, messages: int, *, headers: bool = False) -> float:
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     warm.wait(60)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu()
     prefix = uuid.uuid4().hex[:12]
     for n in range(messages):
         value = orjson.dumps({"title": "heartbeat", "machineId": n % 16, "bladeType": "A"})
@@ -98,12 +105,12 @@ def raw_round(bootstrap: str, messages: int, *, headers: bool = False) -> float:
         producer.poll(0)
     producer.flush(30)
     done.wait(120)
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, cpu() - cpu_start
     consumer.close()
-    return count / elapsed
+    return count / elapsed, used / messages * 1e6
 
 
-async def forge_round(bootstrap: str, messages: int) -> float:
+async def forge_round(bootstrap: str, messages: int) -> tuple[float, float]:
     schemas = SchemaRegistry()
     schemas.add("bench.heartbeat", HEARTBEAT)
     topic = f"fb{uuid.uuid4().hex[:8]}/heartbeats"
@@ -129,16 +136,16 @@ async def forge_round(bootstrap: str, messages: int) -> float:
     await bus.publish(topic, "bench.heartbeat", {"title": "heartbeat", "machineId": 0}, source="warmup",
                       transport="out")
     await asyncio.wait_for(warm.wait(), 60)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu()
     for n in range(messages):
         await bus.publish(topic, "bench.heartbeat", {"title": "heartbeat", "machineId": n % 16, "bladeType": "A"},
                           source=f"m{n % 16}", transport="out")
     await out.flush(30)
     await asyncio.wait_for(done.wait(), 120)
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, cpu() - cpu_start
     await into.close()
     await out.close()
-    return count / elapsed
+    return count / elapsed, used / messages * 1e6
 
 
 def main() -> None:
@@ -149,10 +156,16 @@ def main() -> None:
     load_before = os.getloadavg()
     with KafkaServer() as server:
         raw, raw_headers, forge, ratios = [], [], [], []
+        used: dict[str, list[float]] = {"raw": [], "raw_headers": [], "forge": []}
         for _ in range(args.rounds):  # interleaved, so all sides see the same machine state
-            raw.append(raw_round(server.bootstrap, args.messages))
-            raw_headers.append(raw_round(server.bootstrap, args.messages, headers=True))
-            forge.append(asyncio.run(forge_round(server.bootstrap, args.messages)))
+            for side, rates, run in (
+                ("raw", raw, lambda: raw_round(server.bootstrap, args.messages)),
+                ("raw_headers", raw_headers, lambda: raw_round(server.bootstrap, args.messages, headers=True)),
+                ("forge", forge, lambda: asyncio.run(forge_round(server.bootstrap, args.messages))),
+            ):
+                rate, us = run()
+                rates.append(rate)
+                used[side].append(us)
             ratios.append(forge[-1] / raw[-1])
     load_after = os.getloadavg()
     r, h, f = statistics.median(raw), statistics.median(raw_headers), statistics.median(forge)
@@ -162,6 +175,8 @@ def main() -> None:
     print(f"raw confluent-kafka producer -> consumer : {r:10,.0f} msg/s (median; {[round(x) for x in raw]})")
     print(f"raw + the six ce_* headers               : {h:10,.0f} msg/s (median; {[round(x) for x in raw_headers]})")
     print(f"Forge bus + KafkaTransport, validated     : {f:10,.0f} msg/s (median; {[round(x) for x in forge]})")
+    print("client CPU per message (all threads, median): "
+          + ", ".join(f"{side} {statistics.median(v):.1f} us" for side, v in used.items()))
     print(f"ratio Forge / raw, per round              : {[round(x, 2) for x in ratios]}")
     print(f"ratio Forge / raw (medians)               : {f / r:10.2f} (target >= 0.7: "
           f"{'met' if f / r >= 0.7 else 'NOT met'})")
