@@ -15,7 +15,7 @@ Rounds are interleaved so all sides see the same machine state; every consumer h
 group before the clock starts (a warm-up message); the clock stops when the last message is
 handled. Prints each side's median, the ratio Forge / raw (target >= 0.7) and the load average.
 
-    python benchmarks/bench_kafka.py [--messages 20000] [--rounds 3]
+    python benchmarks/bench_kafka.py [--messages 20000] [--rounds 5]
 """
 
 from __future__ import annotations

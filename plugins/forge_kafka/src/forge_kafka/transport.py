@@ -12,7 +12,8 @@ headers and is committed, so nothing is lost and nothing blocks the partition fo
 Publishing: idempotent producer, ``acks=all``, key = ``envelope.key or envelope.source`` so one
 machine's messages share a partition and keep their order. A producer thread serves delivery
 reports; ``publish`` returns once librdkafka has the message (``confirm_publish: true`` waits
-for the broker's ack), and ``close()`` flushes.
+for the broker's ack), and ``close()`` flushes. A watchdog on librdkafka's statistics replaces a
+producer that a restarted broker no longer knows and re-sends what it held (``_on_stats``).
 """
 
 from __future__ import annotations
