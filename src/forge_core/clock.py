@@ -174,5 +174,19 @@ class VirtualClock:
         self.run(_until())
 
     def close(self) -> None:
-        if not self.loop.is_closed():
-            self.loop.close()
+        """Cancel what is still pending (as ``asyncio.run`` does on exit), then close the loop."""
+        loop = self.loop
+        if loop.is_closed():
+            return
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            asyncio.set_event_loop(loop)
+            try:
+                # Bounded in virtual time: a task that swallows its cancellation and sleeps on
+                # would otherwise make virtual time run forever.
+                loop.run_until_complete(asyncio.wait(pending, timeout=60.0))
+            finally:
+                asyncio.set_event_loop(None)
+        loop.close()

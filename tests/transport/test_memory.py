@@ -178,3 +178,21 @@ def test_health_reports_pending_and_fault_counters():
 
     health = run_virtual(body)
     assert health.connected and health.stats["dropped"] == 1 and health.stats["published"] == 1
+
+
+def test_route_cache_follows_subscriptions_made_and_cancelled_after_traffic():
+    async def body(clock):
+        transport = await connected()
+        early = Inbox(transport)
+        await transport.subscribe("plant/#", early)
+        await transport.publish("plant/a", envelope(1))  # caches the route of plant/a
+        late = Inbox(transport)
+        late_sub = await transport.subscribe("plant/+", late)
+        await transport.publish("plant/a", envelope(2))
+        await transport.drained()
+        await late_sub.cancel()
+        await transport.publish("plant/a", envelope(3))
+        await transport.drained()
+        return [p["n"] for p in early.payloads], [p["n"] for p in late.payloads]
+
+    assert run_virtual(body) == ([1, 2, 3], [2])

@@ -185,7 +185,8 @@ class ChildProcess:
             self.signal(signal.SIGCONT)  # a frozen process cannot handle SIGTERM
             self.signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await proc.wait()
             except TimeoutError:
                 log.warning("process %s (pid %d) did not stop within %.0fs: SIGKILL", self.name, proc.pid, timeout)
                 self.signal(signal.SIGKILL)
@@ -295,7 +296,8 @@ class ProcessRunner:
         try:
             await self.start()
             try:
-                await asyncio.wait_for(self._stop.wait(), duration)
+                async with asyncio.timeout(duration):  # not wait_for: it can swallow a cancel
+                    await self._stop.wait()
             except TimeoutError:
                 self._stop_reason = self._stop_reason or f"duration {duration:g}s reached"
         finally:

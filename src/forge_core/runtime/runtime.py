@@ -353,7 +353,8 @@ class Runtime:
                 await self._stop_requested.wait()
             else:
                 try:
-                    await asyncio.wait_for(self._stop_requested.wait(), duration)
+                    async with asyncio.timeout(duration):  # not wait_for: it can swallow a cancel
+                        await self._stop_requested.wait()
                 except TimeoutError:
                     self._stop_reason = self._stop_reason or f"duration {duration:g}s reached"
         finally:

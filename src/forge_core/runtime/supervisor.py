@@ -111,7 +111,8 @@ class Supervisor:
                 self.state = RESTARTING
                 self.started.set()  # it did try; readiness reads the state
                 try:
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                    async with asyncio.timeout(backoff):  # not wait_for: it can swallow a cancel
+                        await self._stopping.wait()
                     return
                 except TimeoutError:
                     pass

@@ -480,7 +480,11 @@ class LeaderElector:
     async def _call(self, coro: Awaitable[Lease | None], timeout: float | None) -> Lease | None:
         if timeout is None:
             return await coro
-        return await asyncio.wait_for(coro, timeout=max(timeout, 0.0))
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands
+        # as the inner call completes (an in-memory backend answers at once), and the elector
+        # then campaigns on forever after being cancelled.
+        async with asyncio.timeout(max(timeout, 0.0)):
+            return await coro
 
     async def _campaign_once(self) -> None:
         sent = self.clock.monotonic()

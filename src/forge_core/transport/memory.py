@@ -33,7 +33,7 @@ _HUBS: dict[str, MemoryHub] = {}
 
 
 class _Sub(Subscription):
-    __slots__ = ("_hub", "callback", "draining", "group", "owner", "pattern", "queue")
+    __slots__ = ("_hub", "callback", "draining", "group", "owner", "pattern", "queue", "task", "waiter")
 
     def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback, group: str | None,
                  owner: str | None) -> None:
@@ -44,9 +44,15 @@ class _Sub(Subscription):
         self.owner = owner
         self.queue: deque[tuple[str, Envelope, int]] = deque()
         self.draining = False
+        #: The subscription's delivery task lives as long as the subscription and sleeps on
+        #: ``waiter`` when the queue is empty: waking a future is far cheaper than a task per burst.
+        self.task: asyncio.Task[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
 
     async def cancel(self) -> None:
-        self._hub.remove(self)
+        task = self._hub.remove(self)
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.gather(task, return_exceptions=True)
 
 
 class MemoryHub:
@@ -60,18 +66,29 @@ class MemoryHub:
         self.max_redeliveries = max_redeliveries
         self.stats = {"published": 0, "delivered": 0, "redelivered": 0, "undeliverable": 0}
         self.on_undeliverable: UndeliverableCallback | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- subscriptions ------------------------------------------------------------------
     def add(self, sub: _Sub) -> None:
         self.subs.append(sub)
-        self._route_cache.clear()
+        # Update cached routes in place: components (re)subscribe often under chaos, and
+        # recomputing every topic's route against every subscription would cost far more.
+        for topic, (subs, grouped) in self._route_cache.items():
+            if matches(sub.pattern, topic):
+                self._route_cache[topic] = ([*subs, sub], grouped or sub.group is not None)
 
-    def remove(self, sub: _Sub) -> None:
+    def remove(self, sub: _Sub) -> asyncio.Task[None] | None:
+        """Forget ``sub``; returns its delivery task, cancelled, for the caller to await."""
+        task, sub.task = sub.task, None
+        if task is not None:
+            task.cancel()
         if sub in self.subs:
             self.subs.remove(sub)
             sub.queue.clear()
-            self._route_cache.clear()
+            for topic, (subs, _grouped) in self._route_cache.items():
+                if sub in subs:
+                    kept = [s for s in subs if s is not sub]
+                    self._route_cache[topic] = (kept, any(s.group for s in kept))
+        return task
 
     def _routes(self, topic: str) -> tuple[list[_Sub], bool]:
         """Subscriptions matching ``topic`` and whether any is in a group (cached per topic)."""
@@ -98,7 +115,7 @@ class MemoryHub:
             for sub in subs:
                 sub.queue.append((topic, envelope, 0))
                 if not sub.draining:
-                    self._start_drain(sub)
+                    self._wake(sub)
             return
         self._publish_with_faults(topic, envelope, subs)
 
@@ -155,38 +172,51 @@ class MemoryHub:
             return
         sub.queue.append((topic, envelope, 0))
         if not sub.draining:
-            self._start_drain(sub)
+            self._wake(sub)
 
-    def _start_drain(self, sub: _Sub) -> None:
+    def _wake(self, sub: _Sub) -> None:
         sub.draining = True
-        task = asyncio.get_running_loop().create_task(self._drain(sub))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        waiter = sub.waiter
+        if waiter is not None:
+            sub.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif sub.task is None:
+            sub.task = asyncio.get_running_loop().create_task(self._drain(sub))
 
     async def _drain(self, sub: _Sub) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._deliver(sub)
+                sub.draining = False
+                sub.waiter = loop.create_future()
+                await sub.waiter
+        finally:
+            sub.draining = False
+            sub.waiter = None
+
+    async def _deliver(self, sub: _Sub) -> None:
         queue = sub.queue
         callback = sub.callback
         stats = self.stats
-        try:
-            while queue:
-                topic, envelope, attempt = queue.popleft()
-                try:
-                    await callback(topic, envelope)
-                    stats["delivered"] += 1
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the subscriber did not ack: deliver again
-                    if attempt < self.max_redeliveries:
-                        stats["redelivered"] += 1
-                        queue.appendleft((topic, envelope, attempt + 1))
-                    else:
-                        stats["undeliverable"] += 1
-                        log.error("giving up on %s after %d deliveries to %r: %s",
-                                  topic, attempt + 1, sub.owner or sub.pattern, exc)
-                        if self.on_undeliverable is not None:
-                            self.on_undeliverable(topic, envelope, exc)
-        finally:
-            sub.draining = False
+        while queue:
+            topic, envelope, attempt = queue.popleft()
+            try:
+                await callback(topic, envelope)
+                stats["delivered"] += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the subscriber did not ack: deliver again
+                if attempt < self.max_redeliveries:
+                    stats["redelivered"] += 1
+                    queue.appendleft((topic, envelope, attempt + 1))
+                else:
+                    stats["undeliverable"] += 1
+                    log.error("giving up on %s after %d deliveries to %r: %s",
+                              topic, attempt + 1, sub.owner or sub.pattern, exc)
+                    if self.on_undeliverable is not None:
+                        self.on_undeliverable(topic, envelope, exc)
 
     def pending(self) -> int:
         """Messages queued or held and not yet handed to a subscriber."""
@@ -295,9 +325,10 @@ class MemoryTransport(Transport):
             return
         self._closed = True
         self._connected = False
-        for sub in self._subs:
-            self.hub.remove(sub)
+        tasks = [task for task in (self.hub.remove(sub) for sub in self._subs) if task is not None]
         self._subs.clear()
+        current = asyncio.current_task()
+        await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
 
     async def drained(self) -> None:
         await self.hub.drained()

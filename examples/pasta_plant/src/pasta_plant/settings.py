@@ -74,7 +74,7 @@ CHAOS = _obj({
 MONITOR = _obj({
     "render": {"enum": ["auto", "always", "never"], "default": "auto",
                "description": "auto: a rich live view when stdout is a terminal and the clock is real"},
-    "refresh": _seconds(1.0, "seconds between redraws and leader polls"),
+    "refresh": _seconds(1.0, "seconds between redraws of the live view (only drawn on a terminal, real clock)"),
     "rate_window": _seconds(10.0, "seconds over which message rates are measured"),
     "keep_events": {"type": "integer", "minimum": 1, "default": 10, "description": "alerts and chaos events kept"},
     "lease": {"type": "string", "default": "scheduler"},

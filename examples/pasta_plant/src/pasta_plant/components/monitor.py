@@ -13,7 +13,6 @@ tests it only keeps state. ``report()`` is the final snapshot.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections import Counter, deque
 from typing import Any, ClassVar
@@ -25,7 +24,7 @@ from pasta_plant.components import PastaComponent
 from pasta_plant.ledger import ledger
 
 TOPICS = ("heartbeats", "productionPlan/#", "updateManager/#", "sorting/#", "storage/#", "experiment",
-          "forge/deadletter/#")
+          "forge/deadletter/#", "forge/leader/+")
 
 
 class Monitor(PastaComponent):
@@ -55,7 +54,8 @@ class Monitor(PastaComponent):
 
             self.live = Live(self.view(), auto_refresh=False, transient=False)
             self.live.start()
-        self.ctx.every(float(self.param("refresh")), self.tick, name="refresh", initial_delay=0)
+        if self.live is not None:  # redraws only matter to a person watching; the state is message-driven
+            self.ctx.every(float(self.param("refresh")), self.tick, name="refresh", initial_delay=0)
 
     async def stop(self) -> None:
         if self.live is not None:
@@ -67,6 +67,7 @@ class Monitor(PastaComponent):
         now = self.ctx.clock.time()
         self.counts[envelope.topic] += 1
         self._window.append((now, envelope.topic))
+        self._trim(now)
         p = envelope.payload if isinstance(envelope.payload, dict) else {}
         kind = envelope.type
         if kind == "pasta.heartbeat":
@@ -98,28 +99,27 @@ class Monitor(PastaComponent):
                 self._machine(p["machineId"])["state"] = "KILLED"
         elif kind == "forge.deadletter":
             self.dead_letters += 1
+        elif kind == "forge.leadership" and p.get("lease") == str(self.param("lease")) and p.get("leading"):
+            if self.leader is not None and p["epoch"] != self.leader["epoch"]:
+                self.failovers += 1
+            self.leader = {"holder": p["holder"], "epoch": p["epoch"], "since": round(now, 3)}
 
     def _machine(self, machine_id: int) -> dict[str, Any]:
         return self.machines.setdefault(int(machine_id), {"state": "?", "blade": None, "last_beat": None,
                                                            "commanded": None})
 
-    async def tick(self) -> None:
-        now = self.ctx.clock.time()
+    def _trim(self, now: float) -> None:
         window = float(self.param("rate_window"))
         while self._window and self._window[0][0] < now - window:
             self._window.popleft()
-        lease = None
-        with contextlib.suppress(RuntimeError):
-            lease = await self.ctx.tactics.lease_backend().current(str(self.param("lease")), now)
-        if lease is not None:
-            if self.leader is not None and lease.epoch != self.leader["epoch"]:
-                self.failovers += 1
-            if self.leader is None or lease.epoch != self.leader["epoch"]:
-                self.leader = {"holder": lease.holder, "epoch": lease.epoch, "since": round(now, 3)}
+
+    async def tick(self) -> None:
+        self._trim(self.ctx.clock.time())
         if self.live is not None:
             self.live.update(self.view(), refresh=True)
 
     def rates(self) -> dict[str, float]:
+        self._trim(self.ctx.clock.time())
         window = float(self.param("rate_window"))
         return {topic: round(n / window, 2) for topic, n in sorted(Counter(t for _, t in self._window).items())}
 
