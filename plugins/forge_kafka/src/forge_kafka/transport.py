@@ -293,6 +293,7 @@ class KafkaTransport(Transport):
         self._acked = 0
         self._acked_at = time.monotonic()
         self._stalled = False
+        self._stall_factor = 1
         self._resend_to: Producer | None = None
         self._failed = self._on_failed  # one bound method, partial()-ed per message
 
@@ -387,8 +388,10 @@ class KafkaTransport(Transport):
         waiting = stats.get("msg_cnt", 0)
         up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in stats.get("brokers", {}).values())
         if acked != self._acked or not waiting or not up:
+            if acked != self._acked:
+                self._stall_factor = 1  # acks flow again: the next stall gets the plain timeout
             self._acked, self._acked_at = acked, now
-        elif now - self._acked_at >= self.settings.stall_timeout and not self._stalled:
+        elif now - self._acked_at >= self.settings.stall_timeout * self._stall_factor and not self._stalled:
             log.warning("kafka %s: %d message(s) waiting and no ack from %s for %.0fs although it is up: "
                         "replacing the producer", self.name, waiting, self.settings.bootstrap, now - self._acked_at)
             self._stalled = True
@@ -408,6 +411,9 @@ class KafkaTransport(Transport):
             self._resend_to = None
             self._producer = new
             self._acked, self._acked_at = 0, time.monotonic()
+            # A stall a new producer does not cure (no ack at all since) waits twice as long each
+            # time: no replacement storm for a cause that is not the broker's lost state.
+            self._stall_factor = min(self._stall_factor * 2, 32)
         self._stats["producer_replaced"] += 1
         log.warning("kafka %s: producer replaced; %d message(s) re-sent", self.name, self._stats["resent"])
 
