@@ -23,9 +23,10 @@ from forge_core.clock import VirtualClock
 from forge_core.plant import load_plant
 from forge_core.runtime.runtime import Runtime
 
-#: (interval s, how many) of the plant's periodic wake-ups: machine beats, monitor refresh, chaos
-#: watch, scheduler assign / health check / persist / lease renew (2 replicas), storage monitor.
-TIMERS = [(5.0, 3), (1.0, 1), (0.5, 1), (1.0, 2), (5.0, 2), (5.0, 2), (3.0, 1), (1.0, 1), (10.0, 1)]
+#: (interval s, how many) of the plant's periodic wake-ups: machine beats (3), scheduler safety tick,
+#: health check and persist (2 replicas each), the leader's lease renewal, the follower's campaign,
+#: the storage monitor. (Assignment, chaos measurement and the live view are event-driven.)
+TIMERS = [(5.0, 3), (5.0, 2), (5.0, 2), (5.0, 2), (3.0, 1), (1.0, 1), (10.0, 1)]
 
 
 def bare(seconds: float) -> tuple[float, int]:

@@ -24,8 +24,9 @@ BLADE_SCHEDULER_PARAMS: dict[str, Any] = {
                             "description": "a machine silent this long is removed"},
         "dedup_window": {**_NUMBER, "default": 1.0,
                          "description": "one heartbeat per machine per window is handled (tactics.dedup)"},
-        "assign_interval": {**_NUMBER, "default": 1.0,
-                            "description": "how often waiting machines get blades and pending commands time out"},
+        "assign_interval": {**_NUMBER, "default": 5.0,
+                            "description": "how often pending commands time out and missed assignments are caught up "
+                                           "(waiting machines are assigned as soon as they are seen)"},
         "confirm_timeout": {**_NUMBER, "default": 20.0,
                             "description": "an assignment or swap no heartbeat confirmed within this is retried"},
         "alert_cooldown": {**_NUMBER, "default": 10.0,

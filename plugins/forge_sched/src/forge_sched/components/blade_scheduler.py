@@ -134,9 +134,16 @@ class BladeScheduler(Component):
                                  shared=False)
 
         self.elector = self.ctx.elector(p["lease"], on_elected=self.on_elected, on_deposed=self.on_deposed)
+        self._assigning = False
         self.ctx.every(float(p["assign_interval"]), self.tick, name="assign")
+        # the end of the discovery phase is a moment to assign at, not only the next tick
+        self.ctx.spawn(self._after_discovery(), name="discovery")
         self.ctx.every(self.health_check_interval, self.health_check, name="health_check")
         self.ctx.every(float(p["persist_interval"]), self.persist, name="persist")
+
+    async def _after_discovery(self) -> None:
+        await self.ctx.clock.sleep(max(0.0, self.started_at + self.discovery_time - self.ctx.clock.time()))
+        self._assign_soon()
 
     # -- leadership --------------------------------------------------------------------------
     @property
@@ -155,6 +162,7 @@ class BladeScheduler(Component):
         if saved:
             self._merge(saved)
         self.ready_epoch = epoch
+        self._assign_soon()
         self.ctx.log.info("leading with epoch %d; %d machines known (A %d, B %d)", epoch, len(self.machines),
                           self.counts["A"], self.counts["B"])
 
@@ -176,6 +184,7 @@ class BladeScheduler(Component):
             m = self.machines[mid] = Machine(mid, now)
             if blade is None:
                 self.waiting.add(mid)
+                self._assign_soon()
             else:
                 self._set_blade(m, blade, confirmed=True)
             return
@@ -193,6 +202,7 @@ class BladeScheduler(Component):
         # no blade: WAITING (or mid-swap, or the assignment is on its way)
         if m.blade is None:
             self.waiting.add(mid)
+            self._assign_soon()
             return
         if m.pending is not None and now - m.pending_since < self.confirm_timeout:
             return
@@ -203,6 +213,7 @@ class BladeScheduler(Component):
         self._set_blade(m, None, confirmed=False)
         m.assigned = False
         self.waiting.add(mid)
+        self._assign_soon()
 
     def _set_blade(self, m: Machine, blade: str | None, *, confirmed: bool) -> None:
         if m.blade is not None:
@@ -292,7 +303,8 @@ class BladeScheduler(Component):
 
     # -- periodic work -----------------------------------------------------------------------
     async def tick(self) -> None:
-        """Time out unconfirmed commands; the leader assigns blades to waiting machines."""
+        """Time out unconfirmed commands; the leader assigns blades to waiting machines (a safety
+        net: assignment normally happens as soon as a machine is seen waiting)."""
         now = self.ctx.clock.time()
         for m in self.machines.values():
             if m.pending is not None and now - m.pending_since >= self.confirm_timeout and not m.confirmed:
@@ -303,6 +315,24 @@ class BladeScheduler(Component):
                     self.waiting.add(m.id)
                 else:
                     m.pending = None  # the swap went unconfirmed: believe the heartbeats from now on
+        await self.assign()
+
+    def _assign_soon(self) -> None:
+        """React to a waiting machine now instead of on the next tick (and wake no one idle)."""
+        if self._assigning or not self.waiting or not self.leading or self.discovering:
+            return
+        self._assigning = True
+        self.ctx.spawn(self._assign_task(), name="assign-now")
+
+    async def _assign_task(self) -> None:
+        try:
+            await self.assign()
+        finally:
+            self._assigning = False
+
+    async def assign(self) -> None:
+        """The leader gives each waiting machine the blade that keeps A and B balanced."""
+        now = self.ctx.clock.time()
         if not self.leading or self.discovering or not self.waiting:
             return
         plan: list[tuple[Machine, str]] = []
