@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The main job: set up, scaffold a demo plant with `forge new plant`, and run it for a bounded
-# time on the embedded profile (one process, in-memory bus, SQLite), showing its messages flow.
+# The main job: set up, then run the pasta factory reference plant on the embedded profile (one
+# process, in-memory bus, SQLite, real clock) with its live view; Ctrl-C stops it with a summary.
+#   DURATION=60s bash scripts/demo.sh      run for a bounded time instead
+#   bash scripts/demo.sh --simulate 24h --seed 7 --profile chaos   any other forge run options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-mkdir -p .forge-demo
-if [ ! -d .forge-demo/bakery ]; then
-  .venv/bin/forge new plant bakery --dir .forge-demo
+.venv/bin/forge validate examples/pasta_plant
+args=("$@")
+if [ -n "${DURATION:-}" ]; then
+  args+=(--duration "$DURATION")
 fi
-.venv/bin/forge validate .forge-demo/bakery
-exec .venv/bin/forge run .forge-demo/bakery --duration "${DURATION:-10s}"
+exec .venv/bin/forge run examples/pasta_plant "${args[@]}"
