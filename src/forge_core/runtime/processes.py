@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forge_core.errors import ForgeError
+from forge_core.runtime.runtime import wait_for_stop
 from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, KILLED, RESTARTING, RUNNING, STARTING, STOPPED, RestartPolicy
 
@@ -295,10 +296,7 @@ class ProcessRunner:
     async def run(self, duration: float | None = None) -> RunSummary:
         try:
             await self.start()
-            try:
-                async with asyncio.timeout(duration):  # not wait_for: it can swallow a cancel
-                    await self._stop.wait()
-            except TimeoutError:
+            if await wait_for_stop(self._stop, duration):
                 self._stop_reason = self._stop_reason or f"duration {duration:g}s reached"
         finally:
             summary = await self.stop()

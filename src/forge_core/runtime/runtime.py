@@ -61,6 +61,18 @@ class TransportContext:
     tactics: Tactics | None = None  # the plant's configured tactics (outbox, retry, backpressure settings)
 
 
+async def wait_for_stop(stop: asyncio.Event, duration: float | None) -> bool:
+    """Wait until ``stop`` is set or ``duration`` seconds of the running clock pass (None: no
+    limit); True when the duration ran out. ``asyncio.timeout``, not ``wait_for``: on 3.11
+    ``wait_for`` can swallow a cancellation that lands as the event is set."""
+    try:
+        async with asyncio.timeout(duration):
+            await stop.wait()
+    except TimeoutError:
+        return True
+    return False
+
+
 class Runtime:
     def __init__(
         self,
@@ -349,14 +361,8 @@ class Runtime:
         """Start, run until ``duration`` seconds of the clock pass or a stop is requested, stop."""
         await self.start()
         try:
-            if duration is None:
-                await self._stop_requested.wait()
-            else:
-                try:
-                    async with asyncio.timeout(duration):  # not wait_for: it can swallow a cancel
-                        await self._stop_requested.wait()
-                except TimeoutError:
-                    self._stop_reason = self._stop_reason or f"duration {duration:g}s reached"
+            if await wait_for_stop(self._stop_requested, duration):
+                self._stop_reason = self._stop_reason or f"duration {duration:g}s reached"
         finally:
             summary = await self.stop()
         return summary
