@@ -112,3 +112,14 @@ def create_engine_from_url(
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StorageError(f"cannot connect to database {shown!r}: {reason}") from None
     return engine
+
+
+def create_tables(engine: Engine, tables: list[Any]) -> None:
+    """``CREATE TABLE IF NOT EXISTS`` that tolerates another process creating them at the same
+    moment (PostgreSQL reports the loser's duplicate as an error, not as "exists")."""
+    try:
+        tables[0].metadata.create_all(engine, tables=tables, checkfirst=True)
+    except sa.exc.DBAPIError:
+        inspector = sa.inspect(engine)
+        if not all(inspector.has_table(t.name) for t in tables):
+            raise

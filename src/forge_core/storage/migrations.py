@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -42,6 +43,8 @@ SCRIPT_LOCATION = Path(__file__).parent / "alembic"
 #: Core's own revisions (branch label :data:`CORE_MIGRATIONS`).
 CORE_VERSIONS_DIR = Path(__file__).parent / "versions"
 CORE_MIGRATIONS = "forge_core"
+#: PostgreSQL advisory lock key held while migrating ("Forge" in ASCII).
+MIGRATION_LOCK = 0x466F726765
 #: Forge's own version table, so a plant database can also hold an app's own Alembic history.
 VERSION_TABLE = "forge_alembic_version"
 
@@ -172,6 +175,10 @@ def upgrade(
     registry.script_directory()  # validate branch labels before touching the database
     cfg = registry.config()
     with _connection(engine_or_url, plant_dir, write=True) as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes of one plant start together and all migrate: one at a time, the others
+            # then find the work done (the lock ends with the transaction).
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
         return sorted(_heads(conn))

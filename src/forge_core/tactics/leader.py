@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from forge_core.clock import Clock, RealClock
 from forge_core.errors import ForgeError
 from forge_core.storage.dead_letters import kv_table
+from forge_core.storage.engine import create_tables
 
 __all__ = [
     "FencedReceiver",
@@ -169,7 +170,7 @@ class SqlLeaseBackend:
         self.table = _lease_table(self.metadata, table)
         self.offload = offload
         if create:
-            self.metadata.create_all(engine, checkfirst=True)
+            create_tables(engine, [self.table])  # two schedulers may start at the same moment
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -637,7 +638,7 @@ class SqlStateStore:
         self.clock = clock or RealClock()
         self.table = kv_table
         if create:  # the core migration creates it too; this serves stores used without migrations
-            kv_table.metadata.create_all(engine, tables=[kv_table], checkfirst=True)
+            create_tables(engine, [kv_table])
 
     def _read(self, conn: sa.Connection, key: str) -> str | None:
         t = self.table
