@@ -317,7 +317,8 @@ class MqttTransport(Transport):
                                     f"{exc}") from None
         self._schedule_misc()
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(self._connack), s.connect_timeout)
+            async with asyncio.timeout(s.connect_timeout):  # not wait_for: it can swallow a cancel on 3.11
+                outcome = await asyncio.shield(self._connack)
         except TimeoutError:
             outcome = f"no CONNACK within {s.connect_timeout:g}s"
         if isinstance(outcome, ReasonCode) and not outcome.is_failure:
@@ -802,7 +803,8 @@ class MqttTransport(Transport):
             return  # not connected after all: on_connect subscribes again
         waiter = self._sub_waiters[mid] = self._loop.create_future()
         try:
-            reasons = await asyncio.wait_for(waiter, self.settings.connect_timeout)
+            async with asyncio.timeout(self.settings.connect_timeout):
+                reasons = await waiter
         except TimeoutError:
             log.warning("transport %s: no SUBACK for %r within %gs; it is sent again on reconnect",
                         self.name, bs.filter, self.settings.connect_timeout)
@@ -1002,7 +1004,8 @@ class MqttTransport(Transport):
         info = client.publish(self.death_topic, body, qos=1, properties=props)
         waiter = self._waiters[info.mid] = self._loop.create_future()
         try:
-            await asyncio.wait_for(waiter, timeout)
+            async with asyncio.timeout(timeout):
+                await waiter
         except TimeoutError:
             log.warning("transport %s: death certificate not acknowledged by %s within %.1fs",
                         self.name, self.broker, timeout)
