@@ -102,9 +102,8 @@ class ComponentRegistry(NamedRegistry[Callable[..., Any]]):
     def add(self, type_name: str, factory: Callable[..., Any], *, params_schema: dict[str, Any] | None = None,
             description: str = "") -> Entry[Callable[..., Any]]:
         schema = params_schema if params_schema is not None else getattr(factory, "params_schema", None)
-        doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
-        return self._add(type_name, factory, description=doc if isinstance(doc, str) else "".join(doc),
-                         schema=schema)
+        first_line = next(iter((factory.__doc__ or "").strip().splitlines()), "")
+        return self._add(type_name, factory, description=description or first_line, schema=schema)
 
 
 class TacticRegistry(NamedRegistry[Callable[..., Any]]):
