@@ -111,3 +111,14 @@ def test_signal_ends_the_run_with_its_summary(forge_env, bakery: Path, sig: sign
     assert summary["stop_reason"] == sig.name
     assert summary["components"] == {"machine": "stopped", "log": "stopped"}
     assert "bakery.reading from machine" in err  # the logger's lines went to stderr in --json mode
+
+
+def test_chaos_flag_is_the_chaos_profile(invoke, tmp_path) -> None:
+    (tmp_path / "plant.yaml").write_text(
+        "version: 1\nplant: {name: c}\ntransports: {bus: {type: memory}}\n"
+        "storage: {migrate_on_start: false}\nprofiles: {chaos: {}}\n")
+    result = invoke("run", tmp_path, "--simulate", "1s", "--chaos", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["profile"] == "chaos"
+    clash = invoke("run", tmp_path, "--simulate", "1s", "--chaos", "--profile", "embedded")
+    assert clash.exit_code == 2 and "--chaos is --profile chaos" in clash.output

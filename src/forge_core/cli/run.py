@@ -97,6 +97,8 @@ def register(app: typer.Typer, state: CliState) -> None:
             "--json", help="Print the summary as JSON on stdout (everything else goes to stderr).")] = False,
         verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
                                              help="Log more (-v info, -vv debug).")] = 0,
+        chaos: Annotated[bool, typer.Option(
+            "--chaos", help="Shorthand for --profile chaos (a plant's chaos experiment).")] = False,
         data_dir: Annotated[Path | None, typer.Option(
             "--data-dir", metavar="DIR",
             help="Durable files of this process (outboxes, MQTT session numbers); default PATH/.forge. "
@@ -117,6 +119,11 @@ def register(app: typer.Typer, state: CliState) -> None:
         if simulate is not None and duration is not None:
             raise typer.BadParameter("give either --duration (real clock) or --simulate (virtual time), not both",
                                      param_hint="--duration/--simulate")
+        if chaos:
+            if profile not in (None, "chaos"):
+                raise typer.BadParameter(f"--chaos is --profile chaos; it cannot be combined with --profile {profile} "
+                                         "(write a profile that has both)", param_hint="--chaos")
+            profile = "chaos"
         plugins, manifest = load_plant(require_manifest(path), profile=profile, plugins=state.fresh())
         if health_port is not None:
             manifest.runtime.health_port = health_port
