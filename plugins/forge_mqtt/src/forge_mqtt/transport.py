@@ -50,6 +50,7 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from forge_mqtt.publish_decoder import FastClient
 from forge_mqtt.settings import MqttSettings
 
 if TYPE_CHECKING:
@@ -343,7 +344,10 @@ class MqttTransport(Transport):
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         v5 = s.is_v5
-        client = mqtt.Client(
+        # FastClient: paho with a one-pass decoder for received PUBLISH (paho's takes ~270 µs for the
+        # CloudEvents properties); plain paho if this paho has no _handle_publish to take over.
+        client_class = FastClient if hasattr(mqtt.Client, "_handle_publish") else mqtt.Client
+        client = client_class(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,

@@ -1,0 +1,177 @@
+"""Received MQTT 5 PUBLISH packets decoded in one pass.
+
+paho-mqtt 2 parses PUBLISH properties through its generic ``Properties`` class, which spends about
+35 µs per property (name lookups with string replaces for every byte read): 270 µs for a message
+carrying the seven CloudEvents attributes, more than everything else Forge does with it. This module
+decodes the same packet in a few microseconds and hands paho's ``on_message`` the same
+``MQTTMessage``; :class:`FastClient` uses it for QoS 0 and 1 on MQTT 5 and leaves every other case
+(QoS 2, MQTT 3.1.1, a paho without the hook) to paho.
+
+The properties object answers the attributes paho's would (``ContentType``, ``UserProperty`` as a
+list of pairs, ``SubscriptionIdentifier`` as a list, ...) and nothing is set that was not received.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.exception import MalformedPacket
+
+__all__ = ["FastClient", "ReceivedProperties", "decode_publish"]
+
+# MQTT 5 §3.3.2.3: the properties a PUBLISH may carry, by identifier.
+_BYTE, _INT2, _INT4, _VARINT, _UTF8, _BINARY, _PAIR = range(7)
+_PUBLISH_PROPERTIES: dict[int, tuple[str, int]] = {
+    0x01: ("PayloadFormatIndicator", _BYTE),
+    0x02: ("MessageExpiryInterval", _INT4),
+    0x03: ("ContentType", _UTF8),
+    0x08: ("ResponseTopic", _UTF8),
+    0x09: ("CorrelationData", _BINARY),
+    0x0B: ("SubscriptionIdentifier", _VARINT),
+    0x23: ("TopicAlias", _INT2),
+    0x26: ("UserProperty", _PAIR),
+}
+
+
+class ReceivedProperties:
+    """The properties of one received PUBLISH, with paho's attribute names and shapes."""
+
+    __slots__ = ("ContentType", "CorrelationData", "MessageExpiryInterval", "PayloadFormatIndicator",
+                 "ResponseTopic", "SubscriptionIdentifier", "TopicAlias", "UserProperty")
+
+    packetType = 3  # PacketTypes.PUBLISH, under paho's attribute name
+
+    def names(self) -> list[str]:
+        return [name for name in self.__slots__ if hasattr(self, name)]
+
+    def json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.names()}
+
+    def __str__(self) -> str:
+        return str(self.json())
+
+
+def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    for _ in range(4):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise MalformedPacket("variable byte integer longer than 4 bytes")
+
+
+def _utf8(data: bytes | bytearray, pos: int) -> tuple[str, int]:
+    length = (data[pos] << 8) | data[pos + 1]
+    end = pos + 2 + length
+    if end > len(data):
+        raise MalformedPacket("UTF-8 string runs past the end of the properties")
+    return bytes(data[pos + 2:end]).decode("utf-8"), end
+
+
+def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperties:
+    props = ReceivedProperties()
+    user: list[tuple[str, str]] | None = None
+    idents: list[int] | None = None
+    while pos < end:
+        ident = data[pos]
+        pos += 1
+        try:
+            name, kind = _PUBLISH_PROPERTIES[ident]
+        except KeyError:
+            raise MalformedPacket(f"property identifier {ident:#04x} is not allowed in PUBLISH") from None
+        if kind == _PAIR:
+            key, pos = _utf8(data, pos)
+            value, pos = _utf8(data, pos)
+            if user is None:
+                user = props.UserProperty = []
+            user.append((key, value))
+            continue
+        if kind == _UTF8:
+            value, pos = _utf8(data, pos)
+        elif kind == _VARINT:
+            number, pos = _varint(data, pos)
+            if idents is None:
+                idents = props.SubscriptionIdentifier = []
+            idents.append(number)
+            continue
+        elif kind == _BYTE:
+            value, pos = data[pos], pos + 1
+        elif kind == _INT2:
+            value, pos = (data[pos] << 8) | data[pos + 1], pos + 2
+        elif kind == _INT4:
+            value, pos = int.from_bytes(data[pos:pos + 4], "big"), pos + 4
+        else:  # _BINARY
+            length = (data[pos] << 8) | data[pos + 1]
+            value, pos = bytes(data[pos + 2:pos + 2 + length]), pos + 2 + length
+        if hasattr(props, name):
+            raise MalformedPacket(f"property {name} appears twice in PUBLISH")
+        setattr(props, name, value)
+    if pos != end:
+        raise MalformedPacket("PUBLISH properties overrun their length")
+    return props
+
+
+def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
+    """An MQTT 5 PUBLISH (``header``: first byte of the fixed header; ``packet``: the rest after
+    the remaining length) as paho's ``MQTTMessage``; :class:`MalformedPacket` if it is not one."""
+    qos = (header & 0x06) >> 1
+    try:
+        topic_len = (packet[0] << 8) | packet[1]
+        pos = 2 + topic_len
+        topic = bytes(packet[2:pos])
+        if len(topic) != topic_len:
+            raise MalformedPacket("topic runs past the end of the packet")
+        mid = 0
+        if qos:
+            mid = (packet[pos] << 8) | packet[pos + 1]
+            pos += 2
+        length, pos = _varint(packet, pos)
+        end = pos + length
+        if end > len(packet):
+            raise MalformedPacket("PUBLISH properties run past the end of the packet")
+        properties = _properties(packet, pos, end)
+    except IndexError:
+        raise MalformedPacket("PUBLISH packet too short") from None
+    except UnicodeDecodeError as exc:
+        raise MalformedPacket(f"PUBLISH property is not UTF-8: {exc}") from None
+    message = mqtt.MQTTMessage(mid=mid, topic=topic)
+    message.dup = bool(header & 0x08)
+    message.qos = qos
+    message.retain = bool(header & 0x01)
+    message.properties = properties  # type: ignore[assignment]
+    message.payload = bytes(packet[end:])
+    return message
+
+
+class FastClient(mqtt.Client):
+    """paho's client with :func:`decode_publish` for received MQTT 5 PUBLISH at QoS 0 and 1, and a
+    PUBACK path that does not scan every message in flight.
+
+    What happens after decoding is paho's own: ``on_message`` (through ``_handle_on_message``), and
+    for QoS 1 the PUBACK now or, with ``manual_ack``, when the application calls ``ack``.
+    """
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        command = self._in_packet["command"]
+        qos = (command & 0x06) >> 1
+        if self._protocol != mqtt.MQTTv5 or qos > 1:
+            return super()._handle_publish()
+        message = decode_publish(command, self._in_packet["packet"])
+        message.timestamp = time.monotonic()
+        self._handle_on_message(message)
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(message.mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _update_inflight(self) -> mqtt.MQTTErrorCode:
+        # paho calls this on every PUBACK and walks every stored outgoing message looking for queued
+        # ones: O(in flight) per acknowledgement, 0.2 ms each with a thousand in flight. Messages are
+        # queued only when more are stored than are in flight; otherwise there is nothing to send.
+        if len(self._out_messages) <= self._inflight_messages:
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._update_inflight()

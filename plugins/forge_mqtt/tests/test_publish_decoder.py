@@ -1,0 +1,128 @@
+"""The one-pass PUBLISH decoder gives what paho's own decoder gives, and refuses what paho refuses."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from paho.mqtt import _packet
+from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from forge_mqtt.publish_decoder import FastClient, decode_publish
+
+text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+def publish_packet(topic: str, qos: int, mid: int, props: Properties, payload: bytes) -> tuple[int, bytes]:
+    header = 0x30 | (qos << 1)
+    topic_bytes = topic.encode()
+    body = len(topic_bytes).to_bytes(2, "big") + topic_bytes
+    if qos:
+        body += mid.to_bytes(2, "big")
+    return header, body + props.pack() + payload
+
+
+@st.composite
+def properties(draw: st.DrawFn) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    if draw(st.booleans()):
+        props.ContentType = draw(text)
+    if draw(st.booleans()):
+        props.PayloadFormatIndicator = draw(st.integers(0, 1))
+    if draw(st.booleans()):
+        props.MessageExpiryInterval = draw(st.integers(0, 2**32 - 1))
+    if draw(st.booleans()):
+        props.ResponseTopic = draw(text)
+    if draw(st.booleans()):
+        props.CorrelationData = draw(st.binary(max_size=20))
+    pairs = draw(st.lists(st.tuples(text, text), max_size=10))
+    if pairs:
+        props.UserProperty = pairs
+    idents = draw(st.lists(st.integers(1, 268_435_455), max_size=3))
+    for ident in idents:
+        props.SubscriptionIdentifier = ident  # paho appends: the property may repeat
+    return props
+
+
+@settings(max_examples=300, deadline=None)
+@given(topic=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30), qos=st.integers(0, 1),
+       mid=st.integers(1, 65535), props=properties(), payload=st.binary(max_size=200), dup=st.booleans(),
+       retain=st.booleans())
+def test_same_message_as_paho(topic: str, qos: int, mid: int, props: Properties, payload: bytes, dup: bool,
+                              retain: bool) -> None:
+    header, packet = publish_packet(topic, qos, mid, props, payload)
+    header |= (0x08 if dup else 0) | (0x01 if retain else 0)
+    theirs = _packet.decode_publish(header, bytearray(packet), mqtt.MQTTv5)
+    ours = decode_publish(header, bytearray(packet))
+    assert (ours.topic, ours.qos, ours.mid, ours.dup, ours.retain, ours.payload) == (
+        theirs.topic.decode(), theirs.qos, theirs.mid if qos else 0, theirs.dup, theirs.retain, theirs.payload)
+    names = [name.replace(" ", "") for name in theirs.properties.names]  # paho's keys have spaces
+    expected = {name: getattr(theirs.properties, name) for name in names if hasattr(theirs.properties, name)}
+    assert ours.properties.json() == expected  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("packet", [
+    b"\x00",  # shorter than its topic length
+    b"\x00\x05ab",  # topic runs past the end
+    b"\x00\x01t\x09\x03\x00\x10abc",  # properties longer than the packet
+    b"\x00\x01t\x03\x02\x00\x00",  # a four-byte property with two bytes
+    b"\x00\x01t\x01\x7f",  # an identifier PUBLISH may not carry
+    b"\x00\x01t\x04\x03\x00\x02\xff\xfe",  # content type that is not UTF-8
+], ids=["short", "topic", "props-length", "int4", "identifier", "utf8"])
+def test_malformed_packets_are_refused(packet: bytes) -> None:
+    with pytest.raises(MalformedPacket):
+        decode_publish(0x30, bytearray(packet))
+
+
+def test_a_repeated_single_property_is_refused() -> None:
+    body = b"\x00\x01t" + b"\x04" + b"\x01\x01\x01\x00"  # PayloadFormatIndicator twice
+    with pytest.raises(MalformedPacket, match="twice"):
+        decode_publish(0x30, bytearray(body))
+
+
+@pytest.mark.servers
+def test_fast_client_delivers_what_a_paho_client_sent(mosquitto_server: Any, tmp_path: Path) -> None:
+    """On a real broker: user properties, content type and subscription identifiers arrive as paho has them."""
+
+    async def scenario() -> list[mqtt.MQTTMessage]:
+        got: list[mqtt.MQTTMessage] = []
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            got.append(message)
+            loop.call_soon_threadsafe(done.set)
+
+        sub = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        sub.on_message = on_message
+        sub.connect(mosquitto_server.host, mosquitto_server.port)
+        sub.loop_start()
+        sub_props = Properties(PacketTypes.SUBSCRIBE)
+        sub_props.SubscriptionIdentifier = 4242
+        sub.subscribe("fast/#", qos=1, properties=sub_props)
+        await asyncio.sleep(0.3)
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.connect(mosquitto_server.host, mosquitto_server.port)
+        pub.loop_start()
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        props.UserProperty = [("type", "pasta.heartbeat"), ("id", "é-1")]
+        pub.publish("fast/one", b'{"a": 1}', qos=1, properties=props).wait_for_publish(5)
+        await asyncio.wait_for(done.wait(), 5)
+        for client in (pub, sub):
+            client.loop_stop()
+            client.disconnect()
+        return got
+
+    (message,) = asyncio.run(scenario())
+    assert message.topic == "fast/one" and message.payload == b'{"a": 1}' and message.qos == 1
+    assert message.properties.ContentType == "application/json"
+    assert message.properties.UserProperty == [("type", "pasta.heartbeat"), ("id", "é-1")]
+    assert message.properties.SubscriptionIdentifier == [4242]
