@@ -1,12 +1,23 @@
-"""CloudEvents binary mode: attributes in headers, plain JSON body; plain clients typed by bindings."""
+"""CloudEvents in both content modes: binary (attributes in headers, plain JSON body) and structured
+(one JSON event); plain clients typed by bindings."""
 
 from __future__ import annotations
 
+import random
+
+import orjson
 import pytest
 
 from forge_core.errors import DecodeError
-from forge_core.messages.codec import Decoder, TypeBinding, encode
-from forge_core.messages.envelope import Envelope, IdGenerator
+from forge_core.messages.codec import (
+    STRUCTURED_CONTENT_TYPE,
+    Decoder,
+    TypeBinding,
+    encode,
+    encode_structured,
+    fast_parse_time,
+)
+from forge_core.messages.envelope import Envelope, IdGenerator, format_time, parse_time
 
 
 def decoder(*bindings: TypeBinding, prefix: str = "ce_", infer=None) -> Decoder:
@@ -73,3 +84,46 @@ def test_bad_input_names_the_topic_and_the_fault(body, headers, match):
     with pytest.raises(DecodeError, match=match) as caught:
         decoder().decode("plant/line1", body, headers)
     assert "plant/line1" in str(caught.value)
+
+
+@pytest.mark.parametrize("prefix", ["ce_", ""])
+@pytest.mark.parametrize("marked", [True, False], ids=["content-type", "unmarked"])
+def test_structured_round_trip_keeps_every_attribute(prefix, marked):
+    sent = Envelope("pasta.heartbeat", {"title": "heartbeat", "machineId": 0}, "machine-0", "abc-1",
+                    1_704_067_200.123456, "0", 2, {"traceparent": "00-aa-bb-01", "tenant": "north"})
+    body = encode_structured(sent)
+    event = orjson.loads(body)
+    assert event["data"] == sent.payload and event["type"] == "pasta.heartbeat" and event["specversion"] == "1.0"
+    assert event["datacontenttype"] == "application/json" and event["tenant"] == "north"
+    headers = {"content-type": STRUCTURED_CONTENT_TYPE} if marked else {}  # MQTT 3.1.1 cannot mark it
+    got = decoder(prefix=prefix).decode("heartbeats", body, headers)
+    assert (got.type, got.payload, got.source, got.id, got.key, got.schema_version, got.time) == (
+        sent.type, sent.payload, sent.source, sent.id, sent.key, 2, sent.time)
+    assert got.headers == {"traceparent": "00-aa-bb-01", "tenant": "north"}
+
+
+def test_a_payload_that_looks_like_an_event_stays_a_payload_when_headers_type_it():
+    payload = {"specversion": "x", "type": "mine", "data": 1}
+    body, headers = encode(Envelope("a.b", payload, "s", "i", 0.0), "ce_")
+    assert decoder().decode("t", body, headers).payload == payload
+
+
+@pytest.mark.parametrize("body, match", [
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"specversion": "1.0", "type": "a.b", "data_base64": "AA=="}', "data_base64"),
+    (b'{"specversion": "1.0", "type": "a.b", "id": {"nested": 1}}', "attribute 'id'.*dict"),
+])
+def test_bad_structured_events_name_the_topic_and_the_fault(body, match):
+    with pytest.raises(DecodeError, match=match) as info:
+        decoder().decode("plant/line1", body, {"content-type": STRUCTURED_CONTENT_TYPE})
+    assert "plant/line1" in str(info.value)
+
+
+def test_fast_parse_time_is_parse_time():
+    rng = random.Random(3)
+    samples = [rng.uniform(-1e9, 4e9) for _ in range(20000)] + [0.0, -0.5, 1_704_067_200.999999]
+    samples += [1_795_324_167 + k * 0.000001 for k in range(3000)]  # the same second, cached
+    for epoch in samples:
+        text = format_time(epoch)
+        assert fast_parse_time(text) == parse_time(text), text
+    assert fast_parse_time("2026-01-01T00:00:00+01:00") == parse_time("2026-01-01T00:00:00+01:00")

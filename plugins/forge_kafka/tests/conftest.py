@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 import pytest
+from forge_core.messages.codec import Decoder
+from forge_core.messages.envelope import IdGenerator, RawMessage
 from forge_core.testing.fixtures_servers import *
 
 from forge_kafka import KafkaTransport
@@ -24,3 +27,9 @@ def make_transport(kafka_bootstrap: str):
                               plant=f"t{uuid.uuid4().hex[:6]}")
 
     return make
+
+
+def payload_of(topic: str, message: RawMessage) -> Any:
+    """The payload of a raw record in either content mode, as the bus would decode it."""
+    return Decoder(prefix="ce_", ids=IdGenerator(), clock_time=time.time).decode(topic, message.body,
+                                                                                  message.headers).payload

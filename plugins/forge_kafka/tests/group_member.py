@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
-import orjson
-from forge_core.messages.envelope import Envelope, RawMessage
+from forge_core.messages.codec import Decoder
+from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
 
 from forge_kafka import KafkaTransport
 
@@ -20,10 +21,12 @@ async def main(bootstrap: str, topic: str) -> None:
                                          "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500},
                                plant="groups")
 
+    decoder = Decoder(prefix="ce_", ids=IdGenerator(), clock_time=time.time)
+
     async def handle(topic_: str, message: Envelope | RawMessage) -> None:
         assert isinstance(message, RawMessage)
         await asyncio.sleep(0.005)
-        sys.stdout.write(f"{orjson.loads(message.body)['id']}\n")
+        sys.stdout.write(f"{decoder.decode(topic_, message.body, message.headers).payload['id']}\n")
         sys.stdout.flush()
 
     await transport.connect()

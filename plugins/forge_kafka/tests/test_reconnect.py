@@ -16,14 +16,13 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 import pytest
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.testing.servers import KafkaServer
 
 from forge_kafka import KafkaTransport
 
-from .conftest import FAST
+from .conftest import FAST, payload_of
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -51,7 +50,7 @@ def test_broker_restart_under_load_loses_nothing() -> None:
 
             async def handle(topic_: str, message: Envelope | RawMessage) -> None:
                 assert isinstance(message, RawMessage)
-                got.append(orjson.loads(message.body)["id"])
+                got.append(payload_of(topic_, message)["id"])
 
             await into.subscribe(topic, handle, owner="reader")
             gate = asyncio.Event()

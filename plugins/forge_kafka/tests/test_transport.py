@@ -8,10 +8,12 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from forge_core.errors import ForgeError, TransportNotReady
+from forge_core.messages.codec import STRUCTURED_CONTENT_TYPE
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.testing.servers import find_free_port
 
@@ -82,8 +84,10 @@ def test_unreachable_broker_is_not_ready_naming_the_broker() -> None:
     asyncio.run(body())
 
 
+@pytest.mark.parametrize("mode", ["structured", "binary"])
 def test_failing_handler_is_retried_then_dead_lettered_with_reason_and_committed(make_transport: Any,
-                                                                                 kafka_bootstrap: str) -> None:
+                                                                                 kafka_bootstrap: str,
+                                                                                 mode: str) -> None:
     topic = f"dlq{uuid.uuid4().hex[:6]}/m1/reading"
     calls: list[str] = []
 
@@ -94,7 +98,7 @@ def test_failing_handler_is_retried_then_dead_lettered_with_reason_and_committed
             raise RuntimeError("cannot handle poison")
 
     async def body() -> tuple[dict[str, Any], int]:
-        transport = make_transport(max_redeliveries=2)
+        transport = make_transport(max_redeliveries=2, content_mode=mode)
         await transport.connect()
         await transport.subscribe(topic, handler, owner="worker")
         await transport.publish(topic, envelope({"poison": True}))
@@ -109,10 +113,16 @@ def test_failing_handler_is_retried_then_dead_lettered_with_reason_and_committed
     assert stats["redelivered"] == 2 and stats["undeliverable"] == 1 and stats["handled"] == 1
     records = read_topic(kafka_bootstrap, to_kafka(topic) + ".dlq", 1)
     record = records[0] if records else None
-    assert record is not None and record.value() == b'{"poison":true}'
+    assert record is not None
     headers = {k: v.decode() for k, v in record.headers()}
     assert headers[DLQ_REASON] == "undeliverable" and "cannot handle poison" in headers[DLQ_ERROR]
-    assert headers[DLQ_TOPIC] == to_kafka(topic) and headers["ce_type"] == "test.reading"
+    assert headers[DLQ_TOPIC] == to_kafka(topic)
+    if mode == "binary":  # the record as it was: plain JSON value, attributes in ce_ headers
+        assert record.value() == b'{"poison":true}' and headers["ce_type"] == "test.reading"
+    else:  # one CloudEvents JSON document, marked by its content type
+        event = orjson.loads(record.value())
+        assert event["data"] == {"poison": True} and event["type"] == "test.reading"
+        assert headers["content-type"] == STRUCTURED_CONTENT_TYPE
 
     assert stats["consumed"] == 2  # the poison record did not block the one behind it
 

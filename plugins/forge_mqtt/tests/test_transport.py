@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from forge_core.bus import MessageBus
 from forge_core.clock import RealClock
 from forge_core.errors import TransportError
-from forge_core.messages.codec import TypeBinding
+from forge_core.messages.codec import STRUCTURED_CONTENT_TYPE, TypeBinding
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.plugins import get_plugin_manager
 from forge_core.runtime.runtime import TransportContext
@@ -82,6 +83,41 @@ def test_mqtt_311_sends_the_plain_body_and_bindings_type_it(mosquitto_server: Mo
         envelope = got[0]
         assert (envelope.type, envelope.source, envelope.key) == ("oven.reading", "1", "1")
         await transport.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_structured_mode_keeps_every_attribute_on_both_protocols(mosquitto_server: MosquittoServer, tmp_path: Path,
+                                                                 kit: Any, protocol: str) -> None:
+    async def body() -> None:
+        sender = kit.make_transport(mosquitto_server, tmp_path, "out", protocol=protocol, content_mode="structured")
+        receiver = kit.make_transport(mosquitto_server, tmp_path, "in", protocol=protocol)  # binary: reads both
+        await sender.connect()
+        await receiver.connect()
+        schemas = SchemaRegistry()
+        schemas.add("oven.reading", READING)
+        bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"out": sender, "in": receiver})
+        got: list[Any] = []
+        raw: list[Any] = []
+        await bus.subscribe("ovens/#", got.append, owner="monitor", transport="in")
+        await receiver.subscribe("ovens/#", lambda t, m: _append(raw, (t, m)))
+        await asyncio.sleep(0.05)
+        sent = await bus.publish("ovens/1", "oven.reading", {"machineId": 1, "value": 2.5}, source="oven-1",
+                                 key="k1", headers={"tenant": "north"}, transport="out")
+        # an invalid reading straight from the transport: structured events are validated on arrival too
+        await sender.publish("ovens/2", kit.envelope({"machineId": "two"}, type_="oven.reading"))
+        await kit.until(lambda: got and bus.dead_letters.total and len(raw) == 2, 5)
+        assert len(got) == 1 and [letter.reason for letter in bus.dead_letters.recent] == ["invalid"]
+        event = orjson.loads(raw[0][1].body)
+        assert event["data"] == {"machineId": 1, "value": 2.5} and event["type"] == "oven.reading"
+        assert raw[0][1].headers == ({"content-type": STRUCTURED_CONTENT_TYPE} if protocol == "5" else {})
+        envelope = got[0]
+        assert (envelope.type, envelope.id, envelope.source, envelope.key, envelope.headers["tenant"]) == (
+            "oven.reading", sent.id, "oven-1", "k1", "north")
+        assert envelope.time == pytest.approx(sent.time, abs=1e-6)  # RFC 3339 keeps microseconds
+        await sender.close()
+        await receiver.close()
 
     asyncio.run(body())
 

@@ -44,6 +44,10 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "retry_backoff": {"type": "number", "minimum": 0, "default": 0.1},
         "dead_letter": {"type": "boolean", "default": True},
         "dead_letter_suffix": {"type": "string", "minLength": 1, "default": ".dlq"},
+        "content_mode": {"enum": ["structured", "binary"], "default": "structured",
+                         "description": "CloudEvents content mode of published records: structured (one JSON "
+                                        "document, one content-type header) or binary (ce_* headers, plain "
+                                        "JSON value); received records are read in either"},
         "confirm_publish": {"type": "boolean", "default": False,
                             "description": "await the broker's ack in publish() (slower, per message)"},
         "linger_ms": {"type": "number", "minimum": 0, "default": 5},
@@ -90,6 +94,7 @@ class KafkaSettings:
     retry_backoff: float = 0.1
     dead_letter: bool = True
     dead_letter_suffix: str = ".dlq"
+    content_mode: str = "structured"
     confirm_publish: bool = False
     linger_ms: float = 5
     batch_size: int = 500
@@ -123,6 +128,9 @@ class KafkaSettings:
         if values.get("auto_offset_reset", "earliest") not in ("earliest", "latest"):
             raise ForgeError(f"transport {transport!r} (kafka): auto_offset_reset must be 'earliest' or "
                              f"'latest', got {values['auto_offset_reset']!r}")
+        if values.get("content_mode", "structured") not in ("structured", "binary"):
+            raise ForgeError(f"transport {transport!r} (kafka): content_mode must be 'structured' or "
+                             f"'binary', got {values['content_mode']!r}")
         for name in ("config", "producer", "consumer"):
             values[name] = dict(values.get(name) or {})
         return cls(topics=topics, **values)

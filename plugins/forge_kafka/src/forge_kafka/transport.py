@@ -33,7 +33,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from forge_core.errors import TransportClosed, TransportError, TransportNotReady
-from forge_core.messages.codec import encode_body, encode_headers
+from forge_core.messages.codec import STRUCTURED_CONTENT_TYPE, encode_body, encode_headers, encode_structured
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
 from forge_core.transport.topics import is_wildcard, matches, validate_pattern, validate_topic
@@ -42,6 +42,9 @@ from forge_kafka.admin import ensure_topics, pattern_to_kafka, to_forge, to_kafk
 from forge_kafka.settings import SETTINGS_SCHEMA, KafkaSettings, TopicSpec
 
 log = logging.getLogger("forge.transport.kafka")
+
+#: The one header of a structured-mode record (CloudEvents Kafka binding).
+_STRUCTURED_HEADERS = [("content-type", STRUCTURED_CONTENT_TYPE)]
 
 #: Headers added to a dead-lettered record (no ``ce_`` prefix: not CloudEvents attributes).
 DLQ_REASON = "forge_dlq_reason"
@@ -277,6 +280,7 @@ class KafkaTransport(Transport):
         else:
             self.settings = KafkaSettings.parse({**(settings or {}), **options}, transport=name)
         self.plant = plant
+        self._structured = self.settings.content_mode == "structured"
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -342,7 +346,7 @@ class KafkaTransport(Transport):
             # Only failed deliveries reach Python: a callback per message would cost the hot path
             # a GIL round trip (per-message callbacks are still set for confirmed sends).
             "delivery.report.only.error": not self.settings.confirm_publish,
-            "on_delivery": self._on_delivery,
+            "on_delivery": self._on_structured_report,
             # Once a second: acks per partition, for the stall watchdog (_on_stats).
             "statistics.interval.ms": 1000,
             "stats_cb": self._on_stats,
@@ -434,6 +438,11 @@ class KafkaTransport(Transport):
                     resend_to.poll(0.05)
         self._on_delivery(error, message)
 
+    def _on_structured_report(self, error: KafkaError | None, message: Message) -> None:
+        """Failure report of a record produced without a callback of its own: a structured-mode
+        publish, whose headers are the same for every record."""
+        self._on_failed(_STRUCTURED_HEADERS, error, message)
+
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             return
@@ -466,14 +475,20 @@ class KafkaTransport(Transport):
             raise TransportClosed(f"kafka transport {self.name!r} is {state}; cannot publish to {topic!r}")
         validate_topic(topic)
         kafka_topic = to_kafka(topic)
-        body = encode_body(envelope.payload)
-        headers = encode_headers(envelope, "ce_")
+        headers: dict[str, str] | list[tuple[str, str]]
+        if self._structured:
+            body, headers = encode_structured(envelope), _STRUCTURED_HEADERS
+        else:
+            body, headers = encode_body(envelope.payload), encode_headers(envelope, "ce_")
         key = envelope.key or envelope.source
         if self.settings.confirm_publish:
             await self._produce(kafka_topic, body, key, headers)
         else:
             try:  # the hot path: librdkafka takes it, nothing to await
-                producer.produce(kafka_topic, body, key, headers=headers, on_delivery=partial(self._failed, headers))
+                if self._structured:  # the same headers for every record: the producer's report callback
+                    producer.produce(kafka_topic, body, key, headers=headers)
+                else:  # the failure report must hold this record's headers to send it again
+                    producer.produce(kafka_topic, body, key, headers=headers, on_delivery=partial(self._failed, headers))
             except BufferError:  # local queue full: wait for room
                 await self._produce(kafka_topic, body, key, headers)
         self._stats["published"] += 1

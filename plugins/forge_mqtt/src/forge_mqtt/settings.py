@@ -28,6 +28,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                  "description": "broker port (8883 is the usual TLS port)"},
         "protocol": {"enum": ["5", "3.1.1", 5], "default": "5",
                      "description": "MQTT 5 (attributes as user properties) or 3.1.1 (plain JSON body)"},
+        "content_mode": {"enum": ["binary", "structured"], "default": "binary",
+                         "description": "CloudEvents content mode of published messages: binary (plain JSON body, "
+                                        "attributes as MQTT 5 user properties; on 3.1.1 the body alone) or "
+                                        "structured (one JSON event, every attribute kept, on 3.1.1 too); "
+                                        "received messages are read in either"},
         "client_id": {"type": ["string", "null"], "default": None,
                       "description": "MQTT client id; default forge-<plant>-<transport>[-<instance>]. Unique per "
                                      "process and stable across its restarts (the broker keys the session on it)"},
@@ -88,6 +93,7 @@ class MqttSettings:
     host: str = "localhost"
     port: int = 1883
     protocol: str = "5"
+    content_mode: str = "binary"
     client_id: str | None = None
     instance: str | None = None
     source: str | None = None
@@ -119,6 +125,8 @@ class MqttSettings:
         problems = []
         if self.protocol not in ("5", "3.1.1"):
             problems.append(f"protocol must be 5 or 3.1.1, got {self.protocol!r}")
+        if self.content_mode not in ("binary", "structured"):
+            problems.append(f"content_mode must be 'binary' or 'structured', got {self.content_mode!r}")
         if self.qos not in (0, 1):
             problems.append(f"qos must be 0 or 1, got {self.qos!r}")
         for pattern, qos in self.qos_by_topic.items():

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 from forge_core.clock import Clock, RealClock
 from forge_core.errors import TransportClosed, TransportError, TransportNotReady
-from forge_core.messages.codec import CONTENT_TYPE, encode
+from forge_core.messages.codec import CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, encode, encode_structured
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.tactics.outbox import Outbox
 from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
@@ -156,6 +156,10 @@ def _utf8(text: str) -> bytes:
 
 
 _CONTENT_TYPE_PROPERTY = b"\x03" + _utf8(CONTENT_TYPE)
+#: Structured mode: no user properties (an empty header dict, in the outbox too); the content type
+#: says what the body is.
+_STRUCTURED_HEADERS: dict[str, str] = {}
+_STRUCTURED_TYPE_PROPERTY = b"\x03" + _utf8(STRUCTURED_CONTENT_TYPE)
 
 
 class _PackedProperties(Properties):
@@ -167,9 +171,10 @@ class _PackedProperties(Properties):
 
     __setattr__ = object.__setattr__  # Properties checks every attribute name against the MQTT list
 
-    def __init__(self, headers: dict[str, str]) -> None:  # no super().__init__: nothing else is read
+    def __init__(self, headers: dict[str, str], content_type: bytes = _CONTENT_TYPE_PROPERTY) -> None:
+        # no super().__init__: nothing else is read
         self.packetType = PacketTypes.PUBLISH
-        parts = [_CONTENT_TYPE_PROPERTY]
+        parts = [content_type]
         for name, value in headers.items():
             parts.append(b"\x26" + _utf8(name) + _utf8(value))
         body = b"".join(parts)
@@ -219,6 +224,7 @@ class MqttTransport(Transport):
         elif options:
             raise TypeError(f"transport {name!r}: pass settings or keyword options, not both")
         self.settings = settings
+        self._structured = settings.content_mode == "structured"
         self.guarantee = DeliveryGuarantee.AT_LEAST_ONCE if settings.qos == 1 else DeliveryGuarantee.AT_MOST_ONCE
         self.clock = clock or RealClock()
         self.data_dir = Path(data_dir) if data_dir is not None else Path(".forge")
@@ -672,7 +678,10 @@ class MqttTransport(Transport):
             raise TransportClosed(f"transport {self.name!r} is closed; cannot publish to {topic!r}")
         if not topic or "+" in topic or "#" in topic:
             validate_topic(topic)
-        body, headers = encode(envelope, prefix="")
+        if self._structured:
+            body, headers = encode_structured(envelope), _STRUCTURED_HEADERS
+        else:
+            body, headers = encode(envelope, prefix="")
         qos = self._qos_cache.get(topic)
         if qos is None:
             qos = self._qos_cache[topic] = self.settings.qos_for(topic)
@@ -707,7 +716,10 @@ class MqttTransport(Transport):
             if self._closed:
                 raise TransportClosed(f"transport {self.name!r} is closed; cannot publish to {topic!r}")
             return None
-        props = _PackedProperties(headers) if self.settings.is_v5 else None
+        props = None
+        if self.settings.is_v5:
+            # Outbox entries keep their headers: an empty dict is a structured-mode message.
+            props = _PackedProperties(headers, _STRUCTURED_TYPE_PROPERTY if not headers else _CONTENT_TYPE_PROPERTY)
         info = client.publish(topic, body, qos, properties=props)
         rc = info.rc
         if qos:
@@ -894,6 +906,8 @@ class MqttTransport(Transport):
             pairs = getattr(props, "UserProperty", None)
             if pairs:
                 headers = dict(pairs)
+            elif getattr(props, "ContentType", None) == STRUCTURED_CONTENT_TYPE:
+                headers = {"content-type": STRUCTURED_CONTENT_TYPE}  # the Decoder's mark of structured mode
         raw = RawMessage(message.payload, headers)
         retries = self.settings.max_redeliveries if message.qos else 0
         for local in self._targets(topic, props):
