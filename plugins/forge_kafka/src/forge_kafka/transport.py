@@ -133,7 +133,13 @@ class KafkaSubscription(Subscription):
         try:
             while not self._stop.is_set():
                 try:
-                    messages = self.consumer.consume(num_messages=batch_size, timeout=0.1)
+                    # poll() returns as soon as one record is there; consume(n, timeout) would wait the
+                    # whole timeout for n records (up to 100 ms of latency at a low rate). What is
+                    # already fetched behind the first record comes along without waiting.
+                    first = self.consumer.poll(0.1)
+                    messages = [] if first is None else [first]
+                    if first is not None and batch_size > 1:
+                        messages += self.consumer.consume(num_messages=batch_size - 1, timeout=0)
                 except KafkaException as exc:
                     log.warning("kafka %s: consume failed on %s: %s", self.transport.name, self.group_id, exc)
                     time.sleep(0.5)
