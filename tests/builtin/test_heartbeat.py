@@ -3,6 +3,7 @@ certificates, failover decisions, plain-JSON machines."""
 
 from __future__ import annotations
 
+from forge_core.plant import check_plant
 from forge_core.testing import TestPlant
 
 PLANT = """
@@ -101,3 +102,47 @@ def test_plain_json_machines_are_monitored_through_bindings(plant_dir):
             plant.advance(1)
         assert statuses(plant, "press-7") == ["UP"]
         assert not plant.dead_letters
+
+
+def test_certificates_name_the_beat_source_through_certificate_sources(plant_dir):
+    """A machine whose MQTT client is machine-7 and whose beats say machineId 7: its Will is 7's DOWN."""
+    manifest = r"""
+    version: 1
+    plant: {name: aliases}
+    transports: {bus: {type: memory}}
+    bindings:
+      - {topic: heartbeats, type_field: title, type_map: {heartbeat: forge.heartbeat}, source_field: machineId}
+    components:
+      monitor:
+        type: forge.heartbeat_monitor
+        params: {topics: [heartbeats], types: [forge.heartbeat], certificate_sources: '^machine-(\d+)$'}
+    storage: {migrate_on_start: false}
+    """
+    with TestPlant(plant_dir(manifest)) as plant:
+        plant.publish("forge/birth/pasta-machine-7", "forge.birth", {"source": "machine-7", "seq": 2})
+        for _ in range(3):
+            plant.publish_raw("heartbeats", {"title": "heartbeat", "machineId": 7, "source": "plc", "seq": 1})
+            plant.advance(1)
+        plant.publish("forge/death/pasta-machine-7", "forge.death", {"source": "machine-7", "seq": 1})
+        plant.advance(0.01)
+        assert statuses(plant, "7") == ["UP"], "the death of an older session of machine-7 is stale for 7"
+        plant.publish("forge/death/pasta-machine-7", "forge.death", {"source": "machine-7", "seq": 2})
+        plant.advance(0.01)
+        assert statuses(plant, "7") == ["UP", "DOWN"] and statuses(plant, "machine-7") == []
+
+
+def test_certificate_sources_must_capture_the_beat_source(plant_dir):
+    manifest = """
+    version: 1
+    plant: {name: aliases}
+    transports: {bus: {type: memory}}
+    components:
+      monitor: {type: forge.heartbeat_monitor, params: {certificate_sources: '^machine-'}}
+      other: {type: forge.heartbeat_monitor, params: {certificate_sources: '(unclosed'}}
+    storage: {migrate_on_start: false}
+    """
+    problems = check_plant(plant_dir(manifest))
+    messages = {p.path: p.message for p in problems}
+    assert "needs a group" in messages["components.monitor.params.certificate_sources"]
+    assert "not a regular expression" in messages["components.other.params.certificate_sources"]
+    assert all(p.line for p in problems), "each problem names its line in plant.yaml"

@@ -12,14 +12,19 @@ asks the configured failover policy where a DOWN source's work goes and publishe
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from forge_core.components import Component
+from forge_core.errors import ManifestProblem
 from forge_core.hookimpl import hookimpl
 from forge_core.messages.envelope import Envelope
 from forge_core.registry import ComponentRegistry
 from forge_core.tactics.failover import FailoverContext
 from forge_core.tactics.heartbeat_status import Status, StatusChange
+
+if TYPE_CHECKING:
+    from forge_core.manifest.model import Manifest
 
 
 class HeartbeatEmitter(Component):
@@ -75,6 +80,11 @@ class HeartbeatMonitor(Component):
                       "description": "message types that count as beats (default: any on those topics)"},
             "death_topics": {"type": "array", "items": {"type": "string"},
                              "default": ["forge/death/+", "forge/birth/+"]},
+            "certificate_sources": {"type": ["string", "null"], "default": None,
+                                    "description": "regex over a birth/death certificate's source whose group 1 is the "
+                                                   "source its beats name (e.g. '^machine-(\\d+)$' when the MQTT "
+                                                   "client is machine-0 and its beats say machineId 0); default: the "
+                                                   "same name"},
             "status_topic": {"type": "string", "default": "forge/status/{source}"},
             "healthy_field": {"type": "string", "default": "healthy",
                               "description": "a payload field that, when false, counts as an unhealthy beat"},
@@ -92,6 +102,8 @@ class HeartbeatMonitor(Component):
         self.interval = float(self.params.get("interval") or heartbeat["interval"])
         self.monitor = self.ctx.tactics.heartbeat_monitor(interval=self.interval)
         self.births: dict[str, int] = {}
+        pattern = self.params.get("certificate_sources")
+        self.certificate_sources = re.compile(pattern) if pattern else None  # checked by forge_validate_manifest
         self.changes: list[StatusChange] = []
         self.failover = self.ctx.tactics.failover([]) if self.params.get("failover") else None
         self.healthy_field = self.params.get("healthy_field", "healthy")
@@ -111,7 +123,11 @@ class HeartbeatMonitor(Component):
             await self._report(change)
 
     async def on_certificate(self, envelope: Envelope) -> None:
-        source, seq = envelope.payload["source"], int(envelope.payload["seq"])
+        source, seq = str(envelope.payload["source"]), int(envelope.payload["seq"])
+        if self.certificate_sources is not None:
+            match = self.certificate_sources.match(source)
+            if match is not None:
+                source = match.group(1)
         if envelope.type == "forge.birth":
             self.births[source] = max(seq, self.births.get(source, -1))
             return
@@ -165,6 +181,31 @@ class HeartbeatMonitor(Component):
     def health(self) -> dict[str, Any]:
         monitor = getattr(self, "monitor", None)
         return {"sources": {s: str(v) for s, v in monitor.sources().items()}} if monitor else {}
+
+
+def _certificate_sources_problem(pattern: Any) -> str | None:
+    if not pattern:
+        return None
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as exc:
+        return f"{pattern!r} is not a regular expression: {exc}"
+    return None if groups >= 1 else f"{pattern!r} needs a group: group 1 is the source the beats name"
+
+
+@hookimpl
+def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
+    """A heartbeat monitor's certificate_sources must compile and capture the beat source."""
+    problems = []
+    for name, spec in manifest.components.items():
+        if spec.type != "forge.heartbeat_monitor":
+            continue
+        problem = _certificate_sources_problem((spec.params or {}).get("certificate_sources"))
+        if problem is not None:
+            where = ("components", name, "params", "certificate_sources")
+            problems.append(ManifestProblem(".".join(where), f"component {name!r}: certificate_sources {problem}",
+                                            str(manifest.path), manifest.line_of(where)))
+    return problems
 
 
 @hookimpl
