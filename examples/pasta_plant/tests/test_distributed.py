@@ -80,7 +80,7 @@ def test_distributed_plant_with_chaos(tmp_path, mosquitto_server, kafka_bootstra
     # every instance was its own OS process; chaos really killed some (SIGKILL = exit code -9)
     procs = summary["extra"]["processes"]
     assert set(procs) == {"machine-0", "machine-1", "machine-2", "scheduler-0", "scheduler-1", "sorting",
-                          "production", "storage_monitor", "monitor", "bridge"}
+                          "production", "storage_monitor", "monitor", "bridge", "machine_health"}
     killed = {name for name, p in procs.items() if -9 in p["exit_codes"]}
     assert any(n.startswith("machine-") for n in killed) and any(n.startswith("scheduler-") for n in killed), procs
     revived = [n for n in killed if len(procs[n]["pids"]) > procs[n]["exit_codes"].count(-9)]
@@ -101,6 +101,12 @@ def test_distributed_plant_with_chaos(tmp_path, mosquitto_server, kafka_bootstra
                      "blades rebalanced after every machine death",
                      "a successor leads within the lease bound after every leader death"):
         assert expected in names, f"check {expected!r} missing: {sorted(names)}"
+
+    # machine_health turned every SIGKILLed machine's Last Will into a DOWN for its machineId
+    down = {body["source"] for topic in {f"forge/status/{n}" for n in range(3)} for _, body, _ in tap.on(topic)
+            if body["status"] == "DOWN"}
+    machines_killed = {name.removeprefix("machine-") for name in killed if name.startswith("machine-")}
+    assert machines_killed <= down, (machines_killed, down)
 
     # the machines speak plain MQTT JSON: no Forge headers, the original bodies
     beats = tap.on("heartbeats")
