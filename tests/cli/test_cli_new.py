@@ -91,6 +91,7 @@ def test_new_plugin_installs_lists_and_passes_its_tests(invoke, forge, forge_env
     pkg = tmp_path / "forge-acme"
     assert tree(pkg) == {
         "README.md", "pyproject.toml", "src/forge_acme/__init__.py", "src/forge_acme/plugin.py",
+        "src/forge_acme/settings.py",
         "src/forge_acme/components/__init__.py", "src/forge_acme/components/machine.py",
         "src/forge_acme/schemas/acme.reading.json", "tests/test_plugin.py",
     }
