@@ -129,17 +129,19 @@ class KafkaSubscription(Subscription):
         loop = self.transport._loop
         assert loop is not None
         batch_size = self.transport.settings.batch_size
+        batch_wait = self.transport.settings.batch_wait_ms / 1000.0
         next_lag = 0.0
         try:
             while not self._stop.is_set():
                 try:
-                    # poll() returns as soon as one record is there; consume(n, timeout) would wait the
-                    # whole timeout for n records (up to 100 ms of latency at a low rate). What is
-                    # already fetched behind the first record comes along without waiting.
+                    # poll() returns as soon as one record is there; consume(n, timeout) alone would wait
+                    # the whole timeout for n records (up to 100 ms per hop at a low rate). Behind the
+                    # first record the batch fills for at most batch_wait_ms: one hand-over to the event
+                    # loop per batch, not per record, when records stream in.
                     first = self.consumer.poll(0.1)
                     messages = [] if first is None else [first]
                     if first is not None and batch_size > 1:
-                        messages += self.consumer.consume(num_messages=batch_size - 1, timeout=0)
+                        messages += self.consumer.consume(num_messages=batch_size - 1, timeout=batch_wait)
                 except KafkaException as exc:
                     log.warning("kafka %s: consume failed on %s: %s", self.transport.name, self.group_id, exc)
                     time.sleep(0.5)
