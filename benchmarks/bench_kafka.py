@@ -6,11 +6,12 @@ producing every message and consuming every one of them in the same process:
 (a) raw: a confluent-kafka Producer (idempotent, acks=all, linger 5 ms; ``orjson.dumps`` per
     message) and a Consumer thread (``consume`` batches of 500, ``orjson.loads`` per value,
     librdkafka's default offset store and auto-commit); no headers, no validation;
-(a') raw + headers: the same, plus the six ``ce_*`` headers Forge sends (id and time per
-    message), read back with ``headers()`` on the consumer: what the wire format alone costs;
-(b) Forge: ``MessageBus.publish`` (schema validation, envelope, CloudEvents headers) over a
-    KafkaTransport, to a handler subscribed through a second KafkaTransport (decode headers and
-    body, validate against the schema, call the handler, store offsets after it returned).
+(a') raw + headers: the same, plus the six ``ce_*`` headers of CloudEvents binary mode (id and
+    time per message), read back with ``headers()`` on the consumer: what that wire format costs;
+(b) Forge: ``MessageBus.publish`` (schema validation, envelope, a structured CloudEvents event:
+    the transport's default) over a KafkaTransport, to a handler subscribed through a second
+    KafkaTransport (decode the event, validate against the schema, call the handler, store
+    offsets after it returned).
 Rounds are interleaved so all sides see the same machine state; every consumer has joined its
 group before the clock starts (a warm-up message); the clock stops when the last message is
 handled. Prints each side's median, the ratio Forge / raw (target >= 0.7) and the load average.
