@@ -127,3 +127,17 @@ def test_fast_parse_time_is_parse_time():
         text = format_time(epoch)
         assert fast_parse_time(text) == parse_time(text), text
     assert fast_parse_time("2026-01-01T00:00:00+01:00") == parse_time("2026-01-01T00:00:00+01:00")
+
+
+@pytest.mark.parametrize("event, expected", [
+    # no datacontenttype, no schemaversion, one extension: the extension is kept, version 1
+    ({"specversion": "1.0", "id": "i", "source": "s", "type": "a.b", "time": "2026-01-01T00:00:00.000001Z",
+      "tenant": "north", "data": {"x": 1}}, ("a.b", {"x": 1}, 1, {"tenant": "north"})),
+    # a numeric schemaversion and a numeric extension from a foreign producer: read as text
+    ({"specversion": "1.0", "id": "i", "source": "s", "type": "a.b", "time": "2026-01-01T00:00:00Z",
+      "schemaversion": 2, "line": 7, "data": None}, ("a.b", None, 2, {"line": "7"})),
+])
+def test_structured_events_from_other_producers(event, expected):
+    got = decoder().decode("t", orjson.dumps(event), {"content-type": STRUCTURED_CONTENT_TYPE})
+    assert (got.type, got.payload, got.schema_version, got.headers) == expected
+    assert (got.id, got.source, got.topic) == ("i", "s", "t")

@@ -192,6 +192,9 @@ class Decoder:
         if structured or (type(payload) is dict and "specversion" in payload and "type" in payload
                           and not self._has_type_header(headers)):
             # Marked as structured, or an event without the mark (MQTT 3.1.1 has no content type).
+            envelope = self._event(topic, payload)
+            if envelope is not None:
+                return envelope
             payload, attrs, extensions = self._unwrap(topic, payload)
         else:
             attrs, extensions = self._split(headers)
@@ -232,6 +235,31 @@ class Decoder:
             headers=extensions,
             topic=topic,
         )
+
+    def _event(self, topic: str, event: Any) -> Envelope | None:
+        """The hot path of structured mode: a well-formed event as Forge writes it, straight to an
+        envelope; None for anything else (the general path then decides, with its errors)."""
+        if type(event) is not dict or "data_base64" in event:
+            return None
+        get = event.get
+        type_, id_, source, time_text = get("type"), get("id"), get("source"), get("time")
+        version_text, key = get("schemaversion", "1"), get("partitionkey")
+        if (type(type_) is not str or not type_ or type(id_) is not str or not id_ or type(source) is not str
+                or not source or type(time_text) is not str or type(version_text) is not str
+                or (key is not None and type(key) is not str)):
+            return None
+        extensions: dict[str, str] = {}
+        for name, value in event.items():
+            if name not in _CORE_SET and name != "data":
+                if type(value) is not str:
+                    return None
+                extensions[name] = value
+        try:
+            time = fast_parse_time(time_text)
+            version = 1 if version_text == "1" else int(version_text)
+        except ValueError:
+            return None
+        return Envelope(type_, get("data"), source, id_, time, key, version, extensions, topic)
 
     def _has_type_header(self, headers: Mapping[str, str]) -> bool:
         return bool(headers) and self.prefix + "type" in headers
