@@ -17,7 +17,8 @@ from paho.mqtt.properties import Properties
 
 from forge_mqtt.publish_decoder import FastClient, decode_publish
 
-text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+# U+0000 and U+FEFF are refused in property strings (test_malformed_packets_are_refused)
+text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"), max_size=40)
 
 
 def publish_packet(topic: str, qos: int, mid: int, props: Properties, payload: bytes) -> tuple[int, bytes]:
@@ -75,10 +76,15 @@ def test_same_message_as_paho(topic: str, qos: int, mid: int, props: Properties,
     b"\x00\x01t\x03\x02\x00\x00",  # a four-byte property with two bytes
     b"\x00\x01t\x01\x7f",  # an identifier PUBLISH may not carry
     b"\x00\x01t\x04\x03\x00\x02\xff\xfe",  # content type that is not UTF-8
-], ids=["short", "topic", "props-length", "int4", "identifier", "utf8"])
+    b"\x00\x01t\x05\x03\x00\x02a\x00",  # U+0000 in a string [MQTT-1.5.4-2]
+    b"\x00\x01t\x06\x03\x00\x03\xef\xbb\xbf",  # U+FEFF, which paho refuses too
+    b"\x00\x01t\x06\x03\x00\x03\xed\xa0\x80",  # an encoded surrogate [MQTT-1.5.4-1]
+], ids=["short", "topic", "props-length", "int4", "identifier", "utf8", "null", "bom", "surrogate"])
 def test_malformed_packets_are_refused(packet: bytes) -> None:
     with pytest.raises(MalformedPacket):
         decode_publish(0x30, bytearray(packet))
+    with pytest.raises(MalformedPacket):  # paho's own decoder agrees
+        _packet.decode_publish(0x30, bytearray(packet), mqtt.MQTTv5)
 
 
 def test_a_repeated_single_property_is_refused() -> None:

@@ -70,7 +70,10 @@ def _utf8(data: bytes | bytearray, pos: int) -> tuple[str, int]:
     end = pos + 2 + length
     if end > len(data):
         raise MalformedPacket("UTF-8 string runs past the end of the properties")
-    return bytes(data[pos + 2:end]).decode("utf-8"), end
+    text = bytes(data[pos + 2:end]).decode("utf-8")  # strict: refuses surrogates [MQTT-1.5.4-1]
+    if "\x00" in text or "\ufeff" in text:  # refused as paho refuses them [MQTT-1.5.4-2/3]
+        raise MalformedPacket("UTF-8 string holds U+0000 or U+FEFF")
+    return text, end
 
 
 def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperties:
