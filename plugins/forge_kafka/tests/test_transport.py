@@ -70,6 +70,8 @@ def test_settings_errors_name_the_transport_and_field() -> None:
         KafkaSettings.parse({}, transport="orders")
     with pytest.raises(ForgeError, match=r"unknown setting\(s\) bootstrp"):
         KafkaSettings.parse({"bootstrap": "x:1", "bootstrp": "y"}, transport="orders")
+    with pytest.raises(ForgeError, match=r"'orders' \(kafka\): content_mode must be one of binary, structured"):
+        KafkaSettings.parse({"bootstrap": "x:1", "content_mode": "xml"}, transport="orders")
 
 
 def test_unreachable_broker_is_not_ready_naming_the_broker() -> None:

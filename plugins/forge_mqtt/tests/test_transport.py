@@ -47,6 +47,8 @@ def test_settings_are_checked_and_name_the_transport() -> None:
         MqttSettings.from_dict({"max_inflight": 70000}, transport="edge")
     with pytest.raises(TransportError, match="cert_file and key_file go together"):
         MqttSettings(cert_file="client.pem")
+    with pytest.raises(TransportError, match=r"transport 'edge': .*content_mode must be one of binary, structured"):
+        MqttSettings.from_dict({"content_mode": "xml"}, transport="edge")
     settings = MqttSettings(qos=1, qos_by_topic={"telemetry/#": 0}, protocol=5)  # type: ignore[arg-type]
     assert settings.protocol == "5"
     assert settings.qos_for("telemetry/m1/temp") == 0 and settings.qos_for("orders/1") == 1

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from forge_core.errors import ForgeError
+from forge_core.messages.codec import CONTENT_MODES
 
 _TOPIC_SPEC: dict[str, Any] = {
     "type": "object",
@@ -132,9 +133,9 @@ class KafkaSettings:
         if values.get("auto_offset_reset", "earliest") not in ("earliest", "latest"):
             raise ForgeError(f"transport {transport!r} (kafka): auto_offset_reset must be 'earliest' or "
                              f"'latest', got {values['auto_offset_reset']!r}")
-        if values.get("content_mode", "structured") not in ("structured", "binary"):
-            raise ForgeError(f"transport {transport!r} (kafka): content_mode must be 'structured' or "
-                             f"'binary', got {values['content_mode']!r}")
+        if values.get("content_mode", "structured") not in CONTENT_MODES:
+            raise ForgeError(f"transport {transport!r} (kafka): content_mode must be one of "
+                             f"{', '.join(CONTENT_MODES)}, got {values['content_mode']!r}")
         for name in ("config", "producer", "consumer"):
             values[name] = dict(values.get(name) or {})
         return cls(topics=topics, **values)

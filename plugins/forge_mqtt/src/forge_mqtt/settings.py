@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from forge_core.errors import TransportError
+from forge_core.messages.codec import CONTENT_MODES
 from forge_core.transport.topics import matches, validate_pattern
 
 __all__ = ["SETTINGS_SCHEMA", "MqttSettings"]
@@ -125,8 +126,8 @@ class MqttSettings:
         problems = []
         if self.protocol not in ("5", "3.1.1"):
             problems.append(f"protocol must be 5 or 3.1.1, got {self.protocol!r}")
-        if self.content_mode not in ("binary", "structured"):
-            problems.append(f"content_mode must be 'binary' or 'structured', got {self.content_mode!r}")
+        if self.content_mode not in CONTENT_MODES:
+            problems.append(f"content_mode must be one of {', '.join(CONTENT_MODES)}, got {self.content_mode!r}")
         if self.qos not in (0, 1):
             problems.append(f"qos must be 0 or 1, got {self.qos!r}")
         for pattern, qos in self.qos_by_topic.items():
