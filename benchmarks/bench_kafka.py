@@ -29,6 +29,7 @@ import statistics
 import threading
 import time
 import uuid
+from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer
@@ -49,6 +50,11 @@ HEARTBEAT = {
 }
 GROUP = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500, "max.poll.interval.ms": 10000}
 SETTINGS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500}
+
+
+def payload(n: int) -> dict[str, Any]:
+    """The n-th message: 16 machines in turn."""
+    return {"title": "heartbeat", "machineId": n % 16, "bladeType": "A"}
 
 
 def cpu() -> float:
@@ -91,7 +97,7 @@ def raw_round(bootstrap: str, messages: int, *, headers: bool = False) -> tuple[
     start, cpu_start = time.perf_counter(), cpu()
     prefix = uuid.uuid4().hex[:12]
     for n in range(messages):
-        value = orjson.dumps({"title": "heartbeat", "machineId": n % 16, "bladeType": "A"})
+        value = orjson.dumps(payload(n))
         extra: dict[str, object] = {}
         if headers:
             extra["headers"] = {"ce_specversion": "1.0", "ce_id": f"{prefix}-{n}", "ce_source": f"m{n % 16}",
@@ -139,8 +145,7 @@ async def forge_round(bootstrap: str, messages: int) -> tuple[float, float]:
     await asyncio.wait_for(warm.wait(), 60)
     start, cpu_start = time.perf_counter(), cpu()
     for n in range(messages):
-        await bus.publish(topic, "bench.heartbeat", {"title": "heartbeat", "machineId": n % 16, "bladeType": "A"},
-                          source=f"m{n % 16}", transport="out")
+        await bus.publish(topic, "bench.heartbeat", payload(n), source=f"m{n % 16}", transport="out")
     await out.flush(30)
     await asyncio.wait_for(done.wait(), 120)
     elapsed, used = time.perf_counter() - start, cpu() - cpu_start

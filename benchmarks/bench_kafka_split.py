@@ -32,6 +32,9 @@ import uuid
 from typing import Any
 
 import orjson
+
+# the same schema, group timings and payload as the one-process benchmark beside this file
+from bench_kafka import GROUP, HEARTBEAT, SETTINGS, payload
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
 
@@ -39,21 +42,6 @@ from forge_core.bus import MessageBus
 from forge_core.clock import RealClock
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.testing.servers import KafkaServer
-
-HEARTBEAT = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    "type": "object",
-    "required": ["title", "machineId"],
-    "properties": {"title": {"const": "heartbeat"}, "machineId": {"type": "integer", "minimum": 0},
-                   "bladeType": {"enum": ["A", "B"]}},
-    "additionalProperties": False,
-}
-GROUP = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500, "max.poll.interval.ms": 10000}
-SETTINGS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500}
-
-
-def payload(n: int) -> dict[str, Any]:
-    return {"title": "heartbeat", "machineId": n % 16, "bladeType": "A"}
 
 
 # -- producer processes ---------------------------------------------------------------------------
