@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
 import orjson
 
 from forge_core.errors import DecodeError, ForgeError, MessageRejected, UnknownMessageType
@@ -26,7 +25,7 @@ from forge_core.messages import deadletter as dl
 from forge_core.messages.codec import Decoder, TypeBinding
 from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
 from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
-from forge_core.messages.schemas import SchemaRegistry
+from forge_core.messages.schemas import InvalidPayload, SchemaRegistry
 from forge_core.transport.base import Subscription, Transport
 
 if TYPE_CHECKING:
@@ -159,7 +158,7 @@ class MessageBus:
         check, version = entry
         try:
             check(payload)
-        except fastjsonschema.JsonSchemaValueException:
+        except InvalidPayload:
             errors = self.schemas.errors(type_, payload)
             letter = DeadLetter(dl.INVALID, f"{source} published an invalid {type_!r}", "", "",
                                 self.clock.time(), errors, source,
@@ -332,7 +331,7 @@ class MessageBus:
             return None
         try:
             schema.check_fast(envelope.payload)
-        except fastjsonschema.JsonSchemaValueException:
+        except InvalidPayload:
             self.dead_letters.put(DeadLetter(
                 dl.INVALID, f"{envelope.type!r} does not match its schema", topic, transport.name,
                 self.clock.time(), schema.errors(envelope.payload), owner, envelope,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from forge_core.errors import DuplicateRegistration, SchemaError, UnknownMessageType
-from forge_core.messages.schemas import SchemaRegistry, core_schema_dir
+from forge_core.messages.schemas import InvalidPayload, SchemaRegistry, core_schema_dir
 
 HEARTBEAT = {
     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -35,7 +35,7 @@ def test_compiled_check_raises_only_on_invalid():
     check, version = registry.fast_entry("pasta.heartbeat")
     check({"title": "heartbeat", "machineId": 0})
     assert version == 1
-    with pytest.raises(Exception):  # noqa: B017 (fastjsonschema's own exception type)
+    with pytest.raises(InvalidPayload):
         check({"title": "heartbeat"})
 
 
@@ -89,3 +89,29 @@ def test_unknown_type_lists_what_is_registered():
 def test_core_schemas_are_found():
     assert (core_schema_dir() / "forge.deadletter.json").is_file()
     assert (core_schema_dir() / "manifest.schema.json").is_file()
+
+
+def test_compiled_check_is_strict_json_and_checks_formats():
+    registry = SchemaRegistry()
+    registry.add("t.stamp", {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                             "properties": {"at": {"type": "string", "format": "date-time"},
+                                            "value": {"type": "number"}, "count": {"type": "integer"}}})
+    check, _ = registry.fast_entry("t.stamp")
+    check({"at": "2026-01-01T00:00:00Z", "value": 1.5, "count": 2.0})  # 2.0 is an integer in JSON Schema
+    for bad in ({"at": "yesterday"}, {"value": float("nan")}, {"value": float("inf")}, {1: "non-string key"},
+                {"value": object()}, {"count": True}):
+        with pytest.raises(InvalidPayload):
+            check(bad)
+    assert registry.errors("t.stamp", {"count": True}) == [{"pointer": "/count",
+                                                             "message": "True is not of type 'integer'"}]
+
+
+def test_newer_drafts_are_checked_too():
+    registry = SchemaRegistry()
+    registry.add("t.pair", {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array",
+                            "prefixItems": [{"type": "string"}, {"type": "number"}], "items": False})
+    check, _ = registry.fast_entry("t.pair")
+    check(["a", 1])
+    with pytest.raises(InvalidPayload):
+        check(["a", 1, "extra"])
+    assert registry.errors("t.pair", ["a", "b"])[0]["pointer"] == "/1"
