@@ -15,7 +15,9 @@ from forge_core.messages.codec import (
     TypeBinding,
     encode,
     encode_structured,
+    encode_structured_many,
     fast_parse_time,
+    is_structured,
 )
 from forge_core.messages.envelope import Envelope, IdGenerator, format_time, parse_time
 
@@ -141,3 +143,37 @@ def test_structured_events_from_other_producers(event, expected):
     got = decoder().decode("t", orjson.dumps(event), {"content-type": STRUCTURED_CONTENT_TYPE})
     assert (got.type, got.payload, got.schema_version, got.headers) == expected
     assert (got.id, got.source, got.topic) == ("i", "s", "t")
+
+
+def test_encode_structured_many_writes_the_same_events_as_encode_structured():
+    rng = random.Random(5)
+    envelopes = []
+    for n in range(200):
+        envelopes.append(Envelope(
+            rng.choice(["pasta.heartbeat", "x.\"quoted\""]), {"n": n, "text": rng.choice(["é", "a\nb", "\u0000"])},
+            rng.choice(["gateway", "m\\1", "naïve"]), f"id-{n}", rng.choice([1_704_067_200.5, 1_704_067_201.25]),
+            rng.choice([None, "m1", "kéy\""]), rng.choice([1, 3]),
+            rng.choice([{}, {}, {"traceparent": "00-aa-bb-01"}])))
+    many = encode_structured_many(envelopes)
+    assert [orjson.loads(body) for body in many] == [orjson.loads(encode_structured(e)) for e in envelopes]
+    got = [decoder().decode("t", body, {"content-type": STRUCTURED_CONTENT_TYPE}) for body in many]
+    assert [(g.type, g.payload, g.source, g.id, g.key, g.schema_version, g.headers) for g in got] == [
+        (e.type, e.payload, e.source, e.id, e.key, e.schema_version, e.headers) for e in envelopes]
+    assert encode_structured_many([]) == []
+
+
+def test_decode_structured_is_the_fast_path_or_none():
+    sent = Envelope("pasta.heartbeat", {"machineId": 1}, "m1", "abc-1", 1_704_067_200.25, "1", 1, {"tenant": "n"})
+    got = decoder().decode_structured("t", encode_structured(sent))
+    assert got is not None and (got.type, got.payload, got.id, got.headers, got.topic) == (
+        sent.type, sent.payload, sent.id, {"tenant": "n"}, "t")
+    for body in (b"not json", b"[1]", b'{"specversion":"1.0","type":"x"}', b'{"type":"x","id":"1","source":"s",'
+                 b'"time":"2026-01-01T00:00:00Z","data_base64":"AA=="}', b'{"type":"x","id":"1","source":"s",'
+                 b'"time":"2026-01-01T00:00:00Z","tenant":5}'):
+        assert decoder().decode_structured("t", body) is None, body
+
+
+def test_is_structured_reads_the_content_type():
+    assert is_structured({"content-type": STRUCTURED_CONTENT_TYPE + "; charset=utf-8"})
+    assert not is_structured({"content-type": "application/json"}) and not is_structured({})
+

@@ -26,6 +26,7 @@ from forge_core.transport.topics import matches
 
 _CORE = ("specversion", "id", "source", "type", "time", "partitionkey", "schemaversion", "datacontenttype")
 _CORE_SET = frozenset(_CORE)
+_EVENT_KEYS = _CORE_SET | {"data"}
 
 CONTENT_TYPE = "application/json"
 #: Content type of a structured-mode event (CloudEvents JSON format).
@@ -46,8 +47,15 @@ def encode_body(payload: Any) -> bytes:
 _format_cache: tuple[float, str] = (math.nan, "")  # (whole second, "YYYY-MM-DDTHH:MM:SS"), swapped whole
 
 
+_last_formatted: tuple[float, str] = (math.nan, "")  # a batch shares one time stamp
+
+
 def fast_format_time(epoch: float) -> str:
     """``format_time(epoch)``, the date and clock part cached per second."""
+    global _format_cache, _last_formatted
+    last = _last_formatted
+    if last[0] == epoch:
+        return last[1]
     frac, whole = math.modf(epoch)
     micros = round(frac * 1e6)  # half to even, as datetime.fromtimestamp rounds
     if micros >= 1_000_000:
@@ -56,7 +64,6 @@ def fast_format_time(epoch: float) -> str:
     elif micros < 0:
         micros += 1_000_000
         whole -= 1.0
-    global _format_cache
     second, head = _format_cache
     if second != whole:
         text = format_time(whole)
@@ -64,18 +71,24 @@ def fast_format_time(epoch: float) -> str:
             return format_time(epoch)
         head = text[:19]
         _format_cache = (whole, head)
-    return f"{head}.{micros:06d}Z"
+    text = f"{head}.{micros:06d}Z"
+    _last_formatted = (epoch, text)
+    return text
 
 
 _parse_cache: tuple[str, int] = ("", 0)  # ("YYYY-MM-DDTHH:MM:SS", its epoch second), swapped whole
+_last_parsed: tuple[str, float] = ("", 0.0)
 
 
 def fast_parse_time(text: str) -> float:
     """``parse_time(text)``; for the shape Forge writes (``...SS.ffffffZ``) the date and clock part
     is parsed once per second. Same value as ``datetime.timestamp`` (checked in the tests)."""
+    global _parse_cache, _last_parsed
+    last = _last_parsed
+    if last[0] == text:  # a batch shares one time stamp
+        return last[1]
     if len(text) != 27 or text[19] != "." or text[26] != "Z" or not text[20:26].isdigit():
         return parse_time(text)
-    global _parse_cache
     head, second = _parse_cache
     if head != text[:19]:
         whole = parse_time(text[:19] + "Z")
@@ -83,7 +96,9 @@ def fast_parse_time(text: str) -> float:
             return parse_time(text)
         second = int(whole)
         _parse_cache = (text[:19], second)
-    return (second * 1_000_000 + int(text[20:26])) / 1_000_000  # as timedelta.total_seconds() rounds
+    value = (second * 1_000_000 + int(text[20:26])) / 1_000_000  # as timedelta.total_seconds() rounds
+    _last_parsed = (text, value)
+    return value
 
 
 @lru_cache(maxsize=64)
@@ -138,7 +153,40 @@ def encode_structured(envelope: Envelope) -> bytes:
     return orjson.dumps(event)
 
 
-def _is_structured(headers: Mapping[str, str]) -> bool:
+def encode_structured_many(envelopes: Sequence[Envelope]) -> list[bytes]:
+    """``[encode_structured(e) for e in envelopes]``, for a batch: the attributes a batch shares
+    (source, type, time, schema version) are written once, and each event is that prefix joined
+    to its id, key and data (0.7 µs an event instead of 1.6 here). Same JSON document, other
+    key order; an envelope with extension headers is written whole."""
+    out: list[bytes] = []
+    add = out.append
+    dumps = orjson.dumps
+    join = b"".join
+    shared: tuple[str, str, float, int] | None = None
+    prefix = b""
+    for envelope in envelopes:
+        if envelope.headers:
+            add(encode_structured(envelope))
+            continue
+        these = (envelope.source, envelope.type, envelope.time, envelope.schema_version)
+        if these != shared:
+            shared = these
+            version = envelope.schema_version
+            prefix = dumps({
+                "specversion": "1.0", "source": envelope.source, "type": envelope.type,
+                "time": fast_format_time(envelope.time), "datacontenttype": CONTENT_TYPE,
+                "schemaversion": "1" if version == 1 else str(version),
+            })[:-1] + b',"id":'
+        if envelope.key is None:
+            add(join((prefix, dumps(envelope.id), b',"data":', dumps(envelope.payload), b"}")))
+        else:
+            add(join((prefix, dumps(envelope.id), b',"partitionkey":', dumps(envelope.key), b',"data":',
+                      dumps(envelope.payload), b"}")))
+    return out
+
+
+def is_structured(headers: Mapping[str, str]) -> bool:
+    """Whether ``headers`` mark a structured-mode event (its content type)."""
     content_type = headers.get("content-type")
     return content_type is not None and content_type.startswith(STRUCTURED_CONTENT_TYPE)
 
@@ -188,7 +236,7 @@ class Decoder:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise DecodeError(f"body on topic {topic!r} is not JSON: {exc}") from None
-        structured = bool(headers) and _is_structured(headers)
+        structured = bool(headers) and is_structured(headers)
         if structured or (type(payload) is dict and "specversion" in payload and "type" in payload
                           and not self._has_type_header(headers)):
             # Marked as structured, or an event without the mark (MQTT 3.1.1 has no content type).
@@ -236,10 +284,18 @@ class Decoder:
             topic=topic,
         )
 
+    def decode_structured(self, topic: str, body: bytes) -> Envelope | None:
+        """The fast path of a body marked structured: its envelope if it is an event as Forge
+        writes it, else None (then :meth:`decode` decides, and says what is wrong)."""
+        try:
+            return self._event(topic, orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return None
+
     def _event(self, topic: str, event: Any) -> Envelope | None:
         """The hot path of structured mode: a well-formed event as Forge writes it, straight to an
         envelope; None for anything else (the general path then decides, with its errors)."""
-        if type(event) is not dict or "data_base64" in event:
+        if type(event) is not dict:
             return None
         get = event.get
         type_, id_, source, time_text = get("type"), get("id"), get("source"), get("time")
@@ -249,11 +305,12 @@ class Decoder:
                 or (key is not None and type(key) is not str)):
             return None
         extensions: dict[str, str] = {}
-        for name, value in event.items():
-            if name not in _CORE_SET and name != "data":
-                if type(value) is not str:
-                    return None
-                extensions[name] = value
+        if not event.keys() <= _EVENT_KEYS:  # extension attributes (one set operation when there are none)
+            for name, value in event.items():
+                if name not in _EVENT_KEYS:
+                    if type(value) is not str or name == "data_base64":
+                        return None
+                    extensions[name] = value
         try:
             time = fast_parse_time(time_text)
             version = 1 if version_text == "1" else int(version_text)

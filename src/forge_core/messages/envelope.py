@@ -59,6 +59,7 @@ class RawMessage:
     """Bytes as a network transport received them, before decoding."""
 
     body: bytes
+    #: Read-only: a transport may share one dict between records with the same headers.
     headers: dict[str, str] = field(default_factory=dict)
     #: Set by the first bus subscriber that decodes it: the envelope, or False if it was
     #: dead-lettered; later subscribers of the same delivery reuse the verdict, so one bad
@@ -92,3 +93,10 @@ class IdGenerator:
     def __call__(self) -> str:
         self._count += 1
         return self._prefix + str(self._count)
+
+    def many(self, count: int) -> list[str]:
+        """The next ``count`` ids at once (what ``count`` calls would return)."""
+        first = self._count + 1
+        self._count += count
+        prefix = self._prefix
+        return [prefix + str(n) for n in range(first, first + count)]
