@@ -215,3 +215,120 @@ def test_trace_recorder_digest_depends_on_content_and_order():
 
     assert digest([1, 2]) != digest([2, 1])
     assert digest([1, 2]) != digest([1, 3])
+
+
+# -- batches ------------------------------------------------------------------------------------
+def test_publish_batch_sends_every_message_in_order_with_one_time_and_keys():
+    async def body(clock):
+        bus = make_bus(clock)
+        got = []
+        await bus.subscribe("r", got.append, owner="monitor")
+        sent = await bus.publish_batch("r", "test.reading", [{"value": v} for v in range(5)], source="gateway",
+                                       keys=["m0", "m1", None, "m1", "m0"])
+        await settle(bus)
+        return sent, got, bus.stats
+
+    sent, got, stats = run(body)
+    assert got == sent and [e.payload["value"] for e in got] == [0, 1, 2, 3, 4]
+    assert [e.key for e in sent] == ["m0", "m1", None, "m1", "m0"]
+    assert len({e.id for e in sent}) == 5 and len({e.time for e in sent}) == 1
+    assert sent[0].time == pytest.approx(1_704_067_200.0)
+    assert {e.source for e in sent} == {"gateway"} and stats.published["test.reading"] == 5
+
+
+def test_publish_batch_with_an_invalid_payload_sends_none_and_names_each_by_index():
+    async def body(clock):
+        bus = make_bus(clock)
+        got = []
+        await bus.subscribe("#", got.append, owner="monitor")
+        payloads = [{"value": 1}, {"value": "hot"}, {"value": 2}, {"value": 3, "unit": "C"}]
+        with pytest.raises(MessageRejected, match=r"batch of 4 'test.reading' from 'gateway': 2 invalid, none sent"
+                           ) as caught:
+            await bus.publish_batch("r", "test.reading", payloads, source="gateway")
+        await settle(bus)
+        return got, list(bus.dead_letters.recent), caught.value.errors, bus.stats
+
+    got, letters, errors, stats = run(body)
+    assert got == [] and stats.published["test.reading"] == 0
+    assert [e["pointer"] for e in errors] == ["[1]/value", "[3]/unit"]
+    assert [(d.reason, d.envelope.payload) for d in letters] == [("invalid", {"value": "hot"}),
+                                                                  ("invalid", {"value": 3, "unit": "C"})]
+    assert "item 1 of a batch" in letters[0].detail
+
+
+def test_publish_batch_refuses_keys_that_do_not_match_and_unknown_types():
+    async def body(clock):
+        bus = make_bus(clock)
+        with pytest.raises(ValueError, match="1 keys for 2 payloads"):
+            await bus.publish_batch("r", "test.reading", [{"value": 1}, {"value": 2}], source="g", keys=["a"])
+        with pytest.raises(UnknownMessageType, match=r"test\.unknown"):
+            await bus.publish_batch("r", "test.unknown", [{}], source="g")
+        assert await bus.publish_batch("r", "test.reading", [], source="g") == []
+
+    run(body)
+
+
+def test_batch_handler_gets_lists_of_valid_messages_and_invalid_ones_are_dead_lettered():
+    async def body(clock):
+        bus = make_bus(clock, bindings=[TypeBinding("legacy/+", type="test.reading")])
+        batches = []
+        await bus.subscribe("legacy/+", batches.append, owner="monitor", batch=True)
+        transport = bus.transport()
+        good, _ = encode(bus.build("test.reading", {"value": 7}, source="m9"))
+        for raw in (RawMessage(b'{"value": 1}'), RawMessage(b'{"value": "x"}'), RawMessage(b"not json"),
+                    RawMessage(good), RawMessage(b'{"value": 2}')):
+            await transport.publish_raw("legacy/m1", raw)
+        await settle(bus)
+        return batches, bus.dead_letters, bus.stats
+
+    batches, letters, stats = run(body)
+    assert all(isinstance(batch, list) and batch for batch in batches)  # the memory transport: lists of one
+    assert [e.payload["value"] for batch in batches for e in batch] == [1, 7, 2]
+    assert dict(letters.counts) == {"invalid": 1, "decode_error": 1}
+    assert stats.handled["test.reading"] == 3
+
+
+def test_batch_handler_that_raises_dead_letters_each_message_and_lives_on():
+    async def body(clock):
+        bus = make_bus(clock)
+        handled = []
+
+        async def handler(envelopes):
+            if any(e.payload["value"] < 0 for e in envelopes):
+                raise ValueError("negative reading in batch")
+            handled.extend(e.payload["value"] for e in envelopes)
+
+        await bus.subscribe("r", handler, owner="monitor", batch=True, types=["test.reading"])
+        await bus.publish_batch("r", "test.reading", [{"value": 1}, {"value": -1}, {"value": 2}], source="m1")
+        await settle(bus)
+        return handled, list(bus.dead_letters.recent)
+
+    handled, letters = run(body)
+    assert handled == [1, 2]
+    (letter,) = letters
+    assert (letter.reason, letter.component, letter.envelope.payload) == ("handler_error", "monitor", {"value": -1})
+    assert letter.detail == "ValueError: negative reading in batch (batch of 1)"
+
+
+def test_publish_batch_is_traced_as_one_span_and_each_message_carries_its_context():
+    telemetry = Telemetry.from_settings(traces_exporter="memory", metrics_exporter="none",
+                                        service_name="forge.test")
+
+    async def body(clock):
+        bus = make_bus(clock, telemetry=telemetry)
+        got = []
+        await bus.subscribe("r", got.extend, owner="monitor", batch=True)
+        await bus.publish_batch("r", "test.reading", [{"value": 1}, {"value": 2}], source="m1")
+        await settle(bus)
+        return got
+
+    got = run(body)
+    telemetry.force_flush()
+    spans = telemetry.span_exporter.get_finished_spans()
+    (publish,) = [s for s in spans if s.name == "publish test.reading"]
+    handles = [s for s in spans if s.name == "handle test.reading"]
+    assert publish.attributes["messaging.batch.message_count"] == 2
+    assert len(got) == 2 and all(e.headers["traceparent"].split("-")[1] == f"{publish.context.trace_id:032x}"
+                                 for e in got)
+    assert handles and all(h.context.trace_id == publish.context.trace_id for h in handles)
+    telemetry.shutdown()

@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -27,7 +27,7 @@ from forge_core.tactics.leader import FencedReceiver, LeaderElector
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from forge_core.bus import MessageBus
+    from forge_core.bus import BatchHandler, MessageBus
     from forge_core.clock import Clock
     from forge_core.plugins import Plugins
     from forge_core.tactics.service import Tactics
@@ -64,10 +64,11 @@ class SubscriptionSpec:
     transport: str | None
     shared: bool
     fenced: bool | str = False
+    batch: bool = False
 
 
 def subscribe(pattern: str, *, types: list[str] | tuple[str, ...] | None = None, transport: str | None = None,
-              shared: bool = True, fenced: bool | str = False) -> Callable[[F], F]:
+              shared: bool = True, fenced: bool | str = False, batch: bool = False) -> Callable[[F], F]:
     """Mark a method as the handler of messages on ``pattern`` (``+``/``#`` wildcards).
 
     ``types`` keeps only those message types. ``transport`` picks a transport other than the
@@ -77,11 +78,16 @@ def subscribe(pattern: str, *, types: list[str] | tuple[str, ...] | None = None,
     newest seen (or with none) is dropped and counted, never handled (see ``ctx.fence``). Give
     the lease name (``fenced="scheduler"``) to also refuse commands stamped for another lease;
     ``True`` takes the lease from each command's ``forgelease`` header.
+    ``batch``: the method takes a list of envelopes, what the transport received together (see
+    ``MessageBus.subscribe``); for high-rate streams, where a call per message costs too much.
     """
+    if batch and fenced:
+        raise ValueError(f"subscribe({pattern!r}): a batch handler cannot be fenced (fencing judges each "
+                         f"command on its own); subscribe the commands without batch=True")
 
     def mark(method: F) -> F:
         specs = list(getattr(method, _SUBSCRIBE_ATTR, []))
-        specs.append(SubscriptionSpec(pattern, tuple(types) if types else None, transport, shared, fenced))
+        specs.append(SubscriptionSpec(pattern, tuple(types) if types else None, transport, shared, fenced, batch))
         setattr(method, _SUBSCRIBE_ATTR, specs)
         return method
 
@@ -142,15 +148,26 @@ class ComponentContext:
         return await self.bus.publish(topic, type_, payload, source=self.name, key=key, headers=headers,
                                       transport=transport or self.transport)
 
-    async def subscribe(self, pattern: str, handler: Callable[[Envelope], Awaitable[None] | None], *,
+    async def publish_batch(self, topic: str, type_: str, payloads: Sequence[Any], *,
+                            keys: Sequence[str | None] | None = None, headers: dict[str, str] | None = None,
+                            transport: str | None = None) -> list[Envelope]:
+        """Validate and publish many messages of one type at once (all or none; see
+        ``MessageBus.publish_batch``), with this instance as their source."""
+        return await self.bus.publish_batch(topic, type_, payloads, source=self.name, keys=keys, headers=headers,
+                                            transport=transport or self.transport)
+
+    async def subscribe(self, pattern: str, handler: Callable[[Envelope], Awaitable[None] | None] | BatchHandler, *,
                         types: list[str] | tuple[str, ...] | None = None, transport: str | None = None,
-                        shared: bool = True, fenced: bool | str = False) -> Subscription:
-        """Subscribe ``handler``; cancelled automatically when the component stops or crashes."""
+                        shared: bool = True, fenced: bool | str = False, batch: bool = False) -> Subscription:
+        """Subscribe ``handler``; cancelled automatically when the component stops or crashes.
+        ``batch=True``: ``handler`` takes a list of envelopes (``MessageBus.subscribe``)."""
+        if batch and fenced:
+            raise ValueError(f"{self.name}: subscribe({pattern!r}) cannot be both batch and fenced")
         group = self.component if shared and self.replicas > 1 else None
         if fenced:
-            handler = self._fenced(handler, fenced if isinstance(fenced, str) else None)
+            handler = self._fenced(handler, fenced if isinstance(fenced, str) else None)  # type: ignore[arg-type]
         sub = await self.bus.subscribe(pattern, handler, owner=self.name, transport=transport or self.transport,
-                                       group=group, types=types)
+                                       group=group, types=types, batch=batch)
         self._subscriptions.append(sub)
         return sub
 
@@ -360,4 +377,5 @@ class Component:
             method = getattr(type(self), attr, None)
             for spec in getattr(method, _SUBSCRIBE_ATTR, ()):
                 await self.ctx.subscribe(spec.pattern, getattr(self, attr), types=spec.types,
-                                         transport=spec.transport, shared=spec.shared, fenced=spec.fenced)
+                                         transport=spec.transport, shared=spec.shared, fenced=spec.fenced,
+                                         batch=spec.batch)

@@ -207,6 +207,32 @@ class TransportConformance:
 
         self.run(body)
 
+    def test_batches_are_delivered_whole_and_in_order(self) -> None:
+        async def body() -> None:
+            transport = await self.connected()
+            try:
+                inbox = Inbox(transport)
+                batches: list[tuple[str, int]] = []
+
+                async def on_batch(topic: str, messages: list[Envelope | RawMessage]) -> None:
+                    batches.append((topic, len(messages)))
+                    for message in messages:
+                        await inbox(topic, message)
+
+                topic = self.topic("batch")
+                await transport.subscribe_batch(topic, on_batch)
+                await self.pause(self.settle)
+                await transport.publish_batch(topic, [self.envelope({"n": n}, key="machine-1") for n in range(300)])
+                await transport.publish_batch(topic, [])
+                await inbox.wait_for(300, self.delivery_timeout)
+                assert [p["n"] for p in inbox.payloads] == list(range(300))
+                assert {t for t, _ in batches} == {topic} and all(size >= 1 for _, size in batches)
+                assert sum(size for _, size in batches) == 300
+            finally:
+                await transport.close()
+
+        self.run(body)
+
     def test_cancelled_subscription_gets_nothing_more(self) -> None:
         async def body() -> None:
             transport = await self.connected()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,10 @@ from forge_core.messages.envelope import Envelope, RawMessage
 #: ``await callback(topic, message)``: an Envelope from in-process transports, a RawMessage
 #: (body + headers) from network transports.
 MessageCallback = Callable[[str, Envelope | RawMessage], Awaitable[None]]
+
+#: ``await callback(topic, messages)``: a batch of messages on one topic, in order (see
+#: :meth:`Transport.subscribe_batch`).
+BatchCallback = Callable[[str, list[Envelope | RawMessage]], Awaitable[None]]
 
 #: ``on_undeliverable(topic, message, error)``: a transport gave up redelivering a message whose
 #: callback kept raising. The runtime sets it on every transport and turns each call into a dead
@@ -86,6 +90,25 @@ class Transport(ABC):
         one of them), as Kafka consumer groups and MQTT shared subscriptions do. ``owner``
         names the subscribing component (used for fault injection and diagnostics).
         """
+
+    async def publish_batch(self, topic: str, envelopes: Sequence[Envelope]) -> None:
+        """Send ``envelopes`` on ``topic`` in order. This default publishes one by one; a
+        transport whose client batches anyway (Kafka) overrides it to skip the per-message glue."""
+        for envelope in envelopes:
+            await self.publish(topic, envelope)
+
+    async def subscribe_batch(
+        self, pattern: str, callback: BatchCallback, *, group: str | None = None, owner: str | None = None
+    ) -> Subscription:
+        """Like :meth:`subscribe`, but ``callback(topic, messages)`` gets what the transport
+        received together, in order, and acknowledges all of them by returning (raising: none of
+        them). This default delivers batches of one; Kafka delivers what one fetch returned
+        (up to ``batch_size``), split where the topic changes."""
+
+        async def one(topic: str, message: Envelope | RawMessage) -> None:
+            await callback(topic, [message])
+
+        return await self.subscribe(pattern, one, group=group, owner=owner)
 
     @abstractmethod
     def health(self) -> Health: ...
