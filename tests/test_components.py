@@ -1,4 +1,4 @@
-"""Components with tactics: leader election, fenced commands, state handover, kill and revive."""
+"""Components with tactics: leader election, fenced commands, state handover, kill and revive; batches."""
 
 from __future__ import annotations
 
@@ -145,3 +145,69 @@ def test_leadership_changes_are_published_for_watchers(plant_dir):
         second = plant.expect("forge.leadership", within=3)
         assert second.payload["epoch"] == 2 and second.payload["holder"] != first.payload["holder"]
         assert second.payload["leading"] is True
+
+
+BATCH_PLUGIN = '''
+from forge_core import Component, hookimpl, subscribe
+
+
+class Gateway(Component):
+    """Publishes ten readings at once every second."""
+
+    async def start(self):
+        self.round = 0
+        self.ctx.every(1.0, self.tick)
+
+    async def tick(self):
+        self.round += 1
+        await self.ctx.publish_batch("readings", "test.order", [{"n": self.round * 100 + i} for i in range(10)],
+                                     keys=[f"s{i}" for i in range(10)])
+
+
+class Collector(Component):
+    async def start(self):
+        self.batches = []
+
+    @subscribe("readings", batch=True)
+    def on_readings(self, envelopes):
+        self.batches.append([(e.source, e.key, e.payload["n"]) for e in envelopes])
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.gateway", Gateway)
+    registry.add("test.collector", Collector)
+
+
+@hookimpl
+def forge_register_schemas(registry):
+    registry.add("test.order", {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}})
+'''
+
+BATCH_MANIFEST = """
+version: 1
+plant: {name: batches}
+local_plugins: [machines.py]
+transports: {bus: {type: memory}}
+components:
+  gateway: {type: test.gateway}
+  collector: {type: test.collector}
+storage: {migrate_on_start: false}
+"""
+
+
+def test_components_publish_batches_and_take_them_in_lists(plant_dir):
+    with TestPlant(plant_dir(BATCH_MANIFEST, plugin=BATCH_PLUGIN), seed=1) as plant:
+        plant.advance(3.5)
+        batches = plant.component("collector").batches
+    got = [item for batch in batches for item in batch]
+    assert batches and all(isinstance(batch, list) for batch in batches)
+    assert [n for _, _, n in got] == [r * 100 + i for r in (1, 2, 3) for i in range(10)]
+    assert {source for source, _, _ in got} == {"gateway"} and got[3][1] == "s3"
+
+
+def test_a_batch_handler_cannot_be_fenced():
+    from forge_core.components import subscribe
+
+    with pytest.raises(ValueError, match="batch handler cannot be fenced"):
+        subscribe("line/command", batch=True, fenced="line")
