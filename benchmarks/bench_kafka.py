@@ -9,6 +9,9 @@ producing every message and consuming every one of them in the same process:
 (a') raw + structured mode's one ``content-type`` header, and raw + binary mode's six ``ce_*``
     headers (id and time per message), read back with ``headers()``: what each CloudEvents wire
     format costs the client and the broker, Python aside;
+(a'') raw + the design's floor: the structured wire format plus, per message and without Forge,
+    what DESIGN.md asks of every message (an envelope; validation wherever it crosses a
+    transport) in its cheapest form: one jsonschema-rs check and one Envelope on each side;
 (b) Forge per message: ``MessageBus.publish`` (schema validation, envelope, a structured
     CloudEvents event: the transport's default) over a KafkaTransport, to a handler subscribed
     through a second KafkaTransport (decode the event, validate against the schema, call the
@@ -36,6 +39,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import jsonschema_rs
 import orjson
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
@@ -69,12 +73,17 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-#: The headers of each raw side: none, structured mode's one (what Forge sends by default), binary
-#: mode's six (id and time filled in per message).
-RAW_HEADERS = {"none": 0, "structured": 1, "binary": 6}
+#: The floor of the design measured with the raw client: per message, what every Forge message must
+#: get on its way (DESIGN.md: an envelope, validation of every message crossing a transport) in the
+#: cheapest form there is, without Forge: one jsonschema-rs check and one Envelope object on each
+#: side, a structured event written by joining bytes, its content-type header.
+DESIGN_PREFIX = (b'{"specversion":"1.0","source":"gateway","type":"bench.heartbeat",'
+                 b'"time":"2026-01-01T00:00:00.000000Z","datacontenttype":"application/json","schemaversion":"1","id":')
 
 
-def raw_round(bootstrap: str, messages: int, *, headers: str = "none") -> tuple[float, float]:
+def raw_round(bootstrap: str, messages: int, *, wire: str = "none") -> tuple[float, float]:
+    """``wire``: ``none`` (plain JSON), ``structured`` (+ one content-type header), ``binary`` (+ six
+    ce_* headers) or ``design`` (structured + the design's floor of work, see DESIGN_PREFIX)."""
     topic = f"raw.{uuid.uuid4().hex[:8]}"
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
                          "linger.ms": 5})
@@ -83,6 +92,7 @@ def raw_round(bootstrap: str, messages: int, *, headers: str = "none") -> tuple[
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest",
                          **GROUP})
     consumer.subscribe([topic])
+    check = jsonschema_rs.validator_for(HEARTBEAT, validate_formats=True).validate
     count = 0
     done = threading.Event()
     warm = threading.Event()
@@ -93,13 +103,17 @@ def raw_round(bootstrap: str, messages: int, *, headers: str = "none") -> tuple[
             for message in consumer.consume(500, 0.1):
                 if message.error():
                     continue
-                if headers != "none":
+                if wire != "none":
                     message.headers()
                 value = orjson.loads(message.value())
                 if "warmup" in value:
                     warm.set()
-                else:
-                    count += 1
+                    continue
+                if wire == "design":
+                    check(value["data"])
+                    Envelope(value["type"], value["data"], value["source"], value["id"], 0.0,
+                             value.get("partitionkey"), 1, {}, topic)
+                count += 1
         done.set()
 
     thread = threading.Thread(target=consume, daemon=True)
@@ -108,11 +122,18 @@ def raw_round(bootstrap: str, messages: int, *, headers: str = "none") -> tuple[
     start, cpu_start = time.perf_counter(), cpu()
     prefix = uuid.uuid4().hex[:12]
     for n in range(messages):
-        value = orjson.dumps(payload(n))
         extra: dict[str, object] = {}
-        if headers == "structured":
+        if wire == "design":
+            data = payload(n)
+            check(data)
+            envelope = Envelope("bench.heartbeat", data, "gateway", f"{prefix}-{n}", 0.0, f"m{n % 16}", 1, {})
+            value = b"".join((DESIGN_PREFIX, orjson.dumps(envelope.id), b',"partitionkey":',
+                              orjson.dumps(envelope.key), b',"data":', orjson.dumps(data), b"}"))
+        else:
+            value = orjson.dumps(payload(n))
+        if wire in ("structured", "design"):
             extra["headers"] = [("content-type", "application/cloudevents+json")]
-        elif headers == "binary":
+        elif wire == "binary":
             extra["headers"] = {"ce_specversion": "1.0", "ce_id": f"{prefix}-{n}", "ce_source": f"m{n % 16}",
                                 "ce_type": "bench.heartbeat", "ce_time": "2026-01-01T00:00:00.000000Z",
                                 "ce_schemaversion": "1"}
@@ -195,8 +216,10 @@ def main() -> None:
         sides: dict[str, tuple[str, Callable[[], tuple[float, float]]]] = {
             "raw": ("raw confluent-kafka producer -> consumer", lambda: raw_round(bootstrap, n)),
             "raw_structured": ("raw + structured mode's content-type header",
-                               lambda: raw_round(bootstrap, n, headers="structured")),
-            "raw_binary": ("raw + binary mode's six ce_* headers", lambda: raw_round(bootstrap, n, headers="binary")),
+                               lambda: raw_round(bootstrap, n, wire="structured")),
+            "raw_binary": ("raw + binary mode's six ce_* headers", lambda: raw_round(bootstrap, n, wire="binary")),
+            "raw_design": ("raw + the design's floor of work per message",
+                           lambda: raw_round(bootstrap, n, wire="design")),
             "forge": ("Forge publish / handler per message", lambda: asyncio.run(forge_round(bootstrap, n))),
             "forge_batch": (f"Forge publish_batch / batch handler ({args.batch})",
                             lambda: asyncio.run(forge_round(bootstrap, n, batch=args.batch))),
@@ -217,7 +240,7 @@ def main() -> None:
         print(f"{label:48s}: {median[side]:9,.0f} msg/s (median; {[round(x) for x in rates[side]]}); "
               f"client CPU {statistics.median(used[side]):.1f} us/msg")
     for forge in ("forge", "forge_batch"):
-        for raw in ("raw", "raw_structured"):
+        for raw in ("raw", "raw_structured", "raw_design"):
             per_round = [f / r for f, r in zip(rates[forge], rates[raw], strict=True)]
             ratio = median[forge] / median[raw]
             verdict = f" (target >= 0.7: {'met' if ratio >= 0.7 else 'NOT met'})" if raw == "raw" else ""
