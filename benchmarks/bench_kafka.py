@@ -151,6 +151,20 @@ def raw_round(bootstrap: str, messages: int, *, wire: str = "none") -> tuple[flo
     return count / elapsed, used / messages * 1e6
 
 
+async def publish_all(bus: MessageBus, topic: str, messages: int, batch: int) -> None:
+    """Every message through ``bus`` on its transport ``out``: a ``publish`` each (source = the
+    machine), or with ``batch``, ``publish_batch`` calls of that many (the caller has a batch in hand,
+    as a gateway's buffer: source the gateway, keyed by machine)."""
+    if batch:
+        for first in range(0, messages, batch):
+            numbers = range(first, min(first + batch, messages))
+            await bus.publish_batch(topic, "bench.heartbeat", [payload(n) for n in numbers], source="gateway",
+                                    keys=[f"m{n % 16}" for n in numbers], transport="out")
+    else:
+        for n in range(messages):
+            await bus.publish(topic, "bench.heartbeat", payload(n), source=f"m{n % 16}", transport="out")
+
+
 async def forge_round(bootstrap: str, messages: int, *, batch: int = 0) -> tuple[float, float]:
     schemas = SchemaRegistry()
     schemas.add("bench.heartbeat", HEARTBEAT)
@@ -188,14 +202,7 @@ async def forge_round(bootstrap: str, messages: int, *, batch: int = 0) -> tuple
                       transport="out")
     await asyncio.wait_for(warm.wait(), 60)
     start, cpu_start = time.perf_counter(), cpu()
-    if batch:  # the caller has a batch in hand (a gateway's buffer, a file): publish_batch, keyed by machine
-        for first in range(0, messages, batch):
-            numbers = range(first, min(first + batch, messages))
-            await bus.publish_batch(topic, "bench.heartbeat", [payload(n) for n in numbers], source="gateway",
-                                    keys=[f"m{n % 16}" for n in numbers], transport="out")
-    else:
-        for n in range(messages):
-            await bus.publish(topic, "bench.heartbeat", payload(n), source=f"m{n % 16}", transport="out")
+    await publish_all(bus, topic, messages, batch)
     await out.flush(30)
     await asyncio.wait_for(done.wait(), 120)
     elapsed, used = time.perf_counter() - start, cpu() - cpu_start

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 # the same schema, group timings and payload as the one-process benchmark beside this file
-from bench_kafka import GROUP, HEARTBEAT, SETTINGS, payload
+from bench_kafka import GROUP, HEARTBEAT, SETTINGS, payload, publish_all
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
 
@@ -73,14 +73,7 @@ def forge_producer(bootstrap: str, topic: str, messages: int, ready: Any, go: An
         await out.connect()
         ready.set()
         await asyncio.get_running_loop().run_in_executor(None, go.wait, 60)
-        if batch:
-            for first in range(0, messages, batch):
-                numbers = range(first, min(first + batch, messages))
-                await bus.publish_batch(topic, "bench.heartbeat", [payload(n) for n in numbers], source="gateway",
-                                        keys=[f"m{n % 16}" for n in numbers], transport="out")
-        else:
-            for n in range(messages):
-                await bus.publish(topic, "bench.heartbeat", payload(n), source=f"m{n % 16}", transport="out")
+        await publish_all(bus, topic, messages, batch)
         await out.flush(60)
         await out.close()
 
