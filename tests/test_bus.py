@@ -332,3 +332,31 @@ def test_publish_batch_is_traced_as_one_span_and_each_message_carries_its_contex
                                  for e in got)
     assert handles and all(h.context.trace_id == publish.context.trace_id for h in handles)
     telemetry.shutdown()
+
+
+def test_traced_handlers_that_raise_are_dead_lettered_and_recorded_on_their_span():
+    telemetry = Telemetry.from_settings(traces_exporter="memory", metrics_exporter="none",
+                                        service_name="forge.test")
+
+    def fails(_):
+        raise ValueError("broken handler")
+
+    async def body(clock):
+        bus = make_bus(clock, telemetry=telemetry, transports=("one", "many"))
+        await bus.subscribe("r", fails, owner="single", transport="one")
+        await bus.subscribe("r", fails, owner="batch", transport="many", batch=True)
+        await bus.publish("r", "test.reading", {"value": 1}, source="m1", transport="one")
+        await bus.publish_batch("r", "test.reading", [{"value": 2}, {"value": 3}], source="m1", transport="many")
+        await settle(bus)
+        return list(bus.dead_letters.recent), bus.stats
+
+    letters, stats = run(body)
+    telemetry.force_flush()
+    handles = [s for s in telemetry.span_exporter.get_finished_spans() if s.name == "handle test.reading"]
+    assert sorted((d.component, d.envelope.payload["value"], d.detail) for d in letters) == [
+        ("batch", 2, "ValueError: broken handler (batch of 1)"),
+        ("batch", 3, "ValueError: broken handler (batch of 1)"),
+        ("single", 1, "ValueError: broken handler")]
+    assert len(handles) == 3 and all(any(e.name == "exception" for e in h.events) for h in handles)
+    assert sum(stats.handled.values()) == 0
+    telemetry.shutdown()

@@ -393,7 +393,7 @@ class MessageBus:
             if not envelopes:
                 return
             if self.telemetry is not None:
-                await self._handle_batch_traced(handler, envelopes, topic, owner, tname)
+                await self._handle_traced(handler, envelopes, envelopes, topic, owner, tname)
                 return
             try:
                 await _call(handler, envelopes)
@@ -405,29 +405,6 @@ class MessageBus:
             _count(handled, envelopes)
 
         return on_batch
-
-    async def _handle_batch_traced(self, handler: BatchHandler, envelopes: list[Envelope], topic: str, owner: str,
-                                   tname: str) -> None:
-        telemetry = self.telemetry
-        assert telemetry is not None
-        start = self.clock.monotonic()
-        with telemetry.tracer.start_as_current_span(
-            f"handle {envelopes[0].type}", context=telemetry.extract(envelopes[0].headers),
-            attributes={"messaging.destination.name": topic, "forge.component": owner,
-                        "messaging.batch.message_count": len(envelopes)},
-        ) as span:
-            try:
-                await _call(handler, envelopes)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                span.record_exception(exc)
-                self._batch_failed(envelopes, topic, tname, owner, exc)
-                return
-        _count(self.stats.handled, envelopes)
-        for type_, count in Counter(e.type for e in envelopes).items():
-            telemetry.messages_handled.add(count, {"type": type_, "component": owner})
-        telemetry.handle_duration.record((self.clock.monotonic() - start) * 1000.0, {"type": envelopes[0].type})
 
     def _batch_failed(self, envelopes: list[Envelope], topic: str, tname: str, owner: str, exc: Exception) -> None:
         log.error("batch handler in %s failed on %s (%d messages dead-lettered): %s", owner, topic, len(envelopes),
@@ -458,7 +435,7 @@ class MessageBus:
             if types is not None and envelope.type not in types:
                 return
             if self.telemetry is not None:
-                await self._handle_traced(handler, envelope, owner, tname, is_async)
+                await self._handle_traced(handler, envelope, [envelope], topic, owner, tname)
                 return
             try:  # _call's body, inlined: one coroutine less per message on the hot path
                 if is_async:
@@ -476,27 +453,36 @@ class MessageBus:
 
         return on_message
 
-    async def _handle_traced(self, handler: Handler, envelope: Envelope, owner: str, tname: str,
-                             is_async: bool) -> None:
+    async def _handle_traced(self, handler: Handler | BatchHandler, argument: Envelope | list[Envelope],
+                             envelopes: list[Envelope], topic: str, owner: str, tname: str) -> None:
+        """Call ``handler(argument)`` (one envelope, or the list ``envelopes`` for a batch handler) in
+        a span that continues the (first) message's trace; count and time it as the untraced paths do."""
         telemetry = self.telemetry
         assert telemetry is not None
-        context = telemetry.extract(envelope.headers)
+        first = envelopes[0]
+        batch = argument is envelopes
+        attributes: dict[str, Any] = {"messaging.destination.name": topic, "forge.component": owner}
+        if batch:
+            attributes["messaging.batch.message_count"] = len(envelopes)
         start = self.clock.monotonic()
         with telemetry.tracer.start_as_current_span(
-            f"handle {envelope.type}", context=context,
-            attributes={"messaging.destination.name": envelope.topic, "forge.component": owner},
+            f"handle {first.type}", context=telemetry.extract(first.headers), attributes=attributes,
         ) as span:
             try:
-                await _call(handler, envelope)
+                await _call(handler, argument)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 span.record_exception(exc)
-                self._handler_failed(envelope, envelope.topic, tname, owner, exc)
+                if batch:
+                    self._batch_failed(envelopes, topic, tname, owner, exc)
+                else:
+                    self._handler_failed(first, topic, tname, owner, exc)
                 return
-        self.stats.handled[envelope.type] += 1
-        telemetry.messages_handled.add(1, {"type": envelope.type, "component": owner})
-        telemetry.handle_duration.record((self.clock.monotonic() - start) * 1000.0, {"type": envelope.type})
+        _count(self.stats.handled, envelopes)
+        for type_, count in Counter(e.type for e in envelopes).items():
+            telemetry.messages_handled.add(count, {"type": type_, "component": owner})
+        telemetry.handle_duration.record((self.clock.monotonic() - start) * 1000.0, {"type": first.type})
 
     def _handler_failed(self, envelope: Envelope, topic: str, tname: str, owner: str, exc: Exception) -> None:
         log.error("handler of %s in %s failed on %s: %s", envelope.type, owner, topic, exc, exc_info=exc)
