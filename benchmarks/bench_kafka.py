@@ -165,6 +165,32 @@ async def publish_all(bus: MessageBus, topic: str, messages: int, batch: int) ->
             await bus.publish(topic, "bench.heartbeat", payload(n), source=f"m{n % 16}", transport="out")
 
 
+class Tally:
+    """The benchmark's handler: counts what arrives on the bus transport ``in`` (a handler per
+    message, or per batch), ``warm`` once the warm-up message came, ``done`` at ``messages``."""
+
+    def __init__(self, messages: int) -> None:
+        self.messages = messages
+        self.count = 0
+        self.warm = asyncio.Event()
+        self.done = asyncio.Event()
+
+    def one(self, envelope: Envelope) -> None:
+        if envelope.source == "warmup":
+            self.warm.set()
+            return
+        self.count += 1
+        if self.count == self.messages:
+            self.done.set()
+
+    def many(self, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            self.one(envelope)
+
+    async def subscribe(self, bus: MessageBus, topic: str, batch: int) -> None:
+        await bus.subscribe(topic, self.many if batch else self.one, owner="bench", transport="in", batch=bool(batch))
+
+
 async def forge_round(bootstrap: str, messages: int, *, batch: int = 0) -> tuple[float, float]:
     schemas = SchemaRegistry()
     schemas.add("bench.heartbeat", HEARTBEAT)
@@ -174,41 +200,19 @@ async def forge_round(bootstrap: str, messages: int, *, batch: int = 0) -> tuple
     bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"out": out, "in": into})
     await out.connect()
     await into.connect()
-    count = 0
-    warm = asyncio.Event()
-    done = asyncio.Event()
-
-    def handle(envelope: Envelope) -> None:
-        nonlocal count
-        if envelope.source == "warmup":
-            warm.set()
-            return
-        count += 1
-        if count == messages:
-            done.set()
-
-    def handle_batch(envelopes: list[Envelope]) -> None:
-        nonlocal count
-        for envelope in envelopes:
-            if envelope.source == "warmup":
-                warm.set()
-            else:
-                count += 1
-        if count == messages:
-            done.set()
-
-    await bus.subscribe(topic, handle_batch if batch else handle, owner="bench", transport="in", batch=bool(batch))
+    tally = Tally(messages)
+    await tally.subscribe(bus, topic, batch)
     await bus.publish(topic, "bench.heartbeat", {"title": "heartbeat", "machineId": 0}, source="warmup",
                       transport="out")
-    await asyncio.wait_for(warm.wait(), 60)
+    await asyncio.wait_for(tally.warm.wait(), 60)
     start, cpu_start = time.perf_counter(), cpu()
     await publish_all(bus, topic, messages, batch)
     await out.flush(30)
-    await asyncio.wait_for(done.wait(), 120)
+    await asyncio.wait_for(tally.done.wait(), 120)
     elapsed, used = time.perf_counter() - start, cpu() - cpu_start
     await into.close()
     await out.close()
-    return count / elapsed, used / messages * 1e6
+    return tally.count / elapsed, used / messages * 1e6
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 # the same schema, group timings and payload as the one-process benchmark beside this file
-from bench_kafka import GROUP, HEARTBEAT, SETTINGS, payload, publish_all
+from bench_kafka import GROUP, HEARTBEAT, SETTINGS, Tally, payload, publish_all
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
 
@@ -137,30 +137,16 @@ async def forge_round(bootstrap: str, messages: int, batch: int = 0) -> float:
     bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"in": into, "warm": warm_out})
     await into.connect()
     await warm_out.connect()
-    count, warm, done = 0, asyncio.Event(), asyncio.Event()
-
-    def handle(envelope: Any) -> None:
-        nonlocal count
-        if envelope.source == "warmup":
-            warm.set()
-            return
-        count += 1
-        if count == messages:
-            done.set()
-
-    def handle_batch(envelopes: list[Any]) -> None:
-        for envelope in envelopes:
-            handle(envelope)
-
-    await bus.subscribe(topic, handle_batch if batch else handle, owner="bench", transport="in", batch=bool(batch))
+    tally = Tally(messages)
+    await tally.subscribe(bus, topic, batch)
     await bus.publish(topic, "bench.heartbeat", payload(0), source="warmup", transport="warm")
-    await asyncio.wait_for(warm.wait(), 60)
+    await asyncio.wait_for(tally.warm.wait(), 60)
     await warm_out.close()
     loop = asyncio.get_running_loop()
     proc, go = await loop.run_in_executor(None, start_producer, forge_producer, bootstrap, topic, messages, batch)
     start = time.perf_counter()
     go.set()
-    await asyncio.wait_for(done.wait(), 180)
+    await asyncio.wait_for(tally.done.wait(), 180)
     elapsed = time.perf_counter() - start
     await loop.run_in_executor(None, proc.join, 30)
     await into.close()
