@@ -14,10 +14,12 @@ from forge_core.errors import (
     ManifestProblem,
     MessageRejected,
     PluginError,
+    SettingsError,
     TransportNotReady,
 )
 from forge_core.hookimpl import hookimpl
 from forge_core.messages.envelope import Envelope, RawMessage
+from forge_core.settings import Settings
 from forge_core.transport.base import DeliveryGuarantee, Health, Subscription, Transport
 
 __version__ = "0.1.0"
@@ -37,6 +39,8 @@ __all__ = [
     "PluginError",
     "RawMessage",
     "RealClock",
+    "Settings",
+    "SettingsError",
     "Subscription",
     "Transport",
     "TransportNotReady",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from forge_core.checks import Check
 from forge_core.messages.envelope import Envelope
+from forge_core.settings import Settings
 from forge_core.tactics.backpressure import BackpressureController
 from forge_core.tactics.leader import FencedReceiver, LeaderElector
 
@@ -108,7 +109,7 @@ class ComponentContext:
         component: str,
         replica: int,
         replicas: int,
-        params: dict[str, Any],
+        params: Any,
         bus: MessageBus,
         clock: Clock,
         transport: str | None,
@@ -331,7 +332,10 @@ class Component:
     restart). Methods decorated with :func:`subscribe` are subscribed before ``start``.
     """
 
-    #: JSON Schema of ``params`` in the manifest; validated by ``forge validate``.
+    #: The params declaration: a :class:`~forge_core.settings.Settings` model. ``forge validate``
+    #: checks the manifest against its schema and ``self.params`` is an instance, defaults filled.
+    Params: ClassVar[type[Settings] | None] = None
+    #: Or a plain JSON Schema of ``params``; ``self.params`` is then a dict with its defaults filled.
     params_schema: ClassVar[dict[str, Any] | None] = None
 
     @classmethod

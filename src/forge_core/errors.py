@@ -113,3 +113,19 @@ class TransportClosed(TransportError):
 
 class SchemaError(ForgeError):
     """A JSON Schema file or document is itself invalid."""
+
+
+class SettingsError(ForgeError):
+    """Settings or params failed their declaration; every problem is listed with its dotted path.
+
+    The one error class of :mod:`forge_core.settings`, whatever declared the settings (a
+    transport, a component or a tactic): ``problems`` is a list of ``(path, message)``.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]], *, model: str = "") -> None:
+        self.problems = problems
+        self.model = model
+        what = f" ({model})" if model else ""
+        lines = "\n".join(f"  - {path or '<root>'}: {message}" for path, message in problems)
+        count = len(problems)
+        super().__init__(f"{count} invalid setting{'s' if count != 1 else ''}{what}:\n{lines}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from forge_core.errors import DuplicateRegistration
+from forge_core.settings import Settings, fill_defaults, schema_of
 
 T = TypeVar("T")
 
@@ -23,6 +24,16 @@ class Entry(Generic[T]):
     description: str = ""
     schema: dict[str, Any] | None = None  # settings/params schema contributed with it
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The pydantic declaration the schema came from, if it came from one.
+    settings: type[Settings] | None = None
+
+    def build_settings(self, data: dict[str, Any] | None, *, where: str = "") -> Any:
+        """The settings object the factory gets: the declared model, defaults filled and checked
+        (:class:`~forge_core.errors.SettingsError` naming ``where``), or for a plain JSON Schema
+        the dict with its ``default`` values filled."""
+        if self.settings is not None:
+            return self.settings.load(data, where=where)
+        return fill_defaults(self.schema, data)
 
 
 class NamedRegistry(Generic[T]):
@@ -38,7 +49,7 @@ class NamedRegistry(Generic[T]):
         self.current_plugin: str | None = None
 
     def _add(self, name: str, value: T, *, description: str = "", schema: dict[str, Any] | None = None,
-             plugin: str | None = None, **extra: Any) -> Entry[T]:
+             settings: type[Settings] | None = None, plugin: str | None = None, **extra: Any) -> Entry[T]:
         if not isinstance(name, str) or not name:
             raise DuplicateRegistration(f"{self.kind} name must be a non-empty string, got {name!r}",
                                         plugin=plugin or self.current_plugin, hook=self.hook)
@@ -51,7 +62,9 @@ class NamedRegistry(Generic[T]):
                 plugin=plugin,
                 hook=self.hook,
             )
-        entry = Entry(name, value, plugin, description, schema, dict(extra))
+        if settings is not None:
+            schema = schema_of(settings)
+        entry = Entry(name, value, plugin, description, schema, dict(extra), settings)
         self._entries[name] = entry
         return entry
 
@@ -82,28 +95,32 @@ TransportFactory = Callable[..., Any]  # (name, settings, context) -> Transport
 
 
 class TransportRegistry(NamedRegistry[TransportFactory]):
-    """``registry.add("mqtt", factory, settings_schema=...)``; factory(name, settings, ctx)."""
+    """``registry.add("mqtt", factory, settings=MqttSettings)``; factory(name, settings, ctx) gets the
+    settings object built from the manifest (defaults filled)."""
 
     kind = "transport type"
     hook = "forge_register_transports"
 
-    def add(self, type_name: str, factory: TransportFactory, *, settings_schema: dict[str, Any] | None = None,
-            description: str = "") -> Entry[TransportFactory]:
-        return self._add(type_name, factory, description=description, schema=settings_schema)
+    def add(self, type_name: str, factory: TransportFactory, *, settings: type[Settings] | None = None,
+            settings_schema: dict[str, Any] | None = None, description: str = "") -> Entry[TransportFactory]:
+        return self._add(type_name, factory, description=description, schema=settings_schema, settings=settings)
 
 
 class ComponentRegistry(NamedRegistry[Callable[..., Any]]):
-    """``registry.add("bakery.oven", OvenClass)``; the params schema defaults to the class's
-    ``params_schema`` attribute."""
+    """``registry.add("bakery.oven", OvenClass)``; the params come from the class's ``Params``
+    (a :class:`~forge_core.settings.Settings` model) or, for plain JSON Schema, ``params_schema``."""
 
     kind = "component type"
     hook = "forge_register_components"
 
     def add(self, type_name: str, factory: Callable[..., Any], *, params_schema: dict[str, Any] | None = None,
             description: str = "") -> Entry[Callable[..., Any]]:
+        model = getattr(factory, "Params", None) if params_schema is None else None
+        if model is not None and not (isinstance(model, type) and issubclass(model, Settings)):
+            raise TypeError(f"{type_name}: Params must be a forge_core.Settings subclass, got {model!r}")
         schema = params_schema if params_schema is not None else getattr(factory, "params_schema", None)
         first_line = next(iter((factory.__doc__ or "").strip().splitlines()), "")
-        return self._add(type_name, factory, description=description or first_line, schema=schema)
+        return self._add(type_name, factory, description=description or first_line, schema=schema, settings=model)
 
 
 class TacticRegistry(NamedRegistry[Callable[..., Any]]):
@@ -112,9 +129,9 @@ class TacticRegistry(NamedRegistry[Callable[..., Any]]):
     kind = "tactic"
     hook = "forge_register_tactics"
 
-    def add(self, name: str, factory: Callable[..., Any], *, settings_schema: dict[str, Any] | None = None,
-            description: str = "") -> Entry[Callable[..., Any]]:
-        return self._add(name, factory, description=description, schema=settings_schema)
+    def add(self, name: str, factory: Callable[..., Any], *, settings: type[Settings] | None = None,
+            settings_schema: dict[str, Any] | None = None, description: str = "") -> Entry[Callable[..., Any]]:
+        return self._add(name, factory, description=description, schema=settings_schema, settings=settings)
 
 
 class CommandRegistry(NamedRegistry[Any]):

@@ -9,6 +9,7 @@ given: the real one, or a :class:`~forge_core.clock.VirtualClock` for simulation
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Iterable
@@ -237,8 +238,9 @@ class Runtime:
         for name, spec in self.manifest.transports.items():
             if name not in needed:
                 continue
-            factory = self.plugins.transports.get(spec.type).value
-            transport: Transport = factory(name, dict(spec.settings), context)
+            entry = self.plugins.transports.get(spec.type)
+            settings = entry.build_settings(dict(spec.settings), where=f"transports.{name}.settings")
+            transport: Transport = entry.value(name, settings, context)
             await self._connect(transport)
             self.transports[name] = transport
             if self.tap is not None:
@@ -301,7 +303,9 @@ class Runtime:
 
     def _launch_component(self, name: str) -> None:
         spec = self.manifest.components[name]
-        factory = self.plugins.components.get(spec.type).value
+        entry = self.plugins.components.get(spec.type)
+        factory = entry.value
+        params = entry.build_settings(dict(spec.params), where=f"components.{name}.params")
         storage = self.storage
         for replica in sorted(self._replicas.get(name, range(spec.replicas))):
             instance = name if spec.replicas == 1 else f"{name}-{replica}"
@@ -310,7 +314,8 @@ class Runtime:
                 assert self.bus is not None
                 return ComponentContext(
                     name=instance, component=name, replica=replica, replicas=spec.replicas,
-                    params=dict(spec.params), bus=self.bus, clock=self.clock,
+                    params=copy.deepcopy(params) if isinstance(params, dict) else params, bus=self.bus,
+                    clock=self.clock,
                     transport=spec.transport or self.manifest.default_transport, seed=self.seed,
                     storage=storage, tactics=self.tactics, plugins=self.plugins, services={"runtime": self},
                 )
