@@ -24,10 +24,12 @@ from forge_core.tactics.leader import (
     StateStore,
 )
 from forge_core.tactics.outbox import Outbox, OutboxFull
-from forge_core.tactics.retry import RetryPolicy
+from forge_core.tactics.retry import Backoff, CrashLoopWindow, RetryPolicy
 
 __all__ = [
+    "Backoff",
     "BackpressureController",
+    "CrashLoopWindow",
     "FailoverContext",
     "FailoverDecision",
     "FailoverPolicy",

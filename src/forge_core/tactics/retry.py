@@ -12,6 +12,7 @@ import functools
 import inspect
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -20,7 +21,7 @@ import tenacity
 
 from forge_core.clock import Clock, RealClock
 
-__all__ = ["RetryPolicy", "RetryStats"]
+__all__ = ["Backoff", "CrashLoopWindow", "RetryPolicy", "RetryStats"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -228,3 +229,67 @@ class RetryPolicy:
             f"max_backoff={self.max_backoff}, multiplier={self.multiplier}, jitter={self.jitter}, "
             f"deadline={self.deadline})"
         )
+
+
+class Backoff:
+    """The delays of a loop that retries forever (reconnects, restarts): a :class:`RetryPolicy`'s
+    schedule walked one failure at a time, reset after a success.
+
+    ``delay = backoff.next()`` after each failure (``initial``, ``initial * multiplier``, … capped at
+    ``maximum``, +/- ``jitter``); ``backoff.reset()`` once the loop succeeded. Time is never read
+    here: the caller sleeps on its own clock. One class for every such loop, so the schedule is
+    configured and tested in one place.
+    """
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0, multiplier: float = 2.0,
+                 jitter: float = 0.0, *, seed: int | None = None) -> None:
+        self._policy = RetryPolicy(max_attempts=1, initial=initial, max_backoff=maximum,
+                                   multiplier=multiplier, jitter=jitter, seed=seed)
+        #: Failures since the last :meth:`reset`.
+        self.failures = 0
+
+    def next(self) -> float:
+        """Count one failure and return the delay to wait before the next try."""
+        self.failures += 1
+        return self._policy.backoff(self.failures)
+
+    def peek(self) -> float:
+        """The delay :meth:`next` would return now, without counting (jitter aside)."""
+        return min(self._policy.max_backoff, self._policy.initial * self._policy.multiplier ** self.failures)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def __repr__(self) -> str:
+        p = self._policy
+        return f"Backoff(initial={p.initial}, maximum={p.max_backoff}, multiplier={p.multiplier}, jitter={p.jitter})"
+
+
+class CrashLoopWindow:
+    """Counts failures inside a sliding window: more than ``max_failures`` within ``window``
+    seconds is a crash loop. Used by the in-process supervisor and the process runner alike.
+
+    ``record(now)`` takes a monotonic time from the caller's clock and returns the number of
+    failures now inside the window; ``looping`` says whether that number is over the limit.
+    """
+
+    def __init__(self, max_failures: int, window: float) -> None:
+        if max_failures < 0 or window <= 0:
+            raise ValueError(f"CrashLoopWindow: max_failures >= 0 and window > 0 s, got {max_failures}, {window}")
+        self.max_failures = max_failures
+        self.window = window
+        self._times: deque[float] = deque()
+
+    def record(self, now: float) -> int:
+        self._times.append(now)
+        while self._times and now - self._times[0] > self.window:
+            self._times.popleft()
+        return len(self._times)
+
+    @property
+    def count(self) -> int:
+        return len(self._times)
+
+    @property
+    def looping(self) -> bool:
+        return len(self._times) > self.max_failures
