@@ -1,14 +1,25 @@
 """Finding, loading and calling plugins: the plugin manager and its typed facade.
 
 Core code never calls ``pm.hook.x(**kw)`` untyped: it calls a method of :class:`Plugins`, one
-per hook. Registration and notification hooks are called one implementation at a time so an
-error names the plugin that raised it.
+per hook, and that method calls ``pm.hook.<name>(...)``: pluggy's own call loop, so
+``wrapper=True`` and old-style ``hookwrapper=True`` implementations, ``tryfirst``/``trylast`` and
+pluggy's tracing all apply. So that an error still names the plugin that raised it, every
+ordinary implementation's function is wrapped when its plugin is registered
+(:meth:`Plugins._guard`): the wrapper sets ``registry.current_plugin`` for registration hooks,
+turns an exception into a :class:`PluginError` naming plugin and hook (or logs it and carries on
+for notification hooks) and checks the result's type. Wrapper implementations are generators and
+are left as they are.
+
+Call order is pluggy's: the last registered plugin first. Built-ins mark their registration
+hooks ``tryfirst`` so they register before any plugin, and a clash with a built-in name blames
+the plugin.
 
 Environment:
   ``FORGE_DISABLE_PLUGIN_AUTOLOAD=1``  load no entry-point plugins (built-ins still load)
   ``FORGE_DISABLE_PLUGINS=a,b``        skip these entry-point plugins
   ``FORGE_LOAD_PLUGINS=a,b``           load only these entry-point plugins
-  ``FORGE_TRACE_PLUGINS=1``            log every hook call to stderr
+  ``FORGE_TRACE_PLUGINS=1``            pluggy's hook tracing on stderr (``pm.enable_tracing()``), plus
+                                       one ``<hook> -> <plugin> [plugin]`` line per implementation
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -34,7 +45,6 @@ from forge_core.registry import (
     CommandRegistry,
     ComponentRegistry,
     ManifestSectionRegistry,
-    NamedRegistry,
     TacticRegistry,
     TransportRegistry,
 )
@@ -80,6 +90,32 @@ def _env_list(name: str) -> set[str] | None:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
+#: Notification hooks: an exception is logged (naming the plugin) and the next plugin still runs.
+SWALLOWING_HOOKS = frozenset({
+    "forge_message_dead_lettered", "forge_component_crashed", "forge_heartbeat_payload",
+    "forge_source_status_changed", "forge_leadership_changed", "forge_backpressure_changed",
+    "forge_plant_stopping", "forge_plant_stopped",
+})
+
+
+def _check_problems(result: object) -> str | None:
+    if result is None or (isinstance(result, list) and all(isinstance(p, ManifestProblem) for p in result)):
+        return None
+    return f"must return a list of ManifestProblem or None, got {type(result).__name__}"
+
+
+def _check_dict(result: object) -> str | None:
+    return None if result is None or isinstance(result, dict) else \
+        f"must return a dict or None, got {type(result).__name__}"
+
+
+#: Result checks per hook: a message when an implementation returned the wrong type.
+RESULT_CHECKS: dict[str, Callable[[object], str | None]] = {
+    "forge_validate_manifest": _check_problems,
+    "forge_heartbeat_payload": _check_dict,
+}
+
+
 class Plugins:
     """The plugin manager with one typed method per hook, and the registries it fills."""
 
@@ -95,6 +131,10 @@ class Plugins:
         self._collected = False
         self._commands_collected = False
         self._tracing = os.environ.get("FORGE_TRACE_PLUGINS", "") not in ("", "0")
+        self._impl_trace = pm.trace.root.get("plugin")
+        if self._tracing:
+            pm.trace.root.setwriter(_write_stderr)
+            pm.enable_tracing()
 
     # -- loading ---------------------------------------------------------------------------
     def register(self, plugin: object, name: str, *, info: PluginInfo | None = None) -> None:
@@ -109,9 +149,53 @@ class Plugins:
             raise PluginError(_explain_validation(exc), plugin=name, hook=_hook_in(str(exc))) from None
         except ValueError as exc:
             raise PluginError(str(exc), plugin=name) from None
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                    impl.function = self._guard(caller.name, name, impl.argnames, impl.function)
         self.infos[name] = info or PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
         if self._collected:
             self._collected = False  # registries are rebuilt on next use
+
+    def _guard(self, hook_name: str, plugin_name: str, argnames: tuple[str, ...],
+               function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` (one plugin's implementation of ``hook_name``) as pluggy will call it:
+        positional arguments in ``argnames`` order, failures attributed to ``plugin_name``."""
+        swallow = hook_name in SWALLOWING_HOOKS
+        check = RESULT_CHECKS.get(hook_name)
+        registry_at = argnames.index("registry") if hook_name.startswith("forge_register_") and \
+            "registry" in argnames else None
+        trace = self._impl_trace if self._tracing else None
+
+        def guarded(*args: Any) -> Any:
+            registry = args[registry_at] if registry_at is not None else None
+            if trace is not None:
+                trace(hook_name, "->", plugin_name)
+            if registry is not None:
+                registry.current_plugin = plugin_name
+            try:
+                result = function(*args)
+                problem = check(result) if check is not None else None
+                if problem is not None:
+                    raise PluginError(problem, plugin=plugin_name, hook=hook_name)
+                return result
+            except Exception as exc:
+                if isinstance(exc, PluginError) and exc.plugin:
+                    error = exc  # already attributed (a registry's duplicate, a nested hook call)
+                else:
+                    error = PluginError(f"raised {type(exc).__name__}: {exc}", plugin=plugin_name, hook=hook_name)
+                if not swallow:
+                    if error is exc:
+                        raise
+                    raise error from exc
+                log.error("%s", error, exc_info=exc)
+                return None
+            finally:
+                if registry is not None:
+                    registry.current_plugin = None
+
+        guarded.__wrapped__ = function  # type: ignore[attr-defined]
+        return guarded
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
@@ -169,11 +253,12 @@ class Plugins:
         self.schemas = SchemaRegistry()
         self.tactics = TacticRegistry()
         self.sections = ManifestSectionRegistry()
-        self._call_register("forge_register_transports", self.transports)
-        self._call_register("forge_register_components", self.components)
-        self._call_register("forge_register_schemas", self.schemas)
-        self._call_register("forge_register_tactics", self.tactics)
-        self._call_register("forge_register_manifest_sections", self.sections)
+        hook = self.pm.hook
+        hook.forge_register_transports(registry=self.transports)
+        hook.forge_register_components(registry=self.components)
+        hook.forge_register_schemas(registry=self.schemas)
+        hook.forge_register_tactics(registry=self.tactics)
+        hook.forge_register_manifest_sections(registry=self.sections)
         for info in self.infos.values():
             info.provides = {
                 "transports": self.transports.by_plugin(info.name),
@@ -187,120 +272,59 @@ class Plugins:
     def collect_commands(self) -> CommandRegistry:
         if not self._commands_collected:
             self.commands = CommandRegistry()
-            self._call_register("forge_register_commands", self.commands)
+            self.pm.hook.forge_register_commands(registry=self.commands)
             self._commands_collected = True
         return self.commands
 
     def collect_migrations(self, registry: MigrationRegistry) -> MigrationRegistry:
-        self._call_register("forge_register_migrations", registry)
+        self.pm.hook.forge_register_migrations(registry=registry)
         return registry
-
-    def _call_register(self, hook_name: str, registry: NamedRegistry[Any] | SchemaRegistry | Any) -> None:
-        # Registration order (built-ins first), so "first registered by" names the earlier plugin.
-        for impl in reversed(self._impls(hook_name)):
-            registry.current_plugin = impl.plugin_name
-            try:
-                self._trace(hook_name, impl.plugin_name)
-                impl.function(registry=registry)
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name,
-                                  hook=hook_name) from exc
-            finally:
-                registry.current_plugin = None
-
-    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
-        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
-        # pluggy calls the last registered (and tryfirst) first; keep that order.
-        return [i for i in reversed(impls) if not (i.wrapper or i.hookwrapper)]
-
-    def _notify(self, hook_name: str, *, swallow: bool, **kwargs: Any) -> None:
-        for impl in self._impls(hook_name):
-            try:
-                self._trace(hook_name, impl.plugin_name)
-                impl.function(*[kwargs[a] for a in impl.argnames])
-            except Exception as exc:
-                error = PluginError(f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name,
-                                    hook=hook_name)
-                if not swallow:
-                    raise error from exc
-                log.error("%s", error, exc_info=exc)
-
-    def _trace(self, hook_name: str, plugin: str) -> None:
-        if self._tracing:
-            print(f"[forge trace] {hook_name} -> {plugin}", file=sys.stderr)
 
     # -- plant hooks -------------------------------------------------------------------------
     def validate_manifest(self, manifest: Manifest) -> list[ManifestProblem]:
         problems: list[ManifestProblem] = []
-        for impl in self._impls("forge_validate_manifest"):
-            try:
-                found = impl.function(manifest=manifest)
-            except Exception as exc:
-                raise PluginError(f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name,
-                                  hook="forge_validate_manifest") from exc
-            if found is None:
-                continue
-            if not isinstance(found, list) or not all(isinstance(p, ManifestProblem) for p in found):
-                raise PluginError("must return a list of ManifestProblem or None, got "
-                                  f"{type(found).__name__}", plugin=impl.plugin_name,
-                                  hook="forge_validate_manifest")
-            problems.extend(found)
+        for found in reversed(self.pm.hook.forge_validate_manifest(manifest=manifest)):
+            problems.extend(found)  # each implementation's list was checked by its guard
         return problems
 
     def transport_ready(self, name: str, transport: Transport) -> None:
-        self._notify("forge_transport_ready", swallow=False, name=name, transport=transport)
+        self.pm.hook.forge_transport_ready(name=name, transport=transport)
 
     def plant_started(self, runtime: Runtime) -> None:
-        self._notify("forge_plant_started", swallow=False, runtime=runtime)
+        self.pm.hook.forge_plant_started(runtime=runtime)
 
     def infer_message_type(self, topic: str, payload: Any) -> str | None:
-        try:
-            return self.pm.hook.forge_infer_message_type(topic=topic, payload=payload)
-        except Exception as exc:
-            raise PluginError(f"raised {type(exc).__name__}: {exc}", hook="forge_infer_message_type") from exc
+        result: str | None = self.pm.hook.forge_infer_message_type(topic=topic, payload=payload)
+        return result
 
     def message_dead_lettered(self, letter: DeadLetter) -> None:
-        self._notify("forge_message_dead_lettered", swallow=True, letter=letter)
+        self.pm.hook.forge_message_dead_lettered(letter=letter)
 
     def component_crashed(self, name: str, error: BaseException, restarts: int, gave_up: bool) -> None:
-        self._notify("forge_component_crashed", swallow=True, name=name, error=error, restarts=restarts,
-                     gave_up=gave_up)
+        self.pm.hook.forge_component_crashed(name=name, error=error, restarts=restarts, gave_up=gave_up)
 
     def heartbeat_payload(self, component: str) -> dict[str, Any]:
         merged: dict[str, Any] = {}
-        for impl in reversed(self._impls("forge_heartbeat_payload")):
-            try:
-                extra = impl.function(component=component)
-            except Exception as exc:
-                log.error("%s", PluginError(f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name,
-                                            hook="forge_heartbeat_payload"), exc_info=exc)
-                continue
-            if extra is not None:
-                if not isinstance(extra, dict):
-                    log.error("plugin %r, hook 'forge_heartbeat_payload': must return a dict or None, got %s",
-                              impl.plugin_name, type(extra).__name__)
-                    continue
-                merged.update(extra)
+        # pluggy returns the last registered plugin's result first; merge so later plugins win.
+        for extra in reversed(self.pm.hook.forge_heartbeat_payload(component=component)):
+            merged.update(extra)
         return merged
 
     def source_status_changed(self, change: StatusChange, monitor: str) -> None:
-        self._notify("forge_source_status_changed", swallow=True, change=change, monitor=monitor)
+        self.pm.hook.forge_source_status_changed(change=change, monitor=monitor)
 
     def leadership_changed(self, lease: str, holder: str, epoch: int, leading: bool) -> None:
-        self._notify("forge_leadership_changed", swallow=True, lease=lease, holder=holder, epoch=epoch,
-                     leading=leading)
+        self.pm.hook.forge_leadership_changed(lease=lease, holder=holder, epoch=epoch, leading=leading)
 
     def backpressure_changed(self, component: str, old_interval: float, new_interval: float, depth: int) -> None:
-        self._notify("forge_backpressure_changed", swallow=True, component=component, old_interval=old_interval,
-                     new_interval=new_interval, depth=depth)
+        self.pm.hook.forge_backpressure_changed(component=component, old_interval=old_interval,
+                                                new_interval=new_interval, depth=depth)
 
     def plant_stopping(self, runtime: Runtime) -> None:
-        self._notify("forge_plant_stopping", swallow=True, runtime=runtime)
+        self.pm.hook.forge_plant_stopping(runtime=runtime)
 
     def plant_stopped(self, summary: RunSummary) -> None:
-        self._notify("forge_plant_stopped", swallow=True, summary=summary)
+        self.pm.hook.forge_plant_stopped(summary=summary)
 
     # -- views -------------------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -316,6 +340,10 @@ class Plugins:
             plugins=set(self.infos) | {i.distribution.replace("-", "_") for i in self.infos.values()
                                        if i.distribution},
         )
+
+
+def _write_stderr(line: str) -> None:
+    sys.stderr.write(line)  # looked up per call, so a redirected stderr (capsys, a log file) gets it
 
 
 def _hook_in(message: str) -> str | None:

@@ -14,31 +14,31 @@ from forge_core.transport.memory import MemoryTransport
 if TYPE_CHECKING:
     from forge_core.messages.schemas import SchemaRegistry
     from forge_core.registry import ComponentRegistry, TransportRegistry
-    from forge_core.runtime.runtime import TransportContext
     from forge_core.storage.migrations import MigrationRegistry
+    from forge_core.transport.base import TransportContext
 
 
 def _memory_factory(name: str, settings: dict[str, Any], context: TransportContext) -> MemoryTransport:
     return MemoryTransport(name, **settings)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_transports(registry: TransportRegistry) -> None:
     registry.add("memory", _memory_factory, settings_schema=MemoryTransport.settings_schema,
                  description="in-process bus with fault injection (embedded profile, tests)")
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_schemas(registry: SchemaRegistry) -> None:
     registry.add_directory(core_schema_dir())
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_components(registry: ComponentRegistry) -> None:
     registry.add("forge.logger", MessageLogger)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_migrations(registry: MigrationRegistry) -> None:
     from forge_core.storage.migrations import CORE_MIGRATIONS, CORE_VERSIONS_DIR
 

@@ -208,7 +208,7 @@ def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
     return problems
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_components(registry: ComponentRegistry) -> None:
     registry.add("forge.heartbeat", HeartbeatEmitter)
     registry.add("forge.heartbeat_monitor", HeartbeatMonitor)

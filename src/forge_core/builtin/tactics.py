@@ -174,7 +174,7 @@ def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
 _URL = {"type": ["string", "null"], "default": None, "description": "database URL (default: the plant's storage)"}
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_tactics(registry: TacticRegistry) -> None:
     kinds = {"leader": LEADER, "detector": DETECTOR, "heartbeat": HEARTBEAT, "retry": RETRY, "dedup": DEDUP,
              "backpressure": BACKPRESSURE, "outbox": OUTBOX, "state": STATE, "failover": FAILOVER}
