@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from forge_core.clock import VirtualClock
-from forge_core.tactics.retry import RetryPolicy
+from forge_core.tactics.retry import Backoff, CrashLoopWindow, RetryPolicy
 
 
 class Flaky:
@@ -105,3 +105,66 @@ def test_sync_call_on_virtual_clock_needs_a_sleep(vclock: VirtualClock) -> None:
 def test_validation() -> None:
     with pytest.raises(ValueError, match=r"max_attempts must be >= 1.*jitter is a fraction"):
         RetryPolicy(max_attempts=0, jitter=2.0)
+
+
+# -- Backoff: the one schedule of reconnect and restart loops ------------------------------------
+def test_backoff_doubles_from_initial_caps_at_maximum_and_resets():
+    backoff = Backoff(0.5, 4.0)
+    assert backoff.peek() == 0.5
+    assert [backoff.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert backoff.failures == 6
+    backoff.reset()
+    assert backoff.failures == 0 and backoff.next() == 0.5
+
+
+def test_backoff_multiplier_and_peek_does_not_count():
+    backoff = Backoff(1.0, 100.0, multiplier=3.0)
+    assert backoff.peek() == backoff.peek() == 1.0
+    assert [backoff.next() for _ in range(3)] == [1.0, 3.0, 9.0]
+    assert backoff.peek() == 27.0
+
+
+def test_backoff_jitter_is_bounded_and_seeded():
+    delays = [Backoff(1.0, 8.0, jitter=0.25, seed=3) for _ in range(2)]
+    first = [delays[0].next() for _ in range(8)]
+    assert first == [delays[1].next() for _ in range(8)], "same seed, same delays"
+    expected = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0]
+    assert all(0.75 * e <= d <= 1.25 * e for d, e in zip(first, expected, strict=True))
+    assert len(set(first[3:])) > 1, "capped delays are still jittered"
+
+
+def test_backoff_refuses_a_bad_schedule():
+    with pytest.raises(ValueError, match="multiplier must be >= 1"):
+        Backoff(1.0, 2.0, multiplier=0.5)
+    with pytest.raises(ValueError, match="jitter is a fraction"):
+        Backoff(1.0, 2.0, jitter=1.5)
+
+
+# -- CrashLoopWindow ---------------------------------------------------------------------------
+def test_crash_loop_window_counts_failures_inside_the_window_only():
+    window = CrashLoopWindow(max_failures=2, window=10.0)
+    assert window.record(0.0) == 1 and not window.looping
+    assert window.record(4.0) == 2 and not window.looping
+    assert window.record(9.0) == 3 and window.looping, "three within 10 s is over the limit of two"
+    assert window.record(15.0) == 2, "the failures at 0 s and 4 s slid out"
+    assert not window.looping and window.count == 2
+
+
+def test_crash_loop_window_boundary_is_inclusive():
+    window = CrashLoopWindow(max_failures=1, window=5.0)
+    window.record(0.0)
+    assert window.record(5.0) == 2 and window.looping, "exactly `window` seconds apart still counts"
+    assert window.record(10.001) == 1
+
+
+def test_crash_loop_window_with_zero_failures_allowed_loops_on_the_first():
+    window = CrashLoopWindow(max_failures=0, window=60.0)
+    window.record(1.0)
+    assert window.looping
+
+
+def test_crash_loop_window_refuses_bad_limits():
+    with pytest.raises(ValueError, match="window > 0"):
+        CrashLoopWindow(3, 0.0)
+    with pytest.raises(ValueError, match="max_failures >= 0"):
+        CrashLoopWindow(-1, 10.0)

@@ -4,8 +4,9 @@
 one child per component instance — ``forge run PATH --only machine-1 --json`` — so a crash, a
 SIGKILL or a frozen process takes exactly one instance down, as it would on separate hosts. The
 parent restarts a child that exits on its own with the same :class:`RestartPolicy` as the
-in-process supervisor (doubling backoff; more than ``max_restarts`` exits within ``window`` is a
-crash loop: ``failed``, no more restarts). SIGINT/SIGTERM to the parent sends SIGTERM to every
+in-process supervisor (its :class:`~forge_core.tactics.Backoff` and
+:class:`~forge_core.tactics.CrashLoopWindow`: doubling backoff; more than ``max_restarts`` exits
+within ``window`` is a crash loop: ``failed``, no more restarts). SIGINT/SIGTERM to the parent sends SIGTERM to every
 child, waits ``stop_timeout``, SIGKILLs what is left, and merges the children's ``--json``
 summaries into one :class:`RunSummary`.
 
@@ -29,7 +30,7 @@ import os
 import signal
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from forge_core.errors import ForgeError
 from forge_core.runtime.runtime import wait_for_stop
 from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, KILLED, RESTARTING, RUNNING, STARTING, STOPPED, RestartPolicy
+from forge_core.tactics.retry import CrashLoopWindow
 
 if TYPE_CHECKING:
     from forge_core.manifest import Manifest
@@ -94,7 +96,7 @@ class ChildProcess:
     lives: list[Life] = field(default_factory=list)
     proc: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
-    _crash_times: deque[float] = field(default_factory=deque)
+    _crashes: CrashLoopWindow | None = None
     _stopping: bool = False
 
     @property
@@ -125,7 +127,9 @@ class ChildProcess:
         return life
 
     async def _supervise(self) -> None:
-        backoff = self.policy.initial_backoff
+        backoff = self.policy.backoff()
+        if self._crashes is None:  # kept across revives, like the in-process supervisor's
+            self._crashes = self.policy.crash_window()
         while not self._stopping:
             life = await self._spawn()
             self.state = RUNNING
@@ -136,24 +140,21 @@ class ChildProcess:
                 life.how = "killed" if self.state == KILLED else "stopped"
                 return
             life.how = "exit"
-            now = time.monotonic()
-            self._crash_times.append(now)
-            while self._crash_times and now - self._crash_times[0] > self.policy.window:
-                self._crash_times.popleft()
+            self._crashes.record(time.monotonic())
             self.restarts += 1
             by = f" (signal {signal.Signals(-code).name})" if code < 0 else ""
             self.last_error = f"exited with code {code}{by}"
-            gave_up = len(self._crash_times) > self.policy.max_restarts
+            gave_up = self._crashes.looping
+            delay = 0.0 if gave_up else backoff.next()
             log.error("process %s (pid %d) %s; %s; log %s", self.name, life.pid, self.last_error,
-                      "giving up, crash loop" if gave_up else f"restart in {backoff:.1f}s", self.log_path)
+                      "giving up, crash loop" if gave_up else f"restart in {delay:.1f}s", self.log_path)
             if gave_up:
                 self.state = FAILED
                 return
             self.state = RESTARTING
-            deadline = time.monotonic() + backoff
+            deadline = time.monotonic() + delay
             while not self._stopping and time.monotonic() < deadline:
                 await asyncio.sleep(min(0.1, deadline - time.monotonic()))
-            backoff = min(backoff * 2, self.policy.max_backoff)
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the live process, if any (SIGSTOP/SIGCONT for freeze tests)."""

@@ -1,21 +1,23 @@
 """Supervision of one component instance: start, watch, restart with backoff, give up on a loop.
 
 A crash is an exception from ``start``/``run`` or from a task the component spawned. The
-supervisor stops the instance, waits a backoff that doubles per crash (capped), builds a fresh
-instance and starts it again. More than ``max_restarts`` crashes inside ``window`` seconds is a
-crash loop: the instance is marked ``failed`` and left stopped, and readiness turns false.
+supervisor stops the instance, waits the next delay of a :class:`~forge_core.tactics.Backoff`
+(doubling per crash, capped at ``max_backoff``), builds a fresh instance and starts it again. More
+than ``max_restarts`` crashes inside ``window`` seconds (a
+:class:`~forge_core.tactics.CrashLoopWindow`) is a crash loop: the instance is marked ``failed``
+and left stopped, and readiness turns false. The process runner uses the same two classes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from forge_core.components import Component, ComponentContext
+from forge_core.tactics.retry import Backoff, CrashLoopWindow
 
 if TYPE_CHECKING:
     from forge_core.clock import Clock
@@ -32,6 +34,14 @@ class RestartPolicy:
     max_backoff: float = 30.0
     max_restarts: int = 5
     window: float = 60.0
+
+    def backoff(self) -> Backoff:
+        """The restart delays: ``initial_backoff``, doubling per crash, capped at ``max_backoff``."""
+        return Backoff(self.initial_backoff, self.max_backoff, multiplier=2.0)
+
+    def crash_window(self) -> CrashLoopWindow:
+        """More than ``max_restarts`` crashes within ``window`` seconds is a crash loop."""
+        return CrashLoopWindow(self.max_restarts, self.window)
 
 
 class Supervisor:
@@ -58,7 +68,7 @@ class Supervisor:
         self.last_error: str | None = None
         self.started = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._crash_times: deque[float] = deque()
+        self._crashes = policy.crash_window()
         self.task: asyncio.Task[None] | None = None
 
     def launch(self) -> asyncio.Task[None]:
@@ -67,7 +77,7 @@ class Supervisor:
         return self.task
 
     async def _supervise(self) -> None:
-        backoff = self.policy.initial_backoff
+        backoff = self.policy.backoff()
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             ctx = self._make_context()
@@ -92,18 +102,16 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                now = self._clock.monotonic()
-                self._crash_times.append(now)
-                while self._crash_times and now - self._crash_times[0] > self.policy.window:
-                    self._crash_times.popleft()
+                in_window = self._crashes.record(self._clock.monotonic())
                 self.restarts += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                gave_up = len(self._crash_times) > self.policy.max_restarts
-                log.error("component %s crashed (%d in %.0fs window)%s: %s", self.name, len(self._crash_times),
-                          self.policy.window, "; giving up, crash loop" if gave_up else f"; restart in {backoff:.1f}s",
+                gave_up = self._crashes.looping
+                delay = 0.0 if gave_up else backoff.next()
+                log.error("component %s crashed (%d in %.0fs window)%s: %s", self.name, in_window,
+                          self.policy.window, "; giving up, crash loop" if gave_up else f"; restart in {delay:.1f}s",
                           self.last_error, exc_info=exc)
                 await self._teardown()
-                self._on_crash(self.name, exc, len(self._crash_times), gave_up)
+                self._on_crash(self.name, exc, in_window, gave_up)
                 if gave_up:
                     self.state = FAILED
                     self.started.set()
@@ -111,12 +119,11 @@ class Supervisor:
                 self.state = RESTARTING
                 self.started.set()  # it did try; readiness reads the state
                 try:
-                    async with asyncio.timeout(backoff):  # not wait_for: it can swallow a cancel
+                    async with asyncio.timeout(delay):  # not wait_for: it can swallow a cancel
                         await self._stopping.wait()
                     return
                 except TimeoutError:
                     pass
-                backoff = min(backoff * 2, self.policy.max_backoff)
 
     @staticmethod
     async def _watch(run: asyncio.Future[None], failure: asyncio.Future[BaseException],
