@@ -29,6 +29,7 @@ from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
 from forge_core.runtime.health import HealthServer
 from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
+from forge_core.tactics.retry import RetryPolicy
 from forge_core.tactics.service import Tactics, TacticServices
 from forge_core.transport.base import MessageCallback, Transport, UndeliverableCallback
 
@@ -248,19 +249,28 @@ class Runtime:
             self.plugins.transport_ready(name, transport)
 
     async def _connect(self, transport: Transport) -> None:
-        delay = 0.5
-        for attempt in range(1, self.connect_attempts + 1):
+        """Connect, retrying a broker that is not ready yet (``TransportNotReady``) with the retry
+        tactic on the plant's clock: 0.5 s doubling to 10 s, at most ``connect_attempts`` tries."""
+        last: list[TransportNotReady] = []
+
+        async def connect() -> None:
             try:
                 await transport.connect()
-                return
             except TransportNotReady as exc:
-                if attempt == self.connect_attempts:
-                    raise TransportNotReady(
-                        f"transport {transport.name!r} not ready after {attempt} attempts: {exc}") from exc
-                log.warning("transport %s not ready (%s); retry %d/%d in %.1fs", transport.name, exc, attempt,
-                            self.connect_attempts, delay)
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                last[:] = [exc]
+                raise
+
+        def retrying(retries: int, sleep: float) -> None:
+            log.warning("transport %s not ready (%s); retry %d/%d in %.1fs", transport.name, last[-1], retries,
+                        self.connect_attempts, sleep)
+
+        policy = RetryPolicy(self.connect_attempts, initial=0.5, max_backoff=10.0, multiplier=2.0, jitter=0.0,
+                             retry_on=(TransportNotReady,), clock=self.clock, on_retry=retrying)
+        try:
+            await policy.acall(connect)
+        except TransportNotReady as exc:
+            raise TransportNotReady(
+                f"transport {transport.name!r} not ready after {policy.stats.attempts} attempts: {exc}") from exc
 
     def _wire_dead_letters(self) -> None:
         channel = self.dead_letters
