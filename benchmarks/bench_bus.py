@@ -17,10 +17,9 @@ import os
 import statistics
 import time
 
-from forge_core.bus import MessageBus
-from forge_core.clock import RealClock
-from forge_core.messages.schemas import SchemaRegistry
-from forge_core.transport.memory import MemoryTransport
+from forge_core import MessageBus, RealClock
+from forge_core.plugin import SchemaRegistry
+from forge_core.transport import MemoryTransport
 
 HEARTBEAT = {
     "$schema": "http://json-schema.org/draft-07/schema#",

@@ -16,13 +16,8 @@ import asyncio
 import random
 from collections.abc import Callable
 
-from forge_core.clock import VirtualClock
-from forge_core.tactics.detectors import (
-    FailureDetector,
-    FixedTimeoutDetector,
-    PhiAccrualDetector,
-    expected_detection_time,
-)
+from forge_core import VirtualClock
+from forge_core.tactics import FailureDetector, FixedTimeoutDetector, PhiAccrualDetector, expected_detection_time
 
 SEED_TIMEOUTS = {1.0: 3.0, 5.0: 10.0}  # the seed monitors' settings; 3x interval otherwise
 

@@ -19,8 +19,8 @@ import random
 import statistics
 from dataclasses import dataclass
 
-from forge_core.clock import Clock, RealClock, VirtualClock
-from forge_core.tactics.leader import FencedReceiver, LeaderElector, LeaseBackend, MemoryLeaseBackend
+from forge_core import Clock, RealClock, VirtualClock
+from forge_core.tactics import FencedReceiver, LeaderElector, LeaseBackend, MemoryLeaseBackend
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ def bench_memory(trials: int, seed: int) -> dict[str, list[float]]:
 
 
 def bench_redis(trials: int, seed: int) -> dict[str, list[float]]:
-    from forge_core.tactics.leader import RedisLeaseBackend
-    from forge_core.testing.servers import RedisServer
+    from forge_core.tactics import RedisLeaseBackend
+    from forge_core.testing import RedisServer
 
     out: dict[str, list[float]] = {}
     with RedisServer() as server:

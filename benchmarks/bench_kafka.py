@@ -44,10 +44,8 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
 
-from forge_core.bus import MessageBus
-from forge_core.clock import RealClock
-from forge_core.messages.envelope import Envelope
-from forge_core.messages.schemas import SchemaRegistry
+from forge_core import Envelope, MessageBus, RealClock
+from forge_core.plugin import SchemaRegistry
 from forge_core.testing.servers import KafkaServer
 
 HEARTBEAT = {

@@ -39,9 +39,8 @@ from bench_kafka import GROUP, HEARTBEAT, SETTINGS, Tally, payload, publish_all
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
 
-from forge_core.bus import MessageBus
-from forge_core.clock import RealClock
-from forge_core.messages.schemas import SchemaRegistry
+from forge_core import MessageBus, RealClock
+from forge_core.plugin import SchemaRegistry
 from forge_core.testing.servers import KafkaServer
 
 

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from forge_core.tactics.detectors import PhiAccrualDetector, expected_detection_time
-from forge_core.testing.servers import MosquittoServer, PostgresServer
+from forge_core.tactics import PhiAccrualDetector, expected_detection_time
+from forge_core.testing import PostgresServer
+from forge_core.testing.servers import MosquittoServer
 
 PLANT = Path(__file__).resolve().parents[1] / "examples" / "pasta_plant"
 KEEPALIVE = 5.0  # the distributed profile's machines transport

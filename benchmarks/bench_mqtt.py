@@ -27,9 +27,8 @@ from forge_mqtt import MqttTransport
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from forge_core.bus import MessageBus
-from forge_core.clock import RealClock
-from forge_core.messages.schemas import SchemaRegistry
+from forge_core import MessageBus, RealClock
+from forge_core.plugin import SchemaRegistry
 from forge_core.testing.servers import MosquittoServer
 
 HEARTBEAT = {

@@ -109,9 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
-    from forge_core.clock import RealClock
-    from forge_core.plant import load_plant
-    from forge_core.runtime.runtime import Runtime
+    from forge_core import RealClock
+    from forge_core.runtime import Runtime, load_plant
 
     schemas = Path(__file__).resolve().parents[1] / "examples" / "pasta_plant" / "schemas"
     with tempfile.TemporaryDirectory() as tmp:

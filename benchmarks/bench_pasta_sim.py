@@ -19,9 +19,8 @@ from pathlib import Path
 
 from pasta_plant.testing import derive
 
-from forge_core.clock import VirtualClock
-from forge_core.plant import load_plant
-from forge_core.runtime.runtime import Runtime
+from forge_core import VirtualClock
+from forge_core.runtime import Runtime, load_plant
 
 #: (interval s, how many) of the plant's periodic wake-ups: machine beats (3), scheduler safety tick,
 #: health check and persist (2 replicas each), the leader's lease renewal, the follower's campaign,

@@ -10,10 +10,10 @@ import pytest
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import VirtualClock
 from forge_core.errors import ForgeError, MessageRejected, UnknownMessageType
-from forge_core.messages.codec import TypeBinding, encode
 from forge_core.messages.envelope import RawMessage
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.telemetry import Telemetry
+from forge_core.transport.codec import TypeBinding, encode
 from forge_core.transport.memory import MemoryTransport
 
 READING = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": ["value"],

@@ -6,8 +6,9 @@ Plugins import what they need from here::
 """
 
 from forge_core.bus import MessageBus
+from forge_core.checks import Check
 from forge_core.clock import Clock, RealClock, VirtualClock
-from forge_core.components import Component, ComponentContext, subscribe
+from forge_core.components import Component, ComponentContext, epoch_of, subscribe
 from forge_core.errors import (
     ForgeError,
     ManifestError,
@@ -15,23 +16,28 @@ from forge_core.errors import (
     MessageRejected,
     PluginError,
     SettingsError,
+    TransportClosed,
+    TransportError,
     TransportNotReady,
+    UnknownMessageType,
 )
 from forge_core.hookimpl import hookimpl
-from forge_core.messages.envelope import Envelope, RawMessage
+from forge_core.messages import deadletter as dead_letters
+from forge_core.messages.deadletter import DeadLetter
+from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage, format_time, parse_time
 from forge_core.settings import Settings
-from forge_core.transport.base import DeliveryGuarantee, Health, Subscription, Transport
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Check",
     "Clock",
     "Component",
     "ComponentContext",
-    "DeliveryGuarantee",
+    "DeadLetter",
     "Envelope",
     "ForgeError",
-    "Health",
+    "IdGenerator",
     "ManifestError",
     "ManifestProblem",
     "MessageBus",
@@ -41,11 +47,16 @@ __all__ = [
     "RealClock",
     "Settings",
     "SettingsError",
-    "Subscription",
-    "Transport",
+    "TransportClosed",
+    "TransportError",
     "TransportNotReady",
+    "UnknownMessageType",
     "VirtualClock",
     "__version__",
+    "dead_letters",
+    "epoch_of",
+    "format_time",
     "hookimpl",
+    "parse_time",
     "subscribe",
 ]

@@ -15,7 +15,7 @@ import inspect
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +23,12 @@ import orjson
 
 from forge_core.errors import DecodeError, ForgeError, MessageRejected, UnknownMessageType
 from forge_core.messages import deadletter as dl
-from forge_core.messages.codec import Decoder, TypeBinding, is_structured
 from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
 from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
 from forge_core.messages.schemas import ErrorDetail, InvalidPayload, SchemaRegistry
 from forge_core.transport.base import Subscription, Transport
+from forge_core.transport.codec import Decoder, TypeBinding, is_structured
+from forge_core.transport.hops import cross
 
 if TYPE_CHECKING:
     from forge_core.clock import Clock
@@ -37,21 +38,6 @@ log = logging.getLogger("forge.bus")
 
 Handler = Callable[[Envelope], Awaitable[None] | None]
 BatchHandler = Callable[[list[Envelope]], Awaitable[None] | None]
-
-
-#: Header listing the transports an envelope has left, in order (routes and bridges).
-HOPS_HEADER = "forgehops"
-
-
-def cross(envelope: Envelope, source: str, target: str) -> Envelope | None:
-    """A copy of ``envelope`` marked as having left ``source`` for ``target``, or None when it
-    already came from ``target``: forwarding in opposite directions never loops a message."""
-    hops = envelope.headers.get(HOPS_HEADER, "")
-    path = hops.split(",") if hops else []
-    if target in path:
-        return None
-    path.append(source)
-    return replace(envelope, headers={**envelope.headers, HOPS_HEADER: ",".join(path)})
 
 
 @dataclass

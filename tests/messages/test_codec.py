@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from forge_core.errors import DecodeError
-from forge_core.messages.codec import (
+from forge_core.messages.envelope import Envelope, IdGenerator, format_time, parse_time
+from forge_core.transport.codec import (
     STRUCTURED_CONTENT_TYPE,
     Decoder,
     TypeBinding,
@@ -19,7 +20,6 @@ from forge_core.messages.codec import (
     fast_parse_time,
     is_structured,
 )
-from forge_core.messages.envelope import Envelope, IdGenerator, format_time, parse_time
 
 
 def decoder(*bindings: TypeBinding, prefix: str = "ce_", infer=None) -> Decoder:

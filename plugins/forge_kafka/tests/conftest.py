@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from forge_core.messages.codec import Decoder
-from forge_core.messages.envelope import IdGenerator, RawMessage
+from forge_core import IdGenerator, RawMessage
 from forge_core.testing.fixtures_servers import *
+from forge_core.transport import Decoder
 
 from forge_kafka import KafkaTransport
 

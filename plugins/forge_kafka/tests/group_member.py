@@ -10,8 +10,8 @@ import asyncio
 import sys
 import time
 
-from forge_core.messages.codec import Decoder
-from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
+from forge_core import Envelope, IdGenerator, RawMessage
+from forge_core.transport import Decoder
 
 from forge_kafka import KafkaTransport
 

@@ -8,12 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
-from forge_core.bus import MessageBus
-from forge_core.clock import RealClock
-from forge_core.components import ComponentContext
-from forge_core.messages.envelope import Envelope
-from forge_core.messages.schemas import SchemaRegistry
-from forge_core.transport.memory import MemoryTransport
+from forge_core import ComponentContext, Envelope, MessageBus, RealClock
+from forge_core.plugin import SchemaRegistry
+from forge_core.transport import MemoryTransport
 
 from forge_kafka import Bridge, KafkaTransport
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from forge_core.testing.conformance import TransportConformance
-from forge_core.transport.base import Transport
+from forge_core.testing import TransportConformance
+from forge_core.transport import Transport
 
 from forge_kafka import KafkaTransport
 

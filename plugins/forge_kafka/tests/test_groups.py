@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_core.messages.envelope import Envelope
+from forge_core import Envelope
 
 from forge_kafka import KafkaTransport
 

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 import pytest
-from forge_core.messages.envelope import Envelope, RawMessage
+from forge_core import Envelope, RawMessage
 from forge_core.testing.servers import KafkaServer
 
 from forge_kafka import KafkaTransport

@@ -12,10 +12,9 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from forge_core.errors import ForgeError, TransportNotReady
-from forge_core.messages.codec import STRUCTURED_CONTENT_TYPE
-from forge_core.messages.envelope import Envelope, RawMessage
-from forge_core.testing.servers import find_free_port
+from forge_core import Envelope, ForgeError, RawMessage, TransportNotReady
+from forge_core.testing import find_free_port
+from forge_core.transport import STRUCTURED_CONTENT_TYPE
 
 from forge_kafka import KafkaSettings, KafkaTransport, pattern_to_kafka, to_forge, to_kafka
 from forge_kafka.transport import DLQ_ERROR, DLQ_REASON, DLQ_TOPIC
@@ -183,7 +182,7 @@ def test_group_id_follows_the_template() -> None:
 
 
 def test_plugin_registers_transport_and_bridge() -> None:
-    from forge_core.registry import ComponentRegistry, TransportRegistry
+    from forge_core.plugin import ComponentRegistry, TransportRegistry
 
     from forge_kafka import plugin
 

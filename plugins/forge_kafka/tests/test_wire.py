@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from forge_core.messages.codec import Decoder, encode, fast_format_time
-from forge_core.messages.envelope import Envelope, IdGenerator, format_time
+from forge_core import Envelope, IdGenerator, format_time
+from forge_core.transport import Decoder, encode, fast_format_time
 
 
 def test_fast_format_time_is_format_time() -> None:

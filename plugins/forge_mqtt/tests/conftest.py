@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_core.messages.codec import Decoder
-from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
-from forge_core.testing.servers import MosquittoServer, which_or_skip
+from forge_core import Envelope, IdGenerator, RawMessage
+from forge_core.testing import which_or_skip
+from forge_core.testing.servers import MosquittoServer
+from forge_core.transport import Decoder
 
 from forge_mqtt import MqttTransport
 

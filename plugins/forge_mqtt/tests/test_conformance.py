@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from forge_core.testing.conformance import TransportConformance
+from forge_core.testing import TransportConformance
 from forge_core.testing.servers import MosquittoServer
-from forge_core.transport.base import Transport
+from forge_core.transport import Transport
 
 from forge_mqtt import MqttTransport
 

@@ -45,8 +45,8 @@ def test_subscriptions_are_restored_after_the_broker_restarts(broker: MosquittoS
 
 
 def test_connect_to_an_absent_broker_is_not_ready(tmp_path: Path) -> None:
-    from forge_core.errors import TransportNotReady
-    from forge_core.testing.servers import find_free_port
+    from forge_core import TransportNotReady
+    from forge_core.testing import find_free_port
 
     from forge_mqtt import MqttTransport
 

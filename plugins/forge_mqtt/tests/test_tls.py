@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_core.errors import TransportError, TransportNotReady
+from forge_core import TransportError, TransportNotReady
 from forge_core.testing.servers import MosquittoServer, MosquittoTLS
 
 from forge_mqtt import MqttRefused, MqttTransport

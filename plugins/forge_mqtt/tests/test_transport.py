@@ -11,15 +11,10 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from forge_core.bus import MessageBus
-from forge_core.clock import RealClock
-from forge_core.errors import TransportError
-from forge_core.messages.codec import STRUCTURED_CONTENT_TYPE, TypeBinding
-from forge_core.messages.schemas import SchemaRegistry
-from forge_core.plugins import get_plugin_manager
-from forge_core.runtime.runtime import TransportContext
+from forge_core import MessageBus, RealClock, TransportError
+from forge_core.plugin import SchemaRegistry, get_plugin_manager
 from forge_core.testing.servers import MosquittoServer
-from forge_core.transport.base import DeliveryGuarantee
+from forge_core.transport import STRUCTURED_CONTENT_TYPE, DeliveryGuarantee, TransportContext, TypeBinding
 
 from forge_mqtt import MqttSettings, MqttTransport, factory
 

@@ -18,7 +18,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from forge_core.messages.envelope import Envelope
+from forge_core import Envelope
 from forge_core.testing import TestPlant
 
 REPO = Path(__file__).resolve().parents[3]

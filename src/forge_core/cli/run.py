@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,46 +14,12 @@ from rich.markup import escape
 from forge_core.cli.durations import duration_option, format_duration
 from forge_core.cli.output import PLANT_PATH_HELP, console, print_json, print_summary
 from forge_core.clock import RealClock, VirtualClock
+from forge_core.runtime.signals import run_until_signalled
 
 if TYPE_CHECKING:
     from forge_core.cli.main import CliState
     from forge_core.runtime.processes import ProcessRunner
     from forge_core.runtime.runtime import Runtime
-    from forge_core.runtime.summary import RunSummary
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-async def run_until_signalled(runtime: Runtime | ProcessRunner, duration: float | None, *,
-                              on_started: object = None) -> RunSummary:
-    """Run on the real loop; SIGINT/SIGTERM ask the runtime to stop and the run ends with its
-    summary. A second signal is handled by Python's defaults (Ctrl-C twice interrupts at once)."""
-    loop = asyncio.get_running_loop()
-    signalled: list[str] = []
-
-    def stop(sig: signal.Signals) -> None:
-        signalled.append(sig.name)
-        runtime.request_stop(sig.name)
-        for s in _STOP_SIGNALS:
-            loop.remove_signal_handler(s)
-
-    for sig in _STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop, sig)
-    try:
-        try:
-            await runtime.start()
-        except BaseException:
-            await runtime.stop()
-            raise
-        if signalled:  # a signal during start: the stop event did not exist yet
-            runtime.request_stop(signalled[0])
-        if callable(on_started):
-            on_started(runtime)
-        return await runtime.run(duration)
-    finally:
-        for sig in _STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-
 
 def _logging_handler(verbose: int, *, show_time: bool) -> tuple[logging.Handler, int]:
     """A rich handler on stderr for the run's logs; removed again when the run ends.

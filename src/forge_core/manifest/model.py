@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forge_core.messages.codec import TypeBinding
+from forge_core.transport.codec import TypeBinding
 
 # Path inside a manifest document: mapping keys and list indexes, e.g. ("components", "oven", "params").
 DocPath = tuple[str | int, ...]

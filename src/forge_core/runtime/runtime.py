@@ -13,7 +13,6 @@ import copy
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +30,7 @@ from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
 from forge_core.tactics.retry import RetryPolicy
 from forge_core.tactics.service import Tactics, TacticServices
-from forge_core.transport.base import MessageCallback, Transport, UndeliverableCallback
+from forge_core.transport.base import MessageCallback, Transport, TransportContext, UndeliverableCallback
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -49,18 +48,6 @@ class Killable(Protocol):
     async def kill(self) -> None: ...
 
     def revive(self) -> object: ...
-
-
-@dataclass
-class TransportContext:
-    """What a transport factory gets besides its name and settings."""
-
-    clock: Clock
-    plant_dir: Path
-    plant: str
-    seed: int | None
-    data_dir: Path  # for outboxes and other durable files
-    tactics: Tactics | None = None  # the plant's configured tactics (outbox, retry, backpressure settings)
 
 
 async def wait_for_stop(stop: asyncio.Event, duration: float | None) -> bool:

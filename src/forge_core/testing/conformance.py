@@ -26,9 +26,9 @@ import pytest
 
 from forge_core.clock import RealClock
 from forge_core.errors import TransportClosed
-from forge_core.messages.codec import Decoder
 from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
 from forge_core.transport.base import DeliveryGuarantee, Transport
+from forge_core.transport.codec import Decoder
 
 
 class Inbox:

@@ -17,21 +17,23 @@ from typing import TypeVar
 
 import pytest
 
-from forge_core.testing.servers import KafkaServer, MosquittoServer, PostgresServer, RedisServer, _Server
+from forge_core.testing.servers import KafkaServer, MosquittoServer, PostgresServer, RedisServer, ServerProcess
 
 __all__ = [
     "kafka_bootstrap", "kafka_server", "mosquitto_server", "postgres_server", "postgres_url", "redis_server",
     "redis_url",
 ]
 
-S = TypeVar("S", bound=_Server)
+S = TypeVar("S", bound=ServerProcess)
 
 # One instance per kind and test run, even when several conftests import these fixtures
 # (each import is a separate fixture definition, and so would otherwise start its own server).
-_SHARED: dict[str, _Server] = {}
+_SHARED: dict[str, ServerProcess] = {}
 
 
-def _shared(config: pytest.Config, kind: str, factory: Callable[[], S]) -> S:
+def shared_server(config: pytest.Config, kind: str, factory: Callable[[], S]) -> S:
+    """One started server of ``kind`` per test run (session fixtures of plugins use it too),
+    closed when the run ends."""
     server = _SHARED.get(kind)
     if server is None:
         server = factory().start()
@@ -48,7 +50,7 @@ def _shared(config: pytest.Config, kind: str, factory: Callable[[], S]) -> S:
 @pytest.fixture(scope="session")
 def postgres_server(pytestconfig: pytest.Config) -> PostgresServer:
     """One PostgreSQL cluster for the whole test session."""
-    return _shared(pytestconfig, "postgres", PostgresServer)
+    return shared_server(pytestconfig, "postgres", PostgresServer)
 
 
 def _database_name(nodeid: str) -> str:
@@ -74,7 +76,7 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
 @pytest.fixture(scope="session")
 def redis_server(pytestconfig: pytest.Config) -> RedisServer:
     """One Redis server for the whole test session."""
-    return _shared(pytestconfig, "redis", RedisServer)
+    return shared_server(pytestconfig, "redis", RedisServer)
 
 
 @pytest.fixture
@@ -89,13 +91,13 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture(scope="session")
 def mosquitto_server(pytestconfig: pytest.Config) -> MosquittoServer:
     """One anonymous Mosquitto broker for the whole test session."""
-    return _shared(pytestconfig, "mosquitto", MosquittoServer)
+    return shared_server(pytestconfig, "mosquitto", MosquittoServer)
 
 
 @pytest.fixture(scope="session")
 def kafka_server(pytestconfig: pytest.Config) -> KafkaServer:
     """One Kafka-protocol broker (Tansu, memory storage) for the whole test session."""
-    return _shared(pytestconfig, "kafka", KafkaServer)
+    return shared_server(pytestconfig, "kafka", KafkaServer)
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def find_free_port(host: str = LOCALHOST) -> int:
         return int(s.getsockname()[1])
 
 
-def _find_binary(binary: str) -> str | None:
+def find_binary(binary: str) -> str | None:
     found = shutil.which(binary)
     if found:
         return found
@@ -99,7 +99,7 @@ def _find_binary(binary: str) -> str | None:
 
 def which_or_skip(binary: str) -> str:
     """Path of ``binary``; if missing, skip the test naming the Debian package (fail under CI)."""
-    found = _find_binary(binary)
+    found = find_binary(binary)
     if found:
         return found
     package = _DEBIAN_PACKAGES.get(binary, binary)
@@ -116,7 +116,7 @@ def which_or_skip(binary: str) -> str:
     raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
 
 
-def _port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -125,7 +125,7 @@ def _port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 
 # Servers still running at interpreter exit are stopped, so a crashed test run leaks nothing.
-_LIVE: weakref.WeakSet[_Server] = weakref.WeakSet()
+_LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
 
 @atexit.register
@@ -135,7 +135,7 @@ def _stop_all() -> None:
             server.close()
 
 
-class _Server:
+class ServerProcess:
     """Common life cycle: temp dir, one child process, log file, readiness wait, clean stop."""
 
     name = "server"
@@ -165,7 +165,7 @@ class _Server:
         return {}
 
     def _is_ready(self) -> bool:
-        return _port_open(self.host, self.port)
+        return port_open(self.host, self.port)
 
     # -- life cycle --------------------------------------------------------------------------
     @property
@@ -196,7 +196,7 @@ class _Server:
                 self._spawn_and_wait()
                 break
             except ServerError:
-                if attempt == attempts - 1 or _port_open(self.host, self.port) is False:
+                if attempt == attempts - 1 or port_open(self.host, self.port) is False:
                     raise
                 self.port = find_free_port()
                 self._on_port_change()
@@ -254,7 +254,7 @@ class _Server:
 
     def _wait_port_closed(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while _port_open(self.host, self.port, 0.05) and time.monotonic() < deadline:
+        while port_open(self.host, self.port, 0.05) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -295,7 +295,7 @@ class _Server:
 # --------------------------------------------------------------------------------------------
 
 
-class PostgresServer(_Server):
+class PostgresServer(ServerProcess):
     """A throwaway PostgreSQL cluster: trust auth on 127.0.0.1, fsync off, sockets in the temp dir.
 
     initdb refuses to run as root, so under root the cluster belongs to the Debian ``postgres``
@@ -376,7 +376,7 @@ class PostgresServer(_Server):
 
     def _is_ready(self) -> bool:
         # The port opens before recovery finishes; the log line means queries will work.
-        if not _port_open(self.host, self.port):
+        if not port_open(self.host, self.port):
             return False
         return "ready to accept connections" in self.log_tail(200)
 
@@ -414,7 +414,7 @@ class PostgresServer(_Server):
 # --------------------------------------------------------------------------------------------
 
 
-class RedisServer(_Server):
+class RedisServer(ServerProcess):
     """``redis-server`` without persistence; ``kill()``/``restart()`` for failure tests."""
 
     name = "redis"
@@ -471,7 +471,7 @@ class MosquittoTLS:
     require_certificate: bool = False
 
 
-class MosquittoServer(_Server):
+class MosquittoServer(ServerProcess):
     """A Mosquitto broker on one listener; ``stop()``/``start()`` reuse the port for outage tests.
 
     ``users`` (name → password) are hashed into a password file with ``mosquitto_passwd``;
@@ -623,7 +623,7 @@ def _tansu_or_skip() -> str:
     raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
 
 
-class KafkaServer(_Server):
+class KafkaServer(ServerProcess):
     """A Kafka-protocol broker (Tansu, memory storage) on 127.0.0.1; clients use :attr:`bootstrap`.
 
     Memory storage means ``stop()``/``start()`` and ``kill()`` keep the port but lose every topic,
@@ -666,14 +666,14 @@ class KafkaServer(_Server):
     def _spawn_and_wait(self) -> None:
         # The readiness probe cannot tell our broker from another one on the port (Tansu exits
         # only after printing "listening on"), so a taken port is refused up front.
-        if _port_open(self.host, self.port):
+        if port_open(self.host, self.port):
             raise ServerError(f"kafka cannot start on {self.host}:{self.port}: the port is already in use; "
                               f"log {self.log_path}:\n{self.log_tail()}")
         super()._spawn_and_wait()
 
     def _is_ready(self) -> bool:
         # Port open is not enough on a slow machine: ask for ApiVersions and wait for the answer.
-        return _port_open(self.host, self.port) and kafka_api_versions_probe(self.host, self.port)
+        return port_open(self.host, self.port) and kafka_api_versions_probe(self.host, self.port)
 
 
 def kafka_api_versions_probe(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -710,7 +710,7 @@ def serve(env_file: Path, base_dir: Path | None = None) -> None:
     signal.signal(signal.SIGTERM, ask_stop)
     signal.signal(signal.SIGINT, ask_stop)
     root = Path(base_dir) if base_dir else None
-    servers: list[_Server] = []
+    servers: list[ServerProcess] = []
     try:
         mqtt = MosquittoServer(base_dir=root / "mosquitto" if root else None).start()
         servers.append(mqtt)

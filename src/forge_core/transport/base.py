@@ -15,9 +15,14 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+from forge_core.clock import Clock
 from forge_core.messages.envelope import Envelope, RawMessage
+
+if TYPE_CHECKING:
+    from forge_core.tactics.service import Tactics
 
 #: ``await callback(topic, message)``: an Envelope from in-process transports, a RawMessage
 #: (body + headers) from network transports.
@@ -123,3 +128,23 @@ class Transport(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+@dataclass
+class TransportContext:
+    """What a transport factory gets besides its name and settings."""
+
+    clock: Clock
+    plant_dir: Path
+    plant: str
+    seed: int | None
+    data_dir: Path  # for outboxes and other durable files
+    tactics: Tactics | None = None  # the plant's configured tactics (outbox, retry, backpressure settings)
+
+
+class TransportFactory(Protocol):
+    """``factory(name, settings, context) -> Transport``: what ``registry.add(type, factory, ...)``
+    takes. ``settings`` is the transport's declared Settings model (defaults filled) or, for a
+    plain JSON Schema declaration, a dict."""
+
+    def __call__(self, name: str, settings: Any, context: TransportContext) -> Transport: ...

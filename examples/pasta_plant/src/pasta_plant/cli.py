@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from forge_core.cli.durations import duration_option
+from forge_core.cli import duration_option
 
 PALETTE = ("cyan", "green", "yellow", "magenta", "blue", "bright_red", "bright_cyan", "bright_green",
            "bright_magenta", "bright_yellow")
@@ -37,7 +37,7 @@ def colour_of(topic: str) -> str:
 
 
 def format_message(topic: str, message: Any) -> str:
-    from forge_core.messages.envelope import Envelope
+    from forge_core import Envelope
 
     colour = colour_of(topic)
     if isinstance(message, Envelope):
@@ -62,12 +62,11 @@ def monitor(
         "--with-plant", help="Run the plant's components here too (needed for the in-memory bus).")] = False,
 ) -> None:
     """Tail a plant's messages, colour-coded by topic, until Ctrl-C or --duration."""
-    from forge_core.cli.run import run_until_signalled
-    from forge_core.clock import RealClock
-    from forge_core.plant import load_plant
-    from forge_core.plugins import get_plugin_manager
-    from forge_core.runtime.runtime import Runtime
-    from forge_core.transport.topics import matches
+    from forge_core import RealClock
+    from forge_core.cli import run_until_signalled
+    from forge_core.plugin import get_plugin_manager
+    from forge_core.runtime import Runtime, load_plant
+    from forge_core.transport import matches
 
     patterns = [p.strip() for item in (topics or ["#"]) for p in item.split(",") if p.strip()]
     plugins, manifest = load_plant(path, profile=profile, plugins=get_plugin_manager())

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from forge_core.components import ComponentContext
+    from forge_core import ComponentContext
 
 
 @dataclass

@@ -17,8 +17,8 @@ from pasta_plant.components.production import BatchProduction
 from pasta_plant.components.sorting import Sorting
 
 if TYPE_CHECKING:
-    from forge_core.registry import CommandRegistry, ComponentRegistry
-    from forge_core.storage.migrations import MigrationRegistry
+    from forge_core.plugin import CommandRegistry, ComponentRegistry
+    from forge_core.storage import MigrationRegistry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

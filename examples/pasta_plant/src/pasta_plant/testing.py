@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from forge_core.plugins import get_plugin_manager
+from forge_core.plugin import get_plugin_manager
 
 PLANT = Path(__file__).resolve().parents[2]  # examples/pasta_plant (an editable install)
 LEASE = {"forgelease": "scheduler"}

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
-from forge_core.errors import TransportError
+from forge_core import TransportError
 
 from forge_kafka.settings import TopicSpec
 

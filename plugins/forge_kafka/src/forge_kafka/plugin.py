@@ -11,8 +11,8 @@ from forge_kafka.settings import SETTINGS_SCHEMA
 from forge_kafka.transport import KafkaTransport
 
 if TYPE_CHECKING:
-    from forge_core.registry import ComponentRegistry, TransportRegistry
-    from forge_core.runtime.runtime import TransportContext
+    from forge_core.plugin import ComponentRegistry, TransportRegistry
+    from forge_core.transport import TransportContext
 
 
 def _kafka_factory(name: str, settings: dict[str, Any], context: TransportContext) -> KafkaTransport:

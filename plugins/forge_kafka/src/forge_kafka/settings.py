@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from forge_core.errors import ForgeError
-from forge_core.messages.codec import CONTENT_MODES
+from forge_core import ForgeError
+from forge_core.transport import CONTENT_MODES
 
 _TOPIC_SPEC: dict[str, Any] = {
     "type": "object",

@@ -32,24 +32,24 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from forge_core.errors import TransportClosed, TransportError, TransportNotReady
-from forge_core.messages.codec import (
+from forge_core import Envelope, RawMessage, TransportClosed, TransportError, TransportNotReady
+from forge_core.transport import (
     STRUCTURED_CONTENT_TYPE,
-    encode_body,
-    encode_headers,
-    encode_structured,
-    encode_structured_many,
-)
-from forge_core.messages.envelope import Envelope, RawMessage
-from forge_core.transport.base import (
     BatchCallback,
     DeliveryGuarantee,
     Health,
     MessageCallback,
     Subscription,
     Transport,
+    encode_body,
+    encode_headers,
+    encode_structured,
+    encode_structured_many,
+    is_wildcard,
+    matches,
+    validate_pattern,
+    validate_topic,
 )
-from forge_core.transport.topics import is_wildcard, matches, validate_pattern, validate_topic
 
 from forge_kafka.admin import ensure_topics, pattern_to_kafka, to_forge, to_kafka
 from forge_kafka.settings import SETTINGS_SCHEMA, KafkaSettings, TopicSpec

@@ -11,7 +11,7 @@ from forge_mms.components.threshold_alert import ThresholdAlert
 from forge_mms.settings import STORAGE_MONITOR_PARAMS, THRESHOLD_ALERT_PARAMS
 
 if TYPE_CHECKING:
-    from forge_core.registry import ComponentRegistry
+    from forge_core.plugin import ComponentRegistry
 
 
 @hookimpl

@@ -11,8 +11,7 @@ from forge_mqtt.settings import SETTINGS_SCHEMA
 from forge_mqtt.transport import factory
 
 if TYPE_CHECKING:
-    from forge_core.messages.schemas import SchemaRegistry
-    from forge_core.registry import TransportRegistry
+    from forge_core.plugin import SchemaRegistry, TransportRegistry
 
 SCHEMAS = Path(__file__).parent / "schemas"
 

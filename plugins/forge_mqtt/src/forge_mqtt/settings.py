@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from forge_core.errors import TransportError
-from forge_core.messages.codec import CONTENT_MODES
-from forge_core.transport.topics import matches, validate_pattern
+from forge_core import TransportError
+from forge_core.transport import CONTENT_MODES, matches, validate_pattern
 
 __all__ = ["SETTINGS_SCHEMA", "MqttSettings"]
 

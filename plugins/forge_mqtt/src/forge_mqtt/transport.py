@@ -38,13 +38,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
-from forge_core.clock import Clock, RealClock
-from forge_core.errors import TransportClosed, TransportError, TransportNotReady
-from forge_core.messages.codec import CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, encode, encode_structured
-from forge_core.messages.envelope import Envelope, RawMessage
-from forge_core.tactics.outbox import Outbox
-from forge_core.transport.base import DeliveryGuarantee, Health, MessageCallback, Subscription, Transport
-from forge_core.transport.topics import matches, validate_pattern, validate_topic
+from forge_core import Clock, Envelope, RawMessage, RealClock, TransportClosed, TransportError, TransportNotReady
+from forge_core.tactics import Outbox
+from forge_core.transport import (
+    CONTENT_TYPE,
+    STRUCTURED_CONTENT_TYPE,
+    DeliveryGuarantee,
+    Health,
+    MessageCallback,
+    Subscription,
+    Transport,
+    encode,
+    encode_structured,
+    matches,
+    validate_pattern,
+    validate_topic,
+)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
@@ -54,7 +63,7 @@ from forge_mqtt.publish_decoder import FastClient
 from forge_mqtt.settings import MqttSettings
 
 if TYPE_CHECKING:
-    from forge_core.runtime.runtime import TransportContext
+    from forge_core.transport import TransportContext
 
 __all__ = ["BIRTH_TOPIC", "DEATH_TOPIC", "DeathWatch", "MqttRefused", "MqttTransport", "factory"]
 

@@ -10,7 +10,7 @@ from forge_sched.components.blade_scheduler import BladeScheduler
 from forge_sched.settings import BLADE_SCHEDULER_PARAMS
 
 if TYPE_CHECKING:
-    from forge_core.registry import ComponentRegistry
+    from forge_core.plugin import ComponentRegistry
 
 
 @hookimpl

@@ -14,9 +14,7 @@ import asyncio
 from collections import deque
 from typing import Any, ClassVar
 
-from forge_core import Envelope, subscribe
-from forge_core.checks import Check
-from forge_core.components import epoch_of
+from forge_core import Check, Envelope, epoch_of, subscribe
 from pasta_plant import settings
 from pasta_plant.components import PastaComponent
 from pasta_plant.ledger import ledger

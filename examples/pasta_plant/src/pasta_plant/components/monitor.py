@@ -17,8 +17,7 @@ import sys
 from collections import Counter, deque
 from typing import Any, ClassVar
 
-from forge_core import Envelope
-from forge_core.checks import Check
+from forge_core import Check, Envelope
 from pasta_plant import settings
 from pasta_plant.components import PastaComponent
 from pasta_plant.ledger import ledger

@@ -20,8 +20,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from forge_core import Envelope, subscribe
-from forge_core.checks import Check
+from forge_core import Check, Envelope, subscribe
 from pasta_plant import settings
 from pasta_plant.components import PastaComponent
 from pasta_plant.db import CATEGORIES, LEVEL_KEYS, batches, seed_rows

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from forge_core import Envelope, subscribe
-from forge_core.checks import Check
+from forge_core import Check, Envelope, subscribe
 from pasta_plant import settings
 from pasta_plant.components import PastaComponent
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
-from forge_core.bus import cross as crossed
-from forge_core.components import Component
-from forge_core.messages import deadletter as dl
-from forge_core.messages.deadletter import DeadLetter
-from forge_core.messages.envelope import Envelope
+from forge_core import Component, DeadLetter, Envelope
+from forge_core import dead_letters as dl
+from forge_core.transport import cross as crossed
 
 
 class Bridge(Component):

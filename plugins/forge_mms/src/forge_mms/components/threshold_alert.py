@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from forge_core.checks import Check
-from forge_core.components import Component
-from forge_core.messages.envelope import Envelope
+from forge_core import Check, Component, Envelope
 
 from forge_mms.settings import THRESHOLD_ALERT_PARAMS, with_defaults
 

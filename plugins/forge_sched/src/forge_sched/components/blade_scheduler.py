@@ -25,10 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from forge_core.checks import Check
-from forge_core.components import Component, epoch_of
-from forge_core.messages.envelope import Envelope
-from forge_core.tactics.leader import NotLeader, StaleEpoch
+from forge_core import Check, Component, Envelope, epoch_of
+from forge_core.tactics import NotLeader, StaleEpoch
 
 from forge_sched.settings import BLADE_SCHEDULER_PARAMS, DEFAULT_TOPICS, with_defaults
 

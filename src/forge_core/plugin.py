@@ -1,0 +1,37 @@
+"""Public API for plugin authors: the hook marker, the registries a registration hook fills,
+and the plugin manager (for tests and tools that build one).
+
+See docs/hooks.md for every hook and docs/writing-a-plugin.md for a plugin from scratch.
+"""
+
+from forge_core.hookimpl import hookimpl
+from forge_core.messages.schemas import SchemaRegistry
+from forge_core.plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP, PluginInfo, Plugins, get_plugin_manager
+from forge_core.registry import (
+    CommandRegistry,
+    ComponentRegistry,
+    Entry,
+    ManifestSectionRegistry,
+    NamedRegistry,
+    TacticRegistry,
+    TransportRegistry,
+)
+from forge_core.storage.migrations import MigrationRegistry
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "CommandRegistry",
+    "ComponentRegistry",
+    "Entry",
+    "ManifestSectionRegistry",
+    "MigrationRegistry",
+    "NamedRegistry",
+    "PluginInfo",
+    "Plugins",
+    "SchemaRegistry",
+    "TacticRegistry",
+    "TransportRegistry",
+    "get_plugin_manager",
+    "hookimpl",
+]
