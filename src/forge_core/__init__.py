@@ -21,7 +21,7 @@ from forge_core.errors import (
     TransportNotReady,
     UnknownMessageType,
 )
-from forge_core.hookimpl import hookimpl
+from forge_core.hookspecs import hookimpl
 from forge_core.messages import deadletter as dead_letters
 from forge_core.messages.deadletter import DeadLetter
 from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage, format_time, parse_time

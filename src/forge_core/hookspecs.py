@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 PROJECT = "forge"
 _spec = pluggy.HookspecMarker(PROJECT)
+#: The marker plugins use, exported as ``from forge_core import hookimpl``.
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # ---------------------------------------------------------------------------------------------
 # Registration hooks: called once per plugin manager, after every plugin is loaded.

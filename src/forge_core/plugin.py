@@ -4,7 +4,7 @@ and the plugin manager (for tests and tools that build one).
 See docs/hooks.md for every hook and docs/writing-a-plugin.md for a plugin from scratch.
 """
 
-from forge_core.hookimpl import hookimpl
+from forge_core.hookspecs import hookimpl
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP, PluginInfo, Plugins, get_plugin_manager
 from forge_core.registry import (

@@ -9,34 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-__all__ = ["SqlDeadLetterStore", "dead_letters_table", "kv_table"]
+from forge_core.storage.tables import dead_letters_table
 
-_metadata = sa.MetaData()
-
-# Mirrors migration forge_core_0001; the migration is the source of truth for the schema.
-dead_letters_table = sa.Table(
-    "forge_dead_letters",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("reason", sa.String(64), nullable=False),
-    sa.Column("transport", sa.String(128), nullable=False),
-    sa.Column("topic", sa.String(512), nullable=False),
-    sa.Column("component", sa.String(128)),
-    sa.Column("message_type", sa.String(256)),
-    sa.Column("errors", sa.Text, nullable=False),
-    sa.Column("headers", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-)
-
-kv_table = sa.Table(
-    "forge_kv",
-    _metadata,
-    sa.Column("namespace", sa.String(128), primary_key=True),
-    sa.Column("key", sa.String(256), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
+__all__ = ["SqlDeadLetterStore"]
 
 _LIMITS = {"reason": 64, "transport": 128, "topic": 512, "component": 128, "message_type": 256}
 

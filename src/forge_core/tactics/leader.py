@@ -34,8 +34,8 @@ from sqlalchemy.engine import Engine
 
 from forge_core.clock import Clock, RealClock
 from forge_core.errors import ForgeError
-from forge_core.storage.dead_letters import kv_table
 from forge_core.storage.engine import create_tables
+from forge_core.storage.tables import kv_table
 
 __all__ = [
     "FencedReceiver",
