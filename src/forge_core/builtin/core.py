@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forge_core.builtin.logger import MessageLogger
-from forge_core.hookimpl import hookimpl
+from forge_core.hookspecs import hookimpl
 from forge_core.messages.schemas import core_schema_dir
 from forge_core.transport.memory import MemoryTransport
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from forge_core.components import Component
 from forge_core.errors import ManifestProblem
-from forge_core.hookimpl import hookimpl
+from forge_core.hookspecs import hookimpl
 from forge_core.messages.envelope import Envelope
 from forge_core.registry import ComponentRegistry
 from forge_core.tactics.failover import FailoverContext
