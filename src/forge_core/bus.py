@@ -355,7 +355,7 @@ class MessageBus:
                         # _admit's good path for a structured event, inlined (per message it is most of
                         # the cost). Anything else, and whatever fails, goes through _admit itself,
                         # which decodes every form and says in the dead letter what is wrong.
-                        headers = message.headers  # type: ignore[union-attr]
+                        headers = message.headers
                         if headers is not last_headers:  # transports share one dict between like records
                             last_headers, structured = headers, bool(headers) and is_structured(headers)
                         if structured:
@@ -409,13 +409,13 @@ class MessageBus:
         tname = transport.name
 
         async def on_message(topic: str, message: Envelope | RawMessage) -> None:
-            if type(message) is Envelope:
+            if isinstance(message, Envelope):
                 envelope = message
             else:
                 verdict = message.verdict
                 if verdict is None:
                     verdict = message.verdict = self._admit(topic, message, transport, owner) or False
-                if verdict is False:
+                if not isinstance(verdict, Envelope):
                     return
                 envelope = verdict
             if types is not None and envelope.type not in types:

@@ -73,8 +73,8 @@ def register(app: typer.Typer, state: CliState) -> None:
         for column in ("type", "version", "plugin", "origin"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(escape(row["type"]), str(row["version"]), escape(row["plugin"] or "-"),
-                          escape(row["origin"] or "-"))
+            table.add_row(escape(str(row["type"])), str(row["version"]), escape(str(row["plugin"] or "-")),
+                          escape(str(row["origin"] or "-")))
         console().print(table)
 
     @group.command("show")

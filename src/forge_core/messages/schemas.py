@@ -45,7 +45,7 @@ class MessageSchema:
         if self._detailed is None:
             cls = validator_for(self.schema)
             self._detailed = cls(self.schema, format_checker=cls.FORMAT_CHECKER)
-        found = []
+        found: list[dict[str, str]] = []
         for error in sorted(self._detailed.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]):
             pointer = "".join(f"/{_escape(part)}" for part in error.absolute_path)
             extras = _unexpected_keys(error)

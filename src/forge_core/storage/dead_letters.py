@@ -57,7 +57,7 @@ class SqlDeadLetterStore:
 
     def save(self, record: dict[str, Any]) -> int:
         """Insert one dead letter and return its id."""
-        row = {name: _fit(record.get(name), limit) for name, limit in _LIMITS.items()}
+        row: dict[str, Any] = {name: _fit(record.get(name), limit) for name, limit in _LIMITS.items()}
         for required in ("reason", "transport", "topic"):
             if row[required] is None:
                 row[required] = ""

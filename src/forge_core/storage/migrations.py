@@ -202,7 +202,7 @@ def current(
         heads = _heads(conn)
     result: dict[str, str | None] = {entry.name: None for entry in registry}
     for head in heads:
-        name = registry.branch_of(Path(script.get_revision(head).path))  # type: ignore[union-attr]
+        name = registry.branch_of(Path(script.get_revision(head).path))
         if name is not None:
             result[name] = head
     return result
@@ -223,7 +223,7 @@ def history(
             heads = _heads(conn)
         applied = set()
         for head in heads:
-            applied.update(rev.revision for rev in script.iterate_revisions(head, "base"))  # type: ignore[union-attr]
+            applied.update(rev.revision for rev in script.iterate_revisions(head, "base"))
     infos = []
     for rev in reversed(list(script.walk_revisions())):
         down = rev.down_revision

@@ -318,6 +318,7 @@ class RedisLeaseBackend:
         if (url is None) == (client is None):
             raise ValueError("RedisLeaseBackend: pass exactly one of url= or client=")
         if client is None:
+            assert url is not None  # checked above: exactly one of url and client
             import redis.asyncio as aioredis
 
             client = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)

@@ -10,6 +10,7 @@ receivers deduplicate (see :mod:`forge_core.tactics.dedup`).
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -99,7 +100,7 @@ class Outbox:
         return self._bytes >= self.high_watermark * self.max_bytes
 
     # -- operations --------------------------------------------------------------------------
-    def put(self, topic: str, body: bytes, headers: dict[str, Any] | None = None) -> int:
+    def put(self, topic: str, body: builtins.bytes, headers: dict[str, Any] | None = None) -> int:
         """Store one message durably and return its sequence number."""
         head = json.dumps(headers or {}, sort_keys=True, separators=(",", ":"))
         size = len(topic.encode()) + len(body) + len(head.encode())

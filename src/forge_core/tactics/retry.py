@@ -122,7 +122,7 @@ class RetryPolicy:
                 pause = max(0.0, min(pause, left))
             return pause
 
-        retry = tenacity.retry_if_exception_type(self.retry_on)
+        retry: tenacity.retry_base = tenacity.retry_if_exception_type(self.retry_on)
         if self.give_up_on:
             retry = retry & tenacity.retry_if_not_exception_type(self.give_up_on)
         return {"stop": stop, "wait": wait, "retry": retry, "reraise": True}
@@ -199,7 +199,7 @@ class RetryPolicy:
             return await fn(*a, **kw)
 
         try:
-            result = await retrying(counted, *args, **kwargs)
+            result: T = await retrying(counted, *args, **kwargs)
         except BaseException as exc:
             self.stats.failures += 1
             self._note(exc, attempts, start)

@@ -42,7 +42,7 @@ class _Sub(Subscription):
         self.callback = callback
         self.group = group
         self.owner = owner
-        self.queue: deque[tuple[str, Envelope, int]] = deque()
+        self.queue: deque[tuple[str, Envelope | RawMessage, int]] = deque()
         self.draining = False
         #: The subscription's delivery task lives as long as the subscription and sleeps on
         #: ``waiter`` when the queue is empty: waking a future is far cheaper than a task per burst.
@@ -103,7 +103,7 @@ class MemoryHub:
     # -- delivery -------------------------------------------------------------------------
     def publish(self, topic: str, envelope: Envelope | RawMessage) -> None:
         self.stats["published"] += 1
-        if type(envelope) is Envelope:
+        if isinstance(envelope, Envelope):
             envelope.topic = topic
         subs, grouped = self._routes(topic)
         if not subs:
@@ -134,7 +134,7 @@ class MemoryHub:
             self._group_turn[turn_key] = turn + 1
         return chosen
 
-    def _publish_with_faults(self, topic: str, envelope: Envelope, subs: list[_Sub]) -> None:
+    def _publish_with_faults(self, topic: str, envelope: Envelope | RawMessage, subs: list[_Sub]) -> None:
         faults = self.faults
         if getattr(envelope, "source", None) in faults.partitioned:
             faults.stats["partitioned"] += 1
@@ -167,7 +167,7 @@ class MemoryHub:
             for sub, held_topic, held_env in held:
                 self._enqueue(sub, held_topic, held_env)
 
-    def _enqueue(self, sub: _Sub, topic: str, envelope: Envelope) -> None:
+    def _enqueue(self, sub: _Sub, topic: str, envelope: Envelope | RawMessage) -> None:
         if sub not in self.subs:
             return
         sub.queue.append((topic, envelope, 0))
@@ -275,7 +275,7 @@ class MemoryTransport(Transport):
     def faults(self) -> Faults:
         return self.hub.faults
 
-    @property  # type: ignore[override]
+    @property
     def on_undeliverable(self) -> UndeliverableCallback | None:
         return self.hub.on_undeliverable
 
