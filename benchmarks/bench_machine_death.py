@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from forge_mqtt.testing import MosquittoServer
 
 from forge_core.tactics import PhiAccrualDetector, expected_detection_time
 from forge_core.testing import PostgresServer
-from forge_core.testing.servers import MosquittoServer
 
 PLANT = Path(__file__).resolve().parents[1] / "examples" / "pasta_plant"
 KEEPALIVE = 5.0  # the distributed profile's machines transport

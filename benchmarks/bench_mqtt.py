@@ -24,12 +24,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from forge_mqtt import MqttTransport
+from forge_mqtt.testing import MosquittoServer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from forge_core import MessageBus, RealClock
 from forge_core.plugin import SchemaRegistry
-from forge_core.testing.servers import MosquittoServer
 
 HEARTBEAT = {
     "$schema": "http://json-schema.org/draft-07/schema#",

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
 from forge_core.testing.servers import (
-    MosquittoServer,
     PostgresServer,
     RedisServer,
-    ServerError,
     find_free_port,
-    mqtt_connect_probe,
     which_or_skip,
 )
 
@@ -155,44 +151,3 @@ def test_redis_kill_and_restart_same_port() -> None:
         assert client.get("a") is None  # no persistence: a crash loses everything
         client.close()
     assert _port_free(port)
-
-
-# -- Mosquitto --------------------------------------------------------------------------------
-
-
-def test_mosquitto_connack(mosquitto_server: MosquittoServer) -> None:
-    assert mqtt_connect_probe(mosquitto_server.host, mosquitto_server.port) == 0
-
-
-def test_mosquitto_stop_start_same_port() -> None:
-    with MosquittoServer() as broker:
-        port = broker.port
-        assert mqtt_connect_probe(broker.host, port) == 0
-        broker.stop()
-        assert _port_free(port)
-        with pytest.raises(OSError):
-            mqtt_connect_probe(broker.host, port, timeout=0.5)
-        broker.start()
-        assert broker.port == port
-        assert mqtt_connect_probe(broker.host, port) == 0
-    assert _port_free(port)
-
-
-def test_mosquitto_password_file_refuses_anonymous() -> None:
-    with MosquittoServer(users={"plant": "s3cret"}) as broker:
-        assert not broker.allow_anonymous
-        assert broker.password_file is not None and broker.password_file.exists()
-        # CONNACK return code 5: not authorised (no credentials were sent)
-        assert mqtt_connect_probe(broker.host, broker.port) == 5
-
-
-def test_broken_config_raises_with_log() -> None:
-    broker = MosquittoServer(extra_config="this_is_not_an_option 1")
-    try:
-        started = time.monotonic()
-        with pytest.raises(ServerError, match="mosquitto exited") as info:
-            broker.start()
-        assert "this_is_not_an_option" in str(info.value) or "Error" in str(info.value)
-        assert time.monotonic() - started < 10
-    finally:
-        broker.close()

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from forge_core import Envelope, IdGenerator, RawMessage
 from forge_core.testing import which_or_skip
-from forge_core.testing.servers import MosquittoServer
 from forge_core.transport import Decoder
 
 from forge_mqtt import MqttTransport
+from forge_mqtt.testing import MosquittoServer
 
 pytestmark = pytest.mark.servers
 

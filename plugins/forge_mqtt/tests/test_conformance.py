@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from forge_core.testing import TransportConformance
-from forge_core.testing.servers import MosquittoServer
 from forge_core.transport import Transport
 
 from forge_mqtt import MqttTransport
+from forge_mqtt.testing import MosquittoServer
 
 pytestmark = pytest.mark.servers
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_core.testing.servers import MosquittoServer
+
+from forge_mqtt.testing import MosquittoServer
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 

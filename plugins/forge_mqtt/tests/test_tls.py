@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from forge_core import TransportError, TransportNotReady
-from forge_core.testing.servers import MosquittoServer, MosquittoTLS
 
 from forge_mqtt import MqttRefused, MqttTransport
+from forge_mqtt.testing import MosquittoServer, MosquittoTLS
 
 pytestmark = pytest.mark.servers
 

@@ -13,10 +13,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from forge_core import MessageBus, RealClock, TransportError
 from forge_core.plugin import SchemaRegistry, get_plugin_manager
-from forge_core.testing.servers import MosquittoServer
 from forge_core.transport import STRUCTURED_CONTENT_TYPE, DeliveryGuarantee, TransportContext, TypeBinding
 
 from forge_mqtt import MqttSettings, MqttTransport, factory
+from forge_mqtt.testing import MosquittoServer
 
 READING = {
     "$schema": "http://json-schema.org/draft-07/schema#",

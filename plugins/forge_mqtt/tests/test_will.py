@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_core.testing.servers import MosquittoServer
 
 from forge_mqtt import DeathWatch
+from forge_mqtt.testing import MosquittoServer
 
 pytestmark = pytest.mark.servers
 

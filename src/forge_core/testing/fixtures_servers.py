@@ -17,10 +17,10 @@ from typing import TypeVar
 
 import pytest
 
-from forge_core.testing.servers import KafkaServer, MosquittoServer, PostgresServer, RedisServer, ServerProcess
+from forge_core.testing.servers import PostgresServer, RedisServer, ServerProcess
 
 __all__ = [
-    "kafka_bootstrap", "kafka_server", "mosquitto_server", "postgres_server", "postgres_url", "redis_server",
+    "postgres_server", "postgres_url", "redis_server",
     "redis_url",
 ]
 
@@ -86,26 +86,3 @@ def redis_url(redis_server: RedisServer) -> str:
         redis_server.start()
     redis_server.flushall()
     return redis_server.url
-
-
-@pytest.fixture(scope="session")
-def mosquitto_server(pytestconfig: pytest.Config) -> MosquittoServer:
-    """One anonymous Mosquitto broker for the whole test session."""
-    return shared_server(pytestconfig, "mosquitto", MosquittoServer)
-
-
-@pytest.fixture(scope="session")
-def kafka_server(pytestconfig: pytest.Config) -> KafkaServer:
-    """One Kafka-protocol broker (Tansu, memory storage) for the whole test session."""
-    return shared_server(pytestconfig, "kafka", KafkaServer)
-
-
-@pytest.fixture
-def kafka_bootstrap(kafka_server: KafkaServer) -> str:
-    """``bootstrap.servers`` of the shared broker (restarted if a test stopped it).
-
-    Memory storage: a restart loses topics, so tests should use topic names of their own.
-    """
-    if not kafka_server.running:
-        kafka_server.start()
-    return kafka_server.bootstrap

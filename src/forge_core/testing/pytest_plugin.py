@@ -7,8 +7,9 @@ Fixtures for plant and plugin authors:
 - ``forge_plant`` — a factory: ``plant = forge_plant("path/to/plant", seed=1)`` returns a
   started :class:`~forge_core.testing.TestPlant` (virtual clock, in-memory bus), stopped at
   teardown. It uses ``forge_plugins``, so plugins registered there take part.
-- ``postgres_url``, ``redis_url``, ``mosquitto_server`` … — real servers on 127.0.0.1, see
-  :mod:`forge_core.testing.fixtures_servers`.
+- ``postgres_url``, ``redis_url`` … — real servers on 127.0.0.1, see
+  :mod:`forge_core.testing.fixtures_servers` (transport plugins add their broker's fixture, e.g.
+  ``mosquitto_server`` from ``forge_mqtt.testing``, through their own ``pytest11`` entry point).
 """
 
 from __future__ import annotations

