@@ -43,10 +43,10 @@ import jsonschema_rs
 import orjson
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
+from forge_kafka.testing import KafkaServer
 
 from forge_core import Envelope, MessageBus, RealClock
 from forge_core.plugin import SchemaRegistry
-from forge_core.testing.servers import KafkaServer
 
 HEARTBEAT = {
     "$schema": "http://json-schema.org/draft-07/schema#",

@@ -38,10 +38,10 @@ import orjson
 from bench_kafka import GROUP, HEARTBEAT, SETTINGS, Tally, payload, publish_all
 from confluent_kafka import Consumer, Producer
 from forge_kafka import KafkaTransport
+from forge_kafka.testing import KafkaServer
 
 from forge_core import MessageBus, RealClock
 from forge_core.plugin import SchemaRegistry
-from forge_core.testing.servers import KafkaServer
 
 
 # -- producer processes ---------------------------------------------------------------------------

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, Producer
+from forge_kafka.testing import KafkaServer
+from forge_mqtt.testing import MosquittoServer
 
 from forge_core.testing import PostgresServer
-from forge_core.testing.servers import KafkaServer, MosquittoServer
 
 PLANT = Path(__file__).resolve().parents[1] / "examples" / "pasta_plant"
 TARGET_P99_MS = 50.0

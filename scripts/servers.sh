@@ -19,7 +19,7 @@ case "${1:-}" in
   start)
     if running; then echo "already running (pid $(cat "$PID_FILE")):"; cat "$ENV_FILE"; exit 0; fi
     mkdir -p "$STATE"; rm -f "$ENV_FILE"
-    nohup "$PYTHON" -m forge_core.testing.servers up --env-file "$ENV_FILE" >"$STATE/servers.log" 2>&1 &
+    nohup "$PYTHON" scripts/servers.py up --env-file "$ENV_FILE" >"$STATE/servers.log" 2>&1 &
     echo $! >"$PID_FILE"
     for _ in $(seq 1 600); do
       [ -s "$ENV_FILE" ] && break

@@ -1,4 +1,4 @@
-"""Fixtures: the real Kafka-protocol broker (Tansu) from forge_core's server fixtures."""
+"""Helpers on the shared broker; ``kafka_bootstrap`` itself comes from forge_kafka.testing (pytest11)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from forge_core import IdGenerator, RawMessage
-from forge_core.testing.fixtures_servers import *
 from forge_core.transport import Decoder
 
 from forge_kafka import KafkaTransport

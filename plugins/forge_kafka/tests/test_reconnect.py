@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 from forge_core import Envelope, RawMessage
-from forge_core.testing.servers import KafkaServer
 
 from forge_kafka import KafkaTransport
+from forge_kafka.testing import KafkaServer
 
 from .conftest import FAST, payload_of
 

@@ -6,8 +6,9 @@ import time
 import uuid
 
 import pytest
+from forge_core.testing import ServerError
 
-from forge_core.testing.servers import KafkaServer, ServerError, find_tansu, kafka_api_versions_probe
+from forge_kafka.testing import KafkaServer, find_tansu, kafka_api_versions_probe
 
 ck = pytest.importorskip("confluent_kafka", reason="pip install confluent-kafka")
 

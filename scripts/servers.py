@@ -1,0 +1,84 @@
+"""Local servers for a distributed plant: Mosquitto, Tansu (Kafka protocol) and PostgreSQL.
+
+``scripts/servers.sh start`` runs ``python scripts/servers.py up``. It lives beside the scripts, not
+in forge_core, because it composes core's server (PostgreSQL) with the plugins' own test servers
+(``forge_mqtt.testing.MosquittoServer``, ``forge_kafka.testing.KafkaServer``), and core imports no
+plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+from forge_kafka.testing import KafkaServer
+from forge_mqtt.testing import MosquittoServer
+
+from forge_core.testing import PostgresServer, ServerError, ServerProcess, ServerUnavailable
+
+
+def serve(env_file: Path, base_dir: Path | None = None) -> None:
+    """Start Mosquitto, Tansu and PostgreSQL on 127.0.0.1, write the variables a distributed plant
+    reads to ``env_file`` (``export NAME=value`` lines), and keep them up until SIGINT/SIGTERM.
+
+    This process owns the servers: stopping it stops them (and removes their temp dirs)."""
+    stop = False
+
+    def ask_stop(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, ask_stop)
+    signal.signal(signal.SIGINT, ask_stop)
+    root = Path(base_dir) if base_dir else None
+    servers: list[ServerProcess] = []
+    try:
+        mqtt = MosquittoServer(base_dir=root / "mosquitto" if root else None).start()
+        servers.append(mqtt)
+        kafka = KafkaServer(base_dir=root / "kafka" if root else None).start()
+        servers.append(kafka)
+        pg = PostgresServer(base_dir=root / "postgres" if root else None).start()
+        servers.append(pg)
+        database = pg.create_database("forge")
+        variables = {"MQTT_HOST": mqtt.host, "MQTT_PORT": str(mqtt.port), "KAFKA_BOOTSTRAP": kafka.bootstrap,
+                     "FORGE_DATABASE_URL": database}
+        text = "".join(f"export {name}={value}\n" for name, value in variables.items())
+        env_file.write_text(text)
+        print(text, end="", flush=True)
+        while not stop:
+            time.sleep(0.2)
+            for server in servers:
+                if not server.running:
+                    raise ServerError(f"{server.name} on {server.host}:{server.port} exited; log {server.log_path}:\n"
+                                      f"{server.log_tail()}")
+    finally:
+        for server in reversed(servers):
+            with contextlib.suppress(Exception):
+                server.close()
+        with contextlib.suppress(OSError):
+            env_file.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python scripts/servers.py",
+                                     description="Local servers for a distributed plant: Mosquitto, Tansu, PostgreSQL.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the servers, write the env file, run until SIGINT/SIGTERM")
+    up.add_argument("--env-file", type=Path, default=Path(".forge-servers.env"))
+    up.add_argument("--dir", type=Path, default=None, help="keep the servers' files here (default: temp dirs)")
+    args = parser.parse_args(argv)
+    try:
+        serve(args.env_file, args.dir)
+    except (ServerError, ServerUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
