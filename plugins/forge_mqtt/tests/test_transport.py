@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from forge_core import MessageBus, RealClock, TransportError
+from forge_core import MessageBus, RealClock
 from forge_core.plugin import SchemaRegistry, get_plugin_manager
-from forge_core.transport import STRUCTURED_CONTENT_TYPE, DeliveryGuarantee, TransportContext, TypeBinding
+from forge_core.transport import STRUCTURED_CONTENT_TYPE, TransportContext, TypeBinding
 
-from forge_mqtt import MqttSettings, MqttTransport, factory
+from forge_mqtt import MqttSettings, factory
 from forge_mqtt.testing import MosquittoServer
 
 READING = {
@@ -35,25 +35,10 @@ def test_plugin_registers_the_transport_and_certificate_schemas() -> None:
     assert "forge.death" in plugins.schemas and "forge.birth" in plugins.schemas
 
 
-def test_settings_are_checked_and_name_the_transport() -> None:
-    with pytest.raises(TransportError, match=r"transport 'edge' \(mqtt\): unknown settings colour"):
-        MqttSettings.from_dict({"colour": "red"}, transport="edge")
-    with pytest.raises(TransportError, match=r"transport 'edge': .*max_inflight must be 1\.\.65000"):
-        MqttSettings.from_dict({"max_inflight": 70000}, transport="edge")
-    with pytest.raises(TransportError, match="cert_file and key_file go together"):
-        MqttSettings(cert_file="client.pem")
-    with pytest.raises(TransportError, match=r"transport 'edge': .*content_mode must be one of binary, structured"):
-        MqttSettings.from_dict({"content_mode": "xml"}, transport="edge")
-    settings = MqttSettings(qos=1, qos_by_topic={"telemetry/#": 0}, protocol=5)  # type: ignore[arg-type]
-    assert settings.protocol == "5"
-    assert settings.qos_for("telemetry/m1/temp") == 0 and settings.qos_for("orders/1") == 1
-    assert MqttTransport("a", qos=0).guarantee is DeliveryGuarantee.AT_MOST_ONCE
-    assert MqttTransport("a").guarantee is DeliveryGuarantee.AT_LEAST_ONCE
-
-
 def test_factory_reads_the_manifest_settings(tmp_path: Path) -> None:
     context = TransportContext(RealClock(), tmp_path, "bakery", None, tmp_path / ".forge")
-    transport = factory("edge", {"host": "broker.local", "port": 8883, "ca_file": "/etc/ca.pem"}, context)
+    settings = MqttSettings.load({"host": "broker.local", "port": 8883, "ca_file": "/etc/ca.pem"})
+    transport = factory("edge", settings, context)
     assert transport.client_id == "forge-bakery-edge" and transport.broker == "broker.local:8883"
     assert transport.settings.tls and transport.data_dir == tmp_path / ".forge"
     assert transport.death_topic == "forge/death/forge-bakery-edge"

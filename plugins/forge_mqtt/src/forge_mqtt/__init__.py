@@ -4,7 +4,7 @@
 current death certificate from a stale one; ``MqttSettings`` is the typed manifest section.
 """
 
-from forge_mqtt.settings import SETTINGS_SCHEMA, MqttSettings
+from forge_mqtt.settings import MqttSettings
 from forge_mqtt.transport import BIRTH_TOPIC, DEATH_TOPIC, DeathWatch, MqttRefused, MqttTransport, factory
 
 __version__ = "0.1.0"
@@ -12,7 +12,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BIRTH_TOPIC",
     "DEATH_TOPIC",
-    "SETTINGS_SCHEMA",
     "DeathWatch",
     "MqttRefused",
     "MqttSettings",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
-from forge_mqtt.settings import SETTINGS_SCHEMA
+from forge_mqtt.settings import MqttSettings
 from forge_mqtt.transport import factory
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 
 @hookimpl
 def forge_register_transports(registry: TransportRegistry) -> None:
-    registry.add("mqtt", factory, settings_schema=SETTINGS_SCHEMA,
+    registry.add("mqtt", factory, settings=MqttSettings,
                  description="MQTT 5/3.1.1 over paho-mqtt: QoS 0/1, reconnect, death certificates, outbox, TLS")
 
 

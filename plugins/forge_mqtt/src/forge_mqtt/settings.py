@@ -1,145 +1,113 @@
-"""Settings of ``transports.<name>.settings`` for ``type: mqtt``: the JSON Schema the manifest is
-checked against, and the typed :class:`MqttSettings` the transport reads.
+"""Settings of ``transports.<name>.settings`` for ``type: mqtt``, declared once.
 
-The schema is the single source of defaults shown in ``forge validate`` and the docs; the
-dataclass repeats them so a transport built in code (tests, benchmarks) gets the same ones.
+:class:`MqttSettings` is the single declaration: the manifest is checked against its JSON Schema,
+the runtime builds it (defaults filled) and hands it to the factory, the transport reads its typed
+attributes, and docs/transports/mqtt.md's table is ``settings_table(MqttSettings)``. Errors are
+:class:`forge_core.SettingsError`, naming the key at fault.
+
 Secrets (``password``, ``key_password``) come from the environment with ``${env:VAR}``: the
 manifest loader substitutes them and refuses literal values under those keys.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from forge_core import TransportError
-from forge_core.transport import CONTENT_MODES, matches, validate_pattern
+from forge_core import Settings
+from forge_core.transport import matches, validate_pattern
+from pydantic import Field, field_validator, model_validator
 
-__all__ = ["SETTINGS_SCHEMA", "MqttSettings"]
+__all__ = ["MqttSettings"]
 
-_QOS = {"type": "integer", "enum": [0, 1]}
-
-SETTINGS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "host": {"type": "string", "default": "localhost", "description": "broker host name or address"},
-        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 1883,
-                 "description": "broker port (8883 is the usual TLS port)"},
-        "protocol": {"enum": ["5", "3.1.1", 5], "default": "5",
-                     "description": "MQTT 5 (attributes as user properties) or 3.1.1 (plain JSON body)"},
-        "content_mode": {"enum": ["binary", "structured"], "default": "binary",
-                         "description": "CloudEvents content mode of published messages: binary (plain JSON body, "
-                                        "attributes as MQTT 5 user properties; on 3.1.1 the body alone) or "
-                                        "structured (one JSON event, every attribute kept, on 3.1.1 too); "
-                                        "received messages are read in either"},
-        "client_id": {"type": ["string", "null"], "default": None,
-                      "description": "MQTT client id; default forge-<plant>-<transport>[-<instance>]. Unique per "
-                                     "process and stable across its restarts (the broker keys the session on it)"},
-        "instance": {"type": ["string", "null"], "default": None,
-                     "description": "process identity appended to the default client id, for several processes "
-                                    "of one plant (e.g. ${env:HOSTNAME})"},
-        "source": {"type": ["string", "null"], "default": None,
-                   "description": "source named in birth/death certificates; default the client id"},
-        "qos": {**_QOS, "default": 1, "description": "QoS of publishes and subscriptions"},
-        "qos_by_topic": {"type": "object", "additionalProperties": _QOS, "default": {},
-                         "description": "topic pattern -> QoS; first matching pattern wins over qos"},
-        "keepalive": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 30,
-                      "description": "seconds; the broker declares the client dead after 1.5x this"},
-        "connect_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5.0,
-                            "description": "seconds to wait for TCP/TLS connect and then for CONNACK"},
-        "reconnect_min_delay": {"type": "number", "exclusiveMinimum": 0, "default": 0.5,
-                                "description": "first reconnect delay, seconds; doubles per failed attempt"},
-        "reconnect_max_delay": {"type": "number", "exclusiveMinimum": 0, "default": 30.0,
-                                "description": "cap of the reconnect delay, seconds"},
-        "session_expiry": {"type": "integer", "minimum": 0, "maximum": 4294967295, "default": 0,
-                           "description": "MQTT 5 session expiry, seconds; >0 keeps subscriptions and queued "
-                                          "QoS 1 messages at the broker across reconnects and broker restarts "
-                                          "(3.1.1: clean_session=false)"},
-        "clean_start": {"type": ["boolean", "null"], "default": None,
-                        "description": "discard the broker's session of this client id at connect; default "
-                                       "false when session_expiry > 0 (resume it), true otherwise"},
-        "max_inflight": {"type": "integer", "minimum": 1, "maximum": 65000, "default": 1000,
-                         "description": "QoS 1 publishes awaiting PUBACK; publish waits when reached"},
-        "max_redeliveries": {"type": "integer", "minimum": 0, "default": 3,
-                             "description": "local redeliveries to a raising callback before giving up"},
-        "outbox": {"type": "boolean", "default": True,
-                   "description": "store publishes made while disconnected in <data_dir>/outbox-<name>.db"},
-        "outbox_max_bytes": {"type": "integer", "minimum": 1, "default": 104857600,
-                             "description": "size limit of the outbox; beyond it publish raises OutboxFull"},
-        "death_certificates": {"type": "boolean", "default": True,
-                               "description": "Will on forge/death/<client_id> and birth on forge/birth/<client_id>"},
-        "drain_timeout": {"type": "number", "minimum": 0, "default": 5.0,
-                          "description": "seconds close() waits for PUBACKs; the rest go to the outbox"},
-        "username": {"type": ["string", "null"], "default": None},
-        "password": {"type": ["string", "null"], "default": None, "description": "use ${env:VAR}"},
-        "tls": {"type": "boolean", "default": False,
-                "description": "TLS to the broker; implied by ca_file or cert_file"},
-        "ca_file": {"type": ["string", "null"], "default": None,
-                    "description": "PEM CA bundle to verify the broker; default the system store"},
-        "cert_file": {"type": ["string", "null"], "default": None, "description": "client certificate (mTLS)"},
-        "key_file": {"type": ["string", "null"], "default": None, "description": "client private key (mTLS)"},
-        "key_password": {"type": ["string", "null"], "default": None, "description": "use ${env:VAR}"},
-        "tls_insecure": {"type": "boolean", "default": False,
-                         "description": "skip the broker host name check (never in production)"},
-    },
-}
+Qos = Literal[0, 1]
 
 
-@dataclass
-class MqttSettings:
-    """Typed ``transports.<name>.settings``; see :data:`SETTINGS_SCHEMA` for each key's meaning."""
+def _protocol_schema(schema: dict[str, Any]) -> None:
+    # YAML reads an unquoted `protocol: 5` as a number: the manifest may say 5 or "5".
+    schema.pop("type", None)
+    schema["enum"] = ["5", "3.1.1", 5]
 
-    host: str = "localhost"
-    port: int = 1883
-    protocol: str = "5"
-    content_mode: str = "binary"
-    client_id: str | None = None
-    instance: str | None = None
-    source: str | None = None
-    qos: int = 1
-    qos_by_topic: dict[str, int] = field(default_factory=dict)
-    keepalive: int = 30
-    connect_timeout: float = 5.0
-    reconnect_min_delay: float = 0.5
-    reconnect_max_delay: float = 30.0
-    session_expiry: int = 0
-    clean_start: bool | None = None
-    max_inflight: int = 1000
-    max_redeliveries: int = 3
-    outbox: bool = True
-    outbox_max_bytes: int = 100 * 1024 * 1024
-    death_certificates: bool = True
-    drain_timeout: float = 5.0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    key_password: str | None = None
-    tls_insecure: bool = False
 
-    def __post_init__(self) -> None:
-        self.protocol = str(self.protocol)
+class MqttSettings(Settings):
+    """Typed ``transports.<name>.settings`` of an MQTT transport."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "key_password"})
+
+    host: str = Field("localhost", description="broker host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is the usual TLS port)")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", json_schema_extra=_protocol_schema,
+        description="MQTT 5 (attributes as user properties) or 3.1.1 (plain JSON body)")
+    content_mode: Literal["binary", "structured"] = Field(
+        "binary",
+        description="CloudEvents content mode of published messages: binary (plain JSON body, attributes as "
+                    "MQTT 5 user properties; on 3.1.1 the body alone) or structured (one JSON event, every "
+                    "attribute kept, on 3.1.1 too); received messages are read in either")
+    client_id: str | None = Field(
+        None, description="MQTT client id; default forge-<plant>-<transport>[-<instance>]. Unique per process "
+                          "and stable across its restarts (the broker keys the session on it)")
+    instance: str | None = Field(
+        None, description="process identity appended to the default client id, for several processes of one "
+                          "plant (e.g. ${env:HOSTNAME})")
+    source: str | None = Field(None, description="source named in birth/death certificates; default the client id")
+    qos: Qos = Field(1, description="QoS of publishes and subscriptions")
+    qos_by_topic: dict[str, Qos] = Field(
+        default_factory=dict, description="topic pattern -> QoS; first matching pattern wins over qos")
+    keepalive: int = Field(30, ge=1, le=65535,
+                           description="seconds; the broker declares the client dead after 1.5x this")
+    connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for TCP/TLS connect and then for CONNACK")
+    reconnect_min_delay: float = Field(
+        0.5, gt=0, description="first reconnect delay, seconds; doubles per failed attempt")
+    reconnect_max_delay: float = Field(30.0, gt=0, description="cap of the reconnect delay, seconds")
+    session_expiry: int = Field(
+        0, ge=0, le=4294967295,
+        description="MQTT 5 session expiry, seconds; >0 keeps subscriptions and queued QoS 1 messages at the "
+                    "broker across reconnects and broker restarts (3.1.1: clean_session=false)")
+    clean_start: bool | None = Field(
+        None, description="discard the broker's session of this client id at connect; default false when "
+                          "session_expiry > 0 (resume it), true otherwise")
+    max_inflight: int = Field(
+        1000, ge=1, le=65000,
+        description="QoS 1 publishes awaiting PUBACK; publish waits when reached (at most 65000: MQTT message "
+                    "ids wrap at 65535)")
+    max_redeliveries: int = Field(3, ge=0, description="local redeliveries to a raising callback before giving up")
+    outbox: bool = Field(True, description="store publishes made while disconnected in <data_dir>/outbox-<name>.db")
+    outbox_max_bytes: int = Field(
+        104857600, ge=1, description="size limit of the outbox; beyond it publish raises OutboxFull")
+    death_certificates: bool = Field(
+        True, description="Will on forge/death/<client_id> and birth on forge/birth/<client_id>")
+    drain_timeout: float = Field(5.0, ge=0, description="seconds close() waits for PUBACKs; the rest go to the outbox")
+    username: str | None = Field(None, description="user name at the broker")
+    password: str | None = Field(None, description="use ${env:VAR}")
+    tls: bool = Field(False, description="TLS to the broker; implied by ca_file or cert_file")
+    ca_file: str | None = Field(None, description="PEM CA bundle to verify the broker; default the system store")
+    cert_file: str | None = Field(None, description="client certificate (mTLS)")
+    key_file: str | None = Field(None, description="client private key (mTLS)")
+    key_password: str | None = Field(None, description="use ${env:VAR}")
+    tls_insecure: bool = Field(False, description="skip the broker host name check (never in production)")
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("qos_by_topic")
+    @classmethod
+    def _patterns_are_valid(cls, value: dict[str, int]) -> dict[str, int]:
+        for pattern in value:
+            validate_pattern(pattern)  # ValueError names the pattern
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_implied(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("ca_file") or data.get("cert_file")):
+            return {**data, "tls": True}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttSettings:
         problems = []
-        if self.protocol not in ("5", "3.1.1"):
-            problems.append(f"protocol must be 5 or 3.1.1, got {self.protocol!r}")
-        if self.content_mode not in CONTENT_MODES:
-            problems.append(f"content_mode must be one of {', '.join(CONTENT_MODES)}, got {self.content_mode!r}")
-        if self.qos not in (0, 1):
-            problems.append(f"qos must be 0 or 1, got {self.qos!r}")
-        for pattern, qos in self.qos_by_topic.items():
-            try:
-                validate_pattern(pattern)
-            except ValueError as exc:
-                problems.append(f"qos_by_topic: {exc}")
-            if qos not in (0, 1):
-                problems.append(f"qos_by_topic[{pattern!r}] must be 0 or 1, got {qos!r}")
-        if not 1 <= self.max_inflight <= 65000:
-            problems.append(f"max_inflight must be 1..65000 (MQTT message ids wrap at 65535), got {self.max_inflight}")
-        if not 0 <= self.session_expiry <= 0xFFFFFFFF:
-            problems.append(f"session_expiry must be 0..4294967295 seconds, got {self.session_expiry}")
         if self.clean_start is False and self.session_expiry == 0:
             problems.append("clean_start false needs session_expiry > 0 (a session that ends with the connection "
                             "cannot be resumed)")
@@ -150,22 +118,8 @@ class MqttSettings:
         if self.password is not None and self.username is None:
             problems.append("password given without username")
         if problems:
-            raise TransportError("mqtt settings: " + "; ".join(problems))
-        if self.ca_file or self.cert_file:
-            self.tls = True
-
-    @classmethod
-    def from_dict(cls, settings: dict[str, Any], *, transport: str = "mqtt") -> MqttSettings:
-        """Parse a manifest's settings mapping, naming the transport and any unknown key."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise TransportError(f"transport {transport!r} (mqtt): unknown settings {', '.join(unknown)}; "
-                                 f"known: {', '.join(sorted(known))}")
-        try:
-            return cls(**settings)
-        except TransportError as exc:
-            raise TransportError(f"transport {transport!r}: {exc}") from None
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def persistent(self) -> bool:

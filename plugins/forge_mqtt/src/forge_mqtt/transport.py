@@ -229,7 +229,7 @@ class MqttTransport(Transport):
     ) -> None:
         super().__init__(name)
         if settings is None:
-            settings = MqttSettings.from_dict(options, transport=name)
+            settings = MqttSettings.load(options, where=f"transports.{name}.settings")
         elif options:
             raise TypeError(f"transport {name!r}: pass settings or keyword options, not both")
         self.settings = settings
@@ -1048,7 +1048,6 @@ class MqttTransport(Transport):
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-def factory(name: str, settings: dict[str, Any], context: TransportContext) -> MqttTransport:
-    """Registry factory: build the transport from ``transports.<name>.settings`` of the manifest."""
-    parsed = MqttSettings.from_dict(dict(settings), transport=name)
-    return MqttTransport(name, parsed, clock=context.clock, data_dir=context.data_dir, plant=context.plant)
+def factory(name: str, settings: MqttSettings, context: TransportContext) -> MqttTransport:
+    """Registry factory: the runtime built ``settings`` from ``transports.<name>.settings`` (defaults filled)."""
+    return MqttTransport(name, settings, clock=context.clock, data_dir=context.data_dir, plant=context.plant)
