@@ -1,5 +1,7 @@
 """Loading a plant: plugins first (installed and the plant's local ones), then the manifest
-validated against everything they provide."""
+validated against everything they provide; then the plant's scope: only the installed plugins
+its manifest lists under ``plugins:`` (with Forge's built-ins and its local plugins) take part in
+its hooks, so other plugins' migrations, types, schemas and sections do not apply to it."""
 
 from __future__ import annotations
 
@@ -58,9 +60,11 @@ def load_plant(
     plugins = plugins or get_plugin_manager()
     _register_local_plugins(plugins, file)
     plugins.check_pending()
-    plugins.collect()
+    plugins.activate(None)  # the catalog knows every installed plugin, to name the one to list
     manifest = load_manifest(file, env=env if env is not None else os.environ, profile=profile,
                              catalog=plugins.catalog())
+    plugins.activate(manifest.plugins)  # from here on the plant sees only its plugins
+    plugins.collect()
     problems = plugins.validate_manifest(manifest)
     if problems:
         raise ManifestError(problems)
@@ -75,10 +79,12 @@ def check_plant(path: str | Path, *, env: Mapping[str, str] | None = None,
     plugins = plugins or get_plugin_manager()
     _register_local_plugins(plugins, file)
     plugins.check_pending()
-    plugins.collect()
+    plugins.activate(None)
     env = env if env is not None else os.environ
-    problems = validate_manifest(file, env=env, catalog=plugins.catalog())
+    catalog = plugins.catalog()
+    problems = validate_manifest(file, env=env, catalog=catalog)
     if problems:
         return problems
-    manifest = load_manifest(file, env=env, catalog=plugins.catalog())
+    manifest = load_manifest(file, env=env, catalog=catalog)
+    plugins.activate(manifest.plugins)
     return plugins.validate_manifest(manifest)

@@ -75,6 +75,15 @@ class PluginInfo:
     builtin: bool = False
     local_path: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
+    #: An installed (entry-point) plugin: active for a plant only when its manifest lists it under
+    #: ``plugins:``. Built-ins, a plant's local plugins and plugins registered in code are always active.
+    scoped: bool = False
+
+    def keys(self) -> set[str]:
+        """The names a manifest may list it by: entry-point name or distribution name."""
+        from forge_core.manifest.model import plugin_key
+
+        return {plugin_key(n) for n in (self.name, self.distribution) if n}
 
     def hooks(self, pm: pluggy.PluginManager) -> list[str]:
         plugin = pm.get_plugin(self.name)
@@ -130,6 +139,9 @@ class Plugins:
         self.commands = CommandRegistry()
         self._collected = False
         self._commands_collected = False
+        #: Scoped plugins a plant did not list (see :meth:`activate`); their hooks are not called.
+        self.inactive: frozenset[str] = frozenset()
+        self._callers: dict[str, Any] = {}
         self._tracing = os.environ.get("FORGE_TRACE_PLUGINS", "") not in ("", "0")
         self._impl_trace = pm.trace.root.get("plugin")
         if self._tracing:
@@ -154,6 +166,7 @@ class Plugins:
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
                     impl.function = self._guard(caller.name, name, impl.argnames, impl.function)
         self.infos[name] = info or PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
+        self._callers.clear()
         if self._collected:
             self._collected = False  # registries are rebuilt on next use
 
@@ -200,7 +213,41 @@ class Plugins:
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
         self.infos.pop(name, None)
+        self._callers.clear()
         self._collected = False
+
+    # -- plant scope -------------------------------------------------------------------------
+    def activate(self, listed: Iterable[str] | None) -> None:
+        """Make only the scoped plugins named in ``listed`` (a manifest's ``plugins:``, entry-point
+        or distribution names) take part in hook calls, besides the always-active ones; ``None``
+        activates everything installed. The registries are rebuilt on next use, so migrations,
+        component types, schemas and manifest sections of other plugins do not apply."""
+        from forge_core.manifest.model import plugin_key
+
+        if listed is None:
+            inactive: frozenset[str] = frozenset()
+        else:
+            wanted = {plugin_key(n) for n in listed}
+            inactive = frozenset(n for n, i in self.infos.items() if i.scoped and not i.keys() & wanted)
+        if inactive != self.inactive:
+            self.inactive = inactive
+            self._callers.clear()
+            self._collected = False
+            self._commands_collected = False
+
+    @property
+    def active(self) -> list[str]:
+        return [name for name in self.infos if name not in self.inactive]
+
+    def _hook(self, name: str) -> Any:
+        """``pm.hook.<name>``, or pluggy's subset caller without the inactive plugins."""
+        if not self.inactive:
+            return getattr(self.pm.hook, name)
+        caller = self._callers.get(name)
+        if caller is None:
+            remove = [p for p in (self.pm.get_plugin(n) for n in self.inactive) if p is not None]
+            caller = self._callers[name] = self.pm.subset_hook_caller(name, remove)
+        return caller
 
     def load_local_plugin(self, path: str | Path) -> str:
         """Load a plant's own ``.py`` file as a plugin; its name is ``local:<stem>``."""
@@ -253,12 +300,11 @@ class Plugins:
         self.schemas = SchemaRegistry()
         self.tactics = TacticRegistry()
         self.sections = ManifestSectionRegistry()
-        hook = self.pm.hook
-        hook.forge_register_transports(registry=self.transports)
-        hook.forge_register_components(registry=self.components)
-        hook.forge_register_schemas(registry=self.schemas)
-        hook.forge_register_tactics(registry=self.tactics)
-        hook.forge_register_manifest_sections(registry=self.sections)
+        self._hook("forge_register_transports")(registry=self.transports)
+        self._hook("forge_register_components")(registry=self.components)
+        self._hook("forge_register_schemas")(registry=self.schemas)
+        self._hook("forge_register_tactics")(registry=self.tactics)
+        self._hook("forge_register_manifest_sections")(registry=self.sections)
         for info in self.infos.values():
             info.provides = {
                 "transports": self.transports.by_plugin(info.name),
@@ -272,73 +318,79 @@ class Plugins:
     def collect_commands(self) -> CommandRegistry:
         if not self._commands_collected:
             self.commands = CommandRegistry()
-            self.pm.hook.forge_register_commands(registry=self.commands)
+            self._hook("forge_register_commands")(registry=self.commands)
             self._commands_collected = True
         return self.commands
 
     def collect_migrations(self, registry: MigrationRegistry) -> MigrationRegistry:
-        self.pm.hook.forge_register_migrations(registry=registry)
+        self._hook("forge_register_migrations")(registry=registry)
         return registry
 
     # -- plant hooks -------------------------------------------------------------------------
     def validate_manifest(self, manifest: Manifest) -> list[ManifestProblem]:
         problems: list[ManifestProblem] = []
-        for found in reversed(self.pm.hook.forge_validate_manifest(manifest=manifest)):
+        for found in reversed(self._hook("forge_validate_manifest")(manifest=manifest)):
             problems.extend(found)  # each implementation's list was checked by its guard
         return problems
 
     def transport_ready(self, name: str, transport: Transport) -> None:
-        self.pm.hook.forge_transport_ready(name=name, transport=transport)
+        self._hook("forge_transport_ready")(name=name, transport=transport)
 
     def plant_started(self, runtime: Runtime) -> None:
-        self.pm.hook.forge_plant_started(runtime=runtime)
+        self._hook("forge_plant_started")(runtime=runtime)
 
     def infer_message_type(self, topic: str, payload: Any) -> str | None:
-        result: str | None = self.pm.hook.forge_infer_message_type(topic=topic, payload=payload)
+        result: str | None = self._hook("forge_infer_message_type")(topic=topic, payload=payload)
         return result
 
     def message_dead_lettered(self, letter: DeadLetter) -> None:
-        self.pm.hook.forge_message_dead_lettered(letter=letter)
+        self._hook("forge_message_dead_lettered")(letter=letter)
 
     def component_crashed(self, name: str, error: BaseException, restarts: int, gave_up: bool) -> None:
-        self.pm.hook.forge_component_crashed(name=name, error=error, restarts=restarts, gave_up=gave_up)
+        self._hook("forge_component_crashed")(name=name, error=error, restarts=restarts, gave_up=gave_up)
 
     def heartbeat_payload(self, component: str) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         # pluggy returns the last registered plugin's result first; merge so later plugins win.
-        for extra in reversed(self.pm.hook.forge_heartbeat_payload(component=component)):
+        for extra in reversed(self._hook("forge_heartbeat_payload")(component=component)):
             merged.update(extra)
         return merged
 
     def source_status_changed(self, change: StatusChange, monitor: str) -> None:
-        self.pm.hook.forge_source_status_changed(change=change, monitor=monitor)
+        self._hook("forge_source_status_changed")(change=change, monitor=monitor)
 
     def leadership_changed(self, lease: str, holder: str, epoch: int, leading: bool) -> None:
-        self.pm.hook.forge_leadership_changed(lease=lease, holder=holder, epoch=epoch, leading=leading)
+        self._hook("forge_leadership_changed")(lease=lease, holder=holder, epoch=epoch, leading=leading)
 
     def backpressure_changed(self, component: str, old_interval: float, new_interval: float, depth: int) -> None:
-        self.pm.hook.forge_backpressure_changed(component=component, old_interval=old_interval,
+        self._hook("forge_backpressure_changed")(component=component, old_interval=old_interval,
                                                 new_interval=new_interval, depth=depth)
 
     def plant_stopping(self, runtime: Runtime) -> None:
-        self.pm.hook.forge_plant_stopping(runtime=runtime)
+        self._hook("forge_plant_stopping")(runtime=runtime)
 
     def plant_stopped(self, summary: RunSummary) -> None:
-        self.pm.hook.forge_plant_stopped(summary=summary)
+        self._hook("forge_plant_stopped")(summary=summary)
 
     # -- views -------------------------------------------------------------------------------
     def catalog(self) -> Catalog:
-        """What the installed plugins provide, for manifest validation."""
+        """What the active plugins provide, for manifest validation, with who provides what and
+        which plugins a plant must list to use."""
         from forge_core.manifest import Catalog
 
         self.collect()
+        tactics = {e.name: self.tactics.section_schema(e.name) for e in self.tactics}
         return Catalog(
             transports={e.name: e.schema for e in self.transports},
             components={e.name: e.schema for e in self.components},
-            tactics={e.name: e.schema for e in self.tactics},
+            tactics=tactics,
             sections={e.name: e.value for e in self.sections},
             plugins=set(self.infos) | {i.distribution.replace("-", "_") for i in self.infos.values()
                                        if i.distribution},
+            providers={kind: {e.name: e.plugin for e in registry if e.plugin}
+                       for kind, registry in (("transports", self.transports), ("components", self.components),
+                                              ("tactics", self.tactics), ("sections", self.sections))},
+            listable={name: info.keys() for name, info in self.infos.items() if info.scoped},
         )
 
 
@@ -412,5 +464,5 @@ def _load_entry_points(plugins: Plugins) -> None:
             ) from exc
         plugins.register(module, ep.name, info=PluginInfo(
             name=ep.name, module=ep.value, version=dist.version if dist else "",
-            distribution=dist.name if dist else "",
+            distribution=dist.name if dist else "", scoped=True,
         ))

@@ -123,8 +123,24 @@ class ComponentRegistry(NamedRegistry[Callable[..., Any]]):
         return self._add(type_name, factory, description=description or first_line, schema=schema, settings=model)
 
 
+@dataclass(frozen=True)
+class TacticKind:
+    """A registered tactic kind (the value of its registry entry): its default implementation,
+    ``None`` when the kind has no implementations to choose from (``heartbeat``, ``retry``)."""
+
+    default_use: str | None = None
+
+
 class TacticRegistry(NamedRegistry[Callable[..., Any]]):
-    """Tactic implementations by name (``leader_backend.redis``, ``detector.phi``)."""
+    """Tactic kinds and their implementations.
+
+    A **kind** is a key of the manifest's ``tactics:`` section with the settings every
+    implementation shares: ``registry.add_kind("leader", settings=LeaderSettings, default_use="memory")``.
+    An **implementation** is ``<kind>.<use>`` with its own settings and a factory called as
+    ``factory(settings, services)``: ``registry.add("leader.redis", make, settings=RedisLeaseSettings)``.
+    In the manifest the implementation's settings sit beside the kind's:
+    ``leader: {use: redis, ttl: 2.0, url: ...}``.
+    """
 
     kind = "tactic"
     hook = "forge_register_tactics"
@@ -132,6 +148,71 @@ class TacticRegistry(NamedRegistry[Callable[..., Any]]):
     def add(self, name: str, factory: Callable[..., Any], *, settings: type[Settings] | None = None,
             settings_schema: dict[str, Any] | None = None, description: str = "") -> Entry[Callable[..., Any]]:
         return self._add(name, factory, description=description, schema=settings_schema, settings=settings)
+
+    def add_kind(self, kind: str, *, settings: type[Settings] | None = None, default_use: str | None = None,
+                 description: str = "") -> Entry[Any]:
+        """Register a tactic kind: ``tactics.<kind>`` becomes a manifest section checked against
+        ``settings`` (plus ``use:`` and the chosen implementation's settings when it has any)."""
+        if "." in kind:
+            raise DuplicateRegistration(f"tactic kind {kind!r} must not contain '.'; implementations are "
+                                        "registered as '<kind>.<name>' with registry.add",
+                                        plugin=self.current_plugin, hook=self.hook)
+        return self._add(kind, TacticKind(default_use), description=description or f"{kind} tactic settings",
+                         settings=settings or _NoSettings)
+
+    # -- what a kind's manifest section holds -------------------------------------------------
+    def kinds(self) -> list[str]:
+        return sorted(e.name for e in self if isinstance(e.value, TacticKind))
+
+    def implementations(self, kind: str) -> list[str]:
+        """The ``use:`` names registered for ``kind`` (``["memory", "redis", "sql"]``)."""
+        return sorted(e.name.split(".", 1)[1] for e in self if e.name.startswith(kind + "."))
+
+    def default_use(self, kind: str) -> str | None:
+        value = self.get(kind).value
+        return value.default_use if isinstance(value, TacticKind) else None
+
+    def split(self, kind: str, data: dict[str, Any] | None) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+        """``(use, kind's keys, the implementation's keys)`` of a ``tactics.<kind>`` section."""
+        data = dict(data or {})
+        use = data.pop("use", None) or self.default_use(kind)
+        own = set((self.get(kind).schema or {}).get("properties", {}))
+        return use, {k: v for k, v in data.items() if k in own}, {k: v for k, v in data.items() if k not in own}
+
+    def section_schema(self, kind: str) -> dict[str, Any] | None:
+        """The JSON Schema of the manifest's ``tactics.<kind>``: the kind's keys, ``use`` (one of the
+        registered implementations) and, per implementation, its keys; any other key is an error."""
+        entry = self.get(kind)
+        if not isinstance(entry.value, TacticKind):
+            return entry.schema
+        base = entry.schema or {"type": "object", "properties": {}}
+        props = dict(base.get("properties", {}))
+        uses = self.implementations(kind)
+        default = entry.value.default_use
+        if not uses:
+            return {**base, "properties": props, "additionalProperties": False}
+        props["use"] = {"enum": uses, "description": f"implementation: {kind}.<use>",
+                        **({"default": default} if default else {})}
+        branches: list[dict[str, Any]] = []
+        impl_keys = {use: set((self.get(f"{kind}.{use}").schema or {}).get("properties", {})) for use in uses}
+        for use in uses:
+            impl = self.get(f"{kind}.{use}").schema or {"type": "object", "properties": {}}
+            for key in impl.get("properties", {}):
+                props.setdefault(key, {})  # any value here; the branch below checks it for its use
+            chosen: dict[str, Any] = {"properties": {"use": {"const": use}}, "required": ["use"]}
+            if use == default:
+                chosen = {"anyOf": [chosen, {"not": {"required": ["use"]}}]}
+            then = {k: v for k, v in impl.items() if k in ("properties", "required")}
+            foreign = sorted(set().union(*impl_keys.values()) - impl_keys[use] - set(base.get("properties", {})))
+            if foreign:
+                then["propertyNames"] = {"not": {"enum": foreign}, "description": (
+                    f"a setting of another implementation of {kind}, not of use: {use}")}
+            branches.append({"if": chosen, "then": then})
+        return {"type": "object", "properties": props, "additionalProperties": False, "allOf": branches}
+
+
+class _NoSettings(Settings):
+    """A tactic kind without settings of its own (only ``use:``)."""
 
 
 class CommandRegistry(NamedRegistry[Any]):

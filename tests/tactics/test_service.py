@@ -6,7 +6,7 @@ import pytest
 
 from forge_core import hookimpl
 from forge_core.clock import RealClock, VirtualClock
-from forge_core.errors import ManifestError
+from forge_core.errors import ManifestError, SettingsError
 from forge_core.plugins import get_plugin_manager
 from forge_core.tactics.detectors import FixedTimeoutDetector, PhiAccrualDetector
 from forge_core.tactics.leader import MemoryLeaseBackend, SqlLeaseBackend
@@ -24,8 +24,9 @@ def tactics(settings, *, clock=None, storage=None, plugins=None, tmp_path=None) 
 def test_defaults_and_manifest_values_merge():
     t = tactics({"leader": {"ttl": 5.0, "renew_every": 3.0}})
     assert t.settings("leader")["ttl"] == 5.0 and t.settings("leader")["retry_every"] == 0.2
-    assert t.settings("backpressure") == {"high": 1000, "low": 500, "fast_interval": 0.25, "slow_interval": 2.0,
-                                          "settle": 5.0}
+    assert t.settings("leader").ttl == 5.0, "a typed settings object"
+    assert t.settings("backpressure").as_dict() == {"high": 1000, "low": 500, "fast_interval": 0.25,
+                                                    "slow_interval": 2.0, "settle": 5.0}
     elector = t.elector("scheduler", "a")
     assert (elector.ttl, elector.renew_every) == (5.0, 3.0)
     assert isinstance(t.lease_backend(), MemoryLeaseBackend) and t.lease_backend() is t.lease_backend()
@@ -44,8 +45,17 @@ def test_unknown_implementation_lists_the_available_ones():
 
 
 def test_implementation_settings_are_validated():
-    with pytest.raises(TacticConfigError, match=r"tactics.leader \(use: redis\): 'url' is a required property"):
+    with pytest.raises(SettingsError, match=r"tactics.leader.url: required key is missing"):
         tactics({"leader": {"use": "redis"}}, clock=RealClock()).lease_backend()
+    with pytest.raises(SettingsError, match=r"tactics.leader.prefx: unknown key"):
+        tactics({"leader": {"use": "redis", "url": "redis://x", "prefx": "a"}}, clock=RealClock()).lease_backend()
+
+
+def test_kind_settings_are_validated_and_overrides_too():
+    with pytest.raises(SettingsError, match=r"tactics.backpressure.high: Input should be greater than or equal to 1"):
+        tactics({"backpressure": {"high": 0}}).backpressure()
+    with pytest.raises(SettingsError, match=r"tactics.retry.max_attempts"):
+        tactics({}).retry(max_attempts=0)
 
 
 def test_redis_lease_is_refused_under_virtual_time():
@@ -146,3 +156,108 @@ def test_sql_state_with_an_in_memory_leader_is_refused_before_a_run(plant_dir):
     (problem,) = caught.value.problems
     assert problem.path == "tactics.state.use" and problem.line == 7
     assert "restarts epochs at 1 in every process" in problem.message
+
+
+# -- a brand-new tactic kind from a plugin, with no edit to core -----------------------------------
+QUOTA_PLUGIN = '''
+from pydantic import Field
+
+from forge_core import Component, Settings, hookimpl
+
+
+class QuotaSettings(Settings):
+    window: float = Field(10.0, gt=0, description="seconds over which the quota counts")
+
+
+class TokenBucketSettings(Settings):
+    capacity: int = Field(3, ge=1, description="calls allowed per window")
+
+
+class FixedSettings(Settings):
+    allowed: int = Field(1, ge=0)
+
+
+class TokenBucket:
+    def __init__(self, capacity, window, clock):
+        self.capacity, self.window, self.clock, self.used = capacity, window, clock, []
+
+    def allow(self):
+        now = self.clock.monotonic()
+        self.used = [t for t in self.used if now - t < self.window]
+        if len(self.used) < self.capacity:
+            self.used.append(now)
+            return True
+        return False
+
+
+def token_bucket(settings, services):
+    return TokenBucket(settings.capacity, services.kind_settings.window, services.clock)
+
+
+class Caller(Component):
+    async def start(self):
+        self.quota = self.ctx.tactics.get("quota")
+        self.granted = 0
+        self.ctx.every(1.0, self.call)
+
+    def call(self):
+        self.granted += self.quota.allow()
+
+
+@hookimpl
+def forge_register_tactics(registry):
+    registry.add_kind("quota", settings=QuotaSettings, default_use="token_bucket")
+    registry.add("quota.token_bucket", token_bucket, settings=TokenBucketSettings)
+    registry.add("quota.fixed", lambda settings, services: settings, settings=FixedSettings)
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.caller", Caller)
+'''
+
+QUOTA_PLANT = """
+version: 1
+plant: {name: quota}
+local_plugins: [machines.py]
+transports: {bus: {type: memory}}
+components:
+  caller: {type: test.caller}
+tactics:
+  quota: QUOTA
+storage: {migrate_on_start: false}
+"""
+
+
+def test_a_plugin_registers_a_new_tactic_kind_and_a_component_uses_it(plant_dir):
+    manifest = QUOTA_PLANT.replace("QUOTA", "{window: 5.0, capacity: 2}")
+    with TestPlant(plant_dir(manifest, plugin=QUOTA_PLUGIN)) as plant:
+        plant.advance(10)
+        caller = plant.component("caller")
+        assert (caller.quota.capacity, caller.quota.window) == (2, 5.0), "kind and implementation settings"
+        assert caller.granted == 2 + 2, "two per 5 s window"
+        assert "quota" in plant.runtime.tactics.kinds()
+
+
+def test_a_new_tactic_kind_defaults_come_from_its_declaration(plant_dir):
+    with TestPlant(plant_dir(QUOTA_PLANT.replace("QUOTA", "{}"), plugin=QUOTA_PLUGIN)) as plant:
+        quota = plant.component("caller").quota
+        assert (quota.capacity, quota.window) == (3, 10.0)
+
+
+@pytest.mark.parametrize(("section", "path", "says"), [
+    ("{capacty: 2}", "tactics.quota.capacty", "unknown key 'capacty' (did you mean 'capacity'?)"),
+    ("{windw: 2}", "tactics.quota.windw", "unknown key 'windw' (did you mean 'window'?)"),
+    ("{use: fixed, capacity: 2}", "tactics.quota.capacity",
+     "unknown key 'capacity': a setting of another implementation of quota, not of use: fixed"),
+    ("{use: leaky}", "tactics.quota.use", "'leaky' is not one of 'fixed', 'token_bucket'"),
+    ("{window: 0}", "tactics.quota.window", "0 is less than or equal to the minimum of 0"),
+    ("{use: fixed, allowed: -1}", "tactics.quota.allowed", "-1 is less than the minimum of 0"),
+])
+def test_a_new_tactic_kinds_manifest_section_is_checked_at_validate(plant_dir, section, path, says):
+    from forge_core.plant import check_plant
+
+    directory = plant_dir(QUOTA_PLANT.replace("QUOTA", section), plugin=QUOTA_PLUGIN)
+    problems = check_plant(directory, plugins=get_plugin_manager(autoload=False))
+    assert [(p.path, p.line) for p in problems] == [(path, 9)], problems
+    assert says in problems[0].message

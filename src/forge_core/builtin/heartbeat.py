@@ -44,7 +44,7 @@ class HeartbeatEmitter(Component):
     }
 
     async def start(self) -> None:
-        interval = self.params.get("interval") or self.ctx.tactics.settings("heartbeat")["interval"]
+        interval = self.params.get("interval") or self.ctx.tactics.settings("heartbeat").interval
         self.interval = float(interval)
         self.jitter = float(self.params.get("jitter", 0.0))
         self.source = self.params.get("source") or self.name
@@ -99,7 +99,7 @@ class HeartbeatMonitor(Component):
 
     async def start(self) -> None:
         heartbeat = self.ctx.tactics.settings("heartbeat")
-        self.interval = float(self.params.get("interval") or heartbeat["interval"])
+        self.interval = float(self.params.get("interval") or heartbeat.interval)
         self.monitor = self.ctx.tactics.heartbeat_monitor(interval=self.interval)
         self.births: dict[str, int] = {}
         pattern = self.params.get("certificate_sources")

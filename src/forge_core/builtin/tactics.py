@@ -8,149 +8,174 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from forge_core.errors import ManifestProblem
-from forge_core.hookimpl import hookimpl
-from forge_core.tactics.service import TacticKind, TacticServices
+from forge_core.hookspecs import hookimpl
+from forge_core.settings import Settings
+from forge_core.tactics.service import TacticServices
 
 if TYPE_CHECKING:
     from forge_core.manifest import Manifest
     from forge_core.registry import TacticRegistry
 
 
-def _num(default: float, *, minimum: float | None = 0, exclusive: bool = True, description: str = "") -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "number", "default": default, "description": description}
-    if minimum is not None:
-        schema["exclusiveMinimum" if exclusive else "minimum"] = minimum
-    return schema
+class KindSettings(Settings):
+    """Base of the built-in kinds' settings. Read them by attribute (``s.ttl``); ``s["ttl"]`` is
+    kept for code written when ``ctx.tactics.settings(kind)`` returned a dict."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
 
 
-def _int(default: int, minimum: int = 1, description: str = "") -> dict[str, Any]:
-    return {"type": "integer", "minimum": minimum, "default": default, "description": description}
+# -- kinds: the settings every implementation of a kind shares -------------------------------
+class LeaderSettings(KindSettings):
+    ttl: float = Field(1.0, gt=0, description="lease time to live, seconds")
+    renew_every: float = Field(0.3, gt=0, description="leader renews this often, seconds")
+    retry_every: float = Field(0.2, gt=0, description="followers try to acquire this often, seconds")
+    safety_margin: float | None = Field(
+        None, ge=0, description="a leader stops acting this long before its lease ends (default 0.1 * ttl)")
 
 
-def _kind(properties: dict[str, Any], *, use: str | None = None) -> dict[str, Any]:
-    props = dict(properties)
-    if use is not None:
-        props["use"] = {"type": "string", "default": use, "description": "implementation: <kind>.<use> tactic"}
-    # implementation settings ride alongside, so the kind allows other keys
-    return {"type": "object", "properties": props, "additionalProperties": True}
+class HeartbeatSettings(KindSettings):
+    interval: float = Field(1.0, gt=0, description="expected beat interval, seconds")
+    degraded_after: float = Field(1.5, gt=1, description="a gap over this many intervals is DEGRADED")
+    recover_after: int = Field(5, ge=1, description="consecutive healthy beats before DOWN/DEGRADED → UP")
+    error_rate_threshold: float = Field(0.2, ge=0, description="unhealthy share → DEGRADED")
+    error_window: float = Field(30.0, gt=0, description="window of the error rate, seconds")
 
 
-LEADER = _kind({
-    "ttl": _num(1.0, description="lease time to live, seconds"),
-    "renew_every": _num(0.3, description="leader renews this often"),
-    "retry_every": _num(0.2, description="followers try to acquire this often"),
-    "safety_margin": {"type": ["number", "null"], "default": None,
-                      "description": "a leader stops acting this long before its lease ends (default 0.1 * ttl)"},
-}, use="memory")
+class RetrySettings(KindSettings):
+    max_attempts: int = Field(5, ge=1, description="attempts including the first")
+    initial: float = Field(0.1, ge=0, description="first backoff, seconds")
+    max_backoff: float = Field(5.0, ge=0, description="cap of one backoff, seconds")
+    multiplier: float = Field(2.0, ge=1, description="backoff growth per attempt")
+    jitter: float = Field(0.1, ge=0, lt=1, description="fraction of each sleep")
+    deadline: float | None = Field(None, gt=0, description="overall bound, seconds")
 
-DETECTOR = _kind({}, use="phi")
 
-HEARTBEAT = _kind({
-    "interval": _num(1.0, description="expected beat interval, seconds"),
-    "degraded_after": _num(1.5, minimum=1, description="a gap over this many intervals is DEGRADED"),
-    "recover_after": _int(5, description="consecutive healthy beats before DOWN/DEGRADED → UP"),
-    "error_rate_threshold": _num(0.2, minimum=0, exclusive=False, description="unhealthy share → DEGRADED"),
-    "error_window": _num(30.0, description="window of the error rate, seconds"),
-})
+class DedupSettings(KindSettings):
+    window: float = Field(1.0, gt=0, description="same (source, type) within this many seconds is a duplicate")
+    idempotency_capacity: int = Field(100_000, ge=1, description="command keys remembered")
+    idempotency_ttl: float | None = Field(None, gt=0, description="forget a key after this many seconds")
 
-RETRY = _kind({
-    "max_attempts": _int(5),
-    "initial": _num(0.1, minimum=0, exclusive=False),
-    "max_backoff": _num(5.0, minimum=0, exclusive=False),
-    "multiplier": _num(2.0, minimum=1, exclusive=False),
-    "jitter": _num(0.1, minimum=0, exclusive=False, description="fraction of each sleep"),
-    "deadline": {"type": ["number", "null"], "default": None, "description": "overall bound, seconds"},
-})
 
-DEDUP = _kind({
-    "window": _num(1.0, description="same (source, type) within this many seconds is a duplicate"),
-    "idempotency_capacity": _int(100_000, description="command keys remembered"),
-    "idempotency_ttl": {"type": ["number", "null"], "default": None},
-})
+class BackpressureSettings(KindSettings):
+    high: int = Field(1000, ge=1, description="queue depth that switches to the slow interval")
+    low: int = Field(500, ge=0, description="depth below which the fast interval returns after settle")
+    fast_interval: float = Field(0.25, gt=0, description="sampling interval under normal load, seconds")
+    slow_interval: float = Field(2.0, gt=0, description="sampling interval under pressure, seconds")
+    settle: float = Field(5.0, ge=0, description="time under low before switching back, seconds")
 
-BACKPRESSURE = _kind({
-    "high": _int(1000, description="queue depth that switches to the slow interval"),
-    "low": _int(500, minimum=0, description="depth below which the fast interval returns after settle"),
-    "fast_interval": _num(0.25),
-    "slow_interval": _num(2.0),
-    "settle": _num(5.0, minimum=0, exclusive=False),
-})
 
-OUTBOX = _kind({
-    "max_bytes": _int(500 * 1024 * 1024, description="outbox size limit"),
-    "high_watermark": _num(0.9, description="fraction of max_bytes reported as a warning"),
-    "directory": {"type": ["string", "null"], "default": None, "description": "default: <plant>/.forge"},
-})
+class OutboxSettings(KindSettings):
+    max_bytes: int = Field(500 * 1024 * 1024, ge=1, description="outbox size limit")
+    high_watermark: float = Field(0.9, gt=0, description="fraction of max_bytes reported as a warning")
+    directory: str | None = Field(None, description="default: <plant>/.forge")
 
-STATE = _kind({}, use="memory")
-FAILOVER = _kind({}, use="round_robin")
+
+class NoKindSettings(KindSettings):
+    """Kinds whose settings are all their implementation's (``detector``, ``state``, ``failover``)."""
+
+
+# -- implementations' own settings ------------------------------------------------------------
+class LeaderMemorySettings(Settings):
+    channel: str | None = Field(None, description="share one backend between runtimes of a process")
+
+
+class SqlUrlSettings(Settings):
+    url: str | None = Field(None, description="database URL (default: the plant's storage)")
+
+
+class LeaderRedisSettings(Settings):
+    url: str = Field(description="Redis URL")
+    prefix: str = Field("forge:lease:", description="key prefix of the leases")
+
+
+class DetectorPhiSettings(Settings):
+    threshold: float = Field(8.0, gt=0, description="phi above which a source is suspected")
+    min_std_deviation: float = Field(0.1, gt=0, description="floor of the interval's standard deviation, seconds")
+    acceptable_heartbeat_pause: float = Field(0.0, ge=0, description="extra pause tolerated, seconds")
+    max_sample_size: int = Field(200, ge=1, description="intervals remembered")
+    interval: float | None = Field(None, gt=0, description="expected interval (set by the monitor)")
+
+
+class DetectorTimeoutSettings(Settings):
+    timeout: float | None = Field(None, gt=0, description="seconds of silence before DOWN")
+    timeout_intervals: float = Field(3.0, gt=0, description="timeout as a multiple of the interval")
+    interval: float | None = Field(None, gt=0, description="expected interval (set by the monitor)")
+
+
+class NoSettings(Settings):
+    """An implementation without settings."""
+
+
+class RoundRobinSettings(Settings):
+    targets: list[str] = Field(default_factory=list, description="targets in rotation (set by the caller)")
 
 
 # -- implementations -------------------------------------------------------------------------
 _MEMORY_BACKENDS: dict[str, Any] = {}
 
 
-def _leader_memory(settings: dict[str, Any], services: TacticServices) -> Any:
+def _leader_memory(settings: LeaderMemorySettings, services: TacticServices) -> Any:
     from forge_core.tactics.leader import MemoryLeaseBackend
 
-    channel = settings.get("channel")
-    if channel is None:
+    if settings.channel is None:
         return MemoryLeaseBackend()
-    return _MEMORY_BACKENDS.setdefault(channel, MemoryLeaseBackend())
+    return _MEMORY_BACKENDS.setdefault(settings.channel, MemoryLeaseBackend())
 
 
-def _leader_sql(settings: dict[str, Any], services: TacticServices) -> Any:
+def _leader_sql(settings: SqlUrlSettings, services: TacticServices) -> Any:
     from forge_core.storage import create_engine_from_url
     from forge_core.tactics.leader import SqlLeaseBackend
 
-    engine = create_engine_from_url(settings["url"]) if settings.get("url") else services.storage()
+    engine = create_engine_from_url(settings.url) if settings.url else services.storage()
     return SqlLeaseBackend(engine)
 
 
-def _leader_redis(settings: dict[str, Any], services: TacticServices) -> Any:
+def _leader_redis(settings: LeaderRedisSettings, services: TacticServices) -> Any:
     from forge_core.tactics.leader import RedisLeaseBackend
 
     if services.clock.__class__.__name__ == "VirtualClock":
         raise ValueError("the Redis lease expires in Redis's real time; use leader.memory or leader.sql under "
                          "--simulate")
-    return RedisLeaseBackend(settings["url"], prefix=settings["prefix"])
+    return RedisLeaseBackend(settings.url, prefix=settings.prefix)
 
 
-def _detector_phi(settings: dict[str, Any], services: TacticServices) -> Any:
+def _detector_phi(settings: DetectorPhiSettings, services: TacticServices) -> Any:
     from forge_core.tactics.detectors import PhiAccrualDetector
 
-    return PhiAccrualDetector(settings["threshold"], settings["min_std_deviation"],
-                              settings["acceptable_heartbeat_pause"], settings["max_sample_size"],
-                              settings.get("interval") or 1.0)
+    return PhiAccrualDetector(settings.threshold, settings.min_std_deviation, settings.acceptable_heartbeat_pause,
+                              settings.max_sample_size, settings.interval or 1.0)
 
 
-def _detector_timeout(settings: dict[str, Any], services: TacticServices) -> Any:
+def _detector_timeout(settings: DetectorTimeoutSettings, services: TacticServices) -> Any:
     from forge_core.tactics.detectors import FixedTimeoutDetector
 
-    timeout = settings.get("timeout") or settings["timeout_intervals"] * (settings.get("interval") or 1.0)
+    timeout = settings.timeout or settings.timeout_intervals * (settings.interval or 1.0)
     return FixedTimeoutDetector(timeout)
 
 
-def _state_memory(settings: dict[str, Any], services: TacticServices) -> Any:
+def _state_memory(settings: NoSettings, services: TacticServices) -> Any:
     from forge_core.tactics.leader import MemoryStateStore
 
     stores: dict[str, MemoryStateStore] = {}
     return lambda namespace: stores.setdefault(namespace, MemoryStateStore())
 
 
-def _state_sql(settings: dict[str, Any], services: TacticServices) -> Any:
+def _state_sql(settings: SqlUrlSettings, services: TacticServices) -> Any:
     from forge_core.storage import create_engine_from_url
     from forge_core.tactics.leader import SqlStateStore
 
-    engine = create_engine_from_url(settings["url"]) if settings.get("url") else services.storage()
+    engine = create_engine_from_url(settings.url) if settings.url else services.storage()
     return lambda namespace: SqlStateStore(engine, namespace, clock=services.clock)
 
 
-def _failover_round_robin(settings: dict[str, Any], services: TacticServices) -> Any:
+def _failover_round_robin(settings: RoundRobinSettings, services: TacticServices) -> Any:
     from forge_core.tactics.failover import RoundRobinFailover
 
-    return RoundRobinFailover(settings.get("targets", []))
+    return RoundRobinFailover(list(settings.targets))
 
 
 @hookimpl
@@ -171,36 +196,29 @@ def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
     return problems
 
 
-_URL = {"type": ["string", "null"], "default": None, "description": "database URL (default: the plant's storage)"}
-
-
 @hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_tactics(registry: TacticRegistry) -> None:
-    kinds = {"leader": LEADER, "detector": DETECTOR, "heartbeat": HEARTBEAT, "retry": RETRY, "dedup": DEDUP,
-             "backpressure": BACKPRESSURE, "outbox": OUTBOX, "state": STATE, "failover": FAILOVER}
-    for name, schema in kinds.items():
-        default = schema["properties"].get("use", {}).get("default")
-        registry.add(name, TacticKind(default), settings_schema=schema, description=f"{name} tactic settings")
-    registry.add("leader.memory", _leader_memory, description="in-process leases (embedded, simulation)",
-                 settings_schema={"type": "object", "properties": {
-                     "channel": {"type": ["string", "null"], "default": None,
-                                 "description": "share one backend between runtimes of a process"}}})
-    registry.add("leader.sql", _leader_sql, description="one row per lease, conditional UPDATE (SQLite, PostgreSQL)",
-                 settings_schema={"type": "object", "properties": {"url": _URL}})
-    registry.add("leader.redis", _leader_redis, description="SET NX PX with an epoch counter (Lua), real time only",
-                 settings_schema={"type": "object", "required": ["url"], "properties": {
-                     "url": {"type": "string"}, "prefix": {"type": "string", "default": "forge:lease:"}}})
-    registry.add("detector.phi", _detector_phi, description="phi accrual (Hayashibara et al., Akka's parameters)",
-                 settings_schema={"type": "object", "properties": {
-                     "threshold": _num(8.0), "min_std_deviation": _num(0.1),
-                     "acceptable_heartbeat_pause": _num(0.0, minimum=0, exclusive=False),
-                     "max_sample_size": _int(200), "interval": {"type": ["number", "null"]}}})
-    registry.add("detector.timeout", _detector_timeout, description="DOWN after a fixed silence",
-                 settings_schema={"type": "object", "properties": {
-                     "timeout": {"type": ["number", "null"], "default": None, "description": "seconds"},
-                     "timeout_intervals": _num(3.0, description="timeout as a multiple of the interval"),
-                     "interval": {"type": ["number", "null"]}}})
-    registry.add("state.memory", _state_memory, description="state handed over inside one process")
-    registry.add("state.sql", _state_sql, description="fenced state rows in forge_kv (SQLite, PostgreSQL)",
-                 settings_schema={"type": "object", "properties": {"url": _URL}})
-    registry.add("failover.round_robin", _failover_round_robin, description="next healthy target in rotation")
+    registry.add_kind("leader", settings=LeaderSettings, default_use="memory")
+    registry.add_kind("detector", settings=NoKindSettings, default_use="phi")
+    registry.add_kind("heartbeat", settings=HeartbeatSettings)
+    registry.add_kind("retry", settings=RetrySettings)
+    registry.add_kind("dedup", settings=DedupSettings)
+    registry.add_kind("backpressure", settings=BackpressureSettings)
+    registry.add_kind("outbox", settings=OutboxSettings)
+    registry.add_kind("state", settings=NoKindSettings, default_use="memory")
+    registry.add_kind("failover", settings=NoKindSettings, default_use="round_robin")
+    registry.add("leader.memory", _leader_memory, settings=LeaderMemorySettings,
+                 description="in-process leases (embedded, simulation)")
+    registry.add("leader.sql", _leader_sql, settings=SqlUrlSettings,
+                 description="one row per lease, conditional UPDATE (SQLite, PostgreSQL)")
+    registry.add("leader.redis", _leader_redis, settings=LeaderRedisSettings,
+                 description="SET NX PX with an epoch counter (Lua), real time only")
+    registry.add("detector.phi", _detector_phi, settings=DetectorPhiSettings,
+                 description="phi accrual (Hayashibara et al., Akka's parameters)")
+    registry.add("detector.timeout", _detector_timeout, settings=DetectorTimeoutSettings,
+                 description="DOWN after a fixed silence")
+    registry.add("state.memory", _state_memory, settings=NoSettings, description="state handed over inside one process")
+    registry.add("state.sql", _state_sql, settings=SqlUrlSettings,
+                 description="fenced state rows in forge_kv (SQLite, PostgreSQL)")
+    registry.add("failover.round_robin", _failover_round_robin, settings=RoundRobinSettings,
+                 description="next healthy target in rotation")

@@ -6,7 +6,6 @@ uses (it checks the base document and every profile and returns the problems ins
 
 from forge_core.manifest.loader import MANIFEST_FILE, load_manifest, validate_manifest
 from forge_core.manifest.model import (
-    KNOWN_PROVIDERS,
     BindingSpec,
     Catalog,
     ComponentSpec,
@@ -16,13 +15,13 @@ from forge_core.manifest.model import (
     StorageSpec,
     TelemetrySpec,
     TransportSpec,
-    provider_for,
+    install_hint,
+    plugin_key,
 )
 from forge_core.manifest.substitute import is_secret_key
 from forge_core.manifest.validate import manifest_schema
 
 __all__ = [
-    "KNOWN_PROVIDERS",
     "MANIFEST_FILE",
     "BindingSpec",
     "Catalog",
@@ -33,9 +32,10 @@ __all__ = [
     "StorageSpec",
     "TelemetrySpec",
     "TransportSpec",
+    "install_hint",
     "is_secret_key",
     "load_manifest",
     "manifest_schema",
-    "provider_for",
+    "plugin_key",
     "validate_manifest",
 ]

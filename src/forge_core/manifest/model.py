@@ -29,34 +29,24 @@ class Issue:
 DEFAULT_STORAGE_URL = "sqlite:///{plant_dir}/.forge/plant.db"
 DEFAULT_PROFILE = "embedded"
 
-# Well-known names and the distribution that provides them, so an "unknown X" problem can
-# say what to install instead of only listing what is there.
-KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
-    "transports": {"mqtt": "forge-mqtt", "kafka": "forge-kafka"},
-    # Component types are matched by prefix ("sched.blade_scheduler" -> forge-sched).
-    "components": {"sched.": "forge-sched", "mms.": "forge-mms", "b2mml.": "forge-b2mml"},
-    # Plugin names; settings sections are keyed by plugin name, so they use this table too.
-    "plugins": {
-        "mqtt": "forge-mqtt",
-        "forge_mqtt": "forge-mqtt",
-        "kafka": "forge-kafka",
-        "forge_kafka": "forge-kafka",
-        "sched": "forge-sched",
-        "forge_sched": "forge-sched",
-        "mms": "forge-mms",
-        "forge_mms": "forge-mms",
-        "b2mml": "forge-b2mml",
-        "forge_b2mml": "forge-b2mml",
-    },
-}
+def plugin_key(name: str) -> str:
+    """A plugin named as the manifest may name it — entry-point name (``sched``), module or
+    distribution name (``forge_sched``, ``forge-sched``) — reduced to one comparable key."""
+    key = name.strip().lower().replace("-", "_")
+    return key[len("forge_"):] if key.startswith("forge_") and key != "forge_core" else key
 
 
-def provider_for(kind: str, name: str) -> str | None:
-    """The package that provides ``name`` of ``kind`` ("transports", "components", "plugins")."""
-    table = KNOWN_PROVIDERS.get(kind, {})
-    if kind == "components":
-        return next((pkg for prefix, pkg in table.items() if name.startswith(prefix)), None)
-    return table.get(name)
+def install_hint(plugin: str) -> str:
+    """What to install for a plugin that is not installed, derived from the house layout (a plugin
+    named ``X`` is the distribution ``forge-X`` with ``[project.entry-points.forge] X = ...``), so
+    core names no package."""
+    return f"pip install forge-{plugin_key(plugin).replace('_', '-')}"
+
+
+def owner_of(type_name: str) -> str:
+    """The plugin a type name points at by convention: its prefix (``sched.blade_scheduler`` ->
+    ``sched``), or the whole name (``mqtt``)."""
+    return type_name.split(".", 1)[0]
 
 
 @dataclass
@@ -72,6 +62,21 @@ class Catalog:
     tactics: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: set[str] = field(default_factory=set)
+    #: Which plugin provides each name: ``providers["components"]["sched.blade_scheduler"] == "sched"``
+    #: (kinds: transports, components, tactics, sections).
+    providers: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Installed plugins that a plant must list under ``plugins:`` to use (entry-point plugins):
+    #: plugin name -> the keys (:func:`plugin_key`) it answers to. Built-ins, a plant's local
+    #: plugins and plugins registered in code are always active and are not in here.
+    listable: dict[str, set[str]] = field(default_factory=dict)
+
+    def inactive_provider(self, kind: str, name: str, listed: list[str] | set[str]) -> str | None:
+        """The plugin that provides ``name`` of ``kind`` if the plant does not list it, else None."""
+        plugin = self.providers.get(kind, {}).get(name)
+        if plugin is None or plugin not in self.listable:
+            return None
+        wanted = {plugin_key(p) for p in listed if isinstance(p, str)}
+        return None if self.listable[plugin] & wanted else plugin
 
 
 @dataclass

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError as JsonSchemaError
 from jsonschema.exceptions import ValidationError, best_match
 
-from forge_core.manifest.model import Catalog, DocPath, Issue, provider_for
+from forge_core.manifest.model import Catalog, DocPath, Issue, install_hint, owner_of, plugin_key
 
 SCHEMA_FILE = "manifest.schema.json"
 
@@ -114,6 +114,8 @@ def _humanize(error: ValidationError, prefix: DocPath) -> Iterator[Issue]:
             guess = f" (did you mean {close[0]!r}?)" if close else ""
             listing = f"; allowed: {', '.join(allowed)}" if allowed else ""
             yield Issue((*path, key), f"unknown key {key!r}{guess}{listing}")
+    elif "propertyNames" in error.relative_schema_path and "not" in schema and "description" in schema:
+        yield Issue((*path, value), f"unknown key {_show(value)}: {schema['description']}")
     elif "propertyNames" in error.relative_schema_path:
         yield Issue((*path, value), f"invalid name {_show(value)}: must match {schema.get('pattern', '')!r}"
                     if kind == "pattern" else f"invalid name {_show(value)}: {error.message}")
@@ -138,7 +140,7 @@ def _humanize(error: ValidationError, prefix: DocPath) -> Iterator[Issue]:
 
 
 def _unknown(
-    what: str, name: str, known: Iterable[str], package: str | None, known_label: str = "known"
+    what: str, name: str, known: Iterable[str], hint: str | None, known_label: str = "known"
 ) -> str:
     names = sorted(known)
     message = f"unknown {what} {name!r}"
@@ -146,9 +148,27 @@ def _unknown(
     if close:
         message += f" (did you mean {close[0]!r}?)"
     message += f"; {known_label}: {', '.join(names) if names else 'none'}"
-    if package:
-        message += f"; it is provided by {package}: pip install {package}"
+    if hint:
+        message += f"; {hint}"
     return message
+
+
+def _not_active(what: str, name: str, plugin: str) -> str:
+    return (f"{what} {name!r} is provided by plugin {plugin!r}, which is installed but not active for this "
+            f"plant: a plant sees only the plugins it lists; add {plugin!r} to `plugins:`")
+
+
+def _missing_hint(name: str, listed: set[str], catalog: Catalog) -> str | None:
+    """For a name nobody installed provides: if the plant lists a plugin it points at (by its
+    prefix) and that plugin is not installed, say what to install."""
+    owner = plugin_key(owner_of(name))
+    installed = {plugin_key(p) for p in catalog.plugins}
+    if owner in listed and owner not in installed:
+        return f"plugin {owner!r} (listed under plugins:) would provide it but is not installed: {install_hint(owner)}"
+    if owner not in listed and owner not in installed:
+        return (f"if a plugin provides it, list the plugin under `plugins:` and install it "
+                f"(Forge's plugins are distributions named forge-<plugin>: {install_hint(owner)})")
+    return None
 
 
 def _topic_problem(pattern: str) -> str | None:
@@ -236,15 +256,17 @@ def structure_issues(doc: dict[str, Any], plant_dir: Path) -> list[Issue]:
 
 
 def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
-    """What the manifest names must exist in the installed plugins; their sections must fit their schemas."""
+    """What the manifest names must exist in the installed plugins, and come from plugins the plant
+    lists (or core, or its local plugins); their sections must fit their schemas."""
     issues: list[Issue] = []
-    for index, plugin in enumerate(doc.get("plugins") if isinstance(doc.get("plugins"), list) else []):
-        if isinstance(plugin, str) and plugin not in catalog.plugins:
-            package = provider_for("plugins", plugin)
-            installed = ", ".join(sorted(catalog.plugins)) or "none"
-            fix = f"; it is provided by {package}: pip install {package}" if package else ""
+    plugins = doc.get("plugins") if isinstance(doc.get("plugins"), list) else []
+    listed = {plugin_key(p) for p in plugins if isinstance(p, str)}
+    installed = {plugin_key(p) for p in catalog.plugins}
+    for index, plugin in enumerate(plugins):
+        if isinstance(plugin, str) and plugin_key(plugin) not in installed:
+            names = ", ".join(sorted(catalog.plugins)) or "none"
             issues.append(Issue(("plugins", index),
-                                f"plugin {plugin!r} is not installed; installed: {installed}{fix}"))
+                                f"plugin {plugin!r} is not installed; installed: {names}; {install_hint(plugin)}"))
 
     def typed(section: str, kind: str, table: dict[str, dict[str, Any] | None], body: str) -> None:
         for name, spec in _mapping(doc, section).items():
@@ -252,8 +274,11 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
                 continue
             type_ = spec["type"]
             if type_ not in table:
-                issues.append(Issue((section, name, "type"),
-                                    _unknown(f"{kind} type", type_, table, provider_for(section, type_))))
+                issues.append(Issue((section, name, "type"), _unknown(
+                    f"{kind} type", type_, _active(catalog, section, table, plugins), _missing_hint(type_, listed,
+                                                                                                  catalog))))
+            elif (owner := catalog.inactive_provider(section, type_, plugins)) is not None:
+                issues.append(Issue((section, name, "type"), _not_active(f"{kind} type", type_, owner)))
             elif table[type_] is not None and isinstance(spec.get(body, {}), dict):
                 issues.extend(schema_issues(spec.get(body, {}), table[type_], (section, name, body)))
 
@@ -262,18 +287,28 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
 
     for name, settings in _mapping(doc, "tactics").items():
         if name not in catalog.tactics:
-            issues.append(Issue(("tactics", name), _unknown("tactic", str(name), catalog.tactics, None)))
+            kinds = [k for k in _active(catalog, "tactics", catalog.tactics, plugins) if "." not in k]
+            issues.append(Issue(("tactics", name), _unknown("tactic", str(name), kinds, None, "known kinds")))
+        elif (owner := catalog.inactive_provider("tactics", name, plugins)) is not None:
+            issues.append(Issue(("tactics", name), _not_active("tactic kind", str(name), owner)))
         elif catalog.tactics[name] is not None and isinstance(settings, dict):
             issues.extend(schema_issues(settings, catalog.tactics[name], ("tactics", name)))
 
     for name, section in _mapping(doc, "settings").items():
         schema = catalog.sections.get(name)
-        if schema is not None:
+        if (owner := catalog.inactive_provider("sections", name, plugins)) is not None:
+            issues.append(Issue(("settings", name), _not_active("settings section", str(name), owner)))
+        elif schema is not None:
             if isinstance(section, dict):
                 issues.extend(schema_issues(section, schema, ("settings", name)))
-        elif name not in catalog.plugins:  # an installed plugin without a schema reads its section as is
+        elif plugin_key(str(name)) not in installed:  # an installed plugin without a schema reads its section as is
             known = set(catalog.sections) | catalog.plugins
-            package = provider_for("plugins", str(name))
-            message = _unknown("settings section", str(name), known, package, "sections of installed plugins")
+            hint = _missing_hint(str(name), listed, catalog)
+            message = _unknown("settings section", str(name), known, hint, "sections of installed plugins")
             issues.append(Issue(("settings", name), message))
     return issues
+
+
+def _active(catalog: Catalog, kind: str, table: dict[str, Any], listed: list[Any]) -> list[str]:
+    """The names of ``table`` a plant listing ``listed`` can use (for "known: ..." lists)."""
+    return [n for n in table if catalog.inactive_provider(kind, n, listed) is None]
