@@ -8,11 +8,11 @@ import uuid
 from typing import Any
 
 import pytest
-from forge_core import ComponentContext, Envelope, MessageBus, RealClock
+from forge_core import ComponentContext, Envelope, MessageBus, RealClock, SettingsError
 from forge_core.plugin import SchemaRegistry
 from forge_core.transport import MemoryTransport
 
-from forge_kafka import Bridge, KafkaTransport
+from forge_kafka import Bridge, BridgeParams, KafkaTransport
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(120)]
 
@@ -41,14 +41,14 @@ def test_bridge_forwards_both_ways_refuses_others_and_never_loops(kafka_bootstra
         bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"mqtt": mqtt, "kafka": kafka})
         await mqtt.connect()
         await kafka.connect()
-        params = {
+        params = BridgeParams.load({
             "to_kafka": {"topics": [f"{prefix}/heartbeats/#", f"{prefix}/productionPlan/#"],
                          "types": ["pasta.heartbeat"]},
             "to_mqtt": {"topics": [f"{prefix}/commands"],
                         "routes": {"pasta.assign_blade": f"{prefix}/productionPlan/assignBlade",
                                    "pasta.swap_blade": f"{prefix}/productionPlan/swapBlade",
                                    "pasta.kill_machine": f"{prefix}/updateManager/killMachine"}},
-        }
+        })
         ctx = ComponentContext(name="bridge", component="bridge", replica=0, replicas=1, params=params, bus=bus,
                                clock=RealClock(), transport="mqtt", seed=1)
         bridge = Bridge(ctx)
@@ -94,3 +94,16 @@ def test_bridge_forwards_both_ways_refuses_others_and_never_loops(kafka_bootstra
         await mqtt.close()
 
     asyncio.run(body())
+
+
+def test_bridge_params_fill_defaults_and_name_the_field_at_fault() -> None:
+    params = BridgeParams.load({"to_mqtt": {"routes": {"a.b": "x/y"}}})
+    assert (params.mqtt, params.kafka, params.to_kafka) == ("mqtt", "kafka", None)
+    assert params.to_mqtt is not None and params.to_mqtt.topics == ["#"]
+    with pytest.raises(SettingsError, match=r"components\.br\.params\.to_kafka\.topics"):
+        BridgeParams.load({"to_kafka": {"topics": []}}, where="components.br.params")
+    with pytest.raises(SettingsError, match=r"to_mqtt\.routes: required key is missing"):
+        BridgeParams.load({"to_mqtt": {}})
+    # --only connects both sides, also when they are left to their defaults
+    assert Bridge.uses_transports({"to_mqtt": {"routes": {}}}, ["mqtt", "kafka", "other"]) == {"mqtt", "kafka"}
+    assert Bridge.uses_transports({"mqtt": "edge"}, ["edge", "kafka"]) == {"edge", "kafka"}

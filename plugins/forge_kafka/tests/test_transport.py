@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from forge_core import Envelope, ForgeError, RawMessage, TransportNotReady
+from forge_core import Envelope, RawMessage, SettingsError, TransportNotReady
 from forge_core.testing import find_free_port
 from forge_core.transport import STRUCTURED_CONTENT_TYPE
 
-from forge_kafka import KafkaSettings, KafkaTransport, pattern_to_kafka, to_forge, to_kafka
+from forge_kafka import BridgeParams, KafkaSettings, KafkaTransport, TopicSpec, pattern_to_kafka, to_forge, to_kafka
 from forge_kafka.transport import DLQ_ERROR, DLQ_REASON, DLQ_TOPIC
 
 pytestmark = pytest.mark.timeout(120)
@@ -65,12 +66,31 @@ def test_topic_mapping_is_slash_to_dot_and_refuses_what_cannot_map() -> None:
 
 
 def test_settings_errors_name_the_transport_and_field() -> None:
-    with pytest.raises(ForgeError, match=r"'orders' \(kafka\): setting 'bootstrap' is required"):
-        KafkaSettings.parse({}, transport="orders")
-    with pytest.raises(ForgeError, match=r"unknown setting\(s\) bootstrp"):
-        KafkaSettings.parse({"bootstrap": "x:1", "bootstrp": "y"}, transport="orders")
-    with pytest.raises(ForgeError, match=r"'orders' \(kafka\): content_mode must be one of binary, structured"):
-        KafkaSettings.parse({"bootstrap": "x:1", "content_mode": "xml"}, transport="orders")
+    with pytest.raises(SettingsError, match=r"transports\.orders\.settings\.bootstrap: required key is missing"):
+        KafkaSettings.load({}, where="transports.orders.settings")
+    with pytest.raises(SettingsError, match=r"transports\.orders\.settings\.bootstrp: unknown key"):
+        KafkaSettings.load({"bootstrap": "x:1", "bootstrp": "y"}, where="transports.orders.settings")
+    with pytest.raises(SettingsError, match=r"orders\.settings\.content_mode: .*'structured' or 'binary'"):
+        KafkaSettings.load({"bootstrap": "x:1", "content_mode": "xml"}, where="transports.orders.settings")
+    with pytest.raises(SettingsError, match=r"orders\.settings\.topics\.plant/x\.partitions"):
+        KafkaTransport("orders", {"bootstrap": "x:1", "topics": {"plant/x": {"partitions": 0}}})
+    with pytest.raises(SettingsError) as every:  # every problem at once, one error class
+        KafkaSettings.load({"auto_offset_reset": "middle", "batch_size": 0})
+    assert {path for path, _ in every.value.problems} == {"bootstrap", "auto_offset_reset", "batch_size"}
+
+
+def test_settings_fill_defaults_and_keep_librdkafka_passthrough() -> None:
+    settings = KafkaSettings.load({"bootstrap": "x:1", "topics": {"plant/orders": {"partitions": 3}},
+                                   "config": {"security.protocol": "SSL"}, "consumer": {"fetch.min.bytes": 1}})
+    assert settings.topics["plant/orders"] == TopicSpec(partitions=3, replication=1, config={})
+    assert settings.topic_spec("plant/other") == TopicSpec(partitions=1, replication=1)
+    assert settings.config == {"security.protocol": "SSL"} and settings.consumer == {"fetch.min.bytes": 1}
+    transport = KafkaTransport("k", settings, plant="p")
+    assert transport.settings is settings
+    assert transport._common_config()["security.protocol"] == "SSL"
+    schema = KafkaSettings.json_schema()  # what forge validate checks the manifest against
+    assert schema["required"] == ["bootstrap"] and schema["additionalProperties"] is False
+    assert schema["properties"]["max_redeliveries"]["default"] == 3
 
 
 def test_unreachable_broker_is_not_ready_naming_the_broker() -> None:
@@ -190,6 +210,13 @@ def test_plugin_registers_transport_and_bridge() -> None:
     plugin.forge_register_transports(transports)
     plugin.forge_register_components(components)
     assert "kafka" in transports and "kafka.bridge" in components
+    entry = transports.get("kafka")  # the runtime's path: the declared model, defaults filled, to the factory
+    settings = entry.build_settings({"bootstrap": "x:1"}, where="transports.k.settings")
+    assert isinstance(settings, KafkaSettings) and settings.batch_size == 500
+    context = SimpleNamespace(plant="pasta")
+    transport = entry.value("k", settings, context)
+    assert isinstance(transport, KafkaTransport) and transport.settings is settings and transport.plant == "pasta"
+    assert components.get("kafka.bridge").settings is BridgeParams
 
 
 def test_batch_subscription_gets_fetched_runs_in_order_and_commits_after_the_callback(make_transport: Any) -> None:

@@ -2,14 +2,14 @@
 
 from forge_kafka.admin import pattern_to_kafka, to_forge, to_kafka
 from forge_kafka.components.bridge import Bridge
-from forge_kafka.settings import SETTINGS_SCHEMA, KafkaSettings, TopicSpec
+from forge_kafka.settings import BridgeParams, KafkaSettings, TopicSpec
 from forge_kafka.transport import KafkaSubscription, KafkaTransport
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "SETTINGS_SCHEMA",
     "Bridge",
+    "BridgeParams",
     "KafkaSettings",
     "KafkaSubscription",
     "KafkaTransport",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
 from forge_kafka.components.bridge import Bridge
-from forge_kafka.settings import SETTINGS_SCHEMA
+from forge_kafka.settings import KafkaSettings
 from forge_kafka.transport import KafkaTransport
 
 if TYPE_CHECKING:
@@ -15,14 +15,14 @@ if TYPE_CHECKING:
     from forge_core.transport import TransportContext
 
 
-def _kafka_factory(name: str, settings: dict[str, Any], context: TransportContext) -> KafkaTransport:
+def _kafka_factory(name: str, settings: KafkaSettings, context: TransportContext) -> KafkaTransport:
     # The plant name prefixes consumer group ids, so two plants on one cluster never share a group.
     return KafkaTransport(name, settings, plant=context.plant)
 
 
 @hookimpl
 def forge_register_transports(registry: TransportRegistry) -> None:
-    registry.add("kafka", _kafka_factory, settings_schema=SETTINGS_SCHEMA,
+    registry.add("kafka", _kafka_factory, settings=KafkaSettings,
                  description="Kafka via confluent-kafka: consumer groups, commit after handling, dead-letter topics")
 
 

@@ -1,141 +1,102 @@
-"""Settings of a ``type: kafka`` transport: the JSON Schema the manifest is validated against and
-the typed dataclass the transport reads (``transports.<name>.settings``)."""
+"""Settings of forge_kafka, declared once as :class:`forge_core.Settings` models.
+
+:class:`KafkaSettings` is ``transports.<name>.settings`` of a ``type: kafka`` transport;
+:class:`BridgeParams` is ``params`` of a ``kafka.bridge`` component. From each model Forge takes the
+JSON Schema the manifest is checked against, the defaults, typed attribute access, the docs table
+(docs/transports/kafka.md, bridge.md) and one error class, :class:`forge_core.SettingsError`.
+
+The librdkafka passthrough maps (``config``, ``producer``, ``consumer``) stay dicts: librdkafka has
+hundreds of properties and checks them itself when a client is built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
-from forge_core import ForgeError
-from forge_core.transport import CONTENT_MODES
+from forge_core import Settings
+from pydantic import Field
 
-_TOPIC_SPEC: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "partitions": {"type": "integer", "minimum": 1, "default": 1},
-        "replication": {"type": "integer", "minimum": 1, "default": 1},
-        "config": {"type": "object", "additionalProperties": {"type": "string"},
-                   "description": "topic configs, e.g. retention.ms"},
-    },
-}
-
-#: JSON Schema of ``transports.<name>.settings`` for ``type: kafka``.
-SETTINGS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["bootstrap"],
-    "properties": {
-        "bootstrap": {"type": "string", "minLength": 1, "description": "bootstrap.servers, host:port[,host:port]"},
-        "client_id": {"type": ["string", "null"]},
-        "group_template": {
-            "type": "string", "default": "{plant}.{group}:{pattern}",
-            "description": "consumer group id; {plant}, {group} (group= or the owner), {pattern}",
-        },
-        "instance_id": {"type": ["string", "null"],
-                        "description": "static membership: group.instance.id prefix, stable per replica"},
-        "session_timeout_ms": {"type": "integer", "minimum": 500, "default": 10000},
-        "heartbeat_interval_ms": {"type": "integer", "minimum": 100, "default": 3000},
-        "max_poll_interval_ms": {"type": "integer", "minimum": 1000, "default": 300000},
-        "metadata_refresh_ms": {"type": "integer", "minimum": 100, "default": 5000,
-                                "description": "how soon a wildcard subscription sees a new topic"},
-        "auto_offset_reset": {"enum": ["earliest", "latest"], "default": "earliest"},
-        "max_redeliveries": {"type": "integer", "minimum": 0, "default": 3},
-        "retry_backoff": {"type": "number", "minimum": 0, "default": 0.1},
-        "dead_letter": {"type": "boolean", "default": True},
-        "dead_letter_suffix": {"type": "string", "minLength": 1, "default": ".dlq"},
-        "content_mode": {"enum": ["structured", "binary"], "default": "structured",
-                         "description": "CloudEvents content mode of published records: structured (one JSON "
-                                        "document, one content-type header) or binary (ce_* headers, plain "
-                                        "JSON value); received records are read in either"},
-        "confirm_publish": {"type": "boolean", "default": False,
-                            "description": "await the broker's ack in publish() (slower, per message)"},
-        "linger_ms": {"type": "number", "minimum": 0, "default": 5},
-        "batch_size": {"type": "integer", "minimum": 1, "default": 500,
-                       "description": "most records handed to the event loop at once"},
-        "batch_wait_ms": {"type": "number", "minimum": 0, "default": 1.0,
-                          "description": "how long a batch may fill behind its first record (latency added per "
-                                         "hop at a low rate; fewer hand-overs at a high one)"},
-        "stall_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 15.0,
-                          "description": "seconds a broker may be up with no ack while messages wait before the "
-                                         "producer is replaced and they are re-sent"},
-        "connect_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5.0},
-        "create_topics": {"type": "boolean", "default": True,
-                          "description": "create a subscribed topic that does not exist yet"},
-        "default_partitions": {"type": "integer", "minimum": 1, "default": 1},
-        "default_replication": {"type": "integer", "minimum": 1, "default": 1},
-        "topics": {"type": "object", "additionalProperties": _TOPIC_SPEC,
-                   "description": "topics created on connect (Forge or Kafka names)"},
-        "config": {"type": "object", "description": "extra librdkafka settings for every client (security...)"},
-        "producer": {"type": "object", "description": "extra librdkafka settings for the producer"},
-        "consumer": {"type": "object", "description": "extra librdkafka settings for consumers"},
-    },
-}
+__all__ = ["BridgeParams", "KafkaSettings", "ToKafka", "ToMqtt", "TopicSpec"]
 
 
-@dataclass(frozen=True)
-class TopicSpec:
-    partitions: int = 1
-    replication: int = 1
-    config: dict[str, str] = field(default_factory=dict)
+class TopicSpec(Settings):
+    """A topic created on connect (``topics.<name>``)."""
+
+    partitions: int = Field(1, ge=1, description="partitions of a topic created by the transport")
+    replication: int = Field(1, ge=1, description="replication factor of a topic created by the transport")
+    config: dict[str, str] = Field(default_factory=dict, description="topic configs, e.g. retention.ms")
 
 
-@dataclass(frozen=True)
-class KafkaSettings:
-    """Typed ``transports.<name>.settings``; defaults match :data:`SETTINGS_SCHEMA`."""
+class KafkaSettings(Settings):
+    """``transports.<name>.settings`` of ``type: kafka``."""
 
-    bootstrap: str
-    client_id: str | None = None
-    group_template: str = "{plant}.{group}:{pattern}"
-    instance_id: str | None = None
-    session_timeout_ms: int = 10000
-    heartbeat_interval_ms: int = 3000
-    max_poll_interval_ms: int = 300000
-    metadata_refresh_ms: int = 5000
-    auto_offset_reset: str = "earliest"
-    max_redeliveries: int = 3
-    retry_backoff: float = 0.1
-    dead_letter: bool = True
-    dead_letter_suffix: str = ".dlq"
-    content_mode: str = "structured"
-    confirm_publish: bool = False
-    linger_ms: float = 5
-    batch_size: int = 500
-    batch_wait_ms: float = 1.0
-    stall_timeout: float = 15.0
-    connect_timeout: float = 5.0
-    create_topics: bool = True
-    default_partitions: int = 1
-    default_replication: int = 1
-    topics: dict[str, TopicSpec] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    producer: dict[str, Any] = field(default_factory=dict)
-    consumer: dict[str, Any] = field(default_factory=dict)
+    bootstrap: str = Field(min_length=1, description="bootstrap.servers, host:port[,host:port]")
+    client_id: str | None = Field(None, description="client.id; default forge-<plant>-<transport>")
+    group_template: str = Field("{plant}.{group}:{pattern}",
+                                description="consumer group id; {plant}, {group} (group= or the owner), {pattern}")
+    instance_id: str | None = Field(None, description="static membership: group.instance.id prefix, stable per "
+                                                      "replica")
+    session_timeout_ms: int = Field(10000, ge=500, description="consumer session.timeout.ms")
+    heartbeat_interval_ms: int = Field(3000, ge=100, description="consumer heartbeat.interval.ms (at most a third "
+                                                                 "of the session timeout)")
+    max_poll_interval_ms: int = Field(300000, ge=1000, description="consumer max.poll.interval.ms")
+    metadata_refresh_ms: int = Field(5000, ge=100, description="how soon a wildcard subscription sees a new topic")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a new consumer group starts")
+    max_redeliveries: int = Field(3, ge=0, description="deliveries again after a handler raised, before the "
+                                                       "dead-letter topic")
+    retry_backoff: float = Field(0.1, ge=0, description="seconds before the first redelivery; doubles each time")
+    dead_letter: bool = Field(True, description="publish undeliverable records to <topic><dead_letter_suffix>")
+    dead_letter_suffix: str = Field(".dlq", min_length=1, description="suffix of dead-letter topics")
+    content_mode: Literal["structured", "binary"] = Field(
+        "structured", description="CloudEvents content mode of published records: structured (one JSON "
+                                  "document, one content-type header) or binary (ce_* headers, plain JSON value); "
+                                  "received records are read in either")
+    confirm_publish: bool = Field(False, description="await the broker's ack in publish() (slower, per message)")
+    linger_ms: float = Field(5, ge=0, description="producer linger.ms")
+    batch_size: int = Field(500, ge=1, description="most records handed to the event loop at once")
+    batch_wait_ms: float = Field(1.0, ge=0, description="how long a batch may fill behind its first record "
+                                                        "(latency added per hop at a low rate; fewer hand-overs "
+                                                        "at a high one)")
+    stall_timeout: float = Field(15.0, gt=0, description="seconds a broker may be up with no ack while messages "
+                                                         "wait before the producer is replaced and they are re-sent")
+    connect_timeout: float = Field(5.0, gt=0, description="seconds connect() waits for the broker's metadata")
+    create_topics: bool = Field(True, description="create a subscribed topic that does not exist yet")
+    default_partitions: int = Field(1, ge=1, description="partitions of a topic created on subscribe")
+    default_replication: int = Field(1, ge=1, description="replication factor of a topic created on subscribe")
+    topics: dict[str, TopicSpec] = Field(default_factory=dict,
+                                         description="topics created on connect (Forge or Kafka names)")
+    config: dict[str, Any] = Field(default_factory=dict,
+                                   description="extra librdkafka settings for every client (security...)")
+    producer: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings for the producer")
+    consumer: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings for consumers")
 
-    @classmethod
-    def parse(cls, settings: Mapping[str, Any], *, transport: str = "kafka") -> KafkaSettings:
-        """Build from a manifest mapping; unknown keys and bad values name the transport and field."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ForgeError(f"transport {transport!r} (kafka): unknown setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
-        if not settings.get("bootstrap"):
-            raise ForgeError(f"transport {transport!r} (kafka): setting 'bootstrap' is required (host:port)")
-        values = dict(settings)
-        topics: dict[str, TopicSpec] = {}
-        for name, spec in (values.pop("topics", None) or {}).items():
-            try:
-                topics[name] = TopicSpec(**(spec or {}))
-            except TypeError as exc:
-                raise ForgeError(f"transport {transport!r} (kafka): topics.{name}: {exc}") from None
-        if values.get("auto_offset_reset", "earliest") not in ("earliest", "latest"):
-            raise ForgeError(f"transport {transport!r} (kafka): auto_offset_reset must be 'earliest' or "
-                             f"'latest', got {values['auto_offset_reset']!r}")
-        if values.get("content_mode", "structured") not in CONTENT_MODES:
-            raise ForgeError(f"transport {transport!r} (kafka): content_mode must be one of "
-                             f"{', '.join(CONTENT_MODES)}, got {values['content_mode']!r}")
-        for name in ("config", "producer", "consumer"):
-            values[name] = dict(values.get(name) or {})
-        return cls(topics=topics, **values)
+    def topic_spec(self, topic: str) -> TopicSpec:
+        """How to create ``topic``: its entry in ``topics``, else the default partitions and replication."""
+        spec = self.topics.get(topic)
+        if spec is None:
+            spec = TopicSpec(partitions=self.default_partitions, replication=self.default_replication)
+        return spec
+
+
+class ToKafka(Settings):
+    """``params.to_kafka`` of ``kafka.bridge``: MQTT topics carried to Kafka."""
+
+    topics: list[str] = Field(min_length=1, description="MQTT-side patterns to read")
+    types: list[str] | None = Field(None, description="allow-list; null forwards every type")
+
+
+class ToMqtt(Settings):
+    """``params.to_mqtt`` of ``kafka.bridge``: Kafka message types carried to MQTT topics."""
+
+    topics: list[str] = Field(default_factory=lambda: ["#"], description="Kafka-side patterns to read")
+    routes: dict[str, str] = Field(description="message type -> MQTT topic; other types are refused")
+
+
+class BridgeParams(Settings):
+    """``params`` of a ``kafka.bridge`` component."""
+
+    mqtt: str = Field("mqtt", description="name of the MQTT-side transport")
+    kafka: str = Field("kafka", description="name of the Kafka-side transport")
+    to_kafka: ToKafka | None = Field(None, description="MQTT -> Kafka: topics to read, types allowed")
+    to_mqtt: ToMqtt | None = Field(None, description="Kafka -> MQTT: topics to read, a topic per type")

@@ -52,7 +52,7 @@ from forge_core.transport import (
 )
 
 from forge_kafka.admin import ensure_topics, pattern_to_kafka, to_forge, to_kafka
-from forge_kafka.settings import SETTINGS_SCHEMA, KafkaSettings, TopicSpec
+from forge_kafka.settings import KafkaSettings, TopicSpec
 
 log = logging.getLogger("forge.transport.kafka")
 
@@ -387,7 +387,6 @@ class KafkaTransport(Transport):
     type_name = "kafka"
     header_prefix = "ce_"
     guarantee = DeliveryGuarantee.AT_LEAST_ONCE
-    settings_schema: dict[str, Any] = SETTINGS_SCHEMA
 
     def __init__(self, name: str = "kafka", settings: KafkaSettings | Mapping[str, Any] | None = None, *,
                  plant: str = "forge", **options: Any) -> None:
@@ -396,8 +395,8 @@ class KafkaTransport(Transport):
             if options:
                 raise TypeError("pass either a KafkaSettings or keyword settings, not both")
             self.settings = settings
-        else:
-            self.settings = KafkaSettings.parse({**(settings or {}), **options}, transport=name)
+        else:  # a plain mapping (tests, benchmarks): the same validation and defaults as a manifest
+            self.settings = KafkaSettings.load({**(settings or {}), **options}, where=f"transports.{name}.settings")
         self.plant = plant
         self._structured = self.settings.content_mode == "structured"
         self._producer: Producer | None = None
@@ -730,8 +729,7 @@ class KafkaTransport(Transport):
         name = to_kafka(topic)
         if name in self._known_topics or self._admin is None:
             return
-        spec = spec or self.settings.topics.get(topic) or TopicSpec(self.settings.default_partitions,
-                                                                     self.settings.default_replication)
+        spec = spec or self.settings.topic_spec(topic)
         admin = self._admin
         await asyncio.get_running_loop().run_in_executor(None, lambda: ensure_topics(
             admin, {name: spec}, broker=self.settings.bootstrap, transport=self.name))

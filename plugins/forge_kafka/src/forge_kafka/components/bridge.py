@@ -4,76 +4,62 @@ MQTT → Kafka by topic pattern (same topic on Kafka, ``/`` becoming ``.``), Kaf
 message type to a topic per type. Each direction has an allow-list of types; anything else is
 refused, counted and dead-lettered with reason ``refused``. The envelope crosses unchanged
 (id, source, key, headers, trace context) except for the ``forgehops`` header, which lists the
-transports it has crossed, exactly as :meth:`forge_core.bus.MessageBus.add_route` marks routed
-messages — so a message never comes back over the bridge that carried it (no loops).
+transports it has crossed, exactly as the bus marks routed messages
+(:func:`forge_core.transport.cross`) — so a message never comes back over the bridge that carried
+it (no loops).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import Any
 
-from forge_core import Component, DeadLetter, Envelope
+from forge_core import Component, DeadLetter, Envelope, SettingsError
 from forge_core import dead_letters as dl
 from forge_core.transport import cross as crossed
+
+from forge_kafka.settings import BridgeParams
 
 
 class Bridge(Component):
     """Forward MQTT topics to Kafka and Kafka message types to MQTT topics, allow-listed."""
 
-    params_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "mqtt": {"type": "string", "default": "mqtt", "description": "name of the MQTT-side transport"},
-            "kafka": {"type": "string", "default": "kafka", "description": "name of the Kafka-side transport"},
-            "to_kafka": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["topics"],
-                "properties": {
-                    "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    "types": {"type": ["array", "null"], "items": {"type": "string"},
-                              "description": "allow-list; null forwards every type"},
-                },
-            },
-            "to_mqtt": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["routes"],
-                "properties": {
-                    "topics": {"type": "array", "items": {"type": "string"}, "default": ["#"],
-                               "description": "Kafka-side patterns to read"},
-                    "routes": {"type": "object", "additionalProperties": {"type": "string"},
-                               "description": "message type -> MQTT topic; other types are refused"},
-                },
-            },
-        },
-    }
+    Params = BridgeParams
+    params: BridgeParams
+
+    @classmethod
+    def uses_transports(cls, params: dict[str, Any], declared: Iterable[str]) -> set[str]:
+        """Both sides, named or defaulted (the default ``mqtt``/``kafka`` come from :class:`BridgeParams`)."""
+        try:
+            model = BridgeParams.load(params)
+        except SettingsError:  # forge validate reports it; connect what the names say meanwhile
+            return super().uses_transports(params, declared)
+        return {model.mqtt, model.kafka} & set(declared)
 
     async def start(self) -> None:
         params = self.params
-        self.mqtt = params.get("mqtt", "mqtt")
-        self.kafka = params.get("kafka", "kafka")
+        self.mqtt = params.mqtt
+        self.kafka = params.kafka
         self.counts: Counter[str] = Counter()
-        to_kafka = params.get("to_kafka")
-        if to_kafka:
-            allowed = set(to_kafka["types"]) if to_kafka.get("types") else None
+        to_kafka = params.to_kafka
+        if to_kafka is not None:
+            allowed = set(to_kafka.types) if to_kafka.types else None
 
             async def up(envelope: Envelope) -> None:
                 await self._forward(envelope, self.mqtt, self.kafka, envelope.topic, allowed, "to_kafka")
 
-            for pattern in to_kafka["topics"]:
+            for pattern in to_kafka.topics:
                 await self.ctx.subscribe(pattern, up, transport=self.mqtt)
-        to_mqtt = params.get("to_mqtt")
-        if to_mqtt:
-            routes: dict[str, str] = dict(to_mqtt["routes"])
+        to_mqtt = params.to_mqtt
+        if to_mqtt is not None:
+            routes: dict[str, str] = dict(to_mqtt.routes)
 
             async def down(envelope: Envelope) -> None:
                 await self._forward(envelope, self.kafka, self.mqtt, routes.get(envelope.type), set(routes),
                                     "to_mqtt")
 
-            for pattern in to_mqtt.get("topics") or ["#"]:
+            for pattern in to_mqtt.topics:
                 await self.ctx.subscribe(pattern, down, transport=self.kafka)
 
     async def _forward(self, envelope: Envelope, source: str, target: str, topic: str | None,
