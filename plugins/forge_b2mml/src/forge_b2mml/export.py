@@ -194,7 +194,7 @@ def read_performance(root: etree._Element, version: Version) -> list[dict[str, A
 
     def t(el: etree._Element | None, name: str) -> str | None:
         found = q(el, name)
-        return found.text.strip() if found is not None and found.text else None
+        return found.text.strip(" \t\r\n") if found is not None and found.text else None
 
     def amount(el: etree._Element | None) -> tuple[float | None, str | None]:
         quantity = q(el, "Quantity")

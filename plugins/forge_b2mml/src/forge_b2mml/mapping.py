@@ -27,6 +27,7 @@ from forge_b2mml.xml import B2mmlError, Problem, element_path, local
 __all__ = ["Message", "duration_seconds", "to_dict", "to_messages", "utc"]
 
 Message = tuple[str, dict[str, Any]]  # (message type, payload)
+XML_SPACE = " \t\r\n"  # XML whitespace; str.strip() would also eat U+0085 and friends
 
 _DURATION = re.compile(
     r"^(?P<sign>-)?P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<d>\d+)D)?"
@@ -84,10 +85,10 @@ class _Reader:
         child = el.find(f"{{{self.ns}}}{name}")
         if child is None or child.text is None:
             return None
-        return child.text.strip()
+        return child.text.strip(XML_SPACE)
 
     def texts(self, el: etree._Element, name: str) -> list[str]:
-        return [c.text.strip() for c in self.all(el, name) if c.text]
+        return [c.text.strip(XML_SPACE) for c in self.all(el, name) if c.text]
 
     def description(self, el: etree._Element) -> str | None:
         parts = self.texts(el, "Description")

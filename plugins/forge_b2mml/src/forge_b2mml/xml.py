@@ -14,6 +14,7 @@ parser options below close the same holes and we need lxml anyway for fast XSD v
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -101,18 +102,28 @@ def parse(data: bytes | str, *, max_bytes: int, source: str = "") -> etree._Elem
                          source=source)
     if not raw.strip():
         raise B2mmlError("empty document", source=source)
+    if _DOCTYPE.match(raw):  # refused before libxml2 sees a single entity declaration
+        raise _no_dtd(source)
+    parser = _parser()
     try:
-        root = etree.fromstring(raw, _parser())
+        root = etree.fromstring(raw, parser)
     except etree.XMLSyntaxError as exc:
-        problems = [Problem(f"malformed XML: {e.message}", "/", e.line) for e in exc.error_log] or [
-            Problem(f"malformed XML: {exc}", "/", getattr(exc, "lineno", None))]
+        problems = [Problem(f"malformed XML: {e.message}", "/", e.line) for e in parser.error_log] or [
+            Problem(f"malformed XML: {exc.msg}", "/", exc.lineno)]
         raise B2mmlError("not well-formed XML", problems, source) from None
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise B2mmlError("a DTD is not allowed in B2MML documents (entity declarations could expand without "
-                         "bound or read local files); send the document without <!DOCTYPE>",
-                         [Problem("DOCTYPE present", "/", 1)], source)
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:  # second line (other encodings)
+        raise _no_dtd(source)
     return root
+
+
+_DOCTYPE = re.compile(rb"^(?:\xef\xbb\xbf)?(?:\s|<\?.*?\?>|<!--.*?-->)*<!DOCTYPE", re.DOTALL)
+
+
+def _no_dtd(source: str) -> B2mmlError:
+    return B2mmlError("a DTD is not allowed in B2MML documents (entity declarations could expand without bound "
+                      "or read local files); send the document without <!DOCTYPE>",
+                      [Problem("DOCTYPE present", "/", 1)], source)
 
 
 def local(tag: object) -> str:
