@@ -8,7 +8,7 @@ from pasta_plant.testing import stamped
 SOLO = ("scheduler", "storage_monitor")
 
 
-def assign(plant, machine_id, blade, epoch=1, topic="productionPlan/assignBlade", type_="pasta.assign_blade",
+def assign(plant, machine_id, blade, epoch=1, topic="productionPlan/assignBlade", type_="sched.assign_blade",
            title="AssignBlade"):
     plant.publish(topic, type_, {"title": title, "machineId": machine_id, "bladeType": blade}, headers=stamped(epoch))
 
@@ -16,11 +16,11 @@ def assign(plant, machine_id, blade, epoch=1, topic="productionPlan/assignBlade"
 def test_machines_beat_without_a_blade_until_assigned(pasta):
     plant = pasta(drop=SOLO)
     plant.advance(6)
-    beats = plant.sent("heartbeats", type="pasta.heartbeat")
+    beats = plant.sent("heartbeats", type="sched.machine_heartbeat")
     assert {b.payload["machineId"] for b in beats} == {0, 1, 2}
     assert all("bladeType" not in b.payload for b in beats)
     assign(plant, 1, "B")
-    beat = plant.expect("pasta.heartbeat", within=6, where=lambda e: e.payload["machineId"] == 1)
+    beat = plant.expect("sched.machine_heartbeat", within=6, where=lambda e: e.payload["machineId"] == 1)
     assert beat.payload == {"title": "heartbeat", "machineId": 1, "bladeType": "B"}
     assert plant.component("machine-1").state == "WORKING"
     assert plant.component("machine-0").state == "WAITING_FOR_ASSIGNMENT", "other machines' commands are ignored"
@@ -30,8 +30,8 @@ def test_swap_takes_two_seconds_and_is_confirmed(pasta):
     plant = pasta(drop=SOLO)
     assign(plant, 0, "A")
     start = plant.now
-    assign(plant, 0, "B", topic="productionPlan/swapBlade", type_="pasta.swap_blade", title="SwapBlade")
-    done = plant.expect("pasta.blade_swapped", within=5)
+    assign(plant, 0, "B", topic="productionPlan/swapBlade", type_="sched.swap_blade", title="SwapBlade")
+    done = plant.expect("sched.blade_swapped", within=5)
     assert done.payload == {"title": "BladeSwapped", "machineId": 0, "bladeType": "B"}
     assert plant.now - start == pytest.approx(2.0, abs=0.15)
     assert plant.component("machine-0").blade == "B"
@@ -52,8 +52,8 @@ def test_kill_command_puts_a_machine_in_recovery_then_waiting(pasta):
 def test_stale_and_unstamped_commands_are_rejected_and_a_double_assign_is_a_violation(pasta):
     plant = pasta(drop=SOLO)
     assign(plant, 0, "A", epoch=3)
-    assign(plant, 0, "B", epoch=2, topic="productionPlan/swapBlade", type_="pasta.swap_blade", title="SwapBlade")
-    plant.publish("productionPlan/assignBlade", "pasta.assign_blade",
+    assign(plant, 0, "B", epoch=2, topic="productionPlan/swapBlade", type_="sched.swap_blade", title="SwapBlade")
+    plant.publish("productionPlan/assignBlade", "sched.assign_blade",
                   {"title": "AssignBlade", "machineId": 1, "bladeType": "A"})  # no epoch at all
     plant.advance(3)
     machine = plant.component("machine-0")
@@ -79,9 +79,9 @@ def test_a_restarted_machine_remembers_the_newest_epoch(pasta):
 def test_sorting_clamps_and_confirms(pasta):
     plant = pasta(drop=SOLO)
     for change, expected in ((4, 8), (4, 10), (-2, 8), (-10, 0)):
-        plant.publish("sorting/changeFreshAmount", "pasta.change_fresh_amount",
+        plant.publish("sorting/changeFreshAmount", "sched.change_fresh_amount",
                       {"title": "ChangeFreshAmount", "change": change}, headers=stamped(1))
-        assert plant.last("pasta.fresh_amount_changed").payload == {"title": "FreshAmountChanged",
+        assert plant.last("sched.fresh_amount_changed").payload == {"title": "FreshAmountChanged",
                                                                     "freshAmount": expected}
 
 
@@ -92,14 +92,14 @@ def test_production_splits_batches_by_fresh_amount_and_holds_the_target(pasta):
     first = [e.payload for e in plant.sent("storage/newBatch")]
     assert [b["isFresh"] for b in first[:2]] == [True, False]
     assert first[0]["bladeType"] == "A" and first[0]["batchId"] + 1 == first[1]["batchId"]
-    plant.publish("sorting/changeFreshAmount", "pasta.change_fresh_amount",
+    plant.publish("sorting/changeFreshAmount", "sched.change_fresh_amount",
                   {"title": "ChangeFreshAmount", "change": 2}, headers=stamped(1))
     plant.clear()
     plant.advance(5)
     production = plant.component("production")
     assert production.book["split"].get("6", 0) >= 1, "the next batches follow FreshAmountChanged"
     assert production.total == 200
-    levels = plant.last("pasta.storage_levels").payload
+    levels = plant.last("mms.storage_levels").payload
     assert sum(levels[k] for k in ("aFresh", "aDry", "bFresh", "bDry")) == pytest.approx(200)
     assert all(c.passed for c in production.checks())
 

@@ -58,9 +58,9 @@ def test_scheduler_death_successor_takes_over_without_a_duplicate_assign(pasta):
 
 def test_storage_alert_changes_the_fresh_amount_and_the_next_batches_follow(pasta):
     plant = pasta(seed=3)
-    alert = plant.expect("pasta.storage_alert", within=600)
-    change = plant.expect("pasta.change_fresh_amount", within=60, after=plant.observed.index(alert))
-    confirmed = plant.expect("pasta.fresh_amount_changed", within=5, after=plant.observed.index(change))
+    alert = plant.expect("sched.storage_alert", within=600)
+    change = plant.expect("sched.change_fresh_amount", within=60, after=plant.observed.index(alert))
+    confirmed = plant.expect("sched.fresh_amount_changed", within=5, after=plant.observed.index(change))
     amount = confirmed.payload["freshAmount"]
     plant.advance(10)
     production = plant.component("production")

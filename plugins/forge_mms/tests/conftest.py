@@ -1,5 +1,5 @@
-"""A small test plant: the pasta schemas (``examples/pasta_plant/schemas`` of this repository), a
-sensor reading and alert type of its own, and the mms components."""
+"""A small test plant: the mms components (their ``mms.*`` schemas registered by the plugin), and a
+sensor reading and alert type of the plant's own."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from typing import Any
 import pytest
 from forge_core.testing import TestPlant
 
-REPO = Path(__file__).resolve().parents[3]
-PASTA_SCHEMAS = REPO / "examples" / "pasta_plant" / "schemas"
-
 SENSOR_PLUGIN = '''
 from forge_core import hookimpl
 
@@ -23,6 +20,8 @@ from forge_core import hookimpl
 def forge_register_schemas(registry):
     registry.add("test.reading", {"type": "object", "required": ["sensor", "values"],
                                   "properties": {"sensor": {"type": "string"}, "values": {"type": "object"}}})
+    registry.add("test.stock_alert", {"type": "object", "required": ["aFresh", "aDry", "bFresh", "bDry"],
+                                      "properties": {k: {"type": "number"} for k in ("aFresh", "aDry", "bFresh", "bDry")}})
     registry.add("test.sensor_alert", {"type": "object", "required": ["sensor", "value", "direction"],
                                        "additionalProperties": False,
                                        "properties": {"sensor": {"type": "string"}, "value": {"type": "number"},
@@ -35,7 +34,6 @@ version: 1
 plant: {{name: mms_test}}
 plugins: [mms]
 local_plugins: [sensors.py]
-schemas: ["{schemas}"]
 transports: {{bus: {{type: memory}}}}
 default_transport: bus
 components: {components}
@@ -57,7 +55,7 @@ def mms_plant(tmp_path: Path) -> Iterator[Callable[..., TestPlant]]:
         root.mkdir()
         (root / "sensors.py").write_text(SENSOR_PLUGIN)
         (root / "plant.yaml").write_text(textwrap.dedent(MANIFEST.format(
-            schemas=PASTA_SCHEMAS.as_posix(), components=json.dumps(components))))
+            components=json.dumps(components))))
         if batches is not None:
             import sqlalchemy as sa
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
+from forge_core import SettingsError
 
 LEVELS = {"title": "StorageLevels", "aFresh": 50.0, "aDry": 50.0, "bFresh": 50.0, "bDry": 50.0}
 
 
 def levels(plant, **changes):
-    plant.publish("storage/levels", "pasta.storage_levels", {**LEVELS, **changes})
+    plant.publish("storage/levels", "mms.storage_levels", {**LEVELS, **changes})
 
 
 def alerts(plant):
-    return [e.payload for e in plant.sent("storage/alert", type="pasta.storage_alert")]
+    return [e.payload for e in plant.sent("storage/alert", type="mms.storage_alert")]
 
 
 def test_alert_when_a_level_leaves_the_band_with_all_four_levels(mms_plant):
@@ -73,3 +75,18 @@ def test_a_missing_table_is_logged_and_counted_not_a_crash(mms_plant):
     monitor = plant.component("storage_monitor")
     assert monitor.report()["database_errors"] == 2 and plant.state("storage_monitor") == "running"
     assert alerts(plant) == []
+
+
+def test_the_alert_type_is_a_param_for_a_consumer_that_owns_the_same_body(mms_plant):
+    """A plant whose scheduler consumes its own type for this body names it; the monitor publishes it."""
+    plant = mms_plant({"storage_monitor": {"type": "mms.storage_monitor",
+                                           "params": {"alert_type": "test.stock_alert", "alert_topic": "stock/alert"}}})
+    levels(plant, bDry=90.0)
+    plant.advance(10.5)
+    sent = plant.sent("stock/alert", type="test.stock_alert")
+    assert [e.payload["bDry"] for e in sent] == [90.0] and alerts(plant) == []
+
+
+def test_low_must_be_below_high(mms_plant):
+    with pytest.raises(SettingsError, match=r"low \(60.0\) must be below high \(40.0\)"):
+        mms_plant({"storage_monitor": {"type": "mms.storage_monitor", "params": {"low": 60.0, "high": 40.0}}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from forge_core import SettingsError
 
 from forge_mms import resolve_pointer
 
@@ -64,11 +65,13 @@ def test_unreadable_readings_are_skipped_and_counted(mms_plant):
     assert plant.component("rule").report()["unreadable"] == 2 and sent(plant) == []
 
 
-def test_a_band_is_needed(mms_plant):
-    rule = {"type": "mms.threshold_alert", "params": {**RULE["params"], "low": None, "high": None}}
-    plant = mms_plant({"rule": rule})
-    plant.advance(1)
-    assert plant.state("rule") != "running"
+@pytest.mark.parametrize(("band", "message"), [({"low": None, "high": None}, "needs low, high or both"),
+                                               ({"low": 50.0, "high": 10.0}, "is above high")])
+def test_a_band_is_needed(mms_plant, band, message):
+    rule = {"type": "mms.threshold_alert", "params": {**RULE["params"], **band}}
+    with pytest.raises(SettingsError, match=message) as caught:
+        mms_plant({"rule": rule})
+    assert caught.value.problems[0][0] == "components.rule.params"
 
 
 def test_resolve_pointer():

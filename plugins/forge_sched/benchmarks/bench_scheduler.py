@@ -21,15 +21,19 @@ from pathlib import Path
 from forge_core import Envelope
 from forge_core.testing import TestPlant
 
-REPO = Path(__file__).resolve().parents[3]
-
 SWARM = '''
-from forge_core import Component, hookimpl, subscribe
+from forge_core import Component, Settings, hookimpl, subscribe
+
+
+class SwarmParams(Settings):
+    machines: int
 
 
 class Swarm(Component):
+    Params = SwarmParams
+
     async def start(self):
-        self.n = self.params["machines"]
+        self.n = self.params.machines
         self.blades = {}
         self.ctx.every(1.0, self.beat)
 
@@ -39,9 +43,9 @@ class Swarm(Component):
             blade = self.blades.get(mid)
             if blade is not None:
                 body["bladeType"] = blade
-            await self.ctx.publish("heartbeats", "pasta.heartbeat", body)
+            await self.ctx.publish("heartbeats", "sched.machine_heartbeat", body)
 
-    @subscribe("productionPlan/assignBlade", fenced="scheduler")
+    @subscribe("sched/assign_blade", fenced="scheduler")
     def on_assign(self, envelope):
         self.blades[envelope.payload["machineId"]] = envelope.payload["bladeType"]
 
@@ -56,7 +60,6 @@ version: 1
 plant: {{name: sched_bench}}
 plugins: [sched]
 local_plugins: [swarm.py]
-schemas: ["{schemas}"]
 transports: {{bus: {{type: memory}}}}
 components:
   swarm: {{type: bench.swarm, params: {{machines: {machines}}}}}
@@ -78,7 +81,7 @@ def main() -> int:
         root = Path(tmp)
         (root / "swarm.py").write_text(SWARM)
         (root / "plant.yaml").write_text(textwrap.dedent(MANIFEST.format(
-            schemas=(REPO / "examples/pasta_plant/schemas").as_posix(), machines=args.machines, state=args.state)))
+            machines=args.machines, state=args.state)))
         with TestPlant(root, seed=1, record_trace=False) as plant:
             plant.advance(15)                     # discovery and the first assignments
             plant.observed.clear()
@@ -93,7 +96,7 @@ def main() -> int:
             assert abs(leader.counts["A"] - leader.counts["B"]) <= 1
             # the handler alone, fed directly (dedup window passes: 1.01 s between rounds)
             rounds = 20
-            envs = [Envelope(id=f"b{m}", type="pasta.heartbeat", source=str(m), time=0.0,
+            envs = [Envelope(id=f"b{m}", type="sched.machine_heartbeat", source=str(m), time=0.0,
                              payload={"title": "heartbeat", "machineId": m, "bladeType": "A" if m % 2 else "B"})
                     for m in range(args.machines)]
             handler_cpu = 0.0

@@ -1,7 +1,7 @@
-"""A small pasta test plant: fake cutting machines + the blade scheduler, on the memory bus.
+"""A small test plant: fake cutting machines + the blade scheduler, on the memory bus.
 
-The protocol (topics, bindings, schemas) is the pasta plant's own: ``schemas:`` points at
-``examples/pasta_plant/schemas`` of this repository.
+The protocol is forge_sched's own: its ``sched.*`` types (schemas registered by the plugin) on the
+scheduler's default topics; the bindings type plain-JSON bodies as a machine without Forge sends them.
 """
 
 from __future__ import annotations
@@ -15,46 +15,51 @@ from typing import Any
 import pytest
 from forge_core.testing import TestPlant
 
-REPO = Path(__file__).resolve().parents[3]
-PASTA_SCHEMAS = REPO / "examples" / "pasta_plant" / "schemas"
-
 MACHINE_PLUGIN = '''
-from forge_core import Component, hookimpl, subscribe
+from forge_core import Component, Settings, hookimpl, subscribe
+
+
+class MachineParams(Settings):
+    first_id: int = 0
+    heartbeat_interval: float = 1.0
+    swap_time: float = 2.0
 
 
 class FakeCuttingMachine(Component):
     """Beats like a cutting machine (bladeType only while WORKING); obeys fenced assign/swap."""
 
+    Params = MachineParams
+
     async def start(self):
-        self.machine_id = self.params.get("first_id", 0) + self.ctx.replica
+        self.machine_id = self.params.first_id + self.ctx.replica
         self.blade = None
         self.swapping = False
         self.commands = []          # (type, bladeType, epoch) of every command applied
-        self.ctx.every(self.params.get("heartbeat_interval", 1.0), self.beat,
+        self.ctx.every(self.params.heartbeat_interval, self.beat,
                        initial_delay=0.1 * (self.ctx.replica % 10))
 
     async def beat(self):
         body = {"title": "heartbeat", "machineId": self.machine_id}
         if self.blade is not None and not self.swapping:
             body["bladeType"] = self.blade
-        await self.ctx.publish("heartbeats", "pasta.heartbeat", body, key=str(self.machine_id))
+        await self.ctx.publish("heartbeats", "sched.machine_heartbeat", body, key=str(self.machine_id))
 
-    @subscribe("productionPlan/assignBlade", shared=False, fenced="scheduler")
+    @subscribe("sched/assign_blade", shared=False, fenced="scheduler")
     async def on_assign(self, envelope):
         if envelope.payload["machineId"] != self.machine_id:
             return
         self.commands.append(("assign", envelope.payload["bladeType"], envelope.payload.get("epoch")))
         self.blade = envelope.payload["bladeType"]
 
-    @subscribe("productionPlan/swapBlade", shared=False, fenced="scheduler")
+    @subscribe("sched/swap_blade", shared=False, fenced="scheduler")
     async def on_swap(self, envelope):
         if envelope.payload["machineId"] != self.machine_id:
             return
         self.commands.append(("swap", envelope.payload["bladeType"], envelope.payload.get("epoch")))
         self.swapping = True
-        await self.ctx.clock.sleep(self.params.get("swap_time", 2.0))
+        await self.ctx.clock.sleep(self.params.swap_time)
         self.blade, self.swapping = envelope.payload["bladeType"], False
-        await self.ctx.publish("productionPlan/bladeSwapped", "pasta.blade_swapped",
+        await self.ctx.publish("sched/blade_swapped", "sched.blade_swapped",
                                {"title": "BladeSwapped", "machineId": self.machine_id, "bladeType": self.blade})
 
     def recover(self):
@@ -72,18 +77,17 @@ version: 1
 plant: {{name: sched_test}}
 plugins: [sched]
 local_plugins: [machines.py]
-schemas: ["{schemas}"]
 transports: {{bus: {{type: memory}}}}
 default_transport: bus
 bindings:
-  - {{topic: heartbeats, type_field: title, type_map: {{heartbeat: pasta.heartbeat}}, source_field: machineId,
+  - {{topic: heartbeats, type_field: title, type_map: {{heartbeat: sched.machine_heartbeat}}, source_field: machineId,
      key_field: machineId}}
-  - {{topic: productionPlan/assignBlade, type: pasta.assign_blade, key_field: machineId}}
-  - {{topic: productionPlan/swapBlade, type: pasta.swap_blade, key_field: machineId}}
-  - {{topic: productionPlan/bladeSwapped, type: pasta.blade_swapped, source_field: machineId, key_field: machineId}}
-  - {{topic: sorting/changeFreshAmount, type: pasta.change_fresh_amount}}
-  - {{topic: sorting/freshAmountChanged, type: pasta.fresh_amount_changed}}
-  - {{topic: storage/alert, type: pasta.storage_alert}}
+  - {{topic: sched/assign_blade, type: sched.assign_blade, key_field: machineId}}
+  - {{topic: sched/swap_blade, type: sched.swap_blade, key_field: machineId}}
+  - {{topic: sched/blade_swapped, type: sched.blade_swapped, source_field: machineId, key_field: machineId}}
+  - {{topic: sched/change_fresh_amount, type: sched.change_fresh_amount}}
+  - {{topic: sched/fresh_amount_changed, type: sched.fresh_amount_changed}}
+  - {{topic: storage/alert, type: sched.storage_alert}}
 components:
   machine:
     type: test.cutting_machine
@@ -106,7 +110,7 @@ def write_plant(root: Path, *, machines: int = 3, machine_params: dict[str, Any]
     root.mkdir(parents=True, exist_ok=True)
     (root / "machines.py").write_text(MACHINE_PLUGIN)
     (root / "plant.yaml").write_text(textwrap.dedent(MANIFEST.format(
-        schemas=PASTA_SCHEMAS.as_posix(), machines=machines,
+        machines=machines,
         machine_params=json.dumps(machine_params or {"heartbeat_interval": 1.0}),
         scheduler_params=json.dumps(scheduler_params or {}))))
     return root

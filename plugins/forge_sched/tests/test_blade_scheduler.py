@@ -23,7 +23,7 @@ def leader_of(plant: TestPlant) -> Any:
 
 
 def assignments(plant: TestPlant) -> list[tuple[int, str]]:
-    return [(e.payload["machineId"], e.payload["bladeType"]) for e in plant.sent(type="pasta.assign_blade")]
+    return [(e.payload["machineId"], e.payload["bladeType"]) for e in plant.sent(type="sched.assign_blade")]
 
 
 def blades(plant: TestPlant, machines: int) -> Counter[str]:
@@ -39,8 +39,8 @@ def test_discovery_then_balanced_assignment(sched_plant):
     plant.advance(5)
     assert blades(plant, 3) == Counter({"A": 2, "B": 1})
     leader = leader_of(plant)
-    assert all(e.source == leader.name for e in plant.sent(type="pasta.assign_blade")), "only the leader commands"
-    assert all(e.payload["epoch"] == leader.elector.epoch for e in plant.sent(type="pasta.assign_blade"))
+    assert all(e.source == leader.name for e in plant.sent(type="sched.assign_blade")), "only the leader commands"
+    assert all(e.payload["epoch"] == leader.elector.epoch for e in plant.sent(type="sched.assign_blade"))
     assert leader.counts == {"A": 2, "B": 1}
 
 
@@ -73,11 +73,11 @@ def test_machine_death_is_rebalanced_by_a_swap(sched_plant):
     assert blades(plant, 3) == Counter({"A": 2, "B": 1})
     plant.kill("machine-1")                        # the only B
     killed = plant.now
-    swap = plant.expect("pasta.swap_blade", within=10 + 5 + 1)
+    swap = plant.expect("sched.swap_blade", within=10 + 5 + 1)
     assert plant.now - killed <= 10 + 5 + 1, "silent 10 s, noticed by the 5 s health check"
     assert swap.payload["bladeType"] == "B" and swap.payload["machineId"] in (0, 2)
     plant.advance(3)
-    assert plant.sent(type="pasta.blade_swapped"), "the machine confirmed"
+    assert plant.sent(type="sched.blade_swapped"), "the machine confirmed"
     assert Counter(plant.component(f"machine-{i}").blade for i in (0, 2)) == Counter({"A": 1, "B": 1})
     leader = leader_of(plant)
     assert leader.stats["swaps_confirmed"] == 1 and leader.counts == {"A": 1, "B": 1}
@@ -88,7 +88,7 @@ def test_a_death_report_removes_at_once(sched_plant):
     plant.advance(15)
     plant.publish("forge/status/1", "forge.status", {"source": "1", "status": "DOWN", "previous": "UP",
                                                      "at": 0.0, "reason": "test", "monitor": "m"})
-    swap = plant.last("pasta.swap_blade")
+    swap = plant.last("sched.swap_blade")
     assert swap.payload["bladeType"] == "B"
     plant.publish("forge/death/scheduler-1", "forge.death", {"source": "scheduler-1", "seq": 1})
     assert len(leader_of(plant).machines) == 2, "a death of a non-machine source is ignored"
@@ -97,34 +97,34 @@ def test_a_death_report_removes_at_once(sched_plant):
 def test_storage_alert_changes_fresh_amount_with_sign_size_and_cooldown(sched_plant):
     plant = sched_plant(machines=2)
     plant.advance(15)
-    plant.publish("storage/alert", "pasta.storage_alert", {**ALERT, "aFresh": 10.0, "bFresh": 10.0})
-    first = plant.last("pasta.change_fresh_amount")
+    plant.publish("storage/alert", "sched.storage_alert", {**ALERT, "aFresh": 10.0, "bFresh": 10.0})
+    first = plant.last("sched.change_fresh_amount")
     assert first.payload["change"] == 4, "fresh 40 points below target: far, more fresh"
     plant.advance(3)
-    plant.publish("storage/alert", "pasta.storage_alert", {**ALERT, "aFresh": 10.0, "bFresh": 10.0})
-    assert len(plant.sent(type="pasta.change_fresh_amount")) == 1, "10 s cooldown"
+    plant.publish("storage/alert", "sched.storage_alert", {**ALERT, "aFresh": 10.0, "bFresh": 10.0})
+    assert len(plant.sent(type="sched.change_fresh_amount")) == 1, "10 s cooldown"
     plant.advance(8)
-    plant.publish("storage/alert", "pasta.storage_alert", {**ALERT, "aDry": 30.0, "bDry": 30.0})
-    second = plant.last("pasta.change_fresh_amount")
+    plant.publish("storage/alert", "sched.storage_alert", {**ALERT, "aDry": 30.0, "bDry": 30.0})
+    second = plant.last("sched.change_fresh_amount")
     assert second.payload["change"] == -2, "dry 20 points below target: near, more dry"
     plant.advance(11)
-    plant.publish("storage/alert", "pasta.storage_alert", {**ALERT, "aFresh": 95.0, "bFresh": 95.0})
-    assert plant.last("pasta.change_fresh_amount").payload["change"] == -4
+    plant.publish("storage/alert", "sched.storage_alert", {**ALERT, "aFresh": 95.0, "bFresh": 95.0})
+    assert plant.last("sched.change_fresh_amount").payload["change"] == -4
     plant.advance(11)
-    plant.publish("storage/alert", "pasta.storage_alert", {**ALERT, "aFresh": 55.0})
-    assert len(plant.sent(type="pasta.change_fresh_amount")) == 3, "within the threshold: no reaction"
+    plant.publish("storage/alert", "sched.storage_alert", {**ALERT, "aFresh": 55.0})
+    assert len(plant.sent(type="sched.change_fresh_amount")) == 3, "within the threshold: no reaction"
     assert leader_of(plant).stats["fresh_changes"] == 3
 
 
 def test_blade_alert_swaps_toward_the_failing_type(sched_plant):
     plant = sched_plant(machines=3)
     plant.advance(15)                              # A, B, A
-    plant.publish("storage/alert", "pasta.storage_alert", {**ALERT, "bFresh": 5.0, "bDry": 5.0})
-    swap = plant.last("pasta.swap_blade")
+    plant.publish("storage/alert", "sched.storage_alert", {**ALERT, "bFresh": 5.0, "bDry": 5.0})
+    swap = plant.last("sched.swap_blade")
     assert swap.payload["bladeType"] == "B" and swap.payload["machineId"] in (0, 2)
     plant.advance(11)
-    plant.publish("storage/alert", "pasta.storage_alert", {**ALERT, "bFresh": 5.0, "bDry": 5.0})
-    assert len(plant.sent(type="pasta.swap_blade")) == 1, "a second swap would make B outnumber A by 2"
+    plant.publish("storage/alert", "sched.storage_alert", {**ALERT, "bFresh": 5.0, "bDry": 5.0})
+    assert len(plant.sent(type="sched.swap_blade")) == 1, "a second swap would make B outnumber A by 2"
 
 
 def test_leader_killed_shadow_takes_over_without_duplicate_assignments(sched_plant):
@@ -145,7 +145,7 @@ def test_leader_killed_shadow_takes_over_without_duplicate_assignments(sched_pla
     # a machine recovers: the successor assigns it, with its own epoch, accepted by the machine
     plant.component("machine-2").recover()
     plant.advance(3)
-    last = plant.sent(type="pasta.assign_blade")[-1]
+    last = plant.sent(type="sched.assign_blade")[-1]
     assert last.payload["machineId"] == 2 and last.payload["epoch"] == shadow.elector.epoch
     assert plant.component("machine-2").commands[-1][2] == shadow.elector.epoch
     assert killed < plant.now and all(check.passed for check in shadow.checks())
@@ -184,10 +184,10 @@ def test_stale_epoch_commands_never_reach_machines(sched_plant):
     before = list(machine.commands)
     # the deposed leader's late commands (its epoch in headers and payload)
     stale = old.elector.epoch
-    plant.publish("productionPlan/assignBlade", "pasta.assign_blade",
+    plant.publish("sched/assign_blade", "sched.assign_blade",
                   {"title": "AssignBlade", "machineId": 0, "bladeType": "B", "epoch": stale},
                   source=old.name, headers={"forgeepoch": str(stale), "forgelease": "scheduler"})
-    plant.publish_raw("productionPlan/swapBlade", {"title": "SwapBlade", "machineId": 0, "bladeType": "B",
+    plant.publish_raw("sched/swap_blade", {"title": "SwapBlade", "machineId": 0, "bladeType": "B",
                                                    "epoch": stale})
     plant.advance(3)
     assert machine.commands == before
@@ -202,7 +202,7 @@ def test_malformed_and_unknown_messages_are_dead_lettered_and_the_scheduler_live
     plant.publish_raw("heartbeats", {"title": "heartbeat", "machineId": "seven"})
     plant.publish_raw("heartbeats", {"title": "hello", "machineId": 3})
     plant.publish_raw("storage/alert", {"title": "StorageAlert", "aFresh": "low"})
-    plant.publish_raw("productionPlan/bladeSwapped", {"title": "BladeSwapped"})
+    plant.publish_raw("sched/blade_swapped", {"title": "BladeSwapped"})
     plant.advance(10)
     reasons = Counter(letter.reason for letter in plant.dead_letters)
     assert sum(reasons.values()) >= 5, reasons

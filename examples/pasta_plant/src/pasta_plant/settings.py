@@ -1,81 +1,82 @@
-"""Params schemas of the pasta components (``components.<name>.params`` in plant.yaml).
+"""Params of the pasta components (``components.<name>.params`` in plant.yaml), declared once.
 
 The defaults are the numbers of the original system.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
+
+from pydantic import Field
+
+from forge_core import Settings
 
 
-def _obj(properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "properties": properties}
+class MachineParams(Settings):
+    """``pasta.cutting_machine``."""
+
+    heartbeat_interval: float = Field(5.0, gt=0, description="seconds between heartbeats on `heartbeats`")
+    swap_time: float = Field(2.0, ge=0, description="seconds a blade swap takes")
+    recovery_time: float = Field(10.0, gt=0, description="seconds in RECOVERY after a KillMachine")
+    beat_in_recovery: bool = Field(False, description="keep beating while in RECOVERY (the original machine is "
+                                                      "silent)")
+    machine_id_offset: int = Field(0, ge=0, description="machineId = replica + this (several machine groups in one "
+                                                        "plant)")
+    lease: str = Field("scheduler", description="the lease whose epochs fence commands")
 
 
-def _seconds(default: float, description: str) -> dict[str, Any]:
-    return {"type": "number", "exclusiveMinimum": 0, "default": default, "description": description}
+class SortingParams(Settings):
+    """``pasta.sorting``."""
+
+    fresh_amount: int = Field(4, ge=0, le=10, description="fresh units of every 10 a heartbeat produces")
+    min_amount: int = Field(0, ge=0, description="lower clamp of the fresh amount")
+    max_amount: int = Field(10, ge=0, description="upper clamp of the fresh amount")
 
 
-MACHINE = _obj({
-    "heartbeat_interval": _seconds(5.0, "seconds between heartbeats on `heartbeats`"),
-    "swap_time": {"type": "number", "minimum": 0, "default": 2.0, "description": "seconds a blade swap takes"},
-    "recovery_time": _seconds(10.0, "seconds in RECOVERY after a KillMachine"),
-    "beat_in_recovery": {"type": "boolean", "default": False,
-                         "description": "keep beating while in RECOVERY (the original machine is silent)"},
-    "machine_id_offset": {"type": "integer", "minimum": 0, "default": 0,
-                          "description": "machineId = replica + this (several machine groups in one plant)"},
-    "lease": {"type": "string", "default": "scheduler", "description": "the lease whose epochs fence commands"},
-})
+class ProductionParams(Settings):
+    """``pasta.batch_production``."""
 
-SORTING = _obj({
-    "fresh_amount": {"type": "integer", "minimum": 0, "maximum": 10, "default": 4,
-                     "description": "fresh units of every 10 a heartbeat produces"},
-    "min_amount": {"type": "integer", "minimum": 0, "default": 0},
-    "max_amount": {"type": "integer", "minimum": 0, "default": 10},
-})
+    stock_target: int = Field(200, ge=0, description="total stock the reductions bring storage back to")
+    batch_size: int = Field(10, ge=1, description="units per heartbeat: fresh = freshAmount, dry = batch_size - "
+                                                  "freshAmount")
+    fresh_amount: int = Field(4, ge=0, le=10, description="the share assumed until the first FreshAmountChanged")
+    category_capacity: float = Field(100.0, gt=0,
+                                     description="units that make 100 % of one category (A/B x fresh/dry)")
+    publish_new_batch: bool = Field(False, description="publish pasta.new_batch on storage/newBatch for every batch")
+    fresh_start: bool = Field(True, description="on the first start of a run, bring storage back to the seed stock "
+                                                "(20 batches of 10); false keeps the stock of earlier runs")
 
-PRODUCTION = _obj({
-    "stock_target": {"type": "integer", "minimum": 0, "default": 200,
-                     "description": "total stock the reductions bring storage back to"},
-    "batch_size": {"type": "integer", "minimum": 1, "default": 10,
-                   "description": "units per heartbeat: fresh = freshAmount, dry = batch_size - freshAmount"},
-    "fresh_amount": {"type": "integer", "minimum": 0, "maximum": 10, "default": 4,
-                     "description": "the share assumed until the first FreshAmountChanged"},
-    "category_capacity": {"type": "number", "exclusiveMinimum": 0, "default": 100,
-                           "description": "units that make 100 % of one category (A/B x fresh/dry)"},
-    "publish_new_batch": {"type": "boolean", "default": False,
-                          "description": "publish pasta.new_batch on storage/newBatch for every batch"},
-    "fresh_start": {"type": "boolean", "default": True,
-                    "description": "on the first start of a run, bring storage back to the seed stock "
-                                   "(20 batches of 10); false keeps the stock of earlier runs"},
-})
 
-CHAOS = _obj({
-    "enabled": {"type": "boolean", "default": False, "description": "off unless a profile (chaos) turns it on"},
-    "min_interval": _seconds(5.0, "shortest wait between two kills"),
-    "max_interval": _seconds(15.0, "longest wait between two kills"),
-    "min_restart": _seconds(10.0, "shortest time a killed part stays dead"),
-    "max_restart": _seconds(30.0, "longest time a killed part stays dead"),
-    "max_machines": {"type": "integer", "minimum": 0, "default": 1, "description": "machines dead at once"},
-    "max_schedulers": {"type": "integer", "minimum": 0, "default": 1, "description": "schedulers dead at once"},
-    "machines": {"type": "string", "default": "machine", "description": "the machines' component name"},
-    "schedulers": {"type": "string", "default": "scheduler", "description": "the schedulers' component name"},
-    "lease": {"type": "string", "default": "scheduler", "description": "the schedulers' lease"},
-    "machine_kill": {"enum": ["process", "command"], "default": "process",
-                     "description": "process: runtime.kill (SIGKILL); command: KillMachine -> RECOVERY"},
-    "rebalance_bound": _seconds(32.0, "seconds after a machine death by which both blades must be cut "
-                                      "again (discovery 12 + health check 5 + timeout 10 + swap 2 + beat)"),
-    "failover_bound": {"type": ["number", "null"], "default": None,
-                       "description": "seconds a successor may take to lead (default: lease ttl + retry_every "
-                                      "+ 1)"},
-    "check_every": _seconds(0.5, "how often the leader and the blade coverage are looked at"),
-})
+class ChaosParams(Settings):
+    """``pasta.chaos``."""
 
-MONITOR = _obj({
-    "render": {"enum": ["auto", "always", "never"], "default": "auto",
-               "description": "auto: a rich live view when stdout is a terminal and the clock is real"},
-    "refresh": _seconds(1.0, "seconds between redraws of the live view (only drawn on a terminal, real clock)"),
-    "rate_window": _seconds(10.0, "seconds over which message rates are measured"),
-    "keep_events": {"type": "integer", "minimum": 1, "default": 10, "description": "alerts and chaos events kept"},
-    "lease": {"type": "string", "default": "scheduler"},
-})
+    enabled: bool = Field(False, description="off unless a profile (chaos) turns it on")
+    min_interval: float = Field(5.0, gt=0, description="shortest wait between two kills")
+    max_interval: float = Field(15.0, gt=0, description="longest wait between two kills")
+    min_restart: float = Field(10.0, gt=0, description="shortest time a killed part stays dead")
+    max_restart: float = Field(30.0, gt=0, description="longest time a killed part stays dead")
+    max_machines: int = Field(1, ge=0, description="machines dead at once")
+    max_schedulers: int = Field(1, ge=0, description="schedulers dead at once")
+    machines: str = Field("machine", description="the machines' component name")
+    schedulers: str = Field("scheduler", description="the schedulers' component name")
+    lease: str = Field("scheduler", description="the schedulers' lease")
+    machine_kill: Literal["process", "command"] = Field(
+        "process", description="process: runtime.kill (SIGKILL); command: KillMachine -> RECOVERY")
+    rebalance_bound: float = Field(32.0, gt=0,
+                                   description="seconds after a machine death by which both blades must be cut "
+                                               "again (discovery 12 + health check 5 + timeout 10 + swap 2 + beat)")
+    failover_bound: float | None = Field(None, description="seconds a successor may take to lead (default: lease "
+                                                           "ttl + retry_every + 1)")
+    check_every: float = Field(0.5, gt=0, description="how often the leader and the blade coverage are looked at")
+
+
+class MonitorParams(Settings):
+    """``pasta.monitor``."""
+
+    render: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: a rich live view when stdout is a terminal and the clock is real")
+    refresh: float = Field(1.0, gt=0, description="seconds between redraws of the live view (only drawn on a "
+                                                  "terminal, real clock)")
+    rate_window: float = Field(10.0, gt=0, description="seconds over which message rates are measured")
+    keep_events: int = Field(10, ge=1, description="alerts and chaos events kept")
+    lease: str = Field("scheduler", description="the lease whose holder is shown as the leader")

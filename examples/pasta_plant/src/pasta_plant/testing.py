@@ -41,8 +41,10 @@ def derive(tmp: Path, *, drop: tuple[str, ...] = (), params: dict[str, dict[str,
     for name, spec in list(doc["components"].items()):
         if name in drop or (not keep_unavailable and spec["type"] not in available):
             del doc["components"][name]
-    used = {spec["type"].split(".")[0] for spec in doc["components"].values()}
-    doc["plugins"] = [p for p in doc["plugins"] if p in used or p == "pasta"]
+    # a plugin stays listed while it is installed, even with its components dropped: the plant's
+    # topics are typed with its message types (sched.*, mms.*)
+    installed = {name.split(".")[0] for name in available}
+    doc["plugins"] = [p for p in doc["plugins"] if p in installed]
     for name, extra in (params or {}).items():
         doc["components"][name].setdefault("params", {}).update(extra)
     doc["schemas"] = [str(PLANT / "schemas")]

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
 from forge_sched.components.blade_scheduler import BladeScheduler
-from forge_sched.settings import BLADE_SCHEDULER_PARAMS
 
 if TYPE_CHECKING:
-    from forge_core.plugin import ComponentRegistry
+    from forge_core.plugin import ComponentRegistry, SchemaRegistry
+
+SCHEMAS = Path(__file__).parent / "schemas"
 
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("sched.blade_scheduler", BladeScheduler, params_schema=BLADE_SCHEDULER_PARAMS,
-                 description="pasta blade scheduler: discovery, balanced A/B, swap on failure and storage alerts, "
+    registry.add("sched.blade_scheduler", BladeScheduler,
+                 description="blade scheduler: discovery, balanced A/B, swap on failure and storage alerts, "
                              "active/shadow by leader election")
+
+
+@hookimpl
+def forge_register_schemas(registry: SchemaRegistry) -> None:
+    registry.add_directory(SCHEMAS)

@@ -14,13 +14,12 @@ successor holds the lease within ``failover_bound``. Off unless ``enabled`` (pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from forge_core import Check, Envelope, subscribe
-from pasta_plant import settings
-from pasta_plant.components import PastaComponent
+from forge_core import Check, Component, Envelope, subscribe
 from pasta_plant.components.machine import WORKING
 from pasta_plant.ledger import ledger
+from pasta_plant.settings import ChaosParams, MachineParams
 
 
 @dataclass
@@ -48,11 +47,12 @@ class Tally:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Chaos(PastaComponent):
-    params_schema: ClassVar[dict[str, Any]] = settings.CHAOS
+class Chaos(Component):
+    Params = ChaosParams
+    params: ChaosParams
 
     async def start(self) -> None:
-        self.enabled = bool(self.param("enabled"))
+        self.enabled = self.params.enabled
         self.runtime = self.ctx.services.get("runtime")
         self.tally = Tally()
         self.dead: dict[str, float] = {}  # name -> revive time
@@ -61,10 +61,10 @@ class Chaos(PastaComponent):
         self.leader: tuple[str, int] | None = None
         self.book = ledger(self.ctx)
         self.beats: dict[int, tuple[float, str | None]] = {}  # machineId -> (time, blade) of its last beat
-        self.machines = self._instances(str(self.param("machines")))
-        self.schedulers = self._instances(str(self.param("schedulers")))
+        self.machines = self._instances(self.params.machines)
+        self.schedulers = self._instances(self.params.schedulers)
         leader = self.ctx.tactics.settings("leader")
-        bound = self.param("failover_bound")
+        bound = self.params.failover_bound
         self.failover_bound = float(bound) if bound is not None else float(leader["ttl"]) + float(
             leader["retry_every"]) + 1.0
         if not self.enabled or self.runtime is None:
@@ -83,19 +83,19 @@ class Chaos(PastaComponent):
     async def _rampage(self) -> None:
         rnd = self.ctx.random
         while True:
-            wait = rnd.uniform(float(self.param("min_interval")), float(self.param("max_interval")))
+            wait = rnd.uniform(self.params.min_interval, self.params.max_interval)
             await self.ctx.clock.sleep(wait)
             dead_machines = sum(1 for n in self.dead if n in self.machines)
             dead_schedulers = sum(1 for n in self.dead if n in self.schedulers)
             candidates: list[str] = []
-            if dead_machines < int(self.param("max_machines")):
+            if dead_machines < self.params.max_machines:
                 candidates += [n for n in self.machines if n not in self.dead]
-            if dead_schedulers < int(self.param("max_schedulers")):
+            if dead_schedulers < self.params.max_schedulers:
                 candidates += [n for n in self.schedulers if n not in self.dead]
             if not candidates:
                 continue
             victim = rnd.choice(candidates)
-            restart_in = round(rnd.uniform(float(self.param("min_restart")), float(self.param("max_restart"))), 3)
+            restart_in = round(rnd.uniform(self.params.min_restart, self.params.max_restart), 3)
             if victim in self.machines:
                 await self._kill_machine(victim, restart_in)
             else:
@@ -105,7 +105,7 @@ class Chaos(PastaComponent):
         machine_id = self.machines.index(name)
         record = self.book.machines.get(machine_id)
         now = self.ctx.clock.time()
-        mode = str(self.param("machine_kill"))
+        mode = self.params.machine_kill
         if mode == "process":
             await self.runtime.kill(name)
             if record is not None:
@@ -117,7 +117,7 @@ class Chaos(PastaComponent):
             self.ctx.spawn(self._recovered(name, restart_in), name=f"recover:{name}")
         self.dead[name] = now + restart_in
         self.tally.machine_kills += 1
-        self.outages.append(Outage("machine", name, now, bound=float(self.param("rebalance_bound"))))
+        self.outages.append(Outage("machine", name, now, bound=self.params.rebalance_bound))
         self._watch_outages()
         await self._event("KillingMachine", "pasta.killing_machine",
                           {"title": "KillingMachine", "machineId": machine_id, "restartIn": restart_in, "mode": mode})
@@ -151,17 +151,18 @@ class Chaos(PastaComponent):
         self.tally.restarts += 1
 
     async def _recovered(self, name: str, after: float) -> None:
-        await self.ctx.clock.sleep(max(after, float(self._machine_param("recovery_time", 10.0))))
+        await self.ctx.clock.sleep(max(after, self._machine_params().recovery_time))
         self.dead.pop(name, None)
         self.tally.restarts += 1
 
-    def _machine_param(self, key: str, default: Any) -> Any:
-        spec = self.runtime.manifest.components.get(str(self.param("machines")))
-        return (spec.params if spec is not None else {}).get(key, default)
+    def _machine_params(self) -> MachineParams:
+        """The machines' params as their component reads them (its declaration fills the defaults)."""
+        spec = self.runtime.manifest.components.get(self.params.machines)
+        return MachineParams.load(spec.params if spec is not None else {}, where=f"components.{self.params.machines}")
 
     # -- measuring -------------------------------------------------------------------------
     async def _lease(self) -> tuple[str, int] | None:
-        lease = await self.ctx.tactics.lease_backend().current(str(self.param("lease")), self.ctx.clock.time())
+        lease = await self.ctx.tactics.lease_backend().current(self.params.lease, self.ctx.clock.time())
         return None if lease is None else (lease.holder, lease.epoch)
 
     def _covered(self) -> bool:
@@ -171,7 +172,7 @@ class Chaos(PastaComponent):
         distributed profile, chaos in the parent) from their heartbeats: a machine cuts when its
         latest beat, at most 1.5 heartbeat intervals old, names a blade."""
         if not self.book.machines:
-            now, window = self.ctx.clock.time(), 1.5 * float(self._machine_param("heartbeat_interval", 5.0))
+            now, window = self.ctx.clock.time(), 1.5 * self._machine_params().heartbeat_interval
             beats = [self.beats.get(i) for i, name in enumerate(self.machines) if name not in self.dead]
             if any(b is None or now - b[0] > window or b[1] is None for b in beats):
                 return False
@@ -182,7 +183,7 @@ class Chaos(PastaComponent):
             return False
         return len(live) < 2 or {r.blade for r in live} >= {"A", "B"}
 
-    @subscribe("heartbeats", types=["pasta.heartbeat"], shared=False)
+    @subscribe("heartbeats", types=["sched.machine_heartbeat"], shared=False)
     def on_heartbeat(self, envelope: Envelope) -> None:
         """The machines' own word on what they cut, for machines running in other processes."""
         machine_id = envelope.payload.get("machineId")
@@ -195,7 +196,7 @@ class Chaos(PastaComponent):
             self._watcher = self.ctx.spawn(self._watch_until_resolved(), name="watch")
 
     async def _watch_until_resolved(self) -> None:
-        interval = float(self.param("check_every"))
+        interval = self.params.check_every
         while self._settled < len(self.outages):
             await self.ctx.clock.sleep(interval)
             await self._watch()

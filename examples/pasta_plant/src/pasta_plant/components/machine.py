@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, ClassVar
+from typing import Any
 
-from forge_core import Check, Envelope, epoch_of, subscribe
-from pasta_plant import settings
-from pasta_plant.components import PastaComponent
+from forge_core import Check, Component, Envelope, epoch_of, subscribe
 from pasta_plant.ledger import ledger
+from pasta_plant.settings import MachineParams
 
 INITIALIZING = "INITIALIZING"
 WAITING = "WAITING_FOR_ASSIGNMENT"
@@ -25,12 +24,13 @@ WORKING = "WORKING"
 RECOVERY = "RECOVERY"
 
 
-class CuttingMachine(PastaComponent):
-    params_schema: ClassVar[dict[str, Any]] = settings.MACHINE
+class CuttingMachine(Component):
+    Params = MachineParams
+    params: MachineParams
 
     async def start(self) -> None:
-        self.machine_id = self.ctx.replica + int(self.param("machine_id_offset"))
-        self.lease = str(self.param("lease"))
+        self.machine_id = self.ctx.replica + self.params.machine_id_offset
+        self.lease = self.params.lease
         self.record = ledger(self.ctx).machine(self.machine_id)
         self.record.contexts.append(self.ctx)
         self.record.alive = True
@@ -42,7 +42,7 @@ class CuttingMachine(PastaComponent):
         self._recovery: asyncio.Task[Any] | None = None
         self.beats = 0
         self._set(WAITING, None)
-        self.ctx.every(float(self.param("heartbeat_interval")), self.beat, name="heartbeat", initial_delay=0)
+        self.ctx.every(self.params.heartbeat_interval, self.beat, name="heartbeat", initial_delay=0)
 
     async def stop(self) -> None:
         self.record.alive = False
@@ -53,12 +53,12 @@ class CuttingMachine(PastaComponent):
 
     # -- heartbeats ------------------------------------------------------------------------
     async def beat(self) -> None:
-        if self.state == RECOVERY and not self.param("beat_in_recovery"):
+        if self.state == RECOVERY and not self.params.beat_in_recovery:
             return
         payload: dict[str, Any] = {"title": "heartbeat", "machineId": self.machine_id}
         if self.state == WORKING and self.blade is not None:
             payload["bladeType"] = self.blade
-        await self.ctx.publish("heartbeats", "pasta.heartbeat", payload, key=str(self.machine_id))
+        await self.ctx.publish("heartbeats", "sched.machine_heartbeat", payload, key=str(self.machine_id))
         self.beats += 1
         self.record.last_beat = self.ctx.clock.time()
 
@@ -80,7 +80,7 @@ class CuttingMachine(PastaComponent):
         newest = self.ctx.fence.newest.get(self.lease, epoch)
         self.record.newest_epoch = max(newest, self.record.newest_epoch or newest)
 
-    @subscribe("productionPlan/assignBlade", types=["pasta.assign_blade"], shared=False, fenced="scheduler")
+    @subscribe("productionPlan/assignBlade", types=["sched.assign_blade"], shared=False, fenced="scheduler")
     async def on_assign(self, envelope: Envelope) -> None:
         if not self._mine(envelope):
             return
@@ -98,7 +98,7 @@ class CuttingMachine(PastaComponent):
         self.record.assigns += 1
         self._set(WORKING, blade)
 
-    @subscribe("productionPlan/swapBlade", types=["pasta.swap_blade"], shared=False, fenced="scheduler")
+    @subscribe("productionPlan/swapBlade", types=["sched.swap_blade"], shared=False, fenced="scheduler")
     async def on_swap(self, envelope: Envelope) -> None:
         if not self._mine(envelope):
             return
@@ -112,12 +112,12 @@ class CuttingMachine(PastaComponent):
         self._swap = self.ctx.spawn(self._swapping(envelope.payload["bladeType"]), name="swap")
 
     async def _swapping(self, blade: str) -> None:
-        await self.ctx.clock.sleep(float(self.param("swap_time")))
+        await self.ctx.clock.sleep(self.params.swap_time)
         if self.state == RECOVERY:
             return
         self._set(WORKING, blade)
         self.record.swaps += 1
-        await self.ctx.publish("productionPlan/bladeSwapped", "pasta.blade_swapped",
+        await self.ctx.publish("productionPlan/bladeSwapped", "sched.blade_swapped",
                                {"title": "BladeSwapped", "machineId": self.machine_id, "bladeType": blade},
                                key=str(self.machine_id))
 
@@ -134,7 +134,7 @@ class CuttingMachine(PastaComponent):
         self._recovery = self.ctx.spawn(self._recovering(), name="recovery")
 
     async def _recovering(self) -> None:
-        await self.ctx.clock.sleep(float(self.param("recovery_time")))
+        await self.ctx.clock.sleep(self.params.recovery_time)
         self._set(WAITING, None)
         await self.beat()  # back: announce at once, as a restarted machine does
 

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, deque
-from typing import Any, ClassVar
+from typing import Any
 
-from forge_core import Check, Envelope
-from pasta_plant import settings
-from pasta_plant.components import PastaComponent
+from forge_core import Check, Component, Envelope
 from pasta_plant.ledger import ledger
+from pasta_plant.settings import MonitorParams
 
 TOPICS = ("heartbeats", "productionPlan/#", "updateManager/#", "sorting/#", "storage/#", "experiment",
           "forge/deadletter/#", "forge/leader/+")
 
 
-class Monitor(PastaComponent):
-    params_schema: ClassVar[dict[str, Any]] = settings.MONITOR
+class Monitor(Component):
+    Params = MonitorParams
+    params: MonitorParams
 
     async def start(self) -> None:
         self.machines: dict[int, dict[str, Any]] = {}
@@ -35,8 +35,8 @@ class Monitor(PastaComponent):
         self.failovers = 0
         self.levels: dict[str, float] = {}
         self.fresh_amount: int | None = None
-        self.alerts: deque[dict[str, Any]] = deque(maxlen=int(self.param("keep_events")))
-        self.chaos: deque[dict[str, Any]] = deque(maxlen=int(self.param("keep_events")))
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=self.params.keep_events)
+        self.chaos: deque[dict[str, Any]] = deque(maxlen=self.params.keep_events)
         self.counts: Counter[str] = Counter()
         self.alert_count = 0
         self.swaps = 0
@@ -46,7 +46,7 @@ class Monitor(PastaComponent):
         for pattern in TOPICS:
             await self.ctx.subscribe(pattern, self.on_message, shared=False)
         self.live = None
-        render = self.param("render")
+        render = self.params.render
         real = not getattr(self.ctx.clock, "is_virtual", False)
         if render == "always" or (render == "auto" and real and sys.stdout.isatty()):
             from rich.live import Live
@@ -54,7 +54,7 @@ class Monitor(PastaComponent):
             self.live = Live(self.view(), auto_refresh=False, transient=False)
             self.live.start()
         if self.live is not None:  # redraws only matter to a person watching; the state is message-driven
-            self.ctx.every(float(self.param("refresh")), self.tick, name="refresh", initial_delay=0)
+            self.ctx.every(self.params.refresh, self.tick, name="refresh", initial_delay=0)
 
     async def stop(self) -> None:
         if self.live is not None:
@@ -69,28 +69,28 @@ class Monitor(PastaComponent):
         self._trim(now)
         p = envelope.payload if isinstance(envelope.payload, dict) else {}
         kind = envelope.type
-        if kind == "pasta.heartbeat":
+        if kind == "sched.machine_heartbeat":
             m = self._machine(p["machineId"])
             m["last_beat"] = now
             m["blade"] = p.get("bladeType")
             m["state"] = "WORKING" if p.get("bladeType") else "WAITING_FOR_ASSIGNMENT"
-        elif kind == "pasta.assign_blade":
+        elif kind == "sched.assign_blade":
             self.assigns += 1
             self._machine(p["machineId"])["commanded"] = f"assign {p['bladeType']}"
-        elif kind == "pasta.swap_blade":
+        elif kind == "sched.swap_blade":
             self._machine(p["machineId"])["commanded"] = f"swap to {p['bladeType']}"
-        elif kind == "pasta.blade_swapped":
+        elif kind == "sched.blade_swapped":
             self.swaps += 1
             m = self._machine(p["machineId"])
             m["blade"] = p.get("bladeType", m.get("blade"))
         elif kind == "pasta.kill_machine":
             self._machine(p["machineId"])["state"] = "RECOVERY"
-        elif kind == "pasta.storage_levels":
+        elif kind == "mms.storage_levels":
             self.levels = {k: p[k] for k in ("aFresh", "aDry", "bFresh", "bDry")}
-        elif kind == "pasta.storage_alert":
+        elif kind == "sched.storage_alert":
             self.alert_count += 1
             self.alerts.append({"at": round(now, 3), **{k: p[k] for k in ("aFresh", "aDry", "bFresh", "bDry")}})
-        elif kind == "pasta.fresh_amount_changed":
+        elif kind == "sched.fresh_amount_changed":
             self.fresh_amount = p["freshAmount"]
         elif kind in ("pasta.killing_machine", "pasta.killing_scheduler"):
             self.chaos.append({"at": round(now, 3), **p})
@@ -98,7 +98,7 @@ class Monitor(PastaComponent):
                 self._machine(p["machineId"])["state"] = "KILLED"
         elif kind == "forge.deadletter":
             self.dead_letters += 1
-        elif kind == "forge.leadership" and p.get("lease") == str(self.param("lease")) and p.get("leading"):
+        elif kind == "forge.leadership" and p.get("lease") == self.params.lease and p.get("leading"):
             if self.leader is not None and p["epoch"] != self.leader["epoch"]:
                 self.failovers += 1
             self.leader = {"holder": p["holder"], "epoch": p["epoch"], "since": round(now, 3)}
@@ -108,7 +108,7 @@ class Monitor(PastaComponent):
                                                            "commanded": None})
 
     def _trim(self, now: float) -> None:
-        window = float(self.param("rate_window"))
+        window = self.params.rate_window
         while self._window and self._window[0][0] < now - window:
             self._window.popleft()
 
@@ -119,7 +119,7 @@ class Monitor(PastaComponent):
 
     def rates(self) -> dict[str, float]:
         self._trim(self.ctx.clock.time())
-        window = float(self.param("rate_window"))
+        window = self.params.rate_window
         return {topic: round(n / window, 2) for topic, n in sorted(Counter(t for _, t in self._window).items())}
 
     # -- views -----------------------------------------------------------------------------

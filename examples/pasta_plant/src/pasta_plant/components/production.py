@@ -15,26 +15,26 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from forge_core import Check, Envelope, subscribe
-from pasta_plant import settings
-from pasta_plant.components import PastaComponent
+from forge_core import Check, Component, Envelope, subscribe
 from pasta_plant.db import CATEGORIES, LEVEL_KEYS, batches, seed_rows
 from pasta_plant.ledger import ledger
+from pasta_plant.settings import ProductionParams
 
 
-class BatchProduction(PastaComponent):
-    params_schema: ClassVar[dict[str, Any]] = settings.PRODUCTION
+class BatchProduction(Component):
+    Params = ProductionParams
+    params: ProductionParams
 
     async def start(self) -> None:
-        self.target = int(self.param("stock_target"))
-        self.batch_size = int(self.param("batch_size"))
-        self.fresh_amount = int(self.param("fresh_amount"))
-        self.capacity = float(self.param("category_capacity"))
+        self.target = self.params.stock_target
+        self.batch_size = self.params.batch_size
+        self.fresh_amount = self.params.fresh_amount
+        self.capacity = self.params.category_capacity
         self.engine = self.ctx.storage
         self._raw: Any = None
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle, "?")
@@ -51,7 +51,7 @@ class BatchProduction(PastaComponent):
             "stock_min": None, "stock_max": None, "off_target": 0, "reductions": 0, "negative": 0,
             "levels_min": {}, "levels_max": {}, "split": {},
         })
-        await self.retry.acall(self._load, self.param("fresh_start") and not book.stock_reset)
+        await self.retry.acall(self._load, self.params.fresh_start and not book.stock_reset)
         book.stock_reset = True
         self.levels = self._levels()
 
@@ -81,11 +81,11 @@ class BatchProduction(PastaComponent):
         self.next_id = top + 1
         self._note_stock()
 
-    @subscribe("sorting/freshAmountChanged", types=["pasta.fresh_amount_changed"], shared=False)
+    @subscribe("sorting/freshAmountChanged", types=["sched.fresh_amount_changed"], shared=False)
     def on_fresh_amount(self, envelope: Envelope) -> None:
         self.fresh_amount = max(0, min(self.batch_size, int(envelope.payload["freshAmount"])))
 
-    @subscribe("heartbeats", types=["pasta.heartbeat"], shared=False)
+    @subscribe("heartbeats", types=["sched.machine_heartbeat"], shared=False)
     async def on_heartbeat(self, envelope: Envelope) -> None:
         blade = envelope.payload.get("bladeType")
         if blade is None:
@@ -95,8 +95,8 @@ class BatchProduction(PastaComponent):
         except self.retry.retry_on:
             made = await self.retry.acall(self._produce, blade)
         self.levels = self._levels()
-        await self.ctx.publish("storage/levels", "pasta.storage_levels", {"title": "StorageLevels", **self.levels})
-        if self.param("publish_new_batch"):
+        await self.ctx.publish("storage/levels", "mms.storage_levels", {"title": "StorageLevels", **self.levels})
+        if self.params.publish_new_batch:
             for batch_id, fresh, units, date in made:
                 await self.ctx.publish("storage/newBatch", "pasta.new_batch", {
                     "title": "NewBatch", "batchId": batch_id, "bladeType": blade, "isFresh": fresh,

@@ -7,30 +7,30 @@ FreshAmountChanged, which batch production follows.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from forge_core import Check, Envelope, subscribe
-from pasta_plant import settings
-from pasta_plant.components import PastaComponent
+from forge_core import Check, Component, Envelope, subscribe
+from pasta_plant.settings import SortingParams
 
 
-class Sorting(PastaComponent):
-    params_schema: ClassVar[dict[str, Any]] = settings.SORTING
+class Sorting(Component):
+    Params = SortingParams
+    params: SortingParams
 
     async def start(self) -> None:
-        self.fresh_amount = int(self.param("fresh_amount"))
+        self.fresh_amount = self.params.fresh_amount
         self.changes: list[tuple[float, int, int]] = []  # (time, change, new amount)
         self.out_of_range = 0
 
-    @subscribe("sorting/changeFreshAmount", types=["pasta.change_fresh_amount"], fenced="scheduler")
+    @subscribe("sorting/changeFreshAmount", types=["sched.change_fresh_amount"], fenced="scheduler")
     async def on_change(self, envelope: Envelope) -> None:
-        low, high = int(self.param("min_amount")), int(self.param("max_amount"))
+        low, high = self.params.min_amount, self.params.max_amount
         change = int(envelope.payload["change"])
         self.fresh_amount = max(low, min(high, self.fresh_amount + change))
         if not 0 <= self.fresh_amount <= 10:
             self.out_of_range += 1
         self.changes.append((self.ctx.clock.time(), change, self.fresh_amount))
-        await self.ctx.publish("sorting/freshAmountChanged", "pasta.fresh_amount_changed",
+        await self.ctx.publish("sorting/freshAmountChanged", "sched.fresh_amount_changed",
                                {"title": "FreshAmountChanged", "freshAmount": self.fresh_amount})
 
     def health(self) -> dict[str, Any]:

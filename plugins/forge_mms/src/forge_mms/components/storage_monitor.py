@@ -1,20 +1,24 @@
-"""``mms.storage_monitor``: the pasta storage monitor (the seed's 20 % / 80 % alerts).
+"""``mms.storage_monitor``: stock levels out of band (20 % / 80 % by default) raise an alert.
 
 Every ``interval`` it takes the four stock levels (blade A/B × fresh/dry, percent) — the latest
-``pasta.storage_levels`` message, or summed from the ``batches`` table — and when any level is
-below ``low`` or above ``high`` publishes ``pasta.storage_alert`` with all four levels, but only
-if some level moved more than ``min_change`` points since the last alert (so a stuck level does
-not flood the scheduler, whose reactions have a cooldown anyway).
+``mms.storage_levels`` message, or summed from the ``batches`` table — and when any level is
+below ``low`` or above ``high`` publishes ``alert_type`` (``mms.storage_alert``) with all four
+levels, but only if some level moved more than ``min_change`` points since the last alert (so a
+stuck level does not flood a scheduler, whose reactions have a cooldown anyway).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import sqlalchemy as sa
 from forge_core import Check, Component, Envelope
 
-from forge_mms.settings import STORAGE_MONITOR_PARAMS, with_defaults
+from forge_mms.settings import StorageMonitorParams
+
+#: The message types this component speaks (schemas in ``forge_mms/schemas``).
+STORAGE_LEVELS = "mms.storage_levels"
+STORAGE_ALERT = "mms.storage_alert"
 
 LEVELS = ("aFresh", "aDry", "bFresh", "bDry")
 
@@ -22,25 +26,25 @@ LEVELS = ("aFresh", "aDry", "bFresh", "bDry")
 class StorageMonitor(Component):
     """Alert when a stock level leaves the low..high band."""
 
-    params_schema: ClassVar[dict[str, Any]] = STORAGE_MONITOR_PARAMS
+    Params = StorageMonitorParams
+    params: StorageMonitorParams
 
     async def start(self) -> None:
-        p = with_defaults(STORAGE_MONITOR_PARAMS, self.params)
-        self.low, self.high = float(p["low"]), float(p["high"])
-        if self.low >= self.high:
-            raise ValueError(f"{self.name}: params.low ({self.low}) must be below params.high ({self.high})")
-        self.min_change = float(p["min_change"])
-        self.source = p["source"]
-        self.capacity = float(p["capacity"])
-        self.table = p["table"]
-        self.alert_topic = p["alert_topic"]
+        p = self.params
+        self.low, self.high = p.low, p.high
+        self.min_change = p.min_change
+        self.source = p.source
+        self.capacity = p.capacity
+        self.table = p.table
+        self.alert_topic = p.alert_topic
+        self.alert_type = p.alert_type
         self.levels: dict[str, float] | None = None
         self.last_alert: dict[str, float] | None = None
         self.stats = {"evaluations": 0, "alerts": 0, "suppressed": 0, "levels_received": 0, "database_errors": 0}
         self.alerts_in_band = 0
         if self.source == "messages":
-            await self.ctx.subscribe(p["levels_topic"], self.on_levels, types=["pasta.storage_levels"])
-        self.ctx.every(float(p["interval"]), self.evaluate, name="evaluate")
+            await self.ctx.subscribe(p.levels_topic, self.on_levels, types=[STORAGE_LEVELS])
+        self.ctx.every(p.interval, self.evaluate, name="evaluate")
 
     def on_levels(self, envelope: Envelope) -> None:
         self.stats["levels_received"] += 1
@@ -79,7 +83,7 @@ class StorageMonitor(Component):
         if last is not None and all(abs(levels[k] - last[k]) <= self.min_change for k in LEVELS):
             self.stats["suppressed"] += 1
             return
-        await self.ctx.publish(self.alert_topic, "pasta.storage_alert", {"title": "StorageAlert", **levels})
+        await self.ctx.publish(self.alert_topic, self.alert_type, {"title": "StorageAlert", **levels})
         self.last_alert = dict(levels)
         self.stats["alerts"] += 1
         if not self.out_of_band(self.last_alert):  # re-checked on what was sent

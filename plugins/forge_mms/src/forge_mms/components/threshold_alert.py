@@ -10,11 +10,11 @@ schema belongs to the plant; ``payload`` shapes the body to fit it.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from forge_core import Check, Component, Envelope
 
-from forge_mms.settings import THRESHOLD_ALERT_PARAMS, with_defaults
+from forge_mms.settings import ThresholdAlertParams
 
 _PLACEHOLDER = re.compile(r"^\{(\w+)\}$")
 
@@ -38,28 +38,25 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
 class ThresholdAlert(Component):
     """Alert when a sensor reading leaves the low..high band."""
 
-    params_schema: ClassVar[dict[str, Any]] = THRESHOLD_ALERT_PARAMS
+    Params = ThresholdAlertParams
+    params: ThresholdAlertParams
 
     async def start(self) -> None:
-        p = with_defaults(THRESHOLD_ALERT_PARAMS, self.params)
-        self.field = p["field"]
-        self.source_field = p["source_field"]
-        self.low, self.high = p["low"], p["high"]
-        if self.low is None and self.high is None:
-            raise ValueError(f"{self.name}: params need low, high or both (a band to leave)")
-        if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"{self.name}: params.low ({self.low}) is above params.high ({self.high})")
-        self.alert_type = p["alert_type"]
-        self.alert_topic = p["alert_topic"]
-        self.min_interval = float(p["min_interval"])
-        self.repeat_every = p["repeat_every"]
-        self.template = p["payload"]
+        p = self.params  # the band (low, high or both, low <= high) is checked by ThresholdAlertParams
+        self.field = p.field
+        self.source_field = p.source_field
+        self.low, self.high = p.low, p.high
+        self.alert_type = p.alert_type
+        self.alert_topic = p.alert_topic
+        self.min_interval = p.min_interval
+        self.repeat_every = p.repeat_every
+        self.template = p.payload
         self.out: dict[str, bool] = {}
         self.last_alert_at: dict[str, float] = {}
         self.stats = {"readings": 0, "alerts": 0, "rate_limited": 0, "unreadable": 0}
         self.alerts_in_band = 0
-        for pattern in p["topics"]:
-            await self.ctx.subscribe(pattern, self.on_reading, types=p["types"])
+        for pattern in p.topics:
+            await self.ctx.subscribe(pattern, self.on_reading, types=p.types)
 
     def direction(self, value: float) -> str | None:
         """"low" / "high" when out of band, else None."""

@@ -1,4 +1,4 @@
-"""``sched.blade_scheduler``: the pasta factory's blade scheduler, active and shadow.
+"""``sched.blade_scheduler``: a blade scheduler for cutting machines with two blade types, active and shadow.
 
 Run it with ``replicas: 2``. Every replica hears every heartbeat, death report, storage alert and
 every command on the bus (``shared=False``), so the shadow's machine table is as warm as the
@@ -23,12 +23,21 @@ and whole-table scans happen only on the health check.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from forge_core import Check, Component, Envelope, epoch_of
 from forge_core.tactics import NotLeader, StaleEpoch
 
-from forge_sched.settings import BLADE_SCHEDULER_PARAMS, DEFAULT_TOPICS, with_defaults
+from forge_sched.settings import BladeSchedulerParams
+
+#: The message types this component speaks (schemas in ``forge_sched/schemas``).
+HEARTBEAT = "sched.machine_heartbeat"
+ASSIGN_BLADE = "sched.assign_blade"
+SWAP_BLADE = "sched.swap_blade"
+BLADE_SWAPPED = "sched.blade_swapped"
+CHANGE_FRESH_AMOUNT = "sched.change_fresh_amount"
+FRESH_AMOUNT_CHANGED = "sched.fresh_amount_changed"
+STORAGE_ALERT = "sched.storage_alert"
 
 BLADES = ("A", "B")
 STATE_KEY = "state"
@@ -82,21 +91,22 @@ class Machine:
 class BladeScheduler(Component):
     """Discover cutting machines, assign blades A/B balanced, swap on failure and on storage alerts."""
 
-    params_schema: ClassVar[dict[str, Any]] = BLADE_SCHEDULER_PARAMS
+    Params = BladeSchedulerParams
+    params: BladeSchedulerParams
 
     async def start(self) -> None:
-        p = with_defaults(BLADE_SCHEDULER_PARAMS, self.params)
-        self.discovery_time = float(p["discovery_time"])
-        self.health_check_interval = float(p["health_check_interval"])
-        self.machine_timeout = float(p["machine_timeout"])
-        self.confirm_timeout = float(p["confirm_timeout"])
-        self.alert_cooldown = float(p["alert_cooldown"])
-        self.targets = {"fresh": 50.0, "dry": 50.0, "A": 50.0, "B": 50.0, **p["targets"]}
-        self.threshold = float(p["threshold"])
-        self.fresh_max = int(p["fresh_amount_max"])
-        self.fresh_amount = int(p["fresh_amount"])
-        self.machine_sources = re.compile(p["machine_sources"])
-        self.topics = {**DEFAULT_TOPICS, **p["topics"]}
+        p = self.params
+        self.discovery_time = p.discovery_time
+        self.health_check_interval = p.health_check_interval
+        self.machine_timeout = p.machine_timeout
+        self.confirm_timeout = p.confirm_timeout
+        self.alert_cooldown = p.alert_cooldown
+        self.targets = p.targets.model_dump()
+        self.threshold = p.threshold
+        self.fresh_max = p.fresh_amount_max
+        self.fresh_amount = p.fresh_amount
+        self.machine_sources = re.compile(p.machine_sources)
+        self.topics = p.topics
 
         self.machines: dict[int, Machine] = {}
         self.counts = {"A": 0, "B": 0}
@@ -115,29 +125,27 @@ class BladeScheduler(Component):
         self.double_assignments: list[int] = []
         self.sent_while_not_leader = 0
 
-        self.dedup = self.ctx.tactics.deduplicator(window=float(p["dedup_window"]))
+        self.dedup = self.ctx.tactics.deduplicator(window=p.dedup_window)
         self.store = self.ctx.tactics.state_store("blade_scheduler")
         t = self.topics
-        await self.ctx.subscribe(t["heartbeats"], self.on_heartbeat, types=["pasta.heartbeat"], shared=False)
-        await self.ctx.subscribe(t["swapped"], self.on_blade_swapped, types=["pasta.blade_swapped"], shared=False)
-        await self.ctx.subscribe(t["fresh_changed"], self.on_fresh_changed, types=["pasta.fresh_amount_changed"],
-                                 shared=False)
-        await self.ctx.subscribe(t["alert"], self.on_storage_alert, types=["pasta.storage_alert"], shared=False)
-        await self.ctx.subscribe(t["status"], self.on_status, types=["forge.status"], shared=False)
-        await self.ctx.subscribe(t["death"], self.on_death, types=["forge.death"], shared=False)
+        await self.ctx.subscribe(t.heartbeats, self.on_heartbeat, types=[HEARTBEAT], shared=False)
+        await self.ctx.subscribe(t.swapped, self.on_blade_swapped, types=[BLADE_SWAPPED], shared=False)
+        await self.ctx.subscribe(t.fresh_changed, self.on_fresh_changed, types=[FRESH_AMOUNT_CHANGED], shared=False)
+        await self.ctx.subscribe(t.alert, self.on_storage_alert, types=[STORAGE_ALERT], shared=False)
+        await self.ctx.subscribe(t.status, self.on_status, types=["forge.status"], shared=False)
+        await self.ctx.subscribe(t.death, self.on_death, types=["forge.death"], shared=False)
         # The shadow watches the leader's commands go by, so it knows them even if a save was lost.
-        await self.ctx.subscribe(t["assign"], self.on_command_seen, types=["pasta.assign_blade"], shared=False)
-        await self.ctx.subscribe(t["swap"], self.on_command_seen, types=["pasta.swap_blade"], shared=False)
-        await self.ctx.subscribe(t["change_fresh"], self.on_command_seen, types=["pasta.change_fresh_amount"],
-                                 shared=False)
+        await self.ctx.subscribe(t.assign, self.on_command_seen, types=[ASSIGN_BLADE], shared=False)
+        await self.ctx.subscribe(t.swap, self.on_command_seen, types=[SWAP_BLADE], shared=False)
+        await self.ctx.subscribe(t.change_fresh, self.on_command_seen, types=[CHANGE_FRESH_AMOUNT], shared=False)
 
-        self.elector = self.ctx.elector(p["lease"], on_elected=self.on_elected, on_deposed=self.on_deposed)
+        self.elector = self.ctx.elector(p.lease, on_elected=self.on_elected, on_deposed=self.on_deposed)
         self._assigning = False
-        self.ctx.every(float(p["assign_interval"]), self.tick, name="assign")
+        self.ctx.every(p.assign_interval, self.tick, name="assign")
         # the end of the discovery phase is a moment to assign at, not only the next tick
         self.ctx.spawn(self._after_discovery(), name="discovery")
         self.ctx.every(self.health_check_interval, self.health_check, name="health_check")
-        self.ctx.every(float(p["persist_interval"]), self.persist, name="persist")
+        self.ctx.every(p.persist_interval, self._persist_periodically, name="persist")
 
     async def _after_discovery(self) -> None:
         await self.ctx.clock.sleep(max(0.0, self.started_at + self.discovery_time - self.ctx.clock.time()))
@@ -173,7 +181,7 @@ class BladeScheduler(Component):
         payload = envelope.payload
         mid = payload["machineId"]
         self.offsets["heartbeats"] += 1
-        if self.dedup.seen(str(mid), "pasta.heartbeat"):
+        if self.dedup.seen(str(mid), HEARTBEAT):
             return
         now = self.ctx.clock.time()
         blade = payload.get("bladeType")
@@ -259,7 +267,7 @@ class BladeScheduler(Component):
             return  # unfenced or stale: the machines drop it too
         self.newest_epoch_seen = epoch
         payload = envelope.payload
-        if envelope.type == "pasta.change_fresh_amount":
+        if envelope.type == CHANGE_FRESH_AMOUNT:
             self.fresh_amount = self._clamp(self.fresh_amount + int(payload["change"]))
             self.cooldown_until["fresh"] = self.ctx.clock.time() + self.alert_cooldown
             return
@@ -268,7 +276,7 @@ class BladeScheduler(Component):
         m = self.machines.get(mid)
         if m is None:
             m = self.machines[mid] = Machine(mid, now)
-        if envelope.type == "pasta.assign_blade":
+        if envelope.type == ASSIGN_BLADE:
             self._note_assignment(m)
             self._set_blade(m, blade, confirmed=False)
             m.pending, m.pending_since = "assign", now
@@ -349,7 +357,7 @@ class BladeScheduler(Component):
         if not await self.persist():
             return
         for m, blade in plan:
-            if not await self._command(self.topics["assign"], "pasta.assign_blade",
+            if not await self._command(self.topics.assign, ASSIGN_BLADE,
                                        {"title": "AssignBlade", "machineId": m.id, "bladeType": blade}):
                 return
             self.stats["assignments"] += 1
@@ -396,7 +404,7 @@ class BladeScheduler(Component):
         if not swaps or not await self.persist():
             return
         for m, blade in swaps:
-            if not await self._command(self.topics["swap"], "pasta.swap_blade",
+            if not await self._command(self.topics.swap, SWAP_BLADE,
                                        {"title": "SwapBlade", "machineId": m.id, "bladeType": blade}):
                 return
             self.stats["swaps"] += 1
@@ -439,7 +447,7 @@ class BladeScheduler(Component):
         self.fresh_amount = self._clamp(self.fresh_amount + change)
         if not await self.persist():
             return
-        if await self._command(self.topics["change_fresh"], "pasta.change_fresh_amount",
+        if await self._command(self.topics.change_fresh, CHANGE_FRESH_AMOUNT,
                                {"title": "ChangeFreshAmount", "change": change}):
             self.stats["fresh_changes"] += 1
 
@@ -483,10 +491,11 @@ class BladeScheduler(Component):
 
     async def persist(self) -> bool:
         """Fenced save of the state (leader only); False if deposed or superseded."""
-        if not self.leading:
+        epoch = self.elector.epoch
+        if not self.leading or epoch is None:
             return False
         try:
-            await self.store.save(STATE_KEY, self.snapshot(), epoch=self.elector.epoch)
+            await self.store.save(STATE_KEY, self.snapshot(), epoch=epoch)
         except StaleEpoch as exc:
             self.stats["stale_saves"] += 1
             self.ctx.log.warning("state not saved, a newer leader exists: %s", exc)
@@ -494,6 +503,9 @@ class BladeScheduler(Component):
             return False
         self.stats["saves"] += 1
         return True
+
+    async def _persist_periodically(self) -> None:
+        await self.persist()
 
     def _merge(self, saved: dict[str, Any]) -> None:
         """Take the predecessor's state; what this replica heard later (newer beats) wins per field."""
