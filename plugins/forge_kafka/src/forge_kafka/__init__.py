@@ -1,9 +1,8 @@
 """forge-kafka: the Kafka transport and the MQTT<->Kafka bridge for Forge."""
 
-from forge_kafka.admin import pattern_to_kafka, to_forge, to_kafka
 from forge_kafka.components.bridge import Bridge
 from forge_kafka.settings import BridgeParams, KafkaSettings, TopicSpec
-from forge_kafka.transport import KafkaSubscription, KafkaTransport
+from forge_kafka.transport import KafkaSubscription, KafkaTransport, pattern_to_kafka, to_forge, to_kafka
 
 __version__ = "0.1.0"
 

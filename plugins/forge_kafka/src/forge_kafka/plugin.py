@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
 from forge_kafka.components.bridge import Bridge
 from forge_kafka.settings import KafkaSettings
-from forge_kafka.transport import KafkaTransport
+from forge_kafka.transport import kafka_factory
 
 if TYPE_CHECKING:
-    from forge_core.plugin import ComponentRegistry, TransportRegistry
-    from forge_core.transport import TransportContext
+    from forge_core.plugin import ComponentRegistry, SchemaRegistry, TransportRegistry
 
-
-def _kafka_factory(name: str, settings: KafkaSettings, context: TransportContext) -> KafkaTransport:
-    # The plant name prefixes consumer group ids, so two plants on one cluster never share a group.
-    return KafkaTransport(name, settings, plant=context.plant)
+#: The message types this plugin owns (``kafka.*``): none yet; the directory is registered so one
+#: added there is known without touching this file.
+SCHEMAS = Path(__file__).parent / "schemas"
 
 
 @hookimpl
 def forge_register_transports(registry: TransportRegistry) -> None:
-    registry.add("kafka", _kafka_factory, settings=KafkaSettings,
+    registry.add("kafka", kafka_factory, settings=KafkaSettings,
                  description="Kafka via confluent-kafka: consumer groups, commit after handling, dead-letter topics")
 
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
     registry.add("kafka.bridge", Bridge, description="forward MQTT topics to Kafka and Kafka types to MQTT topics")
+
+
+@hookimpl
+def forge_register_schemas(registry: SchemaRegistry) -> None:
+    registry.add_directory(SCHEMAS)

@@ -24,7 +24,7 @@ class TopicSpec(Settings):
 
     partitions: int = Field(1, ge=1, description="partitions of a topic created by the transport")
     replication: int = Field(1, ge=1, description="replication factor of a topic created by the transport")
-    config: dict[str, str] = Field(default_factory=dict, description="topic configs, e.g. retention.ms")
+    config: dict[str, str] = Field({}, description="topic configs, e.g. retention.ms")
 
 
 class KafkaSettings(Settings):
@@ -64,12 +64,12 @@ class KafkaSettings(Settings):
     create_topics: bool = Field(True, description="create a subscribed topic that does not exist yet")
     default_partitions: int = Field(1, ge=1, description="partitions of a topic created on subscribe")
     default_replication: int = Field(1, ge=1, description="replication factor of a topic created on subscribe")
-    topics: dict[str, TopicSpec] = Field(default_factory=dict,
+    topics: dict[str, TopicSpec] = Field({},
                                          description="topics created on connect (Forge or Kafka names)")
-    config: dict[str, Any] = Field(default_factory=dict,
+    config: dict[str, Any] = Field({},
                                    description="extra librdkafka settings for every client (security...)")
-    producer: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings for the producer")
-    consumer: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings for consumers")
+    producer: dict[str, Any] = Field({}, description="extra librdkafka settings for the producer")
+    consumer: dict[str, Any] = Field({}, description="extra librdkafka settings for consumers")
 
     def topic_spec(self, topic: str) -> TopicSpec:
         """How to create ``topic``: its entry in ``topics``, else the default partitions and replication."""
@@ -89,7 +89,7 @@ class ToKafka(Settings):
 class ToMqtt(Settings):
     """``params.to_mqtt`` of ``kafka.bridge``: Kafka message types carried to MQTT topics."""
 
-    topics: list[str] = Field(default_factory=lambda: ["#"], description="Kafka-side patterns to read")
+    topics: list[str] = Field(["#"], description="Kafka-side patterns to read")
     routes: dict[str, str] = Field(description="message type -> MQTT topic; other types are refused")
 
 

@@ -21,7 +21,7 @@ from forge_kafka import KafkaTransport
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(180)]
 
-MEMBER = Path(__file__).with_name("group_member.py")
+MEMBER = Path(__file__).parent.parent / "group_member.py"
 
 
 class Member:

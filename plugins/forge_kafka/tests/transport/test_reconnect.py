@@ -22,7 +22,7 @@ from forge_core import Envelope, RawMessage
 from forge_kafka import KafkaTransport
 from forge_kafka.testing import KafkaServer
 
-from .conftest import FAST, payload_of
+from ..conftest import FAST, payload_of
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(180)]
 

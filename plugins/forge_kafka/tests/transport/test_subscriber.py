@@ -1,0 +1,132 @@
+"""Delivery: redelivery then the dead-letter topic, batch subscriptions and offsets after the callback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from forge_core import Envelope, RawMessage
+from forge_core.transport import STRUCTURED_CONTENT_TYPE
+
+from forge_kafka import to_kafka
+from forge_kafka.transport import DLQ_ERROR, DLQ_REASON, DLQ_TOPIC
+
+from ..conftest import envelope, read_topic, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+
+@pytest.mark.parametrize("mode", ["structured", "binary"])
+def test_failing_handler_is_retried_then_dead_lettered_with_reason_and_committed(make_transport: Any,
+                                                                                 kafka_bootstrap: str,
+                                                                                 mode: str) -> None:
+    topic = f"dlq{uuid.uuid4().hex[:6]}/m1/reading"
+    calls: list[str] = []
+
+    async def handler(topic_: str, message: Envelope | RawMessage) -> None:
+        calls.append(topic_)
+        assert isinstance(message, RawMessage)
+        if b"poison" in message.body:
+            raise RuntimeError("cannot handle poison")
+
+    async def body() -> tuple[dict[str, Any], int]:
+        transport = make_transport(max_redeliveries=2, content_mode=mode)
+        await transport.connect()
+        await transport.subscribe(topic, handler, owner="worker")
+        await transport.publish(topic, envelope({"poison": True}))
+        await transport.publish(topic, envelope({"fine": True}))
+        await wait_until(lambda: transport.health().stats.get("dead_lettered") == 1 and len(calls) == 4)
+        stats = dict(transport.health().stats)
+        await transport.close()
+        return stats, len(calls)
+
+    stats, count = asyncio.run(body())
+    assert count == 4  # poison: 1 + 2 redeliveries; fine: 1
+    assert stats["redelivered"] == 2 and stats["undeliverable"] == 1 and stats["handled"] == 1
+    records = read_topic(kafka_bootstrap, to_kafka(topic) + ".dlq", 1)
+    record = records[0] if records else None
+    assert record is not None
+    headers = {k: v.decode() for k, v in record.headers()}
+    assert headers[DLQ_REASON] == "undeliverable" and "cannot handle poison" in headers[DLQ_ERROR]
+    assert headers[DLQ_TOPIC] == to_kafka(topic)
+    if mode == "binary":  # the record as it was: plain JSON value, attributes in ce_ headers
+        assert record.value() == b'{"poison":true}' and headers["ce_type"] == "test.reading"
+    else:  # one CloudEvents JSON document, marked by its content type
+        event = orjson.loads(record.value())
+        assert event["data"] == {"poison": True} and event["type"] == "test.reading"
+        assert headers["content-type"] == STRUCTURED_CONTENT_TYPE
+
+    assert stats["consumed"] == 2  # the poison record did not block the one behind it
+
+
+def test_batch_subscription_gets_fetched_runs_in_order_and_commits_after_the_callback(make_transport: Any) -> None:
+    topic = f"batch{uuid.uuid4().hex[:6]}/m1/reading"
+    runs: list[list[int]] = []
+
+    async def on_batch(topic_: str, messages: list[Envelope | RawMessage]) -> None:
+        assert topic_ == topic
+        runs.append([orjson.loads(m.body)["data"]["n"] for m in messages])  # type: ignore[union-attr]
+
+    async def body() -> list[int]:
+        transport = make_transport(batch_size=100)
+        await transport.connect()
+        await transport.publish_batch(topic, [envelope({"n": n}, key="m1") for n in range(300)])
+        assert await transport.flush() == 0
+        await transport.subscribe_batch(topic, on_batch, owner="worker")  # the backlog arrives in runs
+        await wait_until(lambda: sum(map(len, runs)) >= 300)
+        await transport.close()
+        again = make_transport()
+        again.plant = transport.plant  # the same consumer group
+        await again.connect()
+        late: list[int] = []
+
+        async def after(topic_: str, messages: list[Envelope | RawMessage]) -> None:
+            late.append(len(messages))
+
+        await again.subscribe_batch(topic, after, owner="worker")
+        await again.publish(topic, envelope({"n": 300}, key="m1"))
+        await wait_until(lambda: sum(late) >= 1)
+        await asyncio.sleep(1.0)
+        await again.close()
+        return late
+
+    late = asyncio.run(body())
+    assert [n for run in runs for n in run] == list(range(300))
+    assert max(map(len, runs)) > 1 and max(map(len, runs)) <= 100  # batch_size bounds a fetch
+    assert late == [1]  # the group's committed offset is past the first 300: only the new record
+
+
+def test_failing_batch_is_redelivered_whole_then_each_record_dead_lettered(make_transport: Any,
+                                                                            kafka_bootstrap: str) -> None:
+    topic = f"bdlq{uuid.uuid4().hex[:6]}/m1/reading"
+    calls: list[list[bytes]] = []
+
+    async def on_batch(topic_: str, messages: list[Envelope | RawMessage]) -> None:
+        bodies = [m.body for m in messages]  # type: ignore[union-attr]
+        calls.append(bodies)
+        if any(b"poison" in b for b in bodies):
+            raise RuntimeError("cannot handle poison")
+
+    async def body() -> dict[str, Any]:
+        transport = make_transport(max_redeliveries=2)
+        await transport.connect()
+        await transport.publish_batch(topic, [envelope({"n": 1}, key="m1"), envelope({"poison": True}, key="m1"),
+                                              envelope({"n": 2}, key="m1")])
+        await transport.subscribe_batch(topic, on_batch, owner="worker")
+        await wait_until(lambda: transport.health().stats.get("handled", 0)
+                         + transport.health().stats.get("dead_lettered", 0) == 3)
+        stats = dict(transport.health().stats)
+        await transport.close()
+        return stats
+
+    stats = asyncio.run(body())
+    poisoned = [c for c in calls if any(b"poison" in b for b in c)]
+    assert len(poisoned) == 3 and poisoned[0] == poisoned[1] == poisoned[2]  # 1 + 2 redeliveries, the whole run
+    assert stats["dead_lettered"] == len(poisoned[0]) and stats["undeliverable"] == len(poisoned[0])
+    records = read_topic(kafka_bootstrap, to_kafka(topic) + ".dlq", len(poisoned[0]))
+    assert sorted(r.value() for r in records) == sorted(poisoned[0])  # each record of the failed run, as it was
+    assert all("cannot handle poison" in dict(r.headers())[DLQ_ERROR].decode() for r in records)
