@@ -25,7 +25,7 @@ def commands_plugin(*entries: tuple[str, object]) -> SimpleNamespace:
     return SimpleNamespace(forge_register_commands=forge_register_commands)
 
 
-def test_plugin_commands_join_the_cli() -> None:
+def test_plugin_commands_join_the_cli_under_the_plugins_name() -> None:
     group = typer.Typer()
 
     @group.command()
@@ -47,22 +47,46 @@ def test_plugin_commands_join_the_cli() -> None:
     plugins = get_plugin_manager(autoload=False, extra=[("acmecli", plugin)])
     app = build_app(plugins)
     runner = CliRunner()
-    assert runner.invoke(app, ["acme", "hello", "--who", "oven"]).stdout == "hello oven\n"
-    assert runner.invoke(app, ["greet", "ada"]).stdout == "greetings ada\n"
+    assert runner.invoke(app, ["acmecli", "acme", "hello", "--who", "oven"]).stdout == "hello oven\n"
+    assert runner.invoke(app, ["acmecli", "greet", "ada"]).stdout == "greetings ada\n"
+    assert runner.invoke(app, ["greet", "ada"]).exit_code != 0, "no bare top-level plugin commands"
     top = runner.invoke(app, ["--help"]).stdout
-    assert "acme" in top and "greet" in top
-    failed = runner.invoke(app, ["fail"])
+    assert "Plugin commands" in top and "acmecli" in top and "greet" not in top
+    assert "greet" in runner.invoke(app, ["acmecli", "--help"]).stdout
+    failed = runner.invoke(app, ["acmecli", "fail"])
     assert failed.exit_code == 1
     assert "the acme press is not reachable at 10.0.0.7" in failed.output
     listed = json.loads(runner.invoke(app, ["plugins", "--json"]).stdout)
     assert next(p for p in listed if p["name"] == "acmecli")["provides"] == {"commands": ["acme", "greet", "fail"]}
 
 
-def test_plugin_command_clashing_with_a_core_command_is_refused() -> None:
-    plugin = commands_plugin(("run", lambda: None))
-    plugins = get_plugin_manager(autoload=False, extra=[("clash", plugin)])
-    with pytest.raises(PluginError, match="plugin 'clash', hook 'forge_register_commands': CLI command 'run'"):
+def test_a_plugins_own_typer_app_named_after_it_is_its_group() -> None:
+    group = typer.Typer()
+
+    @group.command()
+    def hello() -> None:
+        typer.echo("hello from acme")
+
+    @group.command()
+    def bye() -> None:
+        typer.echo("bye")
+
+    plugins = get_plugin_manager(autoload=False, extra=[("acme", commands_plugin(("acme", group)))])
+    assert CliRunner().invoke(build_app(plugins), ["acme", "hello"]).stdout == "hello from acme\n"
+
+
+def test_plugin_named_like_a_core_command_is_refused() -> None:
+    plugin = commands_plugin(("upgrade", lambda: None))
+    plugins = get_plugin_manager(autoload=False, extra=[("db", plugin)])
+    with pytest.raises(PluginError, match=r"plugin 'db', hook 'forge_register_commands': its CLI commands would be "
+                                          r"`forge db \.\.\.`, but forge already has a command 'db'"):
         build_app(plugins)
+
+
+def test_a_core_command_name_inside_a_plugins_group_is_fine() -> None:
+    plugins = get_plugin_manager(autoload=False, extra=[("clash", commands_plugin(("run", lambda: None)))])
+    app = build_app(plugins)
+    assert CliRunner().invoke(app, ["clash", "run"]).exit_code == 0
 
 
 def test_version_and_help(invoke) -> None:

@@ -104,25 +104,53 @@ def build_app(plugins: Plugins | None = None, *, make_plugins: Callable[[], Plug
     return app
 
 
+#: Where plugin command groups are listed in ``forge --help``, apart from Forge's own commands.
+PLUGIN_PANEL = "Plugin commands"
+CORE_COMMANDS = frozenset({"new", "validate", "run", "plugins", "schemas", "db"})
+
+
 def add_plugin_commands(app: typer.Typer, plugins: Plugins) -> None:
-    """Join the commands plugins registered: a Typer app as a group, a function as a command."""
+    """Join the commands plugins registered, each plugin's under its own name: ``forge <plugin>
+    <command>``. Top-level names belong to Forge, so no installed plugin (an example plant
+    included) can add a bare ``forge monitor`` or take a name from another; ``forge --help`` lists
+    one group per plugin with commands, in its own panel. A plugin that registers one Typer app
+    named after itself has that app as its group (``forge acme ...``, not ``forge acme acme ...``).
+    """
     taken = {info.name for info in app.registered_commands if info.name} | {
-        group.name for group in app.registered_groups if group.name}
-    taken |= {"new", "validate", "run", "plugins", "schemas", "db"}
+        group.name for group in app.registered_groups if group.name} | set(CORE_COMMANDS)
+    by_plugin: dict[str, list[Any]] = {}
     for entry in plugins.collect_commands():
-        if entry.name in taken:
-            raise PluginError(f"CLI command {entry.name!r} clashes with a command forge already has; "
-                              "register it under another name", plugin=entry.plugin, hook="forge_register_commands")
-        command = entry.value
-        if isinstance(command, typer.Typer):
-            app.add_typer(command, name=entry.name, help=entry.description or None)
-        elif callable(command):
-            help_text = entry.description or inspect.getdoc(command) or None
-            app.command(name=entry.name, help=help_text)(command)
-        else:
-            raise PluginError(f"CLI command {entry.name!r} must be a typer.Typer app or a function, got "
-                              f"{type(command).__name__}", plugin=entry.plugin, hook="forge_register_commands")
-        taken.add(entry.name)
+        by_plugin.setdefault(entry.plugin or "forge", []).append(entry)
+    for plugin, entries in by_plugin.items():
+        name = plugin.removeprefix("local:")
+        if name in taken:
+            raise PluginError(f"its CLI commands would be `forge {name} ...`, but forge already has a command "
+                              f"{name!r}; rename the plugin's entry point", plugin=plugin,
+                              hook="forge_register_commands")
+        info = plugins.infos.get(plugin)
+        origin = f" ({info.distribution} {info.version})" if info is not None and info.distribution else ""
+        if len(entries) == 1 and entries[0].name == name and isinstance(entries[0].value, typer.Typer):
+            app.add_typer(entries[0].value, name=name, help=entries[0].description or f"Commands of plugin "
+                          f"{plugin}{origin}.", rich_help_panel=PLUGIN_PANEL)
+            taken.add(name)
+            continue
+        group = typer.Typer(help=f"Commands of plugin {plugin}{origin}.", no_args_is_help=True)
+        for entry in entries:
+            _add_command(group, entry)
+        app.add_typer(group, name=name, rich_help_panel=PLUGIN_PANEL)
+        taken.add(name)
+
+
+def _add_command(group: typer.Typer, entry: Any) -> None:
+    command = entry.value
+    if isinstance(command, typer.Typer):
+        group.add_typer(command, name=entry.name, help=entry.description or None)
+    elif callable(command):
+        help_text = entry.description or inspect.getdoc(command) or None
+        group.command(name=entry.name, help=help_text)(command)
+    else:
+        raise PluginError(f"CLI command {entry.name!r} must be a typer.Typer app or a function, got "
+                          f"{type(command).__name__}", plugin=entry.plugin, hook="forge_register_commands")
 
 
 def main(argv: list[str] | None = None) -> None:
