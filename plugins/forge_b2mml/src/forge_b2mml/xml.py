@@ -102,7 +102,8 @@ def parse(data: bytes | str, *, max_bytes: int, source: str = "") -> etree._Elem
                          source=source)
     if not raw.strip():
         raise B2mmlError("empty document", source=source)
-    if _DOCTYPE.match(raw):  # refused before libxml2 sees a single entity declaration
+    first = _FIRST_ELEMENT.search(raw)  # the prolog ends where the first element starts
+    if b"<!DOCTYPE" in raw[: first.start() if first else len(raw)]:  # refused before libxml2 sees an entity
         raise _no_dtd(source)
     parser = _parser()
     try:
@@ -117,7 +118,7 @@ def parse(data: bytes | str, *, max_bytes: int, source: str = "") -> etree._Elem
     return root
 
 
-_DOCTYPE = re.compile(rb"^(?:\xef\xbb\xbf)?(?:\s|<\?.*?\?>|<!--.*?-->)*<!DOCTYPE", re.DOTALL)
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 
 
 def _no_dtd(source: str) -> B2mmlError:
