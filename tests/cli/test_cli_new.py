@@ -84,19 +84,95 @@ def test_refuses_bad_plugin_names(invoke, tmp_path: Path, name: str) -> None:
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.slow
-def test_new_plugin_installs_lists_and_passes_its_tests(invoke, forge, forge_env, tmp_path: Path) -> None:
-    result = invoke("new", "plugin", "forge-acme", "--dir", tmp_path)
+PLUGIN_FILES = {
+    "common": {"README.md", "pyproject.toml", "src/forge_acme/__init__.py", "src/forge_acme/plugin.py",
+               "src/forge_acme/settings.py", "tests/test_plugin.py"},
+    "component": {"src/forge_acme/components/__init__.py", "src/forge_acme/components/machine.py",
+                  "src/forge_acme/schemas/acme.reading.json", "tests/components/test_machine.py",
+                  "docs/plugins/acme.md"},
+    "transport": {"src/forge_acme/transport/__init__.py", "src/forge_acme/transport/broker.py",
+                  "src/forge_acme/transport/connection.py", "src/forge_acme/transport/publisher.py",
+                  "src/forge_acme/transport/subscriber.py", "src/forge_acme/transport/transport.py",
+                  "src/forge_acme/testing.py", "src/forge_acme/schemas/.gitkeep", "tests/conftest.py",
+                  "tests/transport/test_conformance.py", "tests/transport/test_connection.py",
+                  "tests/transport/test_subscriber.py", "docs/transports/acme.md"},
+    "tactic": {"src/forge_acme/tactics/__init__.py", "src/forge_acme/tactics/ratelimit.py",
+               "src/forge_acme/schemas/.gitkeep", "tests/tactics/test_ratelimit.py", "docs/plugins/acme.md"},
+}
+#: What ``forge plugins --json`` says each kind provides, and the hooks it implements.
+PROVIDES = {
+    "component": ({"components": ["acme.machine"], "schemas": ["acme.reading"]},
+                  ["forge_register_components", "forge_register_schemas"]),
+    "transport": ({"transports": ["acme"]}, ["forge_register_schemas", "forge_register_transports"]),
+    "tactic": ({"tactics": ["acme_ratelimit", "acme_ratelimit.fixed_window"]},
+               ["forge_register_schemas", "forge_register_tactics"]),
+}
+#: Tests each generated package runs (installed, so its entry-point tests run too).
+OWN_TESTS = {"component": "6 passed", "transport": "16 passed", "tactic": "5 passed"}
+KINDS = ["component", "transport", "tactic"]
+
+
+def ruff(path: Path) -> subprocess.CompletedProcess[str]:
+    """ruff over a generated tree, with the generated pyproject's own settings."""
+    return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=path,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_plugin_tree_layout_and_ruff(invoke, tmp_path: Path, kind: str) -> None:
+    result = invoke("new", "plugin", "forge-acme", "--kind", kind, "--dir", tmp_path)
     assert result.exit_code == 0, result.output
     pkg = tmp_path / "forge-acme"
-    assert tree(pkg) == {
-        "README.md", "pyproject.toml", "src/forge_acme/__init__.py", "src/forge_acme/plugin.py",
-        "src/forge_acme/settings.py",
-        "src/forge_acme/components/__init__.py", "src/forge_acme/components/machine.py",
-        "src/forge_acme/schemas/acme.reading.json", "tests/test_plugin.py",
-    }
+    assert tree(pkg) == PLUGIN_FILES["common"] | PLUGIN_FILES[kind]
+    assert "{{" not in "".join(p.read_text() for p in pkg.rglob("*") if p.is_file())
     assert 'acme = "forge_acme.plugin"' in (pkg / "pyproject.toml").read_text()
+    assert ("[project.entry-points.pytest11]" in (pkg / "pyproject.toml").read_text()) == (kind == "transport")
+    checked = invoke("check-plugin", pkg)
+    assert checked.exit_code == 0, checked.output
+    assert f"ok {pkg}" in checked.stdout
+    linted = ruff(pkg)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
 
+
+def test_generated_code_is_ruff_clean_with_a_long_name(invoke, tmp_path: Path) -> None:
+    """Names flow into lines: a long one must not push any past the line length."""
+    for kind in KINDS:
+        where = tmp_path / kind
+        assert invoke("new", "plugin", "forge-zeta-bakery-works", "--kind", kind, "--dir", where).exit_code == 0
+        linted = ruff(where / "forge-zeta-bakery-works")
+        assert linted.returncode == 0, f"{kind}: {linted.stdout}{linted.stderr}"
+
+
+def test_kind_defaults_to_component_and_refuses_unknown_kinds(invoke, tmp_path: Path) -> None:
+    assert invoke("new", "plugin", "forge-acme", "--dir", tmp_path).exit_code == 0
+    assert (tmp_path / "forge-acme" / "src" / "forge_acme" / "components" / "machine.py").is_file()
+    result = invoke("new", "plugin", "forge-other", "--kind", "scheduler", "--dir", tmp_path)
+    assert result.exit_code == 2
+    assert "scheduler" in result.output and not (tmp_path / "forge-other").exists()
+
+
+def test_check_plugin_reports_every_problem_and_fails(invoke, tmp_path: Path) -> None:
+    assert invoke("new", "plugin", "forge-acme", "--dir", tmp_path).exit_code == 0
+    pkg = tmp_path / "forge-acme"
+    (pkg / "README.md").unlink()
+    (pkg / "src" / "forge_acme" / "settings.py").write_text("PARAMS = {}\n")
+    result = invoke("check-plugin", pkg)
+    assert result.exit_code == 1
+    assert "forge_acme: README.md: missing" in result.stdout
+    assert "forge_acme: src/forge_acme/settings.py: defines no forge_core.Settings subclass" in result.stdout
+    data = json.loads(invoke("check-plugin", pkg, "--json").stdout)
+    assert {(p["plugin"], p["file"]) for p in data} == {("forge_acme", "README.md"),
+                                                        ("forge_acme", "src/forge_acme/settings.py")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_plugin_installs_lists_and_passes_its_tests(invoke, forge, forge_env, tmp_path: Path, kind: str) -> None:
+    result = invoke("new", "plugin", "forge-acme", "--kind", kind, "--dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    pkg = tmp_path / "forge-acme"
+
+    # into a directory of its own, not the shared venv: other tests must not see the plugin
     site = tmp_path / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                               "--target", str(site), str(pkg)], capture_output=True, text=True, timeout=300)
@@ -106,10 +182,11 @@ def test_new_plugin_installs_lists_and_passes_its_tests(invoke, forge, forge_env
     assert listed.returncode == 0, listed.stderr
     acme = next(p for p in json.loads(listed.stdout) if p["name"] == "acme")
     assert acme["distribution"] == "forge-acme" and acme["kind"] == "installed"
-    assert acme["provides"] == {"components": ["acme.machine"], "schemas": ["acme.reading"]}
-    assert acme["hooks"] == ["forge_register_components", "forge_register_schemas"]
+    provides, hooks = PROVIDES[kind]
+    assert acme["provides"] == provides
+    assert acme["hooks"] == hooks
 
     own = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=pkg,
-                         env=forge_env(PYTHONPATH=str(site)), capture_output=True, text=True, timeout=180)
+                         env=forge_env(PYTHONPATH=str(site)), capture_output=True, text=True, timeout=300)
     assert own.returncode == 0, own.stdout + own.stderr
-    assert "4 passed" in own.stdout  # the entry-point test runs too: it is installed
+    assert OWN_TESTS[kind] in own.stdout  # the entry-point tests run too: it is installed

@@ -1,12 +1,16 @@
-"""``forge new plant|plugin``: scaffolds that run, validate and pass their own tests as generated.
+"""``forge new plant|plugin`` and ``forge check-plugin``: scaffolds that run, validate and pass their
+own tests as generated, and the layout checker every plugin (scaffolded or not) is held to.
 
-Templates live in ``templates/<kind>/``; ``{{key}}`` in file names and contents is replaced,
+Templates live in ``templates/plant/`` and ``templates/plugin-<kind>/`` (component, transport,
+tactic), each a complete tree; ``{{key}}`` in file names and contents is replaced,
 a ``.tmpl`` suffix is dropped and a ``dot-`` prefix becomes ``.`` (so packaging tools never
 mistake a template for real code or config).
 """
 
 from __future__ import annotations
 
+import enum
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +19,7 @@ import typer
 from rich.markup import escape
 
 from forge_core import __version__
+from forge_core.cli.layout import check_plugin
 from forge_core.cli.output import console
 from forge_core.errors import ForgeError
 
@@ -24,6 +29,16 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).parent / "templates"
 PLANT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+class PluginKind(enum.StrEnum):
+    """What ``forge new plugin --kind`` scaffolds (templates/plugin-<kind>/)."""
+
+    component = "component"
+    transport = "transport"
+    tactic = "tactic"
+
+
 _TOKEN = re.compile(r"\{\{(\w+)\}\}")
 # Python keywords and names a generated module would shadow.
 _RESERVED = {"forge", "forge_core", "test", "tests", "plugins", "components", "schemas", "and", "or", "not", "if",
@@ -122,16 +137,47 @@ def register(app: typer.Typer, state: CliState) -> None:
     def new_plugin(
         name: Annotated[str, typer.Argument(
             metavar="NAME", help="Distribution name, e.g. forge-acme (package forge_acme, plugin acme).")],
+        kind: Annotated[PluginKind, typer.Option(
+            "--kind", help="component: a component, its Params and a schema; transport: a transport/ package "
+                           "on an in-process broker, passing the conformance suite; tactic: a tactic kind "
+                           "and an implementation.")] = PluginKind.component,
         directory: Annotated[Path, typer.Option(
             "--dir", metavar="DIR", help="Create the package inside this directory.")] = Path("."),
     ) -> None:
-        """Create a plugin package NAME/: pyproject.toml with its `forge` entry point, a component,
-        its schemas, tests and a README, laid out like Forge's own plugins."""
+        """Create a plugin package NAME/ in Forge's plugin layout: pyproject.toml with its `forge` entry
+        point, plugin.py, settings.py, components/ or transport/, schemas/, tests/ and a docs page.
+
+        The result passes its own tests and `forge check-plugin` as generated."""
         values = plugin_values(name)
         target = directory / name
-        files = scaffold("plugin", target, values)
-        _report(target, files, [f"pip install -e {target}", "forge plugins",
+        files = scaffold(f"plugin-{kind.value}", target, values)
+        _report(target, files, [f"pip install -e {target}", "forge plugins", f"forge check-plugin {target}",
                                 f"python -m pytest {target}"])
+
+    @app.command("check-plugin")
+    def check_plugin_command(
+        paths: Annotated[list[Path], typer.Argument(
+            metavar="PATH...", help="Plugin distribution directories (holding pyproject.toml).")],
+        as_json: Annotated[bool, typer.Option("--json", help="Problems as a JSON list.")] = False,
+    ) -> None:
+        """Check plugin directories against Forge's plugin layout; every problem at once.
+
+        Exit code 1 when any plugin deviates (each problem names the plugin, the file and what is
+        expected); see docs/architecture.md for the layout."""
+        results = [(path, check_plugin(path)) for path in paths]
+        problems = [p for _, found in results for p in found]
+        if as_json:
+            typer.echo(json.dumps([{"plugin": p.plugin, "file": p.file, "message": p.message} for p in problems],
+                                  indent=2))
+        else:
+            out = console()
+            for path, found in results:
+                if not found:
+                    out.print(f"[bold green]ok[/] {escape(str(path))}")
+                for problem in found:
+                    out.print(f"[bold red]error[/] {escape(str(problem))}")
+        if problems:
+            raise typer.Exit(1)
 
 
 def _report(target: Path, files: list[Path], steps: list[str]) -> None:
