@@ -1,4 +1,5 @@
-"""Credentials and TLS: password file, server verification, client certificates (mTLS)."""
+"""The connection: reconnect and resubscribe after a broker restart, an absent broker is not ready,
+username/password, TLS and mutual TLS, refusals that name the broker and the reason."""
 
 from __future__ import annotations
 
@@ -13,6 +14,53 @@ from forge_mqtt import MqttRefused, MqttTransport
 from forge_mqtt.testing import MosquittoServer, MosquittoTLS
 
 pytestmark = pytest.mark.servers
+
+@pytest.mark.slow
+def test_subscriptions_are_restored_after_the_broker_restarts(broker: MosquittoServer, tmp_path: Path,
+                                                              kit: Any) -> None:
+    make_transport, envelope, until, Collector = kit.make_transport, kit.envelope, kit.until, kit.Collector
+
+    async def body() -> None:
+        sub = make_transport(broker, tmp_path / "sub", "sub")
+        pub = make_transport(broker, tmp_path / "pub", "pub")
+        await sub.connect()
+        await pub.connect()
+        inbox = Collector()
+        await sub.subscribe("plant/+/temp", inbox)
+        await pub.publish("plant/m1/temp", envelope({"n": 0}))
+        await inbox.wait_for(1)
+
+        broker.stop()
+        await until(lambda: not sub.health().connected and not pub.health().connected, 5, lambda: "still connected")
+        assert "reconnecting" in sub.health().detail
+        broker.start()
+        await until(lambda: sub.health().connected and pub.health().connected, 10,
+                    lambda: f"sub: {sub.health().detail}; pub: {pub.health().detail}")
+        await asyncio.sleep(0.2)  # the resubscription's SUBACK
+        await pub.publish("plant/m2/temp", envelope({"n": 1}))
+        await inbox.wait_for(2)
+        assert inbox.payloads == [{"n": 0}, {"n": 1}]
+        assert sub.health().stats["reconnects"] >= 1
+        await sub.close()
+        await pub.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.slow
+def test_connect_to_an_absent_broker_is_not_ready(tmp_path: Path) -> None:
+    from forge_core import TransportNotReady
+    from forge_core.testing import find_free_port
+
+    from forge_mqtt import MqttTransport
+
+    async def body() -> None:
+        transport = MqttTransport("edge", host="127.0.0.1", port=find_free_port(), data_dir=tmp_path)
+        with pytest.raises(TransportNotReady, match=r"transport 'edge': cannot reach MQTT broker 127\.0\.0\.1:"):
+            await transport.connect()
+        await transport.close()
+
+    asyncio.run(body())
 
 
 def roundtrip(transport: MqttTransport, kit: Any) -> None:

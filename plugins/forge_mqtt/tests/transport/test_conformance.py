@@ -1,8 +1,7 @@
 """MqttTransport keeps the core transport contract against a real Mosquitto.
 
 MQTT 5 only: on 3.1.1 there are no user properties, so a message arrives as a plain JSON body
-without its attributes (the plant's bindings type it); test_transport.py covers 3.1.1.
-"""
+without its attributes (the plant's bindings type it); test_transport.py covers 3.1.1."""
 
 from __future__ import annotations
 

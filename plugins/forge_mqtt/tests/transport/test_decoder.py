@@ -1,10 +1,6 @@
-"""The one-pass PUBLISH decoder gives what paho's own decoder gives, and refuses what paho refuses."""
+"""The one-pass PUBLISH decoder gives the same message as paho's and refuses what paho refuses."""
 
 from __future__ import annotations
-
-import asyncio
-from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -15,11 +11,10 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from forge_mqtt.publish_decoder import FastClient, decode_publish
+from forge_mqtt.transport.decoder import decode_publish
 
 # U+0000 and U+FEFF are refused in property strings (test_malformed_packets_are_refused)
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"), max_size=40)
-
 
 def publish_packet(topic: str, qos: int, mid: int, props: Properties, payload: bytes) -> tuple[int, bytes]:
     header = 0x30 | (qos << 1)
@@ -91,44 +86,3 @@ def test_a_repeated_single_property_is_refused() -> None:
     body = b"\x00\x01t" + b"\x04" + b"\x01\x01\x01\x00"  # PayloadFormatIndicator twice
     with pytest.raises(MalformedPacket, match="twice"):
         decode_publish(0x30, bytearray(body))
-
-
-@pytest.mark.servers
-def test_fast_client_delivers_what_a_paho_client_sent(mosquitto_server: Any, tmp_path: Path) -> None:
-    """On a real broker: user properties, content type and subscription identifiers arrive as paho has them."""
-
-    async def scenario() -> list[mqtt.MQTTMessage]:
-        got: list[mqtt.MQTTMessage] = []
-        done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-            got.append(message)
-            loop.call_soon_threadsafe(done.set)
-
-        sub = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        sub.on_message = on_message
-        sub.connect(mosquitto_server.host, mosquitto_server.port)
-        sub.loop_start()
-        sub_props = Properties(PacketTypes.SUBSCRIBE)
-        sub_props.SubscriptionIdentifier = 4242
-        sub.subscribe("fast/#", qos=1, properties=sub_props)
-        await asyncio.sleep(0.3)
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        pub.connect(mosquitto_server.host, mosquitto_server.port)
-        pub.loop_start()
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = "application/json"
-        props.UserProperty = [("type", "pasta.heartbeat"), ("id", "é-1")]
-        pub.publish("fast/one", b'{"a": 1}', qos=1, properties=props).wait_for_publish(5)
-        await asyncio.wait_for(done.wait(), 5)
-        for client in (pub, sub):
-            client.loop_stop()
-            client.disconnect()
-        return got
-
-    (message,) = asyncio.run(scenario())
-    assert message.topic == "fast/one" and message.payload == b'{"a": 1}' and message.qos == 1
-    assert message.properties.ContentType == "application/json"
-    assert message.properties.UserProperty == [("type", "pasta.heartbeat"), ("id", "é-1")]
-    assert message.properties.SubscriptionIdentifier == [4242]

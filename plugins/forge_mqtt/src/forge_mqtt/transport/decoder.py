@@ -1,11 +1,11 @@
-"""Received MQTT 5 PUBLISH packets decoded in one pass.
+"""Received MQTT 5 PUBLISH packets decoded in one pass (pure parsing; paho's public types only).
 
 paho-mqtt 2 parses PUBLISH properties through its generic ``Properties`` class, which spends about
 35 µs per property (name lookups with string replaces for every byte read): 270 µs for a message
 carrying the seven CloudEvents attributes, more than everything else Forge does with it. This module
 decodes the same packet in a few microseconds and hands paho's ``on_message`` the same
-``MQTTMessage``; :class:`FastClient` uses it for QoS 0 and 1 on MQTT 5 and leaves every other case
-(QoS 2, MQTT 3.1.1, a paho without the hook) to paho.
+``MQTTMessage``; :class:`~forge_mqtt.transport.paho_adapter.FastClient` uses it for QoS 0 and 1 on
+MQTT 5 and leaves every other case (QoS 2, MQTT 3.1.1, a paho without the hook) to paho.
 
 The properties object answers the attributes paho's would (``ContentType``, ``UserProperty`` as a
 list of pairs, ``SubscriptionIdentifier`` as a list, ...) and nothing is set that was not received.
@@ -13,13 +13,12 @@ list of pairs, ``SubscriptionIdentifier`` as a list, ...) and nothing is set tha
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.exception import MalformedPacket
 
-__all__ = ["FastClient", "ReceivedProperties", "decode_publish"]
+__all__ = ["ReceivedProperties", "decode_publish"]
 
 # MQTT 5 §3.3.2.3: the properties a PUBLISH may carry, by identifier.
 _BYTE, _INT2, _INT4, _VARINT, _UTF8, _BINARY, _PAIR = range(7)
@@ -40,6 +39,15 @@ class ReceivedProperties:
 
     __slots__ = ("ContentType", "CorrelationData", "MessageExpiryInterval", "PayloadFormatIndicator",
                  "ResponseTopic", "SubscriptionIdentifier", "TopicAlias", "UserProperty")
+
+    ContentType: str
+    CorrelationData: bytes
+    MessageExpiryInterval: int
+    PayloadFormatIndicator: int
+    ResponseTopic: str
+    SubscriptionIdentifier: list[int]
+    TopicAlias: int
+    UserProperty: list[tuple[str, str]]
 
     packetType = 3  # PacketTypes.PUBLISH, under paho's attribute name
 
@@ -80,6 +88,7 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperti
     props = ReceivedProperties()
     user: list[tuple[str, str]] | None = None
     idents: list[int] | None = None
+    value: Any
     while pos < end:
         ident = data[pos]
         pos += 1
@@ -149,32 +158,3 @@ def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
     message.properties = properties  # type: ignore[assignment]
     message.payload = bytes(packet[end:])
     return message
-
-
-class FastClient(mqtt.Client):
-    """paho's client with :func:`decode_publish` for received MQTT 5 PUBLISH at QoS 0 and 1, and a
-    PUBACK path that does not scan every message in flight.
-
-    What happens after decoding is paho's own: ``on_message`` (through ``_handle_on_message``), and
-    for QoS 1 the PUBACK now or, with ``manual_ack``, when the application calls ``ack``.
-    """
-
-    def _handle_publish(self) -> mqtt.MQTTErrorCode:
-        command = self._in_packet["command"]
-        qos = (command & 0x06) >> 1
-        if self._protocol != mqtt.MQTTv5 or qos > 1:
-            return super()._handle_publish()
-        message = decode_publish(command, self._in_packet["packet"])
-        message.timestamp = time.monotonic()
-        self._handle_on_message(message)
-        if qos == 1 and not self._manual_ack:
-            return self._send_puback(message.mid)
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _update_inflight(self) -> mqtt.MQTTErrorCode:
-        # paho calls this on every PUBACK and walks every stored outgoing message looking for queued
-        # ones: O(in flight) per acknowledgement, 0.2 ms each with a thousand in flight. Messages are
-        # queued only when more are stored than are in flight; otherwise there is nothing to send.
-        if len(self._out_messages) <= self._inflight_messages:
-            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-        return super()._update_inflight()

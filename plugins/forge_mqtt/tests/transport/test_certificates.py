@@ -31,8 +31,7 @@ HOLDER = textwrap.dedent("""
         print("connected", t.health().stats["session_seq"], flush=True)
         await asyncio.sleep(3600)
 
-    asyncio.run(main())
-""")
+    asyncio.run(main())""")
 
 
 def hold_connection(broker: MosquittoServer, tmp_path: Path, client_id: str, keepalive: int) -> subprocess.Popen[str]:

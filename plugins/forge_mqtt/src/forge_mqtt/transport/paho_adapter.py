@@ -1,0 +1,123 @@
+"""Every use of paho-mqtt's private API, in one place.
+
+The transport runs paho on the asyncio loop and needs a few things paho does not offer publicly;
+each is wrapped here, and tests/transport/test_paho_adapter.py pins the private behaviour each one
+relies on, so a paho upgrade that changes them fails those tests rather than the plant:
+
+- :func:`read_available` — ``_packet_read`` and ``_loop_rc_handle``: read every complete packet of
+  a readable event (``loop_read`` stops after len(in-flight) packets) and TLS bytes already
+  decrypted, and handle a read error as paho's own loop would (close, ``on_disconnect``).
+- :func:`close_socket` — ``_sock_close``: drop a socket paho did not close itself (a DISCONNECT not
+  flushed in time, a refused connection) and tell ``on_socket_close``.
+- :class:`FastClient` — overrides ``_handle_publish`` (one-pass PUBLISH decoder, reading
+  ``_in_packet``, ``_protocol``, ``_manual_ack``; calling ``_handle_on_message``/``_send_puback``) and
+  ``_update_inflight`` (reading ``_out_messages``/``_inflight_messages``).
+- :class:`PackedProperties` — a ``Properties`` whose ``pack()`` returns bytes packed once: relies on
+  ``_send_publish`` reading nothing of the properties but ``pack()``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties, VariableByteIntegers
+
+from forge_mqtt.transport.decoder import decode_publish
+
+__all__ = ["FastClient", "PackedProperties", "client_class", "close_socket", "read_available", "utf8"]
+
+#: Packets read per readable event at most, so one busy socket cannot starve the loop.
+_MAX_PACKETS_PER_EVENT = 10_000
+
+
+def client_class() -> type[mqtt.Client]:
+    """:class:`FastClient` if this paho has the ``_handle_publish`` it takes over, else plain paho."""
+    return FastClient if hasattr(mqtt.Client, "_handle_publish") else mqtt.Client
+
+
+def read_available(client: mqtt.Client) -> None:
+    """Read what the socket has: every complete packet, and for TLS whatever the SSL layer already
+    decrypted (select does not see it). A read error closes the connection as paho's loop would."""
+    sock = client.socket()
+    read = getattr(client, "_packet_read", None)
+    if read is None:  # paho without the private reader: its public one (fewer packets per event)
+        client.loop_read()
+        return
+    for _ in range(_MAX_PACKETS_PER_EVENT):
+        rc = read()
+        if rc == mqtt.MQTT_ERR_AGAIN:
+            if sock is None or not getattr(sock, "pending", lambda: 0)():
+                break
+        elif rc:
+            client._loop_rc_handle(rc)
+            break
+        if client.socket() is None:
+            break
+
+
+def close_socket(client: mqtt.Client) -> None:
+    """Close the client's socket now (``on_socket_close`` is called); nothing if it has none."""
+    client._sock_close()
+
+
+class FastClient(mqtt.Client):
+    """paho's client with :func:`~forge_mqtt.transport.decoder.decode_publish` for received MQTT 5
+    PUBLISH at QoS 0 and 1, and a PUBACK path that does not scan every message in flight.
+
+    What happens after decoding is paho's own: ``on_message`` (through ``_handle_on_message``), and
+    for QoS 1 the PUBACK now or, with ``manual_ack``, when the application calls ``ack``.
+    """
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        command = self._in_packet["command"]
+        qos = (command & 0x06) >> 1
+        if self._protocol != mqtt.MQTTv5 or qos > 1:
+            return super()._handle_publish()
+        message = decode_publish(command, self._in_packet["packet"])
+        message.timestamp = time.monotonic()
+        self._handle_on_message(message)
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(message.mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _update_inflight(self) -> mqtt.MQTTErrorCode:
+        # paho calls this on every PUBACK and walks every stored outgoing message looking for queued
+        # ones: O(in flight) per acknowledgement, 0.2 ms each with a thousand in flight. Messages are
+        # queued only when more are stored than are in flight; otherwise there is nothing to send.
+        if len(self._out_messages) <= self._inflight_messages:
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._update_inflight()
+
+
+def utf8(text: str) -> bytes:
+    """An MQTT UTF-8 string: two-byte length, then the bytes."""
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+class PackedProperties(Properties):
+    """PUBLISH properties (content type + CloudEvents user properties) packed once, directly.
+
+    paho's generic ``Properties`` spends ~60 µs per message in attribute checks and packing;
+    ``_send_publish`` only calls ``pack()``, so this subclass hands it the finished bytes.
+    """
+
+    # Properties checks every attribute name against the MQTT list; these are ours.
+    __setattr__ = object.__setattr__
+
+    def __init__(self, content_type: bytes, headers: dict[str, str]) -> None:
+        # no super().__init__: nothing else is read
+        self.packetType = PacketTypes.PUBLISH
+        parts = [content_type]
+        for name, value in headers.items():
+            parts.append(b"\x26" + utf8(name) + utf8(value))
+        body = b"".join(parts)
+        self._packed = VariableByteIntegers.encode(len(body)) + body
+
+    def pack(self) -> bytes:
+        return self._packed
+
+    def __str__(self) -> str:
+        return f"[packed properties, {len(self._packed)} bytes]"

@@ -1,0 +1,307 @@
+"""Subscriptions and delivery: broker subscriptions with Subscription Identifiers, shared groups,
+local delivery with redelivery, and the manual PUBACK after every callback returned.
+
+The broker's copy of a QoS 1 message is acknowledged only after every local callback returned or
+one gave up: a raising callback gets the message again, locally, up to ``max_redeliveries`` times,
+then it is reported undeliverable (dead letter) and acknowledged. A message whose PUBACK was never
+sent is redelivered by the broker only if the session survives (``session_expiry`` > 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+from forge_core import RawMessage, TransportClosed, TransportError
+from forge_core.transport import STRUCTURED_CONTENT_TYPE, MessageCallback, Subscription, matches, validate_pattern
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from forge_mqtt.transport.connection import Connection
+
+__all__ = ["MAX_IDENT", "BrokerSub", "LocalSub", "Subscriber", "UndeliverableCallback", "ident_for"]
+
+log = logging.getLogger("forge.transport.mqtt")
+
+UndeliverableCallback = Callable[[str, RawMessage, BaseException], None]
+
+#: MQTT 5 Subscription Identifiers are 1..268,435,455.
+MAX_IDENT = 268_435_455
+
+
+def ident_for(filter: str) -> int:
+    """A Subscription Identifier derived from the filter, so it means the same filter in every process
+    run: a resumed session keeps the subscriptions (and identifiers) of an earlier run."""
+    return zlib.crc32(filter.encode()) % MAX_IDENT + 1
+
+
+class LocalSub(Subscription):
+    """One ``subscribe()`` call: a callback behind a broker subscription."""
+
+    __slots__ = ("callback", "cancelled", "filter", "group", "owner", "pattern", "subscriber")
+
+    def __init__(self, subscriber: Subscriber, pattern: str, callback: MessageCallback, group: str | None,
+                 owner: str | None, filter: str) -> None:
+        self.subscriber = subscriber
+        self.pattern = pattern
+        self.callback = callback
+        self.group = group
+        self.owner = owner
+        self.filter = filter
+        self.cancelled = False
+
+    async def cancel(self) -> None:
+        await self.subscriber.cancel(self)
+
+
+@dataclass(eq=False)
+class BrokerSub:
+    """One subscription at the broker (a filter, ``$share/<group>/`` included), shared by the
+    local subscriptions on the same pattern and group."""
+
+    filter: str
+    pattern: str
+    group: str | None
+    ident: int
+    qos: int
+    locals: list[LocalSub] = field(default_factory=list)
+    turn: int = 0
+    confirmed: bool = False  # SUBACKed in the broker's current session
+
+    def pick(self) -> list[LocalSub]:
+        """Every local subscriber, or one in turn when they share a group."""
+        if self.group is None or len(self.locals) <= 1:
+            return list(self.locals)
+        self.turn += 1
+        return [self.locals[self.turn % len(self.locals)]]
+
+
+class Subscriber:
+    """The subscribing and delivering side of one transport, acting through its :class:`Connection`."""
+
+    def __init__(self, conn: Connection, report: UndeliverableCallback) -> None:
+        self.conn = conn
+        self.settings = conn.settings
+        self.name = conn.name
+        self.stats = conn.stats
+        #: Called with (topic, raw message, last error) when a callback kept raising: the transport's
+        #: way to its ``on_undeliverable`` (the runtime's dead letters).
+        self.report = report
+        self.by_filter: dict[str, BrokerSub] = {}
+        self.by_id: dict[int, BrokerSub] = {}
+        #: (connection generation, message) as paho delivered them, drained on the loop.
+        self.inbox: deque[tuple[int, mqtt.MQTTMessage]] = deque()
+        self._sub_mids: dict[int, BrokerSub] = {}
+        self._sub_waiters: dict[int, asyncio.Future[list[ReasonCode]]] = {}
+        self._unsubscribe_later: set[str] = set()
+        self._stale_idents: set[int] = set()
+        self._draining = False
+        self._resume_grace_until = 0.0
+
+    # -- subscribing -----------------------------------------------------------------------------------
+    async def subscribe(self, pattern: str, callback: MessageCallback, *, group: str | None = None,
+                        owner: str | None = None) -> Subscription:
+        conn = self.conn
+        if conn.closed:
+            raise TransportClosed(f"transport {self.name!r} is closed; cannot subscribe to {pattern!r}")
+        validate_pattern(pattern)
+        if group is not None and (not group or any(c in group for c in "/+#")):
+            raise ValueError(f"group {group!r}: a shared-subscription group name cannot be empty or "
+                             f"contain '/', '+' or '#'")
+        filt = f"$share/{group}/{pattern}" if group else pattern
+        local = LocalSub(self, pattern, callback, group, owner, filt)
+        with conn.lock:
+            bs = self.by_filter.get(filt)
+            new = bs is None
+            if bs is None:
+                ident = ident_for(filt)
+                while ident in self.by_id:  # a crc32 collision within this process: the next free one
+                    ident = ident % MAX_IDENT + 1
+                bs = BrokerSub(filt, pattern, group, ident, self.settings.qos_for(pattern))
+                self._unsubscribe_later.discard(filt)
+                self.by_filter[filt] = bs
+                self.by_id[bs.ident] = bs
+            bs.locals.append(local)
+            send_now = new and conn.connected
+        if send_now and conn.client is not None:
+            await self._confirm_subscribe(conn.client, bs, local)
+        return local
+
+    def _subscribe_packet(self, client: mqtt.Client, bs: BrokerSub) -> tuple[int, int | None]:
+        if self.settings.is_v5:
+            props = Properties(PacketTypes.SUBSCRIBE)
+            props.SubscriptionIdentifier = bs.ident
+            # Retain handling 1: retained messages only for a subscription the session did not have yet.
+            options = SubscribeOptions(qos=bs.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            rc, mid = client.subscribe(bs.filter, options=options, properties=props)
+        else:
+            rc, mid = client.subscribe(bs.filter, qos=bs.qos)
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._sub_mids[mid] = bs
+        return rc, mid
+
+    async def _confirm_subscribe(self, client: mqtt.Client, bs: BrokerSub, local: LocalSub) -> None:
+        rc, mid = self._subscribe_packet(client, bs)
+        if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+            return  # not connected after all: on_connect subscribes again
+        waiter = self._sub_waiters[mid] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                reasons = await waiter
+        except TimeoutError:
+            log.warning("transport %s: no SUBACK for %r within %gs; it is sent again on reconnect",
+                        self.name, bs.filter, self.settings.connect_timeout)
+            return
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            await self.cancel(local)
+            raise TransportError(f"transport {self.name!r}: MQTT broker {self.conn.broker} refused the "
+                                 f"subscription {bs.filter!r}: {refused[0]} (reason code {int(refused[0].value)})")
+
+    async def cancel(self, local: LocalSub) -> None:
+        if local.cancelled:
+            return
+        local.cancelled = True
+        conn = self.conn
+        with conn.lock:
+            bs = self.by_filter.get(local.filter)
+            if bs is None or local not in bs.locals:
+                return
+            bs.locals.remove(local)
+            empty = not bs.locals
+            if empty:
+                del self.by_filter[bs.filter]
+                del self.by_id[bs.ident]
+        if empty:
+            if conn.client is not None and conn.connected:
+                conn.client.unsubscribe(bs.filter)
+            elif self.settings.persistent:
+                self._unsubscribe_later.add(bs.filter)  # the kept session still has it
+
+    def on_connect(self, client: mqtt.Client, present: bool) -> None:
+        """After CONNACK (paho's callback): subscribe what the broker's session does not have."""
+        with self.conn.lock:
+            subs = list(self.by_filter.values())
+        for bs in subs:
+            if not present:
+                bs.confirmed = False  # a new session: the broker has none of them
+            if not bs.confirmed:  # a resumed session kept the confirmed ones: no second SUBSCRIBE
+                self._subscribe_packet(client, bs)
+        for filt in list(self._unsubscribe_later):
+            if present and filt not in self.by_filter:
+                client.unsubscribe(filt)
+        self._unsubscribe_later.clear()
+
+    def resolve_subscribe(self, mid: int, reasons: list[ReasonCode]) -> None:
+        bs = self._sub_mids.pop(mid, None)
+        if bs is not None and reasons and not any(r.is_failure for r in reasons):
+            bs.confirmed = True
+        waiter = self._sub_waiters.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reasons)
+        elif any(r.is_failure for r in reasons):
+            log.error("transport %s: MQTT broker %s refused a subscription on resubscribe: %s",
+                      self.name, self.conn.broker, ", ".join(map(str, reasons)))
+
+    def hold_for_resubscribe(self) -> None:
+        """A session kept from an earlier run of this process: its queued messages arrive before the
+        components subscribe again; hold them (in order) for a while rather than drop them."""
+        self._resume_grace_until = time.monotonic() + self.settings.connect_timeout
+
+    def close(self) -> None:
+        for future in self._sub_waiters.values():
+            future.cancel()
+
+    # -- delivery ----------------------------------------------------------------------------------------
+    def start_drain(self) -> None:
+        if self.inbox and not self._draining and not self.conn.closed:
+            self._draining = True
+            self.conn.spawn(self._drain())
+
+    async def _drain(self) -> None:
+        inbox, conn = self.inbox, self.conn
+        try:
+            while inbox and not conn.closed:
+                generation, message = inbox.popleft()
+                while self._resume_grace_until and not self._known(message):
+                    if time.monotonic() > self._resume_grace_until:
+                        self._resume_grace_until = 0.0
+                        break
+                    await asyncio.sleep(0.02)
+                await self._dispatch(message)
+                if message.qos and generation == conn.generation and conn.client is not None:
+                    conn.client.ack(message.mid, message.qos)
+        finally:
+            self._draining = False
+
+    def _known(self, message: mqtt.MQTTMessage) -> bool:
+        """Some subscription of this process is there for the message."""
+        idents = getattr(message.properties, "SubscriptionIdentifier", None) if message.properties else None
+        if idents:
+            return any(i in self.by_id for i in idents)
+        return any(matches(bs.pattern, message.topic) for bs in list(self.by_filter.values()))
+
+    def _targets(self, topic: str, properties: Any) -> list[LocalSub]:
+        if properties is not None:
+            idents = getattr(properties, "SubscriptionIdentifier", None)
+            if idents:
+                targets: list[LocalSub] = []
+                for ident in idents:
+                    bs = self.by_id.get(ident)
+                    if bs is not None:
+                        targets.extend(bs.pick())
+                    elif ident not in self._stale_idents:
+                        self._stale_idents.add(ident)
+                        log.warning("transport %s: %s arrived for subscription identifier %d, which this process "
+                                    "has not subscribed: a subscription kept in the resumed session of %r; "
+                                    "acknowledged and dropped", self.name, topic, ident, self.conn.client_id)
+                if not targets:
+                    self.stats["stale_subscription"] += 1
+                return targets
+        # MQTT 3.1.1 (Mosquitto sends one copy per client): every matching subscription locally.
+        seen: list[LocalSub] = []
+        for bs in list(self.by_filter.values()):
+            if matches(bs.pattern, topic):
+                seen.extend(s for s in bs.pick() if s not in seen)
+        return seen
+
+    async def _dispatch(self, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        props = message.properties
+        headers: dict[str, str] = {}
+        if props is not None:
+            pairs = getattr(props, "UserProperty", None)
+            if pairs:
+                headers = dict(pairs)
+            elif getattr(props, "ContentType", None) == STRUCTURED_CONTENT_TYPE:
+                headers = {"content-type": STRUCTURED_CONTENT_TYPE}  # the Decoder's mark of structured mode
+        raw = RawMessage(cast(bytes, message.payload), headers)  # paho's type says bytearray too; it is bytes
+        retries = self.settings.max_redeliveries if message.qos else 0
+        for local in self._targets(topic, props):
+            attempt = 0
+            while not local.cancelled:
+                try:
+                    await local.callback(topic, raw)
+                    self.stats["delivered"] += 1
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # not acknowledged: deliver again, locally
+                    if attempt < retries:
+                        attempt += 1
+                        self.stats["redelivered"] += 1
+                        continue
+                    self.stats["undeliverable"] += 1
+                    log.error("transport %s: giving up on %s after %d deliveries to %r: %s", self.name, topic,
+                              attempt + 1, local.owner or local.pattern, exc)
+                    self.report(topic, raw, exc)
+                    break

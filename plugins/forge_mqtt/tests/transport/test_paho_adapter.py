@@ -1,0 +1,170 @@
+"""paho_adapter: each private paho behaviour the transport relies on, pinned, so a paho upgrade that
+changes one fails here (and names it) rather than in a plant.
+
+- ``_packet_read``/``_loop_rc_handle`` (read_available): CONNACK read and ``on_connect`` called from
+  the readable event; a peer that closes makes ``on_disconnect`` run and the socket go away.
+- ``_sock_close`` (close_socket): closes the socket and tells ``on_socket_close``.
+- ``_handle_publish``, ``_in_packet``, ``_protocol``, ``_manual_ack``, ``_handle_on_message``,
+  ``_send_puback`` (FastClient): a real broker's PUBLISH arrives through the fast path as paho has it.
+- ``_update_inflight``, ``_out_messages``, ``_inflight_messages`` (FastClient's PUBACK shortcut).
+- ``_send_publish`` reads only ``pack()`` of the properties (PackedProperties): what a broker
+  delivers is what was packed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import select
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from forge_mqtt.testing import MosquittoServer
+from forge_mqtt.transport import paho_adapter
+from forge_mqtt.transport.paho_adapter import FastClient, PackedProperties, utf8
+
+PRIVATE_METHODS = ["_packet_read", "_loop_rc_handle", "_sock_close", "_handle_publish", "_handle_on_message",
+                   "_send_puback", "_update_inflight", "_send_publish"]
+
+
+@pytest.mark.parametrize("name", PRIVATE_METHODS)
+def test_the_private_methods_exist(name: str) -> None:
+    assert callable(getattr(mqtt.Client, name, None)), f"paho.mqtt.client.Client.{name} is gone: see paho_adapter"
+
+
+def test_the_private_signatures_are_as_used() -> None:
+    assert list(inspect.signature(mqtt.Client._packet_read).parameters) == ["self"]
+    assert list(inspect.signature(mqtt.Client._sock_close).parameters) == ["self"]
+    assert list(inspect.signature(mqtt.Client._loop_rc_handle).parameters) == ["self", "rc"]
+    assert list(inspect.signature(mqtt.Client._handle_publish).parameters) == ["self"]
+    assert list(inspect.signature(mqtt.Client._update_inflight).parameters) == ["self"]
+    assert paho_adapter.client_class() is FastClient
+
+
+def test_the_private_state_fastclient_reads() -> None:
+    client = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
+    assert client._protocol == mqtt.MQTTv5 and client._manual_ack is True
+    assert isinstance(client._in_packet, dict) and {"command", "packet"} <= set(client._in_packet)
+    assert len(client._out_messages) == 0 and isinstance(client._inflight_messages, int)
+    # The PUBACK shortcut: nothing stored beyond what is in flight means nothing to send.
+    assert client._update_inflight() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def _pump(client: mqtt.Client, until: Any, timeout: float = 5.0) -> None:
+    """Drive the client with read_available, as the transport's reader does, until ``until()``."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "condition not met"
+        sock = client.socket()
+        if sock is None:
+            return
+        if client.want_write():
+            client.loop_write()
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            paho_adapter.read_available(client)
+
+
+@pytest.mark.servers
+def test_read_available_reads_connack_and_handles_a_closed_peer(broker: MosquittoServer) -> None:
+    events: list[str] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_connect = lambda *a: events.append("connect")
+    client.on_disconnect = lambda *a: events.append("disconnect")
+    client.on_socket_close = lambda *a: events.append("socket_close")
+    client.connect(broker.host, broker.port, keepalive=30)
+    _pump(client, lambda: "connect" in events)
+    broker.stop()  # the peer goes away: the read error goes through _loop_rc_handle
+    _pump(client, lambda: "disconnect" in events)
+    assert events[0] == "connect" and {"socket_close", "disconnect"} <= set(events), events
+    assert client.socket() is None
+
+
+@pytest.mark.servers
+def test_close_socket_closes_it_and_tells_on_socket_close(mosquitto_server: MosquittoServer) -> None:
+    closed: list[Any] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_socket_close = lambda c, u, sock: closed.append(sock)
+    client.connect(mosquitto_server.host, mosquitto_server.port)
+    sock = client.socket()
+    assert isinstance(sock, socket.socket)
+    paho_adapter.close_socket(client)
+    assert client.socket() is None and closed == [sock] and sock.fileno() == -1
+    paho_adapter.close_socket(client)  # none left: nothing happens
+    assert closed == [sock]
+
+
+@pytest.mark.servers
+def test_packed_properties_reach_the_subscriber(mosquitto_server: MosquittoServer) -> None:
+    """_send_publish takes the properties' pack() as they are: user properties and content type arrive."""
+    got: list[mqtt.MQTTMessage] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: got.append(m)
+    sub.connect(mosquitto_server.host, mosquitto_server.port)
+    sub.loop_start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect(mosquitto_server.host, mosquitto_server.port)
+    pub.loop_start()
+    try:
+        sub.subscribe("packed/#", qos=1)
+        time.sleep(0.3)
+        props = PackedProperties(b"\x03" + utf8("application/json"), {"type": "t.x", "id": "é-1"})
+        pub.publish("packed/one", b"{}", qos=1, properties=props).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        for client in (pub, sub):
+            client.loop_stop()
+            client.disconnect()
+    (message,) = got
+    assert message.properties.ContentType == "application/json"
+    assert message.properties.UserProperty == [("type", "t.x"), ("id", "é-1")]
+
+
+@pytest.mark.servers
+def test_fast_client_delivers_what_a_paho_client_sent(mosquitto_server: Any, tmp_path: Path) -> None:
+    """On a real broker: user properties, content type and subscription identifiers arrive as paho has them."""
+
+    async def scenario() -> list[mqtt.MQTTMessage]:
+        got: list[mqtt.MQTTMessage] = []
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            got.append(message)
+            loop.call_soon_threadsafe(done.set)
+
+        sub = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        sub.on_message = on_message
+        sub.connect(mosquitto_server.host, mosquitto_server.port)
+        sub.loop_start()
+        sub_props = Properties(PacketTypes.SUBSCRIBE)
+        sub_props.SubscriptionIdentifier = 4242
+        sub.subscribe("fast/#", qos=1, properties=sub_props)
+        await asyncio.sleep(0.3)
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.connect(mosquitto_server.host, mosquitto_server.port)
+        pub.loop_start()
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        props.UserProperty = [("type", "pasta.heartbeat"), ("id", "é-1")]
+        pub.publish("fast/one", b'{"a": 1}', qos=1, properties=props).wait_for_publish(5)
+        await asyncio.wait_for(done.wait(), 5)
+        for client in (pub, sub):
+            client.loop_stop()
+            client.disconnect()
+        return got
+
+    (message,) = asyncio.run(scenario())
+    assert message.topic == "fast/one" and message.payload == b'{"a": 1}' and message.qos == 1
+    assert message.properties.ContentType == "application/json"
+    assert message.properties.UserProperty == [("type", "pasta.heartbeat"), ("id", "é-1")]
+    assert message.properties.SubscriptionIdentifier == [4242]
