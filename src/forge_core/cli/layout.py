@@ -232,7 +232,8 @@ def _check_plugin_module(path: Path, rel: Path, report: _Report) -> set[str]:
         name = getattr(node, "name", None) or ", ".join(
             t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name))
         report.add(rel, f"line {node.lineno}: {what}{' ' + name if name else ''} at module level; plugin.py holds "
-                   "only imports and @hookimpl functions: move it to settings.py, components/ or transport/")
+                   "only imports and @hookimpl functions: inline it in the hook that uses it, or move it to another "
+                   "module of the plugin")
     if not hooks:
         report.add(rel, "implements no hook: expected @hookimpl functions such as forge_register_schemas")
     return hooks
