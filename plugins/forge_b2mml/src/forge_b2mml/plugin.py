@@ -11,8 +11,6 @@ from forge_b2mml.components.exporter import Exporter
 from forge_b2mml.components.http_inbox import HttpInbox
 from forge_b2mml.components.topic_inbox import TopicInbox
 
-SCHEMAS = Path(__file__).parent / "schemas"
-
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
@@ -24,7 +22,7 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def forge_register_schemas(registry: SchemaRegistry) -> None:
-    registry.add_directory(SCHEMAS)
+    registry.add_directory(Path(__file__).parent / "schemas")
 
 
 @hookimpl
