@@ -13,10 +13,12 @@ from forge_core.registry import (
     Entry,
     ManifestSectionRegistry,
     NamedRegistry,
+    TacticKind,
     TacticRegistry,
     TransportRegistry,
 )
 from forge_core.storage.migrations import MigrationRegistry
+from forge_core.tactics.service import TacticServices
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -30,7 +32,9 @@ __all__ = [
     "PluginInfo",
     "Plugins",
     "SchemaRegistry",
+    "TacticKind",
     "TacticRegistry",
+    "TacticServices",
     "TransportRegistry",
     "get_plugin_manager",
     "hookimpl",

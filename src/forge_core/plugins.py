@@ -164,7 +164,9 @@ class Plugins:
         for caller in self.pm.get_hookcallers(plugin) or []:
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
-                    impl.function = self._guard(caller.name, name, impl.argnames, impl.function)
+                    # pluggy marks HookImpl.function Final for its own users; replacing it here is
+                    # what keeps pluggy's call loop while naming the plugin that raised.
+                    setattr(impl, "function", self._guard(caller.name, name, impl.argnames, impl.function))  # noqa: B010
         self.infos[name] = info or PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
         self._callers.clear()
         if self._collected:

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from forge_core.errors import DuplicateRegistration
 from forge_core.settings import Settings, fill_defaults, schema_of
+from forge_core.transport.base import TransportFactory
 
 T = TypeVar("T")
 
@@ -91,9 +92,6 @@ class NamedRegistry(Generic[T]):
         return [e.name for e in self._entries.values() if e.plugin == plugin]
 
 
-TransportFactory = Callable[..., Any]  # (name, settings, context) -> Transport
-
-
 class TransportRegistry(NamedRegistry[TransportFactory]):
     """``registry.add("mqtt", factory, settings=MqttSettings)``; factory(name, settings, ctx) gets the
     settings object built from the manifest (defaults filled)."""
@@ -131,7 +129,7 @@ class TacticKind:
     default_use: str | None = None
 
 
-class TacticRegistry(NamedRegistry[Callable[..., Any]]):
+class TacticRegistry(NamedRegistry[Any]):
     """Tactic kinds and their implementations.
 
     A **kind** is a key of the manifest's ``tactics:`` section with the settings every

@@ -166,7 +166,8 @@ def _check(
     catalog: Catalog | None,
 ) -> _Checked:
     """Run every check on the base merged with ``profile``; issues come back with their lines."""
-    doc, lines, profile_paths = base, dict(ydoc.lines), set()
+    doc, lines = base, dict(ydoc.lines)
+    profile_paths: set[DocPath] = set()
     if profile is not None:
         overlay = base["profiles"][profile]
         if isinstance(overlay, dict):

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_core.transport.codec import TypeBinding
+
+if TYPE_CHECKING:
+    from forge_core.telemetry import Exporter
 
 # Path inside a manifest document: mapping keys and list indexes, e.g. ("components", "oven", "params").
 DocPath = tuple[str | int, ...]
@@ -118,9 +121,9 @@ class StorageSpec:
 
 @dataclass
 class TelemetrySpec:
-    traces_exporter: str = "none"
+    traces_exporter: Exporter = "none"
     traces_endpoint: str | None = None
-    metrics_exporter: str = "none"
+    metrics_exporter: Exporter = "none"
     metrics_endpoint: str | None = None
     metrics_interval: float = 60.0
 

@@ -259,7 +259,8 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
     """What the manifest names must exist in the installed plugins, and come from plugins the plant
     lists (or core, or its local plugins); their sections must fit their schemas."""
     issues: list[Issue] = []
-    plugins = doc.get("plugins") if isinstance(doc.get("plugins"), list) else []
+    listed_plugins = doc.get("plugins")
+    plugins: list[Any] = listed_plugins if isinstance(listed_plugins, list) else []
     listed = {plugin_key(p) for p in plugins if isinstance(p, str)}
     installed = {plugin_key(p) for p in catalog.plugins}
     for index, plugin in enumerate(plugins):

@@ -108,4 +108,4 @@ class _Walker:
                 return key if isinstance(key, str | int | float | bool) or key is None else str(key)
             except yaml.YAMLError:
                 return node.value
-        return f"<{node.id} key>"  # complex keys cannot be addressed by a path anyway
+        return f"<{type(node).__name__} key>"  # complex keys cannot be addressed by a path anyway

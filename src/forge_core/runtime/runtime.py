@@ -216,11 +216,11 @@ class Runtime:
                                    self.data_dir, self.tactics)
         needed = {self.manifest.default_transport}
         for name in self.only:
-            spec = self.manifest.components[name]
-            needed.add(spec.transport or self.manifest.default_transport)
-            uses = getattr(self.plugins.components.get(spec.type).value, "uses_transports", None)
+            component = self.manifest.components[name]
+            needed.add(component.transport or self.manifest.default_transport)
+            uses = getattr(self.plugins.components.get(component.type).value, "uses_transports", None)
             if uses is not None:
-                needed.update(uses(dict(spec.params), self.manifest.transports))
+                needed.update(uses(dict(component.params), self.manifest.transports))
         for route in self.manifest.routes:
             needed.update((route.source, route.target))
         for name, spec in self.manifest.transports.items():

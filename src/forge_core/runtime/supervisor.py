@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forge_core.components import Component, ComponentContext
 from forge_core.tactics.retry import Backoff, CrashLoopWindow
@@ -127,7 +127,7 @@ class Supervisor:
 
     @staticmethod
     async def _watch(run: asyncio.Future[None], failure: asyncio.Future[BaseException],
-                     stop_wait: asyncio.Future[bool]) -> None:
+                     stop_wait: asyncio.Future[Any]) -> None:
         """Return when asked to stop; raise what the component raised."""
         watched: set[asyncio.Future[object]] = {run, failure, stop_wait}  # type: ignore[arg-type]
         while True:

@@ -134,7 +134,7 @@ class Tactics:
         return store(namespace) if callable(store) else store
 
     def detector(self, interval: float) -> FailureDetector:
-        return self.get("detector", interval=interval)  # type: ignore[no-any-return]
+        return self.get("detector", interval=interval)
 
     def heartbeat_monitor(self, **overrides: Any) -> HeartbeatStatusMonitor:
         from forge_core.tactics.heartbeat_status import HeartbeatStatusMonitor
@@ -202,7 +202,7 @@ class Tactics:
         return Outbox(directory / f"outbox-{name}.db", s.max_bytes, s.high_watermark, clock=self.services.clock)
 
     def failover(self, targets: list[str]) -> FailoverPolicy:
-        return self.get("failover", targets=list(targets))  # type: ignore[no-any-return]
+        return self.get("failover", targets=list(targets))
 
     async def aclose(self) -> None:
         backend = self._shared.get("leader")

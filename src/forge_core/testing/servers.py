@@ -398,7 +398,7 @@ class PostgresServer(ServerProcess):
                 'psycopg is needed to talk to PostgreSQL: pip install "forge-core[postgres]"'
             ) from None
         with psycopg.connect(self.dsn(database), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
 
 # --------------------------------------------------------------------------------------------
