@@ -14,11 +14,6 @@ from forge_kafka.transport import kafka_factory
 if TYPE_CHECKING:
     from forge_core.plugin import ComponentRegistry, SchemaRegistry, TransportRegistry
 
-#: The message types this plugin owns (``kafka.*``): none yet; the directory is registered so one
-#: added there is known without touching this file.
-SCHEMAS = Path(__file__).parent / "schemas"
-
-
 @hookimpl
 def forge_register_transports(registry: TransportRegistry) -> None:
     registry.add("kafka", kafka_factory, settings=KafkaSettings,
@@ -32,4 +27,6 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def forge_register_schemas(registry: SchemaRegistry) -> None:
-    registry.add_directory(SCHEMAS)
+    # The message types this plugin owns (``kafka.*``): none yet; the directory is registered so one
+    # added there is known without touching this file.
+    registry.add_directory(Path(__file__).parent / "schemas")

@@ -13,9 +13,6 @@ from forge_mms.components.threshold_alert import ThresholdAlert
 if TYPE_CHECKING:
     from forge_core.plugin import ComponentRegistry, SchemaRegistry
 
-SCHEMAS = Path(__file__).parent / "schemas"
-
-
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
     registry.add("mms.storage_monitor", StorageMonitor,
@@ -26,4 +23,4 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def forge_register_schemas(registry: SchemaRegistry) -> None:
-    registry.add_directory(SCHEMAS)
+    registry.add_directory(Path(__file__).parent / "schemas")

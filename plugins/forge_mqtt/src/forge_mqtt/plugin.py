@@ -13,9 +13,6 @@ from forge_mqtt.transport import factory
 if TYPE_CHECKING:
     from forge_core.plugin import SchemaRegistry, TransportRegistry
 
-SCHEMAS = Path(__file__).parent / "schemas"
-
-
 @hookimpl
 def forge_register_transports(registry: TransportRegistry) -> None:
     registry.add("mqtt", factory, settings=MqttSettings,
@@ -26,7 +23,7 @@ def forge_register_transports(registry: TransportRegistry) -> None:
 def forge_register_schemas(registry: SchemaRegistry) -> None:
     # forge.birth / forge.death (the certificates this transport sends) are core schemas; this plugin's
     # schemas/ holds only types the core does not have (none today), never a second registration.
-    for path in sorted(SCHEMAS.glob("*.json")):
+    for path in sorted((Path(__file__).parent / "schemas").glob("*.json")):
         type_ = path.name[: -len(".json")]
         if type_ not in registry:
             registry.add(type_, path)

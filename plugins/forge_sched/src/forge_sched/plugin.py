@@ -12,9 +12,6 @@ from forge_sched.components.blade_scheduler import BladeScheduler
 if TYPE_CHECKING:
     from forge_core.plugin import ComponentRegistry, SchemaRegistry
 
-SCHEMAS = Path(__file__).parent / "schemas"
-
-
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
     registry.add("sched.blade_scheduler", BladeScheduler,
@@ -24,4 +21,4 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def forge_register_schemas(registry: SchemaRegistry) -> None:
-    registry.add_directory(SCHEMAS)
+    registry.add_directory(Path(__file__).parent / "schemas")
