@@ -64,6 +64,7 @@ def convert(
     except B2mmlError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    out: object
     if to == "json":
         out = {"version": doc.version, "verb": doc.verb, "noun": doc.noun, doc.root.tag.split("}")[-1]: to_dict(
             doc.root)}

@@ -78,7 +78,7 @@ class Ledger:
         transaction; returns how many were new (the rest are duplicates: no second effect)."""
         fresh = 0
         with self.engine.begin() as conn:
-            seen = set()
+            seen: set[str] = set()
             keys = [k for k, _, _ in messages]
             for chunk in range(0, len(keys), 500):
                 rows = conn.execute(sa.select(KEYS.c.key).where(KEYS.c.key.in_(keys[chunk:chunk + 500])))

@@ -169,7 +169,7 @@ def validate_element(root: etree._Element, version: Version, noun: str, backend:
     for problem in complete:
         twin = by_path.pop(problem.path, None)
         keep_lxml = twin is not None and twin.message.startswith("Unexpected child")
-        merged.append(twin if keep_lxml else problem)
+        merged.append(twin if keep_lxml and twin is not None else problem)
     merged.extend(by_path.values())
     return sorted(merged, key=lambda p: (p.line or 0, p.path))
 
