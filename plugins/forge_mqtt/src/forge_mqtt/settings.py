@@ -37,54 +37,85 @@ class MqttSettings(Settings):
     port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is the usual TLS port)")
     protocol: Literal["5", "3.1.1"] = Field(
         "5", json_schema_extra=_protocol_schema,
-        description="MQTT 5 (attributes as user properties) or 3.1.1 (plain JSON body)")
+        description="5 or \"3.1.1\". MQTT 5 carries the envelope's attributes as user properties; 3.1.1 has none, "
+                    "so only the plain JSON body travels (unless content_mode is structured)")
     content_mode: Literal["binary", "structured"] = Field(
         "binary",
-        description="CloudEvents content mode of published messages: binary (plain JSON body, attributes as "
-                    "MQTT 5 user properties; on 3.1.1 the body alone) or structured (one JSON event, every "
-                    "attribute kept, on 3.1.1 too); received messages are read in either")
+        description="CloudEvents content mode of published messages. binary: the plain JSON payload as the body, "
+                    "attributes as MQTT 5 user properties (on 3.1.1 the body alone). structured: one JSON event "
+                    "holding every attribute and the payload under data, Content Type "
+                    "application/cloudevents+json on MQTT 5; every attribute survives 3.1.1 too, but a plain "
+                    "device no longer sees its bare payload. Received messages are read in either mode")
     client_id: str | None = Field(
-        None, description="MQTT client id; default forge-<plant>-<transport>[-<instance>]. Unique per process "
-                          "and stable across its restarts (the broker keys the session on it)")
+        None, description="MQTT client id; default `forge-<plant>-<transport>` (`-<instance>` appended when instance "
+                          "is set; built in code without a plant: `forge-<transport>-<instance or random>`). The "
+                          "broker keys the session on it: it must be unique per process (two connections with one "
+                          "id take each other's session over) and stable across the process's restarts for a "
+                          "persistent session to be resumed")
     instance: str | None = Field(
         None, description="process identity appended to the default client id, for several processes of one "
                           "plant (e.g. ${env:HOSTNAME})")
     source: str | None = Field(None, description="source named in birth/death certificates; default the client id")
-    qos: Qos = Field(1, description="QoS of publishes and subscriptions")
+    qos: Qos = Field(1, description="QoS of publishes and subscriptions; sets the transport's guarantee "
+                                    "(1: at least once, 0: at most once)")
     qos_by_topic: dict[str, Qos] = Field(
-        default_factory=dict, description="topic pattern -> QoS; first matching pattern wins over qos")
+        default_factory=dict, description="topic pattern -> QoS (0 or 1); the first matching pattern wins over "
+                                          "qos. A subscription's QoS is looked up with its pattern")
     keepalive: int = Field(30, ge=1, le=65535,
-                           description="seconds; the broker declares the client dead after 1.5x this")
-    connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for TCP/TLS connect and then for CONNACK")
+                           description="seconds; the broker declares the client dead (and sends the Will) after "
+                                       "1.5 x this without a packet")
+    connect_timeout: float = Field(
+        5.0, gt=0, description="seconds for the TCP/TLS connect, then again for CONNACK and for each SUBACK")
     reconnect_min_delay: float = Field(
-        0.5, gt=0, description="first reconnect delay, seconds; doubles per failed attempt")
+        0.5, gt=0, description="first reconnect delay, seconds; doubles per failed attempt up to "
+                               "reconnect_max_delay (forge_core.tactics.Backoff)")
     reconnect_max_delay: float = Field(30.0, gt=0, description="cap of the reconnect delay, seconds")
     session_expiry: int = Field(
         0, ge=0, le=4294967295,
-        description="MQTT 5 session expiry, seconds; >0 keeps subscriptions and queued QoS 1 messages at the "
-                    "broker across reconnects and broker restarts (3.1.1: clean_session=false)")
+        description="MQTT 5 Session Expiry Interval, seconds (0-4294967295). 0: the session ends with the "
+                    "connection. > 0 (a persistent session): the broker keeps subscriptions and queues QoS 1 "
+                    "messages for the client while it is away: a reconnect, a restart of the process, or a "
+                    "restart of a broker with persistence true. On 3.1.1, > 0 means clean_session=false "
+                    "(Mosquitto then keeps the session until persistent_client_expiration). Set it on every "
+                    "transport that subscribes to something it must not miss")
     clean_start: bool | None = Field(
-        None, description="discard the broker's session of this client id at connect; default false when "
-                          "session_expiry > 0 (resume it), true otherwise")
+        None, description="discard the broker's session of this client id at connect. Default: false when "
+                          "session_expiry > 0 (resume whatever the broker kept, also after a restart of the "
+                          "process), true otherwise. true with session_expiry > 0 starts a fresh session when the "
+                          "process starts and resumes it on reconnects, but Mosquitto 2.0 does not restore such a "
+                          "session after its own restart (measured on 2.0.11), so keep the default where a broker "
+                          "restart must lose nothing. false with session_expiry 0 is refused")
     max_inflight: int = Field(
         1000, ge=1, le=65000,
-        description="QoS 1 publishes awaiting PUBACK; publish waits when reached (at most 65000: MQTT message "
-                    "ids wrap at 65535)")
-    max_redeliveries: int = Field(3, ge=0, description="local redeliveries to a raising callback before giving up")
-    outbox: bool = Field(True, description="store publishes made while disconnected in <data_dir>/outbox-<name>.db")
+        description="QoS 1 publishes awaiting PUBACK (1-65000: MQTT message ids wrap at 65535); publish waits "
+                    "when reached; paho gets the same limit")
+    max_redeliveries: int = Field(
+        3, ge=0, description="local redeliveries of a QoS 1 message to a callback that raises, before it is "
+                             "reported undeliverable (QoS 0: none)")
+    outbox: bool = Field(
+        True, description="keep publishes made while disconnected in `<data_dir>/outbox-<name>.db` (SQLite, "
+                          "forge_core.tactics.Outbox) and replay them in order. Off: such a publish raises "
+                          "TransportNotReady")
     outbox_max_bytes: int = Field(
-        104857600, ge=1, description="size limit of the outbox; beyond it publish raises OutboxFull")
+        104857600, ge=1, description="size limit of the outbox, bytes; beyond it publish raises OutboxFull naming "
+                                     "the file")
     death_certificates: bool = Field(
-        True, description="Will on forge/death/<client_id> and birth on forge/birth/<client_id>")
-    drain_timeout: float = Field(5.0, ge=0, description="seconds close() waits for PUBACKs; the rest go to the outbox")
+        True, description="Will on `forge/death/<client_id>` and birth on `forge/birth/<client_id>`")
+    drain_timeout: float = Field(
+        5.0, ge=0, description="seconds close() waits for outstanding PUBACKs; what is still unacknowledged goes "
+                               "to the outbox")
     username: str | None = Field(None, description="user name at the broker")
-    password: str | None = Field(None, description="use ${env:VAR}")
+    password: str | None = Field(
+        None, description="password at the broker; needs username. Write ${env:VAR}: the manifest loader refuses "
+                          "a literal")
     tls: bool = Field(False, description="TLS to the broker; implied by ca_file or cert_file")
-    ca_file: str | None = Field(None, description="PEM CA bundle to verify the broker; default the system store")
-    cert_file: str | None = Field(None, description="client certificate (mTLS)")
-    key_file: str | None = Field(None, description="client private key (mTLS)")
-    key_password: str | None = Field(None, description="use ${env:VAR}")
-    tls_insecure: bool = Field(False, description="skip the broker host name check (never in production)")
+    ca_file: str | None = Field(
+        None, description="PEM CA bundle that signed the broker's certificate; default the system store")
+    cert_file: str | None = Field(None, description="client certificate (mTLS); needs key_file")
+    key_file: str | None = Field(None, description="client private key (mTLS); needs cert_file")
+    key_password: str | None = Field(None, description="password of key_file; write ${env:VAR}")
+    tls_insecure: bool = Field(
+        False, description="skip the broker host name check (never in production); the chain is still verified")
 
     @field_validator("protocol", mode="before")
     @classmethod
