@@ -23,7 +23,7 @@ def tactics(settings, *, clock=None, storage=None, plugins=None, tmp_path=None) 
 
 def test_defaults_and_manifest_values_merge():
     t = tactics({"leader": {"ttl": 5.0, "renew_every": 3.0}})
-    assert t.settings("leader")["ttl"] == 5.0 and t.settings("leader")["retry_every"] == 0.2
+    assert t.settings("leader").ttl == 5.0 and t.settings("leader").retry_every == 0.2
     assert t.settings("leader").ttl == 5.0, "a typed settings object"
     assert t.settings("backpressure").as_dict() == {"high": 1000, "low": 500, "fast_interval": 0.25,
                                                     "slow_interval": 2.0, "settle": 5.0}

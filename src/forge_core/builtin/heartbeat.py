@@ -13,13 +13,16 @@ asks the configured failover policy where a DOWN source's work goes and publishe
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
 
 from forge_core.components import Component
 from forge_core.errors import ManifestProblem
 from forge_core.hookspecs import hookimpl
 from forge_core.messages.envelope import Envelope
 from forge_core.registry import ComponentRegistry
+from forge_core.settings import Settings
 from forge_core.tactics.failover import FailoverContext
 from forge_core.tactics.heartbeat_status import Status, StatusChange
 
@@ -27,28 +30,44 @@ if TYPE_CHECKING:
     from forge_core.manifest.model import Manifest
 
 
+class HeartbeatEmitterParams(Settings):
+    interval: float | None = Field(None, gt=0,
+                                   description="seconds between beats (default: tactics.heartbeat.interval)")
+    jitter: float = Field(0.0, ge=0, le=0.5, description="each wait varies by up to this fraction, from ctx.random")
+    topic: str = Field("forge/heartbeat/{source}", description="where beats go; {source} is the source name")
+    source: str | None = Field(None, description="default: the instance name")
+
+
+class HeartbeatMonitorParams(Settings):
+    topics: list[str] = Field(["forge/heartbeat/+"], description="where beats arrive (MQTT-style patterns)")
+    types: list[str] | None = Field(None, description="message types that count as beats (default: any on those "
+                                                      "topics)")
+    death_topics: list[str] = Field(["forge/death/+", "forge/birth/+"],
+                                    description="where birth and death certificates arrive")
+    certificate_sources: str | None = Field(
+        None, description="regex over a birth/death certificate's source whose group 1 is the source its beats name "
+                          "(e.g. '^machine-(\\d+)$' when the MQTT client is machine-0 and its beats say machineId 0); "
+                          "default: the same name")
+    status_topic: str = Field("forge/status/{source}", description="where status changes go")
+    healthy_field: str = Field("healthy", description="a payload field that, when false, counts as an unhealthy beat")
+    interval: float | None = Field(None, gt=0, description="expected beat interval (default: "
+                                                           "tactics.heartbeat.interval)")
+    evaluate_every: float | None = Field(None, gt=0, description="how often silence is checked (default: a quarter "
+                                                                 "interval, ≤ 1 s)")
+    failover: bool = Field(False, description="ask tactics.failover where a DOWN source's work goes")
+
+
 class HeartbeatEmitter(Component):
     """Publish forge.heartbeat every interval (± jitter)."""
 
-    params_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "interval": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
-                         "description": "seconds between beats (default: tactics.heartbeat.interval)"},
-            "jitter": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0.0,
-                       "description": "each wait varies by up to this fraction, from ctx.random"},
-            "topic": {"type": "string", "default": "forge/heartbeat/{source}"},
-            "source": {"type": ["string", "null"], "default": None, "description": "default: the instance name"},
-        },
-    }
+    Params = HeartbeatEmitterParams
+    params: HeartbeatEmitterParams
 
     async def start(self) -> None:
-        interval = self.params.get("interval") or self.ctx.tactics.settings("heartbeat").interval
-        self.interval = float(interval)
-        self.jitter = float(self.params.get("jitter", 0.0))
-        self.source = self.params.get("source") or self.name
-        self.topic = self.params.get("topic", "forge/heartbeat/{source}").format(source=self.source)
+        self.interval = self.params.interval or self.ctx.tactics.settings("heartbeat").interval
+        self.jitter = self.params.jitter
+        self.source = self.params.source or self.name
+        self.topic = self.params.topic.format(source=self.source)
         self.seq = 0
         self.ctx.spawn(self._beat(), name="heartbeat")
 
@@ -70,49 +89,25 @@ class HeartbeatEmitter(Component):
 class HeartbeatMonitor(Component):
     """Track sources from their beats; publish UP/DEGRADED/DOWN changes as forge.status."""
 
-    params_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "topics": {"type": "array", "items": {"type": "string"}, "default": ["forge/heartbeat/+"],
-                       "description": "where beats arrive (MQTT-style patterns)"},
-            "types": {"type": ["array", "null"], "items": {"type": "string"}, "default": None,
-                      "description": "message types that count as beats (default: any on those topics)"},
-            "death_topics": {"type": "array", "items": {"type": "string"},
-                             "default": ["forge/death/+", "forge/birth/+"]},
-            "certificate_sources": {"type": ["string", "null"], "default": None,
-                                    "description": "regex over a birth/death certificate's source whose group 1 is the "
-                                                   "source its beats name (e.g. '^machine-(\\d+)$' when the MQTT "
-                                                   "client is machine-0 and its beats say machineId 0); default: the "
-                                                   "same name"},
-            "status_topic": {"type": "string", "default": "forge/status/{source}"},
-            "healthy_field": {"type": "string", "default": "healthy",
-                              "description": "a payload field that, when false, counts as an unhealthy beat"},
-            "interval": {"type": ["number", "null"], "default": None,
-                         "description": "expected beat interval (default: tactics.heartbeat.interval)"},
-            "evaluate_every": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": None,
-                               "description": "how often silence is checked (default: a quarter interval, ≤ 1 s)"},
-            "failover": {"type": "boolean", "default": False,
-                         "description": "ask tactics.failover where a DOWN source's work goes"},
-        },
-    }
+    Params = HeartbeatMonitorParams
+    params: HeartbeatMonitorParams
 
     async def start(self) -> None:
         heartbeat = self.ctx.tactics.settings("heartbeat")
-        self.interval = float(self.params.get("interval") or heartbeat.interval)
+        self.interval = self.params.interval or heartbeat.interval
         self.monitor = self.ctx.tactics.heartbeat_monitor(interval=self.interval)
         self.births: dict[str, int] = {}
-        pattern = self.params.get("certificate_sources")
+        pattern = self.params.certificate_sources
         self.certificate_sources = re.compile(pattern) if pattern else None  # checked by forge_validate_manifest
         self.changes: list[StatusChange] = []
-        self.failover = self.ctx.tactics.failover([]) if self.params.get("failover") else None
-        self.healthy_field = self.params.get("healthy_field", "healthy")
-        types = self.params.get("types")
-        for pattern in self.params.get("topics", ["forge/heartbeat/+"]):
+        self.failover = self.ctx.tactics.failover([]) if self.params.failover else None
+        self.healthy_field = self.params.healthy_field
+        types = self.params.types
+        for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.on_beat, types=types, shared=False)
-        for pattern in self.params.get("death_topics", ["forge/death/+", "forge/birth/+"]):
+        for pattern in self.params.death_topics:
             await self.ctx.subscribe(pattern, self.on_certificate, types=["forge.death", "forge.birth"], shared=False)
-        every = self.params.get("evaluate_every") or min(self.interval / 4, 1.0)
+        every = self.params.evaluate_every or min(self.interval / 4, 1.0)
         self.ctx.every(every, self.evaluate, name="evaluate")
 
     async def on_beat(self, envelope: Envelope) -> None:
@@ -144,7 +139,7 @@ class HeartbeatMonitor(Component):
 
     async def _report(self, change: StatusChange) -> None:
         self.changes.append(change)
-        topic = self.params.get("status_topic", "forge/status/{source}").format(source=change.source)
+        topic = self.params.status_topic.format(source=change.source)
         await self.ctx.publish(topic, "forge.status", {
             "source": change.source, "status": str(change.new), "previous": str(change.old) if change.old else None,
             "at": change.at, "reason": change.reason, "monitor": self.name,

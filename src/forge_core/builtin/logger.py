@@ -6,38 +6,37 @@ Useful in the embedded profile to watch a plant's traffic, and in examples.
 from __future__ import annotations
 
 import sys
-from typing import Any, ClassVar, TextIO
+from typing import Any, TextIO
 
 import orjson
+from pydantic import Field
 
 from forge_core.components import Component
 from forge_core.messages.envelope import Envelope, format_time
+from forge_core.settings import Settings
+
+
+class MessageLoggerParams(Settings):
+    topics: list[str] = Field(["#"], description="MQTT-style patterns to print")
+    max_payload: int = Field(200, ge=16, description="payload characters shown before cutting")
 
 
 class MessageLogger(Component):
     """Print matching messages (time, topic, type, source, payload)."""
 
-    params_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "topics": {"type": "array", "items": {"type": "string"}, "default": ["#"],
-                       "description": "MQTT-style patterns to print"},
-            "max_payload": {"type": "integer", "minimum": 16, "default": 200,
-                            "description": "payload characters shown before cutting"},
-        },
-    }
+    Params = MessageLoggerParams
+    params: MessageLoggerParams
 
     stream: TextIO | None = None  # tests point it elsewhere; default stdout at print time
 
     async def start(self) -> None:
         self.count = 0
-        for pattern in self.params.get("topics", ["#"]):
+        for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.show, shared=False)
 
     def show(self, envelope: Envelope) -> None:
         self.count += 1
-        limit = int(self.params.get("max_payload", 200))
+        limit = self.params.max_payload
         body = orjson.dumps(envelope.payload).decode()
         if len(body) > limit:
             body = body[: limit - 1] + "…"

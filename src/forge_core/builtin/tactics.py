@@ -21,11 +21,7 @@ if TYPE_CHECKING:
 
 
 class KindSettings(Settings):
-    """Base of the built-in kinds' settings. Read them by attribute (``s.ttl``); ``s["ttl"]`` is
-    kept for code written when ``ctx.tactics.settings(kind)`` returned a dict."""
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    """Base of the built-in kinds' settings; read them by attribute (``settings.ttl``)."""
 
 
 # -- kinds: the settings every implementation of a kind shares -------------------------------

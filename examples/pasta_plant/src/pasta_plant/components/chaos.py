@@ -65,8 +65,7 @@ class Chaos(Component):
         self.schedulers = self._instances(self.params.schedulers)
         leader = self.ctx.tactics.settings("leader")
         bound = self.params.failover_bound
-        self.failover_bound = float(bound) if bound is not None else float(leader["ttl"]) + float(
-            leader["retry_every"]) + 1.0
+        self.failover_bound = float(bound) if bound is not None else leader.ttl + leader.retry_every + 1.0
         if not self.enabled or self.runtime is None:
             return
         self.ctx.spawn(self._rampage(), name="chaos")
