@@ -1,5 +1,6 @@
 """forge-sched: production schedulers for Forge plants (the blade scheduler)."""
 
+from forge_sched.blades.table import Machine
 from forge_sched.components.blade_scheduler import (
     ASSIGN_BLADE,
     BLADE_SWAPPED,
@@ -9,7 +10,6 @@ from forge_sched.components.blade_scheduler import (
     STORAGE_ALERT,
     SWAP_BLADE,
     BladeScheduler,
-    Machine,
 )
 from forge_sched.settings import BladeSchedulerParams, Targets, Topics
 

@@ -18,6 +18,9 @@ What it guarantees:
 
 Per-heartbeat work is O(1) (a dedup check and dict updates); balance is kept as two counters,
 and whole-table scans happen only on the health check.
+
+This module wires the scheduler to the bus, the lease and the state store; the decisions live in
+:mod:`forge_sched.blades` (the machine table and balancing, the handover state, storage alerts).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from typing import Any
 from forge_core import Check, Component, Envelope, epoch_of
 from forge_core.tactics import NotLeader, StaleEpoch
 
+from forge_sched.blades import handover, storage
+from forge_sched.blades.handover import STATE_KEY
+from forge_sched.blades.table import Machine, MachineTable
 from forge_sched.settings import BladeSchedulerParams
 
 #: The message types this component speaks (schemas in ``forge_sched/schemas``).
@@ -39,53 +45,8 @@ CHANGE_FRESH_AMOUNT = "sched.change_fresh_amount"
 FRESH_AMOUNT_CHANGED = "sched.fresh_amount_changed"
 STORAGE_ALERT = "sched.storage_alert"
 
-BLADES = ("A", "B")
-STATE_KEY = "state"
-
-
-def _other(blade: str) -> str:
-    return "B" if blade == "A" else "A"
-
-
-class Machine:
-    """What the scheduler knows of one cutting machine."""
-
-    __slots__ = ("assigned", "blade", "confirmed", "id", "last_beat", "pending", "pending_since")
-
-    def __init__(self, machine_id: int, last_beat: float) -> None:
-        self.id = machine_id
-        self.last_beat = last_beat
-        #: The blade it has or was told to take (None: WAITING).
-        self.blade: str | None = None
-        #: True once a heartbeat showed ``blade``; False while an assign/swap is unconfirmed.
-        self.confirmed = False
-        #: "assign" / "swap" while a command is unconfirmed, with when it was sent.
-        self.pending: str | None = None
-        self.pending_since = 0.0
-        #: An AssignBlade went to it and no swap/recovery/retry has happened since (for the check).
-        self.assigned = False
-
-    @property
-    def state(self) -> str:
-        if self.pending == "swap":
-            return "SWAPPING"
-        if self.blade is None:
-            return "WAITING"
-        return "WORKING" if self.confirmed else "ASSIGNED"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"blade": self.blade, "last_beat": self.last_beat, "state": self.state, "confirmed": self.confirmed,
-                "pending": self.pending, "pending_since": self.pending_since, "assigned": self.assigned}
-
-    @classmethod
-    def from_json(cls, machine_id: int, doc: dict[str, Any]) -> Machine:
-        m = cls(machine_id, float(doc.get("last_beat", 0.0)))
-        m.blade = doc.get("blade")
-        m.confirmed = bool(doc.get("confirmed", False))
-        m.pending = doc.get("pending")
-        m.pending_since = float(doc.get("pending_since", 0.0))
-        m.assigned = bool(doc.get("assigned", False))
-        return m
+__all__ = ["ASSIGN_BLADE", "BLADE_SWAPPED", "CHANGE_FRESH_AMOUNT", "FRESH_AMOUNT_CHANGED", "HEARTBEAT",
+           "STORAGE_ALERT", "SWAP_BLADE", "BladeScheduler", "Machine"]
 
 
 class BladeScheduler(Component):
@@ -108,9 +69,12 @@ class BladeScheduler(Component):
         self.machine_sources = re.compile(p.machine_sources)
         self.topics = p.topics
 
-        self.machines: dict[int, Machine] = {}
-        self.counts = {"A": 0, "B": 0}
-        self.waiting: set[int] = set()
+        self.table = MachineTable()
+        # The table's own containers under short names: the heartbeat handler (the hot path) reads
+        # them without an indirection, and reports, tests and benchmarks read them too.
+        self.machines: dict[int, Machine] = self.table.machines
+        self.counts: dict[str, int] = self.table.counts
+        self.waiting: set[int] = self.table.waiting
         self.cooldown_until: dict[str, float] = {}
         #: Messages handled per kind: the scheduler's "offsets" (the bus has none to commit).
         self.offsets = {"heartbeats": 0, "alerts": 0, "deaths": 0, "confirmations": 0}
@@ -122,7 +86,6 @@ class BladeScheduler(Component):
         self.stats = {"assignments": 0, "assignment_retries": 0, "swaps": 0, "swaps_confirmed": 0,
                       "fresh_changes": 0, "elections": 0, "depositions": 0, "removed": 0, "recoveries": 0,
                       "saves": 0, "stale_saves": 0, "alerts_ignored": 0, "resumed_machines": 0}
-        self.double_assignments: list[int] = []
         self.sent_while_not_leader = 0
 
         self.dedup = self.ctx.tactics.deduplicator(window=p.dedup_window)
@@ -192,7 +155,7 @@ class BladeScheduler(Component):
                 self.waiting.add(mid)
                 self._assign_soon()
             else:
-                self._set_blade(m, blade, confirmed=True)
+                self.table.set_blade(m, blade, confirmed=True)
             return
         m.last_beat = now
         if blade is not None:
@@ -202,7 +165,7 @@ class BladeScheduler(Component):
                 return
             if m.pending is not None and now - m.pending_since < self.confirm_timeout:
                 return  # still swapping (or the assignment is on its way): the beat predates it
-            self._set_blade(m, blade, confirmed=True)
+            self.table.set_blade(m, blade, confirmed=True)
             self.waiting.discard(mid)
             return
         # no blade: WAITING (or mid-swap, or the assignment is on its way)
@@ -216,27 +179,15 @@ class BladeScheduler(Component):
             self.stats["recoveries"] += 1  # it had a blade and lost it: went through RECOVERY
         elif m.pending == "assign":
             self.stats["assignment_retries"] += 1
-        self._set_blade(m, None, confirmed=False)
+        self.table.set_blade(m, None, confirmed=False)
         m.assigned = False
         self.waiting.add(mid)
         self._assign_soon()
 
-    def _set_blade(self, m: Machine, blade: str | None, *, confirmed: bool) -> None:
-        if m.blade is not None:
-            self.counts[m.blade] -= 1
-        if blade is not None:
-            self.counts[blade] += 1
-        m.blade = blade
-        m.confirmed = confirmed
-        m.pending = None
-
     def _remove(self, mid: int, why: str) -> Machine | None:
-        m = self.machines.pop(mid, None)
+        m = self.table.remove(mid)
         if m is None:
             return None
-        if m.blade is not None:
-            self.counts[m.blade] -= 1
-        self.waiting.discard(mid)
         self.stats["removed"] += 1
         self.ctx.log.info("machine %d removed (%s); blades A %d, B %d", mid, why, self.counts["A"], self.counts["B"])
         return m
@@ -251,7 +202,7 @@ class BladeScheduler(Component):
         if m.pending == "swap":
             self.stats["swaps_confirmed"] += 1
         if blade != m.blade:
-            self._set_blade(m, blade, confirmed=True)
+            self.table.set_blade(m, blade, confirmed=True)
         else:
             m.confirmed, m.pending = True, None
 
@@ -268,28 +219,11 @@ class BladeScheduler(Component):
         self.newest_epoch_seen = epoch
         payload = envelope.payload
         if envelope.type == CHANGE_FRESH_AMOUNT:
-            self.fresh_amount = self._clamp(self.fresh_amount + int(payload["change"]))
+            self.fresh_amount = storage.clamp(self.fresh_amount + int(payload["change"]), self.fresh_max)
             self.cooldown_until["fresh"] = self.ctx.clock.time() + self.alert_cooldown
             return
-        mid, blade = payload["machineId"], payload["bladeType"]
-        now = self.ctx.clock.time()
-        m = self.machines.get(mid)
-        if m is None:
-            m = self.machines[mid] = Machine(mid, now)
-        if envelope.type == ASSIGN_BLADE:
-            self._note_assignment(m)
-            self._set_blade(m, blade, confirmed=False)
-            m.pending, m.pending_since = "assign", now
-        else:
-            m.assigned = False
-            self._set_blade(m, blade, confirmed=False)
-            m.pending, m.pending_since = "swap", now
-        self.waiting.discard(mid)
-
-    def _note_assignment(self, m: Machine) -> None:
-        if m.assigned:
-            self.double_assignments.append(m.id)
-        m.assigned = True
+        self.table.command_seen(payload["machineId"], payload["bladeType"],
+                                "assign" if envelope.type == ASSIGN_BLADE else "swap", self.ctx.clock.time())
 
     # -- death reports -----------------------------------------------------------------------
     async def on_status(self, envelope: Envelope) -> None:
@@ -311,16 +245,7 @@ class BladeScheduler(Component):
     async def tick(self) -> None:
         """Time out unconfirmed commands; the leader assigns blades to waiting machines (a safety
         net: assignment normally happens as soon as a machine is seen waiting)."""
-        now = self.ctx.clock.time()
-        for m in self.machines.values():
-            if m.pending is not None and now - m.pending_since >= self.confirm_timeout and not m.confirmed:
-                if m.pending == "assign":  # never confirmed: a retry is allowed
-                    self.stats["assignment_retries"] += 1
-                    m.assigned = False
-                    self._set_blade(m, None, confirmed=False)
-                    self.waiting.add(m.id)
-                else:
-                    m.pending = None  # the swap went unconfirmed: believe the heartbeats from now on
+        self.stats["assignment_retries"] += self.table.expire_unconfirmed(self.ctx.clock.time(), self.confirm_timeout)
         await self.assign()
 
     def _assign_soon(self) -> None:
@@ -338,20 +263,9 @@ class BladeScheduler(Component):
 
     async def assign(self) -> None:
         """The leader gives each waiting machine the blade that keeps A and B balanced."""
-        now = self.ctx.clock.time()
         if not self.leading or self.discovering or not self.waiting:
             return
-        plan: list[tuple[Machine, str]] = []
-        for mid in sorted(self.waiting):
-            m = self.machines.get(mid)
-            if m is None or m.blade is not None:
-                continue
-            blade = "A" if self.counts["A"] <= self.counts["B"] else "B"
-            self._note_assignment(m)
-            self._set_blade(m, blade, confirmed=False)
-            m.pending, m.pending_since = "assign", now
-            plan.append((m, blade))
-        self.waiting.clear()
+        plan = self.table.plan_assignments(self.ctx.clock.time())
         if not plan:
             return
         if not await self.persist():
@@ -374,31 +288,7 @@ class BladeScheduler(Component):
         """While one blade type outnumbers the other by more than one, swap a machine over."""
         if not self.leading or self.discovering:
             return
-        swaps: list[tuple[Machine, str]] = []
-        while True:
-            high = "A" if self.counts["A"] > self.counts["B"] else "B"
-            missing = _other(high)
-            if self.counts[missing] >= self.counts[high] - 1:
-                break
-            m = self._swap_candidate(high)
-            if m is None:
-                break
-            self._plan_swap(m, missing)
-            swaps.append((m, missing))
-        await self._send_swaps(swaps)
-
-    def _swap_candidate(self, blade: str) -> Machine | None:
-        """The machine with ``blade`` and the most recent heartbeat, not already mid-command."""
-        best: Machine | None = None
-        for m in self.machines.values():
-            if m.blade == blade and m.pending is None and (best is None or m.last_beat > best.last_beat):
-                best = m
-        return best
-
-    def _plan_swap(self, m: Machine, blade: str) -> None:
-        m.assigned = False
-        self._set_blade(m, blade, confirmed=False)
-        m.pending, m.pending_since = "swap", self.ctx.clock.time()
+        await self._send_swaps(self.table.plan_rebalance(self.ctx.clock.time()))
 
     async def _send_swaps(self, swaps: list[tuple[Machine, str]]) -> None:
         if not swaps or not await self.persist():
@@ -418,54 +308,23 @@ class BladeScheduler(Component):
         self.last_alert_id = envelope.id
         if not self.leading:
             return
-        p = envelope.payload
-        levels = {"fresh": (p["aFresh"] + p["bFresh"]) / 2, "dry": (p["aDry"] + p["bDry"]) / 2,
-                  "A": (p["aFresh"] + p["aDry"]) / 2, "B": (p["bFresh"] + p["bDry"]) / 2}
-        category = max(levels, key=lambda c: abs(levels[c] - self.targets[c]))
-        off = levels[category] - self.targets[category]
-        if abs(off) <= self.threshold:
-            self.stats["alerts_ignored"] += 1
-            return
-        kind = "fresh" if category in ("fresh", "dry") else "blade"
         now = self.ctx.clock.time()
-        if now < self.cooldown_until.get(kind, float("-inf")):
+        reaction = storage.react(envelope.payload, self.table, targets=self.targets, threshold=self.threshold,
+                                 fresh_amount=self.fresh_amount, fresh_max=self.fresh_max,
+                                 cooldown_until=self.cooldown_until, now=now)
+        if reaction is None:
             self.stats["alerts_ignored"] += 1
             return
-        if kind == "fresh":
-            await self._change_fresh(category, off, now)
+        self.cooldown_until[reaction.kind] = now + self.alert_cooldown
+        if reaction.machine is None:
+            self.fresh_amount = reaction.fresh_amount
+            if await self.persist() and await self._command(
+                    self.topics.change_fresh, CHANGE_FRESH_AMOUNT, {"title": "ChangeFreshAmount",
+                                                                    "change": reaction.change}):
+                self.stats["fresh_changes"] += 1
         else:
-            await self._swap_toward(category if off < 0 else _other(category), now)
-
-    async def _change_fresh(self, category: str, off: float, now: float) -> None:
-        more_fresh = (off < 0) == (category == "fresh")
-        step = 4 if abs(off) > 2 * self.threshold else 2
-        change = step if more_fresh else -step
-        if self._clamp(self.fresh_amount + change) == self.fresh_amount:
-            self.stats["alerts_ignored"] += 1  # already at the limit
-            return
-        self.cooldown_until["fresh"] = now + self.alert_cooldown
-        self.fresh_amount = self._clamp(self.fresh_amount + change)
-        if not await self.persist():
-            return
-        if await self._command(self.topics.change_fresh, CHANGE_FRESH_AMOUNT,
-                               {"title": "ChangeFreshAmount", "change": change}):
-            self.stats["fresh_changes"] += 1
-
-    async def _swap_toward(self, needed: str, now: float) -> None:
-        other = _other(needed)
-        if self.counts[needed] + 1 - (self.counts[other] - 1) > 1:
-            self.stats["alerts_ignored"] += 1  # would unbalance beyond one
-            return
-        m = self._swap_candidate(other)
-        if m is None:
-            self.stats["alerts_ignored"] += 1
-            return
-        self.cooldown_until["blade"] = now + self.alert_cooldown
-        self._plan_swap(m, needed)
-        await self._send_swaps([(m, needed)])
-
-    def _clamp(self, amount: int) -> int:
-        return max(0, min(self.fresh_max, amount))
+            self.table.plan_swap(reaction.machine, reaction.blade, now)
+            await self._send_swaps([(reaction.machine, reaction.blade)])
 
     # -- commands and persistence ------------------------------------------------------------
     async def _command(self, topic: str, type_: str, payload: dict[str, Any]) -> bool:
@@ -485,9 +344,8 @@ class BladeScheduler(Component):
 
     def snapshot(self) -> dict[str, Any]:
         """What the successor needs: machines, fresh amount, cooldowns, offsets."""
-        return {"machines": {str(mid): m.to_json() for mid, m in self.machines.items()},
-                "fresh_amount": self.fresh_amount, "cooldown_until": dict(self.cooldown_until),
-                "offsets": dict(self.offsets), "last_alert_id": self.last_alert_id}
+        return handover.snapshot(self.table, fresh_amount=self.fresh_amount, cooldown_until=self.cooldown_until,
+                                 offsets=self.offsets, last_alert_id=self.last_alert_id)
 
     async def persist(self) -> bool:
         """Fenced save of the state (leader only); False if deposed or superseded."""
@@ -509,32 +367,10 @@ class BladeScheduler(Component):
 
     def _merge(self, saved: dict[str, Any]) -> None:
         """Take the predecessor's state; what this replica heard later (newer beats) wins per field."""
-        for key, doc in (saved.get("machines") or {}).items():
-            mid = int(key)
-            theirs = Machine.from_json(mid, doc)
-            mine = self.machines.get(mid)
-            if mine is None:
-                self.machines[mid] = theirs
-                if theirs.blade is not None:
-                    self.counts[theirs.blade] += 1
-                else:
-                    self.waiting.add(mid)
-                self.stats["resumed_machines"] += 1
-                continue
-            mine.last_beat = max(mine.last_beat, theirs.last_beat)
-            mine.assigned = mine.assigned or theirs.assigned
-            if mine.blade is None and theirs.blade is not None and not mine.confirmed:
-                # assigned by the predecessor; this replica has not yet heard it confirmed
-                self._set_blade(mine, theirs.blade, confirmed=theirs.confirmed)
-                mine.pending, mine.pending_since = theirs.pending, theirs.pending_since
-                self.waiting.discard(mid)
-                self.stats["resumed_machines"] += 1
-        self.fresh_amount = int(saved.get("fresh_amount", self.fresh_amount))
-        for kind, until in (saved.get("cooldown_until") or {}).items():
-            self.cooldown_until[kind] = max(until, self.cooldown_until.get(kind, float("-inf")))
-        for kind, count in (saved.get("offsets") or {}).items():
-            self.offsets[kind] = max(int(count), self.offsets.get(kind, 0))
-        self.last_alert_id = self.last_alert_id or saved.get("last_alert_id")
+        self.fresh_amount, self.last_alert_id, resumed = handover.merge(
+            saved, self.table, fresh_amount=self.fresh_amount, cooldown_until=self.cooldown_until,
+            offsets=self.offsets, last_alert_id=self.last_alert_id)
+        self.stats["resumed_machines"] += resumed
 
     # -- reporting ---------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -547,7 +383,7 @@ class BladeScheduler(Component):
                 "heartbeats_deduplicated": self.dedup.dropped}
 
     def checks(self) -> list[Check]:
-        doubles = sorted(set(self.double_assignments))
+        doubles = sorted(set(self.table.double_assignments))
         return [
             Check("no machine assigned twice without a swap or recovery in between", not doubles,
                   f"machines {doubles}" if doubles else f"{self.stats['assignments']} assignments sent"),
