@@ -53,8 +53,9 @@ def forge_register_transports(registry: TransportRegistry) -> None:
 
     Called once, after all plugins are loaded, before any manifest is read.
 
-    :param registry: call ``registry.add(type_name, factory, settings_schema=..., description=...)``;
-        ``factory(name, settings, context)`` returns a :class:`~forge_core.transport.base.Transport`.
+    :param registry: call ``registry.add(type_name, factory, settings=SettingsModel, description=...)``;
+        ``factory(name, settings, context)`` gets the validated settings object (defaults filled) and
+        returns a :class:`forge_core.transport.Transport` (see :class:`forge_core.transport.TransportFactory`).
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
@@ -67,8 +68,10 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 
     Called once, after all plugins are loaded.
 
-    :param registry: call ``registry.add(type_name, factory, params_schema=..., description=...)``;
-        ``factory(context)`` returns a :class:`~forge_core.components.Component`.
+    :param registry: call ``registry.add(type_name, ComponentClass)``; the class's ``Params``
+        (a :class:`forge_core.Settings` model) declares its params: the manifest is checked against
+        its schema and ``self.params`` is an instance with the defaults filled. ``factory(context)``
+        returns a :class:`forge_core.Component`.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
@@ -92,12 +95,15 @@ def forge_register_schemas(registry: SchemaRegistry) -> None:
 
 @_spec
 def forge_register_tactics(registry: TacticRegistry) -> None:
-    """Register tactic implementations (failure detectors, lease backends, failover policies).
+    """Register tactic kinds and their implementations (failure detectors, lease backends, failover
+    policies, or a kind of the plugin's own).
 
     Called once, after all plugins are loaded.
 
-    :param registry: call ``registry.add(name, factory, settings_schema=...)``; names are
-        dotted by kind, e.g. ``leader_backend.etcd``, ``detector.phi``.
+    :param registry: a new kind: ``registry.add_kind("quota", settings=QuotaSettings,
+        default_use="fixed")`` (``tactics.quota`` becomes a manifest section); an implementation:
+        ``registry.add("<kind>.<use>", factory, settings=ImplSettings)``, e.g. ``leader.etcd``,
+        ``detector.phi``; ``factory(settings, services)`` builds it (see docs/tactics/index.md).
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
@@ -106,11 +112,12 @@ def forge_register_tactics(registry: TacticRegistry) -> None:
 
 @_spec
 def forge_register_manifest_sections(registry: ManifestSectionRegistry) -> None:
-    """Contribute the JSON Schema of a plugin's own ``settings.<name>`` manifest section.
+    """Declare a plugin's own ``settings.<name>`` manifest section.
 
     Called once, after all plugins are loaded, before manifests are validated.
 
-    :param registry: call ``registry.add(section_name, schema)``; use the plugin's name.
+    :param registry: call ``registry.add(section_name, SettingsModel)`` (or a JSON Schema dict);
+        use the plugin's name. ``forge validate`` checks the section against it.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
@@ -157,8 +164,8 @@ def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem] | None:
 
     Called by ``forge validate`` and before every run, after schema checks passed.
 
-    :param manifest: the loaded :class:`~forge_core.manifest.Manifest` (profile applied).
-    :returns: a list of :class:`~forge_core.errors.ManifestProblem` (or None); the lists of all
+    :param manifest: the loaded ``Manifest`` (profile applied).
+    :returns: a list of :class:`forge_core.ManifestProblem` (or None); the lists of all
         implementations are concatenated and reported together with the core's problems.
 
     .. versionadded:: 0.1
@@ -193,7 +200,7 @@ def forge_transport_ready(name: str, transport: Transport) -> None:
 def forge_plant_started(runtime: Runtime) -> None:
     """Every selected component has started.
 
-    :param runtime: the running :class:`~forge_core.runtime.runtime.Runtime`.
+    :param runtime: the running :class:`forge_core.runtime.Runtime`.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
@@ -222,7 +229,7 @@ def forge_message_dead_lettered(letter: DeadLetter) -> None:
     Called once per dead letter, after it is counted and before it is published on
     ``forge/deadletter/<reason>``.
 
-    :param letter: the :class:`~forge_core.messages.deadletter.DeadLetter` (reason, errors with
+    :param letter: the :class:`forge_core.DeadLetter` (reason, errors with
         JSON pointers, topic, transport, component, the envelope or the raw body).
     :returns: nothing; every implementation is called; an exception is logged, not raised.
 
@@ -267,7 +274,7 @@ def forge_source_status_changed(change: StatusChange, monitor: str) -> None:
 
     Called by a ``forge.heartbeat_monitor`` after it publishes ``forge.status`` for the change.
 
-    :param change: the :class:`~forge_core.tactics.heartbeat_status.StatusChange` (source, old,
+    :param change: the :class:`forge_core.tactics.StatusChange` (source, old,
         new, at, reason); ``old`` is None when the source was just discovered.
     :param monitor: the monitor component instance's name.
     :returns: nothing; every implementation is called; an exception is logged, not raised.
@@ -332,7 +339,7 @@ def forge_plant_stopping(runtime: Runtime) -> None:
 def forge_plant_stopped(summary: RunSummary) -> None:
     """The plant has stopped; transports are closed.
 
-    :param summary: the :class:`~forge_core.runtime.summary.RunSummary` printed by ``forge run``.
+    :param summary: the :class:`forge_core.runtime.RunSummary` printed by ``forge run``.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1

@@ -224,10 +224,15 @@ class CommandRegistry(NamedRegistry[Any]):
 
 
 class ManifestSectionRegistry(NamedRegistry[dict[str, Any]]):
-    """The schema of a plugin's own ``settings.<name>`` section of the manifest."""
+    """The declaration of a plugin's own ``settings.<name>`` section of the manifest: a
+    :class:`~forge_core.settings.Settings` model (``entry.build_settings(manifest.settings[name])``
+    gives the typed object, defaults filled) or a plain JSON Schema dict."""
 
     kind = "manifest section"
     hook = "forge_register_manifest_sections"
 
-    def add(self, name: str, schema: dict[str, Any], *, description: str = "") -> Entry[dict[str, Any]]:
-        return self._add(name, schema, description=description, schema=schema)
+    def add(self, name: str, schema: type[Settings] | dict[str, Any], *,
+            description: str = "") -> Entry[dict[str, Any]]:
+        if isinstance(schema, type) and issubclass(schema, Settings):
+            return self._add(name, schema.json_schema(), description=description, settings=schema)
+        return self._add(name, dict(schema), description=description, schema=dict(schema))

@@ -107,7 +107,7 @@ def settings_table(declaration: type[Settings] | Mapping[str, Any]) -> str:
     for key, prop in (schema.get("properties") or {}).items():
         default = json.dumps(prop["default"]) if "default" in prop else "required" if key in schema.get(
             "required", ()) else ""
-        description = str(prop.get("description", "")).replace("|", "\\|").replace("\n", " ")
+        description = _markdown_text(str(prop.get("description", "")))
         rows.append(f"| `{key}` | {_type_name(prop)} | `{default}` | {description} |".replace("| `` |", "|  |"))
     return "\n".join(rows) + "\n"
 
@@ -129,6 +129,15 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
         return node
 
     return resolve(schema)
+
+
+def _markdown_text(text: str) -> str:
+    """One table cell: pipes escaped, newlines folded, ``<`` and ``>`` escaped outside code spans
+    (``forge-<plant>`` would otherwise vanish as an HTML tag)."""
+    parts = text.replace("|", "\\|").replace("\n", " ").split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
 
 
 def _type_name(prop: Mapping[str, Any]) -> str:

@@ -114,6 +114,28 @@ def test_hook_forge_register_manifest_sections(plant_dir):
     assert "settings.acme.port" in text and "'high'" in text
 
 
+def test_manifest_section_declared_as_a_settings_model(plant_dir):
+    from forge_core import Settings
+
+    class AcmeSettings(Settings):
+        port: int = 1883
+        host: str = "localhost"
+
+    class Plugin:
+        @hookimpl
+        def forge_register_manifest_sections(self, registry):
+            registry.add("acme", AcmeSettings)
+
+    manifest = plant_dir().joinpath("plant.yaml")
+    manifest.write_text(manifest.read_text() + "settings:\n  acme: {prot: 1}\n")
+    plugins = get_plugin_manager(autoload=False, extra=[("acme", Plugin())])
+    with pytest.raises(ManifestError) as caught:
+        TestPlant(manifest.parent, plugins=plugins)
+    assert "settings.acme.prot" in str(caught.value) and "'port'" in str(caught.value)  # the typo, and the fix
+    entry = plugins.sections.get("acme")
+    assert entry.build_settings({"port": 8883}) == AcmeSettings(port=8883, host="localhost")
+
+
 def test_hook_forge_register_migrations(tmp_path):
     versions = tmp_path / "acme_versions"
     versions.mkdir()

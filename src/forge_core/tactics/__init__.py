@@ -5,7 +5,7 @@ as arguments), so whole plants run under virtual time. See ``docs/tactics/``.
 """
 
 from forge_core.tactics.backpressure import BackpressureController
-from forge_core.tactics.dedup import IdempotencyKeys, WindowDeduplicator
+from forge_core.tactics.dedup import IdempotencyKeys, KeyStore, SqliteKeyStore, WindowDeduplicator
 from forge_core.tactics.detectors import (
     FailureDetector,
     FixedTimeoutDetector,
@@ -44,6 +44,7 @@ __all__ = [
     "FixedTimeoutDetector",
     "HeartbeatStatusMonitor",
     "IdempotencyKeys",
+    "KeyStore",
     "LeaderElector",
     "Lease",
     "LeaseBackend",
@@ -59,6 +60,7 @@ __all__ = [
     "RoundRobinFailover",
     "SqlLeaseBackend",
     "SqlStateStore",
+    "SqliteKeyStore",
     "StaleEpoch",
     "StateStore",
     "Status",
