@@ -24,7 +24,7 @@ def test_plugin_registers_transport_and_bridge() -> None:
     entry = transports.get("kafka")  # the runtime's path: the declared model, defaults filled, to the factory
     settings = entry.build_settings({"bootstrap": "x:1"}, where="transports.k.settings")
     assert isinstance(settings, KafkaSettings) and settings.batch_size == 500
-    context = SimpleNamespace(plant="pasta")
+    context = SimpleNamespace(plant="acme")
     transport = entry.value("k", settings, context)
-    assert isinstance(transport, KafkaTransport) and transport.settings is settings and transport.plant == "pasta"
+    assert isinstance(transport, KafkaTransport) and transport.settings is settings and transport.plant == "acme"
     assert components.get("kafka.bridge").settings is BridgeParams

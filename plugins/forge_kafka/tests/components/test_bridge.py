@@ -17,7 +17,7 @@ from forge_kafka import Bridge, BridgeParams, KafkaTransport
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(120)]
 
 OBJ = {"type": "object"}
-TYPES = ["pasta.assign_blade", "pasta.swap_blade", "pasta.kill_machine", "pasta.heartbeat", "pasta.secret"]
+TYPES = ["acme.assign_blade", "acme.swap_blade", "acme.kill_machine", "acme.heartbeat", "acme.secret"]
 
 
 async def wait_until(condition: Any, timeout: float = 20.0) -> None:
@@ -43,11 +43,11 @@ def test_bridge_forwards_both_ways_refuses_others_and_never_loops(kafka_bootstra
         await kafka.connect()
         params = BridgeParams.load({
             "to_kafka": {"topics": [f"{prefix}/heartbeats/#", f"{prefix}/productionPlan/#"],
-                         "types": ["pasta.heartbeat"]},
+                         "types": ["acme.heartbeat"]},
             "to_mqtt": {"topics": [f"{prefix}/commands"],
-                        "routes": {"pasta.assign_blade": f"{prefix}/productionPlan/assignBlade",
-                                   "pasta.swap_blade": f"{prefix}/productionPlan/swapBlade",
-                                   "pasta.kill_machine": f"{prefix}/updateManager/killMachine"}},
+                        "routes": {"acme.assign_blade": f"{prefix}/productionPlan/assignBlade",
+                                   "acme.swap_blade": f"{prefix}/productionPlan/swapBlade",
+                                   "acme.kill_machine": f"{prefix}/updateManager/killMachine"}},
         })
         ctx = ComponentContext(name="bridge", component="bridge", replica=0, replicas=1, params=params, bus=bus,
                                clock=RealClock(), transport="mqtt", seed=1)
@@ -59,7 +59,7 @@ def test_bridge_forwards_both_ways_refuses_others_and_never_loops(kafka_bootstra
         await bus.subscribe(f"{prefix}/productionPlan/+", on_mqtt.append, owner="machine", transport="mqtt")
 
         # MQTT -> Kafka: same topic, envelope and headers carried across.
-        sent = await bus.publish(f"{prefix}/heartbeats/m1", "pasta.heartbeat", {"machineId": 1}, source="m1",
+        sent = await bus.publish(f"{prefix}/heartbeats/m1", "acme.heartbeat", {"machineId": 1}, source="m1",
                                  key="m1", headers={"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"},
                                  transport="mqtt")
         await wait_until(lambda: len(on_kafka) == 1)
@@ -68,23 +68,23 @@ def test_bridge_forwards_both_ways_refuses_others_and_never_loops(kafka_bootstra
         assert got.headers["traceparent"] == sent.headers["traceparent"] and got.headers["forgehops"] == "mqtt"
 
         # Kafka -> MQTT by type, to the type's topic; a type not in the routes is refused.
-        await bus.publish(f"{prefix}/commands", "pasta.assign_blade", {"machineId": 1, "blade": "b2"},
+        await bus.publish(f"{prefix}/commands", "acme.assign_blade", {"machineId": 1, "blade": "b2"},
                           source="scheduler", transport="kafka")
-        await bus.publish(f"{prefix}/commands", "pasta.secret", {"x": 1}, source="scheduler", transport="kafka")
+        await bus.publish(f"{prefix}/commands", "acme.secret", {"x": 1}, source="scheduler", transport="kafka")
         await wait_until(lambda: bridge.counts["to_mqtt"] == 1 and bridge.counts["to_mqtt_refused"] == 1)
         await mqtt.drained()
         assert [(e.topic, e.type) for e in on_mqtt] == [(f"{prefix}/productionPlan/assignBlade",
-                                                         "pasta.assign_blade")]
+                                                         "acme.assign_blade")]
         assert on_mqtt[0].headers["forgehops"] == "kafka"
         refused = [letter for letter in bus.dead_letters.recent if letter.reason == "refused"]
-        assert refused and refused[-1].envelope is not None and refused[-1].envelope.type == "pasta.secret"
+        assert refused and refused[-1].envelope is not None and refused[-1].envelope.type == "acme.secret"
 
         # The forwarded command is on productionPlan/#, which the bridge also carries to Kafka:
         # it has crossed from Kafka already, so it does not go back (no loop), and a type not
         # allowed towards Kafka is refused, not forwarded.
         await asyncio.sleep(1.0)
         assert bridge.counts["to_kafka_looped"] == 1 and bridge.counts["to_kafka"] == 1
-        await bus.publish(f"{prefix}/productionPlan/other", "pasta.swap_blade", {"machineId": 2}, source="ui",
+        await bus.publish(f"{prefix}/productionPlan/other", "acme.swap_blade", {"machineId": 2}, source="ui",
                           transport="mqtt")
         await mqtt.drained()
         assert bridge.counts["to_kafka_refused"] == 1

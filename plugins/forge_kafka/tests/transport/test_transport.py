@@ -44,8 +44,8 @@ def test_health_reports_connection_counts_and_lag(make_transport: Any) -> None:
 
 
 def test_group_id_follows_the_template() -> None:
-    transport = KafkaTransport("k", bootstrap="x:1", plant="pasta")
-    assert transport.group_id("productionPlan/+", None, "scheduler-1") == "pasta.scheduler-1:productionPlan/+"
-    assert transport.group_id("orders", "scheduler", "scheduler-2") == "pasta.scheduler:orders"
-    custom = KafkaTransport("k", bootstrap="x:1", plant="pasta", group_template="{group}")
+    transport = KafkaTransport("k", bootstrap="x:1", plant="acme")
+    assert transport.group_id("productionPlan/+", None, "scheduler-1") == "acme.scheduler-1:productionPlan/+"
+    assert transport.group_id("orders", "scheduler", "scheduler-2") == "acme.scheduler:orders"
+    custom = KafkaTransport("k", bootstrap="x:1", plant="acme", group_template="{group}")
     assert custom.group_id("orders", "billing", None) == "billing"

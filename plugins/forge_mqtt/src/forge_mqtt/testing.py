@@ -90,7 +90,7 @@ class MosquittoServer(ServerProcess):
             f"listener {self.port} {self.host}",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             # Control traffic is small packets: with Nagle on, the broker holds one back until the
-            # client's delayed ACK (40 ms on Linux); the pasta round trip's p50 was 50 ms, 6 ms without.
+            # client's delayed ACK (40 ms on Linux); a plant's command round trip: p50 50 ms, 6 ms without.
             "set_tcp_nodelay true",
             *(
                 ["persistence true", f"persistence_location {self.dir}/", "autosave_interval 1"]

@@ -155,7 +155,7 @@ def test_fast_client_delivers_what_a_paho_client_sent(mosquitto_server: Any, tmp
         pub.loop_start()
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
-        props.UserProperty = [("type", "pasta.heartbeat"), ("id", "é-1")]
+        props.UserProperty = [("type", "test.heartbeat"), ("id", "é-1")]
         pub.publish("fast/one", b'{"a": 1}', qos=1, properties=props).wait_for_publish(5)
         await asyncio.wait_for(done.wait(), 5)
         for client in (pub, sub):
@@ -166,5 +166,5 @@ def test_fast_client_delivers_what_a_paho_client_sent(mosquitto_server: Any, tmp
     (message,) = asyncio.run(scenario())
     assert message.topic == "fast/one" and message.payload == b'{"a": 1}' and message.qos == 1
     assert message.properties.ContentType == "application/json"
-    assert message.properties.UserProperty == [("type", "pasta.heartbeat"), ("id", "é-1")]
+    assert message.properties.UserProperty == [("type", "test.heartbeat"), ("id", "é-1")]
     assert message.properties.SubscriptionIdentifier == [4242]
