@@ -5,11 +5,13 @@ real time, on one core.
 
 One process pinned to one CPU (os.sched_setaffinity) runs sched.blade_scheduler (2 replicas:
 active and shadow), mms.storage_monitor and a load component that beats for every machine once a
-second (plain pasta.heartbeat bodies, with the blade the scheduler assigned) and publishes storage
-levels. After discovery it silences ``--silenced`` machines and measures, for each, the time from
-its last beat to its removal from the leader's view (bound: machine_timeout 10 s + one health
-check 5 s). Printed: CPU share of the core over the steady phase, and the removal lags beside the
-bound.
+second (sched.machine_heartbeat bodies, with the blade the scheduler assigned) and publishes
+mms.storage_levels. Topics and types are the pasta plant's (examples/pasta_plant/plant.yaml): the
+scheduler on the original system's topics, the storage monitor alerting with sched.storage_alert;
+every type is a plugin's own, so no plant schemas are loaded. After discovery it silences
+``--silenced`` machines and measures, for each, the time from its last beat to its removal from the
+leader's view (bound: machine_timeout 10 s + one health check 5 s). Printed: CPU share of the core
+over the steady phase, and the removal lags beside the bound.
 """
 
 from __future__ import annotations
@@ -54,13 +56,13 @@ LOAD = textwrap.dedent('''
                     body = {"title": "heartbeat", "machineId": i}
                     if i in self.blades:
                         body["bladeType"] = self.blades[i]
-                    await self.ctx.publish("heartbeats", "pasta.heartbeat", body, key=str(i))
+                    await self.ctx.publish("heartbeats", "sched.machine_heartbeat", body, key=str(i))
                     self.last_beat[i] = clock.monotonic()
                 tick += 1
                 await clock.sleep(max(0.0, start + tick - clock.monotonic()))
 
         async def levels(self):
-            await self.ctx.publish("storage/levels", "pasta.storage_levels",
+            await self.ctx.publish("storage/levels", "mms.storage_levels",
                                    {"title": "StorageLevels", "aFresh": 50, "aDry": 50, "bFresh": 50, "bDry": 50})
 
         def watch(self):
@@ -85,12 +87,19 @@ version: 1
 plant: {{name: pasta_scale}}
 plugins: [sched, mms]
 local_plugins: [load.py]
-schemas: [{schemas}]
 transports: {{bus: {{type: memory}}}}
 default_transport: bus
 components:
-  scheduler: {{type: sched.blade_scheduler, replicas: 2}}
-  storage_monitor: {{type: mms.storage_monitor}}
+  scheduler:
+    type: sched.blade_scheduler
+    replicas: 2
+    params:
+      topics: {{heartbeats: heartbeats, assign: productionPlan/assignBlade, swap: productionPlan/swapBlade,
+               swapped: productionPlan/bladeSwapped, change_fresh: sorting/changeFreshAmount,
+               fresh_changed: sorting/freshAmountChanged, alert: storage/alert}}
+  storage_monitor:
+    type: mms.storage_monitor
+    params: {{levels_topic: storage/levels, alert_topic: storage/alert, alert_type: sched.storage_alert}}
   load: {{type: bench.load, params: {{machines: {machines}, silence_at: {silence_at}, silenced: {silenced}}}}}
 tactics:
   leader: {{use: memory, ttl: 5.0, renew_every: 3.0, retry_every: 1.0}}
@@ -112,11 +121,10 @@ def main() -> None:
     from forge_core import RealClock
     from forge_core.runtime import Runtime, load_plant
 
-    schemas = Path(__file__).resolve().parents[1] / "examples" / "pasta_plant" / "schemas"
     with tempfile.TemporaryDirectory() as tmp:
         plant = Path(tmp)
         (plant / "load.py").write_text(LOAD)
-        (plant / "plant.yaml").write_text(MANIFEST.format(schemas=schemas, machines=args.machines,
+        (plant / "plant.yaml").write_text(MANIFEST.format(machines=args.machines,
                                                           silence_at=args.silence_at, silenced=args.silenced))
         plugins, manifest = load_plant(plant)
         runtime = Runtime(manifest, plugins, clock=RealClock(), seed=1)
@@ -141,9 +149,9 @@ def main() -> None:
     (w0, c0), (w1, c1) = marks["start"], marks["end"]
     share = (c1 - c0) / (w1 - w0)
     lags = sorted(load.removed.values())
-    beats = summary.published.get("pasta.heartbeat", 0)
+    beats = summary.published.get("sched.machine_heartbeat", 0)
     print(f"{args.machines} machines at 1 s, {args.seconds:g} s real time, one core "
-          f"({beats} heartbeats, {beats / args.seconds:.0f}/s)")
+          f"({beats} heartbeats, {beats / args.seconds:.0f}/s; {len(load.blades)} machines given a blade)")
     print(f"  CPU share of the core (steady phase): {share * 100:.1f} %  (limit 100 %: ratio {share:.2f})")
     if lags:
         print(f"  removal after the last beat, {len(lags)}/{args.silenced} silenced machines: "
