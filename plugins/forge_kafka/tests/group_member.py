@@ -1,6 +1,6 @@
 """A consumer-group member in its own OS process (test_groups.py runs two and SIGKILLs one).
 
-Prints ``ready`` once connected, then one line per handled message id; a handler takes 5 ms so
+Prints ``ready`` once it has partitions, then one line per handled message id; a handler takes 5 ms so
 a kill lands while records are handled but not yet committed.
 """
 
@@ -13,7 +13,7 @@ import time
 from forge_core import Envelope, IdGenerator, RawMessage
 from forge_core.transport import Decoder
 
-from forge_kafka import KafkaTransport
+from forge_kafka import KafkaSubscription, KafkaTransport
 
 
 async def main(bootstrap: str, topic: str) -> None:
@@ -30,7 +30,11 @@ async def main(bootstrap: str, topic: str) -> None:
         sys.stdout.flush()
 
     await transport.connect()
-    await transport.subscribe(topic, handle, group="g")
+    subscription = await transport.subscribe(topic, handle, group="g")
+    # subscribe() returns before the group join; Apache Kafka assigns every partition to the first
+    # member at once (group.initial.rebalance.delay.ms=0 in tests), so "ready" waits for partitions.
+    assert isinstance(subscription, KafkaSubscription)
+    await asyncio.to_thread(subscription.assigned_event.wait, 60)
     print("ready", flush=True)
     await asyncio.Event().wait()
 

@@ -32,10 +32,10 @@ def _consumer(bootstrap: str, group: str, **extra: object) -> ck.Consumer:
                         **GROUP, **extra})
 
 
-def test_binary_is_found_and_answers_api_versions(kafka_server: KafkaServer) -> None:
+def test_binary_is_found_and_answers_api_versions(tansu_server: KafkaServer) -> None:
     assert find_tansu()
-    assert kafka_server.bootstrap == f"127.0.0.1:{kafka_server.port}"
-    assert kafka_api_versions_probe(kafka_server.host, kafka_server.port)
+    assert tansu_server.bootstrap == f"127.0.0.1:{tansu_server.port}"
+    assert kafka_api_versions_probe(tansu_server.host, tansu_server.port)
 
 
 def test_produce_consume_round_trip(kafka_bootstrap: str) -> None:
