@@ -1,9 +1,10 @@
-"""Local servers for a distributed plant: Mosquitto, Tansu (Kafka protocol) and PostgreSQL.
+"""Local servers for a distributed plant: Mosquitto, Apache Kafka (one broker, or three with
+``--kafka-cluster``; Tansu with ``--tansu``) and PostgreSQL.
 
 ``scripts/servers.sh start`` runs ``python scripts/servers.py up``. It lives beside the scripts, not
 in forge_core, because it composes core's server (PostgreSQL) with the plugins' own test servers
-(``forge_mqtt.testing.MosquittoServer``, ``forge_kafka.testing.KafkaServer``), and core imports no
-plugin.
+(``forge_mqtt.testing.MosquittoServer``, ``forge_kafka.testing.KafkaCluster`` and ``KafkaServer``), and
+core imports no plugin.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-from forge_kafka.testing import KafkaServer
+from forge_kafka.testing import KafkaCluster, KafkaServer
 from forge_mqtt.testing import MosquittoServer
 
 from forge_core.testing import PostgresServer, ServerError, ServerProcess, ServerUnavailable
 
 
-def serve(env_file: Path, base_dir: Path | None = None) -> None:
-    """Start Mosquitto, Tansu and PostgreSQL on 127.0.0.1, write the variables a distributed plant
-    reads to ``env_file`` (``export NAME=value`` lines), and keep them up until SIGINT/SIGTERM.
+def serve(env_file: Path, base_dir: Path | None = None, kafka: str = "apache", brokers: int = 1) -> None:
+    """Start Mosquitto, Kafka (``kafka``: "apache" with ``brokers`` 1 or 3, or "tansu") and PostgreSQL on
+    127.0.0.1, write the variables a distributed plant reads to ``env_file`` (``export NAME=value``
+    lines), and keep them up until SIGINT/SIGTERM.
 
     This process owns the servers: stopping it stops them (and removes their temp dirs)."""
     stop = False
@@ -35,15 +37,21 @@ def serve(env_file: Path, base_dir: Path | None = None) -> None:
     signal.signal(signal.SIGINT, ask_stop)
     root = Path(base_dir) if base_dir else None
     servers: list[ServerProcess] = []
+    cluster: KafkaCluster | None = None
     try:
         mqtt = MosquittoServer(base_dir=root / "mosquitto" if root else None).start()
         servers.append(mqtt)
-        kafka = KafkaServer(base_dir=root / "kafka" if root else None).start()
-        servers.append(kafka)
+        if kafka == "tansu":
+            tansu = KafkaServer(base_dir=root / "kafka" if root else None).start()
+            servers.append(tansu)
+            bootstrap = tansu.bootstrap
+        else:
+            cluster = KafkaCluster(brokers, base_dir=root / "kafka" if root else None)
+            bootstrap = cluster.start().bootstrap
         pg = PostgresServer(base_dir=root / "postgres" if root else None).start()
         servers.append(pg)
         database = pg.create_database("forge")
-        variables = {"MQTT_HOST": mqtt.host, "MQTT_PORT": str(mqtt.port), "KAFKA_BOOTSTRAP": kafka.bootstrap,
+        variables = {"MQTT_HOST": mqtt.host, "MQTT_PORT": str(mqtt.port), "KAFKA_BOOTSTRAP": bootstrap,
                      "FORGE_DATABASE_URL": database}
         text = "".join(f"export {name}={value}\n" for name, value in variables.items())
         env_file.write_text(text)
@@ -54,7 +62,14 @@ def serve(env_file: Path, base_dir: Path | None = None) -> None:
                 if not server.running:
                     raise ServerError(f"{server.name} on {server.host}:{server.port} exited; log {server.log_path}:\n"
                                       f"{server.log_tail()}")
+            for broker in cluster.brokers if cluster else []:
+                if not broker.running:
+                    raise ServerError(f"{broker.name} on {broker.host}:{broker.port} exited; log {broker.log_path}:\n"
+                                      f"{broker.log_tail()}")
     finally:
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
         for server in reversed(servers):
             with contextlib.suppress(Exception):
                 server.close()
@@ -66,14 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python scripts/servers.py",
-                                     description="Local servers for a distributed plant: Mosquitto, Tansu, PostgreSQL.")
+                                     description="Local servers for a distributed plant: Mosquitto, Kafka, PostgreSQL.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the servers, write the env file, run until SIGINT/SIGTERM")
     up.add_argument("--env-file", type=Path, default=Path(".forge-servers.env"))
     up.add_argument("--dir", type=Path, default=None, help="keep the servers' files here (default: temp dirs)")
+    kafka = up.add_mutually_exclusive_group()
+    kafka.add_argument("--kafka-cluster", action="store_true",
+                       help="three Apache Kafka brokers (RF 3, min.insync.replicas 2) instead of one")
+    kafka.add_argument("--tansu", action="store_true", help="Tansu (memory storage, no JVM) instead of Apache Kafka")
     args = parser.parse_args(argv)
     try:
-        serve(args.env_file, args.dir)
+        serve(args.env_file, args.dir, kafka="tansu" if args.tansu else "apache",
+              brokers=3 if args.kafka_cluster else 1)
     except (ServerError, ServerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything Forge needs on this machine: a virtualenv with forge-core, every plugin
 # under plugins/ and every example plant package under examples/ (editable), and, with --servers, the Debian servers the tests start themselves
-# (PostgreSQL, Redis, Mosquitto). Safe to run again: it only does what is missing.
+# (PostgreSQL, Redis, Mosquitto, a Java 17 runtime and Maven) and Apache Kafka's broker jars from Maven Central. Safe to run again: it only does what is missing.
 set -euo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")/.."
@@ -20,6 +20,10 @@ if [ "$want_servers" = 1 ]; then
   command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+  # Apache Kafka (forge_kafka.cluster.KafkaCluster): a Java 17+ runtime, and Maven to fetch the broker's jars.
+  java_major=$( (java -version 2>&1 || true) | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  [ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || missing+=(maven)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "installing ${missing[*]} (Debian packages)"
@@ -45,4 +49,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   done
   .venv/bin/python -m pip install -q "${args[@]}"
   echo "$inputs" > "$stamp"
+fi
+
+if [ "$want_servers" = 1 ]; then
+  # Apache Kafka's broker jars from Maven Central, once (cached in ~/.cache/forge/kafka-<version>/).
+  .venv/bin/python -m forge_kafka.cluster fetch >/dev/null
 fi
