@@ -3,8 +3,7 @@ and the thin :class:`KafkaTransport` composing them (``transport.py``)."""
 
 from forge_kafka.transport.admin import ensure_topics, pattern_to_kafka, to_forge, to_kafka
 from forge_kafka.transport.connection import KafkaConnection
-from forge_kafka.transport.publisher import STRUCTURED_HEADERS, KafkaPublisher
-from forge_kafka.transport.subscriber import (
+from forge_kafka.transport.dead_letters import (
     DLQ_ATTEMPTS,
     DLQ_ERROR,
     DLQ_GROUP,
@@ -12,8 +11,9 @@ from forge_kafka.transport.subscriber import (
     DLQ_PARTITION,
     DLQ_REASON,
     DLQ_TOPIC,
-    KafkaSubscription,
 )
+from forge_kafka.transport.publisher import STRUCTURED_HEADERS, KafkaPublisher
+from forge_kafka.transport.subscriber import KafkaSubscription
 from forge_kafka.transport.transport import KafkaTransport, kafka_factory
 
 __all__ = [

@@ -6,7 +6,8 @@ order, and when the batch is done (or stopped) stores per partition the offset a
 record handled, which librdkafka's auto-commit sends to the broker (``enable.auto.offset.store=
 false``): an offset is committed only after its handler returned — at least once. A callback that
 raises is called again (``max_redeliveries``); then the message goes to ``<topic>.dlq`` with the
-reason in headers and is committed, so nothing is lost and nothing blocks the partition forever.
+reason in headers (``dead_letters.py``) and is committed, so nothing is lost and nothing blocks the
+partition forever.
 """
 
 from __future__ import annotations
@@ -16,29 +17,20 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from forge_core import Envelope, RawMessage, TransportClosed, TransportError
+from forge_core import Envelope, RawMessage
 from forge_core.tactics import Backoff
 from forge_core.transport import BatchCallback, MessageCallback, Subscription, is_wildcard, matches
 
 from forge_kafka.transport.admin import pattern_to_kafka, to_forge
+from forge_kafka.transport.dead_letters import dead_letter, record_position
 
 if TYPE_CHECKING:
     from forge_kafka.transport.transport import KafkaTransport
 
 log = logging.getLogger("forge.transport.kafka")
-
-#: Headers added to a dead-lettered record (no ``ce_`` prefix: not CloudEvents attributes).
-DLQ_REASON = "forge_dlq_reason"
-DLQ_ERROR = "forge_dlq_error"
-DLQ_TOPIC = "forge_dlq_topic"
-DLQ_PARTITION = "forge_dlq_partition"
-DLQ_OFFSET = "forge_dlq_offset"
-DLQ_GROUP = "forge_dlq_group"
-DLQ_ATTEMPTS = "forge_dlq_attempts"
 
 #: A place holder in a run for a record that is not for this subscription (kept for its offset).
 _SKIP = RawMessage(b"")
@@ -57,13 +49,6 @@ def _decode_headers(pairs: _RawHeaders) -> dict[str, str]:
         return {k: v.decode() for k, v in items}
     except (AttributeError, UnicodeDecodeError):  # a null or non-UTF-8 value from a foreign client
         return {k: v.decode("utf-8", "replace") if v is not None else "" for k, v in items}
-
-
-def _where(message: Message) -> tuple[str, int, int]:
-    """Topic, partition and offset of a fetched record (always set on a record without error)."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    assert topic is not None and partition is not None and offset is not None
-    return topic, partition, offset
 
 
 class KafkaSubscription(Subscription):
@@ -227,7 +212,7 @@ class KafkaSubscription(Subscription):
                     return
                 if self._fetch_error(message):
                     continue
-                kafka_topic, partition, offset = _where(message)
+                kafka_topic, partition, offset = record_position(message)
                 if not filtered or self._wanted(message):
                     stats["consumed"] += 1
                     pairs = message.headers()
@@ -261,7 +246,7 @@ class KafkaSubscription(Subscription):
             for message in messages:
                 if self._fetch_error(message):
                     continue
-                kafka_topic, partition, offset = _where(message)
+                kafka_topic, partition, offset = record_position(message)
                 if filtered and not self._wanted(message):
                     if not run:
                         done[(kafka_topic, partition)] = offset
@@ -328,7 +313,7 @@ class KafkaSubscription(Subscription):
                     if raw is not _SKIP:
                         await self.dead_letter(message, error, settings.max_redeliveries + 1)
         for message in records:
-            kafka_topic_, partition, offset = _where(message)
+            kafka_topic_, partition, offset = record_position(message)
             done[(kafka_topic_, partition)] = offset
 
     def _store(self, done: dict[tuple[str, int], int]) -> None:
@@ -352,7 +337,7 @@ class KafkaSubscription(Subscription):
         """The first delivery raised: call again up to ``max_redeliveries`` times, then dead-letter."""
         stats = self.connection.stats
         settings = self.settings
-        kafka_topic, partition, offset = _where(message)
+        kafka_topic, partition, offset = record_position(message)
         topic = to_forge(kafka_topic)
         backoff = self._redelivery_backoff()
         for _attempt in range(settings.max_redeliveries):
@@ -371,49 +356,9 @@ class KafkaSubscription(Subscription):
                   kafka_topic, partition, offset, self.owner or self.pattern, settings.max_redeliveries + 1, error)
         await self.dead_letter(message, error, settings.max_redeliveries + 1)
 
-    # -- dead letters ----------------------------------------------------------------------------
     async def dead_letter(self, message: Message, error: Exception, attempts: int) -> None:
-        """Tell the runtime's dead-letter channel, then put the record on ``<topic><dead_letter_suffix>``
-        with the reason in headers; returns once the broker has it (retrying with a backoff), so
-        the offset is committed only after the dead letter is safe."""
-        connection = self.connection
-        settings = self.settings
-        kafka_topic, partition, offset = _where(message)
-        connection.stats["undeliverable"] += 1
-        record_headers = [(k, v) for k, v in _pairs(message.headers()) if v is not None]
-        on_undeliverable = self.transport.on_undeliverable
-        if on_undeliverable is not None:  # the runtime's dead-letter channel hears of it too
-            raw = RawMessage(message.value() or b"", {k: v.decode() if isinstance(v, bytes) else v
-                                                      for k, v in record_headers if v is not None})
-            on_undeliverable(to_forge(kafka_topic), raw, error)
-        if not settings.dead_letter:
-            return
-        dlq = kafka_topic + settings.dead_letter_suffix
-        headers: list[tuple[str, str | bytes | None]] = [
-            *record_headers,
-            (DLQ_REASON, "undeliverable"),
-            (DLQ_ERROR, f"{type(error).__name__}: {error}"[:2000]),
-            (DLQ_TOPIC, kafka_topic),
-            (DLQ_PARTITION, str(partition)),
-            (DLQ_OFFSET, str(offset)),
-            (DLQ_GROUP, self.group_id),
-            (DLQ_ATTEMPTS, str(attempts)),
-        ]
-        backoff = Backoff(initial=0.1, maximum=5.0)
-        while True:  # the offset is committed only once the dead letter is safely on the broker
-            try:
-                if settings.create_topics and dlq not in connection.known_topics:
-                    await connection.ensure_topic(to_forge(dlq))
-                await self.transport.publisher.produce(dlq, message.value() or b"", message.key(), headers,
-                                                       confirm=True)
-                connection.stats["dead_lettered"] += 1
-                return
-            except (TransportError, ValueError) as exc:
-                if self._stop.is_set():
-                    raise TransportClosed(f"kafka transport {self.transport.name!r}: closed before dead-lettering "
-                                          f"{kafka_topic}@{offset}") from exc
-                log.error("kafka %s: cannot dead-letter to %s (retrying): %s", self.transport.name, dlq, exc)
-                await asyncio.sleep(backoff.next())
+        """Dead-letter one record; returns once it is safe (see :func:`dead_letters.dead_letter`)."""
+        await dead_letter(self, message, error, attempts)
 
     async def cancel(self) -> None:
         if self._stop.is_set():
@@ -423,9 +368,3 @@ class KafkaSubscription(Subscription):
         inside = self._batch_task is not None and self._batch_task is asyncio.current_task()
         if not inside and self.thread.is_alive():
             await asyncio.get_running_loop().run_in_executor(None, self._done.wait, 30.0)
-
-
-def _pairs(headers: _RawHeaders) -> Sequence[tuple[str, str | bytes | None]]:
-    if not headers:
-        return ()
-    return list(headers.items()) if isinstance(headers, dict) else headers
