@@ -360,3 +360,27 @@ def test_traced_handlers_that_raise_are_dead_lettered_and_recorded_on_their_span
     assert len(handles) == 3 and all(any(e.name == "exception" for e in h.events) for h in handles)
     assert sum(stats.handled.values()) == 0
     telemetry.shutdown()
+
+
+def test_a_huge_integer_on_the_wire_is_dead_lettered_not_handled():
+    """orjson reads an integer beyond 64 bits as a float: it must not pass an "integer" field."""
+    async def body(clock):
+        schemas = SchemaRegistry()
+        schemas.add("test.beat", {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                                  "required": ["machineId"], "properties": {"machineId": {"type": "integer",
+                                                                                          "minimum": 0}}})
+        bus = MessageBus(schemas=schemas, clock=clock, transports={"bus": MemoryTransport("bus")},
+                         bindings=[TypeBinding("heartbeats", type="test.beat")])
+        handled = []
+        await bus.subscribe("heartbeats", handled.append, owner="scheduler")
+        transport = bus.transport()
+        for raw in (b'{"title": "heartbeat", "machineId": 123456789012345678901234567890}',
+                    b'{"machineId": 18446744073709551615}', b'{"machineId": 5.0}', b'{"machineId": 5}'):
+            await transport.publish_raw("heartbeats", RawMessage(raw))
+        await settle(bus)
+        return handled, bus.dead_letters
+
+    handled, letters = run(body)
+    assert [e.payload["machineId"] for e in handled] == [5]
+    assert dict(letters.counts) == {"invalid": 3}
+    assert all({e["pointer"] for e in d.errors} == {"/machineId"} for d in letters.recent)

@@ -97,7 +97,7 @@ def test_compiled_check_is_strict_json_and_checks_formats():
                              "properties": {"at": {"type": "string", "format": "date-time"},
                                             "value": {"type": "number"}, "count": {"type": "integer"}}})
     check, _ = registry.fast_entry("t.stamp")
-    check({"at": "2026-01-01T00:00:00Z", "value": 1.5, "count": 2.0})  # 2.0 is an integer in JSON Schema
+    check({"at": "2026-01-01T00:00:00Z", "value": 1.5, "count": 2})
     for bad in ({"at": "yesterday"}, {"value": float("nan")}, {"value": float("inf")}, {1: "non-string key"},
                 {"value": object()}, {"count": True}):
         with pytest.raises(InvalidPayload):
@@ -115,3 +115,65 @@ def test_newer_drafts_are_checked_too():
     with pytest.raises(InvalidPayload):
         check(["a", 1, "extra"])
     assert registry.errors("t.pair", ["a", "b"])[0]["pointer"] == "/1"
+
+
+# -- integers are integers (issue 11, section 2) -------------------------------------------------------------
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize("bad", [1.2345678901234568e29, 7.0, 0.0, 2**63, 2**64, 18446744073709551615, -(2**63) - 1,
+                                 1e19])
+def test_integral_floats_and_integers_beyond_int64_are_not_integers(bad):
+    """JSON Schema counts 1.0 as an integer and sets no range; Forge refuses both: a float or an
+    unbounded number in an id field is how one heartbeat crashed the schedulers."""
+    registry = SchemaRegistry()
+    registry.add("pasta.heartbeat", HEARTBEAT)
+    check, _ = registry.fast_entry("pasta.heartbeat")
+    with pytest.raises(InvalidPayload):
+        check({"title": "heartbeat", "machineId": bad})
+    errors = registry.errors("pasta.heartbeat", {"title": "heartbeat", "machineId": bad})
+    assert {e["pointer"] for e in errors} == {"/machineId"}, errors
+
+
+def test_integers_within_int64_and_the_declared_range_pass():
+    registry = SchemaRegistry()
+    registry.add("pasta.heartbeat", HEARTBEAT)
+    registry.add("t.signed", {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                              "properties": {"n": {"type": "integer"}, "big": {"type": "integer", "maximum": 2**70},
+                                             "x": {"type": "number"}}})
+    check, _ = registry.fast_entry("pasta.heartbeat")
+    for good in (0, 7, INT64_MAX):
+        check({"title": "heartbeat", "machineId": good})
+    signed, _ = registry.fast_entry("t.signed")
+    signed({"n": -(2**63), "x": 7.0})  # a number may be integral
+    signed({"n": INT64_MAX, "big": 2**64})  # a declared maximum beyond int64 is the schema's to make
+    assert registry.errors("t.signed", {"n": 2**63})[0]["pointer"] == "/n"
+    with pytest.raises(InvalidPayload):
+        signed({"big": 2.0**64})  # but a float is still no integer
+
+
+def test_integer_rules_reach_nested_objects_arrays_refs_and_combinators():
+    registry = SchemaRegistry()
+    registry.add("t.deep", {
+        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+        "definitions": {"id": {"type": "integer", "minimum": 0}},
+        "properties": {
+            "ids": {"type": "array", "items": {"$ref": "#/definitions/id"}},
+            "inner": {"type": "object", "properties": {"n": {"type": ["integer", "null"]}}},
+            "either": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "tuple": {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},
+            "map": {"type": "object", "additionalProperties": {"type": "integer"}},
+        }})
+    check, _ = registry.fast_entry("t.deep")
+    check({"ids": [1, 2], "inner": {"n": None}, "either": "x", "tuple": ["a", 3], "map": {"a": 1}})
+    for bad in ({"ids": [1, 2.0]}, {"inner": {"n": 3.0}}, {"either": 4.0}, {"tuple": ["a", 3.0]}, {"map": {"a": 1.0}},
+                {"ids": [2**63]}, {"map": {"a": 1e30}}):
+        with pytest.raises(InvalidPayload):
+            check(bad)
+        assert registry.errors("t.deep", bad), bad
+
+
+def test_registered_schema_is_kept_as_written():
+    registry = SchemaRegistry()
+    entry = registry.add("pasta.heartbeat", HEARTBEAT)
+    assert entry.schema == HEARTBEAT and "maximum" not in HEARTBEAT["properties"]["machineId"]
