@@ -32,7 +32,16 @@ from confluent_kafka import KafkaException
 from forge_core.testing import ServerError, ServerProcess, ServerUnavailable, find_free_port
 
 from forge_kafka.cluster_security import ScramSecurity, grant
-from forge_kafka.jars import JVM_FLAGS, KAFKA_VERSION, LOG4J2, cluster_id, fetch_kafka, java_or_error, kafka_version
+from forge_kafka.jars import (
+    JVM_FLAGS,
+    KAFKA_VERSION,
+    LOG4J2,
+    cluster_id,
+    fetch_kafka,
+    java_or_error,
+    kafka_api_versions_probe,
+    kafka_version,
+)
 
 __all__ = ["KAFKA_VERSION", "KafkaBroker", "KafkaCluster", "fetch_kafka", "java_or_error"]
 
@@ -129,8 +138,6 @@ class KafkaBroker(ServerProcess):
     def _is_ready(self) -> bool:
         # The client listener answers ApiVersions only once the broker has joined the quorum and
         # caught up with the metadata log (until then requests wait or the port is closed).
-        from forge_kafka.testing import kafka_api_versions_probe
-
         return kafka_api_versions_probe(self.host, self.port, timeout=0.5)
 
     def _terminate(self, sig: int, timeout: float = 15.0) -> None:

