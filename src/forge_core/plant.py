@@ -9,10 +9,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from forge_core.errors import ManifestError, ManifestProblem
 from forge_core.manifest import Manifest, load_manifest, validate_manifest
+from forge_core.manifest.loader import read_manifest_text
+from forge_core.manifest.yamldoc import parse_yaml
 from forge_core.plugins import Plugins, get_plugin_manager
 
 
@@ -26,9 +26,9 @@ def _register_local_plugins(plugins: Plugins, file: Path) -> None:
 
     Read leniently: a broken manifest is reported in full by the validation that follows.
     """
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    try:  # the bounded parser: this read must not hang on what validation will report
+        raw = parse_yaml(read_manifest_text(file, str(file)), str(file)).data
+    except ManifestError:
         return
     if not isinstance(raw, dict):
         return

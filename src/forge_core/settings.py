@@ -39,7 +39,7 @@ class Settings(BaseModel):
     frozen: settings are read, never changed, after a plant starts.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
     #: Keys whose value must come from the environment (``${env:VAR}``); the manifest loader
     #: refuses a literal value under them.

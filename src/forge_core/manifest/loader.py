@@ -33,11 +33,12 @@ from forge_core.manifest.substitute import secret_issues, substitute
 from forge_core.manifest.validate import (
     catalog_issues,
     dotted,
+    number_issues,
     profile_keys,
     schema_issues,
     structure_issues,
 )
-from forge_core.manifest.yamldoc import YamlDoc, parse_yaml
+from forge_core.manifest.yamldoc import MAX_MANIFEST_BYTES, YamlDoc, parse_yaml
 
 MANIFEST_FILE = "plant.yaml"
 
@@ -125,15 +126,32 @@ class _Source:
         return cls(file, str(given), file.parent)
 
     def parse(self) -> YamlDoc:
-        try:
-            text = self.file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problem = ManifestProblem("", f"cannot read the manifest: {exc}", self.shown)
-            raise ManifestError([problem]) from exc
-        return parse_yaml(text, self.shown)
+        return parse_yaml(read_manifest_text(self.file, self.shown), self.shown)
 
     def problem(self, issue: Issue, line: int | None) -> ManifestProblem:
         return ManifestProblem(dotted(issue.path), issue.message, self.shown, line)
+
+
+def read_manifest_text(file: Path, shown: str) -> str:
+    """The manifest's text: at most :data:`MAX_MANIFEST_BYTES`, UTF-8; else a problem naming the
+    file (and, for a bad byte, its line) instead of a traceback."""
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError([ManifestProblem("", f"cannot read the manifest: {exc}", shown)]) from exc
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError([ManifestProblem(
+            "", f"the manifest is larger than the limit of {MAX_MANIFEST_BYTES:,} bytes; a plant manifest is a "
+                "few KB (keep data in files the plant reads, not in plant.yaml)", shown)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ManifestError([ManifestProblem(
+            "", f"the manifest is not UTF-8: byte 0x{data[exc.start]:02x} at column {column} cannot be decoded; "
+                "save the file as UTF-8", shown, line)]) from None
 
 
 def _require_mapping(ydoc: YamlDoc, source: _Source) -> dict[str, Any]:
@@ -181,6 +199,7 @@ def _check(
     issues += env_issues
     checked_doc = {**body, "profiles": doc["profiles"]} if "profiles" in doc else body
     issues += schema_issues(checked_doc)
+    issues += number_issues(body)
     issues += structure_issues(body, source.plant_dir)
     if catalog is not None:
         issues += catalog_issues(body, catalog)

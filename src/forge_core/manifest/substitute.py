@@ -26,15 +26,38 @@ def is_secret_key(key: object) -> bool:
     return isinstance(key, str) and SECRET_KEY.search(key.replace("-", "_")) is not None
 
 
+#: ``scheme://user:password@host``: the password part of a URL's userinfo.
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)(?P<password>[^@/?#\s]*)(?P<tail>@.*)$")
+
+
+def env_var_name(path: DocPath) -> str:
+    """A valid environment variable name suggested for the secret at ``path``:
+    ``transports.kafka.settings.config.sasl.password`` -> ``CONFIG_SASL_PASSWORD``."""
+    named = [p for p in path if isinstance(p, str) and p not in _SECTION_WORDS][-2:]
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", "_".join(named)).strip("_").upper() or "SECRET"
+    return name if not name[0].isdigit() else f"_{name}"
+
+
+def url_password_issue(value: str, path: DocPath) -> Issue | None:
+    """A literal password inside a URL (``postgresql://u:secret@h/db``), with the fix."""
+    match = _URL_PASSWORD.match(value)
+    if match is None or not match.group("password") or ENV_REF.fullmatch(match.group("password")):
+        return None
+    var = f"{env_var_name(path)}_PASSWORD"
+    fixed = f"{match.group('head')}${{env:{var}}}{match.group('tail')}"
+    return Issue(path, f"password written in the URL; take it from the environment: {fixed!r} (or the whole URL "
+                       f"from one variable, ${{env:{env_var_name(path)}}})")
+
+
 def secret_issues(doc: Any, path: DocPath = ()) -> list[Issue]:
-    """Literal strings under secret-looking keys (anything but a whole ``${env:...}`` reference)."""
+    """Literal strings under secret-looking keys (anything but a whole ``${env:...}`` reference),
+    and literal passwords inside URLs anywhere."""
     issues: list[Issue] = []
     if isinstance(doc, dict):
         for key, value in doc.items():
             here = (*path, key)
             if is_secret_key(key) and isinstance(value, str) and value and not ENV_REF.fullmatch(value):
-                named = [p for p in here if isinstance(p, str) and p not in _SECTION_WORDS][-2:]
-                var = "_".join(named).upper().replace("-", "_")
+                var = env_var_name(here)
                 message = f"secret written in the file; use ${{env:VAR}} (e.g. ${{env:{var}}})"
                 issues.append(Issue(here, message))
             else:
@@ -42,6 +65,8 @@ def secret_issues(doc: Any, path: DocPath = ()) -> list[Issue]:
     elif isinstance(doc, list):
         for index, item in enumerate(doc):
             issues.extend(secret_issues(item, (*path, index)))
+    elif isinstance(doc, str) and (issue := url_password_issue(doc, path)) is not None:
+        issues.append(issue)
     return issues
 
 
@@ -80,7 +105,7 @@ def substitute(
     # What is left of "${env:" after the valid references are gone is malformed.
     for bad in _ANY_REF.findall(ENV_REF.sub("", doc)):
         issues.append(Issue(path, f"malformed environment reference {bad!r}; write ${{env:NAME}} or "
-                                  "${env:NAME:-default}"))
+                                  "${env:NAME:-default}, NAME letters, digits and _ (not a digit first)"))
     # {plant_dir} is replaced after env values, so a variable may itself use it.
     text = text.replace(PLANT_DIR, str(plant_dir))
     if _is_port_key(path) and ENV_REF.fullmatch(doc) and text.isdigit():

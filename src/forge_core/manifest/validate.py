@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from functools import cache
@@ -38,9 +39,55 @@ def manifest_schema() -> dict[str, Any]:
     return json.loads((Path(__file__).resolve().parents[3] / "schemas" / SCHEMA_FILE).read_text("utf-8"))
 
 
+def _strict_integer(checker: Any, instance: Any) -> bool:
+    """An integer is an ``int``: JSON Schema's "integer" also takes 1.0 and 1e308, which the runtime
+    cannot use as a count (``range(1e308)`` is a TypeError at start)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 @cache
-def _manifest_validator() -> Draft202012Validator:
-    return Draft202012Validator(manifest_schema())
+def _strict(cls: type[Any]) -> type[Any]:
+    return validators.extend(cls, type_checker=cls.TYPE_CHECKER.redefine("integer", _strict_integer))
+
+
+@cache
+def _manifest_validator() -> Any:
+    return _strict(Draft202012Validator)(manifest_schema())
+
+
+#: Largest magnitude of a float a manifest may hold: 1e12 seconds is over 31,000 years, so no
+#: interval, timeout or amount needs more, and 1e30 s overflows the event loop's timers.
+MAX_FLOAT = 1e12
+#: Integers are 64-bit signed, what every store, wire format and C library behind Forge holds.
+INT64 = 2**63
+
+
+def number_problem(value: Any) -> str | None:
+    """What is wrong with a number no schema can refuse (JSON Schema cannot say "finite"), or None."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{value} is not a finite number; write a number (inf and nan are not values)"
+        if abs(value) > MAX_FLOAT:
+            return f"{value:g} is out of range: numbers in a manifest are at most {MAX_FLOAT:g} in magnitude"
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        return f"{value} is out of range: integers in a manifest are 64-bit (-2**63 to 2**63-1)"
+    return None
+
+
+def number_issues(doc: Any, path: DocPath = ()) -> list[Issue]:
+    """Every number in the document, schema or not (librdkafka passthrough keys included), must
+    be finite and sane: one check here instead of a bound on each of hundreds of fields."""
+    issues: list[Issue] = []
+    stack: list[tuple[DocPath, Any]] = [(path, doc)]
+    while stack:
+        here, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*here, key), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*here, index), item) for index, item in enumerate(value))
+        elif (problem := number_problem(value)) is not None:
+            issues.append(Issue(here, problem))
+    return issues
 
 
 def profile_keys() -> frozenset[str]:
@@ -83,7 +130,7 @@ def schema_issues(doc: Any, schema: dict[str, Any] | None = None, prefix: DocPat
         try:
             cls = validators.validator_for(schema, default=Draft202012Validator)
             cls.check_schema(schema)
-            validator = cls(schema)
+            validator = _strict(cls)(schema)
         except JsonSchemaError as exc:
             return [Issue(prefix, f"the schema contributed for this section is invalid: {exc.message}")]
     issues: list[Issue] = []
@@ -95,6 +142,8 @@ def schema_issues(doc: Any, schema: dict[str, Any] | None = None, prefix: DocPat
 def _humanize(error: ValidationError, prefix: DocPath) -> Iterator[Issue]:
     path: DocPath = (*prefix, *error.absolute_path)
     kind, value, schema = error.validator, error.instance, error.schema
+    if number_problem(value) is not None:
+        return  # reported once, by number_issues, with the reason that matters
     if path == ("version",) and not prefix:
         yield Issue(path, f"unsupported manifest version {_show(value)}; this Forge reads version 1 "
                           "(write `version: 1`)")

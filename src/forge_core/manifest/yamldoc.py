@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+import yaml.composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -18,6 +19,11 @@ from forge_core.errors import ManifestError, ManifestProblem
 from forge_core.manifest.model import DocPath, Issue
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+#: Limits that keep a hostile or broken manifest from hanging or crashing `forge validate`.
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 100_000
 
 
 @dataclass
@@ -29,13 +35,44 @@ class YamlDoc:
     issues: list[Issue] = field(default_factory=list)
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than :data:`MAX_DEPTH` while composing.
+
+    PyYAML composes recursively (a 5,000-deep list is a RecursionError), so the depth is checked
+    on the way down, before Python's own limit is near."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.first_alias: int | None = None  # line of the first alias, for the expansion problem
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and self.first_alias is None:
+            self.first_alias = event.start_mark.line + 1
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"the document is nested deeper than {MAX_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self.depth -= 1
+
+
 def parse_yaml(text: str, file: str) -> YamlDoc:
-    """Parse ``text`` as one YAML document; a syntax error raises :class:`ManifestError` with its line."""
-    loader = yaml.SafeLoader(text)
+    """Parse ``text`` as one YAML document; a syntax error raises :class:`ManifestError` with its line.
+
+    Bounded: nesting deeper than :data:`MAX_DEPTH`, a recursive alias, or anchors and aliases
+    that expand to more than :data:`MAX_NODES` nodes (a "billion laughs") are refused before the
+    document is built or walked, so a small hostile file can neither exhaust memory nor hang.
+    """
+    loader = _BoundedLoader(text)
     doc = YamlDoc(None)
     try:
         node = loader.get_single_node()
         if node is not None:
+            _check_expansion(node, loader.first_alias, file)
             # Walk before constructing: construction flattens `<<` merge keys into the nodes
             # in place, which would look like duplicate keys.
             _Walker(doc).walk(node, ())
@@ -43,14 +80,58 @@ def parse_yaml(text: str, file: str) -> YamlDoc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        prefix = "" if isinstance(exc, yaml.composer.ComposerError) and "nested deeper" in message else \
+            "YAML syntax error: "
         raise ManifestError(
-            [ManifestProblem("", f"YAML syntax error: {message}", file, mark.line + 1 if mark else None)]
+            [ManifestProblem("", f"{prefix}{message}", file, mark.line + 1 if mark else None)]
         ) from exc
-    except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare (e.g. bad encoding)
+    except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
         raise ManifestError([ManifestProblem("", f"YAML error: {exc}", file)]) from exc
+    except RecursionError as exc:  # pragma: no cover - MAX_DEPTH keeps well below Python's limit
+        raise ManifestError([ManifestProblem("", "the document is nested too deeply", file)]) from exc
     finally:
         loader.dispose()
     return doc
+
+
+def _check_expansion(root: Node, first_alias: int | None, file: str) -> None:
+    """Refuse a recursive alias, or a node tree that aliases expand past :data:`MAX_NODES`.
+
+    Aliases share nodes, so the tree is a graph; its expanded size is counted with one memo
+    entry per node (linear in the file, whatever the expansion)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    # Iterative post-order: a deep graph must not recurse either.
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _children(node)
+            sizes[key] = min(MAX_NODES + 1, 1 + sum(sizes[id(child)] for child in children))
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ManifestError([ManifestProblem(
+                "", "recursive alias: an anchor's own value refers back to it; such a value has no end",
+                file, node.start_mark.line + 1)])
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] > MAX_NODES:
+        raise ManifestError([ManifestProblem(
+            "", f"anchors and aliases expand the document to more than {MAX_NODES:,} values (an alias "
+                "bomb?); write the values out or use fewer aliases", file, first_alias)])
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 class _Walker:
