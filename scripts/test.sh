@@ -8,4 +8,6 @@ bash scripts/setup.sh --servers
 .venv/bin/ruff check .
 .venv/bin/lint-imports          # import contracts: .importlinter, docs/architecture.md
 .venv/bin/mypy                  # forge_core and every plugin; configuration in pyproject.toml
-exec .venv/bin/python -m pytest -q --timeout=600 "$@"
+# The fast suite first, then the failure drills on the three-broker Apache Kafka cluster (marker drills).
+.venv/bin/python -m pytest -q --timeout=600 -m "not drills" "$@"
+exec .venv/bin/python -m pytest -q --timeout=600 -m drills "$@"
