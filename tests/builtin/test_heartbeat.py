@@ -146,3 +146,39 @@ def test_certificate_sources_must_capture_the_beat_source(plant_dir):
     assert "needs a group" in messages["components.monitor.params.certificate_sources"]
     assert "not a regular expression" in messages["components.other.params.certificate_sources"]
     assert all(p.line for p in problems), "each problem names its line in plant.yaml"
+
+
+UNTRUSTED = """
+version: 1
+plant: {name: untrusted}
+transports: {bus: {type: memory}}
+bindings:
+  - {topic: heartbeats, type_field: title, type_map: {heartbeat: forge.heartbeat}, source_field: source}
+  - {topic: machines/death, type: forge.death}
+components:
+  monitor: {type: forge.heartbeat_monitor, params: {topics: [heartbeats], types: [forge.heartbeat],
+                                                    death_topics: [machines/death], failover: true}}
+storage: {migrate_on_start: false}
+"""
+
+
+def test_a_source_that_is_no_topic_level_is_dead_lettered_and_the_monitor_lives_on(plant_dir):
+    """forge/status/{source} from a payload field: '+', '#', '/' or NUL there would publish to a
+    wildcard (or another) topic; the beat is refused with its reason instead of crashing the monitor."""
+    bad = ["1.2345678901234568e+29", "press/#", "a/b", "nul\x00", "$SYS", "x" * 300]
+    with TestPlant(plant_dir(UNTRUSTED)) as plant:
+        for n in range(3):
+            plant.publish_raw("heartbeats", {"title": "heartbeat", "source": "press-7", "seq": n + 1})
+            for source in bad:
+                plant.publish_raw("heartbeats", {"title": "heartbeat", "source": source, "seq": n + 1})
+            plant.advance(1)
+        plant.publish_raw("machines/death", {"source": "dead+", "seq": 1})
+        plant.advance(30)  # long enough for press-7 to go DOWN, and any phantom with it
+        seen = statuses(plant, "press-7")
+        assert seen[0] == "UP" and seen[-1] == "DOWN", seen
+        sources = {e.payload["source"] for e in plant.sent("forge/#", source="monitor")}
+        assert sources == {"press-7"}, sources
+        refused = [d for d in plant.dead_letters if d.reason == "refused"]
+        assert len(refused) == 3 * len(bad) + 1, [(d.reason, d.detail) for d in plant.dead_letters]
+        assert all("not a topic level" in d.detail and d.component == "monitor" for d in refused)
+        assert plant.runtime.supervisors["monitor"].state == "running" and not plant.summary.restarts

@@ -8,6 +8,11 @@ too), runs the UP → DEGRADED → DOWN state machine of
 detector, accepts death certificates (an MQTT Last Will) as a DOWN verdict, publishes every
 change as ``forge.status`` and calls ``forge_source_status_changed``; with ``failover: true`` it
 asks the configured failover policy where a DOWN source's work goes and publishes the decision.
+
+A source name comes from a message (a header, or a payload field through a binding) and becomes a
+topic level (``forge/status/{source}``): a beat or certificate whose source is no topic level
+(``+``, ``#``, ``/``, NUL, ...: :func:`~forge_core.transport.topics.topic_level`) is refused with
+a ``refused`` dead letter saying so, and the source is never tracked.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from pydantic import Field
 from forge_core.components import Component
 from forge_core.errors import ManifestProblem
 from forge_core.hookspecs import hookimpl
+from forge_core.messages import deadletter as dl
+from forge_core.messages.deadletter import DeadLetter
 from forge_core.messages.envelope import Envelope
 from forge_core.registry import ComponentRegistry
 from forge_core.settings import Settings
 from forge_core.tactics.failover import FailoverContext
 from forge_core.tactics.heartbeat_status import Status, StatusChange
+from forge_core.transport.topics import topic_level
 
 if TYPE_CHECKING:
     from forge_core.manifest.model import Manifest
@@ -67,7 +75,7 @@ class HeartbeatEmitter(Component):
         self.interval = self.params.interval or self.ctx.tactics.settings("heartbeat").interval
         self.jitter = self.params.jitter
         self.source = self.params.source or self.name
-        self.topic = self.params.topic.format(source=self.source)
+        self.topic = self.params.topic.format(source=topic_level(self.source))
         self.seq = 0
         self.ctx.spawn(self._beat(), name="heartbeat")
 
@@ -110,10 +118,25 @@ class HeartbeatMonitor(Component):
         every = self.params.evaluate_every or min(self.interval / 4, 1.0)
         self.ctx.every(every, self.evaluate, name="evaluate")
 
+    def _refused(self, source: str, envelope: Envelope) -> bool:
+        """Whether ``source`` is no topic level (then ``envelope`` is dead-lettered as refused)."""
+        try:
+            topic_level(source)
+        except ValueError as exc:
+            self.ctx.bus.dead_letters.put(DeadLetter(
+                dl.REFUSED, f"monitor {self.name!r}: source {exc} (it would be the last level of "
+                f"{self.params.status_topic!r}); source not tracked", envelope.topic or "", self.ctx.transport or "",
+                self.ctx.clock.time(), [], self.name, envelope))
+            return True
+        return False
+
     async def on_beat(self, envelope: Envelope) -> None:
         payload = envelope.payload
+        source = envelope.source
+        if self.monitor.status(source) is None and self._refused(source, envelope):  # checked once per source
+            return
         healthy = not (isinstance(payload, dict) and payload.get(self.healthy_field) is False)
-        change = self.monitor.observe(envelope.source, self.ctx.clock.time(), healthy)
+        change = self.monitor.observe(source, self.ctx.clock.time(), healthy)
         if change is not None:
             await self._report(change)
 
@@ -123,6 +146,8 @@ class HeartbeatMonitor(Component):
             match = self.certificate_sources.match(source)
             if match is not None:
                 source = match.group(1)
+        if self._refused(source, envelope):
+            return
         if envelope.type == "forge.birth":
             self.births[source] = max(seq, self.births.get(source, -1))
             return
@@ -139,7 +164,7 @@ class HeartbeatMonitor(Component):
 
     async def _report(self, change: StatusChange) -> None:
         self.changes.append(change)
-        topic = self.params.status_topic.format(source=change.source)
+        topic = self.params.status_topic.format(source=topic_level(change.source))
         await self.ctx.publish(topic, "forge.status", {
             "source": change.source, "status": str(change.new), "previous": str(change.old) if change.old else None,
             "at": change.at, "reason": change.reason, "monitor": self.name,
@@ -165,7 +190,7 @@ class HeartbeatMonitor(Component):
         telemetry = self.ctx.bus.telemetry
         if telemetry is not None:
             telemetry.failovers.add(1, {"source": change.source})
-        await self.ctx.publish(f"forge/failover/{change.source}", "forge.failover", {
+        await self.ctx.publish(f"forge/failover/{topic_level(change.source)}", "forge.failover", {
             "source": change.source, "target": decision.target, "reassigned": list(decision.reassigned),
             "note": decision.note,
         }, key=change.source)

@@ -33,7 +33,7 @@ from forge_core.transport.codec import (
 from forge_core.transport.faults import Faults
 from forge_core.transport.hops import HOPS_HEADER, cross
 from forge_core.transport.memory import MemoryHub, MemoryTransport
-from forge_core.transport.topics import is_wildcard, matches, validate_pattern, validate_topic
+from forge_core.transport.topics import is_wildcard, matches, topic_level, validate_pattern, validate_topic
 
 __all__ = [
     "CONTENT_MODES",
@@ -65,6 +65,7 @@ __all__ = [
     "is_structured",
     "is_wildcard",
     "matches",
+    "topic_level",
     "validate_pattern",
     "validate_topic",
 ]

@@ -80,3 +80,18 @@ def test_resolve_pointer():
     assert resolve_pointer(doc, "") is doc
     with pytest.raises(KeyError, match="'/a/x'"):
         resolve_pointer(doc, "/a/x")
+
+
+@pytest.mark.parametrize("sensor", ["oven/#", "a+b", "x/y", "nul\x00", "$SYS"])
+def test_a_sensor_name_that_is_no_topic_level_is_refused_not_published(mms_plant, sensor):
+    """alerts/{source} with a source from the payload: a wildcard or a '/' there is refused with a
+    dead letter saying why; the rule goes on alerting for the others."""
+    plant = mms_plant({"rule": RULE})
+    plant.publish("sensors/x", "test.reading", {"sensor": sensor, "values": {"temperature": 95.0}})
+    read(plant, "oven1", 95.0)
+    assert sent(plant) == [("alerts/oven1", {"sensor": "oven1", "value": 95.0, "direction": "high",
+                                             "note": "/values/temperature of oven1 is high: 95.0"})]
+    refused = [d for d in plant.dead_letters if d.reason == "refused"]
+    assert len(refused) == 1 and "not a topic level" in refused[0].detail, plant.dead_letters
+    assert refused[0].component == "rule"
+    assert plant.runtime.supervisors["rule"].state == "running"

@@ -5,6 +5,10 @@ reading leaves the ``low``..``high`` band it publishes ``alert_type`` on ``alert
 per excursion (again every ``repeat_every`` while it stays out, if set), and never more often
 than ``min_interval`` per sensor, so a flapping sensor cannot flood the plant. The alert type's
 schema belongs to the plant; ``payload`` shapes the body to fit it.
+
+The sensor name comes from the reading and fills ``{source}`` in ``alert_topic``: a name that is
+no topic level (``+``, ``#``, ``/``, NUL, ...: ``forge_core.transport.topic_level``) is refused
+with a ``refused`` dead letter instead of publishing to a wildcard or another sensor's topic.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, DeadLetter, Envelope, dead_letters
+from forge_core.transport import topic_level
 
 from forge_mms.settings import ThresholdAlertParams
 
@@ -53,7 +58,8 @@ class ThresholdAlert(Component):
         self.template = p.payload
         self.out: dict[str, bool] = {}
         self.last_alert_at: dict[str, float] = {}
-        self.stats = {"readings": 0, "alerts": 0, "rate_limited": 0, "unreadable": 0}
+        self.stats = {"readings": 0, "alerts": 0, "rate_limited": 0, "unreadable": 0, "refused": 0}
+        self.source_in_topic = "{source}" in p.alert_topic
         self.alerts_in_band = 0
         for pattern in p.topics:
             await self.ctx.subscribe(pattern, self.on_reading, types=p.types)
@@ -80,6 +86,16 @@ class ThresholdAlert(Component):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.stats["unreadable"] += 1
             return
+        if self.source_in_topic and source not in self.out:  # a new sensor: is its name a topic level?
+            try:
+                topic_level(source)
+            except ValueError as exc:
+                self.stats["refused"] += 1
+                self.ctx.bus.dead_letters.put(DeadLetter(
+                    dead_letters.REFUSED, f"{self.name}: sensor {exc} (it fills {{source}} in {self.alert_topic!r}); "
+                    f"reading ignored", envelope.topic or "", self.ctx.transport or "", self.ctx.clock.time(), [],
+                    self.name, envelope))
+                return
         direction = self.direction(float(value))
         was_out = self.out.get(source, False)
         self.out[source] = direction is not None
