@@ -250,3 +250,27 @@ def test_seed_timings_with_chaos_keep_the_invariants(sched_plant):
     summary = plant.stop()
     failed = [c for c in summary.checks if not c.passed]
     assert not failed, failed
+
+
+def test_a_bad_record_in_the_saved_state_is_dead_lettered_and_the_successor_leads(sched_plant):
+    """Issue 11: a phantom machine 1.23e29 saved by the leader made every successor crash in
+    on_elected (int('1.2345678901234568e+29')) and never lead. Now the record is dead-lettered and
+    skipped, and the successor leads with the good ones."""
+    from forge_sched.blades.table import Machine
+
+    plant = sched_plant(machines=2)
+    plant.advance(15)
+    old = leader_of(plant)
+    phantom = 1.2345678901234568e29
+    old.table.machines[phantom] = Machine(phantom, plant.clock.time())  # type: ignore[index]  # as saved before the fix
+    plant.advance(6)  # a periodic save writes it
+    plant.kill(old.name)
+    successor = plant.component("scheduler-1" if old.name == "scheduler-0" else "scheduler-0")
+    plant.run_until(lambda: successor.leading, timeout=10, step=0.1)
+    plant.advance(10)
+    assert successor.leading and plant.state(successor.name) == "running"
+    assert not plant.summary.restarts
+    letters = [d for d in plant.dead_letters if d.component == successor.name]
+    assert len(letters) == 1 and letters[0].reason == "invalid", letters
+    assert "machines/1.2345678901234568e+29" in letters[0].detail and "not an integer" in letters[0].detail
+    assert sorted(successor.machines) == [0, 1]

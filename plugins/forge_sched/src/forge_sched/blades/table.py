@@ -2,13 +2,49 @@
 counters so balance never needs a scan on the hot path (whole-table scans are for the health check).
 
 Pure bookkeeping: the caller passes the time and decides what to send.
+
+Machine ids are integers 0..2**63-1 (the heartbeat schema, hardened by forge-core, admits no
+other); a saved record is checked as strictly when a successor takes it over (:meth:`MachineTable.merge`).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 BLADES = ("A", "B")
+#: The largest machine id (int64, as the schemas' integers).
+MAX_MACHINE_ID = 2**63 - 1
+_PENDING = (None, "assign", "swap")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def machine_id(key: Any) -> int:
+    """A machine id from a saved state's key (``"7"``), or ``ValueError`` saying what is wrong."""
+    if type(key) is int:
+        mid = key
+    elif isinstance(key, str) and _DIGITS.fullmatch(key):
+        mid = int(key)
+    else:
+        raise ValueError(f"machine id {str(key)[:40]!r} is not an integer 0..{MAX_MACHINE_ID}")
+    if not 0 <= mid <= MAX_MACHINE_ID:
+        raise ValueError(f"machine id {mid} is not an integer 0..{MAX_MACHINE_ID}")
+    return mid
+
+
+def _time(doc: dict[str, Any], name: str) -> float:
+    value = doc.get(name, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} {str(value)[:40]!r} is not a finite number")
+    return float(value)
+
+
+def _flag(doc: dict[str, Any], name: str) -> bool:
+    value = doc.get(name, False)
+    if type(value) is not bool:
+        raise ValueError(f"{name} {str(value)[:40]!r} is not true or false")
+    return value
 
 
 def other(blade: str) -> str:
@@ -47,13 +83,22 @@ class Machine:
                 "pending": self.pending, "pending_since": self.pending_since, "assigned": self.assigned}
 
     @classmethod
-    def from_json(cls, machine_id: int, doc: dict[str, Any]) -> Machine:
-        m = cls(machine_id, float(doc.get("last_beat", 0.0)))
-        m.blade = doc.get("blade")
-        m.confirmed = bool(doc.get("confirmed", False))
-        m.pending = doc.get("pending")
-        m.pending_since = float(doc.get("pending_since", 0.0))
-        m.assigned = bool(doc.get("assigned", False))
+    def from_json(cls, machine_id: int, doc: Any) -> Machine:
+        """The machine a :meth:`to_json` record describes; ``ValueError`` saying what is wrong if
+        it is not one (a state from an older version, or corrupted in the store)."""
+        if not isinstance(doc, dict):
+            raise ValueError(f"the record is {type(doc).__name__}, not an object")  # noqa: TRY004 - one error kind for a bad record
+        m = cls(machine_id, _time(doc, "last_beat"))
+        blade, pending = doc.get("blade"), doc.get("pending")
+        if blade is not None and blade not in BLADES:
+            raise ValueError(f"blade {str(blade)[:40]!r} is not one of {', '.join(BLADES)} or null")
+        if pending not in _PENDING:
+            raise ValueError(f"pending {str(pending)[:40]!r} is not 'assign', 'swap' or null")
+        m.blade = blade
+        m.confirmed = _flag(doc, "confirmed")
+        m.pending = pending
+        m.pending_since = _time(doc, "pending_since")
+        m.assigned = _flag(doc, "assigned")
         return m
 
 
@@ -167,13 +212,22 @@ class MachineTable:
             swaps.append((m, missing))
         return swaps
 
-    def merge(self, saved: dict[str, Any]) -> int:
+    def merge(self, saved: dict[str, Any], *, rejected: list[tuple[str, str]] | None = None) -> int:
         """Take a predecessor's machines (``{id: Machine.to_json()}``); what this table heard later
-        (newer beats) wins per field. Returns how many machines were resumed from ``saved``."""
+        (newer beats) wins per field. Returns how many machines were resumed from ``saved``.
+
+        A record that is no machine (its id no integer 0..2**63-1, a field of the wrong kind) is
+        skipped, never raised: a successor that crashed on it would crash again on every restart
+        and never lead. Each is appended to ``rejected`` as ``("machines/<key>", why)``."""
         resumed = 0
         for key, doc in saved.items():
-            mid = int(key)
-            theirs = Machine.from_json(mid, doc)
+            try:
+                mid = machine_id(key)
+                theirs = Machine.from_json(mid, doc)
+            except ValueError as exc:
+                if rejected is not None:
+                    rejected.append((f"machines/{key}", str(exc)))
+                continue
             mine = self.machines.get(mid)
             if mine is None:
                 self.machines[mid] = theirs

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from forge_core import Check, Component, Envelope, epoch_of
+from forge_core import Check, Component, DeadLetter, Envelope, dead_letters, epoch_of
 from forge_core.tactics import NotLeader, StaleEpoch
 
 from forge_sched.blades import handover, storage
@@ -85,7 +85,8 @@ class BladeScheduler(Component):
         # report / checks (cheap counters)
         self.stats = {"assignments": 0, "assignment_retries": 0, "swaps": 0, "swaps_confirmed": 0,
                       "fresh_changes": 0, "elections": 0, "depositions": 0, "removed": 0, "recoveries": 0,
-                      "saves": 0, "stale_saves": 0, "alerts_ignored": 0, "resumed_machines": 0}
+                      "saves": 0, "stale_saves": 0, "alerts_ignored": 0, "resumed_machines": 0,
+                      "state_records_rejected": 0}
         self.sent_while_not_leader = 0
 
         self.dedup = self.ctx.tactics.deduplicator(window=p.dedup_window)
@@ -366,11 +367,19 @@ class BladeScheduler(Component):
         await self.persist()
 
     def _merge(self, saved: dict[str, Any]) -> None:
-        """Take the predecessor's state; what this replica heard later (newer beats) wins per field."""
+        """Take the predecessor's state; what this replica heard later (newer beats) wins per field.
+        A bad record is dead-lettered (``invalid``, with its path and why) and skipped."""
+        rejected: list[tuple[str, str]] = []
         self.fresh_amount, self.last_alert_id, resumed = handover.merge(
             saved, self.table, fresh_amount=self.fresh_amount, cooldown_until=self.cooldown_until,
-            offsets=self.offsets, last_alert_id=self.last_alert_id)
+            offsets=self.offsets, last_alert_id=self.last_alert_id, rejected=rejected)
         self.stats["resumed_machines"] += resumed
+        now = self.ctx.clock.time()
+        for path, why in rejected:
+            self.stats["state_records_rejected"] += 1
+            self.ctx.bus.dead_letters.put(DeadLetter(
+                dead_letters.INVALID, f"{self.name}: saved state {STATE_KEY!r}, record {path} skipped on taking "
+                f"over: {why}", "", "", now, [{"pointer": f"/{path.strip('/')}", "message": why}], self.name))
 
     # -- reporting ---------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
