@@ -211,3 +211,99 @@ def test_a_batch_handler_cannot_be_fenced():
 
     with pytest.raises(ValueError, match="batch handler cannot be fenced"):
         subscribe("line/command", batch=True, fenced="line")
+
+
+# -- runtime hooks cannot be shadowed by accident; an invalid publish is the caller's error (issue 11 §7) --
+
+@pytest.mark.parametrize("name,source,says", [
+    ("report", "async def report(self):\n        return {}", "is `async def`"),
+    ("checks", "async def checks(self):\n        return []", "is `async def`"),
+    ("health", "def health(self, verbose):\n        return {}", "required arguments (verbose)"),
+    ("stop", "def stop(self):\n        pass", "is a plain `def`"),
+    ("report", "report = {'sent': 0}", "attribute, not a method"),
+])
+def test_a_runtime_hook_overridden_with_the_wrong_shape_is_refused_at_class_definition(
+        name: str, source: str, says: str) -> None:
+    from forge_core import Component
+
+    namespace: dict[str, object] = {"Component": Component}
+    with pytest.raises(TypeError) as excinfo:
+        exec(f"class Bakery(Component):\n    {source}\n", namespace)
+    message = str(excinfo.value)
+    assert f"Bakery.{name}" in message and says in message and "another name" in message
+
+
+def test_hooks_overridden_with_the_base_signature_are_fine() -> None:
+    from forge_core import Component
+
+    class Fine(Component):
+        publishes = ("test.order",)
+
+        async def start(self) -> None: ...
+
+        def report(self) -> dict[str, int]:
+            return {"n": 1}
+
+        def checks(self) -> list:  # type: ignore[type-arg]
+            return []
+
+        def health(self, detail: bool = False) -> dict[str, bool]:
+            return {"ok": True}
+
+    assert Fine.publishes == ("test.order",)
+
+
+def test_publishes_must_be_a_tuple() -> None:
+    from forge_core import Component
+
+    with pytest.raises(TypeError, match=r"publishes = \('test.order',\)"):
+        type("Bad", (Component,), {"publishes": "test.order"})
+
+
+INVALID_PUBLISH_PLUGIN = '''
+from forge_core import Component, hookimpl
+from forge_core.errors import MessageRejected
+
+
+class Sender(Component):
+    async def start(self):
+        self.refused = []
+        self.ctx.every(1.0, self.tick)
+
+    async def tick(self):
+        try:
+            await self.ctx.publish("line/order", "test.order", {"n": "not a number"})
+        except MessageRejected as exc:
+            self.refused.append(str(exc))
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.sender", Sender)
+
+
+@hookimpl
+def forge_register_schemas(registry):
+    registry.add("test.order", {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}})
+'''
+
+
+def test_an_invalid_publish_is_dead_lettered_with_its_topic_and_transport_and_raised_to_the_caller(plant_dir):
+    manifest = """
+version: 1
+plant: {name: line}
+local_plugins: [machines.py]
+transports: {bus: {type: memory}}
+components:
+  sender: {type: test.sender}
+storage: {migrate_on_start: false}
+"""
+    with TestPlant(plant_dir(manifest, plugin=INVALID_PUBLISH_PLUGIN), seed=1) as plant:
+        plant.advance(3.5)
+        sender = plant.component("sender")
+        assert len(sender.refused) == 3 and "'line/order'" in sender.refused[0]
+        letters = [letter for letter in plant.dead_letters if letter.reason == "invalid"]
+        assert len(letters) == 3
+        assert {(letter.topic, letter.transport, letter.component) for letter in letters} == {
+            ("line/order", "bus", "sender")}
+        assert plant.state("sender") == "running" and plant.summary.restarts == {}

@@ -138,8 +138,9 @@ class MessageBus:
 
     # -- publishing ----------------------------------------------------------------------
     def build(self, type_: str, payload: Any, *, source: str, key: str | None = None,
-              headers: dict[str, str] | None = None) -> Envelope:
-        """Validate ``payload`` and wrap it in an envelope; raise MessageRejected if invalid."""
+              headers: dict[str, str] | None = None, topic: str = "", transport: str = "") -> Envelope:
+        """Validate ``payload`` and wrap it in an envelope; raise MessageRejected if invalid
+        (dead-lettered with ``topic`` and ``transport``, where it was going)."""
         entry = self.schemas.fast_entry(type_)
         if entry is None:
             raise UnknownMessageType(type_, [s.type for s in self.schemas])
@@ -148,12 +149,12 @@ class MessageBus:
             check(payload)
         except InvalidPayload:
             errors = self.schemas.errors(type_, payload)
-            letter = DeadLetter(dl.INVALID, f"{source} published an invalid {type_!r}", "", "",
+            letter = DeadLetter(dl.INVALID, f"{source} published an invalid {type_!r}", topic, transport,
                                 self.clock.time(), errors, source,
                                 Envelope(type_, payload, source, self.ids(), self.clock.time(), key))
             self.dead_letters.put(letter)
             raise MessageRejected(
-                f"{type_!r} from {source!r} does not match its schema: "
+                f"{type_!r} from {source!r}{f' on {topic!r}' if topic else ''} does not match its schema: "
                 + "; ".join(f"{e['pointer']}: {e['message']}" for e in errors),
                 errors=errors,
             ) from None
@@ -172,7 +173,8 @@ class MessageBus:
         transport: str | None = None,
     ) -> Envelope:
         """Validate and send a message; returns the envelope that was sent."""
-        envelope = self.build(type_, payload, source=source, key=key, headers=headers)
+        envelope = self.build(type_, payload, source=source, key=key, headers=headers, topic=topic,
+                              transport=transport or self.default_transport or "")
         # The body of send(), inlined: one coroutine less per message on the hot path.
         target = self.transports.get(transport or self.default_transport or "")
         if target is None:

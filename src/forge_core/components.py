@@ -324,6 +324,31 @@ class ComponentContext:
         self._subscriptions.clear()
 
 
+#: Methods of :class:`Component` the runtime calls: name -> whether it must be ``async def``.
+_RUNTIME_HOOKS = {"start": True, "run": True, "stop": True, "report": False, "checks": False, "health": False}
+
+
+def _hook_problem(method: Any, want_async: bool) -> str | None:
+    if isinstance(method, staticmethod | classmethod | property):
+        return f"is a {type(method).__name__}, not a method"
+    if not callable(method):
+        return f"is a {type(method).__name__} attribute, not a method"
+    is_async = inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)
+    if is_async and not want_async:
+        return "is `async def`, but the runtime calls it without awaiting"
+    if want_async and not is_async:
+        return "is a plain `def`, but the runtime awaits it"
+    try:
+        parameters = list(inspect.signature(method).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    required = [p.name for p in parameters if p.default is p.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if required:
+        return f"takes required arguments ({', '.join(required)}), but the runtime passes none"
+    return None
+
+
 class Component:
     """Base class of plant components.
 
@@ -337,6 +362,34 @@ class Component:
     Params: ClassVar[type[Settings] | None] = None
     #: Or a plain JSON Schema of ``params``; ``self.params`` is then a dict with its defaults filled.
     params_schema: ClassVar[dict[str, Any] | None] = None
+    #: The message types this component publishes; ``forge validate`` checks each is registered
+    #: (as it checks the ``types`` of every ``@subscribe``), so a typo fails before a run.
+    publishes: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, at class definition, an override of a runtime hook that the runtime cannot call.
+
+        ``report``, ``checks`` and ``health`` are called synchronously by the runtime (summary,
+        ``/health``) and ``start``, ``run``, ``stop`` are awaited; an ``async def report`` written
+        as a new method of one's own would otherwise surface only after the run, as a traceback.
+        """
+        super().__init_subclass__(**kwargs)
+        for name, want_async in _RUNTIME_HOOKS.items():
+            method = cls.__dict__.get(name)
+            if method is None:
+                continue
+            problem = _hook_problem(method, want_async)
+            if problem is not None:
+                base = "async def" if want_async else "def"
+                raise TypeError(
+                    f"{cls.__module__}.{cls.__qualname__}.{name}: {problem}; {name!r} is a hook the runtime calls "
+                    f"(`{base} {name}(self)`, see forge_core.Component). Override it with that signature, or give "
+                    f"your own method another name")
+        if isinstance(cls.__dict__.get("publishes"), str | list):
+            raise TypeError(f"{cls.__module__}.{cls.__qualname__}.publishes: a tuple of message type names, "
+                            f"e.g. publishes = ({cls.__dict__['publishes']!r},)"
+                            if isinstance(cls.__dict__["publishes"], str) else
+                            f"{cls.__module__}.{cls.__qualname__}.publishes: a tuple, not a list")
 
     @classmethod
     def uses_transports(cls, params: dict[str, Any], declared: Iterable[str]) -> set[str]:

@@ -48,14 +48,14 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) and self.first_alias is None:
+        if isinstance(event, yaml.AliasEvent) and self.first_alias is None and event.start_mark is not None:
             self.first_alias = event.start_mark.line + 1
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
                 raise yaml.composer.ComposerError(
                     None, None, f"the document is nested deeper than {MAX_DEPTH} levels", event.start_mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
