@@ -111,3 +111,31 @@ def test_forge_run_refuses_the_plant_too(invoke, tmp_path: Path) -> None:
     result = invoke("run", plant(tmp_path, type_="bakery.temprature"), "--simulate", "1s")
     assert result.exit_code != 0
     assert "bakery.temprature" in result.output
+
+
+CRASHING = '''
+from forge_core import Component, hookimpl
+
+
+class Crasher(Component):
+    async def start(self):
+        raise RuntimeError("broken on purpose")
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("bakery.crasher", Crasher)
+'''
+
+
+def test_a_component_that_gave_up_makes_forge_run_exit_non_zero(invoke, tmp_path: Path) -> None:
+    (tmp_path / "crasher.py").write_text(CRASHING)
+    (tmp_path / "plant.yaml").write_text(
+        "version: 1\nplant: {name: bakery}\nlocal_plugins: [crasher.py]\ntransports: {bus: {type: memory}}\n"
+        "components: {crasher: {type: bakery.crasher}}\nstorage: {migrate_on_start: false}\n"
+        "runtime: {health: false, restart: {initial_backoff: 0.05, max_backoff: 0.1, max_restarts: 2, window: 60}}\n")
+    for mode in (("--duration", "2s"), ("--simulate", "1m")):
+        result = invoke("run", tmp_path, *mode, "--json")
+        assert result.exit_code == 1, (mode, result.output)
+        summary = json.loads(result.stdout)
+        assert summary["components"] == {"crasher": "failed"} and summary["restarts"] == {"crasher": 3}
