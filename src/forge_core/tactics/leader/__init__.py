@@ -1,0 +1,47 @@
+"""Leader election with leases and fencing tokens, plus fenced state handover.
+
+The seed's active/shadow schedulers raced ``SET active_scheduler primary NX EX 5`` and renewed
+every 3 s. This package keeps that idea and adds what it lacked:
+
+* every grant of a lease carries an **epoch** that rises on each change of holder, and a leader
+  stamps its commands with it; a :class:`FencedReceiver` drops commands from older epochs, so a
+  deposed leader (paused, partitioned) can never act after its successor;
+* a leader **deposes itself** when it could not renew in time, a safety margin *before* the
+  lease could be granted to someone else;
+* a clean shutdown **releases** the lease so the successor takes over at once;
+* a :class:`StateStore` with epoch-fenced writes is where a leader persists what its successor
+  loads on election (the handover).
+
+Backends: :class:`MemoryLeaseBackend` (one process, any clock), :class:`SqlLeaseBackend`
+(SQLite/PostgreSQL via SQLAlchemy, times from the clock) and :class:`RedisLeaseBackend` (Redis
+expiry, real time only).
+
+One module per job: :mod:`.lease` (the lease, its backend protocol, the errors),
+:mod:`.memory`, :mod:`.sql` and :mod:`.redis` (the backends), :mod:`.elector`, :mod:`.fencing`
+and :mod:`.state` (the fenced state stores).
+"""
+
+from forge_core.tactics.leader.elector import Callback as Callback  # the old module's type alias
+from forge_core.tactics.leader.elector import LeaderElector
+from forge_core.tactics.leader.fencing import FencedReceiver
+from forge_core.tactics.leader.lease import Lease, LeaseBackend, LeaseBackendUnavailable, NotLeader, StaleEpoch
+from forge_core.tactics.leader.memory import MemoryLeaseBackend
+from forge_core.tactics.leader.redis import RedisLeaseBackend
+from forge_core.tactics.leader.sql import SqlLeaseBackend
+from forge_core.tactics.leader.state import MemoryStateStore, SqlStateStore, StateStore
+
+__all__ = [
+    "FencedReceiver",
+    "LeaderElector",
+    "Lease",
+    "LeaseBackend",
+    "LeaseBackendUnavailable",
+    "MemoryLeaseBackend",
+    "MemoryStateStore",
+    "NotLeader",
+    "RedisLeaseBackend",
+    "SqlLeaseBackend",
+    "SqlStateStore",
+    "StaleEpoch",
+    "StateStore",
+]

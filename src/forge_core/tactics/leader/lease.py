@@ -1,0 +1,49 @@
+"""The lease: what a backend grants, the protocol every backend implements, and the errors of
+leader election (:class:`NotLeader`, :class:`StaleEpoch`, :class:`LeaseBackendUnavailable`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from forge_core.errors import ForgeError
+
+__all__ = ["Lease", "LeaseBackend", "LeaseBackendUnavailable", "NotLeader", "StaleEpoch"]
+
+
+class NotLeader(ForgeError):
+    """A leader-only action was attempted by an elector that does not hold the lease."""
+
+
+class StaleEpoch(ForgeError):
+    """A fenced write came from an epoch older than the one already stored."""
+
+
+class LeaseBackendUnavailable(ForgeError):
+    """The lease backend could not be reached; the caller should retry (it is not a verdict)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A granted lease: who holds it, under which epoch (fencing token), until when."""
+
+    holder: str
+    epoch: int
+    expires_at: float
+
+
+@runtime_checkable
+class LeaseBackend(Protocol):
+    """Where leases live. ``now`` is the caller's clock reading (ignored by Redis)."""
+
+    async def try_acquire(self, name: str, holder: str, ttl: float, now: float) -> Lease | None:
+        """Grant ``name`` to ``holder`` if free or expired (new epoch); extend it if already theirs."""
+
+    async def renew(self, name: str, holder: str, epoch: int, ttl: float, now: float) -> Lease | None:
+        """Extend the lease if ``holder`` still holds it under ``epoch`` and it has not expired."""
+
+    async def release(self, name: str, holder: str, epoch: int) -> None:
+        """Give the lease up at once if ``holder`` holds it under ``epoch``."""
+
+    async def current(self, name: str, now: float) -> Lease | None:
+        """The live lease on ``name``, or None if free or expired."""
