@@ -19,7 +19,7 @@ from forge_core.tactics.leader import (
     SqlStateStore,
     StaleEpoch,
 )
-from forge_core.testing.servers import RedisServer
+from forge_core.testing import RedisServer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])

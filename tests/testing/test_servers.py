@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from forge_core.testing.servers import (
+from forge_core.testing import (
     PostgresServer,
     RedisServer,
     find_free_port,

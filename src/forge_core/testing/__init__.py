@@ -7,10 +7,10 @@ server in their own ``testing`` module, built on :class:`ServerProcess`.
 from forge_core.testing.conformance import TransportConformance
 from forge_core.testing.fixtures_servers import shared_server
 from forge_core.testing.plant import TestPlant
+from forge_core.testing.postgres import PostgresServer
+from forge_core.testing.redis import RedisServer
 from forge_core.testing.servers import (
     LOCALHOST,
-    PostgresServer,
-    RedisServer,
     ServerError,
     ServerProcess,
     ServerUnavailable,

@@ -17,7 +17,9 @@ from typing import TypeVar
 
 import pytest
 
-from forge_core.testing.servers import PostgresServer, RedisServer, ServerProcess
+from forge_core.testing.postgres import PostgresServer
+from forge_core.testing.redis import RedisServer
+from forge_core.testing.servers import ServerProcess
 
 __all__ = [
     "postgres_server", "postgres_url", "redis_server",

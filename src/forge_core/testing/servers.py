@@ -1,10 +1,12 @@
-"""Real PostgreSQL and Redis servers for tests, each in its own temp dir, and their base class.
+"""The base class of real test servers and its helpers: free ports, binaries, readiness.
 
 Forge's principle is "real parts where a user would use them": integration tests talk to the
 real server binaries from Debian, bound to 127.0.0.1 on a free port, with all state in a temp
 dir that is removed on stop. Every server is a context manager; ``stop()``/``start()`` (and
-``kill()``/``restart()`` on Redis) keep the same port so outage tests can reconnect.
+``kill()``/``restart()``) keep the same port so outage tests can reconnect.
 
+Core's own servers are :class:`~forge_core.testing.postgres.PostgresServer` and
+:class:`~forge_core.testing.redis.RedisServer` (import both from :mod:`forge_core.testing`).
 Transport plugins ship their broker's server in their own ``testing`` module, built on
 :class:`ServerProcess` (``forge_mqtt.testing.MosquittoServer``, ``forge_kafka.testing.KafkaServer``:
 Tansu). ``scripts/servers.py`` starts core's and the plugins' servers together for a distributed plant.
@@ -18,8 +20,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pwd
-import re
 import shutil
 import signal
 import socket
@@ -33,11 +33,13 @@ from typing import Any, Self
 from forge_core.errors import ForgeError
 
 __all__ = [
-    "PostgresServer",
-    "RedisServer",
+    "LOCALHOST",
     "ServerError",
+    "ServerProcess",
     "ServerUnavailable",
+    "find_binary",
     "find_free_port",
+    "port_open",
     "which_or_skip",
 ]
 
@@ -280,169 +282,3 @@ class ServerProcess:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<{type(self).__name__} {self.host}:{self.port} {state} dir={self.dir}>"
-
-
-# --------------------------------------------------------------------------------------------
-# PostgreSQL
-# --------------------------------------------------------------------------------------------
-
-
-class PostgresServer(ServerProcess):
-    """A throwaway PostgreSQL cluster: trust auth on 127.0.0.1, fsync off, sockets in the temp dir.
-
-    initdb refuses to run as root, so under root the cluster belongs to the Debian ``postgres``
-    user (``run_as``) and both initdb and postgres run as that user.
-    """
-
-    name = "postgres"
-    stop_signal = signal.SIGINT  # "fast" shutdown: disconnect clients, no checkpoint wait
-    start_timeout = 60.0
-
-    def __init__(
-        self, *, port: int | None = None, base_dir: Path | None = None, run_as: str = "postgres"
-    ) -> None:
-        self._initdb = which_or_skip("initdb")
-        self._postgres = which_or_skip("postgres")
-        super().__init__(port=port, base_dir=base_dir)
-        self.data_dir = self.dir / "data"
-        self.user: str | None = None
-        if os.geteuid() == 0:
-            try:
-                pw = pwd.getpwnam(run_as)
-            except KeyError:
-                raise ServerError(
-                    f"running as root and there is no {run_as!r} user to own the PostgreSQL cluster "
-                    "(initdb refuses root): install the Debian package 'postgresql-15' or run as non-root"
-                ) from None
-            self.user = run_as
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-            os.chmod(self.dir, 0o700)
-            # The log file is opened by us, but make it readable/owned consistently anyway.
-            self.log_path.touch()
-            os.chown(self.log_path, pw.pw_uid, pw.pw_gid)
-
-    @property
-    def url(self) -> str:
-        """SQLAlchemy URL of the ``postgres`` database."""
-        return self.url_for("postgres")
-
-    def url_for(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
-
-    def dsn(self, database: str = "postgres") -> str:
-        """libpq DSN, for psycopg directly."""
-        return f"host={self.host} port={self.port} user=postgres dbname={database}"
-
-    def _popen_kwargs(self) -> dict[str, Any]:
-        if self.user is None:
-            return {}
-        return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
-
-    def _prepare(self) -> None:
-        cmd = [
-            self._initdb, "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--locale=C", "--no-sync",
-        ]  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            result = subprocess.run(
-                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, check=False, **self._popen_kwargs()
-            )
-        if result.returncode != 0:
-            raise ServerError(f"initdb failed with code {result.returncode}; log:\n{self.log_tail()}")
-
-    def _command(self) -> list[str]:
-        settings = {
-            "listen_addresses": self.host,
-            "port": str(self.port),
-            "unix_socket_directories": str(self.dir),
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-            "max_connections": "200",
-            "shared_buffers": "32MB",
-        }
-        cmd = [self._postgres, "-D", str(self.data_dir)]
-        for key, value in settings.items():
-            cmd += ["-c", f"{key}={value}"]
-        return cmd
-
-    def _is_ready(self) -> bool:
-        # The port opens before recovery finishes; the log line means queries will work.
-        if not port_open(self.host, self.port):
-            return False
-        return "ready to accept connections" in self.log_tail(200)
-
-    def _spawn_and_wait(self) -> None:
-        # Earlier runs' "ready" lines must not count for this start.
-        with contextlib.suppress(OSError):
-            self.log_path.write_bytes(b"")
-        super()._spawn_and_wait()
-
-    def create_database(self, name: str) -> str:
-        """Create database ``name`` (dropping a leftover one) and return its SQLAlchemy URL."""
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
-            raise ValueError(f"invalid database name {name!r}: letters, digits, underscore; max 63")
-        self.execute_autocommit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.execute_autocommit(f'CREATE DATABASE "{name}"')
-        return self.url_for(name)
-
-    def drop_database(self, name: str) -> None:
-        self.execute_autocommit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def execute_autocommit(self, sql: str, database: str = "postgres") -> None:
-        """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
-        try:
-            import psycopg
-        except ImportError:
-            raise ServerUnavailable(
-                'psycopg is needed to talk to PostgreSQL: pip install "forge-core[postgres]"'
-            ) from None
-        with psycopg.connect(self.dsn(database), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql)
-
-
-# --------------------------------------------------------------------------------------------
-# Redis
-# --------------------------------------------------------------------------------------------
-
-
-class RedisServer(ServerProcess):
-    """``redis-server`` without persistence; ``kill()``/``restart()`` for failure tests."""
-
-    name = "redis"
-
-    def __init__(self, *, port: int | None = None, base_dir: Path | None = None) -> None:
-        self._binary = which_or_skip("redis-server")
-        super().__init__(port=port, base_dir=base_dir)
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
-
-    def _command(self) -> list[str]:
-        return [
-            self._binary, "--port", str(self.port), "--bind", self.host, "--save", "",
-            "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
-            "--protected-mode", "no",
-        ]  # fmt: skip
-
-    def command(self, *args: str, timeout: float = 2.0) -> bytes:
-        """Send one command over raw RESP and return the raw reply (no redis package needed)."""
-        payload = f"*{len(args)}\r\n".encode()
-        for arg in args:
-            data = arg.encode()
-            payload += b"$%d\r\n%s\r\n" % (len(data), data)
-        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
-            s.sendall(payload)
-            return s.recv(65536)
-
-    def _is_ready(self) -> bool:
-        try:
-            return self.command("PING", timeout=0.3).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def flushall(self) -> None:
-        reply = self.command("FLUSHALL")
-        if not reply.startswith(b"+OK"):
-            raise ServerError(f"redis FLUSHALL failed: {reply!r}")
