@@ -13,7 +13,7 @@ from forge_core.transport.memory import MemoryTransport
 
 if TYPE_CHECKING:
     from forge_core.messages.schemas import SchemaRegistry
-    from forge_core.registry import ComponentRegistry, TransportRegistry
+    from forge_core.registry import ComponentRegistry, ManifestSectionRegistry, TransportRegistry
     from forge_core.storage.migrations import MigrationRegistry
     from forge_core.transport.base import TransportContext
 
@@ -44,3 +44,10 @@ def forge_register_migrations(registry: MigrationRegistry) -> None:
 
     if CORE_MIGRATIONS not in registry:
         registry.add(CORE_MIGRATIONS, Path(CORE_VERSIONS_DIR), plugin="forge_core")
+
+
+@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
+def forge_register_manifest_sections(registry: ManifestSectionRegistry) -> None:
+    from forge_core.messages.deadletter import DeadLetterSettings
+
+    registry.add("dead_letters", DeadLetterSettings, description="bounds of the dead-letter path (issue 11 §3)")

@@ -16,27 +16,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
-
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import Clock, RealClock
 from forge_core.components import ComponentContext
 from forge_core.errors import ForgeError, TransportNotReady
-from forge_core.messages import deadletter as dl
-from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
-from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
+from forge_core.messages.deadletter import DeadLetterChannel
+from forge_core.messages.envelope import IdGenerator
 from forge_core.runtime.health import HealthServer
 from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
 from forge_core.tactics.retry import RetryPolicy
 from forge_core.tactics.service import Tactics, TacticServices
-from forge_core.transport.base import MessageCallback, Transport, TransportContext, UndeliverableCallback
+from forge_core.transport.base import MessageCallback, Transport, TransportContext
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from forge_core.manifest import Manifest
     from forge_core.plugins import Plugins
+    from forge_core.runtime.dead_letter_sinks import DeadLetterSinks
     from forge_core.telemetry import Telemetry
 
 log = logging.getLogger("forge.runtime")
@@ -110,7 +108,7 @@ class Runtime:
         self._stopped: RunSummary | None = None
         self._start_clock = 0.0
         self._start_wall = 0.0
-        self._pending_letters: set[asyncio.Task[Any]] = set()
+        self.dead_letter_sinks: DeadLetterSinks | None = None
         rs = manifest.runtime
         self.restart_policy = RestartPolicy(rs.initial_backoff, rs.max_backoff, rs.max_restarts, rs.window)
 
@@ -260,43 +258,14 @@ class Runtime:
                 f"transport {transport.name!r} not ready after {policy.stats.attempts} attempts: {exc}") from exc
 
     def _wire_dead_letters(self) -> None:
-        channel = self.dead_letters
-        channel.add_sink("hook", self.plugins.message_dead_lettered)
-        if self.telemetry is not None:
-            counter = self.telemetry.messages_dead_lettered
-            channel.add_sink("metrics", lambda letter: counter.add(1, {"reason": letter.reason}))
-        if self._engine is not None:
-            channel.add_sink("sql", self._store_dead_letter)
-        channel.add_sink("publish", self._publish_dead_letter)
-        for transport in self.transports.values():
-            transport.on_undeliverable = self._undeliverable(transport.name)
+        from forge_core.messages.deadletter import DeadLetterSettings
+        from forge_core.runtime.dead_letter_sinks import DeadLetterSinks
 
-    def _undeliverable(self, tname: str) -> UndeliverableCallback:
-        def report(topic: str, message: Envelope | RawMessage, exc: BaseException) -> None:
-            envelope = message if isinstance(message, Envelope) else None
-            body = message.body.decode("utf-8", errors="replace") if isinstance(message, RawMessage) else None
-            headers = dict(message.headers) if isinstance(message, RawMessage) else {}
-            self.dead_letters.put(DeadLetter(dl.UNDELIVERABLE, f"{type(exc).__name__}: {exc}", topic, tname,
-                                             self.clock.time(), [], None, envelope, body, headers))
-        return report
-
-    def _store_dead_letter(self, letter: DeadLetter) -> None:
-        from forge_core.storage.dead_letters import SqlDeadLetterStore
-
-        record = letter.to_payload()
-        if letter.body is None and letter.envelope is not None:
-            record["body"] = orjson.dumps(letter.envelope.to_dict()).decode()  # the whole message, kept
-        SqlDeadLetterStore(self.storage()).save({**record, "received_at": letter.time,
-                                                 "message_type": letter.message_type})
-
-    def _publish_dead_letter(self, letter: DeadLetter) -> None:
-        bus = self.bus
-        if bus is None or letter.topic.startswith(dl.DEAD_LETTER_TOPIC):
-            return  # never dead-letter a dead letter into a loop
-        envelope = bus.build(dl.DEAD_LETTER_TYPE, letter.to_payload(), source=f"forge:{self.manifest.name}")
-        task = asyncio.ensure_future(bus.send(f"{dl.DEAD_LETTER_TOPIC}/{letter.reason}", envelope))
-        self._pending_letters.add(task)
-        task.add_done_callback(self._pending_letters.discard)
+        settings = DeadLetterSettings.load(self.manifest.settings.get("dead_letters"), where="settings.dead_letters")
+        self.dead_letter_sinks = DeadLetterSinks(
+            self.dead_letters, settings, plugins=self.plugins, telemetry=self.telemetry,
+            engine=self.storage if self._engine is not None else None, bus=self.bus, plant=self.manifest.name,
+            clock=self.clock, transports=self.transports, virtual=self.clock_is_virtual)
 
     def _launch_component(self, name: str) -> None:
         spec = self.manifest.components[name]
@@ -376,8 +345,8 @@ class Runtime:
         self._collect_reports()
         for supervisor in reversed(list(self.supervisors.values())):
             await supervisor.stop()
-        if self._pending_letters:
-            await asyncio.gather(*self._pending_letters, return_exceptions=True)
+        if self.dead_letter_sinks is not None:
+            await self.dead_letter_sinks.aclose()  # published, then flushed to SQL within flush_timeout
         if self.tactics is not None:
             await self.tactics.aclose()
         for transport in self.transports.values():
@@ -438,6 +407,7 @@ class Runtime:
             stop_reason=self._stop_reason,
             reports=dict(getattr(self, "_reports", {})),
             checks=list(getattr(self, "_checks", [])),
+            extra={"dead_letters": self.dead_letter_sinks.accounting()} if self.dead_letter_sinks else {},
         )
 
     def health_snapshot(self) -> tuple[bool, bool, dict[str, Any]]:
@@ -456,5 +426,6 @@ class Runtime:
             },
             "transports": {name: {"connected": h.connected, "detail": h.detail} for name, h in transports.items()},
             "dead_letters": dict(self.dead_letters.counts),
+            "dead_letter_accounting": self.dead_letter_sinks.accounting() if self.dead_letter_sinks else {},
         }
         return healthy, ready, detail

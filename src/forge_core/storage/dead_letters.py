@@ -55,8 +55,8 @@ class SqlDeadLetterStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def save(self, record: dict[str, Any]) -> int:
-        """Insert one dead letter and return its id."""
+    @staticmethod
+    def _row(record: dict[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {name: _fit(record.get(name), limit) for name, limit in _LIMITS.items()}
         for required in ("reason", "transport", "topic"):
             if row[required] is None:
@@ -65,9 +65,23 @@ class SqlDeadLetterStore:
         row["errors"] = json.dumps(list(record.get("errors") or []), default=str, ensure_ascii=False)
         row["headers"] = json.dumps(dict(record.get("headers") or {}), default=str, ensure_ascii=False)
         row["body"] = _body_text(record.get("body"))
+        return row
+
+    def save(self, record: dict[str, Any]) -> int:
+        """Insert one dead letter and return its id."""
         with self.engine.begin() as conn:
-            result = conn.execute(dead_letters_table.insert().values(**row))
+            result = conn.execute(dead_letters_table.insert().values(**self._row(record)))
             return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def save_many(self, records: list[dict[str, Any]]) -> int:
+        """Insert many dead letters in one transaction (one executemany); returns how many. Used by
+        the runtime's recorder thread, so a flood costs one round trip per batch, not per letter."""
+        if not records:
+            return 0
+        rows = [self._row(record) for record in records]
+        with self.engine.begin() as conn:
+            conn.execute(dead_letters_table.insert(), rows)
+        return len(rows)
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest ``limit`` dead letters, newest first, with JSON fields decoded."""
