@@ -92,6 +92,11 @@ class MqttSettings(Settings):
     max_redeliveries: int = Field(
         3, ge=0, description="local redeliveries of a QoS 1 message to a callback that raises, before it is "
                              "reported undeliverable (QoS 0: none)")
+    max_message_bytes: int = Field(
+        1048576, ge=1, le=268435455,
+        description="largest message body accepted, bytes (MQTT allows 256 MiB). A bigger one is refused before "
+                    "it is decoded: acknowledged, counted (stats too_large) and dead-lettered as too_large with its "
+                    "size, without its body")
     outbox: bool = Field(
         True, description="keep publishes made while disconnected in `<data_dir>/outbox-<name>.db` (SQLite, "
                           "forge_core.tactics.Outbox) and replay them in order. Off: such a publish raises "

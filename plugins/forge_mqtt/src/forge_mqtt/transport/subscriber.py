@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-from forge_core import RawMessage, TransportClosed, TransportError
+from forge_core import RawMessage, TransportClosed, TransportError, dead_letters
 from forge_core.transport import STRUCTURED_CONTENT_TYPE, MessageCallback, Subscription, matches, validate_pattern
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -229,8 +229,12 @@ class Subscriber:
 
     async def _drain(self) -> None:
         inbox, conn = self.inbox, self.conn
+        handled = 0
         try:
             while inbox and not conn.closed:
+                handled += 1
+                if handled % 64 == 0:
+                    await asyncio.sleep(0)  # a flood in the inbox must not starve timers (heartbeats, monitors)
                 generation, message = inbox.popleft()
                 while self._resume_grace_until and not self._known(message):
                     if time.monotonic() > self._resume_grace_until:
@@ -284,6 +288,13 @@ class Subscriber:
                 headers = dict(pairs)
             elif getattr(props, "ContentType", None) == STRUCTURED_CONTENT_TYPE:
                 headers = {"content-type": STRUCTURED_CONTENT_TYPE}  # the Decoder's mark of structured mode
+        size = len(message.payload)
+        if size > self.settings.max_message_bytes:
+            # refused before decoding; the dead letter keeps the size and headers, never the body
+            self.stats["too_large"] += 1
+            self.report(topic, RawMessage(b"", headers),
+                        dead_letters.MessageTooLarge(size, self.settings.max_message_bytes))
+            return
         raw = RawMessage(cast(bytes, message.payload), headers)  # paho's type says bytearray too; it is bytes
         retries = self.settings.max_redeliveries if message.qos else 0
         for local in self._targets(topic, props):

@@ -88,7 +88,7 @@ class MqttTransport(Transport):
         self.stats: dict[str, int] = {
             "published": 0, "outboxed": 0, "replayed": 0, "delivered": 0, "redelivered": 0,
             "undeliverable": 0, "reconnects": 0, "refused_by_broker": 0, "sessions_resumed": 0,
-            "stale_subscription": 0,
+            "stale_subscription": 0, "too_large": 0,
         }
         self.connection = Connection(name, settings, client_id=self.client_id, broker=self.broker, stats=self.stats)
         self.publisher = Publisher(self.connection, clock=self.clock, data_dir=self.data_dir)
