@@ -158,9 +158,51 @@ class HeartbeatMonitor(Component):
         if change is not None:
             await self._report(change)
 
+    #: A silence verdict waits while evaluate ran later than this fraction of the earliest silence
+    #: verdict (degraded_after x interval): the loop was too busy to hear the beats.
+    starved_fraction = 0.5
+
     async def evaluate(self) -> None:
-        for change in self.monitor.evaluate(self.ctx.clock.time()):
-            await self._report(change)
+        """Silence verdicts, unless the monitor itself was starved (issue 11 §3): the lag between
+        when this call was due (``ctx.every`` sleeps ``every`` after each call) and when it ran is
+        the event loop's lag; past the threshold the monitor says it is starved (log, health)
+        and gives no verdict until a verdict window of on-time evaluations has passed, so the
+        beats that were waiting behind the stall are heard first."""
+        clock = self.ctx.clock
+        now_mono = clock.monotonic()
+        every = self.params.evaluate_every or min(self.interval / 4, 1.0)
+        due = getattr(self, "_evaluate_due", None)
+        lag = max(0.0, now_mono - due) if due is not None else 0.0
+        window = self.monitor.degraded_after * self.interval
+        starvation: dict[str, Any] | None = getattr(self, "starvation", None)
+        if starvation is None:
+            starvation = {"starved": False, "lag": 0.0, "max_lag": 0.0, "threshold": self.starved_fraction * window,
+                          "starved_evaluations": 0, "verdicts_held_until": None}
+            self.starvation = starvation
+        starvation["lag"] = round(lag, 3)
+        starvation["max_lag"] = max(starvation["max_lag"], round(lag, 3))
+        held_until = starvation["verdicts_held_until"]
+        try:
+            if lag > starvation["threshold"]:
+                if not starvation["starved"]:
+                    self.ctx.log.warning(
+                        "monitor %s starved: evaluate ran %.3f s late (threshold %.3f s); no DOWN verdict for "
+                        "silence until the loop keeps up", self.name, lag, starvation["threshold"])
+                starvation["starved"] = True
+                starvation["starved_evaluations"] += 1
+                starvation["verdicts_held_until"] = now_mono + window + lag
+                return
+            if held_until is not None and now_mono < held_until:
+                return  # on time again, but the beats that queued behind the stall get a window to count
+            if starvation["starved"]:
+                self.ctx.log.warning("monitor %s keeps up again (lag %.3f s); silence verdicts resume", self.name,
+                                     lag)
+            starvation["starved"] = False
+            starvation["verdicts_held_until"] = None
+            for change in self.monitor.evaluate(clock.time()):
+                await self._report(change)
+        finally:
+            self._evaluate_due = clock.monotonic() + every
 
     async def _report(self, change: StatusChange) -> None:
         self.changes.append(change)
@@ -200,7 +242,11 @@ class HeartbeatMonitor(Component):
 
     def health(self) -> dict[str, Any]:
         monitor = getattr(self, "monitor", None)
-        return {"sources": {s: str(v) for s, v in monitor.sources().items()}} if monitor else {}
+        if not monitor:
+            return {}
+        starvation = getattr(self, "starvation", None)
+        extra = {"monitor_starved": dict(starvation)} if starvation and starvation["starved_evaluations"] else {}
+        return {"sources": {s: str(v) for s, v in monitor.sources().items()}, **extra}
 
 
 def _certificate_sources_problem(pattern: Any) -> str | None:
