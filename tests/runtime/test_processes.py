@@ -164,3 +164,30 @@ def test_only_runs_in_process_even_with_per_component(plant_dir, only):
     summary = json.loads(result.stdout)
     assert sorted(summary["components"]) == (["m1-1"] if only == "m1-1" else ["m1-0", "m1-1"])
     assert "processes" not in summary["extra"]
+
+
+def test_a_killed_instance_s_checks_are_listed_as_not_run_never_absent(plant_dir):
+    """Issue 11 §5: a life SIGKILLed by chaos writes no summary; its checks say when it was killed."""
+    path = plant_dir(MANIFEST, plugin=PLUGIN)
+    plugins, manifest = load_plant(path / "plant.yaml")
+
+    async def scenario():
+        runner = ProcessRunner(manifest, plugins, plant_path=path, stop_timeout=10)
+        await runner.start()
+        await until(lambda: all(map(up, runner.children.values())), timeout=60)
+        before = time.time()
+        await runner.runtime.kill("m1-1")  # dead at the end: never revived
+        return before, await runner.stop()
+
+    before, summary = asyncio.run(scenario())
+    assert summary.components["m1-1"] == "killed"
+    mine = [c for c in summary.checks if c.component == "m1-1"]
+    assert mine, f"m1-1's checks are absent: {[(c.component, c.name) for c in summary.checks]}"
+    sibling = {c.name for c in summary.checks if c.component == "m1-0"}
+    assert {c.name for c in mine} == (sibling or {"checks"})
+    for check in mine:
+        assert check.detail.startswith("not run: killed at "), check
+        at = check.detail.removeprefix("not run: killed at ").split(" ")[0]
+        from datetime import datetime
+        assert before - 1 <= datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() <= time.time()
+    assert summary.not_run == mine and summary.to_dict()["checks_not_run"] == len(mine)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from forge_core.errors import ForgeError
 from forge_core.runtime.runtime import wait_for_stop
-from forge_core.runtime.summary import Check, RunSummary
+from forge_core.runtime.summary import Check, RunSummary, not_run
 from forge_core.runtime.supervisor import FAILED, KILLED, RESTARTING, RUNNING, STARTING, STOPPED, RestartPolicy
 from forge_core.tactics.retry import CrashLoopWindow
 
@@ -78,6 +78,7 @@ class Life:
     ended: float | None = None
     code: int | None = None
     how: str = ""  # "exit" | "killed" (chaos) | "stopped"
+    killed_at: float | None = None  # time.time() the parent sent SIGKILL (chaos, runtime.kill)
 
 
 @dataclass
@@ -168,6 +169,8 @@ class ChildProcess:
             return
         self.state = KILLED
         self.kills += 1
+        if self.lives and self.proc is not None and self.proc.returncode is None:
+            self.lives[-1].killed_at = time.time()
         self.signal(signal.SIGKILL)
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
@@ -313,6 +316,31 @@ class ProcessRunner:
             self.runtime._engine.dispose()
         return self.summary(parent)
 
+    def _killed_checks(self, parts: list[tuple[str, dict[str, Any]]]) -> list[Check]:
+        """A life that was SIGKILLed wrote no summary: each check it would have reported is listed as
+        "not run: killed at <time>", never silently absent. Its names come from the instance's clean
+        lives, else from a sibling replica's (machine-1's for machine-0), else one "checks" entry."""
+        names: dict[str, list[str]] = {}
+        for source, data in parts:
+            for c in data.get("checks", []):
+                component = c.get("component") or source
+                names.setdefault(component, [])
+                if c["name"] not in names[component]:
+                    names[component].append(c["name"])
+        checks: list[Check] = []
+        for name, child in self.children.items():
+            group = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+            known = names.get(name) or next((v for k, v in names.items()
+                                             if k != name and k.rsplit("-", 1)[0] == group), None) or ["checks"]
+            for index, life in enumerate(child.lives):
+                if life.code != -signal.SIGKILL or _read_summary(life) is not None:
+                    continue
+                at = life.killed_at or life.ended or time.time()
+                by = "by the parent (chaos)" if life.killed_at else "by SIGKILL from outside"
+                checks += [not_run(check, name, at, f"life {index}, pid {life.pid}, killed {by}")
+                           for check in known]
+        return checks
+
     def summary(self, parent: RunSummary | None) -> RunSummary:
         """One summary over every child's last clean life and the parent's own runtime."""
         total = RunSummary(plant=self.manifest.name, profile=self.manifest.profile, clock="real", seed=self.seed,
@@ -361,6 +389,7 @@ class ProcessRunner:
         if early:
             detail += f"; stopped while starting: {', '.join(early)}"
         total.checks.append(Check("every child process stopped with a summary", not unclean, detail, "processes"))
+        total.checks += self._killed_checks(parts)
         total.extra["processes"] = processes
         return total
 

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from forge_core.checks import Check
 
-__all__ = ["Check", "RunSummary"]
+__all__ = ["NOT_RUN", "Check", "RunSummary", "not_run"]
+
+#: How the detail of a check that could not run begins (its instance was killed before reporting).
+NOT_RUN = "not run: "
+
+
+def not_run(name: str, component: str, at: float, why: str = "") -> Check:
+    """A check of ``component`` that never ran because its process was SIGKILLed at ``at``
+    (``time.time()``): listed, not absent. It does not fail the run (a kill is the drill, not a
+    violation); the checks that see what the kill did are the cross-process ones."""
+    when = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return Check(name, True, f"{NOT_RUN}killed at {when}" + (f" ({why})" if why else ""), component)
 
 
 @dataclass
@@ -38,6 +50,11 @@ class RunSummary:
         return all(check.passed for check in self.checks)
 
     @property
+    def not_run(self) -> list[Check]:
+        """Checks listed but never run (their instance was killed before it could report)."""
+        return [c for c in self.checks if c.detail.startswith(NOT_RUN)]
+
+    @property
     def total_published(self) -> int:
         return sum(self.published.values())
 
@@ -53,4 +70,5 @@ class RunSummary:
         data = asdict(self)
         data["total_published"] = self.total_published
         data["total_dead_letters"] = self.total_dead_letters
+        data["checks_not_run"] = len(self.not_run)
         return data
