@@ -177,3 +177,15 @@ def test_is_structured_reads_the_content_type():
     assert is_structured({"content-type": STRUCTURED_CONTENT_TYPE + "; charset=utf-8"})
     assert not is_structured({"content-type": "application/json"}) and not is_structured({})
 
+
+
+def test_a_body_nested_deeper_than_forge_can_re_encode_is_a_decode_error():
+    """orjson reads 1024 levels and writes 255: a deeper message could not be bridged, dead-lettered
+    onto its topic or traced, so it is refused where it enters."""
+    decoder = Decoder(ids=lambda: "id", clock_time=lambda: 0.0)
+    shallow = b'{"n": ' + b"[" * 200 + b"]" * 200 + b"}"
+    assert decoder.decode("t", shallow, {"ce_type": "x"}).payload["n"]
+    deep = b'{"n": ' + b"[" * 600 + b"]" * 600 + b"}"
+    with pytest.raises(DecodeError, match="nests deeper"):
+        decoder.decode("t", deep, {"ce_type": "x"})
+    assert decoder.decode_structured("t", b'{"specversion": "1.0", "data": ' + b"[" * 600 + b"]" * 600 + b"}") is None

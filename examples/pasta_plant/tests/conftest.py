@@ -27,3 +27,13 @@ def pasta(tmp_path: Path) -> Iterator[Callable[..., TestPlant]]:
     for plant in plants:
         plant.stop()
 
+
+
+@pytest.fixture(scope="module")
+def pasta_schemas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The schema registry of a started pasta plant (sched.*, mms.*, pasta.*, forge.*)."""
+    plant = TestPlant(derive(tmp_path_factory.mktemp("schemas")), seed=1).start()
+    try:
+        yield plant.runtime.bus.schemas
+    finally:
+        plant.stop()

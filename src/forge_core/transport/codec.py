@@ -39,6 +39,19 @@ def encode_body(payload: Any) -> bytes:
     return orjson.dumps(payload)
 
 
+def _too_deep(body: bytes, payload: Any) -> bool:
+    """Whether ``payload`` nests deeper than Forge can write back (orjson reads 1024 levels but
+    writes 255: such a message would break the bridge, the dead-letter topic and the trace that
+    re-encode it). Counting brackets is C-speed; only a body with hundreds of them is re-encoded."""
+    if body.count(b"[") + body.count(b"{") < 250:
+        return False
+    try:
+        orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return True
+    return False
+
+
 # -- time stamps on the hot path -----------------------------------------------------------------
 # Every message carries its time as RFC 3339 text, and datetime takes ~5 µs to write it. Only the
 # sub-second part changes between most messages, so the date and clock part is formatted once per
@@ -236,6 +249,8 @@ class Decoder:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise DecodeError(f"body on topic {topic!r} is not JSON: {exc}") from None
+        if _too_deep(body, payload):
+            raise DecodeError(f"body on topic {topic!r} nests deeper than Forge can re-encode (255 levels)")
         structured = bool(headers) and is_structured(headers)
         if structured or (type(payload) is dict and "specversion" in payload and "type" in payload
                           and not self._has_type_header(headers)):
@@ -288,9 +303,10 @@ class Decoder:
         """The fast path of a body marked structured: its envelope if it is an event as Forge
         writes it, else None (then :meth:`decode` decides, and says what is wrong)."""
         try:
-            return self._event(topic, orjson.loads(body))
+            event = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None
+        return None if _too_deep(body, event) else self._event(topic, event)
 
     def _event(self, topic: str, event: Any) -> Envelope | None:
         """The hot path of structured mode: a well-formed event as Forge writes it, straight to an
