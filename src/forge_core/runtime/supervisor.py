@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,18 @@ class RestartPolicy:
     def crash_window(self) -> CrashLoopWindow:
         """More than ``max_restarts`` crashes within ``window`` seconds is a crash loop."""
         return CrashLoopWindow(self.max_restarts, self.window)
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Clear the locals of the frames in ``exc``'s tracebacks (and of its causes), once it has been
+    logged and reported: anything that keeps the exception (a log handler's records, a hook)
+    would otherwise keep the crashed instance, its context and all it held. File and line stay."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 class Supervisor:
@@ -112,6 +125,8 @@ class Supervisor:
                           self.last_error, exc_info=exc)
                 await self._teardown()
                 self._on_crash(self.name, exc, in_window, gave_up)
+                _forget_frames(exc)
+                del exc
                 if gave_up:
                     self.state = FAILED
                     self.started.set()
@@ -145,9 +160,13 @@ class Supervisor:
         """Stop abruptly, as SIGKILL would: no ``stop()``, leases not released (they lapse),
         tasks and subscriptions gone. ``revive()`` starts a fresh instance."""
         self.state = KILLED
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        # Let go of the cancelled task: it keeps its CancelledError, whose traceback holds the frame
+        # of _supervise and with it this life's instance and context, until the next revive.
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            del task
         ctx = self.context
         if ctx is not None:
             ctx._electors.clear()  # a dead process releases nothing

@@ -33,11 +33,14 @@ _HUBS: dict[str, MemoryHub] = {}
 
 
 class _Sub(Subscription):
-    __slots__ = ("_hub", "callback", "draining", "group", "owner", "pattern", "queue", "task", "waiter")
+    __slots__ = ("_hub", "_registry", "callback", "draining", "group", "owner", "pattern", "queue", "task", "waiter")
 
     def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback, group: str | None,
-                 owner: str | None) -> None:
+                 owner: str | None, registry: dict[_Sub, None] | None = None) -> None:
         self._hub = hub
+        #: The subscribing transport's record of its live subscriptions (for ``close``); a cancelled
+        #: subscription leaves it, or the callback (and the component behind it) would live on.
+        self._registry = registry
         self.pattern = pattern
         self.callback = callback
         self.group = group
@@ -50,6 +53,8 @@ class _Sub(Subscription):
         self.waiter: asyncio.Future[None] | None = None
 
     async def cancel(self) -> None:
+        if self._registry is not None:
+            self._registry.pop(self, None)
         task = self._hub.remove(self)
         if task is not None and task is not asyncio.current_task():
             await asyncio.gather(task, return_exceptions=True)
@@ -269,7 +274,7 @@ class MemoryTransport(Transport):
         super().__init__(name)
         self._connected = False
         self._closed = False
-        self._subs: list[_Sub] = []
+        self._subs: dict[_Sub, None] = {}  # live subscriptions, in order; cancel() removes its own
 
     @property
     def faults(self) -> Faults:
@@ -308,9 +313,9 @@ class MemoryTransport(Transport):
         if self._closed:
             raise TransportClosed(f"transport {self.name!r} is closed; cannot subscribe to {pattern!r}")
         validate_pattern(pattern)
-        sub = _Sub(self.hub, pattern, callback, group, owner)
+        sub = _Sub(self.hub, pattern, callback, group, owner, self._subs)
         self.hub.add(sub)
-        self._subs.append(sub)
+        self._subs[sub] = None
         return sub
 
     def health(self) -> Health:
@@ -325,7 +330,7 @@ class MemoryTransport(Transport):
             return
         self._closed = True
         self._connected = False
-        tasks = [task for task in (self.hub.remove(sub) for sub in self._subs) if task is not None]
+        tasks = [task for task in (self.hub.remove(sub) for sub in list(self._subs)) if task is not None]
         self._subs.clear()
         current = asyncio.current_task()
         await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
