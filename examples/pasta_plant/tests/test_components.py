@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
+from pasta_plant.ledger import MachineRecord
 from pasta_plant.testing import stamped
+
+from forge_core import ComponentContext
 
 SOLO = ("scheduler", "storage_monitor")
 
@@ -74,6 +79,31 @@ def test_a_restarted_machine_remembers_the_newest_epoch(pasta):
     assign(plant, 0, "B", epoch=4)
     machine = plant.component("machine-0")
     assert machine.state == "WAITING_FOR_ASSIGNMENT" and machine.record.rejected_stale == 1
+
+
+def test_the_ledger_keeps_a_machines_counts_across_lives_but_not_its_dead_contexts(pasta):
+    plant = pasta(drop=SOLO)
+    assign(plant, 0, "A", epoch=5)
+    for _ in range(8):
+        assign(plant, 0, "B", epoch=4, topic="productionPlan/swapBlade", type_="sched.swap_blade", title="SwapBlade")
+        plant.kill("machine-0")
+        plant.revive("machine-0")
+    record = plant.component("machine-0").record
+    assert record.rejected_stale == 8, "every life's stale commands still count"
+    assert record.incarnations == 9 and plant.component("machine-0").report()["incarnations"] == 9
+    gc.collect()
+    contexts = [o for o in gc.get_objects() if isinstance(o, ComponentContext) and o.name == "machine-0"]
+    assert contexts == [plant.runtime.supervisors["machine-0"].context], "the dead lives are collected"
+
+
+@pytest.mark.parametrize(("epochs", "monotonic"), [([], True), ([1, 1, 2, 5], True), ([1, 3, 2, 3], False),
+                                                   ([4, 1, 9, 9], False), ([2] * 100 + [1], False)])
+def test_applied_commands_are_counted_and_checked_but_only_the_latest_kept(epochs, monotonic):
+    record = MachineRecord(0)
+    for epoch in epochs:
+        record.applied.append((0.0, epoch, "sched.assign_blade"))
+    assert record.epochs_monotonic() is monotonic and len(record.applied) == len(epochs)
+    assert [e for _, e, _ in record.applied] == epochs[-64:]
 
 
 def test_sorting_clamps_and_confirms(pasta):

@@ -3,16 +3,49 @@
 A killed instance is gone (SIGKILL semantics), and a restarted one starts fresh; what an
 invariant needs over the whole run is kept here, one ledger per runtime
 (``ctx.tactics.shared``). It stands in for what a real machine would keep on its own disk.
+
+The ledger keeps data, never a dead instance: a record holds the context of the machine's
+current incarnation only, and folds its counters into totals when the next one attaches, so a
+chaos week of kills leaves three contexts behind, not thousands (issue 11, section 6).
 """
 
 from __future__ import annotations
 
-import itertools
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from forge_core import ComponentContext
+
+
+class AppliedLog:
+    """The commands a machine applied, as ``(time, epoch, command type)``: every one counted and
+    checked for going back in epoch as it is appended, the latest ``keep`` kept, so a week of
+    commands costs a few kilobytes instead of growing with the run."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.recent: deque[tuple[float, int, str]] = deque(maxlen=keep)
+        self.count = 0
+        self.newest: int | None = None
+        #: the first (time, epoch, command type) applied with an epoch older than one before it
+        self.first_regression: tuple[float, int, str] | None = None
+
+    def append(self, entry: tuple[float, int, str]) -> None:
+        epoch = entry[1]
+        if self.newest is not None and epoch < self.newest:
+            self.first_regression = self.first_regression or entry
+        else:
+            self.newest = epoch
+        self.count += 1
+        self.recent.append(entry)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[float, int, str]]:
+        return iter(self.recent)
 
 
 @dataclass
@@ -24,8 +57,8 @@ class MachineRecord:
     alive: bool = True
     #: newest scheduler epoch this machine has seen (restored into a restarted instance's fence)
     newest_epoch: int | None = None
-    #: (time, epoch, command type) of every command applied
-    applied: list[tuple[float, int, str]] = field(default_factory=list)
+    #: (time, epoch, command type) of the commands applied: all counted, the latest kept
+    applied: AppliedLog = field(default_factory=AppliedLog)
     assigns: int = 0
     swaps: int = 0
     kills: int = 0
@@ -33,19 +66,33 @@ class MachineRecord:
     duplicates: int = 0
     #: (time, detail) of every AssignBlade received while already WORKING
     double_assigns: list[tuple[float, str]] = field(default_factory=list)
-    contexts: list[ComponentContext] = field(default_factory=list)
+    #: how many instances (lives) this machine has had
+    incarnations: int = 0
+    #: stale / unstamped commands the earlier incarnations' fences rejected
+    retired_stale: int = 0
+    retired_unstamped: int = 0
+    #: the current incarnation (read for its live counters); replaced, never accumulated
+    current: ComponentContext | None = field(default=None, repr=False)
+
+    def attach(self, ctx: ComponentContext) -> None:
+        """A new life of this machine: keep the previous one's counters, let go of its context."""
+        previous = self.current
+        if previous is not None and previous is not ctx:
+            self.retired_stale += previous.fence.rejected
+            self.retired_unstamped += previous.unfenced_rejected
+        self.current = ctx
+        self.incarnations += 1
 
     @property
     def rejected_stale(self) -> int:
-        return sum(ctx.fence.rejected for ctx in self.contexts)
+        return self.retired_stale + (self.current.fence.rejected if self.current is not None else 0)
 
     @property
     def rejected_unstamped(self) -> int:
-        return sum(ctx.unfenced_rejected for ctx in self.contexts)
+        return self.retired_unstamped + (self.current.unfenced_rejected if self.current is not None else 0)
 
     def epochs_monotonic(self) -> bool:
-        epochs = [epoch for _, epoch, _ in self.applied]
-        return all(a <= b for a, b in itertools.pairwise(epochs))
+        return self.applied.first_regression is None
 
 
 @dataclass

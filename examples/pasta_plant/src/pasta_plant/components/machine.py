@@ -32,7 +32,7 @@ class CuttingMachine(Component):
         self.machine_id = self.ctx.replica + self.params.machine_id_offset
         self.lease = self.params.lease
         self.record = ledger(self.ctx).machine(self.machine_id)
-        self.record.contexts.append(self.ctx)
+        self.record.attach(self.ctx)
         self.record.alive = True
         if self.record.newest_epoch is not None:  # what the machine remembers across a restart
             self.ctx.fence.newest[self.lease] = self.record.newest_epoch
@@ -41,6 +41,9 @@ class CuttingMachine(Component):
         self._swap: asyncio.Task[Any] | None = None
         self._recovery: asyncio.Task[Any] | None = None
         self.beats = 0
+        #: heartbeats this life handed to its transport carrying a blade: each must become two batches
+        #: in the database (the cross-process count, from the machines' end)
+        self.bladed_beats = 0
         self._set(WAITING, None)
         self.ctx.every(self.params.heartbeat_interval, self.beat, name="heartbeat", initial_delay=0)
 
@@ -60,6 +63,8 @@ class CuttingMachine(Component):
             payload["bladeType"] = self.blade
         await self.ctx.publish("heartbeats", "sched.machine_heartbeat", payload, key=str(self.machine_id))
         self.beats += 1
+        if "bladeType" in payload:
+            self.bladed_beats += 1
         self.record.last_beat = self.ctx.clock.time()
 
     # -- commands --------------------------------------------------------------------------
@@ -145,8 +150,9 @@ class CuttingMachine(Component):
     def report(self) -> dict[str, Any]:
         r = self.record
         return {"state": self.state, "blade": self.blade, "assigns": r.assigns, "swaps": r.swaps,
-                "recoveries": r.kills, "incarnations": len(r.contexts), "stale_rejected": r.rejected_stale,
-                "unstamped_rejected": r.rejected_unstamped, "ignored": r.ignored}
+                "recoveries": r.kills, "incarnations": r.incarnations, "stale_rejected": r.rejected_stale,
+                "unstamped_rejected": r.rejected_unstamped, "ignored": r.ignored,
+                "beats_sent": self.beats, "bladed_beats_sent": self.bladed_beats}
 
     def checks(self) -> list[Check]:
         r = self.record
