@@ -17,7 +17,7 @@ from rich.table import Table
 
 from forge_core.cli.durations import format_duration
 from forge_core.errors import ManifestProblem
-from forge_core.runtime.summary import RunSummary
+from forge_core.runtime.summary import NOT_RUN, RunSummary
 
 PLANT_PATH_HELP = "The plant directory (holding plant.yaml) or the manifest file."
 
@@ -101,7 +101,10 @@ def summary_table(summary: RunSummary) -> list[Table]:
         checks.add_column("result")
         checks.add_column("detail")
         for check in summary.checks:
-            result = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
+            if check.detail.startswith(NOT_RUN):
+                result = "[yellow]not run[/]"  # its instance was killed before it could report
+            else:
+                result = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
             checks.add_row(check.name, check.component, result, check.detail)
         tables.append(checks)
 
