@@ -1,5 +1,5 @@
-"""The Kafka clients on the event loop: admin and producer, the producer's poll thread, the stall
-watchdog that replaces a producer a restarted broker no longer knows.
+"""The Kafka clients on the event loop: admin and producer, the producer's poll thread, and the
+replacement of a producer that went fatal or stalled, with the ordered re-send of what it held.
 
 confluent-kafka is blocking and callback-based, asyncio is not: every blocking call runs in the
 loop's executor, and one thread per transport serves the producer's callbacks (``poll``). What is
@@ -32,9 +32,28 @@ log = logging.getLogger("forge.transport.kafka")
 #: A producer-wide delivery report callback: ``(error, message)``.
 DeliveryReport = Callable[[KafkaError | None, Message], None]
 
+#: A message a failed or replaced producer gave back, to be produced again on its successor:
+#: ``(seq, topic, value, key, headers, on_delivery)``; ``seq`` is its place in publish order.
+Held = tuple[int, str, bytes | None, bytes | None, Any, Callable[[KafkaError | None, Message], None]]
+
+#: Delivery errors that mean "this producer cannot deliver it, a new one can": purged by a
+#: replacement or by librdkafka when the producer went fatal, or the broker forgot the producer.
+RESEND_CODES = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._FATAL,
+                          KafkaError.UNKNOWN_PRODUCER_ID, KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                          KafkaError.INVALID_PRODUCER_EPOCH})
+
+
+def needs_new_producer(error: KafkaError) -> bool:
+    """A delivery or produce error that a new producer (new producer id) cures."""
+    return error.fatal() or error.code() in RESEND_CODES
+
 #: A producer replaced after a stall that a new producer did not cure waits up to this many
 #: ``stall_timeout``s before the next replacement (no replacement storm for another cause).
 _STALL_MAX_FACTOR = 32
+
+#: Producer epoch bumps with no ack in between after which the broker is taken to have forgotten
+#: the producer (one bump is librdkafka's normal recovery; Tansu loops on it forever).
+_FORGOTTEN_AFTER_BUMPS = 3
 
 
 class KafkaConnection:
@@ -54,13 +73,18 @@ class KafkaConnection:
         self.stats: Counter[str] = Counter()
         self.last_error = ""
         self.known_topics: set[str] = set()
-        #: While a stalled producer is replaced: the new one, to which its purged messages are re-sent.
-        self.resend_to: Producer | None = None
+        #: Messages given back by the producer (fatal, purged, forgotten by the broker), kept until
+        #: its successor re-sends them in publish order; guarded by ``_lock`` (any thread appends).
+        self.held: list[Held] = []
+        #: (producer to replace, why, when it was seen) once a replacement is wanted.
+        self._replace_wanted: tuple[Producer, str, float] | None = None
+        self._lock = threading.Lock()
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
         self._acked = 0
         self._acked_at = time.monotonic()
         self._stalled = False
+        self._epochs = 0  # the producer epoch (stats eos.producer_epoch) at the last ack
         # The stall timeout doubles after each replacement that brought no ack, reset once acks flow.
         self._stall_wait = Backoff(initial=settings.stall_timeout,
                                    maximum=settings.stall_timeout * _STALL_MAX_FACTOR)
@@ -112,6 +136,8 @@ class KafkaConnection:
             # Once a second: acks per partition, for the stall watchdog (_on_stats).
             "statistics.interval.ms": 1000,
             "stats_cb": self._on_stats,
+            # A fatal error (e.g. the broker forgot the idempotent producer) is seen here at once.
+            "error_cb": self._on_producer_error,
             **self.settings.producer,
         }
         self.producer = Producer(self.producer_conf, logger=log)
@@ -127,7 +153,7 @@ class KafkaConnection:
         self.connected = False
         loop = asyncio.get_running_loop()
         if self.producer is not None:
-            remaining = await loop.run_in_executor(None, self.producer.flush, 10.0)
+            remaining = await self.flush(10.0)
             if remaining:
                 log.error("kafka %s: %d message(s) not delivered at close", self.name, remaining)
         self._closing.set()
@@ -150,22 +176,110 @@ class KafkaConnection:
             producer = self.producer
             assert producer is not None
             producer.poll(0.1)
-            if self._stalled and self.loop is not None and not self._closing.is_set():
+            wanted = self._replace_wanted
+            if wanted is not None and self.loop is not None and not self._closing.is_set():
                 # The swap runs on the event loop, so no publish() slips in between.
-                future = asyncio.run_coroutine_threadsafe(self._replace_producer(), self.loop)
+                future = asyncio.run_coroutine_threadsafe(self._replace_on_loop(wanted[0]), self.loop)
                 with contextlib.suppress(Exception):
                     future.result(60.0)
-                self._stalled = False
+
+    # -- replacing the producer -------------------------------------------------------------------
+    # Two ways a producer ends up unable to deliver. (1) Fatal: a broker that restarted without
+    # the idempotent producer's state (Tansu's memory storage; a Kafka broker that lost its disk)
+    # answers UNKNOWN_PRODUCER_ID / OUT_OF_ORDER_SEQUENCE_NUMBER, librdkafka raises a fatal error,
+    # purges its queue and refuses every produce() with _FATAL. error_cb sees it at once. (2) A
+    # stall: the broker is up, messages wait and no ack comes for ``stall_timeout`` (the stats
+    # watchdog below). Either way the producer is replaced at once on the event loop: the old one
+    # is purged, every message it gave back is re-sent on a new producer (new producer id) in
+    # publish order, and only then does publish() use the new one. A message the broker had stored
+    # but not acked is sent twice (at least once; the new producer id cannot be deduplicated
+    # against the old one); none is lost.
+    def _on_producer_error(self, error: KafkaError) -> None:
+        self._on_client_error(error)
+        if error.fatal():
+            self.stats["producer_fatal"] += 1
+            log.error("kafka %s: the producer hit a fatal error (%s): replacing it now", self.name, error.str())
+            self.request_replacement(self.producer, f"fatal: {error.str()}")
+
+    def request_replacement(self, producer: Producer | None, reason: str) -> None:
+        """Ask for ``producer`` to be replaced (any thread); the poll thread hands it to the loop."""
+        with self._lock:
+            if producer is None or producer is not self.producer or self._replace_wanted is not None:
+                return
+            self._replace_wanted = (producer, reason, time.monotonic())
+
+    def hold(self, message: Held, reason: str) -> None:
+        """Keep a message the producer gave back until its successor re-sends it (any thread)."""
+        with self._lock:
+            self.held.append(message)
+        self.request_replacement(self.producer, reason)
+
+    async def _replace_on_loop(self, failed: Producer) -> None:
+        self.replace_producer(failed)
+
+    def replace_producer(self, failed: Producer) -> Producer:
+        """Replace ``failed`` (on the event loop, without awaiting: no publish() slips in) unless it
+        already was; return the producer to use."""
+        old = self.producer
+        if old is not failed or old is None:
+            return old if old is not None else failed
+        wanted = self._replace_wanted
+        since = wanted[2] if wanted is not None else time.monotonic()
+        new = Producer(self.producer_conf, logger=log)
+        old.purge(in_queue=True, in_flight=True)
+        deadline = time.monotonic() + 10.0
+        # The delivery reports of the purged messages: the publisher hands each one to hold().
+        while len(old) and time.monotonic() < deadline:
+            old.poll(0.05)
+        with self._lock:
+            held, self.held = self.held, []
+            self.producer = new
+            self._replace_wanted = None
+        held.sort(key=lambda message: message[0])  # reports come in no useful order: publish order
+        for _, topic, value, key, headers, on_delivery in held:
+            while True:
+                try:
+                    new.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    new.poll(0.05)
+        self._stalled = False
+        self._acked, self._acked_at, self._epochs = 0, time.monotonic(), 0
+        if wanted is not None and wanted[1] == "stall":
+            self._stall_wait.next()  # a stall a new producer does not cure waits longer each time
+        took = round((time.monotonic() - since) * 1000)
+        self.stats["producer_replaced"] += 1
+        self.stats["resent"] += len(held)
+        self.stats["replace_ms_last"] = took
+        self.stats["replace_ms_max"] = max(self.stats["replace_ms_max"], took)
+        log.warning("kafka %s: producer replaced %d ms after %s; %d message(s) re-sent in publish order "
+                    "(duplicates possible: at least once)", self.name, took,
+                    wanted[1] if wanted else "a failed produce", len(held))
+        return new
+
+    async def flush(self, timeout: float = 10.0) -> int:
+        """Wait until every queued message is acknowledged, across producer replacements; returns
+        how many are still queued or held."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
+        while True:
+            producer = self.producer
+            if producer is None:
+                return 0
+            remaining = await loop.run_in_executor(None, producer.flush, max(0.0, deadline - time.monotonic()))
+            if (producer is self.producer and self._replace_wanted is None and not self.held) \
+                    or time.monotonic() >= deadline:
+                return remaining + len(self.held) if producer is self.producer else len(self.producer or ())
+            await asyncio.sleep(0.01)  # a replacement is under way: flush its successor
 
     # -- the stall watchdog ----------------------------------------------------------------------
     # librdkafka retries a queued message until message.timeout.ms (5 min) and recovers from the
-    # broker errors it knows. One it cannot get out of: a broker that restarted without its
-    # producer state (Tansu's memory storage does; a Kafka broker that lost its disk would)
-    # answers UNKNOWN_PRODUCER_ID to every retry, even after librdkafka bumped the epoch, so the
-    # queue never drains. The watchdog sees a broker up, messages waiting and no ack for
-    # ``stall_timeout`` seconds; it then replaces the producer (new producer id) and re-sends what
-    # the old one held, in order. A message the broker had stored but not acked is sent twice
-    # (at least once); none is lost.
+    # broker errors it knows. A broker that forgot the producer may also just never ack (Tansu
+    # answers UNKNOWN_PRODUCER_ID to every retry, even after librdkafka bumped the epoch, without
+    # librdkafka going fatal): the watchdog sees a broker up, messages waiting and no ack for
+    # ``stall_timeout`` seconds, and asks for a replacement as above. It need not wait that long
+    # when librdkafka says why: epoch bump after epoch bump (stats ``eos.producer_epoch``) and no ack
+    # in between is the broker answering UNKNOWN_PRODUCER_ID to each new epoch.
     def _on_stats(self, text: str) -> None:
         try:
             stats = orjson.loads(text)
@@ -176,35 +290,22 @@ class KafkaConnection:
         now = time.monotonic()
         waiting = stats.get("msg_cnt", 0)
         up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in stats.get("brokers", {}).values())
+        epochs = stats.get("eos", {}).get("producer_epoch", 0)
+        self._epochs = min(self._epochs, epochs)  # a new producer id starts at epoch 0 again
         if acked != self._acked or not waiting or not up:
             if acked != self._acked:
                 self._stall_wait.reset()  # acks flow again: the next stall gets the plain timeout
-            self._acked, self._acked_at = acked, now
+            self._acked, self._acked_at, self._epochs = acked, now, epochs
+        elif epochs - self._epochs >= _FORGOTTEN_AFTER_BUMPS and not self._stalled:
+            log.warning("kafka %s: %d message(s) waiting, no ack, %d producer epoch bumps: %s no longer knows "
+                        "the producer; replacing it", self.name, waiting, epochs - self._epochs, self.settings.bootstrap)
+            self._stalled = True
+            self.request_replacement(self.producer, "unknown producer id (epoch bumps without an ack)")
         elif now - self._acked_at >= self._stall_wait.peek() and not self._stalled:
             log.warning("kafka %s: %d message(s) waiting and no ack from %s for %.0fs although it is up: "
                         "replacing the producer", self.name, waiting, self.settings.bootstrap, now - self._acked_at)
             self._stalled = True
-
-    async def _replace_producer(self) -> None:
-        old = self.producer
-        assert old is not None
-        new = Producer(self.producer_conf, logger=log)
-        self.resend_to = new
-        try:
-            old.purge(in_queue=True, in_flight=True)
-            deadline = time.monotonic() + 10.0
-            # Delivery reports of the purged messages, in order: the publisher re-sends each one
-            # to ``resend_to`` (KafkaPublisher.on_failed).
-            while len(old) and time.monotonic() < deadline:
-                old.poll(0.05)
-        finally:
-            self.resend_to = None
-            self.producer = new
-            self._acked, self._acked_at = 0, time.monotonic()
-            # A stall a new producer does not cure (no ack at all since) waits longer each time.
-            self._stall_wait.next()
-        self.stats["producer_replaced"] += 1
-        log.warning("kafka %s: producer replaced; %d message(s) re-sent", self.name, self.stats["resent"])
+            self.request_replacement(self.producer, "stall")
 
     # -- health ----------------------------------------------------------------------------------
     def detail(self) -> str:

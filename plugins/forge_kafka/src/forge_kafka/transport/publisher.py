@@ -3,20 +3,24 @@
 Idempotent producer, ``acks=all``, key = ``envelope.key or envelope.source`` so one machine's
 messages share a partition and keep their order. ``publish`` returns once librdkafka has the
 message (``confirm_publish: true`` waits for the broker's ack); only failures reach Python
-(``delivery.report.only.error``). A failure report of a message purged from a stalled producer
-re-sends it to the producer replacing it (:meth:`KafkaPublisher.on_failed`), so nothing the
-application handed over is lost when the broker forgot the producer.
+(``delivery.report.only.error``). Every message carries its place in publish order (``seq``) in
+its delivery callback: a message a fatal, stalled or forgotten producer gives back is held by the
+connection (:meth:`KafkaPublisher.on_failed`) and re-sent on the producer replacing it, all of
+them in publish order before any new one, so nothing the application handed over is lost or
+reordered when the broker forgot the producer. A ``publish()`` that meets a fatal producer
+replaces it and goes on; it does not raise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from forge_core import Envelope, TransportClosed, TransportError
 from forge_core.transport import (
     STRUCTURED_CONTENT_TYPE,
@@ -28,7 +32,7 @@ from forge_core.transport import (
 )
 
 from forge_kafka.transport.admin import to_kafka
-from forge_kafka.transport.connection import KafkaConnection
+from forge_kafka.transport.connection import KafkaConnection, needs_new_producer
 
 log = logging.getLogger("forge.transport.kafka")
 
@@ -48,6 +52,7 @@ class KafkaPublisher:
         self.settings = connection.settings
         self.structured = self.settings.content_mode == "structured"
         self._failed = self.on_failed  # one bound method, partial()-ed per message
+        self._seq = itertools.count()  # publish order, carried by each message's delivery callback
 
     # -- publishing ----------------------------------------------------------------------------
     async def publish(self, topic: str, envelope: Envelope) -> None:
@@ -68,11 +73,10 @@ class KafkaPublisher:
             await self.produce(kafka_topic, body, key, headers)
         else:
             try:  # the hot path: librdkafka takes it, nothing to await
-                if self.structured:  # the same headers for every record: the producer's report callback
-                    producer.produce(kafka_topic, body, key, headers=headers)
-                else:  # the failure report must hold this record's headers to send it again
-                    producer.produce(kafka_topic, body, key, headers=headers, on_delivery=partial(self._failed, headers))
-            except BufferError:  # local queue full: wait for room
+                # only a failure report calls back: with the headers and place needed to re-send it
+                producer.produce(kafka_topic, body, key, headers=headers,
+                                 on_delivery=partial(self._failed, headers, next(self._seq)))
+            except (BufferError, KafkaException):  # queue full, or a fatal producer: the slow path
                 await self.produce(kafka_topic, body, key, headers)
         connection.stats["published"] += 1
 
@@ -87,40 +91,49 @@ class KafkaPublisher:
             return
         validate_topic(topic)
         kafka_topic = to_kafka(topic)
-        produce = producer.produce
-        headers = STRUCTURED_HEADERS
+        headers, failed, seq = STRUCTURED_HEADERS, self._failed, self._seq
         for envelope, body in zip(envelopes, encode_structured_many(envelopes), strict=True):
             key = envelope.key or envelope.source
             try:
-                produce(kafka_topic, body, key, headers=headers)
-            except BufferError:  # local queue full: wait for room
+                connection.producer.produce(kafka_topic, body, key, headers=headers,  # type: ignore[union-attr]
+                                            on_delivery=partial(failed, headers, next(seq)))
+            except (BufferError, KafkaException):  # queue full, or a fatal producer: the slow path
                 await self.produce(kafka_topic, body, key, headers)
         connection.stats["published"] += len(envelopes)
 
     async def produce(self, kafka_topic: str, body: bytes, key: str | bytes | None, headers: Headers, *,
                       confirm: bool | None = None) -> None:
         """Hand one record to librdkafka, waiting for room; with ``confirm`` (default
-        ``confirm_publish``) return only once the broker acknowledged it (TransportError if not)."""
-        producer = self.connection.producer
-        assert producer is not None
+        ``confirm_publish``) return only once the broker acknowledged it (TransportError if not).
+        A fatal producer is replaced here (what it held re-sent first) and the record produced on
+        the new one: the caller waits, it is not refused."""
+        connection = self.connection
+        seq = next(self._seq)
         future: asyncio.Future[None] | None = None
         if confirm if confirm is not None else self.settings.confirm_publish:
-            future = (self.connection.loop or asyncio.get_running_loop()).create_future()
+            future = (connection.loop or asyncio.get_running_loop()).create_future()
+        report = partial(self._failed, headers, seq) if future is None else self._resolver(future, headers, seq)
         while True:
+            producer = connection.producer
+            if producer is None:
+                raise TransportClosed(f"kafka transport {self.name!r} is closed; cannot publish to {kafka_topic!r}")
             try:
-                if future is None:
-                    producer.produce(kafka_topic, body, key, headers=headers, on_delivery=partial(self._failed, headers))
-                else:
-                    producer.produce(kafka_topic, body, key, headers=headers, on_delivery=self._resolver(future))
+                producer.produce(kafka_topic, body, key, headers=headers, on_delivery=report)
                 break
             except BufferError:  # local queue full: let the poller drain it
                 await asyncio.sleep(0.005)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is None or not error.fatal() and error.code() != KafkaError._FATAL:
+                    raise
+                connection.request_replacement(producer, f"fatal: {error.str()}")
+                connection.replace_producer(producer)  # on the loop, now: then produce on the new one
         if future is None:
             return
         if not self.settings.confirm_publish:
             # delivery.report.only.error: success is silent, so wait for the queue to drain; a
             # failure has resolved the future by then.
-            remaining = await asyncio.get_running_loop().run_in_executor(None, producer.flush, 30.0)
+            remaining = await connection.flush(30.0)
             if not future.done():
                 if remaining:
                     raise TransportError(f"kafka transport {self.name!r}: no ack from {self.settings.bootstrap} "
@@ -128,10 +141,14 @@ class KafkaPublisher:
                 future.set_result(None)
         await future
 
-    def _resolver(self, future: asyncio.Future[None]) -> Any:
+    def _resolver(self, future: asyncio.Future[None], headers: Headers, seq: int) -> Any:
         loop = future.get_loop()
 
         def resolve(error: KafkaError | None, message: Message) -> None:
+            if error is not None and needs_new_producer(error):  # re-sent by the next producer
+                self.connection.hold((seq, message.topic() or "", message.value(), message.key(), headers, resolve),
+                                     f"delivery: {error.str()}")
+                return
             def settle() -> None:
                 if future.done():
                     return
@@ -146,36 +163,26 @@ class KafkaPublisher:
 
     async def flush(self, timeout: float = 10.0) -> int:
         """Wait until every queued message is acknowledged; returns how many are still queued."""
-        producer = self.connection.producer
-        if producer is None:
-            return 0
-        return await asyncio.get_running_loop().run_in_executor(None, producer.flush, timeout)
+        return await self.connection.flush(timeout)
 
     # -- delivery reports (producer poll thread) -------------------------------------------------
-    def on_failed(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
-        """Delivery report of a published message (only failures reach Python). A delivery report
-        does not carry the headers, so each message's callback holds them, for a re-send."""
+    def on_failed(self, headers: Headers, seq: int, error: KafkaError | None, message: Message) -> None:
+        """Delivery report of a published message (only failures reach Python). A report does not
+        carry the headers, so each message's callback holds them and its place in publish order:
+        what a new producer can deliver is held for it, anything else is a failure."""
         if error is None:
             return
-        connection = self.connection
-        resend_to = connection.resend_to
-        if resend_to is not None and error.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
-            connection.stats["resent"] += 1
+        if needs_new_producer(error):
             topic = message.topic()
             assert topic is not None  # a produced record always has its topic
-            while True:
-                try:
-                    resend_to.produce(topic, message.value(), message.key(), headers=headers,
-                                      on_delivery=partial(self._failed, headers))
-                    return
-                except BufferError:
-                    resend_to.poll(0.05)
+            self.connection.hold((seq, topic, message.value(), message.key(), headers, partial(self._failed, headers, seq)),
+                                 f"delivery: {error.str()}")
+            return
         self._on_delivery(error, message)
 
     def on_structured_report(self, error: KafkaError | None, message: Message) -> None:
-        """Failure report of a record produced without a callback of its own: a structured-mode
-        publish, whose headers are the same for every record (the producer-wide ``on_delivery``)."""
-        self.on_failed(STRUCTURED_HEADERS, error, message)
+        """The producer-wide report callback: every record has its own, so this sees none."""
+        self._on_delivery(error, message)
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
