@@ -28,6 +28,7 @@ from forge_core.tactics.leader import (
     SqlStateStore,
     StaleEpoch,
     StateStore,
+    sign_command,
 )
 from forge_core.tactics.outbox import Outbox, OutboxFull
 from forge_core.tactics.retry import Backoff, CrashLoopWindow, RetryPolicy
@@ -67,4 +68,5 @@ __all__ = [
     "StatusChange",
     "WindowDeduplicator",
     "expected_detection_time",
+    "sign_command",
 ]

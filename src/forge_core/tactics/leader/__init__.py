@@ -23,7 +23,7 @@ and :mod:`.state` (the fenced state stores).
 
 from forge_core.tactics.leader.elector import Callback as Callback  # the old module's type alias
 from forge_core.tactics.leader.elector import LeaderElector
-from forge_core.tactics.leader.fencing import FencedReceiver
+from forge_core.tactics.leader.fencing import FencedReceiver, sign_command
 from forge_core.tactics.leader.lease import Lease, LeaseBackend, LeaseBackendUnavailable, NotLeader, StaleEpoch
 from forge_core.tactics.leader.memory import MemoryLeaseBackend
 from forge_core.tactics.leader.redis import RedisLeaseBackend
@@ -44,4 +44,5 @@ __all__ = [
     "SqlStateStore",
     "StaleEpoch",
     "StateStore",
+    "sign_command",
 ]
