@@ -56,6 +56,16 @@ def test_crashing_component_restarts_with_doubling_backoff_then_gives_up(plant_d
         assert detail["components"]["m1"]["last_error"] == "RuntimeError: boom"
 
 
+def test_a_run_that_ends_while_a_component_is_down_after_a_crash_reports_it_failed(plant_dir):
+    # m1 crashes at 3 s and waits 1 s to restart: a run stopped in that second must not look clean.
+    plant = TestPlant(plant_dir(CRASHY)).start()
+    plant.advance(3.5)
+    assert plant.runtime.supervisors["m1"].state == "restarting"
+    summary = plant.stop()
+    assert summary.components["m1"] == "crashed" and summary.components["steady"] == "stopped"
+    assert summary.failed == ["m1"], "forge run exits non-zero on summary.failed"
+
+
 def test_replicas_share_a_subscription_as_a_group(plant_dir, basic_manifest):
     manifest = basic_manifest.replace("m2: {type: test.machine, params: {interval: 2.0}, group: line2}",
                                       "m2: {type: test.machine, params: {interval: 2.0}, replicas: 2}")

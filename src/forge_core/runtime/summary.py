@@ -64,7 +64,8 @@ class RunSummary:
 
     @property
     def failed(self) -> list[str]:
-        return [name for name, state in self.components.items() if state == "failed"]
+        """Instances that gave up in a crash loop, or were down after a crash when the run ended."""
+        return [name for name, state in self.components.items() if state in ("failed", "crashed")]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -27,6 +27,9 @@ log = logging.getLogger("forge.runtime")
 
 STARTING, RUNNING, RESTARTING, FAILED, STOPPED, KILLED = (
     "starting", "running", "restarting", "failed", "stopped", "killed")
+#: The run ended while the instance was down after a crash, waiting out its backoff: a crash loop
+#: the run was too short to see give up. Reported like FAILED (``forge run`` exits non-zero).
+CRASHED = "crashed"
 
 
 @dataclass
@@ -195,6 +198,7 @@ class Supervisor:
         self.context = None
 
     async def stop(self) -> None:
+        down_after_crash = self.state == RESTARTING
         self._stopping.set()
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
@@ -202,4 +206,4 @@ class Supervisor:
             return
         if self.state != FAILED:
             await self._teardown()
-            self.state = STOPPED
+            self.state = CRASHED if down_after_crash else STOPPED
