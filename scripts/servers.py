@@ -10,6 +10,7 @@ core imports no plugin.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import signal
 import sys
 import time
@@ -19,6 +20,10 @@ from forge_kafka.testing import KafkaCluster, KafkaServer
 from forge_mqtt.testing import MosquittoServer
 
 from forge_core.testing import PostgresServer, ServerError, ServerProcess, ServerUnavailable
+
+#: The broker users of the pasta plant's distributed profile and the ACL that gives each its role.
+MQTT_ROLES = ("machine", "health", "bridge", "operator", "monitor")
+PASTA_ACL = Path(__file__).resolve().parents[1] / "examples" / "pasta_plant" / "security" / "mosquitto.acl"
 
 
 def serve(env_file: Path, base_dir: Path | None = None, kafka: str = "apache", brokers: int = 1) -> None:
@@ -39,7 +44,11 @@ def serve(env_file: Path, base_dir: Path | None = None, kafka: str = "apache", b
     servers: list[ServerProcess] = []
     cluster: KafkaCluster | None = None
     try:
-        mqtt = MosquittoServer(base_dir=root / "mosquitto" if root else None).start()
+        # Secure by default (docs/security.md): one user per role of the pasta plant's ACL, fresh random
+        # passwords each start, anonymous refused; persistent sessions survive a broker restart.
+        passwords = {role: secrets.token_urlsafe(18) for role in MQTT_ROLES}
+        mqtt = MosquittoServer(base_dir=root / "mosquitto" if root else None, users=passwords,
+                               acl_file=PASTA_ACL, persistence=True).start()
         servers.append(mqtt)
         if kafka == "tansu":
             tansu = KafkaServer(base_dir=root / "kafka" if root else None).start()
@@ -52,7 +61,8 @@ def serve(env_file: Path, base_dir: Path | None = None, kafka: str = "apache", b
         servers.append(pg)
         database = pg.create_database("forge")
         variables = {"MQTT_HOST": mqtt.host, "MQTT_PORT": str(mqtt.port), "KAFKA_BOOTSTRAP": bootstrap,
-                     "FORGE_DATABASE_URL": database}
+                     "FORGE_DATABASE_URL": database,
+                     **{f"PASTA_MQTT_{role.upper()}_PASSWORD": pw for role, pw in passwords.items()}}
         text = "".join(f"export {name}={value}\n" for name, value in variables.items())
         env_file.write_text(text)
         print(text, end="", flush=True)

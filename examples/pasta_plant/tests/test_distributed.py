@@ -22,6 +22,7 @@ import pytest
 
 paho = pytest.importorskip("paho.mqtt.client")
 pytest.importorskip("forge_kafka")
+from forge_mqtt.testing import MosquittoServer  # noqa: E402
 
 PLANT = Path(__file__).resolve().parents[1]
 RUN_SECONDS = 150
@@ -30,10 +31,11 @@ RUN_SECONDS = 150
 class Wiretap:
     """A plain MQTT 5 client on ``#``: bodies and user properties as the broker delivers them."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, password: str) -> None:
         self.messages: list[tuple[float, str, bytes, list[tuple[str, str]]]] = []
         self.lock = threading.Lock()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="wiretap", protocol=paho.MQTTv5)
+        self.client.username_pw_set("monitor", password)  # the broker's read-only role
         self.client.on_message = self._on_message
         self.client.connect(host, port)
         self.client.subscribe("#", qos=1)
@@ -55,15 +57,20 @@ class Wiretap:
 
 @pytest.mark.slow
 @pytest.mark.servers
-def test_distributed_plant_with_chaos(tmp_path, mosquitto_server, kafka_bootstrap, postgres_url):
+def test_distributed_plant_with_chaos(tmp_path, kafka_bootstrap, postgres_url):
     plant = tmp_path / "pasta"
     plant.mkdir()
     shutil.copy(PLANT / "plant.yaml", plant / "plant.yaml")
     shutil.copytree(PLANT / "schemas", plant / "schemas")
-    env = {**os.environ, "MQTT_HOST": mosquitto_server.host, "MQTT_PORT": str(mosquitto_server.port),
-           "KAFKA_BOOTSTRAP": kafka_bootstrap, "FORGE_DATABASE_URL": postgres_url}
+    # the profile as shipped: a broker with one user per role, the plant's ACL, anonymous refused
+    passwords = {role: f"{role}-{os.getpid()}" for role in ("machine", "health", "bridge", "operator", "monitor")}
+    broker = MosquittoServer(users=passwords, acl_file=PLANT / "security" / "mosquitto.acl",
+                             base_dir=tmp_path / "mosquitto").start()
+    env = {**os.environ, "MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port),
+           "KAFKA_BOOTSTRAP": kafka_bootstrap, "FORGE_DATABASE_URL": postgres_url,
+           **{f"PASTA_MQTT_{role.upper()}_PASSWORD": pw for role, pw in passwords.items()}}
     env.pop("FORGE_DISABLE_PLUGINS", None)
-    tap = Wiretap(mosquitto_server.host, mosquitto_server.port)
+    tap = Wiretap(broker.host, broker.port, passwords["monitor"])
     try:
         result = subprocess.run(
             [sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", "distributed", "--seed", "3",
@@ -71,6 +78,7 @@ def test_distributed_plant_with_chaos(tmp_path, mosquitto_server, kafka_bootstra
             env=env, capture_output=True, text=True, timeout=RUN_SECONDS + 120)
     finally:
         tap.close()
+        broker.close()
     logs = plant / ".forge" / "processes"
     assert result.stdout.strip(), f"no summary; stderr:\n{result.stderr[-4000:]}\nlogs in {logs}"
     summary = json.loads(result.stdout)

@@ -69,3 +69,13 @@ def test_broken_config_raises_with_log() -> None:
         assert time.monotonic() - started < 10
     finally:
         broker.close()
+
+
+def test_mosquitto_acl_file_and_persistence_are_configured(tmp_path) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("user plant\ntopic write heartbeats\n")
+    server = MosquittoServer(users={"plant": "s3cret"}, acl_file=acl, persistence=True, base_dir=tmp_path / "b")
+    server._prepare()
+    config = server.config_path.read_text()
+    assert f"acl_file {acl}" in config and "allow_anonymous false" in config
+    assert "persistence true" in config and f"persistence_location {server.dir}/" in config

@@ -41,6 +41,9 @@ class MosquittoServer(ServerProcess):
     ``users`` (name → password) are hashed into a password file with ``mosquitto_passwd``;
     alternatively pass an existing ``password_file``. Either turns anonymous access off unless
     ``allow_anonymous`` is given explicitly. ``extra_config`` is appended verbatim.
+    ``acl_file`` (a Mosquitto ACL file: ``user NAME`` then ``topic read|write|readwrite PATTERN``,
+    ``pattern write forge/death/%c``) restricts what each user may publish and subscribe; a refused
+    PUBLISH gets PUBACK 0x87 (MQTT 5) or is silently dropped (3.1.1), a refused SUBSCRIBE gets 0x87/0x80.
     ``persistence=True`` keeps sessions, subscriptions and queued QoS 1 messages in ``mosquitto.db``
     in the server's directory across ``stop()``/``start()`` (saved on a clean stop and every second).
     """
@@ -55,6 +58,7 @@ class MosquittoServer(ServerProcess):
         allow_anonymous: bool | None = None,
         users: Mapping[str, str] | None = None,
         password_file: Path | None = None,
+        acl_file: Path | None = None,
         tls: MosquittoTLS | None = None,
         extra_config: str = "",
         persistence: bool = False,
@@ -63,6 +67,7 @@ class MosquittoServer(ServerProcess):
         super().__init__(port=port, base_dir=base_dir)
         self.users = dict(users or {})
         self.password_file = Path(password_file) if password_file else None
+        self.acl_file = Path(acl_file) if acl_file else None
         auth = bool(self.users) or self.password_file is not None
         self.allow_anonymous = (not auth) if allow_anonymous is None else allow_anonymous
         self.tls = tls
@@ -108,6 +113,8 @@ class MosquittoServer(ServerProcess):
             lines.append("user root")
         if self.password_file is not None:
             lines.append(f"password_file {self.password_file}")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
         if self.tls is not None:
             lines += [f"certfile {self.tls.certfile}", f"keyfile {self.tls.keyfile}"]
             if self.tls.cafile is not None:
