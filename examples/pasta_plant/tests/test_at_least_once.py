@@ -22,7 +22,7 @@ def test_every_mqtt_identity_of_the_distributed_profile_keeps_its_session() -> N
     mqtt = pytest.importorskip("forge_mqtt")
     _, manifest = load_plant(PLANT, profile="distributed", env={"FORGE_INSTANCE": "machine-0"})
     found = {name: spec for name, spec in manifest.transports.items() if spec.type == "mqtt"}
-    assert set(found) == {"machines", "mqtt"}
+    assert set(found) == {"machines", "health", "mqtt"}  # health: machine_health's own broker identity
     for name, spec in found.items():
         settings = mqtt.MqttSettings.load(spec.settings, where=f"transports.{name}.settings")
         assert settings.persistent and not settings.clean, f"{name}: session ends with the connection"
