@@ -2,8 +2,8 @@
 subscriber has resubscribed? A focused drill on real Mosquitto, both ways round.
 
 - A subscriber *process* (a new transport with the same client id) restarted while a publisher's
-  outbox replays: with a session that ends with the connection (session_expiry 0, the pasta
-  plant's distributed profile before the fix) every message replayed while it was away is lost —
+  outbox replays: with a session that ends with the connection (session_expiry 0, what a plant
+  that sets no session gets) every message replayed while it was away is lost —
   the broker had no subscription to queue it for. With a persistent session (session_expiry > 0,
   clean start off) the broker keeps the subscription and queues what arrives; the restarted
   process gets every message. So the loss is the missing persistent session, not an ordering
