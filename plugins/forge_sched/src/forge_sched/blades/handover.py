@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from forge_core import DeadLetter, dead_letters
+
 from forge_sched.blades.table import MachineTable
 
 #: The key of the state in the scheduler's state-store namespace.
@@ -74,3 +76,10 @@ def _section(saved: dict[str, Any], name: str, problems: list[tuple[str, str]]) 
         problems.append((name, f"{type(value).__name__}, not an object"))
         return {}
     return value
+
+
+def rejected_letters(rejected: list[tuple[str, str]], owner: str, now: float) -> list[DeadLetter]:
+    """One ``invalid`` dead letter per saved record :func:`merge` skipped, with its path and why."""
+    return [DeadLetter(dead_letters.INVALID, f"{owner}: saved state {STATE_KEY!r}, record {path} skipped on taking "
+                       f"over: {why}", "", "", now, [{"pointer": f"/{path.strip('/')}", "message": why}], owner)
+            for path, why in rejected]

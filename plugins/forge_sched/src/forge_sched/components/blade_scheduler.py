@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from forge_core import Check, Component, DeadLetter, Envelope, dead_letters, epoch_of
+from forge_core import Check, Component, Envelope, epoch_of
 from forge_core.tactics import NotLeader, StaleEpoch
 
 from forge_sched.blades import handover, storage
@@ -374,12 +374,9 @@ class BladeScheduler(Component):
             saved, self.table, fresh_amount=self.fresh_amount, cooldown_until=self.cooldown_until,
             offsets=self.offsets, last_alert_id=self.last_alert_id, rejected=rejected)
         self.stats["resumed_machines"] += resumed
-        now = self.ctx.clock.time()
-        for path, why in rejected:
-            self.stats["state_records_rejected"] += 1
-            self.ctx.bus.dead_letters.put(DeadLetter(
-                dead_letters.INVALID, f"{self.name}: saved state {STATE_KEY!r}, record {path} skipped on taking "
-                f"over: {why}", "", "", now, [{"pointer": f"/{path.strip('/')}", "message": why}], self.name))
+        self.stats["state_records_rejected"] += len(rejected)
+        for letter in handover.rejected_letters(rejected, self.name, self.ctx.clock.time()):
+            self.ctx.bus.dead_letters.put(letter)
 
     # -- reporting ---------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
