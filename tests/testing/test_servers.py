@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from forge_core.testing import (
     PostgresServer,
     RedisServer,
     find_free_port,
+    port_free,
     which_or_skip,
 )
 
 pytestmark = pytest.mark.servers
 
 
-def _port_free(port: int) -> bool:
-    """Nothing listens and a new server could bind (servers use SO_REUSEADDR, as here)."""
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def test_find_free_port_is_bindable() -> None:
     port = find_free_port()
     assert 1024 <= port <= 65535
-    assert _port_free(port)
+    assert port_free(port)
 
 
 def test_which_or_skip_names_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,12 +80,12 @@ def test_postgres_restart_keeps_data_and_stop_frees_port() -> None:
             conn.execute("INSERT INTO t VALUES (7)")
         port = pg.port
         pg.stop()
-        assert _port_free(port)
+        assert port_free(port)
         pg.start()
         assert pg.port == port
         with psycopg.connect(pg.dsn("kept")) as conn:
             assert conn.execute("SELECT x FROM t").fetchone() == (7,)
-    assert _port_free(port)
+    assert port_free(port)
     assert not pg.dir.exists()
 
 
@@ -150,4 +136,4 @@ def test_redis_kill_and_restart_same_port() -> None:
         assert client.ping()
         assert client.get("a") is None  # no persistence: a crash loses everything
         client.close()
-    assert _port_free(port)
+    assert port_free(port)

@@ -3,30 +3,16 @@ stop/start, refuses anonymous clients when it has users, and reports a broken co
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
-from forge_core.testing import ServerError
+from forge_core.testing import ServerError, port_free
 
 from forge_mqtt.testing import MosquittoServer, mqtt_connect_probe
 
 pytestmark = pytest.mark.servers
 
 
-def _port_free(port: int) -> bool:
-    """Nothing listens and a new server could bind (servers use SO_REUSEADDR, as here)."""
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def test_fixture_comes_from_the_plugins_pytest11_entry_point(pytestconfig: pytest.Config) -> None:
@@ -42,13 +28,13 @@ def test_mosquitto_stop_start_same_port() -> None:
         port = broker.port
         assert mqtt_connect_probe(broker.host, port) == 0
         broker.stop()
-        assert _port_free(port)
+        assert port_free(port)
         with pytest.raises(OSError):
             mqtt_connect_probe(broker.host, port, timeout=0.5)
         broker.start()
         assert broker.port == port
         assert mqtt_connect_probe(broker.host, port) == 0
-    assert _port_free(port)
+    assert port_free(port)
 
 
 def test_mosquitto_password_file_refuses_anonymous() -> None:

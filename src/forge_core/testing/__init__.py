@@ -16,6 +16,7 @@ from forge_core.testing.servers import (
     ServerUnavailable,
     find_binary,
     find_free_port,
+    port_free,
     port_open,
     which_or_skip,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "TransportConformance",
     "find_binary",
     "find_free_port",
+    "port_free",
     "port_open",
     "shared_server",
     "which_or_skip",

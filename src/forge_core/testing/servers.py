@@ -118,6 +118,20 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def port_free(port: int, host: str = LOCALHOST) -> bool:
+    """Nothing listens on ``port`` and a new server could bind it (servers use SO_REUSEADDR, as
+    here): what a stopped server must leave behind."""
+    if port_open(host, port, timeout=0.5):
+        return False
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 # Servers still running at interpreter exit are stopped, so a crashed test run leaks nothing.
 _LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
