@@ -4,12 +4,12 @@ migrations and the built-in components."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from forge_core.builtin.logger import MessageLogger
 from forge_core.hookspecs import hookimpl
 from forge_core.messages.schemas import core_schema_dir
-from forge_core.transport.memory import MemoryTransport
+from forge_core.transport.memory import MemorySettings, MemoryTransport
 
 if TYPE_CHECKING:
     from forge_core.messages.schemas import SchemaRegistry
@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     from forge_core.transport.base import TransportContext
 
 
-def _memory_factory(name: str, settings: dict[str, Any], context: TransportContext) -> MemoryTransport:
-    return MemoryTransport(name, **settings)
+def _memory_factory(name: str, settings: MemorySettings, context: TransportContext) -> MemoryTransport:
+    return MemoryTransport(name, channel=settings.channel, max_redeliveries=settings.max_redeliveries,
+                           fault_seed=settings.fault_seed)
 
 
 @hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_transports(registry: TransportRegistry) -> None:
-    registry.add("memory", _memory_factory, settings_schema=MemoryTransport.settings_schema,
+    registry.add("memory", _memory_factory, settings=MemorySettings,
                  description="in-process bus with fault injection (embedded profile, tests)")
 
 

@@ -32,7 +32,7 @@ from forge_core.transport.codec import (
 )
 from forge_core.transport.faults import Faults
 from forge_core.transport.hops import HOPS_HEADER, cross
-from forge_core.transport.memory import MemoryHub, MemoryTransport
+from forge_core.transport.memory import MemoryHub, MemorySettings, MemoryTransport
 from forge_core.transport.topics import is_wildcard, matches, topic_level, validate_pattern, validate_topic
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Faults",
     "Health",
     "MemoryHub",
+    "MemorySettings",
     "MemoryTransport",
     "MessageCallback",
     "Subscription",

@@ -14,8 +14,11 @@ import logging
 from collections import deque
 from typing import Any
 
+from pydantic import Field
+
 from forge_core.errors import TransportClosed
 from forge_core.messages.envelope import Envelope, RawMessage
+from forge_core.settings import Settings
 from forge_core.transport.base import (
     DeliveryGuarantee,
     Health,
@@ -251,25 +254,26 @@ def reset_hubs() -> None:
     _HUBS.clear()
 
 
+class MemorySettings(Settings):
+    """``transports.<name>.settings`` for ``type: memory``."""
+
+    channel: str | None = Field(None, description="share a hub with other transports of this name in the process")
+    max_redeliveries: int = Field(3, ge=0, description="redeliveries to a raising callback before giving up")
+    fault_seed: int = Field(0, description="seed of the fault injector's random choices")
+
+
+_DEFAULTS = MemorySettings()
+
+
 class MemoryTransport(Transport):
     """In-process transport with wildcard routing, groups, redelivery and fault injection."""
 
     type_name = "memory"
     guarantee = DeliveryGuarantee.AT_LEAST_ONCE
 
-    #: JSON Schema of ``transports.<name>.settings`` for ``type: memory``.
-    settings_schema: dict[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "channel": {"type": ["string", "null"], "description": "share a hub with other transports"},
-            "max_redeliveries": {"type": "integer", "minimum": 0, "default": 3},
-            "fault_seed": {"type": "integer", "default": 0},
-        },
-    }
-
-    def __init__(self, name: str = "memory", *, channel: str | None = None, max_redeliveries: int = 3,
-                 fault_seed: int = 0, hub: MemoryHub | None = None) -> None:
+    def __init__(self, name: str = "memory", *, channel: str | None = None,
+                 max_redeliveries: int = _DEFAULTS.max_redeliveries, fault_seed: int = _DEFAULTS.fault_seed,
+                 hub: MemoryHub | None = None) -> None:
         self.hub = hub or hub_for(channel, max_redeliveries=max_redeliveries, seed=fault_seed)
         super().__init__(name)
         self._connected = False
