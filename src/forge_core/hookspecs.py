@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from forge_core.checks import Check
     from forge_core.errors import ManifestProblem
     from forge_core.manifest import Manifest
     from forge_core.messages.deadletter import DeadLetter
@@ -332,6 +333,25 @@ def forge_plant_stopping(runtime: Runtime) -> None:
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_plant_checks(summary: RunSummary) -> list[Check] | None:
+    """Checks over the whole plant's run, once every instance has reported.
+
+    Called once per run with the merged summary: at the end of a one-process run, and in the
+    parent of a multi-process run (``--profile`` with ``runtime.processes: per_component``) after
+    every child's summary was merged — never in a child, whose summary covers only itself. This is
+    where checks that count from both ends belong (messages sent by one process against effects
+    recorded by another), since no single component sees both.
+
+    :param summary: the merged :class:`forge_core.runtime.RunSummary` (``reports`` holds every
+        instance's ``report()``; a SIGKILLed life reported nothing, so count from what survives it).
+    :returns: the checks (their ``component`` defaults to ``"plant"``), or None. A hook that raises
+        becomes one failing check naming its plugin; the others still run.
+
+    .. versionadded:: 0.2
     """
 
 

@@ -50,6 +50,7 @@ from forge_core.registry import (
 )
 
 if TYPE_CHECKING:
+    from forge_core.checks import Check
     from forge_core.manifest import Catalog, Manifest
     from forge_core.messages.deadletter import DeadLetter
     from forge_core.runtime.runtime import Runtime
@@ -119,9 +120,18 @@ def _check_dict(result: object) -> str | None:
 
 
 #: Result checks per hook: a message when an implementation returned the wrong type.
+def _check_checks(result: object) -> str | None:
+    from forge_core.checks import Check
+
+    if result is None or (isinstance(result, list) and all(isinstance(c, Check) for c in result)):
+        return None
+    return f"must return a list of forge_core.Check or None, got {type(result).__name__}"
+
+
 RESULT_CHECKS: dict[str, Callable[[object], str | None]] = {
     "forge_validate_manifest": _check_problems,
     "forge_heartbeat_payload": _check_dict,
+    "forge_plant_checks": _check_checks,
 }
 
 
@@ -370,6 +380,23 @@ class Plugins:
 
     def plant_stopping(self, runtime: Runtime) -> None:
         self._hook("forge_plant_stopping")(runtime=runtime)
+
+    def plant_checks(self, summary: RunSummary) -> list[Check]:
+        """Every active plugin's whole-plant checks; a plugin whose hook raises gets one failing check."""
+        from forge_core.checks import Check
+
+        checks: list[Check] = []
+        for impl in self._hook("forge_plant_checks").get_hookimpls():
+            try:  # one at a time (not pm.hook's loop): one broken plugin must not hide the others' verdicts
+                found = impl.function(summary) or []  # guarded: positional, errors attributed to the plugin
+            except PluginError as exc:
+                log.error("%s", exc, exc_info=exc)
+                checks.append(Check(f"plant checks of {impl.plugin_name}", False, str(exc), "plant"))
+                continue
+            for check in found:
+                check.component = check.component or "plant"
+                checks.append(check)
+        return checks
 
     def plant_stopped(self, summary: RunSummary) -> None:
         self._hook("forge_plant_stopped")(summary=summary)

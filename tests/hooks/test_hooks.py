@@ -37,6 +37,10 @@ class Recorder:
         self.calls.append(("forge_plant_stopping", runtime.manifest.name))
 
     @hookimpl
+    def forge_plant_checks(self, summary):
+        self.calls.append(("forge_plant_checks", sorted(summary.components)))
+
+    @hookimpl
     def forge_plant_stopped(self, summary):
         self.calls.append(("forge_plant_stopped", summary.stop_reason))
 
@@ -226,10 +230,39 @@ def test_hooks_fire_in_lifecycle_order(plant_dir):
     plant.runtime.request_stop("test over")
     plant.stop()
     names = [name for name, _ in recorder.calls]
-    assert names == ["forge_transport_ready", "forge_plant_started", "forge_plant_stopping", "forge_plant_stopped"]
+    assert names == ["forge_transport_ready", "forge_plant_started", "forge_plant_stopping", "forge_plant_checks",
+                     "forge_plant_stopped"]
     assert recorder.calls[0] == ("forge_transport_ready", "bus")
     assert recorder.calls[1] == ("forge_plant_started", ["m1", "m2"])
-    assert recorder.calls[3] == ("forge_plant_stopped", "test over")
+    assert recorder.calls[3] == ("forge_plant_checks", ["m1", "m2"])
+    assert recorder.calls[4] == ("forge_plant_stopped", "test over")
+
+
+def test_hook_forge_plant_checks(plant_dir):
+    class Counting:
+        @hookimpl
+        def forge_plant_checks(self, summary):
+            from forge_core import Check
+
+            sent = sum(r.get("sent", 0) for r in summary.reports.values())
+            return [Check("plant: every instance reported", set(summary.components) == {"m1", "m2"},
+                          ", ".join(sorted(summary.components))),
+                    Check("plant: a failing verdict", False, f"{sent} counted")]
+
+    class Broken:
+        @hookimpl
+        def forge_plant_checks(self, summary):
+            raise KeyError("reports")
+
+    plugins = get_plugin_manager(autoload=False, extra=[("counting", Counting()), ("broken", Broken())])
+    with TestPlant(plant_dir(), plugins=plugins) as plant:
+        plant.advance(1)
+    checks = {c.name: c for c in plant.summary.checks if c.component == "plant"}
+    assert checks["plant: every instance reported"].passed
+    assert checks["plant: every instance reported"].detail == "m1, m2"
+    assert not checks["plant: a failing verdict"].passed and not plant.summary.checks_passed
+    broken = checks["plant checks of broken"]  # the raising plugin is named; the other one still ran
+    assert not broken.passed and "KeyError" in broken.detail
 
 
 def test_hook_forge_plant_started(plant_dir):

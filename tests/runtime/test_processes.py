@@ -27,6 +27,13 @@ class Exiter(Component):
         os._exit(3)
 
 
+@hookimpl
+def forge_plant_checks(summary):
+    from forge_core import Check
+
+    return [Check("plant: instances seen", True, ", ".join(sorted(summary.components)))]
+
+
 @hookimpl''', 1).replace('registry.add("test.machine", Machine)',
                          'registry.add("test.machine", Machine)\n    registry.add("test.exiter", Exiter)')
 
@@ -191,3 +198,6 @@ def test_a_killed_instance_s_checks_are_listed_as_not_run_never_absent(plant_dir
         from datetime import datetime
         assert before - 1 <= datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() <= time.time()
     assert summary.not_run == mine and summary.to_dict()["checks_not_run"] == len(mine)
+    # the whole-plant checks ran once, in the parent, over the merged summary; never in a child
+    seen = [c for c in summary.checks if c.name == "plant: instances seen"]
+    assert [(c.component, c.detail) for c in seen] == [("plant", "m1-0, m1-1, m2")], seen

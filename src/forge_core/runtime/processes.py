@@ -391,5 +391,6 @@ class ProcessRunner:
         total.checks.append(Check("every child process stopped with a summary", not unclean, detail, "processes"))
         total.checks += self._killed_checks(parts)
         total.extra["processes"] = processes
+        total.checks += self.plugins.plant_checks(total)  # after the merge: they count across processes
         return total
 

@@ -79,6 +79,9 @@ class Runtime:
         self.plugins = plugins
         self.clock: Clock = clock or RealClock()
         self.seed = seed
+        #: True when this process runs the whole plant (not a child of a multi-process run): it then
+        #: runs the plugins' whole-plant checks (``forge_plant_checks``) on its own summary.
+        self.whole_plant = not only
         self.only = self._select(only)
         self.serve_health = serve_health
         self.connect_attempts = connect_attempts
@@ -357,6 +360,8 @@ class Runtime:
         if self.health_server is not None:
             self.health_server.stop()
         summary = self.summary()
+        if self.whole_plant and not self.children:
+            summary.checks += self.plugins.plant_checks(summary)
         if self.telemetry is not None:
             self.telemetry.shutdown()
         if self._engine is not None:

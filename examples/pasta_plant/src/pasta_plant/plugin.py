@@ -17,7 +17,9 @@ from pasta_plant.components.production import BatchProduction
 from pasta_plant.components.sorting import Sorting
 
 if TYPE_CHECKING:
+    from forge_core import Check
     from forge_core.plugin import CommandRegistry, ComponentRegistry
+    from forge_core.runtime import RunSummary
     from forge_core.storage import MigrationRegistry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,3 +45,12 @@ def forge_register_commands(registry: CommandRegistry) -> None:
     from pasta_plant.cli import monitor
 
     registry.add("monitor", monitor, help="Tail a plant's messages, colour-coded by topic.")
+
+
+@hookimpl
+def forge_plant_checks(summary: RunSummary) -> list[Check]:
+    """Checks across processes (every instance's report, merged): see epoch_checks and count_checks."""
+    from pasta_plant.count_checks import count_checks
+    from pasta_plant.epoch_checks import epoch_checks
+
+    return [*epoch_checks(summary), *count_checks(summary)]
