@@ -78,7 +78,10 @@ def subscribe(pattern: str, *, types: list[str] | tuple[str, ...] | None = None,
     ``fenced``: the messages are a leader's commands; one stamped with an epoch older than the
     newest seen (or with none) is dropped and counted, never handled (see ``ctx.fence``). Give
     the lease name (``fenced="scheduler"``) to also refuse commands stamped for another lease;
-    ``True`` takes the lease from each command's ``forgelease`` header.
+    ``True`` takes the lease from each command's ``forgelease`` header. Once the component gives
+    the lease a key (``ctx.fence.keys[lease] = key``), a command must also carry the holder's
+    signature in its ``signature`` body field (``forge_core.tactics.sign_payload``); an unsigned
+    or badly signed one is dropped and counted in ``ctx.fence.forged`` and leaves the fence alone.
     ``batch``: the method takes a list of envelopes, what the transport received together (see
     ``MessageBus.subscribe``); for high-rate streams, where a call per message costs too much.
     """
@@ -183,9 +186,14 @@ class ComponentContext:
                                  envelope.topic, lease or stamped or "default")
                 return
             name = lease or stamped or "default"
-            if not self.fence.accept(epoch, name):
-                self.log.info("dropped %s with stale epoch %d (newest %s)", envelope.type, epoch,
-                              self.fence.newest.get(name))
+            forged = self.fence.forged
+            if not self.fence.accept_payload(epoch, name, envelope.payload):  # signed if the lease has a key
+                if self.fence.forged > forged:
+                    self.log.warning("dropped %s on %s with epoch %d: not signed by the holder of lease %r",
+                                     envelope.type, envelope.topic, epoch, name)
+                else:
+                    self.log.info("dropped %s with stale epoch %d (newest %s)", envelope.type, epoch,
+                                  self.fence.newest.get(name))
                 return
             result = handler(envelope)
             if inspect.isawaitable(result):

@@ -15,7 +15,10 @@ from forge_core.tactics.detectors import (
 from forge_core.tactics.failover import FailoverContext, FailoverDecision, FailoverPolicy, RoundRobinFailover
 from forge_core.tactics.heartbeat_status import HeartbeatStatusMonitor, Status, StatusChange
 from forge_core.tactics.leader import (
+    GRANT_HISTORY,
+    SIGNATURE_FIELD,
     FencedReceiver,
+    Grant,
     LeaderElector,
     Lease,
     LeaseBackend,
@@ -28,12 +31,17 @@ from forge_core.tactics.leader import (
     SqlStateStore,
     StaleEpoch,
     StateStore,
+    command_body,
     sign_command,
+    sign_payload,
+    verify_payload,
 )
 from forge_core.tactics.outbox import Outbox, OutboxFull
 from forge_core.tactics.retry import Backoff, CrashLoopWindow, RetryPolicy
 
 __all__ = [
+    "GRANT_HISTORY",
+    "SIGNATURE_FIELD",
     "Backoff",
     "BackpressureController",
     "CrashLoopWindow",
@@ -43,6 +51,7 @@ __all__ = [
     "FailureDetector",
     "FencedReceiver",
     "FixedTimeoutDetector",
+    "Grant",
     "HeartbeatStatusMonitor",
     "IdempotencyKeys",
     "KeyStore",
@@ -67,6 +76,9 @@ __all__ = [
     "Status",
     "StatusChange",
     "WindowDeduplicator",
+    "command_body",
     "expected_detection_time",
     "sign_command",
+    "sign_payload",
+    "verify_payload",
 ]

@@ -23,15 +23,33 @@ and :mod:`.state` (the fenced state stores).
 
 from forge_core.tactics.leader.elector import Callback as Callback  # the old module's type alias
 from forge_core.tactics.leader.elector import LeaderElector
-from forge_core.tactics.leader.fencing import FencedReceiver, sign_command
-from forge_core.tactics.leader.lease import Lease, LeaseBackend, LeaseBackendUnavailable, NotLeader, StaleEpoch
+from forge_core.tactics.leader.fencing import (
+    SIGNATURE_FIELD,
+    FencedReceiver,
+    command_body,
+    sign_command,
+    sign_payload,
+    verify_payload,
+)
+from forge_core.tactics.leader.lease import (
+    GRANT_HISTORY,
+    Grant,
+    Lease,
+    LeaseBackend,
+    LeaseBackendUnavailable,
+    NotLeader,
+    StaleEpoch,
+)
 from forge_core.tactics.leader.memory import MemoryLeaseBackend
 from forge_core.tactics.leader.redis import RedisLeaseBackend
 from forge_core.tactics.leader.sql import SqlLeaseBackend
 from forge_core.tactics.leader.state import MemoryStateStore, SqlStateStore, StateStore
 
 __all__ = [
+    "GRANT_HISTORY",
+    "SIGNATURE_FIELD",
     "FencedReceiver",
+    "Grant",
     "LeaderElector",
     "Lease",
     "LeaseBackend",
@@ -44,5 +62,8 @@ __all__ = [
     "SqlStateStore",
     "StaleEpoch",
     "StateStore",
+    "command_body",
     "sign_command",
+    "sign_payload",
+    "verify_payload",
 ]

@@ -8,7 +8,11 @@ from typing import Protocol, runtime_checkable
 
 from forge_core.errors import ForgeError
 
-__all__ = ["Lease", "LeaseBackend", "LeaseBackendUnavailable", "NotLeader", "StaleEpoch"]
+__all__ = ["GRANT_HISTORY", "Grant", "Lease", "LeaseBackend", "LeaseBackendUnavailable", "NotLeader", "StaleEpoch"]
+
+#: Grants a backend keeps per lease (the newest): one per change of holder, so thousands of
+#: failovers. Older grants are forgotten; :meth:`LeaseBackend.grants` lists what is kept.
+GRANT_HISTORY = 10_000
 
 
 class NotLeader(ForgeError):
@@ -32,6 +36,16 @@ class Lease:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class Grant:
+    """One grant of a lease under a new epoch: to whom, and when (the caller's clock reading; Redis: its
+    own ``TIME``). A holder re-acquiring or renewing its live lease is not a new grant."""
+
+    epoch: int
+    holder: str
+    at: float
+
+
 @runtime_checkable
 class LeaseBackend(Protocol):
     """Where leases live. ``now`` is the caller's clock reading (ignored by Redis)."""
@@ -47,3 +61,7 @@ class LeaseBackend(Protocol):
 
     async def current(self, name: str, now: float) -> Lease | None:
         """The live lease on ``name``, or None if free or expired."""
+
+    async def grants(self, name: str) -> list[Grant]:
+        """Every epoch ever granted on ``name`` (the newest :data:`GRANT_HISTORY`), oldest first:
+        what a check compares the epochs receivers accepted with."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from forge_core.tactics.leader.lease import Lease
+from collections import deque
+
+from forge_core.tactics.leader.lease import GRANT_HISTORY, Grant, Lease
 
 __all__ = ["MemoryLeaseBackend"]
 
@@ -10,9 +12,11 @@ __all__ = ["MemoryLeaseBackend"]
 class MemoryLeaseBackend:
     """Leases in a dict: for one process, tests and virtual-time simulations."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, history: int = GRANT_HISTORY) -> None:
         # name -> (holder or None, epoch, expires_at). The epoch survives release and expiry.
         self._leases: dict[str, tuple[str | None, int, float]] = {}
+        self._history = history
+        self._grants: dict[str, deque[Grant]] = {}
 
     async def try_acquire(self, name: str, holder: str, ttl: float, now: float) -> Lease | None:
         cur_holder, epoch, expires = self._leases.get(name, (None, 0, 0.0))
@@ -23,6 +27,7 @@ class MemoryLeaseBackend:
             return Lease(holder, epoch, now + ttl)
         epoch += 1
         self._leases[name] = (holder, epoch, now + ttl)
+        self._grants.setdefault(name, deque(maxlen=self._history)).append(Grant(epoch, holder, now))
         return Lease(holder, epoch, now + ttl)
 
     async def renew(self, name: str, holder: str, epoch: int, ttl: float, now: float) -> Lease | None:
@@ -42,3 +47,6 @@ class MemoryLeaseBackend:
         if cur_holder is None or expires <= now:
             return None
         return Lease(cur_holder, epoch, expires)
+
+    async def grants(self, name: str) -> list[Grant]:
+        return list(self._grants.get(name, ()))

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from forge_core.tactics.leader.lease import Lease, LeaseBackendUnavailable
+from forge_core.tactics.leader.lease import GRANT_HISTORY, Grant, Lease, LeaseBackendUnavailable
 
 __all__ = ["RedisLeaseBackend"]
 
-# KEYS[1] lease key, KEYS[2] epoch counter; ARGV[1] holder, ARGV[2] ttl in ms.
+# KEYS[1] lease key, KEYS[2] epoch counter, KEYS[3] grant history; ARGV[1] holder, ARGV[2] ttl in
+# ms, ARGV[3] grants kept. A grant under a new epoch is appended to the history list as
+# "<epoch>|<seconds.micros>|<holder>" (Redis TIME) in the same script, so history and lease agree.
 # The value is "<epoch>|<holder>". When the counter is missing (first use, or Redis lost its
 # data in a restart without persistence) it restarts from Redis's TIME in milliseconds, which
 # is above every earlier epoch unless leases changed hands more than once per millisecond.
@@ -34,6 +36,9 @@ if e == 1 then
 end
 local es = string.format('%d', e)
 redis.call('SET', KEYS[1], es .. '|' .. ARGV[1], 'PX', ARGV[2])
+local now = redis.call('TIME')
+redis.call('RPUSH', KEYS[3], es .. '|' .. now[1] .. '.' .. string.format('%06d', tonumber(now[2])) .. '|' .. ARGV[1])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
 return {es, tonumber(ARGV[2])}
 """
 
@@ -64,7 +69,8 @@ class RedisLeaseBackend:
     so epochs keep rising and fencing stays sound.
     """
 
-    def __init__(self, url: str | None = None, *, client: Any = None, prefix: str = "forge:lease:") -> None:
+    def __init__(self, url: str | None = None, *, client: Any = None, prefix: str = "forge:lease:",
+                 history: int = GRANT_HISTORY) -> None:
         if (url is None) == (client is None):
             raise ValueError("RedisLeaseBackend: pass exactly one of url= or client=")
         if client is None:
@@ -75,13 +81,14 @@ class RedisLeaseBackend:
         self.url = url or repr(client)
         self.client = client
         self.prefix = prefix
+        self.history = history
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     def _keys(self, name: str) -> list[str]:
         key = self.prefix + name
-        return [key, key + ":epoch"]
+        return [key, key + ":epoch", key + ":grants"]
 
     async def _call(self, what: str, coro: Awaitable[Any]) -> Any:
         import redis.exceptions
@@ -93,7 +100,8 @@ class RedisLeaseBackend:
 
     async def try_acquire(self, name: str, holder: str, ttl: float, now: float) -> Lease | None:
         ms = max(1, round(ttl * 1000))
-        reply = await self._call(f"acquire {name!r}", self._acquire(keys=self._keys(name), args=[holder, ms]))
+        reply = await self._call(f"acquire {name!r}", self._acquire(keys=self._keys(name),
+                                                                     args=[holder, ms, self.history]))
         if not reply:
             return None
         epoch, pttl = int(reply[0]), int(reply[1])
@@ -124,6 +132,15 @@ class RedisLeaseBackend:
         text = value.decode() if isinstance(value, bytes) else str(value)
         epoch, _, holder = text.partition("|")
         return Lease(holder, int(epoch), now + int(pttl) / 1000)
+
+    async def grants(self, name: str) -> list[Grant]:
+        raw = await self._call(f"read grants of {name!r}", self.client.lrange(self._keys(name)[2], 0, -1))
+        out = []
+        for item in raw:
+            text = item.decode() if isinstance(item, bytes) else str(item)
+            epoch, at, holder = text.split("|", 2)
+            out.append(Grant(int(epoch), holder, float(at)))
+        return out
 
     async def aclose(self) -> None:
         await self.client.aclose()
