@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -23,7 +23,7 @@ from forge_core.checks import Check
 from forge_core.messages.envelope import Envelope
 from forge_core.settings import Settings
 from forge_core.tactics.backpressure import BackpressureController
-from forge_core.tactics.leader import FencedReceiver, LeaderElector
+from forge_core.tactics.leader import FencedReceiver, LeaderElector, sign_payload
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -79,9 +79,10 @@ def subscribe(pattern: str, *, types: list[str] | tuple[str, ...] | None = None,
     newest seen (or with none) is dropped and counted, never handled (see ``ctx.fence``). Give
     the lease name (``fenced="scheduler"``) to also refuse commands stamped for another lease;
     ``True`` takes the lease from each command's ``forgelease`` header. Once the component gives
-    the lease a key (``ctx.fence.keys[lease] = key``), a command must also carry the holder's
-    signature in its ``signature`` body field (``forge_core.tactics.sign_payload``); an unsigned
-    or badly signed one is dropped and counted in ``ctx.fence.forged`` and leaves the fence alone.
+    the lease a key (``ctx.fence.keys[lease] = key``; the leader's ``ctx.publish_fenced`` then
+    signs with it), a command must also carry the holder's signature in its ``signature`` body
+    field (``forge_core.tactics.sign_payload``); an unsigned or badly signed one is dropped and
+    counted in ``ctx.fence.forged`` and leaves the fence alone.
     ``batch``: the method takes a list of envelopes, what the transport received together (see
     ``MessageBus.subscribe``); for high-rate streams, where a call per message costs too much.
     """
@@ -264,8 +265,13 @@ class ComponentContext:
     async def publish_fenced(self, elector: LeaderElector, topic: str, type_: str, payload: Any, *,
                              key: str | None = None, headers: dict[str, str] | None = None,
                              transport: str | None = None) -> Envelope:
-        """Publish a leader's command stamped with its epoch; raises NotLeader when not leading."""
+        """Publish a leader's command stamped with its epoch; raises NotLeader when not leading.
+        When the lease has a key (``ctx.fence.keys``), a JSON object payload is signed with it
+        (``signature`` field, ``forge_core.tactics.sign_payload``): receivers with the key need it."""
         epoch = elector.fence()
+        plant_key = self.fence.keys.get(elector.name)
+        if plant_key is not None and isinstance(payload, Mapping):
+            payload = sign_payload(plant_key, elector.name, epoch, payload)
         stamped = {**(headers or {}), EPOCH_HEADER: str(epoch), LEASE_HEADER: elector.name}
         return await self.publish(topic, type_, payload, key=key, headers=stamped, transport=transport)
 

@@ -23,6 +23,7 @@ class MachineParams(Settings):
     first_id: int = 0
     heartbeat_interval: float = 1.0
     swap_time: float = 2.0
+    command_secret: str | None = None
 
 
 class FakeCuttingMachine(Component):
@@ -35,6 +36,8 @@ class FakeCuttingMachine(Component):
         self.blade = None
         self.swapping = False
         self.commands = []          # (type, bladeType, epoch) of every command applied
+        if self.params.command_secret:  # the plant key: unsigned or badly signed commands are forged
+            self.ctx.fence.keys["scheduler"] = self.params.command_secret.encode()
         self.ctx.every(self.params.heartbeat_interval, self.beat,
                        initial_delay=0.1 * (self.ctx.replica % 10))
 
@@ -118,11 +121,12 @@ def write_plant(root: Path, *, machines: int = 3, machine_params: dict[str, Any]
 
 @pytest.fixture
 def sched_plant(tmp_path: Path) -> Iterator[Callable[..., TestPlant]]:
-    """``sched_plant(machines=3, machine_params=..., scheduler_params=..., seed=1)``: a started TestPlant."""
+    """``sched_plant(machines=3, machine_params=..., scheduler_params=..., seed=1, env=...)``: a started
+    TestPlant (``env`` fills the manifest's ``${env:...}``, e.g. a ``command_secret``)."""
     plants: list[TestPlant] = []
 
-    def make(*, seed: int = 1, **options: Any) -> TestPlant:
-        plant = TestPlant(write_plant(tmp_path / f"plant{len(plants)}", **options), seed=seed)
+    def make(*, seed: int = 1, env: dict[str, str] | None = None, **options: Any) -> TestPlant:
+        plant = TestPlant(write_plant(tmp_path / f"plant{len(plants)}", **options), seed=seed, env=env)
         plants.append(plant)
         return plant.start()
 

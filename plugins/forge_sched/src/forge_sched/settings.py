@@ -7,7 +7,7 @@ an instance, defaults filled) and the docs table (``settings_table(BladeSchedule
 from __future__ import annotations
 
 import re
-from typing import Self
+from typing import ClassVar, Self
 
 from forge_core import Settings
 from pydantic import Field, field_validator, model_validator
@@ -39,6 +39,8 @@ class Topics(Settings):
 class BladeSchedulerParams(Settings):
     """Params of ``sched.blade_scheduler``."""
 
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"command_secret"})
+
     lease: str = Field("scheduler", min_length=1,
                        description="leader-election lease shared by the active and the shadow")
     discovery_time: float = Field(12.0, gt=0,
@@ -68,6 +70,16 @@ class BladeSchedulerParams(Settings):
                                  description="regex whose group 1 is the machineId in a forge.status / forge.death "
                                              "source; other sources are ignored")
     topics: Topics = Field(Topics(), description="where it listens and sends (see the Topics table)")
+    command_secret: str | None = Field(
+        None, min_length=16,
+        description="plant key: when set, every command carries the holder's HMAC-SHA256 of (lease, epoch, body "
+                    "without it) in its `signature` field, and commands seen from others are mirrored only if "
+                    "signed; receivers with the same key drop the rest as forged. From the environment "
+                    "(${env:...}), never written in the file")
+
+    def command_keys(self) -> dict[str, bytes]:
+        """``{lease: plant key}`` for ``ctx.fence.keys`` when ``command_secret`` is set, else empty."""
+        return {self.lease: self.command_secret.encode()} if self.command_secret else {}
 
     @field_validator("machine_sources")
     @classmethod

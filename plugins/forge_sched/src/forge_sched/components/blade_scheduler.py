@@ -4,7 +4,7 @@ Run it with ``replicas: 2``. Every replica hears every heartbeat, death report, 
 every command on the bus (``shared=False``), so the shadow's machine table is as warm as the
 leader's. Only the holder of the ``scheduler`` lease sends commands, each through
 ``ctx.publish_fenced`` *and* with ``"epoch"`` in the payload (machines speak plain JSON), so a
-deposed leader's late command is rejected by the machines.
+deposed leader's late command is rejected by the machines (signed with ``command_secret``: a forger's too).
 
 What it guarantees:
 
@@ -88,6 +88,7 @@ class BladeScheduler(Component):
                       "saves": 0, "stale_saves": 0, "alerts_ignored": 0, "resumed_machines": 0,
                       "state_records_rejected": 0}
         self.sent_while_not_leader = 0
+        self.ctx.fence.keys.update(p.command_keys())  # publish_fenced signs with them, on_command_seen checks
 
         self.dedup = self.ctx.tactics.deduplicator(window=p.dedup_window)
         self.store = self.ctx.tactics.state_store("blade_scheduler")
@@ -215,8 +216,9 @@ class BladeScheduler(Component):
         if envelope.source == self.name:
             return
         epoch = epoch_of(envelope)
-        if epoch is None or epoch < self.newest_epoch_seen:
-            return  # unfenced or stale: the machines drop it too
+        if epoch is None or epoch < self.newest_epoch_seen or not self.ctx.fence.verify_payload(
+                epoch, self.elector.name, envelope.payload):
+            return  # unfenced, stale or not signed by the leader (with a plant key): the machines drop it too
         self.newest_epoch_seen = epoch
         payload = envelope.payload
         if envelope.type == CHANGE_FRESH_AMOUNT:
