@@ -43,7 +43,7 @@ stamp=.venv/.forge-installed
 inputs=$(cat pyproject.toml plugins/*/pyproject.toml examples/*/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  args=(-e ".[test,otlp]")
+  args=(-e ".[test,otlp,http,grpc]")
   for package in plugins/*/ examples/*/; do
     [ -f "$package/pyproject.toml" ] && args+=(-e "$package")
   done

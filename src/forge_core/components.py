@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from forge_core.checks import Check
 from forge_core.messages.envelope import Envelope
+from forge_core.serving import GrpcHost, GrpcMounts, HttpHost, HttpMounts
 from forge_core.settings import Settings
 from forge_core.tactics.backpressure import BackpressureController
 from forge_core.tactics.leader import FencedReceiver, LeaderElector, sign_payload
@@ -122,6 +123,8 @@ class ComponentContext:
         tactics: Tactics | None = None,
         plugins: Plugins | None = None,
         services: dict[str, Any] | None = None,
+        http: HttpHost | None = None,
+        grpc: GrpcHost | None = None,
     ) -> None:
         self.name = name
         self.component = component
@@ -134,6 +137,7 @@ class ComponentContext:
         self._tactics = tactics
         self.plugins = plugins
         self.services = services or {}
+        self._http_host, self._grpc_host = http, grpc
         #: Receiver-side fencing for ``fenced`` subscriptions: newest epoch per lease, counts.
         self.fence = FencedReceiver()
         self.unfenced_rejected = 0
@@ -310,6 +314,23 @@ class ComponentContext:
         if error is not None and self.failure is not None and not self.failure.done():
             self.failure.set_result(error)
 
+    # -- serving -----------------------------------------------------------------------
+    @property
+    def http(self) -> HttpMounts:
+        """The process's HTTP server: ``await ctx.http.mount("/orders", asgi_app)``; unmounted when
+        this component stops. See docs/runtime.md#serving-http-and-grpc."""
+        if self._http_host is None:
+            raise RuntimeError(f"{self.name}: this runtime serves no HTTP")
+        return HttpMounts(self._http_host, self.name)
+
+    @property
+    def grpc(self) -> GrpcMounts:
+        """The process's gRPC server: ``await ctx.grpc.add(add_XServicer_to_server, servicer, "pkg.X")``;
+        its services go NOT_SERVING when this component stops."""
+        if self._grpc_host is None:
+            raise RuntimeError(f"{self.name}: this runtime serves no gRPC")
+        return GrpcMounts(self._grpc_host, self.name)
+
     @property
     def storage(self) -> Engine:
         """The plant's SQLAlchemy engine (created on first use)."""
@@ -318,6 +339,10 @@ class ComponentContext:
         return self._storage()
 
     async def _release(self) -> None:
+        if self._http_host is not None:
+            self._http_host.release(self.name)
+        if self._grpc_host is not None:
+            await self._grpc_host.release(self.name)
         for elector in self._electors:
             try:
                 await elector.release()

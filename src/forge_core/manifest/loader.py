@@ -311,6 +311,7 @@ def _build(
     health = {} if health is True or health is None else health  # null in the base = not written
     port = False if health is False else health.get("port", 0)
     health_port = None if port is None or port is False else port  # `is`: 0 == False in Python
+    http, grpc = runtime.get("http") or {}, runtime.get("grpc") or {}
     return Manifest(
         path=source.file,
         plant_dir=plant_dir,
@@ -339,6 +340,8 @@ def _build(
         runtime=RuntimeSpec(
             health_host=(health.get("host") if isinstance(health, dict) else None) or "127.0.0.1",
             health_port=health_port,
+            http_host=str(http.get("host") or "127.0.0.1"), http_port=int(http.get("port") or 0),
+            grpc_host=str(grpc.get("host") or "127.0.0.1"), grpc_port=int(grpc.get("port") or 0),
             initial_backoff=float(restart.get("initial_backoff", 1.0)),
             max_backoff=float(restart.get("max_backoff", 30.0)),
             max_restarts=int(restart.get("max_restarts", 5)),

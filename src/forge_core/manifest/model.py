@@ -132,6 +132,11 @@ class TelemetrySpec:
 class RuntimeSpec:
     health_host: str = "127.0.0.1"
     health_port: int | None = 0  # 0 = ephemeral port, None = health server off
+    #: where ``ctx.http`` / ``ctx.grpc`` listen once a component mounts on them (0 = ephemeral port)
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0
     initial_backoff: float = 1.0
     max_backoff: float = 30.0
     max_restarts: int = 5

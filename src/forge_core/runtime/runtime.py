@@ -25,6 +25,7 @@ from forge_core.messages.envelope import IdGenerator
 from forge_core.runtime.health import HealthServer
 from forge_core.runtime.summary import Check, RunSummary
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
+from forge_core.serving import GrpcHost, HttpHost
 from forge_core.tactics.retry import RetryPolicy
 from forge_core.tactics.service import Tactics, TacticServices
 from forge_core.transport.base import MessageCallback, Transport, TransportContext
@@ -101,6 +102,10 @@ class Runtime:
         self.bus: MessageBus | None = None
         self.telemetry: Telemetry | None = None
         self.health_server: HealthServer | None = None
+        #: One HTTP and one gRPC server per process, started by the first component that mounts on
+        #: them (``ctx.http``, ``ctx.grpc``); under a virtual clock they never listen.
+        self.http: HttpHost | None = None
+        self.grpc: GrpcHost | None = None
         self.tactics: Tactics | None = None
         self._engine: Engine | None = None
         # Created here (asyncio.Event binds no loop until used) so a stop asked for during
@@ -183,6 +188,9 @@ class Runtime:
             trace=self.trace,
         )
         self._wire_dead_letters()
+        rs = manifest.runtime
+        self.http = HttpHost(rs.http_host, rs.http_port, listen=not self.clock_is_virtual, probes=self.health_snapshot)
+        self.grpc = GrpcHost(rs.grpc_host, rs.grpc_port, listen=not self.clock_is_virtual)
         for route in manifest.routes:
             await self.bus.add_route(Route(route.source, route.target, list(route.topics),
                                            list(route.types) if route.types else None))
@@ -287,6 +295,7 @@ class Runtime:
                     clock=self.clock,
                     transport=spec.transport or self.manifest.default_transport, seed=self.seed,
                     storage=storage, tactics=self.tactics, plugins=self.plugins, services={"runtime": self},
+                    http=self.http, grpc=self.grpc,
                 )
 
             supervisor = Supervisor(instance, factory, make_context, clock=self.clock, policy=self.restart_policy,
@@ -348,6 +357,9 @@ class Runtime:
         self._collect_reports()
         for supervisor in reversed(list(self.supervisors.values())):
             await supervisor.stop()
+        for host in (self.http, self.grpc):
+            if host is not None:
+                await host.aclose()
         if self.dead_letter_sinks is not None:
             await self.dead_letter_sinks.aclose()  # published, then flushed to SQL within flush_timeout
         if self.tactics is not None:
@@ -421,16 +433,23 @@ class Runtime:
         states = {name: s.state for name, s in self.supervisors.items()}
         transports = {name: t.health() for name, t in self.transports.items()}
         healthy = all(state != FAILED for state in states.values()) and all(h.connected for h in transports.values())
-        ready = healthy and all(state == RUNNING for state in states.values()) and self._stopped is None
+        reports = {name: s.instance.health() if s.instance is not None else {} for name, s in self.supervisors.items()}
+        # a component may say it is not ready (its database unreachable, say) with "ready": False
+        ready = healthy and all(state == RUNNING for state in states.values()) and self._stopped is None \
+            and all(r.get("ready", True) is not False for r in reports.values())
         detail = {
             "plant": self.manifest.name,
             "components": {
                 name: {"state": s.state, "restarts": s.restarts, "last_error": s.last_error,
-                       **(s.instance.health() if s.instance is not None else {})}
+                       **reports[name]}
                 for name, s in self.supervisors.items()
             },
             "transports": {name: {"connected": h.connected, "detail": h.detail} for name, h in transports.items()},
             "dead_letters": dict(self.dead_letters.counts),
             "dead_letter_accounting": self.dead_letter_sinks.accounting() if self.dead_letter_sinks else {},
         }
+        if self.http is not None and self.http.mounts():
+            detail["http"] = {"url": self.http.url, "mounts": self.http.mounts()}
+        if self.grpc is not None and self.grpc.services():
+            detail["grpc"] = {"target": self.grpc.target, "services": self.grpc.services()}
         return healthy, ready, detail

@@ -1,0 +1,112 @@
+"""ctx.http: components mount ASGI apps on the process's one HTTP server (a real socket on a real
+clock), the probes answer on the same port, mounts are owned and released, and under virtual time
+nothing listens but the same app answers in-process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from forge_core.plant import load_plant
+from forge_core.runtime import Runtime
+from forge_core.serving import HttpHost
+from forge_core.testing import TestPlant
+
+PLUGIN = '''
+from forge_core import Component, hookimpl
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+class Api(Component):
+    async def start(self):
+        async def hello(request):
+            return JSONResponse({"from": self.name, "path": request.url.path,
+                                 "id": request.path_params.get("id")})
+
+        app = Starlette(routes=[Route("/", hello), Route("/items/{id}", hello)])
+        await self.ctx.http.mount(self.params.get("prefix", "/"), app)
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.api", Api)
+'''
+
+MANIFEST = """
+version: 1
+plant: {name: served}
+local_plugins: [machines.py]
+transports: {bus: {type: memory}}
+components:
+  root: {type: test.api, params: {prefix: /}}
+  orders: {type: test.api, params: {prefix: /orders}}
+runtime: {health: false}
+storage: {url: "sqlite:///{plant_dir}/plant.db", migrate_on_start: false}
+"""
+
+
+def test_mounted_apps_and_the_probes_share_one_real_port(plant_dir):
+    plugins, manifest = load_plant(plant_dir(MANIFEST, plugin=PLUGIN) / "plant.yaml")
+
+    async def scenario():
+        runtime = Runtime(manifest, plugins)
+        await runtime.start()
+        try:
+            url = runtime.http.url
+            assert url is not None and url.startswith("http://127.0.0.1:")
+            async with httpx.AsyncClient(base_url=url) as client:
+                root = (await client.get("/")).json()
+                item = (await client.get("/orders/items/7")).json()
+                ready = await client.get("/ready")
+                missing = await client.get("/orders/nothing")
+            assert root == {"from": "root", "path": "/", "id": None}
+            assert item == {"from": "orders", "path": "/orders/items/7", "id": "7"}  # longest prefix wins
+            assert ready.status_code == 200 and ready.json()["http"]["mounts"] == {"/": "root", "/orders": "orders"}
+            assert missing.status_code == 404  # the mounted app's own 404
+        finally:
+            await runtime.stop()
+        return url
+
+    url = asyncio.run(scenario())
+    with pytest.raises(httpx.ConnectError):  # closed with the plant
+        httpx.get(url + "/ready", timeout=2)
+
+
+def test_a_prefix_is_owned_and_released():
+    async def scenario():
+        host = HttpHost(listen=False)
+
+        async def app(scope, receive, send):
+            raise AssertionError("not called")
+
+        await host.mount("/orders", app, owner="orders-0")
+        with pytest.raises(ValueError, match="already mounted by 'orders-0'"):
+            await host.mount("/orders/", app, owner="orders-1")
+        with pytest.raises(ValueError, match="probe path"):
+            await host.mount("/ready", app, owner="x")
+        with pytest.raises(ValueError, match="must start with '/'"):
+            await host.mount("orders", app, owner="x")
+        await host.mount("/orders", app, owner="orders-0")  # a restart of the owner mounts again
+        host.release("orders-0")
+        await host.mount("/orders", app, owner="orders-1")
+        assert host.mounts() == {"/orders": "orders-1"} and host.url is None
+
+    asyncio.run(scenario())
+
+
+def test_under_virtual_time_nothing_listens_and_the_app_answers_in_process(plant_dir):
+    with TestPlant(plant_dir(MANIFEST, plugin=PLUGIN)) as plant:
+        host = plant.runtime.http
+        assert host.url is None
+
+        async def call():
+            transport = httpx.ASGITransport(app=host.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://plant") as client:
+                return (await client.get("/orders/items/3")).json(), (await client.get("/health")).status_code
+
+        body, health = plant._run(call())
+        assert body == {"from": "orders", "path": "/orders/items/3", "id": "3"} and health == 200
