@@ -274,3 +274,24 @@ def test_a_bad_record_in_the_saved_state_is_dead_lettered_and_the_successor_lead
     assert len(letters) == 1 and letters[0].reason == "invalid", letters
     assert "machines/1.2345678901234568e+29" in letters[0].detail and "not an integer" in letters[0].detail
     assert sorted(successor.machines) == [0, 1]
+
+
+def test_both_schedulers_report_leading_at_a_stop_in_turn_but_their_terms_do_not_overlap(sched_plant):
+    """Issue 11 §5: in a multi-process plant every process gets SIGTERM at once and reports when
+    the OS runs it. The leader reports leading and releases the lease; the standby, stopped a
+    moment later, has been elected meanwhile and reports leading too. Not split-brain: the terms
+    (epoch, from, to) in the reports show one after the other."""
+    plant = sched_plant(machines=2)
+    plant.advance(15)
+    old = leader_of(plant)
+    standby = plant.component("scheduler-1" if old.name == "scheduler-0" else "scheduler-0")
+    first = old.report()  # the runtime's order at stop: report, then stop (which releases the lease)
+    plant._run(plant.runtime.supervisors[old.name].stop())
+    plant.run_until(lambda: standby.leading, timeout=3, step=0.1)  # elected within retry_every (1 s)
+    second = standby.report()
+    assert first["leading"] and second["leading"]  # what the issue saw: "both leading True"
+    (mine,), (theirs,) = first["terms"][-1:], second["terms"][-1:]
+    assert mine["to"] is None or mine["to"] <= theirs["from"]
+    assert theirs["epoch"] > mine["epoch"] and theirs["to"] is None
+    ended = old.report()["terms"][-1]
+    assert ended["to"] is not None and ended["to"] <= theirs["from"] and ended["sent"] == 2  # two assignments

@@ -34,6 +34,7 @@ from forge_core.tactics import NotLeader, StaleEpoch
 from forge_sched.blades import handover, storage
 from forge_sched.blades.handover import STATE_KEY
 from forge_sched.blades.table import Machine, MachineTable
+from forge_sched.blades.terms import Terms
 from forge_sched.settings import BladeSchedulerParams
 
 #: The message types this component speaks (schemas in ``forge_sched/schemas``).
@@ -82,6 +83,7 @@ class BladeScheduler(Component):
         self.started_at = self.ctx.clock.time()
         self.ready_epoch: int | None = None
         self.newest_epoch_seen = -1
+        self.terms = Terms()  # this life's terms as leader: a bare `leading` in two reports is two moments
         # report / checks (cheap counters)
         self.stats = {"assignments": 0, "assignment_retries": 0, "swaps": 0, "swaps_confirmed": 0,
                       "fresh_changes": 0, "elections": 0, "depositions": 0, "removed": 0, "recoveries": 0,
@@ -133,6 +135,7 @@ class BladeScheduler(Component):
         if saved:
             self._merge(saved)
         self.ready_epoch = epoch
+        self.terms.begin(epoch, self.ctx.clock.time(), self._machine_commands())
         self._assign_soon()
         self.ctx.log.info("leading with epoch %d; %d machines known (A %d, B %d)", epoch, len(self.machines),
                           self.counts["A"], self.counts["B"])
@@ -140,6 +143,10 @@ class BladeScheduler(Component):
     async def on_deposed(self, epoch: int) -> None:
         self.stats["depositions"] += 1
         self.ready_epoch = None
+        self.terms.end(self.ctx.clock.time(), self._machine_commands())
+
+    def _machine_commands(self) -> int:
+        return self.stats["assignments"] + self.stats["swaps"]
 
     # -- heartbeats (the hot path: O(1)) -----------------------------------------------------
     def on_heartbeat(self, envelope: Envelope) -> None:
@@ -386,7 +393,11 @@ class BladeScheduler(Component):
                 "blades": dict(getattr(self, "counts", {}))}
 
     def report(self) -> dict[str, Any]:
-        return {**self.stats, "leading": self.leading, "machines": len(self.machines),
+        if not self.leading:
+            self.terms.end(self.ctx.clock.time(), self._machine_commands())  # lapsed, no on_deposed yet
+        return {**self.stats, "leading": self.leading, "epoch": self.elector.epoch,
+                "terms": self.terms.view(self._machine_commands()),
+                "machines": len(self.machines),
                 "blades": dict(self.counts), "fresh_amount": self.fresh_amount, "offsets": dict(self.offsets),
                 "heartbeats_deduplicated": self.dedup.dropped}
 
