@@ -48,3 +48,32 @@ def test_a_silent_source_still_goes_down_when_the_monitor_keeps_up(plant_dir):
         plant.transport("bus").faults.partition("m2")
         down = plant.expect("forge.status", within=10, where=lambda e: e.payload["status"] == "DOWN")
         assert down.payload["source"] == "m2"
+
+
+def test_beats_queued_in_the_transport_are_not_silence(plant_dir):
+    """Beats that wait behind a flood in the transport's inbox (``backlog_age``) are not the
+    sources' silence: the monitor judges silence up to the time it has heard everything (issue 11 §3).
+    Before, it judged at now and declared every source DOWN while their beats sat in the inbox."""
+    with TestPlant(plant_dir(PLANT), seed=3) as plant:
+        plant.advance(20.05)
+        transport = plant.transport("bus")
+        transport.faults.delay("forge/heartbeat/#", seconds=4.0)  # every beat now reaches the monitor 4 s late
+        transport.backlog_age = lambda: 4.0  # type: ignore[method-assign]  # ...because it waits in the inbox
+        plant.advance(20)
+        statuses = [(e.payload["source"], e.payload["status"]) for e in plant.sent("forge/status/+")]
+        assert all(status == "UP" for _, status in statuses), statuses
+        health = plant.component("monitor").health()
+        assert health["sources"] == {"m1": "UP", "m2": "UP"}
+        assert health["transport_backlog"]["max_age"] == 4.0 and health["transport_backlog"]["behind"]
+
+
+def test_a_backlog_does_not_hide_a_dead_source(plant_dir):
+    """The backlog moves the verdict by its age, no more: a source that stopped is DOWN once the
+    backlog is delivered and its silence is longer than the detector allows."""
+    with TestPlant(plant_dir(PLANT), seed=3) as plant:
+        plant.advance(20.05)
+        transport = plant.transport("bus")
+        transport.backlog_age = lambda: 2.0  # type: ignore[method-assign]
+        transport.faults.partition("m2")
+        down = plant.expect("forge.status", within=12, where=lambda e: e.payload["status"] == "DOWN")
+        assert down.payload["source"] == "m2"

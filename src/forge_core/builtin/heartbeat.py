@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from forge_core.components import Component
-from forge_core.errors import ManifestProblem
+from forge_core.errors import ForgeError, ManifestProblem
 from forge_core.hookspecs import hookimpl
 from forge_core.messages import deadletter as dl
 from forge_core.messages.deadletter import DeadLetter
@@ -36,6 +36,7 @@ from forge_core.transport.topics import topic_level
 
 if TYPE_CHECKING:
     from forge_core.manifest.model import Manifest
+    from forge_core.transport.base import Transport
 
 
 class HeartbeatEmitterParams(Settings):
@@ -111,6 +112,11 @@ class HeartbeatMonitor(Component):
         self.failover = self.ctx.tactics.failover([]) if self.params.failover else None
         self.healthy_field = self.params.healthy_field
         types = self.params.types
+        try:  # the transport the beats come through: how far behind its delivery is (backlog_age)
+            self.beats_transport: Transport | None = self.ctx.bus.transport(self.ctx.transport)
+        except ForgeError:
+            self.beats_transport = None
+        self.backlog = {"age": 0.0, "max_age": 0.0, "behind": False, "behind_evaluations": 0}
         for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.on_beat, types=types, shared=False)
         for pattern in self.params.death_topics:
@@ -136,7 +142,10 @@ class HeartbeatMonitor(Component):
         if self.monitor.status(source) is None and self._refused(source, envelope):  # checked once per source
             return
         healthy = not (isinstance(payload, dict) and payload.get(self.healthy_field) is False)
-        change = self.monitor.observe(source, self.ctx.clock.time(), healthy)
+        # heard when the transport read it, not when a backlog let it through (see evaluate)
+        transport = self.beats_transport
+        at = self.ctx.clock.time() - (transport.backlog_age() if transport is not None else 0.0)
+        change = self.monitor.observe(source, at, healthy)
         if change is not None:
             await self._report(change)
 
@@ -167,7 +176,12 @@ class HeartbeatMonitor(Component):
         when this call was due (``ctx.every`` sleeps ``every`` after each call) and when it ran is
         the event loop's lag; past the threshold the monitor says it is starved (log, health)
         and gives no verdict until a verdict window of on-time evaluations has passed, so the
-        beats that were waiting behind the stall are heard first."""
+        beats that were waiting behind the stall are heard first.
+
+        Silence is judged at ``now - backlog_age`` of the beats' transport: what the transport has
+        read but not handed over yet (a beat queued behind a flood of other messages) is not the
+        source's silence, so it is judged at the time up to which the monitor has heard everything.
+        A backlog over the same threshold is logged and reported in health (``transport_backlog``)."""
         clock = self.ctx.clock
         now_mono = clock.monotonic()
         every = self.params.evaluate_every or min(self.interval / 4, 1.0)
@@ -199,10 +213,30 @@ class HeartbeatMonitor(Component):
                                      lag)
             starvation["starved"] = False
             starvation["verdicts_held_until"] = None
-            for change in self.monitor.evaluate(clock.time()):
+            for change in self.monitor.evaluate(clock.time() - self._backlog_age(starvation["threshold"])):
                 await self._report(change)
         finally:
             self._evaluate_due = clock.monotonic() + every
+
+    def _backlog_age(self, threshold: float) -> float:
+        """The beats' transport's backlog age (see :meth:`evaluate`), logged when it crosses
+        ``threshold`` and when it is back under it."""
+        transport = self.beats_transport
+        age = transport.backlog_age() if transport is not None else 0.0
+        backlog = self.backlog
+        backlog["age"] = round(age, 3)
+        backlog["max_age"] = max(backlog["max_age"], round(age, 3))
+        if age > threshold:
+            if not backlog["behind"]:
+                self.ctx.log.warning("monitor %s: transport %s delivers %.3f s behind (threshold %.3f s); silence is "
+                                     "judged at the time it has delivered up to", self.name, transport.name if
+                                     transport else "?", age, threshold)
+            backlog["behind"] = True
+            backlog["behind_evaluations"] += 1
+        elif backlog["behind"]:
+            backlog["behind"] = False
+            self.ctx.log.warning("monitor %s: transport delivers on time again (%.3f s behind)", self.name, age)
+        return age
 
     async def _report(self, change: StatusChange) -> None:
         self.changes.append(change)
@@ -246,6 +280,9 @@ class HeartbeatMonitor(Component):
             return {}
         starvation = getattr(self, "starvation", None)
         extra = {"monitor_starved": dict(starvation)} if starvation and starvation["starved_evaluations"] else {}
+        backlog = getattr(self, "backlog", None)
+        if backlog and backlog["max_age"]:
+            extra["transport_backlog"] = dict(backlog)
         return {"sources": {s: str(v) for s, v in monitor.sources().items()}, **extra}
 
 

@@ -118,6 +118,13 @@ class Transport(ABC):
     @abstractmethod
     def health(self) -> Health: ...
 
+    def backlog_age(self) -> float:
+        """Seconds the oldest message this transport has received but not yet handed to its
+        callbacks has waited (0.0 when it holds none). A liveness monitor judges silence only up
+        to ``now - backlog_age()``: a beat still queued here is not silence (issue 11 §3). This
+        default (delivery without a local queue) is 0.0."""
+        return 0.0
+
     @abstractmethod
     async def close(self) -> None:
         """Stop delivering, release connections; idempotent."""

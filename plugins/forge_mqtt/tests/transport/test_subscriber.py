@@ -42,3 +42,34 @@ def test_raising_callback_is_redelivered_locally_then_undeliverable(mosquitto_se
         await transport.close()
 
     asyncio.run(body())
+
+
+def test_backlog_age_is_how_long_the_oldest_undelivered_message_has_waited(mosquitto_server: MosquittoServer,
+                                                                          tmp_path: Path, kit: Any) -> None:
+    """What a liveness monitor needs to not blame sources for a flood in the inbox (issue 11 §3):
+    messages read but not yet delivered, behind a slow callback, show as backlog_age (and inbox_age
+    in health); an idle transport has none."""
+    async def body() -> None:
+        transport = kit.make_transport(mosquitto_server, tmp_path, "backlog")
+        await transport.connect()
+        assert transport.backlog_age() == 0.0
+        got: list[bytes] = []
+
+        async def slow(topic: str, message: Any) -> None:
+            await asyncio.sleep(0.02)  # 40 messages take 0.8 s
+            got.append(message.body)
+
+        await transport.subscribe("flood/+", slow)
+        await asyncio.sleep(0.05)
+        for i in range(40):
+            await transport.publish(f"flood/{i % 4}", kit.envelope(i))
+        await kit.until(lambda: len(got) >= 20, 5)
+        age = transport.backlog_age()
+        assert 0.25 < age < 2.0, age  # the oldest waiting message was read when the burst arrived
+        assert transport.health().stats["inbox_age"] > 0.25
+        await kit.until(lambda: len(got) == 40, 5)
+        await asyncio.sleep(0.05)
+        assert transport.backlog_age() == 0.0 and transport.health().stats["inbox"] == 0
+        await transport.close()
+
+    asyncio.run(body())

@@ -106,6 +106,8 @@ class Subscriber:
         self._stale_idents: set[int] = set()
         self._draining = False
         self._resume_grace_until = 0.0
+        #: When the message being dispatched was read (paho's ``timestamp``, monotonic), else None.
+        self._dispatching_since: float | None = None
 
     # -- subscribing -----------------------------------------------------------------------------------
     async def subscribe(self, pattern: str, callback: MessageCallback, *, group: str | None = None,
@@ -241,11 +243,27 @@ class Subscriber:
                         self._resume_grace_until = 0.0
                         break
                     await asyncio.sleep(0.02)
-                await self._dispatch(message)
+                self._dispatching_since = message.timestamp
+                try:
+                    await self._dispatch(message)
+                finally:
+                    self._dispatching_since = None
                 if message.qos and generation == conn.generation and conn.client is not None:
                     conn.client.ack(message.mid, message.qos)
         finally:
             self._draining = False
+
+    def backlog_age(self) -> float:
+        """How long the oldest message read from the socket but not yet handed over has waited:
+        the one being dispatched, else the head of the inbox (paho stamps ``timestamp`` with
+        ``time.monotonic`` when it reads the packet)."""
+        since = self._dispatching_since
+        if since is None:
+            inbox = self.inbox
+            if not inbox:
+                return 0.0
+            since = inbox[0][1].timestamp
+        return max(0.0, time.monotonic() - since)
 
     def _known(self, message: mqtt.MQTTMessage) -> bool:
         """Some subscription of this process is there for the message."""

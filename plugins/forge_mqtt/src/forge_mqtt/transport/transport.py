@@ -185,8 +185,12 @@ class MqttTransport(Transport):
             "inflight": len(self.publisher.pending),
             "outbox_depth": outbox.depth if outbox is not None else 0,
             "inbox": len(self.subscriber.inbox),
+            "inbox_age": round(self.subscriber.backlog_age(), 3),
             "session_seq": self.certificates.seq,
         })
+
+    def backlog_age(self) -> float:
+        return self.subscriber.backlog_age()
 
     async def close(self) -> None:
         """Wait up to ``drain_timeout`` for PUBACKs, publish the death certificate, disconnect
