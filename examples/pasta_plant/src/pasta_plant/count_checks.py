@@ -1,18 +1,151 @@
 """Whole-plant checks that count from both ends: what the machines sent against what PostgreSQL
-recorded, commands the schedulers sent against commands the machines applied.
+recorded, commands the schedulers sent against commands the machines received.
 
 Run once per plant run over the merged summary (``forge_plant_checks``), so they see every
 process's report, not one process's view of itself.
+
+Where the numbers come from, and why they survive kills:
+
+* **Machines** count on their odometer (:mod:`pasta_plant.odometer`): a heartbeat once
+  ``ctx.publish`` returned (handed to the MQTT transport: in flight under QoS 1, or in its
+  durable outbox), a command by its epoch on first delivery. In the distributed profile the
+  odometer is a file in the instance's data dir, rewritten on every count, so a SIGKILLed life's
+  counts are still there: this module reads the files of every instance of the run (the parent's
+  pid and start time name the run) and falls back to the machines' reports (one-process plant).
+* **Batches** are counted by PostgreSQL: production's last life reads ``count(*)`` of the rows
+  from the run's first batch id (kept on its odometer across its lives) at stop
+  (``run_batches_in_database``). It is production that reads because it holds the connection
+  and the run's first id; the parent has neither (only the merged summary). Not production's
+  in-memory count.
+* **Commands sent** come from the schedulers' reported terms (epoch, from, to, machine commands
+  sent). A leader SIGKILLed in its term reports nothing: its epoch is listed as not compared,
+  never silently counted as fine.
+
+Bounds: a heartbeat counted when ``publish`` returned may still be lost if the machine is
+SIGKILLed before the broker's PUBACK (paho holds it in memory): at most the in-flight beats at the
+kill (one at 5 s beats). One that reached the broker but whose count was not written before a
+SIGKILL makes the database count *higher*, as do at-least-once redeliveries (a restarted
+bridge or production) and a previous run's beats queued in the persistent session. So the check
+is one-sided: ``batches >= 2 x bladed beats``, less the beats sent in the last
+:data:`IN_FLIGHT` seconds before production stopped (every process stops at once; those are in
+flight, and the persistent session hands them to the next run).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import itertools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forge_core import Check
+from pasta_plant.odometer import FILE, read, run_id
 
 if TYPE_CHECKING:
-    from forge_core import Check
     from forge_core.runtime import RunSummary
+
+#: seconds a heartbeat may take from the machine through MQTT, the bridge and Kafka into production
+IN_FLIGHT = 2.0
+
+
+def odometers(summary: RunSummary) -> dict[str, dict[str, Any]]:
+    """Every instance's odometer of this run: the files of a multi-process run (killed lives
+    included), else what the reports carry."""
+    found = {name: r["odometer"] for name, r in summary.reports.items()
+             if isinstance(r, dict) and isinstance(r.get("odometer"), dict)}
+    production = summary.reports.get("production")
+    if isinstance(production, dict):  # one process: the ledger's, killed instances' included
+        found.update(production.get("ledger_odometers") or {})
+    processes = summary.extra.get("processes") or {}
+    run = run_id(os.getpid())
+    for name, proc in processes.items():
+        saved = read(Path(proc["log"]).parent / name / FILE, run)
+        if saved is not None:
+            found[name] = saved
+    return found
 
 
 def count_checks(summary: RunSummary) -> list[Check]:
-    return []  # filled by the counting-checks work (issue 11 §5)
+    meters = odometers(summary)
+    machines = {n: m for n, m in meters.items() if "beats" in m["counts"]}
+    return [_batches_check(summary, machines), _commands_check(summary, machines), leadership_check(summary)]
+
+
+def leadership_check(summary: RunSummary) -> Check:
+    """At most one scheduler led at any moment: the reported terms have distinct epochs and do not
+    overlap. Not the reports' ``leading`` flags: each process reports at its own SIGTERM, so the
+    leader (which then releases the lease) and the standby elected a moment later both say True."""
+    terms = sorted(((float(t["from"]), float(t["to"]) if t["to"] is not None else float("inf"), int(t["epoch"]), name)
+                    for name, r in summary.reports.items() if isinstance(r, dict)
+                    for t in r.get("terms") or []), key=lambda t: (t[0], t[2]))
+    epochs = [t[2] for t in terms]
+    overlaps = [(a[3], a[2], b[3], b[2]) for a, b in itertools.pairwise(terms) if b[0] < a[1]]
+    both = sorted(n for n, r in summary.reports.items() if isinstance(r, dict) and "terms" in r and r.get("leading"))
+    detail = f"{len(terms)} term(s), epochs {epochs}"
+    if both:
+        detail += f"; reported leading at their own stop: {both}"
+    if len(set(epochs)) != len(epochs):
+        detail += "; an epoch held twice"
+    if overlaps:
+        detail += "; overlapping (holder, epoch, holder, epoch): " + ", ".join(map(str, overlaps))
+    return Check("at most one scheduler led at any moment", not overlaps and len(set(epochs)) == len(epochs), detail)
+
+
+def _batches_check(summary: RunSummary, machines: dict[str, dict[str, Any]]) -> Check:
+    name = "every bladed heartbeat sent is two batches in the database"
+    production = summary.reports.get("production")
+    if not machines:
+        return Check(name, False, "not counted: no machine's counts found")
+    if not isinstance(production, dict) or "run_batches_in_database" not in production:
+        return Check(name, False, "not counted: production wrote no report (its last life did not stop cleanly)")
+    bladed = sum(m["counts"].get("bladed_beats", 0) for m in machines.values())
+    stopped = float(production["stopped_at"])
+    tail = sum(1 for m in machines.values() for t in m.get("times", {}).get("bladed_beats", [])
+               if t >= stopped - IN_FLIGHT)
+    found, expected = int(production["run_batches_in_database"]), 2 * bladed
+    missing = max(0, expected - found)
+    detail = (f"{found} batches in the database for {bladed} bladed heartbeats from {len(machines)} machines "
+              f"({expected} expected; {tail} beat(s) sent within {IN_FLIGHT:g}s of production's stop may be in "
+              f"flight)")
+    if found > expected:
+        detail += f"; {found - expected} more (redeliveries or an earlier run's queued beats)"
+    if missing > 2 * tail:
+        detail += f"; {missing} missing"
+    return Check(name, missing <= 2 * tail, detail)
+
+
+def _commands_check(summary: RunSummary, machines: dict[str, dict[str, Any]]) -> Check:
+    name = "every command a leader sent reached its machine, and none other"
+    sent: dict[int, int] = {}
+    for report in summary.reports.values():
+        for term in (report.get("terms") or []) if isinstance(report, dict) else []:
+            sent[int(term["epoch"])] = sent.get(int(term["epoch"]), 0) + int(term["sent"])
+    received: dict[int, int] = {}
+    for m in machines.values():
+        for key, n in m["counts"].items():
+            if key.startswith("received:"):
+                epoch = int(key.split(":", 1)[1])
+                received[epoch] = received.get(epoch, 0) + int(n)
+    compared = sorted(sent)
+    # one process (memory bus): a command to an instance killed at that moment is lost with it, so
+    # only "received more than sent" fails; processes (persistent MQTT sessions) must deliver every one
+    strict = "processes" in summary.extra
+    bad = [(e, sent[e], received.get(e, 0)) for e in compared
+           if received.get(e, 0) > sent[e] or (strict and received.get(e, 0) != sent[e])]
+    lost = sum(max(0, sent[e] - received.get(e, 0)) for e in compared)
+    unknown = {e: n for e, n in sorted(received.items()) if e not in sent}
+    detail = (f"epochs {compared}: {sum(sent.values())} sent, {sum(received.get(e, 0) for e in compared)} received"
+              if compared else "no leader's term reported")
+    if lost and not strict:
+        detail += f"; {lost} not received (sent to a killed instance: lost with it on the memory bus)"
+    if bad:
+        detail += "; differ (epoch, sent, received): " + ", ".join(map(str, bad))
+    if unknown:
+        detail += (f"; not compared (no report of their term: leader killed, or an earlier run): "
+                   f"{sum(unknown.values())} received in {len(unknown)} epoch(s) {_span(unknown)}")
+    return Check(name, not bad, detail)
+
+
+def _span(epochs: dict[int, int]) -> str:
+    first, last = min(epochs), max(epochs)
+    return str(first) if first == last else f"{first}..{last}"

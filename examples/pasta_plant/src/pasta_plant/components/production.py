@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from forge_core import Check, Component, Envelope, subscribe
 from pasta_plant.db import CATEGORIES, LEVEL_KEYS, batches, seed_rows
 from pasta_plant.ledger import ledger
+from pasta_plant.odometer import Odometer, odometer
 from pasta_plant.settings import ProductionParams
 
 
@@ -51,6 +52,7 @@ class BatchProduction(Component):
             "stock_min": None, "stock_max": None, "off_target": 0, "reductions": 0, "negative": 0,
             "levels_min": {}, "levels_max": {}, "split": {},
         })
+        self.odometer = odometer(self.ctx, "production")
         await self.retry.acall(self._load, self.params.fresh_start and not book.stock_reset)
         book.stock_reset = True
         self.levels = self._levels()
@@ -76,8 +78,9 @@ class BatchProduction(Component):
         for key, units in self.stock.values():
             self.category[key] += units
         self.total = sum(self.category.values())
-        if self.book["first_id"] is None:
+        if self.book["first_id"] is None:  # this life's first; the run's is on the odometer (kills survive it)
             self.book["first_id"] = top + 1
+        self.run_first_id = self.odometer.set_once("first_id", top + 1)
         self.next_id = top + 1
         self._note_stock()
 
@@ -211,11 +214,12 @@ class BatchProduction(Component):
     def health(self) -> dict[str, Any]:
         return {"stock": getattr(self, "total", None), "levels": getattr(self, "levels", None)}
 
-    def _database(self) -> tuple[int, int]:
-        """(batches produced this run found in the database, units in stock by the database)."""
+    def _database(self, first_id: int | None = None) -> tuple[int, int]:
+        """(batches from ``first_id`` (default: this life's first) found in the database, units in stock
+        by the database)."""
         with self.engine.connect() as conn:
             found = conn.execute(sa.select(sa.func.count()).select_from(batches)
-                                 .where(batches.c.id >= self.book["first_id"])).scalar() or 0
+                                 .where(batches.c.id >= (first_id or self.book["first_id"]))).scalar() or 0
             units = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(batches.c.in_stock), 0))).scalar() or 0
         return int(found), int(units)
 
@@ -229,6 +233,10 @@ class BatchProduction(Component):
             "levels": self.levels,
             "level_ranges": {k: [book["levels_min"][k], book["levels_max"][k]] for k in book["levels_min"]},
             "reductions": book["reductions"], "in_database": found, "units_in_database": units,
+            # read from the database at stop, over every life of this run (count_checks: vs the machines' beats)
+            "run_batches_in_database": self._database(self.run_first_id)[0], "stopped_at": self.ctx.clock.time(),
+            "ledger_odometers": {k.removeprefix("odometer:"): v.view() for k, v in ledger(self.ctx).extra.items()
+                                 if k.startswith("odometer:") and isinstance(v, Odometer)},
         }
 
     def checks(self) -> list[Check]:

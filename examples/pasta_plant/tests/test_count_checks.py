@@ -1,0 +1,85 @@
+"""The whole-plant counting checks (issue 11 §5): machines' odometers against the database and
+the leaders' terms, from the merged summary; numbers in the detail; odometers survive a new life."""
+
+from __future__ import annotations
+
+from pasta_plant.count_checks import count_checks
+from pasta_plant.odometer import Odometer, read
+
+from forge_core.runtime import RunSummary
+
+
+def _summary(bladed: list[int], in_db: int, *, terms=(), received=None, processes=False) -> RunSummary:
+    reports = {f"machine-{i}": {"odometer": {"counts": {"beats": n + 1, "bladed_beats": n,
+                                                        **(received or {}).get(i, {})},
+                                             "times": {"bladed_beats": [100.0]}}}
+               for i, n in enumerate(bladed)}
+    reports["production"] = {"run_batches_in_database": in_db, "stopped_at": 200.0}
+    reports["scheduler-0"] = {"terms": list(terms)}
+    summary = RunSummary(plant="pasta_plant", profile=None, clock="real", seed=None, duration=1.0,
+                         wall_seconds=1.0, reports=reports)
+    if processes:
+        summary.extra["processes"] = {}
+    return summary
+
+
+def _by_name(checks):
+    return {c.name.split()[1] if c.name.split()[1] != "most" else "one": c for c in checks}
+
+
+def test_missing_batches_fail_with_the_numbers():
+    checks = _by_name(count_checks(_summary([31, 31], 116)))
+    assert not checks["bladed"].passed
+    assert "116 batches in the database for 62 bladed heartbeats" in checks["bladed"].detail
+    assert "8 missing" in checks["bladed"].detail
+    assert _by_name(count_checks(_summary([31, 31], 124)))["bladed"].passed
+    assert _by_name(count_checks(_summary([31, 31], 130)))["bladed"].passed  # at-least-once: more is allowed
+
+
+def test_no_production_report_is_not_a_pass():
+    summary = _summary([3], 6)
+    del summary.reports["production"]
+    check = _by_name(count_checks(summary))["bladed"]
+    assert not check.passed and "not counted" in check.detail
+
+
+def test_commands_sent_against_received_by_epoch():
+    terms = [{"epoch": 7, "from": 1.0, "to": 9.0, "sent": 3}]
+    ok = _summary([1], 2, terms=terms, received={0: {"received:7": 3}}, processes=True)
+    assert _by_name(count_checks(ok))["command"].passed
+    lost = _summary([1], 2, terms=terms, received={0: {"received:7": 2}}, processes=True)
+    check = _by_name(count_checks(lost))["command"]
+    assert not check.passed and "(7, 3, 2)" in check.detail
+    forged = _summary([1], 2, terms=terms, received={0: {"received:7": 4}})
+    assert not _by_name(count_checks(forged))["command"].passed  # more received than sent, in any profile
+    unknown = _summary([1], 2, terms=terms, received={0: {"received:7": 3, "received:5": 2}}, processes=True)
+    check = _by_name(count_checks(unknown))["command"]
+    assert check.passed and "2 received in 1 epoch(s) 5" in check.detail
+
+
+def test_an_odometer_survives_a_new_life_of_the_same_run_only(tmp_path):
+    path = tmp_path / "odo.json"
+    first = Odometer(path, "run-1")
+    first.add("beats", "bladed_beats", at=5.0)
+    first.add("beats")  # then SIGKILL: nothing else is written
+    second = Odometer(path, "run-1")
+    assert second["beats"] == 2 and second["bladed_beats"] == 1 and second.lives == 2
+    assert read(path, "run-1")["times"]["bladed_beats"] == [5.0]
+    assert Odometer(path, "run-2")["beats"] == 0  # another run starts over
+
+
+def test_leadership_is_judged_by_terms_not_by_flags():
+    def summary(terms0, terms1):
+        s = _summary([1], 2)
+        s.reports["scheduler-0"] = {"leading": True, "terms": terms0}
+        s.reports["scheduler-1"] = {"leading": True, "terms": terms1}
+        return s
+
+    in_turn = summary([{"epoch": 4, "from": 0.0, "to": 60.0, "sent": 3}],
+                      [{"epoch": 5, "from": 60.9, "to": None, "sent": 0}])
+    check = _by_name(count_checks(in_turn))["one"]
+    assert check.passed and "epochs [4, 5]" in check.detail
+    split = summary([{"epoch": 4, "from": 0.0, "to": None, "sent": 3}],
+                    [{"epoch": 5, "from": 30.0, "to": None, "sent": 1}])
+    check = _by_name(count_checks(split))["one"]
+    assert not check.passed and "overlapping" in check.detail
