@@ -11,12 +11,12 @@ hundreds of properties and checks them itself when a client is built.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from forge_core import Settings
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-__all__ = ["BridgeParams", "KafkaSettings", "ToKafka", "ToMqtt", "TopicSpec"]
+__all__ = ["BridgeParams", "KafkaRoute", "KafkaSettings", "ToKafka", "ToMqtt", "TopicSpec"]
 
 
 class TopicSpec(Settings):
@@ -79,11 +79,51 @@ class KafkaSettings(Settings):
         return spec
 
 
+class KafkaRoute(Settings):
+    """An entry of ``params.to_kafka.routes``: an MQTT pattern carried to one Kafka topic, the record key
+    (and body fields) taken from levels of the topic each message arrived on."""
+
+    topic: str = Field(min_length=1, description="MQTT-side pattern to read, e.g. factory/+/heartbeat")
+    to: str = Field(min_length=1, description="the Kafka-side topic: a Forge name (factory/heartbeat) or the Kafka "
+                                              "name (factory.heartbeat)")
+    key_from_level: int | None = Field(None, ge=0, description="0-based level of the arrival topic that becomes the "
+                                                               "record key (factory/7/heartbeat, 1 -> key 7); null "
+                                                               "keeps the message's own key")
+    field_from_level: dict[str, int] = Field({}, description="body field -> 0-based topic level written into a JSON "
+                                                             "object body when the field is absent")
+
+    @field_validator("to")
+    @classmethod
+    def _forge_name(cls, value: str) -> str:
+        return value.replace(".", "/") if "/" not in value else value
+
+    @model_validator(mode="after")
+    def _levels_exist(self) -> Self:
+        """Each level named must be in every topic the pattern matches (before a ``#``)."""
+        levels = self.topic.split("/")
+        fixed = levels.index("#") if "#" in levels else len(levels)
+        named = {"key_from_level": self.key_from_level} if self.key_from_level is not None else {}
+        named.update({f"field_from_level.{name}": level for name, level in self.field_from_level.items()})
+        for where, level in named.items():
+            if not 0 <= level < fixed:
+                raise ValueError(f"{where}: level {level} is not in every topic {self.topic!r} matches "
+                                 f"(levels 0..{fixed - 1})")
+        return self
+
+
 class ToKafka(Settings):
     """``params.to_kafka`` of ``kafka.bridge``: MQTT topics carried to Kafka."""
 
-    topics: list[str] = Field(min_length=1, description="MQTT-side patterns to read")
+    topics: list[str] = Field([], description="MQTT-side patterns to read, each to the same topic on Kafka")
+    routes: list[KafkaRoute] = Field([], description="MQTT-side patterns to read, each to the Kafka topic it names "
+                                                     "(see the KafkaRoute table)")
     types: list[str] | None = Field(None, description="allow-list; null forwards every type")
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> Self:
+        if not self.topics and not self.routes:
+            raise ValueError("topics and routes are both empty: give at least one pattern to read")
+        return self
 
 
 class ToMqtt(Settings):

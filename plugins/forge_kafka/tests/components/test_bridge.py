@@ -100,10 +100,70 @@ def test_bridge_params_fill_defaults_and_name_the_field_at_fault() -> None:
     params = BridgeParams.load({"to_mqtt": {"routes": {"a.b": "x/y"}}})
     assert (params.mqtt, params.kafka, params.to_kafka) == ("mqtt", "kafka", None)
     assert params.to_mqtt is not None and params.to_mqtt.topics == ["#"]
-    with pytest.raises(SettingsError, match=r"components\.br\.params\.to_kafka\.topics"):
+    with pytest.raises(SettingsError, match=r"components\.br\.params\.to_kafka\b.*topics and routes are both empty"):
         BridgeParams.load({"to_kafka": {"topics": []}}, where="components.br.params")
     with pytest.raises(SettingsError, match=r"to_mqtt\.routes: required key is missing"):
         BridgeParams.load({"to_mqtt": {}})
     # --only connects both sides, also when they are left to their defaults
     assert Bridge.uses_transports({"to_mqtt": {"routes": {}}}, ["mqtt", "kafka", "other"]) == {"mqtt", "kafka"}
     assert Bridge.uses_transports({"mqtt": "edge"}, ["edge", "kafka"]) == {"edge", "kafka"}
+
+
+def test_route_keys_records_by_topic_level_and_fills_the_missing_field(kafka_bootstrap: str) -> None:
+    """factory/+/heartbeat -> one Kafka topic, keyed by the factory id from the topic (its partition keeps
+    that factory's order); a bare body gets factoryId from the topic, a body naming it keeps its own."""
+    prefix = f"rt{uuid.uuid4().hex[:6]}"
+
+    async def body() -> None:
+        schemas = SchemaRegistry()
+        schemas.add("acme.heartbeat", OBJ)
+        schemas.add("acme.secret", OBJ)
+        mqtt = MemoryTransport("mqtt")
+        kafka = KafkaTransport("kafka", {"bootstrap": kafka_bootstrap, "session_timeout_ms": 2000,
+                                         "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500}, plant=prefix)
+        bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"mqtt": mqtt, "kafka": kafka})
+        await mqtt.connect()
+        await kafka.connect()
+        params = BridgeParams.load({"to_kafka": {
+            "types": ["acme.heartbeat"],
+            "routes": [{"topic": f"{prefix}/factory/+/heartbeat", "to": f"{prefix}.factory.heartbeat",
+                        "key_from_level": 2, "field_from_level": {"factoryId": 2}}]}})
+        ctx = ComponentContext(name="bridge", component="bridge", replica=0, replicas=1, params=params, bus=bus,
+                               clock=RealClock(), transport="mqtt", seed=1)
+        bridge = Bridge(ctx)
+        await bridge.start()
+        on_kafka: list[Envelope] = []
+        await bus.subscribe(f"{prefix}/factory/heartbeat", on_kafka.append, owner="monitor", transport="kafka")
+
+        beat = {"timestamp": 1.5, "metrics": {"cpu": 10, "memory": 20, "errors": 0}}
+        await bus.publish(f"{prefix}/factory/9/heartbeat", "acme.heartbeat", beat, source="plain", transport="mqtt")
+        await bus.publish(f"{prefix}/factory/factory-2/heartbeat", "acme.heartbeat",
+                          {**beat, "factoryId": "own"}, source="f2", key="other", transport="mqtt")
+        await bus.publish(f"{prefix}/factory/3/heartbeat", "acme.secret", {"x": 1}, source="x", transport="mqtt")
+        await wait_until(lambda: len(on_kafka) == 2 and bridge.counts["to_kafka_refused"] == 1)
+        by_key = {e.key: e for e in on_kafka}
+        assert set(by_key) == {"9", "factory-2"}, "the key is the topic level, whatever key the message had"
+        assert by_key["9"].payload == {**beat, "factoryId": "9"} and by_key["9"].source == "plain"
+        assert by_key["factory-2"].payload["factoryId"] == "own", "a field the body has is left alone"
+        assert {e.topic for e in on_kafka} == {f"{prefix}/factory/heartbeat"}
+        assert bridge.counts["to_kafka"] == 2 and bridge.counts["to_kafka_fields_filled"] == 1
+        assert beat == {"timestamp": 1.5, "metrics": {"cpu": 10, "memory": 20, "errors": 0}}, "sender's body intact"
+        await ctx._release()
+        await kafka.close()
+        await mqtt.close()
+
+    asyncio.run(body())
+
+
+def test_route_params_name_levels_that_cannot_exist() -> None:
+    route = {"topic": "factory/+/heartbeat", "to": "factory.heartbeat", "key_from_level": 1}
+    params = BridgeParams.load({"to_kafka": {"routes": [route]}})
+    assert params.to_kafka is not None and params.to_kafka.topics == []
+    assert params.to_kafka.routes[0].to == "factory/heartbeat", "a Kafka name is read as its Forge topic"
+    with pytest.raises(SettingsError, match=r"routes\.0.*key_from_level: level 3 is not in every topic"):
+        BridgeParams.load({"to_kafka": {"routes": [{**route, "key_from_level": 3}]}}, where="components.br.params")
+    with pytest.raises(SettingsError, match=r"field_from_level\.factoryId: level 1"):
+        BridgeParams.load({"to_kafka": {"routes": [{"topic": "factory/#", "to": "f", "field_from_level":
+                                                    {"factoryId": 1}}]}})
+    with pytest.raises(SettingsError, match="topics and routes are both empty"):
+        BridgeParams.load({"to_kafka": {}})

@@ -7,19 +7,26 @@ refused, counted and dead-lettered with reason ``refused``. The envelope crosses
 transports it has crossed, exactly as the bus marks routed messages
 (:func:`forge_core.transport.cross`) — so a message never comes back over the bridge that carried
 it (no loops).
+
+``to_kafka.routes`` carry a pattern to one named Kafka topic instead (``factory/+/heartbeat`` →
+``factory.heartbeat``), with the record key taken from a level of the topic the message arrived on
+(``key_from_level``) and, when the JSON body lacks them, fields written from levels
+(``field_from_level``): many producers' topics become one keyed Kafka topic whose partitions keep
+each producer's order.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from forge_core import Component, DeadLetter, Envelope, SettingsError
 from forge_core import dead_letters as dl
 from forge_core.transport import cross as crossed
 
-from forge_kafka.settings import BridgeParams
+from forge_kafka.settings import BridgeParams, KafkaRoute
 
 
 class Bridge(Component):
@@ -51,6 +58,8 @@ class Bridge(Component):
 
             for pattern in to_kafka.topics:
                 await self.ctx.subscribe(pattern, up, transport=self.mqtt)
+            for route in to_kafka.routes:
+                await self.ctx.subscribe(route.topic, self._router(route, allowed), transport=self.mqtt)
         to_mqtt = params.to_mqtt
         if to_mqtt is not None:
             routes: dict[str, str] = dict(to_mqtt.routes)
@@ -62,12 +71,31 @@ class Bridge(Component):
             for pattern in to_mqtt.topics:
                 await self.ctx.subscribe(pattern, down, transport=self.kafka)
 
+    def _router(self, route: KafkaRoute, allowed: set[str] | None) -> Any:
+        """The handler of one ``to_kafka.routes`` entry: key and fields from topic levels, to ``route.to``."""
+
+        async def routed(envelope: Envelope) -> None:
+            levels = envelope.topic.split("/")  # the pattern's validator made every named level exist
+            key = levels[route.key_from_level] if route.key_from_level is not None else envelope.key
+            payload = envelope.payload
+            missing = {name: levels[level] for name, level in route.field_from_level.items()
+                       if isinstance(payload, dict) and name not in payload}
+            if missing:  # a new body: the delivered one is shared with other subscribers
+                payload = {**payload, **missing}
+            if key != envelope.key or missing:
+                envelope = replace(envelope, key=key, payload=payload)
+            if await self._forward(envelope, self.mqtt, self.kafka, route.to, allowed, "to_kafka") and missing:
+                self.counts["to_kafka_fields_filled"] += 1
+
+        return routed
+
     async def _forward(self, envelope: Envelope, source: str, target: str, topic: str | None,
-                       allowed: set[str] | None, direction: str) -> None:
+                       allowed: set[str] | None, direction: str) -> bool:
+        """Send ``envelope`` on to ``target``; False when it looped back or was refused."""
         marked = crossed(envelope, source, target)
         if marked is None:
             self.counts[f"{direction}_looped"] += 1
-            return
+            return False
         if topic is None or (allowed is not None and envelope.type not in allowed):
             self.counts[f"{direction}_refused"] += 1
             self.ctx.bus.stats.refused += 1
@@ -76,10 +104,11 @@ class Bridge(Component):
                 f"({source} -> {target}); allowed: {', '.join(sorted(allowed or ())) or 'none'}",
                 envelope.topic, source, self.ctx.clock.time(), [], self.name, envelope,
             ))
-            return
+            return False
         await self.ctx.bus.send(topic, marked, transport=target)
         self.counts[direction] += 1
         self.ctx.bus.stats.forwarded += 1
+        return True
 
     def health(self) -> dict[str, Any]:
         return dict(getattr(self, "counts", {}))
