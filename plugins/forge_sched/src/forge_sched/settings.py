@@ -97,3 +97,95 @@ class BladeSchedulerParams(Settings):
         if self.fresh_amount > self.fresh_amount_max:
             raise ValueError(f"fresh_amount ({self.fresh_amount}) is above fresh_amount_max ({self.fresh_amount_max})")
         return self
+
+
+class OrderTopics(Settings):
+    """Where the order scheduler listens and sends; ``{factory_id}`` is filled in on the way out."""
+
+    created: str = Field("orders/created", description="sched.order_created out (and observed: the leader places "
+                                                        "orders another replica took)")
+    assigned: str = Field("factory/{factory_id}/orders", description="sched.order_assigned out, to the new holder")
+    revoked: str = Field("factory/{factory_id}/orders/revoked",
+                         description="sched.order_revoked out, to the factory that must drop the order")
+    progress: str = Field("factory/+/progress", description="sched.order_progress in")
+    completed: str = Field("factory/+/completed", description="sched.order_completed in")
+    status_report: str = Field("mms/status_report", description="mms.status_report in (the bus status reporter)")
+    status_report_result: str = Field("sched/status_report_result", description="sched.status_report_result out")
+    risk: str | None = Field("mms/risk/+", description="mms.risk_changed in (shown by GET /factories); null: off")
+    heartbeats: str | None = Field("factory/+/heartbeat",
+                                   description="mms.factory_heartbeat in: a factory first heard of is added (UP, "
+                                               "default_capacity); null: off")
+
+
+class TransactionRetry(Settings):
+    """The retry tactic around each database transaction (deadlock / serialization failure)."""
+
+    max_attempts: int = Field(3, ge=1, le=20, description="attempts of one transaction, the first included")
+    initial: float = Field(0.02, ge=0, description="seconds before the second attempt (doubling after)")
+    max_backoff: float = Field(0.5, ge=0, description="the longest pause between attempts, seconds")
+
+
+class OrderSchedulerParams(Settings):
+    """Params of ``sched.order_scheduler``."""
+
+    lease: str = Field("order_scheduler", min_length=1, max_length=150,
+                       description="leader-election lease of the active scheduler (the other replica shadows)")
+    capacities: dict[str, int] = Field(
+        {}, description="capacity (orders held at once) per factory id; these factories are known from the start "
+                        "(UP) and their capacity follows this setting")
+    default_capacity: int = Field(10, ge=0,
+                                  description="capacity of a factory first seen through a status report or heartbeat")
+    schedule_interval: float = Field(1.0, gt=0,
+                                     description="the leader's pass: pending orders placed, outbox relayed")
+    require_epoch: bool = Field(False, description="refuse status reports without a fencing epoch "
+                                                   "(invalid_argument); false: accept them, counted as unfenced")
+    retry: TransactionRetry = Field(TransactionRetry(), description="retry of a transaction that lost to another")
+    rest_path: str = Field("/", pattern=r"^/", description="where the REST API is mounted on the runtime's HTTP "
+                                                         "server (ctx.http)")
+    max_body_bytes: int = Field(65536, ge=256, description="largest POST /orders body accepted (413 above)")
+    page_limit: int = Field(1000, ge=1, description="most orders one GET /orders returns (the `limit` query's cap)")
+    topics: OrderTopics = Field(OrderTopics(), description="where it listens and sends (see the OrderTopics table)")
+
+    @field_validator("capacities")
+    @classmethod
+    def _capacities(cls, value: dict[str, int]) -> dict[str, int]:
+        for fid, capacity in value.items():
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", fid):
+                raise ValueError(f"factory id {fid!r}: letters, digits and ._:- (first a letter or digit), "
+                                 "at most 100 characters")
+            if capacity < 0:
+                raise ValueError(f"capacity of {fid!r} must be >= 0, got {capacity}")
+        return value
+
+
+class GrpcStatusReporterSettings(Settings):
+    """Settings of the tactic ``status_reporter.grpc`` (``tactics: {status_reporter: {use: grpc, ...}}``)."""
+
+    target: str = Field(..., description="the PMS's gRPC server, host:port (`${env:...}` allowed)")
+    timeout: float = Field(5.0, gt=0, description="deadline of one call, seconds; exceeded: a retryable error")
+    reconnect_backoff_max: float = Field(
+        1.0, gt=0, description="cap of the channel's own reconnect backoff, seconds: keeps a restarted server "
+                               "reachable at the retry tactic's next attempt (which paces the calls)")
+    tls: bool = Field(False, description="TLS to the server; false: plaintext (localhost, a private network)")
+    ca_cert: str | None = Field(None, description="PEM file of the CA that signed the server's certificate "
+                                                  "(TLS only); null: the system's roots")
+    client_cert: str | None = Field(None, description="PEM certificate chain of this client (mutual TLS; with "
+                                                      "client_key)")
+    client_key: str | None = Field(None, description="PEM private key of client_cert (mutual TLS)")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port (e.g. 127.0.0.1:50051), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Self:
+        files = [name for name in ("ca_cert", "client_cert", "client_key") if getattr(self, name) is not None]
+        if files and not self.tls:
+            raise ValueError(f"{', '.join(files)} given but tls is false: set tls: true or drop them")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together (mutual TLS): give both or neither")
+        return self

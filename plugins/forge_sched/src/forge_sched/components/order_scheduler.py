@@ -1,0 +1,262 @@
+"""``sched.order_scheduler``: orders over REST, placed on factories, moved when a factory fails.
+
+Run it with ``replicas: 2``: one holds the ``order_scheduler`` lease and acts (places orders,
+applies status reports, answers ``mms.status_report``), the other shadows (serves reads, stores
+new orders as pending for the leader to place). Every leader transaction is fenced in the
+database (``sched_fences``: a deposed leader's late write is refused), and every assignment change
+reaches the factories through the transactional outbox, after commit.
+
+The decisions live in :mod:`forge_sched.orders` (service, planner, moves); this module wires them
+to the lease, the bus, ``ctx.http`` and the gRPC servicer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from forge_core import Check, Component, Envelope
+from forge_core.tactics import NotLeader, RetryPolicy
+
+from forge_sched.orders import invariants, outbox
+from forge_sched.orders.moves import ASSIGNED, REVOKED, Topics
+from forge_sched.orders.rest import OrdersApi
+from forge_sched.orders.service import CREATED, OrderService
+from forge_sched.orders.status import StatusReportResult, invalid, validate_report
+from forge_sched.orders.transactions import Conflict, Transactor
+from forge_sched.settings import OrderSchedulerParams
+
+#: The message types this component speaks besides CREATED/ASSIGNED/REVOKED (schemas in ``forge_sched/schemas``).
+PROGRESS = "sched.order_progress"
+COMPLETED = "sched.order_completed"
+STATUS_REPORT_RESULT = "sched.status_report_result"
+#: Types other plugins own, consumed when their topics are configured.
+STATUS_REPORT = "mms.status_report"
+RISK_CHANGED = "mms.risk_changed"
+FACTORY_HEARTBEAT = "mms.factory_heartbeat"
+
+__all__ = ["ASSIGNED", "COMPLETED", "CREATED", "PROGRESS", "REVOKED", "STATUS_REPORT_RESULT", "OrderScheduler"]
+
+
+class OrderScheduler(Component):
+    """Place orders on the UP factory with the most free capacity; move them when a factory fails."""
+
+    Params = OrderSchedulerParams
+    params: OrderSchedulerParams
+    publishes = (CREATED, ASSIGNED, REVOKED, STATUS_REPORT_RESULT)
+
+    async def start(self) -> None:
+        p = self.params
+        t = p.topics
+        policy = RetryPolicy(max_attempts=p.retry.max_attempts, initial=p.retry.initial,
+                             max_backoff=p.retry.max_backoff, retry_on=(Conflict,), clock=self.ctx.clock,
+                             seed=self.ctx.random.getrandbits(32))
+        self.transactor = Transactor(self.ctx.storage, policy)
+        self.elector = self.ctx.elector(p.lease, on_elected=self.on_elected, on_deposed=self.on_deposed)
+        self.service = OrderService(
+            self.transactor, topics=Topics(t.assigned, t.revoked), created_topic=t.created, now=self.ctx.clock.time,
+            new_id=lambda: "ord-" + uuid.uuid4().hex, default_capacity=p.default_capacity,
+            writer_fence=f"writer:{p.lease}", leader_epoch=self.elector.fence)
+        self.ready_epoch: int | None = None
+        self.known: set[str] = set()
+        self.relay_lock = asyncio.Lock()
+        self.counts = {"relayed": 0, "invalid_reports": 0, "not_leader_reports": 0, "failed_reports": 0,
+                       "bad_messages": 0, "risk_updates": 0}
+        #: Epochs accepted per reporter lease, in order (the fencing check reads them).
+        self.accepted_epochs: dict[str, list[int]] = {}
+
+        self.api = OrdersApi(self.service, leading=lambda: self.leading, after_write=self.relay,
+                             max_body_bytes=p.max_body_bytes, page_limit=p.page_limit)
+        await self.ctx.subscribe(t.progress, self.on_progress, types=[PROGRESS])
+        await self.ctx.subscribe(t.completed, self.on_completed, types=[COMPLETED])
+        await self.ctx.subscribe(t.status_report, self.on_status_report, types=[STATUS_REPORT], shared=False)
+        await self.ctx.subscribe(t.created, self.on_created, types=[CREATED], shared=False)
+        if t.risk:
+            await self.ctx.subscribe(t.risk, self.on_risk, types=[RISK_CHANGED], shared=False)
+        if t.heartbeats:
+            await self.ctx.subscribe(t.heartbeats, self.on_heartbeat, types=[FACTORY_HEARTBEAT], shared=False)
+        self.ctx.every(p.schedule_interval, self.tick, name="schedule")
+        await self._serve()
+
+    async def _serve(self) -> None:
+        """Mount the REST API on ``ctx.http`` and the status servicer on ``ctx.grpc``, where the runtime
+        has them. Two replicas in one process share one server: the second finds the path taken."""
+        try:
+            await self.ctx.http.mount(self.params.rest_path, self.api.app)
+        except RuntimeError:
+            self.ctx.log.info("no HTTP server in this runtime: REST not served")
+        except ValueError as exc:
+            self.ctx.log.info("REST not mounted here: %s", exc)
+        if importlib.util.find_spec("forge_sched.grpc.servicer") is None:
+            return
+        from forge_sched.grpc import servicer  # the gRPC face of report_factory_status
+
+        register = getattr(servicer, "register", None)  # see the industry40 contract
+        if register is None:
+            self.ctx.log.warning("forge_sched.grpc.servicer has no register(ctx, handler): gRPC not served")
+            return
+        try:
+            await register(self.ctx, self)
+        except RuntimeError:
+            self.ctx.log.info("no gRPC server in this runtime: FactoryStatusService not served")
+
+    # -- leadership --------------------------------------------------------------------------------
+    @property
+    def leading(self) -> bool:
+        """Leads *and* has taken over (fence moved, factories configured) for this epoch."""
+        return self.ready_epoch is not None and self.elector.is_leader and self.elector.epoch == self.ready_epoch
+
+    async def on_elected(self, epoch: int) -> None:
+        await self.service.configure_factories(self.params.capacities)  # moves the writer fence to our epoch
+        with self.transactor.engine.connect() as conn:
+            self.known = set(conn.execute(sa.text("SELECT id FROM factories")).scalars())
+        self.ready_epoch = epoch
+        await self.relay()
+        self.ctx.log.info("leading order scheduling with epoch %d; %d factories known", epoch, len(self.known))
+
+    async def on_deposed(self, epoch: int) -> None:
+        self.ready_epoch = None
+
+    async def tick(self) -> None:
+        if self.leading:
+            await self._leader_write(self.service.assign_pending)
+        await self.relay()
+
+    async def _leader_write(self, work: Any, *args: Any) -> Any:
+        """A leader's write: NotLeader (deposed meanwhile) and a lost conflict are logged, not crashes."""
+        try:
+            return await work(*args)
+        except NotLeader as exc:
+            self.ready_epoch = None
+            self.ctx.log.warning("not leading any more: %s", exc)
+        except Conflict as exc:
+            self.ctx.log.warning("%s lost to concurrent transactions %d times: %s", getattr(work, "__name__", work),
+                                 self.params.retry.max_attempts, exc)
+        return None
+
+    async def relay(self) -> None:
+        """Publish what committed transactions queued (one relay at a time in this process)."""
+        async with self.relay_lock:
+            self.counts["relayed"] += await outbox.relay(self.transactor.engine, self._publish)
+
+    async def _publish(self, topic: str, type_: str, payload: dict[str, Any], key: str | None) -> None:
+        await self.ctx.publish(topic, type_, payload, key=key)
+
+    # -- status reports (gRPC servicer and bus) ----------------------------------------------------
+    async def report_factory_status(self, factory_id: str, status: str, reason: str, epoch: int | None,
+                                    lease: str | None) -> StatusReportResult:
+        """The one entry of a factory status (see :class:`forge_sched.orders.status.StatusHandler`)."""
+        problem = validate_report(factory_id, status, reason, epoch, lease)
+        if problem is None and epoch is None and self.params.require_epoch:
+            problem = invalid("epoch", "a fencing epoch is required (forge-epoch metadata / epoch field)")
+        if problem is not None:
+            self.counts["invalid_reports"] += 1
+            return problem
+        if not self.leading:
+            self.counts["not_leader_reports"] += 1
+            return StatusReportResult(False, f"{self.name} does not lead {self.params.lease!r}; retry", 0, "not_leader")
+        name = lease or "default"
+        try:
+            result = await self.service.report_status(factory_id, status, reason, epoch, name)
+        except NotLeader as exc:
+            self.ready_epoch = None
+            self.counts["not_leader_reports"] += 1
+            return StatusReportResult(False, str(exc), 0, "not_leader")
+        except (Conflict, sa.exc.OperationalError) as exc:
+            self.counts["failed_reports"] += 1
+            return StatusReportResult(False, f"database unavailable, retry: {exc}", 0, "unavailable")
+        if result.accepted:
+            self.known.add(factory_id)
+            if epoch is not None:
+                self.accepted_epochs.setdefault(name, []).append(epoch)
+            await self.relay()
+        self.ctx.log.info("status %s %s (epoch %s of %s): %s", factory_id, status, epoch, name, result.detail)
+        return result
+
+    async def on_status_report(self, envelope: Envelope) -> None:
+        if not self.leading:
+            return  # the leader answers; a reporter that hears nothing retries
+        body = envelope.payload if isinstance(envelope.payload, dict) else {}
+        request_id = body.get("requestId")
+        if not isinstance(request_id, str) or not request_id:
+            self.counts["bad_messages"] += 1
+            self.ctx.log.warning("mms.status_report without requestId on %s: not answered", envelope.topic)
+            return
+        result = await self.report_factory_status(body.get("factoryId"), body.get("status"),  # type: ignore[arg-type]
+                                                  body.get("reason", ""), body.get("epoch"), body.get("lease"))
+        await self.ctx.publish(self.params.topics.status_report_result, STATUS_REPORT_RESULT,
+                               {"requestId": request_id, "accepted": result.accepted, "detail": result.detail,
+                                "ordersMoved": result.orders_moved, "code": result.code, "field": result.field},
+                               key=request_id)
+
+    # -- what factories and the MMS say ------------------------------------------------------------
+    def _ids(self, envelope: Envelope) -> tuple[str, str] | None:
+        body = envelope.payload if isinstance(envelope.payload, dict) else {}
+        order_id, factory_id = body.get("orderId"), body.get("factoryId")
+        if not (isinstance(order_id, str) and isinstance(factory_id, str) and order_id and factory_id):
+            self.counts["bad_messages"] += 1
+            self.ctx.log.warning("%s on %s without orderId/factoryId strings: ignored", envelope.type, envelope.topic)
+            return None
+        return order_id, factory_id
+
+    async def on_progress(self, envelope: Envelope) -> None:
+        ids = self._ids(envelope)
+        progress = envelope.payload.get("progress") if ids else None
+        if ids is None or isinstance(progress, bool) or not isinstance(progress, int | float):
+            return
+        await self.service.progress(ids[0], ids[1], float(progress))
+
+    async def on_completed(self, envelope: Envelope) -> None:
+        ids = self._ids(envelope)
+        if ids is None:
+            return
+        outcome = await self.service.complete(*ids)
+        if outcome == "completed":
+            await self.relay()
+            if self.leading:  # capacity freed: place what waits
+                await self._leader_write(self.service.assign_pending)
+                await self.relay()
+        else:
+            self.ctx.log.info("completion of %s by %s: %s", ids[0], ids[1], outcome)
+
+    async def on_created(self, envelope: Envelope) -> None:
+        if self.leading and envelope.source != self.name and envelope.payload.get("status") == "pending":
+            await self._leader_write(self.service.assign_pending)
+            await self.relay()
+
+    async def on_risk(self, envelope: Envelope) -> None:
+        body = envelope.payload if isinstance(envelope.payload, dict) else {}
+        factory_id, risk = body.get("factoryId"), body.get("risk")
+        if not self.leading or not isinstance(factory_id, str) or risk not in ("LOW", "MEDIUM", "HIGH"):
+            return
+        if validate_report(factory_id, "UP", "", None, None) is None:
+            self.counts["risk_updates"] += 1
+            await self._leader_write(self.service.set_risk, factory_id, risk)
+
+    async def on_heartbeat(self, envelope: Envelope) -> None:
+        body = envelope.payload if isinstance(envelope.payload, dict) else {}
+        factory_id = body.get("factoryId")
+        if not self.leading or not isinstance(factory_id, str) or factory_id in self.known:
+            return
+        if validate_report(factory_id, "UP", "", None, None) is not None:
+            self.counts["bad_messages"] += 1
+            return
+        if await self._leader_write(self.service.see_factory, factory_id):
+            self.ctx.log.info("new factory %s (capacity %d) from its heartbeat", factory_id,
+                              self.params.default_capacity)
+        self.known.add(factory_id)
+        await self.relay()
+
+    # -- report and checks -------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {"leading": self.leading, "epoch": self.elector.epoch, "known_factories": len(self.known)}
+
+    def report(self) -> dict[str, Any]:
+        return {**self.service.stats, **self.counts, **self.api.requests, "conflicts": self.transactor.conflicts,
+                "retries": self.transactor.policy.stats.retries}
+
+    def checks(self) -> list[Check]:
+        return invariants.checks(self.transactor.engine, self.service.stats, self.accepted_epochs)

@@ -1,0 +1,41 @@
+"""Epoch fences kept in the database, checked and moved inside the caller's transaction.
+
+Two kinds share the ``sched_fences`` table: ``writer:<lease>`` fences the scheduler's own
+writes (a deposed leader's late transaction finds a newer epoch and writes nothing) and
+``report:<lease>`` fences status reports (an MMS leader's epoch older than the newest one seen
+is refused). Persisted, so a restarted PMS still refuses the old epoch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
+
+from forge_sched.orders.tables import fences
+
+__all__ = ["advance", "newest"]
+
+
+def newest(conn: Connection, name: str) -> int | None:
+    """The newest epoch seen on fence ``name`` (None: never fenced)."""
+    return conn.execute(sa.select(fences.c.epoch).where(fences.c.name == name)).scalar_one_or_none()
+
+
+def advance(conn: Connection, name: str, epoch: int, now: datetime) -> int | None:
+    """Accept ``epoch`` on fence ``name`` if it is not older than the newest seen, and remember it.
+
+    Returns None when accepted, else the newer epoch that refuses it. An equal epoch is the same
+    holder speaking again and is accepted. Under SERIALIZABLE two racing callers cannot both
+    pass: one of them fails to commit and is retried, then sees the other's epoch.
+    """
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(fences)
+    conn.execute(insert.values(name=name, epoch=epoch, updated_at=now).on_conflict_do_nothing())
+    current = conn.execute(sa.select(fences.c.epoch).where(fences.c.name == name)).scalar_one()
+    if epoch < current:
+        return int(current)
+    if epoch > current:
+        conn.execute(fences.update().where(fences.c.name == name).values(epoch=epoch, updated_at=now))
+    return None

@@ -1,0 +1,49 @@
+"""A transactional outbox: the messages about an assignment change are written in the transaction
+that made it and published after it committed, so a crash between the two loses none (the next
+relay, or the next leader's, sends them) and a rolled-back attempt sends none. Delivery is at least
+once: a crash between publishing and deleting sends a message again (factories ignore an
+assignment they already hold)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from forge_sched.orders.tables import outbox
+
+__all__ = ["Publish", "put", "relay"]
+
+Publish = Callable[[str, str, dict[str, Any], str | None], Awaitable[Any]]
+
+
+def put(conn: Connection, topic: str, type_: str, payload: dict[str, Any], key: str | None = None) -> None:
+    """Queue a message in the caller's transaction."""
+    conn.execute(outbox.insert().values(topic=topic, type=type_, key=key,
+                                        payload=json.dumps(payload, separators=(",", ":"))))
+
+
+async def relay(engine: Engine, publish: Publish, *, batch: int = 200) -> int:
+    """Publish the queued messages in order, deleting each batch once it is sent; returns how many.
+    A failing publish stops the relay there (the rest stay queued for the next call)."""
+    sent = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(outbox).order_by(outbox.c.seq).limit(batch)).all()
+        if not rows:
+            return sent
+        done: list[int] = []
+        try:
+            for row in rows:
+                await publish(row.topic, row.type, json.loads(row.payload), row.key)
+                done.append(row.seq)
+        finally:
+            if done:
+                with engine.begin() as conn:
+                    conn.execute(outbox.delete().where(outbox.c.seq.in_(done)))
+                sent += len(done)
+        if len(rows) < batch:
+            return sent

@@ -1,0 +1,344 @@
+"""The scheduling service: orders in, factories' statuses in, assignments out, each change in one
+(retried) transaction. The component decides *who* may call what (the leader assigns); this module
+decides what happens.
+
+* ``create_order``: assigned to the UP factory with the most free capacity (ties by id), else pending.
+* ``report_status``: fenced by the reporter's epoch, then DOWN moves every unfinished order away
+  (``reschedule``), DEGRADED drains the not-yet-started ones, UP assigns pending orders and rebalances.
+* ``complete`` / ``progress``: what factories report; a second completion is counted, not applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from forge_core.tactics import NotLeader
+from sqlalchemy import Connection
+
+from forge_sched.orders import fences, outbox, planner
+from forge_sched.orders.moves import Topics, Writer, iso
+from forge_sched.orders.queries import factory_views, order_view
+from forge_sched.orders.status import StatusReportResult
+from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders
+from forge_sched.orders.transactions import Transactor
+
+__all__ = ["CREATED", "IdempotencyMismatch", "NewOrder", "OrderService", "request_hash"]
+
+CREATED = "sched.order_created"
+
+
+class IdempotencyMismatch(ValueError):
+    """An Idempotency-Key already used for a different request body."""
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """A validated order request."""
+
+    product_type: str
+    quantity: int
+    deadline: datetime
+
+
+def request_hash(order: NewOrder) -> str:
+    body = {"product_type": order.product_type, "quantity": order.quantity, "deadline": iso(order.deadline)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class OrderService:
+    """Orders and factories in the plant's database, changed through ``transactor``.
+
+    ``leader_epoch()`` gives the caller's leadership epoch (None: unfenced, e.g. a lone instance in
+    a test); a write whose epoch is older than the newest writer seen raises ``NotLeader``.
+    """
+
+    def __init__(self, transactor: Transactor, *, topics: Topics, created_topic: str, now: Callable[[], float],
+                 new_id: Callable[[], str], default_capacity: int, writer_fence: str = "writer:order_scheduler",
+                 leader_epoch: Callable[[], int | None] = lambda: None) -> None:
+        self.tx = transactor
+        self.topics = topics
+        self.created_topic = created_topic
+        self._now = now
+        self.new_id = new_id
+        self.default_capacity = default_capacity
+        self.writer_fence = writer_fence
+        self.leader_epoch = leader_epoch
+        self.stats = {"created": 0, "idempotent_replays": 0, "assigned": 0, "moved": 0, "revoked_to_pending": 0,
+                      "completed": 0, "duplicate_completions": 0, "unknown_completions": 0, "stale_reports": 0,
+                      "unfenced_reports": 0, "reports": 0, "new_factories": 0}
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._now(), UTC)
+
+    def _writer(self, conn: Connection, *, fenced: bool = True) -> Writer:
+        epoch = self.leader_epoch() if fenced else None
+        writer = Writer(conn, self.topics, self.now(), epoch)
+        if epoch is not None:
+            newer = fences.advance(conn, self.writer_fence, epoch, writer.now)
+            if newer is not None:
+                raise NotLeader(f"order scheduler epoch {epoch} is older than epoch {newer}: another replica leads")
+        return writer
+
+    # -- factories ---------------------------------------------------------------------------------
+    def _ensure_factory(self, w: Writer, factory_id: str, *, capacity: int | None = None,
+                        status: str = "UP") -> bool:
+        """Insert ``factory_id`` if unknown (True if it was); update its capacity when given."""
+        row = w.conn.execute(sa.select(factories.c.capacity).where(factories.c.id == factory_id)).first()
+        if row is None:
+            w.conn.execute(factories.insert().values(
+                id=factory_id, capacity=self.default_capacity if capacity is None else capacity, status=status,
+                updated_at=w.now))
+            self.stats["new_factories"] += 1
+            return True
+        if capacity is not None and row.capacity != capacity:
+            w.conn.execute(factories.update().where(factories.c.id == factory_id).values(capacity=capacity))
+        return False
+
+    async def configure_factories(self, capacities: Mapping[str, int]) -> None:
+        """Factories known from the settings: added (UP) if new, their capacity set from the settings."""
+        def work(conn: Connection) -> None:
+            w = self._writer(conn)
+            for fid, capacity in capacities.items():
+                self._ensure_factory(w, fid, capacity=capacity)
+            self._assign_pending(w)
+
+        await self.tx.run(work)
+
+    async def see_factory(self, factory_id: str) -> bool:
+        """A factory heard of (a heartbeat): added UP with the default capacity if new; True if it was."""
+        def work(conn: Connection) -> bool:
+            w = self._writer(conn)
+            added = self._ensure_factory(w, factory_id)
+            if added:
+                self._assign_pending(w)
+            return added
+
+        return await self.tx.run(work)
+
+    async def set_risk(self, factory_id: str, risk: str) -> None:
+        def work(conn: Connection) -> None:
+            w = self._writer(conn)
+            self._ensure_factory(w, factory_id)
+            conn.execute(factories.update().where(factories.c.id == factory_id).values(risk=risk))
+
+        await self.tx.run(work)
+
+    # -- orders ------------------------------------------------------------------------------------
+    async def create_order(self, order: NewOrder, *, idempotency_key: str | None = None,
+                           assign: bool = True) -> tuple[dict[str, Any], bool]:
+        """Store the order and (if ``assign``: the leader) place it; returns (its view, created).
+
+        With ``idempotency_key``: a key seen before returns the first request's view and False, or
+        raises :class:`IdempotencyMismatch` if that request's body differed."""
+        digest = request_hash(order) if idempotency_key is not None else None
+
+        def replay(conn: Connection) -> tuple[dict[str, Any], bool] | None:
+            row = conn.execute(sa.select(orders.c.request_hash, orders.c.response, orders.c.id)
+                               .where(orders.c.idempotency_key == idempotency_key)).first()
+            if row is None:
+                return None
+            if row.request_hash != digest:
+                raise IdempotencyMismatch(f"Idempotency-Key {idempotency_key!r} was used for order {row.id} with "
+                                          "a different body")
+            return json.loads(row.response), False
+
+        def work(conn: Connection) -> tuple[dict[str, Any], bool]:
+            if idempotency_key is not None:
+                seen = replay(conn)
+                if seen is not None:
+                    return seen
+            w = self._writer(conn, fenced=assign)
+            oid = self.new_id()
+            conn.execute(orders.insert().values(
+                id=oid, product_type=order.product_type, quantity=order.quantity, deadline=order.deadline,
+                status="pending", progress=0.0, idempotency_key=idempotency_key, request_hash=digest,
+                created_at=w.now, updated_at=w.now, completions=0))
+            row = conn.execute(sa.select(orders).where(orders.c.id == oid)).one()
+            if assign:
+                best = planner.pick(w.loads().values())
+                if best is not None:
+                    w.assign(row, best.id)
+                    row = conn.execute(sa.select(orders).where(orders.c.id == oid)).one()
+            view = order_view(row)
+            outbox.put(conn, self.created_topic, CREATED,
+                       {"orderId": oid, "productType": order.product_type, "quantity": order.quantity,
+                        "deadline": view["deadline"], "status": view["status"]}, key=oid)
+            if idempotency_key is not None:
+                conn.execute(orders.update().where(orders.c.id == oid).values(response=json.dumps(view)))
+            return view, True
+
+        try:
+            view, created = await self.tx.run(work)
+        except sa.exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            # a concurrent request with the same key won the insert: answer as its replay
+            with self.tx.engine.connect() as conn:
+                seen = replay(conn)
+            if seen is None:
+                raise
+            view, created = seen
+        if created:
+            self.stats["created"] += 1
+            self.stats["assigned"] += view["status"] == "assigned"
+        else:
+            self.stats["idempotent_replays"] += 1
+        return view, created
+
+    async def assign_pending(self) -> int:
+        """Place pending orders where there is capacity (earliest deadline first); returns how many."""
+        def work(conn: Connection) -> int:
+            return self._assign_pending(self._writer(conn))
+
+        return await self.tx.run(work)
+
+    def _assign_pending(self, w: Writer) -> int:
+        pending = w.pending()
+        if not pending:
+            return 0
+        loads = w.loads()
+        placed = 0
+        for order in pending:
+            best = planner.pick(loads.values())
+            if best is None:
+                break
+            w.assign(order, best.id)
+            best.load += 1
+            placed += 1
+        self.stats["assigned"] += placed
+        return placed
+
+    async def rebalance(self) -> int:
+        """Even out free capacity across UP factories by moving not-yet-started orders; returns moves."""
+        def work(conn: Connection) -> int:
+            return self._rebalance(self._writer(conn))
+
+        return await self.tx.run(work)
+
+    def _rebalance(self, w: Writer) -> int:
+        loads = w.loads()
+        movable = {fid: w.held(fid, ("assigned",)) for fid, f in loads.items() if f.status == "UP" and f.load}
+        by_id = {o.id: o for rows in movable.values() for o in rows}
+        moves = planner.rebalance_moves(list(loads.values()), {fid: [o.id for o in rows]
+                                                               for fid, rows in movable.items()})
+        for order_id, _source, target in moves:
+            w.move(by_id[order_id], target, f"rebalanced to {target}")
+        self.stats["moved"] += len(moves)
+        return len(moves)
+
+    async def reschedule_orders(self, from_factory: str, to_factory: str | None = None) -> int:
+        """Move every unfinished order of ``from_factory`` to ``to_factory`` (as far as its capacity
+        goes) or else to the UP factories with the most free capacity, in one transaction; what finds
+        no place goes pending. Returns the orders moved to another factory."""
+        def work(conn: Connection) -> int:
+            return self._reschedule(self._writer(conn), from_factory, to_factory, UNFINISHED, "rescheduled")
+
+        return await self.tx.run(work)
+
+    def _reschedule(self, w: Writer, source: str, target: str | None, statuses: tuple[str, ...], why: str,
+                    *, leftovers_pending: bool = True) -> int:
+        loads = w.loads()
+        moved = 0
+        for order in w.held(source, statuses):
+            if target is not None:
+                dest = loads.get(target)
+                best = dest if dest is not None and dest.status == "UP" and dest.free > 0 else None
+            else:
+                best = planner.pick(loads.values(), exclude=source)
+            if best is None:
+                if not leftovers_pending:
+                    break
+                w.revoke(order, f"{why}: no capacity elsewhere, pending", to_pending=True)
+                self.stats["revoked_to_pending"] += 1
+                continue
+            w.move(order, best.id, f"{why} to {best.id}")
+            loads[source].load -= 1
+            best.load += 1
+            moved += 1
+        self.stats["moved"] += moved
+        return moved
+
+    # -- status reports ----------------------------------------------------------------------------
+    async def report_status(self, factory_id: str, status: str, reason: str, epoch: int | None,
+                            lease: str) -> StatusReportResult:
+        """Apply a validated status report (fenced when ``epoch`` is given) in one transaction."""
+        def work(conn: Connection) -> StatusReportResult:
+            w = self._writer(conn)
+            if epoch is not None:
+                newer = fences.advance(conn, f"report:{lease}", epoch, w.now)
+                if newer is not None:
+                    return StatusReportResult(False, f"stale epoch {epoch} of lease {lease!r}: epoch {newer} "
+                                                     "was seen already", 0, "stale_epoch", "epoch")
+            added = self._ensure_factory(w, factory_id, status=status)
+            conn.execute(factories.update().where(factories.c.id == factory_id).values(
+                status=status, reason=reason, updated_at=w.now))
+            if status == "DOWN":
+                moved = self._reschedule(w, factory_id, None, UNFINISHED, f"{factory_id} DOWN")
+            elif status == "DEGRADED":  # drain what has not started, only where there is room
+                moved = self._reschedule(w, factory_id, None, ("assigned",), f"{factory_id} DEGRADED",
+                                         leftovers_pending=False)
+            else:
+                self._assign_pending(w)
+                moved = self._rebalance(w)
+            note = " (new factory)" if added else ""
+            return StatusReportResult(True, f"{factory_id} {status}{note}; {moved} orders moved", moved)
+
+        result = await self.tx.run(work)
+        self.stats["reports"] += 1
+        if result.code == "stale_epoch":
+            self.stats["stale_reports"] += 1
+        elif epoch is None:
+            self.stats["unfenced_reports"] += 1
+        return result
+
+    # -- what factories report ---------------------------------------------------------------------
+    async def progress(self, order_id: str, factory_id: str, progress: float) -> bool:
+        """Progress of the holder on an order (others are ignored); True if recorded."""
+        def work(conn: Connection) -> bool:
+            done = conn.execute(orders.update().where(
+                orders.c.id == order_id, orders.c.factory_id == factory_id, orders.c.status.in_(UNFINISHED))
+                .values(status="in_progress", progress=max(0.0, min(1.0, progress)), updated_at=self.now()))
+            return done.rowcount > 0
+
+        return await self.tx.run(work)
+
+    async def complete(self, order_id: str, factory_id: str) -> str:
+        """A factory finished an order: ``completed`` (applied), ``duplicate`` (already completed:
+        counted, not applied) or ``unknown`` (no such order, or never held by that factory)."""
+        def work(conn: Connection) -> str:
+            order = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
+            held = order is not None and conn.execute(sa.select(assignments.c.id).where(
+                assignments.c.order_id == order_id, assignments.c.factory_id == factory_id).limit(1)).first()
+            if order is None or not held:
+                return "unknown"
+            conn.execute(orders.update().where(orders.c.id == order_id).values(completions=orders.c.completions + 1))
+            if order.status == "completed":
+                return "duplicate"
+            w = Writer(conn, self.topics, self.now(), None)
+            if order.factory_id is not None and order.factory_id != factory_id:
+                # a former holder finished it after all: the current one drops it
+                w.revoke(order, f"completed by {factory_id}", to_pending=False)
+            else:
+                conn.execute(assignments.update().where(
+                    assignments.c.order_id == order_id, assignments.c.revoked_at.is_(None)).values(
+                    revoked_at=w.now, revoke_reason="completed"))
+            conn.execute(orders.update().where(orders.c.id == order_id).values(
+                status="completed", factory_id=None, progress=1.0, completed_at=w.now, completed_by=factory_id,
+                updated_at=w.now))
+            return "completed"
+
+        outcome = await self.tx.run(work)
+        key = {"completed": "completed", "duplicate": "duplicate_completions", "unknown": "unknown_completions"}
+        self.stats[key[outcome]] += 1
+        return outcome
+
+    def get_factory_capacity(self, factory_id: str) -> dict[str, Any] | None:
+        """``{id, status, risk, capacity, load, free, ...}`` of one factory, or None if unknown."""
+        views = factory_views(self.tx.engine, factory_id)
+        return views[0] if views else None
