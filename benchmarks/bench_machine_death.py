@@ -117,7 +117,8 @@ def main() -> None:
     with MosquittoServer() as broker, PostgresServer() as pg:
         env = {**os.environ, "MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port),
                "FORGE_DATABASE_URL": pg.create_database("bench"),
-               "KAFKA_BOOTSTRAP": "127.0.0.1:1"}  # neither process connects Kafka
+               "KAFKA_BOOTSTRAP": "127.0.0.1:1",  # neither process connects Kafka
+               "PASTA_COMMAND_SECRET": "bench-plant-key-0123456789"}  # the distributed profile requires one
         watch = Watch(broker.host, broker.port)
         health = start(work, env, "machine_health")
         try:

@@ -122,7 +122,7 @@ def main() -> None:
     with MosquittoServer() as broker, KafkaServer() as kafka, PostgresServer() as pg:
         env = {**os.environ, "MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port),
                "KAFKA_BOOTSTRAP": kafka.bootstrap, "FORGE_DATABASE_URL": pg.create_database("bench"),
-               "FORGE_INSTANCE": "bridge"}
+               "FORGE_INSTANCE": "bridge", "PASTA_COMMAND_SECRET": "bench-plant-key-0123456789"}
         bridge = subprocess.Popen([sys.executable, "-m", "forge_core.cli", "run", str(work), "--profile", "distributed",
                                    "--only", "bridge", "--data-dir", str(work / "bridge")], env=env,
                                   stdout=subprocess.DEVNULL, stderr=open(work / "bridge.log", "wb"))  # noqa: SIM115

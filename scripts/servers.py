@@ -62,7 +62,9 @@ def serve(env_file: Path, base_dir: Path | None = None, kafka: str = "apache", b
         database = pg.create_database("forge")
         variables = {"MQTT_HOST": mqtt.host, "MQTT_PORT": str(mqtt.port), "KAFKA_BOOTSTRAP": bootstrap,
                      "FORGE_DATABASE_URL": database,
-                     **{f"PASTA_MQTT_{role.upper()}_PASSWORD": pw for role, pw in passwords.items()}}
+                     **{f"PASTA_MQTT_{role.upper()}_PASSWORD": pw for role, pw in passwords.items()},
+                     # the plant key the schedulers sign commands with and the machines check (docs/security.md)
+                     "PASTA_COMMAND_SECRET": secrets.token_hex(32)}
         text = "".join(f"export {name}={value}\n" for name, value in variables.items())
         env_file.write_text(text)
         print(text, end="", flush=True)

@@ -20,7 +20,8 @@ PLANT = Path(__file__).resolve().parents[1]
 
 def test_every_mqtt_identity_of_the_distributed_profile_keeps_its_session() -> None:
     mqtt = pytest.importorskip("forge_mqtt")
-    _, manifest = load_plant(PLANT, profile="distributed", env={"FORGE_INSTANCE": "machine-0"})
+    _, manifest = load_plant(PLANT, profile="distributed", env={"FORGE_INSTANCE": "machine-0",
+                                                               "PASTA_COMMAND_SECRET": "k" * 32})
     found = {name: spec for name, spec in manifest.transports.items() if spec.type == "mqtt"}
     assert set(found) == {"machines", "health", "mqtt"}  # health: machine_health's own broker identity
     for name, spec in found.items():

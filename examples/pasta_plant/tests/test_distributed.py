@@ -68,7 +68,8 @@ def test_distributed_plant_with_chaos(tmp_path, kafka_bootstrap, postgres_url):
                              base_dir=tmp_path / "mosquitto").start()
     env = {**os.environ, "MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port),
            "KAFKA_BOOTSTRAP": kafka_bootstrap, "FORGE_DATABASE_URL": postgres_url,
-           **{f"PASTA_MQTT_{role.upper()}_PASSWORD": pw for role, pw in passwords.items()}}
+           **{f"PASTA_MQTT_{role.upper()}_PASSWORD": pw for role, pw in passwords.items()},
+           "PASTA_COMMAND_SECRET": f"plant-key-{os.getpid()}-0123456789"}   # the profile requires it
     env.pop("FORGE_DISABLE_PLUGINS", None)
     tap = Wiretap(broker.host, broker.port, passwords["monitor"])
     try:

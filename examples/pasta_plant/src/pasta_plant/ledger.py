@@ -68,9 +68,13 @@ class MachineRecord:
     double_assigns: list[tuple[float, str]] = field(default_factory=list)
     #: how many instances (lives) this machine has had
     incarnations: int = 0
-    #: stale / unstamped commands the earlier incarnations' fences rejected
+    #: stale / unstamped / forged commands the earlier incarnations' fences rejected
     retired_stale: int = 0
     retired_unstamped: int = 0
+    retired_forged: int = 0
+    #: the epochs of the commands for this machine its fences accepted, over all its lives (one per
+    #: leader term: as many as the lease's grants), for the run's epoch check
+    accepted_epochs: set[int] = field(default_factory=set)
     #: the current incarnation (read for its live counters); replaced, never accumulated
     current: ComponentContext | None = field(default=None, repr=False)
 
@@ -80,6 +84,7 @@ class MachineRecord:
         if previous is not None and previous is not ctx:
             self.retired_stale += previous.fence.rejected
             self.retired_unstamped += previous.unfenced_rejected
+            self.retired_forged += previous.fence.forged
         self.current = ctx
         self.incarnations += 1
 
@@ -90,6 +95,15 @@ class MachineRecord:
     @property
     def rejected_unstamped(self) -> int:
         return self.retired_unstamped + (self.current.unfenced_rejected if self.current is not None else 0)
+
+    @property
+    def forged_dropped(self) -> int:
+        return self.retired_forged + (self.current.fence.forged if self.current is not None else 0)
+
+    def accepted(self, epoch: int | None) -> None:
+        """A command for this machine passed its fence with ``epoch``."""
+        if epoch is not None:
+            self.accepted_epochs.add(epoch)
 
     def epochs_monotonic(self) -> bool:
         return self.applied.first_regression is None

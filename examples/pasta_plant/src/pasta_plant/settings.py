@@ -5,7 +5,7 @@ The defaults are the numbers of the original system.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -23,6 +23,13 @@ class MachineParams(Settings):
     machine_id_offset: int = Field(0, ge=0, description="machineId = replica + this (several machine groups in one "
                                                         "plant)")
     lease: str = Field("scheduler", description="the lease whose epochs fence commands")
+    command_secret: str | None = Field(
+        None, min_length=16,
+        description="plant key (the schedulers' command_secret): AssignBlade/SwapBlade without the lease holder's "
+                    "valid `signature` are dropped as forged (report: forged_dropped) and move no fence. From the "
+                    "environment (${env:...}), never written in the file")
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"command_secret"})
 
 
 class SortingParams(Settings):
@@ -80,3 +87,5 @@ class MonitorParams(Settings):
     rate_window: float = Field(10.0, gt=0, description="seconds over which message rates are measured")
     keep_events: int = Field(10, ge=1, description="alerts and chaos events kept")
     lease: str = Field("scheduler", description="the lease whose holder is shown as the leader")
+    grants_every: float = Field(5.0, gt=0, description="seconds between two reads of the lease's grant history "
+                                                       "(report: granted_epochs, for the epoch check)")

@@ -5,7 +5,11 @@ It beats every ``heartbeat_interval`` on ``heartbeats`` (``bladeType`` only whil
 takes a blade from AssignBlade, swaps it on SwapBlade (``swap_time``, then BladeSwapped), and
 goes into RECOVERY for ``recovery_time`` on KillMachine. Commands name a ``machineId``; a
 machine ignores the others' commands. AssignBlade and SwapBlade are a leader's commands: they
-are fenced by the scheduler's lease epoch, so a deposed scheduler's late command is dropped.
+are fenced by the scheduler's lease epoch, so a deposed scheduler's late command is dropped; with
+the plant key (``command_secret``) they must be signed by the lease holder too, so a forger's
+command is dropped and counted (``forged_dropped``) whatever epoch it claims, and moves no fence.
+The epochs it accepted (``accepted_epochs``, over all its lives) are checked against the lease's
+grant history by ``pasta_plant.epoch_checks``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from typing import Any
 
 from forge_core import Check, Component, Envelope, epoch_of, subscribe
 from pasta_plant.ledger import ledger
-from pasta_plant.odometer import odometer
 from pasta_plant.settings import MachineParams
 
 INITIALIZING = "INITIALIZING"
@@ -35,16 +38,18 @@ class CuttingMachine(Component):
         self.record = ledger(self.ctx).machine(self.machine_id)
         self.record.attach(self.ctx)
         self.record.alive = True
+        if self.params.command_secret:  # the plant key: only the lease holder's signed commands pass the fence
+            self.ctx.fence.keys[self.lease] = self.params.command_secret.encode()
         if self.record.newest_epoch is not None:  # what the machine remembers across a restart
             self.ctx.fence.newest[self.lease] = self.record.newest_epoch
         self._set(INITIALIZING, None)
         self._recent: deque[str] = deque(maxlen=64)  # command ids: a redelivery is not a new command
         self._swap: asyncio.Task[Any] | None = None
         self._recovery: asyncio.Task[Any] | None = None
-        #: what this machine sent and received over the run, surviving its SIGKILLs (pasta_plant.odometer):
-        #: heartbeats counted once ctx.publish returned (handed to the transport: in flight to the broker
-        #: or in its durable outbox), commands by epoch on first delivery (count_checks compares them)
-        self.odometer = odometer(self.ctx, f"machine-{self.machine_id}")
+        self.beats = 0
+        #: heartbeats this life handed to its transport carrying a blade: each must become two batches
+        #: in the database (the cross-process count, from the machines' end)
+        self.bladed_beats = 0
         self._set(WAITING, None)
         self.ctx.every(self.params.heartbeat_interval, self.beat, name="heartbeat", initial_delay=0)
 
@@ -63,10 +68,9 @@ class CuttingMachine(Component):
         if self.state == WORKING and self.blade is not None:
             payload["bladeType"] = self.blade
         await self.ctx.publish("heartbeats", "sched.machine_heartbeat", payload, key=str(self.machine_id))
+        self.beats += 1
         if "bladeType" in payload:
-            self.odometer.add("beats", "bladed_beats", at=self.ctx.clock.time())
-        else:
-            self.odometer.add("beats")
+            self.bladed_beats += 1
         self.record.last_beat = self.ctx.clock.time()
 
     # -- commands --------------------------------------------------------------------------
@@ -77,9 +81,7 @@ class CuttingMachine(Component):
             self.record.duplicates += 1
             return False
         self._recent.append(envelope.id)
-        epoch = epoch_of(envelope)
-        if epoch is not None:
-            self.odometer.add(f"received:{epoch}")
+        self.record.accepted(epoch_of(envelope))
         return True
 
     def _applied(self, envelope: Envelope) -> None:
@@ -157,8 +159,8 @@ class CuttingMachine(Component):
         return {"state": self.state, "blade": self.blade, "assigns": r.assigns, "swaps": r.swaps,
                 "recoveries": r.kills, "incarnations": r.incarnations, "stale_rejected": r.rejected_stale,
                 "unstamped_rejected": r.rejected_unstamped, "ignored": r.ignored,
-                "beats_sent": self.odometer["beats"], "bladed_beats_sent": self.odometer["bladed_beats"],
-                "odometer": self.odometer.view()}
+                "forged_dropped": r.forged_dropped, "accepted_epochs": sorted(r.accepted_epochs),
+                "beats_sent": self.beats, "bladed_beats_sent": self.bladed_beats}
 
     def checks(self) -> list[Check]:
         r = self.record

@@ -5,6 +5,10 @@ got), blade and last beat; stock levels; the latest alerts and chaos events; mes
 topic. The leader and its epoch are read from the lease backend (``tactics.leader``) every
 ``refresh`` — the same place the schedulers campaign — because a component cannot implement the
 ``forge_leadership_changed`` hook and the schedulers' own messages say nothing about the lease.
+Every ``grants_every`` it reads the lease's grant history (``LeaseBackend.grants``) and reports
+the epochs ever granted as ``granted_epochs``; epochs only announced on ``forge/leader/+``
+(a leader elected after the last read) as ``announced_epochs``. ``epoch_checks`` compares the
+machines' accepted epochs with them.
 
 With ``render: auto`` it draws a ``rich`` Live table only when stdout is a terminal and the
 clock is real (``forge run examples/pasta_plant`` in a terminal); under ``--simulate`` or in
@@ -18,6 +22,7 @@ from collections import Counter, deque
 from typing import Any
 
 from forge_core import Check, Component, Envelope
+from forge_core.tactics import GRANT_HISTORY, LeaseBackendUnavailable
 from pasta_plant.ledger import ledger
 from pasta_plant.settings import MonitorParams
 
@@ -43,6 +48,11 @@ class Monitor(Component):
         self.assigns = 0
         self.dead_letters = 0
         self._window: deque[tuple[float, str]] = deque()
+        #: epochs ever granted on the lease (its backend's history); epochs leaders announced
+        self.granted: set[int] = set()
+        self.announced: set[int] = set()
+        self.grants_read = 0
+        self.grants_truncated = False
         for pattern in TOPICS:
             await self.ctx.subscribe(pattern, self.on_message, shared=False)
         self.live = None
@@ -55,6 +65,18 @@ class Monitor(Component):
             self.live.start()
         if self.live is not None:  # redraws only matter to a person watching; the state is message-driven
             self.ctx.every(self.params.refresh, self.tick, name="refresh", initial_delay=0)
+        self.ctx.every(self.params.grants_every, self.read_grants, name="grants", initial_delay=0)
+
+    async def read_grants(self) -> None:
+        """The lease's grant history (report() is synchronous, so it is read ahead, not at the end)."""
+        try:
+            grants = await self.ctx.tactics.lease_backend().grants(self.params.lease)
+        except (LeaseBackendUnavailable, RuntimeError) as exc:  # unreachable, or a runtime without tactics
+            self.ctx.log.info("grant history of %r not read: %s", self.params.lease, exc)
+            return
+        self.grants_read += 1
+        self.grants_truncated = len(grants) >= GRANT_HISTORY
+        self.granted.update(g.epoch for g in grants)
 
     async def stop(self) -> None:
         if self.live is not None:
@@ -101,6 +123,7 @@ class Monitor(Component):
         elif kind == "forge.leadership" and p.get("lease") == self.params.lease and p.get("leading"):
             if self.leader is not None and p["epoch"] != self.leader["epoch"]:
                 self.failovers += 1
+            self.announced.add(int(p["epoch"]))
             self.leader = {"holder": p["holder"], "epoch": p["epoch"], "since": round(now, 3)}
 
     def _machine(self, machine_id: int) -> dict[str, Any]:
@@ -158,7 +181,9 @@ class Monitor(Component):
         return Group(machines, plant)
 
     def report(self) -> dict[str, Any]:
-        return self.snapshot()
+        return {**self.snapshot(), "lease": self.params.lease, "granted_epochs": sorted(self.granted),
+                "announced_epochs": sorted(self.announced - self.granted), "grant_history_reads": self.grants_read,
+                "grant_history_truncated": self.grants_truncated}
 
     def checks(self) -> list[Check]:
         """Over every machine, killed ones included (their own checks die with them)."""
