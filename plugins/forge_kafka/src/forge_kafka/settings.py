@@ -130,7 +130,8 @@ class ToMqtt(Settings):
     """``params.to_mqtt`` of ``kafka.bridge``: Kafka message types carried to MQTT topics."""
 
     topics: list[str] = Field(["#"], description="Kafka-side patterns to read")
-    routes: dict[str, str] = Field(description="message type -> MQTT topic; other types are refused")
+    routes: dict[str, str] = Field(description="message type -> MQTT topic ('{topic}': the topic it had on Kafka); "
+                                               "other types are refused")
 
 
 class BridgeParams(Settings):

@@ -118,6 +118,7 @@ def test_route_keys_records_by_topic_level_and_fills_the_missing_field(kafka_boo
         schemas = SchemaRegistry()
         schemas.add("acme.heartbeat", OBJ)
         schemas.add("acme.secret", OBJ)
+        schemas.add("acme.assign", OBJ)
         mqtt = MemoryTransport("mqtt")
         kafka = KafkaTransport("kafka", {"bootstrap": kafka_bootstrap, "session_timeout_ms": 2000,
                                          "heartbeat_interval_ms": 500, "metadata_refresh_ms": 500}, plant=prefix)
@@ -127,7 +128,8 @@ def test_route_keys_records_by_topic_level_and_fills_the_missing_field(kafka_boo
         params = BridgeParams.load({"to_kafka": {
             "types": ["acme.heartbeat"],
             "routes": [{"topic": f"{prefix}/factory/+/heartbeat", "to": f"{prefix}.factory.heartbeat",
-                        "key_from_level": 2, "field_from_level": {"factoryId": 2}}]}})
+                        "key_from_level": 2, "field_from_level": {"factoryId": 2}}]},
+            "to_mqtt": {"topics": [f"{prefix}/factory/+/orders"], "routes": {"acme.assign": "{topic}"}}})
         ctx = ComponentContext(name="bridge", component="bridge", replica=0, replicas=1, params=params, bus=bus,
                                clock=RealClock(), transport="mqtt", seed=1)
         bridge = Bridge(ctx)
@@ -148,6 +150,16 @@ def test_route_keys_records_by_topic_level_and_fills_the_missing_field(kafka_boo
         assert {e.topic for e in on_kafka} == {f"{prefix}/factory/heartbeat"}
         assert bridge.counts["to_kafka"] == 2 and bridge.counts["to_kafka_fields_filled"] == 1
         assert beat == {"timestamp": 1.5, "metrics": {"cpu": 10, "memory": 20, "errors": 0}}, "sender's body intact"
+
+        # Towards MQTT, '{topic}' keeps each message's own topic: orders reach the factory they name.
+        on_mqtt: list[Envelope] = []
+        await bus.subscribe(f"{prefix}/factory/+/orders", on_mqtt.append, owner="factories", transport="mqtt")
+        for factory in ("factory-1", "factory-2"):
+            await bus.publish(f"{prefix}/factory/{factory}/orders", "acme.assign", {"factoryId": factory},
+                              source="pms", transport="kafka")
+        await wait_until(lambda: len(on_mqtt) == 2)
+        assert sorted((e.topic, e.payload["factoryId"]) for e in on_mqtt) == [
+            (f"{prefix}/factory/factory-1/orders", "factory-1"), (f"{prefix}/factory/factory-2/orders", "factory-2")]
         await ctx._release()
         await kafka.close()
         await mqtt.close()

@@ -12,7 +12,8 @@ it (no loops).
 ``factory.heartbeat``), with the record key taken from a level of the topic the message arrived on
 (``key_from_level``) and, when the JSON body lacks them, fields written from levels
 (``field_from_level``): many producers' topics become one keyed Kafka topic whose partitions keep
-each producer's order.
+each producer's order. Towards MQTT a route's topic ``{topic}`` keeps the Kafka-side topic, for
+messages addressed to one recipient's topic (``factory/<id>/orders``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from forge_core import dead_letters as dl
 from forge_core.transport import cross as crossed
 
 from forge_kafka.settings import BridgeParams, KafkaRoute
+
+#: in a ``to_mqtt.routes`` topic: the topic the message had on the Kafka side
+SAME_TOPIC = "{topic}"
 
 
 class Bridge(Component):
@@ -65,8 +69,10 @@ class Bridge(Component):
             routes: dict[str, str] = dict(to_mqtt.routes)
 
             async def down(envelope: Envelope) -> None:
-                await self._forward(envelope, self.kafka, self.mqtt, routes.get(envelope.type), set(routes),
-                                    "to_mqtt")
+                topic = routes.get(envelope.type)
+                if topic is not None and SAME_TOPIC in topic:  # per-recipient topics: factory/<id>/orders
+                    topic = topic.replace(SAME_TOPIC, envelope.topic)
+                await self._forward(envelope, self.kafka, self.mqtt, topic, set(routes), "to_mqtt")
 
             for pattern in to_mqtt.topics:
                 await self.ctx.subscribe(pattern, down, transport=self.kafka)
