@@ -38,8 +38,9 @@ def forge_register_migrations(registry: MigrationRegistry) -> None:
 
 @hookimpl
 def forge_register_tactics(registry: TacticRegistry) -> None:
-    from forge_sched.tactics.status_reporter import DESCRIPTION, NAME, grpc_status_reporter
+    # imported here: grpc loads only when the tactics are collected, not for every plugin listing
     from forge_sched.settings import GrpcStatusReporterSettings
+    from forge_sched.tactics.status_reporter import DESCRIPTION, NAME, grpc_status_reporter
 
     # an implementation of forge_mms's kind; the registry pairs them by name in either load order
     registry.add(NAME, grpc_status_reporter, settings=GrpcStatusReporterSettings, description=DESCRIPTION)

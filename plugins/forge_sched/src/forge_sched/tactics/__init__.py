@@ -1,0 +1,1 @@
+"""Tactic implementations forge_sched provides for kinds other plugins declare."""
