@@ -355,6 +355,10 @@ class Plugins:
         result: str | None = self._hook("forge_infer_message_type")(topic=topic, payload=payload)
         return result
 
+    def implemented(self, hook: str) -> bool:
+        """Whether an active plugin implements ``hook`` (a caller on a hot path can skip the call)."""
+        return bool(self._hook(hook).get_hookimpls())
+
     def message_dead_lettered(self, letter: DeadLetter) -> None:
         self._hook("forge_message_dead_lettered")(letter=letter)
 
@@ -420,6 +424,8 @@ class Plugins:
                        for kind, registry in (("transports", self.transports), ("components", self.components),
                                               ("tactics", self.tactics), ("sections", self.sections))},
             listable={name: info.keys() for name, info in self.infos.items() if info.scoped},
+            models={kind: {e.name: e.settings for e in registry if e.settings is not None}
+                    for kind, registry in (("transports", self.transports), ("components", self.components))},
         )
 
 

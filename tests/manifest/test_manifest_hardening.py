@@ -219,3 +219,39 @@ def test_settings_models_refuse_non_finite_numbers() -> None:
     for bad in (float("inf"), float("nan")):
         with pytest.raises(SettingsError, match="finite"):
             Timing.load({"interval": bad})
+
+
+def test_a_settings_model_s_own_validators_run_at_validate_time(tmp_path: Path) -> None:
+    """A cross-field rule (a pydantic model validator) is invisible to the JSON Schema: forge
+    validate runs the model too, so the error names the file, line and field before the plant starts."""
+    (tmp_path / "oven.py").write_text(textwrap.dedent('''
+        from pydantic import model_validator
+        from forge_core import Component, Settings, hookimpl
+
+        class OvenParams(Settings):
+            low: float = 1.0
+            high: float = 2.0
+
+            @model_validator(mode="after")
+            def _ordered(self):
+                if self.low > self.high:
+                    raise ValueError(f"low {self.low} is above high {self.high}")
+                return self
+
+        class Oven(Component):
+            Params = OvenParams
+
+        @hookimpl
+        def forge_register_components(registry):
+            registry.add("bakery.oven", Oven)
+    '''))
+    path = write(tmp_path, HEAD + "local_plugins: [oven.py]\ncomponents:\n"
+                                  "  oven: {type: bakery.oven, params: {low: 5}}\n"
+                                  "  fine: {type: bakery.oven, params: {low: 1.5}}\n")
+    from forge_core.plugins import get_plugin_manager
+
+    plugins = get_plugin_manager(autoload=False)
+    plugins.load_local_plugin(tmp_path / "oven.py")
+    found = [(p.line, p.path, p.message) for p in validate_manifest(path, env={}, catalog=plugins.catalog())]
+    assert [(line, where) for line, where, _ in found] == [(6, "components.oven.params")], found
+    assert "low 5.0 is above high 2.0" in found[0][2]

@@ -37,3 +37,25 @@ def test_settings_fill_defaults_and_keep_librdkafka_passthrough() -> None:
     schema = KafkaSettings.json_schema()  # what forge validate checks the manifest against
     assert schema["required"] == ["bootstrap"] and schema["additionalProperties"] is False
     assert schema["properties"]["max_redeliveries"]["default"] == 3
+
+
+def test_librdkafka_judges_the_passthrough_maps_at_validate_time(tmp_path) -> None:
+    """Issue 11 §7: `fetch.wait.max.ms: -1` and a misspelt property were accepted and failed at start."""
+    with pytest.raises(SettingsError) as refused:
+        KafkaSettings.load({"bootstrap": "x:1", "consumer": {"fetch.wait.max.ms": -1},
+                            "producer": {"lingr.ms": 5}, "config": {"linger.ms": 5}},
+                           where="transports.kafka.settings")
+    found = dict(refused.value.problems)
+    assert set(found) == {"transports.kafka.settings.consumer", "transports.kafka.settings.producer"}
+    assert 'fetch.wait.max.ms" value -1 is outside allowed range' in found["transports.kafka.settings.consumer"]
+    assert 'No such configuration property: "lingr.ms"' in found["transports.kafka.settings.producer"]
+
+    from forge_core.runtime import load_plant
+    (tmp_path / "plant.yaml").write_text(
+        "version: 1\nplant: {name: kv}\nplugins: [forge_kafka]\ntransports:\n"
+        "  kafka: {type: kafka, settings: {bootstrap: '127.0.0.1:9', consumer: {fetch.wait.max.ms: -1}}}\n")
+    from forge_core.errors import ManifestError
+    with pytest.raises(ManifestError) as invalid:  # forge validate's verdict, with file and line
+        load_plant(tmp_path)
+    assert "plant.yaml:5 at transports.kafka.settings.consumer" in str(invalid.value)
+    assert "outside allowed range 0..300000" in str(invalid.value)

@@ -72,6 +72,9 @@ class Catalog:
     #: plugin name -> the keys (:func:`plugin_key`) it answers to. Built-ins, a plant's local
     #: plugins and plugins registered in code are always active and are not in here.
     listable: dict[str, set[str]] = field(default_factory=dict)
+    #: The pydantic models behind the schemas (kind -> name -> model), for the checks a JSON Schema
+    #: cannot express (cross-field rules, a library's own verdict): run at validate time too.
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def inactive_provider(self, kind: str, name: str, listed: list[str] | set[str]) -> str | None:
         """The plugin that provides ``name`` of ``kind`` if the plant does not list it, else None."""

@@ -304,6 +304,17 @@ def structure_issues(doc: dict[str, Any], plant_dir: Path) -> list[Issue]:
     return issues
 
 
+def model_issues(model: Any, data: dict[str, Any], at: DocPath) -> list[Issue]:
+    """The problems a Settings model's own validators find in ``data`` (its schema already passed)."""
+    from forge_core.errors import SettingsError
+
+    try:
+        model.load(data, where="")
+    except SettingsError as exc:
+        return [Issue((*at, *[part for part in path.split(".") if part]), message) for path, message in exc.problems]
+    return []
+
+
 def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
     """What the manifest names must exist in the installed plugins, and come from plugins the plant
     lists (or core, or its local plugins); their sections must fit their schemas."""
@@ -330,7 +341,11 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
             elif (owner := catalog.inactive_provider(section, type_, plugins)) is not None:
                 issues.append(Issue((section, name, "type"), _not_active(f"{kind} type", type_, owner)))
             elif table[type_] is not None and isinstance(spec.get(body, {}), dict):
-                issues.extend(schema_issues(spec.get(body, {}), table[type_], (section, name, body)))
+                found = schema_issues(spec.get(body, {}), table[type_], (section, name, body))
+                model = catalog.models.get(section, {}).get(type_)
+                if not found and model is not None:  # what the schema cannot say, the model's validators do
+                    found = model_issues(model, spec.get(body) or {}, (section, name, body))
+                issues.extend(found)
 
     typed("transports", "transport", catalog.transports, "settings")
     typed("components", "component", catalog.components, "params")

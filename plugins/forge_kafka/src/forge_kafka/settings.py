@@ -6,7 +6,8 @@ JSON Schema the manifest is checked against, the defaults, typed attribute acces
 (docs/transports/kafka.md, bridge.md) and one error class, :class:`forge_core.SettingsError`.
 
 The librdkafka passthrough maps (``config``, ``producer``, ``consumer``) stay dicts: librdkafka has
-hundreds of properties and checks them itself when a client is built.
+hundreds of properties, so the installed librdkafka judges them, at validation, by building a client
+that connects to nothing (``librdkafka_config``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, Literal, Self
 
 from forge_core import Settings
 from pydantic import Field, field_validator, model_validator
+
+from forge_kafka.librdkafka_config import refusal
 
 __all__ = ["BridgeParams", "KafkaRoute", "KafkaSettings", "ToKafka", "ToMqtt", "TopicSpec"]
 
@@ -70,6 +73,19 @@ class KafkaSettings(Settings):
                                    description="extra librdkafka settings for every client (security...)")
     producer: dict[str, Any] = Field({}, description="extra librdkafka settings for the producer")
     consumer: dict[str, Any] = Field({}, description="extra librdkafka settings for consumers")
+
+    @field_validator("config", "producer", "consumer")
+    @classmethod
+    def _librdkafka_accepts(cls, properties: dict[str, Any], info: Any) -> dict[str, Any]:
+        """librdkafka's own verdict at validate time (see librdkafka_config): an unknown property, or
+        a value out of its range, is an error here rather than when the plant starts."""
+        clients: dict[str, tuple[Literal["producer", "consumer"], ...]] = {
+            "config": ("producer", "consumer"), "producer": ("producer",), "consumer": ("consumer",)}
+        for client in clients[info.field_name]:
+            problem = refusal(properties, client)
+            if problem is not None:
+                raise ValueError(problem)
+        return properties
 
     def topic_spec(self, topic: str) -> TopicSpec:
         """How to create ``topic``: its entry in ``topics``, else the default partitions and replication."""
