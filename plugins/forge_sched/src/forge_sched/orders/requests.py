@@ -43,7 +43,7 @@ class ListQuery(BaseModel):
 
     status: str | None = Field(None, description=f"one of {', '.join(ORDER_STATUSES)}")
     factory: str | None = Field(None, pattern=FACTORY_ID.pattern, description="orders held (or completed) by it")
-    limit: int = Field(100, ge=1, description="most orders returned")
+    limit: int | None = Field(None, ge=1, description="most orders returned (default 100, or the page limit)")
     offset: int = Field(0, ge=0, description="orders skipped")
 
 
@@ -75,7 +75,7 @@ def problems(exc: ValidationError) -> list[dict[str, Any]]:
 def validate(model: type[BaseModel], data: Any, what: str) -> Any:
     """``model`` from ``data``, or a 422 :class:`BadRequest` naming the first field at fault."""
     if not isinstance(data, dict):
-        raise BadRequest(422, f"{what} must be a JSON object, got {type(data).__name__}", "body")
+        raise BadRequest(422, f"invalid {what}: body must be a JSON object, got {type(data).__name__}", "body")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

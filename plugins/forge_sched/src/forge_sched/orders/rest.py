@@ -105,9 +105,10 @@ class OrdersApi:
         if query.status is not None and query.status not in ORDER_STATUSES:
             raise BadRequest(422, f"invalid query: status must be one of {', '.join(ORDER_STATUSES)}, "
                                   f"got {query.status!r}", "status")
-        if query.limit > self.page_limit:
+        limit = min(100, self.page_limit) if query.limit is None else query.limit
+        if limit > self.page_limit:
             raise BadRequest(422, f"invalid query: limit must be at most {self.page_limit}", "limit")
-        found = queries.list_orders(self.engine, status=query.status, factory_id=query.factory, limit=query.limit,
+        found = queries.list_orders(self.engine, status=query.status, factory_id=query.factory, limit=limit,
                                     offset=query.offset)
         return JSONResponse({"orders": found, "count": len(found)})
 
