@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from forge_sched.grpc.codes import grpc_code, status_name
 from forge_sched.grpc.metadata import FenceError, read_fence
-from forge_sched.orders.status import StatusHandler
+from forge_sched.orders.status import StatusHandler, StatusReportResult
+from forge_sched.proto import SERVICE_NAME
 from forge_sched.proto import factory_status_pb2 as pb
-from forge_sched.proto.factory_status_pb2_grpc import FactoryStatusServiceServicer
+from forge_sched.proto.factory_status_pb2_grpc import (
+    FactoryStatusServiceServicer,
+    add_FactoryStatusServiceServicer_to_server,
+)
 
-__all__ = ["FactoryStatusServicer", "RpcFailure"]
+if TYPE_CHECKING:
+    from forge_core import ComponentContext
+
+__all__ = ["FactoryStatusServicer", "RpcFailure", "register"]
 
 log = logging.getLogger("forge_sched.grpc")
 
@@ -44,7 +51,23 @@ class FactoryStatusServicer(FactoryStatusServiceServicer):
     """
 
     def __init__(self, handler: StatusHandler) -> None:
-        self.handler = handler
+        #: Replicas of the scheduler in one process share the servicer; the leader answers.
+        self.handlers: list[StatusHandler] = [handler]
+
+    def add_handler(self, handler: StatusHandler) -> None:
+        if handler not in self.handlers:
+            self.handlers.append(handler)
+
+    async def _delegate(self, factory_id: str, status: str, reason: str, epoch: int,
+                        lease: str) -> StatusReportResult:
+        """The first handler that does not answer not_leader (a shadow replica) decides."""
+        result: StatusReportResult | None = None
+        for handler in list(self.handlers):
+            result = await handler.report_factory_status(factory_id, status, reason, epoch, lease)
+            if result.code != "not_leader":
+                break
+        assert result is not None  # there is always one handler
+        return result
 
     async def ReportFactoryStatus(self, request: pb.FactoryStatusUpdate,
                                   context: grpc.aio.ServicerContext | None) -> pb.StatusResponse:
@@ -72,7 +95,7 @@ class FactoryStatusServicer(FactoryStatusServiceServicer):
         except FenceError as exc:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         try:
-            result = await self.handler.report_factory_status(factory_id, status, request.reason, epoch, lease)
+            result = await self._delegate(factory_id, status, request.reason, epoch, lease)
         except Exception as exc:
             log.exception("forge_sched: ReportFactoryStatus(%s, %s) failed in the order scheduler", factory_id, status)
             raise RpcFailure(grpc.StatusCode.INTERNAL,
@@ -83,3 +106,20 @@ class FactoryStatusServicer(FactoryStatusServiceServicer):
                 detail = f"{result.field}: {detail}"  # INVALID_ARGUMENT always names the field
             raise RpcFailure(grpc_code(result.code), detail)
         return pb.StatusResponse(accepted=result.accepted, detail=result.detail, orders_moved=result.orders_moved)
+
+
+async def register(ctx: ComponentContext, handler: StatusHandler) -> FactoryStatusServicer:
+    """Serve ``handler`` (the order scheduler) as ``forge.sched.v1.FactoryStatusService`` on the
+    runtime's gRPC server (``ctx.grpc``; RuntimeError where the runtime has none). A second
+    replica in the same process joins the servicer the first one added."""
+    try:
+        served = ctx.grpc.servicer(SERVICE_NAME)
+    except KeyError:
+        servicer = FactoryStatusServicer(handler)
+        await ctx.grpc.add(add_FactoryStatusServiceServicer_to_server, servicer, SERVICE_NAME)
+        return servicer
+    if isinstance(served, FactoryStatusServicer):
+        served.add_handler(handler)
+        return served
+    # as ctx.grpc.add says of a taken name (the order scheduler logs it and goes on without gRPC)
+    raise ValueError(f"{SERVICE_NAME} is already served by something else: {type(served).__name__}")
