@@ -153,3 +153,36 @@ def test_a_flooding_source_is_quarantined_visibly_and_its_letters_counted(plant_
         assert plant.runtime.dead_letters.stats["offered"] == 102
     a = plant.summary.extra["dead_letters"]
     assert a["total"] == 302 == a["quarantined"] + a["recorded"] + a["dropped"] + a["pending"]
+
+
+def test_the_accounting_of_several_processes_is_summed_and_checked():
+    """Issue 11 §3: a distributed run's dead letters, every process's accounting summed (quarantines
+    keyed by process), and a check that fails when one process cannot account for its letters."""
+    from forge_core.cli.output import summary_table
+    from forge_core.runtime.dead_letter_sinks import accounting_check, merge_accounting
+    from forge_core.runtime.summary import RunSummary
+
+    a = {"total": 10, "offered": 8, "quarantined": 2, "recorded": 7, "dropped": 1, "dropped_rate": 1, "pending": 0,
+         "published": 8, "not_published": 0, "kept_in_memory": 8, "kept_bytes": 100,
+         "quarantines": {"mqtt:junk/1": {"dropped": 2}}}
+    b = {"total": 5, "offered": 5, "quarantined": 0, "recorded": 5, "dropped": 0, "pending": 0, "published": 3,
+         "not_published": 2, "kept_in_memory": 5, "kept_bytes": 50, "quarantines": {}}
+    merged = merge_accounting([("health", a), ("bridge", b)], lives_without_summary=1)
+    assert (merged["total"], merged["quarantined"], merged["recorded"], merged["dropped"], merged["dropped_rate"]) == (
+        15, 2, 12, 1, 1)
+    assert merged["quarantines"] == {"health/mqtt:junk/1": {"dropped": 2}}
+    assert merged["by_process"] == {"bridge": 5, "health": 10} and merged["lives_without_summary"] == 1
+    check = accounting_check([("health", a), ("bridge", b)])
+    assert check.passed and check.detail == "15 letters in 2 summaries"
+
+    lost = dict(b, recorded=3)  # two letters neither recorded nor counted as dropped
+    check = accounting_check([("health", a), ("bridge", lost)])
+    assert not check.passed and "bridge: offered 5 != recorded 3 + dropped 0" in check.detail
+
+    summary = RunSummary("p", "distributed", "real", None, 1.0, 1.0, dead_letters={"decode_error": 15},
+                         extra={"dead_letters": merged})
+    table = next(t for t in summary_table(summary) if t.title == "dead-letter accounting")
+    rows = dict(zip(table.columns[0]._cells, table.columns[1]._cells, strict=True))
+    assert rows["total"] == "15 = 2 quarantined + 13 offered"
+    assert rows["offered"] == "12 recorded + 1 dropped (rate 1) + 0 pending"
+    assert rows["by process"] == "bridge 5, health 10" and "1 killed lives" in rows["not counted"]

@@ -86,6 +86,9 @@ def summary_table(summary: RunSummary) -> list[Table]:
         for reason, count in summary.dead_letters.items():
             letters.add_row(f"[red]{reason}[/]", str(count))
         tables.append(letters)
+    accounting = summary.extra.get("dead_letters")
+    if accounting and accounting.get("total"):
+        tables.append(_accounting_table(accounting))
 
     for component, report in summary.reports.items():
         section = Table(title=f"report: {component}", title_justify="left", show_header=False)
@@ -122,6 +125,25 @@ def summary_table(summary: RunSummary) -> list[Table]:
     run.add_row("stop reason", summary.stop_reason or "-")
     tables.append(run)
     return tables
+
+
+def _accounting_table(a: dict[str, Any]) -> Table:
+    """Where every dead letter went (summed over the processes of a distributed run)."""
+    table = Table(title="dead-letter accounting", title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    table.add_row("total", f"{a['total']} = {a.get('quarantined', 0)} quarantined + {a.get('offered', 0)} offered")
+    if "recorded" in a:
+        drops = ", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in a.items() if k.startswith("dropped_") and v)
+        table.add_row("offered", f"{a['recorded']} recorded + {a['dropped']} dropped" + (f" ({drops})" if drops else "")
+                      + f" + {a['pending']} pending")
+    table.add_row("published", f"{a.get('published', 0)} (not published over the rate: {a.get('not_published', 0)})")
+    by_process = a.get("by_process")
+    if by_process:
+        table.add_row("by process", ", ".join(f"{p} {n}" for p, n in by_process.items() if n) or "-")
+    if a.get("lives_without_summary"):
+        table.add_row("not counted", f"{a['lives_without_summary']} killed lives wrote no summary")
+    return table
 
 
 def _report_value(value: Any) -> str:

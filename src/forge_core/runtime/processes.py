@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forge_core.errors import ForgeError
+from forge_core.runtime.dead_letter_sinks import accounting_check, merge_accounting
 from forge_core.runtime.runtime import wait_for_stop
 from forge_core.runtime.summary import Check, RunSummary, not_run
 from forge_core.runtime.supervisor import FAILED, KILLED, RESTARTING, RUNNING, STARTING, STOPPED, RestartPolicy
@@ -391,6 +392,13 @@ class ProcessRunner:
         total.checks.append(Check("every child process stopped with a summary", not unclean, detail, "processes"))
         total.checks += self._killed_checks(parts)
         total.extra["processes"] = processes
+        letters = [(source, data["extra"]["dead_letters"]) for source, data in parts
+                   if data.get("extra", {}).get("dead_letters")]
+        if letters:  # every process's dead letters, summed: accounted for over the whole plant (issue 11 §3)
+            lives = sum(len(child.lives) for child in self.children.values())
+            summarised = sum(1 for source, _ in parts if source in self.children)
+            total.extra["dead_letters"] = merge_accounting(letters, lives_without_summary=lives - summarised)
+            total.checks.append(accounting_check(letters))
         total.checks += self.plugins.plant_checks(total)  # after the merge: they count across processes
         return total
 
