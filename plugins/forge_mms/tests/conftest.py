@@ -74,3 +74,123 @@ def mms_plant(tmp_path: Path) -> Iterator[Callable[..., TestPlant]]:
     yield make
     for plant in plants:
         plant.stop()
+
+
+# -- mms.factory_monitor: a plant with a fake production management system (PMS) on the bus ---------
+FAKE_PMS_PLUGIN = '''
+from forge_core import Component, Settings, hookimpl
+from pydantic import Field
+
+
+class FakePmsParams(Settings):
+    silent_first: int = Field(0, description="answer nothing to the first N reports (the reporter times out)")
+
+
+class FakePms(Component):
+    """Answers mms.status_report like the order scheduler: refuses an epoch older than the newest seen."""
+
+    Params = FakePmsParams
+    publishes = ("sched.status_report_result",)
+
+    async def start(self):
+        self.newest = {}
+        self.requests = []
+        self.accepted = []
+        self.rejected = []
+        await self.ctx.subscribe("mms/status_report", self.on_report, types=["mms.status_report"])
+
+    async def on_report(self, envelope):
+        body = envelope.payload
+        self.requests.append(body)
+        if len(self.requests) <= self.params.silent_first:
+            return
+        newest = self.newest.get(body["lease"], -1)
+        ok = body["epoch"] >= newest
+        if ok:
+            self.newest[body["lease"]] = body["epoch"]
+            self.accepted.append(body)
+        else:
+            self.rejected.append(body)
+        await self.ctx.publish("sched/status_report_result", "sched.status_report_result", {
+            "requestId": body["requestId"], "accepted": ok,
+            "detail": "" if ok else f"stale epoch {body['epoch']} < {newest}", "ordersMoved": 0})
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.fake_pms", FakePms)
+
+
+@hookimpl(trylast=True)  # forge_sched owns the type; register it only where forge_sched did not
+def forge_register_schemas(registry):
+    if "sched.status_report_result" not in registry:
+        registry.add("sched.status_report_result", {
+            "type": "object", "required": ["requestId", "accepted", "detail", "ordersMoved"],
+            "properties": {"requestId": {"type": "string"}, "accepted": {"type": "boolean"},
+                           "detail": {"type": "string"}, "ordersMoved": {"type": "integer"}}})
+'''
+
+FACTORY_MANIFEST = """
+version: 1
+plant: {{name: mms_factories}}
+plugins: [mms]
+local_plugins: [pms.py]
+transports: {{bus: {{type: memory}}}}
+default_transport: bus
+bindings: [{{topic: "factory/+/heartbeat", type: mms.factory_heartbeat}}]
+tactics: {tactics}
+components: {components}
+storage: {{url: "sqlite:///{{plant_dir}}/plant.db", migrate_on_start: true}}
+"""
+
+#: Fast, deterministic defaults for the tests: no retry jitter, a short reporter timeout.
+TEST_TACTICS: dict[str, Any] = {"retry": {"jitter": 0.0, "initial": 0.5, "max_backoff": 2.0, "max_attempts": 3},
+                                "status_reporter": {"use": "bus", "timeout": 1.0}}
+
+
+@pytest.fixture
+def factory_plant(tmp_path: Path) -> Iterator[Callable[..., TestPlant]]:
+    """``factory_plant(monitor_params={...}, tactics={...}, replicas=1, pms={...})``: a started TestPlant
+    with ``monitor`` (mms.factory_monitor; instances monitor-0.. with replicas > 1) and ``pms`` (a fake PMS)."""
+    plants: list[TestPlant] = []
+
+    def make(monitor_params: dict[str, Any] | None = None, *, tactics: dict[str, Any] | None = None,
+             replicas: int = 1, pms: dict[str, Any] | None = None, seed: int = 1,
+             plugins: list[tuple[str, object]] | None = None) -> TestPlant:
+        root = tmp_path / f"factories{len(plants)}"
+        root.mkdir()
+        (root / "pms.py").write_text(FAKE_PMS_PLUGIN)
+        components: dict[str, Any] = {
+            "monitor": {"type": "mms.factory_monitor", "replicas": replicas, "params": monitor_params or {}},
+            "pms": {"type": "test.fake_pms", "params": pms or {}}}
+        merged = {**TEST_TACTICS, **(tactics or {})}
+        (root / "plant.yaml").write_text(textwrap.dedent(FACTORY_MANIFEST.format(
+            components=json.dumps(components), tactics=json.dumps(merged))))
+        plant = TestPlant(root, seed=seed, plugins=plugins)
+        plants.append(plant)
+        return plant.start()
+
+    yield make
+    for plant in plants:
+        plant.stop()
+
+
+def beat(plant: TestPlant, factory: str, *, errors: float = 0.0, **extra: Any) -> None:
+    """One ``mms.factory_heartbeat`` of ``factory`` now (timestamp = the plant's clock)."""
+    plant.publish(f"factory/{factory}/heartbeat", "mms.factory_heartbeat",
+                  {"factoryId": factory, "timestamp": plant.clock.time(),
+                   "metrics": {"cpu": 10.0, "memory": 20.0, "errors": errors}, **extra})
+
+
+@pytest.fixture
+def beats() -> Callable[..., None]:
+    """``beats(plant, seconds, "f1", "f2", errors={"f1": 3})``: every factory beats once a second for ``seconds``
+    (the beat, then one second of plant time)."""
+    def run(plant: TestPlant, seconds: int, *factories: str, errors: dict[str, float] | None = None) -> None:
+        for _ in range(seconds):
+            for factory in factories:
+                beat(plant, factory, errors=(errors or {}).get(factory, 0.0))
+            plant.advance(1.0)
+
+    run.one = beat  # type: ignore[attr-defined]  # beats.one(plant, "f1", errors=2): a single beat, now
+    return run

@@ -7,11 +7,16 @@ from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
+from forge_mms.components.factory_monitor import FactoryMonitor
 from forge_mms.components.storage_monitor import StorageMonitor
 from forge_mms.components.threshold_alert import ThresholdAlert
+from forge_mms.settings import BusStatusReporterSettings, RiskRulesSettings, RiskSettings, StatusReporterSettings
+from forge_mms.tactics.risk import make_rules
+from forge_mms.tactics.status_reporter import make_bus_reporter
 
 if TYPE_CHECKING:
-    from forge_core.plugin import ComponentRegistry, SchemaRegistry
+    from forge_core.plugin import ComponentRegistry, SchemaRegistry, TacticRegistry
+    from forge_core.storage import MigrationRegistry
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
@@ -19,8 +24,27 @@ def forge_register_components(registry: ComponentRegistry) -> None:
                  description="storage monitor: alert when a stock level leaves its band (20..80 %)")
     registry.add("mms.threshold_alert", ThresholdAlert,
                  description="sensor anomaly rule: alert when a reading leaves its band")
+    registry.add("mms.factory_monitor", FactoryMonitor,
+                 description="factory heartbeats -> UP/DEGRADED/DOWN and risk; the leader reports to the PMS")
 
 
 @hookimpl
 def forge_register_schemas(registry: SchemaRegistry) -> None:
     registry.add_directory(Path(__file__).parent / "schemas")
+
+
+@hookimpl
+def forge_register_tactics(registry: TacticRegistry) -> None:
+    registry.add_kind("status_reporter", settings=StatusReporterSettings, default_use="bus",
+                      description="how the MMS reports a factory's status to the PMS")
+    registry.add("status_reporter.bus", make_bus_reporter, settings=BusStatusReporterSettings,
+                 description="mms.status_report on the bus, answered by sched.status_report_result")
+    registry.add_kind("risk", settings=RiskSettings, default_use="rules",
+                      description="a factory's failure risk from its recent beats")
+    registry.add("risk.rules", make_rules, settings=RiskRulesSettings,
+                 description="HIGH on error rate, MEDIUM on a rising latency, else LOW")
+
+
+@hookimpl
+def forge_register_migrations(registry: MigrationRegistry) -> None:
+    registry.add("mms", Path(__file__).parent / "migrations")

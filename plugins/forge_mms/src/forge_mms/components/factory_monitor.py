@@ -1,0 +1,226 @@
+"""``mms.factory_monitor``: factory heartbeats → UP/DEGRADED/DOWN, risk, and status reports to the PMS.
+
+The wiring of the monitoring and maintenance parts, each in its own module:
+
+* every beat (``mms.factory_heartbeat``) is read (:mod:`forge_mms.monitoring.beats`), kept in memory
+  for the risk and error windows, counted by the fault detector
+  (:mod:`forge_mms.monitoring.faults`, core's heartbeat status tactic) and, by the leader, written to
+  ``heartbeats`` in batches (:mod:`forge_mms.storage.store`, pruned after ``retention``);
+* every ``check_every`` s: silence verdicts, the risk strategy (tactic ``risk``) per factory, the
+  preemptive drain, and the reports still pending;
+* status changes → the failover and recovery managers → status reports through the
+  ``status_reporter`` tactic (:mod:`forge_mms.maintenance.reports`).
+
+Replicas (``replicas: 2``, or two components with the same ``lease``) all follow every beat, so a
+successor knows every factory's state; only the one holding the lease (``ctx.elector``) reports,
+publishes ``forge.status``/``mms.risk_changed``/``mms.failover_event`` and writes the tables. A new
+leader reads the statuses the PMS last accepted from ``factory_status`` and reports only what differs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from forge_core import Component, DeadLetter, Envelope, dead_letters
+from forge_core.tactics import LeaderElector, Status, StatusChange
+from forge_core.transport import topic_level
+
+from forge_mms.maintenance.failover import FailoverManager
+from forge_mms.maintenance.recovery import RecoveryManager
+from forge_mms.maintenance.reports import FAILOVER_EVENT, StatusReports
+from forge_mms.monitoring.beats import BeatHistory, BeatRefused, factory_of
+from forge_mms.monitoring.faults import FaultDetector
+from forge_mms.settings import FactoryMonitorParams
+from forge_mms.storage.store import MonitorStore
+from forge_mms.tactics.risk import Risk, RiskAssessment, RiskStrategy
+from forge_mms.tactics.status_reporter import STATUS_REPORT, StatusReporter
+
+__all__ = ["FORGE_STATUS", "RISK_CHANGED", "FactoryMonitor"]
+
+FORGE_STATUS = "forge.status"
+RISK_CHANGED = "mms.risk_changed"
+_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
+
+
+class FactoryMonitor(Component):
+    """Factory heartbeats → UP/DEGRADED/DOWN and risk; the leader reports changes to the PMS."""
+
+    Params = FactoryMonitorParams
+    params: FactoryMonitorParams
+    publishes = (FORGE_STATUS, RISK_CHANGED, FAILOVER_EVENT, STATUS_REPORT)
+
+    async def start(self) -> None:
+        p = self.params
+        tactics = self.ctx.tactics
+        heartbeat = tactics.settings("heartbeat")
+        self.faults = FaultDetector(heartbeat, max_gap=p.max_gap, missed_beats=p.missed_beats)
+        self.risk: RiskStrategy = tactics.get("risk")
+        self.risk_window = float(tactics.settings("risk").window)
+        self.history = BeatHistory(max(self.risk_window, heartbeat.error_window), late_after=self.faults.late_after,
+                                   errors=p.errors)
+        self.risks: dict[str, Risk] = {}
+        self.assessments: dict[str, RiskAssessment] = {}
+        self._lower_since: dict[str, float] = {}
+        self.changes: deque[StatusChange] = deque(maxlen=1000)
+        self.stats = {"beats": 0, "refused": 0, "status_changes": 0, "risk_changes": 0}
+        try:
+            self.ctx.storage  # noqa: B018 - the engine, created on first use
+            engine: Any = lambda: self.ctx.storage
+        except RuntimeError:
+            self.ctx.log.warning("%s: the runtime has no storage; beats, statuses and events are not recorded",
+                                 self.name)
+            engine = None
+        self.store = MonitorStore(engine, offload=not getattr(self.ctx.clock, "is_virtual", False),
+                                  batch_size=p.batch_size)
+        self.reporter: StatusReporter = tactics.get("status_reporter")
+        reporter_start = getattr(self.reporter, "start", None)
+        if reporter_start is not None:
+            await reporter_start(self.ctx)
+        self.elector: LeaderElector | None = None
+        self.reports = StatusReports(self.ctx, self.reporter, tactics.retry(name="mms.status_report"),
+                                     elector=lambda: self.elector, topic=p.failover_topic,
+                                     resend_after=p.resend_after, record=self._record_event, accepted=self._accepted)
+        self.failover = FailoverManager(self.reports, drain_on_high_risk=p.drain_on_high_risk)
+        self.recovery = RecoveryManager(
+            self.reports, draining=lambda factory: self.failover.draining(factory, self.risks, self.faults.statuses()))
+        for pattern in p.topics:  # not shared: every replica follows every factory
+            await self.ctx.subscribe(pattern, self.on_beat, types=p.types, shared=False)
+        self.elector = self.ctx.elector(p.lease, on_elected=self._elected, on_deposed=self._deposed)
+        self.ctx.every(p.check_every, self.check, name="check")
+        self.ctx.every(p.flush_every, self.flush, name="flush")
+        self.ctx.every(p.prune_every, self.prune, name="prune")
+
+    @property
+    def leading(self) -> bool:
+        return self.elector is not None and self.elector.is_leader
+
+    # -- beats ------------------------------------------------------------------------------------
+    async def on_beat(self, envelope: Envelope) -> None:
+        payload = envelope.payload
+        try:
+            factory = factory_of(envelope, self.params.factory_level)
+            if not isinstance(payload, dict) or not isinstance(payload.get("timestamp"), int | float):
+                raise BeatRefused("not a factory heartbeat: a JSON object with a numeric timestamp is expected")
+        except BeatRefused as exc:
+            self.stats["refused"] += 1
+            self.ctx.bus.dead_letters.put(DeadLetter(
+                dead_letters.REFUSED, f"{self.name}: beat {exc}; ignored", envelope.topic or "",
+                self.ctx.transport or "", self.ctx.clock.time(), [], self.name, envelope))
+            return
+        self.stats["beats"] += 1
+        beat = self.history.add(factory, self.ctx.clock.time(), payload)
+        if self.leading and self.params.record_beats and self.store.add_beat(beat):
+            await self.flush()
+        change = self.faults.observe(beat)
+        if change is not None:
+            await self._changed(change)
+
+    def calculate_error_rate(self, factory: str, window: float) -> float:
+        """Failed beats (new errors or timeouts) / beats of ``factory`` in the last ``window`` s."""
+        return self.history.calculate_error_rate(factory, window, self.ctx.clock.time())
+
+    # -- every check_every --------------------------------------------------------------------------
+    async def check(self) -> None:
+        now = self.ctx.clock.time()
+        for change in self.faults.evaluate(now):
+            await self._changed(change)
+        statuses = self.faults.statuses()
+        for factory in statuses:
+            assessment = self.risk.assess(factory, self.history.beats(factory, self.risk_window, now), now)
+            self.assessments[factory] = assessment
+            previous = self.risks.get(factory, Risk.LOW)
+            if _RANK[assessment.risk] < _RANK[previous]:  # lowered only after risk_hold s of lower assessments
+                since = self._lower_since.setdefault(factory, now)
+                if now - since < self.params.risk_hold:
+                    continue
+            self._lower_since.pop(factory, None)
+            self.risks[factory] = assessment.risk
+            if assessment.risk is not previous:
+                await self._risk_changed(factory, previous, assessment)
+        for factory in statuses:
+            self.failover.on_risk(factory, self.risks, statuses)
+        self.reports.tick()
+
+    async def _changed(self, change: StatusChange) -> None:
+        self.changes.append(change)
+        self.stats["status_changes"] += 1
+        if self.leading:
+            factory = topic_level(change.source)
+            await self.ctx.publish(self.params.status_topic.format(factory=factory), FORGE_STATUS, {
+                "source": change.source, "status": str(change.new), "previous": str(change.old) if change.old else None,
+                "at": change.at, "reason": change.reason, "monitor": self.name}, key=change.source)
+            await self.store.save_status(change.source, self._row(change.source))
+        self.failover.on_change(change)
+        self.recovery.on_change(change)
+
+    async def _risk_changed(self, factory: str, previous: Risk, assessment: RiskAssessment) -> None:
+        self.stats["risk_changes"] += 1
+        if not self.leading:
+            return
+        await self.ctx.publish(self.params.risk_topic.format(factory=topic_level(factory)), RISK_CHANGED, {
+            "factoryId": factory, "risk": str(assessment.risk), "previous": str(previous),
+            "errorRate": round(assessment.error_rate, 6),
+            "latencySlope": None if assessment.latency_slope is None else round(assessment.latency_slope, 6),
+            "reason": assessment.reason}, key=factory)
+        await self.store.save_status(factory, self._row(factory))
+
+    # -- leadership, storage ------------------------------------------------------------------------
+    async def _elected(self, epoch: int) -> None:
+        """Take over: what the PMS already accepted needs no second report."""
+        self.reports.accepted = await self.store.reported()
+        self.ctx.log.info("leading %s at epoch %d; %d report(s) pending", self.params.lease, epoch,
+                          len(self.reports.pending()))
+        self.reports.tick()
+
+    async def _deposed(self, epoch: int) -> None:
+        await self.flush()  # beats received while leading; the successor records from now on
+
+    def _row(self, factory: str) -> dict[str, Any]:
+        last = next((c for c in reversed(self.changes) if c.source == factory), None)
+        status = self.faults.status(factory) or Status.UP
+        assessment = self.assessments.get(factory)
+        return {"status": str(status), "reason": last.reason if last else "", "since": last.at if last else 0.0,
+                "risk": str(self.risks.get(factory, Risk.LOW)),
+                "error_rate": assessment.error_rate if assessment else None, "updated_at": self.ctx.clock.time()}
+
+    async def _accepted(self, factory: str, status: str, epoch: int) -> None:
+        await self.store.save_status(factory, {**self._row(factory), "reported_status": status,
+                                               "reported_epoch": epoch, "reported_at": self.ctx.clock.time()})
+
+    async def _record_event(self, event: dict[str, Any]) -> None:
+        await self.store.add_event({
+            "factory_id": event["factoryId"], "status": event["status"], "reason": event["reason"],
+            "epoch": event["epoch"], "lease": self.params.lease, "attempts": event["attempts"],
+            "outcome": event["outcome"], "detail": event["detail"], "orders_moved": event["ordersMoved"],
+            "at": self.ctx.clock.time(), "holder": self.name})
+
+    async def flush(self) -> None:
+        if self.store.buffered:
+            await self.store.flush()
+
+    async def prune(self) -> None:
+        if self.leading and self.params.record_beats:
+            await self.store.prune(self.ctx.clock.time() - self.params.retention)
+
+    async def stop(self) -> None:
+        await self.flush()
+        close = getattr(getattr(self, "reporter", None), "aclose", None)
+        if close is not None:
+            await close()
+
+    # -- what the runtime asks ----------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        faults = getattr(self, "faults", None)
+        if faults is None:
+            return {}
+        return {"leading": self.leading, "factories": {f: str(s) for f, s in faults.statuses().items()},
+                "risks": {f: str(r) for f, r in self.risks.items()}, "pending_reports": len(self.reports.pending())}
+
+    def report(self) -> dict[str, Any]:
+        if not hasattr(self, "stats"):
+            return {}
+        return {**self.stats, **{f"reports_{k}": v for k, v in self.reports.stats.items()},
+                "failovers": self.failover.failovers, "recoveries": self.recovery.recoveries,
+                "drains": self.failover.drains, "storage": dict(self.store.stats),
+                "elections": getattr(self.elector, "elections", 0)}

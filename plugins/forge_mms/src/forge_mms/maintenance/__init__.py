@@ -1,0 +1,1 @@
+"""What the PMS must hear: status reports (fenced, retried, recorded), failover and recovery."""

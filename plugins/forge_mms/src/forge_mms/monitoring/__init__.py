@@ -1,0 +1,1 @@
+"""Factory heartbeats: reading them, the recent history, the fault detector."""

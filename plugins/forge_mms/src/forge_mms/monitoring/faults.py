@@ -1,0 +1,68 @@
+"""The fault detector: UP / DEGRADED / DOWN per factory, from core's heartbeat status tactic.
+
+Nothing here re-implements the state machine: it is :class:`forge_core.tactics.HeartbeatStatusMonitor`
+(the ``tactics.heartbeat`` settings) with a :class:`forge_core.tactics.FixedTimeoutDetector` whose
+timeout is the DOWN rule below. The rules, per factory:
+
+* **DOWN** when ``missed_beats`` consecutive beats are missed or the gap since the last beat is over
+  ``max_gap`` s, whichever comes first. Beat k after the last one is due at ``last + k x interval``
+  and missed once that instant has *passed*, so ``missed(now) = ceil((now - last) / interval) - 1``
+  and both rules are one timeout, ``min(max_gap, missed_beats x interval)``: silent for more than it
+  is DOWN (2 missed beats at a 1 s interval are not DOWN, 3 are). Checked every ``check_every`` s,
+  so the verdict comes at most ``timeout + check_every`` after the last beat.
+* **DEGRADED** (from UP) on intermittent failures: a beat gap over ``degraded_after x interval``,
+  or an error rate over ``error_rate_threshold`` among the beats of the last ``error_window`` s
+  (beats observed failed: new errors or late; :meth:`BeatHistory.calculate_error_rate`), once 5
+  beats are in the window. The rate counts the beats since the factory was last UP: a recovery
+  starts a fresh window so a recovered factory does not flap back at once.
+* **UP** again after ``recover_after`` consecutive healthy, on-time beats (the recovery manager's
+  trigger); a discovered factory starts UP.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from forge_core.tactics import FixedTimeoutDetector, HeartbeatStatusMonitor, Status, StatusChange
+
+from forge_mms.monitoring.beats import Beat
+
+__all__ = ["FaultDetector"]
+
+
+class FaultDetector:
+    """UP/DEGRADED/DOWN per factory; ``heartbeat`` is the ``tactics.heartbeat`` settings object."""
+
+    def __init__(self, heartbeat: Any, *, max_gap: float, missed_beats: int) -> None:
+        self.interval = float(heartbeat.interval)
+        self.down_after = min(float(max_gap), missed_beats * self.interval)
+        self.monitor = HeartbeatStatusMonitor(
+            self.interval, detector=FixedTimeoutDetector(self.down_after), degraded_after=heartbeat.degraded_after,
+            error_rate_threshold=heartbeat.error_rate_threshold, error_window=heartbeat.error_window,
+            recover_after=heartbeat.recover_after)
+        self.late_after = self.monitor.degraded_after * self.interval
+
+    def observe(self, beat: Beat) -> StatusChange | None:
+        """Count ``beat``; returns the change it caused (discovery, DEGRADED, recovery to UP)."""
+        # The tactic judges lateness itself (a late beat DEGRADES an UP factory, breaks a recovery
+        # streak, but may start one after a silence); it is told about new errors, and about lateness
+        # only while UP, so its error window holds exactly the beats calculate_error_rate calls failed.
+        up = self.monitor.status(beat.factory) in (None, Status.UP)
+        healthy = beat.new_errors <= 0 and not (up and beat.late)
+        return self.monitor.observe(beat.factory, beat.at, healthy)
+
+    def evaluate(self, now: float) -> list[StatusChange]:
+        """Silence verdicts at ``now`` (DEGRADED after a long gap, DOWN after the timeout)."""
+        return self.monitor.evaluate(now)
+
+    def status(self, factory: str) -> Status | None:
+        return self.monitor.status(factory)
+
+    def statuses(self) -> dict[str, Status]:
+        return self.monitor.sources()
+
+    def missed_beats(self, last_beat: float, now: float) -> int:
+        """Consecutive beats missed at ``now`` since a beat at ``last_beat`` (see the module docstring)."""
+        silence = now - last_beat
+        return max(0, math.ceil(silence / self.interval - 1e-9) - 1) if silence > 0 else 0

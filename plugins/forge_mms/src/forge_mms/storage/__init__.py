@@ -1,0 +1,1 @@
+"""The monitoring tables and their writer."""

@@ -1,0 +1,128 @@
+"""Writes of the factory monitor: beats in batches, status rows, failover events; retention.
+
+Beats arrive at 1/s per factory, so they are buffered and written in one transaction per flush.
+Under a real clock every database call runs in a worker thread (``asyncio.to_thread``), one at a
+time, so the event loop never waits on the database; under a virtual clock (simulation, tests),
+whose loop cannot be woken by threads, they run inline. A failing database is logged and counted,
+never raised into the monitor: unwritten beats stay buffered up to ``max_buffered`` (the oldest are
+then dropped and counted), and the next flush tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from forge_mms.monitoring.beats import Beat
+from forge_mms.storage.tables import factory_status, failover_events, heartbeats
+
+__all__ = ["MonitorStore"]
+
+T = TypeVar("T")
+log = logging.getLogger("forge_mms.storage")
+
+
+class MonitorStore:
+    def __init__(self, engine: Callable[[], Engine] | None, *, offload: bool, batch_size: int,
+                 max_buffered: int | None = None) -> None:
+        self._engine = engine or _no_engine
+        self.enabled = engine is not None  # False: the runtime has no storage; every write is skipped
+        self.offload = offload
+        self.batch_size = batch_size
+        self.max_buffered = max_buffered or 20 * batch_size
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._lock = asyncio.Lock()
+        self.stats = {"beats_written": 0, "beats_dropped": 0, "beats_pruned": 0, "errors": 0}
+
+    # -- beats ------------------------------------------------------------------------------
+    def add_beat(self, beat: Beat) -> bool:
+        """Buffer ``beat``; True when a batch is full (flush now)."""
+        if not self.enabled:
+            return False
+        if len(self._buffer) >= self.max_buffered:
+            self._buffer.popleft()
+            self.stats["beats_dropped"] += 1
+        self._buffer.append({"factory_id": beat.factory, "timestamp": beat.timestamp, "received_at": beat.at,
+                             "cpu": beat.cpu, "memory": beat.memory, "errors": beat.errors,
+                             "latency_ms": beat.latency_ms, "failed": beat.failed})
+        return len(self._buffer) >= self.batch_size
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    async def flush(self) -> int:
+        """Write what is buffered, a batch per transaction; the number written."""
+        written = 0
+        while self._buffer:
+            rows = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
+            if not await self._call(self._insert, heartbeats, rows):
+                break
+            for _ in rows:
+                self._buffer.popleft()
+            written += len(rows)
+        self.stats["beats_written"] += written
+        return written
+
+    async def prune(self, cutoff: float) -> int:
+        """Delete beats received before ``cutoff`` (epoch s)."""
+        deleted = await self._call(self._delete_before, cutoff)
+        self.stats["beats_pruned"] += deleted or 0
+        return deleted or 0
+
+    # -- status and events --------------------------------------------------------------------
+    async def save_status(self, factory: str, values: dict[str, Any]) -> None:
+        await self._call(self._upsert_status, factory, values)
+
+    async def add_event(self, row: dict[str, Any]) -> None:
+        await self._call(self._insert, failover_events, [row])
+
+    async def reported(self) -> dict[str, str]:
+        """The last status the PMS accepted, per factory (what a new leader need not report again)."""
+        return await self._call(self._load_reported) or {}
+
+    # -- in the worker thread (or inline) ----------------------------------------------------
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T | None:
+        if not self.enabled:
+            return None
+        async with self._lock:
+            try:
+                if self.offload:
+                    return await asyncio.to_thread(fn, *args)
+                return fn(*args)
+            except sa.exc.SQLAlchemyError as exc:
+                self.stats["errors"] += 1
+                log.warning("mms storage: %s failed: %s", getattr(fn, "__name__", fn), exc)
+                return None
+
+    def _insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> bool:
+        with self._engine().begin() as conn:
+            conn.execute(table.insert(), rows)
+        return True
+
+    def _delete_before(self, cutoff: float) -> int:
+        with self._engine().begin() as conn:
+            return int(conn.execute(heartbeats.delete().where(heartbeats.c.received_at < cutoff)).rowcount or 0)
+
+    def _upsert_status(self, factory: str, values: dict[str, Any]) -> None:
+        t = factory_status
+        with self._engine().begin() as conn:  # only the leader writes: update, else insert
+            if not conn.execute(t.update().where(t.c.factory_id == factory).values(**values)).rowcount:
+                conn.execute(t.insert().values(factory_id=factory, **values))
+
+    def _load_reported(self) -> dict[str, str]:
+        t = factory_status
+        with self._engine().connect() as conn:
+            rows = conn.execute(sa.select(t.c.factory_id, t.c.reported_status)
+                                .where(t.c.reported_status.is_not(None))).all()
+        return {row.factory_id: row.reported_status for row in rows}
+
+
+def _no_engine() -> Engine:
+    raise RuntimeError("MonitorStore: no storage")

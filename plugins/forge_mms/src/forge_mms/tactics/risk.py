@@ -1,0 +1,115 @@
+"""Tactic kind ``risk``: how likely a factory is to fail soon, from its recent beats.
+
+The strategy is replaceable the way every tactic is: forge_mms registers the kind ``risk`` and its
+rule-based implementation ``risk.rules``; a plant (or plugin) registers ``risk.<name>`` with a
+factory ``(settings, services) -> RiskStrategy`` in ``forge_register_tactics`` and picks it with
+``tactics: {risk: {use: <name>}}``. ``mms.factory_monitor`` builds it through ``ctx.tactics.get("risk")``
+and calls :meth:`RiskStrategy.assess` on every check with the beats of the last ``window`` s.
+
+The rules (``risk.rules``), over the beats of the window:
+
+* **HIGH** when the error rate (failed beats / beats, see ``forge_mms.monitoring.beats``) is above
+  ``high_error_rate`` (0.1);
+* **MEDIUM** when the latency rises: the ordinary least-squares slope of the latency signal (ms)
+  against arrival time (s), over at least ``min_samples`` beats carrying it, is above
+  ``latency_slope`` ms/s (1.0 ms/s = a latency 300 ms higher at the end of a 5-minute window). The
+  signal is ``latencyMs`` when the beat reports it, else the transit time (arrival - the beat's
+  ``timestamp``: a constant clock offset between factory and monitor does not change a slope), or
+  by setting the gap to the previous beat;
+* **LOW** otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from forge_core.tactics import Status
+
+from forge_mms.monitoring.beats import Beat, error_rate
+from forge_mms.settings import RiskRulesSettings
+
+__all__ = ["Risk", "RiskAssessment", "RiskStrategy", "RuleBasedRisk", "least_squares_slope", "make_rules",
+           "should_preemptively_rebalance"]
+
+
+class Risk(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    risk: Risk
+    error_rate: float
+    latency_slope: float | None  # ms per s; None: too few samples
+    reason: str
+
+
+class RiskStrategy(Protocol):
+    """What ``risk.<name>`` builds. ``beats``: the factory's beats of the last ``window`` s, oldest first."""
+
+    def assess(self, factory: str, beats: Sequence[Beat], now: float) -> RiskAssessment: ...
+
+
+def least_squares_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """The ordinary least-squares slope of ``ys`` over ``xs``; None for fewer than 2 points or equal ``xs``."""
+    n = len(xs)
+    if n < 2 or n != len(ys):
+        return None
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    if sxx <= 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+class RuleBasedRisk:
+    """``risk.rules``: HIGH on errors, MEDIUM on a rising latency, else LOW (module docstring)."""
+
+    def __init__(self, settings: RiskRulesSettings) -> None:
+        self.settings = settings
+
+    def signal(self, beat: Beat) -> float | None:
+        """The beat's latency signal, ms (None: the beat does not carry it)."""
+        how = self.settings.latency
+        if how in ("auto", "reported") and beat.latency_ms is not None:
+            return beat.latency_ms
+        if how in ("auto", "transit"):
+            return (beat.at - beat.timestamp) * 1000.0
+        if how == "inter_arrival" and beat.gap is not None:
+            return beat.gap * 1000.0
+        return None
+
+    def assess(self, factory: str, beats: Sequence[Beat], now: float) -> RiskAssessment:
+        s = self.settings
+        rate = error_rate(beats)
+        points = [(b.at, y) for b in beats if (y := self.signal(b)) is not None]
+        slope = least_squares_slope([x for x, _ in points], [y for _, y in points]) \
+            if len(points) >= s.min_samples else None
+        if rate > s.high_error_rate:
+            return RiskAssessment(Risk.HIGH, rate, slope,
+                                  f"error rate {rate:.3f} > {s.high_error_rate} over {len(beats)} beats")
+        if slope is not None and slope > s.latency_slope:
+            return RiskAssessment(Risk.MEDIUM, rate, slope,
+                                  f"latency rising {slope:.2f} ms/s > {s.latency_slope} over {len(points)} beats")
+        return RiskAssessment(Risk.LOW, rate, slope, "no error or latency trend")
+
+
+def make_rules(settings: RiskRulesSettings, services: Any) -> RuleBasedRisk:
+    """The ``risk.rules`` factory."""
+    return RuleBasedRisk(settings)
+
+
+def should_preemptively_rebalance(factory: str, risks: Mapping[str, Risk], statuses: Mapping[str, Status]) -> bool:
+    """HIGH risk while UP, and another factory UP below HIGH risk could take its not-yet-started orders.
+
+    The MMS knows no order counts: "capacity elsewhere" is a healthy peer; the PMS moves only what
+    fits (contract: DEGRADED drains not-yet-started orders if capacity elsewhere)."""
+    if risks.get(factory) is not Risk.HIGH or statuses.get(factory) is not Status.UP:
+        return False
+    return any(other != factory and status is Status.UP and risks.get(other, Risk.LOW) is not Risk.HIGH
+               for other, status in statuses.items())

@@ -1,0 +1,101 @@
+"""Tactic kind ``status_reporter``: how the MMS tells the production management system (PMS) a
+factory's status, and its in-process implementation ``status_reporter.bus``.
+
+forge_mms declares the kind (no shared settings, default ``use: bus``); forge_sched registers
+``status_reporter.grpc`` (``ReportFactoryStatus`` over gRPC). Either is built per component by
+``ctx.tactics.get("status_reporter")`` and used as :class:`StatusReporter`. An implementation may
+define ``async start(ctx)`` (called once by the component before the first report: the bus one
+subscribes to the answers there) and ``async aclose()`` (called when the component stops).
+
+``report`` returns a :class:`ReportResult` when the PMS answered (``accepted=False``: it refused,
+e.g. a stale fencing epoch; not retried) and raises when it did not (timeout, unreachable): the
+caller wraps it in the retry tactic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from forge_core import ComponentContext, Envelope, IdGenerator
+
+from forge_mms.settings import BusStatusReporterSettings
+
+__all__ = ["STATUS_REPORT", "STATUS_REPORT_RESULT", "BusStatusReporter", "ReportResult", "StatusReporter",
+           "make_bus_reporter"]
+
+STATUS_REPORT = "mms.status_report"
+#: The answer's type; its schema belongs to forge_sched (the PMS side).
+STATUS_REPORT_RESULT = "sched.status_report_result"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    accepted: bool
+    detail: str = ""
+    orders_moved: int = 0
+
+
+class StatusReporter(Protocol):
+    async def report(self, factory_id: str, status: str, reason: str, *, epoch: int, lease: str) -> ReportResult:
+        ...
+
+
+class BusStatusReporter:
+    """``status_reporter.bus``: ``mms.status_report`` on ``request_topic``, the answer
+    ``sched.status_report_result`` with the same ``requestId`` on ``reply_topic`` within ``timeout``."""
+
+    def __init__(self, settings: BusStatusReporterSettings, seed: int | None = None) -> None:
+        self.settings = settings
+        self._ids = IdGenerator(seed)
+        self._waiting: dict[str, asyncio.Future[ReportResult]] = {}
+        self._ctx: ComponentContext | None = None
+        self.stats = {"sent": 0, "answered": 0, "timeouts": 0, "unmatched": 0}
+
+    async def start(self, ctx: ComponentContext) -> None:
+        self._ctx = ctx
+        # not shared: with replicas, the answer must reach the instance that asked
+        await ctx.subscribe(self.settings.reply_topic, self._on_result, types=[STATUS_REPORT_RESULT], shared=False)
+
+    async def aclose(self) -> None:
+        for future in self._waiting.values():
+            future.cancel()
+        self._waiting.clear()
+
+    async def report(self, factory_id: str, status: str, reason: str, *, epoch: int, lease: str) -> ReportResult:
+        ctx = self._ctx
+        if ctx is None:
+            raise RuntimeError("status_reporter.bus: start(ctx) was not called before report()")
+        request_id = f"{ctx.name}-{self._ids()}"
+        future: asyncio.Future[ReportResult] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        try:
+            await ctx.publish(self.settings.request_topic, STATUS_REPORT, {
+                "requestId": request_id, "factoryId": factory_id, "status": status, "reason": reason,
+                "epoch": epoch, "lease": lease}, key=factory_id)
+            self.stats["sent"] += 1
+            try:
+                async with asyncio.timeout(self.settings.timeout):
+                    return await future
+            except TimeoutError:
+                self.stats["timeouts"] += 1
+                raise TimeoutError(f"status_reporter.bus: no {STATUS_REPORT_RESULT} for {request_id} "
+                                   f"({factory_id} {status}) within {self.settings.timeout} s") from None
+        finally:
+            self._waiting.pop(request_id, None)
+
+    async def _on_result(self, envelope: Envelope) -> None:
+        body: dict[str, Any] = envelope.payload
+        future = self._waiting.get(str(body.get("requestId")))
+        if future is None or future.done():
+            self.stats["unmatched"] += 1  # another replica's, or answered after its timeout
+            return
+        self.stats["answered"] += 1
+        future.set_result(ReportResult(bool(body.get("accepted")), str(body.get("detail", "")),
+                                       int(body.get("ordersMoved", 0))))
+
+
+def make_bus_reporter(settings: BusStatusReporterSettings, services: Any) -> BusStatusReporter:
+    """The ``status_reporter.bus`` factory."""
+    return BusStatusReporter(settings, getattr(services, "seed", None))

@@ -1,0 +1,130 @@
+"""Failover: DOWN reported by the leader only, with its epoch; a successor takes over; a stale epoch is
+refused by the PMS; a deposed MMS stops calling; the preemptive drain on HIGH risk."""
+
+from __future__ import annotations
+
+from forge_core.tactics import NotLeader
+
+
+def reports(plant, status=None):
+    return [e.payload for e in plant.sent(type="mms.status_report")
+            if status is None or e.payload["status"] == status]
+
+
+def leader(plant, names=("monitor-0", "monitor-1")):
+    leading = [n for n in names if plant.component(n).leading]
+    assert len(leading) == 1, leading
+    return leading[0]
+
+
+def test_down_is_reported_once_by_the_leader_with_its_epoch(factory_plant, beats):
+    plant = factory_plant(replicas=2)
+    beats(plant, 5, "f1", "f2")
+    first = leader(plant)
+    beats(plant, 6, "f2")  # f1 stops
+    down = reports(plant, "DOWN")
+    assert [(r["factoryId"], r["epoch"], r["lease"]) for r in down] == [("f1", 1, "mms")]
+    assert plant.sent(type="mms.status_report")[-1].source == first
+    event = plant.last("mms.failover_event").payload
+    assert event["outcome"] == "accepted" and event["status"] == "DOWN"
+    assert len(plant.sent(type="forge.status", source=first)) == len(plant.sent(type="forge.status"))
+    assert plant.component(first).failover.failovers == 1
+
+
+def test_a_successor_takes_over_and_the_pms_refuses_the_old_epoch(factory_plant, beats):
+    plant = factory_plant(replicas=2)
+    beats(plant, 5, "f1", "f2")
+    first = leader(plant)
+    second = "monitor-1" if first == "monitor-0" else "monitor-0"
+    plant.kill(first)  # SIGKILL: the lease is not released, it expires
+    beats(plant, 8, "f2")  # f1 stops meanwhile
+    assert plant.component(second).leading and plant.component(second).elector.epoch == 2
+    down = reports(plant, "DOWN")
+    assert [(r["factoryId"], r["epoch"]) for r in down] == [("f1", 2)]
+    assert plant.sent(type="mms.status_report")[-1].source == second
+    assert len(reports(plant, "UP")) == 2, "what the first leader got accepted is not reported again"
+
+    plant.revive(first)  # back, as a follower: it campaigns but does not report
+    before = len(reports(plant))
+    beats(plant, 8, "f1", "f2")  # f1 recovers: reported UP by the leader only
+    assert all(e.source == second for e in plant.sent(type="mms.status_report")[before:])
+    assert not plant.component(first).leading
+
+    class StaleElector:  # a paused old leader that still believes it holds epoch 1
+        name, is_leader, epoch = "mms", True, 1
+
+        def fence(self):
+            return 1
+
+    old = plant.component(first)
+    old.elector = StaleElector()
+
+    async def want():  # on the plant's loop: the report is spawned as the component's task
+        old.reports.want("f2", "DOWN", "stale view")
+
+    plant._run(want())
+    plant.advance(1)
+    refused = plant.component("pms").rejected
+    assert [(r["factoryId"], r["epoch"]) for r in refused] == [("f2", 1)]
+    event = plant.last("mms.failover_event").payload
+    assert (event["outcome"], event["attempts"], event["epoch"]) == ("rejected", 1, 1)
+
+
+def test_a_deposed_mms_stops_calling_even_between_retries(factory_plant, beats):
+    plant = factory_plant(replicas=2, pms={"silent_first": 100})
+    beats(plant, 2, "f1")
+    first = leader(plant)
+    monitor = plant.component(first)
+    sent_before = len(plant.sent(type="mms.status_report", source=first))
+    assert sent_before >= 1
+
+    class Deposed:
+        name, is_leader, epoch = "mms", False, 1
+
+        def fence(self):
+            raise NotLeader("deposed")
+
+    real = monitor.elector
+    monitor.elector = Deposed()
+    plant.advance(10)
+    assert len(plant.sent(type="mms.status_report", source=first)) == sent_before, "no attempt after deposition"
+    monitor.elector = real
+
+
+def test_high_risk_drains_an_up_factory_when_another_can_take_its_orders(factory_plant, beats):
+    plant = factory_plant(tactics={"risk": {"window": 60.0}})
+    beats(plant, 10, "f1", "f2")
+    counter = 0
+    for _ in range(8):  # f1's error counter rises on 1 beat in 6: > 0.1 over the risk window, under core's 0.2
+        for k in range(6):
+            counter += 1 if k == 0 else 0
+            beats.one(plant, "f1", errors=counter)
+            beats.one(plant, "f2")
+            plant.advance(1.0)
+    risk = [e.payload for e in plant.sent("mms/risk/f1", type="mms.risk_changed")]
+    assert risk and risk[0]["risk"] == "HIGH" and risk[0]["previous"] == "LOW" and risk[0]["errorRate"] > 0.1
+    drained = reports(plant, "DEGRADED")
+    assert [(r["factoryId"], r["reason"]) for r in drained] == [("f1", "risk HIGH")]
+    monitor = plant.component("monitor")
+    assert str(monitor.faults.status("f1")) == "UP" and monitor.failover.drains == 1
+    errors_stopped = plant.clock.time()
+    beats(plant, 80, "f1", "f2")  # no new errors: the rate falls under 0.1, then risk_hold (30 s) passes
+    lowered = plant.sent("mms/risk/f1", type="mms.risk_changed")[-1]
+    assert lowered.payload["risk"] == "LOW" and lowered.payload["previous"] == "HIGH"
+    assert lowered.payload["errorRate"] <= 0.1 and lowered.time - errors_stopped >= 30.0
+    undrain = plant.sent(type="mms.status_report")[-1]
+    assert (undrain.payload["factoryId"], undrain.payload["status"], undrain.payload["reason"]) == (
+        "f1", "UP", "risk LOW")
+    assert len(reports(plant, "DEGRADED")) == 1, "held: no drain/undrain flapping at the threshold"
+
+
+def test_no_drain_without_a_healthy_peer(factory_plant, beats):
+    plant = factory_plant(tactics={"risk": {"window": 60.0}})
+    beats(plant, 10, "f1")
+    counter = 0
+    for t in range(48):  # 1 beat in 6 with new errors, as above, but f1 is alone
+        counter += 1 if t % 6 == 0 else 0
+        beats.one(plant, "f1", errors=counter)
+        plant.advance(1.0)
+    assert plant.component("monitor").risks["f1"] == "HIGH"
+    assert reports(plant, "DEGRADED") == [] and plant.component("monitor").failover.drains == 0

@@ -1,0 +1,104 @@
+"""The fault detector over core's heartbeat status tactic: DOWN, DEGRADED and recovery boundaries."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from forge_core.tactics import Status
+
+from forge_mms.monitoring.beats import BeatHistory
+from forge_mms.monitoring.faults import FaultDetector
+
+HEARTBEAT = SimpleNamespace(interval=1.0, degraded_after=1.5, error_rate_threshold=0.2, error_window=30.0,
+                            recover_after=5)
+
+
+def setup(max_gap=3.0, missed_beats=3, **heartbeat):
+    detector = FaultDetector(SimpleNamespace(**{**vars(HEARTBEAT), **heartbeat}), max_gap=max_gap,
+                             missed_beats=missed_beats)
+    history = BeatHistory(300, late_after=detector.late_after)
+    errors = {"n": 0.0}
+
+    def beat(at, error=False):
+        errors["n"] += 1 if error else 0
+        return detector.observe(history.add("f", at, {"timestamp": at, "metrics": {"errors": errors["n"]}}))
+
+    return detector, history, beat
+
+
+def statuses_between(detector, start, end, step=0.25):
+    seen = []
+    t = start
+    while t <= end + 1e-9:
+        seen += [c.new for c in detector.evaluate(t)]
+        t += step
+    return seen
+
+
+def test_two_missed_beats_are_not_down_three_are():
+    detector, _, beat = setup()
+    for t in range(5):
+        beat(float(t))  # last beat at 4; beats due at 5, 6, 7
+    assert detector.missed_beats(4.0, 6.0) == 1 and detector.missed_beats(4.0, 6.5) == 2
+    assert detector.missed_beats(4.0, 7.0) == 2, "the beat due at 7 is not missed at 7"
+    assert Status.DOWN not in statuses_between(detector, 4.25, 7.0), "2 missed beats (gap 3.0 s): not DOWN"
+    assert detector.status("f") is Status.DEGRADED, "a gap over 1.5 intervals degrades"
+    assert detector.evaluate(7.01)[0].new is Status.DOWN and detector.missed_beats(4.0, 7.01) == 3
+
+
+def test_a_beat_after_two_missed_ones_keeps_it_from_down():
+    detector, _, beat = setup()
+    for t in range(5):
+        beat(float(t))
+    statuses_between(detector, 4.25, 6.75)
+    beat(6.9)
+    assert Status.DOWN not in statuses_between(detector, 7.0, 9.5)
+
+
+def test_a_gap_over_max_gap_is_down_before_the_third_missed_beat():
+    detector, _, beat = setup(max_gap=2.5)
+    beat(0.0)
+    assert detector.down_after == 2.5
+    assert Status.DOWN not in statuses_between(detector, 0.25, 2.5)
+    assert [c.new for c in detector.evaluate(2.51)] == [Status.DOWN]
+
+
+def test_error_rate_at_the_threshold_stays_up_just_over_it_degrades():
+    detector, history, beat = setup()
+    changes = [beat(float(t), error=t >= 24) for t in range(30)]  # 6 of 30 beats failed: 0.2
+    assert [c.new for c in changes if c] == [Status.UP], "discovered UP, never DEGRADED"
+    assert history.calculate_error_rate("f", 30.0, 29.0) == pytest.approx(0.2)
+    assert detector.monitor.error_rate("f") == pytest.approx(history.calculate_error_rate("f", 30.0, 29.0))
+
+    detector, history, beat = setup()
+    changes = [beat(float(t), error=t >= 23) for t in range(30)]  # 7 of 30
+    assert detector.status("f") is Status.DEGRADED
+    degraded = [c for c in changes if c and c.new is Status.DEGRADED]
+    assert "error rate" in degraded[0].reason
+
+
+def test_recovery_after_five_healthy_beats_not_four():
+    detector, _, beat = setup()
+    for t in range(3):
+        beat(float(t))
+    statuses_between(detector, 2.25, 6.0)
+    assert detector.status("f") is Status.DOWN
+    changes = [beat(10.0 + k) for k in range(4)]
+    assert detector.status("f") is Status.DOWN and not any(changes)
+    change = beat(14.0)
+    assert change is not None and change.new is Status.UP and "5 consecutive healthy beats" in change.reason
+
+
+def test_a_failing_beat_breaks_the_recovery_streak():
+    detector, _, beat = setup()
+    beat(0.0)
+    statuses_between(detector, 0.25, 4.0)
+    for k in range(4):
+        beat(10.0 + k)
+    beat(14.0, error=True)
+    assert detector.status("f") is Status.DOWN
+    for k in range(4):
+        beat(15.0 + k)
+    assert detector.status("f") is Status.DOWN
+    assert beat(19.0).new is Status.UP

@@ -1,0 +1,79 @@
+"""MonitorStore: beats in batches, retention, status upserts, events; off the loop under a real clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+
+from forge_mms.monitoring.beats import BeatHistory
+from forge_mms.storage.store import MonitorStore
+from forge_mms.storage.tables import factory_status, failover_events, heartbeats, metadata
+
+
+def engine(tmp_path):
+    made = sa.create_engine(f"sqlite:///{tmp_path / 'mms.db'}")
+    metadata.create_all(made)
+    return made
+
+
+def some_beats(n, start=0.0):
+    history = BeatHistory(1e9, late_after=1.5)
+    return [history.add("f1", start + t, {"timestamp": start + t, "metrics": {"errors": t // 3, "cpu": 1.0}})
+            for t in range(n)]
+
+
+def count(made, table):
+    with made.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_beats_are_written_in_batches_and_pruned_by_age(tmp_path):
+    made = engine(tmp_path)
+    store = MonitorStore(lambda: made, offload=False, batch_size=4)
+    full = [store.add_beat(b) for b in some_beats(10)]
+    assert full.index(True) == 3, "the 4th beat fills a batch"
+    assert asyncio.run(store.flush()) == 10 and store.buffered == 0 and count(made, heartbeats) == 10
+    with made.connect() as conn:
+        failed = conn.execute(sa.select(heartbeats.c.failed).order_by(heartbeats.c.id)).scalars().all()
+    assert failed == [False, False, False, True, False, False, True, False, False, True]
+    assert asyncio.run(store.prune(cutoff=6.0)) == 6 and count(made, heartbeats) == 4
+
+
+def test_a_failing_database_keeps_the_beats_buffered_and_bounded(tmp_path):
+    made = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables
+    store = MonitorStore(lambda: made, offload=False, batch_size=2, max_buffered=5)
+    for beat in some_beats(7):
+        store.add_beat(beat)
+    assert asyncio.run(store.flush()) == 0
+    assert store.buffered == 5 and store.stats["beats_dropped"] == 2 and store.stats["errors"] == 1
+    metadata.create_all(made)
+    assert asyncio.run(store.flush()) == 5 and count(made, heartbeats) == 5
+
+
+def test_status_upsert_events_and_the_reported_statuses_off_the_loop(tmp_path):
+    made = engine(tmp_path)
+    store = MonitorStore(lambda: made, offload=True, batch_size=100)  # a real clock: a worker thread
+
+    async def scenario():
+        row = {"status": "UP", "reason": "discovered", "since": 1.0, "risk": "LOW", "error_rate": 0.0,
+               "updated_at": 1.0}
+        await store.save_status("f1", row)
+        await store.save_status("f1", {**row, "status": "DOWN", "reported_status": "DOWN", "reported_epoch": 3})
+        await store.save_status("f2", row)
+        await store.add_event({"factory_id": "f1", "status": "DOWN", "reason": "silent", "epoch": 3, "lease": "mms",
+                               "attempts": 2, "outcome": "accepted", "detail": "", "orders_moved": 4, "at": 5.0,
+                               "holder": "m"})
+        for beat in some_beats(3):
+            store.add_beat(beat)
+        await store.flush()
+        return await store.reported()
+
+    assert asyncio.run(scenario()) == {"f1": "DOWN"}
+    assert count(made, factory_status) == 2 and count(made, failover_events) == 1 and count(made, heartbeats) == 3
+
+
+def test_without_storage_every_write_is_skipped():
+    store = MonitorStore(None, offload=False, batch_size=1)
+    assert store.add_beat(some_beats(1)[0]) is False and store.buffered == 0
+    assert asyncio.run(store.reported()) == {}

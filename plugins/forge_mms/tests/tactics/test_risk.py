@@ -1,0 +1,83 @@
+"""The risk strategy: rules at their boundaries, the latency trend test, the drain rule, replaceability."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from forge_core.tactics import Status
+
+from forge_mms.monitoring.beats import Beat
+from forge_mms.settings import RiskRulesSettings
+from forge_mms.tactics.risk import Risk, RuleBasedRisk, least_squares_slope, should_preemptively_rebalance
+
+
+def beat(at, *, failed=False, transit=0.05, latency_ms=None, gap=1.0, offset=0.0):
+    return Beat("f", at, at - transit - offset, 0.0, 1.0 if failed else 0.0, gap, False, latency_ms=latency_ms)
+
+
+def window(n=300, **kwargs):
+    return [beat(float(t), **kwargs) for t in range(n)]
+
+
+def test_least_squares_slope():
+    assert least_squares_slope([0, 1, 2, 3], [1, 3, 5, 7]) == pytest.approx(2.0)
+    assert least_squares_slope([0, 1, 2], [5, 5, 5]) == 0.0
+    assert least_squares_slope([1], [1]) is None and least_squares_slope([2, 2], [1, 3]) is None
+
+
+def test_error_rate_at_one_tenth_is_not_high_just_over_is():
+    rules = RuleBasedRisk(RiskRulesSettings())
+    beats = [beat(float(t), failed=t < 30) for t in range(300)]  # 30 / 300 = 0.1
+    assert rules.assess("f", beats, 299.0).risk is Risk.LOW
+    beats = [beat(float(t), failed=t < 31) for t in range(300)]
+    assessment = rules.assess("f", beats, 299.0)
+    assert assessment.risk is Risk.HIGH and assessment.error_rate == pytest.approx(31 / 300)
+    assert "error rate" in assessment.reason
+
+
+def test_a_rising_transit_time_is_medium_a_flat_noisy_one_low():
+    rules = RuleBasedRisk(RiskRulesSettings())
+    rising = [beat(float(t), transit=0.05 + 0.002 * t) for t in range(300)]  # +2 ms per s
+    assessment = rules.assess("f", rising, 299.0)
+    assert assessment.risk is Risk.MEDIUM and assessment.latency_slope == pytest.approx(2.0)
+    gentle = [beat(float(t), transit=0.05 + 0.0009 * t) for t in range(300)]  # 0.9 ms/s: under 1.0
+    assert rules.assess("f", gentle, 299.0).risk is Risk.LOW
+    rng = random.Random(3)
+    noisy = [beat(float(t), transit=0.05 + rng.uniform(0, 0.1)) for t in range(300)]
+    assert rules.assess("f", noisy, 299.0).risk is Risk.LOW
+
+
+def test_a_constant_clock_offset_between_factory_and_monitor_is_no_trend():
+    rules = RuleBasedRisk(RiskRulesSettings())
+    assert rules.assess("f", window(offset=3600.0), 299.0).risk is Risk.LOW
+
+
+def test_too_few_samples_give_no_latency_verdict():
+    rules = RuleBasedRisk(RiskRulesSettings(min_samples=30))
+    rising = [beat(float(t), transit=0.05 + 0.01 * t) for t in range(29)]
+    assessment = rules.assess("f", rising, 28.0)
+    assert assessment.risk is Risk.LOW and assessment.latency_slope is None
+    assert rules.assess("f", [*rising, beat(29.0, transit=0.34)], 29.0).risk is Risk.MEDIUM
+
+
+def test_reported_latency_wins_over_transit_and_inter_arrival_reads_the_gaps():
+    auto = RuleBasedRisk(RiskRulesSettings())
+    flat_transit_rising_report = [beat(float(t), latency_ms=10.0 + 3.0 * t) for t in range(60)]
+    assert auto.assess("f", flat_transit_rising_report, 59.0).risk is Risk.MEDIUM
+    transit = RuleBasedRisk(RiskRulesSettings(latency="transit"))
+    assert transit.assess("f", flat_transit_rising_report, 59.0).risk is Risk.LOW
+    gaps = RuleBasedRisk(RiskRulesSettings(latency="inter_arrival"))
+    stretching = [beat(float(t), gap=1.0 + 0.01 * t) for t in range(60)]  # gaps grow 10 ms per beat
+    assert gaps.assess("f", stretching, 59.0).risk is Risk.MEDIUM
+
+
+def test_preemptive_rebalance_needs_high_risk_an_up_factory_and_a_healthy_peer():
+    up = {"a": Status.UP, "b": Status.UP}
+    assert should_preemptively_rebalance("a", {"a": Risk.HIGH, "b": Risk.LOW}, up)
+    assert should_preemptively_rebalance("a", {"a": Risk.HIGH, "b": Risk.MEDIUM}, up)
+    assert not should_preemptively_rebalance("a", {"a": Risk.MEDIUM}, up)
+    assert not should_preemptively_rebalance("a", {"a": Risk.HIGH, "b": Risk.HIGH}, up), "nowhere to go"
+    assert not should_preemptively_rebalance("a", {"a": Risk.HIGH}, {"a": Status.UP, "b": Status.DOWN})
+    assert not should_preemptively_rebalance("a", {"a": Risk.HIGH}, {"a": Status.DOWN, "b": Status.UP}), \
+        "a DOWN factory is failed over, not drained"
