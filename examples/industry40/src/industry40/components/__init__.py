@@ -1,0 +1,1 @@
+"""The industry40 components: factory simulators and chaos."""

@@ -1,0 +1,141 @@
+"""``industry40.chaos``: seeded failures for the Industry 4.0 plant.
+
+Every ``min_interval..max_interval`` seconds (the instance's seeded random stream, so ``--seed N``
+replays a day) it draws one action by ``weights``:
+
+* **stop / degraded / flapping** a factory that is normal (at most ``max_failed_factories`` at
+  once), with ``industry40.factory_mode`` on ``factory/<id>/mode``; ``recover`` after
+  ``min_outage..max_outage``;
+* **kill_mms**: the MMS replica holding the MMS lease, ``runtime.kill`` (SIGKILL semantics: no
+  stop, no lease release; an OS process in the distributed profile), revived after the outage;
+* **kill_pms**: the PMS (the order scheduler replica holding its lease, or its only instance) the same way.
+
+Each action is reported on ``chaos/events`` (``industry40.chaos_event``). Off unless ``enabled``
+(profile ``chaos``). Like the pasta plant's chaos, it runs in the parent process when instances are
+processes, so it can kill and revive them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from forge_core import Component
+from industry40.components.factory import MODE
+from industry40.settings import ChaosParams, FactoryParams
+
+EVENT = "industry40.chaos_event"
+FACTORY_ACTIONS = ("stop", "degraded", "flapping")
+
+
+class Chaos(Component):
+    Params = ChaosParams
+    params: ChaosParams
+
+    async def start(self) -> None:
+        self.runtime: Any = self.ctx.services.get("runtime")
+        self.counts: Counter[str] = Counter()
+        self.failed: dict[str, str] = {}  # factory id -> mode
+        self.dead: set[str] = set()  # instance names
+        self.events: list[dict[str, Any]] = []
+        self.factory_ids = self._factory_ids()
+        if self.params.enabled and self.runtime is not None:
+            self.ctx.spawn(self._rampage(), name="chaos")
+
+    def _factory_ids(self) -> list[str]:
+        if self.runtime is None:
+            return []
+        spec = self.runtime.manifest.components.get(self.params.factories)
+        if spec is None:
+            return []
+        params = FactoryParams.load(spec.params or {}, where=f"components.{self.params.factories}.params")
+        return [params.factory_id(i) for i in range(spec.replicas)]
+
+    def _instances(self, component: str) -> list[str]:
+        if self.runtime is None or component not in self.runtime.manifest.components:
+            return []
+        replicas = self.runtime.manifest.components[component].replicas
+        names = [component] if replicas == 1 else [f"{component}-{i}" for i in range(replicas)]
+        return [name for name in names if name in self.runtime.instances()]
+
+    # -- acting ----------------------------------------------------------------------------
+    async def _rampage(self) -> None:
+        p, rnd = self.params, self.ctx.random
+        actions = [a for a, w in p.weights.items() if w > 0]
+        weights = [p.weights[a] for a in actions]
+        while True:
+            await self.ctx.clock.sleep(rnd.uniform(p.min_interval, p.max_interval))
+            action = rnd.choices(actions, weights)[0]
+            outage = round(rnd.uniform(p.min_outage, p.max_outage), 3)
+            if action in FACTORY_ACTIONS:
+                await self._fail_factory(action, outage)
+            elif action == "kill_mms":
+                await self._kill(p.mms, p.mms_lease, outage)
+            else:
+                await self._kill(p.pms, p.pms_lease, outage)
+
+    async def _fail_factory(self, mode: str, outage: float) -> None:
+        healthy = [f for f in self.factory_ids if f not in self.failed]
+        if len(self.failed) >= self.params.max_failed_factories or not healthy:
+            self.counts["skipped"] += 1
+            return
+        factory = self.ctx.random.choice(healthy)
+        self.failed[factory] = mode
+        await self.set_mode(factory, mode, f"chaos: {mode} for {outage}s")
+        await self._event(mode, factory, restartIn=outage)
+        self.ctx.spawn(self._recover(factory, outage), name=f"recover:{factory}")
+
+    async def set_mode(self, factory: str, mode: str, reason: str) -> None:
+        await self.ctx.publish(f"factory/{factory}/mode", MODE, {"factoryId": factory, "mode": mode,
+                                                                 "reason": reason}, key=factory)
+
+    async def _recover(self, factory: str, after: float) -> None:
+        await self.ctx.clock.sleep(after)
+        await self.set_mode(factory, "recover", "chaos: outage over")
+        self.failed.pop(factory, None)
+        await self._event("recover", factory)
+
+    async def _kill(self, component: str, lease: str, outage: float) -> None:
+        instances = [name for name in self._instances(component) if name not in self.dead]
+        if not instances:
+            self.counts["skipped"] += 1
+            return
+        holder = await self._holder(lease)
+        victim = holder if holder in instances else (instances[0] if len(instances) == 1 else None)
+        if victim is None:  # nobody leads (a failover under way): let it settle
+            self.counts["skipped"] += 1
+            return
+        await self.runtime.kill(victim)
+        self.dead.add(victim)
+        self.counts[f"kill:{component}"] += 1
+        await self._event("kill", victim, wasLeader=victim == holder, restartIn=outage)
+        self.ctx.spawn(self._revive(victim, outage), name=f"revive:{victim}")
+
+    async def _holder(self, lease: str) -> str | None:
+        try:
+            current = await self.ctx.tactics.lease_backend().current(lease, self.ctx.clock.time())
+        except Exception as exc:  # no lease tactic configured, or its store is down: no leader known
+            self.ctx.log.info("chaos: lease %r unknown (%s)", lease, exc)
+            return None
+        return None if current is None else current.holder
+
+    async def _revive(self, name: str, after: float) -> None:
+        await self.ctx.clock.sleep(after)
+        self.runtime.revive(name)
+        self.dead.discard(name)
+        await self._event("revive", name)
+
+    async def _event(self, action: str, target: str, **extra: Any) -> None:
+        self.counts[action] += 1
+        event = {"action": action, "target": target, **extra}
+        self.events.append({"at": round(self.ctx.clock.time(), 3), **event})
+        del self.events[:-50]
+        self.ctx.log.info("chaos: %s", event)
+        await self.ctx.publish("chaos/events", EVENT, event, key=target)
+
+    # -- views -----------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        if not self.params.enabled:
+            return {"enabled": False}
+        return {"enabled": True, **dict(sorted(self.counts.items())), "failed_at_end": dict(self.failed),
+                "dead_at_end": sorted(self.dead), "latest": self.events[-5:]}

@@ -1,0 +1,85 @@
+"""``industry40.clients``: customers posting orders to the PMS's REST API (``POST /orders``).
+
+Every ``min_interval..max_interval`` seconds (seeded) an order with a random product, quantity and
+deadline, an ``Idempotency-Key`` per order, tried again with the same key on a 5xx or no answer (a
+PMS killed by chaos): a retried order is created once. Without ``url`` the requests go to this
+process's HTTP app in-process (httpx's ASGI transport: the same handlers, no socket, also under
+virtual time); with ``url``, over HTTP.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from forge_core import Check, Component
+from industry40.settings import ClientsParams
+
+
+class Clients(Component):
+    Params = ClientsParams
+    params: ClientsParams
+
+    async def start(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.orders: dict[str, str] = {}  # Idempotency-Key -> order id of every order the PMS accepted
+        self.lost: list[str] = []  # keys given up on after every attempt
+        if self.params.enabled:
+            self.ctx.spawn(self._posting(), name="orders")
+
+    def _client(self) -> httpx.AsyncClient:
+        p = self.params
+        if p.url is not None:
+            return httpx.AsyncClient(base_url=p.url, timeout=p.timeout)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.ctx.http.app), base_url="http://plant")
+
+    async def _posting(self) -> None:
+        p, rnd, clock = self.params, self.ctx.random, self.ctx.clock
+        await clock.sleep(p.first_after)
+        async with self._client() as client:
+            while True:
+                deadline = datetime.fromtimestamp(clock.time() + p.deadline_after, UTC)
+                body = {"product_type": rnd.choice(p.products),
+                        "quantity": rnd.randint(p.min_quantity, p.max_quantity),
+                        "deadline": deadline.isoformat().replace("+00:00", "Z")}
+                await self.post(client, body, uuid.UUID(int=rnd.getrandbits(128)).hex)
+                await clock.sleep(rnd.uniform(p.min_interval, p.max_interval))
+
+    async def post(self, client: httpx.AsyncClient, body: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """POST one order, retried with the same key; the order's JSON, or None when given up."""
+        p = self.params
+        for attempt in range(1, p.attempts + 1):
+            try:
+                response = await client.post(p.path, json=body, headers={"Idempotency-Key": key})
+            except httpx.HTTPError as exc:
+                self.counts["no_answer"] += 1
+                self.ctx.log.info("POST %s: no answer (%s), attempt %d", p.path, exc, attempt)
+            else:
+                if response.status_code < 500:
+                    self.counts[str(response.status_code)] += 1
+                    if response.status_code != 201:
+                        self.ctx.log.warning("POST %s: %d %s", p.path, response.status_code, response.text[:200])
+                        return None
+                    order: dict[str, Any] = response.json()
+                    self.orders[key] = str(order.get("id") or order.get("orderId"))
+                    self.counts["retried_ok" if attempt > 1 else "created"] += 1
+                    return order
+                self.counts[str(response.status_code)] += 1
+            await self.ctx.clock.sleep(p.retry_after)
+        self.lost.append(key)
+        return None
+
+    def report(self) -> dict[str, Any]:
+        return {"enabled": self.params.enabled, "accepted": len(self.orders), "given_up": len(self.lost),
+                **dict(sorted(self.counts.items()))}
+
+    def checks(self) -> list[Check]:
+        if not self.params.enabled:
+            return []
+        return [Check("every order posted was accepted (retries included)", not self.lost,
+                      f"{len(self.orders)} accepted" if not self.lost else
+                      f"{len(self.lost)} given up after {self.params.attempts} attempts")]

@@ -1,0 +1,24 @@
+"""The hooks of the ``industry40`` plugin (entry point ``industry40 = "industry40.plugin"``).
+
+The message schemas belong to the plant (``schemas: [schemas]`` in plant.yaml), not to this
+package, so a plain client's protocol lives beside the manifest.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from forge_core import hookimpl
+from industry40.components.chaos import Chaos
+from industry40.components.clients import Clients
+from industry40.components.factory import Factory
+
+if TYPE_CHECKING:
+    from forge_core.plugin import ComponentRegistry
+
+
+@hookimpl
+def forge_register_components(registry: ComponentRegistry) -> None:
+    registry.add("industry40.factory", Factory, description="a simulated factory: beats, failure modes, orders")
+    registry.add("industry40.clients", Clients, description="customers posting orders to the PMS's REST API")
+    registry.add("industry40.chaos", Chaos, description="seeded factory failures and MMS/PMS kills")

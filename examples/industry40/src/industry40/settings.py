@@ -1,0 +1,128 @@
+"""Params of the industry40 components (``components.<name>.params`` in plant.yaml), declared once.
+
+The defaults are the numbers of the original system: a beat every second, degraded beats late by
+0.5-3 s.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from forge_core import Settings
+
+Mode = Literal["normal", "stop", "degraded", "flapping"]
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")  # what the order scheduler accepts as a factory id
+
+
+class FactoryParams(Settings):
+    """``industry40.factory``: a simulated factory (one per replica)."""
+
+    id_format: str = Field("factory-{n}", description="the factory id; {n} is the replica number + first_number "
+                                                      "(factory-1 ... factory-4 with 4 replicas)")
+    first_number: int = Field(1, ge=0, description="{n} of the first replica")
+    heartbeat_interval: float = Field(1.0, gt=0, description="seconds between beats on factory/<id>/heartbeat")
+    capacity: int = Field(10, ge=0, description="orders a factory holds at once (the order scheduler's capacities "
+                                                "should say the same); more is accepted and counted over_capacity")
+    capacities: dict[str, int] = Field({}, description="capacity per factory id, overriding `capacity`")
+    lines: int = Field(2, ge=1, description="orders worked on at once; the others wait, not started (movable by a "
+                                            "drain)")
+    setup_time: float = Field(2.0, ge=0, description="seconds before work on an order starts making units")
+    seconds_per_unit: float = Field(0.5, gt=0, description="seconds per unit of an order's quantity (duration = "
+                                                           "setup_time + quantity x this)")
+    progress_every: float = Field(5.0, gt=0, description="seconds between sched.order_progress reports on an order "
+                                                         "being made (one also at its start)")
+    modes: dict[str, Mode] = Field({}, description="failure mode per factory id at start (normal, stop, degraded, "
+                                                   "flapping); industry40.factory_mode changes it at run time")
+    degraded_delay_min: float = Field(0.5, ge=0, description="degraded: shortest delay added to a beat, seconds")
+    degraded_delay_max: float = Field(3.0, ge=0, description="degraded: longest delay added to a beat, seconds")
+    degraded_errors: int = Field(1, ge=0, description="degraded: errors added to metrics.errors per beat")
+    error_probability: float = Field(0.0, ge=0, le=1, description="normal: chance a beat adds one error")
+    flap_up: float = Field(8.0, gt=0, description="flapping: seconds beating before going silent")
+    flap_down: float = Field(5.0, gt=0, description="flapping: seconds silent before beating again")
+    base_latency_ms: float = Field(20.0, ge=0, description="latencyMs of a normal beat (a degraded one adds its "
+                                                           "delay)")
+
+    @field_validator("id_format")
+    @classmethod
+    def _has_number(cls, value: str) -> str:
+        if "{n}" not in value:
+            raise ValueError("must contain {n} (replicas need distinct ids)")
+        return value
+
+    @field_validator("capacities", "modes")
+    @classmethod
+    def _ids(cls, value: dict[str, object]) -> dict[str, object]:
+        for fid in value:
+            if not _ID.match(fid):
+                raise ValueError(f"factory id {fid!r}: letters, digits and ._:- (first a letter or digit)")
+        return value
+
+    @model_validator(mode="after")
+    def _delays(self) -> Self:
+        if self.degraded_delay_min > self.degraded_delay_max:
+            raise ValueError(f"degraded_delay_min ({self.degraded_delay_min}) is above degraded_delay_max "
+                             f"({self.degraded_delay_max})")
+        return self
+
+    def factory_id(self, replica: int) -> str:
+        return self.id_format.replace("{n}", str(replica + self.first_number))
+
+
+class ChaosParams(Settings):
+    """``industry40.chaos``: seeded factory failures and kills of the MMS leader and the PMS."""
+
+    enabled: bool = Field(False, description="off unless a profile (chaos) turns it on")
+    factories: str = Field("factory", description="the factories' component name")
+    min_interval: float = Field(20.0, gt=0, description="shortest wait between two chaos actions, seconds")
+    max_interval: float = Field(60.0, gt=0, description="longest wait between two chaos actions, seconds")
+    min_outage: float = Field(10.0, gt=0, description="shortest time a factory stays failed or an instance dead")
+    max_outage: float = Field(60.0, gt=0, description="longest time a factory stays failed or an instance dead")
+    weights: dict[Literal["stop", "degraded", "flapping", "kill_mms", "kill_pms"], float] = Field(
+        {"stop": 3.0, "degraded": 2.0, "flapping": 1.0, "kill_mms": 1.0, "kill_pms": 1.0},
+        description="relative odds of each action (0 turns one off)")
+    max_failed_factories: int = Field(1, ge=0, description="factories failed at once (the others keep capacity)")
+    mms: str = Field("mms", description="the MMS component (its lease holder is the one killed)")
+    mms_lease: str = Field("mms", description="the MMS replicas' lease")
+    pms: str = Field("pms", description="the PMS component (sched.order_scheduler)")
+    pms_lease: str = Field("order_scheduler", description="the PMS replicas' lease (the leader is killed)")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        if self.min_interval > self.max_interval:
+            raise ValueError(f"min_interval ({self.min_interval}) is above max_interval ({self.max_interval})")
+        if self.min_outage > self.max_outage:
+            raise ValueError(f"min_outage ({self.min_outage}) is above max_outage ({self.max_outage})")
+        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
+            raise ValueError("weights must be >= 0 and at least one above 0")
+        return self
+
+
+class ClientsParams(Settings):
+    """``industry40.clients``: simulated customers posting orders to the PMS's REST API."""
+
+    enabled: bool = Field(True, description="post orders (false: the plant waits for a real client)")
+    url: str | None = Field(None, description="the PMS's base URL (http://host:port); null: the REST app of this "
+                                              "process (ctx.http), called in-process (embedded and simulated runs)")
+    path: str = Field("/orders", pattern=r"^/", description="where orders are posted")
+    min_interval: float = Field(5.0, gt=0, description="shortest wait between two orders, seconds")
+    max_interval: float = Field(20.0, gt=0, description="longest wait between two orders, seconds")
+    first_after: float = Field(3.0, ge=0, description="seconds before the first order (the PMS elects a leader)")
+    products: list[str] = Field(["gearbox", "valve", "sensor", "motor"], min_length=1,
+                                description="productType of the orders, drawn at random")
+    min_quantity: int = Field(5, ge=1, description="smallest quantity of an order")
+    max_quantity: int = Field(60, ge=1, description="largest quantity of an order")
+    deadline_after: float = Field(86_400.0, gt=0, description="an order's deadline, seconds after it is posted")
+    attempts: int = Field(5, ge=1, description="tries of one order (same Idempotency-Key) on 5xx or no answer")
+    retry_after: float = Field(2.0, gt=0, description="seconds between two tries of one order")
+    timeout: float = Field(5.0, gt=0, description="seconds one HTTP request may take (real HTTP only)")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        if self.min_interval > self.max_interval:
+            raise ValueError(f"min_interval ({self.min_interval}) is above max_interval ({self.max_interval})")
+        if self.min_quantity > self.max_quantity:
+            raise ValueError(f"min_quantity ({self.min_quantity}) is above max_quantity ({self.max_quantity})")
+        return self

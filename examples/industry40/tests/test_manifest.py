@@ -1,0 +1,34 @@
+"""plant.yaml loads and validates in each of its three ways to run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from industry40.testing import PLANT, registered_types
+
+from forge_core.runtime import load_plant
+
+NEEDS = {"sched.order_scheduler", "mms.factory_monitor", "kafka.bridge"}
+pytestmark = pytest.mark.skipif(not registered_types() >= NEEDS, reason="forge-sched, forge-mms or forge-kafka missing")
+
+
+@pytest.mark.parametrize("profile", [None, "chaos", "distributed"])
+def test_each_profile_loads(profile):
+    _, manifest = load_plant(PLANT, profile=profile)
+    assert manifest.components["factory"].replicas == 4
+    if profile == "distributed":
+        assert manifest.components["factory"].transport == "factories"
+        assert manifest.components["bridge"].type == "kafka.bridge"
+        assert manifest.components["pms"].transport == "kafka"
+    if profile == "chaos":
+        assert manifest.components["chaos"].params["enabled"] is True
+
+
+def test_forge_validate_accepts_the_plant():
+    forge = Path(sys.executable).parent / "forge"
+    done = subprocess.run([str(forge), "validate", str(PLANT)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "profiles: embedded, chaos, distributed" in done.stdout
