@@ -24,6 +24,8 @@ paho = pytest.importorskip("paho.mqtt.client")
 pytest.importorskip("forge_kafka")
 from forge_mqtt.testing import MosquittoServer  # noqa: E402
 
+from forge_core.tactics import verify_payload  # noqa: E402
+
 PLANT = Path(__file__).resolve().parents[1]
 RUN_SECONDS = 150
 
@@ -130,3 +132,12 @@ def test_distributed_plant_with_chaos(tmp_path, kafka_bootstrap, postgres_url):
     assert commands, "no command reached the machines"
     epochs = [body["epoch"] for _, body, _ in commands]
     assert epochs == sorted(epochs), epochs
+    # signed with the plant key through Kafka and the bridge (docs/security.md): every command verifies,
+    # no machine dropped one as forged, and every epoch a machine accepted was granted by the lease
+    key = env["PASTA_COMMAND_SECRET"].encode()
+    assert all(verify_payload(key, "scheduler", body["epoch"], body) for _, body, _ in commands), commands[:3]
+    machines = {n: r for n, r in summary["reports"].items() if n.startswith("machine-")}
+    assert all(r["forged_dropped"] == 0 for r in machines.values()), machines
+    [epoch_check] = [c for c in summary["checks"]
+                     if c["name"] == "fleet: no command applied with an epoch no leader held"]
+    assert epoch_check["passed"] and not epoch_check["detail"].startswith("not run"), epoch_check

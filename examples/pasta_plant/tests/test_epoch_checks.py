@@ -32,6 +32,13 @@ def test_an_epoch_never_granted_fails_the_check_naming_machine_and_epochs() -> N
     assert "machine-1 applied epochs [1000000000000]" in check.detail and "machine-0" not in check.detail
 
 
+def test_a_killed_life_counted_on_the_machines_disk_is_judged_too() -> None:
+    """Distributed: the last life's report has no epochs, its odometer has what a SIGKILLed life got."""
+    [check] = epoch_checks(summary({"machine-0": {"accepted_epochs": [], "odometer": {"counts": {
+        "beats": 9, "received:2": 1, "received:999": 1}}}, "monitor": monitor([1, 2])}))
+    assert not check.passed and "machine-0 applied epochs [999]" in check.detail
+
+
 def test_granted_and_recently_announced_epochs_pass() -> None:
     [check] = epoch_checks(summary({"machine-0": {"accepted_epochs": [3, 5]}, "machine-1": {"accepted_epochs": []},
                                     "monitor": monitor([1, 2, 3, 4], announced=[5])}))

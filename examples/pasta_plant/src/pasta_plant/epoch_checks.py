@@ -4,7 +4,8 @@ Run once per plant run over the merged summary (``forge_plant_checks``), so it s
 machine and the lease's grant history even when each runs in its own process.
 
 What it compares (issue 11 §1): each machine reports ``accepted_epochs``, the epochs of the
-commands it accepted over all its lives in the run; the monitor reports ``granted_epochs``, what
+commands it accepted over all its lives in the run (with its odometer's ``received:<epoch>``
+counters, which survive its SIGKILLs in the distributed profile); the monitor reports ``granted_epochs``, what
 the lease backend ever granted (``LeaseBackend.grants``), read every few seconds, and
 ``announced_epochs``, epochs leaders announced on ``forge/leader/+`` after its last read. An
 accepted epoch must be a granted one, or an announced one above every granted epoch (elected
@@ -28,8 +29,22 @@ def _ints(value: Any) -> set[int]:
     return {v for v in value if isinstance(v, int)} if isinstance(value, list) else set()
 
 
+def _accepted(report: dict[str, Any]) -> set[int]:
+    """The epochs a machine accepted: its ``accepted_epochs`` (the plant's ledger: every life in one
+    process) and the ``received:<epoch>`` counters of its odometer (on its own disk, so in the
+    distributed profile the lives a SIGKILL ended without a summary count too)."""
+    epochs = _ints(report.get("accepted_epochs"))
+    odometer = report.get("odometer")
+    counts = odometer.get("counts") if isinstance(odometer, dict) else None
+    for key in counts if isinstance(counts, dict) else ():
+        name, _, epoch = str(key).partition(":")
+        if name == "received" and epoch.isdigit():
+            epochs.add(int(epoch))
+    return epochs
+
+
 def epoch_checks(summary: RunSummary) -> list[Check]:
-    machines = {name: _ints(r.get("accepted_epochs")) for name, r in sorted(summary.reports.items())
+    machines = {name: _accepted(r) for name, r in sorted(summary.reports.items())
                 if isinstance(r, dict) and "accepted_epochs" in r}
     monitors = [r for r in summary.reports.values() if isinstance(r, dict) and "granted_epochs" in r]
     if not machines:
