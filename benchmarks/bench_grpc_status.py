@@ -11,9 +11,10 @@ table, answer a StatusResponse. Forge's side is ``FactoryStatusServicer`` delega
 servicer method and a generated stub. Calls alternate raw/Forge one by one (the order swapped
 every call) so load drift on a shared machine hits both sides alike.
 
-Prints p50/p99/mean per side and speed = raw latency / Forge latency (Forge does a little more:
+Prints p50/p99/mean per side, speed = raw latency / Forge latency (Forge does a little more:
 the handler call, the result dataclass, the ReportResult; expect <= 1. Above 1 means the raw
-baseline does something Forge does not: fix the baseline, not the figure).
+baseline does something Forge does not, or noise: see the paired figure), and the median of the
+paired differences (each Forge call minus the raw call made next to it), the robust figure.
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ async def bench(calls: int, warmup: int) -> None:
     for name, q in (("p50", .5), ("p99", .99)):
         raw, forge = pct(samples["raw"], q), pct(samples["forge"], q)
         print(f"speed {name}: raw/Forge = {raw / forge:.2f} (Forge {(forge - raw) * 1e6:+.0f} us per call)")
+    # Each Forge call against the raw call made next to it: robust to load swings that move the
+    # unpaired percentiles (on a loaded machine a short run's p50 ratio can cross 1 by noise alone).
+    paired = statistics.median(f - r for f, r in zip(samples["forge"], samples["raw"], strict=True))
+    print(f"Forge's cost per call, median of paired differences: {paired * 1e6:+.1f} us")
 
 
 def main() -> None:
