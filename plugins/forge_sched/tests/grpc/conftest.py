@@ -53,15 +53,17 @@ Serve = Callable[..., AbstractAsyncContextManager[int]]
 
 
 @asynccontextmanager
-async def serve_status(handler: Any, port: int = 0, servicer: Any = None) -> AsyncIterator[int]:
+async def serve_status(handler: Any, port: int = 0, servicer: Any = None,
+                       credentials: grpc.ServerCredentials | None = None) -> AsyncIterator[int]:
     """A grpc.aio server on 127.0.0.1:``port`` (0: ephemeral) serving the servicer, health and
-    reflection; yields the port, stops the server (no grace) on exit."""
+    reflection (TLS with ``credentials``); yields the port, stops the server (no grace) on exit."""
     server = grpc.aio.server()
     add_FactoryStatusServiceServicer_to_server(servicer or FactoryStatusServicer(handler), server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    address = f"127.0.0.1:{port}"
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     assert bound, f"could not bind 127.0.0.1:{port}"
     await server.start()
     await checker.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
