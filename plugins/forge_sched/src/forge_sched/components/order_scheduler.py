@@ -68,6 +68,8 @@ class OrderScheduler(Component):
         #: Epochs accepted per reporter lease, in order (the fencing check reads them).
         self.accepted_epochs: dict[str, list[int]] = {}
 
+        self.mounted: bool | None = None  # REST on ctx.http; None: not yet (the path is another replica's)
+        self.mount_refused = False
         self.api = OrdersApi(self.service, leading=lambda: self.leading, after_write=self.relay,
                              max_body_bytes=p.max_body_bytes, page_limit=p.page_limit)
         await self.ctx.subscribe(t.progress, self.on_progress, types=[PROGRESS])
@@ -81,15 +83,25 @@ class OrderScheduler(Component):
         self.ctx.every(p.schedule_interval, self.tick, name="schedule")
         await self._serve()
 
-    async def _serve(self) -> None:
-        """Mount the REST API on ``ctx.http`` and the status servicer on ``ctx.grpc``, where the runtime
-        has them. Two replicas in one process share one server: the second finds the path taken."""
+    async def _mount(self) -> None:
+        """Mount the REST API on ``ctx.http``. Two replicas in one process share one server: the second
+        finds the path taken and tries again each tick, so it serves once the first one stops."""
+        if self.mounted is not None:
+            return
         try:
             await self.ctx.http.mount(self.params.rest_path, self.api.app)
+            self.mounted = True
         except RuntimeError:
+            self.mounted = False
             self.ctx.log.info("no HTTP server in this runtime: REST not served")
         except ValueError as exc:
-            self.ctx.log.info("REST not mounted here: %s", exc)
+            if not self.mount_refused:
+                self.ctx.log.info("REST not mounted here (yet): %s", exc)
+            self.mount_refused = True
+
+    async def _serve(self) -> None:
+        """The REST API on ``ctx.http`` and the status servicer on ``ctx.grpc``, where the runtime has them."""
+        await self._mount()
         if importlib.util.find_spec("forge_sched.grpc.servicer") is None:
             return
         from forge_sched.grpc import servicer  # the gRPC face of report_factory_status
@@ -121,6 +133,7 @@ class OrderScheduler(Component):
         self.ready_epoch = None
 
     async def tick(self) -> None:
+        await self._mount()
         if self.leading:
             await self._leader_write(self.service.assign_pending)
         await self.relay()

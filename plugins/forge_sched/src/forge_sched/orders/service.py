@@ -136,6 +136,8 @@ class OrderService:
 
         With ``idempotency_key``: a key seen before returns the first request's view and False, or
         raises :class:`IdempotencyMismatch` if that request's body differed."""
+        # SQLite keeps a datetime's wall time and drops its offset: store UTC everywhere
+        order = NewOrder(order.product_type, order.quantity, order.deadline.astimezone(UTC))
         digest = request_hash(order) if idempotency_key is not None else None
 
         def replay(conn: Connection) -> tuple[dict[str, Any], bool] | None:
