@@ -45,7 +45,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   args=(-e ".[test,otlp,http,grpc]")
   for package in plugins/*/ examples/*/; do
-    [ -f "$package/pyproject.toml" ] && args+=(-e "$package")
+    package=${package%/}
+    [ -f "$package/pyproject.toml" ] || continue
+    # with the package's own test extra where it declares one (forge_sched: grpcio-tools, types-protobuf)
+    if grep -q '^test = ' "$package/pyproject.toml"; then args+=(-e "$package[test]"); else args+=(-e "$package"); fi
   done
   .venv/bin/python -m pip install -q "${args[@]}"
   echo "$inputs" > "$stamp"
