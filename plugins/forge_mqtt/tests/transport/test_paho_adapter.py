@@ -168,3 +168,35 @@ def test_fast_client_delivers_what_a_paho_client_sent(mosquitto_server: Any, tmp
     assert message.properties.ContentType == "application/json"
     assert message.properties.UserProperty == [("type", "test.heartbeat"), ("id", "é-1")]
     assert message.properties.SubscriptionIdentifier == [4242]
+
+
+@pytest.mark.servers
+def test_read_available_reads_a_bounded_burst_and_leaves_the_rest(mosquitto_server: MosquittoServer) -> None:
+    """A full socket is read MAX_PACKETS_PER_EVENT packets at a time, not drained in one call: under a
+    malformed flood on a loaded box one 10,000-packet read held the event loop (timers, beats, the
+    monitor) for 10 s (issue 11 §3). The rest comes on the next readable event."""
+    got: list[mqtt.MQTTMessage] = []
+    sub = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: got.append(m)
+    sub.on_subscribe = lambda *a: got.append("subscribed")  # type: ignore[arg-type]
+    sub.connect(mosquitto_server.host, mosquitto_server.port)
+    _pump(sub, lambda: sub.is_connected())
+    sub.subscribe("burst/#", qos=0)
+    _pump(sub, lambda: "subscribed" in got)
+    got.clear()
+    total = 3 * paho_adapter.MAX_PACKETS_PER_EVENT
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect(mosquitto_server.host, mosquitto_server.port)
+    pub.loop_start()
+    try:
+        for i in range(total):
+            pub.publish(f"burst/{i % 7}", b"{", qos=0)
+        time.sleep(1.0)  # all of them in the subscriber's socket buffer
+        paho_adapter.read_available(sub)
+        assert len(got) == paho_adapter.MAX_PACKETS_PER_EVENT
+        _pump(sub, lambda: len(got) >= total)
+        assert len(got) == total
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        sub.disconnect()

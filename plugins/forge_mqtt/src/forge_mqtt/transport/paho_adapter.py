@@ -26,10 +26,14 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 
 from forge_mqtt.transport.decoder import decode_publish
 
-__all__ = ["FastClient", "PackedProperties", "client_class", "close_socket", "read_available", "utf8"]
+__all__ = ["MAX_PACKETS_PER_EVENT", "FastClient", "PackedProperties", "client_class", "close_socket", "read_available",
+           "utf8"]
 
-#: Packets read per readable event at most, so one busy socket cannot starve the loop.
-_MAX_PACKETS_PER_EVENT = 10_000
+#: Packets read per readable event at most, so one busy socket cannot starve the loop: the rest is
+#: read on the next turn (epoll is level-triggered), after timers and the delivery loop had theirs.
+#: It was 10,000: under a malformed flood on a loaded 2-core box (the plant at 6 % of a core) one
+#: read of a full socket buffer held the loop 10 s, and every timer (beats, the monitor) with it.
+MAX_PACKETS_PER_EVENT = 256
 
 
 def client_class() -> type[mqtt.Client]:
@@ -45,7 +49,7 @@ def read_available(client: mqtt.Client) -> None:
     if read is None:  # paho without the private reader: its public one (fewer packets per event)
         client.loop_read()
         return
-    for _ in range(_MAX_PACKETS_PER_EVENT):
+    for _ in range(MAX_PACKETS_PER_EVENT):
         rc = read()
         if rc == mqtt.MQTT_ERR_AGAIN:
             if sock is None or not getattr(sock, "pending", lambda: 0)():
