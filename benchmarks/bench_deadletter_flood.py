@@ -163,6 +163,8 @@ def run_rate(port: int, rate: int, seconds: float, sources: int, store: str = SQ
         return {"rate": rate, "sent": sent.value, "letters": a["total"], "recorded": a.get("recorded", 0),
                 "dropped": a.get("dropped", 0), "quarantined": a["quarantined"], "pending": a.get("pending", 0),
                 "down": [s for s, status in changes if status == "DOWN"],
+                "why_down": sorted({c.reason.split(",")[-1].strip() for c in monitor.changes  # type: ignore[union-attr]
+                                    if str(c.new) == "DOWN"}),
                 "degraded": [s for s, status in changes if status == "DEGRADED"],
                 "starved_evaluations": starved.get("starved_evaluations", 0), "max_lag": starved.get("max_lag", 0.0),
                 "beats": summary.published.get("forge.heartbeat", 0), "cpu_us": 1e6 * cpu / max(1, sent.value),
@@ -205,7 +207,8 @@ def main() -> None:
                       f"{r['max_lag']}s), saw its transport behind by up to {r['behind']}s; beats {r['beats']}; "
                       f"loop lag max {r['loop_lag']:.3f}s, "
                       f"inbox max {r['inbox']}, beat delay max {r['beat_delay']:.3f}s; plant CPU {r['cpu_us']:.0f} "
-                      f"us/letter ({r['cpu_share']:.0%} of a core) -> {'PASS' if r['passed'] else 'FAIL'}", flush=True)
+                      f"us/letter ({r['cpu_share']:.0%} of a core) -> {'PASS' if r['passed'] else 'FAIL'}"
+                      + (f" (DOWN: {'; '.join(r['why_down'])})" if r["down"] else ""), flush=True)
                 if not r["passed"]:
                     break
                 best = rate
