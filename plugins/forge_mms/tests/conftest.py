@@ -84,6 +84,7 @@ from pydantic import Field
 
 class FakePmsParams(Settings):
     silent_first: int = Field(0, description="answer nothing to the first N reports (the reporter times out)")
+    not_leader_first: int = Field(0, description="then answer the next N with code not_leader")
 
 
 class FakePms(Component):
@@ -103,6 +104,11 @@ class FakePms(Component):
         body = envelope.payload
         self.requests.append(body)
         if len(self.requests) <= self.params.silent_first:
+            return
+        if len(self.requests) <= self.params.silent_first + self.params.not_leader_first:
+            await self.ctx.publish("sched/status_report_result", "sched.status_report_result", {
+                "requestId": body["requestId"], "accepted": False, "detail": "a shadow replica", "ordersMoved": 0,
+                "code": "not_leader"})
             return
         newest = self.newest.get(body["lease"], -1)
         ok = body["epoch"] >= newest
@@ -127,7 +133,8 @@ def forge_register_schemas(registry):
         registry.add("sched.status_report_result", {
             "type": "object", "required": ["requestId", "accepted", "detail", "ordersMoved"],
             "properties": {"requestId": {"type": "string"}, "accepted": {"type": "boolean"},
-                           "detail": {"type": "string"}, "ordersMoved": {"type": "integer"}}})
+                           "detail": {"type": "string"}, "ordersMoved": {"type": "integer"},
+                           "code": {"type": "string"}}})
 '''
 
 FACTORY_MANIFEST = """

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import sqlalchemy as sa
+from forge_core import Settings, TransportError, TransportNotReady, hookimpl
+
+from forge_mms.tactics.status_reporter import ReportResult
 
 
 def events(plant):
@@ -47,3 +51,44 @@ def test_a_refusal_is_an_answer_not_retried(factory_plant, beats):
     assert len(pms.requests) == 1
     monitor = plant.component("monitor")
     assert monitor.reports.pending()["f1"].status == "UP", "still wanted: tried again after resend_after"
+
+
+def test_an_answer_that_decides_nothing_is_retried(factory_plant, beats):
+    plant = factory_plant(pms={"not_leader_first": 2})  # e.g. the PMS leader was being replaced
+    beats(plant, 6, "f1")
+    assert [(e["outcome"], e["attempts"]) for e in events(plant)] == [("accepted", 3)]
+
+
+class Raising:
+    """A reporter of another plugin that raises forge_core transport errors, as status_reporter.grpc does."""
+
+    errors: ClassVar[list[Exception]] = []
+
+    async def report(self, factory_id, status, reason, *, epoch, lease):
+        if self.errors:
+            raise self.errors.pop(0)
+        return ReportResult(True)
+
+
+class RaisingPlugin:
+    @hookimpl
+    def forge_register_tactics(self, registry):
+        class NoSettings(Settings):
+            pass
+
+        registry.add("status_reporter.raising", lambda settings, services: Raising(), settings=NoSettings)
+
+
+def test_not_ready_is_retried_another_transport_error_is_not(factory_plant, beats):
+    Raising.errors = [TransportNotReady("unavailable"), TransportNotReady("unavailable"),
+                      TransportError("UNIMPLEMENTED: no PMS at the target")]
+    plant = factory_plant({"resend_after": 5.0}, tactics={"status_reporter": {"use": "raising"}},
+                          plugins=[("raising", RaisingPlugin())])
+    beats(plant, 4, "f1")
+    assert [(e["outcome"], e["attempts"]) for e in events(plant)] == [("failed", 3)], "2 retries, then not retried"
+    assert "UNIMPLEMENTED" in events(plant)[0]["detail"]
+    Raising.errors = [TransportError("UNIMPLEMENTED")]
+    beats(plant, 4, "f1")
+    assert [(e["outcome"], e["attempts"]) for e in events(plant)][1:] == [("failed", 1)], "given up at once"
+    beats(plant, 6, "f1")
+    assert events(plant)[-1]["outcome"] == "accepted"

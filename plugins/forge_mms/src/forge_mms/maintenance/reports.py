@@ -6,8 +6,9 @@ The failover, recovery and drain rules say what status the PMS should hold for a
 * only while this instance leads (``elector.fence()`` before every attempt: a deposed MMS stops
   calling, even between two retries), each call carrying the fencing epoch and the lease name;
 * each report through the ``status_reporter`` tactic wrapped in the core retry tactic
-  (``tactics.retry``: backoff, jitter, max attempts); a refusal (``accepted=False``, e.g. a stale
-  epoch) is an answer, not retried;
+  (``tactics.retry``: backoff, jitter, max attempts) for "no answer" (a timeout,
+  ``TransportNotReady``); a refusal (``accepted=False``, e.g. a stale epoch) is an answer, and
+  another ``TransportError`` (no PMS at the target) is no use retrying now: neither is retried;
 * when the retries are spent or the PMS refused, again ``resend_after`` s later while the wanted
   status still differs from the accepted one (so a PMS restart loses no report); one report in
   flight per factory, the newest wanted status sent next;
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from forge_core import ComponentContext
+from forge_core import ComponentContext, TransportError, TransportNotReady
 from forge_core.tactics import LeaderElector, NotLeader, RetryPolicy
 from forge_core.transport import topic_level
 
@@ -39,6 +40,10 @@ class Report:
     reason: str
 
 
+class _GiveUp(Exception):
+    """A reporter error that retrying at once cannot fix (a TransportError other than TransportNotReady)."""
+
+
 class StatusReports:
     """Wanted vs accepted status per factory, reconciled by the leader (module docstring)."""
 
@@ -49,7 +54,7 @@ class StatusReports:
         self.ctx = ctx
         self.reporter = reporter
         self.retry = retry
-        retry.give_up_on = (*retry.give_up_on, NotLeader)  # deposed: stop at once, no backoff
+        retry.give_up_on = (*retry.give_up_on, NotLeader, _GiveUp)  # deposed, or hopeless now: no backoff
         self._elector = elector
         self.topic = topic
         self.resend_after = resend_after
@@ -98,7 +103,13 @@ class StatusReports:
                 raise NotLeader(f"{self.ctx.name} does not campaign")
             epoch = elector.fence()  # raises NotLeader once deposed
             attempts += 1
-            return await self.reporter.report(factory, report.status, report.reason, epoch=epoch, lease=elector.name)
+            try:
+                return await self.reporter.report(factory, report.status, report.reason, epoch=epoch,
+                                                  lease=elector.name)
+            except TransportError as exc:
+                if isinstance(exc, TransportNotReady):
+                    raise
+                raise _GiveUp(f"{type(exc).__name__}: {exc}") from exc
 
         outcome, detail, moved = "failed", "", 0
         try:

@@ -8,8 +8,10 @@ define ``async start(ctx)`` (called once by the component before the first repor
 subscribes to the answers there) and ``async aclose()`` (called when the component stops).
 
 ``report`` returns a :class:`ReportResult` when the PMS answered (``accepted=False``: it refused,
-e.g. a stale fencing epoch; not retried) and raises when it did not (timeout, unreachable): the
-caller wraps it in the retry tactic.
+e.g. a stale fencing epoch; not retried) and raises when it did not: a timeout, or
+``forge_core.TransportNotReady`` (unreachable, or the PMS answered ``unavailable``/``not_leader``)
+are retried by the caller's retry tactic; another ``forge_core.TransportError`` (e.g. no PMS
+at the target) ends the retries and the report is sent again later.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from forge_core import ComponentContext, Envelope, IdGenerator
+from forge_core import ComponentContext, Envelope, IdGenerator, TransportNotReady
 
 from forge_mms.settings import BusStatusReporterSettings
 
@@ -28,6 +30,8 @@ __all__ = ["STATUS_REPORT", "STATUS_REPORT_RESULT", "BusStatusReporter", "Report
 STATUS_REPORT = "mms.status_report"
 #: The answer's type; its schema belongs to forge_sched (the PMS side).
 STATUS_REPORT_RESULT = "sched.status_report_result"
+#: Answer codes that decide nothing (the order scheduler's not_leader / unavailable).
+_NOT_AN_ANSWER = frozenset({"not_leader", "unavailable"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class ReportResult:
     accepted: bool
     detail: str = ""
     orders_moved: int = 0
+    code: str = "ok"  # the PMS's reason when not accepted: stale_epoch, invalid_argument, ...
 
 
 class StatusReporter(Protocol):
@@ -92,8 +97,13 @@ class BusStatusReporter:
             self.stats["unmatched"] += 1  # another replica's, or answered after its timeout
             return
         self.stats["answered"] += 1
+        code = str(body.get("code") or "ok")
+        if code in _NOT_AN_ANSWER:  # the PMS could not decide now (deposed, database down): retried
+            future.set_exception(TransportNotReady(f"status_reporter.bus: the PMS answered {code}: "
+                                                   f"{body.get('detail', '')}"))
+            return
         future.set_result(ReportResult(bool(body.get("accepted")), str(body.get("detail", "")),
-                                       int(body.get("ordersMoved", 0))))
+                                       int(body.get("ordersMoved", 0)), code))
 
 
 def make_bus_reporter(settings: BusStatusReporterSettings, services: Any) -> BusStatusReporter:
