@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from forge_core import SettingsError
+from forge_core import ManifestError
 
 LEVELS = {"title": "StorageLevels", "aFresh": 50.0, "aDry": 50.0, "bFresh": 50.0, "bDry": 50.0}
 
@@ -88,5 +88,6 @@ def test_the_alert_type_is_a_param_for_a_consumer_that_owns_the_same_body(mms_pl
 
 
 def test_low_must_be_below_high(mms_plant):
-    with pytest.raises(SettingsError, match=r"low \(60.0\) must be below high \(40.0\)"):
+    # the model's own rule runs at validate time: a manifest error, naming the params
+    with pytest.raises(ManifestError, match=r"components\.storage_monitor\.params: .*low \(60.0\) must be below high"):
         mms_plant({"storage_monitor": {"type": "mms.storage_monitor", "params": {"low": 60.0, "high": 40.0}}})

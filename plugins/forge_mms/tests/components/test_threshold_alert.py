@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from forge_core import SettingsError
+from forge_core import ManifestError
 
 from forge_mms import resolve_pointer
 
@@ -69,9 +69,9 @@ def test_unreadable_readings_are_skipped_and_counted(mms_plant):
                                                ({"low": 50.0, "high": 10.0}, "is above high")])
 def test_a_band_is_needed(mms_plant, band, message):
     rule = {"type": "mms.threshold_alert", "params": {**RULE["params"], **band}}
-    with pytest.raises(SettingsError, match=message) as caught:
+    with pytest.raises(ManifestError, match=message) as caught:  # found by forge validate, before start
         mms_plant({"rule": rule})
-    assert caught.value.problems[0][0] == "components.rule.params"
+    assert caught.value.problems[0].path == "components.rule.params"
 
 
 def test_resolve_pointer():
