@@ -261,3 +261,28 @@ def test_a_new_tactic_kinds_manifest_section_is_checked_at_validate(plant_dir, s
     problems = check_plant(directory, plugins=get_plugin_manager(autoload=False))
     assert [(p.path, p.line) for p in problems] == [(path, 9)], problems
     assert says in problems[0].message
+
+
+def test_aclose_closes_what_was_built_once_per_runtime_and_survives_a_failing_close():
+    import asyncio
+    from pathlib import Path
+
+    class Closable:
+        def __init__(self, fail: bool = False) -> None:
+            self.closed, self.fail = False, fail
+
+        async def aclose(self) -> None:
+            self.closed = True
+            if self.fail:
+                raise OSError("channel already gone")
+
+    plugins = get_plugin_manager(autoload=False)
+    plugins.collect()
+    tactics = Tactics(plugins.tactics, {}, TacticServices(VirtualClock(), lambda: None, 1, "p", Path(".")))  # type: ignore[arg-type]
+    first, broken, sync = Closable(), Closable(fail=True), type("S", (), {"close": lambda self: calls.append(1)})()
+    calls: list[int] = []
+    for key, built in (("a", first), ("b", broken), ("c", sync)):
+        tactics.shared(key, lambda built=built: built)
+    asyncio.run(tactics.aclose())
+    assert first.closed and broken.closed and calls == [1]
+    assert tactics.shared("a", lambda: "new") == "new"  # cleared: a later run builds afresh

@@ -356,6 +356,10 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
             issues.append(Issue(("tactics", name), _unknown("tactic", str(name), kinds, None, "known kinds")))
         elif (owner := catalog.inactive_provider("tactics", name, plugins)) is not None:
             issues.append(Issue(("tactics", name), _not_active("tactic kind", str(name), owner)))
+        elif isinstance(settings, dict) and isinstance(settings.get("use"), str) and (
+                owner := catalog.inactive_provider("tactics", f"{name}.{settings['use']}", plugins)) is not None:
+            issues.append(Issue(("tactics", name, "use"),  # the kind is active, its implementation's plugin is not
+                                _not_active(f"implementation {settings['use']!r} of tactic", str(name), owner)))
         elif catalog.tactics[name] is not None and isinstance(settings, dict):
             issues.extend(schema_issues(settings, catalog.tactics[name], ("tactics", name)))
 

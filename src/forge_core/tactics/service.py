@@ -12,6 +12,7 @@ filled, typos refused); :meth:`Tactics.get` builds the chosen implementation of 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,7 +206,17 @@ class Tactics:
         return self.get("failover", targets=list(targets))
 
     async def aclose(self) -> None:
-        backend = self._shared.get("leader")
-        close = getattr(backend, "aclose", None)
-        if close is not None:
-            await close()
+        """Close everything built once per runtime (``shared=True``: the lease backend, a shared
+        reporter's channel...) that has ``aclose()`` or ``close()``; what a component built for
+        itself with ``get()`` is its own to close. A failing close is logged, the others still run."""
+        for key, built in reversed(list(self._shared.items())):
+            close = getattr(built, "aclose", None) or getattr(built, "close", None)
+            if close is None:
+                continue
+            try:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logging.getLogger("forge.tactics").warning("closing shared tactic %s failed", key, exc_info=True)
+        self._shared.clear()

@@ -142,3 +142,20 @@ def test_the_runtime_builds_the_reporter_from_the_manifest_and_it_reaches_ctx_gr
     result, calls = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert (result.accepted, result.detail, result.orders_moved) == (True, "factory-4 DOWN", 1)
     assert calls == [("factory-4", "DOWN", "beats stopped", 2, "mms")]
+
+
+def test_an_implementation_from_a_plugin_the_plant_does_not_list_is_refused_at_validate(tmp_path) -> None:
+    """The kind is forge_mms's, the grpc implementation forge_sched's: listing only mms is an error
+    naming the implementation and the plugin to add, not a plant that fails when it starts."""
+    (tmp_path / "pms.py").write_text(LOCAL_PLUGIN)
+    text = MANIFEST.format(port=find_free_port()).replace("plugins: [sched, mms]", "plugins: [mms]")
+    text = text.replace("  pms: {type: test.fake_pms}\n", "")
+    (tmp_path / "plant.yaml").write_text(text.replace("components:\n", "components: {}\n"))
+    from forge_core.errors import ManifestError
+
+    with pytest.raises(ManifestError) as refused:
+        load_plant(tmp_path / "plant.yaml")
+    problems = [(p.path, p.message) for p in refused.value.problems]
+    assert problems[0][0] == "tactics.status_reporter.use", problems
+    assert "implementation 'grpc' of tactic 'status_reporter' is provided by plugin" in problems[0][1]
+    assert "add" in problems[0][1] and "sched" in problems[0][1]
