@@ -124,6 +124,39 @@ class MachineTable:
         m.confirmed = confirmed
         m.pending = None
 
+    def beat(self, mid: int, blade: str | None, now: float, confirm_timeout: float) -> str | None:
+        """A machine's heartbeat (the hot path: O(1)). Returns what it means for the scheduler:
+        ``"waiting"`` (it needs a blade), ``"recovery"`` (it had one and lost it: went through
+        RECOVERY), ``"retry"`` (an assignment never arrived) - each also waiting - or None."""
+        m = self.machines.get(mid)
+        if m is None:
+            m = self.machines[mid] = Machine(mid, now)
+            if blade is None:
+                self.waiting.add(mid)
+                return "waiting"
+            self.set_blade(m, blade, confirmed=True)
+            return None
+        m.last_beat = now
+        in_flight = m.pending is not None and now - m.pending_since < confirm_timeout
+        if blade is not None:
+            if blade == m.blade:
+                if not m.confirmed:
+                    m.confirmed, m.pending = True, None
+            elif not in_flight:  # else still swapping (or assigned on its way): the beat predates it
+                self.set_blade(m, blade, confirmed=True)
+                self.waiting.discard(mid)
+            return None
+        if m.blade is None:  # no blade: WAITING (or mid-swap, or the assignment is on its way)
+            self.waiting.add(mid)
+            return "waiting"
+        if in_flight:
+            return None
+        event = "recovery" if m.confirmed else "retry" if m.pending == "assign" else "waiting"
+        self.set_blade(m, None, confirmed=False)
+        m.assigned = False
+        self.waiting.add(mid)
+        return event
+
     def remove(self, mid: int) -> Machine | None:
         """Forget machine ``mid`` (dead or silent); None if it was not known."""
         m = self.machines.pop(mid, None)

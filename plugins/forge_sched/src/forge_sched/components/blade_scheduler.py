@@ -58,15 +58,8 @@ class BladeScheduler(Component):
 
     async def start(self) -> None:
         p = self.params
-        self.discovery_time = p.discovery_time
-        self.health_check_interval = p.health_check_interval
-        self.machine_timeout = p.machine_timeout
-        self.confirm_timeout = p.confirm_timeout
-        self.alert_cooldown = p.alert_cooldown
         self.targets = p.targets.model_dump()
-        self.threshold = p.threshold
-        self.fresh_max = p.fresh_amount_max
-        self.fresh_amount = p.fresh_amount
+        self.fresh_amount = p.fresh_amount  # state from here on: storage alerts change it
         self.machine_sources = re.compile(p.machine_sources)
         self.topics = p.topics
 
@@ -111,11 +104,11 @@ class BladeScheduler(Component):
         self.ctx.every(p.assign_interval, self.tick, name="assign")
         # the end of the discovery phase is a moment to assign at, not only the next tick
         self.ctx.spawn(self._after_discovery(), name="discovery")
-        self.ctx.every(self.health_check_interval, self.health_check, name="health_check")
+        self.ctx.every(self.params.health_check_interval, self.health_check, name="health_check")
         self.ctx.every(p.persist_interval, self._persist_periodically, name="persist")
 
     async def _after_discovery(self) -> None:
-        await self.ctx.clock.sleep(max(0.0, self.started_at + self.discovery_time - self.ctx.clock.time()))
+        await self.ctx.clock.sleep(max(0.0, self.started_at + self.params.discovery_time - self.ctx.clock.time()))
         self._assign_soon()
 
     # -- leadership --------------------------------------------------------------------------
@@ -127,7 +120,7 @@ class BladeScheduler(Component):
     @property
     def discovering(self) -> bool:
         """Still in the discovery phase: has not heard heartbeats for ``discovery_time`` yet."""
-        return self.ctx.clock.time() < self.started_at + self.discovery_time
+        return self.ctx.clock.time() < self.started_at + self.params.discovery_time
 
     async def on_elected(self, epoch: int) -> None:
         self.stats["elections"] += 1
@@ -155,42 +148,13 @@ class BladeScheduler(Component):
         self.offsets["heartbeats"] += 1
         if self.dedup.seen(str(mid), HEARTBEAT):
             return
-        now = self.ctx.clock.time()
-        blade = payload.get("bladeType")
-        m = self.machines.get(mid)
-        if m is None:
-            m = self.machines[mid] = Machine(mid, now)
-            if blade is None:
-                self.waiting.add(mid)
-                self._assign_soon()
-            else:
-                self.table.set_blade(m, blade, confirmed=True)
+        event = self.table.beat(mid, payload.get("bladeType"), self.ctx.clock.time(), self.params.confirm_timeout)
+        if event is None:
             return
-        m.last_beat = now
-        if blade is not None:
-            if blade == m.blade:
-                if not m.confirmed:
-                    m.confirmed, m.pending = True, None
-                return
-            if m.pending is not None and now - m.pending_since < self.confirm_timeout:
-                return  # still swapping (or the assignment is on its way): the beat predates it
-            self.table.set_blade(m, blade, confirmed=True)
-            self.waiting.discard(mid)
-            return
-        # no blade: WAITING (or mid-swap, or the assignment is on its way)
-        if m.blade is None:
-            self.waiting.add(mid)
-            self._assign_soon()
-            return
-        if m.pending is not None and now - m.pending_since < self.confirm_timeout:
-            return
-        if m.confirmed:
-            self.stats["recoveries"] += 1  # it had a blade and lost it: went through RECOVERY
-        elif m.pending == "assign":
+        if event == "recovery":
+            self.stats["recoveries"] += 1
+        elif event == "retry":
             self.stats["assignment_retries"] += 1
-        self.table.set_blade(m, None, confirmed=False)
-        m.assigned = False
-        self.waiting.add(mid)
         self._assign_soon()
 
     def _remove(self, mid: int, why: str) -> Machine | None:
@@ -229,8 +193,9 @@ class BladeScheduler(Component):
         self.newest_epoch_seen = epoch
         payload = envelope.payload
         if envelope.type == CHANGE_FRESH_AMOUNT:
-            self.fresh_amount = storage.clamp(self.fresh_amount + int(payload["change"]), self.fresh_max)
-            self.cooldown_until["fresh"] = self.ctx.clock.time() + self.alert_cooldown
+            change = int(payload["change"])
+            self.fresh_amount = storage.clamp(self.fresh_amount + change, self.params.fresh_amount_max)
+            self.cooldown_until["fresh"] = self.ctx.clock.time() + self.params.alert_cooldown
             return
         self.table.command_seen(payload["machineId"], payload["bladeType"],
                                 "assign" if envelope.type == ASSIGN_BLADE else "swap", self.ctx.clock.time())
@@ -255,7 +220,8 @@ class BladeScheduler(Component):
     async def tick(self) -> None:
         """Time out unconfirmed commands; the leader assigns blades to waiting machines (a safety
         net: assignment normally happens as soon as a machine is seen waiting)."""
-        self.stats["assignment_retries"] += self.table.expire_unconfirmed(self.ctx.clock.time(), self.confirm_timeout)
+        now = self.ctx.clock.time()
+        self.stats["assignment_retries"] += self.table.expire_unconfirmed(now, self.params.confirm_timeout)
         await self.assign()
 
     def _assign_soon(self) -> None:
@@ -289,7 +255,7 @@ class BladeScheduler(Component):
     async def health_check(self) -> None:
         """Remove machines silent for ``machine_timeout``; then rebalance blades."""
         now = self.ctx.clock.time()
-        silent = [mid for mid, m in self.machines.items() if now - m.last_beat > self.machine_timeout]
+        silent = [mid for mid, m in self.machines.items() if now - m.last_beat > self.params.machine_timeout]
         for mid in silent:
             self._remove(mid, f"silent for {now - self.machines[mid].last_beat:.1f}s")
         await self._rebalance()
@@ -319,13 +285,14 @@ class BladeScheduler(Component):
         if not self.leading:
             return
         now = self.ctx.clock.time()
-        reaction = storage.react(envelope.payload, self.table, targets=self.targets, threshold=self.threshold,
-                                 fresh_amount=self.fresh_amount, fresh_max=self.fresh_max,
+        reaction = storage.react(envelope.payload, self.table, targets=self.targets,
+                                 threshold=self.params.threshold, fresh_amount=self.fresh_amount,
+                                 fresh_max=self.params.fresh_amount_max,
                                  cooldown_until=self.cooldown_until, now=now)
         if reaction is None:
             self.stats["alerts_ignored"] += 1
             return
-        self.cooldown_until[reaction.kind] = now + self.alert_cooldown
+        self.cooldown_until[reaction.kind] = now + self.params.alert_cooldown
         if reaction.machine is None:
             self.fresh_amount = reaction.fresh_amount
             if await self.persist() and await self._command(
