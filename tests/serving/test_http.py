@@ -110,3 +110,38 @@ def test_under_virtual_time_nothing_listens_and_the_app_answers_in_process(plant
 
         body, health = plant._run(call())
         assert body == {"from": "orders", "path": "/orders/items/3", "id": "3"} and health == 200
+
+
+def test_forge_run_prints_where_the_apis_answer(plant_dir):
+    import subprocess
+    import sys
+
+    path = plant_dir(MANIFEST, plugin=PLUGIN)
+    result = subprocess.run([sys.executable, "-m", "forge_core.cli", "run", str(path), "--duration", "2s"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next((x for x in (result.stdout + result.stderr).splitlines() if "HTTP on http://127.0.0.1:" in x), None)
+    assert line is not None, result.stdout[-2000:]
+    assert "/ (root)" in line and "/orders (orders)" in line
+
+
+def test_a_component_that_says_it_is_not_ready_makes_ready_503(plant_dir):
+    plugin = PLUGIN.replace('''        await self.ctx.http.mount(self.params.get("prefix", "/"), app)''',
+                            '''        await self.ctx.http.mount(self.params.get("prefix", "/"), app)
+
+    def health(self):
+        return {"ready": self.params.get("prefix") != "/orders", "database": "unreachable"}''')
+    plugins, manifest = load_plant(plant_dir(MANIFEST, plugin=plugin) / "plant.yaml")
+
+    async def scenario():
+        runtime = Runtime(manifest, plugins)
+        await runtime.start()
+        try:
+            async with httpx.AsyncClient(base_url=runtime.http.url) as client:
+                return await client.get("/ready"), await client.get("/health")
+        finally:
+            await runtime.stop()
+
+    ready, health = asyncio.run(scenario())
+    assert ready.status_code == 503 and ready.json()["components"]["orders"]["database"] == "unreachable"
+    assert health.status_code == 200  # alive, just not ready

@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from forge_core.runtime.processes import ProcessRunner
     from forge_core.runtime.runtime import Runtime
 
+
+def serving_lines(runtime: Runtime) -> list[str]:
+    """Where the components' APIs answer: the HTTP mounts and gRPC services, once they listen."""
+    lines = []
+    if runtime.http is not None and runtime.http.url:
+        mounts = ", ".join(f"{prefix} ({owner})" for prefix, owner in runtime.http.mounts().items())
+        lines.append(f"  HTTP on {runtime.http.url}: {escape(mounts)}; /health, /ready")
+    if runtime.grpc is not None and runtime.grpc.target:
+        services = ", ".join(f"{name} ({owner})" for name, owner in runtime.grpc.services().items())
+        lines.append(f"  gRPC on {runtime.grpc.target}: {escape(services)}; health and reflection")
+    return lines
+
 def _logging_handler(verbose: int, *, show_time: bool) -> tuple[logging.Handler, int]:
     """A rich handler on stderr for the run's logs; removed again when the run ends.
 
@@ -126,6 +138,8 @@ def register(app: typer.Typer, state: CliState) -> None:
                     until = f" for {format_duration(duration)}" if duration else " until Ctrl-C"
                     info.print(f"[bold green]running[/] plant {escape(manifest.name)} "
                                f"({len(rt.supervisors)} components){until}{where}")
+                    for line in serving_lines(rt):
+                        info.print(line)
 
                 summary = asyncio.run(run_until_signalled(runtime, duration, on_started=started))
         finally:
