@@ -57,6 +57,21 @@ def test_cross_field_checks_name_the_fields() -> None:
         MqttSettings.load({"qos_by_topic": {"a/#/b": 0}})
 
 
+def test_message_expiry_by_topic_is_checked_and_looked_up_by_pattern() -> None:
+    settings = MqttSettings.load({"message_expiry_by_topic": {"cmd/+": 20, "cmd/#": 60}})
+    assert settings.expiry_for("cmd/assign") == 20, "the first matching pattern wins"
+    assert settings.expiry_for("cmd/a/b") == 60 and settings.expiry_for("telemetry/1") is None
+    for data, words in [
+        ({"message_expiry_by_topic": {"cmd/#/x": 20}}, "cmd/#/x"),
+        ({"message_expiry_by_topic": {"cmd": 0}}, r"0 is not 1\.\.4294967295 seconds"),
+        ({"message_expiry_by_topic": {"cmd": 2**32}}, "not 1..4294967295"),
+        ({"message_expiry_by_topic": {"cmd": 20}, "protocol": "3.1.1"}, "needs protocol 5"),
+    ]:
+        with pytest.raises(SettingsError, match=words) as info:
+            MqttSettings.load(data, where="transports.edge.settings")
+        assert any(path.startswith("transports.edge.settings") for path in problems(info.value)), info.value
+
+
 def test_typed_values_and_derived_settings() -> None:
     settings = MqttSettings.load({"qos": 1, "qos_by_topic": {"telemetry/#": 0}, "protocol": 5})
     assert settings.protocol == "5" and settings.is_v5

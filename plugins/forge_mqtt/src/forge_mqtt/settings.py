@@ -61,6 +61,14 @@ class MqttSettings(Settings):
     qos_by_topic: dict[str, Qos] = Field(
         default_factory=dict, description="topic pattern -> QoS (0 or 1); the first matching pattern wins over "
                                           "qos. A subscription's QoS is looked up with its pattern")
+    message_expiry_by_topic: dict[str, int] = Field(
+        default_factory=dict,
+        description="topic pattern -> seconds (1-4294967295): the MQTT 5 Message Expiry Interval of publishes on "
+                    "matching topics (the first matching pattern wins; others never expire). The broker drops such "
+                    "a message from a session's queue once it expires, so a command queued for a client that is "
+                    "away is not delivered after it stopped meaning anything. Counted from the message's own time "
+                    "(where it was created: a message that waited in Kafka, a bridge or the outbox keeps only what "
+                    "is left); one whose time is already up is not sent (stats expired). Needs protocol 5")
     keepalive: int = Field(30, ge=1, le=65535,
                            description="seconds; the broker declares the client dead (and sends the Will) after "
                                        "1.5 x this without a packet")
@@ -134,6 +142,16 @@ class MqttSettings(Settings):
             validate_pattern(pattern)  # ValueError names the pattern
         return value
 
+    @field_validator("message_expiry_by_topic")
+    @classmethod
+    def _expiries_are_valid(cls, value: dict[str, int]) -> dict[str, int]:
+        for pattern, seconds in value.items():
+            validate_pattern(pattern)  # ValueError names the pattern
+            if not 1 <= seconds <= 4294967295:
+                raise ValueError(f"message_expiry_by_topic[{pattern!r}]: {seconds} is not 1..4294967295 seconds "
+                                 "(MQTT's Message Expiry Interval; leave the topic out for no expiry)")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _tls_implied(cls, data: Any) -> Any:
@@ -153,6 +171,9 @@ class MqttSettings(Settings):
             problems.append("cert_file and key_file go together (client certificate for mTLS)")
         if self.password is not None and self.username is None:
             problems.append("password given without username")
+        if self.message_expiry_by_topic and not self.is_v5:
+            problems.append("message_expiry_by_topic needs protocol 5 (MQTT 3.1.1 has no Message Expiry Interval); "
+                            "3.1.1 subscribers still get it enforced by the broker when a 5 client publishes")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -177,3 +198,11 @@ class MqttSettings(Settings):
             if matches(pattern, topic):
                 return qos
         return self.qos
+
+    def expiry_for(self, topic: str) -> int | None:
+        """Message Expiry Interval (seconds) of a publish on ``topic``: the first ``message_expiry_by_topic``
+        pattern that matches, else None (never expires)."""
+        for pattern, seconds in self.message_expiry_by_topic.items():
+            if matches(pattern, topic):
+                return seconds
+        return None

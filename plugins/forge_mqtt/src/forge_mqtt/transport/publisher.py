@@ -3,12 +3,18 @@
 At most ``max_inflight`` QoS 1 publishes wait for a PUBACK (``publish`` waits for a slot); paho
 keeps them and resends them after a reconnect. Publishes made while disconnected go to the outbox
 (SQLite) and are replayed in order after the reconnect; each leaves the outbox only after its PUBACK.
+
+A publish on a topic of ``message_expiry_by_topic`` carries the MQTT 5 Message Expiry Interval, counted
+from the envelope's time: what it waited before (in another transport, a bridge, the outbox, paho's
+in-flight window at a reconnect) is taken off, and one already expired is dropped here (stats
+``expired``) instead of being sent as if new.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from pathlib import Path
@@ -31,8 +37,11 @@ _CONTENT_TYPE_PROPERTY = b"\x03" + utf8(CONTENT_TYPE)
 _STRUCTURED_HEADERS: dict[str, str] = {}
 _STRUCTURED_TYPE_PROPERTY = b"\x03" + utf8(STRUCTURED_CONTENT_TYPE)
 
-#: A publish handed to paho and not yet acknowledged: topic, body, headers, qos, whether it came from the outbox.
-Pending = tuple[str, bytes, dict[str, str], int, bool]
+#: A publish handed to paho and not yet acknowledged: topic, body, headers, qos, whether it came from the outbox,
+#: and when it expires (clock time; None: never).
+Pending = tuple[str, bytes, dict[str, str], int, bool, float | None]
+#: How often (seconds) dropping expired messages is logged, with the count in between.
+_EXPIRED_LOG_INTERVAL = 10.0
 
 
 class Publisher:
@@ -52,7 +61,9 @@ class Publisher:
         #: (mid, reason code) of PUBACKs paho reported, taken over by :meth:`take_acks`.
         self.acks: deque[tuple[int, int]] = deque()
         self.outbox: Outbox | None = None
-        self._qos_cache: dict[str, int] = {}
+        self._rules: dict[str, tuple[int, int | None]] = {}  # topic -> (qos, expiry seconds or None)
+        self.stats.setdefault("expired", 0)
+        self._expired_logged = (float("-inf"), 0)  # when last logged, count dropped since
         self._replay_task: asyncio.Task[None] | None = None
 
     def open_outbox(self) -> Outbox:
@@ -71,31 +82,55 @@ class Publisher:
             body, headers = encode_structured(envelope), _STRUCTURED_HEADERS
         else:
             body, headers = encode(envelope, prefix="")
-        qos = self._qos_cache.get(topic)
-        if qos is None:
-            qos = self._qos_cache[topic] = self.settings.qos_for(topic)
-            if len(self._qos_cache) > 10_000:
-                self._qos_cache.clear()
+        rules = self._rules.get(topic)
+        if rules is None:
+            rules = self._rules[topic] = (self.settings.qos_for(topic), self.settings.expiry_for(topic))
+            if len(self._rules) > 10_000:
+                self._rules.clear()
+        qos, expiry = rules
+        deadline = None
+        if expiry is not None:
+            now = self.clock.time()
+            # From the envelope's time: it may have waited elsewhere. No time, or one ahead of this
+            # clock (another host's): from now.
+            born = envelope.time if 0 < envelope.time <= now else now
+            deadline = born + expiry
+            if deadline <= now:
+                self._expired(topic, now - born)
+                return
         outbox = self.outbox
         if not conn.connected or (outbox is not None and outbox.depth):
-            self._store(topic, body, headers, qos)
+            self._store(topic, body, headers, qos, deadline)
             return
-        if await self.send(topic, body, headers, qos) is None:
-            self._store(topic, body, headers, qos)
+        if await self.send(topic, body, headers, qos, deadline=deadline) is None:
+            self._store(topic, body, headers, qos, deadline)
 
-    def _store(self, topic: str, body: bytes, headers: dict[str, str], qos: int) -> None:
+    def _expired(self, topic: str, age: float) -> None:
+        """Count (and now and then log) a message not sent because its expiry passed."""
+        self.stats["expired"] += 1
+        last, count = self._expired_logged
+        now = time.monotonic()
+        if now - last < _EXPIRED_LOG_INTERVAL:
+            self._expired_logged = (last, count + 1)
+            return
+        self._expired_logged = (now, 0)
+        log.warning("transport %s: not sent to %r: its message expiry passed (%.1f s old; message_expiry_by_topic)%s",
+                    self.name, topic, age, f"; {count} more since the last report" if count else "")
+
+    def _store(self, topic: str, body: bytes, headers: dict[str, str], qos: int, deadline: float | None) -> None:
         """Keep a publish durably until the broker is back (or fail loudly if there is no outbox)."""
         if not self.settings.outbox:
             raise TransportNotReady(f"transport {self.name!r}: not connected to MQTT broker {self.conn.broker} "
                                     f"and the outbox is off; publish to {topic!r} not sent")
-        self.open_outbox().put(topic, body, {"h": headers, "q": qos})
+        self.open_outbox().put(topic, body, _outbox_headers(headers, qos, deadline))
         self.stats["outboxed"] += 1
         if self.conn.connected:
             self._start_replay()
 
     async def send(self, topic: str, body: bytes, headers: dict[str, str], qos: int,
-                   from_outbox: bool = False) -> int | None:
-        """Hand one publish to paho; its mid (QoS 1) or 0 (QoS 0), None if paho refused it."""
+                   from_outbox: bool = False, *, deadline: float | None = None) -> int | None:
+        """Hand one publish to paho; its mid (QoS 1) or 0 (QoS 0), None if paho refused it. ``deadline``
+        (clock time): the Message Expiry Interval is what is left until then, at least 1 s."""
         if qos:
             await self.slots.acquire()  # backpressure: never more than max_inflight unacked
         client = self.conn.client
@@ -108,13 +143,15 @@ class Publisher:
         props = None
         if self.settings.is_v5:
             # Outbox entries keep their headers: an empty dict is a structured-mode message.
-            props = PackedProperties(_STRUCTURED_TYPE_PROPERTY if not headers else _CONTENT_TYPE_PROPERTY, headers)
+            expiry = None if deadline is None else max(1, math.ceil(deadline - self.clock.time()))
+            props = PackedProperties(_STRUCTURED_TYPE_PROPERTY if not headers else _CONTENT_TYPE_PROPERTY, headers,
+                                     expiry)
         info = client.publish(topic, body, qos, properties=props)
         rc = info.rc
         if qos:
             # NO_CONN: paho keeps a QoS 1 message and sends it after the reconnect.
             if rc == mqtt.MQTT_ERR_SUCCESS or rc == mqtt.MQTT_ERR_NO_CONN:
-                self.pending[info.mid] = (topic, body, headers, qos, from_outbox)
+                self.pending[info.mid] = (topic, body, headers, qos, from_outbox, deadline)
                 self.stats["published"] += 1
                 return info.mid
             self.slots.release()
@@ -170,7 +207,12 @@ class Publisher:
             for msg in batch:
                 if not conn.connected:
                     break
-                mid = await self.send(msg.topic, msg.body, msg.headers["h"], msg.headers["q"], True)
+                deadline = msg.headers.get("x")
+                if deadline is not None and deadline <= self.clock.time():
+                    self._expired(msg.topic, self.clock.time() - msg.queued_at)  # kept too long: not sent at all
+                    outbox.ack(msg.seq)
+                    continue
+                mid = await self.send(msg.topic, msg.body, msg.headers["h"], msg.headers["q"], True, deadline=deadline)
                 if mid is None:
                     break
                 sent.append((msg.seq, self.waiter(mid) if mid else None))
@@ -195,9 +237,9 @@ class Publisher:
     def stash_pending(self) -> None:
         """Unacknowledged publishes go to the outbox, to be sent by the next run."""
         if self.outbox is not None:
-            for topic, body, headers, qos, from_outbox in list(self.pending.values()):
+            for topic, body, headers, qos, from_outbox, deadline in list(self.pending.values()):
                 if not from_outbox:  # replayed ones are still in the outbox
-                    self.outbox.put(topic, body, {"h": headers, "q": qos})
+                    self.outbox.put(topic, body, _outbox_headers(headers, qos, deadline))
         self.pending.clear()
 
     def close(self) -> None:
@@ -205,3 +247,8 @@ class Publisher:
             future.cancel()
         if self.outbox is not None:
             self.outbox.close()
+
+
+def _outbox_headers(headers: dict[str, str], qos: int, deadline: float | None) -> dict[str, object]:
+    """What the outbox keeps beside a body: the headers, the QoS and (if it expires) the deadline."""
+    return {"h": headers, "q": qos} if deadline is None else {"h": headers, "q": qos, "x": deadline}
