@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,22 @@ def test_backlog_age_is_how_long_the_oldest_undelivered_message_has_waited(mosqu
         await kit.until(lambda: len(got) == 40, 5)
         await asyncio.sleep(0.05)
         assert transport.backlog_age() == 0.0 and transport.health().stats["inbox"] == 0
+        await transport.close()
+
+    asyncio.run(body())
+
+
+def test_backlog_age_counts_packets_left_unread_in_the_socket(mosquitto_server: MosquittoServer,
+                                                             tmp_path: Path, kit: Any) -> None:
+    """Reads stop at a bound; what stays in the socket is backlog too (else a monitor would take beats
+    still in the socket for silence): from the first read that left packets, until one drains it."""
+    async def body() -> None:
+        transport = kit.make_transport(mosquitto_server, tmp_path, "unread")
+        await transport.connect()
+        transport.connection.unread_since = time.monotonic() - 2.0  # a read left packets 2 s ago
+        assert 1.9 < transport.backlog_age() < 3.0
+        transport.connection.unread_since = None
+        assert transport.backlog_age() == 0.0
         await transport.close()
 
     asyncio.run(body())

@@ -69,6 +69,9 @@ class Connection:
         self._misc_handle: asyncio.TimerHandle | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._wake_pending = False
+        #: When a read first stopped at its bound with packets left in the socket (None: drained since):
+        #: what is still unread has waited at least since then (Subscriber.backlog_age).
+        self.unread_since: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._backoff = Backoff(settings.reconnect_min_delay, settings.reconnect_max_delay)
         self.publisher: Publisher | None = None
@@ -205,7 +208,10 @@ class Connection:
         self._on_loop(self._unwatch, sock, False)
 
     def _readable(self, client: mqtt.Client) -> None:
-        paho_adapter.read_available(client)
+        if paho_adapter.read_available(client):
+            self.unread_since = None
+        elif self.unread_since is None:  # stopped at the bound with more to read: a backlog in the socket
+            self.unread_since = time.monotonic()
         if client.want_write() and client.socket() is not None:
             client.loop_write()  # PUBACKs and resends queued while reading: out in the same turn
 

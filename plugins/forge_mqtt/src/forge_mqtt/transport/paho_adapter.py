@@ -41,24 +41,27 @@ def client_class() -> type[mqtt.Client]:
     return FastClient if hasattr(mqtt.Client, "_handle_publish") else mqtt.Client
 
 
-def read_available(client: mqtt.Client) -> None:
-    """Read what the socket has: every complete packet, and for TLS whatever the SSL layer already
-    decrypted (select does not see it). A read error closes the connection as paho's loop would."""
+def read_available(client: mqtt.Client) -> bool:
+    """Read what the socket has: every complete packet up to :data:`MAX_PACKETS_PER_EVENT`, and for
+    TLS whatever the SSL layer already decrypted (select does not see it). A read error closes the
+    connection as paho's loop would. False when it stopped at the bound with more to read (the
+    caller's backlog then includes what is still unread)."""
     sock = client.socket()
     read = getattr(client, "_packet_read", None)
     if read is None:  # paho without the private reader: its public one (fewer packets per event)
         client.loop_read()
-        return
+        return True
     for _ in range(MAX_PACKETS_PER_EVENT):
         rc = read()
         if rc == mqtt.MQTT_ERR_AGAIN:
             if sock is None or not getattr(sock, "pending", lambda: 0)():
-                break
+                return True
         elif rc:
             client._loop_rc_handle(rc)
-            break
+            return True
         if client.socket() is None:
-            break
+            return True
+    return False
 
 
 def close_socket(client: mqtt.Client) -> None:

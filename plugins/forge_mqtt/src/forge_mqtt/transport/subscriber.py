@@ -254,16 +254,17 @@ class Subscriber:
             self._draining = False
 
     def backlog_age(self) -> float:
-        """How long the oldest message read from the socket but not yet handed over has waited:
-        the one being dispatched, else the head of the inbox (paho stamps ``timestamp`` with
-        ``time.monotonic`` when it reads the packet)."""
+        """How long the oldest message received but not yet handed over has waited: the one being
+        dispatched, else the head of the inbox (paho stamps ``timestamp`` with ``time.monotonic``
+        when it reads the packet), or, when reads stop at their bound with packets left in the
+        socket, at least since the first such read."""
         since = self._dispatching_since
-        if since is None:
-            inbox = self.inbox
-            if not inbox:
-                return 0.0
-            since = inbox[0][1].timestamp
-        return max(0.0, time.monotonic() - since)
+        if since is None and self.inbox:
+            since = self.inbox[0][1].timestamp
+        unread = self.conn.unread_since
+        if unread is not None and (since is None or unread < since):
+            since = unread
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
 
     def _known(self, message: mqtt.MQTTMessage) -> bool:
         """Some subscription of this process is there for the message."""
