@@ -15,6 +15,7 @@ from forge_sched.components.order_scheduler import (
     ASSIGNED,
     COMPLETED,
     CREATED,
+    ENDPOINT,
     PROGRESS,
     REVOKED,
     STATUS_REPORT_RESULT,
@@ -27,10 +28,10 @@ __version__ = "0.1.0"
 
 #: Every message type forge_sched owns (its schemas are registered by the plugin).
 MESSAGE_TYPES = (HEARTBEAT, ASSIGN_BLADE, SWAP_BLADE, BLADE_SWAPPED, CHANGE_FRESH_AMOUNT, FRESH_AMOUNT_CHANGED,
-                 STORAGE_ALERT, CREATED, ASSIGNED, REVOKED, PROGRESS, COMPLETED, STATUS_REPORT_RESULT)
+                 STORAGE_ALERT, CREATED, ASSIGNED, REVOKED, PROGRESS, COMPLETED, STATUS_REPORT_RESULT, ENDPOINT)
 
 __all__ = ["ASSIGNED", "ASSIGN_BLADE", "BLADE_SWAPPED", "CHANGE_FRESH_AMOUNT", "COMPLETED", "CREATED",
-           "FRESH_AMOUNT_CHANGED", "HEARTBEAT", "MESSAGE_TYPES", "PROGRESS", "REVOKED", "STATUS_REPORT_RESULT",
+           "ENDPOINT", "FRESH_AMOUNT_CHANGED", "HEARTBEAT", "MESSAGE_TYPES", "PROGRESS", "REVOKED", "STATUS_REPORT_RESULT",
            "STORAGE_ALERT", "SWAP_BLADE", "BladeScheduler", "BladeSchedulerParams", "Machine", "OrderScheduler",
            "OrderSchedulerParams", "OrderTopics", "StatusHandler", "StatusReportResult", "Targets", "Topics",
            "__version__"]

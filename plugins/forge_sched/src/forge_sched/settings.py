@@ -115,6 +115,10 @@ class OrderTopics(Settings):
     heartbeats: str | None = Field("factory/+/heartbeat",
                                    description="mms.factory_heartbeat in: a factory first heard of is added (UP, "
                                                "default_capacity); null: off")
+    endpoints: str | None = Field(
+        "sched/endpoints", description="sched.endpoint out: where this replica's REST and gRPC answer and whether it "
+                                       "leads, while it listens on a socket (status_reporter.grpc and clients find "
+                                       "the leader by it when replicas run on ephemeral ports); null: off")
 
 
 class TransactionRetry(Settings):
@@ -144,6 +148,8 @@ class OrderSchedulerParams(Settings):
                                                          "server (ctx.http)")
     max_body_bytes: int = Field(65536, ge=256, description="largest POST /orders body accepted (413 above)")
     page_limit: int = Field(1000, ge=1, description="most orders one GET /orders returns (the `limit` query's cap)")
+    announce_every: float = Field(2.0, gt=0, description="seconds between two sched.endpoint announcements (one also "
+                                                         "on each election and deposition)")
     topics: OrderTopics = Field(OrderTopics(), description="where it listens and sends (see the OrderTopics table)")
 
     @field_validator("capacities")
@@ -158,10 +164,24 @@ class OrderSchedulerParams(Settings):
         return value
 
 
+def host_port(value: str) -> str:
+    """``value`` if it is ``host:port``; ValueError with an example otherwise."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port (e.g. 127.0.0.1:50051), got {value!r}")
+    return value
+
+
 class GrpcStatusReporterSettings(Settings):
     """Settings of the tactic ``status_reporter.grpc`` (``tactics: {status_reporter: {use: grpc, ...}}``)."""
 
-    target: str = Field(..., description="the PMS's gRPC server, host:port (`${env:...}` allowed)")
+    target: str | None = Field(None, description="the PMS's gRPC server, host:port (`${env:...}` allowed); tried "
+                                                 "after the announced ones")
+    targets: list[str] = Field([], description="more PMS replicas, host:port each, tried in turn after `target` when "
+                                               "one is unreachable or not the leader (UNAVAILABLE)")
+    endpoints_topic: str | None = Field(
+        None, description="listen for sched.endpoint announcements here (the order scheduler's `topics.endpoints`, "
+                          "e.g. sched/endpoints): replicas on ephemeral ports are found, the leader tried first")
     timeout: float = Field(5.0, gt=0, description="deadline of one call, seconds; exceeded: a retryable error")
     reconnect_backoff_max: float = Field(
         1.0, gt=0, description="cap of the channel's own reconnect backoff, seconds: keeps a restarted server "
@@ -175,11 +195,23 @@ class GrpcStatusReporterSettings(Settings):
 
     @field_validator("target")
     @classmethod
-    def _target(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected host:port (e.g. 127.0.0.1:50051), got {value!r}")
-        return value
+    def _target(cls, value: str | None) -> str | None:
+        return None if value is None else host_port(value)
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        return [host_port(target) for target in value]
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Self:
+        if self.target is None and not self.targets and self.endpoints_topic is None:
+            raise ValueError("no PMS to call: give target (host:port), targets or endpoints_topic")
+        return self
+
+    def static_targets(self) -> list[str]:
+        """``target`` then ``targets``, each once."""
+        return list(dict.fromkeys([*([self.target] if self.target else []), *self.targets]))
 
     @model_validator(mode="after")
     def _tls_files(self) -> Self:

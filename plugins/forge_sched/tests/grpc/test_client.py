@@ -4,6 +4,7 @@ channel for many calls, and the retry tactic carrying a report across a server r
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import pytest
@@ -178,4 +179,88 @@ def test_a_closed_reporter_opens_a_new_channel(scheduler, serve, arun) -> None:
             await client.aclose()  # twice is fine
             assert (await client.report("factory-1", "UP", "", epoch=1, lease="mms")).accepted
             await client.aclose()
+    arun(body)
+
+
+def test_several_targets_a_dead_one_and_a_shadow_are_passed_over_for_the_leader(serve, arun) -> None:
+    """targets: a dead port, a shadow replica (answers not_leader = UNAVAILABLE), the leader: one call
+    reaches the leader, and the next goes to it first."""
+    from .conftest import FakeScheduler
+
+    shadow, leader = FakeScheduler(), FakeScheduler()
+    shadow.code = "not_leader"
+
+    async def body() -> tuple[ReportResult, ReportResult]:
+        async with serve(shadow) as shadow_port, serve(leader) as leader_port:
+            client = GrpcStatusReporter(GrpcStatusReporterSettings(
+                target=f"127.0.0.1:{find_free_port()}", targets=[f"127.0.0.1:{shadow_port}",
+                                                                 f"127.0.0.1:{leader_port}"], timeout=1.0))
+            try:
+                first = await client.report("factory-1", "DOWN", "", epoch=1, lease="mms")
+                second = await client.report("factory-1", "UP", "", epoch=1, lease="mms")
+            finally:
+                await client.aclose()
+            return first, second
+
+    first, second = arun(body)
+    assert first.accepted and second.accepted
+    assert [c[1] for c in leader.calls] == ["DOWN", "UP"] and len(shadow.calls) == 1  # asked once, then skipped
+
+
+def test_no_target_answering_is_retryable_and_names_each(arun) -> None:
+    async def body() -> StatusReportUnavailable:
+        ports = [find_free_port(), find_free_port()]
+        client = GrpcStatusReporter(GrpcStatusReporterSettings(targets=[f"127.0.0.1:{p}" for p in ports],
+                                                               timeout=1.0))
+        try:
+            with pytest.raises(StatusReportUnavailable) as caught:
+                await client.report("factory-1", "DOWN", "", epoch=1, lease="mms")
+        finally:
+            await client.aclose()
+        assert all(f"127.0.0.1:{p}" in str(caught.value) for p in ports), str(caught.value)
+        return caught.value
+
+    assert arun(body).retryable
+
+
+def test_replicas_are_found_by_their_sched_endpoint_announcements(serve, arun) -> None:
+    """endpoints_topic: start(ctx) subscribes (once per component); the announced leader is tried first,
+    a replica announced again on a new port (restarted) replaces its old target."""
+    from types import SimpleNamespace
+
+    from .conftest import FakeScheduler
+
+    shadow, leader = FakeScheduler(), FakeScheduler()
+    shadow.code = "not_leader"
+    subscribed: list[tuple[str, Any, list[str], bool]] = []
+
+    class Ctx:
+        name = "mms-0"
+
+        async def subscribe(self, topic: str, callback: Any, *, types: list[str], shared: bool) -> None:
+            subscribed.append((topic, callback, types, shared))
+
+    async def body() -> None:
+        client = GrpcStatusReporter(GrpcStatusReporterSettings(endpoints_topic="sched/endpoints", timeout=1.0))
+        await client.start(Ctx())
+        await client.start(Ctx())  # a second start of the same component subscribes nothing more
+        assert [(t, ty, sh) for t, _, ty, sh in subscribed] == [("sched/endpoints", ["sched.endpoint"], False)]
+        with pytest.raises(StatusReportUnavailable, match="no PMS known yet"):
+            await client.report("factory-1", "DOWN", "", epoch=1, lease="mms")
+        announce = subscribed[0][1]
+        async with serve(shadow) as shadow_port, serve(leader) as leader_port:
+            await announce(SimpleNamespace(payload={"instance": "pms-1", "grpc": f"127.0.0.1:{find_free_port()}",
+                                                    "http": None, "leading": True, "epoch": 1}))
+            await announce(SimpleNamespace(payload={"instance": "pms-0", "grpc": f"127.0.0.1:{shadow_port}",
+                                                    "leading": False, "epoch": 1}))
+            await announce(SimpleNamespace(payload={"instance": "pms-1", "grpc": f"127.0.0.1:{leader_port}",
+                                                    "leading": True, "epoch": 2}))  # pms-1 again, new port
+            await announce(SimpleNamespace(payload={"instance": 7, "grpc": "junk"}))  # ignored
+            assert client.candidates() == [f"127.0.0.1:{leader_port}", f"127.0.0.1:{shadow_port}"]
+            try:
+                assert (await client.report("factory-1", "DOWN", "", epoch=1, lease="mms")).accepted
+            finally:
+                await client.aclose()
+        assert len(leader.calls) == 1 and shadow.calls == []
+
     arun(body)

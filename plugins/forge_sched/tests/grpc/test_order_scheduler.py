@@ -40,8 +40,14 @@ def test_the_order_scheduler_answers_over_real_grpc(tmp_path: Path) -> None:
     port = find_free_port()
     plugins, manifest = load_plant(write(tmp_path, port=port) / "plant.yaml")
 
+    endpoints: list[dict[str, Any]] = []
+
+    async def tap(topic: str, message: Any) -> None:
+        if getattr(message, "type", None) == "sched.endpoint":
+            endpoints.append(message.payload)
+
     async def scenario() -> list[Any]:
-        runtime = Runtime(manifest, plugins)
+        runtime = Runtime(manifest, plugins, tap=tap)
         await runtime.start()
         client = GrpcStatusReporter(GrpcStatusReporterSettings(target=f"127.0.0.1:{port}", timeout=5))
         try:
@@ -50,6 +56,9 @@ def test_the_order_scheduler_answers_over_real_grpc(tmp_path: Path) -> None:
             deadline = time.monotonic() + 20
             while not scheduler.leading:  # elected, fence moved, factories configured
                 assert time.monotonic() < deadline, "the order scheduler never took the lead"
+                await asyncio.sleep(0.05)
+            while not any(e["leading"] for e in endpoints):  # announced on election
+                assert time.monotonic() < deadline, f"no sched.endpoint as leader: {endpoints}"
                 await asyncio.sleep(0.05)
             return [await client.report("factory-1", "DOWN", "beats stopped", epoch=3, lease="mms"),
                      await client.report("factory-9", "UP", "first report", epoch=3, lease="mms"),
@@ -60,6 +69,9 @@ def test_the_order_scheduler_answers_over_real_grpc(tmp_path: Path) -> None:
             await runtime.stop()
 
     down, new, stale, no_lease = asyncio.run(asyncio.wait_for(scenario(), 60))
+    leading = next(e for e in endpoints if e["leading"])
+    assert leading["instance"] == "pms" and leading["grpc"] == f"127.0.0.1:{port}" and leading["epoch"] >= 1
+    assert leading["http"].startswith("http://127.0.0.1:") and leading["lease"] == "order_scheduler"
     assert down.accepted, down
     assert new.accepted, new  # an unknown factory is added
     assert (stale.accepted, stale.code) == (False, "FAILED_PRECONDITION") and "3" in stale.detail, stale
@@ -77,3 +89,4 @@ def test_two_replicas_in_one_process_share_the_servicer_and_the_leader_answers(t
             update = pb.FactoryStatusUpdate(factory_id="factory-2", status=(pb.DOWN, pb.UP)[first], reason="sim")
             responses.append(plant.clock.run(servicer.report(update, fence_metadata(1, "mms"))))
     assert all(r.accepted for r in responses), responses
+    assert plant.sent("sched/endpoints") == []  # virtual time: nothing listens, nothing announced

@@ -90,6 +90,10 @@ def test_a_shadow_stores_the_order_pending(api):
     ({**GOOD, "deadline": "tomorrow"}, "deadline"),
     ({**GOOD, "deadline": 1893456000}, "deadline"),
     ({**GOOD, "deadline": "2030-02-30T00:00:00Z"}, "deadline"),
+    ({**GOOD, "deadline": "9999-12-31T23:59:59-12:00"}, "deadline"),  # no UTC date-time (was a 500)
+    ({**GOOD, "deadline": "0001-01-01T00:00:00+01:00"}, "deadline"),
+    ({**GOOD, "product_type": "a\x00b"}, "product_type"),  # PostgreSQL cannot store NUL (was accepted)
+    ({**GOOD, "product_type": "tab\there"}, "product_type"),
     ({**GOOD, "priority": 1}, "priority"),
     ([GOOD], "body"),
     ("widget", "body"),
@@ -106,6 +110,10 @@ def test_invalid_orders_are_422_naming_the_field(api, engine, body, field):
     (b"{not json", {"content-type": "application/json"}, 400, "body"),
     (b"", {"content-type": "application/json"}, 400, "body"),
     (b"\xff\xfe", {"content-type": "application/json"}, 400, "body"),
+    (b'{"product_type": "a", "quantity": 1, "quantity": 9, "deadline": "2030-01-31T12:00:00Z"}',
+     {"content-type": "application/json"}, 400, "body"),  # a repeated key (was: the last one won)
+    (b'{"product_type": "w", "quantity": NaN, "deadline": "2030-01-31T12:00:00Z"}',
+     {"content-type": "application/json"}, 422, "quantity"),
     (json.dumps(GOOD).encode(), {"content-type": "text/plain"}, 415, "Content-Type"),
     (json.dumps(GOOD).encode(), {}, 415, "Content-Type"),
     (json.dumps({**GOOD, "product_type": "x" * 2000}).encode(), {"content-type": "application/json"}, 413, "body"),
@@ -118,6 +126,16 @@ def test_malformed_requests(api, engine, content, headers, status, field):
     r = call(api, "POST", "/orders", content=content, headers=headers)
     assert r.status_code == status, r.text
     assert r.json()["field"] == field
+    assert queries.list_orders(engine) == []
+
+
+def test_json_nested_deeper_than_python_parses_is_400_not_500(api, engine):
+    """Within the default max_body_bytes (64 KiB) an array nested 20,000 deep raises RecursionError in
+    json.loads (was an unhandled 500)."""
+    api.max_body_bytes = 65536
+    r = call(api, "POST", "/orders", content=b"[" * 20000 + b"]" * 20000,
+             headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["field"] == "body" and "nested" in r.json()["error"], r.text
     assert queries.list_orders(engine) == []
 
 

@@ -33,12 +33,14 @@ from forge_sched.settings import OrderSchedulerParams
 PROGRESS = "sched.order_progress"
 COMPLETED = "sched.order_completed"
 STATUS_REPORT_RESULT = "sched.status_report_result"
+ENDPOINT = "sched.endpoint"
 #: Types other plugins own, consumed when their topics are configured.
 STATUS_REPORT = "mms.status_report"
 RISK_CHANGED = "mms.risk_changed"
 FACTORY_HEARTBEAT = "mms.factory_heartbeat"
 
-__all__ = ["ASSIGNED", "COMPLETED", "CREATED", "PROGRESS", "REVOKED", "STATUS_REPORT_RESULT", "OrderScheduler"]
+__all__ = ["ASSIGNED", "COMPLETED", "CREATED", "ENDPOINT", "PROGRESS", "REVOKED", "STATUS_REPORT_RESULT",
+           "OrderScheduler"]
 
 
 class OrderScheduler(Component):
@@ -46,7 +48,7 @@ class OrderScheduler(Component):
 
     Params = OrderSchedulerParams
     params: OrderSchedulerParams
-    publishes = (CREATED, ASSIGNED, REVOKED, STATUS_REPORT_RESULT)
+    publishes = (CREATED, ASSIGNED, REVOKED, STATUS_REPORT_RESULT, ENDPOINT)
 
     async def start(self) -> None:
         p = self.params
@@ -82,6 +84,8 @@ class OrderScheduler(Component):
             await self.ctx.subscribe(t.heartbeats, self.on_heartbeat, types=[FACTORY_HEARTBEAT], shared=False)
         self.ctx.every(p.schedule_interval, self.tick, name="schedule")
         await self._serve()
+        if t.endpoints:
+            self.ctx.every(p.announce_every, self.announce, name="announce")
 
     async def _mount(self) -> None:
         """Mount the REST API on ``ctx.http``. Two replicas in one process share one server: the second
@@ -128,9 +132,24 @@ class OrderScheduler(Component):
         self.ready_epoch = epoch
         await self.relay()
         self.ctx.log.info("leading order scheduling with epoch %d; %d factories known", epoch, len(self.known))
+        await self.announce()
 
     async def on_deposed(self, epoch: int) -> None:
         self.ready_epoch = None
+        await self.announce()
+
+    async def announce(self) -> None:
+        """``sched.endpoint``: where this replica's REST and gRPC answer and whether it leads, so callers
+        find the leader among replicas on ephemeral ports. Only while listening on a socket (nothing
+        under virtual time, where callers reach the handlers in-process)."""
+        topic = self.params.topics.endpoints
+        http = self.ctx.http.url if self.mounted else None
+        grpc_target = getattr(getattr(self.ctx, "grpc", None), "target", None)
+        if topic is None or (http is None and grpc_target is None):
+            return
+        await self.ctx.publish(topic, ENDPOINT, {"instance": self.name, "http": http, "grpc": grpc_target,
+                                                 "leading": self.leading, "epoch": self.elector.epoch,
+                                                 "lease": self.params.lease}, key=self.name)
 
     async def tick(self) -> None:
         await self._mount()

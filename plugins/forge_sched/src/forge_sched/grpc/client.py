@@ -1,8 +1,14 @@
 """The client side: ``status_reporter.grpc``, a ``StatusReporter`` calling the PMS over gRPC.
 
-One grpc.aio channel per reporter, opened on the first call (in the running loop) and reused;
+One grpc.aio channel per target, opened on its first call (in the running loop) and reused;
 grpc reconnects it by itself after the server restarts (its backoff capped by
 ``reconnect_backoff_max`` so the retry tactic's next attempt finds the new server).
+
+Several PMS replicas: ``targets`` lists them and ``endpoints_topic`` learns them (and which one
+leads) from the order scheduler's ``sched.endpoint`` announcements, for replicas on ephemeral
+ports. A call goes to the target that answered last, then the announced leader, then the rest;
+UNAVAILABLE or a deadline (a dead replica, a shadow answering not_leader) moves to the next one
+within the same call, and only when none answered is the call unavailable (the retry tactic's).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from forge_core import ComponentContext, Envelope
 
 from forge_sched.grpc.codes import REFUSED, RETRYABLE, status_number
 from forge_sched.grpc.errors import StatusReportRejected, StatusReportUnavailable
@@ -20,7 +27,10 @@ from forge_sched.proto import factory_status_pb2 as pb
 from forge_sched.proto.factory_status_pb2_grpc import FactoryStatusServiceStub
 from forge_sched.settings import GrpcStatusReporterSettings
 
-__all__ = ["GrpcStatusReporter", "ReportResult"]
+__all__ = ["ENDPOINT", "GrpcStatusReporter", "ReportResult"]
+
+#: The order scheduler's announcement of where a replica answers (schema in forge_sched/schemas).
+ENDPOINT = "sched.endpoint"
 
 
 @dataclass(frozen=True)
@@ -49,26 +59,53 @@ class GrpcStatusReporter:
 
     def __init__(self, settings: GrpcStatusReporterSettings) -> None:
         self.settings = settings
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: Any = None
+        self._channels: dict[str, tuple[grpc.aio.Channel, Any]] = {}
+        #: instance -> (gRPC target, leading, epoch) from the newest sched.endpoint of each replica
+        self.announced: dict[str, tuple[str, bool, int]] = {}
+        self._last_good: str | None = None
+        self._listening: set[str] = set()
 
     @property
     def target(self) -> str:
-        return self.settings.target
+        """The target tried first ("" while none is known)."""
+        return next(iter(self.candidates()), "")
 
-    def _open(self) -> Any:
-        if self._stub is None:
+    def candidates(self) -> list[str]:
+        """Targets in the order a call tries them: the last that answered, the announced leader(s)
+        (newest epoch first), the other announced replicas, then ``target`` and ``targets``."""
+        announced = sorted(self.announced.values(), key=lambda a: (not a[1], -a[2]))
+        order = [*([self._last_good] if self._last_good else []), *(a[0] for a in announced),
+                 *self.settings.static_targets()]
+        return list(dict.fromkeys(order))
+
+    async def start(self, ctx: ComponentContext) -> None:
+        """Listen for ``sched.endpoint`` on ``endpoints_topic`` (once per component; not shared, so every
+        replica of the caller hears every announcement)."""
+        topic = self.settings.endpoints_topic
+        if topic is not None and ctx.name not in self._listening:
+            self._listening.add(ctx.name)
+            await ctx.subscribe(topic, self._on_endpoint, types=[ENDPOINT], shared=False)
+
+    async def _on_endpoint(self, envelope: Envelope) -> None:
+        body = envelope.payload if isinstance(envelope.payload, dict) else {}
+        instance, target, epoch = body.get("instance"), body.get("grpc"), body.get("epoch")
+        if not isinstance(instance, str) or not isinstance(target, str) or not target:
+            return
+        self.announced[instance] = (target, bool(body.get("leading")), epoch if isinstance(epoch, int) else 0)
+
+    def _open(self, target: str) -> Any:
+        if target not in self._channels:
             s = self.settings
             backoff_ms = int(s.reconnect_backoff_max * 1000)
             options = [("grpc.max_reconnect_backoff_ms", backoff_ms),
                        ("grpc.initial_reconnect_backoff_ms", min(100, backoff_ms)),
                        ("grpc.min_reconnect_backoff_ms", min(100, backoff_ms))]
             if s.tls:
-                self._channel = grpc.aio.secure_channel(s.target, self._credentials(), options=options)
+                channel = grpc.aio.secure_channel(target, self._credentials(), options=options)
             else:
-                self._channel = grpc.aio.insecure_channel(s.target, options=options)
-            self._stub = FactoryStatusServiceStub(self._channel)
-        return self._stub
+                channel = grpc.aio.insecure_channel(target, options=options)
+            self._channels[target] = (channel, FactoryStatusServiceStub(channel))
+        return self._channels[target][1]
 
     def _credentials(self) -> grpc.ChannelCredentials:
         s = self.settings
@@ -85,19 +122,35 @@ class GrpcStatusReporter:
             request = pb.FactoryStatusUpdate(factory_id=factory_id, status=status_number(status), reason=reason)
         except ValueError as exc:  # refused here as the PMS would refuse it
             return ReportResult(False, f"status: {exc}", 0, "INVALID_ARGUMENT")
-        stub = self._open()
-        try:
-            response = await stub.ReportFactoryStatus(request, timeout=self.settings.timeout,
-                                                      metadata=fence_metadata(epoch, lease))
-        except grpc.aio.AioRpcError as exc:
-            code, detail = exc.code(), exc.details() or ""
-            if code in REFUSED:
-                return ReportResult(False, detail, 0, code.name)
-            error = StatusReportUnavailable if code in RETRYABLE else StatusReportRejected
-            raise error(code.name, detail, target=self.target) from None
-        return ReportResult(response.accepted, response.detail, response.orders_moved)
+        targets = self.candidates()
+        if not targets:
+            raise StatusReportUnavailable("UNAVAILABLE", f"no PMS known yet (no sched.endpoint heard on "
+                                                         f"{self.settings.endpoints_topic})")
+        failures: list[tuple[str, str, str]] = []  # (target, code, detail)
+        for target in targets:
+            try:
+                response = await self._open(target).ReportFactoryStatus(
+                    request, timeout=self.settings.timeout, metadata=fence_metadata(epoch, lease))
+            except grpc.aio.AioRpcError as exc:
+                code, detail = exc.code(), exc.details() or ""
+                if code in REFUSED:
+                    self._last_good = target
+                    return ReportResult(False, detail, 0, code.name)
+                if code not in RETRYABLE:
+                    raise StatusReportRejected(code.name, detail, target=target) from None
+                failures.append((target, code.name, detail))
+                if self._last_good == target:
+                    self._last_good = None
+                continue
+            self._last_good = target
+            return ReportResult(response.accepted, response.detail, response.orders_moved)
+        if len(failures) == 1:
+            target, code_name, detail = failures[0]
+            raise StatusReportUnavailable(code_name, detail, target=target)
+        raise StatusReportUnavailable("UNAVAILABLE", "no target answered: " + "; ".join(
+            f"{target} {code_name} {detail}" for target, code_name, detail in failures))
 
     async def aclose(self) -> None:
-        channel, self._channel, self._stub = self._channel, None, None
-        if channel is not None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel, _ in channels:
             await channel.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from forge_sched.orders.status import FACTORY_ID
 from forge_sched.orders.tables import ORDER_STATUSES
@@ -24,15 +25,28 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
+def _in_utc_range(value: datetime) -> datetime:
+    try:  # stored in UTC: 9999-12-31T23:59:59-12:00 has no UTC date-time
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC (years 1-9999)") from None
+    return value
+
+
+#: Printable text without leading or trailing spaces: a control character (NUL above all, which
+#: PostgreSQL cannot store) is refused here rather than failing in the database.
+PRODUCT_TYPE = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+
 class OrderRequest(BaseModel):
     """The body of ``POST /orders``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    product_type: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$",
-                              description="what to make (no leading or trailing spaces)")
+    product_type: str = Field(min_length=1, max_length=100, pattern=PRODUCT_TYPE,
+                              description="what to make (no leading or trailing spaces, no control characters)")
     quantity: int = Field(gt=0, le=1_000_000, strict=True, description="how many (an integer, 1..1000000)")
-    deadline: Annotated[AwareDatetime, BeforeValidator(_iso_text)] = Field(
+    deadline: Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_utc_range)] = Field(
         description="when it is due: ISO 8601 date-time with a timezone")
 
 

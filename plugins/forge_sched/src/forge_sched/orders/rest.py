@@ -81,9 +81,11 @@ class OrdersApi:
             if len(body) > self.max_body_bytes:
                 raise BadRequest(413, f"body larger than max_body_bytes={self.max_body_bytes}", "body")
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(body, object_pairs_hook=_unique_keys)
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and a repeated key are ValueErrors
             raise BadRequest(400, f"body is not JSON: {exc}", "body") from None
+        except RecursionError:
+            raise BadRequest(400, "body is not JSON: nested too deeply", "body") from None
         order: OrderRequest = validate(OrderRequest, data, "order")
         try:
             view, created = await self.service.create_order(
@@ -135,3 +137,13 @@ class OrdersApi:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi.document(request.scope.get("root_path", "")))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: ``{"quantity": 1, "quantity": 9}`` means no one knows what."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} given twice in one object")
+        seen.add(key)
+    return dict(pairs)
