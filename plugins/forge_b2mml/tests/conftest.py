@@ -17,7 +17,7 @@ plugins: [b2mml]
 transports: {{bus: {{type: memory}}}}
 default_transport: bus
 components: {components}
-storage: {{url: "sqlite:///{{plant_dir}}/plant.db", migrate_on_start: false}}
+storage: {{url: "sqlite:///{{plant_dir}}/plant.db", migrate_on_start: true}}
 """
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from forge_core import DeadLetter
 from lxml import etree
 
+from forge_b2mml.answers import ACTION_TYPE, action_of
 from forge_b2mml.mapping import to_messages
 from forge_b2mml.settings import B2mmlParams
 from forge_b2mml.transactions import Acknowledgement, Ledger, acknowledge, read_acknowledgement
@@ -50,6 +51,18 @@ def _key(type_: str, payload: dict[str, Any]) -> str:
         return f"request:{payload['version']}:{payload.get('schedule_id') or ''}:{payload['request_id']}"
     digest = hashlib.sha256(repr(sorted(payload.items())).encode()).hexdigest()[:16]
     return f"{type_}:{payload['version']}:{payload.get('id')}:{digest}"  # master data: a changed one applies
+
+
+def _action(action: str, transaction: str, key: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The ``b2mml.request_action`` of one request named by a Change/Cancel/Get/Sync document."""
+    produced = request.get("material_produced") or [{}]
+    return {"action": action, "transaction": transaction, "key": key, "version": request["version"],
+            "schedule_id": request.get("schedule_id"), "request_id": request["request_id"],
+            "quantity": produced[0].get("quantity"), "unit": produced[0].get("unit"),
+            "start_time": request.get("start_time"), "end_time": request.get("end_time"),
+            "segments": [{k: seg.get(k) for k in ("id", "process_segment_id", "operations_definition_id",
+                                                  "operations_segment_id")}
+                         for seg in request.get("segment_requirements") or []]}
 
 
 @dataclass
@@ -108,7 +121,14 @@ class Inbound:
                 self.stats["acknowledgements_in"] += 1
                 return Receipt(verdict.ack_id or ack_id, True, source, doc.version, doc.noun, found,
                                acknowledgement=verdict, summary="acknowledgement received")
-            messages = [(_key(t, p), t, p) for t, p in to_messages(doc)]
+            action = action_of(doc)
+            if action is None:
+                messages = [(_key(t, p), t, p) for t, p in to_messages(doc)]
+            else:  # Change / Cancel / Get / Sync: one request_action per request, once per transaction
+                area = doc.root.find(f"{{{doc.namespace}}}ApplicationArea")
+                bodid = (area.findtext(f"{{{doc.namespace}}}BODID") if area is not None else None) or ack_id
+                messages = [(f"{action}:{bodid}:{_key(t, p)}", ACTION_TYPE, _action(action, bodid, _key(t, p), p))
+                            for t, p in to_messages(doc) if t == "b2mml.production_request"]
         except B2mmlError as exc:
             self.stats["rejected"] += 1
             receipt = Receipt(ack_id, False, source, errors=exc.problems or [Problem(exc.summary)],

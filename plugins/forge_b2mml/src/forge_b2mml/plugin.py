@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forge_core.plugin import CommandRegistry, ComponentRegistry, SchemaRegistry, hookimpl
+from forge_core.plugin import CommandRegistry, ComponentRegistry, MigrationRegistry, SchemaRegistry, hookimpl
 
 from forge_b2mml.components.drop_folder import DropFolder
 from forge_b2mml.components.exporter import Exporter
@@ -23,6 +23,13 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 @hookimpl
 def forge_register_schemas(registry: SchemaRegistry) -> None:
     registry.add_directory(Path(__file__).parent / "schemas")
+
+
+@hookimpl
+def forge_register_migrations(registry: MigrationRegistry) -> None:
+    if "b2mml" not in registry:
+        # the transactions ledger (keys, pending messages, exports): one Alembic branch labelled "b2mml"
+        registry.add("b2mml", Path(__file__).parent / "migrations", plugin="forge-b2mml")
 
 
 @hookimpl

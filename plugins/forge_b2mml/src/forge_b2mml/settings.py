@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from forge_core import Settings
-from pydantic import Field
+from pydantic import Field, model_validator
 
 __all__ = ["B2mmlParams", "DropFolderParams", "ExporterParams", "HttpInboxParams", "TopicInboxParams", "Topics"]
 
@@ -17,6 +17,8 @@ class Topics(Settings):
     routing: str = Field("b2mml/routing", description="b2mml.routing messages")
     material_definition: str = Field("b2mml/material_definition", description="b2mml.material_definition messages")
     material_lot: str = Field("b2mml/material_lot", description="b2mml.material_lot messages")
+    request_action: str = Field("b2mml/request_action", description="b2mml.request_action messages (what a Change, "
+                                "Cancel, Get or Sync document asks of a request)")
     acknowledgement: str = Field("b2mml/acknowledgement",
                                  description="b2mml.acknowledgement: ours (direction out) and the ERP's (in)")
 
@@ -44,11 +46,11 @@ class DropFolderParams(B2mmlParams):
 
 
 class HttpInboxParams(B2mmlParams):
-    """``b2mml.http_inbox``: ``POST /b2mml/<kind>`` with ``Content-Type: application/xml``."""
+    """``b2mml.http_inbox``: ``POST /b2mml/<kind>`` with ``Content-Type: application/xml``, served on the
+    runtime's HTTP server (host and port: ``runtime.http`` in the manifest)."""
 
-    host: str = Field("127.0.0.1", description="address to listen on")
-    port: int = Field(8095, ge=0, le=65535, description="TCP port (0: any free port, see health())")
-    path: str = Field("/b2mml", pattern=r"^/[A-Za-z0-9/_-]*$", description="URL prefix; kinds are appended")
+    path: str = Field("/b2mml", pattern=r"^/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$",
+                      description="URL prefix on the runtime's HTTP server; kinds are appended")
 
 
 class TopicInboxParams(B2mmlParams):
@@ -64,10 +66,15 @@ class ExporterParams(Settings):
 
     version: Literal["V0600", "V0701"] = Field("V0600", description="B2MML release of the exports")
     completion_topic: str = Field("orders/completed", description="where b2mml.order_completed messages arrive")
-    destination: Literal["topic", "directory"] = Field("topic", description="where exports go")
+    destination: Literal["topic", "directory", "http"] = Field("topic", description="where exports go")
     topic: str = Field("work-order-completed", description="export topic (destination topic): b2mml.document")
     directory: str = Field("outbox", description="export directory (destination directory; relative: to the "
                                                  "plant directory); files appear atomically")
+    url: str | None = Field(None, description="the ERP's endpoint (destination http): each document is POSTed "
+                                              "as application/xml; `${env:...}` allowed")
+    http_timeout: float = Field(10.0, gt=0, description="seconds one POST to the ERP may take (destination http)")
+    state_topic: str = Field("b2mml/request_state", description="b2mml.request_state in: answered with Show<Noun> "
+                             "(Get) or Respond<Noun> (Change, Cancel) to the same destination")
     verb: Literal["none", "Process"] = Field("Process", description="wrap the noun in Process<Noun> (the ERP "
                                              "answers with Acknowledge<Noun>) or send the bare noun")
     require_ack: bool = Field(True, description="resend until the ERP acknowledges (false: delivered is done)")
@@ -78,3 +85,11 @@ class ExporterParams(Settings):
                                    "per attempt (RetryPolicy backoff)")
     max_backoff: float = Field(900.0, gt=0, description="longest wait between two sends, seconds")
     sender: str = Field("forge", min_length=1, description="ApplicationArea/Sender/LogicalID of Process<Noun>")
+
+    @model_validator(mode="after")
+    def _url_for_http(self) -> Self:
+        if self.destination == "http" and not self.url:
+            raise ValueError("destination http needs url (the ERP's endpoint, e.g. https://erp.example/b2mml)")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        return self

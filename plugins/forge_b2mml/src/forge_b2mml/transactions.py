@@ -14,7 +14,12 @@ The :class:`Ledger` keeps, in the plant's SQL storage (so a restart forgets noth
 * ``b2mml_pending`` — plant messages recorded in the same transaction as their keys and
   published afterwards (transactional outbox: a crash between the two publishes them at the
   next start, never loses them, never records a key without its messages);
-* ``b2mml_exports`` — exported documents until the ERP acknowledges them.
+* ``b2mml_exports`` — documents for the ERP: performance exports until the ERP acknowledges them,
+  Show/Respond answers until delivered.
+
+The tables are created by the Alembic revision ``b2mml_0001`` (branch ``b2mml``, registered by
+the plugin through ``forge_register_migrations``): ``storage.migrate_on_start`` or ``forge db
+upgrade`` applies it.
 """
 
 from __future__ import annotations
@@ -29,8 +34,11 @@ from lxml import etree
 from forge_b2mml.validate import Document, validate_element
 from forge_b2mml.xml import NAMESPACE_OF, Version, local
 
-__all__ = ["Acknowledgement", "Ledger", "acknowledge", "read_acknowledgement", "wrap_process"]
+__all__ = ["Acknowledgement", "Ledger", "LedgerMissing", "acknowledge", "read_acknowledgement", "wrap_process",
+           "wrap_verb"]
 
+# As created by migrations/0001_b2mml_ledger.py (the migration is what creates them; this is the
+# query side's view of them).
 _META = sa.MetaData()
 KEYS = sa.Table("b2mml_keys", _META,
                 sa.Column("key", sa.String(512), primary_key=True),
@@ -44,9 +52,12 @@ PENDING = sa.Table("b2mml_pending", _META,
                    sa.Column("payload", sa.Text, nullable=False))
 EXPORTS = sa.Table("b2mml_exports", _META,
                    sa.Column("export_id", sa.String(256), primary_key=True),
-                   sa.Column("order_id", sa.String(256), nullable=False, unique=True),
+                   sa.Column("order_id", sa.String(256), nullable=True, unique=True),
+                   sa.Column("kind", sa.String(32), nullable=False),
+                   sa.Column("needs_ack", sa.Boolean, nullable=False),
                    sa.Column("body", sa.LargeBinary, nullable=False),
                    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+                   sa.Column("created_at", sa.Float, nullable=False),
                    sa.Column("next_at", sa.Float, nullable=False),
                    sa.Column("acknowledged", sa.Boolean, nullable=False, default=False),
                    sa.Column("accepted", sa.Boolean, nullable=True),
@@ -61,16 +72,20 @@ class PendingMessage:
     payload: dict[str, Any]
 
 
-class Ledger:
-    """Idempotency keys, pending plant messages and unacknowledged exports in one SQL database.
+class LedgerMissing(RuntimeError):
+    """The plant's database has no b2mml tables: the ``b2mml`` migrations were not applied."""
 
-    The tables are created on first use (``create_all`` with checkfirst): the plugin ships no
-    alembic branch yet.
-    """
+
+class Ledger:
+    """Idempotency keys, pending plant messages and unacknowledged exports in one SQL database
+    (tables of migration ``b2mml_0001``)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        _META.create_all(engine, checkfirst=True)
+        missing = sorted(set(_META.tables) - set(sa.inspect(engine).get_table_names()))
+        if missing:
+            raise LedgerMissing(f"forge_b2mml: table(s) {', '.join(missing)} missing in {engine.url!r}: apply the "
+                                "'b2mml' migrations (`forge db upgrade PLANT`, or storage.migrate_on_start: true)")
 
     # -- imports ---------------------------------------------------------------------------
     def record(self, owner: str, ack_id: str, now: float, messages: list[tuple[str, str, dict[str, Any]]]) -> int:
@@ -112,22 +127,34 @@ class Ledger:
             conn.execute(PENDING.delete().where(PENDING.c.seq.in_(seqs)))
 
     # -- exports ---------------------------------------------------------------------------
-    def add_export(self, export_id: str, order_id: str, body: bytes, now: float) -> bool:
-        """Store an export; False when this order was exported before (no second export)."""
+    def add_export(self, export_id: str, order_id: str | None, body: bytes, now: float, *,
+                   kind: str = "performance", needs_ack: bool = True) -> bool:
+        """Store a document for the ERP; False when this order (or this export id) was stored before
+        (no second export)."""
         with self.engine.begin() as conn:
-            exists = conn.execute(sa.select(EXPORTS.c.export_id).where(EXPORTS.c.order_id == order_id)).first()
-            if exists is not None:
+            clash = EXPORTS.c.export_id == export_id
+            if order_id is not None:
+                clash = sa.or_(clash, EXPORTS.c.order_id == order_id)
+            if conn.execute(sa.select(EXPORTS.c.export_id).where(clash)).first() is not None:
                 return False
-            conn.execute(EXPORTS.insert().values(export_id=export_id, order_id=order_id, body=body, attempts=0,
-                                                 next_at=now, acknowledged=False))
+            conn.execute(EXPORTS.insert().values(export_id=export_id, order_id=order_id, kind=kind, needs_ack=needs_ack,
+                                                 body=body, attempts=0, created_at=now, next_at=now,
+                                                 acknowledged=False))
         return True
 
-    def due_exports(self, now: float) -> list[tuple[str, bytes, int]]:
+    def due_exports(self, now: float) -> list[tuple[str, bytes, int, bool]]:
+        """``(export_id, body, attempts, needs_ack)`` of the documents due for (re)sending."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(EXPORTS.c.export_id, EXPORTS.c.body, EXPORTS.c.attempts)
+            rows = conn.execute(sa.select(EXPORTS.c.export_id, EXPORTS.c.body, EXPORTS.c.attempts, EXPORTS.c.needs_ack)
                                 .where(~EXPORTS.c.acknowledged, EXPORTS.c.next_at <= now)
                                 .order_by(EXPORTS.c.next_at)).all()
-        return [(r[0], bytes(r[1]), int(r[2])) for r in rows]
+        return [(r[0], bytes(r[1]), int(r[2]), bool(r[3])) for r in rows]
+
+    def exported_orders(self) -> list[str]:
+        """The order ids with a performance export (each at most once: a unique constraint)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(EXPORTS.c.order_id).where(EXPORTS.c.order_id.is_not(None))
+                                     .order_by(EXPORTS.c.created_at)).scalars())
 
     def attempted(self, export_id: str, next_at: float) -> None:
         with self.engine.begin() as conn:
@@ -150,6 +177,12 @@ class Ledger:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(EXPORTS)
                                     .where(~EXPORTS.c.acknowledged)).scalar() or 0)
+
+    def imported_requests(self) -> list[str]:
+        """Idempotency keys of every production request ever imported (``request:<version>:<schedule>:<id>``)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(KEYS.c.key).where(KEYS.c.key.like("request:%"))
+                                     .order_by(KEYS.c.at, KEYS.c.key)).scalars())
 
 
 # -- acknowledgement documents -------------------------------------------------------------------------
@@ -237,22 +270,34 @@ def read_acknowledgement(doc: Document) -> Acknowledgement:
 def wrap_process(noun_xml: bytes, *, version: Version, bodid: str, created: str, sender: str) -> bytes:
     """``Process<Noun>`` around a noun document (the ERP answers with ``Acknowledge<Noun>``,
     naming the noun's ID); validated like every export."""
+    return wrap_verb("Process", noun_xml, version=version, bodid=bodid, created=created, sender=sender)
+
+
+def wrap_verb(verb: str, noun_xml: bytes, *, version: Version, bodid: str, created: str, sender: str,
+              action_code: str | None = None) -> bytes:
+    """``<Verb><Noun>`` around a noun document: Process (``acknowledgeCode="Always"``), Change, Cancel,
+    Get or Sync (``action_code``: Add, Change, Delete, Replaced); validated against the XSD."""
     from forge_b2mml.export import ExportRejected
 
     ns = NAMESPACE_OF[version]
     noun_el = etree.fromstring(noun_xml)
     noun = local(noun_el.tag)
-    root = etree.Element(f"{{{ns}}}Process{noun}", nsmap={None: ns})
+    root = etree.Element(f"{{{ns}}}{verb}{noun}", nsmap={None: ns})
     root.set("releaseID", "1.0")
     area = etree.SubElement(root, f"{{{ns}}}ApplicationArea")
     etree.SubElement(etree.SubElement(area, f"{{{ns}}}Sender"), f"{{{ns}}}LogicalID").text = sender
     etree.SubElement(area, f"{{{ns}}}CreationDateTime").text = created
     etree.SubElement(area, f"{{{ns}}}BODID").text = bodid
     data = etree.SubElement(root, f"{{{ns}}}DataArea")
-    process = etree.SubElement(data, f"{{{ns}}}Process")
-    process.set("acknowledgeCode", "Always")
+    head = etree.SubElement(data, f"{{{ns}}}{verb}")
+    if verb == "Process":
+        head.set("acknowledgeCode", "Always")
+    if action_code is not None:
+        expression = etree.SubElement(etree.SubElement(head, f"{{{ns}}}ActionCriteria"), f"{{{ns}}}ActionExpression")
+        expression.text = "/" + noun
+        expression.set("actionCode", action_code)
     data.append(noun_el)
     problems = validate_element(root, version, noun)
     if problems:
-        raise ExportRejected(f"Process{noun} {bodid} does not validate against the XSD", problems)
+        raise ExportRejected(f"{verb}{noun} {bodid} does not validate against the XSD", problems)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -6,19 +6,17 @@ our exports). ``202 Accepted`` with ``{"ack_id", "accepted": true, ...}`` (and t
 instead), ``400`` with every error, ``404`` for an unknown kind, ``413`` over ``max_bytes``,
 ``415`` for another content type.
 
-Starlette on uvicorn, served inside the component on the plant's own event loop: handlers call
-the bus directly, no thread hand-off. uvicorn's signal capture is switched off so Ctrl-C stays
-the runtime's.
+A Starlette app mounted on the runtime's one HTTP server (``ctx.http``, ``runtime.http`` in the
+manifest), so a plant with REST and a B2MML inbox opens one port; handlers run on the plant's
+event loop and call the bus directly. Under virtual time nothing listens and the same handlers
+answer in-process through ``ctx.http.app``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
-import uvicorn
 from forge_core import Component
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,12 +30,6 @@ from forge_b2mml.transactions import Ledger
 XML_TYPES = ("application/xml", "text/xml")
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # the runtime owns SIGINT/SIGTERM
-        yield
-
-
 class HttpInbox(Component):
     """Import B2MML documents over HTTP: POST /b2mml/<kind>, 202 with the acknowledgement id or 400."""
 
@@ -49,26 +41,9 @@ class HttpInbox(Component):
         await self.inbound.flush()
         self.lock = asyncio.Lock()  # one document at a time: the ledger's transactions stay short and ordered
         prefix = self.params.path.rstrip("/")
-        app = Starlette(routes=[Route(prefix + "/{kind}", self.post, methods=["POST"])])
-        config = uvicorn.Config(app, host=self.params.host, port=self.params.port, log_level="warning",
-                                lifespan="off", access_log=False)
-        self.server = _Server(config)
-        self.task = self.ctx.spawn(self.server.serve(), name="http")
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()  # raises the bind error, naming the port
-                raise RuntimeError(f"{self.name}: HTTP server on {self.params.host}:{self.params.port} stopped")
-            await asyncio.sleep(0.01)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.ctx.log.info("B2MML inbox on http://%s:%d%s/{%s}", self.params.host, self.port, prefix,
-                          "|".join(KINDS))
-
-    async def stop(self) -> None:
-        server = getattr(self, "server", None)
-        if server is not None:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.task), 5.0)
+        app = Starlette(routes=[Route("/{kind}", self.post, methods=["POST"])])
+        await self.ctx.http.mount(prefix, app)  # removed by the runtime when this component stops
+        self.ctx.log.info("B2MML inbox on %s%s/{%s}", self.ctx.http.url or "(in-process)", prefix, "|".join(KINDS))
 
     async def post(self, request: Request) -> Response:
         kind = request.path_params["kind"]
@@ -98,7 +73,7 @@ class HttpInbox(Component):
                              "messages": receipt.messages, "duplicates": receipt.duplicates}, 202, headers=headers)
 
     def health(self) -> dict[str, Any]:
-        return {"port": getattr(self, "port", None), **getattr(getattr(self, "inbound", None), "stats", {})}
+        return {"url": self.ctx.http.url, "path": self.params.path, **getattr(getattr(self, "inbound", None), "stats", {})}
 
     def report(self) -> dict[str, Any]:
         return dict(self.inbound.stats)
