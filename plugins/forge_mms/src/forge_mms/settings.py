@@ -92,7 +92,8 @@ class FactoryMonitorParams(Settings):
     factory_level: int | None = Field(1, ge=0,
                                       description="topic level (0-based) naming the factory when a beat has no "
                                                   "factoryId and no key (null: such a beat is dead-lettered)")
-    check_every: float = Field(1.0, gt=0, description="seconds between two checks for silent factories (and risk)")
+    check_every: float = Field(1.0, gt=0, description="seconds between two checks for silent factories (and risk); "
+                                                      "DOWN comes within max_gap + check_every of the last beat")
     max_gap: float = Field(3.0, gt=0, description="DOWN once the last beat is older than this, seconds")
     missed_beats: int = Field(3, ge=1, description="DOWN once this many consecutive beats are missed (a beat is "
                                                    "missed once its due time, last beat + k x interval, has passed)")
@@ -112,6 +113,9 @@ class FactoryMonitorParams(Settings):
     flush_every: float = Field(1.0, gt=0, description="beats are written in one transaction this often, seconds")
     batch_size: int = Field(1000, ge=1, description="…or as soon as this many beats wait")
     record_beats: bool = Field(True, description="write every beat to the heartbeats table")
+    handover_keep: float = Field(30.0, gt=0, description="seconds of beats a replica that does not lead keeps "
+                                                         "unwritten, so it writes the beats of a handover when it "
+                                                         "takes over (longer than the lease's ttl + retry)")
     status_topic: str = Field("forge/status/{factory}", description="where forge.status changes go")
     risk_topic: str = Field("mms/risk/{factory}", description="where mms.risk_changed goes")
     failover_topic: str = Field("mms/failover/{factory}", description="where mms.failover_event goes")

@@ -31,6 +31,7 @@ from forge_mms.maintenance.recovery import RecoveryManager
 from forge_mms.maintenance.reports import FAILOVER_EVENT, StatusReports
 from forge_mms.monitoring.beats import BeatHistory, BeatRefused, factory_of
 from forge_mms.monitoring.faults import FaultDetector
+from forge_mms.monitoring.starvation import StarvationGuard
 from forge_mms.settings import FactoryMonitorParams
 from forge_mms.storage.store import MonitorStore
 from forge_mms.tactics.risk import Risk, RiskAssessment, RiskStrategy
@@ -73,6 +74,10 @@ class FactoryMonitor(Component):
             engine = None
         self.store = MonitorStore(engine, offload=not getattr(self.ctx.clock, "is_virtual", False),
                                   batch_size=p.batch_size)
+        # a factory known before a restart and silent since is still judged (DOWN one timeout later)
+        for factory, status in (await self.store.known()).items():
+            self.faults.restore(factory, status, self.ctx.clock.time())
+        self.guard = StarvationGuard.for_component(self.ctx, window=self.faults.late_after, every=p.check_every)
         self.reporter: StatusReporter = tactics.get("status_reporter")
         reporter_start = getattr(self.reporter, "start", None)
         if reporter_start is not None:
@@ -109,8 +114,10 @@ class FactoryMonitor(Component):
                 self.ctx.transport or "", self.ctx.clock.time(), [], self.name, envelope))
             return
         self.stats["beats"] += 1
-        beat = self.history.add(factory, self.ctx.clock.time(), payload)
-        if self.leading and self.params.record_beats and self.store.add_beat(beat):
+        # heard when the transport read it, not when a backlog let it through (StarvationGuard)
+        beat = self.history.add(factory, self.ctx.clock.time() - self.guard.backlog_age(), payload)
+        # every replica buffers every beat; the leader writes them, a new leader those of the handover
+        if self.params.record_beats and self.store.add_beat(beat) and self.leading:
             await self.flush()
         change = self.faults.observe(beat)
         if change is not None:
@@ -123,8 +130,9 @@ class FactoryMonitor(Component):
     # -- every check_every --------------------------------------------------------------------------
     async def check(self) -> None:
         now = self.ctx.clock.time()
-        for change in self.faults.evaluate(now):
-            await self._changed(change)
+        if self.guard.verdicts_allowed(self.ctx.clock.monotonic()):  # not while the loop starves the monitor
+            for change in self.faults.evaluate(self.guard.judged_at(now)):
+                await self._changed(change)
         statuses = self.faults.statuses()
         for factory in statuses:
             assessment = self.risk.assess(factory, self.history.beats(factory, self.risk_window, now), now)
@@ -141,6 +149,7 @@ class FactoryMonitor(Component):
         for factory in statuses:
             self.failover.on_risk(factory, self.risks, statuses)
         self.reports.tick()
+        self.guard.checked(self.ctx.clock.monotonic())
 
     async def _changed(self, change: StatusChange) -> None:
         self.changes.append(change)
@@ -167,14 +176,19 @@ class FactoryMonitor(Component):
 
     # -- leadership, storage ------------------------------------------------------------------------
     async def _elected(self, epoch: int) -> None:
-        """Take over: what the PMS already accepted needs no second report."""
+        """Take over: what the PMS already accepted needs no second report; the beats heard while no
+        replica led (and those the predecessor had not written) are written now."""
         self.reports.accepted = await self.store.reported()
+        if self.params.record_beats:
+            await self.store.catch_up(self.faults.interval / 2)
+            await self.flush()
         self.ctx.log.info("leading %s at epoch %d; %d report(s) pending", self.params.lease, epoch,
                           len(self.reports.pending()))
         self.reports.tick()
 
     async def _deposed(self, epoch: int) -> None:
-        await self.flush()  # beats received while leading; the successor records from now on
+        if self.store.buffered:  # what it heard up to now (a shutdown releases the lease before stop)
+            await self.store.flush()
 
     def _row(self, factory: str) -> dict[str, Any]:
         last = next((c for c in reversed(self.changes) if c.source == factory), None)
@@ -196,7 +210,9 @@ class FactoryMonitor(Component):
             "at": self.ctx.clock.time(), "holder": self.name})
 
     async def flush(self) -> None:
-        if self.store.buffered:
+        if not self.leading:  # a follower keeps handover_keep s of beats for the day it takes over
+            self.store.trim(self.ctx.clock.time() - self.params.handover_keep)
+        elif self.store.buffered:
             await self.store.flush()
 
     async def prune(self) -> None:
@@ -215,7 +231,8 @@ class FactoryMonitor(Component):
         if faults is None:
             return {}
         return {"leading": self.leading, "factories": {f: str(s) for f, s in faults.statuses().items()},
-                "risks": {f: str(r) for f, r in self.risks.items()}, "pending_reports": len(self.reports.pending())}
+                "risks": {f: str(r) for f, r in self.risks.items()}, "pending_reports": len(self.reports.pending()),
+                **self.guard.health()}
 
     def report(self) -> dict[str, Any]:
         if not hasattr(self, "stats"):

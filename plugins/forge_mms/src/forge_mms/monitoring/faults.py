@@ -52,6 +52,18 @@ class FaultDetector:
         healthy = beat.new_errors <= 0 and not (up and beat.late)
         return self.monitor.observe(beat.factory, beat.at, healthy)
 
+    def restore(self, factory: str, status: str, at: float) -> None:
+        """Track ``factory``, known before a restart (``factory_status``) but not heard since, as if
+        it had beaten at ``at`` (the restart): silent on, it is judged by the same rules (DOWN one
+        timeout later); a factory that was DOWN stays DOWN until it recovers. No change is returned:
+        the PMS already holds the restored status."""
+        if self.monitor.status(factory) is not None:
+            return
+        if status == Status.DOWN:
+            self.monitor.report_dead(factory, at, "DOWN before the monitor restarted")
+        else:
+            self.monitor.observe(factory, at, True)
+
     def evaluate(self, now: float) -> list[StatusChange]:
         """Silence verdicts at ``now`` (DEGRADED after a long gap, DOWN after the timeout)."""
         return self.monitor.evaluate(now)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -38,7 +39,8 @@ class MonitorStore:
         self.max_buffered = max_buffered or 20 * batch_size
         self._buffer: deque[dict[str, Any]] = deque()
         self._lock = asyncio.Lock()
-        self.stats = {"beats_written": 0, "beats_dropped": 0, "beats_pruned": 0, "errors": 0}
+        self.stats = {"beats_written": 0, "beats_dropped": 0, "beats_pruned": 0, "beats_already_written": 0,
+                      "errors": 0}
 
     # -- beats ------------------------------------------------------------------------------
     def add_beat(self, beat: Beat) -> bool:
@@ -70,6 +72,31 @@ class MonitorStore:
         self.stats["beats_written"] += written
         return written
 
+    def trim(self, cutoff: float) -> int:
+        """A follower's buffer: forget beats received before ``cutoff`` (the leader wrote them; the
+        newer ones are kept for a handover, see :meth:`catch_up`). The number forgotten."""
+        gone = 0
+        while self._buffer and self._buffer[0]["received_at"] < cutoff:
+            self._buffer.popleft()
+            gone += 1
+        return gone
+
+    async def catch_up(self, margin: float) -> int:
+        """A new leader's buffer: drop the beats its predecessor already wrote -- per factory, those
+        received up to ``margin`` s after the newest beat in the table (two replicas hear one beat
+        within far less than an interval, and the next beat comes an interval later) -- so the
+        beats of the handover, heard by this replica while no replica led, are written once. The
+        number left to write."""
+        if not self.enabled or not self._buffer:
+            return len(self._buffer)
+        newest = await self._call(self._load_newest, sorted({r["factory_id"] for r in self._buffer}))
+        if newest is None:
+            return len(self._buffer)  # the database failed: writing a few beats twice beats losing them
+        keep = deque(r for r in self._buffer if r["received_at"] > newest.get(r["factory_id"], -math.inf) + margin)
+        self.stats["beats_already_written"] += len(self._buffer) - len(keep)
+        self._buffer = keep
+        return len(keep)
+
     async def prune(self, cutoff: float) -> int:
         """Delete beats received before ``cutoff`` (epoch s)."""
         deleted = await self._call(self._delete_before, cutoff)
@@ -82,6 +109,10 @@ class MonitorStore:
 
     async def add_event(self, row: dict[str, Any]) -> None:
         await self._call(self._insert, failover_events, [row])
+
+    async def known(self) -> dict[str, str]:
+        """Every factory of ``factory_status`` with its last status (what a restarted monitor knew)."""
+        return await self._call(self._load_known) or {}
 
     async def reported(self) -> dict[str, str]:
         """The last status the PMS accepted, per factory (what a new leader need not report again)."""
@@ -115,6 +146,21 @@ class MonitorStore:
         with self._engine().begin() as conn:  # only the leader writes: update, else insert
             if not conn.execute(t.update().where(t.c.factory_id == factory).values(**values)).rowcount:
                 conn.execute(t.insert().values(factory_id=factory, **values))
+
+    def _load_newest(self, factories: list[str]) -> dict[str, float]:
+        t = heartbeats
+        newest: dict[str, float] = {}
+        with self._engine().connect() as conn:  # one index seek per factory (ix_heartbeats_factory_received)
+            for factory in factories:
+                at = conn.execute(sa.select(sa.func.max(t.c.received_at)).where(t.c.factory_id == factory)).scalar()
+                if at is not None:
+                    newest[factory] = float(at)
+        return newest
+
+    def _load_known(self) -> dict[str, str]:
+        t = factory_status
+        with self._engine().connect() as conn:
+            return {row.factory_id: row.status for row in conn.execute(sa.select(t.c.factory_id, t.c.status))}
 
     def _load_reported(self) -> dict[str, str]:
         t = factory_status

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from forge_core import Check, Component, Envelope
 from forge_core.tactics import NotLeader, RetryPolicy
 
-from forge_sched.orders import invariants, outbox
+from forge_sched.orders import commands, invariants, outbox
 from forge_sched.orders.moves import ASSIGNED, REVOKED, Topics
 from forge_sched.orders.rest import OrdersApi
 from forge_sched.orders.service import CREATED, OrderService
@@ -48,7 +48,7 @@ class OrderScheduler(Component):
 
     Params = OrderSchedulerParams
     params: OrderSchedulerParams
-    publishes = (CREATED, ASSIGNED, REVOKED, STATUS_REPORT_RESULT, ENDPOINT)
+    publishes = (CREATED, ASSIGNED, REVOKED, STATUS_REPORT_RESULT, ENDPOINT, commands.REPLY)
 
     async def start(self) -> None:
         p = self.params
@@ -82,6 +82,8 @@ class OrderScheduler(Component):
             await self.ctx.subscribe(t.risk, self.on_risk, types=[RISK_CHANGED], shared=False)
         if t.heartbeats:
             await self.ctx.subscribe(t.heartbeats, self.on_heartbeat, types=[FACTORY_HEARTBEAT], shared=False)
+        if t.requests:  # orders over messages (create/change/cancel/get), see forge_sched.orders.commands
+            await self.ctx.subscribe(t.requests, self.on_order_request, types=[commands.REQUEST], shared=False)
         self.ctx.every(p.schedule_interval, self.tick, name="schedule")
         await self._serve()
         if t.endpoints:
@@ -223,6 +225,22 @@ class OrderScheduler(Component):
                                {"requestId": request_id, "accepted": result.accepted, "detail": result.detail,
                                 "ordersMoved": result.orders_moved, "code": result.code, "field": result.field},
                                key=request_id)
+
+    # -- orders over messages ----------------------------------------------------------------------
+    async def on_order_request(self, envelope: Envelope) -> None:
+        """``sched.order_request`` -> ``sched.order_reply`` (the leader answers; the requester retries)."""
+        if not self.leading:
+            return
+        try:
+            reply = await commands.handle(self.service, envelope.payload, assign=True)
+        except NotLeader as exc:
+            self.ready_epoch = None
+            reply = commands.handle_error(envelope.payload, "not_leader", str(exc))
+        except (Conflict, sa.exc.OperationalError) as exc:
+            reply = commands.handle_error(envelope.payload, "unavailable", f"database unavailable, retry: {exc}")
+        self.counts["order_requests"] = self.counts.get("order_requests", 0) + 1
+        await self.relay()
+        await self.ctx.publish(self.params.topics.replies, commands.REPLY, reply, key=reply["requestId"] or None)
 
     # -- what factories and the MMS say ------------------------------------------------------------
     def _ids(self, envelope: Envelope) -> tuple[str, str] | None:
