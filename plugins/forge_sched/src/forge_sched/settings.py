@@ -115,6 +115,9 @@ class OrderTopics(Settings):
     heartbeats: str | None = Field("factory/+/heartbeat",
                                    description="mms.factory_heartbeat in: a factory first heard of is added (UP, "
                                                "default_capacity); null: off")
+    requests: str | None = Field("orders/requests", description="sched.order_request in: create/change/cancel/get "
+                                                                "an order by message (the leader answers); null: off")
+    replies: str = Field("orders/replies", description="sched.order_reply out, keyed by the request's requestId")
     endpoints: str | None = Field(
         "sched/endpoints", description="sched.endpoint out: where this replica's REST and gRPC answer and whether it "
                                        "leads, while it listens on a socket (status_reporter.grpc and clients find "

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 __all__ = ["ACTIVE", "FACTORY_STATUSES", "ORDER_STATUSES", "UNFINISHED", "assignments", "factories", "fences",
            "metadata", "orders", "outbox", "to_utc"]
 
-#: Order life: pending (no factory) -> assigned (held, not started) -> in_progress -> completed.
-ORDER_STATUSES = ("pending", "assigned", "in_progress", "completed")
+#: Order life: pending (no factory) -> assigned (held, not started) -> in_progress -> completed;
+#: pending or assigned -> cancelled (migration sched_0002).
+ORDER_STATUSES = ("pending", "assigned", "in_progress", "completed", "cancelled")
 #: Statuses of an order a factory holds.
 UNFINISHED = ("assigned", "in_progress")
 ACTIVE = UNFINISHED
