@@ -307,3 +307,57 @@ storage: {migrate_on_start: false}
         assert {(letter.topic, letter.transport, letter.component) for letter in letters} == {
             ("line/order", "bus", "sender")}
         assert plant.state("sender") == "running" and plant.summary.restarts == {}
+
+
+ORDERED_PLUGIN = '''
+import asyncio
+from forge_core import Component, hookimpl, subscribe
+
+
+class Slow(Component):
+    """Its start() takes a while and builds what its handler needs."""
+
+    async def start(self):
+        await asyncio.sleep(0.05)  # real time: messages keep arriving meanwhile
+        self.seen = []
+
+    @subscribe("plant/ticks", types=["test.reading"])
+    def on_tick(self, envelope):
+        self.seen.append(envelope.payload["value"])  # AttributeError if called before start() returned
+
+
+class Ticker(Component):
+    async def start(self):
+        await self.tick()
+        self.ctx.every(0.1, self.tick)
+
+    async def tick(self):
+        await self.ctx.publish("plant/ticks", "test.reading", {"machine": "t", "value": 1.0})
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.slow", Slow)
+    registry.add("test.ticker", Ticker)
+'''
+
+
+def test_decorated_handlers_run_only_once_start_has_returned(plant_dir):
+    """Issue 11 drill finding: a command queued in a persistent session reached a machine's handler
+    before its start() ran (AttributeError, a dead letter, the command lost) - and before start()
+    gave the fence its plant key. Decorated handlers are now subscribed after start()."""
+    manifest = """
+version: 1
+plant: {name: ordered}
+local_plugins: [machines.py]
+schemas: [schemas]
+transports: {bus: {type: memory}}
+components:
+  slow: {type: test.slow}
+  ticker: {type: test.ticker}
+storage: {migrate_on_start: false}
+"""
+    with TestPlant(plant_dir(manifest, plugin=ORDERED_PLUGIN)) as plant:
+        plant.advance(1.0)
+        assert [d.reason for d in plant.dead_letters] == []
+        assert plant.component("slow").seen, "the handler never ran after start()"

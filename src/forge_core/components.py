@@ -393,7 +393,8 @@ class Component:
 
     Override what you need: ``start`` (subscribe, spawn loops), ``run`` (a long-running
     coroutine; returning is fine), ``stop`` (clean up; called on shutdown and before a
-    restart). Methods decorated with :func:`subscribe` are subscribed before ``start``.
+    restart). Methods decorated with :func:`subscribe` are subscribed once ``start`` has returned,
+    so no handler runs on a half-built instance.
     """
 
     #: The params declaration: a :class:`~forge_core.settings.Settings` model. ``forge validate``
@@ -448,7 +449,7 @@ class Component:
         return self.ctx.name
 
     async def start(self) -> None:
-        """Called once per (re)start, after decorated handlers are subscribed."""
+        """Called once per (re)start, before decorated handlers are subscribed (they see its state)."""
 
     async def run(self) -> None:
         """Long-running work; the default does nothing."""

@@ -102,8 +102,11 @@ class Supervisor:
             try:
                 instance = self._factory(ctx)
                 self.instance = instance
-                await instance._subscribe_decorated()
+                # start() first: a handler must never run on a half-built component (a persistent
+                # session delivers queued commands the moment it subscribes), nor before start()
+                # gave the fence its keys (an unsigned command would pass unverified).
                 await instance.start()
+                await instance._subscribe_decorated()
                 self.state = RUNNING
                 self.started.set()
                 run = asyncio.ensure_future(instance.run())
