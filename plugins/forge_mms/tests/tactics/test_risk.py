@@ -81,3 +81,35 @@ def test_preemptive_rebalance_needs_high_risk_an_up_factory_and_a_healthy_peer()
     assert not should_preemptively_rebalance("a", {"a": Risk.HIGH}, {"a": Status.UP, "b": Status.DOWN})
     assert not should_preemptively_rebalance("a", {"a": Risk.HIGH}, {"a": Status.DOWN, "b": Status.UP}), \
         "a DOWN factory is failed over, not drained"
+
+
+@pytest.mark.parametrize("latency", ["auto", "transit", "inter_arrival"])
+def test_the_monitors_kept_window_assesses_like_a_list_of_the_same_beats(latency):
+    """BeatHistory.window keeps the error count and the least-squares sums as beats arrive and expire
+    (rebuilt now and then); over a long irregular day it must judge exactly as the list does."""
+    from forge_mms.monitoring.beats import BeatHistory
+
+    rules = RuleBasedRisk(RiskRulesSettings(latency=latency))
+    history = BeatHistory(300.0, late_after=1.5)
+    rnd = random.Random(12)
+    at, errors, checked = 80_000.0, 0, 0
+    for step in range(3_000):
+        at += rnd.choice([1.0, 1.0, 1.0, 0.6, 2.7, 4.5]) if step % 500 > 20 else 40.0  # silences empty the window
+        errors += rnd.random() < 0.08
+        transit = 0.05 + (0.002 * (step % 400) if step % 1000 < 600 else rnd.random() * 0.3)
+        payload = {"timestamp": at - transit, "metrics": {"errors": errors}}
+        if step % 7 == 0:
+            payload["latencyMs"] = 5.0 + step % 50
+        history.add("f", at, payload)
+        now = at + (0.5 if step % 3 else 0.0)
+        kept = history.window("f", 300.0, now)
+        listed = history.beats("f", 300.0, now)
+        assert list(kept) == listed
+        fast, slow = rules.assess("f", kept, now), rules.assess("f", listed, now)
+        assert fast.risk is slow.risk and fast.error_rate == pytest.approx(slow.error_rate, abs=1e-12)
+        if slow.latency_slope is None:
+            assert fast.latency_slope is None
+        else:
+            assert fast.latency_slope == pytest.approx(slow.latency_slope, rel=1e-7, abs=1e-9)
+            checked += 1
+    assert checked > 1_000, "the slope was compared on most steps"

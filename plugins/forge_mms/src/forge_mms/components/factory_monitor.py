@@ -135,7 +135,7 @@ class FactoryMonitor(Component):
                 await self._changed(change)
         statuses = self.faults.statuses()
         for factory in statuses:
-            assessment = self.risk.assess(factory, self.history.beats(factory, self.risk_window, now), now)
+            assessment = self.risk.assess(factory, self.history.window(factory, self.risk_window, now), now)
             self.assessments[factory] = assessment
             previous = self.risks.get(factory, Risk.LOW)
             if _RANK[assessment.risk] < _RANK[previous]:  # lowered only after risk_hold s of lower assessments

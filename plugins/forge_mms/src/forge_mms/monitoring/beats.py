@@ -5,19 +5,24 @@ cumulative counter, or is above 0 for a count per beat) or when it was late (a t
 the previous beat is over ``late_after`` seconds). :meth:`BeatHistory.calculate_error_rate` is the
 share of failed beats among those that arrived in a window; the fault detector and the risk
 predictor both read it.
+
+The monitor asks for the same window of every factory on every check (the risk predictor's 5
+minutes, ~300 beats, once a second per replica); :meth:`BeatHistory.window` keeps that window as a
+:class:`BeatWindow` updated as beats arrive and expire, with its failed-beat count and the sums of a
+least-squares fit kept up to date, so a check costs O(beats that arrived or expired), not O(window).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from forge_core import Envelope
 from forge_core.transport import topic_level
 
-__all__ = ["FACTORY_HEARTBEAT", "Beat", "BeatHistory", "BeatRefused", "factory_of"]
+__all__ = ["FACTORY_HEARTBEAT", "Beat", "BeatHistory", "BeatRefused", "BeatWindow", "factory_of"]
 
 FACTORY_HEARTBEAT = "mms.factory_heartbeat"
 
@@ -80,6 +85,7 @@ class BeatHistory:
         self.cumulative = errors == "cumulative"
         self._beats: dict[str, deque[Beat]] = {}
         self._last: dict[str, Beat] = {}
+        self._windows: dict[str, list[BeatWindow]] = {}
 
     def add(self, factory: str, at: float, payload: dict[str, Any]) -> Beat:
         """Record the beat ``payload`` (valid ``mms.factory_heartbeat``) that arrived at ``at``."""
@@ -104,6 +110,8 @@ class BeatHistory:
         beats.append(beat)
         while beats and beats[0].at < at - self.horizon:
             beats.popleft()
+        for window in self._windows.get(factory, ()):
+            window.append(beat)
         return beat
 
     def factories(self) -> list[str]:
@@ -117,6 +125,19 @@ class BeatHistory:
         start = now - window
         return [b for b in self._beats.get(factory, ()) if start <= b.at <= now]
 
+    def window(self, factory: str, window: float, now: float) -> BeatWindow:
+        """The beats of ``factory`` in ``[now - window, now]`` as a :class:`BeatWindow` kept between
+        calls (the same beats as :meth:`beats`; ``window`` must not exceed the horizon)."""
+        if window > self.horizon:
+            raise ValueError(f"BeatHistory: window {window!r} s is longer than the horizon {self.horizon!r} s")
+        kept = self._windows.setdefault(factory, [])
+        found = next((w for w in kept if w.length == window), None)
+        if found is None:
+            found = BeatWindow(window, self._beats.get(factory, ()))
+            kept.append(found)
+        found.advance(now)
+        return found
+
     def calculate_error_rate(self, factory: str, window: float, now: float) -> float:
         """Failed beats (new errors or timeouts) / beats of ``factory`` in the last ``window`` s (0 without beats)."""
         return error_rate(self.beats(factory, window, now))
@@ -128,6 +149,123 @@ def error_rate(beats: Iterable[Beat]) -> float:
         total += 1
         failed += beat.failed
     return failed / total if total else 0.0
+
+
+class _Fit:
+    """Running sums of a least-squares fit of ``signal(beat)`` over arrival time, for a sliding window.
+
+    x is taken from ``origin`` (the oldest beat when the sums were last rebuilt), so the sums stay
+    small; they are rebuilt from the beats once as many have left as the window holds, which bounds
+    the rounding that adding and subtracting accumulates."""
+
+    __slots__ = ("n", "origin", "removed", "signal", "sx", "sxx", "sxy", "sy")
+
+    def __init__(self, signal: Callable[[Beat], float | None], beats: Iterable[Beat]) -> None:
+        self.signal = signal
+        self.rebuild(beats)
+
+    def rebuild(self, beats: Iterable[Beat]) -> None:
+        self.n, self.sx, self.sy, self.sxx, self.sxy, self.removed = 0, 0.0, 0.0, 0.0, 0.0, 0
+        self.origin: float | None = None
+        for beat in beats:
+            self.add(beat)
+
+    def add(self, beat: Beat) -> None:
+        y = self.signal(beat)
+        if y is None:
+            return
+        if self.origin is None:
+            self.origin = beat.at
+        x = beat.at - self.origin
+        self.n += 1
+        self.sx += x
+        self.sy += y
+        self.sxx += x * x
+        self.sxy += x * y
+
+    def remove(self, beat: Beat) -> None:
+        y = self.signal(beat)
+        if y is None or self.origin is None:
+            return
+        x = beat.at - self.origin
+        self.n -= 1
+        self.sx -= x
+        self.sy -= y
+        self.sxx -= x * x
+        self.sxy -= x * y
+        self.removed += 1
+
+    def slope(self) -> float | None:
+        """The OLS slope (None: fewer than 2 points, or all at one instant)."""
+        n = self.n
+        if n < 2:
+            return None
+        sxx = self.sxx - self.sx * self.sx / n
+        if sxx <= 1e-9 * max(self.sxx, 1.0):  # equal xs, up to the sums' rounding
+            return None
+        return (self.sxy - self.sx * self.sy / n) / sxx
+
+
+class BeatWindow(Sequence[Beat]):
+    """The beats of one factory in the last ``length`` seconds, oldest first, kept up to date by
+    :class:`BeatHistory` (a read-only sequence: valid until the next beat or check; ``list()`` it to
+    keep it). Besides the beats it keeps their failed count and the sums of least-squares fits
+    (:meth:`fit`), so :attr:`error_rate` and a latency slope cost O(1) per check."""
+
+    def __init__(self, length: float, beats: Iterable[Beat]) -> None:
+        self.length = length
+        self._beats: deque[Beat] = deque(beats)
+        self.failed = sum(1 for b in self._beats if b.failed)
+        self._fits: dict[Callable[[Beat], float | None], _Fit] = {}
+
+    def append(self, beat: Beat) -> None:
+        self._beats.append(beat)
+        self.failed += beat.failed
+        for fit in self._fits.values():
+            fit.add(beat)
+
+    def advance(self, now: float) -> None:
+        """Drop the beats that arrived before ``now - length``."""
+        beats, start = self._beats, now - self.length
+        while beats and beats[0].at < start:
+            beat = beats.popleft()
+            self.failed -= beat.failed
+            for fit in self._fits.values():
+                fit.remove(beat)
+                if fit.removed >= max(len(beats), 64):
+                    fit.rebuild(beats)
+
+    @property
+    def error_rate(self) -> float:
+        """Failed beats / beats (0 without beats): what :func:`error_rate` gives for these beats."""
+        return self.failed / len(self._beats) if self._beats else 0.0
+
+    def fit(self, signal: Callable[[Beat], float | None]) -> tuple[int, float | None]:
+        """(points, least-squares slope) of ``signal(beat)`` against arrival time over the beats for
+        which it is not None; ``signal`` must be a pure function of the beat (it is called again
+        when a beat leaves). The first call for a signal reads the window; later ones are O(1)."""
+        fit = self._fits.get(signal)
+        if fit is None:
+            fit = self._fits[signal] = _Fit(signal, self._beats)
+        return fit.n, fit.slope()
+
+    def __len__(self) -> int:
+        return len(self._beats)
+
+    @overload
+    def __getitem__(self, index: int) -> Beat: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Beat]: ...
+    def __getitem__(self, index: int | slice) -> Beat | Sequence[Beat]:
+        if isinstance(index, slice):
+            return list(self._beats)[index]
+        return self._beats[index]
+
+    def __iter__(self) -> Iterator[Beat]:
+        return iter(self._beats)
+
+    def __reversed__(self) -> Iterator[Beat]:
+        return reversed(self._beats)
 
 
 def _number(value: Any) -> float | None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from forge_core.tactics import Status
 
-from forge_mms.monitoring.beats import Beat, error_rate
+from forge_mms.monitoring.beats import Beat, BeatWindow, error_rate
 from forge_mms.settings import RiskRulesSettings
 
 __all__ = ["Risk", "RiskAssessment", "RiskStrategy", "RuleBasedRisk", "least_squares_slope", "make_rules",
@@ -50,7 +50,9 @@ class RiskAssessment:
 
 
 class RiskStrategy(Protocol):
-    """What ``risk.<name>`` builds. ``beats``: the factory's beats of the last ``window`` s, oldest first."""
+    """What ``risk.<name>`` builds. ``beats``: the factory's beats of the last ``window`` s, oldest first
+    (from the monitor, a :class:`~forge_mms.monitoring.beats.BeatWindow`: valid during the call,
+    ``list()`` it to keep it; it also carries the window's error rate and least-squares fits)."""
 
     def assess(self, factory: str, beats: Sequence[Beat], now: float) -> RiskAssessment: ...
 
@@ -86,16 +88,22 @@ class RuleBasedRisk:
 
     def assess(self, factory: str, beats: Sequence[Beat], now: float) -> RiskAssessment:
         s = self.settings
-        rate = error_rate(beats)
-        points = [(b.at, y) for b in beats if (y := self.signal(b)) is not None]
-        slope = least_squares_slope([x for x, _ in points], [y for _, y in points]) \
-            if len(points) >= s.min_samples else None
+        if isinstance(beats, BeatWindow):  # the monitor's window: its counts and sums are kept up to date
+            rate = beats.error_rate
+            samples, slope = beats.fit(self.signal)
+        else:
+            rate = error_rate(beats)
+            points = [(b.at, y) for b in beats if (y := self.signal(b)) is not None]
+            samples = len(points)
+            slope = least_squares_slope([x for x, _ in points], [y for _, y in points])
+        if samples < s.min_samples:
+            slope = None
         if rate > s.high_error_rate:
             return RiskAssessment(Risk.HIGH, rate, slope,
                                   f"error rate {rate:.3f} > {s.high_error_rate} over {len(beats)} beats")
         if slope is not None and slope > s.latency_slope:
             return RiskAssessment(Risk.MEDIUM, rate, slope,
-                                  f"latency rising {slope:.2f} ms/s > {s.latency_slope} over {len(points)} beats")
+                                  f"latency rising {slope:.2f} ms/s > {s.latency_slope} over {samples} beats")
         return RiskAssessment(Risk.LOW, rate, slope, "no error or latency trend")
 
 
