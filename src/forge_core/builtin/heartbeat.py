@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from forge_core.builtin.sight import Sight
 from forge_core.components import Component
 from forge_core.errors import ForgeError, ManifestProblem
 from forge_core.hookspecs import hookimpl
@@ -64,6 +65,10 @@ class HeartbeatMonitorParams(Settings):
     evaluate_every: float | None = Field(None, gt=0, description="how often silence is checked (default: a quarter "
                                                                  "interval, ≤ 1 s)")
     failover: bool = Field(False, description="ask tactics.failover where a DOWN source's work goes")
+    reconnect_grace: float | None = Field(
+        None, gt=0, description="seconds after the monitor's own transport reconnects during which silence gives no "
+                                "verdict and a death certificate waits for a beat that cancels it (sources reconnect "
+                                "with their own backoff; a broker hands over Wills it kept); default: 10 intervals")
 
 
 class HeartbeatEmitter(Component):
@@ -117,6 +122,8 @@ class HeartbeatMonitor(Component):
         except ForgeError:
             self.beats_transport = None
         self.backlog = {"age": 0.0, "max_age": 0.0, "behind": False, "behind_evaluations": 0}
+        self.sight = Sight(self.params.reconnect_grace or 10 * self.interval)
+        self.held_deaths: dict[str, int] = {}  # source -> seq of a death heard while blind
         for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.on_beat, types=types, shared=False)
         for pattern in self.params.death_topics:
@@ -142,6 +149,7 @@ class HeartbeatMonitor(Component):
         if self.monitor.status(source) is None and self._refused(source, envelope):  # checked once per source
             return
         healthy = not (isinstance(payload, dict) and payload.get(self.healthy_field) is False)
+        self.held_deaths.pop(source, None)  # it beats: a death held from the outage was not its end
         # heard when the transport read it, not when a backlog let it through (see evaluate)
         transport = self.beats_transport
         at = self.ctx.clock.time() - (transport.backlog_age() if transport is not None else 0.0)
@@ -159,11 +167,19 @@ class HeartbeatMonitor(Component):
             return
         if envelope.type == "forge.birth":
             self.births[source] = max(seq, self.births.get(source, -1))
+            if seq > self.held_deaths.get(source, seq):
+                del self.held_deaths[source]  # a newer session: the held death was the old one's
             return
         if seq < self.births.get(source, -1):
             self.ctx.log.info("ignored stale death of %s (seq %d < birth %d)", source, seq, self.births[source])
             return
-        change = self.monitor.report_dead(source, self.ctx.clock.time())
+        now = self.ctx.clock.time()
+        if self._blind(now):
+            self.held_deaths[source] = seq
+            self.ctx.log.info("death of %s (seq %d) held: this monitor's transport was away; a beat cancels it",
+                              source, seq)
+            return
+        change = self.monitor.report_dead(source, now)
         if change is not None:
             await self._report(change)
 
@@ -213,10 +229,23 @@ class HeartbeatMonitor(Component):
                                      lag)
             starvation["starved"] = False
             starvation["verdicts_held_until"] = None
+            if self._blind(clock.time()):
+                return  # the broker was away: silence is not the sources' (see builtin/sight.py)
+            for source in list(self.held_deaths):  # the grace is over and it never beat: a real death
+                del self.held_deaths[source]
+                if (change := self.monitor.report_dead(source, clock.time())) is not None:
+                    await self._report(change)
             for change in self.monitor.evaluate(clock.time() - self._backlog_age(starvation["threshold"])):
                 await self._report(change)
         finally:
             self._evaluate_due = clock.monotonic() + every
+
+    def _blind(self, now: float) -> bool:
+        transport = self.beats_transport
+        if transport is not None:
+            health = transport.health()
+            self.sight.update(health.connected, health.stats.get("reconnects"), now)
+        return self.sight.blind(now)
 
     def _backlog_age(self, threshold: float) -> float:
         """The beats' transport's backlog age (see :meth:`evaluate`), logged when it crosses
@@ -283,6 +312,9 @@ class HeartbeatMonitor(Component):
         backlog = getattr(self, "backlog", None)
         if backlog and backlog["max_age"]:
             extra["transport_backlog"] = dict(backlog)
+        sight = getattr(self, "sight", None)
+        if sight is not None and sight.outages:
+            extra["transport_outages"] = {**sight.view(), "deaths_held": sorted(self.held_deaths)}
         return {"sources": {s: str(v) for s, v in monitor.sources().items()}, **extra}
 
 
