@@ -9,12 +9,15 @@ from pasta_plant.odometer import Odometer, read
 from forge_core.runtime import RunSummary
 
 
-def _summary(bladed: list[int], in_db: int, *, terms=(), received=None, processes=False) -> RunSummary:
+def _summary(bladed: list[int], in_db: int, *, terms=(), received=None, processes=False,
+             per_heartbeat=None) -> RunSummary:
     reports = {f"machine-{i}": {"odometer": {"counts": {"beats": n + 1, "bladed_beats": n,
                                                         **(received or {}).get(i, {})},
                                              "times": {"bladed_beats": [100.0]}}}
                for i, n in enumerate(bladed)}
-    reports["production"] = {"run_batches_in_database": in_db, "stopped_at": 200.0}
+    per = per_heartbeat or {"heartbeats": in_db // 2, "duplicated": 0, "extra_batches": 0, "examples": {},
+                            "untracked_batches": 0}
+    reports["production"] = {"run_batches_in_database": in_db, "stopped_at": 200.0, "run_per_heartbeat": per}
     reports["scheduler-0"] = {"terms": list(terms)}
     summary = RunSummary(plant="pasta_plant", profile=None, clock="real", seed=None, duration=1.0,
                          wall_seconds=1.0, reports=reports)
@@ -31,9 +34,26 @@ def test_missing_batches_fail_with_the_numbers():
     checks = _by_name(count_checks(_summary([31, 31], 116)))
     assert not checks["bladed"].passed
     assert "116 batches in the database for 62 bladed heartbeats" in checks["bladed"].detail
-    assert "8 missing" in checks["bladed"].detail
+    assert "4 heartbeat(s) missing (8 batches)" in checks["bladed"].detail
     assert _by_name(count_checks(_summary([31, 31], 124)))["bladed"].passed
-    assert _by_name(count_checks(_summary([31, 31], 130)))["bladed"].passed  # at-least-once: more is allowed
+    # more heartbeat ids than beats counted (an earlier run's queued beats) is allowed
+    assert _by_name(count_checks(_summary([31, 31], 130)))["bladed"].passed
+
+
+def test_a_heartbeat_id_with_more_than_two_batches_is_a_duplicated_effect():
+    """The drill's finding: 126 batches for 62 beats passed as "more is allowed" although one
+    heartbeat had been produced twice (Kafka redelivery). Counted per heartbeat id, it fails."""
+    per = {"heartbeats": 62, "duplicated": 1, "extra_batches": 2, "examples": {"abc-7": 4}, "untracked_batches": 0}
+    check = _by_name(count_checks(_summary([31, 31], 126, per_heartbeat=per)))["bladed"]
+    assert not check.passed
+    assert "62 heartbeat id(s), 1 with more than two batches (2 extra batch(es)" in check.detail
+    assert "abc-7 x4" in check.detail
+    untracked = {"heartbeats": 62, "duplicated": 0, "extra_batches": 0, "examples": {}, "untracked_batches": 2}
+    assert not _by_name(count_checks(_summary([31, 31], 126, per_heartbeat=untracked)))["bladed"].passed
+    summary = _summary([31, 31], 124)
+    del summary.reports["production"]["run_per_heartbeat"]
+    check = _by_name(count_checks(summary))["bladed"]
+    assert not check.passed and "per heartbeat id" in check.detail
 
 
 def test_no_production_report_is_not_a_pass():

@@ -21,14 +21,22 @@ Where the numbers come from, and why they survive kills:
   sent). A leader SIGKILLed in its term reports nothing: its epoch is listed as not compared,
   never silently counted as fine.
 
+* **Duplicated effects** are counted by PostgreSQL too, per source heartbeat: every batch records
+  the envelope id of the heartbeat it was made for (``heartbeat_id``), and production's last life
+  reports, over the run's batches, how many heartbeat ids there are and which have more than their
+  two batches (``run_per_heartbeat``). Any such id fails the check with the numbers: a redelivery
+  (Kafka after a kill or a session timeout) must have no second effect.
+
 Bounds: a heartbeat counted when ``publish`` returned may still be lost if the machine is
 SIGKILLed before the broker's PUBACK (paho holds it in memory): at most the in-flight beats at the
 kill (one at 5 s beats). One that reached the broker but whose count was not written before a
-SIGKILL makes the database count *higher*, as do at-least-once redeliveries (a restarted
-bridge or production) and a previous run's beats queued in the persistent session. So the check
-is one-sided: ``batches >= 2 x bladed beats``, less the beats sent in the last
+SIGKILL makes the database count *higher*, as does a previous run's beat queued in the persistent
+session, and so would a beat the bridge forwarded twice (MQTT redelivery to a restarted bridge
+gives it a new envelope id: plain machines send none). So the count of heartbeats is one-sided:
+``heartbeat ids in the database >= bladed beats``, less the beats sent in the last
 :data:`IN_FLIGHT` seconds before production stopped (every process stops at once; those are in
-flight, and the persistent session hands them to the next run).
+flight, and the persistent session hands them to the next run); while no heartbeat id may have
+more than two batches.
 """
 
 from __future__ import annotations
@@ -102,16 +110,30 @@ def _batches_check(summary: RunSummary, machines: dict[str, dict[str, Any]]) -> 
     stopped = float(production["stopped_at"])
     tail = sum(1 for m in machines.values() for t in m.get("times", {}).get("bladed_beats", [])
                if t >= stopped - IN_FLIGHT)
+    per = production.get("run_per_heartbeat")
+    if not isinstance(per, dict):
+        return Check(name, False, "not counted: production did not report its batches per heartbeat id")
     found, expected = int(production["run_batches_in_database"]), 2 * bladed
-    missing = max(0, expected - found)
+    heartbeats, duplicated, extra = int(per["heartbeats"]), int(per["duplicated"]), int(per["extra_batches"])
+    untracked = int(per["untracked_batches"])
+    missing = max(0, bladed - heartbeats)
     detail = (f"{found} batches in the database for {bladed} bladed heartbeats from {len(machines)} machines "
               f"({expected} expected; {tail} beat(s) sent within {IN_FLIGHT:g}s of production's stop may be in "
-              f"flight)")
-    if found > expected:
-        detail += f"; {found - expected} more (redeliveries or an earlier run's queued beats)"
-    if missing > 2 * tail:
-        detail += f"; {missing} missing"
-    return Check(name, missing <= 2 * tail, detail)
+              f"flight); {heartbeats} heartbeat id(s), {duplicated} with more than two batches")
+    if duplicated:
+        detail += (f" ({extra} extra batch(es): duplicated effects, e.g. "
+                   f"{', '.join(f'{k} x{n}' for k, n in (per.get('examples') or {}).items())})")
+    skipped = production.get("run_redeliveries_skipped")
+    if skipped:
+        detail += f"; {skipped} redelivery(ies) skipped by production"
+    if untracked:
+        detail += f"; {untracked} batch(es) name no heartbeat (not countable)"
+    if heartbeats > bladed:
+        detail += (f"; {heartbeats - bladed} heartbeat id(s) more than beats counted (an earlier run's queued "
+                   f"beats, a count lost to a SIGKILL, or a beat the bridge forwarded twice)")
+    if missing > tail:
+        detail += f"; {missing} heartbeat(s) missing ({2 * missing} batches)"
+    return Check(name, missing <= tail and not duplicated and not untracked, detail)
 
 
 def _commands_check(summary: RunSummary, machines: dict[str, dict[str, Any]]) -> Check:

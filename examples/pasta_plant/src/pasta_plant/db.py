@@ -1,4 +1,4 @@
-"""The ``batches`` table as SQLAlchemy Core sees it (created by migration ``pasta_0001``)."""
+"""The ``batches`` table as SQLAlchemy Core sees it (migrations ``pasta_0001`` and ``pasta_0002``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ batches = sa.Table(
     sa.Column("is_fresh", sa.Boolean, nullable=False),
     sa.Column("production_date", sa.DateTime(timezone=True), nullable=False),
     sa.Column("in_stock", sa.Integer, nullable=False),
+    # the envelope id of the heartbeat the batch was made for (NULL: seed stock); unique with
+    # is_fresh, so a redelivered heartbeat cannot make its two batches again
+    sa.Column("heartbeat_id", sa.Text, nullable=True),
+    sa.Index("ux_batches_heartbeat", "heartbeat_id", "is_fresh", unique=True),
 )
 
 SEED_DATE = datetime(2024, 1, 1, tzinfo=UTC)

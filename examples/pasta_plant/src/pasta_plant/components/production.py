@@ -9,6 +9,13 @@ storage levels (percent of ``category_capacity``) on ``storage/levels``.
 The non-empty batches are kept in memory (loaded once at start through the ``in_stock`` index),
 so a heartbeat costs two inserts and a few updates, never a scan: a plant day runs in seconds.
 A transaction that fails on a lost connection is retried (``tactics.retry``, name ``batches``).
+
+Effectively once: the two batches carry the heartbeat's envelope id (``heartbeat_id``, unique with
+``is_fresh``: migration ``pasta_0002``), written in the same transaction. A heartbeat delivered
+again — handled and committed here, but not yet committed on Kafka when production was killed or
+its consumer group's session timed out, or a retried commit whose first attempt did reach the
+database — is refused by the unique index, rolled back, and counted as ``redeliveries_skipped``;
+the in-memory stock is then read again from the database, which is the truth.
 """
 
 from __future__ import annotations
@@ -39,18 +46,19 @@ class BatchProduction(Component):
         self.engine = self.ctx.storage
         self._raw: Any = None
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle, "?")
-        self._sql_insert = (f"INSERT INTO batches (id, blade_type, is_fresh, production_date, in_stock) "
-                            f"VALUES ({', '.join([mark] * 5)})")
+        self._sql_insert = (f"INSERT INTO batches (id, blade_type, is_fresh, production_date, in_stock, "
+                            f"heartbeat_id) VALUES ({', '.join([mark] * 6)})")
         self._sql_update = f"UPDATE batches SET in_stock = {mark} WHERE id = {mark}"
         self._native_dates = self.engine.dialect.name != "sqlite"
         self.retry = self.ctx.tactics.retry(name="batches")
         dbapi = self.engine.dialect.loaded_dbapi
         self.retry.retry_on = (OperationalError, DBAPIError, dbapi.OperationalError, dbapi.InterfaceError)
+        self._integrity_error: type[Exception] = dbapi.IntegrityError
         book = ledger(self.ctx)
         self.book = book.extra.setdefault("production", {
             "first_id": None, "produced": {c: 0 for c in LEVEL_KEYS.values()}, "units": 0, "batches": 0,
             "stock_min": None, "stock_max": None, "off_target": 0, "reductions": 0, "negative": 0,
-            "levels_min": {}, "levels_max": {}, "split": {},
+            "levels_min": {}, "levels_max": {}, "split": {}, "redeliveries_skipped": 0,
         })
         self.odometer = odometer(self.ctx, "production")
         await self.retry.acall(self._load, self.params.fresh_start and not book.stock_reset)
@@ -94,9 +102,11 @@ class BatchProduction(Component):
         if blade is None:
             return
         try:  # the common case without the retry machinery's overhead; a lost connection is retried
-            made = await self._produce(blade)
+            made = await self._produce(blade, envelope.id)
         except self.retry.retry_on:
-            made = await self.retry.acall(self._produce, blade)
+            made = await self.retry.acall(self._produce, blade, envelope.id)
+        if made is None:  # delivered again: its batches are in the database already
+            return
         self.levels = self._levels()
         await self.ctx.publish("storage/levels", "mms.storage_levels", {"title": "StorageLevels", **self.levels})
         if self.params.publish_new_batch:
@@ -120,9 +130,10 @@ class BatchProduction(Component):
                 self.ctx.log.debug("invalidate failed", exc_info=True)
             self._raw = None
 
-    async def _produce(self, blade: str) -> list[tuple[int, bool, int, datetime]]:
-        """One transaction: two new batches, then reductions down to the target. The in-memory
-        view changes only after the commit, so a retried attempt starts from the same stock."""
+    async def _produce(self, blade: str, heartbeat_id: str) -> list[tuple[int, bool, int, datetime]] | None:
+        """One transaction: two new batches recording ``heartbeat_id``, then reductions down to the
+        target. The in-memory view changes only after the commit, so a retried attempt starts from
+        the same stock. None if the heartbeat's batches were already in the database (skipped)."""
         now = datetime.fromtimestamp(self.ctx.clock.time(), UTC)
         fresh = self.fresh_amount
         current = self.stock
@@ -154,7 +165,8 @@ class BatchProduction(Component):
             category[keys[batch_id] if batch_id in keys else current[batch_id][0]] -= take
         changed = [(units, batch_id) for batch_id, units in touched.items() if batch_id not in keys]
         date = now if self._native_dates else now.strftime("%Y-%m-%d %H:%M:%S.%f")
-        rows = [(batch_id, blade, is_fresh, date, touched[batch_id]) for batch_id, is_fresh, _, _ in made]
+        rows = [(batch_id, blade, is_fresh, date, touched[batch_id], heartbeat_id)
+                for batch_id, is_fresh, _, _ in made]
         raw = self._connection()
         try:
             cursor = raw.cursor()
@@ -163,9 +175,12 @@ class BatchProduction(Component):
                 cursor.executemany(self._sql_update, changed)
             cursor.close()
             raw.commit()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 raw.rollback()
+            if isinstance(exc, self._integrity_error) and self._recorded(heartbeat_id):
+                await self._skip(heartbeat_id)
+                return None
             self._drop_connection()
             raise
         # committed: the in-memory view follows
@@ -197,6 +212,24 @@ class BatchProduction(Component):
         self._note_stock()
         return made
 
+    def _recorded(self, heartbeat_id: str) -> bool:
+        """Whether batches for ``heartbeat_id`` are in the database (after a refused insert: the
+        unique index, not another constraint, refused it)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(batches)
+                                .where(batches.c.heartbeat_id == heartbeat_id)).scalar() != 0
+
+    async def _skip(self, heartbeat_id: str) -> None:
+        """A heartbeat delivered again: no second effect. The stock is read again from the database,
+        since this life may not know the first effect (a commit whose answer was lost)."""
+        self.book["redeliveries_skipped"] += 1
+        self.odometer.add("redeliveries_skipped", at=self.ctx.clock.time())
+        self.ctx.log.warning("heartbeat %s delivered again: its batches are in the database already, skipped "
+                             "(%d redelivery(ies) skipped in this life)", heartbeat_id,
+                             self.book["redeliveries_skipped"])
+        await self._load(False)
+        self.levels = self._levels()
+
     def _note_stock(self) -> None:
         book = self.book
         book["stock_min"] = self.total if book["stock_min"] is None else min(book["stock_min"], self.total)
@@ -223,6 +256,20 @@ class BatchProduction(Component):
             units = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(batches.c.in_stock), 0))).scalar() or 0
         return int(found), int(units)
 
+    def _per_heartbeat(self, first_id: int) -> dict[str, Any]:
+        """Batches from ``first_id`` counted per source heartbeat id, by the database: how many
+        heartbeats, which have more than their two batches (a duplicated effect), how many batches
+        name no heartbeat."""
+        hb = batches.c.heartbeat_id
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(hb, sa.func.count()).where(batches.c.id >= first_id)
+                                .group_by(hb)).all()
+        untracked = sum(n for key, n in rows if key is None)
+        counted = [(key, int(n)) for key, n in rows if key is not None]
+        over = sorted(((key, n) for key, n in counted if n > 2), key=lambda item: -item[1])
+        return {"heartbeats": len(counted), "duplicated": len(over), "extra_batches": sum(n - 2 for _, n in over),
+                "examples": dict(over[:5]), "untracked_batches": untracked}
+
     def report(self) -> dict[str, Any]:
         book = self.book
         found, units = self._database()
@@ -235,6 +282,9 @@ class BatchProduction(Component):
             "reductions": book["reductions"], "in_database": found, "units_in_database": units,
             # read from the database at stop, over every life of this run (count_checks: vs the machines' beats)
             "run_batches_in_database": self._database(self.run_first_id)[0], "stopped_at": self.ctx.clock.time(),
+            "run_per_heartbeat": self._per_heartbeat(self.run_first_id),
+            "redeliveries_skipped": book["redeliveries_skipped"],
+            "run_redeliveries_skipped": self.odometer["redeliveries_skipped"],
             "ledger_odometers": {k.removeprefix("odometer:"): v.view() for k, v in ledger(self.ctx).extra.items()
                                  if k.startswith("odometer:") and isinstance(v, Odometer)},
         }
@@ -242,6 +292,7 @@ class BatchProduction(Component):
     def checks(self) -> list[Check]:
         book = self.book
         found, units = self._database()
+        per = self._per_heartbeat(self.run_first_id)
         settled = self.total == self.target or (book["batches"] == 0 and self.total <= self.target)
         return [
             Check("stock is never negative", book["negative"] == 0 and (book["stock_min"] or 0) >= 0,
@@ -251,4 +302,8 @@ class BatchProduction(Component):
             Check("every produced batch is in the database", found == book["batches"] and units == self.total,
                   f"{found} of {book['batches']} batches found; {units} units in the database, "
                   f"{self.total} in memory"),
+            Check("no heartbeat produced twice (batches per heartbeat id, by the database)", per["duplicated"] == 0,
+                  f"{per['heartbeats']} heartbeat(s), {per['duplicated']} with more than two batches "
+                  f"({per['extra_batches']} extra) {per['examples'] or ''}; {book['redeliveries_skipped']} "
+                  f"redelivery(ies) skipped in this life"),
         ]
