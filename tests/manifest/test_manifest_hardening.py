@@ -255,3 +255,11 @@ def test_a_settings_model_s_own_validators_run_at_validate_time(tmp_path: Path) 
     found = [(p.line, p.path, p.message) for p in validate_manifest(path, env={}, catalog=plugins.catalog())]
     assert [(line, where) for line, where, _ in found] == [(6, "components.oven.params")], found
     assert "low 5.0 is above high 2.0" in found[0][2]
+
+
+def test_an_unset_variable_is_one_problem_not_two(tmp_path: Path) -> None:
+    """The empty value an unset ${env:...} leaves would also fail its schema ("expected ..., got ''"):
+    only the variable's own problem is reported, which says what to set."""
+    write(tmp_path, HEAD + 'storage: {url: "${env:PLANT_DB_URL}"}\n')
+    found = problems(tmp_path)
+    assert [(path, "PLANT_DB_URL" in message) for _, path, message in found] == [("storage.url", True)], found
