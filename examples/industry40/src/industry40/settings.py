@@ -126,3 +126,60 @@ class ClientsParams(Settings):
         if self.min_quantity > self.max_quantity:
             raise ValueError(f"min_quantity ({self.min_quantity}) is above max_quantity ({self.max_quantity})")
         return self
+
+
+class ErpLinkParams(Settings):
+    """``industry40.erp_link``: the ERP's requests (forge-b2mml) as orders of the PMS (forge-sched), and the
+    PMS's completions back as performance exports: the two plugins meet only through messages."""
+
+    requests_topic: str = Field("b2mml/production_request", description="b2mml.production_request in (the inboxes)")
+    actions_topic: str = Field("b2mml/request_action", description="b2mml.request_action in (Change, Cancel, Get)")
+    states_topic: str = Field("b2mml/request_state", description="b2mml.request_state out (the exporter answers the "
+                                                                   "ERP with Show/Respond)")
+    completion_topic: str = Field("orders/completed", description="b2mml.order_completed out (the exporter's "
+                                                                  "completion_topic)")
+    order_requests: str = Field("orders/requests", description="sched.order_request out (the PMS's topics.requests)")
+    order_replies: str = Field("orders/replies", description="sched.order_reply in (the PMS's topics.replies)")
+    factory_completions: str = Field("factory/+/completed", description="sched.order_completed in (the factories)")
+    retry_every: float = Field(2.0, gt=0, description="seconds before an unanswered order request is sent again "
+                                                     "(no PMS leader meanwhile)")
+    lead_time: float = Field(86_400.0, gt=0, description="deadline of a request without EndTime: seconds after "
+                                                         "its StartTime (or its arrival)")
+    export_grace: float = Field(30.0, gt=0, description="a completion older than this (seconds) at the end of the run "
+                                                        "must have been exported (the check)")
+    outbox: str | None = Field("outbox", description="the exporter's directory (relative: to the plant directory): "
+                                                     "the check validates each file there; null: not checked")
+
+
+class ErpParams(Settings):
+    """``industry40.erp``: a simulated ERP dropping ProductionSchedules into the inbox folder and posting them
+    to the HTTP inbox, re-sending some, and changing, cancelling and asking about earlier requests."""
+
+    enabled: bool = Field(True, description="send schedules (false: the plant waits for a real ERP)")
+    inbox: str = Field("inbox", description="the drop folder (b2mml.drop_folder's path; relative: to the plant "
+                                            "directory)")
+    http_path: str = Field("/b2mml/schedule", pattern=r"^/", description="the HTTP inbox's schedule route, called "
+                                                                        "in-process on this process's HTTP app")
+    version: Literal["V0600", "V0701"] = Field("V0600", description="B2MML release of the documents")
+    first_after: float = Field(10.0, ge=0, description="seconds before the first schedule")
+    min_interval: float = Field(120.0, gt=0, description="shortest wait between two documents, seconds")
+    max_interval: float = Field(300.0, gt=0, description="longest wait between two documents, seconds")
+    max_requests: int = Field(3, ge=1, description="requests in one schedule (1..this)")
+    products: list[str] = Field(["gearbox", "valve", "sensor", "motor"], min_length=1,
+                                description="MaterialDefinitionID of the requests")
+    min_quantity: int = Field(5, ge=1, description="smallest quantity of a request")
+    max_quantity: int = Field(40, ge=1, description="largest quantity of a request")
+    weights: dict[Literal["folder", "http", "resend", "change", "cancel", "get"], float] = Field(
+        {"folder": 4.0, "http": 4.0, "resend": 1.0, "change": 1.0, "cancel": 0.5, "get": 1.0},
+        description="relative odds of each document: a new schedule by folder or HTTP, an earlier one again, a "
+                    "Change (new quantity), Cancel or Get of an earlier request")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        if self.min_interval > self.max_interval:
+            raise ValueError(f"min_interval ({self.min_interval}) is above max_interval ({self.max_interval})")
+        if self.min_quantity > self.max_quantity:
+            raise ValueError(f"min_quantity ({self.min_quantity}) is above max_quantity ({self.max_quantity})")
+        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
+            raise ValueError("weights must be >= 0 and at least one above 0")
+        return self

@@ -1,0 +1,283 @@
+"""``industry40.erp_link``: the ERP's production requests become orders of the PMS, and the PMS's
+completed orders go back to the ERP as performance documents.
+
+forge-b2mml and forge-sched never import each other; this plant component translates between their
+messages:
+
+* ``b2mml.production_request`` (a request of an imported schedule) -> ``sched.order_request`` create,
+  ``idempotencyKey`` from the B2MML IDs: a schedule sent again creates nothing;
+* ``b2mml.request_action`` (the ERP's Change / Cancel / Get) -> ``sched.order_request`` change /
+  cancel / get of the order with that key;
+* ``sched.order_reply`` -> the order's id and status; for an action, ``b2mml.request_state`` (the
+  exporter answers the ERP with Show / Respond);
+* ``sched.order_completed`` (a factory finished) -> ``sched.order_request`` get; once the PMS says
+  ``completed``: ``b2mml.order_completed`` (the exporter builds, validates and sends the
+  performance document, once per order).
+
+A request the PMS has not answered (no leader, e.g. a killed PMS) is sent again every
+``retry_every`` with the same ``requestId``; every action is safe to repeat. What this component
+remembers (which order serves which request) is in memory: a restarted link keeps working from the
+ERP's keys (the PMS finds orders by idempotency key) but loses the B2MML unit of orders it did not
+see created (exported as ``EA``).
+
+Its checks are the ERP side of the run: every request the B2MML ledger imported is accounted for
+(an order completed, running, pending or cancelled, or refused with a reason), and every completed
+order is exported exactly once — one validated document in the outbox per completed order, none
+for anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from forge_b2mml import B2mmlError, Ledger, load
+
+from forge_core import Check, Component, Envelope
+from industry40.settings import ErpLinkParams
+
+REQUEST = "b2mml.production_request"
+ACTION = "b2mml.request_action"
+STATE = "b2mml.request_state"
+B2MML_COMPLETED = "b2mml.order_completed"
+ORDER_REQUEST = "sched.order_request"
+ORDER_REPLY = "sched.order_reply"
+ORDER_COMPLETED = "sched.order_completed"
+ORDER_PROGRESS = "sched.order_progress"
+
+#: The PMS's order statuses as B2MML RequestState values.
+STATE_OF = {"pending": "Waiting", "assigned": "Ready", "in_progress": "Running", "completed": "Completed",
+            "cancelled": "Cancelled"}
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def order_key(request_key: str) -> str:
+    """The PMS idempotency key of a B2MML request key (hashed when B2MML IDs hold spaces or run long)."""
+    if _KEY.match(request_key):
+        return request_key
+    return "b2mml:" + hashlib.sha256(request_key.encode()).hexdigest()[:40]
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class Tracked:
+    """One imported request and the order serving it."""
+
+    key: str
+    request: dict[str, Any]
+    quantity: float | None
+    unit: str | None
+    material: str | None
+    order_id: str | None = None
+    status: str = "requested"  # until the PMS answers: then pending/assigned/in_progress/completed/cancelled/refused
+    detail: str = ""
+    requested_at: float = 0.0
+    completed_at: float | None = None  # when a factory reported it (the export is due from then)
+    exported: bool = False
+
+
+class ErpLink(Component):
+    Params = ErpLinkParams
+    params: ErpLinkParams
+    publishes = (ORDER_REQUEST, STATE, B2MML_COMPLETED)
+
+    async def start(self) -> None:
+        p = self.params
+        self.requests: dict[str, Tracked] = {}  # B2MML request key -> tracked
+        self.by_order: dict[str, str] = {}  # order id -> B2MML request key
+        self.outstanding: dict[str, tuple[dict[str, Any], float]] = {}  # requestId -> (body, last sent)
+        self.actions: dict[str, dict[str, Any]] = {}  # requestId -> the b2mml.request_action it serves
+        self.counts: Counter[str] = Counter()
+        await self.ctx.subscribe(p.requests_topic, self.on_request, types=[REQUEST])
+        await self.ctx.subscribe(p.actions_topic, self.on_action, types=[ACTION])
+        await self.ctx.subscribe(p.order_replies, self.on_reply, types=[ORDER_REPLY])
+        await self.ctx.subscribe(p.factory_completions, self.on_completed, types=[ORDER_COMPLETED], shared=False)
+        self.ctx.every(p.retry_every, self.resend, name="resend")
+
+    # -- to the PMS --------------------------------------------------------------------------------
+    async def ask(self, request_id: str, body: dict[str, Any]) -> None:
+        request_id = request_id if len(request_id) <= 200 else hashlib.sha256(request_id.encode()).hexdigest()
+        body = {"requestId": request_id, **body}
+        self.outstanding[request_id] = (body, self.ctx.clock.time())
+        self.counts["asked"] += 1
+        await self.ctx.publish(self.params.order_requests, ORDER_REQUEST, body, key=request_id)
+
+    async def resend(self) -> None:
+        now = self.ctx.clock.time()
+        for request_id, (body, sent) in list(self.outstanding.items()):
+            if now - sent >= self.params.retry_every:
+                self.outstanding[request_id] = (body, now)
+                self.counts["resent"] += 1
+                await self.ctx.publish(self.params.order_requests, ORDER_REQUEST, body, key=request_id)
+
+    # -- from the ERP ------------------------------------------------------------------------------
+    async def on_request(self, envelope: Envelope) -> None:
+        request = envelope.payload
+        key = envelope.key or f"request:{request['version']}:{request.get('schedule_id') or ''}:{request['request_id']}"
+        if key in self.requests:
+            return  # published again after a crash of the inbox: asked already
+        produced = (request.get("material_produced") or [{}])[0]
+        tracked = Tracked(key, request, produced.get("quantity"), produced.get("unit"),
+                          produced.get("material_definition_id"), requested_at=self.ctx.clock.time())
+        self.requests[key] = tracked
+        self.counts["requests"] += 1
+        if tracked.quantity is None or tracked.quantity <= 0:
+            tracked.status, tracked.detail = "refused", "no positive numeric quantity of material produced"
+            return
+        start = _epoch(request.get("start_time")) or self.ctx.clock.time()
+        deadline = request.get("end_time") or _iso(start + self.params.lead_time)
+        await self.ask(f"create:{key}", {"action": "create", "idempotencyKey": order_key(key),
+                                         "productType": (tracked.material or "unspecified")[:100],
+                                         "quantity": math.ceil(tracked.quantity), "deadline": deadline})
+
+    async def on_action(self, envelope: Envelope) -> None:
+        action = envelope.payload
+        body: dict[str, Any] = {"action": action["action"], "idempotencyKey": order_key(action["key"])}
+        if action["action"] == "change":
+            if action.get("quantity"):
+                body["quantity"] = math.ceil(action["quantity"])
+            if action.get("end_time"):
+                body["deadline"] = action["end_time"]
+        request_id = f"{action['action']}:{action['transaction']}:{action['key']}"
+        self.actions[request_id if len(request_id) <= 200 else hashlib.sha256(request_id.encode()).hexdigest()] = action
+        self.counts[f"action_{action['action']}"] += 1
+        await self.ask(request_id, body)
+
+    # -- from the PMS and the factories ------------------------------------------------------------
+    async def on_reply(self, envelope: Envelope) -> None:
+        reply = envelope.payload
+        request_id = reply.get("requestId")
+        if request_id not in self.outstanding or reply.get("code") in ("not_leader", "unavailable"):
+            return  # another link's, a repeat, or "retry": resent on schedule
+        body, _ = self.outstanding.pop(request_id)
+        self.counts[f"reply_{reply.get('code')}"] += 1
+        order = reply.get("order") or {}
+        key = self.by_order.get(order.get("orderId", "")) or self._key_of(order.get("idempotencyKey"))
+        tracked = self.requests.get(key) if key else None
+        if tracked is not None and order:
+            tracked.order_id = order["orderId"]
+            tracked.status = order["status"]
+            self.by_order[order["orderId"]] = tracked.key
+        if body["action"] == "create" and tracked is None and not reply.get("ok"):
+            refused = self.requests.get(request_id.removeprefix("create:"))
+            if refused is not None:
+                refused.status, refused.detail = "refused", str(reply.get("detail"))
+        action = self.actions.pop(request_id, None)
+        if action is not None:
+            await self._answer(action, reply, order)
+        elif body["action"] == "get" and tracked is not None and order.get("status") == "completed":
+            await self._export(tracked, order)
+
+    def _key_of(self, idempotency_key: str | None) -> str | None:
+        if idempotency_key is None:
+            return None
+        if idempotency_key in self.requests:
+            return idempotency_key
+        return next((k for k in self.requests if order_key(k) == idempotency_key), None)
+
+    async def _answer(self, action: dict[str, Any], reply: dict[str, Any], order: dict[str, Any]) -> None:
+        found = bool(order)
+        await self.ctx.publish(self.params.states_topic, STATE, {
+            "action": action["action"], "transaction": action["transaction"], "key": action["key"],
+            "version": action["version"], "schedule_id": action.get("schedule_id"),
+            "request_id": action["request_id"], "accepted": bool(reply.get("ok")),
+            "state": STATE_OF.get(order.get("status", ""), "Unknown") if found else "Unknown",
+            "detail": str(reply.get("detail") or ""), "order_id": order.get("orderId"),
+            "quantity": order.get("quantity"), "end_time": order.get("deadline"),
+            "segments": action.get("segments") or []}, key=action["key"])
+
+    async def on_completed(self, envelope: Envelope) -> None:
+        order_id = envelope.payload.get("orderId")
+        key = self.by_order.get(order_id) if isinstance(order_id, str) else None
+        tracked = self.requests.get(key) if key else None
+        if tracked is None or tracked.exported:
+            return  # not an ERP order, or exported already (a repeated completion)
+        if tracked.completed_at is None:
+            tracked.completed_at = self.ctx.clock.time()
+        await self.ask(f"get:{order_id}", {"action": "get", "orderId": order_id})  # completed for the PMS too?
+
+    async def _export(self, tracked: Tracked, order: dict[str, Any]) -> None:
+        request = tracked.request
+        quantity = tracked.quantity if tracked.quantity is not None and \
+            math.ceil(tracked.quantity) == order["quantity"] else order["quantity"]  # changed: the new quantity
+        segment = (request.get("segment_requirements") or [{}])[0]
+        tracked.exported = True
+        tracked.status = "completed"
+        self.counts["exported"] += 1
+        await self.ctx.publish(self.params.completion_topic, B2MML_COMPLETED, {
+            "order_id": order["orderId"], "request_id": request["request_id"],
+            "schedule_id": request.get("schedule_id"), "actual_start": order.get("createdAt"),
+            "actual_end": order.get("completedAt"), "response_state": "Completed",
+            "segment_response_id": f"{order['orderId']}-S1", "process_segment_id": segment.get("process_segment_id"),
+            "material_definition_id": tracked.material, "quantity_produced": quantity,
+            "unit": tracked.unit or "EA", "consumed": []}, key=order["orderId"])
+
+    # -- report and checks -------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        statuses = Counter(t.status for t in self.requests.values())
+        return {"requests": len(self.requests), "outstanding": len(self.outstanding),
+                **{f"status_{k}": v for k, v in sorted(statuses.items())}, **dict(sorted(self.counts.items()))}
+
+    def checks(self) -> list[Check]:
+        ledger = Ledger(self.ctx.storage)
+        now = self.ctx.clock.time()
+        grace = self.params.export_grace
+        imported = ledger.imported_requests()
+        unaccounted = [k for k in imported if k not in self.requests or (
+            self.requests[k].status == "requested" and now - self.requests[k].requested_at > grace)]
+        statuses = Counter(self.requests[k].status for k in imported if k in self.requests)
+        exported = ledger.exported_orders()
+        ours = {t.order_id: t for t in self.requests.values() if t.order_id}
+        completed = {oid for oid, t in ours.items() if t.completed_at is not None}
+        overdue = sorted(oid for oid in completed - set(exported) if now - (ours[oid].completed_at or now) > grace)
+        foreign = sorted(set(exported) - set(ours))
+        return [
+            Check("every imported ERP request accounted for", not unaccounted,
+                  f"{len(imported)} imported: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+                  if not unaccounted else f"{len(unaccounted)} without an order: {unaccounted[:5]}"),
+            Check("every completed ERP order exported exactly once", not overdue and not foreign
+                  and len(exported) == len(set(exported)),
+                  f"{len(exported)} exported, {len(completed - set(exported))} completing"
+                  if not overdue and not foreign else f"not exported: {overdue[:5]}; not ours: {foreign[:5]}"),
+            self._outbox_check(exported),
+        ]
+
+    def _outbox_check(self, exported: list[str]) -> Check:
+        name = "every export in the outbox validates, one per order"
+        if self.params.outbox is None:
+            return Check(name, True, "no outbox configured")
+        runtime = self.ctx.services.get("runtime")
+        base = getattr(getattr(runtime, "manifest", None), "plant_dir", None)
+        folder = (base / self.params.outbox) if base is not None else None
+        files = sorted(folder.glob("PERF-*.xml")) if folder is not None and folder.is_dir() else []
+        bad: list[str] = []
+        for path in files:
+            try:
+                doc = load(path.read_bytes(), max_bytes=10 * 1024 * 1024, source=str(path))
+            except B2mmlError as exc:
+                bad.append(f"{path.name}: {exc.summary}")
+                continue
+            if doc.noun not in ("ProductionPerformance", "OperationsPerformance"):
+                bad.append(f"{path.name}: {doc.verb or ''}{doc.noun}")
+        names = {p.stem.removeprefix("PERF-") for p in files}
+        if names != set(exported):
+            bad.append(f"files {len(names)} != exports {len(exported)}: missing {sorted(set(exported) - names)[:3]}, "
+                       f"extra {sorted(names - set(exported))[:3]}")
+        return Check(name, not bad, "; ".join(bad[:5]) or f"{len(files)} documents, each valid against the XSD")
