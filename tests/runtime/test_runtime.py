@@ -237,3 +237,27 @@ def test_connect_retries_a_transport_that_is_not_ready_with_the_retry_backoff(pl
     with pytest.raises(ForgeError, match=r"transport 'bus' not ready after 6 attempts: broker down \(attempt 6\)"):
         asyncio.run(runtime._connect(never))
     assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+def test_transports_are_detached_before_components_release_their_subscriptions(plant_dir, monkeypatch):
+    """So a transport with a broker-side session keeps it across a clean restart (issue 11 §5)."""
+    from forge_core.transport.memory import MemoryTransport
+
+    order: list[str] = []
+    monkeypatch.setattr(MemoryTransport, "detach", lambda self: order.append(f"detach {self.name}"))
+    original = MemoryTransport.subscribe
+
+    async def subscribe(self, pattern, callback, **kwargs):
+        sub = await original(self, pattern, callback, **kwargs)
+        cancel = sub.cancel
+
+        async def recorded():
+            order.append("cancel")
+            await cancel()
+        sub.cancel = recorded
+        return sub
+
+    monkeypatch.setattr(MemoryTransport, "subscribe", subscribe)
+    with TestPlant(plant_dir()) as plant:
+        plant.advance(1.0)
+    assert order and order[0] == "detach bus" and "cancel" in order[1:], order

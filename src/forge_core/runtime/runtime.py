@@ -355,6 +355,8 @@ class Runtime:
             return self._stopped
         self.plugins.plant_stopping(self)
         self._collect_reports()
+        for transport in self.transports.values():
+            transport.detach()  # the components' subscriptions end with the process: a kept session keeps them
         for supervisor in reversed(list(self.supervisors.values())):
             await supervisor.stop()
         for host in (self.http, self.grpc):

@@ -125,6 +125,14 @@ class Transport(ABC):
         default (delivery without a local queue) is 0.0."""
         return 0.0
 
+    def detach(self) -> None:
+        """The plant is stopping: the subscriptions about to be cancelled one by one are ending
+        with the process, not given up. A transport whose broker keeps a session for it (an MQTT
+        persistent session) keeps the broker-side subscriptions, so what is published until the
+        next start is queued for it instead of lost. Called by the runtime before components stop.
+        This default has no session to keep."""
+        return None
+
     @abstractmethod
     async def close(self) -> None:
         """Stop delivering, release connections; idempotent."""

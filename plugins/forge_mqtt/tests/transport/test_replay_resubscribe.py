@@ -96,3 +96,38 @@ def test_subscriptions_are_restored_before_the_outbox_replays(tmp_path: Path, ki
             await both.close()
 
         asyncio.run(body())
+
+
+async def _clean_stop_then_publish(server: MosquittoServer, tmp_path: Path, kit: Any, detach: bool) -> int:
+    client_id = f"test-clean-{uuid.uuid4().hex[:8]}"
+    settings: dict[str, Any] = {"client_id": client_id, "session_expiry": 600}
+    sub = kit.make_transport(server, tmp_path / "sub", "sub", **settings)
+    await sub.connect()
+    subscription = await sub.subscribe("kept/#", kit.Collector())
+    if detach:
+        sub.detach()  # what the runtime does before its components stop
+    await subscription.cancel()  # the component's release at stop
+    await sub.close()
+    pub = kit.make_transport(server, tmp_path / "pub", "pub")
+    await pub.connect()
+    for n in range(50):
+        await pub.publish(f"kept/{n % 5}", kit.envelope({"n": n}))
+    await kit.until(lambda: not pub.health().stats["inflight"], 10, lambda: str(pub.health().stats))
+    again = kit.make_transport(server, tmp_path / "sub", "sub", **settings)  # the next start
+    await again.connect()
+    second = kit.Collector()
+    await again.subscribe("kept/#", second)
+    await asyncio.sleep(1.0)
+    await again.close()
+    await pub.close()
+    return len({p["n"] for p in second.payloads})
+
+
+@pytest.mark.servers
+def test_a_clean_stop_keeps_the_persistent_session_s_subscriptions(mosquitto_server: MosquittoServer,
+                                                                    tmp_path: Path, kit: Any) -> None:
+    """Issue 11 §5: a cleanly stopped process unsubscribed its persistent session (a SIGKILLed one did
+    not), so what was published until its restart was lost. The runtime now detaches transports
+    before components release their subscriptions: the broker keeps queueing."""
+    assert asyncio.run(_clean_stop_then_publish(mosquitto_server, tmp_path, kit, detach=True)) == 50
+    assert asyncio.run(_clean_stop_then_publish(mosquitto_server, tmp_path / "b", kit, detach=False)) == 0

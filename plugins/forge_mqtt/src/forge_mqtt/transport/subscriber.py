@@ -103,6 +103,9 @@ class Subscriber:
         self._sub_mids: dict[int, BrokerSub] = {}
         self._sub_waiters: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._unsubscribe_later: set[str] = set()
+        #: Set by the transport's detach() (the process is stopping): a persistent session keeps its
+        #: subscriptions at the broker, which queues what arrives until the next start.
+        self.keep_session = False
         self._stale_idents: set[int] = set()
         self._draining = False
         self._resume_grace_until = 0.0
@@ -184,6 +187,8 @@ class Subscriber:
                 del self.by_filter[bs.filter]
                 del self.by_id[bs.ident]
         if empty:
+            if self.keep_session and self.settings.persistent:
+                return  # no UNSUBSCRIBE: the broker keeps queueing for the next life of this client id
             if conn.client is not None and conn.connected:
                 conn.client.unsubscribe(bs.filter)
             elif self.settings.persistent:

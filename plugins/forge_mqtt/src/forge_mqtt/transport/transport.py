@@ -192,6 +192,11 @@ class MqttTransport(Transport):
     def backlog_age(self) -> float:
         return self.subscriber.backlog_age()
 
+    def detach(self) -> None:
+        """The process is stopping: with a persistent session, cancelled subscriptions stay at the
+        broker (no UNSUBSCRIBE), so messages published until the next start are queued, not lost."""
+        self.subscriber.keep_session = True
+
     async def close(self) -> None:
         """Wait up to ``drain_timeout`` for PUBACKs, publish the death certificate, disconnect
         cleanly (so the broker does not send the Will) and close the outbox."""
