@@ -61,6 +61,10 @@ class KafkaSettings(Settings):
     batch_wait_ms: float = Field(1.0, ge=0, description="how long a batch may fill behind its first record "
                                                         "(latency added per hop at a low rate; fewer hand-overs "
                                                         "at a high one)")
+    log_every: float = Field(30.0, ge=0, description="seconds between two log lines of one kind from librdkafka "
+                             "and client errors (the same message from the same broker, from any client of the "
+                             "transport); the first is always logged, those in between are counted and reported "
+                             "('N similar line(s) suppressed'); 0 logs every line")
     stall_timeout: float = Field(15.0, gt=0, description="seconds a broker may be up with no ack while messages "
                                                          "wait before the producer is replaced and they are re-sent")
     connect_timeout: float = Field(5.0, gt=0, description="seconds connect() waits for the broker's metadata")

@@ -26,6 +26,7 @@ from forge_core.tactics import Backoff
 
 from forge_kafka.settings import KafkaSettings, TopicSpec
 from forge_kafka.transport.admin import ensure_topics, to_kafka
+from forge_kafka.transport.logs import RateLimitedLog, kind_of
 
 log = logging.getLogger("forge.transport.kafka")
 
@@ -71,6 +72,8 @@ class KafkaConnection:
         self.closed = False
         #: Counters shown by ``health()``: published, consumed, handled, redelivered, dead_lettered...
         self.stats: Counter[str] = Counter()
+        #: librdkafka's log lines and client errors, rate-limited per kind (log_every); every client's logger
+        self.logs = RateLimitedLog(log, settings.log_every, name=name, stats=self.stats)
         self.last_error = ""
         self.known_topics: set[str] = set()
         #: Messages given back by the producer (fatal, purged, forgotten by the broker), kept until
@@ -94,14 +97,16 @@ class KafkaConnection:
         """librdkafka settings every client of this transport shares (``config`` passthrough last)."""
         conf: dict[str, Any] = {"bootstrap.servers": self.settings.bootstrap,
                                 "client.id": self.settings.client_id or f"forge-{self.plant}-{self.name}",
-                                "error_cb": self._on_client_error}
+                                "error_cb": self._on_client_error, "logger": self.logs}
         conf.update(self.settings.config)
         return conf
 
     def _on_client_error(self, error: KafkaError) -> None:
         self.last_error = str(error)
         if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            log.warning("kafka %s: %s (%s)", self.name, error.str(), self.settings.bootstrap)
+            # every client reports every failed reconnect while the broker is down: one line per kind
+            self.logs.emit(logging.WARNING, f"error|{error.code()}|{kind_of(error.str())}",
+                           f"kafka {self.name}: {error.str()} ({self.settings.bootstrap})")
 
     # -- life cycle ----------------------------------------------------------------------------
     async def connect(self, on_delivery: DeliveryReport) -> None:
@@ -140,7 +145,7 @@ class KafkaConnection:
             "error_cb": self._on_producer_error,
             **self.settings.producer,
         }
-        self.producer = Producer(self.producer_conf, logger=log)
+        self.producer = Producer(self.producer_conf)
         self._poller = threading.Thread(target=self._poll_producer, name=f"forge-kafka-{self.name}-producer",
                                         daemon=True)
         self._poller.start()
@@ -159,6 +164,7 @@ class KafkaConnection:
         self._closing.set()
         if self._poller is not None:
             await loop.run_in_executor(None, self._poller.join, 5.0)
+        self.logs.flush(force=True)  # what was held back is still counted
 
     async def ensure_topic(self, topic: str, spec: TopicSpec | None = None) -> None:
         """Create ``topic`` (a Forge topic) unless it is known to exist."""
@@ -176,6 +182,9 @@ class KafkaConnection:
             producer = self.producer
             assert producer is not None
             producer.poll(0.1)
+            if self.admin is not None:
+                self.admin.poll(0)  # its log lines and errors, through the rate limit (else they queue up)
+            self.logs.flush()
             wanted = self._replace_wanted
             if wanted is not None and self.loop is not None and not self._closing.is_set():
                 # The swap runs on the event loop, so no publish() slips in between.
@@ -225,7 +234,7 @@ class KafkaConnection:
             return old if old is not None else failed
         wanted = self._replace_wanted
         since = wanted[2] if wanted is not None else time.monotonic()
-        new = Producer(self.producer_conf, logger=log)
+        new = Producer(self.producer_conf)
         old.purge(in_queue=True, in_flight=True)
         deadline = time.monotonic() + 10.0
         # The delivery reports of the purged messages: the publisher hands each one to hold().

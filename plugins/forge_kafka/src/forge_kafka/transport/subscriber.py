@@ -26,6 +26,7 @@ from forge_core.transport import BatchCallback, MessageCallback, Subscription, i
 
 from forge_kafka.transport.admin import pattern_to_kafka, to_forge
 from forge_kafka.transport.dead_letters import dead_letter, record_position
+from forge_kafka.transport.logs import kind_of
 
 if TYPE_CHECKING:
     from forge_kafka.transport.transport import KafkaTransport
@@ -97,7 +98,7 @@ class KafkaSubscription(Subscription):
         }
         if instance_id:
             conf["group.instance.id"] = instance_id
-        self.consumer = Consumer(conf, logger=log)
+        self.consumer = Consumer(conf)  # librdkafka's log lines: the connection's rate-limited logger
         self.thread = threading.Thread(target=self._poll_loop, name=f"forge-kafka-{transport.name}-{pattern}",
                                        daemon=True)
 
@@ -145,7 +146,8 @@ class KafkaSubscription(Subscription):
                     if first is not None and batch_size > 1:
                         messages += self.consumer.consume(num_messages=batch_size - 1, timeout=batch_wait)
                 except KafkaException as exc:
-                    log.warning("kafka %s: consume failed on %s: %s", self.transport.name, self.group_id, exc)
+                    self.connection.logs.emit(logging.WARNING, f"consume|{kind_of(str(exc))}",
+                                              f"kafka {self.transport.name}: consume failed on {self.group_id}: {exc}")
                     time.sleep(0.5)
                     continue
                 if time.monotonic() >= next_lag:
@@ -189,7 +191,8 @@ class KafkaSubscription(Subscription):
         if error is None:
             return False
         if error.code() not in _QUIET:
-            log.warning("kafka %s: %s on %s: %s", self.transport.name, self.group_id, message.topic(), error)
+            self.connection.logs.emit(logging.WARNING, f"fetch|{message.topic()}|{kind_of(str(error))}",
+                                      f"kafka {self.transport.name}: {self.group_id} on {message.topic()}: {error}")
         return True
 
     async def _handle_batch(self, messages: list[Message]) -> None:
