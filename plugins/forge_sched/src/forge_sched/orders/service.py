@@ -26,11 +26,15 @@ from forge_sched.orders.moves import Topics, Writer, iso
 from forge_sched.orders.queries import factory_views, order_view
 from forge_sched.orders.status import StatusReportResult
 from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders
+from forge_sched.orders.tables import outbox as outbox_table
 from forge_sched.orders.transactions import Transactor
 
 __all__ = ["CREATED", "IdempotencyMismatch", "NewOrder", "OrderService", "request_hash"]
 
 CREATED = "sched.order_created"
+
+#: One read answering what a scheduling pass may have to do: orders waiting? messages queued?
+_PROBE = sa.select(sa.exists().where(orders.c.status == "pending"), sa.exists().select_from(outbox_table))
 
 
 class IdempotencyMismatch(ValueError):
@@ -157,6 +161,8 @@ class OrderService:
                     return seen
             w = self._writer(conn, fenced=assign)
             oid = self.new_id()
+            while conn.execute(sa.select(orders.c.id).where(orders.c.id == oid)).first() is not None:
+                oid = self.new_id()  # seeded ids (simulation) repeat in a revived replica or a reused database
             conn.execute(orders.insert().values(
                 id=oid, product_type=order.product_type, quantity=order.quantity, deadline=order.deadline,
                 status="pending", progress=0.0, idempotency_key=idempotency_key, request_hash=digest,
@@ -192,6 +198,14 @@ class OrderService:
         else:
             self.stats["idempotent_replays"] += 1
         return view, created
+
+    def probe(self) -> tuple[bool, bool]:
+        """(pending orders exist, outbox messages are queued), in one read outside any write
+        transaction: the periodic pass runs its fenced transaction or relay only when there is work,
+        and that transaction reads the pending orders again itself."""
+        with self.tx.engine.connect() as conn:
+            pending, queued = conn.execute(_PROBE).one()
+        return bool(pending), bool(queued)
 
     async def assign_pending(self) -> int:
         """Place pending orders where there is capacity (earliest deadline first); returns how many."""
