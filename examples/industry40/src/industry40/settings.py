@@ -106,6 +106,10 @@ class ClientsParams(Settings):
     enabled: bool = Field(True, description="post orders (false: the plant waits for a real client)")
     url: str | None = Field(None, description="the PMS's base URL (http://host:port); null: the REST app of this "
                                               "process (ctx.http), called in-process (embedded and simulated runs)")
+    endpoints_topic: str | None = Field(
+        None, description="find the PMS replicas by their sched.endpoint announcements on this topic (replicas on "
+                          "ephemeral ports, the distributed profile): post to the leader, to another replica when "
+                          "it does not answer; `url`, if given, is tried after them")
     path: str = Field("/orders", pattern=r"^/", description="where orders are posted")
     min_interval: float = Field(5.0, gt=0, description="shortest wait between two orders, seconds")
     max_interval: float = Field(20.0, gt=0, description="longest wait between two orders, seconds")

@@ -4,7 +4,9 @@ Every ``min_interval..max_interval`` seconds (seeded) an order with a random pro
 deadline, an ``Idempotency-Key`` per order, tried again with the same key on a 5xx or no answer (a
 PMS killed by chaos): a retried order is created once. Without ``url`` the requests go to this
 process's HTTP app in-process (httpx's ASGI transport: the same handlers, no socket, also under
-virtual time); with ``url``, over HTTP.
+virtual time); with ``url``, over HTTP; with ``endpoints_topic``, over HTTP to the PMS replicas
+their ``sched.endpoint`` announcements name (the leader first; each retry goes to the next one, so
+a killed replica's orders reach the other, which stores them for the leader).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 
 import httpx
 
-from forge_core import Check, Component
+from forge_core import Check, Component, Envelope
 from industry40.settings import ClientsParams
+
+ENDPOINT = "sched.endpoint"  # forge-sched's announcement of a PMS replica (its schema is forge-sched's)
 
 
 class Clients(Component):
@@ -28,11 +32,31 @@ class Clients(Component):
         self.counts: Counter[str] = Counter()
         self.orders: dict[str, str] = {}  # Idempotency-Key -> order id of every order the PMS accepted
         self.lost: list[str] = []  # keys given up on after every attempt
+        self.announced: dict[str, tuple[str, bool, int]] = {}  # PMS instance -> (REST URL, leading, epoch)
+        if self.params.endpoints_topic:
+            await self.ctx.subscribe(self.params.endpoints_topic, self._on_endpoint, types=[ENDPOINT], shared=False)
         if self.params.enabled:
             self.ctx.spawn(self._posting(), name="orders")
 
+    async def _on_endpoint(self, envelope: Envelope) -> None:
+        body = envelope.payload if isinstance(envelope.payload, dict) else {}
+        instance, url, epoch = body.get("instance"), body.get("http"), body.get("epoch")
+        if isinstance(instance, str) and isinstance(url, str) and url:
+            self.announced[instance] = (url, bool(body.get("leading")), epoch if isinstance(epoch, int) else 0)
+
+    def bases(self) -> list[str]:
+        """Base URLs to post to, in order: announced replicas (leader, newest epoch first), then ``url``;
+        "" for the client's own base (in-process)."""
+        p = self.params
+        if p.endpoints_topic is None:
+            return [""]
+        announced = [url for url, _, _ in sorted(self.announced.values(), key=lambda a: (not a[1], -a[2]))]
+        return list(dict.fromkeys([*announced, *([p.url] if p.url else [])]))
+
     def _client(self) -> httpx.AsyncClient:
         p = self.params
+        if p.endpoints_topic is not None:
+            return httpx.AsyncClient(timeout=p.timeout)
         if p.url is not None:
             return httpx.AsyncClient(base_url=p.url, timeout=p.timeout)
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.ctx.http.app), base_url="http://plant")
@@ -53,8 +77,15 @@ class Clients(Component):
         """POST one order, retried with the same key; the order's JSON, or None when given up."""
         p = self.params
         for attempt in range(1, p.attempts + 1):
+            bases = self.bases()
+            if not bases:
+                self.counts["no_endpoint"] += 1
+                self.ctx.log.info("POST %s: no PMS announced yet, attempt %d", p.path, attempt)
+                await self.ctx.clock.sleep(p.retry_after)
+                continue
             try:
-                response = await client.post(p.path, json=body, headers={"Idempotency-Key": key})
+                response = await client.post(bases[(attempt - 1) % len(bases)] + p.path, json=body,
+                                             headers={"Idempotency-Key": key})
             except httpx.HTTPError as exc:
                 self.counts["no_answer"] += 1
                 self.ctx.log.info("POST %s: no answer (%s), attempt %d", p.path, exc, attempt)
