@@ -50,10 +50,30 @@ def test_wills_handed_over_after_a_broker_restart_are_not_deaths(plant_dir):
         assert plant.component("monitor").status("m1").name == "UP"
 
 
-def test_a_will_with_the_monitor_connected_is_a_death_at_once(plant_dir):
+def test_a_will_with_the_monitor_connected_is_a_death_within_death_confirm(plant_dir):
     with TestPlant(plant_dir(PLANT), seed=3) as plant:
         plant.advance(20.05)
         plant.kill("m2")
         plant.publish("forge/death/m2", "forge.death", {"source": "m2", "seq": 0})
-        plant.advance(0.1)
+        plant.advance(0.5)
+        assert _down(plant) == []  # death_confirm (1 s): is the broker going away?
+        plant.advance(0.8)  # 1 s + one evaluation (a quarter interval)
         assert [source for source, _ in _down(plant)] == ["m2"]  # no grace without an outage
+
+
+def test_wills_a_stopping_broker_hands_out_before_the_monitor_sees_it_go_are_held(plant_dir):
+    """Mosquitto stopping publishes its clients' Wills to the clients still connected: the monitor
+    hears them a moment before its own connection drops (the fault drill's 3 false DOWN)."""
+    with TestPlant(plant_dir(PLANT), seed=3) as plant:
+        plant.advance(20.05)
+        bus = plant.transport("bus")
+        for source in ("m1", "m2"):
+            plant.publish(f"forge/death/{source}", "forge.death", {"source": source, "seq": 0})
+        bus.faults.partition("m1", "m2")
+        plant.advance(0.2)
+        bus._connected = False  # type: ignore[attr-defined]
+        plant.advance(6.0)
+        bus._connected = True  # type: ignore[attr-defined]
+        bus.faults.heal()
+        plant.advance(15.0)  # both beat again within the grace
+        assert _down(plant) == [], _down(plant)

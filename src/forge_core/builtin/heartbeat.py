@@ -69,6 +69,10 @@ class HeartbeatMonitorParams(Settings):
         None, gt=0, description="seconds after the monitor's own transport reconnects during which silence gives no "
                                 "verdict and a death certificate waits for a beat that cancels it (sources reconnect "
                                 "with their own backoff; a broker hands over Wills it kept); default: 10 intervals")
+    death_confirm: float = Field(
+        1.0, ge=0, description="seconds a death certificate waits before it is a DOWN verdict, for this monitor's own "
+                               "connection to show whether it came from a broker shutting down (then it is held "
+                               "like one heard while disconnected); a beat meanwhile cancels it")
 
 
 class HeartbeatEmitter(Component):
@@ -123,7 +127,8 @@ class HeartbeatMonitor(Component):
             self.beats_transport = None
         self.backlog = {"age": 0.0, "max_age": 0.0, "behind": False, "behind_evaluations": 0}
         self.sight = Sight(self.params.reconnect_grace or 10 * self.interval)
-        self.held_deaths: dict[str, int] = {}  # source -> seq of a death heard while blind
+        #: source -> (seq, heard at, outages seen then, blind then): a death certificate, not a verdict yet
+        self.held_deaths: dict[str, tuple[int, float, int, bool]] = {}
         for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.on_beat, types=types, shared=False)
         for pattern in self.params.death_topics:
@@ -149,7 +154,8 @@ class HeartbeatMonitor(Component):
         if self.monitor.status(source) is None and self._refused(source, envelope):  # checked once per source
             return
         healthy = not (isinstance(payload, dict) and payload.get(self.healthy_field) is False)
-        self.held_deaths.pop(source, None)  # it beats: a death held from the outage was not its end
+        if source in self.held_deaths and self._suspect(source):
+            del self.held_deaths[source]  # it beats after an outage: the Will the broker kept was not its end
         # heard when the transport read it, not when a backlog let it through (see evaluate)
         transport = self.beats_transport
         at = self.ctx.clock.time() - (transport.backlog_age() if transport is not None else 0.0)
@@ -167,21 +173,38 @@ class HeartbeatMonitor(Component):
             return
         if envelope.type == "forge.birth":
             self.births[source] = max(seq, self.births.get(source, -1))
-            if seq > self.held_deaths.get(source, seq):
+            held = self.held_deaths.get(source)
+            if held is not None and seq > held[0]:
                 del self.held_deaths[source]  # a newer session: the held death was the old one's
             return
         if seq < self.births.get(source, -1):
             self.ctx.log.info("ignored stale death of %s (seq %d < birth %d)", source, seq, self.births[source])
             return
+        # not a verdict yet: a broker shutting down hands out its clients' Wills before this monitor
+        # sees its own connection drop (and again after the restart): see evaluate()
         now = self.ctx.clock.time()
-        if self._blind(now):
-            self.held_deaths[source] = seq
-            self.ctx.log.info("death of %s (seq %d) held: this monitor's transport was away; a beat cancels it",
-                              source, seq)
-            return
-        change = self.monitor.report_dead(source, now)
-        if change is not None:
-            await self._report(change)
+        blind = self._blind(now)
+        self.held_deaths[source] = (seq, now, self.sight.outages, blind)
+        if self.params.death_confirm == 0 and not blind:
+            await self._confirm_deaths(now)
+
+    def _suspect(self, source: str) -> bool:
+        """Whether ``source``'s held death came with an outage of this monitor's transport (heard
+        while blind, or an outage began since): then a beat from it cancels the death. Otherwise a
+        beat may be one sent before the death and read after it, and the death stands."""
+        _, _, outages, blind = self.held_deaths[source]
+        self._blind(self.ctx.clock.time())  # brings the outage count up to date
+        return blind or self.sight.outages > outages
+
+    async def _confirm_deaths(self, now: float) -> None:
+        """Held deaths whose confirmation wait is over, with this monitor connected: DOWN."""
+        for source, (_, heard_at, _, _) in list(self.held_deaths.items()):
+            if now - heard_at < self.params.death_confirm:
+                continue
+            del self.held_deaths[source]
+            change = self.monitor.report_dead(source, now)
+            if change is not None:
+                await self._report(change)
 
     #: A silence verdict waits while evaluate ran later than this fraction of the earliest silence
     #: verdict (degraded_after x interval): the loop was too busy to hear the beats.
@@ -231,10 +254,7 @@ class HeartbeatMonitor(Component):
             starvation["verdicts_held_until"] = None
             if self._blind(clock.time()):
                 return  # the broker was away: silence is not the sources' (see builtin/sight.py)
-            for source in list(self.held_deaths):  # the grace is over and it never beat: a real death
-                del self.held_deaths[source]
-                if (change := self.monitor.report_dead(source, clock.time())) is not None:
-                    await self._report(change)
+            await self._confirm_deaths(clock.time())  # held and never followed by a beat: real deaths
             for change in self.monitor.evaluate(clock.time() - self._backlog_age(starvation["threshold"])):
                 await self._report(change)
         finally:
@@ -315,6 +335,8 @@ class HeartbeatMonitor(Component):
         sight = getattr(self, "sight", None)
         if sight is not None and sight.outages:
             extra["transport_outages"] = {**sight.view(), "deaths_held": sorted(self.held_deaths)}
+        elif getattr(self, "held_deaths", None):
+            extra["deaths_held"] = sorted(self.held_deaths)
         return {"sources": {s: str(v) for s, v in monitor.sources().items()}, **extra}
 
 
