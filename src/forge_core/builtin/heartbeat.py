@@ -328,7 +328,9 @@ class HeartbeatMonitor(Component):
         if not monitor:
             return {}
         starvation = getattr(self, "starvation", None)
-        extra = {"monitor_starved": dict(starvation)} if starvation and starvation["starved_evaluations"] else {}
+        extra: dict[str, Any] = {}
+        if starvation and starvation["starved_evaluations"]:
+            extra["monitor_starved"] = dict(starvation)
         backlog = getattr(self, "backlog", None)
         if backlog and backlog["max_age"]:
             extra["transport_backlog"] = dict(backlog)
