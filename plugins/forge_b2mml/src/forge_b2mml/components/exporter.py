@@ -179,8 +179,7 @@ class Exporter(Component):
         self._settle(list(ack.get("ids") or []), bool(ack.get("accepted")), ack.get("summary"))
 
     def report(self) -> dict[str, Any]:
-        return {**self.stats, "unacknowledged": self.ledger.unacknowledged(),
-                "exported_orders": self.ledger.exported_orders()}
+        return {**self.stats, "unacknowledged": self.ledger.unacknowledged()}
 
     def checks(self) -> list[Check]:
         return [Check("every export validated before it was sent", True,
