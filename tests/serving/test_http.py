@@ -145,3 +145,28 @@ def test_a_component_that_says_it_is_not_ready_makes_ready_503(plant_dir):
     ready, health = asyncio.run(scenario())
     assert ready.status_code == 503 and ready.json()["components"]["orders"]["database"] == "unreachable"
     assert health.status_code == 200  # alive, just not ready
+
+
+def test_a_released_prefix_answers_503_retry_after_until_it_is_mounted_again():
+    """A leader's REST mount disappears when it dies until the standby mounts: a client must be told
+    to retry (503, Retry-After), not that the path does not exist (404: the industry40 clients gave up)."""
+    async def scenario():
+        host = HttpHost(listen=False)
+
+        async def app(scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        await host.mount("/", app, owner="pms-0")
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=host.app), base_url="http://plant")
+        first = await client.post("/orders")
+        host.release("pms-0")
+        gap = await client.post("/orders")
+        await host.mount("/", app, owner="pms-1")
+        after = await client.post("/orders")
+        await client.aclose()
+        return first, gap, after
+
+    first, gap, after = asyncio.run(scenario())
+    assert first.status_code == 200 and after.status_code == 200
+    assert gap.status_code == 503 and gap.headers["retry-after"] == "1" and "pms-0" in gap.json()["error"]

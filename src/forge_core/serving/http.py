@@ -35,6 +35,9 @@ class HttpHost:
         self.host, self.port, self.listen = host, port, listen
         self._probes = probes
         self._mounts: dict[str, tuple[ASGIApp, str]] = {}  # prefix ("" = root) -> (app, owner)
+        #: prefixes whose owner stopped or crashed and may mount again (a restart, a standby taking
+        #: over): answered 503 with Retry-After, not 404, so a client retries instead of giving up
+        self._vacant: dict[str, str] = {}
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -50,6 +53,7 @@ class HttpHost:
         if taken is not None and taken[1] != owner:
             raise ValueError(f"{owner}: HTTP path {prefix!r} is already mounted by {taken[1]!r}")
         self._mounts[key] = (app, owner)
+        self._vacant.pop(key, None)
         if self.listen:
             await self._ensure_started()
 
@@ -57,6 +61,7 @@ class HttpHost:
         """Unmount every app of ``owner`` (a stopped or crashed component; a restart mounts again)."""
         for key in [k for k, (_, who) in self._mounts.items() if who == owner]:
             del self._mounts[key]
+            self._vacant[key] = owner
 
     @property
     def url(self) -> str | None:
@@ -89,6 +94,11 @@ class HttpHost:
                 if key:  # Starlette's convention for a mounted app: root_path + the rest
                     scope = {**scope, "root_path": scope.get("root_path", "") + key}
                 await app(scope, receive, send)
+                return
+        for key in sorted(self._vacant, key=len, reverse=True):
+            if key == "" or path == key or path.startswith(key + "/"):
+                await _json(send, 503, {"error": f"{path!r} is served by {self._vacant[key]!r}, which is restarting "
+                                                 "or handing over; retry"}, retry_after=1)
                 return
         await _json(send, 404, {"error": f"no such path {path!r}", "mounted": self.mounts()})
 
@@ -167,8 +177,10 @@ def _normalise(prefix: str) -> str:
     return prefix.rstrip("/")
 
 
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _json(send: Send, status: int, body: dict[str, Any], *, retry_after: int | None = None) -> None:
     data = json.dumps(body, default=str).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
