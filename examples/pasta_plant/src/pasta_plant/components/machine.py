@@ -20,6 +20,7 @@ from typing import Any
 
 from forge_core import Check, Component, Envelope, epoch_of, subscribe
 from pasta_plant.ledger import ledger
+from pasta_plant.odometer import odometer
 from pasta_plant.settings import MachineParams
 
 INITIALIZING = "INITIALIZING"
@@ -46,10 +47,10 @@ class CuttingMachine(Component):
         self._recent: deque[str] = deque(maxlen=64)  # command ids: a redelivery is not a new command
         self._swap: asyncio.Task[Any] | None = None
         self._recovery: asyncio.Task[Any] | None = None
-        self.beats = 0
-        #: heartbeats this life handed to its transport carrying a blade: each must become two batches
-        #: in the database (the cross-process count, from the machines' end)
-        self.bladed_beats = 0
+        #: what this machine sent and received over the run, surviving its SIGKILLs (pasta_plant.odometer):
+        #: heartbeats counted once ctx.publish returned (handed to the transport: in flight to the broker
+        #: or in its durable outbox), commands by epoch on first delivery (count_checks compares them)
+        self.odometer = odometer(self.ctx, f"machine-{self.machine_id}")
         self._set(WAITING, None)
         self.ctx.every(self.params.heartbeat_interval, self.beat, name="heartbeat", initial_delay=0)
 
@@ -68,9 +69,10 @@ class CuttingMachine(Component):
         if self.state == WORKING and self.blade is not None:
             payload["bladeType"] = self.blade
         await self.ctx.publish("heartbeats", "sched.machine_heartbeat", payload, key=str(self.machine_id))
-        self.beats += 1
         if "bladeType" in payload:
-            self.bladed_beats += 1
+            self.odometer.add("beats", "bladed_beats", at=self.ctx.clock.time())
+        else:
+            self.odometer.add("beats")
         self.record.last_beat = self.ctx.clock.time()
 
     # -- commands --------------------------------------------------------------------------
@@ -82,6 +84,9 @@ class CuttingMachine(Component):
             return False
         self._recent.append(envelope.id)
         self.record.accepted(epoch_of(envelope))
+        epoch = epoch_of(envelope)
+        if epoch is not None:
+            self.odometer.add(f"received:{epoch}")
         return True
 
     def _applied(self, envelope: Envelope) -> None:
@@ -160,7 +165,8 @@ class CuttingMachine(Component):
                 "recoveries": r.kills, "incarnations": r.incarnations, "stale_rejected": r.rejected_stale,
                 "unstamped_rejected": r.rejected_unstamped, "ignored": r.ignored,
                 "forged_dropped": r.forged_dropped, "accepted_epochs": sorted(r.accepted_epochs),
-                "beats_sent": self.beats, "bladed_beats_sent": self.bladed_beats}
+                "beats_sent": self.odometer["beats"], "bladed_beats_sent": self.odometer["bladed_beats"],
+                "odometer": self.odometer.view()}
 
     def checks(self) -> list[Check]:
         r = self.record
