@@ -8,7 +8,11 @@ replays a day) it draws one action by ``weights``:
   ``min_outage..max_outage``;
 * **kill_mms**: the MMS replica holding the MMS lease, ``runtime.kill`` (SIGKILL semantics: no
   stop, no lease release; an OS process in the distributed profile), revived after the outage;
-* **kill_pms**: the PMS (the order scheduler replica holding its lease, or its only instance) the same way.
+* **kill_pms**: the PMS (the order scheduler replica holding its lease) the same way.
+
+A kill needs another live replica of the component: killing the last one is an outage of the
+service, not a failover, and would measure the clients' patience rather than the plant (a chaos
+hour killed both PMS replicas within their outages and the clients gave up two orders).
 
 Each action is reported on ``chaos/events`` (``industry40.chaos_event``). Off unless ``enabled``
 (profile ``chaos``). Like the pasta plant's chaos, it runs in the parent process when instances are
@@ -97,11 +101,11 @@ class Chaos(Component):
 
     async def _kill(self, component: str, lease: str, outage: float) -> None:
         instances = [name for name in self._instances(component) if name not in self.dead]
-        if not instances:
+        if len(instances) < 2:  # the last live replica: killing it is an outage of the service, not a failover
             self.counts["skipped"] += 1
             return
         holder = await self._holder(lease)
-        victim = holder if holder in instances else (instances[0] if len(instances) == 1 else None)
+        victim = holder if holder in instances else None
         if victim is None:  # nobody leads (a failover under way): let it settle
             self.counts["skipped"] += 1
             return
