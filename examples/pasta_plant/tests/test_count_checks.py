@@ -103,3 +103,21 @@ def test_leadership_is_judged_by_terms_not_by_flags():
                     [{"epoch": 5, "from": 30.0, "to": None, "sent": 1}])
     check = _by_name(count_checks(split))["one"]
     assert not check.passed and "overlapping" in check.detail
+
+
+def test_an_epoch_resumed_by_a_revived_leader_counts_only_a_shortfall():
+    """The fault drill: scheduler-0 led epoch 1, was SIGKILLed after sending 5 commands, was revived
+    and re-acquired its own unexpired lease, keeping epoch 1; its new life reported epoch 1 with 0
+    sent while the machines had received 5. Not a forgery: the killed life's count died with it."""
+    terms = [{"epoch": 1, "from": 1.0, "to": 9.0, "sent": 0}]
+    resumed = _summary([1], 2, terms=terms, received={0: {"received:1": 5}}, processes=True)
+    resumed.extra["processes"] = {"scheduler-0": {"exit_codes": [-9, 0], "log": "/nonexistent/scheduler-0.log"}}
+    check = _by_name(count_checks(resumed))["command"]
+    assert check.passed and "resumed by a revived leader" in check.detail
+    never_killed = _summary([1], 2, terms=terms, received={0: {"received:1": 5}}, processes=True)
+    never_killed.extra["processes"] = {"scheduler-0": {"exit_codes": [0], "log": "/nonexistent/scheduler-0.log"}}
+    assert not _by_name(count_checks(never_killed))["command"].passed  # received unsent commands
+    short = _summary([1], 2, terms=[{"epoch": 1, "from": 1.0, "to": 9.0, "sent": 4}],
+                     received={0: {"received:1": 3}}, processes=True)
+    short.extra["processes"] = {"scheduler-0": {"exit_codes": [-9, 0], "log": "/nonexistent/scheduler-0.log"}}
+    assert not _by_name(count_checks(short))["command"].passed  # what the new life sent must all arrive
