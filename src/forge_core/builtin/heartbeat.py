@@ -185,7 +185,14 @@ class HeartbeatMonitor(Component):
         now = self.ctx.clock.time()
         blind = self._blind(now)
         self.held_deaths[source] = (seq, now, self.sight.outages, blind)
-        if self.params.death_confirm == 0 and not blind:
+        if not blind:  # the verdict comes death_confirm after the Will, not at the next evaluation
+            self.ctx.spawn(self._confirm_after(self.params.death_confirm), name=f"confirm-death:{source}")
+
+    async def _confirm_after(self, delay: float) -> None:
+        if delay:
+            await self.ctx.clock.sleep(delay)
+        now = self.ctx.clock.time()
+        if not self._blind(now):
             await self._confirm_deaths(now)
 
     def _suspect(self, source: str) -> bool:
