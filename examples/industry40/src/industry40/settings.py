@@ -7,7 +7,7 @@ The defaults are the numbers of the original system: a beat every second, degrad
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,6 +16,16 @@ from forge_core import Settings
 Mode = Literal["normal", "stop", "degraded", "flapping"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")  # what the order scheduler accepts as a factory id
 
+
+
+def _ordered(model: Any, *names: str, weights: dict[str, float] | None = None) -> None:
+    """min_<name> <= max_<name> for each name, and weights (if given) >= 0 with one above 0."""
+    for name in names:
+        low, high = getattr(model, f"min_{name}"), getattr(model, f"max_{name}")
+        if low > high:
+            raise ValueError(f"min_{name} ({low}) is above max_{name} ({high})")
+    if weights is not None and (any(w < 0 for w in weights.values()) or not any(weights.values())):
+        raise ValueError("weights must be >= 0 and at least one above 0")
 
 class FactoryParams(Settings):
     """``industry40.factory``: a simulated factory (one per replica)."""
@@ -91,12 +101,7 @@ class ChaosParams(Settings):
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
-        if self.min_interval > self.max_interval:
-            raise ValueError(f"min_interval ({self.min_interval}) is above max_interval ({self.max_interval})")
-        if self.min_outage > self.max_outage:
-            raise ValueError(f"min_outage ({self.min_outage}) is above max_outage ({self.max_outage})")
-        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
-            raise ValueError("weights must be >= 0 and at least one above 0")
+        _ordered(self, "interval", "outage", weights=self.weights)
         return self
 
 
@@ -125,10 +130,7 @@ class ClientsParams(Settings):
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
-        if self.min_interval > self.max_interval:
-            raise ValueError(f"min_interval ({self.min_interval}) is above max_interval ({self.max_interval})")
-        if self.min_quantity > self.max_quantity:
-            raise ValueError(f"min_quantity ({self.min_quantity}) is above max_quantity ({self.max_quantity})")
+        _ordered(self, "interval", "quantity")
         return self
 
 
@@ -180,10 +182,5 @@ class ErpParams(Settings):
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
-        if self.min_interval > self.max_interval:
-            raise ValueError(f"min_interval ({self.min_interval}) is above max_interval ({self.max_interval})")
-        if self.min_quantity > self.max_quantity:
-            raise ValueError(f"min_quantity ({self.min_quantity}) is above max_quantity ({self.max_quantity})")
-        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
-            raise ValueError("weights must be >= 0 and at least one above 0")
+        _ordered(self, "interval", "quantity", weights=self.weights)
         return self
