@@ -16,7 +16,6 @@ average is printed, and the CPU time is the steadier figure.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from industry40.testing import derive
+from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
 
 from forge_core import VirtualClock
 from forge_core.runtime import Runtime, load_plant
@@ -35,29 +35,6 @@ TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 12)
 #: the two leaders and campaigns by the two followers, the clients' orders and chaos (their mean).
 #: Order progress and completions, reports and relays are event-driven.
 TIMERS = [(1.0, 4), (1.0, 2), (1.0, 2), (1.0, 2), (60.0, 2), (2.0, 2), (1.0, 2), (12.5, 1), (40.0, 1)]
-
-
-def bare(seconds: float) -> tuple[float, int]:
-    clock = VirtualClock()
-    wakeups = [0]
-
-    async def tick(interval: float) -> None:
-        while True:
-            await clock.sleep(interval)
-            wakeups[0] += 1
-
-    async def main() -> None:
-        tasks = [asyncio.ensure_future(tick(i)) for i, n in TIMERS for _ in range(n)]
-        await clock.sleep(seconds)
-        for task in tasks:
-            task.cancel()
-
-    start = time.perf_counter()
-    try:
-        clock.run(main())
-    finally:
-        clock.close()
-    return time.perf_counter() - start, wakeups[0]
 
 
 def plant(seconds: float, seed: int) -> tuple[float, float, Any]:
@@ -82,7 +59,7 @@ def main() -> None:
     seconds = args.hours * 3600
     load = os.getloadavg()[0]
     wall, cpu, summary = plant(seconds, args.seed)
-    floor, wakeups = bare(seconds)
+    floor, wakeups = bare(TIMERS, seconds)
     failed = [c for c in summary.checks if not c.passed]
     target = TARGET * args.hours / 24
     print(f"simulated {args.hours:g} h of examples/industry40 (profile chaos, seed {args.seed}); "

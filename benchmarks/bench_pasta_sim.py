@@ -12,12 +12,12 @@ the event loop alone, the floor under any plant with these intervals. Target: 24
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
 
 from pasta_plant.testing import derive
+from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
 
 from forge_core import VirtualClock
 from forge_core.runtime import Runtime, load_plant
@@ -26,29 +26,6 @@ from forge_core.runtime import Runtime, load_plant
 #: health check and persist (2 replicas each), the leader's lease renewal, the follower's campaign,
 #: the storage monitor. (Assignment, chaos measurement and the live view are event-driven.)
 TIMERS = [(5.0, 3), (5.0, 2), (5.0, 2), (5.0, 2), (3.0, 1), (1.0, 1), (10.0, 1)]
-
-
-def bare(seconds: float) -> tuple[float, int]:
-    clock = VirtualClock()
-    wakeups = [0]
-
-    async def tick(interval: float) -> None:
-        while True:
-            await clock.sleep(interval)
-            wakeups[0] += 1
-
-    async def main() -> None:
-        tasks = [asyncio.ensure_future(tick(i)) for i, n in TIMERS for _ in range(n)]
-        await clock.sleep(seconds)
-        for task in tasks:
-            task.cancel()
-
-    start = time.perf_counter()
-    try:
-        clock.run(main())
-    finally:
-        clock.close()
-    return time.perf_counter() - start, wakeups[0]
 
 
 def plant(seconds: float, seed: int, profile: str | None) -> tuple[float, object]:
@@ -74,7 +51,7 @@ def main() -> None:
     seconds = args.hours * 3600
     profile = None if args.no_chaos else "chaos"
     wall, summary = plant(seconds, args.seed, profile)
-    floor, wakeups = bare(seconds)
+    floor, wakeups = bare(TIMERS, seconds)
     failed = [c for c in summary.checks if not c.passed]
     print(f"simulated {args.hours:g} h of examples/pasta_plant (profile {profile}, seed {args.seed})")
     print(f"  plant:       {wall:7.2f} s wall   {summary.total_published:>8} messages   "
