@@ -361,3 +361,51 @@ storage: {migrate_on_start: false}
         plant.advance(1.0)
         assert [d.reason for d in plant.dead_letters] == []
         assert plant.component("slow").seen, "the handler never ran after start()"
+
+
+# -- ctx.subscribe(group=...): a named consumer group instead of the component's own (issue 14) ------------
+
+GROUP_PLUGIN = BATCH_PLUGIN.replace('''    @subscribe("readings", batch=True)
+    def on_readings(self, envelopes):
+        self.batches.append([(e.source, e.key, e.payload["n"]) for e in envelopes])
+''', '''        group = self.params.get("group")
+        await self.ctx.subscribe("readings", self.on_readings, batch=True, **({"group": group} if group else {}))
+
+    def on_readings(self, envelopes):
+        self.batches.append([e.payload["n"] for e in envelopes])
+''')
+
+GROUP_MANIFEST = """
+version: 1
+plant: {name: groups}
+local_plugins: [machines.py]
+transports: {bus: {type: memory}}
+components:
+  gateway: {type: test.gateway}
+  left: {type: test.collector, params: {group: processors}}
+  right: {type: test.collector, params: {group: processors}}
+  audit: {type: test.collector}
+storage: {migrate_on_start: false}
+"""
+
+
+def test_subscribers_naming_one_group_share_the_messages_across_components(plant_dir):
+    with TestPlant(plant_dir(GROUP_MANIFEST, plugin=GROUP_PLUGIN), seed=1) as plant:
+        plant.advance(2.5)
+        left, right, audit = ([n for batch in plant.component(name).batches for n in batch]
+                              for name in ("left", "right", "audit"))
+    assert left and right, "both members of group 'processors' got some"
+    assert sorted(left + right) == sorted(audit) == [r * 100 + i for r in (1, 2) for i in range(10)]
+
+
+def test_a_group_is_shared_and_named():
+    import asyncio
+
+    from forge_core.components import ComponentContext
+
+    ctx = ComponentContext(name="p", component="p", replica=0, replicas=1, params=None, bus=None,  # type: ignore[arg-type]
+                           clock=None, transport=None, seed=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="with group 'g' is shared"):
+        asyncio.run(ctx.subscribe("readings", lambda e: None, group="g", shared=False))
+    with pytest.raises(ValueError, match="group name is empty"):
+        asyncio.run(ctx.subscribe("readings", lambda e: None, group=" "))

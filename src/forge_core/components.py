@@ -167,12 +167,24 @@ class ComponentContext:
 
     async def subscribe(self, pattern: str, handler: Callable[[Envelope], Awaitable[None] | None] | BatchHandler, *,
                         types: list[str] | tuple[str, ...] | None = None, transport: str | None = None,
-                        shared: bool = True, fenced: bool | str = False, batch: bool = False) -> Subscription:
+                        shared: bool = True, fenced: bool | str = False, batch: bool = False,
+                        group: str | None = None) -> Subscription:
         """Subscribe ``handler``; cancelled automatically when the component stops or crashes.
-        ``batch=True``: ``handler`` takes a list of envelopes (``MessageBus.subscribe``)."""
+        ``batch=True``: ``handler`` takes a list of envelopes (``MessageBus.subscribe``).
+        ``group``: share the messages in this consumer group instead of the component's own (its
+        name, when it has several replicas); every subscriber that names the group shares them, even
+        one replica alone or instances of different components (Kafka's ``group_template`` makes the
+        group id of it, so a plant can name the group operators see, e.g. ``sensor-processors``)."""
         if batch and fenced:
             raise ValueError(f"{self.name}: subscribe({pattern!r}) cannot be both batch and fenced")
-        group = self.component if shared and self.replicas > 1 else None
+        if group is not None:
+            if not shared:
+                raise ValueError(f"{self.name}: subscribe({pattern!r}) with group {group!r} is shared; "
+                                 f"drop shared=False or the group")
+            if not group.strip():
+                raise ValueError(f"{self.name}: subscribe({pattern!r}): the group name is empty")
+        else:
+            group = self.component if shared and self.replicas > 1 else None
         if fenced:
             handler = self._fenced(handler, fenced if isinstance(fenced, str) else None)  # type: ignore[arg-type]
         sub = await self.bus.subscribe(pattern, handler, owner=self.name, transport=transport or self.transport,
