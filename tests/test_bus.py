@@ -9,7 +9,7 @@ import pytest
 
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import VirtualClock
-from forge_core.errors import ForgeError, MessageRejected, UnknownMessageType
+from forge_core.errors import ForgeError, MessageRejected, Redeliver, UnknownMessageType
 from forge_core.messages.envelope import RawMessage
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.telemetry import Telemetry
@@ -308,6 +308,32 @@ def test_batch_handler_that_raises_dead_letters_each_message_and_lives_on():
     (letter,) = letters
     assert (letter.reason, letter.component, letter.envelope.payload) == ("handler_error", "monitor", {"value": -1})
     assert letter.detail == "ValueError: negative reading in batch (batch of 1)"
+
+
+@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_handler_raising_redeliver_is_not_dead_lettered_but_handed_back_to_the_transport(batch, traced):
+    telemetry = Telemetry.from_settings(traces_exporter="memory") if traced else None
+
+    async def body(clock):
+        bus = make_bus(clock, telemetry=telemetry)
+        calls: list[int] = []
+
+        async def handler(got):
+            calls.append(len(got) if batch else 1)
+            if len(calls) <= 2:  # the database is down for two deliveries
+                raise Redeliver("database unreachable")
+
+        await bus.subscribe("r", handler, owner="processor", batch=batch)
+        await bus.publish("r", "test.reading", {"value": 1}, source="m1")
+        await settle(bus)
+        return calls, list(bus.dead_letters.recent), bus.stats
+
+    calls, letters, stats = run(body)
+    # the memory transport redelivered it (max_redeliveries 3): the third delivery was handled
+    assert calls == [1, 1, 1]
+    assert letters == []
+    assert stats.redeliver == 2 and stats.handled["test.reading"] == 1
 
 
 def test_publish_batch_is_traced_as_one_span_and_each_message_carries_its_context():

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from forge_core.errors import DecodeError, ForgeError, MessageRejected, UnknownMessageType
+from forge_core.errors import DecodeError, ForgeError, MessageRejected, Redeliver, UnknownMessageType
 from forge_core.messages import deadletter as dl
 from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
 from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage
@@ -56,6 +56,8 @@ class BusStats:
     handled: Counter[str] = field(default_factory=Counter)
     forwarded: int = 0
     refused: int = 0
+    #: Deliveries whose handler raised :class:`Redeliver`: handed back to the transport, not dead-lettered.
+    redeliver: int = 0
 
 
 class TraceRecorder:
@@ -325,7 +327,12 @@ class MessageBus:
         what the transport received together (:meth:`Transport.subscribe_batch`; Kafka: up to
         ``batch_size`` records of one topic, other transports: one). Invalid ones are
         dead-lettered and left out as usual; if the handler raises, every message of the list
-        is dead-lettered (``handler_error``), as a failing single handler's message is.
+        is dead-lettered (``handler_error``), as a failing single handler's message is, and the
+        transport acknowledges it (on Kafka: its offsets are committed).
+
+        A handler that raises :class:`~forge_core.errors.Redeliver` is the exception: nothing is
+        dead-lettered, the exception goes to the transport, which does not acknowledge the
+        message (batch) and delivers it again (Kafka: until a delivery returns; see Redeliver).
         """
         source = self.transport(transport)
         wanted = set(types) if types else None
@@ -387,6 +394,9 @@ class MessageBus:
                 await _call(handler, envelopes)
             except asyncio.CancelledError:
                 raise
+            except Redeliver:
+                self.stats.redeliver += 1
+                raise
             except Exception as exc:
                 self._batch_failed(envelopes, topic, tname, owner, exc)
                 return
@@ -434,6 +444,9 @@ class MessageBus:
                         await result
             except asyncio.CancelledError:
                 raise
+            except Redeliver:
+                self.stats.redeliver += 1
+                raise
             except Exception as exc:
                 self._handler_failed(envelope, topic, tname, owner, exc)
                 return
@@ -459,6 +472,10 @@ class MessageBus:
             try:
                 await _call(handler, argument)
             except asyncio.CancelledError:
+                raise
+            except Redeliver as exc:
+                span.record_exception(exc)
+                self.stats.redeliver += 1
                 raise
             except Exception as exc:
                 span.record_exception(exc)

@@ -111,6 +111,16 @@ class TransportClosed(TransportError):
     """The transport was closed; it does not publish or deliver any more."""
 
 
+class Redeliver(ForgeError):
+    """Raised by a handler: "not handled yet, give me this again later" (e.g. the database is
+    unreachable). The bus does not dead-letter the message (or batch): it hands the exception to
+    the transport, which does not acknowledge it. On Kafka the records are delivered again, from
+    the first one not handled, until a delivery returns, and never dead-lettered (the partition
+    waits meanwhile: raise it only for a failure that passes, never for a message that can never
+    be handled). In-memory and MQTT transports redeliver up to their ``max_redeliveries`` and then
+    report it undeliverable (an ``undeliverable`` dead letter)."""
+
+
 class SchemaError(ForgeError):
     """A JSON Schema file or document is itself invalid."""
 

@@ -222,7 +222,8 @@ class Runtime:
 
     async def _connect_transports(self) -> None:
         context = TransportContext(self.clock, self.manifest.plant_dir, self.manifest.name, self.seed,
-                                   self.data_dir, self.tactics)
+                                   self.data_dir, self.tactics,
+                                   self.telemetry.meter_provider if self.telemetry is not None else None)
         needed = {self.manifest.default_transport}
         for name in self.only:
             component = self.manifest.components[name]

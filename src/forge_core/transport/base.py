@@ -12,17 +12,22 @@ then delivers it again (up to its redelivery limit); an ``AT_MOST_ONCE`` transpo
 from __future__ import annotations
 
 import enum
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from forge_core.clock import Clock
 from forge_core.messages.envelope import Envelope, RawMessage
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
     from forge_core.tactics.service import Tactics
+
+log = logging.getLogger("forge.transport")
 
 #: ``await callback(topic, message)``: an Envelope from in-process transports, a RawMessage
 #: (body + headers) from network transports.
@@ -52,14 +57,93 @@ class Health:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PartitionChange:
+    """Partitions a subscription's consumer was given or lost, in one rebalance step.
+
+    ``assigned``: now held. ``revoked``: handed back in an orderly rebalance (what was handled is
+    committed first). ``lost``: taken away without a hand-over (the consumer's session expired;
+    another member may already hold them, and what was handled but not committed is delivered
+    again there). Only the partitions that changed are listed (incremental, as Kafka's
+    cooperative rebalancing gives them). ``group`` is the consumer group as the broker knows it
+    (Kafka: the group id made by ``group_template``)."""
+
+    kind: Literal["assigned", "revoked", "lost"]
+    group: str | None
+    partitions: tuple[tuple[str, int], ...]  # (topic, partition); the Forge topic name
+
+
+#: ``listener(change)``: called on the event loop; see :meth:`Subscription.on_partitions_changed`.
+PartitionListener = Callable[[PartitionChange], None]
+
+
 class Subscription(ABC):
-    """A live subscription; ``await sub.cancel()`` stops deliveries to it."""
+    """A live subscription; ``await sub.cancel()`` stops deliveries to it.
+
+    Partitioned transports (Kafka) also say which partitions the subscription holds
+    (:meth:`assignment`), how far behind it is (:meth:`lag`) and when that changes
+    (:meth:`on_partitions_changed`). The defaults here are those of a transport without
+    partitions: nothing held, no lag figure, no events."""
 
     pattern: str
     group: str | None = None
 
     @abstractmethod
     async def cancel(self) -> None: ...
+
+    def on_partitions_changed(self, listener: PartitionListener) -> None:
+        """Call ``listener(change)`` on the event loop each time partitions are assigned to this
+        subscription, revoked from it or lost (:class:`PartitionChange`), in the order they
+        happen and before any record of a newly assigned partition is delivered. A listener that
+        raises is logged (with the subscription's pattern and group) and the others still run;
+        delivery goes on. This default (no partitions) never calls it."""
+        return None
+
+    def lag(self) -> dict[tuple[str, int], int] | None:
+        """Records per ``(topic, partition)`` held by this subscription that the broker has and
+        the handler has not been given yet, as last measured; None if the transport has no such
+        figure (this default)."""
+        return None
+
+    def assignment(self) -> tuple[tuple[str, int], ...]:
+        """The ``(topic, partition)`` pairs this subscription holds now; empty for transports
+        without partitions (this default)."""
+        return ()
+
+
+class PartitionListeners:
+    """For transport authors: the listeners of one subscription, and the call of each one.
+
+    :meth:`notify` must run on the event loop (hop there with ``loop.call_soon_threadsafe``
+    from a client's thread). A listener that raises is logged and does not stop the others."""
+
+    __slots__ = ("_listeners", "_subscription")
+
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+        self._listeners: list[PartitionListener] = []
+
+    def add(self, listener: PartitionListener) -> None:
+        if not callable(listener):
+            raise TypeError(f"on_partitions_changed({listener!r}) of subscription "
+                            f"{self._subscription.pattern!r}: the listener must be callable")
+        self._listeners.append(listener)
+
+    def clear(self) -> None:
+        self._listeners.clear()
+
+    def __len__(self) -> int:
+        return len(self._listeners)
+
+    def notify(self, change: PartitionChange) -> None:
+        sub = self._subscription
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:  # a listener's bug must not stop delivery or the other listeners
+                log.exception("partition listener %s of subscription %r (group %s) failed on %s %s; "
+                              "delivery goes on", getattr(listener, "__qualname__", repr(listener)), sub.pattern,
+                              change.group or sub.group or "none", change.kind, list(change.partitions))
 
 
 class Transport(ABC):
@@ -155,6 +239,9 @@ class TransportContext:
     seed: int | None
     data_dir: Path  # for outboxes and other durable files
     tactics: Tactics | None = None  # the plant's configured tactics (outbox, retry, backpressure settings)
+    #: The plant's OpenTelemetry meter provider (None when telemetry is off): a transport takes its
+    #: meter from it (``meter_provider.get_meter("forge_kafka")``) for its own instruments.
+    meter_provider: MeterProvider | None = None
 
 
 class TransportFactory(Protocol):

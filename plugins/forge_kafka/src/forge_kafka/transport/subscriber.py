@@ -80,7 +80,7 @@ class KafkaSubscription(Subscription):
         self._stop = threading.Event()
         self._done = threading.Event()
         self._batch_task: asyncio.Future[None] | None = None
-        self.lag: int | None = None
+        self.lag_total: int | None = None
         conf: dict[str, Any] = {
             **self.connection.common_config(),
             "group.id": group_id,
@@ -151,7 +151,7 @@ class KafkaSubscription(Subscription):
                     time.sleep(0.5)
                     continue
                 if time.monotonic() >= next_lag:
-                    self.lag = self._measure_lag()
+                    self.lag_total = self._measure_lag()
                     next_lag = time.monotonic() + 1.0
                 if not messages or self._stop.is_set():
                     continue

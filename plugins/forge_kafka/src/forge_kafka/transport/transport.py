@@ -143,7 +143,7 @@ class KafkaTransport(Transport):
 
     def _lag(self) -> int | None:
         """Records not yet consumed on assigned partitions, as last measured by the poll threads."""
-        lags = [sub.lag for sub in list(self.subscriptions) if sub.lag is not None]
+        lags = [sub.lag_total for sub in list(self.subscriptions) if sub.lag_total is not None]
         return sum(lags) if lags else None
 
 
