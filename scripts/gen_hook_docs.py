@@ -34,7 +34,8 @@ def reference() -> str:
         flags = [key for key, value in function.forge_spec.items() if value is True]
         doc = inspect.getdoc(function) or ""
         doc = re.sub(r":param (\w+):", r"- `\1`:", doc)
-        doc = doc.replace(":returns:", "- returns:").replace(".. versionadded:: 0.1", "*Added in 0.1.*")
+        doc = doc.replace(":returns:", "- returns:")
+        doc = re.sub(r"\.\. versionadded:: ([\d.]+)", r"*Added in \1.*", doc)
         doc = re.sub(r":(?:class|mod|func):`~?([^`]+)`", r"`\1`", doc)
         out.append(f"\n### `{name}({params})`\n")
         if flags:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from forge_core.registry import (
         CommandRegistry,
         ComponentRegistry,
+        DrillRegistry,
         ManifestSectionRegistry,
         TacticRegistry,
         TransportRegistry,
@@ -151,6 +152,23 @@ def forge_register_commands(registry: CommandRegistry) -> None:
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_register_drills(registry: DrillRegistry) -> None:
+    """Offer failure drills for a plant: ``forge drill PLANT SCENARIO`` runs them.
+
+    Called when ``forge drill`` has loaded the plant, once per plugin manager, with only the
+    plugins the plant lists (and its local plugins) active: a plant's drills come from its own
+    plugin.
+
+    :param registry: call ``registry.add(scenario)`` with a :class:`forge_core.plugin.DrillScenario`
+        (``name``, ``description``, ``phases``, ``run(plant_dir, options) -> DrillReport``); a
+        name registered twice is refused naming both plugins.
+    :returns: nothing; every implementation is called.
+
+    .. versionadded:: 0.2
     """
 
 

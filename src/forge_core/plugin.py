@@ -4,12 +4,14 @@ and the plugin manager (for tests and tools that build one).
 See docs/hooks.md for every hook and docs/writing-a-plugin.md for a plugin from scratch.
 """
 
+from forge_core.drills import DrillFigure, DrillOptions, DrillReport, DrillScenario
 from forge_core.hookspecs import hookimpl
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP, PluginInfo, Plugins, get_plugin_manager
 from forge_core.registry import (
     CommandRegistry,
     ComponentRegistry,
+    DrillRegistry,
     Entry,
     ManifestSectionRegistry,
     NamedRegistry,
@@ -25,6 +27,11 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "CommandRegistry",
     "ComponentRegistry",
+    "DrillFigure",
+    "DrillOptions",
+    "DrillRegistry",
+    "DrillReport",
+    "DrillScenario",
     "Entry",
     "ManifestSectionRegistry",
     "MigrationRegistry",

@@ -44,6 +44,7 @@ from forge_core.messages.schemas import SchemaRegistry
 from forge_core.registry import (
     CommandRegistry,
     ComponentRegistry,
+    DrillRegistry,
     ManifestSectionRegistry,
     TacticRegistry,
     TransportRegistry,
@@ -147,8 +148,10 @@ class Plugins:
         self.tactics = TacticRegistry()
         self.sections = ManifestSectionRegistry()
         self.commands = CommandRegistry()
+        self.drills = DrillRegistry()
         self._collected = False
         self._commands_collected = False
+        self._drills_collected = False
         #: Scoped plugins a plant did not list (see :meth:`activate`); their hooks are not called.
         self.inactive: frozenset[str] = frozenset()
         self._callers: dict[str, Any] = {}
@@ -179,6 +182,7 @@ class Plugins:
                     setattr(impl, "function", self._guard(caller.name, name, impl.argnames, impl.function))  # noqa: B010
         self.infos[name] = info or PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
         self._callers.clear()
+        self._drills_collected = False
         if self._collected:
             self._collected = False  # registries are rebuilt on next use
 
@@ -246,6 +250,7 @@ class Plugins:
             self._callers.clear()
             self._collected = False
             self._commands_collected = False
+            self._drills_collected = False
 
     @property
     def active(self) -> list[str]:
@@ -333,6 +338,14 @@ class Plugins:
             self._hook("forge_register_commands")(registry=self.commands)
             self._commands_collected = True
         return self.commands
+
+    def collect_drills(self) -> DrillRegistry:
+        """The failure drills of the active plugins (``forge_register_drills``), collected once per scope."""
+        if not self._drills_collected:
+            self.drills = DrillRegistry()
+            self._hook("forge_register_drills")(registry=self.drills)
+            self._drills_collected = True
+        return self.drills
 
     def collect_migrations(self, registry: MigrationRegistry) -> MigrationRegistry:
         self._hook("forge_register_migrations")(registry=registry)

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from forge_core.errors import DuplicateRegistration
+from forge_core.drills import DrillScenario, check_scenario
+from forge_core.errors import DuplicateRegistration, PluginError
 from forge_core.settings import Settings, fill_defaults, schema_of
 from forge_core.transport.base import TransportFactory
 
@@ -221,6 +222,20 @@ class CommandRegistry(NamedRegistry[Any]):
 
     def add(self, name: str, command: Any, *, help: str = "") -> Entry[Any]:
         return self._add(name, command, description=help)
+
+
+class DrillRegistry(NamedRegistry[DrillScenario]):
+    """Failure drills ``forge drill PLANT SCENARIO`` runs: ``registry.add(BrokerFailure())``, a
+    :class:`~forge_core.drills.DrillScenario` whose ``name`` is the scenario's CLI word."""
+
+    kind = "drill scenario"
+    hook = "forge_register_drills"
+
+    def add(self, scenario: DrillScenario) -> Entry[DrillScenario]:
+        problem = check_scenario(scenario)
+        if problem is not None:
+            raise PluginError(problem, plugin=self.current_plugin, hook=self.hook)
+        return self._add(scenario.name, scenario, description=scenario.description)
 
 
 class ManifestSectionRegistry(NamedRegistry[dict[str, Any]]):

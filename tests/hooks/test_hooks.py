@@ -11,8 +11,9 @@ import pytest
 
 from forge_core import hookimpl
 from forge_core.errors import ManifestError, ManifestProblem, PluginError
+from forge_core.plugin import DrillOptions, DrillReport, DrillScenario
 from forge_core.plugins import get_plugin_manager
-from forge_core.registry import CommandRegistry
+from forge_core.registry import CommandRegistry, DrillRegistry
 from forge_core.storage.migrations import MigrationRegistry
 from forge_core.testing import TestPlant
 from forge_core.transport.memory import MemoryTransport
@@ -180,6 +181,26 @@ def test_hook_forge_register_commands():
     plugins = get_plugin_manager(autoload=False, extra=[("acme", Plugin())])
     commands = plugins.collect_commands()
     assert commands.get("hello").value is hello and commands.get("hello").plugin == "acme"
+
+
+def test_hook_forge_register_drills(plant_dir):
+    class Outage(DrillScenario):
+        name = "outage"
+        description = "the line stops"
+
+        def run(self, plant_dir, options: DrillOptions) -> DrillReport:
+            return DrillReport(self.name, plant_dir.name)
+
+    class Plugin:
+        @hookimpl
+        def forge_register_drills(self, registry: DrillRegistry):
+            registry.add(Outage())
+
+    plugins = get_plugin_manager(autoload=False, extra=[("acme", Plugin())])
+    drills = plugins.collect_drills()
+    assert drills.names() == ["outage"] and drills.get("outage").plugin == "acme"
+    assert drills.get("outage").description == "the line stops"
+    assert drills.get("outage").value.run(plant_dir(), DrillOptions()).scenario == "outage"
 
 
 def test_hook_forge_validate_manifest(plant_dir):

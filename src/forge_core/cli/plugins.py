@@ -19,12 +19,15 @@ def describe(plugins: Plugins) -> list[dict[str, Any]]:
     """One dict per plugin: identity, hooks it implements and names it registered."""
     plugins.collect()
     commands = plugins.collect_commands()
+    drills = plugins.collect_drills()
     rows = []
     for info in plugins.infos.values():
         provides = {kind: names for kind, names in info.provides.items() if names}
         cli = commands.by_plugin(info.name)
         if cli:
             provides["commands"] = cli
+        if drills.by_plugin(info.name):
+            provides["drills"] = drills.by_plugin(info.name)
         rows.append({
             "name": info.name,
             "version": info.version,
