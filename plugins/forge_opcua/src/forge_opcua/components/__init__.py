@@ -1,0 +1,1 @@
+"""The components of forge_opcua: one module per component type."""
