@@ -1,0 +1,1 @@
+"""The plugin's component types: ``sparkplug.edge_node`` and ``sparkplug.host``."""

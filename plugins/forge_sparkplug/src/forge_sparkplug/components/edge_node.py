@@ -1,0 +1,313 @@
+"""``sparkplug.edge_node``: a Sparkplug B 3.0 Edge Node and its devices.
+
+Metrics come from ``sparkplug.metric_update`` messages on the bus; the node reports them by exception
+(deadbands) as NDATA/DDATA after its NBIRTH/DBIRTHs, honours ``Node Control/Rebirth``, turns NCMD/DCMD
+writes into ``sparkplug.write`` messages, and refuses a command whose ``Forge/Epoch`` is older than
+the newest seen (a deposed Forge host's). With a primary host it births only after that host's STATE
+online, and ends its session when the host goes offline. Updates made while the broker or the primary
+host is away wait in the outbox tactic and are replayed, in order, with ``is_historical``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from forge_core import Component, Envelope
+from forge_core.tactics import FencedReceiver, Outbox
+
+from forge_sparkplug.codec.payload import Metric, PayloadError, decode, encode, read_state
+from forge_sparkplug.codec.topics import NAMESPACE, TopicError, parse, state_topic
+from forge_sparkplug.mqtt.client import Received, SparkplugClient, Will
+from forge_sparkplug.mqtt.resolve import broker_settings, data_dir
+from forge_sparkplug.node.metrics import Entry, MetricTable
+from forge_sparkplug.node.session import BdSeq, Seq
+from forge_sparkplug.settings import EdgeNodeParams
+
+__all__ = ["EdgeNode"]
+
+log = logging.getLogger("forge.sparkplug.edge_node")
+
+REBIRTH = "Node Control/Rebirth"
+EPOCH = "Forge/Epoch"
+INT64, BOOLEAN = 4, 11
+
+
+class EdgeNode(Component):
+    """One Sparkplug Edge Node (params: :class:`~forge_sparkplug.settings.EdgeNodeParams`)."""
+
+    Params = EdgeNodeParams
+    params: EdgeNodeParams
+    publishes = ("sparkplug.write",)
+
+    async def start(self) -> None:
+        p = self.params
+        self.topic = f"{NAMESPACE}/{p.group}/{{verb}}/{p.node}"
+        self.broker = broker_settings(self.ctx, p.mqtt)
+        self.table = MetricTable(p.metrics, p.devices, aliases=p.aliases, now_ms=self._now())
+        self.seq = Seq()
+        self.bdseq = BdSeq(data_dir(self.ctx) / f"sparkplug-{p.group}-{p.node}.bdseq")
+        self.connect_bdseq = -1  # bdSeq of the Will of the latest CONNECT
+        self.in_session = False
+        self.host_online = p.primary_host is None
+        self.host_timestamp: int | None = None  # of the newest STATE believed
+        self.fence = FencedReceiver()
+        self.lease = f"sparkplug-host-{p.primary_host or 'any'}"
+        self.outbox: Outbox | None = (self.ctx.tactics.outbox(f"sparkplug-{p.group}-{p.node}",
+                                                              max_bytes=p.outbox_max_bytes)
+                                      if p.store_and_forward else None)
+        self.stats = dict.fromkeys(("births", "rebirths", "data_sent", "unchanged", "stored", "replayed",
+                                    "commands", "stale_commands", "unfenced_commands", "bad_commands",
+                                    "host_offline"), 0)
+        self._stopping = False
+        self._replay: asyncio.Task[None] | None = None
+        self.client = self._new_client()
+        self.client.start()
+        self.ctx.spawn(self._guard(), name="mqtt-guard")
+        updates = p.updates_topic.format(group=p.group, node=p.node)
+        await self.ctx.subscribe(updates, self.on_update, types=["sparkplug.metric_update"])
+
+    def _now(self) -> int:
+        return int(self.ctx.clock.time() * 1000)
+
+    def _new_client(self) -> SparkplugClient:
+        p = self.params
+        return SparkplugClient(self.broker, p.client_id or f"forge-spb-{p.group}-{p.node}", name=self.name,
+                               will=self._will, on_connect=self._connected, on_disconnect=self._disconnected,
+                               on_messages=self._received)
+
+    def _will(self) -> Will:
+        """NDEATH as the Will of every CONNECT, with a new bdSeq [tck-id-payloads-ndeath-will-message,
+        tck-id-payloads-ndeath-will-message-qos (1), tck-id-payloads-ndeath-will-message-retain (false)]."""
+        self.connect_bdseq = self.bdseq.next_connect()
+        return Will(self.topic.format(verb="NDEATH"), self._ndeath_body(), 1, False)
+
+    def _ndeath_body(self) -> bytes:
+        # only the bdSeq metric, no seq [tck-id-topics-ndeath-payload, tck-id-topics-ndeath-seq]
+        return encode(self._now(), [Metric(name="bdSeq", datatype=INT64, value=self.connect_bdseq)])
+
+    async def _guard(self) -> None:
+        """Dies with the component: killed without stop() (SIGKILL in tests), the socket just closes."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if not self._stopping:
+                self.client.drop()
+
+    # -- session ----------------------------------------------------------------------------------------
+    async def _connected(self) -> None:
+        p = self.params
+        filters = [(self.topic.format(verb="NCMD"), 1), (self.topic.format(verb="DCMD") + "/+", 1)]
+        if p.primary_host is not None:
+            self.host_online = False  # believed again only from a STATE heard in this session
+            filters.append((state_topic(p.primary_host), 1))
+        self.client.subscribe(filters)  # [tck-id-message-flow-edge-node-ncmd-subscribe, ...-device-dcmd-subscribe]
+        if self.host_online:
+            self._births()
+
+    async def _disconnected(self) -> None:
+        if self.in_session:
+            log.warning("%s: lost MQTT broker %s; storing updates until the next session", self.name,
+                        self.client.broker)
+        self.in_session = False
+
+    def _births(self) -> None:
+        """NBIRTH (seq 0, bdSeq of the CONNECT, Node Control/Rebirth false, every metric), then a
+        DBIRTH per device online, then the stored updates [tck-id-payloads-dbirth-order]."""
+        now = self._now()
+        control = [Metric(name="bdSeq", datatype=INT64, value=self.connect_bdseq, timestamp=now),
+                   Metric(name=REBIRTH, datatype=BOOLEAN, value=False, timestamp=now)]
+        body = encode(now, control + self.table.birth(None), self.seq.birth())
+        if self.client.publish(self.topic.format(verb="NBIRTH"), body) is None:
+            return
+        for device, online in self.table.device_online.items():
+            if online and not self._dbirth(device):
+                return
+        self.in_session = True
+        self.stats["births"] += 1
+        self._start_replay()
+
+    def _dbirth(self, device: str) -> bool:
+        body = encode(self._now(), self.table.birth(device), self.seq.next())
+        return self.client.publish(f"{self.topic.format(verb='DBIRTH')}/{device}", body) is not None
+
+    async def _host_offline(self) -> None:
+        """The primary host went offline: NDEATH, disconnect, start over [tck-id-message-flow-edge-node-birth-
+        publish-phid-offline]; until its STATE online, updates are stored."""
+        self.stats["host_offline"] += 1
+        self.in_session = False
+        old = self.client
+        if not self.broker.is_v5:
+            await old.publish_written(self.topic.format(verb="NDEATH"), self._ndeath_body(), qos=1)
+        await old.stop(will=True)
+        self.client = self._new_client()
+        self.client.start()
+
+    # -- updates from the bus ---------------------------------------------------------------------------
+    async def on_update(self, envelope: Envelope) -> None:
+        payload = envelope.payload
+        device = payload.get("device")
+        online = payload.get("online")
+        if device is not None and online is not None:
+            await self._device_online(device, bool(online))
+        changed = self.table.apply(device, payload.get("metrics", []), self._now())
+        if not changed:
+            self.stats["unchanged"] += 1
+            return
+        if device is not None and not self.table.device_online.get(device, True):
+            return  # an offline device's values: they go out with its next DBIRTH
+        if self.in_session and not self._backlog() and self._send(device, changed, historical=False):
+            return
+        self._store(device, changed)
+
+    async def _device_online(self, device: str, online: bool) -> None:
+        if device not in self.table.device_online:
+            self.table.apply(device, [], self._now())  # raises UnknownMetric naming the device
+        was = self.table.device_online[device]
+        self.table.device_online[device] = online
+        if was == online or not self.in_session:
+            return
+        if online:
+            self._dbirth(device)
+        else:  # [tck-id-operational-behavior-device-ddeath]
+            body = encode(self._now(), [], self.seq.next())
+            self.client.publish(f"{self.topic.format(verb='DDEATH')}/{device}", body)
+
+    def _backlog(self) -> bool:
+        return self.outbox is not None and self.outbox.depth > 0
+
+    def _send(self, device: str | None, entries: list[Entry], *, historical: bool) -> bool:
+        verb = "DDATA" if device else "NDATA"
+        topic = self.topic.format(verb=verb) + (f"/{device}" if device else "")
+        body = encode(self._now(), self.table.data(entries, historical=historical), self.seq.next(),
+                      datatype_of=self.table.datatype_of())
+        if self.client.publish(topic, body) is None:
+            return False
+        self.stats["data_sent"] += 1
+        return True
+
+    def _store(self, device: str | None, entries: list[Entry]) -> None:
+        if self.outbox is None:
+            return  # the values are in the table; the next birth carries them
+        body = json.dumps({"d": device, "m": [[e.name, e.value, e.timestamp] for e in entries]}).encode()
+        self.outbox.put(f"{self.params.group}/{self.params.node}", body)  # OutboxFull: dead-lettered
+        self.stats["stored"] += 1
+        if self.in_session:
+            self._start_replay()
+
+    def _start_replay(self) -> None:
+        if self._backlog() and (self._replay is None or self._replay.done()):
+            self._replay = self.ctx.spawn(self._replaying(), name="replay")
+
+    async def _replaying(self) -> None:
+        """Send what was stored, in order, as historical DATA; each leaves the outbox once paho wrote it."""
+        outbox = self.outbox
+        assert outbox is not None
+        while self.in_session and outbox.depth:
+            for message in outbox.peek(200):
+                item = json.loads(message.body)
+                device = item["d"]
+                entries = [Entry(device, name, e.alias, e.datatype, 0.0, value, stamp, value, True)
+                           for name, value, stamp in item["m"]
+                           if (e := self.table.entries.get((device, name))) is not None]
+                verb = "DDATA" if device else "NDATA"
+                topic = self.topic.format(verb=verb) + (f"/{device}" if device else "")
+                body = encode(self._now(), self.table.data(entries, historical=True), self.seq.next(),
+                              datatype_of=self.table.datatype_of())
+                if not self.in_session or not await self.client.publish_written(topic, body):
+                    return  # stays stored; the next session replays it
+                outbox.ack(message.seq)
+                self.stats["replayed"] += 1
+
+    # -- from the broker --------------------------------------------------------------------------------
+    async def _received(self, batch: list[Received]) -> None:
+        for message in batch:
+            try:
+                if message.topic.startswith(f"{NAMESPACE}/STATE/"):
+                    await self._state(message.body)
+                else:
+                    await self._command(message.topic, message.body)
+            except (PayloadError, TopicError) as exc:
+                self.stats["bad_commands"] += 1
+                log.warning("%s: ignored %s: %s", self.name, message.topic, exc)
+
+    async def _state(self, body: bytes) -> None:
+        """The primary host's STATE [tck-id-message-flow-edge-node-birth-publish-phid-wait-online/-timestamp]."""
+        online, timestamp = read_state(body)
+        if self.host_timestamp is not None and timestamp < self.host_timestamp:
+            # an older session's STATE [tck-id-operational-behavior-edge-node-termination-host-offline-timestamp]
+            return
+        self.host_timestamp = timestamp
+        if online:
+            self.host_online = True
+            if self.client.connected and not self.in_session:
+                self._births()
+        elif self.host_online or self.in_session:
+            self.host_online = False
+            log.warning("%s: primary host %s is offline; ending the session", self.name, self.params.primary_host)
+            await self._host_offline()
+
+    async def _command(self, topic: str, body: bytes) -> None:
+        parts = parse(topic)
+        if parts is None or parts.verb not in ("NCMD", "DCMD"):
+            return
+        payload = decode(body, datatype_of=self.table.datatype_of())
+        epoch = next((m.value for m in payload.metrics if m.name == EPOCH and isinstance(m.value, int)), None)
+        if epoch is None and self.params.require_epoch:
+            self.stats["unfenced_commands"] += 1
+            log.warning("%s: refused %s without %s (require_epoch)", self.name, topic, EPOCH)
+            return
+        if epoch is not None and not self.fence.accept(epoch, self.lease):
+            self.stats["stale_commands"] += 1
+            log.warning("%s: refused %s with stale epoch %d (newest %s): a deposed host's command", self.name, topic,
+                        epoch, self.fence.newest.get(self.lease))
+            return
+        self.stats["commands"] += 1
+        if parts.verb == "NCMD" and any(m.name == REBIRTH and m.value is True for m in payload.metrics):
+            self._rebirth()
+        writes = []
+        for metric in payload.metrics:
+            entry = self.table.by_alias.get(metric.alias) if metric.alias is not None else \
+                self.table.entries.get((parts.device, metric.name or ""))
+            name = entry.name if entry is not None else metric.name
+            if name in (EPOCH, REBIRTH) or name is None:
+                continue
+            writes.append({"name": name, "value": metric.value,
+                           "datatype": entry.datatype if entry is not None else metric.datatype})
+        if writes:
+            topic_out = self.params.writes_topic.format(group=self.params.group, node=self.params.node)
+            await self.ctx.publish(topic_out + (f"/{parts.device}" if parts.device else ""), "sparkplug.write", {
+                "group": self.params.group, "node": self.params.node, "device": parts.device,
+                "metrics": writes, "epoch": epoch})
+
+    def _rebirth(self) -> None:
+        """Stop DATA, send NBIRTH (same bdSeq, seq 0) and the DBIRTHs [tck-id-operational-behavior-data-commands-
+        rebirth-action-1/2/3]."""
+        self.stats["rebirths"] += 1
+        self.in_session = False
+        if self.client.connected and self.host_online:
+            self._births()
+
+    # -- stop -------------------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """An intentional disconnect: NDEATH first on 3.1.1; on 5 the DISCONNECT asks the broker for the Will
+        [tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath]."""
+        self._stopping = True
+        client = getattr(self, "client", None)
+        if client is None:
+            return
+        if client.connected and not self.broker.is_v5:
+            await client.publish_written(self.topic.format(verb="NDEATH"), self._ndeath_body(), qos=1)
+        await client.stop(will=True)
+        if self.outbox is not None:
+            self.outbox.close()
+
+    def health(self) -> dict[str, Any]:
+        return {"in_session": self.in_session, "connected": self.client.connected, "bdSeq": self.connect_bdseq,
+                "host_online": self.host_online, "outbox_depth": self.outbox.depth if self.outbox else 0,
+                **self.stats}
+
+    def report(self) -> dict[str, Any]:
+        return self.health()

@@ -1,0 +1,114 @@
+"""An edge node's metrics: aliases, current values, report by exception, and the birth certificates.
+
+Pure state, no I/O: the component feeds it updates and publishes what it returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from forge_sparkplug.codec.datatypes import NUMERIC, DatatypeError, to_wire
+from forge_sparkplug.codec.payload import Metric
+from forge_sparkplug.settings import DeviceSpec, MetricSpec
+
+__all__ = ["Entry", "MetricTable", "UnknownMetric"]
+
+
+class UnknownMetric(ValueError):
+    """An update names a device or metric that is not in the node's births."""
+
+
+@dataclass(slots=True)
+class Entry:
+    device: str | None
+    name: str
+    alias: int | None
+    datatype: int
+    deadband: float
+    value: Any
+    timestamp: int
+    #: The last value reported (sent or stored for forwarding): the reference of report by exception.
+    reported: Any
+    has_reported: bool = False
+
+
+class MetricTable:
+    """Every metric of one edge node and its devices; aliases 1..N unique across the node."""
+
+    def __init__(self, node_metrics: Iterable[MetricSpec], devices: Mapping[str, DeviceSpec], *, aliases: bool,
+                 now_ms: int) -> None:
+        self.entries: dict[tuple[str | None, str], Entry] = {}
+        self.by_alias: dict[int, Entry] = {}
+        self.devices = list(devices)
+        self.device_online: dict[str, bool] = dict.fromkeys(devices, True)
+        alias = 0
+        for device, specs in [(None, list(node_metrics)), *[(d, s.metrics) for d, s in devices.items()]]:
+            for spec in specs:
+                alias += 1
+                entry = Entry(device, spec.name, alias if aliases else None, spec.number, spec.deadband,
+                              spec.initial, now_ms, spec.initial, True)  # the birth reports it
+                self.entries[(device, spec.name)] = entry
+                if entry.alias is not None:
+                    self.by_alias[entry.alias] = entry
+
+    def of(self, device: str | None) -> list[Entry]:
+        return [e for e in self.entries.values() if e.device == device]
+
+    def birth(self, device: str | None) -> list[Metric]:
+        """Every metric of the node (None) or a device with name, alias, datatype and current value
+        [tck-id-topics-nbirth-metrics, tck-id-operational-behavior-data-publish-nbirth-values]."""
+        return [Metric(name=e.name, alias=e.alias, datatype=e.datatype, value=e.value, timestamp=e.timestamp,
+                       is_null=e.value is None) for e in self.of(device)]
+
+    def apply(self, device: str | None, updates: Iterable[Mapping[str, Any]], now_ms: int) -> list[Entry]:
+        """Take updates ``{"name", "value", "timestamp"?}`` of one device (None: the node); return the
+        entries whose change is to be reported (beyond the deadband), in update order. Raises
+        :class:`UnknownMetric` or ``DatatypeError`` before changing anything."""
+        if device is not None and device not in self.device_online:
+            raise UnknownMetric(f"device {device!r} is not configured (devices: {', '.join(self.devices) or 'none'})")
+        checked: list[tuple[Entry, Any, int]] = []
+        for update in updates:
+            name = update.get("name")
+            entry = self.entries.get((device, name)) if isinstance(name, str) else None
+            if entry is None:
+                where = f"device {device!r}" if device else "the node"
+                raise UnknownMetric(f"metric {name!r} is not one of {where}'s: "
+                                    f"{', '.join(e.name for e in self.of(device)) or 'none'}")
+            value = update.get("value")
+            if value is not None:
+                to_wire(entry.datatype, value, entry.name)  # DatatypeError names the metric
+            stamp = update.get("timestamp")
+            checked.append((entry, value, int(stamp) if isinstance(stamp, int | float) else now_ms))
+        changed: list[Entry] = []
+        for entry, value, stamp in checked:
+            entry.value, entry.timestamp = value, stamp
+            if entry.has_reported and not _exceeds(entry, value):
+                continue
+            entry.reported, entry.has_reported = value, True
+            changed.append(entry)
+        return changed
+
+    def data(self, entries: Iterable[Entry], *, historical: bool = False) -> list[Metric]:
+        """DATA metrics: by alias (name omitted) when aliases are on [tck-id-payloads-alias-data-cmd-requirement]."""
+        return [Metric(name=None if e.alias is not None else e.name, alias=e.alias,
+                       datatype=None if e.alias is not None else e.datatype, value=e.value, timestamp=e.timestamp,
+                       is_null=e.value is None, is_historical=historical) for e in entries]
+
+    def datatype_of(self) -> dict[int, int]:
+        return {alias: entry.datatype for alias, entry in self.by_alias.items()}
+
+
+def _exceeds(entry: Entry, value: Any) -> bool:
+    """Whether ``value`` is a change worth reporting against the last reported one."""
+    old = entry.reported
+    if value is None or old is None:
+        return value is not old
+    if entry.datatype in NUMERIC and not isinstance(value, bool) and not isinstance(old, bool):
+        try:
+            return math.fabs(float(value) - float(old)) > entry.deadband or (entry.deadband == 0 and value != old)
+        except (TypeError, ValueError):
+            raise DatatypeError(f"metric {entry.name!r}: {value!r} is not a number") from None
+    return bool(value != old)
