@@ -1,0 +1,216 @@
+"""``sensor_monitoring.sensors``: one instance simulates a set of sensors (temperature, vibration, energy).
+
+Each sensor reads every ``interval / scale`` seconds (``burst_rate`` times as often during a burst)
+and publishes ``mms.sensor_reading`` on ``topic`` (``sensor-data``, or ``sensors/{sensor_id}/reading``
+for MQTT sensors) keyed by its id, with its ``seq`` (:mod:`sensor_monitoring.lives`) and the
+ground-truth ``anomaly`` label (:mod:`sensor_monitoring.simulation`). Anomalies come from the seeded
+random draw (``anomalies.rate``), the schedule (``anomalies.schedule``) and, at run time, from
+``sensor_monitoring.sensor_command`` on ``control_topic`` (inject, scale, clear: the drills' handle).
+
+A reading is *produced* once ``ctx.publish`` returned. One that could not be published (the
+transport raised) is counted in ``publish_errors``, kept with its seq and sent again first on the
+next sample, so what a sensor produced has no gap; with ``backlog`` readings waiting it skips
+samples (counted) rather than numbering readings it cannot send.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from forge_core import Component, Envelope, TransportError, format_time, parse_time
+from sensor_monitoring.lives import SEQ_SPAN, Life, SensorRecord, data_dir, ledger, next_epochs
+from sensor_monitoring.settings import SensorsParams
+from sensor_monitoring.simulation import SensorModel
+
+READING = "mms.sensor_reading"
+COMMAND = "sensor_monitoring.sensor_command"
+ERROR_LOG_EVERY = 60.0  # seconds between two log lines about one sensor's publish errors
+
+
+@dataclass
+class Sensor:
+    """One simulated sensor of this instance, in its current life."""
+
+    model: SensorModel
+    record: SensorRecord
+    life: Life
+    topic: str
+    scale: float
+    outbox: deque[dict[str, Any]] = field(default_factory=deque)
+    numbered: int = 0  # readings numbered in this life (published or waiting in the outbox)
+    logged_error_at: float | None = None
+    last_tick: float | None = None
+
+    @property
+    def sensor_id(self) -> str:
+        return self.model.sensor_id
+
+
+class Sensors(Component):
+    Params = SensorsParams
+    params: SensorsParams
+    publishes = (READING,)
+
+    async def start(self) -> None:
+        p, ctx = self.params, self.ctx
+        clock = ctx.clock
+        book = ledger(ctx)
+        self.born = clock.time()  # this life's start: commands stamped before it are old
+        #: seconds on the clock since the instance first started in this process (schedule, first_after)
+        self.run_start = book.started.setdefault(ctx.name, clock.monotonic())
+        self.commands = {"applied": 0, "stale": 0, "foreign": 0}
+        specs = p.sensors(ctx.replica)
+        epochs = next_epochs(data_dir(ctx), [sid for sid, _, _ in specs])
+        self.sensors: dict[str, Sensor] = {}
+        for sensor_id, kind, location in specs:
+            signal = p.signal(kind)
+            rng = random.Random(ctx.random.getrandbits(64))
+            model = SensorModel(sensor_id, kind, location, signal, rng, burst_rate=p.anomalies.burst_rate)
+            record = book.sensors.setdefault(sensor_id, SensorRecord(kind, location, signal.unit))
+            life = Life(epochs[sensor_id], self.born)
+            record.lives.append(life)
+            topic = p.topic.replace("{sensor_id}", sensor_id)
+            self.sensors[sensor_id] = Sensor(model, record, life, topic, p.scale)
+        if p.control_topic:
+            await ctx.subscribe(p.control_topic, self.on_command, types=[COMMAND], shared=False,
+                                transport=p.control_transport)
+        now = self.elapsed()
+        for injection in p.anomalies.schedule:
+            if injection.sensor in self.sensors and injection.at >= now:
+                ctx.spawn(self._scheduled(injection.sensor, injection.anomaly, injection.at, injection.duration),
+                          name=f"schedule:{injection.sensor}@{injection.at:g}")
+        for sensor in self.sensors.values():
+            ctx.spawn(self._sampling(sensor), name=f"sample:{sensor.sensor_id}")
+        ctx.log.info("%s: %d sensors (%s), epochs %s", ctx.name, len(self.sensors), ", ".join(self.sensors),
+                     sorted(set(epochs.values())))
+
+    def elapsed(self) -> float:
+        return self.ctx.clock.monotonic() - self.run_start
+
+    # -- sampling ------------------------------------------------------------------------------
+    async def _sampling(self, sensor: Sensor) -> None:
+        p, clock = self.params, self.ctx.clock
+        await clock.sleep(sensor.model.rng.uniform(0.0, p.interval / sensor.scale))  # sensors not in lockstep
+        while True:
+            now = self.elapsed()
+            if p.stop_after is not None and now >= p.stop_after:
+                await self._flush(sensor)
+                return
+            self._maybe_random_anomaly(sensor, now)
+            await self._sample(sensor, now)
+            await clock.sleep(p.interval / sensor.scale / sensor.model.interval_factor(self.elapsed()))
+
+    def _maybe_random_anomaly(self, sensor: Sensor, now: float) -> None:
+        a, model = self.params.anomalies, sensor.model
+        dt = 0.0 if sensor.last_tick is None else now - sensor.last_tick
+        sensor.last_tick = now
+        if a.rate <= 0 or now < a.first_after or model.active(now) is not None \
+                or now < model.quiet_since + a.quiet_after or model.rng.random() >= a.rate * dt / 3600.0:
+            return
+        kinds = [k for k, w in a.weights.items() if w > 0]
+        anomaly = model.rng.choices(kinds, weights=[a.weights[k] for k in kinds])[0]
+        self._inject(sensor, anomaly, a.duration(anomaly), "random")
+
+    async def _scheduled(self, sensor_id: str, anomaly: str, at: float, duration: float | None) -> None:
+        await self.ctx.clock.sleep(max(0.0, at - self.elapsed()))
+        self._inject(self.sensors[sensor_id], anomaly, duration or self.params.anomalies.duration(anomaly), "schedule")
+
+    def _inject(self, sensor: Sensor, anomaly: str, duration: float, source: str) -> None:
+        sensor.model.inject(anomaly, self.elapsed(), duration, source)
+        counts = sensor.record.anomalies
+        counts[anomaly] = counts.get(anomaly, 0) + 1
+        self.ctx.log.info("%s: %s for %gs (%s)", sensor.sensor_id, anomaly, duration, source)
+
+    async def _sample(self, sensor: Sensor, now: float) -> None:
+        if len(sensor.outbox) >= self.params.backlog:
+            sensor.life.skipped += 1
+        else:
+            if sensor.numbered >= SEQ_SPAN - 1:  # a life of 10^9 readings: the next epoch
+                self._new_life(sensor)
+            value, anomaly = sensor.model.read(now)
+            sensor.numbered += 1
+            model = sensor.model
+            sensor.outbox.append({
+                "sensor_id": model.sensor_id, "kind": model.kind, "location": model.location,
+                "seq": sensor.life.epoch * SEQ_SPAN + sensor.numbered, "value": value, "unit": model.signal.unit,
+                "timestamp": format_time(self.ctx.clock.time()), "anomaly": anomaly})
+        await self._flush(sensor)
+
+    def _new_life(self, sensor: Sensor) -> None:
+        epoch = next_epochs(data_dir(self.ctx), [sensor.sensor_id])[sensor.sensor_id]
+        sensor.life = Life(epoch, self.ctx.clock.time())
+        sensor.record.lives.append(sensor.life)
+        sensor.numbered = 0
+
+    async def _flush(self, sensor: Sensor) -> None:
+        """Publish the waiting readings in seq order; stop at the first failure (counted, kept)."""
+        ctx = self.ctx
+        while sensor.outbox:
+            reading = sensor.outbox[0]
+            try:
+                await ctx.publish(sensor.topic, READING, reading, key=sensor.sensor_id)
+            except TransportError as exc:
+                sensor.life.publish_errors += 1
+                now = ctx.clock.monotonic()
+                if sensor.logged_error_at is None or now - sensor.logged_error_at >= ERROR_LOG_EVERY:
+                    sensor.logged_error_at = now
+                    ctx.log.warning("%s: reading %d not published (%d waiting, %d errors in this life): %s",
+                                    sensor.sensor_id, reading["seq"], len(sensor.outbox),
+                                    sensor.life.publish_errors, exc)
+                return
+            sensor.outbox.popleft()
+            sensor.life.produced += 1
+            sensor.life.recent.append((reading["seq"], ctx.clock.time()))
+
+    # -- commands ------------------------------------------------------------------------------
+    async def on_command(self, envelope: Envelope) -> None:
+        body = envelope.payload
+        targets = [s for sid, s in self.sensors.items()
+                   if body.get("sensor_id") in (None, sid) and body.get("instance") in (None, self.ctx.name)]
+        if not targets:
+            self.commands["foreign"] += 1
+            return
+        stamp = body.get("timestamp")
+        if stamp is not None and parse_time(stamp) < self.born:
+            self.commands["stale"] += 1
+            self.ctx.log.info("ignored %s command of %s (before this life started)", body["command"], stamp)
+            return
+        self.commands["applied"] += 1
+        now = self.elapsed()
+        for sensor in targets:
+            if body["command"] == "inject":
+                anomaly = body["anomaly"]
+                self._inject(sensor, anomaly, body.get("duration") or self.params.anomalies.duration(anomaly),
+                             "command")
+            elif body["command"] == "scale":
+                sensor.scale = float(body["scale"])
+            else:
+                sensor.model.clear(now)
+        if body["command"] != "inject":
+            self.ctx.log.info("%s %s on %d sensors (%s)", body["command"], body.get("scale", ""), len(targets),
+                              body.get("reason", "no reason given"))
+
+    # -- what it says --------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        now, in_flight = self.ctx.clock.time(), self.params.checks.in_flight
+        sensors = {sid: {"kind": s.record.kind, "location": s.record.location, "unit": s.record.unit,
+                         "lives": [life.view(now, in_flight) for life in s.record.lives],
+                         "anomalies": dict(s.record.anomalies), "waiting": len(s.outbox), "scale": s.scale}
+                   for sid, s in self.sensors.items()}
+        lives = [life for s in self.sensors.values() for life in s.record.lives]
+        runtime = self.ctx.services.get("runtime")
+        plant_dir = getattr(getattr(runtime, "manifest", None), "plant_dir", None)
+        return {"produced": sum(life.produced for life in lives),
+                "publish_errors": sum(life.publish_errors for life in lives),
+                "skipped": sum(life.skipped for life in lives),
+                "anomalies": sum(sum(s.record.anomalies.values()) for s in self.sensors.values()),
+                "commands": dict(self.commands), "sensors": sensors,
+                "checks": self.params.checks.as_dict(), "plant_dir": str(plant_dir) if plant_dir else None}
+
+    def health(self) -> dict[str, Any]:
+        return {"produced": sum(s.life.produced for s in self.sensors.values()),
+                "waiting": sum(len(s.outbox) for s in self.sensors.values()),
+                "publish_errors": sum(s.life.publish_errors for s in self.sensors.values())}
