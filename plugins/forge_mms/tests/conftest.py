@@ -201,3 +201,43 @@ def beats() -> Callable[..., None]:
 
     run.one = beat  # type: ignore[attr-defined]  # beats.one(plant, "f1", errors=2): a single beat, now
     return run
+
+
+# -- mms.sensor_processor: readings and a plant around the processor ------------------------------------------
+def sensor_reading(seq: int, value: float, *, sensor: str = "temp-1", kind: str = "temperature",
+                   ts: float | None = None, start: float = 1_800_000_000.0) -> Any:
+    """A :class:`forge_mms.anomaly.Reading` (one per second from ``start`` unless ``ts`` is given)."""
+    from forge_mms.anomaly import Reading
+    from forge_mms.storage.sensor_store import iso
+
+    units = {"temperature": "C", "vibration": "mm/s", "energy": "kW"}
+    at = start + seq - 1 if ts is None else ts
+    return Reading(sensor, kind, "line-1", seq, float(value), units.get(kind, "x"), at, iso(at))
+
+
+@pytest.fixture
+def make_reading() -> Callable[..., Any]:
+    """``make_reading(seq, value, sensor="temp-1", kind="temperature", ts=None)``: a Reading."""
+    return sensor_reading
+
+
+@pytest.fixture
+def judge() -> Callable[..., list[Any]]:
+    """``judge(rule_settings_dict, values, kind=...)``: feed values (one per second) through one rule and its
+    alert tracker; the events as ``(seq, state, severity)``."""
+    from forge_mms.anomaly import AlertTracker, build_rule
+    from forge_mms.settings import SensorProcessorParams
+
+    def run(rule: dict[str, Any], values: list[float], *, kind: str = "temperature",
+            times: list[float] | None = None) -> list[tuple[int, str, str]]:
+        settings = SensorProcessorParams.load({"rules": [rule]}).rules[0]
+        built = build_rule(settings)  # type: ignore[arg-type]
+        state, tracker = built.fresh(), AlertTracker(settings.name, settings.type, settings.clear_after)  # type: ignore[attr-defined]
+        events = []
+        for seq, value in enumerate(values, start=1):
+            r = sensor_reading(seq, value, kind=kind, ts=None if times is None else times[seq - 1])
+            verdict = built.judge(state, r, tracker.held)
+            events += [(e.reading.seq, e.state, e.severity) for e in tracker.update(verdict, r)]
+        return events
+
+    return run

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 from forge_core import Settings
-from pydantic import Field, model_validator
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, model_validator
+from pydantic_core import CoreSchema, core_schema
 
 _POINTER = "^(/.*)?$"
 
@@ -150,3 +151,167 @@ class RiskRulesSettings(Settings):
     latency_slope: float = Field(1.0, gt=0, description="a least-squares slope of the latency signal above this, ms "
                                                         "per second, is MEDIUM")
     min_samples: int = Field(30, ge=3, description="no latency verdict over fewer beats than this")
+
+
+# -- mms.sensor_processor and its anomaly rules ---------------------------------------------------
+Severity = Literal["warning", "critical"]
+_RULE_NAME = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class RuleSettings(Settings):
+    """What every anomaly rule of ``mms.sensor_processor`` has (``rules:`` items). A rule type is a subclass
+    with ``type: Literal["<name>"]``, registered with :func:`forge_mms.anomaly.register_rule_type`."""
+
+    name: str = Field(pattern=_RULE_NAME, description="the rule's name, unique in the list; alerts carry it and "
+                                                      "their id is <sensor_id>:<name>:<seq>")
+    type: str = Field(description="the rule type: threshold, rms, baseline, stuck, rate_of_change, or one a plugin "
+                                  "registered")
+    kind: str | None = Field(description="the sensor kind it judges (temperature, vibration, energy, ...); null: "
+                                         "every kind")
+    sensors: list[str] | None = Field(None, min_length=1, description="only sensors whose id matches one of these "
+                                                                      "shell patterns (temp-*); null: all of the kind")
+    clear_after: int = Field(3, ge=1, le=10_000, description="an alert clears (or drops to warning) after this many "
+                                                            "readings in a row back past the clearing level")
+    hysteresis: float = Field(0.0, ge=0, description="the clearing level is this much inside the raising level, in "
+                                                     "the units of what the rule measures")
+
+
+class ThresholdRuleSettings(RuleSettings):
+    """``type: threshold``: the reading itself against a warning and a critical level."""
+
+    type: Literal["threshold"]
+    warning: float | None = Field(None, description="past this the alert is a warning")
+    critical: float | None = Field(None, description="past this the alert is critical")
+    direction: Literal["above", "below"] = Field("above", description="above: a value greater than a level crosses "
+                                                                      "it; below: a smaller one")
+
+    @model_validator(mode="after")
+    def _levels(self) -> Self:
+        if self.warning is None and self.critical is None:
+            raise ValueError("needs warning, critical or both")
+        if self.warning is not None and self.critical is not None:
+            if self.direction == "above" and self.warning >= self.critical:
+                raise ValueError(f"warning ({self.warning}) must be below critical ({self.critical}) for direction "
+                                 f"above")
+            if self.direction == "below" and self.warning <= self.critical:
+                raise ValueError(f"warning ({self.warning}) must be above critical ({self.critical}) for direction "
+                                 f"below")
+        return self
+
+
+class RmsRuleSettings(RuleSettings):
+    """``type: rms``: the root mean square of the last ``window`` readings above ``limit`` (vibration)."""
+
+    type: Literal["rms"]
+    window: int = Field(10, ge=2, le=10_000, description="readings in the window (no verdict until it is full)")
+    limit: float = Field(gt=0, description="an RMS above this raises the alert")
+    severity: Severity = Field("warning", description="the alert's severity")
+
+
+class BaselineRuleSettings(RuleSettings):
+    """``type: baseline``: an EWMA z-score. The baseline is an exponentially weighted moving average of the
+    readings and of their variance (weight ``alpha``); a reading's z = (value - mean) / std, both taken before
+    the reading is learned. A reading beyond ``z_limit`` is not learned (an anomaly does not shift the baseline)."""
+
+    type: Literal["baseline"]
+    alpha: float = Field(0.05, gt=0, le=1, description="weight of a new reading in the mean and the variance "
+                                                       "(memory ~ 1/alpha readings)")
+    z_limit: float = Field(4.0, gt=0, description="|z| (or z, -z with direction) above this raises the alert")
+    warmup: int = Field(30, ge=2, description="readings learned before the first verdict")
+    min_std: float = Field(1e-6, gt=0, description="floor of the standard deviation, in the reading's unit (a flat "
+                                                   "signal does not make every change infinite)")
+    direction: Literal["both", "above", "below"] = Field("both", description="which side of the baseline counts")
+    relearn_after: int | None = Field(None, ge=1, description="after this many readings in a row beyond z_limit the "
+                                                              "baseline starts again from the reading (a lasting "
+                                                              "new level); null: never")
+    severity: Severity = Field("warning", description="the alert's severity")
+
+
+class StuckRuleSettings(RuleSettings):
+    """``type: stuck``: the last ``window`` readings all within ``epsilon`` of each other (max - min)."""
+
+    type: Literal["stuck"]
+    window: int = Field(10, ge=2, le=10_000, description="readings in a row that must (nearly) agree")
+    epsilon: float = Field(0.0, ge=0, description="largest max - min over the window that is still stuck (0: "
+                                                  "identical values)")
+    severity: Severity = Field("warning", description="the alert's severity")
+
+
+class RateOfChangeRuleSettings(RuleSettings):
+    """``type: rate_of_change``: |value - previous| / (its time - previous time) above ``limit`` per second."""
+
+    type: Literal["rate_of_change"]
+    limit: float = Field(gt=0, description="units per second; a faster change raises the alert")
+    direction: Literal["both", "rising", "falling"] = Field("both", description="which changes count")
+    severity: Severity = Field("warning", description="the alert's severity")
+
+
+#: Rule types known to the processor's params: name -> settings model. Built-ins here; a plugin adds
+#: its own with :func:`forge_mms.anomaly.register_rule_type`, which also rebuilds the params model.
+RULE_SETTINGS: dict[str, type[RuleSettings]] = {
+    "threshold": ThresholdRuleSettings, "rms": RmsRuleSettings, "baseline": BaselineRuleSettings,
+    "stuck": StuckRuleSettings, "rate_of_change": RateOfChangeRuleSettings}
+
+
+class AnyRule:
+    """A ``rules:`` item: validated by the model of its ``type`` (a discriminated union over RULE_SETTINGS,
+    read when the params model is built or rebuilt)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        choices = {name: handler.generate_schema(model) for name, model in sorted(RULE_SETTINGS.items())}
+        return core_schema.tagged_union_schema(
+            choices, discriminator="type", custom_error_type="rule_type",
+            custom_error_message=f"unknown or missing rule type; known: {', '.join(sorted(RULE_SETTINGS))}")
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        # if/then per type rather than oneOf: a typo in a key is reported against its own rule type
+        return {"type": "object", "required": ["type"],
+                "properties": {"type": {"enum": sorted(RULE_SETTINGS), "description": "the rule type"}},
+                "allOf": [{"if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+                           "then": model.json_schema()} for name, model in sorted(RULE_SETTINGS.items())],
+                "description": "an anomaly rule; its keys are those of its type"}
+
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {"name": "temperature", "type": "threshold", "kind": "temperature", "warning": 80.0, "critical": 100.0,
+     "hysteresis": 2.0},
+    {"name": "temperature_rate", "type": "rate_of_change", "kind": "temperature", "limit": 10.0},
+    {"name": "vibration_rms", "type": "rms", "kind": "vibration", "window": 10, "limit": 7.1, "severity": "critical"},
+    {"name": "energy_baseline", "type": "baseline", "kind": "energy", "alpha": 0.05, "z_limit": 4.0},
+    {"name": "stuck", "type": "stuck", "kind": None, "window": 10, "epsilon": 0.0},
+]
+
+DEFAULT_KINDS: dict[str, str] = {"temperature": "C", "vibration": "mm/s", "energy": "kW"}
+
+
+class SensorProcessorParams(Settings):
+    """Params of ``mms.sensor_processor``."""
+
+    topic: str = Field("sensor-data", min_length=1, description="where mms.sensor_reading arrive (a pattern: "
+                                                               "sensors/+/reading on MQTT)")
+    alert_topic: str = Field("alerts", min_length=1, description="where mms.sensor_alert go (keyed by sensor id)")
+    group: str = Field("sensor-processors", min_length=1, description="the consumer group the processors share "
+                                                                      "the readings in")
+    rules: list[AnyRule] = Field(default_factory=lambda: list(DEFAULT_RULES),  # type: ignore[arg-type]
+                                 description="the anomaly rules (see the rule types below)")
+    kinds: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_KINDS), min_length=1,
+                                  description="sensor kind -> its unit; a reading of another kind or unit is "
+                                              "dead-lettered")
+    batch_max: int = Field(500, ge=1, le=10_000, description="most readings judged and written per transaction (a "
+                                                             "bigger batch from the transport is split)")
+    store: bool = Field(True, description="write readings, alerts, sensors and rollups to the database")
+    warm_readings: int = Field(1000, ge=1, description="most readings of a sensor read back to warm its rules after "
+                                                       "a (re)assignment (each rule reads what its window needs)")
+    db_retry_deadline: float | None = Field(
+        None, gt=0, description="seconds a batch retries a failing database (backoff of tactics.retry) before it is "
+                                "handed back to the transport (Redeliver); null: until the database answers")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [rule.name for rule in self.rules]  # type: ignore[attr-defined]
+        doubles = sorted({n for n in names if names.count(n) > 1})
+        if doubles:
+            raise ValueError(f"rule names must be unique: {', '.join(doubles)} more than once")
+        return self

@@ -1,0 +1,82 @@
+"""``baseline``: deviation from a rolling baseline, as an **EWMA z-score** (energy consumption patterns).
+
+The baseline is an exponentially weighted moving mean and variance (weight ``alpha``; incremental form,
+Finch 2009: ``d = x - mean; mean += alpha*d; var = (1-alpha)*(var + alpha*d*d)``), started from the plain
+mean and sample variance of the first ``warmup`` readings (an EWMA variance started at 0 would be far too
+small for a while and make ordinary noise look anomalous). A reading's
+z = (x - mean) / max(std, min_std), with mean and std from *before* the reading. The first ``warmup``
+readings are only learned. A reading beyond ``z_limit`` is not learned, so an anomaly does not drag the
+baseline after it; ``relearn_after`` such readings in a row restart the baseline from the reading (a lasting
+new level). What it catches: spikes, steps and bursts faster than its memory (~1/alpha readings); a drift
+slower than that is learned as the new normal (judge absolute limits with a threshold rule).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from forge_mms.anomaly.readings import Reading
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
+from forge_mms.settings import BaselineRuleSettings
+
+__all__ = ["BaselineRule"]
+
+
+class _BaselineState:
+    __slots__ = ("beyond", "m2", "mean", "n", "var")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.var = 0.0
+        self.m2 = 0.0  # sum of squared deviations during the warm-up (Welford)
+        self.beyond = 0  # readings in a row beyond z_limit (not learned)
+
+
+class BaselineRule:
+    def __init__(self, settings: BaselineRuleSettings) -> None:
+        self.settings = settings
+        # enough past readings that what is older weighs under 1 % (and the warm-up is passed)
+        self.history = max(settings.warmup, math.ceil(math.log(100) / settings.alpha))
+        self.levels: list[tuple[Severity, float]] = [(settings.severity, settings.z_limit)]
+
+    def fresh(self) -> Any:
+        return _BaselineState()
+
+    def _learn(self, state: _BaselineState, x: float) -> None:
+        state.n += 1
+        d = x - state.mean
+        if state.n <= self.settings.warmup:  # the plain mean and sample variance first: an unbiased start
+            state.mean += d / state.n
+            state.m2 += d * (x - state.mean)
+            state.var = state.m2 / (state.n - 1) if state.n > 1 else 0.0
+            return
+        alpha = self.settings.alpha
+        state.mean += alpha * d
+        state.var = (1 - alpha) * (state.var + alpha * d * d)
+
+    def judge(self, state: _BaselineState, reading: Reading, held: Severity | None) -> Verdict | None:
+        s = self.settings
+        x = reading.value
+        if state.n < s.warmup:
+            self._learn(state, x)
+            state.beyond = 0
+            return None
+        std = max(math.sqrt(state.var), s.min_std)
+        z = (x - state.mean) / std
+        measured = abs(z) if s.direction == "both" else z if s.direction == "above" else -z
+        mean = state.mean
+        if measured > s.z_limit:
+            state.beyond += 1
+            if s.relearn_after is not None and state.beyond >= s.relearn_after:
+                state.n, state.beyond, state.mean, state.m2 = 0, 0, 0.0, 0.0  # a lasting new level: afresh
+                self._learn(state, x)
+        else:
+            state.beyond = 0
+            self._learn(state, x)
+        severity, level = judge_levels(measured, self.levels, above=True, hysteresis=s.hysteresis, held=held)
+        reason = (f"z {z:+.3g} (value {x:g}, baseline {mean:.4g} ± {std:.3g})"
+                  + (f" beyond {level:g}" if severity is not None else ""))
+        return Verdict(severity, z, level,
+                       Window(reading.seq, reading.seq, 0.0), reason)

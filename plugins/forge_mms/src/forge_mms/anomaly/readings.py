@@ -1,0 +1,78 @@
+"""A sensor reading as the processor sees it, parsed from ``mms.sensor_reading`` (the schema already passed).
+
+What a schema cannot say is checked here and refused with the field at fault: a value that is not a
+finite number, a kind the processor does not know, a unit that is not its kind's, a timestamp that is
+not RFC 3339.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["SENSOR_ALERT", "SENSOR_READING", "MalformedReading", "Reading", "parse_reading"]
+
+SENSOR_READING = "mms.sensor_reading"
+SENSOR_ALERT = "mms.sensor_alert"
+
+
+class MalformedReading(ValueError):
+    """A reading the processor cannot judge: ``pointer`` names the field (JSON pointer)."""
+
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(f"{pointer}: {message}")
+        self.pointer = pointer
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    sensor_id: str
+    kind: str
+    location: str
+    seq: int
+    value: float
+    unit: str
+    ts: float  # the timestamp, epoch seconds (UTC)
+    timestamp: str  # as the sensor wrote it
+    anomaly: str | None = None  # ground truth of a simulator; never used to judge
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time; a time without an offset is UTC."""
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.timestamp()
+
+
+def parse_reading(payload: Mapping[str, Any], kinds: Mapping[str, str]) -> Reading:
+    """The reading in ``payload``; raises :class:`MalformedReading` naming the field at fault."""
+    try:
+        sensor_id, kind, unit = payload["sensor_id"], payload["kind"], payload["unit"]
+        seq, value, timestamp = payload["seq"], payload["value"], payload["timestamp"]
+    except KeyError as exc:
+        raise MalformedReading(f"/{exc.args[0]}", "missing") from None
+    if not isinstance(sensor_id, str) or not sensor_id:
+        raise MalformedReading("/sensor_id", f"not a sensor id: {sensor_id!r}")
+    if type(seq) is not int or seq < 1:
+        raise MalformedReading("/seq", f"not a positive integer: {seq!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MalformedReading("/value", f"not a finite number: {value!r}")
+    if kind not in kinds:
+        raise MalformedReading("/kind", f"unknown kind {kind!r}; this processor takes {', '.join(sorted(kinds))} "
+                                        f"(param kinds)")
+    if unit != kinds[kind]:
+        raise MalformedReading("/unit", f"{unit!r} is not the unit of {kind} ({kinds[kind]!r}, param kinds)")
+    if not isinstance(timestamp, str):
+        raise MalformedReading("/timestamp", f"not an RFC 3339 time: {timestamp!r}")
+    try:
+        ts = parse_timestamp(timestamp)
+    except ValueError:
+        raise MalformedReading("/timestamp", f"not an RFC 3339 time: {timestamp!r}") from None
+    anomaly = payload.get("anomaly")
+    return Reading(sensor_id, kind, str(payload.get("location") or ""), seq, float(value), unit, ts, timestamp,
+                   anomaly if isinstance(anomaly, str) else None)

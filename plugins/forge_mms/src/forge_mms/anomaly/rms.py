@@ -1,0 +1,45 @@
+"""``rms``: the root mean square of the last ``window`` readings above ``limit`` (vibration severity is
+judged on the RMS of the velocity, ISO 10816 style). No verdict until the window is full."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from forge_mms.anomaly.readings import Reading
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
+from forge_mms.settings import RmsRuleSettings
+
+__all__ = ["RmsRule"]
+
+
+class _RmsState:
+    __slots__ = ("readings",)
+
+    def __init__(self, window: int) -> None:
+        self.readings: deque[Reading] = deque(maxlen=window)
+
+
+class RmsRule:
+    def __init__(self, settings: RmsRuleSettings) -> None:
+        self.settings = settings
+        self.history = settings.window
+        self.levels: list[tuple[Severity, float]] = [(settings.severity, settings.limit)]
+
+    def fresh(self) -> Any:
+        return _RmsState(self.settings.window)
+
+    def judge(self, state: _RmsState, reading: Reading, held: Severity | None) -> Verdict | None:
+        window = state.readings
+        window.append(reading)
+        if len(window) < self.settings.window:
+            return None
+        # summed afresh each time: a running sum of squares drifts, and windows are small
+        rms = math.sqrt(math.fsum(r.value * r.value for r in window) / len(window))
+        severity, level = judge_levels(rms, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
+        first = window[0]
+        reason = (f"RMS {rms:.4g} over {len(window)} readings > {level:g}" if severity is not None
+                  else f"RMS {rms:.4g} over {len(window)} readings")
+        return Verdict(severity, rms, level,
+                       Window(first.seq, reading.seq, reading.ts - first.ts), reason)

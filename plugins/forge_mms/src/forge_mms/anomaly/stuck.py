@@ -1,0 +1,45 @@
+"""``stuck``: the last ``window`` readings (nearly) identical: max - min <= ``epsilon``. A stuck sensor keeps
+its alert until the range is past ``epsilon + hysteresis``, ``clear_after`` readings in a row."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from forge_mms.anomaly.readings import Reading
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window
+from forge_mms.settings import StuckRuleSettings
+
+__all__ = ["StuckRule"]
+
+
+class _StuckState:
+    __slots__ = ("readings",)
+
+    def __init__(self, window: int) -> None:
+        self.readings: deque[Reading] = deque(maxlen=window)
+
+
+class StuckRule:
+    def __init__(self, settings: StuckRuleSettings) -> None:
+        self.settings = settings
+        self.history = settings.window
+
+    def fresh(self) -> Any:
+        return _StuckState(self.settings.window)
+
+    def judge(self, state: _StuckState, reading: Reading, held: Severity | None) -> Verdict | None:
+        window = state.readings
+        window.append(reading)
+        if len(window) < self.settings.window:
+            return None
+        values = [r.value for r in window]
+        spread = max(values) - min(values)
+        s = self.settings
+        level = s.epsilon + s.hysteresis if held is not None else s.epsilon
+        stuck = spread <= level
+        first = window[0]
+        reason = (f"{len(window)} readings within {spread:.4g} (<= {level:g})" if stuck
+                  else f"{len(window)} readings spread {spread:.4g}")
+        return Verdict(s.severity if stuck else None, spread, level, Window(first.seq, reading.seq,
+                                                                           reading.ts - first.ts), reason)

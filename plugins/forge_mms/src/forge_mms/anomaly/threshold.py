@@ -1,0 +1,35 @@
+"""``threshold``: the reading itself against a warning and a critical level (e.g. temperature > 80 °C warning,
+> 100 °C critical). Clears ``hysteresis`` inside the level, after ``clear_after`` readings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forge_mms.anomaly.readings import Reading
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
+from forge_mms.settings import ThresholdRuleSettings
+
+__all__ = ["ThresholdRule"]
+
+
+class ThresholdRule:
+    history = 0  # judges each reading alone
+
+    def __init__(self, settings: ThresholdRuleSettings) -> None:
+        self.settings = settings
+        self.above = settings.direction == "above"
+        levels: list[tuple[Severity, float | None]] = [("warning", settings.warning), ("critical", settings.critical)]
+        self.levels: list[tuple[Severity, float]] = [(severity, limit) for severity, limit in levels
+                                                     if limit is not None]
+
+    def fresh(self) -> Any:
+        return None
+
+    def judge(self, state: Any, reading: Reading, held: Severity | None) -> Verdict:
+        severity, level = judge_levels(reading.value, self.levels, above=self.above,
+                                       hysteresis=self.settings.hysteresis, held=held)
+        sign = ">" if self.above else "<"
+        reason = (f"value {reading.value:g} {sign} {severity} level {level:g}" if severity is not None
+                  else f"value {reading.value:g} within the levels")
+        return Verdict(severity, reading.value, level,
+                       Window(reading.seq, reading.seq, 0.0), reason)

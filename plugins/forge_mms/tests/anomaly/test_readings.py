@@ -1,0 +1,37 @@
+"""What the schema lets through but the rules cannot judge is refused, naming the field."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from forge_mms.anomaly import MalformedReading, parse_reading
+from forge_mms.settings import DEFAULT_KINDS
+
+GOOD = {"sensor_id": "temp-1", "kind": "temperature", "location": "line-1", "seq": 42, "value": 71.3, "unit": "C",
+        "timestamp": "2026-12-02T14:00:00.123Z", "anomaly": "spike"}
+
+
+def test_a_reading():
+    r = parse_reading(GOOD, DEFAULT_KINDS)
+    assert (r.sensor_id, r.kind, r.seq, r.value, r.unit, r.anomaly) == ("temp-1", "temperature", 42, 71.3, "C", "spike")
+    assert math.isclose(r.ts, 1796220000.123)
+    assert parse_reading({**GOOD, "timestamp": "2026-12-02T14:00:00.123"}, DEFAULT_KINDS).ts == r.ts, "naive is UTC"
+
+
+@pytest.mark.parametrize(("change", "pointer", "says"), [
+    ({"value": math.nan}, "/value", "not a finite number"), ({"value": math.inf}, "/value", "not a finite number"),
+    ({"value": True}, "/value", "not a finite number"), ({"kind": "pressure"}, "/kind", "unknown kind 'pressure'"),
+    ({"unit": "F"}, "/unit", "'F' is not the unit of temperature"), ({"seq": 0}, "/seq", "not a positive integer"),
+    ({"timestamp": "noon"}, "/timestamp", "not an RFC 3339 time"), ({"seq": None}, "/seq", "not a positive")])
+def test_malformed(change, pointer, says):
+    with pytest.raises(MalformedReading, match=says) as caught:
+        parse_reading({**GOOD, **change}, DEFAULT_KINDS)
+    assert caught.value.pointer == pointer
+
+
+def test_missing_field():
+    with pytest.raises(MalformedReading) as caught:
+        parse_reading({k: v for k, v in GOOD.items() if k != "value"}, DEFAULT_KINDS)
+    assert caught.value.pointer == "/value"
