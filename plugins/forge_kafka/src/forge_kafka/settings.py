@@ -49,6 +49,10 @@ class KafkaSettings(Settings):
     max_redeliveries: int = Field(3, ge=0, description="deliveries again after a handler raised, before the "
                                                        "dead-letter topic")
     retry_backoff: float = Field(0.1, ge=0, description="seconds before the first redelivery; doubles each time")
+    retry_backoff_max: float = Field(5.0, gt=0, description="longest pause before a partition is fetched again "
+                                                           "after a handler raised Redeliver (rewound, never "
+                                                           "dead-lettered); the pause doubles from retry_backoff "
+                                                           "with each rewind in a row")
     dead_letter: bool = Field(True, description="publish undeliverable records to <topic><dead_letter_suffix>")
     dead_letter_suffix: str = Field(".dlq", min_length=1, description="suffix of dead-letter topics")
     content_mode: Literal["structured", "binary"] = Field(

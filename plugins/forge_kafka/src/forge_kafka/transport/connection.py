@@ -27,6 +27,7 @@ from forge_core.tactics import Backoff
 from forge_kafka.settings import KafkaSettings, TopicSpec
 from forge_kafka.transport.admin import ensure_topics, to_kafka
 from forge_kafka.transport.logs import RateLimitedLog, kind_of
+from forge_kafka.transport.metrics import KafkaMetrics
 
 log = logging.getLogger("forge.transport.kafka")
 
@@ -75,6 +76,8 @@ class KafkaConnection:
         #: librdkafka's log lines and client errors, rate-limited per kind (log_every); every client's logger
         self.logs = RateLimitedLog(log, settings.log_every, name=name, stats=self.stats)
         self.last_error = ""
+        #: The OpenTelemetry instruments (metrics.py), when the plant's telemetry is on.
+        self.metrics: KafkaMetrics | None = None
         self.known_topics: set[str] = set()
         #: Messages given back by the producer (fatal, purged, forgotten by the broker), kept until
         #: its successor re-sends them in publish order; guarded by ``_lock`` (any thread appends).

@@ -125,6 +125,7 @@ class KafkaPublisher:
             except KafkaException as exc:
                 error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
                 if error is None or not error.fatal() and error.code() != KafkaError._FATAL:
+                    self._count_error(kafka_topic, error, "failed")
                     raise
                 connection.request_replacement(producer, f"fatal: {error.str()}")
                 connection.replace_producer(producer)  # on the loop, now: then produce on the new one
@@ -146,9 +147,12 @@ class KafkaPublisher:
 
         def resolve(error: KafkaError | None, message: Message) -> None:
             if error is not None and needs_new_producer(error):  # re-sent by the next producer
+                self._count_error(message.topic() or "", error, "resent")
                 self.connection.hold((seq, message.topic() or "", message.value(), message.key(), headers, resolve),
                                      f"delivery: {error.str()}")
                 return
+            if error is not None:
+                self._count_error(message.topic() or "", error, "failed")
             def settle() -> None:
                 if future.done():
                     return
@@ -175,6 +179,7 @@ class KafkaPublisher:
         if needs_new_producer(error):
             topic = message.topic()
             assert topic is not None  # a produced record always has its topic
+            self._count_error(topic, error, "resent")
             self.connection.hold((seq, topic, message.value(), message.key(), headers, partial(self._failed, headers, seq)),
                                  f"delivery: {error.str()}")
             return
@@ -189,4 +194,11 @@ class KafkaPublisher:
             return
         self.connection.stats["publish_failed"] += 1
         self.connection.last_error = str(error)
+        self._count_error(message.topic() or "", error, "failed")
         log.error("kafka %s: delivery to %s failed: %s", self.name, message.topic(), error)
+
+    def _count_error(self, topic: str, error: KafkaError | None, outcome: str) -> None:
+        """``forge.kafka.produce.errors`` (any thread: OpenTelemetry's counters are thread-safe)."""
+        metrics = self.connection.metrics
+        if metrics is not None:
+            metrics.produce_error(topic, error.name() if error is not None else "unknown", outcome, self.name)

@@ -7,12 +7,16 @@ record handled, which librdkafka's auto-commit sends to the broker (``enable.aut
 false``): an offset is committed only after its handler returned — at least once. A callback that
 raises is called again (``max_redeliveries``); then the message goes to ``<topic>.dlq`` with the
 reason in headers (``dead_letters.py``) and is committed, so nothing is lost and nothing blocks the
-partition forever.
+partition forever. A callback that raises :class:`forge_core.Redeliver` ("not yet: the database is
+down") is never dead-lettered: after its redeliveries the partitions are rewound to the first
+record not handled and delivered again after a growing pause, until a delivery returns.
+Partitions held, lag and partition events: ``partitions.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -21,20 +25,25 @@ from typing import TYPE_CHECKING, Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from forge_core import Envelope, RawMessage
-from forge_core.tactics import Backoff
-from forge_core.transport import BatchCallback, MessageCallback, Subscription, is_wildcard, matches
+from forge_core.transport import (
+    BatchCallback,
+    MessageCallback,
+    PartitionListener,
+    Subscription,
+    is_wildcard,
+    matches,
+)
 
 from forge_kafka.transport.admin import pattern_to_kafka, to_forge
 from forge_kafka.transport.dead_letters import dead_letter, record_position
 from forge_kafka.transport.logs import kind_of
+from forge_kafka.transport.partitions import Partitions
+from forge_kafka.transport.redelivery import SKIP, deliver_run, redeliver, rewind_backoff, rewind_from, seek_back
 
 if TYPE_CHECKING:
     from forge_kafka.transport.transport import KafkaTransport
 
 log = logging.getLogger("forge.transport.kafka")
-
-#: A place holder in a run for a record that is not for this subscription (kept for its offset).
-_SKIP = RawMessage(b"")
 
 #: Errors a consumer reports that are not worth a warning (a topic not there yet, end of partition).
 _QUIET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF)
@@ -75,12 +84,20 @@ class KafkaSubscription(Subscription):
         #: the subscription: they see what is published after subscribe(), as MQTT does.
         self.ephemeral = ephemeral
         self.start_ms = int(time.time() * 1000)
+        #: (kafka topic, partition) held now; changed by the rebalance callbacks (partitions.py).
         self.assigned: set[tuple[str, int]] = set()
         self.assigned_event = threading.Event()
+        self.partitions = Partitions(self)
+        self.starts_at_earliest = ephemeral or settings.auto_offset_reset == "earliest"
         self._stop = threading.Event()
         self._done = threading.Event()
         self._batch_task: asyncio.Future[None] | None = None
+        #: Sum of the partitions' lags, for health(); None when nothing is held or measured.
         self.lag_total: int | None = None
+        #: Set on the loop by a batch whose callback raised Redeliver: (kafka topic, partition) ->
+        #: the offset to deliver again from; the poll thread seeks there, then pauses (redelivery.py).
+        self.rewind: dict[tuple[str, int], int] = {}
+        self.rewind_wait = rewind_backoff(self)
         conf: dict[str, Any] = {
             **self.connection.common_config(),
             "group.id": group_id,
@@ -106,21 +123,39 @@ class KafkaSubscription(Subscription):
     def stopped(self) -> bool:
         return self._stop.is_set()
 
+    def pause(self, seconds: float) -> None:
+        """Poll thread: wait ``seconds`` without fetching (cut short by cancel())."""
+        self._stop.wait(seconds)
+
+    # -- the partition API (forge_core.transport.Subscription) --------------------------------
+    def on_partitions_changed(self, listener: PartitionListener) -> None:
+        """``listener(PartitionChange)`` on the event loop at each assignment, revocation or loss
+        (only the partitions that changed; topics by their Forge names; ``group`` = the group id).
+        Partitions assigned before the listener was added are not reported again: read
+        :meth:`assignment`. Cancelling the subscription reports its partitions revoked."""
+        self.partitions.listeners.add(listener)
+
+    def assignment(self) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted((to_forge(topic), partition) for topic, partition in list(self.assigned)))
+
+    def lag(self) -> dict[tuple[str, int], int] | None:
+        """Per held partition (Forge topic name), as measured about once a second (partitions.py);
+        a partition without a figure yet (no watermark seen) is left out."""
+        return {(to_forge(topic), partition): lag for (topic, partition), lag in self.partitions.lags.items()}
+
     # -- rebalance callbacks (poll thread) ---------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned.update((p.topic, p.partition) for p in partitions)
-        self.assigned_event.set()
-        log.debug("%s: assigned %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+        self.partitions.changed("assigned", partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Every handled offset is already stored; commit it now so the next owner of these
         # partitions starts right after it (no duplicate for a clean hand-over).
         with contextlib.suppress(KafkaException):
             consumer.commit(asynchronous=False)
-        self.assigned.difference_update((p.topic, p.partition) for p in partitions)
+        self.partitions.changed("revoked", partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned.difference_update((p.topic, p.partition) for p in partitions)
+        self.partitions.changed("lost", partitions)
 
     # -- the poll thread ---------------------------------------------------------------------
     def start(self) -> None:
@@ -151,38 +186,33 @@ class KafkaSubscription(Subscription):
                     time.sleep(0.5)
                     continue
                 if time.monotonic() >= next_lag:
-                    self.lag_total = self._measure_lag()
+                    self.partitions.measure(self.consumer)
                     next_lag = time.monotonic() + 1.0
                 if not messages or self._stop.is_set():
                     continue
                 future = asyncio.run_coroutine_threadsafe(self._handle_batch(messages), loop)
                 try:
-                    future.result()
+                    while True:  # the lag goes on being measured while a handler takes its time
+                        try:
+                            future.result(timeout=1.0)
+                            break
+                        except concurrent.futures.TimeoutError:
+                            self.partitions.measure(self.consumer)
+                            next_lag = time.monotonic() + 1.0
                 except Exception:  # cancelled at close, or a bug: stop without storing more
                     if not self._stop.is_set():
                         log.exception("kafka %s: batch handling failed on %s", self.transport.name, self.group_id)
                     break
+                if self.rewind:
+                    seek_back(self)
+                else:
+                    self.rewind_wait.reset()
         finally:
             try:
                 self.consumer.close()  # commits stored offsets, leaves the group
             except Exception as exc:  # noqa: BLE001 - a broken broker must not hang close()
                 log.debug("kafka %s: consumer close: %s", self.transport.name, exc)
             self._done.set()
-
-    def _measure_lag(self) -> int | None:
-        # On the poll thread: the consumer is not thread-safe enough to ask from the event loop
-        # while consume() runs. Cached watermarks come with fetch responses (no request).
-        if not self.assigned:
-            return None
-        total = 0
-        try:
-            for tp in self.consumer.position([TopicPartition(t, p) for t, p in self.assigned]):
-                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                if high >= 0 and tp.offset >= 0:
-                    total += max(high - tp.offset, 0)
-        except KafkaException:
-            return None
-        return total
 
     # -- the event loop ----------------------------------------------------------------------
     def _fetch_error(self, message: Message) -> bool:
@@ -210,7 +240,7 @@ class KafkaSubscription(Subscription):
         last_pairs: _RawHeaders = None
         last_headers: dict[str, str] = {}
         try:
-            for message in messages:
+            for index, message in enumerate(messages):
                 if stop.is_set():
                     return
                 if self._fetch_error(message):
@@ -228,7 +258,9 @@ class KafkaSubscription(Subscription):
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again, then dead-letter
-                        await self._redeliver(message, raw, exc)
+                        if not await redeliver(self, message, raw, exc):
+                            rewind_from(self, messages[index:])
+                            return
                 done[(kafka_topic, partition)] = offset
         finally:
             if done:
@@ -246,7 +278,7 @@ class KafkaSubscription(Subscription):
         last_pairs: _RawHeaders = None
         last_headers: dict[str, str] = {}
         try:
-            for message in messages:
+            for index, message in enumerate(messages):
                 if self._fetch_error(message):
                     continue
                 kafka_topic, partition, offset = record_position(message)
@@ -255,10 +287,12 @@ class KafkaSubscription(Subscription):
                         done[(kafka_topic, partition)] = offset
                     else:  # behind a pending run: the run's records keep their place
                         records.append(message)
-                        run.append(_SKIP)
+                        run.append(SKIP)
                     continue
                 if kafka_topic != run_topic and run:
-                    await self._deliver_run(run_topic, run, records, callback, done)
+                    if not await deliver_run(self, run_topic, run, records, callback, done):
+                        rewind_from(self, [*records, *messages[index:]])
+                        return
                     if stop.is_set():
                         return
                     run, records = [], []
@@ -268,56 +302,11 @@ class KafkaSubscription(Subscription):
                     last_pairs, last_headers = pairs, _decode_headers(pairs)
                 run.append(RawMessage(message.value() or b"", last_headers))
                 records.append(message)
-            if run and not stop.is_set():
-                await self._deliver_run(run_topic, run, records, callback, done)
+            if run and not stop.is_set() and not await deliver_run(self, run_topic, run, records, callback, done):
+                rewind_from(self, records)
         finally:
             if done:
                 self._store(done)
-
-    def _redelivery_backoff(self) -> Backoff | None:
-        """``retry_backoff`` doubling per redelivery (none when it is 0)."""
-        settings = self.settings
-        if not settings.retry_backoff:
-            return None
-        return Backoff(initial=settings.retry_backoff,
-                       maximum=settings.retry_backoff * 2 ** max(settings.max_redeliveries - 1, 0))
-
-    async def _deliver_run(self, kafka_topic: str, run: list[Envelope | RawMessage], records: list[Message],
-                           callback: BatchCallback, done: dict[tuple[str, int], int]) -> None:
-        stats = self.connection.stats
-        wanted = [raw for raw in run if raw is not _SKIP]
-        stats["consumed"] += len(wanted)
-        if wanted:
-            topic = to_forge(kafka_topic)
-            settings = self.settings
-            backoff = self._redelivery_backoff()
-            error: Exception | None = None
-            for attempt in range(settings.max_redeliveries + 1):
-                if attempt:
-                    stats["redelivered"] += len(wanted)
-                    if backoff is not None:
-                        await asyncio.sleep(backoff.next())
-                try:
-                    await callback(topic, wanted)
-                    stats["handled"] += len(wanted)
-                    error = None
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again, then dead-letter
-                    error = exc
-                    if self._stop.is_set():
-                        return
-            if error is not None:
-                log.error("kafka %s: giving up on a batch of %d from %s for %s after %d deliveries: %s",
-                          self.transport.name, len(wanted), kafka_topic, self.owner or self.pattern,
-                          settings.max_redeliveries + 1, error)
-                for raw, message in zip(run, records, strict=True):
-                    if raw is not _SKIP:
-                        await self.dead_letter(message, error, settings.max_redeliveries + 1)
-        for message in records:
-            kafka_topic_, partition, offset = record_position(message)
-            done[(kafka_topic_, partition)] = offset
 
     def _store(self, done: dict[tuple[str, int], int]) -> None:
         try:
@@ -336,29 +325,6 @@ class KafkaSubscription(Subscription):
             return False  # internal and dead-letter topics only to who names them
         return matches(self.pattern, to_forge(topic))
 
-    async def _redeliver(self, message: Message, raw: RawMessage, error: Exception) -> None:
-        """The first delivery raised: call again up to ``max_redeliveries`` times, then dead-letter."""
-        stats = self.connection.stats
-        settings = self.settings
-        kafka_topic, partition, offset = record_position(message)
-        topic = to_forge(kafka_topic)
-        backoff = self._redelivery_backoff()
-        for _attempt in range(settings.max_redeliveries):
-            stats["redelivered"] += 1
-            if backoff is not None:
-                await asyncio.sleep(backoff.next())
-            try:
-                await self.callback(topic, raw)
-                stats["handled"] += 1
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again
-                error = exc
-        log.error("kafka %s: giving up on %s[%d]@%d for %s after %d deliveries: %s", self.transport.name,
-                  kafka_topic, partition, offset, self.owner or self.pattern, settings.max_redeliveries + 1, error)
-        await self.dead_letter(message, error, settings.max_redeliveries + 1)
-
     async def dead_letter(self, message: Message, error: Exception, attempts: int) -> None:
         """Dead-letter one record; returns once it is safe (see :func:`dead_letters.dead_letter`)."""
         await dead_letter(self, message, error, attempts)
@@ -370,4 +336,7 @@ class KafkaSubscription(Subscription):
         self.transport.subscriptions.discard(self)
         inside = self._batch_task is not None and self._batch_task is asyncio.current_task()
         if not inside and self.thread.is_alive():
+            # consumer.close() in the poll thread reports the partitions revoked; that report is
+            # on the loop before this wait ends, so listeners hear of it before cancel() returns
             await asyncio.get_running_loop().run_in_executor(None, self._done.wait, 30.0)
+            self.partitions.listeners.clear()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_core import Envelope, TransportClosed
 from forge_core.transport import (
@@ -28,8 +28,12 @@ from forge_core.transport import (
 
 from forge_kafka.settings import KafkaSettings, TopicSpec
 from forge_kafka.transport.connection import KafkaConnection
+from forge_kafka.transport.metrics import kafka_metrics
 from forge_kafka.transport.publisher import KafkaPublisher
 from forge_kafka.transport.subscriber import KafkaSubscription
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 __all__ = ["KafkaTransport", "kafka_factory"]
 
@@ -42,7 +46,9 @@ class KafkaTransport(Transport):
     guarantee = DeliveryGuarantee.AT_LEAST_ONCE
 
     def __init__(self, name: str = "kafka", settings: KafkaSettings | Mapping[str, Any] | None = None, *,
-                 plant: str = "forge", **options: Any) -> None:
+                 plant: str = "forge", meter_provider: MeterProvider | None = None, **options: Any) -> None:
+        """``meter_provider``: where the transport's OpenTelemetry instruments go (metrics.py); the
+        runtime passes the plant's (``TransportContext.meter_provider``); None: no metrics."""
         super().__init__(name)
         if isinstance(settings, KafkaSettings):
             if options:
@@ -54,6 +60,9 @@ class KafkaTransport(Transport):
         self.publisher = KafkaPublisher(self.connection)
         self.subscriptions: set[KafkaSubscription] = set()
         self._member_count: Counter[str] = Counter()
+        if meter_provider is not None:
+            self.connection.metrics = kafka_metrics(meter_provider)
+            self.connection.metrics.watch(self)
 
     @property
     def plant(self) -> str:
@@ -80,6 +89,8 @@ class KafkaTransport(Transport):
         for sub in list(self.subscriptions):
             await sub.cancel()
         await self.connection.close()
+        if self.connection.metrics is not None:
+            self.connection.metrics.forget(self)
 
     # -- publishing ----------------------------------------------------------------------------
     async def publish(self, topic: str, envelope: Envelope) -> None:
@@ -149,5 +160,6 @@ class KafkaTransport(Transport):
 
 def kafka_factory(name: str, settings: KafkaSettings, context: TransportContext) -> KafkaTransport:
     """The registered factory: ``settings`` is the validated model; the plant name prefixes
-    consumer group ids, so two plants on one cluster never share a group."""
-    return KafkaTransport(name, settings, plant=context.plant)
+    consumer group ids, so two plants on one cluster never share a group; the metrics go to the
+    plant's meter provider."""
+    return KafkaTransport(name, settings, plant=context.plant, meter_provider=context.meter_provider)
