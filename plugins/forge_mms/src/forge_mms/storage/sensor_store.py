@@ -1,0 +1,238 @@
+"""Writes and reads of ``mms.sensor_processor``: one transaction per batch, warm-up reads, system events.
+
+Every write is idempotent, so at-least-once delivery stores each reading once (effectively once):
+readings ``ON CONFLICT (sensor_id, seq) DO NOTHING RETURNING`` (what comes back is what this transaction
+stored), alerts ``ON CONFLICT (alert_id) DO NOTHING``, a clear updates only a raised alert, the sensor
+row keeps the newest seq, and the per-minute rollups add only the readings this transaction inserted.
+Rows are written in key order so two processors briefly sharing a sensor during a rebalance take their
+locks in the same order. SQLite and PostgreSQL (their INSERT ... ON CONFLICT).
+
+Like :mod:`forge_mms.storage.store`, a call runs in a worker thread under a real clock (the event loop
+never waits on the database) and inline under a virtual clock, one call at a time. Unlike it, errors
+are raised: the processor decides (retry, then hand the batch back to the transport).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
+from forge_mms.anomaly.readings import Reading
+from forge_mms.storage.sensor_tables import alerts, reading_rollups, readings, sensors, system_events
+
+__all__ = ["SensorStore", "Warm", "minute_of", "recompute_rollups", "upsert"]
+
+T = TypeVar("T")
+
+
+def minute_of(ts: float) -> int:
+    return int(ts // 60) * 60
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def upsert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise NotImplementedError(f"forge_mms sensor storage: dialect {name!r} is not supported (SQLite, PostgreSQL)")
+    return insert(table)
+
+
+def _least(a: Any, b: Any) -> Any:
+    return sa.case((a < b, a), else_=b)
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    return sa.case((a > b, a), else_=b)
+
+
+@dataclass
+class Warm:
+    """What storage knows of a sensor for its warm-up."""
+
+    last_seq: int = 0
+    history: list[Reading] = field(default_factory=list)  # oldest first
+    active: dict[str, ActiveAlert] = field(default_factory=dict)  # rule -> its raised alert
+    unpublished: list[dict[str, Any]] = field(default_factory=list)  # alert messages stored, not yet published
+
+
+class SensorStore:
+    def __init__(self, engine: Callable[[], Engine], *, offload: bool, processor: str) -> None:
+        self._engine = engine
+        self.offload = offload
+        self.processor = processor
+        self._lock = asyncio.Lock()
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._lock:
+            if self.offload:
+                return await asyncio.to_thread(fn, *args)
+            return fn(*args)
+
+    # -- the batch ----------------------------------------------------------------------------
+    def write_batch(self, batch: Sequence[Reading], events: Sequence[AlertEvent], stored_at: float) -> set[tuple[str, int]]:
+        """Readings, sensors, alerts and rollups in one transaction; the (sensor_id, seq) it inserted."""
+        with self._engine().begin() as conn:
+            inserted = self._insert_readings(conn, batch, stored_at)
+            self._upsert_sensors(conn, batch)
+            self._write_alerts(conn, events)
+            self._add_rollups(conn, [r for r in batch if (r.sensor_id, r.seq) in inserted])
+        return inserted
+
+    def _insert_readings(self, conn: Connection, batch: Sequence[Reading], stored_at: float) -> set[tuple[str, int]]:
+        if not batch:
+            return set()
+        rows = [{"sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
+                 "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly}
+                for r in sorted(batch, key=lambda r: (r.sensor_id, r.seq))]
+        stmt = (upsert(conn, readings).on_conflict_do_nothing(index_elements=["sensor_id", "seq"])
+                .returning(readings.c.sensor_id, readings.c.seq))
+        return {(row.sensor_id, int(row.seq)) for row in conn.execute(stmt, rows)}
+
+    def _upsert_sensors(self, conn: Connection, batch: Sequence[Reading]) -> None:
+        seen: dict[str, dict[str, Any]] = {}
+        for r in batch:
+            row = seen.get(r.sensor_id)
+            if row is None:
+                seen[r.sensor_id] = {"sensor_id": r.sensor_id, "kind": r.kind, "location": r.location, "unit": r.unit,
+                                     "first_seen": r.ts, "last_seen": r.ts, "last_seq": r.seq}
+            else:
+                row["first_seen"] = min(row["first_seen"], r.ts)
+                if r.seq > row["last_seq"]:
+                    row.update(last_seq=r.seq, last_seen=r.ts, kind=r.kind, location=r.location, unit=r.unit)
+        if not seen:
+            return
+        stmt = upsert(conn, sensors)
+        new, old = stmt.excluded, sensors.c
+        newer = new.last_seq > old.last_seq
+        stmt = stmt.on_conflict_do_update(index_elements=["sensor_id"], set_={
+            "kind": sa.case((newer, new.kind), else_=old.kind),
+            "location": sa.case((newer, new.location), else_=old.location),
+            "unit": sa.case((newer, new.unit), else_=old.unit),
+            "first_seen": _least(new.first_seen, old.first_seen),
+            "last_seen": sa.case((newer, new.last_seen), else_=old.last_seen),
+            "last_seq": _greatest(new.last_seq, old.last_seq)})
+        conn.execute(stmt, [seen[k] for k in sorted(seen)])
+
+    def _write_alerts(self, conn: Connection, events: Sequence[AlertEvent]) -> None:
+        raised = [{"alert_id": e.alert_id, "sensor_id": e.reading.sensor_id, "rule": e.rule, "type": e.type,
+                   "severity": e.severity, "state": "raised", "value": e.verdict.value,
+                   "threshold": e.verdict.threshold, "reading_seq": e.reading.seq, "raised_at": e.reading.ts,
+                   "cleared_at": None, "cleared_seq": None, "processor": self.processor, "published": None}
+                  for e in events if e.state == "raised"]
+        if raised:
+            conn.execute(upsert(conn, alerts).on_conflict_do_nothing(index_elements=["alert_id"]),
+                         sorted(raised, key=lambda row: str(row["alert_id"])))
+        cleared = [{"b_id": e.alert_id, "b_at": e.reading.ts, "b_seq": e.reading.seq}
+                   for e in events if e.state == "cleared"]
+        if cleared:
+            conn.execute(alerts.update().where(alerts.c.alert_id == sa.bindparam("b_id"), alerts.c.state == "raised")
+                         .values(state="cleared", cleared_at=sa.bindparam("b_at"), cleared_seq=sa.bindparam("b_seq")),
+                         sorted(cleared, key=lambda row: str(row["b_id"])))
+
+    def _add_rollups(self, conn: Connection, fresh: Iterable[Reading]) -> None:
+        groups: dict[tuple[str, int], list[float]] = defaultdict(list)
+        for r in fresh:
+            groups[(r.sensor_id, minute_of(r.ts))].append(r.value)
+        if not groups:
+            return
+        rows = [{"sensor_id": sid, "minute": minute, "count": len(values), "min": min(values), "max": max(values),
+                 "sum": sum(values)} for (sid, minute), values in sorted(groups.items())]
+        stmt = upsert(conn, reading_rollups)
+        new, old = stmt.excluded, reading_rollups.c
+        conn.execute(stmt.on_conflict_do_update(index_elements=["sensor_id", "minute"], set_={
+            "count": old.count + new.count, "sum": old.sum + new.sum,
+            "min": _least(new.min, old.min), "max": _greatest(new.max, old.max)}), rows)
+
+    def mark_published(self, marks: Sequence[tuple[str, str]]) -> None:
+        """Remember which state of each alert is on the bus (``[(alert_id, state)]``)."""
+        last = dict(marks)  # an alert raised and cleared in one batch: its clear is what is on the bus now
+        if not last:
+            return
+        with self._engine().begin() as conn:
+            conn.execute(alerts.update().where(alerts.c.alert_id == sa.bindparam("b_id")).values(
+                published=sa.bindparam("b_state")), [{"b_id": i, "b_state": last[i]} for i in sorted(last)])
+
+    # -- warm-up ------------------------------------------------------------------------------
+    def load_warm(self, wanted: dict[str, int]) -> dict[str, Warm]:
+        """Per sensor id: its last seq, its last ``wanted[id]`` readings, raised and unpublished alerts."""
+        found = {sid: Warm() for sid in wanted}
+        if not wanted:
+            return found
+        ids = sorted(wanted)
+        with self._engine().connect() as conn:
+            meta = {row.sensor_id: row for row in conn.execute(sa.select(sensors).where(sensors.c.sensor_id.in_(ids)))}
+            for sid in ids:
+                row = meta.get(sid)
+                if row is None:
+                    continue  # never stored: nothing to warm from
+                warm = found[sid]
+                warm.last_seq = int(row.last_seq)
+                if wanted[sid] > 0:
+                    recent = conn.execute(sa.select(readings).where(readings.c.sensor_id == sid)
+                                          .order_by(readings.c.seq.desc()).limit(wanted[sid])).all()
+                    warm.history = [Reading(sid, r.kind, row.location, int(r.seq), float(r.value), row.unit,
+                                            float(r.ts), iso(float(r.ts)), r.anomaly) for r in reversed(recent)]
+            rows = conn.execute(sa.select(alerts).where(
+                alerts.c.sensor_id.in_(ids),
+                sa.or_(alerts.c.state == "raised", alerts.c.published.is_(None), alerts.c.published != alerts.c.state))
+                .order_by(alerts.c.reading_seq, alerts.c.alert_id)).all()
+        for a in rows:
+            warm = found[a.sensor_id]
+            if a.state == "raised":
+                warm.active[a.rule] = ActiveAlert(a.alert_id, a.severity, int(a.reading_seq))
+            if a.published != a.state:
+                row = meta.get(a.sensor_id)
+                warm.unpublished.extend(_messages(a, row.kind if row else "", row.location if row else ""))
+        return found
+
+    # -- system events ------------------------------------------------------------------------
+    def record_event(self, at: float, kind: str, source: str, detail: dict[str, Any]) -> None:
+        with self._engine().begin() as conn:
+            conn.execute(system_events.insert().values(at=at, kind=kind, source=source, detail=detail))
+
+
+def _messages(a: Any, kind: str, location: str) -> list[dict[str, Any]]:
+    """The mms.sensor_alert messages an alert row still owes the bus (its raise, if not published, then its clear)."""
+    base = {"alert_id": a.alert_id, "sensor_id": a.sensor_id, "kind": kind, "rule": a.rule, "type": a.type,
+            "severity": a.severity, "value": a.value, "threshold": a.threshold, "raised_seq": int(a.reading_seq),
+            "location": location, "reason": "stored by a processor that stopped before publishing it"}
+    raised_seq = int(a.reading_seq)
+    out = []
+    if a.published is None:
+        out.append({**base, "state": "raised", "reading_seq": raised_seq, "timestamp": iso(a.raised_at),
+                    "window": {"from_seq": raised_seq, "to_seq": raised_seq, "seconds": 0.0}})
+    if a.state == "cleared":
+        cleared_seq = int(a.cleared_seq)
+        out.append({**base, "state": "cleared", "reading_seq": cleared_seq, "timestamp": iso(a.cleared_at),
+                    "window": {"from_seq": cleared_seq, "to_seq": cleared_seq, "seconds": 0.0}})
+    return out
+
+
+def recompute_rollups(conn: Connection, pairs: Iterable[tuple[str, int]]) -> None:
+    """Rebuild the rollups of ``(sensor_id, minute)`` from ``readings`` (a repair, and the tests' reference)."""
+    for sid, minute in sorted(set(pairs)):
+        r = readings.c
+        count, low, high, total = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(r.value), sa.func.max(r.value), sa.func.sum(r.value))
+            .where(r.sensor_id == sid, r.ts >= minute, r.ts < minute + 60)).one()
+        conn.execute(reading_rollups.delete().where(reading_rollups.c.sensor_id == sid,
+                                                    reading_rollups.c.minute == minute))
+        if count:
+            conn.execute(reading_rollups.insert().values(sensor_id=sid, minute=minute, count=count, min=low, max=high,
+                                                         sum=total))

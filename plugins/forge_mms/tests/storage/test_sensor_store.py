@@ -1,0 +1,123 @@
+"""SensorStore on SQLite and PostgreSQL: one idempotent transaction per batch, warm-up reads, events, the
+migration (up and down)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from forge_core.storage import MigrationRegistry, current, upgrade
+
+from forge_mms.anomaly import AlertTracker, Verdict, Window
+from forge_mms.storage.sensor_store import SensorStore, minute_of, recompute_rollups
+from forge_mms.storage.sensor_tables import alerts, reading_rollups, readings, sensors, system_events
+
+from .conftest import MIGRATIONS
+
+BIG = 3 * 10**9  # a third life of a simulated sensor: seqs above 2**31
+
+
+def rows(engine, table, *order):
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(table).order_by(*order))]
+
+
+def events_for(make_reading):
+    """temp-1: raised at 2, cleared at 4; temp-2: raised at 3 (still active)."""
+    hot, hot2 = AlertTracker("hot", "threshold", 1), AlertTracker("hot", "threshold", 1)
+    v = Verdict("warning", 90.0, 80.0, Window(2, 2, 0.0), "")
+    calm = Verdict(None, 50.0, 80.0, Window(4, 4, 0.0), "")
+    return (hot.update(v, make_reading(2, 90)) + hot2.update(v, make_reading(3, 91, sensor="temp-2"))
+            + hot.update(calm, make_reading(4, 50)))
+
+
+def test_a_batch_is_stored_once_however_often_it_comes(sensor_db, make_reading):
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    batch = [make_reading(s, 40 + s) for s in (1, 2, 3, 4)] + [make_reading(3, 9.5, sensor="temp-2")]
+    events = events_for(make_reading)
+    assert store.write_batch(batch, events, stored_at=5.0) == {("temp-1", s) for s in (1, 2, 3, 4)} | {("temp-2", 3)}
+    first = [rows(sensor_db, t, *t.primary_key.columns) for t in (readings, sensors, alerts, reading_rollups)]
+    # the same batch again, and a later one overlapping it (a redelivery after a rebalance)
+    assert store.write_batch(batch, events, stored_at=9.0) == set()
+    assert [rows(sensor_db, t, *t.primary_key.columns) for t in (readings, sensors, alerts, reading_rollups)] == first
+    later = batch[2:4] + [make_reading(5, 45)]
+    assert store.write_batch(later, [], stored_at=10.0) == {("temp-1", 5)}
+    assert len(rows(sensor_db, readings, readings.c.seq)) == 6
+    s = {r[0]: r for r in rows(sensor_db, sensors, sensors.c.sensor_id)}
+    assert s["temp-1"][1:] == ("temperature", "line-1", "C", 1_800_000_000.0, 1_800_000_004.0, 5)
+    a = {r[0]: r for r in rows(sensor_db, alerts, alerts.c.alert_id)}
+    assert a["temp-1:hot:2"][5:12] == ("cleared", 90.0, 80.0, 2, 1_800_000_001.0, 1_800_000_003.0, 4)
+    assert a["temp-2:hot:3"][5] == "raised" and a["temp-2:hot:3"][10] is None
+
+
+def test_rollups_are_exact_per_minute_and_match_a_recompute(sensor_db, make_reading):
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    values = [(seq, float(seq % 7)) for seq in range(1, 151)]  # 150 s: three minutes, one of them partly
+    for at in range(0, 150, 40):  # batches that straddle minutes, each sent twice
+        batch = [make_reading(seq, v) for seq, v in values[at:at + 40]]
+        store.write_batch(batch, [], 1.0)
+        store.write_batch(batch, [], 2.0)
+    got = rows(sensor_db, reading_rollups, reading_rollups.c.minute)
+    minutes = sorted({minute_of(1_800_000_000.0 + seq - 1) for seq, _ in values})
+    expected = [("temp-1", m, len(vs), min(vs), max(vs), sum(vs)) for m in minutes
+                for vs in [[v for seq, v in values if minute_of(1_800_000_000.0 + seq - 1) == m]]]
+    assert got == expected
+    with sensor_db.begin() as conn:
+        conn.execute(reading_rollups.delete())
+        recompute_rollups(conn, [("temp-1", m) for m in minutes])
+    assert rows(sensor_db, reading_rollups, reading_rollups.c.minute) == expected
+
+
+def test_big_seqs_and_a_clock_that_went_back(sensor_db, make_reading):
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    store.write_batch([make_reading(10, 1.0, ts=2_000.0)], [], 1.0)
+    store.write_batch([make_reading(BIG + 1, 2.0, ts=1_000.0)], [], 2.0)  # new life, earlier clock
+    assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][4:] == (1_000.0, 1_000.0, BIG + 1)
+
+
+def test_warm_up_reads_history_active_and_unpublished_alerts(sensor_db, make_reading):
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    store.write_batch([make_reading(s, 40 + s) for s in range(1, 6)] + [make_reading(3, 9.5, sensor="temp-2")],
+                      events_for(make_reading), 5.0)
+    store.mark_published([("temp-2:hot:3", "raised")])
+    warm = store.load_warm({"temp-1": 3, "temp-2": 10, "temp-9": 3})
+    assert [r.seq for r in warm["temp-1"].history] == [3, 4, 5] and warm["temp-1"].last_seq == 5
+    assert warm["temp-1"].active == {} and warm["temp-2"].active["hot"].alert_id == "temp-2:hot:3"
+    owed = [(m["alert_id"], m["state"], m["reading_seq"]) for m in warm["temp-1"].unpublished]
+    assert owed == [("temp-1:hot:2", "raised", 2), ("temp-1:hot:2", "cleared", 4)], "never published: both"
+    assert warm["temp-2"].unpublished == [] and warm["temp-9"].last_seq == 0 and warm["temp-9"].history == []
+    store.mark_published([("temp-1:hot:2", "raised"), ("temp-1:hot:2", "cleared")])
+    assert store.load_warm({"temp-1": 0})["temp-1"].unpublished == []
+
+
+def test_system_events_and_the_thread_under_a_real_clock(sensor_db):
+    store = SensorStore(lambda: sensor_db, offload=True, processor="p-0")
+    detail = {"group": "sensor-processors", "partitions": [["sensor-data", 0], ["sensor-data", 2]]}
+    asyncio.run(store.call(store.record_event, 12.5, "partitions_assigned", "p-0", detail))
+    (_id, at, kind, source, stored), = rows(sensor_db, system_events, system_events.c.id)
+    assert (at, kind, source, stored) == (12.5, "partitions_assigned", "p-0", detail)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
+def test_the_migration_goes_up_after_mms_0001_and_down_again(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path}/m.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    registry = MigrationRegistry(include_core=False)
+    registry.add("mms", MIGRATIONS, plugin="forge-mms")
+    engine = sa.create_engine(url)
+    upgrade(engine, registry, target="mms_0001")
+    assert "readings" not in sa.inspect(engine).get_table_names()
+    upgrade(engine, registry)
+    assert current(engine, registry)["mms"] == "mms_0002"
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"sensors", "readings", "alerts", "system_events", "reading_rollups", "heartbeats"} <= tables
+    assert {c["name"] for c in sa.inspect(engine).get_columns("readings")} == {
+        "sensor_id", "seq", "kind", "value", "ts", "stored_at", "processor", "anomaly"}
+    cfg = registry.config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "mms_0001")
+    tables = set(sa.inspect(engine).get_table_names())
+    assert "readings" not in tables and "heartbeats" in tables
+    engine.dispose()
