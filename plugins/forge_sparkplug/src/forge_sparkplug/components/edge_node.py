@@ -108,7 +108,7 @@ class EdgeNode(Component):
             self._births()
 
     async def _disconnected(self) -> None:
-        if self.in_session:
+        if self.in_session and not self._stopping:
             log.warning("%s: lost MQTT broker %s; storing updates until the next session", self.name,
                         self.client.broker)
         self.in_session = False

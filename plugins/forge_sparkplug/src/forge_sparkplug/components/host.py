@@ -116,9 +116,13 @@ class Host(Component):
         self.client.subscribe(filters)
         if self.primary:
             self.client.publish(state_topic(p.host_id), state_body(True, self.state_timestamp), qos=1, retain=True)
+            for node in self.nodes.values():  # what it followed as an observer never reached the bus
+                if node.online:
+                    self._rebirth(node, "a new primary host")
 
     async def _disconnected(self) -> None:
-        log.warning("%s: lost MQTT broker %s", self.name, self.client.broker)
+        if not self._stopping and not self._switching.locked():
+            log.warning("%s: lost MQTT broker %s", self.name, self.client.broker)
 
     # -- from the broker --------------------------------------------------------------------------------
     async def _received(self, batch: list[Received]) -> None:

@@ -95,7 +95,6 @@ class SparkplugClient:
         client.max_queued_messages_set(0)
         client.connect_timeout = s.connect_timeout
         client.reconnect_delay_set(max(1, round(s.reconnect_min_delay)), max(1, round(s.reconnect_max_delay)))
-        client.enable_logger(logging.getLogger("forge.sparkplug.paho"))
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:
