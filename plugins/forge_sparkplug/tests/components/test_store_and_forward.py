@@ -1,0 +1,97 @@
+"""Store-and-forward: updates made while the broker is away reach the host after it is back, all of them, in
+order, as historical metrics (is_historical), after the new births."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from forge_mqtt.testing import MosquittoServer
+
+from .conftest import SparkplugPlant, Wire, broker_params, until
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(180)]
+
+G, N = "sf", "edge1"
+
+
+def test_updates_made_while_the_broker_is_down_are_replayed_in_order_with_is_historical(tmp_path: Path) -> None:
+    broker = MosquittoServer(base_dir=tmp_path / "mosquitto")
+    broker.start()
+    params = broker_params(broker.host, broker.port)
+    components = {
+        "edge": {"type": "sparkplug.edge_node", "params": {
+            "mqtt": params, "group": G, "node": N, "primary_host": "sf-host",
+            "metrics": [{"name": "Count", "datatype": "Int64", "initial": 0}]}},
+        "host": {"type": "sparkplug.host", "params": {"mqtt": params, "host_id": "sf-host", "groups": [G]}}}
+
+    async def main() -> None:
+        plant = SparkplugPlant(tmp_path / "plant", components, (broker.host, broker.port))
+        await plant.start()
+        edge, host = plant.component("edge"), plant.component("host")
+        topic = f"sparkplug/update/{G}/{N}"
+        try:
+            await until(lambda: edge.in_session and host.primary and host.node_state(G, N), what="session")
+            for count in range(1, 11):  # live
+                await plant.publish(topic, "sparkplug.metric_update", {"metrics": [{"name": "Count", "value": count}]})
+            await until(lambda: _values(plant, historical=False)[-1:] == [10], what="live data")
+            broker.stop()
+            await until(lambda: not edge.client.connected, what="the edge node sees the broker gone")
+            for count in range(11, 211):  # while the broker is away
+                await plant.publish(topic, "sparkplug.metric_update", {"metrics": [{"name": "Count", "value": count}]})
+            await until(lambda: edge.outbox.depth == 200 and edge.stats["stored"] == 200, what="200 stored")
+            broker.start()
+            await until(lambda: len(_values(plant, historical=True)) == 200, timeout=60, what="the replay")
+            for count in range(211, 221):  # live again, after the replay
+                await plant.publish(topic, "sparkplug.metric_update", {"metrics": [{"name": "Count", "value": count}]})
+            await until(lambda: _values(plant, historical=False)[-1:] == [220], what="live data after the replay")
+            assert _values(plant, historical=True) == list(range(11, 211)), "every stored update, in order"
+            live = _values(plant, historical=False)
+            assert live[:10] == list(range(1, 11)) and live[-10:] == list(range(211, 221))
+            births = [m for m in plant.sent("sparkplug.metrics") if m["kind"] == "birth"]
+            assert len(births) >= 2 and edge.outbox.depth == 0 and edge.stats["replayed"] == 200
+            # the historical values did not move the live value back
+            assert host.node_state(G, N)["metrics"]["Count"]["value"] == 220
+        finally:
+            await plant.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        broker.close()
+
+
+def _values(plant: SparkplugPlant, *, historical: bool) -> list[int]:
+    return [metric["value"] for message in plant.sent("sparkplug.metrics") if message["kind"] == "data"
+            for metric in message["metrics"] if metric["historical"] is historical]
+
+
+def test_a_wire_client_sees_historical_flags(tmp_path: Path, mosquitto_server: Any, wire: Wire) -> None:
+    """The flag is on the wire too: replayed NDATA metrics carry is_historical (tck: store and forward)."""
+    params = broker_params(mosquitto_server.host, mosquitto_server.port)
+    components = {"edge": {"type": "sparkplug.edge_node", "params": {
+        "mqtt": params, "group": G, "node": "edge2", "primary_host": "sf-absent",
+        "metrics": [{"name": "Count", "datatype": "Int64", "initial": 0}]}}}
+
+    async def main() -> None:
+        plant = SparkplugPlant(tmp_path / "plant", components, (mosquitto_server.host, mosquitto_server.port))
+        await plant.start()
+        try:  # the primary host is not there: stored
+            for count in (1, 2, 3):
+                await plant.publish(f"sparkplug/update/{G}/edge2", "sparkplug.metric_update",
+                                    {"metrics": [{"name": "Count", "value": count}]})
+            await asyncio.sleep(0.5)
+            assert plant.component("edge").outbox.depth == 3
+            wire.publish("spBv1.0/STATE/sf-absent", b'{"online": true, "timestamp": 1}', qos=1, retain=True)
+            data = await until(lambda: len(wire.on(f"spBv1.0/{G}/NDATA/edge2")) == 3
+                               and wire.on(f"spBv1.0/{G}/NDATA/edge2"), what="replayed NDATA")
+            metrics = [s.payload({1: 4}).metrics[0] for s in data]
+            assert [(m.value, m.is_historical) for m in metrics] == [(1, True), (2, True), (3, True)]
+            assert [s.payload({1: 4}).seq for s in data] == [1, 2, 3]  # after the NBIRTH (seq 0)
+        finally:
+            await plant.stop()
+            wire.publish("spBv1.0/STATE/sf-absent", b"", qos=1, retain=True)
+
+    asyncio.run(main())
