@@ -241,3 +241,82 @@ def judge() -> Callable[..., list[Any]]:
         return events
 
     return run
+
+
+SENSOR_MANIFEST = """
+version: 1
+plant: {{name: sensor_processing}}
+plugins: [mms]
+transports: {{bus: {{type: memory}}}}
+default_transport: bus
+tactics: {{retry: {{jitter: 0.0, initial: 0.5, max_backoff: 2.0}}}}
+components: {components}
+storage: {{url: "sqlite:///{{plant_dir}}/plant.db", migrate_on_start: true}}
+"""
+
+_UNITS = {"temperature": "C", "vibration": "mm/s", "energy": "kW"}
+
+
+def reading_payload(sensor: str, kind: str, seq: int, value: float, *, ts: float | None = None,
+                    start: float = 1_800_000_000.0, anomaly: str | None = None) -> dict[str, Any]:
+    """An ``mms.sensor_reading`` body (one reading per second from ``start`` unless ``ts``)."""
+    from forge_mms.storage.sensor_store import iso
+
+    return {"sensor_id": sensor, "kind": kind, "location": "line-1", "seq": seq, "value": value,
+            "unit": _UNITS.get(kind, "x"), "timestamp": iso(start + seq - 1 if ts is None else ts), "anomaly": anomaly}
+
+
+@pytest.fixture
+def sensor_plant(tmp_path: Path) -> Iterator[Callable[..., TestPlant]]:
+    """``sensor_plant(processor={params}, extra={name: spec})``: a started TestPlant with ``processor``
+    (mms.sensor_processor on topic sensor-data) and SQLite storage, migrated."""
+    plants: list[TestPlant] = []
+
+    def make(processor: dict[str, Any] | None = None, *, extra: dict[str, Any] | None = None,
+             seed: int = 1) -> TestPlant:
+        root = tmp_path / f"sensors{len(plants)}"
+        root.mkdir()
+        components = {"processor": {"type": "mms.sensor_processor", "params": processor or {}}, **(extra or {})}
+        (root / "plant.yaml").write_text(textwrap.dedent(SENSOR_MANIFEST.format(components=json.dumps(components))))
+        plant = TestPlant(root, seed=seed)
+        plants.append(plant)
+        return plant.start()
+
+    yield make
+    for plant in plants:
+        plant.stop()
+
+
+def send_readings(plant: TestPlant, sensor: str, kind: str, values: list[float], *, first_seq: int = 1,
+                  topic: str = "sensor-data", anomalies: dict[int, str] | None = None) -> None:
+    """Publish ``values`` as readings ``first_seq``.. of ``sensor``, one per second of plant time."""
+    for offset, value in enumerate(values):
+        seq = first_seq + offset
+        plant.publish(topic, "mms.sensor_reading",
+                      reading_payload(sensor, kind, seq, value, anomaly=(anomalies or {}).get(seq)), key=sensor)
+        plant.advance(1.0)
+
+
+def db_rows(plant: TestPlant, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    import sqlalchemy as sa
+
+    with plant.runtime.storage().connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+
+
+@pytest.fixture
+def send() -> Callable[..., None]:
+    """``send(plant, sensor, kind, values, first_seq=1, topic="sensor-data", anomalies={seq: label})``."""
+    return send_readings
+
+
+@pytest.fixture
+def rows() -> Callable[..., list[tuple[Any, ...]]]:
+    """``rows(plant, "SELECT ...", **params)``: rows of the plant's database."""
+    return db_rows
+
+
+@pytest.fixture
+def payload() -> Callable[..., dict[str, Any]]:
+    """``payload(sensor, kind, seq, value, ts=None, anomaly=None)``: an mms.sensor_reading body."""
+    return reading_payload

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from forge_core import hookimpl
 
 from forge_mms.components.factory_monitor import FactoryMonitor
+from forge_mms.components.sensor_processor import SensorProcessor
 from forge_mms.components.storage_monitor import StorageMonitor
 from forge_mms.components.threshold_alert import ThresholdAlert
 from forge_mms.settings import BusStatusReporterSettings, RiskRulesSettings, RiskSettings, StatusReporterSettings
@@ -26,6 +27,8 @@ def forge_register_components(registry: ComponentRegistry) -> None:
                  description="sensor anomaly rule: alert when a reading leaves its band")
     registry.add("mms.factory_monitor", FactoryMonitor,
                  description="factory heartbeats -> UP/DEGRADED/DOWN and risk; the leader reports to the PMS")
+    registry.add("mms.sensor_processor", SensorProcessor,
+                 description="sensor readings -> anomaly rules -> alerts; readings, alerts, sensors, rollups stored once")
 
 
 @hookimpl

@@ -1,0 +1,167 @@
+"""mms.sensor_processor on the testing kit (virtual time, memory transport, SQLite): stored once, alerts
+published and stored, malformed readings dead-lettered, redelivered batches, warm-up after sensors move to
+another processor, partition events, a database outage."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from forge_core import MessageRejected, Redeliver
+from forge_core.transport import PartitionChange
+
+HOT = [70, 71, 85, 90, 105, 104, 99, 97, 96, 95, 79, 77, 76, 75, 74]
+#: Two processors on one database, each on its own topic: moving a sensor from one topic to the other is
+#: what a partition moving to another member of the group does to it.
+TWO = {"other": {"type": "mms.sensor_processor", "params": {"topic": "sensor-data-b"}}}
+
+
+def alerts_sent(plant):
+    return [(e.payload["alert_id"], e.payload["state"]) for e in plant.sent(type="mms.sensor_alert")]
+
+
+def test_readings_are_judged_stored_and_alerts_published_and_stored(sensor_plant, send, rows):
+    plant = sensor_plant()
+    send(plant, "temp-1", "temperature", HOT)
+    sent = alerts_sent(plant)
+    assert ("temp-1:temperature:3", "raised") in sent and ("temp-1:temperature:5", "raised") in sent
+    assert sent.count(("temp-1:temperature:5", "cleared")) == 1
+    first = plant.sent(type="mms.sensor_alert")[0]
+    assert first.key == "temp-1" and first.topic == "alerts"
+    assert rows(plant, "SELECT count(*) FROM readings") == [(15,)]
+    stored = rows(plant, "SELECT alert_id, state, published FROM alerts ORDER BY reading_seq, alert_id")
+    assert {(a, s) for a, s, _p in stored} == {(a, "cleared") for a, s in sent if s == "raised"}
+    assert all(p == "cleared" for _a, _s, p in stored), "every state on the bus is marked published"
+    report = plant.component("processor").report()
+    assert (report["stored"], report["alerts_raised"], report["alerts_cleared"]) == (15, 5, 5)
+
+
+@pytest.mark.parametrize(("change", "field"), [({"kind": "pressure", "unit": "bar"}, "/kind"),
+                                               ({"unit": "F"}, "/unit")])
+def test_a_reading_the_rules_cannot_judge_is_dead_lettered_with_its_field(sensor_plant, send, payload, rows,
+                                                                          change, field):
+    plant = sensor_plant()
+    send(plant, "temp-1", "temperature", [70, 71])
+    plant.publish("sensor-data", "mms.sensor_reading", {**payload("temp-1", "temperature", 3, 72.0), **change})
+    send(plant, "temp-1", "temperature", [73], first_seq=4)
+    (letter,) = plant.dead_letters
+    assert letter.reason == "invalid" and letter.component == "processor" and letter.errors[0]["pointer"] == field
+    assert "reading not judged" in letter.detail
+    assert rows(plant, "SELECT seq FROM readings ORDER BY seq") == [(1,), (2,), (4,)], "the others go on"
+    assert plant.state("processor") == "running"
+
+
+def test_a_non_finite_value_is_refused_before_or_by_the_processor(sensor_plant, payload):
+    plant = sensor_plant()
+    with pytest.raises(MessageRejected):  # JSON has no Infinity: the schema check refuses it at the publisher
+        plant.publish("sensor-data", "mms.sensor_reading", payload("temp-1", "temperature", 1, float("inf")))
+    assert [d.reason for d in plant.dead_letters] == ["invalid"]
+    plant.publish("sensor-data", "mms.sensor_reading", payload("temp-1", "temperature", 1, 20.0))
+    envelope = plant.sent(type="mms.sensor_reading")[0]
+    envelope.payload["value"] = float("nan")  # as a transport that hands over parsed NaN would
+    processor = plant.component("processor")
+    plant.clock.run(processor.on_readings([envelope]))
+    assert plant.dead_letters[-1].errors == [{"pointer": "/value", "message": "not a finite number: nan"}]
+
+
+def test_a_redelivered_batch_stores_nothing_twice_and_raises_nothing_again(sensor_plant, send, rows):
+    plant = sensor_plant()
+    send(plant, "temp-1", "temperature", HOT)
+    before = (alerts_sent(plant), rows(plant, "SELECT * FROM alerts ORDER BY alert_id"),
+              rows(plant, "SELECT * FROM reading_rollups"))
+    processor = plant.component("processor")
+    batch = plant.sent(type="mms.sensor_reading")
+    plant.clock.run(processor.on_readings(batch[2:12]))  # a batch again, whole
+    plant.clock.run(processor.on_readings(batch))
+    assert (alerts_sent(plant), rows(plant, "SELECT * FROM alerts ORDER BY alert_id"),
+            rows(plant, "SELECT * FROM reading_rollups")) == before
+    report = processor.report()
+    assert report["redelivered_not_stored"] == 25 and report["stored"] == 15
+
+
+def test_a_sensor_that_moves_to_another_processor_keeps_its_alert_and_clears_it_there(sensor_plant, send, rows):
+    plant = sensor_plant(extra=TWO)
+    send(plant, "temp-1", "temperature", [70, 71, 85, 90, 105])  # warning raised at 3, critical at 5
+    # the sensor's partition moves; the new owner also gets the last two again (not committed by the old one)
+    send(plant, "temp-1", "temperature", [90, 105, 104, 99, 70, 70, 70, 70], first_seq=4, topic="sensor-data-b")
+    sent = alerts_sent(plant)
+    assert sent.count(("temp-1:temperature:5", "raised")) == 1, "not raised again by the new owner"
+    assert ("temp-1:temperature:5", "cleared") in sent
+    assert rows(plant, "SELECT state, processor FROM alerts WHERE alert_id = 'temp-1:temperature:5'") == [
+        ("cleared", "processor")]
+    assert rows(plant, "SELECT count(*), count(DISTINCT seq) FROM readings") == [(11, 11)]
+    assert plant.component("other").report()["redelivered"] == 2
+
+
+def test_an_alert_stored_but_never_published_is_published_by_the_next_owner(sensor_plant, send, rows):
+    plant = sensor_plant(extra=TWO)
+    send(plant, "temp-1", "temperature", [70, 71, 85])
+    with plant.runtime.storage().begin() as conn:  # as if the old owner died between its commit and publish
+        conn.execute(sa.text("UPDATE alerts SET published = NULL"))
+    plant.clear()
+    send(plant, "temp-1", "temperature", [86], first_seq=4, topic="sensor-data-b")
+    assert sorted(alerts_sent(plant)) == [("temp-1:temperature:3", "raised"), ("temp-1:temperature_rate:3", "raised")]
+    assert rows(plant, "SELECT DISTINCT published FROM alerts") == [("raised",)]
+    assert plant.component("other").report()["alerts_republished"] == 2
+
+
+def test_partition_changes_are_recorded_and_sensors_warm_again(sensor_plant, send, rows):
+    plant = sensor_plant()
+    send(plant, "temp-1", "temperature", [70, 71, 85])
+    processor = plant.component("processor")
+
+    async def rebalance():  # as the Kafka transport calls the listener: on the loop
+        processor._partitions_changed(PartitionChange("revoked", "sensor-processors", (("sensor-data", 1),)))
+        processor._partitions_changed(PartitionChange("assigned", "sensor-processors", (("sensor-data", 0),)))
+
+    plant.clock.run(rebalance())
+    assert processor.states == {}
+    send(plant, "temp-1", "temperature", [86, 70, 70, 70], first_seq=4)
+    events = rows(plant, "SELECT kind, source, detail FROM system_events ORDER BY id")
+    assert [(k, s) for k, s, _d in events] == [("partitions_revoked", "processor"), ("partitions_assigned", "processor")]
+    assert '"partitions": [["sensor-data", 0]]' in events[1][2]
+    sent = alerts_sent(plant)
+    assert sent.count(("temp-1:temperature:3", "raised")) == 1 and ("temp-1:temperature:3", "cleared") in sent
+    report = processor.report()
+    assert report["rebalances"] == 2 and report["warmed"] == 2 and report["partitions"] == []
+
+
+def test_a_database_outage_loses_nothing(sensor_plant, send, rows):
+    plant = sensor_plant()
+    send(plant, "temp-1", "temperature", [70, 71])
+    processor = plant.component("processor")
+    working = processor.store._engine
+
+    def down():
+        raise sa.exc.OperationalError("INSERT INTO readings", {}, ConnectionRefusedError("database down"))
+
+    processor.store._engine = down
+    send(plant, "temp-1", "temperature", [85, 90, 105, 104, 99, 97], first_seq=3)  # 6 s of outage
+    assert rows(plant, "SELECT count(*) FROM readings") == [(2,)] and alerts_sent(plant) == []
+    processor.store._engine = working
+    plant.advance(10)
+    assert rows(plant, "SELECT seq FROM readings ORDER BY seq") == [(s,) for s in range(1, 9)]
+    assert plant.dead_letters == []
+    sent = alerts_sent(plant)
+    assert ("temp-1:temperature:3", "raised") in sent and ("temp-1:temperature:5", "raised") in sent
+    assert len(sent) == len(set(sent)), "nothing published twice"
+    assert processor.report()["db_retries"] > 0
+
+
+def test_past_the_retry_deadline_the_batch_goes_back_to_the_transport(sensor_plant, send, rows):
+    plant = sensor_plant({"db_retry_deadline": 2.0})
+    send(plant, "temp-1", "temperature", [70, 71, 85])
+    processor = plant.component("processor")
+    batch = plant.sent(type="mms.sensor_reading")
+    working = processor.store._engine
+
+    def down():
+        raise sa.exc.OperationalError("SELECT", {}, ConnectionRefusedError("database down"))
+
+    processor.store._engine = down
+    processor.states.clear()  # a warm-up is needed: it fails too
+    with pytest.raises(Redeliver, match="3 readings not stored, the database failed"):
+        plant.clock.run(processor.on_readings(batch))
+    assert processor.states == {}, "nothing judged in the failed batch is remembered"
+    processor.store._engine = working
+    plant.clock.run(processor.on_readings(batch))  # the transport's redelivery
+    assert rows(plant, "SELECT count(*) FROM readings") == [(3,)] and processor.report()["batches_redelivered"] == 1
