@@ -165,3 +165,61 @@ def test_a_listener_that_raises_is_logged_and_delivery_goes_on(kafka_bootstrap: 
     assert len(failures) == 2
     text = failures[0].getMessage()
     assert "broken" in text and repr(topic) in text and "assigned" in text and heard[0].group in text
+
+
+def test_a_member_stuck_past_max_poll_interval_loses_its_partitions_to_the_other(kafka_bootstrap: str) -> None:
+    """The consumer-loss case in one process: A's handler holds its poll thread past
+    ``max.poll.interval.ms`` (2 s here), librdkafka makes it leave the group, B is assigned all
+    three partitions and gets the record A was handling again (not committed); A hears ``lost``."""
+    topic = f"lost{uuid.uuid4().hex[:6]}"
+    plant = f"t{uuid.uuid4().hex[:6]}"
+    every = {(topic, 0), (topic, 1), (topic, 2)}
+
+    async def main() -> None:
+        a = transport(kafka_bootstrap, plant, topic, max_poll_interval_ms=2000)
+        b = transport(kafka_bootstrap, plant, topic, max_poll_interval_ms=2000)
+        await a.connect()
+        await b.connect()
+        gate = asyncio.Event()
+        got: dict[str, list[int]] = {"a": [], "b": []}
+        a_changes: list[PartitionChange] = []
+        b_changes: list[PartitionChange] = []
+
+        def handler(who: str) -> Any:
+            async def handle(topic_: str, message: Any) -> None:
+                got[who].append(payload_of(topic_, message)["n"])
+                if who == "a":
+                    await gate.wait()
+            return handle
+
+        try:
+            sub_a = await a.subscribe(topic, handler("a"), group="g")
+            sub_a.on_partitions_changed(a_changes.append)
+            await wait_until(lambda: set(sub_a.assignment()) == every, 60)
+            sub_b = await b.subscribe(topic, handler("b"), group="g")
+            sub_b.on_partitions_changed(b_changes.append)
+            await wait_until(lambda: bool(sub_b.assignment()), 60)
+            held_a = set(sub_a.assignment())
+            # a record on one of A's partitions: A takes it and its handler hangs
+            n = 0
+            while True:
+                await a.publish(topic, envelope({"n": n}, key=f"probe-{n}"))
+                assert await a.flush() == 0
+                await wait_until(lambda n=n: len(got["a"]) + len(got["b"]) > n, 30)
+                if got["a"]:
+                    break
+                n += 1
+            stuck = got["a"][0]
+            await wait_until(lambda: set(sub_b.assignment()) == every, 60)  # A left the group, B took all
+            assert partitions(b_changes, "assigned") == every
+            await wait_until(lambda: stuck in got["b"], 30)  # not committed by A: delivered again on B
+            gate.set()
+            await wait_until(lambda: any(c.kind == "lost" for c in a_changes), 30)
+            assert set(next(c for c in a_changes if c.kind == "lost").partitions) == held_a
+            assert a.connection.stats["partitions_lost"] == len(held_a)
+        finally:
+            gate.set()
+            await b.close()
+            await a.close()
+
+    asyncio.run(main())
