@@ -320,3 +320,15 @@ def rows() -> Callable[..., list[tuple[Any, ...]]]:
 def payload() -> Callable[..., dict[str, Any]]:
     """``payload(sensor, kind, seq, value, ts=None, anomaly=None)``: an mms.sensor_reading body."""
     return reading_payload
+
+
+@pytest.fixture(scope="module")
+def shared_sensor_plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPlant]:
+    """One started plant with ``processor`` (default params) for a whole module: property tests give each
+    example its own sensor id, so examples do not see each other (a plant per example would cost seconds)."""
+    root = tmp_path_factory.mktemp("shared_sensors")
+    components = {"processor": {"type": "mms.sensor_processor", "params": {}}}
+    (root / "plant.yaml").write_text(textwrap.dedent(SENSOR_MANIFEST.format(components=json.dumps(components))))
+    plant = TestPlant(root, seed=1).start()
+    yield plant
+    plant.stop()
