@@ -1,0 +1,51 @@
+"""The whole plant as a user runs it: ``forge run`` on a copy of plant.yaml (embedded profile), simulated
+and on the real clock, with its checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sensor_monitoring.testing import derive
+
+pytest.importorskip("forge_mms.components.sensor_processor")
+
+CHECKS = {"every produced reading stored exactly once", "every injected anomaly alerted",
+          "no alert without an injected anomaly", "alerts cleared after anomalies end"}
+
+
+def forge_run(plant: Path, *args: str, timeout: float) -> dict:
+    result = subprocess.run([sys.executable, "-m", "forge_core.cli", "run", str(plant), "--json", *args],
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.stdout.strip(), result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    failed = [c for c in summary["checks"] if not c["passed"]]
+    assert result.returncode == 0 and not failed, (failed, result.stderr[-3000:])
+    return summary
+
+
+def check(summary: dict, name: str) -> str:
+    return next(c["detail"] for c in summary["checks"] if c["name"] == name)
+
+
+@pytest.mark.slow
+def test_a_simulated_hour_passes_every_check(tmp_path):
+    summary = forge_run(derive(tmp_path / "plant"), "--simulate", "1h", "--seed", "7", timeout=1800)
+    assert {c["name"] for c in summary["checks"]} >= CHECKS
+    produced = sum(r["produced"] for name, r in summary["reports"].items() if name.startswith("sensors-"))
+    assert produced > 9 * 3500
+    assert check(summary, "every produced reading stored exactly once").startswith(f"{produced} produced by 9 lives")
+    alerted = check(summary, "every injected anomaly alerted")
+    judged = int(alerted.split()[0])
+    assert judged >= 12 and f"{judged} alerted, 0 missed" in alerted, "the schedule's 4 and the seeded random ones"
+
+
+@pytest.mark.slow
+def test_the_embedded_plant_on_the_real_clock(tmp_path):
+    summary = forge_run(derive(tmp_path / "plant"), "--duration", "8s", timeout=300)
+    produced = sum(r["produced"] for name, r in summary["reports"].items() if name.startswith("sensors-"))
+    assert produced >= 9 * 5
+    assert "0 lost" in check(summary, "every produced reading stored exactly once")
