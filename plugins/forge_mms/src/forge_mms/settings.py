@@ -179,7 +179,7 @@ class RuleSettings(Settings):
 class ThresholdRuleSettings(RuleSettings):
     """``type: threshold``: the reading itself against a warning and a critical level."""
 
-    type: Literal["threshold"]
+    type: Literal["threshold"] = Field(description="the rule type")
     warning: float | None = Field(None, description="past this the alert is a warning")
     critical: float | None = Field(None, description="past this the alert is critical")
     direction: Literal["above", "below"] = Field("above", description="above: a value greater than a level crosses "
@@ -202,7 +202,7 @@ class ThresholdRuleSettings(RuleSettings):
 class RmsRuleSettings(RuleSettings):
     """``type: rms``: the root mean square of the last ``window`` readings above ``limit`` (vibration)."""
 
-    type: Literal["rms"]
+    type: Literal["rms"] = Field(description="the rule type")
     window: int = Field(10, ge=2, le=10_000, description="readings in the window (no verdict until it is full)")
     limit: float = Field(gt=0, description="an RMS above this raises the alert")
     severity: Severity = Field("warning", description="the alert's severity")
@@ -213,7 +213,7 @@ class BaselineRuleSettings(RuleSettings):
     readings and of their variance (weight ``alpha``); a reading's z = (value - mean) / std, both taken before
     the reading is learned. A reading beyond ``z_limit`` is not learned (an anomaly does not shift the baseline)."""
 
-    type: Literal["baseline"]
+    type: Literal["baseline"] = Field(description="the rule type")
     alpha: float = Field(0.05, gt=0, le=1, description="weight of a new reading in the mean and the variance "
                                                        "(memory ~ 1/alpha readings)")
     z_limit: float = Field(4.0, gt=0, description="|z| (or z, -z with direction) above this raises the alert")
@@ -230,7 +230,7 @@ class BaselineRuleSettings(RuleSettings):
 class StuckRuleSettings(RuleSettings):
     """``type: stuck``: the last ``window`` readings all within ``epsilon`` of each other (max - min)."""
 
-    type: Literal["stuck"]
+    type: Literal["stuck"] = Field(description="the rule type")
     window: int = Field(10, ge=2, le=10_000, description="readings in a row that must (nearly) agree")
     epsilon: float = Field(0.0, ge=0, description="largest max - min over the window that is still stuck (0: "
                                                   "identical values)")
@@ -240,7 +240,7 @@ class StuckRuleSettings(RuleSettings):
 class RateOfChangeRuleSettings(RuleSettings):
     """``type: rate_of_change``: |value - previous| / (its time - previous time) above ``limit`` per second."""
 
-    type: Literal["rate_of_change"]
+    type: Literal["rate_of_change"] = Field(description="the rule type")
     limit: float = Field(gt=0, description="units per second; a faster change raises the alert")
     direction: Literal["both", "rising", "falling"] = Field("both", description="which changes count")
     severity: Severity = Field("warning", description="the alert's severity")
