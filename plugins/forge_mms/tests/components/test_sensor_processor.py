@@ -165,3 +165,34 @@ def test_past_the_retry_deadline_the_batch_goes_back_to_the_transport(sensor_pla
     processor.store._engine = working
     plant.clock.run(processor.on_readings(batch))  # the transport's redelivery
     assert rows(plant, "SELECT count(*) FROM readings") == [(3,)] and processor.report()["batches_redelivered"] == 1
+
+
+def test_metrics_count_readings_alerts_and_time_batches(sensor_plant, send, payload):
+    from types import SimpleNamespace
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from forge_mms.anomaly.metrics import ProcessorMetrics, meter_of
+
+    reader = InMemoryMetricReader()
+    tactics = SimpleNamespace(services=SimpleNamespace(telemetry=SimpleNamespace(
+        meter_provider=MeterProvider(metric_readers=[reader]))))
+    assert meter_of(SimpleNamespace(services=SimpleNamespace(telemetry=None))) is None, "telemetry off: no meter"
+    plant = sensor_plant()
+    plant.component("processor").metrics = ProcessorMetrics(meter_of(tactics), "processor")
+    send(plant, "temp-1", "temperature", [70, 71, 85, 70, 70, 70])
+    plant.publish("sensor-data", "mms.sensor_reading", {**payload("temp-1", "temperature", 7, 1.0), "unit": "F"})
+    points = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    assert point.attributes["component"] == "processor"
+                    key = (metric.name, *sorted((k, v) for k, v in point.attributes.items() if k != "component"))
+                    points[key] = point.value if hasattr(point, "value") else point.count
+    assert points[("forge.mms.readings", ("outcome", "stored"))] == 6
+    assert points[("forge.mms.readings", ("outcome", "malformed"))] == 1
+    assert points[("forge.mms.alerts", ("rule", "temperature"), ("severity", "warning"), ("state", "raised"))] == 1
+    assert points[("forge.mms.alerts", ("rule", "temperature"), ("severity", "warning"), ("state", "cleared"))] == 1
+    assert points[("forge.mms.batch.duration",)] == 7
