@@ -57,4 +57,7 @@ fi
 if [ "$want_servers" = 1 ]; then
   # Apache Kafka's broker jars from Maven Central, once (cached in ~/.cache/forge/kafka-<version>/).
   .venv/bin/python -m forge_kafka.cluster fetch >/dev/null
+  # forge_sparkplug's interop peer, pysparkplug 0.6.1, in a venv of its own (it pins paho-mqtt<2), once
+  # (cached in ~/.cache/forge/sparkplug-peer/; FORGE_SPARKPLUG_PEER overrides); fails here, not in the tests.
+  .venv/bin/python -m forge_sparkplug.testing peer >/dev/null
 fi
