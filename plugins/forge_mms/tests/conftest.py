@@ -251,8 +251,9 @@ transports: {{bus: {{type: memory}}}}
 default_transport: bus
 tactics: {{retry: {{jitter: 0.0, initial: 0.5, max_backoff: 2.0}}}}
 components: {components}
-storage: {{url: "sqlite:///{{plant_dir}}/plant.db", migrate_on_start: true}}
+storage: {{url: "{url}", migrate_on_start: true}}
 """
+SQLITE_URL = "sqlite:///{plant_dir}/plant.db"
 
 _UNITS = {"temperature": "C", "vibration": "mm/s", "energy": "kW"}
 
@@ -268,16 +269,17 @@ def reading_payload(sensor: str, kind: str, seq: int, value: float, *, ts: float
 
 @pytest.fixture
 def sensor_plant(tmp_path: Path) -> Iterator[Callable[..., TestPlant]]:
-    """``sensor_plant(processor={params}, extra={name: spec})``: a started TestPlant with ``processor``
-    (mms.sensor_processor on topic sensor-data) and SQLite storage, migrated."""
+    """``sensor_plant(processor={params}, extra={name: spec}, url=SQLite)``: a started TestPlant with
+    ``processor`` (mms.sensor_processor on topic sensor-data) and its storage (SQLite unless ``url``), migrated."""
     plants: list[TestPlant] = []
 
     def make(processor: dict[str, Any] | None = None, *, extra: dict[str, Any] | None = None,
-             seed: int = 1) -> TestPlant:
+             seed: int = 1, url: str = SQLITE_URL) -> TestPlant:
         root = tmp_path / f"sensors{len(plants)}"
         root.mkdir()
         components = {"processor": {"type": "mms.sensor_processor", "params": processor or {}}, **(extra or {})}
-        (root / "plant.yaml").write_text(textwrap.dedent(SENSOR_MANIFEST.format(components=json.dumps(components))))
+        (root / "plant.yaml").write_text(textwrap.dedent(SENSOR_MANIFEST.format(
+            components=json.dumps(components), url=url)))
         plant = TestPlant(root, seed=seed)
         plants.append(plant)
         return plant.start()
@@ -328,7 +330,8 @@ def shared_sensor_plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Te
     example its own sensor id, so examples do not see each other (a plant per example would cost seconds)."""
     root = tmp_path_factory.mktemp("shared_sensors")
     components = {"processor": {"type": "mms.sensor_processor", "params": {}}}
-    (root / "plant.yaml").write_text(textwrap.dedent(SENSOR_MANIFEST.format(components=json.dumps(components))))
+    (root / "plant.yaml").write_text(textwrap.dedent(SENSOR_MANIFEST.format(
+        components=json.dumps(components), url=SQLITE_URL)))
     plant = TestPlant(root, seed=1).start()
     yield plant
     plant.stop()

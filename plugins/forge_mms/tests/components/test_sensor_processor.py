@@ -78,6 +78,23 @@ def test_a_redelivered_batch_stores_nothing_twice_and_raises_nothing_again(senso
     assert report["redelivered_not_stored"] == 25 and report["stored"] == 15
 
 
+@pytest.mark.servers
+def test_on_postgresql_a_redelivered_batch_stores_nothing_twice(sensor_plant, send, rows, postgres_url):
+    plant = sensor_plant(url=postgres_url)
+    send(plant, "temp-1", "temperature", HOT)
+    send(plant, "vib-1", "vibration", [2.0] * 5 + [9.0] * 12 + [2.0] * 14)
+    before = (alerts_sent(plant), rows(plant, "SELECT * FROM alerts ORDER BY alert_id"),
+              rows(plant, "SELECT * FROM reading_rollups ORDER BY sensor_id, minute"),
+              rows(plant, "SELECT * FROM sensors ORDER BY sensor_id"))
+    assert ("vib-1:vibration_rms:12", "raised") in before[0] and ("vib-1:stuck:15", "raised") in before[0]
+    processor = plant.component("processor")
+    plant.clock.run(processor.on_readings(plant.sent(type="mms.sensor_reading")))  # 46 readings, one batch
+    assert (alerts_sent(plant), rows(plant, "SELECT * FROM alerts ORDER BY alert_id"),
+            rows(plant, "SELECT * FROM reading_rollups ORDER BY sensor_id, minute"),
+            rows(plant, "SELECT * FROM sensors ORDER BY sensor_id")) == before
+    assert rows(plant, "SELECT count(*) FROM readings") == [(46,)]
+
+
 def test_a_sensor_that_moves_to_another_processor_keeps_its_alert_and_clears_it_there(sensor_plant, send, rows):
     plant = sensor_plant(extra=TWO)
     send(plant, "temp-1", "temperature", [70, 71, 85, 90, 105])  # warning raised at 3, critical at 5
