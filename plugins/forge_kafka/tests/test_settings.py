@@ -59,3 +59,12 @@ def test_librdkafka_judges_the_passthrough_maps_at_validate_time(tmp_path) -> No
         load_plant(tmp_path)
     assert "plant.yaml:5 at transports.kafka.settings.consumer" in str(invalid.value)
     assert "outside allowed range 0..300000" in str(invalid.value)
+
+
+def test_the_idempotent_producer_needs_acks_all_and_says_so_at_validate_time() -> None:
+    for acks in (1, "1", "0"):
+        with pytest.raises(SettingsError, match=r"orders\.settings\.producer: .*acks .*idempotent.*enable\.idempotence"):
+            KafkaSettings.load({"bootstrap": "x:1", "producer": {"acks": acks}}, where="transports.orders.settings")
+    for fine in ({"acks": "all"}, {"acks": -1}, {"enable.idempotence": False, "acks": 1},
+                 {"enable.idempotence": "false", "acks": "1"}, {}):
+        KafkaSettings.load({"bootstrap": "x:1", "producer": fine})

@@ -95,6 +95,19 @@ class KafkaSettings(Settings):
                 raise ValueError(problem)
         return properties
 
+    @field_validator("producer")
+    @classmethod
+    def _idempotent_needs_acks_all(cls, properties: dict[str, Any]) -> dict[str, Any]:
+        """The transport's producer is idempotent unless told otherwise, and librdkafka then refuses
+        any ``acks`` but ``all`` — when the plant starts; say so at validate time instead."""
+        acks = str(properties.get("acks", properties.get("request.required.acks", "all"))).lower()
+        idempotent = str(properties.get("enable.idempotence", True)).lower() not in ("false", "0")
+        if idempotent and acks not in ("all", "-1"):
+            raise ValueError(f"acks {acks!r}: the producer is idempotent (enable.idempotence, the default), which "
+                             f"needs acks 'all'; drop acks, or set enable.idempotence: false to trade the "
+                             f"no-duplicates-on-retry guarantee for it")
+        return properties
+
     def topic_spec(self, topic: str) -> TopicSpec:
         """How to create ``topic``: its entry in ``topics``, else the default partitions and replication."""
         spec = self.topics.get(topic)

@@ -82,7 +82,7 @@ def test_redeliver_rewinds_until_handled_nothing_dead_lettered_nothing_lost(kafk
                                                max_redeliveries=1, retry_backoff_max=0.2))
     assert sorted(handler.handled) == list(range(60)), "each reading handled once, none lost"
     stats = kafka.connection.stats
-    assert stats["rewound"] >= 3 and stats["redeliver_asked"] >= 3
+    assert stats["rewound"] == 3 and stats["redeliver_asked"] >= 3
     assert stats["dead_lettered"] == 0 and stats["undeliverable"] == 0
     assert bus.dead_letters.total == 0 and bus.stats.redeliver == 7
     assert to_kafka(topic) + ".dlq" not in kafka.connection.known_topics
