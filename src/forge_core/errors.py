@@ -117,8 +117,9 @@ class Redeliver(ForgeError):
     the transport, which does not acknowledge it. On Kafka the records are delivered again, from
     the first one not handled, until a delivery returns, and never dead-lettered (the partition
     waits meanwhile: raise it only for a failure that passes, never for a message that can never
-    be handled). In-memory and MQTT transports redeliver up to their ``max_redeliveries`` and then
-    report it undeliverable (an ``undeliverable`` dead letter)."""
+    be handled). The in-memory transport, and MQTT for QoS 1, deliver it again up to their
+    ``max_redeliveries`` (MQTT QoS 0: not at all), then report it undeliverable (an
+    ``undeliverable`` dead letter)."""
 
 
 class SchemaError(ForgeError):
