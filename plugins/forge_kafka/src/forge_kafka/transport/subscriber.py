@@ -197,6 +197,8 @@ class KafkaSubscription(Subscription):
                             future.result(timeout=1.0)
                             break
                         except concurrent.futures.TimeoutError:
+                            if loop.is_closed():  # the batch can never finish
+                                raise RuntimeError("event loop closed") from None
                             self.partitions.measure(self.consumer)
                             next_lag = time.monotonic() + 1.0
                 except Exception:  # cancelled at close, or a bug: stop without storing more
