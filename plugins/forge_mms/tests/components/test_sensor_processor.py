@@ -213,3 +213,26 @@ def test_metrics_count_readings_alerts_and_time_batches(sensor_plant, send, payl
     assert points[("forge.mms.alerts", ("rule", "temperature"), ("severity", "warning"), ("state", "raised"))] == 1
     assert points[("forge.mms.alerts", ("rule", "temperature"), ("severity", "warning"), ("state", "cleared"))] == 1
     assert points[("forge.mms.batch.duration",)] == 7
+
+
+def test_alerts_that_could_not_be_published_are_published_when_the_batch_comes_again(sensor_plant, send, rows):
+    from forge_core import TransportError
+
+    plant = sensor_plant()
+    send(plant, "temp-1", "temperature", [70, 71])
+    processor = plant.component("processor")
+    publish = processor.ctx.publish
+
+    async def broken(*args, **kwargs):
+        raise TransportError("broker unreachable")
+
+    processor.ctx.publish = broken
+    send(plant, "temp-1", "temperature", [85], first_seq=3)  # stored; publishing fails; handed back 4 times
+    processor.ctx.publish = publish
+    assert rows(plant, "SELECT count(*) FROM readings") == [(3,)] and alerts_sent(plant) == []
+    assert rows(plant, "SELECT alert_id, published FROM alerts ORDER BY alert_id") == [
+        ("temp-1:temperature:3", None), ("temp-1:temperature_rate:3", None)]
+    assert processor.states == {}, "forgotten: the next reading warms the sensor and publishes what it owes"
+    send(plant, "temp-1", "temperature", [86], first_seq=4)
+    assert sorted(alerts_sent(plant)) == [("temp-1:temperature:3", "raised"), ("temp-1:temperature_rate:3", "raised")]
+    assert rows(plant, "SELECT DISTINCT published FROM alerts") == [("raised",)]

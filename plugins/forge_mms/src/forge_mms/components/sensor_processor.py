@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from forge_core import Component, DeadLetter, Envelope, Redeliver, dead_letters
+from forge_core import Component, DeadLetter, Envelope, Redeliver, TransportError, dead_letters
 from forge_core.tactics import RetryPolicy
 from forge_core.transport import PartitionChange, Subscription
 
@@ -193,10 +193,13 @@ class SensorProcessor(Component):
             for payload in messages:
                 await self.ctx.publish(self.params.alert_topic, SENSOR_ALERT, payload, key=payload["sensor_id"])
                 marks.append((payload["alert_id"], payload["state"]))
-        except Exception as exc:
+        except TransportError as exc:
             # stored, not (all) published: the sensors warm again at their next reading and owe them then
             self._forget(by_sensor)
             raise Redeliver(f"{self.name}: publishing alerts failed: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            self._forget(by_sensor)  # e.g. a rule that measured NaN (MessageRejected): dead-lettered, not retried
+            raise
         self.stats["alerts_republished"] += len(owed)
         for event in events:
             self.stats[f"alerts_{event.state}"] += 1
