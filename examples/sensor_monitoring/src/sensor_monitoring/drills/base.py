@@ -1,0 +1,229 @@
+"""The shape every drill of the sensor plant follows, and the settings its bounds derive from.
+
+1. start the servers and ``forge run PLANT --profile cluster``; wait until every sensor's readings
+   are stored; sample the group's lag from then on;
+2. ``warmup`` seconds of normal running (the baseline lag), then ``drill_start``;
+3. the fault (``drill_fault`` and what it was: ``broker_down``, ``consumer_killed``...), and 1 s
+   later a critical anomaly injected by command (a temperature spike) that must be alerted;
+4. ``fault`` seconds, then the heal (``drill_heal``);
+5. up to ``drain`` seconds for the lag to drain; then the sensors are slowed to nothing (a
+   ``scale`` command) and the group drains what is left, so the end is exact (``drill_end``);
+6. SIGINT to ``forge run``; scan the topic; read PostgreSQL; compute the report.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forge_core import Envelope
+from forge_core.plugin import DrillOptions, DrillReport, DrillScenario
+from forge_core.transport import STRUCTURED_CONTENT_TYPE, encode_structured
+from sensor_monitoring.drills.harness import DrillFailed, DrillHarness, Timeline
+from sensor_monitoring.drills.measure import Injected, Stored, Window, measure
+from sensor_monitoring.drills.observe import QUIET, LagSampler, scan_topic
+
+#: The slack added to every recovery bound: process scheduling on a loaded 2-core machine, a
+#: processor's batch wait and its transaction, the sampling of the measurement itself.
+SLACK = 5.0
+
+
+@dataclass(frozen=True)
+class PlantSettings:
+    """The settings of the profile a drill's bounds come from (docs: sensor_monitoring.md#failure-drills)."""
+
+    session: float  # consumer session.timeout.ms, seconds
+    heartbeat: float  # consumer heartbeat.interval.ms, seconds
+    metadata: float  # metadata refresh, seconds
+    broker_session: float  # the cluster's broker.session.timeout.ms, seconds
+    interval: float  # seconds between two readings of a sensor
+    sensors: int  # sensors in the plant
+    topic: str
+    partitions: int
+    group: str
+    control_topic: str
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any], kafka: dict[str, Any], broker_session_ms: int) -> PlantSettings:
+        sensors, interval, control = 0, 1.0, "sensors/control"
+        group = "sensor-processors"
+        for comp in (manifest.get("components") or {}).values():
+            params = comp.get("params") or {}
+            if comp.get("type") == "sensor_monitoring.sensors":
+                per_kind = params.get("per_kind") or {"temperature": 1, "vibration": 1, "energy": 1}
+                sensors += int(comp.get("replicas", 1)) * sum(int(n) for n in per_kind.values())
+                interval = float(params.get("interval", interval))
+                control = params.get("control_topic", control) or control
+            if comp.get("type") == "mms.sensor_processor":
+                group = params.get("group", group)
+        topics = kafka.get("topics") or {}
+        spec = topics.get("sensor-data") or topics.get("sensor/data") or {}
+        return cls(session=kafka.get("session_timeout_ms", 10000) / 1000,
+                   heartbeat=kafka.get("heartbeat_interval_ms", 3000) / 1000,
+                   metadata=kafka.get("metadata_refresh_ms", 5000) / 1000, broker_session=broker_session_ms / 1000,
+                   interval=interval, sensors=sensors, topic="sensor-data", partitions=int(spec.get("partitions", 3)),
+                   group=group, control_topic=control)
+
+
+class SensorDrill(DrillScenario):
+    """A drill on the sensor plant's ``cluster`` profile; subclasses inject and heal one fault."""
+
+    profile = "cluster"
+    phases = {"warmup": 10.0, "fault": 15.0, "drain": 60.0}
+    #: the Kafka cluster's broker.session.timeout.ms: how soon a dead broker is fenced
+    broker_session_ms = 3000
+
+    # -- what a scenario says --------------------------------------------------------------------
+    def fault(self, run: DrillRun) -> dict[str, Any]:
+        """Inject the fault; returns its description (the ``drill_fault`` marker's detail)."""
+        raise NotImplementedError
+
+    def heal(self, run: DrillRun) -> None:
+        """End the fault."""
+
+    def bound(self, s: PlantSettings) -> tuple[float, str]:
+        """The recovery bound in seconds, and how it is derived."""
+        raise NotImplementedError
+
+    def more_figures(self, run: DrillRun, report: DrillReport) -> None:
+        """Figures of this scenario only (measured after the plant stopped, servers still up)."""
+
+    def inject_anomaly(self) -> bool:
+        return True
+
+    # -- the common run ----------------------------------------------------------------------------
+    def run(self, plant_dir: Path, options: DrillOptions) -> DrillReport:
+        timeline = Timeline(options.log)
+        report = DrillReport(self.name, plant_dir.name)
+        harness = DrillHarness(plant_dir, options.work_dir, options.profile or self.profile or "cluster", timeline,
+                               database_url=options.extra.get("database_url"),
+                               broker_session_ms=self.broker_session_ms)
+        try:
+            DrillRun(self, harness, options, report).go()
+        except DrillFailed as exc:
+            report.error = str(exc)
+        finally:
+            report.timeline = timeline.events
+            report.details["work_dir"] = str(harness.work) if options.work_dir else "(removed)"
+            harness.close()
+        return report
+
+
+class DrillRun:
+    """One run of a :class:`SensorDrill`: the harness, the moments, the lag sampler, the injections."""
+
+    def __init__(self, drill: SensorDrill, harness: DrillHarness, options: DrillOptions, report: DrillReport) -> None:
+        self.drill, self.h, self.options, self.report = drill, harness, options, report
+        self.settings = PlantSettings.of(harness.manifest, harness.kafka_settings, drill.broker_session_ms)
+        self.lag: LagSampler | None = None
+        self.injected: list[Injected] = []
+        self.partition_of: dict[str, int] = {}
+        self.fault_at = self.heal_at = 0.0
+        self.producer: Any = None
+        self.state: dict[str, Any] = {}
+
+    def phase(self, name: str) -> float:
+        return self.options.phase(self.drill, name)
+
+    def note(self, what: str) -> float:
+        return self.h.timeline.note(what)
+
+    def go(self) -> None:
+        h, s = self.h, self.settings
+        h.start_servers()
+        h.copy_plant()
+        h.start_plant()
+        took = h.wait_for(lambda: int(h.scalar("SELECT count(DISTINCT sensor_id) FROM readings") or 0) >= s.sensors,
+                          240, f"readings of all {s.sensors} sensors stored")
+        self.note(f"readings of all {s.sensors} sensors stored ({took:.0f}s)")
+        self.lag = LagSampler(h.kafka.bootstrap, s.group, s.topic, s.partitions).start()
+        since = time.time()
+        time.sleep(self.phase("warmup"))
+        self.partition_of = {r.sensor_id: r.partition for r in scan_topic(h.kafka.bootstrap, s.topic)}
+        baseline = self.lag.peak(0.0)
+        threshold = max(baseline.total if baseline else 0, s.sensors)
+        h.marker("drill_start", scenario=self.drill.name, baseline_lag=threshold)
+        self.note(f"drill_start (the group's lag before the fault <= {threshold} records)")
+
+        detail = self.drill.fault(self)
+        self.fault_at = time.time()
+        h.marker("drill_fault", scenario=self.drill.name, **detail)
+        if self.drill.inject_anomaly():
+            time.sleep(1.0)
+            self.inject_spike(detail.get("partitions"))
+        time.sleep(max(0.0, self.phase("fault") - (time.time() - self.fault_at)))
+        self.drill.heal(self)
+        self.heal_at = time.time()
+        h.marker("drill_heal", scenario=self.drill.name)
+
+        drain = self.phase("drain")
+        try:
+            h.wait_for(lambda: self._drained(threshold), drain, "the lag to drain")
+            self.note(f"lag drained to <= {threshold} records")
+        except DrillFailed as exc:
+            if not h.alive():
+                raise
+            self.note(f"lag not drained within {drain:.0f}s ({exc})")
+        self.command({"command": "scale", "scale": 0.001})  # a reading per 1000 s: production stops
+        time.sleep(s.interval * 1.5 + 1.0)
+        try:
+            h.wait_for(lambda: self._drained(0), 60, "the last readings to be stored")
+            self.note("sensors quiet, every record consumed and committed")
+        except DrillFailed as exc:
+            if not h.alive():
+                raise
+            self.note(f"not fully drained at the end: {exc}")
+        end = h.marker("drill_end", scenario=self.drill.name)
+        summary = h.stop_plant()
+        self.lag.stop()
+        records = scan_topic(h.kafka.bootstrap, s.topic)
+        bound, how = self.drill.bound(s)
+        window = Window(since, self.fault_at, self.heal_at, end, bound, drain, s.sensors, how)
+        measure(self.report, summary=summary, lives=h.child_summaries(), records=records,
+                stored=Stored.load(h.db()), lag=self.lag, window=window, injected=self.injected)
+        self.drill.more_figures(self, self.report)
+        self.report.details["settings"] = s.__dict__
+
+    def _drained(self, threshold: int) -> bool:
+        assert self.lag is not None
+        try:
+            sample = self.lag.sample()
+        except Exception:  # metadata moving after a broker came back: ask again
+            return False
+        return sample.total <= threshold
+
+    # -- commands to the simulators ----------------------------------------------------------------
+    def command(self, body: dict[str, Any]) -> None:
+        """A ``sensor_monitoring.sensor_command`` on the control topic, as the plant's tools would send it."""
+        from confluent_kafka import Producer
+
+        if self.producer is None:
+            self.producer = Producer({"bootstrap.servers": self.h.kafka.bootstrap, "enable.idempotence": True,
+                                      "acks": "all", **QUIET})
+        from forge_core import format_time
+
+        now = time.time()
+        envelope = Envelope(type="sensor_monitoring.sensor_command", payload={**body, "timestamp": format_time(now),
+                                                                             "reason": f"drill {self.drill.name}"},
+                            source="drill", id=str(uuid.uuid4()), time=now, topic=self.settings.control_topic)
+        self.producer.produce(self.settings.control_topic.replace("/", "."), encode_structured(envelope),
+                              key=b"drill", headers=[("content-type", STRUCTURED_CONTENT_TYPE)])
+        left = self.producer.flush(15)
+        if left:
+            raise DrillFailed(f"the command {body} was not acknowledged by Kafka within 15s")
+        self.note(f"command {body}")
+
+    def inject_spike(self, partitions: Any = None) -> None:
+        """A temperature spike (critical: the plant's sensors read ~62 °C, a spike adds 50) on a sensor,
+        one of the faulted partitions' when the fault names them."""
+        temps = sorted(sid for sid in self.partition_of if sid.startswith("temp"))
+        if not temps:
+            raise DrillFailed("no temperature sensor's readings on the topic: nothing to inject a spike into")
+        wanted = set(partitions or [])
+        chosen = next((sid for sid in temps if self.partition_of[sid] in wanted), temps[0])
+        at = time.time()
+        self.command({"command": "inject", "sensor_id": chosen, "anomaly": "spike", "duration": 6.0})
+        self.injected.append(Injected(chosen, "spike", at))
