@@ -15,7 +15,7 @@ from sensor_monitoring.components.sensors import Sensors
 
 if TYPE_CHECKING:
     from forge_core import Check
-    from forge_core.plugin import ComponentRegistry
+    from forge_core.plugin import ComponentRegistry, DrillRegistry
     from forge_core.runtime import RunSummary, Runtime
 
 #: The runtime of the last one-process run that started here: its storage is what the checks read.
@@ -41,3 +41,12 @@ def forge_plant_checks(summary: RunSummary) -> list[Check]:
 
     runtime = _last_runtime() if _last_runtime is not None else None
     return plant_checks(summary, runtime)
+
+
+@hookimpl
+def forge_register_drills(registry: DrillRegistry) -> None:
+    """The failure drills on a three-broker Kafka cluster (``forge drill examples/sensor_monitoring --list``)."""
+    from sensor_monitoring.drills import scenarios
+
+    for scenario in scenarios():
+        registry.add(scenario)
