@@ -13,26 +13,57 @@ readiness wait, clean stop; ``stop()``/``start()`` keep the port for outage test
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from forge_core.testing import ServerError, ServerProcess, shared_server, which_or_skip
+
+if TYPE_CHECKING:
+    from forge_mqtt.pki import Pki
 
 __all__ = ["MosquittoServer", "MosquittoTLS", "mosquitto_server", "mqtt_connect_probe"]
 
 
 @dataclass(frozen=True)
 class MosquittoTLS:
-    """TLS settings for the Mosquitto listener (PEM file paths)."""
+    """TLS settings for the Mosquitto listener (PEM file paths), named as in mosquitto.conf.
+
+    ``require_certificate``: clients must present a certificate signed by ``cafile`` (mutual TLS).
+    ``use_identity_as_username``: the certificate's CN becomes the client's user name (``%u`` in ACL
+    patterns, ``user`` blocks); passwords are then not asked for, and not checked.
+    ``crlfile``: a PEM certificate revocation list of ``cafile``'s CA; a listed certificate is refused,
+    and so is every client once the list is past its next-update time. Reread on :meth:`MosquittoServer.reload`.
+    ``tls_version``: the oldest TLS version accepted, ``tlsv1.2`` or ``tlsv1.3`` (Mosquitto 2.0 alone would accept 1.1).
+    """
 
     certfile: Path
     keyfile: Path
     cafile: Path | None = None
     require_certificate: bool = False
+    use_identity_as_username: bool = False
+    crlfile: Path | None = None
+    tls_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.use_identity_as_username and not (self.require_certificate and self.cafile):
+            raise ValueError("MosquittoTLS: use_identity_as_username needs require_certificate and a cafile "
+                             "(the user name is the CN of a certificate the broker verified)")
+        if self.crlfile is not None and not self.cafile:
+            raise ValueError("MosquittoTLS: crlfile needs the cafile of the CA that signed it")
+
+    @classmethod
+    def mutual(cls, pki: Pki, *, crl: bool = True, tls_version: str | None = None) -> MosquittoTLS:
+        """Mutual TLS from a :class:`forge_mqtt.pki.Pki`: its broker certificate, its CA, client
+        certificates required, the CN as user name, and its CRL (unless ``crl`` is False)."""
+        return cls(certfile=pki.server.cert, keyfile=pki.server.key, cafile=pki.ca.cert, require_certificate=True,
+                   use_identity_as_username=True, crlfile=pki.crl if crl else None, tls_version=tls_version)
 
 
 class MosquittoServer(ServerProcess):
@@ -46,6 +77,10 @@ class MosquittoServer(ServerProcess):
     PUBLISH gets PUBACK 0x87 (MQTT 5) or is silently dropped (3.1.1), a refused SUBSCRIBE gets 0x87/0x80.
     ``persistence=True`` keeps sessions, subscriptions and queued QoS 1 messages in ``mosquitto.db``
     in the server's directory across ``stop()``/``start()`` (saved on a clean stop and every second).
+    ``tls`` makes the listener TLS (:class:`MosquittoTLS`; ``MosquittoTLS.mutual(pki)`` for mTLS with the
+    CN as user name, which also turns anonymous access off). ``use_username_as_clientid=True`` replaces
+    the client id a client sends with its user name (with mTLS: its certificate's CN), so no client can
+    connect under another's id, take its session over or set off its Will (docs/security.md).
     """
 
     name = "mosquitto"
@@ -60,6 +95,7 @@ class MosquittoServer(ServerProcess):
         password_file: Path | None = None,
         acl_file: Path | None = None,
         tls: MosquittoTLS | None = None,
+        use_username_as_clientid: bool = False,
         extra_config: str = "",
         persistence: bool = False,
     ) -> None:
@@ -68,9 +104,11 @@ class MosquittoServer(ServerProcess):
         self.users = dict(users or {})
         self.password_file = Path(password_file) if password_file else None
         self.acl_file = Path(acl_file) if acl_file else None
-        auth = bool(self.users) or self.password_file is not None
+        identity = tls is not None and tls.use_identity_as_username
+        auth = bool(self.users) or self.password_file is not None or identity
         self.allow_anonymous = (not auth) if allow_anonymous is None else allow_anonymous
         self.tls = tls
+        self.use_username_as_clientid = use_username_as_clientid
         self.extra_config = extra_config
         self.persistence = persistence
         self.config_path = self.dir / "mosquitto.conf"
@@ -120,12 +158,41 @@ class MosquittoServer(ServerProcess):
             if self.tls.cafile is not None:
                 lines.append(f"cafile {self.tls.cafile}")
             lines.append(f"require_certificate {'true' if self.tls.require_certificate else 'false'}")
+            if self.tls.use_identity_as_username:
+                lines.append("use_identity_as_username true")
+            if self.tls.crlfile is not None:
+                lines.append(f"crlfile {self.tls.crlfile}")
+            if self.tls.tls_version is not None:
+                lines.append(f"tls_version {self.tls.tls_version}")
+        if self.use_username_as_clientid:
+            lines.append("use_username_as_clientid true")
         if self.extra_config:
             lines.append(self.extra_config)
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def _command(self) -> list[str]:
         return [self._binary, "-c", str(self.config_path)]
+
+    def reload(self, timeout: float = 10.0) -> None:
+        """SIGHUP, as an operator reloads Mosquitto: it rereads the ACL and password files and its TLS
+        files (certificate, key, CA, CRL) for new connections; connected clients keep their TLS session.
+        Returns once the broker has logged the reload (it then serves the next connection with it)."""
+        if self.proc is None or not self.running:
+            raise ServerError(f"mosquitto on {self.host}:{self.port} is not running: nothing to reload")
+        before = self._log_text().count("Reloading config.")
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self._log_text().count("Reloading config.") <= before:
+            if time.monotonic() > deadline:
+                raise ServerError(f"mosquitto on {self.host}:{self.port} did not log a reload within {timeout:g}s; "
+                                  f"log {self.log_path}:\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
 
 def mqtt_connect_probe(host: str, port: int, client_id: str = "forge-probe", timeout: float = 2.0) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -41,6 +42,10 @@ log = logging.getLogger("forge.transport.mqtt")
 #: CONNACK reason codes that retrying will not fix: credentials, identity, protocol, bans.
 PERMANENT_REFUSALS = {0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x90, 0x95, 0x9A}
 
+#: paho's log line of a read that failed on a TLS alert from the broker, e.g. "[SSL: SSLV3_ALERT_CERTIFICATE_EXPIRED]
+#: sslv3 alert certificate expired (_ssl.c:2580)": the alert's text is the reason.
+_TLS_ALERT = re.compile(r"\[SSL: \w*ALERT\w*\] ([^(]+)")
+
 
 class Connection:
     """One broker connection of a transport; the publisher and subscriber act through it."""
@@ -62,6 +67,9 @@ class Connection:
         self.generation = 0
         self.session_present = False
         self.last_error = ""
+        #: The TLS alert the broker closed the connection with before CONNACK (a refused client certificate
+        #: under TLS 1.3 shows only there: the handshake already succeeded on the client's side).
+        self.tls_alert: str | None = None
         self.connected_event = asyncio.Event()
         self.connack: asyncio.Future[ReasonCode | str] | None = None
         self.control: deque[Callable[[], None]] = deque()
@@ -277,10 +285,18 @@ class Connection:
     def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
         assert self.certificates is not None
         self.certificates.set_will(client)
+        self.tls_alert = None
+        if self.settings.tls:
+            client.on_log = self._on_log  # until CONNACK only: paho formats every line, per packet, for on_log
+
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, line: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR and (match := _TLS_ALERT.search(line)):
+            self.tls_alert = match.group(1).strip()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                     properties: Any) -> None:
         assert self.certificates is not None and self.subscriber is not None
+        client.on_log = None
         if reason.is_failure:
             self.last_error = f"CONNACK {reason} ({int(reason.value)})"
             self.control.append(lambda: self._resolve_connack(reason))
@@ -303,6 +319,8 @@ class Connection:
             self.generation += 1
         if reason.is_failure or was:
             self.last_error = f"disconnected: {reason}"
+        if self.tls_alert is not None and not was:
+            self.last_error = f"TLS alert from the broker before CONNACK: {self.tls_alert}"
         self.control.append(lambda: self._disconnected(reason, was))
         self.wake()
 

@@ -150,6 +150,10 @@ class MqttTransport(Transport):
         if isinstance(outcome, ReasonCode) and not outcome.is_failure:
             return
         await conn.abandon(client)
+        if conn.tls_alert is not None:
+            mine = f"client certificate {s.cert_file}" if s.cert_file else "no client certificate (cert_file unset)"
+            raise TransportError(f"transport {self.name!r}: MQTT broker {self.broker} ended the TLS session before "
+                                 f"CONNACK with the alert {conn.tls_alert!r} ({mine}, client id {self.client_id!r})")
         if isinstance(outcome, ReasonCode):
             code = int(outcome.value)
             message = (f"transport {self.name!r}: MQTT broker {self.broker} refused the connection of "
