@@ -238,10 +238,14 @@ class StuckRuleSettings(RuleSettings):
 
 
 class RateOfChangeRuleSettings(RuleSettings):
-    """``type: rate_of_change``: |value - previous| / (its time - previous time) above ``limit`` per second."""
+    """``type: rate_of_change``: |value - earlier value| / (time - earlier time) above ``limit`` per second, the
+    earlier reading being the newest one at least ``min_dt`` seconds older."""
 
     type: Literal["rate_of_change"] = Field(description="the rule type")
     limit: float = Field(gt=0, description="units per second; a faster change raises the alert")
+    min_dt: float = Field(0.0, ge=0, le=3600, description="the change is taken against the newest reading at "
+                                                          "least this many seconds older (0: the previous one); "
+                                                          "at high rates, so noise over milliseconds is no rate")
     direction: Literal["both", "rising", "falling"] = Field("both", description="which changes count")
     severity: Severity = Field("warning", description="the alert's severity")
 
@@ -277,7 +281,7 @@ class AnyRule:
 DEFAULT_RULES: list[dict[str, Any]] = [
     {"name": "temperature", "type": "threshold", "kind": "temperature", "warning": 80.0, "critical": 100.0,
      "hysteresis": 2.0},
-    {"name": "temperature_rate", "type": "rate_of_change", "kind": "temperature", "limit": 10.0},
+    {"name": "temperature_rate", "type": "rate_of_change", "kind": "temperature", "limit": 10.0, "min_dt": 0.5},
     {"name": "vibration_rms", "type": "rms", "kind": "vibration", "window": 10, "limit": 7.1, "severity": "critical"},
     {"name": "energy_baseline", "type": "baseline", "kind": "energy", "alpha": 0.05, "z_limit": 4.0},
     {"name": "stuck", "type": "stuck", "kind": None, "window": 10, "epsilon": 0.0},

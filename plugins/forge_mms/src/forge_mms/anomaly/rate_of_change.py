@@ -1,10 +1,15 @@
-"""``rate_of_change``: |value - previous value| / (time - previous time), per second, above ``limit``.
+"""``rate_of_change``: |value - earlier value| / (time - earlier time), per second, above ``limit``.
 
-Consecutive readings by seq; a pair whose time does not advance (a sensor's new life may start with an
-earlier clock) gives no verdict and starts afresh from the reading."""
+The earlier reading is the newest one at least ``min_dt`` seconds older (0: the previous reading). At a
+high sampling rate the previous reading is milliseconds away and sensor noise divided by milliseconds is
+a large "rate"; ``min_dt`` near the sensors' normal interval measures the change over a sensible time.
+Readings are taken in seq order; one whose time does not advance (a sensor's new life may start with an
+earlier clock) gives no verdict and starts afresh from it.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from forge_mms.anomaly.readings import Reading
@@ -15,34 +20,37 @@ __all__ = ["RateOfChangeRule"]
 
 
 class _RateState:
-    __slots__ = ("previous",)
+    __slots__ = ("recent",)
 
     def __init__(self) -> None:
-        self.previous: Reading | None = None
+        self.recent: deque[Reading] = deque()  # the anchor (old enough), then the readings after it
 
 
 class RateOfChangeRule:
-    history = 2
-
     def __init__(self, settings: RateOfChangeRuleSettings) -> None:
         self.settings = settings
+        # a warm-up replays enough readings to span min_dt at a few tens of readings a second
+        self.history = 2 if settings.min_dt == 0 else 50
         self.levels: list[tuple[Severity, float]] = [(settings.severity, settings.limit)]
 
     def fresh(self) -> Any:
         return _RateState()
 
     def judge(self, state: _RateState, reading: Reading, held: Severity | None) -> Verdict | None:
-        previous, state.previous = state.previous, reading
-        if previous is None:
+        recent, min_dt = state.recent, self.settings.min_dt
+        if recent and reading.ts <= recent[-1].ts:
+            recent.clear()
+        while len(recent) >= 2 and reading.ts - recent[1].ts >= min_dt:
+            recent.popleft()  # the next one is old enough: the oldest is no longer needed
+        anchor = recent[0] if recent and reading.ts - recent[0].ts >= min_dt else None
+        recent.append(reading)
+        if anchor is None:
             return None
-        dt = reading.ts - previous.ts
-        if dt <= 0:
-            return None
-        rate = (reading.value - previous.value) / dt
+        dt = reading.ts - anchor.ts
+        rate = (reading.value - anchor.value) / dt
         direction = self.settings.direction
         measured = abs(rate) if direction == "both" else rate if direction == "rising" else -rate
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis,
                                        held=held)
         reason = (f"changing {rate:+.4g}/s > {level:g}/s" if severity is not None else f"changing {rate:+.4g}/s")
-        return Verdict(severity, rate, level,
-                       Window(previous.seq, reading.seq, dt), reason)
+        return Verdict(severity, rate, level, Window(anchor.seq, reading.seq, dt), reason)
