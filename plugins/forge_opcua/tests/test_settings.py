@@ -43,14 +43,14 @@ def test_endpoint_topic_and_watermarks() -> None:
 
 def test_security_needs_certificates_and_trust() -> None:
     assert ClientSecurity().policy == "None"
-    with pytest.raises(SettingsError, match="needs certificate and private_key"):
+    with pytest.raises(SettingsError, match="needs cert_file and key_file"):
         ClientSecurity.load({"policy": "Basic256Sha256"})
     with pytest.raises(SettingsError, match="needs trusted"):
-        ClientSecurity.load({"policy": "Basic256Sha256", "certificate": "c.pem", "private_key": "k.pem"})
-    assert ClientSecurity.load({"policy": "Basic256Sha256", "certificate": "c.pem", "private_key": "k.pem",
+        ClientSecurity.load({"policy": "Basic256Sha256", "cert_file": "c.pem", "key_file": "k.pem"})
+    assert ClientSecurity.load({"policy": "Basic256Sha256", "cert_file": "c.pem", "key_file": "k.pem",
                                 "verify_server": False}).mode == "SignAndEncrypt"
     with pytest.raises(SettingsError, match="need trusted"):
-        ServerSecurity.load({"policies": ["Basic256Sha256_SignAndEncrypt"], "certificate": "c", "private_key": "k"})
+        ServerSecurity.load({"policies": ["Basic256Sha256_SignAndEncrypt"], "cert_file": "c", "key_file": "k"})
 
 
 def test_simulator_machines() -> None:

@@ -70,15 +70,15 @@ class BrowseSpec(Settings):
 class ClientSecurity(Settings):
     """How ``opcua.source`` secures its connection (OPC UA Part 2 security policies)."""
 
-    secret_fields = frozenset({"private_key_password"})
+    secret_fields = frozenset({"key_password"})
 
     policy: Literal["None", "Basic256Sha256"] = Field("None", description="the security policy; None sends in clear")
     mode: Literal["Sign", "SignAndEncrypt"] = Field("SignAndEncrypt", description="message security mode "
                                                                                   "(with Basic256Sha256)")
-    certificate: str | None = Field(None, description="this client's application certificate (PEM or DER); its "
-                                                      "subjectAltName URI must be application_uri")
-    private_key: str | None = Field(None, description="the certificate's private key (PEM or DER)")
-    private_key_password: str | None = Field(None, description="password of private_key; write ${env:VAR}")
+    cert_file: str | None = Field(None, description="this client's application certificate (PEM or DER); its "
+                                                    "subjectAltName URI must be application_uri")
+    key_file: str | None = Field(None, description="the certificate's private key (PEM or DER)")
+    key_password: str | None = Field(None, description="password of key_file; write ${env:VAR}")
     trusted: list[str] = Field([], description="certificates (CAs, or the server's own) the server's certificate "
                                                "must chain to; PEM or DER files")
     verify_server: bool = Field(True, description="check the server's certificate against trusted (never off in "
@@ -90,7 +90,7 @@ class ClientSecurity(Settings):
     def _complete(self) -> Self:
         if self.policy == "None":
             return self
-        missing = [name for name in ("certificate", "private_key") if getattr(self, name) is None]
+        missing = [name for name in ("cert_file", "key_file") if getattr(self, name) is None]
         if missing:
             raise ValueError(f"policy {self.policy} needs {' and '.join(missing)} (this client's certificate)")
         if self.verify_server and not self.trusted:
@@ -189,8 +189,8 @@ class ServerSecurity(Settings):
 
     policies: list[Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]] = Field(
         ["None"], min_length=1, description="the endpoints offered")
-    certificate: str | None = Field(None, description="the server's application certificate (PEM or DER)")
-    private_key: str | None = Field(None, description="its private key (PEM or DER)")
+    cert_file: str | None = Field(None, description="the server's application certificate (PEM or DER)")
+    key_file: str | None = Field(None, description="its private key (PEM or DER)")
     trusted: list[str] = Field([], description="certificates (CAs, or clients' own) a client's certificate must "
                                                "chain to; others are refused with BadCertificateUntrusted")
     application_uri: str = Field("urn:forge:opcua:plc-simulator", min_length=1,
@@ -200,7 +200,7 @@ class ServerSecurity(Settings):
     def _complete(self) -> Self:
         if self.policies == ["None"]:
             return self
-        missing = [name for name in ("certificate", "private_key") if getattr(self, name) is None]
+        missing = [name for name in ("cert_file", "key_file") if getattr(self, name) is None]
         if missing:
             raise ValueError(f"secure policies need {' and '.join(missing)} (the server's certificate)")
         if not self.trusted:

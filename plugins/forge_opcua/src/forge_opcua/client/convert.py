@@ -14,17 +14,30 @@ import enum
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from asyncua import ua
 
-__all__ = ["DATA_CHANGE", "Tag", "epoch_seconds", "json_value", "payload_of", "quality_of", "status_name"]
+__all__ = ["DATA_CHANGE", "Tag", "epoch_seconds", "json_value", "make_node_id", "payload_of", "quality_of",
+           "status_name", "utc"]
 
 #: The message type of a data change; its schema is schemas/opcua.data_change.json.
 DATA_CHANGE = "opcua.data_change"
 
 _SEVERITY = {0: "good", 1: "uncertain", 2: "bad", 3: "bad"}
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def make_node_id(identifier: Any, namespace: int, kind: ua.NodeIdType | None = None) -> ua.NodeId:
+    """A NodeId from plain Python values (asyncua annotates its fields with its own int/str subclasses)."""
+    if kind is None:
+        return ua.NodeId(identifier, cast(ua.Int16, namespace))
+    return ua.NodeId(identifier, cast(ua.Int16, namespace), kind)
+
+
+def utc(seconds: float) -> ua.DateTime:
+    """Epoch seconds as the UTC date-time asyncua wants in a DataValue."""
+    return cast(ua.DateTime, dt.datetime.fromtimestamp(seconds, dt.UTC))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The simulated PLC: machine models (model.py) served by an asyncua server (server.py)."""
