@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -35,6 +36,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 __all__ = ["Received", "SparkplugClient", "Will"]
 
 log = logging.getLogger("forge.sparkplug.mqtt")
+
+#: paho's log line of a read that failed on the broker's TLS alert (a refused client certificate under TLS 1.3
+#: shows only there): "[SSL: SSLV3_ALERT_CERTIFICATE_EXPIRED] sslv3 alert certificate expired (_ssl.c:2580)".
+_TLS_ALERT = re.compile(r"\[SSL: \w*ALERT\w*\] ([^(]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class SparkplugClient:
         self._pump: asyncio.Task[None] | None = None
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._woken = asyncio.Event()
+        self._tls_alert: str | None = None  # the last one logged, so a retrying client says it once
         self.client = self._make_client()
 
     # -- setup --------------------------------------------------------------------------------------
@@ -125,6 +131,8 @@ class SparkplugClient:
 
     # -- paho's thread ----------------------------------------------------------------------------------
     def _paho_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        if self.settings.tls:
+            client.on_log = self._paho_log  # until CONNACK only: paho formats every line, per packet, for on_log
         will = self._will()
         if will is None:
             client.will_clear()
@@ -133,10 +141,22 @@ class SparkplugClient:
 
     def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                       properties: Any) -> None:
+        client.on_log = None
         if reason.is_failure:
             log.warning("%s: MQTT broker %s refused client %r: %s", self.name, self.broker, self.client_id, reason)
             return
+        self._tls_alert = None
         self._event(True)
+
+    def _paho_log(self, client: mqtt.Client, userdata: Any, level: int, line: str) -> None:
+        """The broker's TLS alert before CONNACK (expired, revoked, unknown CA, missing certificate): paho
+        would only reconnect, silently."""
+        match = _TLS_ALERT.search(line) if level == mqtt.MQTT_LOG_ERR else None
+        if match and match.group(1).strip() != self._tls_alert:
+            self._tls_alert = match.group(1).strip()
+            log.warning("%s: MQTT broker %s ended the TLS session of client %r before CONNACK with the alert %r "
+                        "(client certificate %s); retrying", self.name, self.broker, self.client_id, self._tls_alert,
+                        self.settings.cert_file or "not set")
 
     def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                          properties: Any) -> None:
