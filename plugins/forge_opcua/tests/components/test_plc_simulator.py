@@ -3,7 +3,39 @@ plant's clock, read by an opcua.source of the same plant; refused under virtual 
 
 from __future__ import annotations
 
-from forge_core.testing import TestPlant
+import pytest
+from forge_core.testing import TestPlant, find_free_port
+
+pytestmark = pytest.mark.servers
+
+
+def test_a_plant_serves_its_machines_and_reads_them_back(kit, tmp_path) -> None:
+    port = find_free_port()
+    endpoint = f"opc.tcp://127.0.0.1:{port}/forge/plc"
+    components = {
+        "plc": {"type": "opcua.plc_simulator", "params": {"port": port, "machines": ["Press", "Lathe"],
+                                                           "timing": kit.BUSY, "tick": 0.05}},
+        "gateway": kit.source(endpoint, browse=[{"path": "Machines"}]),
+    }
+
+    async def scenario() -> None:
+        async with kit.real_plant(tmp_path, components) as plant:
+            def counts():
+                press = plant.messages("opcua.data_change", lambda m: m["tag"] == "Press/TotalCount")
+                return [m["value"] for m in press]
+
+            await plant.until(lambda: len(counts()) >= 10, what="the press counting")
+            assert counts() == sorted(counts())
+            states = {m["value"] for m in plant.messages("opcua.data_change", lambda m: m["tag"].endswith("/State"))}
+            assert states <= {"running", "idle", "down", "setup"}
+            plc = plant.component("plc")
+            assert plc.health() == {"endpoint": endpoint, "subscriptions": 1}
+            truth = plc.report()["machines"]
+            assert set(truth) == {"Press", "Lathe"} and truth["Press"]["total"] >= counts()[-1]
+            cycle = plant.messages("opcua.data_change", lambda m: m["tag"] == "Lathe/IdealCycleTime")
+            assert cycle[0]["value"] == kit.BUSY["ideal_cycle_time"]
+
+    kit.run(scenario())
 
 
 def test_refused_under_virtual_time(tmp_path) -> None:
