@@ -128,6 +128,7 @@ class Kit:
     STILL = STILL
     node = staticmethod(node)
     real_plant = staticmethod(real_plant)
+    write_plant = staticmethod(write_plant)
     plc_server = staticmethod(plc_server)
     source = staticmethod(source)
     run = staticmethod(run)

@@ -145,9 +145,12 @@ class SourceParams(Settings):
     @field_validator("nodes")
     @classmethod
     def _node_ids(cls, value: list[NodeSpec | str]) -> list[NodeSpec | str]:
-        for node in value:
+        for index, node in enumerate(value):
             if isinstance(node, str):
-                check_node_id(node)
+                try:
+                    check_node_id(node)
+                except ValueError as exc:
+                    raise ValueError(f"item {index}: {exc}") from None
         return value
 
     @field_validator("topic", "status_topic")

@@ -5,9 +5,14 @@ an unreachable server is retried, not fatal."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from asyncua import ua
+from forge_core import ManifestError
+from forge_core.runtime import load_plant
 
 from forge_opcua.testing import PlcSimulatorServer
 
@@ -97,6 +102,25 @@ def test_a_bad_node_fails_start_naming_node_component_and_endpoint(kit, tmp_path
             assert plant.state("bad") != "running"
 
     kit.run(scenario())
+
+
+def test_forge_validate_names_a_node_id_typo(kit, tmp_path) -> None:
+    params = {"nodes": ["ns=2;s=M1.State", "ns=two;s=M1.State"], "browse": [{"root": "Machines"}]}
+    root = kit.write_plant(tmp_path / "plant", {"line": kit.source("opc.tcp://127.0.0.1:4840/", **params)})
+    with pytest.raises(ManifestError) as caught:
+        load_plant(root)
+    found = {(p.path, p.message) for p in caught.value.problems}
+    expected = ("item 1: 'ns=two;s=M1.State' is not an OPC UA node id (invalid literal for int() with base 10: "
+                "'two'); write e.g. ns=2;s=M1.State, ns=2;i=1001, i=2258 or "
+                "nsu=urn:forge:opcua:plc-simulator;s=M1.State")
+    assert any(path == "components.line.params.nodes" and expected in message for path, message in found), found
+    assert any(path == "components.line.params.browse.0.root" and "'Machines' is not an OPC UA node id" in message
+               for path, message in found), found
+    forge = Path(sys.executable).with_name("forge")
+    cli = subprocess.run([str(forge), "validate", str(root)], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1
+    assert "plant.yaml:" in cli.stdout + cli.stderr and "'ns=two;s=M1.State' is not an OPC UA node id" in \
+        cli.stdout + cli.stderr
 
 
 def test_unreachable_at_start_then_subscribed_when_the_server_comes(kit, tmp_path) -> None:
