@@ -1,0 +1,1 @@
+"""Forge reference plant four: an OEE line (docs/examples/oee_line.md)."""
