@@ -6,7 +6,7 @@ Every drill runs ``forge run examples/sensor_monitoring --profile cluster`` (a p
 instance) as ``forge drill`` does, and must show: 0 readings lost, 0 stored twice, no alert raised twice,
 no missed critical alert (the spike the drill injects during the fault is alerted), the plant's own
 checks passed, recovery within the bound derived from the profile's settings and the lag drained
-within the drain phase (docs/examples/sensor_monitoring.md#failure-drills has the bounds).
+within the drain phase (docs/examples/sensor_monitoring_drills.md has the bounds).
 """
 
 from __future__ import annotations

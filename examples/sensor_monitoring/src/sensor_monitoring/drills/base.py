@@ -33,7 +33,7 @@ SLACK = 5.0
 
 @dataclass(frozen=True)
 class PlantSettings:
-    """The settings of the profile a drill's bounds come from (docs: sensor_monitoring.md#failure-drills)."""
+    """The settings of the profile a drill's bounds come from (docs/examples/sensor_monitoring_drills.md)."""
 
     session: float  # consumer session.timeout.ms, seconds
     heartbeat: float  # consumer heartbeat.interval.ms, seconds

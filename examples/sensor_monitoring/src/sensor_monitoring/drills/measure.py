@@ -1,7 +1,7 @@
 """A drill's figures, from three witnesses that do not depend on each other: what the sensors say
 they produced (their reports in the merged ``--json`` summary), what Kafka holds (a scan of
 ``sensor-data`` after the plant stopped) and what PostgreSQL stored (``readings``, ``alerts``,
-``system_events``). See docs/examples/sensor_monitoring.md#failure-drills for each definition.
+``system_events``). See docs/examples/sensor_monitoring_drills.md for each definition.
 """
 
 from __future__ import annotations

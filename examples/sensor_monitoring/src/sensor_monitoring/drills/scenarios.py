@@ -3,7 +3,7 @@
 Each is a :class:`~sensor_monitoring.drills.base.SensorDrill`: the common run (servers, plant,
 warm-up, markers, drain, report) around one fault and its heal. Recovery bounds are derived from the
 profile's settings (:class:`~sensor_monitoring.drills.base.PlantSettings`) plus :data:`SLACK`; the
-derivations are in docs/examples/sensor_monitoring.md#failure-drills.
+derivations are in docs/examples/sensor_monitoring_drills.md.
 """
 
 from __future__ import annotations
