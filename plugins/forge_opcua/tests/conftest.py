@@ -115,6 +115,53 @@ def source(endpoint: str, **params: Any) -> dict[str, Any]:
                                                "reconnect_max_delay": 1.0, "watchdog_interval": 0.5, **params}}
 
 
+class Proxy:
+    """A TCP proxy on this loop in front of ``host:port``: :meth:`cut` makes the network silent (bytes
+    are swallowed, nothing is closed, as when a cable is pulled); :meth:`heal` resets the connections
+    that lived through the cut (as TCP gives up on them) and forwards again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.silent = False
+        self.connections: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Proxy:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.heal()
+        assert self.server is not None
+        self.server.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        self.connections += [writer, up_writer]
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.silent:
+                writer.write(data)
+        writer.close()
+
+    def cut(self) -> None:
+        self.silent = True
+
+    def heal(self) -> None:
+        for writer in self.connections:
+            writer.transport.abort()
+        self.connections.clear()
+        self.silent = False
+
+
 def run(coroutine: Any, timeout: float = 180.0) -> Any:
     """Run ``coroutine`` on a fresh loop, with a generous overall timeout."""
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
@@ -132,6 +179,7 @@ class Kit:
     plc_server = staticmethod(plc_server)
     source = staticmethod(source)
     run = staticmethod(run)
+    Proxy = Proxy
 
 
 @pytest.fixture

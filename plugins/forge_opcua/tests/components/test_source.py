@@ -90,6 +90,8 @@ def test_quality_follows_the_status_code(kit, tmp_path) -> None:
     ({"nodes": ["nsu=urn:nowhere;s=M1.State"]}, "the server has no namespace 'urn:nowhere'"),
     ({"browse": [{"path": "Machines/M7"}]}, "browse path 'Machines/M7': Objects/Machines has no child 'M7' "
                                             "(it has ['M1', 'M2'])"),
+    ({"nodes": ["nsu=urn:forge:opcua:plc-simulator;s=M1.State", "nsu=urn:forge:opcua:plc-simulator;s=M2.State"]},
+     "tag 'State' names two nodes (ns=1;s=M1.State and ns=1;s=M2.State); give them distinct tags"),
 ])
 def test_a_bad_node_fails_start_naming_node_component_and_endpoint(kit, tmp_path, params, expected) -> None:
     async def scenario() -> None:

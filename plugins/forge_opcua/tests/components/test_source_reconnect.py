@@ -56,3 +56,43 @@ def test_server_restart_resubscribes_exactly_once(kit, tmp_path, outage) -> None
                 assert before is not None
 
         kit.run(scenario())
+
+
+def test_a_network_break_leaves_no_second_subscription_on_the_server(kit, tmp_path) -> None:
+    """The server stays up; the network between source and server goes silent, then comes back. The
+    server keeps the old session's subscription (Part 4, 6.7); the new session takes it over and
+    deletes it, so the server holds one subscription again at once, not after session_timeout."""
+    async def scenario() -> None:
+        async with kit.plc_server(timing=kit.BUSY) as plc, kit.Proxy("127.0.0.1", plc.port) as proxy:
+            endpoint = f"opc.tcp://127.0.0.1:{proxy.port}/forge/plc"
+            nodes = [{"node_id": kit.node(f"{m}.TotalCount"), "tag": f"{m}/TotalCount"} for m in ("M1", "M2")]
+            params = {"nodes": nodes, "request_timeout": 2.0, "session_timeout": 60.0}
+            async with kit.real_plant(tmp_path, {"src": kit.source(endpoint, **params)}) as plant:
+                source = plant.component("src")
+                await plant.until(lambda: source.connected, what="subscribed")
+                updates = asyncio.create_task(_tick(plc))
+                old = source.session.subscription_id
+                proxy.cut()
+                await plant.until(lambda: source.losses == 1, what="the silence noticed by the watchdog")
+                assert list(plc.subscriptions()) == [old]  # the server still holds it
+                await asyncio.sleep(2.0)  # reconnects time out while the network is silent
+                proxy.heal()
+                await plant.until(lambda: source.connected and source.connects == 2, what="reconnected")
+                assert source.session.reclaimed == old
+                assert list(plc.subscriptions()) == [source.session.subscription_id] != [old]
+                plant.seen.clear()
+                await plant.until(lambda: len(plant.messages("opcua.data_change")) >= 10, what="data again")
+                counts = [m["value"] for m in plant.messages("opcua.data_change",
+                                                             lambda m: m["tag"] == "M1/TotalCount")]
+                assert counts == sorted(set(counts)), counts
+                updates.cancel()
+
+    kit.run(scenario())
+
+
+async def _tick(plc) -> None:
+    import time
+
+    while True:
+        await plc.update(time.time())
+        await asyncio.sleep(0.05)

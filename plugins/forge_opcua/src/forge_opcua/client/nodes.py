@@ -62,11 +62,17 @@ async def resolve_tags(client: Client, nodes: Sequence[NodeSpec], browse: Sequen
         root = await _browse_root(client, root_spec, namespaces)
         found.extend(await _variables_below(root, root_spec.max_depth))
     seen: set[ua.NodeId] = set()
+    owners: dict[str, ua.NodeId] = {}
     tags: list[Tag] = []
     for node_id, tag in found:
-        if node_id not in seen:  # a node given and browsed too is monitored once
-            seen.add(node_id)
-            tags.append(Tag(node_id, tag, len(tags) + 1))
+        if node_id in seen:  # a node given and browsed too is monitored once
+            continue
+        if tag in owners:  # two nodes on one topic and key: their messages could not be told apart
+            raise NodeError(f"tag {tag!r} names two nodes ({owners[tag].to_string()} and {node_id.to_string()}); "
+                            "give them distinct tags (nodes: [{node_id: ..., tag: ...}])")
+        seen.add(node_id)
+        owners[tag] = node_id
+        tags.append(Tag(node_id, tag, len(tags) + 1))
     return tags
 
 

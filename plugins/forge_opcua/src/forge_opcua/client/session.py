@@ -3,8 +3,9 @@ tag, change their sampling interval in place, notice the loss, close.
 
 A lost connection is never repaired in place: the source closes this session and opens a new one
 (a new asyncua ``Client``), which resolves the nodes again and creates exactly one subscription.
-After a server restart the server has forgotten the old session anyway; after a network break
-it drops the old one after ``session_timeout``. Loss is what asyncua's connection supervisor
+After a server restart the server has forgotten the old session anyway; after a network break it
+still holds it, and the new session takes its subscription over and deletes it (the rest of the
+old session lapses after ``session_timeout``). Loss is what asyncua's connection supervisor
 reports (``connection_lost_callback``: the socket closed, or the watchdog's read of the server
 state failed) or a bad status change of the subscription (BadTimeout: the server dropped it).
 """
@@ -63,6 +64,7 @@ class Session:
         self.revised_sampling: dict[int, float] = {}  # client handle -> the server's revised interval, ms
         self.sampling_interval = 0.0
         self.trust: CertificateTrust | None = None
+        self.reclaimed: int | None = None  # the previous session's subscription, taken over and deleted
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     @property
@@ -76,8 +78,9 @@ class Session:
     async def _connection_lost(self, exc: Exception) -> None:
         self.mark_lost(f"connection lost: {exc!r}")
 
-    async def open(self, sampling_interval: float) -> None:
-        """Connect and subscribe; raises NodeError for a bad node, asyncua's errors otherwise."""
+    async def open(self, sampling_interval: float, previous_subscription: int | None = None) -> None:
+        """Connect and subscribe; raises NodeError for a bad node, asyncua's errors otherwise.
+        ``previous_subscription``: the one the last session left on the server (see :meth:`_reclaim`)."""
         p = self.params
         client = self.client = Client(p.endpoint, timeout=p.request_timeout, watchdog_intervall=p.watchdog_interval)
         client.session_timeout = int(p.session_timeout * 1000)
@@ -87,8 +90,25 @@ class Session:
         await client.connect()
         self.tags = await resolve_tags(client, p.node_specs(), p.browse)
         self.tags_by_handle = {tag.handle: tag for tag in self.tags}
+        if previous_subscription is not None:
+            await self._reclaim(client, previous_subscription)
         self.subscription = await client.create_subscription(p.publishing_interval * 1000, _Handler(self))
         await self._monitor(sampling_interval)
+
+    async def _reclaim(self, client: Client, subscription_id: int) -> None:
+        """After a network break the server keeps the old session and its subscription for
+        session_timeout (Part 4, 6.7), still sampling; take it over (TransferSubscriptions) and
+        delete it, so the server holds this session's subscription only. After a server restart
+        there is nothing to take over, and the refusal is expected."""
+        try:
+            results = await client.uaclient.session.transfer_subscriptions(ua.TransferSubscriptionsParameters(
+                SubscriptionIds=[subscription_id], SendInitialValues=False))
+            if results and results[0].StatusCode.is_good():
+                await client.delete_subscriptions([subscription_id])
+                self.reclaimed = subscription_id
+                log.info("%s: deleted subscription %d left by the previous session", self.who, subscription_id)
+        except Exception as exc:  # gone with a restarted server, or the server does not transfer
+            log.debug("%s: subscription %d not taken over: %r", self.who, subscription_id, exc)
 
     async def _monitor(self, sampling_interval: float) -> None:
         assert self.subscription is not None

@@ -62,6 +62,7 @@ class OpcUaSource(Component):
     session: Session | None = None
     connected = False
     sampling_interval = 0.25
+    _previous_subscription: int | None = None
 
     async def start(self) -> None:
         if getattr(self.ctx.clock, "is_virtual", False):
@@ -97,11 +98,12 @@ class OpcUaSource(Component):
     async def _open(self) -> None:
         session = Session(self.params, f"opcua.source {self.name!r}", self._on_data_change)
         try:
-            await session.open(self.sampling_interval)
+            await session.open(self.sampling_interval, self._previous_subscription)
         except BaseException as exc:
             await session.close()
             raise self._explain(exc, session) from exc
         self.session = session
+        self._previous_subscription = session.subscription_id
         self.connects += 1
         self.connected = True
         self.ctx.log.info("subscribed to %d nodes of %s (subscription %s, sampling %.2fs)", len(session.tags),

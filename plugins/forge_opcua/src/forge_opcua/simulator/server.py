@@ -1,7 +1,8 @@
 """The simulated PLC's OPC UA server: a :class:`PlcModel` exposed by an asyncua ``Server``.
 
 Address space (namespace ``urn:forge:opcua:plc-simulator`` unless configured; string node ids, so
-they stay the same across restarts; ``ns=<i>`` is that namespace's index, 2 on a fresh server)::
+they stay the same across restarts; ``ns=<i>`` is that namespace's index: 1 by default, where it is
+also the server's application URI, else 2; ``nsu=<uri>;s=...`` does not depend on it)::
 
     Objects/
       Machines/                   ns=<i>;s=Machines                       Folder
