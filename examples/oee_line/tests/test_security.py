@@ -305,8 +305,9 @@ def test_analytics_publishes_no_data_only_its_state(broker: MosquittoServer, pki
     edge.subscribe(STATE_ANALYTICS)
     edge.wait_for({STATE_ANALYTICS})
     assert edge.got == [(STATE_ANALYTICS, state, True)]
-    assert Client(broker, pki, ("client", "oee-admin"), "oee-admin-clean").publish(STATE_ANALYTICS, b"", retain=True) \
-        < 0x80  # leave no retained STATE for the other tests
+    cleaner = Client(broker, pki, ("client", "oee-admin"))
+    clients.append(cleaner)
+    assert cleaner.publish(STATE_ANALYTICS, b"", retain=True) < 0x80  # leave no retained STATE for the other tests
 
 
 def test_a_will_on_another_nodes_topic_is_dropped(broker: MosquittoServer, pki: Pki, clients: list[Client]) -> None:
