@@ -1,0 +1,1 @@
+"""The OEE line's time-series storage (telemetry, events, rollups)."""

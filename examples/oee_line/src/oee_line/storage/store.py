@@ -1,0 +1,237 @@
+"""Writing and reading the OEE line's time series (SQLite and PostgreSQL through SQLAlchemy Core).
+
+A batch is one transaction: samples inserted once (``ON CONFLICT DO NOTHING ... RETURNING``), and
+only the samples this batch inserted are added to the 1 min / 5 min / 1 h rollups by upsert
+(count, sum, min, max), so a batch touches only its own buckets and a replayed sample never counts
+twice. Percentiles cannot be merged from aggregates: a touched 5 min / 1 h bucket gets p50/p95 NULL
+("dirty") and :meth:`TimeSeriesStore.refresh_percentiles` recomputes just the dirty buckets from
+their raw samples (bounded: one bucket's samples), which the storage component does every few
+seconds. State changes become ``events`` intervals, closed by the next change of the same machine,
+in whatever order the changes arrive.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from oee_line.oee import CounterSample, StateChange
+from oee_line.storage.tables import ROLLUPS, Rollup, events, telemetry
+
+__all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentile", "timescale_version", "upsert"]
+
+GOOD, TOTAL = "GoodCount", "TotalCount"
+
+
+@dataclass(frozen=True)
+class Sample:
+    machine_id: str
+    metric: str
+    time: float
+    value: float
+    quality: str = "good"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Days each kind of row is kept (0: forever)."""
+
+    telemetry_days: float = 7.0
+    rollup_1m_days: float = 30.0
+    rollup_5m_days: float = 90.0
+    rollup_1h_days: float = 730.0
+    events_days: float = 365.0
+
+
+def upsert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise NotImplementedError(f"oee_line storage: dialect {conn.dialect.name!r} is not supported "
+                                  "(SQLite, PostgreSQL)")
+    return insert(table)
+
+
+def timescale_version(conn: Connection) -> str | None:
+    """The TimescaleDB extension's version when the database has it installed, else None."""
+    if conn.dialect.name != "postgresql":
+        return None
+    row = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).first()
+    return None if row is None else str(row[0])
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (PostgreSQL's percentile_cont)."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _least(a: Any, b: Any) -> Any:
+    return sa.case((a < b, a), else_=b)
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    return sa.case((a > b, a), else_=b)
+
+
+class TimeSeriesStore:
+    """Synchronous; a component runs its calls in a worker thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def write(self, samples: Sequence[Sample], states: Sequence[tuple[str, StateChange]] = ()) -> int:
+        """Store a batch in one transaction; returns how many samples were new."""
+        with self.engine.begin() as conn:
+            fresh = self._insert(conn, samples)
+            for rollup in ROLLUPS:
+                self._add(conn, rollup, fresh)
+            for machine_id, change in sorted(states, key=lambda s: (s[0], s[1].ts)):
+                self._add_state(conn, machine_id, change)
+        return len(fresh)
+
+    def _insert(self, conn: Connection, samples: Sequence[Sample]) -> list[Sample]:
+        if not samples:
+            return []
+        unique = {(s.machine_id, s.metric, s.time): s for s in samples}
+        rows = [{"machine_id": s.machine_id, "metric": s.metric, "time": s.time, "value": s.value,
+                 "quality": s.quality} for _, s in sorted(unique.items())]
+        stmt = (upsert(conn, telemetry).on_conflict_do_nothing(index_elements=["machine_id", "metric", "time"])
+                .returning(telemetry.c.machine_id, telemetry.c.metric, telemetry.c.time))
+        inserted = {(r.machine_id, r.metric, float(r.time)) for r in conn.execute(stmt, rows)}
+        return [unique[key] for key in sorted(inserted)]
+
+    def _add(self, conn: Connection, rollup: Rollup, fresh: Iterable[Sample]) -> None:
+        groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+        for s in fresh:
+            groups[(s.machine_id, s.metric, rollup.bucket_of(s.time))].append(s.value)
+        if not groups:
+            return
+        rows = [{"machine_id": m, "metric": k, "bucket": b, "count": len(v), "sum": sum(v), "min": min(v),
+                 "max": max(v)} for (m, k, b), v in sorted(groups.items())]
+        table = rollup.table
+        stmt = upsert(conn, table)
+        new, old = stmt.excluded, table.c
+        changes = {"count": old.count + new.count, "sum": old.sum + new.sum, "min": _least(new.min, old.min),
+                   "max": _greatest(new.max, old.max)}
+        if rollup.percentiles:
+            changes |= {"p50": sa.null(), "p95": sa.null()}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["machine_id", "metric", "bucket"], set_=changes),
+                     rows)
+
+    def _add_state(self, conn: Connection, machine_id: str, change: StateChange) -> None:
+        conn.execute(upsert(conn, events).on_conflict_do_nothing(
+            index_elements=["machine_id", "event_type", "ts_start"]).values(
+            machine_id=machine_id, event_type=change.state, ts_start=change.ts,
+            payload={"fault_code": change.fault_code}))
+        c = events.c
+        mine = c.machine_id == machine_id
+        after = conn.execute(sa.select(sa.func.min(c.ts_start)).where(mine, c.ts_start > change.ts)).scalar()
+        if after is not None:  # a change arriving late: it lasts until the next one already stored
+            conn.execute(events.update().where(mine, c.ts_start == change.ts)
+                         .values(ts_end=after, duration=after - change.ts))
+        before = conn.execute(sa.select(sa.func.max(c.ts_start)).where(mine, c.ts_start < change.ts)).scalar()
+        if before is not None:
+            conn.execute(events.update().where(mine, c.ts_start == before)
+                         .values(ts_end=change.ts, duration=change.ts - before))
+
+    def refresh_percentiles(self, limit: int = 500) -> int:
+        """Recompute p50/p95 of up to ``limit`` dirty buckets per level; returns how many were done."""
+        done = 0
+        with self.engine.begin() as conn:
+            for rollup in ROLLUPS:
+                if not rollup.percentiles:
+                    continue
+                t = rollup.table.c
+                dirty = conn.execute(sa.select(t.machine_id, t.metric, t.bucket).where(t.p50.is_(None))
+                                     .order_by(t.bucket).limit(limit)).all()
+                for machine_id, metric, bucket in dirty:
+                    values = conn.execute(sa.select(telemetry.c.value).where(
+                        telemetry.c.machine_id == machine_id, telemetry.c.metric == metric,
+                        telemetry.c.time >= bucket, telemetry.c.time < bucket + rollup.seconds)).scalars().all()
+                    if not values:  # its samples were removed by retention: nothing left to rank
+                        continue
+                    conn.execute(rollup.table.update().where(
+                        t.machine_id == machine_id, t.metric == metric, t.bucket == bucket).values(
+                        p50=percentile(values, 0.5), p95=percentile(values, 0.95)))
+                    done += 1
+        return done
+
+    def apply_retention(self, now: float, retention: Retention) -> dict[str, int]:
+        """Delete rows older than their retention; returns rows deleted per table."""
+        deleted: dict[str, int] = {}
+        days = {"1m": retention.rollup_1m_days, "5m": retention.rollup_5m_days, "1h": retention.rollup_1h_days}
+        with self.engine.begin() as conn:
+            if retention.telemetry_days > 0:
+                cut = now - retention.telemetry_days * 86_400
+                deleted["telemetry"] = conn.execute(telemetry.delete().where(telemetry.c.time < cut)).rowcount
+            for rollup in ROLLUPS:
+                if days[rollup.name] > 0:
+                    cut = now - days[rollup.name] * 86_400
+                    table = rollup.table
+                    deleted[table.name] = conn.execute(table.delete().where(
+                        table.c.bucket + rollup.seconds <= cut)).rowcount
+            if retention.events_days > 0:
+                cut = now - retention.events_days * 86_400
+                deleted["events"] = conn.execute(events.delete().where(events.c.ts_end < cut)).rowcount
+        return deleted
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def machines(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(events.c.machine_id).distinct().order_by(events.c.machine_id))
+                        .scalars())
+
+    def states(self, machine_id: str, t0: float, t1: float) -> list[StateChange]:
+        """The state changes of ``[t0, t1)`` and the one in force at ``t0``."""
+        c = events.c
+        with self.engine.connect() as conn:
+            first = conn.execute(sa.select(sa.func.max(c.ts_start)).where(
+                c.machine_id == machine_id, c.ts_start <= t0)).scalar()
+            lo = t0 if first is None else first
+            rows = conn.execute(sa.select(c.ts_start, c.event_type, c.payload).where(
+                c.machine_id == machine_id, c.ts_start >= lo, c.ts_start < t1).order_by(c.ts_start)).all()
+        return [StateChange(float(ts), kind, int((payload or {}).get("fault_code", 0))) for ts, kind, payload in rows]
+
+    def counters(self, machine_id: str, t0: float, t1: float) -> list[CounterSample]:
+        """Good/total merged by time (each carried forward: a bad part changes only the total), with the
+        last sample before ``t0`` as the baseline."""
+        c = telemetry.c
+        mine = sa.and_(c.machine_id == machine_id, c.metric.in_((GOOD, TOTAL)))
+        with self.engine.connect() as conn:
+            start = conn.execute(sa.select(sa.func.max(c.time)).where(mine, c.time < t0)).scalar()
+            lo = t0 if start is None else start
+            base = {m: v for m, v in conn.execute(sa.text(
+                "SELECT metric, value FROM telemetry t WHERE machine_id = :m AND metric IN (:g, :t) AND time = "
+                "(SELECT max(time) FROM telemetry u WHERE u.machine_id = t.machine_id AND u.metric = t.metric "
+                "AND u.time < :lo)"), {"m": machine_id, "g": GOOD, "t": TOTAL, "lo": lo})}
+            rows = conn.execute(sa.select(c.time, c.metric, c.value).where(mine, c.time >= lo, c.time < t1)
+                                .order_by(c.time, c.metric)).all()
+        good, total = base.get(GOOD, 0.0), base.get(TOTAL, 0.0)
+        merged: dict[float, CounterSample] = {}
+        for ts, metric, value in rows:
+            if metric == GOOD:
+                good = value
+            else:
+                total = value
+            merged[float(ts)] = CounterSample(float(ts), int(good), int(total))
+        return list(merged.values())
+
+    def ideal_cycle_time(self, machine_id: str, default: float) -> float:
+        c = telemetry.c
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(c.value).where(c.machine_id == machine_id, c.metric == "IdealCycleTime")
+                                 .order_by(c.time.desc()).limit(1)).scalar()
+        return default if value is None else float(value)
