@@ -142,6 +142,8 @@ class EdgeNode(Component):
         if not self.broker.is_v5:
             await old.publish_written(self.topic.format(verb="NDEATH"), self._ndeath_body(), qos=1)
         await old.stop(will=True)
+        if self._stopping:
+            return  # stop() ran meanwhile (and stopped the old client): a new one would outlive the component
         self.client = self._new_client()
         self.client.start()
 

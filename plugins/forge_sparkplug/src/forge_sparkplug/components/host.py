@@ -103,6 +103,8 @@ class Host(Component):
                      self.params.host_id, epoch)
             old = self.client
             await old.stop(will=False)
+            if self._stopping:
+                return  # stop() ran meanwhile (and stopped the old client): a new one would outlive the component
             self.client = self._new_client()
             self.client.start()
 
@@ -144,8 +146,8 @@ class Host(Component):
     def _state(self, message: Received) -> None:
         """Our own STATE offline while primary: say online again [tck-id-message-flow-hid-sparkplug-state-message-
         delivered]."""
-        if message.topic != state_topic(self.params.host_id) or not self.primary:
-            return
+        if message.topic != state_topic(self.params.host_id) or not self.primary or self._stopping:
+            return  # stopping: this is the echo of our own STATE offline, which must stay the retained one
         online, _ = read_state(message.body)
         if not online:
             self.stats["state_republished"] += 1
