@@ -10,7 +10,7 @@ import bisect
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,9 +59,8 @@ class Window:
     end: float
     recovery_bound: float
     drain_bound: float
-    lag_threshold: int
+    sensors: int  # the backlog counts as drained at its level before the fault, and never below this
     bound_note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def produced_by_sensors(summary: dict[str, Any]) -> dict[str, set[int]] | None:
@@ -183,7 +182,7 @@ def measure(report: DrillReport, *, summary: dict[str, Any], lives: dict[str, li
                                 note=(f"the group's committed offsets behind the log end, at "
                                       f"+{peak.at - window.fault:.1f}s, per partition {peak.lag}") if peak else ""))
     series = backlog(stored, window.since, window.end)
-    threshold = max([n for t, n in series if t < window.fault] + [window.lag_threshold])
+    threshold = max([n for t, n in series if t < window.fault] + [window.sensors])
     top = max((p for p in series if p[0] >= window.fault), key=lambda p: p[1], default=None)
     report.add(DrillFigure.info("backlog peak", top[1] if top else None, "readings",
                                 note=f"produced, not yet stored, at +{top[0] - window.fault:.1f}s" if top else ""))
