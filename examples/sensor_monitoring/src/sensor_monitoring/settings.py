@@ -133,6 +133,9 @@ class SensorsParams(Settings):
     backlog: int = Field(1000, ge=1, description="readings of a sensor kept while they cannot be published (sent "
                                                  "again, in order, same seq); beyond it the sensor skips samples "
                                                  "(counted), so what it produced has no gap")
+    start_after: float = Field(0.0, ge=0, description="seconds before the first reading (MQTT-only sensors on a fresh "
+                                                      "broker: an MQTT broker drops what no session subscribes to, so "
+                                                      "they give the bridge time to subscribe)")
     stop_after: float | None = Field(None, gt=0, description="stop sampling after this many seconds (tests drain "
                                                              "the pipeline before the plant stops)")
     checks: CheckParams = Field(CheckParams(), description="tolerances of the plant checks")

@@ -207,3 +207,11 @@ def test_stop_after_ends_sampling(sensor_plant):
     plant = quiet(sensor_plant, stop_after=5.0)
     plant.advance(20)
     assert len(readings(plant, "temp-3")) == 5
+
+
+def test_start_after_delays_the_first_reading(sensor_plant):
+    plant = quiet(sensor_plant, start_after=10.0)
+    plant.advance(9.9)
+    assert readings(plant) == []
+    plant.advance(1.1)
+    assert sorted(r["seq"] for r in readings(plant)) == [1] * 9, "each sensor's first within one interval after"

@@ -59,8 +59,6 @@ class Sensors(Component):
         clock = ctx.clock
         book = ledger(ctx)
         self.born = clock.time()  # this life's start: commands stamped before it are old
-        #: seconds on the clock since the instance first started in this process (schedule, first_after)
-        self.run_start = book.started.setdefault(ctx.name, clock.monotonic())
         self.commands = {"applied": 0, "stale": 0, "foreign": 0}
         specs = p.sensors(ctx.replica)
         epochs = next_epochs(data_dir(ctx), [sid for sid, _, _ in specs])
@@ -77,6 +75,9 @@ class Sensors(Component):
         if p.control_topic:
             await ctx.subscribe(p.control_topic, self.on_command, types=[COMMAND], shared=False,
                                 transport=p.control_transport)
+        #: when the instance first began sampling in this process: schedule, first_after, start/stop_after count
+        #: from it (set after the subscriptions, which may wait for the broker, so they do not eat the sampling)
+        self.run_start = book.started.setdefault(ctx.name, clock.monotonic())
         now = self.elapsed()
         for injection in p.anomalies.schedule:
             if injection.sensor in self.sensors and injection.at >= now:
@@ -93,7 +94,8 @@ class Sensors(Component):
     # -- sampling ------------------------------------------------------------------------------
     async def _sampling(self, sensor: Sensor) -> None:
         p, clock = self.params, self.ctx.clock
-        await clock.sleep(sensor.model.rng.uniform(0.0, p.interval / sensor.scale))  # sensors not in lockstep
+        phase = sensor.model.rng.uniform(0.0, p.interval / sensor.scale)  # sensors not in lockstep
+        await clock.sleep(max(0.0, p.start_after - self.elapsed()) + phase)
         while True:
             now = self.elapsed()
             if p.stop_after is not None and now >= p.stop_after:
