@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import math
 import uuid
 from dataclasses import dataclass
@@ -48,8 +49,8 @@ class Tag:
     name: str
     handle: int
 
-    @property
-    def node_text(self) -> str:
+    @functools.cached_property
+    def node_text(self) -> str:  # once per tag: NodeId.to_string() costs more than the rest of a payload
         return self.node_id.to_string()
 
 
