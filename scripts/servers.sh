@@ -6,6 +6,7 @@
 #   scripts/servers.sh start     # start them, print the variables; then: source .forge-servers.env
 #   scripts/servers.sh start --kafka-cluster   # three Kafka brokers (RF 3) for failure drills
 #   scripts/servers.sh start --tansu           # Tansu (Kafka protocol, memory storage, no JVM) instead
+#   scripts/servers.sh start --kafka-cluster --kafka-scram   # SASL/SCRAM + the sensor plant's ACLs (cluster_secure)
 #   scripts/servers.sh status
 #   scripts/servers.sh stop
 set -euo pipefail
@@ -40,5 +41,5 @@ case "${1:-}" in
     rm -f "$PID_FILE"; echo "stopped" ;;
   status)
     if running; then echo "running (pid $(cat "$PID_FILE")):"; cat "$ENV_FILE"; else echo "not running"; exit 3; fi ;;
-  *) echo "usage: $0 start|up [--kafka-cluster|--tansu] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|up [--kafka-cluster|--tansu] [--kafka-scram] | stop | status" >&2; exit 2 ;;
 esac
