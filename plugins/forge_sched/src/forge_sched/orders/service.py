@@ -22,7 +22,7 @@ from forge_core.tactics import NotLeader
 from sqlalchemy import Connection
 
 from forge_sched.orders import fences, outbox, planner
-from forge_sched.orders.moves import Topics, Writer, iso
+from forge_sched.orders.moves import Change, Topics, Writer, iso
 from forge_sched.orders.queries import factory_views, order_view
 from forge_sched.orders.status import StatusReportResult
 from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders
@@ -219,16 +219,16 @@ class OrderService:
         if not pending:
             return 0
         loads = w.loads()
-        placed = 0
+        placed: list[Change] = []
         for order in pending:
             best = planner.pick(loads.values())
             if best is None:
                 break
-            w.assign(order, best.id)
+            placed.append(Change(order, best.id))
             best.load += 1
-            placed += 1
-        self.stats["assigned"] += placed
-        return placed
+        w.apply(placed, revoke_held=False)
+        self.stats["assigned"] += len(placed)
+        return len(placed)
 
     async def rebalance(self) -> int:
         """Even out free capacity across UP factories by moving not-yet-started orders; returns moves."""
@@ -243,8 +243,7 @@ class OrderService:
         by_id = {o.id: o for rows in movable.values() for o in rows}
         moves = planner.rebalance_moves(list(loads.values()), {fid: [o.id for o in rows]
                                                                for fid, rows in movable.items()})
-        for order_id, _source, target in moves:
-            w.move(by_id[order_id], target, f"rebalanced to {target}")
+        w.apply([Change(by_id[order_id], target, f"rebalanced to {target}") for order_id, _source, target in moves])
         self.stats["moved"] += len(moves)
         return len(moves)
 
@@ -260,6 +259,7 @@ class OrderService:
     def _reschedule(self, w: Writer, source: str, target: str | None, statuses: tuple[str, ...], why: str,
                     *, leftovers_pending: bool = True) -> int:
         loads = w.loads()
+        changes: list[Change] = []
         moved = 0
         for order in w.held(source, statuses):
             if target is not None:
@@ -270,13 +270,14 @@ class OrderService:
             if best is None:
                 if not leftovers_pending:
                     break
-                w.revoke(order, f"{why}: no capacity elsewhere, pending", to_pending=True)
+                changes.append(Change(order, None, f"{why}: no capacity elsewhere, pending", to_pending=True))
                 self.stats["revoked_to_pending"] += 1
                 continue
-            w.move(order, best.id, f"{why} to {best.id}")
+            changes.append(Change(order, best.id, f"{why} to {best.id}"))
             loads[source].load -= 1
             best.load += 1
             moved += 1
+        w.apply(changes)  # every change of the pass in a few statements (forge_sched.orders.moves)
         self.stats["moved"] += moved
         return moved
 
