@@ -3,6 +3,7 @@ refused by the PMS; a deposed MMS stops calling; the preemptive drain on HIGH ri
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from forge_core.tactics import NotLeader
 
 
@@ -29,6 +30,47 @@ def test_down_is_reported_once_by_the_leader_with_its_epoch(factory_plant, beats
     assert event["outcome"] == "accepted" and event["status"] == "DOWN"
     assert len(plant.sent(type="forge.status", source=first)) == len(plant.sent(type="forge.status"))
     assert plant.component(first).failover.failovers == 1
+
+
+def spy_on_writes(monitor):
+    """What the monitor does, in order: ("report", status) when it calls the PMS, ("row", status,
+    with the accepted status?) when it writes a factory_status row."""
+    seen = []
+    save, report = monitor.store.save_status, monitor.reporter.report
+
+    async def saving(factory, values):
+        seen.append(("row", values["status"], "reported_status" in values))
+        await save(factory, values)
+
+    async def reporting(factory, status, reason, **fence):
+        seen.append(("report", status))
+        return await report(factory, status, reason, **fence)
+
+    monitor.store.save_status, monitor.reporter.report = saving, reporting
+    return seen
+
+
+def test_the_down_report_does_not_wait_for_the_status_row(factory_plant, beats):
+    """The PMS's reassignment starts at the report: the row (a write through the store's worker thread
+    under a real clock) follows the PMS's answer, with the status it accepted."""
+    plant = factory_plant()
+    beats(plant, 5, "f1", "f2")
+    seen = spy_on_writes(plant.component("monitor"))
+    beats(plant, 6, "f2")  # f1 stops
+    down = [i for i, s in enumerate(seen) if s[:2] in (("report", "DOWN"), ("row", "DOWN"))]
+    assert [seen[i] for i in down] == [("report", "DOWN"), ("row", "DOWN", True)], seen
+
+
+def test_a_down_report_that_gets_no_answer_still_writes_the_row(factory_plant, beats):
+    plant = factory_plant(pms={"silent_first": 100})
+    beats(plant, 5, "f1", "f2")
+    seen = spy_on_writes(plant.component("monitor"))
+    beats(plant, 12, "f2")  # f1 stops; every report times out, the retries are spent
+    assert ("report", "DOWN") in seen and ("row", "DOWN", False) in seen, seen
+    assert ("row", "DOWN", True) not in seen, "nothing was accepted"
+    with plant.component("monitor").ctx.storage.connect() as conn:
+        status = conn.execute(sa.text("SELECT status FROM factory_status WHERE factory_id = 'f1'")).scalar()
+    assert status == "DOWN"
 
 
 def test_a_successor_takes_over_and_the_pms_refuses_the_old_epoch(factory_plant, beats):

@@ -154,14 +154,19 @@ class FactoryMonitor(Component):
     async def _changed(self, change: StatusChange) -> None:
         self.changes.append(change)
         self.stats["status_changes"] += 1
+        # The report first (want() only starts its task), and the status row written once the PMS
+        # has answered it (_accepted / _record_event): written before, the report waited for the
+        # store's worker thread (and a beat flush holding it); written meanwhile, it contended with
+        # the PMS's reassignment for the database's write lock.
+        self.failover.on_change(change)
+        self.recovery.on_change(change)
         if self.leading:
             factory = topic_level(change.source)
             await self.ctx.publish(self.params.status_topic.format(factory=factory), FORGE_STATUS, {
                 "source": change.source, "status": str(change.new), "previous": str(change.old) if change.old else None,
                 "at": change.at, "reason": change.reason, "monitor": self.name}, key=change.source)
-            await self.store.save_status(change.source, self._row(change.source))
-        self.failover.on_change(change)
-        self.recovery.on_change(change)
+            if not self.reports.in_flight(change.source):
+                await self.store.save_status(change.source, self._row(change.source))
 
     async def _risk_changed(self, factory: str, previous: Risk, assessment: RiskAssessment) -> None:
         self.stats["risk_changes"] += 1
@@ -203,6 +208,8 @@ class FactoryMonitor(Component):
                                                "reported_epoch": epoch, "reported_at": self.ctx.clock.time()})
 
     async def _record_event(self, event: dict[str, Any]) -> None:
+        if event["outcome"] != "accepted":  # the status row (_accepted wrote it with the accepted status)
+            await self.store.save_status(event["factoryId"], self._row(event["factoryId"]))
         await self.store.add_event({
             "factory_id": event["factoryId"], "status": event["status"], "reason": event["reason"],
             "epoch": event["epoch"], "lease": self.params.lease, "attempts": event["attempts"],

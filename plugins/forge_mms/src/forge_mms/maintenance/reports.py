@@ -75,6 +75,10 @@ class StatusReports:
     def pending(self) -> dict[str, Report]:
         return {f: r for f, r in self.wanted.items() if self.accepted.get(f) != r.status}
 
+    def in_flight(self, factory: str) -> bool:
+        """A report for ``factory`` is under way (its end writes the status row and the event)."""
+        return factory in self._in_flight
+
     def leading(self) -> bool:
         elector = self._elector()
         return elector is not None and elector.is_leader
