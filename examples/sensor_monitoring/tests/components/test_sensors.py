@@ -215,3 +215,43 @@ def test_start_after_delays_the_first_reading(sensor_plant):
     assert readings(plant) == []
     plant.advance(1.1)
     assert sorted(r["seq"] for r in readings(plant)) == [1] * 9, "each sensor's first within one interval after"
+
+
+def test_metrics_count_produced_failed_and_injected(sensor_plant):
+    from types import SimpleNamespace
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from sensor_monitoring.metrics import SensorMetrics, meter_of
+
+    reader = InMemoryMetricReader()
+    tactics = SimpleNamespace(services=SimpleNamespace(telemetry=SimpleNamespace(
+        meter_provider=MeterProvider(metric_readers=[reader]))))
+    assert meter_of(SimpleNamespace(services=SimpleNamespace(telemetry=None))) is None, "telemetry off: no meter"
+    plant = quiet(sensor_plant)
+    sensors = plant.component("sensors-0")
+    sensors.metrics = SensorMetrics(meter_of(tactics), "sensors-0")
+    publish, failures = sensors.ctx.publish, {"left": 2}
+
+    async def flaky(topic, type_, payload, **kw):
+        if payload["sensor_id"] == "vib-1" and failures["left"] > 0:
+            failures["left"] -= 1
+            raise TransportError("down (test)")
+        return await publish(topic, type_, payload, **kw)
+
+    sensors.ctx.publish = flaky
+    plant.publish("sensors/control", COMMAND, {"command": "inject", "sensor_id": "temp-1", "anomaly": "stuck"})
+    plant.advance(10)
+    points = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    assert point.attributes["component"] == "sensors-0"
+                    key = (metric.name, *sorted((k, v) for k, v in point.attributes.items() if k != "component"))
+                    points[key] = point.value
+    assert points[("forge.sensors.readings", ("kind", "temperature"), ("outcome", "produced"))] == 10
+    assert points[("forge.sensors.readings", ("kind", "vibration"), ("outcome", "produced"))] == 10
+    assert points[("forge.sensors.readings", ("kind", "vibration"), ("outcome", "publish_error"))] == 2
+    assert points[("forge.sensors.anomalies", ("anomaly", "stuck"), ("kind", "temperature"),
+                   ("source", "command"))] == 1

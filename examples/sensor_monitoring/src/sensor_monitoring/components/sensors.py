@@ -22,6 +22,7 @@ from typing import Any
 
 from forge_core import Component, Envelope, TransportError, format_time, parse_time
 from sensor_monitoring.lives import SEQ_SPAN, Life, SensorRecord, data_dir, ledger, next_epochs
+from sensor_monitoring.metrics import SensorMetrics, meter_of
 from sensor_monitoring.settings import SensorsParams
 from sensor_monitoring.simulation import SensorModel
 
@@ -60,6 +61,7 @@ class Sensors(Component):
         book = ledger(ctx)
         self.born = clock.time()  # this life's start: commands stamped before it are old
         self.commands = {"applied": 0, "stale": 0, "foreign": 0}
+        self.metrics = SensorMetrics(meter_of(ctx.tactics), ctx.name)
         specs = p.sensors(ctx.replica)
         epochs = next_epochs(data_dir(ctx), [sid for sid, _, _ in specs])
         self.sensors: dict[str, Sensor] = {}
@@ -124,11 +126,13 @@ class Sensors(Component):
         sensor.model.inject(anomaly, self.elapsed(), duration, source)
         counts = sensor.record.anomalies
         counts[anomaly] = counts.get(anomaly, 0) + 1
+        self.metrics.anomaly(anomaly, source, sensor.model.kind)
         self.ctx.log.info("%s: %s for %gs (%s)", sensor.sensor_id, anomaly, duration, source)
 
     async def _sample(self, sensor: Sensor, now: float) -> None:
         if len(sensor.outbox) >= self.params.backlog:
             sensor.life.skipped += 1
+            self.metrics.reading("skipped", sensor.model.kind)
         else:
             if sensor.numbered >= SEQ_SPAN - 1:  # a life of 10^9 readings: the next epoch
                 self._new_life(sensor)
@@ -156,6 +160,7 @@ class Sensors(Component):
                 await ctx.publish(sensor.topic, READING, reading, key=sensor.sensor_id)
             except TransportError as exc:
                 sensor.life.publish_errors += 1
+                self.metrics.reading("publish_error", sensor.model.kind)
                 now = ctx.clock.monotonic()
                 if sensor.logged_error_at is None or now - sensor.logged_error_at >= ERROR_LOG_EVERY:
                     sensor.logged_error_at = now
@@ -165,6 +170,7 @@ class Sensors(Component):
                 return
             sensor.outbox.popleft()
             sensor.life.produced += 1
+            self.metrics.reading("produced", sensor.model.kind)
             sensor.life.recent.append((reading["seq"], ctx.clock.time()))
 
     # -- commands ------------------------------------------------------------------------------
