@@ -89,6 +89,7 @@ class SparkplugClient:
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._woken = asyncio.Event()
         self._tls_alert: str | None = None  # the last one logged, so a retrying client says it once
+        self._stop_will: bool | None = None  # set by stop(): a CONNACK that comes after it is answered with DISCONNECT
         self.client = self._make_client()
 
     # -- setup --------------------------------------------------------------------------------------
@@ -142,6 +143,9 @@ class SparkplugClient:
     def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                       properties: Any) -> None:
         client.on_log = None
+        if self._stop_will is not None:  # stop() came before this CONNACK: its disconnect() found no connection
+            self._disconnect()
+            return
         if reason.is_failure:
             log.warning("%s: MQTT broker %s refused client %r: %s", self.name, self.broker, self.client_id, reason)
             return
@@ -252,13 +256,18 @@ class SparkplugClient:
     async def stop(self, *, will: bool = False, timeout: float = 2.0) -> None:
         """Disconnect cleanly. ``will``: MQTT 5 DISCONNECT with reason 0x04 (Disconnect with Will
         Message), so the broker publishes the Will [tck-id-payloads-ndeath-will-message-publisher-
-        disconnect-mqtt50]; otherwise the Will is discarded."""
-        if self.settings.is_v5 and will:
+        disconnect-mqtt50]; otherwise the Will is discarded. Stopped while connecting, the connection is
+        ended as soon as it is made; one still open after ``timeout`` is closed (the broker sends its Will)."""
+        self._stop_will = will
+        self._disconnect()
+        await asyncio.to_thread(self._join, timeout)
+        self._end()
+
+    def _disconnect(self) -> None:
+        if self.settings.is_v5 and self._stop_will:
             self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=0x04))
         else:
             self.client.disconnect()
-        await asyncio.to_thread(self._join, timeout)
-        self._end()
 
     def drop(self) -> None:
         """End abruptly, as a killed process does: the socket closes without DISCONNECT, so the
@@ -275,6 +284,7 @@ class SparkplugClient:
         if thread is not None:
             thread.join(timeout)
         self.client.loop_stop()
+        self.client._sock_close()  # no owner may keep a connection (paho's own; a no-op once DISCONNECT closed it)
 
     def _end(self) -> None:
         self.connected = False
