@@ -14,7 +14,7 @@ no in-flight window to bound it; an unbounded publisher just fills the broker's 
 same run, same message count. Throughput is messages over the time until the last one is received;
 latency is publish -> received at a steady ``--rate`` (the value carries the send time).
 
-    python benchmarks/bench_sparkplug.py [--messages 20000] [--rounds 3] [--window 1000] [--rate 1000]
+    python benchmarks/bench_sparkplug.py [--messages 20000] [--rounds 3] [--window 1000] [--rate 1000 [250 ...]]
 """
 
 from __future__ import annotations
@@ -169,13 +169,16 @@ class ForgePlant:
         self.runtime = Runtime(manifest, plugins, serve_health=False, data_dir=self.root / ".forge")
         await self.runtime.start()
         await self.runtime.bus.subscribe("sparkplug/data/#", self._data, owner="bench")
-        host = self.runtime.supervisors["host"].instance
+        self.host = self.runtime.supervisors["host"].instance
+        self.edge = self.runtime.supervisors["edge"].instance
         deadline = time.monotonic() + 60
-        while not self.births:  # on the bus: the host is primary and has the node's birth
+        settled = 0
+        while settled < 10:  # 0.5 s with every birth the node sent on the bus (the host primary, no rebirth due)
             if time.monotonic() > deadline:
-                raise SystemExit(f"forge: the edge node's birth did not reach the bus within 60 s: {host.health()}")
+                raise SystemExit(f"forge: the node's births did not reach the bus within 60 s: {self.host.health()}")
+            ready = self.births and self.births == self.edge.stats["births"] and self.edge.in_session
+            settled = settled + 1 if ready else 0
             await asyncio.sleep(0.05)
-        self.host, self.edge = host, self.runtime.supervisors["edge"].instance
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -246,7 +249,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=int, default=1000, help="most messages between publish and receipt")
-    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--rate", type=int, nargs="+", default=[1000], help="steady rates of the latency runs")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     args = parser.parse_args()
 
@@ -272,13 +275,14 @@ def main() -> None:
             print(f"  {label:<41} {rate:>9,.0f} msg/s   ({lost[side]} lost, {gaps[side]} seq gaps)")
         print(f"  ratio forge/raw                           {forge / raw:>9.2f}")
 
-        raw_lat = raw_latency(broker, args.rate, args.latency_seconds)
-        forge_lat = asyncio.run(forge_latency(broker, args.rate, args.latency_seconds, data / "lat"))
-        print(f"\nNDATA publish -> received latency at {args.rate:,} msg/s for {args.latency_seconds:g} s:")
-        for label, values in (("raw paho-mqtt pair", raw_lat), ("edge_node -> host -> bus", forge_lat)):
-            p50, p99, worst = percentiles(values)
-            print(f"  {label:<25} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   max {worst:6.2f} ms   "
-                  f"({len(values):,} of {int(args.rate * args.latency_seconds):,} received)")
+        for rate in args.rate:
+            raw_lat = raw_latency(broker, rate, args.latency_seconds)
+            forge_lat = asyncio.run(forge_latency(broker, rate, args.latency_seconds, data / f"lat{rate}"))
+            print(f"\nNDATA publish -> received latency at {rate:,} msg/s for {args.latency_seconds:g} s:")
+            for label, values in (("raw paho-mqtt pair", raw_lat), ("edge_node -> host -> bus", forge_lat)):
+                p50, p99, worst = percentiles(values)
+                print(f"  {label:<25} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   max {worst:7.2f} ms   "
+                      f"({len(values):,} of {int(rate * args.latency_seconds):,} received)")
     load_after = os.getloadavg()
     print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; {os.cpu_count()} cores")
 
