@@ -150,3 +150,31 @@ async def asyncio_to_thread(fn):
     import asyncio
 
     return await asyncio.to_thread(fn)
+
+
+def test_an_unconvertible_value_is_counted_and_fails_the_check(kit, tmp_path, monkeypatch) -> None:
+    import forge_opcua.components.source as source_module
+
+    real = source_module.payload_of
+
+    def picky(tag, value, endpoint):
+        if value.Value is not None and value.Value.Value == 13:
+            raise ValueError("unlucky")
+        return real(tag, value, endpoint)
+
+    monkeypatch.setattr(source_module, "payload_of", picky)
+
+    async def scenario() -> None:
+        async with kit.plc_server() as plc, kit.real_plant(
+                tmp_path, {"src": kit.source(plc.endpoint, nodes=[kit.node("M1.FaultCode")])}) as plant:
+            source = plant.component("src")
+            await plant.until(lambda: source.connected and plant.messages("opcua.data_change"), what="a value")
+            for value in (13, 14):
+                await write(plc, "M1.FaultCode", value, ua.VariantType.Int32)
+            await plant.until(lambda: plant.messages("opcua.data_change", lambda m: m["value"] == 14), what="14")
+            assert source.report()["unconvertible"] == 1
+            assert not plant.messages("opcua.data_change", lambda m: m["value"] == 13)
+            check = source.checks()[0]
+            assert not check.passed and "1 not convertible" in check.detail
+
+    kit.run(scenario())

@@ -74,6 +74,7 @@ class OpcUaSource(Component):
         self.session: Session | None = None
         self.connected = False
         self.connects = self.losses = self.connect_failures = self.switches = self.publish_failures = 0
+        self.unconvertible = 0
         self.last_error = ""
         self.downstream: tuple[int, float] | None = None  # (depth, monotonic time reported)
         self._publishing = asyncio.Event()
@@ -184,8 +185,13 @@ class OpcUaSource(Component):
         backlog = self.backlog
         assert backlog is not None
         topic = self.params.topic.format(source=_level(self.name), tag=_level(tag.name))
-        if not backlog.add(Pending(topic, tag.name, payload_of(tag, value, self.params.endpoint))) \
-                and _milestone(backlog.dropped):
+        try:
+            payload = payload_of(tag, value, self.params.endpoint)
+        except Exception:  # asyncua would log and drop it; count it and say which tag
+            self.unconvertible += 1
+            self.ctx.log.exception("data change of %s (%s) could not be converted: %r", tag.name, tag.node_text, value)
+            return
+        if not backlog.add(Pending(topic, tag.name, payload)) and _milestone(backlog.dropped):
             self.ctx.log.warning("backlog full (%d waiting): dropped %d oldest data changes so far", backlog.limit,
                                  backlog.dropped)
         self._publishing.set()
@@ -278,12 +284,15 @@ class OpcUaSource(Component):
                 "connect_failures": self.connect_failures, "sampling_switches": self.switches,
                 "data_changes": backlog.received, "published": backlog.published, "backlog": backlog.depth,
                 "dropped": backlog.dropped, "rejected": backlog.rejected,
-                "publish_failures": self.publish_failures, "last_error": self.last_error}
+                "publish_failures": self.publish_failures, "unconvertible": self.unconvertible,
+                "last_error": self.last_error}
 
     def checks(self) -> list[Check]:
         backlog = self.backlog
         if backlog is None:
             return []
-        return [Check("no OPC UA data change dropped", backlog.dropped == 0,
-                      f"{backlog.dropped} dropped of {backlog.received} (max_backlog {backlog.limit})")]
+        lost = backlog.dropped + self.unconvertible
+        return [Check("no OPC UA data change dropped", lost == 0,
+                      f"{backlog.dropped} dropped of {backlog.received} (max_backlog {backlog.limit}), "
+                      f"{self.unconvertible} not convertible")]
 
