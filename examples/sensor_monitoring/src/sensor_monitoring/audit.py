@@ -26,6 +26,7 @@ labels say what was injected. Definitions (docs/examples/sensor_monitoring.md#ch
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -274,6 +275,19 @@ def _audit_alerts(conn: Connection, sensor_id: str, epoch: int, settle: float,
 
 
 # -- the hook --------------------------------------------------------------------------------------
+#: The runtime of the last one-process run that started in this process (forge_plant_started).
+_last_runtime: weakref.ref[Runtime] | None = None
+
+
+def remember(runtime: Runtime) -> None:
+    global _last_runtime
+    _last_runtime = weakref.ref(runtime)
+
+
+def last_runtime() -> Runtime | None:
+    return _last_runtime() if _last_runtime is not None else None
+
+
 def plant_checks(summary: RunSummary, runtime: Runtime | None) -> list[Check]:
     """The four checks of the run, or [] when no sensors reported (a plant without them)."""
     lives = reported_lives(summary)

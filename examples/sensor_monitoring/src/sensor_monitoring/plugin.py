@@ -7,7 +7,6 @@ adds the simulated sensors and the whole-plant checks (:mod:`sensor_monitoring.a
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
@@ -18,9 +17,6 @@ if TYPE_CHECKING:
     from forge_core.plugin import ComponentRegistry, DrillRegistry
     from forge_core.runtime import RunSummary, Runtime
 
-#: The runtime of the last one-process run that started here: its storage is what the checks read.
-_last_runtime: weakref.ref[Runtime] | None = None
-
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
@@ -30,17 +26,18 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def forge_plant_started(runtime: Runtime) -> None:
-    global _last_runtime
-    _last_runtime = weakref.ref(runtime)
+    """Remember the runtime: a one-process run's checks read its storage."""
+    from sensor_monitoring.audit import remember
+
+    remember(runtime)
 
 
 @hookimpl
 def forge_plant_checks(summary: RunSummary) -> list[Check]:
     """Readings stored == produced, anomalies alerted, no alert without one, alerts cleared."""
-    from sensor_monitoring.audit import plant_checks
+    from sensor_monitoring.audit import last_runtime, plant_checks
 
-    runtime = _last_runtime() if _last_runtime is not None else None
-    return plant_checks(summary, runtime)
+    return plant_checks(summary, last_runtime())
 
 
 @hookimpl
