@@ -43,9 +43,9 @@ def alert(conn, sensor_id, rule, seq, state="cleared", severity="critical"):
                  {"i": f"{sensor_id}:{rule}:{seq}", "s": sensor_id, "r": rule, "v": severity, "st": state, "q": seq})
 
 
-def life(produced, epoch=0, recent=()):
+def life(produced, epoch=0, recent_from=None):
     return {"epoch": epoch, "first_seq": epoch * SEQ_SPAN + 1, "last_seq": epoch * SEQ_SPAN + produced,
-            "produced": produced, "recent": list(recent)}
+            "produced": produced, "recent_from": recent_from}
 
 
 def test_every_produced_reading_stored_passes(conn):
@@ -57,7 +57,7 @@ def test_every_produced_reading_stored_passes(conn):
 
 def test_a_missing_reading_is_lost_unless_it_was_in_flight_at_the_end(conn):
     store(conn, "temp-1", [*range(1, 50), *range(51, 99)])
-    result = audit(conn, {"temp-1": [life(100, recent=[98, 99, 100])]}, settle=30)
+    result = audit(conn, {"temp-1": [life(100, recent_from=98)]}, settle=30)
     assert result.lost == {"temp-1": [50]} and result.in_flight == 2
     stored = result.checks()[0]
     assert not stored.passed and "1 lost" in stored.detail and "temp-1: 50" in stored.detail

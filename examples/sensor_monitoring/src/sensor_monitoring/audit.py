@@ -1,9 +1,9 @@
 """The plant's whole-run checks: what the sensors produced against what the database holds.
 
 Run once per plant run over the merged summary (``forge_plant_checks``): the sensors' reports say
-what each *life* of each sensor published (:mod:`sensor_monitoring.lives`: epoch, seqs, the ones
-published in the last ``checks.in_flight`` seconds), the ``readings`` and ``alerts`` tables of
-forge-mms say what the processors stored and raised, and the readings' ground-truth ``anomaly``
+what each *life* of each sensor published (:mod:`sensor_monitoring.lives`: epoch, seqs, and
+``recent_from``, the first seq published in the last ``checks.in_flight`` seconds), the ``readings`` and
+``alerts`` tables of forge-mms say what the processors stored and raised, and the readings' ground-truth ``anomaly``
 labels say what was injected. Definitions (docs/examples/sensor_monitoring.md#checks):
 
 * **episode** — a maximal run of stored readings of one sensor life with consecutive seqs and the same
@@ -11,7 +11,7 @@ labels say what was injected. Definitions (docs/examples/sensor_monitoring.md#ch
   Its *window* is ``[start, end + settle]``.
 * **stored exactly once** — for every reported life, every seq in ``first_seq..last_seq`` is in
   ``readings`` once (the primary key makes twice impossible; ``count(*) == count(DISTINCT seq)`` is
-  checked anyway). A seq missing but among the life's ``recent`` ones (published within ``in_flight``
+  checked anyway). A seq missing but from the life's ``recent_from`` on (published within ``in_flight``
   seconds of its report) was in flight when the plant stopped: counted, not lost. Seqs stored above
   ``last_seq`` were published after the report (one-process runs report before stopping).
 * **every injected anomaly alerted** — every episode has an alert of its sensor (any rule) raised by
@@ -231,7 +231,8 @@ def _audit_storage(conn: Connection, sensor_id: str, life: dict[str, Any], resul
         return
     stored = {int(r[0]) for r in conn.execute(sa.text(
         "SELECT seq FROM readings WHERE sensor_id = :s AND seq BETWEEN :lo AND :last"), args)}
-    recent = set(life.get("recent") or ())
+    recent_from = life.get("recent_from")
+    recent = range(int(recent_from), last + 1) if recent_from is not None else range(0)
     missing = [seq for seq in range(first, last + 1) if seq not in stored]
     lost = [seq for seq in missing if seq not in recent]
     result.in_flight += len(missing) - len(lost)

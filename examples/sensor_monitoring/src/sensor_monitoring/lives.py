@@ -71,7 +71,7 @@ class Life:
     produced: int = 0  # readings published (ctx.publish returned)
     skipped: int = 0  # samples not taken: the backlog was full
     publish_errors: int = 0
-    #: (seq, clock time) of the latest readings published, for "in flight at the end"
+    #: (seq, clock time) of the latest readings published, for "in flight at the end" (recent_from)
     recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=4096))
 
     @property
@@ -83,9 +83,12 @@ class Life:
         return self.epoch * SEQ_SPAN + self.produced
 
     def view(self, now: float, in_flight: float) -> dict[str, Any]:
+        """What the life reports; ``recent_from``: the first seq published within ``in_flight`` seconds of
+        ``now`` (every seq from it to ``last_seq`` was: they go out in order), None if none was."""
+        recent = [seq for seq, at in self.recent if at >= now - in_flight]
         return {"epoch": self.epoch, "first_seq": self.first_seq, "last_seq": self.last_seq,
                 "produced": self.produced, "skipped": self.skipped, "publish_errors": self.publish_errors,
-                "recent": [seq for seq, at in self.recent if at >= now - in_flight]}
+                "recent_from": recent[0] if recent else None}
 
 
 @dataclass
