@@ -14,7 +14,7 @@ from forge_core import Settings
 from pydantic import Field, field_validator, model_validator
 
 __all__ = ["BrowseSpec", "ClientSecurity", "MachineTiming", "NodeSpec", "PlcSimulatorParams", "ServerSecurity",
-           "SourceParams", "check_node_id"]
+           "SourceParams", "check_node_id", "node_id_text"]
 
 NODE_ID_EXAMPLES = "ns=2;s=M1.State, ns=2;i=1001, i=2258 or nsu=urn:forge:opcua:plc-simulator;s=M1.State"
 _TOPIC_FIELDS = "{source} (the component instance) and {tag}"
@@ -30,6 +30,12 @@ def check_node_id(text: str) -> str:
         reason = exc.args[1] if len(exc.args) > 1 else exc
         raise ValueError(f"{text!r} is not an OPC UA node id ({reason}); write e.g. {NODE_ID_EXAMPLES}") from None
     return text
+
+
+def node_id_text(namespace: str, name: str) -> str:
+    """The namespace-independent id of a string node: ``nsu=<namespace>;s=<name>`` (the simulator's
+    nodes: ``node_id_text("urn:forge:opcua:plc-simulator", "M1.State")``)."""
+    return f"nsu={namespace};s={name}"
 
 
 class NodeSpec(Settings):

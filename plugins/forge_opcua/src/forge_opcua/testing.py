@@ -19,14 +19,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from forge_core.testing import ServerProcess, shared_server
 
-from forge_opcua.certificates import TestPki, make_test_pki
-from forge_opcua.settings import PlcSimulatorParams
-from forge_opcua.simulator.server import node_id_text
+from forge_opcua.settings import PlcSimulatorParams, node_id_text
+
+if TYPE_CHECKING:  # certificates (cryptography) only when a test asks for the PKI
+    from forge_opcua.certificates import TestPki
 
 __all__ = ["PlcSimulatorServer", "opcua_pki", "opcua_plc"]
 
@@ -73,4 +74,6 @@ def opcua_plc(pytestconfig: pytest.Config) -> PlcSimulatorServer:
 @pytest.fixture(scope="session")
 def opcua_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
     """A test CA, server and client certificates, a rogue CA and client, an expired client certificate."""
+    from forge_opcua.certificates import make_test_pki
+
     return make_test_pki(tmp_path_factory.mktemp("opcua-pki"))

@@ -33,7 +33,7 @@ from asyncua import Server, ua
 
 from forge_opcua.client.convert import make_node_id, utc
 from forge_opcua.security import CertificateTrust, configure_server
-from forge_opcua.settings import PlcSimulatorParams
+from forge_opcua.settings import PlcSimulatorParams, node_id_text
 from forge_opcua.simulator.model import STATES, Machine, PlcModel
 
 __all__ = ["PlcServer", "node_id_text"]
@@ -44,11 +44,6 @@ _VARIABLES: tuple[tuple[str, ua.VariantType], ...] = (
     ("State", ua.VariantType.String), ("StateCode", ua.VariantType.Int32), ("FaultCode", ua.VariantType.Int32),
     ("GoodCount", ua.VariantType.UInt32), ("TotalCount", ua.VariantType.UInt32),
     ("IdealCycleTime", ua.VariantType.Double))
-
-
-def node_id_text(namespace: str, name: str) -> str:
-    """The namespace-independent node id of a simulator node: ``nsu=<namespace>;s=<name>``."""
-    return f"nsu={namespace};s={name}"
 
 
 class PlcServer:
