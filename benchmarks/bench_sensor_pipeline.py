@@ -21,13 +21,15 @@ Each round: a fresh topic (3 partitions) and group, empty tables, the consumers 
 (group Stable with every member assigned) before the clock starts; then ``--readings`` readings of 30
 sensors (10 per kind, values around the plant's normal levels: no anomaly) are produced as fast as an
 idempotent acks=all producer goes (pre-encoded, the same bytes for both sides); the clock stops at the
-last reading's ``stored_at``. Sides and processor counts are interleaved over ``--rounds``; medians.
+last reading's ``stored_at``. Sides and processor counts are interleaved over ``--rounds``; medians. On a
+shared 2-core machine the rates move with the load, so each round also reports the CPU the consumer
+processes (and PostgreSQL's backends) spent per reading, which moves much less.
 
 Then the broker-failure recovery of each side with 3 consumers: readings at a steady rate, the broker
 leading most partitions (the group's coordinator on a tie) SIGKILLed; recovery = for the slowest
 partition, the first reading produced after the kill being stored (the drills' definition).
 
-    .venv/bin/python benchmarks/bench_sensor_pipeline.py [--readings 30000] [--rounds 2] [--no-failure]
+    .venv/bin/python benchmarks/bench_sensor_pipeline.py [--readings 30000] [--rounds 2] [--failovers 1]
 """
 
 from __future__ import annotations
@@ -195,6 +197,28 @@ def readings(count: int, sensors: int = 30) -> list[tuple[str, bytes]]:
     return out
 
 
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``roots`` and every process below them."""
+    parent, cpu = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def below(pid: int) -> bool:
+        while pid > 1:
+            if pid in roots:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return sum(t for pid, t in cpu.items() if below(pid))
+
+
 class Bench:
     def __init__(self, work: Path) -> None:
         from forge_kafka.cluster import KafkaCluster
@@ -294,21 +318,26 @@ class Bench:
         producer.flush(60)
         return began
 
-    def round(self, side: str, n: int, tag: str, records: list[tuple[str, bytes]]) -> float:
+    def round(self, side: str, n: int, tag: str, records: list[tuple[str, bytes]]) -> tuple[float, float, float]:
+        """(readings/s, CPU µs per reading of the consumer processes, of PostgreSQL's) of one round."""
         topic = f"bench-{side}-{n}-{tag}"
         self.topic(topic)
         self.empty()
         procs = self.start(side, topic, n)
         try:
             self.joined(topic, n)
+            mine, pg = [p.pid for p in procs], [self.pg.proc.pid]
+            cpu0 = (tree_cpu(mine), tree_cpu(pg))
             began = self.produce(topic, records)
             deadline = time.monotonic() + 300
             while (found := self.stored())[0] < len(records):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{side} x{n}: {found[0]} of {len(records)} stored after 300s")
                 time.sleep(0.2)
+            cpu1 = (tree_cpu(mine), tree_cpu(pg))
             assert found[1] is not None
-            return len(records) / (found[1] - began)
+            per = [1e6 * (cpu1[i] - cpu0[i]) / len(records) for i in (0, 1)]
+            return len(records) / (found[1] - began), per[0], per[1]
         finally:
             self.stop(procs)
 
@@ -317,15 +346,15 @@ class Bench:
         self.pg.close()
 
 
-def failover(bench: Bench, side: str, rate: float = 300.0, seconds: float = 25.0, kill_at: float = 8.0
-             ) -> dict[str, Any]:
+def failover(bench: Bench, side: str, tag: str, rate: float = 300.0, seconds: float = 25.0,
+             kill_at: float = 8.0) -> dict[str, Any]:
     """Recovery after a SIGKILL of the broker leading most partitions (the coordinator on a tie), 3 consumers."""
     from collections import Counter
 
     import psycopg
     from confluent_kafka import Producer
 
-    topic = f"bench-failover-{side}"
+    topic = f"bench-failover-{tag}"
     bench.topic(topic)
     bench.empty()
     records = readings(int(rate * seconds))
@@ -378,36 +407,46 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=30000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--processors", default="1,2,3")
-    parser.add_argument("--no-failure", action="store_true", help="skip the broker-failure recovery")
+    parser.add_argument("--failovers", type=int, default=1, help="broker-failure recoveries per side (0: none)")
     args = parser.parse_args()
     counts = [int(n) for n in args.processors.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-sensors-"))
     records = readings(args.readings)
     bench = Bench(work)
-    results: dict[tuple[str, int], list[float]] = {}
+    results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
     try:
         for r in range(args.rounds):
             for n in counts:
                 for side in (("forge", "raw") if r % 2 == 0 else ("raw", "forge")):
-                    rate = bench.round(side, n, str(r), records)
-                    results.setdefault((side, n), []).append(rate)
-                    print(f"  round {r}: {side:5} x{n}: {rate:8,.0f} readings/s", flush=True)
-        print(f"\nreadings/s through producer -> 3 brokers -> group -> PostgreSQL ({args.readings:,} readings, "
-              f"30 sensors, median of {args.rounds}; load {os.getloadavg()[0]:.1f}):")
-        print(f"  {'processors':>10}  {'Forge':>9}  {'raw':>9}  {'Forge/raw':>9}  {'Forge scaling':>13}  "
-              f"{'raw scaling':>11}")
+                    found = bench.round(side, n, str(r), records)
+                    results.setdefault((side, n), []).append(found)
+                    print(f"  round {r}: {side:5} x{n}: {found[0]:8,.0f} readings/s, CPU {found[1]:5.0f} µs/reading "
+                          f"(PostgreSQL {found[2]:4.0f}), load {os.getloadavg()[0]:.1f}", flush=True)
+
+        def median(side: str, n: int, i: int) -> float:
+            return statistics.median(x[i] for x in results[(side, n)])
+
+        print(f"\nproducer -> 3 brokers -> group -> PostgreSQL ({args.readings:,} readings, 30 sensors, median of "
+              f"{args.rounds}; load {os.getloadavg()[0]:.1f}); CPU = the consumer processes' own, µs per reading:")
+        print(f"  {'processors':>10}  {'Forge /s':>9}  {'raw /s':>9}  {'ratio':>6}  {'Forge CPU':>9}  {'raw CPU':>8}  "
+              f"{'CPU ratio':>9}  {'PG CPU F/raw':>12}  {'scaling F':>9}  {'scaling raw':>11}")
         for n in counts:
-            f, raw = (statistics.median(results[(s, n)]) for s in ("forge", "raw"))
-            f1, r1 = (statistics.median(results[(s, counts[0])]) for s in ("forge", "raw"))
-            print(f"  {n:>10}  {f:9,.0f}  {raw:9,.0f}  {f / raw:9.2f}  {f / f1:12.2f}x  {raw / r1:10.2f}x")
-        if not args.no_failure:
-            recovered = {}
-            for side in ("forge", "raw"):
-                found = failover(bench, side)
-                recovered[side] = found["recovery s"]
-                print(f"  broker failure, {side}: {json.dumps(found)}", flush=True)
-            print(f"  broker-failure recovery: Forge {recovered['forge']:.1f}s, raw {recovered['raw']:.1f}s, "
-                  f"Forge/raw {recovered['forge'] / recovered['raw']:.2f} (session 6 s, broker session 3 s)")
+            f, raw = median("forge", n, 0), median("raw", n, 0)
+            fc, rc = median("forge", n, 1), median("raw", n, 1)
+            fp, rp = median("forge", n, 2), median("raw", n, 2)
+            print(f"  {n:>10}  {f:9,.0f}  {raw:9,.0f}  {f / raw:6.2f}  {fc:9.0f}  {rc:8.0f}  {fc / rc:9.2f}  "
+                  f"{fp:5.0f}/{rp:<6.0f}  {f / median('forge', counts[0], 0):8.2f}x  "
+                  f"{raw / median('raw', counts[0], 0):10.2f}x")
+        recovered: dict[str, list[float]] = {"forge": [], "raw": []}
+        for k in range(args.failovers):
+            for side in (("forge", "raw") if k % 2 == 0 else ("raw", "forge")):
+                found = failover(bench, side, f"{side}-{k}")
+                recovered[side].append(found["recovery s"])
+                print(f"  broker failure {k}, {side}: {json.dumps(found)}", flush=True)
+        if args.failovers:
+            f, raw = (statistics.median(recovered[s]) for s in ("forge", "raw"))
+            print(f"  broker-failure recovery (median of {args.failovers}): Forge {f:.1f}s, raw {raw:.1f}s, "
+                  f"Forge/raw {f / raw:.2f} (consumer session 6 s, broker session 3 s)")
     finally:
         bench.close()
         print(f"  logs in {work}")
