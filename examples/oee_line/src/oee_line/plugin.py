@@ -6,9 +6,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
+from oee_line.components.gateway import Gateway
+from oee_line.components.historian import Historian
+from oee_line.components.oee import OeeCalculator
 
 if TYPE_CHECKING:
+    from forge_core.plugin import ComponentRegistry, SchemaRegistry
     from forge_core.storage import MigrationRegistry
+
+
+@hookimpl
+def forge_register_components(registry: ComponentRegistry) -> None:
+    registry.add("oee_line.gateway", Gateway,
+                 description="edge gateway: opcua.data_change -> sparkplug.metric_update (machine = device)")
+    registry.add("oee_line.historian", Historian,
+                 description="sparkplug.metrics -> telemetry, events, 1 min/5 min/1 h rollups, retention")
+    registry.add("oee_line.oee", OeeCalculator,
+                 description="OEE per machine, line and shift (ISO 22400) from storage -> oee_line.oee")
+
+
+@hookimpl
+def forge_register_schemas(registry: SchemaRegistry) -> None:
+    registry.add_directory(Path(__file__).parent / "schemas")
 
 
 @hookimpl

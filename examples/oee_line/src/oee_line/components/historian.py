@@ -1,0 +1,94 @@
+"""``oee_line.historian``: what the Sparkplug host reads -> telemetry, events and rollups.
+
+Every ``sparkplug.metrics`` (births and DATA, live or historical) of a device becomes samples of
+that machine at the metrics' own timestamps; numeric and boolean values go to ``telemetry``, the
+state metric to ``events``. A batch is one transaction (``TimeSeriesStore.write``), run in a worker
+thread; samples already stored (a birth repeating the last values, a replay) are not stored again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from forge_core import Check, Component, Envelope
+from oee_line.oee import StateChange
+from oee_line.settings import HistorianParams
+from oee_line.storage.store import Retention, Sample, TimeSeriesStore
+
+__all__ = ["Historian", "quality_name"]
+
+
+def quality_name(code: Any) -> str:
+    """Sparkplug quality (192 GOOD, 500 STALE, 0 BAD) -> the telemetry column's good|uncertain|bad."""
+    return {192: "good", 0: "bad"}.get(code, "uncertain") if code is not None else "good"
+
+
+class Historian(Component):
+    Params = HistorianParams
+    params: HistorianParams
+
+    async def start(self) -> None:
+        self.store = TimeSeriesStore(self.ctx.storage)
+        self.stats = {"messages": 0, "samples": 0, "stored": 0, "states": 0, "skipped": 0, "errors": 0}
+        self.fault: dict[str, int] = {}
+        self.lock = asyncio.Lock()
+        for pattern in self.params.topics:
+            await self.ctx.subscribe(pattern, self.on_metrics, types=["sparkplug.metrics"], batch=True)
+        self.ctx.every(self.params.percentile_every, self._percentiles, name="percentiles")
+        self.ctx.every(self.params.retention_every, self._retention, name="retention")
+
+    def decode(self, body: dict[str, Any]) -> tuple[list[Sample], list[tuple[str, StateChange]]]:
+        machine = body.get("device")
+        if not machine:
+            return [], []
+        samples: list[Sample] = []
+        states: list[tuple[str, StateChange]] = []
+        for metric in body.get("metrics", []):
+            name, value, ts = metric.get("name"), metric.get("value"), metric.get("timestamp")
+            if ts is None or value is None or name is None:
+                self.stats["skipped"] += 1
+                continue
+            at = ts / 1000.0
+            if name == self.params.fault_metric and isinstance(value, int):
+                self.fault[machine] = value
+            if name == self.params.state_metric and isinstance(value, str):
+                states.append((machine, StateChange(at, value, self.fault.get(machine, 0) if value == "down" else 0)))
+            elif isinstance(value, (bool, int, float)):
+                samples.append(Sample(machine, name, at, float(value), quality_name(metric.get("quality"))))
+            else:
+                self.stats["skipped"] += 1
+        return samples, states
+
+    async def on_metrics(self, batch: list[Envelope]) -> None:
+        self.stats["messages"] += len(batch)
+        samples: list[Sample] = []
+        states: list[tuple[str, StateChange]] = []
+        for envelope in batch:
+            more, changes = self.decode(envelope.payload)
+            samples += more
+            states += changes
+        if not samples and not states:
+            return
+        async with self.lock:  # one writer: rollup upserts of one bucket never race each other
+            stored = await asyncio.to_thread(self.store.write, samples, states)
+        self.stats["samples"] += len(samples)
+        self.stats["stored"] += stored
+        self.stats["states"] += len(states)
+
+    async def _percentiles(self) -> None:
+        async with self.lock:
+            await asyncio.to_thread(self.store.refresh_percentiles)
+
+    async def _retention(self) -> None:
+        r = self.params.retention
+        async with self.lock:
+            await asyncio.to_thread(self.store.apply_retention, self.ctx.clock.time(), Retention(
+                r.telemetry_days, r.rollup_1m_days, r.rollup_5m_days, r.rollup_1h_days, r.events_days))
+
+    def report(self) -> dict[str, Any]:
+        return dict(self.stats)
+
+    def checks(self) -> list[Check]:
+        return [Check("every sample with a value and timestamp stored or already there",
+                      self.stats["errors"] == 0, f"{self.stats['stored']} of {self.stats['samples']} new")]

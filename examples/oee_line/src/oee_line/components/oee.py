@@ -1,0 +1,86 @@
+"""``oee_line.oee``: OEE per machine and for the line over the current shift, from the stored data.
+
+Every ``interval`` it reads each machine's state changes and counters of the shift so far
+(``TimeSeriesStore.states/counters``), computes its figures and six big losses
+(``oee_line.oee.machine_window``), combines the line (machines weighted by planned time) and
+publishes ``oee_line.oee`` for each; the newest figures are the component's report (live view).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from forge_core import Component
+from oee_line.oee import LossSettings, MachineWindow, Shift, ShiftWindow, combine, machine_window, shift_windows
+from oee_line.settings import OeeParams
+from oee_line.storage.store import TimeSeriesStore
+
+__all__ = ["OeeCalculator", "compute_window"]
+
+
+def compute_window(store: TimeSeriesStore, params: OeeParams, window: ShiftWindow) -> dict[str, MachineWindow]:
+    """Each machine's figures over ``window`` from storage (synchronous: run it in a thread)."""
+    settings = LossSettings(params.small_stop_threshold, params.startup_window)
+    machines = params.machines or store.machines()
+    out = {}
+    for machine in machines:
+        cycle = store.ideal_cycle_time(machine, params.ideal_cycle_time)
+        out[machine] = machine_window(store.states(machine, window.start, window.end),
+                                      store.counters(machine, window.start, window.end), cycle,
+                                      window.start, window.end, settings=settings, machine=machine)
+    return out
+
+
+def message(params: OeeParams, scope: str, id_: str, window: ShiftWindow, w: MachineWindow | None,
+            figures: Any, losses: dict[str, float | int], no_data: float) -> dict[str, Any]:
+    return {"line": params.line, "scope": scope, "id": id_, "shift": window.key, "window_start": window.start,
+            "window_end": window.end, "availability": figures.availability, "performance": figures.performance,
+            "quality": figures.quality, "oee": figures.oee, "no_data_time": no_data,
+            "figures": {k: v for k, v in figures.as_dict().items()
+                        if k not in ("availability", "performance", "quality", "oee")}, "losses": losses}
+
+
+class OeeCalculator(Component):
+    Params = OeeParams
+    params: OeeParams
+
+    async def start(self) -> None:
+        self.store = TimeSeriesStore(self.ctx.storage)
+        self.shifts = [Shift.parse(s.name, s.start, s.hours) for s in self.params.shifts]
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.ctx.every(self.params.interval, self._tick, name="oee")
+
+    async def _tick(self) -> None:
+        await self.publish_now()
+
+    def current_window(self, now: float) -> ShiftWindow | None:
+        windows = [w for w in shift_windows(self.shifts, now - 86_400, now + 1e-9) if w.end >= now]
+        return windows[-1] if windows else None
+
+    async def publish_now(self, window: ShiftWindow | None = None) -> list[dict[str, Any]]:
+        window = window or self.current_window(self.ctx.clock.time())
+        if window is None:  # between shifts: nothing planned
+            return []
+        machines = await asyncio.to_thread(compute_window, self.store, self.params, window)
+        out = []
+        for machine, w in sorted(machines.items()):
+            out.append(message(self.params, "machine", machine, window, w, w.figures, w.losses.as_dict(),
+                               w.no_data_time))
+        line_losses: dict[str, float | int] = {}
+        for w in machines.values():
+            for k, v in w.losses.as_dict().items():
+                line_losses[k] = line_losses.get(k, 0) + v
+        out.append(message(self.params, "line", self.params.line, window, None,
+                           combine(w.figures for w in machines.values()), line_losses,
+                           sum(w.no_data_time for w in machines.values())))
+        for body in out:
+            topic = self.params.topic.format(line=self.params.line, scope=body["scope"], id=body["id"])
+            await self.ctx.publish(topic, "oee_line.oee", body, key=body["id"])
+            self.latest[f"{body['scope']}:{body['id']}"] = body
+        return out
+
+    def report(self) -> dict[str, Any]:
+        return {key: {"shift": b["shift"], "oee": round(b["oee"], 4), "availability": round(b["availability"], 4),
+                      "performance": round(b["performance"], 4), "quality": round(b["quality"], 4)}
+                for key, b in sorted(self.latest.items())}
