@@ -49,3 +49,17 @@ def test_the_embedded_plant_on_the_real_clock(tmp_path):
     produced = sum(r["produced"] for name, r in summary["reports"].items() if name.startswith("sensors-"))
     assert produced >= 9 * 5
     assert "0 lost" in check(summary, "every produced reading stored exactly once")
+
+
+@pytest.mark.slow
+def test_a_seed_replays_the_run_and_the_next_run_on_the_same_database_passes_too(tmp_path):
+    runs = {name: derive(tmp_path / name) for name in ("a", "b", "c")}
+    first = forge_run(runs["a"], "--simulate", "5m", "--seed", "7", timeout=900)
+    again = forge_run(runs["b"], "--simulate", "5m", "--seed", "7", timeout=900)
+    other = forge_run(runs["c"], "--simulate", "5m", "--seed", "8", timeout=900)
+    assert first["trace_digest"] == again["trace_digest"] != other["trace_digest"]
+    assert "4 anomalies judged, 4 alerted" in check(first, "every injected anomaly alerted"), "the schedule's"
+    later = forge_run(runs["a"], "--simulate", "5m", "--seed", "7", timeout=900)  # same .forge/, same SQLite
+    lives = later["reports"]["sensors-0"]["sensors"]["temp-1"]["lives"]
+    assert [life["epoch"] for life in lives] == [1] and lives[0]["first_seq"] == 1_000_000_001
+    assert later["trace_digest"] != first["trace_digest"], "new seqs: a new epoch"
