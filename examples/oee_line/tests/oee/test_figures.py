@@ -47,7 +47,9 @@ def test_a_line_is_its_machines_weighted_by_planned_time() -> None:
     assert (line.total, line.good) == (500, 480)
 
 
-@given(planned=st.floats(1.0, 1e6), run_share=st.floats(0.0, 1.0), cycle=st.floats(0.01, 100.0),
+# no denormal run time: 1e-308 s with 2 parts makes performance inf and A x P x Q NaN
+@given(planned=st.floats(1.0, 1e6), run_share=st.one_of(st.just(0.0), st.floats(1e-6, 1.0)),
+       cycle=st.floats(0.01, 100.0),
        total=st.integers(0, 10_000), good_share=st.floats(0.0, 1.0))
 def test_a_times_p_times_q_is_the_oee(planned: float, run_share: float, cycle: float, total: int,
                                        good_share: float) -> None:
