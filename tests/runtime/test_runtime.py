@@ -4,6 +4,7 @@ and determinism under the virtual clock."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import urllib.error
@@ -175,6 +176,24 @@ def test_run_with_duration_stops_with_a_summary(plant_dir):
     assert summary.published == {"test.reading": 1}
     assert summary.components == {"m1": "stopped", "m2": "stopped"}
     assert summary.clock == "real"
+
+
+def test_a_real_clock_plant_freezes_its_start_up_objects_out_of_the_collectors_passes(plant_dir):
+    plugins, manifest = load_plant(plant_dir())
+    manifest.runtime.health_port = None
+
+    async def main():
+        runtime = Runtime(manifest, plugins)
+        await runtime.start()
+        frozen = gc.get_freeze_count()
+        await runtime.stop()
+        return frozen
+
+    assert asyncio.run(main()) > 1000, "the plant's start-up heap is frozen (a full collection skips it)"
+    assert gc.get_freeze_count() == 0, "unfrozen at stop"
+    with TestPlant(plant_dir(), seed=1) as plant:  # virtual time: no pause to avoid, nothing frozen
+        plant.advance(1)
+        assert gc.get_freeze_count() == 0
 
 
 def test_only_connects_the_transports_a_component_names_in_its_params(plant_dir, basic_manifest):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -202,6 +203,11 @@ class Runtime:
                                               manifest.runtime.health_port)
             self.health_server.start()
             log.info("health on %s/health and %s/ready", self.health_server.url, self.health_server.url)
+        if not self.clock_is_virtual:
+            # What exists once the plant is up (modules, schemas, tables, components) lives as long as the
+            # process: out of the collector's reach, a full collection no longer walks it and stalls the
+            # loop (industry40: 226-236 ms per full pass before, 0.1-0.6 ms after). Undone at stop.
+            gc.freeze()
         self.plugins.plant_started(self)
 
     @property
@@ -382,6 +388,8 @@ class Runtime:
         if self._engine is not None:
             self._engine.dispose()
         self._stopped = summary
+        if not self.clock_is_virtual:
+            gc.unfreeze()  # the stopped plant's objects are collectable again (tests run many plants)
         self.plugins.plant_stopped(summary)
         return summary
 
