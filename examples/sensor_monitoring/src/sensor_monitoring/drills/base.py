@@ -38,6 +38,7 @@ class PlantSettings:
     session: float  # consumer session.timeout.ms, seconds
     heartbeat: float  # consumer heartbeat.interval.ms, seconds
     metadata: float  # metadata refresh, seconds
+    request_timeout: float  # the producer's request.timeout.ms, seconds (librdkafka's default 30 s)
     broker_session: float  # the cluster's broker.session.timeout.ms, seconds
     interval: float  # seconds between two readings of a sensor
     sensors: int  # sensors in the plant
@@ -63,7 +64,9 @@ class PlantSettings:
         spec = topics.get("sensor-data") or topics.get("sensor/data") or {}
         return cls(session=kafka.get("session_timeout_ms", 10000) / 1000,
                    heartbeat=kafka.get("heartbeat_interval_ms", 3000) / 1000,
-                   metadata=kafka.get("metadata_refresh_ms", 5000) / 1000, broker_session=broker_session_ms / 1000,
+                   metadata=kafka.get("metadata_refresh_ms", 5000) / 1000,
+                   request_timeout=float({**(kafka.get("config") or {}), **(kafka.get("producer") or {})}.get(
+                       "request.timeout.ms", 30000)) / 1000, broker_session=broker_session_ms / 1000,
                    interval=interval, sensors=sensors, topic="sensor-data", partitions=int(spec.get("partitions", 3)),
                    group=group, control_topic=control)
 
@@ -84,8 +87,8 @@ class SensorDrill(DrillScenario):
     def heal(self, run: DrillRun) -> None:
         """End the fault."""
 
-    def bound(self, s: PlantSettings) -> tuple[float, str]:
-        """The recovery bound in seconds, and how it is derived."""
+    def bound(self, s: PlantSettings, fault: float) -> tuple[float, str]:
+        """The recovery bound in seconds, and how it is derived (``fault``: the fault phase's seconds)."""
         raise NotImplementedError
 
     def more_figures(self, run: DrillRun, report: DrillReport) -> None:
@@ -180,7 +183,7 @@ class DrillRun:
         summary = h.stop_plant()
         self.lag.stop()
         records = scan_topic(h.kafka.bootstrap, s.topic)
-        bound, how = self.drill.bound(s)
+        bound, how = self.drill.bound(s, self.phase("fault"))
         window = Window(since, self.fault_at, self.heal_at, end, bound, drain, s.sensors, how)
         measure(self.report, summary=summary, lives=h.child_summaries(), records=records,
                 stored=Stored.load(h.db()), lag=self.lag, window=window, injected=self.injected)

@@ -107,7 +107,7 @@ class BrokerFailure(SensorDrill):
         run.h.marker("broker_up", broker=broker)
         run.note(f"broker {broker} restarted, in the metadata after {time.monotonic() - began:.0f}s")
 
-    def bound(self, s: PlantSettings) -> tuple[float, str]:
+    def bound(self, s: PlantSettings, fault: float) -> tuple[float, str]:
         # A killed broker that coordinated the group costs the members their session as well: they
         # revoke and rejoin once session.timeout.ms passed without an answer from a coordinator.
         bound = s.broker_session + s.session + s.heartbeat + s.metadata + 2 * s.interval + SLACK
@@ -152,7 +152,7 @@ class ConsumerFailure(SensorDrill):
         except DrillFailed as exc:
             run.note(f"{name} not restarted: {exc}")
 
-    def bound(self, s: PlantSettings) -> tuple[float, str]:
+    def bound(self, s: PlantSettings, fault: float) -> tuple[float, str]:
         bound = s.session + s.heartbeat + 2 * s.interval + SLACK
         return bound, (f"consumer session {s.session:g}s + heartbeat {s.heartbeat:g}s + 2 readings "
                        f"({2 * s.interval:g}s) + slack {SLACK:g}s")
@@ -181,14 +181,19 @@ class NetworkPartition(SensorDrill):
         run.h.marker("broker_up", broker=run.state["broker"])
         run.note(f"SIGCONT broker {run.state['broker']} and {run.state['instance']}")
 
-    def bound(self, s: PlantSettings) -> tuple[float, str]:
-        # The frozen broker is fenced after the broker session; it coordinated the group (the drill
-        # prefers that broker), so the members also wait out their session before they rejoin elsewhere.
-        # The frozen processor's partitions move after the same session timeout, in the same rebalance.
-        bound = s.broker_session + s.session + s.heartbeat + s.metadata + 2 * s.interval + SLACK
-        return bound, (f"broker session {s.broker_session:g}s (fenced) + consumer session {s.session:g}s + heartbeat "
-                       f"{s.heartbeat:g}s (members rejoin a new coordinator; the frozen processor leaves) + metadata "
-                       f"refresh {s.metadata:g}s + 2 readings ({2 * s.interval:g}s) + slack {SLACK:g}s")
+    def bound(self, s: PlantSettings, fault: float) -> tuple[float, str]:
+        # Two paths, the slower one counts. The group: the frozen broker is fenced after the broker session;
+        # it coordinated the group (the drill prefers that broker), so the members wait out their session
+        # before they rejoin elsewhere, and the frozen processor leaves in the same rebalance. The partition
+        # it led: the idempotent producer's requests in flight to a hung broker are neither answered nor
+        # abandoned, so that partition's readings wait for the thaw or the producer's request timeout.
+        group = s.broker_session + s.session + s.heartbeat
+        producer = min(fault, s.request_timeout)
+        bound = max(group, producer) + s.metadata + 2 * s.interval + SLACK
+        return bound, (f"max(broker session {s.broker_session:g}s + consumer session {s.session:g}s + heartbeat "
+                       f"{s.heartbeat:g}s: the group moves; min(fault {fault:g}s, request timeout "
+                       f"{s.request_timeout:g}s): the frozen leader's in-flight produce requests) + metadata refresh "
+                       f"{s.metadata:g}s + 2 readings ({2 * s.interval:g}s) + slack {SLACK:g}s")
 
 
 class HighLoad(SensorDrill):
@@ -224,7 +229,7 @@ class HighLoad(SensorDrill):
         time.sleep(3.0)
         run.command({"command": "scale", "scale": 1.0})
 
-    def bound(self, s: PlantSettings) -> tuple[float, str]:
+    def bound(self, s: PlantSettings, fault: float) -> tuple[float, str]:
         bound = s.interval + SLACK
         return bound, f"no outage: one reading ({s.interval:g}s) + slack {SLACK:g}s"
 
