@@ -159,6 +159,16 @@ def run_and_check(tmp_path: Path, profile: str, kafka_env: dict[str, str], kafka
         assert len(processors) >= 2, f"the group shared the partitions: {processors}"
         assert "every produced reading stored exactly once" in {c["name"] for c in summary["checks"]}
 
+        # the live view (in the parent process): stored and partition assignments from PostgreSQL
+        view = summary["reports"]["monitor"]
+        assert view["stored"] == sum(n for n, _, _ in stored.values()) and view["db_error"] is None, view
+        held = [tuple(tp) for tps in view["assignments"].values() for tp in tps]
+        assert sorted(held) == [("sensor-data", p) for p in range(3)], view["assignments"]
+        assert view["rebalances"] >= len(view["assignments"]) >= 2
+        if profile == "cluster":  # cluster_secure: count_produced false
+            assert view["produced"] > 0 and sorted(view["monitor_partitions"]) == [
+                ["sensor-data", p] for p in range(3)], view  # its own consumer (group monitor) holds all three
+
         records = kafka_records(kafka_client, "sensor-data")
         mine = [(p, k, r) for p, k, r in records if r.get("sensor_id") in produced]
         assert all(k == r["sensor_id"] for _, k, r in mine), "every record keyed by its sensor id"

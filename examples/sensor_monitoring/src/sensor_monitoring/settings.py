@@ -170,3 +170,20 @@ class SensorsParams(Settings):
     def signal(self, kind: str) -> Signal:
         key = cast(Kind, kind)
         return self.signals.get(key) or DEFAULT_SIGNALS[key]
+
+
+class MonitorParams(Settings):
+    """``sensor_monitoring.monitor``: the live view (docs/examples/sensor_monitoring.md#live-view)."""
+
+    render: Literal["auto", "always", "never"] = Field("auto", description="auto: a rich live table only when "
+                                                                           "stdout is a terminal and the clock is "
+                                                                           "real; always; never (state and report "
+                                                                           "only)")
+    refresh: float = Field(1.0, gt=0, description="seconds between two reads of the database and redraws")
+    rate_window: float = Field(10.0, gt=0, description="readings per second and processing time over the last "
+                                                       "this many seconds")
+    topic: str = Field("sensor-data", min_length=1, description="where the monitor counts produced readings "
+                                                                "with a subscription of its own")
+    count_produced: bool = Field(True, description="false: no subscription, produced not shown (a principal that "
+                                                   "may not read topic outside its group)")
+    keep_events: int = Field(5, ge=1, description="latest rebalances and active alerts shown")

@@ -1,0 +1,236 @@
+"""``sensor_monitoring.monitor``: a live view of the sensor plant for a person.
+
+Figures and where they come from:
+
+* **produced/s**: readings the monitor sees on ``topic`` (``sensor-data``) with a non-shared subscription
+  of its own (its own consumer on Kafka, not the processors' group); ``count_produced: false`` (the cluster_secure
+  profile, where no principal may read outside its group) leaves the figure out;
+* **stored/s**, **processing time**: the ``readings`` table (count delta per poll; ``stored_at - ts`` of the
+  readings stored in the last ``rate_window`` seconds: sensor timestamp -> row written, end to end);
+* **active alerts**: the ``alerts`` table (``state = 'raised'``);
+* **assignments per processor** and the **latest rebalances**: the ``system_events`` rows the processors
+  write (``partitions_assigned``/``revoked``/``lost``; detail ``{group, partitions, held}``);
+* **monitor lag / partitions**: ``Subscription.lag()``/``assignment()`` of the monitor's own subscription
+  (per partition; the group's lag is each processor's report and the OpenTelemetry metrics).
+
+Producer errors (each sensor's ``publish_errors``), the processors' group lag and batch durations live in
+their own processes: they are in the components' reports and OpenTelemetry metrics, not in this view.
+
+The database is read every ``refresh`` seconds; under a real clock in a thread (``asyncio.to_thread``,
+as forge-mms's stores do), under virtual time on the loop. With ``render: auto`` a ``rich`` Live table is
+drawn only when stdout is a terminal and the clock is real; ``report()`` is the final snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from forge_core import Component, Envelope
+from sensor_monitoring.settings import MonitorParams
+
+READING = "mms.sensor_reading"
+PARTITION_KINDS = ("partitions_assigned", "partitions_revoked", "partitions_lost")
+
+
+@dataclass
+class StorageView:
+    """What one poll of the database read."""
+
+    stored: int = 0
+    latency_ms: dict[str, float] | None = None
+    active_alerts: int = 0
+    latest_alerts: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # partition events after the last id read
+
+
+def read_storage(engine: sa.Engine, *, after_event: int, since: float, keep: int) -> StorageView:
+    """One poll (blocking: a thread under a real clock)."""
+    view = StorageView()
+    with engine.connect() as conn:
+        view.stored = int(conn.execute(sa.text("SELECT count(*) FROM readings")).scalar_one())
+        n, mean, top = conn.execute(sa.text("SELECT count(*), avg(stored_at - ts), max(stored_at - ts) "
+                                            "FROM readings WHERE stored_at >= :since"), {"since": since}).one()
+        if n:
+            view.latency_ms = {"readings": int(n), "mean": round(float(mean) * 1000, 1),
+                               "max": round(float(top) * 1000, 1)}
+        view.active_alerts = int(conn.execute(sa.text("SELECT count(*) FROM alerts WHERE state = 'raised'"))
+                                 .scalar_one())
+        rows = conn.execute(sa.text("SELECT sensor_id, rule, severity, value, raised_at FROM alerts "
+                                    "WHERE state = 'raised' ORDER BY raised_at DESC LIMIT :n"), {"n": keep})
+        view.latest_alerts = [{"sensor": r[0], "rule": r[1], "severity": r[2], "value": r[3],
+                               "at": round(float(r[4]), 3)} for r in rows]
+        rows = conn.execute(sa.text("SELECT id, at, kind, source, detail FROM system_events WHERE id > :after "
+                                    "AND kind IN ('partitions_assigned', 'partitions_revoked', 'partitions_lost') "
+                                    "ORDER BY id"), {"after": after_event})
+        for r in rows:
+            detail = r[4] if isinstance(r[4], dict) else json.loads(r[4])
+            view.events.append({"id": int(r[0]), "at": round(float(r[1]), 3), "kind": r[2], "source": r[3],
+                                "partitions": detail.get("partitions", []), "held": detail.get("held", [])})
+    return view
+
+
+class Monitor(Component):
+    Params = MonitorParams
+    params: MonitorParams
+
+    async def start(self) -> None:
+        self.produced = 0
+        self._seen: deque[float] = deque()  # clock times of readings seen in the last rate_window
+        self._stored: deque[tuple[float, int]] = deque()  # (clock time, stored count) per poll
+        self.storage_view = StorageView()
+        self.assignments: dict[str, set[tuple[str, int]]] = {}
+        self.rebalances: deque[dict[str, Any]] = deque(maxlen=self.params.keep_events)
+        self.rebalance_count = 0
+        self._last_event = 0
+        self.polls = 0
+        self.db_error: str | None = None
+        self._polling = False
+        self.real = not getattr(self.ctx.clock, "is_virtual", False)
+        self.sub = None
+        if self.params.count_produced:
+            self.sub = await self.ctx.subscribe(self.params.topic, self.on_reading, types=[READING], shared=False)
+        try:
+            self.engine: sa.Engine | None = self.ctx.storage
+        except RuntimeError:
+            self.engine = None
+            self.ctx.log.warning("%s: the runtime has no storage; stored, alerts and assignments are not shown",
+                                 self.name)
+        self.live = None
+        render = self.params.render
+        if render == "always" or (render == "auto" and self.real and sys.stdout.isatty()):
+            from rich.live import Live
+
+            self.live = Live(self.view(), auto_refresh=False, transient=False)
+            self.live.start()
+        self.ctx.every(self.params.refresh, self.tick, name="refresh", initial_delay=0)
+
+    async def stop(self) -> None:
+        await self.poll()  # the final snapshot has the last rows
+        if self.live is not None:
+            self.live.update(self.view(), refresh=True)
+            self.live.stop()
+            self.live = None
+
+    # -- state -------------------------------------------------------------------------------
+    def on_reading(self, envelope: Envelope) -> None:
+        self.produced += 1
+        self._seen.append(self.ctx.clock.time())
+
+    async def tick(self) -> None:
+        await self.poll()
+        if self.live is not None:
+            self.live.update(self.view(), refresh=True)
+
+    async def poll(self) -> None:
+        if self.engine is None or self._polling:
+            return
+        self._polling = True
+        now = self.ctx.clock.time()
+        args = {"after_event": self._last_event, "since": now - self.params.rate_window,
+                "keep": self.params.keep_events}
+        try:
+            if self.real:
+                view = await asyncio.to_thread(read_storage, self.engine, **args)
+            else:
+                view = read_storage(self.engine, **args)
+        except sa.exc.SQLAlchemyError as exc:  # a view that cannot read says so; it does not crash
+            self.db_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            return
+        finally:
+            self._polling = False
+        self.db_error = None
+        self.polls += 1
+        self.storage_view = view
+        self._stored.append((now, view.stored))
+        for event in view.events:
+            self._apply(event)
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        """Held partitions of the event's processor: ``held`` as recorded, then the change applied (so it
+        is right whether ``held`` was taken before or after the change)."""
+        self._last_event = event["id"]
+        held = {(t, int(p)) for t, p in event["held"]}
+        changed = {(t, int(p)) for t, p in event["partitions"]}
+        held = held | changed if event["kind"] == "partitions_assigned" else held - changed
+        self.assignments[event["source"]] = held
+        self.rebalance_count += 1
+        self.rebalances.append({k: event[k] for k in ("at", "kind", "source", "partitions")})
+
+    def _trim(self, now: float) -> None:
+        start = now - self.params.rate_window
+        while self._seen and self._seen[0] < start:
+            self._seen.popleft()
+        while len(self._stored) > 1 and self._stored[0][0] < start:
+            self._stored.popleft()
+
+    # -- views -------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        now = self.ctx.clock.time()
+        self._trim(now)
+        window = self.params.rate_window
+        stored_rate = None
+        if len(self._stored) > 1 and self._stored[-1][0] > self._stored[0][0]:
+            (t0, n0), (t1, n1) = self._stored[0], self._stored[-1]
+            stored_rate = round((n1 - n0) / (t1 - t0), 2)
+        lag = self.sub.lag() if self.sub is not None else None
+        db = self.storage_view
+        return {
+            "produced": self.produced if self.sub is not None else None,
+            "produced_per_s": round(len(self._seen) / window, 2) if self.sub is not None else None,
+            "stored": db.stored if self.polls else None, "stored_per_s": stored_rate,
+            "processing_ms": db.latency_ms, "active_alerts": db.active_alerts, "latest_alerts": db.latest_alerts,
+            "assignments": {name: [list(tp) for tp in sorted(held)] for name, held in sorted(self.assignments.items())},
+            "rebalances": self.rebalance_count, "latest_rebalances": list(self.rebalances),
+            "monitor_partitions": [list(tp) for tp in self.sub.assignment()] if self.sub is not None else [],
+            "monitor_lag": {f"{t}[{p}]": n for (t, p), n in sorted(lag.items())} if lag is not None else None,
+            "db_error": self.db_error,
+            "not_shown": ["producer errors (sensors' reports: publish_errors)",
+                          "group lag and batch duration (processors' reports, OpenTelemetry)"],
+        }
+
+    def view(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        snap = self.snapshot()
+
+        def figure(value: Any, unit: str = "") -> str:
+            return "-" if value is None else f"{value}{unit}"
+
+        plant = Table(title="sensor plant", show_header=False)
+        plant.add_row("produced", f"{figure(snap['produced'])} ({figure(snap['produced_per_s'], '/s')})")
+        plant.add_row("stored", f"{figure(snap['stored'])} ({figure(snap['stored_per_s'], '/s')})")
+        ms = snap["processing_ms"]
+        plant.add_row("reading -> stored", f"mean {ms['mean']} ms, max {ms['max']} ms" if ms else "-")
+        alerts = "; ".join(f"[red]{a['severity']}[/] {a['sensor']} {a['rule']}" for a in snap["latest_alerts"])
+        plant.add_row("active alerts", f"{snap['active_alerts']}" + (f": {alerts}" if alerts else ""))
+        lag = snap["monitor_lag"]
+        plant.add_row("monitor lag", "  ".join(f"{k} {v}" for k, v in lag.items()) if lag else "-")
+        if snap["db_error"]:
+            plant.add_row("database", f"[red]{snap['db_error']}[/]")
+        groups = Table(title="partitions", expand=False)
+        for col in ("processor", "held"):
+            groups.add_column(col)
+        for name, held in snap["assignments"].items():
+            groups.add_row(name, " ".join(f"{t}[{p}]" for t, p in held) or "[yellow]none[/]")
+        if not snap["assignments"]:
+            groups.add_row("-", "no partition events (a transport without partitions, or none yet)")
+        events = Table(title=f"rebalances ({snap['rebalances']})", expand=False)
+        for col in ("at", "processor", "kind", "partitions"):
+            events.add_column(col)
+        for e in reversed(snap["latest_rebalances"]):
+            events.add_row(f"{e['at']:.1f}", e["source"], e["kind"].removeprefix("partitions_"),
+                           " ".join(f"{t}[{p}]" for t, p in e["partitions"]))
+        return Group(plant, groups, events)
+
+    def report(self) -> dict[str, Any]:
+        if not hasattr(self, "polls"):  # never started
+            return {}
+        return {**self.snapshot(), "polls": self.polls}
