@@ -82,6 +82,7 @@ class Monitor(Component):
 
     async def start(self) -> None:
         self.produced = 0
+        self.started_at = self.ctx.clock.time()
         self._seen: deque[float] = deque()  # clock times of readings seen in the last rate_window
         self._stored: deque[tuple[float, int]] = deque()  # (clock time, stored count) per poll
         self.storage_view = StorageView()
@@ -174,7 +175,7 @@ class Monitor(Component):
     def snapshot(self) -> dict[str, Any]:
         now = self.ctx.clock.time()
         self._trim(now)
-        window = self.params.rate_window
+        seen_over = min(self.params.rate_window, now - self.started_at)  # a young view has a shorter window
         stored_rate = None
         if len(self._stored) > 1 and self._stored[-1][0] > self._stored[0][0]:
             (t0, n0), (t1, n1) = self._stored[0], self._stored[-1]
@@ -183,7 +184,7 @@ class Monitor(Component):
         db = self.storage_view
         return {
             "produced": self.produced if self.sub is not None else None,
-            "produced_per_s": round(len(self._seen) / window, 2) if self.sub is not None else None,
+            "produced_per_s": round(len(self._seen) / seen_over, 2) if self.sub is not None and seen_over else None,
             "stored": db.stored if self.polls else None, "stored_per_s": stored_rate,
             "processing_ms": db.latency_ms, "active_alerts": db.active_alerts, "latest_alerts": db.latest_alerts,
             "assignments": {name: [list(tp) for tp in sorted(held)] for name, held in sorted(self.assignments.items())},
