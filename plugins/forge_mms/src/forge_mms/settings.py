@@ -311,6 +311,10 @@ class SensorProcessorParams(Settings):
     db_retry_deadline: float | None = Field(
         None, gt=0, description="seconds a batch retries a failing database (backoff of tactics.retry) before it is "
                                 "handed back to the transport (Redeliver); null: until the database answers")
+    status_every: float | None = Field(
+        5.0, gt=0, description="seconds between the consumer_status rows in system_events (the group's lag per "
+                               "partition, held partitions, batch time p50/max, readings of the interval); null: "
+                               "none")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:

@@ -4,6 +4,8 @@ another processor, partition events, a database outage."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 from forge_core import MessageRejected, Redeliver
@@ -133,13 +135,66 @@ def test_partition_changes_are_recorded_and_sensors_warm_again(sensor_plant, sen
     plant.clock.run(rebalance())
     assert processor.states == {}
     send(plant, "temp-1", "temperature", [86, 70, 70, 70], first_seq=4)
-    events = rows(plant, "SELECT kind, source, detail FROM system_events ORDER BY id")
+    events = rows(plant, "SELECT kind, source, detail FROM system_events WHERE kind LIKE 'partitions%' ORDER BY id")
     assert [(k, s) for k, s, _d in events] == [("partitions_revoked", "processor"), ("partitions_assigned", "processor")]
     assert '"partitions": [["sensor-data", 0]]' in events[1][2]
     sent = alerts_sent(plant)
     assert sent.count(("temp-1:temperature:3", "raised")) == 1 and ("temp-1:temperature:3", "cleared") in sent
     report = processor.report()
     assert report["rebalances"] == 2 and report["warmed"] == 2 and report["partitions"] == []
+
+
+def consumer_status(plant, rows):
+    return [(at, source, json.loads(detail)) for at, source, detail in
+            rows(plant, "SELECT at, source, detail FROM system_events WHERE kind = 'consumer_status' ORDER BY id")]
+
+
+def test_consumer_status_rows_carry_lag_held_batch_time_and_readings(sensor_plant, send, rows):
+    plant = sensor_plant({"status_every": 2.0})
+    processor = plant.component("processor")
+    lag = {("sensor-data", 0): 7, ("sensor-data", 2): 0}  # as the Kafka transport measures it
+    processor.sub.lag = lambda: lag
+    processor.sub.assignment = lambda: tuple(lag)
+    t0 = plant.clock.time()
+    send(plant, "temp-1", "temperature", [70, 71, 72, 73])  # 4 s: rows at 2 s and 4 s
+    status = consumer_status(plant, rows)
+    assert [(at - t0, source) for at, source, _d in status] == [(2.0, "processor"), (4.0, "processor")]
+    detail = status[-1][2]
+    assert detail["group"] == "sensor-processors"
+    assert detail["lag"] == {"sensor-data:0": 7, "sensor-data:2": 0}
+    assert detail["held"] == [["sensor-data", 0], ["sensor-data", 2]]
+    assert detail["batch_ms"]["max"] >= detail["batch_ms"]["p50"] >= 0
+    assert sum(d["readings"] for _at, _s, d in status) in (3, 4)  # the 4th reading may land after the 4 s row
+    plant.advance(2.0)  # an idle interval still reports the lag, with no batch time
+    idle = consumer_status(plant, rows)[-1][2]
+    assert idle["batch_ms"] is None and idle["readings"] == 0 and idle["lag"]["sensor-data:0"] == 7
+    assert processor.report()["status_rows"] == len(consumer_status(plant, rows))
+
+
+def test_without_a_lag_figure_an_idle_processor_writes_no_status_and_null_turns_it_off(sensor_plant, send, rows):
+    plant = sensor_plant({"status_every": 1.0})
+    send(plant, "temp-1", "temperature", [70, 71])  # the memory bus has no lag figure: lag null, batches timed
+    written = consumer_status(plant, rows)
+    assert written and all(d["lag"] is None and d["held"] == [] for _at, _s, d in written)
+    plant.advance(5.0)  # idle, no lag figure: nothing to tell
+    assert len(consumer_status(plant, rows)) == len(written)
+    off = sensor_plant({"status_every": None})
+    send(off, "temp-1", "temperature", [70, 71, 72])
+    assert consumer_status(off, rows) == [] and off.component("processor").report()["status_rows"] == 0
+
+
+def test_a_status_row_that_cannot_be_written_is_counted_not_raised(sensor_plant, send, rows):
+    plant = sensor_plant({"status_every": 1.0})
+    processor = plant.component("processor")
+
+    def fails(*args):
+        raise sa.exc.OperationalError("INSERT INTO system_events", {}, ConnectionRefusedError("database down"))
+
+    processor.store.record_event = fails
+    send(plant, "temp-1", "temperature", [70, 71, 72])
+    report = processor.report()
+    assert report["events_unrecorded"] >= 2 and report["status_rows"] == 0 and report["stored"] == 3
+    assert consumer_status(plant, rows) == []
 
 
 def test_a_database_outage_loses_nothing(sensor_plant, send, rows):

@@ -23,10 +23,19 @@ answers); then the batch is handed back to the transport with :class:`forge_core
 acknowledged, delivered again), and the sensors it touched are warmed from storage again, so nothing
 the failed transaction did not store is remembered. Partition changes (``Subscription.
 on_partitions_changed``) are written to ``system_events`` and make every sensor warm again.
+
+Every ``status_every`` seconds (null: never) the processor writes a ``consumer_status`` row to
+``system_events`` (source: its instance name; detail ``{group, lag: {"<topic>:<partition>": n}, held,
+batch_ms: {p50, max} | null, readings}``, the batches and readings of that interval), so a view in another
+process sees the group's lag per partition. Same store path as the partition events (a thread under a real
+clock, inline under virtual time); a write that fails is logged and counted (``events_unrecorded``), never
+raised. Nothing is written for an interval in which the transport has no lag figure (``lag()`` is None:
+no partitions, e.g. the memory bus or MQTT) and no batch came: there is nothing to tell.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -47,6 +56,9 @@ from forge_mms.storage.sensor_store import SensorStore
 __all__ = ["TRANSIENT_DB_ERRORS", "SensorProcessor"]
 
 T = TypeVar("T")
+
+#: Most batch durations kept per consumer_status interval for its p50 (the max is over every batch).
+STATUS_SAMPLE = 10_000
 
 #: Database errors that pass (a connection refused or dropped, a lock or pool timeout): retried, then the
 #: batch is redelivered. Others (a bug, a constraint) go to the bus as a handler error (dead-lettered).
@@ -83,10 +95,16 @@ class SensorProcessor(Component):
         self.metrics = ProcessorMetrics(meter, self.name)
         self.stats = {"readings": 0, "stored": 0, "redelivered": 0, "redelivered_not_stored": 0, "malformed": 0,
                       "alerts_raised": 0, "alerts_cleared": 0, "alerts_republished": 0, "batches": 0,
-                      "batches_redelivered": 0, "db_retries": 0, "warmed": 0, "rebalances": 0, "events_unrecorded": 0}
+                      "batches_redelivered": 0, "db_retries": 0, "warmed": 0, "rebalances": 0, "events_unrecorded": 0,
+                      "status_rows": 0}
+        self._interval_ms: list[float] = []  # batch durations since the last consumer_status row (a sample)
+        self._interval_max = 0.0
+        self._interval_readings = 0
         self.sub: Subscription = await self.ctx.subscribe(p.topic, self.on_readings, types=[SENSOR_READING],
                                                           batch=True, group=p.group)
         self.sub.on_partitions_changed(self._partitions_changed)
+        if p.status_every is not None and self.store is not None:
+            self.ctx.every(p.status_every, self._write_status, name="consumer_status")
 
     def _retry_policy(self) -> RetryPolicy:
         deadline = self.params.db_retry_deadline
@@ -106,7 +124,12 @@ class SensorProcessor(Component):
         size = self.params.batch_max
         for at in range(0, len(readings), size):
             await self._process(readings[at:at + size])
-        self.metrics.batch_took((time.perf_counter() - started) * 1000.0)
+        took = (time.perf_counter() - started) * 1000.0
+        self.metrics.batch_took(took)
+        if len(self._interval_ms) < STATUS_SAMPLE:  # p50 from the first STATUS_SAMPLE batches; max from all
+            self._interval_ms.append(took)
+        self._interval_max = max(self._interval_max, took)
+        self._interval_readings += len(readings)
 
     def _parse(self, envelopes: Sequence[Envelope]) -> list[Reading]:
         readings: list[Reading] = []
@@ -240,14 +263,37 @@ class SensorProcessor(Component):
         if self.store is not None:
             self.ctx.spawn(self._record_event(f"partitions_{change.kind}", detail), name="system_event")
 
-    async def _record_event(self, kind: str, detail: dict[str, Any]) -> None:
+    async def _record_event(self, kind: str, detail: dict[str, Any]) -> bool:
         store = self.store
         assert store is not None
         try:
             await store.call(store.record_event, self.ctx.clock.time(), kind, self.name, detail)
-        except sa.exc.SQLAlchemyError as exc:  # an event row is a record, not a reason to crash the processor
+        except Exception as exc:  # noqa: BLE001 - an event row is a record, not a reason to crash the processor
             self.stats["events_unrecorded"] += 1
-            self.ctx.log.warning("%s: system event %s not recorded: %s", self.name, kind, exc)
+            self.ctx.log.warning("%s: system event %s not recorded: %s: %s", self.name, kind,
+                                 type(exc).__name__, exc)
+            return False
+        return True
+
+    def status(self) -> dict[str, Any] | None:
+        """The ``consumer_status`` detail of the interval since the last call (and a new interval begins);
+        None when the transport has no lag figure and no batch came."""
+        durations, self._interval_ms = self._interval_ms, []
+        top, self._interval_max = self._interval_max, 0.0
+        readings, self._interval_readings = self._interval_readings, 0
+        lag = self.sub.lag()
+        if lag is None and not durations:
+            return None
+        return {"group": self.params.group,
+                "lag": None if lag is None else {f"{t}:{p}": n for (t, p), n in sorted(lag.items())},
+                "held": [[t, p] for t, p in self.sub.assignment()],
+                "batch_ms": {"p50": round(statistics.median(durations), 2), "max": round(top, 2)} if durations else None,
+                "readings": readings}
+
+    async def _write_status(self) -> None:
+        detail = self.status()
+        if detail is not None and await self._record_event("consumer_status", detail):
+            self.stats["status_rows"] += 1
 
     # -- what the run reports -----------------------------------------------------------------
     def report(self) -> dict[str, Any]:
