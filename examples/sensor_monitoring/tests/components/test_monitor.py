@@ -28,7 +28,10 @@ def test_snapshot_carries_produced_stored_alerts_and_no_partitions_on_memory(sen
     assert snap["active_alerts"] >= 1 and snap["latest_alerts"][0]["sensor"] == "temp-1"
     # the memory bus has no partitions: no assignment, no rebalance, no lag figure
     assert snap["assignments"] == {} and snap["rebalances"] == 0
-    assert snap["monitor_partitions"] == [] and snap["monitor_lag"] is None
+    assert snap["monitor_partitions"] == [] and snap["monitor_lag"] is None and snap["group_lag"] == {}
+    # the processors' consumer_status rows: no lag figure on memory, batch time per processor
+    assert snap["processors"], "every processor writes consumer_status rows (default status_every 5 s)"
+    assert all(s["batch_ms"]["max"] >= s["batch_ms"]["p50"] for s in snap["processors"].values())
     assert snap["db_error"] is None and snap["polls"] >= 20
 
 
@@ -51,6 +54,54 @@ def test_partition_events_become_assignments_and_rebalances(sensor_plant):
                                                               "partitions_revoked"]
     text = render(monitor)
     assert "processors-0" in text and "sensor-data[0]" in text and "revoked" in text
+
+
+def test_consumer_status_rows_become_group_lag_per_partition_and_batch_time_per_processor(sensor_plant):
+    plant = sensor_plant(keep=("monitor",))
+    monitor = plant.component("monitor")
+    now = plant.clock.time()
+
+    def status(at, source, lag, ms=None, readings=0):
+        return {"at": now + at, "kind": "consumer_status", "source": source,
+                "detail": {"group": "g", "lag": lag, "held": [k.split(":") for k in lag], "batch_ms": ms,
+                           "readings": readings}}
+
+    def assigned(at, source, parts):
+        return {"at": now + at, "kind": "partitions_assigned", "source": source,
+                "detail": {"group": "g", "partitions": parts, "held": parts}}
+
+    with monitor.engine.begin() as conn:  # rows as mms.sensor_processor writes them
+        conn.execute(monitor_events().insert(), [
+            status(-120.0, "processors-9", {"sensor-data:1": 999}),  # older than the horizon: never read
+            assigned(0.1, "processors-0", [["sensor-data", 0], ["sensor-data", 1]]),
+            assigned(0.1, "processors-1", [["sensor-data", 2]]),
+            status(0.2, "processors-0", {"sensor-data:0": 40, "sensor-data:1": 3}, {"p50": 2.5, "max": 9.0}, 45),
+            status(0.2, "processors-1", {"sensor-data:2": 1}, {"p50": 1.0, "max": 4.0}, 20),
+            status(0.3, "processors-0", {"sensor-data:0": 12, "sensor-data:1": 0}, {"p50": 2.0, "max": 7.5}, 50),
+        ])
+    plant.advance(2.0)
+    snap = monitor.report()
+    assert {k: v["lag"] for k, v in snap["group_lag"].items()} == {"sensor-data[0]": 12, "sensor-data[1]": 0,
+                                                                  "sensor-data[2]": 1}
+    assert snap["group_lag"]["sensor-data[2]"]["processor"] == "processors-1"
+    assert snap["processors"]["processors-0"]["batch_ms"] == {"p50": 2.0, "max": 7.5}
+    assert snap["processors"]["processors-0"]["readings"] == 50 and "processors-9" not in snap["processors"]
+    text = render(monitor)
+    assert "sensor-data[0] (12)" in text and "2.0/7.5" in text and "group lag" in text and "13 records" in text
+
+    with monitor.engine.begin() as conn:  # partition 1 moves to processors-1; its old holder's row is stale
+        conn.execute(monitor_events().insert(), [
+            {"at": now + 3.0, "kind": "partitions_revoked", "source": "processors-0",
+             "detail": {"group": "g", "partitions": [["sensor-data", 1]],
+                        "held": [["sensor-data", 0], ["sensor-data", 1]]}},
+            assigned(3.0, "processors-1", [["sensor-data", 1]]),
+            status(3.1, "processors-1", {"sensor-data:1": 5, "sensor-data:2": 0}, None, 0),
+        ])
+    plant.advance(2.0)
+    snap = monitor.report()
+    assert snap["group_lag"]["sensor-data[1]"] == {"lag": 5, "processor": "processors-1", "at": round(now + 3.1, 3)}
+    assert snap["group_lag"]["sensor-data[0]"]["processor"] == "processors-0"
+    assert snap["processors"]["processors-1"]["batch_ms"] is None
 
 
 def test_the_table_renders_to_a_string(sensor_plant):

@@ -10,11 +10,15 @@ Figures and where they come from:
 * **active alerts**: the ``alerts`` table (``state = 'raised'``);
 * **assignments per processor** and the **latest rebalances**: the ``system_events`` rows the processors
   write (``partitions_assigned``/``revoked``/``lost``; detail ``{group, partitions, held}``);
-* **monitor lag / partitions**: ``Subscription.lag()``/``assignment()`` of the monitor's own subscription
-  (per partition; the group's lag is each processor's report and the OpenTelemetry metrics).
+* **group lag per partition** and **batch time per processor**: the newest ``consumer_status`` row of each
+  processor (forge-mms ``status_every``; detail ``{group, lag, held, batch_ms, readings}``); a partition's
+  lag is taken from the processor that holds it by the partition events (rows of the last
+  ``STATUS_HORIZON`` seconds are read at the first poll, then every newer one);
+* **monitor lag / partitions** (report only): ``Subscription.lag()``/``assignment()`` of the monitor's own
+  subscription: whether the produced/s figure keeps up.
 
-Producer errors (each sensor's ``publish_errors``), the processors' group lag and batch durations live in
-their own processes: they are in the components' reports and OpenTelemetry metrics, not in this view.
+Producer errors (each sensor's ``publish_errors``) live in the sensors' processes: they are in the
+components' reports and OpenTelemetry metrics, not in this view.
 
 The database is read every ``refresh`` seconds; under a real clock in a thread (``asyncio.to_thread``,
 as forge-mms's stores do), under virtual time on the loop. With ``render: auto`` a ``rich`` Live table is
@@ -37,6 +41,8 @@ from sensor_monitoring.settings import MonitorParams
 
 READING = "mms.sensor_reading"
 PARTITION_KINDS = ("partitions_assigned", "partitions_revoked", "partitions_lost")
+#: Seconds of consumer_status history the first poll reads (later polls read the rows after the last id).
+STATUS_HORIZON = 60.0
 
 
 @dataclass
@@ -48,9 +54,15 @@ class StorageView:
     active_alerts: int = 0
     latest_alerts: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # partition events after the last id read
+    statuses: list[dict[str, Any]] = field(default_factory=list)  # consumer_status rows after the last id read
 
 
-def read_storage(engine: sa.Engine, *, after_event: int, since: float, keep: int) -> StorageView:
+def _detail(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+def read_storage(engine: sa.Engine, *, after_event: int, after_status: int, status_since: float, since: float,
+                 keep: int) -> StorageView:
     """One poll (blocking: a thread under a real clock)."""
     view = StorageView()
     with engine.connect() as conn:
@@ -70,9 +82,17 @@ def read_storage(engine: sa.Engine, *, after_event: int, since: float, keep: int
                                     "AND kind IN ('partitions_assigned', 'partitions_revoked', 'partitions_lost') "
                                     "ORDER BY id"), {"after": after_event})
         for r in rows:
-            detail = r[4] if isinstance(r[4], dict) else json.loads(r[4])
+            detail = _detail(r[4])
             view.events.append({"id": int(r[0]), "at": round(float(r[1]), 3), "kind": r[2], "source": r[3],
                                 "partitions": detail.get("partitions", []), "held": detail.get("held", [])})
+        rows = conn.execute(sa.text("SELECT id, at, source, detail FROM system_events WHERE kind = 'consumer_status' "
+                                    "AND id > :after AND at >= :since ORDER BY id"),
+                            {"after": after_status, "since": status_since})
+        for r in rows:
+            detail = _detail(r[3])
+            view.statuses.append({"id": int(r[0]), "at": round(float(r[1]), 3), "source": r[2],
+                                  "lag": detail.get("lag"), "batch_ms": detail.get("batch_ms"),
+                                  "readings": detail.get("readings")})
     return view
 
 
@@ -90,6 +110,8 @@ class Monitor(Component):
         self.rebalances: deque[dict[str, Any]] = deque(maxlen=self.params.keep_events)
         self.rebalance_count = 0
         self._last_event = 0
+        self._last_status = 0
+        self.statuses: dict[str, dict[str, Any]] = {}  # processor -> its newest consumer_status
         self.polls = 0
         self.db_error: str | None = None
         self._polling = False
@@ -134,8 +156,9 @@ class Monitor(Component):
             return
         self._polling = True
         now = self.ctx.clock.time()
-        args = {"after_event": self._last_event, "since": now - self.params.rate_window,
-                "keep": self.params.keep_events}
+        args = {"after_event": self._last_event, "after_status": self._last_status,
+                "status_since": now - STATUS_HORIZON if not self._last_status else 0.0,
+                "since": now - self.params.rate_window, "keep": self.params.keep_events}
         try:
             if self.real:
                 view = await asyncio.to_thread(read_storage, self.engine, **args)
@@ -152,6 +175,9 @@ class Monitor(Component):
         self._stored.append((now, view.stored))
         for event in view.events:
             self._apply(event)
+        for status in view.statuses:
+            self._last_status = status["id"]
+            self.statuses[status["source"]] = status
 
     def _apply(self, event: dict[str, Any]) -> None:
         """Held partitions of the event's processor: ``held`` as recorded, then the change applied (so it
@@ -163,6 +189,19 @@ class Monitor(Component):
         self.assignments[event["source"]] = held
         self.rebalance_count += 1
         self.rebalances.append({k: event[k] for k in ("at", "kind", "source", "partitions")})
+
+    def group_lag(self) -> dict[str, dict[str, Any]]:
+        """``topic[partition]`` -> ``{lag, processor, at}``: from the newest consumer_status of the processor
+        that holds the partition (by the partition events; a processor without any: as its row says)."""
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        for source, status in sorted(self.statuses.items(), key=lambda item: item[1]["at"]):  # newest wins
+            held = self.assignments.get(source)
+            for key, n in (status["lag"] or {}).items():
+                topic, _, part = key.rpartition(":")
+                tp = (topic, int(part))
+                if held is None or tp in held:
+                    out[tp] = {"lag": n, "processor": source, "at": status["at"]}
+        return {f"{t}[{p}]": out[(t, p)] for t, p in sorted(out)}
 
     def _trim(self, now: float) -> None:
         start = now - self.params.rate_window
@@ -189,11 +228,13 @@ class Monitor(Component):
             "processing_ms": db.latency_ms, "active_alerts": db.active_alerts, "latest_alerts": db.latest_alerts,
             "assignments": {name: [list(tp) for tp in sorted(held)] for name, held in sorted(self.assignments.items())},
             "rebalances": self.rebalance_count, "latest_rebalances": list(self.rebalances),
+            "group_lag": self.group_lag(),
+            "processors": {name: {k: s[k] for k in ("at", "batch_ms", "readings")}
+                           for name, s in sorted(self.statuses.items())},
             "monitor_partitions": [list(tp) for tp in self.sub.assignment()] if self.sub is not None else [],
             "monitor_lag": {f"{t}[{p}]": n for (t, p), n in sorted(lag.items())} if lag is not None else None,
             "db_error": self.db_error,
-            "not_shown": ["producer errors (sensors' reports: publish_errors)",
-                          "group lag and batch duration (processors' reports, OpenTelemetry)"],
+            "not_shown": ["producer errors (sensors' reports: publish_errors)"],
         }
 
     def view(self) -> Any:
@@ -212,17 +253,30 @@ class Monitor(Component):
         plant.add_row("reading -> stored", f"mean {ms['mean']} ms, max {ms['max']} ms" if ms else "-")
         alerts = "; ".join(f"[red]{a['severity']}[/] {a['sensor']} {a['rule']}" for a in snap["latest_alerts"])
         plant.add_row("active alerts", f"{snap['active_alerts']}" + (f": {alerts}" if alerts else ""))
-        lag = snap["monitor_lag"]
-        plant.add_row("monitor lag", "  ".join(f"{k} {v}" for k, v in lag.items()) if lag else "-")
+        lag = snap["group_lag"]
+        plant.add_row("group lag", f"{sum(v['lag'] for v in lag.values())} records" if lag else "-")
         if snap["db_error"]:
             plant.add_row("database", f"[red]{snap['db_error']}[/]")
         groups = Table(title="partitions", expand=False)
-        for col in ("processor", "held"):
+        for col in ("processor", "held (lag)", "batch ms p50/max", "readings (last status)"):
             groups.add_column(col)
-        for name, held in snap["assignments"].items():
-            groups.add_row(name, " ".join(f"{t}[{p}]" for t, p in held) or "[yellow]none[/]")
+
+        def held_with_lag(name: str) -> str:
+            if name not in snap["assignments"]:  # no partition events from it: the partitions its status names
+                return " ".join(f"{k} ({v['lag']})" for k, v in lag.items() if v["processor"] == name) or "-"
+            parts = []
+            for t, p in snap["assignments"][name]:
+                known = lag.get(f"{t}[{p}]")
+                parts.append(f"{t}[{p}]" + (f" ({known['lag']})" if known and known["processor"] == name else ""))
+            return " ".join(parts) or "[yellow]none[/]"
+
+        for name in sorted({*snap["assignments"], *snap["processors"]}):
+            status = snap["processors"].get(name, {})
+            ms = status.get("batch_ms")
+            groups.add_row(name, held_with_lag(name),
+                           f"{ms['p50']}/{ms['max']}" if ms else "-", figure(status.get("readings")))
         if not snap["assignments"]:
-            groups.add_row("-", "no partition events (a transport without partitions, or none yet)")
+            groups.add_row("-", "no partition events (a transport without partitions, or none yet)", "-", "-")
         events = Table(title=f"rebalances ({snap['rebalances']})", expand=False)
         for col in ("at", "processor", "kind", "partitions"):
             events.add_column(col)

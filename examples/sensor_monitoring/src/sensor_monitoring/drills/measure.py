@@ -194,7 +194,7 @@ def measure(report: DrillReport, *, summary: dict[str, Any], lives: dict[str, li
                                         f"(its level before the fault) for 1 s"))
     report.details["backlog"] = [(round(t - window.fault, 1), n) for t, n in series][::4]
     events = [e for e in stored.events if e["source"] != "drill" and window.fault <= float(e["at"]) <= window.end]
-    kinds = Counter(str(e["kind"]) for e in events)
+    kinds = Counter(str(e["kind"]) for e in events if e["kind"] != "consumer_status")  # status rows: not rebalances
     report.add(DrillFigure.info("rebalances after the fault", kinds.get("partitions_assigned", 0),
                                 note=", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
     failed = [f"{c.get('component')}: {c.get('name')}" for c in summary.get("checks", []) if not c.get("passed")]
