@@ -22,6 +22,7 @@ from forge_core.errors import (
     TransportNotReady,
     UnknownMessageType,
 )
+from forge_core.flows import Flow, Publishes, Subscribes
 from forge_core.hookspecs import hookimpl
 from forge_core.messages import deadletter as dead_letters
 from forge_core.messages.deadletter import DeadLetter
@@ -37,6 +38,7 @@ __all__ = [
     "ComponentContext",
     "DeadLetter",
     "Envelope",
+    "Flow",
     "ForgeError",
     "IdGenerator",
     "ManifestError",
@@ -44,11 +46,13 @@ __all__ = [
     "MessageBus",
     "MessageRejected",
     "PluginError",
+    "Publishes",
     "RawMessage",
     "RealClock",
     "Redeliver",
     "Settings",
     "SettingsError",
+    "Subscribes",
     "TransportClosed",
     "TransportError",
     "TransportNotReady",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from forge_core.checks import Check
+from forge_core.flows import Flow, Publishes, Subscribes, resolve
 from forge_core.messages.envelope import Envelope
 from forge_core.serving import GrpcHost, GrpcMounts, HttpHost, HttpMounts
 from forge_core.settings import Settings
@@ -414,9 +415,12 @@ class Component:
     Params: ClassVar[type[Settings] | None] = None
     #: Or a plain JSON Schema of ``params``; ``self.params`` is then a dict with its defaults filled.
     params_schema: ClassVar[dict[str, Any] | None] = None
-    #: The message types this component publishes; ``forge validate`` checks each is registered
-    #: (as it checks the ``types`` of every ``@subscribe``), so a typo fails before a run.
-    publishes: ClassVar[tuple[str, ...]] = ()
+    #: What this component publishes: :class:`~forge_core.flows.Publishes` (types and topic) or bare
+    #: type names; ``forge validate`` checks each type is registered (as it checks the ``types`` of
+    #: every ``@subscribe``), ``forge asyncapi`` documents the topics. See :mod:`forge_core.flows`.
+    publishes: ClassVar[tuple[str | Publishes, ...]] = ()
+    #: The subscriptions ``start`` makes (``@subscribe`` handlers need no entry): ``Subscribes(...)``.
+    subscribes: ClassVar[tuple[Subscribes, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse, at class definition, an override of a runtime hook that the runtime cannot call.
@@ -442,6 +446,35 @@ class Component:
                             f"e.g. publishes = ({cls.__dict__['publishes']!r},)"
                             if isinstance(cls.__dict__["publishes"], str) else
                             f"{cls.__module__}.{cls.__qualname__}.publishes: a tuple, not a list")
+        for attr, kind in (("publishes", (str, Publishes)), ("subscribes", (Subscribes,))):
+            declared = cls.__dict__.get(attr, ())
+            wrong = [item for item in declared if not isinstance(item, kind)] if isinstance(declared, tuple) else \
+                [declared]
+            if wrong:
+                names = " or ".join(k.__name__ for k in kind)
+                raise TypeError(f"{cls.__module__}.{cls.__qualname__}.{attr}: a tuple of {names}, got {wrong[0]!r}")
+
+    @classmethod
+    def published_types(cls) -> list[str]:
+        """Every message type ``publishes`` names."""
+        return [t for item in cls.publishes for t in ((item,) if isinstance(item, str) else item.types)]
+
+    @classmethod
+    def flows(cls, params: Any) -> list[Flow]:
+        """The flows of an instance configured with ``params`` (the built params: a Settings object
+        or a dict): ``publishes``, ``subscribes`` and ``@subscribe`` handlers, resolved. Override
+        (extending ``super().flows(params)``) when topics are computed from params."""
+        found: list[Flow] = []
+        for index, item in enumerate(cls.publishes):
+            if isinstance(item, Publishes):
+                found.extend(resolve(item, params, origin=f"publishes[{index}]"))
+        for index, sub in enumerate(cls.subscribes):
+            found.extend(resolve(sub, params, origin=f"subscribes[{index}]"))
+        for attr in dir(cls):
+            for spec in getattr(getattr(cls, attr, None), _SUBSCRIBE_ATTR, ()):
+                found.append(Flow("receive", spec.pattern, spec.types or (), spec.transport, shared=spec.shared,
+                                  origin=f"@subscribe on {attr}()"))
+        return found
 
     @classmethod
     def uses_transports(cls, params: dict[str, Any], declared: Iterable[str]) -> set[str]:

@@ -181,7 +181,10 @@ def _class_problems(cls: type[Component], plugins: Plugins, unknown_type: Any) -
                 found.append(f"@subscribe on {attr}(): invalid {exc}")
             found.extend(f"@subscribe on {attr}(): {unknown_type(t)}" for t in spec.types or ()
                          if t not in plugins.schemas)
-    found.extend(f"publishes: {unknown_type(t)}" for t in cls.publishes if t not in plugins.schemas)
+    found.extend(f"publishes: {unknown_type(t)}" for t in cls.published_types()
+                 if t not in plugins.schemas)
+    found.extend(f"subscribes: {unknown_type(t)}" for sub in cls.subscribes for t in sub.types
+                 if t not in plugins.schemas)
     return found
 
 
