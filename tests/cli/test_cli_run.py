@@ -50,7 +50,7 @@ def test_simulation_default_seed_is_zero(invoke, bakery: Path) -> None:
 def test_simulation_prints_a_summary_table(invoke, bakery: Path) -> None:
     result = invoke("run", bakery, "--simulate", "10s", "--seed", "1")
     assert result.exit_code == 0, result.output
-    for text in ("components", "machine", "stopped", "bakery.reading", "trace_digest", "duration 10s reached"):
+    for text in ("components", "machine", "stopped", "bakery.reading", "trace digest", "duration 10s reached"):
         assert text in result.stdout
 
 

@@ -11,13 +11,15 @@ import os
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from forge_core.cli import readable
 from forge_core.cli.durations import format_duration
 from forge_core.errors import ManifestProblem
-from forge_core.runtime.summary import NOT_RUN, RunSummary
+from forge_core.runtime.summary import NOT_RUN, Check, RunSummary
 
 PLANT_PATH_HELP = "The plant directory (holding plant.yaml) or the manifest file."
 
@@ -27,7 +29,8 @@ def console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Off a terminal rich assumes 80 columns; tables then wrap badly in logs and CI. COLUMNS wins.
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
-    return Console(file=stream, highlight=False, soft_wrap=True, width=width)
+    # emoji=False: a report key "received:100:" must not print as "received💯"
+    return Console(file=stream, highlight=False, soft_wrap=True, width=width, emoji=False)
 
 
 def print_json(data: Any) -> None:
@@ -59,72 +62,123 @@ def print_problems(problems: list[ManifestProblem]) -> None:
         out.print(f"[red]{escape(str(problem))}[/]")
 
 
-def summary_table(summary: RunSummary) -> list[Table]:
-    """The end-of-run report: components, messages, dead letters, then the run itself."""
-    components = Table(title="components", title_justify="left")
-    components.add_column("component")
-    components.add_column("state")
-    components.add_column("restarts", justify="right")
-    for name, state in summary.components.items():
-        colour = "red" if state == "failed" else "green" if state in ("stopped", "running") else "yellow"
-        components.add_row(name, f"[{colour}]{state}[/]", str(summary.restarts.get(name, 0)))
+def component_count(components: int, instances: int) -> str:
+    """``7 components (10 instances)``: how ``validate`` and ``run`` count, the same way (a
+    component with ``replicas: 3`` is one component, three instances; the run's tables list instances)."""
+    text = f"{components} component{'s' if components != 1 else ''}"
+    return text if instances == components else f"{text} ({instances} instance{'s' if instances != 1 else ''})"
+
+
+def verdict_text(summary: RunSummary) -> str:
+    """The verdict line, coloured: green when every check passed and no component failed."""
+    ok = summary.checks_passed and not summary.failed
+    return f"[bold {'green' if ok else 'red'}]{escape(summary.verdict)}[/]"
+
+
+def summary_table(summary: RunSummary) -> list[RenderableType]:
+    """The end-of-run report, ordered for a person: the verdict, the checks, then the details
+    (the run, components, messages, dead letters, each component's report); the verdict again last."""
+    tables: list[RenderableType] = [Text.from_markup(verdict_text(summary))]
+    if summary.checks:
+        tables.append(_checks_table(summary))
+    tables.append(_run_table(summary))
+    tables.append(_components_table(summary))
 
     messages = Table(title="messages", title_justify="left")
     messages.add_column("type")
     messages.add_column("published", justify="right")
     messages.add_column("handled", justify="right")
     for type_ in sorted(set(summary.published) | set(summary.handled)):
-        messages.add_row(type_, str(summary.published.get(type_, 0)), str(summary.handled.get(type_, 0)))
+        messages.add_row(escape(type_), str(summary.published.get(type_, 0)), str(summary.handled.get(type_, 0)))
     if not summary.published and not summary.handled:
         messages.add_row("[dim](none)[/]", "0", "0")
+    tables.append(messages)
 
-    tables = [components, messages]
     if summary.dead_letters:
         letters = Table(title="dead letters", title_justify="left")
         letters.add_column("reason")
         letters.add_column("count", justify="right")
         for reason, count in summary.dead_letters.items():
-            letters.add_row(f"[red]{reason}[/]", str(count))
+            letters.add_row(f"[red]{escape(reason)}[/]", str(count))
         tables.append(letters)
     accounting = summary.extra.get("dead_letters")
     if accounting and accounting.get("total"):
         tables.append(_accounting_table(accounting))
 
     for component, report in summary.reports.items():
-        section = Table(title=f"report: {component}", title_justify="left", show_header=False)
+        section = Table(title=f"report: {escape(component)}", title_justify="left", show_header=False)
         section.add_column("key", style="bold")
         section.add_column("value")
         for key, value in report.items():
-            section.add_row(str(key), _report_value(value))
+            section.add_row(escape(str(key)), readable.cell(value, str(key)))
         tables.append(section)
-    if summary.checks:
-        checks = Table(title="invariant checks", title_justify="left")
-        checks.add_column("check")
-        checks.add_column("component")
-        checks.add_column("result")
-        checks.add_column("detail")
-        for check in summary.checks:
-            if check.detail.startswith(NOT_RUN):
-                result = "[yellow]not run[/]"  # its instance was killed before it could report
-            else:
-                result = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
-            checks.add_row(check.name, check.component, result, check.detail)
-        tables.append(checks)
+    for component in summary.unreported:
+        tables.append(Text.from_markup(f"[bold]report: {escape(component)}[/] [yellow]none: killed when the run "
+                                       "ended (a killed instance leaves no report)[/]"))
+    tables.append(Text.from_markup(verdict_text(summary)))
+    return tables
 
+
+def _checks_table(summary: RunSummary) -> Table:
+    """Failed checks first, then those that passed, then those that never ran."""
+    def rank(check: Check) -> int:
+        return 2 if check.detail.startswith(NOT_RUN) else 1 if check.passed else 0
+
+    checks = Table(title="invariant checks", title_justify="left")
+    checks.add_column("check")
+    checks.add_column("component")
+    checks.add_column("result")
+    checks.add_column("detail")
+    for check in sorted(summary.checks, key=rank):
+        if check.detail.startswith(NOT_RUN):
+            result = "[yellow]not run[/]"  # its instance was killed before it could report
+        else:
+            result = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
+        checks.add_row(escape(check.name), escape(check.component), result, escape(check.detail))
+    return checks
+
+
+def _components_table(summary: RunSummary) -> Table:
+    """State, restarts after a crash and kills per instance; a kill then a revive is a restart too, so
+    the total row adds up to what a chaos component counted."""
+    components = Table(title="components", title_justify="left")
+    components.add_column("component")
+    components.add_column("state")
+    components.add_column("restarts", justify="right")
+    killed = bool(summary.kills)
+    if killed:
+        components.add_column("kills", justify="right")
+        components.caption = "restarts: after a crash, or a revive after a kill"
+        components.caption_justify = "left"
+    restarts_total = kills_total = 0
+    for name, state in summary.components.items():
+        colour = "red" if state in ("failed", "crashed") else "green" if state in ("stopped", "running") else "yellow"
+        kills = summary.kills.get(name, 0)
+        revived = kills - (1 if state == "killed" and kills else 0)  # still down at the end: not restarted
+        restarts = summary.restarts.get(name, 0) + revived
+        restarts_total += restarts
+        kills_total += kills
+        components.add_row(escape(name), f"[{colour}]{state}[/]", str(restarts), *([str(kills)] if killed else []))
+    if killed:
+        components.add_section()
+        components.add_row(f"[bold]{len(summary.components)} instances[/]", "", str(restarts_total), str(kills_total))
+    return components
+
+
+def _run_table(summary: RunSummary) -> Table:
     run = Table(title="run", title_justify="left", show_header=False)
     run.add_column("key", style="bold")
     run.add_column("value")
-    run.add_row("plant", summary.plant + (f" (profile {summary.profile})" if summary.profile else ""))
+    run.add_row("plant", escape(summary.plant + (f" (profile {summary.profile})" if summary.profile else "")))
     run.add_row("clock", summary.clock + (f", seed {summary.seed}" if summary.seed is not None else ""))
-    run.add_row("duration", f"{format_duration(summary.duration)} (wall {summary.wall_seconds:.2f}s)")
+    run.add_row("duration", f"{format_duration(summary.duration)} (wall {format_duration(summary.wall_seconds)})")
     run.add_row("messages", f"{summary.total_published} published, {summary.total_dead_letters} dead letters")
     if summary.forwarded:
         run.add_row("forwarded", str(summary.forwarded))
     if summary.trace_digest:
-        run.add_row("trace_digest", f"{summary.trace_digest} ({summary.trace_messages} messages)")
-    run.add_row("stop reason", summary.stop_reason or "-")
-    tables.append(run)
-    return tables
+        run.add_row("trace digest", f"{summary.trace_digest} ({summary.trace_messages} messages)")
+    run.add_row("stop reason", escape(summary.stop_reason or "-"))
+    return run
 
 
 def _accounting_table(a: dict[str, Any]) -> Table:
@@ -146,19 +200,7 @@ def _accounting_table(a: dict[str, Any]) -> Table:
     return table
 
 
-def _report_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_report_value(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_report_value(v) for v in value)
-    return str(value)
-
-
 def print_summary(summary: RunSummary, *, stderr: bool = False) -> None:
     out = console(stderr=stderr)
     for table in summary_table(summary):
         out.print(table)
-    if summary.failed:
-        out.print(f"[bold red]failed:[/] [red]{', '.join(summary.failed)}[/]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,14 +13,20 @@ import typer
 from rich.markup import escape
 
 from forge_core.cli.durations import duration_option, format_duration
-from forge_core.cli.output import PLANT_PATH_HELP, console, print_json, print_summary
+from forge_core.cli.output import PLANT_PATH_HELP, component_count, console, print_json, print_summary
+from forge_core.cli.progress import simulation_progress, watch_children
 from forge_core.clock import RealClock, VirtualClock
 from forge_core.runtime.signals import run_until_signalled
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import Console
+
     from forge_core.cli.main import CliState
     from forge_core.runtime.processes import ProcessRunner
     from forge_core.runtime.runtime import Runtime
+    from forge_core.runtime.summary import RunSummary
 
 
 def serving_lines(runtime: Runtime) -> list[str]:
@@ -33,20 +40,45 @@ def serving_lines(runtime: Runtime) -> list[str]:
         lines.append(f"  gRPC on {runtime.grpc.target}: {escape(services)}; health and reflection")
     return lines
 
-def _logging_handler(verbose: int, *, show_time: bool) -> tuple[logging.Handler, int]:
+def _logging_handler(verbose: int, *, clock: VirtualClock | None = None) -> tuple[logging.Handler, int]:
     """A rich handler on stderr for the run's logs; removed again when the run ends.
 
-    Virtual runs hide the wall-clock time column: it has nothing to do with plant time."""
+    Times are ISO 8601 UTC, the reports' format; a virtual run logs plant time (its clock), not the
+    wall time, which has nothing to do with the simulated plant."""
     from rich.logging import RichHandler
+    from rich.text import Text
+
+    from forge_core.runtime.summary import iso_time
+
+    def when(at: datetime) -> Text:
+        return Text(iso_time(clock.time() if clock is not None else at.timestamp()), style="log.time")
 
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = RichHandler(console=console(stderr=True), show_path=False, show_time=show_time,
-                          rich_tracebacks=False, level=level)
+    handler = RichHandler(console=console(stderr=True), show_path=False, log_time_format=when,
+                          omit_repeated_times=False, rich_tracebacks=False, level=level)
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
     root.setLevel(min(level, previous) if previous != logging.NOTSET else level)
     return handler, previous
+
+
+async def _watched(runner: ProcessRunner, duration: float | None, spawned: Callable[[ProcessRunner], None],
+                   out: Console) -> RunSummary:
+    """The distributed parent's run, showing its children's states while it waits (and stops)."""
+    watcher: asyncio.Task[None] | None = None
+
+    def started(r: ProcessRunner) -> None:
+        nonlocal watcher
+        spawned(r)
+        watcher = asyncio.ensure_future(watch_children(r, out))
+
+    try:
+        return await run_until_signalled(runner, duration, on_started=started)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
 
 def register(app: typer.Typer, state: CliState) -> None:
@@ -80,6 +112,10 @@ def register(app: typer.Typer, state: CliState) -> None:
             "--data-dir", metavar="DIR",
             help="Durable files of this process (outboxes, MQTT session numbers); default PATH/.forge. "
                  "Processes of one plant on one host need one each.")] = None,
+        dashboard: Annotated[str | None, typer.Option(
+            "--dashboard", envvar="FORGE_DASHBOARD", metavar="[HOST:]PORT",
+            help="Serve the web dashboard on this port (0: any free port; 'off': none); overrides "
+                 "settings.dashboard, which turns it on in the embedded profile (docs/dashboard.md).")] = None,
     ) -> None:
         """Run a plant until Ctrl-C / SIGTERM, --duration, or the end of a --simulate run.
 
@@ -88,6 +124,7 @@ def register(app: typer.Typer, state: CliState) -> None:
         --only, no --simulate) every component instance runs in its own OS process, supervised here.
         """
         from forge_core.builtin.logger import MessageLogger
+        from forge_core.cli.serve_dashboard import children_serve_their_own, resolve, run_with_dashboard
         from forge_core.cli.validate import require_manifest
         from forge_core.plant import load_plant
         from forge_core.runtime.processes import ProcessRunner
@@ -104,24 +141,29 @@ def register(app: typer.Typer, state: CliState) -> None:
         plugins, manifest = load_plant(require_manifest(path), profile=profile, plugins=state.fresh())
         if health_port is not None:
             manifest.runtime.health_port = health_port
+        board = resolve(manifest, dashboard, simulate=simulate is not None)
         info = console(stderr=json_out)
-        handler, previous_level = _logging_handler(verbose, show_time=simulate is None)
+        clock = VirtualClock() if simulate is not None else None
+        handler, previous_level = _logging_handler(verbose, clock=clock)
         previous_stream = MessageLogger.stream
         if json_out:
             MessageLogger.stream = sys.stderr  # keep stdout for the one JSON document
         try:
-            if simulate is not None:
-                clock = VirtualClock()
+            if clock is not None and simulate is not None:
                 runtime = Runtime(manifest, plugins, clock=clock, seed=seed if seed is not None else 0, only=only,
                                   record_trace=True)
                 info.print(f"[bold]simulating[/] plant {escape(manifest.name)} for {format_duration(simulate)} "
                            f"of virtual time, seed {runtime.seed}")
+                trace = runtime.trace
                 try:
-                    summary = clock.run(runtime.run(simulate))
+                    with simulation_progress(info, simulate, lambda: clock.elapsed,
+                                             lambda: trace.count if trace is not None else 0):
+                        summary = clock.run(runtime.run(simulate))
                 finally:
                     clock.close()
             elif manifest.runtime.processes == "per_component" and not only:
-                runner = ProcessRunner(manifest, plugins, plant_path=path, profile=profile, seed=seed)
+                with children_serve_their_own(board):  # each child serves its own; the parent links them
+                    runner = ProcessRunner(manifest, plugins, plant_path=path, profile=profile, seed=seed)
 
                 def spawned(r: ProcessRunner) -> None:
                     until = f" for {format_duration(duration)}" if duration else " until Ctrl-C"
@@ -129,7 +171,9 @@ def register(app: typer.Typer, state: CliState) -> None:
                                f"processes{until}: " + ", ".join(f"{c.name} (pid {c.pid})" for c in r.children.values())
                                + f"; logs in {r.run_dir}")
 
-                summary = asyncio.run(run_until_signalled(runner, duration, on_started=spawned))
+                summary = asyncio.run(_watched(runner, duration, spawned, info) if board is None else
+                                      run_with_dashboard(lambda on: _watched(runner, duration, on, info), spawned,
+                                                         board, info, children_dir=runner.run_dir))
             else:
                 runtime = Runtime(manifest, plugins, clock=RealClock(), seed=seed, only=only, data_dir=data_dir)
 
@@ -137,11 +181,14 @@ def register(app: typer.Typer, state: CliState) -> None:
                     where = f" — health on {rt.health_server.url}/health" if rt.health_server else ""
                     until = f" for {format_duration(duration)}" if duration else " until Ctrl-C"
                     info.print(f"[bold green]running[/] plant {escape(manifest.name)} "
-                               f"({len(rt.supervisors)} components){until}{where}")
+                               f"({component_count(len(rt.only), len(rt.supervisors))}){until}{where}")
                     for line in serving_lines(rt):
                         info.print(line)
 
-                summary = asyncio.run(run_until_signalled(runtime, duration, on_started=started))
+                summary = asyncio.run(
+                    run_until_signalled(runtime, duration, on_started=started) if board is None else
+                    run_with_dashboard(lambda on: run_until_signalled(runtime, duration, on_started=on), started,
+                                       board, info))
         finally:
             MessageLogger.stream = previous_stream
             logging.getLogger().removeHandler(handler)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from forge_core.errors import ForgeError
 from forge_core.runtime.dead_letter_sinks import accounting_check, merge_accounting
 from forge_core.runtime.runtime import wait_for_stop
-from forge_core.runtime.summary import Check, RunSummary, not_run
+from forge_core.runtime.summary import Check, RunSummary, iso_time, not_run
 from forge_core.runtime.supervisor import FAILED, KILLED, RESTARTING, RUNNING, STARTING, STOPPED, RestartPolicy
 from forge_core.tactics.retry import CrashLoopWindow
 
@@ -117,7 +117,7 @@ class ChildProcess:
     async def _spawn(self) -> Life:
         stdout = self.run_dir / f"{self.name}.{len(self.lives)}.json"
         with open(stdout, "wb") as out, open(self.log_path, "ab") as err:
-            err.write(f"--- {time.strftime('%H:%M:%S')} life {len(self.lives)}: {' '.join(self.argv)}\n".encode())
+            err.write(f"--- {iso_time(time.time())} life {len(self.lives)}: {' '.join(self.argv)}\n".encode())
             err.flush()
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, env=self.env,
@@ -364,6 +364,8 @@ class ProcessRunner:
             restarts = child.restarts + sum(s.get("restarts", {}).get(name, 0) for s in found)
             if restarts:
                 total.restarts[name] = restarts
+            if child.kills:
+                total.kills[name] = child.kills
             if child.state == STOPPED and child.lives and _read_summary(child.lives[-1]) is None:
                 # -SIGTERM: stopped while still starting (Python's default handler; the runtime's was not
                 # installed yet) - a revive shortly before the end, not a fault
@@ -384,6 +386,7 @@ class ProcessRunner:
         if parent is not None:
             total.components.update(parent.components)
             total.restarts.update(parent.restarts)
+            total.kills.update(parent.kills)
         total.published, total.handled = dict(sorted(published.items())), dict(sorted(handled.items()))
         total.dead_letters = dict(sorted(dead.items()))
         detail = f"without: {', '.join(unclean)}" if unclean else f"{len(self.children)} processes"

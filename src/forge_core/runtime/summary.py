@@ -8,18 +8,23 @@ from typing import Any
 
 from forge_core.checks import Check
 
-__all__ = ["NOT_RUN", "Check", "RunSummary", "not_run"]
+__all__ = ["NOT_RUN", "Check", "RunSummary", "iso_time", "not_run"]
 
 #: How the detail of a check that could not run begins (its instance was killed before reporting).
 NOT_RUN = "not run: "
+
+
+def iso_time(epoch: float) -> str:
+    """``epoch`` (seconds since 1970, UTC) as ISO 8601 with milliseconds: ``2024-01-01T01:59:09.361Z``.
+    The one time format of reports and logs (a virtual run's times are plant times)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def not_run(name: str, component: str, at: float, why: str = "") -> Check:
     """A check of ``component`` that never ran because its process was SIGKILLed at ``at``
     (``time.time()``): listed, not absent. It does not fail the run (a kill is the drill, not a
     violation); the checks that see what the kill did are the cross-process ones."""
-    when = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return Check(name, True, f"{NOT_RUN}killed at {when}" + (f" ({why})" if why else ""), component)
+    return Check(name, True, f"{NOT_RUN}killed at {iso_time(at)}" + (f" ({why})" if why else ""), component)
 
 
 @dataclass
@@ -31,7 +36,11 @@ class RunSummary:
     duration: float  # seconds on the run's clock
     wall_seconds: float
     components: dict[str, str] = field(default_factory=dict)  # instance -> final state
-    restarts: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)  # instance -> restarts after a crash
+    #: Instance -> times it was killed (chaos: ``runtime.kill``; a SIGKILL of its process). A kill
+    #: followed by a revive is a restart too; the components table shows both, so its numbers add
+    #: up to what the chaos component counted.
+    kills: dict[str, int] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
     handled: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
@@ -67,8 +76,51 @@ class RunSummary:
         """Instances that gave up in a crash loop, or were down after a crash when the run ended."""
         return [name for name, state in self.components.items() if state in ("failed", "crashed")]
 
+    @property
+    def unreported(self) -> list[str]:
+        """Killed instances that left no report (a SIGKILL leaves none): stated, never silently absent."""
+        return [name for name, state in self.components.items()
+                if state == "killed" and name not in self.reports]
+
+    def note_unreported(self) -> None:
+        """List the checks of every killed, unreported instance as not run (named after a sibling
+        replica's: machine-1's for machine-2; else one "checks" entry), so a kill shortly before the
+        end does not shrink "all N checks passed" unseen. Instances already listed are left alone."""
+        listed = {c.component for c in self.checks}
+        for name in self.unreported:
+            if name in listed:
+                continue
+            group = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+            known = list(dict.fromkeys(c.name for c in self.checks if c.component != name
+                                       and c.component.rsplit("-", 1)[0] == group)) or ["checks"]
+            self.checks += [Check(check, True, f"{NOT_RUN}killed, still down when the run ended", name)
+                            for check in known]
+
+    @property
+    def verdict(self) -> str:
+        """One line for a person: ``all 16 checks passed`` / ``1 of 19 checks FAILED: NAME (COMPONENT)``,
+        plus failed components and checks that never ran. Printed first and last by ``forge run``."""
+        failed = [c for c in self.checks if not c.passed]
+        skipped = len(self.not_run)
+        total = len(self.checks)
+        noun = "check" if total == 1 else "checks"
+        if failed:
+            line = f"{len(failed)} of {total} {noun} FAILED: " + "; ".join(
+                f"{c.name} ({c.component})" if c.component else c.name for c in failed)
+        elif total == 0:
+            line = "no checks declared"
+        elif skipped:
+            line = f"all {total - skipped} {noun} that ran passed ({skipped} not run: instance killed)"
+        else:
+            line = f"all {total} {noun} passed"
+        if self.failed:
+            line += f"; {len(self.failed)} component{'s' if len(self.failed) != 1 else ''} FAILED: " \
+                + ", ".join(self.failed)
+        return line
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["verdict"] = self.verdict
         data["total_published"] = self.total_published
         data["total_dead_letters"] = self.total_dead_letters
         data["checks_not_run"] = len(self.not_run)

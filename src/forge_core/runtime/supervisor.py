@@ -81,6 +81,7 @@ class Supervisor:
         self.instance: Component | None = None
         self.context: ComponentContext | None = None
         self.restarts = 0
+        self.kills = 0  # kill() calls (chaos); a revive after one is a restart the crash count does not see
         self.last_error: str | None = None
         self.started = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -166,6 +167,7 @@ class Supervisor:
         """Stop abruptly, as SIGKILL would: no ``stop()``, leases not released (they lapse),
         tasks and subscriptions gone. ``revive()`` starts a fresh instance."""
         self.state = KILLED
+        self.kills += 1
         # Let go of the cancelled task: it keeps its CancelledError, whose traceback holds the frame
         # of _supervise and with it this life's instance and context, until the next revive.
         task, self.task = self.task, None

@@ -91,7 +91,7 @@ def leadership_check(summary: RunSummary) -> Check:
     both = sorted(n for n, r in summary.reports.items() if isinstance(r, dict) and "terms" in r and r.get("leading"))
     detail = f"{len(terms)} term(s), epochs {epochs}"
     if both:
-        detail += f"; reported leading at their own stop: {both}"
+        detail += f"; reported leading at their own stop: {', '.join(both)}"
     if len(set(epochs)) != len(epochs):
         detail += "; an epoch held twice"
     if overlaps:
