@@ -20,8 +20,9 @@ from forge_sparkplug.codec.topics import TopicError, check_id
 
 __all__ = ["RESERVED_METRICS", "DeviceSpec", "EdgeNodeParams", "HostParams", "MetricSpec"]
 
-#: Metric names the edge node writes itself (bdSeq, the rebirth control, the fencing epoch of a command).
-RESERVED_METRICS = frozenset({"bdSeq", "Node Control/Rebirth", "Forge/Epoch"})
+#: Metric names the edge node writes itself (bdSeq, the rebirth control) and a Forge host's fencing metadata of a
+#: command (the lease epoch and the lease naming the host group).
+RESERVED_METRICS = frozenset({"bdSeq", "Node Control/Rebirth", "Forge/Epoch", "Forge/Lease"})
 
 _MQTT_DOC = ("the name of a declared transport of type mqtt whose broker settings are used (host, port, protocol, "
              "credentials, TLS, keepalive, connect_timeout, reconnect delays, max_inflight), or those settings "
@@ -122,8 +123,11 @@ class EdgeNodeParams(Settings):
                                                                        "outbox, bytes (full: the update is refused "
                                                                        "and dead-lettered)")
     require_epoch: bool = Field(
-        False, description="refuse NCMD/DCMD without a Forge/Epoch metric (only Forge hosts send one). Commands "
-                           "with an epoch older than the newest seen are refused either way")
+        False, description="refuse NCMD/DCMD without Forge fencing metadata (the metrics Forge/Epoch and Forge/Lease, "
+                           "which only Forge hosts send; a third-party SCADA host's commands have none). false: accept "
+                           "them, counted in unfenced_commands. A command with metadata is fenced per host group (its "
+                           "Forge/Lease): refused when its epoch is older than the newest seen from that group, "
+                           "either way")
     aliases: bool = Field(True, description="give every metric an alias in the births and name metrics by alias "
                                             "in DATA messages")
 

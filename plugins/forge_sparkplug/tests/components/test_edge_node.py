@@ -145,15 +145,17 @@ def test_rebirth_request_gets_nbirth_seq_0_same_bdseq_and_dbirths(tmp_path: Path
 def test_ncmd_and_dcmd_writes_reach_the_bus_and_stale_epochs_are_refused(tmp_path: Path, mosquitto_server: Any,
                                                                          wire: Wire) -> None:
     """tck-id-operational-behavior-data-commands-ncmd-verb / -dcmd-verb; Forge's fencing: a command whose
-    Forge/Epoch is older than the newest seen is a deposed host's and is refused."""
+    Forge/Epoch is older than the newest seen with its Forge/Lease is a deposed host's and is refused."""
     async def scenario(plant: SparkplugPlant) -> None:
         await until(lambda: wire.on(NODE.format("DBIRTH") + "/press"), what="DBIRTH")
+        lease = Metric(name="Forge/Lease", datatype=12, value="sparkplug-host-scada")
         epoch = Metric(name="Forge/Epoch", datatype=4, value=7)
-        wire.publish(NODE.format("DCMD") + "/press", encode(1, [Metric(alias=3, datatype=12, value="run"), epoch]))
+        wire.publish(NODE.format("DCMD") + "/press", encode(1, [Metric(alias=3, datatype=12, value="run"), epoch,
+                                                                lease]))
         wire.publish(NODE.format("NCMD"), encode(2, [Metric(name="Uptime", datatype=4, value=5),
-                                                     Metric(name="Forge/Epoch", datatype=4, value=6)]))  # stale
+                                                     Metric(name="Forge/Epoch", datatype=4, value=6), lease]))  # stale
         writes = await until(lambda: plant.sent("sparkplug.write"), what="sparkplug.write")
-        assert writes == [{"group": G, "node": N, "device": "press", "epoch": 7,
+        assert writes == [{"group": G, "node": N, "device": "press", "epoch": 7, "lease": "sparkplug-host-scada",
                            "metrics": [{"name": "State", "value": "run", "datatype": 12}]}]
         await until(lambda: plant.component("edge").stats["stale_commands"] == 1, what="the stale command refused")
 

@@ -109,6 +109,7 @@ def test_a_seq_gap_not_closed_within_the_reorder_timeout_asks_for_a_rebirth(tmp_
         ncmd = await until(lambda: wire.on(f"spBv1.0/{G}/NCMD/fake"), what=f"rebirth request {host.stats}")
         request = {m.name: m.value for m in ncmd[0].payload().metrics}
         assert request["Node Control/Rebirth"] is True and isinstance(request["Forge/Epoch"], int)
+        assert request["Forge/Lease"] == "sparkplug-host-scada-b"
         assert ncmd[0].payload().seq is None and host.stats["seq_gaps"] == 1
         wire.publish(f"spBv1.0/{G}/NDEATH/fake", encode(3, [Metric(name="bdSeq", datatype=4, value=4)]))
         await until(lambda: host.stats["stale_deaths"] == 1, what="stale NDEATH ignored")
@@ -159,7 +160,8 @@ def test_primary_failover_state_follows_the_leader_and_a_deposed_host_s_commands
         assert plant.sent("sparkplug.write")[1]["epoch"] == second.epoch
         # the deposed primary's command (what a paused old primary would still send): refused
         wire.publish(ncmd, encode(1, [Metric(alias=1, datatype=3, value=33),
-                                      Metric(name="Forge/Epoch", datatype=4, value=old_epoch)]))
+                                      Metric(name="Forge/Epoch", datatype=4, value=old_epoch),
+                                      Metric(name="Forge/Lease", datatype=12, value=first.lease)]))
         edge = plant.component("edge")
         await until(lambda: edge.stats["stale_commands"] == 1, what="stale command refused")
         assert [w["metrics"][0]["value"] for w in plant.sent("sparkplug.write")] == [11, 22]

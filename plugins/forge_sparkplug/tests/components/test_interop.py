@@ -152,7 +152,8 @@ def test_pysparkplug_edge_node_to_forge_host(tmp_path: Path, mosquitto_server: A
             assert [(m["name"], m["value"], m["quality"]) for m in data[1]["metrics"]] == [("Temperature", 22.5, 192)]
             assert host.node_state(G, "py1")["metrics"]["Int8"]["value"] == -7
 
-            # our host -> pysparkplug's command callback: by name (no alias in its birth), by alias, Forge/Epoch
+            # our host -> pysparkplug's command callback: by name (no alias in its birth), by alias, Forge/Epoch and
+            # Forge/Lease
             await plant.publish(f"sparkplug/command/{G}/py1", "sparkplug.command", {
                 "group": G, "node": "py1", "metrics": [{"name": "Setpoint", "value": 12.5},
                                                        {"name": "Line/Speed", "value": 3.0}]})
@@ -162,7 +163,7 @@ def test_pysparkplug_edge_node_to_forge_host(tmp_path: Path, mosquitto_server: A
             # pysparkplug's edge node cannot name a metric its command carries by alias only: it resolves aliases
             # from births it received, never from its own
             assert got == [("Setpoint", None, "DOUBLE", 12.5), (None, 3, "FLOAT", 3.0),
-                           ("Forge/Epoch", None, "INT64", host.epoch)]
+                           ("Forge/Epoch", None, "INT64", host.epoch), ("Forge/Lease", None, "STRING", host.lease)]
 
             await edge.do("deregister", device="press")
             await until(lambda: not host.node_state(G, "py1")["devices"]["press"]["online"], what="DDEATH")

@@ -2,10 +2,11 @@
 
 Metrics come from ``sparkplug.metric_update`` messages on the bus; the node reports them by exception
 (deadbands) as NDATA/DDATA after its NBIRTH/DBIRTHs, honours ``Node Control/Rebirth``, turns NCMD/DCMD
-writes into ``sparkplug.write`` messages, and refuses a command whose ``Forge/Epoch`` is older than
-the newest seen (a deposed Forge host's). With a primary host it births only after that host's STATE
-online, and ends its session when the host goes offline. Updates made while the broker or the primary
-host is away wait in the outbox tactic and are replayed, in order, with ``is_historical``.
+writes into ``sparkplug.write`` messages, and fences commands per host group: a command whose
+``Forge/Epoch`` is older than the newest seen with its ``Forge/Lease`` is a deposed Forge host's and is
+refused. With a primary host it births only after that host's STATE online, and ends its session when
+the host goes offline. Updates made while the broker or the primary host is away wait in the outbox
+tactic and are replayed, in order, with ``is_historical``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["EdgeNode"]
 log = logging.getLogger("forge.sparkplug.edge_node")
 
 REBIRTH = "Node Control/Rebirth"
-EPOCH = "Forge/Epoch"
+EPOCH, LEASE = "Forge/Epoch", "Forge/Lease"
 INT64, BOOLEAN = 4, 11
 
 
@@ -53,13 +54,15 @@ class EdgeNode(Component):
         self.in_session = False
         self.host_online = p.primary_host is None
         self.host_timestamp: int | None = None  # of the newest STATE believed
+        # newest epoch per host group (the lease its replicas share): hosts of other groups (a SCADA host beside
+        # the primary analytics host) have epochs of their own, which never fence each other
         self.fence = FencedReceiver()
-        self.lease = f"sparkplug-host-{p.primary_host or 'any'}"
         self.outbox: Outbox | None = (self.ctx.tactics.outbox(f"sparkplug-{p.group}-{p.node}",
                                                               max_bytes=p.outbox_max_bytes)
                                       if p.store_and_forward else None)
         self.stats = dict.fromkeys(("births", "rebirths", "data_sent", "unchanged", "stored", "replayed",
-                                    "commands", "stale_commands", "unfenced_commands", "bad_commands",
+                                    "commands", "stale_commands", "unfenced_commands", "refused_unfenced",
+                                    "bad_commands",
                                     "host_offline"), 0)
         self._stopping = False
         self._replay: asyncio.Task[None] | None = None
@@ -257,14 +260,18 @@ class EdgeNode(Component):
             return
         payload = decode(body, datatype_of=self.table.datatype_of())
         epoch = next((m.value for m in payload.metrics if m.name == EPOCH and isinstance(m.value, int)), None)
-        if epoch is None and self.params.require_epoch:
+        lease = next((m.value for m in payload.metrics if m.name == LEASE and isinstance(m.value, str)), None)
+        if epoch is None or lease is None:  # not a Forge host's command (or incomplete metadata): not fenced
+            if self.params.require_epoch:
+                self.stats["refused_unfenced"] += 1
+                log.warning("%s: refused %s without %s and %s (require_epoch)", self.name, topic, EPOCH, LEASE)
+                return
             self.stats["unfenced_commands"] += 1
-            log.warning("%s: refused %s without %s (require_epoch)", self.name, topic, EPOCH)
-            return
-        if epoch is not None and not self.fence.accept(epoch, self.lease):
+            epoch = lease = None
+        elif not self.fence.accept(epoch, lease):
             self.stats["stale_commands"] += 1
-            log.warning("%s: refused %s with stale epoch %d (newest %s): a deposed host's command", self.name, topic,
-                        epoch, self.fence.newest.get(self.lease))
+            log.warning("%s: refused %s with stale epoch %d of host group %r (newest %s): a deposed host's command",
+                        self.name, topic, epoch, lease, self.fence.newest.get(lease))
             return
         self.stats["commands"] += 1
         if parts.verb == "NCMD" and any(m.name == REBIRTH and m.value is True for m in payload.metrics):
@@ -274,7 +281,7 @@ class EdgeNode(Component):
             entry = self.table.by_alias.get(metric.alias) if metric.alias is not None else \
                 self.table.entries.get((parts.device, metric.name or ""))
             name = entry.name if entry is not None else metric.name
-            if name in (EPOCH, REBIRTH) or name is None:
+            if name in (EPOCH, LEASE, REBIRTH) or name is None:
                 continue
             writes.append({"name": name, "value": metric.value,
                            "datatype": entry.datatype if entry is not None else metric.datatype})
@@ -282,7 +289,7 @@ class EdgeNode(Component):
             topic_out = self.params.writes_topic.format(group=self.params.group, node=self.params.node)
             await self.ctx.publish(topic_out + (f"/{parts.device}" if parts.device else ""), "sparkplug.write", {
                 "group": self.params.group, "node": self.params.node, "device": parts.device,
-                "metrics": writes, "epoch": epoch})
+                "metrics": writes, "epoch": epoch, "lease": lease})
 
     def _rebirth(self) -> None:
         """Stop DATA, send NBIRTH (same bdSeq, seq 0) and the DBIRTHs [tck-id-operational-behavior-data-commands-

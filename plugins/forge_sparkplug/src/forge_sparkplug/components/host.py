@@ -3,10 +3,10 @@
 Every replica follows the edge nodes (births, deaths, DATA in seq order with a reorder window); the
 one holding the lease (``tactics.leader``) is the primary: its connection carries the STATE Will,
 it publishes STATE online, asks for rebirths, sends commands (each NCMD/DCMD carries its lease epoch
-as the ``Forge/Epoch`` metric, which Forge edge nodes check) and puts what it hears on the bus as
-``sparkplug.metrics`` and ``sparkplug.node_state``. A deposed replica drops the Will (clean
-DISCONNECT, no offline STATE: that would overwrite the new primary's retained online STATE) and
-follows as an observer.
+and the lease as the ``Forge/Epoch`` and ``Forge/Lease`` metrics, which Forge edge nodes check per
+lease) and puts what it hears on the bus as ``sparkplug.metrics`` and ``sparkplug.node_state``. A
+deposed replica drops the Will (clean DISCONNECT, no offline STATE: that would overwrite the new
+primary's retained online STATE) and follows as an observer.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ __all__ = ["Host"]
 
 log = logging.getLogger("forge.sparkplug.host")
 
-REBIRTH, EPOCH = "Node Control/Rebirth", "Forge/Epoch"
-BOOLEAN, INT64 = 11, 4
+REBIRTH, EPOCH, LEASE = "Node Control/Rebirth", "Forge/Epoch", "Forge/Lease"
+BOOLEAN, INT64, STRING = 11, 4, 12
 
 
 class Host(Component):
@@ -58,7 +58,8 @@ class Host(Component):
         self.client.start()
         self.ctx.spawn(self._guard(), name="mqtt-guard")
         self.ctx.every(max(0.05, p.reorder_timeout / 4), self._check_gaps, name="reorder")
-        self.elector = self.ctx.elector(p.lease or f"sparkplug-host-{p.host_id}", on_elected=self._elected,
+        self.lease = p.lease or f"sparkplug-host-{p.host_id}"  # the host group: the replicas sharing this lease
+        self.elector = self.ctx.elector(self.lease, on_elected=self._elected,
                                         on_deposed=self._deposed)
         await self.ctx.subscribe(f"{p.commands_topic}/#", self.on_command, types=["sparkplug.command"], shared=False)
 
@@ -278,7 +279,9 @@ class Host(Component):
 
     def _send(self, topic: Topic, metrics: list[Metric]) -> None:
         epoch = self.elector.fence()  # NotLeader when the lease lapsed: nothing is sent
-        metrics = [*metrics, Metric(name=EPOCH, datatype=INT64, value=epoch)]
+        # the fencing metadata: the epoch is only comparable within its lease, so the lease goes with it
+        metrics = [*metrics, Metric(name=EPOCH, datatype=INT64, value=epoch),
+                   Metric(name=LEASE, datatype=STRING, value=self.lease)]
         body = encode(self._now(), metrics)  # no seq [tck-id-payloads-ncmd-seq]; QoS 0 [tck-id-payloads-ncmd-qos]
         if self.client.publish(str(topic), body) is None:
             raise RuntimeError(f"{self.name}: not connected to MQTT broker {self.client.broker}; {topic} not sent")
