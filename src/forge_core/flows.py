@@ -27,14 +27,14 @@ Action = Literal["send", "receive"]
 def _types_tuple(types: Any, what: str) -> tuple[str, ...]:
     if isinstance(types, str):
         return (types,)
-    if isinstance(types, tuple) and types and all(isinstance(t, str) and t for t in types):
+    if isinstance(types, tuple) and all(isinstance(t, str) and t for t in types):
         return types
-    raise TypeError(f"{what}: message types are a type name or a non-empty tuple of names, got {types!r}")
+    raise TypeError(f"{what}: message types are a type name or a tuple of names (empty: any type), got {types!r}")
 
 
 @dataclass(frozen=True)
 class _Declared:
-    #: The message type(s) on this topic: ``"mms.sensor_alert"`` or a tuple of names.
+    #: The message type(s) on this topic: ``"mms.sensor_alert"`` or a tuple of names (``()``: any).
     types: tuple[str, ...] | str
     #: A literal topic or pattern (``{name}`` levels are filled at run time).
     topic: str | None = None
@@ -45,6 +45,8 @@ class _Declared:
     #: The param naming the transport used, when it is not the component's own (a bridge's ``kafka``).
     transport_param: str | None = None
     description: str = ""
+    #: The param listing the message types, when the configuration picks them (its value wins when set).
+    types_param: str | None = None
 
     def __post_init__(self) -> None:
         kind = type(self).__name__
@@ -66,6 +68,8 @@ class Subscribes(_Declared):
 
     #: Replicas share the messages (a consumer group), as ``ctx.subscribe(shared=...)``.
     shared: bool = True
+    #: The param naming the consumer group, as ``ctx.subscribe(group=...)`` (default: the component's).
+    group_param: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class Flow:
     key: str | None = None
     shared: bool = True
     description: str = ""
+    #: The consumer group named in ``ctx.subscribe(group=...)``; None: the component's own.
+    group: str | None = None
     #: Where it was declared, for messages (``publishes[0]``, ``@subscribe on on_beat()``).
     origin: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -125,7 +131,18 @@ def resolve(declared: _Declared, params: Any, *, origin: str) -> list[Flow]:
     if declared.transport_param is not None:
         named = param_value(params, declared.transport_param)
         transport = named if isinstance(named, str) and named else None
-    shared = declared.shared if isinstance(declared, Subscribes) else True
+    shared, group = True, None
+    if isinstance(declared, Subscribes):
+        shared = declared.shared
+        if declared.group_param is not None:
+            named = param_value(params, declared.group_param)
+            group = named if isinstance(named, str) and named else None
     types = declared.types if isinstance(declared.types, tuple) else (declared.types,)
-    return [Flow(action, topic, types, transport, declared.key, shared, declared.description, origin)
+    if declared.types_param is not None:
+        chosen = param_value(params, declared.types_param)
+        if isinstance(chosen, str) and chosen:
+            types = (chosen,)
+        elif isinstance(chosen, list | tuple) and chosen:
+            types = tuple(str(t) for t in chosen)
+    return [Flow(action, topic, types, transport, declared.key, shared, declared.description, group, origin)
             for topic in topics]

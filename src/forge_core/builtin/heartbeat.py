@@ -25,6 +25,7 @@ from pydantic import Field
 from forge_core.builtin.sight import Sight
 from forge_core.components import Component
 from forge_core.errors import ForgeError, ManifestProblem
+from forge_core.flows import Publishes, Subscribes
 from forge_core.hookspecs import hookimpl
 from forge_core.messages import deadletter as dl
 from forge_core.messages.deadletter import DeadLetter
@@ -80,6 +81,7 @@ class HeartbeatEmitter(Component):
 
     Params = HeartbeatEmitterParams
     params: HeartbeatEmitterParams
+    publishes = (Publishes("forge.heartbeat", param="topic", key="source"),)
 
     async def start(self) -> None:
         self.interval = self.params.interval or self.ctx.tactics.settings("heartbeat").interval
@@ -109,6 +111,11 @@ class HeartbeatMonitor(Component):
 
     Params = HeartbeatMonitorParams
     params: HeartbeatMonitorParams
+    publishes = (Publishes("forge.status", param="status_topic", key="source"),
+                 Publishes("forge.failover", topic="forge/failover/{source}", key="source",
+                           description="only with a failover policy (tactics.failover)"))
+    subscribes = (Subscribes((), param="topics", types_param="types", shared=False),
+                  Subscribes(("forge.death", "forge.birth"), param="death_topics", shared=False))
 
     async def start(self) -> None:
         heartbeat = self.ctx.tactics.settings("heartbeat")

@@ -12,6 +12,7 @@ import orjson
 from pydantic import Field
 
 from forge_core.components import Component
+from forge_core.flows import Subscribes
 from forge_core.messages.envelope import Envelope, format_time
 from forge_core.settings import Settings
 
@@ -26,6 +27,7 @@ class MessageLogger(Component):
 
     Params = MessageLoggerParams
     params: MessageLoggerParams
+    subscribes = (Subscribes((), param="topics", shared=False),)
 
     stream: TextIO | None = None  # tests point it elsewhere; default stdout at print time
 

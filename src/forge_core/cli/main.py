@@ -69,7 +69,7 @@ def build_app(plugins: Plugins | None = None, *, make_plugins: Callable[[], Plug
     ``make_plugins`` builds the manager each plant-loading command uses (default: a fresh
     :func:`get_plugin_manager`, i.e. everything installed).
     """
-    from forge_core.cli import db, drill, new, run, schemas, validate
+    from forge_core.cli import asyncapi, db, drill, new, run, schemas, validate
     from forge_core.cli import plugins as plugins_cmd
 
     plugins = plugins if plugins is not None else get_plugin_manager()
@@ -101,13 +101,14 @@ def build_app(plugins: Plugins | None = None, *, make_plugins: Callable[[], Plug
     schemas.register(app, state)
     db.register(app, state)
     drill.register(app, state)
+    asyncapi.register(app, state)
     add_plugin_commands(app, plugins)
     return app
 
 
 #: Where plugin command groups are listed in ``forge --help``, apart from Forge's own commands.
 PLUGIN_PANEL = "Plugin commands"
-CORE_COMMANDS = frozenset({"new", "validate", "run", "plugins", "schemas", "db", "drill"})
+CORE_COMMANDS = frozenset({"new", "validate", "run", "plugins", "schemas", "db", "drill", "asyncapi"})
 
 
 def add_plugin_commands(app: typer.Typer, plugins: Plugins) -> None:
