@@ -9,7 +9,7 @@ and callers skip span work entirely on the hot path.
 from __future__ import annotations
 
 import sys
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import IO, Any, Literal
 
 from opentelemetry import metrics, trace
@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -109,12 +110,18 @@ class Telemetry:
         *,
         stream: IO[str] | None = None,
         set_global: bool = False,
+        extra_readers: Sequence[MetricReader] = (),
+        instrument_handlers: bool = False,
     ) -> Telemetry:
         """Build providers from settings (exporter: ``none``, ``console``, ``otlp``, ``memory``).
 
         ``stream`` is where the console exporters write (default stdout). ``memory`` keeps spans
         in :attr:`span_exporter` and metrics in :attr:`metric_reader`, exported synchronously
         (for tests). ``set_global`` also installs the providers as OpenTelemetry's globals.
+        ``extra_readers`` join the meter provider (the runtime's Prometheus reader for ``/metrics``).
+        ``instrument_handlers`` with traces off: a tracer that samples nothing, so the bus takes its
+        instrumented path (``forge.handle.duration``, ``forge.messages.handled`` per component) and
+        no span is recorded or exported.
         """
         for what, value in (("traces_exporter", traces_exporter), ("metrics_exporter", metrics_exporter)):
             if value not in _EXPORTERS:
@@ -137,6 +144,8 @@ class Telemetry:
                 else:
                     span_exporter = _otlp_span_exporter(traces_endpoint)
                 tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        elif instrument_handlers:
+            tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
 
         reader: MetricReader | None = None
         interval_ms = metrics_interval * 1000
@@ -150,7 +159,8 @@ class Telemetry:
             reader = PeriodicExportingMetricReader(
                 _otlp_metric_exporter(metrics_endpoint), export_interval_millis=interval_ms
             )
-        meter_provider = MeterProvider(resource=resource, metric_readers=[reader] if reader else [])
+        readers = [*([reader] if reader else []), *extra_readers]
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
 
         telemetry = cls(tracer_provider, meter_provider, span_exporter=span_exporter, metric_reader=reader)
         if set_global:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_core.errors import ManifestError, ManifestProblem
+from forge_core.manifest.metrics import MetricsSettings
 from forge_core.manifest.model import (
     DEFAULT_PROFILE,
     DEFAULT_STORAGE_URL,
@@ -349,6 +350,7 @@ def _build(
             window=float(restart.get("window", 60.0)),
             processes=str(runtime.get("processes") or "single"),
             in_parent=list(runtime.get("in_parent") or []),
+            metrics=MetricsSettings.load(runtime.get("metrics"), where="runtime.metrics"),
         ),
         settings={name: dict(s) for name, s in (doc.get("settings") or {}).items()},
         profile=profile,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forge_core.manifest.metrics import MetricsSettings
 from forge_core.transport.codec import TypeBinding
 
 if TYPE_CHECKING:
@@ -148,6 +149,8 @@ class RuntimeSpec:
     processes: str = "single"
     #: components run inside the supervising parent with ``processes: per_component``
     in_parent: list[str] = field(default_factory=list)
+    #: ``/metrics`` (Prometheus) on the HTTP server above: docs/metrics.md
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError as JsonSchemaError
 from jsonschema.exceptions import ValidationError, best_match
 
+from forge_core.manifest.metrics import MetricsSettings
 from forge_core.manifest.model import Catalog, DocPath, Issue, install_hint, owner_of, plugin_key
 
 SCHEMA_FILE = "manifest.schema.json"
@@ -28,15 +29,22 @@ SCHEMA_FILE = "manifest.schema.json"
 
 @cache
 def manifest_schema() -> dict[str, Any]:
-    """The manifest JSON Schema: from the installed wheel, else from the source checkout."""
+    """The manifest JSON Schema: from the installed wheel, else from the source checkout; sections
+    declared as Settings models (``runtime.metrics``) are filled in from their model."""
+    schema = _schema_file()
+    schema["properties"]["runtime"]["properties"]["metrics"] = MetricsSettings.json_schema()
+    return schema
+
+
+def _schema_file() -> dict[str, Any]:
     try:
         packaged = resources.files("forge_core").joinpath("_schemas", SCHEMA_FILE)
         if packaged.is_file():
-            return json.loads(packaged.read_text(encoding="utf-8"))
+            return dict(json.loads(packaged.read_text(encoding="utf-8")))
     except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover
         pass
     # Editable install: <repo>/src/forge_core/manifest/validate.py -> <repo>/schemas/
-    return json.loads((Path(__file__).resolve().parents[3] / "schemas" / SCHEMA_FILE).read_text("utf-8"))
+    return dict(json.loads((Path(__file__).resolve().parents[3] / "schemas" / SCHEMA_FILE).read_text("utf-8")))
 
 
 def _strict_integer(checker: Any, instance: Any) -> bool:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from forge_core.manifest import Manifest
     from forge_core.plugins import Plugins
     from forge_core.runtime.dead_letter_sinks import DeadLetterSinks
+    from forge_core.runtime.metrics import PlantMetrics
     from forge_core.telemetry import Telemetry
 
 log = logging.getLogger("forge.runtime")
@@ -108,6 +109,8 @@ class Runtime:
         self.http: HttpHost | None = None
         self.grpc: GrpcHost | None = None
         self.tactics: Tactics | None = None
+        #: ``/metrics`` (runtime.metrics; docs/metrics.md): the Prometheus reader on the telemetry's meter provider
+        self.metrics: PlantMetrics | None = None
         self._engine: Engine | None = None
         # Created here (asyncio.Event binds no loop until used) so a stop asked for during
         # start-up, e.g. a SIGTERM while transports connect, is not lost.
@@ -192,6 +195,8 @@ class Runtime:
         rs = manifest.runtime
         self.http = HttpHost(rs.http_host, rs.http_port, listen=not self.clock_is_virtual, probes=self.health_snapshot)
         self.grpc = GrpcHost(rs.grpc_host, rs.grpc_port, listen=not self.clock_is_virtual)
+        if self.metrics is not None:
+            await self.metrics.serve(self)
         for route in manifest.routes:
             await self.bus.add_route(Route(route.source, route.target, list(route.topics),
                                            list(route.types) if route.types else None))
@@ -215,15 +220,21 @@ class Runtime:
         return bool(getattr(self.clock, "is_virtual", False))
 
     def _make_telemetry(self) -> Telemetry | None:
-        spec = self.manifest.telemetry
-        if spec.traces_exporter == "none" and spec.metrics_exporter == "none":
+        spec, metrics = self.manifest.telemetry, self.manifest.runtime.metrics
+        if spec.traces_exporter == "none" and spec.metrics_exporter == "none" and not metrics.enabled:
             return None
         from forge_core.telemetry import Telemetry
 
+        if metrics.enabled:
+            from forge_core.runtime.metrics import PlantMetrics
+
+            self.metrics = PlantMetrics.for_settings(metrics)
         return Telemetry.from_settings(
             traces_exporter=spec.traces_exporter, traces_endpoint=spec.traces_endpoint,
             metrics_exporter=spec.metrics_exporter, metrics_endpoint=spec.metrics_endpoint,
             metrics_interval=spec.metrics_interval, service_name=f"forge.{self.manifest.name}",
+            extra_readers=[self.metrics.reader] if self.metrics is not None else [],
+            instrument_handlers=metrics.enabled and metrics.handler_latency,
         )
 
     async def _connect_transports(self) -> None:

@@ -34,6 +34,8 @@ class HttpHost:
                  probes: Snapshot | None = None) -> None:
         self.host, self.port, self.listen = host, port, listen
         self._probes = probes
+        #: the runtime's own paths (``/metrics``): served whenever the server runs, never mounted over
+        self._builtin: dict[str, ASGIApp] = {}
         self._mounts: dict[str, tuple[ASGIApp, str]] = {}  # prefix ("" = root) -> (app, owner)
         #: prefixes whose owner stopped or crashed and may mount again (a restart, a standby taking
         #: over): answered 503 with Retry-After, not 404, so a client retries instead of giving up
@@ -47,13 +49,23 @@ class HttpHost:
         """Serve ``app`` for every path under ``prefix`` (``"/"`` for the root), starting the
         server on first use. A prefix mounted by another component is refused, naming it."""
         key = _normalise(prefix)
-        if key in ("/health", "/ready"):
-            raise ValueError(f"{owner}: {prefix!r} is the runtime's probe path; mount elsewhere")
+        if key in ("/health", "/ready", *self._builtin):
+            raise ValueError(f"{owner}: {prefix!r} is the runtime's probe path (or /metrics); mount elsewhere")
         taken = self._mounts.get(key)
         if taken is not None and taken[1] != owner:
             raise ValueError(f"{owner}: HTTP path {prefix!r} is already mounted by {taken[1]!r}")
         self._mounts[key] = (app, owner)
         self._vacant.pop(key, None)
+        if self.listen:
+            await self._ensure_started()
+
+    def serve_builtin(self, path: str, app: ASGIApp) -> None:
+        """Serve ``app`` at exactly ``path`` for the runtime itself (``/metrics``). Unlike :meth:`mount`
+        it does not start the server: the path is there whenever a component's mount (or :meth:`start`) does."""
+        self._builtin[_normalise(path)] = app
+
+    async def start(self) -> None:
+        """Listen now, without a component's mount (``runtime.metrics.listen``); no-op under virtual time."""
         if self.listen:
             await self._ensure_started()
 
@@ -87,6 +99,10 @@ class HttpHost:
         path: str = scope.get("path", "/")
         if scope["type"] == "http" and path in ("/health", "/ready") and self._probes is not None:
             await self._probe(path, send)
+            return
+        builtin = self._builtin.get(path.rstrip("/") or "/")
+        if builtin is not None:
+            await builtin(scope, receive, send)
             return
         for key in sorted(self._mounts, key=len, reverse=True):  # longest prefix wins
             if key == "" or path == key or path.startswith(key + "/"):
