@@ -19,6 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from forge_core.checks import Check
+    from forge_core.dashboard.panels import Panel
     from forge_core.errors import ManifestProblem
     from forge_core.manifest import Manifest
     from forge_core.messages.deadletter import DeadLetter
@@ -333,6 +334,24 @@ def forge_backpressure_changed(component: str, old_interval: float, new_interval
     :returns: nothing; every implementation is called; an exception is logged, not raised.
 
     .. versionadded:: 0.1
+    """
+
+
+@_spec
+def forge_dashboard_panel(runtime: Runtime) -> Panel | None:
+    """The plant's own panel on the web dashboard (``forge run --dashboard``, docs/dashboard.md).
+
+    Called on the plant's loop each time the dashboard pushes its state to an open page (every
+    ``settings.dashboard.interval``, 1 s by default; never while no page is open), so it must be
+    quick and must not block: read what components already keep (a live view's snapshot), do no I/O.
+
+    :param runtime: the running :class:`forge_core.runtime.Runtime` (``runtime.supervisors[name].instance``
+        is a component instance of this process; check its type before reading it).
+    :returns: a :class:`forge_core.dashboard.Panel` (a title, fields, tables of plain values), or None
+        when this plugin has nothing to show for this plant. A hook that raises or returns anything
+        else is shown as an error panel naming its plugin; the other panels still show.
+
+    .. versionadded:: 0.2
     """
 
 

@@ -52,6 +52,7 @@ from forge_core.registry import (
 
 if TYPE_CHECKING:
     from forge_core.checks import Check
+    from forge_core.dashboard.panels import Panel
     from forge_core.manifest import Catalog, Manifest
     from forge_core.messages.deadletter import DeadLetter
     from forge_core.runtime.runtime import Runtime
@@ -129,10 +130,17 @@ def _check_checks(result: object) -> str | None:
     return f"must return a list of forge_core.Check or None, got {type(result).__name__}"
 
 
+def _check_panel(result: object) -> str | None:
+    from forge_core.dashboard.panels import check_panel
+
+    return check_panel(result)
+
+
 RESULT_CHECKS: dict[str, Callable[[object], str | None]] = {
     "forge_validate_manifest": _check_problems,
     "forge_heartbeat_payload": _check_dict,
     "forge_plant_checks": _check_checks,
+    "forge_dashboard_panel": _check_panel,
 }
 
 
@@ -414,6 +422,22 @@ class Plugins:
                 check.component = check.component or "plant"
                 checks.append(check)
         return checks
+
+    def dashboard_panels(self, runtime: Runtime) -> list[Panel]:
+        """Every active plugin's dashboard panel; a plugin whose hook raises gets an error panel."""
+        from forge_core.dashboard.panels import Panel
+
+        panels: list[Panel] = []
+        for impl in self._hook("forge_dashboard_panel").get_hookimpls():  # in registration order
+            try:  # one at a time: one broken plugin must not hide the other panels
+                panel = impl.function(runtime)
+            except PluginError as exc:
+                log.error("%s", exc, exc_info=exc)
+                panels.append(Panel(f"{impl.plugin_name}: panel failed", {"error": str(exc)}))
+                continue
+            if panel is not None:
+                panels.append(panel)
+        return panels
 
     def plant_stopped(self, summary: RunSummary) -> None:
         self._hook("forge_plant_stopped")(summary=summary)

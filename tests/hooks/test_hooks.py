@@ -286,6 +286,35 @@ def test_hook_forge_plant_checks(plant_dir):
     assert not broken.passed and "KeyError" in broken.detail
 
 
+def test_hook_forge_dashboard_panel(plant_dir):
+    from forge_core.dashboard import Panel, PanelTable, instances_of, status_of
+
+    class Line:
+        @hookimpl
+        def forge_dashboard_panel(self, runtime):
+            rows = [[name, status_of(state)] for name, state, _ in instances_of(runtime, "test.machine")]
+            return Panel("line", {"machines": len(rows)}, [PanelTable("machines", ["machine", "status"], rows)])
+
+    class NotAPanel:
+        @hookimpl
+        def forge_dashboard_panel(self, runtime):
+            return {"title": "a dict"}
+
+    class Quiet:
+        @hookimpl
+        def forge_dashboard_panel(self, runtime):
+            return None  # nothing to show for this plant
+
+    plugins = get_plugin_manager(autoload=False, extra=[("line", Line()), ("dicts", NotAPanel()), ("quiet", Quiet())])
+    with TestPlant(plant_dir(), plugins=plugins) as plant:
+        plant.advance(1)
+        plant.runtime.supervisors["m2"].state = "killed"  # as Supervisor.kill leaves it
+        panels = plugins.dashboard_panels(plant.runtime)
+    assert [p.title for p in panels] == ["line", "dicts: panel failed"]  # registration order; None left out
+    assert panels[0].as_dict()["tables"][0]["rows"] == [["m1", "UP"], ["m2", "DOWN"]]
+    assert "expected a forge_core.dashboard.Panel" in panels[1].fields["error"]
+
+
 def test_hook_forge_plant_started(plant_dir):
     seen = []
 

@@ -49,6 +49,8 @@ def forge_register_migrations(registry: MigrationRegistry) -> None:
 
 @hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
 def forge_register_manifest_sections(registry: ManifestSectionRegistry) -> None:
+    from forge_core.dashboard.settings import DashboardSettings
     from forge_core.messages.deadletter import DeadLetterSettings
 
     registry.add("dead_letters", DeadLetterSettings, description="bounds of the dead-letter path (issue 11 §3)")
+    registry.add("dashboard", DashboardSettings, description="the web dashboard of forge run (docs/dashboard.md)")
