@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from forge_core import Component, DeadLetter, Envelope, dead_letters
+from forge_core import Component, DeadLetter, Envelope, Publishes, Subscribes, dead_letters
 from forge_core.tactics import LeaderElector, Status, StatusChange
 from forge_core.transport import topic_level
 
@@ -49,7 +49,16 @@ class FactoryMonitor(Component):
 
     Params = FactoryMonitorParams
     params: FactoryMonitorParams
-    publishes = (FORGE_STATUS, RISK_CHANGED, FAILOVER_EVENT, STATUS_REPORT)
+    publishes = (Publishes(FORGE_STATUS, param="status_topic", key="factory"),
+                 Publishes(RISK_CHANGED, param="risk_topic", key="factory"),
+                 Publishes(FAILOVER_EVENT, param="failover_topic", key="factory"),
+                 # the status_reporter tactic's (use: bus; its default request topic: the tactic's settings)
+                 Publishes(STATUS_REPORT, topic="mms/status_report", description="with tactics.status_reporter "
+                           "use: bus, on its request_topic (default shown)"),
+                 Publishes("forge.leadership", topic="forge/leader/{lease}", key="lease"))
+    subscribes = (Subscribes((), param="topics", types_param="types", shared=False),
+                  Subscribes("sched.status_report_result", topic="sched/status_report_result", shared=False,
+                             description="with tactics.status_reporter use: bus, on its reply_topic (default shown)"))
 
     async def start(self) -> None:
         p = self.params

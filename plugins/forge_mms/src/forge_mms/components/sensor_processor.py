@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from forge_core import Component, DeadLetter, Envelope, Redeliver, TransportError, dead_letters
+from forge_core import Component, DeadLetter, Envelope, Publishes, Redeliver, Subscribes, TransportError, dead_letters
 from forge_core.tactics import RetryPolicy
 from forge_core.transport import PartitionChange, Subscription
 
@@ -71,7 +71,8 @@ class SensorProcessor(Component):
 
     Params = SensorProcessorParams
     params: SensorProcessorParams
-    publishes = (SENSOR_ALERT,)
+    publishes = (Publishes(SENSOR_ALERT, param="alert_topic", key="sensor_id"),)
+    subscribes = (Subscribes(SENSOR_READING, param="topic", group_param="group"),)
 
     async def start(self) -> None:
         p = self.params

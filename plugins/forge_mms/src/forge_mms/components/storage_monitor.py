@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Publishes, Subscribes
 
 from forge_mms.settings import StorageMonitorParams
 
@@ -28,6 +28,8 @@ class StorageMonitor(Component):
 
     Params = StorageMonitorParams
     params: StorageMonitorParams
+    publishes = (Publishes((), param="alert_topic", types_param="alert_type"),)
+    subscribes = (Subscribes(STORAGE_LEVELS, param="levels_topic", description="source: messages only"),)
 
     async def start(self) -> None:
         p = self.params

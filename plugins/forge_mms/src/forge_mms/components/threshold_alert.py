@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from forge_core import Check, Component, DeadLetter, Envelope, dead_letters
+from forge_core import Check, Component, DeadLetter, Envelope, Publishes, Subscribes, dead_letters
 from forge_core.transport import topic_level
 
 from forge_mms.settings import ThresholdAlertParams
@@ -45,6 +45,8 @@ class ThresholdAlert(Component):
 
     Params = ThresholdAlertParams
     params: ThresholdAlertParams
+    publishes = (Publishes((), param="alert_topic", types_param="alert_type", key="source"),)
+    subscribes = (Subscribes((), param="topics", types_param="types"),)
 
     async def start(self) -> None:
         p = self.params  # the band (low, high or both, low <= high) is checked by ThresholdAlertParams
