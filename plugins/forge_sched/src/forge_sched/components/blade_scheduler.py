@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from forge_core import Check, Component, Envelope, epoch_of
+from forge_core import Check, Component, Envelope, Publishes, Subscribes, epoch_of
 from forge_core.tactics import NotLeader, StaleEpoch
 
 from forge_sched.blades import handover, storage
@@ -54,6 +54,20 @@ class BladeScheduler(Component):
     """Discover cutting machines, assign blades A/B balanced, swap on failure and on storage alerts."""
 
     Params = BladeSchedulerParams
+    publishes = (Publishes(ASSIGN_BLADE, param="topics.assign", key="machineId"),
+                 Publishes(SWAP_BLADE, param="topics.swap", key="machineId"),
+                 Publishes(CHANGE_FRESH_AMOUNT, param="topics.change_fresh"),
+                 Publishes("forge.leadership", topic="forge/leader/{lease}", key="lease"))
+    subscribes = (Subscribes(HEARTBEAT, param="topics.heartbeats", shared=False),
+                  Subscribes(BLADE_SWAPPED, param="topics.swapped", shared=False),
+                  Subscribes(FRESH_AMOUNT_CHANGED, param="topics.fresh_changed", shared=False),
+                  Subscribes(STORAGE_ALERT, param="topics.alert", shared=False),
+                  Subscribes("forge.status", param="topics.status", shared=False),
+                  Subscribes("forge.death", param="topics.death", shared=False),
+                  # its own commands, observed: a shadow follows what the leader sent
+                  Subscribes(ASSIGN_BLADE, param="topics.assign", shared=False),
+                  Subscribes(SWAP_BLADE, param="topics.swap", shared=False),
+                  Subscribes(CHANGE_FRESH_AMOUNT, param="topics.change_fresh", shared=False))
     params: BladeSchedulerParams
 
     async def start(self) -> None:

@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Publishes, Subscribes
 from forge_core.tactics import NotLeader, RetryPolicy
 
 from forge_sched.orders import commands, invariants, outbox
@@ -49,7 +49,18 @@ class OrderScheduler(Component):
 
     Params = OrderSchedulerParams
     params: OrderSchedulerParams
-    publishes = (CREATED, ASSIGNED, REVOKED, STATUS_REPORT_RESULT, ENDPOINT, commands.REPLY)
+    publishes = (Publishes(CREATED, param="topics.created"), Publishes(ASSIGNED, param="topics.assigned"),
+                 Publishes(REVOKED, param="topics.revoked"),
+                 Publishes(STATUS_REPORT_RESULT, param="topics.status_report_result"),
+                 Publishes(ENDPOINT, param="topics.endpoints"),
+                 Publishes(commands.REPLY, param="topics.replies", key="requestId"),
+                 Publishes("forge.leadership", topic="forge/leader/{lease}", key="lease"))
+    subscribes = (Subscribes(PROGRESS, param="topics.progress"), Subscribes(COMPLETED, param="topics.completed"),
+                  Subscribes(STATUS_REPORT, param="topics.status_report", shared=False),
+                  Subscribes(CREATED, param="topics.created", shared=False),
+                  Subscribes(RISK_CHANGED, param="topics.risk", shared=False),
+                  Subscribes(FACTORY_HEARTBEAT, param="topics.heartbeats", shared=False),
+                  Subscribes(commands.REQUEST, param="topics.requests", shared=False))
 
     async def start(self) -> None:
         p = self.params
