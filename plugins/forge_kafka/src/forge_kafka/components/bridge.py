@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from forge_core import Component, DeadLetter, Envelope, SettingsError
+from forge_core import Component, DeadLetter, Envelope, Flow, SettingsError
 from forge_core import dead_letters as dl
 from forge_core.transport import cross as crossed
 
@@ -47,6 +47,30 @@ class Bridge(Component):
         except SettingsError:  # forge validate reports it; connect what the names say meanwhile
             return super().uses_transports(params, declared)
         return {model.mqtt, model.kafka} & set(declared)
+
+    @classmethod
+    def flows(cls, params: BridgeParams) -> list[Flow]:
+        """Each read pattern received on one side and sent on the other (the forwarded types; all
+        when the allow-list is null), for ``forge asyncapi``."""
+        found: list[Flow] = []
+        up, down = params.to_kafka, params.to_mqtt
+        if up is not None:
+            types = tuple(up.types or ())
+            for pattern in up.topics:
+                found.append(Flow("receive", pattern, types, params.mqtt, origin="to_kafka.topics"))
+                found.append(Flow("send", pattern, types, params.kafka, origin="to_kafka.topics"))
+            for route in up.routes:
+                key = f"level {route.key_from_level} of {route.topic}" if route.key_from_level is not None else None
+                found.append(Flow("receive", route.topic, types, params.mqtt, origin="to_kafka.routes"))
+                found.append(Flow("send", route.to, types, params.kafka, key=key, origin="to_kafka.routes"))
+        if down is not None:
+            for pattern in down.topics:
+                found.append(Flow("receive", pattern, tuple(down.routes), params.kafka, origin="to_mqtt.topics"))
+            for type_, topic in down.routes.items():  # {topic}: the Kafka-side topic, i.e. what was read
+                for sent in ([topic] if SAME_TOPIC not in topic else
+                             [topic.replace(SAME_TOPIC, pattern) for pattern in down.topics]):
+                    found.append(Flow("send", sent, (type_,), params.mqtt, origin="to_mqtt.routes"))
+        return found
 
     async def start(self) -> None:
         params = self.params
