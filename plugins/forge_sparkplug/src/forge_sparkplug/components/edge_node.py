@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Any
 
-from forge_core import Component, Envelope
+from forge_core import Component, Envelope, Flow
 from forge_core.tactics import FencedReceiver, Outbox
 
 from forge_sparkplug.codec.payload import Metric, PayloadError, decode, encode, read_state
@@ -42,6 +42,17 @@ class EdgeNode(Component):
     Params = EdgeNodeParams
     params: EdgeNodeParams
     publishes = ("sparkplug.write",)
+
+    @classmethod
+    def flows(cls, params: EdgeNodeParams) -> list[Flow]:
+        """The bus side, for ``forge asyncapi``: updates in, NCMD/DCMD writes out (its Sparkplug session on
+        the broker is its own MQTT client, spBv1.0 protobuf, not a Forge transport)."""
+        updates = params.updates_topic.format(group=params.group, node=params.node)
+        writes = params.writes_topic.format(group=params.group, node=params.node)
+        return [*super().flows(params),
+                Flow("receive", updates, ("sparkplug.metric_update",), origin="updates_topic"),
+                Flow("send", writes, ("sparkplug.write",), origin="writes_topic (NCMD)"),
+                Flow("send", writes + "/{device}", ("sparkplug.write",), origin="writes_topic (DCMD)")]
 
     async def start(self) -> None:
         p = self.params

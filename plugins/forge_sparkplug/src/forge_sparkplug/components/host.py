@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Any
 
-from forge_core import Component, DeadLetter, Envelope, dead_letters
+from forge_core import Component, DeadLetter, Envelope, Flow, dead_letters
 
 from forge_sparkplug.codec.datatypes import BY_NUMBER, number_of
 from forge_sparkplug.codec.payload import Metric, Payload, PayloadError, decode, encode, read_state, state_body
@@ -41,6 +41,20 @@ class Host(Component):
     Params = HostParams
     params: HostParams
     publishes = ("sparkplug.metrics", "sparkplug.node_state")
+
+    @classmethod
+    def flows(cls, params: HostParams) -> list[Flow]:
+        """The bus side, for ``forge asyncapi``: metrics and node states per node (and device) out, commands in,
+        the lease's announcements (its spBv1.0 session is its own MQTT client, not a Forge transport)."""
+        node = "{group}/{node}"
+        out = [Flow("send", f"{prefix}/{node}{device}", (type_,), key="group/node", origin=origin)
+               for prefix, type_, origin in ((params.data_topic, "sparkplug.metrics", "data_topic"),
+                                             (params.state_topic, "sparkplug.node_state", "state_topic"))
+               for device in ("", "/{device}")]
+        return [*super().flows(params), *out,
+                Flow("receive", f"{params.commands_topic}/#", ("sparkplug.command",), shared=False,
+                     origin="commands_topic"),
+                Flow("send", "forge/leader/{lease}", ("forge.leadership",), key="lease", origin="lease")]
 
     async def start(self) -> None:
         p = self.params
