@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -22,7 +22,9 @@ from typer.core import TyperGroup
 from forge_core import __version__
 from forge_core.cli.output import error
 from forge_core.errors import ForgeError, PluginError
-from forge_core.plugins import Plugins, get_plugin_manager
+
+if TYPE_CHECKING:  # the plugin manager pulls in the registries, schemas and settings: not for --version
+    from forge_core.plugins import Plugins
 
 
 def debug_enabled() -> bool:
@@ -71,6 +73,7 @@ def build_app(plugins: Plugins | None = None, *, make_plugins: Callable[[], Plug
     """
     from forge_core.cli import asyncapi, db, drill, new, run, schemas, validate
     from forge_core.cli import plugins as plugins_cmd
+    from forge_core.plugins import get_plugin_manager
 
     plugins = plugins if plugins is not None else get_plugin_manager()
     state = CliState(plugins, make_plugins or get_plugin_manager)
@@ -157,6 +160,10 @@ def _add_command(group: typer.Typer, entry: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``forge``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:  # answered before the plugins load: they import their libraries (docs/performance.md)
+        typer.echo(f"forge {__version__}")
+        sys.exit(0)
     try:
         app = build_app()
     except ForgeError as exc:  # a broken plugin: nothing can run until it is fixed or disabled

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 
 from forge_core.cli.output import console, print_json
@@ -87,6 +86,8 @@ def register(app: typer.Typer, state: CliState) -> None:
         out = console()
         out.print(f"[dim]# {escape(entry.type)} v{entry.version} from {escape(entry.plugin or '-')} "
                   f"{escape(entry.origin)}[/]")
+        from rich.syntax import Syntax  # pygments: 0.1-0.2 s, only when a schema is shown
+
         out.print(Syntax(json.dumps(entry.schema, indent=2), "json", background_color="default"))
 
     @group.command("validate")

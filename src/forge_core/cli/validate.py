@@ -10,7 +10,6 @@ from rich.markup import escape
 
 from forge_core.cli.output import PLANT_PATH_HELP, console, print_json, print_problems, problem_dict
 from forge_core.errors import ForgeError
-from forge_core.plant import check_plant, load_plant, manifest_file
 
 if TYPE_CHECKING:
     from forge_core.cli.main import CliState
@@ -20,6 +19,8 @@ PlantPath = Annotated[Path, typer.Argument(metavar="PATH", help=PLANT_PATH_HELP)
 
 def require_manifest(path: Path) -> Path:
     """The manifest file at ``path``, or an error saying what is missing where."""
+    from forge_core.plant import manifest_file
+
     file = manifest_file(path)
     if not file.is_file():
         where = f"{path} has no plant.yaml" if path.is_dir() else f"{path} does not exist"
@@ -38,6 +39,8 @@ def register(app: typer.Typer, state: CliState) -> None:
         Each problem is printed as `file:line at path: message`. Exit code 1 when there is any.
         """
         file = require_manifest(path)
+        from forge_core.plant import check_plant, load_plant  # the loader: yaml, jsonschema, pydantic
+
         problems = check_plant(file, plugins=state.fresh())
         if problems:
             if json_out:

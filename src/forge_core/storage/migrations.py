@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from typing import TYPE_CHECKING, TypeAlias
 
 from forge_core.errors import DuplicateRegistration
-from forge_core.storage.engine import StorageError, create_engine_from_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import Connection, Engine
+
+# SQLAlchemy and Alembic (0.3-0.6 s to import) load when a migration runs, not when a plugin
+# registers its versions directory: every plugin imports MigrationRegistry via forge_core.plugin.
 
 __all__ = [
     "CORE_MIGRATIONS",
@@ -48,7 +49,7 @@ MIGRATION_LOCK = 0x466F726765
 #: Forge's own version table, so a plant database can also hold an app's own Alembic history.
 VERSION_TABLE = "forge_alembic_version"
 
-EngineOrUrl = Engine | Connection | str
+EngineOrUrl: TypeAlias = "Engine | Connection | str"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class MigrationRegistry:
             )
         path = Path(versions_dir).resolve()
         if not path.is_dir():
+            from forge_core.storage.engine import StorageError
+
             raise StorageError(f"migrations {name!r} (plugin {plugin!r}): versions dir {path} does not exist")
         self._entries[name] = MigrationEntry(name, path, plugin)
 
@@ -107,6 +110,8 @@ class MigrationRegistry:
 
     def config(self) -> Config:
         """An Alembic config over all registered folders (no ini file involved)."""
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", _ini(SCRIPT_LOCATION))
         cfg.set_main_option("path_separator", "os")
@@ -115,11 +120,15 @@ class MigrationRegistry:
 
     def script_directory(self) -> ScriptDirectory:
         """The combined revisions, after checking each folder carries its own branch label."""
+        from alembic.script import ScriptDirectory
+
         script = ScriptDirectory.from_config(self.config())
         self._check_branches(script)
         return script
 
     def _check_branches(self, script: ScriptDirectory) -> None:
+        from forge_core.storage.engine import StorageError
+
         by_dir: dict[Path, list[str]] = {}
         labels: dict[Path, set[str]] = {}
         for rev in script.walk_revisions():
@@ -148,6 +157,10 @@ def _ini(path: Path) -> str:
 
 @contextmanager
 def _connection(target: EngineOrUrl, plant_dir: Path | None, *, write: bool) -> Iterator[Connection]:
+    from sqlalchemy import Connection
+
+    from forge_core.storage.engine import create_engine_from_url
+
     if isinstance(target, Connection):
         yield target
         return
@@ -172,6 +185,9 @@ def upgrade(
     Running it again is a no-op. Returns the heads now in the database.
     """
     registry = registry if registry is not None else MigrationRegistry()
+    import sqlalchemy as sa
+    from alembic import command
+
     registry.script_directory()  # validate branch labels before touching the database
     cfg = registry.config()
     with _connection(engine_or_url, plant_dir, write=True) as conn:
@@ -185,6 +201,8 @@ def upgrade(
 
 
 def _heads(conn: Connection) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
     ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
     return ctx.get_current_heads()
 

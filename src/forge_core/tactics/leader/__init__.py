@@ -21,29 +21,59 @@ One module per job: :mod:`.lease` (the lease, its backend protocol, the errors),
 and :mod:`.state` (the fenced state stores).
 """
 
-from forge_core.tactics.leader.elector import Callback as Callback  # the old module's type alias
-from forge_core.tactics.leader.elector import LeaderElector
-from forge_core.tactics.leader.fencing import (
-    SIGNATURE_FIELD,
-    FencedReceiver,
-    command_body,
-    sign_command,
-    sign_payload,
-    verify_payload,
-)
-from forge_core.tactics.leader.lease import (
-    GRANT_HISTORY,
-    Grant,
-    Lease,
-    LeaseBackend,
-    LeaseBackendUnavailable,
-    NotLeader,
-    StaleEpoch,
-)
-from forge_core.tactics.leader.memory import MemoryLeaseBackend
-from forge_core.tactics.leader.redis import RedisLeaseBackend
-from forge_core.tactics.leader.sql import SqlLeaseBackend
-from forge_core.tactics.leader.state import MemoryStateStore, SqlStateStore, StateStore
+from typing import TYPE_CHECKING
+
+from forge_core._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from forge_core.tactics.leader.elector import Callback as Callback  # the old module's type alias
+    from forge_core.tactics.leader.elector import LeaderElector
+    from forge_core.tactics.leader.fencing import (
+        SIGNATURE_FIELD,
+        FencedReceiver,
+        command_body,
+        sign_command,
+        sign_payload,
+        verify_payload,
+    )
+    from forge_core.tactics.leader.lease import (
+        GRANT_HISTORY,
+        Grant,
+        Lease,
+        LeaseBackend,
+        LeaseBackendUnavailable,
+        NotLeader,
+        StaleEpoch,
+    )
+    from forge_core.tactics.leader.memory import MemoryLeaseBackend
+    from forge_core.tactics.leader.redis import RedisLeaseBackend
+    from forge_core.tactics.leader.sql import SqlLeaseBackend
+    from forge_core.tactics.leader.state import MemoryStateStore, SqlStateStore, StateStore
+
+# Imported on first use: the SQL backends and stores pull in SQLAlchemy/Alembic (docs/performance.md).
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Callback": "forge_core.tactics.leader.elector:Callback",
+    "LeaderElector": "forge_core.tactics.leader.elector:LeaderElector",
+    "SIGNATURE_FIELD": "forge_core.tactics.leader.fencing:SIGNATURE_FIELD",
+    "FencedReceiver": "forge_core.tactics.leader.fencing:FencedReceiver",
+    "command_body": "forge_core.tactics.leader.fencing:command_body",
+    "sign_command": "forge_core.tactics.leader.fencing:sign_command",
+    "sign_payload": "forge_core.tactics.leader.fencing:sign_payload",
+    "verify_payload": "forge_core.tactics.leader.fencing:verify_payload",
+    "GRANT_HISTORY": "forge_core.tactics.leader.lease:GRANT_HISTORY",
+    "Grant": "forge_core.tactics.leader.lease:Grant",
+    "Lease": "forge_core.tactics.leader.lease:Lease",
+    "LeaseBackend": "forge_core.tactics.leader.lease:LeaseBackend",
+    "LeaseBackendUnavailable": "forge_core.tactics.leader.lease:LeaseBackendUnavailable",
+    "NotLeader": "forge_core.tactics.leader.lease:NotLeader",
+    "StaleEpoch": "forge_core.tactics.leader.lease:StaleEpoch",
+    "MemoryLeaseBackend": "forge_core.tactics.leader.memory:MemoryLeaseBackend",
+    "RedisLeaseBackend": "forge_core.tactics.leader.redis:RedisLeaseBackend",
+    "SqlLeaseBackend": "forge_core.tactics.leader.sql:SqlLeaseBackend",
+    "MemoryStateStore": "forge_core.tactics.leader.state:MemoryStateStore",
+    "SqlStateStore": "forge_core.tactics.leader.state:SqlStateStore",
+    "StateStore": "forge_core.tactics.leader.state:StateStore",
+})
 
 __all__ = [
     "GRANT_HISTORY",
