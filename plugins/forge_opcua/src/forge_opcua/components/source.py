@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from asyncua import ua
-from forge_core import Check, Component, Envelope, ForgeError
+from forge_core import Check, Component, Envelope, ForgeError, Publishes, Subscribes
 from forge_core.tactics import Backoff, BackpressureController
 
 from forge_opcua.client.backlog import Backlog, Pending
@@ -55,7 +55,8 @@ class OpcUaSource(Component):
 
     Params = SourceParams
     params: SourceParams
-    publishes = (DATA_CHANGE, SOURCE_STATUS)
+    publishes = (Publishes(DATA_CHANGE, param="topic", key="the tag"), Publishes(SOURCE_STATUS, param="status_topic", key="source"))
+    subscribes = (Subscribes(QUEUE_DEPTH, param="depth_topic"),)
 
     # what health() and report() read before start() ran (or after it failed)
     backlog: Backlog | None = None
