@@ -1,0 +1,151 @@
+"""The virtual clock's loop keeps the stock asyncio loop's semantics: time jumps to the next timer,
+timers due at the same instant run in the stock loop's order, sleeps and cancellations behave."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from forge_core.clock import VIRTUAL_EPOCH, VirtualClock, VirtualClockStalled, _VirtualSelector
+
+
+class _StockVirtualLoop(asyncio.SelectorEventLoop):
+    """The reference: the stock loop's own ``_run_once`` over a selector that jumps time."""
+
+    def __init__(self) -> None:
+        self._now = [0.0]
+        super().__init__(selector=_VirtualSelector(self._now))
+
+    def time(self) -> float:
+        return self._now[0]
+
+
+def _workload(loop: asyncio.AbstractEventLoop, seed: int, sleep: object) -> list[tuple[float, str]]:
+    """Tasks sleeping random (often equal) intervals, timers, cancellations: the order of events."""
+    rnd = random.Random(seed)
+    log: list[tuple[float, str]] = []
+
+    async def worker(name: str) -> None:
+        for step in range(30):
+            await sleep(rnd.choice((0.0, 0.5, 1.0, 1.0, 2.5, 3.0)))  # type: ignore[operator]
+            log.append((loop.time(), f"{name}:{step}"))
+            if rnd.random() < 0.3:
+                note = f"timer {name}:{step}"
+                loop.call_later(rnd.choice((0.5, 1.0, 2.0)), lambda note=note: log.append((loop.time(), note)))
+            if rnd.random() < 0.1:
+                handle = loop.call_later(1.0, log.append, (loop.time(), "never"))
+                handle.cancel()
+
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(worker(f"w{i}")) for i in range(25)]
+        await asyncio.sleep(20.0)
+        tasks[0].cancel()  # cancelled mid-sleep
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    return log
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_events_run_in_the_stock_loops_order_at_the_same_times(seed: int) -> None:
+    stock = _workload(_StockVirtualLoop(), seed, asyncio.sleep)
+    clock = VirtualClock()
+    ours = _workload(clock.loop, seed, clock.sleep)
+    assert ours == stock
+    assert not any(what == "never" for _, what in ours)
+    assert len({at for at, _ in ours}) > 10  # the workload did spread over time, with ties
+
+
+def test_time_jumps_to_the_next_timer_and_reads_exactly() -> None:
+    clock = VirtualClock()
+    seen: list[float] = []
+
+    async def main() -> None:
+        await clock.sleep(5.0)
+        seen.append(clock.monotonic())
+        clock.call_later(0.25, lambda: seen.append(clock.monotonic()))
+        await clock.sleep(1.0)
+        seen.append(clock.time())
+
+    clock.run(main())
+    clock.close()
+    assert seen == [5.0, 5.25, VIRTUAL_EPOCH + 6.0]
+
+
+def test_a_sleep_cancelled_midway_leaves_no_live_timer() -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(clock.sleep(100.0))
+        await clock.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert all(handle.cancelled() for handle in clock.loop._scheduled)
+
+    clock.run(main())
+    assert clock.elapsed == 1.0
+    clock.close()
+
+
+def test_zero_and_negative_sleeps_only_yield() -> None:
+    clock = VirtualClock()
+    order: list[str] = []
+
+    async def other() -> None:
+        order.append("other")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(other())
+        await clock.sleep(0)
+        assert task.done()
+        order.append("main")
+        await clock.sleep(-1.0)
+
+    clock.run(main())
+    clock.close()
+    assert order == ["other", "main"] and clock.elapsed == 0.0
+
+
+def test_a_loop_with_nothing_to_do_says_it_stalled() -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(VirtualClockStalled, match="nothing is scheduled"):
+        clock.run(main())
+    clock.close()
+
+
+def test_a_closed_loop_refuses_callbacks() -> None:
+    clock = VirtualClock()
+    clock.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        clock.loop.call_soon(print)
+    with pytest.raises(RuntimeError, match="closed"):
+        clock.call_later(1.0, print)
+
+
+def test_many_cancelled_timers_are_swept_and_the_rest_still_fire() -> None:
+    clock = VirtualClock()
+    fired: list[int] = []
+
+    async def main() -> None:
+        handles = [clock.call_later(10.0 + i, fired.append, i) for i in range(300)]
+        for handle in handles[:250]:
+            handle.cancel()
+        await clock.sleep(1.0)  # an iteration sweeps the cancelled majority
+        assert len(clock.loop._scheduled) <= 51
+        await clock.sleep(400.0)
+
+    clock.run(main())
+    clock.close()
+    assert fired == list(range(250, 300))
