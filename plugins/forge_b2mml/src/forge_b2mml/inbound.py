@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forge_core import DeadLetter
+from forge_core import DeadLetter, Publishes
 from lxml import etree
 
 from forge_b2mml.answers import ACTION_TYPE, action_of
@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 __all__ = ["ACK_TYPE", "KINDS", "Inbound", "Receipt", "kind_of"]
 
 ACK_TYPE = "b2mml.acknowledgement"
+
+#: What every inbox publishes (``forge asyncapi``): each plant message on its ``topics.<kind>``, and the
+#: acknowledgements.
+INBOX_PUBLISHES: tuple[Publishes, ...] = (
+    *(Publishes(f"b2mml.{kind}", param=f"topics.{kind}") for kind in (
+        "production_request", "routing", "material_definition", "material_lot", "request_action")),
+    Publishes(ACK_TYPE, param="topics.acknowledgement", key="the acknowledgement id"),
+)
 
 #: Document kinds an inbox accepts (``POST /b2mml/<kind>``) and the nouns of each.
 KINDS: dict[str, tuple[str, ...]] = {

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from forge_core import Check, Component
 
 from forge_b2mml.components._common import free_name, resolve, write_atomic
-from forge_b2mml.inbound import Inbound
+from forge_b2mml.inbound import INBOX_PUBLISHES, Inbound
 from forge_b2mml.settings import DropFolderParams
 from forge_b2mml.transactions import Ledger
 
@@ -30,6 +30,7 @@ class DropFolder(Component):
 
     Params: ClassVar[type[DropFolderParams]] = DropFolderParams
     params: DropFolderParams
+    publishes = INBOX_PUBLISHES
 
     async def start(self) -> None:
         self.root = resolve(self.ctx, self.params.path)

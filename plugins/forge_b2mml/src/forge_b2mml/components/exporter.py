@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
-from forge_core import Check, Component, Envelope, ForgeError
+from forge_core import Check, Component, Envelope, Flow, ForgeError, Publishes, Subscribes
 from forge_core.tactics import RetryPolicy
 
 from forge_b2mml.answers import STATE_TYPE, build_answer
@@ -54,6 +54,14 @@ class Exporter(Component):
 
     Params: ClassVar[type[ExporterParams]] = ExporterParams
     params: ExporterParams
+    publishes = (Publishes(DOCUMENT_TYPE, param="topic", description="destination: topic only"),)
+    subscribes = (Subscribes(COMPLETED_TYPE, param="completion_topic"),
+                  Subscribes(ACK_TYPE, param="acknowledgement_topic"), Subscribes(STATE_TYPE, param="state_topic"))
+
+    @classmethod
+    def flows(cls, params: ExporterParams) -> list[Flow]:
+        """As declared, without the export topic when exports go to a directory or over HTTP."""
+        return [f for f in super().flows(params) if params.destination == "topic" or f.origin != "publishes[0]"]
 
     async def start(self) -> None:
         p = self.params

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from forge_b2mml.inbound import KINDS, Inbound
+from forge_b2mml.inbound import INBOX_PUBLISHES, KINDS, Inbound
 from forge_b2mml.settings import HttpInboxParams
 from forge_b2mml.transactions import Ledger
 
@@ -35,6 +35,7 @@ class HttpInbox(Component):
 
     Params: ClassVar[type[HttpInboxParams]] = HttpInboxParams
     params: HttpInboxParams
+    publishes = INBOX_PUBLISHES
 
     async def start(self) -> None:
         self.inbound = Inbound(self.ctx, self.params, Ledger(self.ctx.storage))

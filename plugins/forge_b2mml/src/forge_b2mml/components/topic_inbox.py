@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from forge_core import Component, Envelope
+from forge_core import Component, Envelope, Publishes, Subscribes
 
-from forge_b2mml.inbound import Inbound
+from forge_b2mml.inbound import INBOX_PUBLISHES, Inbound
 from forge_b2mml.settings import TopicInboxParams
 from forge_b2mml.transactions import Ledger
 
@@ -26,6 +26,8 @@ class TopicInbox(Component):
 
     Params: ClassVar[type[TopicInboxParams]] = TopicInboxParams
     params: TopicInboxParams
+    publishes = (*INBOX_PUBLISHES, Publishes(DOCUMENT_TYPE, param="reply_topic"))
+    subscribes = (Subscribes(DOCUMENT_TYPE, param="topic"),)
 
     async def start(self) -> None:
         self.inbound = Inbound(self.ctx, self.params, Ledger(self.ctx.storage))
