@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from forge_core import Check, Component, Envelope, subscribe
+from forge_core import Check, Component, Envelope, Publishes, subscribe
 from pasta_plant.components.machine import WORKING
 from pasta_plant.ledger import ledger
 from pasta_plant.settings import ChaosParams, MachineParams
@@ -49,6 +49,8 @@ class Tally:
 
 class Chaos(Component):
     Params = ChaosParams
+    publishes = (Publishes("pasta.kill_machine", topic="updateManager/killMachine", key="machineId"),
+                 Publishes(("pasta.killing_machine", "pasta.killing_scheduler"), topic="experiment"))
     params: ChaosParams
 
     async def start(self) -> None:

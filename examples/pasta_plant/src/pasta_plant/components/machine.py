@@ -18,7 +18,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from forge_core import Check, Component, Envelope, epoch_of, subscribe
+from forge_core import Check, Component, Envelope, Publishes, epoch_of, subscribe
 from pasta_plant.ledger import ledger
 from pasta_plant.odometer import odometer
 from pasta_plant.settings import MachineParams
@@ -31,6 +31,8 @@ RECOVERY = "RECOVERY"
 
 class CuttingMachine(Component):
     Params = MachineParams
+    publishes = (Publishes("sched.machine_heartbeat", topic="heartbeats", key="machineId"),
+                 Publishes("sched.blade_swapped", topic="productionPlan/bladeSwapped", key="machineId"))
     params: MachineParams
 
     async def start(self) -> None:

@@ -21,7 +21,7 @@ import sys
 from collections import Counter, deque
 from typing import Any
 
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Subscribes
 from forge_core.tactics import GRANT_HISTORY, LeaseBackendUnavailable
 from pasta_plant.ledger import ledger
 from pasta_plant.settings import MonitorParams
@@ -32,6 +32,7 @@ TOPICS = ("heartbeats", "productionPlan/#", "updateManager/#", "sorting/#", "sto
 
 class Monitor(Component):
     Params = MonitorParams
+    subscribes = tuple(Subscribes((), topic=pattern, shared=False) for pattern in TOPICS)
     params: MonitorParams
 
     async def start(self) -> None:

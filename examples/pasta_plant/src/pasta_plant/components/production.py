@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from forge_core import Check, Component, Envelope, subscribe
+from forge_core import Check, Component, Envelope, Publishes, subscribe
 from pasta_plant.db import CATEGORIES, LEVEL_KEYS, batches, seed_rows
 from pasta_plant.ledger import ledger
 from pasta_plant.odometer import Odometer, odometer
@@ -36,6 +36,8 @@ from pasta_plant.settings import ProductionParams
 
 class BatchProduction(Component):
     Params = ProductionParams
+    publishes = (Publishes("mms.storage_levels", topic="storage/levels"),
+                 Publishes("pasta.new_batch", topic="storage/newBatch"))
     params: ProductionParams
 
     async def start(self) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from forge_core import Check, Component, Envelope, subscribe
+from forge_core import Check, Component, Envelope, Publishes, subscribe
 from pasta_plant.settings import SortingParams
 
 
 class Sorting(Component):
     Params = SortingParams
+    publishes = (Publishes("sched.fresh_amount_changed", topic="sorting/freshAmountChanged"),)
     params: SortingParams
 
     async def start(self) -> None:
