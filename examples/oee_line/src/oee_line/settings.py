@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from forge_opcua.settings import MachineTiming
 from pydantic import Field
 
 from forge_core import Settings
 
-__all__ = ["GatewayParams", "HistorianParams", "OeeParams", "RetentionSettings", "ShiftSpec"]
+__all__ = ["AuditParams", "ChaosParams", "GatewayParams", "HistorianParams", "OeeParams", "RetentionSettings",
+           "ShiftSpec", "SimPlcParams", "SimSparkplugParams"]
 
 
 class GatewayParams(Settings):
@@ -63,3 +67,60 @@ class OeeParams(Settings):
                                                                  "stop (performance), longer a breakdown")
     startup_window: float = Field(300.0, ge=0, description="bad parts this long after setup/down/restart are "
                                                            "startup rejects")
+
+
+# -- the virtual-time profile (oee_line.sim) ------------------------------------------------------------
+class SimPlcParams(Settings):
+    """``oee_line.sim_plc``: the PLC simulator's machine model on the plant's clock, as opcua.source reports it."""
+
+    machines: list[str] = Field(default_factory=lambda: ["M1", "M2", "M3"], min_length=1, description="machine ids")
+    cycle_times: dict[str, float] = Field(default_factory=dict, description="ideal cycle time per machine id")
+    timing: MachineTiming = Field(default_factory=MachineTiming, description="the machines' behaviour "
+                                                                             "(forge_opcua's MachineTiming)")
+    topic: str = Field("opcua/{source}/{tag}", description="bus topic of each opcua.data_change")
+    restart_fault_code: int = Field(9000, description="FaultCode of the down state a PLC restart puts every "
+                                                      "machine in")
+
+
+class SimSparkplugParams(Settings):
+    """The broker of ``oee_line.sim_edge_node`` / ``oee_line.sim_host`` (their other params: sparkplug's)."""
+
+    broker: str = Field("sim", min_length=1, description="name of the simulated broker (one per name and run)")
+    persistence: bool = Field(True, description="retained messages survive a broker outage (Mosquitto's "
+                                                "persistence true, as in security/mosquitto.conf)")
+
+
+FaultKind = Literal["broker_outage", "plc_restart", "edge_network_loss"]
+
+
+class ChaosParams(Settings):
+    """``oee_line.chaos``: seeded broker outages, PLC restarts and edge network losses under virtual time."""
+
+    enabled: bool = Field(False, description="off unless the chaos profile turns it on")
+    broker: str = Field("sim", description="the simulated broker to take down")
+    plc: str = Field("plc1", description="the oee_line.sim_plc component to restart")
+    edge_client: str = Field("forge-spb-line1-edge-1", description="the edge node's MQTT client id whose network "
+                                                                   "is cut")
+    min_interval: float = Field(600.0, gt=0, description="seconds between two faults, at least")
+    max_interval: float = Field(2400.0, gt=0, description="seconds between two faults, at most")
+    weights: dict[FaultKind, float] = Field(
+        default_factory=lambda: dict.fromkeys(("broker_outage", "plc_restart", "edge_network_loss"), 1.0),
+        description="which fault, by weight")
+    broker_outage: tuple[float, float] = Field((60.0, 300.0), description="seconds a broker outage lasts (min, max)")
+    plc_restart: tuple[float, float] = Field((20.0, 90.0), description="seconds a PLC restart lasts (min, max)")
+    network_loss: tuple[float, float] = Field((10.0, 180.0), description="seconds the edge's network is away "
+                                                                         "(min, max)")
+    quiet_after: float = Field(0.0, ge=0, description="no new fault this many seconds after the start")
+
+
+class AuditParams(Settings):
+    """``oee_line.audit``: the run's invariants against the simulated PLC's ground truth."""
+
+    plc: str = Field("plc1", description="the oee_line.sim_plc whose samples are the ground truth")
+    edge: str = Field("edge", description="the edge node component (its outbox holds what is not yet sent)")
+    host: str = Field("host", description="the Sparkplug host component")
+    topics: list[str] = Field(default_factory=lambda: ["sparkplug/data/#"], description="sparkplug.metrics topics")
+    settle: float = Field(180.0, ge=0, description="samples this close to the end, or to the end of a fault still "
+                                                   "settling, are not yet due")
+    reset_storage: bool = Field(True, description="empty the time-series tables at start: a simulated day starts "
+                                                  "at the same virtual instant every run")

@@ -9,7 +9,8 @@ thread; samples already stored (a birth repeating the last values, a replay) are
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from forge_core import Check, Component, Envelope
 from oee_line.oee import StateChange
@@ -17,6 +18,8 @@ from oee_line.settings import HistorianParams
 from oee_line.storage.store import Retention, Sample, TimeSeriesStore
 
 __all__ = ["Historian", "quality_name"]
+
+T = TypeVar("T")
 
 
 def quality_name(code: Any) -> str:
@@ -33,6 +36,8 @@ class Historian(Component):
         self.stats = {"messages": 0, "samples": 0, "stored": 0, "states": 0, "skipped": 0, "errors": 0}
         self.fault: dict[str, int] = {}
         self.lock = asyncio.Lock()
+        # a worker thread under the real clock; inline under virtual time (no threads: a seed replays the run)
+        self.offload = not getattr(self.ctx.clock, "is_virtual", False)
         for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.on_metrics, types=["sparkplug.metrics"], batch=True)
         self.ctx.every(self.params.percentile_every, self._percentiles, name="percentiles")
@@ -71,19 +76,22 @@ class Historian(Component):
         if not samples and not states:
             return
         async with self.lock:  # one writer: rollup upserts of one bucket never race each other
-            stored = await asyncio.to_thread(self.store.write, samples, states)
+            stored = await self._call(self.store.write, samples, states)
         self.stats["samples"] += len(samples)
         self.stats["stored"] += stored
         self.stats["states"] += len(states)
 
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args) if self.offload else fn(*args)
+
     async def _percentiles(self) -> None:
         async with self.lock:
-            await asyncio.to_thread(self.store.refresh_percentiles)
+            await self._call(self.store.refresh_percentiles)
 
     async def _retention(self) -> None:
         r = self.params.retention
         async with self.lock:
-            await asyncio.to_thread(self.store.apply_retention, self.ctx.clock.time(), Retention(
+            await self._call(self.store.apply_retention, self.ctx.clock.time(), Retention(
                 r.telemetry_days, r.rollup_1m_days, r.rollup_5m_days, r.rollup_1h_days, r.events_days))
 
     def report(self) -> dict[str, Any]:

@@ -1,0 +1,163 @@
+"""``oee_line.sim_plc``: the simulated PLC's machines on the plant's clock, reported as ``opcua.source`` does.
+
+``opcua.plc_simulator`` serves :class:`forge_opcua.PlcModel` over OPC UA (real sockets, real time);
+under virtual time this component runs the same model and publishes each value change as the
+``opcua.data_change`` the source would (tag ``M1/State``, the model's source timestamp), one per
+change and event by event: every part and every transition, as a monitored item with a queue
+delivers them. What it published is the ground truth the audit checks storage against.
+
+A PLC restart (``restart(seconds)``, from ``oee_line.chaos``): every machine goes ``down`` with
+``restart_fault_code`` (published before the PLC goes quiet), nothing is published while it is
+away, and it comes back with every machine running and its counters at 0 (the OEE calculation
+reads a counter that went down as a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from forge_opcua import DATA_CHANGE, PlcModel
+from forge_opcua.simulator.model import STATES, Machine
+
+from forge_core import Component
+from oee_line.settings import SimPlcParams
+
+__all__ = ["MachineTruth", "SimPlc", "plc"]
+
+_PLCS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SimPlc]] = weakref.WeakKeyDictionary()
+_DATATYPES = {"State": "String", "StateCode": "Int32", "FaultCode": "Int32", "GoodCount": "UInt32",
+              "TotalCount": "UInt32", "IdealCycleTime": "Double"}
+
+
+def plc(name: str) -> SimPlc | None:
+    """The running ``oee_line.sim_plc`` ``name`` of this loop's plant."""
+    return _PLCS.get(asyncio.get_running_loop(), {}).get(name)
+
+
+@dataclass
+class MachineTruth:
+    """What one machine did, at the PLC's millisecond timestamps: states and parts (good or not)."""
+
+    ideal_cycle_time: float
+    states: list[tuple[int, str]] = field(default_factory=list)
+    parts: list[tuple[int, bool]] = field(default_factory=list)
+
+
+class SimPlc(Component):
+    Params = SimPlcParams
+    params: SimPlcParams
+    publishes = (DATA_CHANGE,)
+
+    async def start(self) -> None:
+        p = self.params
+        # the first values go out a second after start, as an OPC UA client needs to connect and subscribe
+        # (the gateway and edge node have subscribed to the bus by then)
+        now = self.ctx.clock.time() + 1.0
+        self.model = PlcModel(p.machines, p.timing, self.ctx.random, now, cycle_times=p.cycle_times)
+        self.base: dict[str, tuple[int, int]] = dict.fromkeys(p.machines, (0, 0))  # counters at the last restart
+        self.shown: dict[tuple[str, str], Any] = {}
+        #: every sample published: (machine, metric, ms) -> value
+        self.samples: dict[tuple[str, str, int], Any] = {}
+        self.truth = {m.id: MachineTruth(m.ideal_cycle_time) for m in self.model.machines.values()}
+        self.online = True
+        self.restarts: list[tuple[float, float]] = []
+        self.started = now
+        _PLCS.setdefault(asyncio.get_running_loop(), {})[self.name] = self
+        for machine in self.model.machines.values():
+            self.truth[machine.id].states.append((round(machine.state_since * 1000), machine.state))
+        self._wake = asyncio.Event()
+        self.ctx.spawn(self._running(), name="machines")
+
+    # -- the machines ------------------------------------------------------------------------------------
+    @staticmethod
+    def _next(machine: Machine) -> float:
+        part = machine.part_due
+        return part if part is not None and part <= machine.state_until else machine.state_until
+
+    async def _running(self) -> None:
+        await self.ctx.clock.sleep(self.started - self.ctx.clock.time())
+        for machine in self.model.machines.values():
+            await self._show(machine, self.started, initial=True)
+        while True:
+            when = min(self._next(m) for m in self.model.machines.values())
+            delay = when - self.ctx.clock.time()
+            if delay > 0:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()  # a restart changed the machines' plans
+                    continue
+                except TimeoutError:
+                    pass
+            await self._step(when)
+
+    async def _step(self, when: float) -> None:
+        for machine in self.model.machines.values():
+            state, total, good = machine.state, machine.total, machine.good
+            if not machine.advance(when):
+                continue
+            truth = self.truth[machine.id]
+            if machine.total != total:
+                truth.parts.append((round(machine.last_part_at * 1000), machine.good != good))
+            if machine.state != state:
+                truth.states.append((round(machine.state_since * 1000), machine.state))
+            if self.online:
+                await self._show(machine, when)
+
+    def _values(self, machine: Machine) -> dict[str, tuple[Any, float]]:
+        good0, total0 = self.base[machine.id]
+        return {"FaultCode": (machine.fault_code, machine.state_since), "State": (machine.state, machine.state_since),
+                "StateCode": (STATES[machine.state], machine.state_since),
+                "GoodCount": (machine.good - good0, machine.last_part_at),
+                "TotalCount": (machine.total - total0, machine.last_part_at),
+                "IdealCycleTime": (machine.ideal_cycle_time, self.started)}
+
+    async def _show(self, machine: Machine, now: float, *, initial: bool = False, stamp: float | None = None) -> None:
+        """Publish what changed since it was last shown, fault code first (the state's event carries it)."""
+        for metric, (value, at) in self._values(machine).items():
+            key = (machine.id, metric)
+            if not initial and self.shown.get(key) == value:
+                continue
+            self.shown[key] = value
+            at = stamp if stamp is not None and metric in ("GoodCount", "TotalCount") else at
+            ms = round(at * 1000)
+            self.samples[(machine.id, metric, ms)] = value
+            tag = f"{machine.id}/{metric}"
+            await self.ctx.publish(self.params.topic.format(source=self.name, tag=tag), DATA_CHANGE, {
+                "node_id": f"ns=1;s={machine.id}.{metric}", "tag": tag, "value": value,
+                "data_type": _DATATYPES[metric], "status": "Good", "status_code": 0, "quality": "good",
+                "source_timestamp": ms / 1000, "server_timestamp": now, "endpoint": f"sim:{self.name}"}, key=tag)
+
+    # -- chaos ---------------------------------------------------------------------------------------------
+    async def restart(self, seconds: float) -> None:
+        """Restart the PLC: machines down now, nothing published for ``seconds``, back running at counters 0."""
+        now = self.ctx.clock.time()
+        back = now + seconds
+        for machine in self.model.machines.values():
+            machine.advance(now)
+            if machine.state != "down":
+                machine.totals.stops["down"] += 1
+                self.truth[machine.id].states.append((round(now * 1000), "down"))
+            machine.state, machine.fault_code = "down", self.params.restart_fault_code
+            machine.state_since, machine.state_until, machine.part_due = now, back, None
+            await self._show(machine, now)
+        self.online = False
+        self.restarts.append((now, back))
+        self._wake.set()
+        self.ctx.spawn(self._back(back), name="restart")
+
+    async def _back(self, back: float) -> None:
+        await self.ctx.clock.sleep(max(0.0, back - self.ctx.clock.time()))
+        await self._step(back)  # the machines run again (the model's own transition at state_until)
+        self.online = True
+        for machine in self.model.machines.values():
+            self.base[machine.id] = (machine.good, machine.total)
+            await self._show(machine, back, stamp=back)
+        self._wake.set()
+
+    def report(self) -> dict[str, Any]:
+        return {"machines": self.model.totals(), "samples": len(self.samples), "restarts": len(self.restarts),
+                "online": self.online}
