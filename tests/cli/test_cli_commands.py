@@ -147,3 +147,40 @@ def test_db_upgrade_then_current(invoke, bakery: Path, monkeypatch) -> None:
     after = json.loads(invoke("db", "current", bakery, "--json").stdout)
     assert after["current"]["forge_core"]
     assert after["url"].endswith("bakery/.forge/plant.db")
+
+
+def test_completion_installs_and_completes(forge, forge_env, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    shown = forge("--show-completion", "bash")
+    assert shown.returncode == 0 and "_FORGE_COMPLETE=complete_bash" in shown.stdout
+    installed = forge("--install-completion", "bash", HOME=str(tmp_path), SHELL="/bin/bash")
+    assert installed.returncode == 0, installed.stderr
+    script = tmp_path / ".bash_completions" / "forge.sh"
+    assert script.read_text().strip() == shown.stdout.strip()
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
+    # what the installed script asks forge: the words so far; forge answers the candidates
+    env = forge_env(_FORGE_COMPLETE="complete_bash", COMP_WORDS="forge run --sim", COMP_CWORD="2")
+    asked = subprocess.run([sys.executable, "-m", "forge_core.cli"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert asked.stdout.split() == ["--simulate"]
+
+
+def test_root_verbose_counts_for_any_command(app, monkeypatch) -> None:
+    import logging
+
+    monkeypatch.setenv("COLUMNS", "200")
+    levels: list[int] = []
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.WARNING)
+
+    @app.command("probe-level")
+    def probe() -> None:
+        levels.append(root.getEffectiveLevel())
+
+    runner = CliRunner()
+    for args in (["probe-level"], ["-v", "probe-level"], ["-vv", "probe-level"], ["--verbose", "-v", "probe-level"]):
+        assert runner.invoke(app, args).exit_code == 0
+    assert levels == [logging.WARNING, logging.INFO, logging.DEBUG, logging.DEBUG]
+    assert root.level == logging.WARNING  # the handler and level go again when the command ends

@@ -39,7 +39,7 @@ def test_scaffolded_plant_validates(invoke, bakery: Path) -> None:
     assert "ok" in result.stdout and "machine (bakery.machine)" in result.stdout
     data = json.loads(invoke("validate", bakery, "--json").stdout)
     assert data["ok"] is True and data["components"] == {"machine": "bakery.machine", "log": "forge.logger"}
-    assert data["profiles"] == ["embedded"]
+    assert data["profiles"] == ["embedded", "quiet"]
 
 
 def test_scaffolded_plant_runs(forge, bakery: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -122,3 +123,85 @@ def test_chaos_flag_is_the_chaos_profile(invoke, tmp_path) -> None:
     assert json.loads(result.stdout)["profile"] == "chaos"
     clash = invoke("run", tmp_path, "--simulate", "1s", "--chaos", "--profile", "embedded")
     assert clash.exit_code == 2 and "--chaos is --profile chaos" in clash.output
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
+    """Run forge with stdout and stderr on a pseudo-terminal; everything it wrote."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "forge_core.cli", *args], stdin=slave, stdout=slave,
+                            stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=timeout)
+    os.close(master)
+    assert proc.returncode == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+def test_simulation_shows_progress_on_a_terminal_only(forge, forge_env, bakery: Path) -> None:
+    args = ["run", str(bakery), "--simulate", "6h", "--seed", "1"]
+    shown = _on_a_terminal(args, forge_env())
+    assert "simulated" in shown and "of 6h" in shown and "messages" in shown and "wall 0:" in shown
+    piped = forge(*args)
+    assert piped.returncode == 0, piped.stderr
+    assert "simulated" not in piped.stdout + piped.stderr and "\x1b[" not in piped.stdout + piped.stderr
+    digest = [line for line in piped.stdout.splitlines() if "trace digest" in line]
+    assert digest and digest[0].split("│")[2].split()[0] in shown  # the bar does not change the run
+
+
+CHATTY = '''
+import logging
+
+from forge_core import Component, hookimpl
+
+log = logging.getLogger("chatty")
+
+
+class Chatty(Component):
+    async def start(self):
+        log.debug("a debug line")
+        log.info("an info line")
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.chatty", Chatty)
+'''
+
+
+@pytest.fixture(scope="module")
+def chatty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plant whose one component logs a debug and an info line when it starts."""
+    plant = tmp_path_factory.mktemp("chatty")
+    (plant / "chatty.py").write_text(CHATTY)
+    (plant / "plant.yaml").write_text("version: 1\nplant: {name: chatty}\nlocal_plugins: [chatty.py]\n"
+                                      "transports:\n  bus: {type: memory}\ncomponents:\n  c: {type: test.chatty}\n")
+    return plant
+
+
+@pytest.mark.parametrize(("flags", "shown", "hidden"), [
+    ([], [], ["an info line", "a debug line"]), (["-v"], ["an info line"], ["a debug line"]),
+    (["-vv"], ["an info line", "a debug line"], []), (["--verbose", "--verbose"], ["a debug line"], [])])
+def test_verbose_is_a_count(forge, chatty: Path, flags: list[str], shown: list[str], hidden: list[str]) -> None:
+    result = forge("run", chatty, "--simulate", "5s", *flags)
+    assert result.returncode == 0, result.stderr
+    assert all(text in result.stderr for text in shown) and not any(text in result.stderr for text in hidden)
+    if "a debug line" in shown:
+        assert re.search(r"^2024-01-01T00:00:00\.000Z DEBUG +a debug line", result.stderr, re.M), result.stderr
+
+
+def test_log_lines_carry_plant_time_in_iso_8601(forge, bakery: Path) -> None:
+    result = forge("run", bakery, "--simulate", "5s", "-vv")
+    stamped = [line for line in result.stderr.splitlines() if line[:1].isdigit()]
+    assert stamped and all(re.match(r"2024-01-01T00:00:0\d\.\d{3}Z ", line) for line in stamped)

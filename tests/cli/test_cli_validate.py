@@ -76,3 +76,11 @@ def test_no_manifest(invoke, tmp_path: Path) -> None:
     result = invoke("validate", tmp_path / "nowhere")
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+def test_validate_counts_components_and_instances_as_run_does(invoke) -> None:
+    plant = Path(__file__).resolve().parents[2] / "examples" / "sensor_monitoring"
+    result = invoke("validate", plant)
+    assert result.exit_code == 0, result.output
+    assert "  3 components (5 instances): sensors x3 (sensor_monitoring.sensors), processors " in result.stdout
+    assert json.loads(invoke("validate", plant, "--json").stdout)["instances"] == 5

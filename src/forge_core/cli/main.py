@@ -54,6 +54,8 @@ class CliState:
 
     plugins: Plugins
     make_plugins: Callable[[], Plugins]
+    #: ``forge -v``/``-vv`` before the command: ``forge run`` logs at least this much
+    verbose: int = 0
 
     def fresh(self) -> Plugins:
         return self.make_plugins()
@@ -82,20 +84,28 @@ def build_app(plugins: Plugins | None = None, *, make_plugins: Callable[[], Plug
         name="forge",
         help="Forge: build, check and run factory control plants assembled from plugins.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # forge --install-completion [SHELL], forge --show-completion [SHELL]
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
     @app.callback()
     def _root(
+        ctx: typer.Context,
         version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                               help="Print forge-core's version and exit.")] = False,
+        verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                             help="Log more, for any command (-v info, -vv debug) on stderr.")] = 0,
     ) -> None:
         """Forge: build, check and run factory control plants assembled from plugins.
 
         Set FORGE_DEBUG=1 to see tracebacks of errors.
         """
+        state.verbose = verbose
+        if verbose and ctx.invoked_subcommand != "run":  # run sets up its own (plant time under --simulate)
+            from forge_core.cli.output import log_to_stderr
+
+            ctx.call_on_close(log_to_stderr(verbose))
 
     new.register(app, state)
     validate.register(app, state)

@@ -130,7 +130,7 @@ def register(app: typer.Typer, state: CliState) -> None:
         target = directory / name
         files = scaffold("plant", target, {"name": name, "class_name": camel(name)})
         _report(target, files, [f"forge validate {target}", f"forge run {target}",
-                                f"forge run {target} --simulate 24h --seed 7",
+                                f"forge run {target} --simulate 24h --seed 7 --profile quiet",
                                 f"python -m pytest {target / 'tests'}"])
 
     @group.command("plugin")

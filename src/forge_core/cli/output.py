@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
@@ -21,6 +23,9 @@ from forge_core.cli.durations import format_duration
 from forge_core.errors import ManifestProblem
 from forge_core.runtime.summary import NOT_RUN, Check, RunSummary
 
+if TYPE_CHECKING:
+    from forge_core.clock import Clock
+
 PLANT_PATH_HELP = "The plant directory (holding plant.yaml) or the manifest file."
 
 
@@ -31,6 +36,35 @@ def console(*, stderr: bool = False) -> Console:
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
     # emoji=False: a report key "received:100:" must not print as "received💯"
     return Console(file=stream, highlight=False, soft_wrap=True, width=width, emoji=False)
+
+
+def log_to_stderr(verbose: int, *, clock: Clock | None = None) -> Callable[[], None]:
+    """Logs on stderr through rich from now until the returned function is called: warnings and
+    errors always, ``-v`` info, ``-vv`` debug. Times are ISO 8601 UTC, the reports' format; with a
+    virtual ``clock`` they are plant time (the wall time has nothing to do with a simulated plant)."""
+    import logging
+    from datetime import datetime
+
+    from rich.logging import RichHandler
+
+    from forge_core.runtime.summary import iso_time
+
+    def when(at: datetime) -> Text:
+        return Text(iso_time(clock.time() if clock is not None else at.timestamp()), style="log.time")
+
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = RichHandler(console=console(stderr=True), show_path=False, log_time_format=when,
+                          omit_repeated_times=False, rich_tracebacks=False, level=level)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, previous) if previous != logging.NOTSET else level)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+    return undo
 
 
 def print_json(data: Any) -> None:
@@ -177,8 +211,14 @@ def _run_table(summary: RunSummary) -> Table:
         run.add_row("forwarded", str(summary.forwarded))
     if summary.trace_digest:
         run.add_row("trace digest", f"{summary.trace_digest} ({summary.trace_messages} messages)")
-    run.add_row("stop reason", escape(summary.stop_reason or "-"))
+    run.add_row("stop reason", escape(_stop_reason(summary.stop_reason)))
     return run
+
+
+def _stop_reason(reason: str) -> str:
+    """``duration 86400s reached`` -> ``duration 1d reached``: durations read as the CLI takes them."""
+    found = re.fullmatch(r"duration ([0-9.]+)s reached", reason)
+    return f"duration {format_duration(float(found[1]))} reached" if found else reason or "-"
 
 
 def _accounting_table(a: dict[str, Any]) -> Table:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +11,14 @@ import typer
 from rich.markup import escape
 
 from forge_core.cli.durations import duration_option, format_duration
-from forge_core.cli.output import PLANT_PATH_HELP, component_count, console, print_json, print_summary
+from forge_core.cli.output import (
+    PLANT_PATH_HELP,
+    component_count,
+    console,
+    log_to_stderr,
+    print_json,
+    print_summary,
+)
 from forge_core.cli.progress import simulation_progress, watch_children
 from forge_core.clock import RealClock, VirtualClock
 from forge_core.runtime.signals import run_until_signalled
@@ -39,29 +44,6 @@ def serving_lines(runtime: Runtime) -> list[str]:
         services = ", ".join(f"{name} ({owner})" for name, owner in runtime.grpc.services().items())
         lines.append(f"  gRPC on {runtime.grpc.target}: {escape(services)}; health and reflection")
     return lines
-
-def _logging_handler(verbose: int, *, clock: VirtualClock | None = None) -> tuple[logging.Handler, int]:
-    """A rich handler on stderr for the run's logs; removed again when the run ends.
-
-    Times are ISO 8601 UTC, the reports' format; a virtual run logs plant time (its clock), not the
-    wall time, which has nothing to do with the simulated plant."""
-    from rich.logging import RichHandler
-    from rich.text import Text
-
-    from forge_core.runtime.summary import iso_time
-
-    def when(at: datetime) -> Text:
-        return Text(iso_time(clock.time() if clock is not None else at.timestamp()), style="log.time")
-
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = RichHandler(console=console(stderr=True), show_path=False, log_time_format=when,
-                          omit_repeated_times=False, rich_tracebacks=False, level=level)
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(min(level, previous) if previous != logging.NOTSET else level)
-    return handler, previous
-
 
 async def _watched(runner: ProcessRunner, duration: float | None, spawned: Callable[[ProcessRunner], None],
                    out: Console) -> RunSummary:
@@ -144,7 +126,7 @@ def register(app: typer.Typer, state: CliState) -> None:
         board = resolve(manifest, dashboard, simulate=simulate is not None)
         info = console(stderr=json_out)
         clock = VirtualClock() if simulate is not None else None
-        handler, previous_level = _logging_handler(verbose, clock=clock)
+        stop_logging = log_to_stderr(max(verbose, state.verbose), clock=clock)
         previous_stream = MessageLogger.stream
         if json_out:
             MessageLogger.stream = sys.stderr  # keep stdout for the one JSON document
@@ -191,8 +173,7 @@ def register(app: typer.Typer, state: CliState) -> None:
                                        board, info))
         finally:
             MessageLogger.stream = previous_stream
-            logging.getLogger().removeHandler(handler)
-            logging.getLogger().setLevel(previous_level)
+            stop_logging()
         if json_out:
             print_json(summary.to_dict())
         else:

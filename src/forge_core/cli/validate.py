@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from forge_core.cli.output import PLANT_PATH_HELP, console, print_json, print_problems, problem_dict
+from forge_core.cli.output import (
+    PLANT_PATH_HELP,
+    component_count,
+    console,
+    print_json,
+    print_problems,
+    problem_dict,
+)
 from forge_core.errors import ForgeError
 
 if TYPE_CHECKING:
@@ -54,6 +61,8 @@ def register(app: typer.Typer, state: CliState) -> None:
             "manifest": str(file),
             "plant": manifest.name,
             "components": {name: spec.type for name, spec in manifest.components.items()},
+            # what `forge run` lists: a component with replicas: 3 is three instances (machine-0..2)
+            "instances": sum(spec.replicas for spec in manifest.components.values()),
             "transports": {name: spec.type for name, spec in manifest.transports.items()},
             "profiles": manifest.profiles,
             "problems": [],
@@ -63,8 +72,9 @@ def register(app: typer.Typer, state: CliState) -> None:
             return
         out = console()
         out.print(f"[bold green]ok[/] {escape(str(file))}: plant [bold]{escape(manifest.name)}[/]")
-        comps = ", ".join(f"{n} ({t})" for n, t in info["components"].items()) or "none"
+        comps = ", ".join(f"{n}{f' x{manifest.components[n].replicas}' if manifest.components[n].replicas > 1 else ''}"
+                          f" ({t})" for n, t in info["components"].items()) or "none"
         trans = ", ".join(f"{n} ({t})" for n, t in info["transports"].items()) or "none"
-        out.print(f"  {len(manifest.components)} components: {escape(comps)}")
+        out.print(f"  {component_count(len(manifest.components), info['instances'])}: {escape(comps)}")
         out.print(f"  {len(manifest.transports)} transports: {escape(trans)}")
         out.print(f"  profiles: {escape(', '.join(manifest.profiles) or 'none')}")
