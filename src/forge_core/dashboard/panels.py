@@ -60,9 +60,13 @@ def instances_of(runtime: Any, component_type: str) -> list[tuple[str, str, Any]
     """(instance name, supervisor state, live instance or None) of every instance of this process
     whose manifest component has type ``component_type`` — what a panel hook reads."""
     found = []
+    components = runtime.manifest.components
     for name, supervisor in runtime.supervisors.items():
-        context = supervisor.context
-        spec = runtime.manifest.components.get(context.component) if context is not None else None
+        context = supervisor.context  # None while killed: the instance name says its component then
+        component = context.component if context is not None else name
+        if component not in components:
+            component = name.rsplit("-", 1)[0]  # a replica: machine-1 of machine
+        spec = components.get(component)
         if spec is not None and spec.type == component_type:
             found.append((name, supervisor.state, supervisor.instance))
     return found

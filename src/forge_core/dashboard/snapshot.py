@@ -69,16 +69,19 @@ class Collector:
         http = self.runtime.http
         if http is None or http.url is None:
             return {}
-        return {prefix: http.url + prefix for prefix in http.mounts() if prefix != "/"}
+        # the other apps of this process's HTTP server (an API, /b2mml, the AsyncAPI page), not the page itself
+        return {prefix: http.url + prefix for prefix, owner in http.mounts().items()
+                if prefix != "/" and owner != "forge.dashboard"}
 
     def components(self) -> list[dict[str, Any]]:
+        rt = self.runtime
         rows = []
         for name, s in self.runtime.supervisors.items():
             try:
                 health = s.instance.health() if s.instance is not None else {}
             except Exception as exc:
                 health = {"error": f"{type(exc).__name__}: {exc}"}
-            rows.append({"instance": name, "component": s.context.component if s.context else name,
+            rows.append({"instance": name, "component": s.context.component if s.context else _component(name, rt),
                          "state": s.state, "status": STATUS.get(s.state, "DEGRADED"), "restarts": s.restarts,
                          "last_error": s.last_error, "health": _jsonable(health), "process": "this"})
         for name, child in self.runtime.children.items():
@@ -159,6 +162,11 @@ def letter_row(letter: Any) -> dict[str, Any]:
             "transport": letter.transport, "component": letter.component, "type": letter.message_type,
             "time": round(letter.time, 3), "errors": letter.errors,
             "excerpt": letter.content()[:300].decode("utf-8", errors="replace")}
+
+
+def _component(instance: str, runtime: Runtime) -> str:
+    """The manifest component of an instance whose context is gone (killed): ``machine-1`` -> ``machine``."""
+    return instance if instance in runtime.manifest.components else instance.rsplit("-", 1)[0]
 
 
 def _pid() -> int:

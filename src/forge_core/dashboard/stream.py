@@ -59,6 +59,7 @@ class Broadcaster:
             self._task = asyncio.create_task(self._run(), name="forge-dashboard-push")
         else:
             queue.put_nowait(self.frame())  # a new page need not wait for the next push
+        getter: asyncio.Future[bytes] | None = None
         try:
             yield b"retry: 2000\n\n"
             while not self.closing.is_set():
@@ -73,11 +74,11 @@ class Broadcaster:
                     yield getter.result()
                     if extra is not None:
                         yield extra()
-                else:
-                    getter.cancel()
-                    if not self.closing.is_set():
-                        yield b": keep-alive\n\n"  # proxies close idle connections
-        finally:
+                elif not self.closing.is_set():
+                    yield b": keep-alive\n\n"  # proxies close idle connections
+        finally:  # also when the page went away mid-wait (the server closes this generator)
+            if getter is not None:
+                getter.cancel()
             self._pages.discard(queue)
 
     def close(self) -> None:
