@@ -24,6 +24,10 @@ if [ "$want_servers" = 1 ]; then
   java_major=$( (java -version 2>&1 || true) | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
   [ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
+  # The dashboard's browser test (examples/pasta_plant/tests/test_dashboard.py): headless Chromium, driven by
+  # Playwright's Python package (the test extra) through Debian's /usr/bin/chromium; no `playwright install`.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "installing ${missing[*]} (Debian packages)"
