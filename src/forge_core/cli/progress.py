@@ -87,7 +87,7 @@ def child_states(runner: ProcessRunner) -> dict[str, str]:
             extra.append(f"{child.restarts} restart{'s' if child.restarts != 1 else ''}")
         if child.kills:
             extra.append(f"{child.kills} kill{'s' if child.kills != 1 else ''}")
-        states[name] = child.state + (f" ({', '.join(extra)})" if extra else "")
+        states[name] = child.status + (f" ({', '.join(extra)})" if extra else "")
     return states
 
 

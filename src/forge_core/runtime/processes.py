@@ -106,6 +106,11 @@ class ChildProcess:
         return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
 
     @property
+    def status(self) -> str:
+        """The state a person is shown: ``stopping`` between the parent's SIGTERM and the exit."""
+        return "stopping" if self._stopping and self.state == RUNNING else self.state
+
+    @property
     def log_path(self) -> Path:
         return self.run_dir / f"{self.name}.log"
 
