@@ -18,8 +18,9 @@ from pasta_plant.components.sorting import Sorting
 
 if TYPE_CHECKING:
     from forge_core import Check
+    from forge_core.dashboard import Panel
     from forge_core.plugin import CommandRegistry, ComponentRegistry
-    from forge_core.runtime import RunSummary
+    from forge_core.runtime import RunSummary, Runtime
     from forge_core.storage import MigrationRegistry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,3 +55,11 @@ def forge_plant_checks(summary: RunSummary) -> list[Check]:
     from pasta_plant.epoch_checks import epoch_checks
 
     return [*epoch_checks(summary), *count_checks(summary)]
+
+
+@hookimpl
+def forge_dashboard_panel(runtime: Runtime) -> Panel | None:
+    """Machines, blades, stock levels and the leader on ``forge run --dashboard`` (docs/dashboard.md)."""
+    from pasta_plant.dashboard import panel
+
+    return panel(runtime)
