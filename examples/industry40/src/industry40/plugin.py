@@ -16,7 +16,9 @@ from industry40.components.erp_link import ErpLink
 from industry40.components.factory import Factory
 
 if TYPE_CHECKING:
+    from forge_core.dashboard import Panel
     from forge_core.plugin import ComponentRegistry
+    from forge_core.runtime import Runtime
 
 
 @hookimpl
@@ -28,3 +30,11 @@ def forge_register_components(registry: ComponentRegistry) -> None:
                                                              "completions back as performance exports")
     registry.add("industry40.erp", Erp, description="a simulated ERP: B2MML schedules by folder and HTTP, re-sends, "
                                                     "Change/Cancel/Get")
+
+
+@hookimpl
+def forge_dashboard_panel(runtime: Runtime) -> Panel | None:
+    """Factories and orders on ``forge run --dashboard`` (docs/dashboard.md)."""
+    from industry40.dashboard import panel
+
+    return panel(runtime)
