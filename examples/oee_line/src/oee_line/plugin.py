@@ -15,7 +15,9 @@ from oee_line.sim.plc import SimPlc
 from oee_line.sim.sparkplug import SimEdgeNode, SimHost
 
 if TYPE_CHECKING:
+    from forge_core.dashboard import Panel
     from forge_core.plugin import ComponentRegistry, SchemaRegistry
+    from forge_core.runtime import Runtime
     from forge_core.storage import MigrationRegistry
 
 
@@ -44,3 +46,11 @@ def forge_register_schemas(registry: SchemaRegistry) -> None:
 @hookimpl
 def forge_register_migrations(registry: MigrationRegistry) -> None:
     registry.add("oee_line", Path(__file__).parent / "migrations")
+
+
+@hookimpl
+def forge_dashboard_panel(runtime: Runtime) -> Panel | None:
+    """The current shift's OEE per machine and line on ``forge run --dashboard`` (docs/dashboard.md)."""
+    from oee_line.dashboard import panel
+
+    return panel(runtime)

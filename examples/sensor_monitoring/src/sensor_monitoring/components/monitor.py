@@ -36,7 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from forge_core import Component, Envelope
+from forge_core import Component, Envelope, Flow, Subscribes
 from sensor_monitoring.settings import MonitorParams
 
 READING = "mms.sensor_reading"
@@ -98,6 +98,12 @@ def read_storage(engine: sa.Engine, *, after_event: int, after_status: int, stat
 
 class Monitor(Component):
     Params = MonitorParams
+    subscribes = (Subscribes(READING, param="topic", shared=False),)
+
+    @classmethod
+    def flows(cls, params: MonitorParams) -> list[Flow]:
+        """Its own subscription only while it counts what was produced."""
+        return super().flows(params) if params.count_produced else []
     params: MonitorParams
 
     async def start(self) -> None:

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from forge_core import Component, Envelope, TransportError, format_time, parse_time
+from forge_core import Component, Envelope, Publishes, Subscribes, TransportError, format_time, parse_time
 from sensor_monitoring.lives import SEQ_SPAN, Life, SensorRecord, data_dir, ledger, next_epochs
 from sensor_monitoring.metrics import SensorMetrics, meter_of
 from sensor_monitoring.settings import SensorsParams
@@ -53,7 +53,8 @@ class Sensor:
 class Sensors(Component):
     Params = SensorsParams
     params: SensorsParams
-    publishes = (READING,)
+    publishes = (Publishes(READING, param="topic", key="sensor_id"),)
+    subscribes = (Subscribes(COMMAND, param="control_topic", transport_param="control_transport", shared=False),)
 
     async def start(self) -> None:
         p, ctx = self.params, self.ctx
