@@ -98,13 +98,13 @@ def read_storage(engine: sa.Engine, *, after_event: int, after_status: int, stat
 
 class Monitor(Component):
     Params = MonitorParams
+    params: MonitorParams
     subscribes = (Subscribes(READING, param="topic", shared=False),)
 
     @classmethod
     def flows(cls, params: MonitorParams) -> list[Flow]:
         """Its own subscription only while it counts what was produced."""
         return super().flows(params) if params.count_produced else []
-    params: MonitorParams
 
     async def start(self) -> None:
         self.produced = 0
