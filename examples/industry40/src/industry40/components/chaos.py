@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from forge_core import Component
+from forge_core import Component, Publishes
 from industry40.components.factory import MODE
 from industry40.settings import ChaosParams, FactoryParams
 
@@ -35,6 +35,8 @@ FACTORY_ACTIONS = ("stop", "degraded", "flapping")
 class Chaos(Component):
     Params = ChaosParams
     params: ChaosParams
+    publishes = (Publishes(MODE, topic="factory/{factory_id}/mode"),
+                 Publishes(EVENT, topic="chaos/events", key="target"))
 
     async def start(self) -> None:
         self.runtime: Any = self.ctx.services.get("runtime")

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Subscribes
 from industry40.settings import ClientsParams
 
 ENDPOINT = "sched.endpoint"  # forge-sched's announcement of a PMS replica (its schema is forge-sched's)
@@ -27,6 +27,7 @@ ENDPOINT = "sched.endpoint"  # forge-sched's announcement of a PMS replica (its 
 class Clients(Component):
     Params = ClientsParams
     params: ClientsParams
+    subscribes = (Subscribes(ENDPOINT, param="endpoints_topic", shared=False),)
 
     async def start(self) -> None:
         self.counts: Counter[str] = Counter()

@@ -38,7 +38,7 @@ from typing import Any
 
 from forge_b2mml import B2mmlError, Ledger, load
 
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Publishes, Subscribes
 from industry40.settings import ErpLinkParams
 
 REQUEST = "b2mml.production_request"
@@ -96,7 +96,11 @@ class Tracked:
 class ErpLink(Component):
     Params = ErpLinkParams
     params: ErpLinkParams
-    publishes = (ORDER_REQUEST, STATE, B2MML_COMPLETED)
+    publishes = (Publishes(ORDER_REQUEST, param="order_requests", key="requestId"),
+                 Publishes(STATE, param="states_topic"), Publishes(B2MML_COMPLETED, param="completion_topic"))
+    subscribes = (Subscribes(REQUEST, param="requests_topic"), Subscribes(ACTION, param="actions_topic"),
+                  Subscribes(ORDER_REPLY, param="order_replies"),
+                  Subscribes(ORDER_COMPLETED, param="factory_completions", shared=False))
 
     async def start(self) -> None:
         p = self.params

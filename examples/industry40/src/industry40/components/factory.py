@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Publishes, Subscribes
 from forge_core.transport import topic_level
 from industry40.settings import FactoryParams
 
@@ -51,6 +51,13 @@ class Order:
 class Factory(Component):
     Params = FactoryParams
     params: FactoryParams
+    # {factory_id}: each instance its own (its factory id)
+    publishes = (Publishes(HEARTBEAT, topic="factory/{factory_id}/heartbeat", key="factoryId"),
+                 Publishes(PROGRESS, topic="factory/{factory_id}/progress"),
+                 Publishes(COMPLETED, topic="factory/{factory_id}/completed"))
+    subscribes = (Subscribes(ASSIGNED, topic="factory/{factory_id}/orders", shared=False),
+                  Subscribes(REVOKED, topic="factory/{factory_id}/orders/revoked", shared=False),
+                  Subscribes(MODE, topic="factory/{factory_id}/mode", shared=False))
 
     async def start(self) -> None:
         p = self.params
