@@ -122,6 +122,14 @@ class EdgeNodeParams(Settings):
     outbox_max_bytes: int = Field(500 * 1024 * 1024, ge=1, description="size limit of the store-and-forward "
                                                                        "outbox, bytes (full: the update is refused "
                                                                        "and dead-lettered)")
+    unconfirmed_hold: float = Field(
+        45.0, ge=0, description="seconds a session born on an unconfirmed STATE online keeps the updates in the "
+                                "outbox: after a lost broker connection, a retained STATE online with the timestamp "
+                                "the node already believed may be stale (a broker that crashed with persistence keeps "
+                                "the host's old STATE, and the host may not be back). The node births, but replays "
+                                "and sends DATA only when the host's newer STATE online comes (it births again first) "
+                                "or after this time. Above the host's reconnect_max_delay + 2 x connect_timeout; "
+                                "0: trust it at once")
     require_epoch: bool = Field(
         False, description="refuse NCMD/DCMD without Forge fencing metadata (the metrics Forge/Epoch and Forge/Lease, "
                            "which only Forge hosts send; a third-party SCADA host's commands have none). false: accept "

@@ -63,6 +63,60 @@ def test_updates_made_while_the_broker_is_down_are_replayed_in_order_with_is_his
         broker.close()
 
 
+def test_a_crashed_broker_s_retained_state_does_not_take_the_replay_to_nobody(tmp_path: Path) -> None:
+    """A broker with persistence (the OEE line's mosquitto.conf) killed (SIGKILL, no Wills sent) keeps the host's
+    STATE online of before the crash as the retained one. The edge node reconnects before the host (its reconnect
+    delays are shorter) and gets that stale STATE: it births, but must not replay or send DATA to a host that is
+    not there. When the host is back (its newer STATE online) the node births again and replays: every update made
+    after the crash reaches the host. Before this rule the replay went out to nobody (updates 4-18 of 19 lost)."""
+    broker = MosquittoServer(base_dir=tmp_path / "mosquitto", persistence=True)
+    broker.start()
+    quick = broker_params(broker.host, broker.port)
+    slow = {**quick, "reconnect_min_delay": 4.0, "reconnect_max_delay": 4.0}
+    components = {
+        "edge": {"type": "sparkplug.edge_node", "params": {
+            "mqtt": quick, "group": G, "node": "edge3", "primary_host": "sf-crash",
+            "metrics": [{"name": "Count", "datatype": "Int64", "initial": 0}]}},
+        "host": {"type": "sparkplug.host", "params": {"mqtt": slow, "host_id": "sf-crash", "groups": [G]}}}
+
+    async def main() -> None:
+        plant = SparkplugPlant(tmp_path / "plant", components, (broker.host, broker.port))
+        await plant.start()
+        edge, host = plant.component("edge"), plant.component("host")
+
+        async def update(count: int) -> None:
+            await plant.publish(f"sparkplug/update/{G}/edge3", "sparkplug.metric_update",
+                                {"metrics": [{"name": "Count", "value": count}]})
+
+        try:
+            await until(lambda: edge.in_session and host.primary and host.node_state(G, "edge3"), what="session")
+            for count in range(1, 4):
+                await update(count)
+            await until(lambda: _values(plant, historical=False)[-1:] == [3], what="live data")
+            await asyncio.sleep(2.5)  # Mosquitto's autosave (every second here) has the retained STATE online
+            await asyncio.to_thread(broker.kill)
+            await until(lambda: not edge.client.connected, what="the edge node sees the broker gone")
+            for count in range(4, 14):  # while the broker is down
+                await update(count)
+            await asyncio.to_thread(broker.start)
+            await until(lambda: edge.in_session, what="the edge node born on the retained STATE")
+            assert not edge.confirmed and edge.stats["unconfirmed_sessions"] == 1
+            for count in range(14, 20):  # the broker is back, the host not yet
+                await update(count)
+            await until(lambda: edge.stats["host_resumed"] == 1 and edge.confirmed, timeout=30, what="the host back")
+            await until(lambda: edge.outbox.depth == 0 and set(_values(plant, historical=True)) >= set(range(4, 20)),
+                        timeout=30, what="the replay")
+            assert _values(plant, historical=True)[-16:] == list(range(4, 20)), "every stored update, in order"
+            assert host.node_state(G, "edge3")["metrics"]["Count"]["value"] == 19  # the newest birth's
+        finally:
+            await plant.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        broker.close()
+
+
 def _values(plant: SparkplugPlant, *, historical: bool) -> list[int]:
     return [metric["value"] for message in plant.sent("sparkplug.metrics") if message["kind"] == "data"
             for metric in message["metrics"] if metric["historical"] is historical]

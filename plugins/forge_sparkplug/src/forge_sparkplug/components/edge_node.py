@@ -65,6 +65,12 @@ class EdgeNode(Component):
         self.in_session = False
         self.host_online = p.primary_host is None
         self.host_timestamp: int | None = None  # of the newest STATE believed
+        # After a lost broker connection, a retained STATE online we already believed may be a crashed broker's
+        # stale copy (the host not back yet): DATA sent then would reach nobody. Such a session is unconfirmed and
+        # keeps updates in the outbox until the host's newer STATE or params.unconfirmed_hold.
+        self.lost_broker = False
+        self.confirmed = True
+        self._hold = 0  # generation of the latest unconfirmed hold (its timer confirms only its own)
         # newest epoch per host group (the lease its replicas share): hosts of other groups (a SCADA host beside
         # the primary analytics host) have epochs of their own, which never fence each other
         self.fence = FencedReceiver()
@@ -73,7 +79,7 @@ class EdgeNode(Component):
                                       if p.store_and_forward else None)
         self.stats = dict.fromkeys(("births", "rebirths", "data_sent", "unchanged", "stored", "replayed",
                                     "commands", "stale_commands", "unfenced_commands", "refused_unfenced",
-                                    "bad_commands",
+                                    "bad_commands", "unconfirmed_sessions", "host_resumed",
                                     "host_offline"), 0)
         self._stopping = False
         self._replay: asyncio.Task[None] | None = None
@@ -117,6 +123,8 @@ class EdgeNode(Component):
         if p.primary_host is not None:
             self.host_online = False  # believed again only from a STATE heard in this session
             filters.append((state_topic(p.primary_host), 1))
+        else:
+            self.confirmed = True
         self.client.subscribe(filters)  # [tck-id-message-flow-edge-node-ncmd-subscribe, ...-device-dcmd-subscribe]
         if self.host_online:
             self._births()
@@ -125,6 +133,7 @@ class EdgeNode(Component):
         if self.in_session and not self._stopping:
             log.warning("%s: lost MQTT broker %s; storing updates until the next session", self.name,
                         self.client.broker)
+            self.lost_broker = True
         self.in_session = False
 
     def _births(self) -> None:
@@ -152,6 +161,7 @@ class EdgeNode(Component):
         publish-phid-offline]; until its STATE online, updates are stored."""
         self.stats["host_offline"] += 1
         self.in_session = False
+        self.lost_broker = False  # the host's next STATE online is a new session of the host
         old = self.client
         if not self.broker.is_v5:
             await old.publish_written(self.topic.format(verb="NDEATH"), self._ndeath_body(), qos=1)
@@ -192,7 +202,7 @@ class EdgeNode(Component):
             self.client.publish(f"{self.topic.format(verb='DDEATH')}/{device}", body)
 
     def _backlog(self) -> bool:
-        return self.outbox is not None and self.outbox.depth > 0
+        return self.outbox is not None and (self.outbox.depth > 0 or not self.confirmed)
 
     def _send(self, device: str | None, entries: list[Entry], *, historical: bool) -> bool:
         verb = "DDATA" if device else "NDATA"
@@ -214,14 +224,14 @@ class EdgeNode(Component):
             self._start_replay()
 
     def _start_replay(self) -> None:
-        if self._backlog() and (self._replay is None or self._replay.done()):
+        if self.confirmed and self._backlog() and (self._replay is None or self._replay.done()):
             self._replay = self.ctx.spawn(self._replaying(), name="replay")
 
     async def _replaying(self) -> None:
         """Send what was stored, in order, as historical DATA; each leaves the outbox once paho wrote it."""
         outbox = self.outbox
         assert outbox is not None
-        while self.in_session and outbox.depth:
+        while self.in_session and self.confirmed and outbox.depth:
             for message in outbox.peek(200):
                 item = json.loads(message.body)
                 device = item["d"]
@@ -242,28 +252,54 @@ class EdgeNode(Component):
         for message in batch:
             try:
                 if message.topic.startswith(f"{NAMESPACE}/STATE/"):
-                    await self._state(message.body)
+                    await self._state(message.body, message.retain)
                 else:
                     await self._command(message.topic, message.body)
             except (PayloadError, TopicError) as exc:
                 self.stats["bad_commands"] += 1
                 log.warning("%s: ignored %s: %s", self.name, message.topic, exc)
 
-    async def _state(self, body: bytes) -> None:
+    async def _state(self, body: bytes, retained: bool = False) -> None:
         """The primary host's STATE [tck-id-message-flow-edge-node-birth-publish-phid-wait-online/-timestamp]."""
         online, timestamp = read_state(body)
-        if self.host_timestamp is not None and timestamp < self.host_timestamp:
+        previous = self.host_timestamp
+        if previous is not None and timestamp < previous:
             # an older session's STATE [tck-id-operational-behavior-edge-node-termination-host-offline-timestamp]
             return
         self.host_timestamp = timestamp
-        if online:
+        newer = previous is None or timestamp > previous
+        if online and self.in_session and newer:
+            # the host began a session after our births (it was not there to receive them): birth again, and
+            # what an unconfirmed session kept in the outbox follows
+            self.stats["host_resumed"] += 1
+            log.info("%s: primary host %s has a new session; birth again", self.name, self.params.primary_host)
+            self.confirmed = True
+            self._rebirth()
+        elif online:
             self.host_online = True
             if self.client.connected and not self.in_session:
+                self.confirmed = not (retained and not newer and self.lost_broker and self.params.unconfirmed_hold > 0)
+                if not self.confirmed:
+                    self._hold_until_confirmed()
                 self._births()
         elif self.host_online or self.in_session:
             self.host_online = False
             log.warning("%s: primary host %s is offline; ending the session", self.name, self.params.primary_host)
             await self._host_offline()
+
+    def _hold_until_confirmed(self) -> None:
+        self.stats["unconfirmed_sessions"] += 1
+        self._hold += 1
+        log.warning("%s: primary host %s's STATE online is the retained one of before the lost connection; keeping "
+                    "updates stored until its newer STATE online or %gs", self.name, self.params.primary_host,
+                    self.params.unconfirmed_hold)
+        self.ctx.spawn(self._confirm_after(self._hold), name="unconfirmed-hold")
+
+    async def _confirm_after(self, hold: int) -> None:
+        await self.ctx.clock.sleep(self.params.unconfirmed_hold)
+        if hold == self._hold and not self.confirmed:
+            self.confirmed = True
+            self._start_replay()
 
     async def _command(self, topic: str, body: bytes) -> None:
         parts = parse(topic)
