@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forge_core import Component, Envelope
+from forge_core import Component, Envelope, Flow, Subscribes
 from oee_line.settings import GatewayParams
 
 __all__ = ["Gateway", "split_tag"]
@@ -28,6 +28,13 @@ def split_tag(tag: str, separators: str) -> tuple[str, str] | None:
 class Gateway(Component):
     Params = GatewayParams
     params: GatewayParams
+    subscribes = (Subscribes("opcua.data_change", param="topics"),)
+
+    @classmethod
+    def flows(cls, params: GatewayParams) -> list[Flow]:
+        """The edge node's updates topic ({group}/{node} filled) besides the declared subscription."""
+        updates = params.updates_topic.format(group=params.group, node=params.node)
+        return [*super().flows(params), Flow("send", updates, ("sparkplug.metric_update",), origin="updates_topic")]
 
     async def start(self) -> None:
         p = self.params

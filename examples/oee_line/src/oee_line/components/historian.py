@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Subscribes
 from oee_line.oee import StateChange
 from oee_line.settings import HistorianParams
 from oee_line.storage.store import Retention, Sample, TimeSeriesStore
@@ -30,6 +30,7 @@ def quality_name(code: Any) -> str:
 class Historian(Component):
     Params = HistorianParams
     params: HistorianParams
+    subscribes = (Subscribes("sparkplug.metrics", param="topics"),)
 
     async def start(self) -> None:
         self.store = TimeSeriesStore(self.ctx.storage)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from forge_core import Component
+from forge_core import Component, Flow
 from oee_line.oee import LossSettings, MachineWindow, Shift, ShiftWindow, combine, machine_window, shift_windows
 from oee_line.settings import OeeParams
 from oee_line.storage.store import TimeSeriesStore
@@ -44,6 +44,12 @@ def message(params: OeeParams, scope: str, id_: str, window: ShiftWindow, w: Mac
 class OeeCalculator(Component):
     Params = OeeParams
     params: OeeParams
+
+    @classmethod
+    def flows(cls, params: OeeParams) -> list[Flow]:
+        """oee_line.oee on topic, {line} filled ({scope} and {id} vary per message), keyed by the id."""
+        topic = params.topic.replace("{line}", params.line)
+        return [*super().flows(params), Flow("send", topic, ("oee_line.oee",), key="id", origin="topic")]
 
     async def start(self) -> None:
         self.store = TimeSeriesStore(self.ctx.storage)

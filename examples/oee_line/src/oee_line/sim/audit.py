@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from forge_core import Check, Component, Envelope
+from forge_core import Check, Component, Envelope, Subscribes
 from oee_line.settings import AuditParams, OeeParams
 from oee_line.sim.invariants import BusOrder, gaps_repaired, oee_matches, samples_stored
 from oee_line.sim.plc import SimPlc, plc
@@ -24,6 +24,7 @@ __all__ = ["Audit"]
 class Audit(Component):
     Params = AuditParams
     params: AuditParams
+    subscribes = (Subscribes("sparkplug.metrics", param="topics"),)
 
     async def start(self) -> None:
         self.order = BusOrder()

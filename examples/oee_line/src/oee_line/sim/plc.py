@@ -22,7 +22,7 @@ from typing import Any
 from forge_opcua import DATA_CHANGE, PlcModel
 from forge_opcua.simulator.model import STATES, Machine
 
-from forge_core import Component
+from forge_core import Component, Publishes
 from oee_line.settings import SimPlcParams
 
 __all__ = ["MachineTruth", "SimPlc", "plc"]
@@ -49,7 +49,7 @@ class MachineTruth:
 class SimPlc(Component):
     Params = SimPlcParams
     params: SimPlcParams
-    publishes = (DATA_CHANGE,)
+    publishes = (Publishes(DATA_CHANGE, param="topic", key="the tag"),)
 
     async def start(self) -> None:
         p = self.params
