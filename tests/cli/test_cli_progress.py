@@ -3,6 +3,7 @@ tested in test_cli_run.py, on a pseudo-terminal and a pipe)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from forge_core.cli.progress import wall
@@ -25,3 +26,5 @@ def test_the_distributed_parent_prints_its_childrens_states_on_a_pipe(forge, bak
         states = [line for line in lines if line.startswith(f"  {name}: ")]
         assert states and states[0].startswith(f"  {name}: running (pid "), lines[:10]
     assert "\x1b[" not in result.stdout  # no live table on a pipe
+    # the summary's processes table: lives, kills, crash restarts, pids, how each life ended
+    assert re.search(r"^│ machine +│ +1 │ +0 │ +0 │ +\d+ +│ (0|SIGTERM) ", result.stdout, re.M), result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,8 @@ def summary_table(summary: RunSummary) -> list[RenderableType]:
         for reason, count in summary.dead_letters.items():
             letters.add_row(f"[red]{escape(reason)}[/]", str(count))
         tables.append(letters)
+    if summary.extra.get("processes"):
+        tables.append(_processes_table(summary.extra["processes"]))
     accounting = summary.extra.get("dead_letters")
     if accounting and accounting.get("total"):
         tables.append(_accounting_table(accounting))
@@ -213,6 +216,32 @@ def _run_table(summary: RunSummary) -> Table:
         run.add_row("trace digest", f"{summary.trace_digest} ({summary.trace_messages} messages)")
     run.add_row("stop reason", escape(_stop_reason(summary.stop_reason)))
     return run
+
+
+def _processes_table(processes: dict[str, dict[str, Any]]) -> Table:
+    """A distributed run's OS processes: one row per instance, its lives and how each ended."""
+    table = Table(title="processes", title_justify="left")
+    for column in ("instance", "lives", "kills", "crash restarts", "pids", "exits", "last error", "log"):
+        table.add_column(column, justify="right" if column in ("lives", "kills", "crash restarts") else "left",
+                         overflow="fold")
+    for name, p in processes.items():
+        exits = ", ".join(_exit(code) for code in p.get("exit_codes") or []) or "-"
+        table.add_row(escape(name), str(p.get("lives", 0)), str(p.get("kills", 0)), str(p.get("crash_restarts", 0)),
+                      ", ".join(map(str, p.get("pids") or [])) or "-", exits,
+                      escape(p.get("last_error") or "-"), escape(str(p.get("log", "-"))))
+    return table
+
+
+def _exit(code: int | None) -> str:
+    """An exit code as a person reads it: ``0``, ``1``, ``SIGKILL`` (-9), ``running`` (None)."""
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return str(code)
+    return str(code)
 
 
 def _stop_reason(reason: str) -> str:
