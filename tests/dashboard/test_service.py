@@ -63,3 +63,22 @@ def test_own_port_and_an_open_page_ends_cleanly_when_the_plant_stops(plant_dir, 
         return rest
 
     asyncio.run(main())
+
+
+def test_tail_off_subscribes_nothing(plant_dir, basic_manifest):
+    plugins, manifest = load_plant(plant_dir(basic_manifest) / "plant.yaml")
+
+    async def main():
+        runtime = Runtime(manifest, plugins, serve_health=False)
+        await runtime.start()
+        dashboard = Dashboard(runtime, DashboardSettings(tail=False))
+        await dashboard.start()
+        await asyncio.sleep(1.2)  # m1 publishes every second
+        snapshot = dashboard.collector.snapshot()
+        await runtime.stop()
+        await dashboard.aclose()
+        return snapshot
+
+    snapshot = asyncio.run(main())
+    assert snapshot["topics"] == [] and snapshot["transports"][0]["messages"] == 0
+    assert {c["instance"] for c in snapshot["components"]} == {"m1", "m2"}  # the rest still shows

@@ -83,8 +83,18 @@ def shoot(page: Any, name: str, selector: str | None = None) -> None:
     directory = os.environ.get("FORGE_DASHBOARD_SCREENSHOTS")
     if not directory:
         return
-    target = page.locator(selector) if selector else page
-    target.screenshot(path=str(Path(directory) / f"dashboard-{name}.png"), **({} if selector else {"full_page": True}))
+    path = str(Path(directory) / f"dashboard-{name}.png")
+    if selector is None:
+        page.screenshot(path=path, full_page=True)
+        return
+    for attempt in range(5):  # the page redraws a panel on each push: its node may be replaced mid-shot
+        try:
+            page.locator(selector).screenshot(path=path)
+            return
+        except playwright.Error:
+            if attempt == 4:
+                raise
+            page.wait_for_timeout(100)
 
 
 def test_the_page_shows_the_plant_a_killed_machine_down_and_a_dead_letter(plant: tuple[PlantThread, str]) -> None:

@@ -85,6 +85,7 @@ async def run_with_dashboard(run: Callable[[Callable[[Any], None]], Awaitable[Ru
                 log.warning("dashboard not served: %s: %s", type(exc).__name__, exc)
             return
         out.print(f"  dashboard on {url}" + (" (actions on)" if settings.actions else ""))
+        await serve_asyncapi(dashboard, runtime)
 
     def started(started_target: Any) -> None:
         nonlocal starting, stop_target
@@ -100,3 +101,21 @@ async def run_with_dashboard(run: Callable[[Callable[[Any], None]], Awaitable[Ru
             await asyncio.gather(starting, return_exceptions=True)
         if dashboard is not None:
             await dashboard.aclose()
+
+
+async def serve_asyncapi(dashboard: Dashboard, runtime: Runtime) -> None:
+    """The plant's AsyncAPI page (forge asyncapi --serve's app) at /asyncapi beside the dashboard,
+    linked from its header. Built once, in a thread (it loads the plant again); a plant whose
+    document cannot be built still has its dashboard."""
+    from forge_core.asyncapi import asgi_app, build_document
+
+    manifest = runtime.manifest
+    try:
+        document = await asyncio.to_thread(build_document, manifest.path, profile=manifest.profile)
+        assert dashboard.host is not None and dashboard.host.url is not None
+        await dashboard.host.mount("/asyncapi", asgi_app(document), owner="forge.asyncapi")
+    except Exception as exc:
+        log.warning("dashboard: no AsyncAPI page for %s: %s: %s", manifest.name, type(exc).__name__, exc)
+        return
+    dashboard.collector.links["AsyncAPI"] = f"{dashboard.host.url}/asyncapi/"
+

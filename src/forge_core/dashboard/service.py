@@ -42,6 +42,8 @@ class Dashboard:
         self.token: str | None = None
         self.url: str | None = None
         self._own_host: HttpHost | None = None
+        #: the server the page is on (the runtime's or its own), for apps served beside it
+        self.host: HttpHost | None = None
         self._hook_name = f"{OWNER}:{next(_ids)}"
         self._url_file: Path | None = None
 
@@ -53,12 +55,14 @@ class Dashboard:
         self.token = os.environ.get(s.token_env) or None
         if s.actions and not self.token:
             log.warning("dashboard actions are enabled but %s is not set: every action will be refused", s.token_env)
-        await self.tail.attach(rt.transports)
+        if s.tail:
+            await self.tail.attach(rt.transports)
         app = build_app(self)
         host = rt.http
         if host is None or (s.port is not None and s.port != host.port) or not host.listen:
             host = self._own_host = HttpHost(s.host, s.port or 0, listen=True)
         await host.mount(s.path, app, owner=OWNER)
+        self.host = host
         assert host.url is not None
         self.url = f"{host.url}{s.path.rstrip('/')}/"
         rt.plugins.pm.register(_StopHook(self), name=self._hook_name)
@@ -112,6 +116,7 @@ class Dashboard:
             await self._own_host.aclose()
         elif self.runtime.http is not None:
             self.runtime.http.release(OWNER)
+            self.runtime.http.release("forge.asyncapi")
         if self._url_file is not None:
             self._url_file.unlink(missing_ok=True)
 

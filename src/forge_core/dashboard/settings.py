@@ -24,6 +24,9 @@ class DashboardSettings(Settings):
                     "(runtime.http) under path")
     path: str = Field("/dashboard", pattern=r"^/[A-Za-z0-9._~/-]*$", description="URL path of the dashboard")
     interval: float = Field(1.0, gt=0, le=60, description="seconds between state pushes to each open page (SSE)")
+    tail: bool = Field(
+        True, description="subscribe '#' on each transport for the live tail, topic rates and forge.status/"
+                          "forge.leadership from other processes; false spares a very fast plant that cost")
     tail_per_topic: int = Field(50, ge=1, le=10_000, description="latest messages kept per topic for the live tail")
     tail_topics: int = Field(200, ge=1, le=100_000, description="topics the live tail keeps; more are counted only")
     tail_per_second: int = Field(

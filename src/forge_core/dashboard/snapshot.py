@@ -29,6 +29,8 @@ class Collector:
         self.runtime, self.tail = runtime, tail
         #: the multi-process parent's run dir: <dir>/<instance>/dashboard.url is each child's dashboard
         self.children_dir = children_dir
+        #: more links for the header (name -> URL): the AsyncAPI page forge run mounts beside the dashboard
+        self.links: dict[str, str] = {}
         self._last: tuple[float, dict[str, int], dict[str, int]] | None = None
         self._checks: list[dict[str, Any]] = []
         self._checks_at = -CHECKS_EVERY
@@ -67,11 +69,12 @@ class Collector:
 
     def _links(self) -> dict[str, str]:
         http = self.runtime.http
-        if http is None or http.url is None:
-            return {}
-        # the other apps of this process's HTTP server (an API, /b2mml, the AsyncAPI page), not the page itself
-        return {prefix: http.url + prefix for prefix, owner in http.mounts().items()
-                if prefix != "/" and owner != "forge.dashboard"}
+        links = dict(self.links)
+        if http is not None and http.url is not None:
+            # the other apps of this process's HTTP server (an API, /b2mml), not the page itself
+            links.update({prefix: http.url + prefix for prefix, owner in http.mounts().items()
+                          if prefix != "/" and owner not in ("forge.dashboard", "forge.asyncapi")})
+        return links
 
     def components(self) -> list[dict[str, Any]]:
         rt = self.runtime
