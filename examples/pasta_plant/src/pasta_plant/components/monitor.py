@@ -52,6 +52,7 @@ class Monitor(Component):
         #: epochs ever granted on the lease (its backend's history); epochs leaders announced
         self.granted: set[int] = set()
         self.announced: set[int] = set()
+        self._newest_granted = -1  # the highest epoch read from the grant history so far
         self.grants_read = 0
         self.grants_truncated = False
         for pattern in TOPICS:
@@ -77,7 +78,17 @@ class Monitor(Component):
             return
         self.grants_read += 1
         self.grants_truncated = len(grants) >= GRANT_HISTORY
-        self.granted.update(g.epoch for g in grants)
+        # Oldest first (LeaseBackend.grants): only the epochs granted since the last read are new,
+        # so a read costs the new grants, not the whole history (a chaos day grants ~1,600 epochs).
+        newest = self._newest_granted
+        fresh = []
+        for grant in reversed(grants):
+            if grant.epoch <= newest:
+                break
+            fresh.append(grant.epoch)
+        if fresh:
+            self.granted.update(fresh)
+            self._newest_granted = max(fresh)
 
     async def stop(self) -> None:
         if self.live is not None:
