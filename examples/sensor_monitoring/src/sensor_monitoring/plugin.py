@@ -15,6 +15,7 @@ from sensor_monitoring.components.sensors import Sensors
 
 if TYPE_CHECKING:
     from forge_core import Check
+    from forge_core.dashboard import Panel
     from forge_core.plugin import ComponentRegistry, DrillRegistry
     from forge_core.runtime import RunSummary, Runtime
 
@@ -51,3 +52,11 @@ def forge_register_drills(registry: DrillRegistry) -> None:
 
     for scenario in scenarios():
         registry.add(scenario)
+
+
+@hookimpl
+def forge_dashboard_panel(runtime: Runtime) -> Panel | None:
+    """Produced/stored readings, alerts, processors and lag on ``forge run --dashboard`` (docs/dashboard.md)."""
+    from sensor_monitoring.dashboard import panel
+
+    return panel(runtime)
