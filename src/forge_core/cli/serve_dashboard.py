@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from forge_core.manifest import Manifest
     from forge_core.runtime.runtime import Runtime
     from forge_core.runtime.summary import RunSummary
+    from forge_core.serving.http import ASGIApp
 
 log = logging.getLogger("forge.dashboard")
 OFF = ("off", "no", "false", "none")
@@ -113,7 +114,8 @@ async def serve_asyncapi(dashboard: Dashboard, runtime: Runtime) -> None:
     try:
         document = await asyncio.to_thread(build_document, manifest.path, profile=manifest.profile)
         assert dashboard.host is not None and dashboard.host.url is not None
-        await dashboard.host.mount("/asyncapi", asgi_app(document), owner="forge.asyncapi")
+        app = cast("ASGIApp", asgi_app(document))  # its own dict-typed ASGI signature; the same protocol
+        await dashboard.host.mount("/asyncapi", app, owner="forge.asyncapi")
     except Exception as exc:
         log.warning("dashboard: no AsyncAPI page for %s: %s: %s", manifest.name, type(exc).__name__, exc)
         return
