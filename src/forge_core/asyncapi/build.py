@@ -88,7 +88,8 @@ def build_document(path: str | Path, *, profile: str | None = None, env: Mapping
                 raise ForgeError(f"{where}: {flow.origin}: invalid {exc}") from None
             uses.append(_Use(name, spec.type, instances, flow, wires[transport]))
         sent = {t for flow in flows if flow.action == "send" for t in flow.types}
-        missing = [t for t in cls.published_types() if t not in sent]
+        # bare type names in `publishes` that no flow places on a topic
+        missing = [t for t in cls.publishes if isinstance(t, str) and t not in sent]
         if missing:
             unplaced.append({"component": name, "type": spec.type, "types": missing})
     for index, route in enumerate(manifest.routes):
