@@ -72,10 +72,14 @@ def test_plc_counters_reach_storage_through_opcua_and_sparkplug(tmp_path: Path,
 
 @pytest.mark.servers
 @pytest.mark.slow
-def test_no_part_count_is_lost_across_a_broker_outage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("outage", ["stop", "crash"])
+def test_no_part_count_is_lost_across_a_broker_outage(tmp_path: Path, outage: str) -> None:
     # every part raises TotalCount by one and the source samples every 250 ms (cycles are 1.5-3 s), so the stored
-    # TotalCount values of a machine must be every integer from the first to the last: a gap is a lost sample
-    broker = MosquittoServer().start()
+    # TotalCount values of a machine must be every integer from the first to the last: a gap is a lost sample.
+    # stop: SIGTERM, no persistence (Wills sent, nothing retained after). crash: SIGKILL of a broker with
+    # persistence, as the distributed profile's mosquitto.conf has: no Wills, and the host's STATE online of before
+    # the crash is still the retained one when the broker is back
+    broker = MosquittoServer(persistence=outage == "crash").start()
     shutil.copy(PLANT, tmp_path / "plant.yaml")
     env = {"MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port), "OPCUA_PORT": str(find_free_port()),
            "OEE_DB_URL": f"sqlite:///{tmp_path}/oee.db"}
@@ -99,7 +103,7 @@ def test_no_part_count_is_lost_across_a_broker_outage(tmp_path: Path) -> None:
 
             # a machine may sit in setup for minutes (the model's means): wait for parts of the line, not of each
             await _until(lambda: sum(len(totals(m)) for m in model.machines) >= 4, 120, "parts stored")
-            await asyncio.to_thread(broker.stop)
+            await asyncio.to_thread(broker.stop if outage == "stop" else broker.kill)
             during = {m: model.machines[m].total for m in model.machines}
             await asyncio.sleep(12)
             made = {m: model.machines[m].total - during[m] for m in model.machines}
