@@ -67,7 +67,8 @@ def main() -> None:
           f"checks {len(summary.checks) - len(failed)}/{len(summary.checks)} passed   "
           f"digest {summary.trace_digest[:16]}")
     print(f"  bare timers: {floor:7.2f} s wall   {wakeups:>8} wake-ups (the event loop alone)")
-    print(f"  plant / {target:g} s target = {wall / target:.2f} (wall), {cpu / target:.2f} (CPU);  "
+    print(f"  per simulated day: {wall * 24 / args.hours:.1f} s wall, {cpu * 24 / args.hours:.1f} s CPU; "
+          f"plant / {target:g} s target = {wall / target:.2f} (wall), {cpu / target:.2f} (CPU);  "
           f"plant / bare timers = {wall / floor:.1f}x")
     if profile:
         chaos = summary.reports.get("chaos", {})
