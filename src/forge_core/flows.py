@@ -112,7 +112,15 @@ def param_value(params: Any, path: str) -> Any:
 
 def resolve(declared: _Declared, params: Any, *, origin: str) -> list[Flow]:
     """The flows of one declaration for these params (none when the param is empty/None: the
-    component does not publish or subscribe there in this configuration)."""
+    component does not publish or subscribe there in this configuration); FlowError naming
+    ``origin`` when it does not resolve."""
+    try:
+        return _resolve(declared, params, origin)
+    except FlowError as exc:
+        raise FlowError(f"{origin} {type(declared).__name__}{declared.types!r}: {exc}") from None
+
+
+def _resolve(declared: _Declared, params: Any, origin: str) -> list[Flow]:
     action: Action = "send" if isinstance(declared, Publishes) else "receive"
     if declared.topic is not None:
         topics: list[str] = [declared.topic]
@@ -125,7 +133,7 @@ def resolve(declared: _Declared, params: Any, *, origin: str) -> list[Flow]:
         elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             topics = list(value)
         else:
-            raise FlowError(f"{origin}: param {declared.param!r} holds {type(value).__name__}, not a topic or a "
+            raise FlowError(f"param {declared.param!r} holds {type(value).__name__}, not a topic or a "
                             f"list of topics")
     transport = None
     if declared.transport_param is not None:

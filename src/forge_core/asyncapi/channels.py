@@ -146,7 +146,9 @@ def message_of(schema: MessageSchema | None, type_: str, wire: Wire, key: str | 
     if schema is None:
         message["description"] = f"no schema registers {type_!r} in this plant"
     else:
-        message["x-forge-schema"] = {"version": schema.version, "plugin": schema.plugin, "origin": schema.origin}
+        # the file's name only: the document does not depend on where the plant is checked out
+        origin = schema.origin.replace("\\", "/").rsplit("/", 1)[-1]
+        message["x-forge-schema"] = {"version": schema.version, "plugin": schema.plugin, "origin": origin}
     if wire.protocol == "kafka":
         described = f"record key: {key}" if key else "record key: the message key, when the publisher gives one"
         message["bindings"] = {"kafka": {"key": {"type": "string", "description": described},
