@@ -241,3 +241,75 @@ def test_metrics_off_serves_no_path_and_makes_no_reader(plant_dir: Callable[...,
             await runtime.stop()
 
     assert asyncio.run(main()) == (404, True)
+
+
+PROCESSES_MANIFEST = """
+version: 1
+plant: {name: procs}
+local_plugins: [machines.py]
+schemas: [schemas]
+transports: {bus: {type: memory}}
+components:
+  m1: {type: test.machine, params: {interval: 0.2}, replicas: 2}
+runtime:
+  processes: per_component
+  health: false
+  metrics: {listen: "127.0.0.1:0"}
+storage: {url: "sqlite:///{plant_dir}/plant.db", migrate_on_start: false}
+"""
+
+
+def test_each_child_process_serves_its_own_metrics_listed_for_file_sd(plant_dir: Callable[..., Path]) -> None:
+    import json
+    import os
+    import signal
+
+    from forge_core.runtime.processes import ProcessRunner
+
+    path = plant_dir(PROCESSES_MANIFEST)
+    plugins, manifest = load_plant(path / "plant.yaml")
+
+    async def main() -> tuple[dict[str, tuple[list[dict[str, Any]], Samples, int | None]], int]:
+        runner = ProcessRunner(manifest, plugins, plant_path=path, stop_timeout=10)
+        await runner.start()
+        try:
+            files = {name: runner.run_dir / f"metrics-{name}.json" for name in runner.children}
+            seen: dict[str, tuple[list[dict[str, Any]], Samples, int | None]] = {}
+            first_pid = runner.children["m1-1"].pid
+
+            async def scraped_all() -> bool:
+                for name, file in files.items():
+                    if name in seen or not file.exists():
+                        continue
+                    group = json.loads(file.read_text())
+                    if name == "m1-1" and runner.children[name].pid == first_pid:
+                        continue  # scraped after the restart below
+                    async with httpx.AsyncClient() as client:
+                        try:
+                            text = (await client.get(f"http://{group[0]['targets'][0]}/metrics")).text
+                        except httpx.HTTPError:
+                            continue  # a stale file of a life that is gone: wait for the new one
+                    seen[name] = (group, parse(text), runner.children[name].pid)
+                return len(seen) == len(files)
+
+            await until(lambda: _async_true(all(f.exists() for f in files.values())), "every child target file")
+            assert first_pid is not None
+            os.kill(first_pid, signal.SIGKILL)  # a crash: the new life writes its new port
+            await until(scraped_all, "every child's /metrics", limit=60)
+            return seen, first_pid
+        finally:
+            await runner.stop()
+
+    seen, first_pid = asyncio.run(main())
+    assert seen["m1-1"][2] != first_pid, "m1-1 was scraped in its second life, at the port it wrote then"
+    for name, (group, samples, _) in seen.items():
+        assert group[0]["labels"] == {"forge_plant": "procs", "forge_process": name}
+        assert value(samples, "forge_component_state", component=name, state="running") == 1
+        others = {dict(k)["component"] for k in samples["forge_component_state"]}
+        assert others == {name}, "a child reports its own instance only"
+        assert value(samples, "forge_bus_published_total", type="test.reading")
+    assert seen["m1-0"][0][0]["targets"] != seen["m1-1"][0][0]["targets"], "a port of its own each"
+
+
+async def _async_true(result: bool) -> bool:
+    return result

@@ -29,9 +29,22 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from forge_core.cli.main import CliState
+    from forge_core.manifest.metrics import MetricsSettings
     from forge_core.runtime.processes import ProcessRunner
     from forge_core.runtime.runtime import Runtime
     from forge_core.runtime.summary import RunSummary
+
+
+def metrics_option(current: MetricsSettings, value: str) -> MetricsSettings:
+    """``--metrics [HOST:]PORT`` / ``off`` applied to ``runtime.metrics`` (checked by the same model)."""
+    from forge_core.errors import SettingsError
+
+    if value.strip().lower() == "off":
+        return current.model_copy(update={"enabled": False})
+    try:
+        return type(current).load({**current.as_dict(), "enabled": True, "listen": value}, where="--metrics")
+    except SettingsError as exc:
+        raise typer.BadParameter(f"expected [HOST:]PORT or off, got {value!r}", param_hint="--metrics") from exc
 
 
 def serving_lines(runtime: Runtime) -> list[str]:
@@ -39,7 +52,8 @@ def serving_lines(runtime: Runtime) -> list[str]:
     lines = []
     if runtime.http is not None and runtime.http.url:
         mounts = ", ".join(f"{prefix} ({owner})" for prefix, owner in runtime.http.mounts().items())
-        lines.append(f"  HTTP on {runtime.http.url}: {escape(mounts)}; /health, /ready")
+        served = "/health, /ready" + (", /metrics" if runtime.metrics is not None else "")
+        lines.append(f"  HTTP on {runtime.http.url}: {escape(mounts)}{'; ' if mounts else ''}{served}")
     if runtime.grpc is not None and runtime.grpc.target:
         services = ", ".join(f"{name} ({owner})" for name, owner in runtime.grpc.services().items())
         lines.append(f"  gRPC on {runtime.grpc.target}: {escape(services)}; health and reflection")
@@ -98,6 +112,10 @@ def register(app: typer.Typer, state: CliState) -> None:
             "--dashboard", envvar="FORGE_DASHBOARD", metavar="[HOST:]PORT",
             help="Serve the web dashboard on this port (0: any free port; 'off': none); overrides "
                  "settings.dashboard, which turns it on in the embedded profile (docs/dashboard.md).")] = None,
+        metrics: Annotated[str | None, typer.Option(
+            "--metrics", envvar="FORGE_METRICS", metavar="[HOST:]PORT",
+            help="Serve Prometheus /metrics on the runtime's HTTP server at this address from the start (0: any "
+                 "free port; 'off': no /metrics); sets runtime.metrics.listen (docs/metrics.md).")] = None,
     ) -> None:
         """Run a plant until Ctrl-C / SIGTERM, --duration, or the end of a --simulate run.
 
@@ -123,6 +141,8 @@ def register(app: typer.Typer, state: CliState) -> None:
         plugins, manifest = load_plant(require_manifest(path), profile=profile, plugins=state.fresh())
         if health_port is not None:
             manifest.runtime.health_port = health_port
+        if metrics is not None:
+            manifest.runtime.metrics = metrics_option(manifest.runtime.metrics, metrics)
         board = resolve(manifest, dashboard, simulate=simulate is not None)
         info = console(stderr=json_out)
         clock = VirtualClock() if simulate is not None else None

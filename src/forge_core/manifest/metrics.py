@@ -10,7 +10,12 @@ from pydantic import Field, field_validator
 
 from forge_core.settings import Settings
 
-__all__ = ["MetricsSettings", "parse_listen"]
+__all__ = ["METRICS_ENV", "TARGETS_ENV", "MetricsSettings", "parse_listen"]
+
+#: ``forge run --metrics`` from the environment (the multi-process runner sets ``HOST:0`` for each child)
+METRICS_ENV = "FORGE_METRICS"
+#: where a process writes its /metrics address as a Prometheus file_sd target group (set for each child)
+TARGETS_ENV = "FORGE_METRICS_TARGETS"
 
 
 class MetricsSettings(Settings):

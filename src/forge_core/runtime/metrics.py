@@ -13,13 +13,17 @@ scrape time: nothing here runs per message. docs/metrics.md lists every family.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from forge_core.errors import ForgeError
+from forge_core.manifest.metrics import TARGETS_ENV, parse_listen
 from forge_core.runtime.supervisor import FAILED, KILLED, RESTARTING, RUNNING, STARTING, STOPPED
 from forge_core.serving.http import Receive, Scope, Send
 from forge_core.tactics.backpressure import BackpressureController
@@ -76,8 +80,6 @@ class PlantMetrics:
     async def serve(self, runtime: Runtime) -> None:
         """Observe ``runtime``, put ``/metrics`` on its HTTP host and, with ``listen``, start that host now
         (at ``listen``'s address: one HTTP server per process)."""
-        from forge_core.manifest.metrics import parse_listen
-
         assert runtime.telemetry is not None and runtime.http is not None
         self.observe(runtime.telemetry.meter, runtime)
         runtime.http.serve_builtin("/metrics", self.app)
@@ -88,6 +90,9 @@ class PlantMetrics:
             await runtime.http.start()
             if runtime.http.url is not None:
                 log.info("metrics on %s/metrics", runtime.http.url)
+                targets = os.environ.get(TARGETS_ENV)
+                if targets:
+                    write_targets(Path(targets), runtime.http.url, runtime)
 
     # -- instruments -------------------------------------------------------------------------------
     def observe(self, meter: Meter, runtime: Runtime) -> None:
@@ -262,6 +267,18 @@ class PlantMetrics:
         self.scrapes += 1
         body = encoder(self.registry)  # on the plant's loop: the callbacks read state no other thread writes
         await _respond(send, 200, body if scope.get("method") != "HEAD" else b"", content_type)
+
+
+def write_targets(path: Path, url: str, runtime: Runtime) -> None:
+    """This process's /metrics as a Prometheus ``file_sd_configs`` target group, written atomically
+    (Prometheus re-reads the file when it changes: a restarted child's new port is picked up)."""
+    instance = os.environ.get("FORGE_INSTANCE") or ",".join(runtime.only) or "main"
+    group = [{"targets": [url.removeprefix("http://")],
+              "labels": {"forge_plant": runtime.manifest.name, "forge_process": instance}}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(group, indent=1) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def _find(obj: Any, kinds: tuple[type[Any], ...], *, depth: int, seen: set[int]) -> Iterator[Any]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forge_core.errors import ForgeError
+from forge_core.manifest.metrics import METRICS_ENV, TARGETS_ENV, parse_listen
 from forge_core.runtime.dead_letter_sinks import accounting_check, merge_accounting
 from forge_core.runtime.runtime import wait_for_stop
 from forge_core.runtime.summary import Check, RunSummary, iso_time, not_run
@@ -266,6 +267,10 @@ class ProcessRunner:
             if seed is not None:
                 argv += ["--seed", str(seed)]
             env = {**os.environ, INSTANCE_ENV: name, "PYTHONUNBUFFERED": "1"}
+            listen = manifest.runtime.metrics.listen if manifest.runtime.metrics.enabled else None
+            if listen is not None:  # each child its own /metrics on a free port, listed for Prometheus' file_sd
+                env.update({METRICS_ENV: f"{parse_listen(listen)[0] or rs.http_host}:0",
+                            TARGETS_ENV: str(self.run_dir / f"metrics-{name}.json")})
             self.children[name] = ChildProcess(name, argv, env, self.run_dir, policy)
         self.runtime: Runtime | None = None
         self._stop = asyncio.Event()
