@@ -280,3 +280,20 @@ def test_transports_are_detached_before_components_release_their_subscriptions(p
     with TestPlant(plant_dir()) as plant:
         plant.advance(1.0)
     assert order and order[0] == "detach bus" and "cancel" in order[1:], order
+
+
+def test_sqlite_commits_skip_the_fsync_under_virtual_time_only(plant_dir, basic_manifest):
+    path = plant_dir(basic_manifest.replace("migrate_on_start: false", "migrate_on_start: true"))
+
+    def synchronous(runtime: Runtime) -> int:
+        with runtime.storage().connect() as conn:
+            return conn.execute(text("PRAGMA synchronous")).scalar()
+
+    with TestPlant(path) as plant:  # virtual clock
+        assert synchronous(plant.runtime) == 0  # OFF
+    plugins, manifest = load_plant(path)
+    runtime = Runtime(manifest, plugins)  # real clock: the engine's NORMAL
+    try:
+        assert synchronous(runtime) == 1
+    finally:
+        runtime.storage().dispose()

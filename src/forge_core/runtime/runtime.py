@@ -63,6 +63,24 @@ async def wait_for_stop(stop: asyncio.Event, duration: float | None) -> bool:
     return False
 
 
+def _commit_without_fsync(engine: Engine) -> None:
+    """A simulated run's SQLite connections do not wait for the disk (``synchronous=OFF``): no
+    power cut can fall inside virtual time, and WAL checkpoints' fsyncs were most of a commit's
+    cost. Every commit is still a commit (other connections and later lives see it); a real-clock
+    run keeps the engine's ``synchronous=NORMAL``. Registered after the engine's own pragmas."""
+    import sqlalchemy as sa
+
+    def off(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("PRAGMA synchronous=OFF")
+        finally:
+            cursor.close()
+
+    sa.event.listen(engine, "connect", off)
+    engine.dispose()  # the connection create_engine_from_url checked with is pooled with NORMAL
+
+
 class Runtime:
     def __init__(
         self,
@@ -159,6 +177,8 @@ class Runtime:
             from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
 
             engine = create_engine_from_url(self.manifest.storage.url, plant_dir=self.manifest.plant_dir)
+            if self.clock_is_virtual and engine.dialect.name == "sqlite":
+                _commit_without_fsync(engine)
             if self.manifest.storage.migrate_on_start:
                 upgrade(engine, self.plugins.collect_migrations(MigrationRegistry(include_core=False)))
             self._engine = engine

@@ -121,15 +121,8 @@ class BatchProduction(Component):
         """A DBAPI connection kept for the component's life: a heartbeat's transaction is two
         executemany calls and a commit, without SQLAlchemy's per-statement work."""
         if self._raw is None:
+            # under a virtual clock the runtime's SQLite engine commits without fsync (synchronous=OFF)
             self._raw = self.engine.raw_connection()
-            if self.engine.dialect.name == "sqlite" and getattr(self.ctx.clock, "is_virtual", False):
-                # A simulated run: no power cut can hit virtual time, so the commit need not wait
-                # for the disk (WAL checkpoints' fsyncs were ~2/3 of a beat's transaction). A
-                # commit is still a commit: other connections, a revived life, report() see it.
-                # Real time keeps the engine's synchronous=NORMAL.
-                cursor = self._raw.cursor()
-                cursor.execute("PRAGMA synchronous=OFF")
-                cursor.close()
         return self._raw
 
     def _drop_connection(self) -> None:
