@@ -54,11 +54,11 @@ class FactoryMonitor(Component):
                  Publishes(FAILOVER_EVENT, param="failover_topic", key="factory"),
                  # the status_reporter tactic's (use: bus; its default request topic: the tactic's settings)
                  Publishes(STATUS_REPORT, topic="mms/status_report", description="with tactics.status_reporter "
-                           "use: bus, on its request_topic (default shown)"),
+                           "use: bus, on its request_topic (default shown); the answers come back to the tactic"),
                  Publishes("forge.leadership", topic="forge/leader/{lease}", key="lease"))
-    subscribes = (Subscribes((), param="topics", types_param="types", shared=False),
-                  Subscribes("sched.status_report_result", topic="sched/status_report_result", shared=False,
-                             description="with tactics.status_reporter use: bus, on its reply_topic (default shown)"))
+    # the bus status reporter's answers (sched.status_report_result) are not declared: forge-sched owns that
+    # type, and a plant may use the monitor without forge-sched (or with the gRPC reporter)
+    subscribes = (Subscribes((), param="topics", types_param="types", shared=False),)
 
     async def start(self) -> None:
         p = self.params
