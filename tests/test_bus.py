@@ -9,7 +9,7 @@ import pytest
 
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import VirtualClock
-from forge_core.errors import ForgeError, MessageRejected, Redeliver, UnknownMessageType
+from forge_core.errors import ForgeError, MessageRejected, Redeliver, TransportClosed, UnknownMessageType
 from forge_core.messages.envelope import RawMessage
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.telemetry import Telemetry
@@ -410,3 +410,83 @@ def test_a_huge_integer_on_the_wire_is_dead_lettered_not_handled():
     assert [e.payload["machineId"] for e in handled] == [5]
     assert dict(letters.counts) == {"invalid": 3}
     assert all({e["pointer"] for e in d.errors} == {"/machineId"} for d in letters.recent)
+
+
+# -- the in-memory fast path (issue 17 item 1): same semantics without the coroutines ------------
+
+def test_fast_path_counts_validates_and_dead_letters_like_the_full_path():
+    async def body(clock):
+        bus = make_bus(clock)
+        seen = []
+        failures = iter([ValueError("boom")])
+
+        def handler(envelope):
+            if envelope.payload["value"] == 2:
+                raise next(failures)
+            seen.append(envelope.payload["value"])
+
+        await bus.subscribe("r/#", handler, owner="c")
+        transport = bus.transport()
+        assert transport.direct_publish is not None  # the bus takes the direct path here
+        for value in (1, 2, 3):
+            await bus.publish("r/1", "test.reading", {"value": value}, source="s")
+        with pytest.raises(MessageRejected):
+            await bus.publish("r/1", "test.reading", {"value": "x"}, source="s")
+        await settle(bus)
+        assert seen == [1, 3]  # in order, the raising one dead-lettered, not redelivered
+        assert bus.stats.published["test.reading"] == 3 and bus.stats.handled["test.reading"] == 2
+        assert sorted(letter.reason for letter in bus.dead_letters.recent) == ["handler_error", "invalid"]
+        assert transport.hub.stats["published"] == 3 and transport.hub.stats["delivered"] == 3
+        with pytest.raises(ValueError, match="wildcards"):  # the hub checks each new topic once
+            await bus.publish("r/+", "test.reading", {"value": 4}, source="s")
+        assert transport.hub.stats["published"] == 3
+
+    run(body)
+
+
+def test_fast_path_redeliver_and_awaitable_results_and_close():
+    async def body(clock):
+        bus = make_bus(clock)
+        attempts = []
+        awaited = []
+
+        def handler(envelope):
+            attempts.append(envelope.id)
+            if len(attempts) == 1:
+                raise Redeliver("not yet")
+
+            async def later():
+                awaited.append(envelope.id)
+
+            return later()
+
+        await bus.subscribe("r", handler, owner="c")
+        sent = await bus.publish("r", "test.reading", {"value": 1}, source="s")
+        await settle(bus)
+        assert attempts == [sent.id, sent.id] and awaited == [sent.id]
+        assert bus.stats.redeliver == 1 and bus.stats.handled["test.reading"] == 1
+        await bus.transport().close()
+        assert bus.transport().direct_publish is None
+        with pytest.raises(TransportClosed):
+            await bus.publish("r", "test.reading", {"value": 2}, source="s")
+
+    run(body)
+
+
+def test_a_memory_transport_subclass_that_changes_publish_gets_it_called():
+    calls = []
+
+    class Counting(MemoryTransport):
+        async def publish(self, topic, envelope):
+            calls.append(topic)
+            await super().publish(topic, envelope)
+
+    async def body(clock):
+        schemas = SchemaRegistry()
+        schemas.add("test.reading", READING)
+        bus = MessageBus(schemas=schemas, clock=clock, transports={"bus": Counting("bus")})
+        assert bus.transport().direct_publish is None
+        await bus.publish("r", "test.reading", {"value": 1}, source="s")
+        assert calls == ["r"]
+
+    run(body)

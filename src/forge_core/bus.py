@@ -109,6 +109,10 @@ class MessageBus:
         self.dead_letters = dead_letters or DeadLetterChannel()
         self.telemetry = telemetry if telemetry is not None and telemetry.enabled else None
         self.ids = ids or IdGenerator()
+        # Bound once for publish's hot path (each saves an attribute lookup or a Python frame).
+        self._fast_entry = schemas.fast_entry
+        self._next_id: Callable[[], str] = getattr(self.ids, "next", self.ids)
+        self._time = clock.time
         self.trace = trace
         self.stats = BusStats()
         self._decoders: dict[str, Decoder] = {}
@@ -175,8 +179,19 @@ class MessageBus:
         transport: str | None = None,
     ) -> Envelope:
         """Validate and send a message; returns the envelope that was sent."""
-        envelope = self.build(type_, payload, source=source, key=key, headers=headers, topic=topic,
-                              transport=transport or self.default_transport or "")
+        entry = self._fast_entry(type_)
+        if entry is None or headers:
+            envelope = self.build(type_, payload, source=source, key=key, headers=headers, topic=topic,
+                                  transport=transport or self.default_transport or "")
+        else:  # build()'s good path, inlined: a call less per message
+            check, version = entry
+            try:
+                check(payload)
+            except InvalidPayload:  # build() says why, dead-letters it and raises MessageRejected
+                self.build(type_, payload, source=source, key=key, topic=topic,
+                           transport=transport or self.default_transport or "")
+                raise
+            envelope = Envelope(type_, payload, source, self._next_id(), self._time(), key, version, {})
         # The body of send(), inlined: one coroutine less per message on the hot path.
         target = self.transports.get(transport or self.default_transport or "")
         if target is None:
@@ -184,10 +199,12 @@ class MessageBus:
         self.stats.published[type_] += 1
         if self.trace is not None:
             self.trace.record(topic, envelope)
-        if self.telemetry is None:
-            await target.publish(topic, envelope)
-        else:
+        if self.telemetry is not None:
             await self._publish_traced(topic, envelope, target)
+        elif (direct := target.direct_publish) is not None:
+            direct(topic, envelope)  # a transport that never waits: no coroutine (Transport.direct_publish)
+        else:
+            await target.publish(topic, envelope)
         return envelope
 
     async def publish_batch(
@@ -452,7 +469,51 @@ class MessageBus:
                 return
             handled[envelope.type] += 1
 
+        if not is_async and self.telemetry is None:  # tracing keeps the coroutine (spans around the await)
+            # No reference back to on_message: a cycle would keep a killed component alive until a GC pass.
+            cast(Any, on_message).now = self._make_direct_callback(handler, owner, transport, types)
         return on_message
+
+    def _make_direct_callback(self, handler: Handler, owner: str, transport: Transport, types: set[str] | None,
+                              ) -> Callable[[str, Envelope], Awaitable[None] | None]:
+        """``on_message`` for a sync handler without its coroutine (transport.base.DirectCallback):
+        the in-memory transport calls it per envelope (bytes still go through ``on_message``).
+        Returns an awaitable only when a handler returned one."""
+        handled = self.stats.handled
+        tname = transport.name
+        stats = self.stats
+
+        def now(topic: str, message: Envelope) -> Awaitable[None] | None:
+            if types is not None and message.type not in types:
+                return None
+            try:
+                result = handler(message)
+            except Redeliver:
+                stats.redeliver += 1
+                raise
+            except Exception as exc:
+                self._handler_failed(message, topic, tname, owner, exc)
+                return None
+            if result is not None and inspect.isawaitable(result):
+                return self._finish(result, message, topic, tname, owner)
+            handled[message.type] += 1
+            return None
+
+        return now
+
+    async def _finish(self, result: Awaitable[None], envelope: Envelope, topic: str, tname: str, owner: str) -> None:
+        """Await what a sync handler returned, as on_message does."""
+        try:
+            await result
+        except asyncio.CancelledError:
+            raise
+        except Redeliver:
+            self.stats.redeliver += 1
+            raise
+        except Exception as exc:
+            self._handler_failed(envelope, topic, tname, owner, exc)
+            return
+        self.stats.handled[envelope.type] += 1
 
     async def _handle_traced(self, handler: Handler | BatchHandler, argument: Envelope | list[Envelope],
                              envelopes: list[Envelope], topic: str, owner: str, tname: str) -> None:

@@ -8,8 +8,10 @@ among them. ``payload`` is the JSON body (``data``), kept as decoded Python valu
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,20 +85,18 @@ class IdGenerator:
     prefix comes from the run's seed, so traces repeat exactly.
     """
 
-    __slots__ = ("_count", "_prefix")
+    __slots__ = ("_prefix", "next")
 
     def __init__(self, seed: int | None = None) -> None:
         bits = random.Random(seed).getrandbits(48) if seed is not None else int.from_bytes(os.urandom(6))
         self._prefix = f"{bits:012x}-"
-        self._count = 0
+        #: The next id, without a Python frame: prefix + 1, 2, 3, ... built in C (the bus's hot path).
+        self.next: Callable[[], str] = map(self._prefix.__add__, map(str, itertools.count(1))).__next__
 
     def __call__(self) -> str:
-        self._count += 1
-        return self._prefix + str(self._count)
+        return self.next()
 
     def many(self, count: int) -> list[str]:
         """The next ``count`` ids at once (what ``count`` calls would return)."""
-        first = self._count + 1
-        self._count += count
-        prefix = self._prefix
-        return [prefix + str(n) for n in range(first, first + count)]
+        take = self.next
+        return [take() for _ in range(count)]

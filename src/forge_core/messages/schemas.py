@@ -297,6 +297,9 @@ class SchemaRegistry:
     def __init__(self) -> None:
         self._schemas: dict[str, MessageSchema] = {}
         self._fast: dict[str, tuple[Callable[[Any], Any], int]] = {}
+        #: (compiled check that raises on invalid, schema version) for a type; None if unknown.
+        #: The dict's own ``get``: no Python frame per message on the bus's hot path.
+        self.fast_entry: Callable[[str], tuple[Callable[[Any], Any], int] | None] = self._fast.get
         self.current_plugin: str | None = None
 
     # -- registration -------------------------------------------------------------------
@@ -361,10 +364,6 @@ class SchemaRegistry:
             return self._schemas[type_]
         except KeyError:
             raise UnknownMessageType(type_, list(self._schemas)) from None
-
-    def fast_entry(self, type_: str) -> tuple[Callable[[Any], Any], int] | None:
-        """(compiled check that raises on invalid, schema version) for ``type_``; None if unknown."""
-        return self._fast.get(type_)
 
     # -- validation ---------------------------------------------------------------------
     def errors(self, type_: str, payload: Any) -> list[ErrorDetail]:

@@ -33,6 +33,12 @@ log = logging.getLogger("forge.transport")
 #: (body + headers) from network transports.
 MessageCallback = Callable[[str, Envelope | RawMessage], Awaitable[None]]
 
+#: A callback may carry ``callback.now(topic, envelope)``: the same delivery of an Envelope done
+#: without a coroutine, returning None when done or an awaitable still to await. The in-memory
+#: transport calls it when present (the bus's callbacks for sync handlers have it): a coroutine less
+#: per message. Raising means what raising from ``await callback(...)`` means.
+DirectCallback = Callable[[str, Envelope], Awaitable[None] | None]
+
 #: ``await callback(topic, messages)``: a batch of messages on one topic, in order (see
 #: :meth:`Transport.subscribe_batch`).
 BatchCallback = Callable[[str, list[Envelope | RawMessage]], Awaitable[None]]
@@ -154,6 +160,9 @@ class Transport(ABC):
     guarantee: DeliveryGuarantee = DeliveryGuarantee.AT_MOST_ONCE
     #: Header name prefix of CloudEvents attributes in binary mode (``ce_`` on Kafka, none on MQTT 5).
     header_prefix: str = "ce_"
+    #: A transport whose ``publish`` never waits (the in-memory one) sets this to a plain function
+    #: doing what ``publish`` does; the bus calls it instead and saves a coroutine per message.
+    direct_publish: Callable[[str, Envelope], None] | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name
