@@ -150,7 +150,7 @@ def _on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -
 
 
 def test_simulation_shows_progress_on_a_terminal_only(forge, forge_env, bakery: Path) -> None:
-    args = ["run", str(bakery), "--simulate", "6h", "--seed", "1"]
+    args = ["run", str(bakery), "--simulate", "6h", "--seed", "1", "--profile", "quiet"]
     shown = _on_a_terminal(args, forge_env())
     assert "simulated" in shown and "of 6h" in shown and "messages" in shown and "wall 0:" in shown
     piped = forge(*args)
@@ -158,6 +158,8 @@ def test_simulation_shows_progress_on_a_terminal_only(forge, forge_env, bakery: 
     assert "simulated" not in piped.stdout + piped.stderr and "\x1b[" not in piped.stdout + piped.stderr
     digest = [line for line in piped.stdout.splitlines() if "trace digest" in line]
     assert digest and digest[0].split("│")[2].split()[0] in shown  # the bar does not change the run
+    with_logger = _on_a_terminal(["run", str(bakery), "--simulate", "20s", "--seed", "1"], forge_env())
+    assert "bakery.reading from machine" in with_logger and "simulated" not in with_logger  # its lines are the progress
 
 
 CHATTY = '''

@@ -208,7 +208,8 @@ def _run_table(summary: RunSummary) -> Table:
     run.add_column("value")
     run.add_row("plant", escape(summary.plant + (f" (profile {summary.profile})" if summary.profile else "")))
     run.add_row("clock", summary.clock + (f", seed {summary.seed}" if summary.seed is not None else ""))
-    run.add_row("duration", f"{format_duration(summary.duration)} (wall {format_duration(summary.wall_seconds)})")
+    wall = format_duration(round(summary.wall_seconds, 1))
+    run.add_row("duration", f"{format_duration(summary.duration)} (wall {wall})")
     run.add_row("messages", f"{summary.total_published} published, {summary.total_dead_letters} dead letters")
     if summary.forwarded:
         run.add_row("forwarded", str(summary.forwarded))

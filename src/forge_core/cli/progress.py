@@ -37,11 +37,11 @@ def wall(seconds: float) -> str:
 
 @contextlib.contextmanager
 def simulation_progress(out: Console, total: float, elapsed: Callable[[], float],
-                        messages: Callable[[], int]) -> Iterator[Progress | None]:
+                        messages: Callable[[], int], *, enabled: bool = True) -> Iterator[Progress | None]:
     """A bar of simulated time out of ``total`` seconds, with the messages so far and the wall time,
     while the body runs; nothing when ``out`` is not a terminal (a pipe or a file gets no bar
-    and no control codes)."""
-    if not out.is_terminal:
+    and no control codes) or not ``enabled``."""
+    if not out.is_terminal or not enabled:
         yield None
         return
     progress = Progress(
