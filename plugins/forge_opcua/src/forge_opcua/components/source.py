@@ -55,7 +55,8 @@ class OpcUaSource(Component):
 
     Params = SourceParams
     params: SourceParams
-    publishes = (Publishes(DATA_CHANGE, param="topic", key="the tag"), Publishes(SOURCE_STATUS, param="status_topic", key="source"))
+    publishes = (Publishes(DATA_CHANGE, param="topic", key="the tag"),
+                 Publishes(SOURCE_STATUS, param="status_topic", key="source"))
     subscribes = (Subscribes(QUEUE_DEPTH, param="depth_topic"),)
 
     # what health() and report() read before start() ran (or after it failed)
