@@ -290,7 +290,10 @@ def test_each_child_process_serves_its_own_metrics_listed_for_file_sd(plant_dir:
                             text = (await client.get(f"http://{group[0]['targets'][0]}/metrics")).text
                         except httpx.HTTPError:
                             continue  # a stale file of a life that is gone: wait for the new one
-                    seen[name] = (group, parse(text), runner.children[name].pid)
+                    samples = parse(text)
+                    if not value(samples, "forge_bus_published_total", type="test.reading"):
+                        continue  # up, but its component has not published yet (a new life): scrape again
+                    seen[name] = (group, samples, runner.children[name].pid)
                 return len(seen) == len(files)
 
             # children start as new Python processes: on a loaded machine that takes a while
