@@ -75,6 +75,8 @@ class ChaosParams(Settings):
     failover_bound: float | None = Field(None, description="seconds a successor may take to lead (default: lease "
                                                            "ttl + retry_every + 1)")
     check_every: float = Field(0.5, gt=0, description="how often the leader and the blade coverage are looked at")
+    steady_timeout: float = Field(120.0, gt=0, description="seconds from start within which the plant must be "
+                                                            "steady (a leader, both blades cut) before the first kill")
 
 
 class MonitorParams(Settings):

@@ -9,6 +9,10 @@ KillMachine on ``updateManager/killMachine`` puts it in RECOVERY. Each kill is r
 Chaos also measures what the kills cost, and checks it: after a machine death the surviving
 machines cut both blades again within ``rebalance_bound``; after the leading scheduler's death a
 successor holds the lease within ``failover_bound``. Off unless ``enabled`` (profile ``chaos``).
+
+The first kill waits for the plant's steady state (a scheduler leads and both blades are cut), as a
+chaos experiment should: a kill during start-up would measure the plant's start-up, not its
+recovery. A plant not steady within ``steady_timeout`` fails a check and is attacked anyway.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class Chaos(Component):
         self.outages: list[Outage] = []
         self._settled = 0
         self.leader: tuple[str, int] | None = None
+        self.started_at = self.ctx.clock.time()
+        self.steady_at: float | None = None  # when the first kill was allowed (None: never steady)
         self.book = ledger(self.ctx)
         self.beats: dict[int, tuple[float, str | None]] = {}  # machineId -> (time, blade) of its last beat
         self.machines = self._instances(self.params.machines)
@@ -82,8 +88,21 @@ class Chaos(Component):
         return [name for name in names if name in self.runtime.instances()]  # in this process or a child
 
     # -- killing ---------------------------------------------------------------------------
+    async def _await_steady(self) -> None:
+        """Until a scheduler leads and every live machine cuts, both blades (at most ``steady_timeout``)."""
+        deadline = self.started_at + self.params.steady_timeout
+        while self.ctx.clock.time() < deadline:
+            lease = await self._lease() if self.schedulers else None
+            if (lease is not None or not self.schedulers) and self._covered():
+                self.steady_at = self.ctx.clock.time()
+                return
+            await self.ctx.clock.sleep(self.params.check_every)
+        self.ctx.log.warning("chaos: plant not steady %.0f s after start; attacking anyway",
+                             self.params.steady_timeout)
+
     async def _rampage(self) -> None:
         rnd = self.ctx.random
+        await self._await_steady()
         while True:
             wait = rnd.uniform(self.params.min_interval, self.params.max_interval)
             await self.ctx.clock.sleep(wait)
@@ -262,7 +281,8 @@ class Chaos(Component):
         if not self.enabled:
             return {"enabled": False}
         t = self.tally
-        return {"enabled": True, "machine_kills": t.machine_kills, "scheduler_kills": t.scheduler_kills,
+        steady = None if self.steady_at is None else round(self.steady_at - self.started_at, 2)
+        return {"enabled": True, "steady_after_s": steady, "machine_kills": t.machine_kills, "scheduler_kills": t.scheduler_kills,
                 "leader_kills": t.leader_kills, "restarts": t.restarts, "dead_at_end": sorted(self.dead),
                 "rebalance": self._times("machine"), "failover": self._times("scheduler"),
                 "latest": t.events[-5:]}
@@ -270,7 +290,12 @@ class Chaos(Component):
     def checks(self) -> list[Check]:
         if not self.enabled or not self.schedulers:
             return []
-        checks = []
+        waited = self.ctx.clock.time() - self.started_at
+        steady = self.steady_at is not None or waited < self.params.steady_timeout  # a run shorter than the wait
+        checks = [Check("steady state (a leader, both blades cut) before the first kill", steady,
+                        f"after {self.steady_at - self.started_at:.1f} s" if self.steady_at is not None else
+                        f"not yet, the run ended {waited:.0f} s after start" if steady else
+                        f"not within {self.params.steady_timeout:.0f} s of start")]
         for kind, name in (("machine", "blades rebalanced after every machine death"),
                            ("scheduler", "a successor leads within the lease bound after every leader death")):
             late = self._late(kind)
