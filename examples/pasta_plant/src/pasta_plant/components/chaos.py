@@ -282,7 +282,8 @@ class Chaos(Component):
             return {"enabled": False}
         t = self.tally
         steady = None if self.steady_at is None else round(self.steady_at - self.started_at, 2)
-        return {"enabled": True, "steady_after_s": steady, "machine_kills": t.machine_kills, "scheduler_kills": t.scheduler_kills,
+        return {"enabled": True, "steady_after_s": steady, "machine_kills": t.machine_kills,
+                "scheduler_kills": t.scheduler_kills,
                 "leader_kills": t.leader_kills, "restarts": t.restarts, "dead_at_end": sorted(self.dead),
                 "rebalance": self._times("machine"), "failover": self._times("scheduler"),
                 "latest": t.events[-5:]}
