@@ -20,6 +20,8 @@ if [ "$want_servers" = 1 ]; then
   command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+  # benchmarks/bench_mqtt.py's broker limit: the Mosquitto C clients (mosquitto_pub -l, mosquitto_sub -C)
+  command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
   # Apache Kafka (forge_kafka.cluster.KafkaCluster): a Java 17+ runtime, and Maven to fetch the broker's jars.
   java_major=$( (java -version 2>&1 || true) | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
   [ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
@@ -47,7 +49,7 @@ stamp=.venv/.forge-installed
 inputs=$(cat pyproject.toml plugins/*/pyproject.toml examples/*/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  args=(-e ".[test,otlp,http,grpc]")
+  args=(-e ".[test,otlp,http,grpc,bench]")   # bench: the peer (FastStream) the benchmarks measure beside Forge
   for package in plugins/*/ examples/*/; do
     package=${package%/}
     [ -f "$package/pyproject.toml" ] || continue
