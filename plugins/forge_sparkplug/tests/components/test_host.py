@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forge_core.tactics.leader.lease import LeaseBackendUnavailable
 
 from forge_sparkplug.codec import Metric, encode
 
@@ -168,4 +169,80 @@ def test_primary_failover_state_follows_the_leader_and_a_deposed_host_s_commands
 
     _run(tmp_path, mosquitto_server, {"host": _host(mosquitto_server, "scada-ha", replicas=2),
                                       "edge": _edge(mosquitto_server, "n2", primary_host="scada-ha")}, scenario)
+    wire.publish(state, b"", qos=1, retain=True)
+
+
+def test_a_deposed_primary_publishes_state_offline_and_edge_nodes_store_until_the_next_primary(
+        tmp_path: Path, mosquitto_server: Any, wire: Wire) -> None:
+    """A primary that loses its lease while alive (cut off from the lease backend) publishes STATE offline with its
+    birth's timestamp, retained, QoS 1 [tck-id-host-topic-phid-death-payload-disconnect-clean]; the edge node ends
+    its session and stores its updates [tck-id-message-flow-edge-node-birth-publish-phid-offline]; when the other
+    replica is elected and publishes STATE online, the node births again and replays them, in order, historical.
+    Before, the deposed host left STATE online: the node sent the updates live while no replica was primary, and
+    they never reached the bus."""
+    state = "spBv1.0/STATE/scada-dep"
+    cut: set[str] = set()
+
+    async def update(plant: SparkplugPlant, value: int) -> None:
+        await plant.publish(f"sparkplug/update/{G}/n3", "sparkplug.metric_update",
+                            {"metrics": [{"name": "Count", "value": value}]})
+
+    def counts(plant: SparkplugPlant) -> list[tuple[int, bool]]:
+        return [(m["value"], m["historical"]) for s in plant.sent("sparkplug.metrics") if s["kind"] == "data"
+                for m in s["metrics"] if m["name"] == "Count"]
+
+    async def scenario(plant: SparkplugPlant) -> None:
+        online = await until(lambda: [s for s in wire.on(state) if _state(s)["online"]], what="STATE online")
+        hosts = [plant.component("host-0"), plant.component("host-1")]
+        first = await until(lambda: next((h for h in hosts if h.primary), None), what="a primary")
+        second = next(h for h in hosts if h is not first)
+        edge = plant.component("edge")
+        await until(lambda: edge.in_session and first.node_state(G, "n3") and first.node_state(G, "n3")["online"],
+                    what="the node's session with the first primary")
+        for value in (1, 2, 3):
+            await update(plant, value)
+        await until(lambda: len(counts(plant)) == 3, what="live data")
+
+        backend = first.elector.backend  # one lease backend for both replicas (tactics.leader: memory)
+        acquire, renew = backend.try_acquire, backend.renew
+
+        async def try_acquire(name: str, holder: str, *args: Any) -> Any:
+            if holder in cut:
+                raise LeaseBackendUnavailable(f"{holder} is cut off from the lease backend (test)")
+            return await acquire(name, holder, *args)
+
+        async def renew_(name: str, holder: str, *args: Any) -> Any:
+            if holder in cut:
+                raise LeaseBackendUnavailable(f"{holder} is cut off from the lease backend (test)")
+            return await renew(name, holder, *args)
+
+        backend.try_acquire, backend.renew = try_acquire, renew_
+        cut.update({first.name, second.name})  # nobody can be primary for a while
+        await until(lambda: not first.primary, what="the primary deposed")
+        offline = await until(lambda: [s for s in wire.on(state) if not _state(s)["online"]], what="STATE offline")
+        assert _state(offline[0]) == {"online": False, "timestamp": _state(online[0])["timestamp"]}
+        assert offline[0].qos == 1
+        # what a node connecting now reads
+        late = Wire(mosquitto_server.host, mosquitto_server.port, client_id="wire-late")
+        try:
+            retained = await until(lambda: late.on(state), what="the retained STATE")
+            assert retained[-1].retain and _state(retained[-1]) == _state(offline[0])
+        finally:
+            late.close()
+        await until(lambda: edge.stats["host_offline"] == 1 and not edge.in_session, what="offline-host mode")
+        for value in range(4, 11):
+            await update(plant, value)
+        await until(lambda: edge.stats["stored"] == 7, what=f"updates stored {edge.stats}")
+        assert len(counts(plant)) == 3, "nothing reached the bus while no host was primary"
+
+        cut.discard(second.name)  # the other replica can be elected now
+        await until(lambda: second.primary, what="the other replica elected")
+        online_again = await until(lambda: [s for s in wire.on(state) if _state(s)["online"]][1:], what="STATE again")
+        assert _state(online_again[0])["timestamp"] > _state(offline[0])["timestamp"]
+        await until(lambda: len(counts(plant)) == 10, what=f"the replay {counts(plant)}")
+        assert counts(plant) == [(1, False), (2, False), (3, False)] + [(v, True) for v in range(4, 11)]
+        assert edge.stats["replayed"] == 7 and not first.primary
+
+    _run(tmp_path, mosquitto_server, {"host": _host(mosquitto_server, "scada-dep", replicas=2),
+                                      "edge": _edge(mosquitto_server, "n3", primary_host="scada-dep")}, scenario)
     wire.publish(state, b"", qos=1, retain=True)

@@ -5,8 +5,9 @@ one holding the lease (``tactics.leader``) is the primary: its connection carrie
 it publishes STATE online, asks for rebirths, sends commands (each NCMD/DCMD carries its lease epoch
 and the lease as the ``Forge/Epoch`` and ``Forge/Lease`` metrics, which Forge edge nodes check per
 lease) and puts what it hears on the bus as ``sparkplug.metrics`` and ``sparkplug.node_state``. A
-deposed replica drops the Will (clean DISCONNECT, no offline STATE: that would overwrite the new
-primary's retained online STATE) and follows as an observer.
+deposed replica that is still connected publishes STATE offline (retained, QoS 1, its birth's timestamp),
+so edge nodes store and forward until the next primary's STATE online, then disconnects cleanly and
+follows as an observer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from typing import Any
 
 from forge_core import Component, DeadLetter, Envelope, Flow, dead_letters
@@ -65,7 +65,7 @@ class Host(Component):
         self.state_timestamp = 0  # of the Will of the primary connection's CONNECT
         self.stats = dict.fromkeys(("births", "deaths", "stale_deaths", "data", "historical", "seq_gaps",
                                     "reordered", "rebirth_requests", "unknown_metrics", "malformed", "commands_sent",
-                                    "commands_ignored", "state_republished", "elections"), 0)
+                                    "commands_ignored", "state_republished", "state_offline", "elections"), 0)
         self._stopping = False
         self._switching = asyncio.Lock()
         self.client = self._new_client()
@@ -111,12 +111,17 @@ class Host(Component):
 
     async def _switch(self, primary: bool, epoch: int) -> None:
         """A new connection for the new role (the Will is part of CONNECT); the old one ends cleanly,
-        without its Will."""
+        without its Will. Deposed, first STATE offline, as on an intentional disconnect [tck-id-host-topic-phid-
+        death-payload-disconnect-clean]: without it the edge nodes kept the deposed host for online and sent
+        DATA that no primary put on the bus until the next one's STATE online."""
         async with self._switching:
+            was_primary = self.primary
             self.primary, self.epoch = primary, epoch if primary else None
             log.info("%s: %s host %s (epoch %d)", self.name, "primary" if primary else "observer of",
                      self.params.host_id, epoch)
             old = self.client
+            if was_primary and not primary:
+                await self._publish_offline(old)
             await old.stop(will=False)
             if self._stopping:
                 return  # stop() ran meanwhile (and stopped the old client): a new one would outlive the component
@@ -155,7 +160,7 @@ class Host(Component):
             except (PayloadError, TopicError) as exc:
                 self.stats["malformed"] += 1
                 self.ctx.bus.dead_letters.put(DeadLetter(
-                    dead_letters.DECODE_ERROR, f"{self.name}: {exc}", message.topic, "sparkplug", time.time(),
+                    dead_letters.DECODE_ERROR, f"{self.name}: {exc}", message.topic, "sparkplug", self.ctx.clock.time(),
                     component=self.name, body=base64.b64encode(message.body[:4096]).decode()))
 
     def _state(self, message: Received) -> None:
@@ -205,7 +210,7 @@ class Host(Component):
         if payload.seq != expected:
             node.pending[payload.seq] = Pending(verb, parts.device, payload)
             if node.gap_deadline is None:  # [tck-id-operational-behavior-host-reordering-start]
-                node.gap_deadline = time.monotonic() + self.params.reorder_timeout
+                node.gap_deadline = self.ctx.clock.monotonic() + self.params.reorder_timeout
             return
         await self._in_order(node, verb, parts.device, payload)
         while node.pending and (following := node.pending.pop((node.last_seq + 1) % 256, None)) is not None:
@@ -241,8 +246,9 @@ class Host(Component):
 
     async def _check_gaps(self) -> None:
         """A gap still open after the reorder timeout: take what is held, in order, and ask for a rebirth
-        [tck-id-operational-behavior-host-reordering-rebirth]."""
-        now = time.monotonic()
+        [tck-id-operational-behavior-host-reordering-rebirth]. The plant clock (virtual under --simulate), as for
+        every timer of the plant: the reorder window is plant time."""
+        now = self.ctx.clock.monotonic()
         for node in list(self.nodes.values()):
             if node.gap_deadline is None or now < node.gap_deadline:
                 continue
@@ -282,7 +288,7 @@ class Host(Component):
     # -- commands ---------------------------------------------------------------------------------------
     def _rebirth(self, node: NodeState, reason: str) -> None:
         """NCMD Node Control/Rebirth = true, stamped with the epoch; the primary only, once per reorder_timeout."""
-        now = time.monotonic()
+        now = self.ctx.clock.monotonic()
         if not (self.primary and self.params.rebirth_requests) or now - node.last_rebirth_request < \
                 self.params.reorder_timeout:
             return
@@ -326,16 +332,30 @@ class Host(Component):
 
     # -- stop -------------------------------------------------------------------------------------------
     async def stop(self) -> None:
-        """Primary: STATE offline (now) before a clean DISCONNECT [tck-id-host-topic-phid-death-payload-timestamp-
-        disconnect-clean]."""
+        """Primary: STATE offline before a clean DISCONNECT [tck-id-host-topic-phid-death-payload-disconnect-
+        clean]."""
         self._stopping = True
         client = getattr(self, "client", None)
         if client is None:
             return
-        if self.primary and client.connected:
-            await client.publish_written(state_topic(self.params.host_id), state_body(False, self._now()), qos=1,
-                                         retain=True)
+        if self.primary:
+            await self._publish_offline(client)
         await client.stop(will=False)
+
+    async def _publish_offline(self, client: SparkplugClient) -> None:
+        """STATE offline, retained, QoS 1 (waits for the PUBACK), with the timestamp of the birth and the Will: an
+        edge node ends its session on an offline STATE at least as new as the online one it believes, and ignores
+        an older one [tck-id-operational-behavior-edge-node-termination-host-offline-timestamp]. So if this comes
+        after the next primary's STATE online (a later timestamp), nodes already in its session keep it; the next
+        primary answers the offline STATE on its topic with its online one again (``_state``), so the retained
+        STATE a node connecting later reads is right. Not connected: the broker sends the Will (same body)."""
+        if not client.connected or not self.state_timestamp:
+            return
+        topic = state_topic(self.params.host_id)
+        if not await client.publish_written(topic, state_body(False, self.state_timestamp), qos=1, retain=True):
+            log.warning("%s: STATE offline of host %s not acknowledged by %s; the broker sends the Will when the "
+                        "connection is closed", self.name, self.params.host_id, client.broker)
+        self.stats["state_offline"] += 1
 
     def health(self) -> dict[str, Any]:
         return {"primary": self.primary, "epoch": self.epoch, "connected": self.client.connected,

@@ -59,7 +59,7 @@ class NodeState:
     aliases: dict[int, tuple[str | None, str]] = field(default_factory=dict)
     last_seq: int | None = None
     pending: dict[int, Pending] = field(default_factory=dict)
-    gap_deadline: float | None = None  # monotonic seconds; set while a gap is open
+    gap_deadline: float | None = None  # the plant clock's monotonic seconds; set while a gap is open
     last_rebirth_request: float = float("-inf")
 
     # -- births and deaths ------------------------------------------------------------------------------

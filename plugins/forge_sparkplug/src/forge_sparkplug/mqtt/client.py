@@ -247,6 +247,11 @@ class SparkplugClient:
         except TimeoutError:
             self._acks.pop(info.mid, None)
             return False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and task is not None and not task.cancelling():
+                return False  # stop() or drop() ended the client meanwhile: not acknowledged, the caller goes on
+            raise
         return True
 
     def subscribe(self, filters: list[tuple[str, int]]) -> None:
