@@ -93,7 +93,7 @@ class _RecordingProducer:
     def __init__(self, *_: Any, **__: Any) -> None:
         self.produced: list[Any] = []
 
-    def produce(self, topic: str, value: Any, key: Any, **_: Any) -> None:
+    def produce(self, topic: str, value: Any, key: Any, *_: Any, **__: Any) -> None:  # partition, on_delivery
         self.produced.append(value)
 
     def purge(self, **_: Any) -> None:
@@ -132,7 +132,7 @@ def test_publish_on_a_fatal_producer_replaces_it_and_does_not_raise(monkeypatch:
     from forge_kafka.transport import KafkaPublisher
 
     class Fatal(_RecordingProducer):
-        def produce(self, topic: str, value: Any, key: Any, **_: Any) -> None:
+        def produce(self, topic: str, value: Any, key: Any, *_: Any, **__: Any) -> None:
             raise KafkaException(KafkaError(KafkaError._FATAL, "unknown producer id", fatal=True))
 
     monkeypatch.setattr(module, "Producer", _RecordingProducer)

@@ -1,11 +1,30 @@
-"""The hot-path encoders the Kafka transport relies on write exactly what the plain ones write."""
+"""The wire format: the hot-path encoders write exactly what the plain ones write, and on the broker
+each content mode writes its records as documented and every form (old ones included) is read back."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import uuid
+from typing import Any
 
-from forge_core import Envelope, IdGenerator, format_time
-from forge_core.transport import Decoder, encode, fast_format_time
+import orjson
+import pytest
+from confluent_kafka import Producer
+from forge_core import Envelope, IdGenerator, MessageBus, RealClock, format_time
+from forge_core.plugin import SchemaRegistry
+from forge_core.transport import (
+    STRUCTURED_CONTENT_TYPE,
+    Decoder,
+    TypeBinding,
+    encode,
+    encode_structured,
+    fast_format_time,
+)
+
+from forge_kafka import to_kafka
+
+from ..conftest import read_topic, wait_until
 
 
 def test_fast_format_time_is_format_time() -> None:
@@ -27,3 +46,111 @@ def test_headers_round_trip_with_and_without_prefix() -> None:
             got = decoder.decode("t", body, {**headers, "foreign": "x"} if prefix else headers)
             assert (got.id, got.source, got.type, got.key, got.schema_version, got.time, got.headers) == (
                 "id-1", "m1", "a.b", "k", 3, sent.time, {"traceparent": "00-a-b-01"})
+
+
+# -- content modes on the broker -------------------------------------------------------------------
+SCHEMA = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
+
+
+def _bus(**transports: Any) -> MessageBus:
+    schemas = SchemaRegistry()
+    schemas.add("test.reading", SCHEMA)
+    bindings = [TypeBinding(topic="#", type="test.reading")]  # a plain JSON record is typed by its topic
+    return MessageBus(schemas=schemas, clock=RealClock(), transports=transports, bindings=bindings)
+
+
+def _attributes(envelope: Envelope) -> tuple[Any, ...]:
+    return envelope.type, envelope.source, envelope.id, envelope.key, envelope.payload, round(envelope.time, 6)
+
+
+@pytest.mark.servers
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("mode", "mark"), [("structured", False), ("structured", True), ("binary", False)])
+def test_each_content_mode_writes_its_wire_format_and_a_forge_handler_reads_it(
+        make_transport: Any, kafka_bootstrap: str, mode: str, mark: bool) -> None:
+    """The default (structured, no header), structured with the content-type header, and binary
+    (ce_* headers): what is on the broker, and the same envelopes at a per-message and a batch
+    handler on another transport."""
+    topic = f"wire{uuid.uuid4().hex[:6]}/m1/reading"
+    sent = [Envelope("test.reading", {"n": n}, "m1", f"id-{n}", 1_704_067_200.5 + n, "k1" if n % 2 else None, 1, {})
+            for n in range(6)]
+
+    async def body() -> tuple[list[Envelope], list[Envelope]]:
+        out = make_transport("out", content_mode=mode, content_type_header=mark)
+        into = make_transport("in")
+        bus = _bus(out=out, into=into)
+        await out.connect()
+        await into.connect()
+        one: list[Envelope] = []
+        many: list[Envelope] = []
+        await bus.subscribe(topic, one.append, owner="one", transport="into")
+        await bus.subscribe(topic, many.extend, owner="many", transport="into", batch=True)
+        for envelope in sent[:3]:
+            await out.publish(topic, envelope)
+        await out.publish_batch(topic, sent[3:])
+        await wait_until(lambda: len(one) == len(many) == len(sent), timeout=60)
+        assert bus.dead_letters.total == 0, bus.dead_letters.counts
+        await into.close()
+        await out.close()
+        return one, many
+
+    one, many = asyncio.run(body())
+    assert [_attributes(e) for e in one] == [_attributes(e) for e in many] == [_attributes(e) for e in sent]
+    for record in read_topic(kafka_bootstrap, to_kafka(topic), len(sent)):
+        headers = dict(record.headers() or [])
+        if mode == "binary":  # the bare payload, the attributes in ce_ headers
+            assert orjson.loads(record.value()) in [e.payload for e in sent]
+            assert headers["ce_type"] == b"test.reading" and headers["ce_id"] in {e.id.encode() for e in sent}
+        else:  # one CloudEvents JSON document; a header only when asked for
+            event = orjson.loads(record.value())
+            assert event["specversion"] == "1.0" and event["type"] == "test.reading" and "n" in event["data"]
+            assert headers == ({"content-type": STRUCTURED_CONTENT_TYPE.encode()} if mark else {})
+
+
+@pytest.mark.servers
+@pytest.mark.timeout(120)
+def test_records_of_every_form_on_one_topic_decode_alike(kafka_bootstrap: str, make_transport: Any) -> None:
+    """Interop: records written before headerless structured mode was the default (content-type
+    header), binary mode's, today's default, a CloudEvents event from a foreign producer (attributes
+    in another order, no header) and a plain JSON record (typed by the binding) all reach a Forge
+    handler, per message and in batches; nothing is dead-lettered."""
+    topic = f"mix{uuid.uuid4().hex[:6]}/m1/reading"
+    kafka_topic = to_kafka(topic)
+    marked = Envelope("test.reading", {"n": 0}, "old", "id-0", 1_704_067_200.25, None, 1, {})
+    binary = Envelope("test.reading", {"n": 1}, "bin", "id-1", 1_704_067_201.25, "k", 1, {})
+    foreign = {"data": {"n": 3}, "type": "test.reading", "id": "id-3", "source": "sdk", "specversion": "1.0",
+               "time": "2024-01-01T00:00:03.250000Z"}
+
+    async def body() -> tuple[list[Envelope], list[Envelope]]:
+        into = make_transport("in")
+        bus = _bus(into=into)
+        await into.connect()
+        await into.ensure_topic(topic)
+        one: list[Envelope] = []
+        many: list[Envelope] = []
+        await bus.subscribe(topic, one.append, owner="one", transport="into")
+        await bus.subscribe(topic, many.extend, owner="many", transport="into", batch=True)
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        body_, headers = encode(binary)
+        records: list[tuple[bytes, Any]] = [
+            (encode_structured(marked), [("content-type", STRUCTURED_CONTENT_TYPE)]),
+            (body_, headers),
+            (encode_structured(Envelope("test.reading", {"n": 2}, "new", "id-2", 1_704_067_202.25, None, 1, {})),
+             None),
+            (orjson.dumps(foreign), None),
+            (b'{"n": 4}', None),
+        ]
+        for value, record_headers in records:
+            producer.produce(kafka_topic, value, b"m1", headers=record_headers)
+        assert producer.flush(10) == 0
+        await wait_until(lambda: len(one) == len(many) == len(records), timeout=60)
+        assert bus.dead_letters.total == 0, bus.dead_letters.counts
+        await into.close()
+        return one, many
+
+    one, many = asyncio.run(body())
+    for got in (one, many):
+        assert [(e.payload["n"], e.source, e.id) for e in got][:4] == [
+            (0, "old", "id-0"), (1, "bin", "id-1"), (2, "new", "id-2"), (3, "sdk", "id-3")]
+        assert got[4].payload == {"n": 4} and got[4].type == "test.reading" and got[4].source == f"topic:{topic}"
+        assert got[1].key == "k" and got[3].time == 1_704_067_203.25

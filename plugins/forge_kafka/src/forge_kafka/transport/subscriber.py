@@ -111,6 +111,9 @@ class KafkaSubscription(Subscription):
             "max.poll.interval.ms": max(settings.max_poll_interval_ms, settings.session_timeout_ms),
             "topic.metadata.refresh.interval.ms": settings.metadata_refresh_ms,
             "enable.partition.eof": False,
+            # librdkafka's 500 ms lets a fetch wait that long for data; at a control loop's rates that is
+            # the p99 of every hop (docs/transports/kafka.md "Latency: fetch_wait_max_ms").
+            "fetch.wait.max.ms": settings.fetch_wait_max_ms,
             **settings.consumer,
         }
         if instance_id:
