@@ -29,3 +29,15 @@ def test_memory_is_no_server_and_unknown_types_keep_their_name() -> None:
     other = server_of(wire_of(TransportSpec("z", "zenoh"), {"url": "tcp/1.2.3.4:7447"}))
     assert other == {"host": "tcp/1.2.3.4:7447", "protocol": "zenoh",
                      "description": "Forge transport `z` (type zenoh)."}
+
+
+def test_mqtt_content_mode_follows_forge_mqtt_s_default() -> None:
+    """Structured on MQTT 5 unless set, binary (the bare body) on 3.1.1; a set mode wins on either."""
+    def mode(settings: dict[str, object]) -> tuple[str, bool]:
+        wire = wire_of(TransportSpec("m", "mqtt", settings), settings)
+        return wire.content_mode, wire.headers
+
+    assert mode({}) == ("structured", True)
+    assert mode({"protocol": "3.1.1"}) == ("binary", False)
+    assert mode({"content_mode": "binary"}) == ("binary", True)
+    assert mode({"protocol": "3.1.1", "content_mode": "structured"}) == ("structured", True)

@@ -47,8 +47,10 @@ class Wire:
 def wire_of(spec: TransportSpec, settings: Any) -> Wire:
     wire = Wire(spec.name, spec.type, settings, None if spec.type in IN_PROCESS else spec.type)
     if spec.type == "mqtt":
-        wire.content_mode = str(wire.get("content_mode", "binary"))
-        wire.headers = str(wire.get("protocol", "5")) != "3.1.1" or wire.content_mode == "structured"
+        # forge_mqtt's default: structured on MQTT 5, binary (the bare body) on 3.1.1
+        v5 = str(wire.get("protocol", "5")) != "3.1.1"
+        wire.content_mode = str(wire.get("content_mode") or ("structured" if v5 else "binary"))
+        wire.headers = v5 or wire.content_mode == "structured"
     elif spec.type == "kafka":
         wire.content_mode = str(wire.get("content_mode", "structured"))
     return wire

@@ -37,15 +37,19 @@ class MqttSettings(Settings):
     port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is the usual TLS port)")
     protocol: Literal["5", "3.1.1"] = Field(
         "5", json_schema_extra=_protocol_schema,
-        description="5 or \"3.1.1\". MQTT 5 carries the envelope's attributes as user properties; 3.1.1 has none, "
-                    "so only the plain JSON body travels (unless content_mode is structured)")
-    content_mode: Literal["binary", "structured"] = Field(
-        "binary",
-        description="CloudEvents content mode of published messages. binary: the plain JSON payload as the body, "
-                    "attributes as MQTT 5 user properties (on 3.1.1 the body alone). structured: one JSON event "
-                    "holding every attribute and the payload under data, Content Type "
-                    "application/cloudevents+json on MQTT 5; every attribute survives 3.1.1 too, but a plain "
-                    "device no longer sees its bare payload. Received messages are read in either mode")
+        description="5 or \"3.1.1\". MQTT 5 carries the envelope's attributes in the structured JSON event (or, "
+                    "binary, as user properties); 3.1.1 has no properties, so by default only the plain JSON body "
+                    "travels (unless content_mode is structured)")
+    content_mode: Literal["binary", "structured"] | None = Field(
+        None,
+        description="CloudEvents content mode of published messages; default structured on MQTT 5 (between Forge "
+                    "processes: one Content Type property instead of seven user properties, measured faster), "
+                    "binary on 3.1.1 (plain devices keep their bare JSON). structured: one JSON event holding every "
+                    "attribute and the payload under data, Content Type application/cloudevents+json on MQTT 5; "
+                    "every attribute survives 3.1.1 too. binary: the plain JSON payload as the body, attributes as "
+                    "MQTT 5 user properties (on 3.1.1 the body alone): set it where plain MQTT 5 clients read the "
+                    "topics and want the bare payload. Received messages are read in either mode (the body is "
+                    "sniffed), so senders of both modes can share a topic")
     client_id: str | None = Field(
         None, description="MQTT client id; default `forge-<plant>-<transport>` (`-<instance>` appended when instance "
                           "is set; built in code without a plant: `forge-<transport>-<instance or random>`). The "
@@ -191,6 +195,11 @@ class MqttSettings(Settings):
     @property
     def is_v5(self) -> bool:
         return self.protocol == "5"
+
+    @property
+    def structured(self) -> bool:
+        """Whether publishes are structured CloudEvents: content_mode, else structured on MQTT 5 only."""
+        return self.is_v5 if self.content_mode is None else self.content_mode == "structured"
 
     def qos_for(self, topic: str) -> int:
         """QoS of a publish on ``topic``: the first ``qos_by_topic`` pattern that matches, else ``qos``."""

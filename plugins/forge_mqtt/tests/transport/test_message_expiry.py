@@ -44,7 +44,9 @@ async def _offline_session(server: MosquittoServer, tmp_path: Path, kit: Any, pr
     await away.connect()
     await away.subscribe("cmd/#", Bodies())
     await away.close()  # the process ends; the broker keeps its session and queues for it
-    pub = kit.make_transport(server, tmp_path / "pub", "pub", message_expiry_by_topic={"cmd/short": EXPIRY})
+    # binary: commands to plain devices, as the pasta bridge sends them (Bodies reads the bare JSON)
+    pub = kit.make_transport(server, tmp_path / "pub", "pub", message_expiry_by_topic={"cmd/short": EXPIRY},
+                             content_mode="binary")
     await pub.connect()
     await pub.publish("cmd/short", kit.envelope({"n": "expired"}))
     await pub.publish("cmd/plain", kit.envelope({"n": "never expires"}))

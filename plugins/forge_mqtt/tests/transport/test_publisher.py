@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from forge_core.transport import STRUCTURED_CONTENT_TYPE
 
 from forge_mqtt.testing import MosquittoServer
 
@@ -57,21 +60,22 @@ async def _burst(broker: MosquittoServer, tmp_path: Path, kit: Any) -> None:
     await sub.close()
 
 
-def test_user_properties_follow_the_cloudevents_mqtt_binding(mosquitto_server: MosquittoServer, tmp_path: Path,
-                                                             kit: Any) -> None:
-    """A plain paho client sees bare attribute names as user properties and the JSON content type."""
+def _seen_by_plain_client(mosquitto_server: MosquittoServer, tmp_path: Path, kit: Any,
+                          **settings: Any) -> mqtt.MQTTMessage:
+    """What a plain paho MQTT 5 client receives of one publish of a transport with ``settings``."""
     seen: list[mqtt.MQTTMessage] = []
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.on_message = lambda c, u, m: seen.append(m)
     client.connect(mosquitto_server.host, mosquitto_server.port)
-    client.subscribe("ce/#", qos=1)
+    topic = f"ce/{uuid.uuid4().hex[:8]}"
+    client.subscribe(f"{topic}/#", qos=1)
     client.loop_start()
     try:
         async def body() -> None:
-            transport = kit.make_transport(mosquitto_server, tmp_path, "ce")
+            transport = kit.make_transport(mosquitto_server, tmp_path, "ce", **settings)
             await transport.connect()
             await asyncio.sleep(0.1)
-            await transport.publish("ce/1", kit.envelope({"a": 1}, key="k1", source="oven-1"))
+            await transport.publish(f"{topic}/1", kit.envelope({"a": 1}, key="k1", source="oven-1"))
             await kit.until(lambda: seen, 5)
             await transport.close()
 
@@ -79,11 +83,31 @@ def test_user_properties_follow_the_cloudevents_mqtt_binding(mosquitto_server: M
     finally:
         client.loop_stop()
         client.disconnect()
-    message = seen[0]
+    return seen[0]
+
+
+def test_binary_mode_user_properties_follow_the_cloudevents_mqtt_binding(mosquitto_server: MosquittoServer,
+                                                                         tmp_path: Path, kit: Any) -> None:
+    """content_mode binary: a plain paho client sees bare attribute names as user properties, the JSON
+    content type and the bare payload."""
+    message = _seen_by_plain_client(mosquitto_server, tmp_path, kit, content_mode="binary")
     props = dict(message.properties.UserProperty)
     assert {"specversion", "id", "source", "type", "time", "partitionkey"} <= set(props)
     assert props["source"] == "oven-1" and props["partitionkey"] == "k1"
     assert message.properties.ContentType == "application/json" and message.payload == b'{"a":1}'
+    assert message.qos == 1
+
+
+def test_default_on_mqtt_5_is_one_structured_event_and_one_property(mosquitto_server: MosquittoServer,
+                                                                    tmp_path: Path, kit: Any) -> None:
+    """By default (MQTT 5) the attributes travel in the JSON body and the only property is the content
+    type: no user properties."""
+    message = _seen_by_plain_client(mosquitto_server, tmp_path, kit)
+    assert not hasattr(message.properties, "UserProperty") or not message.properties.UserProperty
+    assert message.properties.ContentType == STRUCTURED_CONTENT_TYPE
+    event = orjson.loads(message.payload)
+    assert event["data"] == {"a": 1} and event["source"] == "oven-1" and event["partitionkey"] == "k1"
+    assert event["specversion"] == "1.0" and event["type"] == "test.message" and event["id"]
     assert message.qos == 1
 
 

@@ -19,7 +19,9 @@ READING = {
 def test_raising_callback_is_redelivered_locally_then_undeliverable(mosquitto_server: MosquittoServer,
                                                                    tmp_path: Path, kit: Any) -> None:
     async def body() -> None:
-        transport = kit.make_transport(mosquitto_server, tmp_path, "redeliver", max_redeliveries=2)
+        # binary: the callback sees the bare payload as the body
+        transport = kit.make_transport(mosquitto_server, tmp_path, "redeliver", max_redeliveries=2,
+                                       content_mode="binary")
         await transport.connect()
         attempts: list[Any] = []
         given_up: list[tuple[str, Any, BaseException]] = []

@@ -63,7 +63,8 @@ def test_structured_mode_keeps_every_attribute_on_both_protocols(mosquitto_serve
                                                                  kit: Any, protocol: str) -> None:
     async def body() -> None:
         sender = kit.make_transport(mosquitto_server, tmp_path, "out", protocol=protocol, content_mode="structured")
-        receiver = kit.make_transport(mosquitto_server, tmp_path, "in", protocol=protocol)  # binary: reads both
+        receiver = kit.make_transport(mosquitto_server, tmp_path, "in", protocol=protocol,
+                                      content_mode="binary")  # a binary-mode receiver reads both
         await sender.connect()
         await receiver.connect()
         schemas = SchemaRegistry()
@@ -87,6 +88,84 @@ def test_structured_mode_keeps_every_attribute_on_both_protocols(mosquitto_serve
         assert (envelope.type, envelope.id, envelope.source, envelope.key, envelope.headers["tenant"]) == (
             "oven.reading", sent.id, "oven-1", "k1", "north")
         assert envelope.time == pytest.approx(sent.time, abs=1e-6)  # RFC 3339 keeps microseconds
+        await sender.close()
+        await receiver.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize(("sender_mode", "receiver_mode"), [("structured", "binary"), ("binary", "structured"),
+                                                              (None, None)])
+def test_content_modes_interoperate_on_mqtt_5(mosquitto_server: MosquittoServer, tmp_path: Path, kit: Any,
+                                              sender_mode: str | None, receiver_mode: str | None) -> None:
+    """A receiver sniffs the body whatever its own content_mode: a structured sender and a binary one reach
+    each other with every attribute (None: the default, structured on MQTT 5)."""
+    async def body() -> None:
+        sender = kit.make_transport(mosquitto_server, tmp_path, "out", content_mode=sender_mode)
+        receiver = kit.make_transport(mosquitto_server, tmp_path, "in", content_mode=receiver_mode)
+        await sender.connect()
+        await receiver.connect()
+        assert sender.settings.structured == (sender_mode != "binary")
+        schemas = SchemaRegistry()
+        schemas.add("oven.reading", READING)
+        bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"out": sender, "in": receiver})
+        got: list[Any] = []
+        raw: list[Any] = []
+        await bus.subscribe("ovens/#", got.append, owner="monitor", transport="in")
+        await receiver.subscribe("ovens/#", lambda t, m: _append(raw, (t, m)))
+        await asyncio.sleep(0.05)
+        sent = await bus.publish("ovens/1", "oven.reading", {"machineId": 1, "value": 2.5}, source="oven-1",
+                                 key="k1", headers={"tenant": "north"}, transport="out")
+        await kit.until(lambda: got and raw, 5)
+        if sender_mode == "binary":  # what was on the wire: the bare payload, attributes as user properties
+            assert orjson.loads(raw[0][1].body) == {"machineId": 1, "value": 2.5}
+            assert raw[0][1].headers["id"] == sent.id
+        else:
+            assert orjson.loads(raw[0][1].body)["id"] == sent.id
+            assert raw[0][1].headers == {"content-type": STRUCTURED_CONTENT_TYPE}
+        envelope = got[0]
+        assert (envelope.type, envelope.id, envelope.source, envelope.key, envelope.headers["tenant"],
+                envelope.payload) == ("oven.reading", sent.id, "oven-1", "k1", "north", {"machineId": 1, "value": 2.5})
+        assert not bus.dead_letters.total
+        await sender.close()
+        await receiver.close()
+
+    asyncio.run(body())
+
+
+def test_plain_json_from_a_device_still_decodes_beside_structured_events(mosquitto_server: MosquittoServer,
+                                                                         tmp_path: Path, kit: Any) -> None:
+    """A plain MQTT 5 device (bare JSON, no properties) on a topic a structured Forge sender also uses:
+    the receiver's binding types the device's message, the event keeps its own attributes."""
+    import paho.mqtt.client as mqtt
+
+    async def body() -> None:
+        sender = kit.make_transport(mosquitto_server, tmp_path, "out")
+        receiver = kit.make_transport(mosquitto_server, tmp_path, "in")
+        await sender.connect()
+        await receiver.connect()
+        schemas = SchemaRegistry()
+        schemas.add("oven.reading", READING)
+        bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"out": sender, "in": receiver},
+                         bindings=[TypeBinding(topic="ovens/+", type="oven.reading", source_field="machineId")])
+        got: list[Any] = []
+        await bus.subscribe("ovens/+", got.append, owner="monitor", transport="in")
+        await asyncio.sleep(0.05)
+        device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        device.connect(mosquitto_server.host, mosquitto_server.port)
+        device.loop_start()
+        try:
+            device.publish("ovens/7", b'{"machineId":7,"value":1.5}', qos=1).wait_for_publish(5)
+        finally:
+            device.loop_stop()
+            device.disconnect()
+        sent = await bus.publish("ovens/1", "oven.reading", {"machineId": 1, "value": 2.5}, source="oven-1",
+                                 transport="out")
+        await kit.until(lambda: len(got) == 2, 5)
+        by_topic = {e.topic: e for e in got}
+        assert by_topic["ovens/7"].payload == {"machineId": 7, "value": 1.5} and by_topic["ovens/7"].source == "7"
+        assert by_topic["ovens/1"].id == sent.id and by_topic["ovens/1"].source == "oven-1"
+        assert not bus.dead_letters.total
         await sender.close()
         await receiver.close()
 

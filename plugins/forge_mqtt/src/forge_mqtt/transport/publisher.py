@@ -54,7 +54,7 @@ class Publisher:
         self.stats = conn.stats
         self.clock = clock
         self.data_dir = data_dir
-        self.structured = self.settings.content_mode == "structured"
+        self.structured = self.settings.structured
         self.slots = asyncio.Semaphore(self.settings.max_inflight)
         self.pending: dict[int, Pending] = {}
         self.waiters: dict[int, asyncio.Future[int]] = {}
