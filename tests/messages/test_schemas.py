@@ -70,7 +70,14 @@ def test_directory_registration_names_types_by_file_or_x_forge_type(tmp_path):
 @pytest.mark.parametrize(
     ("content", "match"),
     [("{broken", r"bad\.json:1: not valid JSON"), ("[1]", "must be a JSON object"),
-     ('{"type": "objekt"}', "not a valid JSON Schema")],
+     ('{"type": "objekt"}', "not a valid JSON Schema"),
+     # the place in the schema is named, for each dialect (jsonschema-rs) and for one it does not hold (jsonschema)
+     ('{"properties": {"speed": {"minimum": "fast"}}}',
+      r"bad\.json: not a valid JSON Schema: at properties/speed/minimum: \"fast\" is not of type \"number\""),
+     ('{"$schema": "http://json-schema.org/draft-07/schema#", "required": "id"}',
+      r"not a valid JSON Schema: at required: \"id\" is not of type \"array\""),
+     ('{"$schema": "https://example.com/own-dialect", "properties": {"speed": {"minimum": "fast"}}}',
+      r"not a valid JSON Schema: at properties/speed/minimum: 'fast' is not of type 'number'")],
 )
 def test_bad_schema_files_say_which_file_and_what(tmp_path, content, match):
     path = tmp_path / "bad.json"

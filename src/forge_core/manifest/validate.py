@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import SchemaError as JsonSchemaError
 from jsonschema.exceptions import ValidationError, best_match
 
 from forge_core.manifest.metrics import MetricsSettings
 from forge_core.manifest.model import Catalog, DocPath, Issue, install_hint, owner_of, plugin_key
+from forge_core.messages.schemas import schema_problem
 
 SCHEMA_FILE = "manifest.schema.json"
 
@@ -135,12 +135,10 @@ def schema_issues(doc: Any, schema: dict[str, Any] | None = None, prefix: DocPat
     if schema is None:
         validator = _manifest_validator()
     else:
-        try:
-            cls = validators.validator_for(schema, default=Draft202012Validator)
-            cls.check_schema(schema)
-            validator = _strict(cls)(schema)
-        except JsonSchemaError as exc:
-            return [Issue(prefix, f"the schema contributed for this section is invalid: {exc.message}")]
+        problem = schema_problem(schema)
+        if problem is not None:
+            return [Issue(prefix, f"the schema contributed for this section is invalid: {problem}")]
+        validator = _strict(validators.validator_for(schema, default=Draft202012Validator))(schema)
     issues: list[Issue] = []
     for error in validator.iter_errors(doc):
         issues.extend(_humanize(error, prefix))

@@ -254,12 +254,44 @@ def _has_integral_float(payload: Any) -> bool:
 _FLOAT = "a float where the schema says integer"
 
 
-def _compile(schema: dict[str, Any], where: str) -> Callable[[Any], Any]:
+#: Meta-schemas jsonschema-rs holds itself (others it would fetch over the network).
+_KNOWN_DIALECTS = frozenset(
+    f"{base}{end}" for base in ("http://json-schema.org/draft-04/schema", "http://json-schema.org/draft-06/schema",
+                                "http://json-schema.org/draft-07/schema", "https://json-schema.org/draft/2019-09/schema",
+                                "https://json-schema.org/draft/2020-12/schema") for end in ("", "#"))
+
+
+def schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is not valid under its meta-schema, with the place in it; None if it is.
+
+    jsonschema-rs does it ~200x faster than jsonschema's ``check_schema`` (7 ms a schema: ~1 s of
+    every plant start and of each distributed child's, as much again in ``forge validate``); a
+    dialect it does not hold goes to jsonschema, which treats an unknown ``$schema`` as the latest draft."""
+    dialect = schema.get("$schema") if isinstance(schema, dict) else None
+    if dialect is None or dialect in _KNOWN_DIALECTS:
+        try:
+            jsonschema_rs.meta.validate(schema)
+        except jsonschema_rs.ValidationError as exc:
+            at = "/".join(str(part) for part in exc.instance_path)
+            return f"at {at}: {exc.message}" if at else exc.message
+        return None
     try:
-        cls = validator_for(schema)
-        cls.check_schema(schema)
+        validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise SchemaError(f"{where}: not a valid JSON Schema: {exc.message}") from None
+        at = "/".join(str(part) for part in exc.absolute_path)
+        return f"at {at}: {exc.message}" if at else exc.message
+    return None
+
+
+def check_schema(schema: dict[str, Any], where: str) -> None:
+    """Raise :class:`SchemaError` naming ``where`` and the place in the schema unless ``schema`` is valid."""
+    problem = schema_problem(schema)
+    if problem is not None:
+        raise SchemaError(f"{where}: not a valid JSON Schema: {problem}")
+
+
+def _compile(schema: dict[str, Any], where: str) -> Callable[[Any], Any]:
+    check_schema(schema, where)
     checked = harden(schema)
     try:
         # Formats checked as jsonschema's FORMAT_CHECKER (and the former fastjsonschema) did.
