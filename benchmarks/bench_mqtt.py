@@ -1,32 +1,59 @@
-"""MQTT QoS 1 publish → receive: a raw paho-mqtt client pair beside a MqttTransport pair.
+"""MQTT QoS 1 publish → receive: the broker's limit, the best raw Python client, the peer and Forge.
 
-(a) raw: two paho-mqtt 2.x clients (MQTT 5, QoS 1, max_inflight 1000, network threads via
-    loop_start), the publisher calling ``publish`` in a loop, the subscriber counting in on_message;
-(b) Forge: two MqttTransports, each under a ``MessageBus`` with a small schema, so the envelope,
-    CloudEvents user properties, decoding and validation on both sides are included; manual ack.
-Same Mosquitto (started here on 127.0.0.1), same run, same message count. Throughput is messages
-over the time until the last one is received; the ratio target is (b)/(a) ≥ 0.8. Latency is
-publish → handler at a fixed 1,000 msg/s (target p99 < 5 ms).
+Every side does the same work per message: JSON-encode a small heartbeat before publishing, and on
+receipt JSON-decode it and check it once against a compiled schema (jsonschema-rs for the raw sides
+and Forge, a pydantic model for FastStream). Same Mosquitto (started here on 127.0.0.1), same run,
+same message count, one publisher and one subscriber connection per side.
 
-    python benchmarks/bench_mqtt.py [--messages 20000] [--rounds 3] [--latency-seconds 5]
+(a) limit: the Mosquitto C clients, ``mosquitto_pub -l`` (one line of stdin a message) into
+    ``mosquitto_sub -C <count>`` (Debian mosquitto-clients): the broker's limit on this machine;
+    they do no JSON work, so this is above what any side doing the work can reach.
+(b) raw paho, driven as an expert would: both clients in ONE thread (no ``loop_start`` thread racing
+    the publisher for the GIL, no wake-up byte read per packet), our own ``select`` over both sockets,
+    a bounded in-flight window (``--window``, publishes wait for PUBACKs beyond it), and either MQTT
+    3.1.1 (no properties) or MQTT 5 with one ``Properties`` (content type) built once and reused.
+    The best of the two is "best raw Python".
+(c) ``--old-paho``: the side this benchmark used before issue 17 (MQTT 5, a ``Properties`` built per
+    message, ``loop_start`` threads, all messages queued at once), for comparison only.
+(d) the peer: FastStream (``faststream[mqtt]``, 0.7.x, its zmqtt client) with a pydantic model of the
+    same message; its ``publish`` waits for the PUBACK, so ``--window`` publishes run as concurrent tasks.
+(e) Forge: two ``MqttTransport``s, each under a ``MessageBus`` with the schema: the envelope, the
+    CloudEvents attributes, decoding and validation on both sides, manual PUBACK after the handler.
+    Structured content mode (the default between Forge processes on MQTT 5) and binary mode.
+
+Throughput is messages over the time until the last one is received (median of ``--rounds``).
+Latency is publish → handler at a fixed ``--rate`` (1,000 msg/s) for ``--latency-seconds``.
+Targets (issue 17 item 3): Forge ≥ 0.9 of the best raw Python client, p99 ≤ 2 ms at 1,000 msg/s on a
+quiet machine. The machine is shared: the load average is printed before and after.
+
+    python benchmarks/bench_mqtt.py [--messages 20000] [--rounds 3] [--latency-seconds 5] [--old-paho]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import select
+import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal
 
+import jsonschema_rs
+import orjson
 import paho.mqtt.client as mqtt
 from forge_mqtt import MqttTransport
 from forge_mqtt.testing import MosquittoServer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ConfigDict, Field
 
 from forge_core import MessageBus, RealClock
 from forge_core.plugin import SchemaRegistry
@@ -44,97 +71,282 @@ HEARTBEAT = {
 }
 
 
-def payload(n: int, sent: float = 0.0) -> dict:
+class Heartbeat(BaseModel):
+    """The same message as HEARTBEAT, as FastStream users declare it."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: Literal["heartbeat"]
+    machineId: int = Field(ge=0)  # the wire name
+    sent: float = 0.0
+
+
+def payload(n: int, sent: float = 0.0) -> dict[str, Any]:
     return {"title": "heartbeat", "machineId": n % 50, "sent": sent}
 
 
-# -- (a) raw paho ---------------------------------------------------------------------------------
-def raw_client(broker: MosquittoServer) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    return client
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def raw_throughput(broker: MosquittoServer, count: int) -> float:
-    import orjson
+# -- (a) the Mosquitto C clients ------------------------------------------------------------------
+def c_clients_throughput(broker: MosquittoServer, count: int, tmp: Path) -> float | None:
+    if shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None:
+        return None
+    lines = tmp / "lines.json"
+    lines.write_bytes(b"\n".join(orjson.dumps(payload(n)) for n in range(count)) + b"\n")
+    topic = f"bench/c/{uuid.uuid4().hex[:6]}"
+    common = ["-h", broker.host, "-p", str(broker.port), "-t", topic, "-q", "1"]
+    sub = subprocess.Popen(["mosquitto_sub", *common, "-C", str(count)], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # mosquitto_sub has no "subscribed" signal; it subscribes within milliseconds
+        with lines.open("rb") as stdin:
+            start = time.perf_counter()
+            subprocess.run(["mosquitto_pub", *common, "-l", "-M", "1000"], stdin=stdin, check=True, timeout=120)
+        sub.wait(120)
+        return count / (time.perf_counter() - start)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
 
+
+# -- (b) raw paho, one thread, bounded window -----------------------------------------------------
+class OneThread:
+    """Two paho clients driven from this thread: one ``select`` over both sockets."""
+
+    def __init__(self, broker: MosquittoServer, protocol: int, on_message: Callable[[bytes], None]) -> None:
+        self.acked = 0
+        self.sub = self._client(broker, protocol)
+        self.pub = self._client(broker, protocol)
+        self.pub.on_publish = self._on_publish
+        self.sub.on_message = lambda client, userdata, message: on_message(message.payload)
+        self.subscribed = False
+        self.sub.on_subscribe = self._on_subscribe
+        self.props: Properties | None = None
+        if protocol == mqtt.MQTTv5:
+            self.props = Properties(PacketTypes.PUBLISH)  # built once, reused for every publish
+            self.props.ContentType = "application/json"
+
+    @staticmethod
+    def _client(broker: MosquittoServer, protocol: int) -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}",
+                             protocol=protocol)
+        # 0 = no limit in paho: our window bounds what is in flight, and paho then skips the scan of
+        # every stored message it makes on each PUBACK when a limit is set (O(window) per ack).
+        client.max_inflight_messages_set(0)
+        client.connect(broker.host, broker.port)
+        return client
+
+    def _on_publish(self, *args: Any) -> None:
+        self.acked += 1
+
+    def _on_subscribe(self, *args: Any) -> None:
+        self.subscribed = True
+
+    def start(self, topic: str) -> None:
+        self.sub.subscribe(topic, qos=1)
+        deadline = time.monotonic() + 10
+        while not (self.subscribed and self.pub.is_connected()) and time.monotonic() < deadline:
+            self.turn(0.01)
+        if not self.subscribed:
+            raise SystemExit("raw paho: no SUBACK")
+
+    def turn(self, timeout: float, progress: Callable[[], int] = lambda: 0) -> None:
+        pub, sub = self.pub, self.sub
+        psock, ssock = pub.socket(), sub.socket()
+        writers = [s for c, s in ((pub, psock), (sub, ssock)) if c.want_write()]
+        readable, writable, _ = select.select([psock, ssock], writers, [], timeout)
+        if ssock in readable:
+            # loop_read reads one packet when the client has nothing in flight (its max_packets is
+            # ignored): read on while packets arrive, up to a bound.
+            for _ in range(256):
+                before = progress()
+                sub.loop_read()
+                if progress() == before:
+                    break
+        if psock in readable:
+            pub.loop_read()  # up to len(in flight) PUBACKs
+        if psock in writable:
+            pub.loop_write()
+        if ssock in writable:
+            sub.loop_write()
+
+    def close(self) -> None:
+        for client in (self.pub, self.sub):
+            client.disconnect()
+            client.loop_misc()
+
+
+def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: int) -> float:
+    validate = jsonschema_rs.validator_for(HEARTBEAT).validate
+    received = [0]
+
+    def on_message(body: bytes) -> None:
+        validate(orjson.loads(body))
+        received[0] += 1
+
+    pair = OneThread(broker, protocol, on_message)
+    topic = f"bench/raw/{uuid.uuid4().hex[:6]}"
+    pair.start(topic)
+    publish, props, dumps = pair.pub.publish, pair.props, orjson.dumps
+    progress = received.__getitem__
+    sent = 0
+    last_misc = time.monotonic()
+    start = time.perf_counter()
+    deadline = time.monotonic() + 120
+    while received[0] < count:
+        while sent < count and sent - pair.acked < window:
+            publish(topic, dumps(payload(sent)), 1, properties=props)
+            sent += 1
+        pair.turn(0.05, lambda: progress(0))
+        if (now := time.monotonic()) - last_misc > 1:
+            last_misc = now
+            pair.pub.loop_misc()
+            pair.sub.loop_misc()
+            if now > deadline:
+                raise SystemExit(f"raw paho: only {received[0]} of {count} received")
+    elapsed = time.perf_counter() - start
+    pair.close()
+    return count / elapsed
+
+
+def paho_latency(broker: MosquittoServer, rate: int, seconds: float, protocol: int) -> list[float]:
+    validate = jsonschema_rs.validator_for(HEARTBEAT).validate
+    latencies: list[float] = []
+
+    def on_message(body: bytes) -> None:
+        data = orjson.loads(body)
+        validate(data)
+        latencies.append(time.perf_counter() - data["sent"])
+
+    pair = OneThread(broker, protocol, on_message)
+    topic = f"bench/rawlat/{uuid.uuid4().hex[:6]}"
+    pair.start(topic)
+    total = int(rate * seconds)
+    progress = latencies.__len__
+    start = time.perf_counter()
+    for n in range(total):
+        target = start + n / rate
+        while (now := time.perf_counter()) < target:
+            pair.turn(target - now, progress)
+        pair.pub.publish(topic, orjson.dumps(payload(n, time.perf_counter())), 1, properties=pair.props)
+        if n % rate == 0:
+            pair.pub.loop_misc()
+            pair.sub.loop_misc()
+    deadline = time.monotonic() + 10
+    while len(latencies) < total and time.monotonic() < deadline:
+        pair.turn(0.01, progress)
+    pair.close()
+    return latencies
+
+
+# -- (c) the old raw side (before issue 17), for comparison only ----------------------------------
+def old_paho_throughput(broker: MosquittoServer, count: int) -> float:
+    validate = jsonschema_rs.validator_for(HEARTBEAT).validate
     done = threading.Event()
     received = [0]
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        orjson.loads(message.payload)
+        validate(orjson.loads(message.payload))
         received[0] += 1
         if received[0] == count:
             done.set()
 
-    sub = raw_client(broker)
+    clients = []
+    for _ in range(2):
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"old-{uuid.uuid4().hex[:6]}",
+                             protocol=mqtt.MQTTv5)
+        client.max_inflight_messages_set(1000)
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        clients.append(client)
+    sub, pub = clients
     sub.on_message = on_message
-    sub.subscribe("bench/raw", qos=1)
-    pub = raw_client(broker)
+    topic = f"bench/old/{uuid.uuid4().hex[:6]}"
+    sub.subscribe(topic, qos=1)
     time.sleep(0.3)
-    bodies = [orjson.dumps(payload(n)) for n in range(count)]
     start = time.perf_counter()
-    for body in bodies:
+    for n in range(count):
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
-        pub.publish("bench/raw", body, qos=1, properties=props)
+        pub.publish(topic, orjson.dumps(payload(n)), qos=1, properties=props)
     if not done.wait(120):
-        raise SystemExit(f"raw: only {received[0]} of {count} received")
+        raise SystemExit(f"old paho: only {received[0]} of {count} received")
     elapsed = time.perf_counter() - start
-    for client in (pub, sub):
+    for client in clients:
         client.loop_stop()
         client.disconnect()
     return count / elapsed
 
 
-def raw_latency(broker: MosquittoServer, rate: int, seconds: float) -> list[float]:
-    import orjson
+# -- (d) the peer: FastStream ---------------------------------------------------------------------
+async def faststream_run(broker: MosquittoServer, count: int, window: int,
+                         rate: int | None) -> tuple[float, list[float]]:
+    """Throughput (``rate`` None: as fast as ``window`` concurrent publishes go) or latencies at ``rate``."""
+    from faststream.mqtt import MQTTBroker, QoS
 
+    fs = MQTTBroker(host=broker.host, port=broker.port, client_id=f"fs-{uuid.uuid4().hex[:6]}", logger=None)
+    topic = f"bench/fs/{uuid.uuid4().hex[:6]}"
+    received = [0]
     latencies: list[float] = []
+    done = asyncio.Event()
 
-    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        latencies.append(time.perf_counter() - orjson.loads(message.payload)["sent"])
+    @fs.subscriber(topic, qos=QoS.AT_LEAST_ONCE)
+    async def on_heartbeat(message: Heartbeat) -> None:
+        if rate is not None:
+            latencies.append(time.perf_counter() - message.sent)
+        received[0] += 1
+        if received[0] == count:
+            done.set()
 
-    sub = raw_client(broker)
-    sub.on_message = on_message
-    sub.subscribe("bench/rawlat", qos=1)
-    pub = raw_client(broker)
-    time.sleep(0.3)
-    total = int(rate * seconds)
-    start = time.perf_counter()
-    for n in range(total):
-        target = start + n / rate
-        while (now := time.perf_counter()) < target:
-            time.sleep(min(target - now, 0.0005))
-        pub.publish("bench/rawlat", orjson.dumps(payload(n, time.perf_counter())), qos=1)
-    deadline = time.monotonic() + 10
-    while len(latencies) < total and time.monotonic() < deadline:
-        time.sleep(0.01)
-    for client in (pub, sub):
-        client.loop_stop()
-        client.disconnect()
-    return latencies
+    await fs.start()
+    try:
+        await asyncio.sleep(0.3)
+        slots = asyncio.Semaphore(window)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def send(body: dict[str, Any]) -> None:
+            try:
+                await fs.publish(body, topic, qos=QoS.AT_LEAST_ONCE)
+            finally:
+                slots.release()
+
+        start = time.perf_counter()
+        for n in range(count):
+            if rate is not None:
+                delay = start + n / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await slots.acquire()
+            task = asyncio.create_task(send(payload(n, time.perf_counter())))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.wait_for(done.wait(), 120 if rate is None else 10)
+        elapsed = time.perf_counter() - start
+    except TimeoutError:
+        elapsed = float("inf")
+    finally:
+        await fs.stop()
+    return count / elapsed, latencies
 
 
-# -- (b) Forge ------------------------------------------------------------------------------------
-async def forge_pair(broker: MosquittoServer, data: Path) -> tuple[MessageBus, MessageBus, list[MqttTransport]]:
+# -- (e) Forge ------------------------------------------------------------------------------------
+async def forge_pair(broker: MosquittoServer, data: Path, mode: str,
+                     ) -> tuple[MessageBus, MessageBus, list[MqttTransport]]:
     buses, transports = [], []
     for role in ("pub", "sub"):
         schemas = SchemaRegistry()
         schemas.add("pasta.heartbeat", HEARTBEAT)
         transport = MqttTransport(role, host=broker.host, port=broker.port, data_dir=data / role,
-                                  client_id=f"forge-{role}-{uuid.uuid4().hex[:6]}", death_certificates=False)
+                                  client_id=f"forge-{role}-{uuid.uuid4().hex[:6]}", death_certificates=False,
+                                  content_mode=mode)
         await transport.connect()
         buses.append(MessageBus(schemas=schemas, clock=RealClock(), transports={role: transport}))
         transports.append(transport)
     return buses[0], buses[1], transports
 
 
-async def forge_throughput(broker: MosquittoServer, count: int, data: Path) -> float:
-    pub_bus, sub_bus, transports = await forge_pair(broker, data)
+async def forge_throughput(broker: MosquittoServer, count: int, data: Path, mode: str) -> float:
+    pub_bus, sub_bus, transports = await forge_pair(broker, data, mode)
     received = [0]
     done = asyncio.Event()
 
@@ -143,13 +355,13 @@ async def forge_throughput(broker: MosquittoServer, count: int, data: Path) -> f
         if received[0] == count:
             done.set()
 
-    await sub_bus.subscribe("bench/forge", handler, owner="bench")
+    topic = f"bench/forge/{uuid.uuid4().hex[:6]}"
+    await sub_bus.subscribe(topic, handler, owner="bench")
     await asyncio.sleep(0.3)
-    items = [payload(n) for n in range(count)]
     publish = pub_bus.publish
     start = time.perf_counter()
-    for item in items:
-        await publish("bench/forge", "pasta.heartbeat", item, source="machine")
+    for n in range(count):
+        await publish(topic, "pasta.heartbeat", payload(n), source="machine")
     await asyncio.wait_for(done.wait(), 120)
     elapsed = time.perf_counter() - start
     for transport in transports:
@@ -157,14 +369,15 @@ async def forge_throughput(broker: MosquittoServer, count: int, data: Path) -> f
     return count / elapsed
 
 
-async def forge_latency(broker: MosquittoServer, rate: int, seconds: float, data: Path) -> list[float]:
-    pub_bus, sub_bus, transports = await forge_pair(broker, data)
+async def forge_latency(broker: MosquittoServer, rate: int, seconds: float, data: Path, mode: str) -> list[float]:
+    pub_bus, sub_bus, transports = await forge_pair(broker, data, mode)
     latencies: list[float] = []
 
-    def handler(envelope: object) -> None:
-        latencies.append(time.perf_counter() - envelope.payload["sent"])  # type: ignore[attr-defined]
+    def handler(envelope: Any) -> None:
+        latencies.append(time.perf_counter() - envelope.payload["sent"])
 
-    await sub_bus.subscribe("bench/forgelat", handler, owner="bench")
+    topic = f"bench/forgelat/{uuid.uuid4().hex[:6]}"
+    await sub_bus.subscribe(topic, handler, owner="bench")
     await asyncio.sleep(0.3)
     total = int(rate * seconds)
     start = time.perf_counter()
@@ -172,7 +385,7 @@ async def forge_latency(broker: MosquittoServer, rate: int, seconds: float, data
         delay = start + n / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        await pub_bus.publish("bench/forgelat", "pasta.heartbeat", payload(n, time.perf_counter()), source="m")
+        await pub_bus.publish(topic, "pasta.heartbeat", payload(n, time.perf_counter()), source="m")
     deadline = time.monotonic() + 10
     while len(latencies) < total and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
@@ -182,9 +395,37 @@ async def forge_latency(broker: MosquittoServer, rate: int, seconds: float, data
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return float("nan"), float("nan"), float("nan")
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
     return pick(0.50), pick(0.99), ordered[-1] * 1000
+
+
+def report_throughput(args: argparse.Namespace, broker: MosquittoServer, sides: dict[str, Any],
+                      rates: dict[str, list[float]], medians: dict[str, float]) -> str:
+    """Print the throughput table and ratios; the label of the best raw Python side."""
+    count, window = args.messages, args.window
+    c_label = next(iter(sides))
+    python_raw = [label for label in medians if label.startswith("raw paho")]
+    best_raw = max(python_raw, key=medians.__getitem__)
+    print(f"\nQoS 1 throughput, {count:,} messages, median of {args.rounds} rounds (Mosquitto "
+          f"{broker.host}:{broker.port}, window {window}):")
+    for label, value in medians.items():
+        print(f"  {label:<62} {value:>9,.0f} msg/s   (rounds {', '.join(f'{v:,.0f}' for v in rates[label])})")
+    forge = medians["Forge, structured (default)"]
+    print(f"\n  best raw Python: {best_raw}")
+    print(f"  Forge (structured) / best raw Python   {forge / medians[best_raw]:6.2f}   (target >= 0.90)")
+    print(f"  Forge (binary) / best raw Python       "
+          f"{medians['Forge, binary (7 user properties)'] / medians[best_raw]:6.2f}")
+    if c_label in medians:
+        print(f"  Forge (structured) / C clients limit   {forge / medians[c_label]:6.2f}")
+        print(f"  best raw Python / C clients limit      {medians[best_raw] / medians[c_label]:6.2f}")
+    fs_label = "FastStream 0.7 + pydantic, window tasks"
+    if fs_label in medians:
+        print(f"  Forge (structured) / FastStream        {forge / medians[fs_label]:6.2f}")
+
+    return best_raw
 
 
 def main() -> None:
@@ -193,33 +434,68 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
+    parser.add_argument("--window", type=int, default=1000, help="QoS 1 publishes in flight (raw paho, FastStream)")
+    parser.add_argument("--old-paho", action="store_true", help="also the pre-issue-17 raw side (loop_start)")
+    parser.add_argument("--no-faststream", action="store_true")
+    parser.add_argument("--latency-only", action="store_true", help="skip the throughput rounds (raw side: paho 3.1.1)")
     args = parser.parse_args()
+    count, window = args.messages, args.window
+    print(f"load before: {load()} (1/5/15 min; a shared 2-core machine)")
 
+    sides: dict[str, Callable[[int, Path], float | None]] = {}
     # Mosquitto drops QoS 1 messages for a subscriber with more than max_queued_messages (1000 by
     # default) waiting; a publisher in a tight loop outruns one subscriber, so lift the limit.
     config = "max_queued_messages 1000000\nmax_inflight_messages 1000\nset_tcp_nodelay true"
-    with MosquittoServer(extra_config=config) as broker, tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        raw_rates, forge_rates = [], []
-        for round_ in range(args.rounds):
-            raw_rates.append(raw_throughput(broker, args.messages))
-            forge_rates.append(asyncio.run(forge_throughput(broker, args.messages, data / f"r{round_}")))
-            print(f"round {round_ + 1}: raw paho {raw_rates[-1]:,.0f} msg/s, forge {forge_rates[-1]:,.0f} msg/s")
-        raw, forge = statistics.median(raw_rates), statistics.median(forge_rates)
-        print(f"\nQoS 1 throughput, {args.messages:,} messages, median of {args.rounds} rounds (Mosquitto "
-              f"{broker.host}:{broker.port}):")
-        print(f"  raw paho-mqtt pair          {raw:>10,.0f} msg/s")
-        print(f"  MqttTransport + MessageBus  {forge:>10,.0f} msg/s   (validation on both sides)")
-        print(f"  ratio forge/raw             {forge / raw:>10.2f}       (target >= 0.80)")
+    with MosquittoServer(extra_config=config) as broker, tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        sides["C clients (mosquitto_pub -l | mosquitto_sub -C), no JSON work"] = (
+            lambda r, d: c_clients_throughput(broker, count, d))
+        sides["raw paho 3.1.1, one thread, window"] = lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window)
+        sides["raw paho 5, one thread, window, props reused"] = (
+            lambda r, d: paho_throughput(broker, count, mqtt.MQTTv5, window))
+        if args.old_paho:
+            sides["old raw paho (loop_start, props per msg)"] = lambda r, d: old_paho_throughput(broker, count)
+        if not args.no_faststream:
+            sides["FastStream 0.7 + pydantic, window tasks"] = (
+                lambda r, d: asyncio.run(faststream_run(broker, count, window, None))[0])
+        sides["Forge, structured (default)"] = (
+            lambda r, d: asyncio.run(forge_throughput(broker, count, d / "s", "structured")))
+        sides["Forge, binary (7 user properties)"] = (
+            lambda r, d: asyncio.run(forge_throughput(broker, count, d / "b", "binary")))
 
-        raw_lat = raw_latency(broker, args.rate, args.latency_seconds)
-        forge_lat = asyncio.run(forge_latency(broker, args.rate, args.latency_seconds, data / "lat"))
-        print(f"\nQoS 1 publish -> handler latency at {args.rate:,} msg/s for {args.latency_seconds:g} s:")
-        for label, values in (("raw paho-mqtt pair", raw_lat), ("MqttTransport + MessageBus", forge_lat)):
+        rates: dict[str, list[float]] = {label: [] for label in sides}
+        for round_ in range(0 if args.latency_only else args.rounds):
+            line = []
+            for label, run in sides.items():
+                folder = tmp / f"r{round_}-{len(line)}"
+                folder.mkdir()
+                value = run(round_, folder)
+                if value is not None:
+                    rates[label].append(value)
+                    line.append(f"{label.split(',')[0]} {value:,.0f}")
+            print(f"round {round_ + 1} (load {load()}): " + "; ".join(line))
+
+        medians = {label: statistics.median(v) for label, v in rates.items() if v}
+        best_raw = "raw paho 3.1.1, one thread, window"
+        if medians:
+            best_raw = report_throughput(args, broker, sides, rates, medians)
+        best_protocol = mqtt.MQTTv311 if "3.1.1" in best_raw else mqtt.MQTTv5
+        rate, secs = args.rate, args.latency_seconds
+        latency: dict[str, list[float]] = {
+            f"{best_raw.split(',')[0]} (best raw)": paho_latency(broker, rate, secs, best_protocol)}
+        if not args.no_faststream:
+            latency["FastStream 0.7 + pydantic"] = asyncio.run(
+                faststream_run(broker, int(rate * secs), window, rate))[1]
+        latency["Forge, structured (default)"] = asyncio.run(
+            forge_latency(broker, rate, secs, tmp / "ls", "structured"))
+        latency["Forge, binary"] = asyncio.run(forge_latency(broker, rate, secs, tmp / "lb", "binary"))
+        print(f"\nQoS 1 publish -> handler latency at {rate:,} msg/s for {secs:g} s (load {load()}):")
+        for label, values in latency.items():
             p50, p99, worst = percentiles(values)
-            print(f"  {label:<27} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   max {worst:6.2f} ms   "
-                  f"({len(values):,} received)")
-        print("  target: MqttTransport p99 < 5 ms")
+            print(f"  {label:<30} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   max {worst:7.2f} ms   "
+                  f"({len(values):,} of {int(rate * secs):,} received)")
+        print("  target: Forge p99 <= 2 ms on a quiet machine")
+    print(f"load after: {load()}")
 
 
 if __name__ == "__main__":
