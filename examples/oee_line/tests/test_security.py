@@ -422,6 +422,11 @@ def test_sparkplug_components_work_under_the_acl(broker: MosquittoServer, pki: P
             write = next(e for e in seen if e.type == "sparkplug.write")
             assert write.payload["device"] == "press" and write.payload["metrics"][0]["value"] == 1.5
             assert [t for t, _, _ in wire.got].count(spb("DCMD", "edge-1", "press")) == 1  # SCADA's only
+            # link_proof under the ACL: the node's UNSUBSCRIBE of a filter it may not read is still answered
+            edge = runtime.supervisors["edge"].instance
+            await runtime.bus.publish(f"sparkplug/update/{GROUP}/edge-1", "sparkplug.metric_update",
+                                      {"metrics": [{"name": "Uptime", "value": 5}]}, source="test")
+            await until(lambda: edge.stats["link_proofs"] >= 1 and not edge.unproven, 15, "the DATA proven read")
         finally:
             await runtime.stop()
 

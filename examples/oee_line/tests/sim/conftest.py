@@ -11,13 +11,14 @@ PLANT = Path(__file__).resolve().parents[2]
 
 
 def chaos_plant(tmp: Path, *, chaos: dict[str, Any] | None = None, persistence: bool | None = None,
-                audit: dict[str, Any] | None = None) -> Path:
+                audit: dict[str, Any] | None = None, edge: dict[str, Any] | None = None) -> Path:
     doc = yaml.safe_load((PLANT / "plant.yaml").read_text())
     profile = doc["profiles"]["chaos"]
     profile["storage"] = {"url": f"sqlite:///{tmp}/oee_sim.db", "migrate_on_start": True}
     components = profile["components"]
     components["chaos"]["params"].update(chaos or {})
     components["audit"]["params"].update(audit or {})
+    components["edge"]["params"].update(edge or {})
     if persistence is not None:
         for name in ("edge", "host"):
             components[name]["params"]["persistence"] = persistence

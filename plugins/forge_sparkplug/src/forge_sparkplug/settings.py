@@ -122,6 +122,15 @@ class EdgeNodeParams(Settings):
     outbox_max_bytes: int = Field(500 * 1024 * 1024, ge=1, description="size limit of the store-and-forward "
                                                                        "outbox, bytes (full: the update is refused "
                                                                        "and dead-lettered)")
+    link_proof: float = Field(
+        1.0, ge=0, description="with store_and_forward: seconds between proofs of the MQTT connection while DATA "
+                               "waits for one. DATA is QoS 0 (the specification's rule), so what is written into a "
+                               "connection that died before the node noticed (up to 1.5 x keepalive) is gone; each "
+                               "DATA (live or replayed) is kept until the broker answers an UNSUBSCRIBE of a filter "
+                               "never subscribed, written after it (the UNSUBACK comes only after the broker read "
+                               "the DATA before it). Unproven when the connection or the host's session ends: stored "
+                               "and replayed as historical (at least once: a copy may arrive twice). 0: off, DATA "
+                               "leaves the outbox once written to the socket")
     unconfirmed_hold: float = Field(
         45.0, ge=0, description="seconds a session born on an unconfirmed STATE online keeps the updates in the "
                                 "outbox: after a lost broker connection, a retained STATE online with the timestamp "

@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,12 +75,13 @@ async def until(condition: Callable[[], Any], timeout: float = 15.0, what: str =
 class SparkplugPlant:
     """A plant directory with the given components, run by a Runtime on the real clock."""
 
-    def __init__(self, root: Path, components: dict[str, Any], broker: tuple[str, int]) -> None:
+    def __init__(self, root: Path, components: dict[str, Any], broker: tuple[str, int],
+                 tactics: dict[str, Any] | None = None) -> None:
         self.root = root
         self.broker = broker
         manifest = {"version": 1, "plant": {"name": "spb_test"}, "plugins": ["sparkplug"],
                     "transports": {"bus": {"type": "memory"}}, "default_transport": "bus",
-                    "tactics": TACTICS, "components": components, "runtime": {"health": False}}
+                    "tactics": tactics or TACTICS, "components": components, "runtime": {"health": False}}
         root.mkdir(parents=True, exist_ok=True)
         (root / "plant.yaml").write_text(json.dumps(manifest))
         self.bus_seen: list[Envelope] = []
@@ -107,6 +108,21 @@ class SparkplugPlant:
     async def stop(self) -> None:
         if self.runtime is not None:
             await self.runtime.stop()
+
+
+def run_plant(root: Path, mosquitto: Any, components: dict[str, Any],
+              scenario: Callable[[SparkplugPlant], Awaitable[None]], *, tactics: dict[str, Any] | None = None) -> None:
+    """Start a :class:`SparkplugPlant` of ``components`` in ``root``, await ``scenario(plant)``, stop the plant
+    (also when the scenario fails)."""
+    async def main() -> None:
+        plant = SparkplugPlant(root, components, (mosquitto.host, mosquitto.port), tactics)
+        await plant.start()
+        try:
+            await scenario(plant)
+        finally:
+            await plant.stop()
+
+    asyncio.run(main())
 
 
 def broker_params(host: str, port: int, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from forge_sparkplug.codec import Metric, encode
 
-from .conftest import SparkplugPlant, Wire, broker_params, until
+from .conftest import SparkplugPlant, Wire, broker_params, run_plant, until
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(120)]
 
@@ -29,16 +29,7 @@ def _edge(mosquitto: Any, **extra: Any) -> dict[str, Any]:
 
 
 def _run(tmp_path: Path, mosquitto: Any, scenario: Any, **edge: Any) -> None:
-    async def main() -> None:
-        plant = SparkplugPlant(tmp_path / "plant", {"edge": _edge(mosquitto, **edge)},
-                               (mosquitto.host, mosquitto.port))
-        await plant.start()
-        try:
-            await scenario(plant)
-        finally:
-            await plant.stop()
-
-    asyncio.run(main())
+    run_plant(tmp_path / "plant", mosquitto, {"edge": _edge(mosquitto, **edge)}, scenario)
 
 
 def _by_name(metrics: list[Metric]) -> dict[str, Metric]:

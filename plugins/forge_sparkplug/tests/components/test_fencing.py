@@ -12,7 +12,7 @@ import pytest
 
 from forge_sparkplug.codec import Metric, encode
 
-from .conftest import SparkplugPlant, Wire, broker_params, until
+from .conftest import SparkplugPlant, Wire, broker_params, run_plant, until
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(180)]
 
@@ -101,18 +101,10 @@ def test_each_host_group_is_fenced_by_its_own_lease_and_unfenced_commands_follow
         assert [w[0] for w in writes(plant, "open")] == [1, 2, 3, 6]
         assert [w[0] for w in writes(plant, "strict")] == [3]
 
-    async def main() -> None:
-        components = {"analytics": _host(mosquitto_server, ANALYTICS, 2, "analytics/command"),
-                      "scada": _host(mosquitto_server, SCADA, 1, "scada/command"),
-                      "open": _edge(mosquitto_server, "open"),
-                      "strict": _edge(mosquitto_server, "strict", require_epoch=True)}
-        plant = SparkplugPlant(tmp_path / "plant", components, (mosquitto_server.host, mosquitto_server.port))
-        await plant.start()
-        try:
-            await scenario(plant)
-        finally:
-            await plant.stop()
-
-    asyncio.run(main())
+    components = {"analytics": _host(mosquitto_server, ANALYTICS, 2, "analytics/command"),
+                  "scada": _host(mosquitto_server, SCADA, 1, "scada/command"),
+                  "open": _edge(mosquitto_server, "open"),
+                  "strict": _edge(mosquitto_server, "strict", require_epoch=True)}
+    run_plant(tmp_path / "plant", mosquitto_server, components, scenario)
     for host_id in (ANALYTICS, SCADA):
         wire.publish(f"spBv1.0/STATE/{host_id}", b"", qos=1, retain=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from forge_core.tactics.leader.lease import LeaseBackendUnavailable
 
 from forge_sparkplug.codec import Metric, encode
 
-from .conftest import SparkplugPlant, Wire, broker_params, until
+from .conftest import SparkplugPlant, Wire, broker_params, run_plant, until
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(180)]
 
@@ -33,15 +32,7 @@ def _edge(mosquitto: Any, node: str, **extra: Any) -> dict[str, Any]:
 
 
 def _run(tmp_path: Path, mosquitto: Any, components: dict[str, Any], scenario: Any) -> None:
-    async def main() -> None:
-        plant = SparkplugPlant(tmp_path / "plant", components, (mosquitto.host, mosquitto.port))
-        await plant.start()
-        try:
-            await scenario(plant)
-        finally:
-            await plant.stop()
-
-    asyncio.run(main())
+    run_plant(tmp_path / "plant", mosquitto, components, scenario)
 
 
 def _state(seen: Any) -> dict[str, Any]:
@@ -201,7 +192,7 @@ def test_a_deposed_primary_publishes_state_offline_and_edge_nodes_store_until_th
                     what="the node's session with the first primary")
         for value in (1, 2, 3):
             await update(plant, value)
-        await until(lambda: len(counts(plant)) == 3, what="live data")
+        await until(lambda: len(counts(plant)) == 3 and not edge.unproven, what="live data, proven read (link_proof)")
 
         backend = first.elector.backend  # one lease backend for both replicas (tactics.leader: memory)
         acquire, renew = backend.try_acquire, backend.renew
@@ -241,7 +232,8 @@ def test_a_deposed_primary_publishes_state_offline_and_edge_nodes_store_until_th
         assert _state(online_again[0])["timestamp"] > _state(offline[0])["timestamp"]
         await until(lambda: len(counts(plant)) == 10, what=f"the replay {counts(plant)}")
         assert counts(plant) == [(1, False), (2, False), (3, False)] + [(v, True) for v in range(4, 11)]
-        assert edge.stats["replayed"] == 7 and not first.primary
+        await until(lambda: edge.stats["replayed"] == 7, what="the replay proven read by the broker")
+        assert not first.primary
 
     _run(tmp_path, mosquitto_server, {"host": _host(mosquitto_server, "scada-dep", replicas=2),
                                       "edge": _edge(mosquitto_server, "n3", primary_host="scada-dep")}, scenario)

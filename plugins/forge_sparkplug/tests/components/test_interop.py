@@ -11,7 +11,6 @@ Where pysparkplug departs from the specification the test says so and docs/plugi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import queue
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 
 from forge_sparkplug.codec import BY_NAME
 
-from .conftest import SparkplugPlant, Wire, broker_params, until
+from .conftest import SparkplugPlant, Wire, broker_params, run_plant, until
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(240)]
 
@@ -93,19 +92,9 @@ class Peer:
 
 
 def _run(tmp_path: Path, mosquitto: Any, components: dict[str, Any], scenario: Any) -> None:
-    async def main() -> None:
-        plant = SparkplugPlant(tmp_path / "plant", components, (mosquitto.host, mosquitto.port))
-        # no failover here: a lease that survives a loaded machine's stalls (conftest's lapses after 1 s)
-        manifest = json.loads((plant.root / "plant.yaml").read_text())
-        manifest["tactics"] = {"leader": {"use": "memory", "ttl": 30.0, "renew_every": 1.0, "retry_every": 0.2}}
-        (plant.root / "plant.yaml").write_text(json.dumps(manifest))
-        await plant.start()
-        try:
-            await scenario(plant)
-        finally:
-            await plant.stop()
-
-    asyncio.run(main())
+    # no failover here: a lease that survives a loaded machine's stalls (conftest's lapses after 3 s)
+    run_plant(tmp_path / "plant", mosquitto, components, scenario,
+              tactics={"leader": {"use": "memory", "ttl": 30.0, "renew_every": 1.0, "retry_every": 0.2}})
 
 
 def _metrics_of(snapshot: dict[str, Any]) -> dict[str, tuple[str, Any, int | None]]:

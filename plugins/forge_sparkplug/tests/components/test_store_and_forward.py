@@ -37,6 +37,8 @@ def test_updates_made_while_the_broker_is_down_are_replayed_in_order_with_is_his
             for count in range(1, 11):  # live
                 await plant.publish(topic, "sparkplug.metric_update", {"metrics": [{"name": "Count", "value": count}]})
             await until(lambda: _values(plant, historical=False)[-1:] == [10], what="live data")
+            # proven read by the broker (link_proof), or they would be replayed too (copies, historical)
+            await until(lambda: not edge.unproven, what="the live data proven")
             broker.stop()
             await until(lambda: not edge.client.connected, what="the edge node sees the broker gone")
             for count in range(11, 211):  # while the broker is away

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from forge_mqtt import MqttSettings
-from forge_sparkplug.mqtt import Received, Will
+from forge_sparkplug.mqtt import Handover, Received, Will
 
 __all__ = ["SimBroker", "SimClient", "broker", "matches"]
 
@@ -161,8 +161,9 @@ class SimBroker:
         self.stats["delivered" if delivered else "no_subscriber"] += 1
 
 
-class SimClient:
-    """``forge_sparkplug.mqtt.SparkplugClient``'s surface on a :class:`SimBroker` (see the module docstring)."""
+class SimClient(Handover):
+    """``forge_sparkplug.mqtt.SparkplugClient``'s surface on a :class:`SimBroker` (see the module docstring); what it
+    hands its owner, and how, is the real client's (``Handover``)."""
 
     def __init__(self, sim: SimBroker, settings: MqttSettings, client_id: str, *, name: str,
                  will: Callable[[], Will | None], on_connect: Callable[[], Awaitable[None]],
@@ -226,17 +227,9 @@ class SimClient:
         while True:
             await self._woken.wait()
             self._woken.clear()
-            while self._events:
-                up = self._events.popleft()
-                self.connected = up
-                if up:
-                    self.connects += 1
-                    await self._on_connect()
-                else:
-                    await self._on_disconnect()
-            while self._inbox:
-                batch = [self._inbox.popleft() for _ in range(min(500, len(self._inbox)))]
-                await self._on_messages(batch)
+            events = list(self._events)
+            self._events.clear()
+            await self._hand_over(events)
 
     # -- what the owner does -----------------------------------------------------------------------------
     def publish(self, topic: str, body: bytes, qos: int = 0, retain: bool = False) -> int | None:
@@ -249,6 +242,20 @@ class SimClient:
     async def publish_written(self, topic: str, body: bytes, qos: int = 0, retain: bool = False,
                               timeout: float = 5.0) -> bool:
         return self.publish(topic, body, qos, retain) is not None
+
+    async def probe(self, timeout: float = 5.0) -> bool:
+        """``SparkplugClient.probe``: the broker's answer comes at once over a live link; over a cut one, never
+        (False once the client notices the loss, or after ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._live() and self.client_id in self.sim.links_down:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return self._live()
+
+    def _live(self) -> bool:
+        return self.connected and self.sim.sessions.get(self.client_id) is self
 
     def subscribe(self, filters: list[tuple[str, int]]) -> None:
         self.sim.subscribe(self, [f for f, _ in filters])

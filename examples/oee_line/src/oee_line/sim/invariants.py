@@ -5,7 +5,8 @@
   network losses (store-and-forward);
 * :class:`BusOrder`: per node, the host's ``sparkplug.metrics`` come in seq order (a jump is a gap the
   host let through) and per machine and metric the DATA timestamps never go back (births, which repeat
-  the current values, aside);
+  the current values, aside, and historical copies of samples already seen: the edge node replays DATA
+  it could not prove the broker read, at least once);
 * :func:`gaps_repaired`: each such gap is followed by a new NBIRTH of its node (the host's rebirth request
   answered) within ``within`` seconds;
 * :func:`oee_matches`: OEE per machine and line computed from storage equals OEE from the simulator's
@@ -87,6 +88,8 @@ class BusOrder:
     last_ts: dict[tuple[str, str], int] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     backwards: list[str] = field(default_factory=list)
+    seen: set[tuple[str, str, int]] = field(default_factory=set)  # (device, metric, ms) of DATA seen
+    copies: int = 0  # historical copies of samples seen before
     births: int = 0
     messages: int = 0
 
@@ -109,13 +112,17 @@ class BusOrder:
             key, ts = (device, metric.get("name")), metric.get("timestamp")
             if ts is None:
                 continue
+            if metric.get("historical") and (device, key[1], ts) in self.seen:
+                self.copies += 1  # sent live, then replayed: the broker had read it, unproven to the node
+                continue
+            self.seen.add((device, key[1], ts))
             if ts < self.last_ts.get(key, ts):
                 self.backwards.append(f"{device}/{key[1]} {self.last_ts[key] / 1000:.3f} -> {ts / 1000:.3f}")
             self.last_ts[key] = max(ts, self.last_ts.get(key, ts))
 
     def check(self) -> Check:
         detail = (f"{self.messages} sparkplug.metrics, {self.births} NBIRTHs; {len(self.gaps)} seq gaps let through; "
-                  f"{len(self.backwards)} DATA timestamps going back")
+                  f"{len(self.backwards)} DATA timestamps going back; {self.copies} historical copies of samples seen")
         if self.backwards:
             detail += f", first {self.backwards[:3]}"
         return Check("order kept per node (DATA timestamps never go back)", not self.backwards, detail)

@@ -6,7 +6,8 @@ writes into ``sparkplug.write`` messages, and fences commands per host group: a 
 ``Forge/Epoch`` is older than the newest seen with its ``Forge/Lease`` is a deposed Forge host's and is
 refused. With a primary host it births only after that host's STATE online, and ends its session when
 the host goes offline. Updates made while the broker or the primary host is away wait in the outbox
-tactic and are replayed, in order, with ``is_historical``.
+tactic and are replayed, in order, with ``is_historical``; so do those sent as QoS 0 DATA into a connection
+that broke before a round trip to the broker proved it had read them (``link_proof``).
 """
 
 from __future__ import annotations
@@ -80,9 +81,13 @@ class EdgeNode(Component):
         self.stats = dict.fromkeys(("births", "rebirths", "data_sent", "unchanged", "stored", "replayed",
                                     "commands", "stale_commands", "unfenced_commands", "refused_unfenced",
                                     "bad_commands", "unconfirmed_sessions", "host_resumed",
-                                    "host_offline"), 0)
+                                    "host_offline", "link_proofs", "unproven_stored"), 0)
         self._stopping = False
         self._replay: asyncio.Task[None] | None = None
+        # live DATA written since the last proof of the connection (QoS 0: a dead link not yet noticed eats it);
+        # stored in the outbox if the connection or the host's session ends before a proof comes
+        self.unproven: list[bytes] = []  # outbox bodies, made when sent (the table's entries change after)
+        self._prover: asyncio.Task[None] | None = None
         self.client = self._new_client()
         self.client.start()
         self.ctx.spawn(self._guard(), name="mqtt-guard")
@@ -135,6 +140,7 @@ class EdgeNode(Component):
                         self.client.broker)
             self.lost_broker = True
         self.in_session = False
+        self._store_unproven()
 
     def _births(self) -> None:
         """NBIRTH (seq 0, bdSeq of the CONNECT, Node Control/Rebirth false, every metric), then a
@@ -161,6 +167,7 @@ class EdgeNode(Component):
         publish-phid-offline]; until its STATE online, updates are stored."""
         self.stats["host_offline"] += 1
         self.in_session = False
+        self._store_unproven()  # the host may have gone before it got them
         self.lost_broker = False  # the host's next STATE online is a new session of the host
         old = self.client
         if not self.broker.is_v5:
@@ -185,6 +192,7 @@ class EdgeNode(Component):
         if device is not None and not self.table.device_online.get(device, True):
             return  # an offline device's values: they go out with its next DBIRTH
         if self.in_session and not self._backlog() and self._send(device, changed, historical=False):
+            self._unproven(device, changed)
             return
         self._store(device, changed)
 
@@ -217,21 +225,65 @@ class EdgeNode(Component):
     def _store(self, device: str | None, entries: list[Entry]) -> None:
         if self.outbox is None:
             return  # the values are in the table; the next birth carries them
-        body = json.dumps({"d": device, "m": [[e.name, e.value, e.timestamp] for e in entries]}).encode()
-        self.outbox.put(f"{self.params.group}/{self.params.node}", body)  # OutboxFull: dead-lettered
+        self._store_unproven()  # older than this update: first, so the replay keeps the order
+        self._put(self._body(device, entries))
         self.stats["stored"] += 1
         if self.in_session:
             self._start_replay()
+
+    @staticmethod
+    def _body(device: str | None, entries: list[Entry]) -> bytes:
+        return json.dumps({"d": device, "m": [[e.name, e.value, e.timestamp] for e in entries]}).encode()
+
+    def _put(self, body: bytes) -> None:
+        assert self.outbox is not None
+        self.outbox.put(f"{self.params.group}/{self.params.node}", body)  # OutboxFull: dead-lettered
+
+    # -- proof of the connection (QoS 0 DATA on a dead link) --------------------------------------------
+    def _unproven(self, device: str | None, entries: list[Entry]) -> None:
+        if self.outbox is None or self.params.link_proof <= 0:
+            return
+        self.unproven.append(self._body(device, entries))
+        if self._prover is None or self._prover.done():
+            self._prover = self.ctx.spawn(self._proving(), name="link-proof")
+
+    async def _proving(self) -> None:
+        """Every ``link_proof`` seconds while live DATA is unproven: a round trip to the broker (``probe``) after it;
+        its answer means the broker read that DATA, which then needs no copy. No answer: the copies stay, and go to
+        the outbox when the connection is found dead (``_disconnected``)."""
+        while self.unproven:
+            await self.ctx.clock.sleep(self.params.link_proof)
+            client, upto = self.client, len(self.unproven)
+            if not upto or not client.connected:
+                return
+            if await client.probe(timeout=max(self.params.link_proof, float(self.broker.keepalive))) \
+                    and client is self.client and client.connected:
+                del self.unproven[:upto]
+                self.stats["link_proofs"] += 1
+
+    def _store_unproven(self) -> None:
+        """What was sent live but not proven read by the broker: into the outbox, in order, ahead of anything newer."""
+        if not self.unproven or self.outbox is None:
+            self.unproven.clear()
+            return
+        pending, self.unproven = self.unproven, []
+        for body in pending:
+            self._put(body)
+            self.stats["unproven_stored"] += 1
 
     def _start_replay(self) -> None:
         if self.confirmed and self._backlog() and (self._replay is None or self._replay.done()):
             self._replay = self.ctx.spawn(self._replaying(), name="replay")
 
     async def _replaying(self) -> None:
-        """Send what was stored, in order, as historical DATA; each leaves the outbox once paho wrote it."""
+        """Send what was stored, in order, as historical DATA; a batch leaves the outbox once a round trip to the
+        broker after it proved the broker read it (``link_proof``; 0: each once paho wrote it to the socket)."""
         outbox = self.outbox
         assert outbox is not None
+        proof = self.params.link_proof > 0
         while self.in_session and self.confirmed and outbox.depth:
+            written: list[int] = []
+            failed = False
             for message in outbox.peek(200):
                 item = json.loads(message.body)
                 device = item["d"]
@@ -243,9 +295,22 @@ class EdgeNode(Component):
                 body = encode(self._now(), self.table.data(entries, historical=True), self.seq.next(),
                               datatype_of=self.table.datatype_of())
                 if not self.in_session or not await self.client.publish_written(topic, body):
-                    return  # stays stored; the next session replays it
-                outbox.ack(message.seq)
-                self.stats["replayed"] += 1
+                    failed = True  # this one and the rest stay stored; the next session replays them
+                    break
+                if not proof:
+                    outbox.ack(message.seq)
+                    self.stats["replayed"] += 1
+                else:
+                    written.append(message.seq)
+            if proof and written:
+                client = self.client
+                if not await client.probe(timeout=max(1.0, float(self.broker.keepalive))) or client is not self.client:
+                    return  # not proven: stays stored (a copy may have arrived; replayed again, historical)
+                for seq in written:
+                    outbox.ack(seq)
+                self.stats["replayed"] += len(written)
+            if failed:
+                return
 
     # -- from the broker --------------------------------------------------------------------------------
     async def _received(self, batch: list[Received]) -> None:
@@ -354,10 +419,13 @@ class EdgeNode(Component):
         client = getattr(self, "client", None)
         if client is None:
             return
+        if self.unproven and client.connected and await client.probe(timeout=2.0):
+            self.unproven.clear()  # the broker read them
         if client.connected and not self.broker.is_v5:
             await client.publish_written(self.topic.format(verb="NDEATH"), self._ndeath_body(), qos=1)
         await client.stop(will=True)
         if self.outbox is not None:
+            self._store_unproven()  # replayed after the next start
             self.outbox.close()
 
     def health(self) -> dict[str, Any]:

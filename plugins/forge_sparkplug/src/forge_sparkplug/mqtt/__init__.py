@@ -1,5 +1,5 @@
 """The MQTT client of a Sparkplug component (paho, its Will the component's)."""
 
-from forge_sparkplug.mqtt.client import Received, SparkplugClient, Will
+from forge_sparkplug.mqtt.client import Handover, Received, SparkplugClient, Will
 
-__all__ = ["Received", "SparkplugClient", "Will"]
+__all__ = ["Handover", "Received", "SparkplugClient", "Will"]

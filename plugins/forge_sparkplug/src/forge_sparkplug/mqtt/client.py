@@ -33,7 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["Received", "SparkplugClient", "Will"]
+__all__ = ["Handover", "Received", "SparkplugClient", "Will"]
 
 log = logging.getLogger("forge.sparkplug.mqtt")
 
@@ -57,7 +57,31 @@ class Received:
     retain: bool
 
 
-class SparkplugClient:
+class Handover:
+    """The owner's side of a client (this module's, and the OEE line's simulated one): connection changes and
+    received messages handed to the owner's callbacks on the loop, in order."""
+
+    connected: bool
+    connects: int
+    _inbox: deque[Received]
+    _on_connect: Callable[[], Awaitable[None]]
+    _on_disconnect: Callable[[], Awaitable[None]]
+    _on_messages: Callable[[list[Received]], Awaitable[None]]
+
+    async def _hand_over(self, events: list[bool]) -> None:
+        """Connection changes first, then what arrived, in bursts of at most 500 (one wake-up per burst)."""
+        for up in events:
+            self.connected = up
+            if up:
+                self.connects += 1
+                await self._on_connect()
+            else:
+                await self._on_disconnect()
+        while self._inbox:
+            await self._on_messages([self._inbox.popleft() for _ in range(min(500, len(self._inbox)))])
+
+
+class SparkplugClient(Handover):
     """A clean-session MQTT client (Sparkplug requires one) whose events run on the asyncio loop.
 
     ``will()`` is called before every CONNECT (paho's thread) and returns the Will to register;
@@ -87,6 +111,9 @@ class SparkplugClient:
         self._lock = threading.Lock()
         self._pump: asyncio.Task[None] | None = None
         self._acks: dict[int, asyncio.Future[None]] = {}
+        self._probes: dict[int, asyncio.Future[bool]] = {}  # UNSUBSCRIBE mid -> its UNSUBACK
+        #: a filter this client never subscribes: unsubscribing it proves the connection (probe())
+        self.probe_filter = f"spBv1.0/forge-link-probe/{client_id}"
         self._woken = asyncio.Event()
         self._tls_alert: str | None = None  # the last one logged, so a retrying client says it once
         self._stop_will: bool | None = None  # set by stop(): a CONNACK that comes after it is answered with DISCONNECT
@@ -115,6 +142,7 @@ class SparkplugClient:
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
         client.on_publish = self._paho_publish
+        client.on_unsubscribe = self._paho_unsubscribe
         return client
 
     def start(self) -> None:
@@ -164,7 +192,19 @@ class SparkplugClient:
 
     def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                          properties: Any) -> None:
+        loop = self.loop
+        if loop is not None and self._probes:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._probes_failed)
         self._event(False)
+
+    def _paho_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        with self._lock:  # probe() registers the mid under this lock, right after unsubscribe() returned it
+            known = mid in self._probes
+        loop = self.loop
+        if loop is not None and known:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._probed, mid)
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._inbox.append(Received(message.topic, bytes(message.payload), bool(message.retain)))
@@ -202,18 +242,18 @@ class SparkplugClient:
                 self._wake_pending = False
                 events = list(self._events)
                 self._events.clear()
-            for up in events:
-                self.connected = up
-                if up:
-                    self.connects += 1
-                    await self._on_connect()
-                else:
-                    await self._on_disconnect()
-            while self._inbox:
-                batch: list[Received] = []
-                while self._inbox and len(batch) < 500:
-                    batch.append(self._inbox.popleft())
-                await self._on_messages(batch)
+            await self._hand_over(events)
+
+    def _probed(self, mid: int) -> None:
+        future = self._probes.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(True)
+
+    def _probes_failed(self) -> None:
+        for future in self._probes.values():
+            if not future.done():
+                future.set_result(False)
+        self._probes.clear()
 
     def _acked(self, mid: int) -> None:
         future = self._acks.pop(mid, None)
@@ -253,6 +293,34 @@ class SparkplugClient:
                 return False  # stop() or drop() ended the client meanwhile: not acknowledged, the caller goes on
             raise
         return True
+
+    async def probe(self, timeout: float = 5.0) -> bool:
+        """Prove the connection: True once the broker has read everything this client wrote before the call.
+
+        An UNSUBSCRIBE of :attr:`probe_filter` (never subscribed: nothing changes) must be answered with an
+        UNSUBACK [MQTT-3.10.4-4, MQTT 5: 3.11], even when nothing was unsubscribed or an ACL refuses it, and a
+        connection's packets are read in order, so the UNSUBACK comes only after the broker read the QoS 0
+        publishes written before. paho offers no PINGREQ of one's own; this is the same round trip. False when
+        not connected, the connection closes first, or no answer within ``timeout`` (a dead link not yet noticed).
+        """
+        assert self.loop is not None
+        future: asyncio.Future[bool] = self.loop.create_future()
+        with self._lock:  # paho may call on_unsubscribe before unsubscribe() returns: register first
+            rc, mid = self.client.unsubscribe(self.probe_filter)
+            if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                return False
+            self._probes[mid] = future
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            self._probes.pop(mid, None)
+            return False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and task is not None and not task.cancelling():
+                return False
+            raise
 
     def subscribe(self, filters: list[tuple[str, int]]) -> None:
         if filters:
@@ -298,3 +366,4 @@ class SparkplugClient:
         for future in self._acks.values():
             future.cancel()
         self._acks.clear()
+        self._probes_failed()
