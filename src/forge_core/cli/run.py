@@ -107,7 +107,8 @@ def register(app: typer.Typer, state: CliState) -> None:
         data_dir: Annotated[Path | None, typer.Option(
             "--data-dir", metavar="DIR",
             help="Durable files of this process (outboxes, MQTT session numbers); default PATH/.forge. "
-                 "Processes of one plant on one host need one each.")] = None,
+                 "Processes of one plant on one host need one each. A --simulate run keeps its whole state "
+                 "(database, plant files) in DIR/simulation, emptied at its start.")] = None,
         dashboard: Annotated[str | None, typer.Option(
             "--dashboard", envvar="FORGE_DASHBOARD", metavar="[HOST:]PORT",
             help="Serve the web dashboard on this port (0: any free port; 'off': none); overrides "
@@ -152,10 +153,15 @@ def register(app: typer.Typer, state: CliState) -> None:
             MessageLogger.stream = sys.stderr  # keep stdout for the one JSON document
         try:
             if clock is not None and simulate is not None:
+                from forge_core.cli.simulation import fresh_state
+
+                state_dir = fresh_state(manifest, data_dir)  # reproducible: never an earlier run's state
                 runtime = Runtime(manifest, plugins, clock=clock, seed=seed if seed is not None else 0, only=only,
                                   record_trace=True)
                 info.print(f"[bold]simulating[/] plant {escape(manifest.name)} for {format_duration(simulate)} "
-                           f"of virtual time, seed {runtime.seed}")
+                           f"of virtual time, seed {runtime.seed}; fresh state in {escape(state_dir.shown)}")
+                if state_dir.note:
+                    info.print(f"[yellow]note[/]: {escape(state_dir.note)}")
                 trace = runtime.trace
                 try:
                     # no bar beside a forge.logger: its lines are the progress, and each line printed
