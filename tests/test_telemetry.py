@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import io
+import weakref
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -56,6 +58,16 @@ def test_instruments_are_recorded() -> None:
         "forge.handle.duration",
     }
     tel.shutdown()
+
+
+def test_a_meter_provider_that_pushes_nothing_is_not_held_by_the_exit_hook() -> None:
+    # OpenTelemetry's atexit flush kept every such provider (and the callbacks of its observable instruments,
+    # a runtime's /metrics among them) until shutdown(); a plant whose start raised never shut it down.
+    tel = Telemetry.from_settings(metrics_exporter="memory")
+    provider = weakref.ref(tel.meter_provider)
+    del tel
+    gc.collect()
+    assert provider() is None
 
 
 def test_disabled_creates_no_spans_and_no_headers() -> None:

@@ -160,7 +160,11 @@ class Telemetry:
                 _otlp_metric_exporter(metrics_endpoint), export_interval_millis=interval_ms
             )
         readers = [*([reader] if reader else []), *extra_readers]
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        # OpenTelemetry's exit hook (a flush at interpreter exit) holds the provider, its instruments and their
+        # callbacks until shutdown(); a plant whose start raised never gets there. Only a pushing exporter has
+        # anything to flush at exit: the memory and Prometheus readers are read, not flushed.
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers,
+                                       shutdown_on_exit=metrics_exporter in ("console", "otlp"))
 
         telemetry = cls(tracer_provider, meter_provider, span_exporter=span_exporter, metric_reader=reader)
         if set_global:

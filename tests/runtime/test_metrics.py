@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from forge_core.messages.envelope import RawMessage
 from forge_core.plant import load_plant
 from forge_core.runtime.runtime import Runtime
+from forge_core.testing import TestPlant
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -242,6 +245,46 @@ def test_metrics_off_serves_no_path_and_makes_no_reader(plant_dir: Callable[...,
 
     assert asyncio.run(main()) == (404, True)
 
+
+
+@pytest.mark.parametrize("metrics", ["{}", "{enabled: false}"], ids=["metrics-on", "metrics-off"])
+@pytest.mark.parametrize("ending", ["stopped", "abandoned"])
+def test_a_plant_that_is_gone_leaves_its_runtime_and_contexts_to_the_collector(
+        plant_dir: Callable[..., Path], basic_manifest: str, metrics: str, ending: str) -> None:
+    # Before the fix an abandoned plant with /metrics on (the default) stayed alive for good: OpenTelemetry's
+    # atexit hook -> MeterProvider -> its observable gauges -> PlantMetrics' callbacks -> Runtime -> contexts.
+    plant = TestPlant(plant_dir(basic_manifest + f"runtime: {{metrics: {metrics}}}\n"), seed=1).start()
+    plant.advance(3)
+    assert (plant.runtime.metrics is not None) == (metrics == "{}")
+    runtime = weakref.ref(plant.runtime)
+    contexts = [weakref.ref(s.context) for s in plant.runtime.supervisors.values() if s.context is not None]
+    assert len(contexts) == 2
+    if ending == "stopped":
+        plant.stop()
+    else:  # never stopped: a test that failed before its stop, a script that let its plant go
+        plant.clock.close()
+    del plant
+    gc.collect()
+    assert runtime() is None, "the runtime is collected"
+    assert [c for c in contexts if c() is not None] == [], "its component contexts are collected"
+
+
+def test_a_meter_provider_kept_past_its_plant_does_not_keep_the_plant(
+        plant_dir: Callable[..., Path], basic_manifest: str) -> None:
+    # Whatever keeps the provider (a global provider, a plugin, an exporter's thread) keeps the observable
+    # instruments' callbacks; they must not keep the plant they read.
+    plant = TestPlant(plant_dir(basic_manifest), seed=1).start()
+    plant.advance(3)
+    metrics, telemetry = plant.runtime.metrics, plant.runtime.telemetry
+    assert metrics is not None and telemetry is not None
+    provider = telemetry.meter_provider
+    runtime = weakref.ref(plant.runtime)
+    plant.stop()
+    del plant, telemetry
+    gc.collect()
+    assert runtime() is None, "the provider kept its callbacks, not the runtime"
+    assert metrics.runtime is None
+    assert provider is not None
 
 PROCESSES_MANIFEST = """
 version: 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,8 +75,17 @@ class PlantMetrics:
         #: joins the meter provider (``Telemetry.from_settings(extra_readers=...)``)
         self.reader: MetricReader = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
-        self.runtime: Runtime | None = None
+        # The runtime is held weakly: the meter provider keeps the observable instruments' callbacks (so
+        # this object) for as long as anything keeps the provider - OpenTelemetry's atexit hook until
+        # shutdown, which a start that raised or an abandoned plant never reaches; a global provider for
+        # ever. A strong reference made that a path to every component context of a stopped plant.
+        self._runtime_ref: weakref.ref[Runtime] | None = None
         self.scrapes = 0
+
+    @property
+    def runtime(self) -> Runtime | None:
+        """The observed runtime; None before :meth:`observe` and once it has been collected."""
+        return self._runtime_ref() if self._runtime_ref is not None else None
 
     async def serve(self, runtime: Runtime) -> None:
         """Observe ``runtime``, put ``/metrics`` on its HTTP host and, with ``listen``, start that host now
@@ -97,7 +107,7 @@ class PlantMetrics:
     # -- instruments -------------------------------------------------------------------------------
     def observe(self, meter: Meter, runtime: Runtime) -> None:
         """Make the observable instruments that read ``runtime`` at each scrape."""
-        self.runtime = runtime
+        self._runtime_ref = weakref.ref(runtime)
         counters: list[tuple[str, str, str, Callback]] = [
             ("forge.bus.published", "{message}", "Messages published through the bus, by type (every transport)",
              self._bus("published")),
@@ -119,7 +129,7 @@ class PlantMetrics:
              self._backpressure("switches")),
         ]
         for name, unit, description, callback in counters:
-            meter.create_observable_counter(name, callbacks=[_guarded(name, callback)], unit=unit,
+            meter.create_observable_counter(name, callbacks=[self._guarded(name, callback)], unit=unit,
                                             description=description)
         gauges: list[tuple[str, str, str, Callback]] = [
             ("forge.transport.connected", "1", "1 while the transport is connected to its broker",
@@ -141,7 +151,7 @@ class PlantMetrics:
              self._backpressure("interval")),
         ]
         for name, unit, description, callback in gauges:
-            meter.create_observable_gauge(name, callbacks=[_guarded(name, callback)], unit=unit,
+            meter.create_observable_gauge(name, callbacks=[self._guarded(name, callback)], unit=unit,
                                           description=description)
 
     # -- bus and dead letters ----------------------------------------------------------------------
@@ -249,8 +259,22 @@ class PlantMetrics:
 
     @property
     def _runtime(self) -> Runtime:
-        assert self.runtime is not None, "PlantMetrics.observe() first"
-        return self.runtime
+        runtime = self.runtime
+        assert runtime is not None, "PlantMetrics.observe() first"
+        return runtime
+
+    def _guarded(self, name: str, callback: Callback) -> Callback:
+        """A failing callback costs its own family in this scrape only, with a log line saying why; once the
+        runtime is gone (a provider kept past its plant) every family is empty."""
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            if self.runtime is None:
+                return []
+            try:
+                return list(callback(options))
+            except Exception:
+                log.warning("metric %s could not be read", name, exc_info=True)
+                return []
+        return observe
 
     # -- ASGI --------------------------------------------------------------------------------------
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -313,17 +337,6 @@ def _numbered(attribute: str, found: Iterable[tuple[str, Any]]) -> list[Observat
         out.append(Observation(float(getattr(controller, attribute)),
                                {"component": component, "controller": str(index)}))
     return out
-
-
-def _guarded(name: str, callback: Callback) -> Callback:
-    """A failing callback costs its own family in this scrape only, with a log line saying why."""
-    def observe(options: CallbackOptions) -> Iterable[Observation]:
-        try:
-            return list(callback(options))
-        except Exception:
-            log.warning("metric %s could not be read", name, exc_info=True)
-            return []
-    return observe
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
