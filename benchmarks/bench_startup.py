@@ -3,10 +3,12 @@ beside the interpreter's own floor (``python -c pass``), timed by hyperfine in t
 
 Targets: ``import forge_core`` < 0.2 s, ``forge --version`` and ``forge --help`` < 0.5 s. Each
 round runs every command with hyperfine (warm-up, then ``--runs``); rounds alternate so a load
-spike hits all commands alike; figures are ranges of the rounds' means. ``forge --help`` loads
-every installed plugin (it lists their commands), so it is also timed with
-``FORGE_DISABLE_PLUGIN_AUTOLOAD=1`` (Forge's own part). Then ``python -X importtime`` lists the
-modules costing most (cumulative) for ``import forge_core`` and ``forge --help``.
+spike hits all commands alike; figures are ranges of the rounds' means, wall and CPU (user +
+system, hyperfine's; the steadier figure on a shared machine). ``forge --help`` loads every
+installed plugin's hook module (it lists their commands; what they register is imported on first
+use), so it is also timed with ``FORGE_DISABLE_PLUGIN_AUTOLOAD=1`` (Forge's own part). Then
+``python -X importtime`` lists the modules costing most (cumulative) for ``import forge_core`` and
+``forge --help``.
 
     python benchmarks/bench_startup.py [--rounds 3] [--runs 10] [--top 12]
 
@@ -38,16 +40,20 @@ CASES: list[tuple[str, list[str], dict[str, str], float | None]] = [
 ]
 
 
-def hyperfine_round(runs: int) -> dict[str, float]:
-    """Mean seconds per case for one round (each case: 2 warm-ups, then ``runs`` runs)."""
+def hyperfine_round(runs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean wall and mean CPU (user + system) seconds per case for one round (each case: 2 warm-ups,
+    then ``runs`` runs)."""
     means: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for label, argv, env, _ in CASES:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             cmd = ["hyperfine", "-N", "--warmup", "2", "--runs", str(runs), "--style", "none",
                    "--export-json", out.name, shlex.join(argv)]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env})
-            means[label] = json.loads(Path(out.name).read_text())["results"][0]["mean"]
-    return means
+            result = json.loads(Path(out.name).read_text())["results"][0]
+            means[label] = result["mean"]
+            cpu[label] = result["user"] + result["system"]
+    return means, cpu
 
 
 def importtime(argv: list[str], env: dict[str, str], top: int) -> list[tuple[int, str]]:
@@ -76,7 +82,8 @@ def main() -> None:
     if shutil.which("hyperfine") is None:
         sys.exit("hyperfine is not installed (Debian: apt-get install hyperfine)")
     print(f"load before: {Path('/proc/loadavg').read_text().strip()}")
-    rounds = [hyperfine_round(args.runs) for _ in range(args.rounds)]
+    measured = [hyperfine_round(args.runs) for _ in range(args.rounds)]
+    rounds = [wall for wall, _ in measured]
     print(f"load after:  {Path('/proc/loadavg').read_text().strip()}")
     floor = [r[CASES[0][0]] for r in rounds]
     header = f"{'mean s (range of rounds)':>26} {'above floor s':>16} {'target':>7} {'target/measured':>16}"
@@ -93,6 +100,11 @@ def main() -> None:
         verdict = "met" if max(means) < target else ("met in some rounds" if min(means) < target else "not met")
         print(f"{label:28} {span:>26} {over:>16} {target:>6.1f}s {ratio:>16}  {verdict}")
     print("\n(target/measured > 1: under the target; the floor is the interpreter starting with this venv's site)")
+    print(f"\n{'command':28} {'CPU s, user+system (range)':>28} {'above floor s':>16}")
+    for label, _, _, _ in CASES:
+        cpu = [c[label] for _, c in measured]
+        above = [c[label] - c[CASES[0][0]] for _, c in measured]
+        print(f"{label:28} {f'{min(cpu):.3f}-{max(cpu):.3f}':>28} {f'{min(above):.3f}-{max(above):.3f}':>16}")
     for label, argv, env, _ in CASES[1:4:2]:
         print(f"\npython -X importtime, {label}: top {args.top} by cumulative time")
         for micros, name in importtime(argv, env, args.top):

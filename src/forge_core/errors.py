@@ -35,6 +35,25 @@ class DuplicateRegistration(PluginError):
     """Two plugins registered the same name in one registry."""
 
 
+class UnknownRegistration(ForgeError, KeyError):
+    """A name no active plugin registered (a component type, transport type, tactic, command).
+
+    Also a :class:`KeyError`, as a registry lookup always was.
+    """
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        owner = name.split(".", 1)[0] if "." in name else name
+        self.message = (f"unknown {kind} {name!r}: no active plugin registers it (a plugin named {owner!r} "
+                        f"would, if installed and listed under the plant's `plugins:`); registered: "
+                        f"{', '.join(known) or 'none'}")
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return self.message
+
+
 class MissingPlugin(ForgeError):
     """Something the manifest names is provided by a plugin that is not installed."""
 

@@ -59,9 +59,12 @@ def forge_register_transports(registry: TransportRegistry) -> None:
     :param registry: call ``registry.add(type_name, factory, settings=SettingsModel, description=...)``;
         ``factory(name, settings, context)`` gets the validated settings object (defaults filled) and
         returns a :class:`forge_core.transport.Transport` (see :class:`forge_core.transport.TransportFactory`).
+        ``factory`` and ``settings`` may be ``"module:attribute"`` strings, imported on first use
+        (``registry.add("mqtt", "forge_mqtt.transport:factory", settings="forge_mqtt.settings:MqttSettings")``).
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 factory and settings may be given as import paths.
     """
 
 
@@ -71,13 +74,16 @@ def forge_register_components(registry: ComponentRegistry) -> None:
 
     Called once, after all plugins are loaded.
 
-    :param registry: call ``registry.add(type_name, ComponentClass)``; the class's ``Params``
-        (a :class:`forge_core.Settings` model) declares its params: the manifest is checked against
-        its schema and ``self.params`` is an instance with the defaults filled. ``factory(context)``
+    :param registry: call ``registry.add(type_name, "package.module:ComponentClass")`` (imported on
+        first use: building the component, validating a manifest that uses it) or
+        ``registry.add(type_name, ComponentClass)``; the class's ``Params`` (a
+        :class:`forge_core.Settings` model) declares its params: the manifest is checked against its
+        schema and ``self.params`` is an instance with the defaults filled. ``factory(context)``
         returns a :class:`forge_core.Component`.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 the class may be given as an import path.
     """
 
 
@@ -106,10 +112,12 @@ def forge_register_tactics(registry: TacticRegistry) -> None:
     :param registry: a new kind: ``registry.add_kind("quota", settings=QuotaSettings,
         default_use="fixed")`` (``tactics.quota`` becomes a manifest section); an implementation:
         ``registry.add("<kind>.<use>", factory, settings=ImplSettings)``, e.g. ``leader.etcd``,
-        ``detector.phi``; ``factory(settings, services)`` builds it (see docs/tactics/index.md).
+        ``detector.phi``; ``factory(settings, services)`` builds it (see docs/tactics/index.md). Factories
+        and settings models may be ``"module:attribute"`` strings, imported on first use.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 factories and settings may be given as import paths.
     """
 
 
@@ -119,11 +127,13 @@ def forge_register_manifest_sections(registry: ManifestSectionRegistry) -> None:
 
     Called once, after all plugins are loaded, before manifests are validated.
 
-    :param registry: call ``registry.add(section_name, SettingsModel)`` (or a JSON Schema dict);
-        use the plugin's name. ``forge validate`` checks the section against it.
+    :param registry: call ``registry.add(section_name, SettingsModel)`` (or ``"module:SettingsModel"``,
+        imported when a manifest is validated, or a JSON Schema dict); use the plugin's name.
+        ``forge validate`` checks the section against it.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 the model may be given as an import path.
     """
 
 
@@ -146,13 +156,17 @@ def forge_register_migrations(registry: MigrationRegistry) -> None:
 def forge_register_commands(registry: CommandRegistry) -> None:
     """Add commands to the ``forge`` CLI.
 
-    Called when the CLI starts.
+    Called when the CLI starts, for every installed plugin, ``forge --help`` included: register
+    the command by path so that nothing is imported until it is used.
 
-    :param registry: call ``registry.add(name, typer_app_or_function, help=...)``; a Typer app
-        becomes a command group, a function a single command.
+    :param registry: call ``registry.add(name, "package.cli:app", help=...)`` (or the typer app or
+        function itself); a Typer app becomes a command group, a function a single command, under
+        ``forge <plugin>``. ``forge --help`` lists the plugin's group with ``help`` and imports the
+        path only when the group is run, asked for its help or completed.
     :returns: nothing; every implementation is called.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 the command may be given as an import path, and is then loaded lazily.
     """
 
 

@@ -40,7 +40,6 @@ import pluggy
 
 from forge_core import hookspecs
 from forge_core.errors import ManifestProblem, PluginError
-from forge_core.messages.schemas import SchemaRegistry
 from forge_core.registry import (
     CommandRegistry,
     ComponentRegistry,
@@ -55,6 +54,7 @@ if TYPE_CHECKING:
     from forge_core.dashboard.panels import Panel
     from forge_core.manifest import Catalog, Manifest
     from forge_core.messages.deadletter import DeadLetter
+    from forge_core.messages.schemas import SchemaRegistry
     from forge_core.runtime.runtime import Runtime
     from forge_core.runtime.summary import RunSummary
     from forge_core.storage.migrations import MigrationRegistry
@@ -65,8 +65,9 @@ log = logging.getLogger("forge.plugins")
 
 ENTRY_POINT_GROUP = "forge"
 #: Core features are plugins too, registered through the same hooks (name -> module).
-BUILTIN_PLUGINS = {"forge_core": "forge_core.builtin.core", "forge_core.tactics": "forge_core.builtin.tactics",
-                   "forge_core.heartbeat": "forge_core.builtin.heartbeat"}
+#: Each module holds hooks only and registers what it provides by "module:attribute" path.
+BUILTIN_PLUGINS = {"forge_core": "forge_core.builtin.core", "forge_core.tactics": "forge_core.builtin.tactics_plugin",
+                   "forge_core.heartbeat": "forge_core.builtin.heartbeat_plugin"}
 
 
 @dataclass
@@ -152,7 +153,7 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         self.transports = TransportRegistry()
         self.components = ComponentRegistry()
-        self.schemas = SchemaRegistry()
+        self._schemas: SchemaRegistry | None = None  # built on first use: it loads jsonschema
         self.tactics = TacticRegistry()
         self.sections = ManifestSectionRegistry()
         self.commands = CommandRegistry()
@@ -168,6 +169,20 @@ class Plugins:
         if self._tracing:
             pm.trace.root.setwriter(_write_stderr)
             pm.enable_tracing()
+
+    @property
+    def schemas(self) -> SchemaRegistry:
+        """The message schemas (``forge_register_schemas``); created on first use, so that listing
+        the plugins and their commands (``forge --help``) loads no JSON Schema library."""
+        if self._schemas is None:
+            from forge_core.messages.schemas import SchemaRegistry
+
+            self._schemas = SchemaRegistry()
+        return self._schemas
+
+    @schemas.setter
+    def schemas(self, registry: SchemaRegistry) -> None:
+        self._schemas = registry
 
     # -- loading ---------------------------------------------------------------------------
     def register(self, plugin: object, name: str, *, info: PluginInfo | None = None) -> None:
@@ -322,6 +337,8 @@ class Plugins:
             return
         self.transports = TransportRegistry()
         self.components = ComponentRegistry()
+        from forge_core.messages.schemas import SchemaRegistry
+
         self.schemas = SchemaRegistry()
         self.tactics = TacticRegistry()
         self.sections = ManifestSectionRegistry()

@@ -26,11 +26,9 @@ from forge_core.builtin.sight import Sight
 from forge_core.components import Component
 from forge_core.errors import ForgeError, ManifestProblem
 from forge_core.flows import Publishes, Subscribes
-from forge_core.hookspecs import hookimpl
 from forge_core.messages import deadletter as dl
 from forge_core.messages.deadletter import DeadLetter
 from forge_core.messages.envelope import Envelope
-from forge_core.registry import ComponentRegistry
 from forge_core.settings import Settings
 from forge_core.tactics.failover import FailoverContext
 from forge_core.tactics.heartbeat_status import Status, StatusChange
@@ -366,9 +364,9 @@ def _certificate_sources_problem(pattern: Any) -> str | None:
     return None if groups >= 1 else f"{pattern!r} needs a group: group 1 is the source the beats name"
 
 
-@hookimpl
-def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
-    """A heartbeat monitor's certificate_sources must compile and capture the beat source."""
+def validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
+    """A heartbeat monitor's certificate_sources must compile and capture the beat source
+    (``forge_validate_manifest`` of the built-in plugin ``forge_core.heartbeat``)."""
     problems = []
     for name, spec in manifest.components.items():
         if spec.type != "forge.heartbeat_monitor":
@@ -379,9 +377,3 @@ def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
             problems.append(ManifestProblem(".".join(where), f"component {name!r}: certificate_sources {problem}",
                                             str(manifest.path), manifest.line_of(where)))
     return problems
-
-
-@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
-def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("forge.heartbeat", HeartbeatEmitter)
-    registry.add("forge.heartbeat_monitor", HeartbeatMonitor)

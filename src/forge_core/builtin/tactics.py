@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from forge_core.errors import ManifestProblem
-from forge_core.hookspecs import hookimpl
 from forge_core.settings import Settings
 from forge_core.tactics.service import TacticServices
 
 if TYPE_CHECKING:
     from forge_core.manifest import Manifest
-    from forge_core.registry import TacticRegistry
 
 
 class KindSettings(Settings):
@@ -174,9 +172,8 @@ def _failover_round_robin(settings: RoundRobinSettings, services: TacticServices
     return RoundRobinFailover(list(settings.targets))
 
 
-@hookimpl
-def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
-    """Tactic combinations that cannot work, caught before a run."""
+def validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
+    """Tactic combinations that cannot work, caught before a run (``forge_validate_manifest``)."""
     tactics = manifest.tactics or {}
     leader = (tactics.get("leader") or {}).get("use", "memory")
     state = (tactics.get("state") or {}).get("use", "memory")
@@ -190,31 +187,3 @@ def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
             str(manifest.path),
             manifest.line_of(("tactics", "state", "use")) or manifest.line_of(("tactics", "state"))))
     return problems
-
-
-@hookimpl(tryfirst=True)  # built-ins register first: a clash blames the plugin
-def forge_register_tactics(registry: TacticRegistry) -> None:
-    registry.add_kind("leader", settings=LeaderSettings, default_use="memory")
-    registry.add_kind("detector", settings=NoKindSettings, default_use="phi")
-    registry.add_kind("heartbeat", settings=HeartbeatSettings)
-    registry.add_kind("retry", settings=RetrySettings)
-    registry.add_kind("dedup", settings=DedupSettings)
-    registry.add_kind("backpressure", settings=BackpressureSettings)
-    registry.add_kind("outbox", settings=OutboxSettings)
-    registry.add_kind("state", settings=NoKindSettings, default_use="memory")
-    registry.add_kind("failover", settings=NoKindSettings, default_use="round_robin")
-    registry.add("leader.memory", _leader_memory, settings=LeaderMemorySettings,
-                 description="in-process leases (embedded, simulation)")
-    registry.add("leader.sql", _leader_sql, settings=SqlUrlSettings,
-                 description="one row per lease, conditional UPDATE (SQLite, PostgreSQL)")
-    registry.add("leader.redis", _leader_redis, settings=LeaderRedisSettings,
-                 description="SET NX PX with an epoch counter (Lua), real time only")
-    registry.add("detector.phi", _detector_phi, settings=DetectorPhiSettings,
-                 description="phi accrual (Hayashibara et al., Akka's parameters)")
-    registry.add("detector.timeout", _detector_timeout, settings=DetectorTimeoutSettings,
-                 description="DOWN after a fixed silence")
-    registry.add("state.memory", _state_memory, settings=NoSettings, description="state handed over inside one process")
-    registry.add("state.sql", _state_sql, settings=SqlUrlSettings,
-                 description="fenced state rows in forge_kv (SQLite, PostgreSQL)")
-    registry.add("failover.round_robin", _failover_round_robin, settings=RoundRobinSettings,
-                 description="next healthy target in rotation")

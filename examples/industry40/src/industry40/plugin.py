@@ -9,11 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
-from industry40.components.chaos import Chaos
-from industry40.components.clients import Clients
-from industry40.components.erp import Erp
-from industry40.components.erp_link import ErpLink
-from industry40.components.factory import Factory
 
 if TYPE_CHECKING:
     from forge_core.dashboard import Panel
@@ -23,13 +18,17 @@ if TYPE_CHECKING:
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("industry40.factory", Factory, description="a simulated factory: beats, failure modes, orders")
-    registry.add("industry40.clients", Clients, description="customers posting orders to the PMS's REST API")
-    registry.add("industry40.chaos", Chaos, description="seeded factory failures and MMS/PMS kills")
-    registry.add("industry40.erp_link", ErpLink, description="ERP requests (forge-b2mml) as PMS orders (forge-sched), "
-                                                             "completions back as performance exports")
-    registry.add("industry40.erp", Erp, description="a simulated ERP: B2MML schedules by folder and HTTP, re-sends, "
-                                                    "Change/Cancel/Get")
+    registry.add("industry40.factory", "industry40.components.factory:Factory",
+                 description="a simulated factory: beats, failure modes, orders")
+    registry.add("industry40.clients", "industry40.components.clients:Clients",
+                 description="customers posting orders to the PMS's REST API")
+    registry.add("industry40.chaos", "industry40.components.chaos:Chaos",
+                 description="seeded factory failures and MMS/PMS kills")
+    registry.add("industry40.erp_link", "industry40.components.erp_link:ErpLink",
+                 description="ERP requests (forge-b2mml) as PMS orders (forge-sched), completions back as "
+                             "performance exports")
+    registry.add("industry40.erp", "industry40.components.erp:Erp",
+                 description="a simulated ERP: B2MML schedules by folder and HTTP, re-sends, Change/Cancel/Get")
 
 
 @hookimpl

@@ -6,13 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
-from oee_line.components.gateway import Gateway
-from oee_line.components.historian import Historian
-from oee_line.components.oee import OeeCalculator
-from oee_line.sim.audit import Audit
-from oee_line.sim.chaos import Chaos
-from oee_line.sim.plc import SimPlc
-from oee_line.sim.sparkplug import SimEdgeNode, SimHost
 
 if TYPE_CHECKING:
     from forge_core.dashboard import Panel
@@ -23,19 +16,23 @@ if TYPE_CHECKING:
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("oee_line.gateway", Gateway,
+    registry.add("oee_line.gateway", "oee_line.components.gateway:Gateway",
                  description="edge gateway: opcua.data_change -> sparkplug.metric_update (machine = device)")
-    registry.add("oee_line.historian", Historian,
+    registry.add("oee_line.historian", "oee_line.components.historian:Historian",
                  description="sparkplug.metrics -> telemetry, events, 1 min/5 min/1 h rollups, retention")
-    registry.add("oee_line.oee", OeeCalculator,
+    registry.add("oee_line.oee", "oee_line.components.oee:OeeCalculator",
                  description="OEE per machine, line and shift (ISO 22400) from storage -> oee_line.oee")
     # the virtual-time profile (--simulate ... --profile chaos): docs/examples/oee_line.md, "Simulation"
-    registry.add("oee_line.sim_plc", SimPlc, description="simulated PLC machines on the plant clock -> "
-                                                         "opcua.data_change (virtual time)")
-    registry.add("oee_line.sim_edge_node", SimEdgeNode, description="sparkplug.edge_node on a simulated broker")
-    registry.add("oee_line.sim_host", SimHost, description="sparkplug.host on a simulated broker")
-    registry.add("oee_line.chaos", Chaos, description="seeded broker outages, PLC restarts, edge network losses")
-    registry.add("oee_line.audit", Audit, description="the simulated run's invariants against the PLC's truth")
+    registry.add("oee_line.sim_plc", "oee_line.sim.plc:SimPlc",
+                 description="simulated PLC machines on the plant clock -> opcua.data_change (virtual time)")
+    registry.add("oee_line.sim_edge_node", "oee_line.sim.sparkplug:SimEdgeNode",
+                 description="sparkplug.edge_node on a simulated broker")
+    registry.add("oee_line.sim_host", "oee_line.sim.sparkplug:SimHost",
+                 description="sparkplug.host on a simulated broker")
+    registry.add("oee_line.chaos", "oee_line.sim.chaos:Chaos",
+                 description="seeded broker outages, PLC restarts, edge network losses")
+    registry.add("oee_line.audit", "oee_line.sim.audit:Audit",
+                 description="the simulated run's invariants against the PLC's truth")
 
 
 @hookimpl

@@ -10,11 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
-from pasta_plant.components.chaos import Chaos
-from pasta_plant.components.machine import CuttingMachine
-from pasta_plant.components.monitor import Monitor
-from pasta_plant.components.production import BatchProduction
-from pasta_plant.components.sorting import Sorting
 
 if TYPE_CHECKING:
     from forge_core import Check
@@ -28,11 +23,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("pasta.cutting_machine", CuttingMachine)
-    registry.add("pasta.sorting", Sorting)
-    registry.add("pasta.batch_production", BatchProduction)
-    registry.add("pasta.chaos", Chaos)
-    registry.add("pasta.monitor", Monitor)
+    registry.add("pasta.cutting_machine", "pasta_plant.components.machine:CuttingMachine")
+    registry.add("pasta.sorting", "pasta_plant.components.sorting:Sorting")
+    registry.add("pasta.batch_production", "pasta_plant.components.production:BatchProduction")
+    registry.add("pasta.chaos", "pasta_plant.components.chaos:Chaos")
+    registry.add("pasta.monitor", "pasta_plant.components.monitor:Monitor")
 
 
 @hookimpl
@@ -43,9 +38,7 @@ def forge_register_migrations(registry: MigrationRegistry) -> None:
 
 @hookimpl
 def forge_register_commands(registry: CommandRegistry) -> None:
-    from pasta_plant.cli import monitor
-
-    registry.add("monitor", monitor, help="Tail a plant's messages, colour-coded by topic.")
+    registry.add("monitor", "pasta_plant.cli:monitor", help="Tail a plant's messages, colour-coded by topic.")
 
 
 @hookimpl

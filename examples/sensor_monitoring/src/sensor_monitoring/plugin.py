@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
-from sensor_monitoring.components.monitor import Monitor
-from sensor_monitoring.components.sensors import Sensors
 
 if TYPE_CHECKING:
     from forge_core import Check
@@ -22,9 +20,9 @@ if TYPE_CHECKING:
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("sensor_monitoring.sensors", Sensors,
+    registry.add("sensor_monitoring.sensors", "sensor_monitoring.components.sensors:Sensors",
                  description="simulated temperature, vibration and energy sensors with injectable anomalies")
-    registry.add("sensor_monitoring.monitor", Monitor,
+    registry.add("sensor_monitoring.monitor", "sensor_monitoring.components.monitor:Monitor",
                  description="live view: readings produced and stored per second, processing time, active alerts, "
                              "partition assignments and rebalances")
 

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from forge_core.plugin import CommandRegistry, ComponentRegistry, MigrationRegistry, SchemaRegistry, hookimpl
+from forge_core import hookimpl
 
-from forge_b2mml.components.drop_folder import DropFolder
-from forge_b2mml.components.exporter import Exporter
-from forge_b2mml.components.http_inbox import HttpInbox
-from forge_b2mml.components.topic_inbox import TopicInbox
+if TYPE_CHECKING:  # the registries' modules load jsonschema: not for listing the plugins (forge --help)
+    from forge_core.plugin import CommandRegistry, ComponentRegistry, MigrationRegistry, SchemaRegistry
 
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("b2mml.drop_folder", DropFolder)
-    registry.add("b2mml.http_inbox", HttpInbox)
-    registry.add("b2mml.topic_inbox", TopicInbox)
-    registry.add("b2mml.exporter", Exporter)
+    registry.add("b2mml.drop_folder", "forge_b2mml.components.drop_folder:DropFolder")
+    registry.add("b2mml.http_inbox", "forge_b2mml.components.http_inbox:HttpInbox")
+    registry.add("b2mml.topic_inbox", "forge_b2mml.components.topic_inbox:TopicInbox")
+    registry.add("b2mml.exporter", "forge_b2mml.components.exporter:Exporter")
 
 
 @hookimpl
@@ -34,6 +33,4 @@ def forge_register_migrations(registry: MigrationRegistry) -> None:
 
 @hookimpl
 def forge_register_commands(registry: CommandRegistry) -> None:
-    from forge_b2mml.cli import app
-
-    registry.add("b2mml", app, help="ISA-95 B2MML documents: validate, convert, samples.")
+    registry.add("b2mml", "forge_b2mml.cli:app", help="ISA-95 B2MML documents: validate, convert, samples.")

@@ -7,22 +7,18 @@ from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
-from forge_kafka.components.bridge import Bridge
-from forge_kafka.settings import KafkaSettings
-from forge_kafka.transport import kafka_factory
-
 if TYPE_CHECKING:
     from forge_core.plugin import ComponentRegistry, SchemaRegistry, TransportRegistry
 
 @hookimpl
 def forge_register_transports(registry: TransportRegistry) -> None:
-    registry.add("kafka", kafka_factory, settings=KafkaSettings,
+    registry.add("kafka", "forge_kafka.transport:kafka_factory", settings="forge_kafka.settings:KafkaSettings",
                  description="Kafka via confluent-kafka: consumer groups, commit after handling, dead-letter topics")
 
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("kafka.bridge", Bridge, description="forward MQTT topics to Kafka and Kafka types to MQTT topics")
+    registry.add("kafka.bridge", "forge_kafka.components.bridge:Bridge", description="forward MQTT topics to Kafka and Kafka types to MQTT topics")
 
 
 @hookimpl

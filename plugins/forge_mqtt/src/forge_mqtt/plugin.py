@@ -7,15 +7,12 @@ from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
-from forge_mqtt.settings import MqttSettings
-from forge_mqtt.transport import factory
-
 if TYPE_CHECKING:
     from forge_core.plugin import SchemaRegistry, TransportRegistry
 
 @hookimpl
 def forge_register_transports(registry: TransportRegistry) -> None:
-    registry.add("mqtt", factory, settings=MqttSettings,
+    registry.add("mqtt", "forge_mqtt.transport:factory", settings="forge_mqtt.settings:MqttSettings",
                  description="MQTT 5/3.1.1 over paho-mqtt: QoS 0/1, reconnect, death certificates, outbox, TLS")
 
 

@@ -1,7 +1,7 @@
 """forge-opcua: OPC UA for Forge plants on asyncua — a subscribing source with adaptive sampling and
 reconnect, a simulated PLC, Basic256Sha256 security.
 
-The names that need asyncua or cryptography are imported on first use (PEP 562): this package is
+The names that need asyncua, cryptography or pydantic are imported on first use (PEP 562): this package is
 loaded by every pytest run through its ``pytest11`` entry point, which should not cost a second of
 asyncua imports to test runs that never touch OPC UA.
 """
@@ -11,24 +11,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from forge_opcua.settings import (
-    BrowseSpec,
-    ClientSecurity,
-    MachineTiming,
-    NodeSpec,
-    PlcSimulatorParams,
-    ServerSecurity,
-    SourceParams,
-    check_node_id,
-    node_id_text,
-)
-
 if TYPE_CHECKING:
     from forge_opcua.client.convert import DATA_CHANGE, Tag, json_value, payload_of, quality_of
     from forge_opcua.client.nodes import NodeError, resolve_node_id
     from forge_opcua.components.plc_simulator import PlcSimulator
     from forge_opcua.components.source import QUEUE_DEPTH, SOURCE_STATUS, OpcUaSource, SourceError
     from forge_opcua.security import CertificateTrust, SecurityError
+    from forge_opcua.settings import (
+        BrowseSpec,
+        ClientSecurity,
+        MachineTiming,
+        NodeSpec,
+        PlcSimulatorParams,
+        ServerSecurity,
+        SourceParams,
+        check_node_id,
+        node_id_text,
+    )
     from forge_opcua.simulator.model import PlcModel
     from forge_opcua.simulator.server import PlcServer
 
@@ -37,7 +36,9 @@ __version__ = "0.1.0"
 #: Every message type forge_opcua owns (its schemas are registered by the plugin).
 MESSAGE_TYPES = ("opcua.data_change", "opcua.source_status", "opcua.queue_depth")
 
-_LAZY = {
+_LAZY = {  # the settings too: pydantic is not needed to list the plugins (forge --help)
+    "forge_opcua.settings": ("BrowseSpec", "ClientSecurity", "MachineTiming", "NodeSpec", "PlcSimulatorParams",
+                             "ServerSecurity", "SourceParams", "check_node_id", "node_id_text"),
     "forge_opcua.client.convert": ("DATA_CHANGE", "Tag", "json_value", "payload_of", "quality_of"),
     "forge_opcua.client.nodes": ("NodeError", "resolve_node_id"),
     "forge_opcua.components.plc_simulator": ("PlcSimulator",),

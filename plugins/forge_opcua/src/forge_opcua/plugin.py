@@ -7,18 +7,15 @@ from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
-from forge_opcua.components.plc_simulator import PlcSimulator
-from forge_opcua.components.source import OpcUaSource
-
 if TYPE_CHECKING:
     from forge_core.plugin import ComponentRegistry, SchemaRegistry
 
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("opcua.source", OpcUaSource,
+    registry.add("opcua.source", "forge_opcua.components.source:OpcUaSource",
                  description="OPC UA subscription -> opcua.data_change; reconnects, adaptive sampling")
-    registry.add("opcua.plc_simulator", PlcSimulator,
+    registry.add("opcua.plc_simulator", "forge_opcua.components.plc_simulator:PlcSimulator",
                  description="an OPC UA server of simulated machines (state, faults, counters) on the plant's clock")
 
 

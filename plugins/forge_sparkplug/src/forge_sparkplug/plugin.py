@@ -7,17 +7,14 @@ from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
 
-from forge_sparkplug.components.edge_node import EdgeNode
-from forge_sparkplug.components.host import Host
-
 if TYPE_CHECKING:
     from forge_core.plugin import ComponentRegistry, SchemaRegistry
 
 @hookimpl
 def forge_register_components(registry: ComponentRegistry) -> None:
-    registry.add("sparkplug.edge_node", EdgeNode,
+    registry.add("sparkplug.edge_node", "forge_sparkplug.components.edge_node:EdgeNode",
                  description="Sparkplug B edge node: births, seq, rebirth, report by exception, store-and-forward")
-    registry.add("sparkplug.host", Host,
+    registry.add("sparkplug.host", "forge_sparkplug.components.host:Host",
                  description="Sparkplug B host application: STATE, seq gaps -> rebirth, primary failover with fencing")
 
 
