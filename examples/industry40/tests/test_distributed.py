@@ -249,7 +249,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, kafka_server: Any, postgres_se
     plant.mkdir()
     doc = yaml.safe_load((PLANT / "plant.yaml").read_text())
     profile = doc["profiles"]["distributed"]["components"]
-    profile["chaos"]["params"] = CHAOS
+    profile["chaos"]["params"].update(CHAOS)
     profile["clients"]["params"].update({"min_interval": 1.0, "max_interval": 3.0, "attempts": 10})
     (plant / "plant.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     shutil.copytree(PLANT / "schemas", plant / "schemas")
@@ -310,7 +310,8 @@ def test_the_plant_passes_every_check_with_chaos(run: Run) -> None:
     names = {c["name"] for c in summary["checks"]}
     for expected in ("no order lost or held by two factories at once", "no order held by a DOWN factory",
                      "every completed order completed once", "stale-epoch status reports rejected",
-                     "every order posted was accepted (retries included)", "every dead letter accounted for"):
+                     "every order posted was accepted (retries included)", "every dead letter accounted for",
+                     "HIGH-risk factories drained before they fail (capacity allowing)"):
         assert expected in names, f"check {expected!r} missing: {sorted(names)}"
     procs = summary["extra"]["processes"]
     assert set(procs) == {"factory-0", "factory-1", "factory-2", "factory-3", "pms-0", "pms-1", "mms-0", "mms-1",

@@ -98,6 +98,13 @@ class ChaosParams(Settings):
     mms_lease: str = Field("mms", description="the MMS replicas' lease")
     pms: str = Field("pms", description="the PMS component (sched.order_scheduler)")
     pms_lease: str = Field("order_scheduler", description="the PMS replicas' lease (the leader is killed)")
+    watch_drains: bool = Field(True, description="check that a factory at HIGH risk held no not-yet-started order "
+                                                 "when it failed while another factory had room (industry40.drains)")
+    drain_grace: float = Field(5.0, gt=0, description="seconds from a factory's HIGH risk to its drain being due "
+                                                      "(the MMS's check, its report, the PMS's transaction)")
+    risk_topic: str = Field("mms/risk/+", description="where the MMS's mms.risk_changed arrive")
+    monitor_transport: str | None = Field(None, description="the transport the MMS's risk changes travel on, when "
+                                                            "not chaos's own (the distributed profile: kafka)")
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:

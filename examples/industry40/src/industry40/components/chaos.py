@@ -14,6 +14,10 @@ A kill needs another live replica of the component: killing the last one is an o
 service, not a failover, and would measure the clients' patience rather than the plant (a chaos
 hour killed both PMS replicas within their outages and the clients gave up two orders).
 
+With ``watch_drains`` it also follows the MMS's risk changes and the factories' orders
+(:mod:`industry40.drains`) and checks, at each stop, that a factory at HIGH risk was drained before
+it failed when another factory had room.
+
 Each action is reported on ``chaos/events`` (``industry40.chaos_event``). Off unless ``enabled``
 (profile ``chaos``). Like the pasta plant's chaos, it runs in the parent process when instances are
 processes, so it can kill and revive them.
@@ -24,12 +28,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from forge_core import Component, Publishes
-from industry40.components.factory import MODE
+from forge_core import Check, Component, Envelope, Publishes, Subscribes
+from industry40.components.factory import ASSIGNED, COMPLETED, MODE, PROGRESS, REVOKED
+from industry40.drains import DrainWatch
 from industry40.settings import ChaosParams, FactoryParams
 
 EVENT = "industry40.chaos_event"
 FACTORY_ACTIONS = ("stop", "degraded", "flapping")
+RISK_CHANGED = "mms.risk_changed"
+ORDER_EVENTS = {"factory/+/orders": ASSIGNED, "factory/+/orders/revoked": REVOKED, "factory/+/progress": PROGRESS,
+                "factory/+/completed": COMPLETED}
 
 
 class Chaos(Component):
@@ -37,6 +45,8 @@ class Chaos(Component):
     params: ChaosParams
     publishes = (Publishes(MODE, topic="factory/{factory_id}/mode"),
                  Publishes(EVENT, topic="chaos/events", key="target"))
+    subscribes = (Subscribes(RISK_CHANGED, param="risk_topic", transport_param="monitor_transport", shared=False),
+                  *(Subscribes(kind, topic=topic, shared=False) for topic, kind in ORDER_EVENTS.items()))
 
     async def start(self) -> None:
         self.runtime: Any = self.ctx.services.get("runtime")
@@ -45,17 +55,60 @@ class Chaos(Component):
         self.dead: set[str] = set()  # instance names
         self.events: list[dict[str, Any]] = []
         self.factory_ids = self._factory_ids()
+        self.drains: DrainWatch | None = None
+        if self.params.enabled and self.params.watch_drains:
+            self.drains = DrainWatch(self._capacity, self.params.drain_grace)
+            await self.ctx.subscribe(self.params.risk_topic, self.on_risk, types=[RISK_CHANGED], shared=False,
+                                     transport=self.params.monitor_transport)
+            for topic, kind in ORDER_EVENTS.items():
+                await self.ctx.subscribe(topic, self.on_order_event, types=[kind], shared=False)
         if self.params.enabled and self.runtime is not None:
             self.ctx.spawn(self._rampage(), name="chaos")
 
     def _factory_ids(self) -> list[str]:
+        self.factory_params = FactoryParams()
         if self.runtime is None:
             return []
         spec = self.runtime.manifest.components.get(self.params.factories)
         if spec is None:
             return []
         params = FactoryParams.load(spec.params or {}, where=f"components.{self.params.factories}.params")
+        self.factory_params = params
         return [params.factory_id(i) for i in range(spec.replicas)]
+
+    def _capacity(self, factory: str) -> int:
+        return self.factory_params.capacities.get(factory, self.factory_params.capacity)
+
+    # -- watching drains (industry40.drains) -----------------------------------------------------
+    async def on_risk(self, envelope: Envelope) -> None:
+        body, drains = envelope.payload, self.drains
+        factory = body.get("factoryId")
+        if drains is None or not isinstance(factory, str):
+            return
+        was_high = factory in drains.risk_high_since
+        drains.risk(factory, str(body.get("risk")), self.ctx.clock.time())
+        if not was_high and factory in drains.risk_high_since:
+            self.ctx.spawn(self._drain_due(factory, drains.risk_high_since[factory]), name=f"drain:{factory}")
+
+    async def _drain_due(self, factory: str, since: float) -> None:
+        await self.ctx.clock.sleep(self.params.drain_grace)
+        if self.drains is not None and self.drains.risk_high_since.get(factory) == since:
+            self.drains.drain_due(factory, self._down())
+
+    def _down(self) -> set[str]:
+        return {f for f, mode in self.failed.items() if mode == "stop"}
+
+    async def on_order_event(self, envelope: Envelope) -> None:
+        body, drains = envelope.payload, self.drains
+        order, factory = body.get("orderId"), body.get("factoryId")
+        if drains is None or not isinstance(order, str) or not isinstance(factory, str):
+            return
+        if envelope.type == ASSIGNED:
+            drains.assigned(factory, order, self.ctx.clock.time())
+        elif envelope.type == PROGRESS:
+            drains.started(factory, order)
+        else:
+            drains.gone(factory, order)
 
     def _instances(self, component: str) -> list[str]:
         if self.runtime is None or component not in self.runtime.manifest.components:
@@ -86,6 +139,8 @@ class Chaos(Component):
             self.counts["skipped"] += 1
             return
         factory = self.ctx.random.choice(healthy)
+        if mode == "stop" and self.drains is not None:
+            self.drains.failed(factory, self.ctx.clock.time(), self._down())
         self.failed[factory] = mode
         await self.set_mode(factory, mode, f"chaos: {mode} for {outage}s")
         await self._event(mode, factory, restartIn=outage)
@@ -140,6 +195,9 @@ class Chaos(Component):
         await self.ctx.publish("chaos/events", EVENT, event, key=target)
 
     # -- views -----------------------------------------------------------------------------
+    def checks(self) -> list[Check]:
+        return [self.drains.check()] if self.drains is not None else []
+
     def report(self) -> dict[str, Any]:
         if not self.params.enabled:
             return {"enabled": False}
