@@ -1,8 +1,11 @@
-"""``forge run``: one plant process on the real clock, or a whole simulated run in virtual time."""
+"""``forge run``: one plant process on the real clock, or a whole simulated run in virtual time.
+
+asyncio, the clocks and the progress bars are imported inside the command: ``forge --help`` imports
+this module to list ``run`` and should not pay for them (docs/performance.md, start-up).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,11 +22,9 @@ from forge_core.cli.output import (
     print_json,
     print_summary,
 )
-from forge_core.cli.progress import simulation_progress, watch_children
-from forge_core.clock import RealClock, VirtualClock
-from forge_core.runtime.signals import run_until_signalled
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from rich.console import Console
@@ -62,6 +63,11 @@ def serving_lines(runtime: Runtime) -> list[str]:
 async def _watched(runner: ProcessRunner, duration: float | None, spawned: Callable[[ProcessRunner], None],
                    out: Console) -> RunSummary:
     """The distributed parent's run, showing its children's states while it waits (and stops)."""
+    import asyncio
+
+    from forge_core.cli.progress import watch_children
+    from forge_core.runtime.signals import run_until_signalled
+
     watcher: asyncio.Task[None] | None = None
 
     def started(r: ProcessRunner) -> None:
@@ -124,12 +130,17 @@ def register(app: typer.Typer, state: CliState) -> None:
         code is 1 when a component ended failed. With ``runtime.processes: per_component`` (and no
         --only, no --simulate) every component instance runs in its own OS process, supervised here.
         """
+        import asyncio
+
         from forge_core.builtin.logger import MessageLogger
+        from forge_core.cli.progress import simulation_progress
         from forge_core.cli.serve_dashboard import children_serve_their_own, resolve, run_with_dashboard
         from forge_core.cli.validate import require_manifest
+        from forge_core.clock import RealClock, VirtualClock
         from forge_core.plant import load_plant
         from forge_core.runtime.processes import ProcessRunner
         from forge_core.runtime.runtime import Runtime
+        from forge_core.runtime.signals import run_until_signalled
 
         if simulate is not None and duration is not None:
             raise typer.BadParameter("give either --duration (real clock) or --simulate (virtual time), not both",
