@@ -18,10 +18,18 @@ from forge_sched.orders.tables import fences
 
 __all__ = ["advance", "newest"]
 
+# Built once (every fenced write runs them): the insert per dialect, the read, the move.
+_INSERT = {name: insert(fences).values(name=sa.bindparam("b_name"), epoch=sa.bindparam("b_epoch"),
+                                       updated_at=sa.bindparam("b_at", type_=fences.c.updated_at.type))
+           .on_conflict_do_nothing() for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_EPOCH = sa.select(fences.c.epoch).where(fences.c.name == sa.bindparam("b_name"))
+_MOVE = fences.update().where(fences.c.name == sa.bindparam("b_name")).values(
+    epoch=sa.bindparam("b_epoch", type_=fences.c.epoch.type), updated_at=sa.bindparam("b_at", type_=fences.c.updated_at.type))
+
 
 def newest(conn: Connection, name: str) -> int | None:
     """The newest epoch seen on fence ``name`` (None: never fenced)."""
-    return conn.execute(sa.select(fences.c.epoch).where(fences.c.name == name)).scalar_one_or_none()
+    return conn.execute(_EPOCH, {"b_name": name}).scalar_one_or_none()
 
 
 def advance(conn: Connection, name: str, epoch: int, now: datetime) -> int | None:
@@ -31,11 +39,11 @@ def advance(conn: Connection, name: str, epoch: int, now: datetime) -> int | Non
     holder speaking again and is accepted. Under SERIALIZABLE two racing callers cannot both
     pass: one of them fails to commit and is retried, then sees the other's epoch.
     """
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(fences)
-    conn.execute(insert.values(name=name, epoch=epoch, updated_at=now).on_conflict_do_nothing())
-    current = conn.execute(sa.select(fences.c.epoch).where(fences.c.name == name)).scalar_one()
+    params = {"b_name": name, "b_epoch": epoch, "b_at": now}
+    conn.execute(_INSERT["postgresql" if conn.dialect.name == "postgresql" else "sqlite"], params)
+    current = conn.execute(_EPOCH, params).scalar_one()
     if epoch < current:
         return int(current)
     if epoch > current:
-        conn.execute(fences.update().where(fences.c.name == name).values(epoch=epoch, updated_at=now))
+        conn.execute(_MOVE, params)
     return None

@@ -42,6 +42,15 @@ _ASSIGN = orders.update().where(orders.c.id == sa.bindparam("b_order")).values(
     status="assigned", factory_id=sa.bindparam("b_factory", type_=orders.c.factory_id.type), progress=0.0,
     updated_at=sa.bindparam("b_at", type_=orders.c.updated_at.type))
 _HOLD = assignments.insert()
+# The reads of every pass, built once too.
+_HELD_COUNTS = sa.select(orders.c.factory_id, sa.func.count()).where(orders.c.status.in_(UNFINISHED)).group_by(
+    orders.c.factory_id)
+_FACTORIES = sa.select(factories.c.id, factories.c.capacity, factories.c.status)
+_HELD = sa.select(orders).where(orders.c.factory_id == sa.bindparam("b_factory"),
+                                orders.c.status.in_(sa.bindparam("b_statuses", expanding=True))).order_by(
+    orders.c.deadline.desc(), orders.c.id.desc())
+_PENDING = sa.select(orders).where(orders.c.status == "pending").order_by(orders.c.deadline, orders.c.created_at,
+                                                                          orders.c.id)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -80,23 +89,17 @@ class Writer:
 
     def loads(self) -> dict[str, FactoryLoad]:
         """Every factory with the orders it holds now."""
-        held: dict[str, int] = {fid: int(n) for fid, n in self.conn.execute(
-            sa.select(orders.c.factory_id, sa.func.count()).where(orders.c.status.in_(UNFINISHED))
-            .group_by(orders.c.factory_id))}
+        held: dict[str, int] = {fid: int(n) for fid, n in self.conn.execute(_HELD_COUNTS)}
         return {row.id: FactoryLoad(row.id, row.capacity, row.status, int(held.get(row.id, 0)))
-                for row in self.conn.execute(sa.select(factories.c.id, factories.c.capacity, factories.c.status))}
+                for row in self.conn.execute(_FACTORIES)}
 
     def held(self, factory_id: str, statuses: tuple[str, ...] = UNFINISHED) -> list[Any]:
         """The orders ``factory_id`` holds in ``statuses``, latest deadline first (they move first)."""
-        return list(self.conn.execute(
-            sa.select(orders).where(orders.c.factory_id == factory_id, orders.c.status.in_(statuses))
-            .order_by(orders.c.deadline.desc(), orders.c.id.desc())))
+        return list(self.conn.execute(_HELD, {"b_factory": factory_id, "b_statuses": list(statuses)}))
 
     def pending(self) -> list[Any]:
         """Pending orders, earliest deadline first."""
-        return list(self.conn.execute(
-            sa.select(orders).where(orders.c.status == "pending").order_by(orders.c.deadline, orders.c.created_at,
-                                                                            orders.c.id)))
+        return list(self.conn.execute(_PENDING))
 
     def assign(self, order: Any, factory_id: str) -> None:
         """Give a pending (or just revoked) order to ``factory_id``."""

@@ -33,8 +33,38 @@ __all__ = ["CREATED", "IdempotencyMismatch", "NewOrder", "OrderService", "reques
 
 CREATED = "sched.order_created"
 
-#: One read answering what a scheduling pass may have to do: orders waiting? messages queued?
-_PROBE = sa.select(sa.exists().where(orders.c.status == "pending"), sa.exists().select_from(outbox_table))
+#: One read answering what a scheduling pass may have to do: orders waiting? messages queued? Plain SQL
+#: on the pool's DBAPI connection (the same text for SQLite and PostgreSQL): each replica runs it every
+#: ``schedule_interval``, and through SQLAlchemy's execution path it cost ~120 us against ~33 us (6 % of
+#: industry40's simulated day went to it).
+_PROBE = (f"SELECT EXISTS (SELECT 1 FROM {orders.name} WHERE status = 'pending'), "
+          f"EXISTS (SELECT 1 FROM {outbox_table.name})")
+
+# Statements built once and run with parameters: building one per call (coercions, a new cache key)
+# cost SQLAlchemy about as much as running it, and these run for every order event.
+_DT = orders.c.updated_at.type
+_REPLAY = sa.select(orders.c.request_hash, orders.c.response, orders.c.id).where(
+    orders.c.idempotency_key == sa.bindparam("b_key"))
+_ID_TAKEN = sa.select(orders.c.id).where(orders.c.id == sa.bindparam("b_id"))
+_ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("b_id"))
+_NEW_ORDER = orders.insert()
+_RESPONSE = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
+    response=sa.bindparam("b_response", type_=orders.c.response.type))
+_PROGRESS = orders.update().where(
+    orders.c.id == sa.bindparam("b_id"), orders.c.factory_id == sa.bindparam("b_factory"),
+    orders.c.status.in_(UNFINISHED)).values(
+    status="in_progress", progress=sa.bindparam("b_progress", type_=orders.c.progress.type),
+    updated_at=sa.bindparam("b_at", type_=_DT))
+_HELD_BY = sa.select(assignments.c.id).where(
+    assignments.c.order_id == sa.bindparam("b_id"), assignments.c.factory_id == sa.bindparam("b_factory")).limit(1)
+_COUNT_COMPLETION = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
+    completions=orders.c.completions + 1)
+_END_ASSIGNMENT = assignments.update().where(
+    assignments.c.order_id == sa.bindparam("b_id"), assignments.c.revoked_at.is_(None)).values(
+    revoked_at=sa.bindparam("b_at", type_=_DT), revoke_reason="completed")
+_COMPLETE = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
+    status="completed", factory_id=None, progress=1.0, completed_at=sa.bindparam("b_at", type_=_DT),
+    completed_by=sa.bindparam("b_factory", type_=orders.c.completed_by.type), updated_at=sa.bindparam("b_at2", type_=_DT))
 
 
 class IdempotencyMismatch(ValueError):
@@ -145,8 +175,7 @@ class OrderService:
         digest = request_hash(order) if idempotency_key is not None else None
 
         def replay(conn: Connection) -> tuple[dict[str, Any], bool] | None:
-            row = conn.execute(sa.select(orders.c.request_hash, orders.c.response, orders.c.id)
-                               .where(orders.c.idempotency_key == idempotency_key)).first()
+            row = conn.execute(_REPLAY, {"b_key": idempotency_key}).first()
             if row is None:
                 return None
             if row.request_hash != digest:
@@ -161,24 +190,24 @@ class OrderService:
                     return seen
             w = self._writer(conn, fenced=assign)
             oid = self.new_id()
-            while conn.execute(sa.select(orders.c.id).where(orders.c.id == oid)).first() is not None:
+            while conn.execute(_ID_TAKEN, {"b_id": oid}).first() is not None:
                 oid = self.new_id()  # seeded ids (simulation) repeat in a revived replica or a reused database
-            conn.execute(orders.insert().values(
-                id=oid, product_type=order.product_type, quantity=order.quantity, deadline=order.deadline,
-                status="pending", progress=0.0, idempotency_key=idempotency_key, request_hash=digest,
-                created_at=w.now, updated_at=w.now, completions=0))
-            row = conn.execute(sa.select(orders).where(orders.c.id == oid)).one()
+            conn.execute(_NEW_ORDER, {
+                "id": oid, "product_type": order.product_type, "quantity": order.quantity, "deadline": order.deadline,
+                "status": "pending", "progress": 0.0, "idempotency_key": idempotency_key, "request_hash": digest,
+                "created_at": w.now, "updated_at": w.now, "completions": 0})
+            row = conn.execute(_ORDER, {"b_id": oid}).one()
             if assign:
                 best = planner.pick(w.loads().values())
                 if best is not None:
                     w.assign(row, best.id)
-                    row = conn.execute(sa.select(orders).where(orders.c.id == oid)).one()
+                    row = conn.execute(_ORDER, {"b_id": oid}).one()
             view = order_view(row)
             outbox.put(conn, self.created_topic, CREATED,
                        {"orderId": oid, "productType": order.product_type, "quantity": order.quantity,
                         "deadline": view["deadline"], "status": view["status"]}, key=oid)
             if idempotency_key is not None:
-                conn.execute(orders.update().where(orders.c.id == oid).values(response=json.dumps(view)))
+                conn.execute(_RESPONSE, {"b_id": oid, "b_response": json.dumps(view)})
             return view, True
 
         try:
@@ -203,8 +232,17 @@ class OrderService:
         """(pending orders exist, outbox messages are queued), in one read outside any write
         transaction: the periodic pass runs its fenced transaction or relay only when there is work,
         and that transaction reads the pending orders again itself."""
-        with self.tx.engine.connect() as conn:
-            pending, queued = conn.execute(_PROBE).one()
+        raw = self.tx.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(_PROBE)
+                row = cursor.fetchone()  # always one row: two EXISTS
+                pending, queued = (row[0], row[1]) if row is not None else (False, False)
+            finally:
+                cursor.close()
+        finally:
+            raw.close()  # back to the pool, which rolls the read back
         return bool(pending), bool(queued)
 
     async def assign_pending(self) -> int:
@@ -318,9 +356,8 @@ class OrderService:
     async def progress(self, order_id: str, factory_id: str, progress: float) -> bool:
         """Progress of the holder on an order (others are ignored); True if recorded."""
         def work(conn: Connection) -> bool:
-            done = conn.execute(orders.update().where(
-                orders.c.id == order_id, orders.c.factory_id == factory_id, orders.c.status.in_(UNFINISHED))
-                .values(status="in_progress", progress=max(0.0, min(1.0, progress)), updated_at=self.now()))
+            done = conn.execute(_PROGRESS, {"b_id": order_id, "b_factory": factory_id,
+                                            "b_progress": max(0.0, min(1.0, progress)), "b_at": self.now()})
             return done.rowcount > 0
 
         return await self.tx.run(work)
@@ -329,12 +366,11 @@ class OrderService:
         """A factory finished an order: ``completed`` (applied), ``duplicate`` (already completed:
         counted, not applied) or ``unknown`` (no such order, or never held by that factory)."""
         def work(conn: Connection) -> str:
-            order = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
-            held = order is not None and conn.execute(sa.select(assignments.c.id).where(
-                assignments.c.order_id == order_id, assignments.c.factory_id == factory_id).limit(1)).first()
+            order = conn.execute(_ORDER, {"b_id": order_id}).first()
+            held = order is not None and conn.execute(_HELD_BY, {"b_id": order_id, "b_factory": factory_id}).first()
             if order is None or not held:
                 return "unknown"
-            conn.execute(orders.update().where(orders.c.id == order_id).values(completions=orders.c.completions + 1))
+            conn.execute(_COUNT_COMPLETION, {"b_id": order_id})
             if order.status == "completed":
                 return "duplicate"
             w = Writer(conn, self.topics, self.now(), None)
@@ -342,12 +378,8 @@ class OrderService:
                 # a former holder finished it after all: the current one drops it
                 w.revoke(order, f"completed by {factory_id}", to_pending=False)
             else:
-                conn.execute(assignments.update().where(
-                    assignments.c.order_id == order_id, assignments.c.revoked_at.is_(None)).values(
-                    revoked_at=w.now, revoke_reason="completed"))
-            conn.execute(orders.update().where(orders.c.id == order_id).values(
-                status="completed", factory_id=None, progress=1.0, completed_at=w.now, completed_by=factory_id,
-                updated_at=w.now))
+                conn.execute(_END_ASSIGNMENT, {"b_id": order_id, "b_at": w.now})
+            conn.execute(_COMPLETE, {"b_id": order_id, "b_at": w.now, "b_factory": factory_id, "b_at2": w.now})
             return "completed"
 
         outcome = await self.tx.run(work)
