@@ -80,7 +80,11 @@ class ExporterParams(Settings):
     require_ack: bool = Field(True, description="resend until the ERP acknowledges (false: delivered is done)")
     acknowledgement_topic: str = Field("b2mml/acknowledgement", description="where the inboxes publish the "
                                        "ERP's acknowledgements (b2mml.acknowledgement, direction in)")
-    resend: float = Field(1.0, gt=0, description="seconds between two looks for exports due for (re)sending")
+    resend: float = Field(1.0, gt=0, description="seconds between two looks for exports due for (re)sending (a "
+                          "look asks the database only once the earliest known export is due)")
+    rescan: float | None = Field(60.0, gt=0, description="seconds between two reads of when the ledger's next "
+                                 "export is due, for exports another process stored in the same database (this "
+                                 "exporter's own are known at once); null: only at start and after a send")
     initial_backoff: float = Field(30.0, gt=0, description="first wait for an acknowledgement, seconds; doubles "
                                    "per attempt (RetryPolicy backoff)")
     max_backoff: float = Field(900.0, gt=0, description="longest wait between two sends, seconds")

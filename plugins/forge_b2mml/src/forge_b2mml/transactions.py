@@ -25,6 +25,7 @@ upgrade`` applies it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,22 @@ EXPORTS = sa.Table("b2mml_exports", _META,
                    sa.Column("acknowledged", sa.Boolean, nullable=False, default=False),
                    sa.Column("accepted", sa.Boolean, nullable=True),
                    sa.Column("reason", sa.Text, nullable=True))
+
+# The export statements, built once (a statement built per call costs SQLAlchemy as much as running
+# it: the exporter's poll and sends run them for every completion). Bind names differ from the
+# columns', as an UPDATE's executemany requires.
+_CLASH = sa.select(EXPORTS.c.export_id).where(sa.or_(EXPORTS.c.export_id == sa.bindparam("b_export"),
+                                                     EXPORTS.c.order_id == sa.bindparam("b_order"))).limit(1)
+_ADD_EXPORT = EXPORTS.insert()
+_DUE = (sa.select(EXPORTS.c.export_id, EXPORTS.c.body, EXPORTS.c.attempts, EXPORTS.c.needs_ack)
+        .where(~EXPORTS.c.acknowledged, EXPORTS.c.next_at <= sa.bindparam("b_now", type_=sa.Float))
+        .order_by(EXPORTS.c.next_at))
+_NEXT_DUE = sa.select(sa.func.min(EXPORTS.c.next_at)).where(~EXPORTS.c.acknowledged)
+_ATTEMPTED = EXPORTS.update().where(EXPORTS.c.export_id == sa.bindparam("b_export")).values(
+    attempts=EXPORTS.c.attempts + 1, next_at=sa.bindparam("b_next", type_=sa.Float))
+_SETTLE = EXPORTS.update().where(EXPORTS.c.export_id == sa.bindparam("b_export"), ~EXPORTS.c.acknowledged).values(
+    acknowledged=True, accepted=sa.bindparam("b_accepted", type_=sa.Boolean),
+    reason=sa.bindparam("b_reason", type_=sa.Text))
 
 
 @dataclass(frozen=True)
@@ -132,23 +149,25 @@ class Ledger:
         """Store a document for the ERP; False when this order (or this export id) was stored before
         (no second export)."""
         with self.engine.begin() as conn:
-            clash = EXPORTS.c.export_id == export_id
-            if order_id is not None:
-                clash = sa.or_(clash, EXPORTS.c.order_id == order_id)
-            if conn.execute(sa.select(EXPORTS.c.export_id).where(clash)).first() is not None:
+            # order_id None matches no row (NULL = NULL is not true): the clash is on the export id alone
+            if conn.execute(_CLASH, {"b_export": export_id, "b_order": order_id}).first() is not None:
                 return False
-            conn.execute(EXPORTS.insert().values(export_id=export_id, order_id=order_id, kind=kind, needs_ack=needs_ack,
-                                                 body=body, attempts=0, created_at=now, next_at=now,
-                                                 acknowledged=False))
+            conn.execute(_ADD_EXPORT, {"export_id": export_id, "order_id": order_id, "kind": kind,
+                                       "needs_ack": needs_ack, "body": body, "attempts": 0, "created_at": now,
+                                       "next_at": now, "acknowledged": False})
         return True
 
     def due_exports(self, now: float) -> list[tuple[str, bytes, int, bool]]:
         """``(export_id, body, attempts, needs_ack)`` of the documents due for (re)sending."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(EXPORTS.c.export_id, EXPORTS.c.body, EXPORTS.c.attempts, EXPORTS.c.needs_ack)
-                                .where(~EXPORTS.c.acknowledged, EXPORTS.c.next_at <= now)
-                                .order_by(EXPORTS.c.next_at)).all()
+            rows = conn.execute(_DUE, {"b_now": now}).all()
         return [(r[0], bytes(r[1]), int(r[2]), bool(r[3])) for r in rows]
+
+    def next_due(self) -> float:
+        """When the earliest unsettled export is due (``inf``: none waits)."""
+        with self.engine.connect() as conn:
+            at = conn.execute(_NEXT_DUE).scalar()
+        return math.inf if at is None else float(at)
 
     def exported_orders(self) -> list[str]:
         """The order ids with a performance export (each at most once: a unique constraint)."""
@@ -158,14 +177,12 @@ class Ledger:
 
     def attempted(self, export_id: str, next_at: float) -> None:
         with self.engine.begin() as conn:
-            conn.execute(EXPORTS.update().where(EXPORTS.c.export_id == export_id)
-                         .values(attempts=EXPORTS.c.attempts + 1, next_at=next_at))
+            conn.execute(_ATTEMPTED, {"b_export": export_id, "b_next": next_at})
 
     def settle(self, export_id: str, accepted: bool, reason: str | None) -> bool:
         """Mark an export acknowledged; False if unknown or already settled."""
         with self.engine.begin() as conn:
-            done = conn.execute(EXPORTS.update().where(EXPORTS.c.export_id == export_id, ~EXPORTS.c.acknowledged)
-                                .values(acknowledged=True, accepted=accepted, reason=reason))
+            done = conn.execute(_SETTLE, {"b_export": export_id, "b_accepted": accepted, "b_reason": reason})
         return done.rowcount == 1
 
     def export_state(self, export_id: str) -> dict[str, Any] | None:

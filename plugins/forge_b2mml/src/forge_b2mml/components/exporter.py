@@ -14,7 +14,9 @@ topic was ``work-order-completed``); ``directory`` writes ``<export id>.xml`` at
 The ledger is the outbox: a stored export is (re)sent by ``send_due`` until a
 ``b2mml.acknowledgement`` (direction ``in``) names it, after the RetryPolicy backoff
 (``initial_backoff`` doubling up to ``max_backoff``); a failed send (no answer, 5xx) is retried the
-same way. Over HTTP the ERP may answer the POST with its ``Acknowledge<Noun>`` right away (2xx with
+same way. When the next export is due is kept in memory: read from the ledger at start, after each
+pass that sent something and every ``rescan`` s (exports another process stored in the same
+database); a ``resend`` tick before that time asks the database nothing. Over HTTP the ERP may answer the POST with its ``Acknowledge<Noun>`` right away (2xx with
 the document as body): that settles the export at once; a 4xx other than 408/429 is the ERP
 refusing the document, settled as rejected (sending it again would not change its mind). With
 ``require_ack: false`` a successful send settles it.
@@ -25,6 +27,7 @@ refusing the document, settled as rejected (sending it again would not change it
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -77,6 +80,13 @@ class Exporter(Component):
         await self.ctx.subscribe(p.completion_topic, self.on_completed, types=[COMPLETED_TYPE])
         await self.ctx.subscribe(p.acknowledgement_topic, self.on_acknowledgement, types=[ACK_TYPE])
         await self.ctx.subscribe(p.state_topic, self.on_state, types=[STATE_TYPE])
+        #: When the earliest unsettled export is due: the ledger (the database) is the truth, read at
+        #: start, after each pass that found something due and every ``rescan`` s; this exporter's own
+        #: new exports lower it. Until then a ``resend`` tick runs no query (it did, every second).
+        self.next_due = self.ledger.next_due()
+        # the rescan rides on the send tick (no timer of its own: one more timer reorders the
+        # virtual clock's same-instant events, and so a simulation's trace)
+        self.rescan_at = self.ctx.clock.time() + (p.rescan if p.rescan is not None else math.inf)
         self.ctx.every(p.resend, self.send_due, name="send", initial_delay=0.0)
 
     async def stop(self) -> None:
@@ -105,6 +115,7 @@ class Exporter(Component):
             self.stats["duplicates"] += 1
             return
         self.stats["exported"] += 1
+        self.next_due = min(self.next_due, now)
         await self.send_due()
 
     async def on_state(self, envelope: Envelope) -> None:
@@ -117,10 +128,26 @@ class Exporter(Component):
         body = build_answer(verb, state, bodid=export_id, created=self._iso(now), sender=self.params.sender)
         if self.ledger.add_export(export_id, None, body, now, kind=verb.lower(), needs_ack=False):
             self.stats["answers"] += 1
+            self.next_due = min(self.next_due, now)
             await self.send_due()
 
     async def send_due(self) -> None:
         now = self.ctx.clock.time()
+        if now >= self.rescan_at:  # exports another process stored in the same database
+            self.rescan_at = now + (self.params.rescan or math.inf)
+            self.next_due = min(self.next_due, self.ledger.next_due())
+        if now < self.next_due:  # nothing is due yet (the ledger said so when it was last read)
+            return
+        self.next_due = math.inf  # lowered meanwhile by a new export; the ledger's answer below
+        try:
+            await self._send_due(now)
+            later = self.ledger.next_due()
+        except BaseException:
+            self.next_due = now  # the database failed: the next tick looks again
+            raise
+        self.next_due = min(self.next_due, later)
+
+    async def _send_due(self, now: float) -> None:
         for export_id, body, attempts, needs_ack in self.ledger.due_exports(now):
             try:
                 verdict = await self.send(export_id, body)
