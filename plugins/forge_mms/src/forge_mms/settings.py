@@ -112,6 +112,10 @@ class FactoryMonitorParams(Settings):
     retention: float = Field(86_400.0, gt=0, description="raw beats older than this many seconds are deleted")
     prune_every: float = Field(60.0, gt=0, description="seconds between two deletions of expired beats")
     flush_every: float = Field(1.0, gt=0, description="beats are written in one transaction this often, seconds")
+    simulated_flush_every: float | None = Field(
+        10.0, gt=0, description="under a virtual clock (a simulated run) beats are written this often instead, "
+                                "seconds: no power cut falls inside virtual time, and a killed leader's unwritten "
+                                "beats are written by its successor (within handover_keep); null: flush_every")
     batch_size: int = Field(1000, ge=1, description="…or as soon as this many beats wait")
     record_beats: bool = Field(True, description="write every beat to the heartbeats table")
     handover_keep: float = Field(30.0, gt=0, description="seconds of beats a replica that does not lead keeps "
@@ -120,6 +124,14 @@ class FactoryMonitorParams(Settings):
     status_topic: str = Field("forge/status/{factory}", description="where forge.status changes go")
     risk_topic: str = Field("mms/risk/{factory}", description="where mms.risk_changed goes")
     failover_topic: str = Field("mms/failover/{factory}", description="where mms.failover_event goes")
+
+    @model_validator(mode="after")
+    def _flush_within_handover(self) -> Self:
+        # a follower must still hold every beat its killed leader had not written when it takes over
+        if self.simulated_flush_every is not None and self.simulated_flush_every >= self.handover_keep:
+            raise ValueError(f"simulated_flush_every ({self.simulated_flush_every}) must be below handover_keep "
+                             f"({self.handover_keep}): a successor writes the beats its killed leader held unwritten")
+        return self
 
 
 class StatusReporterSettings(Settings):

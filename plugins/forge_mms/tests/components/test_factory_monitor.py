@@ -59,7 +59,7 @@ def test_a_bare_json_beat_from_a_plain_client_is_a_new_factory(factory_plant):
 
 
 def test_beats_status_and_events_are_recorded_and_old_beats_pruned(factory_plant, beats):
-    plant = factory_plant({"retention": 10.0, "prune_every": 5.0, "flush_every": 1.0})
+    plant = factory_plant({"retention": 10.0, "prune_every": 5.0, "flush_every": 1.0, "simulated_flush_every": None})
     beats(plant, 30, "f1", "f2")
     monitor = plant.component("monitor")
     with monitor.ctx.storage.connect() as conn:

@@ -47,7 +47,7 @@ def test_a_factory_down_before_the_restart_stays_down_and_recovers_on_its_beats(
 def test_beats_heard_while_no_replica_leads_are_recorded_once(factory_plant, beats):
     """The leader is SIGKILLed: its lease runs out before the follower leads. Every beat of that
     handover is written by the successor (before: lost), and none twice."""
-    plant = factory_plant({"flush_every": 1.0}, replicas=2)
+    plant = factory_plant({"flush_every": 1.0, "simulated_flush_every": None}, replicas=2)  # a real clock's flush
     beats(plant, 5, "f1")
     first = leader(plant)
     plant.kill(first)
@@ -65,6 +65,30 @@ def test_beats_heard_while_no_replica_leads_are_recorded_once(factory_plant, bea
     # those its successor had heard before... none: the successor heard all of them
     assert rows == sent, (len(rows), len(sent))
     assert plant.component(second).store.stats["beats_already_written"] >= 4
+
+
+def test_a_simulated_run_writes_beats_in_larger_batches_and_loses_none_to_a_kill(factory_plant, beats):
+    """Under the virtual clock beats are written every simulated_flush_every (10 s), not every
+    second; a killed leader's unwritten beats (up to 10 s of them) are its successor's to write."""
+    plant = factory_plant({"flush_every": 1.0}, replicas=2)
+    beats(plant, 5, "f1")
+    first = leader(plant)
+    assert plant.component(first).store.stats["beats_written"] == 0, "nothing written before 10 s"
+    beats(plant, 6, "f1")
+    assert plant.component(first).store.stats["beats_written"] >= 9, "one batch at 10 s"
+    beats(plant, 7, "f1")
+    written = plant.component(first).store.stats["beats_written"]
+    plant.kill(first)  # its beats since the last flush die with it
+    beats(plant, 15, "f1")
+    second = leader(plant)
+    assert second != first
+    beats(plant, 12, "f1")
+    plant.advance(10)  # the successor's next batch
+    with plant.component(second).ctx.storage.connect() as conn:
+        rows = conn.execute(sa.text("SELECT received_at FROM heartbeats WHERE factory_id = 'f1' "
+                                    "ORDER BY received_at")).scalars().all()
+    sent = [e.time for e in plant.sent("factory/f1/heartbeat")]
+    assert written < 18 and rows == sent, (written, len(rows), len(sent))
 
 
 def _stall(plant, seconds: float) -> None:

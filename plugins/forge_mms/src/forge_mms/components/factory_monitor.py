@@ -102,7 +102,15 @@ class FactoryMonitor(Component):
             await self.ctx.subscribe(pattern, self.on_beat, types=p.types, shared=False)
         self.elector = self.ctx.elector(p.lease, on_elected=self._elected, on_deposed=self._deposed)
         self.ctx.every(p.check_every, self.check, name="check")
-        self.ctx.every(p.flush_every, self.flush, name="flush")
+        # Under a virtual clock a beat flush every second was 7 % of industry40's simulated day (SQLAlchemy's
+        # fixed cost per transaction); no power cut falls inside virtual time and a killed leader's
+        # unwritten beats are its successor's to write (catch_up), so the simulation writes fewer, larger
+        # batches. The timer stays at flush_every (a timer more or less reorders the virtual clock's
+        # same-instant events, and so the trace); the leader writes when simulated_flush_every has passed.
+        virtual = getattr(self.ctx.clock, "is_virtual", False)
+        self._write_every = p.simulated_flush_every if virtual and p.simulated_flush_every is not None else 0.0
+        self._written_at = self.ctx.clock.time()
+        self.ctx.every(p.flush_every, self._flush_tick, name="flush")
         self.ctx.every(p.prune_every, self.prune, name="prune")
 
     @property
@@ -225,10 +233,17 @@ class FactoryMonitor(Component):
             "outcome": event["outcome"], "detail": event["detail"], "orders_moved": event["ordersMoved"],
             "at": self.ctx.clock.time(), "holder": self.name})
 
+    async def _flush_tick(self) -> None:
+        if not self.leading or self.ctx.clock.time() - self._written_at >= self._write_every - 1e-9:
+            await self.flush()
+
     async def flush(self) -> None:
+        """Write the buffered beats now (the leader); a follower forgets those older than handover_keep."""
+        now = self.ctx.clock.time()
         if not self.leading:  # a follower keeps handover_keep s of beats for the day it takes over
-            self.store.trim(self.ctx.clock.time() - self.params.handover_keep)
+            self.store.trim(now - self.params.handover_keep)
         elif self.store.buffered:
+            self._written_at = now
             await self.store.flush()
 
     async def prune(self) -> None:
