@@ -24,7 +24,9 @@ from forge_sparkplug.codec.payload import Metric, PayloadError, decode, encode, 
 from forge_sparkplug.codec.topics import NAMESPACE, TopicError, parse, state_topic
 from forge_sparkplug.mqtt.client import Received, SparkplugClient, Will
 from forge_sparkplug.mqtt.resolve import broker_settings, data_dir
+from forge_sparkplug.node.link_proof import LinkProof
 from forge_sparkplug.node.metrics import Entry, MetricTable
+from forge_sparkplug.node.replay import replay_stored
 from forge_sparkplug.node.session import BdSeq, Seq
 from forge_sparkplug.settings import EdgeNodeParams
 
@@ -84,11 +86,9 @@ class EdgeNode(Component):
                                     "host_offline", "link_proofs", "unproven_stored"), 0)
         self._stopping = False
         self._replay: asyncio.Task[None] | None = None
-        # live DATA written since the last proof of the connection (QoS 0: a dead link not yet noticed eats it);
-        # stored in the outbox if the connection or the host's session ends before a proof comes
-        self.unproven: list[bytes] = []  # outbox bodies, made when sent (the table's entries change after)
-        self._prover: asyncio.Task[None] | None = None
         self.client = self._new_client()
+        # live DATA written since the last proof of the connection (QoS 0: a dead link not yet noticed eats it)
+        self.link = LinkProof(self.ctx, p.link_proof, lambda: self.client, float(self.broker.keepalive), self.stats)
         self.client.start()
         self.ctx.spawn(self._guard(), name="mqtt-guard")
         updates = p.updates_topic.format(group=p.group, node=p.node)
@@ -240,77 +240,27 @@ class EdgeNode(Component):
         self.outbox.put(f"{self.params.group}/{self.params.node}", body)  # OutboxFull: dead-lettered
 
     # -- proof of the connection (QoS 0 DATA on a dead link) --------------------------------------------
-    def _unproven(self, device: str | None, entries: list[Entry]) -> None:
-        if self.outbox is None or self.params.link_proof <= 0:
-            return
-        self.unproven.append(self._body(device, entries))
-        if self._prover is None or self._prover.done():
-            self._prover = self.ctx.spawn(self._proving(), name="link-proof")
+    @property
+    def unproven(self) -> list[bytes]:
+        """Live DATA not yet proven read by the broker (:class:`~forge_sparkplug.node.link_proof.LinkProof`)."""
+        return self.link.pending
 
-    async def _proving(self) -> None:
-        """Every ``link_proof`` seconds while live DATA is unproven: a round trip to the broker (``probe``) after it;
-        its answer means the broker read that DATA, which then needs no copy. No answer: the copies stay, and go to
-        the outbox when the connection is found dead (``_disconnected``)."""
-        while self.unproven:
-            await self.ctx.clock.sleep(self.params.link_proof)
-            client, upto = self.client, len(self.unproven)
-            if not upto or not client.connected:
-                return
-            if await client.probe(timeout=max(self.params.link_proof, float(self.broker.keepalive))) \
-                    and client is self.client and client.connected:
-                del self.unproven[:upto]
-                self.stats["link_proofs"] += 1
+    def _unproven(self, device: str | None, entries: list[Entry]) -> None:
+        if self.outbox is not None and self.params.link_proof > 0:
+            self.link.hold(self._body(device, entries))
 
     def _store_unproven(self) -> None:
         """What was sent live but not proven read by the broker: into the outbox, in order, ahead of anything newer."""
-        if not self.unproven or self.outbox is None:
-            self.unproven.clear()
+        pending = self.link.take()
+        if self.outbox is None:
             return
-        pending, self.unproven = self.unproven, []
         for body in pending:
             self._put(body)
             self.stats["unproven_stored"] += 1
 
     def _start_replay(self) -> None:
         if self.confirmed and self._backlog() and (self._replay is None or self._replay.done()):
-            self._replay = self.ctx.spawn(self._replaying(), name="replay")
-
-    async def _replaying(self) -> None:
-        """Send what was stored, in order, as historical DATA; a batch leaves the outbox once a round trip to the
-        broker after it proved the broker read it (``link_proof``; 0: each once paho wrote it to the socket)."""
-        outbox = self.outbox
-        assert outbox is not None
-        proof = self.params.link_proof > 0
-        while self.in_session and self.confirmed and outbox.depth:
-            written: list[int] = []
-            failed = False
-            for message in outbox.peek(200):
-                item = json.loads(message.body)
-                device = item["d"]
-                entries = [Entry(device, name, e.alias, e.datatype, 0.0, value, stamp, value, True)
-                           for name, value, stamp in item["m"]
-                           if (e := self.table.entries.get((device, name))) is not None]
-                verb = "DDATA" if device else "NDATA"
-                topic = self.topic.format(verb=verb) + (f"/{device}" if device else "")
-                body = encode(self._now(), self.table.data(entries, historical=True), self.seq.next(),
-                              datatype_of=self.table.datatype_of())
-                if not self.in_session or not await self.client.publish_written(topic, body):
-                    failed = True  # this one and the rest stay stored; the next session replays them
-                    break
-                if not proof:
-                    outbox.ack(message.seq)
-                    self.stats["replayed"] += 1
-                else:
-                    written.append(message.seq)
-            if proof and written:
-                client = self.client
-                if not await client.probe(timeout=max(1.0, float(self.broker.keepalive))) or client is not self.client:
-                    return  # not proven: stays stored (a copy may have arrived; replayed again, historical)
-                for seq in written:
-                    outbox.ack(seq)
-                self.stats["replayed"] += len(written)
-            if failed:
-                return
+            self._replay = self.ctx.spawn(replay_stored(self), name="replay")
 
     # -- from the broker --------------------------------------------------------------------------------
     async def _received(self, batch: list[Received]) -> None:
@@ -419,8 +369,7 @@ class EdgeNode(Component):
         client = getattr(self, "client", None)
         if client is None:
             return
-        if self.unproven and client.connected and await client.probe(timeout=2.0):
-            self.unproven.clear()  # the broker read them
+        await self.link.prove_now(timeout=2.0)  # what the broker read needs no copy
         if client.connected and not self.broker.is_v5:
             await client.publish_written(self.topic.format(verb="NDEATH"), self._ndeath_body(), qos=1)
         await client.stop(will=True)
