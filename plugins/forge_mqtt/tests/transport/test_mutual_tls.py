@@ -94,7 +94,8 @@ def test_no_client_certificate_is_refused(identity_broker: MosquittoServer, pki:
                                           kit: Any) -> None:
     async def body() -> None:
         transport = kit.make_transport(identity_broker, tmp_path, "nocert", ca_file=str(pki.ca.cert))
-        with pytest.raises(TransportError, match=r"'tlsv13 alert certificate required' \(no client certificate"):
+        # the alert when paho reads it before the closed socket, else the likely cause: a race of TLS 1.3
+        with pytest.raises(TransportError, match=r"before CONNACK .*no client certificate \(cert_file unset\)"):
             await transport.connect()
         await transport.close()
 

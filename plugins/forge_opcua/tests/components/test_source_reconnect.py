@@ -34,6 +34,9 @@ def test_server_restart_resubscribes_exactly_once(kit, tmp_path, outage) -> None
                 before = source.session.subscription_id
                 await asyncio.to_thread(getattr(server, outage))
                 await plant.until(lambda: source.losses == 1 and not source.connected, what="the loss noticed")
+                # the status message is published after the source notes the loss: wait for it on the bus
+                await plant.until(lambda: not plant.messages("opcua.source_status")[-1]["connected"],
+                                  what="the loss published")
                 lost = plant.messages("opcua.source_status")[-1]
                 assert lost["connected"] is False and lost["subscription_id"] is None
                 await asyncio.sleep(1.5)  # a few reconnect attempts against a closed port

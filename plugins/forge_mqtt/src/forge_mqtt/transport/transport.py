@@ -154,6 +154,12 @@ class MqttTransport(Transport):
             mine = f"client certificate {s.cert_file}" if s.cert_file else "no client certificate (cert_file unset)"
             raise TransportError(f"transport {self.name!r}: MQTT broker {self.broker} ended the TLS session before "
                                  f"CONNACK with the alert {conn.tls_alert!r} ({mine}, client id {self.client_id!r})")
+        if s.tls and not s.cert_file and isinstance(outcome, str) and outcome.startswith("connection closed"):
+            # TLS 1.3: the broker's 'certificate required' alert comes after the client's handshake is done, and
+            # paho may see the closed socket before it reads the alert: say the likely cause either way
+            raise TransportNotReady(f"transport {self.name!r}: MQTT broker {self.broker} closed the TLS session "
+                                    f"before CONNACK with no client certificate (cert_file unset): a broker that "
+                                    f"requires one does so ({outcome}; client id {self.client_id!r})")
         if isinstance(outcome, ReasonCode):
             code = int(outcome.value)
             message = (f"transport {self.name!r}: MQTT broker {self.broker} refused the connection of "
