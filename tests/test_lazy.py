@@ -60,3 +60,26 @@ def test_unknown_names_still_raise_attribute_error() -> None:
     with pytest.raises(ImportError):
         from forge_core.storage import nope  # noqa: F401
     assert storage.engine.DEFAULT_DATABASE_URL  # a submodule is still reachable as an attribute
+
+
+def test_a_tuple_of_exports_is_built_on_first_use(monkeypatch) -> None:
+    """``tuples``: a plugin's MESSAGE_TYPES, the values of its type constants, without importing them at load."""
+    import types
+
+    from forge_core._lazy import lazy_exports
+
+    package = types.ModuleType("acme_lazy")
+    monkeypatch.setitem(sys.modules, "acme_lazy", package)
+    getattr_, dir_ = lazy_exports("acme_lazy", {"PING": "json:dumps", "PONG": "json:loads"},
+                                  tuples={"MESSAGE_TYPES": ("PONG", "PING")})
+    assert "MESSAGE_TYPES" in dir_() and not hasattr(package, "MESSAGE_TYPES")
+    assert getattr_("MESSAGE_TYPES") == (json.loads, json.dumps)
+    assert (json.loads, json.dumps) == package.MESSAGE_TYPES and package.PING is json.dumps  # cached
+
+
+def test_plugins_message_types_are_their_constants() -> None:
+    import forge_mms
+    import forge_sched
+
+    assert forge_mms.MESSAGE_TYPES[0] == forge_mms.STORAGE_LEVELS and len(set(forge_mms.MESSAGE_TYPES)) == 8
+    assert forge_sched.ENDPOINT in forge_sched.MESSAGE_TYPES

@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
-def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(package: str, exports: Mapping[str, str], tuples: Mapping[str, Sequence[str]] | None = None,
+                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package``: each name in ``exports`` is imported on
-    first access; another name that is a submodule of ``package`` is imported as such (as an
-    eager ``__init__`` importing it used to make it an attribute)."""
+    first access; each name in ``tuples`` is the tuple of those exported names' values (a
+    plugin's ``MESSAGE_TYPES``), built on first access too; another name that is a submodule of
+    ``package`` is imported as such (as an eager ``__init__`` importing it used to make it an attribute)."""
+    groups = dict(tuples or {})
 
     def __getattr__(name: str) -> Any:
         target = exports.get(name)
-        if target is None:
+        if name in groups:
+            value: Any = tuple(__getattr__(member) for member in groups[name])
+        elif target is None:
             if name.startswith("__"):
                 raise AttributeError(f"module {package!r} has no attribute {name!r}")
             try:
-                value: Any = importlib.import_module(f"{package}.{name}")
+                value = importlib.import_module(f"{package}.{name}")
             except ModuleNotFoundError as exc:
                 if exc.name != f"{package}.{name}":
                     raise
@@ -38,6 +43,6 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(vars(sys.modules[package])) | set(exports))
+        return sorted(set(vars(sys.modules[package])) | set(exports) | set(groups))
 
     return __getattr__, __dir__

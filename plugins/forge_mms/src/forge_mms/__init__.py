@@ -1,7 +1,7 @@
 """forge-mms: monitoring and maintenance components for Forge plants (storage monitor, threshold alerts,
 factory monitor with failover and recovery reports, sensor processor with anomaly rules)."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from forge_core.plugin import lazy_exports
 
@@ -23,9 +23,21 @@ if TYPE_CHECKING:
     from forge_mms.tactics.risk import Risk, RiskAssessment, RiskStrategy
     from forge_mms.tactics.status_reporter import STATUS_REPORT, ReportResult, StatusReporter
 
+#: Every message type forge_mms owns (its schemas are registered by the plugin). Names of the constants, resolved on first use:
+_MESSAGE_TYPES_OF = (
+    "STORAGE_LEVELS",
+    "STORAGE_ALERT",
+    "FACTORY_HEARTBEAT",
+    "RISK_CHANGED",
+    "FAILOVER_EVENT",
+    "STATUS_REPORT",
+    "SENSOR_READING",
+    "SENSOR_ALERT",
+)
+
 # Imported on first use: the entry point loads this package with its plugin module, and listing the
 # plugins (forge --help) must not import the client libraries and models behind these names.
-_exported, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "SENSOR_ALERT": "forge_mms.anomaly:SENSOR_ALERT",
@@ -54,26 +66,8 @@ _exported, __dir__ = lazy_exports(
         "ReportResult": "forge_mms.tactics.status_reporter:ReportResult",
         "StatusReporter": "forge_mms.tactics.status_reporter:StatusReporter",
     },
+    tuples={"MESSAGE_TYPES": _MESSAGE_TYPES_OF},
 )
-#: Every message type forge_mms owns (its schemas are registered by the plugin). Names of the constants, resolved on first use:
-_MESSAGE_TYPES_OF = (
-    "STORAGE_LEVELS",
-    "STORAGE_ALERT",
-    "FACTORY_HEARTBEAT",
-    "RISK_CHANGED",
-    "FAILOVER_EVENT",
-    "STATUS_REPORT",
-    "SENSOR_READING",
-    "SENSOR_ALERT",
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "MESSAGE_TYPES":  # a tuple of the constants above, built on first use like them
-        value = tuple(_exported(n) for n in _MESSAGE_TYPES_OF)
-        globals()[name] = value
-        return value
-    return _exported(name)
 
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """forge-sched: production schedulers for Forge plants (the blade scheduler, the order scheduler)."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from forge_core.plugin import lazy_exports
 
@@ -29,9 +29,27 @@ if TYPE_CHECKING:
     from forge_sched.orders.status import StatusHandler, StatusReportResult
     from forge_sched.settings import BladeSchedulerParams, OrderSchedulerParams, OrderTopics, Targets, Topics
 
+#: Every message type forge_sched owns (its schemas are registered by the plugin). Names of the constants, resolved on first use:
+_MESSAGE_TYPES_OF = (
+    "HEARTBEAT",
+    "ASSIGN_BLADE",
+    "SWAP_BLADE",
+    "BLADE_SWAPPED",
+    "CHANGE_FRESH_AMOUNT",
+    "FRESH_AMOUNT_CHANGED",
+    "STORAGE_ALERT",
+    "CREATED",
+    "ASSIGNED",
+    "REVOKED",
+    "PROGRESS",
+    "COMPLETED",
+    "STATUS_REPORT_RESULT",
+    "ENDPOINT",
+)
+
 # Imported on first use: the entry point loads this package with its plugin module, and listing the
 # plugins (forge --help) must not import the client libraries and models behind these names.
-_exported, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "Machine": "forge_sched.blades.table:Machine",
@@ -59,32 +77,8 @@ _exported, __dir__ = lazy_exports(
         "Targets": "forge_sched.settings:Targets",
         "Topics": "forge_sched.settings:Topics",
     },
+    tuples={"MESSAGE_TYPES": _MESSAGE_TYPES_OF},
 )
-#: Every message type forge_sched owns (its schemas are registered by the plugin). Names of the constants, resolved on first use:
-_MESSAGE_TYPES_OF = (
-    "HEARTBEAT",
-    "ASSIGN_BLADE",
-    "SWAP_BLADE",
-    "BLADE_SWAPPED",
-    "CHANGE_FRESH_AMOUNT",
-    "FRESH_AMOUNT_CHANGED",
-    "STORAGE_ALERT",
-    "CREATED",
-    "ASSIGNED",
-    "REVOKED",
-    "PROGRESS",
-    "COMPLETED",
-    "STATUS_REPORT_RESULT",
-    "ENDPOINT",
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "MESSAGE_TYPES":  # a tuple of the constants above, built on first use like them
-        value = tuple(_exported(n) for n in _MESSAGE_TYPES_OF)
-        globals()[name] = value
-        return value
-    return _exported(name)
 
 
 __version__ = "0.1.0"
