@@ -198,3 +198,27 @@ def test_handover_through_fenced_state_store(vclock: VirtualClock) -> None:
 
     vclock.run(main())
     assert loaded == {"a": None, "b": {"owner": "a", "jobs": [1, 2, 3]}}
+
+
+def test_valid_until_time_is_when_the_term_ends_not_when_it_was_noticed(vclock: VirtualClock) -> None:
+    """A term's true end is its validity's end: a crashed (or starved) elector's term ended then,
+    however late anyone asks. Terms in a scheduler's report are cut there."""
+    el = LeaderElector(MemoryLeaseBackend(), "sched", "a", vclock, ttl=5.0, renew_every=3.0, retry_every=1.0)
+
+    started = vclock.time()
+
+    async def main() -> tuple[float, float, float]:
+        task = asyncio.ensure_future(el.run())
+        await asyncio.sleep(0.5)
+        assert el.is_leader
+        while_leading = el.valid_until_time - vclock.time()
+        await asyncio.sleep(3.0)  # renewed at 3.0 s: validity moves on
+        crashed_at = vclock.time()
+        task.cancel()
+        await asyncio.sleep(20.0)
+        return while_leading, crashed_at, el.valid_until_time
+
+    while_leading, crashed_at, ended = vclock.run(main())
+    assert while_leading == pytest.approx(5.0 - 0.5 - 0.5)  # elected at 0: ttl - margin - 0.5 s since
+    assert crashed_at < ended <= crashed_at + 5.0 - 0.5 < vclock.time() - 15.0
+    assert ended - started == pytest.approx(3.0 + 5.0 - 0.5)  # the last renewal (at 3 s) + ttl - margin

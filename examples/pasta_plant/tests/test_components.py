@@ -141,3 +141,18 @@ def test_monitor_keeps_a_snapshot_without_rendering(pasta):
     snap = plant.component("monitor").report()
     assert snap["machines"][0]["blade"] == "A" and snap["levels"]
     assert plant.component("monitor").live is None
+
+
+def test_chaos_times_a_failover_by_the_successors_grant_not_by_its_own_poll() -> None:
+    """The failover took until the lease was granted under a newer epoch; a watch that polled (or was
+    starved) later does not lengthen it. No recorded grant: the poll's time, the only evidence."""
+    from pasta_plant.components.chaos import Outage, _granted_after
+
+    from forge_core.tactics import Grant
+
+    killed = Outage("scheduler", "scheduler-0", at=100.0, was_leader=True, bound=7.0, epoch=3)
+    grants = [Grant(2, "scheduler-1", 40.0), Grant(3, "scheduler-0", 80.0), Grant(4, "scheduler-1", 104.5),
+              Grant(5, "scheduler-0", 120.0)]
+    assert _granted_after(killed, grants, now=109.0) == 104.5
+    assert _granted_after(killed, grants[:2], now=109.0) == 109.0
+    assert _granted_after(killed, grants, now=103.0) == 103.0  # never later than seen

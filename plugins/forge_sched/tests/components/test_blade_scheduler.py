@@ -295,3 +295,19 @@ def test_both_schedulers_report_leading_at_a_stop_in_turn_but_their_terms_do_not
     assert theirs["epoch"] > mine["epoch"] and theirs["to"] is None
     ended = old.report()["terms"][-1]
     assert ended["to"] is not None and ended["to"] <= theirs["from"] and ended["sent"] == 2  # two assignments
+
+
+def test_a_lapsed_term_ends_at_the_lapse_not_when_the_report_is_taken(sched_plant):
+    """A starved leader notices its lapse late (CI, stop 22: its term's end was the moment it got to
+    run, after its successor's start, and the plant check saw overlapping terms). Its authority ended
+    at the lapse (``leading`` and every command's fence), so the reported term ends there."""
+    plant = sched_plant(machines=2)
+    plant.advance(15)
+    old = leader_of(plant)
+    standby = plant.component("scheduler-1" if old.name == "scheduler-0" else "scheduler-0")
+    lapse = old.elector.valid_until_time
+    old.elector._task.cancel()  # the renewals stop; no on_deposed (as if its loop never ran again)
+    plant.run_until(lambda: standby.leading, timeout=10, step=0.1)
+    plant.advance(20)
+    (mine,), (theirs,) = old.report()["terms"][-1:], standby.report()["terms"][-1:]
+    assert mine["to"] == lapse < theirs["from"] < old.ctx.clock.time() - 19

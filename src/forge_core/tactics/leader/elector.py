@@ -85,6 +85,12 @@ class LeaderElector:
         return self._leading and self.clock.monotonic() < self._valid_until
 
     @property
+    def valid_until_time(self) -> float:
+        """When (``clock.time()``) this term's self-imposed validity ends, or ended: a term's true end
+        when the lease lapsed, however late a starved event loop noticed it and called ``on_deposed``."""
+        return self.clock.time() + (self._valid_until - self.clock.monotonic())
+
+    @property
     def epoch(self) -> int | None:
         """The epoch of the current (or last) term; stamp commands with it."""
         return self._epoch

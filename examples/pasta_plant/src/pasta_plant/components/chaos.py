@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_core import Check, Component, Envelope, Publishes, subscribe
 from pasta_plant.components.machine import WORKING
 from pasta_plant.ledger import ledger
 from pasta_plant.settings import ChaosParams, MachineParams
+
+if TYPE_CHECKING:
+    from forge_core.tactics import Grant
 
 
 @dataclass
@@ -41,6 +44,13 @@ class Outage:
     @property
     def took(self) -> float | None:
         return None if self.resolved_at is None else self.resolved_at - self.at
+
+
+def _granted_after(outage: Outage, grants: list[Grant], now: float) -> float:
+    """When the successor was granted the lease: the first grant of a newer epoch than the dead
+    leader's, not the moment this watch (polling, perhaps starved) saw it; ``now`` if none is recorded."""
+    times = [g.at for g in grants if outage.epoch is None or g.epoch > outage.epoch]
+    return min(now, max(outage.at, times[0])) if times else now
 
 
 @dataclass
@@ -226,10 +236,13 @@ class Chaos(Component):
         now = self.ctx.clock.time()
         lease = await self._lease() if self.schedulers else None
         covered = self._covered() if self.schedulers else True
+        grants: list[Grant] | None = None
         for outage in [o for o in self.outages[self._settled:] if o.resolved_at is None]:
             if outage.kind == "scheduler":
                 if lease is not None and (outage.epoch is None or lease[1] > outage.epoch):
-                    outage.resolved_at = now
+                    if grants is None:
+                        grants = await self.ctx.tactics.lease_backend().grants(self.params.lease)
+                    outage.resolved_at = _granted_after(outage, grants, now)
                     outage.note = f"epoch {outage.epoch} -> {lease[1]} ({lease[0]})"
             elif outage.kind == "machine" and covered:
                 outage.resolved_at = now

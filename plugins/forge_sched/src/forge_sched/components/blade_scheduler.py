@@ -150,7 +150,12 @@ class BladeScheduler(Component):
     async def on_deposed(self, epoch: int) -> None:
         self.stats["depositions"] += 1
         self.ready_epoch = None
-        self.terms.end(self.ctx.clock.time(), self._machine_commands())
+        self.terms.end(self._term_end(), self._machine_commands())
+
+    def _term_end(self) -> float:
+        """Now, or when the lease lapsed if that was earlier: a starved loop notices a lapse late, but
+        the term (``leading``, and the fence on every command) ended at the lapse."""
+        return min(self.ctx.clock.time(), self.elector.valid_until_time)
 
     def _machine_commands(self) -> int:
         return self.stats["assignments"] + self.stats["swaps"]
@@ -375,7 +380,7 @@ class BladeScheduler(Component):
 
     def report(self) -> dict[str, Any]:
         if not self.leading:
-            self.terms.end(self.ctx.clock.time(), self._machine_commands())  # lapsed, no on_deposed yet
+            self.terms.end(self._term_end(), self._machine_commands())  # lapsed, no on_deposed yet
         return {**self.stats, "leading": self.leading, "epoch": self.elector.epoch,
                 "terms": self.terms.view(self._machine_commands()),
                 "machines": len(self.machines),
