@@ -77,3 +77,18 @@ def test_merge_resumes_unknown_and_unconfirmed_machines_newer_beats_win() -> Non
     assert mine.machines[1].blade == "B" and mine.machines[1].pending == "assign" and 1 not in mine.waiting
     assert mine.machines[1].last_beat == 9.0
     assert mine.counts == {"A": 1, "B": 1}
+
+
+def test_a_mirrored_reassignment_is_counted_not_judged_but_my_own_after_it_is() -> None:
+    """A standby sees the leader's assigns on one topic and the machines' recovery beats on another,
+    in no order against each other (CI: a restarted standby replayed assign, assign, then the
+    beats, and failed 'no machine assigned twice'). Two mirrored assigns are counted, not a double;
+    this scheduler's own assignment of a machine assigned before without a recovery is one."""
+    t = MachineTable()
+    t.command_seen(0, "A", "assign", now=1.0)
+    t.command_seen(0, "A", "assign", now=2.0)
+    assert t.double_assignments == [] and t.mirrored_reassignments == 1 and t.machines[0].assigned
+    t.set_blade(t.machines[0], None, confirmed=False)
+    t.waiting.add(0)
+    t.plan_assignments(now=3.0)
+    assert t.double_assignments == [0]

@@ -104,15 +104,17 @@ class Machine:
 
 class MachineTable:
     """The machines by id, the blade counts, the machines waiting for a blade, and the double
-    assignments seen (a machine assigned again without a swap, recovery or retry in between)."""
+    assignments this scheduler made (a machine assigned again without a swap, recovery or retry in
+    between, also after another scheduler's assignment it saw)."""
 
-    __slots__ = ("counts", "double_assignments", "machines", "waiting")
+    __slots__ = ("counts", "double_assignments", "machines", "mirrored_reassignments", "waiting")
 
     def __init__(self) -> None:
         self.machines: dict[int, Machine] = {}
         self.counts = {"A": 0, "B": 0}
         self.waiting: set[int] = set()
         self.double_assignments: list[int] = []
+        self.mirrored_reassignments = 0  # another scheduler's assign of a machine assigned before, seen
 
     def set_blade(self, m: Machine, blade: str | None, *, confirmed: bool) -> None:
         """Give ``m`` a blade (None: none), keeping the counts; clears any pending command."""
@@ -178,7 +180,11 @@ class MachineTable:
         if m is None:
             m = self.machines[mid] = Machine(mid, now)
         if kind == "assign":
-            self.note_assignment(m)
+            # Not judged a double here: the recovery beat that allowed this assignment arrives on
+            # another topic, in no order against it (a restarted standby replays both). The sender
+            # judges its own (plan_assignments), the machines theirs (a command on a cutting blade).
+            self.mirrored_reassignments += m.assigned
+            m.assigned = True
         else:
             m.assigned = False
         self.set_blade(m, blade, confirmed=False)

@@ -385,7 +385,8 @@ class BladeScheduler(Component):
                 "terms": self.terms.view(self._machine_commands()),
                 "machines": len(self.machines),
                 "blades": dict(self.counts), "fresh_amount": self.fresh_amount, "offsets": dict(self.offsets),
-                "heartbeats_deduplicated": self.dedup.dropped}
+                "heartbeats_deduplicated": self.dedup.dropped,
+                "mirrored_reassignments": self.table.mirrored_reassignments}
 
     def checks(self) -> list[Check]:
         doubles = sorted(set(self.table.double_assignments))
