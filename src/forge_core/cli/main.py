@@ -78,6 +78,16 @@ class ForgeGroup(TyperGroup):
             command = command.load()  # a PluginError here is printed by invoke below, naming the plugin
         return name, command, rest
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from typer.core import HAS_RICH  # TYPER_USE_RICH=0: click's plain help, as typer would
+
+        if not HAS_RICH or self.rich_markup_mode is None:
+            return super().format_help(ctx, formatter)
+        from forge_core.cli.root_help import print_root_help  # not typer.rich_utils: see that module
+
+        print_root_help(self, ctx)
+        return None
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
