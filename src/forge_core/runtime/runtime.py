@@ -186,9 +186,31 @@ class Runtime:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
+        """Bring the plant up. If a step fails (a broker never ready, a bad route, a hook raising),
+        what the earlier steps acquired is given back before the error propagates: connected
+        transports (their client threads), servers, sinks and telemetry do not outlive the attempt."""
         if self._started:
             return
         self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self._abandon_start()
+            raise
+
+    async def _abandon_start(self) -> None:
+        try:
+            await self._release()
+        except Exception:
+            log.exception("releasing what a failed start acquired failed")
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+        if self._engine is not None:
+            self._engine.dispose()
+        if not self.clock_is_virtual:
+            gc.unfreeze()
+
+    async def _start(self) -> None:
         self._start_clock = self.clock.monotonic()
         self._start_wall = time.perf_counter()
         manifest = self.manifest
@@ -393,6 +415,24 @@ class Runtime:
             return self._stopped
         self.plugins.plant_stopping(self)
         self._collect_reports()
+        await self._release()
+        summary = self.summary()
+        summary.note_unreported()  # a killed instance's checks: listed as not run, not silently absent
+        if self.whole_plant and not self.children:
+            summary.checks += self.plugins.plant_checks(summary)
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._stopped = summary
+        if not self.clock_is_virtual:
+            gc.unfreeze()  # the stopped plant's objects are collectable again (tests run many plants)
+        self.plugins.plant_stopped(summary)
+        return summary
+
+    async def _release(self) -> None:
+        """Give back, in reverse order, what :meth:`start` acquired: components, servers, sinks,
+        tactics, transports, the health probe. Safe on a partial start (what is None is skipped)."""
         for transport in self.transports.values():
             transport.detach()  # the components' subscriptions end with the process: a kept session keeps them
         for supervisor in reversed(list(self.supervisors.values())):
@@ -411,19 +451,6 @@ class Runtime:
                 log.exception("closing transport %s failed", transport.name)
         if self.health_server is not None:
             self.health_server.stop()
-        summary = self.summary()
-        summary.note_unreported()  # a killed instance's checks: listed as not run, not silently absent
-        if self.whole_plant and not self.children:
-            summary.checks += self.plugins.plant_checks(summary)
-        if self.telemetry is not None:
-            self.telemetry.shutdown()
-        if self._engine is not None:
-            self._engine.dispose()
-        self._stopped = summary
-        if not self.clock_is_virtual:
-            gc.unfreeze()  # the stopped plant's objects are collectable again (tests run many plants)
-        self.plugins.plant_stopped(summary)
-        return summary
 
     def _collect_reports(self) -> None:
         """Ask every live instance for its report and checks while it still exists."""
