@@ -8,7 +8,8 @@ to (a loop that never acks); librdkafka may instead go fatal (every ``produce()`
 
 Asserted: every message reaches the consumer (distinct ids; duplicates are allowed by at least
 once and counted), no ``publish()`` raised, per key the first deliveries come in publish order
-(no inversion), and the producer was replaced within seconds of the broker's return.
+(no inversion), and the backlog was delivered without the stall watchdog's replacement (the
+seconds it took after the broker's return are printed, not asserted).
 
 Before each stop, publishing pauses until the consumer has handled everything the broker
 acknowledged: a broker that forgets would otherwise lose acknowledged records, which no producer
@@ -149,9 +150,10 @@ def check(result: dict[str, Any], *, forgets: bool = True) -> None:
     assert result.get("publish_failed", 0) == 0
     if forgets:
         assert result.get("producer_replaced", 0) >= 1  # the broker did forget the producer
-    # the outage's backlog arrives within seconds of the broker's return, not after a stall timeout
-    assert max(result["seconds_to_deliver_after_return"]) < 12.0
-    assert result.get("replace_ms_max", 0) < 5000
+    # the outage's backlog is delivered without the stall watchdog (which acts only after stall_timeout,
+    # 15 s, with no ack): by the broker's return, or a fatal or epoch-bump replacement. Counted, not timed
+    # (no test asserts a time); seconds_to_deliver_after_return and replace_ms_max are printed above.
+    assert result.get("replaced_after_stall", 0) == 0
 
 
 def test_tansu_restarted_twice_under_load() -> None:

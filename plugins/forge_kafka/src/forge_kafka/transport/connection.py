@@ -259,6 +259,7 @@ class KafkaConnection:
         self._acked, self._acked_at, self._epochs = 0, time.monotonic(), 0
         if wanted is not None and wanted[1] == "stall":
             self._stall_wait.next()  # a stall a new producer does not cure waits longer each time
+            self.stats["replaced_after_stall"] += 1  # the watchdog's cure, stall_timeout late: worth counting
         took = round((time.monotonic() - since) * 1000)
         self.stats["producer_replaced"] += 1
         self.stats["resent"] += len(held)
