@@ -60,20 +60,23 @@ def certificates(inbox: Any, kind: str, client_id: str) -> list[dict[str, Any]]:
 
 
 def test_kill_9_sends_the_will_at_once(mosquitto_server: MosquittoServer, tmp_path: Path, kit: Any) -> None:
+    """The kernel closes a killed process's socket, and the broker sends the Will for that, not for a
+    missed keepalive: with a 120 s keepalive (the broker's check: 180 s) the Will still comes within
+    the 30 s waited. How soon is printed, not asserted (no test asserts a time;
+    benchmarks/bench_machine_death.py measures it)."""
     async def body() -> None:
         watch, inbox = await watcher(mosquitto_server, tmp_path, kit)
-        proc = await asyncio.to_thread(hold_connection, mosquitto_server, tmp_path, "edge-kill9", 2)
+        proc = await asyncio.to_thread(hold_connection, mosquitto_server, tmp_path, "edge-kill9", 120)
         await kit.until(lambda: certificates(inbox, "birth", "edge-kill9"), 5)
         started = time.monotonic()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        await kit.until(lambda: certificates(inbox, "death", "edge-kill9"), 2 * 1.5)
-        elapsed = time.monotonic() - started
+        await kit.until(lambda: certificates(inbox, "death", "edge-kill9"), 30)
+        print(f"Will {time.monotonic() - started:.2f}s after kill -9")
         birth, death = certificates(inbox, "birth", "edge-kill9")[0], certificates(inbox, "death", "edge-kill9")[0]
         assert death == {"source": "edge-kill9", "seq": birth["seq"]}
         death_env = next(e for t, e in inbox.items if t.startswith("forge/death/"))
         assert death_env.type == "forge.death" and death_env.source == "edge-kill9"
-        assert elapsed < 1.0, f"Will took {elapsed:.2f}s after kill -9 (socket closed by the kernel)"
         await watch.close()
 
     asyncio.run(body())
@@ -81,10 +84,11 @@ def test_kill_9_sends_the_will_at_once(mosquitto_server: MosquittoServer, tmp_pa
 
 def test_a_hung_process_gets_its_will_within_the_keepalive_bound(broker: MosquittoServer, tmp_path: Path,
                                                                  kit: Any) -> None:
-    """SIGSTOP keeps the socket open: only the broker's keepalive check (1.5 x keepalive) notices.
-
-    Mosquitto 2.0 checks keepalives against a whole-second clock from its main loop, which adds up
-    to about 2 s to the 1.5 x keepalive of the spec (measured 4.1-5.2 s for keepalive 2).
+    """SIGSTOP keeps the socket open: only the broker's keepalive check (1.5 x keepalive) notices,
+    and the Will comes while the process is stopped. How soon is printed, not asserted (no test
+    asserts a time): Mosquitto 2.0 checks keepalives against a whole-second clock from its main
+    loop, which adds up to about 2 s to the 1.5 x keepalive of the spec (measured 4.1-5.2 s for
+    keepalive 2; benchmarks/bench_machine_death.py measures it beside the Will of a killed process).
     """
     keepalive = 2
 
@@ -96,9 +100,8 @@ def test_a_hung_process_gets_its_will_within_the_keepalive_bound(broker: Mosquit
             started = time.monotonic()
             os.kill(proc.pid, signal.SIGSTOP)
             await kit.until(lambda: certificates(inbox, "death", "edge-hung"), 30)
-            elapsed = time.monotonic() - started
-            print(f"Will {elapsed:.2f}s after SIGSTOP")
-            assert elapsed <= keepalive * 1.5 + 3.0, f"Will after {elapsed:.2f}s"
+            print(f"Will {time.monotonic() - started:.2f}s after SIGSTOP")
+            assert proc.poll() is None, "the process was alive (stopped) when its Will came"
         finally:
             proc.kill()
             proc.wait()
