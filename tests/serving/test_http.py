@@ -170,3 +170,34 @@ def test_a_released_prefix_answers_503_retry_after_until_it_is_mounted_again():
     first, gap, after = asyncio.run(scenario())
     assert first.status_code == 200 and after.status_code == 200
     assert gap.status_code == 503 and gap.headers["retry-after"] == "1" and "pms-0" in gap.json()["error"]
+
+
+def test_a_taken_fixed_port_is_the_mount_s_error_naming_it_and_a_later_mount_binds_it():
+    """uvicorn exits the process when it cannot bind; with fixed ports (runtime.http.ports) a taken port
+    must be an error the component's start raises, naming host:port, not a silent exit of the process."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def scenario():
+        host = HttpHost("127.0.0.1", port)
+        with pytest.raises(RuntimeError, match=f"could not bind 127.0.0.1:{port}"):
+            await host.mount("/a", app, owner="api")
+        assert host.url is None
+        holder.close()
+        await host.mount("/a", app, owner="api")  # a restart of the component, once the port is free
+        try:
+            assert host.url == f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"{host.url}/a")).text == "ok"
+        finally:
+            await host.aclose()
+
+    asyncio.run(scenario())

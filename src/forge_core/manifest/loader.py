@@ -30,6 +30,7 @@ from forge_core.manifest.model import (
     TelemetrySpec,
     TransportSpec,
 )
+from forge_core.manifest.ports import expand_ports
 from forge_core.manifest.substitute import secret_issues, substitute
 from forge_core.manifest.validate import (
     catalog_issues,
@@ -314,6 +315,7 @@ def _build(
     port = False if health is False else health.get("port", 0)
     health_port = None if port is None or port is False else port  # `is`: 0 == False in Python
     http, grpc = runtime.get("http") or {}, runtime.get("grpc") or {}
+    replicas = {name: spec.replicas for name, spec in components.items()}
     return Manifest(
         path=source.file,
         plant_dir=plant_dir,
@@ -344,6 +346,8 @@ def _build(
             health_port=health_port,
             http_host=str(http.get("host") or "127.0.0.1"), http_port=int(http.get("port") or 0),
             grpc_host=str(grpc.get("host") or "127.0.0.1"), grpc_port=int(grpc.get("port") or 0),
+            http_ports=expand_ports(http.get("ports") or {}, replicas),
+            grpc_ports=expand_ports(grpc.get("ports") or {}, replicas),
             initial_backoff=float(restart.get("initial_backoff", 1.0)),
             max_backoff=float(restart.get("max_backoff", 30.0)),
             max_restarts=int(restart.get("max_restarts", 5)),

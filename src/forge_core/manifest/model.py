@@ -141,6 +141,9 @@ class RuntimeSpec:
     http_port: int = 0
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
+    #: instance -> its own port (``runtime.http.ports`` with replicated components expanded; manifest/ports.py)
+    http_ports: dict[str, int] = field(default_factory=dict)
+    grpc_ports: dict[str, int] = field(default_factory=dict)
     initial_backoff: float = 1.0
     max_backoff: float = 30.0
     max_restarts: int = 5

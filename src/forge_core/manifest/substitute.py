@@ -114,6 +114,8 @@ def substitute(
 
 
 def _is_port_key(path: DocPath) -> bool:
-    """A ``port`` or ``*_port`` key: a whole ``${env:...}`` there becomes an integer."""
+    """A ``port`` or ``*_port`` key, or an entry of ``runtime.http.ports`` / ``runtime.grpc.ports``
+    (``runtime.http.ports.pms-0``): a whole ``${env:...}`` there becomes an integer."""
     key = path[-1] if path else None
-    return isinstance(key, str) and (key == "port" or key.endswith("_port"))
+    in_ports = len(path) == 4 and path[0] == "runtime" and path[1] in ("http", "grpc") and path[2] == "ports"
+    return in_ports or (isinstance(key, str) and (key == "port" or key.endswith("_port")))

@@ -22,6 +22,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from forge_core.manifest.metrics import MetricsSettings
 from forge_core.manifest.model import Catalog, DocPath, Issue, install_hint, owner_of, plugin_key
+from forge_core.manifest.ports import port_issues
 from forge_core.messages.schemas import schema_problem
 
 SCHEMA_FILE = "manifest.schema.json"
@@ -307,6 +308,7 @@ def structure_issues(doc: dict[str, Any], plant_dir: Path) -> list[Issue]:
         if isinstance(name, str) and name not in components:
             issues.append(Issue(("runtime", "in_parent", index),
                                 f"{name!r} is not a component; components: {', '.join(components) or 'none'}"))
+    issues += port_issues(doc.get("runtime"), components)
     return issues
 
 

@@ -268,8 +268,9 @@ class ProcessRunner:
                 argv += ["--seed", str(seed)]
             env = {**os.environ, INSTANCE_ENV: name, "PYTHONUNBUFFERED": "1"}
             listen = manifest.runtime.metrics.listen if manifest.runtime.metrics.enabled else None
-            if listen is not None:  # each child its own /metrics on a free port, listed for Prometheus' file_sd
-                env.update({METRICS_ENV: f"{parse_listen(listen)[0] or rs.http_host}:0",
+            if listen is not None:  # each child its own /metrics on its own HTTP port (runtime.http.ports) or a
+                # free one, listed for Prometheus' file_sd
+                env.update({METRICS_ENV: f"{parse_listen(listen)[0] or rs.http_host}:{rs.http_ports.get(name, 0)}",
                             TARGETS_ENV: str(self.run_dir / f"metrics-{name}.json")})
             self.children[name] = ChildProcess(name, argv, env, self.run_dir, policy)
         self.runtime: Runtime | None = None

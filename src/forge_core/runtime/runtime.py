@@ -21,6 +21,7 @@ from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import Clock, RealClock
 from forge_core.components import ComponentContext
 from forge_core.errors import ForgeError, TransportNotReady
+from forge_core.manifest.ports import port_for
 from forge_core.messages.deadletter import DeadLetterChannel
 from forge_core.messages.envelope import IdGenerator
 from forge_core.runtime.health import HealthServer
@@ -170,6 +171,16 @@ class Runtime:
                 self._replicas.setdefault(instances[w][0], []).append(instances[w][1])
         return [name for name in components if name in whole or name in self._replicas]
 
+    def _instance_names(self) -> list[str]:
+        """The instances this process runs: ``machine-1`` for a replica selected alone, every replica's
+        name for a whole replicated component, the bare name otherwise."""
+        names: list[str] = []
+        for name in self.only:
+            count = self.manifest.components[name].replicas
+            indices = self._replicas.get(name, range(count))
+            names += [name] if count == 1 else [f"{name}-{i}" for i in indices]
+        return names
+
     # -- storage -----------------------------------------------------------------------
     def storage(self) -> Engine:
         """The plant's engine, created (and migrated, if the manifest asks) on first use."""
@@ -235,8 +246,13 @@ class Runtime:
         )
         self._wire_dead_letters()
         rs = manifest.runtime
-        self.http = HttpHost(rs.http_host, rs.http_port, listen=not self.clock_is_virtual, probes=self.health_snapshot)
-        self.grpc = GrpcHost(rs.grpc_host, rs.grpc_port, listen=not self.clock_is_virtual)
+        # a process running one instance (a per_component child, --only pms-1) binds that instance's own
+        # port when runtime.http.ports / runtime.grpc.ports name it (manifest/ports.py)
+        mine = self._instance_names() if not self.whole_plant else []
+        self.http = HttpHost(rs.http_host, port_for(rs.http_ports, rs.http_port, mine),
+                             listen=not self.clock_is_virtual, probes=self.health_snapshot)
+        self.grpc = GrpcHost(rs.grpc_host, port_for(rs.grpc_ports, rs.grpc_port, mine),
+                             listen=not self.clock_is_virtual)
         if self.metrics is not None:
             await self.metrics.serve(self)
         for route in manifest.routes:

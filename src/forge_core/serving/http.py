@@ -147,7 +147,7 @@ class HttpHost:
             config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
                                     lifespan="off", access_log=False, interface="asgi3")
             server = Server(config)
-            task = asyncio.create_task(server.serve(), name="forge-http")
+            task = asyncio.create_task(self._serve(server), name="forge-http")
             while not server.started:
                 if task.done():
                     task.result()  # raises the bind error
@@ -156,6 +156,13 @@ class HttpHost:
                 await asyncio.sleep(0.01)
             self._server, self._task = server, task
             log.info("serving HTTP on %s (%s)", self.url, ", ".join(f"{p} -> {o}" for p, o in self.mounts().items()))
+
+    async def _serve(self, server: Any) -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn exits the process when it cannot bind; a taken port is the mount's error
+            raise RuntimeError(f"HTTP server could not bind {self.host}:{self.port} (is the port taken? "
+                               "runtime.http.port / runtime.http.ports)") from None
 
     async def aclose(self, timeout: float = 5.0) -> None:
         if self._server is None or self._task is None:
