@@ -18,11 +18,15 @@ from pydantic import Field, field_validator, model_validator
 from forge_sparkplug.codec.datatypes import BY_NUMBER, NUMERIC, SUPPORTED, DatatypeError, number_of, to_wire
 from forge_sparkplug.codec.topics import TopicError, check_id
 
-__all__ = ["RESERVED_METRICS", "DeviceSpec", "EdgeNodeParams", "HostParams", "MetricSpec"]
+__all__ = ["DEFAULT_LOOKBACK", "RESERVED_METRICS", "DeviceSpec", "EdgeNodeParams", "HostParams", "MetricSpec"]
 
 #: Metric names the edge node writes itself (bdSeq, the rebirth control) and a Forge host's fencing metadata of a
 #: command (the lease epoch and the lease naming the host group).
 RESERVED_METRICS = frozenset({"bdSeq", "Node Control/Rebirth", "Forge/Epoch", "Forge/Lease"})
+
+#: host_lookback when neither it nor host_keepalive is given: 3 x a host keepalive of 60 s (paho's default; Forge's mqtt
+#: default is 30 s)
+DEFAULT_LOOKBACK = 180.0
 
 _MQTT_DOC = ("the name of a declared transport of type mqtt whose broker settings are used (host, port, protocol, "
              "credentials, TLS, keepalive, connect_timeout, reconnect delays, max_inflight), or those settings "
@@ -131,6 +135,26 @@ class EdgeNodeParams(Settings):
                                "the DATA before it). Unproven when the connection or the host's session ends: stored "
                                "and replayed as historical (at least once: a copy may arrive twice). 0: off, DATA "
                                "leaves the outbox once written to the socket")
+    host_lookback: float | None = Field(
+        None, ge=0, description="with store_and_forward and a primary_host: seconds of DATA the node keeps after the "
+                                "broker read it. A host whose link dies silently (hung, stopped, network cut) keeps "
+                                "its socket open, so its STATE offline (its Will) comes only 1.5 x its keepalive "
+                                "later: DATA sent meanwhile reached no host. When the host's STATE offline (or a newer "
+                                "STATE online while in session) comes, the DATA sent in the last host_lookback "
+                                "seconds goes to the outbox ahead of newer data and is replayed as historical after "
+                                "the next births (at least once: what the host did get comes again, historical). "
+                                "null: 3 x host_keepalive, or 180 when that is not given; 0: off")
+    host_keepalive: float | None = Field(
+        None, gt=0, description="the primary host's MQTT keepalive, seconds, if known: host_lookback defaults to three "
+                                "times it (its Will comes 1.5 x keepalive after its last packet, later when the broker "
+                                "is loaded: 7.8-14 s with keepalive 6 s in the tests)")
+    host_lookback_max_messages: int = Field(
+        100_000, ge=1, description="bound of the host_lookback buffer (in memory), DATA messages: beyond it the oldest "
+                                   "are dropped, counted in lookback_dropped and logged when a window they belonged to "
+                                   "is replayed")
+    host_lookback_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="bound of the host_lookback buffer, bytes of its copies (as "
+                                            "host_lookback_max_messages)")
     unconfirmed_hold: float = Field(
         45.0, ge=0, description="seconds a session born on an unconfirmed STATE online keeps the updates in the "
                                 "outbox: after a lost broker connection, a retained STATE online with the timestamp "
@@ -147,6 +171,15 @@ class EdgeNodeParams(Settings):
                            "either way")
     aliases: bool = Field(True, description="give every metric an alias in the births and name metrics by alias "
                                             "in DATA messages")
+
+    @property
+    def lookback_window(self) -> float:
+        """Seconds of ``host_lookback`` in force (0 without a primary host or store-and-forward)."""
+        if self.primary_host is None or not self.store_and_forward:
+            return 0.0
+        if self.host_lookback is not None:
+            return self.host_lookback
+        return 3 * self.host_keepalive if self.host_keepalive is not None else DEFAULT_LOOKBACK
 
     @field_validator("group", "node", "primary_host")
     @classmethod

@@ -7,7 +7,8 @@ writes into ``sparkplug.write`` messages, and fences commands per host group: a 
 refused. With a primary host it births only after that host's STATE online, and ends its session when
 the host goes offline. Updates made while the broker or the primary host is away wait in the outbox
 tactic and are replayed, in order, with ``is_historical``; so do those sent as QoS 0 DATA into a connection
-that broke before a round trip to the broker proved it had read them (``link_proof``).
+that broke before a round trip to the broker proved it had read them (``link_proof``), and those the broker read
+in the last ``host_lookback`` seconds before the primary host's STATE offline (a host that died silently).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from forge_sparkplug.codec.topics import NAMESPACE, TopicError, parse, state_top
 from forge_sparkplug.mqtt.client import Received, SparkplugClient, Will
 from forge_sparkplug.mqtt.resolve import broker_settings, data_dir
 from forge_sparkplug.node.link_proof import LinkProof
+from forge_sparkplug.node.lookback import Lookback
 from forge_sparkplug.node.metrics import Entry, MetricTable
-from forge_sparkplug.node.replay import replay_stored
+from forge_sparkplug.node.replay import replay_stored, store_window
 from forge_sparkplug.node.session import BdSeq, Seq
 from forge_sparkplug.settings import EdgeNodeParams
 
@@ -83,12 +85,15 @@ class EdgeNode(Component):
         self.stats = dict.fromkeys(("births", "rebirths", "data_sent", "unchanged", "stored", "replayed",
                                     "commands", "stale_commands", "unfenced_commands", "refused_unfenced",
                                     "bad_commands", "unconfirmed_sessions", "host_resumed",
-                                    "host_offline", "link_proofs", "unproven_stored"), 0)
+                                    "host_offline", "link_proofs", "unproven_stored", "lookback_stored",
+                                    "lookback_refused"), 0)
         self._stopping = False
         self._replay: asyncio.Task[None] | None = None
         self.client = self._new_client()
         # live DATA written since the last proof of the connection (QoS 0: a dead link not yet noticed eats it)
         self.link = LinkProof(self.ctx, p.link_proof, lambda: self.client, float(self.broker.keepalive), self.stats)
+        # DATA the broker read, kept for the primary host's last moments (its Will: 1.5 x keepalive after it hung)
+        self.lookback = Lookback(p.lookback_window, p.host_lookback_max_messages, p.host_lookback_max_bytes)
         self.client.start()
         self.ctx.spawn(self._guard(), name="mqtt-guard")
         updates = p.updates_topic.format(group=p.group, node=p.node)
@@ -167,7 +172,7 @@ class EdgeNode(Component):
         publish-phid-offline]; until its STATE online, updates are stored."""
         self.stats["host_offline"] += 1
         self.in_session = False
-        self._store_unproven()  # the host may have gone before it got them
+        store_window(self)  # the host may have gone before it got them
         self.lost_broker = False  # the host's next STATE online is a new session of the host
         old = self.client
         if not self.broker.is_v5:
@@ -246,12 +251,17 @@ class EdgeNode(Component):
         return self.link.pending
 
     def _unproven(self, device: str | None, entries: list[Entry]) -> None:
-        if self.outbox is not None and self.params.link_proof > 0:
-            self.link.hold(self._body(device, entries))
+        if self.outbox is None or not (self.params.link_proof > 0 or self.lookback.enabled):
+            return
+        body = self._body(device, entries)
+        if self.params.link_proof > 0:
+            self.link.hold(body)
+        self.lookback.record(body, self.ctx.clock.time())
 
     def _store_unproven(self) -> None:
         """What was sent live but not proven read by the broker: into the outbox, in order, ahead of anything newer."""
         pending = self.link.take()
+        self.lookback.forget(pending)  # replayed from the outbox, and recorded again once proven
         if self.outbox is None:
             return
         for body in pending:
@@ -289,6 +299,8 @@ class EdgeNode(Component):
             self.stats["host_resumed"] += 1
             log.info("%s: primary host %s has a new session; birth again", self.name, self.params.primary_host)
             self.confirmed = True
+            self.in_session = False  # no live DATA ahead of the window
+            store_window(self)  # its previous session ended unseen: it may have missed what came before
             self._rebirth()
         elif online:
             self.host_online = True
@@ -301,6 +313,8 @@ class EdgeNode(Component):
             self.host_online = False
             log.warning("%s: primary host %s is offline; ending the session", self.name, self.params.primary_host)
             await self._host_offline()
+        elif len(self.lookback):  # its Will went out while our own connection was down: found out only now
+            store_window(self)
 
     def _hold_until_confirmed(self) -> None:
         self.stats["unconfirmed_sessions"] += 1
@@ -380,7 +394,7 @@ class EdgeNode(Component):
     def health(self) -> dict[str, Any]:
         return {"in_session": self.in_session, "connected": self.client.connected, "bdSeq": self.connect_bdseq,
                 "host_online": self.host_online, "outbox_depth": self.outbox.depth if self.outbox else 0,
-                **self.stats}
+                "lookback_dropped": self.lookback.dropped, **self.stats}
 
     def report(self) -> dict[str, Any]:
         return self.health()

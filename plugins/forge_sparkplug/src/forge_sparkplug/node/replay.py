@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
+
+from forge_core.tactics import OutboxFull
 
 from forge_sparkplug.codec.payload import encode
 from forge_sparkplug.node.metrics import Entry
@@ -11,7 +14,9 @@ from forge_sparkplug.node.metrics import Entry
 if TYPE_CHECKING:
     from forge_sparkplug.components.edge_node import EdgeNode
 
-__all__ = ["replay_stored"]
+__all__ = ["replay_stored", "store_window"]
+
+log = logging.getLogger("forge.sparkplug.edge_node")
 
 
 async def replay_stored(node: EdgeNode) -> None:
@@ -21,7 +26,7 @@ async def replay_stored(node: EdgeNode) -> None:
     assert outbox is not None
     proof = node.params.link_proof > 0
     while node.in_session and node.confirmed and outbox.depth:
-        written: list[int] = []
+        written: list[tuple[int, bytes]] = []
         failed = False
         for message in outbox.peek(200):
             item = json.loads(message.body)
@@ -38,16 +43,58 @@ async def replay_stored(node: EdgeNode) -> None:
                 break
             if not proof:
                 outbox.ack(message.seq)
+                node.lookback.record(message.body, node.ctx.clock.time())  # the host may die before it reads it
                 node.stats["replayed"] += 1
             else:
-                written.append(message.seq)
+                written.append((message.seq, message.body))
         if proof and written:
             client = node.client
             if not await client.probe(timeout=max(1.0, float(node.broker.keepalive))) or client is not node.client:
                 return  # not proven: stays stored (a copy may have arrived; replayed again, historical)
-            for seq in written:
+            for seq, stored in written:
                 outbox.ack(seq)
+                node.lookback.record(stored, node.ctx.clock.time())
             node.stats["replayed"] += len(written)
         if failed:
             return
 
+
+
+def store_window(node: EdgeNode) -> None:
+    """The primary host's session ended (its STATE offline, or a newer STATE online while in session): what it
+    may not have got goes to the outbox, oldest first and ahead of what is stored already (newer): the DATA of
+    the last ``host_lookback`` seconds the broker read, then what it has not been proven to have read."""
+    moved = node.lookback.take(node.ctx.clock.time())
+    unproven = node.link.take()
+    outbox = node.outbox
+    if outbox is None:
+        return
+    held = {id(body) for body in unproven}  # sent live and not proven: recorded in both, stored once
+    window = [body for body in moved.bodies if id(body) not in held]
+    if moved.dropped:
+        log.warning("%s: %d DATA sent in the primary host's last %gs were dropped for the bound of host_lookback "
+                    "(host_lookback_max_messages/_bytes) and are not replayed", node.name, moved.dropped,
+                    node.lookback.window)
+    older = outbox.depth
+    topic = f"{node.params.group}/{node.params.node}"
+    try:
+        for body in window:
+            outbox.put(topic, body)
+            node.stats["lookback_stored"] += 1
+        for body in unproven:
+            outbox.put(topic, body)
+            node.stats["unproven_stored"] += 1
+        if window and older:
+            # what the outbox held is newer than the window (nothing goes out live while it holds anything): behind it,
+            # each copied before it is removed (a crash meanwhile leaves a copy twice, historical, never none)
+            while older > 0:
+                batch = outbox.peek(min(older, 200))
+                if not batch:
+                    break
+                for message in batch:
+                    outbox.put(message.topic, message.body, message.headers)
+                    outbox.ack(message.seq)
+                older -= len(batch)
+    except OutboxFull as exc:
+        node.stats["lookback_refused"] += 1
+        log.error("%s: the outbox is full: DATA of the primary host's last moments not stored: %s", node.name, exc)
