@@ -8,7 +8,9 @@ among them. ``payload`` is the JSON body (``data``), kept as decoded Python valu
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 import os
 import random
 from collections.abc import Callable
@@ -85,13 +87,19 @@ class IdGenerator:
     prefix comes from the run's seed, so traces repeat exactly.
     """
 
-    __slots__ = ("_prefix", "next")
+    __slots__ = ("counter", "next", "prefix")
 
     def __init__(self, seed: int | None = None) -> None:
         bits = random.Random(seed).getrandbits(48) if seed is not None else int.from_bytes(os.urandom(6))
-        self._prefix = f"{bits:012x}-"
-        #: The next id, without a Python frame: prefix + 1, 2, 3, ... built in C (the bus's hot path).
-        self.next: Callable[[], str] = map(self._prefix.__add__, map(str, itertools.count(1))).__next__
+        #: An id is ``prefix + str(next(counter))``: the bus builds it inline on its hot path
+        #: (fastest there), everyone else calls the generator.
+        self.prefix = f"{bits:012x}-"
+        self.counter = itertools.count(1)
+        #: The next id, without a Python frame: prefix + 1, 2, 3, ... built in C. ``repr`` and
+        #: ``operator.concat`` are plain builtins: ``str`` (a type) and a bound ``__add__``/``__next__``
+        #: (method wrappers) took ~25 % longer per id through ``map``.
+        self.next: Callable[[], str] = functools.partial(
+            next, map(operator.concat, itertools.repeat(self.prefix), map(repr, self.counter)))
 
     def __call__(self) -> str:
         return self.next()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +34,21 @@ log = logging.getLogger("forge.transport")
 #: (body + headers) from network transports.
 MessageCallback = Callable[[str, Envelope | RawMessage], Awaitable[None]]
 
-#: A callback may carry ``callback.now(topic, envelope)``: the same delivery of an Envelope done
-#: without a coroutine, returning None when done or an awaitable still to await. The in-memory
-#: transport calls it when present (the bus's callbacks for sync handlers have it): a coroutine less
-#: per message. Raising means what raising from ``await callback(...)`` means.
-DirectCallback = Callable[[str, Envelope], Awaitable[None] | None]
+#: A queued message of a transport that queues in process: ``(topic, message, attempt)``, or, for
+#: an Envelope's first delivery, the Envelope alone (its ``topic`` is the topic; attempt 0): a
+#: tuple less per message, which is also one object less for the garbage collector to track.
+QueueEntry = tuple[str, Envelope | RawMessage, int] | Envelope
+
+#: A callback may carry ``callback.run(queue)``: the same deliveries done without a coroutine, for a
+#: run of queued Envelopes (the bus's callbacks for sync handlers have it; the in-memory transport
+#: calls it). It pops entries from the left of ``queue`` one at a time, in order, each before
+#: handing it over, and returns ``(delivered, entry, outcome)``: ``delivered`` counts the deliveries
+#: done (what returning from ``await callback(...)`` means); it returns when the queue is empty or
+#: its head is not an Envelope (left there for ``await callback(...)``), and ``entry`` and
+#: ``outcome`` are None; or, when a delivery did not finish, ``entry`` is that popped entry and
+#: ``outcome`` either an awaitable still to await or the exception the delivery raised (what
+#: raising from ``await callback(...)`` means). Messages queued while it runs stay in order behind.
+DirectRun = Callable[[deque[QueueEntry]], tuple[int, QueueEntry | None, Awaitable[None] | BaseException | None]]
 
 #: ``await callback(topic, messages)``: a batch of messages on one topic, in order (see
 #: :meth:`Transport.subscribe_batch`).
