@@ -65,8 +65,8 @@ def test_distributed_plant_with_chaos(tmp_path, kafka_bootstrap, postgres_url):
     # the profile as shipped, but kills every 4-10 s instead of 5-15 s: chaos waits for the steady state
     # (20-60 s of process start-up at load), and the rest of the run must see a leader killed
     shipped = (PLANT / "plant.yaml").read_text()
-    faster = shipped.replace("chaos: {transport: kafka, params: {enabled: true}}",
-                             "chaos: {transport: kafka, params: {enabled: true, min_interval: 4.0, "
+    faster = shipped.replace("chaos: {transport: kafka, params: {enabled: true, revive_grace: 12}}",
+                             "chaos: {transport: kafka, params: {enabled: true, revive_grace: 12, min_interval: 4.0, "
                              "max_interval: 10.0}}")
     assert faster != shipped, "the distributed profile's chaos entry moved: update this test"
     (plant / "plant.yaml").write_text(faster)

@@ -82,8 +82,11 @@ def count_checks(summary: RunSummary) -> list[Check]:
 def leadership_check(summary: RunSummary) -> Check:
     """At most one scheduler led at any moment: the reported terms have distinct epochs and do not
     overlap. Not the reports' ``leading`` flags: each process reports at its own SIGTERM, so the
-    leader (which then releases the lease) and the standby elected a moment later both say True."""
-    terms = sorted(((float(t["from"]), float(t["to"]) if t["to"] is not None else float("inf"), int(t["epoch"]), name)
+    leader (which then releases the lease) and the standby elected a moment later both say True.
+    A term still open at its report is judged up to the report (``leading_at``): it went on until
+    the release that followed, before which no standby could be granted the lease (CI, stop 23: the
+    leader's open term, read as endless, 'overlapped' the standby elected after its release)."""
+    terms = sorted(((float(t["from"]), _end(t), int(t["epoch"]), name)
                     for name, r in summary.reports.items() if isinstance(r, dict)
                     for t in r.get("terms") or []), key=lambda t: (t[0], t[2]))
     epochs = [t[2] for t in terms]
@@ -97,6 +100,14 @@ def leadership_check(summary: RunSummary) -> Check:
     if overlaps:
         detail += "; overlapping (holder, epoch, holder, epoch): " + ", ".join(map(str, overlaps))
     return Check("at most one scheduler led at any moment", not overlaps and len(set(epochs)) == len(epochs), detail)
+
+
+def _end(term: dict[str, Any]) -> float:
+    """A term's end, or the moment it was last known to lead (an open term); endless if neither."""
+    for key in ("to", "leading_at"):
+        if term.get(key) is not None:
+            return float(term[key])
+    return float("inf")
 
 
 def _batches_check(summary: RunSummary, machines: dict[str, dict[str, Any]]) -> Check:

@@ -64,6 +64,9 @@ class ChaosParams(Settings):
     max_restart: float = Field(30.0, gt=0, description="longest time a killed part stays dead")
     max_machines: int = Field(1, ge=0, description="machines dead at once")
     max_schedulers: int = Field(1, ge=0, description="schedulers dead at once")
+    revive_grace: float = Field(0.0, ge=0, description="seconds a revived part still counts as dead when chaos "
+                                                       "picks its next victim: a process needs them to start "
+                                                       "(the distributed profile sets it); 0 in one process")
     machines: str = Field("machine", description="the machines' component name")
     schedulers: str = Field("scheduler", description="the schedulers' component name")
     lease: str = Field("scheduler", description="the schedulers' lease")

@@ -73,6 +73,7 @@ class Chaos(Component):
         self.runtime = self.ctx.services.get("runtime")
         self.tally = Tally()
         self.dead: dict[str, float] = {}  # name -> revive time
+        self.warming: dict[str, float] = {}  # name -> end of its revive_grace: still down for picking victims
         self.outages: list[Outage] = []
         self._settled = 0
         self.leader: tuple[str, int] | None = None
@@ -116,13 +117,19 @@ class Chaos(Component):
         while True:
             wait = rnd.uniform(self.params.min_interval, self.params.max_interval)
             await self.ctx.clock.sleep(wait)
-            dead_machines = sum(1 for n in self.dead if n in self.machines)
-            dead_schedulers = sum(1 for n in self.dead if n in self.schedulers)
+            now = self.ctx.clock.time()
+            self.warming = {n: until for n, until in self.warming.items() if until > now}
+            # A revived process is not up at once (interpreter, imports, connections: seconds on a busy
+            # machine): killing the leader while the other scheduler still starts measures its start, not
+            # a failover (CI, stop 23: failover 7.7 s > 7 s, the standby spawned 9 s before it led).
+            down = self.dead.keys() | self.warming.keys()
+            dead_machines = sum(1 for n in down if n in self.machines)
+            dead_schedulers = sum(1 for n in down if n in self.schedulers)
             candidates: list[str] = []
             if dead_machines < self.params.max_machines:
-                candidates += [n for n in self.machines if n not in self.dead]
+                candidates += [n for n in self.machines if n not in down]
             if dead_schedulers < self.params.max_schedulers:
-                candidates += [n for n in self.schedulers if n not in self.dead]
+                candidates += [n for n in self.schedulers if n not in down]
             if not candidates:
                 continue
             victim = rnd.choice(candidates)
@@ -179,6 +186,8 @@ class Chaos(Component):
         await self.ctx.clock.sleep(after)
         self.runtime.revive(name)
         self.dead.pop(name, None)
+        if self.params.revive_grace:
+            self.warming[name] = self.ctx.clock.time() + self.params.revive_grace
         self.tally.restarts += 1
 
     async def _recovered(self, name: str, after: float) -> None:

@@ -26,6 +26,8 @@ class Terms:
         if self.terms and self.terms[-1]["to"] is None:
             self.terms[-1].update(to=now, sent=self.terms[-1]["sent"] + sent)
 
-    def view(self, sent: int) -> list[dict[str, Any]]:
-        """The terms, the open one's ``sent`` counted up to now."""
-        return [t if t["to"] is not None else {**t, "sent": t["sent"] + sent} for t in self.terms]
+    def view(self, sent: int, now: float) -> list[dict[str, Any]]:
+        """The terms, the open one's ``sent`` counted up to ``now`` and ``leading_at: now``: a report
+        is taken before the stop releases the lease, so an open term ends some time after ``now``,
+        and a standby elected after the release starts later still (not an overlap)."""
+        return [t if t["to"] is not None else {**t, "sent": t["sent"] + sent, "leading_at": now} for t in self.terms]

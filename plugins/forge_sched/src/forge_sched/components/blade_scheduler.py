@@ -382,7 +382,7 @@ class BladeScheduler(Component):
         if not self.leading:
             self.terms.end(self._term_end(), self._machine_commands())  # lapsed, no on_deposed yet
         return {**self.stats, "leading": self.leading, "epoch": self.elector.epoch,
-                "terms": self.terms.view(self._machine_commands()),
+                "terms": self.terms.view(self._machine_commands(), self.ctx.clock.time()),
                 "machines": len(self.machines),
                 "blades": dict(self.counts), "fresh_amount": self.fresh_amount, "offsets": dict(self.offsets),
                 "heartbeats_deduplicated": self.dedup.dropped,
