@@ -131,7 +131,7 @@ def test_handler_error_goes_to_dead_letters_and_the_subscriber_lives_on():
 
 def test_types_filter_skips_other_types_without_dead_letters():
     async def body(clock):
-        bus = make_bus(clock)
+        bus = make_bus(clock, bindings=[TypeBinding("r/raw", type="test.reading")])
         bus.schemas.add("test.other", {"type": "object"})
         got = []
         await bus.subscribe("#", got.append, owner="m", types=["test.other"])
@@ -488,5 +488,48 @@ def test_a_memory_transport_subclass_that_changes_publish_gets_it_called():
         assert bus.transport().direct_publish is None
         await bus.publish("r", "test.reading", {"value": 1}, source="s")
         assert calls == ["r"]
+
+    run(body)
+
+
+def test_runs_of_mixed_types_keep_order_and_count_each_type_exactly():
+    """The hub hands the bus a run of queued messages (transport.base.DirectRun, stop 23): order, the
+    types filter and per-type counts are those of one call per message, with raw bytes in between."""
+    async def body(clock):
+        bus = make_bus(clock, bindings=[TypeBinding("r/raw", type="test.reading")])
+        bus.schemas.add("test.other", {"type": "object"})
+        seen = []
+        await bus.subscribe("r/#", lambda e: seen.append((e.type, e.payload.get("value"))), owner="c",
+                            types=["test.reading"])
+        transport = bus.transport()
+        for value in range(5):
+            await bus.publish("r/1", "test.reading" if value != 2 else "test.other",
+                              {"value": value}, source="s")
+        await transport.publish_raw("r/raw", RawMessage(b'{"value": 9}'))
+        await bus.publish("r/1", "test.reading", {"value": 10}, source="s")
+        await settle(bus)
+        assert seen == [("test.reading", 0), ("test.reading", 1), ("test.reading", 3), ("test.reading", 4),
+                        ("test.reading", 9), ("test.reading", 10)]
+        published = bus.stats.published
+        assert published["test.reading"] == 5 and published["test.other"] == 1  # the raw one was not published
+        assert bus.stats.handled["test.reading"] == 6 and bus.stats.handled["test.other"] == 0
+
+    run(body)
+
+
+def test_an_envelope_published_again_to_another_topic_is_delivered_as_a_copy():
+    """The hub sets an envelope's topic once (a queued entry is the bare envelope): publishing the same
+    envelope on to another topic must not change what the first topic's subscriber receives."""
+    async def body(clock):
+        bus = make_bus(clock)
+        got = []
+        await bus.subscribe("a", lambda e: got.append(("a", e.topic, e.id)), owner="one")
+        await bus.subscribe("b", lambda e: got.append(("b", e.topic, e.id)), owner="two")
+        sent = await bus.publish("a", "test.reading", {"value": 1}, source="s")
+        transport = bus.transport()
+        await transport.publish("b", sent)
+        await settle(bus)
+        assert sorted(got) == [("a", "a", sent.id), ("b", "b", sent.id)]
+        assert sent.topic == "a"
 
     run(body)
