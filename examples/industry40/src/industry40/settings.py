@@ -94,6 +94,10 @@ class ChaosParams(Settings):
         {"stop": 3.0, "degraded": 2.0, "flapping": 1.0, "kill_mms": 1.0, "kill_pms": 1.0},
         description="relative odds of each action (0 turns one off)")
     max_failed_factories: int = Field(1, ge=0, description="factories failed at once (the others keep capacity)")
+    steady_timeout: float = Field(0.0, ge=0, description="at most this many seconds, wait before the first action "
+                                                        "until the MMS and PMS leases have holders (processes "
+                                                        "start for seconds: the distributed profile sets it); "
+                                                        "0 starts at once")
     mms: str = Field("mms", description="the MMS component (its lease holder is the one killed)")
     mms_lease: str = Field("mms", description="the MMS replicas' lease")
     pms: str = Field("pms", description="the PMS component (sched.order_scheduler)")

@@ -50,6 +50,7 @@ class Chaos(Component):
 
     async def start(self) -> None:
         self.runtime: Any = self.ctx.services.get("runtime")
+        self.started_at = self.ctx.clock.time()
         self.counts: Counter[str] = Counter()
         self.failed: dict[str, str] = {}  # factory id -> mode
         self.dead: set[str] = set()  # instance names
@@ -118,10 +119,24 @@ class Chaos(Component):
         return [name for name in names if name in self.runtime.instances()]
 
     # -- acting ----------------------------------------------------------------------------
+    async def _await_leaders(self) -> None:
+        """Until both leases have a holder (or ``steady_timeout``): kills drawn while processes still
+        start are skipped (nobody leads yet), and a run could end without the failovers it was for."""
+        deadline = self.ctx.clock.time() + self.params.steady_timeout
+        while self.ctx.clock.time() < deadline:
+            holders = [await self._holder(lease) for lease in (self.params.mms_lease, self.params.pms_lease)]
+            if all(holders):
+                self.counts["steady_after_s"] = round(self.ctx.clock.time() - self.started_at)
+                return
+            await self.ctx.clock.sleep(1.0)
+        self.ctx.log.warning("chaos: no MMS/PMS leader %.0f s after start; acting anyway", self.params.steady_timeout)
+
     async def _rampage(self) -> None:
         p, rnd = self.params, self.ctx.random
         actions = [a for a, w in p.weights.items() if w > 0]
         weights = [p.weights[a] for a in actions]
+        if p.steady_timeout:
+            await self._await_leaders()
         while True:
             await self.ctx.clock.sleep(rnd.uniform(p.min_interval, p.max_interval))
             action = rnd.choices(actions, weights)[0]
