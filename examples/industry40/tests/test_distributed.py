@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,6 +167,8 @@ def drive(plant: Path, host: str, port: int, user: User, stop: threading.Event, 
         if stop.wait(25):
             return
         t0 = time.monotonic()
+        side = threading.Thread(target=side_calls, args=(plant, user, stop, tmp, t0), daemon=True)
+        side.start()
         while not stop.is_set():  # to the end: factory 9 must never look DOWN
             n = int(time.monotonic() - t0)
             client.publish("factory/9/heartbeat", json.dumps(
@@ -179,13 +181,8 @@ def drive(plant: Path, host: str, port: int, user: User, stop: threading.Event, 
                 topic, body = BAD_EVENTS[user.bad_events]
                 client.publish(topic, body, qos=1)
                 user.bad_events += 1
-            if n == 20:
-                user.factories_seen = factories(plant)
-            if n == 22:
-                plain_http(plant, user)
-            if n == 26:
-                plain_grpc(plant, user, tmp)
             stop.wait(1.0)
+        side.join(60)
         user.factories_seen = user.factories_seen if any(f["id"] == "9" for f in user.factories_seen) \
             else factories(plant)
     except Exception as exc:  # reported by the test, not lost in a thread
@@ -193,6 +190,24 @@ def drive(plant: Path, host: str, port: int, user: User, stop: threading.Event, 
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def side_calls(plant: Path, user: User, stop: threading.Event, tmp: Path, t0: float) -> None:
+    """The REST and gRPC clients, beside factory 9's beats and not between them: a slow call (curl to
+    a killed replica's endpoint, protoc, a loaded box) silenced factory 9 for > 3 s and the MMS judged
+    it DEGRADED, then DOWN (CI, stop 23: while the driver ran plain_http and plain_grpc)."""
+    steps: list[tuple[float, Callable[[], Any]]] = [
+        (20, lambda: setattr(user, "factories_seen", factories(plant))),
+        (22, lambda: plain_http(plant, user)),
+        (26, lambda: plain_grpc(plant, user, tmp)),
+    ]
+    try:
+        for at, call in steps:
+            if stop.wait(max(0.0, t0 + at - time.monotonic())):
+                return
+            call()
+    except Exception as exc:  # reported by the test, not lost in a thread
+        user.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def factories(plant: Path) -> list[dict[str, Any]]:
