@@ -74,3 +74,6 @@ def test_a_transport_failing_to_connect_closes_the_ones_already_connected(plant_
     assert events == ["connect bus", "connect broken", "close bus"], events
     assert runtime.telemetry is not None and shut == [runtime.telemetry]
     assert not runtime.supervisors, "no component was started"
+    summary = asyncio.run(runtime.stop())  # a caller's stop() after the failed start: nothing twice
+    assert events == ["connect bus", "connect broken", "close bus"] and shut == [runtime.telemetry]
+    assert summary.plant == "halfway"

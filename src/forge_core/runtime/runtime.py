@@ -220,6 +220,7 @@ class Runtime:
             self._engine.dispose()
         if not self.clock_is_virtual:
             gc.unfreeze()
+        self._abandoned = True  # a stop() after this has nothing left to give back
 
     async def _start(self) -> None:
         self._start_clock = self.clock.monotonic()
@@ -436,7 +437,7 @@ class Runtime:
         summary.note_unreported()  # a killed instance's checks: listed as not run, not silently absent
         if self.whole_plant and not self.children:
             summary.checks += self.plugins.plant_checks(summary)
-        if self.telemetry is not None:
+        if self.telemetry is not None and not getattr(self, "_abandoned", False):
             self.telemetry.shutdown()
         if self._engine is not None:
             self._engine.dispose()
@@ -449,6 +450,8 @@ class Runtime:
     async def _release(self) -> None:
         """Give back, in reverse order, what :meth:`start` acquired: components, servers, sinks,
         tactics, transports, the health probe. Safe on a partial start (what is None is skipped)."""
+        if getattr(self, "_abandoned", False):
+            return
         for transport in self.transports.values():
             transport.detach()  # the components' subscriptions end with the process: a kept session keeps them
         for supervisor in reversed(list(self.supervisors.values())):
