@@ -17,6 +17,7 @@ from forge_core.components import Component
 from forge_core.errors import ForgeError
 from forge_core.flows import Flow, FlowError
 from forge_core.manifest.loader import read_manifest_text
+from forge_core.manifest.model import instance_names
 from forge_core.manifest.substitute import ENV_REF
 from forge_core.plant import load_plant, manifest_file
 from forge_core.plugins import Plugins
@@ -76,7 +77,7 @@ def build_document(path: str | Path, *, profile: str | None = None, env: Mapping
             flows: list[Flow] = cls.flows(params)
         except FlowError as exc:
             raise ForgeError(f"{where}: {exc}") from None
-        instances = [name] if spec.replicas == 1 else [f"{name}-{i}" for i in range(spec.replicas)]
+        instances = instance_names(name, spec.replicas)
         for flow in flows:
             transport = flow.transport or spec.transport
             if transport not in wires:

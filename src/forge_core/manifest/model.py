@@ -93,6 +93,12 @@ class TransportSpec:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+def instance_names(name: str, replicas: int) -> list[str]:
+    """A component's instance names: ``name`` alone, or ``name-0`` ... for ``replicas`` > 1 (the
+    one rule the runtime, the process runner, the port map and the AsyncAPI document share)."""
+    return [name] if replicas <= 1 else [f"{name}-{i}" for i in range(replicas)]
+
+
 @dataclass
 class ComponentSpec:
     name: str

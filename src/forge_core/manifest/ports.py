@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from forge_core.manifest.model import DocPath, Issue
+from forge_core.manifest.model import DocPath, Issue, instance_names
 
 __all__ = ["SERVERS", "expand_ports", "port_for", "port_issues"]
 
@@ -61,11 +61,7 @@ def _instance_of(key: str, replicas: Mapping[str, int]) -> str | None:
 
 
 def _instances(replicas: Mapping[str, int], components: Iterable[str]) -> list[str]:
-    return [
-        inst
-        for name in components
-        for inst in ([name] if replicas[name] <= 1 else [f"{name}-{i}" for i in range(replicas[name])])
-    ]
+    return [inst for name in components for inst in instance_names(name, replicas[name])]
 
 
 def port_issues(runtime: Any, components: Any) -> list[Issue]:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from forge_core.errors import ForgeError
 from forge_core.manifest.metrics import METRICS_ENV, TARGETS_ENV, parse_listen
+from forge_core.manifest.model import instance_names as model_instance_names
 from forge_core.runtime.dead_letter_sinks import accounting_check, merge_accounting
 from forge_core.runtime.runtime import wait_for_stop
 from forge_core.runtime.summary import Check, RunSummary, iso_time, not_run
@@ -63,11 +64,7 @@ def _die_with_parent() -> None:
 
 def instance_names(manifest: Manifest, components: list[str]) -> list[str]:
     """``machine-0``, ``machine-1``, ... for replicated components, the bare name otherwise."""
-    names: list[str] = []
-    for name in components:
-        replicas = manifest.components[name].replicas
-        names += [name] if replicas == 1 else [f"{name}-{i}" for i in range(replicas)]
-    return names
+    return [inst for name in components for inst in model_instance_names(name, manifest.components[name].replicas)]
 
 
 @dataclass
