@@ -86,6 +86,38 @@ def test_a_fixed_base_port_shared_by_every_child_is_a_collision(tmp_path: Path) 
     assert "port 50051 would be bound by 2 processes" in message and "bridge (gRPC), the parent (gRPC)" in message
 
 
+def test_a_fixed_health_port_is_bound_by_every_process_of_a_per_component_plant(tmp_path: Path) -> None:
+    [(path, message)] = found(
+        tmp_path,
+        """
+    processes: per_component
+    health: {port: 8080}
+    """,
+    )
+    assert path == "runtime.health.port"
+    assert "port 8080 would be bound by 4 processes" in message
+    assert "pms-0 (health), pms-1 (health), bridge (health), chaos (health)" in message
+    assert "set it to 0" in message
+
+
+def test_a_health_port_equal_to_an_instance_http_port_collides(tmp_path: Path) -> None:
+    """With one child the health port alone is no collision, but the child's HTTP port on it is."""
+    text = """
+    processes: per_component
+    in_parent: [pms, chaos]
+    health: {port: 18101}
+    http: {ports: {bridge: 18101}}
+    """
+    [(path, message)] = found(tmp_path, text)
+    assert "bridge (HTTP)" in message and "bridge (health)" in message and "the parent (health)" in message
+
+
+def test_a_free_or_absent_health_port_is_no_collision(tmp_path: Path) -> None:
+    assert found(tmp_path, "processes: per_component\nhealth: {port: 0}") == []
+    assert found(tmp_path, "processes: per_component\nhealth: false") == []
+    assert found(tmp_path, "health: {port: 8080}") == []  # one process serves it
+
+
 @pytest.mark.parametrize("port", [0, 65536, -1])
 def test_a_port_out_of_range_names_the_entry(tmp_path: Path, port: int) -> None:
     [(path, message)] = found(tmp_path, f"http: {{ports: {{bridge: {port}}}}}")

@@ -67,8 +67,9 @@ def _instances(replicas: Mapping[str, int], components: Iterable[str]) -> list[s
 def port_issues(runtime: Any, components: Any) -> list[Issue]:
     """What is wrong with ``runtime.http.ports`` / ``runtime.grpc.ports`` in a manifest document (the
     schema passed or not): keys that name no instance, an in_parent component, an instance given twice,
-    replica ranges past 65535, and under ``per_component`` two processes on one port (HTTP and gRPC
-    share the host's TCP ports, so an HTTP port equal to a gRPC port collides too)."""
+    replica ranges past 65535, and under ``per_component`` two processes on one port (HTTP, gRPC and
+    health share the host's TCP ports, so an HTTP port equal to a gRPC port collides too, and a fixed
+    ``runtime.health.port`` is bound by every process)."""
     runtime = runtime if isinstance(runtime, dict) else {}
     components = components if isinstance(components, dict) else {}
     replicas = {name: _replicas(spec) for name, spec in components.items()}
@@ -165,18 +166,31 @@ def _collisions(
             key = _key_for(process, raw, replicas) if process in ports else None
             path: DocPath = ("runtime", server, "ports", key) if key is not None else ("runtime", server, "port")
             binders.setdefault(port, []).append((process, server, path))
+    # the health server takes no per-instance map: every process of the plant serves /health on
+    # runtime.health.port, so a fixed one is bound by each child (and the parent with in_parent ones)
+    health = runtime.get("health", True)
+    health_port = health.get("port", 0) if isinstance(health, dict) else 0
+    if isinstance(health_port, int) and not isinstance(health_port, bool) and health_port != 0:
+        for process in processes:
+            binders.setdefault(health_port, []).append((process, "health", ("runtime", "health", "port")))
+    labels = {**SERVERS, "health": "health"}
     issues: list[Issue] = []
     for port, who in sorted(binders.items()):
         if len(who) < 2:
             continue
-        names = ", ".join(f"{process} ({SERVERS[server]})" for process, server, _ in who)
+        names = ", ".join(f"{process} ({labels[server]})" for process, server, _ in who)
         fields = sorted({".".join(map(str, path)) for _, _, path in who})
+        fix = "give each instance its own port under runtime.http.ports / runtime.grpc.ports, or 0 for a free one"
+        if any(server == "health" for _, server, _ in who):
+            fix = (
+                "runtime.health.port is served by every process of a per_component plant: set it to 0 "
+                "(each process a free port) or give HTTP and gRPC other ports"
+            )
         issues.append(
             Issue(
                 who[-1][2],
                 f"port {port} would be bound by {len(who)} processes of this per_component "
-                f"plant: {names} (from {', '.join(fields)}); give each instance its own "
-                "port under runtime.http.ports / runtime.grpc.ports, or 0 for a free one",
+                f"plant: {names} (from {', '.join(fields)}); {fix}",
             )
         )
     return issues
