@@ -76,8 +76,12 @@ def test_directory_registration_names_types_by_file_or_x_forge_type(tmp_path):
       r"bad\.json: not a valid JSON Schema: at properties/speed/minimum: \"fast\" is not of type \"number\""),
      ('{"$schema": "http://json-schema.org/draft-07/schema#", "required": "id"}',
       r"not a valid JSON Schema: at required: \"id\" is not of type \"array\""),
-     ('{"$schema": "https://example.com/own-dialect", "properties": {"speed": {"minimum": "fast"}}}',
-      r"not a valid JSON Schema: at properties/speed/minimum: 'fast' is not of type 'number'")],
+     ('{"$schema": "http://json-schema.org/draft-03/schema#", "properties": {"speed": {"minimum": "fast"}}}',
+      r"not a valid JSON Schema: at properties/speed/minimum: 'fast' is not of type 'number'"),
+     # a typo in $schema is named (jsonschema alone would guess the latest draft, with a DeprecationWarning)
+     ('{"$schema": "http://json-schema.org/draft-7/schema#", "type": "object"}',
+      r"bad\.json: not a valid JSON Schema: at \$schema: unknown dialect 'http://json-schema.org/draft-7/schema#'"),
+     ('{"$schema": "https://example.com/own-dialect", "type": "object"}', r"unknown dialect .*or leave \$schema out")],
 )
 def test_bad_schema_files_say_which_file_and_what(tmp_path, content, match):
     path = tmp_path / "bad.json"

@@ -266,7 +266,8 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
 
     jsonschema-rs does it ~200x faster than jsonschema's ``check_schema`` (7 ms a schema: ~1 s of
     every plant start and of each distributed child's, as much again in ``forge validate``); a
-    dialect it does not hold goes to jsonschema, which treats an unknown ``$schema`` as the latest draft."""
+    dialect it does not hold goes to jsonschema (draft-03); an unknown ``$schema`` is a problem (jsonschema
+    would guess the latest draft with only a DeprecationWarning, so a typo in the URL went unnoticed)."""
     dialect = schema.get("$schema") if isinstance(schema, dict) else None
     if dialect is None or dialect in _KNOWN_DIALECTS:
         try:
@@ -275,8 +276,14 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
             at = "/".join(str(part) for part in exc.instance_path)
             return f"at {at}: {exc.message}" if at else exc.message
         return None
+    cls = validator_for(schema, default=None)  # no default: an unknown dialect is named, not guessed
+    if cls is None:
+        return (
+            f"at $schema: unknown dialect {dialect!r}; known: draft-03, draft-04, draft-06, draft-07, "
+            "2019-09 and 2020-12 (e.g. 'https://json-schema.org/draft/2020-12/schema'), or leave $schema out"
+        )
     try:
-        validator_for(schema).check_schema(schema)
+        cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         at = "/".join(str(part) for part in exc.absolute_path)
         return f"at {at}: {exc.message}" if at else exc.message
