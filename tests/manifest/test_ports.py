@@ -109,7 +109,7 @@ def test_a_health_port_equal_to_an_instance_http_port_collides(tmp_path: Path) -
     http: {ports: {bridge: 18101}}
     """
     [(path, message)] = found(tmp_path, text)
-    assert path == "runtime.http.ports.bridge"
+    assert path == "runtime.health.port"  # the last field to bind it
     assert "bridge (HTTP)" in message and "bridge (health)" in message and "the parent (health)" in message
 
 
