@@ -21,12 +21,18 @@ same message count, one publisher and one subscriber connection per side.
     CloudEvents attributes, decoding and validation on both sides, manual PUBACK after the handler.
     Structured content mode (the default between Forge processes on MQTT 5) and binary mode.
 
-Throughput is messages over the time until the last one is received (median of ``--rounds``).
+Throughput is messages over the time until the last one is received (median of ``--rounds``), and
+beside it the client CPU per message: the CPU time of the process doing the publishing and the
+receiving (``time.process_time`` over the same window; for the C clients, their own CPU time), which
+the other helpers' load on this shared machine disturbs far less than msg/s. Each round runs every
+side once, in reverse order every other round, and the Forge / best raw Python ratios are printed
+per round (the best raw Python side of that same round) with their worst: the target holds only if
+it holds in every round.
 Latency is publish → handler at a fixed ``--rate`` (1,000 msg/s) for ``--latency-seconds``.
 Targets (issue 17 item 3): Forge ≥ 0.9 of the best raw Python client, p99 ≤ 2 ms at 1,000 msg/s on a
 quiet machine. The machine is shared: the load average is printed before and after.
 
-    python benchmarks/bench_mqtt.py [--messages 20000] [--rounds 3] [--latency-seconds 5] [--old-paho]
+    python benchmarks/bench_mqtt.py [--messages 20000] [--rounds 5] [--latency-seconds 5] [--old-paho]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import select
 import shutil
 import statistics
@@ -89,7 +96,16 @@ def load() -> str:
 
 
 # -- (a) the Mosquitto C clients ------------------------------------------------------------------
-def c_clients_throughput(broker: MosquittoServer, count: int, tmp: Path) -> float | None:
+#: A side's result: msg/s and client CPU µs per message.
+Result = tuple[float, float]
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def c_clients_throughput(broker: MosquittoServer, count: int, tmp: Path) -> Result | None:
     if shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None:
         return None
     lines = tmp / "lines.json"
@@ -100,10 +116,11 @@ def c_clients_throughput(broker: MosquittoServer, count: int, tmp: Path) -> floa
     try:
         time.sleep(1.0)  # mosquitto_sub has no "subscribed" signal; it subscribes within milliseconds
         with lines.open("rb") as stdin:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), children_cpu()
             subprocess.run(["mosquitto_pub", *common, "-l", "-M", "1000"], stdin=stdin, check=True, timeout=120)
         sub.wait(120)
-        return count / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        return count / elapsed, (children_cpu() - cpu) / count * 1e6
     finally:
         if sub.poll() is None:
             sub.kill()
@@ -176,7 +193,7 @@ class OneThread:
             client.loop_misc()
 
 
-def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: int) -> float:
+def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: int) -> Result:
     validate = jsonschema_rs.validator_for(HEARTBEAT).validate
     received = [0]
 
@@ -191,7 +208,7 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
     progress = received.__getitem__
     sent = 0
     last_misc = time.monotonic()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     deadline = time.monotonic() + 120
     while received[0] < count:
         while sent < count and sent - pair.acked < window:
@@ -204,9 +221,9 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
             pair.sub.loop_misc()
             if now > deadline:
                 raise SystemExit(f"raw paho: only {received[0]} of {count} received")
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     pair.close()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 def paho_latency(broker: MosquittoServer, rate: int, seconds: float, protocol: int) -> list[float]:
@@ -240,7 +257,7 @@ def paho_latency(broker: MosquittoServer, rate: int, seconds: float, protocol: i
 
 
 # -- (c) the old raw side (before issue 17), for comparison only ----------------------------------
-def old_paho_throughput(broker: MosquittoServer, count: int) -> float:
+def old_paho_throughput(broker: MosquittoServer, count: int) -> Result:
     validate = jsonschema_rs.validator_for(HEARTBEAT).validate
     done = threading.Event()
     received = [0]
@@ -264,24 +281,25 @@ def old_paho_throughput(broker: MosquittoServer, count: int) -> float:
     topic = f"bench/old/{uuid.uuid4().hex[:6]}"
     sub.subscribe(topic, qos=1)
     time.sleep(0.3)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for n in range(count):
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
         pub.publish(topic, orjson.dumps(payload(n)), qos=1, properties=props)
     if not done.wait(120):
         raise SystemExit(f"old paho: only {received[0]} of {count} received")
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     for client in clients:
         client.loop_stop()
         client.disconnect()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 # -- (d) the peer: FastStream ---------------------------------------------------------------------
 async def faststream_run(broker: MosquittoServer, count: int, window: int,
-                         rate: int | None) -> tuple[float, list[float]]:
-    """Throughput (``rate`` None: as fast as ``window`` concurrent publishes go) or latencies at ``rate``."""
+                         rate: int | None) -> tuple[Result, list[float]]:
+    """Throughput and CPU µs a message (``rate`` None: as fast as ``window`` concurrent publishes go) or
+    latencies at ``rate``."""
     from faststream.mqtt import MQTTBroker, QoS
 
     fs = MQTTBroker(host=broker.host, port=broker.port, client_id=f"fs-{uuid.uuid4().hex[:6]}", logger=None)
@@ -310,7 +328,7 @@ async def faststream_run(broker: MosquittoServer, count: int, window: int,
             finally:
                 slots.release()
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for n in range(count):
             if rate is not None:
                 delay = start + n / rate - time.perf_counter()
@@ -321,12 +339,12 @@ async def faststream_run(broker: MosquittoServer, count: int, window: int,
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         await asyncio.wait_for(done.wait(), 120 if rate is None else 10)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     except TimeoutError:
-        elapsed = float("inf")
+        elapsed, cpu = float("inf"), float("inf")
     finally:
         await fs.stop()
-    return count / elapsed, latencies
+    return (count / elapsed, cpu / count * 1e6), latencies
 
 
 # -- (e) Forge ------------------------------------------------------------------------------------
@@ -345,7 +363,7 @@ async def forge_pair(broker: MosquittoServer, data: Path, mode: str,
     return buses[0], buses[1], transports
 
 
-async def forge_throughput(broker: MosquittoServer, count: int, data: Path, mode: str) -> float:
+async def forge_throughput(broker: MosquittoServer, count: int, data: Path, mode: str) -> Result:
     pub_bus, sub_bus, transports = await forge_pair(broker, data, mode)
     received = [0]
     done = asyncio.Event()
@@ -359,14 +377,14 @@ async def forge_throughput(broker: MosquittoServer, count: int, data: Path, mode
     await sub_bus.subscribe(topic, handler, owner="bench")
     await asyncio.sleep(0.3)
     publish = pub_bus.publish
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for n in range(count):
         await publish(topic, "pasta.heartbeat", payload(n), source="machine")
     await asyncio.wait_for(done.wait(), 120)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     for transport in transports:
         await transport.close()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 async def forge_latency(broker: MosquittoServer, rate: int, seconds: float, data: Path, mode: str) -> list[float]:
@@ -402,36 +420,64 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
     return pick(0.50), pick(0.99), ordered[-1] * 1000
 
 
-def report_throughput(args: argparse.Namespace, broker: MosquittoServer, sides: dict[str, Any],
-                      rates: dict[str, list[float]], medians: dict[str, float]) -> str:
-    """Print the throughput table and ratios; the label of the best raw Python side."""
-    count, window = args.messages, args.window
-    c_label = next(iter(sides))
-    python_raw = [label for label in medians if label.startswith("raw paho")]
-    best_raw = max(python_raw, key=medians.__getitem__)
-    print(f"\nQoS 1 throughput, {count:,} messages, median of {args.rounds} rounds (Mosquitto "
-          f"{broker.host}:{broker.port}, window {window}):")
-    for label, value in medians.items():
-        print(f"  {label:<62} {value:>9,.0f} msg/s   (rounds {', '.join(f'{v:,.0f}' for v in rates[label])})")
-    forge = medians["Forge, structured (default)"]
-    print(f"\n  best raw Python: {best_raw}")
-    print(f"  Forge (structured) / best raw Python   {forge / medians[best_raw]:6.2f}   (target >= 0.90)")
-    print(f"  Forge (binary) / best raw Python       "
-          f"{medians['Forge, binary (7 user properties)'] / medians[best_raw]:6.2f}")
-    if c_label in medians:
-        print(f"  Forge (structured) / C clients limit   {forge / medians[c_label]:6.2f}")
-        print(f"  best raw Python / C clients limit      {medians[best_raw] / medians[c_label]:6.2f}")
-    fs_label = "FastStream 0.7 + pydantic, window tasks"
-    if fs_label in medians:
-        print(f"  Forge (structured) / FastStream        {forge / medians[fs_label]:6.2f}")
+STRUCTURED, BINARY = "Forge, structured (default)", "Forge, binary (7 user properties)"
 
+
+def per_round(results: dict[str, list[Result | None]], label: str, raw: list[str], index: int) -> list[float]:
+    """Per round: ``label`` against the best raw Python side of the same round (index 0: msg/s,
+    higher is better; 1: CPU µs a message, lower is better) as 'Forge / raw', so > 1 means faster."""
+    ratios = []
+    for n, mine in enumerate(results[label]):
+        theirs = [r[n] for r in (results[x] for x in raw) if r[n] is not None]
+        if mine is None or not theirs:
+            continue
+        if index == 0:
+            ratios.append(mine[0] / max(t[0] for t in theirs))
+        else:
+            ratios.append(min(t[1] for t in theirs) / mine[1])
+    return ratios
+
+
+def report_throughput(args: argparse.Namespace, broker: MosquittoServer,
+                      results: dict[str, list[Result | None]]) -> str:
+    """Print the throughput table and ratios; the label of the best raw Python side (median msg/s)."""
+    count, window = args.messages, args.window
+    done = {label: [r for r in values if r is not None] for label, values in results.items()}
+    done = {label: values for label, values in done.items() if values}
+    rate = {label: statistics.median(r[0] for r in values) for label, values in done.items()}
+    cpu = {label: statistics.median(r[1] for r in values) for label, values in done.items()}
+    raw = [label for label in done if label.startswith("raw paho")]
+    best_raw = max(raw, key=rate.__getitem__)
+    print(f"\nQoS 1 throughput, {count:,} messages, median of {args.rounds} rounds (Mosquitto "
+          f"{broker.host}:{broker.port}, window {window}); client CPU µs per message beside it:")
+    for label, values in done.items():
+        print(f"  {label:<62} {rate[label]:>9,.0f} msg/s {cpu[label]:7.1f} µs/msg   (rounds "
+              f"{', '.join(f'{r[0]:,.0f}' for r in values)}; {', '.join(f'{r[1]:.0f}' for r in values)} µs)")
+    print(f"\n  best raw Python: {best_raw} (each round below: the better raw paho of that round)")
+    for label, name in ((STRUCTURED, "structured"), (BINARY, "binary")):
+        if label not in done:
+            continue
+        for index, what in ((0, "msg/s"), (1, "CPU/msg")):
+            ratios = per_round(results, label, raw, index)
+            target = "   (target >= 0.90 in every round)" if name == "structured" else ""
+            print(f"  Forge ({name}) / best raw Python, {what:<7} rounds {' '.join(f'{x:.2f}' for x in ratios)}   "
+                  f"median {statistics.median(ratios):.2f}  worst {min(ratios):.2f}{target}")
+    forge = rate[STRUCTURED]
+    c_label = next(iter(results))
+    if c_label in rate:
+        print(f"  Forge (structured) / C clients limit   {forge / rate[c_label]:6.2f}")
+        print(f"  best raw Python / C clients limit      {rate[best_raw] / rate[c_label]:6.2f}")
+    fs_label = "FastStream 0.7 + pydantic, window tasks"
+    if fs_label in rate:
+        print(f"  Forge (structured) / FastStream        {forge / rate[fs_label]:6.2f}   "
+              f"(CPU/msg {cpu[fs_label] / cpu[STRUCTURED]:.2f})")
     return best_raw
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--window", type=int, default=1000, help="QoS 1 publishes in flight (raw paho, FastStream)")
@@ -442,7 +488,7 @@ def main() -> None:
     count, window = args.messages, args.window
     print(f"load before: {load()} (1/5/15 min; a shared 2-core machine)")
 
-    sides: dict[str, Callable[[int, Path], float | None]] = {}
+    sides: dict[str, Callable[[int, Path], Result | None]] = {}
     # Mosquitto drops QoS 1 messages for a subscriber with more than max_queued_messages (1000 by
     # default) waiting; a publisher in a tight loop outruns one subscriber, so lift the limit.
     config = "max_queued_messages 1000000\nmax_inflight_messages 1000\nset_tcp_nodelay true"
@@ -458,27 +504,28 @@ def main() -> None:
         if not args.no_faststream:
             sides["FastStream 0.7 + pydantic, window tasks"] = (
                 lambda r, d: asyncio.run(faststream_run(broker, count, window, None))[0])
-        sides["Forge, structured (default)"] = (
+        sides[STRUCTURED] = (
             lambda r, d: asyncio.run(forge_throughput(broker, count, d / "s", "structured")))
-        sides["Forge, binary (7 user properties)"] = (
+        sides[BINARY] = (
             lambda r, d: asyncio.run(forge_throughput(broker, count, d / "b", "binary")))
 
-        rates: dict[str, list[float]] = {label: [] for label in sides}
+        results: dict[str, list[Result | None]] = {label: [] for label in sides}
         for round_ in range(0 if args.latency_only else args.rounds):
             line = []
-            for label, run in sides.items():
+            # every other round in reverse, so no side always runs right after the same other one
+            order = list(sides.items()) if round_ % 2 == 0 else list(reversed(sides.items()))
+            for label, run in order:
                 folder = tmp / f"r{round_}-{len(line)}"
                 folder.mkdir()
                 value = run(round_, folder)
-                if value is not None:
-                    rates[label].append(value)
-                    line.append(f"{label.split(',')[0]} {value:,.0f}")
+                results[label].append(value)
+                shown = "-" if value is None else f"{value[0]:,.0f} ({value[1]:.0f} µs)"
+                line.append(f"{label.split(',')[0]} {shown}")
             print(f"round {round_ + 1} (load {load()}): " + "; ".join(line))
 
-        medians = {label: statistics.median(v) for label, v in rates.items() if v}
         best_raw = "raw paho 3.1.1, one thread, window"
-        if medians:
-            best_raw = report_throughput(args, broker, sides, rates, medians)
+        if any(results.values()):
+            best_raw = report_throughput(args, broker, results)
         best_protocol = mqtt.MQTTv311 if "3.1.1" in best_raw else mqtt.MQTTv5
         rate, secs = args.rate, args.latency_seconds
         latency: dict[str, list[float]] = {

@@ -7,6 +7,8 @@ changes one fails here (and names it) rather than in a plant.
 - ``_handle_publish``, ``_in_packet``, ``_protocol``, ``_manual_ack``, ``_handle_on_message``,
   ``_send_puback`` (FastClient): a real broker's PUBLISH arrives through the fast path as paho has it.
 - ``_update_inflight``, ``_out_messages``, ``_inflight_messages`` (FastClient's PUBACK shortcut).
+- ``_handle_pubackcomp``, ``_out_message_mutex``, ``_do_on_publish`` (FastClient's PUBACK decoder):
+  ``on_publish`` gets the mid and the broker's reason code, the message leaves ``_out_messages``.
 - ``_send_publish`` reads only ``pack()`` of the properties (PackedProperties): what a broker
   delivers is what was packed.
 """
@@ -31,7 +33,7 @@ from forge_mqtt.transport import paho_adapter
 from forge_mqtt.transport.paho_adapter import FastClient, PackedProperties, utf8
 
 PRIVATE_METHODS = ["_packet_read", "_loop_rc_handle", "_sock_close", "_handle_publish", "_handle_on_message",
-                   "_send_puback", "_update_inflight", "_send_publish"]
+                   "_send_puback", "_update_inflight", "_send_publish", "_handle_pubackcomp", "_do_on_publish"]
 
 
 @pytest.mark.parametrize("name", PRIVATE_METHODS)
@@ -45,6 +47,9 @@ def test_the_private_signatures_are_as_used() -> None:
     assert list(inspect.signature(mqtt.Client._loop_rc_handle).parameters) == ["self", "rc"]
     assert list(inspect.signature(mqtt.Client._handle_publish).parameters) == ["self"]
     assert list(inspect.signature(mqtt.Client._update_inflight).parameters) == ["self"]
+    assert list(inspect.signature(mqtt.Client._handle_pubackcomp).parameters) == ["self", "cmd"]
+    assert list(inspect.signature(mqtt.Client._do_on_publish).parameters) == ["self", "mid", "reason_code",
+                                                                                "properties"]
     assert paho_adapter.client_class() is FastClient
 
 
@@ -53,6 +58,8 @@ def test_the_private_state_fastclient_reads() -> None:
     assert client._protocol == mqtt.MQTTv5 and client._manual_ack is True
     assert isinstance(client._in_packet, dict) and {"command", "packet"} <= set(client._in_packet)
     assert len(client._out_messages) == 0 and isinstance(client._inflight_messages, int)
+    with client._out_message_mutex:  # the lock paho holds around _do_on_publish
+        pass
     # The PUBACK shortcut: nothing stored beyond what is in flight means nothing to send.
     assert client._update_inflight() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -202,3 +209,42 @@ def test_read_available_reads_a_bounded_burst_and_leaves_the_rest(mosquitto_serv
         pub.loop_stop()
         pub.disconnect()
         sub.disconnect()
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])
+@pytest.mark.parametrize(("packet", "code"), [(b"", 0x00), (b"\x00", 0x00), (b"\x10", 0x10), (b"\x87", 0x87),
+                                              (b"\x97\x00", 0x97)])
+def test_fast_client_pubacks_report_the_reason_code(protocol: int, packet: bytes, code: int) -> None:
+    """Every PUBACK shape reaches on_publish with the mid and the broker's reason code (a refusal
+    too: the publisher counts and logs it), once, and the message leaves paho's store: two or three
+    bytes through FastClient's decoder, longer ones (properties) through paho's."""
+    if protocol == mqtt.MQTTv311 and packet:
+        pytest.skip("an MQTT 3.1.1 PUBACK is the mid alone")
+    seen: list[tuple[int, int, str]] = []
+    client = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=protocol)
+    client.on_publish = lambda c, u, mid, reason, props: seen.append((mid, int(reason.value), str(reason)))
+    # not connected: paho stores the QoS 1 message for the next connection
+    info = client.publish("t/x", b"{}", qos=1)
+    client._inflight_messages = 1
+    assert info.mid in client._out_messages
+    client._in_packet = {**client._in_packet, "command": 0x40, "packet": info.mid.to_bytes(2, "big") + packet}
+    assert client._handle_pubackcomp("PUBACK") == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert [(mid, value) for mid, value, _ in seen] == [(info.mid, code)]
+    assert seen[0][2] == str(paho_adapter.ReasonCode(PacketTypes.PUBACK, identifier=code))
+    assert info.mid not in client._out_messages and info._published
+    assert client._handle_pubackcomp("PUBACK") == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS  # again: not reported twice
+    assert len(seen) == 1
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])
+def test_fast_client_gets_the_pubacks_of_a_real_broker(mosquitto_server: MosquittoServer, protocol: int) -> None:
+    acked: list[int] = []
+    client = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=protocol)
+    client.on_publish = lambda c, u, mid, reason, props: acked.append(mid) if not reason.is_failure else None
+    client.connect(mosquitto_server.host, mosquitto_server.port)
+    _pump(client, lambda: client.is_connected())
+    mids = [client.publish("acks/one", b"{}", qos=1).mid for _ in range(50)]
+    _pump(client, lambda: len(acked) >= len(mids))
+    assert acked == mids and not client._out_messages
+    client.disconnect()
