@@ -146,3 +146,15 @@ def test_property_nothing_lost_order_kept_across_crashes(tmp_path_factory, ops) 
     finally:
         box.close()
     assert delivered + remaining == put
+
+
+def test_ack_many_removes_the_given_messages_in_one_transaction(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    seqs = [box.put("t", f"m{k}".encode()) for k in range(5)]
+    assert box.ack_many([seqs[0], seqs[1], seqs[3], 999]) == 3, "999 was never queued"
+    assert [m.body for m in box.peek()] == [b"m2", b"m4"]
+    assert box.depth == 2 and box.bytes == 2 * (len("t") + 2 + len("{}"))
+    box.close()
+    again = Outbox(tmp_path / "o.db")
+    assert [m.body for m in again.peek()] == [b"m2", b"m4"], "the removal was committed"
+    again.close()

@@ -134,6 +134,22 @@ class Outbox:
         self._bytes -= int(row[0])
         return True
 
+    def ack_many(self, seqs: list[int]) -> int:
+        """Remove messages ``seqs`` in one transaction (one fsync, not one per message): all or none
+        are removed if the process dies meanwhile. Returns how many were queued."""
+        removed = 0
+        freed = 0
+        with self._db:  # sqlite3's context manager: BEGIN ... COMMIT, ROLLBACK on an exception
+            self._db.execute("BEGIN")
+            for seq in seqs:
+                row = self._db.execute("DELETE FROM outbox WHERE seq = ? RETURNING size", (seq,)).fetchone()
+                if row is not None:
+                    removed += 1
+                    freed += int(row[0])
+        self._depth -= removed
+        self._bytes -= freed
+        return removed
+
     async def replay(self, send: Send, *, batch: int = 100) -> int:
         """Send queued messages in order via ``await send(topic, body, headers)``.
 
