@@ -209,55 +209,6 @@ def test_only_connects_the_transports_a_component_names_in_its_params(plant_dir,
         assert sorted(plant.runtime.transports) == ["bus", "side"]
 
 
-class _StepClock:
-    """Records the sleeps asked of it and jumps time by them (no waiting)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-class _LateBroker:
-    name = "bus"
-
-    def __init__(self, ready_after: int) -> None:
-        self.ready_after = ready_after
-        self.attempts = 0
-
-    async def connect(self) -> None:
-        from forge_core.errors import TransportNotReady
-
-        self.attempts += 1
-        if self.attempts <= self.ready_after:
-            raise TransportNotReady(f"broker down (attempt {self.attempts})")
-
-
-def test_connect_retries_a_transport_that_is_not_ready_with_the_retry_backoff(plant_dir):
-    plugins, manifest = load_plant(plant_dir())
-    clock = _StepClock()
-    runtime = Runtime(manifest, plugins, clock=clock, connect_attempts=6)
-    broker = _LateBroker(ready_after=5)
-    asyncio.run(runtime._connect(broker))
-    assert broker.attempts == 6
-    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0], "doubling from 0.5 s, on the runtime's clock"
-
-    clock.sleeps.clear()
-    never = _LateBroker(ready_after=99)
-    with pytest.raises(ForgeError, match=r"transport 'bus' not ready after 6 attempts: broker down \(attempt 6\)"):
-        asyncio.run(runtime._connect(never))
-    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0]
-
-
 def test_transports_are_detached_before_components_release_their_subscriptions(plant_dir, monkeypatch):
     """So a transport with a broker-side session keeps it across a clean restart (issue 11 §5)."""
     from forge_core.transport.memory import MemoryTransport

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import Clock, RealClock
 from forge_core.components import ComponentContext
-from forge_core.errors import ForgeError, TransportNotReady
+from forge_core.errors import ForgeError
 from forge_core.manifest.ports import port_for
 from forge_core.messages.deadletter import DeadLetterChannel
 from forge_core.messages.envelope import IdGenerator
 from forge_core.runtime.health import HealthServer
-from forge_core.runtime.summary import Check, RunSummary
+from forge_core.runtime.summary import RunSummary, collect_reports
 from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
+from forge_core.runtime.transports import connect_with_retry, transports_needed
 from forge_core.serving import GrpcHost, HttpHost
-from forge_core.tactics.retry import RetryPolicy
 from forge_core.tactics.service import Tactics, TacticServices
 from forge_core.transport.base import MessageCallback, Transport, TransportContext
 
@@ -62,24 +62,6 @@ async def wait_for_stop(stop: asyncio.Event, duration: float | None) -> bool:
     except TimeoutError:
         return True
     return False
-
-
-def _commit_without_fsync(engine: Engine) -> None:
-    """A simulated run's SQLite connections do not wait for the disk (``synchronous=OFF``): no
-    power cut can fall inside virtual time, and WAL checkpoints' fsyncs were most of a commit's
-    cost. Every commit is still a commit (other connections and later lives see it); a real-clock
-    run keeps the engine's ``synchronous=NORMAL``. Registered after the engine's own pragmas."""
-    import sqlalchemy as sa
-
-    def off(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute("PRAGMA synchronous=OFF")
-        finally:
-            cursor.close()
-
-    sa.event.listen(engine, "connect", off)
-    engine.dispose()  # the connection create_engine_from_url checked with is pooled with NORMAL
 
 
 class Runtime:
@@ -186,10 +168,11 @@ class Runtime:
         """The plant's engine, created (and migrated, if the manifest asks) on first use."""
         if self._engine is None:
             from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
+            from forge_core.storage.engine import commit_without_fsync
 
             engine = create_engine_from_url(self.manifest.storage.url, plant_dir=self.manifest.plant_dir)
             if self.clock_is_virtual and engine.dialect.name == "sqlite":
-                _commit_without_fsync(engine)
+                commit_without_fsync(engine)
             if self.manifest.storage.migrate_on_start:
                 upgrade(engine, self.plugins.collect_migrations(MigrationRegistry(include_core=False)))
             self._engine = engine
@@ -300,15 +283,7 @@ class Runtime:
         context = TransportContext(self.clock, self.manifest.plant_dir, self.manifest.name, self.seed,
                                    self.data_dir, self.tactics,
                                    self.telemetry.meter_provider if self.telemetry is not None else None)
-        needed = {self.manifest.default_transport}
-        for name in self.only:
-            component = self.manifest.components[name]
-            needed.add(component.transport or self.manifest.default_transport)
-            uses = getattr(self.plugins.components.get(component.type).value, "uses_transports", None)
-            if uses is not None:
-                needed.update(uses(dict(component.params), self.manifest.transports))
-        for route in self.manifest.routes:
-            needed.update((route.source, route.target))
+        needed = transports_needed(self.manifest, self.plugins, self.only)
         for name, spec in self.manifest.transports.items():
             if name not in needed:
                 continue
@@ -322,28 +297,7 @@ class Runtime:
             self.plugins.transport_ready(name, transport)
 
     async def _connect(self, transport: Transport) -> None:
-        """Connect, retrying a broker that is not ready yet (``TransportNotReady``) with the retry
-        tactic on the plant's clock: 0.5 s doubling to 10 s, at most ``connect_attempts`` tries."""
-        last: list[TransportNotReady] = []
-
-        async def connect() -> None:
-            try:
-                await transport.connect()
-            except TransportNotReady as exc:
-                last[:] = [exc]
-                raise
-
-        def retrying(retries: int, sleep: float) -> None:
-            log.warning("transport %s not ready (%s); retry %d/%d in %.1fs", transport.name, last[-1], retries,
-                        self.connect_attempts, sleep)
-
-        policy = RetryPolicy(self.connect_attempts, initial=0.5, max_backoff=10.0, multiplier=2.0, jitter=0.0,
-                             retry_on=(TransportNotReady,), clock=self.clock, on_retry=retrying)
-        try:
-            await policy.acall(connect)
-        except TransportNotReady as exc:
-            raise TransportNotReady(
-                f"transport {transport.name!r} not ready after {policy.stats.attempts} attempts: {exc}") from exc
+        await connect_with_retry(transport, self.clock, self.connect_attempts)
 
     def _wire_dead_letters(self) -> None:
         from forge_core.messages.deadletter import DeadLetterSettings
@@ -472,25 +426,7 @@ class Runtime:
             self.health_server.stop()
 
     def _collect_reports(self) -> None:
-        """Ask every live instance for its report and checks while it still exists."""
-        self._reports: dict[str, dict[str, Any]] = {}
-        self._checks: list[Check] = []
-        for name, supervisor in self.supervisors.items():
-            instance = supervisor.instance
-            if instance is None:
-                continue
-            try:
-                report = instance.report()
-                checks = instance.checks()
-            except Exception as exc:  # a broken report must not lose the summary
-                log.exception("component %s failed to report", name)
-                self._checks.append(Check("report", False, f"{type(exc).__name__}: {exc}", name))
-                continue
-            if report:
-                self._reports[name] = report
-            for check in checks:
-                check.component = check.component or name
-                self._checks.append(check)
+        self._reports, self._checks = collect_reports(self.supervisors)
 
     # -- views -------------------------------------------------------------------------
     def summary(self) -> RunSummary:

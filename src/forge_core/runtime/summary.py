@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_core.checks import Check
+
+if TYPE_CHECKING:
+    from forge_core.runtime.supervisor import Supervisor
+
+log = logging.getLogger("forge.runtime")
 
 __all__ = ["NOT_RUN", "Check", "RunSummary", "iso_time", "not_run"]
 
@@ -125,3 +132,28 @@ class RunSummary:
         data["total_dead_letters"] = self.total_dead_letters
         data["checks_not_run"] = len(self.not_run)
         return data
+
+
+def collect_reports(supervisors: Mapping[str, Supervisor]) -> tuple[dict[str, dict[str, Any]], list[Check]]:
+    """Every live instance's report and checks, asked while it still exists. A component whose
+    ``report`` or ``checks`` raises gets a failed ``report`` check, so a broken report never loses
+    the summary and never passes silently."""
+    reports: dict[str, dict[str, Any]] = {}
+    checks: list[Check] = []
+    for name, supervisor in supervisors.items():
+        instance = supervisor.instance
+        if instance is None:
+            continue
+        try:
+            report = instance.report()
+            own = instance.checks()
+        except Exception as exc:
+            log.exception("component %s failed to report", name)
+            checks.append(Check("report", False, f"{type(exc).__name__}: {exc}", name))
+            continue
+        if report:
+            reports[name] = report
+        for check in own:
+            check.component = check.component or name
+            checks.append(check)
+    return reports, checks
