@@ -62,6 +62,10 @@ def test_same_message_as_paho(topic: str, qos: int, mid: int, props: Properties,
     names = [name.replace(" ", "") for name in theirs.properties.names]  # paho's keys have spaces
     expected = {name: getattr(theirs.properties, name) for name in names if hasattr(theirs.properties, name)}
     assert ours.properties.json() == expected  # type: ignore[attr-defined]
+    # every slot of paho's own MQTTMessage is set, as its __init__ sets it (info without its Condition)
+    plain = mqtt.MQTTMessage(ours.mid, topic.encode())
+    assert (ours.state, ours.timestamp, ours.info.mid, ours.info.rc, ours.info.is_published()) == (
+        plain.state, plain.timestamp, plain.info.mid, plain.info.rc, plain.info.is_published())
 
 
 @pytest.mark.parametrize("packet", [
@@ -86,3 +90,22 @@ def test_a_repeated_single_property_is_refused() -> None:
     body = b"\x00\x01t" + b"\x04" + b"\x01\x01\x01\x00"  # PayloadFormatIndicator twice
     with pytest.raises(MalformedPacket, match="twice"):
         decode_publish(0x30, bytearray(body))
+
+
+def test_a_user_property_seen_before_is_the_same_and_a_cut_one_still_refused() -> None:
+    """Pairs are kept by their bytes once decoded: the next message with them gets the same pairs, and
+    a packet cut inside such a pair is still malformed (it cannot match a whole pair's bytes)."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("source", "machine-7"), ("type", "pasta.heartbeat"), ("id", "é-1")]
+    header, packet = publish_packet("t/x", 1, 7, props, b"{}")
+    first, second = decode_publish(header, bytearray(packet)), decode_publish(header, bytearray(packet))
+    assert first.properties.UserProperty == second.properties.UserProperty == props.UserProperty
+    for cut in range(6, len(packet) - 2):  # inside the properties: each cut refused
+        with pytest.raises(MalformedPacket):
+            decode_publish(header, bytearray(packet[:cut]))
+    # a properties length that ends inside the last pair (whole in the packet, and known): refused
+    start = 2 + 3 + 2  # topic length, "t/x", mid
+    length = props.pack()[0]  # one byte: the properties are short
+    short = packet[:start] + bytes([length - 3]) + packet[start + 1:]
+    with pytest.raises(MalformedPacket):
+        decode_publish(header, bytearray(short))

@@ -13,6 +13,7 @@ list of pairs, ``SubscriptionIdentifier`` as a list, ...) and nothing is set tha
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -84,6 +85,11 @@ def _utf8(data: bytes | bytearray, pos: int) -> tuple[str, int]:
     return text, end
 
 
+#: Decoded user properties by their bytes (name and value with their lengths, as on the wire).
+_PAIRS: dict[bytes, tuple[str, str]] = {}
+_MAX_PAIRS = 4096
+
+
 def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperties:
     props = ReceivedProperties()
     user: list[tuple[str, str]] | None = None
@@ -97,11 +103,23 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperti
         except KeyError:
             raise MalformedPacket(f"property identifier {ident:#04x} is not allowed in PUBLISH") from None
         if kind == _PAIR:
-            key, pos = _utf8(data, pos)
-            value, pos = _utf8(data, pos)
+            # The same pair arrives on every message of a stream (binary mode's source, type, ...):
+            # its bytes are looked up before they are decoded and checked again.
+            second = pos + 2 + ((data[pos] << 8) | data[pos + 1])
+            stop = second + 2 + ((data[second] << 8) | data[second + 1])
+            raw = bytes(data[pos:stop])
+            pair = _PAIRS.get(raw)
+            if pair is None:
+                key, pos = _utf8(data, pos)
+                value, pos = _utf8(data, pos)
+                pair = (key, value)
+                if len(_PAIRS) >= _MAX_PAIRS:  # bounded: the pairs that never repeat (id, time) refill it
+                    _PAIRS.clear()
+                _PAIRS[raw] = pair
+            pos = stop
             if user is None:
                 user = props.UserProperty = []
-            user.append((key, value))
+            user.append(pair)
             continue
         if kind == _UTF8:
             value, pos = _utf8(data, pos)
@@ -128,6 +146,37 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperti
     return props
 
 
+_new_message = mqtt.MQTTMessage.__new__
+_new_info = mqtt.MQTTMessageInfo.__new__
+#: The one Condition of every received message's ``info``: nothing is ever published through it,
+#: so nothing notifies it, and ``is_published()`` (which holds it) answers as paho's would.
+_RECEIVED_CONDITION = threading.Condition()
+
+
+def _received(mid: int, topic: bytes) -> mqtt.MQTTMessage:
+    """``MQTTMessage(mid, topic)`` without the new ``threading.Condition`` its ``info`` builds (2-3 µs a
+    message here): that condition serves ``wait_for_publish()`` of an outgoing message, and paho
+    never touches the ``info`` of a received one. Every slot is set as paho's ``__init__`` sets it."""
+    message = _new_message(mqtt.MQTTMessage)
+    message.timestamp = 0.0
+    message.state = mqtt.mqtt_ms_invalid
+    message.dup = False
+    message.mid = mid
+    message._topic = topic
+    message.payload = b""
+    message.qos = 0
+    message.retain = False
+    info = _new_info(mqtt.MQTTMessageInfo)
+    info.mid = mid
+    info._published = False
+    info.rc = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+    info._iterpos = 0
+    info._condition = _RECEIVED_CONDITION
+    message.info = info
+    message.properties = None
+    return message
+
+
 def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
     """An MQTT 5 PUBLISH (``header``: first byte of the fixed header; ``packet``: the rest after
     the remaining length) as paho's ``MQTTMessage``; :class:`MalformedPacket` if it is not one."""
@@ -151,7 +200,7 @@ def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
         raise MalformedPacket("PUBLISH packet too short") from None
     except UnicodeDecodeError as exc:
         raise MalformedPacket(f"PUBLISH property is not UTF-8: {exc}") from None
-    message = mqtt.MQTTMessage(mid=mid, topic=topic)
+    message = _received(mid, topic)
     message.dup = bool(header & 0x08)
     message.qos = qos
     message.retain = bool(header & 0x01)

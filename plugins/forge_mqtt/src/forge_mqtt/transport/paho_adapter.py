@@ -138,6 +138,14 @@ def utf8(text: str) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
+#: User properties packed once: (name, value) -> bytes. Binary mode repeats four of its six CloudEvents
+#: attributes (specversion, source, type, schemaversion) on every message of a stream; id and time
+#: never repeat, so they are not kept.
+_PAIRS: dict[tuple[str, str], bytes] = {}
+_UNIQUE = frozenset({"id", "time"})
+_MAX_PAIRS = 4096
+
+
 class PackedProperties(Properties):
     """PUBLISH properties (message expiry, content type, CloudEvents user properties) packed once, directly.
 
@@ -154,8 +162,16 @@ class PackedProperties(Properties):
         parts = [content_type]
         if expiry is not None:  # Message Expiry Interval (0x02): a four-byte integer, seconds
             parts.insert(0, b"\x02" + expiry.to_bytes(4, "big"))
-        for name, value in headers.items():
-            parts.append(b"\x26" + utf8(name) + utf8(value))
+        pairs = _PAIRS
+        for item in headers.items():
+            pair = pairs.get(item)
+            if pair is None:
+                pair = b"\x26" + utf8(item[0]) + utf8(item[1])
+                if item[0] not in _UNIQUE:
+                    if len(pairs) >= _MAX_PAIRS:  # bounded: a source or type per message refills it
+                        pairs.clear()
+                    pairs[item] = pair
+            parts.append(pair)
         body = b"".join(parts)
         self._packed = VariableByteIntegers.encode(len(body)) + body
 

@@ -36,6 +36,9 @@ _CONTENT_TYPE_PROPERTY = b"\x03" + utf8(CONTENT_TYPE)
 #: says what the body is.
 _STRUCTURED_HEADERS: dict[str, str] = {}
 _STRUCTURED_TYPE_PROPERTY = b"\x03" + utf8(STRUCTURED_CONTENT_TYPE)
+#: The properties of every structured publish without an expiry: the same bytes each time, and paho
+#: only calls pack() on them, so one object serves them all.
+_STRUCTURED_PROPERTIES = PackedProperties(_STRUCTURED_TYPE_PROPERTY, _STRUCTURED_HEADERS)
 
 #: A publish handed to paho and not yet acknowledged: topic, body, headers, qos, whether it came from the outbox,
 #: and when it expires (clock time; None: never).
@@ -143,9 +146,12 @@ class Publisher:
         props = None
         if self.settings.is_v5:
             # Outbox entries keep their headers: an empty dict is a structured-mode message.
-            expiry = None if deadline is None else max(1, math.ceil(deadline - self.clock.time()))
-            props = PackedProperties(_STRUCTURED_TYPE_PROPERTY if not headers else _CONTENT_TYPE_PROPERTY, headers,
-                                     expiry)
+            if not headers and deadline is None:
+                props = _STRUCTURED_PROPERTIES
+            else:
+                expiry = None if deadline is None else max(1, math.ceil(deadline - self.clock.time()))
+                props = PackedProperties(_STRUCTURED_TYPE_PROPERTY if not headers else _CONTENT_TYPE_PROPERTY,
+                                         headers, expiry)
         info = client.publish(topic, body, qos, properties=props)
         rc = info.rc
         if qos:
