@@ -261,7 +261,9 @@ class MessageBus:
         if self.telemetry is not None:
             await self._publish_traced(topic, envelope, target)
         elif (direct := target.direct_publish) is not None:
-            direct(topic, envelope)  # a transport that never waits: no coroutine (Transport.direct_publish)
+            # a transport that seldom waits: no coroutine unless it has to (Transport.direct_publish)
+            if (pending := direct(topic, envelope)) is not None:
+                await pending
         else:
             await target.publish(topic, envelope)
         return envelope

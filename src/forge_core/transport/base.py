@@ -171,9 +171,12 @@ class Transport(ABC):
     guarantee: DeliveryGuarantee = DeliveryGuarantee.AT_MOST_ONCE
     #: Header name prefix of CloudEvents attributes in binary mode (``ce_`` on Kafka, none on MQTT 5).
     header_prefix: str = "ce_"
-    #: A transport whose ``publish`` never waits (the in-memory one) sets this to a plain function
-    #: doing what ``publish`` does; the bus calls it instead and saves a coroutine per message.
-    direct_publish: Callable[[str, Envelope], None] | None = None
+    #: A transport whose ``publish`` seldom waits (the in-memory one never does; Kafka's only on a
+    #: full local queue, a fatal producer or ``confirm_publish``) sets this to a plain function
+    #: doing what ``publish`` does; the bus calls it instead and saves a coroutine per message. It
+    #: returns None when done, or the awaitable that finishes the publish (the bus awaits it at
+    #: once, so the order of publishes holds).
+    direct_publish: Callable[[str, Envelope], Awaitable[None] | None] | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name

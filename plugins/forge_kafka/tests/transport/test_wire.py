@@ -22,7 +22,7 @@ from forge_core.transport import (
     fast_format_time,
 )
 
-from forge_kafka import to_kafka
+from forge_kafka import KafkaTransport, to_kafka
 
 from ..conftest import read_topic, wait_until
 
@@ -46,6 +46,36 @@ def test_headers_round_trip_with_and_without_prefix() -> None:
             got = decoder.decode("t", body, {**headers, "foreign": "x"} if prefix else headers)
             assert (got.id, got.source, got.type, got.key, got.schema_version, got.time, got.headers) == (
                 "id-1", "m1", "a.b", "k", 3, sent.time, {"traceparent": "00-a-b-01"})
+
+
+def test_the_publishers_joined_event_is_encode_structureds_and_decodes_alike() -> None:
+    publisher = KafkaTransport("k", {"bootstrap": "127.0.0.1:1"}).publisher  # encoding needs no broker
+    decoder = Decoder(ids=IdGenerator(1), clock_time=lambda: 0.0)
+    sent = [
+        Envelope("a.b", {"x": [1, {"y": "é"}]}, "m1", "id-1", 1_704_067_200.5, None, 1, {}),
+        Envelope("a.b", {"x": 2}, "m1", "id-2", 1_704_067_201.25, "k\"1", 1, {}),  # the head reused
+        Envelope("a.b", {"x": 3}, 'm"2\u00e9', "id-3", 1_704_067_202.0, None, 3, {}),  # escaped, version 3
+        Envelope("a.b", {"x": 4}, "m1", "id-4", 1_704_067_203.0, "k", 1, {"traceparent": "00-a-b-01"}),  # whole
+    ]
+    for envelope in sent:
+        body = publisher.encode(envelope)
+        assert body.startswith(b'{"specversion"')  # the receivers' fast path (MessageBus.on_batch)
+        assert orjson.loads(body) == orjson.loads(encode_structured(envelope))
+        got = decoder.decode("t", body, {})
+        assert (got.id, got.source, got.type, got.key, got.schema_version, got.time, got.payload, got.headers) == (
+            envelope.id, envelope.source, envelope.type, envelope.key, envelope.schema_version, envelope.time,
+            envelope.payload, envelope.headers)
+    assert len(publisher._heads) == 2  # one head per (source, type, schema version) without extension headers
+
+
+def test_the_bus_publishes_directly_unless_a_subclass_changed_publish() -> None:
+    assert KafkaTransport("k", {"bootstrap": "127.0.0.1:1"}).direct_publish is not None
+
+    class Counting(KafkaTransport):
+        async def publish(self, topic: str, envelope: Envelope) -> None:
+            await super().publish(topic, envelope)
+
+    assert Counting("k", {"bootstrap": "127.0.0.1:1"}).direct_publish is None  # the bus awaits its publish
 
 
 # -- content modes on the broker -------------------------------------------------------------------

@@ -93,9 +93,9 @@ async def deliver_run(sub: KafkaSubscription, kafka_topic: str, run: list[Envelo
             for raw, message in zip(run, records, strict=True):
                 if raw is not SKIP:
                     await sub.dead_letter(message, error, settings.max_redeliveries + 1)
-    for message in records:
-        kafka_topic_, partition, offset = record_position(message)
-        done[(kafka_topic_, partition)] = offset
+    for message in records:  # record_position inlined: its call and tuple per record cost ~0.3 µs
+        # a fetched record always has them (SKIP entries may be of another topic: read each one's)
+        done[(message.topic(), message.partition())] = message.offset()  # type: ignore[index,assignment]
     return True
 
 

@@ -58,6 +58,11 @@ class KafkaTransport(Transport):
             self.settings = KafkaSettings.load({**(settings or {}), **options}, where=f"transports.{name}.settings")
         self.connection = KafkaConnection(name, self.settings, plant)
         self.publisher = KafkaPublisher(self.connection)
+        # The bus calls the publisher's plain function instead of awaiting publish(): no coroutine
+        # per message while librdkafka takes them (Transport.direct_publish); not if a subclass
+        # changed publish.
+        if type(self).publish is KafkaTransport.publish:
+            self.direct_publish = self.publisher.direct_publish
         self.subscriptions: set[KafkaSubscription] = set()
         self._member_count: Counter[str] = Counter()
         if meter_provider is not None:
