@@ -4,6 +4,7 @@ without waiting for the disk under virtual time and formats dates as SQLAlchemy 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -78,3 +79,37 @@ def _stamp() -> dict[str, str]:
     from pasta_plant.testing import stamped
 
     return stamped(1)
+
+
+def test_under_virtual_time_beats_share_a_transaction_that_a_kill_or_any_reader_commits(pasta):
+    """Grouped commits keep what a commit per beat keeps: a reader through the engine sees every
+    handled beat, and a kill (no stop()) leaves every handled beat in the database."""
+    import sqlite3
+
+    plant = pasta(drop=("machine", "scheduler", "storage_monitor", "sorting", "monitor", "chaos"))
+    production = plant.component("production")
+    path = production.engine.url.database
+
+    def beat(heartbeat_id: str) -> None:
+        plant.publish_raw("heartbeats", {"title": "heartbeat", "machineId": 0, "bladeType": "A"},
+                          headers={"ce_id": heartbeat_id})
+        plant.advance(0.1)
+
+    def outside() -> int:  # a connection the engine does not know: sees only what is committed
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return conn.execute("SELECT count(*) FROM batches WHERE heartbeat_id IS NOT NULL").fetchone()[0]
+
+    beat("hb-1")
+    beat("hb-2")
+    assert outside() == 0 and len(production.group.pending) == 2  # one open transaction
+    plant.kill("production")
+    assert outside() == 4, "a kill lost beats production had handled"
+    plant.revive("production")
+    beat("hb-3")
+    production = plant.component("production")
+    assert outside() == 4
+    with production.engine.connect() as conn:  # any checkout of the engine commits the group first
+        assert conn.execute(sa.select(sa.func.count()).select_from(batches)
+                            .where(batches.c.heartbeat_id.is_not(None))).scalar() == 6
+    assert outside() == 6 and production.group.pending == []
+    assert all(c.passed for c in production.checks())

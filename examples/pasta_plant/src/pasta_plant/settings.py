@@ -52,6 +52,9 @@ class ProductionParams(Settings):
     publish_new_batch: bool = Field(False, description="publish pasta.new_batch on storage/newBatch for every batch")
     fresh_start: bool = Field(True, description="on the first start of a run, bring storage back to the seed stock "
                                                 "(20 batches of 10); false keeps the stock of earlier runs")
+    virtual_commit_beats: int = Field(50, ge=1, description="under a virtual clock only: beats per transaction, "
+                                                            "committed before any other connection reads, at stop "
+                                                            "and at a kill (1: a commit per beat, as in real time)")
 
 
 class ChaosParams(Settings):

@@ -17,7 +17,7 @@ recovery. A plant not steady within ``steady_timeout`` fails a check and is atta
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +49,14 @@ class Outage:
 def _granted_after(outage: Outage, grants: list[Grant], now: float) -> float:
     """When the successor was granted the lease: the first grant of a newer epoch than the dead
     leader's, not the moment this watch (polling, perhaps starved) saw it; ``now`` if none is recorded."""
-    times = [g.at for g in grants if outage.epoch is None or g.epoch > outage.epoch]
-    return min(now, max(outage.at, times[0])) if times else now
+    # grants come oldest first and a lease's epoch only grows: a bisection, not a scan of the day's
+    # ~1,500 grants for each of its ~1,500 leader deaths
+    first = 0 if outage.epoch is None else bisect_right(grants, outage.epoch, key=_epoch)
+    return min(now, max(outage.at, grants[first].at)) if first < len(grants) else now
+
+
+def _epoch(grant: Grant) -> int:
+    return grant.epoch
 
 
 @dataclass

@@ -10,6 +10,12 @@ The non-empty batches are kept in memory (loaded once at start through the ``in_
 so a heartbeat costs two inserts and a few updates, never a scan: a plant day runs in seconds.
 A transaction that fails on a lost connection is retried (``tactics.retry``, name ``batches``).
 
+Under a virtual clock the beats' transactions are grouped (``virtual_commit_beats`` to a commit,
+:mod:`pasta_plant.commit_group`): each beat's statements still run at its beat, and the open group
+is committed before any other connection of the engine is checked out, at stop and when production
+is killed, so nothing else ever sees the database without a beat production has handled, as with a
+commit per beat. In real time every beat is its own transaction.
+
 Effectively once: the two batches carry the heartbeat's envelope id (``heartbeat_id``, unique with
 ``is_fresh``: migration ``pasta_0002``), written in the same transaction. A heartbeat delivered
 again — handled and committed here, but not yet committed on Kafka when production was killed or
@@ -28,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from forge_core import Check, Component, Envelope, Publishes, subscribe
+from pasta_plant.commit_group import CommitGroup
 from pasta_plant.db import CATEGORIES, LEVEL_KEYS, batches, seed_rows
 from pasta_plant.ledger import ledger
 from pasta_plant.odometer import Odometer, odometer
@@ -56,6 +63,11 @@ class BatchProduction(Component):
         dbapi = self.engine.dialect.loaded_dbapi
         self.retry.retry_on = (OperationalError, DBAPIError, dbapi.OperationalError, dbapi.InterfaceError)
         self._integrity_error: type[Exception] = dbapi.IntegrityError
+        self.group: CommitGroup | None = None
+        if getattr(self.ctx.clock, "is_virtual", False) and self.params.virtual_commit_beats > 1:
+            self.group = CommitGroup(self.engine, self.params.virtual_commit_beats, self._connection,
+                                     lambda: self._raw, self._sql_insert, self._sql_update, self.ctx.log)
+            self.ctx.spawn(self.group.guard(), name="commit_group")
         book = ledger(self.ctx)
         self.book = book.extra.setdefault("production", {
             "first_id": None, "produced": {c: 0 for c in LEVEL_KEYS.values()}, "units": 0, "batches": 0,
@@ -68,6 +80,8 @@ class BatchProduction(Component):
         self.levels = self._levels()
 
     async def stop(self) -> None:
+        if self.group is not None:
+            self.group.close()
         if self._raw is not None:
             self._raw.close()
             self._raw = None
@@ -175,20 +189,26 @@ class BatchProduction(Component):
         raw = self._connection()
         try:
             cursor = raw.cursor()
-            cursor.executemany(self._sql_insert, rows)
-            if changed:
-                cursor.executemany(self._sql_update, changed)
+            cursor.executemany(self._sql_insert, rows)  # at the beat: a redelivery is refused here
+            if self.group is None:
+                if changed:
+                    cursor.executemany(self._sql_update, changed)
+                raw.commit()
             cursor.close()
-            raw.commit()
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 raw.rollback()
+            if self.group is not None:  # the rollback took the open group's beats too: they go in again
+                self._drop_connection()
+                self.group.recommit()
             if isinstance(exc, self._integrity_error) and self._recorded(heartbeat_id):
                 await self._skip(heartbeat_id)
                 return None
             self._drop_connection()
             raise
-        # committed: the in-memory view follows
+        if self.group is not None:
+            self.group.add(rows, changed)
+        # committed (or in the open group, committed before anyone else looks): the in-memory view follows
         self.next_id += len(made)
         emptied = False
         for batch_id, units in touched.items():
