@@ -58,8 +58,9 @@ def test_the_private_state_fastclient_reads() -> None:
     assert client._protocol == mqtt.MQTTv5 and client._manual_ack is True
     assert isinstance(client._in_packet, dict) and {"command", "packet"} <= set(client._in_packet)
     assert len(client._out_messages) == 0 and isinstance(client._inflight_messages, int)
-    with client._out_message_mutex:  # the lock paho holds around _do_on_publish
+    with client._out_message_mutex, client._in_callback_mutex:  # the locks paho holds around callbacks
         pass
+    assert client._userdata is None and callable(client._easy_log)
     # The PUBACK shortcut: nothing stored beyond what is in flight means nothing to send.
     assert client._update_inflight() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -248,3 +249,38 @@ def test_fast_client_gets_the_pubacks_of_a_real_broker(mosquitto_server: Mosquit
     _pump(client, lambda: len(acked) >= len(mids))
     assert acked == mids and not client._out_messages
     client.disconnect()
+
+
+def test_fast_client_calls_on_message_or_the_per_topic_callbacks_as_paho() -> None:
+    """Without per-topic callbacks on_message gets the message directly (errors logged, not raised,
+    with suppress_exceptions); once message_callback_add was used, paho's matcher decides."""
+    got: list[tuple[str, str]] = []
+    logged: list[str] = []
+    client = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_log = lambda c, u, level, line: logged.append(line)
+
+    def receive(topic: str) -> None:
+        body = len(topic).to_bytes(2, "big") + topic.encode() + b"\x00" + b"{}"  # QoS 0, no properties
+        client._in_packet = {**client._in_packet, "command": 0x30, "packet": bytearray(body)}
+        assert client._handle_publish() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    client.on_message = lambda c, u, m: got.append(("any", m.topic))
+    receive("a/1")
+    assert got == [("any", "a/1")]
+
+    def fail(c: Any, u: Any, m: Any) -> None:
+        raise ValueError("boom")
+
+    client.on_message = fail
+    client.suppress_exceptions = True
+    receive("a/2")
+    assert any("boom" in line for line in logged)
+    client.suppress_exceptions = False
+    with pytest.raises(ValueError, match="boom"):
+        receive("a/3")
+
+    client.on_message = lambda c, u, m: got.append(("any", m.topic))
+    client.message_callback_add("b/#", lambda c, u, m: got.append(("b", m.topic)))
+    receive("b/1")
+    receive("a/4")
+    assert got[1:] == [("b", "b/1"), ("any", "a/4")]
