@@ -21,13 +21,15 @@ from typing import Any
 from forge_core import Component, Envelope, Flow
 from forge_core.tactics import FencedReceiver, Outbox
 
-from forge_sparkplug.codec.payload import Metric, PayloadError, decode, encode, read_state
-from forge_sparkplug.codec.topics import NAMESPACE, TopicError, parse, state_topic
+from forge_sparkplug.codec.payload import Metric, PayloadError, encode
+from forge_sparkplug.codec.topics import NAMESPACE, TopicError, state_topic
 from forge_sparkplug.mqtt.client import Received, SparkplugClient, Will
 from forge_sparkplug.mqtt.resolve import broker_settings, data_dir
+from forge_sparkplug.node.commands import REBIRTH, on_command
 from forge_sparkplug.node.link_proof import LinkProof
 from forge_sparkplug.node.lookback import Lookback
 from forge_sparkplug.node.metrics import Entry, MetricTable
+from forge_sparkplug.node.primary_host import on_state
 from forge_sparkplug.node.replay import replay_stored, store_window
 from forge_sparkplug.node.session import BdSeq, Seq
 from forge_sparkplug.settings import EdgeNodeParams
@@ -36,8 +38,6 @@ __all__ = ["EdgeNode"]
 
 log = logging.getLogger("forge.sparkplug.edge_node")
 
-REBIRTH = "Node Control/Rebirth"
-EPOCH, LEASE = "Forge/Epoch", "Forge/Lease"
 INT64, BOOLEAN = 4, 11
 
 
@@ -54,10 +54,12 @@ class EdgeNode(Component):
         the broker is its own MQTT client, spBv1.0 protobuf, not a Forge transport)."""
         updates = params.updates_topic.format(group=params.group, node=params.node)
         writes = params.writes_topic.format(group=params.group, node=params.node)
-        return [*super().flows(params),
-                Flow("receive", updates, ("sparkplug.metric_update",), origin="updates_topic"),
-                Flow("send", writes, ("sparkplug.write",), origin="writes_topic (NCMD)"),
-                Flow("send", writes + "/{device}", ("sparkplug.write",), origin="writes_topic (DCMD)")]
+        return [
+            *super().flows(params),
+            Flow("receive", updates, ("sparkplug.metric_update",), origin="updates_topic"),
+            Flow("send", writes, ("sparkplug.write",), origin="writes_topic (NCMD)"),
+            Flow("send", writes + "/{device}", ("sparkplug.write",), origin="writes_topic (DCMD)"),
+        ]
 
     async def start(self) -> None:
         p = self.params
@@ -79,14 +81,34 @@ class EdgeNode(Component):
         # newest epoch per host group (the lease its replicas share): hosts of other groups (a SCADA host beside
         # the primary analytics host) have epochs of their own, which never fence each other
         self.fence = FencedReceiver()
-        self.outbox: Outbox | None = (self.ctx.tactics.outbox(f"sparkplug-{p.group}-{p.node}",
-                                                              max_bytes=p.outbox_max_bytes)
-                                      if p.store_and_forward else None)
-        self.stats = dict.fromkeys(("births", "rebirths", "data_sent", "unchanged", "stored", "replayed",
-                                    "commands", "stale_commands", "unfenced_commands", "refused_unfenced",
-                                    "bad_commands", "unconfirmed_sessions", "host_resumed",
-                                    "host_offline", "link_proofs", "unproven_stored", "lookback_stored",
-                                    "lookback_refused"), 0)
+        self.outbox: Outbox | None = (
+            self.ctx.tactics.outbox(f"sparkplug-{p.group}-{p.node}", max_bytes=p.outbox_max_bytes)
+            if p.store_and_forward
+            else None
+        )
+        self.stats = dict.fromkeys(
+            (
+                "births",
+                "rebirths",
+                "data_sent",
+                "unchanged",
+                "stored",
+                "replayed",
+                "commands",
+                "stale_commands",
+                "unfenced_commands",
+                "refused_unfenced",
+                "bad_commands",
+                "unconfirmed_sessions",
+                "host_resumed",
+                "host_offline",
+                "link_proofs",
+                "unproven_stored",
+                "lookback_stored",
+                "lookback_refused",
+            ),
+            0,
+        )
         self._stopping = False
         self._replay: asyncio.Task[None] | None = None
         self.client = self._new_client()
@@ -104,9 +126,15 @@ class EdgeNode(Component):
 
     def _new_client(self) -> SparkplugClient:
         p = self.params
-        return SparkplugClient(self.broker, p.client_id or f"forge-spb-{p.group}-{p.node}", name=self.name,
-                               will=self._will, on_connect=self._connected, on_disconnect=self._disconnected,
-                               on_messages=self._received)
+        return SparkplugClient(
+            self.broker,
+            p.client_id or f"forge-spb-{p.group}-{p.node}",
+            name=self.name,
+            will=self._will,
+            on_connect=self._connected,
+            on_disconnect=self._disconnected,
+            on_messages=self._received,
+        )
 
     def _will(self) -> Will:
         """NDEATH as the Will of every CONNECT, with a new bdSeq [tck-id-payloads-ndeath-will-message,
@@ -141,8 +169,9 @@ class EdgeNode(Component):
 
     async def _disconnected(self) -> None:
         if self.in_session and not self._stopping:
-            log.warning("%s: lost MQTT broker %s; storing updates until the next session", self.name,
-                        self.client.broker)
+            log.warning(
+                "%s: lost MQTT broker %s; storing updates until the next session", self.name, self.client.broker
+            )
             self.lost_broker = True
         self.in_session = False
         self._store_unproven()
@@ -151,8 +180,10 @@ class EdgeNode(Component):
         """NBIRTH (seq 0, bdSeq of the CONNECT, Node Control/Rebirth false, every metric), then a
         DBIRTH per device online, then the stored updates [tck-id-payloads-dbirth-order]."""
         now = self._now()
-        control = [Metric(name="bdSeq", datatype=INT64, value=self.connect_bdseq, timestamp=now),
-                   Metric(name=REBIRTH, datatype=BOOLEAN, value=False, timestamp=now)]
+        control = [
+            Metric(name="bdSeq", datatype=INT64, value=self.connect_bdseq, timestamp=now),
+            Metric(name=REBIRTH, datatype=BOOLEAN, value=False, timestamp=now),
+        ]
         body = encode(now, control + self.table.birth(None), self.seq.birth())
         if self.client.publish(self.topic.format(verb="NBIRTH"), body) is None:
             return
@@ -220,8 +251,12 @@ class EdgeNode(Component):
     def _send(self, device: str | None, entries: list[Entry], *, historical: bool) -> bool:
         verb = "DDATA" if device else "NDATA"
         topic = self.topic.format(verb=verb) + (f"/{device}" if device else "")
-        body = encode(self._now(), self.table.data(entries, historical=historical), self.seq.next(),
-                      datatype_of=self.table.datatype_of())
+        body = encode(
+            self._now(),
+            self.table.data(entries, historical=historical),
+            self.seq.next(),
+            datatype_of=self.table.datatype_of(),
+        )
         if self.client.publish(topic, body) is None:
             return False
         self.stats["data_sent"] += 1
@@ -277,95 +312,12 @@ class EdgeNode(Component):
         for message in batch:
             try:
                 if message.topic.startswith(f"{NAMESPACE}/STATE/"):
-                    await self._state(message.body, message.retain)
+                    await on_state(self, message.body, message.retain)
                 else:
-                    await self._command(message.topic, message.body)
+                    await on_command(self, message.topic, message.body)
             except (PayloadError, TopicError) as exc:
                 self.stats["bad_commands"] += 1
                 log.warning("%s: ignored %s: %s", self.name, message.topic, exc)
-
-    async def _state(self, body: bytes, retained: bool = False) -> None:
-        """The primary host's STATE [tck-id-message-flow-edge-node-birth-publish-phid-wait-online/-timestamp]."""
-        online, timestamp = read_state(body)
-        previous = self.host_timestamp
-        if previous is not None and timestamp < previous:
-            # an older session's STATE [tck-id-operational-behavior-edge-node-termination-host-offline-timestamp]
-            return
-        self.host_timestamp = timestamp
-        newer = previous is None or timestamp > previous
-        if online and self.in_session and newer:
-            # the host began a session after our births (it was not there to receive them): birth again, and
-            # what an unconfirmed session kept in the outbox follows
-            self.stats["host_resumed"] += 1
-            log.info("%s: primary host %s has a new session; birth again", self.name, self.params.primary_host)
-            self.confirmed = True
-            self.in_session = False  # no live DATA ahead of the window
-            store_window(self)  # its previous session ended unseen: it may have missed what came before
-            self._rebirth()
-        elif online:
-            self.host_online = True
-            if self.client.connected and not self.in_session:
-                self.confirmed = not (retained and not newer and self.lost_broker and self.params.unconfirmed_hold > 0)
-                if not self.confirmed:
-                    self._hold_until_confirmed()
-                self._births()
-        elif self.host_online or self.in_session:
-            self.host_online = False
-            log.warning("%s: primary host %s is offline; ending the session", self.name, self.params.primary_host)
-            await self._host_offline()
-        elif len(self.lookback):  # its Will went out while our own connection was down: found out only now
-            store_window(self)
-
-    def _hold_until_confirmed(self) -> None:
-        self.stats["unconfirmed_sessions"] += 1
-        self._hold += 1
-        log.warning("%s: primary host %s's STATE online is the retained one of before the lost connection; keeping "
-                    "updates stored until its newer STATE online or %gs", self.name, self.params.primary_host,
-                    self.params.unconfirmed_hold)
-        self.ctx.spawn(self._confirm_after(self._hold), name="unconfirmed-hold")
-
-    async def _confirm_after(self, hold: int) -> None:
-        await self.ctx.clock.sleep(self.params.unconfirmed_hold)
-        if hold == self._hold and not self.confirmed:
-            self.confirmed = True
-            self._start_replay()
-
-    async def _command(self, topic: str, body: bytes) -> None:
-        parts = parse(topic)
-        if parts is None or parts.verb not in ("NCMD", "DCMD"):
-            return
-        payload = decode(body, datatype_of=self.table.datatype_of())
-        epoch = next((m.value for m in payload.metrics if m.name == EPOCH and isinstance(m.value, int)), None)
-        lease = next((m.value for m in payload.metrics if m.name == LEASE and isinstance(m.value, str)), None)
-        if epoch is None or lease is None:  # not a Forge host's command (or incomplete metadata): not fenced
-            if self.params.require_epoch:
-                self.stats["refused_unfenced"] += 1
-                log.warning("%s: refused %s without %s and %s (require_epoch)", self.name, topic, EPOCH, LEASE)
-                return
-            self.stats["unfenced_commands"] += 1
-            epoch = lease = None
-        elif not self.fence.accept(epoch, lease):
-            self.stats["stale_commands"] += 1
-            log.warning("%s: refused %s with stale epoch %d of host group %r (newest %s): a deposed host's command",
-                        self.name, topic, epoch, lease, self.fence.newest.get(lease))
-            return
-        self.stats["commands"] += 1
-        if parts.verb == "NCMD" and any(m.name == REBIRTH and m.value is True for m in payload.metrics):
-            self._rebirth()
-        writes = []
-        for metric in payload.metrics:
-            entry = self.table.by_alias.get(metric.alias) if metric.alias is not None else \
-                self.table.entries.get((parts.device, metric.name or ""))
-            name = entry.name if entry is not None else metric.name
-            if name in (EPOCH, LEASE, REBIRTH) or name is None:
-                continue
-            writes.append({"name": name, "value": metric.value,
-                           "datatype": entry.datatype if entry is not None else metric.datatype})
-        if writes:
-            topic_out = self.params.writes_topic.format(group=self.params.group, node=self.params.node)
-            await self.ctx.publish(topic_out + (f"/{parts.device}" if parts.device else ""), "sparkplug.write", {
-                "group": self.params.group, "node": self.params.node, "device": parts.device,
-                "metrics": writes, "epoch": epoch, "lease": lease})
 
     def _rebirth(self) -> None:
         """Stop DATA, send NBIRTH (same bdSeq, seq 0) and the DBIRTHs [tck-id-operational-behavior-data-commands-
@@ -392,9 +344,15 @@ class EdgeNode(Component):
             self.outbox.close()
 
     def health(self) -> dict[str, Any]:
-        return {"in_session": self.in_session, "connected": self.client.connected, "bdSeq": self.connect_bdseq,
-                "host_online": self.host_online, "outbox_depth": self.outbox.depth if self.outbox else 0,
-                "lookback_dropped": self.lookback.dropped, **self.stats}
+        return {
+            "in_session": self.in_session,
+            "connected": self.client.connected,
+            "bdSeq": self.connect_bdseq,
+            "host_online": self.host_online,
+            "outbox_depth": self.outbox.depth if self.outbox else 0,
+            "lookback_dropped": self.lookback.dropped,
+            **self.stats,
+        }
 
     def report(self) -> dict[str, Any]:
         return self.health()
