@@ -463,13 +463,15 @@ class Plugins:
     def catalog(self) -> Catalog:
         """What the active plugins provide, for manifest validation, with who provides what and
         which plugins a plant must list to use."""
+        from forge_core.entry import LazyTable
         from forge_core.manifest import Catalog
 
         self.collect()
-        tactics = {e.name: self.tactics.section_schema(e.name) for e in self.tactics}
+        tactics = LazyTable(self.tactics, lambda e: self.tactics.section_schema(e.name))
+        # a schema or model is computed when a manifest names its type (it imports the entry's module)
         return Catalog(
-            transports={e.name: e.schema for e in self.transports},
-            components={e.name: e.schema for e in self.components},
+            transports=LazyTable(self.transports, lambda e: e.schema),
+            components=LazyTable(self.components, lambda e: e.schema),
             tactics=tactics,
             sections={e.name: e.value for e in self.sections},
             plugins=set(self.infos) | {i.distribution.replace("-", "_") for i in self.infos.values()
@@ -478,7 +480,7 @@ class Plugins:
                        for kind, registry in (("transports", self.transports), ("components", self.components),
                                               ("tactics", self.tactics), ("sections", self.sections))},
             listable={name: info.keys() for name, info in self.infos.items() if info.scoped},
-            models={kind: {e.name: e.settings for e in registry if e.settings is not None}
+            models={kind: LazyTable(registry, lambda e: e.settings, omit_none=True)
                     for kind, registry in (("transports", self.transports), ("components", self.components))},
         )
 

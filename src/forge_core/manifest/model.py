@@ -6,6 +6,7 @@ has to look into raw dicts or guess a default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,9 +62,9 @@ class Catalog:
     provider declares no schema, in which case the section is accepted as written.
     """
 
-    transports: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    components: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    tactics: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    transports: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    components: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    tactics: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: set[str] = field(default_factory=set)
     #: Which plugin provides each name: ``providers["components"]["sched.blade_scheduler"] == "sched"``
@@ -75,7 +76,7 @@ class Catalog:
     listable: dict[str, set[str]] = field(default_factory=dict)
     #: The pydantic models behind the schemas (kind -> name -> model), for the checks a JSON Schema
     #: cannot express (cross-field rules, a library's own verdict): run at validate time too.
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def inactive_provider(self, kind: str, name: str, listed: list[str] | set[str]) -> str | None:
         """The plugin that provides ``name`` of ``kind`` if the plant does not list it, else None."""

@@ -11,7 +11,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -337,7 +337,7 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
             issues.append(Issue(("plugins", index),
                                 f"plugin {plugin!r} is not installed; installed: {names}; {install_hint(plugin)}"))
 
-    def typed(section: str, kind: str, table: dict[str, dict[str, Any] | None], body: str) -> None:
+    def typed(section: str, kind: str, table: Mapping[str, dict[str, Any] | None], body: str) -> None:
         for name, spec in _mapping(doc, section).items():
             if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
                 continue
@@ -386,6 +386,6 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
     return issues
 
 
-def _active(catalog: Catalog, kind: str, table: dict[str, Any], listed: list[Any]) -> list[str]:
+def _active(catalog: Catalog, kind: str, table: Mapping[str, Any], listed: list[Any]) -> list[str]:
     """The names of ``table`` a plant listing ``listed`` can use (for "known: ..." lists)."""
     return [n for n in table if catalog.inactive_provider(kind, n, listed) is None]
