@@ -8,7 +8,9 @@ its delivery callback: a message a fatal, stalled or forgotten producer gives ba
 connection (:meth:`KafkaPublisher.on_failed`) and re-sent on the producer replacing it, all of
 them in publish order before any new one, so nothing the application handed over is lost or
 reordered when the broker forgot the producer. A ``publish()`` that meets a fatal producer
-replaces it and goes on; it does not raise.
+replaces it and goes on; it does not raise. The bus calls :meth:`KafkaPublisher.direct_publish`, a
+plain function, instead of awaiting ``publish`` (``Transport.direct_publish``): no coroutine per
+message while librdkafka takes the records; it hands back a coroutine only when it must wait.
 
 Structured mode writes no header by default (``content_type_header: false``): the receiver knows
 the event from its body (``forge_core.transport.Decoder`` sniffs ``specversion`` and ``type``), and
