@@ -11,8 +11,9 @@ same message count, one publisher and one subscriber connection per side.
 (b) raw paho, driven as an expert would: both clients in ONE thread (no ``loop_start`` thread racing
     the publisher for the GIL, no wake-up byte read per packet), our own ``select`` over both sockets,
     a bounded in-flight window (``--window``, publishes wait for PUBACKs beyond it), and either MQTT
-    3.1.1 (no properties) or MQTT 5 with one ``Properties`` (content type) built once and reused.
-    The best of the two is "best raw Python".
+    3.1.1 (no properties) or MQTT 5 with one ``Properties`` (content type) built once and reused;
+    and 3.1.1 on Forge's ``FastClient`` (paho with private shortcuts; on 3.1.1 only its PUBACK
+    decoder applies), since a raw client may take the same shortcut. The best is "best raw Python".
 (c) ``--old-paho``: the side this benchmark used before issue 17 (MQTT 5, a ``Properties`` built per
     message, ``loop_start`` threads, all messages queued at once), for comparison only.
 (d) the peer: FastStream (``faststream[mqtt]``, 0.7.x, its zmqtt client) with a pydantic model of the
@@ -58,6 +59,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from forge_mqtt import MqttTransport
 from forge_mqtt.testing import MosquittoServer
+from forge_mqtt.transport.paho_adapter import FastClient
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field
@@ -130,10 +132,11 @@ def c_clients_throughput(broker: MosquittoServer, count: int, tmp: Path) -> Resu
 class OneThread:
     """Two paho clients driven from this thread: one ``select`` over both sockets."""
 
-    def __init__(self, broker: MosquittoServer, protocol: int, on_message: Callable[[bytes], None]) -> None:
+    def __init__(self, broker: MosquittoServer, protocol: int, on_message: Callable[[bytes], None],
+                 kind: type[mqtt.Client] = mqtt.Client) -> None:
         self.acked = 0
-        self.sub = self._client(broker, protocol)
-        self.pub = self._client(broker, protocol)
+        self.sub = self._client(broker, protocol, kind)
+        self.pub = self._client(broker, protocol, kind)
         self.pub.on_publish = self._on_publish
         self.sub.on_message = lambda client, userdata, message: on_message(message.payload)
         self.subscribed = False
@@ -144,9 +147,8 @@ class OneThread:
             self.props.ContentType = "application/json"
 
     @staticmethod
-    def _client(broker: MosquittoServer, protocol: int) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}",
-                             protocol=protocol)
+    def _client(broker: MosquittoServer, protocol: int, kind: type[mqtt.Client]) -> mqtt.Client:
+        client = kind(mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}", protocol=protocol)
         # 0 = no limit in paho: our window bounds what is in flight, and paho then skips the scan of
         # every stored message it makes on each PUBACK when a limit is set (O(window) per ack).
         client.max_inflight_messages_set(0)
@@ -193,7 +195,8 @@ class OneThread:
             client.loop_misc()
 
 
-def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: int) -> Result:
+def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: int,
+                    kind: type[mqtt.Client] = mqtt.Client) -> Result:
     validate = jsonschema_rs.validator_for(HEARTBEAT).validate
     received = [0]
 
@@ -201,7 +204,7 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
         validate(orjson.loads(body))
         received[0] += 1
 
-    pair = OneThread(broker, protocol, on_message)
+    pair = OneThread(broker, protocol, on_message, kind)
     topic = f"bench/raw/{uuid.uuid4().hex[:6]}"
     pair.start(topic)
     publish, props, dumps = pair.pub.publish, pair.props, orjson.dumps
@@ -497,6 +500,10 @@ def main() -> None:
         sides["C clients (mosquitto_pub -l | mosquitto_sub -C), no JSON work"] = (
             lambda r, d: c_clients_throughput(broker, count, d))
         sides["raw paho 3.1.1, one thread, window"] = lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window)
+        # paho's PUBACK decoding (a new ReasonCode and Properties each) is private API a raw client can
+        # replace as Forge's FastClient does (on 3.1.1 that is all FastClient changes): the raw side too.
+        sides["raw paho 3.1.1, one thread, window, FastClient PUBACK"] = (
+            lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient))
         sides["raw paho 5, one thread, window, props reused"] = (
             lambda r, d: paho_throughput(broker, count, mqtt.MQTTv5, window))
         if args.old_paho:
