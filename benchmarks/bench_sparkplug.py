@@ -14,7 +14,12 @@ no in-flight window to bound it; an unbounded publisher just fills the broker's 
 same run, same message count. Throughput is messages over the time until the last one is received;
 latency is publish -> received at a steady ``--rate`` (the value carries the send time).
 
+``--lookback-cost``: also the CPU cost per live DATA of the edge node's ``host_lookback`` buffer
+(``Lookback.record``, on by default with a primary host) and of the JSON copy it keeps (shared with
+``link_proof``), each beside Forge's CPU per message in this run's throughput rounds (process CPU time).
+
     python benchmarks/bench_sparkplug.py [--messages 20000] [--rounds 3] [--window 1000] [--rate 1000 [250 ...]]
+                                         [--lookback-cost]
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from forge_mqtt.testing import MosquittoServer
 from forge_sparkplug.proto.sparkplug_b_pb2 import Payload
 
 from forge_core.runtime import Runtime, load_plant
+
+FORGE_CPU: list[float] = []  # process CPU seconds per message of each Forge throughput round
 
 DOUBLE = 10
 ALIAS = 1
@@ -63,8 +70,9 @@ class RawPair:
 
     @staticmethod
     def _client(broker: MosquittoServer) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}",
-                             protocol=mqtt.MQTTv5)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        )
         client.max_queued_messages_set(0)
         client.connect(broker.host, broker.port)
         client.loop_start()
@@ -148,17 +156,31 @@ class ForgePlant:
         self.on_value = on_value
         mqtt_settings = {"host": broker.host, "port": broker.port}
         manifest = {
-            "version": 1, "plant": {"name": "bench_sparkplug"}, "plugins": ["sparkplug"],
-            "transports": {"bus": {"type": "memory"}}, "default_transport": "bus",
+            "version": 1,
+            "plant": {"name": "bench_sparkplug"},
+            "plugins": ["sparkplug"],
+            "transports": {"bus": {"type": "memory"}},
+            "default_transport": "bus",
             # no failover here: a lease that survives a loaded machine's stalls
             "tactics": {"leader": {"use": "memory", "ttl": 30.0, "renew_every": 1.0, "retry_every": 0.2}},
             "components": {
-                "edge": {"type": "sparkplug.edge_node", "params": {
-                    "mqtt": mqtt_settings, "group": self.group, "node": "n1", "primary_host": f"h-{self.group}",
-                    "metrics": [{"name": "Value", "datatype": "Double", "initial": 0.0}]}},
-                "host": {"type": "sparkplug.host", "params": {
-                    "mqtt": mqtt_settings, "host_id": f"h-{self.group}", "groups": [self.group]}}},
-            "runtime": {"health": False}}
+                "edge": {
+                    "type": "sparkplug.edge_node",
+                    "params": {
+                        "mqtt": mqtt_settings,
+                        "group": self.group,
+                        "node": "n1",
+                        "primary_host": f"h-{self.group}",
+                        "metrics": [{"name": "Value", "datatype": "Double", "initial": 0.0}],
+                    },
+                },
+                "host": {
+                    "type": "sparkplug.host",
+                    "params": {"mqtt": mqtt_settings, "host_id": f"h-{self.group}", "groups": [self.group]},
+                },
+            },
+            "runtime": {"health": False},
+        }
         root.mkdir(parents=True)
         (root / "plant.yaml").write_text(json.dumps(manifest))
         self.updates = f"sparkplug/update/{self.group}/n1"
@@ -192,8 +214,9 @@ class ForgePlant:
                 self.on_value(metric["value"])
 
     async def publish(self, value: float) -> None:
-        await self.runtime.bus.publish(self.updates, "sparkplug.metric_update",
-                                       {"metrics": [{"name": "Value", "value": value}]}, source="bench")
+        await self.runtime.bus.publish(
+            self.updates, "sparkplug.metric_update", {"metrics": [{"name": "Value", "value": value}]}, source="bench"
+        )
 
 
 async def forge_throughput(broker: MosquittoServer, count: int, window: int, root: Path) -> tuple[float, int, int]:
@@ -209,6 +232,7 @@ async def forge_throughput(broker: MosquittoServer, count: int, window: int, roo
 
     async with ForgePlant(broker, root, on_value) as plant:
         start = time.perf_counter()
+        cpu = time.process_time()
         for n in range(count):
             try:
                 await asyncio.wait_for(slots.acquire(), 10)
@@ -218,6 +242,7 @@ async def forge_throughput(broker: MosquittoServer, count: int, window: int, roo
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 30)
         elapsed = time.perf_counter() - start
+        FORGE_CPU.append((time.process_time() - cpu) / max(1, received[0]))
         gaps = plant.host.stats["seq_gaps"]
     return received[0] / elapsed, count - received[0], gaps
 
@@ -238,6 +263,21 @@ async def forge_latency(broker: MosquittoServer, rate: int, seconds: float, root
     return latencies
 
 
+def lookback_cost(count: int = 200_000, rate: float = 2000.0) -> tuple[float, float]:
+    """CPU seconds per live DATA of ``Lookback.record`` (the default 180 s window at ``rate`` DATA/s, so at its
+    100,000-message bound: every record also drops one) and of the JSON copy the edge node records."""
+    from forge_sparkplug.node.lookback import Lookback
+
+    lookback = Lookback(window=180.0, max_messages=100_000, max_bytes=32 * 1024 * 1024)
+    start = time.process_time()
+    bodies = [json.dumps({"d": None, "m": [["Value", float(n), 1_700_000_000_000 + n]]}).encode() for n in range(count)]
+    copy = (time.process_time() - start) / count
+    start = time.process_time()
+    for n, body in enumerate(bodies):
+        lookback.record(body, n / rate)
+    return (time.process_time() - start) / count, copy
+
+
 def percentiles(values: list[float]) -> tuple[float, float, float]:
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
@@ -251,6 +291,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1000, help="most messages between publish and receipt")
     parser.add_argument("--rate", type=int, nargs="+", default=[1000], help="steady rates of the latency runs")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
+    parser.add_argument("--lookback-cost", action="store_true", help="also the host_lookback buffer's CPU per DATA")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
@@ -260,20 +301,34 @@ def main() -> None:
         rates: tuple[list[float], list[float]] = ([], [])
         lost, gaps = [0, 0], [0, 0]
         for round_ in range(args.rounds):
-            results = (raw_throughput(broker, args.messages, args.window),
-                       asyncio.run(forge_throughput(broker, args.messages, args.window, data / f"r{round_}")))
+            results = (
+                raw_throughput(broker, args.messages, args.window),
+                asyncio.run(forge_throughput(broker, args.messages, args.window, data / f"r{round_}")),
+            )
             for side, (rate, missing, gap) in enumerate(results):
                 rates[side].append(rate)
                 lost[side] += missing
                 gaps[side] += gap
             print(f"round {round_ + 1}: raw paho {rates[0][-1]:,.0f} msg/s, forge {rates[1][-1]:,.0f} msg/s")
         raw, forge = statistics.median(rates[0]), statistics.median(rates[1])
-        print(f"\nSparkplug NDATA (QoS 0) throughput, {args.messages:,} messages, window {args.window:,}, median of "
-              f"{args.rounds} rounds (Mosquitto {broker.host}:{broker.port}):")
-        for label, rate, side in (("raw paho-mqtt pair, protobuf per message", raw, 0),
-                                  ("edge_node -> host -> bus", forge, 1)):
+        print(
+            f"\nSparkplug NDATA (QoS 0) throughput, {args.messages:,} messages, window {args.window:,}, median of "
+            f"{args.rounds} rounds (Mosquitto {broker.host}:{broker.port}):"
+        )
+        for label, rate, side in (
+            ("raw paho-mqtt pair, protobuf per message", raw, 0),
+            ("edge_node -> host -> bus", forge, 1),
+        ):
             print(f"  {label:<41} {rate:>9,.0f} msg/s   ({lost[side]} lost, {gaps[side]} seq gaps)")
         print(f"  ratio forge/raw                           {forge / raw:>9.2f}")
+        if args.lookback_cost:
+            record, copy = lookback_cost()
+            per_message = statistics.median(FORGE_CPU)
+            print(
+                f"  Forge CPU per message (process, median of rounds) {per_message * 1e6:.0f} us; host_lookback's "
+                f"record {record * 1e6:.2f} us ({record / per_message:.2%}), the JSON copy it keeps (shared with "
+                f"link_proof) {copy * 1e6:.2f} us ({copy / per_message:.2%})"
+            )
 
         for rate in args.rate:
             raw_lat = raw_latency(broker, rate, args.latency_seconds)
@@ -281,8 +336,10 @@ def main() -> None:
             print(f"\nNDATA publish -> received latency at {rate:,} msg/s for {args.latency_seconds:g} s:")
             for label, values in (("raw paho-mqtt pair", raw_lat), ("edge_node -> host -> bus", forge_lat)):
                 p50, p99, worst = percentiles(values)
-                print(f"  {label:<25} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   max {worst:7.2f} ms   "
-                      f"({len(values):,} of {int(rate * args.latency_seconds):,} received)")
+                print(
+                    f"  {label:<25} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   max {worst:7.2f} ms   "
+                    f"({len(values):,} of {int(rate * args.latency_seconds):,} received)"
+                )
     load_after = os.getloadavg()
     print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; {os.cpu_count()} cores")
 
