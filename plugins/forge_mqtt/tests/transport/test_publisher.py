@@ -197,3 +197,45 @@ def test_store_and_forward_through_a_ten_second_outage(tmp_path: Path, kit: Any)
             await pub.close()
 
         asyncio.run(body())
+
+
+def test_slots_bound_the_window_first_come_first_served_and_survive_cancels() -> None:
+    from forge_mqtt.transport.publisher import Slots
+
+    async def scenario() -> list[str]:
+        slots = Slots(2)
+        order: list[str] = []
+
+        async def take(name: str) -> None:
+            await slots.acquire()
+            order.append(name)
+
+        await take("a")
+        await take("b")  # the window is full now
+        waiting = [asyncio.create_task(take(n)) for n in ("c", "d", "e")]
+        await asyncio.sleep(0)
+        assert order == ["a", "b"] and slots.free == 0
+        waiting[1].cancel()  # d gives up while queued: it neither takes a slot nor blocks e
+        await asyncio.sleep(0)
+        slots.release()
+        slots.release()
+        await asyncio.sleep(0)
+        assert order == ["a", "b", "c", "e"] and slots.free == 0
+        slots.release()  # nobody waits: the slot is free again
+        assert slots.free == 1
+        late = asyncio.create_task(take("f"))
+        await asyncio.sleep(0)
+        assert order[-1] == "f" and slots.free == 0
+        # handed a slot and cancelled before running: the slot goes on to the next waiter
+        g = asyncio.create_task(take("g"))
+        h = asyncio.create_task(take("h"))
+        await asyncio.sleep(0)
+        slots.release()
+        g.cancel()
+        await asyncio.gather(g, return_exceptions=True)
+        await asyncio.sleep(0)
+        assert order[-1] == "h" and slots.free == 0
+        await asyncio.gather(late, h, *waiting, return_exceptions=True)
+        return order
+
+    assert asyncio.run(scenario()) == ["a", "b", "c", "e", "f", "h"]

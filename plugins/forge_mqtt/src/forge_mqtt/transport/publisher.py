@@ -47,6 +47,44 @@ Pending = tuple[str, bytes, dict[str, str], int, bool, float | None]
 _EXPIRED_LOG_INTERVAL = 10.0
 
 
+class Slots:
+    """``asyncio.Semaphore``'s acquire/release, first come first served, for the in-flight window.
+
+    Python 3.11's ``Semaphore.acquire`` asks ``locked()``, which builds a generator over the waiters
+    on every call: 3 % of a Forge publish in py-spy. Here a free slot is one comparison; a release
+    with someone waiting hands the slot straight to the oldest waiter."""
+
+    __slots__ = ("_waiters", "free")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.cancelled():
+                self._waiters.remove(future)  # still queued (release pops what it hands out)
+            else:
+                self.release()  # handed a slot, then cancelled: the slot goes to the next one
+            raise
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():  # skip the cancelled
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 class Publisher:
     """The publishing side of one transport, acting through its :class:`Connection`."""
 
@@ -58,7 +96,7 @@ class Publisher:
         self.clock = clock
         self.data_dir = data_dir
         self.structured = self.settings.structured
-        self.slots = asyncio.Semaphore(self.settings.max_inflight)
+        self.slots = Slots(self.settings.max_inflight)
         self.pending: dict[int, Pending] = {}
         self.waiters: dict[int, asyncio.Future[int]] = {}
         #: (mid, reason code) of PUBACKs paho reported, taken over by :meth:`take_acks`.
