@@ -153,9 +153,12 @@ def test_completion_installs_and_completes(forge, forge_env, tmp_path: Path) -> 
     import subprocess
     import sys
 
-    shown = forge("--show-completion", "bash")
+    # typer detects the shell from the parent processes and ignores the one named unless detection is
+    # off (its own tests' switch): run from `sh -c` (nohup, cron), "bash" was refused as "Shell sh"
+    explicit = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    shown = forge("--show-completion", "bash", **explicit)
     assert shown.returncode == 0 and "_FORGE_COMPLETE=complete_bash" in shown.stdout
-    installed = forge("--install-completion", "bash", HOME=str(tmp_path), SHELL="/bin/bash")
+    installed = forge("--install-completion", "bash", HOME=str(tmp_path), SHELL="/bin/bash", **explicit)
     assert installed.returncode == 0, installed.stderr
     script = tmp_path / ".bash_completions" / "forge.sh"
     assert script.read_text().strip() == shown.stdout.strip()
