@@ -222,3 +222,23 @@ def test_valid_until_time_is_when_the_term_ends_not_when_it_was_noticed(vclock: 
     assert while_leading == pytest.approx(5.0 - 0.5 - 0.5)  # elected at 0: ttl - margin - 0.5 s since
     assert crashed_at < ended <= crashed_at + 5.0 - 0.5 < vclock.time() - 15.0
     assert ended - started == pytest.approx(3.0 + 5.0 - 0.5)  # the last renewal (at 3 s) + ttl - margin
+
+
+def test_memory_state_store_keeps_a_json_copy_as_the_sql_store_would() -> None:
+    store = MemoryStateStore()
+    value = {"jobs": [1, 2], "by_machine": {1: "A"}}
+
+    async def main() -> None:
+        await store.save("plan", value, epoch=1)
+        value["jobs"].append(3)  # the caller's later change is not the stored state
+        assert await store.load("plan") == {"jobs": [1, 2], "by_machine": {"1": "A"}}
+        loaded = await store.load("plan")
+        loaded["jobs"].clear()  # nor is a loader's change
+        assert (await store.load("plan"))["jobs"] == [1, 2]
+        with pytest.raises(TypeError):
+            await store.save("plan", {"jobs": {1, 2}}, epoch=2)  # what JSON cannot hold is refused
+        assert await store.epoch_of("plan") == 1
+        with pytest.raises(StaleEpoch):
+            await store.save("plan", {}, epoch=0)
+
+    asyncio.run(main())

@@ -33,7 +33,9 @@ class MemoryStateStore:
     """Fenced state in a dict (tests, embedded runs without persistence)."""
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[int, dict[str, Any]]] = {}
+        # kept as JSON text, as the SQL store keeps it: a save copies (and refuses what JSON cannot
+        # hold) with one dumps; the parse waits for a load, which is rare (a successor's start)
+        self._data: dict[str, tuple[int, str]] = {}
 
     async def save(self, key: str, value: dict[str, Any], *, epoch: int) -> None:
         stored = self._data.get(key)
@@ -41,11 +43,11 @@ class MemoryStateStore:
             raise StaleEpoch(
                 f"state {key!r}: write from epoch {epoch} refused, epoch {stored[0]} already wrote it"
             )
-        self._data[key] = (epoch, json.loads(json.dumps(value)))
+        self._data[key] = (epoch, json.dumps(value))
 
     async def load(self, key: str) -> dict[str, Any] | None:
         stored = self._data.get(key)
-        return json.loads(json.dumps(stored[1])) if stored else None
+        return json.loads(stored[1]) if stored else None
 
     async def epoch_of(self, key: str) -> int | None:
         stored = self._data.get(key)
