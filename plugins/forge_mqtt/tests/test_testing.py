@@ -3,8 +3,6 @@ stop/start, refuses anonymous clients when it has users, and reports a broken co
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from forge_core.testing import ServerError, port_free
 
@@ -48,11 +46,11 @@ def test_mosquitto_password_file_refuses_anonymous() -> None:
 def test_broken_config_raises_with_log() -> None:
     broker = MosquittoServer(extra_config="this_is_not_an_option 1")
     try:
-        started = time.monotonic()
+        # "exited": the broker's exit is noticed and reported with its log, not waited out as a
+        # start that never came (which is a different error)
         with pytest.raises(ServerError, match="mosquitto exited") as info:
             broker.start()
         assert "this_is_not_an_option" in str(info.value) or "Error" in str(info.value)
-        assert time.monotonic() - started < 10
     finally:
         broker.close()
 

@@ -4,7 +4,6 @@ top, close waiting for PUBACKs."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -206,9 +205,7 @@ def test_close_waits_for_pubacks(mosquitto_server: MosquittoServer, tmp_path: Pa
         await transport.connect()
         for n in range(500):
             await transport.publish("closing/x", kit.envelope({"n": n}))
-        started = time.monotonic()
-        await transport.close()
-        assert time.monotonic() - started < 5
+        await transport.close()  # a hang would be pytest-timeout's; the test asserts what close leaves
         assert transport.health().stats["inflight"] == 0
         assert not transport.health().connected and transport.health().detail == "closed"
 
