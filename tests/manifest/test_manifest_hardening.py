@@ -7,7 +7,6 @@ traceback, never a hang, never a value the runtime trips over later.
 from __future__ import annotations
 
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -63,13 +62,11 @@ def billion_laughs(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_alias_bomb_is_refused_quickly_with_the_line_of_an_alias(tmp_path: Path) -> None:
+def test_alias_bomb_is_refused_at_the_node_limit_with_the_line_of_an_alias(tmp_path: Path) -> None:
     text = billion_laughs()
     assert len(text) < 8_000  # the 7.6 KB file of the report
     (tmp_path / "plant.yaml").write_text(text, encoding="utf-8")
-    began = time.perf_counter()
-    found = problems(tmp_path, catalog=CATALOG)
-    assert time.perf_counter() - began < 5
+    found = problems(tmp_path, catalog=CATALOG)  # an expansion would exhaust memory or pytest-timeout
     assert len(found) == 1, found
     line, _, message = found[0]
     assert line is not None and line >= 5  # the first alias is on line 5
