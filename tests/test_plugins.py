@@ -283,3 +283,15 @@ def test_catalog_lists_what_plugins_provide():
     assert "memory" in catalog.transports and catalog.transports["memory"]["additionalProperties"] is False
     assert "forge.logger" in catalog.components
     assert "forge_core" in catalog.plugins
+
+
+def test_the_catalog_answers_from_the_plugins_active_when_it_was_built():
+    """forge validate builds one catalog with every plugin active and checks each profile against
+    it while activating the profile's plugins in turn: a schema computed late must not see those."""
+    plugins = get_plugin_manager()
+    plugins.activate(None)
+    catalog = plugins.catalog()
+    plugins.activate([])  # no scoped plugin: forge_sched's status_reporter.grpc leaves the registries
+    plugins.collect()
+    assert "grpc" not in plugins.tactics.implementations("status_reporter")
+    assert "grpc" in catalog.tactics["status_reporter"]["properties"]["use"]["enum"]

@@ -467,8 +467,11 @@ class Plugins:
         from forge_core.manifest import Catalog
 
         self.collect()
-        tactics = LazyTable(self.tactics, lambda e: self.tactics.section_schema(e.name))
-        # a schema or model is computed when a manifest names its type (it imports the entry's module)
+        # A schema or model is computed when a manifest names its type (it imports the entry's
+        # module), from the registries of this moment: activate() and collect() replace them, and
+        # forge validate checks every profile against one catalog built with every plugin active.
+        registry = self.tactics
+        tactics = LazyTable(registry, lambda e: registry.section_schema(e.name))
         return Catalog(
             transports=LazyTable(self.transports, lambda e: e.schema),
             components=LazyTable(self.components, lambda e: e.schema),
