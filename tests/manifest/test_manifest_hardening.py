@@ -260,3 +260,23 @@ def test_an_unset_variable_is_one_problem_not_two(tmp_path: Path) -> None:
     write(tmp_path, HEAD + 'storage: {url: "${env:PLANT_DB_URL}"}\n')
     found = problems(tmp_path)
     assert [(path, "PLANT_DB_URL" in message) for _, path, message in found] == [("storage.url", True)], found
+
+
+def test_a_refused_secret_is_not_printed_and_the_message_names_what_is_wrong(tmp_path: Path) -> None:
+    """A ``str | None`` secret too short: the message says so (not "expected null", the other
+    branch's complaint) and shows ``<secret>``, never the value taken from the environment."""
+    from pydantic import Field
+
+    from forge_core.settings import Settings
+
+    class KeyParams(Settings):
+        secret_fields = frozenset({"key"})
+        key: str | None = Field(None, min_length=16)
+
+    catalog = Catalog(transports={"memory": None}, components={"bakery.signer": KeyParams.json_schema()},
+                      models={"components": {"bakery.signer": KeyParams}})
+    write(tmp_path, HEAD + 'components:\n  signer: {type: bakery.signer, params: {key: "${env:PLANT_KEY}"}}\n')
+    found = validate_manifest(tmp_path, env={"PLANT_KEY": "hunter2-short"}, catalog=catalog)
+    assert [(p.path, p.message) for p in found] == [
+        ("components.signer.params.key", "<secret> is shorter than 16 characters")]
+    assert validate_manifest(tmp_path, env={"PLANT_KEY": "a-long-enough-plant-key"}, catalog=catalog) == []

@@ -112,6 +112,19 @@ def dotted(path: Iterable[str | int]) -> str:
     return out
 
 
+def _masked(issues: list[Issue], section: dict[str, Any], secrets: frozenset[str]) -> list[Issue]:
+    """The issues with a secret field's value (``secret_fields``: a key from the environment) left
+    out of their messages: an error must not print the plant key it refuses."""
+    out = []
+    for issue in issues:
+        message = issue.message
+        key = issue.path[3] if len(issue.path) > 3 else None
+        if key in secrets and isinstance(section.get(key), str) and section[key]:
+            message = message.replace(_show(section[key]), "<secret>").replace(section[key], "<secret>")
+        out.append(Issue(issue.path, message, issue.line))
+    return out
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -183,8 +196,13 @@ def _humanize(error: ValidationError, prefix: DocPath) -> Iterator[Issue]:
         yield Issue(path, f"{_show(value)} is not one of {', '.join(map(repr, error.validator_value))}")
     elif kind == "pattern":
         yield Issue(path, f"{_show(value)} does not match {error.validator_value!r}")
+    elif kind == "minLength" and isinstance(value, str):
+        yield Issue(path, f"{_show(value)} is shorter than {error.validator_value} characters")
     elif kind in ("oneOf", "anyOf") and error.context:
-        yield from _humanize(best_match(error.context), prefix)
+        # a branch of the value's own type says what is wrong ("too short"), not a "expected null"
+        # from the branch of another type (``str | None`` with a minimum length, say)
+        fitting = [e for e in error.context if e.validator != "type"]
+        yield from _humanize(best_match(fitting or error.context), prefix)
     else:
         # jsonschema's own messages mostly name the value already ("0 is less than the minimum of 1").
         shown = _show(value)
@@ -353,7 +371,8 @@ def catalog_issues(doc: dict[str, Any], catalog: Catalog) -> list[Issue]:
                 model = catalog.models.get(section, {}).get(type_)
                 if not found and model is not None:  # what the schema cannot say, the model's validators do
                     found = model_issues(model, spec.get(body) or {}, (section, name, body))
-                issues.extend(found)
+                secrets: frozenset[str] = getattr(model, "secret_fields", frozenset())
+                issues.extend(_masked(found, spec.get(body) or {}, secrets) if secrets else found)
 
     typed("transports", "transport", catalog.transports, "settings")
     typed("components", "component", catalog.components, "params")
