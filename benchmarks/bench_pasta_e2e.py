@@ -23,7 +23,6 @@ Mosquitto runs with ``set_tcp_nodelay true`` (docs/deploy.md).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -34,15 +33,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema_rs
 import orjson
 import paho.mqtt.client as mqtt
+from bench_kafka import broker as kafka_broker  # benchmarks/ is on sys.path when run as a script
 from confluent_kafka import Consumer, Producer
-from forge_kafka.cluster import KafkaCluster
-from forge_kafka.testing import KafkaServer
 from forge_mqtt.testing import MosquittoServer
 
 from forge_core.testing import PostgresServer
@@ -113,16 +110,6 @@ def raw_bridge(broker: MosquittoServer, bootstrap: str, stop: threading.Event) -
         consumer.close()
 
 
-@contextlib.contextmanager
-def kafka_broker(kind: str) -> Iterator[str]:
-    if kind == "tansu":
-        with KafkaServer() as server:
-            yield server.bootstrap
-    else:
-        with KafkaCluster(1) as cluster:
-            yield cluster.bootstrap
-
-
 def measure(broker: MosquittoServer, rate: float, seconds: float, nodelay: bool) -> tuple[list[float], int]:
     """Round trips of one machine client: (sorted latencies in ms after a 5 s warm-up, unanswered)."""
     sent: dict[int, float] = {}
@@ -184,7 +171,7 @@ def main() -> None:
     machines = (("paho (Nagle on)", False), ("paho + TCP_NODELAY", True))
     results: dict[tuple[str, str], tuple[list[float], int]] = {}
     load = [os.getloadavg()]
-    with MosquittoServer() as broker, kafka_broker(args.broker) as bootstrap, PostgresServer() as pg:
+    with MosquittoServer() as broker, kafka_broker(args.broker) as (bootstrap, _), PostgresServer() as pg:
         stop, seen = threading.Event(), []
         thread = threading.Thread(target=responder, args=(bootstrap, stop, seen), daemon=True)
         thread.start()
