@@ -97,7 +97,7 @@ def acme_installed(monkeypatch, tmp_path):
     point = EntryPoint(name="acmeplant", value="forge_test_acmeplant", group="forge")
     monkeypatch.setenv("FORGE_LOAD_PLUGINS", "acmeplant")  # only it: other installed plugins may be mid-change
     monkeypatch.delenv("FORGE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    monkeypatch.setattr("forge_core.plugins.entry_points",
+    monkeypatch.setattr("forge_core.plugins.loading.entry_points",
                         lambda group: [point, *entry_points(group=group)] if group == "forge" else [])
     yield
     sys.path.remove(str(tmp_path))

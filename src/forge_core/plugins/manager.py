@@ -1,26 +1,5 @@
-"""Finding, loading and calling plugins: the plugin manager and its typed facade.
-
-Core code never calls ``pm.hook.x(**kw)`` untyped: it calls a method of :class:`Plugins`, one
-per hook, and that method calls ``pm.hook.<name>(...)``: pluggy's own call loop, so
-``wrapper=True`` and old-style ``hookwrapper=True`` implementations, ``tryfirst``/``trylast`` and
-pluggy's tracing all apply. So that an error still names the plugin that raised it, every
-ordinary implementation's function is wrapped when its plugin is registered
-(:meth:`Plugins._guard`): the wrapper sets ``registry.current_plugin`` for registration hooks,
-turns an exception into a :class:`PluginError` naming plugin and hook (or logs it and carries on
-for notification hooks) and checks the result's type. Wrapper implementations are generators and
-are left as they are.
-
-Call order is pluggy's: the last registered plugin first. Built-ins mark their registration
-hooks ``tryfirst`` so they register before any plugin, and a clash with a built-in name blames
-the plugin.
-
-Environment:
-  ``FORGE_DISABLE_PLUGIN_AUTOLOAD=1``  load no entry-point plugins (built-ins still load)
-  ``FORGE_DISABLE_PLUGINS=a,b``        skip these entry-point plugins
-  ``FORGE_LOAD_PLUGINS=a,b``           load only these entry-point plugins
-  ``FORGE_TRACE_PLUGINS=1``            pluggy's hook tracing on stderr (``pm.enable_tracing()``), plus
-                                       one ``<hook> -> <plugin> [plugin]`` line per implementation
-"""
+"""The plugin manager's typed facade: one method per hook, the registries the registration hooks
+fill, plant scope (which installed plugins take part) and the catalog a manifest is checked against."""
 
 from __future__ import annotations
 
@@ -29,17 +8,16 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from forge_core import hookspecs
 from forge_core.errors import ManifestProblem, PluginError
+from forge_core.plugins.guard import explain_validation, guard, hook_in
 from forge_core.registry import (
     CommandRegistry,
     ComponentRegistry,
@@ -62,12 +40,6 @@ if TYPE_CHECKING:
     from forge_core.transport.base import Transport
 
 log = logging.getLogger("forge.plugins")
-
-ENTRY_POINT_GROUP = "forge"
-#: Core features are plugins too, registered through the same hooks (name -> module).
-#: Each module holds hooks only and registers what it provides by "module:attribute" path.
-BUILTIN_PLUGINS = {"forge_core": "forge_core.builtin.core", "forge_core.tactics": "forge_core.builtin.tactics_plugin",
-                   "forge_core.heartbeat": "forge_core.builtin.heartbeat_plugin"}
 
 
 @dataclass
@@ -94,55 +66,6 @@ class PluginInfo:
         if plugin is None:
             return []
         return sorted(c.name for c in pm.get_hookcallers(plugin) or [])
-
-
-def _env_list(name: str) -> set[str] | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    return {part.strip() for part in value.split(",") if part.strip()}
-
-
-#: Notification hooks: an exception is logged (naming the plugin) and the next plugin still runs.
-SWALLOWING_HOOKS = frozenset({
-    "forge_message_dead_lettered", "forge_component_crashed", "forge_heartbeat_payload",
-    "forge_source_status_changed", "forge_leadership_changed", "forge_backpressure_changed",
-    "forge_plant_stopping", "forge_plant_stopped",
-})
-
-
-def _check_problems(result: object) -> str | None:
-    if result is None or (isinstance(result, list) and all(isinstance(p, ManifestProblem) for p in result)):
-        return None
-    return f"must return a list of ManifestProblem or None, got {type(result).__name__}"
-
-
-def _check_dict(result: object) -> str | None:
-    return None if result is None or isinstance(result, dict) else \
-        f"must return a dict or None, got {type(result).__name__}"
-
-
-#: Result checks per hook: a message when an implementation returned the wrong type.
-def _check_checks(result: object) -> str | None:
-    from forge_core.checks import Check
-
-    if result is None or (isinstance(result, list) and all(isinstance(c, Check) for c in result)):
-        return None
-    return f"must return a list of forge_core.Check or None, got {type(result).__name__}"
-
-
-def _check_panel(result: object) -> str | None:
-    from forge_core.dashboard.panels import check_panel
-
-    return check_panel(result)
-
-
-RESULT_CHECKS: dict[str, Callable[[object], str | None]] = {
-    "forge_validate_manifest": _check_problems,
-    "forge_heartbeat_payload": _check_dict,
-    "forge_plant_checks": _check_checks,
-    "forge_dashboard_panel": _check_panel,
-}
 
 
 class Plugins:
@@ -194,60 +117,21 @@ class Plugins:
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(_explain_validation(exc), plugin=name, hook=_hook_in(str(exc))) from None
+            raise PluginError(explain_validation(exc), plugin=name, hook=hook_in(str(exc))) from None
         except ValueError as exc:
             raise PluginError(str(exc), plugin=name) from None
+        trace = self._impl_trace if self._tracing else None
         for caller in self.pm.get_hookcallers(plugin) or []:
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
                     # pluggy marks HookImpl.function Final for its own users; replacing it here is
                     # what keeps pluggy's call loop while naming the plugin that raised.
-                    setattr(impl, "function", self._guard(caller.name, name, impl.argnames, impl.function))  # noqa: B010
+                    setattr(impl, "function", guard(caller.name, name, impl.argnames, impl.function, trace))  # noqa: B010
         self.infos[name] = info or PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
         self._callers.clear()
         self._drills_collected = False
         if self._collected:
             self._collected = False  # registries are rebuilt on next use
-
-    def _guard(self, hook_name: str, plugin_name: str, argnames: tuple[str, ...],
-               function: Callable[..., Any]) -> Callable[..., Any]:
-        """``function`` (one plugin's implementation of ``hook_name``) as pluggy will call it:
-        positional arguments in ``argnames`` order, failures attributed to ``plugin_name``."""
-        swallow = hook_name in SWALLOWING_HOOKS
-        check = RESULT_CHECKS.get(hook_name)
-        registry_at = argnames.index("registry") if hook_name.startswith("forge_register_") and \
-            "registry" in argnames else None
-        trace = self._impl_trace if self._tracing else None
-
-        def guarded(*args: Any) -> Any:
-            registry = args[registry_at] if registry_at is not None else None
-            if trace is not None:
-                trace(hook_name, "->", plugin_name)
-            if registry is not None:
-                registry.current_plugin = plugin_name
-            try:
-                result = function(*args)
-                problem = check(result) if check is not None else None
-                if problem is not None:
-                    raise PluginError(problem, plugin=plugin_name, hook=hook_name)
-                return result
-            except Exception as exc:
-                if isinstance(exc, PluginError) and exc.plugin:
-                    error = exc  # already attributed (a registry's duplicate, a nested hook call)
-                else:
-                    error = PluginError(f"raised {type(exc).__name__}: {exc}", plugin=plugin_name, hook=hook_name)
-                if not swallow:
-                    if error is exc:
-                        raise
-                    raise error from exc
-                log.error("%s", error, exc_info=exc)
-                return None
-            finally:
-                if registry is not None:
-                    registry.current_plugin = None
-
-        guarded.__wrapped__ = function  # type: ignore[attr-defined]
-        return guarded
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
@@ -490,73 +374,3 @@ class Plugins:
 
 def _write_stderr(line: str) -> None:
     sys.stderr.write(line)  # looked up per call, so a redirected stderr (capsys, a log file) gets it
-
-
-def _hook_in(message: str) -> str | None:
-    for name in hookspecs.hook_names():
-        if name in message:
-            return name
-    return None
-
-
-def _explain_validation(exc: pluggy.PluginValidationError) -> str:
-    lines = str(exc).splitlines()
-    detail = "; ".join(line.strip() for line in lines[1:]) or lines[0]
-    if "Argument(s)" in detail:
-        return f"{detail} — use only the parameter names of the hookspec (see docs/hooks.md)"
-    return detail
-
-
-def get_plugin_manager(
-    *,
-    autoload: bool | None = None,
-    extra: Iterable[tuple[str, object]] = (),
-) -> Plugins:
-    """Build the plugin manager: built-ins, then entry-point plugins, then ``extra``.
-
-    Built inside a function (not at import time) so tests build as many as they like.
-    """
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    plugins = Plugins(pm)
-    for name, module_name in BUILTIN_PLUGINS.items():
-        module = importlib.import_module(module_name)
-        plugins.register(module, name, info=PluginInfo(name=name, module=module_name, version=_core_version(),
-                                                       distribution="forge-core", builtin=True))
-    if autoload is None:
-        autoload = os.environ.get("FORGE_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0")
-    if autoload:
-        _load_entry_points(plugins)
-    for name, plugin in extra:
-        plugins.register(plugin, name)
-    plugins.check_pending()
-    return plugins
-
-
-def _core_version() -> str:
-    from forge_core import __version__
-
-    return __version__
-
-
-def _load_entry_points(plugins: Plugins) -> None:
-    disabled = _env_list("FORGE_DISABLE_PLUGINS") or set()
-    only = _env_list("FORGE_LOAD_PLUGINS")
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in disabled or (only is not None and ep.name not in only):
-            continue
-        if plugins.pm.has_plugin(ep.name):
-            continue  # the same distribution installed twice on the path
-        dist = ep.dist
-        try:
-            module: ModuleType = ep.load()
-        except Exception as exc:
-            raise PluginError(
-                f"could not be imported from {ep.value!r}: {type(exc).__name__}: {exc}; reinstall "
-                f"{dist.name if dist else 'its package'} or skip it with FORGE_DISABLE_PLUGINS={ep.name}",
-                plugin=ep.name,
-            ) from exc
-        plugins.register(module, ep.name, info=PluginInfo(
-            name=ep.name, module=ep.value, version=dist.version if dist else "",
-            distribution=dist.name if dist else "", scoped=True,
-        ))
