@@ -97,3 +97,51 @@ def test_a_replaced_risk_strategy_is_used(factory_plant, beats):
     beats(plant, 3, "f1")
     changed = plant.last("mms.risk_changed").payload
     assert (changed["risk"], changed["previous"], changed["reason"]) == ("MEDIUM", "LOW", "always, 1 beats")
+
+
+def test_the_rules_assessment_is_reused_only_while_the_window_holds_the_same_beats(factory_plant, beats):
+    """risk.rules judges the window's beats alone: a check that finds the same beats keeps the last
+    assessment (3 of 4 checks at 0.25 s checks and 1 s beats); every check's assessment is what asking
+    the strategy then would have given, through a rise of errors to HIGH."""
+    plant = factory_plant({"check_every": 0.25})
+    monitor = plant.component("monitor")
+    rules = monitor.risk
+    asked = []
+    original = rules.assess
+    rules.assess = lambda factory, window, now: asked.append(now) or original(factory, window, now)
+    checks = 0
+    for second in range(40):
+        beats.one(plant, "f1", errors=float(max(0, second - 20)))  # new errors every beat after 20 s
+        for _ in range(4):
+            plant.advance(0.25)
+            checks += 1
+            now = plant.clock.time()
+            assert monitor.assessments["f1"] == original("f1", monitor.history.window("f1", monitor.risk_window, now),
+                                                         now)
+    assert monitor.risks["f1"] == "HIGH"
+    assert 35 <= len(asked) <= checks // 2, f"asked {len(asked)} times in {checks} checks"
+
+
+def test_a_replaced_risk_strategy_is_asked_on_every_check(factory_plant, beats):
+    from forge_core import Settings, hookimpl
+
+    from forge_mms.tactics.risk import Risk, RiskAssessment
+
+    asked = []
+
+    class ByTime:  # may read the time: the monitor cannot know its answer is the same
+        def assess(self, factory, beats, now):
+            asked.append(now)
+            return RiskAssessment(Risk.MEDIUM if now % 2 < 1 else Risk.LOW, 0.0, None, "by time")
+
+    class Strategy:
+        @hookimpl
+        def forge_register_tactics(self, registry):
+            class NoSettings(Settings):
+                pass
+
+            registry.add("risk.bytime", lambda settings, services: ByTime(), settings=NoSettings)
+
+    plant = factory_plant({"check_every": 0.25}, tactics={"risk": {"use": "bytime"}}, plugins=[("s", Strategy())])
+    beats(plant, 5, "f1")
+    assert len(asked) >= 4 * 4, f"asked {len(asked)} times over 5 s of 0.25 s checks"

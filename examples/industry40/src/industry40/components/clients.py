@@ -3,10 +3,11 @@
 Every ``min_interval..max_interval`` seconds (seeded) an order with a random product, quantity and
 deadline, an ``Idempotency-Key`` per order, tried again with the same key on a 5xx or no answer (a
 PMS killed by chaos): a retried order is created once. Without ``url`` the requests go to this
-process's HTTP app in-process (httpx's ASGI transport: the same handlers, no socket, also under
-virtual time); with ``url``, over HTTP; with ``endpoints_topic``, over HTTP to the PMS replicas
-their ``sched.endpoint`` announcements name (the leader first; each retry goes to the next one, so
-a killed replica's orders reach the other, which stores them for the leader).
+process's HTTP app in-process (one ASGI call per request, :mod:`industry40.components.asgi_client`:
+the same routing and handlers, no socket, also under virtual time); with ``url``, over HTTP; with
+``endpoints_topic``, over HTTP to the PMS replicas their ``sched.endpoint`` announcements name (the
+leader first; each retry goes to the next one, so a killed replica's orders reach the other, which
+stores them for the leader).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 
 from forge_core import Check, Component, Envelope, Subscribes
+from industry40.components.asgi_client import InProcessClient
 from industry40.settings import ClientsParams
 
 ENDPOINT = "sched.endpoint"  # forge-sched's announcement of a PMS replica (its schema is forge-sched's)
@@ -54,13 +56,13 @@ class Clients(Component):
         announced = [url for url, _, _ in sorted(self.announced.values(), key=lambda a: (not a[1], -a[2]))]
         return list(dict.fromkeys([*announced, *([p.url] if p.url else [])]))
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> httpx.AsyncClient | InProcessClient:
         p = self.params
         if p.endpoints_topic is not None:
             return httpx.AsyncClient(timeout=p.timeout)
         if p.url is not None:
             return httpx.AsyncClient(base_url=p.url, timeout=p.timeout)
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.ctx.http.app), base_url="http://plant")
+        return InProcessClient(self.ctx.http.app)
 
     async def _posting(self) -> None:
         p, rnd, clock = self.params, self.ctx.random, self.ctx.clock
@@ -74,7 +76,8 @@ class Clients(Component):
                 await self.post(client, body, uuid.UUID(int=rnd.getrandbits(128)).hex)
                 await clock.sleep(rnd.uniform(p.min_interval, p.max_interval))
 
-    async def post(self, client: httpx.AsyncClient, body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    async def post(self, client: httpx.AsyncClient | InProcessClient, body: dict[str, Any],
+                   key: str) -> dict[str, Any] | None:
         """POST one order, retried with the same key; the order's JSON, or None when given up."""
         p = self.params
         for attempt in range(1, p.attempts + 1):

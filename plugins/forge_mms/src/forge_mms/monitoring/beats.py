@@ -86,6 +86,8 @@ class BeatHistory:
         self._beats: dict[str, deque[Beat]] = {}
         self._last: dict[str, Beat] = {}
         self._windows: dict[str, list[BeatWindow]] = {}
+        # (factory, length) -> its window: the monitor asks for one every check per factory and replica
+        self._window_of: dict[tuple[str, float], BeatWindow] = {}
 
     def add(self, factory: str, at: float, payload: dict[str, Any]) -> Beat:
         """Record the beat ``payload`` (valid ``mms.factory_heartbeat``) that arrived at ``at``."""
@@ -128,13 +130,12 @@ class BeatHistory:
     def window(self, factory: str, window: float, now: float) -> BeatWindow:
         """The beats of ``factory`` in ``[now - window, now]`` as a :class:`BeatWindow` kept between
         calls (the same beats as :meth:`beats`; ``window`` must not exceed the horizon)."""
-        if window > self.horizon:
-            raise ValueError(f"BeatHistory: window {window!r} s is longer than the horizon {self.horizon!r} s")
-        kept = self._windows.setdefault(factory, [])
-        found = next((w for w in kept if w.length == window), None)
+        found = self._window_of.get((factory, window))
         if found is None:
-            found = BeatWindow(window, self._beats.get(factory, ()))
-            kept.append(found)
+            if window > self.horizon:
+                raise ValueError(f"BeatHistory: window {window!r} s is longer than the horizon {self.horizon!r} s")
+            found = self._window_of[factory, window] = BeatWindow(window, self._beats.get(factory, ()))
+            self._windows.setdefault(factory, []).append(found)
         found.advance(now)
         return found
 
@@ -217,10 +218,13 @@ class BeatWindow(Sequence[Beat]):
         self._beats: deque[Beat] = deque(beats)
         self.failed = sum(1 for b in self._beats if b.failed)
         self._fits: dict[Callable[[Beat], float | None], _Fit] = {}
+        #: Changes with every beat in or out: the same version means the same beats, counts and sums.
+        self.version = 0
 
     def append(self, beat: Beat) -> None:
         self._beats.append(beat)
         self.failed += beat.failed
+        self.version += 1
         for fit in self._fits.values():
             fit.add(beat)
 
@@ -230,6 +234,7 @@ class BeatWindow(Sequence[Beat]):
         while beats and beats[0].at < start:
             beat = beats.popleft()
             self.failed -= beat.failed
+            self.version += 1
             for fit in self._fits.values():
                 fit.remove(beat)
                 if fit.removed >= max(len(beats), 64):

@@ -68,8 +68,12 @@ class OrderScheduler(Component):
         policy = RetryPolicy(max_attempts=p.retry.max_attempts, initial=p.retry.initial,
                              max_backoff=p.retry.max_backoff, retry_on=(Conflict,), clock=self.ctx.clock,
                              seed=self.ctx.random.getrandbits(32))
-        self.transactor = Transactor(self.ctx.storage, policy)
-        if getattr(self.ctx.clock, "is_virtual", False):  # a simulated run: ids from the seed, so it replays
+        virtual = getattr(self.ctx.clock, "is_virtual", False)
+        # a simulated run keeps one connection for its transactions, probe and relay (see Transactor)
+        self.transactor = Transactor(self.ctx.storage, policy, keep_connection=virtual)
+        if virtual:
+            self.ctx.spawn(self._give_back_connection(), name="connection")
+        if virtual:  # a simulated run: ids from the seed, so it replays
             ids = random.Random(self.ctx.random.getrandbits(64))
             new_id: Any = lambda: "ord-" + uuid.UUID(int=ids.getrandbits(128), version=4).hex
         else:
@@ -199,7 +203,16 @@ class OrderScheduler(Component):
     async def relay(self) -> None:
         """Publish what committed transactions queued (one relay at a time in this process)."""
         async with self.relay_lock:
-            self.counts["relayed"] += await outbox.relay(self.transactor.engine, self._publish)
+            self.counts["relayed"] += await outbox.relay(self.transactor.engine, self._publish,
+                                                         connect=self.transactor.connect)
+
+    async def _give_back_connection(self) -> None:
+        """Waits for nothing: cancelled when the component stops or is killed (no ``stop()`` then),
+        it gives the transactor's kept connection back to the pool, so a day of kills leaks none."""
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            self.transactor.close()
 
     async def _publish(self, topic: str, type_: str, payload: dict[str, Any], key: str | None) -> None:
         await self.ctx.publish(topic, type_, payload, key=key)

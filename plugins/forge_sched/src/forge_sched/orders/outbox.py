@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,10 @@ __all__ = ["Publish", "message", "put", "put_many", "relay"]
 Publish = Callable[[str, str, dict[str, Any], str | None], Awaitable[Any]]
 
 _QUEUE = outbox.insert()
+# Built once: the relay runs after every write and on every pass that finds messages queued, and
+# building a select (ordering, limit, a new cache key) cost SQLAlchemy more than running it on SQLite.
+_NEXT: dict[int, sa.Select[Any]] = {}
+_SENT = outbox.delete().where(outbox.c.seq.in_(sa.bindparam("b_done", expanding=True)))
 
 
 def message(topic: str, type_: str, payload: dict[str, Any], key: str | None = None) -> dict[str, Any]:
@@ -39,13 +44,21 @@ def put_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(_QUEUE, rows)
 
 
-async def relay(engine: Engine, publish: Publish, *, batch: int = 200) -> int:
+async def relay(engine: Engine, publish: Publish, *, batch: int = 200,
+                connect: Callable[[], AbstractContextManager[Connection]] | None = None) -> int:
     """Publish the queued messages in order, deleting each batch once it is sent; returns how many.
-    A failing publish stops the relay there (the rest stay queued for the next call)."""
+    A failing publish stops the relay there (the rest stay queued for the next call). ``connect``:
+    where its connections come from (a :class:`~forge_sched.orders.transactions.Transactor`'s
+    ``connect``), else ``engine.connect``."""
+    if connect is None:
+        connect = engine.connect
     sent = 0
+    query = _NEXT.get(batch)
+    if query is None:
+        query = _NEXT[batch] = sa.select(outbox).order_by(outbox.c.seq).limit(batch)
     while True:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(outbox).order_by(outbox.c.seq).limit(batch)).all()
+        with connect() as conn:
+            rows = conn.execute(query).all()
         if not rows:
             return sent
         done: list[int] = []
@@ -57,8 +70,8 @@ async def relay(engine: Engine, publish: Publish, *, batch: int = 200) -> int:
             await asyncio.sleep(0)
         finally:
             if done:
-                with engine.begin() as conn:
-                    conn.execute(outbox.delete().where(outbox.c.seq.in_(done)))
+                with connect() as conn, conn.begin():
+                    conn.execute(_SENT, {"b_done": done})
                 sent += len(done)
         if len(rows) < batch:
             return sent

@@ -232,7 +232,8 @@ class OrderService:
         """(pending orders exist, outbox messages are queued), in one read outside any write
         transaction: the periodic pass runs its fenced transaction or relay only when there is work,
         and that transaction reads the pending orders again itself."""
-        raw = self.tx.engine.raw_connection()
+        kept = self.tx.raw()
+        raw = self.tx.engine.raw_connection() if kept is None else kept
         try:
             cursor = raw.cursor()
             try:
@@ -242,7 +243,10 @@ class OrderService:
             finally:
                 cursor.close()
         finally:
-            raw.close()  # back to the pool, which rolls the read back
+            if kept is None:
+                raw.close()  # back to the pool, which rolls the read back
+            else:
+                raw.rollback()  # the read ends here (a no-op where a SELECT opened no transaction)
         return bool(pending), bool(queued)
 
     async def assign_pending(self) -> int:
