@@ -1,8 +1,8 @@
 """``oee_line.oee``: OEE per machine and for the line over the current shift, from the stored data.
 
 Every ``interval`` it reads each machine's state changes and counters of the shift so far
-(``TimeSeriesStore.states/counters``), computes its figures and six big losses
-(``oee_line.oee.machine_window``), combines the line (machines weighted by planned time) and
+(``oee_line.storage.window.window_inputs``: on PostgreSQL the counters reduced in SQL), computes its
+figures and six big losses (``oee_line.oee.machine_window``), combines the line (machines weighted by planned time) and
 publishes ``oee_line.oee`` for each; the newest figures are the component's report (live view).
 """
 
@@ -15,6 +15,7 @@ from forge_core import Component, Flow
 from oee_line.oee import LossSettings, MachineWindow, Shift, ShiftWindow, combine, machine_window, shift_windows
 from oee_line.settings import OeeParams
 from oee_line.storage.store import TimeSeriesStore
+from oee_line.storage.window import window_inputs
 
 __all__ = ["OeeCalculator", "compute_window"]
 
@@ -23,13 +24,9 @@ def compute_window(store: TimeSeriesStore, params: OeeParams, window: ShiftWindo
     """Each machine's figures over ``window`` from storage (synchronous: run it in a thread)."""
     settings = LossSettings(params.small_stop_threshold, params.startup_window)
     machines = params.machines or store.machines()
-    out = {}
-    for machine in machines:
-        cycle = store.ideal_cycle_time(machine, params.ideal_cycle_time)
-        out[machine] = machine_window(store.states(machine, window.start, window.end),
-                                      store.counters(machine, window.start, window.end), cycle,
-                                      window.start, window.end, settings=settings, machine=machine)
-    return out
+    inputs = window_inputs(store, machines, window.start, window.end, params.ideal_cycle_time)
+    return {machine: machine_window(i.states, i.counters, i.ideal_cycle_time, window.start, window.end,
+                                    settings=settings, machine=machine) for machine, i in inputs.items()}
 
 
 def message(params: OeeParams, scope: str, id_: str, window: ShiftWindow, w: MachineWindow | None,

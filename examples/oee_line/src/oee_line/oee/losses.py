@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from oee_line.oee.figures import OeeFigures, compute
 
-__all__ = ["CounterSample", "LossSettings", "MachineWindow", "SixBigLosses", "StateChange", "machine_window"]
+__all__ = ["CounterDeltas", "CounterEvent", "CounterSample", "LossSettings", "MachineWindow", "SixBigLosses",
+           "StateChange", "counter_deltas", "machine_window"]
 
 STOP_STATES = frozenset({"down", "idle"})
 STATES = frozenset({"running", "idle", "down", "setup"})
@@ -48,6 +49,51 @@ class CounterSample:
     ts: float
     good: int
     total: int
+
+
+@dataclass(frozen=True)
+class CounterEvent:
+    """A counter sample that matters beyond the sums: a reset (``d_total``/``d_good`` then count from 0) or
+    one with bad parts (``d_total > d_good``)."""
+
+    ts: float
+    d_total: int
+    d_good: int
+    reset: bool
+
+
+@dataclass(frozen=True)
+class CounterDeltas:
+    """What :func:`machine_window` needs of a window's counters: the parts made inside ``[start, end)`` and,
+    in time order, the resets and the samples with bad parts. A day of 1 s samples is 172,800 rows but a few
+    hundred such events, so the database can reduce the rows to this (``TimeSeriesStore.window_inputs``)
+    instead of shipping every sample to Python."""
+
+    total: int
+    good: int
+    events: tuple[CounterEvent, ...]
+
+
+def counter_deltas(counters: Sequence[CounterSample], start: float, end: float) -> CounterDeltas:
+    """The increments of cumulative ``counters`` (any order; the first sample is the baseline)."""
+    good = total = 0
+    found: list[CounterEvent] = []
+    last: CounterSample | None = None
+    for sample in sorted(counters, key=lambda c: c.ts):
+        if last is None:
+            last = sample
+            continue
+        reset = sample.total < last.total or sample.good < last.good
+        d_total = sample.total if reset else sample.total - last.total
+        d_good = sample.good if reset else sample.good - last.good
+        last = sample
+        inside = start <= sample.ts < end
+        if inside:
+            total += d_total
+            good += d_good
+        if reset or (inside and d_total != d_good):
+            found.append(CounterEvent(sample.ts, d_total, d_good, reset))
+    return CounterDeltas(total, good, tuple(found))
 
 
 @dataclass(frozen=True)
@@ -103,10 +149,12 @@ def _planned_spans(start: float, end: float, planned_stops: Sequence[tuple[float
     return spans
 
 
-def machine_window(states: Sequence[StateChange], counters: Sequence[CounterSample], ideal_cycle_time: float,
+def machine_window(states: Sequence[StateChange], counters: Sequence[CounterSample] | CounterDeltas,
+                   ideal_cycle_time: float,
                    start: float, end: float, *, planned_stops: Sequence[tuple[float, float]] = (),
                    settings: LossSettings | None = None, machine: str = "?") -> MachineWindow:
-    """OEE and six big losses of one machine over ``[start, end)``; inputs in any order."""
+    """OEE and six big losses of one machine over ``[start, end)``; inputs in any order (``counters`` as
+    samples, or already reduced to :class:`CounterDeltas`)."""
     settings = settings or LossSettings()
     if end < start:
         raise ValueError(f"OEE machine {machine!r}: window end {end} is before its start {start}")
@@ -138,27 +186,19 @@ def machine_window(states: Sequence[StateChange], counters: Sequence[CounterSamp
         previous = change.state
     planned = sum(hi - lo for lo, hi in spans)
     no_data = planned - covered
-    good = total = start_bad = prod_bad = 0
-    last: CounterSample | None = None
-    for sample in sorted(counters, key=lambda c: c.ts):
-        if last is None:
-            last = sample
+    deltas = counters if isinstance(counters, CounterDeltas) else counter_deltas(counters, start, end)
+    start_bad = prod_bad = 0
+    for event in deltas.events:  # in time order: a reset's restart applies to it and what follows
+        if event.reset:
+            restarts.append(event.ts - (event.d_total * ideal_cycle_time))  # parts since the restart: startup
+        bad = event.d_total - event.d_good
+        if not bad or not start <= event.ts < end:
             continue
-        reset = sample.total < last.total or sample.good < last.good
-        d_total = sample.total if reset else sample.total - last.total
-        d_good = sample.good if reset else sample.good - last.good
-        if reset:
-            restarts.append(sample.ts - (d_total * ideal_cycle_time))  # parts since the restart count as startup
-        last = sample
-        if not start <= sample.ts < end:
-            continue
-        total += d_total
-        good += d_good
-        bad = d_total - d_good
-        if bad and any(r <= sample.ts < r + settings.startup_window for r in restarts):
+        if any(r <= event.ts < r + settings.startup_window for r in restarts):
             start_bad += bad
         else:
             prod_bad += bad
+    total, good = deltas.total, deltas.good
     run = seconds["running"]
     figures = compute(planned - no_data, run, ideal_cycle_time, total, good)
     losses = SixBigLosses(breakdowns=breakdowns, setup_adjustments=seconds["setup"], small_stops=small,
