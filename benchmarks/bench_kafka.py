@@ -440,6 +440,9 @@ def main() -> None:
     parser.add_argument("--broker", choices=("apache", "tansu"), default="apache")
     parser.add_argument("--headers", action="store_true", help="also raw with each CloudEvents header set")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--sides", default="", help="comma-separated throughput sides to run (default: all), "
+                        "e.g. raw,raw_design,forge,forge_batch for an A/B of Forge's code against a worktree")
     args = parser.parse_args()
     load_before = os.getloadavg()
     n = args.messages
@@ -463,6 +466,8 @@ def main() -> None:
             "forge_batch": (f"Forge publish_batch / batch handler ({args.batch})",
                             lambda: asyncio.run(forge_round(bootstrap, n, batch=args.batch))),
         })
+        if args.sides:
+            sides = {side: sides[side] for side in args.sides.split(",")}
         rates: dict[str, list[float]] = {side: [] for side in sides}
         used: dict[str, list[float]] = {side: [] for side in sides}
         for _ in range([args.rounds, 0][args.skip_throughput]):  # interleaved: all sides see the same machine
@@ -472,7 +477,7 @@ def main() -> None:
                 used[side].append(us)
                 print(f"  {side}: {rate:,.0f} msg/s", flush=True)
         lat_args = (bootstrap, args.rate, args.seconds, args.fetch_wait_ms)
-        latency = {
+        latency = {} if args.skip_latency else {
             "raw": percentiles(raw_latency(*lat_args)),
             "peer": percentiles(asyncio.run(faststream_latency(*lat_args))),
             "forge": percentiles(asyncio.run(forge_latency(*lat_args))),
@@ -489,10 +494,20 @@ def main() -> None:
         for forge, raw, target in (("forge_batch", "raw", 0.8), ("forge", "raw", 0.6), ("forge_batch", "raw_design", 0),
                                    ("forge", "raw_design", 0), ("forge_batch", "peer_batch", 1),
                                    ("forge", "peer", 1), ("peer_batch", "raw", 0), ("peer", "raw", 0)):
+            if forge not in rates or raw not in rates:
+                continue
             per_round = [f / r for f, r in zip(rates[forge], rates[raw], strict=True)]
             ratio = median[forge] / median[raw]
             verdict = f" (target >= {target}: {'met' if ratio >= target else 'NOT met'})" if target else ""
             print(f"ratio {forge} / {raw}: {ratio:.2f}{verdict}; per round {[round(x, 2) for x in per_round]}")
+        # CPU per message is steadier than msg/s on a shared machine: the same ratios, of client CPU
+        for forge in ("forge", "forge_batch"):
+            for raw in ("raw", "raw_design"):
+                if forge in used and raw in used:
+                    print(f"client CPU ratio {raw} / {forge} (higher is better): "
+                          f"{statistics.median(used[raw]) / statistics.median(used[forge]):.2f}")
+    if args.skip_latency:
+        return
     print(f"\nlatency at {args.rate:,} msg/s for {args.seconds:g} s, fetch.wait.max.ms {args.fetch_wait_ms} on "
           f"every consumer (publish call -> handler, same process):")
     for side, label in (("raw", "raw confluent-kafka + orjson"), ("peer", "FastStream (pydantic)"),

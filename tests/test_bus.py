@@ -533,3 +533,81 @@ def test_an_envelope_published_again_to_another_topic_is_delivered_as_a_copy():
         assert sent.topic == "a"
 
     run(body)
+
+
+def test_direct_callback_of_raw_records_has_on_message_outcomes():
+    """``callback.direct`` (transport.base.DirectCallback, what the Kafka subscriber calls per record)
+    decodes, validates, dead-letters, filters, counts and hands back Redeliver and awaitables as
+    awaiting the callback does: the same records through each give the same results."""
+    from forge_core.transport.codec import encode_structured
+
+    def records(bus):
+        good = bus.build("test.reading", {"value": 1}, source="m1")
+        other = bus.build("test.reading", {"value": 7}, source="m1")
+        bad = encode_structured(good).replace(b'"value":1', b'"value":"x"')
+        return [
+            RawMessage(encode_structured(good)),  # headerless structured: the fast path
+            RawMessage(bad),  # structured, invalid: dead-lettered by _admit with the reason
+            RawMessage(b'{"value": 2}'),  # plain JSON typed by the binding
+            RawMessage(b"\xff"),  # undecodable
+            RawMessage(b'{"value": 3}', {"ce_type": "test.reading", "ce_schemaversion": "9"}),  # version
+            RawMessage(encode_structured(other)),  # its handler raises: dead-lettered
+            RawMessage(b'{"value": 4}'),  # its handler raises Redeliver
+            RawMessage(b'{"value": 5}'),  # its handler returns an awaitable
+        ]
+
+    async def deliver(clock, direct):
+        bus = make_bus(clock, bindings=[TypeBinding("r", type="test.reading")])
+        seen, awaited = [], []
+
+        def handler(envelope):
+            value = envelope.payload["value"]
+            seen.append(value)
+            if value == 7:
+                raise ValueError("boom")
+            if value == 4:
+                raise Redeliver("later")
+            if value == 5:
+                async def finish():
+                    awaited.append(value)
+                return finish()
+            return None
+
+        sub = await bus.subscribe("r", handler, owner="c")
+        callback = sub.callback  # type: ignore[attr-defined]
+        assert hasattr(callback, "direct")
+        redelivered = 0
+        for message in records(bus):
+            try:
+                if direct:
+                    pending = callback.direct("r", message)
+                    if pending is not None:
+                        await pending
+                else:
+                    await callback("r", message)
+            except Redeliver:
+                redelivered += 1
+            assert message.verdict is not None  # admitted once per delivery
+        return (seen, awaited, redelivered, dict(bus.dead_letters.counts), dict(bus.stats.handled),
+                bus.stats.redeliver)
+
+    direct = run(lambda clock: deliver(clock, True))
+    awaited = run(lambda clock: deliver(clock, False))
+    assert direct == awaited
+    seen, finished, redelivered, letters, handled, redeliver = direct
+    assert seen == [1, 2, 7, 4, 5] and finished == [5] and redelivered == redeliver == 1
+    assert letters == {"invalid": 2, "decode_error": 1, "handler_error": 1}
+    assert handled == {"test.reading": 3}
+
+
+def test_a_traced_or_async_handler_has_no_direct_callback():
+    async def body(clock):
+        bus = make_bus(clock)
+
+        async def handler(envelope):
+            return None
+
+        sub = await bus.subscribe("r", handler, owner="c")
+        return hasattr(sub.callback, "direct")  # type: ignore[attr-defined]
+
+    assert run(body) is False

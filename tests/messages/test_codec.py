@@ -131,6 +131,18 @@ def test_fast_parse_time_is_parse_time():
     assert fast_parse_time("2026-01-01T00:00:00+01:00") == parse_time("2026-01-01T00:00:00+01:00")
 
 
+def test_fast_format_time_is_format_time_in_and_out_of_the_cached_second():
+    from forge_core.transport.codec import fast_format_time
+
+    samples = [1_795_324_167 + k * 0.0000005 for k in range(4000)]  # one second, cached; every tie
+    samples += [-5.25 - k * 0.0000005 for k in range(4000)]  # a negative second: never cached
+    samples += [1_795_324_167.9999995, 1_795_324_168.0, 1_795_324_167.9999994, 1e-7, 0.0, -1e-7]
+    rng = random.Random(11)
+    samples += [rng.uniform(-1e9, 4e9) for _ in range(5000)]
+    for epoch in samples:
+        assert fast_format_time(epoch) == format_time(epoch), epoch
+
+
 @pytest.mark.parametrize("event, expected", [
     # no datacontenttype, no schemaversion, one extension: the extension is kept, version 1
     ({"specversion": "1.0", "id": "i", "source": "s", "type": "a.b", "time": "2026-01-01T00:00:00.000001Z",

@@ -50,6 +50,13 @@ QueueEntry = tuple[str, Envelope | RawMessage, int] | Envelope
 #: raising from ``await callback(...)`` means). Messages queued while it runs stay in order behind.
 DirectRun = Callable[[deque[QueueEntry]], tuple[int, QueueEntry | None, Awaitable[None] | BaseException | None]]
 
+#: A callback may carry ``callback.direct(topic, message)``: one delivery done without a coroutine
+#: (the bus's callbacks for sync handlers have it; the Kafka subscriber calls it per record). It
+#: returns None when the delivery is done (what returning from ``await callback(...)`` means), or an
+#: awaitable the caller awaits at once, before the next delivery, to finish it; an exception it
+#: raises, or the awaitable raises, means what raising from ``await callback(...)`` means.
+DirectCallback = Callable[[str, Envelope | RawMessage], Awaitable[None] | None]
+
 #: ``await callback(topic, messages)``: a batch of messages on one topic, in order (see
 #: :meth:`Transport.subscribe_batch`).
 BatchCallback = Callable[[str, list[Envelope | RawMessage]], Awaitable[None]]

@@ -239,6 +239,9 @@ class KafkaSubscription(Subscription):
             return
         stats = self.connection.stats
         callback = self.callback
+        # the bus's callback of a sync handler delivers without a coroutine (forge_core's
+        # transport.base.DirectCallback): None when done, or an awaitable to finish it
+        direct = getattr(callback, "direct", None)
         stop = self._stop
         filtered = self.ephemeral or self.wildcard
         done: dict[tuple[str, int], int] = {}
@@ -266,7 +269,10 @@ class KafkaSubscription(Subscription):
                     if kafka_topic != last_topic:  # a batch is mostly of one topic: map its name once
                         last_topic, topic = kafka_topic, to_forge(kafka_topic)
                     try:
-                        await callback(topic, raw)
+                        if direct is None:
+                            await callback(topic, raw)
+                        elif (pending := direct(topic, raw)) is not None:
+                            await pending
                         handled += 1
                     except asyncio.CancelledError:
                         raise
