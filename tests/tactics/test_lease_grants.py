@@ -35,6 +35,10 @@ async def history_contract(b, *, real_time: bool = False) -> None:
     if not real_time:  # memory and SQL record the caller's clock; Redis its own TIME
         assert [g.at for g in grants] == [10.0, 12.0, 12.1]
     assert [g.holder for g in await b.grants("other")] == ["z"]
+    # a poller asks only for what came after the last epoch it read
+    assert [g.holder for g in await b.grants("l", after=la.epoch)] == ["b", "c"]
+    assert [g.holder for g in await b.grants("l", after=lc.epoch)] == []
+    assert await b.grants("l", after=0) == grants
 
 
 async def bounded(b) -> None:

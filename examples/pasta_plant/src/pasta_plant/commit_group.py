@@ -67,47 +67,44 @@ class CommitGroup:
         if raw is None:  # the connection was dropped with the transaction: the statements go in again
             self.recommit()
             return
-        self._working = True
         try:
-            if self.updates:
-                cursor = raw.cursor()
-                cursor.executemany(self.sql_update, [(units, batch_id) for batch_id, units in self.updates.items()])
-                cursor.close()
-            raw.commit()
+            self._execute(raw, inserts=False)  # the inserts ran at their beats, in this transaction
         except BaseException:
-            with contextlib.suppress(Exception):
-                raw.rollback()
-            self.recommit()
-            return
-        finally:
-            self._working = False
-        self.pending.clear()
-        self.updates.clear()
-        self.commits += 1
+            self.recommit()  # rolled back: the beats' inserts went with it
 
     def recommit(self) -> None:
         """After a rollback: the group's statements again, committed. Raises if that fails too (the
         statements stay, for the next commit)."""
         if not self.pending:
             return
-        self._working = True
+        beats = len(self.pending)
+        self._working = True  # opening production's connection is a checkout: our listener must not re-enter
         try:
             raw = self.connection()
-            try:
-                cursor = raw.cursor()
-                for rows in self.pending:
-                    cursor.executemany(self.sql_insert, rows)
-                if self.updates:
-                    cursor.executemany(self.sql_update, [(units, batch_id) for batch_id, units in self.updates.items()])
-                cursor.close()
-                raw.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    raw.rollback()
-                raise
         finally:
             self._working = False
-        self.log.info("committed again the %d beat(s) of a group a failed beat rolled back", len(self.pending))
+        self._execute(raw, inserts=True)
+        self.log.info("committed again the %d beat(s) of a group a failed beat rolled back", beats)
+
+    def _execute(self, raw: Any, *, inserts: bool) -> None:
+        """Run the merged stock updates (and the beats' inserts when a rollback took them), commit, and
+        forget them; on failure roll back and raise, the statements kept."""
+        self._working = True
+        try:
+            cursor = raw.cursor()
+            if inserts:
+                for rows in self.pending:
+                    cursor.executemany(self.sql_insert, rows)
+            if self.updates:
+                cursor.executemany(self.sql_update, [(units, batch_id) for batch_id, units in self.updates.items()])
+            cursor.close()
+            raw.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            raise
+        finally:
+            self._working = False
         self.pending.clear()
         self.updates.clear()
         self.commits += 1

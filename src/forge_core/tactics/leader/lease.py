@@ -62,6 +62,7 @@ class LeaseBackend(Protocol):
     async def current(self, name: str, now: float) -> Lease | None:
         """The live lease on ``name``, or None if free or expired."""
 
-    async def grants(self, name: str) -> list[Grant]:
+    async def grants(self, name: str, after: int = 0) -> list[Grant]:
         """Every epoch ever granted on ``name`` (the newest :data:`GRANT_HISTORY`), oldest first:
-        what a check compares the epochs receivers accepted with."""
+        what a check compares the epochs receivers accepted with. ``after``: only the epochs above
+        it, so a reader polling the history reads what is new, not all of it again."""

@@ -48,5 +48,15 @@ class MemoryLeaseBackend:
             return None
         return Lease(cur_holder, epoch, expires)
 
-    async def grants(self, name: str) -> list[Grant]:
-        return list(self._grants.get(name, ()))
+    async def grants(self, name: str, after: int = 0) -> list[Grant]:
+        history = self._grants.get(name, ())
+        if not after:
+            return list(history)
+        # from the newest back: a poller's read costs the grants since its last, not the whole history
+        fresh = []
+        for grant in reversed(history):
+            if grant.epoch <= after:
+                break
+            fresh.append(grant)
+        fresh.reverse()
+        return fresh

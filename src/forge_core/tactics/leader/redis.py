@@ -133,13 +133,14 @@ class RedisLeaseBackend:
         epoch, _, holder = text.partition("|")
         return Lease(holder, int(epoch), now + int(pttl) / 1000)
 
-    async def grants(self, name: str) -> list[Grant]:
+    async def grants(self, name: str, after: int = 0) -> list[Grant]:
         raw = await self._call(f"read grants of {name!r}", self.client.lrange(self._keys(name)[2], 0, -1))
         out = []
         for item in raw:
             text = item.decode() if isinstance(item, bytes) else str(item)
             epoch, at, holder = text.split("|", 2)
-            out.append(Grant(int(epoch), holder, float(at)))
+            if int(epoch) > after:  # the list is oldest first; filtered here (it is at most GRANT_HISTORY long)
+                out.append(Grant(int(epoch), holder, float(at)))
         return out
 
     async def aclose(self) -> None:

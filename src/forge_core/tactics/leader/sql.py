@@ -126,10 +126,10 @@ class SqlLeaseBackend:
         # Epochs rise by one per grant, so this keeps the newest `history` of them.
         conn.execute(sa.delete(g).where(g.c.name == name, g.c.epoch <= lease.epoch - self.history))
 
-    def _grants(self, name: str) -> list[Grant]:
+    def _grants(self, name: str, after: int) -> list[Grant]:
         g = self.grants_table
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(g).where(g.c.name == name).order_by(g.c.epoch)).all()
+            rows = conn.execute(sa.select(g).where(g.c.name == name, g.c.epoch > after).order_by(g.c.epoch)).all()
         return [Grant(int(r.epoch), r.holder, float(r.granted_at)) for r in rows]
 
     def _renew(self, name: str, holder: str, epoch: int, ttl: float, now: float) -> Lease | None:
@@ -173,5 +173,5 @@ class SqlLeaseBackend:
     async def current(self, name: str, now: float) -> Lease | None:
         return await self._run(self._current, name, now)
 
-    async def grants(self, name: str) -> list[Grant]:
-        return await self._run(self._grants, name)
+    async def grants(self, name: str, after: int = 0) -> list[Grant]:
+        return await self._run(self._grants, name, after)

@@ -89,6 +89,10 @@ class Chaos(Component):
         self.beats: dict[int, tuple[float, str | None]] = {}  # machineId -> (time, blade) of its last beat
         self.machines = self._instances(self.params.machines)
         self.schedulers = self._instances(self.params.schedulers)
+        if self.runtime is None or any(n not in self.runtime.supervisors for n in self.machines):
+            # machines in other processes are known by their beats; those in this one by the ledger, so
+            # the beats are not delivered here for nothing (one delivery per beat, ~52,000 a day)
+            await self.ctx.subscribe("heartbeats", self.on_heartbeat, types=["sched.machine_heartbeat"], shared=False)
         leader = self.ctx.tactics.settings("leader")
         bound = self.params.failover_bound
         self.failover_bound = float(bound) if bound is not None else leader.ttl + leader.retry_every + 1.0
@@ -229,7 +233,6 @@ class Chaos(Component):
             return False
         return len(live) < 2 or {r.blade for r in live} >= {"A", "B"}
 
-    @subscribe("heartbeats", types=["sched.machine_heartbeat"], shared=False)
     def on_heartbeat(self, envelope: Envelope) -> None:
         """The machines' own word on what they cut, for machines running in other processes."""
         machine_id = envelope.payload.get("machineId")
@@ -252,11 +255,13 @@ class Chaos(Component):
         lease = await self._lease() if self.schedulers else None
         covered = self._covered() if self.schedulers else True
         grants: list[Grant] | None = None
-        for outage in [o for o in self.outages[self._settled:] if o.resolved_at is None]:
+        open_outages = [o for o in self.outages[self._settled:] if o.resolved_at is None]
+        for outage in open_outages:
             if outage.kind == "scheduler":
                 if lease is not None and (outage.epoch is None or lease[1] > outage.epoch):
-                    if grants is None:
-                        grants = await self.ctx.tactics.lease_backend().grants(self.params.lease)
+                    if grants is None:  # only the grants after the oldest open outage's epoch can resolve one
+                        after = min((o.epoch or 0) for o in open_outages if o.kind == "scheduler")
+                        grants = await self.ctx.tactics.lease_backend().grants(self.params.lease, after=after)
                     outage.resolved_at = _granted_after(outage, grants, now)
                     outage.note = f"epoch {outage.epoch} -> {lease[1]} ({lease[0]})"
             elif outage.kind == "machine" and covered:

@@ -22,7 +22,7 @@ from collections import Counter, deque
 from typing import Any
 
 from forge_core import Check, Component, Envelope, Subscribes
-from forge_core.tactics import GRANT_HISTORY, LeaseBackendUnavailable
+from forge_core.tactics import LeaseBackendUnavailable
 from pasta_plant.ledger import ledger
 from pasta_plant.settings import MonitorParams
 
@@ -71,24 +71,20 @@ class Monitor(Component):
 
     async def read_grants(self) -> None:
         """The lease's grant history (report() is synchronous, so it is read ahead, not at the end)."""
-        try:
-            grants = await self.ctx.tactics.lease_backend().grants(self.params.lease)
+        newest = self._newest_granted
+        try:  # only the epochs granted since the last read: a read costs the new grants, not the history
+            grants = await self.ctx.tactics.lease_backend().grants(self.params.lease, after=max(newest, 0))
         except (LeaseBackendUnavailable, RuntimeError) as exc:  # unreachable, or a runtime without tactics
             self.ctx.log.info("grant history of %r not read: %s", self.params.lease, exc)
             return
         self.grants_read += 1
-        self.grants_truncated = len(grants) >= GRANT_HISTORY
-        # Oldest first (LeaseBackend.grants): only the epochs granted since the last read are new,
-        # so a read costs the new grants, not the whole history (a chaos day grants ~1,600 epochs).
-        newest = self._newest_granted
-        fresh = []
-        for grant in reversed(grants):
-            if grant.epoch <= newest:
-                break
-            fresh.append(grant.epoch)
-        if fresh:
-            self.granted.update(fresh)
-            self._newest_granted = max(fresh)
+        if grants:
+            # Epochs rise by one per grant: a gap between the last epoch read and the oldest one kept
+            # is history the backend forgot (more than GRANT_HISTORY grants between two reads).
+            if grants[0].epoch > max(newest, 0) + 1:
+                self.grants_truncated = True
+            self.granted.update(g.epoch for g in grants)
+            self._newest_granted = grants[-1].epoch
 
     async def stop(self) -> None:
         if self.live is not None:
