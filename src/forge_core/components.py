@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -515,9 +516,21 @@ class Component:
         return []
 
     async def _subscribe_decorated(self) -> None:
-        for attr in dir(type(self)):
-            method = getattr(type(self), attr, None)
-            for spec in getattr(method, _SUBSCRIBE_ATTR, ()):
-                await self.ctx.subscribe(spec.pattern, getattr(self, attr), types=spec.types,
-                                         transport=spec.transport, shared=spec.shared, fenced=spec.fenced,
-                                         batch=spec.batch)
+        for attr, spec in _decorated(type(self)):
+            await self.ctx.subscribe(spec.pattern, getattr(self, attr), types=spec.types,
+                                     transport=spec.transport, shared=spec.shared, fenced=spec.fenced,
+                                     batch=spec.batch)
+
+
+#: A class's @subscribe methods, found once: scanning dir() of the class on every start cost more than
+#: the rest of a restart's bookkeeping (a chaos day starts ~6,300 lives). Weak: test classes come and go.
+_DECORATED: weakref.WeakKeyDictionary[type, list[tuple[str, SubscriptionSpec]]] = weakref.WeakKeyDictionary()
+
+
+def _decorated(cls: type) -> list[tuple[str, SubscriptionSpec]]:
+    found = _DECORATED.get(cls)
+    if found is None:
+        found = [(attr, spec) for attr in dir(cls)
+                 for spec in getattr(getattr(cls, attr, None), _SUBSCRIBE_ATTR, ())]
+        _DECORATED[cls] = found
+    return found

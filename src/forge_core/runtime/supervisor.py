@@ -85,6 +85,7 @@ class Supervisor:
         self.last_error: str | None = None
         self.started = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._stopped: asyncio.Future[None] | None = None  # see _stop_future
         self._crashes = policy.crash_window()
         self.task: asyncio.Task[None] | None = None
 
@@ -110,14 +111,15 @@ class Supervisor:
                 await instance._subscribe_decorated()
                 self.state = RUNNING
                 self.started.set()
-                run = asyncio.ensure_future(instance.run())
-                stop_wait = asyncio.ensure_future(self._stopping.wait())
+                # No task for a run() the component does not override (it returns at once): a chaos day
+                # starts ~6,300 lives, and most components do their work in handlers and ctx.every.
+                run = None if type(instance).run is Component.run else asyncio.ensure_future(instance.run())
                 try:
-                    await self._watch(run, ctx.failure, stop_wait)
+                    await self._watch(run, ctx.failure, self._stop_future(loop))
                 finally:  # also on cancellation (kill): nothing of this life may run on
-                    run.cancel()
-                    stop_wait.cancel()
-                    await asyncio.gather(run, stop_wait, return_exceptions=True)
+                    if run is not None:
+                        run.cancel()
+                        await asyncio.gather(run, return_exceptions=True)
                 return
             except asyncio.CancelledError:
                 raise
@@ -147,16 +149,27 @@ class Supervisor:
                 except TimeoutError:
                     pass
 
+    def _stop_future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """Resolved by :meth:`stop`; one for every life of this instance (a task waiting on the stop
+        event per life cost a task, and its cancellation at every kill). Never cancelled by a life."""
+        if self._stopped is None:
+            self._stopped = loop.create_future()
+            if self._stopping.is_set():
+                self._stopped.set_result(None)
+        return self._stopped
+
     @staticmethod
-    async def _watch(run: asyncio.Future[None], failure: asyncio.Future[BaseException],
+    async def _watch(run: asyncio.Future[None] | None, failure: asyncio.Future[BaseException],
                      stop_wait: asyncio.Future[Any]) -> None:
         """Return when asked to stop; raise what the component raised."""
-        watched: set[asyncio.Future[object]] = {run, failure, stop_wait}  # type: ignore[arg-type]
+        watched: set[asyncio.Future[object]] = {failure, stop_wait}  # type: ignore[arg-type]
+        if run is not None:
+            watched.add(run)  # type: ignore[arg-type]
         while True:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if failure in done:
                 raise failure.result()
-            if run in done:
+            if run is not None and run in done:
                 watched.discard(run)
                 run.result()  # raises if run() crashed; returning is fine
                 continue
@@ -205,6 +218,8 @@ class Supervisor:
     async def stop(self) -> None:
         down_after_crash = self.state == RESTARTING
         self._stopping.set()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
         if self.state == KILLED:

@@ -88,7 +88,11 @@ class RetryPolicy:
         self.retry_on = tuple(retry_on)
         self.give_up_on = tuple(give_up_on)
         self.clock: Clock = clock or RealClock()
-        self._rng = random.Random(seed)
+        # Made at the first jittered backoff: seeding a Random (from os.urandom without a seed) costs more
+        # than the rest of this constructor, and most policies (a supervisor's restarts) have no jitter.
+        # Made later from the same seed, it gives the same sequence.
+        self._seed = seed
+        self._rng: random.Random | None = None
         self._sync_sleep = sync_sleep
         #: Called as ``on_retry(retries_so_far, sleep_seconds)`` before each backoff sleep
         #: (the runtime counts and traces retries through it).
@@ -100,6 +104,8 @@ class RetryPolicy:
         """The sleep after failed attempt number ``attempt`` (1-based), jitter included."""
         base = min(self.max_backoff, self.initial * self.multiplier ** (attempt - 1))
         if self.jitter:
+            if self._rng is None:
+                self._rng = random.Random(self._seed)
             base *= self._rng.uniform(1 - self.jitter, 1 + self.jitter)
         return min(base, self.max_backoff * (1 + self.jitter))
 
