@@ -11,6 +11,7 @@ then dropped and counted), and the next flush tries again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections import deque
@@ -146,10 +147,12 @@ class MonitorStore:
             return int(conn.execute(heartbeats.delete().where(heartbeats.c.received_at < cutoff)).rowcount or 0)
 
     def _upsert_status(self, factory: str, values: dict[str, Any]) -> None:
-        t = factory_status
+        update, insert = _status_statements(tuple(values))
+        params = {f"b_{name}": value for name, value in values.items()}
+        params["b_factory_id"] = factory
         with self._engine().begin() as conn:  # only the leader writes: update, else insert
-            if not conn.execute(t.update().where(t.c.factory_id == factory).values(**values)).rowcount:
-                conn.execute(t.insert().values(factory_id=factory, **values))
+            if not conn.execute(update, params).rowcount:
+                conn.execute(insert, params)
 
     def _load_newest(self, factories: list[str]) -> dict[str, float]:
         t = heartbeats
@@ -172,6 +175,16 @@ class MonitorStore:
             rows = conn.execute(sa.select(t.c.factory_id, t.c.reported_status)
                                 .where(t.c.reported_status.is_not(None))).all()
         return {row.factory_id: row.reported_status for row in rows}
+
+
+@functools.cache
+def _status_statements(columns: tuple[str, ...]) -> tuple[sa.Update, sa.Insert]:
+    """The status row's update and insert for these columns, built once per set of columns (a status
+    or risk change writes one: building the statements cost SQLAlchemy about as much as running them)."""
+    t = factory_status
+    binds = {name: sa.bindparam(f"b_{name}", type_=t.c[name].type) for name in columns}
+    key = sa.bindparam("b_factory_id", type_=t.c.factory_id.type)
+    return t.update().where(t.c.factory_id == key).values(binds), t.insert().values({"factory_id": key, **binds})
 
 
 def _no_engine() -> Engine:

@@ -62,6 +62,16 @@ _COUNT_COMPLETION = orders.update().where(orders.c.id == sa.bindparam("b_id")).v
 _END_ASSIGNMENT = assignments.update().where(
     assignments.c.order_id == sa.bindparam("b_id"), assignments.c.revoked_at.is_(None)).values(
     revoked_at=sa.bindparam("b_at", type_=_DT), revoke_reason="completed")
+_CAPACITY = sa.select(factories.c.capacity).where(factories.c.id == sa.bindparam("b_id"))
+_NEW_FACTORY = factories.insert()
+_SET_CAPACITY = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
+    capacity=sa.bindparam("b_capacity", type_=factories.c.capacity.type))
+_SET_RISK = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
+    risk=sa.bindparam("b_risk", type_=factories.c.risk.type))
+_SET_STATUS = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
+    status=sa.bindparam("b_status", type_=factories.c.status.type),
+    reason=sa.bindparam("b_reason", type_=factories.c.reason.type),
+    updated_at=sa.bindparam("b_at", type_=factories.c.updated_at.type))
 _COMPLETE = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
     status="completed", factory_id=None, progress=1.0, completed_at=sa.bindparam("b_at", type_=_DT),
     completed_by=sa.bindparam("b_factory", type_=orders.c.completed_by.type), updated_at=sa.bindparam("b_at2", type_=_DT))
@@ -123,15 +133,14 @@ class OrderService:
     def _ensure_factory(self, w: Writer, factory_id: str, *, capacity: int | None = None,
                         status: str = "UP") -> bool:
         """Insert ``factory_id`` if unknown (True if it was); update its capacity when given."""
-        row = w.conn.execute(sa.select(factories.c.capacity).where(factories.c.id == factory_id)).first()
+        row = w.conn.execute(_CAPACITY, {"b_id": factory_id}).first()
         if row is None:
-            w.conn.execute(factories.insert().values(
-                id=factory_id, capacity=self.default_capacity if capacity is None else capacity, status=status,
-                updated_at=w.now))
+            w.conn.execute(_NEW_FACTORY, {"id": factory_id, "status": status, "updated_at": w.now,
+                                          "capacity": self.default_capacity if capacity is None else capacity})
             self.stats["new_factories"] += 1
             return True
         if capacity is not None and row.capacity != capacity:
-            w.conn.execute(factories.update().where(factories.c.id == factory_id).values(capacity=capacity))
+            w.conn.execute(_SET_CAPACITY, {"b_id": factory_id, "b_capacity": capacity})
         return False
 
     async def configure_factories(self, capacities: Mapping[str, int]) -> None:
@@ -159,7 +168,7 @@ class OrderService:
         def work(conn: Connection) -> None:
             w = self._writer(conn)
             self._ensure_factory(w, factory_id)
-            conn.execute(factories.update().where(factories.c.id == factory_id).values(risk=risk))
+            conn.execute(_SET_RISK, {"b_id": factory_id, "b_risk": risk})
 
         await self.tx.run(work)
 
@@ -335,8 +344,7 @@ class OrderService:
                     return StatusReportResult(False, f"stale epoch {epoch} of lease {lease!r}: epoch {newer} "
                                                      "was seen already", 0, "stale_epoch", "epoch")
             added = self._ensure_factory(w, factory_id, status=status)
-            conn.execute(factories.update().where(factories.c.id == factory_id).values(
-                status=status, reason=reason, updated_at=w.now))
+            conn.execute(_SET_STATUS, {"b_id": factory_id, "b_status": status, "b_reason": reason, "b_at": w.now})
             if status == "DOWN":
                 moved = self._reschedule(w, factory_id, None, UNFINISHED, f"{factory_id} DOWN")
             elif status == "DEGRADED":  # drain what has not started, only where there is room
