@@ -129,3 +129,57 @@ def test_failing_batch_is_redelivered_whole_then_each_record_dead_lettered(make_
     records = read_topic(kafka_bootstrap, to_kafka(topic) + ".dlq", len(poisoned[0]))
     assert sorted(r.value() for r in records) == sorted(poisoned[0])  # each record of the failed run, as it was
     assert all("cannot handle poison" in dict(r.headers())[DLQ_ERROR].decode() for r in records)
+
+
+def test_a_cancelled_subscription_delivers_nothing_more_of_its_batch_through_the_direct_path() -> None:
+    """The per-record path without a coroutine (a sync handler's ``direct``) reads the stop flag
+    before the first record and after each await: a subscription cancelled before its batch runs
+    delivers none of it, one cancelled while a handler's awaitable runs delivers nothing after it,
+    and only what was handled has its offset stored. No broker: the records are built in process."""
+    from confluent_kafka import Message
+    from forge_core import MessageBus, RealClock
+    from forge_core.plugin import SchemaRegistry
+    from forge_core.transport.codec import encode_structured
+
+    from forge_kafka import KafkaTransport
+    from forge_kafka.transport.subscriber import KafkaSubscription
+
+    async def body() -> tuple[list[int], list[int], dict[tuple[str, int], int]]:
+        schemas = SchemaRegistry()
+        schemas.add("t.n", {"type": "object", "properties": {"n": {"type": "integer"}}})
+        transport = KafkaTransport("in", {"bootstrap": "127.0.0.1:1"})
+        transport.connection.loop = asyncio.get_running_loop()
+        bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"in": transport})
+        seen: list[int] = []
+        stored: list[dict[tuple[str, int], int]] = []
+        subs: list[KafkaSubscription] = []
+
+        def handler(env: Envelope) -> Any:
+            seen.append(env.payload["n"])
+            if env.payload["n"] == 1:
+                async def cancelled_meanwhile() -> None:  # cancel() runs while this is awaited
+                    subs[0]._stop.set()
+                return cancelled_meanwhile()
+            return None
+
+        callback = bus._make_callback(handler, "c", transport, None)
+        assert hasattr(callback, "direct")
+        sub = KafkaSubscription(transport, "t", callback, group="g", owner="c", group_id="g", ephemeral=False,
+                                instance_id=None)
+        subs.append(sub)
+        sub._store = stored.append  # type: ignore[method-assign]
+        events = [bus.build("t.n", {"n": n}, source="s") for n in range(4)]
+        records = [Message(topic="t", partition=0, offset=10 + n, value=encode_structured(e), headers=None)
+                   for n, e in enumerate(events)]
+        try:
+            await sub._handle_batch(records)
+            first = list(seen)
+            seen.clear()
+            await sub._handle_batch(records)  # already stopped: nothing
+            return first, list(seen), stored[0]
+        finally:
+            sub.consumer.close()
+
+    first, after, stored = asyncio.run(body())
+    assert first == [0, 1] and after == []
+    assert stored == {("t", 0): 11}  # the offset of the last record handled, not of the others

@@ -252,10 +252,15 @@ class KafkaSubscription(Subscription):
         kafka_topic: str
         partition: int
         offset: int
+        # cancel() sets ``stop`` on this loop, so only while this coroutine is suspended: it is read
+        # before the first record and after each await (Event.is_set is a Python call per record)
+        check_stop = True
         try:
             for index, message in enumerate(messages):
-                if stop.is_set():
-                    return
+                if check_stop:
+                    if stop.is_set():
+                        return
+                    check_stop = False
                 if message.error() is not None and self._fetch_error(message):
                     continue
                 # record_position inlined (a call and a tuple per record); a fetched record has all three
@@ -270,13 +275,16 @@ class KafkaSubscription(Subscription):
                         last_topic, topic = kafka_topic, to_forge(kafka_topic)
                     try:
                         if direct is None:
+                            check_stop = True
                             await callback(topic, raw)
                         elif (pending := direct(topic, raw)) is not None:
+                            check_stop = True
                             await pending
                         handled += 1
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again, then dead-letter
+                        check_stop = True
                         if not await redeliver(self, message, raw, exc):
                             rewind_from(self, messages[index:])
                             return
