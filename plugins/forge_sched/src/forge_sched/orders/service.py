@@ -22,60 +22,16 @@ from forge_core.tactics import NotLeader
 from sqlalchemy import Connection
 
 from forge_sched.orders import fences, outbox, planner
+from forge_sched.orders import statements as st
 from forge_sched.orders.moves import Change, Topics, Writer, iso
 from forge_sched.orders.queries import factory_views, order_view
 from forge_sched.orders.status import StatusReportResult
-from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders
-from forge_sched.orders.tables import outbox as outbox_table
+from forge_sched.orders.tables import UNFINISHED
 from forge_sched.orders.transactions import Transactor
 
 __all__ = ["CREATED", "IdempotencyMismatch", "NewOrder", "OrderService", "request_hash"]
 
 CREATED = "sched.order_created"
-
-#: One read answering what a scheduling pass may have to do: orders waiting? messages queued? Plain SQL
-#: on the pool's DBAPI connection (the same text for SQLite and PostgreSQL): each replica runs it every
-#: ``schedule_interval``, and through SQLAlchemy's execution path it cost ~120 us against ~33 us (6 % of
-#: industry40's simulated day went to it).
-_PROBE = (f"SELECT EXISTS (SELECT 1 FROM {orders.name} WHERE status = 'pending'), "
-          f"EXISTS (SELECT 1 FROM {outbox_table.name})")
-
-# Statements built once and run with parameters: building one per call (coercions, a new cache key)
-# cost SQLAlchemy about as much as running it, and these run for every order event.
-_DT = orders.c.updated_at.type
-_REPLAY = sa.select(orders.c.request_hash, orders.c.response, orders.c.id).where(
-    orders.c.idempotency_key == sa.bindparam("b_key"))
-_ID_TAKEN = sa.select(orders.c.id).where(orders.c.id == sa.bindparam("b_id"))
-_ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("b_id"))
-_NEW_ORDER = orders.insert()
-_RESPONSE = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
-    response=sa.bindparam("b_response", type_=orders.c.response.type))
-_PROGRESS = orders.update().where(
-    orders.c.id == sa.bindparam("b_id"), orders.c.factory_id == sa.bindparam("b_factory"),
-    orders.c.status.in_(UNFINISHED)).values(
-    status="in_progress", progress=sa.bindparam("b_progress", type_=orders.c.progress.type),
-    updated_at=sa.bindparam("b_at", type_=_DT))
-_HELD_BY = sa.select(assignments.c.id).where(
-    assignments.c.order_id == sa.bindparam("b_id"), assignments.c.factory_id == sa.bindparam("b_factory")).limit(1)
-_COUNT_COMPLETION = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
-    completions=orders.c.completions + 1)
-_END_ASSIGNMENT = assignments.update().where(
-    assignments.c.order_id == sa.bindparam("b_id"), assignments.c.revoked_at.is_(None)).values(
-    revoked_at=sa.bindparam("b_at", type_=_DT), revoke_reason="completed")
-_CAPACITY = sa.select(factories.c.capacity).where(factories.c.id == sa.bindparam("b_id"))
-_NEW_FACTORY = factories.insert()
-_SET_CAPACITY = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
-    capacity=sa.bindparam("b_capacity", type_=factories.c.capacity.type))
-_SET_RISK = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
-    risk=sa.bindparam("b_risk", type_=factories.c.risk.type))
-_SET_STATUS = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
-    status=sa.bindparam("b_status", type_=factories.c.status.type),
-    reason=sa.bindparam("b_reason", type_=factories.c.reason.type),
-    updated_at=sa.bindparam("b_at", type_=factories.c.updated_at.type))
-_COMPLETE = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
-    status="completed", factory_id=None, progress=1.0, completed_at=sa.bindparam("b_at", type_=_DT),
-    completed_by=sa.bindparam("b_factory", type_=orders.c.completed_by.type), updated_at=sa.bindparam("b_at2", type_=_DT))
-
 
 class IdempotencyMismatch(ValueError):
     """An Idempotency-Key already used for a different request body."""
@@ -133,14 +89,14 @@ class OrderService:
     def _ensure_factory(self, w: Writer, factory_id: str, *, capacity: int | None = None,
                         status: str = "UP") -> bool:
         """Insert ``factory_id`` if unknown (True if it was); update its capacity when given."""
-        row = w.conn.execute(_CAPACITY, {"b_id": factory_id}).first()
+        row = w.conn.execute(st.CAPACITY, {"b_id": factory_id}).first()
         if row is None:
-            w.conn.execute(_NEW_FACTORY, {"id": factory_id, "status": status, "updated_at": w.now,
+            w.conn.execute(st.NEW_FACTORY, {"id": factory_id, "status": status, "updated_at": w.now,
                                           "capacity": self.default_capacity if capacity is None else capacity})
             self.stats["new_factories"] += 1
             return True
         if capacity is not None and row.capacity != capacity:
-            w.conn.execute(_SET_CAPACITY, {"b_id": factory_id, "b_capacity": capacity})
+            w.conn.execute(st.SET_CAPACITY, {"b_id": factory_id, "b_capacity": capacity})
         return False
 
     async def configure_factories(self, capacities: Mapping[str, int]) -> None:
@@ -168,7 +124,7 @@ class OrderService:
         def work(conn: Connection) -> None:
             w = self._writer(conn)
             self._ensure_factory(w, factory_id)
-            conn.execute(_SET_RISK, {"b_id": factory_id, "b_risk": risk})
+            conn.execute(st.SET_RISK, {"b_id": factory_id, "b_risk": risk})
 
         await self.tx.run(work)
 
@@ -184,7 +140,7 @@ class OrderService:
         digest = request_hash(order) if idempotency_key is not None else None
 
         def replay(conn: Connection) -> tuple[dict[str, Any], bool] | None:
-            row = conn.execute(_REPLAY, {"b_key": idempotency_key}).first()
+            row = conn.execute(st.REPLAY, {"b_key": idempotency_key}).first()
             if row is None:
                 return None
             if row.request_hash != digest:
@@ -199,24 +155,24 @@ class OrderService:
                     return seen
             w = self._writer(conn, fenced=assign)
             oid = self.new_id()
-            while conn.execute(_ID_TAKEN, {"b_id": oid}).first() is not None:
+            while conn.execute(st.ID_TAKEN, {"b_id": oid}).first() is not None:
                 oid = self.new_id()  # seeded ids (simulation) repeat in a revived replica or a reused database
-            conn.execute(_NEW_ORDER, {
+            conn.execute(st.NEW_ORDER, {
                 "id": oid, "product_type": order.product_type, "quantity": order.quantity, "deadline": order.deadline,
                 "status": "pending", "progress": 0.0, "idempotency_key": idempotency_key, "request_hash": digest,
                 "created_at": w.now, "updated_at": w.now, "completions": 0})
-            row = conn.execute(_ORDER, {"b_id": oid}).one()
+            row = conn.execute(st.ORDER, {"b_id": oid}).one()
             if assign:
                 best = planner.pick(w.loads().values())
                 if best is not None:
                     w.assign(row, best.id)
-                    row = conn.execute(_ORDER, {"b_id": oid}).one()
+                    row = conn.execute(st.ORDER, {"b_id": oid}).one()
             view = order_view(row)
             outbox.put(conn, self.created_topic, CREATED,
                        {"orderId": oid, "productType": order.product_type, "quantity": order.quantity,
                         "deadline": view["deadline"], "status": view["status"]}, key=oid)
             if idempotency_key is not None:
-                conn.execute(_RESPONSE, {"b_id": oid, "b_response": json.dumps(view)})
+                conn.execute(st.RESPONSE, {"b_id": oid, "b_response": json.dumps(view)})
             return view, True
 
         try:
@@ -246,7 +202,7 @@ class OrderService:
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(_PROBE)
+                cursor.execute(st.PROBE)
                 row = cursor.fetchone()  # always one row: two EXISTS
                 pending, queued = (row[0], row[1]) if row is not None else (False, False)
             finally:
@@ -344,7 +300,7 @@ class OrderService:
                     return StatusReportResult(False, f"stale epoch {epoch} of lease {lease!r}: epoch {newer} "
                                                      "was seen already", 0, "stale_epoch", "epoch")
             added = self._ensure_factory(w, factory_id, status=status)
-            conn.execute(_SET_STATUS, {"b_id": factory_id, "b_status": status, "b_reason": reason, "b_at": w.now})
+            conn.execute(st.SET_STATUS, {"b_id": factory_id, "b_status": status, "b_reason": reason, "b_at": w.now})
             if status == "DOWN":
                 moved = self._reschedule(w, factory_id, None, UNFINISHED, f"{factory_id} DOWN")
             elif status == "DEGRADED":  # drain what has not started, only where there is room
@@ -368,7 +324,7 @@ class OrderService:
     async def progress(self, order_id: str, factory_id: str, progress: float) -> bool:
         """Progress of the holder on an order (others are ignored); True if recorded."""
         def work(conn: Connection) -> bool:
-            done = conn.execute(_PROGRESS, {"b_id": order_id, "b_factory": factory_id,
+            done = conn.execute(st.PROGRESS, {"b_id": order_id, "b_factory": factory_id,
                                             "b_progress": max(0.0, min(1.0, progress)), "b_at": self.now()})
             return done.rowcount > 0
 
@@ -378,11 +334,11 @@ class OrderService:
         """A factory finished an order: ``completed`` (applied), ``duplicate`` (already completed:
         counted, not applied) or ``unknown`` (no such order, or never held by that factory)."""
         def work(conn: Connection) -> str:
-            order = conn.execute(_ORDER, {"b_id": order_id}).first()
-            held = order is not None and conn.execute(_HELD_BY, {"b_id": order_id, "b_factory": factory_id}).first()
+            order = conn.execute(st.ORDER, {"b_id": order_id}).first()
+            held = order is not None and conn.execute(st.HELD_BY, {"b_id": order_id, "b_factory": factory_id}).first()
             if order is None or not held:
                 return "unknown"
-            conn.execute(_COUNT_COMPLETION, {"b_id": order_id})
+            conn.execute(st.COUNT_COMPLETION, {"b_id": order_id})
             if order.status == "completed":
                 return "duplicate"
             w = Writer(conn, self.topics, self.now(), None)
@@ -390,8 +346,8 @@ class OrderService:
                 # a former holder finished it after all: the current one drops it
                 w.revoke(order, f"completed by {factory_id}", to_pending=False)
             else:
-                conn.execute(_END_ASSIGNMENT, {"b_id": order_id, "b_at": w.now})
-            conn.execute(_COMPLETE, {"b_id": order_id, "b_at": w.now, "b_factory": factory_id, "b_at2": w.now})
+                conn.execute(st.END_ASSIGNMENT, {"b_id": order_id, "b_at": w.now})
+            conn.execute(st.COMPLETE, {"b_id": order_id, "b_at": w.now, "b_factory": factory_id, "b_at2": w.now})
             return "completed"
 
         outcome = await self.tx.run(work)
