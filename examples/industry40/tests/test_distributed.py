@@ -49,7 +49,8 @@ CHAOS = {"enabled": True, "min_interval": 8.0, "max_interval": 14.0, "min_outage
 PLAIN_CLIENT = '''
 import sys, grpc, factory_status_pb2 as pb, factory_status_pb2_grpc as rpc
 stub = rpc.FactoryStatusServiceStub(grpc.insecure_channel(sys.argv[1]))
-for factory, status, epoch in [("9", pb.UP, 5), ("plain-77", pb.DOWN, 5), ("9", pb.UP, 4), ("9", 0, 6), ("", pb.UP, 6)]:
+new = sys.argv[2]  # a factory id no attempt used before: this one's report must add it
+for factory, status, epoch in [("9", pb.UP, 5), (new, pb.DOWN, 5), ("9", pb.UP, 4), ("9", 0, 6), ("", pb.UP, 6)]:
     try:
         reply = stub.ReportFactoryStatus(pb.FactoryStatusUpdate(factory_id=factory, status=status, reason="plain"),
                                          metadata=[("forge-epoch", str(epoch)), ("forge-lease", "plain")], timeout=10)
@@ -139,6 +140,7 @@ class User:
     read: tuple[int, Any] | None = None                                # curl GET /orders/{id}
     bad_rest: dict[str, tuple[int, Any]] = field(default_factory=dict)
     grpc_lines: list[str] = field(default_factory=list)
+    grpc_new_factory: str = ""                                          # the id the answered run reported DOWN
     errors: list[str] = field(default_factory=list)
 
 
@@ -235,12 +237,17 @@ def plain_grpc(plant: Path, user: User, tmp: Path) -> None:
     assert protoc.main(["protoc", f"-I{PROTO.parent}", f"--python_out={tmp}", f"--grpc_python_out={tmp}",
                         str(PROTO)]) == 0
     (tmp / "client.py").write_text(PLAIN_CLIENT)
+    attempt = 0
     for _ in range(4):  # chaos may have killed the leader just now: its successor leads within the lease
         for _, target in pms_endpoints(plant):  # the leader answers; a shadow says UNAVAILABLE (not leader)
-            out = subprocess.run([sys.executable, str(tmp / "client.py"), target], cwd=tmp, capture_output=True,
-                                 text=True, timeout=60)
+            attempt += 1
+            user.grpc_new_factory = f"plain-{76 + attempt}"
+            out = subprocess.run([sys.executable, str(tmp / "client.py"), target, user.grpc_new_factory], cwd=tmp,
+                                 capture_output=True, text=True, timeout=60)
             user.grpc_lines = out.stdout.splitlines() or [out.stderr[-500:]]
-            if user.grpc_lines[0].startswith("OK"):
+            # chaos may also kill the leader between two of the five calls (UNAVAILABLE: socket closed,
+            # connection refused): the whole sequence again, with a new factory id, on the successor
+            if user.grpc_lines[0].startswith("OK") and not any(x.startswith("UNAVAILABLE") for x in user.grpc_lines):
                 return
         time.sleep(3)
 
@@ -481,5 +488,6 @@ def test_a_plain_grpc_client_reports_statuses_and_bad_reports_are_refused(run: R
     assert lines[2].startswith("FAILED_PRECONDITION"), lines   # epoch 4 after 5: stale
     assert lines[3].startswith("INVALID_ARGUMENT") and "status" in lines[3], lines
     assert lines[4].startswith("INVALID_ARGUMENT") and "factory_id" in lines[4], lines
-    assert query(run, "SELECT status FROM factories WHERE id = 'plain-77'") == [("DOWN",)]
-    assert query(run, "SELECT count(*) FROM orders WHERE factory_id = 'plain-77'")[0][0] == 0
+    new = run.user.grpc_new_factory
+    assert query(run, f"SELECT status FROM factories WHERE id = '{new}'") == [("DOWN",)]
+    assert query(run, f"SELECT count(*) FROM orders WHERE factory_id = '{new}'")[0][0] == 0
