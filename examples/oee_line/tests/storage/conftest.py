@@ -28,3 +28,11 @@ def series_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine
     engine = migrated(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def pg_series_db(postgres_url: str) -> Iterator[Engine]:
+    """The same on PostgreSQL only, for what only PostgreSQL does (the OEE window's reduction in SQL)."""
+    engine = migrated(postgres_url)
+    yield engine
+    engine.dispose()

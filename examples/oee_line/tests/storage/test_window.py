@@ -44,9 +44,9 @@ def _history(rng: random.Random, machine: str, t_end: float) -> tuple[list[Sampl
     return samples, states
 
 
-def test_postgresql_reduction_equals_the_python_path(series_db: Engine) -> None:
-    if series_db.dialect.name != "postgresql":
-        pytest.skip("the SQL reduction is PostgreSQL's; SQLite takes the Python path")
+@pytest.mark.servers
+def test_postgresql_reduction_equals_the_python_path(pg_series_db: Engine) -> None:
+    series_db = pg_series_db  # SQLite takes the Python path: the SQL reduction is PostgreSQL's
     rng = random.Random(5)
     store = TimeSeriesStore(series_db)
     for m in ("A", "B", "C"):
