@@ -61,43 +61,18 @@ class Delivery:
                              types: set[str] | None) -> Callable[[str, list[Envelope | RawMessage]], Awaitable[None]]:
         handled = self.stats.handled
         tname = transport.name
-        admit = self._admit
-        fast_entry = self.schemas.fast_entry
+        admit_raw = self._raw_admitter(transport, owner)
 
         async def on_batch(topic: str, messages: list[Envelope | RawMessage]) -> None:
             envelopes: list[Envelope] = []
             add = envelopes.append
-            decode_structured = self._decoder(transport).decode_structured
-            last_headers: object = None
-            structured = bare = False
             for message in messages:
                 if isinstance(message, Envelope):
                     envelope = message
                 else:
                     verdict: Envelope | bool | None = message.verdict
                     if verdict is None:
-                        # _admit's good path for a structured event, inlined (per message it is most of
-                        # the cost). Anything else, and whatever fails, goes through _admit itself,
-                        # which decodes every form and says in the dead letter what is wrong.
-                        headers = message.headers
-                        if headers is not last_headers:  # transports share one dict between like records
-                            last_headers, structured = headers, bool(headers) and is_structured(headers)
-                            bare = not headers
-                        # a structured event marked by its content type, or without headers at all (Kafka's
-                        # default between Forge processes) one whose body starts as Forge's encoders write it
-                        if structured or (bare and message.body.startswith(b'{"specversion"')):
-                            decoded = decode_structured(topic, message.body)
-                            if decoded is not None:
-                                entry = fast_entry(decoded.type)
-                                if entry is not None and entry[1] == decoded.schema_version:
-                                    try:
-                                        entry[0](decoded.payload)
-                                        verdict = decoded
-                                    except InvalidPayload:
-                                        pass
-                        if verdict is None:
-                            verdict = admit(topic, message, transport, owner) or False
-                        message.verdict = verdict
+                        verdict = message.verdict = admit_raw(topic, message) or False
                     if not isinstance(verdict, Envelope):
                         continue
                     envelope = verdict
