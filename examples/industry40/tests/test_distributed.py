@@ -1,10 +1,14 @@
 """The distributed Industry 4.0 plant end to end: real Mosquitto, Kafka and PostgreSQL; every component
 instance its own OS process (``--profile distributed``); chaos in the parent stops, degrades and
-flaps factories and SIGKILLs the MMS leader and the PMS leader, reviving them 8-16 s later.
+flaps factories and SIGKILLs the MMS leader and the PMS leader, reviving them 8-16 s later; the test
+SIGKILLs the ERP link's process twice (the parent restarts it).
 
 While it runs, the test is a user without Forge: a plain MQTT client beats as ``factory/9``, curl
 posts and reads orders, a ten-line grpcio client reports statuses, and each edge gets bad input
-(malformed heartbeats and order events on MQTT, malformed REST bodies, invalid gRPC reports).
+(malformed heartbeats and order events on MQTT, malformed REST bodies, invalid gRPC reports). The ERP
+exchange runs too, each piece a process: the simulated ERP sends schedules, re-sends, Change/Cancel/Get
+by folder and HTTP, and the test, as an ERP's operator, drops a B2MML schedule into ``inbox/``, POSTs
+one with curl, and sends a malformed one both ways.
 Results come from the merged ``--json`` summary, a raw paho subscriber on ``#`` (what the factories
 really send and receive), the PMS's REST answers and the PostgreSQL tables afterwards.
 """
@@ -16,6 +20,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +50,8 @@ DETECTION = 4.0   # DOWN once silent > 3 s, judged every 1 s (plant.yaml: max_ga
 PASS = 1.0        # the verdict's scheduling pass
 SLACK = 5.0       # MQTT -> bridge -> Kafka -> MMS, gRPC, the transaction, on a loaded 2-core box (load 7-13)
 FAILOVER = 12.0   # a killed MMS/PMS leader: lease ttl 5 s, then the successor's election and first check
+ERP = {"first_after": 20.0, "min_interval": 6.0, "max_interval": 12.0}   # the simulated ERP, busier than a day's
+USER_REQUESTS = {"PS-USER-1": [("PR-U1", 2), ("PR-U2", 3)], "PS-USER-2": [("PR-U3", 2)]}  # the test's own schedules
 CHAOS = {"enabled": True, "min_interval": 8.0, "max_interval": 14.0, "min_outage": 8.0, "max_outage": 16.0,
          "weights": {"stop": 3.0, "degraded": 1.0, "flapping": 1.0, "kill_mms": 1.5, "kill_pms": 1.5}}
 PLAIN_CLIENT = '''
@@ -141,6 +149,10 @@ class User:
     bad_rest: dict[str, tuple[int, Any]] = field(default_factory=dict)
     grpc_lines: list[str] = field(default_factory=list)
     grpc_new_factory: str = ""                                          # the id the answered run reported DOWN
+    erp_url: str = ""                                                  # the ERP's HTTP inbox (a fixed port)
+    erp_posted: tuple[int, Any] | None = None                          # curl POST /b2mml/schedule
+    erp_bad_post: tuple[int, Any] | None = None                        # ... of a malformed schedule
+    erp_link_kills: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -171,6 +183,8 @@ def drive(plant: Path, host: str, port: int, user: User, stop: threading.Event, 
         t0 = time.monotonic()
         side = threading.Thread(target=side_calls, args=(plant, user, stop, tmp, t0), daemon=True)
         side.start()
+        erp = threading.Thread(target=erp_calls, args=(plant, user, stop, t0), daemon=True)
+        erp.start()
         while not stop.is_set():  # to the end: factory 9 must never look DOWN
             n = int(time.monotonic() - t0)
             client.publish("factory/9/heartbeat", json.dumps(
@@ -185,6 +199,7 @@ def drive(plant: Path, host: str, port: int, user: User, stop: threading.Event, 
                 user.bad_events += 1
             stop.wait(1.0)
         side.join(60)
+        erp.join(60)
         user.factories_seen = user.factories_seen if any(f["id"] == "9" for f in user.factories_seen) \
             else factories(plant)
     except Exception as exc:  # reported by the test, not lost in a thread
@@ -202,6 +217,74 @@ def side_calls(plant: Path, user: User, stop: threading.Event, tmp: Path, t0: fl
         (20, lambda: setattr(user, "factories_seen", factories(plant))),
         (22, lambda: plain_http(plant, user)),
         (26, lambda: plain_grpc(plant, user, tmp)),
+    ]
+    try:
+        for at, call in steps:
+            if stop.wait(max(0.0, t0 + at - time.monotonic())):
+                return
+            call()
+    except Exception as exc:  # reported by the test, not lost in a thread
+        user.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def schedule(schedule_id: str, *, bad: bool = False) -> bytes:
+    """One of the test's B2MML ProductionSchedules (``bad``: a StartTime that is no date-time)."""
+    from forge_b2mml import build_schedule
+
+    requests = [{"request_id": rid, "start_time": "2030-01-01T00:00:00Z", "end_time": "2030-01-02T00:00:00Z",
+                 "request_state": "Released", "process_segment_id": "ASSEMBLY", "material_definition_id": "WIDGET-A",
+                 "quantity": quantity, "unit": "EA"} for rid, quantity in USER_REQUESTS.get(schedule_id, [("PR-X", 1)])]
+    xml = build_schedule(requests, version="V0600", schedule_id=schedule_id, published="2030-01-01T00:00:00Z")
+    return xml.replace(b"2030-01-01T00:00:00Z</StartTime>", b"yesterday</StartTime>") if bad else xml
+
+
+def drop(plant: Path, name: str, data: bytes) -> None:
+    """Into inbox/ as a careful writer does: written under a hidden name, then renamed."""
+    inbox = plant / "inbox"
+    inbox.mkdir(exist_ok=True)
+    (inbox / f".{name}.part").write_bytes(data)
+    os.replace(inbox / f".{name}.part", inbox / name)
+
+
+def kill_process(plant: Path, instance: str) -> bool:
+    """SIGKILL the OS process running ``instance`` of this plant, as a crash would (the parent restarts it)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if f"--only {instance} " in args and str(plant) in args:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+                return True
+    return False
+
+
+def erp_calls(plant: Path, user: User, stop: threading.Event, t0: float) -> None:
+    """The ERP's operator: a schedule into inbox/, one POSTed (while the link is being killed), malformed ones
+    both ways, the first schedule again, the link killed a second time."""
+    url = f"{user.erp_url}/b2mml/schedule"
+    xml = ["-X", "POST", "-H", "Content-Type: application/xml", "--data-binary"]
+
+    def post(data: bytes, name: str) -> tuple[int, Any]:
+        (plant / name).write_bytes(data)
+        answer: tuple[int, Any] = (0, "")
+        for _ in range(10):  # the inbox's process may still be starting
+            answer = curl(*xml, f"@{plant / name}", url)
+            if answer[0]:
+                break
+            time.sleep(2)
+        return answer
+
+    def kill_link() -> None:
+        user.erp_link_kills += kill_process(plant, "erp_link")
+
+    steps: list[tuple[float, Callable[[], Any]]] = [
+        (2, lambda: drop(plant, "user-schedule.xml", schedule("PS-USER-1"))),
+        (6, kill_link),   # the inbox (polling every 5 s) publishes the requests about now
+        (7, lambda: setattr(user, "erp_posted", post(schedule("PS-USER-2"), "user-2.xml"))),
+        (9, lambda: setattr(user, "erp_bad_post", post(schedule("PS-USER-BAD", bad=True), "user-bad-post.xml"))),
+        (11, lambda: drop(plant, "user-bad.xml", schedule("PS-USER-BAD", bad=True))),
+        (40, kill_link),
+        (55, lambda: drop(plant, "user-again.xml", schedule("PS-USER-1"))),
     ]
     try:
         for at, call in steps:
@@ -273,6 +356,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, kafka_server: Any, postgres_se
     profile = doc["profiles"]["distributed"]["components"]
     profile["chaos"]["params"].update(CHAOS)
     profile["clients"]["params"].update({"min_interval": 1.0, "max_interval": 3.0, "attempts": 10})
+    profile["erp"]["params"].update(ERP)
     (plant / "plant.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     shutil.copytree(PLANT / "schemas", plant / "schemas")
     if not kafka_server.running:
@@ -282,11 +366,14 @@ def run(tmp_path_factory: pytest.TempPathFactory, kafka_server: Any, postgres_se
     name = f"i40_distributed_{os.getpid()}"
     url = postgres_server.create_database(name)
     broker = MosquittoServer(base_dir=tmp / "mosquitto").start()
+    with socket.socket() as free:  # the ERP's HTTP inbox: a fixed port a real ERP is given; here a free one
+        free.bind(("127.0.0.1", 0))
+        erp_port = free.getsockname()[1]
     env = {**os.environ, "MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port),
-           "KAFKA_BOOTSTRAP": kafka_server.bootstrap, "FORGE_DATABASE_URL": url}
+           "KAFKA_BOOTSTRAP": kafka_server.bootstrap, "FORGE_DATABASE_URL": url, "ERP_HTTP_PORT": str(erp_port)}
     env.pop("FORGE_DISABLE_PLUGINS", None)
     tap = Wiretap(broker.host, broker.port)
-    user, stop = User(), threading.Event()
+    user, stop = User(erp_url=f"http://127.0.0.1:{erp_port}"), threading.Event()
     driver = threading.Thread(target=drive, args=(plant, broker.host, broker.port, user, stop, tmp), daemon=True)
     started = time.time()
     try:
@@ -337,7 +424,7 @@ def test_the_plant_passes_every_check_with_chaos(run: Run) -> None:
         assert expected in names, f"check {expected!r} missing: {sorted(names)}"
     procs = summary["extra"]["processes"]
     assert set(procs) == {"factory-0", "factory-1", "factory-2", "factory-3", "pms-0", "pms-1", "mms-0", "mms-1",
-                          "clients", "bridge"}
+                          "clients", "bridge", "erp_inbox", "erp_http", "erp_link", "erp_exporter", "erp"}
     killed = {name for name, p in procs.items() if -9 in p["exit_codes"]}
     assert any(n.startswith("mms-") for n in killed) and any(n.startswith("pms-") for n in killed), procs
     chaos = summary["reports"]["chaos"]
@@ -345,7 +432,7 @@ def test_the_plant_passes_every_check_with_chaos(run: Run) -> None:
     # work was done through it all: orders posted over HTTP to the announced replicas, placed, made
     clients = summary["reports"]["clients"]
     assert clients["accepted"] >= 30 and clients["given_up"] == 0, clients
-    statuses = dict(query(run, "SELECT status, count(*) FROM orders GROUP BY status"))
+    statuses = dict(query(run, f"SELECT status, count(*) FROM orders WHERE NOT ({ERP_ORDER}) GROUP BY status"))
     assert statuses.get("completed", 0) >= 5, statuses
     total = sum(statuses.values())
     posted = clients["accepted"] + sum(1 for s, _ in run.user.posted if s == 201)
@@ -357,6 +444,9 @@ def test_the_plant_passes_every_check_with_chaos(run: Run) -> None:
     assert sum(r["reports_accepted"] for r in mms) >= 3, mms
     outcomes = dict(query(run, "SELECT outcome, count(*) FROM failover_events GROUP BY outcome"))
     assert outcomes.get("accepted", 0) >= 3, outcomes
+
+
+ERP_ORDER = "coalesce(idempotency_key, '') LIKE 'request:%' OR coalesce(idempotency_key, '') LIKE 'b2mml:%'"
 
 
 def epoch_seconds(value: datetime) -> float:
@@ -491,3 +581,64 @@ def test_a_plain_grpc_client_reports_statuses_and_bad_reports_are_refused(run: R
     new = run.user.grpc_new_factory
     assert query(run, f"SELECT status FROM factories WHERE id = '{new}'") == [("DOWN",)]
     assert query(run, f"SELECT count(*) FROM orders WHERE factory_id = '{new}'")[0][0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.servers
+def test_the_erp_exchange_makes_orders_exports_each_once_and_rejects_bad_documents(run: Run) -> None:
+    """Schedules in (folder and HTTP, the link killed twice, the PMS leader killed by chaos) become orders;
+    each completed one comes back as one validated ProductionPerformance in outbox/; the malformed ones are
+    refused with their reason, and nothing imported is lost."""
+    from forge_b2mml import load
+
+    summary, plant, user = run.summary, run.plant, run.user
+    assert not user.errors, user.errors
+    checks = {c["name"]: c for c in summary["checks"]}
+    for name in ("every imported ERP request accounted for", "every completed ERP order exported exactly once",
+                 "every export in the outbox validates, one per order", "no document left half-processed"):
+        assert name in checks and checks[name]["passed"], (name, checks.get(name))
+    # the link was killed mid-exchange and restarted from its state in PostgreSQL
+    link = summary["extra"]["processes"]["erp_link"]
+    assert user.erp_link_kills == 2 and link["exit_codes"].count(-9) == 2, (user.erp_link_kills, link)
+    assert summary["reports"]["erp_link"].get("restored", 0) >= 1, summary["reports"]["erp_link"]
+    # the test's schedules: dropped (twice: the second time changes nothing) and POSTed -> one order per request
+    assert user.erp_posted is not None and user.erp_posted[0] == 202, user.erp_posted
+    assert user.erp_posted[1]["accepted"] is True and user.erp_posted[1]["messages"] == 1, user.erp_posted
+    inbox = plant / "inbox"
+    assert {"user-schedule.xml", "user-again.xml"} <= {p.name for p in (inbox / "processed").iterdir()}
+    exports = dict(query(run, "SELECT order_id, count(*) FROM b2mml_exports WHERE order_id IS NOT NULL "
+                              "GROUP BY order_id"))
+    assert set(exports.values()) == {1}, exports
+    for schedule_id, requests in USER_REQUESTS.items():
+        for request_id, quantity in requests:
+            rows = query(run, "SELECT id, status, quantity FROM orders WHERE idempotency_key = "
+                              f"'request:V0600:{schedule_id}:{request_id}'")
+            assert len(rows) == 1 and rows[0][2] == quantity, (request_id, rows)
+            order_id, status, _ = rows[0]
+            assert status == "completed", (request_id, rows)  # 2-3 units, a minute before the end
+            document = plant / "outbox" / f"PERF-{order_id}.xml"
+            doc = load(document.read_bytes(), max_bytes=1 << 20, source=str(document))  # valid against the XSD
+            assert doc.noun == "ProductionPerformance" and request_id.encode() in document.read_bytes()
+            assert exports.get(order_id) == 1, (order_id, exports)
+    # every ERP order completed before the grace is exported once; the outbox holds exactly the exports
+    completed = {o for o, in query(run, f"SELECT id FROM orders WHERE ({ERP_ORDER}) AND status = 'completed' "
+                                        f"AND completed_at < to_timestamp({time.time() - 60})")}
+    assert completed <= set(exports), sorted(completed - set(exports))
+    assert {p.stem.removeprefix("PERF-") for p in (plant / "outbox").glob("PERF-*.xml")} == set(exports)
+    # nothing lost: each request the ledger imported has its one order (or was refused for its quantity)
+    imported = [k for k, in query(run, "SELECT key FROM b2mml_keys WHERE key LIKE 'request:%'")]
+    keyed = {k for k, in query(run, f"SELECT idempotency_key FROM orders WHERE {ERP_ORDER}")}
+    assert len(imported) >= 5 and not [k for k in imported if k not in keyed and not k.startswith("b2mml:")], \
+        (imported, keyed)
+    # the malformed schedule: 400 with the element at fault over HTTP; rejected/ with its reason and a
+    # Rejected acknowledgement from the folder; dead-lettered both times; no order of it
+    assert user.erp_bad_post is not None and user.erp_bad_post[0] == 400, user.erp_bad_post
+    assert "StartTime" in json.dumps(user.erp_bad_post[1]), user.erp_bad_post
+    reason = json.loads((inbox / "rejected" / "user-bad.xml.errors.json").read_text())
+    assert "StartTime" in json.dumps(reason["errors"]), reason
+    assert b"Rejected" in (inbox / "acks" / "user-bad.ack.xml").read_bytes()
+    assert not query(run, "SELECT key FROM b2mml_keys WHERE key LIKE '%PS-USER-BAD%'")
+    assert summary["dead_letters"].get("invalid", 0) >= 2, summary["dead_letters"]
+    # the simulated ERP reached the inbox over HTTP every time, and its documents were all taken
+    erp = summary["reports"]["erp"]
+    assert erp["requests_sent"] >= 3 and erp["http_refused"] == 0 and not erp.get("http_given_up"), erp

@@ -177,6 +177,12 @@ class ErpParams(Settings):
                                             "directory)")
     http_path: str = Field("/b2mml/schedule", pattern=r"^/", description="the HTTP inbox's schedule route, called "
                                                                         "in-process on this process's HTTP app")
+    http_url: str | None = Field(None, pattern=r"^https?://", description="the HTTP inbox's base URL "
+                                 "(http://host:port), POSTed to over the network (the distributed profile: the inbox "
+                                 "is another process); null: this process's HTTP app, in-process")
+    http_attempts: int = Field(5, ge=1, description="tries of one POST to http_url (no answer: the inbox restarting)")
+    http_retry_after: float = Field(2.0, ge=0, description="seconds between two tries of one POST")
+    http_timeout: float = Field(10.0, gt=0, description="seconds one POST to http_url may take")
     version: Literal["V0600", "V0701"] = Field("V0600", description="B2MML release of the documents")
     first_after: float = Field(10.0, ge=0, description="seconds before the first schedule")
     min_interval: float = Field(120.0, gt=0, description="shortest wait between two documents, seconds")

@@ -3,7 +3,8 @@
 Every ``min_interval..max_interval`` seconds it draws one document by ``weights``: a new
 ProductionSchedule (V0600) or OperationsSchedule (V0701) of 1..``max_requests`` requests, dropped
 into the inbox folder (written aside, then renamed in, as a well-behaved writer does) or POSTed to
-the HTTP inbox (this process's HTTP app, in-process: also under virtual time); an earlier schedule
+the HTTP inbox (this process's HTTP app, in-process: also under virtual time; or ``http_url``, over
+the network, when the inbox is another process); an earlier schedule
 sent again unchanged (``resend``: the plant must not make its orders twice); or a Change (new
 quantity), Cancel or Get of an earlier request, through the folder. What it sent is reported, so a
 run can be compared with what the plant did.
@@ -87,12 +88,36 @@ class Erp(Component):
 
     async def _http(self) -> None:
         xml = self._schedule()
-        transport = httpx.ASGITransport(app=self.ctx.http.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://plant") as client:
-            answer = await client.post(self.params.http_path, content=xml,
-                                       headers={"Content-Type": "application/xml"})
+        url = self.params.http_url
+        if url is None:  # the inbox is in this process: its handlers, in-process (virtual time too)
+            transport = httpx.ASGITransport(app=self.ctx.http.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://plant") as client:
+                answer = await client.post(self.params.http_path, content=xml,
+                                           headers={"Content-Type": "application/xml"})
+        else:
+            answer_or_none = await self._post(url.rstrip("/") + self.params.http_path, xml)
+            if answer_or_none is None:
+                return
+            answer = answer_or_none
         if answer.status_code != 202:
             self.refused.append(f"{answer.status_code} {answer.text[:200]}")
+
+    async def _post(self, url: str, xml: bytes) -> httpx.Response | None:
+        """POST over the network as an ERP would: tried ``http_attempts`` times (the inbox's process may be
+        restarting); the same document again is harmless (the ledger knows its requests)."""
+        p = self.params
+        async with httpx.AsyncClient(timeout=p.http_timeout) as client:
+            for attempt in range(p.http_attempts):
+                try:
+                    return await client.post(url, content=xml, headers={"Content-Type": "application/xml"})
+                except httpx.HTTPError as exc:
+                    self.counts["http_retried"] += 1
+                    self.ctx.log.warning("ERP: POST %s failed (%s), attempt %d of %d", url, exc, attempt + 1,
+                                         p.http_attempts)
+                    await self.ctx.clock.sleep(p.http_retry_after)
+        self.counts["http_given_up"] += 1
+        self.refused.append(f"no answer from {url}")
+        return None
 
     async def _resend(self) -> None:
         self.number += 1

@@ -16,9 +16,11 @@ messages:
 
 A request the PMS has not answered (no leader, e.g. a killed PMS) is sent again every
 ``retry_every`` with the same ``requestId``; every action is safe to repeat. What this component
-remembers (which order serves which request) is in memory: a restarted link keeps working from the
-ERP's keys (the PMS finds orders by idempotency key) but loses the B2MML unit of orders it did not
-see created (exported as ``EA``).
+remembers (its requests, which order serves which, the asks not answered yet) is also written to the
+plant's database (:mod:`industry40.components.erp_state`) before anything is published: a killed
+link, restarted, loads it, sends its unanswered asks again and asks the PMS how each open order
+stands (a completion it missed while dead is exported then; the exporter's ledger refuses a second
+export of an order, in SQL).
 
 Its checks are the ERP side of the run: every request the B2MML ledger imported is accounted for
 (an order completed, running, pending or cancelled, or refused with a reason), and every completed
@@ -32,13 +34,13 @@ import hashlib
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from forge_b2mml import B2mmlError, Ledger, load
 
 from forge_core import Check, Component, Envelope, Publishes, Subscribes
+from industry40.components.erp_state import Ask, LinkState, Tracked
 from industry40.settings import ErpLinkParams
 
 REQUEST = "b2mml.production_request"
@@ -76,23 +78,6 @@ def _epoch(text: str | None) -> float | None:
         return None
 
 
-@dataclass
-class Tracked:
-    """One imported request and the order serving it."""
-
-    key: str
-    request: dict[str, Any]
-    quantity: float | None
-    unit: str | None
-    material: str | None
-    order_id: str | None = None
-    status: str = "requested"  # until the PMS answers: then pending/assigned/in_progress/completed/cancelled/refused
-    detail: str = ""
-    requested_at: float = 0.0
-    completed_at: float | None = None  # when a factory reported it (the export is due from then)
-    exported: bool = False
-
-
 class ErpLink(Component):
     Params = ErpLinkParams
     params: ErpLinkParams
@@ -104,22 +89,47 @@ class ErpLink(Component):
 
     async def start(self) -> None:
         p = self.params
-        self.requests: dict[str, Tracked] = {}  # B2MML request key -> tracked
-        self.by_order: dict[str, str] = {}  # order id -> B2MML request key
-        self.outstanding: dict[str, tuple[dict[str, Any], float]] = {}  # requestId -> (body, last sent)
-        self.actions: dict[str, dict[str, Any]] = {}  # requestId -> the b2mml.request_action it serves
+        self.state = LinkState(self.ctx.storage)
+        self.requests: dict[str, Tracked]  # B2MML request key -> tracked
+        asks: dict[str, Ask]
+        self.requests, asks = self.state.load()  # empty unless this is a restart
+        self.by_order: dict[str, str] = {t.order_id: k for k, t in self.requests.items() if t.order_id}
+        self.outstanding: dict[str, tuple[dict[str, Any], float]] = {  # requestId -> (body, last sent)
+            rid: (a.body, a.sent) for rid, a in asks.items()}
+        self.actions: dict[str, dict[str, Any]] = {  # requestId -> the b2mml.request_action it serves
+            rid: a.action for rid, a in asks.items() if a.action is not None}
         self.counts: Counter[str] = Counter()
+        if self.requests:
+            self.counts["restored"] = len(self.requests)
+            await self._reconcile()
         await self.ctx.subscribe(p.requests_topic, self.on_request, types=[REQUEST])
         await self.ctx.subscribe(p.actions_topic, self.on_action, types=[ACTION])
         await self.ctx.subscribe(p.order_replies, self.on_reply, types=[ORDER_REPLY])
         await self.ctx.subscribe(p.factory_completions, self.on_completed, types=[ORDER_COMPLETED], shared=False)
         self.ctx.every(p.retry_every, self.resend, name="resend")
 
+    async def _reconcile(self) -> None:
+        """After a restart: ask again for what was never asked (killed in between) and how each open
+        order stands (completions published while this process was dead were not seen)."""
+        asked = {body.get("idempotencyKey") or body.get("orderId") for body, _ in self.outstanding.values()}
+        for key, tracked in self.requests.items():
+            if tracked.status == "requested" and tracked.quantity is not None and tracked.quantity > 0 \
+                    and order_key(key) not in asked:
+                await self._create(tracked)
+            elif tracked.order_id and not tracked.exported and tracked.status not in ("cancelled", "refused") \
+                    and tracked.order_id not in asked:
+                self.counts["reconciled"] += 1
+                await self.ask(f"get:{tracked.order_id}", {"action": "get", "orderId": tracked.order_id})
+
     # -- to the PMS --------------------------------------------------------------------------------
-    async def ask(self, request_id: str, body: dict[str, Any]) -> None:
+    async def ask(self, request_id: str, body: dict[str, Any], action: dict[str, Any] | None = None) -> None:
         request_id = request_id if len(request_id) <= 200 else hashlib.sha256(request_id.encode()).hexdigest()
         body = {"requestId": request_id, **body}
-        self.outstanding[request_id] = (body, self.ctx.clock.time())
+        now = self.ctx.clock.time()
+        self.state.put_ask(request_id, Ask(body, now, action))  # before it leaves: a kill after it resends it
+        self.outstanding[request_id] = (body, now)
+        if action is not None:
+            self.actions[request_id] = action
         self.counts["asked"] += 1
         await self.ctx.publish(self.params.order_requests, ORDER_REQUEST, body, key=request_id)
 
@@ -137,19 +147,23 @@ class ErpLink(Component):
         key = envelope.key or f"request:{request['version']}:{request.get('schedule_id') or ''}:{request['request_id']}"
         if key in self.requests:
             return  # published again after a crash of the inbox: asked already
-        produced = (request.get("material_produced") or [{}])[0]
-        tracked = Tracked(key, request, produced.get("quantity"), produced.get("unit"),
-                          produced.get("material_definition_id"), requested_at=self.ctx.clock.time())
-        self.requests[key] = tracked
-        self.counts["requests"] += 1
+        tracked = Tracked.of(key, request, self.ctx.clock.time())
         if tracked.quantity is None or tracked.quantity <= 0:
             tracked.status, tracked.detail = "refused", "no positive numeric quantity of material produced"
-            return
+        if not self.state.add_request(tracked):
+            return  # recorded by an earlier life of this link (it asked then, or its restart did)
+        self.requests[key] = tracked
+        self.counts["requests"] += 1
+        if tracked.status != "refused":
+            await self._create(tracked)
+
+    async def _create(self, tracked: Tracked) -> None:
+        request, quantity = tracked.request, tracked.quantity or 0
         start = _epoch(request.get("start_time")) or self.ctx.clock.time()
         deadline = request.get("end_time") or _iso(start + self.params.lead_time)
-        await self.ask(f"create:{key}", {"action": "create", "idempotencyKey": order_key(key),
-                                         "productType": (tracked.material or "unspecified")[:100],
-                                         "quantity": math.ceil(tracked.quantity), "deadline": deadline})
+        await self.ask(f"create:{tracked.key}", {"action": "create", "idempotencyKey": order_key(tracked.key),
+                                                 "productType": (tracked.material or "unspecified")[:100],
+                                                 "quantity": math.ceil(quantity), "deadline": deadline})
 
     async def on_action(self, envelope: Envelope) -> None:
         action = envelope.payload
@@ -160,9 +174,8 @@ class ErpLink(Component):
             if action.get("end_time"):
                 body["deadline"] = action["end_time"]
         request_id = f"{action['action']}:{action['transaction']}:{action['key']}"
-        self.actions[request_id if len(request_id) <= 200 else hashlib.sha256(request_id.encode()).hexdigest()] = action
         self.counts[f"action_{action['action']}"] += 1
-        await self.ask(request_id, body)
+        await self.ask(request_id, body, action)
 
     # -- from the PMS and the factories ------------------------------------------------------------
     async def on_reply(self, envelope: Envelope) -> None:
@@ -177,17 +190,29 @@ class ErpLink(Component):
         tracked = self.requests.get(key) if key else None
         if tracked is not None and order:
             tracked.order_id = order["orderId"]
-            tracked.status = order["status"]
+            tracked.status = "completed" if tracked.exported else order["status"]
             self.by_order[order["orderId"]] = tracked.key
+            if order["status"] == "completed" and tracked.completed_at is None:
+                tracked.completed_at = self.ctx.clock.time()  # completed while this link was not listening
+            self.state.save(tracked)
         if body["action"] == "create" and tracked is None and not reply.get("ok"):
             refused = self.requests.get(request_id.removeprefix("create:"))
             if refused is not None:
                 refused.status, refused.detail = "refused", str(reply.get("detail"))
+                self.state.save(refused)
         action = self.actions.pop(request_id, None)
         if action is not None:
             await self._answer(action, reply, order)
-        elif body["action"] == "get" and tracked is not None and order.get("status") == "completed":
+        if tracked is not None and order.get("status") == "completed" and not tracked.exported:
             await self._export(tracked, order)
+        elif body["action"] == "get" and tracked is not None and tracked.completed_at is not None \
+                and not tracked.exported and order.get("status") in ("pending", "assigned", "in_progress"):
+            # a factory said completed, the PMS not yet: both read the completion from the broker, and the
+            # PMS may answer before it applied it (another process, another consumer). Asked again.
+            self.counts["completion_pending"] += 1
+            self.outstanding[request_id] = (body, self.ctx.clock.time())
+            return
+        self.state.drop_ask(request_id)  # answered, and what the answer asked for is published
 
     def _key_of(self, idempotency_key: str | None) -> str | None:
         if idempotency_key is None:
@@ -215,6 +240,7 @@ class ErpLink(Component):
             return  # not an ERP order, or exported already (a repeated completion)
         if tracked.completed_at is None:
             tracked.completed_at = self.ctx.clock.time()
+            self.state.save(tracked)
         await self.ask(f"get:{order_id}", {"action": "get", "orderId": order_id})  # completed for the PMS too?
 
     async def _export(self, tracked: Tracked, order: dict[str, Any]) -> None:
@@ -222,8 +248,6 @@ class ErpLink(Component):
         quantity = tracked.quantity if tracked.quantity is not None and \
             math.ceil(tracked.quantity) == order["quantity"] else order["quantity"]  # changed: the new quantity
         segment = (request.get("segment_requirements") or [{}])[0]
-        tracked.exported = True
-        tracked.status = "completed"
         self.counts["exported"] += 1
         await self.ctx.publish(self.params.completion_topic, B2MML_COMPLETED, {
             "order_id": order["orderId"], "request_id": request["request_id"],
@@ -232,6 +256,8 @@ class ErpLink(Component):
             "segment_response_id": f"{order['orderId']}-S1", "process_segment_id": segment.get("process_segment_id"),
             "material_definition_id": tracked.material, "quantity_produced": quantity,
             "unit": tracked.unit or "EA", "consumed": []}, key=order["orderId"])
+        tracked.exported, tracked.status = True, "completed"  # after the publish: a kill before it exports again,
+        self.state.save(tracked)  # and the exporter's ledger (one export per order id, in SQL) refuses the second
 
     # -- report and checks -------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
