@@ -66,4 +66,10 @@ if [ "$want_servers" = 1 ]; then
   # forge_sparkplug's interop peer, pysparkplug 0.6.1, in a venv of its own (it pins paho-mqtt<2), once
   # (cached in ~/.cache/forge/sparkplug-peer/; FORGE_SPARKPLUG_PEER overrides); fails here, not in the tests.
   .venv/bin/python -m forge_sparkplug.testing peer >/dev/null
+  # oee_line's TimescaleDB test server (scripts/timescale: PGlite with TimescaleDB, npm packages pinned in its
+  # package-lock.json), again when the lock changes; without Node.js its tests skip (fail under CI).
+  if command -v npm >/dev/null 2>&1 && \
+     [ ! scripts/timescale/node_modules/.package-lock.json -nt scripts/timescale/package-lock.json ]; then
+    npm ci --prefix scripts/timescale --no-audit --no-fund --loglevel=error >/dev/null
+  fi
 fi
