@@ -8,7 +8,9 @@ Percentiles cannot be merged from aggregates: a touched 5 min / 1 h bucket gets 
 ("dirty") and :meth:`TimeSeriesStore.refresh_percentiles` recomputes just the dirty buckets from
 their raw samples (bounded: one bucket's samples), which the storage component does every few
 seconds. State changes become ``events`` intervals, closed by the next change of the same machine,
-in whatever order the changes arrive.
+in whatever order the changes arrive. On TimescaleDB (``telemetry`` a hypertable, the rollups continuous
+aggregates: migration ``oee_line_0001``) a batch inserts samples only, and the percentile refresh and
+retention sweep refresh the aggregates and drop chunks instead (``oee_line.storage.timescale``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from oee_line.oee import CounterSample, StateChange
+from oee_line.storage import timescale
 from oee_line.storage.batch import insert_with_rollups
 from oee_line.storage.tables import ROLLUPS, Rollup, events, telemetry
 
@@ -94,14 +97,23 @@ class TimeSeriesStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._upserts: dict[tuple[str, str], Any] = {}  # (dialect, rollup table) -> its upsert statement
+        self._hypertable: bool | None = None
+
+    def on_timescale(self) -> bool:
+        """``telemetry`` is a hypertable and the rollups continuous aggregates (asked once)."""
+        if self._hypertable is None:
+            with self.engine.connect() as conn:
+                self._hypertable = timescale.is_hypertable(conn)
+        return self._hypertable
 
     # -- writing ---------------------------------------------------------------------------------------
     def write(self, samples: Sequence[Sample], states: Sequence[tuple[str, StateChange]] = ()) -> int:
         """Store a batch in one transaction; returns how many samples were new."""
+        hyper = self.on_timescale()
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # one statement, one round trip (oee_line.storage.batch)
-                new = insert_with_rollups(conn, [s for _, s in sorted(
-                    {(s.machine_id, s.metric, s.time): s for s in samples}.items())])
+                unique = [s for _, s in sorted({(s.machine_id, s.metric, s.time): s for s in samples}.items())]
+                new = timescale.insert_samples(conn, unique) if hyper else insert_with_rollups(conn, unique)
             else:
                 fresh = self._insert(conn, samples)
                 for rollup in ROLLUPS:
@@ -186,7 +198,10 @@ class TimeSeriesStore:
             )
 
     def refresh_percentiles(self, limit: int = 500) -> int:
-        """Recompute p50/p95 of up to ``limit`` dirty buckets per level; returns how many were done."""
+        """Recompute p50/p95 of up to ``limit`` dirty buckets per level; returns how many were done. On
+        TimescaleDB: materialize the continuous aggregates' invalidated buckets; returns the levels refreshed."""
+        if self.on_timescale():
+            return timescale.refresh_rollups(self.engine)
         done = 0
         with self.engine.begin() as conn:
             for rollup in ROLLUPS:
@@ -220,15 +235,19 @@ class TimeSeriesStore:
         return done
 
     def apply_retention(self, now: float, retention: Retention) -> dict[str, int]:
-        """Delete rows older than their retention; returns rows deleted per table."""
+        """Delete rows older than their retention; returns rows deleted per table. On TimescaleDB telemetry
+        and rollups lose whole chunks (``oee_line.storage.timescale.apply_retention``)."""
         deleted: dict[str, int] = {}
         days = {"1m": retention.rollup_1m_days, "5m": retention.rollup_5m_days, "1h": retention.rollup_1h_days}
+        hyper = self.on_timescale()
+        if hyper:
+            deleted = timescale.apply_retention(self.engine, now, retention.telemetry_days, days)
         with self.engine.begin() as conn:
-            if retention.telemetry_days > 0:
+            if retention.telemetry_days > 0 and not hyper:
                 cut = now - retention.telemetry_days * 86_400
                 deleted["telemetry"] = conn.execute(telemetry.delete().where(telemetry.c.time < cut)).rowcount
             for rollup in ROLLUPS:
-                if days[rollup.name] > 0:
+                if days[rollup.name] > 0 and not hyper:
                     cut = now - days[rollup.name] * 86_400
                     table = rollup.table
                     deleted[table.name] = conn.execute(
