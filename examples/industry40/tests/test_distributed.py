@@ -50,7 +50,8 @@ DETECTION = 4.0   # DOWN once silent > 3 s, judged every 1 s (plant.yaml: max_ga
 PASS = 1.0        # the verdict's scheduling pass
 SLACK = 5.0       # MQTT -> bridge -> Kafka -> MMS, gRPC, the transaction, on a loaded 2-core box (load 7-13)
 FAILOVER = 12.0   # a killed MMS/PMS leader: lease ttl 5 s, then the successor's election and first check
-ERP = {"first_after": 20.0, "min_interval": 6.0, "max_interval": 12.0}   # the simulated ERP, busier than a day's
+ERP = {"first_after": 20.0, "min_interval": 6.0, "max_interval": 12.0,   # the simulated ERP, busier than a day's
+       "min_quantity": 1, "max_quantity": 20}
 USER_REQUESTS = {"PS-USER-1": [("PR-U1", 2), ("PR-U2", 3)], "PS-USER-2": [("PR-U3", 2)]}  # the test's own schedules
 CHAOS = {"enabled": True, "min_interval": 8.0, "max_interval": 14.0, "min_outage": 8.0, "max_outage": 16.0,
          "weights": {"stop": 3.0, "degraded": 1.0, "flapping": 1.0, "kill_mms": 1.5, "kill_pms": 1.5}}
@@ -355,7 +356,10 @@ def run(tmp_path_factory: pytest.TempPathFactory, kafka_server: Any, postgres_se
     doc = yaml.safe_load((PLANT / "plant.yaml").read_text())
     profile = doc["profiles"]["distributed"]["components"]
     profile["chaos"]["params"].update(CHAOS)
-    profile["clients"]["params"].update({"min_interval": 1.0, "max_interval": 3.0, "attempts": 10})
+    # orders of 1-20 units (2.5-12 s to make), not 5-60: the factories keep up (with 5-60 they fell behind
+    # and an order posted 30 s into the run could still wait, unstarted, at its end)
+    profile["clients"]["params"].update({"min_interval": 1.0, "max_interval": 3.0, "attempts": 10,
+                                         "min_quantity": 1, "max_quantity": 20})
     profile["erp"]["params"].update(ERP)
     (plant / "plant.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     shutil.copytree(PLANT / "schemas", plant / "schemas")
