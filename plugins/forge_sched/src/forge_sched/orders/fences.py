@@ -10,26 +10,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
-from forge_sched.orders.tables import fences
+from forge_sched.orders import statements as st
+from forge_sched.orders.plain import execute, stamp
 
 __all__ = ["advance", "newest"]
-
-# Built once (every fenced write runs them): the insert per dialect, the read, the move.
-_INSERT = {name: insert(fences).values(name=sa.bindparam("b_name"), epoch=sa.bindparam("b_epoch"),
-                                       updated_at=sa.bindparam("b_at", type_=fences.c.updated_at.type))
-           .on_conflict_do_nothing() for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
-_EPOCH = sa.select(fences.c.epoch).where(fences.c.name == sa.bindparam("b_name"))
-_MOVE = fences.update().where(fences.c.name == sa.bindparam("b_name")).values(
-    epoch=sa.bindparam("b_epoch", type_=fences.c.epoch.type), updated_at=sa.bindparam("b_at", type_=fences.c.updated_at.type))
 
 
 def newest(conn: Connection, name: str) -> int | None:
     """The newest epoch seen on fence ``name`` (None: never fenced)."""
-    return conn.execute(_EPOCH, {"b_name": name}).scalar_one_or_none()
+    row = execute(conn, st.P_FENCE_EPOCH, {"name": name}).fetchone()
+    return None if row is None else int(row[0])
 
 
 def advance(conn: Connection, name: str, epoch: int, now: datetime) -> int | None:
@@ -37,13 +29,15 @@ def advance(conn: Connection, name: str, epoch: int, now: datetime) -> int | Non
 
     Returns None when accepted, else the newer epoch that refuses it. An equal epoch is the same
     holder speaking again and is accepted. Under SERIALIZABLE two racing callers cannot both
-    pass: one of them fails to commit and is retried, then sees the other's epoch.
+    pass: one of them fails to commit and is retried, then sees the other's epoch. Plain SQL
+    (every leader write runs it; ``INSERT ... ON CONFLICT DO NOTHING`` is the same text on
+    SQLite and PostgreSQL).
     """
-    params = {"b_name": name, "b_epoch": epoch, "b_at": now}
-    conn.execute(_INSERT["postgresql" if conn.dialect.name == "postgresql" else "sqlite"], params)
-    current = conn.execute(_EPOCH, params).scalar_one()
+    params = {"name": name, "epoch": epoch, "at": stamp(conn, now)}
+    execute(conn, st.P_FENCE_INSERT, params)
+    current = int(execute(conn, st.P_FENCE_EPOCH, params).fetchone()[0])
     if epoch < current:
-        return int(current)
+        return current
     if epoch > current:
-        conn.execute(_MOVE, params)
+        execute(conn, st.P_FENCE_MOVE, params)
     return None

@@ -16,36 +16,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from forge_sched.orders import outbox
+from forge_sched.orders.plain import Plain, execute, execute_many, stamp
 from forge_sched.orders.planner import FactoryLoad
 from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders, to_utc
 
-__all__ = ["ASSIGNED", "REVOKED", "Change", "Topics", "Writer", "iso"]
+__all__ = ["ASSIGNED", "REVOKED", "Change", "Held", "NewRow", "Topics", "Writer", "iso"]
 
 ASSIGNED = "sched.order_assigned"
 REVOKED = "sched.order_revoked"
 
-# Built once, executed with a list of parameter sets (bind names differ from the columns', as an
-# UPDATE's executemany requires).
-_REVOKE = assignments.update().where(
-    assignments.c.order_id == sa.bindparam("b_order"), assignments.c.revoked_at.is_(None)).values(
-    revoked_at=sa.bindparam("b_at", type_=assignments.c.revoked_at.type),
-    revoke_reason=sa.bindparam("b_reason", type_=assignments.c.revoke_reason.type))
-_TO_PENDING = orders.update().where(orders.c.id == sa.bindparam("b_order")).values(
-    status="pending", factory_id=None, progress=0.0, updated_at=sa.bindparam("b_at", type_=orders.c.updated_at.type))
-_ASSIGN = orders.update().where(orders.c.id == sa.bindparam("b_order")).values(
-    status="assigned", factory_id=sa.bindparam("b_factory", type_=orders.c.factory_id.type), progress=0.0,
-    updated_at=sa.bindparam("b_at", type_=orders.c.updated_at.type))
-_HOLD = assignments.insert()
-# The reads of every pass, built once too.
-_HELD_COUNTS = sa.select(orders.c.factory_id, sa.func.count()).where(orders.c.status.in_(UNFINISHED)).group_by(
-    orders.c.factory_id)
-_FACTORIES = sa.select(factories.c.id, factories.c.capacity, factories.c.status)
+# Plain SQL (forge_sched.orders.plain), executed with a list of parameter sets.
+_REVOKE = Plain(f"UPDATE {assignments.name} SET revoked_at = :at, revoke_reason = :reason "
+                "WHERE order_id = :order AND revoked_at IS NULL")
+_TO_PENDING = Plain(f"UPDATE {orders.name} SET status = 'pending', factory_id = NULL, progress = 0.0, "
+                    "updated_at = :at WHERE id = :order")
+_ASSIGN = Plain(f"UPDATE {orders.name} SET status = 'assigned', factory_id = :factory, progress = 0.0, "
+                "updated_at = :at WHERE id = :order")
+_HOLD = Plain(f"INSERT INTO {assignments.name} (order_id, factory_id, assigned_at, epoch) "
+              "VALUES (:order, :factory, :at, :epoch)")
+# The reads of every pass, built once too; the loads (every placement reads them) in plain SQL.
+_IN_HELD = ", ".join(f"'{s}'" for s in UNFINISHED)
+P_HELD_COUNTS = Plain(f"SELECT factory_id, count(*) FROM {orders.name} WHERE status IN ({_IN_HELD}) "
+                      "GROUP BY factory_id")
+P_FACTORIES = Plain(f"SELECT id, capacity, status FROM {factories.name}")
 _HELD = sa.select(orders).where(orders.c.factory_id == sa.bindparam("b_factory"),
                                 orders.c.status.in_(sa.bindparam("b_statuses", expanding=True))).order_by(
     orders.c.deadline.desc(), orders.c.id.desc())
@@ -77,6 +76,29 @@ class Change:
     to_pending: bool = False
 
 
+class NewRow(NamedTuple):
+    """A new order's row as :func:`~forge_sched.orders.queries.order_view` and the writer read it."""
+
+    id: str
+    product_type: str
+    quantity: int
+    deadline: datetime
+    status: str
+    factory_id: str | None
+    progress: float
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    completed_by: str | None = None
+
+
+class Held(NamedTuple):
+    """An order as a revoke reads it (its id and holder)."""
+
+    id: str
+    factory_id: str
+
+
 class Writer:
     """Assignment changes on one connection (one transaction), stamped ``now`` and ``epoch``."""
 
@@ -89,9 +111,9 @@ class Writer:
 
     def loads(self) -> dict[str, FactoryLoad]:
         """Every factory with the orders it holds now."""
-        held: dict[str, int] = {fid: int(n) for fid, n in self.conn.execute(_HELD_COUNTS)}
-        return {row.id: FactoryLoad(row.id, row.capacity, row.status, int(held.get(row.id, 0)))
-                for row in self.conn.execute(_FACTORIES)}
+        held: dict[str, int] = {fid: int(n) for fid, n in execute(self.conn, P_HELD_COUNTS).fetchall()}
+        return {fid: FactoryLoad(fid, capacity, status, held.get(fid, 0))
+                for fid, capacity, status in execute(self.conn, P_FACTORIES).fetchall()}
 
     def held(self, factory_id: str, statuses: tuple[str, ...] = UNFINISHED) -> list[Any]:
         """The orders ``factory_id`` holds in ``statuses``, latest deadline first (they move first)."""
@@ -120,6 +142,7 @@ class Writer:
         the messages -- per order its ``sched.order_revoked`` before its ``sched.order_assigned``,
         orders in the given order. Revokes come before the new assignments, so the partial unique
         index (one active assignment per order) holds at every statement."""
+        at = stamp(self.conn, self.now)
         revoke: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
         assign: list[dict[str, Any]] = []
@@ -128,15 +151,15 @@ class Writer:
         for change in changes:
             order, to = change.order, change.to
             if revoke_held and order.factory_id is not None:
-                revoke.append({"b_order": order.id, "b_at": self.now, "b_reason": change.reason[:200]})
+                revoke.append({"order": order.id, "at": at, "reason": change.reason[:200]})
                 queue.append(outbox.message(self.topics.revoked.format(factory_id=order.factory_id), REVOKED, {
                     "orderId": order.id, "factoryId": order.factory_id, "reason": change.reason}, order.id))
             if to is None:
                 if change.to_pending:
-                    pending.append({"b_order": order.id, "b_at": self.now})
+                    pending.append({"order": order.id, "at": at})
                 continue
-            assign.append({"b_order": order.id, "b_factory": to, "b_at": self.now})
-            hold.append({"order_id": order.id, "factory_id": to, "assigned_at": self.now, "epoch": self.epoch})
+            assign.append({"order": order.id, "factory": to, "at": at})
+            hold.append({"order": order.id, "factory": to, "at": at, "epoch": self.epoch})
             payload: dict[str, Any] = {"orderId": order.id, "factoryId": to, "productType": order.product_type,
                                        "quantity": order.quantity, "deadline": iso(order.deadline)}
             if self.epoch is not None:
@@ -145,6 +168,5 @@ class Writer:
             if revoke_held and order.factory_id is not None:
                 self.moved += 1
         for statement, rows in ((_REVOKE, revoke), (_TO_PENDING, pending), (_ASSIGN, assign), (_HOLD, hold)):
-            if rows:
-                self.conn.execute(statement, rows)
+            execute_many(self.conn, statement, rows)
         outbox.put_many(self.conn, queue)

@@ -23,7 +23,8 @@ from sqlalchemy import Connection
 
 from forge_sched.orders import fences, outbox, planner
 from forge_sched.orders import statements as st
-from forge_sched.orders.moves import Change, Topics, Writer, iso
+from forge_sched.orders.moves import Change, Held, NewRow, Topics, Writer, iso
+from forge_sched.orders.plain import execute, stamp
 from forge_sched.orders.queries import factory_views, order_view
 from forge_sched.orders.status import StatusReportResult
 from forge_sched.orders.tables import UNFINISHED
@@ -89,13 +90,13 @@ class OrderService:
     def _ensure_factory(self, w: Writer, factory_id: str, *, capacity: int | None = None,
                         status: str = "UP") -> bool:
         """Insert ``factory_id`` if unknown (True if it was); update its capacity when given."""
-        row = w.conn.execute(st.CAPACITY, {"b_id": factory_id}).first()
+        row = execute(w.conn, st.P_CAPACITY, {"id": factory_id}).fetchone()
         if row is None:
             w.conn.execute(st.NEW_FACTORY, {"id": factory_id, "status": status, "updated_at": w.now,
                                           "capacity": self.default_capacity if capacity is None else capacity})
             self.stats["new_factories"] += 1
             return True
-        if capacity is not None and row.capacity != capacity:
+        if capacity is not None and row[0] != capacity:
             w.conn.execute(st.SET_CAPACITY, {"b_id": factory_id, "b_capacity": capacity})
         return False
 
@@ -124,7 +125,7 @@ class OrderService:
         def work(conn: Connection) -> None:
             w = self._writer(conn)
             self._ensure_factory(w, factory_id)
-            conn.execute(st.SET_RISK, {"b_id": factory_id, "b_risk": risk})
+            execute(conn, st.P_SET_RISK, {"id": factory_id, "risk": risk})
 
         await self.tx.run(work)
 
@@ -140,13 +141,14 @@ class OrderService:
         digest = request_hash(order) if idempotency_key is not None else None
 
         def replay(conn: Connection) -> tuple[dict[str, Any], bool] | None:
-            row = conn.execute(st.REPLAY, {"b_key": idempotency_key}).first()
+            row = execute(conn, st.P_REPLAY, {"key": idempotency_key}).fetchone()
             if row is None:
                 return None
-            if row.request_hash != digest:
-                raise IdempotencyMismatch(f"Idempotency-Key {idempotency_key!r} was used for order {row.id} with "
+            request_hash_, response, first_id = row
+            if request_hash_ != digest:
+                raise IdempotencyMismatch(f"Idempotency-Key {idempotency_key!r} was used for order {first_id} with "
                                           "a different body")
-            return json.loads(row.response), False
+            return json.loads(response), False
 
         def work(conn: Connection) -> tuple[dict[str, Any], bool]:
             if idempotency_key is not None:
@@ -155,24 +157,25 @@ class OrderService:
                     return seen
             w = self._writer(conn, fenced=assign)
             oid = self.new_id()
-            while conn.execute(st.ID_TAKEN, {"b_id": oid}).first() is not None:
+            while execute(conn, st.P_ID_TAKEN, {"id": oid}).fetchone() is not None:
                 oid = self.new_id()  # seeded ids (simulation) repeat in a revived replica or a reused database
-            conn.execute(st.NEW_ORDER, {
-                "id": oid, "product_type": order.product_type, "quantity": order.quantity, "deadline": order.deadline,
-                "status": "pending", "progress": 0.0, "idempotency_key": idempotency_key, "request_hash": digest,
-                "created_at": w.now, "updated_at": w.now, "completions": 0})
-            row = conn.execute(st.ORDER, {"b_id": oid}).one()
+            at = stamp(conn, w.now)
+            execute(conn, st.P_NEW_ORDER, {"id": oid, "product_type": order.product_type, "quantity": order.quantity,
+                                           "deadline": stamp(conn, order.deadline), "key": idempotency_key,
+                                           "hash": digest, "at": at})
+            # the row as inserted (not read back: the values are these, to the microsecond)
+            row = NewRow(oid, order.product_type, order.quantity, order.deadline, "pending", None, 0.0, w.now, w.now)
             if assign:
                 best = planner.pick(w.loads().values())
                 if best is not None:
                     w.assign(row, best.id)
-                    row = conn.execute(st.ORDER, {"b_id": oid}).one()
+                    row = row._replace(status="assigned", factory_id=best.id)  # as the assignment wrote it
             view = order_view(row)
             outbox.put(conn, self.created_topic, CREATED,
                        {"orderId": oid, "productType": order.product_type, "quantity": order.quantity,
                         "deadline": view["deadline"], "status": view["status"]}, key=oid)
             if idempotency_key is not None:
-                conn.execute(st.RESPONSE, {"b_id": oid, "b_response": json.dumps(view)})
+                execute(conn, st.P_RESPONSE, {"id": oid, "response": json.dumps(view)})
             return view, True
 
         try:
@@ -300,7 +303,8 @@ class OrderService:
                     return StatusReportResult(False, f"stale epoch {epoch} of lease {lease!r}: epoch {newer} "
                                                      "was seen already", 0, "stale_epoch", "epoch")
             added = self._ensure_factory(w, factory_id, status=status)
-            conn.execute(st.SET_STATUS, {"b_id": factory_id, "b_status": status, "b_reason": reason, "b_at": w.now})
+            execute(conn, st.P_SET_STATUS, {"id": factory_id, "status": status, "reason": reason,
+                                            "at": stamp(conn, w.now)})
             if status == "DOWN":
                 moved = self._reschedule(w, factory_id, None, UNFINISHED, f"{factory_id} DOWN")
             elif status == "DEGRADED":  # drain what has not started, only where there is room
@@ -324,9 +328,10 @@ class OrderService:
     async def progress(self, order_id: str, factory_id: str, progress: float) -> bool:
         """Progress of the holder on an order (others are ignored); True if recorded."""
         def work(conn: Connection) -> bool:
-            done = conn.execute(st.PROGRESS, {"b_id": order_id, "b_factory": factory_id,
-                                            "b_progress": max(0.0, min(1.0, progress)), "b_at": self.now()})
-            return done.rowcount > 0
+            done = execute(conn, st.P_PROGRESS, {"id": order_id, "factory": factory_id,
+                                                 "progress": max(0.0, min(1.0, progress)),
+                                                 "at": stamp(conn, self.now())})
+            return bool(done.rowcount > 0)
 
         return await self.tx.run(work)
 
@@ -334,20 +339,24 @@ class OrderService:
         """A factory finished an order: ``completed`` (applied), ``duplicate`` (already completed:
         counted, not applied) or ``unknown`` (no such order, or never held by that factory)."""
         def work(conn: Connection) -> str:
-            order = conn.execute(st.ORDER, {"b_id": order_id}).first()
-            held = order is not None and conn.execute(st.HELD_BY, {"b_id": order_id, "b_factory": factory_id}).first()
-            if order is None or not held:
+            state = execute(conn, st.P_ORDER_STATE, {"id": order_id}).fetchone()
+            held = state is not None and execute(conn, st.P_HELD_BY, {"id": order_id, "factory": factory_id}
+                                                 ).fetchone() is not None
+            if state is None or not held:
                 return "unknown"
-            conn.execute(st.COUNT_COMPLETION, {"b_id": order_id})
-            if order.status == "completed":
+            execute(conn, st.P_COUNT_COMPLETION, {"id": order_id})
+            status, holder = state
+            if status == "completed":
                 return "duplicate"
             w = Writer(conn, self.topics, self.now(), None)
-            if order.factory_id is not None and order.factory_id != factory_id:
-                # a former holder finished it after all: the current one drops it
-                w.revoke(order, f"completed by {factory_id}", to_pending=False)
+            at = stamp(conn, w.now)
+            if holder is not None and holder != factory_id:
+                # a former holder finished it after all: the current one drops it (a revoke reads
+                # only the order's id and holder)
+                w.revoke(Held(order_id, holder), f"completed by {factory_id}", to_pending=False)
             else:
-                conn.execute(st.END_ASSIGNMENT, {"b_id": order_id, "b_at": w.now})
-            conn.execute(st.COMPLETE, {"b_id": order_id, "b_at": w.now, "b_factory": factory_id, "b_at2": w.now})
+                execute(conn, st.P_END_ASSIGNMENT, {"id": order_id, "at": at})
+            execute(conn, st.P_COMPLETE, {"id": order_id, "at": at, "factory": factory_id})
             return "completed"
 
         outcome = await self.tx.run(work)

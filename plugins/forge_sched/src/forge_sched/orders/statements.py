@@ -1,12 +1,15 @@
 """The order service's statements, built once and run with parameters: building one per call
 (coercions, a new cache key) cost SQLAlchemy about as much as running it, and these run for every
-order event."""
+order event. Those of the hot paths (creation, progress, completion, status reports, the fence) are
+plain SQL (:mod:`forge_sched.orders.plain`): even built once, SQLAlchemy's execution path cost more
+than SQLite running them."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders
+from forge_sched.orders.plain import Plain
+from forge_sched.orders.tables import UNFINISHED, assignments, factories, fences, orders
 from forge_sched.orders.tables import outbox as outbox_table
 
 #: One read answering what a scheduling pass may have to do: orders waiting? messages queued? Plain SQL
@@ -16,36 +19,33 @@ from forge_sched.orders.tables import outbox as outbox_table
 PROBE = (f"SELECT EXISTS (SELECT 1 FROM {orders.name} WHERE status = 'pending'), "
           f"EXISTS (SELECT 1 FROM {outbox_table.name})")
 
-DT = orders.c.updated_at.type
-REPLAY = sa.select(orders.c.request_hash, orders.c.response, orders.c.id).where(
-    orders.c.idempotency_key == sa.bindparam("b_key"))
-ID_TAKEN = sa.select(orders.c.id).where(orders.c.id == sa.bindparam("b_id"))
-ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("b_id"))
-NEW_ORDER = orders.insert()
-RESPONSE = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
-    response=sa.bindparam("b_response", type_=orders.c.response.type))
-PROGRESS = orders.update().where(
-    orders.c.id == sa.bindparam("b_id"), orders.c.factory_id == sa.bindparam("b_factory"),
-    orders.c.status.in_(UNFINISHED)).values(
-    status="in_progress", progress=sa.bindparam("b_progress", type_=orders.c.progress.type),
-    updated_at=sa.bindparam("b_at", type_=DT))
-HELD_BY = sa.select(assignments.c.id).where(
-    assignments.c.order_id == sa.bindparam("b_id"), assignments.c.factory_id == sa.bindparam("b_factory")).limit(1)
-COUNT_COMPLETION = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
-    completions=orders.c.completions + 1)
-END_ASSIGNMENT = assignments.update().where(
-    assignments.c.order_id == sa.bindparam("b_id"), assignments.c.revoked_at.is_(None)).values(
-    revoked_at=sa.bindparam("b_at", type_=DT), revoke_reason="completed")
-CAPACITY = sa.select(factories.c.capacity).where(factories.c.id == sa.bindparam("b_id"))
 NEW_FACTORY = factories.insert()
 SET_CAPACITY = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
     capacity=sa.bindparam("b_capacity", type_=factories.c.capacity.type))
-SET_RISK = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
-    risk=sa.bindparam("b_risk", type_=factories.c.risk.type))
-SET_STATUS = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(
-    status=sa.bindparam("b_status", type_=factories.c.status.type),
-    reason=sa.bindparam("b_reason", type_=factories.c.reason.type),
-    updated_at=sa.bindparam("b_at", type_=factories.c.updated_at.type))
-COMPLETE = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
-    status="completed", factory_id=None, progress=1.0, completed_at=sa.bindparam("b_at", type_=DT),
-    completed_by=sa.bindparam("b_factory", type_=orders.c.completed_by.type), updated_at=sa.bindparam("b_at2", type_=DT))
+
+# Plain SQL for the statements order events run: creation, progress, completion, the fence every
+# leader write advances, a factory's status and risk (the loads every placement reads: moves.py).
+_HELD = ", ".join(f"'{s}'" for s in UNFINISHED)
+O, A, F = orders.name, assignments.name, factories.name
+P_PROGRESS = Plain(f"UPDATE {O} SET status = 'in_progress', progress = :progress, updated_at = :at "
+                   f"WHERE id = :id AND factory_id = :factory AND status IN ({_HELD})")
+P_ORDER_STATE = Plain(f"SELECT status, factory_id FROM {O} WHERE id = :id")
+P_HELD_BY = Plain(f"SELECT 1 FROM {A} WHERE order_id = :id AND factory_id = :factory LIMIT 1")
+P_COUNT_COMPLETION = Plain(f"UPDATE {O} SET completions = completions + 1 WHERE id = :id")
+P_END_ASSIGNMENT = Plain(f"UPDATE {A} SET revoked_at = :at, revoke_reason = 'completed' "
+                         "WHERE order_id = :id AND revoked_at IS NULL")
+P_COMPLETE = Plain(f"UPDATE {O} SET status = 'completed', factory_id = NULL, progress = 1.0, completed_at = :at, "
+                   "completed_by = :factory, updated_at = :at WHERE id = :id")
+P_FENCE_INSERT = Plain(f"INSERT INTO {fences.name} (name, epoch, updated_at) VALUES (:name, :epoch, :at) "
+                       "ON CONFLICT DO NOTHING")
+P_FENCE_EPOCH = Plain(f"SELECT epoch FROM {fences.name} WHERE name = :name")
+P_FENCE_MOVE = Plain(f"UPDATE {fences.name} SET epoch = :epoch, updated_at = :at WHERE name = :name")
+P_REPLAY = Plain(f"SELECT request_hash, response, id FROM {O} WHERE idempotency_key = :key")
+P_ID_TAKEN = Plain(f"SELECT 1 FROM {O} WHERE id = :id")
+P_NEW_ORDER = Plain(f"INSERT INTO {O} (id, product_type, quantity, deadline, status, progress, idempotency_key, "
+                    "request_hash, created_at, updated_at, completions) "
+                    "VALUES (:id, :product_type, :quantity, :deadline, 'pending', 0.0, :key, :hash, :at, :at, 0)")
+P_RESPONSE = Plain(f"UPDATE {O} SET response = :response WHERE id = :id")
+P_CAPACITY = Plain(f"SELECT capacity FROM {F} WHERE id = :id")
+P_SET_RISK = Plain(f"UPDATE {F} SET risk = :risk WHERE id = :id")
+P_SET_STATUS = Plain(f"UPDATE {F} SET status = :status, reason = :reason, updated_at = :at WHERE id = :id")

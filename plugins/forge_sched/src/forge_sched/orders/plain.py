@@ -1,0 +1,92 @@
+"""Plain SQL on the DBAPI cursor of a transaction's own connection, for the order events' hot paths.
+
+Through SQLAlchemy's execution path (cache lookup, parameter processing, result set-up, events) a
+one-row statement cost more CPU than SQLite running it: a progress report's transaction was two
+thirds SQLAlchemy. A :class:`Plain` statement is run by :func:`execute` on the same DBAPI connection
+inside the same transaction (begun and committed by SQLAlchemy as before, so the isolation level,
+SERIALIZABLE on PostgreSQL, and the retry on conflicts are unchanged); a driver error is raised as
+SQLAlchemy's own ``DBAPIError`` subclass, so :func:`~forge_sched.orders.transactions.is_retryable`
+and ``IntegrityError`` handlers see what they saw before.
+
+The text is written once with ``:name`` parameters (sqlite3's named style) and turned into
+``%(name)s`` for psycopg. Timestamps must be bound with :func:`stamp`: SQLite stores what
+SQLAlchemy's ``DateTime`` writes (its own string format), PostgreSQL takes the datetime itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from forge_sched.orders.tables import orders
+
+__all__ = ["Plain", "execute", "execute_many", "stamp"]
+
+_NAMED = re.compile(r"(?<!:):(\w+)")
+
+
+class Plain:
+    """One statement's text for SQLite (``:name``) and for psycopg (``%(name)s``)."""
+
+    __slots__ = ("pyformat", "sqlite")
+
+    def __init__(self, text: str) -> None:
+        if "%" in text:
+            raise ValueError(f"plain statement with a literal '%' (psycopg would read it as a parameter): {text!r}")
+        self.sqlite = text
+        self.pyformat = _NAMED.sub(r"%(\1)s", text)
+
+    def __repr__(self) -> str:
+        return f"Plain({self.sqlite!r})"
+
+
+def execute(conn: Connection, statement: Plain, params: Mapping[str, Any] | None = None) -> Any:
+    """Run ``statement`` on ``conn``'s DBAPI connection (in its transaction); returns the DBAPI
+    cursor (``fetchone``/``fetchall``/``rowcount``). The caller began the transaction."""
+    return _run(conn, statement, params or {}, many=False)
+
+
+def execute_many(conn: Connection, statement: Plain, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``statement`` once per row of ``rows``, in one driver ``executemany``."""
+    if rows:
+        _run(conn, statement, rows, many=True)
+
+
+def _run(conn: Connection, statement: Plain, params: Any, *, many: bool) -> Any:
+    dialect = conn.dialect
+    text = statement.sqlite if dialect.name == "sqlite" else statement.pyformat
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    # SQLAlchemy's cursor events still see the statement (tracing, statement counts)
+    events = conn._has_events or conn.engine._has_events
+    if events:
+        conn.dispatch.before_cursor_execute(conn, cursor, text, params, None, many)
+    try:
+        if many:
+            cursor.executemany(text, params)
+        else:
+            cursor.execute(text, params)
+    except dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        raise sa.exc.DBAPIError.instance(text, params, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    if events:
+        conn.dispatch.after_cursor_execute(conn, cursor, text, params, None, many)
+    return cursor
+
+
+_STAMPERS: dict[str, Any] = {}
+
+
+def stamp(conn: Connection, value: datetime | None) -> Any:
+    """``value`` as SQLAlchemy's ``DateTime(timezone=True)`` binds it on ``conn``'s dialect."""
+    name = conn.dialect.name
+    try:
+        process = _STAMPERS[name]
+    except KeyError:
+        dialect = conn.dialect  # the dialect's own DateTime (SQLite's string format), not the generic type
+        process = _STAMPERS[name] = orders.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
+    return value if process is None or value is None else process(value)
