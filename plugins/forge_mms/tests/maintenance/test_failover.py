@@ -170,3 +170,52 @@ def test_no_drain_without_a_healthy_peer(factory_plant, beats):
         plant.advance(1.0)
     assert plant.component("monitor").risks["f1"] == "HIGH"
     assert reports(plant, "DEGRADED") == [] and plant.component("monitor").failover.drains == 0
+
+
+class _Wants:
+    """A StatusReports stand-in: the wanted reports and the calls to want()."""
+
+    def __init__(self, wanted):
+        self.wanted = dict(wanted)
+        self.calls = []
+
+    def want(self, factory, status, reason):
+        from forge_mms.maintenance.reports import Report
+
+        self.calls.append((factory, status, reason))
+        self.wanted[factory] = Report(status, reason)
+
+
+def test_on_risks_does_what_on_risk_per_factory_does():
+    """The check's one call skips factories on which on_risk would do nothing: every combination of
+    risk, status and wanted report of three factories gives the same reports either way."""
+    import itertools
+
+    from forge_core.tactics import Status
+
+    from forge_mms.maintenance.failover import RISK_HIGH, FailoverManager
+    from forge_mms.maintenance.reports import Report
+    from forge_mms.tactics.risk import Risk
+
+    factories = ("f1", "f2", "f3")
+    risk_options = (None, Risk.LOW, Risk.MEDIUM, Risk.HIGH)
+    status_options = (Status.UP, Status.DEGRADED, Status.DOWN)
+    wanted_options = (None, Report("DEGRADED", RISK_HIGH), Report("DOWN", "silent"), Report("UP", "risk LOW"))
+    compared = 0
+    for risks_of in itertools.product(risk_options, repeat=3):
+        risks = {f: r for f, r in zip(factories, risks_of, strict=True) if r is not None}
+        for statuses_of in itertools.product(status_options, repeat=2):
+            statuses = dict(zip(factories, (*statuses_of, Status.UP), strict=True))
+            for wanted_of in itertools.product(wanted_options, repeat=2):
+                wanted = {f: w for f, w in zip(factories, wanted_of, strict=False) if w is not None}
+                for drain in (True, False):
+                    each, once = _Wants(wanted), _Wants(wanted)
+                    one_by_one = FailoverManager(each, drain_on_high_risk=drain)  # type: ignore[arg-type]
+                    for factory in statuses:
+                        one_by_one.on_risk(factory, risks, statuses)
+                    together = FailoverManager(once, drain_on_high_risk=drain)  # type: ignore[arg-type]
+                    together.on_risks(risks, statuses)
+                    assert once.calls == each.calls, (risks, statuses, wanted, drain)
+                    assert together.drains == one_by_one.drains
+                    compared += bool(each.calls)
+    assert compared > 100, "the combinations include many that report"

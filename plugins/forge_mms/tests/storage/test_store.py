@@ -77,3 +77,25 @@ def test_without_storage_every_write_is_skipped():
     store = MonitorStore(None, offload=False, batch_size=1)
     assert store.add_beat(some_beats(1)[0]) is False and store.buffered == 0
     assert asyncio.run(store.reported()) == {}
+
+
+def test_beats_written_by_the_driver_read_back_as_sqlalchemys_insert_wrote_them(sensor_db):
+    """The beat flush runs the driver's executemany on the insert's text (SQLite and PostgreSQL): the
+    rows are those SQLAlchemy's own insert of the same beats writes, column by column."""
+    beats = some_beats(7, start=1_800_000_000.25)
+    store = MonitorStore(lambda: sensor_db, offload=False, batch_size=100)
+    for beat in beats:
+        store.add_beat(beat)
+    expected = list(store._buffer)
+    assert asyncio.run(store.flush()) == 7
+    columns = [heartbeats.c[name] for name in expected[0]]
+    with sensor_db.connect() as conn:
+        written = [tuple(r) for r in conn.execute(sa.select(*columns).order_by(heartbeats.c.id))]
+    with sensor_db.begin() as conn:
+        conn.execute(sa.delete(heartbeats))
+        conn.execute(heartbeats.insert(), expected)
+    with sensor_db.connect() as conn:
+        by_sqlalchemy = [tuple(r) for r in conn.execute(sa.select(*columns).order_by(heartbeats.c.id))]
+    assert written == by_sqlalchemy
+    assert [r[-1] for r in written] == [False, False, False, True, False, False, True]
+    assert written[0][0] == "f1" and written[0][1] == 1_800_000_000.25

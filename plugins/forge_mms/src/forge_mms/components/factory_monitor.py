@@ -175,8 +175,7 @@ class FactoryMonitor(Component):
             self.risks[factory] = assessment.risk
             if assessment.risk is not previous:
                 await self._risk_changed(factory, previous, assessment)
-        for factory in statuses:
-            self.failover.on_risk(factory, self.risks, statuses)
+        self.failover.on_risks(self.risks, statuses)
         self.reports.tick()
         self.guard.checked(self.ctx.clock.monotonic())
 
