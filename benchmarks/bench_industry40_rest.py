@@ -1,7 +1,7 @@
-"""Industry 4.0 REST: ``POST /orders`` throughput and p99 at a steady load, Forge vs a bare Starlette app.
+"""Industry 4.0 REST: ``POST /orders`` throughput and p50/p95/p99 at steady rates, Forge vs a bare Starlette app.
 
-    .venv/bin/python benchmarks/bench_industry40_rest.py [--db sqlite,postgres] [--rate 25] [--seconds 20]
-                                                         [--concurrency 8] [--max-seconds 10]
+    .venv/bin/python benchmarks/bench_industry40_rest.py [--db sqlite,postgres] [--rates 100,333] [--seconds 15]
+                                                         [--clients 2] [--connections 16] [--max-seconds 10]
 
 Three servers, each its own process, each one uvicorn on 127.0.0.1 with the runtime's settings
 (``log_level=warning, access_log=False, lifespan=off``, h11, asyncio loop):
@@ -20,25 +20,36 @@ Three servers, each its own process, each one uvicorn on 127.0.0.1 with the runt
   insert, the same load query, assignment, stored answer; pydantic validation of the same model
   shape. It has no fence, no outbox and no bus (what Forge adds for failover and messages).
 * **floor**: the same Starlette app answering 201 without touching a database: the ceiling of
-  this client, uvicorn and the machine (what no server above can beat here).
+  these clients, uvicorn and the machine (what no server above can beat here).
 
-The client (its own process, httpx ``AsyncClient`` with a connection pool of ``--concurrency``;
-aiohttp is not installed; httpx costs ~1.8 ms of client CPU per request here and collapses past
-~8 connections in flight -- 32 gave 6 ms a request -- hence 8; the floor row shows its ceiling)
-runs (1) a **steady load**: ``--rate`` requests/s for ``--seconds``, open loop (each request's
-latency counted from when it was due, so a server that falls behind is charged for the wait), and
-(2) a **max throughput** probe: ``--concurrency`` requests in flight for ``--max-seconds``. Every
-order carries a unique Idempotency-Key. Figures: achieved rate, p50/p95/p99, errors; the ratio
-Forge / raw for throughput and raw p99 / Forge p99 (1.0 = as fast as the bare app).
+Two clients, neither of them the limit (the floor row shows how far above the servers they reach):
+
+1. **steady rates** (``--rates``, open loop): ``--clients`` processes, each sending its share of the
+   rate, interleaved, on keep-alive connections it opens as needed (up to ``--connections``), with a
+   minimal HTTP/1.1 client on asyncio's protocol API (~20 us of client CPU a request; httpx, used
+   before, cost ~1.8 ms and collapsed past 8 connections). A request's latency counts from when it
+   was due, so a server that falls behind is charged for the queue (no coordinated omission); what is
+   not answered ``--drain`` s after the last request was due counts as infinitely late. wrk cannot
+   hold a rate (wrk2, which can, is not in Debian), hence this client for p50/p95/p99.
+2. **max throughput**: ``wrk -t1 -c<connections>`` (Debian's wrk, C) for ``--max-seconds`` with
+   ``bench_industry40_rest.lua`` beside this file: a valid body and a unique Idempotency-Key per
+   request. The server's CPU time over the probe, per request, is printed too (/proc: less moved by
+   the other load on the machine than the rates).
+
+Every order carries a unique Idempotency-Key; the factories have room for every order, so each is
+assigned. Ratios: Forge / raw throughput, raw / Forge server CPU a request (1.0 = as cheap as the bare
+app doing the same database work), Forge / floor.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,69 +189,179 @@ def prepare_sqlite_schema(path: Path, work: Path) -> str:
     return url
 
 
-# -- the client (child process) --------------------------------------------------------------------------
-async def drive(url: str, rate: float, seconds: float, concurrency: int, max_seconds: float) -> dict[str, Any]:
-    import httpx
+# -- the clients ----------------------------------------------------------------------------------------
+def wrk_max(url: str, args: argparse.Namespace, deadline: str) -> dict[str, Any]:
+    """Max throughput: wrk (C, one thread) keeps ``--connections`` requests in flight for ``--max-seconds``;
+    the Lua script gives each request a valid body and its own Idempotency-Key."""
+    out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.max_seconds:g}s", "--timeout", "30s",
+                          "-s", str(HERE.with_suffix(".lua")), url, "--", deadline],
+                         capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    took = r["duration_us"] / 1e6
+    return {"done": r["requests"], "rate": r["requests"] / took, "p50": r["p50_us"] / 1e6, "p99": r["p99_us"] / 1e6,
+            "errors": sum(r["errors"].values()), "first_error": [r["errors"]] if any(r["errors"].values()) else []}
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+class _Http(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection answering one request at a time: the status of each answer
+    (the body is read by its Content-Length and dropped)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None:
+            return
+        head = bytes(self.buf[:end]).lower()
+        at = head.find(b"content-length:")
+        length = 0
+        if at >= 0:
+            stop = head.find(b"\r\n", at)
+            length = int(head[at + 15:stop if stop > 0 else len(head)])
+        if len(self.buf) < end + 4 + length:
+            return
+        status = int(self.buf[9:12])
+        del self.buf[:end + 4 + length]
+        if not self.waiter.done():  # else cancelled: not answered in time
+            self.waiter.set_result(status)
+        self.waiter = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True  # e.g. uvicorn's keep-alive timeout on an idle connection
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    def send(self, data: bytes) -> asyncio.Future[int]:
+        assert self.transport is not None and self.waiter is None
+        if self.closed:
+            raise ConnectionError("closed by the server")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self.waiter
+
+
+async def open_loop(url: str, rate: float, seconds: float, phase: float, connections: int,
+                    drain: float) -> dict[str, Any]:
+    """Requests due every ``1/rate`` s from ``start + phase`` for ``seconds``, where ``start`` is a wall-clock
+    time read from stdin once this process said ``ready`` (warmed up; the parent gives every client
+    process the same start once all are ready), each on a free connection (up to ``connections``,
+    opened as needed; beyond them a request waits, and the wait counts). Latency is counted from when a
+    request was due; what is not answered ``drain`` s after the last one was due counts as infinitely late."""
+    loop = asyncio.get_running_loop()
+    host, port = url.removeprefix("http://").split(":")
     deadline = (datetime.now(UTC) + timedelta(days=7)).isoformat().replace("+00:00", "Z")
-    body = json.dumps({**BODY, "deadline": deadline})
-    out: dict[str, Any] = {}
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        async def one(due: float, lat: list[float], errors: list[str]) -> None:
-            try:
-                r = await client.post("/orders", content=body, headers={
-                    "Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex})
-                if r.status_code != 201:
-                    errors.append(f"{r.status_code} {r.text[:80]}")
-            except httpx.HTTPError as exc:
-                errors.append(type(exc).__name__)
-            lat.append(time.perf_counter() - due)
+    body = json.dumps({**BODY, "deadline": deadline}).encode()
+    head = (f"POST /orders HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nIdempotency-Key: ").encode()
+    prefix = uuid.uuid4().hex[:12]
+    idle: list[_Http] = []
+    waiting: collections.deque[asyncio.Future[_Http]] = collections.deque()
+    opened = 0
+    lat: list[float] = []
+    errors: list[str] = []
+    last = 0.0
 
-        for _ in range(50):  # warm-up (connections, caches)
-            await one(time.perf_counter(), [], [])
-        # (1) steady open-loop load
-        lat: list[float] = []
-        errors: list[str] = []
-        tasks = []
-        start = time.perf_counter()
-        n = int(rate * seconds)
-        sem = asyncio.Semaphore(concurrency)  # no waiters inside httpx's pool (slow); the wait here counts as latency
+    async def take() -> _Http:
+        nonlocal opened
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+            opened -= 1
+        if opened < connections:
+            opened += 1
+            _, conn = await loop.create_connection(_Http, host, int(port))
+            return conn
+        fut: asyncio.Future[_Http] = loop.create_future()
+        waiting.append(fut)
+        return await fut
 
-        async def paced(due: float) -> None:
-            async with sem:
-                await one(due, lat, errors)
+    def give(conn: _Http) -> None:
+        while waiting:
+            fut = waiting.popleft()
+            if not fut.done():
+                fut.set_result(conn)
+                return
+        idle.append(conn)
 
-        for i in range(n):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(paced(due)))
-        await asyncio.gather(*tasks)
-        took = time.perf_counter() - start
-        out["steady"] = {"sent": n, "took": took, "rate": n / took, "p50": pct(lat, .5), "p95": pct(lat, .95),
-                         "p99": pct(lat, .99), "errors": len(errors), "first_error": errors[:1]}
-        # (2) max throughput: concurrency requests in flight
-        done: list[float] = []
-        errors2: list[str] = []
-        stop_at = time.perf_counter() + max_seconds
+    async def one(n: int, due: float) -> None:
+        nonlocal opened, last
+        conn = await take()
+        try:
+            status = await conn.send(head + f"{prefix}-{n}\r\n\r\n".encode() + body)
+        except ConnectionError as exc:
+            errors.append(str(exc))
+            opened -= 1
+            return
+        give(conn)
+        last = time.perf_counter()
+        lat.append(last - due)
+        if status != 201:
+            errors.append(str(status))
 
-        async def worker() -> None:
-            while time.perf_counter() < stop_at:
-                await one(time.perf_counter(), done, errors2)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        took = time.perf_counter() - t0
-        out["max"] = {"done": len(done), "rate": len(done) / took, "p50": pct(done, .5), "p99": pct(done, .99),
-                      "errors": len(errors2), "first_error": errors2[:1]}
-    return out
+    for n in range(20):  # warm-up: a connection open, the server's caches warm
+        await one(-n - 1, time.perf_counter())
+    lat.clear()
+    errors.clear()
+    print("ready", flush=True)
+    start = float(await loop.run_in_executor(None, sys.stdin.readline))
+    # the processes share a wall-clock start; due times are on perf_counter from there
+    t0 = time.perf_counter() + (start + phase - time.time())
+    count = int(rate * seconds)
+    tasks = []
+    for i in range(count):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(i, due)))
+    sent_by = time.perf_counter()
+    _, late = await asyncio.wait(tasks, timeout=max(0.0, t0 + seconds + drain - time.perf_counter()))
+    for task in late:
+        task.cancel()
+    return {"sent": count, "send_took": sent_by - t0, "took": max(seconds, last - t0), "lat": lat,
+            "late": len(late), "errors": errors[:3], "error_count": len(errors)}
 
 
 def client_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(drive(args.url, args.rate, args.seconds, args.concurrency, args.max_seconds))
+    result = asyncio.run(open_loop(args.url, args.rate, args.seconds, args.phase, args.connections, args.drain))
     print(json.dumps(result))
+
+
+def steady(url: str, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """``rate`` req/s open loop from ``--clients`` processes (each ``rate/clients``, interleaved)."""
+    procs = args.clients
+    running = [subprocess.Popen([sys.executable, str(HERE), "--client", "--url", url, "--rate", str(rate / procs),
+                                 "--seconds", str(args.seconds), "--phase", str(k / rate),
+                                 "--connections", str(args.connections), "--drain", str(args.drain)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for k in range(procs)]
+    for p in running:  # each has started and warmed up
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a client process failed"
+    start = time.time() + 0.2
+    for p in running:
+        assert p.stdin is not None
+        p.stdin.write(f"{start}\n")
+        p.stdin.close()
+    parts = [json.loads(p.stdout.read().strip().splitlines()[-1]) for p in running if p.stdout is not None]
+    for p in running:
+        p.wait()
+    late = sum(p["late"] for p in parts)
+    lat = [x for p in parts for x in p["lat"]] + [float("inf")] * late
+    sent = sum(p["sent"] for p in parts)
+    answered = sum(len(p["lat"]) for p in parts)
+    return {"offered": rate, "sent": sent, "answered": answered, "rate": answered / max(p["took"] for p in parts),
+            "send_rate": sent / max(p["send_took"] for p in parts), "p50": pct(lat, .5), "p95": pct(lat, .95),
+            "p99": pct(lat, .99), "late": late, "errors": sum(p["error_count"] for p in parts),
+            "first_error": [e for p in parts for e in p["errors"]][:1]}
 
 
 # -- orchestration ----------------------------------------------------------------------------------------
@@ -270,78 +391,121 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def run_client(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, str(HERE), "--client", "--url", url, "--rate", str(args.rate),
-                          "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
-                          "--max-seconds", str(args.max_seconds)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(http: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The steady rates (open loop), then the max-throughput probe (wrk) with the server's CPU a request."""
+    out: dict[str, Any] = {"steady": [steady(http, rate, args) for rate in args.rates]}
+    deadline = (datetime.now(UTC) + timedelta(days=7)).isoformat().replace("+00:00", "Z")
+    cpu0 = cpu_seconds(pid)
+    out["max"] = wrk_max(http, args, deadline)
+    out["max"]["cpu_ms"] = (cpu_seconds(pid) - cpu0) * 1e3 / max(1, out["max"]["done"])
+    return out
+
+
+def show(db: str, kind: str, r: dict[str, Any]) -> None:
+    for s in r["steady"]:
+        short = f" (the client sent only {s['send_rate']:.0f}/s)" if s["send_rate"] < 0.97 * s["offered"] else ""
+        print(f"  {db:8} {kind:5} steady {s['offered']:5.0f}/s: answered {s['rate']:6.1f}/s p50 {s['p50'] * 1e3:8.1f} "
+              f"p95 {s['p95'] * 1e3:8.1f} p99 {s['p99'] * 1e3:8.1f} ms, late {s['late']}, errors {s['errors']}"
+              f"{' ' + str(s['first_error']) if s['errors'] else ''}{short}", flush=True)
+    m = r["max"]
+    print(f"  {db:8} {kind:5} max (wrk, {m['done']} requests): {m['rate']:7.1f} req/s p50 {m['p50'] * 1e3:7.1f} "
+          f"p99 {m['p99'] * 1e3:7.1f} ms, server CPU {m['cpu_ms']:.2f} ms a request, errors {m['errors']}"
+          f"{' ' + str(m['first_error']) if m['errors'] else ''}", flush=True)
+
+
+def database(db: str, kind: str, work: Path, pg: Any) -> str | None:
+    """The database ``kind`` runs on: a fresh SQLite file or PostgreSQL database (raw: migrated by the plant)."""
+    if kind == "floor":
+        return None
+    if db == "sqlite":
+        return prepare_sqlite_schema(work / "raw.db", work) if kind == "raw" else f"sqlite:///{work / f'{kind}.db'}"
+    url: str = pg.create_database(f"bench_{kind}")
+    if kind == "raw":  # the plant migrates it first: the same tables and indexes
+        proc, _ = start_server("forge", url, work)
+        stop_server(proc)
+    return url
+
+
+def report(dbs: list[str], results: dict[tuple[str, str], dict[str, Any]]) -> None:
+    per_node = 5000 / 15
+    floor = results.get((dbs[0], "floor"))
+    print("ratios (1.0 = as fast as the bare Starlette + SQLAlchemy app doing the same database work):")
+    for db in dbs:
+        fm, rm = results[(db, "forge")]["max"], results[(db, "raw")]["max"]
+        print(f"  {db:8}: max throughput Forge/raw {fm['rate'] / rm['rate']:.2f} ({fm['rate']:.0f} vs {rm['rate']:.0f} "
+              f"req/s); server CPU a request raw/Forge {rm['cpu_ms'] / fm['cpu_ms']:.2f} ({fm['cpu_ms']:.2f} vs "
+              f"{rm['cpu_ms']:.2f} ms)" + (f"; Forge/floor {fm['rate'] / floor['max']['rate']:.2f}" if floor else ""))
+        for fs, rs in zip(results[(db, "forge")]["steady"], results[(db, "raw")]["steady"], strict=True):
+            met = fs["offered"] >= per_node and fs["p95"] < 2 and not fs["late"]
+            print(f"            steady {fs['offered']:g}/s: Forge p95 {fs['p95'] * 1e3:.1f} p99 "
+                  f"{fs['p99'] * 1e3:.1f} ms, raw p95 {rs['p95'] * 1e3:.1f} p99 {rs['p99'] * 1e3:.1f} ms"
+                  f"{'  <- MES share met' if met else ''}")
+        print(f"            MES: p95 < 2 s at {per_node:.0f} req/s per node; Forge's max is "
+              f"{fm['rate'] / per_node:.2f} of a node's share")
+    if floor:
+        print(f"  floor (no database, the same uvicorn and clients): max {floor['max']['rate']:.0f} req/s "
+              f"({floor['max']['cpu_ms']:.2f} ms server CPU a request); steady p99 "
+              + ", ".join(f"{s['p99'] * 1e3:.1f} ms at {s['offered']:g}/s" for s in floor["steady"]))
 
 
 def bench(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk (the max-throughput client) is not installed: apt-get install wrk, or "
+                         "scripts/setup.sh --servers")
     dbs = args.db.split(",")
-    print(f"POST /orders, steady {args.rate:g} req/s for {args.seconds:g} s (open loop) and max throughput with "
-          f"{args.concurrency} in flight for {args.max_seconds:g} s; load average {os.getloadavg()}")
+    kinds = args.kinds.split(",")
+    print(f"POST /orders: steady open loop at {', '.join(f'{r:g}' for r in args.rates)} req/s for {args.seconds:g} s "
+          f"each ({args.clients} client processes, up to {args.connections} connections each), then max throughput "
+          f"(wrk -t1 -c{args.connections}, {args.max_seconds:g} s); load average {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-i40-rest-") as tmp:
         work = Path(tmp)
         results: dict[tuple[str, str], dict[str, Any]] = {}
         pg = None
         try:
             for db in dbs:
-                for kind in ("floor", "raw", "forge") if db == dbs[0] else ("raw", "forge"):
-                    if db == "sqlite":
-                        url = f"sqlite:///{work / f'{kind}.db'}"
-                        if kind == "raw":
-                            url = prepare_sqlite_schema(work / "raw.db", work)
-                    else:
-                        if pg is None:
-                            from forge_core.testing import PostgresServer
-                            pg = PostgresServer()
-                            pg.start()
-                        url = pg.create_database(f"bench_{kind}")
-                        if kind == "raw":  # the plant migrates it first: the same tables and indexes
-                            proc, _ = start_server("forge", url, work)
-                            stop_server(proc)
-                    proc, http = start_server(kind, None if kind == "floor" else url, work)
+                if db == "postgres" and pg is None:
+                    from forge_core.testing import PostgresServer
+                    pg = PostgresServer()
+                    pg.start()
+                for kind in kinds if db == dbs[0] else [k for k in kinds if k != "floor"]:
+                    proc, http = start_server(kind, database(db, kind, work, pg), work)
                     try:
-                        results[(db, kind)] = run_client(http, args)
+                        results[(db, kind)] = measure(http, proc.pid, args)
                     finally:
                         stop_server(proc)
-                    r = results[(db, kind)]
-                    s, m = r["steady"], r["max"]
-                    print(f"  {db:8} {kind:5}: steady {s['rate']:7.1f} req/s p50 {s['p50'] * 1e3:7.1f} ms p95 "
-                          f"{s['p95'] * 1e3:7.1f} ms p99 {s['p99'] * 1e3:7.1f} ms errors {s['errors']}"
-                          f"{' ' + str(s['first_error']) if s['errors'] else ''} | max {m['rate']:7.1f} req/s "
-                          f"p99 {m['p99'] * 1e3:7.1f} ms errors {m['errors']}", flush=True)
+                    show(db, kind, results[(db, kind)])
         finally:
             if pg is not None:
                 pg.stop()
-        print("ratios (1.0 = as fast as the bare Starlette + SQLAlchemy app doing the same database work):")
-        for db in dbs:
-            raw, forge = results[(db, "raw")], results[(db, "forge")]
-            print(f"  {db:8}: max throughput Forge/raw {forge['max']['rate'] / raw['max']['rate']:.2f} "
-                  f"({forge['max']['rate']:.0f} vs {raw['max']['rate']:.0f} req/s); steady p99 raw/Forge "
-                  f"{raw['steady']['p99'] / forge['steady']['p99']:.2f} ({forge['steady']['p99'] * 1e3:.1f} vs "
-                  f"{raw['steady']['p99'] * 1e3:.1f} ms); steady p95 Forge {forge['steady']['p95'] * 1e3:.1f} ms")
-            per_node = 5000 / 15
-            print(f"            MES target p95 < 2 s at {per_node:.0f} req/s per node: one Forge process sustains "
-                  f"{forge['max']['rate']:.0f} req/s = {forge['max']['rate'] / per_node:.2f} of a node's share")
-        floor = results.get((dbs[0], "floor"))
-        if floor:
-            print(f"  floor (no database, same client and uvicorn): max {floor['max']['rate']:.0f} req/s, steady p99 "
-                  f"{floor['steady']['p99'] * 1e3:.1f} ms")
+        if "forge" in kinds and "raw" in kinds:
+            report(dbs, results)
     print(f"load average at end: {os.getloadavg()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite,postgres")
-    parser.add_argument("--rate", type=float, default=25.0)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--max-seconds", type=float, default=10.0)
+    parser.add_argument("--kinds", default="floor,raw,forge", help="which servers (default all three)")
+    parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")], default=[100.0, 333.0],
+                        help="steady open-loop rates, req/s (default 100,333; 333 = the MES's share of a node)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="each steady rate's length")
+    parser.add_argument("--clients", type=int, default=2, help="open-loop client processes")
+    parser.add_argument("--connections", type=int, default=16,
+                        help="wrk's connections; the most each open-loop client process opens")
+    parser.add_argument("--drain", type=float, default=10.0,
+                        help="how long answers are waited for after the last request was due")
+    parser.add_argument("--max-seconds", type=float, default=10.0, help="the wrk probe's length")
     parser.add_argument("--serve", choices=["forge", "raw", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
