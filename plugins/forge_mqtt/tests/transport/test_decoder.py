@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given, settings
@@ -57,6 +59,10 @@ def test_same_message_as_paho(topic: str, qos: int, mid: int, props: Properties,
     header |= (0x08 if dup else 0) | (0x01 if retain else 0)
     theirs = _packet.decode_publish(header, bytearray(packet), mqtt.MQTTv5)
     ours = decode_publish(header, bytearray(packet))
+    # the two fields delivery reads on every message, always set: the same values, or None
+    mine: Any = ours.properties
+    assert mine.content_type == getattr(theirs.properties, "ContentType", None)
+    assert mine.user_pairs == (getattr(theirs.properties, "UserProperty", None) or None)
     assert (ours.topic, ours.qos, ours.mid, ours.dup, ours.retain, ours.payload) == (
         theirs.topic.decode(), theirs.qos, theirs.mid if qos else 0, theirs.dup, theirs.retain, theirs.payload)
     names = [name.replace(" ", "") for name in theirs.properties.names]  # paho's keys have spaces

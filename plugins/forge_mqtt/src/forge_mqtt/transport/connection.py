@@ -77,6 +77,8 @@ class Connection:
         self._misc_handle: asyncio.TimerHandle | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._wake_pending = False
+        #: In _readable: what paho hands over is taken over at the end of the read, in the same turn.
+        self._reading = False
         #: When a read first stopped at its bound with packets left in the socket (None: drained since):
         #: what is still unread has waited at least since then (Subscriber.backlog_age).
         self.unread_since: float | None = None
@@ -216,10 +218,23 @@ class Connection:
         self._on_loop(self._unwatch, sock, False)
 
     def _readable(self, client: mqtt.Client) -> None:
-        if paho_adapter.read_available(client):
+        self._reading = True
+        try:
+            complete = paho_adapter.read_available(client)
+        except BaseException:
+            self._reading = False
+            if self._wake_pending and self.loop is not None:
+                self.loop.call_soon(self.kick)  # what was read before the error is still taken over
+            raise
+        self._reading = False
+        if complete:
             self.unread_since = None
         elif self.unread_since is None:  # stopped at the bound with more to read: a backlog in the socket
             self.unread_since = time.monotonic()
+        if self._wake_pending:
+            # Take over what the read brought now, not in a later turn: messages for sync handlers are
+            # delivered here, and their PUBACKs go out with the write below.
+            self.kick()
         if client.want_write() and client.socket() is not None:
             client.loop_write()  # PUBACKs and resends queued while reading: out in the same turn
 
@@ -276,6 +291,8 @@ class Connection:
         loop = self.loop
         if loop is None:
             return
+        if self._reading and threading.get_ident() == self._loop_thread:
+            return  # _readable takes it over when its read is done
         with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
             if threading.get_ident() == self._loop_thread:
                 loop.call_soon(self.kick)

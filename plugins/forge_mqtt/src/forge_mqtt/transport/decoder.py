@@ -35,11 +35,20 @@ _PUBLISH_PROPERTIES: dict[int, tuple[str, int]] = {
 }
 
 
-class ReceivedProperties:
-    """The properties of one received PUBLISH, with paho's attribute names and shapes."""
+#: paho's names of the properties a received PUBLISH may carry.
+_NAMES = ("ContentType", "CorrelationData", "MessageExpiryInterval", "PayloadFormatIndicator", "ResponseTopic",
+          "SubscriptionIdentifier", "TopicAlias", "UserProperty")
 
-    __slots__ = ("ContentType", "CorrelationData", "MessageExpiryInterval", "PayloadFormatIndicator",
-                 "ResponseTopic", "SubscriptionIdentifier", "TopicAlias", "UserProperty")
+
+class ReceivedProperties:
+    """The properties of one received PUBLISH, with paho's attribute names and shapes.
+
+    Beside them, always set (reading them never raises): ``content_type`` (the Content Type or None)
+    and ``user_pairs`` (the user properties or None). Reading a property that was not received
+    raises AttributeError, as paho's does, and a raised and caught AttributeError costs 1.5-3 µs
+    here: the transport's delivery reads these two instead on every message."""
+
+    __slots__ = (*_NAMES, "content_type", "user_pairs")
 
     ContentType: str
     CorrelationData: bytes
@@ -49,11 +58,13 @@ class ReceivedProperties:
     SubscriptionIdentifier: list[int]
     TopicAlias: int
     UserProperty: list[tuple[str, str]]
+    content_type: str | None
+    user_pairs: list[tuple[str, str]] | None
 
     packetType = 3  # PacketTypes.PUBLISH, under paho's attribute name
 
     def names(self) -> list[str]:
-        return [name for name in self.__slots__ if hasattr(self, name)]
+        return [name for name in _NAMES if hasattr(self, name)]
 
     def json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.names()}
@@ -95,6 +106,8 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperti
     user: list[tuple[str, str]] | None = None
     idents: list[int] | None = None
     value: Any
+    seen = 0  # the identifiers of the single-valued properties read so far, as bits
+    props.content_type = None
     while pos < end:
         ident = data[pos]
         pos += 1
@@ -138,11 +151,16 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperti
         else:  # _BINARY
             length = (data[pos] << 8) | data[pos + 1]
             value, pos = bytes(data[pos + 2:pos + 2 + length]), pos + 2 + length
-        if hasattr(props, name):
+        bit = 1 << ident  # (not hasattr: asking for an unset slot raises inside, at 1.5-3 µs)
+        if seen & bit:
             raise MalformedPacket(f"property {name} appears twice in PUBLISH")
+        seen |= bit
         setattr(props, name, value)
+        if ident == 0x03:
+            props.content_type = value
     if pos != end:
         raise MalformedPacket("PUBLISH properties overrun their length")
+    props.user_pairs = user
     return props
 
 

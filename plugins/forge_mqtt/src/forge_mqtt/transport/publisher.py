@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -75,6 +76,13 @@ class Slots:
                 self.release()  # handed a slot, then cancelled: the slot goes to the next one
             raise
 
+    def try_acquire(self) -> bool:
+        """Take a free slot now if there is one and nobody waits for one (no coroutine)."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
     def release(self) -> None:
         waiters = self._waiters
         while waiters:
@@ -114,6 +122,14 @@ class Publisher:
         return self.outbox
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
+        if (pending := self.direct_publish(topic, envelope)) is not None:
+            await pending
+
+    def direct_publish(self, topic: str, envelope: Envelope) -> Awaitable[None] | None:
+        """:meth:`publish` as a plain function (``Transport.direct_publish``): done when it returns
+        None, else the coroutine that finishes it (waiting for a slot of the in-flight window), which
+        the caller awaits before its next publish. The bus calls this instead of awaiting
+        ``publish``: no coroutine per message while the window has room."""
         conn = self.conn
         if conn.closed:
             raise TransportClosed(f"transport {self.name!r} is closed; cannot publish to {topic!r}")
@@ -138,11 +154,20 @@ class Publisher:
             deadline = born + expiry
             if deadline <= now:
                 self._expired(topic, now - born)
-                return
+                return None
         outbox = self.outbox
         if not conn.connected or (outbox is not None and outbox.depth):
             self._store(topic, body, headers, qos, deadline)
-            return
+            return None
+        if qos and not self.slots.try_acquire():
+            return self._publish_later(topic, body, headers, qos, deadline)
+        if self.hand(topic, body, headers, qos, False, deadline) is None:
+            self._store(topic, body, headers, qos, deadline)
+        return None
+
+    async def _publish_later(self, topic: str, body: bytes, headers: dict[str, str], qos: int,
+                             deadline: float | None) -> None:
+        """The rest of a publish that found the in-flight window full: wait for a slot, then send."""
         if await self.send(topic, body, headers, qos, deadline=deadline) is None:
             self._store(topic, body, headers, qos, deadline)
 
@@ -174,6 +199,11 @@ class Publisher:
         (clock time): the Message Expiry Interval is what is left until then, at least 1 s."""
         if qos:
             await self.slots.acquire()  # backpressure: never more than max_inflight unacked
+        return self.hand(topic, body, headers, qos, from_outbox, deadline)
+
+    def hand(self, topic: str, body: bytes, headers: dict[str, str], qos: int, from_outbox: bool,
+             deadline: float | None) -> int | None:
+        """:meth:`send` once a QoS 1 publish holds its slot (released here if paho does not take it)."""
         client = self.conn.client
         if client is None or self.conn.closed:
             if qos:

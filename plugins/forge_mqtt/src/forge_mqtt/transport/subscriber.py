@@ -1,5 +1,6 @@
-"""Subscriptions and delivery: broker subscriptions with Subscription Identifiers, shared groups,
-local delivery with redelivery, and the manual PUBACK after every callback returned.
+"""Subscriptions: broker subscriptions with Subscription Identifiers, shared groups, resubscribing
+after a reconnect; delivery (local redelivery, the manual PUBACK after every callback returned) is
+:mod:`forge_mqtt.transport.delivery`.
 
 The broker's copy of a QoS 1 message is acknowledged only after every local callback returned or
 one gave up: a raising callback gets the message again, locally, up to ``max_redeliveries`` times,
@@ -14,25 +15,28 @@ import logging
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-from forge_core import RawMessage, TransportClosed, TransportError, dead_letters
-from forge_core.transport import STRUCTURED_CONTENT_TYPE, MessageCallback, Subscription, matches, validate_pattern
+from forge_core import Envelope, RawMessage, TransportClosed, TransportError
+from forge_core.transport import MessageCallback, Subscription, validate_pattern
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from forge_mqtt.transport.connection import Connection
+from forge_mqtt.transport.delivery import Delivering
 
 __all__ = ["MAX_IDENT", "BrokerSub", "LocalSub", "Subscriber", "UndeliverableCallback", "ident_for"]
 
 log = logging.getLogger("forge.transport.mqtt")
 
 UndeliverableCallback = Callable[[str, RawMessage, BaseException], None]
+#: A callback's plain-function form (``forge_core.transport.base.DirectCallback``: a sync bus handler's
+#: ``callback.direct``): None when the delivery is done, else an awaitable that finishes it.
+DirectCallback = Callable[[str, Envelope | RawMessage], Awaitable[None] | None]
 
 #: MQTT 5 Subscription Identifiers are 1..268,435,455.
 MAX_IDENT = 268_435_455
@@ -47,13 +51,15 @@ def ident_for(filter: str) -> int:
 class LocalSub(Subscription):
     """One ``subscribe()`` call: a callback behind a broker subscription."""
 
-    __slots__ = ("callback", "cancelled", "filter", "group", "owner", "pattern", "subscriber")
+    __slots__ = ("callback", "cancelled", "direct", "filter", "group", "owner", "pattern", "subscriber")
 
     def __init__(self, subscriber: Subscriber, pattern: str, callback: MessageCallback, group: str | None,
                  owner: str | None, filter: str) -> None:
         self.subscriber = subscriber
         self.pattern = pattern
         self.callback = callback
+        #: The callback's plain-function form (a sync bus handler's ``callback.direct``), else None.
+        self.direct: DirectCallback | None = getattr(callback, "direct", None)
         self.group = group
         self.owner = owner
         self.filter = filter
@@ -85,8 +91,9 @@ class BrokerSub:
         return [self.locals[self.turn % len(self.locals)]]
 
 
-class Subscriber:
-    """The subscribing and delivering side of one transport, acting through its :class:`Connection`."""
+class Subscriber(Delivering):
+    """The subscribing side of one transport, acting through its :class:`Connection`; delivery is
+    its base class's (:class:`~forge_mqtt.transport.delivery.Delivering`)."""
 
     def __init__(self, conn: Connection, report: UndeliverableCallback) -> None:
         self.conn = conn
@@ -227,116 +234,3 @@ class Subscriber:
     def close(self) -> None:
         for future in self._sub_waiters.values():
             future.cancel()
-
-    # -- delivery ----------------------------------------------------------------------------------------
-    def start_drain(self) -> None:
-        if self.inbox and not self._draining and not self.conn.closed:
-            self._draining = True
-            self.conn.spawn(self._drain())
-
-    async def _drain(self) -> None:
-        inbox, conn = self.inbox, self.conn
-        handled = 0
-        try:
-            while inbox and not conn.closed:
-                handled += 1
-                if handled % 64 == 0:
-                    await asyncio.sleep(0)  # a flood in the inbox must not starve timers (heartbeats, monitors)
-                generation, message = inbox.popleft()
-                while self._resume_grace_until and not self._known(message):
-                    if time.monotonic() > self._resume_grace_until:
-                        self._resume_grace_until = 0.0
-                        break
-                    await asyncio.sleep(0.02)
-                self._dispatching_since = message.timestamp
-                try:
-                    await self._dispatch(message)
-                finally:
-                    self._dispatching_since = None
-                if message.qos and generation == conn.generation and conn.client is not None:
-                    conn.client.ack(message.mid, message.qos)
-        finally:
-            self._draining = False
-
-    def backlog_age(self) -> float:
-        """How long the oldest message received but not yet handed over has waited: the one being
-        dispatched, else the head of the inbox (paho stamps ``timestamp`` with ``time.monotonic``
-        when it reads the packet), or, when reads stop at their bound with packets left in the
-        socket, at least since the first such read."""
-        since = self._dispatching_since
-        if since is None and self.inbox:
-            since = self.inbox[0][1].timestamp
-        unread = self.conn.unread_since
-        if unread is not None and (since is None or unread < since):
-            since = unread
-        return 0.0 if since is None else max(0.0, time.monotonic() - since)
-
-    def _known(self, message: mqtt.MQTTMessage) -> bool:
-        """Some subscription of this process is there for the message."""
-        idents = getattr(message.properties, "SubscriptionIdentifier", None) if message.properties else None
-        if idents:
-            return any(i in self.by_id for i in idents)
-        return any(matches(bs.pattern, message.topic) for bs in list(self.by_filter.values()))
-
-    def _targets(self, topic: str, properties: Any) -> list[LocalSub]:
-        if properties is not None:
-            idents = getattr(properties, "SubscriptionIdentifier", None)
-            if idents:
-                targets: list[LocalSub] = []
-                for ident in idents:
-                    bs = self.by_id.get(ident)
-                    if bs is not None:
-                        targets.extend(bs.pick())
-                    elif ident not in self._stale_idents:
-                        self._stale_idents.add(ident)
-                        log.warning("transport %s: %s arrived for subscription identifier %d, which this process "
-                                    "has not subscribed: a subscription kept in the resumed session of %r; "
-                                    "acknowledged and dropped", self.name, topic, ident, self.conn.client_id)
-                if not targets:
-                    self.stats["stale_subscription"] += 1
-                return targets
-        # MQTT 3.1.1 (Mosquitto sends one copy per client): every matching subscription locally.
-        seen: list[LocalSub] = []
-        for bs in list(self.by_filter.values()):
-            if matches(bs.pattern, topic):
-                seen.extend(s for s in bs.pick() if s not in seen)
-        return seen
-
-    async def _dispatch(self, message: mqtt.MQTTMessage) -> None:
-        topic = message.topic
-        props = message.properties
-        headers: dict[str, str] = {}
-        if props is not None:
-            pairs = getattr(props, "UserProperty", None)
-            if pairs:
-                headers = dict(pairs)
-            elif getattr(props, "ContentType", None) == STRUCTURED_CONTENT_TYPE:
-                headers = {"content-type": STRUCTURED_CONTENT_TYPE}  # the Decoder's mark of structured mode
-        size = len(message.payload)
-        if size > self.settings.max_message_bytes:
-            # refused before decoding; the dead letter keeps the size and headers, never the body
-            self.stats["too_large"] += 1
-            self.report(topic, RawMessage(b"", headers),
-                        dead_letters.MessageTooLarge(size, self.settings.max_message_bytes))
-            return
-        raw = RawMessage(cast(bytes, message.payload), headers)  # paho's type says bytearray too; it is bytes
-        retries = self.settings.max_redeliveries if message.qos else 0
-        for local in self._targets(topic, props):
-            attempt = 0
-            while not local.cancelled:
-                try:
-                    await local.callback(topic, raw)
-                    self.stats["delivered"] += 1
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # not acknowledged: deliver again, locally
-                    if attempt < retries:
-                        attempt += 1
-                        self.stats["redelivered"] += 1
-                        continue
-                    self.stats["undeliverable"] += 1
-                    log.error("transport %s: giving up on %s after %d deliveries to %r: %s", self.name, topic,
-                              attempt + 1, local.owner or local.pattern, exc)
-                    self.report(topic, raw, exc)
-                    break

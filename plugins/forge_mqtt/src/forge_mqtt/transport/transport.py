@@ -96,6 +96,11 @@ class MqttTransport(Transport):
         self.certificates = Certificates(name, settings, client_id=self.client_id, source=self.source,
                                          clock=self.clock, data_dir=self.data_dir)
         self.connection.bind(self.publisher, self.subscriber, self.certificates)
+        # The bus calls the publisher's plain function instead of awaiting publish(): no coroutine
+        # per message while the in-flight window has room (Transport.direct_publish); not if a
+        # subclass changed publish.
+        if type(self).publish is MqttTransport.publish:
+            self.direct_publish = self.publisher.direct_publish
         self.death_topic = self.certificates.death_topic
         self.birth_topic = self.certificates.birth_topic
 
