@@ -200,3 +200,41 @@ def test_openapi_document_is_valid_and_documents_exactly_the_routes(api):
     assert documented == served
     schema = doc["components"]["schemas"]["OrderRequest"]
     assert set(schema["required"]) == {"product_type", "quantity", "deadline"}
+
+
+def test_concurrent_posts_share_the_relay_and_each_answer_follows_a_relay_of_its_order(api):
+    """Orders committed while a relay runs share the next one: fewer relays than orders, yet every
+    201 comes after a relay that started after that order's commit (its messages were handed on)."""
+    service = api.service
+    committed: dict[str, int] = {}  # order id -> how many orders had committed with it
+    runs: list[list[int]] = []  # per relay: [orders committed when it started, 1 once it ended]
+    create = service.create_order
+
+    async def create_order(*args: Any, **kwargs: Any) -> Any:
+        view, created = await create(*args, **kwargs)
+        committed[view["id"]] = service.stats["created"]
+        return view, created
+
+    async def after_write() -> None:
+        run = [service.stats["created"], 0]
+        runs.append(run)
+        await asyncio.sleep(0.01)  # a relay's publishes and delete
+        run[1] = 1
+
+    service.create_order = create_order  # type: ignore[method-assign]
+    api.after_write = after_write
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://pms") as client:
+            async def one(n: int) -> None:
+                r = await client.post("/orders", json={**GOOD, "quantity": n + 1})
+                assert r.status_code == 201, r.text
+                mine = committed[r.json()["id"]]
+                assert any(done and started >= mine for started, done in runs), (mine, runs)
+
+            await asyncio.gather(*(one(n) for n in range(12)))
+
+    asyncio.run(go())
+    assert len(committed) == 12 and 2 <= len(runs) < 12, runs
+    assert api.after_writes["runs"] == len(runs) and api.after_writes["shared"] >= 12 - len(runs)
+    assert runs[-1][0] == 12, "the last relay covered every commit"

@@ -21,11 +21,18 @@ __all__ = ["Publish", "message", "put", "put_many", "relay"]
 
 Publish = Callable[[str, str, dict[str, Any], str | None], Awaitable[Any]]
 
-_QUEUE = outbox.insert()
-# Built once: the relay runs after every write and on every pass that finds messages queued, and
-# building a select (ordering, limit, a new cache key) cost SQLAlchemy more than running it on SQLite.
-_NEXT: dict[int, sa.Select[Any]] = {}
-_SENT = outbox.delete().where(outbox.c.seq.in_(sa.bindparam("b_done", expanding=True)))
+# The outbox's statements are plain SQL on the DBAPI cursor of the transaction's connection: a message
+# is queued and relayed for every order a REST request commits, and through SQLAlchemy's execution path
+# (cache look-up, parameter and result processing) each statement cost more CPU than SQLite running it.
+# The insert's parameters are named in each driver's style; the relay's read and delete take none (the
+# limit and the sequence numbers are integers written into the text), so one text serves both.
+_COLUMNS = ("topic", "type", "key", "payload")
+_QUEUE = {"sqlite": f"INSERT INTO {outbox.name} ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})",
+          "postgresql": f"INSERT INTO {outbox.name} ({', '.join(_COLUMNS)}) "
+                        f"VALUES ({', '.join(f'%({c})s' for c in _COLUMNS)})"}
+_NEXT = f"SELECT seq, topic, type, key, payload FROM {outbox.name} ORDER BY seq LIMIT {{batch:d}}"
+_SENT = f"DELETE FROM {outbox.name} WHERE seq IN ({{seqs}})"
 
 
 def message(topic: str, type_: str, payload: dict[str, Any], key: str | None = None) -> dict[str, Any]:
@@ -41,7 +48,11 @@ def put(conn: Connection, topic: str, type_: str, payload: dict[str, Any], key: 
 def put_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Queue :func:`message` rows in the caller's transaction, in one statement; relayed in this order."""
     if rows:
-        conn.execute(_QUEUE, rows)
+        text = _QUEUE.get(conn.dialect.name)
+        if text is None:  # another database: SQLAlchemy writes its dialect
+            conn.execute(outbox.insert(), rows)
+        else:
+            _plain(conn, text, rows).close()
 
 
 async def relay(engine: Engine, publish: Publish, *, batch: int = 200,
@@ -53,25 +64,43 @@ async def relay(engine: Engine, publish: Publish, *, batch: int = 200,
     if connect is None:
         connect = engine.connect
     sent = 0
-    query = _NEXT.get(batch)
-    if query is None:
-        query = _NEXT[batch] = sa.select(outbox).order_by(outbox.c.seq).limit(batch)
+    query = _NEXT.format(batch=int(batch))
     while True:
-        with connect() as conn:
-            rows = conn.execute(query).all()
+        with connect() as conn, conn.begin():  # a read in a transaction of its own, ended at once
+            rows = _plain(conn, query).fetchall()
         if not rows:
             return sent
         done: list[int] = []
         try:
-            for row in rows:
-                await publish(row.topic, row.type, json.loads(row.payload), row.key)
-                done.append(row.seq)
+            for seq, topic, type_, key, payload in rows:
+                await publish(topic, type_, json.loads(payload), key)
+                done.append(seq)
             # the subscribers in this process (memory bus) take them before the bookkeeping below
             await asyncio.sleep(0)
         finally:
             if done:
                 with connect() as conn, conn.begin():
-                    conn.execute(_SENT, {"b_done": done})
+                    _plain(conn, _SENT.format(seqs=",".join(str(int(seq)) for seq in done))).close()
                 sent += len(done)
         if len(rows) < batch:
             return sent
+
+
+def _plain(conn: Connection, text: str, rows: list[dict[str, Any]] | None = None) -> Any:
+    """``text`` run on ``conn``'s DBAPI cursor (once per parameter set in ``rows``, if given), in the
+    transaction ``conn`` began; a driver error is raised as SQLAlchemy's ``DBAPIError`` subclass (as
+    ``conn.execute`` would: ``IntegrityError``, ``OperationalError`` -- what the REST API answers 503
+    to -- and the retry's conflict detection see what they saw before)."""
+    dialect = conn.dialect
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if rows is None:
+            cursor.execute(text)
+        elif len(rows) == 1:
+            cursor.execute(text, rows[0])
+        else:
+            cursor.executemany(text, rows)
+    except dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        raise sa.exc.DBAPIError.instance(text, rows, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    return cursor

@@ -14,6 +14,7 @@ Handlers run on the plant's event loop and call the service directly.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,7 +38,9 @@ __all__ = ["OrdersApi"]
 class OrdersApi:
     """The routes over ``service``. ``leading()`` says whether this replica places orders itself (a
     shadow stores them pending and the leader places them); ``after_write`` runs after each commit
-    (the component relays the outbox there)."""
+    (the component relays the outbox there) and before the answer: a 201 means the order's messages
+    were handed to the bus. Requests that commit while one ``after_write`` runs share the next one
+    (:meth:`_after_commit`) instead of queueing one each."""
 
     def __init__(self, service: OrderService, *, leading: Callable[[], bool],
                  after_write: Callable[[], Awaitable[Any]], max_body_bytes: int, page_limit: int) -> None:
@@ -48,6 +51,10 @@ class OrdersApi:
         self.max_body_bytes = max_body_bytes
         self.page_limit = page_limit
         self.requests = {"post": 0, "rejected": 0, "replayed": 0}
+        #: after_write runs: started (each covers every commit before it) and shared by a later commit
+        self.after_writes = {"runs": 0, "shared": 0}
+        self._running: asyncio.Future[None] | None = None  # the after_write under way (done when it ends)
+        self._next: asyncio.Future[None] | None = None  # the one to run after it, not started yet
         self.app = Starlette(routes=[
             Route("/orders", self.post_order, methods=["POST"]),
             Route("/orders", self.list_orders, methods=["GET"]),
@@ -94,13 +101,41 @@ class OrdersApi:
         except IdempotencyMismatch as exc:
             raise BadRequest(422, str(exc), "Idempotency-Key") from None
         if created:
-            await self.after_write()
+            await self._after_commit()
         else:
             self.requests["replayed"] += 1
         headers = {"Location": f"{request.url.path.rstrip('/')}/{view['id']}"}
         if not created:
             headers["Idempotency-Replayed"] = "true"
         return JSONResponse(view, 201, headers=headers)
+
+    async def _after_commit(self) -> None:
+        """``after_write`` for a commit just made: run now if none is under way (in this request, as if
+        called directly); else share the next run, which starts when the current one ends and so after
+        this commit. Under load one relay then publishes the messages of every order committed while
+        the previous one ran (one read and one delete for all of them), not one relay per order."""
+        if self._running is None:
+            await self._run_after_write()
+            return
+        if self._next is None:
+            self._next = asyncio.ensure_future(self._after_current(self._running))
+        self.after_writes["shared"] += 1
+        await asyncio.shield(self._next)
+
+    async def _after_current(self, current: asyncio.Future[None]) -> None:
+        await current  # never fails: its outcome went to the request that ran it
+        self._next = None  # commits from here on need a run that starts after them
+        await self._run_after_write()
+
+    async def _run_after_write(self) -> None:
+        done = self._running = asyncio.get_running_loop().create_future()
+        self.after_writes["runs"] += 1
+        try:
+            await self.after_write()
+        finally:
+            if self._running is done:
+                self._running = None
+            done.set_result(None)
 
     async def list_orders(self, request: Request) -> Response:
         query: ListQuery = validate(ListQuery, dict(request.query_params), "query")
