@@ -6,6 +6,7 @@ package, so a plain client's protocol lives beside the manifest.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forge_core import hookimpl
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from forge_core.dashboard import Panel
     from forge_core.plugin import ComponentRegistry
     from forge_core.runtime import Runtime
+    from forge_core.storage.migrations import MigrationRegistry
 
 
 @hookimpl
@@ -29,6 +31,12 @@ def forge_register_components(registry: ComponentRegistry) -> None:
                              "performance exports")
     registry.add("industry40.erp", "industry40.components.erp:Erp",
                  description="a simulated ERP: B2MML schedules by folder and HTTP, re-sends, Change/Cancel/Get")
+
+
+@hookimpl
+def forge_register_migrations(registry: MigrationRegistry) -> None:
+    # the ERP link's requests and unanswered asks (industry40.components.erp_state), branch "industry40"
+    registry.add("industry40", Path(__file__).parent / "migrations")
 
 
 @hookimpl

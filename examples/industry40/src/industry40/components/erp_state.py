@@ -13,8 +13,8 @@ is a process of its own and may be killed):
 A row is written before the message it stands for is published, and the link's inbound message is
 acknowledged to the broker only after its handler returned: a kill at any point leaves either the
 inbound message to be delivered again or the row to be acted on again, never neither. The tables
-are created at start when missing (``CREATE TABLE IF NOT EXISTS``: they belong to this example, not
-to a plugin's migrations).
+come from the plant's Alembic branch ``industry40`` (``industry40/migrations``); the definitions
+below must match it (a test compares them).
 """
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ class LinkState:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        _META.create_all(engine, checkfirst=True)
 
     def load(self) -> tuple[dict[str, Tracked], dict[str, Ask]]:
         """Every request (by B2MML key) and every unanswered ask (by requestId), as last written."""
