@@ -4,13 +4,14 @@ trace context across the bus."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import VirtualClock
 from forge_core.errors import ForgeError, MessageRejected, Redeliver, TransportClosed, UnknownMessageType
-from forge_core.messages.envelope import RawMessage
+from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.telemetry import Telemetry
 from forge_core.transport.codec import TypeBinding, encode
@@ -466,7 +467,7 @@ def test_fast_path_redeliver_and_awaitable_results_and_close():
         assert attempts == [sent.id, sent.id] and awaited == [sent.id]
         assert bus.stats.redeliver == 1 and bus.stats.handled["test.reading"] == 1
         await bus.transport().close()
-        assert bus.transport().direct_publish is None
+        assert bus.transport().direct_publish is None and bus.transport().memory_hub is None
         with pytest.raises(TransportClosed):
             await bus.publish("r", "test.reading", {"value": 2}, source="s")
 
@@ -611,3 +612,79 @@ def test_a_traced_or_async_handler_has_no_direct_callback():
         return hasattr(sub.callback, "direct")  # type: ignore[attr-defined]
 
     assert run(body) is False
+
+
+def test_publish_sets_every_field_of_the_envelope_it_builds():
+    """publish builds its Envelope without calling the class (message_bus.py): every field is set (an
+    unset slot raises AttributeError; this fails if a field is added and publish not told), and the
+    result equals the constructor's with the same values."""
+    async def body(clock):
+        bus = make_bus(clock)
+        keyed = await bus.publish("plant/m1/reading", "test.reading", {"value": 2}, source="m1", key="k")
+        plain = await bus.publish("r", "test.reading", {"value": 3}, source="m2")
+        return keyed, plain
+
+    keyed, plain = run(body)
+    for envelope in (keyed, plain):
+        assert type(envelope) is Envelope
+        assert {f.name: getattr(envelope, f.name) for f in dataclasses.fields(Envelope)}
+    assert keyed == Envelope("test.reading", {"value": 2}, "m1", keyed.id, keyed.time, "k", 1, {}, "plant/m1/reading")
+    assert plain == Envelope("test.reading", {"value": 3}, "m2", plain.id, plain.time, None, 1, {}, "r")
+    assert keyed.headers is not plain.headers  # each its own dict (telemetry writes into it)
+    assert keyed.id != plain.id and keyed.time == plain.time == pytest.approx(1_704_067_200.0)
+
+
+def test_faults_and_groups_added_after_a_topic_is_routed_apply_to_publish():
+    """The hub caches each topic's route with whether it takes the slow path (a group, or faults);
+    planning or healing faults drops the cache, a group member added updates it."""
+    async def body(clock):
+        bus = make_bus(clock)
+        transport = bus.transport()
+        got = []
+        await bus.subscribe("r", lambda e: got.append(e.payload["value"]), owner="one")
+        await bus.publish("r", "test.reading", {"value": 1}, source="s")  # routed and cached: fast path
+        await settle(bus)
+        rule = transport.faults.drop("r")
+        await bus.publish("r", "test.reading", {"value": 2}, source="s")
+        await settle(bus)
+        transport.faults.remove(rule)
+        await bus.publish("r", "test.reading", {"value": 3}, source="s")
+        await settle(bus)
+        transport.faults.partition("s")
+        await bus.publish("r", "test.reading", {"value": 4}, source="s")
+        await settle(bus)
+        transport.faults.heal()
+        await bus.publish("r", "test.reading", {"value": 5}, source="s")
+        await settle(bus)
+        assert got == [1, 3, 5]
+        assert transport.faults.stats["dropped"] == 1 and transport.faults.stats["partitioned"] == 1
+        members = {"a": [], "b": []}
+        for name in members:
+            await bus.subscribe("r", lambda e, name=name: members[name].append(e.payload["value"]), owner=name,
+                                group="g")
+        for value in (6, 7, 8, 9):
+            await bus.publish("r", "test.reading", {"value": value}, source="s")
+        await settle(bus)
+        assert got == [1, 3, 5, 6, 7, 8, 9]
+        assert sorted(members["a"] + members["b"]) == [6, 7, 8, 9] and len(members["a"]) == len(members["b"]) == 2
+
+    run(body)
+
+
+def test_publish_takes_its_options_by_keyword_or_in_order():
+    """source, key, headers and transport are not keyword-only (a keyword-only default costs a dict
+    lookup per call): by keyword, as documented, or in order, the same envelope."""
+    async def body(clock):
+        bus = make_bus(clock, transports=("bus", "other"))
+        got = []
+        await bus.subscribe("r", got.append, owner="c", transport="other")
+        by_name = await bus.publish("r", "test.reading", {"value": 1}, source="s", key="k",
+                                    headers={"h": "1"}, transport="other")
+        in_order = await bus.publish("r", "test.reading", {"value": 1}, "s", "k", {"h": "1"}, "other")
+        await bus.transport("other").drained()
+        return got, by_name, in_order
+
+    got, by_name, in_order = run(body)
+    assert got == [by_name, in_order]
+    assert (in_order.source, in_order.key, in_order.headers) == (by_name.source, by_name.key, by_name.headers)
+    assert [e.topic for e in got] == ["r", "r"]  # with headers too (a route forwards by envelope.topic)

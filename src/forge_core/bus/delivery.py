@@ -237,18 +237,23 @@ class Delivery:
             done = counted = 0  # deliveries: ``done`` + ``counted``, the handled ones of type ``counting``
             counting: str | None = None
             entry: QueueEntry | None = None
+            message: Any
             try:
-                while queue:
-                    entry = popleft()
-                    # An Envelope alone (its first delivery, topic on it: one test for most entries) or
-                    # (topic, message, attempt).
-                    message: Any = entry
-                    if entry.__class__ is not Envelope:
-                        message = entry[1] if entry.__class__ is tuple else entry
-                        if message.__class__ is not Envelope:  # bytes to decode (or an Envelope subclass)
+                while True:
+                    try:  # not ``while queue``: a test per message costs more than this try and one IndexError
+                        entry = message = popleft()
+                    except IndexError:
+                        break
+                    # An Envelope alone (its first delivery, topic on it: most entries) or (topic, message,
+                    # attempt); reading ``type`` tells them apart at no extra cost (a tuple has none).
+                    try:
+                        type_ = message.type
+                    except AttributeError:
+                        message = entry[1]  # type: ignore[index]  # a tuple
+                        if not isinstance(message, Envelope):  # bytes to decode: on_message's
                             queue.appendleft(entry)
                             break
-                    type_ = message.type
+                        type_ = message.type
                     if types is not None and type_ not in types:
                         done += 1
                         continue

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
     from forge_core.tactics.service import Tactics
+    from forge_core.transport.memory import MemoryHub
 
 log = logging.getLogger("forge.transport")
 
@@ -184,9 +185,14 @@ class Transport(ABC):
     #: returns None when done, or the awaitable that finishes the publish (the bus awaits it at
     #: once, so the order of publishes holds).
     direct_publish: Callable[[str, Envelope], Awaitable[None] | None] | None = None
+    #: The in-memory transport's hub while it is open (``MemoryTransport``; None elsewhere): the bus
+    #: queues its new envelopes there itself, ``MemoryHub.put`` inlined. An instance attribute, so
+    #: reading it per message is a cached slot read.
+    memory_hub: MemoryHub | None
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.memory_hub = None
         #: Set by the runtime; call it when giving up on a message (see UndeliverableCallback).
         self.on_undeliverable: UndeliverableCallback | None = None
 

@@ -7,6 +7,7 @@ RNG so a faulty run under the virtual clock repeats exactly.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from forge_core.transport.topics import matches, validate_pattern
@@ -31,6 +32,13 @@ class Faults:
         self.rules: list[FaultRule] = []
         self.partitioned: set[str] = set()
         self.stats = {"dropped": 0, "delayed": 0, "duplicated": 0, "reordered": 0, "partitioned": 0}
+        #: Called after every change of the plan (the hub drops its cached routes, which say whether a
+        #: topic's messages take the slow path). Change the plan through these methods only.
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     @property
     def active(self) -> bool:
@@ -41,6 +49,7 @@ class Faults:
         if not 0.0 <= rule.probability <= 1.0:
             raise ValueError(f"fault probability must be within 0..1, got {rule.probability}")
         self.rules.append(rule)
+        self._changed()
         return rule
 
     def drop(self, pattern: str = "#", *, probability: float = 1.0, count: int | None = None) -> FaultRule:
@@ -64,14 +73,17 @@ class Faults:
     def partition(self, *owners: str) -> None:
         """Cut the named components off: nothing they publish or subscribe to gets through."""
         self.partitioned.update(owners)
+        self._changed()
 
     def remove(self, rule: FaultRule) -> None:
         self.rules.remove(rule)
+        self._changed()
 
     def heal(self) -> None:
         """Remove every rule and partition (held reordered messages are dropped with them)."""
         self.rules.clear()
         self.partitioned.clear()
+        self._changed()
 
     def pick(self, kind: str, topic: str) -> FaultRule | None:
         """The first rule of ``kind`` that fires for ``topic`` now (consumes a count)."""

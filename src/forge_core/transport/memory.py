@@ -72,9 +72,12 @@ class MemoryHub:
 
     def __init__(self, *, max_redeliveries: int = 3, seed: int | None = 0) -> None:
         self.subs: list[_Sub] = []
+        #: topic -> (matching subscriptions, slow): slow when one of them is in a group or a fault is
+        #: planned (then ``_route_out`` picks members and applies faults); dropped when the faults change.
         self._route_cache: dict[str, tuple[list[_Sub], bool]] = {}
         self._group_turn: dict[tuple[str, str], int] = {}
         self.faults = Faults(seed)
+        self.faults.on_change = self._route_cache.clear
         self.max_redeliveries = max_redeliveries
         # Counted in attributes (an attribute's += 1 costs less than a dict item's, per message);
         # ``stats`` reads them.
@@ -93,9 +96,9 @@ class MemoryHub:
         self.subs.append(sub)
         # Update cached routes in place: components (re)subscribe often under chaos, and
         # recomputing every topic's route against every subscription would cost far more.
-        for topic, (subs, grouped) in self._route_cache.items():
+        for topic, (subs, slow) in self._route_cache.items():
             if matches(sub.pattern, topic):
-                self._route_cache[topic] = ([*subs, sub], grouped or sub.group is not None)
+                self._route_cache[topic] = ([*subs, sub], slow or sub.group is not None)
 
     def remove(self, sub: _Sub) -> asyncio.Task[None] | None:
         """Forget ``sub``; returns its delivery task, cancelled, for the caller to await."""
@@ -108,18 +111,22 @@ class MemoryHub:
             for topic, (subs, _grouped) in self._route_cache.items():
                 if sub in subs:
                     kept = [s for s in subs if s is not sub]
-                    self._route_cache[topic] = (kept, any(s.group for s in kept))
+                    self._route_cache[topic] = (kept, self._slow(kept))
         return task
 
+    def _slow(self, subs: list[_Sub]) -> bool:
+        """Whether messages to ``subs`` go through ``_route_out`` (a group among them, or faults)."""
+        return any(s.group for s in subs) or self.faults.active
+
     def _routes(self, topic: str) -> tuple[list[_Sub], bool]:
-        """Subscriptions matching ``topic`` and whether any is in a group (cached per topic)."""
+        """Subscriptions matching ``topic`` and whether their messages take the slow path (cached per topic)."""
         routes = self._route_cache.get(topic)
         if routes is None:
             validate_topic(topic)  # once per topic: publishes look the route up before anything else
             subs = [s for s in self.subs if matches(s.pattern, topic)]
             if len(self._route_cache) > 10_000:
                 self._route_cache.clear()
-            routes = self._route_cache[topic] = (subs, any(s.group for s in subs))
+            routes = self._route_cache[topic] = (subs, self._slow(subs))
         return routes
 
     # -- delivery -------------------------------------------------------------------------
@@ -128,13 +135,14 @@ class MemoryHub:
         if isinstance(message, Envelope):
             self.put(topic, message)
             return
-        subs, grouped = self._route_cache.get(topic) or self._routes(topic)
+        subs, slow = self._route_cache.get(topic) or self._routes(topic)
         self.published += 1
         if subs:
-            self._route_out(topic, message, subs, grouped)
+            self._route_out(topic, message, subs, slow)
 
     def put(self, topic: str, envelope: Envelope) -> None:
-        """``publish`` of an Envelope: what the bus calls per message (Transport.direct_publish).
+        """``publish`` of an Envelope (Transport.direct_publish). ``MessageBus.publish`` inlines this
+        for the envelopes it builds (reading ``Transport.memory_hub``): keep the two in step.
 
         The route cache lookup is inlined (a method call per message was 19 % of a profile); a miss
         computes the route and validates the topic. The common case (no group, no fault) is inlined
@@ -142,7 +150,7 @@ class MemoryHub:
         ``topic`` to stay what it was queued with: it is set once, when it is "" (the bus's new
         envelopes), and an Envelope published again to another topic is delivered as a copy.
         """
-        subs, grouped = self._route_cache.get(topic) or self._routes(topic)
+        subs, slow = self._route_cache.get(topic) or self._routes(topic)
         self.published += 1
         current = envelope.topic
         if current is not topic:
@@ -152,17 +160,16 @@ class MemoryHub:
                 envelope = replace(envelope, topic=topic)
         if not subs:
             return
-        faults = self.faults
-        if grouped or faults.rules or faults.partitioned:
-            self._route_out(topic, envelope, subs, grouped)
+        if slow:
+            self._route_out(topic, envelope, subs, slow)
             return
         for sub in subs:
             sub.queue.append(envelope)
             if not sub.draining:
                 self._wake(sub)
 
-    def _route_out(self, topic: str, message: Envelope | RawMessage, subs: list[_Sub], grouped: bool) -> None:
-        if grouped:
+    def _route_out(self, topic: str, message: Envelope | RawMessage, subs: list[_Sub], slow: bool) -> None:
+        if slow:  # a group among them (picking is a no-op without one), or faults
             subs = self._pick_group_members(topic, subs)
         faults = self.faults
         if faults.rules or faults.partitioned:
@@ -351,6 +358,7 @@ class MemoryTransport(Transport):
         # hub validates each new topic), until close(), or never if a subclass changed publish.
         if type(self).publish is MemoryTransport.publish:
             self.direct_publish = self.hub.put
+            self.memory_hub = self.hub
 
     @property
     def faults(self) -> Faults:
@@ -406,7 +414,7 @@ class MemoryTransport(Transport):
             return
         self._closed = True
         self._connected = False
-        self.direct_publish = None  # the bus awaits publish() again, which raises TransportClosed
+        self.direct_publish = self.memory_hub = None  # the bus awaits publish() again, which raises TransportClosed
         tasks = [task for task in (self.hub.remove(sub) for sub in list(self._subs)) if task is not None]
         self._subs.clear()
         current = asyncio.current_task()
