@@ -15,7 +15,7 @@ from forge_core.bus.stats import BusStats, Route, TraceRecorder, TypeSlot
 from forge_core.errors import ForgeError, MessageRejected, UnknownMessageType
 from forge_core.messages import deadletter as dl
 from forge_core.messages.deadletter import DeadLetter, DeadLetterChannel
-from forge_core.messages.envelope import Envelope, IdGenerator
+from forge_core.messages.envelope import NO_HEADERS, Envelope, IdGenerator
 from forge_core.messages.schemas import ErrorDetail, InvalidPayload, SchemaRegistry
 from forge_core.transport.base import Subscription, Transport
 from forge_core.transport.codec import Decoder, TypeBinding
@@ -169,7 +169,7 @@ class MessageBus(Delivery):
             envelope.time = now()
             envelope.key = key
             envelope.schema_version = version
-            envelope.headers = {}
+            envelope.headers = NO_HEADERS  # shared, read-only (telemetry gives it a dict of its own below)
             envelope.topic = topic
         # The body of send(), inlined: one coroutine less per message on the hot path.
         target = self._default_target if transport is None else None
@@ -181,6 +181,8 @@ class MessageBus(Delivery):
         if self.trace is not None:
             self.trace.record(topic, envelope)
         if self.telemetry is not None:
+            if envelope.headers is NO_HEADERS:
+                envelope.headers = {}  # the trace context is written into it
             await self._publish_traced(topic, envelope, target)
         elif (hub := target.memory_hub) is not None:
             # MemoryHub.put's body, inlined (a call was ~500 instructions a message): the route cached
