@@ -181,8 +181,6 @@ class MessageBus(Delivery):
         if self.trace is not None:
             self.trace.record(topic, envelope)
         if self.telemetry is not None:
-            if envelope.headers is NO_HEADERS:
-                envelope.headers = {}  # the trace context is written into it
             await self._publish_traced(topic, envelope, target)
         elif (hub := target.memory_hub) is not None:
             # MemoryHub.put's body, inlined (a call was ~500 instructions a message): the route cached
@@ -306,6 +304,8 @@ class MessageBus(Delivery):
                                                     "messaging.system": target.type_name,
                                                     "messaging.message.id": envelope.id},
         ):
+            if envelope.headers is NO_HEADERS:  # shared and read-only (publish, a decoder): a dict of its own
+                envelope.headers = {}
             telemetry.inject(envelope.headers)
             await target.publish(topic, envelope)
         telemetry.messages_published.add(1, {"type": envelope.type})
