@@ -59,12 +59,14 @@ def test_progress_and_completion_show_in_the_api_views(engine, make_service, clo
     assert asyncio.run(service.progress(view["id"], "f1", 0.25))
     assert not asyncio.run(service.progress(view["id"], "f2", 0.5)), "only the holder's progress counts"
     seen = queries.get_order(engine, view["id"])
+    assert seen is not None
     assert (seen["status"], seen["progress"]) == ("in_progress", 0.25)
     assert seen["updated_at"] == datetime.fromtimestamp(clock.now, UTC).isoformat().replace("+00:00", "Z")
     clock.now += 1.0
     assert asyncio.run(service.complete(view["id"], "f1")) == "completed"
     assert asyncio.run(service.complete(view["id"], "f1")) == "duplicate"
     done = queries.get_order(engine, view["id"])
+    assert done is not None
     assert (done["status"], done["factory_id"], done["completed_by"], done["progress"]) == ("completed", None, "f1", 1.0)
     assert done["completed_at"] == done["updated_at"] == datetime.fromtimestamp(clock.now, UTC).isoformat().replace(
         "+00:00", "Z")
