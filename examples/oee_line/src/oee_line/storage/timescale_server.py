@@ -21,8 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from forge_core.testing import ServerError, ServerProcess, ServerUnavailable
-from forge_core.testing.servers import find_binary
+from forge_core.testing import ServerError, ServerProcess, ServerUnavailable, find_binary
 
 __all__ = ["SERVER_DIR", "TimescaleServer"]
 
