@@ -15,10 +15,11 @@ Three servers, each its own process, each one uvicorn on 127.0.0.1 with the runt
   messages and the stored answer; then the outbox is relayed onto the bus (``sched.order_created``,
   ``sched.order_assigned``) and marked published.
 * **raw**: a bare Starlette app on the same uvicorn settings doing the same database work with
-  SQLAlchemy Core in one transaction, on the same kind of database, the same tables and indexes
-  (created by the same migration: the raw side gets a database the plant migrated first): key look-up,
-  insert, the same load query, assignment, stored answer; pydantic validation of the same model
-  shape. It has no fence, no outbox and no bus (what Forge adds for failover and messages).
+  SQLAlchemy Core in one transaction (statements built once, run with parameters), on the same kind
+  of database, the same tables and indexes (created by the same migration: the raw side gets a
+  database the plant migrated first): key look-up, insert, the same load query, assignment, stored
+  answer; pydantic validation of the same model shape. It has no fence, no outbox and no bus (what
+  Forge adds for failover and messages).
 * **floor**: the same Starlette app answering 201 without touching a database: the ceiling of
   these clients, uvicorn and the machine (what no server above can beat here).
 
@@ -26,15 +27,20 @@ Two clients, neither of them the limit (the floor row shows how far above the se
 
 1. **steady rates** (``--rates``, open loop): ``--clients`` processes, each sending its share of the
    rate, interleaved, on keep-alive connections it opens as needed (up to ``--connections``), with a
-   minimal HTTP/1.1 client on asyncio's protocol API (~20 us of client CPU a request; httpx, used
-   before, cost ~1.8 ms and collapsed past 8 connections). A request's latency counts from when it
-   was due, so a server that falls behind is charged for the queue (no coordinated omission); what is
-   not answered ``--drain`` s after the last request was due counts as infinitely late. wrk cannot
-   hold a rate (wrk2, which can, is not in Debian), hence this client for p50/p95/p99.
+   minimal HTTP/1.1 client on asyncio's protocol API (httpx, used before, cost ~1.8 ms of client
+   CPU a request and collapsed past 8 connections; the floor row at 333 req/s shows this one's reach).
+   A request's latency counts from when it was due, so a server that falls behind is charged for
+   the queue (no coordinated omission); what is not answered ``--drain`` s after the last request
+   was due counts as infinitely late. wrk cannot hold a rate (wrk2, which can, is not in Debian),
+   hence this client for p50/p95/p99.
 2. **max throughput**: ``wrk -t1 -c<connections>`` (Debian's wrk, C) for ``--max-seconds`` with
    ``bench_industry40_rest.lua`` beside this file: a valid body and a unique Idempotency-Key per
-   request. The server's CPU time over the probe, per request, is printed too (/proc: less moved by
-   the other load on the machine than the rates).
+   request.
+
+The server's CPU time a request over each phase is printed too (/proc: moved less by the other load
+on the machine than the rates; on PostgreSQL the database's own processes are not in it), and how
+many orders each run stored: every request's load query counts the held orders, and none completes
+here, so a request costs more the later it comes.
 
 Every order carries a unique Idempotency-Key; the factories have room for every order, so each is
 assigned. Ratios: Forge / raw throughput, raw / Forge server CPU a request (1.0 = as cheap as the bare
@@ -114,6 +120,17 @@ def serve_raw(url: str | None, port_file: Path) -> None:
     if engine is not None:
         meta.reflect(engine, only=["orders", "factories", "factory_assignments"])
         orders, factories, assignments = (meta.tables[n] for n in ("orders", "factories", "factory_assignments"))
+        # built once, run with parameters (as the PMS's own statements are): the bare app at its best
+        seen_q = sa.select(orders.c.response).where(orders.c.idempotency_key == sa.bindparam("b_key"))
+        insert_q = orders.insert()
+        held_q = sa.select(orders.c.factory_id, sa.func.count()).where(
+            orders.c.status.in_(("assigned", "in_progress"))).group_by(orders.c.factory_id)
+        up_q = sa.select(factories.c.id, factories.c.capacity).where(factories.c.status == "UP")
+        assign_q = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
+            status="assigned", factory_id=sa.bindparam("b_factory"))
+        hold_q = assignments.insert()
+        answer_q = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
+            response=sa.bindparam("b_response"))
 
     async def post(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -127,26 +144,25 @@ def serve_raw(url: str | None, port_file: Path) -> None:
             return JSONResponse({"id": uuid.uuid4().hex, "status": "assigned"}, 201)
         now = datetime.now(UTC)
         with engine.begin() as conn:
-            seen = conn.execute(sa.select(orders.c.response).where(orders.c.idempotency_key == key)).first()
+            seen = conn.execute(seen_q, {"b_key": key}).first()
             if seen is not None:
                 return Response(seen.response, 201, media_type="application/json")
             oid = uuid.uuid4().hex
-            conn.execute(orders.insert().values(
-                id=oid, product_type=order.product_type, quantity=order.quantity, deadline=order.deadline,
-                status="pending", progress=0.0, idempotency_key=key, created_at=now, updated_at=now, completions=0))
-            held = dict(conn.execute(sa.select(orders.c.factory_id, sa.func.count()).where(
-                orders.c.status.in_(("assigned", "in_progress"))).group_by(orders.c.factory_id)).all())
-            free = [(row.capacity - held.get(row.id, 0), row.id) for row in conn.execute(
-                sa.select(factories.c.id, factories.c.capacity).where(factories.c.status == "UP"))]
+            conn.execute(insert_q, {
+                "id": oid, "product_type": order.product_type, "quantity": order.quantity, "deadline": order.deadline,
+                "status": "pending", "progress": 0.0, "idempotency_key": key, "created_at": now, "updated_at": now,
+                "completions": 0})
+            held: dict[str, int] = dict(conn.execute(held_q).all())  # type: ignore[arg-type]
+            free = [(row.capacity - held.get(row.id, 0), row.id) for row in conn.execute(up_q)]
             free = [f for f in free if f[0] > 0]
             view = {"id": oid, "product_type": order.product_type, "quantity": order.quantity,
                     "deadline": order.deadline.isoformat(), "status": "pending", "factory_id": None}
             if free:
                 best = min(free, key=lambda f: (-f[0], f[1]))[1]
-                conn.execute(orders.update().where(orders.c.id == oid).values(status="assigned", factory_id=best))
-                conn.execute(assignments.insert().values(order_id=oid, factory_id=best, assigned_at=now))
+                conn.execute(assign_q, {"b_id": oid, "b_factory": best})
+                conn.execute(hold_q, {"order_id": oid, "factory_id": best, "assigned_at": now})
                 view.update(status="assigned", factory_id=best)
-            conn.execute(orders.update().where(orders.c.id == oid).values(response=json.dumps(view)))
+            conn.execute(answer_q, {"b_id": oid, "b_response": json.dumps(view)})
         return JSONResponse(view, 201)
 
     async def main() -> None:
@@ -399,7 +415,11 @@ def cpu_seconds(pid: int) -> float:
 
 def measure(http: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     """The steady rates (open loop), then the max-throughput probe (wrk) with the server's CPU a request."""
-    out: dict[str, Any] = {"steady": [steady(http, rate, args) for rate in args.rates]}
+    out: dict[str, Any] = {"steady": []}
+    for rate in args.rates:  # the first on a fresh database: every server gets the same requests
+        cpu0 = cpu_seconds(pid)
+        out["steady"].append(steady(http, rate, args))
+        out["steady"][-1]["cpu_ms"] = (cpu_seconds(pid) - cpu0) * 1e3 / max(1, out["steady"][-1]["answered"])
     deadline = (datetime.now(UTC) + timedelta(days=7)).isoformat().replace("+00:00", "Z")
     cpu0 = cpu_seconds(pid)
     out["max"] = wrk_max(http, args, deadline)
@@ -407,16 +427,32 @@ def measure(http: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def show(db: str, kind: str, r: dict[str, Any]) -> None:
+def stored(url: str | None) -> int | None:
+    """How many orders the run left in ``url`` (each request's load query counts the held ones)."""
+    if url is None:
+        return None
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM orders")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def show(db: str, kind: str, r: dict[str, Any], orders: int | None) -> None:
     for s in r["steady"]:
         short = f" (the client sent only {s['send_rate']:.0f}/s)" if s["send_rate"] < 0.97 * s["offered"] else ""
         print(f"  {db:8} {kind:5} steady {s['offered']:5.0f}/s: answered {s['rate']:6.1f}/s p50 {s['p50'] * 1e3:8.1f} "
-              f"p95 {s['p95'] * 1e3:8.1f} p99 {s['p99'] * 1e3:8.1f} ms, late {s['late']}, errors {s['errors']}"
+              f"p95 {s['p95'] * 1e3:8.1f} p99 {s['p99'] * 1e3:8.1f} ms, late {s['late']}, errors {s['errors']}, "
+              f"server CPU {s['cpu_ms']:.2f} ms a request"
               f"{' ' + str(s['first_error']) if s['errors'] else ''}{short}", flush=True)
     m = r["max"]
     print(f"  {db:8} {kind:5} max (wrk, {m['done']} requests): {m['rate']:7.1f} req/s p50 {m['p50'] * 1e3:7.1f} "
           f"p99 {m['p99'] * 1e3:7.1f} ms, server CPU {m['cpu_ms']:.2f} ms a request, errors {m['errors']}"
-          f"{' ' + str(m['first_error']) if m['errors'] else ''}", flush=True)
+          f"{' ' + str(m['first_error']) if m['errors'] else ''}"
+          f"{'' if orders is None else f'; {orders} orders stored by the end'}", flush=True)
 
 
 def database(db: str, kind: str, work: Path, pg: Any) -> str | None:
@@ -444,7 +480,9 @@ def report(dbs: list[str], results: dict[tuple[str, str], dict[str, Any]]) -> No
         for fs, rs in zip(results[(db, "forge")]["steady"], results[(db, "raw")]["steady"], strict=True):
             met = fs["offered"] >= per_node and fs["p95"] < 2 and not fs["late"]
             print(f"            steady {fs['offered']:g}/s: Forge p95 {fs['p95'] * 1e3:.1f} p99 "
-                  f"{fs['p99'] * 1e3:.1f} ms, raw p95 {rs['p95'] * 1e3:.1f} p99 {rs['p99'] * 1e3:.1f} ms"
+                  f"{fs['p99'] * 1e3:.1f} ms, raw p95 {rs['p95'] * 1e3:.1f} p99 {rs['p99'] * 1e3:.1f} ms; "
+                  f"server CPU a request raw/Forge {rs['cpu_ms'] / fs['cpu_ms']:.2f} ({fs['cpu_ms']:.2f} vs "
+                  f"{rs['cpu_ms']:.2f} ms)"
                   f"{'  <- MES share met' if met else ''}")
         print(f"            MES: p95 < 2 s at {per_node:.0f} req/s per node; Forge's max is "
               f"{fm['rate'] / per_node:.2f} of a node's share")
@@ -474,12 +512,13 @@ def bench(args: argparse.Namespace) -> None:
                     pg = PostgresServer()
                     pg.start()
                 for kind in kinds if db == dbs[0] else [k for k in kinds if k != "floor"]:
-                    proc, http = start_server(kind, database(db, kind, work, pg), work)
+                    url = database(db, kind, work, pg)
+                    proc, http = start_server(kind, url, work)
                     try:
                         results[(db, kind)] = measure(http, proc.pid, args)
                     finally:
                         stop_server(proc)
-                    show(db, kind, results[(db, kind)])
+                    show(db, kind, results[(db, kind)], stored(url))
         finally:
             if pg is not None:
                 pg.stop()
