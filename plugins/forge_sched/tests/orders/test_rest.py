@@ -221,7 +221,7 @@ def test_concurrent_posts_share_the_relay_and_each_answer_follows_a_relay_of_its
         await asyncio.sleep(0.01)  # a relay's publishes and delete
         run[1] = 1
 
-    service.create_order = create_order  # type: ignore[method-assign]
+    service.create_order = create_order
     api.after_write = after_write
 
     async def go() -> None:
