@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import orjson
 import pytest
 
 from forge_core.errors import DecodeError
-from forge_core.messages.envelope import Envelope, IdGenerator, format_time, parse_time
+from forge_core.messages.envelope import NO_HEADERS, Envelope, IdGenerator, format_time, parse_time
 from forge_core.transport.codec import (
     STRUCTURED_CONTENT_TYPE,
     Decoder,
@@ -179,6 +180,11 @@ def test_decode_structured_is_the_fast_path_or_none():
     got = decoder().decode_structured("t", encode_structured(sent))
     assert got is not None and (got.type, got.payload, got.id, got.headers, got.topic) == (
         sent.type, sent.payload, sent.id, {"tenant": "n"}, "t")
+    # made without calling Envelope (codec.py): every field set, equal to the constructor's
+    assert type(got) is Envelope and got == dataclasses.replace(sent, topic="t")
+    bare = dataclasses.replace(sent, headers={}, key=None)
+    got = decoder().decode_structured("t", encode_structured(bare))
+    assert got == dataclasses.replace(bare, topic="t") and got.headers is NO_HEADERS  # no extensions: shared, read-only
     for body in (b"not json", b"[1]", b'{"specversion":"1.0","type":"x"}', b'{"type":"x","id":"1","source":"s",'
                  b'"time":"2026-01-01T00:00:00Z","data_base64":"AA=="}', b'{"type":"x","id":"1","source":"s",'
                  b'"time":"2026-01-01T00:00:00Z","tenant":5}'):

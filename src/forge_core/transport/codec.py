@@ -21,12 +21,13 @@ from typing import Any
 import orjson
 
 from forge_core.errors import DecodeError
-from forge_core.messages.envelope import Envelope, format_time, parse_time
+from forge_core.messages.envelope import NO_HEADERS, Envelope, format_time, parse_time
 from forge_core.transport.topics import matches
 
 _CORE = ("specversion", "id", "source", "type", "time", "partitionkey", "schemaversion", "datacontenttype")
 _CORE_SET = frozenset(_CORE)
 _EVENT_KEYS = _CORE_SET | {"data"}
+_new_envelope = object.__new__  # an Envelope without its __init__ (Decoder._event)
 
 CONTENT_TYPE = "application/json"
 #: Content type of a structured-mode event (CloudEvents JSON format).
@@ -344,8 +345,9 @@ class Decoder:
                 or not source or type(time_text) is not str or type(version_text) is not str
                 or (key is not None and type(key) is not str)):
             return None
-        extensions: dict[str, str] = {}
+        extensions: dict[str, str] = NO_HEADERS  # none: the shared read-only empty ones (no dict a record)
         if not event.keys() <= _EVENT_KEYS:  # extension attributes (one set operation when there are none)
+            extensions = {}
             for name, value in event.items():
                 if name not in _EVENT_KEYS:
                     if type(value) is not str or name == "data_base64":
@@ -356,7 +358,19 @@ class Decoder:
             version = 1 if version_text == "1" else int(version_text)
         except ValueError:
             return None
-        return Envelope(type_, get("data"), source, id_, time, key, version, extensions, topic)
+        # Envelope(type_, data, source, id_, time, key, version, extensions, topic) without calling the class
+        # (a type_call and a frame, ~1,000 instructions a record; as MessageBus.publish does)
+        envelope = _new_envelope(Envelope)
+        envelope.type = type_
+        envelope.payload = get("data")
+        envelope.source = source
+        envelope.id = id_
+        envelope.time = time
+        envelope.key = key
+        envelope.schema_version = version
+        envelope.headers = extensions
+        envelope.topic = topic
+        return envelope
 
     def _has_type_header(self, headers: Mapping[str, str]) -> bool:
         return bool(headers) and self.prefix + "type" in headers
