@@ -24,6 +24,8 @@ if [ "$want_servers" = 1 ]; then
   command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
   # benchmarks/bench_industry40_rest.py's max-throughput client (C; its Lua script gives each request its own key)
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  # benchmarks/bench_startup.py times whole commands with hyperfine
+  command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
   # Apache Kafka (forge_kafka.cluster.KafkaCluster): a Java 17+ runtime, and Maven to fetch the broker's jars.
   java_major=$( (java -version 2>&1 || true) | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
   [ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
