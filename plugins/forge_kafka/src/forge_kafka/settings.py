@@ -73,9 +73,10 @@ class KafkaSettings(Settings):
                                                "less latency when a record arrives, more fetch requests and "
                                                "broker CPU while a topic is idle)")
     batch_size: int = Field(500, ge=1, description="most records handed to the event loop at once")
-    batch_wait_ms: float = Field(1.0, ge=0, description="how long a batch may fill behind its first record "
-                                                        "(latency added per hop at a low rate; fewer hand-overs "
-                                                        "at a high one)")
+    batch_wait_ms: float = Field(0.0, ge=0, description="how long a batch may fill behind its first record: 0 takes "
+                                                        "what librdkafka already holds without waiting (latency "
+                                                        "added per hop at a low rate when above 0; fewer "
+                                                        "hand-overs only when records trickle in)")
     log_every: float = Field(30.0, ge=0, description="seconds between two log lines of one kind from librdkafka "
                              "and client errors (the same message from the same broker, from any client of the "
                              "transport); the first is always logged, those in between are counted and reported "
