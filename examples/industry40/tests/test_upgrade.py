@@ -54,11 +54,18 @@ def start_pms(plant: Path, env: dict[str, str], life: int) -> subprocess.Popen[s
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+#: The clients' orders (POSTed over REST), not the simulated ERP's (created over the bus by erp_link, keyed
+#: ``request:...``, or ``b2mml:<hash>`` for B2MML IDs that cannot be a key: industry40.components.erp_link.order_key).
+CLIENTS_ONLY = ("WHERE coalesce(idempotency_key, '') NOT LIKE 'request:%' "
+                "AND coalesce(idempotency_key, '') NOT LIKE 'b2mml:%'")
+
+
 def count_orders(url: str) -> int:
+    """The clients' orders so far: the first PMS must have answered some POSTs before the upgrade."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT count(*) FROM orders")).scalar() or 0)
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM orders {CLIENTS_ONLY}")).scalar() or 0)
     except sa.exc.SQLAlchemyError:
         return 0  # not migrated yet
     finally:
@@ -139,9 +146,8 @@ def test_stopping_the_pms_and_starting_a_new_one_loses_no_order_and_no_status_re
     engine = sa.create_engine(postgres_url)
     try:
         with engine.connect() as conn:
-            clients_only = "WHERE coalesce(idempotency_key, '') NOT LIKE 'request:%'"  # not the ERP's orders
-            total = conn.execute(sa.text(f"SELECT count(*) FROM orders {clients_only}")).scalar()
-            keys = conn.execute(sa.text(f"SELECT count(DISTINCT idempotency_key) FROM orders {clients_only}")).scalar()
+            total = conn.execute(sa.text(f"SELECT count(*) FROM orders {CLIENTS_ONLY}")).scalar()
+            keys = conn.execute(sa.text(f"SELECT count(DISTINCT idempotency_key) FROM orders {CLIENTS_ONLY}")).scalar()
             down = conn.execute(sa.text(
                 "SELECT at, attempts, outcome, orders_moved FROM failover_events WHERE factory_id = 'factory-2' "
                 f"AND status = 'DOWN' AND at > {stopped_at} ORDER BY at")).all()
