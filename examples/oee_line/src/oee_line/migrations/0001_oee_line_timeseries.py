@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from oee_line.storage.timescale import is_hypertable
 
 revision: str = "oee_line_0001"
 down_revision: str | Sequence[str] | None = None
@@ -128,18 +129,9 @@ def _events() -> None:
     op.create_index("ix_events_machine_start", "events", ["machine_id", "ts_start"])
 
 
-def _is_hypertable(conn: sa.Connection) -> bool:
-    if conn.dialect.name != "postgresql" or not conn.execute(
-            sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first():
-        return False
-    return conn.execute(sa.text(
-        "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = current_schema()"
-        " AND hypertable_name = 'telemetry'")).first() is not None
-
-
 def downgrade() -> None:
     conn = op.get_bind()
-    if _is_hypertable(conn):
+    if is_hypertable(conn):
         for name, _ in reversed(_ROLLUPS):
             conn.execute(sa.text(f"DROP MATERIALIZED VIEW telemetry_{name}"))
         op.drop_index("ix_events_machine_start", table_name="events")
