@@ -7,6 +7,7 @@ The defaults are the numbers of the original system: a beat every second, degrad
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -18,8 +19,9 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")  # what the order schedu
 
 
 
-def _ordered(model: Any, *names: str, weights: dict[str, float] | None = None) -> None:
-    """min_<name> <= max_<name> for each name, and weights (if given) >= 0 with one above 0."""
+def _ordered(model: Any, *names: str, weights: Mapping[Any, float] | None = None) -> None:
+    """min_<name> <= max_<name> for each name, and weights (if given) >= 0 with one above 0 (keyed by a
+    Literal of names: a Mapping over Any, since dict is invariant in its key type)."""
     for name in names:
         low, high = getattr(model, f"min_{name}"), getattr(model, f"max_{name}")
         if low > high:
