@@ -1,8 +1,8 @@
-"""forge_core.manifest.validate.schema_issues against a schema a plugin contributes for a section."""
+"""forge_core.manifest.jsonschema_check.schema_issues against a schema a plugin contributes for a section."""
 
 from __future__ import annotations
 
-from forge_core.manifest.validate import schema_issues
+from forge_core.manifest.jsonschema_check import schema_issues
 
 SECTION = {"type": "object", "properties": {"port": {"type": "integer", "minimum": 1}}, "additionalProperties": False}
 
