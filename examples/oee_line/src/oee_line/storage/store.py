@@ -283,8 +283,10 @@ class TimeSeriesStore:
         last sample before ``t0`` as the baseline."""
         c = telemetry.c
         mine = sa.and_(c.machine_id == machine_id, c.metric.in_((GOOD, TOTAL)))
+        # on TimescaleDB each time bound also bounds sec, the partition column: only those chunks are read
+        sec = timescale.sec_range if self.on_timescale() else lambda start, end: []
         with self.engine.connect() as conn:
-            start = conn.execute(sa.select(sa.func.max(c.time)).where(mine, c.time < t0)).scalar()
+            start = conn.execute(sa.select(sa.func.max(c.time)).where(mine, c.time < t0, *sec(None, t0))).scalar()
             lo = t0 if start is None else start
             # the newest value before lo per counter: one index probe each (a correlated max(time) subquery ran
             # once per row of the machine's counters, 170,000 probes for a day of 1 s samples on PostgreSQL)
@@ -292,14 +294,15 @@ class TimeSeriesStore:
             for metric in (GOOD, TOTAL):
                 value = conn.execute(
                     sa.select(c.value)
-                    .where(c.machine_id == machine_id, c.metric == metric, c.time < lo)
+                    .where(c.machine_id == machine_id, c.metric == metric, c.time < lo, *sec(None, lo))
                     .order_by(c.time.desc())
                     .limit(1)
                 ).scalar()
                 if value is not None:
                     base[metric] = value
             rows = conn.execute(
-                sa.select(c.time, c.metric, c.value).where(mine, c.time >= lo, c.time < t1).order_by(c.time, c.metric)
+                sa.select(c.time, c.metric, c.value).where(mine, c.time >= lo, c.time < t1, *sec(lo, t1))
+                .order_by(c.time, c.metric)
             ).all()
         good, total = base.get(GOOD, 0.0), base.get(TOTAL, 0.0)
         merged: dict[float, CounterSample] = {}

@@ -20,18 +20,42 @@ aggregates of the plain tables' shape, p50/p95 included (percentile_cont). So he
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+from sqlalchemy import ColumnElement, Connection, Engine
 
 from oee_line.storage.tables import ROLLUPS
 
 if TYPE_CHECKING:
     from oee_line.storage.store import Sample
 
-__all__ = ["apply_retention", "insert_samples", "is_hypertable", "refresh_rollups"]
+__all__ = ["apply_retention", "insert_samples", "is_hypertable", "refresh_rollups", "sec_range", "sec_window",
+           "telemetry_sec"]
+
+#: ``telemetry.sec`` (only the hypertable has it): the column TimescaleDB partitions on and excludes chunks by.
+telemetry_sec = sa.column("sec", sa.BigInteger)
+
+
+def sec_window(start: float | None, end: float | None) -> dict[str, int]:
+    """The whole seconds bounding ``start <= time < end``: ``sec >= s0`` and ``sec < c1`` (``sec`` is
+    ``floor(time)``, so ``time >= start`` gives ``sec >= floor(start)``, ``time < end`` gives ``sec < ceil(end)``);
+    a bound that is None is left out."""
+    out = {}
+    if start is not None:
+        out["s0"] = math.floor(start)
+    if end is not None:
+        out["c1"] = math.ceil(end)
+    return out
+
+
+def sec_range(start: float | None, end: float | None) -> list[ColumnElement[bool]]:
+    """The predicates on :data:`telemetry_sec` implied by ``start <= time < end``, to add to a query of the hypertable
+    that filters on ``time``: TimescaleDB excludes chunks only by its partition column, never by ``time``."""
+    bounds, sec = sec_window(start, end), telemetry_sec
+    return ([sec >= bounds["s0"]] if "s0" in bounds else []) + ([sec < bounds["c1"]] if "c1" in bounds else [])
 
 
 def is_hypertable(conn: Connection) -> bool:

@@ -13,6 +13,7 @@ reduce in Python (:func:`~oee_line.oee.counter_deltas`): the same figures, teste
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from oee_line.oee import CounterDeltas, CounterEvent, StateChange, counter_deltas
 from oee_line.storage.store import TimeSeriesStore
+from oee_line.storage.timescale import sec_window
 
 __all__ = ["MachineInputs", "window_inputs"]
 
@@ -40,17 +42,19 @@ class MachineInputs:
 # metric is an index range read in time order, lag() and the FULL (merge) JOIN on time then need no sort;
 # for all machines at once with machine_id = ANY(...) PostgreSQL 15 hashed and sorted 720,000 rows a shift
 # (3x the time). int() of the Python path is trunc() here: counters are cumulative, never negative.
-_COUNTERS = sa.text("""
+# On TimescaleDB every time bound is also a bound on sec (the partition column, floor(time)): {before_t0},
+# {window} and {before_s} are filled by _counters, so each read touches only the chunks its range needs.
+_COUNTERS = """
 WITH p AS MATERIALIZED (  -- per machine, once (inlined, each reference below re-ran the probes per row)
     SELECT ids.id,
            (SELECT trunc(value) FROM telemetry WHERE machine_id = ids.id AND metric = 'GoodCount'
-            AND time < :t0 ORDER BY time DESC LIMIT 1) AS good0,
+            AND time < :t0{before_t0} ORDER BY time DESC LIMIT 1) AS good0,
            (SELECT trunc(value) FROM telemetry WHERE machine_id = ids.id AND metric = 'TotalCount'
-            AND time < :t0 ORDER BY time DESC LIMIT 1) AS total0,
+            AND time < :t0{before_t0} ORDER BY time DESC LIMIT 1) AS total0,
            least((SELECT min(time) FROM telemetry WHERE machine_id = ids.id AND metric = 'GoodCount'
-                  AND time >= :t0 AND time < :t1),
+                  AND time >= :t0 AND time < :t1{window}),
                  (SELECT min(time) FROM telemetry WHERE machine_id = ids.id AND metric = 'TotalCount'
-                  AND time >= :t0 AND time < :t1)) AS first
+                  AND time >= :t0 AND time < :t1{window})) AS first
     FROM unnest(CAST(:machines AS varchar[])) AS ids(id)
 )
 -- per machine (LATERAL), the increments of each merged time, reduced to one row in the same pass
@@ -67,12 +71,12 @@ CROSS JOIN LATERAL (
                CASE WHEN NOT s.reset THEN coalesce(s.t - s.tp, 0)
                     WHEN s.t IS NOT NULL THEN s.t
                     ELSE coalesce((SELECT trunc(value) FROM telemetry WHERE machine_id = p.id
-                                   AND metric = 'TotalCount' AND time < s.time ORDER BY time DESC LIMIT 1), 0)
+                                   AND metric = 'TotalCount' AND time < s.time{before_s} ORDER BY time DESC LIMIT 1), 0)
                END AS d_total,
                CASE WHEN NOT s.reset THEN coalesce(s.g - s.gp, 0)
                     WHEN s.g IS NOT NULL THEN s.g
                     ELSE coalesce((SELECT trunc(value) FROM telemetry WHERE machine_id = p.id
-                                   AND metric = 'GoodCount' AND time < s.time ORDER BY time DESC LIMIT 1), 0)
+                                   AND metric = 'GoodCount' AND time < s.time{before_s} ORDER BY time DESC LIMIT 1), 0)
                END AS d_good
         FROM (
             SELECT coalesce(g.time, t.time) AS time, g.v AS g, t.v AS t,
@@ -80,16 +84,26 @@ CROSS JOIN LATERAL (
                    coalesce(t.v < coalesce(t.p, p.total0, 0), false)
                        OR coalesce(g.v < coalesce(g.p, p.good0, 0), false) AS reset
             FROM (SELECT time, trunc(value) AS v, lag(trunc(value)) OVER (ORDER BY time) AS p FROM telemetry
-                  WHERE machine_id = p.id AND metric = 'GoodCount' AND time >= :t0 AND time < :t1) g
+                  WHERE machine_id = p.id AND metric = 'GoodCount' AND time >= :t0 AND time < :t1{window}) g
             FULL JOIN (SELECT time, trunc(value) AS v, lag(trunc(value)) OVER (ORDER BY time) AS p FROM telemetry
-                       WHERE machine_id = p.id AND metric = 'TotalCount' AND time >= :t0 AND time < :t1) t
+                       WHERE machine_id = p.id AND metric = 'TotalCount' AND time >= :t0 AND time < :t1{window}) t
               ON g.time = t.time
             ORDER BY 1  -- array_agg gets the events in time order (a sort of one machine's rows, in memory)
         ) s
         WHERE p.good0 IS NOT NULL OR p.total0 IS NOT NULL OR s.time > p.first
     ) d
 ) x
-""")
+"""
+
+
+def _counters(on_timescale: bool) -> sa.TextClause:
+    """_COUNTERS for plain tables, or with the sec bounds of the hypertable (``sec_window``'s s0, c1)."""
+    sec = {"before_t0": " AND sec < :c0", "window": " AND sec >= :s0 AND sec < :c1",
+           "before_s": " AND sec < :c1"}  # s.time < t1
+    return sa.text(_COUNTERS.format(**(sec if on_timescale else dict.fromkeys(sec, ""))))
+
+
+_COUNTERS_BY_PATH = {False: _counters(False), True: _counters(True)}
 
 # Each machine's states from the one in force at t0 (as TimeSeriesStore.states).
 _STATES = sa.text("""
@@ -115,7 +129,10 @@ def window_inputs(store: TimeSeriesStore, machines: Sequence[str], t0: float, t1
     if store.engine.dialect.name != "postgresql":
         return {m: MachineInputs(store.ideal_cycle_time(m, default_cycle), store.states(m, t0, t1),
                                  counter_deltas(store.counters(m, t0, t1), t0, t1)) for m in machines}
-    args = {"machines": list(machines), "t0": t0, "t1": t1}
+    args: dict[str, object] = {"machines": list(machines), "t0": t0, "t1": t1}
+    hyper = store.on_timescale()
+    if hyper:
+        args |= sec_window(t0, t1) | {"c0": math.ceil(t0)}
     with store.engine.connect() as conn:
         # the planner's cost of the per-machine probes (millions) switches JIT on: compiling took 1.7 s of a
         # 5 s statement that runs in well under a second per machine without it. LOCAL: this transaction only
@@ -125,7 +142,7 @@ def window_inputs(store: TimeSeriesStore, machines: Sequence[str], t0: float, t1
         for machine, ts, kind, fault in conn.execute(_STATES, args):
             states[machine].append(StateChange(float(ts), kind, int(fault)))
         counters = {m: CounterDeltas(0, 0, ()) for m in machines}
-        for machine, total, good, times, d_totals, d_goods, resets in conn.execute(_COUNTERS, args):
+        for machine, total, good, times, d_totals, d_goods, resets in conn.execute(_COUNTERS_BY_PATH[hyper], args):
             events = zip(times or (), d_totals or (), d_goods or (), resets or (), strict=True)
             counters[machine] = CounterDeltas(int(total), int(good), tuple(
                 CounterEvent(float(ts), int(d_total), int(d_good), bool(reset))
