@@ -1,20 +1,15 @@
 """The in-memory transport: the embedded profile's bus and every test's double.
 
-Transports that name the same ``channel`` share one :class:`MemoryHub`, so several runtimes in
-one process (a test of an active and a shadow scheduler, say) talk to each other. Delivery is
-asynchronous and in order per subscription: ``publish`` queues the message and a drain task
-per subscription hands it over. A callback that raises gets the message again (at least once)
-up to ``max_redeliveries`` times.
+:class:`MemoryTransport` is the :class:`~forge_core.transport.base.Transport` contract in front of a
+:class:`~forge_core.transport.memory_hub.MemoryHub` (routing, queues, delivery, redelivery and
+fault injection live there). Transports that name the same ``channel`` share one hub, so several
+runtimes in one process talk to each other. While open, the transport hands the bus the hub's
+``put`` (``direct_publish``), so a publish costs no coroutine of ours.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections import deque
-from collections.abc import Awaitable
-from dataclasses import replace
-from typing import Any, cast
 
 from pydantic import Field
 
@@ -23,310 +18,18 @@ from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.settings import Settings
 from forge_core.transport.base import (
     DeliveryGuarantee,
-    DirectRun,
     Health,
     MessageCallback,
-    QueueEntry,
     Subscription,
     Transport,
     UndeliverableCallback,
 )
 from forge_core.transport.faults import Faults
-from forge_core.transport.topics import matches, validate_pattern, validate_topic
+from forge_core.transport.memory_hub import _HUBS, MemoryHub, _Sub, hub_for, reset_hubs
+from forge_core.transport.topics import validate_pattern, validate_topic
 
-log = logging.getLogger("forge.transport.memory")
-
-_HUBS: dict[str, MemoryHub] = {}
-
-
-class _Sub(Subscription):
-    __slots__ = ("_hub", "_registry", "callback", "draining", "group", "owner", "pattern", "queue", "task", "waiter")
-
-    def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback, group: str | None,
-                 owner: str | None, registry: dict[_Sub, None] | None = None) -> None:
-        self._hub = hub
-        #: The subscribing transport's record of its live subscriptions (for ``close``); a cancelled
-        #: subscription leaves it, or the callback (and the component behind it) would live on.
-        self._registry = registry
-        self.pattern = pattern
-        self.callback = callback
-        self.group = group
-        self.owner = owner
-        self.queue: deque[QueueEntry] = deque()
-        self.draining = False
-        #: The subscription's delivery task lives as long as the subscription and sleeps on
-        #: ``waiter`` when the queue is empty: waking a future is far cheaper than a task per burst.
-        self.task: asyncio.Task[None] | None = None
-        self.waiter: asyncio.Future[None] | None = None
-
-    async def cancel(self) -> None:
-        if self._registry is not None:
-            self._registry.pop(self, None)
-        task = self._hub.remove(self)
-        if task is not None and task is not asyncio.current_task():
-            await asyncio.gather(task, return_exceptions=True)
-
-
-class MemoryHub:
-    """Subscriptions and queues shared by every transport on one channel."""
-
-    def __init__(self, *, max_redeliveries: int = 3, seed: int | None = 0) -> None:
-        self.subs: list[_Sub] = []
-        #: topic -> (matching subscriptions, slow): slow when one of them is in a group or a fault is
-        #: planned (then ``_route_out`` picks members and applies faults); dropped when the faults change.
-        self._route_cache: dict[str, tuple[list[_Sub], bool]] = {}
-        self._group_turn: dict[tuple[str, str], int] = {}
-        self.faults = Faults(seed)
-        self.faults.on_change = self._route_cache.clear
-        self.max_redeliveries = max_redeliveries
-        # Counted in attributes (an attribute's += 1 costs less than a dict item's, per message);
-        # ``stats`` reads them.
-        self.published = self.delivered = self.redelivered = self.undeliverable = 0
-        self.on_undeliverable: UndeliverableCallback | None = None
-
-    @property
-    def stats(self) -> dict[str, int]:
-        """Messages published to the hub, handed to a callback that returned, handed again after a
-        callback raised, and given up on (each exact when read)."""
-        return {"published": self.published, "delivered": self.delivered, "redelivered": self.redelivered,
-                "undeliverable": self.undeliverable}
-
-    # -- subscriptions ------------------------------------------------------------------
-    def add(self, sub: _Sub) -> None:
-        self.subs.append(sub)
-        # Update cached routes in place: components (re)subscribe often under chaos, and
-        # recomputing every topic's route against every subscription would cost far more.
-        for topic, (subs, slow) in self._route_cache.items():
-            if matches(sub.pattern, topic):
-                self._route_cache[topic] = ([*subs, sub], slow or sub.group is not None)
-
-    def remove(self, sub: _Sub) -> asyncio.Task[None] | None:
-        """Forget ``sub``; returns its delivery task, cancelled, for the caller to await."""
-        task, sub.task = sub.task, None
-        if task is not None:
-            task.cancel()
-        if sub in self.subs:
-            self.subs.remove(sub)
-            sub.queue.clear()
-            for topic, (subs, _grouped) in self._route_cache.items():
-                if sub in subs:
-                    kept = [s for s in subs if s is not sub]
-                    self._route_cache[topic] = (kept, self._slow(kept))
-        return task
-
-    def _slow(self, subs: list[_Sub]) -> bool:
-        """Whether messages to ``subs`` go through ``_route_out`` (a group among them, or faults)."""
-        return any(s.group for s in subs) or self.faults.active
-
-    def _routes(self, topic: str) -> tuple[list[_Sub], bool]:
-        """Subscriptions matching ``topic`` and whether their messages take the slow path (cached per topic)."""
-        routes = self._route_cache.get(topic)
-        if routes is None:
-            validate_topic(topic)  # once per topic: publishes look the route up before anything else
-            subs = [s for s in self.subs if matches(s.pattern, topic)]
-            if len(self._route_cache) > 10_000:
-                self._route_cache.clear()
-            routes = self._route_cache[topic] = (subs, self._slow(subs))
-        return routes
-
-    # -- delivery -------------------------------------------------------------------------
-    def publish(self, topic: str, message: Envelope | RawMessage) -> None:
-        """Queue ``message`` for every subscription matching ``topic`` (an Envelope's ``topic`` is set)."""
-        if isinstance(message, Envelope):
-            self.put(topic, message)
-            return
-        subs, slow = self._route_cache.get(topic) or self._routes(topic)
-        self.published += 1
-        if subs:
-            self._route_out(topic, message, subs, slow)
-
-    def put(self, topic: str, envelope: Envelope) -> None:
-        """``publish`` of an Envelope (Transport.direct_publish). ``MessageBus.publish`` inlines this
-        for the envelopes it builds (reading ``Transport.memory_hub``): keep the two in step.
-
-        The route cache lookup is inlined (a method call per message was 19 % of a profile); a miss
-        computes the route and validates the topic. The common case (no group, no fault) is inlined
-        too, and queues the Envelope alone (a QueueEntry without the tuple). That needs an Envelope's
-        ``topic`` to stay what it was queued with: it is set once, when it is "" (the bus's new
-        envelopes), and an Envelope published again to another topic is delivered as a copy.
-        """
-        subs, slow = self._route_cache.get(topic) or self._routes(topic)
-        self.published += 1
-        current = envelope.topic
-        if current is not topic:
-            if not current:
-                envelope.topic = topic
-            elif current != topic:
-                envelope = replace(envelope, topic=topic)
-        if not subs:
-            return
-        if slow:
-            self._route_out(topic, envelope, subs, slow)
-            return
-        for sub in subs:
-            sub.queue.append(envelope)
-            if not sub.draining:
-                self._wake(sub)
-
-    def _route_out(self, topic: str, message: Envelope | RawMessage, subs: list[_Sub], slow: bool) -> None:
-        if slow:  # a group among them (picking is a no-op without one), or faults
-            subs = self._pick_group_members(topic, subs)
-        faults = self.faults
-        if faults.rules or faults.partitioned:
-            self._publish_with_faults(topic, message, subs)
-            return
-        for sub in subs:
-            sub.queue.append((topic, message, 0))
-            if not sub.draining:
-                self._wake(sub)
-
-    def _pick_group_members(self, topic: str, subs: list[_Sub]) -> list[_Sub]:
-        chosen: list[_Sub] = []
-        groups: dict[str, list[_Sub]] = {}
-        for sub in subs:
-            if sub.group is None:
-                chosen.append(sub)
-            else:
-                groups.setdefault(sub.group, []).append(sub)
-        for group, members in groups.items():
-            turn_key = (group, topic)
-            turn = self._group_turn.get(turn_key, 0)
-            chosen.append(members[turn % len(members)])
-            self._group_turn[turn_key] = turn + 1
-        return chosen
-
-    def _publish_with_faults(self, topic: str, envelope: Envelope | RawMessage, subs: list[_Sub]) -> None:
-        faults = self.faults
-        if getattr(envelope, "source", None) in faults.partitioned:
-            faults.stats["partitioned"] += 1
-            return
-        if faults.pick("drop", topic) is not None:
-            faults.stats["dropped"] += 1
-            return
-        copies = 1
-        if faults.pick("duplicate", topic) is not None:
-            faults.stats["duplicated"] += 1
-            copies = 2
-        delay = faults.pick("delay", topic)
-        reorder = faults.pick("reorder", topic)
-        for sub in subs:
-            if sub.owner is not None and sub.owner in faults.partitioned:
-                faults.stats["partitioned"] += 1
-                continue
-            for _ in range(copies):
-                if reorder is not None:
-                    reorder.held.append((sub, topic, envelope))
-                elif delay is not None:
-                    faults.stats["delayed"] += 1
-                    asyncio.get_running_loop().call_later(delay.seconds, self._enqueue, sub, topic, envelope)
-                else:
-                    self._enqueue(sub, topic, envelope)
-        if reorder is not None and len(reorder.held) >= reorder.window:
-            held, reorder.held = reorder.held, []
-            faults.rng.shuffle(held)
-            faults.stats["reordered"] += len(held)
-            for sub, held_topic, held_env in held:
-                self._enqueue(sub, held_topic, held_env)
-
-    def _enqueue(self, sub: _Sub, topic: str, envelope: Envelope | RawMessage) -> None:
-        if sub not in self.subs:
-            return
-        sub.queue.append((topic, envelope, 0))
-        if not sub.draining:
-            self._wake(sub)
-
-    def _wake(self, sub: _Sub) -> None:
-        sub.draining = True
-        waiter = sub.waiter
-        if waiter is not None:
-            sub.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        elif sub.task is None:
-            sub.task = asyncio.get_running_loop().create_task(self._drain(sub))
-
-    async def _drain(self, sub: _Sub) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                await self._deliver(sub)
-                sub.draining = False
-                sub.waiter = loop.create_future()
-                await sub.waiter
-        finally:
-            sub.draining = False
-            sub.waiter = None
-
-    async def _deliver(self, sub: _Sub) -> None:
-        queue = sub.queue
-        callback = sub.callback
-        run: DirectRun | None = getattr(callback, "run", None)  # see DirectRun
-        delivered = 0  # counted per drain, not per message; added however the drain ends
-        try:
-            while queue:
-                entry: QueueEntry | None = None
-                outcome: Awaitable[None] | BaseException | None = None
-                if run is not None:
-                    done, entry, outcome = run(queue)  # the Envelopes at the head, in one call
-                    delivered += done
-                    if entry is None and not queue:
-                        break
-                if entry is None:  # bytes (or no run): one message through the coroutine
-                    entry = queue.popleft()
-                if entry.__class__ is tuple:
-                    topic, envelope, attempt = entry  # a tuple QueueEntry
-                else:  # an Envelope alone: its first delivery (see put)
-                    envelope = cast(Envelope, entry)
-                    topic, attempt = envelope.topic, 0
-                try:
-                    if outcome is None:
-                        await callback(topic, envelope)
-                    elif isinstance(outcome, BaseException):
-                        raise outcome
-                    else:
-                        await outcome
-                    delivered += 1
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the subscriber did not ack: deliver again
-                    if attempt < self.max_redeliveries:
-                        self.redelivered += 1
-                        queue.appendleft((topic, envelope, attempt + 1))
-                    else:
-                        self.undeliverable += 1
-                        log.error("giving up on %s after %d deliveries to %r: %s",
-                                  topic, attempt + 1, sub.owner or sub.pattern, exc)
-                        if self.on_undeliverable is not None:
-                            self.on_undeliverable(topic, envelope, exc)
-        finally:
-            self.delivered += delivered
-
-    def pending(self) -> int:
-        """Messages queued or held and not yet handed to a subscriber."""
-        held = sum(len(r.held) for r in self.faults.rules)
-        return sum(len(s.queue) + (1 if s.draining else 0) for s in self.subs) + held
-
-    async def drained(self, max_rounds: int = 100_000) -> None:
-        """Wait until every queue is empty (delayed messages not counted)."""
-        for _ in range(max_rounds):
-            if not any(s.queue or s.draining for s in self.subs):
-                return
-            await asyncio.sleep(0)
-
-
-def hub_for(channel: str | None, **options: Any) -> MemoryHub:
-    """The shared hub of ``channel``, or a private one when ``channel`` is None."""
-    if channel is None:
-        return MemoryHub(**options)
-    hub = _HUBS.get(channel)
-    if hub is None:
-        hub = _HUBS[channel] = MemoryHub(**options)
-    return hub
-
-
-def reset_hubs() -> None:
-    """Forget all named channels (tests)."""
-    _HUBS.clear()
+# The hub's names stay importable from here, where they lived before the hub had a module of its own.
+__all__ = ["_HUBS", "MemoryHub", "MemorySettings", "MemoryTransport", "_Sub", "hub_for", "reset_hubs"]
 
 
 class MemorySettings(Settings):
