@@ -32,7 +32,7 @@ def migrated(url: str | Engine) -> Engine:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
 def series_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An engine on a database with the oee_line tables (migration oee_line_0001)."""
+    """An engine on a database with the oee_line tables (oee_line's migrations to head)."""
     url = f"sqlite:///{tmp_path}/oee.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     engine = migrated(url)
     yield engine
@@ -91,5 +91,5 @@ def ts_engine(timescale_server: TimescaleServer, request: pytest.FixtureRequest)
 
 @pytest.fixture
 def ts_series_db(ts_engine: Engine) -> Engine:
-    """The oee_line tables on TimescaleDB: a hypertable and continuous aggregates (migration oee_line_0001)."""
+    """The oee_line tables on TimescaleDB: a hypertable and continuous aggregates (migration oee_line_0002)."""
     return migrated(ts_engine)

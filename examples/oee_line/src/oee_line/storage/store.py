@@ -9,7 +9,7 @@ Percentiles cannot be merged from aggregates: a touched 5 min / 1 h bucket gets 
 their raw samples (bounded: one bucket's samples), which the storage component does every few
 seconds. State changes become ``events`` intervals, closed by the next change of the same machine,
 in whatever order the changes arrive. On TimescaleDB (``telemetry`` a hypertable, the rollups continuous
-aggregates: migration ``oee_line_0001``) a batch inserts samples only, and the percentile refresh and
+aggregates: migration ``oee_line_0002``) a batch inserts samples only, and the percentile refresh and
 retention sweep refresh the aggregates and drop chunks instead (``oee_line.storage.timescale``).
 """
 

@@ -1,6 +1,6 @@
 """The OEE line's time series on TimescaleDB: what differs from the plain PostgreSQL path.
 
-Migration ``oee_line_0001`` makes ``telemetry`` a hypertable partitioned on ``sec`` (the whole epoch second of
+Migration ``oee_line_0002`` makes ``telemetry`` a hypertable partitioned on ``sec`` (the whole epoch second of
 ``time``, BIGINT: hypertables take no float time) and ``telemetry_1m`` / ``_5m`` / ``_1h`` continuous
 aggregates of the plain tables' shape, p50/p95 included (percentile_cont). So here:
 
