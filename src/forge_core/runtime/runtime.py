@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from forge_core.bus import MessageBus, Route, TraceRecorder
 from forge_core.clock import Clock, RealClock
@@ -25,9 +25,12 @@ from forge_core.manifest.ports import port_for
 from forge_core.messages.deadletter import DeadLetterChannel
 from forge_core.messages.envelope import IdGenerator
 from forge_core.runtime.health import HealthServer
+from forge_core.runtime.selection import select_components, selected_instances
 from forge_core.runtime.summary import RunSummary, collect_reports
-from forge_core.runtime.supervisor import FAILED, RUNNING, RestartPolicy, Supervisor
+from forge_core.runtime.supervisor import RestartPolicy, Supervisor
 from forge_core.runtime.transports import connect_with_retry, transports_needed
+from forge_core.runtime.views import health_snapshot, run_summary
+from forge_core.runtime.waiting import Killable, wait_for_stop
 from forge_core.serving import GrpcHost, HttpHost
 from forge_core.tactics.service import Tactics, TacticServices
 from forge_core.transport.base import MessageCallback, Transport, TransportContext
@@ -41,27 +44,10 @@ if TYPE_CHECKING:
     from forge_core.runtime.metrics import PlantMetrics
     from forge_core.telemetry import Telemetry
 
+# Names that lived here before they had modules of their own stay importable from here.
+__all__ = ["Killable", "Runtime", "wait_for_stop"]
+
 log = logging.getLogger("forge.runtime")
-
-
-class Killable(Protocol):
-    """A component instance another process runs (see ``Runtime.children``)."""
-
-    async def kill(self) -> None: ...
-
-    def revive(self) -> object: ...
-
-
-async def wait_for_stop(stop: asyncio.Event, duration: float | None) -> bool:
-    """Wait until ``stop`` is set or ``duration`` seconds of the running clock pass (None: no
-    limit); True when the duration ran out. ``asyncio.timeout``, not ``wait_for``: on 3.11
-    ``wait_for`` can swallow a cancellation that lands as the event is set."""
-    try:
-        async with asyncio.timeout(duration):
-            await stop.wait()
-    except TimeoutError:
-        return True
-    return False
 
 
 class Runtime:
@@ -125,43 +111,15 @@ class Runtime:
         rs = manifest.runtime
         self.restart_policy = RestartPolicy(rs.initial_backoff, rs.max_backoff, rs.max_restarts, rs.window)
 
-    # -- selection ---------------------------------------------------------------------
+    # -- selection (runtime/selection.py) ---------------------------------------------------
     def _select(self, only: Iterable[str] | None) -> list[str]:
-        """Components to run; also fills ``self._replicas`` when ``only`` names single instances.
-
-        A replica instance (``machine-1``) runs alone with its true replica index and replica
-        count, so ``machineId`` and the group it shares with its siblings in other processes
-        are the same as when the whole plant runs in one process."""
-        components = self.manifest.components
-        self._replicas: dict[str, list[int]] = {}
-        if not only:
-            return list(components)
-        wanted = [name.strip() for item in only for name in item.split(",") if name.strip()]
-        groups = {spec.group or spec.name for spec in components.values()}
-        instances = {f"{name}-{i}": (name, i) for name, spec in components.items() if spec.replicas > 1
-                     for i in range(spec.replicas)}
-        unknown = [w for w in wanted if w not in components and w not in groups and w not in instances]
-        if unknown:
-            raise ForgeError(
-                f"--only names {', '.join(map(repr, unknown))}, which is neither a component, a replica instance "
-                f"nor a group of plant {self.manifest.name!r}; components: {', '.join(components)}; instances: "
-                f"{', '.join(instances) or 'none'}; groups: {', '.join(sorted(groups))}"
-            )
-        whole = {name for name, spec in components.items() if name in wanted or (spec.group or name) in wanted}
-        for w in wanted:
-            if w in instances and instances[w][0] not in whole:
-                self._replicas.setdefault(instances[w][0], []).append(instances[w][1])
-        return [name for name in components if name in whole or name in self._replicas]
+        """Components to run; also fills ``self._replicas`` when ``only`` names single instances."""
+        selected, self._replicas = select_components(self.manifest, only)
+        return selected
 
     def _instance_names(self) -> list[str]:
-        """The instances this process runs: ``machine-1`` for a replica selected alone, every replica's
-        name for a whole replicated component, the bare name otherwise."""
-        names: list[str] = []
-        for name in self.only:
-            count = self.manifest.components[name].replicas
-            indices = self._replicas.get(name, range(count))
-            names += [name] if count == 1 else [f"{name}-{i}" for i in indices]
-        return names
+        """The instances this process runs (``machine-1`` for a replica selected alone)."""
+        return selected_instances(self.manifest, self.only, self._replicas)
 
     # -- storage -----------------------------------------------------------------------
     def storage(self) -> Engine:
@@ -428,54 +386,12 @@ class Runtime:
     def _collect_reports(self) -> None:
         self._reports, self._checks = collect_reports(self.supervisors)
 
-    # -- views -------------------------------------------------------------------------
+    # -- views (runtime/views.py) -----------------------------------------------------------
     def summary(self) -> RunSummary:
-        bus = self.bus
-        return RunSummary(
-            plant=self.manifest.name,
-            profile=self.manifest.profile,
-            clock="virtual" if self.clock_is_virtual else "real",
-            seed=self.seed,
-            duration=self.clock.monotonic() - self._start_clock,
-            wall_seconds=time.perf_counter() - self._start_wall,
-            components={name: s.state for name, s in self.supervisors.items()},
-            restarts={name: s.restarts for name, s in self.supervisors.items() if s.restarts},
-            kills={name: s.kills for name, s in self.supervisors.items() if s.kills},
-            published=dict(sorted(bus.stats.published.items())) if bus else {},
-            handled=dict(sorted(bus.stats.handled.items())) if bus else {},
-            dead_letters=dict(sorted(self.dead_letters.counts.items())),
-            forwarded=bus.stats.forwarded if bus else 0,
-            trace_digest=self.trace.digest if self.trace else None,
-            trace_messages=self.trace.count if self.trace else 0,
-            stop_reason=self._stop_reason,
-            reports=dict(getattr(self, "_reports", {})),
-            checks=list(getattr(self, "_checks", [])),
-            extra={"dead_letters": self.dead_letter_sinks.accounting()} if self.dead_letter_sinks else {},
-        )
+        """The summary of the run so far (``forge run`` prints it at the end)."""
+        return run_summary(self)
 
     def health_snapshot(self) -> tuple[bool, bool, dict[str, Any]]:
         """(healthy, ready, detail) for the probes: healthy unless a component gave up or a
         transport is down; ready when, besides, every component is running."""
-        states = {name: s.state for name, s in self.supervisors.items()}
-        transports = {name: t.health() for name, t in self.transports.items()}
-        healthy = all(state != FAILED for state in states.values()) and all(h.connected for h in transports.values())
-        reports = {name: s.instance.health() if s.instance is not None else {} for name, s in self.supervisors.items()}
-        # a component may say it is not ready (its database unreachable, say) with "ready": False
-        ready = healthy and all(state == RUNNING for state in states.values()) and self._stopped is None \
-            and all(r.get("ready", True) is not False for r in reports.values())
-        detail = {
-            "plant": self.manifest.name,
-            "components": {
-                name: {"state": s.state, "restarts": s.restarts, "last_error": s.last_error,
-                       **reports[name]}
-                for name, s in self.supervisors.items()
-            },
-            "transports": {name: {"connected": h.connected, "detail": h.detail} for name, h in transports.items()},
-            "dead_letters": dict(self.dead_letters.counts),
-            "dead_letter_accounting": self.dead_letter_sinks.accounting() if self.dead_letter_sinks else {},
-        }
-        if self.http is not None and self.http.mounts():
-            detail["http"] = {"url": self.http.url, "mounts": self.http.mounts()}
-        if self.grpc is not None and self.grpc.services():
-            detail["grpc"] = {"target": self.grpc.target, "services": self.grpc.services()}
-        return healthy, ready, detail
+        return health_snapshot(self)
