@@ -14,17 +14,17 @@ from pathlib import Path
 
 from forge_core import hookspecs
 
-MARKER = "<!-- reference: generated from src/forge_core/hookspecs.py by scripts/gen_hook_docs.py"
+MARKER = "<!-- reference: generated from src/forge_core/hookspecs/ by scripts/gen_hook_docs.py"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 
 
 def reference() -> str:
-    source = inspect.getsource(hookspecs)
-    banners = [(m.start(), m.group(1)) for m in re.finditer(r"# -{20,}\n# (.+?)\n", source)]
     out: list[str] = []
     current = None
     for name in hookspecs.hook_names():
         function = getattr(hookspecs, name)
+        source = inspect.getsource(inspect.getmodule(function))  # the phase's module (hookspecs/*.py)
+        banners = [(m.start(), m.group(1)) for m in re.finditer(r"# -{20,}\n# (.+?)\n", source)]
         position = source.index(f"def {name}(")
         title = [t for start, t in banners if start < position][-1].split(":")[0]
         if title != current:
