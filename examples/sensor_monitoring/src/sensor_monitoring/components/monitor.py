@@ -21,8 +21,16 @@ Producer errors (each sensor's ``publish_errors``) live in the sensors' processe
 components' reports and OpenTelemetry metrics, not in this view.
 
 The database is read every ``refresh`` seconds; under a real clock in a thread (``asyncio.to_thread``,
-as forge-mms's stores do), under virtual time on the loop. With ``render: auto`` a ``rich`` Live table is
-drawn only when stdout is a terminal and the clock is real; ``report()`` is the final snapshot.
+as forge-mms's stores do). With ``render: auto`` a ``rich`` Live table is drawn only when stdout is a
+terminal and the clock is real; ``report()`` is the final snapshot. Under virtual time with no table
+drawn, nobody looks between two snapshots: the database is read (on the loop) when a snapshot is taken
+(``report()``, the dashboard, ``stop()``) and the last read is ``refresh`` seconds old, not every
+``refresh`` seconds. A read counts every stored row (``count(*)``, and the last ``rate_window`` seconds'
+rows by ``stored_at``), so reading once a second made a simulated day's cost grow with the square of
+its length (86,400 reads of up to 777,600 rows).
+
+**stored/s** is the readings stored in the last ``rate_window`` seconds (``stored_at``) over that window
+(shorter while the view is younger than it), the same rows as the processing time's.
 """
 
 from __future__ import annotations
@@ -110,7 +118,8 @@ class Monitor(Component):
         self.produced = 0
         self.started_at = self.ctx.clock.time()
         self._seen: deque[float] = deque()  # clock times of readings seen in the last rate_window
-        self._stored: deque[tuple[float, int]] = deque()  # (clock time, stored count) per poll
+        self._read_at: float | None = None  # clock time of the last database read
+        self.lazy = False  # set below, once it is known whether a table is drawn
         self.storage_view = StorageView()
         self.assignments: dict[str, set[tuple[str, int]]] = {}
         self.rebalances: deque[dict[str, Any]] = deque(maxlen=self.params.keep_events)
@@ -138,7 +147,10 @@ class Monitor(Component):
 
             self.live = Live(self.view(), auto_refresh=False, transient=False)
             self.live.start()
-        self.ctx.every(self.params.refresh, self.tick, name="refresh", initial_delay=0)
+        #: virtual time without a table: read when a snapshot is taken, not every refresh (see the module doc)
+        self.lazy = not self.real and self.live is None
+        if not self.lazy:
+            self.ctx.every(self.params.refresh, self.tick, name="refresh", initial_delay=0)
 
     async def stop(self) -> None:
         await self.poll()  # the final snapshot has the last rows
@@ -150,7 +162,11 @@ class Monitor(Component):
     # -- state -------------------------------------------------------------------------------
     def on_reading(self, envelope: Envelope) -> None:
         self.produced += 1
-        self._seen.append(self.ctx.clock.time())
+        now = self.ctx.clock.time()
+        seen = self._seen
+        seen.append(now)
+        if seen[0] < now - self.params.rate_window:  # kept to the window between two snapshots too
+            self._trim(now)
 
     async def tick(self) -> None:
         await self.poll()
@@ -160,25 +176,46 @@ class Monitor(Component):
     async def poll(self) -> None:
         if self.engine is None or self._polling:
             return
-        self._polling = True
-        now = self.ctx.clock.time()
-        args = {"after_event": self._last_event, "after_status": self._last_status,
-                "status_since": now - STATUS_HORIZON if not self._last_status else 0.0,
-                "since": now - self.params.rate_window, "keep": self.params.keep_events}
-        try:
-            if self.real:
-                view = await asyncio.to_thread(read_storage, self.engine, **args)
-            else:
-                view = read_storage(self.engine, **args)
-        except sa.exc.SQLAlchemyError as exc:  # a view that cannot read says so; it does not crash
-            self.db_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if not self.real:
+            self._read()
             return
+        self._polling = True
+        try:
+            now = self.ctx.clock.time()
+            try:
+                view = await asyncio.to_thread(read_storage, self.engine, **self._args(now))
+            except sa.exc.SQLAlchemyError as exc:  # a view that cannot read says so; it does not crash
+                self._failed(exc)
+                return
+            self._apply_view(view, now)
         finally:
             self._polling = False
+
+    def _args(self, now: float) -> dict[str, Any]:
+        return {"after_event": self._last_event, "after_status": self._last_status,
+                "status_since": now - STATUS_HORIZON if not self._last_status else 0.0,
+                "since": now - self.params.rate_window, "keep": self.params.keep_events}
+
+    def _read(self) -> None:
+        """Read the database on the loop (virtual time)."""
+        if self.engine is None:
+            return
+        now = self.ctx.clock.time()
+        try:
+            view = read_storage(self.engine, **self._args(now))
+        except sa.exc.SQLAlchemyError as exc:
+            self._failed(exc)
+            return
+        self._apply_view(view, now)
+
+    def _failed(self, exc: Exception) -> None:
+        self.db_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+    def _apply_view(self, view: StorageView, now: float) -> None:
         self.db_error = None
         self.polls += 1
+        self._read_at = now
         self.storage_view = view
-        self._stored.append((now, view.stored))
         for event in view.events:
             self._apply(event)
         for status in view.statuses:
@@ -213,20 +250,21 @@ class Monitor(Component):
         start = now - self.params.rate_window
         while self._seen and self._seen[0] < start:
             self._seen.popleft()
-        while len(self._stored) > 1 and self._stored[0][0] < start:
-            self._stored.popleft()
 
     # -- views -------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         now = self.ctx.clock.time()
+        if self.lazy and not self._polling and (self._read_at is None or now - self._read_at >= self.params.refresh):
+            self._read()
         self._trim(now)
         seen_over = min(self.params.rate_window, now - self.started_at)  # a young view has a shorter window
-        stored_rate = None
-        if len(self._stored) > 1 and self._stored[-1][0] > self._stored[0][0]:
-            (t0, n0), (t1, n1) = self._stored[0], self._stored[-1]
-            stored_rate = round((n1 - n0) / (t1 - t0), 2)
-        lag = self.sub.lag() if self.sub is not None else None
         db = self.storage_view
+        stored_rate = None
+        if self.polls and self._read_at is not None:
+            window = min(self.params.rate_window, self._read_at - self.started_at)
+            if window > 0:
+                stored_rate = round((db.latency_ms or {}).get("readings", 0) / window, 2)
+        lag = self.sub.lag() if self.sub is not None else None
         return {
             "produced": self.produced if self.sub is not None else None,
             "produced_per_s": round(len(self._seen) / seen_over, 2) if self.sub is not None and seen_over else None,

@@ -235,8 +235,15 @@ class SensorProcessor(Component):
                 self.ctx.log.warning("%s: %d alerts published but not marked so: %s", self.name, len(marks), exc)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the store; a transient database error is retried by the retry policy. The first
+        attempt goes straight to the store (the policy's machinery cost more than a SQLite write of one
+        reading); once it failed, counted as a retry, the policy's attempts follow with its backoff."""
         store = self.store
         assert store is not None
+        try:
+            return await store.call(fn, *args)
+        except TRANSIENT_DB_ERRORS:
+            self.stats["db_retries"] += 1
         retries = self.retry.stats.retries
         try:
             return await self.retry.acall(self._once, store, fn, *args)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -26,7 +27,16 @@ from sqlalchemy import Connection, Engine
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
 from forge_mms.anomaly.readings import Reading
-from forge_mms.storage.sensor_tables import alerts, reading_rollups, readings, sensors, system_events
+from forge_mms.storage.sensor_tables import (
+    DriverSql,
+    Statements,
+    alerts,
+    reading_rollups,
+    readings,
+    sensors,
+    system_events,
+    upsert,
+)
 
 __all__ = ["SensorStore", "Warm", "minute_of", "recompute_rollups", "upsert"]
 
@@ -39,26 +49,6 @@ def minute_of(ts: float) -> int:
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def upsert(conn: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update``."""
-    name = conn.dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:
-        raise NotImplementedError(f"forge_mms sensor storage: dialect {name!r} is not supported (SQLite, PostgreSQL)")
-    return insert(table)
-
-
-def _least(a: Any, b: Any) -> Any:
-    return sa.case((a < b, a), else_=b)
-
-
-def _greatest(a: Any, b: Any) -> Any:
-    return sa.case((a > b, a), else_=b)
 
 
 @dataclass
@@ -77,6 +67,14 @@ class SensorStore:
         self.offload = offload
         self.processor = processor
         self._lock = asyncio.Lock()
+        self._statements: dict[str, Statements] = {}  # per dialect name: built once, compiled once (cache)
+
+    def _sql(self, conn: Connection) -> Statements:
+        name = conn.dialect.name
+        found = self._statements.get(name)
+        if found is None:
+            found = self._statements[name] = Statements.build(conn)
+        return found
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._lock:
@@ -88,23 +86,32 @@ class SensorStore:
     def write_batch(self, batch: Sequence[Reading], events: Sequence[AlertEvent], stored_at: float) -> set[tuple[str, int]]:
         """Readings, sensors, alerts and rollups in one transaction; the (sensor_id, seq) it inserted."""
         with self._engine().begin() as conn:
-            inserted = self._insert_readings(conn, batch, stored_at)
-            self._upsert_sensors(conn, batch)
-            self._write_alerts(conn, events)
-            self._add_rollups(conn, [r for r in batch if (r.sensor_id, r.seq) in inserted])
+            sql = self._sql(conn)
+            inserted = self._insert_readings(conn, sql, batch, stored_at)
+            self._upsert_sensors(conn, sql, batch)
+            self._write_alerts(conn, sql, events)
+            self._add_rollups(conn, sql, [r for r in batch if (r.sensor_id, r.seq) in inserted])
         return inserted
 
-    def _insert_readings(self, conn: Connection, batch: Sequence[Reading], stored_at: float) -> set[tuple[str, int]]:
+    def _insert_readings(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
+                         stored_at: float) -> set[tuple[str, int]]:
         if not batch:
             return set()
+        ordered = sorted(batch, key=lambda r: (r.sensor_id, r.seq)) if len(batch) > 1 else batch
         rows = [{"sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
-                 "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly}
-                for r in sorted(batch, key=lambda r: (r.sensor_id, r.seq))]
-        stmt = (upsert(conn, readings).on_conflict_do_nothing(index_elements=["sensor_id", "seq"])
-                .returning(readings.c.sensor_id, readings.c.seq))
-        return {(row.sensor_id, int(row.seq)) for row in conn.execute(stmt, rows)}
+                 "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
+        if sql.driver is None:
+            return {(row.sensor_id, int(row.seq)) for row in conn.execute(sql.readings, rows)}
+        driver = sql.driver["readings"]  # SQLite: a row at a time (its executemany drops RETURNING's rows)
+        inserted: set[tuple[str, int]] = set()
+        with _cursor(conn, driver) as cursor:
+            for reading, row in zip(ordered, rows, strict=True):
+                cursor.execute(driver.sql, driver.params(row))
+                if cursor.fetchone() is not None:
+                    inserted.add((reading.sensor_id, reading.seq))
+        return inserted
 
-    def _upsert_sensors(self, conn: Connection, batch: Sequence[Reading]) -> None:
+    def _upsert_sensors(self, conn: Connection, sql: Statements, batch: Sequence[Reading]) -> None:
         seen: dict[str, dict[str, Any]] = {}
         for r in batch:
             row = seen.get(r.sensor_id)
@@ -117,35 +124,22 @@ class SensorStore:
                     row.update(last_seq=r.seq, last_seen=r.ts, kind=r.kind, location=r.location, unit=r.unit)
         if not seen:
             return
-        stmt = upsert(conn, sensors)
-        new, old = stmt.excluded, sensors.c
-        newer = new.last_seq > old.last_seq
-        stmt = stmt.on_conflict_do_update(index_elements=["sensor_id"], set_={
-            "kind": sa.case((newer, new.kind), else_=old.kind),
-            "location": sa.case((newer, new.location), else_=old.location),
-            "unit": sa.case((newer, new.unit), else_=old.unit),
-            "first_seen": _least(new.first_seen, old.first_seen),
-            "last_seen": sa.case((newer, new.last_seen), else_=old.last_seen),
-            "last_seq": _greatest(new.last_seq, old.last_seq)})
-        conn.execute(stmt, [seen[k] for k in sorted(seen)])
+        _execute_many(conn, sql, "sensors", [seen[k] for k in sorted(seen)])
 
-    def _write_alerts(self, conn: Connection, events: Sequence[AlertEvent]) -> None:
+    def _write_alerts(self, conn: Connection, sql: Statements, events: Sequence[AlertEvent]) -> None:
         raised = [{"alert_id": e.alert_id, "sensor_id": e.reading.sensor_id, "rule": e.rule, "type": e.type,
                    "severity": e.severity, "state": "raised", "value": e.verdict.value,
                    "threshold": e.verdict.threshold, "reading_seq": e.reading.seq, "raised_at": e.reading.ts,
                    "cleared_at": None, "cleared_seq": None, "processor": self.processor, "published": None}
                   for e in events if e.state == "raised"]
         if raised:
-            conn.execute(upsert(conn, alerts).on_conflict_do_nothing(index_elements=["alert_id"]),
-                         sorted(raised, key=lambda row: str(row["alert_id"])))
+            conn.execute(sql.raise_alerts, sorted(raised, key=lambda row: str(row["alert_id"])))
         cleared = [{"b_id": e.alert_id, "b_at": e.reading.ts, "b_seq": e.reading.seq}
                    for e in events if e.state == "cleared"]
         if cleared:
-            conn.execute(alerts.update().where(alerts.c.alert_id == sa.bindparam("b_id"), alerts.c.state == "raised")
-                         .values(state="cleared", cleared_at=sa.bindparam("b_at"), cleared_seq=sa.bindparam("b_seq")),
-                         sorted(cleared, key=lambda row: str(row["b_id"])))
+            conn.execute(sql.clear_alerts, sorted(cleared, key=lambda row: str(row["b_id"])))
 
-    def _add_rollups(self, conn: Connection, fresh: Iterable[Reading]) -> None:
+    def _add_rollups(self, conn: Connection, sql: Statements, fresh: Iterable[Reading]) -> None:
         groups: dict[tuple[str, int], list[float]] = defaultdict(list)
         for r in fresh:
             groups[(r.sensor_id, minute_of(r.ts))].append(r.value)
@@ -153,11 +147,7 @@ class SensorStore:
             return
         rows = [{"sensor_id": sid, "minute": minute, "count": len(values), "min": min(values), "max": max(values),
                  "sum": sum(values)} for (sid, minute), values in sorted(groups.items())]
-        stmt = upsert(conn, reading_rollups)
-        new, old = stmt.excluded, reading_rollups.c
-        conn.execute(stmt.on_conflict_do_update(index_elements=["sensor_id", "minute"], set_={
-            "count": old.count + new.count, "sum": old.sum + new.sum,
-            "min": _least(new.min, old.min), "max": _greatest(new.max, old.max)}), rows)
+        _execute_many(conn, sql, "rollups", rows)
 
     def mark_published(self, marks: Sequence[tuple[str, str]]) -> None:
         """Remember which state of each alert is on the bus (``[(alert_id, state)]``)."""
@@ -165,8 +155,7 @@ class SensorStore:
         if not last:
             return
         with self._engine().begin() as conn:
-            conn.execute(alerts.update().where(alerts.c.alert_id == sa.bindparam("b_id")).values(
-                published=sa.bindparam("b_state")), [{"b_id": i, "b_state": last[i]} for i in sorted(last)])
+            conn.execute(self._sql(conn).mark_published, [{"b_id": i, "b_state": last[i]} for i in sorted(last)])
 
     # -- warm-up ------------------------------------------------------------------------------
     def load_warm(self, wanted: dict[str, int]) -> dict[str, Warm]:
@@ -205,6 +194,30 @@ class SensorStore:
     def record_event(self, at: float, kind: str, source: str, detail: dict[str, Any]) -> None:
         with self._engine().begin() as conn:
             conn.execute(system_events.insert().values(at=at, kind=kind, source=source, detail=detail))
+
+
+def _execute_many(conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:
+    """Statement ``name`` of ``sql`` for each row: on the driver's cursor when it has the statement's SQL."""
+    driver = sql.driver[name] if sql.driver is not None else None
+    if driver is None:
+        conn.execute(getattr(sql, name), rows)
+        return
+    with _cursor(conn, driver) as cursor:
+        cursor.executemany(driver.sql, [driver.params(row) for row in rows])
+
+
+@contextmanager
+def _cursor(conn: Connection, driver: DriverSql) -> Iterator[Any]:
+    """A cursor of ``conn``'s DBAPI connection, in its transaction; the driver's errors raised as SQLAlchemy's
+    (``sa.exc.OperationalError`` for a locked or unreachable database, as through ``conn.execute``)."""
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.cursor()
+    try:
+        yield cursor
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(driver.sql, None, exc, dbapi.Error) from exc
+    finally:
+        cursor.close()
 
 
 def _messages(a: Any, kind: str, location: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The sensor monitoring tables as SQLAlchemy Core sees them (created by migration ``mms_0002``).
+"""The sensor monitoring tables as SQLAlchemy Core sees them (created by migration ``mms_0002``), and the
+statements :mod:`forge_mms.storage.sensor_store` writes a batch with, built once per dialect.
 
 Times are epoch seconds (UTC): ``ts``, ``first_seen``, ``last_seen``, ``raised_at`` and ``cleared_at``
 are the readings' own timestamps (event time); ``stored_at`` and ``system_events.at`` the processor's
@@ -7,9 +8,14 @@ clock. Sequence numbers are BIGINT (a simulated sensor's new life starts at epoc
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["alerts", "metadata", "reading_rollups", "readings", "sensors", "system_events"]
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+__all__ = ["DriverSql", "Statements", "alerts", "metadata", "reading_rollups", "readings", "sensors", "system_events",
+           "upsert"]
 
 metadata = sa.MetaData()
 
@@ -78,3 +84,97 @@ reading_rollups = sa.Table(
     sa.Column("max", sa.Float, nullable=False),
     sa.Column("sum", sa.Float, nullable=False),
 )
+
+
+def upsert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise NotImplementedError(f"forge_mms sensor storage: dialect {name!r} is not supported (SQLite, PostgreSQL)")
+    return insert(table)
+
+
+def _least(a: Any, b: Any) -> Any:
+    return sa.case((a < b, a), else_=b)
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    return sa.case((a > b, a), else_=b)
+
+
+@dataclass(frozen=True)
+class DriverSql:
+    """A statement compiled once for the driver's own cursor: its SQL and the order of its parameters.
+
+    Used for SQLite's per-batch statements (readings, sensors, rollups): SQLAlchemy's execution around a
+    statement cost more than SQLite's work on a batch of one reading (the memory bus's batch under a
+    simulation). Only statements whose parameters are all the rows' values qualify (no literal binds)."""
+
+    sql: str
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, stmt: Any, conn: Connection) -> DriverSql | None:
+        compiled = stmt.compile(dialect=conn.dialect)
+        keys = tuple(compiled.positiontup or ())
+        if not compiled.positional or set(compiled.params) != set(keys) \
+                or any(value is not None for value in compiled.params.values()):
+            return None
+        return cls(compiled.string, keys)
+
+    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[key] for key in self.keys)
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The batch's statements for one dialect, built once: SQLAlchemy compiles each once (its cache key is
+    computed from the same objects) instead of building the ON CONFLICT clauses for every transaction.
+    ``driver``: on SQLite, the readings, sensors and rollups statements for the driver's cursor."""
+
+    readings: Any
+    sensors: Any
+    raise_alerts: Any
+    clear_alerts: Any
+    rollups: Any
+    mark_published: Any
+    driver: dict[str, DriverSql] | None = None
+
+    @classmethod
+    def build(cls, conn: Connection) -> Statements:
+        reading_rows = (upsert(conn, readings).on_conflict_do_nothing(index_elements=["sensor_id", "seq"])
+                        .returning(readings.c.sensor_id, readings.c.seq))
+        stmt = upsert(conn, sensors)
+        new, old = stmt.excluded, sensors.c
+        newer = new.last_seq > old.last_seq
+        sensor_rows = stmt.on_conflict_do_update(index_elements=["sensor_id"], set_={
+            "kind": sa.case((newer, new.kind), else_=old.kind),
+            "location": sa.case((newer, new.location), else_=old.location),
+            "unit": sa.case((newer, new.unit), else_=old.unit),
+            "first_seen": _least(new.first_seen, old.first_seen),
+            "last_seen": sa.case((newer, new.last_seen), else_=old.last_seen),
+            "last_seq": _greatest(new.last_seq, old.last_seq)})
+        stmt = upsert(conn, reading_rollups)
+        new, old = stmt.excluded, reading_rollups.c
+        rollup_rows = stmt.on_conflict_do_update(index_elements=["sensor_id", "minute"], set_={
+            "count": old.count + new.count, "sum": old.sum + new.sum,
+            "min": _least(new.min, old.min), "max": _greatest(new.max, old.max)})
+        driver = None
+        if conn.dialect.name == "sqlite":
+            compiled = {name: DriverSql.of(stmt, conn) for name, stmt in
+                        (("readings", reading_rows), ("sensors", sensor_rows), ("rollups", rollup_rows))}
+            if all(compiled.values()):
+                driver = {name: sql for name, sql in compiled.items() if sql is not None}
+        return cls(
+            readings=reading_rows, sensors=sensor_rows,
+            raise_alerts=upsert(conn, alerts).on_conflict_do_nothing(index_elements=["alert_id"]),
+            clear_alerts=alerts.update().where(alerts.c.alert_id == sa.bindparam("b_id"), alerts.c.state == "raised")
+            .values(state="cleared", cleared_at=sa.bindparam("b_at"), cleared_seq=sa.bindparam("b_seq")),
+            rollups=rollup_rows,
+            mark_published=alerts.update().where(alerts.c.alert_id == sa.bindparam("b_id")).values(
+                published=sa.bindparam("b_state")),
+            driver=driver)
