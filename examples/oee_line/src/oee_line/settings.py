@@ -43,6 +43,10 @@ class HistorianParams(Settings):
     fault_metric: str = Field("FaultCode", description="the metric carried into a state event's payload")
     percentile_every: float = Field(10.0, gt=0, description="seconds between p50/p95 refreshes of touched buckets")
     retention_every: float = Field(3600.0, gt=0, description="seconds between retention sweeps")
+    commit_every: float = Field(0.0, ge=0, description="seconds of plant time what arrives is held and then "
+                                                       "written in one transaction (0: each delivery at once; "
+                                                       "a simulated day sets it: a transaction per sample was "
+                                                       "most of its CPU)")
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 

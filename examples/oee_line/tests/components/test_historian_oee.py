@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from forge_opcua.settings import MachineTiming
 from oee_line.components.historian import Historian
 from oee_line.components.oee import OeeCalculator, compute_window
@@ -76,3 +77,58 @@ def test_the_historian_stores_each_sample_once_and_rolls_up(plant: TestPlant) ->
     assert historian.report()["stored"] == rows == one_minute
     assert rows <= numeric  # a birth and a change at the same millisecond are one sample
     assert states == 1 + sum(models["M1"].totals.stops.values()) * 2 - (models["M1"].state != "running")
+
+
+def _held_plant(tmp_path: Path) -> TestPlant:
+    """The plant with the historian holding what arrives for 10 s of plant time (the chaos profile's setting)."""
+    doc = yaml.safe_load((PLANT / "plant.yaml").read_text())
+    doc["components"]["historian"]["params"] = {"commit_every": 10}
+    (tmp_path / "plant.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return TestPlant(tmp_path, only=["historian"], env={"OEE_DB_URL": f"sqlite:///{tmp_path}/oee.db"})
+
+
+def _stored(historian: Historian) -> int:
+    with historian.store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(telemetry)).scalar() or 0)
+
+
+def test_commit_every_holds_what_arrives_and_writes_it_in_one_transaction(tmp_path: Path) -> None:
+    models = machines({"M1": 2.0}, seed=9)
+    bodies = [body for _, body in host_messages(models, 120.0)]
+    with _held_plant(tmp_path) as plant:
+        historian = plant.component("historian")
+        assert isinstance(historian, Historian)
+        writes: list[int] = []
+        write = historian.store.write
+        historian.store.write = lambda samples, states=(): writes.append(len(samples)) or write(samples, states)  # type: ignore[method-assign]
+        for body in bodies + bodies[:20]:  # with a replay of the first 20
+            plant.publish("sparkplug/data/line1/edge-1/M1", "sparkplug.metrics", body)
+        plant.run_until(lambda: historian.report()["messages"] == len(bodies) + 20, timeout=5)
+        assert _stored(historian) == 0 and len(historian.held) == len(bodies) + 20  # held, not yet written
+        plant.advance(10.5)
+        assert len(writes) == 1 and historian.held == []  # one transaction for all of them
+        numeric = {(x["name"], x["timestamp"]) for b in bodies for x in b["metrics"] if x["name"] != "State"}
+        assert _stored(historian) == historian.report()["stored"] == len(numeric)
+        plant.publish("sparkplug/data/line1/edge-1/M1", "sparkplug.metrics", bodies[-1])
+    assert len(writes) == 2  # what was held at stop was written
+
+
+def test_a_failed_commit_dead_letters_every_message_it_held(tmp_path: Path) -> None:
+    models = machines({"M1": 2.0}, seed=9)
+    bodies = [body for _, body in host_messages(models, 60.0)]
+    with _held_plant(tmp_path) as plant:
+        historian = plant.component("historian")
+        assert isinstance(historian, Historian)
+
+        def broken(samples: object, states: object = ()) -> int:
+            raise RuntimeError("disk full")
+
+        historian.store.write = broken  # type: ignore[assignment,method-assign]
+        for body in bodies:
+            plant.publish("sparkplug/data/line1/edge-1/M1", "sparkplug.metrics", body)
+        plant.run_until(lambda: historian.report()["messages"] == len(bodies), timeout=5)
+        plant.advance(10.5)
+        letters = [d for d in plant.dead_letters if d.component == "historian"]
+        assert len(letters) == len(bodies) == historian.report()["errors"]
+        assert [d.envelope.payload for d in letters if d.envelope is not None] == bodies
+        assert "disk full" in letters[0].detail

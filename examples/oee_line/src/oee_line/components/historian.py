@@ -4,6 +4,10 @@ Every ``sparkplug.metrics`` (births and DATA, live or historical) of a device be
 that machine at the metrics' own timestamps; numeric and boolean values go to ``telemetry``, the
 state metric to ``events``. A batch is one transaction (``TimeSeriesStore.write``), run in a worker
 thread; samples already stored (a birth repeating the last values, a replay) are not stored again.
+
+``commit_every`` > 0 (the chaos profile's simulated day): what arrives is kept and written together
+every that many seconds of plant time, in arrival order, one transaction (and at stop); a write that
+fails dead-letters every message it held, as a failed batch does. 0 (the default): each delivery at once.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from forge_core import Check, Component, Envelope, Subscribes
+from forge_core import Check, Component, DeadLetter, Envelope, Subscribes
+from forge_core import dead_letters as dl
 from oee_line.oee import StateChange
 from oee_line.settings import HistorianParams
 from oee_line.storage.store import Retention, Sample, TimeSeriesStore
@@ -39,6 +44,11 @@ class Historian(Component):
         self.lock = asyncio.Lock()
         # a worker thread under the real clock; inline under virtual time (no threads: a seed replays the run)
         self.offload = not getattr(self.ctx.clock, "is_virtual", False)
+        #: held for the next commit (``commit_every`` > 0): the messages, their samples and state changes
+        self.held: list[Envelope] = []
+        self.held_samples: list[Sample] = []
+        self.held_states: list[tuple[str, StateChange]] = []
+        self._commit: asyncio.Task[None] | None = None
         for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.on_metrics, types=["sparkplug.metrics"], batch=True)
         self.ctx.every(self.params.percentile_every, self._percentiles, name="percentiles")
@@ -76,11 +86,49 @@ class Historian(Component):
             states += changes
         if not samples and not states:
             return
+        if self.params.commit_every > 0:
+            self.held += batch
+            self.held_samples += samples
+            self.held_states += states
+            if self._commit is None:
+                self._commit = self.ctx.spawn(self._commit_later(), name="commit")
+            return
+        await self._write(samples, states)
+
+    async def _write(self, samples: list[Sample], states: list[tuple[str, StateChange]]) -> None:
         async with self.lock:  # one writer: rollup upserts of one bucket never race each other
             stored = await self._call(self.store.write, samples, states)
         self.stats["samples"] += len(samples)
         self.stats["stored"] += stored
         self.stats["states"] += len(states)
+
+    async def _commit_later(self) -> None:
+        await self.ctx.clock.sleep(self.params.commit_every)
+        self._commit = None
+        await self.commit()
+
+    async def commit(self) -> None:
+        """Write what is held in one transaction; if that fails, every message held is dead-lettered."""
+        held, samples, states = self.held, self.held_samples, self.held_states
+        self.held, self.held_samples, self.held_states = [], [], []
+        if not held:
+            return
+        try:
+            await self._write(samples, states)
+        except Exception as exc:  # as the bus does with a failed batch: nothing held is lost
+            self.stats["errors"] += len(held)
+            self.ctx.log.error("historian: commit of %d messages failed, dead-lettered: %s", len(held), exc)
+            now = self.ctx.clock.time()
+            for envelope in held:
+                self.ctx.bus.dead_letters.put(DeadLetter(
+                    dl.HANDLER_ERROR, f"{type(exc).__name__}: {exc} (commit of {len(held)})", envelope.topic,
+                    str(self.ctx.transport or ""), now, [], self.name, envelope))
+
+    async def stop(self) -> None:
+        if self._commit is not None:
+            self._commit.cancel()
+            self._commit = None
+        await self.commit()
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args) if self.offload else fn(*args)
