@@ -242,3 +242,34 @@ def test_memory_state_store_keeps_a_json_copy_as_the_sql_store_would() -> None:
             await store.save("plan", {}, epoch=0)
 
     asyncio.run(main())
+
+
+def test_memory_backend_calls_run_without_a_timeout(vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory backend answers at once: campaigns and renewals set no timeout timer; a subclass
+    (which may wait, as HangingBackend does) gets its timeout back."""
+    from forge_core.tactics.leader import elector as elector_module
+
+    timeouts: list[float] = []
+    real_timeout = asyncio.timeout
+
+    def counting_timeout(delay: float | None):
+        timeouts.append(delay or 0.0)
+        return real_timeout(delay)
+
+    monkeypatch.setattr(elector_module.asyncio, "timeout", counting_timeout)
+    rec = Recorder(vclock)
+    backend = MemoryLeaseBackend()
+    a, b = rec.elector(backend, "a"), rec.elector(backend, "b")
+
+    async def main(*electors: LeaderElector) -> None:
+        tasks = [asyncio.ensure_future(e.run()) for e in electors]
+        await asyncio.sleep(5.0)
+        for task in tasks:
+            task.cancel()
+
+    vclock.run(main(a, b))
+    assert a.is_leader or b.is_leader or rec.events  # someone was elected and renewed meanwhile
+    assert [k for _, k, _, _ in rec.events].count("elected") == 1
+    assert timeouts == []
+    vclock.run(main(rec.elector(HangingBackend(), "c")))
+    assert timeouts  # the subclass's calls are bounded again

@@ -12,6 +12,10 @@ __all__ = ["MemoryLeaseBackend"]
 class MemoryLeaseBackend:
     """Leases in a dict: for one process, tests and virtual-time simulations."""
 
+    #: every call returns without suspending: the elector sets no timeout around it (read from this
+    #: class only, so a subclass that may wait gets its timeout back)
+    answers_at_once = True
+
     def __init__(self, *, history: int = GRANT_HISTORY) -> None:
         # name -> (holder or None, epoch, expires_at). The epoch survives release and expiry.
         self._leases: dict[str, tuple[str | None, int, float]] = {}
