@@ -75,3 +75,18 @@ def test_the_history_keeps_its_horizon_only():
         history.add("f", float(t), body(t=float(t)))
     assert [b.at for b in history.beats("f", 100, 19.0)] == [14.0, 15.0, 16.0, 17.0, 18.0, 19.0]
     assert history.last("f").timestamp == 19.0 and history.factories() == ["f"]
+
+
+def test_expires_by_tells_whether_advance_would_drop_a_beat():
+    history = BeatHistory(300, late_after=1.5)
+    window = history.window("f", 5.0, 0.0)
+    assert not window.expires_by(100.0), "an empty window has nothing to drop"
+    for at in (1.0, 2.0, 3.0):
+        history.add("f", at, {"timestamp": at, "metrics": {}})
+    assert not window.expires_by(6.0)  # 1.0 is not before 6.0 - 5.0
+    assert window.expires_by(6.5)
+    version = window.version
+    window.advance(6.0)
+    assert window.version == version and len(window) == 3
+    window.advance(6.5)
+    assert window.version != version and len(window) == 2 and not window.expires_by(6.5)

@@ -102,3 +102,37 @@ def test_a_failing_beat_breaks_the_recovery_streak():
         beat(15.0 + k)
     assert detector.status("f") is Status.DOWN
     assert beat(19.0).new is Status.UP
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_evaluate_skips_the_pass_only_when_no_verdict_can_come(seed):
+    """The check's fast path (no pass over the factories before the oldest last beat is older than the
+    shorter silence rule) gives exactly the verdicts of asking the monitor on every check: factories
+    beating, going silent, late, erroring, restored UP or DOWN, beats out of order; checks mostly 0.25 s
+    apart (so exactly on the 1.5 s and 3 s edges), sometimes 1e-10 s apart."""
+    import random
+
+    rng = random.Random(seed)
+    fast, _, _ = setup()
+    slow, _, _ = setup()
+    histories = {d: BeatHistory(300, late_after=d.late_after) for d in (fast, slow)}
+    fast.restore("r-up", "UP", 0.0)
+    slow.restore("r-up", "UP", 0.0)
+    fast.restore("r-down", "DOWN", 0.0)
+    slow.restore("r-down", "DOWN", 0.0)
+    errors = dict.fromkeys("abcd", 0.0)
+    now, verdicts = 0.0, 0
+    for _ in range(1500):
+        now += rng.choice([0.25, 0.25, 0.25, 0.1, 1e-10, 0.5])
+        for factory in "abcd":
+            if rng.random() < (0.05 if factory == "d" else 0.25):
+                errors[factory] += rng.random() < 0.1
+                at = now - (rng.random() * 2 if rng.random() < 0.05 else 0.0)  # now and then a reordered beat
+                payload = {"timestamp": at, "metrics": {"errors": errors[factory]}}
+                seen = [d.observe(histories[d].add(factory, at, payload)) for d in (fast, slow)]
+                assert seen[0] == seen[1]
+        got, want = fast.evaluate(now), slow.monitor.evaluate(now)  # 0.25 s steps land on the rules' edges
+        assert got == want, (seed, now)
+        verdicts += len(got)
+        assert fast.statuses() == slow.statuses()
+    assert verdicts > 0

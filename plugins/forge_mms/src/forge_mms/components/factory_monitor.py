@@ -156,7 +156,12 @@ class FactoryMonitor(Component):
             for change in self.faults.evaluate(self.guard.judged_at(now)):
                 await self._changed(change)
         statuses = self.faults.statuses()
+        risks, lower_since = self.risks, self._lower_since
         for factory in statuses:
+            last = self._assessed.get(factory)
+            if (last is not None and last[1] == last[0].version and not last[0].expires_by(now)
+                    and factory not in lower_since and risks.get(factory) is last[2].risk):
+                continue  # the same beats as the last check judged, whose verdict stands: nothing to do
             window = self.history.window(factory, self.risk_window, now)
             last = self._assessed.get(factory)
             if last is not None and last[0] is window and last[1] == window.version:

@@ -240,6 +240,11 @@ class BeatWindow(Sequence[Beat]):
                 if fit.removed >= max(len(beats), 64):
                     fit.rebuild(beats)
 
+    def expires_by(self, now: float) -> bool:
+        """Whether :meth:`advance` to ``now`` would drop a beat (the oldest arrived before ``now - length``)."""
+        beats = self._beats
+        return bool(beats) and beats[0].at < now - self.length
+
     @property
     def error_rate(self) -> float:
         """Failed beats / beats (0 without beats): what :func:`error_rate` gives for these beats."""
