@@ -333,6 +333,8 @@ def _build(
         storage=StorageSpec(
             url=storage.get("url", DEFAULT_STORAGE_URL.replace("{plant_dir}", str(plant_dir))),
             migrate_on_start=storage.get("migrate_on_start", True),
+            pool_size=storage.get("pool_size"),
+            prepared_statements=storage.get("prepared_statements", True),
         ),
         telemetry=TelemetrySpec(
             traces_exporter=traces.get("exporter", "none"),

@@ -128,6 +128,22 @@ class RouteSpec:
 class StorageSpec:
     url: str
     migrate_on_start: bool = True
+    #: the most connections the plant's engine opens: a pool of this many, no overflow, and a checkout waits for
+    #: a free one (30 s at most). None: SQLAlchemy's pool (5, and 10 more on demand). 1 serializes every use of
+    #: storage, which a server with a single session needs (``scripts/timescale``'s test server).
+    pool_size: int | None = None
+    #: False: psycopg prepares no statements (a server whose session outlives a client's connection, or a
+    #: transaction-pooling PgBouncer, would find the names taken). PostgreSQL only.
+    prepared_statements: bool = True
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """``create_engine_from_url`` arguments for ``pool_size`` and ``prepared_statements``."""
+        kwargs: dict[str, Any] = {}
+        if self.pool_size is not None:
+            kwargs |= {"pool_size": self.pool_size, "max_overflow": 0}
+        if not self.prepared_statements and self.url.startswith("postgres"):
+            kwargs["connect_args"] = {"prepare_threshold": None}
+        return kwargs
 
 
 @dataclass

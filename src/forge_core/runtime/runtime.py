@@ -128,7 +128,8 @@ class Runtime:
             from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
             from forge_core.storage.engine import commit_without_fsync
 
-            engine = create_engine_from_url(self.manifest.storage.url, plant_dir=self.manifest.plant_dir)
+            engine = create_engine_from_url(self.manifest.storage.url, plant_dir=self.manifest.plant_dir,
+                                            **self.manifest.storage.engine_kwargs())
             if self.clock_is_virtual and engine.dialect.name == "sqlite":
                 commit_without_fsync(engine)
             if self.manifest.storage.migrate_on_start:

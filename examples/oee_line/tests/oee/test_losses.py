@@ -61,6 +61,16 @@ def test_a_counter_reset_is_a_plc_restart_not_negative_parts() -> None:
     assert w.losses.startup_reject_count == 2  # made right after the restart
 
 
+def test_a_good_count_stored_before_its_total_counts_once_the_total_is_there() -> None:
+    # GoodCount 10 -> 11 is stored, its part's TotalCount 10 -> 11 not yet (a separate message): no error
+    running = [StateChange(0.0, "running")]
+    early = machine_window(running, [CounterSample(0.0, 10, 10), CounterSample(5.0, 11, 10)], 1.0, 0.0, 60.0)
+    assert (early.figures.total, early.figures.good) == (0, 0)
+    assert (early.losses.production_reject_count, early.losses.startup_reject_count) == (0, 0)
+    later = machine_window(running, [CounterSample(0.0, 10, 10), CounterSample(5.0, 11, 11)], 1.0, 0.0, 60.0)
+    assert (later.figures.total, later.figures.good) == (1, 1)
+
+
 def test_planned_stops_and_missing_data_are_not_planned_production_time() -> None:
     states = [StateChange(200, "running")]
     w = machine_window(states, [], 1.0, 0, 1000, planned_stops=[(500, 600)])

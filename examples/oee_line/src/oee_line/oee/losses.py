@@ -191,14 +191,16 @@ def machine_window(states: Sequence[StateChange], counters: Sequence[CounterSamp
     for event in deltas.events:  # in time order: a reset's restart applies to it and what follows
         if event.reset:
             restarts.append(event.ts - (event.d_total * ideal_cycle_time))  # parts since the restart: startup
-        bad = event.d_total - event.d_good
-        if not bad or not start <= event.ts < end:
+        bad = event.d_total - event.d_good  # < 0 only between a part's GoodCount and its TotalCount (below)
+        if bad <= 0 or not start <= event.ts < end:
             continue
         if any(r <= event.ts < r + settings.startup_window for r in restarts):
             start_bad += bad
         else:
             prod_bad += bad
-    total, good = deltas.total, deltas.good
+    # GoodCount and TotalCount are separate samples, often separate messages: a window read between a part's
+    # GoodCount and its TotalCount sees more good parts than parts; such a part counts once its total is stored
+    total, good = deltas.total, min(deltas.good, deltas.total)
     run = seconds["running"]
     figures = compute(planned - no_data, run, ideal_cycle_time, total, good)
     losses = SixBigLosses(breakdowns=breakdowns, setup_adjustments=seconds["setup"], small_stops=small,
