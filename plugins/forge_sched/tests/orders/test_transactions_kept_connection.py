@@ -90,3 +90,28 @@ def test_the_probe_and_the_relay_read_what_other_connections_committed(kept):
     assert asyncio.run(outbox.relay(engine, publish, connect=tx.connect)) == 1
     assert sent == [("orders/created", "x1")] and service.probe() == (True, False)
     assert engine.pool.checkedout() == 1
+
+
+def test_a_replica_that_does_not_lead_probes_the_outbox_alone(sqlite_template, tmp_path, clock):
+    from forge_core.tactics import NotLeader
+
+    engine = sqlite_engine(sqlite_template, tmp_path)
+    leading = [False]
+
+    def epoch() -> int:
+        if not leading[0]:
+            raise NotLeader("a shadow")
+        return 1
+
+    tx = Transactor(engine, RetryPolicy(max_attempts=3, initial=0.001, retry_on=(Conflict,), seed=1))
+    service = OrderService(tx, topics=Topics("f/{factory_id}/o", "f/{factory_id}/r"), created_topic="orders/created",
+                           now=clock.time, new_id=lambda: "o1", default_capacity=2, leader_epoch=epoch)
+    with engine.begin() as other:  # a pending order and a queued message, stored by another replica
+        other.execute(orders.insert().values(id="x1", product_type="w", quantity=1, deadline=DEADLINE,
+                                             status="pending", progress=0.0, completions=0,
+                                             created_at=DEADLINE, updated_at=DEADLINE))
+        outbox.put(other, "orders/created", "sched.order_created", {"orderId": "x1"}, key="x1")
+    assert service.probe() == (False, True), "a shadow would not place the order: it is not asked about it"
+    leading[0] = True
+    assert service.probe() == (True, True)
+    engine.dispose()

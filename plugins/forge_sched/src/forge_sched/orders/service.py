@@ -199,13 +199,20 @@ class OrderService:
     def probe(self) -> tuple[bool, bool]:
         """(pending orders exist, outbox messages are queued), in one read outside any write
         transaction: the periodic pass runs its fenced transaction or relay only when there is work,
-        and that transaction reads the pending orders again itself."""
+        and that transaction reads the pending orders again itself. A replica that does not lead
+        (``leader_epoch`` raises NotLeader) places no orders: it reads the outbox alone and gets
+        False for pending (the pending test scans the orders)."""
+        try:
+            self.leader_epoch()
+            statement = st.PROBE
+        except NotLeader:
+            statement = st.PROBE_QUEUED
         kept = self.tx.raw()
         raw = self.tx.engine.raw_connection() if kept is None else kept
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(st.PROBE)
+                cursor.execute(statement)
                 row = cursor.fetchone()  # always one row: two EXISTS
                 pending, queued = (row[0], row[1]) if row is not None else (False, False)
             finally:
