@@ -24,7 +24,9 @@ from forge_core.errors import ForgeError
 from forge_core.manifest.ports import port_for
 from forge_core.messages.deadletter import DeadLetterChannel
 from forge_core.messages.envelope import IdGenerator
+from forge_core.runtime.engine import open_engine
 from forge_core.runtime.health import HealthServer
+from forge_core.runtime.instrumentation import make_telemetry
 from forge_core.runtime.selection import select_components, selected_instances
 from forge_core.runtime.summary import RunSummary, collect_reports
 from forge_core.runtime.supervisor import RestartPolicy, Supervisor
@@ -125,16 +127,7 @@ class Runtime:
     def storage(self) -> Engine:
         """The plant's engine, created (and migrated, if the manifest asks) on first use."""
         if self._engine is None:
-            from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
-            from forge_core.storage.engine import commit_without_fsync
-
-            engine = create_engine_from_url(self.manifest.storage.url, plant_dir=self.manifest.plant_dir,
-                                            **self.manifest.storage.engine_kwargs())
-            if self.clock_is_virtual and engine.dialect.name == "sqlite":
-                commit_without_fsync(engine)
-            if self.manifest.storage.migrate_on_start:
-                upgrade(engine, self.plugins.collect_migrations(MigrationRegistry(include_core=False)))
-            self._engine = engine
+            self._engine = open_engine(self.manifest, self.plugins, virtual=self.clock_is_virtual)
         return self._engine
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -221,22 +214,8 @@ class Runtime:
         return bool(getattr(self.clock, "is_virtual", False))
 
     def _make_telemetry(self) -> Telemetry | None:
-        spec, metrics = self.manifest.telemetry, self.manifest.runtime.metrics
-        if spec.traces_exporter == "none" and spec.metrics_exporter == "none" and not metrics.enabled:
-            return None
-        from forge_core.telemetry import Telemetry
-
-        if metrics.enabled:
-            from forge_core.runtime.metrics import PlantMetrics
-
-            self.metrics = PlantMetrics.for_settings(metrics)
-        return Telemetry.from_settings(
-            traces_exporter=spec.traces_exporter, traces_endpoint=spec.traces_endpoint,
-            metrics_exporter=spec.metrics_exporter, metrics_endpoint=spec.metrics_endpoint,
-            metrics_interval=spec.metrics_interval, service_name=f"forge.{self.manifest.name}",
-            extra_readers=[self.metrics.reader] if self.metrics is not None else [],
-            instrument_handlers=metrics.enabled and metrics.handler_latency,
-        )
+        telemetry, self.metrics = make_telemetry(self.manifest)
+        return telemetry
 
     async def _connect_transports(self) -> None:
         context = TransportContext(self.clock, self.manifest.plant_dir, self.manifest.name, self.seed,
