@@ -26,7 +26,7 @@ from forge_sched.orders.plain import Plain, execute, execute_many, stamp
 from forge_sched.orders.planner import FactoryLoad
 from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders, to_utc
 
-__all__ = ["ASSIGNED", "REVOKED", "Change", "Held", "NewRow", "Topics", "Writer", "iso"]
+__all__ = ["ASSIGNED", "HELD_TABLE", "REVOKED", "Change", "Held", "NewRow", "Topics", "Writer", "iso"]
 
 ASSIGNED = "sched.order_assigned"
 REVOKED = "sched.order_revoked"
@@ -41,10 +41,11 @@ _ASSIGN = Plain(f"UPDATE {orders.name} SET status = 'assigned', factory_id = :fa
 _HOLD = Plain(f"INSERT INTO {assignments.name} (order_id, factory_id, assigned_at, epoch) "
               "VALUES (:order, :factory, :at, :epoch)")
 # The reads of every pass, built once too; the loads (every placement reads them) in plain SQL.
-_IN_HELD = ", ".join(f"'{s}'" for s in UNFINISHED)
-P_HELD_COUNTS = Plain(f"SELECT factory_id, count(*) FROM {orders.name} WHERE status IN ({_IN_HELD}) "
-                      "GROUP BY factory_id")
-P_FACTORIES = Plain(f"SELECT id, capacity, status FROM {factories.name}")
+#: The held counts are kept by the database (migration sched_0003's triggers on orders, in the
+#: transaction of each change), so reading them costs the same however many orders are held.
+HELD_TABLE = "sched_factory_held"
+P_LOADS = Plain(f"SELECT f.id, f.capacity, f.status, coalesce(h.held, 0) FROM {factories.name} f "
+                f"LEFT JOIN {HELD_TABLE} h ON h.factory_id = f.id")
 _HELD = sa.select(orders).where(orders.c.factory_id == sa.bindparam("b_factory"),
                                 orders.c.status.in_(sa.bindparam("b_statuses", expanding=True))).order_by(
     orders.c.deadline.desc(), orders.c.id.desc())
@@ -111,9 +112,8 @@ class Writer:
 
     def loads(self) -> dict[str, FactoryLoad]:
         """Every factory with the orders it holds now."""
-        held: dict[str, int] = {fid: int(n) for fid, n in execute(self.conn, P_HELD_COUNTS).fetchall()}
-        return {fid: FactoryLoad(fid, capacity, status, held.get(fid, 0))
-                for fid, capacity, status in execute(self.conn, P_FACTORIES).fetchall()}
+        return {fid: FactoryLoad(fid, capacity, status, int(held))
+                for fid, capacity, status, held in execute(self.conn, P_LOADS).fetchall()}
 
     def held(self, factory_id: str, statuses: tuple[str, ...] = UNFINISHED) -> list[Any]:
         """The orders ``factory_id`` holds in ``statuses``, latest deadline first (they move first)."""
