@@ -1,7 +1,11 @@
 """The distributed Industry 4.0 plant end to end: real Mosquitto, Kafka and PostgreSQL; every component
 instance its own OS process (``--profile distributed``); chaos in the parent stops, degrades and
 flaps factories and SIGKILLs the MMS leader and the PMS leader, reviving them 8-16 s later; the test
-SIGKILLs the ERP link's process twice (the parent restarts it).
+SIGKILLs each ERP process mid-exchange (the parent restarts it): the ERP link twice, the HTTP inbox
+just before a schedule is POSTed to it, the drop folder's process twice (once while a file may be
+being picked up, once leaving a claimed file in ``processing/``, as a kill between claim and import
+does) and the exporter while the ERP's orders complete. Chaos does not kill these: each runs as one
+instance, and chaos kills only a replica whose service another live replica carries on.
 
 While it runs, the test is a user without Forge: a plain MQTT client beats as ``factory/9``, curl
 posts and reads orders, a ten-line grpcio client reports statuses, and each edge gets bad input
@@ -51,8 +55,14 @@ PASS = 1.0        # the verdict's scheduling pass
 SLACK = 5.0       # MQTT -> bridge -> Kafka -> MMS, gRPC, the transaction, on a loaded 2-core box (load 7-13)
 FAILOVER = 12.0   # a killed MMS/PMS leader: lease ttl 5 s, then the successor's election and first check
 ERP = {"first_after": 20.0, "min_interval": 6.0, "max_interval": 12.0,   # the simulated ERP, busier than a day's
-       "min_quantity": 1, "max_quantity": 20}
-USER_REQUESTS = {"PS-USER-1": [("PR-U1", 2), ("PR-U2", 3)], "PS-USER-2": [("PR-U3", 2)]}  # the test's own schedules
+       "min_quantity": 1, "max_quantity": 20,
+       # patient enough for the HTTP inbox's restart (killed by the test; a new process took 10 s to
+       # listen at load 15, and 5 tries 2 s apart gave up on a schedule the ERP then counted as refused)
+       "http_attempts": 30, "http_retry_after": 2.0}
+USER_REQUESTS = {"PS-USER-1": [("PR-U1", 2), ("PR-U2", 3)], "PS-USER-2": [("PR-U3", 2)],  # the test's own schedules
+                 "PS-USER-3": [("PR-U4", 2)],                   # POSTed as erp_http is killed
+                 "PS-USER-4": [("PR-U5", 1), ("PR-U6", 2)],     # dropped, erp_inbox killed while it picks it up
+                 "PS-USER-5": [("PR-U7", 1)]}                   # left claimed in processing/ by a killed erp_inbox
 CHAOS = {"enabled": True, "min_interval": 8.0, "max_interval": 14.0, "min_outage": 8.0, "max_outage": 16.0,
          "weights": {"stop": 3.0, "degraded": 1.0, "flapping": 1.0, "kill_mms": 1.5, "kill_pms": 1.5}}
 PLAIN_CLIENT = '''
@@ -154,6 +164,11 @@ class User:
     erp_posted: tuple[int, Any] | None = None                          # curl POST /b2mml/schedule
     erp_bad_post: tuple[int, Any] | None = None                        # ... of a malformed schedule
     erp_link_kills: int = 0
+    erp_http_kills: int = 0
+    erp_http_tries: list[tuple[int, Any]] = field(default_factory=list)  # POST PS-USER-3 while erp_http restarts
+    erp_inbox_kills: int = 0
+    erp_exporter_kills: int = 0
+    erp_exporter_killed_at: float = 0.0
     errors: list[str] = field(default_factory=list)
 
 
@@ -265,18 +280,39 @@ def erp_calls(plant: Path, user: User, stop: threading.Event, t0: float) -> None
     url = f"{user.erp_url}/b2mml/schedule"
     xml = ["-X", "POST", "-H", "Content-Type: application/xml", "--data-binary"]
 
-    def post(data: bytes, name: str) -> tuple[int, Any]:
+    def post(data: bytes, name: str, tries: list[tuple[int, Any]] | None = None) -> tuple[int, Any]:
         (plant / name).write_bytes(data)
         answer: tuple[int, Any] = (0, "")
-        for _ in range(10):  # the inbox's process may still be starting
+        for _ in range(15):  # the inbox's process may still be starting (or restarting: killed)
             answer = curl(*xml, f"@{plant / name}", url)
+            if tries is not None:
+                tries.append(answer)
             if answer[0]:
                 break
-            time.sleep(2)
+            time.sleep(1)
         return answer
 
     def kill_link() -> None:
         user.erp_link_kills += kill_process(plant, "erp_link")
+
+    def kill_http_then_post() -> None:  # an ERP posting while the inbox is down retries until it answers
+        user.erp_http_kills += kill_process(plant, "erp_http")
+        post(schedule("PS-USER-3"), "user-3.xml", user.erp_http_tries)
+
+    def kill_inbox() -> None:
+        user.erp_inbox_kills += kill_process(plant, "erp_inbox")
+
+    def kill_inbox_leaving_a_claim() -> None:  # what a kill between the claim (os.replace) and the import leaves
+        if kill_process(plant, "erp_inbox"):
+            user.erp_inbox_kills += 1
+            claimed = plant / "inbox" / "processing"
+            claimed.mkdir(parents=True, exist_ok=True)
+            (claimed / ".user-5.xml.part").write_bytes(schedule("PS-USER-5"))
+            os.replace(claimed / ".user-5.xml.part", claimed / "user-5.xml")
+
+    def kill_exporter() -> None:
+        user.erp_exporter_killed_at = time.time()
+        user.erp_exporter_kills += kill_process(plant, "erp_exporter")
 
     steps: list[tuple[float, Callable[[], Any]]] = [
         (2, lambda: drop(plant, "user-schedule.xml", schedule("PS-USER-1"))),
@@ -284,8 +320,13 @@ def erp_calls(plant: Path, user: User, stop: threading.Event, t0: float) -> None
         (7, lambda: setattr(user, "erp_posted", post(schedule("PS-USER-2"), "user-2.xml"))),
         (9, lambda: setattr(user, "erp_bad_post", post(schedule("PS-USER-BAD", bad=True), "user-bad-post.xml"))),
         (11, lambda: drop(plant, "user-bad.xml", schedule("PS-USER-BAD", bad=True))),
+        (15, kill_http_then_post),
+        (24, lambda: drop(plant, "user-4.xml", schedule("PS-USER-4"))),
+        (26.5, kill_inbox),  # the inbox polls every 5 s (and at its start): it may be picking user-4 up
+        (34, kill_inbox_leaving_a_claim),
         (40, kill_link),
         (55, lambda: drop(plant, "user-again.xml", schedule("PS-USER-1"))),
+        (62, kill_exporter),  # the ERP's orders complete all along: exports are due around it
     ]
     try:
         for at, call in steps:
@@ -431,6 +472,7 @@ def test_the_plant_passes_every_check_with_chaos(run: Run) -> None:
                           "clients", "bridge", "erp_inbox", "erp_http", "erp_link", "erp_exporter", "erp"}
     killed = {name for name, p in procs.items() if -9 in p["exit_codes"]}
     assert any(n.startswith("mms-") for n in killed) and any(n.startswith("pms-") for n in killed), procs
+    assert {"erp_link", "erp_http", "erp_inbox", "erp_exporter"} <= killed, procs
     chaos = summary["reports"]["chaos"]
     assert chaos.get("stop", 0) + chaos.get("flapping", 0) >= 1 and chaos.get("revive", 0) >= 1, chaos
     # work was done through it all: orders posted over HTTP to the announced replicas, placed, made
@@ -647,3 +689,54 @@ def test_the_erp_exchange_makes_orders_exports_each_once_and_rejects_bad_documen
     # the simulated ERP reached the inbox over HTTP every time, and its documents were all taken
     erp = summary["reports"]["erp"]
     assert erp["requests_sent"] >= 3 and erp["http_refused"] == 0 and not erp.get("http_given_up"), erp
+
+
+def orders_of(run: Run, schedule_id: str, request_id: str) -> list[Any]:
+    key = f"request:V0600:{schedule_id}:{request_id}"
+    return query(run, f"SELECT id, status FROM orders WHERE idempotency_key = '{key}'")
+
+
+@pytest.mark.slow
+@pytest.mark.servers
+def test_each_erp_process_killed_mid_exchange_loses_and_duplicates_nothing(run: Run) -> None:
+    """erp_http, erp_inbox and erp_exporter SIGKILLed from outside (erp_link: the test above): a POST
+    while the inbox is down is refused (nothing answers) until the restarted process accepts it once;
+    a file dropped as the folder's process dies, and one left claimed in processing/, are each
+    imported once; the exporter's restart exports every due order once and leaves no partial file."""
+    summary, plant, user = run.summary, run.plant, run.user
+    assert not user.errors, user.errors
+    procs = summary["extra"]["processes"]
+    # the HTTP inbox: refused while down (curl: nothing answered, or 503 while it starts), then 202 once
+    assert user.erp_http_kills == 1 and procs["erp_http"]["exit_codes"].count(-9) == 1, procs["erp_http"]
+    tries = user.erp_http_tries
+    assert tries and tries[-1][0] == 202, tries
+    assert all(status in (0, 503) for status, _ in tries[:-1]), tries
+    answer = tries[-1][1]
+    assert answer["accepted"] is True and answer["messages"] + answer["duplicates"] == 1, answer
+    assert len(orders_of(run, "PS-USER-3", "PR-U4")) == 1
+    # the drop folder: killed twice; each file in processed/ once (a second import would add name.1),
+    # one acknowledgement each, one order per request; the claimed file recovered at the restart
+    assert user.erp_inbox_kills == 2 and procs["erp_inbox"]["exit_codes"].count(-9) == 2, procs["erp_inbox"]
+    inbox = plant / "inbox"
+    for name, schedule_id in (("user-4", "PS-USER-4"), ("user-5", "PS-USER-5")):
+        placed = {sub: sorted(p.name for p in (inbox / sub).iterdir() if p.name.startswith(name))
+                  for sub in ("processing", "processed", "rejected")}
+        assert placed == {"processing": [], "processed": [f"{name}.xml"], "rejected": []}, placed
+        assert not (inbox / f"{name}.xml").exists()
+        assert len([p for p in (inbox / "acks").iterdir() if p.name.startswith(f"{name}.")]) == 1
+        for request_id, _ in USER_REQUESTS[schedule_id]:
+            assert len(orders_of(run, schedule_id, request_id)) == 1, (schedule_id, request_id)
+    assert summary["reports"]["erp_inbox"].get("recovered", 0) >= 1, summary["reports"]["erp_inbox"]
+    # the exporter: its restart carries on (exports made after the kill), each order's document once
+    assert user.erp_exporter_kills == 1 and procs["erp_exporter"]["exit_codes"].count(-9) == 1, procs["erp_exporter"]
+    after = query(run, "SELECT count(*) FROM b2mml_exports WHERE order_id IS NOT NULL AND created_at > "
+                       f"{user.erp_exporter_killed_at + 1}")[0][0]
+    assert after >= 1, "no export after the exporter's restart"
+    duplicates = query(run, "SELECT order_id FROM b2mml_exports WHERE order_id IS NOT NULL GROUP BY order_id "
+                            "HAVING count(*) > 1")
+    assert not duplicates, duplicates
+    outbox = plant / "outbox"
+    assert not [p.name for p in outbox.iterdir() if p.name.startswith(".")], "a partial file left in outbox/"
+    unsent = query(run, "SELECT export_id FROM b2mml_exports WHERE order_id IS NOT NULL AND NOT acknowledged "
+                        f"AND created_at < {time.time() - 60}")
+    assert not unsent, unsent
