@@ -16,10 +16,12 @@ Three servers, each its own process, each one uvicorn on 127.0.0.1 with the runt
   ``sched.order_assigned``) and marked published.
 * **raw**: a bare Starlette app on the same uvicorn settings doing the same database work with
   SQLAlchemy Core in one transaction (statements built once, run with parameters), on the same kind
-  of database, the same tables and indexes (created by the same migration: the raw side gets a
-  database the plant migrated first): key look-up, insert, the same load query, assignment, stored
-  answer; pydantic validation of the same model shape. It has no fence, no outbox and no bus (what
-  Forge adds for failover and messages).
+  of database, the same tables, indexes and triggers (created by the same migration: the raw side gets
+  a database the plant migrated first) and on SQLite the same pragmas as Forge's engines (WAL,
+  ``synchronous=NORMAL``: no fsync a commit; foreign keys on): key look-up, insert, the same load
+  read (the held counts the migration keeps, or the count of held orders on an older schema),
+  assignment, stored answer; pydantic validation of the same model shape. It has no fence, no outbox
+  and no bus (what Forge adds for failover and messages).
 * **floor**: the same Starlette app answering 201 without touching a database: the ceiling of
   these clients, uvicorn and the machine (what no server above can beat here).
 
@@ -39,8 +41,11 @@ Two clients, neither of them the limit (the floor row shows how far above the se
 
 The server's CPU time a request over each phase is printed too (/proc: moved less by the other load
 on the machine than the rates; on PostgreSQL the database's own processes are not in it), and how
-many orders each run stored: every request's load query counts the held orders, and none completes
-here, so a request costs more the later it comes.
+many orders each run stored. None completes here, so held orders pile up; ``--held N`` starts each
+database with N held orders besides. Each placement reads every factory's held count: since
+migration sched_0003 the database keeps it (``sched_factory_held``, triggers on ``orders``), so that
+read no longer grows with the table; on a schema without that table (a worktree of older code) both
+servers count the held orders, as the PMS did then.
 
 Every order carries a unique Idempotency-Key; the factories have room for every order, so each is
 assigned. Ratios: Forge / raw throughput, raw / Forge server CPU a request (1.0 = as cheap as the bare
@@ -116,6 +121,13 @@ def serve_raw(url: str | None, port_file: Path) -> None:
         deadline: AwareDatetime
 
     engine = sa.create_engine(url) if url else None
+    if engine is not None and engine.dialect.name == "sqlite":  # the pragmas Forge's engines get (a bare app's best)
+        @sa.event.listens_for(engine, "connect")
+        def pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            for pragma in ("foreign_keys=ON", "busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL"):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
     meta = sa.MetaData()
     if engine is not None:
         meta.reflect(engine, only=["orders", "factories", "factory_assignments"])
@@ -123,8 +135,12 @@ def serve_raw(url: str | None, port_file: Path) -> None:
         # built once, run with parameters (as the PMS's own statements are): the bare app at its best
         seen_q = sa.select(orders.c.response).where(orders.c.idempotency_key == sa.bindparam("b_key"))
         insert_q = orders.insert()
-        held_q = sa.select(orders.c.factory_id, sa.func.count()).where(
-            orders.c.status.in_(("assigned", "in_progress"))).group_by(orders.c.factory_id)
+        if sa.inspect(engine).has_table("sched_factory_held"):  # the count the migration keeps (sched_0003)
+            held_t = sa.Table("sched_factory_held", meta, autoload_with=engine)
+            held_q = sa.select(held_t.c.factory_id, held_t.c.held)
+        else:  # the schema before it: count the held orders
+            held_q = sa.select(orders.c.factory_id, sa.func.count()).where(
+                orders.c.status.in_(("assigned", "in_progress"))).group_by(orders.c.factory_id)
         up_q = sa.select(factories.c.id, factories.c.capacity).where(factories.c.status == "UP")
         assign_q = orders.update().where(orders.c.id == sa.bindparam("b_id")).values(
             status="assigned", factory_id=sa.bindparam("b_factory"))
@@ -427,8 +443,37 @@ def measure(http: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def seed_held(url: str | None, n: int) -> None:
+    """``n`` orders held by the factories before the run (``--held``): what a plant that has been
+    taking orders for a while holds, so each request's cost is seen against a full table."""
+    if url is None or n <= 0:
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        meta = sa.MetaData()
+        meta.reflect(engine, only=["orders", "factory_assignments"])
+        now = datetime.now(UTC)
+        names = sorted(FACTORIES)
+        rows = [{"id": f"seed-{i}", "product_type": "widget", "quantity": 3, "deadline": now + timedelta(days=7),
+                 "status": "assigned", "factory_id": names[i % len(names)], "progress": 0.0,
+                 "idempotency_key": f"seed-{i}", "created_at": now, "updated_at": now, "completions": 0}
+                for i in range(n)]
+        with engine.begin() as conn:
+            conn.execute(meta.tables["orders"].insert(), rows)
+            conn.execute(meta.tables["factory_assignments"].insert(), [
+                {"order_id": r["id"], "factory_id": r["factory_id"], "assigned_at": now} for r in rows])
+        # as the database of a plant that has been running is: vacuumed and analysed (on PostgreSQL the
+        # one transaction above left a dead row version of a factory's held count per order it added)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
+    finally:
+        engine.dispose()
+
+
 def stored(url: str | None) -> int | None:
-    """How many orders the run left in ``url`` (each request's load query counts the held ones)."""
+    """How many orders the run left in ``url``."""
     if url is None:
         return None
     import sqlalchemy as sa
@@ -500,7 +545,8 @@ def bench(args: argparse.Namespace) -> None:
     kinds = args.kinds.split(",")
     print(f"POST /orders: steady open loop at {', '.join(f'{r:g}' for r in args.rates)} req/s for {args.seconds:g} s "
           f"each ({args.clients} client processes, up to {args.connections} connections each), then max throughput "
-          f"(wrk -t1 -c{args.connections}, {args.max_seconds:g} s); load average {os.getloadavg()}", flush=True)
+          f"(wrk -t1 -c{args.connections}, {args.max_seconds:g} s); {args.held} orders held at the start; "
+          f"load average {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-i40-rest-") as tmp:
         work = Path(tmp)
         results: dict[tuple[str, str], dict[str, Any]] = {}
@@ -515,6 +561,7 @@ def bench(args: argparse.Namespace) -> None:
                     url = database(db, kind, work, pg)
                     proc, http = start_server(kind, url, work)
                     try:
+                        seed_held(url, args.held)
                         results[(db, kind)] = measure(http, proc.pid, args)
                     finally:
                         stop_server(proc)
@@ -540,6 +587,8 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=10.0,
                         help="how long answers are waited for after the last request was due")
     parser.add_argument("--max-seconds", type=float, default=10.0, help="the wrk probe's length")
+    parser.add_argument("--held", type=int, default=0,
+                        help="orders the factories already hold when the run starts (default none)")
     parser.add_argument("--serve", choices=["forge", "raw", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
