@@ -115,3 +115,31 @@ def test_a_user_property_seen_before_is_the_same_and_a_cut_one_still_refused() -
     short = packet[:start] + bytes([length - 3]) + packet[start + 1:]
     with pytest.raises(MalformedPacket):
         decode_publish(header, bytearray(short))
+
+
+def test_a_streams_repeated_properties_are_decoded_once_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    from forge_mqtt.transport import decoder
+
+    monkeypatch.setattr(decoder, "_SHARED", {})
+    structured = Properties(PacketTypes.PUBLISH)
+    structured.ContentType = "application/cloudevents+json"
+    structured.SubscriptionIdentifier = 7
+    first, second = (decode_publish(*publish_packet("t", 1, mid, structured, b"{}")) for mid in (1, 2))
+    mine: Any = first.properties
+    assert second.properties is mine and (first.mid, second.mid) == (1, 2)
+    assert (mine.content_type, mine.SubscriptionIdentifier, mine.user_pairs) == (
+        "application/cloudevents+json", [7], None)
+    other = Properties(PacketTypes.PUBLISH)
+    other.ContentType = "application/cloudevents+json"
+    other.SubscriptionIdentifier = 8  # another subscription: other bytes, its own object
+    assert decode_publish(*publish_packet("t", 1, 3, other, b"{}")).properties.SubscriptionIdentifier == [8]  # type: ignore[union-attr]
+    binary = Properties(PacketTypes.PUBLISH)
+    binary.UserProperty = [("id", "1")]
+    one, two = (decode_publish(*publish_packet("t", 1, mid, binary, b"{}")) for mid in (4, 5))
+    assert one.properties is not two.properties  # user properties: never shared
+    monkeypatch.setattr(decoder, "_MAX_SHARED", 2)
+    for ident in range(1, 6):
+        props = Properties(PacketTypes.PUBLISH)
+        props.SubscriptionIdentifier = ident
+        assert decode_publish(*publish_packet("t", 0, 0, props, b"")).properties.SubscriptionIdentifier == [ident]  # type: ignore[union-attr]
+    assert len(decoder._SHARED) <= 2
