@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
+from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
 
 from forge_sched.orders.changes import cancel_order
 from forge_sched.orders.moves import HELD_TABLE
 from forge_sched.orders.service import NewOrder
+
+from .conftest import MIGRATIONS
 
 DEADLINE = datetime(2030, 1, 1, tzinfo=UTC)
 COUNT = sa.text("SELECT factory_id, count(*) FROM orders WHERE factory_id IS NOT NULL "
@@ -92,3 +96,31 @@ def test_the_loads_a_placement_reads_come_from_the_kept_count(engine, make_servi
 def _holders(engine) -> dict[str, str]:
     with engine.connect() as conn:
         return dict(conn.execute(sa.text("SELECT id, factory_id FROM orders WHERE factory_id IS NOT NULL")).all())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
+def test_the_migration_counts_the_orders_already_held(backend, request, tmp_path):
+    """A database that held orders before sched_0003: the table starts from them, then follows changes."""
+    url = f"sqlite:///{tmp_path}/before.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = create_engine_from_url(url)
+    registry = MigrationRegistry(include_core=False)
+    registry.add("sched", MIGRATIONS, plugin="forge-sched")
+    try:
+        upgrade(engine, registry, "sched_0002")
+        with engine.begin() as conn:
+            for fid in ("f1", "f2"):
+                conn.execute(sa.text("INSERT INTO factories (id, capacity, status, updated_at) "
+                                     "VALUES (:f, 10, 'UP', CURRENT_TIMESTAMP)"), {"f": fid})
+            for n, (status, fid) in enumerate([("assigned", "f1"), ("in_progress", "f1"), ("assigned", "f2"),
+                                               ("pending", None), ("completed", None)]):
+                conn.execute(sa.text(
+                    "INSERT INTO orders (id, product_type, quantity, deadline, status, factory_id, progress, "
+                    "created_at, updated_at, completions) VALUES (:id, 'p', 1, CURRENT_TIMESTAMP, :s, :f, 0, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"), {"id": f"o{n}", "s": status, "f": fid})
+        upgrade(engine, registry)
+        assert kept(engine) == counted(engine) == {"f1": 2, "f2": 1}
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE orders SET status = 'completed', factory_id = NULL WHERE id = 'o1'"))
+        assert kept(engine) == counted(engine) == {"f1": 1, "f2": 1}
+    finally:
+        engine.dispose()
