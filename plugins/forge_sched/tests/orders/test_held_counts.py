@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
+from sqlalchemy import Engine
 
 from forge_sched.orders.changes import cancel_order
 from forge_sched.orders.moves import HELD_TABLE
@@ -25,14 +26,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def kept(engine) -> dict[str, int]:
+def kept(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return {f: n for f, n in conn.execute(sa.text(f"SELECT factory_id, held FROM {HELD_TABLE}")) if n}
 
 
-def counted(engine) -> dict[str, int]:
+def counted(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return dict(conn.execute(COUNT).all())  # type: ignore[arg-type]
+        return {f: n for f, n in conn.execute(COUNT)}
 
 
 def test_the_kept_count_follows_every_kind_of_order_change(engine, make_service):
@@ -93,15 +94,15 @@ def test_the_loads_a_placement_reads_come_from_the_kept_count(engine, make_servi
     assert placed == ["f2", "f2", None], "f1 counted full, f2 filled, then nothing free"
 
 
-def _holders(engine) -> dict[str, str]:
+def _holders(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.text("SELECT id, factory_id FROM orders WHERE factory_id IS NOT NULL")).all())  # type: ignore[arg-type]
+        return {o: f for o, f in conn.execute(sa.text("SELECT id, factory_id FROM orders WHERE factory_id IS NOT NULL"))}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
 def test_the_migration_counts_the_orders_already_held(backend, request, tmp_path):
     """A database that held orders before sched_0003: the table starts from them, then follows changes."""
-    url = f"sqlite:///{tmp_path}/before.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    url: str = f"sqlite:///{tmp_path}/before.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     engine = create_engine_from_url(url)
     registry = MigrationRegistry(include_core=False)
     registry.add("sched", MIGRATIONS, plugin="forge-sched")
@@ -111,12 +112,12 @@ def test_the_migration_counts_the_orders_already_held(backend, request, tmp_path
             for fid in ("f1", "f2"):
                 conn.execute(sa.text("INSERT INTO factories (id, capacity, status, updated_at) "
                                      "VALUES (:f, 10, 'UP', CURRENT_TIMESTAMP)"), {"f": fid})
-            for n, (status, fid) in enumerate([("assigned", "f1"), ("in_progress", "f1"), ("assigned", "f2"),
-                                               ("pending", None), ("completed", None)]):
+            for n, (status, holder) in enumerate([("assigned", "f1"), ("in_progress", "f1"), ("assigned", "f2"),
+                                                  ("pending", None), ("completed", None)]):
                 conn.execute(sa.text(
                     "INSERT INTO orders (id, product_type, quantity, deadline, status, factory_id, progress, "
                     "created_at, updated_at, completions) VALUES (:id, 'p', 1, CURRENT_TIMESTAMP, :s, :f, 0, "
-                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"), {"id": f"o{n}", "s": status, "f": fid})
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"), {"id": f"o{n}", "s": status, "f": holder})
         upgrade(engine, registry)
         assert kept(engine) == counted(engine) == {"f1": 2, "f2": 1}
         with engine.begin() as conn:
