@@ -168,7 +168,7 @@ def serve_raw(url: str | None, port_file: Path) -> None:
                 "id": oid, "product_type": order.product_type, "quantity": order.quantity, "deadline": order.deadline,
                 "status": "pending", "progress": 0.0, "idempotency_key": key, "created_at": now, "updated_at": now,
                 "completions": 0})
-            held: dict[str, int] = dict(conn.execute(held_q).all())  # type: ignore[arg-type]
+            held: dict[str, int] = dict(conn.execute(held_q).all())
             free = [(row.capacity - held.get(row.id, 0), row.id) for row in conn.execute(up_q)]
             free = [f for f in free if f[0] > 0]
             view = {"id": oid, "product_type": order.product_type, "quantity": order.quantity,
