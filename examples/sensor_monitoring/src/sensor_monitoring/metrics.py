@@ -2,7 +2,8 @@
 the manifest's ``telemetry:`` exports no metrics). Every point carries ``component`` (the instance) and
 ``kind`` (temperature, vibration, energy).
 
-* ``forge.sensors.readings`` (counter): readings by ``outcome``: ``produced`` (published),
+* ``forge.sensors.readings`` (observable counter, forge-mms's ``Tally``: a dict update per reading):
+  readings by ``outcome``: ``produced`` (published),
   ``publish_error`` (the transport refused it: kept and sent again), ``skipped`` (a sample not taken: the
   backlog was full);
 * ``forge.sensors.anomalies`` (counter): anomalies injected, by ``anomaly`` and ``source`` (random,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forge_mms.anomaly.metrics import Tally
 from opentelemetry.metrics import Meter, NoOpMeter
 
 __all__ = ["SensorMetrics", "meter_of"]
@@ -20,15 +22,16 @@ __all__ = ["SensorMetrics", "meter_of"]
 
 class SensorMetrics:
     def __init__(self, meter: Meter | None, component: str) -> None:
-        meter = meter or NoOpMeter("sensor_monitoring")
         self.component = component
-        self.readings = meter.create_counter("forge.sensors.readings", unit="{reading}",
-                                             description="simulated sensor readings, by outcome")
+        self.readings = Tally(meter, "forge.sensors.readings", unit="{reading}",
+                              description="simulated sensor readings, by outcome", attributes={"component": component},
+                              fields=("kind", "outcome"))
+        meter = meter or NoOpMeter("sensor_monitoring")
         self.anomalies = meter.create_counter("forge.sensors.anomalies", unit="{anomaly}",
                                               description="anomalies injected into the simulated sensors")
 
     def reading(self, outcome: str, kind: str) -> None:
-        self.readings.add(1, {"component": self.component, "kind": kind, "outcome": outcome})
+        self.readings.add(1, kind, outcome)
 
     def anomaly(self, anomaly: str, source: str, kind: str) -> None:
         self.anomalies.add(1, {"component": self.component, "kind": kind, "anomaly": anomaly, "source": source})

@@ -121,3 +121,23 @@ def test_the_migration_goes_up_after_mms_0001_and_down_again(backend, tmp_path, 
     tables = set(sa.inspect(engine).get_table_names())
     assert "readings" not in tables and "heartbeats" in tables
     engine.dispose()
+
+
+def test_inline_the_connection_is_kept_between_batches_and_given_back_after_an_error(sensor_db, make_reading):
+    """Under a virtual clock (offload=False) one connection serves every batch; a failing transaction gives it
+    back (nothing of it stored) and the next batch takes a fresh one; close() gives it back."""
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    assert store.write_batch([make_reading(1, 41)], [], stored_at=1.0) == {("temp-1", 1)}
+    held = store._held
+    assert held is not None and store.write_batch([make_reading(2, 42)], [], stored_at=2.0) == {("temp-1", 2)}
+    assert store._held is held, "the same connection for the next batch"
+    broken = make_reading(3, 43)
+    object.__setattr__(broken, "kind", None)  # NOT NULL: the transaction fails on its first statement
+    with pytest.raises(sa.exc.IntegrityError):
+        store.write_batch([make_reading(4, 44), broken], [], stored_at=3.0)
+    assert store._held is None and held.closed
+    assert [r[1] for r in rows(sensor_db, readings, readings.c.seq)] == [1, 2], "the failed batch left nothing"
+    assert store.write_batch([make_reading(3, 43)], [], stored_at=4.0) == {("temp-1", 3)}
+    assert store._held is not None and store._held is not held
+    store.close()
+    assert store._held is None

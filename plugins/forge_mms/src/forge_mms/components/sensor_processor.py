@@ -107,6 +107,11 @@ class SensorProcessor(Component):
         if p.status_every is not None and self.store is not None:
             self.ctx.every(p.status_every, self._write_status, name="consumer_status")
 
+    async def stop(self) -> None:
+        store: SensorStore | None = getattr(self, "store", None)
+        if store is not None:
+            store.close()  # the connection kept under a virtual clock (none under a real one)
+
     def _retry_policy(self) -> RetryPolicy:
         deadline = self.params.db_retry_deadline
         attempts = 1_000_000_000 if deadline is None else 1_000_000  # the deadline (or the database) ends it

@@ -68,6 +68,8 @@ class SensorStore:
         self.processor = processor
         self._lock = asyncio.Lock()
         self._statements: dict[str, Statements] = {}  # per dialect name: built once, compiled once (cache)
+        self._held: Connection | None = None  # inline (virtual clock): the connection kept between calls
+        self._held_engine: Engine | None = None
 
     def _sql(self, conn: Connection) -> Statements:
         name = conn.dialect.name
@@ -77,15 +79,45 @@ class SensorStore:
         return found
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        async with self._lock:
-            if self.offload:
-                return await asyncio.to_thread(fn, *args)
+        if not self.offload:  # inline: a call runs to its end before the next begins
             return fn(*args)
+        async with self._lock:
+            return await asyncio.to_thread(fn, *args)
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction. Under a real clock on a connection of the pool per call (a worker thread, the pool's
+        pre-ping); inline on one connection kept between calls: a pool checkout, ping and ``Connection`` per
+        batch of one reading cost more than its statements. It is given back after any error (the next call
+        takes a fresh one from the pool) and by :meth:`close`; an engine that changed is not reused."""
+        engine = self._engine()
+        if self.offload:
+            with engine.begin() as conn:
+                yield conn
+            return
+        held = self._held
+        if held is None or self._held_engine is not engine or held.closed or held.invalidated:
+            self.close()
+            held = self._held = engine.connect()
+            self._held_engine = engine
+        conn = held
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give the kept connection back to the pool (the processor stops)."""
+        held, self._held, self._held_engine = self._held, None, None
+        if held is not None:
+            held.close()
 
     # -- the batch ----------------------------------------------------------------------------
     def write_batch(self, batch: Sequence[Reading], events: Sequence[AlertEvent], stored_at: float) -> set[tuple[str, int]]:
         """Readings, sensors, alerts and rollups in one transaction; the (sensor_id, seq) it inserted."""
-        with self._engine().begin() as conn:
+        with self._begin() as conn:
             sql = self._sql(conn)
             inserted = self._insert_readings(conn, sql, batch, stored_at)
             self._upsert_sensors(conn, sql, batch)
@@ -154,7 +186,7 @@ class SensorStore:
         last = dict(marks)  # an alert raised and cleared in one batch: its clear is what is on the bus now
         if not last:
             return
-        with self._engine().begin() as conn:
+        with self._begin() as conn:
             conn.execute(self._sql(conn).mark_published, [{"b_id": i, "b_state": last[i]} for i in sorted(last)])
 
     # -- warm-up ------------------------------------------------------------------------------
@@ -192,7 +224,7 @@ class SensorStore:
 
     # -- system events ------------------------------------------------------------------------
     def record_event(self, at: float, kind: str, source: str, detail: dict[str, Any]) -> None:
-        with self._engine().begin() as conn:
+        with self._begin() as conn:
             conn.execute(system_events.insert().values(at=at, kind=kind, source=source, detail=detail))
 
 
