@@ -9,7 +9,8 @@ PostgreSQL wire protocol. Both are pinned in ``scripts/timescale/package-lock.js
 - one database (the ``dbname`` a client asks for is ignored) and **one session**: pglite-socket queues a
   second connection until the first closes (60 s, then it is closed). Use :meth:`TimescaleServer.engine_kwargs`
   (a pool of one connection, no psycopg prepared statements: the session, and so its prepared statements
-  and its SET commands, outlive a client's connection);
+  and its SET commands, outlive a client's connection); a plant, the manifest's ``storage.pool_size: 1`` and
+  ``storage.prepared_statements: false``;
 - no background workers: continuous aggregate and retention *policies* never run, so the store refreshes
   its aggregates and drops chunks itself (``oee_line.storage.timescale``);
 - WASM speed, in memory unless ``persistent``.
