@@ -4,13 +4,21 @@
 ``M1/State`` (browsed) or ``M1.State`` (given) names the machine (a Sparkplug device) and the
 metric. The PLC's source timestamp becomes the metric's timestamp (ms), so the stored sample says
 when the machine did it. Order per tag is the bus's order; the edge node keeps it on the wire.
+
+What arrives together (the changes of one OPC UA Publish response, delivered back to back: a part's
+GoodCount and TotalCount, a transition's State, StateCode and FaultCode) goes out as one update per
+machine, so one DATA: the changes are held until the delivery loop yields (no timer) and then sent in
+arrival order; a metric already held starts a new update, so no value is folded away. An update the bus
+refuses dead-letters the data changes it carried.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from forge_core import Component, Envelope, Flow, Subscribes
+from forge_core import Component, DeadLetter, Envelope, Flow, Subscribes
+from forge_core import dead_letters as dl
 from oee_line.settings import GatewayParams
 
 __all__ = ["Gateway", "split_tag"]
@@ -39,7 +47,12 @@ class Gateway(Component):
     async def start(self) -> None:
         p = self.params
         self.updates_topic = p.updates_topic.format(group=p.group, node=p.node)
-        self.stats = {"changes": 0, "forwarded": 0, "unmapped": 0}
+        self.stats = {"changes": 0, "forwarded": 0, "unmapped": 0, "updates": 0, "errors": 0}
+        #: held until the delivery loop yields: per machine, its updates (each a list of metrics, a name at most
+        #: once) with the data changes they carry, in arrival order
+        self.held: dict[str, list[tuple[list[dict[str, Any]], list[Envelope]]]] = {}
+        self._flushing: asyncio.Task[None] | None = None
+        self._order = asyncio.Lock()  # flushes go out in the order they were taken
         for pattern in p.topics:
             await self.ctx.subscribe(pattern, self.on_change, types=["opcua.data_change"])
 
@@ -53,9 +66,41 @@ class Gateway(Component):
         machine, metric = parts
         ts = body.get("source_timestamp") or body.get("server_timestamp") or self.ctx.clock.time()
         update: dict[str, Any] = {"name": metric, "value": body.get("value"), "timestamp": round(ts * 1000)}
-        await self.ctx.publish(self.updates_topic, "sparkplug.metric_update", {"device": machine, "metrics": [update]},
-                               key=machine)
-        self.stats["forwarded"] += 1
+        updates = self.held.setdefault(machine, [])
+        if not updates or any(m["name"] == metric for m in updates[-1][0]):
+            updates.append(([], []))
+        updates[-1][0].append(update)
+        updates[-1][1].append(envelope)
+        if self._flushing is None:
+            self._flushing = self.ctx.spawn(self._flush(), name="flush")
+
+    async def _flush(self) -> None:
+        async with self._order:
+            self._flushing = None
+            held, self.held = self.held, {}
+            for machine, updates in held.items():
+                for metrics, changes in updates:
+                    await self._send(machine, metrics, changes)
+
+    async def _send(self, machine: str, metrics: list[dict[str, Any]], changes: list[Envelope]) -> None:
+        try:
+            await self.ctx.publish(self.updates_topic, "sparkplug.metric_update",
+                                   {"device": machine, "metrics": metrics}, key=machine)
+        except Exception as exc:  # as the bus does with a handler's error: the data changes are kept
+            self.stats["errors"] += len(changes)
+            self.ctx.log.error("gateway: update of %s (%d metrics) refused, data changes dead-lettered: %s",
+                               machine, len(metrics), exc)
+            now = self.ctx.clock.time()
+            for change in changes:
+                self.ctx.bus.dead_letters.put(DeadLetter(
+                    dl.HANDLER_ERROR, f"{type(exc).__name__}: {exc}", change.topic, str(self.ctx.transport or ""),
+                    now, [], self.name, change))
+            return
+        self.stats["updates"] += 1
+        self.stats["forwarded"] += len(metrics)
+
+    async def stop(self) -> None:
+        await self._flush()  # what was held goes out before the component stops (a flush not yet run finds none)
 
     def report(self) -> dict[str, Any]:
         return dict(self.stats)
