@@ -179,7 +179,9 @@ class MonitorParams(Settings):
                                                                            "stdout is a terminal and the clock is "
                                                                            "real; always; never (state and report "
                                                                            "only)")
-    refresh: float = Field(1.0, gt=0, description="seconds between two reads of the database and redraws")
+    refresh: float = Field(1.0, gt=0, description="seconds between two reads of the database and redraws (under "
+                                                  "virtual time with no table: the least age of a read before a "
+                                                  "snapshot reads again)")
     rate_window: float = Field(10.0, gt=0, description="readings per second and processing time over the last "
                                                        "this many seconds")
     topic: str = Field("sensor-data", min_length=1, description="where the monitor counts produced readings "
