@@ -64,7 +64,11 @@ def test_storage_alert_changes_the_fresh_amount_and_the_next_batches_follow(past
     amount = confirmed.payload["freshAmount"]
     plant.advance(10)
     production = plant.component("production")
-    assert production.fresh_amount == amount and production.book["split"].get(str(amount), 0) >= 1
+    # The next alert may come within those 10 s (storage is checked every 5 s) and change it again:
+    # production follows the newest confirmed amount, and batches were split by the first one.
+    newest = [m for m in plant.observed if m.type == "sched.fresh_amount_changed"][-1]
+    assert production.fresh_amount == newest.payload["freshAmount"]
+    assert production.book["split"].get(str(amount), 0) >= 1
 
 
 def test_a_chaos_day_keeps_every_invariant(pasta):
