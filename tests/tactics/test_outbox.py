@@ -15,6 +15,19 @@ from hypothesis import strategies as st
 from forge_core.tactics.outbox import Outbox, OutboxFull
 
 
+def test_commits_wait_for_the_disk_except_under_a_virtual_clock(tmp_path: Path) -> None:
+    from forge_core import VirtualClock
+
+    with Outbox(tmp_path / "real.db") as real:
+        assert real._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    clock = VirtualClock()
+    try:
+        with Outbox(tmp_path / "virtual.db", clock=clock) as simulated:
+            assert simulated._db.execute("PRAGMA synchronous").fetchone() == (0,)  # OFF
+    finally:
+        clock.loop.close()
+
+
 def test_put_peek_ack_and_sizes(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db") as box:
         s1 = box.put("plant/m1/beat", b"abc", {"k": "v"})

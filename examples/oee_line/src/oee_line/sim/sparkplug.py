@@ -30,11 +30,6 @@ class SimEdgeNode(EdgeNode):
 
     async def start(self) -> None:
         await super().start()
-        if self.outbox is not None:
-            # virtual time: no power cut can fall inside it, so a put need not wait for the disk (as
-            # forge_core's commit_without_fsync does for the plant's database). synchronous=FULL put an
-            # fsync behind each stored update: ~5 ms of wall time each, 4,000 a simulated day
-            self.outbox._db.execute("PRAGMA synchronous=OFF")
         if self.outbox is not None:  # what a previous simulated run left is from another timeline
             while batch := self.outbox.peek(500):
                 for message in batch:
