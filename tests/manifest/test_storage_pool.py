@@ -63,3 +63,11 @@ def test_the_runtimes_engine_gets_the_pool(tmp_path: Path) -> None:
         assert (engine.pool.size(), engine.pool._max_overflow) == (1, 0)  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+def test_forge_db_makes_the_engine_as_the_runtime_does(tmp_path: Path) -> None:
+    from forge_core.cli.db import _engine
+
+    manifest = load_manifest(_write(tmp_path, "sqlite:///{plant_dir}/plant.db", ", pool_size: 1"))
+    with _engine(manifest) as engine:
+        assert (engine.pool.size(), engine.pool._max_overflow) == (1, 0)  # type: ignore[attr-defined]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,6 +13,8 @@ from rich.markup import escape
 from forge_core.cli.output import PLANT_PATH_HELP, console, print_json
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from forge_core.cli.main import CliState
     from forge_core.manifest import Manifest
     from forge_core.storage import MigrationRegistry
@@ -30,6 +34,20 @@ def _load(state: CliState, path: Path, profile: str | None) -> tuple[Manifest, M
     return manifest, plugins.collect_migrations(MigrationRegistry(include_core=False))
 
 
+@contextmanager
+def _engine(manifest: Manifest) -> Iterator[Engine]:
+    """The plant's engine as ``forge run`` makes it (``storage.pool_size``, ``prepared_statements``:
+    a one-session server refuses a second connection), disposed of afterwards."""
+    from forge_core.storage import create_engine_from_url
+
+    engine = create_engine_from_url(manifest.storage.url, plant_dir=manifest.plant_dir,
+                                    **manifest.storage.engine_kwargs())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def register(app: typer.Typer, state: CliState) -> None:
     group = typer.Typer(help="Database migrations of the plant's storage.", no_args_is_help=True)
     app.add_typer(group, name="db")
@@ -41,7 +59,8 @@ def register(app: typer.Typer, state: CliState) -> None:
         from forge_core.storage import upgrade as do_upgrade
 
         manifest, registry = _load(state, path, profile)
-        heads = do_upgrade(manifest.storage.url, registry, plant_dir=manifest.plant_dir)
+        with _engine(manifest) as engine:
+            heads = do_upgrade(engine, registry)
         url = mask_url(manifest.storage.url)
         if json_out:
             print_json({"url": url, "heads": heads, "migrations": [e.name for e in registry]})
@@ -56,7 +75,8 @@ def register(app: typer.Typer, state: CliState) -> None:
         from forge_core.storage import mask_url
 
         manifest, registry = _load(state, path, profile)
-        applied = do_current(manifest.storage.url, registry, plant_dir=manifest.plant_dir)
+        with _engine(manifest) as engine:
+            applied = do_current(engine, registry)
         url = mask_url(manifest.storage.url)
         if json_out:
             print_json({"url": url, "current": applied})
