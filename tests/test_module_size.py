@@ -1,7 +1,8 @@
-"""Small modules with one job each: every Python module of the core (src/forge_core) and of the
-plugins (plugins/: their code, tests and benchmarks) stays within MAX_MODULE_LINES, the limit the
-plugin layout check applies (forge_core.cli.layout). A module past it is a sign it does more than
-one thing: split it by job, re-exporting what callers import from it (docs/architecture.md)."""
+"""Small modules with one job each: every Python module of the core (src/forge_core), of the plugins
+(plugins/: their code, tests and benchmarks) and of the example plants (examples/: their code, migrations
+and tests) stays within MAX_MODULE_LINES, the limit the plugin layout check applies (forge_core.cli.layout).
+A module past it is a sign it does more than one thing: split it by job, re-exporting what callers import
+from it (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from forge_core.cli.layout import MAX_MODULE_LINES
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = (REPO / "src" / "forge_core", REPO / "plugins")
+ROOTS = (REPO / "src" / "forge_core", REPO / "plugins", REPO / "examples")
 SKIPPED_DIRS = {"__pycache__", ".venv", "build", "dist", "node_modules", ".git"}
 
 #: Modules allowed past the limit: repository path -> why it cannot be split by job. Empty on purpose;
@@ -46,7 +47,7 @@ def oversized(paths: list[Path], limit: int = MAX_MODULE_LINES) -> list[str]:
     return problems
 
 
-def test_every_core_and_plugin_module_is_within_the_limit() -> None:
+def test_every_core_plugin_and_example_module_is_within_the_limit() -> None:
     problems = oversized(modules())
     assert not problems, f"{len(problems)} module(s) too long:\n" + "\n".join(f"  {p}" for p in problems)
 
@@ -58,6 +59,17 @@ def test_the_check_sees_the_core_and_every_plugin() -> None:
     plugins = {p.name for p in (REPO / "plugins").iterdir() if (p / "src").is_dir()}
     assert plugins and all(any(f.startswith(f"plugins/{p}/src/") for f in found) for p in plugins)
     assert any(f.startswith("plugins/") and "/tests/" in f for f in found)
+
+
+def test_the_check_sees_every_example_its_code_migrations_and_tests() -> None:
+    found = {path.relative_to(REPO).as_posix() for path in modules()}
+    examples = {p.name for p in (REPO / "examples").iterdir() if (p / "src").is_dir()}
+    assert examples, "no example plant found under examples/"
+    for example in examples:
+        for part in ("src", "tests"):
+            assert any(f.startswith(f"examples/{example}/{part}/") for f in found), (example, part)
+    assert any(f.startswith("examples/") and "/migrations/" in f for f in found)
+    assert any(f.startswith("examples/") and "/tests/" in f and f.endswith("/conftest.py") for f in found)
 
 
 @pytest.mark.parametrize(("lines", "flagged"), [(MAX_MODULE_LINES, False), (MAX_MODULE_LINES + 1, True)])
