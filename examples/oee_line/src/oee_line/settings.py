@@ -46,7 +46,9 @@ class HistorianParams(Settings):
     commit_every: float = Field(0.0, ge=0, description="seconds of plant time what arrives is held and then "
                                                        "written in one transaction (0: each delivery at once; "
                                                        "a simulated day sets it: a transaction per sample was "
-                                                       "most of its CPU)")
+                                                       "most of its CPU). What is held is already "
+                                                       "acknowledged, so a crash loses it: for simulated "
+                                                       "runs only")
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
