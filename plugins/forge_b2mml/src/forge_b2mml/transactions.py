@@ -195,11 +195,14 @@ class Ledger:
             return int(conn.execute(sa.select(sa.func.count()).select_from(EXPORTS)
                                     .where(~EXPORTS.c.acknowledged)).scalar() or 0)
 
-    def imported_requests(self) -> list[str]:
-        """Idempotency keys of every production request ever imported (``request:<version>:<schedule>:<id>``)."""
+    def imported_requests(self, before: float | None = None) -> list[str]:
+        """Idempotency keys of every production request ever imported (``request:<version>:<schedule>:<id>``),
+        or of those imported at or before ``before`` (the time given to :meth:`record`)."""
+        query = sa.select(KEYS.c.key).where(KEYS.c.key.like("request:%"))
+        if before is not None:
+            query = query.where(KEYS.c.at <= before)
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(KEYS.c.key).where(KEYS.c.key.like("request:%"))
-                                     .order_by(KEYS.c.at, KEYS.c.key)).scalars())
+            return list(conn.execute(query.order_by(KEYS.c.at, KEYS.c.key)).scalars())
 
 
 # -- acknowledgement documents -------------------------------------------------------------------------

@@ -270,8 +270,12 @@ class ErpLink(Component):
         now = self.ctx.clock.time()
         grace = self.params.export_grace
         imported = ledger.imported_requests()
-        unaccounted = [k for k in imported if k not in self.requests or (
-            self.requests[k].status == "requested" and now - self.requests[k].requested_at > grace)]
+        # a request imported within the grace may still be on its way here (imported as the run ends, or
+        # while this link restarts after a kill): as late as a "requested" one, not lost
+        settled = set(ledger.imported_requests(before=now - grace))
+        unaccounted = [k for k in imported if (k not in self.requests and k in settled) or (
+            k in self.requests and self.requests[k].status == "requested"
+            and now - self.requests[k].requested_at > grace)]
         statuses = Counter(self.requests[k].status for k in imported if k in self.requests)
         exported = ledger.exported_orders()
         ours = {t.order_id: t for t in self.requests.values() if t.order_id}
