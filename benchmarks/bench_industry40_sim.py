@@ -17,16 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from industry40.testing import derive
+from sim_day import simulate
 from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
-
-from forge_core import VirtualClock
-from forge_core.runtime import Runtime, load_plant
 
 TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 12)
 
@@ -38,16 +33,7 @@ TIMERS = [(1.0, 4), (1.0, 2), (1.0, 2), (1.0, 2), (60.0, 2), (2.0, 2), (1.0, 2),
 
 
 def plant(seconds: float, seed: int) -> tuple[float, float, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        plugins, manifest = load_plant(derive(Path(tmp) / "industry40"), profile="chaos")
-        clock = VirtualClock()
-        runtime = Runtime(manifest, plugins, clock=clock, seed=seed, record_trace=True, serve_health=False)
-        start, cpu = time.perf_counter(), time.process_time()
-        try:
-            summary = clock.run(runtime.run(seconds))
-        finally:
-            clock.close()
-        return time.perf_counter() - start, time.process_time() - cpu, summary
+    return simulate(derive, "industry40", seconds, seed, "chaos")
 
 
 def main() -> None:

@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from sim_day import simulate
 from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
-
-from forge_core import VirtualClock
-from forge_core.runtime import Runtime, load_plant
 
 PLANT = Path(__file__).resolve().parents[1] / "examples" / "oee_line"
 TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 17)
@@ -50,16 +46,7 @@ def derive(tmp: Path) -> Path:
 
 
 def plant(seconds: float, seed: int) -> tuple[float, float, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        plugins, manifest = load_plant(derive(Path(tmp) / "oee_line"), profile="chaos")
-        clock = VirtualClock()
-        runtime = Runtime(manifest, plugins, clock=clock, seed=seed, record_trace=True, serve_health=False)
-        start, cpu = time.perf_counter(), time.process_time()
-        try:
-            summary = clock.run(runtime.run(seconds))
-        finally:
-            clock.close()
-        return time.perf_counter() - start, time.process_time() - cpu, summary
+    return simulate(derive, "oee_line", seconds, seed, "chaos")
 
 
 def main() -> None:

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from pasta_plant.testing import derive
+from sim_day import simulate
 from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
-
-from forge_core import VirtualClock
-from forge_core.runtime import Runtime, load_plant
 
 #: (interval s, how many) of the plant's periodic wake-ups: machine beats (3), scheduler safety tick,
 #: health check and persist (2 replicas each), the leader's lease renewal, the follower's campaign,
@@ -34,17 +29,7 @@ TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 17)
 
 
 def plant(seconds: float, seed: int, profile: str | None) -> tuple[float, float, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = derive(Path(tmp) / "pasta")
-        plugins, manifest = load_plant(directory, profile=profile)
-        clock = VirtualClock()
-        runtime = Runtime(manifest, plugins, clock=clock, seed=seed, record_trace=True, serve_health=False)
-        start, cpu = time.perf_counter(), time.process_time()
-        try:
-            summary = clock.run(runtime.run(seconds))
-        finally:
-            clock.close()
-        return time.perf_counter() - start, time.process_time() - cpu, summary
+    return simulate(derive, "pasta", seconds, seed, profile)
 
 
 def main() -> None:

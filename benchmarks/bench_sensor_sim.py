@@ -21,16 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from sensor_monitoring.testing import derive
+from sim_day import simulate
 from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
-
-from forge_core import VirtualClock
-from forge_core.runtime import Runtime, load_plant
 
 TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 17)
 
@@ -41,16 +36,7 @@ TIMERS = [(1.0, 9), (1.0, 1), (5.0, 1)]
 
 
 def plant(seconds: float, seed: int) -> tuple[float, float, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        plugins, manifest = load_plant(derive(Path(tmp) / "sensor_monitoring"))
-        clock = VirtualClock()
-        runtime = Runtime(manifest, plugins, clock=clock, seed=seed, record_trace=True, serve_health=False)
-        start, cpu = time.perf_counter(), time.process_time()
-        try:
-            summary = clock.run(runtime.run(seconds))
-        finally:
-            clock.close()
-        return time.perf_counter() - start, time.process_time() - cpu, summary
+    return simulate(derive, "sensor_monitoring", seconds, seed)
 
 
 def verdict(summary: Any) -> list[tuple[str, bool]]:
