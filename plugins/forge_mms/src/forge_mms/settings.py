@@ -323,6 +323,10 @@ class SensorProcessorParams(Settings):
     db_retry_deadline: float | None = Field(
         None, gt=0, description="seconds a batch retries a failing database (backoff of tactics.retry) before it is "
                                 "handed back to the transport (Redeliver); null: until the database answers")
+    virtual_commit_readings: int = Field(
+        500, ge=1, description="under a virtual clock only: readings per transaction, committed before any other "
+                               "connection of the engine is checked out, at stop and at a kill (1: a transaction "
+                               "per batch, as in real time)")
     status_every: float | None = Field(
         5.0, gt=0, description="seconds between the consumer_status rows in system_events (the group's lag per "
                                "partition, held partitions, batch time p50/max, readings of the interval); null: "

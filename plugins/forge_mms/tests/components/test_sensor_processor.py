@@ -291,3 +291,45 @@ def test_alerts_that_could_not_be_published_are_published_when_the_batch_comes_a
     send(plant, "temp-1", "temperature", [86], first_seq=4)
     assert sorted(alerts_sent(plant)) == [("temp-1:temperature:3", "raised"), ("temp-1:temperature_rate:3", "raised")]
     assert rows(plant, "SELECT DISTINCT published FROM alerts") == [("raised",)]
+
+
+def test_under_virtual_time_readings_share_a_transaction_that_a_kill_or_any_reader_commits(sensor_plant, send,
+                                                                                           rows):
+    """Grouped commits keep what a commit per batch keeps: a reader through the engine sees every handled
+    reading, and a kill (no stop()) leaves every handled reading in the database. A connection the engine
+    does not know sees only what is committed."""
+    import contextlib
+    import sqlite3
+
+    plant = sensor_plant()
+    path = plant.runtime.storage().url.database
+
+    def outside() -> int:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+
+    send(plant, "temp-1", "temperature", [70, 71, 72])
+    group = plant.component("processor").store.commits
+    assert outside() == 0 and group.readings == 3, "one open transaction"
+    plant.kill("processor")
+    assert outside() == 3, "a kill lost readings the processor had handled"
+    plant.revive("processor")
+    send(plant, "temp-1", "temperature", [73, 74], first_seq=4)
+    group = plant.component("processor").store.commits
+    assert outside() == 3 and group.readings == 2
+    assert rows(plant, "SELECT count(*) FROM readings") == [(5,)], "any checkout of the engine commits first"
+    assert outside() == 5 and group.pending == []
+    send(plant, "temp-1", "temperature", [75], first_seq=6)
+    plant.stop()
+    assert outside() == 6, "stop commits the open group"
+
+
+def test_one_reading_a_transaction_under_virtual_time_when_asked(sensor_plant, send):
+    import contextlib
+    import sqlite3
+
+    plant = sensor_plant({"virtual_commit_readings": 1})
+    path = plant.runtime.storage().url.database
+    send(plant, "temp-1", "temperature", [70, 71])
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 2

@@ -141,3 +141,31 @@ def test_inline_the_connection_is_kept_between_batches_and_given_back_after_an_e
     assert store._held is not None and store._held is not held
     store.close()
     assert store._held is None
+
+
+def test_inline_writes_share_a_transaction_and_a_failed_one_commits_the_earlier_again(sensor_db, make_reading):
+    """group=10: batches share the open transaction (what each returns is what it inserted, a repeat is
+    refused at once); a failing batch rolls back, the group's earlier batches are written again and
+    committed, the failed one left nothing; a full group and close() commit."""
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0", group=10)
+    assert store.write_batch([make_reading(1, 41), make_reading(2, 42)], [], stored_at=1.0) == {("temp-1", 1),
+                                                                                              ("temp-1", 2)}
+    assert store.write_batch([make_reading(2, 42)], [], stored_at=2.0) == set(), "refused in the open transaction"
+    store.mark_published([])
+    assert store.commits is not None and store.commits.readings == 3 and store.commits.commits == 0
+    broken = make_reading(3, 43)
+    object.__setattr__(broken, "kind", None)  # NOT NULL: the transaction fails
+    with pytest.raises(sa.exc.IntegrityError):
+        store.write_batch([make_reading(4, 44), broken], [], stored_at=3.0)
+    assert store.commits.pending == [] and store.commits.commits == 1, "the earlier writes, committed again"
+    with sensor_db.connect() as conn:
+        assert conn.execute(sa.select(readings.c.seq).order_by(readings.c.seq)).scalars().all() == [1, 2]
+        count, low, high = conn.execute(sa.select(reading_rollups.c.count, reading_rollups.c.min,
+                                                  reading_rollups.c.max)).one()
+        assert (count, low, high) == (2, 41, 42), "rollups of the rewritten batch added once"
+    for seq in range(3, 13):
+        store.write_batch([make_reading(seq, 40 + seq)], [], stored_at=4.0)
+    assert store.commits.commits == 2 and store.commits.readings == 0, "ten readings: committed"
+    store.write_batch([make_reading(13, 53)], [], stored_at=5.0)
+    store.close()
+    assert store._held is None and len(rows(sensor_db, readings, readings.c.seq)) == 13

@@ -8,8 +8,10 @@ Rows are written in key order so two processors briefly sharing a sensor during 
 locks in the same order. SQLite and PostgreSQL (their INSERT ... ON CONFLICT).
 
 Like :mod:`forge_mms.storage.store`, a call runs in a worker thread under a real clock (the event loop
-never waits on the database) and inline under a virtual clock, one call at a time. Unlike it, errors
-are raised: the processor decides (retry, then hand the batch back to the transport).
+never waits on the database), a transaction per batch; and inline under a virtual clock, one call at a
+time, its writes sharing a transaction committed every ``group`` readings and before anyone else could
+look (:mod:`forge_mms.storage.sensor_commits`). Unlike it, errors are raised: the processor decides
+(retry, then hand the batch back to the transport).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import Connection, Engine
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
 from forge_mms.anomaly.readings import Reading
+from forge_mms.storage.sensor_commits import CommitGroup
 from forge_mms.storage.sensor_tables import (
     DriverSql,
     Statements,
@@ -62,14 +65,21 @@ class Warm:
 
 
 class SensorStore:
-    def __init__(self, engine: Callable[[], Engine], *, offload: bool, processor: str) -> None:
+    """``group``: readings per transaction inline (a virtual clock); 1 is a commit per batch, as in real time."""
+
+    def __init__(self, engine: Callable[[], Engine], *, offload: bool, processor: str, group: int = 1) -> None:
         self._engine = engine
         self.offload = offload
         self.processor = processor
         self._lock = asyncio.Lock()
         self._statements: dict[str, Statements] = {}  # per dialect name: built once, compiled once (cache)
-        self._held: Connection | None = None  # inline (virtual clock): the connection kept between calls
-        self._held_engine: Engine | None = None
+        #: inline: the connection kept between calls and its transaction, shared by ``group`` readings
+        self.commits: CommitGroup | None = None if offload else CommitGroup(lambda: self._engine(), group)
+
+    @property
+    def _held(self) -> Connection | None:
+        """The connection kept between inline calls (None: none yet, or given back)."""
+        return self.commits.conn if self.commits is not None else None
 
     def _sql(self, conn: Connection) -> Statements:
         name = conn.dialect.name
@@ -84,45 +94,37 @@ class SensorStore:
         async with self._lock:
             return await asyncio.to_thread(fn, *args)
 
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        """A transaction. Under a real clock on a connection of the pool per call (a worker thread, the pool's
-        pre-ping); inline on one connection kept between calls: a pool checkout, ping and ``Connection`` per
-        batch of one reading cost more than its statements. It is given back after any error (the next call
-        takes a fresh one from the pool) and by :meth:`close`; an engine that changed is not reused."""
-        engine = self._engine()
-        if self.offload:
-            with engine.begin() as conn:
-                yield conn
-            return
-        held = self._held
-        if held is None or self._held_engine is not engine or held.closed or held.invalidated:
-            self.close()
-            held = self._held = engine.connect()
-            self._held_engine = engine
-        conn = held
-        try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            self.close()
-            raise
+    def _write(self, write: Callable[..., T], *args: Any, readings: int = 0) -> T:
+        """``write(conn, *args)`` in a transaction: its own under a real clock (a connection of the pool per
+        call, in a worker thread, the pool's pre-ping); inline in the commit group's open one, on the
+        connection it keeps (given back after any error: the next call takes a fresh one)."""
+        if self.commits is not None:
+            return self.commits.run(write, *args, readings=readings)
+        with self._engine().begin() as conn:
+            return write(conn, *args)
+
+    def commit(self) -> None:
+        """Commit the inline group's open transaction now (nothing under a real clock)."""
+        if self.commits is not None:
+            self.commits.commit()
 
     def close(self) -> None:
-        """Give the kept connection back to the pool (the processor stops)."""
-        held, self._held, self._held_engine = self._held, None, None
-        if held is not None:
-            held.close()
+        """Commit the inline group and give its connection back (the processor stops)."""
+        if self.commits is not None:
+            self.commits.close()
 
     # -- the batch ----------------------------------------------------------------------------
     def write_batch(self, batch: Sequence[Reading], events: Sequence[AlertEvent], stored_at: float) -> set[tuple[str, int]]:
         """Readings, sensors, alerts and rollups in one transaction; the (sensor_id, seq) it inserted."""
-        with self._begin() as conn:
-            sql = self._sql(conn)
-            inserted = self._insert_readings(conn, sql, batch, stored_at)
-            self._upsert_sensors(conn, sql, batch)
-            self._write_alerts(conn, sql, events)
-            self._add_rollups(conn, sql, [r for r in batch if (r.sensor_id, r.seq) in inserted])
+        return self._write(self._write_batch, batch, events, stored_at, readings=len(batch))
+
+    def _write_batch(self, conn: Connection, batch: Sequence[Reading], events: Sequence[AlertEvent],
+                     stored_at: float) -> set[tuple[str, int]]:
+        sql = self._sql(conn)
+        inserted = self._insert_readings(conn, sql, batch, stored_at)
+        self._upsert_sensors(conn, sql, batch)
+        self._write_alerts(conn, sql, events)
+        self._add_rollups(conn, sql, [r for r in batch if (r.sensor_id, r.seq) in inserted])
         return inserted
 
     def _insert_readings(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
@@ -186,8 +188,10 @@ class SensorStore:
         last = dict(marks)  # an alert raised and cleared in one batch: its clear is what is on the bus now
         if not last:
             return
-        with self._begin() as conn:
-            conn.execute(self._sql(conn).mark_published, [{"b_id": i, "b_state": last[i]} for i in sorted(last)])
+        self._write(self._mark_published, [{"b_id": i, "b_state": last[i]} for i in sorted(last)])
+
+    def _mark_published(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(self._sql(conn).mark_published, rows)
 
     # -- warm-up ------------------------------------------------------------------------------
     def load_warm(self, wanted: dict[str, int]) -> dict[str, Warm]:
@@ -224,8 +228,11 @@ class SensorStore:
 
     # -- system events ------------------------------------------------------------------------
     def record_event(self, at: float, kind: str, source: str, detail: dict[str, Any]) -> None:
-        with self._begin() as conn:
-            conn.execute(system_events.insert().values(at=at, kind=kind, source=source, detail=detail))
+        self._write(_insert_event, at, kind, source, detail)
+
+
+def _insert_event(conn: Connection, at: float, kind: str, source: str, detail: dict[str, Any]) -> None:
+    conn.execute(system_events.insert().values(at=at, kind=kind, source=source, detail=detail))
 
 
 def _execute_many(conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:
