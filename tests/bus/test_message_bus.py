@@ -288,7 +288,7 @@ def test_batch_handler_gets_lists_of_valid_messages_and_invalid_ones_are_dead_le
         return batches, bus.dead_letters, bus.stats
 
     batches, letters, stats = run(body)
-    assert all(isinstance(batch, list) and batch for batch in batches)  # the memory transport: lists of one
+    assert all(isinstance(batch, list) and batch for batch in batches)
     assert [e.payload["value"] for batch in batches for e in batch] == [1, 7, 2]
     assert dict(letters.counts) == {"invalid": 1, "decode_error": 1}
     assert stats.handled["test.reading"] == 3
@@ -307,13 +307,15 @@ def test_batch_handler_that_raises_dead_letters_each_message_and_lives_on():
         await bus.subscribe("r", handler, owner="monitor", batch=True, types=["test.reading"])
         await bus.publish_batch("r", "test.reading", [{"value": 1}, {"value": -1}, {"value": 2}], source="m1")
         await settle(bus)
+        await bus.publish_batch("r", "test.reading", [{"value": 3}, {"value": 4}], source="m1")
+        await settle(bus)
         return handled, list(bus.dead_letters.recent)
 
     handled, letters = run(body)
-    assert handled == [1, 2]
-    (letter,) = letters
-    assert (letter.reason, letter.component, letter.envelope.payload) == ("handler_error", "monitor", {"value": -1})
-    assert letter.detail == "ValueError: negative reading in batch (batch of 1)"
+    assert handled == [3, 4]  # the memory transport hands over the queue at once: the first list failed whole
+    assert [(d.reason, d.component, d.envelope.payload["value"]) for d in letters] == [
+        ("handler_error", "monitor", 1), ("handler_error", "monitor", -1), ("handler_error", "monitor", 2)]
+    assert {d.detail for d in letters} == {"ValueError: negative reading in batch (batch of 3)"}
 
 
 @pytest.mark.parametrize("traced", [False, True])
@@ -386,10 +388,10 @@ def test_traced_handlers_that_raise_are_dead_lettered_and_recorded_on_their_span
     telemetry.force_flush()
     handles = [s for s in telemetry.span_exporter.get_finished_spans() if s.name == "handle test.reading"]
     assert sorted((d.component, d.envelope.payload["value"], d.detail) for d in letters) == [
-        ("batch", 2, "ValueError: broken handler (batch of 1)"),
-        ("batch", 3, "ValueError: broken handler (batch of 1)"),
+        ("batch", 2, "ValueError: broken handler (batch of 2)"),
+        ("batch", 3, "ValueError: broken handler (batch of 2)"),
         ("single", 1, "ValueError: broken handler")]
-    assert len(handles) == 3 and all(any(e.name == "exception" for e in h.events) for h in handles)
+    assert len(handles) == 2 and all(any(e.name == "exception" for e in h.events) for h in handles)  # one a list
     assert sum(stats.handled.values()) == 0
     telemetry.shutdown()
 

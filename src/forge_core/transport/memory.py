@@ -17,6 +17,7 @@ from forge_core.errors import TransportClosed
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.settings import Settings
 from forge_core.transport.base import (
+    BatchCallback,
     DeliveryGuarantee,
     Health,
     MessageCallback,
@@ -101,6 +102,20 @@ class MemoryTransport(Transport):
             raise TransportClosed(f"transport {self.name!r} is closed; cannot subscribe to {pattern!r}")
         validate_pattern(pattern)
         sub = _Sub(self.hub, pattern, callback, group, owner, self._subs)
+        self.hub.add(sub)
+        self._subs[sub] = None
+        return sub
+
+    async def subscribe_batch(self, pattern: str, callback: BatchCallback, *, group: str | None = None,
+                              owner: str | None = None) -> Subscription:
+        """``callback(topic, messages)`` gets everything the subscription's queue holds when its
+        delivery runs, split where the topic changes (as Kafka hands over a fetch), and acknowledges
+        the list by returning. Raising acknowledges none of it: the messages are delivered again,
+        first in the queue, up to ``max_redeliveries`` times each, then reported undeliverable."""
+        if self._closed:
+            raise TransportClosed(f"transport {self.name!r} is closed; cannot subscribe to {pattern!r}")
+        validate_pattern(pattern)
+        sub = _Sub(self.hub, pattern, callback, group, owner, self._subs, batch=True)
         self.hub.add(sub)
         self._subs[sub] = None
         return sub

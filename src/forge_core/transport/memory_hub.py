@@ -4,10 +4,11 @@ Transports that name the same ``channel`` share one :class:`MemoryHub`, so sever
 one process (a test of an active and a shadow scheduler, say) talk to each other. Delivery is
 asynchronous and in order per subscription: ``publish`` queues the message and a drain task
 per subscription hands it over. A callback that raises gets the message again (at least once)
-up to ``max_redeliveries`` times. Planned faults (:class:`~forge_core.transport.faults.Faults`)
-and consumer groups take a slower path, chosen once per topic. The bus's publish path runs
-through :meth:`MemoryHub.put`; :class:`~forge_core.transport.memory.MemoryTransport` is the
-transport in front of it.
+up to ``max_redeliveries`` times. A batch subscription (``subscribe_batch``) gets everything its
+queue holds at once, split where the topic changes, as Kafka hands over a fetch. Planned faults
+(:class:`~forge_core.transport.faults.Faults`) and consumer groups take a slower path, chosen
+once per topic. The bus's publish path runs through :meth:`MemoryHub.put`;
+:class:`~forge_core.transport.memory.MemoryTransport` is the transport in front of it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import replace
+from functools import partial
 from typing import Any, cast
 
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.transport.base import (
+    BatchCallback,
     DirectRun,
     MessageCallback,
     QueueEntry,
@@ -28,6 +31,7 @@ from forge_core.transport.base import (
     UndeliverableCallback,
 )
 from forge_core.transport.faults import Faults
+from forge_core.transport.memory_batch import deliver_batches
 from forge_core.transport.topics import matches, validate_topic
 
 log = logging.getLogger("forge.transport.memory")
@@ -36,16 +40,19 @@ _HUBS: dict[str, MemoryHub] = {}
 
 
 class _Sub(Subscription):
-    __slots__ = ("_hub", "_registry", "callback", "draining", "group", "owner", "pattern", "queue", "task", "waiter")
+    __slots__ = ("_hub", "_registry", "batch", "callback", "draining", "group", "owner", "pattern", "queue", "task",
+                 "waiter")
 
-    def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback, group: str | None,
-                 owner: str | None, registry: dict[_Sub, None] | None = None) -> None:
+    def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback | BatchCallback, group: str | None,
+                 owner: str | None, registry: dict[_Sub, None] | None = None, *, batch: bool = False) -> None:
         self._hub = hub
         #: The subscribing transport's record of its live subscriptions (for ``close``); a cancelled
         #: subscription leaves it, or the callback (and the component behind it) would live on.
         self._registry = registry
         self.pattern = pattern
         self.callback = callback
+        #: ``callback(topic, messages)`` with lists (subscribe_batch) rather than one message a call.
+        self.batch = batch
         self.group = group
         self.owner = owner
         self.queue: deque[QueueEntry] = deque()
@@ -243,9 +250,10 @@ class MemoryHub:
 
     async def _drain(self, sub: _Sub) -> None:
         loop = asyncio.get_running_loop()
+        deliver = partial(deliver_batches, self) if sub.batch else self._deliver
         try:
             while True:
-                await self._deliver(sub)
+                await deliver(sub)
                 sub.draining = False
                 sub.waiter = loop.create_future()
                 await sub.waiter
@@ -255,7 +263,7 @@ class MemoryHub:
 
     async def _deliver(self, sub: _Sub) -> None:
         queue = sub.queue
-        callback = sub.callback
+        callback = cast(MessageCallback, sub.callback)
         run: DirectRun | None = getattr(callback, "run", None)  # see DirectRun
         delivered = 0  # counted per drain, not per message; added however the drain ends
         try:
