@@ -144,3 +144,31 @@ def render(monitor) -> str:
     console = Console(file=io.StringIO(), width=140, color_system=None)
     console.print(monitor.view())
     return console.file.getvalue()
+
+
+def test_a_poll_reads_the_running_count_and_the_windows_rows_by_index_not_the_table(sensor_plant):
+    """A real plant's view must not slow as its table grows: stored is the processors' running count
+    (sum of sensors.stored, equal to count(*)), and the window's rows are found by the stored_at index."""
+    import sqlalchemy as sa
+
+    plant = sensor_plant(keep=("sensors", "processors", "monitor"), params={"sensors": QUIET})
+    plant.advance(20.0)
+    monitor = plant.component("monitor")
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest):
+        statements.append(statement)
+
+    sa.event.listen(monitor.engine, "before_cursor_execute", seen)
+    try:
+        snap = monitor.report()
+    finally:
+        sa.event.remove(monitor.engine, "before_cursor_execute", seen)
+    with monitor.engine.connect() as conn:
+        assert snap["stored"] == conn.execute(sa.text("SELECT count(*) FROM readings")).scalar_one() > 100
+        on_readings = [s for s in statements if "FROM readings" in s]
+        assert on_readings and all("WHERE stored_at >=" in s for s in on_readings), on_readings
+        for statement in on_readings:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}",
+                                                                          (plant.clock.time() - 10,)))
+            assert "ix_readings_stored_at" in plan, plan

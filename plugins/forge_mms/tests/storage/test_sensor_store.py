@@ -46,7 +46,7 @@ def test_a_batch_is_stored_once_however_often_it_comes(sensor_db, make_reading):
     assert store.write_batch(later, [], stored_at=10.0) == {("temp-1", 5)}
     assert len(rows(sensor_db, readings, readings.c.seq)) == 6
     s = {r[0]: r for r in rows(sensor_db, sensors, sensors.c.sensor_id)}
-    assert s["temp-1"][1:] == ("temperature", "line-1", "C", 1_800_000_000.0, 1_800_000_004.0, 5)
+    assert s["temp-1"][1:] == ("temperature", "line-1", "C", 1_800_000_000.0, 1_800_000_004.0, 5, 5)
     a = {r[0]: r for r in rows(sensor_db, alerts, alerts.c.alert_id)}
     assert a["temp-1:hot:2"][5:12] == ("cleared", 90.0, 80.0, 2, 1_800_000_001.0, 1_800_000_003.0, 4)
     assert a["temp-2:hot:3"][5] == "raised" and a["temp-2:hot:3"][10] is None
@@ -74,7 +74,7 @@ def test_big_seqs_and_a_clock_that_went_back(sensor_db, make_reading):
     store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
     store.write_batch([make_reading(10, 1.0, ts=2_000.0)], [], 1.0)
     store.write_batch([make_reading(BIG + 1, 2.0, ts=1_000.0)], [], 2.0)  # new life, earlier clock
-    assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][4:] == (1_000.0, 1_000.0, BIG + 1)
+    assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][4:] == (1_000.0, 1_000.0, BIG + 1, 2)
 
 
 def test_warm_up_reads_history_active_and_unpublished_alerts(sensor_db, make_reading):
@@ -101,15 +101,24 @@ def test_system_events_and_the_thread_under_a_real_clock(sensor_db):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
-def test_the_migration_goes_up_after_mms_0001_and_down_again(backend, tmp_path, request):
+def test_the_migrations_go_up_after_mms_0001_and_down_again(backend, tmp_path, request):
     url = f"sqlite:///{tmp_path}/m.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     registry = MigrationRegistry(include_core=False)
     registry.add("mms", MIGRATIONS, plugin="forge-mms")
     engine = sa.create_engine(url)
     upgrade(engine, registry, target="mms_0001")
     assert "readings" not in sa.inspect(engine).get_table_names()
+    upgrade(engine, registry, target="mms_0002")
+    with engine.begin() as conn:  # rows stored before mms_0003: their count is backfilled
+        conn.execute(sensors.insert().values(sensor_id="temp-1", kind="temperature", location="l", unit="C",
+                                             first_seen=1.0, last_seen=2.0, last_seq=2))
+        conn.execute(readings.insert(), [{"sensor_id": "temp-1", "seq": s, "kind": "temperature", "value": 1.0,
+                                          "ts": 1.0, "stored_at": 1.0, "processor": "p"} for s in (1, 2)])
     upgrade(engine, registry)
-    assert current(engine, registry)["mms"] == "mms_0002"
+    assert current(engine, registry)["mms"] == "mms_0003"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sensors.c.stored)).scalar_one() == 2
+    assert "ix_readings_stored_at" in {i["name"] for i in sa.inspect(engine).get_indexes("readings")}
     tables = set(sa.inspect(engine).get_table_names())
     assert {"sensors", "readings", "alerts", "system_events", "reading_rollups", "heartbeats"} <= tables
     assert {c["name"] for c in sa.inspect(engine).get_columns("readings")} == {
@@ -121,6 +130,18 @@ def test_the_migration_goes_up_after_mms_0001_and_down_again(backend, tmp_path, 
     tables = set(sa.inspect(engine).get_table_names())
     assert "readings" not in tables and "heartbeats" in tables
     engine.dispose()
+
+
+def test_each_sensor_keeps_the_count_of_its_readings_stored_once(sensor_db, make_reading):
+    """sensors.stored: the readings each transaction inserted, so a redelivery adds nothing and the sum over
+    the sensors is the readings table's count (what a view reads instead of counting the table)."""
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    store.write_batch([make_reading(s, 40.0) for s in (1, 2, 3)] + [make_reading(1, 9.0, sensor="temp-2")], [], 1.0)
+    store.write_batch([make_reading(s, 40.0) for s in (2, 3, 4)], [], 2.0)  # 2 and 3 again
+    store.close()
+    with sensor_db.connect() as conn:
+        assert dict(conn.execute(sa.select(sensors.c.sensor_id, sensors.c.stored)).all()) == {"temp-1": 4, "temp-2": 1}
+        assert conn.execute(sa.select(sa.func.count()).select_from(readings)).scalar_one() == 5
 
 
 def test_inline_the_connection_is_kept_between_batches_and_given_back_after_an_error(sensor_db, make_reading):

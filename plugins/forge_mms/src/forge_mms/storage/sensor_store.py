@@ -122,9 +122,10 @@ class SensorStore:
                      stored_at: float) -> set[tuple[str, int]]:
         sql = self._sql(conn)
         inserted = self._insert_readings(conn, sql, batch, stored_at)
-        self._upsert_sensors(conn, sql, batch)
+        fresh = [r for r in batch if (r.sensor_id, r.seq) in inserted]
+        self._upsert_sensors(conn, sql, batch, fresh)
         self._write_alerts(conn, sql, events)
-        self._add_rollups(conn, sql, [r for r in batch if (r.sensor_id, r.seq) in inserted])
+        self._add_rollups(conn, sql, fresh)
         return inserted
 
     def _insert_readings(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
@@ -145,19 +146,24 @@ class SensorStore:
                     inserted.add((reading.sensor_id, reading.seq))
         return inserted
 
-    def _upsert_sensors(self, conn: Connection, sql: Statements, batch: Sequence[Reading]) -> None:
+    def _upsert_sensors(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
+                        fresh: Sequence[Reading]) -> None:
+        """A row per sensor of the batch: the newest seq, and ``stored`` plus the readings this transaction
+        inserted (``fresh``)."""
         seen: dict[str, dict[str, Any]] = {}
         for r in batch:
             row = seen.get(r.sensor_id)
             if row is None:
                 seen[r.sensor_id] = {"sensor_id": r.sensor_id, "kind": r.kind, "location": r.location, "unit": r.unit,
-                                     "first_seen": r.ts, "last_seen": r.ts, "last_seq": r.seq}
+                                     "first_seen": r.ts, "last_seen": r.ts, "last_seq": r.seq, "stored": 0}
             else:
                 row["first_seen"] = min(row["first_seen"], r.ts)
                 if r.seq > row["last_seq"]:
                     row.update(last_seq=r.seq, last_seen=r.ts, kind=r.kind, location=r.location, unit=r.unit)
         if not seen:
             return
+        for r in fresh:
+            seen[r.sensor_id]["stored"] += 1
         _execute_many(conn, sql, "sensors", [seen[k] for k in sorted(seen)])
 
     def _write_alerts(self, conn: Connection, sql: Statements, events: Sequence[AlertEvent]) -> None:

@@ -1,4 +1,4 @@
-"""The sensor monitoring tables as SQLAlchemy Core sees them (created by migration ``mms_0002``), and the
+"""The sensor monitoring tables as SQLAlchemy Core sees them (migrations ``mms_0002``, ``mms_0003``), and the
 statements :mod:`forge_mms.storage.sensor_store` writes a batch with, built once per dialect.
 
 Times are epoch seconds (UTC): ``ts``, ``first_seen``, ``last_seen``, ``raised_at`` and ``cleared_at``
@@ -19,7 +19,8 @@ __all__ = ["DriverSql", "Statements", "alerts", "metadata", "reading_rollups", "
 
 metadata = sa.MetaData()
 
-#: One row per sensor: what it is and the newest reading stored.
+#: One row per sensor: what it is, the newest reading stored and how many are (``stored``, kept in each
+#: batch's transaction: ``sum(stored)`` is the readings table's count without reading it).
 sensors = sa.Table(
     "sensors", metadata,
     sa.Column("sensor_id", sa.String(200), primary_key=True),
@@ -29,6 +30,7 @@ sensors = sa.Table(
     sa.Column("first_seen", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("stored", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 #: Every reading once: ``(sensor_id, seq)`` is its idempotency key.
@@ -157,7 +159,7 @@ class Statements:
             "unit": sa.case((newer, new.unit), else_=old.unit),
             "first_seen": _least(new.first_seen, old.first_seen),
             "last_seen": sa.case((newer, new.last_seen), else_=old.last_seen),
-            "last_seq": _greatest(new.last_seq, old.last_seq)})
+            "last_seq": _greatest(new.last_seq, old.last_seq), "stored": old.stored + new.stored})
         stmt = upsert(conn, reading_rollups)
         new, old = stmt.excluded, reading_rollups.c
         rollup_rows = stmt.on_conflict_do_update(index_elements=["sensor_id", "minute"], set_={
