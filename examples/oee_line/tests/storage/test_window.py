@@ -1,14 +1,17 @@
-"""window_inputs: PostgreSQL's reduction in SQL gives what the machine-by-machine Python path gives."""
+"""window_inputs: PostgreSQL's and SQLite's reductions in SQL give what the machine-by-machine Python path gives."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from oee_line.oee import LossSettings, counter_deltas, machine_window
 from oee_line.storage.store import GOOD, TOTAL, Sample, TimeSeriesStore
 from oee_line.storage.window import window_inputs
 from sqlalchemy import Engine
+
+from .conftest import migrated
 
 
 def _history(rng: random.Random, machine: str, t_end: float) -> tuple[list[Sample], list]:
@@ -44,9 +47,7 @@ def _history(rng: random.Random, machine: str, t_end: float) -> tuple[list[Sampl
     return samples, states
 
 
-@pytest.mark.servers
-def test_postgresql_reduction_equals_the_python_path(pg_series_db: Engine) -> None:
-    series_db = pg_series_db  # SQLite takes the Python path: the SQL reduction is PostgreSQL's
+def _reduction_equals_the_python_path(series_db: Engine) -> None:
     rng = random.Random(5)
     store = TimeSeriesStore(series_db)
     for m in ("A", "B", "C"):
@@ -70,7 +71,20 @@ def test_postgresql_reduction_equals_the_python_path(pg_series_db: Engine) -> No
     assert any(e.reset for e in got["A"].counters.events + got["B"].counters.events)  # the case was exercised
 
 
-def test_sqlite_reads_machine_by_machine(series_db: Engine) -> None:
+@pytest.mark.servers
+def test_postgresql_reduction_equals_the_python_path(pg_series_db: Engine) -> None:
+    _reduction_equals_the_python_path(pg_series_db)
+
+
+def test_sqlite_reduction_equals_the_python_path(tmp_path: Path) -> None:
+    engine = migrated(f"sqlite:///{tmp_path}/oee.db")
+    try:
+        _reduction_equals_the_python_path(engine)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_reduces_in_sql(series_db: Engine) -> None:
     store = TimeSeriesStore(series_db)
     store.write([Sample("M1", TOTAL, 1.0, 0.0), Sample("M1", GOOD, 1.0, 0.0), Sample("M1", TOTAL, 5.0, 3.0),
                  Sample("M1", GOOD, 5.0, 2.0)])

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from forge_core import Check, Component, Envelope, Subscribes
 from oee_line.settings import AuditParams, OeeParams
 from oee_line.sim.invariants import BusOrder, gaps_repaired, oee_matches, samples_stored
 from oee_line.sim.plc import SimPlc, plc
-from oee_line.storage.tables import ROLLUPS, events, telemetry
+from oee_line.storage.store import TimeSeriesStore
 
 __all__ = ["Audit"]
 
@@ -29,10 +27,8 @@ class Audit(Component):
     async def start(self) -> None:
         self.order = BusOrder()
         self.runtime: Any = self.ctx.services.get("runtime")
-        if self.params.reset_storage:
-            with self.ctx.storage.begin() as conn:
-                for table in (telemetry, events, *(r.table for r in ROLLUPS)):
-                    conn.execute(sa.delete(table))
+        if self.params.reset_storage:  # TimescaleDB's rollups are continuous aggregates: no DELETE there
+            TimeSeriesStore(self.ctx.storage).clear()
         for pattern in self.params.topics:
             await self.ctx.subscribe(pattern, self.on_metrics, types=["sparkplug.metrics"])
         self.plc: SimPlc | None = None

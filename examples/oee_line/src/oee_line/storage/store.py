@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from oee_line.oee import CounterSample, StateChange
 from oee_line.storage import timescale
 from oee_line.storage.batch import insert_with_rollups
+from oee_line.storage.ranks import bucket_percentiles
 from oee_line.storage.tables import ROLLUPS, Rollup, events, telemetry
 
 __all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentile", "timescale_version", "upsert"]
@@ -211,25 +212,14 @@ class TimeSeriesStore:
                 dirty = conn.execute(
                     sa.select(t.machine_id, t.metric, t.bucket).where(t.p50.is_(None)).order_by(t.bucket).limit(limit)
                 ).all()
-                for machine_id, metric, bucket in dirty:
-                    values = (
-                        conn.execute(
-                            sa.select(telemetry.c.value).where(
-                                telemetry.c.machine_id == machine_id,
-                                telemetry.c.metric == metric,
-                                telemetry.c.time >= bucket,
-                                telemetry.c.time < bucket + rollup.seconds,
-                            )
-                        )
-                        .scalars()
-                        .all()
-                    )
-                    if not values:  # its samples were removed by retention: nothing left to rank
+                for machine_id, metric, bucket in dirty:  # ranked by the database (oee_line.storage.ranks)
+                    ranks = bucket_percentiles(conn, machine_id, metric, bucket, bucket + rollup.seconds)
+                    if ranks is None:  # its samples were removed by retention: nothing left to rank
                         continue
                     conn.execute(
                         rollup.table.update()
                         .where(t.machine_id == machine_id, t.metric == metric, t.bucket == bucket)
-                        .values(p50=percentile(values, 0.5), p95=percentile(values, 0.95))
+                        .values(p50=ranks[0], p95=ranks[1])
                     )
                     done += 1
         return done
@@ -257,6 +247,17 @@ class TimeSeriesStore:
                 cut = now - retention.events_days * 86_400
                 deleted["events"] = conn.execute(events.delete().where(events.c.ts_end < cut)).rowcount
         return deleted
+
+    def clear(self) -> None:
+        """Empty the time series: samples, events and every rollup level. On TimescaleDB the rollups are
+        continuous aggregates, which take no DELETE: the samples are deleted (TimescaleDB logs the range
+        as invalidated) and each aggregate refreshed over all time, which empties its buckets."""
+        hyper = self.on_timescale()
+        with self.engine.begin() as conn:
+            for table in (telemetry, events, *(() if hyper else (r.table for r in ROLLUPS))):
+                conn.execute(table.delete())
+        if hyper:
+            timescale.refresh_rollups(self.engine, everything=True)
 
     # -- reading ---------------------------------------------------------------------------------------
     def machines(self) -> list[str]:

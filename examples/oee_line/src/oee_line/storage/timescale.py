@@ -100,14 +100,15 @@ WHERE hypertable_schema = current_schema() AND hypertable_name = 'telemetry'
 """)
 
 
-def refresh_rollups(engine: Engine) -> int:
+def refresh_rollups(engine: Engine, everything: bool = False) -> int:
     """Materialize every level's invalidated buckets; returns how many levels were refreshed (0: no
-    samples stored)."""
+    samples stored). ``everything``: over all time, even with no sample left (after the samples were
+    deleted, this empties the aggregates: ``TimeSeriesStore.clear``)."""
     # refresh_continuous_aggregate refuses to run inside a transaction block
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        start = conn.execute(_OLDEST_CHUNK).scalar()
-        if start is None:
+        start = None if everything else conn.execute(_OLDEST_CHUNK).scalar()
+        if start is None and not everything:
             return 0
         for rollup in ROLLUPS:
             conn.execute(sa.text("CALL refresh_continuous_aggregate(CAST(:view AS regclass), "

@@ -7,8 +7,10 @@ statement merges GoodCount and TotalCount by time (each carried forward, as
 PLC restart: both count from 0) and returns per machine only the sums inside the window and the few
 samples :func:`~oee_line.oee.machine_window` looks at one by one (resets, samples with bad parts), as
 :class:`~oee_line.oee.CounterDeltas`. The states and ideal cycle times of all machines come in one
-statement each. Other dialects (SQLite) read machine by machine through ``TimeSeriesStore`` and
-reduce in Python (:func:`~oee_line.oee.counter_deltas`): the same figures, tested against each other.
+statement each. SQLite reduces the counters the same way in its own SQL, one statement per machine
+(``oee_line.storage.window_sqlite``); any other dialect reads machine by machine through
+``TimeSeriesStore`` and reduces in Python (:func:`~oee_line.oee.counter_deltas`): the same figures,
+tested against each other.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sqlalchemy as sa
 from oee_line.oee import CounterDeltas, CounterEvent, StateChange, counter_deltas
 from oee_line.storage.store import TimeSeriesStore
 from oee_line.storage.timescale import sec_window
+from oee_line.storage.window_sqlite import sqlite_counter_deltas
 
 __all__ = ["MachineInputs", "window_inputs"]
 
@@ -126,6 +129,11 @@ def window_inputs(store: TimeSeriesStore, machines: Sequence[str], t0: float, t1
                   default_cycle: float) -> dict[str, MachineInputs]:
     """Per machine: its ideal cycle time (``default_cycle`` when none is stored), its states and its
     counters of ``[t0, t1)`` reduced to :class:`CounterDeltas`."""
+    if store.engine.dialect.name == "sqlite":  # the same reduction in SQLite's SQL, machine by machine
+        with store.engine.connect() as conn:
+            counted = {m: sqlite_counter_deltas(conn, m, t0, t1) for m in machines}
+        return {m: MachineInputs(store.ideal_cycle_time(m, default_cycle), store.states(m, t0, t1), counted[m])
+                for m in machines}
     if store.engine.dialect.name != "postgresql":
         return {m: MachineInputs(store.ideal_cycle_time(m, default_cycle), store.states(m, t0, t1),
                                  counter_deltas(store.counters(m, t0, t1), t0, t1)) for m in machines}
