@@ -48,7 +48,7 @@ class HistorianParams(Settings):
                                                        "a simulated day sets it: a transaction per sample was "
                                                        "most of its CPU). What is held is already "
                                                        "acknowledged, so a crash loses it: for simulated "
-                                                       "runs only")
+                                                       "runs only (refused at start under the real clock)")
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 

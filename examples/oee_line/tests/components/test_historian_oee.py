@@ -132,3 +132,19 @@ def test_a_failed_commit_dead_letters_every_message_it_held(tmp_path: Path) -> N
         assert len(letters) == len(bodies) == historian.report()["errors"]
         assert [d.envelope.payload for d in letters if d.envelope is not None] == bodies
         assert "disk full" in letters[0].detail
+
+
+def test_commit_every_is_refused_under_the_real_clock(tmp_path: Path) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from oee_line.settings import HistorianParams
+
+    from forge_core.storage import create_engine_from_url
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path}/oee.db")
+    ctx = SimpleNamespace(name="historian", params=HistorianParams(commit_every=10), clock=SimpleNamespace(),
+                          storage=engine)  # a clock without is_virtual: the real one
+    with pytest.raises(ValueError, match=r"'historian': params.commit_every is 10 s under the real clock"):
+        asyncio.run(Historian(ctx).start())  # type: ignore[arg-type]
+    engine.dispose()

@@ -8,6 +8,8 @@ thread; samples already stored (a birth repeating the last values, a replay) are
 ``commit_every`` > 0 (the chaos profile's simulated day): what arrives is kept and written together
 every that many seconds of plant time, in arrival order, one transaction (and at stop); a write that
 fails dead-letters every message it held, as a failed batch does. 0 (the default): each delivery at once.
+What is held is already acknowledged, so a crash would lose it: under the real clock ``start`` refuses a
+``commit_every`` above 0 (a clear error naming the setting), so it serves simulated runs only.
 """
 
 from __future__ import annotations
@@ -38,12 +40,18 @@ class Historian(Component):
     subscribes = (Subscribes("sparkplug.metrics", param="topics"),)
 
     async def start(self) -> None:
+        virtual = getattr(self.ctx.clock, "is_virtual", False)
+        if self.params.commit_every > 0 and not virtual:
+            raise ValueError(
+                f"oee_line.historian {self.name!r}: params.commit_every is {self.params.commit_every:g} s under "
+                f"the real clock: what it holds is already acknowledged to the bus, so a crash would lose it. "
+                f"commit_every is for simulated runs only (forge run --simulate); set it to 0 (the default) here")
         self.store = TimeSeriesStore(self.ctx.storage)
         self.stats = {"messages": 0, "samples": 0, "stored": 0, "states": 0, "skipped": 0, "errors": 0}
         self.fault: dict[str, int] = {}
         self.lock = asyncio.Lock()
         # a worker thread under the real clock; inline under virtual time (no threads: a seed replays the run)
-        self.offload = not getattr(self.ctx.clock, "is_virtual", False)
+        self.offload = not virtual
         #: held for the next commit (``commit_every`` > 0): the messages, their samples and state changes
         self.held: list[Envelope] = []
         self.held_samples: list[Sample] = []
