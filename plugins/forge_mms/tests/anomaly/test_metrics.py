@@ -55,3 +55,23 @@ def test_a_tally_gone_is_no_longer_reported_and_without_telemetry_it_only_counts
     off = Tally(NoOpMeter("off"), "t.off", unit="1", description="d", attributes={}, fields=("k",))
     off.add(5, "v")
     assert off.counts == {("v",): 5}
+
+
+def test_batches_of_one_reading_are_sampled_when_asked_and_bigger_batches_always_recorded() -> None:
+    from forge_mms.anomaly.metrics import ProcessorMetrics
+
+    def recorded(sample: int) -> tuple[int, float]:
+        reader = InMemoryMetricReader()
+        metrics = ProcessorMetrics(MeterProvider(metric_readers=[reader]).get_meter("test"), "p",
+                                   sample_singles=sample)
+        for n in range(40):
+            metrics.batch_took(1.0, 1)
+        metrics.batch_took(7.0, 3)
+        data = reader.get_metrics_data()
+        assert data is not None
+        (point,) = [p for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics
+                    if m.name == "forge.mms.batch.duration" for p in m.data.data_points]
+        return point.count, point.max  # type: ignore[union-attr]
+
+    assert recorded(1) == (41, 7.0), "every batch (a real clock)"
+    assert recorded(16) == (3, 7.0), "two of forty singles (the 16th and 32nd) and the batch of three"

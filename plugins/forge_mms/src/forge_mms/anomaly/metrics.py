@@ -3,7 +3,11 @@ manifest's ``telemetry:`` exports no metrics).
 
 * ``forge.mms.readings`` (observable counter, a :class:`Tally`): readings by ``outcome``: ``stored``, ``redelivered`` (seen again,
   stored already), ``malformed`` (dead-lettered);
-* ``forge.mms.batch.duration`` (histogram, ms): processing time of a batch, parse to publish (wall time);
+* ``forge.mms.batch.duration`` (histogram, ms): processing time of a batch, parse to publish (wall time).
+  ``ProcessorMetrics(sample_singles=n)`` records one in ``n`` batches of a single reading (the processor
+  passes 16 under a virtual clock, where the memory bus hands it every reading alone: a point cost ~10-20
+  µs, as much as the rest of the reading's judging; the consumer_status rows' p50/max stay exact, from
+  every batch); batches of several readings are all recorded, and under a real clock every batch is;
 * ``forge.mms.alerts`` (counter): alerts by ``state`` (raised, cleared), ``severity`` and ``rule``;
 * ``forge.mms.partition_changes`` (counter): partition changes the processor saw, by ``kind``.
 
@@ -66,7 +70,9 @@ def _observe(members: list[weakref.ref[Tally]], _options: CallbackOptions) -> li
 
 
 class ProcessorMetrics:
-    def __init__(self, meter: Meter | None, component: str) -> None:
+    def __init__(self, meter: Meter | None, component: str, *, sample_singles: int = 1) -> None:
+        self.sample_singles = sample_singles
+        self._singles = 0
         meter = meter or NoOpMeter("forge_mms")
         self.attributes = {"component": component}
         self.readings = Tally(meter, "forge.mms.readings", unit="{reading}", description="sensor readings handled, by outcome",
@@ -82,7 +88,12 @@ class ProcessorMetrics:
         if count:
             self.readings.add(count, outcome)
 
-    def batch_took(self, ms: float) -> None:
+    def batch_took(self, ms: float, readings: int) -> None:
+        if readings == 1 and self.sample_singles > 1:  # one in sample_singles batches of a single reading
+            self._singles += 1
+            if self._singles < self.sample_singles:
+                return
+            self._singles = 0
         self.duration.record(ms, self.attributes)
 
     def alert(self, state: str, severity: str, rule: str) -> None:

@@ -8,7 +8,9 @@ clock. Sequence numbers are BIGINT (a simulated sensor's new life starts at epoc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -118,6 +120,11 @@ class DriverSql:
 
     sql: str
     keys: tuple[str, ...]
+    pick: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # the row's values in the statement's order, by C code (a row per reading)
+        getter = itemgetter(*self.keys)
+        object.__setattr__(self, "pick", getter if len(self.keys) > 1 else lambda row: (getter(row),))
 
     @classmethod
     def of(cls, stmt: Any, conn: Connection) -> DriverSql | None:
@@ -129,7 +136,7 @@ class DriverSql:
         return cls(compiled.string, keys)
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[key] for key in self.keys)
+        return self.pick(row)
 
 
 @dataclass(frozen=True)
