@@ -46,6 +46,11 @@ class MachineTruth:
     parts: list[tuple[int, bool]] = field(default_factory=list)
 
 
+def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
+
+
 class SimPlc(Component):
     Params = SimPlcParams
     params: SimPlcParams
@@ -68,7 +73,7 @@ class SimPlc(Component):
         _PLCS.setdefault(asyncio.get_running_loop(), {})[self.name] = self
         for machine in self.model.machines.values():
             self.truth[machine.id].states.append((round(machine.state_since * 1000), machine.state))
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[bool] | None = None  # the machines' loop waiting for the next step
         self.ctx.spawn(self._running(), name="machines")
 
     # -- the machines ------------------------------------------------------------------------------------
@@ -84,15 +89,26 @@ class SimPlc(Component):
         while True:
             when = min(self._next(m) for m in self.model.machines.values())
             delay = when - self.ctx.clock.time()
-            if delay > 0:
-                self._wake.clear()
-                try:
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()  # a restart changed the machines' plans
-                    continue
-                except TimeoutError:
-                    pass
+            if delay > 0 and not await self._until(delay):
+                continue  # a restart changed the machines' plans
             await self._step(when)
+
+    async def _until(self, delay: float) -> bool:
+        """Wait ``delay`` s or until :meth:`_wake` (False then). One future and one timer: a step per part
+        or transition, and ``asyncio.timeout`` around an Event cost a timeout object, a cancellation and an
+        Event waiter each (the simulated day's PLC model)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(delay, _resolve, waiter, True)
+        try:
+            return bool(await waiter)
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter, False)
 
     async def _step(self, when: float) -> None:
         for machine in self.model.machines.values():
@@ -146,7 +162,7 @@ class SimPlc(Component):
             await self._show(machine, now)
         self.online = False
         self.restarts.append((now, back))
-        self._wake.set()
+        self._wake()
         self.ctx.spawn(self._back(back), name="restart")
 
     async def _back(self, back: float) -> None:
@@ -156,7 +172,7 @@ class SimPlc(Component):
         for machine in self.model.machines.values():
             self.base[machine.id] = (machine.good, machine.total)
             await self._show(machine, back, stamp=back)
-        self._wake.set()
+        self._wake()
 
     def report(self) -> dict[str, Any]:
         return {"machines": self.model.totals(), "samples": len(self.samples), "restarts": len(self.restarts),
