@@ -183,3 +183,52 @@ def test_a_cancelled_subscription_delivers_nothing_more_of_its_batch_through_the
     first, after, stored = asyncio.run(body())
     assert first == [0, 1] and after == []
     assert stored == {("t", 0): 11}  # the offset of the last record handled, not of the others
+
+
+def test_records_are_handed_over_as_whole_raw_messages_and_runs_store_the_last_offset_per_partition() -> None:
+    """The loops build a RawMessage without its __init__ (its three slots set inline): every slot is
+    set on what a callback gets, per record and per run; a run with no record skipped goes to the
+    batch callback as it is, and the offset of its last record per partition is stored. No broker."""
+    from confluent_kafka import Message
+
+    from forge_kafka import KafkaTransport
+    from forge_kafka.transport.subscriber import KafkaSubscription
+
+    assert set(RawMessage.__slots__) == {"body", "headers", "verdict"}  # the loops set these three: no more
+
+    async def body() -> tuple[list[RawMessage], list[list[RawMessage]], list[dict[tuple[str, int], int]]]:
+        transport = KafkaTransport("in", {"bootstrap": "127.0.0.1:1"})
+        transport.connection.loop = asyncio.get_running_loop()
+        one: list[RawMessage] = []
+        runs: list[list[RawMessage]] = []
+        stored: list[dict[tuple[str, int], int]] = []
+
+        async def per_record(topic: str, message: Any) -> None:
+            one.append(message)
+
+        async def per_run(topic: str, messages: list[Any]) -> None:
+            assert topic == "a/b"
+            runs.append(list(messages))
+
+        records = [Message(topic="a.b", partition=n % 2, offset=100 + n, value=b'{"n":%d}' % n,
+                           headers=[("x", b"1")] if n == 3 else None) for n in range(5)]
+        subs = [KafkaSubscription(transport, "a/b", per_record, group="g", owner="c", group_id="g", ephemeral=False,
+                                  instance_id=None),
+                KafkaSubscription(transport, "a/b", per_record, group="g", owner="c", group_id="g", ephemeral=False,
+                                  instance_id=None, batch_callback=per_run)]
+        try:
+            for sub in subs:
+                sub._store = stored.append  # type: ignore[method-assign]
+                await sub._handle_batch(records)
+        finally:
+            for sub in subs:
+                sub.consumer.close()
+        return one, runs, stored
+
+    one, runs, stored = asyncio.run(body())
+    assert len(runs) == 1
+    for got in (one, runs[0]):
+        assert [m.body for m in got] == [b'{"n":%d}' % n for n in range(5)]
+        assert [m.headers for m in got] == [{}, {}, {}, {"x": "1"}, {}]
+        assert all(m.verdict is None for m in got)
+    assert stored == [{("a.b", 0): 104, ("a.b", 1): 103}] * 2

@@ -77,6 +77,35 @@ def test_the_bus_publishes_directly_unless_a_subclass_changed_publish() -> None:
     assert Counting("k", {"bootstrap": "127.0.0.1:1"}).direct_publish is None  # the bus awaits its publish
 
 
+
+def test_each_headerless_record_carries_its_place_in_publish_order_to_its_failure_report() -> None:
+    """The default path's delivery callback is the record's place (an int, one order with the slow
+    path's); a failure report through it reaches ``on_failed`` with that place and no headers, so a
+    replaced producer's records are re-sent in publish order. No broker: a recording producer."""
+    from forge_kafka.transport.publisher import report_type
+
+    transport = KafkaTransport("k", {"bootstrap": "127.0.0.1:1"})
+    publisher = transport.publisher
+    sent: list[tuple[Any, ...]] = []
+
+    class Recording:
+        def produce(self, *args: Any, **kwargs: Any) -> None:
+            sent.append(args)
+
+    transport.connection.producer = Recording()  # type: ignore[assignment]
+    events = [Envelope("t.n", {"n": n}, f"m{n}", f"id-{n}", 1.5, None, 1, {}) for n in range(4)]
+    assert publisher.direct_publish("a/b", events[0]) is None
+    assert next(publisher._seq) == 1  # the slow path's produce() takes its place from the same order
+    asyncio.run(publisher.publish_batch("a/b", events[1:]))
+    places = [args[4] for args in sent]
+    assert places == [0, 2, 3, 4] and all(isinstance(place, int) and callable(place) for place in places)
+    failed: list[tuple[Any, ...]] = []
+    publisher._failed = lambda *args: failed.append(args)  # type: ignore[method-assign]
+    report = report_type(publisher._failed)(7)
+    report("an error", "a message")
+    assert failed == [(None, 7, "an error", "a message")] and type(failed[0][1]) is int
+
+
 # -- content modes on the broker -------------------------------------------------------------------
 SCHEMA = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
 

@@ -55,12 +55,14 @@ def rewind_backoff(sub: KafkaSubscription) -> Backoff:
 
 
 async def deliver_run(sub: KafkaSubscription, kafka_topic: str, run: list[Envelope | RawMessage],
-                      records: list[Message], callback: BatchCallback, done: dict[tuple[str, int], int]) -> bool:
+                      records: list[Message], callback: BatchCallback, done: dict[tuple[str, int], int], *,
+                      skips: bool = True) -> bool:
     """Deliver one run of records of one topic, again if the callback raises; then mark it done
     (handled or dead-lettered). False: it raised Redeliver each time, nothing of it is done, and
-    the caller rewinds (:func:`rewind_from`)."""
+    the caller rewinds (:func:`rewind_from`). ``skips`` False: no SKIP in ``run`` (every record is
+    of ``kafka_topic`` and delivered: ``run`` goes to the callback as it is, no copy)."""
     stats = sub.connection.stats
-    wanted = [raw for raw in run if raw is not SKIP]
+    wanted = [raw for raw in run if raw is not SKIP] if skips else run
     stats["consumed"] += len(wanted)
     if wanted:
         topic = to_forge(kafka_topic)
@@ -93,6 +95,10 @@ async def deliver_run(sub: KafkaSubscription, kafka_topic: str, run: list[Envelo
             for raw, message in zip(run, records, strict=True):
                 if raw is not SKIP:
                     await sub.dead_letter(message, error, settings.max_redeliveries + 1)
+    if not skips:  # every record of kafka_topic: its partition and offset only
+        for message in records:
+            done[(kafka_topic, message.partition())] = message.offset()  # type: ignore[index,assignment]
+        return True
     for message in records:  # record_position inlined: its call and tuple per record cost ~0.3 µs
         # a fetched record always has them (SKIP entries may be of another topic: read each one's)
         done[(message.topic(), message.partition())] = message.offset()  # type: ignore[index,assignment]
