@@ -7,6 +7,7 @@ assignment they already hold)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -60,30 +61,66 @@ async def relay(engine: Engine, publish: Publish, *, batch: int = 200,
     """Publish the queued messages in order, deleting each batch once it is sent; returns how many.
     A failing publish stops the relay there (the rest stay queued for the next call). ``connect``:
     where its connections come from (a :class:`~forge_sched.orders.transactions.Transactor`'s
-    ``connect``), else ``engine.connect``."""
+    ``connect``), else ``engine.connect``.
+
+    On PostgreSQL one connection serves the whole relay (one pool checkout and ping, not one per
+    statement), and its read and its delete each run alone in autocommit: a single statement is
+    atomic and reads one snapshot, so the read-only transaction around it only added two round trips
+    (BEGIN, COMMIT). Elsewhere each runs in a transaction of its own, on a connection of its own."""
     if connect is None:
         connect = engine.connect
     sent = 0
     query = _NEXT.format(batch=int(batch))
-    while True:
-        with connect() as conn, conn.begin():  # a read in a transaction of its own, ended at once
-            rows = _plain(conn, query).fetchall()
-        if not rows:
-            return sent
-        done: list[int] = []
-        try:
-            for seq, topic, type_, key, payload in rows:
-                await publish(topic, type_, json.loads(payload), key)
-                done.append(seq)
-            # the subscribers in this process (memory bus) take them before the bookkeeping below
-            await asyncio.sleep(0)
-        finally:
-            if done:
-                with connect() as conn, conn.begin():
-                    _plain(conn, _SENT.format(seqs=",".join(str(int(seq)) for seq in done))).close()
-                sent += len(done)
-        if len(rows) < batch:
-            return sent
+    with contextlib.ExitStack() as held:
+        shared: Connection | None = None
+
+        def run(text: str, *, read: bool) -> list[Any]:
+            nonlocal shared
+            if engine.dialect.name == "postgresql":
+                if shared is None or shared.closed or shared.invalidated:
+                    shared = held.enter_context(connect())
+                return _alone(shared, text, read=read)
+            with connect() as conn, conn.begin():  # a transaction of its own, ended at once
+                cursor = _plain(conn, text)
+                rows = cursor.fetchall() if read else []
+                cursor.close()
+                return rows
+
+        while True:
+            rows = run(query, read=True)
+            if not rows:
+                return sent
+            done: list[int] = []
+            try:
+                for seq, topic, type_, key, payload in rows:
+                    await publish(topic, type_, json.loads(payload), key)
+                    done.append(seq)
+                # the subscribers in this process (memory bus) take them before the bookkeeping below
+                await asyncio.sleep(0)
+            finally:
+                if done:
+                    run(_SENT.format(seqs=",".join(str(int(seq)) for seq in done)), read=False)
+                    sent += len(done)
+            if len(rows) < batch:
+                return sent
+
+
+def _alone(conn: Connection, text: str, *, read: bool) -> list[Any]:
+    """``text`` on ``conn``'s DBAPI connection in autocommit (psycopg: a client-side switch, no round
+    trip), switched back before returning: no await in between, so a connection shared with a
+    transactor (its kept one) is never seen in autocommit by a transaction."""
+    if conn.in_transaction():  # no await inside a transaction: none is open between the relay's awaits
+        raise RuntimeError("outbox relay: the connection is inside a transaction")
+    raw = conn.connection.driver_connection
+    raw.autocommit = True  # type: ignore[union-attr]
+    try:
+        cursor = _plain(conn, text)
+        rows = cursor.fetchall() if read else []
+        cursor.close()
+        return rows
+    finally:
+        with contextlib.suppress(Exception):  # a broken connection: the pool discards it
+            raw.autocommit = False  # type: ignore[union-attr]
 
 
 def _plain(conn: Connection, text: str, rows: list[dict[str, Any]] | None = None) -> Any:

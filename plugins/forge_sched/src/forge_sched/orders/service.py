@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 from forge_sched.orders import fences, outbox, planner
 from forge_sched.orders import statements as st
 from forge_sched.orders.moves import Change, Held, NewRow, Topics, Writer, iso
-from forge_sched.orders.plain import execute, stamp
+from forge_sched.orders.plain import execute, pipelined, stamp
 from forge_sched.orders.queries import factory_views, order_view
 from forge_sched.orders.status import StatusReportResult
 from forge_sched.orders.tables import UNFINISHED
@@ -179,7 +179,7 @@ class OrderService:
             return view, True
 
         try:
-            view, created = await self.tx.run(work)
+            view, created = await self.tx.run(pipelined(work))  # reads wait, writes go together
         except sa.exc.IntegrityError:
             if idempotency_key is None:
                 raise
