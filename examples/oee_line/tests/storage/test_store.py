@@ -49,6 +49,15 @@ def test_batches_replayed_and_shuffled_give_the_rollups_of_a_full_rescan(series_
             assert got[1] == pytest.approx(total)
 
 
+def test_a_batch_of_many_statements_adds_only_its_new_samples(series_db: Engine) -> None:
+    # on SQLite a batch goes in INSERTs of batch_sqlite.ROWS rows: one of 1,000 with 300 already stored
+    samples = [Sample("M1", "Temp", t * 3.1, float(t % 17)) for t in range(1000)]
+    store = TimeSeriesStore(series_db)
+    assert store.write(samples[:300]) == 300
+    assert store.write(list(reversed(samples))) == 700
+    assert _stored(series_db) == _expected(samples)
+
+
 def test_percentiles_are_recomputed_for_touched_buckets_only(series_db: Engine) -> None:
     store = TimeSeriesStore(series_db)
     store.write([Sample("M1", "Temp", float(t), float(t)) for t in range(7200)])

@@ -3,7 +3,8 @@
 A batch is one transaction: samples inserted once (``ON CONFLICT DO NOTHING ... RETURNING``), and
 only the samples this batch inserted are added to the 1 min / 5 min / 1 h rollups by upsert
 (count, sum, min, max), so a batch touches only its own buckets and a replayed sample never counts
-twice. On PostgreSQL that is one statement (``oee_line.storage.batch``), on SQLite four.
+twice. On PostgreSQL that is one statement (``oee_line.storage.batch``), on SQLite four DBAPI
+statements built once (``oee_line.storage.batch_sqlite``).
 Percentiles cannot be merged from aggregates: a touched 5 min / 1 h bucket gets p50/p95 NULL
 ("dirty") and :meth:`TimeSeriesStore.refresh_percentiles` recomputes just the dirty buckets from
 their raw samples (bounded: one bucket's samples), which the storage component does every few
@@ -15,8 +16,7 @@ retention sweep refresh the aggregates and drop chunks instead (``oee_line.stora
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,9 @@ from sqlalchemy import Connection, Engine
 from oee_line.oee import CounterSample, StateChange
 from oee_line.storage import timescale
 from oee_line.storage.batch import insert_with_rollups
+from oee_line.storage.batch_sqlite import insert_with_rollups_sqlite
 from oee_line.storage.ranks import bucket_percentiles
-from oee_line.storage.tables import ROLLUPS, Rollup, events, telemetry
+from oee_line.storage.tables import ROLLUPS, events, telemetry
 
 __all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentile", "timescale_version", "upsert"]
 
@@ -84,20 +85,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _least(a: Any, b: Any) -> Any:
-    return sa.case((a < b, a), else_=b)
-
-
-def _greatest(a: Any, b: Any) -> Any:
-    return sa.case((a > b, a), else_=b)
-
-
 class TimeSeriesStore:
     """Synchronous; a component runs its calls in a worker thread."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._upserts: dict[tuple[str, str], Any] = {}  # (dialect, rollup table) -> its upsert statement
         self._hypertable: bool | None = None
 
     def on_timescale(self) -> bool:
@@ -115,64 +107,12 @@ class TimeSeriesStore:
             if conn.dialect.name == "postgresql":  # one statement, one round trip (oee_line.storage.batch)
                 unique = [s for _, s in sorted({(s.machine_id, s.metric, s.time): s for s in samples}.items())]
                 new = timescale.insert_samples(conn, unique) if hyper else insert_with_rollups(conn, unique)
-            else:
-                fresh = self._insert(conn, samples)
-                for rollup in ROLLUPS:
-                    self._add(conn, rollup, fresh)
-                new = len(fresh)
+            else:  # SQLite (upsert() names any other dialect): DBAPI statements (oee_line.storage.batch_sqlite)
+                upsert(conn, telemetry)
+                new = insert_with_rollups_sqlite(conn, samples)
             for machine_id, change in sorted(states, key=lambda s: (s[0], s[1].ts)):
                 self._add_state(conn, machine_id, change)
         return new
-
-    def _insert(self, conn: Connection, samples: Sequence[Sample]) -> list[Sample]:
-        if not samples:
-            return []
-        unique = {(s.machine_id, s.metric, s.time): s for s in samples}
-        rows = [
-            {"machine_id": s.machine_id, "metric": s.metric, "time": s.time, "value": s.value, "quality": s.quality}
-            for _, s in sorted(unique.items())
-        ]
-        stmt = (
-            upsert(conn, telemetry)
-            .on_conflict_do_nothing(index_elements=["machine_id", "metric", "time"])
-            .returning(telemetry.c.machine_id, telemetry.c.metric, telemetry.c.time)
-        )
-        inserted = {(r.machine_id, r.metric, float(r.time)) for r in conn.execute(stmt, rows)}
-        return [unique[key] for key in sorted(inserted)]
-
-    def _add(self, conn: Connection, rollup: Rollup, fresh: Iterable[Sample]) -> None:
-        groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-        for s in fresh:
-            groups[(s.machine_id, s.metric, rollup.bucket_of(s.time))].append(s.value)
-        if not groups:
-            return
-        rows = [
-            {"machine_id": m, "metric": k, "bucket": b, "count": len(v), "sum": sum(v), "min": min(v), "max": max(v)}
-            for (m, k, b), v in sorted(groups.items())
-        ]
-        conn.execute(self._rollup_upsert(conn, rollup), rows)
-
-    def _rollup_upsert(self, conn: Connection, rollup: Rollup) -> Any:
-        """The rollup's upsert, built once per dialect: building it (excluded columns, CASE expressions) cost
-        about as much CPU as executing it, on every batch the historian writes."""
-        key = (conn.dialect.name, rollup.table.name)
-        stmt = self._upserts.get(key)
-        if stmt is None:
-            table = rollup.table
-            insert = upsert(conn, table)
-            new, old = insert.excluded, table.c
-            changes = {
-                "count": old.count + new.count,
-                "sum": old.sum + new.sum,
-                "min": _least(new.min, old.min),
-                "max": _greatest(new.max, old.max),
-            }
-            if rollup.percentiles:
-                changes |= {"p50": sa.null(), "p95": sa.null()}
-            stmt = self._upserts[key] = insert.on_conflict_do_update(
-                index_elements=["machine_id", "metric", "bucket"], set_=changes
-            )
-        return stmt
 
     def _add_state(self, conn: Connection, machine_id: str, change: StateChange) -> None:
         conn.execute(
