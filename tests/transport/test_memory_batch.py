@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
+from forge_core.builtin.core import _memory_factory
 from forge_core.bus import MessageBus
 from forge_core.clock import VirtualClock
-from forge_core.errors import Redeliver
+from forge_core.errors import Redeliver, SettingsError
 from forge_core.messages.envelope import Envelope
 from forge_core.messages.schemas import SchemaRegistry
-from forge_core.transport.memory import MemoryTransport
+from forge_core.transport.memory import MemorySettings, MemoryTransport
 
 
 def env(n: int, key: str = "k") -> Envelope:
@@ -158,3 +161,35 @@ def test_order_per_key_holds_through_random_redeliveries_on_the_bus():
     for key, seen in handled.items():
         expected = [n for n in range(200) if f"k{n % 7}" == key]
         assert seen == expected, key
+
+
+def test_batch_wait_lets_what_arrives_within_it_join_the_first_list_on_the_loop_clock():
+    async def body(clock: VirtualClock) -> tuple[list[tuple[float, list[int]]], int]:
+        transport = MemoryTransport(batch_wait=2.0)
+        got: list[tuple[float, list[int]]] = []
+
+        async def callback(topic: str, messages: list) -> None:
+            got.append((clock.time() - start, numbers(messages)))
+
+        await transport.subscribe_batch("r", callback)
+        start = clock.time()
+        for n, at in enumerate([0.0, 0.5, 1.5, 3.0, 3.1]):
+            await clock.sleep(at - (clock.time() - start))
+            await transport.publish("r", env(n))
+        await transport.drained()  # moves the clock through the wait
+        return got, transport.hub.pending()
+
+    clock = VirtualClock()
+    try:
+        got, pending = clock.run(body(clock))
+    finally:
+        clock.close()
+    assert got == [(2.0, [0, 1, 2]), (5.0, [3, 4])]
+    assert pending == 0
+
+
+def test_batch_wait_comes_from_the_transport_settings_and_a_negative_one_is_refused():
+    transport = _memory_factory("bus", MemorySettings.model_validate({"batch_wait": 1.5}), None)  # type: ignore[arg-type]
+    assert transport.batch_wait == 1.5
+    with pytest.raises((SettingsError, ValueError), match="batch_wait"):
+        MemorySettings.model_validate({"batch_wait": -1})

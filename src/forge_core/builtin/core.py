@@ -20,7 +20,8 @@ def _memory_factory(name: str, settings: MemorySettings, context: TransportConte
     from forge_core.transport.memory import MemoryTransport
 
     return MemoryTransport(
-        name, channel=settings.channel, max_redeliveries=settings.max_redeliveries, fault_seed=settings.fault_seed
+        name, channel=settings.channel, max_redeliveries=settings.max_redeliveries, fault_seed=settings.fault_seed,
+        batch_wait=settings.batch_wait
     )
 
 

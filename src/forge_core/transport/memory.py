@@ -39,6 +39,9 @@ class MemorySettings(Settings):
     channel: str | None = Field(None, description="share a hub with other transports of this name in the process")
     max_redeliveries: int = Field(3, ge=0, description="redeliveries to a raising callback before giving up")
     fault_seed: int = Field(0, description="seed of the fault injector's random choices")
+    batch_wait: float = Field(0.0, ge=0, description="seconds a batch subscriber's delivery waits, once the first "
+                              "message is queued, for more to join the list (Kafka's fetch.wait.max.ms); "
+                              "0: what the queue holds at once")
 
 
 _DEFAULTS = MemorySettings()
@@ -52,11 +55,12 @@ class MemoryTransport(Transport):
 
     def __init__(self, name: str = "memory", *, channel: str | None = None,
                  max_redeliveries: int = _DEFAULTS.max_redeliveries, fault_seed: int = _DEFAULTS.fault_seed,
-                 hub: MemoryHub | None = None) -> None:
+                 batch_wait: float = _DEFAULTS.batch_wait, hub: MemoryHub | None = None) -> None:
         self.hub = hub or hub_for(channel, max_redeliveries=max_redeliveries, seed=fault_seed)
         super().__init__(name)
         self._connected = False
         self._closed = False
+        self.batch_wait = batch_wait
         self._subs: dict[_Sub, None] = {}  # live subscriptions, in order; cancel() removes its own
         # The bus calls the hub's publish instead of awaiting ours (Transport.direct_publish; the
         # hub validates each new topic), until close(), or never if a subclass changed publish.
@@ -111,11 +115,13 @@ class MemoryTransport(Transport):
         """``callback(topic, messages)`` gets everything the subscription's queue holds when its
         delivery runs, split where the topic changes (as Kafka hands over a fetch), and acknowledges
         the list by returning. Raising acknowledges none of it: the messages are delivered again,
-        first in the queue, up to ``max_redeliveries`` times each, then reported undeliverable."""
+        first in the queue, up to ``max_redeliveries`` times each, then reported undeliverable.
+        With ``batch_wait`` the delivery waits that long (on the loop's clock) after the first
+        message arrives before it takes the queue, as a Kafka fetch waits for more records."""
         if self._closed:
             raise TransportClosed(f"transport {self.name!r} is closed; cannot subscribe to {pattern!r}")
         validate_pattern(pattern)
-        sub = _Sub(self.hub, pattern, callback, group, owner, self._subs, batch=True)
+        sub = _Sub(self.hub, pattern, callback, group, owner, self._subs, batch=True, wait=self.batch_wait)
         self.hub.add(sub)
         self._subs[sub] = None
         return sub

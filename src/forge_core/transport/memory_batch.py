@@ -28,6 +28,8 @@ async def deliver_batches(hub: MemoryHub, sub: _Sub) -> None:
     redeliveries; then it is reported undeliverable, one message at a time, as on the per-message path."""
     queue = sub.queue
     callback = cast(BatchCallback, sub.callback)
+    if sub.wait:  # batch_wait: let more join the first list, as a Kafka fetch waits for records
+        await asyncio.sleep(sub.wait)
     while queue:
         topic = _topic_of(queue[0])
         entries: list[QueueEntry] = []

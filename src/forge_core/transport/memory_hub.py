@@ -41,10 +41,11 @@ _HUBS: dict[str, MemoryHub] = {}
 
 class _Sub(Subscription):
     __slots__ = ("_hub", "_registry", "batch", "callback", "draining", "group", "owner", "pattern", "queue", "task",
-                 "waiter")
+                 "wait", "waiter")
 
     def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback | BatchCallback, group: str | None,
-                 owner: str | None, registry: dict[_Sub, None] | None = None, *, batch: bool = False) -> None:
+                 owner: str | None, registry: dict[_Sub, None] | None = None, *, batch: bool = False,
+                 wait: float = 0.0) -> None:
         self._hub = hub
         #: The subscribing transport's record of its live subscriptions (for ``close``); a cancelled
         #: subscription leaves it, or the callback (and the component behind it) would live on.
@@ -53,6 +54,8 @@ class _Sub(Subscription):
         self.callback = callback
         #: ``callback(topic, messages)`` with lists (subscribe_batch) rather than one message a call.
         self.batch = batch
+        #: A batch subscription's wait for more messages after the first, in seconds (batch_wait).
+        self.wait = wait
         self.group = group
         self.owner = owner
         self.queue: deque[QueueEntry] = deque()
@@ -313,9 +316,11 @@ class MemoryHub:
     async def drained(self, max_rounds: int = 100_000) -> None:
         """Wait until every queue is empty (delayed messages not counted)."""
         for _ in range(max_rounds):
-            if not any(s.queue or s.draining for s in self.subs):
+            busy = [s for s in self.subs if s.queue or s.draining]
+            if not busy:
                 return
-            await asyncio.sleep(0)
+            # a batch subscription waiting for more (batch_wait) needs the clock to move
+            await asyncio.sleep(max(s.wait for s in busy) if any(s.wait for s in busy) else 0)
 
 
 def hub_for(channel: str | None, **options: Any) -> MemoryHub:
