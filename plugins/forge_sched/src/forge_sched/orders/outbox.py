@@ -34,6 +34,9 @@ _QUEUE = {"sqlite": f"INSERT INTO {outbox.name} ({', '.join(_COLUMNS)}) "
                         f"VALUES ({', '.join(f'%({c})s' for c in _COLUMNS)})"}
 _NEXT = f"SELECT seq, topic, type, key, payload FROM {outbox.name} ORDER BY seq LIMIT {{batch:d}}"
 _SENT = f"DELETE FROM {outbox.name} WHERE seq IN ({{seqs}})"
+#: PostgreSQL's: one text whatever the sequence numbers, so psycopg prepares it once (a text per batch
+#: was parsed and planned by the server each time)
+_SENT_ANY = f"DELETE FROM {outbox.name} WHERE seq = ANY(%(seqs)s)"
 
 
 def message(topic: str, type_: str, payload: dict[str, Any], key: str | None = None) -> dict[str, Any]:
@@ -74,11 +77,13 @@ async def relay(engine: Engine, publish: Publish, *, batch: int = 200,
     with contextlib.ExitStack() as held:
         shared: Connection | None = None
 
-        def run(text: str, *, read: bool) -> list[Any]:
+        def run(text: str, *, read: bool, seqs: list[int] | None = None) -> list[Any]:
             nonlocal shared
             if engine.dialect.name == "postgresql":
                 if shared is None or shared.closed or shared.invalidated:
                     shared = held.enter_context(connect())
+                if seqs is not None:
+                    return _alone(shared, _SENT_ANY, read=False, params={"seqs": seqs})
                 return _alone(shared, text, read=read)
             with connect() as conn, conn.begin():  # a transaction of its own, ended at once
                 cursor = _plain(conn, text)
@@ -99,13 +104,13 @@ async def relay(engine: Engine, publish: Publish, *, batch: int = 200,
                 await asyncio.sleep(0)
             finally:
                 if done:
-                    run(_SENT.format(seqs=",".join(str(int(seq)) for seq in done)), read=False)
+                    run(_SENT.format(seqs=",".join(str(int(seq)) for seq in done)), read=False, seqs=done)
                     sent += len(done)
             if len(rows) < batch:
                 return sent
 
 
-def _alone(conn: Connection, text: str, *, read: bool) -> list[Any]:
+def _alone(conn: Connection, text: str, *, read: bool, params: dict[str, Any] | None = None) -> list[Any]:
     """``text`` on ``conn``'s DBAPI connection in autocommit (psycopg: a client-side switch, no round
     trip), switched back before returning: no await in between, so a connection shared with a
     transactor (its kept one) is never seen in autocommit by a transaction."""
@@ -114,7 +119,7 @@ def _alone(conn: Connection, text: str, *, read: bool) -> list[Any]:
     raw = conn.connection.driver_connection
     raw.autocommit = True  # type: ignore[union-attr]
     try:
-        cursor = _plain(conn, text)
+        cursor = _plain(conn, text, None if params is None else [params])
         rows = cursor.fetchall() if read else []
         cursor.close()
         return rows
