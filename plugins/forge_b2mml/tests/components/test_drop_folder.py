@@ -113,3 +113,19 @@ def test_messages_recorded_but_unpublished_at_a_crash_are_published_at_restart(b
     plant2 = b2mml_plant(COMPONENTS, root=root)
     plant2.advance(0.5)
     assert [m.payload["request_id"] for m in requests(plant2)] == ["R"]
+
+
+def test_only_visible_files_matching_the_pattern_are_picked_up(b2mml_plant, tmp_path):
+    plant = b2mml_plant(COMPONENTS)
+    root = tmp_path / "plant"
+    schedule = (DATA / "production_schedule.xml").read_bytes()
+    (root / "inbox" / ".hidden.xml").write_bytes(schedule)  # a writer's temporary name
+    (root / "inbox" / "notes.txt").write_bytes(schedule)
+    (root / "inbox" / "folder.xml").mkdir()
+    drop(root, "b.xml", schedule)
+    drop(root, "a.xml", (DATA / "v0701_operations_schedule.xml").read_bytes())
+    plant.advance(1.5)
+    assert sorted(p.name for p in (root / "inbox" / "processed").iterdir()) == ["a.xml", "b.xml"]
+    receipts = [m.payload for m in plant.sent("b2mml/acknowledgement", type="b2mml.acknowledgement")]
+    assert [r["accepted"] for r in receipts] == [True, True] and len(requests(plant)) == 2
+    assert {p.name for p in (root / "inbox").iterdir()} >= {".hidden.xml", "notes.txt", "folder.xml"}

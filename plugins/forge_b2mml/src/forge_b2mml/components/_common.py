@@ -19,15 +19,24 @@ def resolve(ctx: Any, path: str) -> Path:
     return p if p.is_absolute() else plant_dir(ctx) / p
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` so readers see the whole file or none: a temporary name, fsync, os.replace."""
+def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` so readers see the whole file or none: a temporary name, fsync, os.replace.
+    ``durable=False`` skips the fsync (still atomic for readers, not across a power cut): for a
+    simulated run (:func:`durable_files`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, target)
+
+
+def durable_files(ctx: Any) -> bool:
+    """Whether files are fsynced: not under a virtual clock, where no power cut falls (as the plant's
+    SQLite database and the outbox commit without fsync there)."""
+    return not getattr(ctx.clock, "is_virtual", False)
 
 
 def free_name(directory: Path, name: str) -> Path:

@@ -10,6 +10,7 @@ transaction) make the second pass a no-op apart from publishing what was still p
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 from forge_core import Check, Component
 
-from forge_b2mml.components._common import free_name, resolve, write_atomic
+from forge_b2mml.components._common import durable_files, free_name, resolve, write_atomic
 from forge_b2mml.inbound import INBOX_PUBLISHES, Inbound
 from forge_b2mml.settings import DropFolderParams
 from forge_b2mml.transactions import Ledger
@@ -34,6 +35,7 @@ class DropFolder(Component):
 
     async def start(self) -> None:
         self.root = resolve(self.ctx, self.params.path)
+        self.durable = durable_files(self.ctx)
         for sub in SUBFOLDERS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.inbound = Inbound(self.ctx, self.params, Ledger(self.ctx.storage))
@@ -46,9 +48,7 @@ class DropFolder(Component):
 
     async def scan(self) -> None:
         now = self.ctx.clock.time()
-        for path in sorted(self.root.glob(self.params.pattern)):
-            if not path.is_file() or path.name.startswith("."):
-                continue
+        for path in self._arrived():
             if self.params.min_age and now - path.stat().st_mtime < self.params.min_age:
                 continue
             claimed = self.root / "processing" / path.name
@@ -58,11 +58,22 @@ class DropFolder(Component):
                 continue
             await self.handle(claimed)
 
+    def _arrived(self) -> list[Path]:
+        """The files in the directory whose names match ``pattern`` (hidden ones aside), by name. One
+        ``os.scandir``: ``Path.glob``'s selectors were most of a poll that found nothing (every 5 s)."""
+        pattern = self.params.pattern
+        if "/" in pattern or os.sep in pattern:  # a pattern into subdirectories: glob's
+            return sorted(p for p in self.root.glob(pattern) if p.is_file() and not p.name.startswith("."))
+        with os.scandir(self.root) as entries:
+            names = sorted(e.name for e in entries
+                           if not e.name.startswith(".") and fnmatch.fnmatch(e.name, pattern) and e.is_file())
+        return [self.root / name for name in names]
+
     async def handle(self, claimed: Path) -> None:
         data = claimed.read_bytes()
         receipt = self.inbound.receive(data, source=f"file:{claimed.name}")
         if receipt.ack_xml is not None:
-            write_atomic(self.root / "acks" / f"{claimed.stem}.ack.xml", receipt.ack_xml)
+            write_atomic(self.root / "acks" / f"{claimed.stem}.ack.xml", receipt.ack_xml, durable=self.durable)
         if receipt.accepted:
             await self.inbound.flush()
             os.replace(claimed, free_name(self.root / "processed", claimed.name))
@@ -70,7 +81,8 @@ class DropFolder(Component):
             report = {"file": claimed.name, "ack_id": receipt.ack_id, "summary": receipt.summary,
                       "errors": [p.as_dict() for p in receipt.errors]}
             target = free_name(self.root / "rejected", claimed.name)
-            write_atomic(target.with_name(target.name + ".errors.json"), json.dumps(report, indent=2).encode())
+            write_atomic(target.with_name(target.name + ".errors.json"), json.dumps(report, indent=2).encode(),
+                         durable=self.durable)
             os.replace(claimed, target)
         await self.inbound.publish_receipt(receipt)
 

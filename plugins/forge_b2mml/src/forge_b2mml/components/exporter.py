@@ -36,7 +36,7 @@ from forge_core import Check, Component, Envelope, Flow, ForgeError, Publishes, 
 from forge_core.tactics import RetryPolicy
 
 from forge_b2mml.answers import STATE_TYPE, build_answer
-from forge_b2mml.components._common import resolve, write_atomic
+from forge_b2mml.components._common import durable_files, resolve, write_atomic
 from forge_b2mml.export import build_performance
 from forge_b2mml.inbound import ACK_TYPE
 from forge_b2mml.settings import ExporterParams
@@ -169,7 +169,8 @@ class Exporter(Component):
         """Deliver one document; the ERP's verdict ``(accepted, reason, ids)`` when the destination gave
         one with the delivery (HTTP), else None."""
         if self.params.destination == "directory":
-            write_atomic(resolve(self.ctx, self.params.directory) / f"{export_id}.xml", body)
+            write_atomic(resolve(self.ctx, self.params.directory) / f"{export_id}.xml", body,
+                         durable=durable_files(self.ctx))
             return None
         if self.params.destination == "topic":
             await self.ctx.publish(self.params.topic, DOCUMENT_TYPE, {"xml": body.decode("utf-8"),
