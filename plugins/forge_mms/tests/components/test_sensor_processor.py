@@ -333,3 +333,14 @@ def test_one_reading_a_transaction_under_virtual_time_when_asked(sensor_plant, s
     send(plant, "temp-1", "temperature", [70, 71])
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 2
+
+
+def test_two_processors_in_one_process_take_turns_with_their_open_transactions(sensor_plant, send, rows):
+    """SQLite lets one transaction write at a time: a group beginning on the engine commits another's open
+    one first, so neither waits for a commit that cannot come (no 'database is locked', no retry)."""
+    plant = sensor_plant(extra=TWO)
+    for seq in range(1, 4):
+        send(plant, "temp-1", "temperature", [70], first_seq=seq)
+        send(plant, "temp-2", "temperature", [70], first_seq=seq, topic="sensor-data-b")
+    assert rows(plant, "SELECT count(*) FROM readings") == [(6,)]
+    assert [plant.component(n).report()["db_retries"] for n in ("processor", "other")] == [0, 0]

@@ -190,3 +190,27 @@ def test_inline_writes_share_a_transaction_and_a_failed_one_commits_the_earlier_
     store.write_batch([make_reading(13, 53)], [], stored_at=5.0)
     store.close()
     assert store._held is None and len(rows(sensor_db, readings, readings.c.seq)) == 13
+
+
+def test_one_reading_at_a_time_stores_what_a_batch_stores(sensor_db, make_reading, tmp_path):
+    """SQLite's path for a batch of one reading (the memory bus's) writes the same rows as a batch does;
+    a failing one raises SQLAlchemy's error and leaves nothing."""
+    from .conftest import migrated
+
+    other = migrated(f"sqlite:///{tmp_path}/batch.db")
+    values = [(1, 41.0), (2, 42.0), (3, 43.0), (61, 44.0)]  # two minutes
+    alone, batched = (SensorStore(lambda e=e: e, offload=False, processor="p-0") for e in (sensor_db, other))
+    got = [alone.write_batch([make_reading(s, v)], [], 1.0) for s, v in values + [(2, 42.0)]]
+    assert got == [{("temp-1", 1)}, {("temp-1", 2)}, {("temp-1", 3)}, {("temp-1", 61)}, set()]
+    assert batched.write_batch([make_reading(s, v) for s, v in values], [], 1.0) == {("temp-1", s) for s, _ in values}
+    broken = make_reading(5, 45.0)
+    object.__setattr__(broken, "kind", None)
+    with pytest.raises(sa.exc.IntegrityError):
+        alone.write_batch([broken], [], 1.0)
+    alone.close()
+    batched.close()
+    for table, order in ((readings, readings.c.seq), (sensors, sensors.c.sensor_id),
+                         (reading_rollups, reading_rollups.c.minute)):
+        assert rows(sensor_db, table, order) == rows(other, table, order), table.name
+    assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][-1] == 4
+    other.dispose()

@@ -10,6 +10,9 @@ and what the write returns is what it inserted), and the transaction is committe
 * every ``size`` readings (``virtual_commit_readings``),
 * before any other connection of the engine is checked out (a view, a check, a warm-up read, a test,
   the next life's load): no reader through the engine ever finds a handled reading missing,
+* before another group on the same engine begins (two processors in one process: SQLite lets one
+  transaction write at a time, and the other group would wait for a commit that never comes while it
+  waits),
 * when the processor stops, and when it is killed (a simulated SIGKILL: :meth:`CommitGroup.guard`),
 
 so what a reader and a kill see is what a commit per batch gives. ``size`` 1 is a commit per call, as
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +37,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 __all__ = ["CommitGroup"]
+
+#: per engine, the group whose transaction is open on it (one at a time)
+_OPEN: weakref.WeakKeyDictionary[Engine, CommitGroup] = weakref.WeakKeyDictionary()
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,7 @@ class CommitGroup:
         finally:
             self._working = False
         self._tx = None
+        self._release()
         self.pending.clear()
         self.readings = 0
         self.commits += 1
@@ -128,6 +136,13 @@ class CommitGroup:
             self._conn_engine = engine
             sa.event.listen(engine, "checkout", self._listener)
         if self._tx is None:
+            holder = _OPEN.get(engine)
+            if holder is not None and holder is not self:
+                try:
+                    holder.commit()
+                except Exception:  # its own writer sees the failure at its next write
+                    log.exception("another sensor store's open group could not be committed")
+            _OPEN[engine] = self
             self._tx = conn.begin()
             if self.pending:  # a rollback took them: again, first (idempotent)
                 try:
@@ -152,7 +167,13 @@ class CommitGroup:
                 log.warning("the sensor store's %d earlier write(s) wait for the database: %s: %s",
                             len(self.pending), type(exc).__name__, exc)
 
+    def _release(self) -> None:
+        engine = self._conn_engine
+        if engine is not None and _OPEN.get(engine) is self:
+            del _OPEN[engine]
+
     def _drop(self) -> None:
+        self._release()
         conn, engine, self.conn, self._conn_engine, self._tx = self.conn, self._conn_engine, None, None, None
         if engine is not None and sa.event.contains(engine, "checkout", self._listener):
             sa.event.remove(engine, "checkout", self._listener)

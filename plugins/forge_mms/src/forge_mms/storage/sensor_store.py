@@ -121,12 +121,43 @@ class SensorStore:
     def _write_batch(self, conn: Connection, batch: Sequence[Reading], events: Sequence[AlertEvent],
                      stored_at: float) -> set[tuple[str, int]]:
         sql = self._sql(conn)
+        if len(batch) == 1 and sql.driver is not None:
+            return self._write_one(conn, sql, sql.driver, batch[0], events, stored_at)
         inserted = self._insert_readings(conn, sql, batch, stored_at)
         fresh = [r for r in batch if (r.sensor_id, r.seq) in inserted]
         self._upsert_sensors(conn, sql, batch, fresh)
         self._write_alerts(conn, sql, events)
         self._add_rollups(conn, sql, fresh)
         return inserted
+
+    def _write_one(self, conn: Connection, sql: Statements, driver: dict[str, DriverSql], r: Reading,
+                   events: Sequence[AlertEvent], stored_at: float) -> set[tuple[str, int]]:
+        """A batch of one reading on SQLite (the memory bus hands every reading alone): the rows and statements
+        of :meth:`_write_batch`, on one cursor, without its grouping and sorting."""
+        dbapi = conn.dialect.loaded_dbapi
+        cursor = conn.connection.cursor()
+        statement = driver["readings"]
+        try:
+            cursor.execute(statement.sql, statement.pick({
+                "sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
+                "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly}))
+            new = cursor.fetchone() is not None
+            statement = driver["sensors"]
+            cursor.execute(statement.sql, statement.pick({
+                "sensor_id": r.sensor_id, "kind": r.kind, "location": r.location, "unit": r.unit, "first_seen": r.ts,
+                "last_seen": r.ts, "last_seq": r.seq, "stored": 1 if new else 0}))
+            if new:
+                statement = driver["rollups"]
+                cursor.execute(statement.sql, statement.pick({
+                    "sensor_id": r.sensor_id, "minute": minute_of(r.ts), "count": 1, "min": r.value, "max": r.value,
+                    "sum": r.value}))
+        except dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(statement.sql, None, exc, dbapi.Error) from exc
+        finally:
+            cursor.close()
+        if events:
+            self._write_alerts(conn, sql, events)
+        return {(r.sensor_id, r.seq)} if new else set()
 
     def _insert_readings(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
                          stored_at: float) -> set[tuple[str, int]]:
