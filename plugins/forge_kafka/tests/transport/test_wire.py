@@ -99,6 +99,7 @@ def test_each_headerless_record_carries_its_place_in_publish_order_to_its_failur
     asyncio.run(publisher.publish_batch("a/b", events[1:]))
     places = [args[4] for args in sent]
     assert places == [0, 2, 3, 4] and all(isinstance(place, int) and callable(place) for place in places)
+    assert transport.health().stats["published"] == 4  # counted apart from the stats Counter, shown by health()
     failed: list[tuple[Any, ...]] = []
     publisher._failed = lambda *args: failed.append(args)  # type: ignore[method-assign]
     report = report_type(publisher._failed)(7)

@@ -73,6 +73,9 @@ class KafkaConnection:
         self.closed = False
         #: Counters shown by ``health()``: published, consumed, handled, redelivered, dead_lettered...
         self.stats: Counter[str] = Counter()
+        #: Records handed to librdkafka: health()'s ``published``. A plain int, not a ``stats`` item:
+        #: a Counter's ``+= 1`` is a dict subclass's subscript twice, ~0.3 µs a published message.
+        self.published = 0
         #: librdkafka's log lines and client errors, rate-limited per kind (log_every); every client's logger
         self.logs = RateLimitedLog(log, settings.log_every, name=name, stats=self.stats)
         self.last_error = ""

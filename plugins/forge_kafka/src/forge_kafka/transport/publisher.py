@@ -115,7 +115,7 @@ class KafkaPublisher:
                 producer.produce(kafka_topic, body, key, ANY_PARTITION, next(self._reports))
             except (BufferError, KafkaException):  # queue full, or a fatal producer: the slow path
                 return self._produce_counted(kafka_topic, body, key, None)
-            connection.stats["published"] += 1
+            connection.published += 1
             return None
         headers: Headers | None
         if self.structured:
@@ -134,13 +134,13 @@ class KafkaPublisher:
                 producer.produce(kafka_topic, body, key, headers=headers, on_delivery=report)
         except (BufferError, KafkaException):  # queue full, or a fatal producer: the slow path
             return self._produce_counted(kafka_topic, body, key, headers)
-        connection.stats["published"] += 1
+        connection.published += 1
         return None
 
     async def _produce_counted(self, kafka_topic: str, body: bytes, key: str | bytes | None,
                                headers: Headers | None) -> None:
         await self.produce(kafka_topic, body, key, headers)
-        self.connection.stats["published"] += 1
+        self.connection.published += 1
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
         if (pending := self.direct_publish(topic, envelope)) is not None:
@@ -185,7 +185,7 @@ class KafkaPublisher:
                 if connection.producer is None:  # closed meanwhile: as produce() says for the next one
                     raise TransportClosed(f"kafka transport {self.name!r} is closed; cannot publish to {topic!r}")
                 produce = connection.producer.produce
-        connection.stats["published"] += len(envelopes)
+        connection.published += len(envelopes)
 
     async def produce(self, kafka_topic: str, body: bytes, key: str | bytes | None, headers: Headers | None, *,
                       confirm: bool | None = None) -> None:

@@ -151,6 +151,8 @@ class KafkaTransport(Transport):
     # -- health ----------------------------------------------------------------------------------
     def health(self) -> Health:
         stats: dict[str, Any] = {**self.connection.stats, "subscriptions": len(self.subscriptions)}
+        if self.connection.published:  # counted apart from ``stats`` (connection.py); absent at 0 as before
+            stats["published"] = self.connection.published
         lag = self._lag()
         if lag is not None:
             stats["lag"] = lag
