@@ -110,12 +110,10 @@ class FactoryMonitor(Component):
         # Under a virtual clock a beat flush every second was 7 % of industry40's simulated day (SQLAlchemy's
         # fixed cost per transaction); no power cut falls inside virtual time and a killed leader's
         # unwritten beats are its successor's to write (catch_up), so the simulation writes fewer, larger
-        # batches. The timer stays at flush_every (a timer more or less reorders the virtual clock's
-        # same-instant events, and so the trace); the leader writes when simulated_flush_every has passed.
+        # batches: the flush timer runs every simulated_flush_every (a follower trims its buffer as often).
         virtual = getattr(self.ctx.clock, "is_virtual", False)
-        self._write_every = p.simulated_flush_every if virtual and p.simulated_flush_every is not None else 0.0
-        self._written_at = self.ctx.clock.time()
-        self.ctx.every(p.flush_every, self._flush_tick, name="flush")
+        flush_every = p.simulated_flush_every if virtual and p.simulated_flush_every is not None else p.flush_every
+        self.ctx.every(flush_every, self.flush, name="flush")
         self.ctx.every(p.prune_every, self.prune, name="prune")
 
     @property
@@ -156,9 +154,9 @@ class FactoryMonitor(Component):
             for change in self.faults.evaluate(self.guard.judged_at(now)):
                 await self._changed(change)
         statuses = self.faults.statuses()
-        risks, lower_since = self.risks, self._lower_since
+        assessed, risks, lower_since = self._assessed, self.risks, self._lower_since
         for factory in statuses:
-            last = self._assessed.get(factory)
+            last = assessed.get(factory)
             if (last is not None and last[1] == last[0].version and not last[0].expires_by(now)
                     and factory not in lower_since and risks.get(factory) is last[2].risk):
                 continue  # the same beats as the last check judged, whose verdict stands: nothing to do
@@ -249,17 +247,12 @@ class FactoryMonitor(Component):
             "outcome": event["outcome"], "detail": event["detail"], "orders_moved": event["ordersMoved"],
             "at": self.ctx.clock.time(), "holder": self.name})
 
-    async def _flush_tick(self) -> None:
-        if not self.leading or self.ctx.clock.time() - self._written_at >= self._write_every - 1e-9:
-            await self.flush()
-
     async def flush(self) -> None:
         """Write the buffered beats now (the leader); a follower forgets those older than handover_keep."""
         now = self.ctx.clock.time()
         if not self.leading:  # a follower keeps handover_keep s of beats for the day it takes over
             self.store.trim(now - self.params.handover_keep)
         elif self.store.buffered:
-            self._written_at = now
             await self.store.flush()
 
     async def prune(self) -> None:

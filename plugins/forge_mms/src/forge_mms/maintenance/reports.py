@@ -94,6 +94,8 @@ class StatusReports:
 
     def tick(self) -> None:
         """Retry what is still pending (called on every check)."""
+        if not self.wanted or not self.leading():  # kick() sends nothing then
+            return
         for factory in list(self.wanted):
             self.kick(factory)
 

@@ -61,6 +61,9 @@ class StarvationGuard:
         """Whether the check starting at ``now_mono`` may judge silence (see the module docstring)."""
         s = self.starvation
         lag = max(0.0, now_mono - self._due) if self._due is not None else 0.0
+        if lag == 0.0 and not s["starved"] and s["verdicts_held_until"] is None:
+            s["lag"] = 0.0  # on time, as before: nothing else to update (every check of a virtual clock)
+            return True
         s["lag"] = round(lag, 3)
         s["max_lag"] = max(s["max_lag"], round(lag, 3))
         if lag > s["threshold"]:
@@ -83,6 +86,9 @@ class StarvationGuard:
         """The time up to which every beat has been heard: ``now - backlog_age``, logged when behind."""
         age = self.backlog_age()
         b = self.backlog
+        if age == 0.0 and not b["behind"]:
+            b["age"] = 0.0
+            return now
         b["age"] = round(age, 3)
         b["max_age"] = max(b["max_age"], round(age, 3))
         if age > self.starvation["threshold"]:
