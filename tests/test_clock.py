@@ -88,7 +88,7 @@ def test_a_sleep_cancelled_midway_leaves_no_live_timer() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert all(handle.cancelled() for handle in clock.loop._scheduled)
+        assert all(entry.handle.cancelled() for entry in clock.loop._scheduled)
 
     clock.run(main())
     assert clock.elapsed == 1.0

@@ -16,6 +16,9 @@ import heapq
 import selectors
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from heapq import heappop, heappush
+from operator import getitem
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
@@ -117,6 +120,14 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
     processing (the selector is only the loop's bookkeeping), no debug checks on every
     ``call_soon``/``call_at``, and time jumps straight to the earliest timer. A simulated day
     is mostly this loop's iterations (every sleep, message hand-off and task step).
+
+    The heap holds :class:`_Due` entries (the handle's due time as a float, carrying the handle)
+    instead of the handles: ``heapq`` compares them in C where the stock heap calls
+    ``TimerHandle.__lt__`` (a Python frame) a dozen times a timer, and since both compare the due
+    time alone the heap makes the same swaps and ties come out in the same order. ``time()`` is
+    a C-level read of the current instant (no Python frame), as is :meth:`VirtualClock.time`.
+    In debug mode the stock checks run on ``call_soon``/``call_at``; slow callbacks are not
+    reported (virtual time does not move while a callback runs).
     """
 
     # base_events' private state this loop works on (typeshed does not declare it)
@@ -127,18 +138,24 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
     _scheduled: list[Any]
     _timer_cancelled_count: int
 
-    def __init__(self) -> None:
+    def __init__(self, start: float = 0.0) -> None:
         self._virtual_now = [0.0]
+        #: ``start`` + the loop's time, kept by ``_run_once`` whenever time moves (what
+        #: ``VirtualClock.time`` reads, the same sum it computed per call).
+        self._start = start
+        self._wall_now = [start + 0.0]
         super().__init__(selector=_VirtualSelector(self._virtual_now))
         self._clock_resolution = 1e-9
+        self.time = partial(getitem, self._virtual_now, 0)  # type: ignore[method-assign,assignment]
 
-    def time(self) -> float:
+    def time(self) -> float:  # replaced per instance by a C-level read (see __init__)
         return self._virtual_now[0]
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                   context: contextvars.Context | None = None) -> asyncio.Handle:
         if self._debug:
-            return super().call_soon(callback, *args, context=context)
+            self._check_callback(callback, "call_soon")  # type: ignore[attr-defined]
+            self._check_thread()  # type: ignore[attr-defined]
         if self._closed:
             raise RuntimeError("Event loop is closed")
         handle = asyncio.Handle(callback, args, self, context)
@@ -151,46 +168,50 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
-        if self._debug or when is None:
-            return super().call_at(when, callback, *args, context=context)
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._debug:
+            self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
+            self._check_thread()  # type: ignore[attr-defined]
         if self._closed:
             raise RuntimeError("Event loop is closed")
         timer: Any = asyncio.TimerHandle(when, callback, args, self, context)
-        heapq.heappush(self._scheduled, timer)
+        entry = _Due(when)
+        entry.handle = timer
+        heappush(self._scheduled, entry)
         timer._scheduled = True
         return timer
 
     def _run_once(self) -> None:
         """One iteration: base_events._run_once with the selector's wait replaced by a jump."""
-        if self._debug:
-            super()._run_once()  # type: ignore[misc]
-            return
         scheduled = self._scheduled
         count = len(scheduled)
         if count > _MIN_SCHEDULED and self._timer_cancelled_count / count > _MIN_CANCELLED_FRACTION:
             kept = []
-            for handle in scheduled:
-                if handle._cancelled:
-                    handle._scheduled = False
+            for entry in scheduled:
+                if entry.handle._cancelled:
+                    entry.handle._scheduled = False
                 else:
-                    kept.append(handle)
+                    kept.append(entry)
             heapq.heapify(kept)
             self._scheduled = scheduled = kept
             self._timer_cancelled_count = 0
         else:
-            while scheduled and scheduled[0]._cancelled:
+            while scheduled and scheduled[0].handle._cancelled:
                 self._timer_cancelled_count -= 1
-                heapq.heappop(scheduled)._scheduled = False
+                heappop(scheduled).handle._scheduled = False
         ready = self._ready
         now = self._virtual_now
         if not ready and not self._stopping:
             if not scheduled:
                 raise VirtualClockStalled(_STALLED)
             # the same arithmetic as the selector's wait of the stock loop's timeout: identical readings
-            now[0] += min(max(0.0, scheduled[0]._when - now[0]), _MAX_JUMP)
+            now[0] += min(max(0.0, scheduled[0] - now[0]), _MAX_JUMP)
+        # every iteration, not only after a jump: a test may move _virtual_now itself (a stall)
+        self._wall_now[0] = self._start + now[0]
         end_time = now[0] + 1e-9
-        while scheduled and scheduled[0]._when < end_time:
-            handle = heapq.heappop(scheduled)
+        while scheduled and scheduled[0] < end_time:
+            handle = heappop(scheduled).handle
             handle._scheduled = False
             ready.append(handle)
         popleft = ready.popleft
@@ -199,6 +220,14 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
             if not handle._cancelled:
                 handle._run()
         handle = None  # break a cycle through an exception's frames
+
+
+class _Due(float):
+    """A timer's entry in the virtual loop's heap: its due time (``TimerHandle._when``) as a
+    float, compared in C, carrying the ``handle``."""
+
+    __slots__ = ("handle",)
+    handle: asyncio.TimerHandle
 
 
 # base_events' constants, named here (they are private there)
@@ -224,13 +253,16 @@ class VirtualClock:
     is_virtual = True
 
     def __init__(self, start: float = VIRTUAL_EPOCH) -> None:
-        self.start = start
-        self.loop = _VirtualEventLoop()
+        self.start = start  # read here only: the loop keeps start + its time
+        self.loop = _VirtualEventLoop(start)
+        # C-level reads of the loop's instants, no Python frame: the bus reads the clock per message.
+        self.time = partial(getitem, self.loop._wall_now, 0)  # type: ignore[method-assign,assignment]
+        self.monotonic = partial(getitem, self.loop._virtual_now, 0)  # type: ignore[method-assign,assignment]
 
-    def time(self) -> float:
+    def time(self) -> float:  # replaced per instance (see __init__)
         return self.start + self.loop.time()
 
-    def monotonic(self) -> float:
+    def monotonic(self) -> float:  # replaced per instance (see __init__)
         return self.loop.time()
 
     @property
@@ -244,7 +276,15 @@ class VirtualClock:
             await asyncio.sleep(seconds)
             return
         future: asyncio.Future[None] = asyncio.Future(loop=loop)
-        timer: Any = loop.call_at(loop._virtual_now[0] + seconds, _wake, future)
+        when = loop._virtual_now[0] + seconds
+        if loop._debug:
+            timer: Any = loop.call_at(when, _wake, future)
+        else:  # call_at's body, inlined (the loop is running, so not closed): a frame less per sleep
+            timer = asyncio.TimerHandle(when, _wake, (future,), loop, None)
+            entry = _Due(when)
+            entry.handle = timer
+            heappush(loop._scheduled, entry)
+            timer._scheduled = True
         try:
             await future
         finally:

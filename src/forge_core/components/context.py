@@ -234,12 +234,13 @@ class ComponentContext:
             raise ValueError(f"{self.name}: interval must be positive, got {interval}")
 
         async def loop() -> None:
-            await self.clock.sleep(interval if initial_delay is None else initial_delay)
+            sleep = self.clock.sleep  # per tick: no attribute chain, no isawaitable() for a None
+            await sleep(interval if initial_delay is None else initial_delay)
             while True:
                 result = fn()
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     await result
-                await self.clock.sleep(interval)
+                await sleep(interval)
 
         return self.spawn(loop(), name=name or getattr(fn, "__name__", "every"))
 
