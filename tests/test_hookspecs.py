@@ -12,7 +12,8 @@ from forge_core import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOK_DOCS = (ROOT / "docs" / "hooks.md").read_text(encoding="utf-8")
-HOOK_TESTS = (ROOT / "tests" / "hooks" / "test_hooks.py").read_text(encoding="utf-8")
+HOOK_TESTS = "\n".join(path.read_text(encoding="utf-8")
+                       for path in sorted((ROOT / "tests" / "hooks").glob("test_*.py")))
 HOOKS = hookspecs.hook_names()
 
 
@@ -28,7 +29,7 @@ def test_hook_is_documented_with_its_signature(name):
 
 @pytest.mark.parametrize("name", HOOKS)
 def test_hook_has_a_test(name):
-    assert re.search(rf"^def test_hook_{name}\b", HOOK_TESTS, re.M), f"tests/hooks/test_hooks.py needs test_hook_{name}"
+    assert re.search(rf"^def test_hook_{name}\b", HOOK_TESTS, re.M), f"tests/hooks/ needs test_hook_{name}"
 
 
 @pytest.mark.parametrize("name", HOOKS)
