@@ -14,7 +14,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-__all__ = ["QUANTILES", "bucket_percentiles"]
+from oee_line.storage.tables import ROLLUPS
+
+__all__ = ["QUANTILES", "SET_RANKS", "bucket_percentiles"]
 
 QUANTILES = (0.5, 0.95)
 
@@ -26,6 +28,10 @@ SELECT i, value, n FROM (
 WHERE i IN (CAST(floor((n - 1) * 0.5) AS INTEGER), CAST(floor((n - 1) * 0.5) AS INTEGER) + 1,
             CAST(floor((n - 1) * 0.95) AS INTEGER), CAST(floor((n - 1) * 0.95) AS INTEGER) + 1)
 """)
+
+#: Per percentile level, the UPDATE that stores a bucket's ranks (executemany: one call per refresh and level).
+SET_RANKS = {r.name: sa.text(f"UPDATE {r.table.name} SET p50 = :p50, p95 = :p95 "
+                             "WHERE machine_id = :m AND metric = :k AND bucket = :b") for r in ROLLUPS if r.percentiles}
 
 
 def bucket_percentiles(conn: Connection, machine_id: str, metric: str, t0: float, t1: float

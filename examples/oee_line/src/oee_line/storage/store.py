@@ -27,7 +27,7 @@ from oee_line.oee import CounterSample, StateChange
 from oee_line.storage import timescale
 from oee_line.storage.batch import insert_with_rollups
 from oee_line.storage.batch_sqlite import insert_with_rollups_sqlite
-from oee_line.storage.ranks import bucket_percentiles
+from oee_line.storage.ranks import SET_RANKS, bucket_percentiles
 from oee_line.storage.tables import ROLLUPS, events, telemetry
 
 __all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentile", "timescale_version", "upsert"]
@@ -152,16 +152,14 @@ class TimeSeriesStore:
                 dirty = conn.execute(
                     sa.select(t.machine_id, t.metric, t.bucket).where(t.p50.is_(None)).order_by(t.bucket).limit(limit)
                 ).all()
+                ranked = []
                 for machine_id, metric, bucket in dirty:  # ranked by the database (oee_line.storage.ranks)
                     ranks = bucket_percentiles(conn, machine_id, metric, bucket, bucket + rollup.seconds)
-                    if ranks is None:  # its samples were removed by retention: nothing left to rank
-                        continue
-                    conn.execute(
-                        rollup.table.update()
-                        .where(t.machine_id == machine_id, t.metric == metric, t.bucket == bucket)
-                        .values(p50=ranks[0], p95=ranks[1])
-                    )
-                    done += 1
+                    if ranks is not None:  # None: its samples were removed by retention, nothing left to rank
+                        ranked.append({"m": machine_id, "k": metric, "b": bucket, "p50": ranks[0], "p95": ranks[1]})
+                if ranked:  # one statement for the level, built once (oee_line.storage.ranks.SET_RANKS)
+                    conn.execute(SET_RANKS[rollup.name], ranked)
+                done += len(ranked)
         return done
 
     def apply_retention(self, now: float, retention: Retention) -> dict[str, int]:
