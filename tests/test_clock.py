@@ -149,3 +149,44 @@ def test_many_cancelled_timers_are_swept_and_the_rest_still_fire() -> None:
     clock.run(main())
     clock.close()
     assert fired == list(range(250, 300))
+
+
+def test_a_callback_that_raises_goes_to_the_loops_exception_handler_and_the_loop_goes_on() -> None:
+    clock = VirtualClock()
+    reported: list[tuple[str, str, bool]] = []
+    clock.loop.set_exception_handler(
+        lambda loop, context: reported.append((context["message"], str(context["exception"]),
+                                               context["handle"] is not None)))
+    ran: list[str] = []
+
+    def boom() -> None:
+        raise ValueError("broken timer")
+
+    async def main() -> None:
+        clock.call_later(1.0, boom)
+        clock.loop.call_soon(boom)
+        clock.call_later(2.0, ran.append, "after")
+        await clock.sleep(3.0)
+
+    clock.run(main())
+    clock.close()
+    assert ran == ["after"]
+    assert [(message.startswith("Exception in callback"), exc, handle) for message, exc, handle in reported] == [
+        (True, "broken timer", True), (True, "broken timer", True)]
+
+
+def test_debug_mode_keeps_the_stock_checks_and_the_order() -> None:
+    clock = VirtualClock()
+    clock.loop.set_debug(True)
+    order: list[str] = []
+
+    async def main() -> None:
+        clock.call_later(1.0, order.append, "b")
+        clock.loop.call_at(clock.loop.time() + 0.5, order.append, "a")
+        with pytest.raises(TypeError, match="coroutines cannot be used"):
+            clock.loop.call_soon(main)  # type: ignore[arg-type]  # the stock check refuses a coroutine function
+        await clock.sleep(2.0)
+
+    clock.run(main())
+    clock.close()
+    assert order == ["a", "b"]

@@ -15,6 +15,7 @@ import contextvars
 import heapq
 import selectors
 import time
+from asyncio import format_helpers
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from heapq import heappop, heappush
@@ -24,6 +25,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 T = TypeVar("T")
 
 _wall_time, _monotonic = time.time, time.monotonic
+_new, _copy_context = object.__new__, contextvars.copy_context
 
 #: Virtual runs start at this instant (2024-01-01T00:00:00Z) unless told otherwise, so that
 #: reports and traces of two runs with the same seed are identical.
@@ -126,6 +128,8 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
     ``TimerHandle.__lt__`` (a Python frame) a dozen times a timer, and since both compare the due
     time alone the heap makes the same swaps and ties come out in the same order. ``time()`` is
     a C-level read of the current instant (no Python frame), as is :meth:`VirtualClock.time`.
+    Outside debug mode handles are made without the stock constructors' frames and run without
+    ``Handle._run``'s (:func:`_report` does what it does with an exception).
     In debug mode the stock checks run on ``call_soon``/``call_at``; slow callbacks are not
     reported (virtual time does not move while a callback runs).
     """
@@ -153,12 +157,21 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                   context: contextvars.Context | None = None) -> asyncio.Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
         if self._debug:
             self._check_callback(callback, "call_soon")  # type: ignore[attr-defined]
             self._check_thread()  # type: ignore[attr-defined]
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        handle = asyncio.Handle(callback, args, self, context)
+            handle: Any = asyncio.Handle(callback, args, self, context)  # the stock one records where from
+        else:  # Handle.__init__'s non-debug body without its two frames (it asks get_debug())
+            handle = _new(asyncio.Handle)
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._loop = self
+            handle._source_traceback = None
+            handle._repr = None
+            handle._context = _copy_context() if context is None else context
         self._ready.append(handle)
         return handle
 
@@ -175,7 +188,8 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
             self._check_thread()  # type: ignore[attr-defined]
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        timer: Any = asyncio.TimerHandle(when, callback, args, self, context)
+        timer: Any = (asyncio.TimerHandle(when, callback, args, self, context) if self._debug
+                      else _timer(when, callback, args, self, context))
         entry = _Due(when)
         entry.handle = timer
         heappush(self._scheduled, entry)
@@ -217,9 +231,41 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
         popleft = ready.popleft
         for _ in range(len(ready)):
             handle = popleft()
-            if not handle._cancelled:
-                handle._run()
+            if handle._cancelled:
+                continue
+            try:  # Handle._run's body, inlined: a frame less per callback
+                handle._context.run(handle._callback, *handle._args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                _report(handle, exc)
         handle = None  # break a cycle through an exception's frames
+
+
+def _report(handle: Any, exc: BaseException) -> None:
+    """What Handle._run does with a callback's exception: the loop's exception handler gets it."""
+    callback = format_helpers._format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {callback}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
+def _timer(when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any,
+           context: contextvars.Context | None) -> Any:
+    """``asyncio.TimerHandle(when, callback, args, loop, context)`` outside debug mode, without
+    its three frames (TimerHandle.__init__, Handle.__init__, get_debug)."""
+    timer: Any = _new(asyncio.TimerHandle)
+    timer._callback = callback
+    timer._args = args
+    timer._cancelled = False
+    timer._loop = loop
+    timer._source_traceback = None
+    timer._repr = None
+    timer._context = _copy_context() if context is None else context
+    timer._when = when
+    timer._scheduled = False
+    return timer
 
 
 class _Due(float):
@@ -280,7 +326,7 @@ class VirtualClock:
         if loop._debug:
             timer: Any = loop.call_at(when, _wake, future)
         else:  # call_at's body, inlined (the loop is running, so not closed): a frame less per sleep
-            timer = asyncio.TimerHandle(when, _wake, (future,), loop, None)
+            timer = _timer(when, _wake, (future,), loop, None)
             entry = _Due(when)
             entry.handle = timer
             heappush(loop._scheduled, entry)
