@@ -1,7 +1,7 @@
 """Small modules with one job each: every Python module of the core (src/forge_core), of the plugins
 (plugins/: their code, tests and benchmarks), of the example plants (examples/: their code, migrations
-and tests) and of the top-level benchmarks (benchmarks/) stays within MAX_MODULE_LINES, the limit the
-plugin layout check applies (forge_core.cli.layout).
+and tests), of the top-level benchmarks (benchmarks/) and of the core's tests (tests/) stays within
+MAX_MODULE_LINES, the limit the plugin layout check applies (forge_core.cli.layout).
 A module past it is a sign it does more than one thing: split it by job, re-exporting what callers import
 from it (docs/architecture.md)."""
 
@@ -14,7 +14,7 @@ import pytest
 from forge_core.cli.layout import MAX_MODULE_LINES
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = (REPO / "src" / "forge_core", REPO / "plugins", REPO / "examples", REPO / "benchmarks")
+ROOTS = (REPO / "src" / "forge_core", REPO / "plugins", REPO / "examples", REPO / "benchmarks", REPO / "tests")
 SKIPPED_DIRS = {"__pycache__", ".venv", "build", "dist", "node_modules", ".git"}
 
 #: Modules allowed past the limit: repository path -> why it cannot be split by job. Empty on purpose;
