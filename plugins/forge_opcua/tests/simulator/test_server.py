@@ -84,3 +84,29 @@ def test_simulator_process_stops_and_starts_on_the_same_port() -> None:
         server.start()
         assert server.port == port
         assert asyncio.run(read(server, "A.State")) in ("running", "idle", "down", "setup")
+
+
+def test_first_values_carry_the_models_time_not_the_servers_start() -> None:
+    # The model starts when the component is made, the server some time later (asyncua's init takes seconds under
+    # load). A part the model made meanwhile is stamped when it was made; the count before it (0) must not be
+    # stamped later, with asyncua's clock at add_variable, or the stored TotalCounts read by time go 1, 0, 2.
+    async def scenario() -> None:
+        params = PlcSimulatorParams.load({"port": 0, "machines": ["M1"], "timing": FAST, "cycle_times": {"M1": 1.0}})
+        start = time.time() - 30.0  # as if the server had taken 30 s to start: parts were due meanwhile
+        plc = PlcServer(params, random.Random(1), start)
+        await plc.start()
+        try:
+            async with Client(plc.endpoint) as client:
+                total, state = await node(client, "M1.TotalCount"), await node(client, "M1.State")
+                first = await total.read_data_value()
+                assert first.Value.Value == 0
+                assert abs(first.SourceTimestamp.timestamp() - start) < 1e-3
+                assert abs((await state.read_data_value()).SourceTimestamp.timestamp() - start) < 1e-3
+                await plc.update(time.time())
+                after = await total.read_data_value()
+                assert after.Value.Value == plc.model.machines["M1"].total > 0
+                assert after.SourceTimestamp.timestamp() > first.SourceTimestamp.timestamp()
+        finally:
+            await plc.stop()
+
+    asyncio.run(scenario())

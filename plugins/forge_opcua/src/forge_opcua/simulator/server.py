@@ -77,7 +77,8 @@ class PlcServer:
         for machine in self.model.machines.values():
             obj = await machines.add_object(make_node_id(machine.id, ns), ua.QualifiedName(machine.id, ns))
             for name, variant in _VARIABLES:
-                await self._add(obj, f"{machine.id}.{name}", name, self._value(machine, name), variant)
+                await self._add(obj, f"{machine.id}.{name}", name, self._value(machine, name), variant,
+                                self._stamp(machine, name))
         diagnostics = await server.nodes.objects.add_object(make_node_id("Diagnostics", ns),
                                                             ua.QualifiedName("Diagnostics", ns))
         for name, variant in (("Subscriptions", ua.VariantType.Int32), ("MonitoredItems", ua.VariantType.Int32),
@@ -87,9 +88,16 @@ class PlcServer:
         self.server = server
         log.info("%s serving %d machines on %s", self.who, len(self.model.machines), self.endpoint)
 
-    async def _add(self, parent: Any, key: str, name: str, value: Any, variant: ua.VariantType) -> None:
+    async def _add(self, parent: Any, key: str, name: str, value: Any, variant: ua.VariantType,
+                   stamp: float | None = None) -> None:
+        """A variable with its first value. A machine's values are stamped with the model's time (``stamp``), not
+        with asyncua's clock when the variable was added: the server starts after the model, and a part the model
+        made meanwhile (stamped when it was made) would otherwise look older than the count before it."""
         node = await parent.add_variable(make_node_id(key, self.namespace_index),
                                          ua.QualifiedName(name, self.namespace_index), ua.Variant(value, variant))
+        if stamp is not None:
+            await node.write_value(ua.DataValue(ua.Variant(value, variant), SourceTimestamp=utc(stamp),
+                                                ServerTimestamp=utc(stamp)))
         self._nodes[key] = node.nodeid
         self._written[key] = value
 
@@ -104,13 +112,18 @@ class PlcServer:
                 "GoodCount": machine.good, "TotalCount": machine.total,
                 "IdealCycleTime": machine.ideal_cycle_time}[name]
 
+    @staticmethod
+    def _stamp(machine: Machine, name: str) -> float:
+        """When the machine did what ``name`` shows: its state's start, or its last part (its start before one)."""
+        return machine.state_since if name in ("State", "StateCode", "FaultCode") else machine.last_part_at
+
     async def update(self, now: float) -> int:
         """Advance the machines to ``now`` and write what changed; returns the number of writes."""
         writes = 0
         for machine in self.model.advance(now):
             for name, variant in _VARIABLES:
-                stamp = machine.state_since if name in ("State", "StateCode", "FaultCode") else machine.last_part_at
-                writes += await self._write(f"{machine.id}.{name}", self._value(machine, name), variant, stamp, now)
+                writes += await self._write(f"{machine.id}.{name}", self._value(machine, name), variant,
+                                            self._stamp(machine, name), now)
         writes += await self._write_diagnostics(now)
         return writes
 
