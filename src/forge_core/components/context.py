@@ -276,7 +276,16 @@ class ComponentContext:
             raise RuntimeError(f"{self.name}: this runtime has no storage configured")
         return self._storage()
 
-    async def _release(self) -> None:
+    async def _flush(self) -> None:
+        """Have each subscription deliver what its transport holds back (Subscription.flush): the
+        supervisor calls this before the component's ``stop()``."""
+        for sub in self._subscriptions:
+            try:
+                await sub.flush()
+            except Exception:  # the transport may already be closed
+                logging.getLogger("forge.runtime").debug("flush failed", exc_info=True)
+
+    async def _release(self, *, killed: bool = False) -> None:
         if self._http_host is not None:
             self._http_host.release(self.name)
         if self._grpc_host is not None:
@@ -295,7 +304,7 @@ class ComponentContext:
         self._tasks.clear()
         for sub in self._subscriptions:
             try:
-                await sub.cancel()
+                await (sub.abandon() if killed else sub.cancel())  # a dead process is handed nothing more
             except Exception:  # the transport may already be closed
                 logging.getLogger("forge.runtime").debug("cancel failed", exc_info=True)
         self._subscriptions.clear()

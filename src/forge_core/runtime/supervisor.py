@@ -191,7 +191,7 @@ class Supervisor:
         ctx = self.context
         if ctx is not None:
             ctx._electors.clear()  # a dead process releases nothing
-            await ctx._release()
+            await ctx._release(killed=True)
         self.instance = None
         self.context = None
 
@@ -206,6 +206,8 @@ class Supervisor:
     async def _teardown(self) -> None:
         instance, ctx = self.instance, self.context
         if instance is not None:
+            if ctx is not None:
+                await ctx._flush()  # what a transport holds back (a batch_wait window) reaches the handler
             try:
                 await instance.stop()
             except Exception:

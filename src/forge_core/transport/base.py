@@ -116,6 +116,18 @@ class Subscription(ABC):
     @abstractmethod
     async def cancel(self) -> None: ...
 
+    async def flush(self) -> None:
+        """Hand the subscriber now what the transport holds back for it, and return once that has
+        been delivered (acknowledged, or given up on as undeliverable). The runtime calls it before
+        a component's ``stop()``. The in-memory transport's batch subscriptions hold messages back
+        (their ``batch_wait`` window); this default holds nothing back."""
+        return None
+
+    async def abandon(self) -> None:
+        """End the subscription as a crash would (``Runtime.kill``): what is held back is not
+        handed over. This default is :meth:`cancel`."""
+        await self.cancel()
+
     def on_partitions_changed(self, listener: PartitionListener) -> None:
         """Call ``listener(change)`` on the event loop each time partitions are assigned to this
         subscription, revoked from it or lost (:class:`PartitionChange`), in the order they

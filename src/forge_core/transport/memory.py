@@ -41,7 +41,8 @@ class MemorySettings(Settings):
     fault_seed: int = Field(0, description="seed of the fault injector's random choices")
     batch_wait: float = Field(0.0, ge=0, description="seconds a batch subscriber's delivery waits, once the first "
                               "message is queued, for more to join the list (Kafka's fetch.wait.max.ms); "
-                              "0: what the queue holds at once")
+                              "0: what the queue holds at once. A component's stop, cancel() and close() "
+                              "end the wait and deliver what is queued")
 
 
 _DEFAULTS = MemorySettings()
@@ -117,7 +118,9 @@ class MemoryTransport(Transport):
         the list by returning. Raising acknowledges none of it: the messages are delivered again,
         first in the queue, up to ``max_redeliveries`` times each, then reported undeliverable.
         With ``batch_wait`` the delivery waits that long (on the loop's clock) after the first
-        message arrives before it takes the queue, as a Kafka fetch waits for more records."""
+        message arrives before it takes the queue, as a Kafka fetch waits for more records. At
+        ``cancel()``, ``flush()`` (a component's stop) and ``close()`` the wait ends early and what
+        is queued is delivered before the call returns."""
         if self._closed:
             raise TransportClosed(f"transport {self.name!r} is closed; cannot subscribe to {pattern!r}")
         validate_pattern(pattern)
@@ -139,10 +142,17 @@ class MemoryTransport(Transport):
         self._closed = True
         self._connected = False
         self.direct_publish = self.memory_hub = None  # the bus awaits publish() again, which raises TransportClosed
-        tasks = [task for task in (self.hub.remove(sub) for sub in list(self._subs)) if task is not None]
+        subs = list(self._subs)
         self._subs.clear()
+        for sub in subs:  # nothing new is routed to any; a batch subscription's queue is delivered first
+            self.hub.unroute(sub)
         current = asyncio.current_task()
-        await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+        try:
+            await asyncio.gather(*(sub.flush() for sub in subs if sub.batch and sub.task is not current),
+                                 return_exceptions=True)
+        finally:
+            tasks = [task for task in (self.hub.remove(sub) for sub in subs) if task is not None]
+            await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
 
     async def drained(self) -> None:
         await self.hub.drained()

@@ -25,11 +25,20 @@ async def deliver_batches(hub: MemoryHub, sub: _Sub) -> None:
     is acknowledged whole by returning; when the callback raises none of it is: each message goes
     back to the head of the queue, in order, to be delivered again (with what queued behind it,
     as Kafka refetches from the first record not handled) until it has had ``max_redeliveries``
-    redeliveries; then it is reported undeliverable, one message at a time, as on the per-message path."""
+    redeliveries; then it is reported undeliverable, one message at a time, as on the per-message path.
+    A flush (the subscription's cancel, a component's stop) ends the batch_wait window early."""
     queue = sub.queue
     callback = cast(BatchCallback, sub.callback)
-    if sub.wait:  # batch_wait: let more join the first list, as a Kafka fetch waits for records
-        await asyncio.sleep(sub.wait)
+    if sub.wait and not sub.hurry:  # batch_wait: let more join the first list, as a Kafka fetch waits
+        # asyncio.sleep's timer and future, the future kept so that a flush (cancel, stop) ends it early
+        loop = asyncio.get_running_loop()
+        window = sub.window = loop.create_future()
+        timer = loop.call_later(sub.wait, _end_window, window)
+        try:
+            await window
+        finally:
+            timer.cancel()
+            sub.window = None
     while queue:
         topic = _topic_of(queue[0])
         entries: list[QueueEntry] = []
@@ -53,6 +62,14 @@ async def deliver_batches(hub: MemoryHub, sub: _Sub) -> None:
             _not_acked(hub, sub, topic, entries, exc)
         else:
             hub.delivered += len(messages)
+    idle = sub.idle  # a flush waits for the queue to be empty
+    if idle is not None and not idle.done():
+        idle.set_result(None)
+
+
+def _end_window(window: asyncio.Future[None]) -> None:
+    if not window.done():
+        window.set_result(None)
 
 
 def _not_acked(hub: MemoryHub, sub: _Sub, topic: str, entries: list[QueueEntry], exc: Exception) -> None:

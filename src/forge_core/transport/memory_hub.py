@@ -40,8 +40,8 @@ _HUBS: dict[str, MemoryHub] = {}
 
 
 class _Sub(Subscription):
-    __slots__ = ("_hub", "_registry", "batch", "callback", "draining", "group", "owner", "pattern", "queue", "task",
-                 "wait", "waiter")
+    __slots__ = ("_hub", "_registry", "batch", "callback", "draining", "group", "hurry", "idle", "owner", "pattern",
+                 "queue", "task", "wait", "waiter", "window")
 
     def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback | BatchCallback, group: str | None,
                  owner: str | None, registry: dict[_Sub, None] | None = None, *, batch: bool = False,
@@ -56,6 +56,12 @@ class _Sub(Subscription):
         self.batch = batch
         #: A batch subscription's wait for more messages after the first, in seconds (batch_wait).
         self.wait = wait
+        #: Set while :meth:`flush` runs: the batch delivery takes the queue without waiting.
+        self.hurry = False
+        #: The batch_wait window being waited out (a future :meth:`flush` ends early), or None.
+        self.window: asyncio.Future[None] | None = None
+        #: Set by :meth:`flush`: resolved when the batch delivery has emptied the queue.
+        self.idle: asyncio.Future[None] | None = None
         self.group = group
         self.owner = owner
         self.queue: deque[QueueEntry] = deque()
@@ -66,11 +72,45 @@ class _Sub(Subscription):
         self.waiter: asyncio.Future[None] | None = None
 
     async def cancel(self) -> None:
+        """Stop deliveries. A batch subscription first takes no more messages and delivers what its
+        queue holds, its batch_wait window ended early (:meth:`flush`); a per-message one drops
+        what is queued (an instant's messages). Called from inside its own callback, neither waits."""
+        if self.batch and self.task is not None and self.task is not asyncio.current_task():
+            self._hub.unroute(self)
+            try:
+                await self.flush()
+            finally:
+                await self.abandon()
+        else:
+            await self.abandon()
+
+    async def abandon(self) -> None:
+        """Stop deliveries at once (``Runtime.kill``): what is queued is dropped."""
         if self._registry is not None:
             self._registry.pop(self, None)
         task = self._hub.remove(self)
         if task is not None and task is not asyncio.current_task():
             await asyncio.gather(task, return_exceptions=True)
+
+    async def flush(self) -> None:
+        """A batch subscription: end the batch_wait window now and return once the queue has been
+        delivered (each list acknowledged, or redelivered and given up on per ``max_redeliveries``,
+        as on any delivery). Messages that arrive meanwhile are delivered without a wait too."""
+        task = self.task
+        if not self.batch or task is None or task is asyncio.current_task():
+            return
+        loop = asyncio.get_running_loop()
+        self.hurry = True
+        try:
+            while (self.queue or self.draining) and not task.done():
+                window = self.window
+                if window is not None and not window.done():
+                    window.set_result(None)
+                idle = self.idle = loop.create_future()
+                await asyncio.wait((idle, task), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.hurry = False
+            self.idle = None
 
 
 class MemoryHub:
@@ -107,18 +147,22 @@ class MemoryHub:
                 self._route_cache[topic] = ([*subs, sub], slow or sub.group is not None)
 
     def remove(self, sub: _Sub) -> asyncio.Task[None] | None:
-        """Forget ``sub``; returns its delivery task, cancelled, for the caller to await."""
+        """Forget ``sub`` and drop its queue; returns its delivery task, cancelled, for the caller to await."""
         task, sub.task = sub.task, None
         if task is not None:
             task.cancel()
+        sub.queue.clear()
+        self.unroute(sub)
+        return task
+
+    def unroute(self, sub: _Sub) -> None:
+        """Route no more messages to ``sub`` (its queue and delivery stay)."""
         if sub in self.subs:
             self.subs.remove(sub)
-            sub.queue.clear()
             for topic, (subs, _grouped) in self._route_cache.items():
                 if sub in subs:
                     kept = [s for s in subs if s is not sub]
                     self._route_cache[topic] = (kept, self._slow(kept))
-        return task
 
     def _slow(self, subs: list[_Sub]) -> bool:
         """Whether messages to ``subs`` go through ``_route_out`` (a group among them, or faults)."""
