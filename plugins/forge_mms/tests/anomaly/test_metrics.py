@@ -57,21 +57,22 @@ def test_a_tally_gone_is_no_longer_reported_and_without_telemetry_it_only_counts
     assert off.counts == {("v",): 5}
 
 
-def test_batches_of_one_reading_are_sampled_when_asked_and_bigger_batches_always_recorded() -> None:
+def test_every_batch_reaches_the_histogram_at_the_flush() -> None:
     from forge_mms.anomaly.metrics import ProcessorMetrics
 
-    def recorded(sample: int) -> tuple[int, float]:
-        reader = InMemoryMetricReader()
-        metrics = ProcessorMetrics(MeterProvider(metric_readers=[reader]).get_meter("test"), "p",
-                                   sample_singles=sample)
-        for n in range(40):
-            metrics.batch_took(1.0, 1)
-        metrics.batch_took(7.0, 3)
-        data = reader.get_metrics_data()
-        assert data is not None
-        (point,) = [p for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics
-                    if m.name == "forge.mms.batch.duration" for p in m.data.data_points]
-        return point.count, point.max  # type: ignore[union-attr]
-
-    assert recorded(1) == (41, 7.0), "every batch (a real clock)"
-    assert recorded(16) == (3, 7.0), "two of forty singles (the 16th and 32nd) and the batch of three"
+    reader = InMemoryMetricReader()
+    metrics = ProcessorMetrics(MeterProvider(metric_readers=[reader]).get_meter("test"), "p")
+    for _ in range(40):
+        metrics.batch_took(1.0)
+    metrics.batch_took(7.0)
+    assert reader.get_metrics_data() is None or not [
+        m for r in reader.get_metrics_data().resource_metrics for s in r.scope_metrics for m in s.metrics
+        if m.name == "forge.mms.batch.duration"], "nothing before the flush"
+    assert metrics.flush() == 41
+    data = reader.get_metrics_data()
+    assert data is not None
+    (point,) = [p for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics
+                if m.name == "forge.mms.batch.duration" for p in m.data.data_points]
+    assert (point.count, point.sum, point.max) == (41, 47.0, 7.0)  # type: ignore[union-attr]
+    assert dict(point.attributes) == {"component": "p"}
+    assert ProcessorMetrics(None, "off").flush() == 0, "telemetry off: kept and dropped"

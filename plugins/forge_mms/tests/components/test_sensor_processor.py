@@ -239,7 +239,19 @@ def test_past_the_retry_deadline_the_batch_goes_back_to_the_transport(sensor_pla
     assert rows(plant, "SELECT count(*) FROM readings") == [(3,)] and processor.report()["batches_redelivered"] == 1
 
 
-def test_metrics_count_readings_alerts_and_time_batches(sensor_plant, send, payload):
+def _metric_points(reader):
+    points = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    assert point.attributes["component"] == "processor"
+                    key = (metric.name, *sorted((k, v) for k, v in point.attributes.items() if k != "component"))
+                    points[key] = point
+    return points
+
+
+def _metered(sensor_plant, params):
     from types import SimpleNamespace
 
     from opentelemetry.sdk.metrics import MeterProvider
@@ -251,23 +263,39 @@ def test_metrics_count_readings_alerts_and_time_batches(sensor_plant, send, payl
     tactics = SimpleNamespace(services=SimpleNamespace(telemetry=SimpleNamespace(
         meter_provider=MeterProvider(metric_readers=[reader]))))
     assert meter_of(SimpleNamespace(services=SimpleNamespace(telemetry=None))) is None, "telemetry off: no meter"
-    plant = sensor_plant()
+    plant = sensor_plant(params)
     plant.component("processor").metrics = ProcessorMetrics(meter_of(tactics), "processor")
-    send(plant, "temp-1", "temperature", [70, 71, 85, 70, 70, 70])
+    return plant, reader
+
+
+def test_metrics_count_readings_alerts_and_time_every_batch(sensor_plant, send, payload):
+    plant, reader = _metered(sensor_plant, {"status_every": 10.0})
+    processor = plant.component("processor")
+    send(plant, "temp-1", "temperature", [70, 71, 85, 70, 70, 70])  # six batches of one reading, 6 s
     plant.publish("sensor-data", "mms.sensor_reading", {**payload("temp-1", "temperature", 7, 1.0), "unit": "F"})
-    points = {}
-    for resource in reader.get_metrics_data().resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    assert point.attributes["component"] == "processor"
-                    key = (metric.name, *sorted((k, v) for k, v in point.attributes.items() if k != "component"))
-                    points[key] = point.value if hasattr(point, "value") else point.count
+    points = {k: getattr(p, "value", None) for k, p in _metric_points(reader).items()}
     assert points[("forge.mms.readings", ("outcome", "stored"))] == 6
     assert points[("forge.mms.readings", ("outcome", "malformed"))] == 1
     assert points[("forge.mms.alerts", ("rule", "temperature"), ("severity", "warning"), ("state", "raised"))] == 1
     assert points[("forge.mms.alerts", ("rule", "temperature"), ("severity", "warning"), ("state", "cleared"))] == 1
-    assert points[("forge.mms.batch.duration",)] == 7
+    assert ("forge.mms.batch.duration",) not in points, "kept locally until the status interval"
+    plant.advance(4.0)  # the status interval (10 s) hands the durations over
+    duration = _metric_points(reader)[("forge.mms.batch.duration",)]
+    assert duration.count == 7 == processor.report()["batches"], "every batch, under the virtual clock too"
+    assert duration.sum == pytest.approx(processor.metrics.duration.total) and duration.sum > 0
+    assert sum(duration.bucket_counts) == 7 and duration.max >= duration.min >= 0
+    send(plant, "temp-1", "temperature", [70, 70], first_seq=8)  # two more, handed over at stop
+    plant.stop()
+    assert _metric_points(reader)[("forge.mms.batch.duration",)].count == 9 == processor.report()["batches"]
+
+
+def test_without_status_rows_the_batch_durations_still_reach_the_histogram(sensor_plant, send):
+    from forge_mms.components.sensor_processor import METRICS_EVERY
+
+    plant, reader = _metered(sensor_plant, {"status_every": None})
+    send(plant, "temp-1", "temperature", [70, 71])
+    plant.advance(METRICS_EVERY)
+    assert _metric_points(reader)[("forge.mms.batch.duration",)].count == 2
 
 
 def test_alerts_that_could_not_be_published_are_published_when_the_batch_comes_again(sensor_plant, send, rows):
@@ -310,13 +338,13 @@ def test_under_virtual_time_readings_share_a_transaction_that_a_kill_or_any_read
 
     send(plant, "temp-1", "temperature", [70, 71, 72])
     group = plant.component("processor").store.commits
-    assert outside() == 0 and group.readings == 3, "one open transaction"
+    assert outside() == 0 and group.units == 3, "one open transaction"
     plant.kill("processor")
     assert outside() == 3, "a kill lost readings the processor had handled"
     plant.revive("processor")
     send(plant, "temp-1", "temperature", [73, 74], first_seq=4)
     group = plant.component("processor").store.commits
-    assert outside() == 3 and group.readings == 2
+    assert outside() == 3 and group.units == 2
     assert rows(plant, "SELECT count(*) FROM readings") == [(5,)], "any checkout of the engine commits first"
     assert outside() == 5 and group.pending == []
     send(plant, "temp-1", "temperature", [75], first_seq=6)

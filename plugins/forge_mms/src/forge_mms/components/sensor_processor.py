@@ -32,6 +32,9 @@ process sees the group's lag per partition. Same store path as the partition eve
 clock, inline under virtual time); a write that fails is logged and counted (``events_unrecorded``), never
 raised. Nothing is written for an interval in which the transport has no lag figure (``lag()`` is None:
 no partitions, e.g. the memory bus or MQTT) and no batch came: there is nothing to tell.
+
+Every batch's duration goes to ``forge.mms.batch.duration``, kept locally and handed over at each status
+interval (every ``METRICS_EVERY`` seconds without status rows) and at stop (:mod:`forge_mms.anomaly.metrics`).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ from forge_mms.storage.sensor_store import SensorStore
 __all__ = ["TRANSIENT_DB_ERRORS", "SensorProcessor"]
 
 T = TypeVar("T")
+
+#: Seconds between hand-overs of the batch durations to the histogram when no status row is written.
+METRICS_EVERY = 5.0
 
 #: Most batch durations kept per consumer_status interval for its p50 (the max is over every batch).
 STATUS_SAMPLE = 10_000
@@ -97,9 +103,7 @@ class SensorProcessor(Component):
             meter = meter_of(self.ctx.tactics)
         except RuntimeError:  # a runtime without tactics has no telemetry either
             meter = None
-        #: under a virtual clock one in 16 batches of a single reading is timed into the histogram
-        self.metrics = ProcessorMetrics(meter, self.name,
-                                        sample_singles=16 if getattr(self.ctx.clock, "is_virtual", False) else 1)
+        self.metrics = ProcessorMetrics(meter, self.name)  # every batch's duration, handed over per status interval
         self.stats = {"readings": 0, "stored": 0, "redelivered": 0, "redelivered_not_stored": 0, "malformed": 0,
                       "alerts_raised": 0, "alerts_cleared": 0, "alerts_republished": 0, "batches": 0,
                       "batches_redelivered": 0, "db_retries": 0, "warmed": 0, "rebalances": 0, "events_unrecorded": 0,
@@ -112,8 +116,13 @@ class SensorProcessor(Component):
         self.sub.on_partitions_changed(self._partitions_changed)
         if p.status_every is not None and self.store is not None:
             self.ctx.every(p.status_every, self._write_status, name="consumer_status")
+        else:  # no status rows: the batch durations still reach the histogram every METRICS_EVERY seconds
+            self.ctx.every(p.status_every or METRICS_EVERY, self._flush_metrics, name="batch_metrics")
 
     async def stop(self) -> None:
+        metrics: ProcessorMetrics | None = getattr(self, "metrics", None)
+        if metrics is not None:
+            metrics.flush()  # the last interval's batch durations
         store: SensorStore | None = getattr(self, "store", None)
         if store is not None:
             try:
@@ -140,7 +149,7 @@ class SensorProcessor(Component):
         for at in range(0, len(readings), size):
             await self._process(readings[at:at + size])
         took = (time.perf_counter() - started) * 1000.0
-        self.metrics.batch_took(took, len(envelopes))
+        self.metrics.batch_took(took)
         if len(self._interval_ms) < STATUS_SAMPLE:  # p50 from the first STATUS_SAMPLE batches; max from all
             self._interval_ms.append(took)
         self._interval_max = max(self._interval_max, took)
@@ -312,7 +321,11 @@ class SensorProcessor(Component):
                 "batch_ms": {"p50": round(statistics.median(durations), 2), "max": round(top, 2)} if durations else None,
                 "readings": readings}
 
+    def _flush_metrics(self) -> None:
+        self.metrics.flush()
+
     async def _write_status(self) -> None:
+        self.metrics.flush()  # the interval's batch durations to forge.mms.batch.duration
         detail = self.status()
         if detail is not None and await self._record_event("consumer_status", detail):
             self.stats["status_rows"] += 1
