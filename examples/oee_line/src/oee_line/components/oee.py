@@ -16,15 +16,18 @@ from oee_line.oee import LossSettings, MachineWindow, Shift, ShiftWindow, combin
 from oee_line.settings import OeeParams
 from oee_line.storage.store import TimeSeriesStore
 from oee_line.storage.window import window_inputs
+from oee_line.storage.window_cache import CounterCache
 
 __all__ = ["OeeCalculator", "compute_window"]
 
 
-def compute_window(store: TimeSeriesStore, params: OeeParams, window: ShiftWindow) -> dict[str, MachineWindow]:
-    """Each machine's figures over ``window`` from storage (synchronous: run it in a thread)."""
+def compute_window(store: TimeSeriesStore, params: OeeParams, window: ShiftWindow,
+                   cache: CounterCache | None = None) -> dict[str, MachineWindow]:
+    """Each machine's figures over ``window`` from storage (synchronous: run it in a thread). ``cache``: the
+    counters reduced by the previous call, on SQLite (``oee_line.storage.window_cache``)."""
     settings = LossSettings(params.small_stop_threshold, params.startup_window)
     machines = params.machines or store.machines()
-    inputs = window_inputs(store, machines, window.start, window.end, params.ideal_cycle_time)
+    inputs = window_inputs(store, machines, window.start, window.end, params.ideal_cycle_time, cache)
     return {machine: machine_window(i.states, i.counters, i.ideal_cycle_time, window.start, window.end,
                                     settings=settings, machine=machine) for machine, i in inputs.items()}
 
@@ -52,6 +55,7 @@ class OeeCalculator(Component):
         self.store = TimeSeriesStore(self.ctx.storage)
         self.shifts = [Shift.parse(s.name, s.start, s.hours) for s in self.params.shifts]
         self.latest: dict[str, dict[str, Any]] = {}
+        self.counters = CounterCache()  # the shift so far: only what is new is reduced at each publication
         self.ctx.every(self.params.interval, self._tick, name="oee")
 
     async def _tick(self) -> None:
@@ -65,9 +69,9 @@ class OeeCalculator(Component):
         window = window or self.current_window(self.ctx.clock.time())
         if window is None:  # between shifts: nothing planned
             return []
-        machines = (await asyncio.to_thread(compute_window, self.store, self.params, window)
+        machines = (await asyncio.to_thread(compute_window, self.store, self.params, window, self.counters)
                     if not getattr(self.ctx.clock, "is_virtual", False) else  # no threads under virtual time
-                    compute_window(self.store, self.params, window))
+                    compute_window(self.store, self.params, window, self.counters))
         out = []
         for machine, w in sorted(machines.items()):
             out.append(message(self.params, "machine", machine, window, w, w.figures, w.losses.as_dict(),

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from oee_line.oee import CounterDeltas, CounterEvent, StateChange, counter_deltas
 from oee_line.storage.store import TimeSeriesStore
 from oee_line.storage.timescale import sec_window
+from oee_line.storage.window_cache import CounterCache
 from oee_line.storage.window_sqlite import sqlite_counter_deltas
 
 __all__ = ["MachineInputs", "window_inputs"]
@@ -126,12 +127,14 @@ FROM unnest(CAST(:machines AS varchar[])) AS ids(id)
 
 
 def window_inputs(store: TimeSeriesStore, machines: Sequence[str], t0: float, t1: float,
-                  default_cycle: float) -> dict[str, MachineInputs]:
+                  default_cycle: float, cache: CounterCache | None = None) -> dict[str, MachineInputs]:
     """Per machine: its ideal cycle time (``default_cycle`` when none is stored), its states and its
-    counters of ``[t0, t1)`` reduced to :class:`CounterDeltas`."""
+    counters of ``[t0, t1)`` reduced to :class:`CounterDeltas`. On SQLite a ``cache`` (one per caller, whose
+    windows grow: the shift so far) reduces only what is new since its last call (``window_cache``)."""
     if store.engine.dialect.name == "sqlite":  # the same reduction in SQLite's SQL, machine by machine
         with store.engine.connect() as conn:
-            counted = {m: sqlite_counter_deltas(conn, m, t0, t1) for m in machines}
+            counted = {m: cache.deltas(conn, m, t0, t1) if cache is not None else sqlite_counter_deltas(conn, m, t0, t1)
+                       for m in machines}
         return {m: MachineInputs(store.ideal_cycle_time(m, default_cycle), store.states(m, t0, t1), counted[m])
                 for m in machines}
     if store.engine.dialect.name != "postgresql":
