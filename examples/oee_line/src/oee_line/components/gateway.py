@@ -51,8 +51,11 @@ class Gateway(Component):
         #: held until the delivery loop yields: per machine, its updates (each a list of metrics, a name at most
         #: once) with the data changes they carry, in arrival order
         self.held: dict[str, list[tuple[list[dict[str, Any]], list[Envelope]]]] = {}
-        self._flushing: asyncio.Task[None] | None = None
-        self._order = asyncio.Lock()  # flushes go out in the order they were taken
+        # one flusher for the component's life, woken when something is held: a task spawned per burst cost a
+        # task, its first step and its done callback for every part (the simulated day's gateway)
+        self._due = asyncio.Event()
+        self._order = asyncio.Lock()  # flushes go out in the order they were taken (the flusher's, stop()'s)
+        self.ctx.spawn(self._flusher(), name="flush")
         for pattern in p.topics:
             await self.ctx.subscribe(pattern, self.on_change, types=["opcua.data_change"])
 
@@ -71,12 +74,16 @@ class Gateway(Component):
             updates.append(([], []))
         updates[-1][0].append(update)
         updates[-1][1].append(envelope)
-        if self._flushing is None:
-            self._flushing = self.ctx.spawn(self._flush(), name="flush")
+        self._due.set()
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._due.wait()
+            await self._flush()
 
     async def _flush(self) -> None:
         async with self._order:
-            self._flushing = None
+            self._due.clear()
             held, self.held = self.held, {}
             for machine, updates in held.items():
                 for metrics, changes in updates:

@@ -51,6 +51,20 @@ def matches(pattern: str, topic: str) -> bool:
     return len(want) == len(have)
 
 
+_MATCHED: dict[tuple[str, str], bool] = {}
+
+
+def _matches(pattern: str, topic: str) -> bool:
+    """:func:`matches`, remembered: a plant's filters and topics are few, and every message is matched against
+    every filter of every session (the simulated day's broker)."""
+    found = _MATCHED.get((pattern, topic))
+    if found is None:
+        if len(_MATCHED) > 50_000:  # many distinct topics: forget rather than grow
+            _MATCHED.clear()
+        found = _MATCHED[(pattern, topic)] = matches(pattern, topic)
+    return found
+
+
 def broker(name: str, *, persistence: bool = True) -> SimBroker:
     """The broker ``name`` of the running loop (one simulated plant), made on first use."""
     brokers = _BROKERS.setdefault(asyncio.get_running_loop(), {})
@@ -90,7 +104,7 @@ class SimBroker:
             return
         client.filters += filters
         for topic, body in self.retained.items():
-            if any(matches(f, topic) for f in filters):
+            if any(_matches(f, topic) for f in filters):
                 client.deliver(Received(topic, body, True))
 
     def publish(self, client: SimClient, topic: str, body: bytes, retain: bool) -> None:
@@ -153,9 +167,7 @@ class SimBroker:
                 self.retained.pop(topic, None)
         delivered = False
         for client in list(self.sessions.values()):
-            if client.client_id in self.links_down:
-                continue
-            if any(matches(f, topic) for f in client.filters):
+            if client.client_id not in self.links_down and any([_matches(f, topic) for f in client.filters]):
                 client.deliver(Received(topic, body, False))
                 delivered = True
         self.stats["delivered" if delivered else "no_subscriber"] += 1

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["DEVICE_VERBS", "NAMESPACE", "NODE_VERBS", "Topic", "TopicError", "check_id", "parse", "state_topic"]
 
@@ -36,8 +37,9 @@ class Topic:
         return base if self.device is None else f"{base}/{self.device}"
 
 
+@lru_cache(maxsize=4096)  # a host reads the same few topics over and over; a Topic is immutable
 def parse(topic: str) -> Topic | None:
-    """A Sparkplug B topic's parts; None for STATE topics; :class:`TopicError` if malformed."""
+    """A Sparkplug B topic's parts; None for STATE topics; :class:`TopicError` if malformed (not remembered)."""
     parts = topic.split("/")
     if len(parts) < 3 or parts[0] != NAMESPACE:
         raise TopicError(f"{topic!r} is not in the {NAMESPACE} namespace")

@@ -25,13 +25,17 @@ class LinkProof:
                  stats: dict[str, int]) -> None:
         self.ctx, self.interval, self.client, self.keepalive, self.stats = ctx, interval, client, keepalive, stats
         self.pending: list[bytes] = []  # outbox bodies, made when sent (the table's entries change after)
+        # one prover for the node's life, woken by the first copy held after it went idle: a task spawned each
+        # time was a task, its first step and its done callback for every other DATA (the OEE line's day)
+        self._held = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def hold(self, body: bytes) -> None:
         """Keep ``body`` until a round trip after it; start proving if nothing is."""
         self.pending.append(body)
         if self._task is None or self._task.done():
-            self._task = self.ctx.spawn(self._proving(), name="link-proof")
+            self._task = self.ctx.spawn(self._prover(), name="link-proof")
+        self._held.set()
 
     def take(self) -> list[bytes]:
         """Everything not proven, oldest first; held no longer."""
@@ -44,11 +48,18 @@ class LinkProof:
         if self.pending and client.connected and await client.probe(timeout=timeout):
             self.pending.clear()
 
+    async def _prover(self) -> None:
+        while True:
+            await self._held.wait()
+            self._held.clear()
+            await self._proving()
+
     async def _proving(self) -> None:
         """Every ``interval`` seconds while a copy is held: a probe after it. No answer: the copies stay, and
         go to the outbox when the connection is found dead."""
         while self.pending:
             await self.ctx.clock.sleep(self.interval)
+            self._held.clear()  # what was held meanwhile is proven by this round, or waits for the next
             client, upto = self.client(), len(self.pending)
             if not upto or not client.connected:
                 return
