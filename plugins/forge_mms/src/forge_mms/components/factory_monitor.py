@@ -19,6 +19,7 @@ leader reads the statuses the PMS last accepted from ``factory_status`` and repo
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -78,6 +79,11 @@ class FactoryMonitor(Component):
         self.assessments: dict[str, RiskAssessment] = {}
         self._lower_since: dict[str, float] = {}
         self.changes: deque[StatusChange] = deque(maxlen=1000)
+        # what the last full check saw (_settled): its statuses, the beats counted, the oldest beat judged
+        self._statuses: dict[str, Status] = {}
+        self._factory_ids: dict[str, str] = {}  # a beat's factoryId -> the factory (factory_of, checked)
+        self._settled_at_beats = -1
+        self._oldest_beat = math.inf
         self.stats = {"beats": 0, "refused": 0, "status_changes": 0, "risk_changes": 0}
         try:
             self.ctx.storage  # noqa: B018 - the engine, created on first use
@@ -124,7 +130,13 @@ class FactoryMonitor(Component):
     async def on_beat(self, envelope: Envelope) -> None:
         payload = envelope.payload
         try:
-            factory = factory_of(envelope, self.params.factory_level)
+            # the id in the body, checked once per id (factory_of's topic-level check, every beat before)
+            named = payload.get("factoryId") if type(payload) is dict else None
+            factory = self._factory_ids.get(named) if type(named) is str else None
+            if factory is None:
+                factory = factory_of(envelope, self.params.factory_level)
+                if type(named) is str and named and len(self._factory_ids) < 10_000:
+                    self._factory_ids[named] = factory
             if not isinstance(payload, dict) or not isinstance(payload.get("timestamp"), int | float):
                 raise BeatRefused("not a factory heartbeat: a JSON object with a numeric timestamp is expected")
         except BeatRefused as exc:
@@ -153,7 +165,12 @@ class FactoryMonitor(Component):
         if self.guard.verdicts_allowed(self.ctx.clock.monotonic()):  # not while the loop starves the monitor
             for change in self.faults.evaluate(self.guard.judged_at(now)):
                 await self._changed(change)
-        statuses = self.faults.statuses()
+        if self._settled(now):  # the loop below would skip every factory: no beat, change or expiry since
+            self.failover.on_risks(self.risks, self._statuses)
+            self.reports.tick()
+            self.guard.checked(self.ctx.clock.monotonic())
+            return
+        statuses = self._statuses = self.faults.statuses()
         assessed, risks, lower_since = self._assessed, self.risks, self._lower_since
         for factory in statuses:
             last = assessed.get(factory)
@@ -181,8 +198,34 @@ class FactoryMonitor(Component):
         self.failover.on_risks(self.risks, statuses)
         self.reports.tick()
         self.guard.checked(self.ctx.clock.monotonic())
+        self._note_settled(statuses)
+
+    def _settled(self, now: float) -> bool:
+        """Whether the last check's risk loop left nothing for this one: no beat and no status change
+        since, no risk held lower, and no beat due to leave a risk window (every factory's verdict is
+        the one of the same beats). Only for ``risk.rules`` (judged from the beats alone)."""
+        return (self._settled_at_beats == self.stats["beats"] and not self._lower_since
+                and not (self._oldest_beat < now - self.risk_window))
+
+    def _note_settled(self, statuses: dict[str, Status]) -> None:
+        """After a full risk loop: what :meth:`_settled` compares the next check with (nothing, when
+        the loop may not have judged every factory with the same beats)."""
+        self._settled_at_beats = -1
+        if not self._same_beats_same_risk or self._lower_since:
+            return
+        oldest = math.inf
+        assessed = self._assessed
+        for factory in statuses:
+            last = assessed.get(factory)
+            if last is None or last[1] != last[0].version or self.risks.get(factory) is not last[2].risk:
+                return
+            if len(last[0]):
+                oldest = min(oldest, last[0][0].at)
+        self._oldest_beat = oldest
+        self._settled_at_beats = self.stats["beats"]
 
     async def _changed(self, change: StatusChange) -> None:
+        self._settled_at_beats = -1  # the next check runs its risk loop
         self.changes.append(change)
         self.stats["status_changes"] += 1
         # The report first (want() only starts its task), and the status row written once the PMS

@@ -33,6 +33,8 @@ log = logging.getLogger("forge_mms.storage")
 # Built once: a statement built per call costs SQLAlchemy about as much as running it (coercion and
 # the cache key), and the beat insert runs every flush.
 _INSERT = {heartbeats.name: heartbeats.insert(), failover_events.name: failover_events.insert()}
+_DELETE_BEFORE = heartbeats.delete().where(
+    heartbeats.c.received_at < sa.bindparam("cutoff", type_=heartbeats.c.received_at.type))
 #: The columns of a buffered beat (MonitorStore.add_beat). Their insert runs as the driver's own
 #: executemany of the compiled text: SQLAlchemy's executemany processed each row's parameters in Python
 #: (half of a flush of ~40 beats), although none of these types has anything to process.
@@ -167,7 +169,7 @@ class MonitorStore:
 
     def _delete_before(self, cutoff: float) -> int:
         with self._engine().begin() as conn:
-            return int(conn.execute(heartbeats.delete().where(heartbeats.c.received_at < cutoff)).rowcount or 0)
+            return int(conn.execute(_DELETE_BEFORE, {"cutoff": cutoff}).rowcount or 0)
 
     def _upsert_status(self, factory: str, values: dict[str, Any]) -> None:
         update, insert = _status_statements(tuple(values))
