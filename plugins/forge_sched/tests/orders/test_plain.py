@@ -71,3 +71,26 @@ def test_progress_and_completion_show_in_the_api_views(engine, make_service, clo
     assert done["completed_at"] == done["updated_at"] == datetime.fromtimestamp(clock.now, UTC).isoformat().replace(
         "+00:00", "Z")
     assert done["assignments"][0]["revoke_reason"] == "completed"
+
+
+def test_progress_on_an_order_in_progress_moves_progress_and_time_alone(engine, make_service, clock):
+    """The lighter UPDATE (P_PROGRESS_ON) for an order in progress: its progress and time change, the
+    status, holder and held count do not; a non-holder's is refused; completed orders take none."""
+    service = make_service(epoch=1)
+    asyncio.run(service.configure_factories({"f1": 2, "f2": 2}))
+    view, _ = asyncio.run(service.create_order(NewOrder("widget", 3, datetime(2030, 1, 1, tzinfo=UTC))))
+    holder, other = view["factory_id"], ({"f1", "f2"} - {view["factory_id"]}).pop()
+    assert asyncio.run(service.progress(view["id"], holder, 0.25))  # assigned -> in_progress
+    held = {f["id"]: f["load"] for f in queries.factory_views(engine)}
+    for step, value in enumerate((0.5, 0.75, 2.0), start=1):
+        clock.now += 1.0
+        assert asyncio.run(service.progress(view["id"], holder, value))
+        assert not asyncio.run(service.progress(view["id"], other, 0.1))
+        seen = queries.get_order(engine, view["id"])
+        assert seen is not None
+        assert (seen["status"], seen["factory_id"], seen["progress"]) == ("in_progress", holder, min(value, 1.0))
+        assert seen["updated_at"] == datetime.fromtimestamp(clock.now, UTC).isoformat().replace("+00:00", "Z")
+        assert {f["id"]: f["load"] for f in queries.factory_views(engine)} == held, f"step {step}"
+    assert asyncio.run(service.complete(view["id"], holder)) == "completed"
+    assert not asyncio.run(service.progress(view["id"], holder, 0.9))
+    assert queries.get_order(engine, view["id"])["progress"] == 1.0

@@ -23,6 +23,7 @@ from forge_core import Check, Component, Envelope, Publishes, Subscribes
 from forge_core.tactics import NotLeader, RetryPolicy
 
 from forge_sched.orders import commands, invariants, outbox
+from forge_sched.orders.ids import v4_hex
 from forge_sched.orders.moves import ASSIGNED, REVOKED, Topics
 from forge_sched.orders.rest import OrdersApi
 from forge_sched.orders.service import CREATED, OrderService
@@ -75,7 +76,7 @@ class OrderScheduler(Component):
             self.ctx.spawn(self._give_back_connection(), name="connection")
         if virtual:  # a simulated run: ids from the seed, so it replays
             ids = random.Random(self.ctx.random.getrandbits(64))
-            new_id: Any = lambda: "ord-" + uuid.UUID(int=ids.getrandbits(128), version=4).hex
+            new_id: Any = lambda: "ord-" + v4_hex(ids.getrandbits(128))
         else:
             new_id = lambda: "ord-" + uuid.uuid4().hex
         self.elector = self.ctx.elector(p.lease, on_elected=self.on_elected, on_deposed=self.on_deposed)

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from forge_sched.orders import fences, outbox, planner
 from forge_sched.orders import statements as st
+from forge_sched.orders.ids import IdDraw
 from forge_sched.orders.moves import Change, Held, NewRow, Topics, Writer, iso
 from forge_sched.orders.plain import execute, pipelined, stamp
 from forge_sched.orders.queries import factory_views, order_view
@@ -67,6 +68,7 @@ class OrderService:
         self.created_topic = created_topic
         self._now = now
         self.new_id = new_id
+        self.ids = IdDraw(new_id)
         self.default_capacity = default_capacity
         self.writer_fence = writer_fence
         self.leader_epoch = leader_epoch
@@ -156,9 +158,7 @@ class OrderService:
                 if seen is not None:
                     return seen
             w = self._writer(conn, fenced=assign)
-            oid = self.new_id()
-            while execute(conn, st.P_ID_TAKEN, {"id": oid}).fetchone() is not None:
-                oid = self.new_id()  # seeded ids (simulation) repeat in a revived replica or a reused database
+            oid = self.ids.fresh(conn)  # seeded ids (simulation) repeat in a revived replica or a reused database
             at = stamp(conn, w.now)
             execute(conn, st.P_NEW_ORDER, {"id": oid, "product_type": order.product_type, "quantity": order.quantity,
                                            "deadline": stamp(conn, order.deadline), "key": idempotency_key,
@@ -335,9 +335,11 @@ class OrderService:
     async def progress(self, order_id: str, factory_id: str, progress: float) -> bool:
         """Progress of the holder on an order (others are ignored); True if recorded."""
         def work(conn: Connection) -> bool:
-            done = execute(conn, st.P_PROGRESS, {"id": order_id, "factory": factory_id,
-                                                 "progress": max(0.0, min(1.0, progress)),
-                                                 "at": stamp(conn, self.now())})
+            params = {"id": order_id, "factory": factory_id, "progress": max(0.0, min(1.0, progress)),
+                      "at": stamp(conn, self.now())}
+            done = execute(conn, st.P_PROGRESS_ON, params)  # in progress already: the lighter UPDATE
+            if done.rowcount <= 0:
+                done = execute(conn, st.P_PROGRESS, params)  # assigned -> in_progress (or not the holder's)
             return bool(done.rowcount > 0)
 
         return await self.tx.run(work)

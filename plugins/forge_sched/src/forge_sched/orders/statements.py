@@ -32,6 +32,10 @@ _HELD = ", ".join(f"'{s}'" for s in UNFINISHED)
 O, A, F = orders.name, assignments.name, factories.name
 P_PROGRESS = Plain(f"UPDATE {O} SET status = 'in_progress', progress = :progress, updated_at = :at "
                    f"WHERE id = :id AND factory_id = :factory AND status IN ({_HELD})")
+#: progress on an order already in progress (nearly every report): no status in the SET, so neither the
+#: status index nor the held-count triggers (AFTER UPDATE OF status) are touched; P_PROGRESS when no row
+P_PROGRESS_ON = Plain(f"UPDATE {O} SET progress = :progress, updated_at = :at "
+                      "WHERE id = :id AND factory_id = :factory AND status = 'in_progress'")
 P_ORDER_STATE = Plain(f"SELECT status, factory_id FROM {O} WHERE id = :id")
 P_HELD_BY = Plain(f"SELECT 1 FROM {A} WHERE order_id = :id AND factory_id = :factory LIMIT 1")
 P_COUNT_COMPLETION = Plain(f"UPDATE {O} SET completions = completions + 1 WHERE id = :id")
@@ -45,6 +49,9 @@ P_FENCE_EPOCH = Plain(f"SELECT epoch FROM {fences.name} WHERE name = :name")
 P_FENCE_MOVE = Plain(f"UPDATE {fences.name} SET epoch = :epoch, updated_at = :at WHERE name = :name")
 P_REPLAY = Plain(f"SELECT request_hash, response, id FROM {O} WHERE idempotency_key = :key")
 P_ID_TAKEN = Plain(f"SELECT 1 FROM {O} WHERE id = :id")
+#: the next ids of a replica's stream, tested together once one was taken (forge_sched.orders.ids)
+IDS_AHEAD = 64
+P_IDS_TAKEN = Plain(f"SELECT id FROM {O} WHERE id IN ({', '.join(f':i{n}' for n in range(IDS_AHEAD))})")
 P_NEW_ORDER = Plain(f"INSERT INTO {O} (id, product_type, quantity, deadline, status, progress, idempotency_key, "
                     "request_hash, created_at, updated_at, completions) "
                     "VALUES (:id, :product_type, :quantity, :deadline, 'pending', 0.0, :key, :hash, :at, :at, 0)")
