@@ -64,7 +64,8 @@ def test_production_commits_without_fsync_under_virtual_time_and_stores_sqlalche
                                                                        "bladeType": "A"}, headers=_stamp())
     plant.advance(6)
     production = plant.component("production")
-    cursor = production._connection().cursor()
+    assert production.group is not None and production.group.conn is not None, "a beat opened the group"
+    cursor = production.group.conn.connection.cursor()  # the connection production writes on
     cursor.execute("PRAGMA synchronous")
     assert cursor.fetchone()[0] == 0  # OFF: the engine's NORMAL is for real time
     cursor.close()

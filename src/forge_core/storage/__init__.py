@@ -1,16 +1,18 @@
-"""Storage: engines from URLs, per-plugin Alembic migrations, persisted dead letters."""
+"""Storage: engines from URLs, per-plugin Alembic migrations, persisted dead letters, commit groups."""
 
 from typing import TYPE_CHECKING
 
 from forge_core._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from forge_core.storage.commit_group import CommitGroup
     from forge_core.storage.dead_letters import SqlDeadLetterStore
     from forge_core.storage.engine import DEFAULT_DATABASE_URL, StorageError, create_engine_from_url, mask_url
     from forge_core.storage.migrations import MigrationInfo, MigrationRegistry, current, history, upgrade
 
 # Imported on first use: the SQL backends and stores pull in SQLAlchemy/Alembic (docs/performance.md).
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "CommitGroup": "forge_core.storage.commit_group:CommitGroup",
     "SqlDeadLetterStore": "forge_core.storage.dead_letters:SqlDeadLetterStore",
     "DEFAULT_DATABASE_URL": "forge_core.storage.engine:DEFAULT_DATABASE_URL",
     "StorageError": "forge_core.storage.engine:StorageError",
@@ -25,6 +27,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "CommitGroup",
     "MigrationInfo",
     "MigrationRegistry",
     "SqlDeadLetterStore",

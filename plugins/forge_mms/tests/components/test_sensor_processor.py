@@ -338,13 +338,13 @@ def test_under_virtual_time_readings_share_a_transaction_that_a_kill_or_any_read
 
     send(plant, "temp-1", "temperature", [70, 71, 72])
     group = plant.component("processor").store.commits
-    assert outside() == 0 and group.readings == 3, "one open transaction"
+    assert outside() == 0 and group.units == 3, "one open transaction"
     plant.kill("processor")
     assert outside() == 3, "a kill lost readings the processor had handled"
     plant.revive("processor")
     send(plant, "temp-1", "temperature", [73, 74], first_seq=4)
     group = plant.component("processor").store.commits
-    assert outside() == 3 and group.readings == 2
+    assert outside() == 3 and group.units == 2
     assert rows(plant, "SELECT count(*) FROM readings") == [(5,)], "any checkout of the engine commits first"
     assert outside() == 5 and group.pending == []
     send(plant, "temp-1", "temperature", [75], first_seq=6)

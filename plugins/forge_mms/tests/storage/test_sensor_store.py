@@ -173,7 +173,7 @@ def test_inline_writes_share_a_transaction_and_a_failed_one_commits_the_earlier_
                                                                                               ("temp-1", 2)}
     assert store.write_batch([make_reading(2, 42)], [], stored_at=2.0) == set(), "refused in the open transaction"
     store.mark_published([])
-    assert store.commits is not None and store.commits.readings == 3 and store.commits.commits == 0
+    assert store.commits is not None and store.commits.units == 3 and store.commits.commits == 0
     broken = make_reading(3, 43)
     object.__setattr__(broken, "kind", None)  # NOT NULL: the transaction fails
     with pytest.raises(sa.exc.IntegrityError):
@@ -186,7 +186,7 @@ def test_inline_writes_share_a_transaction_and_a_failed_one_commits_the_earlier_
         assert (count, low, high) == (2, 41, 42), "rollups of the rewritten batch added once"
     for seq in range(3, 13):
         store.write_batch([make_reading(seq, 40 + seq)], [], stored_at=4.0)
-    assert store.commits.commits == 2 and store.commits.readings == 0, "ten readings: committed"
+    assert store.commits.commits == 2 and store.commits.units == 0, "ten readings: committed"
     store.write_batch([make_reading(13, 53)], [], stored_at=5.0)
     store.close()
     assert store._held is None and len(rows(sensor_db, readings, readings.c.seq)) == 13

@@ -11,10 +11,13 @@ so a heartbeat costs two inserts and a few updates, never a scan: a plant day ru
 A transaction that fails on a lost connection is retried (``tactics.retry``, name ``batches``).
 
 Under a virtual clock the beats' transactions are grouped (``virtual_commit_beats`` to a commit,
-:mod:`pasta_plant.commit_group`): each beat's statements still run at its beat, and the open group
-is committed before any other connection of the engine is checked out, at stop and when production
-is killed, so nothing else ever sees the database without a beat production has handled, as with a
-commit per beat. In real time every beat is its own transaction.
+:class:`forge_core.storage.CommitGroup`): each beat's insert still runs at its beat, in the open
+transaction (a redelivered heartbeat is still refused by the unique index at once); its stock updates
+are merged (the last level of each batch) and written just before the commit (the group's
+``before_commit``); the open group is committed before any other connection of the engine is checked
+out, at stop and when production is killed, so nothing else ever sees the database without a beat
+production has handled, as with a commit per beat. A failing beat rolls the group back and its earlier
+beats are written again, committed. In real time every beat is its own transaction.
 
 Effectively once: the two batches carry the heartbeat's envelope id (``heartbeat_id``, unique with
 ``is_fresh``: migration ``pasta_0002``), written in the same transaction. A heartbeat delivered
@@ -31,10 +34,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from forge_core import Check, Component, Envelope, Publishes, subscribe
-from pasta_plant.commit_group import CommitGroup
+from forge_core.storage import CommitGroup
 from pasta_plant.db import CATEGORIES, LEVEL_KEYS, batches, seed_rows
 from pasta_plant.ledger import ledger
 from pasta_plant.odometer import Odometer, odometer
@@ -64,9 +68,11 @@ class BatchProduction(Component):
         self.retry.retry_on = (OperationalError, DBAPIError, dbapi.OperationalError, dbapi.InterfaceError)
         self._integrity_error: type[Exception] = dbapi.IntegrityError
         self.group: CommitGroup | None = None
+        self._updates: dict[int, int] = {}  # the open group's merged stock updates: batch id -> in_stock
         if getattr(self.ctx.clock, "is_virtual", False) and self.params.virtual_commit_beats > 1:
-            self.group = CommitGroup(self.engine, self.params.virtual_commit_beats, self._connection,
-                                     lambda: self._raw, self._sql_insert, self._sql_update, self.ctx.log)
+            self.group = CommitGroup(self.engine, self.params.virtual_commit_beats, name="production",
+                                     before_commit=self._write_updates, after_commit=self._updates.clear,
+                                     logger=self.ctx.log)
             self.ctx.spawn(self.group.guard(), name="commit_group")
         book = ledger(self.ctx)
         self.book = book.extra.setdefault("production", {
@@ -186,28 +192,17 @@ class BatchProduction(Component):
                                                f"{now.minute:02d}:{now.second:02d}.{now.microsecond:06d}")
         rows = [(batch_id, blade, is_fresh, date, touched[batch_id], heartbeat_id)
                 for batch_id, is_fresh, _, _ in made]
-        raw = self._connection()
+        group = self.group
         try:
-            cursor = raw.cursor()
-            cursor.executemany(self._sql_insert, rows)  # at the beat: a redelivery is refused here
-            if self.group is None:
-                if changed:
-                    cursor.executemany(self._sql_update, changed)
-                raw.commit()
-            cursor.close()
+            if group is not None:  # in the open group; a failure rolls it back and commits its earlier beats again
+                group.run(self._write_beat, rows, changed)
+            else:
+                self._commit_beat(rows, changed)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                raw.rollback()
-            if self.group is not None:  # the rollback took the open group's beats too: they go in again
-                self._drop_connection()
-                self.group.recommit()
             if isinstance(exc, self._integrity_error) and self._recorded(heartbeat_id):
                 await self._skip(heartbeat_id)
                 return None
-            self._drop_connection()
             raise
-        if self.group is not None:
-            self.group.add(rows, changed)
         # committed (or in the open group, committed before anyone else looks): the in-memory view follows
         self.next_id += len(made)
         emptied = False
@@ -236,6 +231,46 @@ class BatchProduction(Component):
             book["off_target"] += 1
         self._note_stock()
         return made
+
+    def _commit_beat(self, rows: list[tuple[Any, ...]], changed: list[tuple[int, int]]) -> None:
+        """A beat's own transaction (real time): its inserts (a redelivery is refused here), its stock
+        updates, the commit; rolled back on failure (the connection dropped unless the database refused it)."""
+        raw = self._connection()
+        try:
+            cursor = raw.cursor()
+            cursor.executemany(self._sql_insert, rows)
+            if changed:
+                cursor.executemany(self._sql_update, changed)
+            raw.commit()
+            cursor.close()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            if not isinstance(exc, self._integrity_error):
+                self._drop_connection()
+            raise
+
+    def _write_beat(self, conn: Connection, rows: list[tuple[Any, ...]], changed: list[tuple[int, int]]) -> None:
+        """A beat in the open group: its inserts now (a redelivery is refused here), its stock updates
+        merged into the group's (the last level of each batch), written by :meth:`_write_updates`. Run again
+        after a rollback in the beats' order, it merges the same levels again: idempotent."""
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # the driver's, in the transaction
+        try:
+            cursor.executemany(self._sql_insert, rows)
+        finally:
+            cursor.close()
+        updates = self._updates
+        for units, batch_id in changed:
+            updates[batch_id] = units
+
+    def _write_updates(self, conn: Connection) -> None:
+        """Before the group's COMMIT: the merged stock updates (forgotten once committed)."""
+        if self._updates:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(self._sql_update, [(units, batch_id) for batch_id, units in self._updates.items()])
+            finally:
+                cursor.close()
 
     def _recorded(self, heartbeat_id: str) -> bool:
         """Whether batches for ``heartbeat_id`` are in the database (after a refused insert: the

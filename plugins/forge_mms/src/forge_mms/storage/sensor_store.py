@@ -10,7 +10,7 @@ locks in the same order. SQLite and PostgreSQL (their INSERT ... ON CONFLICT).
 Like :mod:`forge_mms.storage.store`, a call runs in a worker thread under a real clock (the event loop
 never waits on the database), a transaction per batch; and inline under a virtual clock, one call at a
 time, its writes sharing a transaction committed every ``group`` readings and before anyone else could
-look (:mod:`forge_mms.storage.sensor_commits`). Unlike it, errors are raised: the processor decides
+look (:class:`forge_core.storage.CommitGroup`). Unlike it, errors are raised: the processor decides
 (retry, then hand the batch back to the transport).
 """
 
@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from forge_core.storage import CommitGroup
 from sqlalchemy import Connection, Engine
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
 from forge_mms.anomaly.readings import Reading
-from forge_mms.storage.sensor_commits import CommitGroup
 from forge_mms.storage.sensor_tables import (
     DriverSql,
     Statements,
@@ -74,7 +74,8 @@ class SensorStore:
         self._lock = asyncio.Lock()
         self._statements: dict[str, Statements] = {}  # per dialect name: built once, compiled once (cache)
         #: inline: the connection kept between calls and its transaction, shared by ``group`` readings
-        self.commits: CommitGroup | None = None if offload else CommitGroup(lambda: self._engine(), group)
+        self.commits: CommitGroup | None = None if offload else CommitGroup(
+            lambda: self._engine(), group, name=f"the sensor store of {processor}")
 
     @property
     def _held(self) -> Connection | None:
@@ -99,7 +100,7 @@ class SensorStore:
         call, in a worker thread, the pool's pre-ping); inline in the commit group's open one, on the
         connection it keeps (given back after any error: the next call takes a fresh one)."""
         if self.commits is not None:
-            return self.commits.run(write, *args, readings=readings)
+            return self.commits.run(write, *args, units=readings)
         with self._engine().begin() as conn:
             return write(conn, *args)
 
