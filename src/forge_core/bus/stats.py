@@ -67,24 +67,40 @@ class TraceRecorder:
     """An ordered record of every message published, hashed as it goes.
 
     Two runs of the same manifest with the same seed under the virtual clock give the same
-    digest; that is how determinism is proved.
+    digest; that is how determinism is proved. Each message's line (its fields, serialised when it
+    is published) waits in a list and is hashed with the next :data:`_HASH_EVERY` - 1: one
+    ``update`` of the joined lines hashes the same bytes as one per line (SHA-256 is a stream), for
+    a C call per few hundred messages instead of two per message.
     """
 
     def __init__(self, keep: int = 0) -> None:
         self._hash = hashlib.sha256()
+        self._lines: list[bytes] = []
         self.count = 0
         self.keep = keep
         self.events: list[tuple[float, str, str, str, str]] = []
 
     def record(self, topic: str, env: Envelope) -> None:
         self.count += 1
-        line = orjson.dumps([round(env.time, 6), topic, env.type, env.source, env.id, env.key, env.payload],
-                            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-        self._hash.update(line)
-        self._hash.update(b"\n")
-        if len(self.events) < self.keep:
+        lines = self._lines
+        lines.append(orjson.dumps([round(env.time, 6), topic, env.type, env.source, env.id, env.key, env.payload],
+                                  option=_TRACE_OPTIONS))
+        if len(lines) >= _HASH_EVERY:
+            self._hash.update(b"".join(lines))
+            lines.clear()
+        if self.keep and len(self.events) < self.keep:
             self.events.append((env.time, topic, env.type, env.source, env.id))
 
     @property
     def digest(self) -> str:
+        lines = self._lines
+        if lines:
+            self._hash.update(b"".join(lines))
+            lines.clear()
         return self._hash.hexdigest()
+
+
+#: Each line: the message's fields as JSON (keys sorted, non-string keys allowed) and a newline.
+_TRACE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+#: Lines hashed together (a few dozen kB of JSON at most; see TraceRecorder).
+_HASH_EVERY = 256

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any, cast
@@ -296,61 +296,76 @@ class MemoryHub:
             sub.task = asyncio.get_running_loop().create_task(self._drain(sub))
 
     async def _drain(self, sub: _Sub) -> None:
+        """A subscription's delivery task: deliver what is queued, sleep on ``waiter`` until ``_wake``.
+        Per-message delivery is inlined here (a coroutine less per burst: it was a ``_deliver``
+        method); the batch form is :func:`deliver_batches`."""
         loop = asyncio.get_running_loop()
-        deliver = partial(deliver_batches, self) if sub.batch else self._deliver
+        # loop.create_future() without its Python frame
+        new_waiter: Callable[[], asyncio.Future[None]] = partial(asyncio.Future, loop=loop)
+        if sub.batch:
+            try:
+                while True:
+                    await deliver_batches(self, sub)
+                    sub.draining = False
+                    sub.waiter = waiter = new_waiter()
+                    await waiter
+            finally:
+                sub.draining = False
+                sub.waiter = None
+        queue = sub.queue
+        callback = cast(MessageCallback, sub.callback)
+        run: DirectRun | None = getattr(callback, "run", None)  # see DirectRun
         try:
             while True:
-                await deliver(sub)
+                delivered = 0  # counted per burst, not per message; added however the burst ends
+                try:
+                    while queue:
+                        entry: QueueEntry | None = None
+                        outcome: Awaitable[None] | BaseException | None = None
+                        if run is not None:
+                            done, entry, outcome = run(queue)  # the Envelopes at the head, in one call
+                            delivered += done
+                            if entry is None and not queue:
+                                break
+                        if entry is None:  # bytes (or no run): one message through the coroutine
+                            entry = queue.popleft()
+                        if entry.__class__ is tuple:
+                            topic, envelope, attempt = entry  # a tuple QueueEntry
+                        else:  # an Envelope alone: its first delivery (see put)
+                            envelope = cast(Envelope, entry)
+                            topic, attempt = envelope.topic, 0
+                        try:
+                            if outcome is None:
+                                await callback(topic, envelope)
+                            elif isinstance(outcome, BaseException):
+                                raise outcome
+                            else:
+                                await outcome
+                            delivered += 1
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:  # the subscriber did not ack: deliver again
+                            self._not_acked(sub, topic, envelope, attempt, exc)
+                finally:
+                    self.delivered += delivered
                 sub.draining = False
-                sub.waiter = loop.create_future()
-                await sub.waiter
+                sub.waiter = waiter = new_waiter()
+                await waiter
         finally:
             sub.draining = False
             sub.waiter = None
 
-    async def _deliver(self, sub: _Sub) -> None:
-        queue = sub.queue
-        callback = cast(MessageCallback, sub.callback)
-        run: DirectRun | None = getattr(callback, "run", None)  # see DirectRun
-        delivered = 0  # counted per drain, not per message; added however the drain ends
-        try:
-            while queue:
-                entry: QueueEntry | None = None
-                outcome: Awaitable[None] | BaseException | None = None
-                if run is not None:
-                    done, entry, outcome = run(queue)  # the Envelopes at the head, in one call
-                    delivered += done
-                    if entry is None and not queue:
-                        break
-                if entry is None:  # bytes (or no run): one message through the coroutine
-                    entry = queue.popleft()
-                if entry.__class__ is tuple:
-                    topic, envelope, attempt = entry  # a tuple QueueEntry
-                else:  # an Envelope alone: its first delivery (see put)
-                    envelope = cast(Envelope, entry)
-                    topic, attempt = envelope.topic, 0
-                try:
-                    if outcome is None:
-                        await callback(topic, envelope)
-                    elif isinstance(outcome, BaseException):
-                        raise outcome
-                    else:
-                        await outcome
-                    delivered += 1
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the subscriber did not ack: deliver again
-                    if attempt < self.max_redeliveries:
-                        self.redelivered += 1
-                        queue.appendleft((topic, envelope, attempt + 1))
-                    else:
-                        self.undeliverable += 1
-                        log.error("giving up on %s after %d deliveries to %r: %s",
-                                  topic, attempt + 1, sub.owner or sub.pattern, exc)
-                        if self.on_undeliverable is not None:
-                            self.on_undeliverable(topic, envelope, exc)
-        finally:
-            self.delivered += delivered
+    def _not_acked(self, sub: _Sub, topic: str, envelope: Envelope | RawMessage, attempt: int,
+                   exc: Exception) -> None:
+        if attempt < self.max_redeliveries:
+            self.redelivered += 1
+            sub.queue.appendleft((topic, envelope, attempt + 1))
+        else:
+            self.undeliverable += 1
+            log.error("giving up on %s after %d deliveries to %r: %s",
+                      topic, attempt + 1, sub.owner or sub.pattern, exc)
+            if self.on_undeliverable is not None:
+                self.on_undeliverable(topic, envelope, exc)
 
     def pending(self) -> int:
         """Messages queued or held and not yet handed to a subscriber."""
