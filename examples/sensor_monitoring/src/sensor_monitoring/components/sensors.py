@@ -99,14 +99,19 @@ class Sensors(Component):
         p, clock = self.params, self.ctx.clock
         phase = sensor.model.rng.uniform(0.0, p.interval / sensor.scale)  # sensors not in lockstep
         await clock.sleep(max(0.0, p.start_after - self.elapsed()) + phase)
+        # per sample (777,600 a simulated day): locals instead of attribute chains, the sample taken inline
+        # and the outbox flushed by one awaited call (elapsed() is monotonic() - run_start, set once at start)
+        monotonic, sleep, run_start, model = clock.monotonic, clock.sleep, self.run_start, sensor.model
+        interval, stop_after = p.interval, p.stop_after
         while True:
-            now = self.elapsed()
-            if p.stop_after is not None and now >= p.stop_after:
+            now = monotonic() - run_start
+            if stop_after is not None and now >= stop_after:
                 await self._flush(sensor)
                 return
             self._maybe_random_anomaly(sensor, now)
-            await self._sample(sensor, now)
-            await clock.sleep(p.interval / sensor.scale / sensor.model.interval_factor(self.elapsed()))
+            self._take(sensor, now)
+            await self._flush(sensor)
+            await sleep(interval / sensor.scale / model.interval_factor(monotonic() - run_start))
 
     def _maybe_random_anomaly(self, sensor: Sensor, now: float) -> None:
         a, model = self.params.anomalies, sensor.model
@@ -130,7 +135,8 @@ class Sensors(Component):
         self.metrics.anomaly(anomaly, source, sensor.model.kind)
         self.ctx.log.info("%s: %s for %gs (%s)", sensor.sensor_id, anomaly, duration, source)
 
-    async def _sample(self, sensor: Sensor, now: float) -> None:
+    def _take(self, sensor: Sensor, now: float) -> None:
+        """The sample of ``now`` into the outbox (or skipped, counted, when ``backlog`` readings wait)."""
         if len(sensor.outbox) >= self.params.backlog:
             sensor.life.skipped += 1
             self.metrics.reading("skipped", sensor.model.kind)
@@ -144,7 +150,6 @@ class Sensors(Component):
                 "sensor_id": model.sensor_id, "kind": model.kind, "location": model.location,
                 "seq": sensor.life.epoch * SEQ_SPAN + sensor.numbered, "value": value, "unit": model.signal.unit,
                 "timestamp": format_time(self.ctx.clock.time()), "anomaly": anomaly})
-        await self._flush(sensor)
 
     def _new_life(self, sensor: Sensor) -> None:
         epoch = next_epochs(data_dir(self.ctx), [sensor.sensor_id])[sensor.sensor_id]
@@ -154,9 +159,10 @@ class Sensors(Component):
 
     async def _flush(self, sensor: Sensor) -> None:
         """Publish the waiting readings in seq order; stop at the first failure (counted, kept)."""
-        ctx = self.ctx
-        while sensor.outbox:
-            reading = sensor.outbox[0]
+        ctx, outbox = self.ctx, sensor.outbox
+        count = self.metrics.readings.add  # a Tally: SensorMetrics.reading's dict update without its frame
+        while outbox:
+            reading = outbox[0]
             try:
                 await ctx.publish(sensor.topic, READING, reading, key=sensor.sensor_id)
             except TransportError as exc:
@@ -169,10 +175,11 @@ class Sensors(Component):
                                     sensor.sensor_id, reading["seq"], len(sensor.outbox),
                                     sensor.life.publish_errors, exc)
                 return
-            sensor.outbox.popleft()
-            sensor.life.produced += 1
-            self.metrics.reading("produced", sensor.model.kind)
-            sensor.life.recent.append((reading["seq"], ctx.clock.time()))
+            outbox.popleft()
+            life = sensor.life
+            life.produced += 1
+            count(1, sensor.model.kind, "produced")
+            life.recent.append((reading["seq"], ctx.clock.time()))
 
     # -- commands ------------------------------------------------------------------------------
     async def on_command(self, envelope: Envelope) -> None:

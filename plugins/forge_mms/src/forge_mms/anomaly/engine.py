@@ -40,8 +40,10 @@ class SensorState:
         """Judge ``reading`` (the next in seq order) by every rule; the alerts raised and cleared."""
         events: list[AlertEvent] = []
         for rule, state, tracker in self.entries:
-            verdict = rule.judge(state, reading, tracker.held)
-            if verdict is not None:
+            active = tracker.active  # tracker.held, without the property's call
+            verdict = rule.judge(state, reading, None if active is None else active.severity)
+            # no alert and no condition: the tracker would change nothing (the common case, skipped)
+            if verdict is not None and (active is not None or verdict.severity is not None):
                 events.extend(tracker.update(verdict, reading))
         self.last_seq = reading.seq
         return events

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from forge_mms.settings import RuleSettings
 
@@ -16,9 +15,9 @@ Severity = Literal["warning", "critical"]
 RANK: dict[Severity | None, int] = {None: 0, "warning": 1, "critical": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The readings a verdict looked at: first and last seq, and the time between them (>= 0)."""
+class Window(NamedTuple):
+    """The readings a verdict looked at: first and last seq, and the time between them (>= 0). A tuple, as
+    :class:`Verdict`: one of each per reading and rule, so their construction is kept cheap."""
 
     from_seq: int
     to_seq: int
@@ -28,8 +27,7 @@ class Window:
         return {"from_seq": self.from_seq, "to_seq": self.to_seq, "seconds": round(max(self.seconds, 0.0), 6)}
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """A rule's judgment of a reading: the condition's severity now (None: no condition), what it measured,
     the level compared with, the window and the reason in words."""
 
