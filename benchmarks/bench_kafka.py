@@ -31,8 +31,9 @@ call; the handler records the difference (same process, same clock). Every consu
 figure is the library's, not the setting's; raw consumes with ``poll()`` + ``consume(n, 0)`` there
 (``consume(n, timeout)`` waits the whole timeout for n records).
 
-Prints each side's median, client CPU per message (every thread), Forge's ratios to raw and to the
-peer, and the load average before and after.
+Prints each side's median, client CPU per message (every thread), the garbage collector's work per
+round (collections per generation, unreachable objects found, its CPU), Forge's ratios to raw and to
+the peer, and the load average before and after.
 
 The raw sides are in ``bench_kafka_raw.py``, the peer in ``bench_kafka_peer.py``, what every side shares
 in ``bench_kafka_common.py``; the Forge sides and the run are here.
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import time
@@ -56,6 +58,7 @@ from bench_kafka_common import (  # benchmarks/ is on sys.path when run as a scr
     GROUP,
     HEARTBEAT,
     SETTINGS,
+    GcTally,
     broker,
     cpu,
     paced,
@@ -193,6 +196,8 @@ def main() -> None:
                         help="every consumer's fetch.wait.max.ms in the latency runs")
     parser.add_argument("--broker", choices=("apache", "tansu"), default="apache")
     parser.add_argument("--headers", action="store_true", help="also raw with each CloudEvents header set")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the broker is up (what a runtime "
+                        "could do after start: the collector then skips every object made before)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--sides", default="", help="comma-separated throughput sides to run (default: all), "
@@ -201,6 +206,9 @@ def main() -> None:
     load_before = os.getloadavg()
     n = args.messages
     with broker(args.broker) as (bootstrap, described):
+        if args.gc_freeze:
+            gc.collect()
+            gc.freeze()
         sides: dict[str, tuple[str, Callable[[], tuple[float, float]]]] = {
             "raw": ("raw confluent-kafka + orjson", lambda: raw_round(bootstrap, n)),
             "raw_design": ("raw + the design's floor of work per message",
@@ -224,9 +232,11 @@ def main() -> None:
             sides = {side: sides[side] for side in args.sides.split(",")}
         rates: dict[str, list[float]] = {side: [] for side in sides}
         used: dict[str, list[float]] = {side: [] for side in sides}
+        tallies: dict[str, GcTally] = {side: GcTally() for side in sides}
         for _ in range([args.rounds, 0][args.skip_throughput]):  # interleaved: all sides see the same machine
             for side, (_label, run) in sides.items():
-                rate, us = run()
+                with tallies[side].on():
+                    rate, us = run()
                 rates[side].append(rate)
                 used[side].append(us)
                 print(f"  {side}: {rate:,.0f} msg/s", flush=True)
@@ -245,6 +255,12 @@ def main() -> None:
         for side, (label, _run) in sides.items():
             print(f"{label:48s}: {median[side]:9,.0f} msg/s (median; {[round(x) for x in rates[side]]}); "
                   f"client CPU {statistics.median(used[side]):.1f} us/msg")
+        rounds = max(args.rounds, 1)
+        for side, tally in tallies.items():  # the collector's work per round, a side's whole run
+            per_round = "/".join(f"{count / rounds:g}" for count in tally.collections)
+            print(f"gc {side}: collections per round (gen 0/1/2) {per_round}, unreachable objects "
+                  f"{tally.unreachable / rounds:g}, {tally.seconds / rounds * 1e3:.0f} ms CPU per round "
+                  f"({tally.seconds / rounds / n * 1e6:.2f} us a message)")
         for forge, raw, target in (("forge_batch", "raw", 0.8), ("forge", "raw", 0.6), ("forge_batch", "raw_design", 0),
                                    ("forge", "raw_design", 0), ("forge_batch", "peer_batch", 1),
                                    ("forge", "peer", 1), ("peer_batch", "raw", 0), ("peer", "raw", 0)):

@@ -4,6 +4,7 @@ timeouts, client CPU, the fixed-rate schedule, percentiles and the broker starte
 from __future__ import annotations
 
 import contextlib
+import gc
 import resource
 import statistics
 import time
@@ -36,6 +37,33 @@ def cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
+
+
+class GcTally:
+    """The garbage collector's work while it is on: collections per generation, the objects it
+    found unreachable (cyclic garbage) and the CPU seconds of the thread that ran them."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.unreachable = 0
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+            return
+        self.seconds += time.thread_time() - self._started
+        self.collections[info["generation"]] += 1
+        self.unreachable += info["collected"]
+
+    @contextlib.contextmanager
+    def on(self) -> Iterator[GcTally]:
+        gc.callbacks.append(self._callback)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self._callback)
 
 
 def timed(n: int) -> dict[str, Any]:

@@ -4,9 +4,11 @@ Records are built in process and go through a real ``MessageBus`` over ``KafkaTr
 figure is the Python side of each path without librdkafka's network threads or a broker's noise:
 
 - ``consume``: fetched records (``confluent_kafka.Message``, Forge's structured events without
-  headers, 3 partitions) through ``KafkaSubscription._handle_batch`` → the bus's admission
+  headers as ``bus.publish`` writes them: each its own time and source; 3 partitions) through
+  ``KafkaSubscription._handle_batch`` → the bus's admission
   (decode, schema check) → a sync handler per message; offsets stored per batch (a stand-in consumer);
-- ``consume_batch``: the same through ``_handle_runs`` → a ``batch=True`` handler;
+- ``consume_batch``: records as ``publish_batch`` writes them (one time a call, keyed by machine)
+  through ``_handle_runs`` → a ``batch=True`` handler;
 - ``produce``: ``MessageBus.publish`` per message → ``KafkaPublisher.direct_publish`` →
   librdkafka's ``produce()`` into its local queue (a producer with no broker to reach);
 - ``produce_batch``: ``MessageBus.publish_batch`` of ``--batch`` payloads a call.
@@ -35,7 +37,7 @@ from forge_kafka.transport.subscriber import KafkaSubscription
 
 from forge_core import Envelope, MessageBus, RealClock
 from forge_core.plugin import SchemaRegistry
-from forge_core.transport import encode_structured
+from forge_core.transport import encode_structured, encode_structured_many
 
 TOPIC = "bench/heartbeats"
 
@@ -69,9 +71,15 @@ async def consume(records: int, batch: int, *, batch_handler: bool) -> float:
         nonlocal count
         count += len(envelopes)
 
-    now = time.time()
-    bodies = [encode_structured(Envelope("bench.heartbeat", payload(n), f"m{n % 16}", f"id-{n}", now, None, 1, {}))
-              for n in range(batch)]
+    # the records as each publish path writes them (a fixed start: the same counts run after run):
+    # per message, its own time and source; publish_batch's, one time a call, keyed by machine
+    now = 1_764_901_540.25
+    if batch_handler:
+        bodies = encode_structured_many([Envelope("bench.heartbeat", payload(n), "gateway", f"id-{n}", now,
+                                                  f"m{n % 16}", 1, {}) for n in range(batch)])
+    else:
+        bodies = [encode_structured(Envelope("bench.heartbeat", payload(n), f"m{n % 16}", f"id-{n}", now + n * 1e-6,
+                                             None, 1, {})) for n in range(batch)]
     if batch_handler:
         on_batch = bus._make_batch_callback(many, "bench", into, None)
 

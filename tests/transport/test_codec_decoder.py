@@ -71,3 +71,17 @@ def test_a_bad_attribute_is_never_an_envelope_and_decode_names_it(change, fault)
     with pytest.raises(DecodeError, match=fault) as info:
         decoder().decode("plant/line1", body, MARKED)
     assert "plant/line1" in str(info.value)
+
+
+def test_a_batchs_shared_time_is_read_once_and_exactly() -> None:
+    """decode_structured keeps the last time text it parsed: the events of a publish_batch call share
+    one; each event still gets its own text's exact value, and a bad time after a good one is refused."""
+    one = decoder()
+    seen = [1_795_324_167.00025, 1_795_324_167.00025, 1_795_324_167.5, 1_795_324_167.00025, -0.25, -0.25, 0.5]
+    for epoch in seen:
+        got = one.decode_structured("t", encode_structured(Envelope("a.b", 1, "m1", "i", epoch)))
+        assert got is not None and got.time == epoch
+    bad = [{"time": ""}, {"time": "2026-11-22T05:09:27.00025xZ"}, {"time": "2026-11-22T05:09:27.000250Z "}]
+    for change in bad:
+        assert one.decode_structured("t", orjson.dumps({**FORGE, **change})) is None
+        assert one.decode_structured("t", orjson.dumps(FORGE)).time == parse_time(FORGE["time"])  # type: ignore[union-attr]

@@ -69,6 +69,9 @@ class Decoder:
         self._infer = infer_type
         #: header name -> (bare name, is a core attribute), or None for a header without the prefix
         self._names: dict[str, tuple[str, bool] | None] = {}
+        #: (time text, its value) of the last event decode_structured read: the events of one
+        #: publish_batch call share one time, parsed once (None: nothing read yet)
+        self._last_time: tuple[str | None, float] = (None, 0.0)
 
     def decode(self, topic: str, body: bytes, headers: Mapping[str, str]) -> Envelope:
         try:
@@ -158,16 +161,19 @@ class Decoder:
                 or type(version_text) is not str or not type_ or not id_ or not source
                 or (key is not None and type(key) is not str)):
             return None
-        # fast_parse_time(time_text), its cached second inline
-        head, micros = _times._parse_cache
-        if (len(time_text) == 27 and time_text.startswith(head) and time_text[26] == "Z"
-                and (fraction := time_text[20:26]).isdigit() and fraction.isascii()):
-            time = (micros + int(fraction)) / 1_000_000
-        else:
-            try:
-                time = fast_parse_time(time_text)
-            except ValueError:
-                return None
+        last_text, time = self._last_time
+        if time_text != last_text:  # a batch's events share their time: one compare, not a parse (~4,000 instructions)
+            # fast_parse_time(time_text), its cached second inline
+            head, micros = _times._parse_cache
+            if (len(time_text) == 27 and time_text.startswith(head) and time_text[26] == "Z"
+                    and (fraction := time_text[20:26]).isdigit() and fraction.isascii()):
+                time = (micros + int(fraction)) / 1_000_000
+            else:
+                try:
+                    time = fast_parse_time(time_text)
+                except ValueError:
+                    return None
+            self._last_time = (time_text, time)
         if version_text == "1":
             version = 1
         else:
