@@ -32,6 +32,7 @@ from forge_core.transport.base import (
 )
 from forge_core.transport.faults import Faults
 from forge_core.transport.memory_batch import deliver_batches
+from forge_core.transport.memory_groups import GroupPlan, pick_members
 from forge_core.transport.topics import matches, validate_topic
 
 log = logging.getLogger("forge.transport.memory")
@@ -122,6 +123,7 @@ class MemoryHub:
         #: planned (then ``_route_out`` picks members and applies faults); dropped when the faults change.
         self._route_cache: dict[str, tuple[list[_Sub], bool]] = {}
         self._group_turn: dict[tuple[str, str], int] = {}
+        self._group_plans: dict[str, GroupPlan[_Sub]] = {}  # see memory_groups
         self.faults = Faults(seed)
         self.faults.on_change = self._route_cache.clear
         self.max_redeliveries = max_redeliveries
@@ -159,6 +161,7 @@ class MemoryHub:
         """Route no more messages to ``sub`` (its queue and delivery stay)."""
         if sub in self.subs:
             self.subs.remove(sub)
+            self._group_plans.clear()  # a plan would keep the subscription (and its component) alive
             for topic, (subs, _grouped) in self._route_cache.items():
                 if sub in subs:
                     kept = [s for s in subs if s is not sub]
@@ -220,7 +223,7 @@ class MemoryHub:
 
     def _route_out(self, topic: str, message: Envelope | RawMessage, subs: list[_Sub], slow: bool) -> None:
         if slow:  # a group among them (picking is a no-op without one), or faults
-            subs = self._pick_group_members(topic, subs)
+            subs = pick_members(self._group_plans, self._group_turn, topic, subs)
         faults = self.faults
         if faults.rules or faults.partitioned:
             self._publish_with_faults(topic, message, subs)
@@ -229,21 +232,6 @@ class MemoryHub:
             sub.queue.append((topic, message, 0))
             if not sub.draining:
                 self._wake(sub)
-
-    def _pick_group_members(self, topic: str, subs: list[_Sub]) -> list[_Sub]:
-        chosen: list[_Sub] = []
-        groups: dict[str, list[_Sub]] = {}
-        for sub in subs:
-            if sub.group is None:
-                chosen.append(sub)
-            else:
-                groups.setdefault(sub.group, []).append(sub)
-        for group, members in groups.items():
-            turn_key = (group, topic)
-            turn = self._group_turn.get(turn_key, 0)
-            chosen.append(members[turn % len(members)])
-            self._group_turn[turn_key] = turn + 1
-        return chosen
 
     def _publish_with_faults(self, topic: str, envelope: Envelope | RawMessage, subs: list[_Sub]) -> None:
         faults = self.faults
