@@ -69,6 +69,8 @@ class BatchProduction(Component):
         self._integrity_error: type[Exception] = dbapi.IntegrityError
         self.group: CommitGroup | None = None
         self._updates: dict[int, int] = {}  # the open group's merged stock updates: batch id -> in_stock
+        self._driver: tuple[Connection, Any] | None = None  # the group's connection and its driver's connection
+        self._write = self._write_beat  # one bound method for every beat
         if getattr(self.ctx.clock, "is_virtual", False) and self.params.virtual_commit_beats > 1:
             self.group = CommitGroup(self.engine, self.params.virtual_commit_beats, name="production",
                                      before_commit=self._write_updates, after_commit=self._updates.clear,
@@ -195,7 +197,7 @@ class BatchProduction(Component):
         group = self.group
         try:
             if group is not None:  # in the open group; a failure rolls it back and commits its earlier beats again
-                group.run(self._write_beat, rows, changed)
+                group.run(self._write, rows, changed)
             else:
                 self._commit_beat(rows, changed)
         except BaseException as exc:
@@ -254,7 +256,10 @@ class BatchProduction(Component):
         """A beat in the open group: its inserts now (a redelivery is refused here), its stock updates
         merged into the group's (the last level of each batch), written by :meth:`_write_updates`. Run again
         after a rollback in the beats' order, it merges the same levels again: idempotent."""
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # the driver's, in the transaction
+        driver = self._driver
+        if driver is None or driver[0] is not conn:  # the group's first connection, or a new one after a failure
+            driver = self._driver = (conn, conn.connection.dbapi_connection)
+        cursor = driver[1].cursor()  # the driver's, in the group's transaction
         try:
             cursor.executemany(self._sql_insert, rows)
         finally:
