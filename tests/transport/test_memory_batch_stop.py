@@ -173,3 +173,23 @@ def test_a_killed_component_is_handed_nothing_of_its_window(plant_dir):
         plant.kill("collector")
         plant.advance(1.0)
         assert log == []
+
+
+HANGING = PLUGIN.replace(
+    '''    def on_readings(self, envelopes):
+        LOG.append([e.payload["n"] for e in envelopes])''',
+    '''    async def on_readings(self, envelopes):
+        LOG.append([e.payload["n"] for e in envelopes])
+        await __import__("asyncio").sleep(86400)  # a handler that does not return''')
+
+
+def test_a_handler_that_never_returns_holds_the_stop_no_longer_than_the_flush_timeout(plant_dir, caplog):
+    with TestPlant(plant_dir(MANIFEST, plugin=HANGING), seed=1) as plant:
+        log = _log(plant)
+        log.clear()
+        plant.advance(3.5)
+        assert log == []
+    # the window was handed over (the handler started), the flush gave up after FLUSH_TIMEOUT, the stop ran
+    assert log == [[10, 11, 12, 20, 21, 22, 30, 31, 32], "stopped"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("component collector" in m and "'readings'" in m and "30s" in m for m in errors), errors

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from forge_core.tactics.service import Tactics
     from forge_core.transport.base import Subscription
 
+#: seconds a subscription's flush at stop may take (the Kafka transport's cancel waits as long)
+FLUSH_TIMEOUT = 30.0
+
 
 class ComponentFailed(Exception):
     """Raised inside the supervisor when a background task of a component crashed."""
@@ -278,10 +281,19 @@ class ComponentContext:
 
     async def _flush(self) -> None:
         """Have each subscription deliver what its transport holds back (Subscription.flush): the
-        supervisor calls this before the component's ``stop()``."""
-        for sub in self._subscriptions:
+        supervisor calls this before the component's ``stop()``. Each flush is bounded by
+        :data:`FLUSH_TIMEOUT` (a handler that never returns must not hold the stop forever); what a
+        subscription still holds then is logged as an error and left to its cancel."""
+        for sub in list(self._subscriptions):
             try:
-                await sub.flush()
+                await asyncio.wait_for(sub.flush(), FLUSH_TIMEOUT)
+            except TimeoutError:
+                logging.getLogger("forge.runtime").error(
+                    "component %s: subscription %r did not deliver what it held back within %gs at stop; "
+                    "it is ended as a kill would end it, and what it still holds is dropped",
+                    self.name, sub.pattern, FLUSH_TIMEOUT)
+                self._subscriptions.remove(sub)
+                await sub.abandon()  # cancel() would flush again, and wait on the same handler
             except Exception:  # the transport may already be closed
                 logging.getLogger("forge.runtime").debug("flush failed", exc_info=True)
 
