@@ -8,17 +8,9 @@ import logging
 import pytest
 
 from forge_core.bus import MessageBus
-from forge_core.clock import VirtualClock
 from forge_core.messages.schemas import SchemaRegistry
 from forge_core.transport import MemoryTransport, PartitionChange, PartitionListeners, Subscription
-
-
-def run(body):
-    clock = VirtualClock()
-    try:
-        return clock.run(body(clock))
-    finally:
-        clock.close()
+from tests.bus.bus_helpers import run
 
 
 def test_memory_subscription_has_no_partitions_no_lag_and_never_calls_listeners():

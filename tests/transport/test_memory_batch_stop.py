@@ -10,6 +10,7 @@ from forge_core.clock import VirtualClock
 from forge_core.messages.envelope import Envelope
 from forge_core.testing import TestPlant
 from forge_core.transport.memory import MemoryTransport
+from tests.bus.bus_helpers import run
 
 
 def env(n: int) -> Envelope:
@@ -39,11 +40,7 @@ def test_cancel_delivers_what_waits_in_the_window_at_once_and_nothing_published_
         await clock.sleep(20.0)
         return got, transport.hub.stats
 
-    clock = VirtualClock()
-    try:
-        got, stats = clock.run(body(clock))
-    finally:
-        clock.close()
+    got, stats = run(body)
     assert got == [(3.5, [0, 1, 2])]
     assert stats == {"published": 4, "delivered": 3, "redelivered": 0, "undeliverable": 0}
 
@@ -66,11 +63,7 @@ def test_a_list_that_raises_at_cancel_is_redelivered_then_reported_undeliverable
         await sub.cancel()
         return got, reported, transport.hub.stats
 
-    clock = VirtualClock()
-    try:
-        got, reported, stats = clock.run(body(clock))
-    finally:
-        clock.close()
+    got, reported, stats = run(body)
     assert got == [[0, 1]] * 3
     assert reported == [0, 1]
     assert stats == {"published": 2, "delivered": 0, "redelivered": 4, "undeliverable": 2}
@@ -95,11 +88,7 @@ def test_close_delivers_what_waits_in_each_batch_window():
         await transport.close()
         return got
 
-    clock = VirtualClock()
-    try:
-        got = clock.run(body(clock))
-    finally:
-        clock.close()
+    got = run(body)
     assert sorted(got) == [("a", [0, 2]), ("b", [1])]
 
 
