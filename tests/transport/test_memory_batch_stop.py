@@ -182,3 +182,24 @@ def test_a_handler_that_never_returns_holds_the_stop_no_longer_than_the_flush_ti
     assert log == [[10, 11, 12, 20, 21, 22, 30, 31, 32], "stopped"]
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any("component collector" in m and "'readings'" in m and "30s" in m for m in errors), errors
+
+
+PUBLISHING_STOP = PLUGIN.replace(
+    '''    async def stop(self):
+        LOG.append("stopped")''',
+    '''    async def stop(self):
+        LOG.append("stopping")
+        await self.ctx.publish("readings", "test.order", {"n": 99})  # arrives while stop() runs
+        await self.ctx.clock.sleep(10.0)  # longer than the batch_wait window
+        LOG.append("stopped")''')
+
+
+def test_no_batch_handler_call_begins_after_stop_has_begun(plant_dir):
+    """The batch subscription is ended (routed nothing more, its window delivered) before ``stop()``:
+    what is published while ``stop()`` runs no longer reaches the handler after it (it did on 5bc31f2)."""
+    with TestPlant(plant_dir(MANIFEST, plugin=PUBLISHING_STOP), seed=1) as plant:
+        log = _log(plant)
+        log.clear()
+        plant.advance(3.5)
+        assert log == []
+    assert log == [[10, 11, 12, 20, 21, 22, 30, 31, 32], "stopping", "stopped"]

@@ -75,6 +75,8 @@ class ComponentContext:
         self.log = logging.getLogger(f"forge.component.{name}")
         self._storage = storage
         self._subscriptions: list[Subscription] = []
+        #: The batch subscriptions among them: ended before the component's ``stop()`` (see _end_batches).
+        self._batches: list[Subscription] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.failure: asyncio.Future[BaseException] | None = None
 
@@ -118,6 +120,8 @@ class ComponentContext:
         sub = await self.bus.subscribe(pattern, handler, owner=self.name, transport=transport or self.transport,
                                        group=group, types=types, batch=batch)
         self._subscriptions.append(sub)
+        if batch:
+            self._batches.append(sub)
         return sub
 
     def _fenced(self, handler: Callable[[Envelope], Awaitable[None] | None],
@@ -279,23 +283,31 @@ class ComponentContext:
             raise RuntimeError(f"{self.name}: this runtime has no storage configured")
         return self._storage()
 
-    async def _flush(self) -> None:
-        """Have each subscription deliver what its transport holds back (Subscription.flush): the
-        supervisor calls this before the component's ``stop()``. Each flush is bounded by
-        :data:`FLUSH_TIMEOUT` (a handler that never returns must not hold the stop forever); what a
-        subscription still holds then is logged as an error and left to its cancel."""
-        for sub in list(self._subscriptions):
+    async def _end_batches(self) -> None:
+        """End each batch subscription before the component's ``stop()`` (the supervisor calls this):
+        its ``cancel()`` routes it no more messages, hands over what the transport holds back (the
+        in-memory transport's ``batch_wait`` window) and returns once that has been delivered, so no
+        batch handler call begins once ``stop()`` has begun. Each is bounded by :data:`FLUSH_TIMEOUT`
+        (a handler that never returns must not hold the stop forever); past it the subscription is
+        logged as an error and abandoned, as a kill ends it. Per-message subscriptions deliver on
+        while ``stop()`` runs and are cancelled after it (``_release``)."""
+        batches, self._batches = self._batches, []
+        for sub in batches:
+            if sub in self._subscriptions:
+                self._subscriptions.remove(sub)
             try:
-                await asyncio.wait_for(sub.flush(), FLUSH_TIMEOUT)
+                await asyncio.wait_for(sub.cancel(), FLUSH_TIMEOUT)
             except TimeoutError:
                 logging.getLogger("forge.runtime").error(
                     "component %s: subscription %r did not deliver what it held back within %gs at stop; "
                     "it is ended as a kill would end it, and what it still holds is dropped",
                     self.name, sub.pattern, FLUSH_TIMEOUT)
-                self._subscriptions.remove(sub)
-                await sub.abandon()  # cancel() would flush again, and wait on the same handler
+                try:
+                    await sub.abandon()
+                except Exception:  # the transport may already be closed
+                    logging.getLogger("forge.runtime").debug("abandon failed", exc_info=True)
             except Exception:  # the transport may already be closed
-                logging.getLogger("forge.runtime").debug("flush failed", exc_info=True)
+                logging.getLogger("forge.runtime").debug("cancel failed", exc_info=True)
 
     async def _release(self, *, killed: bool = False) -> None:
         if self._http_host is not None:
@@ -320,3 +332,4 @@ class ComponentContext:
             except Exception:  # the transport may already be closed
                 logging.getLogger("forge.runtime").debug("cancel failed", exc_info=True)
         self._subscriptions.clear()
+        self._batches.clear()

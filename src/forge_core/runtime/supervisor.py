@@ -207,7 +207,7 @@ class Supervisor:
         instance, ctx = self.instance, self.context
         if instance is not None:
             if ctx is not None:
-                await ctx._flush()  # what a transport holds back (a batch_wait window) reaches the handler
+                await ctx._end_batches()  # routed nothing more; what they hold (a batch_wait window) is delivered
             try:
                 await instance.stop()
             except Exception:

@@ -118,9 +118,10 @@ class Subscription(ABC):
 
     async def flush(self) -> None:
         """Hand the subscriber now what the transport holds back for it, and return once that has
-        been delivered (acknowledged, or given up on as undeliverable). The runtime calls it before
-        a component's ``stop()``. The in-memory transport's batch subscriptions hold messages back
-        (their ``batch_wait`` window); this default holds nothing back."""
+        been delivered (acknowledged, or given up on as undeliverable). A batch subscription's
+        ``cancel()`` calls it after routing the subscription no more messages (the runtime cancels a
+        component's batch subscriptions before its ``stop()``). The in-memory transport's batch
+        subscriptions hold messages back (their ``batch_wait`` window); this default holds nothing back."""
         return None
 
     async def abandon(self) -> None:
