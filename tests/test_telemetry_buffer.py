@@ -182,3 +182,32 @@ def test_collections_on_another_thread_lose_nothing() -> None:
     thread.join()
     point = points(reader).get("buffered")
     assert sum(seen) + (point.count if point else 0) == 300 * 50
+
+
+@pytest.mark.parametrize("version", ["1.46.0", "2.0.0", "1.44.1", "dev"])
+def test_an_sdk_release_it_is_not_tested_with_takes_record_and_exports_the_same(monkeypatch, caplog,
+                                                                              version: str) -> None:
+    """On an SDK release outside TESTED_SDK the hand-over goes value by value, says so once, and the
+    exported histograms equal both what record() gives and what the direct path gave."""
+    import forge_core.telemetry_buffer as tb
+
+    merged_reader, merged, _ = pair()
+    for value in VALUES:
+        merged.record(value)
+    merged.flush()
+    assert merged.merged
+    monkeypatch.setattr(tb, "SDK_VERSION", version)
+    monkeypatch.setattr(tb, "_gate", None)
+    caplog.set_level("INFO", logger="forge.telemetry")
+    reader, buffered, direct = pair()
+    for chunk in (VALUES[:7], VALUES[7:]):
+        for value in chunk:
+            buffered.record(value)
+            direct.record(value, ATTRS)
+        assert buffered.flush() == len(chunk)
+        assert not buffered.merged
+    got = points(reader)
+    same(got["buffered"], got["direct"])
+    same(got["buffered"], points(merged_reader)["buffered"])
+    notes = [r.getMessage() for r in caplog.records if r.name == "forge.telemetry"]
+    assert len(notes) == 1 and version in notes[0] and "1.45" in notes[0], notes

@@ -13,15 +13,19 @@ each flush only). Until a flush the values are not in the histogram: a reader co
 them at its next collection.
 
 The hand-over adds each flush's values to the SDK's explicit-bucket aggregations directly (bucketed with
-the aggregation's own boundaries, under its locks). That reaches into ``opentelemetry-sdk``'s internals
-(checked on 1.45); where they are not what this module expects (another SDK, a view that drops the
-instrument or aggregates it otherwise, the API's proxy or no-op histogram), every value goes through
-``record`` instead: the same figures at the old cost. :attr:`BufferedHistogram.merged` says which path
-the last flush took.
+the aggregation's own boundaries, under its locks). That reaches into ``opentelemetry-sdk``'s internals,
+so it is taken only on the SDK releases it is tested with (:data:`TESTED_SDK`: the minor releases whose
+private shapes tests/test_telemetry_buffer.py checks against ``record``); on any other release every
+value goes through ``record``, and the first flush says so in one log line (``forge.telemetry``,
+INFO). Where the internals are not what this module expects even so (a view that drops the instrument
+or aggregates it otherwise, the API's proxy or no-op histogram), every value goes through ``record``
+too: the same figures at the old cost. :attr:`BufferedHistogram.merged` says which path the last flush
+took.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from bisect import bisect_left
 from collections.abc import Mapping
@@ -29,14 +33,46 @@ from typing import Any
 
 from opentelemetry.metrics import Histogram, NoOpHistogram
 
-__all__ = ["BufferedHistogram"]
+__all__ = ["TESTED_SDK", "BufferedHistogram"]
+
+log = logging.getLogger("forge.telemetry")
+
+#: ``opentelemetry-sdk`` (major, minor) releases the direct hand-over is tested with; any other takes ``record``.
+TESTED_SDK: tuple[tuple[int, int], ...] = ((1, 45),)
 
 try:  # the SDK's pieces the direct hand-over needs; without them every value goes through record()
     from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
     from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
+    from opentelemetry.sdk.version import __version__ as SDK_VERSION
 except ImportError:  # pragma: no cover - another SDK (or none)
     _hash_attributes = None  # type: ignore[assignment]
     _ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
+    SDK_VERSION = ""
+
+_gate: bool | None = None  # the version check's verdict, made at the first flush that needs it
+
+
+def _release(version: str) -> tuple[int, int] | None:
+    """``"1.45.2"`` -> ``(1, 45)``; None for what is not a release number."""
+    parts = version.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def direct_allowed() -> bool:
+    """Whether the installed SDK is one the direct hand-over is tested with (:data:`TESTED_SDK`); decided
+    once, logged once when it is not."""
+    global _gate
+    if _gate is None:
+        _gate = _hash_attributes is not None and _release(SDK_VERSION) in TESTED_SDK
+        if not _gate:
+            tested = ", ".join(f"{major}.{minor}" for major, minor in TESTED_SDK)
+            log.info("BufferedHistogram: opentelemetry-sdk %s is not a release its direct hand-over is tested "
+                     "with (%s); values go through Histogram.record (same figures, ~5-20 us a value)",
+                     SDK_VERSION or "(not installed)", tested)
+    return _gate
 
 
 class BufferedHistogram:
@@ -94,7 +130,7 @@ class BufferedHistogram:
         """Per reader and view: (the view match, our attribute set's key there, the attributes), each match's
         aggregation made if new and found to be an explicit-bucket one; None when the SDK's internals are
         not the expected ones (nothing is added then)."""
-        if _hash_attributes is None:
+        if not direct_allowed():
             return None
         instrument: Any = self.histogram
         try:
