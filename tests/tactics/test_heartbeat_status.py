@@ -93,3 +93,40 @@ def test_phi_default_monitor_tracks_slow_sources() -> None:
 def test_settings_validated() -> None:
     with pytest.raises(ValueError, match="degraded_after"):
         HeartbeatStatusMonitor(degraded_after=1.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_error_rate_is_the_window_share_through_trims_recoveries_and_deaths(seed: int) -> None:
+    """The running error count equals a recount of the window after every input (beats in and
+    out of the window, discovery unhealthy, recovery clearing it, death reports, reordered beats),
+    and the transitions are the ones a recount would give."""
+    import random
+
+    rng = random.Random(seed)
+    mon = HeartbeatStatusMonitor(
+        interval=1.0, detector=FixedTimeoutDetector(4.0), error_window=6.0, min_window_beats=3
+    )
+    now = 0.0
+    for _ in range(600):
+        source = rng.choice(["a", "b"])
+        roll = rng.random()
+        if roll < 0.03:
+            mon.report_dead(source, now)
+        elif roll < 0.06:
+            mon.evaluate(now)
+        else:
+            at = now - (1.0 if roll < 0.08 else 0.0)  # now and then a reordered beat
+            healthy = rng.random() > 0.3
+            before = mon.status(source)
+            change = mon.observe(source, at, healthy=healthy)
+            state = mon._sources[source]
+            recount = sum(1 for _, ok in state.window if not ok)
+            assert state.errors == recount
+            expected = recount / len(state.window) if state.window else 0.0
+            assert mon.error_rate(source) == pytest.approx(expected)
+            if before is Status.UP and change is not None and change.new is Status.DEGRADED:
+                assert "beat gap" in change.reason or expected > mon.error_rate_threshold
+            if before is Status.UP and change is None and len(state.window) >= 3:
+                assert expected <= mon.error_rate_threshold
+        now += rng.choice([0.3, 1.0, 1.0, 2.0])
+    assert mon.error_rate("nobody") == 0.0

@@ -53,6 +53,9 @@ class SourceStatus:
     healthy_streak: int = 0
     dead_at: float | None = None
     window: deque[tuple[float, bool]] = field(default_factory=deque)
+    #: unhealthy beats in ``window``, kept as beats enter and leave it (the error rate per beat
+    #: without summing the window).
+    errors: int = 0
 
 
 class HeartbeatStatusMonitor:
@@ -95,6 +98,9 @@ class HeartbeatStatusMonitor:
         self.min_window_beats = int(min_window_beats)
         self.recover_after = int(recover_after)
         self._sources: dict[str, SourceStatus] = {}
+        #: Changes whenever a source's status does or a source is added or forgotten: the same
+        #: version means :meth:`sources` would give the same statuses (a caller may keep them).
+        self.version = 0
 
     # -- queries ---------------------------------------------------------------------------
     def status(self, source: str) -> Status | None:
@@ -108,7 +114,7 @@ class HeartbeatStatusMonitor:
         state = self._sources.get(source)
         if not state or not state.window:
             return 0.0
-        return sum(1 for _, ok in state.window if not ok) / len(state.window)
+        return state.errors / len(state.window)
 
     # -- inputs ----------------------------------------------------------------------------
     def observe(self, source: str, at: float, healthy: bool = True) -> StatusChange | None:
@@ -116,7 +122,10 @@ class HeartbeatStatusMonitor:
         state = self._sources.get(source)
         if state is None:
             self.detector.heartbeat(source, at)
-            self._sources[source] = SourceStatus(Status.UP, at, at, window=deque([(at, healthy)]))
+            self._sources[source] = SourceStatus(
+                Status.UP, at, at, window=deque([(at, healthy)]), errors=0 if healthy else 1
+            )
+            self.version += 1
             return StatusChange(source, None, Status.UP, at, "discovered on first heartbeat")
         if state.dead_at is not None and at <= state.dead_at:
             return None  # a beat sent before the death report: late, not a sign of life
@@ -126,7 +135,10 @@ class HeartbeatStatusMonitor:
         late = gap > self.degraded_after * self.interval
         self.detector.heartbeat(source, at)
         state.last_beat = at
-        state.window.append((at, healthy))
+        window = state.window
+        window.append((at, healthy))
+        if not healthy:
+            state.errors += 1
         self._trim(state, at)
 
         if state.status is Status.UP:
@@ -138,8 +150,11 @@ class HeartbeatStatusMonitor:
                     at,
                     f"beat gap {gap:.3f} s > {self.degraded_after} x {self.interval} s",
                 )
-            rate = self.error_rate(source)
-            if len(state.window) >= self.min_window_beats and rate > self.error_rate_threshold:
+            beats = len(window)
+            if beats < self.min_window_beats or not state.errors:
+                return None
+            rate = state.errors / beats
+            if rate > self.error_rate_threshold:
                 return self._move(
                     state,
                     source,
@@ -158,6 +173,7 @@ class HeartbeatStatusMonitor:
             state.healthy_streak = 0
         if state.healthy_streak >= self.recover_after:
             state.window.clear()  # start a fresh error window so recovery does not flap back
+            state.errors = 0
             state.dead_at = None
             return self._move(
                 state, source, Status.UP, at, f"{state.healthy_streak} consecutive healthy beats"
@@ -173,6 +189,7 @@ class HeartbeatStatusMonitor:
             state = SourceStatus(Status.DOWN, at, at)
             state.dead_at = at
             self._sources[source] = state
+            self.version += 1
             return StatusChange(source, None, Status.DOWN, at, reason)
         state.dead_at = at
         self.detector.forget(source)  # a restarted source starts with a fresh history
@@ -214,16 +231,20 @@ class HeartbeatStatusMonitor:
 
     def forget(self, source: str) -> None:
         """Stop tracking ``source`` (decommissioned); a later beat rediscovers it."""
-        self._sources.pop(source, None)
+        if self._sources.pop(source, None) is not None:
+            self.version += 1
         self.detector.forget(source)
 
     # -- internals -------------------------------------------------------------------------
     def _trim(self, state: SourceStatus, now: float) -> None:
-        while state.window and state.window[0][0] < now - self.error_window:
-            state.window.popleft()
+        window = state.window
+        oldest = now - self.error_window
+        while window and window[0][0] < oldest:
+            if not window.popleft()[1]:
+                state.errors -= 1
 
-    @staticmethod
-    def _move(state: SourceStatus, source: str, new: Status, at: float, reason: str) -> StatusChange:
+    def _move(self, state: SourceStatus, source: str, new: Status, at: float, reason: str) -> StatusChange:
+        self.version += 1
         old = state.status
         state.status = new
         state.since = at
