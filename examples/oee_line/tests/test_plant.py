@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import random
 import shutil
 import time
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from forge_mqtt.testing import MosquittoServer
+from forge_opcua.settings import PlcSimulatorParams
+from forge_opcua.simulator.model import PlcModel
 from oee_line.storage.tables import events, telemetry
 
 from forge_core import RealClock
@@ -21,6 +25,11 @@ from forge_core.runtime import Runtime, load_plant
 from forge_core.testing.servers import find_free_port
 
 PLANT = Path(__file__).resolve().parents[1] / "plant.yaml"
+#: The plant's seed for the chain test. Unseeded, the PLC's machines are drawn anew each run, and about one run in 80
+#: had a machine stop (idle, down or setup; exponential, means 60-300 s) before its third part and stay stopped past
+#: the 120 s wait: CI's "not within 120s: three parts of every machine stored" (stop 29), with no fault in the chain.
+#: With seed 8 no machine stops in its first 400 s (test_the_chain_seed_keeps_every_machine_running checks it).
+CHAIN_SEED = 8
 
 
 async def _until(condition: Any, timeout: float, what: str) -> None:
@@ -32,15 +41,35 @@ async def _until(condition: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"not within {timeout}s: {what}")
 
 
+def _plc_model(seed: int) -> PlcModel:
+    """The model plc1 builds from plant.yaml for a plant seed (its ctx.random is Random(f"{seed}:plc1"))."""
+    _, manifest = load_plant(PLANT, env={"OPCUA_PORT": "4840"})
+    params = PlcSimulatorParams.model_validate(manifest.components["plc1"].params)
+    return PlcModel(params.machines, params.timing, random.Random(f"{seed}:plc1"), 0.0,
+                    cycle_times=params.cycle_times)
+
+
+def test_the_chain_seed_keeps_every_machine_running() -> None:
+    model = _plc_model(CHAIN_SEED)
+    model.advance(400.0)
+    assert {m: (x.state, x.totals.stops) for m, x in model.machines.items()} == {
+        m: ("running", {"idle": 0, "down": 0, "setup": 0}) for m in model.machines}
+    # seed 20 is a run the unseeded test could draw: M2 goes down after two parts and stays down past 200 s
+    stopped = _plc_model(20)
+    stopped.advance(200.0)
+    assert (stopped.machines["M2"].total, stopped.machines["M2"].state) == (2, "down")
+
+
 @pytest.mark.servers
 @pytest.mark.slow
-def test_plc_counters_reach_storage_through_opcua_and_sparkplug(tmp_path: Path,
-                                                                mosquitto_server: MosquittoServer) -> None:
+def test_plc_counters_reach_storage_through_opcua_and_sparkplug(tmp_path: Path, mosquitto_server: MosquittoServer,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="forge")  # a failure's log shows the chain's milestones (connect, first data)
     shutil.copy(PLANT, tmp_path / "plant.yaml")
     env = {"MQTT_HOST": mosquitto_server.host, "MQTT_PORT": str(mosquitto_server.port),
            "OPCUA_PORT": str(find_free_port()), "OEE_DB_URL": f"sqlite:///{tmp_path}/oee.db"}
     plugins, manifest = load_plant(tmp_path / "plant.yaml", env=env)
-    runtime = Runtime(manifest, plugins, clock=RealClock(), serve_health=False)
+    runtime = Runtime(manifest, plugins, clock=RealClock(), serve_health=False, seed=CHAIN_SEED)
 
     async def scenario() -> None:
         await runtime.start()
@@ -56,8 +85,13 @@ def test_plc_counters_reach_storage_through_opcua_and_sparkplug(tmp_path: Path,
                         telemetry.c.machine_id == machine, telemetry.c.metric == "TotalCount")).scalar()
 
             model = plc.plc.model
-            await _until(lambda: all((stored_total(m) or 0) >= 3 for m in model.machines), 120,
-                         "three parts of every machine stored")
+            try:
+                await _until(lambda: all((stored_total(m) or 0) >= 3 for m in model.machines), 120,
+                             "three parts of every machine stored")
+            except AssertionError as exc:  # say whether the PLC made them (a stopped machine) or the chain lost them
+                stored = {m: stored_total(m) for m in model.machines}
+                raise AssertionError(f"{exc}; stored TotalCount {stored}; the PLC's machines {model.totals()}; "
+                                     f"source {runtime.supervisors['source'].instance.report()}") from None
             # what the PLC counted is what was stored, for a machine whose count stands still a moment
             await _until(lambda: any(stored_total(m) == model.machines[m].total for m in model.machines), 60,
                          "a stored total equal to the PLC's")

@@ -103,6 +103,9 @@ class Gateway(Component):
                     dl.HANDLER_ERROR, f"{type(exc).__name__}: {exc}", change.topic, str(self.ctx.transport or ""),
                     now, [], self.name, change))
             return
+        if not self.stats["updates"]:  # the first one: the flusher is woken and the edge node takes updates
+            self.ctx.log.info("gateway: first metric update sent (%s, %d metrics) on %s", machine, len(metrics),
+                              self.updates_topic)
         self.stats["updates"] += 1
         self.stats["forwarded"] += len(metrics)
 

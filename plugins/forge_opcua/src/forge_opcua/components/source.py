@@ -65,6 +65,7 @@ class OpcUaSource(Component):
     connected = False
     sampling_interval = 0.25
     _previous_subscription: int | None = None
+    _first_change = False
 
     async def start(self) -> None:
         if getattr(self.ctx.clock, "is_virtual", False):
@@ -107,6 +108,7 @@ class OpcUaSource(Component):
             raise self._explain(exc, session) from exc
         self.session = session
         self._previous_subscription = session.subscription_id
+        self._first_change = True  # the session's first notification is logged (INFO): the chain is live
         self.connects += 1
         self.connected = True
         self.ctx.log.info("subscribed to %d nodes of %s (subscription %s, sampling %.2fs)", len(session.tags),
@@ -193,6 +195,10 @@ class OpcUaSource(Component):
             self.unconvertible += 1
             self.ctx.log.exception("data change of %s (%s) could not be converted: %r", tag.name, tag.node_text, value)
             return
+        if self._first_change:
+            self._first_change = False
+            self.ctx.log.info("first data change of subscription %s: %s = %r", self._previous_subscription, tag.name,
+                              payload.get("value"))
         if not backlog.add(Pending(topic, tag.name, payload)) and _milestone(backlog.dropped):
             self.ctx.log.warning("backlog full (%d waiting): dropped %d oldest data changes so far", backlog.limit,
                                  backlog.dropped)
