@@ -106,16 +106,24 @@ class BeatHistory:
             new = errors  # the counter went down: reset by a restart, all of it is new
         gap = at - previous.at if previous is not None else None
         latency = payload.get("latencyMs")
+        cpu, memory = metrics.get("cpu"), metrics.get("memory")
         beat = Beat(factory, at, float(payload["timestamp"]), errors, new, gap,
-                    gap is not None and gap > self.late_after, _number(metrics.get("cpu")),
-                    _number(metrics.get("memory")), float(latency) if latency is not None else None)
+                    gap is not None and gap > self.late_after,
+                    cpu if type(cpu) is float else _number(cpu),  # a JSON float as is: what _number gives
+                    memory if type(memory) is float else _number(memory),
+                    float(latency) if latency is not None else None)
         self._last[factory] = beat
-        beats = self._beats.setdefault(factory, deque())
+        beats = self._beats.get(factory)
+        if beats is None:
+            beats = self._beats[factory] = deque()
         beats.append(beat)
-        while beats and beats[0].at < at - self.horizon:
+        oldest = at - self.horizon
+        while beats[0].at < oldest:  # the beat just added is never older than the horizon
             beats.popleft()
-        for window in self._windows.get(factory, ()):
-            window.append(beat)
+        windows = self._windows.get(factory)
+        if windows:
+            for window in windows:
+                window.append(beat)
         return beat
 
     def factories(self) -> list[str]:
@@ -225,7 +233,8 @@ class BeatWindow(Sequence[Beat]):
 
     def append(self, beat: Beat) -> None:
         self._beats.append(beat)
-        self.failed += beat.failed
+        if beat.new_errors > 0 or beat.late:  # Beat.failed, without the property's call
+            self.failed += 1
         self.version += 1
         for fit in self._fits.values():
             fit.add(beat)

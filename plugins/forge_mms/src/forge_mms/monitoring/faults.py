@@ -30,6 +30,8 @@ from forge_mms.monitoring.beats import Beat
 
 __all__ = ["FaultDetector"]
 
+_UP, _DOWN = Status.UP, Status.DOWN
+
 
 class FaultDetector:
     """UP/DEGRADED/DOWN per factory; ``heartbeat`` is the ``tactics.heartbeat`` settings object."""
@@ -47,6 +49,10 @@ class FaultDetector:
         # before that instant skips the monitor's pass over every factory (4 checks a second).
         self._heard: dict[str, float] = {}
         self._quiet = min(self.down_after, self.late_after) * (1 - 1e-9) - 1e-9  # below either rule's edge
+        # statuses() as last built, and the monitor's version then (the monitor asks on most checks,
+        # 4 a second per replica, and the statuses change a few times an hour)
+        self._statuses: dict[str, Status] = {}
+        self._statuses_version = -1
 
     def observe(self, beat: Beat) -> StatusChange | None:
         """Count ``beat``; returns the change it caused (discovery, DEGRADED, recovery to UP)."""
@@ -54,10 +60,22 @@ class FaultDetector:
         # streak, but may start one after a silence); it is told about new errors, and about lateness
         # only while UP, so its error window holds exactly the beats calculate_error_rate calls failed.
         factory = beat.factory
-        up = self.monitor.status(factory) in (None, Status.UP)
-        healthy = beat.new_errors <= 0 and not (up and beat.late)
-        change = self.monitor.observe(factory, beat.at, healthy)
-        self._heard_from(factory, beat.at)
+        monitor = self.monitor
+        before = monitor.status(factory)
+        healthy = beat.new_errors <= 0 and not (beat.late and (before is None or before is _UP))
+        change = monitor.observe(factory, beat.at, healthy)
+        if change is not None:
+            if change.new is _DOWN:
+                self._heard.pop(factory, None)
+                return change
+        elif before is _DOWN:  # still DOWN: not judged for silence (evaluate skips it)
+            self._heard.pop(factory, None)
+            return None
+        heard = self._heard
+        at = beat.at
+        last = heard.get(factory)
+        if last is None or at > last:  # the monitor keeps the newest beat (an older one is a reordered beat)
+            heard[factory] = at
         return change
 
     def _heard_from(self, factory: str, at: float) -> None:
@@ -96,7 +114,12 @@ class FaultDetector:
         return self.monitor.status(factory)
 
     def statuses(self) -> dict[str, Status]:
-        return self.monitor.sources()
+        """Every factory's status (a dict shared between calls until a status changes: do not modify it)."""
+        monitor = self.monitor
+        if self._statuses_version != monitor.version:
+            self._statuses = monitor.sources()
+            self._statuses_version = monitor.version
+        return self._statuses
 
     def missed_beats(self, last_beat: float, now: float) -> int:
         """Consecutive beats missed at ``now`` since a beat at ``last_beat`` (see the module docstring)."""
