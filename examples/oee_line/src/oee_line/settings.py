@@ -49,6 +49,10 @@ class HistorianParams(Settings):
                                                        "most of its CPU). What is held is already "
                                                        "acknowledged, so a crash loses it: for simulated "
                                                        "runs only (refused at start under the real clock)")
+    virtual_commit_samples: int = Field(1000, ge=0, description="under a virtual clock, samples written per "
+                                        "commit (forge_core.storage.CommitGroup: one transaction on one kept "
+                                        "connection, committed before any other checkout, at stop and at a "
+                                        "kill); 0: a transaction per write. The real clock always commits each")
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 

@@ -79,10 +79,12 @@ def test_the_historian_stores_each_sample_once_and_rolls_up(plant: TestPlant) ->
     assert states == 1 + sum(models["M1"].totals.stops.values()) * 2 - (models["M1"].state != "running")
 
 
-def _held_plant(tmp_path: Path) -> TestPlant:
-    """The plant with the historian holding what arrives for 10 s of plant time (the chaos profile's setting)."""
+def _held_plant(tmp_path: Path, group: int = 0) -> TestPlant:
+    """The plant with the historian holding what arrives for 10 s of plant time (the chaos profile's setting);
+    ``group``: its virtual_commit_samples (0: a transaction per write, which these tests count through
+    ``store.write``; test_historian_group.py has the commit group's)."""
     doc = yaml.safe_load((PLANT / "plant.yaml").read_text())
-    doc["components"]["historian"]["params"] = {"commit_every": 10}
+    doc["components"]["historian"]["params"] = {"commit_every": 10, "virtual_commit_samples": group}
     (tmp_path / "plant.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return TestPlant(tmp_path, only=["historian"], env={"OEE_DB_URL": f"sqlite:///{tmp_path}/oee.db"})
 

@@ -9,10 +9,15 @@ multi-row VALUES (at most :data:`ROWS` rows a statement: 5 parameters each, unde
 999-parameter limit) and each rollup's upsert as one ``executemany``. The rollups' arithmetic is the
 Core path's: count and sum added, min and max kept (SQLite's two-argument ``min``/``max``), p50/p95
 reset to NULL (dirty) on the percentile levels; buckets by ``Rollup.bucket_of``.
+
+A batch's state changes (:func:`add_states_sqlite`) go the same way: each is the Core path's five
+statements (the event inserted unless there, the following event's start closing it, it closing the
+one before), as DBAPI statements built once: through Core they cost ~1 ms a change.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,9 +27,10 @@ from sqlalchemy import Connection
 from oee_line.storage.tables import ROLLUPS, Rollup
 
 if TYPE_CHECKING:
+    from oee_line.oee import StateChange
     from oee_line.storage.store import Sample
 
-__all__ = ["ROWS", "insert_with_rollups_sqlite"]
+__all__ = ["ROWS", "add_states_sqlite", "insert_with_rollups_sqlite"]
 
 ROWS = 190  # 950 parameters a statement
 
@@ -69,3 +75,29 @@ def insert_with_rollups_sqlite(conn: Connection, samples: Sequence[Sample]) -> i
     finally:
         cursor.close()
     return len(fresh)
+
+
+_EVENT = ("INSERT INTO events (machine_id, event_type, ts_start, payload) VALUES (?, ?, ?, ?) "
+          "ON CONFLICT (machine_id, event_type, ts_start) DO NOTHING")
+_AFTER = "SELECT min(ts_start) FROM events WHERE machine_id = ? AND ts_start > ?"
+_BEFORE = "SELECT max(ts_start) FROM events WHERE machine_id = ? AND ts_start < ?"
+_CLOSE = "UPDATE events SET ts_end = ?, duration = ? WHERE machine_id = ? AND ts_start = ?"
+
+
+def add_states_sqlite(conn: Connection, states: Sequence[tuple[str, StateChange]]) -> None:
+    """Store each ``(machine, change)`` as ``TimeSeriesStore._add_state`` does (same rows, same order)."""
+    if not states:
+        return
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for machine_id, change in states:
+            ts = change.ts
+            cursor.execute(_EVENT, (machine_id, change.state, ts, json.dumps({"fault_code": change.fault_code})))
+            after = cursor.execute(_AFTER, (machine_id, ts)).fetchone()[0]
+            if after is not None:  # a change arriving late: it lasts until the next one already stored
+                cursor.execute(_CLOSE, (after, after - ts, machine_id, ts))
+            before = cursor.execute(_BEFORE, (machine_id, ts)).fetchone()[0]
+            if before is not None:
+                cursor.execute(_CLOSE, (ts, ts - before, machine_id, before))
+    finally:
+        cursor.close()

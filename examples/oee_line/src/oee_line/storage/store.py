@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine
 from oee_line.oee import CounterSample, StateChange
 from oee_line.storage import timescale
 from oee_line.storage.batch import insert_with_rollups
-from oee_line.storage.batch_sqlite import insert_with_rollups_sqlite
+from oee_line.storage.batch_sqlite import add_states_sqlite, insert_with_rollups_sqlite
 from oee_line.storage.ranks import SET_RANKS, bucket_percentiles
 from oee_line.storage.tables import ROLLUPS, events, telemetry
 
@@ -102,16 +102,26 @@ class TimeSeriesStore:
     # -- writing ---------------------------------------------------------------------------------------
     def write(self, samples: Sequence[Sample], states: Sequence[tuple[str, StateChange]] = ()) -> int:
         """Store a batch in one transaction; returns how many samples were new."""
-        hyper = self.on_timescale()
+        self.on_timescale()  # asked before the transaction: a pool of one connection has none to spare for it
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":  # one statement, one round trip (oee_line.storage.batch)
-                unique = [s for _, s in sorted({(s.machine_id, s.metric, s.time): s for s in samples}.items())]
-                new = timescale.insert_samples(conn, unique) if hyper else insert_with_rollups(conn, unique)
-            else:  # SQLite (upsert() names any other dialect): DBAPI statements (oee_line.storage.batch_sqlite)
-                upsert(conn, telemetry)
-                new = insert_with_rollups_sqlite(conn, samples)
-            for machine_id, change in sorted(states, key=lambda s: (s[0], s[1].ts)):
-                self._add_state(conn, machine_id, change)
+            return self.write_in(conn, samples, states)
+
+    def write_in(self, conn: Connection, samples: Sequence[Sample],
+                 states: Sequence[tuple[str, StateChange]] = ()) -> int:
+        """:meth:`write` in the caller's transaction (a ``forge_core.storage.CommitGroup``'s). Running it again
+        after a rollback stores the same: samples are inserted unless there, rollups get what was inserted.
+        Call :meth:`on_timescale` once before (it connects when not yet known)."""
+        hyper = self.on_timescale()
+        if conn.dialect.name == "postgresql":  # one statement, one round trip (oee_line.storage.batch)
+            unique = [s for _, s in sorted({(s.machine_id, s.metric, s.time): s for s in samples}.items())]
+            new = timescale.insert_samples(conn, unique) if hyper else insert_with_rollups(conn, unique)
+        else:  # SQLite (upsert() names any other dialect): DBAPI statements (oee_line.storage.batch_sqlite)
+            upsert(conn, telemetry)
+            new = insert_with_rollups_sqlite(conn, samples)
+            add_states_sqlite(conn, sorted(states, key=lambda s: (s[0], s[1].ts)))
+            return new
+        for machine_id, change in sorted(states, key=lambda s: (s[0], s[1].ts)):
+            self._add_state(conn, machine_id, change)
         return new
 
     def _add_state(self, conn: Connection, machine_id: str, change: StateChange) -> None:
