@@ -76,10 +76,14 @@ def test_a_clean_run_raises_no_alert_even_at_ten_times_the_rate(sensor_plant):
 def test_an_anomaly_injected_by_command_is_alerted(sensor_plant):
     plant = sensor_plant(keep=PLANT, params={"sensors": {"anomalies": {"rate": 0.0, "schedule": []}}})
     plant.advance(60)
-    plant.publish("sensors/control", COMMAND, {"command": "inject", "sensor_id": "temp-3", "anomaly": "spike",
+    before = len(plant.observed)
+    # publish() settles the bus, which with the plant's batch_wait lets plant time pass: count from before it
+    command = plant.publish("sensors/control", COMMAND, {"command": "inject", "sensor_id": "temp-3", "anomaly": "spike",
                                                  "duration": 5.0, "reason": "drill"})
-    found = plant.expect(ALERT, within=5.0, where=lambda e: e.payload["sensor_id"] == "temp-3")
+    found = plant.expect(ALERT, within=5.0, after=before, where=lambda e: e.payload["sensor_id"] == "temp-3")
+    assert found.time - command.time <= 5.0, "published within 5 s of plant time of the command"
     assert found.payload["rule"] in ("temperature", "temperature_rate") and found.payload["severity"] == "critical"
+    assert found.payload["reading_seq"] in anomalous_seqs(plant, "temp-3"), "raised by a reading of the spike"
     plant.advance(60)
     summary = plant.stop()
     assert all(c.passed for c in summary.checks), [c for c in summary.checks if not c.passed]

@@ -214,3 +214,60 @@ def test_one_reading_at_a_time_stores_what_a_batch_stores(sensor_db, make_readin
         assert rows(sensor_db, table, order) == rows(other, table, order), table.name
     assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][-1] == 4
     other.dispose()
+
+
+def test_a_batch_beyond_one_insert_returns_exactly_what_it_inserted(sensor_db, make_reading):
+    """SQLite takes a batch's readings in INSERTs of up to ROWS_PER_INSERT rows (RETURNING of each): a batch
+    of more, half of it stored before, returns the new half only and stores every reading once."""
+    from forge_mms.storage import sensor_store
+
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    size = sensor_store.ROWS_PER_INSERT * 2 + 7
+    earlier = [make_reading(s, float(s % 5)) for s in range(1, size + 1, 2)]
+    assert store.write_batch(earlier, [], 1.0) == {("temp-1", r.seq) for r in earlier}
+    everything = [make_reading(s, float(s % 5)) for s in range(size, 0, -1)]  # out of order, both halves
+    assert store.write_batch(everything, [], 2.0) == {("temp-1", s) for s in range(2, size + 1, 2)}
+    store.close()
+    assert [r[1] for r in rows(sensor_db, readings, readings.c.seq)] == list(range(1, size + 1))
+    assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][-2:] == (size, size)  # last_seq, stored
+
+
+def test_rows_sql_repeats_the_values_group_and_refuses_a_statement_without_one():
+    from forge_mms.storage.sensor_tables import DriverSql
+
+    one = DriverSql("INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO NOTHING RETURNING a", ("a", "b"))
+    assert one.rows_sql(3) == ("INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?) ON CONFLICT (a) DO NOTHING "
+                               "RETURNING a")
+    assert one.rows_sql(3) is one.rows_sql(3)  # built once per row count
+    with pytest.raises(ValueError, match="no single VALUES group"):
+        DriverSql("UPDATE t SET a = ? WHERE b = ?", ("a", "b")).rows_sql(2)
+
+
+def test_a_group_merges_sensors_and_rollups_into_what_a_transaction_per_batch_writes(sensor_db, make_reading,
+                                                                                     tmp_path):
+    """Inline (a commit group), the sensors and rollups rows of the group's batches are written once before
+    each COMMIT: the tables equal those of a transaction per batch (a real clock's path), over batches of one
+    and of several sensors, minutes, a redelivery, a later life's seqs and a failed batch whose rollback
+    rewrites the group's earlier ones (their rows added once)."""
+    from .conftest import migrated
+
+    other = migrated(f"sqlite:///{tmp_path}/per_batch.db")
+    grouped = SensorStore(lambda: sensor_db, offload=False, processor="p-0", group=7)
+    per_batch = SensorStore(lambda: other, offload=True, processor="p-0")
+    batches = [[make_reading(1, 41.0)], [make_reading(2, 42.5), make_reading(1, 9.0, sensor="temp-2")],
+               [make_reading(s, float(s % 9)) for s in range(3, 70)] + [make_reading(2, 8.0, sensor="temp-2")],
+               [make_reading(2, 42.5)], [make_reading(BIG + 1, 5.0, ts=1_000.0)], [make_reading(70, 1.0)]]
+    for batch in batches:
+        assert grouped.write_batch(batch, [], 1.0) == per_batch.write_batch(batch, [], 1.0)
+    broken = make_reading(71, 2.0)
+    object.__setattr__(broken, "kind", None)
+    for store in (grouped, per_batch):
+        with pytest.raises(sa.exc.IntegrityError):
+            store.write_batch([make_reading(72, 3.0), broken], [], 1.0)
+    assert grouped.write_batch([make_reading(73, 4.0)], [], 1.0) == {("temp-1", 73)}
+    per_batch.write_batch([make_reading(73, 4.0)], [], 1.0)
+    grouped.close()
+    for table, order in ((readings, (readings.c.sensor_id, readings.c.seq)), (sensors, (sensors.c.sensor_id,)),
+                         (reading_rollups, (reading_rollups.c.sensor_id, reading_rollups.c.minute))):
+        assert rows(sensor_db, table, *order) == rows(other, table, *order), table.name
+    other.dispose()

@@ -45,6 +45,9 @@ __all__ = ["SensorStore", "Warm", "minute_of", "recompute_rollups", "upsert"]
 
 T = TypeVar("T")
 
+#: Most readings in one SQLite INSERT ... VALUES (...), (...) RETURNING (8 parameters a reading).
+ROWS_PER_INSERT = 500
+
 
 def minute_of(ts: float) -> int:
     return int(ts // 60) * 60
@@ -73,9 +76,12 @@ class SensorStore:
         self.processor = processor
         self._lock = asyncio.Lock()
         self._statements: dict[str, Statements] = {}  # per dialect name: built once, compiled once (cache)
-        #: inline: the connection kept between calls and its transaction, shared by ``group`` readings
+        #: inline: the connection kept between calls and its transaction, shared by ``group`` readings; the
+        #: sensors and rollups rows of its writes merged and written once, just before each COMMIT
+        self._merged: dict[int, tuple[Sequence[Reading], list[Reading]]] = {}
         self.commits: CommitGroup | None = None if offload else CommitGroup(
-            lambda: self._engine(), group, name=f"the sensor store of {processor}")
+            lambda: self._engine(), group, name=f"the sensor store of {processor}",
+            before_commit=self._write_merged, after_commit=self._merged.clear)
 
     @property
     def _held(self) -> Connection | None:
@@ -123,18 +129,41 @@ class SensorStore:
                      stored_at: float) -> set[tuple[str, int]]:
         sql = self._sql(conn)
         if len(batch) == 1 and sql.driver is not None:
-            return self._write_one(conn, sql, sql.driver, batch[0], events, stored_at)
+            return self._write_one(conn, sql, sql.driver, batch, events, stored_at)
         inserted = self._insert_readings(conn, sql, batch, stored_at)
         fresh = [r for r in batch if (r.sensor_id, r.seq) in inserted]
+        if self.commits is not None:  # a commit group: its sensors and rollups rows written at its COMMIT
+            self._write_alerts(conn, sql, events)
+            self._merge(batch, fresh)
+            return inserted
         self._upsert_sensors(conn, sql, batch, fresh)
         self._write_alerts(conn, sql, events)
         self._add_rollups(conn, sql, fresh)
         return inserted
 
-    def _write_one(self, conn: Connection, sql: Statements, driver: dict[str, DriverSql], r: Reading,
+    def _merge(self, batch: Sequence[Reading], fresh: list[Reading]) -> None:
+        """Keep a written batch's sensors and rollups rows for the group's COMMIT (:meth:`_write_merged`). Keyed
+        by the batch itself (kept alive here, so its id is not reused): a write the group runs again after a
+        rollback replaces its own part, never adds it twice. Called last in a write: one that raised has none."""
+        self._merged[id(batch)] = (batch, fresh)
+
+    def _write_merged(self, conn: Connection) -> None:
+        """The group's writes' sensors and rollups rows, merged (a row per sensor, a row per sensor and minute),
+        in its transaction just before the COMMIT: what the upserts of each write would have left."""
+        if not self._merged:
+            return
+        parts = list(self._merged.values())
+        batch = [r for part, _fresh in parts for r in part]
+        fresh = [r for _part, part in parts for r in part]
+        sql = self._sql(conn)
+        self._upsert_sensors(conn, sql, batch, fresh)
+        self._add_rollups(conn, sql, fresh)
+
+    def _write_one(self, conn: Connection, sql: Statements, driver: dict[str, DriverSql], batch: Sequence[Reading],
                    events: Sequence[AlertEvent], stored_at: float) -> set[tuple[str, int]]:
-        """A batch of one reading on SQLite (the memory bus hands every reading alone): the rows and statements
-        of :meth:`_write_batch`, on one cursor, without its grouping and sorting."""
+        """A batch of one reading on SQLite (the memory bus without ``batch_wait``): the rows and statements of
+        :meth:`_write_batch`, on one cursor, without its grouping and sorting."""
+        r = batch[0]
         dbapi = conn.dialect.loaded_dbapi
         cursor = conn.connection.cursor()
         statement = driver["readings"]
@@ -143,21 +172,25 @@ class SensorStore:
                 "sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
                 "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly}))
             new = cursor.fetchone() is not None
-            statement = driver["sensors"]
-            cursor.execute(statement.sql, statement.pick({
-                "sensor_id": r.sensor_id, "kind": r.kind, "location": r.location, "unit": r.unit, "first_seen": r.ts,
-                "last_seen": r.ts, "last_seq": r.seq, "stored": 1 if new else 0}))
-            if new:
-                statement = driver["rollups"]
+            grouped = self.commits is not None  # a commit group: sensors and rollups rows at its COMMIT
+            if not grouped:
+                statement = driver["sensors"]
                 cursor.execute(statement.sql, statement.pick({
-                    "sensor_id": r.sensor_id, "minute": minute_of(r.ts), "count": 1, "min": r.value, "max": r.value,
-                    "sum": r.value}))
+                    "sensor_id": r.sensor_id, "kind": r.kind, "location": r.location, "unit": r.unit,
+                    "first_seen": r.ts, "last_seen": r.ts, "last_seq": r.seq, "stored": 1 if new else 0}))
+                if new:
+                    statement = driver["rollups"]
+                    cursor.execute(statement.sql, statement.pick({
+                        "sensor_id": r.sensor_id, "minute": minute_of(r.ts), "count": 1, "min": r.value,
+                        "max": r.value, "sum": r.value}))
         except dbapi.Error as exc:
             raise sa.exc.DBAPIError.instance(statement.sql, None, exc, dbapi.Error) from exc
         finally:
             cursor.close()
         if events:
             self._write_alerts(conn, sql, events)
+        if grouped:
+            self._merge(batch, [r] if new else [])
         return {(r.sensor_id, r.seq)} if new else set()
 
     def _insert_readings(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
@@ -169,13 +202,16 @@ class SensorStore:
                  "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
         if sql.driver is None:
             return {(row.sensor_id, int(row.seq)) for row in conn.execute(sql.readings, rows)}
-        driver = sql.driver["readings"]  # SQLite: a row at a time (its executemany drops RETURNING's rows)
+        # SQLite: its executemany drops RETURNING's rows, so one INSERT of up to ROWS_PER_INSERT rows
+        # (a row's 8 parameters, far below SQLite's 32,766); RETURNING gives what this transaction inserted
+        driver = sql.driver["readings"]
+        pick = driver.pick
         inserted: set[tuple[str, int]] = set()
         with _cursor(conn, driver) as cursor:
-            for reading, row in zip(ordered, rows, strict=True):
-                cursor.execute(driver.sql, driver.params(row))
-                if cursor.fetchone() is not None:
-                    inserted.add((reading.sensor_id, reading.seq))
+            for at in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[at:at + ROWS_PER_INSERT]
+                cursor.execute(driver.rows_sql(len(chunk)), [value for row in chunk for value in pick(row)])
+                inserted.update((sid, int(seq)) for sid, seq in cursor.fetchall())
         return inserted
 
     def _upsert_sensors(self, conn: Connection, sql: Statements, batch: Sequence[Reading],

@@ -121,6 +121,7 @@ class DriverSql:
     sql: str
     keys: tuple[str, ...]
     pick: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
+    _many: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)  # rows_sql by n
 
     def __post_init__(self) -> None:  # the row's values in the statement's order, by C code (a row per reading)
         getter = itemgetter(*self.keys)
@@ -137,6 +138,18 @@ class DriverSql:
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return self.pick(row)
+
+    def rows_sql(self, n: int) -> str:
+        """The statement with ``n`` rows in its VALUES clause (one statement for a batch's readings: SQLite's
+        executemany drops RETURNING's rows); the parameters are the rows' ``pick`` tuples, concatenated."""
+        found = self._many.get(n)
+        if found is None:
+            head, sep, rest = self.sql.partition(" VALUES (")
+            group, close, tail = rest.partition(")")
+            if not sep or not close or set(group.replace(",", "").split()) != {"?"}:
+                raise ValueError(f"DriverSql.rows_sql: no single VALUES group of ? in {self.sql!r}")
+            found = self._many[n] = f"{head} VALUES {', '.join([f'({group})'] * n)}{tail}"
+        return found
 
 
 @dataclass(frozen=True)
