@@ -38,9 +38,9 @@ def spy_on_writes(monitor):
     seen = []
     save, report = monitor.store.save_status, monitor.reporter.report
 
-    async def saving(factory, values):
+    async def saving(factory, values, event=None):
         seen.append(("row", values["status"], "reported_status" in values))
-        await save(factory, values)
+        await save(factory, values, event=event)
 
     async def reporting(factory, status, reason, **fence):
         seen.append(("report", status))

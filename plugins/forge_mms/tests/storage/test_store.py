@@ -7,7 +7,7 @@ import asyncio
 import sqlalchemy as sa
 
 from forge_mms.monitoring.beats import BeatHistory
-from forge_mms.storage.store import MonitorStore
+from forge_mms.storage.store import BEAT_COLUMNS, MonitorStore, beat_values
 from forge_mms.storage.tables import factory_status, failover_events, heartbeats, metadata
 
 
@@ -86,9 +86,10 @@ def test_beats_written_by_the_driver_read_back_as_sqlalchemys_insert_wrote_them(
     store = MonitorStore(lambda: sensor_db, offload=False, batch_size=100)
     for beat in beats:
         store.add_beat(beat)
-    expected = list(store._buffer)
+    expected = [dict(zip(BEAT_COLUMNS, beat_values(b), strict=True)) for b in beats]
+    assert expected[0]["received_at"] == 1_800_000_000.25 and expected[3]["failed"] is True
     assert asyncio.run(store.flush()) == 7
-    columns = [heartbeats.c[name] for name in expected[0]]
+    columns = [heartbeats.c[name] for name in BEAT_COLUMNS]
     with sensor_db.connect() as conn:
         written = [tuple(r) for r in conn.execute(sa.select(*columns).order_by(heartbeats.c.id))]
     with sensor_db.begin() as conn:
@@ -99,3 +100,24 @@ def test_beats_written_by_the_driver_read_back_as_sqlalchemys_insert_wrote_them(
     assert written == by_sqlalchemy
     assert [r[-1] for r in written] == [False, False, False, True, False, False, True]
     assert written[0][0] == "f1" and written[0][1] == 1_800_000_000.25
+
+
+def test_a_status_row_and_its_event_are_one_transaction(tmp_path):
+    """A report's end writes its status row and its failover event together: one commit, and a failing
+    event insert takes the row's update with it (nothing half-written), logged and counted."""
+    made = engine(tmp_path)
+    store = MonitorStore(lambda: made, offload=False, batch_size=100)
+    commits = []
+    sa.event.listen(made, "commit", lambda conn: commits.append(1))
+    row = {"status": "DOWN", "reason": "silent", "since": 1.0, "risk": "LOW", "error_rate": 0.0, "updated_at": 1.0,
+           "reported_status": "DOWN", "reported_epoch": 3, "reported_at": 2.0}
+    event = {"factory_id": "f1", "status": "DOWN", "reason": "silent", "epoch": 3, "lease": "mms", "attempts": 1,
+             "outcome": "accepted", "detail": "", "orders_moved": 2, "at": 2.0, "holder": "m"}
+    asyncio.run(store.save_status("f1", row, event=event))
+    assert len(commits) == 1 and count(made, factory_status) == 1 and count(made, failover_events) == 1
+
+    asyncio.run(store.save_status("f1", {**row, "status": "UP"}, event={**event, "epoch": None, "lease": None}))
+    assert store.stats["errors"] == 1, "the event's NOT NULL columns refuse it"
+    with made.connect() as conn:
+        assert conn.execute(sa.select(factory_status.c.status)).scalar_one() == "DOWN", "the row's update rolled back"
+    assert count(made, failover_events) == 1

@@ -78,6 +78,7 @@ class FactoryMonitor(Component):
         self.risks: dict[str, Risk] = {}
         self.assessments: dict[str, RiskAssessment] = {}
         self._lower_since: dict[str, float] = {}
+        self._accepted_rows: dict[str, dict[str, Any]] = {}  # a report's accepted row, until its event
         self.changes: deque[StatusChange] = deque(maxlen=1000)
         # what the last full check saw (_settled): its statuses, the beats counted, the oldest beat judged
         self._statuses: dict[str, Status] = {}
@@ -278,14 +279,16 @@ class FactoryMonitor(Component):
                 "error_rate": assessment.error_rate if assessment else None, "updated_at": self.ctx.clock.time()}
 
     async def _accepted(self, factory: str, status: str, epoch: int) -> None:
-        await self.store.save_status(factory, {**self._row(factory), "reported_status": status,
-                                               "reported_epoch": epoch, "reported_at": self.ctx.clock.time()})
+        # the row with the status the PMS accepted, written with the report's event (_record_event,
+        # which StatusReports calls next): one transaction for both
+        self._accepted_rows[factory] = {**self._row(factory), "reported_status": status, "reported_epoch": epoch,
+                                        "reported_at": self.ctx.clock.time()}
 
     async def _record_event(self, event: dict[str, Any]) -> None:
-        if event["outcome"] != "accepted":  # the status row (_accepted wrote it with the accepted status)
-            await self.store.save_status(event["factoryId"], self._row(event["factoryId"]))
-        await self.store.add_event({
-            "factory_id": event["factoryId"], "status": event["status"], "reason": event["reason"],
+        factory = event["factoryId"]
+        row = self._accepted_rows.pop(factory, None) if event["outcome"] == "accepted" else None
+        await self.store.save_status(factory, row or self._row(factory), event={
+            "factory_id": factory, "status": event["status"], "reason": event["reason"],
             "epoch": event["epoch"], "lease": self.params.lease, "attempts": event["attempts"],
             "outcome": event["outcome"], "detail": event["detail"], "orders_moved": event["ordersMoved"],
             "at": self.ctx.clock.time(), "holder": self.name})

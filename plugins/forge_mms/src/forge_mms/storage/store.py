@@ -25,7 +25,7 @@ from sqlalchemy.dialects import sqlite
 from forge_mms.monitoring.beats import Beat
 from forge_mms.storage.tables import factory_status, failover_events, heartbeats
 
-__all__ = ["MonitorStore"]
+__all__ = ["BEAT_COLUMNS", "MonitorStore", "beat_values"]
 
 T = TypeVar("T")
 log = logging.getLogger("forge_mms.storage")
@@ -35,21 +35,31 @@ log = logging.getLogger("forge_mms.storage")
 _INSERT = {heartbeats.name: heartbeats.insert(), failover_events.name: failover_events.insert()}
 _DELETE_BEFORE = heartbeats.delete().where(
     heartbeats.c.received_at < sa.bindparam("cutoff", type_=heartbeats.c.received_at.type))
-#: The columns of a buffered beat (MonitorStore.add_beat). Their insert runs as the driver's own
-#: executemany of the compiled text: SQLAlchemy's executemany processed each row's parameters in Python
-#: (half of a flush of ~40 beats), although none of these types has anything to process.
-_BEAT_KEYS = {"factory_id": None, "timestamp": None, "received_at": None, "cpu": None, "memory": None,
-              "errors": None, "latency_ms": None, "failed": None}.keys()
+#: The columns of a written beat, in the order of :func:`beat_values`. Their insert runs as the driver's
+#: own executemany of the compiled text with positional parameters: SQLAlchemy's executemany processed
+#: each row's parameters in Python (half of a flush of ~40 beats), although none of these types has
+#: anything to process, and a tuple per beat costs less to build and to bind than a dict.
+BEAT_COLUMNS = ("factory_id", "timestamp", "received_at", "cpu", "memory", "errors", "latency_ms", "failed")
 _BEAT_SQL: dict[str, str] = {}
 
 
+def beat_values(beat: Beat) -> tuple[Any, ...]:
+    """``beat``'s row of ``heartbeats``, the values of :data:`BEAT_COLUMNS` in that order."""
+    return (beat.factory, beat.timestamp, beat.at, beat.cpu, beat.memory, beat.errors, beat.latency_ms,
+            beat.new_errors > 0 or beat.late)
+
+
 def _beat_sql(dialect: sa.Dialect) -> str:
-    """The beat insert's text with named parameters in the driver's style (``:name`` for sqlite3,
-    which takes them whatever SQLAlchemy's paramstyle; ``%(name)s`` for psycopg)."""
+    """The beat insert's text with positional parameters in the driver's style (``?`` for sqlite3,
+    ``%s`` for psycopg), in the order of :data:`BEAT_COLUMNS`."""
     text = _BEAT_SQL.get(dialect.name)
     if text is None:
-        named = sqlite.dialect(paramstyle="named") if dialect.name == "sqlite" else dialect
-        compiled = heartbeats.insert().compile(dialect=named, column_keys=list(_BEAT_KEYS), for_executemany=True)
+        positional = (sqlite.dialect(paramstyle="qmark") if dialect.name == "sqlite"
+                      else type(dialect)(paramstyle="format"))  # type: ignore[call-arg]  # every DefaultDialect takes it
+        compiled = heartbeats.insert().compile(dialect=positional, column_keys=list(BEAT_COLUMNS),
+                                               for_executemany=True)
+        if tuple(compiled.positiontup or ()) != BEAT_COLUMNS:
+            raise RuntimeError(f"heartbeats insert binds {compiled.positiontup}, not {BEAT_COLUMNS}")
         text = _BEAT_SQL[dialect.name] = str(compiled)
     return text
 
@@ -62,7 +72,7 @@ class MonitorStore:
         self.offload = offload
         self.batch_size = batch_size
         self.max_buffered = max_buffered or 20 * batch_size
-        self._buffer: deque[dict[str, Any]] = deque()
+        self._buffer: deque[Beat] = deque()  # made rows only when written (a follower trims most unwritten)
         self._lock = asyncio.Lock()
         self.stats = {"beats_written": 0, "beats_dropped": 0, "beats_pruned": 0, "beats_already_written": 0,
                       "errors": 0}
@@ -75,9 +85,7 @@ class MonitorStore:
         if len(self._buffer) >= self.max_buffered:
             self._buffer.popleft()
             self.stats["beats_dropped"] += 1
-        self._buffer.append({"factory_id": beat.factory, "timestamp": beat.timestamp, "received_at": beat.at,
-                             "cpu": beat.cpu, "memory": beat.memory, "errors": beat.errors,
-                             "latency_ms": beat.latency_ms, "failed": beat.failed})
+        self._buffer.append(beat)
         return len(self._buffer) >= self.batch_size
 
     @property
@@ -88,8 +96,9 @@ class MonitorStore:
         """Write what is buffered, a batch per transaction; the number written."""
         written = 0
         while self._buffer:
-            rows = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
-            if not await self._call(self._insert, heartbeats.name, rows):
+            buffer = self._buffer
+            rows = [beat_values(buffer[i]) for i in range(min(self.batch_size, len(buffer)))]
+            if not await self._call(self._insert_beats, rows):
                 break
             for _ in rows:
                 self._buffer.popleft()
@@ -101,7 +110,7 @@ class MonitorStore:
         """A follower's buffer: forget beats received before ``cutoff`` (the leader wrote them; the
         newer ones are kept for a handover, see :meth:`catch_up`). The number forgotten."""
         gone = 0
-        while self._buffer and self._buffer[0]["received_at"] < cutoff:
+        while self._buffer and self._buffer[0].at < cutoff:
             self._buffer.popleft()
             gone += 1
         return gone
@@ -114,10 +123,10 @@ class MonitorStore:
         number left to write."""
         if not self.enabled or not self._buffer:
             return len(self._buffer)
-        newest = await self._call(self._load_newest, sorted({r["factory_id"] for r in self._buffer}))
+        newest = await self._call(self._load_newest, sorted({b.factory for b in self._buffer}))
         if newest is None:
             return len(self._buffer)  # the database failed: writing a few beats twice beats losing them
-        keep = deque(r for r in self._buffer if r["received_at"] > newest.get(r["factory_id"], -math.inf) + margin)
+        keep = deque(b for b in self._buffer if b.at > newest.get(b.factory, -math.inf) + margin)
         self.stats["beats_already_written"] += len(self._buffer) - len(keep)
         self._buffer = keep
         return len(keep)
@@ -129,8 +138,10 @@ class MonitorStore:
         return deleted or 0
 
     # -- status and events --------------------------------------------------------------------
-    async def save_status(self, factory: str, values: dict[str, Any]) -> None:
-        await self._call(self._upsert_status, factory, values)
+    async def save_status(self, factory: str, values: dict[str, Any], event: dict[str, Any] | None = None) -> None:
+        """Upsert ``factory``'s status row; with ``event``, insert that failover event in the same
+        transaction (a report's end writes both: one commit instead of two)."""
+        await self._call(self._upsert_status, factory, values, event)
 
     async def add_event(self, row: dict[str, Any]) -> None:
         await self._call(self._insert, failover_events.name, [row])
@@ -159,25 +170,29 @@ class MonitorStore:
 
     def _insert(self, table: str, rows: list[dict[str, Any]]) -> bool:
         with self._engine().begin() as conn:
-            if table == heartbeats.name and rows and rows[0].keys() == _BEAT_KEYS:
-                # the beats' rows: the driver's executemany on the statement's text (every column a
-                # number, a string or a bool, which the drivers bind as SQLAlchemy would)
-                conn.exec_driver_sql(_beat_sql(conn.dialect), rows)
-            else:
-                conn.execute(_INSERT[table], rows)  # one executemany
+            conn.execute(_INSERT[table], rows)  # one executemany
+        return True
+
+    def _insert_beats(self, rows: list[tuple[Any, ...]]) -> bool:
+        # the driver's executemany on the statement's text (every column a number, a string or a bool,
+        # which the drivers bind as SQLAlchemy would)
+        with self._engine().begin() as conn:
+            conn.exec_driver_sql(_beat_sql(conn.dialect), rows)
         return True
 
     def _delete_before(self, cutoff: float) -> int:
         with self._engine().begin() as conn:
             return int(conn.execute(_DELETE_BEFORE, {"cutoff": cutoff}).rowcount or 0)
 
-    def _upsert_status(self, factory: str, values: dict[str, Any]) -> None:
+    def _upsert_status(self, factory: str, values: dict[str, Any], event: dict[str, Any] | None = None) -> None:
         update, insert = _status_statements(tuple(values))
         params = {f"b_{name}": value for name, value in values.items()}
         params["b_factory_id"] = factory
         with self._engine().begin() as conn:  # only the leader writes: update, else insert
             if not conn.execute(update, params).rowcount:
                 conn.execute(insert, params)
+            if event is not None:
+                conn.execute(_INSERT[failover_events.name], [event])
 
     def _load_newest(self, factories: list[str]) -> dict[str, float]:
         t = heartbeats
