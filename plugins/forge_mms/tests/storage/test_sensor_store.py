@@ -98,6 +98,19 @@ def test_system_events_and_the_thread_under_a_real_clock(sensor_db):
     asyncio.run(store.call(store.record_event, 12.5, "partitions_assigned", "p-0", detail))
     (_id, at, kind, source, stored), = rows(sensor_db, system_events, system_events.c.id)
     assert (at, kind, source, stored) == (12.5, "partitions_assigned", "p-0", detail)
+    # inline (SQLite: the driver's cursor) the row is the one SQLAlchemy's insert writes, JSON text and all
+    inline = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    status = {"group": "g", "lag": None, "held": [], "batch_ms": {"p50": 0.17, "max": 13.2}, "readings": 9,
+              "name": "é \"x\""}
+    inline.record_event(13.0, "consumer_status", "p-0", status)
+    inline.close()
+    with sensor_db.begin() as conn:
+        conn.execute(system_events.insert(), {"at": 13.0, "kind": "consumer_status", "source": "p-0",
+                                              "detail": status})
+        texts = conn.execute(sa.text("SELECT at, kind, source, CAST(detail AS TEXT) FROM system_events "
+                                     "WHERE kind = 'consumer_status' ORDER BY id")).all()
+    assert len(texts) == 2 and texts[0] == texts[1]
+    assert rows(sensor_db, system_events, system_events.c.id)[1][4] == status
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
