@@ -178,7 +178,7 @@ def test_run_with_duration_stops_with_a_summary(plant_dir):
     assert summary.clock == "real"
 
 
-def test_a_real_clock_plant_freezes_its_start_up_objects_out_of_the_collectors_passes(plant_dir):
+def test_a_real_clock_plant_freezes_its_start_up_objects_out_of_the_collectors_passes(plant_dir, monkeypatch):
     plugins, manifest = load_plant(plant_dir())
     manifest.runtime.health_port = None
 
@@ -194,6 +194,8 @@ def test_a_real_clock_plant_freezes_its_start_up_objects_out_of_the_collectors_p
     with TestPlant(plant_dir(), seed=1) as plant:  # virtual time: no pause to avoid, nothing frozen
         plant.advance(1)
         assert gc.get_freeze_count() == 0
+    monkeypatch.setenv("FORGE_GC_FREEZE", "0")  # the setting that turns it off
+    assert asyncio.run(main()) == 0
 
 
 def test_only_connects_the_transports_a_component_names_in_its_params(plant_dir, basic_manifest):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from forge_core.manifest.ports import port_for
 from forge_core.messages.deadletter import DeadLetterChannel
 from forge_core.messages.envelope import IdGenerator
 from forge_core.runtime.engine import open_engine
+from forge_core.runtime.gc_policy import freeze_started_heap, unfreeze
 from forge_core.runtime.health import HealthServer
 from forge_core.runtime.instrumentation import make_telemetry
 from forge_core.runtime.selection import select_components, selected_instances
@@ -77,6 +77,7 @@ class Runtime:
         self.only = self._select(only)
         self.serve_health = serve_health
         self.connect_attempts = connect_attempts
+        self._frozen = False  # whether this plant froze the started heap (gc_policy)
         #: Outboxes, MQTT session numbers and other durable files; one per process, so processes of
         #: one plant on one host must not share it (the multi-process runner gives each child its own).
         self.data_dir = data_dir or manifest.plant_dir / ".forge"
@@ -153,8 +154,8 @@ class Runtime:
             self.telemetry.shutdown()
         if self._engine is not None:
             self._engine.dispose()
-        if not self.clock_is_virtual:
-            gc.unfreeze()
+        unfreeze(self._frozen)
+        self._frozen = False
         self._abandoned = True  # a stop() after this has nothing left to give back
 
     async def _start(self) -> None:
@@ -202,11 +203,9 @@ class Runtime:
                                               manifest.runtime.health_port)
             self.health_server.start()
             log.info("health on %s/health and %s/ready", self.health_server.url, self.health_server.url)
-        if not self.clock_is_virtual:
-            # What exists once the plant is up (modules, schemas, tables, components) lives as long as the
-            # process: out of the collector's reach, a full collection no longer walks it and stalls the
-            # loop (industry40: 226-236 ms per full pass before, 0.1-0.6 ms after). Undone at stop.
-            gc.freeze()
+        # Under a real clock what exists once the plant is up lives as long as the process: out of the
+        # collector's reach (runtime/gc_policy.py; FORGE_GC_FREEZE=0 turns it off). Undone at stop.
+        self._frozen = freeze_started_heap(virtual=self.clock_is_virtual)
         self.plugins.plant_started(self)
 
     @property
@@ -334,8 +333,8 @@ class Runtime:
         if self._engine is not None:
             self._engine.dispose()
         self._stopped = summary
-        if not self.clock_is_virtual:
-            gc.unfreeze()  # the stopped plant's objects are collectable again (tests run many plants)
+        unfreeze(self._frozen)  # the stopped plant's objects are collectable again
+        self._frozen = False
         self.plugins.plant_stopped(summary)
         return summary
 
