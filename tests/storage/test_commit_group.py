@@ -269,6 +269,24 @@ def test_bad_settings_are_refused_with_the_group_named() -> None:
         CommitGroup("sqlite://", 5)  # type: ignore[arg-type]
 
 
+def test_a_pool_of_one_connection_is_refused_at_the_first_write(tmp_path: Path) -> None:
+    """The group keeps its connection: with no second one, the checkout that would commit it first waits
+    on the pool for its timeout instead. Said at the first write, naming the group and the database."""
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0)
+    metadata.create_all(engine)
+    group = CommitGroup(engine, 10, name="historian")
+    with pytest.raises(ValueError, match=r"CommitGroup\('historian'\): the engine's pool \(sqlite:///.*one\.db\) "
+                                         r"holds at most 1 connection"):
+        group.run(lambda conn: conn.execute(items.insert().values(id=1)))
+    roomy = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=1)
+    group = CommitGroup(roomy, 10, name="historian")
+    group.run(lambda conn: conn.execute(items.insert().values(id=1)))
+    with roomy.connect() as reader:  # the second connection: the group commits first
+        assert list(reader.execute(sa.select(items.c.id)).scalars()) == [1]
+    group.close()
+
+
 def _levels(db: Db) -> dict[int, int]:
     with db.outside_engine.connect() as conn:
         return {row.id: row.level for row in conn.execute(sa.select(levels))}

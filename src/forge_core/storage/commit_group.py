@@ -185,6 +185,7 @@ class CommitGroup:
                 with contextlib.suppress(Exception):  # an engine that changed: what it held is committed
                     self._commit(again=False)
             self._drop()
+            self._check_pool(engine)
             self._working = True
             try:
                 conn = self.conn = engine.connect()
@@ -209,6 +210,19 @@ class CommitGroup:
                     self._rolled_back(again=False)
                     raise
         return conn
+
+    def _check_pool(self, engine: Engine) -> None:
+        """Refuse a pool of one connection: the group keeps it checked out, so any other checkout (the one
+        that would commit the group first) would wait on the pool until its timeout, not on the group."""
+        pool = engine.pool
+        if isinstance(pool, sa.pool.QueuePool):
+            overflow = getattr(pool, "_max_overflow", -1)  # QueuePool keeps its max_overflow private
+            if overflow >= 0 and pool.size() + overflow < 2:
+                url = engine.url.render_as_string(hide_password=True)
+                raise ValueError(
+                    f"CommitGroup({self.name!r}): the engine's pool ({url}) "
+                    f"holds at most {pool.size() + overflow} connection; the group keeps one checked out, so "
+                    f"every other checkout would wait for the pool's timeout: give it pool_size + max_overflow >= 2")
 
     def _rolled_back(self, *, again: bool = True) -> None:
         """The transaction failed: roll back, give the connection back (it may be broken), and, ``again``,
