@@ -16,6 +16,7 @@ import orjson
 from forge_core.messages.envelope import Envelope
 from forge_core.transport import timestamps as _times
 from forge_core.transport.cloudevents import CONTENT_TYPE, CORE_SET
+from forge_core.transport.timestamps import DIGITS3 as _DIGITS3
 from forge_core.transport.timestamps import fast_format_time
 
 _dumps = orjson.dumps
@@ -88,7 +89,7 @@ def encode_structured(envelope: Envelope) -> bytes:
     second, clock = _times._format_cache
     whole = epoch // 1.0
     if whole == second and (micros := round((epoch - whole) * 1e6)) < 1_000_000:
-        time_text = clock + str(micros + 1_000_000)[1:] + "Z"
+        time_text = clock + _DIGITS3[micros // 1000] + _DIGITS3[micros % 1000] + "Z"
     else:
         time_text = fast_format_time(epoch)
     key = envelope.key

@@ -16,6 +16,9 @@ from forge_core.messages.envelope import format_time, parse_time
 #: >= 0 (for those, the floor below is math.modf's whole part, and its fraction the same float).
 _format_cache: tuple[float, str] = (math.nan, "")
 _last_formatted: tuple[float, str] = (math.nan, "")  # a batch shares one time stamp
+#: "000" ... "999": a time's six microsecond digits are two lookups, ``DIGITS3[us // 1000] +
+#: DIGITS3[us % 1000]`` (~500 instructions less than ``str(us + 1_000_000)[1:]``; same text)
+DIGITS3: tuple[str, ...] = tuple(f"{n:03d}" for n in range(1000))
 
 
 def fast_format_time(epoch: float) -> str:
@@ -31,7 +34,7 @@ def fast_format_time(epoch: float) -> str:
     if whole == second:
         micros = round((epoch - whole) * 1e6)  # half to even, as datetime.fromtimestamp rounds
         if micros < 1_000_000:
-            text = head + str(micros + 1_000_000)[1:] + "Z"  # zero-padded to six digits
+            text = head + DIGITS3[micros // 1000] + DIGITS3[micros % 1000] + "Z"  # zero-padded to six digits
             _last_formatted = (epoch, text)
             return text
     return _format_new_second(epoch)
