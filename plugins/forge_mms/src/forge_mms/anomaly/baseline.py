@@ -57,6 +57,12 @@ class BaselineRule:
         state.var = (1 - alpha) * (state.var + alpha * d * d)
 
     def judge(self, state: _BaselineState, reading: Reading, held: Severity | None) -> Verdict | None:
+        return self._judge(state, reading, held, False)
+
+    def judge_quiet(self, state: _BaselineState, reading: Reading) -> Verdict | None:
+        return self._judge(state, reading, None, True)
+
+    def _judge(self, state: _BaselineState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
         s = self.settings
         x = reading.value
         if state.n < s.warmup:
@@ -76,6 +82,8 @@ class BaselineRule:
             state.beyond = 0
             self._learn(state, x)
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=s.hysteresis, held=held)
+        if quiet and severity is None:  # judge_quiet: no condition, nothing to build
+            return None
         reason = (f"z {z:+.3g} (value {x:g}, baseline {mean:.4g} ± {std:.3g})"
                   + (f" beyond {level:g}" if severity is not None else ""))
         return Verdict(severity, z, level,

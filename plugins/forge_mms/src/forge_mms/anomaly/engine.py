@@ -10,14 +10,14 @@ raises an alert again nor forgets to clear it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent, AlertTracker
 from forge_mms.anomaly.readings import Reading
 from forge_mms.anomaly.registry import build_rule
-from forge_mms.anomaly.verdicts import Rule
+from forge_mms.anomaly.verdicts import Rule, Verdict
 from forge_mms.settings import RuleSettings
 
 __all__ = ["RuleBook", "SensorState"]
@@ -26,7 +26,7 @@ __all__ = ["RuleBook", "SensorState"]
 class SensorState:
     """One sensor's rule states and alert trackers."""
 
-    __slots__ = ("entries", "kind", "last_seq", "sensor_id")
+    __slots__ = ("entries", "kind", "last_seq", "quiet", "sensor_id")
 
     def __init__(self, sensor_id: str, kind: str, rules: Sequence[Rule]) -> None:
         self.sensor_id = sensor_id
@@ -35,12 +35,21 @@ class SensorState:
         self.entries: list[tuple[Rule, Any, AlertTracker]] = [
             (rule, rule.fresh(), AlertTracker(rule.settings.name, rule.settings.type, rule.settings.clear_after))
             for rule in rules]
+        # each rule's quiet path (QuietRule.judge_quiet), or None: a rule without one is judged in full
+        self.quiet: list[Callable[[Any, Reading], Verdict | None] | None] = [
+            getattr(rule, "judge_quiet", None) for rule in rules]
 
     def observe(self, reading: Reading) -> list[AlertEvent]:
         """Judge ``reading`` (the next in seq order) by every rule; the alerts raised and cleared."""
         events: list[AlertEvent] = []
-        for rule, state, tracker in self.entries:
+        for (rule, state, tracker), quiet in zip(self.entries, self.quiet):
             active = tracker.active  # tracker.held, without the property's call
+            if active is None and quiet is not None:
+                # nothing held: only a condition moves the tracker; the quiet path builds no verdict without one
+                verdict = quiet(state, reading)
+                if verdict is not None:
+                    events.extend(tracker.update(verdict, reading))
+                continue
             verdict = rule.judge(state, reading, None if active is None else active.severity)
             # no alert and no condition: the tracker would change nothing (the common case, skipped)
             if verdict is not None and (active is not None or verdict.severity is not None):

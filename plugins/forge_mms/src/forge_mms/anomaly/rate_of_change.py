@@ -37,6 +37,12 @@ class RateOfChangeRule:
         return _RateState()
 
     def judge(self, state: _RateState, reading: Reading, held: Severity | None) -> Verdict | None:
+        return self._judge(state, reading, held, False)
+
+    def judge_quiet(self, state: _RateState, reading: Reading) -> Verdict | None:
+        return self._judge(state, reading, None, True)
+
+    def _judge(self, state: _RateState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
         recent, min_dt = state.recent, self.settings.min_dt
         if recent and reading.ts <= recent[-1].ts:
             recent.clear()
@@ -52,5 +58,7 @@ class RateOfChangeRule:
         measured = abs(rate) if direction == "both" else rate if direction == "rising" else -rate
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis,
                                        held=held)
+        if quiet and severity is None:  # judge_quiet: no condition, nothing to build
+            return None
         reason = (f"changing {rate:+.4g}/s > {level:g}/s" if severity is not None else f"changing {rate:+.4g}/s")
         return Verdict(severity, rate, level, Window(anchor.seq, reading.seq, dt), reason)

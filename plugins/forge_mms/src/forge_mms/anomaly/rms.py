@@ -31,6 +31,12 @@ class RmsRule:
         return _RmsState(self.settings.window)
 
     def judge(self, state: _RmsState, reading: Reading, held: Severity | None) -> Verdict | None:
+        return self._judge(state, reading, held, False)
+
+    def judge_quiet(self, state: _RmsState, reading: Reading) -> Verdict | None:
+        return self._judge(state, reading, None, True)
+
+    def _judge(self, state: _RmsState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
         window = state.readings
         window.append(reading)
         if len(window) < self.settings.window:
@@ -38,6 +44,8 @@ class RmsRule:
         # summed afresh each time: a running sum of squares drifts, and windows are small
         rms = math.sqrt(math.fsum(r.value * r.value for r in window) / len(window))
         severity, level = judge_levels(rms, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
+        if quiet and severity is None:  # judge_quiet: no condition, nothing to build
+            return None
         first = window[0]
         reason = (f"RMS {rms:.4g} over {len(window)} readings > {level:g}" if severity is not None
                   else f"RMS {rms:.4g} over {len(window)} readings")

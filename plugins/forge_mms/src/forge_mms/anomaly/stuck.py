@@ -29,6 +29,12 @@ class StuckRule:
         return _StuckState(self.settings.window)
 
     def judge(self, state: _StuckState, reading: Reading, held: Severity | None) -> Verdict | None:
+        return self._judge(state, reading, held, False)
+
+    def judge_quiet(self, state: _StuckState, reading: Reading) -> Verdict | None:
+        return self._judge(state, reading, None, True)
+
+    def _judge(self, state: _StuckState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
         window = state.readings
         window.append(reading)
         if len(window) < self.settings.window:
@@ -38,6 +44,8 @@ class StuckRule:
         s = self.settings
         level = s.epsilon + s.hysteresis if held is not None else s.epsilon
         stuck = spread <= level
+        if quiet and not stuck:  # judge_quiet: no condition, nothing to build
+            return None
         first = window[0]
         reason = (f"{len(window)} readings within {spread:.4g} (<= {level:g})" if stuck
                   else f"{len(window)} readings spread {spread:.4g}")

@@ -26,8 +26,18 @@ class ThresholdRule:
         return None
 
     def judge(self, state: Any, reading: Reading, held: Severity | None) -> Verdict:
+        verdict = self._judge(reading, held, False)
+        assert verdict is not None
+        return verdict
+
+    def judge_quiet(self, state: Any, reading: Reading) -> Verdict | None:
+        return self._judge(reading, None, True)
+
+    def _judge(self, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
         severity, level = judge_levels(reading.value, self.levels, above=self.above,
                                        hysteresis=self.settings.hysteresis, held=held)
+        if quiet and severity is None:
+            return None
         sign = ">" if self.above else "<"
         reason = (f"value {reading.value:g} {sign} {severity} level {level:g}" if severity is not None
                   else f"value {reading.value:g} within the levels")

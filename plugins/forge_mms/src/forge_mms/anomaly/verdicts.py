@@ -8,7 +8,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from forge_mms.settings import RuleSettings
 
-__all__ = ["RANK", "Rule", "Severity", "Verdict", "Window", "judge_levels"]
+__all__ = ["RANK", "QuietRule", "Rule", "Severity", "Verdict", "Window", "judge_levels"]
 
 Severity = Literal["warning", "critical"]
 #: Severities in rising order; None (no condition) is below both.
@@ -56,6 +56,16 @@ class Rule(Protocol):
     def fresh(self) -> Any: ...
 
     def judge(self, state: Any, reading: Any, held: Severity | None) -> Verdict | None: ...
+
+
+class QuietRule(Rule, Protocol):
+    """A rule with a quiet path (optional; the built-in rules have it): ``judge_quiet(state, reading)`` learns
+    ``reading`` exactly as ``judge(state, reading, None)`` does and returns that verdict only when a condition
+    holds (its severity not None); else None, without building the verdict or its reason. The engine takes it
+    when the sensor holds no alert of the rule (what the tracker does then depends on the severity alone). A
+    rule without ``judge_quiet`` is judged in full, as before."""
+
+    def judge_quiet(self, state: Any, reading: Any) -> Verdict | None: ...
 
 
 def judge_levels(measured: float, levels: Sequence[tuple[Severity, float]], *, above: bool, hysteresis: float,
