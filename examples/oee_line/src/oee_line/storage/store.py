@@ -28,6 +28,7 @@ from oee_line.storage import timescale
 from oee_line.storage.batch import insert_with_rollups
 from oee_line.storage.batch_sqlite import add_states_sqlite, insert_with_rollups_sqlite
 from oee_line.storage.ranks import SET_RANKS, bucket_percentiles
+from oee_line.storage.ranks_sorted import SortedBuckets
 from oee_line.storage.tables import ROLLUPS, events, telemetry
 
 __all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentile", "timescale_version", "upsert"]
@@ -91,6 +92,7 @@ class TimeSeriesStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._hypertable: bool | None = None
+        self._sorted = SortedBuckets()  # SQLite's open buckets kept sorted (oee_line.storage.ranks_sorted)
 
     def on_timescale(self) -> bool:
         """``telemetry`` is a hypertable and the rollups continuous aggregates (asked once)."""
@@ -155,21 +157,31 @@ class TimeSeriesStore:
             return timescale.refresh_rollups(self.engine)
         done = 0
         with self.engine.begin() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            cursor: Any = conn.connection.dbapi_connection.cursor() if sqlite else None  # type: ignore[union-attr]
             for rollup in ROLLUPS:
                 if not rollup.percentiles:
                     continue
                 t = rollup.table.c
                 dirty = conn.execute(
-                    sa.select(t.machine_id, t.metric, t.bucket).where(t.p50.is_(None)).order_by(t.bucket).limit(limit)
+                    sa.select(t.machine_id, t.metric, t.bucket, t.count, t.min, t.max)
+                    .where(t.p50.is_(None)).order_by(t.bucket).limit(limit)
                 ).all()
                 ranked = []
-                for machine_id, metric, bucket in dirty:  # ranked by the database (oee_line.storage.ranks)
-                    ranks = bucket_percentiles(conn, machine_id, metric, bucket, bucket + rollup.seconds)
+                for machine_id, metric, bucket, count, low, high in dirty:
+                    if cursor is not None:  # held sorted, read incrementally (oee_line.storage.ranks_sorted)
+                        ranks = self._sorted.percentiles(cursor, rollup.name, machine_id, metric, int(bucket),
+                                                         rollup.seconds, (int(count), float(low), float(high)))
+                    else:  # ranked by the database (oee_line.storage.ranks)
+                        ranks = bucket_percentiles(conn, machine_id, metric, bucket, bucket + rollup.seconds)
                     if ranks is not None:  # None: its samples were removed by retention, nothing left to rank
                         ranked.append({"m": machine_id, "k": metric, "b": bucket, "p50": ranks[0], "p95": ranks[1]})
                 if ranked:  # one statement for the level, built once (oee_line.storage.ranks.SET_RANKS)
                     conn.execute(SET_RANKS[rollup.name], ranked)
                 done += len(ranked)
+            if cursor is not None:
+                cursor.close()
+                self._sorted.end_round()
         return done
 
     def apply_retention(self, now: float, retention: Retention) -> dict[str, int]:
@@ -178,6 +190,7 @@ class TimeSeriesStore:
         deleted: dict[str, int] = {}
         days = {"1m": retention.rollup_1m_days, "5m": retention.rollup_5m_days, "1h": retention.rollup_1h_days}
         hyper = self.on_timescale()
+        self._sorted.forget()  # rows are deleted: what is held would no longer match
         if hyper:
             deleted = timescale.apply_retention(self.engine, now, retention.telemetry_days, days)
         with self.engine.begin() as conn:
@@ -201,6 +214,7 @@ class TimeSeriesStore:
         continuous aggregates, which take no DELETE: the samples are deleted (TimescaleDB logs the range
         as invalidated) and each aggregate refreshed over all time, which empties its buckets."""
         hyper = self.on_timescale()
+        self._sorted.forget()
         with self.engine.begin() as conn:
             for table in (telemetry, events, *(() if hyper else (r.table for r in ROLLUPS))):
                 conn.execute(table.delete())

@@ -1,0 +1,96 @@
+"""refresh_percentiles on SQLite (held sorted, read incrementally) stores the database ranking's p50/p95."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from oee_line.storage.ranks import bucket_percentiles
+from oee_line.storage.store import Retention, Sample, TimeSeriesStore
+from oee_line.storage.tables import ROLLUPS
+from sqlalchemy import Engine
+
+from .conftest import migrated
+
+
+def _stored(engine: Engine) -> dict[tuple[str, str, str, int], tuple[float, float]]:
+    """Every bucket's stored p50/p95 (a dirty one with no samples left stays NULL on either path)."""
+    out = {}
+    with engine.connect() as conn:
+        for rollup in ROLLUPS:
+            if rollup.percentiles:
+                t = rollup.table.c
+                for m, k, b, p50, p95 in conn.execute(sa.select(t.machine_id, t.metric, t.bucket, t.p50, t.p95)):
+                    if p50 is not None:  # None: no samples left to rank (retention), as before
+                        out[(rollup.name, m, k, int(b))] = (p50, p95)
+    return out
+
+
+def _ranked(engine: Engine) -> dict[tuple[str, str, str, int], tuple[float, float]]:
+    """Every bucket ranked by the database (oee_line.storage.ranks), the path before the held lists."""
+    out = {}
+    with engine.connect() as conn:
+        for rollup in ROLLUPS:
+            if rollup.percentiles:
+                t = rollup.table.c
+                for m, k, b in conn.execute(sa.select(t.machine_id, t.metric, t.bucket)).all():
+                    ranks = bucket_percentiles(conn, m, k, b, b + rollup.seconds)
+                    if ranks is not None:
+                        out[(rollup.name, m, k, int(b))] = ranks
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_incremental_refresh_equals_the_database_ranking(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    engine = migrated(f"sqlite:///{tmp_path}/oee.db")
+    store = TimeSeriesStore(engine)
+    t = 0.0
+    for step in range(60):
+        batch = []
+        for _ in range(rng.randint(1, 40)):
+            t += rng.uniform(0.1, 20.0)
+            metric = rng.choice(["Temp", "Speed", "ties"])
+            value = float(rng.randint(0, 3)) if metric == "ties" else rng.uniform(-100, 100)
+            batch.append(Sample(rng.choice(["M1", "M2"]), metric, t, value))
+        if step % 7 == 3:  # late samples (store and forward) into older, already ranked buckets
+            batch += [Sample("M1", "Temp", rng.uniform(0, t), rng.uniform(-100, 100)) for _ in range(5)]
+        if step % 5 == 2:  # a replay: nothing stored twice
+            batch += batch[:3]
+        store.write(batch)
+        if rng.random() < 0.6:
+            store.refresh_percentiles()
+            assert _stored(engine) == _ranked(engine), step
+        if step == 40:  # a retention sweep cuts the first hour in the middle: held lists must be reread
+            store.apply_retention(1800.0 + 7 * 86_400, Retention())
+            with engine.begin() as conn:  # every bucket dirty again (the first hour's would not be otherwise)
+                for level in ("5m", "1h"):
+                    conn.execute(sa.text(f"UPDATE telemetry_{level} SET p50 = NULL, p95 = NULL"))
+            store.refresh_percentiles()
+            assert _stored(engine) == _ranked(engine)
+    store.refresh_percentiles()
+    assert _stored(engine) == _ranked(engine)
+    fresh = TimeSeriesStore(engine)  # a restart (after a kill): nothing held, each bucket read whole once
+    store.write([Sample("M2", "Speed", t + 5.0, 1.0)])
+    fresh.write([Sample("M2", "Speed", t + 6.0, 2.0)])
+    fresh.refresh_percentiles()
+    assert _stored(engine) == _ranked(engine)
+    engine.dispose()
+
+
+def test_a_held_bucket_that_no_longer_matches_is_read_again(tmp_path: Path) -> None:
+    engine = migrated(f"sqlite:///{tmp_path}/oee.db")
+    store = TimeSeriesStore(engine)
+    store.write([Sample("M1", "Temp", float(i), float(i)) for i in range(100)])
+    store.refresh_percentiles()
+    with engine.begin() as conn:  # another writer deletes samples behind the store's back, then adds one
+        conn.execute(sa.text("DELETE FROM telemetry WHERE time < 50"))
+        conn.execute(sa.text("UPDATE telemetry_1h SET count = 51, min = 50, p50 = NULL, p95 = NULL"))
+        conn.execute(sa.text("UPDATE telemetry_5m SET count = 51, min = 50, p50 = NULL, p95 = NULL"))
+        conn.execute(sa.text("INSERT INTO telemetry VALUES ('M1', 'Temp', 100.0, 100.0, 'good')"))
+    store.refresh_percentiles()
+    assert _stored(engine) == _ranked(engine)
+    assert _stored(engine)[("1h", "M1", "Temp", 0)] == (75.0, 97.5)
+    engine.dispose()
