@@ -32,7 +32,7 @@ from forge_core.transport.base import (
 )
 from forge_core.transport.faults import Faults
 from forge_core.transport.memory_batch import deliver_batches
-from forge_core.transport.memory_groups import GroupPlan, pick_members
+from forge_core.transport.memory_groups import GroupPlan, pick_members, settle_plans
 from forge_core.transport.topics import matches, validate_topic
 
 log = logging.getLogger("forge.transport.memory")
@@ -161,7 +161,7 @@ class MemoryHub:
         """Route no more messages to ``sub`` (its queue and delivery stay)."""
         if sub in self.subs:
             self.subs.remove(sub)
-            self._group_plans.clear()  # a plan would keep the subscription (and its component) alive
+            settle_plans(self._group_plans, self._group_turn)  # a plan would keep the subscription alive
             for topic, (subs, _grouped) in self._route_cache.items():
                 if sub in subs:
                     kept = [s for s in subs if s is not sub]
