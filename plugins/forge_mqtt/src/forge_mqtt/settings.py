@@ -121,6 +121,11 @@ class MqttSettings(Settings):
     drain_timeout: float = Field(
         5.0, ge=0, description="seconds close() waits for outstanding PUBACKs; what is still unacknowledged goes "
                                "to the outbox")
+    cancel_timeout: float = Field(
+        20.0, gt=0, description="seconds a subscription's cancel() waits for a call of its handler under way (the "
+                                "runtime ends a component's batch subscriptions before its stop()); past it the "
+                                "subscription is logged as an error and cancel() returns, the message "
+                                "unacknowledged while the handler runs. Below the runtime's 30 s FLUSH_TIMEOUT")
     username: str | None = Field(None, description="user name at the broker")
     password: str | None = Field(
         None, description="password at the broker; needs username. Write ${env:VAR}: the manifest loader refuses "

@@ -64,6 +64,8 @@ class Delivering:
     _resume_grace_until: float
     #: When the message being dispatched was read (paho's ``timestamp``, monotonic), else None.
     _dispatching_since: float | None
+    #: The task running :meth:`_drain`, while it runs (a cancel from inside it waits for nothing).
+    _drain_task: asyncio.Task[None] | None
 
     def start_drain(self) -> None:
         """Deliver what paho queued (called once per read burst): at once as far as the callbacks
@@ -77,7 +79,7 @@ class Delivering:
             if pending is None and not inbox:
                 return
         self._draining = True
-        self.conn.spawn(self._drain(pending))
+        self._drain_task = self.conn.spawn(self._drain(pending))
 
     def _deliver_now(self) -> tuple[float, Awaitable[None]] | None:
         """Up to :data:`SYNC_BATCH` messages from the inbox, each finished before the next; stops at
@@ -124,6 +126,7 @@ class Delivering:
                     self._dispatching_since = None
         finally:
             self._draining = False
+            self._drain_task = None
 
     def backlog_age(self) -> float:
         """How long the oldest message received but not yet handed over has waited: the one being
@@ -227,6 +230,7 @@ class Delivering:
         if result is not None:
             local = targets[index]
             index += 1
+            local.running = True
             try:
                 await result
             except asyncio.CancelledError:
@@ -234,18 +238,24 @@ class Delivering:
             except Exception as exc:
                 if attempt < retries:
                     self.stats["redelivered"] += 1
-                    await self._deliver(local, topic, raw, retries, attempt + 1)
+                    await self._deliver(local, topic, raw, retries, attempt + 1, exc)
                 else:
                     self._give_up(topic, raw, local, attempt, exc)
             else:
                 self.stats["delivered"] += 1
+            finally:
+                _ended(local)
         for local in targets[index:]:
             await self._deliver(local, topic, raw, retries, 0)
         self._ack(generation, message)
 
-    async def _deliver(self, local: LocalSub, topic: str, raw: RawMessage, retries: int, attempt: int) -> None:
-        """``local``'s callback until it returns, up to ``retries`` redeliveries (``attempt`` done)."""
+    async def _deliver(self, local: LocalSub, topic: str, raw: RawMessage, retries: int, attempt: int,
+                       failed: Exception | None = None) -> None:
+        """``local``'s callback until it returns, up to ``retries`` redeliveries (``attempt`` done, the
+        last of them raising ``failed``). A subscription cancelled before a redelivery gets none: the
+        message is reported undeliverable then, as when the redeliveries run out."""
         while not local.cancelled:
+            local.running = True
             try:
                 await local.callback(topic, raw)
                 self.stats["delivered"] += 1
@@ -255,10 +265,15 @@ class Delivering:
             except Exception as exc:  # not acknowledged: deliver again, locally
                 if attempt < retries:
                     attempt += 1
+                    failed = exc
                     self.stats["redelivered"] += 1
                     continue
                 self._give_up(topic, raw, local, attempt, exc)
                 return
+            finally:
+                _ended(local)
+        if failed is not None:  # cancelled before its redelivery: given up on, not acknowledged unreported
+            self._give_up(topic, raw, local, attempt - 1, failed)
 
     def _give_up(self, topic: str, raw: RawMessage, local: LocalSub, attempt: int, exc: Exception) -> None:
         self.stats["undeliverable"] += 1
@@ -272,3 +287,11 @@ class Delivering:
         conn = self.conn
         if message.qos and generation == conn.generation and conn.client is not None:
             conn.client.ack(message.mid, message.qos)
+
+
+def _ended(local: LocalSub) -> None:
+    """``local``'s callback call has ended: wake a cancel waiting for it."""
+    local.running = False
+    idle = local.idle
+    if idle is not None and not idle.done():
+        idle.set_result(None)

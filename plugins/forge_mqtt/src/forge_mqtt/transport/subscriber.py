@@ -51,7 +51,8 @@ def ident_for(filter: str) -> int:
 class LocalSub(Subscription):
     """One ``subscribe()`` call: a callback behind a broker subscription."""
 
-    __slots__ = ("callback", "cancelled", "direct", "filter", "group", "owner", "pattern", "subscriber")
+    __slots__ = ("callback", "cancelled", "direct", "filter", "group", "idle", "owner", "pattern", "running",
+                 "subscriber")
 
     def __init__(self, subscriber: Subscriber, pattern: str, callback: MessageCallback, group: str | None,
                  owner: str | None, filter: str) -> None:
@@ -64,8 +65,14 @@ class LocalSub(Subscription):
         self.owner = owner
         self.filter = filter
         self.cancelled = False
+        #: True while an awaited call of ``callback`` (or of what ``direct`` returned) is under way.
+        self.running = False
+        #: Set by :meth:`Subscriber.cancel` while it waits for that call: resolved when it ends.
+        self.idle: asyncio.Future[None] | None = None
 
     async def cancel(self) -> None:
+        """Route this subscription nothing more, start no further call of its callback, and return
+        once a call under way has ended (bounded by the transport's ``cancel_timeout``)."""
         await self.subscriber.cancel(self)
 
 
@@ -118,6 +125,8 @@ class Subscriber(Delivering):
         self._resume_grace_until = 0.0
         #: When the message being dispatched was read (paho's ``timestamp``, monotonic), else None.
         self._dispatching_since: float | None = None
+        #: The task delivering from the inbox (``_drain``), while it runs.
+        self._drain_task: asyncio.Task[None] | None = None
 
     # -- subscribing -----------------------------------------------------------------------------------
     async def subscribe(self, pattern: str, callback: MessageCallback, *, group: str | None = None,
@@ -180,9 +189,16 @@ class Subscriber(Delivering):
                                  f"subscription {bs.filter!r}: {refused[0]} (reason code {int(refused[0].value)})")
 
     async def cancel(self, local: LocalSub) -> None:
+        """End ``local``: no further message routed to it and no further call of its callback, then
+        wait for a call under way (see :meth:`_await_delivery`)."""
         if local.cancelled:
             return
         local.cancelled = True
+        self._unroute(local)
+        await self._await_delivery(local)
+
+    def _unroute(self, local: LocalSub) -> None:
+        """Take ``local`` off its broker subscription; UNSUBSCRIBE when it was the last one there."""
         conn = self.conn
         with conn.lock:
             bs = self.by_filter.get(local.filter)
@@ -200,6 +216,27 @@ class Subscriber(Delivering):
                 conn.client.unsubscribe(bs.filter)
             elif self.settings.persistent:
                 self._unsubscribe_later.add(bs.filter)  # the kept session still has it
+
+    async def _await_delivery(self, local: LocalSub) -> None:
+        """Return once ``local``'s callback call under way (if any) has ended, or after
+        ``cancel_timeout`` with an error log naming the subscription. Its message is acknowledged only
+        when every callback for it has returned (a call that never returns: never). Called from the
+        delivering task itself (a callback cancelling a subscription), nothing else can be under way
+        and nothing is awaited."""
+        if not local.running or asyncio.current_task() is self._drain_task:
+            return
+        idle = local.idle = asyncio.get_running_loop().create_future()
+        timeout = self.settings.cancel_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await idle
+        except TimeoutError:
+            log.error("transport %s: subscription %r (owner %s) was cancelled while its handler ran and the handler "
+                      "has not returned within cancel_timeout %gs; cancel returns without it, and the message is "
+                      "not acknowledged while the handler runs", self.name, local.filter, local.owner or "none",
+                      timeout)
+        finally:
+            local.idle = None
 
     def on_connect(self, client: mqtt.Client, present: bool) -> None:
         """After CONNACK (paho's callback): subscribe what the broker's session does not have."""
