@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forge_core import Envelope, MessageBus, RealClock
+from forge_core.components.context import ComponentContext
+from forge_core.plugin import SchemaRegistry
 
 from forge_mqtt.testing import MosquittoServer
+
+COUNT = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
 
 
 def test_cancel_returns_after_the_slow_batch_handler_under_way(mosquitto_server: MosquittoServer,
@@ -130,5 +135,44 @@ def test_cancel_from_inside_its_own_handler_does_not_wait(mosquitto_server: Mosq
             await asyncio.wait_for(done.wait(), 2)  # within the bound: it did not wait for itself
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
         await transport.close()
+
+    asyncio.run(body())
+
+
+def test_a_components_batch_handler_has_returned_when_its_stop_begins(mosquitto_server: MosquittoServer,
+                                                                     tmp_path: Path, kit: Any) -> None:
+    """Through the bus and a component's context, as the supervisor ends a component: its batch
+    subscriptions are ended (``_end_batches``) before ``stop()``; on MQTT the slow batch handler's call
+    has returned by then, and the message was acknowledged (delivered)."""
+    async def body() -> None:
+        sender = kit.make_transport(mosquitto_server, tmp_path, "stop-out")
+        receiver = kit.make_transport(mosquitto_server, tmp_path, "stop-in")
+        await sender.connect()
+        await receiver.connect()
+        schemas = SchemaRegistry()
+        schemas.add("test.count", COUNT)
+        bus = MessageBus(schemas=schemas, clock=RealClock(), transports={"out": sender, "in": receiver})
+        ctx = ComponentContext(name="collector", component="collector", replica=0, replicas=1, params=None,
+                               bus=bus, clock=RealClock(), transport="in", seed=1)
+        log: list[Any] = []
+        started = asyncio.Event()
+
+        async def collect(envelopes: list[Envelope]) -> None:
+            log.append(("begin", [e.payload["n"] for e in envelopes]))
+            started.set()
+            await asyncio.sleep(0.5)
+            log.append("end")
+
+        await ctx.subscribe("counts/#", collect, batch=True)
+        await asyncio.sleep(0.05)
+        await bus.publish("counts/a", "test.count", {"n": 1}, source="test", transport="out")
+        await asyncio.wait_for(started.wait(), 5)
+        await ctx._end_batches()
+        log.append("stop")  # what the supervisor does next: the component's stop()
+        assert log == [("begin", [1]), "end", "stop"]
+        assert receiver.health().stats["delivered"] == 1
+        await ctx._release()
+        await sender.close()
+        await receiver.close()
 
     asyncio.run(body())
