@@ -95,6 +95,10 @@ class FactoryMonitorParams(Settings):
                                                   "factoryId and no key (null: such a beat is dead-lettered)")
     check_every: float = Field(1.0, gt=0, description="seconds between two checks for silent factories (and risk); "
                                                       "DOWN comes within max_gap + check_every of the last beat")
+    shadow_check_every: float | None = Field(
+        None, gt=0, description="seconds between two checks of a replica that does not lead (null: check_every); it "
+                                "checks at once when it takes over, then every check_every. Its own verdicts, "
+                                "reported by no one, may come up to this much later (docs/plugins/mms.md)")
     max_gap: float = Field(3.0, gt=0, description="DOWN once the last beat is older than this, seconds")
     missed_beats: int = Field(3, ge=1, description="DOWN once this many consecutive beats are missed (a beat is "
                                                    "missed once its due time, last beat + k x interval, has passed)")

@@ -113,7 +113,11 @@ class FactoryMonitor(Component):
         for pattern in p.topics:  # not shared: every replica follows every factory
             await self.ctx.subscribe(pattern, self.on_beat, types=p.types, shared=False)
         self.elector = self.ctx.elector(p.lease, on_elected=self._elected, on_deposed=self._deposed)
-        self.ctx.every(p.check_every, self.check, name="check")
+        # the replica that leads checks every check_every; a shadow every shadow_check_every (it only
+        # keeps its state ready), and at takeover it checks at once before acting (_elected)
+        self._shadow_every = p.check_every if p.shadow_check_every is None else p.shadow_check_every
+        self._shadow_sleep = False  # the check task sleeps a shadow's period (a takeover may wake it)
+        self._check_task = self.ctx.spawn(self._checks(p.check_every), name="check")
         # Under a virtual clock a beat flush every second was 7 % of industry40's simulated day (SQLAlchemy's
         # fixed cost per transaction); no power cut falls inside virtual time and a killed leader's
         # unwritten beats are its successor's to write (catch_up), so the simulation writes fewer, larger
@@ -161,6 +165,36 @@ class FactoryMonitor(Component):
         return self.history.calculate_error_rate(factory, window, self.ctx.clock.time())
 
     # -- every check_every --------------------------------------------------------------------------
+    async def _checks(self, first: float) -> None:
+        """The check timer: ``first`` s, then a check every ``check_every`` s while leading, every
+        ``shadow_check_every`` s while not (the guard's due time follows the period slept)."""
+        clock, guard, every, shadow = self.ctx.clock, self.guard, self.params.check_every, self._shadow_every
+        sleep = clock.sleep
+        await sleep(first)
+        while True:
+            await self.check()
+            period = every if self.leading else shadow
+            if period != guard.every:
+                guard.every = period
+                guard.checked(clock.monotonic())
+            if period == every:
+                await sleep(period)
+                continue
+            self._shadow_sleep = True
+            try:
+                await sleep(period)
+            finally:
+                self._shadow_sleep = False
+
+    async def _check_now(self) -> None:
+        """At takeover: the shadow's sleep is cut short, a check runs now, then every ``check_every``."""
+        if self._shadow_every == self.params.check_every or not self._shadow_sleep:
+            return  # checking every check_every already (or mid-check: its next period is the leader's)
+        self._check_task.cancel()
+        self.guard.every = self.params.check_every
+        await self.check()
+        self._check_task = self.ctx.spawn(self._checks(self.params.check_every), name="check")
+
     async def check(self) -> None:
         now = self.ctx.clock.time()
         if self.guard.verdicts_allowed(self.ctx.clock.monotonic()):  # not while the loop starves the monitor
@@ -264,6 +298,8 @@ class FactoryMonitor(Component):
             await self.flush()
         self.ctx.log.info("leading %s at epoch %d; %d report(s) pending", self.params.lease, epoch,
                           len(self.reports.pending()))
+        if getattr(self, "_check_task", None) is not None:
+            await self._check_now()  # a shadow that checked less often judges now, before it acts
         self.reports.tick()
 
     async def _deposed(self, epoch: int) -> None:
