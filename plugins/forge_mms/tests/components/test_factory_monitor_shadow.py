@@ -6,26 +6,34 @@ from __future__ import annotations
 import pytest
 from forge_core.testing import TestPlant
 
+from forge_mms.components.factory_monitor import FactoryMonitor
+
 PARAMS = {"check_every": 0.25, "shadow_check_every": 1.0, "max_gap": 3.0, "missed_beats": 3}
 NAMES = ("monitor-0", "monitor-1")
 
 
+def monitor(plant: TestPlant, name: str) -> FactoryMonitor:
+    component = plant.component(name)
+    assert isinstance(component, FactoryMonitor)
+    return component
+
+
 def leader(plant: TestPlant) -> str:
-    return next(n for n in NAMES if plant.state(n) == "running" and plant.component(n).leading)
+    return next(n for n in NAMES if plant.state(n) == "running" and monitor(plant, n).leading)
 
 
 def count_checks(plant: TestPlant) -> dict[str, list[float]]:
     """The clock's time of every check of each replica from now on (the check timer calls self.check)."""
     times: dict[str, list[float]] = {n: [] for n in NAMES}
     for name in NAMES:
-        monitor = plant.component(name)
-        check = monitor.check
+        replica = monitor(plant, name)
+        check = replica.check
 
         async def counted(check=check, name=name) -> None:  # type: ignore[no-untyped-def]
             times[name].append(plant.clock.time())
             await check()
 
-        monitor.check = counted
+        replica.check = counted  # type: ignore[method-assign]
     return times
 
 
