@@ -1,5 +1,6 @@
-"""decode_structured's inline fast path: Forge's exact events by subscript, every other form through
-the general reader, a bad attribute never an envelope (decode then dead-letters with the reason)."""
+"""decode_structured's fast path (msgspec reads the shape, orjson the data): Forge's exact events,
+every other form through the general reader, a bad attribute never an envelope (decode then
+dead-letters with the reason)."""
 
 from __future__ import annotations
 

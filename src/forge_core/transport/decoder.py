@@ -209,73 +209,17 @@ class Decoder:
         return envelope
 
     def decode_structured_dict(self, topic: str, body: bytes) -> Envelope | None:
-        """:meth:`decode_structured` by ``orjson.loads`` of the whole event: every event msgspec's
-        shape does not take, with the outcome of the fast path before it (envelope or None).
-
-        An event with exactly Forge's attributes (``specversion``, ``id``, ``source``, ``type``,
-        ``time``, ``datacontenttype``, ``schemaversion``, ``data``, maybe ``partitionkey``: its size
-        and two membership tests tell) is read by subscript, its time in the second last parsed
-        by a prefix test and the microseconds' int, all inline (a call each cost ~300-500
-        instructions); any other event goes through :meth:`_event`, which reads every form."""
+        """:meth:`decode_structured` by ``orjson.loads`` of the whole event, then :meth:`_event`: every
+        body msgspec's shape does not take (an extension, a wrong or missing attribute, bad JSON, a
+        body that may nest too deep), with the outcome the fast path gives (envelope or None). Only
+        such bodies come here, so it needs no inline copy of the fast path's time and envelope."""
         try:
             event = _loads(body)
         except _JSONDecodeError:
             return None
         if type(event) is not dict or (len(body) >= 512 and _too_deep(body, event)):
             return None
-        size = len(event)
-        if not ((size == 8 or (size == 9 and "partitionkey" in event))
-                and "specversion" in event and "datacontenttype" in event):
-            return self._event(topic, event)
-        try:
-            type_ = event["type"]
-            id_ = event["id"]
-            source = event["source"]
-            time_text = event["time"]
-            version_text = event["schemaversion"]
-            payload = event["data"]
-        except KeyError:  # eight keys, but not these: an extension in place of one
-            return self._event(topic, event)
-        key = event["partitionkey"] if size == 9 else None
-        if (type(type_) is not str or type(id_) is not str or type(source) is not str or type(time_text) is not str
-                or type(version_text) is not str or not type_ or not id_ or not source
-                or (key is not None and type(key) is not str)):
-            return None
-        if time_text == self._last_text:
-            time = self._last_time
-        else:  # a batch's events share their time: one compare, not a parse (~4,000 instructions)
-            # fast_parse_time(time_text), its cached second inline
-            head, micros = _times._parse_cache
-            if (len(time_text) == 27 and time_text.startswith(head) and time_text[26] == "Z"
-                    and (fraction := time_text[20:26]).isdigit() and fraction.isascii()):
-                time = (micros + int(fraction)) / 1_000_000
-            else:
-                try:
-                    time = fast_parse_time(time_text)
-                except ValueError:
-                    return None
-            self._last_text = time_text
-            self._last_time = time
-        if version_text == "1":
-            version = 1
-        else:
-            try:
-                version = int(version_text)
-            except ValueError:
-                return None
-        # Envelope(type_, data, source, id_, time, key, version, NO_HEADERS, topic) without calling the
-        # class (a type_call and a frame, ~1,000 instructions a record; as MessageBus.publish does)
-        envelope = _new_envelope(Envelope)
-        envelope.type = type_
-        envelope.payload = payload
-        envelope.source = source
-        envelope.id = id_
-        envelope.time = time
-        envelope.key = key
-        envelope.schema_version = version
-        envelope.headers = NO_HEADERS
-        envelope.topic = topic
-        return envelope
+        return self._event(topic, event)
 
     def _event(self, topic: str, event: Any) -> Envelope | None:
         """The hot path of structured mode: a well-formed event as Forge writes it, straight to an
