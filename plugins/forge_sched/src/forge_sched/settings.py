@@ -144,6 +144,11 @@ class OrderSchedulerParams(Settings):
                                   description="capacity of a factory first seen through a status report or heartbeat")
     schedule_interval: float = Field(1.0, gt=0,
                                      description="the leader's pass: pending orders placed, outbox relayed")
+    probe_every: float = Field(5.0, gt=0,
+                               description="the pass reads the database for work (pending orders, queued "
+                                           "messages) only after a write of this process or once this many "
+                                           "seconds passed since its last read: another process's writes "
+                                           "are found within it")
     require_epoch: bool = Field(False, description="refuse status reports without a fencing epoch "
                                                    "(invalid_argument); false: accept them, counted as unfenced")
     retry: TransactionRetry = Field(TransactionRetry(), description="retry of a transaction that lost to another")

@@ -106,6 +106,10 @@ class OrderScheduler(Component):
             await self.ctx.subscribe(t.heartbeats, self.on_heartbeat, types=[FACTORY_HEARTBEAT], shared=False)
         if t.requests:  # orders over messages (create/change/cancel/get), see forge_sched.orders.commands
             await self.ctx.subscribe(t.requests, self.on_order_request, types=[commands.REQUEST], shared=False)
+        #: (transactor changes, leads, epoch) when the pass's last probe found no work; the next probe
+        #: is skipped while they stand and ``probe_every`` has not passed (``next_probe``)
+        self.probed_idle: tuple[int, bool, int | None] | None = None
+        self.next_probe = 0.0
         self.ctx.every(p.schedule_interval, self.tick, name="schedule")
         await self._serve()
         if t.endpoints:
@@ -182,7 +186,13 @@ class OrderScheduler(Component):
         database in one read whether there is anything to do (one statement a second, not a
         fenced write transaction and a relay)."""
         await self._mount()
+        state = (self.transactor.changes, self.elector.is_leader, self.elector.epoch)
+        now = self.ctx.clock.time()
+        if state == self.probed_idle and now < self.next_probe:
+            return  # no write in this process since a probe found nothing (see probe_every)
         pending, queued = self.service.probe()
+        self.probed_idle = None if pending or queued else state
+        self.next_probe = now + self.params.probe_every
         if pending and self.leading:
             await self._leader_write(self.service.assign_pending)
             queued = True

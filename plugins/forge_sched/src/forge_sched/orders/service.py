@@ -342,7 +342,8 @@ class OrderService:
                 done = execute(conn, st.P_PROGRESS, params)  # assigned -> in_progress (or not the holder's)
             return bool(done.rowcount > 0)
 
-        return await self.tx.run(work)
+        # progress makes no work for the pass (no pending order, capacity or queued message)
+        return await self.tx.run(work, changes_work=False)
 
     async def complete(self, order_id: str, factory_id: str) -> str:
         """A factory finished an order: ``completed`` (applied), ``duplicate`` (already completed:

@@ -25,6 +25,11 @@ T = TypeVar("T")
 #: serialization_failure, deadlock_detected
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
+#: Commits of transactions that may have made work for the pass (an order stored or moved, a factory
+#: changed, a message queued), per database URL, shared by every Transactor of this process (both
+#: replicas of a simulated plant): see :attr:`Transactor.changes`.
+_CHANGES: dict[Any, list[int]] = {}
+
 
 class Conflict(Exception):
     """A transaction lost to a concurrent one (serialization failure, deadlock, locked SQLite)."""
@@ -60,6 +65,14 @@ class Transactor:
         self.conflicts = 0
         self.keep_connection = keep_connection
         self._kept: Connection | None = None
+        self._changes = _CHANGES.setdefault(engine.url, [0])
+
+    @property
+    def changes(self) -> int:
+        """How many transactions on this database committed in this process so far, save those run with
+        ``changes_work=False``: a number that has not moved since a read found no work means no writer
+        of this process made any (another process's writes move it not)."""
+        return self._changes[0]
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -100,17 +113,20 @@ class Transactor:
         self.keep_connection = False
         self._drop()
 
-    def _once(self, work: Callable[[Connection], T]) -> T:
+    def _once(self, work: Callable[[Connection], T], changes_work: bool = True) -> T:
         try:
             with self.connect() as conn, conn.begin():
-                return work(conn)
+                result = work(conn)
         except sa.exc.DBAPIError as exc:
             if is_retryable(exc):
                 self.conflicts += 1
                 raise Conflict(str(exc.orig).strip().splitlines()[0]) from exc
             raise
+        if changes_work:  # committed (after the commit: a read that saw nothing of it sees it moved)
+            self._changes[0] += 1
+        return result
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    async def run(self, work: Callable[[Connection], T], *, changes_work: bool = True) -> T:
         """``work`` in a transaction, run again (after the policy's backoff, on its clock) when it
         lost to a concurrent one; the last :class:`Conflict` escapes after ``max_attempts``.
 
@@ -118,10 +134,14 @@ class Transactor:
         once, and setting up the policy's retry machinery (tenacity's state, callbacks, a coroutine)
         for each cost about as much as a progress update's SQL (3 % of industry40's simulated day).
         A first attempt that lost is handed to the policy as its own first failure, so the backoff
-        schedule, the attempt limit and the policy's counts are the same as when it ran every attempt."""
+        schedule, the attempt limit and the policy's counts are the same as when it ran every attempt.
+
+        ``changes_work=False``: the caller knows ``work`` stores no pending order, frees or adds no
+        capacity and queues no message (an order's progress), so its commit leaves :attr:`changes` as it
+        was."""
         stats = self.policy.stats
         try:
-            result = self._once(work)
+            result = self._once(work, changes_work)
         except Conflict as exc:
             lost: Conflict | None = exc
         except BaseException:
@@ -140,6 +160,6 @@ class Transactor:
             if lost is not None:  # the policy's first attempt is the one that already lost
                 first, lost = lost, None
                 raise first
-            return self._once(work)
+            return self._once(work, changes_work)
 
         return await self.policy.acall(attempt)
