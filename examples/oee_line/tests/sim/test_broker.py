@@ -99,3 +99,37 @@ def test_a_network_loss_sends_the_will_and_loses_what_was_written_before_the_cli
         assert host.got[-1].body == b"after"
 
     run(scenario)
+
+
+def test_a_topic_routed_before_goes_where_the_sessions_filters_and_links_are_now() -> None:
+    """The broker remembers each topic's clients: a subscription, a cut or restored link, a lost or new session
+    after a topic was routed changes where its next message goes (fails if what is remembered is not forgotten)."""
+
+    async def scenario() -> None:
+        sim = broker("b")
+        topic = "spBv1.0/line1/DDATA/edge-1/M1"
+        a, b = Peer("a", ["spBv1.0/line1/#"]), Peer("b", [])
+        a.client.start()
+        b.client.start()
+        edge = Peer("edge", [])
+        edge.client.start()
+        await asyncio.sleep(0.1)
+
+        async def send(body: bytes) -> None:
+            edge.client.publish(topic, body)
+            await asyncio.sleep(0.1)
+
+        await send(b"1")
+        b.client.subscribe([("spBv1.0/+/DDATA/#", 0)])  # b subscribes after the topic was routed
+        await send(b"2")
+        sim.cut("a", broker_notices=60, client_notices=60)  # a's network away, noticed by no one yet: not delivered
+        await send(b"3")
+        sim.restore("a")
+        await send(b"4")
+        sim.disconnect(b.client, will=False)  # b's session ends
+        await send(b"5")
+        assert [m.body for m in a.got] == [b"1", b"2", b"4", b"5"]
+        assert [m.body for m in b.got] == [b"2", b"3", b"4"]
+        assert sim.stats["delivered"] == 5 and sim.stats["no_subscriber"] == 0
+
+    run(scenario)

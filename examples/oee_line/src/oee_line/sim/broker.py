@@ -83,6 +83,9 @@ class SimBroker:
         self.sessions: dict[str, SimClient] = {}  # client id -> connected client
         self.retained: dict[str, bytes] = {}
         self.links_down: set[str] = set()  # client ids whose network is cut
+        # topic -> the clients a message on it goes to, in session order; cleared whenever a session, a filter or a
+        # link changes (every message was matched against every filter of every session)
+        self._routes: dict[str, list[SimClient]] = {}
         self.stats = dict.fromkeys(("connects", "refused", "published", "delivered", "no_subscriber", "lost_in_link",
                                     "wills", "outages", "link_losses"), 0)
 
@@ -96,6 +99,7 @@ class SimBroker:
             self._drop(old, will=True, notify=True)
         self.sessions[client.client_id] = client
         client.filters = []
+        self._routes.clear()
         self.stats["connects"] += 1
         return True
 
@@ -103,6 +107,7 @@ class SimBroker:
         if self.sessions.get(client.client_id) is not client:
             return
         client.filters += filters
+        self._routes.clear()
         for topic, body in self.retained.items():
             if any(_matches(f, topic) for f in filters):
                 client.deliver(Received(topic, body, True))
@@ -122,6 +127,7 @@ class SimBroker:
         """The broker process dies: every connection closes at once, no Will is sent."""
         self.up = False
         self.stats["outages"] += 1
+        self._routes.clear()
         for client in list(self.sessions.values()):
             del self.sessions[client.client_id]
             client.lost()
@@ -134,6 +140,7 @@ class SimBroker:
     def cut(self, client_id: str, broker_notices: float, client_notices: float) -> None:
         """The client's network goes away: each side notices after its own delay (seconds)."""
         self.links_down.add(client_id)
+        self._routes.clear()
         self.stats["link_losses"] += 1
         client = self.sessions.get(client_id)
         if client is None:
@@ -144,6 +151,7 @@ class SimBroker:
 
     def restore(self, client_id: str) -> None:
         self.links_down.discard(client_id)
+        self._routes.clear()
 
     def _link_timeout(self, client: SimClient) -> None:
         if self.sessions.get(client.client_id) is client and client.client_id in self.links_down:
@@ -152,6 +160,7 @@ class SimBroker:
     # -- inside ------------------------------------------------------------------------------------------
     def _drop(self, client: SimClient, *, will: bool, notify: bool) -> None:
         del self.sessions[client.client_id]
+        self._routes.clear()
         if notify:
             client.lost()
         if will and client.will is not None:
@@ -165,12 +174,16 @@ class SimBroker:
                 self.retained[topic] = body
             else:
                 self.retained.pop(topic, None)
-        delivered = False
-        for client in list(self.sessions.values()):
-            if client.client_id not in self.links_down and any([_matches(f, topic) for f in client.filters]):
-                client.deliver(Received(topic, body, False))
-                delivered = True
-        self.stats["delivered" if delivered else "no_subscriber"] += 1
+        clients = self._routes.get(topic)
+        if clients is None:
+            if len(self._routes) > 50_000:  # many distinct topics: forget rather than grow
+                self._routes.clear()
+            clients = self._routes[topic] = [
+                client for client in self.sessions.values()
+                if client.client_id not in self.links_down and any([_matches(f, topic) for f in client.filters])]
+        for client in clients:
+            client.deliver(Received(topic, body, False))
+        self.stats["delivered" if clients else "no_subscriber"] += 1
 
 
 class SimClient(Handover):

@@ -64,6 +64,8 @@ class SimPlc(Component):
         self.model = PlcModel(p.machines, p.timing, self.ctx.random, now, cycle_times=p.cycle_times)
         self.base: dict[str, tuple[int, int]] = dict.fromkeys(p.machines, (0, 0))  # counters at the last restart
         self.shown: dict[tuple[str, str], Any] = {}
+        self._names: dict[tuple[str, str], tuple[str, str, str]] = {}  # (machine, metric) -> topic, tag, node id
+        self._endpoint = f"sim:{self.name}"
         #: every sample published: (machine, metric, ms) -> value
         self.samples: dict[tuple[str, str, int], Any] = {}
         self.truth = {m.id: MachineTruth(m.ideal_cycle_time) for m in self.model.machines.values()}
@@ -141,11 +143,19 @@ class SimPlc(Component):
             at = stamp if stamp is not None and metric in ("GoodCount", "TotalCount") else at
             ms = round(at * 1000)
             self.samples[(machine.id, metric, ms)] = value
-            tag = f"{machine.id}/{metric}"
-            await self.ctx.publish(self.params.topic.format(source=self.name, tag=tag), DATA_CHANGE, {
-                "node_id": f"ns=1;s={machine.id}.{metric}", "tag": tag, "value": value,
+            topic, tag, node_id = self._names.get(key) or self._name(key)
+            await self.ctx.publish(topic, DATA_CHANGE, {
+                "node_id": node_id, "tag": tag, "value": value,
                 "data_type": _DATATYPES[metric], "status": "Good", "status_code": 0, "quality": "good",
-                "source_timestamp": ms / 1000, "server_timestamp": now, "endpoint": f"sim:{self.name}"}, key=tag)
+                "source_timestamp": ms / 1000, "server_timestamp": now, "endpoint": self._endpoint}, key=tag)
+
+    def _name(self, key: tuple[str, str]) -> tuple[str, str, str]:
+        """The bus topic, tag and OPC UA node id of one machine's metric, made once (a change publishes them)."""
+        machine, metric = key
+        tag = f"{machine}/{metric}"
+        topic = self.params.topic.format(source=self.name, tag=tag)
+        names = self._names[key] = (topic, tag, f"ns=1;s={machine}.{metric}")
+        return names
 
     # -- chaos ---------------------------------------------------------------------------------------------
     async def restart(self, seconds: float) -> None:

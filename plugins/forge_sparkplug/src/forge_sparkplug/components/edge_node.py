@@ -14,7 +14,6 @@ in the last ``host_lookback`` seconds before the primary host's STATE offline (a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -32,6 +31,7 @@ from forge_sparkplug.node.metrics import Entry, MetricTable
 from forge_sparkplug.node.primary_host import on_state
 from forge_sparkplug.node.replay import replay_stored, store_window
 from forge_sparkplug.node.session import BdSeq, Seq
+from forge_sparkplug.node.stored import stored_body
 from forge_sparkplug.settings import EdgeNodeParams
 
 __all__ = ["EdgeNode"]
@@ -273,7 +273,7 @@ class EdgeNode(Component):
 
     @staticmethod
     def _body(device: str | None, entries: list[Entry]) -> bytes:
-        return json.dumps({"d": device, "m": [[e.name, e.value, e.timestamp] for e in entries]}).encode()
+        return stored_body(device, entries)  # json.dumps's bytes (node.stored)
 
     def _put(self, body: bytes) -> None:
         assert self.outbox is not None
