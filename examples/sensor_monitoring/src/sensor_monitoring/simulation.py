@@ -54,6 +54,7 @@ class SensorModel:
         self.phase = rng.uniform(0.0, 2 * math.pi)
         self.noise = rng.gauss(0.0, signal.noise)  # the Ornstein-Uhlenbeck state, stationary from the start
         self.noise_at: float | None = None
+        self._step, self._keep, self._spread = math.nan, 0.0, 0.0  # the last OU step's dt and its two factors
         self.episode: Episode | None = None
         self.last_normal: float | None = None
         #: when the last anomaly ended (clock seconds): random ones wait for a quiet period after it
@@ -91,8 +92,11 @@ class SensorModel:
     def _normal(self, now: float) -> float:
         s = self.signal
         if self.noise_at is not None and now > self.noise_at:  # exact OU step over now - noise_at
-            keep = math.exp(-(now - self.noise_at) / s.noise_tau)
-            self.noise = self.noise * keep + self.rng.gauss(0.0, s.noise * math.sqrt(1.0 - keep * keep))
+            dt = now - self.noise_at
+            if dt != self._step:  # the step's factors, kept: a sensor's steps are nearly all its interval
+                keep = math.exp(-dt / s.noise_tau)
+                self._step, self._keep, self._spread = dt, keep, s.noise * math.sqrt(1.0 - keep * keep)
+            self.noise = self.noise * self._keep + self.rng.gauss(0.0, self._spread)
         self.noise_at = now
         wave = s.wander * math.sin(2 * math.pi * now / s.period + self.phase) if s.wander else 0.0
         return s.mean + wave + self.noise

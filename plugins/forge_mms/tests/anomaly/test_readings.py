@@ -35,3 +35,36 @@ def test_missing_field():
     with pytest.raises(MalformedReading) as caught:
         parse_reading({k: v for k, v in GOOD.items() if k != "value"}, DEFAULT_KINDS)
     assert caught.value.pointer == "/value"
+
+
+def _by_datetime(text):
+    from datetime import UTC, datetime
+
+    at = datetime.fromisoformat(text)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+def test_parse_timestamp_by_a_cached_second_equals_datetimes():
+    import random
+
+    from forge_core import format_time
+
+    from forge_mms.anomaly.readings import parse_timestamp
+
+    rng = random.Random(3)
+    times = [1.7e9 + rng.random() * 86400 * 400 for _ in range(5_000)] + [1.7e9 + i * 0.1 for i in range(5_000)]
+    texts = [format_time(t) for t in times] * 2  # the second pass finds every second cached
+    texts += ["1969-12-31T23:59:59.999999Z", "2026-12-02T14:00:00.000000Z", "2026-12-02T14:00:00.999999Z"] * 2
+    assert [parse_timestamp(t) for t in texts] == [_by_datetime(t) for t in texts]
+
+
+def test_parse_timestamp_of_other_shapes_and_bad_digits():
+    from forge_mms.anomaly.readings import parse_timestamp
+
+    parse_timestamp("2026-12-02T14:00:00.500000Z")  # its second cached
+    for text in ["2026-12-02T14:00:00.5Z", "2026-12-02T14:00:00.500000+01:00", "2026-12-02 14:00:00.250000Z",
+                 "2026-12-02T14:00:00.123456", "2026-12-02T14:00:00Z"]:
+        assert parse_timestamp(text) == _by_datetime(text), text
+    for bad in ["2026-12-02T14:00:00.12345xZ", "2026-12-02T14:00:00.١٢٣٤٥٦Z", "2026-12-02T14:00:00.-12345Z"]:
+        with pytest.raises(ValueError):
+            parse_timestamp(bad)

@@ -15,10 +15,11 @@ __all__ = ["RmsRule"]
 
 
 class _RmsState:
-    __slots__ = ("readings",)
+    __slots__ = ("readings", "squares")
 
     def __init__(self, window: int) -> None:
         self.readings: deque[Reading] = deque(maxlen=window)
+        self.squares: deque[float] = deque(maxlen=window)  # each reading's value * value, squared once
 
 
 class RmsRule:
@@ -37,12 +38,13 @@ class RmsRule:
         return self._judge(state, reading, None, True)
 
     def _judge(self, state: _RmsState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
-        window = state.readings
+        window, squares = state.readings, state.squares
         window.append(reading)
+        squares.append(reading.value * reading.value)
         if len(window) < self.settings.window:
             return None
         # summed afresh each time: a running sum of squares drifts, and windows are small
-        rms = math.sqrt(math.fsum(r.value * r.value for r in window) / len(window))
+        rms = math.sqrt(math.fsum(squares) / len(window))
         severity, level = judge_levels(rms, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
             return None

@@ -14,10 +14,11 @@ __all__ = ["StuckRule"]
 
 
 class _StuckState:
-    __slots__ = ("readings",)
+    __slots__ = ("readings", "values")
 
     def __init__(self, window: int) -> None:
         self.readings: deque[Reading] = deque(maxlen=window)
+        self.values: deque[float] = deque(maxlen=window)  # the readings' values: max and min without a list
 
 
 class StuckRule:
@@ -35,11 +36,11 @@ class StuckRule:
         return self._judge(state, reading, None, True)
 
     def _judge(self, state: _StuckState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
-        window = state.readings
+        window, values = state.readings, state.values
         window.append(reading)
+        values.append(reading.value)
         if len(window) < self.settings.window:
             return None
-        values = [r.value for r in window]
         spread = max(values) - min(values)
         s = self.settings
         level = s.epsilon + s.hysteresis if held is not None else s.epsilon
