@@ -74,3 +74,31 @@ def test_another_processs_pending_order_is_placed_within_probe_every(plant, tmp_
     assert rest(p, "GET", "/orders/elsewhere").json()["status"] == "assigned"
     assert [e.payload["orderId"] for e in p.sent(type="sched.order_assigned")] == ["elsewhere"]
     assert leader(p).leading
+
+
+def test_pending_orders_without_capacity_make_no_read_a_pass_until_capacity_can_appear(plant, tmp_path):
+    p = plant({"capacities": {"f1": 1}, "probe_every": 4.0})
+    p.advance(3)
+    ids = []
+    for _ in range(2):
+        r = rest(p, "POST", "/orders", json={"product_type": "gear", "quantity": 1, "deadline": "2030-01-01T00:00:00Z"})
+        ids.append(r.json()["id"])
+    p.advance(2)
+    assert [rest(p, "GET", f"/orders/{i}").json()["status"] for i in ids] == ["assigned", "pending"]
+    probes = count_probes(p)
+    p.advance(3.5)
+    assert len(probes) <= 2, probes  # the pending order waits for capacity: no read (and placement) a pass
+
+    other = create_engine_from_url(f"sqlite:///{tmp_path}/p0/plant.db")  # capacity raised by another process
+    try:
+        with other.begin() as conn:
+            conn.exec_driver_sql("UPDATE factories SET capacity = 2 WHERE id = 'f1'")
+    finally:
+        other.dispose()
+    p.advance(4.0 + 1.0)
+    assert rest(p, "GET", f"/orders/{ids[1]}").json()["status"] == "assigned"
+
+    p.publish("factory/f1/completed", "sched.order_completed", {"orderId": ids[0], "factoryId": "f1"})
+    r = rest(p, "POST", "/orders", json={"product_type": "gear", "quantity": 1, "deadline": "2030-01-01T00:00:00Z"})
+    p.advance(0.5)
+    assert rest(p, "GET", f"/orders/{r.json()['id']}").json()["status"] == "assigned"

@@ -191,11 +191,15 @@ class OrderScheduler(Component):
         if state == self.probed_idle and now < self.next_probe:
             return  # no write in this process since a probe found nothing (see probe_every)
         pending, queued = self.service.probe()
-        self.probed_idle = None if pending or queued else state
-        self.next_probe = now + self.params.probe_every
+        idle = not (pending or queued)
         if pending and self.leading:
-            await self._leader_write(self.service.assign_pending)
-            queued = True
+            placed = await self._leader_write(self.service.assign_pending)
+            # none placed and none queued: the pending orders wait for capacity, which only a commit
+            # (a completion, a report, a new factory: counted) or another process brings
+            idle = placed == 0 and not queued
+            queued = queued or placed != 0
+        self.probed_idle = state if idle else None
+        self.next_probe = now + self.params.probe_every
         if queued:
             await self.relay()
 

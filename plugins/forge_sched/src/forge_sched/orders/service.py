@@ -229,7 +229,8 @@ class OrderService:
         def work(conn: Connection) -> int:
             return self._assign_pending(self._writer(conn))
 
-        return await self.tx.run(work)
+        # none placed: nothing written but the fence (no capacity taken, no message queued)
+        return await self.tx.run(work, changes_work=bool)
 
     def _assign_pending(self, w: Writer) -> int:
         pending = w.pending()

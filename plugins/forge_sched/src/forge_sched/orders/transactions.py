@@ -113,7 +113,7 @@ class Transactor:
         self.keep_connection = False
         self._drop()
 
-    def _once(self, work: Callable[[Connection], T], changes_work: bool = True) -> T:
+    def _once(self, work: Callable[[Connection], T], changes_work: bool | Callable[[T], bool] = True) -> T:
         try:
             with self.connect() as conn, conn.begin():
                 result = work(conn)
@@ -122,11 +122,13 @@ class Transactor:
                 self.conflicts += 1
                 raise Conflict(str(exc.orig).strip().splitlines()[0]) from exc
             raise
-        if changes_work:  # committed (after the commit: a read that saw nothing of it sees it moved)
+        # committed (counted after the commit: a read that saw nothing of it sees the count moved)
+        if changes_work is True or (changes_work is not False and changes_work(result)):
             self._changes[0] += 1
         return result
 
-    async def run(self, work: Callable[[Connection], T], *, changes_work: bool = True) -> T:
+    async def run(self, work: Callable[[Connection], T], *,
+                  changes_work: bool | Callable[[T], bool] = True) -> T:
         """``work`` in a transaction, run again (after the policy's backoff, on its clock) when it
         lost to a concurrent one; the last :class:`Conflict` escapes after ``max_attempts``.
 
@@ -138,7 +140,7 @@ class Transactor:
 
         ``changes_work=False``: the caller knows ``work`` stores no pending order, frees or adds no
         capacity and queues no message (an order's progress), so its commit leaves :attr:`changes` as it
-        was."""
+        was; a function of ``work``'s result says so per result (a placement that placed nothing)."""
         stats = self.policy.stats
         try:
             result = self._once(work, changes_work)
