@@ -2,8 +2,10 @@
 
 Figures and where they come from:
 
-* **produced/s**: readings the monitor sees on ``topic`` (``sensor-data``) with a non-shared subscription
-  of its own (its own consumer on Kafka, not the processors' group); ``count_produced: false`` (the cluster_secure
+* **produced/s**: readings the monitor sees on ``topic`` (``sensor-data``) with a non-shared batch subscription
+  of its own (its own consumer on Kafka, not the processors' group; on the memory bus a batch is what came within
+  the transport's ``batch_wait``, 1 s in the plant, so the figure lags by up to that, as the stored figures do:
+  one delivery a second instead of one per reading); ``count_produced: false`` (the cluster_secure
   profile, where no principal may read outside its group) leaves the figure out;
 * **stored**: the running count the processors keep per sensor in each batch's transaction
   (``sum(sensors.stored)``, forge-mms ``mms_0003``): a read over the sensors, not the readings;
@@ -138,7 +140,8 @@ class Monitor(Component):
         self.real = not getattr(self.ctx.clock, "is_virtual", False)
         self.sub = None
         if self.params.count_produced:
-            self.sub = await self.ctx.subscribe(self.params.topic, self.on_reading, types=[READING], shared=False)
+            self.sub = await self.ctx.subscribe(self.params.topic, self.on_readings, types=[READING], shared=False,
+                                                batch=True)
         try:
             self.engine: sa.Engine | None = self.ctx.storage
         except RuntimeError:
@@ -165,11 +168,13 @@ class Monitor(Component):
             self.live = None
 
     # -- state -------------------------------------------------------------------------------
-    def on_reading(self, envelope: Envelope) -> None:
-        self.produced += 1
+    def on_readings(self, envelopes: list[Envelope]) -> None:
+        """Readings delivered, a batch at a time (what the transport holds: on the memory bus, what came within
+        its ``batch_wait``), so the figures lag by up to that (1 s in the plant), as the stored figures do."""
+        self.produced += len(envelopes)
         now = self.ctx.clock.time()
         seen = self._seen
-        seen.append(now)
+        seen.extend([now] * len(envelopes))
         if seen[0] < now - self.params.rate_window:  # kept to the window between two snapshots too
             self._trim(now)
 
