@@ -289,6 +289,11 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+#: Where a sleep's timer runs ``_wake``, not a copy per sleep (the task resumes in its own context).
+_WAKE_CONTEXT = contextvars.Context()
+_Future, _TimerHandle, _running_loop = asyncio.Future, asyncio.TimerHandle, asyncio.get_running_loop
+
+
 class VirtualClock:
     """Deterministic simulated time on a private event loop.
 
@@ -316,21 +321,30 @@ class VirtualClock:
         return self.loop.time()
 
     async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep`` on this loop, one coroutine frame shorter (every periodic task sleeps)."""
+        """``asyncio.sleep`` on this loop, one coroutine frame shorter (every periodic task sleeps); the
+        future made by ``Future()`` (the running loop, checked: no keyword dict), the timer inline."""
         loop = self.loop
-        if seconds <= 0 or asyncio.get_running_loop() is not loop:
+        if seconds <= 0 or _running_loop() is not loop:
             await asyncio.sleep(seconds)
             return
-        future: asyncio.Future[None] = asyncio.Future(loop=loop)
+        future: asyncio.Future[None] = _Future()
         when = loop._virtual_now[0] + seconds
         if loop._debug:
             timer: Any = loop.call_at(when, _wake, future)
         else:  # call_at's body, inlined (the loop is running, so not closed): a frame less per sleep
-            timer = _timer(when, _wake, (future,), loop, None)
+            timer = _new(_TimerHandle)
+            timer._callback = _wake
+            timer._args = (future,)
+            timer._cancelled = False
+            timer._loop = loop
+            timer._source_traceback = None
+            timer._repr = None
+            timer._context = _WAKE_CONTEXT
+            timer._when = when
+            timer._scheduled = True
             entry = _Due(when)
             entry.handle = timer
             heappush(loop._scheduled, entry)
-            timer._scheduled = True
         try:
             await future
         finally:

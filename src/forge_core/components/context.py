@@ -9,6 +9,7 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from forge_core.components.periodic import periodic
 from forge_core.components.subscriptions import EPOCH_HEADER, LEASE_HEADER, epoch_of
 from forge_core.messages.envelope import Envelope
 from forge_core.serving import GrpcHost, GrpcMounts, HttpHost, HttpMounts
@@ -240,16 +241,8 @@ class ComponentContext:
         if interval <= 0:
             raise ValueError(f"{self.name}: interval must be positive, got {interval}")
 
-        async def loop() -> None:
-            sleep = self.clock.sleep  # per tick: no attribute chain, no isawaitable() for a None
-            await sleep(interval if initial_delay is None else initial_delay)
-            while True:
-                result = fn()
-                if result is not None and inspect.isawaitable(result):
-                    await result
-                await sleep(interval)
-
-        return self.spawn(loop(), name=name or getattr(fn, "__name__", "every"))
+        first = interval if initial_delay is None else initial_delay
+        return self.spawn(periodic(self.clock, interval, first, fn), name=name or getattr(fn, "__name__", "every"))
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
