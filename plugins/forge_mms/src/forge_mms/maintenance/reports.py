@@ -61,7 +61,10 @@ class StatusReports:
         self._record = record
         self._accepted_hook = accepted
         self.wanted: dict[str, Report] = {}
-        self.accepted: dict[str, str] = {}
+        self._accepted: dict[str, str] = {}
+        #: The factories whose wanted status differs from the accepted one (what tick() has to kick):
+        #: tick() runs on every check, and nearly always every wanted status has been accepted.
+        self._open: set[str] = set()
         self._in_flight: set[str] = set()
         self._not_before: dict[str, float] = {}
         self.stats = {"reports": 0, "accepted": 0, "rejected": 0, "failed": 0, "attempts": 0}
@@ -69,8 +72,27 @@ class StatusReports:
     def want(self, factory: str, status: str, reason: str) -> None:
         """The PMS should hold ``status`` for ``factory``; reported now if leading."""
         self.wanted[factory] = Report(status, reason)
+        self._reopen(factory)
         self._not_before.pop(factory, None)  # a new verdict goes out now, not after a backoff
         self.kick(factory)
+
+    @property
+    def accepted(self) -> dict[str, str]:
+        """The status the PMS last accepted per factory (read it; set it whole, as a new leader does)."""
+        return self._accepted
+
+    @accepted.setter
+    def accepted(self, statuses: dict[str, str]) -> None:
+        self._accepted = statuses
+        for factory in self.wanted:
+            self._reopen(factory)
+
+    def _reopen(self, factory: str) -> None:
+        wanted = self.wanted.get(factory)
+        if wanted is not None and self._accepted.get(factory) != wanted.status:
+            self._open.add(factory)
+        else:
+            self._open.discard(factory)
 
     def pending(self) -> dict[str, Report]:
         return {f: r for f, r in self.wanted.items() if self.accepted.get(f) != r.status}
@@ -94,9 +116,9 @@ class StatusReports:
 
     def tick(self) -> None:
         """Retry what is still pending (called on every check)."""
-        if not self.wanted or not self.leading():  # kick() sends nothing then
+        if not self._open or not self.leading():  # kick() sends nothing then
             return
-        for factory in list(self.wanted):
+        for factory in [f for f in self.wanted if f in self._open]:  # kick()'s order: the wanted dict's
             self.kick(factory)
 
     async def _send(self, factory: str, report: Report) -> None:
@@ -134,7 +156,8 @@ class StatusReports:
         self.stats["reports"] += 1
         self.stats[outcome] += 1
         if outcome == "accepted":
-            self.accepted[factory] = report.status
+            self._accepted[factory] = report.status
+            self._reopen(factory)
             await self._accepted_hook(factory, report.status, epoch)
         else:
             self._not_before[factory] = self.ctx.clock.monotonic() + self.resend_after
