@@ -1,0 +1,52 @@
+"""The trace's time field: TraceRecorder.record writes ``round(time, 6)`` by three float operations when
+that is provably the same double, ``round`` itself otherwise; every line (so every digest) must be the
+one ``round`` gives."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import orjson
+import pytest
+
+from forge_core.bus import TraceRecorder
+from forge_core.bus.stats import _TRACE_OPTIONS
+from forge_core.messages.envelope import Envelope
+
+
+def _times(seed: int) -> list[float]:
+    rnd = random.Random(seed)
+    times = [0.0, -0.0, -1.5, 1e-7, 5e-7, 4.9999999e-7, 0.0078125, 2.2e9, 2.2e9 - 1e-3, 3e9, 1e300,
+             float("inf"), -float("inf"), 1_704_067_200.0, 1_704_067_200.0000005]
+    for _ in range(20_000):
+        times.append(1_704_067_200.0 + rnd.random() * 86_400 * 365)  # virtual and real time stamps
+        times.append(rnd.random() * 10 ** rnd.uniform(-8, 9.4))
+        times.append(rnd.randrange(0, 2**40) / 2 ** rnd.randrange(0, 30))  # exact binary fractions
+        half = (rnd.randrange(0, 2_200_000_000_000_000) + 0.5) / 1e6  # next to a tie at the 7th digit
+        times += [half + u * math.ulp(half) for u in range(-3, 4)]
+    return times
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_each_line_holds_round_time_6(seed: int) -> None:
+    times = _times(seed)
+    recorder = TraceRecorder()
+    expected: list[bytes] = []
+    for i, time in enumerate(times):
+        envelope = Envelope("t.x", {"i": i}, "src", f"id-{i}", time, None)
+        recorder.record("topic", envelope)
+        expected.append(orjson.dumps([round(time, 6), "topic", "t.x", "src", f"id-{i}", None, {"i": i}],
+                                     option=_TRACE_OPTIONS))
+        if recorder._lines:  # (emptied into the hash every 256 lines: the digest below compares those)
+            assert recorder._lines[-1] == expected[-1], repr(time)
+    reference = TraceRecorder()
+    reference._hash.update(b"".join(expected))
+    assert recorder.digest == reference._hash.hexdigest()
+
+
+def test_a_nan_time_is_written_as_round_writes_it() -> None:
+    recorder = TraceRecorder()
+    recorder.record("topic", Envelope("t.x", {}, "src", "id-1", float("nan"), None))
+    assert recorder._lines[-1] == orjson.dumps([round(float("nan"), 6), "topic", "t.x", "src", "id-1", None, {}],
+                                               option=_TRACE_OPTIONS)
