@@ -230,12 +230,14 @@ def test_one_reading_at_a_time_stores_what_a_batch_stores(sensor_db, make_readin
 
 
 def test_a_batch_beyond_one_insert_returns_exactly_what_it_inserted(sensor_db, make_reading):
-    """SQLite takes a batch's readings in INSERTs of up to ROWS_PER_INSERT rows (RETURNING of each): a batch
-    of more, half of it stored before, returns the new half only and stores every reading once."""
-    from forge_mms.storage import sensor_store
-
+    """SQLite takes a batch's readings in multi-row INSERTs of up to the statement's rows_per_statement rows
+    (forge_core.storage.DriverSql.execute_rows, RETURNING of each): a batch of more, half of it stored before,
+    returns the new half only and stores every reading once."""
     store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
-    size = sensor_store.ROWS_PER_INSERT * 2 + 7
+    with sensor_db.connect() as conn:
+        driver = store._sql(conn).driver
+    per = driver["readings"].rows_per_statement if driver is not None else 500  # PostgreSQL: Core's executemany
+    size = per * 2 + 7
     earlier = [make_reading(s, float(s % 5)) for s in range(1, size + 1, 2)]
     assert store.write_batch(earlier, [], 1.0) == {("temp-1", r.seq) for r in earlier}
     everything = [make_reading(s, float(s % 5)) for s in range(size, 0, -1)]  # out of order, both halves
@@ -245,15 +247,20 @@ def test_a_batch_beyond_one_insert_returns_exactly_what_it_inserted(sensor_db, m
     assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][-2:] == (size, size)  # last_seq, stored
 
 
-def test_rows_sql_repeats_the_values_group_and_refuses_a_statement_without_one():
-    from forge_mms.storage.sensor_tables import DriverSql
-
-    one = DriverSql("INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO NOTHING RETURNING a", ("a", "b"))
-    assert one.rows_sql(3) == ("INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?) ON CONFLICT (a) DO NOTHING "
-                               "RETURNING a")
-    assert one.rows_sql(3) is one.rows_sql(3)  # built once per row count
-    with pytest.raises(ValueError, match="no single VALUES group"):
-        DriverSql("UPDATE t SET a = ? WHERE b = ?", ("a", "b")).rows_sql(2)
+def test_sqlite_statements_for_the_driver_are_compiled_from_core(sensor_db):
+    """On SQLite the readings, sensors and rollups statements go to the driver's cursor, compiled from the Core
+    statements (no literal values: each takes all of its parameters from the row)."""
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    with sensor_db.connect() as conn:
+        sql = store._sql(conn)
+    if sensor_db.dialect.name != "sqlite":
+        assert sql.driver is None
+        return
+    assert sql.driver is not None and set(sql.driver) == {"readings", "sensors", "rollups"}
+    readings_sql = sql.driver["readings"]
+    assert readings_sql.keys == ("sensor_id", "seq", "kind", "value", "ts", "stored_at", "processor", "anomaly")
+    assert readings_sql.rows_sql(2).count("(?, ?, ?, ?, ?, ?, ?, ?)") == 2 and "RETURNING" in readings_sql.sql
+    assert sql.driver["rollups"].keys == ("sensor_id", "minute", "count", "min", "max", "sum")
 
 
 def test_a_group_merges_sensors_and_rollups_into_what_a_transaction_per_batch_writes(sensor_db, make_reading,

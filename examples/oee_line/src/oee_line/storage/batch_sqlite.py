@@ -4,46 +4,56 @@
 upserts the 1 min / 5 min / 1 h rollups with what it really inserted (a replayed sample reaches no
 rollup), in the batch's transaction. Through SQLAlchemy Core each batch paid for the statements'
 cache lookups, parameter processing and result rows: more CPU than SQLite's own work for the simulated
-day's ~30-sample batches. Here the same statements go to the connection's DBAPI cursor: the INSERT as
-multi-row VALUES (at most :data:`ROWS` rows a statement: 5 parameters each, under SQLite's oldest
-999-parameter limit) and each rollup's upsert as one ``executemany``. The rollups' arithmetic is the
-Core path's: count and sum added, min and max kept (SQLite's two-argument ``min``/``max``), p50/p95
+day's ~30-sample batches. Here the same statements go to the connection's DBAPI cursor, compiled once
+from Core statements of :mod:`oee_line.storage.tables` (:class:`forge_core.storage.DriverStatement`): the
+INSERT as multi-row VALUES (``DriverSql.execute_rows``: up to 500 rows a statement, under SQLite's
+parameter limit) and each rollup's upsert as one ``executemany``. The rollups' arithmetic is the Core
+path's: count and sum added, min and max kept (SQLite's two-argument ``min``/``max``), p50/p95
 reset to NULL (dirty) on the percentile levels; buckets by ``Rollup.bucket_of``.
 
 A batch's state changes (:func:`add_states_sqlite`) go the same way: each is the Core path's five
 statements (the event inserted unless there, the following event's start closing it, it closing the
-one before), as DBAPI statements built once: through Core they cost ~1 ms a change.
+one before), on the driver's cursor: through Core they cost ~1 ms a change. The samples' and rollups'
+rows hold floats, ints and strings, passed to sqlite3 as they are (``typed=False``); the event's payload
+goes through the JSON type (the text Core stores).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects.sqlite import insert
 
-from oee_line.storage.tables import ROLLUPS, Rollup
+from forge_core.storage import DriverStatement, driver_cursor
+from oee_line.storage.tables import ROLLUPS, Rollup, events, telemetry
 
 if TYPE_CHECKING:
     from oee_line.oee import StateChange
     from oee_line.storage.store import Sample
 
-__all__ = ["ROWS", "add_states_sqlite", "insert_with_rollups_sqlite"]
+__all__ = ["add_states_sqlite", "insert_with_rollups_sqlite"]
 
-ROWS = 190  # 950 parameters a statement
+_SAMPLE = ("machine_id", "metric", "time", "value", "quality")
+_INSERT = DriverStatement(
+    "oee_line samples insert", insert(telemetry).on_conflict_do_nothing(index_elements=["machine_id", "metric", "time"])
+    .returning(telemetry.c.machine_id, telemetry.c.metric, telemetry.c.time), fields=_SAMPLE, typed=False)
 
-_INSERT = ("INSERT INTO telemetry (machine_id, metric, time, value, quality) VALUES {values} "
-           "ON CONFLICT (machine_id, metric, time) DO NOTHING RETURNING machine_id, metric, time")
 
-
-def _upsert(rollup: Rollup) -> str:
-    dirty = ", p50 = NULL, p95 = NULL" if rollup.percentiles else ""
-    return (f"INSERT INTO {rollup.table.name} (machine_id, metric, bucket, count, sum, min, max) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (machine_id, metric, bucket) DO UPDATE SET "
-            f"count = count + excluded.count, sum = sum + excluded.sum, min = min(excluded.min, min), "
-            f"max = max(excluded.max, max){dirty}")
+def _upsert(rollup: Rollup) -> DriverStatement:
+    """count and sum added, min and max kept (SQLite's two-argument min/max), p50/p95 NULL (dirty)."""
+    table = rollup.table
+    stmt = insert(table)
+    new, old = stmt.excluded, table.c
+    dirty = {"p50": sa.null(), "p95": sa.null()} if rollup.percentiles else {}
+    fields = ("machine_id", "metric", "bucket", "count", "sum", "min", "max")
+    return DriverStatement(f"oee_line {table.name} upsert", stmt.on_conflict_do_update(
+        index_elements=["machine_id", "metric", "bucket"],
+        set_={"count": old.count + new.count, "sum": old.sum + new.sum, "min": sa.func.min(new.min, old.min),
+              "max": sa.func.max(new.max, old.max), **dirty}), columns=fields, fields=fields, typed=False)
 
 
 _UPSERTS = [(rollup, _upsert(rollup)) for rollup in ROLLUPS]
@@ -56,48 +66,48 @@ def insert_with_rollups_sqlite(conn: Connection, samples: Sequence[Sample]) -> i
         return 0
     unique = {(s.machine_id, s.metric, s.time): s for s in samples}
     rows = [(s.machine_id, s.metric, s.time, s.value, s.quality) for _, s in sorted(unique.items())]
-    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        inserted: set[tuple[str, str, float]] = set()
-        for i in range(0, len(rows), ROWS):
-            chunk = rows[i:i + ROWS]
-            cursor.execute(_INSERT.format(values=", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))),
-                           [v for row in chunk for v in row])
-            inserted.update((m, k, float(t)) for m, k, t in cursor.fetchall())
+    with driver_cursor(conn) as cursor:
+        inserted = {(m, k, float(t)) for m, k, t in _INSERT.on(conn).execute_rows(cursor, rows)}
         fresh = [unique[key] for key in sorted(inserted)]
-        for rollup, sql in _UPSERTS:
+        for rollup, upsert in _UPSERTS:
             groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
             for s in fresh:
                 groups[(s.machine_id, s.metric, rollup.bucket_of(s.time))].append(s.value)
             if groups:
-                cursor.executemany(sql, [(m, k, b, len(v), sum(v), min(v), max(v))
-                                         for (m, k, b), v in sorted(groups.items())])
-    finally:
-        cursor.close()
+                upsert.on(conn).executemany(cursor, [(m, k, b, len(v), sum(v), min(v), max(v))
+                                                     for (m, k, b), v in sorted(groups.items())])
     return len(fresh)
 
 
-_EVENT = ("INSERT INTO events (machine_id, event_type, ts_start, payload) VALUES (?, ?, ?, ?) "
-          "ON CONFLICT (machine_id, event_type, ts_start) DO NOTHING")
-_AFTER = "SELECT min(ts_start) FROM events WHERE machine_id = ? AND ts_start > ?"
-_BEFORE = "SELECT max(ts_start) FROM events WHERE machine_id = ? AND ts_start < ?"
-_CLOSE = "UPDATE events SET ts_end = ?, duration = ? WHERE machine_id = ? AND ts_start = ?"
+_c = events.c
+_EVENT = DriverStatement(  # typed: the payload as the JSON type's text
+    "oee_line event insert", insert(events).on_conflict_do_nothing(index_elements=["machine_id", "event_type",
+                                                                                   "ts_start"]),
+    columns=("machine_id", "event_type", "ts_start", "payload"), fields=("machine_id", "event_type", "ts_start",
+                                                                         "payload"))
+_AFTER = DriverStatement("oee_line next event", sa.select(sa.func.min(_c.ts_start)).where(
+    _c.machine_id == sa.bindparam("m"), _c.ts_start > sa.bindparam("ts")), fields=("m", "ts"), typed=False)
+_BEFORE = DriverStatement("oee_line previous event", sa.select(sa.func.max(_c.ts_start)).where(
+    _c.machine_id == sa.bindparam("m"), _c.ts_start < sa.bindparam("ts")), fields=("m", "ts"), typed=False)
+_CLOSE = DriverStatement("oee_line event close", events.update().where(
+    _c.machine_id == sa.bindparam("m"), _c.ts_start == sa.bindparam("start")).values(
+    ts_end=sa.bindparam("end"), duration=sa.bindparam("duration")), fields=("end", "duration", "m", "start"),
+    typed=False)
 
 
 def add_states_sqlite(conn: Connection, states: Sequence[tuple[str, StateChange]]) -> None:
     """Store each ``(machine, change)`` as ``TimeSeriesStore._add_state`` does (same rows, same order)."""
     if not states:
         return
-    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    event, after_of, before_of, close = (_EVENT.on(conn), _AFTER.on(conn), _BEFORE.on(conn), _CLOSE.on(conn))
+    cursor: Any
+    with driver_cursor(conn) as cursor:
         for machine_id, change in states:
             ts = change.ts
-            cursor.execute(_EVENT, (machine_id, change.state, ts, json.dumps({"fault_code": change.fault_code})))
-            after = cursor.execute(_AFTER, (machine_id, ts)).fetchone()[0]
+            event.execute(cursor, (machine_id, change.state, ts, {"fault_code": change.fault_code}))
+            after = after_of.execute(cursor, (machine_id, ts)).fetchone()[0]
             if after is not None:  # a change arriving late: it lasts until the next one already stored
-                cursor.execute(_CLOSE, (after, after - ts, machine_id, ts))
-            before = cursor.execute(_BEFORE, (machine_id, ts)).fetchone()[0]
+                close.execute(cursor, (after, after - ts, machine_id, ts))
+            before = before_of.execute(cursor, (machine_id, ts)).fetchone()[0]
             if before is not None:
-                cursor.execute(_CLOSE, (ts, ts - before, machine_id, before))
-    finally:
-        cursor.close()
+                close.execute(cursor, (ts, ts - before, machine_id, before))

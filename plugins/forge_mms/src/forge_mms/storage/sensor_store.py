@@ -17,22 +17,19 @@ look (:class:`forge_core.storage.CommitGroup`). Unlike it, errors are raised: th
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from forge_core.storage import CommitGroup
+from forge_core.storage import CommitGroup, DriverSql, DriverStatement, driver_cursor
 from sqlalchemy import Connection, Engine
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
 from forge_mms.anomaly.readings import Reading
 from forge_mms.storage.sensor_tables import (
-    DriverSql,
     Statements,
     alerts,
     reading_rollups,
@@ -45,9 +42,6 @@ from forge_mms.storage.sensor_tables import (
 __all__ = ["SensorStore", "Warm", "minute_of", "recompute_rollups", "upsert"]
 
 T = TypeVar("T")
-
-#: Most readings in one SQLite INSERT ... VALUES (...), (...) RETURNING (8 parameters a reading).
-ROWS_PER_INSERT = 500
 
 
 def minute_of(ts: float) -> int:
@@ -165,27 +159,26 @@ class SensorStore:
         """A batch of one reading on SQLite (the memory bus without ``batch_wait``): the rows and statements of
         :meth:`_write_batch`, on one cursor, without its grouping and sorting."""
         r = batch[0]
-        dbapi = conn.dialect.loaded_dbapi
-        cursor = conn.connection.cursor()
+        cursor = conn.connection.cursor()  # the DriverSql statements inline: three at most for every reading
         statement = driver["readings"]
         try:
-            cursor.execute(statement.sql, statement.pick({
+            cursor.execute(statement.sql, statement.params({
                 "sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
                 "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly}))
             new = cursor.fetchone() is not None
             grouped = self.commits is not None  # a commit group: sensors and rollups rows at its COMMIT
             if not grouped:
                 statement = driver["sensors"]
-                cursor.execute(statement.sql, statement.pick({
+                cursor.execute(statement.sql, statement.params({
                     "sensor_id": r.sensor_id, "kind": r.kind, "location": r.location, "unit": r.unit,
                     "first_seen": r.ts, "last_seen": r.ts, "last_seq": r.seq, "stored": 1 if new else 0}))
                 if new:
                     statement = driver["rollups"]
-                    cursor.execute(statement.sql, statement.pick({
+                    cursor.execute(statement.sql, statement.params({
                         "sensor_id": r.sensor_id, "minute": minute_of(r.ts), "count": 1, "min": r.value,
                         "max": r.value, "sum": r.value}))
-        except dbapi.Error as exc:
-            raise sa.exc.DBAPIError.instance(statement.sql, None, exc, dbapi.Error) from exc
+        except statement.dbapi_error as exc:
+            raise statement.error(exc) from exc
         finally:
             cursor.close()
         if events:
@@ -203,17 +196,10 @@ class SensorStore:
                  "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
         if sql.driver is None:
             return {(row.sensor_id, int(row.seq)) for row in conn.execute(sql.readings, rows)}
-        # SQLite: its executemany drops RETURNING's rows, so one INSERT of up to ROWS_PER_INSERT rows
-        # (a row's 8 parameters, far below SQLite's 32,766); RETURNING gives what this transaction inserted
-        driver = sql.driver["readings"]
-        pick = driver.pick
-        inserted: set[tuple[str, int]] = set()
-        with _cursor(conn, driver) as cursor:
-            for at in range(0, len(rows), ROWS_PER_INSERT):
-                chunk = rows[at:at + ROWS_PER_INSERT]
-                cursor.execute(driver.rows_sql(len(chunk)), [value for row in chunk for value in pick(row)])
-                inserted.update((sid, int(seq)) for sid, seq in cursor.fetchall())
-        return inserted
+        # SQLite: its executemany drops RETURNING's rows, so multi-row INSERTs (DriverSql.execute_rows: up to
+        # its rows_per_statement rows each, 500); RETURNING gives what this transaction inserted
+        with driver_cursor(conn) as cursor:
+            return {(sid, int(seq)) for sid, seq in sql.driver["readings"].execute_rows(cursor, rows)}
 
     def _upsert_sensors(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
                         fresh: Sequence[Reading]) -> None:
@@ -311,43 +297,28 @@ _INSERT_EVENT = system_events.insert()
 
 
 #: SQLite's, on the driver's cursor (a consumer_status row every 5 s: SQLAlchemy's execution cost ~3 % of a
-#: simulated run); the detail serialized as SQLAlchemy's JSON type does it (the dialect's serializer)
-_EVENT_SQLITE = DriverSql("INSERT INTO system_events (at, kind, source, detail) VALUES (?, ?, ?, ?)",
-                          ("at", "kind", "source", "detail"))
+#: simulated run); typed: the detail serialized by the JSON type's bind processor, as conn.execute does
+_EVENT_SQLITE = DriverStatement("forge_mms sensor store: system_events", _INSERT_EVENT,
+                                columns=("at", "kind", "source", "detail"))
 
 
 def _insert_event(conn: Connection, at: float, kind: str, source: str, detail: dict[str, Any]) -> None:
-    dialect = conn.dialect
-    if dialect.name != "sqlite":
-        conn.execute(_INSERT_EVENT, {"at": at, "kind": kind, "source": source, "detail": detail})
+    row = {"at": at, "kind": kind, "source": source, "detail": detail}
+    if conn.dialect.name != "sqlite":
+        conn.execute(_INSERT_EVENT, row)
         return
-    serialize = getattr(dialect, "_json_serializer", None) or json.dumps
-    with _cursor(conn, _EVENT_SQLITE) as cursor:
-        cursor.execute(_EVENT_SQLITE.sql, (at, kind, source, serialize(detail)))
+    with driver_cursor(conn) as cursor:
+        _EVENT_SQLITE.on(conn).execute(cursor, row)
 
 
 def _execute_many(conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:
     """Statement ``name`` of ``sql`` for each row: on the driver's cursor when it has the statement's SQL."""
-    driver = sql.driver[name] if sql.driver is not None else None
+    driver: DriverSql | None = sql.driver[name] if sql.driver is not None else None
     if driver is None:
         conn.execute(getattr(sql, name), rows)
         return
-    with _cursor(conn, driver) as cursor:
-        cursor.executemany(driver.sql, [driver.params(row) for row in rows])
-
-
-@contextmanager
-def _cursor(conn: Connection, driver: DriverSql) -> Iterator[Any]:
-    """A cursor of ``conn``'s DBAPI connection, in its transaction; the driver's errors raised as SQLAlchemy's
-    (``sa.exc.OperationalError`` for a locked or unreachable database, as through ``conn.execute``)."""
-    dbapi = conn.dialect.loaded_dbapi
-    cursor = conn.connection.cursor()
-    try:
-        yield cursor
-    except dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(driver.sql, None, exc, dbapi.Error) from exc
-    finally:
-        cursor.close()
+    with driver_cursor(conn) as cursor:
+        driver.executemany(cursor, rows)
 
 
 def _messages(a: Any, kind: str, location: str) -> list[dict[str, Any]]:

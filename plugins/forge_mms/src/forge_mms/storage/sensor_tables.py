@@ -8,15 +8,14 @@ clock. Sequence numbers are BIGINT (a simulated sensor's new life starts at epoc
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from operator import itemgetter
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from forge_core.storage import DriverSql
 from sqlalchemy import Connection
 
-__all__ = ["DriverSql", "Statements", "alerts", "metadata", "reading_rollups", "readings", "sensors", "system_events",
+__all__ = ["Statements", "alerts", "metadata", "reading_rollups", "readings", "sensors", "system_events",
            "upsert"]
 
 metadata = sa.MetaData()
@@ -111,52 +110,12 @@ def _greatest(a: Any, b: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class DriverSql:
-    """A statement compiled once for the driver's own cursor: its SQL and the order of its parameters.
-
-    Used for SQLite's per-batch statements (readings, sensors, rollups): SQLAlchemy's execution around a
-    statement cost more than SQLite's work on a batch of one reading (the memory bus's batch under a
-    simulation). Only statements whose parameters are all the rows' values qualify (no literal binds)."""
-
-    sql: str
-    keys: tuple[str, ...]
-    pick: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
-    _many: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)  # rows_sql by n
-
-    def __post_init__(self) -> None:  # the row's values in the statement's order, by C code (a row per reading)
-        getter = itemgetter(*self.keys)
-        object.__setattr__(self, "pick", getter if len(self.keys) > 1 else lambda row: (getter(row),))
-
-    @classmethod
-    def of(cls, stmt: Any, conn: Connection) -> DriverSql | None:
-        compiled = stmt.compile(dialect=conn.dialect)
-        keys = tuple(compiled.positiontup or ())
-        if not compiled.positional or set(compiled.params) != set(keys) \
-                or any(value is not None for value in compiled.params.values()):
-            return None
-        return cls(compiled.string, keys)
-
-    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return self.pick(row)
-
-    def rows_sql(self, n: int) -> str:
-        """The statement with ``n`` rows in its VALUES clause (one statement for a batch's readings: SQLite's
-        executemany drops RETURNING's rows); the parameters are the rows' ``pick`` tuples, concatenated."""
-        found = self._many.get(n)
-        if found is None:
-            head, sep, rest = self.sql.partition(" VALUES (")
-            group, close, tail = rest.partition(")")
-            if not sep or not close or set(group.replace(",", "").split()) != {"?"}:
-                raise ValueError(f"DriverSql.rows_sql: no single VALUES group of ? in {self.sql!r}")
-            found = self._many[n] = f"{head} VALUES {', '.join([f'({group})'] * n)}{tail}"
-        return found
-
-
-@dataclass(frozen=True)
 class Statements:
     """The batch's statements for one dialect, built once: SQLAlchemy compiles each once (its cache key is
     computed from the same objects) instead of building the ON CONFLICT clauses for every transaction.
-    ``driver``: on SQLite, the readings, sensors and rollups statements for the driver's cursor."""
+    ``driver``: on SQLite, the readings, sensors and rollups statements for the driver's cursor
+    (:class:`forge_core.storage.DriverSql`: SQLAlchemy's execution around a statement cost more than SQLite's
+    work on a batch of one reading, the memory bus's batch under a simulation)."""
 
     readings: Any
     sensors: Any
@@ -186,11 +145,10 @@ class Statements:
             "count": old.count + new.count, "sum": old.sum + new.sum,
             "min": _least(new.min, old.min), "max": _greatest(new.max, old.max)})
         driver = None
-        if conn.dialect.name == "sqlite":
-            compiled = {name: DriverSql.of(stmt, conn) for name, stmt in
-                        (("readings", reading_rows), ("sensors", sensor_rows), ("rollups", rollup_rows))}
-            if all(compiled.values()):
-                driver = {name: sql for name, sql in compiled.items() if sql is not None}
+        if conn.dialect.name == "sqlite":  # the rows hold what sqlite3 takes (floats, ints, strings): untyped
+            driver = {name: DriverSql.compile(stmt, conn.dialect, name=f"forge_mms sensor store: {name}", typed=False)
+                      for name, stmt in (("readings", reading_rows), ("sensors", sensor_rows),
+                                         ("rollups", rollup_rows))}
         return cls(
             readings=reading_rows, sensors=sensor_rows,
             raise_alerts=upsert(conn, alerts).on_conflict_do_nothing(index_elements=["alert_id"]),
