@@ -121,3 +121,19 @@ def test_a_status_row_and_its_event_are_one_transaction(tmp_path):
     with made.connect() as conn:
         assert conn.execute(sa.select(factory_status.c.status)).scalar_one() == "DOWN", "the row's update rolled back"
     assert count(made, failover_events) == 1
+
+
+def test_flushes_at_once_off_the_loop_write_each_beat_once(tmp_path):
+    made = engine(tmp_path)
+    store = MonitorStore(lambda: made, offload=True, batch_size=4)  # a real clock's: writes in a thread
+    for beat in some_beats(10):
+        store.add_beat(beat)
+
+    async def together() -> list[int]:
+        return list(await asyncio.gather(store.flush(), store.flush(), store.flush()))
+
+    written = asyncio.run(together())  # raised IndexError (pop from an empty deque) before the flush lock
+    assert sum(written) == 10 and store.buffered == 0
+    with made.connect() as conn:
+        ats = conn.execute(sa.select(heartbeats.c.received_at).order_by(heartbeats.c.id)).scalars().all()
+    assert len(ats) == 10 and len(set(ats)) == 10, "each beat written once"

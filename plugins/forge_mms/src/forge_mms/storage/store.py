@@ -74,6 +74,10 @@ class MonitorStore:
         self.max_buffered = max_buffered or 20 * batch_size
         self._buffer: deque[Beat] = deque()  # made rows only when written (a follower trims most unwritten)
         self._lock = asyncio.Lock()
+        #: One flush at a time: two (the flush timer and a full batch, or stop()) each took the same first
+        #: rows before the write lock, wrote them twice and popped twice as many (IndexError, or beats
+        #: never written dropped from the buffer) when the writes were off the loop (a real clock).
+        self._flushing = asyncio.Lock()
         self.stats = {"beats_written": 0, "beats_dropped": 0, "beats_pruned": 0, "beats_already_written": 0,
                       "errors": 0}
 
@@ -94,6 +98,10 @@ class MonitorStore:
 
     async def flush(self) -> int:
         """Write what is buffered, a batch per transaction; the number written."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         written = 0
         while self._buffer:
             buffer = self._buffer
