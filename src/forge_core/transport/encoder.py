@@ -89,7 +89,7 @@ def encode_structured(envelope: Envelope) -> bytes:
     second, clock = _times._format_cache
     whole = epoch // 1.0
     if whole == second and (micros := round((epoch - whole) * 1e6)) < 1_000_000:
-        time_text = clock + _DIGITS3[micros // 1000] + _DIGITS3[micros % 1000] + "Z"
+        time_text = f"{clock}{_DIGITS3[micros // 1000]}{_DIGITS3[micros % 1000]}Z"  # one string built, not three
     else:
         time_text = fast_format_time(epoch)
     key = envelope.key
