@@ -139,6 +139,28 @@ def test_a_virtual_clock_subclass_with_its_own_sleep_is_asked_to_sleep() -> None
     assert calls == [1.0, 3.0, 5.0] and slept[:1] == [6.0] and slept.count(2.0) >= 2
 
 
+def test_a_sleep_set_on_the_instance_is_asked_to_sleep() -> None:
+    clock = VirtualClock()
+    slept: list[float] = []
+    virtual_sleep = clock.sleep
+
+    async def counting(seconds: float) -> None:
+        slept.append(seconds)
+        await virtual_sleep(seconds)
+
+    clock.sleep = counting  # type: ignore[method-assign]
+    calls: list[float] = []
+
+    async def main() -> None:
+        task = asyncio.ensure_future(periodic(clock, 2.0, 1.0, lambda: calls.append(clock.monotonic())))
+        await virtual_sleep(6.0)
+        task.cancel()
+
+    clock.run(main())
+    clock.close()
+    assert calls == [1.0, 3.0, 5.0] and slept[:3] == [1.0, 2.0, 2.0]
+
+
 def test_on_the_real_clock_it_sleeps_through_the_clock() -> None:
     calls: list[float] = []
     clock = RealClock()

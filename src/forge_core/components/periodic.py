@@ -6,7 +6,7 @@ and finished each time, ~2,700 of a bare wake-up's ~21,000 instructions; docs/pe
 timer is pushed, fired and woken exactly as ``sleep`` does it (the same heap entry at the same moment,
 ``_wake`` setting the future, the task resuming at the next iteration), so timers due at the same
 instant run in the same order and a seed's trace is unchanged. Any other clock (or a ``VirtualClock``
-subclass with a ``sleep`` of its own): its ``sleep``.
+whose ``sleep`` is another, a subclass's or one set on the instance): its ``sleep``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ Tick = Callable[[], Awaitable[None] | None]
 async def periodic(clock: Clock, interval: float, first: float, fn: Tick) -> None:
     """Sleep ``first`` seconds, then call ``fn`` and sleep ``interval`` seconds, forever; a call's
     awaitable is awaited before the next sleep. A call that raises ends the loop with its exception."""
-    if type(clock).sleep is not _VIRTUAL_SLEEP or getattr(clock, "loop", None) is not _running_loop():
+    own_sleep = getattr(clock.sleep, "__func__", None) is not _VIRTUAL_SLEEP
+    if own_sleep or getattr(clock, "loop", None) is not _running_loop():
         sleep = clock.sleep  # per tick: no attribute chain, no isawaitable() for a None
         await sleep(first)
         while True:
