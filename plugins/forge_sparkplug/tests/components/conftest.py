@@ -62,14 +62,18 @@ class Wire:
         self.client.disconnect()
 
 
-async def until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+async def until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition",
+                seen: Callable[[], Any] | None = None) -> Any:
+    """Poll ``condition`` until it is true (its value) or ``timeout`` seconds pass (AssertionError naming ``what``
+    and, when given, what ``seen()`` shows at that moment)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    shown = f"; saw {seen()}" if seen is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{shown}")
 
 
 class SparkplugPlant:
