@@ -23,7 +23,6 @@ from forge_core.transport.cloudevents import CORE_SET as _CORE_SET
 from forge_core.transport.cloudevents import EVENT_KEYS as _EVENT_KEYS
 from forge_core.transport.cloudevents import STRUCTURED_CONTENT_TYPE, is_structured
 from forge_core.transport.cloudevents import too_deep as _too_deep
-from forge_core.transport.timestamps import TimeTextEnvelope as _TimeTextEnvelope
 from forge_core.transport.timestamps import fast_parse_time
 from forge_core.transport.topics import matches
 
@@ -99,7 +98,7 @@ class Decoder:
         #: publish_batch call share one time, parsed once (None: nothing read yet). Two attributes,
         #: not a tuple: an event of its own time (per-message publish) pays no tuple for it
         self._last_text: str | None = None
-        self._last_time: float | None = None  # None: the last text was checked, not yet parsed
+        self._last_time = 0.0
 
     def decode(self, topic: str, body: bytes, headers: Mapping[str, str]) -> Envelope:
         try:
@@ -174,6 +173,21 @@ class Decoder:
             payload = _loads(_view(event.data))
         except (_MsgspecError, _JSONDecodeError):
             return self.decode_structured_dict(topic, body)
+        time_text = event.time
+        if time_text == self._last_text:
+            time = self._last_time
+        else:  # a batch's events share their time: one compare, not a parse
+            head, micros = _times._parse_cache  # fast_parse_time(time_text), its cached second inline
+            if (len(time_text) == 27 and time_text.startswith(head) and time_text[26] == "Z"
+                    and (fraction := time_text[20:26]).isdigit() and fraction.isascii()):
+                time = (micros + int(fraction)) / 1_000_000
+            else:
+                try:
+                    time = fast_parse_time(time_text)
+                except ValueError:
+                    return None
+            self._last_text = time_text
+            self._last_time = time
         version_text = event.schemaversion
         if version_text == "1":
             version = 1
@@ -182,33 +196,12 @@ class Decoder:
                 version = int(version_text)
             except ValueError:
                 return None
-        time_text = event.time
-        if time_text == self._last_text:  # a batch's events share their time: one compare, not a check
-            time = self._last_time
-            if time is None:  # its second record: parsed once for the rest of the batch
-                time = self._last_time = fast_parse_time(time_text)
-            envelope = _new_envelope(Envelope)  # Envelope(...) without calling the class, as below
-            envelope.time = time
-        elif (len(time_text) == 27 and time_text.startswith(_times._parse_cache[0]) and time_text[26] == "Z"
-              and (fraction := time_text[20:26]).isdigit() and fraction.isascii()):
-            # fast_parse_time's shape in its cached second: it parses (checked here), but only when read
-            envelope = _new_envelope(_TimeTextEnvelope)
-            envelope.text = time_text
-            self._last_text = time_text
-            self._last_time = None
-        else:
-            try:
-                time = fast_parse_time(time_text)
-            except ValueError:
-                return None
-            self._last_text = time_text
-            self._last_time = time
-            envelope = _new_envelope(Envelope)
-            envelope.time = time
+        envelope = _new_envelope(Envelope)  # Envelope(...) without calling the class, as below
         envelope.type = event.type
         envelope.payload = payload
         envelope.source = event.source
         envelope.id = event.id
+        envelope.time = time
         envelope.key = event.partitionkey
         envelope.schema_version = version
         envelope.headers = NO_HEADERS

@@ -4,9 +4,8 @@ part cached per second (the same text and value; checked against them in the tes
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from forge_core.messages.envelope import Envelope, format_time, parse_time
+from forge_core.messages.envelope import format_time, parse_time
 
 # -- time stamps on the hot path -----------------------------------------------------------------
 # Every message carries its time as RFC 3339 text, and datetime takes ~5 µs to write it. Only the
@@ -35,7 +34,7 @@ def fast_format_time(epoch: float) -> str:
     if whole == second:
         micros = round((epoch - whole) * 1e6)  # half to even, as datetime.fromtimestamp rounds
         if micros < 1_000_000:
-            text = f"{head}{DIGITS3[micros // 1000]}{DIGITS3[micros % 1000]}Z"  # six digits; one string built
+            text = head + DIGITS3[micros // 1000] + DIGITS3[micros % 1000] + "Z"  # zero-padded to six digits
             _last_formatted = (epoch, text)
             return text
     return _format_new_second(epoch)
@@ -94,58 +93,3 @@ def _parse_new_second(text: str) -> float:
     micros = int(whole) * 1_000_000
     _parse_cache = (text[:20], micros)
     return (micros + int(text[20:26])) / 1_000_000
-
-
-# -- an event's time, parsed when read -------------------------------------------------------------
-# A consumed event's time text is checked at decode (the shape Forge writes, in the cached second:
-# it parses, and to what fast_parse_time gives) but parsed only if something reads it: a handler
-# that never looks at ``envelope.time`` pays no int() and no float for it (~11 % of a record).
-
-_time_slot = Envelope.__dict__["time"]  # the slot's own descriptor (a member descriptor, in C)
-
-
-class TimeTextEnvelope(Envelope):
-    """An :class:`Envelope` whose ``time`` slot still holds the event's checked RFC 3339 text.
-
-    Reading ``time`` parses it (``fast_parse_time``, the value an eager parse gives), stores the
-    float and turns the object into a plain :class:`Envelope` (``__class__`` assigned: same slots),
-    so later reads are a slot's again. Equality, ``repr``, pickling and copies read the time first,
-    so they see and give a plain ``Envelope``; until then only ``type()`` tells them apart."""
-
-    __slots__ = ()
-    #: Envelope's own (inherited anyway): in this class's dict too, where orjson looks for a dataclass
-    __dataclass_fields__ = Envelope.__dataclass_fields__
-
-    #: the ``time`` slot under another name (its member descriptor): ``envelope.text = ...`` is the
-    #: decoder's store and the getter's read and write, slot accesses in C (not the property's call)
-    text = _time_slot
-
-    @property
-    def time(self) -> float:
-        text = self.text
-        head, micros = _parse_cache  # fast_parse_time(text) inline: its shape was checked at decode
-        value = (micros + int(text[20:26])) / 1_000_000 if text.startswith(head) else fast_parse_time(text)
-        self.text = value
-        self.__class__ = Envelope  # type: ignore[assignment]
-        return value
-
-    @time.setter
-    def time(self, value: float) -> None:
-        self.text = value
-        self.__class__ = Envelope  # type: ignore[assignment]
-
-    def __eq__(self, other: object) -> bool:
-        self.time  # noqa: B018 (parsed: a plain Envelope from here on)
-        if isinstance(other, TimeTextEnvelope):
-            other.time  # noqa: B018
-        return Envelope.__eq__(self, other)
-
-    __hash__ = None  # type: ignore[assignment]  # as Envelope's (mutable, compared by value)
-
-    def __repr__(self) -> str:
-        self.time  # noqa: B018
-        return Envelope.__repr__(self)
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        self.time  # noqa: B018
-        return Envelope.__reduce_ex__(self, protocol)
