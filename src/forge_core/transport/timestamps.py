@@ -34,7 +34,7 @@ def fast_format_time(epoch: float) -> str:
     if whole == second:
         micros = round((epoch - whole) * 1e6)  # half to even, as datetime.fromtimestamp rounds
         if micros < 1_000_000:
-            text = head + DIGITS3[micros // 1000] + DIGITS3[micros % 1000] + "Z"  # zero-padded to six digits
+            text = f"{head}{DIGITS3[micros // 1000]}{DIGITS3[micros % 1000]}Z"  # six digits; one string built
             _last_formatted = (epoch, text)
             return text
     return _format_new_second(epoch)
