@@ -50,7 +50,8 @@ def test_batches_replayed_and_shuffled_give_the_rollups_of_a_full_rescan(series_
 
 
 def test_a_batch_of_many_statements_adds_only_its_new_samples(series_db: Engine) -> None:
-    # on SQLite a batch goes in INSERTs of batch_sqlite.ROWS rows: one of 1,000 with 300 already stored
+    # on SQLite a batch goes in INSERTs of at most forge_core.storage.driver_sql.MAX_ROWS (500) rows: one of
+    # 1,000 with 300 already stored crosses a statement boundary
     samples = [Sample("M1", "Temp", t * 3.1, float(t % 17)) for t in range(1000)]
     store = TimeSeriesStore(series_db)
     assert store.write(samples[:300]) == 300
