@@ -9,6 +9,7 @@ from forge_core.testing import (
     RedisServer,
     find_free_port,
     port_free,
+    servers,
     which_or_skip,
 )
 
@@ -21,6 +22,23 @@ def test_find_free_port_is_bindable() -> None:
     port = find_free_port()
     assert 1024 <= port <= 65535
     assert port_free(port)
+
+
+def test_find_free_port_avoids_clients_source_ports_and_its_own_answers() -> None:
+    # a port in the ephemeral range can be a client's own source port (a connect to a server not yet
+    # listening can connect to itself and hold the port): the ports come from below that range
+    low, _ = servers._ephemeral_range()
+    ports = [find_free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports), "a port handed out twice in one process"
+    assert all(servers._FIXED_PORTS_FROM <= port < low for port in ports), (low, sorted(ports)[-3:])
+    assert all(port_free(port) for port in ports[-5:])
+
+
+def test_find_free_port_falls_back_to_the_os_when_there_is_no_room_below(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(servers, "_ephemeral_range", lambda: (1024, 65535))
+    port = find_free_port()
+    assert port_free(port)
+    assert port not in {find_free_port() for _ in range(20)}
 
 
 def test_which_or_skip_names_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:

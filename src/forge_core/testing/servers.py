@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -72,11 +73,53 @@ class ServerUnavailable(ForgeError):
     """A server binary is not installed (raised when pytest is not available to skip)."""
 
 
-def find_free_port(host: str = LOCALHOST) -> int:
-    """A TCP port that was free a moment ago (the OS picks it; a tiny race remains)."""
+#: Where :func:`find_free_port` looks first: below the kernel's ephemeral range (Linux's default
+#: starts at 32768), above the well-known servers' ports.
+_FIXED_PORTS_FROM = 20000
+_handed_out: set[int] = set()  # this process's earlier answers: two servers of one test never share one
+_port_draw = random.Random()  # seeded from the OS: processes started together draw differently
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for clients' source ports (Linux's file; its default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def find_free_port(host: str = LOCALHOST) -> int:
+    """A TCP port that was free a moment ago (a tiny race remains), not handed out before in this
+    process, and below the kernel's ephemeral range when there is room there.
+
+    Not an ephemeral port because a client can take one as its own source port: a client retrying a
+    connect to a local server that is not listening yet can connect to itself (TCP simultaneous open)
+    and then holds the port the server fails to bind. Seen in CI: an OPC UA source retrying its
+    simulator's port, "address already in use" at the simulator's start."""
+    low, _ = _ephemeral_range()
+    if low - _FIXED_PORTS_FROM >= 1000:
+        for _ in range(200):
+            port = _port_draw.randrange(_FIXED_PORTS_FROM, low)
+            if port not in _handed_out and _bindable(host, port):
+                _handed_out.add(port)
+                return port
+    while True:  # no room below the range (or all taken): the OS picks, as before
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def find_binary(binary: str) -> str | None:
