@@ -11,7 +11,7 @@ import pytest
 
 from forge_core.plant import load_plant
 from forge_core.runtime import Runtime
-from forge_core.serving import HttpHost
+from forge_core.serving import HttpHost, HttpMounts
 from forge_core.testing import TestPlant
 
 PLUGIN = '''
@@ -94,6 +94,30 @@ def test_a_prefix_is_owned_and_released():
         host.release("orders-0")
         await host.mount("/orders", app, owner="orders-1")
         assert host.mounts() == {"/orders": "orders-1"} and host.url is None
+
+    asyncio.run(scenario())
+
+
+def test_ctx_http_says_whether_a_prefix_is_taken_and_by_whom():
+    async def scenario():
+        host = HttpHost(listen=False)
+
+        async def app(scope, receive, send):
+            raise AssertionError("not called")
+
+        active, standby = HttpMounts(host, "pms-0"), HttpMounts(host, "pms-1")
+        assert not standby.is_mounted("/orders") and standby.mounted_by("/orders") is None
+        await active.mount("/orders", app)
+        for prefix in ("/orders", "/orders/"):
+            assert standby.is_mounted(prefix) and active.is_mounted(prefix)
+            assert standby.mounted_by(prefix) == "pms-0" == host.mounted_by(prefix)
+        assert not standby.is_mounted("/orders/1") and not standby.is_mounted("/")  # exact prefixes only
+        with pytest.raises(ValueError, match="must start with '/'"):
+            standby.is_mounted("orders")
+        host.release("pms-0")  # the active one stopped: the standby sees it free and mounts
+        assert not standby.is_mounted("/orders")
+        await standby.mount("/orders", app)
+        assert active.mounted_by("/orders") == "pms-1"
 
     asyncio.run(scenario())
 

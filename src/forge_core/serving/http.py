@@ -83,6 +83,12 @@ class HttpHost:
         port = self._server.servers[0].sockets[0].getsockname()[1]
         return f"http://{self.host}:{port}"
 
+    def mounted_by(self, prefix: str) -> str | None:
+        """The component serving exactly ``prefix`` (``"/orders"`` and ``"/orders/"`` are one), or None:
+        a query, so a standby can wait for a prefix to come free instead of retrying :meth:`mount`."""
+        taken = self._mounts.get(_normalise(prefix))
+        return None if taken is None else taken[1]
+
     def mounts(self) -> dict[str, str]:
         """Prefix -> owning component, for the start-up banner and ``/ready``."""
         return {key or "/": owner for key, (_, owner) in sorted(self._mounts.items())}
@@ -183,6 +189,15 @@ class HttpMounts:
 
     async def mount(self, prefix: str, app: ASGIApp) -> None:
         await self._host.mount(prefix, app, owner=self._owner)
+
+    def is_mounted(self, prefix: str) -> bool:
+        """Whether a component (this one or another) serves exactly ``prefix`` now: a standby asks
+        this each pass and mounts once it is False, without a refused :meth:`mount` per pass."""
+        return self._host.mounted_by(prefix) is not None
+
+    def mounted_by(self, prefix: str) -> str | None:
+        """The component serving exactly ``prefix``, or None (see :meth:`HttpHost.mounted_by`)."""
+        return self._host.mounted_by(prefix)
 
     @property
     def url(self) -> str | None:
