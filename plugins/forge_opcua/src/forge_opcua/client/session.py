@@ -8,6 +8,7 @@ still holds it, and the new session takes its subscription over and deletes it (
 old session lapses after ``session_timeout``). Loss is what asyncua's connection supervisor
 reports (``connection_lost_callback``: the socket closed, or the watchdog's read of the server
 state failed) or a bad status change of the subscription (BadTimeout: the server dropped it).
+A socket that connected to itself is closed at once and the connect fails (see ``self_connect``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from asyncua.common.subscription import DataChangeNotif, Subscription
 
 from forge_opcua.client.convert import Tag
 from forge_opcua.client.nodes import NodeError, resolve_tags
+from forge_opcua.client.self_connect import GuardedClient
 from forge_opcua.security import CertificateTrust, configure_client
 from forge_opcua.settings import SourceParams
 
@@ -82,7 +84,9 @@ class Session:
         """Connect and subscribe; raises NodeError for a bad node, asyncua's errors otherwise.
         ``previous_subscription``: the one the last session left on the server (see :meth:`_reclaim`)."""
         p = self.params
-        client = self.client = Client(p.endpoint, timeout=p.request_timeout, watchdog_intervall=p.watchdog_interval)
+        client = self.client = GuardedClient(p.endpoint, timeout=p.request_timeout,
+                                             watchdog_intervall=p.watchdog_interval)
+        client.who = self.who
         client.session_timeout = int(p.session_timeout * 1000)
         client.name = client.description = f"Forge {self.who}"
         client.connection_lost_callback = self._connection_lost
