@@ -41,10 +41,15 @@ class Wire:
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: subscribed.set()
         self.client.connect(host, port)
         self.client.subscribe("spBv1.0/#", qos=1)
         self.client.loop_start()
-        time.sleep(0.3)
+        if not subscribed.wait(15):  # the broker's SUBACK: from here on the wire misses nothing
+            self.close()
+            raise AssertionError(f"wire {client_id!r}: no SUBACK for spBv1.0/# from {host}:{port} within 15 s "
+                                 f"(connected: {self.client.is_connected()})")
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self.lock:

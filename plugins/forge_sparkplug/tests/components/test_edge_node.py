@@ -3,7 +3,6 @@ it checks (tck-id-...), read off the wire by a plain paho client."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -160,12 +159,24 @@ def test_births_wait_for_the_primary_host_s_state_online(tmp_path: Path, mosquit
     state = "spBv1.0/STATE/scada-wait"
 
     async def scenario(plant: SparkplugPlant) -> None:
-        await asyncio.sleep(1.5)
+        edge = plant.component("edge")
+        # the marker that the node is connected, subscribed and past what it does on connecting: it has
+        # read the host's STATE (offline, retained, so it gets it on subscribing); births it made on
+        # connecting would be counted by now
+        wire.publish(state, b'{"online": false, "timestamp": 500}', qos=1, retain=True)
+        await until(lambda: edge.host_timestamp == 500, what="the node to read STATE offline",
+                    seen=lambda: (edge.client.connected, edge.host_timestamp, edge.stats))
+        assert edge.stats["births"] == 0 and not edge.in_session, edge.stats
         assert not wire.on(NODE.format("NBIRTH")), "born without the primary host online"
         wire.publish(state, b'{"online": true, "timestamp": 1000}', qos=1, retain=True)
         await until(lambda: wire.on(NODE.format("NBIRTH")), what="NBIRTH after STATE online")
         wire.publish(state, b'{"online": false, "timestamp": 999}', qos=1)  # older: ignored
-        await asyncio.sleep(0.5)
+        # the marker that the node has handled it: a command sent after it on the same connection (QoS 1:
+        # the broker keeps the order, and the node handles its messages one after the other)
+        wire.publish(NODE.format("NCMD"), encode(3, [Metric(name="Uptime", datatype=4, value=5)]), qos=1)
+        await until(lambda: edge.stats["commands"] == 1, what="the command after the older STATE",
+                    seen=lambda: edge.stats)
+        assert edge.stats["host_offline"] == 0 and edge.in_session, edge.stats
         assert not wire.on(NODE.format("NDEATH"))
         wire.publish(state, b'{"online": false, "timestamp": 1001}', qos=1, retain=True)
         await until(lambda: wire.on(NODE.format("NDEATH")), what="NDEATH after STATE offline")

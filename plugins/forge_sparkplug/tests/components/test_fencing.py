@@ -4,7 +4,6 @@ never by the primary host's; a command without Forge fencing metadata is accepte
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +96,16 @@ def test_each_host_group_is_fenced_by_its_own_lease_and_unfenced_commands_follow
         await until(lambda: strict.stats["refused_unfenced"] == 1, what="the strict node refusing it")
         await until(lambda: len(writes(plant, "open")) == 4, what="the open node applying it")
         assert writes(plant, "open")[3] == (6, None, None) and edge.stats["unfenced_commands"] == 1
-        await asyncio.sleep(0.5)  # nothing else arrives
-        assert [w[0] for w in writes(plant, "open")] == [1, 2, 3, 6]
+        # nothing else arrives from what the wire sent: the marker is one more plain NCMD to each node, sent
+        # after all of them on the same connection (the broker keeps the order, each node handles its
+        # commands one after the other)
+        ncmd("open", 7)
+        ncmd("strict", 7)
+        await until(lambda: len(writes(plant, "open")) == 5 and strict.stats["refused_unfenced"] == 2,
+                    what="the marker commands", seen=lambda: (writes(plant, "open"), strict.stats))
+        assert [w[0] for w in writes(plant, "open")] == [1, 2, 3, 6, 7]
         assert [w[0] for w in writes(plant, "strict")] == [3]
+        assert edge.stats["stale_commands"] == 2 and strict.stats["stale_commands"] == 0
 
     components = {"analytics": _host(mosquitto_server, ANALYTICS, 2, "analytics/command"),
                   "scada": _host(mosquitto_server, SCADA, 1, "scada/command"),

@@ -43,7 +43,7 @@ client.subscribe("spBv1.0/%s/#" % sys.argv[5], qos=0)
 client.loop_start()
 client.publish(topic, json.dumps({"online": True, "timestamp": stamp}), qos=1, retain=True).wait_for_publish(10)
 print("online", flush=True)
-while True:
+while True:  # alive (its paho thread answers nothing once SIGSTOPped) until the test kills it
     time.sleep(1)
 """
 
@@ -130,7 +130,7 @@ def test_data_sent_while_the_primary_host_hung_reaches_the_next_primary(
             os.kill(hung.pid, signal.SIGSTOP)  # hung: the socket stays open, the broker waits 1.5 x keepalive
             for value in range(6, 16):
                 await update(value)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing (10 updates over ~0.5 s), not a wait: the next line waits
             await until(lambda: edge.stats["data_sent"] >= 15 and not edge.unproven, what="6-15 read by the broker")
             assert edge.stats["host_offline"] == 0, "precondition: 6-15 were sent before the host's Will came"
             await until(lambda: edge.stats["host_offline"] == 1, timeout=60, what="the hung host's Will")

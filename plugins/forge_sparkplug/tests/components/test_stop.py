@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from forge_sparkplug.codec import Metric, encode
+
 from .conftest import SparkplugPlant, Wire, broker_params, until
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(120)]
@@ -74,7 +76,20 @@ def test_a_cleanly_stopped_primary_host_leaves_state_offline_retained(tmp_path: 
         await plant.start()
         host = plant.component("host")
         await until(lambda: host.primary and host.client.connected, what="primary host connected")
-        await asyncio.sleep(0.5)  # its own retained STATE online has come back to it
+        # its own STATE online has come back to it (so the echo of the offline one would too): the marker is
+        # an NBIRTH a plain client publishes once it has seen that STATE online; the broker queues it for
+        # the host after the STATE, and the host counts it
+        wire = Wire(mosquitto_server.host, mosquitto_server.port, client_id="marker-stops-r")
+        try:
+            mine = {"online": True, "timestamp": host.state_timestamp}  # not a stale retained one
+            await until(lambda: any(json.loads(s.body) == mine for s in wire.on(topic) if s.body),
+                        what=f"the host's STATE online {mine}", seen=lambda: wire.on(topic))
+            wire.publish("spBv1.0/stops/NBIRTH/marker", encode(1, [Metric(name="bdSeq", datatype=4, value=0)], 0),
+                         qos=1)
+            await until(lambda: host.stats["births"] == 1, what="the host reading the marker NBIRTH",
+                        seen=lambda: host.stats)
+        finally:
+            wire.close()
         await plant.stop()
         assert host.stats["state_republished"] == 0
 

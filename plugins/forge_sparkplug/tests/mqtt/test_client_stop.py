@@ -31,13 +31,34 @@ async def _ignore(batch: object) -> None:
     return None
 
 
-def test_stop_before_connack_leaves_no_connection_and_no_will(mosquitto_server: Any) -> None:
-    wills: list[bytes] = []
+def _subscribed_watcher(host: str, port: int, wills: list[bytes]) -> mqtt.Client:
+    """A plain client on the Will topic, returned once the broker acknowledged its subscription."""
+    subscribed = threading.Event()
     watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="stop-watcher")
     watcher.on_message = lambda client, userdata, message: wills.append(bytes(message.payload))
-    watcher.connect(mosquitto_server.host, mosquitto_server.port)
+    watcher.on_subscribe = lambda *args: subscribed.set()
+    watcher.connect(host, port)
     watcher.subscribe("stop-test/will", qos=1)
     watcher.loop_start()
+    if not subscribed.wait(15):
+        watcher.loop_stop()
+        raise AssertionError(f"no SUBACK for stop-test/will from {host}:{port} within 15 s")
+    return watcher
+
+
+def _canary(host: str, port: int) -> mqtt.Client:
+    """A connection left without an owner on purpose (CONNECT sent, then never read nor pinged), keepalive 2
+    and a Will on the same topic: the broker expires it 3 s on (1.5 x keepalive), after any unowned
+    connection of the keepalive-1 clients made before it (1.5 s on), so its Will marks their time as past."""
+    canary = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="stop-canary")
+    canary.will_set("stop-test/will", b"canary", qos=1)
+    canary.connect(host, port, keepalive=2)
+    return canary
+
+
+def test_stop_before_connack_leaves_no_connection_and_no_will(mosquitto_server: Any) -> None:
+    wills: list[bytes] = []
+    watcher = _subscribed_watcher(mosquitto_server.host, mosquitto_server.port, wills)
     settings = MqttSettings(host=mosquitto_server.host, port=mosquitto_server.port, keepalive=1)
 
     async def body() -> None:
@@ -49,13 +70,21 @@ def test_stop_before_connack_leaves_no_connection_and_no_will(mosquitto_server: 
             await asyncio.sleep(attempt * 0.005)  # before, around and after the CONNACK
             await client.stop(will=False)
             assert client.client.socket() is None, f"attempt {attempt}: the socket outlived stop()"
-        await asyncio.sleep(3)  # past 1.5 x keepalive: an unowned connection would have been expired, Will sent
 
+    canary = None
     try:
         asyncio.run(body())
-        time.sleep(0.5)
-        assert wills == [], "stop(will=False) must not leave a connection whose Will the broker later sends"
-        assert not [t for t in threading.enumerate() if t.name.startswith("paho-mqtt-client-stop-early")]
+        canary = _canary(mosquitto_server.host, mosquitto_server.port)
+        deadline = time.monotonic() + 30
+        while b"canary" not in wills:  # the Will of an unowned connection of theirs would have come by now
+            assert time.monotonic() < deadline, f"the canary's Will not within 30 s (Wills seen: {wills})"
+            time.sleep(0.05)
+        assert wills == [b"canary"], "stop(will=False) must not leave a connection whose Will the broker later sends"
+        while threads := [t.name for t in threading.enumerate() if t.name.startswith("paho-mqtt-client-stop-early")]:
+            assert time.monotonic() < deadline, f"paho threads outlived stop(): {threads}"
+            time.sleep(0.05)
     finally:
+        if canary is not None:
+            canary.socket().close()
         watcher.loop_stop()
         watcher.disconnect()
