@@ -155,3 +155,29 @@ storage: {migrate_on_start: false}
         plant.advance(1.0)
         assert [d.reason for d in plant.dead_letters] == []
         assert plant.component("slow").seen, "the handler never ran after start()"
+
+
+def test_ctx_random_is_the_instance_s_seeded_stream_made_at_its_first_read() -> None:
+    """Each life of an instance gets the stream ``Random(f"{seed}:{name}")`` gives, made when first read
+    (not per life: a chaos day starts thousands); unseeded runs get an unseeded one; it can be replaced."""
+    import random
+
+    from forge_core import ComponentContext
+    from forge_core.clock import VirtualClock
+
+    def life(name: str, seed: int | None) -> ComponentContext:
+        return ComponentContext(name=name, component="m", replica=0, replicas=1, params={}, bus=None,  # type: ignore[arg-type]
+                                clock=VirtualClock(), transport=None, seed=seed)
+
+    first, second, other = life("m-0", 7), life("m-0", 7), life("m-1", 7)
+    assert first._random is None  # nothing seeded until read
+    expected = random.Random("7:m-0")
+    draws = [first.random.random() for _ in range(5)]
+    assert draws == [expected.random() for _ in range(5)]
+    assert first.random is first.random
+    assert [second.random.random() for _ in range(5)] == draws  # a new life starts the stream again
+    assert other.random.random() != draws[0]
+    assert isinstance(life("m-0", None).random, random.Random)
+    replaced = random.Random(1)
+    first.random = replaced
+    assert first.random is replaced

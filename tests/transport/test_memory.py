@@ -196,3 +196,27 @@ def test_route_cache_follows_subscriptions_made_and_cancelled_after_traffic():
         return [p["n"] for p in early.payloads], [p["n"] for p in late.payloads]
 
     assert run_virtual(body) == ([1, 2, 3], [2])
+
+
+def test_a_pattern_subscribed_again_is_routed_the_topics_cached_before_and_after():
+    """MemoryHub.add remembers which cached topics a pattern matched (a re-subscription asks again);
+    topics first seen between two lives of the subscription are matched too, others never."""
+    async def body(clock):
+        transport = await connected()
+        got: list[list[str]] = []
+        for life, topics in enumerate((["plant/a/x", "plant/b/x"], ["plant/c/x", "other/a/x", "plant/a/y"],
+                                       ["plant/d/x"])):
+            inbox = Inbox(transport)
+            sub = await transport.subscribe("plant/+/x", inbox)
+            for n, topic in enumerate(["plant/a/x", "plant/b/x", "plant/a/y", *topics]):
+                await transport.publish(topic, envelope(life * 10 + n))
+            await transport.drained()
+            got.append(list(inbox.topics))
+            await sub.cancel()
+        return got, sorted(topic for _, topic in transport.hub._matched)
+
+    got, remembered = run_virtual(body)
+    assert got == [["plant/a/x", "plant/b/x", "plant/a/x", "plant/b/x"],
+                   ["plant/a/x", "plant/b/x", "plant/c/x"],
+                   ["plant/a/x", "plant/b/x", "plant/d/x"]]
+    assert {"plant/a/y", "other/a/x"} <= set(remembered)  # asked once, remembered as no match

@@ -14,6 +14,8 @@ import inspect
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
+from inspect import CO_COROUTINE, iscoroutinefunction
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, cast
 
 from forge_core.bus.stats import BusStats
@@ -109,7 +111,9 @@ class Delivery:
 
     def _make_callback(self, handler: Handler, owner: str, transport: Transport,
                        types: set[str] | None) -> Callable[[str, Envelope | RawMessage], Awaitable[None]]:
-        is_async = inspect.iscoroutinefunction(handler)
+        func = handler.__func__ if type(handler) is MethodType else handler  # inspect's answer, 5 frames less
+        is_async = (bool(func.__code__.co_flags & CO_COROUTINE) if type(func) is FunctionType
+                    else iscoroutinefunction(handler))
         handled = self.stats.handled
         tname = transport.name
         admit_raw = self._raw_admitter(transport, owner)

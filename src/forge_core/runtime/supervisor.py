@@ -95,7 +95,9 @@ class Supervisor:
         return self.task
 
     async def _supervise(self) -> None:
-        backoff = self.policy.backoff()
+        # made at the first crash of this run of the loop, not per life: a chaos day starts ~6,300 lives
+        # (kills and revives) and few of them crash; a Backoff seeds a Random from os.urandom
+        backoff: Backoff | None = None
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             ctx = self._make_context()
@@ -128,6 +130,8 @@ class Supervisor:
                 self.restarts += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 gave_up = self._crashes.looping
+                if backoff is None:
+                    backoff = self.policy.backoff()
                 delay = 0.0 if gave_up else backoff.next()
                 log.error("component %s crashed (%d in %.0fs window)%s: %s", self.name, in_window,
                           self.policy.window, "; giving up, crash loop" if gave_up else f"; restart in {delay:.1f}s",

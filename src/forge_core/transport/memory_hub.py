@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
@@ -23,95 +22,20 @@ from typing import Any, cast
 
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.transport.base import (
-    BatchCallback,
     DirectRun,
     MessageCallback,
     QueueEntry,
-    Subscription,
     UndeliverableCallback,
 )
 from forge_core.transport.faults import Faults
 from forge_core.transport.memory_batch import deliver_batches
 from forge_core.transport.memory_groups import GroupPlan, pick_members, settle_plans
+from forge_core.transport.memory_sub import _Sub
 from forge_core.transport.topics import matches, validate_topic
 
 log = logging.getLogger("forge.transport.memory")
 
 _HUBS: dict[str, MemoryHub] = {}
-
-
-class _Sub(Subscription):
-    __slots__ = ("_hub", "_registry", "batch", "callback", "draining", "group", "hurry", "idle", "owner", "pattern",
-                 "queue", "task", "wait", "waiter", "window")
-
-    def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback | BatchCallback, group: str | None,
-                 owner: str | None, registry: dict[_Sub, None] | None = None, *, batch: bool = False,
-                 wait: float = 0.0) -> None:
-        self._hub = hub
-        #: The subscribing transport's record of its live subscriptions (for ``close``); a cancelled
-        #: subscription leaves it, or the callback (and the component behind it) would live on.
-        self._registry = registry
-        self.pattern = pattern
-        self.callback = callback
-        #: ``callback(topic, messages)`` with lists (subscribe_batch) rather than one message a call.
-        self.batch = batch
-        #: A batch subscription's wait for more messages after the first, in seconds (batch_wait).
-        self.wait = wait
-        #: Set while :meth:`flush` runs: the batch delivery takes the queue without waiting.
-        self.hurry = False
-        #: The batch_wait window being waited out (a future :meth:`flush` ends early), or None.
-        self.window: asyncio.Future[None] | None = None
-        #: Set by :meth:`flush`: resolved when the batch delivery has emptied the queue.
-        self.idle: asyncio.Future[None] | None = None
-        self.group = group
-        self.owner = owner
-        self.queue: deque[QueueEntry] = deque()
-        self.draining = False
-        #: The subscription's delivery task lives as long as the subscription and sleeps on
-        #: ``waiter`` when the queue is empty: waking a future is far cheaper than a task per burst.
-        self.task: asyncio.Task[None] | None = None
-        self.waiter: asyncio.Future[None] | None = None
-
-    async def cancel(self) -> None:
-        """Stop deliveries. A batch subscription first takes no more messages and delivers what its
-        queue holds, its batch_wait window ended early (:meth:`flush`); a per-message one drops
-        what is queued (an instant's messages). Called from inside its own callback, neither waits."""
-        if self.batch and self.task is not None and self.task is not asyncio.current_task():
-            self._hub.unroute(self)
-            try:
-                await self.flush()
-            finally:
-                await self.abandon()
-        else:
-            await self.abandon()
-
-    async def abandon(self) -> None:
-        """Stop deliveries at once (``Runtime.kill``): what is queued is dropped."""
-        if self._registry is not None:
-            self._registry.pop(self, None)
-        task = self._hub.remove(self)
-        if task is not None and task is not asyncio.current_task():
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def flush(self) -> None:
-        """A batch subscription: end the batch_wait window now and return once the queue has been
-        delivered (each list acknowledged, or redelivered and given up on per ``max_redeliveries``,
-        as on any delivery). Messages that arrive meanwhile are delivered without a wait too."""
-        task = self.task
-        if not self.batch or task is None or task is asyncio.current_task():
-            return
-        loop = asyncio.get_running_loop()
-        self.hurry = True
-        try:
-            while (self.queue or self.draining) and not task.done():
-                window = self.window
-                if window is not None and not window.done():
-                    window.set_result(None)
-                idle = self.idle = loop.create_future()
-                await asyncio.wait((idle, task), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.hurry = False
-            self.idle = None
 
 
 class MemoryHub:
@@ -122,6 +46,9 @@ class MemoryHub:
         #: topic -> (matching subscriptions, slow): slow when one of them is in a group or a fault is
         #: planned (then ``_route_out`` picks members and applies faults); dropped when the faults change.
         self._route_cache: dict[str, tuple[list[_Sub], bool]] = {}
+        #: (pattern, topic) -> matches(pattern, topic), for ``add``: chaos re-subscribes the same patterns
+        #: thousands of times a day against every cached topic; cleared with the route cache when it is full.
+        self._matched: dict[tuple[str, str], bool] = {}
         self._group_turn: dict[tuple[str, str], int] = {}
         self._group_plans: dict[str, GroupPlan[_Sub]] = {}  # see memory_groups
         self.faults = Faults(seed)
@@ -144,8 +71,12 @@ class MemoryHub:
         self.subs.append(sub)
         # Update cached routes in place: components (re)subscribe often under chaos, and
         # recomputing every topic's route against every subscription would cost far more.
+        pattern, matched = sub.pattern, self._matched
         for topic, (subs, slow) in self._route_cache.items():
-            if matches(sub.pattern, topic):
+            hit = matched.get((pattern, topic))  # a re-subscription's pattern was matched before
+            if hit is None:
+                hit = matched[pattern, topic] = matches(pattern, topic)
+            if hit:
                 self._route_cache[topic] = ([*subs, sub], slow or sub.group is not None)
 
     def remove(self, sub: _Sub) -> asyncio.Task[None] | None:
@@ -179,6 +110,7 @@ class MemoryHub:
             subs = [s for s in self.subs if matches(s.pattern, topic)]
             if len(self._route_cache) > 10_000:
                 self._route_cache.clear()
+                self._matched.clear()
             routes = self._route_cache[topic] = (subs, self._slow(subs))
         return routes
 
