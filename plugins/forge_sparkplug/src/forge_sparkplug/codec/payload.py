@@ -8,8 +8,9 @@ and :func:`read_state`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
@@ -83,35 +84,61 @@ def encode(timestamp: int, metrics: Iterable[Metric], seq: int | None = None, *,
 
 def decode(body: bytes, *, datatype_of: dict[int, int] | None = None) -> Payload:
     """A payload from bytes; :class:`PayloadError` if they are not one. A metric without a datatype
-    (DATA messages usually omit it) is read with ``datatype_of`` (alias -> datatype from the birth)."""
+    (DATA messages usually omit it) is read with ``datatype_of`` (alias -> datatype from the birth).
+
+    Runs for every DATA the host reads, so a field is asked ``HasField`` only when its value is the field's
+    default (a set alias or timestamp is seldom 0, a set name seldom empty), and each datatype's field and
+    conversion come from one table (:data:`_READ`: :func:`from_wire`'s, with None where it returns the raw
+    value); the same :class:`Metric` as a ``HasField`` per field and ``from_wire`` give
+    (tests/codec/test_decode_fast.py)."""
     message = _Payload()
     try:
         message.ParseFromString(body)
     except (_ProtobufDecodeError, RuntimeWarning) as exc:
         raise PayloadError(f"not a Sparkplug B payload ({len(body)} bytes): {exc}") from None
     metrics = []
+    read = _READ
     for item in message.metrics:
-        alias = item.alias if item.HasField("alias") else None
-        datatype = item.datatype if item.HasField("datatype") else None
-        if datatype is None and alias is not None and datatype_of is not None:
-            datatype = datatype_of.get(alias)
+        has = item.HasField
+        alias: int | None = item.alias
+        if not alias and not has("alias"):
+            alias = None
+        datatype: int | None = item.datatype
+        if not datatype and not has("datatype"):
+            datatype = None
+            if alias is not None and datatype_of is not None:
+                datatype = datatype_of.get(alias)
         which = item.WhichOneof("value")
         value = None
         unsupported = False
-        if which is not None and datatype is not None:
-            if FIELD.get(datatype) == which:
-                value = from_wire(datatype, getattr(item, which))
-            else:
+        if which is not None:
+            reader = read.get(datatype) if datatype is not None else None
+            if reader is not None and reader[0] == which:
+                value = getattr(item, which)
+                if reader[1] is not None:
+                    value = reader[1](value)
+            else:  # a field that is not the datatype's, or a value without a known datatype: not read
                 unsupported = True
-        elif which is not None:
-            unsupported = True  # a value without a known datatype cannot be read safely
-        metrics.append(Metric(
-            name=item.name if item.HasField("name") else None, alias=alias, datatype=datatype, value=value,
-            timestamp=item.timestamp if item.HasField("timestamp") else None,
-            is_historical=item.is_historical, is_null=item.is_null, is_transient=item.is_transient,
-            unsupported=unsupported))
+        name: str | None = item.name
+        if not name and not has("name"):
+            name = None
+        timestamp: int | None = item.timestamp
+        if not timestamp and not has("timestamp"):
+            timestamp = None
+        metrics.append(Metric(name, alias, datatype, value, timestamp, item.is_historical, item.is_null,
+                              item.is_transient, unsupported))
     return Payload(message.timestamp if message.HasField("timestamp") else None, metrics,
                    message.seq if message.HasField("seq") else None)
+
+
+#: the datatypes whose value :func:`from_wire` returns as the field holds it (unsigned integers, DateTime, Boolean, the
+#: string types); signed integers, Float/Double (NaN, infinity) and Bytes/File (base64) are converted
+_RAW = frozenset(FIELD) - {1, 2, 3, 4, 9, 10, 17, 18}
+#: datatype -> (the oneof field its value travels in, from_wire of that datatype or None where it returns the field
+#: as it is)
+_READ: dict[int, tuple[str, Callable[[Any], Any] | None]] = {
+    datatype: (field_name, None if datatype in _RAW else partial(from_wire, datatype))
+    for datatype, field_name in FIELD.items()}
 
 
 def datatype_name(number: int | None) -> str:

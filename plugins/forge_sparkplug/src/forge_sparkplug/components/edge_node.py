@@ -25,6 +25,7 @@ from forge_sparkplug.codec.topics import NAMESPACE, TopicError, state_topic
 from forge_sparkplug.mqtt.client import Received, SparkplugClient, Will
 from forge_sparkplug.mqtt.resolve import broker_settings, data_dir
 from forge_sparkplug.node.commands import REBIRTH, on_command
+from forge_sparkplug.node.data_body import data_body
 from forge_sparkplug.node.link_proof import LinkProof
 from forge_sparkplug.node.lookback import Lookback
 from forge_sparkplug.node.metrics import Entry, MetricTable
@@ -251,12 +252,7 @@ class EdgeNode(Component):
     def _send(self, device: str | None, entries: list[Entry], *, historical: bool) -> bool:
         verb = "DDATA" if device else "NDATA"
         topic = self.topic.format(verb=verb) + (f"/{device}" if device else "")
-        body = encode(
-            self._now(),
-            self.table.data(entries, historical=historical),
-            self.seq.next(),
-            datatype_of=self.table.datatype_of(),
-        )
+        body = data_body(self._now(), entries, self.seq.next(), historical=historical)  # encode's bytes
         if self.client.publish(topic, body) is None:
             return False
         self.stats["data_sent"] += 1

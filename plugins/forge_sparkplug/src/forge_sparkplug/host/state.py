@@ -14,6 +14,7 @@ from forge_sparkplug.codec.payload import Metric, Payload
 __all__ = ["BAD", "GOOD", "STALE", "DeviceState", "MetricState", "NodeState", "Pending"]
 
 GOOD, STALE, BAD = 192, 500, 0
+_NONE: dict[str, MetricState] = {}  # the metrics of a device never born (read only)
 
 
 @dataclass(slots=True)
@@ -144,7 +145,11 @@ class NodeState:
 
     def resolve(self, device: str | None, metric: Metric) -> MetricState | None:
         """The known metric a DATA metric names (by alias or name); None if the birth had no such metric."""
-        metrics = self.metrics if device is None else self.devices.get(device, DeviceState()).metrics
+        if device is None:
+            metrics = self.metrics
+        else:  # not .get(device, DeviceState()): that made a DeviceState for every metric of every DATA
+            state = self.devices.get(device)
+            metrics = state.metrics if state is not None else _NONE
         if metric.alias is not None:
             owner, name = self.aliases.get(metric.alias, (device, None))
             return metrics.get(name) if name is not None and owner == device else None

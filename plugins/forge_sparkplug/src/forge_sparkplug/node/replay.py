@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from forge_core.tactics import OutboxFull
 
-from forge_sparkplug.codec.payload import encode
+from forge_sparkplug.node.data_body import data_body
 from forge_sparkplug.node.metrics import Entry
 
 if TYPE_CHECKING:
@@ -70,12 +70,7 @@ def _historical(node: EdgeNode, stored: bytes) -> tuple[str, bytes]:
         if (e := node.table.entries.get((device, name))) is not None
     ]
     topic = node.topic.format(verb="DDATA" if device else "NDATA") + (f"/{device}" if device else "")
-    return topic, encode(
-        int(node.ctx.clock.time() * 1000),
-        node.table.data(entries, historical=True),
-        node.seq.next(),
-        datatype_of=node.table.datatype_of(),
-    )
+    return topic, data_body(int(node.ctx.clock.time() * 1000), entries, node.seq.next(), historical=True)
 
 
 def store_window(node: EdgeNode) -> None:
