@@ -33,6 +33,14 @@ def split_tag(tag: str, separators: str) -> tuple[str, str] | None:
     return None
 
 
+def _holds(metrics: list[dict[str, Any]], name: str) -> bool:
+    """Whether an update being held already has metric ``name`` (a loop: ``any`` over a generator cost more)."""
+    for metric in metrics:  # noqa: SIM110 (any() over a generator: a frame more per data change)
+        if metric["name"] == name:
+            return True
+    return False
+
+
 class Gateway(Component):
     Params = GatewayParams
     params: GatewayParams
@@ -51,6 +59,7 @@ class Gateway(Component):
         #: held until the delivery loop yields: per machine, its updates (each a list of metrics, a name at most
         #: once) with the data changes they carry, in arrival order
         self.held: dict[str, list[tuple[list[dict[str, Any]], list[Envelope]]]] = {}
+        self._tags: dict[str, tuple[str, str] | None] = {}  # tag -> split_tag's answer
         # one flusher for the component's life, woken when something is held: a task spawned per burst cost a
         # task, its first step and its done callback for every part (the simulated day's gateway)
         self._due = asyncio.Event()
@@ -62,18 +71,27 @@ class Gateway(Component):
     async def on_change(self, envelope: Envelope) -> None:
         self.stats["changes"] += 1
         body = envelope.payload
-        parts = split_tag(str(body.get("tag", "")), self.params.separators)
+        tag = str(body.get("tag", ""))
+        try:
+            parts = self._tags[tag]
+        except KeyError:  # a plant's tags are few: each split once (every data change of the day comes here)
+            parts = split_tag(tag, self.params.separators)
+            if len(self._tags) < 10_000:
+                self._tags[tag] = parts
         if parts is None or parts[0] == "Diagnostics":
             self.stats["unmapped"] += 1
             return
         machine, metric = parts
         ts = body.get("source_timestamp") or body.get("server_timestamp") or self.ctx.clock.time()
         update: dict[str, Any] = {"name": metric, "value": body.get("value"), "timestamp": round(ts * 1000)}
-        updates = self.held.setdefault(machine, [])
-        if not updates or any(m["name"] == metric for m in updates[-1][0]):
+        updates = self.held.get(machine)
+        if updates is None:
+            updates = self.held[machine] = []
+        if not updates or _holds(updates[-1][0], metric):
             updates.append(([], []))
-        updates[-1][0].append(update)
-        updates[-1][1].append(envelope)
+        last = updates[-1]
+        last[0].append(update)
+        last[1].append(envelope)
         self._due.set()
 
     async def _flusher(self) -> None:

@@ -35,9 +35,12 @@ __all__ = ["Historian", "quality_name"]
 T = TypeVar("T")
 
 
+_QUALITY = {192: "good", 0: "bad", None: "good"}  # made once: quality_name runs for every sample
+
+
 def quality_name(code: Any) -> str:
     """Sparkplug quality (192 GOOD, 500 STALE, 0 BAD) -> the telemetry column's good|uncertain|bad."""
-    return {192: "good", 0: "bad"}.get(code, "uncertain") if code is not None else "good"
+    return _QUALITY.get(code, "uncertain")
 
 
 class Historian(Component):
