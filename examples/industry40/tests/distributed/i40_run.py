@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -25,8 +24,10 @@ pytest.importorskip("forge_kafka")
 pytest.importorskip("forge_mms")
 sa = pytest.importorskip("sqlalchemy")
 from forge_mqtt.testing import MosquittoServer  # noqa: E402
-from i40_clients import BAD_BEATS, BAD_EVENTS, User, Wiretap, factories, paho, plain_grpc, plain_http  # noqa: E402
+from i40_clients import BAD_BEATS, BAD_EVENTS, User, Wiretap, factories, paho, plain_grpc, plain_http, pms_endpoints  # noqa: E402
 from i40_erp import ERP, erp_calls  # noqa: E402
+
+from forge_core.testing import find_free_port  # noqa: E402
 
 PLANT = Path(__file__).resolve().parents[2]
 RUN_SECONDS = 130
@@ -88,6 +89,12 @@ def side_calls(plant: Path, user: User, stop: threading.Event, tmp: Path, t0: fl
         for at, call in steps:
             if stop.wait(max(0.0, t0 + at - time.monotonic())):
                 return
+            # a PMS to ask: on a loaded box the PMS processes may not have printed their endpoints yet at
+            # 45 s into the run (load 20: none had, and the REST calls and factories' read got no answer)
+            deadline = time.monotonic() + 60
+            while not pms_endpoints(plant) and time.monotonic() < deadline:
+                if stop.wait(0.5):
+                    return
             call()
     except Exception as exc:  # reported by the test, not lost in a thread
         user.errors.append(f"{type(exc).__name__}: {exc}")
@@ -128,9 +135,12 @@ def run_plant(tmp_path_factory: pytest.TempPathFactory, kafka_server: Any, postg
     name = f"i40_distributed_{os.getpid()}"
     url = postgres_server.create_database(name)
     broker = MosquittoServer(base_dir=tmp / "mosquitto").start()
-    with socket.socket() as free:  # the ERP's HTTP inbox: a fixed port a real ERP is given; here a free one
-        free.bind(("127.0.0.1", 0))
-        erp_port = free.getsockname()[1]
+    # the ERP's HTTP inbox: a fixed port a real ERP is given; here a free one below the kernel's ephemeral
+    # range. Not an ephemeral one (a bind to port 0): the test kills erp_http and curl, like the simulated ERP,
+    # retries its POST while nothing listens, and a connect retried to a free ephemeral port can be handed
+    # that very port as its source and connect to itself (TCP simultaneous open); closed, that leaves the
+    # port in TIME_WAIT for 60 s and the restarted erp_http cannot bind it (see forge_opcua's self_connect)
+    erp_port = find_free_port("127.0.0.1")
     env = {**os.environ, "MQTT_HOST": broker.host, "MQTT_PORT": str(broker.port),
            "KAFKA_BOOTSTRAP": kafka_server.bootstrap, "FORGE_DATABASE_URL": url, "ERP_HTTP_PORT": str(erp_port)}
     env.pop("FORGE_DISABLE_PLUGINS", None)
