@@ -230,8 +230,8 @@ def test_one_reading_at_a_time_stores_what_a_batch_stores(sensor_db, make_readin
 
 
 def test_a_batch_beyond_one_insert_returns_exactly_what_it_inserted(sensor_db, make_reading):
-    """SQLite takes a batch's readings in multi-row INSERTs of up to the statement's rows_per_statement rows
-    (forge_core.storage.DriverSql.execute_rows, RETURNING of each): a batch of more, half of it stored before,
+    """A batch of more than one statement's rows_per_statement readings (PostgreSQL: Core's executemany with
+    RETURNING; SQLite: one executemany, told by rowcount and the newest rowids), half of it stored before,
     returns the new half only and stores every reading once."""
     store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
     with sensor_db.connect() as conn:
@@ -247,6 +247,46 @@ def test_a_batch_beyond_one_insert_returns_exactly_what_it_inserted(sensor_db, m
     assert rows(sensor_db, sensors, sensors.c.sensor_id)[0][-2:] == (size, size)  # last_seq, stored
 
 
+def test_a_batch_partly_stored_before_returns_exactly_what_it_added(sensor_db, make_reading):
+    """SQLite's INSERT runs without RETURNING (executemany): a batch the rowcount says was partly stored before is
+    told by the newest rowids. Over random mixes of stored and new readings of two sensors, out of order, a
+    reading twice in one batch, what a write returns is exactly what it added, and each reading is stored once."""
+    import random
+
+    rng = random.Random(5)
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    stored: set[tuple[str, int]] = set()
+    for round_ in range(12):
+        keys = [(sid, seq) for sid in ("temp-1", "temp-2") for seq in rng.sample(range(1, 60), rng.randint(1, 12))]
+        keys += rng.sample(keys, rng.randint(0, 2))  # a reading twice in one batch
+        rng.shuffle(keys)
+        batch = [make_reading(seq, float(seq), sensor=sid) for sid, seq in keys]
+        assert store.write_batch(batch, [], float(round_)) == set(keys) - stored, round_
+        stored |= set(keys)
+    store.close()
+    assert sorted((r[0], r[1]) for r in rows(sensor_db, readings)) == sorted(stored)
+
+
+def test_sqlite_a_table_at_the_largest_rowid_raises_rather_than_guess(sensor_db, make_reading):
+    """Once ``readings`` holds SQLite's largest rowid, new rows get random rowids: a batch partly stored before
+    cannot be told by the newest rowids, and the write raises (naming the statement); a batch all new is told by
+    its rowcount alone."""
+    from forge_core.storage import DriverSqlError
+
+    from forge_mms.storage.sensor_store import MAX_ROWID
+
+    if sensor_db.dialect.name != "sqlite":
+        pytest.skip("SQLite's rowids")
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    assert store.write_batch([make_reading(1, 1.0), make_reading(2, 2.0)], [], 1.0) == {("temp-1", 1), ("temp-1", 2)}
+    with sensor_db.begin() as conn:
+        conn.execute(sa.text("UPDATE readings SET rowid = :top WHERE seq = 2"), {"top": MAX_ROWID})
+    assert store.write_batch([make_reading(3, 3.0), make_reading(4, 4.0)], [], 2.0) == {("temp-1", 3), ("temp-1", 4)}
+    with pytest.raises(DriverSqlError, match="forge_mms sensor store: readings"):
+        store.write_batch([make_reading(1, 1.0), make_reading(5, 5.0)], [], 3.0)
+    assert store.write_batch([make_reading(1, 1.0), make_reading(2, 2.0)], [], 4.0) == set()  # none added: told
+
+
 def test_sqlite_statements_for_the_driver_are_compiled_from_core(sensor_db):
     """On SQLite the readings, sensors and rollups statements go to the driver's cursor, compiled from the Core
     statements (no literal values: each takes all of its parameters from the row)."""
@@ -259,7 +299,9 @@ def test_sqlite_statements_for_the_driver_are_compiled_from_core(sensor_db):
     assert sql.driver is not None and set(sql.driver) == {"readings", "sensors", "rollups"}
     readings_sql = sql.driver["readings"]
     assert readings_sql.keys == ("sensor_id", "seq", "kind", "value", "ts", "stored_at", "processor", "anomaly")
-    assert readings_sql.rows_sql(2).count("(?, ?, ?, ?, ?, ?, ?, ?)") == 2 and "RETURNING" in readings_sql.sql
+    row = tuple(range(8))  # the store's row tuples go to executemany as they are (no copy, no picker)
+    assert readings_sql.fields == readings_sql.keys and readings_sql.params(row) is row
+    assert readings_sql.sql.count("(?, ?, ?, ?, ?, ?, ?, ?)") == 1 and "RETURNING" not in readings_sql.sql
     assert sql.driver["rollups"].keys == ("sensor_id", "minute", "count", "min", "max", "sum")
 
 

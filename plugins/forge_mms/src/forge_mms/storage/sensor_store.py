@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from forge_core.storage import CommitGroup, DriverSql, DriverStatement, driver_cursor
+from forge_core.storage import CommitGroup, DriverSql, DriverSqlError, DriverStatement, driver_cursor
 from sqlalchemy import Connection, Engine
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
@@ -160,12 +160,11 @@ class SensorStore:
         :meth:`_write_batch`, on one cursor, without its grouping and sorting."""
         r = batch[0]
         cursor = conn.connection.cursor()  # the DriverSql statements inline: three at most for every reading
-        statement = driver["readings"]
+        statement = driver["readings"]  # no RETURNING: the rowcount says whether it inserted the row
         try:
-            cursor.execute(statement.sql, statement.params({
-                "sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
-                "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly}))
-            new = cursor.fetchone() is not None
+            cursor.execute(statement.sql, (r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, self.processor,
+                                           r.anomaly))
+            new = cursor.rowcount == 1
             grouped = self.commits is not None  # a commit group: sensors and rollups rows at its COMMIT
             if not grouped:
                 statement = driver["sensors"]
@@ -192,14 +191,21 @@ class SensorStore:
         if not batch:
             return set()
         ordered = sorted(batch, key=lambda r: (r.sensor_id, r.seq)) if len(batch) > 1 else batch
-        rows = [{"sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
-                 "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
         if sql.driver is None:
+            rows = [{"sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
+                     "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
             return {(row.sensor_id, int(row.seq)) for row in conn.execute(sql.readings, rows)}
-        # SQLite: its executemany drops RETURNING's rows, so multi-row INSERTs (DriverSql.execute_rows: up to
-        # its rows_per_statement rows each, 500); RETURNING gives what this transaction inserted
+        # SQLite: one single-row INSERT ... ON CONFLICT DO NOTHING per reading by executemany, no RETURNING (its
+        # rows cost more than the insert: ~2 us a reading of a 9-row batch); the cursor's rowcount is how many
+        # it inserted. All of them (the common case): the batch's keys. Fewer: see _inserted_last
+        processor = self.processor
+        values = [(r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, processor, r.anomaly) for r in ordered]
+        statement = sql.driver["readings"]
         with driver_cursor(conn) as cursor:
-            return {(sid, int(seq)) for sid, seq in sql.driver["readings"].execute_rows(cursor, rows)}
+            statement.executemany(cursor, values)
+            added = cursor.rowcount
+            keys = {(r.sensor_id, r.seq) for r in ordered}
+            return keys if added == len(values) else _inserted_last(cursor, statement, added, keys)
 
     def _upsert_sensors(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
                         fresh: Sequence[Reading]) -> None:
@@ -309,6 +315,32 @@ def _insert_event(conn: Connection, at: float, kind: str, source: str, detail: d
         return
     with driver_cursor(conn) as cursor:
         _EVENT_SQLITE.on(conn).execute(cursor, row)
+
+
+#: SQLite's largest rowid: a table holding it gives new rows random unused rowids, not the largest + 1
+MAX_ROWID = 2**63 - 1
+
+#: the rows an INSERT just added to ``readings``, newest first (``LIMIT``: how many it added)
+_LAST_ROWS = "SELECT rowid, sensor_id, seq FROM readings ORDER BY rowid DESC LIMIT ?"
+
+
+def _inserted_last(cursor: Any, statement: DriverSql, added: int, keys: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The keys of the ``added`` rows the INSERT just run on ``cursor`` inserted into ``readings`` (fewer than
+    its rows: some were stored already). A rowid table gives each new row the largest rowid + 1 while that is
+    below :data:`MAX_ROWID` (https://www.sqlite.org/autoinc.html), and no other connection writes inside this
+    transaction: the rows it added are the ``added`` newest by rowid. Checked: each must be one of the
+    statement's ``keys`` and below MAX_ROWID; otherwise the store raises rather than guess."""
+    if added <= 0:
+        return set()
+    try:
+        newest = cursor.execute(_LAST_ROWS, (added,)).fetchall()
+    except statement.dbapi_error as exc:
+        raise statement.error(exc, (added,), _LAST_ROWS) from exc
+    found = {(sid, int(seq)) for _rowid, sid, seq in newest}
+    if len(found) != added or not found <= keys or any(rowid >= MAX_ROWID for rowid, _s, _q in newest):
+        raise DriverSqlError(f"{statement.name}: the {added} readings an INSERT of {len(keys)} added cannot be "
+                             f"told by rowid (the newest rows: {newest[:5]!r})")
+    return found
 
 
 def _execute_many(conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:

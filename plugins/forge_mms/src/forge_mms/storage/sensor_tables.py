@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from forge_core.storage import DriverSql
 from sqlalchemy import Connection
 
-__all__ = ["Statements", "alerts", "metadata", "reading_rollups", "readings", "sensors", "system_events",
+__all__ = ["READING_FIELDS", "Statements", "alerts", "metadata", "reading_rollups", "readings", "sensors", "system_events",
            "upsert"]
 
 metadata = sa.MetaData()
@@ -89,6 +89,10 @@ reading_rollups = sa.Table(
 )
 
 
+#: The readings' columns in the order of the store's row tuples (``Statements.driver["readings"]`` on SQLite).
+READING_FIELDS = ("sensor_id", "seq", "kind", "value", "ts", "stored_at", "processor", "anomaly")
+
+
 def upsert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update``."""
     name = conn.dialect.name
@@ -147,8 +151,12 @@ class Statements:
         driver = None
         if conn.dialect.name == "sqlite":  # the rows hold what sqlite3 takes (floats, ints, strings): untyped
             driver = {name: DriverSql.compile(stmt, conn.dialect, name=f"forge_mms sensor store: {name}", typed=False)
-                      for name, stmt in (("readings", reading_rows), ("sensors", sensor_rows),
-                                         ("rollups", rollup_rows))}
+                      for name, stmt in (("sensors", sensor_rows), ("rollups", rollup_rows))}
+            # the readings without RETURNING, for executemany, a row a tuple in READING_FIELDS order: what it
+            # inserted is told by the cursor's rowcount (SensorStore._insert_readings)
+            driver["readings"] = DriverSql.compile(
+                upsert(conn, readings).on_conflict_do_nothing(index_elements=["sensor_id", "seq"]), conn.dialect,
+                name="forge_mms sensor store: readings", typed=False, fields=READING_FIELDS)
         return cls(
             readings=reading_rows, sensors=sensor_rows,
             raise_alerts=upsert(conn, alerts).on_conflict_do_nothing(index_elements=["alert_id"]),
