@@ -287,6 +287,22 @@ def test_sqlite_a_table_at_the_largest_rowid_raises_rather_than_guess(sensor_db,
     assert store.write_batch([make_reading(1, 1.0), make_reading(2, 2.0)], [], 4.0) == set()  # none added: told
 
 
+def test_a_driver_without_a_rowcount_raises_rather_than_report_nothing_stored(sensor_db):
+    """sqlite3 counts an executemany's inserted rows; a driver answering -1 (no count) must not read as 'none
+    inserted' (the sensors' stored counts and the rollups would miss the batch): the store raises, naming it."""
+    from forge_core.storage import DriverSqlError
+
+    from forge_mms.storage.sensor_store import _inserted_last
+
+    if sensor_db.dialect.name != "sqlite":
+        pytest.skip("SQLite's path")
+    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
+    with sensor_db.connect() as conn:
+        statement = store._sql(conn).driver["readings"]
+    with pytest.raises(DriverSqlError, match="no rowcount"):
+        _inserted_last(None, statement, -1, {("temp-1", 1)})
+
+
 def test_sqlite_statements_for_the_driver_are_compiled_from_core(sensor_db):
     """On SQLite the readings, sensors and rollups statements go to the driver's cursor, compiled from the Core
     statements (no literal values: each takes all of its parameters from the row)."""

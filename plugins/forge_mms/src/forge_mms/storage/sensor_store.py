@@ -330,7 +330,9 @@ def _inserted_last(cursor: Any, statement: DriverSql, added: int, keys: set[tupl
     below :data:`MAX_ROWID` (https://www.sqlite.org/autoinc.html), and no other connection writes inside this
     transaction: the rows it added are the ``added`` newest by rowid. Checked: each must be one of the
     statement's ``keys`` and below MAX_ROWID; otherwise the store raises rather than guess."""
-    if added <= 0:
+    if added < 0:  # a driver that does not count (sqlite3 does): nothing to tell the rows by
+        raise DriverSqlError(f"{statement.name}: the driver gave no rowcount for an INSERT of {len(keys)} readings")
+    if added == 0:
         return set()
     try:
         newest = cursor.execute(_LAST_ROWS, (added,)).fetchall()
