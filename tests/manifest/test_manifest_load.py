@@ -115,6 +115,24 @@ def test_env_substitution_default_and_plant_dir(tmp_path: Path) -> None:
     assert m.transports["bus"].settings == {"url": "tcp://broker:1/x", "token": "s3cret"}
 
 
+def test_env_default_may_hold_plant_dir(tmp_path: Path) -> None:
+    # The default's own "}" (of {plant_dir}) is not the reference's end: before, the default stopped
+    # there and the URL became "sqlite:///{plant_dir/x.db}", a file relative to the working directory.
+    write(tmp_path, """
+        version: 1
+        plant: {name: bakery}
+        transports:
+          bus: {type: memory}
+        storage:
+          url: "${env:BAKERY_DB_URL:-sqlite:///{plant_dir}/.forge/bakery.db}"
+        runtime:
+          health: {port: false}
+    """)
+    assert load_manifest(tmp_path, env={}).storage.url == f"sqlite:///{tmp_path.resolve()}/.forge/bakery.db"
+    set_url = "postgresql://db/bakery"
+    assert load_manifest(tmp_path, env={"BAKERY_DB_URL": set_url}).storage.url.endswith("db/bakery")
+
+
 def test_profile_merge_override_list_replace_null_delete(tmp_path: Path) -> None:
     write(tmp_path, """
         version: 1

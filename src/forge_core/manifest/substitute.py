@@ -13,7 +13,9 @@ from typing import Any
 
 from forge_core.manifest.model import DocPath, Issue
 
-ENV_REF = re.compile(r"\$\{env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+# A default may hold ``{plant_dir}`` (``${env:DB_URL:-sqlite:///{plant_dir}/x.db}``): its closing brace is
+# not the reference's end.
+ENV_REF = re.compile(r"\$\{env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:\{plant_dir\}|[^}])*))?\}")
 _ANY_REF = re.compile(r"\$\{env:[^}]*\}?")
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|key_password)$", re.I)
 PLANT_DIR = "{plant_dir}"
