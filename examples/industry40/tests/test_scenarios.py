@@ -5,6 +5,7 @@ posting orders over the in-process REST app."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from industry40.testing import registered_types
 
 pytestmark = pytest.mark.skipif(not registered_types() >= {"sched.order_scheduler", "mms.factory_monitor"},
@@ -104,7 +105,11 @@ def test_a_plain_heartbeat_on_a_new_topic_is_a_new_factory(plant40):
     results = [e.payload for e in plant.sent("sched/status_report_result") if "'9'" in repr(e.payload) or
                e.payload.get("detail", "").startswith("9 ")]
     assert results and results[0]["accepted"]
-    assert any("9" in plant.component(f"pms-{i}").known for i in range(2))
+    # added by the MMS's UP report (the embedded PMS takes no beats): UP, with the default capacity
+    assert plant.component("pms-0").params.topics.heartbeats is None
+    with plant.component("pms-0").transactor.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, capacity FROM factories WHERE id = '9'")).one()
+    assert tuple(row) == ("UP", 10)
     assert not plant.dead_letters
 
 
