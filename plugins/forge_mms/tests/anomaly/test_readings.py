@@ -20,6 +20,28 @@ def test_a_reading():
     assert parse_reading({**GOOD, "timestamp": "2026-12-02T14:00:00.123"}, DEFAULT_KINDS).ts == r.ts, "naive is UTC"
 
 
+def test_a_parsed_reading_is_the_frozen_dataclass_its_fields_make():
+    """parse_reading fills a Reading by its slots (_reading), not its frozen __init__: the same object, field for
+    field (every field of the dataclass: a field added to Reading and not to _reading fails here), equal, hashed
+    alike, frozen, copied and replaced alike."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from forge_mms.anomaly.readings import Reading, _reading
+
+    values = {f.name: f"v-{i}" for i, f in enumerate(dataclasses.fields(Reading))}
+    built, made = _reading(**values), Reading(**values)
+    assert type(built) is Reading and built == made and hash(built) == hash(made) and repr(built) == repr(made)
+    assert dataclasses.asdict(built) == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.value = 1.0  # type: ignore[misc]
+    assert dataclasses.replace(built, seq=7) == Reading(**{**values, "seq": 7})
+    assert pickle.loads(pickle.dumps(built)) == made and copy.deepcopy(built) == made
+    r = parse_reading(GOOD, DEFAULT_KINDS)
+    assert r == Reading("temp-1", "temperature", "line-1", 42, 71.3, "C", r.ts, GOOD["timestamp"], "spike")
+
+
 @pytest.mark.parametrize(("change", "pointer", "says"), [
     ({"value": math.nan}, "/value", "not a finite number"), ({"value": math.inf}, "/value", "not a finite number"),
     ({"value": True}, "/value", "not a finite number"), ({"kind": "pressure"}, "/kind", "unknown kind 'pressure'"),

@@ -41,6 +41,30 @@ class Reading:
     anomaly: str | None = None  # ground truth of a simulator; never used to judge
 
 
+#: Reading's slot setters in field order: :func:`_reading` fills a new one without the frozen ``__init__``
+#: (which sets each of the nine fields through ``object.__setattr__``: half of a parse's cost)
+(_S_SENSOR_ID, _S_KIND, _S_LOCATION, _S_SEQ, _S_VALUE, _S_UNIT, _S_TS, _S_TIMESTAMP, _S_ANOMALY) = (
+    getattr(Reading, name).__set__
+    for name in ("sensor_id", "kind", "location", "seq", "value", "unit", "ts", "timestamp", "anomaly"))
+_new = object.__new__
+
+
+def _reading(sensor_id: str, kind: str, location: str, seq: int, value: float, unit: str, ts: float,
+             timestamp: str, anomaly: str | None) -> Reading:
+    """``Reading(...)`` of these fields (the same frozen object: equal, hashed and refusing a set alike)."""
+    reading = _new(Reading)
+    _S_SENSOR_ID(reading, sensor_id)
+    _S_KIND(reading, kind)
+    _S_LOCATION(reading, location)
+    _S_SEQ(reading, seq)
+    _S_VALUE(reading, value)
+    _S_UNIT(reading, unit)
+    _S_TS(reading, ts)
+    _S_TIMESTAMP(reading, timestamp)
+    _S_ANOMALY(reading, anomaly)
+    return reading
+
+
 #: "YYYY-MM-DDTHH:MM:SS." of times parsed in the shape ``format_time`` writes -> its epoch second
 _SECONDS: dict[str, int] = {}
 
@@ -93,5 +117,5 @@ def parse_reading(payload: Mapping[str, Any], kinds: Mapping[str, str]) -> Readi
     except ValueError:
         raise MalformedReading("/timestamp", f"not an RFC 3339 time: {timestamp!r}") from None
     anomaly = payload.get("anomaly")
-    return Reading(sensor_id, kind, str(payload.get("location") or ""), seq, float(value), unit, ts, timestamp,
-                   anomaly if isinstance(anomaly, str) else None)
+    return _reading(sensor_id, kind, str(payload.get("location") or ""), seq, float(value), unit, ts, timestamp,
+                    anomaly if isinstance(anomaly, str) else None)
