@@ -78,14 +78,15 @@ def erp_calls(plant: Path, user: User, stop: threading.Event, t0: float) -> None
     def post(data: bytes, name: str, tries: list[tuple[int, Any]] | None = None) -> tuple[int, Any]:
         (plant / name).write_bytes(data)
         answer: tuple[int, Any] = (0, "")
-        for _ in range(15):  # the inbox's process may still be starting (or restarting: killed)
+        # the inbox's process may still be starting (or restarting: killed): at load 30 erp_http's first
+        # life began 47 s into the run and did not listen within 15 tries 1 s apart, so the POST gave up
+        deadline = time.monotonic() + 90
+        while True:
             answer = curl(*xml, f"@{plant / name}", url)
             if tries is not None:
                 tries.append(answer)
-            if answer[0]:
-                break
-            time.sleep(1)
-        return answer
+            if answer[0] or time.monotonic() > deadline or stop.wait(1):
+                return answer
 
     def kill_link() -> None:
         user.erp_link_kills += kill_when_running(plant, "erp_link", stop)
