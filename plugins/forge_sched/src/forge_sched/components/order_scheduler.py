@@ -121,7 +121,10 @@ class OrderScheduler(Component):
         if self.mounted is not None:
             return
         try:
-            await self.ctx.http.mount(self.params.rest_path, self.api.app)
+            http = self.ctx.http
+            if self.mount_refused and http.is_mounted(self.params.rest_path):
+                return  # still served by another replica: asked, not refused (and formatted) each pass
+            await http.mount(self.params.rest_path, self.api.app)
             self.mounted = True
         except RuntimeError:
             self.mounted = False
