@@ -7,12 +7,16 @@
    later a critical anomaly injected by command (a temperature spike) that must be alerted;
 4. ``fault`` seconds, then the heal (``drill_heal``);
 5. up to ``drain`` seconds for the lag to drain; then the sensors are slowed to nothing (a
-   ``scale`` command) and the group drains what is left, so the end is exact (``drill_end``);
+   ``scale`` command), every sensors instance is seen to have applied it (its command group committed
+   past it), and the group drains what is left until the topic is quiet: lag 0 with no log end moving
+   for ``interval + 1`` s (:class:`~sensor_monitoring.drills.observe.QuietGate`), so the end is exact
+   (``drill_end``): the last reading each sensor takes after the command is stored before the stop;
 6. SIGINT to ``forge run``; scan the topic; read PostgreSQL; compute the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ from forge_core.plugin import DrillOptions, DrillReport, DrillScenario
 from forge_core.transport import STRUCTURED_CONTENT_TYPE, encode_structured
 from sensor_monitoring.drills.harness import DrillFailed, DrillHarness, Timeline
 from sensor_monitoring.drills.measure import Injected, Stored, Window, measure
-from sensor_monitoring.drills.observe import QUIET, LagSampler, scan_topic
+from sensor_monitoring.drills.observe import QUIET, LagSampler, QuietGate, scan_topic
 
 #: The slack added to every recovery bound: process scheduling on a loaded 2-core machine, a
 #: processor's batch wait and its transaction, the sampling of the measurement itself.
@@ -46,18 +50,31 @@ class PlantSettings:
     partitions: int
     group: str
     control_topic: str
+    #: the consumer groups of the sensors instances that read their commands from Kafka (``group_template``
+    #: of each instance name): one committed past a command has applied it
+    control_groups: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, manifest: dict[str, Any], kafka: dict[str, Any], broker_session_ms: int) -> PlantSettings:
         sensors, interval, control = 0, 1.0, "sensors/control"
         group = "sensor-processors"
-        for comp in (manifest.get("components") or {}).values():
+        transports = manifest.get("transports") or {}
+        template = str(kafka.get("group_template", "{plant}.{group}:{pattern}"))
+        plant = str((manifest.get("plant") or {}).get("name", ""))
+        control_groups: list[str] = []
+        for name, comp in (manifest.get("components") or {}).items():
             params = comp.get("params") or {}
             if comp.get("type") == "sensor_monitoring.sensors":
                 per_kind = params.get("per_kind") or {"temperature": 1, "vibration": 1, "energy": 1}
-                sensors += int(comp.get("replicas", 1)) * sum(int(n) for n in per_kind.values())
+                replicas = int(comp.get("replicas", 1))
+                sensors += replicas * sum(int(n) for n in per_kind.values())
                 interval = float(params.get("interval", interval))
                 control = params.get("control_topic", control) or control
+                via = params.get("control_transport") or comp.get("transport") or manifest.get("default_transport")
+                if (transports.get(via) or {}).get("type") == "kafka":
+                    control_groups += [template.format(plant=plant, group=instance, pattern=control)
+                                       for instance in ([name] if replicas <= 1 else
+                                                        [f"{name}-{i}" for i in range(replicas)])]
             if comp.get("type") == "mms.sensor_processor":
                 group = params.get("group", group)
         topics = kafka.get("topics") or {}
@@ -68,7 +85,7 @@ class PlantSettings:
                    request_timeout=float({**(kafka.get("config") or {}), **(kafka.get("producer") or {})}.get(
                        "request.timeout.ms", 30000)) / 1000, broker_session=broker_session_ms / 1000,
                    interval=interval, sensors=sensors, topic="sensor-data", partitions=int(spec.get("partitions", 3)),
-                   group=group, control_topic=control)
+                   group=group, control_topic=control, control_groups=tuple(control_groups))
 
 
 class SensorDrill(DrillScenario):
@@ -170,15 +187,7 @@ class DrillRun:
             if not h.alive():
                 raise
             self.note(f"lag not drained within {drain:.0f}s ({exc})")
-        self.command({"command": "scale", "scale": 0.001})  # a reading per 1000 s: production stops
-        time.sleep(s.interval * 1.5 + 1.0)
-        try:
-            h.wait_for(lambda: self._drained(0), 60, "the last readings to be stored")
-            self.note("sensors quiet, every record consumed and committed")
-        except DrillFailed as exc:
-            if not h.alive():
-                raise
-            self.note(f"not fully drained at the end: {exc}")
+        self.quiet_down()
         end = h.marker("drill_end", scenario=self.drill.name)
         summary = h.stop_plant()
         self.lag.stop()
@@ -190,6 +199,49 @@ class DrillRun:
         self.drill.more_figures(self, self.report)
         self.report.details["settings"] = s.__dict__
 
+    def quiet_down(self) -> None:
+        """Slow the sensors to nothing and wait until what they produced is stored: each sensors instance
+        applied the ``scale`` command (its command group committed past it), then lag 0 with no log end
+        moving for ``interval + 1`` s (the one reading a sensor may still take, within an interval of
+        applying it, stored too). A fixed sleep here ended the drill with a reading still on its way under
+        load (stop 32: "readings lost: 1", the plant's own check counting it in flight at the stop)."""
+        h, s, lag = self.h, self.settings, self.lag
+        assert lag is not None
+        at = self.command({"command": "scale", "scale": 0.001})  # a reading per 1000 s: production stops
+        if at is not None and s.control_groups:
+            kafka_topic = s.control_topic.replace("/", ".")
+            behind: list[str] = list(s.control_groups)
+
+            def applied() -> bool:
+                nonlocal behind
+                with contextlib.suppress(Exception):  # a coordinator moving: ask again
+                    found = lag.committed_by(behind, kafka_topic, at[0])
+                    behind = [g for g in behind if found.get(g, -1) <= at[1]]
+                return not behind
+            try:
+                took = h.wait_for(applied, 60, "every sensors instance to apply the scale command")
+                self.note(f"scale applied by every sensors instance ({took:.1f}s after the command)")
+            except DrillFailed as exc:
+                if not h.alive():
+                    raise
+                self.note(f"scale not seen applied by {', '.join(behind)}: {exc}")
+        gate = QuietGate(s.interval + 1.0)
+        try:
+            h.wait_for(lambda: self._sampled(gate), 60, "the last readings to be stored", every=0.25)
+            self.note("sensors quiet, every record consumed and committed")
+        except DrillFailed as exc:
+            if not h.alive():
+                raise
+            self.note(f"not fully drained at the end: {exc}")
+
+    def _sampled(self, gate: QuietGate) -> bool:
+        assert self.lag is not None
+        try:
+            sample = self.lag.sample()
+        except Exception:  # metadata moving after a broker came back: ask again
+            return False
+        return gate(sample)
+
     def _drained(self, threshold: int) -> bool:
         assert self.lag is not None
         try:
@@ -199,8 +251,9 @@ class DrillRun:
         return sample.total <= threshold
 
     # -- commands to the simulators ----------------------------------------------------------------
-    def command(self, body: dict[str, Any]) -> None:
-        """A ``sensor_monitoring.sensor_command`` on the control topic, as the plant's tools would send it."""
+    def command(self, body: dict[str, Any]) -> tuple[int, int] | None:
+        """A ``sensor_monitoring.sensor_command`` on the control topic, as the plant's tools would send it;
+        the (partition, offset) Kafka stored it at (None: not reported)."""
         from confluent_kafka import Producer
 
         if self.producer is None:
@@ -212,12 +265,19 @@ class DrillRun:
         envelope = Envelope(type="sensor_monitoring.sensor_command", payload={**body, "timestamp": format_time(now),
                                                                              "reason": f"drill {self.drill.name}"},
                             source="drill", id=str(uuid.uuid4()), time=now, topic=self.settings.control_topic)
+        stored: list[tuple[int, int]] = []
+
+        def delivered(error: Any, message: Any) -> None:
+            if error is None:
+                stored.append((int(message.partition()), int(message.offset())))
+
         self.producer.produce(self.settings.control_topic.replace("/", "."), encode_structured(envelope),
-                              key=b"drill", headers=[("content-type", STRUCTURED_CONTENT_TYPE)])
+                              key=b"drill", headers=[("content-type", STRUCTURED_CONTENT_TYPE)], on_delivery=delivered)
         left = self.producer.flush(15)
         if left:
             raise DrillFailed(f"the command {body} was not acknowledged by Kafka within 15s")
         self.note(f"command {body}")
+        return stored[0] if stored else None
 
     def inject_spike(self, partitions: Any = None) -> None:
         """A temperature spike (critical: the plant's sensors read ~62 °C, a spike adds 50) on a sensor,

@@ -79,6 +79,14 @@ def produced_by_sensors(summary: dict[str, Any]) -> dict[str, set[int]] | None:
     return dict(found) if found else None
 
 
+def lost_note(lost: list[tuple[str, int]], on_topic: Counter[tuple[str, int]]) -> str:
+    """Which lost readings Kafka holds (not consumed and stored before the stop) and which it never got (the
+    producer's side): the first place to look when one is lost."""
+    kept = [key for key in lost if key in on_topic]
+    return (f"first: {lost[:5]}; on Kafka: {len(kept)} of {len(lost)}"
+            + (f" (first: {kept[:3]})" if kept and len(kept) < len(lost) else ""))
+
+
 def episodes(records: Iterable[Record]) -> Iterator[tuple[str, str, int, int, float]]:
     """(sensor, anomaly, first seq, last seq, time of the first reading) of each run of labelled readings."""
     by_sensor: dict[str, list[Record]] = defaultdict(list)
@@ -145,8 +153,8 @@ def measure(report: DrillReport, *, summary: dict[str, Any], lives: dict[str, li
                                 note="" if produced else "the sensors' reports were not found: counted from the topic"))
     report.add(DrillFigure.info("readings on Kafka", len(on_topic)))
     report.add(DrillFigure.info("readings stored", len(stored.readings)))
-    report.add(DrillFigure.equal("readings lost", len(lost), 0,
-                                 note=f"first: {lost[:5]}" if lost else "produced or on Kafka, not stored"))
+    report.add(DrillFigure.equal("readings lost", len(lost), 0, note=lost_note(lost, on_topic) if lost
+                                 else "produced or on Kafka, not stored"))
     report.add(DrillFigure.equal("duplicate readings stored", stored.rows - len(stored.readings) + len(phantom), 0,
                                  note=f"stored but never produced: {phantom[:5]}" if phantom else ""))
     twice = alerts_raised_twice(stored.alerts)

@@ -10,7 +10,7 @@ import contextlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -24,6 +24,7 @@ QUIET = {"log_level": 2}
 class LagSample:
     at: float  # epoch seconds
     lag: dict[int, int]  # partition -> high watermark minus the group's committed offset
+    ends: dict[int, int] = field(default_factory=dict)  # partition -> high watermark (the log's end)
 
     @property
     def total(self) -> int:
@@ -60,7 +61,8 @@ class LagSampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=15)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=15)
         with self._lock:
             self.reader.close()
 
@@ -79,7 +81,21 @@ class LagSampler:
             high = {tp.partition: self.reader.get_watermark_offsets(tp, timeout=3, cached=False)[1] for tp in tps}
             committed = {tp.partition: tp.offset for tp in self.reader.committed(tps, timeout=3)
                          if tp.offset >= 0 and tp.error is None}
-        return LagSample(time.time(), {p: max(0, high[p] - committed.get(p, 0)) for p in high})
+        return LagSample(time.time(), {p: max(0, high[p] - committed.get(p, 0)) for p in high}, high)
+
+    def committed_by(self, groups: list[str], topic: str, partition: int) -> dict[str, int]:
+        """group -> its committed offset on ``topic``[``partition``] (-1: none), read as :meth:`sample` reads
+        the processors' (a consumer per group carrying its id that never joins it)."""
+        found: dict[str, int] = {}
+        for group in groups:
+            reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False,
+                               "socket.timeout.ms": 3000, **QUIET})
+            try:
+                tp = reader.committed([TopicPartition(topic, partition)], timeout=3)[0]
+                found[group] = tp.offset if tp.error is None and tp.offset >= 0 else -1
+            finally:
+                reader.close()
+        return found
 
     def coordinator(self) -> int | None:
         """The broker coordinating the group now (None: not known)."""
@@ -98,6 +114,23 @@ class LagSampler:
     def peak(self, start: float, end: float | None = None) -> LagSample | None:
         window = self.between(start, end)
         return max(window, key=lambda s: s.total) if window else None
+
+
+class QuietGate:
+    """The end of a drill: open once the group's lag is 0 and no partition's log end moved for ``hold``
+    seconds (a reading still being published would move it), judged over :class:`LagSample` s in order.
+    Lag 0 alone is a moment: a reading produced just after it is neither consumed nor stored before the
+    plant stops."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.ends: dict[int, int] | None = None
+        self.since = 0.0  # when the log ends last moved (the first sample: when watching began)
+
+    def __call__(self, sample: LagSample) -> bool:
+        if sample.ends != self.ends:
+            self.ends, self.since = dict(sample.ends), sample.at
+        return sample.total == 0 and sample.at - self.since >= self.hold
 
 
 @dataclass(frozen=True)
