@@ -57,10 +57,15 @@ def drive(plant: Path, host: str, port: int, user: User, stop: threading.Event, 
             client.publish("factory/9/heartbeat", json.dumps(
                 {"timestamp": time.time(), "metrics": {"cpu": 12.5, "memory": 40.0, "errors": 0}}), qos=1)
             user.beats_9 += 1
-            if n % 7 == 3:  # malformed beats among the good ones: dead-lettered, factory 9 stays UP
+            # the bad input only once the plant is surely up (the PMS lists factory 9: the bridge carries its
+            # beats) and well before its end, so each one sent must be dead-lettered: at load 34 the
+            # processes came up late and the plant stopped late, and 10 of 29 bad beats sent every 7 s
+            # from 25 s on to the plant's exit reached no bridge (19 dead letters)
+            up = any(f.get("id") == "9" for f in user.factories_seen)
+            if up and n % 2 == 1 and user.bad_beats < 10:  # among the good ones: factory 9 stays UP
                 client.publish("factory/9/heartbeat", BAD_BEATS[user.bad_beats % len(BAD_BEATS)], qos=1)
                 user.bad_beats += 1
-            if n % 11 == 5 and user.bad_events < len(BAD_EVENTS):
+            if up and n % 3 == 0 and user.bad_events < len(BAD_EVENTS):
                 topic, body = BAD_EVENTS[user.bad_events]
                 client.publish(topic, body, qos=1)
                 user.bad_events += 1
