@@ -20,19 +20,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from forge_core import Component, Envelope, Publishes, Subscribes, TransportError, parse_time
+from forge_core import Component, Envelope, Publishes, Subscribes, TransportError, format_time, parse_time
 from sensor_monitoring.lives import SEQ_SPAN, Life, SensorRecord, data_dir, ledger, next_epochs
 from sensor_monitoring.metrics import SensorMetrics, meter_of
 from sensor_monitoring.settings import SensorsParams
 from sensor_monitoring.simulation import SensorModel
-from sensor_monitoring.timetext import TimeText
 
 READING = "mms.sensor_reading"
 COMMAND = "sensor_monitoring.sensor_command"
 ERROR_LOG_EVERY = 60.0  # seconds between two log lines about one sensor's publish errors
-#: format_time's text of a reading's time, its second's part built once for every sensor of the process (the
-#: samples of one second, nine at 1 s, come one after another)
-TIME_TEXT = TimeText()
 
 
 @dataclass
@@ -165,7 +161,7 @@ class Sensors(Component):
         sensor.numbered += 1
         return {"sensor_id": model.sensor_id, "kind": model.kind, "location": model.location,
                 "seq": sensor.life.epoch * SEQ_SPAN + sensor.numbered, "value": value, "unit": model.signal.unit,
-                "timestamp": TIME_TEXT(self.ctx.clock.time()), "anomaly": anomaly}
+                "timestamp": format_time(self.ctx.clock.time()), "anomaly": anomaly}
 
     def _new_life(self, sensor: Sensor) -> None:
         epoch = next_epochs(data_dir(self.ctx), [sensor.sensor_id])[sensor.sensor_id]
