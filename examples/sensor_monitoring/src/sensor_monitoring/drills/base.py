@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from forge_core.plugin import DrillOptions, DrillReport, DrillScenario
 from forge_core.transport import STRUCTURED_CONTENT_TYPE, encode_structured
 from sensor_monitoring.drills.harness import DrillFailed, DrillHarness, Timeline
 from sensor_monitoring.drills.measure import Injected, Stored, Window, measure
-from sensor_monitoring.drills.observe import QUIET, LagSampler, QuietGate, scan_topic
+from sensor_monitoring.drills.observe import QUIET, LagSample, LagSampler, QuietGate, scan_topic
 
 #: The slack added to every recovery bound: process scheduling on a loaded 2-core machine, a
 #: processor's batch wait and its transaction, the sampling of the measurement itself.
@@ -181,7 +182,7 @@ class DrillRun:
 
         drain = self.phase("drain")
         try:
-            h.wait_for(lambda: self._drained(threshold), drain, "the lag to drain")
+            h.wait_for(lambda: self._lag_meets(lambda sample: sample.total <= threshold), drain, "the lag to drain")
             self.note(f"lag drained to <= {threshold} records")
         except DrillFailed as exc:
             if not h.alive():
@@ -227,28 +228,21 @@ class DrillRun:
                 self.note(f"scale not seen applied by {', '.join(behind)}: {exc}")
         gate = QuietGate(s.interval + 1.0)
         try:
-            h.wait_for(lambda: self._sampled(gate), 60, "the last readings to be stored", every=0.25)
+            h.wait_for(lambda: self._lag_meets(gate), 60, "the last readings to be stored", every=0.25)
             self.note("sensors quiet, every record consumed and committed")
         except DrillFailed as exc:
             if not h.alive():
                 raise
             self.note(f"not fully drained at the end: {exc}")
 
-    def _sampled(self, gate: QuietGate) -> bool:
+    def _lag_meets(self, test: Callable[[LagSample], bool]) -> bool:
+        """Whether the consumer group's lag now passes ``test`` (False while it cannot be read)."""
         assert self.lag is not None
         try:
             sample = self.lag.sample()
         except Exception:  # metadata moving after a broker came back: ask again
             return False
-        return gate(sample)
-
-    def _drained(self, threshold: int) -> bool:
-        assert self.lag is not None
-        try:
-            sample = self.lag.sample()
-        except Exception:  # metadata moving after a broker came back: ask again
-            return False
-        return sample.total <= threshold
+        return test(sample)
 
     # -- commands to the simulators ----------------------------------------------------------------
     def command(self, body: dict[str, Any]) -> tuple[int, int] | None:
