@@ -84,6 +84,13 @@ class KafkaSettings(Settings):
     stall_timeout: float = Field(15.0, gt=0, description="seconds a broker may be up with no ack while messages "
                                                          "wait before the producer is replaced and they are re-sent")
     connect_timeout: float = Field(5.0, gt=0, description="seconds connect() waits for the broker's metadata")
+    close_timeout: float = Field(10.0, ge=0, description="seconds close() waits for the broker to acknowledge "
+                                                         "what is still queued; what is left then is purged and "
+                                                         "each record dead-lettered (undeliverable)")
+    replace_timeout: float = Field(10.0, gt=0, description="seconds a replaced producer's purged records are "
+                                                           "awaited to be re-sent in publish order on its "
+                                                           "successor; a report later than that is dead-lettered "
+                                                           "(undeliverable)")
     create_topics: bool = Field(True, description="create a subscribed topic that does not exist yet")
     default_partitions: int = Field(1, ge=1, description="partitions of a topic created on subscribe")
     default_replication: int = Field(1, ge=1, description="replication factor of a topic created on subscribe")

@@ -100,3 +100,17 @@ def ensure_topics(admin: AdminClient, topics: Mapping[str, TopicSpec], *, broker
     if created:
         log.info("kafka transport %s created topics %s on %s", transport, ", ".join(created), broker)
     return created
+
+
+def topic_max_message_bytes(admin: AdminClient, topic: str, timeout: float = 10.0) -> int | None:
+    """The topic's ``max.message.bytes`` (the broker's answer, its default included); None if the
+    broker does not say (blocking: run it in an executor)."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+    try:
+        futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)], request_timeout=timeout)
+        entries = next(iter(futures.values())).result(timeout)
+        value = entries.get("max.message.bytes")
+        return int(value.value) if value is not None and value.value is not None else None
+    except (KafkaException, ValueError, TimeoutError) as exc:
+        log.warning("max.message.bytes of %s unknown: %s", topic, exc)
+        return None

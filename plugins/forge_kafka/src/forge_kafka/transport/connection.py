@@ -83,11 +83,18 @@ class KafkaConnection:
         self.metrics: KafkaMetrics | None = None
         self.known_topics: set[str] = set()
         #: Messages given back by the producer (fatal, purged, forgotten by the broker), kept until
-        #: its successor re-sends them in publish order; guarded by ``_lock`` (any thread appends).
+        #: its successor re-sends them in publish order; guarded by ``lock`` (any thread appends).
         self.held: list[Held] = []
         #: (producer to replace, why, when it was seen) once a replacement is wanted.
         self._replace_wanted: tuple[Producer, str, float] | None = None
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
+        #: The publisher's: give up on held records (each one's callback hears the error); set by it.
+        self.give_up_held: Callable[[list[Held], KafkaError], None] | None = None
+        #: Replaced producers whose purged records did not all report within ``replace_timeout``:
+        #: the poll thread serves them on, and each late report is given up (dead letter).
+        self.retired: list[Producer] = []
+        self._giving_up = False  # closing: no successor will re-send a purged record
+        self._late = threading.local()  # .on while the poll thread serves a retired producer
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
         self._acked = 0
@@ -159,18 +166,41 @@ class KafkaConnection:
         log.info("kafka transport %s connected to %s (%d topics)", self.name, self.settings.bootstrap,
                  len(self.known_topics))
 
+    def late_reports(self) -> bool:
+        """True when no successor will re-send a purged record: the transport is closing, or this is
+        the poll thread serving a producer retired after ``replace_timeout``."""
+        return self._giving_up or getattr(self._late, "on", False)
+
     async def close(self) -> None:
-        """Flush what the producer holds (up to 10 s) and stop its poll thread."""
+        """Flush what the producer holds (up to ``close_timeout``), give up on what is left (purged:
+        a dead letter each), stop the poll thread."""
         self.connected = False
         loop = asyncio.get_running_loop()
         if self.producer is not None:
-            remaining = await self.flush(10.0)
+            timeout = self.settings.close_timeout
+            remaining = await self.flush(timeout)
             if remaining:
-                log.error("kafka %s: %d message(s) not delivered at close", self.name, remaining)
+                log.error("kafka %s: %d record(s) not delivered to %s within close_timeout %gs: purged, each "
+                          "dead-lettered (undeliverable)", self.name, remaining, self.settings.bootstrap, timeout)
+                await loop.run_in_executor(None, self._give_up_all)
         self._closing.set()
         if self._poller is not None:
             await loop.run_in_executor(None, self._poller.join, 5.0)
+        for _ in range(3):  # the reports hopped to the loop (call_soon_threadsafe) run before close returns
+            await asyncio.sleep(0)
         self.logs.flush(force=True)  # what was held back is still counted
+
+    def _give_up_all(self) -> None:
+        """At close: purge every producer, serve the purge reports (each a give-up), give up the held."""
+        self._giving_up = True
+        for producer in [*self.retired, *([self.producer] if self.producer is not None else [])]:
+            producer.purge(in_queue=True, in_flight=True)
+            producer.flush(5.0)  # serves the reports of the purged records (the poll thread may serve some)
+        with self.lock:
+            held, self.held = self.held, []
+        if held and self.give_up_held is not None:
+            self.give_up_held(held, KafkaError(KafkaError._PURGE_QUEUE, "the transport closed before a new "
+                                               "producer could re-send it"))
 
     async def ensure_topic(self, topic: str, spec: TopicSpec | None = None) -> None:
         """Create ``topic`` (a Forge topic) unless it is known to exist."""
@@ -188,6 +218,8 @@ class KafkaConnection:
             producer = self.producer
             assert producer is not None
             producer.poll(0.1)
+            if self.retired:
+                self._serve_retired()
             if self.admin is not None:
                 self.admin.poll(0)  # its log lines and errors, through the rate limit (else they queue up)
             self.logs.flush()
@@ -197,6 +229,17 @@ class KafkaConnection:
                 future = asyncio.run_coroutine_threadsafe(self._replace_on_loop(wanted[0]), self.loop)
                 with contextlib.suppress(Exception):
                     future.result(60.0)
+
+    def _serve_retired(self) -> None:
+        """Late reports of retired producers (poll thread): each one given up by the publisher."""
+        self._late.on = True
+        try:
+            for producer in list(self.retired):
+                producer.poll(0)
+                if not len(producer):
+                    self.retired.remove(producer)
+        finally:
+            self._late.on = False
 
     # -- replacing the producer -------------------------------------------------------------------
     # Two ways a producer ends up unable to deliver. (1) Fatal: a broker that restarted without
@@ -218,14 +261,14 @@ class KafkaConnection:
 
     def request_replacement(self, producer: Producer | None, reason: str) -> None:
         """Ask for ``producer`` to be replaced (any thread); the poll thread hands it to the loop."""
-        with self._lock:
+        with self.lock:
             if producer is None or producer is not self.producer or self._replace_wanted is not None:
                 return
             self._replace_wanted = (producer, reason, time.monotonic())
 
     def hold(self, message: Held, reason: str) -> None:
         """Keep a message the producer gave back until its successor re-sends it (any thread)."""
-        with self._lock:
+        with self.lock:
             self.held.append(message)
         self.request_replacement(self.producer, reason)
 
@@ -242,11 +285,16 @@ class KafkaConnection:
         since = wanted[2] if wanted is not None else time.monotonic()
         new = Producer(self.producer_conf)
         old.purge(in_queue=True, in_flight=True)
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + self.settings.replace_timeout
         # The delivery reports of the purged messages: the publisher hands each one to hold().
         while len(old) and time.monotonic() < deadline:
             old.poll(0.05)
-        with self._lock:
+        if len(old):  # reports still to come: the poll thread serves them, each one a dead letter
+            log.error("kafka %s: %d purged record(s) of the replaced producer not reported within "
+                      "replace_timeout %gs: each is dead-lettered when it reports", self.name, len(old),
+                      self.settings.replace_timeout)
+            self.retired.append(old)
+        with self.lock:
             held, self.held = self.held, []
             self.producer = new
             self._replace_wanted = None

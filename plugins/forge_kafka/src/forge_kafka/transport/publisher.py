@@ -31,6 +31,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from forge_core import Envelope, TransportClosed, TransportError
 from forge_core.transport import (
     STRUCTURED_CONTENT_TYPE,
+    Transport,
     encode_body,
     encode_headers,
     encode_structured,
@@ -40,6 +41,8 @@ from forge_core.transport import (
 
 from forge_kafka.transport.admin import to_kafka
 from forge_kafka.transport.connection import KafkaConnection, needs_new_producer
+from forge_kafka.transport.too_large import TooLarge
+from forge_kafka.transport.undeliverable import GiveUp, Record, classify
 
 log = logging.getLogger("forge.transport.kafka")
 
@@ -78,8 +81,14 @@ def report_type(failed: Callable[[Headers | None, int, KafkaError | None, Messag
 class KafkaPublisher:
     """Everything a transport publishes goes through here, on the connection's producer."""
 
-    def __init__(self, connection: KafkaConnection) -> None:
+    def __init__(self, connection: KafkaConnection, transport: Transport | None = None) -> None:
+        """``transport``: whose ``on_undeliverable`` hears of each record given up (undeliverable.py)."""
         self.connection = connection
+        self.give_up = GiveUp(connection, lambda: transport.on_undeliverable if transport is not None else None)
+        connection.give_up_held = self._give_up_held
+        #: Records refused with their batch (MSG_SIZE_TOO_LARGE): judged alone, produced once more or given up.
+        self.too_large = TooLarge(connection, self.give_up, lambda headers, seq: partial(self.on_failed_again,
+                                                                                         headers, seq))
         self.name = connection.name
         self.settings = connection.settings
         self.structured = self.settings.content_mode == "structured"
@@ -232,7 +241,9 @@ class KafkaPublisher:
         loop = future.get_loop()
 
         def resolve(error: KafkaError | None, message: Message) -> None:
-            if error is not None and needs_new_producer(error):  # re-sent by the next producer
+            # re-sent by the next producer, unless none will come; a confirmed caller gets the
+            # exception, not a dead letter (one report per record)
+            if error is not None and needs_new_producer(error) and not self.connection.late_reports():
                 self._count_error(message.topic() or "", error, "resent")
                 self.connection.hold((seq, message.topic() or "", message.value(), message.key(), headers, resolve),
                                      f"delivery: {error.str()}")
@@ -259,32 +270,54 @@ class KafkaPublisher:
     def on_failed(self, headers: Headers | None, seq: int, error: KafkaError | None, message: Message) -> None:
         """Delivery report of a published message (only failures reach Python). A report does not
         carry the headers, so each message's callback holds them and its place in publish order:
-        what a new producer can deliver is held for it, anything else is a failure."""
+        what a new producer can deliver is held for it, a batch too large for the topic is produced
+        once more, anything else is given up: a dead letter (undeliverable.py, ``classify``)."""
         if error is None:
             return
-        if needs_new_producer(error):
-            topic = message.topic()
-            assert topic is not None  # a produced record always has its topic
-            self._count_error(topic, error, "resent")
-            self.connection.hold((seq, topic, message.value(), message.key(), headers, partial(self._failed, headers, seq)),
-                                 f"delivery: {error.str()}")
+        action = classify(error, giving_up=self.connection.late_reports())
+        if action == "resend":
+            self._hold(headers, seq, error, message, partial(self._failed, headers, seq))
+        elif action == "retry":
+            self._count_error(message.topic() or "", error, "retried")
+            self.too_large.refused(seq, message, headers)
+        else:
+            self._give_up(error, message, headers)
+
+    def on_failed_again(self, headers: Headers | None, seq: int, error: KafkaError | None, message: Message) -> None:
+        """Delivery report of a record produced once more after MSG_SIZE_TOO_LARGE: refused again, it
+        is given up (a new producer still re-sends what it can)."""
+        if error is None:
             return
-        self._on_delivery(error, message)
+        if classify(error, retried=True, giving_up=self.connection.late_reports()) == "resend":
+            self._hold(headers, seq, error, message, partial(self.on_failed_again, headers, seq))
+        else:
+            self._give_up(error, message, headers)
+
+    def _hold(self, headers: Headers | None, seq: int, error: KafkaError, message: Message, again: Any) -> None:
+        topic = message.topic()
+        assert topic is not None  # a produced record always has its topic
+        self._count_error(topic, error, "resent")
+        self.connection.hold((seq, topic, message.value(), message.key(), headers, again), f"delivery: {error.str()}")
+
+    def _give_up(self, error: KafkaError, message: Any, headers: Headers | None) -> None:
+        self._count_error(message.topic() or "", error, "dead_lettered")
+        self.give_up.record(error, message, headers)
+
+    def _give_up_held(self, held: list[Any], error: KafkaError) -> None:
+        """Records held for a successor that will not come (the transport closes): each one's own
+        callback hears ``error`` (a dead letter, or a confirmed caller's exception)."""
+        for _, topic, value, key, _headers, on_delivery in sorted(held, key=lambda entry: entry[0]):
+            on_delivery(error, Record(topic, value, key))
 
     def on_structured_report(self, error: KafkaError | None, message: Message) -> None:
-        """The producer-wide report callback: every record has its own, so this sees none."""
-        self._on_delivery(error, message)
-
-    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is None:
-            return
-        self.connection.stats["publish_failed"] += 1
-        self.connection.last_error = str(error)
-        self._count_error(message.topic() or "", error, "failed")
-        log.error("kafka %s: delivery to %s failed: %s", self.name, message.topic(), error)
+        """The producer-wide report callback: every record has its own, so this sees none; one
+        without a callback of its own is given up on any error."""
+        if error is not None:
+            self._give_up(error, message, None)
 
     def _count_error(self, topic: str, error: KafkaError | None, outcome: str) -> None:
         """``forge.kafka.produce.errors`` (any thread: OpenTelemetry's counters are thread-safe)."""
         metrics = self.connection.metrics
         if metrics is not None:
             metrics.produce_error(topic, error.name() if error is not None else "unknown", outcome, self.name)
+

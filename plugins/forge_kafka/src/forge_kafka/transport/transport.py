@@ -57,7 +57,7 @@ class KafkaTransport(Transport):
         else:  # a plain mapping (tests, benchmarks): the same validation and defaults as a manifest
             self.settings = KafkaSettings.load({**(settings or {}), **options}, where=f"transports.{name}.settings")
         self.connection = KafkaConnection(name, self.settings, plant)
-        self.publisher = KafkaPublisher(self.connection)
+        self.publisher = KafkaPublisher(self.connection, self)
         # The bus calls the publisher's plain function instead of awaiting publish(): no coroutine
         # per message while librdkafka takes them (Transport.direct_publish); not if a subclass
         # changed publish.
