@@ -36,6 +36,12 @@ from forge_core.transport.codec import (
 from forge_core.transport.faults import Faults
 from forge_core.transport.hops import HOPS_HEADER, cross
 from forge_core.transport.memory import MemoryHub, MemorySettings, MemoryTransport
+from forge_core.transport.self_connect import (
+    SelfConnectionError,
+    refuse_self_connection,
+    reset_on_close,
+    self_connected,
+)
 from forge_core.transport.topics import is_wildcard, matches, topic_level, validate_pattern, validate_topic
 
 __all__ = [
@@ -55,6 +61,7 @@ __all__ = [
     "PartitionChange",
     "PartitionListener",
     "PartitionListeners",
+    "SelfConnectionError",
     "Subscription",
     "Transport",
     "TransportContext",
@@ -72,6 +79,9 @@ __all__ = [
     "is_structured",
     "is_wildcard",
     "matches",
+    "refuse_self_connection",
+    "reset_on_close",
+    "self_connected",
     "topic_level",
     "validate_pattern",
     "validate_topic",

@@ -1,4 +1,4 @@
-"""A TCP connection to itself, noticed and closed at once.
+"""A TCP connection to itself, noticed and closed at once (asyncua's side of forge_core's check).
 
 A client that retries a connect to a local port nobody listens on yet, when that port is in the
 kernel's ephemeral range (``/proc/sys/net/ipv4/ip_local_port_range``, 32768-60999 by default), can be
@@ -11,42 +11,37 @@ client talks to itself (asyncua: its own Hello comes back as an unexpected messa
 self-connection it resets the socket (SO_LINGER 0: no TIME_WAIT left on the port), logs it and
 raises :class:`SelfConnectionError`, which the source counts and retries like any refused connect.
 The port is held from the SYN to the check, a few microseconds, instead of for the Hello timeout.
+The check and the reset are forge_core's (:func:`forge_core.transport.self_connected`,
+:func:`~forge_core.transport.reset_on_close`), shared with the MQTT clients; here the socket belongs
+to an asyncio transport, which is aborted rather than the socket closed under it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
-import struct
 from typing import Any
 
 from asyncua import Client
+from forge_core.transport import SelfConnectionError, reset_on_close
+from forge_core.transport import self_connected as socket_self_connected
 
 __all__ = ["GuardedClient", "SelfConnectionError", "close_at_once", "self_connected"]
 
 log = logging.getLogger("forge.opcua.source")
 
 
-class SelfConnectionError(ConnectionError):
-    """The socket connected to itself (local address == peer address): closed, to be retried."""
-
-
 def self_connected(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
     """The address when ``transport``'s socket is connected to itself, else None."""
-    local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
-    if not local or not peer or tuple(local[:2]) != tuple(peer[:2]):
-        return None
-    return str(local[0]), int(local[1])
+    sock: Any = transport.get_extra_info("socket")
+    return socket_self_connected(sock) if sock is not None else None
 
 
 def close_at_once(transport: asyncio.BaseTransport) -> None:
     """Close with a reset (SO_LINGER on, 0 s): the port is free at once, no TIME_WAIT left on it."""
     sock: Any = transport.get_extra_info("socket")
     if sock is not None:
-        with contextlib.suppress(OSError):  # already closed: nothing holds the port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset_on_close(sock)
     abort = getattr(transport, "abort", None)
     if abort is not None:
         abort()
@@ -74,5 +69,4 @@ class GuardedClient(Client):
         log.warning("%s: the connection to %s:%d connected to itself (TCP simultaneous open: nothing listens "
                     "on that port yet, and the kernel gave this client the same port as its source); closed "
                     "at once so the server can listen there; retrying", self.who, host, port)
-        raise SelfConnectionError(f"connected to itself on {host}:{port} (nothing listens there yet; "
-                                  "closed at once, retrying)")
+        raise SelfConnectionError(address)
