@@ -126,6 +126,7 @@ class Connection:
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_socket_register_write
         client.on_socket_unregister_write = self._on_socket_unregister_write
+        paho_adapter.guard(client, f"transport {self.name!r}", self.stats)  # no connection to itself
         return client
 
     def start(self) -> mqtt.Client:

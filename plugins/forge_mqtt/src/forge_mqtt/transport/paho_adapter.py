@@ -16,23 +16,32 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
   ``_handle_pubackcomp`` for a PUBACK without properties (reading ``_in_packet``, ``_protocol``,
   ``_out_message_mutex``, ``_out_messages``; calling ``_do_on_publish``) and ``_update_inflight``
   (reading ``_out_messages``/``_inflight_messages``).
+- :class:`GuardedClient` — overrides ``_create_socket_connection`` (paho's TCP connect, called by
+  ``reconnect`` before the TLS handshake and before CONNECT is written): a socket connected to itself
+  is refused there (forge_core's :func:`~forge_core.transport.refuse_self_connection`). paho's public
+  ``on_socket_open`` comes only after the TLS handshake, and cannot fail the connect.
 - :class:`PackedProperties` — a ``Properties`` whose ``pack()`` returns bytes packed once: relies on
   ``_send_publish`` reading nothing of the properties but ``pack()``.
 """
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 
 import paho.mqtt.client as mqtt
+from forge_core.transport import SelfConnectionError, refuse_self_connection
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
 from forge_mqtt.transport.decoder import decode_publish
 
-__all__ = ["MAX_PACKETS_PER_EVENT", "FastClient", "PackedProperties", "client_class", "close_socket", "read_available",
-           "utf8"]
+__all__ = ["MAX_PACKETS_PER_EVENT", "FastClient", "GuardedClient", "PackedProperties", "client_class", "close_socket",
+           "guard", "read_available", "utf8"]
+
+log = logging.getLogger("forge.transport.mqtt")
 
 #: Packets read per readable event at most, so one busy socket cannot starve the loop: the rest is
 #: read on the next turn (epoll is level-triggered), after timers and the delivery loop had theirs.
@@ -42,8 +51,36 @@ MAX_PACKETS_PER_EVENT = 256
 
 
 def client_class() -> type[mqtt.Client]:
-    """:class:`FastClient` if this paho has the ``_handle_publish`` it takes over, else plain paho."""
-    return FastClient if hasattr(mqtt.Client, "_handle_publish") else mqtt.Client
+    """:class:`FastClient` if this paho has the ``_handle_publish`` it takes over, else :class:`GuardedClient`."""
+    return FastClient if hasattr(mqtt.Client, "_handle_publish") else GuardedClient
+
+
+class GuardedClient(mqtt.Client):
+    """paho's client that refuses a TCP connection to itself, right after the connect and before TLS or
+    CONNECT (see forge_core.transport.self_connect): the socket is reset (the port is free for the broker
+    at once), a warning names the address, ``reconnect``/``connect`` raise
+    :class:`~forge_core.transport.SelfConnectionError` (a ConnectionRefusedError), and whoever retries a
+    refused connect retries it. :func:`guard` names the owner and where to count."""
+
+    guard_who = "mqtt client"
+    guard_stats: dict[str, int] | None = None
+
+    def _create_socket_connection(self) -> socket.socket:
+        sock = super()._create_socket_connection()
+        try:
+            refuse_self_connection(sock, who=self.guard_who, log=log)
+        except SelfConnectionError:
+            if self.guard_stats is not None:
+                self.guard_stats["self_connections"] = self.guard_stats.get("self_connections", 0) + 1
+            raise
+        return sock
+
+
+def guard(client: mqtt.Client, who: str, stats: dict[str, int]) -> None:
+    """Name ``client``'s owner in the self-connection warning and count them in ``stats["self_connections"]``."""
+    stats.setdefault("self_connections", 0)
+    if isinstance(client, GuardedClient):
+        client.guard_who, client.guard_stats = who, stats
 
 
 def read_available(client: mqtt.Client) -> bool:
@@ -74,9 +111,10 @@ def close_socket(client: mqtt.Client) -> None:
     client._sock_close()
 
 
-class FastClient(mqtt.Client):
+class FastClient(GuardedClient):
     """paho's client with :func:`~forge_mqtt.transport.decoder.decode_publish` for received MQTT 5
-    PUBLISH at QoS 0 and 1, and a PUBACK path that does not scan every message in flight.
+    PUBLISH at QoS 0 and 1, and a PUBACK path that does not scan every message in flight; guarded
+    against a connection to itself (:class:`GuardedClient`).
 
     What happens after decoding is paho's own: ``on_message`` (through ``_handle_on_message``), and
     for QoS 1 the PUBACK now or, with ``manual_ack``, when the application calls ``ack``.

@@ -8,7 +8,8 @@ from forge_mqtt's :class:`~forge_mqtt.MqttSettings` (the same broker, TLS and cr
 plant already declares for its mqtt transport).
 
 paho runs its own network thread (``loop_start``) and reconnects with ``reconnect_min_delay`` doubling
-to ``reconnect_max_delay``; ``on_pre_connect`` asks the owner for the Will of each CONNECT. Callbacks
+to ``reconnect_max_delay`` (a connect that reached itself is refused and retried the same way: ``guard``);
+``on_pre_connect`` asks the owner for the Will of each CONNECT. Callbacks
 are handed to the loop: connects and disconnects one by one, received messages in bursts (one wake-up
 of the loop per burst, not per message).
 """
@@ -32,6 +33,8 @@ from forge_mqtt import MqttSettings
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from forge_sparkplug.mqtt.guard import GuardedPaho
 
 __all__ = ["Handover", "Received", "SparkplugClient", "Will"]
 
@@ -122,9 +125,10 @@ class SparkplugClient(Handover):
     # -- setup --------------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+        client = GuardedPaho(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,  # no connection to itself
                              protocol=mqtt.MQTTv5 if s.is_v5 else mqtt.MQTTv311,
                              clean_session=None if s.is_v5 else True)
+        client.who = f"{self.name}: client {self.client_id!r}"
         client.max_inflight_messages_set(s.max_inflight)
         client.max_queued_messages_set(0)
         client.connect_timeout = s.connect_timeout
