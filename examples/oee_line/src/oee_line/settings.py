@@ -22,6 +22,10 @@ class GatewayParams(Settings):
     updates_topic: str = Field("sparkplug/update/{group}/{node}", description="the edge node's updates_topic")
     separators: str = Field("/.", description="a tag is <machine><separator><metric>: the first of these found "
                                               "splits it (browsed: M1/State, given: M1.State)")
+    window: float = Field(0.0, ge=0, description="seconds of plant time a machine's changes are held, then sent as one "
+                          "update (one DATA) carrying every value in order, a metric as often as it changed; 0: "
+                          "what arrives together, at once. A latency, and what a killed process loses: the "
+                          "simulated profile's choice (as the historian's commit_every)")
 
 
 class RetentionSettings(Settings):

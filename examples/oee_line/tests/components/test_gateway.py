@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from oee_line.components.gateway import Gateway, split_tag
 
+from forge_core.runtime import load_plant
 from forge_core.testing import TestPlant
 
 
@@ -82,3 +84,40 @@ def test_an_update_the_bus_refuses_dead_letters_the_changes_it_carried(plant: Te
     assert [d.envelope.payload["tag"] for d in letters if d.envelope is not None] == ["M1/GoodCount", "M1/TotalCount"]
     assert "does not match" in letters[0].detail
     assert gateway.report()["errors"] == 2 and _updates(plant) == []
+
+
+@pytest.fixture
+def windowed(tmp_path: Path) -> Iterator[TestPlant]:
+    """The gateway alone with a 10 s window (the chaos profile's), its storage its own (not the plant's file)."""
+    _, manifest = load_plant(PLANT)
+    manifest.components["gateway"].params["window"] = 10
+    manifest.storage = dataclasses.replace(manifest.storage, url=f"sqlite:///{tmp_path}/oee_line.db")
+    with TestPlant(manifest, only=["gateway"]) as test_plant:
+        test_plant.advance(0.01)
+        yield test_plant
+
+
+def test_a_window_holds_a_machines_changes_and_sends_every_value_in_one_update(windowed: TestPlant) -> None:
+    _together(windowed, [("M1/GoodCount", 1, 1.0), ("M1/TotalCount", 1, 1.0), ("M2/TotalCount", 5, 1.5)])
+    windowed.advance(3.0)
+    _together(windowed, [("M1/GoodCount", 2, 4.0), ("M1/TotalCount", 2, 4.0)])
+    windowed.advance(3.0)
+    assert _updates(windowed) == []  # held: 6 s of the window so far
+    windowed.advance(4.5)
+    assert _updates(windowed) == [
+        ("M1", [("GoodCount", 1, 1000), ("TotalCount", 1, 1000), ("GoodCount", 2, 4000), ("TotalCount", 2, 4000)]),
+        ("M2", [("TotalCount", 5, 1500)])]
+    _together(windowed, [("M1/TotalCount", 3, 12.0)])  # the next window starts with the next change
+    windowed.advance(9.0)
+    assert len(_updates(windowed)) == 2
+    windowed.advance(1.5)
+    assert _updates(windowed)[2:] == [("M1", [("TotalCount", 3, 12_000)])]
+    gateway = windowed.component("gateway")
+    assert isinstance(gateway, Gateway)
+    assert gateway.report()["forwarded"] == 6 and gateway.report()["updates"] == 3
+
+
+def test_what_a_window_holds_goes_out_when_the_gateway_stops(windowed: TestPlant) -> None:
+    _together(windowed, [("M1/TotalCount", 1, 1.0), ("M1/TotalCount", 2, 2.0)])
+    windowed.clock.run(windowed.runtime.supervisors["gateway"].instance.stop())
+    assert _updates(windowed) == [("M1", [("TotalCount", 1, 1000), ("TotalCount", 2, 2000)])]

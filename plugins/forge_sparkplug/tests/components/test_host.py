@@ -240,3 +240,27 @@ def test_a_deposed_primary_publishes_state_offline_and_edge_nodes_store_until_th
     _run(tmp_path, mosquitto_server, {"host": _host(mosquitto_server, "scada-dep", replicas=2),
                                       "edge": _edge(mosquitto_server, "n3", primary_host="scada-dep")}, scenario)
     wire.publish(state, b"", qos=1, retain=True)
+
+
+def test_an_update_with_a_metric_twice_is_one_data_carrying_both_values_in_order(
+        tmp_path: Path, mosquitto_server: Any, wire: Wire) -> None:
+    """Several instants of a metric in one update (oee_line's gateway window): one DDATA, each value with its
+    timestamp, and the host puts every one on the bus in order (none folded into the last)."""
+
+    async def scenario(plant: SparkplugPlant) -> None:
+        await until(lambda: [m for m in plant.sent("sparkplug.metrics") if m["device"] == "m1"], what="births")
+        await plant.publish(f"sparkplug/update/{G}/n2", "sparkplug.metric_update", {"device": "m1", "metrics": [
+            {"name": "Speed", "value": 1.5, "timestamp": 1_000}, {"name": "Speed", "value": 2.5, "timestamp": 2_000},
+            {"name": "Speed", "value": 3.5, "timestamp": 3_000}]})
+        data = await until(lambda: [m for m in plant.sent("sparkplug.metrics") if m["kind"] == "data"], what="data")
+        assert [(m["value"], m["timestamp"]) for m in data[0]["metrics"]] == [(1.5, 1_000), (2.5, 2_000), (3.5, 3_000)]
+        ddata = wire.on(f"spBv1.0/{G}/DDATA/n2/m1")
+        metrics = ddata[0].payload().metrics  # by alias: one alias three times, each instant's timestamp
+        assert len(ddata) == 1 and len({m.alias for m in metrics}) == 1 and [m.timestamp for m in metrics] == [
+            1_000, 2_000, 3_000]
+        assert plant.component("host").node_state(G, "n2")["devices"]["m1"]["metrics"]["Speed"]["value"] == 3.5
+
+    _run(tmp_path, mosquitto_server, {"host": _host(mosquitto_server, "scada-d"),
+                                      "edge": _edge(mosquitto_server, "n2", primary_host="scada-d")},
+         scenario)
+    wire.publish("spBv1.0/STATE/scada-d", b"", qos=1, retain=True)

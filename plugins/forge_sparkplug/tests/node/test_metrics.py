@@ -83,3 +83,16 @@ def test_settings_refuse_reserved_names_same_names_ignoring_case_and_bad_ids() -
     with pytest.raises(Exception, match="deadband"):
         MetricSpec(name="s", datatype="String", deadband=1)
     assert MetricSpec(name="t", datatype="double").datatype == "Double"
+
+
+def test_a_metric_more_than_once_in_an_update_reports_each_value_in_order() -> None:
+    table = _table()
+    changed = table.apply("press", [{"name": "Temp", "value": 20.0, "timestamp": 10},
+                                    {"name": "State", "value": "run", "timestamp": 10},
+                                    {"name": "Temp", "value": 20.2, "timestamp": 20},  # within the deadband of 20.0
+                                    {"name": "Temp", "value": 21.0, "timestamp": 30},
+                                    {"name": "State", "value": "idle", "timestamp": 30}], 40)
+    assert [(e.name, e.value, e.timestamp) for e in changed] == [
+        ("Temp", 20.0, 10), ("State", "run", 10), ("Temp", 21.0, 30), ("State", "idle", 30)]
+    assert changed[2] is table.entries[("press", "Temp")] and changed[0] is not changed[2]  # the earlier: a copy
+    assert table.entries[("press", "Temp")].reported == 21.0 and table.entries[("press", "State")].value == "idle"

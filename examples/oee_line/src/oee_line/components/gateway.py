@@ -8,8 +8,10 @@ when the machine did it. Order per tag is the bus's order; the edge node keeps i
 What arrives together (the changes of one OPC UA Publish response, delivered back to back: a part's
 GoodCount and TotalCount, a transition's State, StateCode and FaultCode) goes out as one update per
 machine, so one DATA: the changes are held until the delivery loop yields (no timer) and then sent in
-arrival order; a metric already held starts a new update, so no value is folded away. An update the bus
-refuses dead-letters the data changes it carried.
+arrival order; a metric already held starts a new update, so no value is folded away. With ``window`` (seconds
+of plant time) a machine's changes are held that long after the first and go out as one update carrying
+every value in arrival order, a metric as often as it changed (the edge node reports each: one DATA of
+several instants). An update the bus refuses dead-letters the data changes it carried.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class Gateway(Component):
         updates = self.held.get(machine)
         if updates is None:
             updates = self.held[machine] = []
-        if not updates or _holds(updates[-1][0], metric):
+        if not updates or (not self.params.window and _holds(updates[-1][0], metric)):
             updates.append(([], []))
         last = updates[-1]
         last[0].append(update)
@@ -97,6 +99,8 @@ class Gateway(Component):
     async def _flusher(self) -> None:
         while True:
             await self._due.wait()
+            if self.params.window:
+                await self.ctx.clock.sleep(self.params.window)
             await self._flush()
 
     async def _flush(self) -> None:

@@ -85,7 +85,9 @@ class MetricTable:
 
     def apply(self, device: str | None, updates: Iterable[Mapping[str, Any]], now_ms: int) -> list[Entry]:
         """Take updates ``{"name", "value", "timestamp"?}`` of one device (None: the node); return the
-        entries whose change is to be reported (beyond the deadband), in update order. Raises
+        entries whose change is to be reported (beyond the deadband), in update order. A metric may come more than once
+        (several instants of it, oldest first): each value beyond the deadband of the one reported before it is
+        reported, the earlier ones as copies of the entry, so the DATA carries every one. Raises
         :class:`UnknownMetric` or ``DatatypeError`` before changing anything."""
         if device is not None and device not in self.device_online:
             raise UnknownMetric(f"device {device!r} is not configured (devices: {', '.join(self.devices) or 'none'})")
@@ -104,11 +106,16 @@ class MetricTable:
             stamp = update.get("timestamp")
             checked.append((entry, value, int(stamp) if isinstance(stamp, int | float) else now_ms))
         changed: list[Entry] = []
+        places: dict[int, int] = {}  # id(entry) -> its place in changed
         for entry, value, stamp in checked:
+            place = places.pop(id(entry), None)
+            if place is not None:  # a metric more than once in the update: its earlier value keeps its place
+                changed[place] = _copy(entry)
             entry.value, entry.timestamp = value, stamp
             if entry.has_reported and not _exceeds(entry, value):
                 continue
             entry.reported, entry.has_reported = value, True
+            places[id(entry)] = len(changed)
             changed.append(entry)
         return changed
 
@@ -133,6 +140,12 @@ class MetricTable:
         if self._datatypes is None:
             self._datatypes = {alias: entry.datatype for alias, entry in self.by_alias.items()}
         return self._datatypes
+
+
+def _copy(entry: Entry) -> Entry:
+    """The entry as it is now (what a DATA reports of it), detached from the table."""
+    return Entry(entry.device, entry.name, entry.alias, entry.datatype, entry.deadband, entry.value, entry.timestamp,
+                 entry.reported, entry.has_reported)
 
 
 def _exceeds(entry: Entry, value: Any) -> bool:
