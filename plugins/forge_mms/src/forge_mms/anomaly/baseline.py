@@ -81,6 +81,12 @@ class BaselineRule:
         else:
             state.beyond = 0
             self._learn(state, x)
+        if quiet:  # judge_quiet (nothing held: judge_levels moves no level): no level passed, no condition, no call
+            for _severity, limit in self.levels:
+                if measured > limit:
+                    break
+            else:
+                return None
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=s.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
             return None

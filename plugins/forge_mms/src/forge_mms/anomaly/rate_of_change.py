@@ -56,6 +56,12 @@ class RateOfChangeRule:
         rate = (reading.value - anchor.value) / dt
         direction = self.settings.direction
         measured = abs(rate) if direction == "both" else rate if direction == "rising" else -rate
+        if quiet:  # judge_quiet (nothing held: judge_levels moves no level): no level passed, no condition, no call
+            for _severity, limit in self.levels:
+                if measured > limit:
+                    break
+            else:
+                return None
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis,
                                        held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build

@@ -45,6 +45,12 @@ class RmsRule:
             return None
         # summed afresh each time: a running sum of squares drifts, and windows are small
         rms = math.sqrt(math.fsum(squares) / len(window))
+        if quiet:  # judge_quiet (nothing held: judge_levels moves no level): no level passed, no condition, no call
+            for _severity, limit in self.levels:
+                if rms > limit:
+                    break
+            else:
+                return None
         severity, level = judge_levels(rms, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
             return None

@@ -41,9 +41,13 @@ class StuckRule:
         values.append(reading.value)
         if len(window) < self.settings.window:
             return None
-        spread = max(values) - min(values)
         s = self.settings
         level = s.epsilon + s.hysteresis if held is not None else s.epsilon
+        # judge_quiet: the last two values alone already past the level mean the spread is (a float subtraction
+        # is monotonic: max - min >= |last - previous|): not stuck, no verdict, without max() and min() over all
+        if quiet and len(values) > 1 and abs(reading.value - values[-2]) > level:
+            return None
+        spread = max(values) - min(values)
         stuck = spread <= level
         if quiet and not stuck:  # judge_quiet: no condition, nothing to build
             return None

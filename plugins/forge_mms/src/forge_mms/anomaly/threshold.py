@@ -31,7 +31,13 @@ class ThresholdRule:
         return verdict
 
     def judge_quiet(self, state: Any, reading: Reading) -> Verdict | None:
-        return self._judge(reading, None, True)
+        # nothing held: judge_levels moves no level (no hysteresis), so a condition holds only if the value is past
+        # one of them as it stands; none is (the common case): None, without judge_levels' frame and loop
+        value, above = reading.value, self.above
+        for _severity, limit in self.levels:
+            if (value > limit) if above else (value < limit):
+                return self._judge(reading, None, True)
+        return None
 
     def _judge(self, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
         severity, level = judge_levels(reading.value, self.levels, above=self.above,
