@@ -18,7 +18,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -31,7 +33,13 @@ sa = pytest.importorskip("sqlalchemy")
 from forge_mqtt.testing import MosquittoServer  # noqa: E402
 
 PLANT = Path(__file__).resolve().parents[1]
-RUN_SECONDS = 100
+#: The plant runs at least this long (the clients' >= 20 accepted orders), and on until the upgrade is done: the test
+#: ends it with SIGTERM (a graceful stop with its --json summary, as --duration's), not at a fixed time, so a slow
+#: start under load cannot cut the scenario short. RUN_CAP is its --duration, a bound only.
+RUN_SECONDS, RUN_CAP = 100, 600
+#: Bounds of the waits for the plant's progress (each a condition polled every second, not a sleep): its processes
+#: and the PMS start, migrate and take the first orders in ~15 s here when quiet, over a minute at load 20-30.
+START_BOUND, STEP_BOUND = 240, 120
 
 
 def write_plant(root: Path, *, with_pms: bool) -> Path:
@@ -58,6 +66,35 @@ def start_pms(plant: Path, env: dict[str, str], life: int) -> subprocess.Popen[s
 #: ``request:...``, or ``b2mml:<hash>`` for B2MML IDs that cannot be a key: industry40.components.erp_link.order_key).
 CLIENTS_ONLY = ("WHERE coalesce(idempotency_key, '') NOT LIKE 'request:%' "
                 "AND coalesce(idempotency_key, '') NOT LIKE 'b2mml:%'")
+
+
+def query(url: str, sql: str) -> list[Any]:
+    """Rows of ``sql``, or none while the tables are not there yet."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql)).all())
+    except sa.exc.SQLAlchemyError:
+        return []  # not migrated yet
+    finally:
+        engine.dispose()
+
+
+def wait_for(condition: Callable[[], bool], bound: float, what: str,
+             processes: dict[str, subprocess.Popen[str]]) -> None:
+    """Poll ``condition`` every second until it holds; fail naming ``what`` if ``bound`` s pass or a process ends."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        ended = [name for name, p in processes.items() if p.poll() is not None]
+        if ended or time.monotonic() > deadline:
+            for p in processes.values():
+                if p.poll() is None:
+                    p.kill()
+            logs = "\n".join(f"{name} (exit {p.wait()}): {p.communicate()[1][-3000:]}"
+                             for name, p in processes.items())
+            why = f"{ended} ended first" if ended else f"not within {bound} s"
+            raise AssertionError(f"{what}: {why}\n{logs}")
+        time.sleep(1)
 
 
 def count_orders(url: str) -> int:
@@ -94,30 +131,38 @@ def test_stopping_the_pms_and_starting_a_new_one_loses_no_order_and_no_status_re
 
     try:
         plant = subprocess.Popen([sys.executable, "-m", "forge_core.cli", "run", str(rest), "--profile",
-                                  "distributed", "--seed", "4", "--duration", f"{RUN_SECONDS}s", "--json"],
+                                  "distributed", "--seed", "4", "--duration", f"{RUN_CAP}s", "--json"],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        plant_started = time.monotonic()
         time.sleep(3)  # the parent migrates the database before its children start
         lives.append(start_pms(pms_plant, env, 0))
-        deadline = time.monotonic() + 60
-        while count_orders(postgres_url) < 5:
-            if time.monotonic() > deadline or lives[0].poll() is not None:
-                lives[0].kill()
-                plant.kill()
-                raise AssertionError(f"no orders reached the first PMS: {lives[0].communicate()[1][-3000:]}\n"
-                                     f"plant: {plant.communicate()[1][-3000:]}")
-            time.sleep(1)
+        wait_for(lambda: count_orders(postgres_url) >= 5, START_BOUND, "no orders reached the first PMS",
+                 {"plant": plant, "pms": lives[0]})
+        first_orders_after = time.monotonic() - plant_started
         # the upgrade: stop the PMS (SIGTERM: its graceful stop), and while none runs, factory-2 fails
         lives[0].send_signal(signal.SIGTERM)
         stopped_at = time.time()
         mode("factory-2", "stop")
         out, err = lives[0].communicate(timeout=60)
         outputs.append((lives[0].returncode, out, err))
+        orders_before = count_orders(postgres_url)  # every client order from here on is the new PMS's
         time.sleep(2)  # a real gap: the MMS's DOWN verdict and some orders fall in it
         lives.append(start_pms(pms_plant, env, 1))
         started_at = time.time()
         time.sleep(25)
+        # factory-2 recovers once the new PMS took its DOWN report (the assertions below want that order)
+        wait_for(lambda: bool(query(postgres_url, "SELECT 1 FROM failover_events WHERE factory_id = 'factory-2' AND "
+                                                  f"status = 'DOWN' AND outcome = 'accepted' AND at > {started_at}")),
+                 STEP_BOUND, "factory-2's DOWN report not accepted by the new PMS", {"plant": plant, "pms": lives[1]})
         mode("factory-2", "recover")
-        out, err = plant.communicate(timeout=RUN_SECONDS + 120)
+        wait_for(lambda: bool(query(postgres_url, "SELECT 1 FROM failover_events WHERE factory_id = 'factory-2' AND "
+                                                  f"status = 'UP' AND at > {started_at}"))
+                 and count_orders(postgres_url) >= orders_before + 5
+                 and time.monotonic() - plant_started >= RUN_SECONDS,
+                 STEP_BOUND + RUN_SECONDS, "factory-2's UP report and 5 orders at the new PMS",
+                 {"plant": plant, "pms": lives[1]})
+        plant.send_signal(signal.SIGTERM)  # the end of the run, as --duration's: a graceful stop and its summary
+        out, err = plant.communicate(timeout=120)
         lives[1].send_signal(signal.SIGTERM)
         pms_out, pms_err = lives[1].communicate(timeout=60)
         outputs.append((lives[1].returncode, pms_out, pms_err))
@@ -168,7 +213,8 @@ def test_stopping_the_pms_and_starting_a_new_one_loses_no_order_and_no_status_re
     assert all(row[2] == "failed" for row in down[:down.index(accepted[0])]), down
     assert second["reports"] >= 1, second
     assert up and up[0][1] == "accepted", up  # and the recovery after it
-    print(f"\nupgrade: PMS stopped at +0, new one started at +{started_at - stopped_at:.1f}s; factory-2's DOWN "
+    print(f"\nupgrade: the first orders {first_orders_after:.0f} s after the plant's start; PMS stopped at +0, "
+          f"new one started at +{started_at - stopped_at:.1f}s; factory-2's DOWN "
           f"accepted at +{accepted[0][0] - stopped_at:.1f}s after {len(down) - 1} failed round(s) "
           f"({accepted[0][3]} orders moved); "
           f"clients {clients}; orders left on factory-2 at the end: {left}")
