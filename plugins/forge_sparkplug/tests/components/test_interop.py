@@ -119,7 +119,9 @@ def test_pysparkplug_edge_node_to_forge_host(tmp_path: Path, mosquitto_server: A
         edge = Peer(pysparkplug_python, "pysparkplug_edge.py", mosquitto_server.host, mosquitto_server.port, G, "py1")
         try:
             await edge.do("connect")
-            view = await until(lambda: (s := host.node_state(G, "py1")) and "press" in s["devices"] and s,
+            # the device's birth on the bus too: the host's state has it a bus publish before sparkplug.metrics does
+            view = await until(lambda: (s := host.node_state(G, "py1")) and "press" in s["devices"] and len(
+                [m for m in plant.sent("sparkplug.metrics") if m["kind"] == "birth"]) >= 2 and s,
                                what="pysparkplug node and device born at our host")
             assert view["online"] and view["bdSeq"] == 0
             assert _metrics_of(view) == PEER_NODE  # pysparkplug adds no Node Control/Rebirth (see the docs)
