@@ -190,3 +190,51 @@ def test_debug_mode_keeps_the_stock_checks_and_the_order() -> None:
     clock.run(main())
     clock.close()
     assert order == ["a", "b"]
+
+
+def test_a_task_cancelled_at_the_instant_its_sleep_ends_reports_nothing() -> None:
+    """A sleep's timer and a callback cancelling the task fire at the same instant, the callback first:
+    the timer then finds its future cancelled and drops the wake-up silently (as asyncio.sleep's
+    ``_set_result_unless_cancelled``); a callback's own InvalidStateError is still reported."""
+    clock = VirtualClock()
+    reported: list[str] = []
+    clock.loop.set_exception_handler(lambda _loop, context: reported.append(type(context["exception"]).__name__))
+    outcome: list[str] = []
+
+    async def sleeper() -> None:
+        try:
+            await clock.sleep(1.0)
+            outcome.append("woke")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    async def main() -> None:
+        holder: list[asyncio.Task[None]] = []
+        clock.call_later(1.0, lambda: holder[0].cancel())  # scheduled first: runs before the sleep's timer
+        holder.append(asyncio.ensure_future(sleeper()))
+        await asyncio.sleep(0)  # the sleeper is now asleep, its timer due at 1.0 behind the cancel
+        await asyncio.gather(holder[0], return_exceptions=True)
+        done: asyncio.Future[None] = clock.loop.create_future()
+        done.cancel()
+        clock.loop.call_soon(done.set_result, None)  # not a sleep's timer: its error is reported
+        await clock.sleep(1.0)
+
+    clock.run(main())
+    clock.close()
+    assert outcome == ["cancelled"]
+    assert reported == ["InvalidStateError"]
+
+
+def test_get_debug_follows_set_debug_and_futures_see_it() -> None:
+    """``get_debug`` is a C-level read kept in step by ``set_debug``: a future made in debug mode
+    records where it was made, as on the stock loop."""
+    clock = VirtualClock()
+    loop = clock.loop
+    assert loop.get_debug() is False and loop.create_future()._source_traceback is None
+    loop.set_debug(True)
+    assert loop.get_debug() is True
+    assert loop.create_future()._source_traceback  # asked of get_debug by C's future_init
+    loop.set_debug(False)
+    assert loop.get_debug() is False
+    clock.close()

@@ -13,14 +13,17 @@ import asyncio
 import collections
 import contextvars
 import heapq
-import selectors
 import time
-from asyncio import format_helpers
+from asyncio import InvalidStateError, format_helpers
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from heapq import heappop, heappush
 from operator import getitem
 from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from forge_core.clock_selector import _STALLED
+from forge_core.clock_selector import VirtualClockStalled as VirtualClockStalled  # re-exported
+from forge_core.clock_selector import _VirtualSelector as _VirtualSelector  # the loop's, and test_clock's
 
 T = TypeVar("T")
 
@@ -72,47 +75,6 @@ class RealClock:
         return asyncio.run(main)
 
 
-class _VirtualSelector(selectors.BaseSelector):
-    """A selector that never waits: a wait of ``timeout`` advances virtual time instead.
-
-    The loop registers its self-pipe here; nothing is ever reported ready, which is fine for a
-    single-threaded simulation (``call_soon_threadsafe`` from other threads is not supported).
-    """
-
-    def __init__(self, loop_time: list[float]) -> None:
-        self._now = loop_time
-        self._keys: dict[Any, selectors.SelectorKey] = {}
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        key = selectors.SelectorKey(fileobj, _fd(fileobj), events, data)
-        self._keys[fileobj] = key
-        return key
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._keys.pop(fileobj)
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is None:
-            raise VirtualClockStalled(_STALLED)
-        if timeout > 0:
-            self._now[0] += timeout
-        return []
-
-    def close(self) -> None:
-        self._keys.clear()
-
-    def get_map(self) -> Any:
-        return dict(self._keys)
-
-
-def _fd(fileobj: Any) -> int:
-    return fileobj if isinstance(fileobj, int) else fileobj.fileno()
-
-
-class VirtualClockStalled(RuntimeError):
-    """The virtual loop had nothing to do and no timer to jump to."""
-
-
 class _VirtualEventLoop(asyncio.SelectorEventLoop):
     """An asyncio loop purpose-built for virtual time.
 
@@ -127,7 +89,8 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
     instead of the handles: ``heapq`` compares them in C where the stock heap calls
     ``TimerHandle.__lt__`` (a Python frame) a dozen times a timer, and since both compare the due
     time alone the heap makes the same swaps and ties come out in the same order. ``time()`` is
-    a C-level read of the current instant (no Python frame), as is :meth:`VirtualClock.time`.
+    a C-level read of the current instant (no Python frame), as is :meth:`VirtualClock.time`, and so
+    is ``get_debug()`` (C's ``Future()`` asks it of its loop: every sleep's and waiter's future).
     Outside debug mode handles are made without the stock constructors' frames and run without
     ``Handle._run``'s (:func:`_report` does what it does with an exception).
     In debug mode the stock checks run on ``call_soon``/``call_at``; slow callbacks are not
@@ -151,6 +114,13 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
         super().__init__(selector=_VirtualSelector(self._virtual_now))
         self._clock_resolution = 1e-9
         self.time = partial(getitem, self._virtual_now, 0)  # type: ignore[method-assign,assignment]
+        #: ``self._debug`` read without a Python frame: every ``Future()`` asks its loop (C's future_init);
+        #: ``True.__bool__`` or ``False.__bool__``, kept in step by ``set_debug``
+        self.get_debug = bool(self._debug).__bool__  # type: ignore[method-assign]
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)
+        self.get_debug = bool(self._debug).__bool__  # type: ignore[method-assign]
 
     def time(self) -> float:  # replaced per instance by a C-level read (see __init__)
         return self._virtual_now[0]
@@ -164,7 +134,7 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
             self._check_thread()  # type: ignore[attr-defined]
             handle: Any = asyncio.Handle(callback, args, self, context)  # the stock one records where from
         else:  # Handle.__init__'s non-debug body without its two frames (it asks get_debug())
-            handle = _new(asyncio.Handle)
+            handle = _new(_Handle)
             handle._callback = callback
             handle._args = args
             handle._cancelled = False
@@ -233,13 +203,21 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
             handle = popleft()
             if handle._cancelled:
                 continue
-            try:  # Handle._run's body, inlined: a frame less per callback
-                handle._context.run(handle._callback, *handle._args)
+            args = handle._args
+            try:  # Handle._run's body, inlined: a frame less per callback; no *args tuple built for 0 or 1
+                if not args:
+                    handle._context.run(handle._callback)
+                elif len(args) == 1:
+                    handle._context.run(handle._callback, args[0])
+                else:
+                    handle._context.run(handle._callback, *args)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                _report(handle, exc)
-        handle = None  # break a cycle through an exception's frames
+                if handle._context is not _WAKE_CONTEXT or exc.__class__ is not InvalidStateError:
+                    _report(handle, exc)
+                # else a sleep's future was cancelled before its timer ran: _wake's "unless done"
+        handle = args = None  # break a cycle through an exception's frames
 
 
 def _report(handle: Any, exc: BaseException) -> None:
@@ -280,18 +258,22 @@ class _Due(float):
 _MIN_SCHEDULED = 100
 _MIN_CANCELLED_FRACTION = 0.5
 _MAX_JUMP = 24 * 3600.0
-_STALLED = ("virtual clock stalled: nothing is scheduled and nothing is ready; "
-            "a simulated run needs a deadline (run_until/advance) to end")
 
 
 def _wake(future: asyncio.Future[None]) -> None:
+    """A sleep's timer callback in debug mode (the stock ``call_at``). Outside it the timer calls
+    ``future.set_result`` itself (C, no frame), and ``_run_once`` drops the ``InvalidStateError`` of
+    a future cancelled first (a timer in ``_WAKE_CONTEXT`` is a sleep's): the same outcome."""
     if not future.done():  # asyncio.futures._set_result_unless_cancelled
         future.set_result(None)
 
 
-#: Where a sleep's timer runs ``_wake``, not a copy per sleep (the task resumes in its own context).
+#: Where a sleep's timer runs (``set_result``), not a copy per sleep (the task resumes in its own
+#: context); it also marks a timer as a sleep's for ``_run_once``. ``_NONE``: the timer's args.
 _WAKE_CONTEXT = contextvars.Context()
-_Future, _TimerHandle, _running_loop = asyncio.Future, asyncio.TimerHandle, asyncio.get_running_loop
+_NONE = (None,)
+_Future, _Handle, _TimerHandle = asyncio.Future, asyncio.Handle, asyncio.TimerHandle
+_running_loop = asyncio.get_running_loop
 
 
 class VirtualClock:
@@ -333,8 +315,8 @@ class VirtualClock:
             timer: Any = loop.call_at(when, _wake, future)
         else:  # call_at's body, inlined (the loop is running, so not closed): a frame less per sleep
             timer = _new(_TimerHandle)
-            timer._callback = _wake
-            timer._args = (future,)
+            timer._callback = future.set_result  # C; a cancelled future's error is dropped in _run_once
+            timer._args = _NONE
             timer._cancelled = False
             timer._loop = loop
             timer._source_traceback = None

@@ -4,7 +4,7 @@ On a :class:`~forge_core.clock.VirtualClock` the loop waits on each tick's futur
 ``VirtualClock.sleep`` inlined: a coroutine level less per tick (the ``sleep`` coroutine made, resumed
 and finished each time, ~2,700 of a bare wake-up's ~21,000 instructions; docs/performance.md). The
 timer is pushed, fired and woken exactly as ``sleep`` does it (the same heap entry at the same moment,
-``_wake`` setting the future, the task resuming at the next iteration), so timers due at the same
+the future's ``set_result`` run by the timer, the task resuming at the next iteration), so timers due at the same
 instant run in the same order and a seed's trace is unchanged. Any other clock (or a ``VirtualClock``
 whose ``sleep`` is another, a subclass's or one set on the instance): its ``sleep``.
 """
@@ -17,7 +17,7 @@ from heapq import heappush
 from inspect import isawaitable
 from typing import Any
 
-from forge_core.clock import _WAKE_CONTEXT, Clock, VirtualClock, _Due, _wake
+from forge_core.clock import _NONE, _WAKE_CONTEXT, Clock, VirtualClock, _Due, _wake
 
 _new = object.__new__
 _Future, _TimerHandle, _running_loop = asyncio.Future, asyncio.TimerHandle, asyncio.get_running_loop
@@ -55,8 +55,8 @@ async def periodic(clock: Clock, interval: float, first: float, fn: Tick) -> Non
             timer: Any = loop.call_at(when, _wake, future)
         else:
             timer = _new(_TimerHandle)
-            timer._callback = _wake
-            timer._args = (future,)
+            timer._callback = future.set_result  # as VirtualClock.sleep: a cancelled future's error dropped
+            timer._args = _NONE
             timer._cancelled = False
             timer._loop = loop
             timer._source_traceback = None
