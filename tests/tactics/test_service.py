@@ -32,6 +32,18 @@ def test_defaults_and_manifest_values_merge():
     assert isinstance(t.lease_backend(), MemoryLeaseBackend) and t.lease_backend() is t.lease_backend()
 
 
+def test_electors_share_the_manifests_settings_and_overrides_stay_their_own():
+    """The kind's settings are built once per runtime for electors, monitors and retries (they only
+    read them); an override applies to its own call and does not leak into the shared ones."""
+    t = tactics({"leader": {"ttl": 5.0}, "retry": {"max_attempts": 4}})
+    first = t.elector("a", "x", ttl=9.0)
+    second, third = t.elector("b", "x"), t.elector("c", "x")
+    assert (first.ttl, second.ttl, third.ttl) == (9.0, 5.0, 5.0)
+    assert t.elector("d", "x", retry_every=0.5).retry_every == 0.5 and t.elector("e", "x").retry_every == 0.2
+    assert t.retry(max_attempts=2).max_attempts == 2 and t.retry().max_attempts == 4
+    assert t.settings("leader") is not t.settings("leader"), "settings() still gives the caller its own"
+
+
 def test_detector_choice_and_its_settings():
     assert isinstance(tactics({}).detector(1.0), PhiAccrualDetector)
     detector = tactics({"detector": {"use": "timeout", "timeout_intervals": 3}}).detector(5.0)
