@@ -42,3 +42,17 @@ def test_the_shared_empty_headers_read_as_an_empty_dict_and_refuse_every_write()
     copy["a"] = "1"  # a copy is a plain dict
     changed = dataclasses.replace(envelope, headers={**envelope.headers, "a": "1"})
     assert changed.headers == {"a": "1"} and NO_HEADERS == {}
+
+
+def test_a_raw_message_is_not_tracked_by_the_collector_and_keeps_its_fields() -> None:
+    import gc
+
+    from forge_core import RawMessage
+
+    first, second = RawMessage(b"{}"), RawMessage(body=b"{}", headers={"a": "b"})
+    assert not gc.is_tracked(first) and not gc.is_tracked(second)
+    assert first.headers == {} and first.headers is not RawMessage(b"").headers  # a dict of its own
+    assert (second.body, second.headers, second.verdict) == (b"{}", {"a": "b"}, None)
+    envelope = Envelope("t", {}, "s", "1", 0.0)
+    second.verdict = envelope  # the bus's verdict, set later
+    assert second.verdict is envelope and RawMessage(b"{}") == first

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 
 @dataclass(slots=True)
 class Envelope:
@@ -79,13 +81,18 @@ class SharedHeaders(dict[str, str]):
 NO_HEADERS = SharedHeaders()
 
 
-@dataclass(slots=True)
-class RawMessage:
-    """Bytes as a network transport received them, before decoding."""
+class RawMessage(msgspec.Struct, gc=False):
+    """Bytes as a network transport received them, before decoding.
+
+    A msgspec ``Struct`` the garbage collector does not track (``gc=False``): a consumed batch keeps
+    one per record alive until its handlers ran, and as tracked objects (a slots dataclass) each
+    counted toward the next young-generation pass and was walked by it (docs/performance.md, Kafka).
+    Nothing it holds refers back to it (the body is bytes, the headers a dict of text, the verdict an
+    Envelope decoded from it), so it can be in no reference cycle: do not put one there."""
 
     body: bytes
     #: Read-only: a transport may share one dict between records with the same headers.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = {}
     #: Set by the first bus subscriber that decodes it: the envelope, or False if it was
     #: dead-lettered; later subscribers of the same delivery reuse the verdict, so one bad
     #: message makes one dead letter however many handlers match it.

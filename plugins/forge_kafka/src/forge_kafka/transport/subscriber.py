@@ -50,9 +50,6 @@ _QUIET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF)
 
 _RawHeaders = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
 
-#: A RawMessage without its generated __init__ (a call and a frame per record, ~0.1 µs): the loops
-#: below set its three slots (body, headers, verdict) inline; a test checks there are no others.
-_new_raw = object.__new__
 
 
 def _decode_headers(pairs: _RawHeaders) -> dict[str, str]:
@@ -274,10 +271,7 @@ class KafkaSubscription(Subscription):
                     pairs = message.headers()
                     if pairs != last_pairs:  # the same headers record after record (structured mode): decode once
                         last_pairs, last_headers = pairs, _decode_headers(pairs)
-                    raw = _new_raw(RawMessage)  # RawMessage(value, last_headers), its __init__ inlined
-                    raw.body = message.value() or b""
-                    raw.headers = last_headers
-                    raw.verdict = None
+                    raw = RawMessage(message.value() or b"", last_headers)  # untracked by the collector
                     if kafka_topic != last_topic:  # a batch is mostly of one topic: map its name once
                         last_topic, topic = kafka_topic, to_forge(kafka_topic)
                     try:
@@ -316,7 +310,6 @@ class KafkaSubscription(Subscription):
         last_pairs: _RawHeaders = None
         last_headers: dict[str, str] = {}
         add, keep = run.append, records.append
-        new_raw = _new_raw
         kafka_topic: str
         try:
             for index, message in enumerate(messages):
@@ -346,11 +339,7 @@ class KafkaSubscription(Subscription):
                 pairs = message.headers()
                 if pairs != last_pairs:  # the same headers record after record (structured mode): decode once
                     last_pairs, last_headers = pairs, _decode_headers(pairs)
-                raw = new_raw(RawMessage)  # RawMessage(value, last_headers), its __init__ inlined
-                raw.body = message.value() or b""
-                raw.headers = last_headers
-                raw.verdict = None
-                add(raw)
+                add(RawMessage(message.value() or b"", last_headers))  # untracked by the collector
                 keep(message)
             if (run and not stop.is_set()
                     and not await deliver_run(self, run_topic, run, records, callback, done, skips=skips)):
