@@ -186,3 +186,36 @@ def test_the_accounting_of_several_processes_is_summed_and_checked():
     assert rows["total"] == "15 = 2 quarantined + 13 offered"
     assert rows["offered"] == "12 recorded + 1 dropped (rate 1) + 0 pending"
     assert rows["by process"] == "bridge 5, health 10" and "1 killed lives" in rows["not counted"]
+
+
+def test_a_letter_a_transport_makes_while_closing_is_still_recorded(plant_dir, basic_manifest):
+    """forge_kafka dead-letters the records still queued at its close_timeout: the SQL store must
+    close after the transports, not before (the letter was counted dropped), and the publisher, whose
+    transports are gone by then, counts it not published instead of sending it."""
+    path = plant_dir(_manifest(basic_manifest, "{quarantine_after: 100000}"))
+    plugins, manifest = load_plant(path)
+
+    async def main():  # type: ignore[no-untyped-def]
+        runtime = Runtime(manifest, plugins, serve_health=False)
+        await runtime.start()
+        bus = runtime.transports["bus"]
+        close = bus.close
+
+        async def close_giving_up() -> None:
+            assert bus.on_undeliverable is not None
+            bus.on_undeliverable("plant/m1/command", RawMessage(b'{"queued": true}', {}),
+                                 ConnectionError("broker down at close"))
+            await close()
+
+        bus.close = close_giving_up  # type: ignore[method-assign]
+        return await runtime.stop()
+
+    summary = asyncio.run(main())
+    accounting = summary.extra["dead_letters"]
+    assert summary.dead_letters == {"undeliverable": 1}
+    assert (accounting["recorded"], accounting["dropped"], accounting["not_published"]) == (1, 0, 1), accounting
+    engine = sa.create_engine(f"sqlite:///{path}/plant.db")
+    with engine.connect() as conn:
+        row = conn.execute(text("select reason, topic from forge_dead_letters")).one()
+    engine.dispose()
+    assert tuple(row) == ("undeliverable", "plant/m1/command")

@@ -183,11 +183,14 @@ class DeadLetterPublisher:
         self._rate = RateBound(settings.max_published_per_second)
         self.stats: Counter[str] = Counter()
         self.pending: set[asyncio.Task[Any]] = set()
+        #: Set by :meth:`aclose`: the transports close after it, so a letter made while they close
+        #: (a record a transport gives up on at close) is counted ``not_published``, still recorded.
+        self.closed = False
 
     def letter(self, letter: DeadLetter) -> None:
         if letter.topic.startswith(dl.DEAD_LETTER_TOPIC):
             return  # never dead-letter a dead letter into a loop
-        if not self._rate.allow(letter.time):
+        if self.closed or not self._rate.allow(letter.time):
             self.stats["not_published"] += 1
             return
         self._send(letter.reason, letter.to_payload(self.settings.excerpt_bytes))
@@ -203,6 +206,9 @@ class DeadLetterPublisher:
         })
 
     def _send(self, reason: str, payload: dict[str, Any]) -> None:
+        if self.closed:
+            self.stats["not_published"] += 1
+            return
         envelope = self.bus.build(dl.DEAD_LETTER_TYPE, payload, source=self.source)
         task = asyncio.ensure_future(self.bus.send(f"{dl.DEAD_LETTER_TOPIC}/{reason}", envelope))
         self.pending.add(task)
@@ -215,6 +221,7 @@ class DeadLetterPublisher:
             self.stats["publish_failed"] += 1
 
     async def aclose(self) -> None:
+        self.closed = True
         if self.pending:
             await asyncio.gather(*self.pending, return_exceptions=True)
 
@@ -272,10 +279,16 @@ class DeadLetterSinks:
         self.channel.expire_quarantines(self.clock.time())
         return self.channel.accounting()
 
-    async def aclose(self) -> None:
-        """Publish what is pending, then flush the writer within ``flush_timeout`` (off the loop)."""
+    async def close_publisher(self) -> None:
+        """Publish what is pending while the transports are up; later letters are not published."""
         if self.publisher is not None:
             await self.publisher.aclose()
+
+    async def aclose(self) -> None:
+        """Publish what is pending, then flush the writer within ``flush_timeout`` (off the loop).
+        The runtime calls :meth:`close_publisher` before closing the transports and this after, so
+        the letters of records a transport gives up on while closing are still recorded."""
+        await self.close_publisher()
         self.channel.log.flush()
         if self.recorder is not None:
             if self.recorder.threaded:

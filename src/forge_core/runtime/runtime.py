@@ -339,8 +339,9 @@ class Runtime:
         return summary
 
     async def _release(self) -> None:
-        """Give back, in reverse order, what :meth:`start` acquired: components, servers, sinks,
-        tactics, transports, the health probe. Safe on a partial start (what is None is skipped)."""
+        """Give back, in reverse order, what :meth:`start` acquired: components, servers, the
+        dead-letter publisher, tactics, transports, then the dead-letter store, the health probe.
+        Safe on a partial start (what is None is skipped)."""
         if getattr(self, "_abandoned", False):
             return
         for transport in self.transports.values():
@@ -351,7 +352,7 @@ class Runtime:
             if host is not None:
                 await host.aclose()
         if self.dead_letter_sinks is not None:
-            await self.dead_letter_sinks.aclose()  # published, then flushed to SQL within flush_timeout
+            await self.dead_letter_sinks.close_publisher()  # forge.deadletter needs the transports
         if self.tactics is not None:
             await self.tactics.aclose()
         for transport in self.transports.values():
@@ -359,6 +360,10 @@ class Runtime:
                 await transport.close()
             except Exception:
                 log.exception("closing transport %s failed", transport.name)
+        if self.dead_letter_sinks is not None:
+            # after the transports: what one gives up on while closing (forge_kafka's queued records
+            # at close_timeout) is still recorded in SQL within flush_timeout
+            await self.dead_letter_sinks.aclose()
         if self.health_server is not None:
             self.health_server.stop()
 
