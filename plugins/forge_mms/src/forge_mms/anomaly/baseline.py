@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from forge_mms.anomaly.readings import Reading
-from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels, passes_a_level
 from forge_mms.settings import BaselineRuleSettings
 
 __all__ = ["BaselineRule"]
@@ -81,12 +81,8 @@ class BaselineRule:
         else:
             state.beyond = 0
             self._learn(state, x)
-        if quiet:  # judge_quiet (nothing held: judge_levels moves no level): no level passed, no condition, no call
-            for _severity, limit in self.levels:
-                if measured > limit:
-                    break
-            else:
-                return None
+        if quiet and not passes_a_level(measured, self.levels):  # judge_quiet: no condition, no judge_levels call
+            return None
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=s.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
             return None

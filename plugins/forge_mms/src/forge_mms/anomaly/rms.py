@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any
 
 from forge_mms.anomaly.readings import Reading
-from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels, passes_a_level
 from forge_mms.settings import RmsRuleSettings
 
 __all__ = ["RmsRule"]
@@ -45,12 +45,8 @@ class RmsRule:
             return None
         # summed afresh each time: a running sum of squares drifts, and windows are small
         rms = math.sqrt(math.fsum(squares) / len(window))
-        if quiet:  # judge_quiet (nothing held: judge_levels moves no level): no level passed, no condition, no call
-            for _severity, limit in self.levels:
-                if rms > limit:
-                    break
-            else:
-                return None
+        if quiet and not passes_a_level(rms, self.levels):  # judge_quiet: no condition, no judge_levels call
+            return None
         severity, level = judge_levels(rms, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
             return None
