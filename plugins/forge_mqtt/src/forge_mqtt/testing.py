@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from forge_core.testing import ServerError, ServerProcess, shared_server, which_or_skip
@@ -28,7 +28,7 @@ from forge_core.testing import ServerError, ServerProcess, shared_server, which_
 if TYPE_CHECKING:
     from forge_mqtt.pki import Pki
 
-__all__ = ["MosquittoServer", "MosquittoTLS", "mosquitto_server", "mqtt_connect_probe"]
+__all__ = ["MosquittoServer", "MosquittoTLS", "SelfConnectingSockets", "mosquitto_server", "mqtt_connect_probe"]
 
 
 @dataclass(frozen=True)
@@ -223,3 +223,32 @@ def mqtt_connect_probe(host: str, port: int, client_id: str = "forge-probe", tim
 def mosquitto_server(pytestconfig: pytest.Config) -> MosquittoServer:
     """One anonymous Mosquitto broker for the whole test session."""
     return shared_server(pytestconfig, "mosquitto", MosquittoServer)
+
+
+class SelfConnectingSockets:
+    """A stand-in for paho's ``socket`` module (``monkeypatch.setattr(paho.mqtt.client, "socket", ...)``)
+    whose ``create_connection`` (paho's TCP connect) connects to itself for the first ``times`` connects
+    to ``port``: a real kernel self-connection (bind to the broker's own address, then connect to it),
+    which is what the kernel does by chance when it hands a client retrying a local broker's port from
+    the ephemeral range that very port. Everything else passes through to :mod:`socket`."""
+
+    def __init__(self, port: int, times: int) -> None:
+        self.port, self.times = port, times
+        #: the source address of each self-connection made (each one is the broker's own address)
+        self.made: list[tuple[str, int]] = []
+        self._create = socket.create_connection
+
+    def create_connection(self, address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if address[1] == self.port and len(self.made) < self.times:
+            sock = socket.socket()
+            # SO_REUSEADDR: the broker's side of an earlier connection may be in TIME_WAIT on the port; the
+            # kernel's own pick of a source port looks at the whole address pair, so it would not mind either
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self.port))
+            sock.connect(("127.0.0.1", self.port))
+            self.made.append(sock.getsockname())
+            return sock
+        return self._create(address, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(socket, name)

@@ -22,35 +22,10 @@ from forge_core.testing import find_free_port
 from forge_core.transport import SelfConnectionError
 
 from forge_mqtt import MqttTransport
-from forge_mqtt.testing import MosquittoServer
+from forge_mqtt.testing import MosquittoServer, SelfConnectingSockets
 from forge_mqtt.transport import paho_adapter
 
 pytestmark = pytest.mark.servers
-
-
-class Forced:
-    """paho's socket.create_connection (its TCP connect), made to connect to itself for the first ``times``
-    connects to ``port``; paho's other uses of the socket module, and everyone else's, are left alone."""
-
-    def __init__(self, port: int, times: int) -> None:
-        self.port, self.times = port, times
-        self.made: list[tuple[str, int]] = []
-        self._create = socket.create_connection
-
-    def create_connection(self, address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        if address[1] == self.port and len(self.made) < self.times:
-            sock = socket.socket()
-            # SO_REUSEADDR: the broker's side of an earlier connection may be in TIME_WAIT on the port; the
-            # kernel's own pick of a source port looks at the whole address pair, so it would not mind either
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self.port))  # the broker's own address as the source
-            sock.connect(("127.0.0.1", self.port))
-            self.made.append(sock.getsockname())
-            return sock
-        return self._create(address, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(socket, name)
 
 
 def said(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -82,7 +57,7 @@ def test_paho_connects_over_the_method_the_guard_takes_over() -> None:
 def test_a_transport_started_before_its_broker_refuses_connections_to_itself_and_connects_when_it_listens(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, kit: Any) -> None:
     port = find_free_port()
-    forced = Forced(port, times=2)
+    forced = SelfConnectingSockets(port, times=2)
     monkeypatch.setattr(mqtt, "socket", forced)
 
     async def body() -> None:
@@ -117,7 +92,7 @@ def test_a_transport_reconnecting_during_an_outage_refuses_connections_to_itself
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, kit: Any) -> None:
     port = find_free_port()
     broker = MosquittoServer(port=port, base_dir=tmp_path / "broker").start()
-    forced = Forced(port, times=0)
+    forced = SelfConnectingSockets(port, times=0)
     monkeypatch.setattr(mqtt, "socket", forced)
 
     async def body() -> None:

@@ -22,34 +22,12 @@ import pytest
 from forge_core.testing import find_free_port
 from forge_core.transport import SelfConnectionError
 from forge_mqtt import MqttSettings
-from forge_mqtt.testing import MosquittoServer
+from forge_mqtt.testing import MosquittoServer, SelfConnectingSockets
 
 from forge_sparkplug.mqtt.client import Received, SparkplugClient
 from forge_sparkplug.mqtt.guard import GuardedPaho
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(90)]
-
-
-class Forced:
-    """paho's socket.create_connection (its TCP connect), made to connect to itself for the first ``times``
-    connects to ``port``; paho's other uses of the socket module, and everyone else's, are left alone."""
-
-    def __init__(self, port: int, times: int) -> None:
-        self.port, self.times = port, times
-        self.made: list[tuple[str, int]] = []
-        self._create = socket.create_connection
-
-    def create_connection(self, address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        if address[1] == self.port and len(self.made) < self.times:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", self.port))  # the broker's own address as the source
-            sock.connect(("127.0.0.1", self.port))
-            self.made.append(sock.getsockname())
-            return sock
-        return self._create(address, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(socket, name)
 
 
 def test_paho_connects_over_the_method_the_guard_takes_over() -> None:
@@ -75,7 +53,7 @@ async def _nothing() -> None:
 def test_a_client_started_before_its_broker_refuses_connections_to_itself_and_connects_when_it_listens(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     port = find_free_port()
-    forced = Forced(port, times=2)
+    forced = SelfConnectingSockets(port, times=2)
     monkeypatch.setattr(mqtt, "socket", forced)
     settings = MqttSettings(host="127.0.0.1", port=port, reconnect_min_delay=0.1, reconnect_max_delay=1.0)
     received: list[Received] = []
