@@ -85,6 +85,8 @@ class SensorModel:
 
     def interval_factor(self, now: float) -> float:
         """Readings come this many times as often now (a burst)."""
+        if self.episode is None:  # active(now) would change nothing and say None: no call per sample
+            return 1.0
         episode = self.active(now)
         return self.burst_rate if episode is not None and episode.anomaly == "burst" else 1.0
 
@@ -104,7 +106,9 @@ class SensorModel:
     def read(self, now: float) -> tuple[float, str | None]:
         """(value, anomaly label or None) of a reading made at ``now``."""
         s = self.signal
-        episode = self.active(now)
+        episode = self.episode
+        if episode is not None:  # active(now) only when one runs: with none it changes nothing
+            episode = self.active(now)
         if episode is None:
             value = self._finish(self._normal(now))
             self.last_normal = value

@@ -134,7 +134,7 @@ class Sensors(Component):
         a, model = self.params.anomalies, sensor.model
         dt = 0.0 if sensor.last_tick is None else now - sensor.last_tick
         sensor.last_tick = now
-        if a.rate <= 0 or now < a.first_after or model.active(now) is not None \
+        if a.rate <= 0 or now < a.first_after or (model.episode is not None and model.active(now) is not None) \
                 or now < model.quiet_since + a.quiet_after or model.rng.random() >= a.rate * dt / 3600.0:
             return
         kinds = [k for k, w in a.weights.items() if w > 0]

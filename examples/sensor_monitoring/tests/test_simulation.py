@@ -1,0 +1,63 @@
+"""The sensor model (sensor_monitoring.simulation): with no anomaly running, ``read`` and ``interval_factor``
+skip ``active(now)`` (it would change nothing). The readings, labels, burst factors and episode ends of a run
+with every anomaly kind, back to back and apart, equal those of the model asking ``active`` every time."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sensor_monitoring.settings import DEFAULT_SIGNALS
+from sensor_monitoring.simulation import Episode, SensorModel
+
+
+class AskingEveryTime(SensorModel):
+    """The model as it was: ``active(now)`` asked on every read and every interval factor."""
+
+    def interval_factor(self, now: float) -> float:
+        episode = self.active(now)
+        return self.burst_rate if episode is not None and episode.anomaly == "burst" else 1.0
+
+    def read(self, now: float) -> tuple[float, str | None]:
+        s = self.signal
+        episode = self.active(now)
+        if episode is None:
+            value = self._finish(self._normal(now))
+            self.last_normal = value
+            return value, None
+        if episode.anomaly == "stuck":
+            assert episode.frozen is not None
+            return episode.frozen, "stuck"
+        if episode.anomaly == "spike":
+            value = self._normal(now) + s.spike
+        elif episode.anomaly == "drift":
+            progress = min(1.0, max(0.0, (now - episode.started) / max(episode.duration, 1e-9)))
+            value = self._normal(now) + s.drift * progress
+        else:  # burst
+            value = self._normal(now) + self.rng.gauss(0.0, s.noise * s.burst_noise)
+        return self._finish(value), episode.anomaly
+
+
+def trace(model: SensorModel, seed: int) -> list[tuple[float, str | None, float, float, Episode | None]]:
+    draw = random.Random(seed)
+    now, out = 0.0, []
+    while now < 3_000.0:
+        if model.episode is None and draw.random() < 0.01:  # an anomaly now and then, some back to back
+            model.inject(draw.choice(["spike", "drift", "stuck", "burst"]), now, draw.uniform(5.0, 60.0), "test")
+        value, label = model.read(now)
+        factor = model.interval_factor(now)
+        out.append((value, label, factor, model.quiet_since, model.episode))
+        now += 1.0 / factor
+    return out
+
+
+@pytest.mark.parametrize("kind", ["temperature", "vibration", "energy"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_skipping_active_without_an_episode_changes_no_reading_factor_or_episode_end(kind, seed):
+    signal = DEFAULT_SIGNALS[kind]
+    fast = trace(SensorModel("s-1", kind, "line-1", signal, random.Random(seed)), seed)
+    slow = trace(AskingEveryTime("s-1", kind, "line-1", signal, random.Random(seed)), seed)
+    assert fast == slow
+    assert {label for _v, label, *_ in fast} >= {None, "spike", "drift", "stuck", "burst"}
+    assert any(factor > 1.0 for _v, _l, factor, *_ in fast)  # bursts sample faster, and end
+    assert fast[-1][3] > 0.0  # an episode ended by active(): quiet_since moved
