@@ -65,11 +65,15 @@ def test_a_stop_and_a_kill_commit_what_was_written(tmp_path, end: str) -> None: 
 
 
 def _committed(url: str) -> int:
-    """Rows another engine sees (another process's view): only what is committed."""
+    """Rows another engine sees (another process's view): only what is committed; each rollup level counts
+    them all (its rows upserted before the commit)."""
     other = sa.create_engine(url)
     try:
         with other.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(telemetry)).scalar() or 0)
+            rows = int(conn.execute(sa.select(sa.func.count()).select_from(telemetry)).scalar() or 0)
+            for rollup in ROLLUPS:
+                assert int(conn.execute(sa.select(sa.func.sum(rollup.table.c.count))).scalar() or 0) == rows
+            return rows
     finally:
         other.dispose()
 
@@ -98,3 +102,6 @@ def test_a_failing_write_dead_letters_what_it_held_and_keeps_the_earlier(tmp_pat
         assert "disk full" in letters[0].detail
         with historian.store.engine.connect() as conn:  # the earlier writes: run again and committed
             assert conn.execute(sa.select(sa.func.count()).select_from(telemetry)).scalar() == stored
+            # their rollups once (held for the transaction, upserted before its commit), the failed write's not
+            for rollup in ROLLUPS:
+                assert conn.execute(sa.select(sa.func.sum(rollup.table.c.count))).scalar() == stored

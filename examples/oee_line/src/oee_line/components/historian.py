@@ -15,6 +15,7 @@ Under a virtual clock the writes share transactions (``virtual_commit_samples``,
 ``forge_core.storage.CommitGroup``): each write runs at its call on one kept connection, committed every
 that many samples, before any other checkout of the engine (the percentile refresh, the OEE
 publication, the audit), at stop and at a kill, so a reader and a kill see what a commit per write gives.
+The group's rollups are upserted once, just before each of its commits (``oee_line.storage.rollups_held``).
 """
 
 from __future__ import annotations
@@ -55,12 +56,15 @@ class Historian(Component):
                 f"oee_line.historian {self.name!r}: params.commit_every is {self.params.commit_every:g} s under "
                 f"the real clock: what it holds is already acknowledged to the bus, so a crash would lose it. "
                 f"commit_every is for simulated runs only (forge run --simulate); set it to 0 (the default) here")
-        self.store = TimeSeriesStore(self.ctx.storage)
+        grouped = virtual and self.params.virtual_commit_samples > 0
+        # grouped: the group's transaction upserts its rollups once, before it commits (storage.rollups_held)
+        self.store = TimeSeriesStore(self.ctx.storage, hold_rollups=grouped)
         self.store.on_timescale()  # asked now: a connect inside a group's write would commit it mid-write
         self.group: CommitGroup | None = None
-        if virtual and self.params.virtual_commit_samples > 0:
+        if grouped:
             self.group = CommitGroup(self.ctx.storage, self.params.virtual_commit_samples,
-                                     name=f"oee_line.historian {self.name!r}", logger=self.ctx.log)
+                                     name=f"oee_line.historian {self.name!r}", before_commit=self.store.flush_rollups,
+                                     logger=self.ctx.log)
             self.ctx.spawn(self.group.guard(), name="commit_group")
         self.stats = {"messages": 0, "samples": 0, "stored": 0, "states": 0, "skipped": 0, "errors": 0}
         self.fault: dict[str, int] = {}

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from oee_line.oee import StateChange
     from oee_line.storage.store import Sample
 
-__all__ = ["add_states_sqlite", "insert_with_rollups_sqlite"]
+__all__ = ["LevelRows", "add_states_sqlite", "insert_samples_sqlite", "insert_with_rollups_sqlite", "rollup_rows",
+           "upsert_rollups_sqlite"]
 
 _SAMPLE = ("machine_id", "metric", "time", "value", "quality")
 _INSERT = DriverStatement(
@@ -62,21 +63,45 @@ _UPSERTS = [(rollup, _upsert(rollup)) for rollup in ROLLUPS]
 def insert_with_rollups_sqlite(conn: Connection, samples: Sequence[Sample]) -> int:
     """Insert ``samples`` (any order, duplicates allowed) and add the new ones to every rollup; returns how
     many were new."""
+    fresh = insert_samples_sqlite(conn, samples)
+    if fresh:
+        upsert_rollups_sqlite(conn, rollup_rows(fresh))
+    return len(fresh)
+
+
+def insert_samples_sqlite(conn: Connection, samples: Sequence[Sample]) -> list[Sample]:
+    """Insert ``samples`` (any order, duplicates allowed); returns those really inserted, sorted by
+    ``(machine_id, metric, time)`` (a replayed sample is not among them)."""
     if not samples:
-        return 0
+        return []
     unique = {(s.machine_id, s.metric, s.time): s for s in samples}
     rows = [(s.machine_id, s.metric, s.time, s.value, s.quality) for _, s in sorted(unique.items())]
     with driver_cursor(conn) as cursor:
         inserted = {(m, k, float(t)) for m, k, t in _INSERT.on(conn).execute_rows(cursor, rows)}
-        fresh = [unique[key] for key in sorted(inserted)]
-        for rollup, upsert in _UPSERTS:
-            groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-            for s in fresh:
-                groups[(s.machine_id, s.metric, rollup.bucket_of(s.time))].append(s.value)
-            if groups:
-                upsert.on(conn).executemany(cursor, [(m, k, b, len(v), sum(v), min(v), max(v))
-                                                     for (m, k, b), v in sorted(groups.items())])
-    return len(fresh)
+    return [unique[key] for key in sorted(inserted)]
+
+
+#: per rollup level, ``(machine_id, metric, bucket, count, sum, min, max)`` rows to upsert
+LevelRows = list[list[tuple[str, str, int, int, float, float, float]]]
+
+
+def rollup_rows(fresh: Sequence[Sample]) -> LevelRows:
+    """``fresh`` samples grouped by bucket, per level of ``ROLLUPS``, each level's rows sorted."""
+    out: LevelRows = []
+    for rollup in ROLLUPS:
+        groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+        for s in fresh:
+            groups[(s.machine_id, s.metric, rollup.bucket_of(s.time))].append(s.value)
+        out.append([(m, k, b, len(v), sum(v), min(v), max(v)) for (m, k, b), v in sorted(groups.items())])
+    return out
+
+
+def upsert_rollups_sqlite(conn: Connection, levels: LevelRows) -> None:
+    """Add each level's rows to its rollup table (count and sum added, min and max kept, dirty)."""
+    with driver_cursor(conn) as cursor:
+        for (_, upsert), rows in zip(_UPSERTS, levels, strict=True):
+            if rows:
+                upsert.on(conn).executemany(cursor, rows)
 
 
 _c = events.c

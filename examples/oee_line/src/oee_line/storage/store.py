@@ -26,9 +26,10 @@ from sqlalchemy import Connection, Engine
 from oee_line.oee import CounterSample, StateChange
 from oee_line.storage import timescale
 from oee_line.storage.batch import insert_with_rollups
-from oee_line.storage.batch_sqlite import add_states_sqlite, insert_with_rollups_sqlite
+from oee_line.storage.batch_sqlite import add_states_sqlite, insert_samples_sqlite, insert_with_rollups_sqlite
 from oee_line.storage.ranks import SET_RANKS, bucket_percentiles
 from oee_line.storage.ranks_sorted import SortedBuckets
+from oee_line.storage.rollups_held import HeldRollups
 from oee_line.storage.tables import ROLLUPS, events, telemetry
 
 __all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentile", "timescale_version", "upsert"]
@@ -89,8 +90,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 class TimeSeriesStore:
     """Synchronous; a component runs its calls in a worker thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, hold_rollups: bool = False) -> None:
+        """``hold_rollups``: on SQLite, :meth:`write_in` holds the rollups of a transaction's writes and the
+        caller upserts them with :meth:`flush_rollups` just before it commits (a ``CommitGroup``'s
+        ``before_commit``; ``oee_line.storage.rollups_held``). Otherwise each write upserts its own."""
         self.engine = engine
+        self.held = HeldRollups() if hold_rollups else None
         self._hypertable: bool | None = None
         self._sorted = SortedBuckets()  # SQLite's open buckets kept sorted (oee_line.storage.ranks_sorted)
 
@@ -106,7 +111,9 @@ class TimeSeriesStore:
         """Store a batch in one transaction; returns how many samples were new."""
         self.on_timescale()  # asked before the transaction: a pool of one connection has none to spare for it
         with self.engine.begin() as conn:
-            return self.write_in(conn, samples, states)
+            new = self.write_in(conn, samples, states)
+            self.flush_rollups(conn)
+            return new
 
     def write_in(self, conn: Connection, samples: Sequence[Sample],
                  states: Sequence[tuple[str, StateChange]] = ()) -> int:
@@ -117,14 +124,24 @@ class TimeSeriesStore:
         if conn.dialect.name == "postgresql":  # one statement, one round trip (oee_line.storage.batch)
             unique = [s for _, s in sorted({(s.machine_id, s.metric, s.time): s for s in samples}.items())]
             new = timescale.insert_samples(conn, unique) if hyper else insert_with_rollups(conn, unique)
-        else:  # SQLite (upsert() names any other dialect): DBAPI statements (oee_line.storage.batch_sqlite)
-            upsert(conn, telemetry)
-            new = insert_with_rollups_sqlite(conn, samples)
+        else:  # SQLite: DBAPI statements (oee_line.storage.batch_sqlite)
+            if conn.dialect.name != "sqlite":
+                upsert(conn, telemetry)  # raises, naming the dialect (an INSERT built per write only to check it)
+            if self.held is None:
+                new = insert_with_rollups_sqlite(conn, samples)
+            else:  # the transaction's rollups upserted once, by flush_rollups before it commits
+                fresh = insert_samples_sqlite(conn, samples)
+                self.held.add(conn, fresh)
+                new = len(fresh)
             add_states_sqlite(conn, sorted(states, key=lambda s: (s[0], s[1].ts)))
             return new
         for machine_id, change in sorted(states, key=lambda s: (s[0], s[1].ts)):
             self._add_state(conn, machine_id, change)
         return new
+
+    def flush_rollups(self, conn: Connection) -> int:
+        """Upsert the rollups held for ``conn``'s transaction (``hold_rollups``); returns the rows upserted."""
+        return 0 if self.held is None else self.held.flush(conn)
 
     def _add_state(self, conn: Connection, machine_id: str, change: StateChange) -> None:
         conn.execute(
