@@ -150,6 +150,29 @@ def test_unknown_transport_names_the_declared_ones():
     run(body)
 
 
+def test_publish_goes_to_the_named_transport_the_default_for_none_or_empty_and_a_replaced_one():
+    async def body(clock):
+        bus = make_bus(clock, transports=("edge", "core"))  # edge is the default (the first added)
+        got: dict[str, list[int]] = {"edge": [], "core": []}
+        for name in got:
+            await bus.subscribe("r", lambda e, name=name: got[name].append(e.payload["value"]), owner=name,
+                                transport=name)
+        await bus.publish("r", "test.reading", {"value": 1}, source="s", transport="core")
+        await bus.publish("r", "test.reading", {"value": 2}, source="s")
+        await bus.publish("r", "test.reading", {"value": 3}, source="s", transport="")
+        await settle(bus)
+        replaced = MemoryTransport("core")  # publish looks the name up each time: the new one
+        bus.add_transport(replaced)
+        late: list[int] = []
+        await bus.subscribe("r", lambda e: late.append(e.payload["value"]), owner="late", transport="core")
+        await bus.publish("r", "test.reading", {"value": 4}, source="s", transport="core")
+        await settle(bus)
+        return got, late
+
+    got, late = run(body)
+    assert got == {"edge": [2, 3], "core": [1]} and late == [4]
+
+
 @pytest.mark.parametrize("traced", [False, True])
 @pytest.mark.parametrize("batch", [False, True])
 def test_a_handler_raising_redeliver_is_not_dead_lettered_but_handed_back_to_the_transport(batch, traced):

@@ -172,11 +172,14 @@ class MessageBus(Delivery):
             envelope.headers = NO_HEADERS  # shared, read-only (telemetry gives it a dict of its own below)
             envelope.topic = topic
         # The body of send(), inlined: one coroutine less per message on the hot path.
-        target = self._default_target if transport is None else None
-        if target is None:
-            target = self.transport(transport)
-            if transport is None:
-                self._default_target = target
+        if transport is None:
+            target = self._default_target
+            if target is None:
+                target = self._default_target = self.transport(None)
+        else:  # a component's publish names its transport: the dict's lookup, no call (transport() on a miss)
+            target = self.transports.get(transport) if transport else None
+            if target is None:
+                target = self.transport(transport)
         slot[2] += 1  # BusStats.published: a list item's += 1 costs a third of a Counter's
         if self.trace is not None:
             self.trace.record(topic, envelope)
