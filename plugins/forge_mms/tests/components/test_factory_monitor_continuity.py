@@ -122,3 +122,26 @@ def test_beats_queued_in_the_transport_are_not_silence_but_a_dead_factory_still_
     assert plant.component("monitor").health()["transport_backlog"]["max_age"] == 4.0
     beats(plant, 12, "f2")  # f1 stops: DOWN once its silence, judged 4 s back, exceeds the timeout
     assert [r["factoryId"] for r in reports(plant, "DOWN")] == ["f1"]
+
+
+def test_a_simulated_monitor_writes_on_one_kept_connection_and_gives_it_back_when_killed(factory_plant, beats):
+    """Under the virtual clock the leader's writes (beat flushes, status rows) use one connection kept between
+    them, not a pool checkout each; killing the leader (no stop()) gives it back, and the successor's writes,
+    visible to any other connection, take one of their own."""
+    plant = factory_plant(replicas=2)
+    first = leader(plant)
+    engine = plant.component(first).ctx.storage
+    checkouts = []
+    sa.event.listen(engine, "checkout", lambda *args: checkouts.append(1))
+    beats(plant, 25, "f1", "f2")
+    store = plant.component(first).store
+    assert store.stats["beats_written"] >= 40 and store.keep_connection
+    assert len(checkouts) <= 1 and engine.pool.checkedout() == 1, "one connection for every write"
+    plant.kill(first)
+    assert engine.pool.checkedout() == 0 and not store.keep_connection, "the killed leader's connection went back"
+    beats(plant, 25, "f1")  # f2 silent: DOWN, its status row written by the successor
+    second = leader(plant)
+    assert second != first and engine.pool.checkedout() == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM factory_status WHERE factory_id = 'f2'")).scalar() == "DOWN"
+        assert conn.execute(sa.text("SELECT count(*) FROM heartbeats WHERE factory_id = 'f1'")).scalar() >= 45

@@ -137,3 +137,37 @@ def test_flushes_at_once_off_the_loop_write_each_beat_once(tmp_path):
     with made.connect() as conn:
         ats = conn.execute(sa.select(heartbeats.c.received_at).order_by(heartbeats.c.id)).scalars().all()
     assert len(ats) == 10 and len(set(ats)) == 10, "each beat written once"
+
+
+def test_status_rows_and_events_on_the_driver_read_back_as_sqlalchemys_statements_wrote_them(sensor_db):
+    """The status upsert (update, else insert) and the failover event run on the driver's cursor (SQLite and
+    PostgreSQL): the rows equal those SQLAlchemy's own update/insert of the same values write, column by
+    column; a second save of a factory updates its row (rowcount), a new factory gets one."""
+    store = MonitorStore(lambda: sensor_db, offload=False, batch_size=100)
+    first = {"status": "UP", "reason": "discovered", "since": 1_800_000_000.5, "risk": "LOW", "error_rate": 0.25,
+             "updated_at": 1_800_000_000.5}
+    then = {**first, "status": "DOWN", "reason": "silent", "reported_status": "DOWN", "reported_epoch": 2**40,
+            "reported_at": 1_800_000_003.75, "updated_at": 1_800_000_003.75}
+    event = {"factory_id": "f1", "status": "DOWN", "reason": "silent 3.0 s", "epoch": 2**40, "lease": "mms",
+             "attempts": 2, "outcome": "accepted", "detail": "", "orders_moved": 4, "at": 1_800_000_003.75,
+             "holder": "mms-0"}
+    asyncio.run(store.save_status("f1", first))
+    asyncio.run(store.save_status("f2", first))
+    asyncio.run(store.save_status("f1", then, event=event))
+    assert store.stats["errors"] == 0
+
+    def read():
+        with sensor_db.connect() as conn:
+            statuses = [tuple(r) for r in conn.execute(sa.select(factory_status).order_by(factory_status.c.factory_id))]
+            events = [tuple(r)[1:] for r in conn.execute(sa.select(failover_events))]
+        return statuses, events
+
+    written = read()
+    with sensor_db.begin() as conn:
+        conn.execute(sa.delete(factory_status))
+        conn.execute(sa.delete(failover_events))
+        conn.execute(factory_status.insert(), {"factory_id": "f1", **then})
+        conn.execute(factory_status.insert(), {"factory_id": "f2", **first})
+        conn.execute(failover_events.insert(), [event])
+    assert written == read()
+    assert [r[1] for r in written[0]] == ["DOWN", "UP"] and written[0][0][7] == 2**40 and len(written[1]) == 1

@@ -19,6 +19,7 @@ leader reads the statuses the PMS last accepted from ``factory_status`` and repo
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 from typing import Any
@@ -93,8 +94,12 @@ class FactoryMonitor(Component):
             self.ctx.log.warning("%s: the runtime has no storage; beats, statuses and events are not recorded",
                                  self.name)
             engine = None
-        self.store = MonitorStore(engine, offload=not getattr(self.ctx.clock, "is_virtual", False),
-                                  batch_size=p.batch_size)
+        virtual = getattr(self.ctx.clock, "is_virtual", False)
+        # a simulated run writes inline on one kept connection (no pool checkout per write: MonitorStore)
+        self.store = MonitorStore(engine, offload=not virtual, batch_size=p.batch_size,
+                                  keep_connection=virtual and engine is not None)
+        if self.store.keep_connection:
+            self.ctx.spawn(self._give_back_connection(), name="connection")
         # a factory known before a restart and silent since is still judged (DOWN one timeout later)
         for factory, status in (await self.store.known()).items():
             self.faults.restore(factory, status, self.ctx.clock.time())
@@ -122,7 +127,6 @@ class FactoryMonitor(Component):
         # fixed cost per transaction); no power cut falls inside virtual time and a killed leader's
         # unwritten beats are its successor's to write (catch_up), so the simulation writes fewer, larger
         # batches: the flush timer runs every simulated_flush_every (a follower trims its buffer as often).
-        virtual = getattr(self.ctx.clock, "is_virtual", False)
         flush_every = p.simulated_flush_every if virtual and p.simulated_flush_every is not None else p.flush_every
         self.ctx.every(flush_every, self.flush, name="flush")
         self.ctx.every(p.prune_every, self.prune, name="prune")
@@ -340,6 +344,14 @@ class FactoryMonitor(Component):
     async def prune(self) -> None:
         if self.leading and self.params.record_beats:
             await self.store.prune(self.ctx.clock.time() - self.params.retention)
+
+    async def _give_back_connection(self) -> None:
+        """Waits for nothing: cancelled when the monitor stops or is killed (no ``stop()`` then), it gives
+        the store's kept connection back to the pool, so a day of kills leaks none."""
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            self.store.close()
 
     async def stop(self) -> None:
         await self.flush()

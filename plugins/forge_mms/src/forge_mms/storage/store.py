@@ -11,16 +11,17 @@ then dropped and counted), and the next flush tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import Engine
-from sqlalchemy.dialects import sqlite
+from forge_core.storage import DriverStatement, driver_cursor
+from sqlalchemy import Connection, Engine
 
 from forge_mms.monitoring.beats import Beat
 from forge_mms.storage.tables import factory_status, failover_events, heartbeats
@@ -31,16 +32,18 @@ T = TypeVar("T")
 log = logging.getLogger("forge_mms.storage")
 
 # Built once: a statement built per call costs SQLAlchemy about as much as running it (coercion and
-# the cache key), and the beat insert runs every flush.
-_INSERT = {heartbeats.name: heartbeats.insert(), failover_events.name: failover_events.insert()}
+# the cache key).
 _DELETE_BEFORE = heartbeats.delete().where(
     heartbeats.c.received_at < sa.bindparam("cutoff", type_=heartbeats.c.received_at.type))
-#: The columns of a written beat, in the order of :func:`beat_values`. Their insert runs as the driver's
-#: own executemany of the compiled text with positional parameters: SQLAlchemy's executemany processed
-#: each row's parameters in Python (half of a flush of ~40 beats), although none of these types has
-#: anything to process, and a tuple per beat costs less to build and to bind than a dict.
+#: The columns of a written beat, in the order of :func:`beat_values`. The flush, the status row's upsert
+#: and the failover event run on the driver's cursor (forge_core's ``DriverStatement``: compiled once per
+#: dialect, positional parameters), not through ``conn.execute``: SQLAlchemy's per-execution work (cache
+#: key, parameter processing, events, a result) cost as much as SQLite's own for these one-row statements
+#: and ~40-row batches. The beats are tuples in this order, bound as they are: every column a number, a
+#: string or a bool, which the drivers bind as SQLAlchemy would.
 BEAT_COLUMNS = ("factory_id", "timestamp", "received_at", "cpu", "memory", "errors", "latency_ms", "failed")
-_BEAT_SQL: dict[str, str] = {}
+_INSERT_BEATS = DriverStatement("mms heartbeats insert", heartbeats.insert(), columns=BEAT_COLUMNS,
+                                fields=BEAT_COLUMNS, typed=False)
 
 
 def beat_values(beat: Beat) -> tuple[Any, ...]:
@@ -49,27 +52,19 @@ def beat_values(beat: Beat) -> tuple[Any, ...]:
             beat.new_errors > 0 or beat.late)
 
 
-def _beat_sql(dialect: sa.Dialect) -> str:
-    """The beat insert's text with positional parameters in the driver's style (``?`` for sqlite3,
-    ``%s`` for psycopg), in the order of :data:`BEAT_COLUMNS`."""
-    text = _BEAT_SQL.get(dialect.name)
-    if text is None:
-        positional = (sqlite.dialect(paramstyle="qmark") if dialect.name == "sqlite"
-                      else type(dialect)(paramstyle="format"))  # type: ignore[call-arg]  # every DefaultDialect takes it
-        compiled = heartbeats.insert().compile(dialect=positional, column_keys=list(BEAT_COLUMNS),
-                                               for_executemany=True)
-        if tuple(compiled.positiontup or ()) != BEAT_COLUMNS:
-            raise RuntimeError(f"heartbeats insert binds {compiled.positiontup}, not {BEAT_COLUMNS}")
-        text = _BEAT_SQL[dialect.name] = str(compiled)
-    return text
-
-
 class MonitorStore:
+    """``keep_connection`` (the monitor sets it under a virtual clock only): the writes use one connection
+    kept between them instead of a pool checkout each, which pings the database (``pool_pre_ping``) and
+    rolls back at checkin: as much CPU as a status row's upsert on SQLite. Each write still commits when it
+    returns; :meth:`close` (the monitor's stop, or its kill) gives the connection back to the pool."""
+
     def __init__(self, engine: Callable[[], Engine] | None, *, offload: bool, batch_size: int,
-                 max_buffered: int | None = None) -> None:
+                 max_buffered: int | None = None, keep_connection: bool = False) -> None:
         self._engine = engine or _no_engine
         self.enabled = engine is not None  # False: the runtime has no storage; every write is skipped
         self.offload = offload
+        self.keep_connection = keep_connection
+        self._kept: Connection | None = None
         self.batch_size = batch_size
         self.max_buffered = max_buffered or 20 * batch_size
         self._buffer: deque[Beat] = deque()  # made rows only when written (a follower trims most unwritten)
@@ -152,7 +147,7 @@ class MonitorStore:
         await self._call(self._upsert_status, factory, values, event)
 
     async def add_event(self, row: dict[str, Any]) -> None:
-        await self._call(self._insert, failover_events.name, [row])
+        await self._call(self._insert_event, row)
 
     async def known(self) -> dict[str, str]:
         """Every factory of ``factory_status`` with its last status (what a restarted monitor knew)."""
@@ -161,6 +156,34 @@ class MonitorStore:
     async def reported(self) -> dict[str, str]:
         """The last status the PMS accepted, per factory (what a new leader need not report again)."""
         return await self._call(self._load_reported) or {}
+
+    def close(self) -> None:
+        """Give the kept connection back to the pool and keep none from now on. Idempotent."""
+        self.keep_connection = False
+        self._drop()
+
+    def _drop(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            with contextlib.suppress(Exception):
+                kept.close()
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A connection in a transaction committed at the end: the kept one, or one from the pool."""
+        if not self.keep_connection:
+            with self._engine().begin() as pooled:
+                yield pooled
+            return
+        conn = self._kept
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._kept = self._engine().connect()
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            self._drop()  # a failure may have left it unusable: the next write takes a fresh one
+            raise
 
     # -- in the worker thread (or inline) ----------------------------------------------------
     async def _call(self, fn: Callable[..., T], *args: Any) -> T | None:
@@ -176,31 +199,28 @@ class MonitorStore:
                 log.warning("mms storage: %s failed: %s", getattr(fn, "__name__", fn), exc)
                 return None
 
-    def _insert(self, table: str, rows: list[dict[str, Any]]) -> bool:
-        with self._engine().begin() as conn:
-            conn.execute(_INSERT[table], rows)  # one executemany
-        return True
+    def _insert_event(self, event: dict[str, Any]) -> None:
+        with self._begin() as conn, driver_cursor(conn) as cursor:
+            _event_insert(tuple(event)).on(conn).execute(cursor, event)
 
     def _insert_beats(self, rows: list[tuple[Any, ...]]) -> bool:
-        # the driver's executemany on the statement's text (every column a number, a string or a bool,
-        # which the drivers bind as SQLAlchemy would)
-        with self._engine().begin() as conn:
-            conn.exec_driver_sql(_beat_sql(conn.dialect), rows)
+        with self._begin() as conn, driver_cursor(conn) as cursor:
+            _INSERT_BEATS.on(conn).executemany(cursor, rows)
         return True
 
     def _delete_before(self, cutoff: float) -> int:
-        with self._engine().begin() as conn:
+        with self._begin() as conn:
             return int(conn.execute(_DELETE_BEFORE, {"cutoff": cutoff}).rowcount or 0)
 
     def _upsert_status(self, factory: str, values: dict[str, Any], event: dict[str, Any] | None = None) -> None:
         update, insert = _status_statements(tuple(values))
         params = {f"b_{name}": value for name, value in values.items()}
         params["b_factory_id"] = factory
-        with self._engine().begin() as conn:  # only the leader writes: update, else insert
-            if not conn.execute(update, params).rowcount:
-                conn.execute(insert, params)
+        with self._begin() as conn, driver_cursor(conn) as cursor:  # only the leader writes
+            if not update.on(conn).execute(cursor, params).rowcount:  # update, else insert
+                insert.on(conn).execute(cursor, params)
             if event is not None:
-                conn.execute(_INSERT[failover_events.name], [event])
+                _event_insert(tuple(event)).on(conn).execute(cursor, event)
 
     def _load_newest(self, factories: list[str]) -> dict[str, float]:
         t = heartbeats
@@ -226,13 +246,20 @@ class MonitorStore:
 
 
 @functools.cache
-def _status_statements(columns: tuple[str, ...]) -> tuple[sa.Update, sa.Insert]:
-    """The status row's update and insert for these columns, built once per set of columns (a status
-    or risk change writes one: building the statements cost SQLAlchemy about as much as running them)."""
+def _status_statements(columns: tuple[str, ...]) -> tuple[DriverStatement, DriverStatement]:
+    """The status row's update and insert for these columns (parameters ``b_<column>``), built once per
+    set of columns (a status or risk change writes one) and compiled once per dialect."""
     t = factory_status
     binds = {name: sa.bindparam(f"b_{name}", type_=t.c[name].type) for name in columns}
     key = sa.bindparam("b_factory_id", type_=t.c.factory_id.type)
-    return t.update().where(t.c.factory_id == key).values(binds), t.insert().values({"factory_id": key, **binds})
+    return (DriverStatement("mms factory_status update", t.update().where(t.c.factory_id == key).values(binds)),
+            DriverStatement("mms factory_status insert", t.insert().values({"factory_id": key, **binds})))
+
+
+@functools.cache
+def _event_insert(columns: tuple[str, ...]) -> DriverStatement:
+    """The failover event's insert of these columns (a row's keys), built once per set of columns."""
+    return DriverStatement("mms failover_events insert", failover_events.insert(), columns=columns)
 
 
 def _no_engine() -> Engine:
