@@ -91,3 +91,27 @@ def test_orders_with_no_room_go_pending_in_the_same_pass(engine, make_service):
     kinds = [t for _, t, _ in queued(engine)]
     assert kinds == ["sched.order_revoked", "sched.order_assigned"] * 2 + ["sched.order_revoked"] * 2
     assert holder_problems(engine) == {"holders": [], "overlaps": [], "down": [], "completed": []}
+
+
+def test_held_reads_a_factorys_orders_in_the_statuses_asked_latest_deadline_first(engine, make_service):
+    """``Writer.held`` (a DOWN pass and a rebalance read it): the factory's orders in the statuses asked, latest
+    deadline first, with one status or two; its statement binds one parameter per status (no expanding ``IN``,
+    which SQLAlchemy rendered again on every call) and is built once per number of statuses."""
+    from forge_sched.orders.moves import Writer, _held
+    from forge_sched.orders.tables import UNFINISHED
+
+    s = make_service()
+    run(s.configure_factories({"f1": 50, "f2": 50}))
+    ids = holding(s, engine, 3)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE orders SET status = 'in_progress' WHERE id = :id"), {"id": ids[1]})
+    with engine.connect() as conn:
+        w = Writer(conn, s.topics, datetime.now(UTC), None)
+        assert [o.id for o in w.held("f1")] == ids
+        assert [o.id for o in w.held("f1", UNFINISHED)] == ids
+        assert [o.id for o in w.held("f1", ("assigned",))] == [ids[0], ids[2]]
+        assert [o.id for o in w.held("f1", ("in_progress",))] == [ids[1]]
+        assert w.held("f2") == [] and w.held("f1", ("completed",)) == []
+        assert w.held("f1")[0].deadline.day == 3 and w.held("f1")[0].factory_id == "f1"
+    assert _held(2) is _held(2)
+    assert not any(bind.expanding for bind in _held(2).compile().binds.values())

@@ -13,6 +13,7 @@ The writes and the messages are the same, in the same order, in the same transac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,11 +47,18 @@ _HOLD = Plain(f"INSERT INTO {assignments.name} (order_id, factory_id, assigned_a
 HELD_TABLE = "sched_factory_held"
 P_LOADS = Plain(f"SELECT f.id, f.capacity, f.status, coalesce(h.held, 0) FROM {factories.name} f "
                 f"LEFT JOIN {HELD_TABLE} h ON h.factory_id = f.id")
-_HELD = sa.select(orders).where(orders.c.factory_id == sa.bindparam("b_factory"),
-                                orders.c.status.in_(sa.bindparam("b_statuses", expanding=True))).order_by(
-    orders.c.deadline.desc(), orders.c.id.desc())
 _PENDING = sa.select(orders).where(orders.c.status == "pending").order_by(orders.c.deadline, orders.c.created_at,
                                                                           orders.c.id)
+
+
+@functools.cache
+def _held(statuses: int) -> sa.Select[Any]:
+    """The orders of ``b_factory`` in ``b_status_0`` ... (``statuses`` of them), latest deadline first. One
+    parameter per status, not an expanding ``IN``: SQLAlchemy renders an expanding list anew on every
+    execution (its compiled form is cached, the list's text is not)."""
+    wanted = [sa.bindparam(f"b_status_{i}", type_=orders.c.status.type) for i in range(statuses)]
+    return sa.select(orders).where(orders.c.factory_id == sa.bindparam("b_factory"),
+                                   orders.c.status.in_(wanted)).order_by(orders.c.deadline.desc(), orders.c.id.desc())
 
 
 def iso(value: datetime | None) -> str | None:
@@ -117,7 +125,9 @@ class Writer:
 
     def held(self, factory_id: str, statuses: tuple[str, ...] = UNFINISHED) -> list[Any]:
         """The orders ``factory_id`` holds in ``statuses``, latest deadline first (they move first)."""
-        return list(self.conn.execute(_HELD, {"b_factory": factory_id, "b_statuses": list(statuses)}))
+        params = {f"b_status_{i}": status for i, status in enumerate(statuses)}
+        params["b_factory"] = factory_id
+        return list(self.conn.execute(_held(len(statuses)), params))
 
     def pending(self) -> list[Any]:
         """Pending orders, earliest deadline first."""
