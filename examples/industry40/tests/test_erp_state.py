@@ -50,3 +50,33 @@ def test_requests_and_asks_survive_a_new_link_state(engine: sa.Engine) -> None:
     assert (again.order_id, again.status, again.completed_at, again.exported) == ("o-1", "completed", 9.0, False)
     assert (again.quantity, again.unit, again.material) == (12.0, "kg", "M")
     assert list(asks) == ["get:S-1/R-1"] and asks["get:S-1/R-1"].action == {"verb": "Get"}
+
+
+def test_writes_on_the_driver_read_back_as_sqlalchemys_statements_wrote_them(engine: sa.Engine) -> None:
+    """The writes run on the driver's cursor (statements compiled once): a saved request and a refreshed ask
+    read back as SQLAlchemy's own insert/update of the same values writes them (booleans, NULLs, floats)."""
+    state = LinkState(engine)
+    request = {"id": "R-2", "material_produced": [{"quantity": 3.5}]}
+    tracked = Tracked.of("S-2/R-2", request, at=1_800_000_000.25)
+    assert state.add_request(tracked)
+    tracked.order_id, tracked.status, tracked.detail, tracked.exported = "o-2", "completed", "done", True
+    state.save(tracked)
+    state.put_ask("get:S-2/R-2", Ask({"action": "get"}, 7.0, action={"verb": "Get"}))
+    state.put_ask("get:S-2/R-2", Ask({"action": "get", "n": 2}, 8.5))  # refreshed: one row, the new one
+
+    def rows() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with engine.connect() as conn:
+            return ([tuple(r) for r in conn.execute(sa.select(REQUESTS))],
+                    [tuple(r) for r in conn.execute(sa.select(ASKS))])
+
+    written = rows()
+    with engine.begin() as conn:
+        conn.execute(sa.delete(REQUESTS))
+        conn.execute(sa.delete(ASKS))
+        conn.execute(REQUESTS.insert().values(
+            key="S-2/R-2", request='{"id":"R-2","material_produced":[{"quantity":3.5}]}', order_id="o-2",
+            status="completed", detail="done", requested_at=1_800_000_000.25, completed_at=None, exported=True))
+        conn.execute(ASKS.insert().values(request_id="get:S-2/R-2", body='{"action":"get","n":2}', action=None,
+                                          asked_at=8.5))
+    assert written == rows()
+    assert written[0][0][-1] is True and written[1][0][2] is None

@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from forge_core.storage import DriverStatement, driver_cursor
+
 _META = sa.MetaData()
 REQUESTS = sa.Table(
     "industry40_erp_requests", _META,
@@ -76,6 +78,19 @@ class Ask:
     action: dict[str, Any] | None = None  # the b2mml.request_action it answers (Change/Cancel/Get)
 
 
+_REQUEST_KEY = DriverStatement("industry40 erp request read", sa.select(REQUESTS.c.key).where(
+    REQUESTS.c.key == sa.bindparam("key")))
+_REQUEST_INSERT = DriverStatement("industry40 erp request insert", REQUESTS.insert(), columns=[
+    "key", "request", "order_id", "status", "detail", "requested_at", "completed_at", "exported"])
+_REQUEST_SAVE = DriverStatement("industry40 erp request save", REQUESTS.update().where(
+    REQUESTS.c.key == sa.bindparam("b_key")).values(
+    {name: sa.bindparam(f"b_{name}") for name in ("order_id", "status", "detail", "completed_at", "exported")}))
+_ASK_DELETE = DriverStatement("industry40 erp ask delete", ASKS.delete().where(
+    ASKS.c.request_id == sa.bindparam("request_id")), fields=("request_id",))
+_ASK_INSERT = DriverStatement("industry40 erp ask insert", ASKS.insert(),
+                              columns=["request_id", "body", "action", "asked_at"])
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -100,29 +115,30 @@ class LinkState:
 
     def add_request(self, tracked: Tracked) -> bool:
         """Record a new request; False when its key is recorded already (an inbox published it again)."""
-        with self.engine.begin() as conn:
-            if conn.execute(sa.select(REQUESTS.c.key).where(REQUESTS.c.key == tracked.key)).first() is not None:
+        with self.engine.begin() as conn, driver_cursor(conn) as cursor:
+            if _REQUEST_KEY.on(conn).execute(cursor, {"key": tracked.key}).fetchone() is not None:
                 return False
-            conn.execute(REQUESTS.insert().values(
-                key=tracked.key, request=_json(tracked.request), order_id=tracked.order_id, status=tracked.status,
-                detail=tracked.detail, requested_at=tracked.requested_at, completed_at=tracked.completed_at,
-                exported=tracked.exported))
+            _REQUEST_INSERT.on(conn).execute(cursor, {
+                "key": tracked.key, "request": _json(tracked.request), "order_id": tracked.order_id,
+                "status": tracked.status, "detail": tracked.detail, "requested_at": tracked.requested_at,
+                "completed_at": tracked.completed_at, "exported": tracked.exported})
         return True
 
     def save(self, tracked: Tracked) -> None:
         """Write a request's order, status, completion and export flag."""
-        with self.engine.begin() as conn:
-            conn.execute(REQUESTS.update().where(REQUESTS.c.key == tracked.key).values(
-                order_id=tracked.order_id, status=tracked.status, detail=tracked.detail,
-                completed_at=tracked.completed_at, exported=tracked.exported))
+        with self.engine.begin() as conn, driver_cursor(conn) as cursor:
+            _REQUEST_SAVE.on(conn).execute(cursor, {
+                "b_key": tracked.key, "b_order_id": tracked.order_id, "b_status": tracked.status,
+                "b_detail": tracked.detail, "b_completed_at": tracked.completed_at, "b_exported": tracked.exported})
 
     def put_ask(self, request_id: str, ask: Ask) -> None:
         """Record (or refresh) an unanswered ask."""
-        with self.engine.begin() as conn:
-            conn.execute(ASKS.delete().where(ASKS.c.request_id == request_id))
-            conn.execute(ASKS.insert().values(request_id=request_id, body=_json(ask.body), asked_at=ask.sent,
-                                              action=_json(ask.action) if ask.action is not None else None))
+        with self.engine.begin() as conn, driver_cursor(conn) as cursor:
+            _ASK_DELETE.on(conn).execute(cursor, (request_id,))
+            _ASK_INSERT.on(conn).execute(cursor, {
+                "request_id": request_id, "body": _json(ask.body), "asked_at": ask.sent,
+                "action": _json(ask.action) if ask.action is not None else None})
 
     def drop_ask(self, request_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(ASKS.delete().where(ASKS.c.request_id == request_id))
+        with self.engine.begin() as conn, driver_cursor(conn) as cursor:
+            _ASK_DELETE.on(conn).execute(cursor, (request_id,))
