@@ -115,3 +115,15 @@ def test_shift_windows_cover_the_day_and_cross_midnight() -> None:
     assert windows[0].day == -1 and windows[0].end == 6 * 3600
     with pytest.raises(ValueError, match="shift 'x': start '25:00'"):
         Shift.parse("x", "25:00", 8)
+
+
+def test_after_restart_bisects_to_what_any_over_every_restart_says() -> None:
+    from oee_line.oee.losses import _after_restart  # the startup-reject test of machine_window
+
+    rng = random.Random(11)
+    for _ in range(2000):
+        restarts = sorted(rng.choice([rng.uniform(0, 100), float(rng.randrange(100)), rng.randrange(1000) / 10])
+                          for _ in range(rng.randrange(6)))
+        window = rng.choice([0.0, 0.1, 5.0, 30.0, rng.uniform(0, 40)])
+        ts = rng.choice([*restarts, *(r + window for r in restarts), rng.uniform(-5, 140)])
+        assert _after_restart(restarts, ts, window) == any(r <= ts < r + window for r in restarts)

@@ -23,6 +23,7 @@ planned = productive + the six losses, to the float.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -149,6 +150,14 @@ def _planned_spans(start: float, end: float, planned_stops: Sequence[tuple[float
     return spans
 
 
+def _after_restart(restarts: list[float], ts: float, window: float) -> bool:
+    """Whether ``r <= ts < r + window`` for some ``r`` of ``restarts`` (sorted). Only the newest restart at or
+    before ``ts`` needs a look (``r + window`` never falls as ``r`` grows): a bisection, where ``any`` over
+    every restart cost a shift's OEE its bad parts x its restarts (the OEE line's simulated day)."""
+    i = bisect_right(restarts, ts)
+    return i > 0 and ts < restarts[i - 1] + window
+
+
 def machine_window(states: Sequence[StateChange], counters: Sequence[CounterSample] | CounterDeltas,
                    ideal_cycle_time: float,
                    start: float, end: float, *, planned_stops: Sequence[tuple[float, float]] = (),
@@ -166,7 +175,7 @@ def machine_window(states: Sequence[StateChange], counters: Sequence[CounterSamp
                              f"(expected one of {sorted(STATES)})")
     seconds = dict.fromkeys(STATES, 0.0)
     breakdowns = small = 0.0
-    restarts: list[float] = []  # when running resumed after setup/down
+    restarts: list[float] = []  # when running resumed after setup/down (kept sorted: _after_restart bisects it)
     covered = 0.0
     previous: str | None = None
     # merge repeated samples of one state, so a stop's length is the whole stop, across window edges
@@ -190,11 +199,11 @@ def machine_window(states: Sequence[StateChange], counters: Sequence[CounterSamp
     start_bad = prod_bad = 0
     for event in deltas.events:  # in time order: a reset's restart applies to it and what follows
         if event.reset:
-            restarts.append(event.ts - (event.d_total * ideal_cycle_time))  # parts since the restart: startup
+            insort(restarts, event.ts - (event.d_total * ideal_cycle_time))  # parts since the restart: startup
         bad = event.d_total - event.d_good  # < 0 only between a part's GoodCount and its TotalCount (below)
         if bad <= 0 or not start <= event.ts < end:
             continue
-        if any(r <= event.ts < r + settings.startup_window for r in restarts):
+        if _after_restart(restarts, event.ts, settings.startup_window):
             start_bad += bad
         else:
             prod_bad += bad
