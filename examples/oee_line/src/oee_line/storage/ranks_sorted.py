@@ -72,9 +72,10 @@ class SortedBuckets:
         cursor.execute(_NEWER, (machine_id, metric, float(bucket), float(bucket + seconds), last))
         rows = cursor.fetchall()
         if len(rows) > 64 and len(values) < len(rows):  # many at once (a first read): one sort
-            values.extend(float(v) for _, v in rows)
+            values.extend([float(v) for _, v in rows])
             values.sort()
         else:
             for _, value in rows:
                 insort(values, float(value))
-        return max([last, *(int(r) for r, _ in rows)])
+        # the highest rowid: (rowid, value) tuples compare by their rowid (unique), in C, not a generator's steps
+        return max(last, max(rows)[0]) if rows else last
