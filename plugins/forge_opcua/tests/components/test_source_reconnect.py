@@ -39,8 +39,10 @@ def test_server_restart_resubscribes_exactly_once(kit, tmp_path, outage) -> None
                                   what="the loss published")
                 lost = plant.messages("opcua.source_status")[-1]
                 assert lost["connected"] is False and lost["subscription_id"] is None
-                await asyncio.sleep(1.5)  # a few reconnect attempts against a closed port
-                assert source.connect_failures >= 1 and not source.health()["ready"]
+                # a reconnect attempt against the closed port fails: waited for, not slept for (a fixed 1.5 s
+                # sleep asserted a failed attempt by then, and on a loaded machine one attempt can take longer)
+                await plant.until(lambda: source.connect_failures >= 1, what="a failed reconnect attempt")
+                assert not source.health()["ready"]
                 plant.seen.clear()
                 await asyncio.to_thread(server.start)
                 await plant.until(lambda: source.connected and source.connects == 2, what="resubscribed")
