@@ -214,10 +214,14 @@ def test_rest_over_a_real_socket_on_a_real_clock(tmp_path: Path):
         try:
             url = runtime.http.url
             assert url is not None and url.startswith("http://127.0.0.1:")
-            async with httpx.AsyncClient(base_url=url) as client:
-                for _ in range(100):  # until elected (the first lease is taken at once)
-                    if runtime and (await client.get("/factories")).json()["factories"]:
-                        break
+            # no TLS context (httpx would load certifi's CA bundle on this loop), no proxy from the environment,
+            # and a timeout that only ends a hung test instead of httpx's 5 s
+            async with httpx.AsyncClient(base_url=url, verify=False, trust_env=False, timeout=60.0) as client:
+                # until elected (the first lease is taken at once): a deadline, not 100 tries that a loaded
+                # loop can spend before the leader serves, after which the test went on unelected
+                deadline = asyncio.get_running_loop().time() + 60.0
+                while not (await client.get("/factories")).json()["factories"]:
+                    assert asyncio.get_running_loop().time() < deadline, "no leader served /factories in 60 s"
                     await asyncio.sleep(0.05)
                 body = {"product_type": "gear", "quantity": 2, "deadline": "2030-01-01T00:00:00+01:00"}
                 answers = [await client.post("/orders", json=body, headers={"Idempotency-Key": "curl-1"}),
