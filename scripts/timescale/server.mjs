@@ -86,6 +86,10 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2)
 }
 const db = await PGlite.create({ dataDir: values['data-dir'], extensions: { timescaledb } })
+// PGlite's single backend starts with client_min_messages at debug3, so every Parse and Bind sent a client two
+// DEBUG notices (about ten times the replies' own bytes in the tests' pipelines). The backend is shared by every
+// connection, so setting it once holds for all of them (unless a client runs RESET ALL or DISCARD ALL).
+await db.exec('SET client_min_messages TO notice')
 // a client that waits for the connection in use gives up after 60 s (pglite-socket's queue timeout)
 const server = new PGLiteSocketServer({ db, port, host: values.host, connectionQueueTimeout: 60000 })
 server.addEventListener('error', (event) => console.error('forge-timescale: connection error:', event.detail))

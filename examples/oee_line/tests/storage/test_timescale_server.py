@@ -51,3 +51,13 @@ def test_a_message_larger_than_a_tcp_chunk_arrives_whole(timescale_server: Times
     with _connect(timescale_server) as conn:
         got = conn.execute("SELECT cardinality(%s::float8[]), (%s::float8[])[20000]", [values, values]).fetchone()
     assert got == (20_000, 19_999.0)
+
+
+def test_a_client_gets_no_debug_notices(timescale_server: TimescaleServer) -> None:
+    # PGlite starts at client_min_messages debug3: two DEBUG notices for every Parse and Bind, in every pipeline
+    notices: list[str] = []
+    with _connect(timescale_server) as conn:
+        conn.add_notice_handler(lambda diag: notices.append(f"{diag.severity}: {diag.message_primary}"))
+        assert conn.execute("SELECT %s::int", [1]).fetchone() == (1,)
+        assert conn.execute("SHOW client_min_messages").fetchone() == ("notice",)
+    assert notices == []
