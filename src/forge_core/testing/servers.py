@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from forge_core.errors import ForgeError
+from forge_core.testing import watchdog
 
 __all__ = [
     "LOCALHOST",
@@ -175,7 +176,8 @@ def port_free(port: int, host: str = LOCALHOST) -> bool:
         return True
 
 
-# Servers still running at interpreter exit are stopped, so a crashed test run leaks nothing.
+# Servers still running at interpreter exit are stopped gracefully; if the process is killed instead,
+# the watchdog (forge_core.testing.watchdog) kills them.
 _LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
 
@@ -269,10 +271,13 @@ class ServerProcess:
                 start_new_session=True,  # a Ctrl-C in the test run does not hit the server first
                 **self._popen_kwargs(),
             )
+        # If this process dies before stop() (SIGKILL, a CI timeout), the watchdog kills the server.
+        watchdog.guard(self.proc.pid, cleanup=self.dir if self._own_dir else None)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
+                watchdog.release(self.proc.pid)
                 self.proc = None
                 raise ServerError(
                     f"{self.name} exited with code {code} while starting on {self.host}:{self.port}; "
@@ -300,6 +305,7 @@ class ServerProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait(timeout=5)
+        watchdog.release(proc.pid)
         self.proc = None
         self._wait_port_closed()
 
