@@ -96,3 +96,18 @@ def test_a_metric_more_than_once_in_an_update_reports_each_value_in_order() -> N
         ("Temp", 20.0, 10), ("State", "run", 10), ("Temp", 21.0, 30), ("State", "idle", 30)]
     assert changed[2] is table.entries[("press", "Temp")] and changed[0] is not changed[2]  # the earlier: a copy
     assert table.entries[("press", "Temp")].reported == 21.0 and table.entries[("press", "State")].value == "idle"
+
+
+def test_with_no_deadband_any_difference_of_a_number_is_reported_and_an_equal_one_is_not() -> None:
+    table = MetricTable([MetricSpec(name="Count", datatype="UInt64"), MetricSpec(name="Speed", datatype="Double")],
+                        {}, aliases=True, now_ms=0)
+
+    def reported(name: str, value: object) -> bool:
+        return bool(table.apply(None, [{"name": name, "value": value}], 1))
+
+    assert reported("Count", 2**63) and not reported("Count", 2**63)
+    assert reported("Count", 2**63 + 1)  # the same float, not the same number
+    assert reported("Speed", 1) and not reported("Speed", 1.0)  # 1 and 1.0 are the same number
+    assert reported("Speed", float("nan")) and reported("Speed", float("nan"))  # NaN equals nothing, itself neither
+    assert reported("Speed", float("inf")) and not reported("Speed", float("inf"))
+    assert reported("Speed", None) and not reported("Speed", None) and reported("Speed", 0.0)

@@ -70,9 +70,42 @@ def number_of(datatype: str | int) -> int:
     raise ValueError(f"unknown Sparkplug datatype {datatype!r}; known: {', '.join(BY_NAME)}")
 
 
-def to_wire(datatype: int, value: Any, metric: str = "?") -> Any:
-    """``value`` (as JSON gives it) as the protobuf field of ``datatype`` holds it."""
-    where = f"metric {metric!r} ({BY_NUMBER.get(datatype, datatype)})"
+#: integer datatype -> (lowest, one past the highest, the width a negative value wraps by or 0)
+_INT_RANGE: dict[int, tuple[int, int, int]] = {
+    **{number: (-(1 << (bits - 1)), 1 << (bits - 1), 1 << bits) for number, bits in _SIGNED_BITS.items()},
+    **{number: (0, 1 << bits, 0) for number, bits in _UNSIGNED_BITS.items()},
+}
+_FLOATS = frozenset({9, 10})
+_STRINGS = frozenset({12, 14, 15})
+
+
+def to_wire(datatype: int, value: Any, metric: object = "?") -> Any:
+    """``value`` (as JSON gives it) as the protobuf field of ``datatype`` holds it. ``metric`` (its name, or
+    its alias) only names it in a :class:`DatatypeError`.
+
+    The common cases (an ``int`` in range of an integer type, an ``int`` or ``float`` for Float/Double, a
+    ``str`` for a string type) are answered first, by the value's exact type: an edge node converts every
+    value it reports twice (checked on update, encoded in the DATA), ~400,000 times in the OEE line's
+    simulated day. Anything else takes :func:`_to_wire`, which also words the errors."""
+    kind = type(value)
+    if kind is int:
+        bounds = _INT_RANGE.get(datatype)
+        if bounds is not None:
+            if bounds[0] <= value < bounds[1]:
+                return value + bounds[2] if value < 0 else value
+        elif datatype in _FLOATS:
+            return float(value)
+    elif kind is float:
+        if datatype in _FLOATS:
+            return value
+    elif kind is str and datatype in _STRINGS:
+        return value
+    return _to_wire(datatype, value, metric)
+
+
+def _to_wire(datatype: int, value: Any, metric: object) -> Any:
+    """:func:`to_wire` for every value and datatype, with the error naming ``metric``."""
+    where = f"metric {metric if isinstance(metric, str) else str(metric)!r} ({BY_NUMBER.get(datatype, datatype)})"
     if datatype not in SUPPORTED:
         raise DatatypeError(f"{where}: values of this datatype are not supported")
     if datatype in _SIGNED_BITS or datatype in _UNSIGNED_BITS:

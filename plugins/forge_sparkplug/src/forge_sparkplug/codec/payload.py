@@ -78,7 +78,7 @@ def encode(timestamp: int, metrics: Iterable[Metric], seq: int | None = None, *,
             out.is_null = True
         elif datatype is not None:
             setattr(out, FIELD.get(datatype, "string_value"),
-                    to_wire(datatype, metric.value, metric.name or str(metric.alias)))
+                    to_wire(datatype, metric.value, metric.name or metric.alias))
     return message.SerializeToString()
 
 

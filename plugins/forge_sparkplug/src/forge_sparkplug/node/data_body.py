@@ -43,5 +43,5 @@ def data_body(timestamp: int, entries: Iterable[Entry], seq: int, *, historical:
         else:
             # named as encode names it: the alias when there is one (the DATA metric has no name then)
             setattr(out, FIELD.get(datatype, "string_value"),
-                    to_wire(datatype, value, str(alias) if alias is not None else entry.name or "None"))
+                    to_wire(datatype, value, alias if alias is not None else entry.name or "None"))
     return message.SerializeToString()

@@ -153,9 +153,11 @@ def _exceeds(entry: Entry, value: Any) -> bool:
     old = entry.reported
     if value is None or old is None:
         return value is not old
+    if entry.deadband == 0:  # any difference, a number's too (2**63 + 1 is not 2**63, NaN is not NaN): what
+        return bool(value != old)  # |a - b| > 0 or a != b gave for the numbers apply() lets in, without two float()
     if entry.datatype in NUMERIC and not isinstance(value, bool) and not isinstance(old, bool):
         try:
-            return math.fabs(float(value) - float(old)) > entry.deadband or (entry.deadband == 0 and value != old)
+            return math.fabs(float(value) - float(old)) > entry.deadband
         except (TypeError, ValueError):
             raise DatatypeError(f"metric {entry.name!r}: {value!r} is not a number") from None
     return bool(value != old)
