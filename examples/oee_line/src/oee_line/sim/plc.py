@@ -15,6 +15,7 @@ reads a counter that went down as a restart).
 from __future__ import annotations
 
 import asyncio
+import math
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ __all__ = ["MachineTruth", "SimPlc", "plc"]
 _PLCS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SimPlc]] = weakref.WeakKeyDictionary()
 _DATATYPES = {"State": "String", "StateCode": "Int32", "FaultCode": "Int32", "GoodCount": "UInt32",
               "TotalCount": "UInt32", "IdealCycleTime": "Double"}
+#: the metrics a change publishes, in this order: the fault code before the state (the state's event carries it)
+_METRICS = ("FaultCode", "State", "StateCode", "GoodCount", "TotalCount", "IdealCycleTime")
+_UNSHOWN = object()  # equal to no value: the first of each metric is published
 
 
 def plc(name: str) -> SimPlc | None:
@@ -63,8 +67,10 @@ class SimPlc(Component):
         now = self.ctx.clock.time() + 1.0
         self.model = PlcModel(p.machines, p.timing, self.ctx.random, now, cycle_times=p.cycle_times)
         self.base: dict[str, tuple[int, int]] = dict.fromkeys(p.machines, (0, 0))  # counters at the last restart
-        self.shown: dict[tuple[str, str], Any] = {}
-        self._names: dict[tuple[str, str], tuple[str, str, str]] = {}  # (machine, metric) -> topic, tag, node id
+        #: per machine, the value of each of ``_METRICS`` last published (``_UNSHOWN`` before the first)
+        self.shown: dict[str, list[Any]] = {m: [_UNSHOWN] * len(_METRICS) for m in p.machines}
+        #: per machine, each of ``_METRICS``' topic, tag, node id and data type, made once (a change publishes them)
+        self._names = {m: [self._name(m, metric) for metric in _METRICS] for m in p.machines}
         self._endpoint = f"sim:{self.name}"
         #: every sample published: (machine, metric, ms) -> value
         self.samples: dict[tuple[str, str, int], Any] = {}
@@ -79,17 +85,18 @@ class SimPlc(Component):
         self.ctx.spawn(self._running(), name="machines")
 
     # -- the machines ------------------------------------------------------------------------------------
-    @staticmethod
-    def _next(machine: Machine) -> float:
-        part = machine.part_due
-        return part if part is not None and part <= machine.state_until else machine.state_until
-
     async def _running(self) -> None:
         await self.ctx.clock.sleep(self.started - self.ctx.clock.time())
         for machine in self.model.machines.values():
             await self._show(machine, self.started, initial=True)
+        machines = list(self.model.machines.values())
         while True:
-            when = min(self._next(m) for m in self.model.machines.values())
+            when = math.inf  # the earliest next part or transition of any machine, no generator a step
+            for machine in machines:
+                part, until = machine.part_due, machine.state_until
+                due = part if part is not None and part <= until else until
+                if due < when:
+                    when = due
             delay = when - self.ctx.clock.time()
             if delay > 0 and not await self._until(delay):
                 continue  # a restart changed the machines' plans
@@ -114,48 +121,45 @@ class SimPlc(Component):
 
     async def _step(self, when: float) -> None:
         for machine in self.model.machines.values():
-            state, total, good = machine.state, machine.total, machine.good
+            counters = machine.totals  # its good and total, read without the properties (a step per part)
+            state, total, good = machine.state, counters.total, counters.good
             if not machine.advance(when):
                 continue
             truth = self.truth[machine.id]
-            if machine.total != total:
-                truth.parts.append((round(machine.last_part_at * 1000), machine.good != good))
+            if counters.total != total:
+                truth.parts.append((round(machine.last_part_at * 1000), counters.good != good))
             if machine.state != state:
                 truth.states.append((round(machine.state_since * 1000), machine.state))
             if self.online:
                 await self._show(machine, when)
 
-    def _values(self, machine: Machine) -> dict[str, tuple[Any, float]]:
-        good0, total0 = self.base[machine.id]
-        return {"FaultCode": (machine.fault_code, machine.state_since), "State": (machine.state, machine.state_since),
-                "StateCode": (STATES[machine.state], machine.state_since),
-                "GoodCount": (machine.good - good0, machine.last_part_at),
-                "TotalCount": (machine.total - total0, machine.last_part_at),
-                "IdealCycleTime": (machine.ideal_cycle_time, self.started)}
-
     async def _show(self, machine: Machine, now: float, *, initial: bool = False, stamp: float | None = None) -> None:
-        """Publish what changed since it was last shown, fault code first (the state's event carries it)."""
-        for metric, (value, at) in self._values(machine).items():
-            key = (machine.id, metric)
-            if not initial and self.shown.get(key) == value:
+        """Publish what changed since it was last shown, in ``_METRICS``' order (the fault code first: the state's
+        event carries it). The counters are stamped ``stamp`` when given (the PLC back from a restart). Called
+        for every part and transition: the values are compared by position, with no dict of them per call."""
+        good0, total0 = self.base[machine.id]
+        since, counted = machine.state_since, machine.last_part_at if stamp is None else stamp
+        values = (machine.fault_code, machine.state, STATES[machine.state], machine.good - good0,
+                  machine.total - total0, machine.ideal_cycle_time)
+        stamps = (since, since, since, counted, counted, self.started)
+        shown, names = self.shown[machine.id], self._names[machine.id]
+        for i, value in enumerate(values):
+            if not initial and shown[i] == value:
                 continue
-            self.shown[key] = value
-            at = stamp if stamp is not None and metric in ("GoodCount", "TotalCount") else at
-            ms = round(at * 1000)
-            self.samples[(machine.id, metric, ms)] = value
-            topic, tag, node_id = self._names.get(key) or self._name(key)
+            shown[i] = value
+            ms = round(stamps[i] * 1000)
+            topic, tag, node_id, data_type = names[i]
+            self.samples[(machine.id, _METRICS[i], ms)] = value
             await self.ctx.publish(topic, DATA_CHANGE, {
                 "node_id": node_id, "tag": tag, "value": value,
-                "data_type": _DATATYPES[metric], "status": "Good", "status_code": 0, "quality": "good",
+                "data_type": data_type, "status": "Good", "status_code": 0, "quality": "good",
                 "source_timestamp": ms / 1000, "server_timestamp": now, "endpoint": self._endpoint}, key=tag)
 
-    def _name(self, key: tuple[str, str]) -> tuple[str, str, str]:
-        """The bus topic, tag and OPC UA node id of one machine's metric, made once (a change publishes them)."""
-        machine, metric = key
+    def _name(self, machine: str, metric: str) -> tuple[str, str, str, str]:
+        """The bus topic, tag, OPC UA node id and data type of one machine's metric."""
         tag = f"{machine}/{metric}"
         topic = self.params.topic.format(source=self.name, tag=tag)
-        names = self._names[key] = (topic, tag, f"ns=1;s={machine}.{metric}")
-        return names
+        return topic, tag, f"ns=1;s={machine}.{metric}", _DATATYPES[metric]
 
     # -- chaos ---------------------------------------------------------------------------------------------
     async def restart(self, seconds: float) -> None:
