@@ -133,3 +133,11 @@ def test_oee_from_stored_data_equals_the_machines_ground_truth(series_db: Engine
 def test_timescale_is_detected_only_where_installed(series_db: Engine) -> None:
     with series_db.connect() as conn:
         assert timescale_version(conn) is None  # the test servers are plain SQLite and PostgreSQL
+
+
+def test_a_sample_is_immutable_hashable_and_equal_by_its_fields() -> None:
+    sample = Sample("M1", GOOD, 10.0, 3.0)
+    assert sample.quality == "good" and sample == Sample("M1", GOOD, 10.0, 3.0, "good")
+    assert len({sample, Sample("M1", GOOD, 10.0, 3.0)}) == 1
+    with pytest.raises(AttributeError):
+        sample.value = 4.0  # type: ignore[misc]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -37,8 +37,11 @@ __all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentil
 GOOD, TOTAL = "GoodCount", "TotalCount"
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    """One stored value of a machine's metric at ``time`` (s since the epoch). Immutable and hashable; a named
+    tuple rather than a frozen dataclass, whose ``__init__`` sets each field through ``object.__setattr__``:
+    the historian makes one for every sample (196,425 in the OEE line's simulated day), ~3x the cost."""
+
     machine_id: str
     metric: str
     time: float
