@@ -25,7 +25,7 @@ from oee_line.oee import CounterDeltas, CounterEvent, StateChange, counter_delta
 from oee_line.storage.store import TimeSeriesStore
 from oee_line.storage.timescale import sec_window
 from oee_line.storage.window_cache import CounterCache
-from oee_line.storage.window_sqlite import sqlite_counter_deltas
+from oee_line.storage.window_sqlite import sqlite_counter_deltas, sqlite_ideal_cycle_time, sqlite_states
 
 __all__ = ["MachineInputs", "window_inputs"]
 
@@ -132,11 +132,11 @@ def window_inputs(store: TimeSeriesStore, machines: Sequence[str], t0: float, t1
     counters of ``[t0, t1)`` reduced to :class:`CounterDeltas`. On SQLite a ``cache`` (one per caller, whose
     windows grow: the shift so far) reduces only what is new since its last call (``window_cache``)."""
     if store.engine.dialect.name == "sqlite":  # the same reduction in SQLite's SQL, machine by machine
-        with store.engine.connect() as conn:
+        with store.engine.connect() as conn:  # one connection, each statement on its cursor (window_sqlite)
             counted = {m: cache.deltas(conn, m, t0, t1) if cache is not None else sqlite_counter_deltas(conn, m, t0, t1)
                        for m in machines}
-        return {m: MachineInputs(store.ideal_cycle_time(m, default_cycle), store.states(m, t0, t1), counted[m])
-                for m in machines}
+            return {m: MachineInputs(sqlite_ideal_cycle_time(conn, m, default_cycle), sqlite_states(conn, m, t0, t1),
+                                     counted[m]) for m in machines}
     if store.engine.dialect.name != "postgresql":
         return {m: MachineInputs(store.ideal_cycle_time(m, default_cycle), store.states(m, t0, t1),
                                  counter_deltas(store.counters(m, t0, t1), t0, t1)) for m in machines}

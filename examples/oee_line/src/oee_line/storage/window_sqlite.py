@@ -12,16 +12,36 @@ statement per machine returns a first row with the sums (time NULL) and then, in
 samples :func:`~oee_line.oee.machine_window` looks at one by one (resets, samples with bad parts).
 ``CAST(value AS INTEGER)`` truncates as the Python path's ``int()``. Tested against the Python path
 (tests/storage/test_window.py).
+
+The window's other inputs, a machine's states (:func:`sqlite_states`) and ideal cycle time
+(:func:`sqlite_ideal_cycle_time`), are ``TimeSeriesStore.states`` and ``ideal_cycle_time``'s statements
+on the driver's cursor of the same connection (``forge_core.storage.DriverStatement``): through Core each
+paid a connection checkout and the per-execution work for every machine of every OEE publication.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from oee_line.oee import CounterDeltas, CounterEvent
+from forge_core.storage import DriverStatement, driver_cursor
+from oee_line.oee import CounterDeltas, CounterEvent, StateChange
+from oee_line.storage.tables import events, telemetry
 
-__all__ = ["sqlite_counter_deltas"]
+__all__ = ["sqlite_counter_deltas", "sqlite_ideal_cycle_time", "sqlite_states"]
+
+_e, _t = events.c, telemetry.c
+_IN_FORCE = DriverStatement("oee_line state in force", sa.select(sa.func.max(_e.ts_start)).where(
+    _e.machine_id == sa.bindparam("m"), _e.ts_start <= sa.bindparam("t0")), fields=("m", "t0"), typed=False)
+_STATES = DriverStatement("oee_line states", sa.select(_e.ts_start, _e.event_type, _e.payload).where(
+    _e.machine_id == sa.bindparam("m"), _e.ts_start >= sa.bindparam("lo"), _e.ts_start < sa.bindparam("t1"))
+    .order_by(_e.ts_start), fields=("m", "lo", "t1"), typed=False)
+_CYCLE = DriverStatement("oee_line ideal cycle time", sa.select(_t.value).where(  # LIMIT 1 OFFSET 0 as text:
+    _t.machine_id == sa.bindparam("m"), _t.metric == sa.bindparam("metric")).order_by(_t.time.desc())  # no binds
+    .limit(sa.literal_column("1")).offset(sa.literal_column("0")), fields=("m", "metric"), typed=False)
 
 _PREV = """(SELECT CAST(value AS INTEGER) FROM telemetry WHERE machine_id = :m AND metric = '{metric}'
              AND time < {before} ORDER BY time DESC LIMIT 1)"""
@@ -70,3 +90,22 @@ def sqlite_counter_deltas(conn: Connection, machine: str, t0: float, t1: float) 
     (_, total, good, _), events = rows[0], rows[1:]  # NULL sorts first: the sums' row
     return CounterDeltas(int(total), int(good), tuple(
         CounterEvent(float(ts), int(d_total), int(d_good), bool(reset)) for ts, d_total, d_good, reset in events))
+
+
+def sqlite_states(conn: Connection, machine: str, t0: float, t1: float) -> list[StateChange]:
+    """``TimeSeriesStore.states``: the state changes of ``[t0, t1)`` and the one in force at ``t0``."""
+    cursor: Any
+    with driver_cursor(conn) as cursor:
+        first = _IN_FORCE.on(conn).execute(cursor, (machine, t0)).fetchone()[0]
+        rows = _STATES.on(conn).execute(cursor, (machine, t0 if first is None else first, t1)).fetchall()
+    # the payload (NOT NULL) as the JSON type reads it: its text through json.loads
+    return [StateChange(float(ts), kind, int((json.loads(payload) or {}).get("fault_code", 0)))
+            for ts, kind, payload in rows]
+
+
+def sqlite_ideal_cycle_time(conn: Connection, machine: str, default: float) -> float:
+    """``TimeSeriesStore.ideal_cycle_time``: the newest IdealCycleTime sample's value, else ``default``."""
+    cursor: Any
+    with driver_cursor(conn) as cursor:
+        row = _CYCLE.on(conn).execute(cursor, (machine, "IdealCycleTime")).fetchone()
+    return default if row is None or row[0] is None else float(row[0])
