@@ -168,6 +168,25 @@ def test_a_forked_child_does_not_keep_the_owners_servers_alive() -> None:
         os.kill(int(fork), signal.SIGKILL)
 
 
+def test_a_stopped_servers_directory_goes_too() -> None:
+    """Stopped but not closed when the process died: no process to kill, but its temp dir is removed."""
+    owner, (directory,) = _run_owner("""
+        import time
+        from forge_core.testing import RedisServer, watchdog
+        server = RedisServer().start()
+        server.stop()
+        assert watchdog.guarded() == [] and watchdog.guarded_dirs() == [server.dir]
+        print(server.dir, flush=True)
+        time.sleep(600)
+    """)
+    try:
+        assert Path(directory).is_dir()
+        _kill(owner)
+        assert _wait_until(lambda: not Path(directory).exists())
+    finally:
+        _kill(owner)
+
+
 def test_guard_and_release_in_this_process() -> None:
     sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
@@ -176,6 +195,10 @@ def test_guard_and_release_in_this_process() -> None:
         assert watchdog.watcher_pid() is not None and not _gone(watchdog.watcher_pid() or 0)
         watchdog.release(sleeper.pid)
         assert sleeper.pid not in watchdog.guarded()
+        watchdog.guard_dir(Path("/nonexistent/forge-test"))
+        assert Path("/nonexistent/forge-test") in watchdog.guarded_dirs()
+        watchdog.release_dir(Path("/nonexistent/forge-test"))
+        assert Path("/nonexistent/forge-test") not in watchdog.guarded_dirs()
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from forge_core.testing import watchdog_main
-from forge_core.testing.watchdog_main import descendants, kill_group, read_guarded, start_time
+from forge_core.testing.watchdog_main import Guarded, descendants, ended, kill_group, start_time
 
 
 def _sleeper() -> subprocess.Popen[bytes]:
@@ -45,13 +45,26 @@ def test_start_time_names_one_process() -> None:
     assert start_time(other.pid) is None
 
 
-def test_kill_group_kills_the_group_and_removes_its_directory(tmp_path: Path) -> None:
-    directory = tmp_path / "server"
-    (directory / "data").mkdir(parents=True)
+def test_kill_group_kills_the_group() -> None:
     with _sleeper() as server:
-        assert kill_group(server.pid, start_time(server.pid), str(directory))
+        assert kill_group(server.pid, start_time(server.pid))
+        assert server.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_clean_up_kills_the_groups_before_removing_the_directories(tmp_path: Path) -> None:
+    directory, released = tmp_path / "server", tmp_path / "closed"
+    (directory / "data").mkdir(parents=True)
+    released.mkdir()
+    with _sleeper() as server:
+        guarded = Guarded()
+        for message in [{"guard": server.pid, "started": start_time(server.pid)}, {"guard_dir": str(directory)},
+                        {"guard_dir": str(released)}, {"release_dir": str(released)}]:  # fmt: skip
+            guarded.apply(message)
+        guarded.clean_up()
+        assert ended(server.pid)  # a zombie until we reap it: it ended before clean_up returned
         assert server.wait(timeout=5) == -signal.SIGKILL
     assert not directory.exists()
+    assert released.exists()
 
 
 def test_kill_group_leaves_a_reused_pid_alone() -> None:
@@ -64,20 +77,19 @@ def test_kill_group_leaves_a_reused_pid_alone() -> None:
             other.kill()
 
 
-def test_read_guarded_applies_guard_and_release_messages() -> None:
+def test_read_applies_guard_and_release_messages() -> None:
     read_fd, write_fd = os.pipe()
-    lines = [
-        {"guard": 11, "started": 5, "cleanup": None},
-        {"guard": 12, "started": 6, "cleanup": "/x"},
-        {"release": 11},
-        {"release": 99},
-    ]
+    lines = [{"guard": 11, "started": 5}, {"guard": 12, "started": None}, {"release": 11}, {"release": 99},
+             {"guard_dir": "/a"}, {"guard_dir": "/b"}, {"release_dir": "/a"}, {"release_dir": "/c"}]  # fmt: skip
     os.write(write_fd, "".join(json.dumps(m) + "\n" for m in lines).encode())
     os.close(write_fd)
+    guarded = Guarded()
     try:
-        assert read_guarded(read_fd) == {12: {"guard": 12, "started": 6, "cleanup": "/x"}}
+        guarded.read(read_fd)
     finally:
         os.close(read_fd)
+    assert guarded.groups == {12: None}
+    assert guarded.dirs == {"/b"}
 
 
 def test_the_watcher_ignores_sigterm_and_kills_on_end_of_file() -> None:
@@ -85,7 +97,7 @@ def test_the_watcher_ignores_sigterm_and_kills_on_end_of_file() -> None:
         watcher = subprocess.Popen([sys.executable, "-I", "-S", watchdog_main.__file__], stdin=subprocess.PIPE)
         assert watcher.stdin is not None
         try:
-            message = {"guard": server.pid, "started": start_time(server.pid), "cleanup": None}
+            message = {"guard": server.pid, "started": start_time(server.pid)}
             watcher.stdin.write((json.dumps(message) + "\n").encode())
             watcher.stdin.flush()
             deadline = time.monotonic() + 30

@@ -203,6 +203,8 @@ class ServerProcess:
         self._own_dir = base_dir is None
         self.dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix=f"forge-{self.name}-"))
         self.dir.mkdir(parents=True, exist_ok=True)
+        if self._own_dir:  # removed by close(), or by the watchdog if this process dies first
+            watchdog.guard_dir(self.dir)
         self.log_path = self.dir / f"{self.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._closed = False
@@ -272,7 +274,7 @@ class ServerProcess:
                 **self._popen_kwargs(),
             )
         # If this process dies before stop() (SIGKILL, a CI timeout), the watchdog kills the server.
-        watchdog.guard(self.proc.pid, cleanup=self.dir if self._own_dir else None)
+        watchdog.guard(self.proc.pid)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -335,6 +337,7 @@ class ServerProcess:
         _LIVE.discard(self)
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+            watchdog.release_dir(self.dir)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -6,9 +6,10 @@ an OOM kill, ``kill -9``) neither runs and the servers would live on, holding th
 
 So each process that starts servers has one watcher (:mod:`forge_core.testing.watchdog_main`, started on
 first use in a session of its own) reading a pipe whose write end only this process holds. :func:`guard`
-tells it a server's process group, :func:`release` that the server was stopped. When this process ends,
-the kernel closes the write end, the watcher reads end of file and SIGKILLs every group still guarded,
-then removes its temp dir. Every :class:`~forge_core.testing.ServerProcess` goes through here.
+tells it a server's process group, :func:`release` that the server was stopped; :func:`guard_dir` and
+:func:`release_dir` do the same for its temp dir. When this process ends, the kernel closes the write
+end, the watcher reads end of file, SIGKILLs every group still guarded and removes every dir.
+Every :class:`~forge_core.testing.ServerProcess` goes through here.
 
 Looked at first: pytest-xprocess keeps servers alive across runs on purpose; mirakuru, testing.postgresql
 and pytest-kafka stop theirs from ``atexit``/signal handlers, which a SIGKILL skips; CaoE forks the
@@ -28,7 +29,7 @@ from typing import Any
 from forge_core.errors import ForgeError
 from forge_core.testing.watchdog_main import start_time
 
-__all__ = ["WatchdogError", "guard", "guarded", "release", "watcher_pid"]
+__all__ = ["WatchdogError", "guard", "guard_dir", "guarded", "guarded_dirs", "release", "release_dir", "watcher_pid"]
 
 _MAIN = Path(__file__).with_name("watchdog_main.py")
 
@@ -44,7 +45,8 @@ class _Watcher:
         self.lock = threading.Lock()
         self.pid: int | None = None
         self.fd: int | None = None
-        self.guarded: dict[int, dict[str, Any]] = {}
+        self.guarded: dict[int, dict[str, Any]] = {}  # leader pid -> its guard message
+        self.dirs: set[str] = set()
 
     def send(self, message: dict[str, Any]) -> None:
         line = (json.dumps(message) + "\n").encode()
@@ -73,7 +75,8 @@ class _Watcher:
         finally:
             os.close(read_fd)
         self.fd = write_fd
-        backlog = b"".join((json.dumps(m) + "\n").encode() for m in self.guarded.values())
+        messages = [*self.guarded.values(), *({"guard_dir": path} for path in self.dirs)]
+        backlog = b"".join((json.dumps(m) + "\n").encode() for m in messages)
         try:
             while backlog:
                 backlog = backlog[os.write(write_fd, backlog) :]
@@ -110,10 +113,10 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
-def guard(pid: int, cleanup: Path | None = None) -> None:
+def guard(pid: int) -> None:
     """If this process dies before :func:`release` (``pid``), SIGKILL process group ``pid`` (start the
-    server with ``start_new_session=True``, so it leads one) and remove the directory ``cleanup``."""
-    message = {"guard": pid, "started": start_time(pid), "cleanup": str(cleanup) if cleanup else None}
+    server with ``start_new_session=True``, so it leads one) and every descendant of ``pid``."""
+    message = {"guard": pid, "started": start_time(pid)}
     with _watcher.lock:
         _watcher.guarded[pid] = message
         _watcher.send(message)
@@ -124,6 +127,28 @@ def release(pid: int) -> None:
     with _watcher.lock:
         if _watcher.guarded.pop(pid, None) is not None and _watcher.fd is not None:
             _watcher.send({"release": pid})
+
+
+def guard_dir(path: Path) -> None:
+    """If this process dies before :func:`release_dir` (``path``), remove the directory ``path`` (after
+    the guarded servers were killed)."""
+    with _watcher.lock:
+        _watcher.dirs.add(str(path))
+        _watcher.send({"guard_dir": str(path)})
+
+
+def release_dir(path: Path) -> None:
+    """The directory ``path`` was removed (or is to be kept): stop guarding it."""
+    with _watcher.lock:
+        if str(path) in _watcher.dirs:
+            _watcher.dirs.discard(str(path))
+            if _watcher.fd is not None:
+                _watcher.send({"release_dir": str(path)})
+
+
+def guarded_dirs() -> list[Path]:
+    """The directories guarded now."""
+    return [Path(p) for p in _watcher.dirs]
 
 
 def guarded() -> list[int]:

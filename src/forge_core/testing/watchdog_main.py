@@ -2,10 +2,11 @@
 
 :mod:`forge_core.testing.watchdog` starts this file as ``python -I -S watchdog_main.py`` in a session of
 its own, with the read end of a pipe as stdin; only the test process holds the write end. It reads one
-JSON line per message (``{"guard": pid, "started": ticks, "cleanup": dir}``, ``{"release": pid}``)
-until end of file, which the kernel delivers when the last write end closes: when the test process
-exits, however it died (SIGKILL, an OOM kill, a CI timeout). Then every process group still guarded is
-SIGKILLed, with the leader's descendants, and its directory removed. A clean exit has released
+JSON line per message (``{"guard": pid, "started": ticks}`` and ``{"release": pid}`` for a server's
+process group, ``{"guard_dir": path}`` and ``{"release_dir": path}`` for its temp dir) until end of file,
+which the kernel delivers when the last write end closes: when the test process exits, however it
+died (SIGKILL, an OOM kill, a CI timeout). Then every process group still guarded is SIGKILLed, with
+the leader's descendants, and every directory still guarded is removed. A clean exit has released
 everything by then, so this does nothing.
 
 Standard library only and no project import: it starts in a few milliseconds and cannot fail on an
@@ -19,10 +20,11 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["descendants", "kill_group", "main", "read_guarded", "start_time"]
+__all__ = ["Guarded", "descendants", "ended", "kill_group", "main", "start_time"]
 
 
 def start_time(pid: int) -> int | None:
@@ -60,42 +62,73 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_group(pgid: int, started: int | None, cleanup: str | None = None) -> bool:
+def kill_group(pgid: int, started: int | None) -> bool:
     """SIGKILL process group ``pgid`` (a server started in a session of its own leads its group) and the
-    leader's descendants, which may have left the group (PostgreSQL's workers each call setsid), then
-    remove ``cleanup``; True if the group was signalled.
+    leader's descendants, which may have left the group (PostgreSQL's workers each call setsid); True if
+    the group was signalled.
 
     Not if the leader's pid now belongs to another process (another start time): Linux hands out no
     pid that is still some group's id, so a reused pid means our group is already gone."""
     now = start_time(pgid)
+    if now is not None and started is not None and now != started:
+        return False
     signalled = False
-    if now is None or started is None or now == started:
-        below = descendants(pgid) if now is not None else []
+    below = descendants(pgid) if now is not None else []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+        signalled = True
+    for pid in below:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-            signalled = True
-        for pid in below:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-    if cleanup:
-        shutil.rmtree(cleanup, ignore_errors=True)
+            os.kill(pid, signal.SIGKILL)
     return signalled
 
 
-def read_guarded(fd: int) -> dict[int, dict[str, Any]]:
-    """Apply the messages read from ``fd`` until end of file; the groups still guarded then."""
-    guarded: dict[int, dict[str, Any]] = {}
-    pending = b""
-    while chunk := os.read(fd, 65536):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            message = json.loads(line)
-            if "guard" in message:
-                guarded[int(message["guard"])] = message
-            else:
-                guarded.pop(int(message["release"]), None)
-    return guarded
+def ended(pid: int) -> bool:
+    """``pid`` is gone, or a zombie whose threads have all exited (a zombie leader can wait for them)."""
+    fields = _stat_fields(str(pid))
+    if not fields:
+        return True
+    try:
+        return fields[0] == "Z" and len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except OSError:
+        return True
+
+
+class Guarded:
+    """What the messages read so far leave guarded: process groups (by leader pid) and directories."""
+
+    def __init__(self) -> None:
+        self.groups: dict[int, int | None] = {}  # leader pid -> its start time
+        self.dirs: set[str] = set()
+
+    def apply(self, message: dict[str, Any]) -> None:
+        if "guard" in message:
+            self.groups[int(message["guard"])] = message.get("started")
+        elif "release" in message:
+            self.groups.pop(int(message["release"]), None)
+        elif "guard_dir" in message:
+            self.dirs.add(str(message["guard_dir"]))
+        else:
+            self.dirs.discard(str(message["release_dir"]))
+
+    def read(self, fd: int) -> None:
+        """Apply the messages read from ``fd`` (one JSON object a line) until end of file."""
+        pending = b""
+        while chunk := os.read(fd, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self.apply(json.loads(line))
+
+    def clean_up(self, settle: float = 5.0) -> None:
+        """Kill every group, give the killed up to ``settle`` seconds to end (a dying server can still
+        write into its directory), then remove every directory."""
+        killed = [pgid for pgid, started in self.groups.items() if kill_group(pgid, started)]
+        deadline = time.monotonic() + settle
+        while not all(ended(pgid) for pgid in killed) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def main() -> None:
@@ -103,8 +136,9 @@ def main() -> None:
     # process of a timed-out job must not take the watchdog out before the test process it watches.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    for message in read_guarded(0).values():
-        kill_group(int(message["guard"]), message.get("started"), message.get("cleanup"))
+    guarded = Guarded()
+    guarded.read(0)
+    guarded.clean_up()
 
 
 if __name__ == "__main__":
