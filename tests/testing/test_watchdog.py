@@ -98,6 +98,39 @@ def _signal_group(pgid: int) -> None:
 _SLEEPER = "subprocess.Popen(['sleep', '600'], start_new_session=True).pid"
 
 
+_HOLDING_TEST = """
+import os, time
+def test_hold(redis_server, postgres_server):
+    lines = [f"{s.proc.pid} {s.port} {s.dir}" for s in (redis_server, postgres_server)]
+    with open("servers.part", "w") as listing:
+        listing.write("\\n".join(lines))
+    os.rename("servers.part", "servers")  # whole, or not there
+    time.sleep(600)
+"""
+
+
+def test_a_killed_pytest_run_leaks_no_server(tmp_path: Path) -> None:
+    """The case itself: pytest SIGKILLed in a test, its session fixtures' servers never closed."""
+    (tmp_path / "test_hold.py").write_text(_HOLDING_TEST)
+    listing = tmp_path / "servers"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_hold.py"]
+    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_until(listing.exists, timeout=120), "the pytest run started no servers"
+        servers = [line.split() for line in listing.read_text().splitlines()]
+        processes = [p for pid, _, _ in servers for p in (int(pid), *descendants(int(pid)))]
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        assert all(_wait_gone(p) for p in processes), [(p, _state(p)) for p in processes]
+        ports = [int(port) for _, port, _ in servers]
+        directories = [Path(directory) for _, _, directory in servers]
+        assert _wait_until(lambda: all(port_free(port) for port in ports))
+        assert _wait_until(lambda: not any(directory.exists() for directory in directories))
+    finally:
+        run.kill()
+        run.wait()
+
+
 def test_a_released_server_is_left_alone() -> None:
     owner, (pid, watcher) = _run_owner(f"""
         import subprocess, time
