@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from forge_core.testing import port_free, watchdog
+from forge_core.testing import RedisServer, port_free, watchdog
 from forge_core.testing.watchdog_main import descendants
 
 pytestmark = pytest.mark.servers
@@ -235,3 +235,18 @@ def test_guard_and_release_in_this_process() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_server_the_watchdog_cannot_guard_is_not_left_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int) -> None:
+        raise watchdog.WatchdogError("forge_core.testing.watchdog: cannot start (test)")
+
+    server = RedisServer()
+    monkeypatch.setattr(watchdog, "guard", refuse)
+    try:
+        with pytest.raises(watchdog.WatchdogError):
+            server.start()
+        assert server.proc is None
+        assert _wait_until(lambda: port_free(server.port))
+    finally:
+        server.close()

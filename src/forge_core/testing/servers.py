@@ -274,7 +274,11 @@ class ServerProcess:
                 **self._popen_kwargs(),
             )
         # If this process dies before stop() (SIGKILL, a CI timeout), the watchdog kills the server.
-        watchdog.guard(self.proc.pid)
+        try:
+            watchdog.guard(self.proc.pid)
+        except watchdog.WatchdogError:
+            self._terminate(signal.SIGKILL)  # unwatched, it could outlive a killed test run
+            raise
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -157,5 +157,5 @@ def guarded() -> list[int]:
 
 
 def watcher_pid() -> int | None:
-    """The pid of this process's watcher, None before the first :func:`guard`."""
+    """The pid of this process's watcher, None before the first :func:`guard` or :func:`guard_dir`."""
     return _watcher.pid
