@@ -198,6 +198,8 @@ def test_records_are_handed_over_as_whole_raw_messages_and_runs_store_the_last_o
     assert set(RawMessage.__slots__) == {"body", "headers", "verdict"}
     assert not gc.is_tracked(RawMessage(b"{}", {}))  # a batch of them adds nothing to the collector's passes
 
+    counts: dict[str, int] = {}
+
     async def body() -> tuple[list[RawMessage], list[list[RawMessage]], list[dict[tuple[str, int], int]]]:
         transport = KafkaTransport("in", {"bootstrap": "127.0.0.1:1"})
         transport.connection.loop = asyncio.get_running_loop()
@@ -225,6 +227,7 @@ def test_records_are_handed_over_as_whole_raw_messages_and_runs_store_the_last_o
         finally:
             for sub in subs:
                 sub.consumer.close()
+        counts.update(transport.connection.stats)
         return one, runs, stored
 
     one, runs, stored = asyncio.run(body())
@@ -234,3 +237,4 @@ def test_records_are_handed_over_as_whole_raw_messages_and_runs_store_the_last_o
         assert [m.headers for m in got] == [{}, {}, {}, {"x": "1"}, {}]
         assert all(m.verdict is None for m in got)
     assert stored == [{("a.b", 0): 104, ("a.b", 1): 103}] * 2
+    assert counts["consumed"] == counts["handled"] == 10  # five records, each path

@@ -246,11 +246,16 @@ class KafkaSubscription(Subscription):
         stop = self._stop
         filtered = self.ephemeral or self.wildcard
         done: dict[tuple[str, int], int] = {}
+        # Not filtered (one topic named, not ephemeral): every record is of ``kafka_subscription``, so
+        # none is asked its topic, and its offset is kept by partition alone (no tuple a record)
+        last: dict[int, int] = {}
         last_pairs: _RawHeaders = None
         last_headers: dict[str, str] = {}
-        last_topic = topic = ""
-        consumed = handled = 0  # added to stats once per batch (in finally): a Counter += per record cost
-        kafka_topic: str
+        last_topic = kafka_topic = self.kafka_subscription
+        topic = to_forge(kafka_topic)
+        # added to stats once per batch (in finally): a Counter += per record cost; a record delivered
+        # and not handled (raised, cancelled) is counted consumed all the same
+        handled = unhandled = 0
         partition: int
         offset: int
         # cancel() sets ``stop`` on this loop, so only while this coroutine is suspended: it is read
@@ -265,35 +270,45 @@ class KafkaSubscription(Subscription):
                 if message.error() is not None and self._fetch_error(message):
                     continue
                 # record_position inlined (a call and a tuple per record); a fetched record has all three
-                kafka_topic, partition, offset = message.topic(), message.partition(), message.offset()  # type: ignore[assignment]
-                if not filtered or self._wanted(message):
-                    consumed += 1
-                    pairs = message.headers()
-                    if pairs != last_pairs:  # the same headers record after record (structured mode): decode once
-                        last_pairs, last_headers = pairs, _decode_headers(pairs)
-                    raw = RawMessage(message.value() or b"", last_headers)  # untracked by the collector
+                partition, offset = message.partition(), message.offset()  # type: ignore[assignment]
+                if filtered:
+                    kafka_topic = message.topic()  # type: ignore[assignment]
+                    if not self._wanted(message):
+                        done[(kafka_topic, partition)] = offset
+                        continue
                     if kafka_topic != last_topic:  # a batch is mostly of one topic: map its name once
                         last_topic, topic = kafka_topic, to_forge(kafka_topic)
-                    try:
-                        if direct is None:
-                            check_stop = True
-                            await callback(topic, raw)
-                        elif (pending := direct(topic, raw)) is not None:
-                            check_stop = True
-                            await pending
-                        handled += 1
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again, then dead-letter
+                pairs = message.headers()
+                if pairs != last_pairs:  # the same headers record after record (structured mode): decode once
+                    last_pairs, last_headers = pairs, _decode_headers(pairs)
+                raw = RawMessage(message.value() or b"", last_headers)  # untracked by the collector
+                try:
+                    if direct is None:
                         check_stop = True
-                        if not await redeliver(self, message, raw, exc):
-                            rewind_from(self, messages[index:])
-                            return
-                done[(kafka_topic, partition)] = offset
+                        await callback(topic, raw)
+                    elif (pending := direct(topic, raw)) is not None:
+                        check_stop = True
+                        await pending
+                    handled += 1
+                except asyncio.CancelledError:
+                    unhandled += 1
+                    raise
+                except Exception as exc:  # noqa: BLE001 - not acknowledged: deliver again, then dead-letter
+                    check_stop = True
+                    unhandled += 1
+                    if not await redeliver(self, message, raw, exc):
+                        rewind_from(self, messages[index:])
+                        return
+                if filtered:
+                    done[(kafka_topic, partition)] = offset
+                else:
+                    last[partition] = offset
         finally:
-            if consumed:
-                stats["consumed"] += consumed
+            if handled or unhandled:
+                stats["consumed"] += handled + unhandled
                 stats["handled"] += handled
+            for partition, offset in last.items():
+                done[(self.kafka_subscription, partition)] = offset
             if done:
                 self._store(done)
 
@@ -305,7 +320,7 @@ class KafkaSubscription(Subscription):
         done: dict[tuple[str, int], int] = {}
         run: list[Envelope | RawMessage] = []
         records: list[Message] = []
-        run_topic = ""
+        run_topic = "" if filtered else self.kafka_subscription  # not filtered: every record is of it
         skips = False  # a SKIP in ``run`` (deliver_run then leaves it out; without one it delivers ``run`` itself)
         last_pairs: _RawHeaders = None
         last_headers: dict[str, str] = {}
@@ -316,26 +331,27 @@ class KafkaSubscription(Subscription):
                 if message.error() is not None and self._fetch_error(message):
                     continue
                 # per record only what the loop needs: a call and a tuple less each (deliver_run stores
-                # the offsets of what it delivered); a fetched record has its topic (no cast(): a call)
-                kafka_topic = message.topic()  # type: ignore[assignment]
-                if filtered and not self._wanted(message):
-                    if not run:
-                        _, partition, offset = record_position(message)
-                        done[(kafka_topic, partition)] = offset
-                    else:  # behind a pending run: the run's records keep their place
-                        keep(message)
-                        add(SKIP)
-                        skips = True
-                    continue
-                if kafka_topic != run_topic and run:
-                    if not await deliver_run(self, run_topic, run, records, callback, done, skips=skips):
-                        rewind_from(self, [*records, *messages[index:]])
-                        return
-                    if stop.is_set():
-                        return
-                    run, records, skips = [], [], False
-                    add, keep = run.append, records.append
-                run_topic = kafka_topic
+                # the offsets of what it delivered); not filtered, one run per batch: no record's topic
+                if filtered:
+                    kafka_topic = message.topic()  # type: ignore[assignment]  # a fetched record has it
+                    if not self._wanted(message):
+                        if not run:
+                            _, partition, offset = record_position(message)
+                            done[(kafka_topic, partition)] = offset
+                        else:  # behind a pending run: the run's records keep their place
+                            keep(message)
+                            add(SKIP)
+                            skips = True
+                        continue
+                    if kafka_topic != run_topic and run:
+                        if not await deliver_run(self, run_topic, run, records, callback, done, skips=skips):
+                            rewind_from(self, [*records, *messages[index:]])
+                            return
+                        if stop.is_set():
+                            return
+                        run, records, skips = [], [], False
+                        add, keep = run.append, records.append
+                    run_topic = kafka_topic
                 pairs = message.headers()
                 if pairs != last_pairs:  # the same headers record after record (structured mode): decode once
                     last_pairs, last_headers = pairs, _decode_headers(pairs)
