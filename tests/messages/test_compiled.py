@@ -33,3 +33,18 @@ def test_a_property_name_cannot_inject_code_into_the_generated_guard():
 def test_an_invalid_schema_is_refused_naming_where():
     with pytest.raises(SchemaError, match=r"^schemas/bad\.json: not a valid JSON Schema"):
         compile_check({"type": "integr"}, "schemas/bad.json")
+
+
+def test_an_invalid_payload_raises_the_validators_error_which_says_where():
+    # the check asks is_valid first and validate only for an invalid payload: the error is still validate's
+    guarded = compile_check({"$schema": DRAFT7, "type": "object", "properties": {"n": {"type": "integer"},
+                                                                               "s": {"type": "string"}}}, "g")
+    plain = compile_check({"$schema": DRAFT7, "type": "object", "properties": {"s": {"type": "string"},
+                                                                             "t": {"format": "date-time"}}}, "p")
+    for check in (guarded, plain):
+        with pytest.raises(InvalidPayload, match=r"1 is not of type \"string\""):
+            check({"s": 1})
+    with pytest.raises(InvalidPayload, match=r"is not a \"date-time\""):
+        plain({"t": "yesterday"})
+    assert guarded({"n": 1, "s": "x"}) == {"n": 1, "s": "x"}
+    plain({"s": "x", "t": "2026-12-02T14:00:00.123456Z"})

@@ -137,7 +137,8 @@ def integer_paths(schema: dict[str, Any]) -> tuple[list[tuple[Any, ...]], bool]:
 
 
 def float_guard_source(paths: list[tuple[Any, ...]]) -> str:
-    """Python source of ``check(p)``: validate, then raise if a float sits at one of ``paths``."""
+    """Python source of ``check(p)``: validate (``is_valid``; ``validate`` raises jsonschema-rs's error when
+    not), then raise if a float sits at one of ``paths``."""
     tree: dict[Any, Any] = {}
     for path in paths:
         node = tree
@@ -145,8 +146,9 @@ def float_guard_source(paths: list[tuple[Any, ...]]) -> str:
             node = node.setdefault(step, {})
         node[None] = True  # an integer here
     # names bound as defaults: locals are the cheapest lookups on this per-message path
-    lines = ["def check(p, validate=validate, Invalid=Invalid, FLOAT=FLOAT, type=type, float=float, dict=dict, "
-             "list=list):", "    validate(p)"]
+    lines = ["def check(p, is_valid=is_valid, validate=validate, Invalid=Invalid, FLOAT=FLOAT, type=type, "
+             "float=float, dict=dict, list=list):", "    if not is_valid(p):", "        validate(p)",
+             "        raise Invalid('payload does not match its schema')"]
     names = (f"v{i}" for i in itertools.count())
 
     def emit(var: str, node: dict[Any, Any], indent: str) -> None:
