@@ -50,3 +50,19 @@ def test_a_nan_time_is_written_as_round_writes_it() -> None:
     recorder.record("topic", Envelope("t.x", {}, "src", "id-1", float("nan"), None))
     assert recorder._lines[-1] == orjson.dumps([round(float("nan"), 6), "topic", "t.x", "src", "id-1", None, {}],
                                                option=_TRACE_OPTIONS)
+
+
+class _Key(str):
+    pass
+
+
+def test_a_line_is_the_same_whatever_its_keys() -> None:
+    # str keys take orjson's str-key path, others (ints, a str subclass, nested) the option that writes them:
+    # every line is what _TRACE_OPTIONS writes, sorted alike
+    payloads = [{"b": 1, "a": {"é": [1.5, None], "Z": "x"}}, {2: "two", 1: "one"}, {_Key("k"): 1, "j": 2},
+                {"outer": {3: {"x": 1}}}, {"list": [{"b": 1, "a": 2}, {True: 1}]}, {}]
+    recorder = TraceRecorder()
+    for i, payload in enumerate(payloads):
+        recorder.record("topic", Envelope("t.x", payload, "src", f"id-{i}", 1.25, "k"))
+        assert recorder._lines[-1] == orjson.dumps([1.25, "topic", "t.x", "src", f"id-{i}", "k", payload],
+                                                   option=_TRACE_OPTIONS), payload

