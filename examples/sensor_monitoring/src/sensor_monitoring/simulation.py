@@ -56,6 +56,7 @@ class SensorModel:
         self.noise_at: float | None = None
         self._step, self._keep, self._spread = math.nan, 0.0, 0.0  # the last OU step's dt and its two factors
         self.episode: Episode | None = None
+        self._scale = float(10 ** signal.decimals)  # exact (decimals <= 6): _finish's rounding divides by it
         self.last_normal: float | None = None
         #: when the last anomaly ended (clock seconds): random ones wait for a quiet period after it
         self.quiet_since: float = 0.0
@@ -129,4 +130,22 @@ class SensorModel:
         s = self.signal
         if s.minimum is not None and value < s.minimum:
             value = s.minimum + abs(value - s.minimum) if self.kind == "vibration" else s.minimum
+        # round(value, decimals) (a correctly rounded decimal conversion there and back, per reading) by three
+        # float operations when that is provably the same double, as forge_core's trace rounds its times:
+        # ``round`` gives the double nearest N / 10**d, N the integer nearest value * 10**d exactly (ties to
+        # even). Below 2**50 the float product is off by at most 1/16; adding and taking away 1.5 * 2**52
+        # rounds it to an integer (ties to even); less than 0.375 from the product, that integer is N (no tie
+        # possible), and N / 10**d is one correctly rounded division of two exact floats. Otherwise ``round``.
+        scale = self._scale
+        scaled = value * scale
+        if 0.0 < scaled < _EXACT_BELOW:
+            whole = (scaled + _TO_INTEGER) - _TO_INTEGER
+            if -0.375 < scaled - whole < 0.375:
+                return whole / scale
         return round(value, s.decimals)
+
+
+#: 1.5 * 2**52: a float in (0, 2**51) plus this, less this, is the nearest integer (ties to even)
+_TO_INTEGER = 6755399441055744.0
+#: where ``SensorModel._finish`` may round by floats (see there)
+_EXACT_BELOW = 2.0 ** 50

@@ -128,7 +128,9 @@ class Sensors(Component):
                     life.produced += 1
                     counts[produced] = counts.get(produced, 0) + 1
                     life.recent.append((reading["seq"], time()))
-            await sleep(interval / sensor.scale / model.interval_factor(monotonic() - run_start))
+            # interval_factor(now) is 1.0 and asks nothing without an episode: no call and no clock read then
+            factor = 1.0 if model.episode is None else model.interval_factor(monotonic() - run_start)
+            await sleep(interval / sensor.scale / factor)
 
     def _maybe_random_anomaly(self, sensor: Sensor, now: float) -> None:
         a, model = self.params.anomalies, sensor.model
