@@ -3,6 +3,7 @@ refused by the PMS; a deposed MMS stops calling; the preemptive drain on HIGH ri
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from forge_core.tactics import NotLeader
 
@@ -219,3 +220,48 @@ def test_on_risks_does_what_on_risk_per_factory_does():
                     assert together.drains == one_by_one.drains
                     compared += bool(each.calls)
     assert compared > 100, "the combinations include many that report"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_on_risks_returns_at_once_only_when_on_risk_would_do_nothing(seed):
+    """on_risks returns at once while no factory is at HIGH risk and none may be drained for risk (a set
+    kept as it drains, pruned as other reports replace a drain). Over random sequences of risks,
+    statuses and other wants it makes the calls, check by check, of on_risk asked per factory."""
+    import random
+
+    from forge_core.tactics import Status, StatusChange
+
+    from forge_mms.maintenance.failover import FailoverManager
+    from forge_mms.tactics.risk import Risk
+
+    rng = random.Random(seed)
+    factories = ("f1", "f2", "f3")
+    each, once = _Wants({}), _Wants({})
+    one_by_one = FailoverManager(each, drain_on_high_risk=True)  # type: ignore[arg-type]
+    together = FailoverManager(once, drain_on_high_risk=True)  # type: ignore[arg-type]
+    risks: dict[str, Risk] = {}
+    statuses = dict.fromkeys(factories, Status.UP)
+    returned = 0
+    for step in range(600):
+        factory = rng.choice(factories)
+        op = rng.random()
+        if op < 0.3:
+            risks[factory] = rng.choice((Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.LOW, Risk.LOW))
+        elif op < 0.4:
+            new = rng.choice((Status.UP, Status.DEGRADED, Status.DOWN))
+            if new is not statuses[factory]:
+                change = StatusChange(factory, statuses[factory], new, float(step), "test")
+                statuses[factory] = new
+                for manager in (one_by_one, together):
+                    manager.on_change(change)
+        elif op < 0.45:  # the recovery manager's report of a factory back UP
+            for wants in (each, once):
+                wants.want(factory, "UP", "recovered")
+        for f in statuses:
+            one_by_one.on_risk(f, risks, statuses)
+        calls = len(once.calls)
+        together.on_risks(risks, statuses)
+        returned += len(once.calls) == calls and not together._drained_for_risk and Risk.HIGH not in risks.values()
+        assert once.calls == each.calls, f"seed {seed}, step {step}"
+        assert once.wanted == each.wanted
+    assert together.drains > 3 and returned > 100

@@ -83,6 +83,17 @@ def test_preemptive_rebalance_needs_high_risk_an_up_factory_and_a_healthy_peer()
         "a DOWN factory is failed over, not drained"
 
 
+@pytest.mark.parametrize("latency", ["auto", "reported", "transit", "inter_arrival"])
+def test_the_window_fits_signal_is_signal_for_the_setting(latency):
+    """The kept window's fits call one function per setting (RuleBasedRisk._signal), not signal() with
+    its branches: for every kind of beat it gives what signal() gives."""
+    rules = RuleBasedRisk(RiskRulesSettings(latency=latency))
+    beats = [beat(5.0, latency_ms=12.5), beat(6.0, transit=0.2), beat(7.0, gap=None),
+             beat(8.0, gap=None, latency_ms=3.0), beat(9.0, gap=2.5, transit=0.0)]
+    assert [rules._signal(b) for b in beats] == [rules.signal(b) for b in beats]
+    assert any(rules._signal(b) is not None for b in beats)
+
+
 @pytest.mark.parametrize("latency", ["auto", "transit", "inter_arrival"])
 def test_the_monitors_kept_window_assesses_like_a_list_of_the_same_beats(latency):
     """BeatHistory.window keeps the error count and the least-squares sums as beats arrive and expire

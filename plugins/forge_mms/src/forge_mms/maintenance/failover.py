@@ -33,6 +33,9 @@ class FailoverManager:
         self.drain_on_high_risk = drain_on_high_risk
         self.failovers = 0
         self.drains = 0
+        #: The factories whose wanted report may be a drain for risk (RISK_HIGH, wanted by on_risk only):
+        #: a superset, pruned by on_risks, so a check with no factory at HIGH risk and this empty returns at once.
+        self._drained_for_risk = {f for f, r in reports.wanted.items() if r.reason == RISK_HIGH}
 
     def on_change(self, change: StatusChange) -> None:
         if change.new is Status.DOWN:
@@ -49,6 +52,8 @@ class FailoverManager:
         the factories for which it can do nothing: neither at HIGH risk (no drain to start) nor
         drained for risk (no drain to undo). That is nearly every factory on nearly every check (a
         plant of four factories: 4 calls a check, 4 checks a second per replica, each reading enums)."""
+        if not self._drained_for_risk and _HIGH not in risks.values():
+            return  # no factory at HIGH risk and none drained for it: on_risk would do nothing for any
         wanted = self.reports.wanted
         for factory in statuses:
             if risks.get(factory) is _HIGH:
@@ -57,6 +62,8 @@ class FailoverManager:
             report = wanted.get(factory)
             if report is not None and report.reason == RISK_HIGH:
                 self.on_risk(factory, risks, statuses)
+        self._drained_for_risk = {f for f in self._drained_for_risk
+                                  if (report := wanted.get(f)) is not None and report.reason == RISK_HIGH}
 
     def on_risk(self, factory: str, risks: Mapping[str, Risk], statuses: Mapping[str, Status]) -> None:
         """Drain an UP factory at HIGH risk, or undo the drain once its risk fell."""
@@ -64,6 +71,7 @@ class FailoverManager:
         if self.draining(factory, risks, statuses):
             if wanted is None or wanted.reason != RISK_HIGH:
                 self.drains += 1
+                self._drained_for_risk.add(factory)
                 self.reports.want(factory, str(Status.DEGRADED), RISK_HIGH)
         elif wanted is not None and wanted.reason == RISK_HIGH and statuses.get(factory) is Status.UP \
                 and risks.get(factory) is not Risk.HIGH:

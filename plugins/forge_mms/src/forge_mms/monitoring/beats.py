@@ -14,6 +14,7 @@ least-squares fit kept up to date, so a check costs O(beats that arrived or expi
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple, overload
@@ -255,6 +256,11 @@ class BeatWindow(Sequence[Beat]):
         """Whether :meth:`advance` to ``now`` would drop a beat (the oldest arrived before ``now - length``)."""
         beats = self._beats
         return bool(beats) and beats[0].at < now - self.length
+
+    def oldest_at(self) -> float:
+        """When the oldest beat in the window arrived (``math.inf`` without beats)."""
+        beats = self._beats
+        return beats[0].at if beats else math.inf
 
     @property
     def error_rate(self) -> float:

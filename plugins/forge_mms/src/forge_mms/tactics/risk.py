@@ -21,7 +21,7 @@ The rules (``risk.rules``), over the beats of the window:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
@@ -75,7 +75,9 @@ class RuleBasedRisk:
 
     def __init__(self, settings: RiskRulesSettings) -> None:
         self.settings = settings
-        self._signal = self.signal  # one bound method: the window's fits are keyed by it
+        # one function for the settings' signal (the window's fits are keyed by it and call it as each
+        # beat enters and leaves, two calls a beat per replica): signal()'s branch for `latency`, taken once
+        self._signal = _SIGNALS[settings.latency]
 
     def signal(self, beat: Beat) -> float | None:
         """The beat's latency signal, ms (None: the beat does not carry it)."""
@@ -107,6 +109,28 @@ class RuleBasedRisk:
             return RiskAssessment(Risk.MEDIUM, rate, slope,
                                   f"latency rising {slope:.2f} ms/s > {s.latency_slope} over {samples} beats")
         return RiskAssessment(Risk.LOW, rate, slope, "no error or latency trend")
+
+
+def _auto(beat: Beat) -> float | None:
+    latency = beat.latency_ms
+    return latency if latency is not None else (beat.at - beat.timestamp) * 1000.0
+
+
+def _reported(beat: Beat) -> float | None:
+    return beat.latency_ms
+
+
+def _transit(beat: Beat) -> float | None:
+    return (beat.at - beat.timestamp) * 1000.0
+
+
+def _inter_arrival(beat: Beat) -> float | None:
+    return beat.gap * 1000.0 if beat.gap is not None else None
+
+
+#: RuleBasedRisk.signal for each ``latency`` setting, as one function each
+_SIGNALS: dict[str, Callable[[Beat], float | None]] = {
+    "auto": _auto, "reported": _reported, "transit": _transit, "inter_arrival": _inter_arrival}
 
 
 def make_rules(settings: RiskRulesSettings, services: Any) -> RuleBasedRisk:
