@@ -8,6 +8,9 @@ a SIGSTOP and a restart, and a consumer group gets every message.
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +31,29 @@ ck = pytest.importorskip("confluent_kafka")
 
 
 # -- without a running broker -------------------------------------------------------------------------
+def test_a_killed_owner_leaves_no_cluster_dir() -> None:
+    """The cluster's own temp dir is the watchdog's to remove when its process dies before close()."""
+    try:
+        java_or_error()
+        fetch_kafka()
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    code = ("import sys, time\nfrom forge_kafka.cluster import KafkaCluster\n"
+            "print(KafkaCluster().dir, flush=True)\ntime.sleep(60)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        directory = Path(owner.stdout.readline().strip())
+        assert directory.is_dir(), directory
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    deadline = time.monotonic() + 10
+    while directory.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not directory.exists(), f"{directory} outlived its killed owner"
+
+
 def test_jars_are_cached_so_a_second_fetch_needs_no_maven(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         first = fetch_kafka()
