@@ -90,6 +90,26 @@ def test_a_killed_test_process_takes_its_server_and_its_children_with_it(kind: s
         assert len(group) > 1  # postmaster and its workers
 
 
+def test_a_killed_test_process_takes_the_plant_it_started_with_it() -> None:
+    """watched_popen: a child the test starts itself (a plant, a peer) and the child's own children."""
+    owner, (child, grandchild) = _run_owner(f"""
+        import subprocess, sys, time
+        from forge_core.testing import watchdog
+        code = "import subprocess, time; print({_SLEEPER}, flush=True); time.sleep(600)"
+        plant = watchdog.watched_popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        print(plant.pid, plant.stdout.readline().strip(), flush=True)
+        time.sleep(600)
+    """)
+    try:
+        assert not _gone(int(child)) and not _gone(int(grandchild))
+        _kill(owner)
+        assert _wait_gone(int(child)) and _wait_gone(int(grandchild)), (_state(int(child)), _state(int(grandchild)))
+    finally:
+        _kill(owner)
+        for p in (int(child), int(grandchild)):
+            _signal_group(p)
+
+
 def _signal_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)

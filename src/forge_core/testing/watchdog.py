@@ -21,15 +21,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from forge_core.errors import ForgeError
 from forge_core.testing.watchdog_main import start_time
 
-__all__ = ["WatchdogError", "guard", "guard_dir", "guarded", "guarded_dirs", "release", "release_dir", "watcher_pid"]
+__all__ = [
+    "WatchdogError", "guard", "guard_dir", "guarded", "guarded_dirs", "release", "release_dir", "watched_popen",
+    "watcher_pid",
+]
 
 _MAIN = Path(__file__).with_name("watchdog_main.py")
 
@@ -159,3 +164,19 @@ def guarded() -> list[int]:
 def watcher_pid() -> int | None:
     """The pid of this process's watcher, None before the first :func:`guard` or :func:`guard_dir`."""
     return _watcher.pid
+
+
+def watched_popen(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen(args, **kwargs)`` in a session of its own, guarded: if this process dies first, the
+    watcher SIGKILLs it and its descendants. For the plants and peers a test starts itself (test servers go
+    through :class:`~forge_core.testing.ServerProcess`). Signal it as usual (``send_signal``, ``kill``); a
+    Ctrl-C at the terminal no longer reaches it, only this process. The guard stays until this process ends:
+    a child that ended by then is not there to kill, and its pid, if reused, is told apart by start time."""
+    proc = subprocess.Popen(args, start_new_session=True, **kwargs)
+    try:
+        guard(proc.pid)
+    except BaseException:  # unwatched, it would outlive a killed test run: not left running
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
