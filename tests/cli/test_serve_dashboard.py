@@ -16,7 +16,7 @@ import typer
 
 from forge_core.cli.serve_dashboard import resolve
 from forge_core.plant import load_plant
-from forge_core.testing import watchdog
+from forge_core.testing import watched_popen
 
 PLANT = """
 version: 1
@@ -72,7 +72,7 @@ def wait_for(condition: Any, what: str, seconds: float = 60) -> Any:
 @pytest.mark.slow
 def test_each_child_serves_its_own_page_and_the_parent_links_them(plant_dir, forge_env):
     directory = plant_dir(PLANT)
-    proc = watchdog.watched_popen([sys.executable, "-m", "forge_core.cli", "run", str(directory), "--profile", "procs",
+    proc = watched_popen([sys.executable, "-m", "forge_core.cli", "run", str(directory), "--profile", "procs",
                              "--dashboard", "127.0.0.1:0", "--duration", "40s"],
                             env=forge_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

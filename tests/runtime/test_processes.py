@@ -17,7 +17,7 @@ import pytest
 
 from forge_core.plant import load_plant
 from forge_core.runtime.processes import ProcessRunner
-from forge_core.testing import watchdog
+from forge_core.testing import watched_popen
 from tests.runtime.process_helpers import MANIFEST, PLUGIN, alive, until, up
 
 
@@ -79,7 +79,7 @@ def test_a_child_that_keeps_dying_is_given_up(plant_dir):
 
 def test_sigterm_to_forge_run_stops_every_child_and_prints_one_summary(plant_dir):
     path = plant_dir(MANIFEST, plugin=PLUGIN)
-    parent = watchdog.watched_popen([sys.executable, "-m", "forge_core.cli", "run", str(path), "--json"],
+    parent = watched_popen([sys.executable, "-m", "forge_core.cli", "run", str(path), "--json"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         logs = path / ".forge" / "processes"

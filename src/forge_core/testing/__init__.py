@@ -1,7 +1,9 @@
 """Public API for testing plants and plugins: ``TestPlant``, the transport conformance suite,
 the base class of real test servers and core's own servers (PostgreSQL, Redis), and the pytest
 fixtures (loaded automatically through ``pytest11``). Transport plugins ship their broker's test
-server in their own ``testing`` module, built on :class:`ServerProcess`.
+server in their own ``testing`` module, built on :class:`ServerProcess`; a plant or peer a test starts itself
+goes through :func:`watched_popen`, a temp dir a plugin's test server makes itself through :func:`guard_dir`
+(both die with a killed test run: :mod:`forge_core.testing.watchdog`).
 """
 
 from forge_core.testing.conformance import TransportConformance
@@ -20,6 +22,7 @@ from forge_core.testing.servers import (
     port_open,
     which_or_skip,
 )
+from forge_core.testing.watchdog import guard_dir, release_dir, watched_popen
 
 __all__ = [
     "LOCALHOST",
@@ -32,8 +35,11 @@ __all__ = [
     "TransportConformance",
     "find_binary",
     "find_free_port",
+    "guard_dir",
     "port_free",
     "port_open",
+    "release_dir",
     "shared_server",
+    "watched_popen",
     "which_or_skip",
 ]

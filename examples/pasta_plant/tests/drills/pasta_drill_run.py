@@ -24,7 +24,7 @@ from forge_kafka.cluster import KafkaCluster
 from forge_mqtt.testing import MosquittoServer
 from pasta_drill_attackers import Wiretap, flood, forge_commands
 
-from forge_core.testing import ServerUnavailable, watchdog
+from forge_core.testing import ServerUnavailable, watched_popen
 
 PLANT = Path(__file__).resolve().parents[2]
 ROLES = ("machine", "health", "bridge", "operator", "monitor")
@@ -149,7 +149,7 @@ def run_drill(tmp: Path, url: str) -> Drill:
         env.pop("FORGE_DISABLE_PLUGINS", None)
         tap = Wiretap(broker.host, broker.port, passwords["monitor"])
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            proc = watchdog.watched_popen(  # killed with its children if this run is killed
+            proc = watched_popen(  # killed with its children if this run is killed
                 [sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", "distributed",
                  "--seed", "11", "--duration", "900s", "--json"], env=env, stdout=out, stderr=err, text=True)
         # ready: every machine cuts (the scheduler led, the bridge carried its commands)

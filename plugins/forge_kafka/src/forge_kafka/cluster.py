@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from confluent_kafka import KafkaException
-from forge_core.testing import ServerError, ServerProcess, ServerUnavailable, find_free_port, watchdog
+from forge_core.testing import ServerError, ServerProcess, ServerUnavailable, find_free_port, guard_dir, release_dir
 
 from forge_kafka.cluster_security import ScramSecurity, grant
 from forge_kafka.jars import (
@@ -179,7 +179,7 @@ class KafkaCluster:
         self.dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="forge-kafka-cluster-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         if self._own_dir:  # removed by the watchdog if this process is killed before close()
-            watchdog.guard_dir(self.dir)
+            guard_dir(self.dir)
         (self.dir / "log4j2.properties").write_text(LOG4J2)
         self.cluster_id = cluster_id()
         self.replication, self.min_insync = (3, 2) if brokers == 3 else (1, 1)
@@ -281,7 +281,7 @@ class KafkaCluster:
         _CLUSTERS.discard(self)
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
-            watchdog.release_dir(self.dir)
+            release_dir(self.dir)
 
     def __enter__(self) -> Self:
         try:
