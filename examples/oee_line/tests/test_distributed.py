@@ -23,7 +23,7 @@ from forge_mqtt.pki import Pki
 from forge_mqtt.testing import MosquittoServer, MosquittoTLS
 from oee_line.storage.tables import events, telemetry
 
-from forge_core.testing.servers import find_free_port
+from forge_core.testing import find_free_port, watched_popen
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
@@ -57,7 +57,7 @@ class Process:
     def __init__(self, plant: Path, only: str, env: dict[str, str], data_dir: Path) -> None:
         self.stderr_path = data_dir.with_suffix(".log")
         self.stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
+        self.proc = watched_popen(  # with its children, killed if this test run is killed
             [sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", "distributed", "--only", only,
              "--json", "--data-dir", str(data_dir)],
             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
