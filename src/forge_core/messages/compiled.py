@@ -53,17 +53,20 @@ def compile_check(schema: dict[str, Any], where: str) -> Callable[[Any], Any]:
         return check_slowly
     is_valid, validate = compiled.is_valid, compiled.validate
     paths, exact = integer_paths(schema)
+
+    def invalid(payload: Any) -> Any:
+        """Raise jsonschema-rs's error for ``payload``, which ``is_valid`` refused (it says where)."""
+        validate(payload)
+        raise InvalidPayload("payload does not match its schema")
+
     if not paths and exact:  # no integers: the validation alone (a closure: no source compiled per schema)
 
         def check_valid(payload: Any) -> Any:
-            if not is_valid(payload):
-                validate(payload)  # raises jsonschema-rs's error, which says where
-                raise InvalidPayload("payload does not match its schema")
-            return payload
+            return payload if is_valid(payload) else invalid(payload)
 
         return check_valid
     if exact:
-        namespace: dict[str, Any] = {"is_valid": is_valid, "validate": validate, "Invalid": InvalidPayload,
+        namespace: dict[str, Any] = {"is_valid": is_valid, "invalid": invalid, "Invalid": InvalidPayload,
                                      "FLOAT": FLOAT}
         exec(float_guard_source(paths), namespace)  # property names enter the source only through repr()
         return cast(Callable[[Any], Any], namespace["check"])
@@ -71,8 +74,7 @@ def compile_check(schema: dict[str, Any], where: str) -> Callable[[Any], Any]:
 
     def check(payload: Any) -> Any:
         if not is_valid(payload):
-            validate(payload)  # raises jsonschema-rs's error, which says where
-            raise InvalidPayload("payload does not match its schema")
+            invalid(payload)
         if has_integral_float(payload) and not strict.is_valid(payload):
             raise InvalidPayload(FLOAT)
         return payload

@@ -137,8 +137,9 @@ def integer_paths(schema: dict[str, Any]) -> tuple[list[tuple[Any, ...]], bool]:
 
 
 def float_guard_source(paths: list[tuple[Any, ...]]) -> str:
-    """Python source of ``check(p)``: validate (``is_valid``; ``validate`` raises jsonschema-rs's error when
-    not), then raise if a float sits at one of ``paths``."""
+    """Python source of ``check(p)``: validate (``is_valid``; when not, ``invalid(p)`` raises the validator's
+    error), then raise if a float sits at one of ``paths``. (One expression: each guard is compiled at plant
+    start, ~0.9 M instructions; an ``if`` block with its own ``raise`` there compiled ~6 % slower.)"""
     tree: dict[Any, Any] = {}
     for path in paths:
         node = tree
@@ -146,9 +147,8 @@ def float_guard_source(paths: list[tuple[Any, ...]]) -> str:
             node = node.setdefault(step, {})
         node[None] = True  # an integer here
     # names bound as defaults: locals are the cheapest lookups on this per-message path
-    lines = ["def check(p, is_valid=is_valid, validate=validate, Invalid=Invalid, FLOAT=FLOAT, type=type, "
-             "float=float, dict=dict, list=list):", "    if not is_valid(p):", "        validate(p)",
-             "        raise Invalid('payload does not match its schema')"]
+    lines = ["def check(p, is_valid=is_valid, invalid=invalid, Invalid=Invalid, FLOAT=FLOAT, type=type, "
+             "float=float, dict=dict, list=list):", "    is_valid(p) or invalid(p)"]
     names = (f"v{i}" for i in itertools.count())
 
     def emit(var: str, node: dict[Any, Any], indent: str) -> None:
