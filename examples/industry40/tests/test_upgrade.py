@@ -32,6 +32,8 @@ pytest.importorskip("forge_mms")
 sa = pytest.importorskip("sqlalchemy")
 from forge_mqtt.testing import MosquittoServer  # noqa: E402
 
+from forge_core.testing import watched_popen  # noqa: E402
+
 PLANT = Path(__file__).resolve().parents[1]
 #: The plant runs at least this long (the clients' >= 20 accepted orders), and on until the upgrade is done: the test
 #: ends it with SIGTERM (a graceful stop with its --json summary, as --duration's), not at a fixed time, so a slow
@@ -56,10 +58,10 @@ def write_plant(root: Path, *, with_pms: bool) -> Path:
 
 
 def start_pms(plant: Path, env: dict[str, str], life: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", "distributed",
-                             "--only", "pms", "--json", "--data-dir", str(plant / f"pms-life{life}")],
-                            env={**env, "FORGE_INSTANCE": f"pms-life{life}"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return watched_popen([sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", "distributed",
+                          "--only", "pms", "--json", "--data-dir", str(plant / f"pms-life{life}")],
+                         env={**env, "FORGE_INSTANCE": f"pms-life{life}"}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
 
 
 #: The clients' orders (POSTed over REST), not the simulated ERP's (created over the bus by erp_link, keyed
@@ -130,9 +132,9 @@ def test_stopping_the_pms_and_starting_a_new_one_loses_no_order_and_no_status_re
                                                                 "reason": "upgrade test"}), qos=1).wait_for_publish()
 
     try:
-        plant = subprocess.Popen([sys.executable, "-m", "forge_core.cli", "run", str(rest), "--profile",
-                                  "distributed", "--seed", "4", "--duration", f"{RUN_CAP}s", "--json"],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        plant = watched_popen([sys.executable, "-m", "forge_core.cli", "run", str(rest), "--profile",
+                               "distributed", "--seed", "4", "--duration", f"{RUN_CAP}s", "--json"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         plant_started = time.monotonic()
         time.sleep(3)  # the parent migrates the database before its children start
         lives.append(start_pms(pms_plant, env, 0))

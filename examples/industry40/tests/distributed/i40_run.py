@@ -27,7 +27,7 @@ from forge_mqtt.testing import MosquittoServer  # noqa: E402
 from i40_clients import BAD_BEATS, BAD_EVENTS, User, Wiretap, factories, paho, plain_grpc, plain_http, pms_endpoints  # noqa: E402
 from i40_erp import ERP, erp_calls  # noqa: E402
 
-from forge_core.testing import find_free_port  # noqa: E402
+from forge_core.testing import find_free_port, watched_popen  # noqa: E402
 
 PLANT = Path(__file__).resolve().parents[2]
 RUN_SECONDS = 130
@@ -166,7 +166,7 @@ def run_plant(tmp_path_factory: pytest.TempPathFactory, kafka_server: Any, postg
     driver = threading.Thread(target=drive, args=(plant, broker.host, broker.port, user, stop, tmp), daemon=True)
     started = time.time()
     try:
-        process = subprocess.Popen(
+        process = watched_popen(  # with its children, killed if this test run is killed
             [sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", "distributed", "--seed", "7",
              "--duration", f"{RUN_SECONDS}s", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
