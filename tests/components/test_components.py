@@ -181,3 +181,61 @@ def test_ctx_random_is_the_instance_s_seeded_stream_made_at_its_first_read() -> 
     replaced = random.Random(1)
     first.random = replaced
     assert first.random is replaced
+
+
+AT_END_PLUGIN = '''
+from forge_core import Component, hookimpl
+
+
+class Keeper(Component):
+    """Registers three end-of-life calls per life; the middle one fails."""
+
+    ends = []  # shared by every life: (life, what)
+
+    async def start(self):
+        self.life = len([e for e in Keeper.ends if e[1] == "first"]) + 1
+        self.ctx.at_end(lambda: Keeper.ends.append((self.life, "first")), name="first")
+        self.ctx.at_end(self.fail, name="failing")
+        self.ctx.at_end(lambda: Keeper.ends.append((self.life, "last")), name="last")
+        self.ctx.every(1.0, self.tick)
+
+    def fail(self):
+        Keeper.ends.append((self.life, "failing"))
+        raise RuntimeError("the pool is gone")
+
+    async def tick(self):
+        if getattr(self, "crash", False):
+            raise RuntimeError("crash")
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.keeper", Keeper)
+'''
+
+
+def test_ctx_at_end_runs_once_a_life_whether_stopped_killed_or_crashed_last_first_despite_a_failure(
+        plant_dir, caplog) -> None:
+    manifest = """
+version: 1
+plant: {name: ends}
+local_plugins: [machines.py]
+transports: {bus: {type: memory}}
+components:
+  keeper: {type: test.keeper}
+storage: {migrate_on_start: false}
+"""
+    with caplog.at_level("ERROR"), TestPlant(plant_dir(manifest, plugin=AT_END_PLUGIN), seed=1) as plant:
+        keeper = type(plant.component("keeper"))
+        ends = keeper.ends
+        plant.advance(2.0)
+        assert ends == []
+        plant.kill("keeper")  # no stop(): the calls still run
+        assert ends == [(1, "last"), (1, "failing"), (1, "first")]
+        plant.revive("keeper")
+        plant.component("keeper").crash = True  # type: ignore[attr-defined]
+        plant.advance(1.5)  # its next tick crashes it: the end of the second life
+        assert ends[3:] == [(2, "last"), (2, "failing"), (2, "first")]
+        plant.run_until(lambda: plant.state("keeper") == "running", timeout=60)  # restarted: a third life
+    assert ends[6:] == [(3, "last"), (3, "failing"), (3, "first")]  # stopped with the plant
+    assert caplog.text.count("failing failed at the end of its life") == 3

@@ -6,7 +6,6 @@ database (its pool is not watched): it sees only what is committed."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import threading
@@ -139,21 +138,24 @@ def test_a_new_engine_commits_what_the_old_one_holds(db: Db, tmp_path: Path) -> 
     other.dispose()
 
 
-def test_a_cancelled_guard_commits_like_a_kill(db: Db) -> None:
-    group = CommitGroup(db.engine, 100)
-
-    async def life() -> None:
-        guard = asyncio.get_running_loop().create_task(group.guard())
-        await asyncio.sleep(0)
-        group.run(insert, 1)
-        group.run(insert, 2)
-        assert db.outside() == []
-        guard.cancel()  # the writer killed: no close() called
-        with pytest.raises(asyncio.CancelledError):
-            await guard
-
-    asyncio.run(life())
+def test_end_commits_like_a_kill_and_logs_a_failed_commit_instead_of_raising(
+        db: Db, caplog: pytest.LogCaptureFixture) -> None:
+    group = CommitGroup(db.engine, 100, name="readings")
+    group.run(insert, 1)
+    group.run(insert, 2)
+    assert db.outside() == []
+    group.end()  # the writer's life ended with no close(): ctx.at_end calls this
     assert db.outside() == [1, 2] and group.conn is None
+
+    def refuse(conn: sa.Connection) -> None:
+        raise RuntimeError("disk full")
+
+    failing = CommitGroup(db.engine, 100, name="readings", before_commit=refuse)
+    failing.run(insert, 3)
+    with caplog.at_level("ERROR"):
+        failing.end()  # logged, not raised: the life is over either way
+    assert "readings: the last 1 write(s) could not be committed" in caplog.text
+    assert failing.conn is None and db.outside() == [1, 2]
 
 
 def test_a_failing_write_rolls_back_and_the_earlier_writes_are_committed_again(db: Db) -> None:

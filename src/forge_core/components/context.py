@@ -79,6 +79,7 @@ class ComponentContext:
         #: The batch subscriptions among them: ended before the component's ``stop()`` (see _end_batches).
         self._batches: list[Subscription] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._at_end: list[tuple[str, Callable[[], object]]] = []
         self.failure: asyncio.Future[BaseException] | None = None
 
     @property
@@ -259,6 +260,22 @@ class ComponentContext:
         first = interval if initial_delay is None else initial_delay
         return self.spawn(periodic(self.clock, interval, first, fn), name=name or getattr(fn, "__name__", "every"))
 
+    def at_end(self, fn: Callable[[], object], *, name: str = "") -> None:
+        """Call ``fn()`` when this life of the component ends, however it ends: stopped (after ``stop()``),
+        crashed, or killed (no ``stop()`` then, as under SIGKILL). For what a kill must not leak: a kept
+        connection given back to its pool, an open transaction committed (every write a real process
+        handled before its SIGKILL was committed). Called once the component's tasks are cancelled, the
+        last registered first; an exception is logged, naming the component and ``name``, not raised."""
+        self._at_end.append((name or getattr(fn, "__qualname__", repr(fn)), fn))
+
+    def _run_at_end(self) -> None:
+        while self._at_end:
+            name, fn = self._at_end.pop()
+            try:
+                fn()
+            except Exception:  # the life is over either way: the rest must still run
+                self.log.exception("%s: %s failed at the end of its life", self.name, name)
+
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if task.cancelled():
@@ -334,6 +351,7 @@ class ComponentContext:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._run_at_end()
         for sub in self._subscriptions:
             try:
                 await (sub.abandon() if killed else sub.cancel())  # a dead process is handed nothing more

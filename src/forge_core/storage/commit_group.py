@@ -12,8 +12,8 @@ write returns is what it did), and the transaction is committed
   the next life's load, from any thread): no reader through the engine finds a handled write missing,
 * before another group on the same engine begins (two writers in one process: SQLite lets one
   transaction write at a time, and the other group would wait for a commit that never comes),
-* at :meth:`CommitGroup.close` (the writer stops) and when :meth:`CommitGroup.guard` is cancelled (the
-  writer killed: a simulated SIGKILL keeps every handled write, as a commit per write does),
+* at :meth:`CommitGroup.close` (the writer stops) and :meth:`CommitGroup.end` (``ctx.at_end``: also when
+  the writer is killed, so a simulated SIGKILL keeps every handled write, as a commit per write does),
 
 so what a reader and a kill see is what a commit per write gives. ``size`` 1 is a commit per write. A
 connection the engine does not know (another engine, another process) sees only what is committed.
@@ -35,7 +35,6 @@ thread at a time), but a checkout in another thread waits for the write under wa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -138,17 +137,15 @@ class CommitGroup:
             finally:
                 self._drop()
 
-    async def guard(self) -> None:
-        """Waits for nothing: its cancellation (the writer killed, when no ``stop()`` is called, or stopped)
-        commits the open group, as every write a real process handled before its SIGKILL was committed.
-        Spawn it beside the writer (``ctx.spawn(group.guard())``)."""
+    def end(self) -> None:
+        """:meth:`close` at the end of the writer's life, however it ended (``ctx.at_end(group.end)``: a
+        stop, a crash, or a kill with no ``stop()``): the open group is committed, as every write a real
+        process handled before its SIGKILL was; a commit that fails is logged with the writes it lost, not
+        raised (the writer's own checks say so too)."""
         try:
-            await asyncio.get_running_loop().create_future()
-        finally:
-            try:
-                self.close()
-            except Exception:  # the writer's own checks say so too
-                self.log.exception("%s: the last %d write(s) could not be committed", self.name, len(self.pending))
+            self.close()
+        except Exception:
+            self.log.exception("%s: the last %d write(s) could not be committed", self.name, len(self.pending))
 
     # -- the transaction ----------------------------------------------------------------------
     def _commit(self, *, again: bool) -> None:

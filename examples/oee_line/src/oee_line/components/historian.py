@@ -65,7 +65,7 @@ class Historian(Component):
             self.group = CommitGroup(self.ctx.storage, self.params.virtual_commit_samples,
                                      name=f"oee_line.historian {self.name!r}", before_commit=self.store.flush_rollups,
                                      logger=self.ctx.log)
-            self.ctx.spawn(self.group.guard(), name="commit_group")
+            self.ctx.at_end(self.group.end, name="commit_group")
         self.stats = {"messages": 0, "samples": 0, "stored": 0, "states": 0, "skipped": 0, "errors": 0}
         self.fault: dict[str, int] = {}
         self.lock = asyncio.Lock()

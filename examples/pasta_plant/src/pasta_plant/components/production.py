@@ -75,7 +75,7 @@ class BatchProduction(Component):
             self.group = CommitGroup(self.engine, self.params.virtual_commit_beats, name="production",
                                      before_commit=self._write_updates, after_commit=self._updates.clear,
                                      logger=self.ctx.log)
-            self.ctx.spawn(self.group.guard(), name="commit_group")
+            self.ctx.at_end(self.group.end, name="commit_group")
         book = ledger(self.ctx)
         self.book = book.extra.setdefault("production", {
             "first_id": None, "produced": {c: 0 for c in LEVEL_KEYS.values()}, "units": 0, "batches": 0,

@@ -19,7 +19,6 @@ leader reads the statuses the PMS last accepted from ``factory_status`` and repo
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import deque
 from typing import Any
@@ -102,7 +101,7 @@ class FactoryMonitor(Component):
         self.store = MonitorStore(engine, offload=not virtual, batch_size=p.batch_size,
                                   keep_connection=virtual and engine is not None)
         if self.store.keep_connection:
-            self.ctx.spawn(self._give_back_connection(), name="connection")
+            self.ctx.at_end(self.store.close, name="connection")  # stopped, crashed or killed: none leaks
         # a factory known before a restart and silent since is still judged (DOWN one timeout later)
         for factory, status in (await self.store.known()).items():
             self.faults.restore(factory, status, self.ctx.clock.time())
@@ -341,14 +340,6 @@ class FactoryMonitor(Component):
     async def prune(self) -> None:
         if self.leading and self.params.record_beats:
             await self.store.prune(self.ctx.clock.time() - self.params.retention)
-
-    async def _give_back_connection(self) -> None:
-        """Waits for nothing: cancelled when the monitor stops or is killed (no ``stop()`` then), it gives
-        the store's kept connection back to the pool, so a day of kills leaks none."""
-        try:
-            await asyncio.get_running_loop().create_future()
-        finally:
-            self.store.close()
 
     async def stop(self) -> None:
         await self.flush()

@@ -99,7 +99,7 @@ class SensorProcessor(Component):
                 self.store = SensorStore(lambda: self.ctx.storage, processor=self.name, offload=not virtual,
                                          group=p.virtual_commit_readings)
                 if self.store.commits is not None and p.virtual_commit_readings > 1:
-                    self.ctx.spawn(self.store.commits.guard(), name="commit_group")  # a kill commits the group
+                    self.ctx.at_end(self.store.commits.end, name="commit_group")  # a kill commits the group too
         self.retry = self._retry_policy()
         try:
             meter = meter_of(self.ctx.tactics)

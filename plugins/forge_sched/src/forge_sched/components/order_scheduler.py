@@ -73,7 +73,7 @@ class OrderScheduler(Component):
         # a simulated run keeps one connection for its transactions, probe and relay (see Transactor)
         self.transactor = Transactor(self.ctx.storage, policy, keep_connection=virtual)
         if virtual:
-            self.ctx.spawn(self._give_back_connection(), name="connection")
+            self.ctx.at_end(self.transactor.close, name="connection")  # stopped, crashed or killed: none leaks
         if virtual:  # a simulated run: ids from the seed, so it replays
             ids = random.Random(self.ctx.random.getrandbits(64))
             new_id: Any = lambda: "ord-" + v4_hex(ids.getrandbits(128))
@@ -223,14 +223,6 @@ class OrderScheduler(Component):
         async with self.relay_lock:
             self.counts["relayed"] += await outbox.relay(self.transactor.engine, self._publish,
                                                          connect=self.transactor.connect)
-
-    async def _give_back_connection(self) -> None:
-        """Waits for nothing: cancelled when the component stops or is killed (no ``stop()`` then),
-        it gives the transactor's kept connection back to the pool, so a day of kills leaks none."""
-        try:
-            await asyncio.get_running_loop().create_future()
-        finally:
-            self.transactor.close()
 
     async def _publish(self, topic: str, type_: str, payload: dict[str, Any], key: str | None) -> None:
         await self.ctx.publish(topic, type_, payload, key=key)
