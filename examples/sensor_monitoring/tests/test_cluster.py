@@ -34,6 +34,8 @@ pytest.importorskip("forge_mms.components.sensor_processor")
 pytest.importorskip("forge_kafka")
 from forge_mqtt.testing import MosquittoServer
 
+from forge_core.testing import watched_popen
+
 SAMPLE = 20     # seconds (readings) each sensor samples (the MQTT ones after their start_after)
 SENSORS = 12    # 3 instances x 3 kinds, and the 3 MQTT-only ones
 WAIT = 300      # seconds to wait until every reading is stored (8 processes start on a loaded 2-core box)
@@ -116,9 +118,9 @@ def run_and_check(tmp_path: Path, profile: str, kafka_env: dict[str, str], kafka
            **kafka_env}
     env.pop("FORGE_DISABLE_PLUGINS", None)
     try:
-        process = subprocess.Popen([sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", profile,
-                                    "--seed", "7", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        process = watched_popen([sys.executable, "-m", "forge_core.cli", "run", str(plant), "--profile", profile,
+                                 "--seed", "7", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         counts = wait_until_stored(url, process)
         process.send_signal(signal.SIGINT)
         try:

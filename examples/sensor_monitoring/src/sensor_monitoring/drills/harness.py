@@ -190,10 +190,13 @@ class DrillHarness:
             self.copy_plant()
         argv = [sys.executable, "-m", "forge_core.cli", "run", str(self.plant), "--profile", self.profile,
                 "--seed", str(self.seed), "--json"]
+        from forge_core.testing import watched_popen
+
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=err, text=True,
-                                         start_new_session=True,  # a Ctrl-C at the terminal reaches us only
-                                         preexec_fn=_stop_with_parent)
+            # in a session of its own (a Ctrl-C at the terminal reaches us only); SIGINT if this thread dies
+            # (a graceful stop), SIGKILL with its children by the test servers' watchdog if this process dies
+            self.proc = watched_popen(argv, env=self.env, stdout=out, stderr=err, text=True,
+                                      preexec_fn=_stop_with_parent)
         self.timeline.note(f"forge run {self.plant.name} --profile {self.profile} (pid {self.proc.pid})")
 
     def alive(self) -> bool:
