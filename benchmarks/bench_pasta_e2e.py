@@ -82,7 +82,8 @@ HEARTBEAT_SCHEMA = PLANT.parents[1] / "plugins" / "forge_sched" / "src" / "forge
 def raw_bridge(broker: MosquittoServer, bootstrap: str, stop: threading.Event) -> None:
     """MQTT heartbeats -> Kafka and Kafka commands -> MQTT, as an expert would write it by hand."""
     schema = json.loads((HEARTBEAT_SCHEMA / "sched.machine_heartbeat.json").read_text())
-    check = jsonschema_rs.validator_for(schema).validate
+    validator = jsonschema_rs.validator_for(schema)
+    is_valid, validate = validator.is_valid, validator.validate
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-raw-bridge", "auto.offset.reset": "latest",
                          "fetch.wait.max.ms": 10, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
@@ -90,7 +91,8 @@ def raw_bridge(broker: MosquittoServer, bootstrap: str, stop: threading.Event) -
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         body = orjson.loads(msg.payload)
-        check(body)
+        if not is_valid(body):
+            validate(body)  # raises, naming the field (as Forge's check: validate only for a failing payload)
         producer.produce("heartbeats", orjson.dumps(body), str(body["machineId"]).encode())
         producer.poll(0)
 
