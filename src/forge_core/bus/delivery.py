@@ -85,8 +85,10 @@ class Delivery:
             if self.telemetry is not None:
                 await self._handle_traced(handler, envelopes, envelopes, topic, owner, tname)
                 return
-            try:
-                await _call(handler, envelopes)
+            try:  # _call's body, inlined: one coroutine less per list (a memory batch is often one message)
+                result = handler(envelopes)
+                if result is not None and inspect.isawaitable(result):
+                    await result
             except asyncio.CancelledError:
                 raise
             except Redeliver:
@@ -374,8 +376,7 @@ class Delivery:
         return envelope
 
 
-async def _call(handler: Callable[[Any], Awaitable[None] | None], argument: Any) -> None:
-    """Call a sync or async handler."""
+async def _call(handler: Callable[[Any], Awaitable[None] | None], argument: Any) -> None:  # sync or async
     result = handler(argument)
     if result is not None and inspect.isawaitable(result):
         await result
