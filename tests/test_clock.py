@@ -238,3 +238,39 @@ def test_get_debug_follows_set_debug_and_futures_see_it() -> None:
     loop.set_debug(False)
     assert loop.get_debug() is False
     clock.close()
+
+
+def _stop_and_resume(loop: asyncio.AbstractEventLoop) -> list[tuple[int, float, str]]:
+    """What runs in each of two ``run_forever`` calls when a callback stops the loop midway,
+    with callbacks and timers still due after it (run in the second call, as stock)."""
+    log: list[tuple[int, float, str]] = []
+    call = [1]
+
+    def note(what: str) -> None:
+        log.append((call[0], loop.time(), what))
+
+    def stopper() -> None:
+        note("stop")
+        loop.call_soon(note, "after stop")  # the next iteration: not this run_forever's
+        loop.call_later(0.0, note, "timer now")
+        loop.stop()
+
+    loop.call_soon(note, "first")
+    loop.call_later(1.0, stopper)
+    loop.call_later(1.0, note, "same instant")  # in the stopping iteration's batch: runs before the stop takes
+    loop.call_later(2.0, note, "later")
+    loop.call_later(3.0, loop.stop)
+    loop.run_forever()
+    call[0] = 2
+    loop.run_forever()
+    loop.close()
+    return log
+
+
+def test_a_stop_ends_run_forever_after_the_same_iteration_as_the_stock_loop() -> None:
+    # _run_once iterates until the loop is stopping (run_forever's own loop, folded in): it must
+    # return exactly where the stock loop's run_forever breaks, and resume where it would.
+    stock = _stop_and_resume(_StockVirtualLoop())
+    ours = _stop_and_resume(VirtualClock().loop)
+    assert ours == stock
+    assert [what for run, _, what in ours if run == 1] == ["first", "stop", "same instant"]

@@ -167,57 +167,66 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
         return timer
 
     def _run_once(self) -> None:
-        """One iteration: base_events._run_once with the selector's wait replaced by a jump."""
-        scheduled = self._scheduled
-        count = len(scheduled)
-        if count > _MIN_SCHEDULED and self._timer_cancelled_count / count > _MIN_CANCELLED_FRACTION:
-            kept = []
-            for entry in scheduled:
-                if entry.handle._cancelled:
-                    entry.handle._scheduled = False
-                else:
-                    kept.append(entry)
-            heapq.heapify(kept)
-            self._scheduled = scheduled = kept
-            self._timer_cancelled_count = 0
-        else:
-            while scheduled and scheduled[0].handle._cancelled:
-                self._timer_cancelled_count -= 1
-                heappop(scheduled).handle._scheduled = False
+        """base_events._run_once with the selector's wait replaced by a jump, repeated until the loop
+        is stopping: ``run_forever`` does no more than call it again while ``_stopping`` is unset,
+        so iterating here runs the same iterations in the same order, without a call and this
+        method's set-up per iteration (a simulated day runs millions)."""
         ready = self._ready
         now = self._virtual_now
-        if not ready and not self._stopping:
-            if not scheduled:
-                raise VirtualClockStalled(_STALLED)
-            # the same arithmetic as the selector's wait of the stock loop's timeout: identical readings
-            now[0] += min(max(0.0, scheduled[0] - now[0]), _MAX_JUMP)
-        # every iteration, not only after a jump: a test may move _virtual_now itself (a stall)
-        self._wall_now[0] = self._start + now[0]
-        end_time = now[0] + 1e-9
-        while scheduled and scheduled[0] < end_time:
-            handle = heappop(scheduled).handle
-            handle._scheduled = False
-            ready.append(handle)
+        wall_now, start = self._wall_now, self._start
         popleft = ready.popleft
-        for _ in range(len(ready)):
-            handle = popleft()
-            if handle._cancelled:
-                continue
-            args = handle._args
-            try:  # Handle._run's body, inlined: a frame less per callback; no *args tuple built for 0 or 1
-                if not args:
-                    handle._context.run(handle._callback)
-                elif len(args) == 1:
-                    handle._context.run(handle._callback, args[0])
-                else:
-                    handle._context.run(handle._callback, *args)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                if handle._context is not _WAKE_CONTEXT or exc.__class__ is not InvalidStateError:
-                    _report(handle, exc)
-                # else a sleep's future was cancelled before its timer ran: _wake's "unless done"
-        handle = args = None  # break a cycle through an exception's frames
+        handle: Any = None
+        args: Any = None
+        while True:
+            scheduled = self._scheduled
+            count = len(scheduled)
+            if count > _MIN_SCHEDULED and self._timer_cancelled_count / count > _MIN_CANCELLED_FRACTION:
+                kept = []
+                for entry in scheduled:
+                    if entry.handle._cancelled:
+                        entry.handle._scheduled = False
+                    else:
+                        kept.append(entry)
+                heapq.heapify(kept)
+                self._scheduled = scheduled = kept
+                self._timer_cancelled_count = 0
+            else:
+                while scheduled and scheduled[0].handle._cancelled:
+                    self._timer_cancelled_count -= 1
+                    heappop(scheduled).handle._scheduled = False
+            if not ready and not self._stopping:
+                if not scheduled:
+                    raise VirtualClockStalled(_STALLED)
+                # the same arithmetic as the selector's wait of the stock loop's timeout: identical readings
+                now[0] += min(max(0.0, scheduled[0] - now[0]), _MAX_JUMP)
+            # every iteration, not only after a jump: a test may move _virtual_now itself (a stall)
+            wall_now[0] = start + now[0]
+            end_time = now[0] + 1e-9
+            while scheduled and scheduled[0] < end_time:
+                handle = heappop(scheduled).handle
+                handle._scheduled = False
+                ready.append(handle)
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                args = handle._args
+                try:  # Handle._run's body, inlined: a frame less per callback; no *args tuple built for 0 or 1
+                    if not args:
+                        handle._context.run(handle._callback)
+                    elif len(args) == 1:
+                        handle._context.run(handle._callback, args[0])
+                    else:
+                        handle._context.run(handle._callback, *args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    if handle._context is not _WAKE_CONTEXT or exc.__class__ is not InvalidStateError:
+                        _report(handle, exc)
+                    # else a sleep's future was cancelled before its timer ran: _wake's "unless done"
+            handle = args = None  # break a cycle through an exception's frames
+            if self._stopping:
+                return
 
 
 def _report(handle: Any, exc: BaseException) -> None:
