@@ -16,14 +16,11 @@ shared: the load average is printed, and the CPU time is the steadier figure.
 
 from __future__ import annotations
 
-import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sim_day import simulate
-from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
+from sim_day import day_main  # benchmarks/ is on sys.path when run as a script
 
 PLANT = Path(__file__).resolve().parents[1] / "examples" / "oee_line"
 TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 17)
@@ -45,47 +42,16 @@ def derive(tmp: Path) -> Path:
     return tmp
 
 
-def plant(seconds: float, seed: int) -> tuple[float, float, Any]:
-    return simulate(derive, "oee_line", seconds, seed, "chaos")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--twice", action="store_true", help="run again with the same seed and compare digests")
-    args = parser.parse_args()
-    seconds = args.hours * 3600
-    load = os.getloadavg()[0]
-    wall, cpu, summary = plant(seconds, args.seed)
-    floor, wakeups = bare(TIMERS, seconds)
-    failed = [c for c in summary.checks if not c.passed]
-    target = TARGET * args.hours / 24
-    print(f"simulated {args.hours:g} h of examples/oee_line (profile chaos, seed {args.seed}); "
-          f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} cores")
-    print(f"  plant:       {wall:7.2f} s wall ({wall / args.hours:.2f} s per simulated hour), {cpu:7.2f} s CPU "
-          f"({cpu / args.hours:.2f} s/h)   {summary.total_published:>8} messages")
-    print(f"  checks {len(summary.checks) - len(failed)}/{len(summary.checks)} passed   "
-          f"digest {summary.trace_digest[:16]}")
-    print(f"  bare timers: {floor:7.2f} s wall   {wakeups:>8} wake-ups (the event loop alone)")
-    print(f"  per simulated day: {wall * 24 / args.hours:.1f} s wall, {cpu * 24 / args.hours:.1f} s CPU; "
-          f"plant / {target:g} s target = {wall / target:.2f} (wall), {cpu / target:.2f} (CPU);  "
-          f"plant / bare timers = {wall / floor:.1f}x")
+def details(summary: Any) -> list[str]:
     chaos = summary.reports.get("chaos", {})
     kinds = ("broker_outage", "plc_restart", "edge_network_loss", "skipped")
-    print("  chaos: " + ", ".join(f"{k} {chaos.get(k, 0)}" for k in kinds))
     audit = summary.reports.get("audit", {})
-    print(f"  audit: {audit.get('samples')} samples, {audit.get('bus_messages')} host messages, "
-          f"{audit.get('nbirths')} births, {audit.get('seq_gaps')} seq gaps, edge outbox at end "
-          f"{audit.get('edge_outbox_at_end')}")
-    for check in failed:
-        print(f"  FAILED {check.component}: {check.name}: {check.detail}")
-    if args.twice:
-        wall2, cpu2, again = plant(seconds, args.seed)
-        same = again.trace_digest == summary.trace_digest
-        print(f"  second run:  {wall2:7.2f} s wall, {cpu2:7.2f} s CPU, digest {again.trace_digest[:16]} "
-              f"({'same' if same else 'DIFFERENT'})")
+    return ["chaos: " + ", ".join(f"{k} {chaos.get(k, 0)}" for k in kinds),
+            f"audit: {audit.get('samples')} samples, {audit.get('bus_messages')} host messages, "
+            f"{audit.get('nbirths')} births, {audit.get('seq_gaps')} seq gaps, edge outbox at end "
+            f"{audit.get('edge_outbox_at_end')}"]
 
 
 if __name__ == "__main__":
-    main()
+    day_main(__doc__ or "", example="oee_line", derive=derive, name="oee_line", timers=TIMERS,
+             details=details, target=TARGET)

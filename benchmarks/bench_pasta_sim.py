@@ -13,13 +13,10 @@ the load average and the trace digest (``--twice``: a second run must give the s
 
 from __future__ import annotations
 
-import argparse
-import os
 from typing import Any
 
 from pasta_plant.testing import derive
-from sim_day import simulate
-from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
+from sim_day import day_main  # benchmarks/ is on sys.path when run as a script
 
 #: (interval s, how many) of the plant's periodic wake-ups: machine beats (3), scheduler safety tick,
 #: health check and persist (2 replicas each), the leader's lease renewal, the follower's campaign,
@@ -28,46 +25,15 @@ TIMERS = [(5.0, 3), (5.0, 2), (5.0, 2), (5.0, 2), (3.0, 1), (1.0, 1), (10.0, 1)]
 TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 17)
 
 
-def plant(seconds: float, seed: int, profile: str | None) -> tuple[float, float, Any]:
-    return simulate(derive, "pasta", seconds, seed, profile)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--no-chaos", action="store_true")
-    parser.add_argument("--twice", action="store_true", help="run again with the same seed and compare digests")
-    args = parser.parse_args()
-    seconds = args.hours * 3600
-    profile = None if args.no_chaos else "chaos"
-    load = os.getloadavg()[0]
-    wall, cpu, summary = plant(seconds, args.seed, profile)
-    floor, wakeups = bare(TIMERS, seconds)
-    failed = [c for c in summary.checks if not c.passed]
-    target = TARGET * args.hours / 24
-    print(f"simulated {args.hours:g} h of examples/pasta_plant (profile {profile}, seed {args.seed}); load average "
-          f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} cores")
-    print(f"  plant:       {wall:7.2f} s wall, {cpu:7.2f} s CPU   {summary.total_published:>8} messages   "
-          f"checks {len(summary.checks) - len(failed)}/{len(summary.checks)} passed   "
-          f"digest {summary.trace_digest[:16]}")
-    print(f"  bare timers: {floor:7.2f} s wall   {wakeups:>8} wake-ups (the event loop alone)")
-    print(f"  per simulated day: {wall * 24 / args.hours:.1f} s wall, {cpu * 24 / args.hours:.1f} s CPU; "
-          f"plant / {target:g} s target = {wall / target:.2f} (wall), {cpu / target:.2f} (CPU);  "
-          f"plant / bare timers = {wall / floor:.1f}x")
-    if profile:
-        chaos = summary.reports.get("chaos", {})
-        print(f"  chaos: {chaos.get('machine_kills')} machine kills, {chaos.get('scheduler_kills')} scheduler kills "
-              f"({chaos.get('leader_kills')} leaders); rebalance {chaos.get('rebalance')}; "
-              f"failover {chaos.get('failover')}")
-    for check in failed:
-        print(f"  FAILED {check.component}: {check.name}: {check.detail}")
-    if args.twice:
-        wall2, cpu2, again = plant(seconds, args.seed, profile)
-        same = again.trace_digest == summary.trace_digest
-        print(f"  second run:  {wall2:7.2f} s wall, {cpu2:7.2f} s CPU, digest {again.trace_digest[:16]} "
-              f"({'same' if same else 'DIFFERENT'})")
+def details(summary: Any) -> list[str]:
+    chaos = summary.reports.get("chaos") or {}
+    if "machine_kills" not in chaos:  # --no-chaos
+        return []
+    return [f"chaos: {chaos.get('machine_kills')} machine kills, {chaos.get('scheduler_kills')} scheduler kills "
+            f"({chaos.get('leader_kills')} leaders); rebalance {chaos.get('rebalance')}; "
+            f"failover {chaos.get('failover')}"]
 
 
 if __name__ == "__main__":
-    main()
+    day_main(__doc__ or "", example="pasta_plant", derive=derive, name="pasta", timers=TIMERS, details=details,
+             target=TARGET)

@@ -7,6 +7,8 @@ the digest can be compared run to run.
 
 from __future__ import annotations
 
+import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,3 +33,54 @@ def simulate(derive: Callable[[Path], Path], name: str, seconds: float, seed: in
         finally:
             clock.close()
         return time.perf_counter() - start, time.process_time() - cpu, summary
+
+
+def day_main(doc: str, *, example: str, derive: Callable[[Path], Path], name: str,
+             timers: list[tuple[float, int]], profile: str | None = "chaos", setting: str = "",
+             details: Callable[[Any], list[str]] = lambda summary: [], target: float = 10.0) -> None:
+    """The command line every ``bench_*_sim.py`` shares: ``--hours``, ``--seed``, ``--twice`` (and
+    ``--no-chaos`` where ``profile`` is ``chaos``); prints the run's wall and CPU time beside the
+    ``target`` (s for 24 simulated hours) and the bare timers' floor, the checks, the digest, and the
+    plant's own ``details`` lines. ``setting`` describes the run in the heading (default: the profile)."""
+    from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--seed", type=int, default=7)
+    if profile == "chaos":
+        parser.add_argument("--no-chaos", action="store_true", help="the plant's default profile instead")
+    parser.add_argument("--twice", action="store_true",
+                        help="run again with the same seed and compare digests and checks")
+    args = parser.parse_args()
+    if getattr(args, "no_chaos", False):
+        profile = None
+    seconds = args.hours * 3600
+    load = os.getloadavg()[0]
+    wall, cpu, summary = simulate(derive, name, seconds, args.seed, profile)
+    floor, wakeups = bare(timers, seconds)
+    failed = [c for c in summary.checks if not c.passed]
+    per_day = target * args.hours / 24
+    print(f"simulated {args.hours:g} h of examples/{example} ({setting or f'profile {profile}'}, seed {args.seed}); "
+          f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} cores")
+    print(f"  plant:       {wall:7.2f} s wall ({wall / args.hours:.2f} s per simulated hour), {cpu:7.2f} s CPU "
+          f"({cpu / args.hours:.2f} s/h)   {summary.total_published:>8} messages")
+    for line in details(summary):
+        print(f"  {line}")
+    print(f"  checks {len(summary.checks) - len(failed)}/{len(summary.checks)} passed   "
+          f"digest {summary.trace_digest[:16]}")
+    print(f"  bare timers: {floor:7.2f} s wall   {wakeups:>8} wake-ups (the event loop alone)")
+    print(f"  per simulated day: {wall * 24 / args.hours:.1f} s wall, {cpu * 24 / args.hours:.1f} s CPU; "
+          f"plant / {per_day:g} s target = {wall / per_day:.2f} (wall), {cpu / per_day:.2f} (CPU);  "
+          f"plant / bare timers = {wall / floor:.1f}x")
+    for check in failed:
+        print(f"  FAILED {check.component}: {check.name}: {check.detail}")
+    if args.twice:
+        wall2, cpu2, again = simulate(derive, name, seconds, args.seed, profile)
+        same = again.trace_digest == summary.trace_digest
+        checks = "same checks" if _verdicts(again) == _verdicts(summary) else "DIFFERENT checks"
+        print(f"  second run:  {wall2:7.2f} s wall, {cpu2:7.2f} s CPU, digest {again.trace_digest[:16]} "
+              f"({'same' if same else 'DIFFERENT'}), {checks}")
+
+
+def _verdicts(summary: Any) -> list[tuple[str, bool]]:
+    return [(f"{c.component}: {c.name}", c.passed) for c in summary.checks]

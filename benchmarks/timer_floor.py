@@ -1,5 +1,5 @@
 """The floor of a simulated run: the virtual clock waking a plant's periodic timers with no work
-behind them, shared by the simulated-day benchmarks (bench_pasta_sim, bench_industry40_sim)."""
+behind them, shared by the simulated-day benchmarks (bench_*_sim.py, through sim_day.day_main)."""
 
 from __future__ import annotations
 
