@@ -80,3 +80,38 @@ def test_messages_are_queued_in_the_callers_transaction(engine):
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:  # NOT NULL topic, as SQLAlchemy raises it
         outbox.put_many(conn, [{"topic": None, "type": "x.msg", "key": None, "payload": "{}"}])
     assert len(queued(engine)) == 3
+
+
+def test_an_event_relay_reads_nothing_once_what_this_process_queued_is_gone(engine):
+    sent: list[int] = []
+    reads: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: reads.append(args[2]))
+
+    async def publish(topic: str, type_: str, payload: dict[str, Any], key: str | None) -> None:
+        sent.append(payload["n"])
+        if payload["n"] == 1:
+            put(engine, 2)  # queued while the relay publishes: after its count, so not taken as gone
+
+    def relay(only_new: bool) -> int:
+        return asyncio.run(outbox.relay(engine, publish, only_new=only_new))
+
+    put(engine, 1)
+    assert relay(True) == 1 and sent == [1]
+    assert relay(True) == 1 and sent == [1, 2]
+    reads.clear()
+    assert relay(True) == 0 and reads == [], "all this process queued is gone: not even a read"
+    with engine.begin() as conn:  # another process's message, not counted here: only a full relay sends it
+        conn.execute(outbox_table.insert(), {"topic": "t/x", "type": "x.msg", "key": None, "payload": '{"n": 3}'})
+    assert relay(True) == 0
+    assert relay(False) == 1 and sent == [1, 2, 3]
+    put(engine, 4, 5)
+
+    async def failing(topic: str, type_: str, payload: dict[str, Any], key: str | None) -> None:
+        if payload["n"] == 5:
+            raise ConnectionError("broker gone")
+        sent.append(payload["n"])
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(outbox.relay(engine, failing, only_new=True))
+    assert relay(True) == 1 and sent == [1, 2, 3, 4, 5], "a relay that failed took nothing as gone"
+    assert queued(engine) == []

@@ -161,7 +161,7 @@ class OrderScheduler(Component):
         with self.transactor.engine.connect() as conn:
             self.known = set(conn.execute(sa.text("SELECT id FROM factories")).scalars())
         self.ready_epoch = epoch
-        await self.relay()
+        await self.relay(left=True)
         self.ctx.log.info("leading order scheduling with epoch %d; %d factories known", epoch, len(self.known))
         await self.announce()
 
@@ -204,7 +204,7 @@ class OrderScheduler(Component):
         self.probed_idle = state if idle else None
         self.next_probe = now + self.params.probe_every
         if queued:
-            await self.relay()
+            await self.relay(left=True)
 
     async def _leader_write(self, work: Any, *args: Any) -> Any:
         """A leader's write: NotLeader (deposed meanwhile) and a lost conflict are logged, not crashes."""
@@ -218,11 +218,14 @@ class OrderScheduler(Component):
                                  self.params.retry.max_attempts, exc)
         return None
 
-    async def relay(self) -> None:
-        """Publish what committed transactions queued (one relay at a time in this process)."""
+    async def relay(self, *, left: bool = False) -> None:
+        """Publish what committed transactions queued (one relay at a time in this process): after an
+        event, only if this process queued a message since a relay last emptied the outbox (nothing
+        read otherwise); ``left``: whatever is queued, another process's leftovers too (the pass, after
+        its probe found messages, and a new leader)."""
         async with self.relay_lock:
             self.counts["relayed"] += await outbox.relay(self.transactor.engine, self._publish,
-                                                         connect=self.transactor.connect)
+                                                         connect=self.transactor.connect, only_new=not left)
 
     async def _publish(self, topic: str, type_: str, payload: dict[str, Any], key: str | None) -> None:
         await self.ctx.publish(topic, type_, payload, key=key)
