@@ -256,3 +256,48 @@ def test_metrics_count_produced_failed_and_injected(sensor_plant):
     assert points[("forge.sensors.readings", ("kind", "vibration"), ("outcome", "publish_error"))] == 2
     assert points[("forge.sensors.anomalies", ("anomaly", "stuck"), ("kind", "temperature"),
                    ("source", "command"))] == 1
+
+
+def test_a_publish_that_waits_is_finished_in_a_task_and_the_next_sample_follows_it(sensor_plant):
+    """Samples run in timer callbacks; a publish that suspends (a broker's flow control) is finished in a task,
+    its failure counted and its reading kept, and the sensor samples on after it."""
+    import asyncio
+
+    plant = quiet(sensor_plant)
+    sensors = plant.component("sensors-0")
+    publish, waits = sensors.ctx.publish, {"left": 6, "fail": 2}
+
+    async def slow(topic, type_, payload, **kw):
+        if payload["sensor_id"] == "vib-1" and waits["left"] > 0:
+            waits["left"] -= 1
+            await asyncio.sleep(0.2)
+            if waits["fail"] > 0:
+                waits["fail"] -= 1
+                raise TransportError("timed out (test)")
+        return await publish(topic, type_, payload, **kw)
+
+    sensors.ctx.publish = slow
+    plant.advance(20)
+    seqs = [r["seq"] for r in readings(plant, "vib-1")]
+    assert seqs == list(range(1, len(seqs) + 1)), "in order, no gap"
+    life = sensors.report()["sensors"]["vib-1"]["lives"][0]
+    assert life["publish_errors"] == 2 and life["produced"] == len(seqs) >= 17
+    assert len(readings(plant, "temp-1")) == 20, "the other sensors sampled on meanwhile"
+
+
+def test_a_sample_that_raises_crashes_the_instance_which_restarts_in_a_new_epoch(sensor_plant):
+    plant = quiet(sensor_plant)
+    sensors = plant.component("sensors-0")
+    publish, broken = sensors.ctx.publish, {"left": 1}
+
+    async def buggy(topic, type_, payload, **kw):
+        if payload["sensor_id"] == "energy-1" and broken["left"] > 0:
+            broken["left"] -= 1
+            raise RuntimeError("a bug (test)")
+        return await publish(topic, type_, payload, **kw)
+
+    sensors.ctx.publish = buggy
+    plant.advance(30)
+    assert plant.component("sensors-0") is not sensors, "crashed and restarted"
+    assert sensors.sensors["temp-1"].timer.cancelled(), "the old life's timers are cancelled"
+    assert any(r["seq"] > SEQ_SPAN for r in readings(plant, "energy-1")), "the new life numbers in a new epoch"
