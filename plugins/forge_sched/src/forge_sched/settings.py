@@ -149,6 +149,10 @@ class OrderSchedulerParams(Settings):
                                            "messages) only after a write of this process or once this many "
                                            "seconds passed since its last read: another process's writes "
                                            "are found within it")
+    progress_delay: float = Field(5.0, ge=0,
+                                  description="a factory's progress report on an order already in progress is "
+                                              "written with this process's next transaction on the database or "
+                                              "by the pass once this many seconds old (0: a transaction each)")
     require_epoch: bool = Field(False, description="refuse status reports without a fencing epoch "
                                                    "(invalid_argument); false: accept them, counted as unfenced")
     retry: TransactionRetry = Field(TransactionRetry(), description="retry of a transaction that lost to another")

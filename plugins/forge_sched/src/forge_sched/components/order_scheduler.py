@@ -74,6 +74,7 @@ class OrderScheduler(Component):
         self.transactor = Transactor(self.ctx.storage, policy, keep_connection=virtual)
         if virtual:
             self.ctx.at_end(self.transactor.close, name="connection")  # stopped, crashed or killed: none leaks
+        self.ctx.at_end(self.transactor.write_progress, name="progress")  # before the connection goes
         if virtual:  # a simulated run: ids from the seed, so it replays
             ids = random.Random(self.ctx.random.getrandbits(64))
             new_id: Any = lambda: "ord-" + v4_hex(ids.getrandbits(128))
@@ -189,8 +190,13 @@ class OrderScheduler(Component):
         database in one read whether there is anything to do (one statement a second, not a
         fenced write transaction and a relay)."""
         await self._mount()
-        state = (self.transactor.changes, self.elector.is_leader, self.elector.epoch)
         now = self.ctx.clock.time()
+        if self.transactor.progress.due(now, self.params.progress_delay):
+            try:
+                self.transactor.write_progress()  # no transaction came by to take them
+            except (Conflict, sa.exc.OperationalError) as exc:  # they wait for the next one
+                self.ctx.log.warning("progress reports not written yet: %s", exc)
+        state = (self.transactor.changes, self.elector.is_leader, self.elector.epoch)
         if state == self.probed_idle and now < self.next_probe:
             return  # no write in this process since a probe found nothing (see probe_every)
         pending, queued = self.service.probe()
@@ -308,7 +314,7 @@ class OrderScheduler(Component):
         progress = envelope.payload.get("progress") if ids else None
         if ids is None or isinstance(progress, bool) or not isinstance(progress, int | float):
             return
-        await self.service.progress(ids[0], ids[1], float(progress))
+        await self.service.progress(ids[0], ids[1], float(progress), defer=self.params.progress_delay > 0)
 
     async def on_completed(self, envelope: Envelope) -> None:
         ids = self._ids(envelope)

@@ -333,18 +333,31 @@ class OrderService:
         return result
 
     # -- what factories report ---------------------------------------------------------------------
-    async def progress(self, order_id: str, factory_id: str, progress: float) -> bool:
-        """Progress of the holder on an order (others are ignored); True if recorded."""
+    async def progress(self, order_id: str, factory_id: str, progress: float, *, defer: bool = False) -> bool:
+        """Progress of the holder on an order (others are ignored); True if recorded. ``defer``: a report on
+        an order recorded in progress for that factory (by this process) waits for the next transaction
+        (:mod:`forge_sched.orders.progress`; True: waiting); the first one, which makes the order in
+        progress, is written at once."""
+        value = max(0.0, min(1.0, progress))
+        started = self.tx.progress.started
+        if defer and started.get(order_id) == factory_id:
+            self.tx.progress.add(order_id, factory_id, value, self._now())
+            return True
+
         def work(conn: Connection) -> bool:
-            params = {"id": order_id, "factory": factory_id, "progress": max(0.0, min(1.0, progress)),
-                      "at": stamp(conn, self.now())}
+            params = {"id": order_id, "factory": factory_id, "progress": value, "at": stamp(conn, self.now())}
             done = execute(conn, st.P_PROGRESS_ON, params)  # in progress already: the lighter UPDATE
             if done.rowcount <= 0:
                 done = execute(conn, st.P_PROGRESS, params)  # assigned -> in_progress (or not the holder's)
             return bool(done.rowcount > 0)
 
         # progress makes no work for the pass (no pending order, capacity or queued message)
-        return await self.tx.run(work, changes_work=False)
+        recorded = await self.tx.run(work, changes_work=False)
+        if recorded and defer:
+            if len(started) >= 10_000:  # orders revoked from a factory that never completes them
+                started.clear()
+            started[order_id] = factory_id
+        return recorded
 
     async def complete(self, order_id: str, factory_id: str) -> str:
         """A factory finished an order: ``completed`` (applied), ``duplicate`` (already completed:
@@ -371,6 +384,7 @@ class OrderService:
             return "completed"
 
         outcome = await self.tx.run(work)
+        self.tx.progress.started.pop(order_id, None)
         key = {"completed": "completed", "duplicate": "duplicate_completions", "unknown": "unknown_completions"}
         self.stats[key[outcome]] += 1
         return outcome

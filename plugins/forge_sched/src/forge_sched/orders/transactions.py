@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from forge_core.tactics import RetryPolicy
 from sqlalchemy import Connection, Engine
 
+from forge_sched.orders.progress import ProgressDue
+
 __all__ = ["RETRYABLE_SQLSTATES", "Conflict", "Transactor", "is_retryable"]
 
 T = TypeVar("T")
@@ -29,6 +31,8 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 #: changed, a message queued), per database URL, shared by every Transactor of this process (both
 #: replicas of a simulated plant): see :attr:`Transactor.changes`.
 _CHANGES: dict[Any, list[int]] = {}
+#: Progress reports waiting for the next transaction, per database URL, shared the same way.
+_PROGRESS: dict[Any, ProgressDue] = {}
 
 
 class Conflict(Exception):
@@ -66,6 +70,9 @@ class Transactor:
         self.keep_connection = keep_connection
         self._kept: Connection | None = None
         self._changes = _CHANGES.setdefault(engine.url, [0])
+        #: Order progress written at the start of this process's next transaction on the database
+        #: (forge_sched.orders.progress); :meth:`write_progress` writes it alone.
+        self.progress = _PROGRESS.get(engine.url) or _PROGRESS.setdefault(engine.url, ProgressDue())
 
     @property
     def changes(self) -> int:
@@ -114,11 +121,17 @@ class Transactor:
         self._drop()
 
     def _once(self, work: Callable[[Connection], T], changes_work: bool | Callable[[T], bool] = True) -> T:
+        progress = self.progress
+        carried = None
         try:
             with self.connect() as conn, conn.begin():
+                if progress.rows:
+                    carried = progress.ride(conn)
                 result = work(conn)
-        except sa.exc.DBAPIError as exc:
-            if is_retryable(exc):
+        except BaseException as exc:
+            if carried is not None:  # rolled back: the reports wait for the next transaction
+                progress.restore(carried)
+            if isinstance(exc, sa.exc.DBAPIError) and is_retryable(exc):
                 self.conflicts += 1
                 raise Conflict(str(exc.orig).strip().splitlines()[0]) from exc
             raise
@@ -126,6 +139,13 @@ class Transactor:
         if changes_work is True or (changes_work is not False and changes_work(result)):
             self._changes[0] += 1
         return result
+
+    def write_progress(self) -> int:
+        """Write the waiting progress reports in a transaction of their own now; returns how many."""
+        rows = len(self.progress.rows)
+        if rows:
+            self._once(_nothing, changes_work=False)
+        return rows
 
     async def run(self, work: Callable[[Connection], T], *,
                   changes_work: bool | Callable[[T], bool] = True) -> T:
@@ -165,3 +185,7 @@ class Transactor:
             return self._once(work, changes_work)
 
         return await self.policy.acall(attempt)
+
+
+def _nothing(conn: Connection) -> None:
+    """The work of a transaction that only carries waiting progress reports."""
