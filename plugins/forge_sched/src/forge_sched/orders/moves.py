@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from forge_sched.orders import outbox
@@ -47,18 +46,46 @@ _HOLD = Plain(f"INSERT INTO {assignments.name} (order_id, factory_id, assigned_a
 HELD_TABLE = "sched_factory_held"
 P_LOADS = Plain(f"SELECT f.id, f.capacity, f.status, coalesce(h.held, 0) FROM {factories.name} f "
                 f"LEFT JOIN {HELD_TABLE} h ON h.factory_id = f.id")
-_PENDING = sa.select(orders).where(orders.c.status == "pending").order_by(orders.c.deadline, orders.c.created_at,
-                                                                          orders.c.id)
+#: The orders a pass moves or places, in plain SQL too (through SQLAlchemy's execution path, result
+#: processing included, each read cost several times SQLite running it): the columns a change reads.
+_ROW = "id, product_type, quantity, deadline, factory_id"
+_PENDING = Plain(f"SELECT {_ROW} FROM {orders.name} WHERE status = 'pending' ORDER BY deadline, created_at, id")
 
 
 @functools.cache
-def _held(statuses: int) -> sa.Select[Any]:
-    """The orders of ``b_factory`` in ``b_status_0`` ... (``statuses`` of them), latest deadline first. One
-    parameter per status, not an expanding ``IN``: SQLAlchemy renders an expanding list anew on every
-    execution (its compiled form is cached, the list's text is not)."""
-    wanted = [sa.bindparam(f"b_status_{i}", type_=orders.c.status.type) for i in range(statuses)]
-    return sa.select(orders).where(orders.c.factory_id == sa.bindparam("b_factory"),
-                                   orders.c.status.in_(wanted)).order_by(orders.c.deadline.desc(), orders.c.id.desc())
+def _held(statuses: int) -> Plain:
+    """The orders of ``factory`` in ``s0`` ... (``statuses`` of them), latest deadline first."""
+    wanted = ", ".join(f":s{i}" for i in range(statuses))
+    return Plain(f"SELECT {_ROW} FROM {orders.name} WHERE factory_id = :factory AND status IN ({wanted}) "
+                 "ORDER BY deadline DESC, id DESC")
+
+
+class OrderRow(NamedTuple):
+    """An order as a change reads it."""
+
+    id: str
+    product_type: str
+    quantity: int
+    deadline: datetime
+    factory_id: str | None
+
+
+_DEADLINES: dict[str, Any] = {}
+
+
+def _rows(conn: Connection, statement: Plain, params: dict[str, Any] | None = None) -> list[OrderRow]:
+    """``statement``'s rows, the deadline as SQLAlchemy's ``DateTime`` reads it on ``conn``'s dialect."""
+    name = conn.dialect.name
+    try:
+        process = _DEADLINES[name]
+    except KeyError:
+        dialect = conn.dialect
+        process = _DEADLINES[name] = orders.c.deadline.type.dialect_impl(dialect).result_processor(dialect, None)
+    rows = execute(conn, statement, params).fetchall()
+    if process is None:
+        return [OrderRow(*row) for row in rows]
+    return [OrderRow(oid, product, quantity, process(deadline), holder)
+            for oid, product, quantity, deadline, holder in rows]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -125,13 +152,13 @@ class Writer:
 
     def held(self, factory_id: str, statuses: tuple[str, ...] = UNFINISHED) -> list[Any]:
         """The orders ``factory_id`` holds in ``statuses``, latest deadline first (they move first)."""
-        params = {f"b_status_{i}": status for i, status in enumerate(statuses)}
-        params["b_factory"] = factory_id
-        return list(self.conn.execute(_held(len(statuses)), params))
+        params: dict[str, Any] = {f"s{i}": status for i, status in enumerate(statuses)}
+        params["factory"] = factory_id
+        return _rows(self.conn, _held(len(statuses)), params)
 
     def pending(self) -> list[Any]:
         """Pending orders, earliest deadline first."""
-        return list(self.conn.execute(_PENDING))
+        return _rows(self.conn, _PENDING)
 
     def assign(self, order: Any, factory_id: str) -> None:
         """Give a pending (or just revoked) order to ``factory_id``."""
