@@ -214,3 +214,19 @@ def test_a_deposed_leaders_write_is_refused(engine, make_service):
     assert queries.list_orders(engine) == [], "nothing of the refused transaction committed"
     view, _ = run(old.create_order(order(), assign=False))  # a shadow's pending insert is not fenced
     assert view["status"] == "pending"
+
+
+def test_the_leaders_completion_places_what_waits_in_its_transaction_and_stands_when_deposed(engine, make_service):
+    s = make_service(epoch=5)
+    run(s.configure_factories({"f1": 1}))
+    first = run(s.create_order(order()))[0]["id"]
+    waiting = run(s.create_order(order(2)))[0]["id"]
+    third = run(s.create_order(order(3)))[0]["id"]
+    assert run(s.complete(first, "f1", place=True)) == "completed" and s.placed == 1
+    assert holders(engine)[waiting] == "f1", "placed on the freed capacity by the completion's transaction"
+    assert [p["orderId"] for _, t, p in queued(engine) if t == "sched.order_assigned"][-1] == waiting
+    run(make_service(epoch=6).configure_factories({"f1": 1}))  # another replica leads now
+    assert run(s.complete(waiting, "f1", place=True)) == "completed", "the completion stands"
+    assert isinstance(s.placed, NotLeader) and holders(engine)[third] is None, "the deposed one placed nothing"
+    assert queries.get_order(engine, waiting)["status"] == "completed"
+    no_problems(engine)

@@ -320,12 +320,13 @@ class OrderScheduler(Component):
         ids = self._ids(envelope)
         if ids is None:
             return
-        outcome = await self.service.complete(*ids)
+        # the leader places what waits on the freed capacity in the completion's transaction
+        outcome = await self.service.complete(*ids, place=self.leading)
         if outcome == "completed":
+            if isinstance(self.service.placed, NotLeader):
+                self.ready_epoch = None
+                self.ctx.log.warning("not leading any more: %s", self.service.placed)
             await self.relay()
-            if self.leading:  # capacity freed: place what waits
-                await self._leader_write(self.service.assign_pending)
-                await self.relay()
         else:
             self.ctx.log.info("completion of %s by %s: %s", ids[0], ids[1], outcome)
 

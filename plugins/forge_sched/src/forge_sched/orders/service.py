@@ -72,6 +72,7 @@ class OrderService:
         self.default_capacity = default_capacity
         self.writer_fence = writer_fence
         self.leader_epoch = leader_epoch
+        self.placed: int | NotLeader = 0  # see complete(place=True)
         self.stats = {"created": 0, "idempotent_replays": 0, "assigned": 0, "moved": 0, "revoked_to_pending": 0,
                       "completed": 0, "duplicate_completions": 0, "unknown_completions": 0, "stale_reports": 0,
                       "unfenced_reports": 0, "reports": 0, "new_factories": 0}
@@ -197,11 +198,9 @@ class OrderService:
         return view, created
 
     def probe(self) -> tuple[bool, bool]:
-        """(pending orders exist, outbox messages are queued), in one read outside any write
-        transaction: the periodic pass runs its fenced transaction or relay only when there is work,
-        and that transaction reads the pending orders again itself. A replica that does not lead
-        (``leader_epoch`` raises NotLeader) places no orders: it reads the outbox alone and gets
-        False for pending (the pending test scans the orders)."""
+        """(pending orders exist, outbox messages are queued), in one read outside any write transaction:
+        the pass runs its fenced transaction or relay only when there is work. A replica that does not
+        lead (``leader_epoch`` raises NotLeader) reads the outbox alone and gets False for pending."""
         try:
             self.leader_epoch()
             statement = st.PROBE
@@ -334,10 +333,8 @@ class OrderService:
 
     # -- what factories report ---------------------------------------------------------------------
     async def progress(self, order_id: str, factory_id: str, progress: float, *, defer: bool = False) -> bool:
-        """Progress of the holder on an order (others are ignored); True if recorded. ``defer``: a report on
-        an order recorded in progress for that factory (by this process) waits for the next transaction
-        (:mod:`forge_sched.orders.progress`; True: waiting); the first one, which makes the order in
-        progress, is written at once."""
+        """Progress of the holder on an order (others are ignored); True if recorded. ``defer``: one on an
+        order recorded in progress for that factory waits for the next transaction (``orders.progress``)."""
         value = max(0.0, min(1.0, progress))
         started = self.tx.progress.started
         if defer and started.get(order_id) == factory_id:
@@ -359,10 +356,13 @@ class OrderService:
             started[order_id] = factory_id
         return recorded
 
-    async def complete(self, order_id: str, factory_id: str) -> str:
+    async def complete(self, order_id: str, factory_id: str, *, place: bool = False) -> str:
         """A factory finished an order: ``completed`` (applied), ``duplicate`` (already completed:
-        counted, not applied) or ``unknown`` (no such order, or never held by that factory)."""
+        counted, not applied) or ``unknown`` (no such order, or never held by that factory). ``place``
+        (the leader): pending orders placed on the freed capacity in the same transaction, fenced as
+        :meth:`assign_pending` (``placed``: how many, or the NotLeader that refused it; the completion stands)."""
         def work(conn: Connection) -> str:
+            self.placed = 0
             state = execute(conn, st.P_ORDER_STATE, {"id": order_id}).fetchone()
             held = state is not None and execute(conn, st.P_HELD_BY, {"id": order_id, "factory": factory_id}
                                                  ).fetchone() is not None
@@ -381,6 +381,10 @@ class OrderService:
             else:
                 execute(conn, st.P_END_ASSIGNMENT, {"id": order_id, "at": at})
             execute(conn, st.P_COMPLETE, {"id": order_id, "at": at, "factory": factory_id})
+            try:
+                self.placed = self._assign_pending(self._writer(conn)) if place else 0
+            except NotLeader as exc:  # refused before it wrote anything
+                self.placed = exc
             return "completed"
 
         outcome = await self.tx.run(work)
