@@ -93,12 +93,14 @@ class FactoryMonitorParams(Settings):
     factory_level: int | None = Field(1, ge=0,
                                       description="topic level (0-based) naming the factory when a beat has no "
                                                   "factoryId and no key (null: such a beat is dead-lettered)")
-    check_every: float = Field(1.0, gt=0, description="seconds between two checks for silent factories (and risk); "
-                                                      "DOWN comes within max_gap + check_every of the last beat")
+    check_every: float = Field(1.0, gt=0, description="seconds between two checks of risk, drain and pending reports; "
+                                                      "the leader also wakes when a silence verdict falls due, so DOWN "
+                                                      "comes just past the timeout after the last beat")
     shadow_check_every: float | None = Field(
         None, gt=0, description="seconds between two checks of a replica that does not lead (null: check_every); it "
-                                "checks at once when it takes over, then every check_every. Its own verdicts, "
-                                "reported by no one, may come up to this much later (docs/plugins/mms.md)")
+                                "judges silence at these checks only and checks at once when it takes over. Its "
+                                "own verdicts, reported by no one, may come up to this much later "
+                                "(docs/plugins/mms.md)")
     max_gap: float = Field(3.0, gt=0, description="DOWN once the last beat is older than this, seconds")
     missed_beats: int = Field(3, ge=1, description="DOWN once this many consecutive beats are missed (a beat is "
                                                    "missed once its due time, last beat + k x interval, has passed)")

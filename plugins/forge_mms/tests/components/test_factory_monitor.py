@@ -3,6 +3,7 @@ malformed beats dead-lettered, a bare JSON beat from a plain client, the tables 
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from forge_core import dead_letters
 
@@ -12,13 +13,18 @@ def statuses(plant, factory):
                                                                              type="forge.status")]
 
 
-def test_down_comes_after_three_missed_beats_within_the_check_interval(factory_plant, beats):
-    plant = factory_plant()
-    plant.advance(0.5)  # beats at x.5, checks at whole seconds
+@pytest.mark.parametrize("check_every", [1.0, 0.25, 0.3])
+def test_down_comes_after_three_missed_beats_at_the_instant_it_falls_due(factory_plant, beats, check_every):
+    """The leader wakes when a silence verdict falls due, not at its next check: DEGRADED just past
+    degraded_after x interval (1.5 s), DOWN just past the timeout (3 s), whatever check_every."""
+    plant = factory_plant({"check_every": check_every})
+    plant.advance(0.5)  # beats at x.5, checks at whole seconds (at 1 s)
     beats(plant, 5, "f1")
     last = plant.sent(type="mms.factory_heartbeat")[-1].time
     down = plant.expect("forge.status", within=10, where=lambda e: e.payload["status"] == "DOWN")
-    assert 3.0 < down.time - last <= 3.0 + 1.0, "timeout 3 s, checked every 1 s"
+    assert 3.0 < down.time - last <= 3.0 + 1e-5, "timeout 3 s, judged at its instant"
+    degraded = next(e for e in plant.sent("forge/status/f1", type="forge.status") if e.payload["status"] == "DEGRADED")
+    assert 1.5 < degraded.time - last <= 1.5 + 1e-5
     assert statuses(plant, "f1") == [("UP", None), ("DEGRADED", "UP"), ("DOWN", "DEGRADED")]
     assert plant.component("monitor").calculate_error_rate("f1", 30.0) == 0.0
 

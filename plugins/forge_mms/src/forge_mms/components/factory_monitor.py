@@ -123,7 +123,7 @@ class FactoryMonitor(Component):
         # the replica that leads checks every check_every; a shadow every shadow_check_every (it only
         # keeps its state ready), and at takeover it checks at once before acting (_elected)
         self._shadow_every = p.check_every if p.shadow_check_every is None else p.shadow_check_every
-        self._shadow_sleep = False  # the check task sleeps a shadow's period (a takeover may wake it)
+        self._sleeping = False  # the check task sleeps (a takeover cuts the sleep short: _check_now)
         self._check_task = self.ctx.spawn(self._checks(p.check_every), name="check")
         # Under a virtual clock a beat flush every second was 7 % of industry40's simulated day (SQLAlchemy's
         # fixed cost per transaction); no power cut falls inside virtual time and a killed leader's
@@ -172,44 +172,53 @@ class FactoryMonitor(Component):
 
     # -- every check_every --------------------------------------------------------------------------
     async def _checks(self, first: float) -> None:
-        """The check timer: ``first`` s, then a check every ``check_every`` s while leading, every
-        ``shadow_check_every`` s while not (the guard's due time follows the period slept)."""
-        clock, guard, every, shadow = self.ctx.clock, self.guard, self.params.check_every, self._shadow_every
-        sleep = clock.sleep
-        await sleep(first)
+        """The check timer: a check ``first`` s from now, then every ``check_every`` s while leading, every
+        ``shadow_check_every`` s while not. Between two checks the leader also wakes at the instant the
+        first silence verdict can fall (:meth:`FaultDetector.next_verdict`) and judges silence alone: a
+        verdict at its exact instant, not at the next check (the loop's wake-ups: 1 a second, not 4)."""
+        clock, guard, faults = self.ctx.clock, self.guard, self.faults
+        every, shadow, sleep, time = self.params.check_every, self._shadow_every, clock.sleep, clock.time
+        tick = time() + first
         while True:
-            await self.check()
-            period = every if self.leading else shadow
-            if period != guard.every:
-                guard.every = period
-                guard.checked(clock.monotonic())
-            if period == every:
-                await sleep(period)
+            now = time()
+            wait = tick - now
+            if self.leading:  # a beat heard while asleep only puts its factory's verdict later
+                due = faults.next_verdict()
+                if now < due < tick:
+                    wait = due - now
+            guard.expect(clock.monotonic() + wait)  # a wake-up later than this is the loop starving it
+            self._sleeping = True
+            await sleep(wait)
+            self._sleeping = False
+            now = time()
+            if now < tick - 1e-9:
+                await self._verdicts(now)
                 continue
-            self._shadow_sleep = True
-            try:
-                await sleep(period)
-            finally:
-                self._shadow_sleep = False
+            await self.check()
+            tick = time() + (every if self.leading else shadow)
 
     async def _check_now(self) -> None:
-        """At takeover: the shadow's sleep is cut short, a check runs now, then every ``check_every``."""
-        if self._shadow_every == self.params.check_every or not self._shadow_sleep:
-            return  # checking every check_every already (or mid-check: its next period is the leader's)
+        """At takeover: a check runs now (a shadow's sleep is cut short), then every ``check_every``,
+        with the leader's wake-ups for silence verdicts."""
+        if not self._sleeping:
+            return  # mid-check: its next sleep is the leader's
         self._check_task.cancel()
-        self.guard.every = self.params.check_every
         await self.check()
         self._check_task = self.ctx.spawn(self._checks(self.params.check_every), name="check")
 
-    async def check(self) -> None:
-        now = self.ctx.clock.time()
-        if self.guard.verdicts_allowed(self.ctx.clock.monotonic()):  # not while the loop starves the monitor
+    async def _verdicts(self, now: float) -> None:
+        """Silence verdicts at ``now``; none while the loop starves the monitor (StarvationGuard)."""
+        if self.guard.verdicts_allowed(self.ctx.clock.monotonic()):
             for change in self.faults.evaluate(self.guard.judged_at(now)):
                 await self._changed(change)
+
+    async def check(self) -> None:
+        """Silence verdicts, then the risk of every factory, the drain and the reports still pending."""
+        now = self.ctx.clock.time()
+        await self._verdicts(now)
         if self._settled(now):  # the loop below would skip every factory: no beat, change or expiry since
             self.failover.on_risks(self.risks, self._statuses)
             self.reports.tick()
-            self.guard.checked(self.ctx.clock.monotonic())
             return
         statuses = self._statuses = self.faults.statuses()
         assessed, risks, lower_since = self._assessed, self.risks, self._lower_since
@@ -247,7 +256,6 @@ class FactoryMonitor(Component):
                 await self._risk_changed(factory, previous, assessment)
         self.failover.on_risks(risks, statuses)
         self.reports.tick()
-        self.guard.checked(self.ctx.clock.monotonic())
         if settles and not lower_since and self.stats["beats"] == beats_before:
             self._oldest_beat = oldest
             self._settled_at_beats = beats_before

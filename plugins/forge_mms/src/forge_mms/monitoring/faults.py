@@ -31,6 +31,8 @@ from forge_mms.monitoring.beats import Beat
 __all__ = ["FaultDetector"]
 
 _UP, _DOWN = Status.UP, Status.DOWN
+#: next_verdict's instant past a rule's edge: far above a day's float rounding (~1e-11 s), far below a beat
+_PAST_EDGE = 1e-6
 
 
 class FaultDetector:
@@ -48,7 +50,8 @@ class FaultDetector:
         # after late_after) needs the oldest of them to be older than the shorter rule, so a check
         # before that instant skips the monitor's pass over every factory (4 checks a second).
         self._heard: dict[str, float] = {}
-        self._quiet = min(self.down_after, self.late_after) * (1 - 1e-9) - 1e-9  # below either rule's edge
+        self._up_rule = min(self.down_after, self.late_after)  # an UP factory's first silence verdict
+        self._quiet = self._up_rule * (1 - 1e-9) - 1e-9  # below either rule's edge
         # statuses() as last built, and the monitor's version then (the monitor asks on most checks,
         # 4 a second per replica, and the statuses change a few times an hour)
         self._statuses: dict[str, Status] = {}
@@ -109,6 +112,16 @@ class FaultDetector:
             if change.new is Status.DOWN:
                 heard.pop(change.source, None)
         return changes
+
+    def next_verdict(self) -> float:
+        """The earliest instant a silence verdict can fall (``math.inf``: no factory to judge): each
+        tracked factory's newest beat plus its rule (the shorter one while UP, DOWN's once DEGRADED),
+        just past the edge (silent for *more* than the rule). A later beat only moves it later."""
+        heard = self._heard
+        if not heard:
+            return math.inf
+        status, up, down = self.monitor.status, self._up_rule, self.down_after
+        return min(at + (up if status(factory) is _UP else down) for factory, at in heard.items()) + _PAST_EDGE
 
     def status(self, factory: str) -> Status | None:
         return self.monitor.status(factory)

@@ -106,6 +106,10 @@ class StarvationGuard:
         """The check ended at ``now_mono``: the next is due ``every`` s later (``ctx.every`` sleeps after a call)."""
         self._due = now_mono + self.every
 
+    def expect(self, due_mono: float) -> None:
+        """The next check is due at ``due_mono`` (a timer that sleeps to an instant, not a fixed period)."""
+        self._due = due_mono
+
     def health(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.starvation["starved_evaluations"]:
