@@ -136,3 +136,23 @@ def test_evaluate_skips_the_pass_only_when_no_verdict_can_come(seed):
         verdicts += len(got)
         assert fast.statuses() == slow.statuses()
     assert verdicts > 0
+
+
+def test_next_verdict_is_the_first_instant_a_silence_verdict_falls():
+    """next_verdict: the newest beat + 1.5 s while UP, + 3 s once DEGRADED, just past the strict edge;
+    no verdict an instant before it, the verdict at it; none to wait for once DOWN."""
+    detector, _, beat = setup()
+    assert detector.next_verdict() == float("inf")
+    for t in range(5):
+        beat(float(t))
+    due = detector.next_verdict()
+    assert 5.5 < due <= 5.5 + 1e-5
+    beat(3.5)  # a reordered beat moves nothing
+    assert detector.next_verdict() == due
+    assert detector.evaluate(5.5) == []
+    assert [c.new for c in detector.evaluate(due)] == [Status.DEGRADED]
+    due = detector.next_verdict()
+    assert 7.0 < due <= 7.0 + 1e-5
+    assert detector.evaluate(7.0) == []
+    assert [c.new for c in detector.evaluate(due)] == [Status.DOWN]
+    assert detector.next_verdict() == float("inf")
