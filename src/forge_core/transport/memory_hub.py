@@ -3,7 +3,8 @@
 Transports that name the same ``channel`` share one :class:`MemoryHub`, so several runtimes in
 one process (a test of an active and a shadow scheduler, say) talk to each other. Delivery is
 asynchronous and in order per subscription: ``publish`` queues the message and a drain task
-per subscription hands it over. A callback that raises gets the message again (at least once)
+per subscription hands it over (on the virtual loop, a burst to an idle subscription with a
+``run`` goes by a queued handle in its stead: ``_kick``). A callback that raises gets the message again (at least once)
 up to ``max_redeliveries`` times. A batch subscription (``subscribe_batch``) gets everything its
 queue holds at once, split where the topic changes, as Kafka hands over a fetch. Planned faults
 (:class:`~forge_core.transport.faults.Faults`) and consumer groups take a slower path, chosen
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import Handle as _Handle
 from collections.abc import Awaitable, Callable
+from contextvars import copy_context
 from dataclasses import replace
 from functools import partial
 from typing import Any, cast
 
+from forge_core.clock import _VirtualEventLoop
 from forge_core.messages.envelope import Envelope, RawMessage
 from forge_core.transport.base import (
     DirectRun,
@@ -36,6 +40,7 @@ from forge_core.transport.topics import matches, validate_topic
 log = logging.getLogger("forge.transport.memory")
 
 _HUBS: dict[str, MemoryHub] = {}
+_new = object.__new__
 
 
 class MemoryHub:
@@ -212,6 +217,8 @@ class MemoryHub:
             sub.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        elif (kick := sub.kick) is not None:  # queues _kick's handle where set_result queues the task's step
+            kick()
         elif sub.task is None:
             sub.task = asyncio.get_running_loop().create_task(self._drain(sub))
 
@@ -235,6 +242,17 @@ class MemoryHub:
         queue = sub.queue
         callback = cast(MessageCallback, sub.callback)
         run: DirectRun | None = getattr(callback, "run", None)  # see DirectRun
+        kick: Callable[[], None] | None = None
+        if run is not None and loop.__class__ is _VirtualEventLoop and not loop.get_debug():
+            # call_soon's handle, made once, run in a copy of this task's context (see _kick)
+            handle: Any = _new(_Handle)
+            handle._callback = partial(self._kick, sub, run)
+            handle._args = ()
+            handle._cancelled = False
+            handle._loop = loop
+            handle._source_traceback = handle._repr = None
+            handle._context = copy_context()
+            kick = partial(loop._ready.append, handle)
         try:
             while True:
                 delivered = 0  # counted per burst, not per message; added however the burst ends
@@ -269,11 +287,69 @@ class MemoryHub:
                 finally:
                     self.delivered += delivered
                 sub.draining = False
-                sub.waiter = waiter = new_waiter()
-                await waiter
+                waiter = new_waiter()
+                if kick is None:
+                    sub.waiter = waiter
+                    await waiter
+                else:  # parked: _wake queues the kick; only _kick's handover wakes the task
+                    sub.parked, sub.kick = waiter, kick
+                    await waiter
+                    await self._carry_on(sub, callback)
         finally:
             sub.draining = False
-            sub.waiter = None
+            sub.waiter = sub.kick = sub.parked = sub.handover = None
+
+    async def _carry_on(self, sub: _Sub, callback: MessageCallback) -> None:
+        """The delivery ``_kick`` handed over (draining still set), as the burst loop above makes it."""
+        handed, sub.handover = sub.handover, None
+        if handed is None:
+            return
+        entry, outcome = handed
+        if entry is None:  # bytes: on_message's coroutine
+            entry = sub.queue.popleft()
+        topic, envelope, attempt = _parts(entry)
+        try:
+            if outcome is None:
+                await callback(topic, envelope)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                await outcome
+            self.delivered += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the subscriber did not ack: deliver again
+            self._not_acked(sub, topic, envelope, attempt, exc)
+
+    def _kick(self, sub: _Sub, run: DirectRun) -> None:
+        """A burst to an idle subscription on the virtual loop, delivered by a handle ``_wake`` queues
+        (``sub.kick``) instead of the task's waiter: the same runs of the same handlers at the same
+        place in the loop's order (the handle lands in the ready queue where the waiter's
+        ``set_result`` would have put the task's step), without a future, a task step and a
+        coroutine resumed per burst. What needs to await (an awaitable outcome, bytes to decode)
+        is handed to the task, which carries on from there in its next step."""
+        parked = sub.parked
+        if sub.kick is None or parked is None or parked.done():  # handed over, or the task is ending
+            return
+        queue = sub.queue
+        delivered = 0
+        try:
+            while queue:
+                done, entry, outcome = run(queue)
+                delivered += done
+                if entry is None:
+                    if not queue:
+                        break
+                elif isinstance(outcome, Exception):  # Redeliver: as the task's ``raise outcome``
+                    topic, envelope, attempt = _parts(entry)
+                    self._not_acked(sub, topic, envelope, attempt, outcome)
+                    continue
+                sub.kick, sub.parked, sub.handover = None, None, (entry, outcome)
+                parked.set_result(None)  # draining stays set: the task goes on from the handover
+                return
+        finally:
+            self.delivered += delivered
+        sub.draining = False
 
     def _not_acked(self, sub: _Sub, topic: str, envelope: Envelope | RawMessage, attempt: int,
                    exc: Exception) -> None:
@@ -300,6 +376,13 @@ class MemoryHub:
                 return
             # a batch subscription waiting for more (batch_wait) needs the clock to move
             await asyncio.sleep(max(s.wait for s in busy) if any(s.wait for s in busy) else 0)
+
+
+def _parts(entry: QueueEntry) -> tuple[str, Envelope | RawMessage, int]:
+    """(topic, message, attempt) of a queue entry: a tuple, or an Envelope alone (its first delivery, see put)."""
+    if isinstance(entry, tuple):
+        return entry
+    return entry.topic, entry, 0
 
 
 def hub_for(channel: str | None, **options: Any) -> MemoryHub:

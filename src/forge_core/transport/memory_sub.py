@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from forge_core.transport.base import BatchCallback, MessageCallback, QueueEntry, Subscription
 
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
 
 
 class _Sub(Subscription):
-    __slots__ = ("_hub", "_registry", "batch", "callback", "draining", "group", "hurry", "idle", "owner", "pattern",
-                 "queue", "task", "wait", "waiter", "window")
+    __slots__ = ("_hub", "_registry", "batch", "callback", "draining", "group", "handover", "hurry", "idle", "kick",
+                 "owner", "parked", "pattern", "queue", "task", "wait", "waiter", "window")
 
     def __init__(self, hub: MemoryHub, pattern: str, callback: MessageCallback | BatchCallback, group: str | None,
                  owner: str | None, registry: dict[_Sub, None] | None = None, *, batch: bool = False,
@@ -44,6 +45,13 @@ class _Sub(Subscription):
         #: ``waiter`` when the queue is empty: waking a future is far cheaper than a task per burst.
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[None] | None = None
+        #: Set while the task is idle on a virtual loop and the callback has a ``run``: queues the
+        #: handle that delivers a burst without waking the task (``MemoryHub._kick``), or None.
+        self.kick: Callable[[], None] | None = None
+        #: The task's future while ``kick`` is set (``waiter`` is None then): resolved by a handover.
+        self.parked: asyncio.Future[None] | None = None
+        #: What ``_kick`` could not finish without the task: (entry or None, outcome), taken by the task.
+        self.handover: tuple[QueueEntry | None, Any] | None = None
 
     async def cancel(self) -> None:
         """Stop deliveries. A batch subscription first takes no more messages and delivers what its
