@@ -14,7 +14,9 @@ factory (round robin, UP again by then) is stopped. Measured per failure:
 * **DOWN after the last beat**: the ``forge.status`` DOWN minus the victim's last heartbeat. The limit
   printed beside it is the best a silence detector can do with the plant's rule (DOWN when silent
   for more than ``min(max_gap, missed_beats x interval)`` = 3 s): a timer set at last beat + 3 s,
-  i.e. exactly 3.0 s (``check_every`` adds up to one period on top of it).
+  i.e. exactly 3.0 s. The leading monitor sets that timer (it judges silence at the instant a verdict
+  falls due, ``FaultDetector.next_verdict``), so ``check_every`` (the risk and report period) no longer
+  adds to it; before 5f04f36 it polled and added up to one period.
 * **reassignment after the verdict**: the last ``sched.order_assigned`` that moved one of the
   victim's unfinished orders to another factory (or, for orders that found no room, the PMS's
   ``sched.status_report_result`` for the DOWN report) minus the DOWN. Limit beside it: the same
@@ -369,7 +371,7 @@ def main() -> None:
         held = [m for rows in [*virtual.values(), *([real] if real else [])] for m in rows["held"]]
         bare = bare_move(work / "bare.db", held)
         for period, rows in virtual.items():
-            report(f"virtual time, check_every {period:g} s (bound timeout + check_every = {TIMEOUT + period:g} s)",
+            report(f"virtual time, check_every {period:g} s (bound: the timeout, {TIMEOUT:g} s, at any period)",
                    rows, bare)
         if real is not None:
             which = f"{args.real_check_every:g} s" if args.real_check_every else "the example's"
