@@ -29,6 +29,19 @@ def test_down_comes_after_three_missed_beats_at_the_instant_it_falls_due(factory
     assert plant.component("monitor").calculate_error_rate("f1", 30.0) == 0.0
 
 
+def test_a_factory_first_heard_during_a_long_check_period_is_judged_at_its_instant(factory_plant, beats):
+    """check_every longer than the DEGRADED rule (5 s against 1.5 s): a factory first heard while the
+    leader sleeps toward its next check still gets DEGRADED and DOWN at their instants, not at that check."""
+    plant = factory_plant({"check_every": 5.0})
+    plant.advance(0.5)
+    beats(plant, 1, "f1")  # one beat at 0.5 s, during the leader's first sleep (its check is at 5 s)
+    last = plant.sent(type="mms.factory_heartbeat")[-1].time
+    down = plant.expect("forge.status", within=10, where=lambda e: e.payload["status"] == "DOWN")
+    assert 3.0 < down.time - last <= 3.0 + 1e-5
+    degraded = next(e for e in plant.sent("forge/status/f1", type="forge.status") if e.payload["status"] == "DEGRADED")
+    assert 1.5 < degraded.time - last <= 1.5 + 1e-5
+
+
 def test_two_missed_beats_do_not_fail_the_factory_over(factory_plant, beats):
     plant = factory_plant()
     plant.advance(0.5)

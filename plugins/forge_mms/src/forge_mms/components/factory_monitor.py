@@ -183,7 +183,7 @@ class FactoryMonitor(Component):
             now = time()
             wait = tick - now
             if self.leading:  # a beat heard while asleep only puts its factory's verdict later
-                due = faults.next_verdict()
+                due = min(faults.next_verdict(), now + faults.up_rule)  # or a new (recovered) UP factory's
                 if now < due < tick:
                     wait = due - now
             guard.expect(clock.monotonic() + wait)  # a wake-up later than this is the loop starving it

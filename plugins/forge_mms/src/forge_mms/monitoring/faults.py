@@ -50,8 +50,10 @@ class FaultDetector:
         # after late_after) needs the oldest of them to be older than the shorter rule, so a check
         # before that instant skips the monitor's pass over every factory (4 checks a second).
         self._heard: dict[str, float] = {}
-        self._up_rule = min(self.down_after, self.late_after)  # an UP factory's first silence verdict
-        self._quiet = self._up_rule * (1 - 1e-9) - 1e-9  # below either rule's edge
+        #: an UP factory's first silence verdict comes this long after its newest beat: the soonest any beat
+        #: heard from now on (a new factory's, a recovery's) can make a verdict fall
+        self.up_rule = min(self.down_after, self.late_after)
+        self._quiet = self.up_rule * (1 - 1e-9) - 1e-9  # below either rule's edge
         # statuses() as last built, and the monitor's version then (the monitor asks on most checks,
         # 4 a second per replica, and the statuses change a few times an hour)
         self._statuses: dict[str, Status] = {}
@@ -120,7 +122,7 @@ class FaultDetector:
         heard = self._heard
         if not heard:
             return math.inf
-        status, up, down = self.monitor.status, self._up_rule, self.down_after
+        status, up, down = self.monitor.status, self.up_rule, self.down_after
         return min(at + (up if status(factory) is _UP else down) for factory, at in heard.items()) + _PAST_EDGE
 
     def status(self, factory: str) -> Status | None:
