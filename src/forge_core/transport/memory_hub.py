@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from asyncio import Handle as _Handle
 from collections.abc import Awaitable, Callable
 from contextvars import copy_context
 from dataclasses import replace
@@ -40,7 +39,6 @@ from forge_core.transport.topics import matches, validate_topic
 log = logging.getLogger("forge.transport.memory")
 
 _HUBS: dict[str, MemoryHub] = {}
-_new = object.__new__
 
 
 class MemoryHub:
@@ -244,14 +242,9 @@ class MemoryHub:
         run: DirectRun | None = getattr(callback, "run", None)  # see DirectRun
         kick: Callable[[], None] | None = None
         if run is not None and loop.__class__ is _VirtualEventLoop and not loop.get_debug():
-            # call_soon's handle, made once, run in a copy of this task's context (see _kick)
-            handle: Any = _new(_Handle)
-            handle._callback = partial(self._kick, sub, run)
-            handle._args = ()
-            handle._cancelled = False
-            handle._loop = loop
-            handle._source_traceback = handle._repr = None
-            handle._context = copy_context()
+            # call_soon's handle, made once, run in a copy of this task's context (see _kick); queued
+            # as call_soon queues one (the virtual loop is Forge's own: clock.py), without a handle each time
+            handle = asyncio.Handle(partial(self._kick, sub, run), (), loop, copy_context())
             kick = partial(loop._ready.append, handle)
         try:
             while True:
