@@ -4,6 +4,7 @@ timers due at the same instant run in the stock loop's order, sleeps and cancell
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 
 import pytest
@@ -190,6 +191,30 @@ def test_debug_mode_keeps_the_stock_checks_and_the_order() -> None:
     clock.run(main())
     clock.close()
     assert order == ["a", "b"]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_soon_caller_queues_its_callback_where_call_soon_would_at_every_call(debug: bool) -> None:
+    """``soon_caller`` (one handle queued again; in debug mode ``call_soon`` itself) runs the callback
+    in its context, at the place in the ready queue a ``call_soon`` at that moment would take."""
+    clock = VirtualClock()
+    clock.loop.set_debug(debug)
+    mark: contextvars.ContextVar[str] = contextvars.ContextVar("mark")
+    context = contextvars.Context()
+    context.run(mark.set, "its own")
+    order: list[str] = []
+
+    async def main() -> None:
+        again = clock.loop.soon_caller(lambda: order.append(mark.get("none")), context)
+        for n in range(3):
+            clock.loop.call_soon(order.append, f"before {n}")
+            again()
+            clock.loop.call_soon(order.append, f"after {n}")
+            await asyncio.sleep(0)
+
+    clock.run(main())
+    clock.close()
+    assert order == [e for n in range(3) for e in (f"before {n}", "its own", f"after {n}")]
 
 
 def test_a_task_cancelled_at_the_instant_its_sleep_ends_reports_nothing() -> None:

@@ -145,6 +145,14 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
         self._ready.append(handle)
         return handle
 
+    def soon_caller(self, callback: Callable[[], object], context: contextvars.Context) -> Callable[[], object]:
+        """``partial(self.call_soon, callback, context=context)`` for a callback queued again and again
+        (``MemoryHub._kick``): outside debug mode its handle is made once, here, and each call is the
+        ready queue's C ``append`` of it (no frame, no handle). The callback checks it still has work."""
+        if self._debug:  # the stock checks, and a handle per call that records where it was queued from
+            return partial(self.call_soon, callback, context=context)
+        return partial(self._ready.append, _Handle(callback, (), self, context))
+
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         return self.call_at(self._virtual_now[0] + delay, callback, *args, context=context)

@@ -1,18 +1,24 @@
-"""The hub's idle wake-up on the virtual loop (``MemoryHub._kick``): a burst to an idle subscription
-whose callback has a ``run`` is delivered by a queued handle instead of the task's waiter. The same
-deliveries, in the same order among the other tasks, as the task would make on a stock loop."""
+"""The hub's idle wake-up (``MemoryHub._kick``): a burst to an idle subscription whose callback has a
+``run`` is delivered by a queued callback instead of the task's waiter (on the virtual loop a handle
+made once, on any other loop ``call_soon``). The same deliveries, in the same order among the other
+tasks, as the task alone would make on a stock loop."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from forge_core.clock import VirtualClock
 from forge_core.messages.envelope import Envelope
+from forge_core.transport import memory_hub
 from forge_core.transport.base import QueueEntry
 from forge_core.transport.memory_hub import MemoryHub, _Sub
+
+T = TypeVar("T")
 
 
 class Redeliver(Exception):
@@ -82,40 +88,62 @@ def _slow(log: list[str]) -> Callable[[str], Any]:
     return make
 
 
-def _both(special: Callable[[list[str]], dict[str, Callable[[str], Any]]]) -> tuple[list[str], list[str]]:
-    """The scenario's log on a stock loop (the task delivers every burst) and on a VirtualClock."""
-    on_stock: list[str] = []
-    stats_stock = asyncio.run(_scenario(on_stock, special(on_stock)))
-    on_virtual: list[str] = []
-    clock = VirtualClock()
-    try:
-        stats_virtual = clock.run(_scenario(on_virtual, special(on_virtual)))
-    finally:
-        clock.close()
-    assert stats_virtual == stats_stock == {"published": 12, "delivered": 24, "redelivered": 0,
-                                            "undeliverable": 0}
-    return on_stock, on_virtual
+def _both(special: Callable[[list[str]], dict[str, Callable[[str], Any]]],
+          kicked: str = "virtual") -> tuple[list[str], list[str]]:
+    """The scenario's log on a stock loop with the task delivering every burst (no kick), and with
+    kicks on a VirtualClock (``kicked="virtual"``) or on a stock loop (``kicked="stock"``)."""
+    on_task: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory_hub, "_soon_caller", lambda loop, callback, context: None)
+        stats_task = asyncio.run(_scenario(on_task, special(on_task)))
+    on_kicked: list[str] = []
+    if kicked == "stock":
+        stats_kicked = asyncio.run(_scenario(on_kicked, special(on_kicked)))
+    else:
+        clock = VirtualClock()
+        try:
+            stats_kicked = clock.run(_scenario(on_kicked, special(on_kicked)))
+        finally:
+            clock.close()
+    assert stats_kicked == stats_task == {"published": 12, "delivered": 24, "redelivered": 0,
+                                          "undeliverable": 0}
+    return on_task, on_kicked
 
 
-def test_a_burst_delivered_without_the_task_keeps_the_stock_loops_order():
-    on_stock, on_virtual = _both(lambda log: {})
-    assert on_virtual == on_stock
+@pytest.mark.parametrize("kicked", ["virtual", "stock"])
+def test_a_burst_delivered_without_the_task_keeps_the_stock_loops_order(kicked: str):
+    on_task, on_kicked = _both(lambda log: {}, kicked)
+    assert on_kicked == on_task
 
 
-def test_an_awaitable_outcome_is_finished_by_the_task_before_the_next_message():
+@pytest.mark.parametrize("kicked", ["virtual", "stock"])
+def test_an_awaitable_outcome_is_finished_by_the_task_before_the_next_message(kicked: str):
     """Handed over, it starts one loop iteration later than the task would start it (the task's next
-    step), so only the subscription's own order is the stock loop's."""
-    on_stock, on_virtual = _both(lambda log: {"3": _slow(log), "102": _slow(log)})
+    step), so only the subscription's own order is the task's."""
+    on_task, on_kicked = _both(lambda log: {"3": _slow(log), "102": _slow(log)}, kicked)
 
     def own(log: list[str]) -> list[str]:
         return [e for e in log if ":" not in e or e.startswith("finish")]
 
-    assert own(on_virtual) == own(on_stock)
-    assert own(on_virtual).index("finished:3") < own(on_virtual).index("4")
-    assert sorted(on_virtual) == sorted(on_stock)
+    assert own(on_kicked) == own(on_task)
+    assert own(on_kicked).index("finished:3") < own(on_kicked).index("4")
+    assert sorted(on_kicked) == sorted(on_task)
 
 
-def test_a_redelivery_asked_for_in_a_kicked_burst_comes_again_and_an_idle_subscription_is_kicked():
+def _run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """``main`` run on a stock loop, a VirtualClock, or a VirtualClock in debug mode (kicks by call_soon)."""
+    if loop == "stock":
+        return asyncio.run(main)
+    clock = VirtualClock()
+    clock.loop.set_debug(loop == "virtual-debug")
+    try:
+        return clock.run(main)
+    finally:
+        clock.close()
+
+
+@pytest.mark.parametrize("loop", ["virtual", "virtual-debug", "stock"])
+def test_a_redelivery_asked_for_in_a_kicked_burst_comes_again_and_an_idle_subscription_is_kicked(loop: str):
     async def body() -> tuple[list[str], dict[str, int], bool]:
         hub = MemoryHub()
         log: list[str] = []
@@ -130,17 +158,14 @@ def test_a_redelivery_asked_for_in_a_kicked_burst_comes_again_and_an_idle_subscr
         await hub.drained()
         return log, hub.stats, kicked
 
-    clock = VirtualClock()
-    try:
-        log, stats, kicked = clock.run(body())
-    finally:
-        clock.close()
+    log, stats, kicked = _run_on(loop, body())
     assert kicked
     assert log == ["0", "1", "2"]
     assert stats == {"published": 3, "delivered": 3, "redelivered": 1, "undeliverable": 0}
 
 
-def test_a_subscription_removed_while_its_kick_is_queued_gets_nothing_more():
+@pytest.mark.parametrize("loop", ["virtual", "virtual-debug", "stock"])
+def test_a_subscription_removed_while_its_kick_is_queued_gets_nothing_more(loop: str):
     async def body() -> tuple[list[str], int]:
         hub = MemoryHub()
         log: list[str] = []
@@ -155,8 +180,4 @@ def test_a_subscription_removed_while_its_kick_is_queued_gets_nothing_more():
         await asyncio.sleep(0)
         return log, hub.pending()
 
-    clock = VirtualClock()
-    try:
-        assert clock.run(body()) == (["0"], 0)
-    finally:
-        clock.close()
+    assert _run_on(loop, body()) == (["0"], 0)

@@ -3,8 +3,8 @@
 Transports that name the same ``channel`` share one :class:`MemoryHub`, so several runtimes in
 one process (a test of an active and a shadow scheduler, say) talk to each other. Delivery is
 asynchronous and in order per subscription: ``publish`` queues the message and a drain task
-per subscription hands it over (on the virtual loop, a burst to an idle subscription with a
-``run`` goes by a queued handle in its stead: ``_kick``). A callback that raises gets the message again (at least once)
+per subscription hands it over (a burst to an idle subscription with a ``run`` goes by a
+callback queued in its stead: ``_kick``). A callback that raises gets the message again (at least once)
 up to ``max_redeliveries`` times. A batch subscription (``subscribe_batch``) gets everything its
 queue holds at once, split where the topic changes, as Kafka hands over a fetch. Planned faults
 (:class:`~forge_core.transport.faults.Faults`) and consumer groups take a slower path, chosen
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from dataclasses import replace
 from functools import partial
 from typing import Any, cast
@@ -215,7 +215,7 @@ class MemoryHub:
             sub.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        elif (kick := sub.kick) is not None:  # queues _kick's handle where set_result queues the task's step
+        elif (kick := sub.kick) is not None:  # queues _kick where set_result queues the task's step
             kick()
         elif sub.task is None:
             sub.task = asyncio.get_running_loop().create_task(self._drain(sub))
@@ -240,20 +240,20 @@ class MemoryHub:
         queue = sub.queue
         callback = cast(MessageCallback, sub.callback)
         run: DirectRun | None = getattr(callback, "run", None)  # see DirectRun
-        kick: Callable[[], None] | None = None
-        if run is not None and loop.__class__ is _VirtualEventLoop and not loop.get_debug():
-            # call_soon's handle, made once, run in a copy of this task's context (see _kick); queued
-            # as call_soon queues one (the virtual loop is Forge's own: clock.py), without a handle each time
-            handle = asyncio.Handle(partial(self._kick, sub, run), (), loop, copy_context())
-            kick = partial(loop._ready.append, handle)
+        kick: Callable[[], object] | None = None
+        if run is not None:  # _kick run in a copy of this task's context, queued where call_soon queues
+            kick = _soon_caller(loop, partial(self._kick, sub, run), copy_context())
+        handed: tuple[QueueEntry | None, Any] | None = None  # what _kick handed over, delivered first
         try:
             while True:
                 delivered = 0  # counted per burst, not per message; added however the burst ends
                 try:
-                    while queue:
+                    while queue or handed is not None:
                         entry: QueueEntry | None = None
                         outcome: Awaitable[None] | BaseException | None = None
-                        if run is not None:
+                        if handed is not None:  # draining still set: on as the burst would have gone
+                            (entry, outcome), handed = handed, None
+                        elif run is not None:
                             done, entry, outcome = run(queue)  # the Envelopes at the head, in one call
                             delivered += done
                             if entry is None and not queue:
@@ -287,40 +287,19 @@ class MemoryHub:
                 else:  # parked: _wake queues the kick; only _kick's handover wakes the task
                     sub.parked, sub.kick = waiter, kick
                     await waiter
-                    await self._carry_on(sub, callback)
+                    handed, sub.handover = sub.handover, None
         finally:
             sub.draining = False
             sub.waiter = sub.kick = sub.parked = sub.handover = None
 
-    async def _carry_on(self, sub: _Sub, callback: MessageCallback) -> None:
-        """The delivery ``_kick`` handed over (draining still set), as the burst loop above makes it."""
-        handed, sub.handover = sub.handover, None
-        if handed is None:
-            return
-        entry, outcome = handed
-        if entry is None:  # bytes: on_message's coroutine
-            entry = sub.queue.popleft()
-        topic, envelope, attempt = _parts(entry)
-        try:
-            if outcome is None:
-                await callback(topic, envelope)
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                await outcome
-            self.delivered += 1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the subscriber did not ack: deliver again
-            self._not_acked(sub, topic, envelope, attempt, exc)
-
     def _kick(self, sub: _Sub, run: DirectRun) -> None:
-        """A burst to an idle subscription on the virtual loop, delivered by a handle ``_wake`` queues
-        (``sub.kick``) instead of the task's waiter: the same runs of the same handlers at the same
-        place in the loop's order (the handle lands in the ready queue where the waiter's
-        ``set_result`` would have put the task's step), without a future, a task step and a
-        coroutine resumed per burst. What needs to await (an awaitable outcome, bytes to decode)
-        is handed to the task, which carries on from there in its next step."""
+        """A burst to an idle subscription, delivered by a callback ``_wake`` queues (``sub.kick``)
+        instead of the task's waiter: the same runs of the same handlers at the same place in the
+        loop's order (the callback lands in the ready queue where the waiter's ``set_result`` would
+        have put the task's step), without a future, a task step and a coroutine resumed per burst
+        (on the virtual loop, without a handle either: its ``soon_caller``). What needs to await (an
+        awaitable outcome, bytes to decode) is handed to the task, which carries on from there in its
+        next step."""
         parked = sub.parked
         if sub.kick is None or parked is None or parked.done():  # handed over, or the task is ending
             return
@@ -376,6 +355,15 @@ def _parts(entry: QueueEntry) -> tuple[str, Envelope | RawMessage, int]:
     if isinstance(entry, tuple):
         return entry
     return entry.topic, entry, 0
+
+
+def _soon_caller(loop: asyncio.AbstractEventLoop, callback: Callable[[], object],
+                 context: Context) -> Callable[[], object]:
+    """A call that queues ``callback`` as ``loop.call_soon(callback, context=context)`` does: the
+    virtual loop's own, without a handle per call (:meth:`_VirtualEventLoop.soon_caller`), else that."""
+    if isinstance(loop, _VirtualEventLoop):
+        return loop.soon_caller(callback, context)
+    return partial(loop.call_soon, callback, context=context)
 
 
 def hub_for(channel: str | None, **options: Any) -> MemoryHub:

@@ -45,9 +45,9 @@ class _Sub(Subscription):
         #: ``waiter`` when the queue is empty: waking a future is far cheaper than a task per burst.
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[None] | None = None
-        #: Set while the task is idle on a virtual loop and the callback has a ``run``: queues the
-        #: handle that delivers a burst without waking the task (``MemoryHub._kick``), or None.
-        self.kick: Callable[[], None] | None = None
+        #: Set while the task is idle and the callback has a ``run``: queues the callback that
+        #: delivers a burst without waking the task (``MemoryHub._kick``), or None.
+        self.kick: Callable[[], object] | None = None
         #: The task's future while ``kick`` is set (``waiter`` is None then): resolved by a handover.
         self.parked: asyncio.Future[None] | None = None
         #: What ``_kick`` could not finish without the task: (entry or None, outcome), taken by the task.
