@@ -128,15 +128,21 @@ def test_the_migrations_go_up_after_mms_0001_and_down_again(backend, tmp_path, r
         conn.execute(readings.insert(), [{"sensor_id": "temp-1", "seq": s, "kind": "temperature", "value": 1.0,
                                           "ts": 1.0, "stored_at": 1.0, "processor": "p"} for s in (1, 2)])
     upgrade(engine, registry)
-    assert current(engine, registry)["mms"] == "mms_0003"
+    assert current(engine, registry)["mms"] == "mms_0004"
     with engine.connect() as conn:
         assert conn.execute(sa.select(sensors.c.stored)).scalar_one() == 2
-    assert "ix_readings_stored_at" in {i["name"] for i in sa.inspect(engine).get_indexes("readings")}
+        assert conn.execute(sa.select(sa.func.count()).select_from(readings)).scalar_one() == 2, "mms_0004 keeps them"
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("readings")}
+    assert "ix_readings_stored_at" in indexes and "ix_readings_ts" not in indexes, indexes
     tables = set(sa.inspect(engine).get_table_names())
     assert {"sensors", "readings", "alerts", "system_events", "reading_rollups", "heartbeats"} <= tables
     assert {c["name"] for c in sa.inspect(engine).get_columns("readings")} == {
         "sensor_id", "seq", "kind", "value", "ts", "stored_at", "processor", "anomaly"}
     cfg = registry.config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "mms_0003")
+    assert "ix_readings_ts" in {i["name"] for i in sa.inspect(engine).get_indexes("readings")}, "mms_0004's down"
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "mms_0001")

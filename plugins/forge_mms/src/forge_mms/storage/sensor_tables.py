@@ -1,4 +1,4 @@
-"""The sensor monitoring tables as SQLAlchemy Core sees them (migrations ``mms_0002``, ``mms_0003``), and the
+"""The sensor monitoring tables as SQLAlchemy Core sees them (migrations ``mms_0002`` to ``mms_0004``), and the
 statements :mod:`forge_mms.storage.sensor_store` writes a batch with, built once per dialect.
 
 Times are epoch seconds (UTC): ``ts``, ``first_seen``, ``last_seen``, ``raised_at`` and ``cleared_at``
