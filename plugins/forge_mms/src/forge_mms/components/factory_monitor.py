@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 from forge_core import Component, DeadLetter, Envelope, Publishes, Subscribes, dead_letters
@@ -30,7 +31,7 @@ from forge_core.transport import topic_level
 from forge_mms.maintenance.failover import FailoverManager
 from forge_mms.maintenance.recovery import RecoveryManager
 from forge_mms.maintenance.reports import FAILOVER_EVENT, StatusReports
-from forge_mms.monitoring.beats import BeatHistory, BeatRefused, BeatWindow, factory_of
+from forge_mms.monitoring.beats import Beat, BeatHistory, BeatRefused, BeatWindow, factory_of
 from forge_mms.monitoring.faults import FaultDetector
 from forge_mms.monitoring.starvation import StarvationGuard
 from forge_mms.settings import FactoryMonitorParams
@@ -138,7 +139,10 @@ class FactoryMonitor(Component):
         return self.elector is not None and self.elector.is_leader
 
     # -- beats ------------------------------------------------------------------------------------
-    async def on_beat(self, envelope: Envelope) -> None:
+    def on_beat(self, envelope: Envelope) -> Awaitable[None] | None:
+        """Read and count a beat. Sync (the bus delivers a run of beats without a coroutine each, ~1 µs a
+        beat per replica); a full batch to flush or a status change comes back as a coroutine, which the
+        bus awaits before the next beat, as it awaited the whole handler before."""
         payload = envelope.payload
         try:
             # the id in the body, checked once per id (factory_of's topic-level check, every beat before)
@@ -155,13 +159,19 @@ class FactoryMonitor(Component):
             self.ctx.bus.dead_letters.put(DeadLetter(
                 dead_letters.REFUSED, f"{self.name}: beat {exc}; ignored", envelope.topic or "",
                 self.ctx.transport or "", self.ctx.clock.time(), [], self.name, envelope))
-            return
+            return None
         self.stats["beats"] += 1
         # heard when the transport read it, not when a backlog let it through (StarvationGuard)
         beat = self.history.add(factory, self.ctx.clock.time() - self.guard.backlog_age(), payload)
         # every replica buffers every beat; the leader writes them, a new leader those of the handover
         if self.params.record_beats and self.store.add_beat(beat) and self.leading:
-            await self.flush()
+            return self._flush_then_observe(beat)
+        change = self.faults.observe(beat)
+        return self._changed(change) if change is not None else None
+
+    async def _flush_then_observe(self, beat: Beat) -> None:
+        """The rest of :meth:`on_beat` when the leader's batch is full: the flush, then the beat counted."""
+        await self.flush()
         change = self.faults.observe(beat)
         if change is not None:
             await self._changed(change)
