@@ -5,7 +5,8 @@ readings ``ON CONFLICT (sensor_id, seq) DO NOTHING RETURNING`` (what comes back 
 stored), alerts ``ON CONFLICT (alert_id) DO NOTHING``, a clear updates only a raised alert, the sensor
 row keeps the newest seq, and the per-minute rollups add only the readings this transaction inserted.
 Rows are written in key order so two processors briefly sharing a sensor during a rebalance take their
-locks in the same order. SQLite and PostgreSQL (their INSERT ... ON CONFLICT).
+(PostgreSQL) row locks in the same order; SQLite's readings go in the batch's order, unsorted (a write
+locks the whole database, so no order deadlocks). SQLite and PostgreSQL (their INSERT ... ON CONFLICT).
 
 Like :mod:`forge_mms.storage.store`, a call runs in a worker thread under a real clock (the event loop
 never waits on the database), a transaction per batch; and inline under a virtual clock, one call at a
@@ -195,21 +196,22 @@ class SensorStore:
                          stored_at: float) -> set[tuple[str, int]]:
         if not batch:
             return set()
-        ordered = sorted(batch, key=_key) if len(batch) > 1 else batch
-        if sql.driver is None:
+        if sql.driver is None:  # PostgreSQL: row locks, taken in key order (see the module's doc)
+            ordered = sorted(batch, key=_key) if len(batch) > 1 else batch
             rows = [{"sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
                      "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
             return {(row.sensor_id, int(row.seq)) for row in conn.execute(sql.readings, rows)}
         # SQLite: one single-row INSERT ... ON CONFLICT DO NOTHING per reading by executemany, no RETURNING (its
         # rows cost more than the insert: ~2 us a reading of a 9-row batch); the cursor's rowcount is how many
-        # it inserted. All of them (the common case): the batch's keys. Fewer: see _inserted_last
+        # it inserted. All of them (the common case): the batch's keys. Fewer: see _inserted_last. In the
+        # batch's order: SQLite locks the whole database for a write, so no order of rows can deadlock
         processor = self.processor
-        values = [(r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, processor, r.anomaly) for r in ordered]
+        values = [(r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, processor, r.anomaly) for r in batch]
         statement = sql.driver["readings"]
         with driver_cursor(conn) as cursor:
             statement.executemany(cursor, values)
             added = cursor.rowcount
-            keys = set(map(_key, ordered))
+            keys = set(map(_key, batch))
             return keys if added == len(values) else _inserted_last(cursor, statement, added, keys)
 
     def _upsert_sensors(self, conn: Connection, sql: Statements, batch: Sequence[Reading],
