@@ -80,6 +80,35 @@ def test_time_jumps_to_the_next_timer_and_reads_exactly() -> None:
     assert seen == [5.0, 5.25, VIRTUAL_EPOCH + 6.0]
 
 
+def _readings(loop: asyncio.AbstractEventLoop, wall: object = None) -> list[tuple[str, float, object]]:
+    """Where timers find the loop's time: odd delays, one past due, one beyond a day's jump."""
+    seen: list[tuple[str, float, object]] = []
+
+    async def main() -> None:
+        for n, delay in enumerate((0.1, 1e-10, 0.3, 2.5 * 86_400, 7 / 3, -5.0, 1e5 + 0.7, 0.0)):
+            done = loop.create_future()
+            loop.call_at(loop.time() + delay, done.set_result, None)
+            await done
+            seen.append((str(n), loop.time(), wall and wall()))  # type: ignore[operator]
+
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    return seen
+
+
+def test_time_jumps_read_what_the_stock_loops_timeout_gives() -> None:
+    """The jump's arithmetic (the stock loop's min(max(0.0, gap), one day) added to the reading) gives
+    the same readings to the bit, and ``time()`` follows it."""
+    clock = VirtualClock(start=0.0)
+    ours = _readings(clock.loop, clock.time)
+    assert [(n, at) for n, at, _ in ours] == [(n, at) for n, at, _ in _readings(_StockVirtualLoop())]
+    assert all(wall == at for _, at, wall in ours)
+
+
 def test_a_sleep_cancelled_midway_leaves_no_live_timer() -> None:
     clock = VirtualClock()
 

@@ -85,16 +85,13 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
     ``call_soon``/``call_at``, and time jumps straight to the earliest timer. A simulated day
     is mostly this loop's iterations (every sleep, message hand-off and task step).
 
-    The heap holds :class:`_Due` entries (the handle's due time as a float, carrying the handle)
-    instead of the handles: ``heapq`` compares them in C where the stock heap calls
-    ``TimerHandle.__lt__`` (a Python frame) a dozen times a timer, and since both compare the due
-    time alone the heap makes the same swaps and ties come out in the same order. ``time()`` is
-    a C-level read of the current instant (no Python frame), as is :meth:`VirtualClock.time`, and so
-    is ``get_debug()`` (C's ``Future()`` asks it of its loop: every sleep's and waiter's future).
+    The heap holds :class:`_Due` entries (the due time as a float, carrying the handle): ``heapq``
+    compares them in C where the stock heap calls ``TimerHandle.__lt__`` (a Python frame), with the
+    same swaps (both compare the due time alone), so ties come out in the same order. ``time()`` and
+    ``get_debug()`` (asked by C's ``Future()``) are C-level reads, as is :meth:`VirtualClock.time`.
     Outside debug mode handles are made without the stock constructors' frames and run without
-    ``Handle._run``'s (:func:`_report` does what it does with an exception).
-    In debug mode the stock checks run on ``call_soon``/``call_at``; slow callbacks are not
-    reported (virtual time does not move while a callback runs).
+    ``Handle._run``'s (:func:`_report` does what it does with an exception). In debug mode the stock
+    checks run on ``call_soon``/``call_at``; slow callbacks are not reported (virtual time stands still).
     """
 
     # base_events' private state this loop works on (typeshed does not declare it)
@@ -185,6 +182,8 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
         popleft = ready.popleft
         handle: Any = None
         args: Any = None
+        instant: Any = None  # the reading (an object kept alive) wall_now and end_time were made from
+        end_time = 0.0
         while True:
             scheduled = self._scheduled
             count = len(scheduled)
@@ -205,16 +204,21 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
             if not ready and not self._stopping:
                 if not scheduled:
                     raise VirtualClockStalled(_STALLED)
-                # the same arithmetic as the selector's wait of the stock loop's timeout: identical readings
-                now[0] += min(max(0.0, scheduled[0] - now[0]), _MAX_JUMP)
-            # every iteration, not only after a jump: a test may move _virtual_now itself (a stall)
-            wall_now[0] = start + now[0]
-            end_time = now[0] + 1e-9
+                # the stock loop's timeout arithmetic, min(max(0.0, gap), _MAX_JUMP) by comparisons (NaN
+                # included) without two builtin calls: identical readings
+                gap = scheduled[0] - now[0]
+                now[0] += (gap if gap <= _MAX_JUMP else _MAX_JUMP) if gap > 0.0 else 0.0
+            if now[0] is not instant:  # after a jump, or a test moved the reading (a stall)
+                instant = now[0]
+                wall_now[0] = start + instant
+                end_time = instant + 1e-9
             while scheduled and scheduled[0] < end_time:
                 handle = heappop(scheduled).handle
                 handle._scheduled = False
                 ready.append(handle)
-            for _ in range(len(ready)):
+            todo = len(ready)  # what these callbacks queue runs at the next iteration (a while: no range)
+            while todo:
+                todo -= 1
                 handle = popleft()
                 if handle._cancelled:
                     continue
@@ -370,13 +374,10 @@ class VirtualClock:
         stop_at = loop.time() + seconds
 
         async def _until() -> None:
-            if main is not None:
-                task = asyncio.ensure_future(main)
-                await asyncio.sleep(max(0.0, stop_at - loop.time()))
-                if not task.done():
-                    task.cancel()
-            else:
-                await asyncio.sleep(max(0.0, stop_at - loop.time()))
+            task = None if main is None else asyncio.ensure_future(main)
+            await asyncio.sleep(max(0.0, stop_at - loop.time()))
+            if task is not None and not task.done():
+                task.cancel()
 
         self.run(_until())
 
