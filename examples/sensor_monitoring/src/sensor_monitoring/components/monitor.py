@@ -124,7 +124,10 @@ class Monitor(Component):
     async def start(self) -> None:
         self.produced = 0
         self.started_at = self.ctx.clock.time()
-        self._seen: deque[float] = deque()  # clock times of readings seen in the last rate_window
+        #: (clock time, readings) of the batches seen in the last rate_window, and their readings: a batch's
+        #: entry, not one per reading (trimmed a batch at a time)
+        self._seen: deque[tuple[float, int]] = deque()
+        self._seen_readings = 0
         self._read_at: float | None = None  # clock time of the last database read
         self.lazy = False  # set below, once it is known whether a table is drawn
         self.storage_view = StorageView()
@@ -171,11 +174,13 @@ class Monitor(Component):
     def on_readings(self, envelopes: list[Envelope]) -> None:
         """Readings delivered, a batch at a time (what the transport holds: on the memory bus, what came within
         its ``batch_wait``), so the figures lag by up to that (1 s in the plant), as the stored figures do."""
-        self.produced += len(envelopes)
+        count = len(envelopes)
+        self.produced += count
         now = self.ctx.clock.time()
         seen = self._seen
-        seen.extend([now] * len(envelopes))
-        if seen[0] < now - self.params.rate_window:  # kept to the window between two snapshots too
+        seen.append((now, count))
+        self._seen_readings += count
+        if seen[0][0] < now - self.params.rate_window:  # kept to the window between two snapshots too
             self._trim(now)
 
     async def tick(self) -> None:
@@ -258,8 +263,9 @@ class Monitor(Component):
 
     def _trim(self, now: float) -> None:
         start = now - self.params.rate_window
-        while self._seen and self._seen[0] < start:
-            self._seen.popleft()
+        seen = self._seen
+        while seen and seen[0][0] < start:
+            self._seen_readings -= seen.popleft()[1]
 
     # -- views -------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -277,7 +283,7 @@ class Monitor(Component):
         lag = self.sub.lag() if self.sub is not None else None
         return {
             "produced": self.produced if self.sub is not None else None,
-            "produced_per_s": round(len(self._seen) / seen_over, 2) if self.sub is not None and seen_over else None,
+            "produced_per_s": round(self._seen_readings / seen_over, 2) if self.sub is not None and seen_over else None,
             "stored": db.stored if self.polls else None, "stored_per_s": stored_rate,
             "processing_ms": db.latency_ms, "active_alerts": db.active_alerts, "latest_alerts": db.latest_alerts,
             "assignments": {name: [list(tp) for tp in sorted(held)] for name, held in sorted(self.assignments.items())},
