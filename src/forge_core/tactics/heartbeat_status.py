@@ -32,6 +32,9 @@ class Status(StrEnum):
     DOWN = "DOWN"
 
 
+_UP = Status.UP  # a global, not an enum class attribute looked up on every beat
+
+
 @dataclass(frozen=True)
 class StatusChange:
     """One transition. ``old`` is None when the source was just discovered."""
@@ -97,6 +100,7 @@ class HeartbeatStatusMonitor:
         self.error_window = float(error_window)
         self.min_window_beats = int(min_window_beats)
         self.recover_after = int(recover_after)
+        self._late_after = self.degraded_after * self.interval  # a gap over this is a late beat
         self._sources: dict[str, SourceStatus] = {}
         #: Changes whenever a source's status does or a source is added or forgotten: the same
         #: version means :meth:`sources` would give the same statuses (a caller may keep them).
@@ -132,16 +136,19 @@ class HeartbeatStatusMonitor:
         if at < state.last_beat:
             return None  # reordered beat; the newer one already counted
         gap = at - state.last_beat
-        late = gap > self.degraded_after * self.interval
+        late = gap > self._late_after
         self.detector.heartbeat(source, at)
         state.last_beat = at
         window = state.window
         window.append((at, healthy))
         if not healthy:
             state.errors += 1
-        self._trim(state, at)
+        oldest = at - self.error_window  # the beats that left the error window
+        while window and window[0][0] < oldest:
+            if not window.popleft()[1]:
+                state.errors -= 1
 
-        if state.status is Status.UP:
+        if state.status is _UP:
             if late:
                 return self._move(
                     state,
@@ -236,13 +243,6 @@ class HeartbeatStatusMonitor:
         self.detector.forget(source)
 
     # -- internals -------------------------------------------------------------------------
-    def _trim(self, state: SourceStatus, now: float) -> None:
-        window = state.window
-        oldest = now - self.error_window
-        while window and window[0][0] < oldest:
-            if not window.popleft()[1]:
-                state.errors -= 1
-
     def _move(self, state: SourceStatus, source: str, new: Status, at: float, reason: str) -> StatusChange:
         self.version += 1
         old = state.status

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, Literal, NamedTuple, overload
 
 from forge_core import Envelope
@@ -86,57 +87,58 @@ class BeatHistory:
         self.horizon = horizon
         self.late_after = late_after
         self.cumulative = errors == "cumulative"
-        self._beats: dict[str, deque[Beat]] = {}
-        self._last: dict[str, Beat] = {}
-        self._windows: dict[str, list[BeatWindow]] = {}
+        self._tracks: dict[str, _Track] = {}
         # (factory, length) -> its window: the monitor asks for one every check per factory and replica
         self._window_of: dict[tuple[str, float], BeatWindow] = {}
 
     def add(self, factory: str, at: float, payload: dict[str, Any]) -> Beat:
         """Record the beat ``payload`` (valid ``mms.factory_heartbeat``) that arrived at ``at``."""
         metrics = payload.get("metrics") or {}
-        errors = float(metrics.get("errors", 0.0))
-        previous = self._last.get(factory)
-        if not self.cumulative:
-            new = errors
-        elif previous is None:
-            new = 0.0  # a counter's first reading says nothing about the last interval
-        elif errors >= previous.errors:
-            new = errors - previous.errors
+        errors = metrics.get("errors", 0.0)
+        if type(errors) is not float:  # a JSON float as is (what float() gives), else converted
+            errors = float(errors)
+        track = self._tracks.get(factory)
+        if track is None:
+            track = self._tracks[factory] = _Track()
+        previous = track.last
+        if previous is None:
+            gap, late = None, False
+            new = 0.0 if self.cumulative else errors  # a counter's first reading says nothing about the last interval
         else:
-            new = errors  # the counter went down: reset by a restart, all of it is new
-        gap = at - previous.at if previous is not None else None
+            gap = at - previous.at
+            late = gap > self.late_after
+            if not self.cumulative or errors < previous.errors:
+                new = errors  # per beat, or the counter went down: reset by a restart, all of it is new
+            else:
+                new = errors - previous.errors
         latency = payload.get("latencyMs")
         cpu, memory = metrics.get("cpu"), metrics.get("memory")
-        beat = Beat(factory, at, float(payload["timestamp"]), errors, new, gap,
-                    gap is not None and gap > self.late_after,
-                    cpu if type(cpu) is float else _number(cpu),  # a JSON float as is: what _number gives
-                    memory if type(memory) is float else _number(memory),
-                    float(latency) if latency is not None else None)
-        self._last[factory] = beat
-        beats = self._beats.get(factory)
-        if beats is None:
-            beats = self._beats[factory] = deque()
+        beat = track.last = _new_beat((
+            factory, at, float(payload["timestamp"]), errors, new, gap, late,
+            cpu if type(cpu) is float else _number(cpu),  # a JSON float as is: what _number gives
+            memory if type(memory) is float else _number(memory),
+            float(latency) if latency is not None else None))
+        beats = track.beats
         beats.append(beat)
         oldest = at - self.horizon
         while beats[0].at < oldest:  # the beat just added is never older than the horizon
             beats.popleft()
-        windows = self._windows.get(factory)
-        if windows:
-            for window in windows:
-                window.append(beat)
+        for window in track.windows:
+            window.append(beat)
         return beat
 
     def factories(self) -> list[str]:
-        return list(self._beats)
+        return [factory for factory, track in self._tracks.items() if track.last is not None]
 
     def last(self, factory: str) -> Beat | None:
-        return self._last.get(factory)
+        track = self._tracks.get(factory)
+        return track.last if track is not None else None
 
     def beats(self, factory: str, window: float, now: float) -> list[Beat]:
         """The beats of ``factory`` that arrived in ``[now - window, now]``, oldest first."""
         start = now - window
-        return [b for b in self._beats.get(factory, ()) if start <= b.at <= now]
+        track = self._tracks.get(factory)
+        return [b for b in track.beats if start <= b.at <= now] if track is not None else []
 
     def window(self, factory: str, window: float, now: float) -> BeatWindow:
         """The beats of ``factory`` in ``[now - window, now]`` as a :class:`BeatWindow` kept between
@@ -145,14 +147,32 @@ class BeatHistory:
         if found is None:
             if window > self.horizon:
                 raise ValueError(f"BeatHistory: window {window!r} s is longer than the horizon {self.horizon!r} s")
-            found = self._window_of[factory, window] = BeatWindow(window, self._beats.get(factory, ()))
-            self._windows.setdefault(factory, []).append(found)
+            track = self._tracks.get(factory)
+            if track is None:
+                track = self._tracks[factory] = _Track()
+            found = self._window_of[factory, window] = BeatWindow(window, track.beats)
+            track.windows.append(found)
         found.advance(now)
         return found
 
     def calculate_error_rate(self, factory: str, window: float, now: float) -> float:
         """Failed beats (new errors or timeouts) / beats of ``factory`` in the last ``window`` s (0 without beats)."""
         return error_rate(self.beats(factory, window, now))
+
+
+#: Beat(*values) without the named tuple's ``__new__``, a Python function (a frame per beat per replica)
+_new_beat: Callable[[tuple[Any, ...]], Beat] = partial(tuple.__new__, Beat)
+
+
+class _Track:
+    """One factory's beats: the newest, those of the horizon, and the windows kept up to date."""
+
+    __slots__ = ("beats", "last", "windows")
+
+    def __init__(self) -> None:
+        self.last: Beat | None = None
+        self.beats: deque[Beat] = deque()
+        self.windows: list[BeatWindow] = []
 
 
 def error_rate(beats: Iterable[Beat]) -> float:
