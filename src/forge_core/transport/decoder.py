@@ -41,18 +41,27 @@ class ForgeEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     general path reads the event. ``specversion`` and ``datacontenttype`` are not checked (as
     before msgspec): any JSON value."""
 
+    # in the order encode_structured writes them (``partitionkey``, optional, comes last here): msgspec
+    # looks for each name first where the previous one left off (~400 instructions a record less
+    # than another order; encode_structured_many's order costs no more)
     specversion: Any
-    id: _NonEmpty
     source: _NonEmpty
     type: _NonEmpty
-    time: str
     datacontenttype: Any
     schemaversion: str
+    time: str
+    id: _NonEmpty
     data: msgspec.Raw
     partitionkey: str | None = None
 
 
 _decode_event = msgspec.json.Decoder(ForgeEvent).decode
+
+#: A time's microseconds from its last seven characters ("ffffffZ"): "000".."999" -> 0..999,000 and
+#: "000Z".."999Z" -> 0..999. Two slices and two lookups cost ~350 instructions less than checking the
+#: digits (``isdigit``, ``isascii``, the length, the "Z") and ``int``; the same value.
+_MILLI_MICROS = {text: n * 1000 for n, text in enumerate(_times.DIGITS3)}.get
+_MICROS_Z = {text + "Z": n for n, text in enumerate(_times.DIGITS3)}.get
 
 
 @dataclass
@@ -177,10 +186,12 @@ class Decoder:
         if time_text == self._last_text:
             time = self._last_time
         else:  # a batch's events share their time: one compare, not a parse
-            head, micros = _times._parse_cache  # fast_parse_time(time_text), its cached second inline
-            if (len(time_text) == 27 and time_text.startswith(head) and time_text[26] == "Z"
-                    and (fraction := time_text[20:26]).isdigit() and fraction.isascii()):
-                time = (micros + int(fraction)) / 1_000_000
+            # fast_parse_time(time_text), its cached second inline; the six digits and the "Z" by two
+            # lookups, which also check the shape (exactly 27 characters, ASCII digits)
+            head, micros = _times._parse_cache
+            if (time_text[:20] == head and (thousands := _MILLI_MICROS(time_text[20:23])) is not None
+                    and (units := _MICROS_Z(time_text[23:])) is not None):
+                time = (micros + thousands + units) / 1_000_000
             else:
                 try:
                     time = fast_parse_time(time_text)
