@@ -70,6 +70,32 @@ def test_rollups_are_exact_per_minute_and_match_a_recompute(sensor_db, make_read
     assert rows(sensor_db, reading_rollups, reading_rollups.c.minute) == expected
 
 
+@pytest.mark.parametrize("offload", [False, True], ids=["commit-group", "a-transaction-a-batch"])
+def test_a_rollup_holds_its_minutes_readings_whether_they_came_in_time_order_or_not(sensor_db, make_reading, offload):
+    """The rollups of a write: per sensor and minute, the count, min, max and sum (in the readings' order) of
+    exactly the readings whose minute_of is that minute; found by runs of the times when a sensor's come in time
+    order (temp-1), one by one when not (temp-2); times at, just below and just past minutes' edges."""
+    import math
+    import random
+
+    start = 1_800_000_000.0  # a minute's start
+    times = [start - 0.5, start, start + 59.999999, math.nextafter(start + 60.0, 0.0), start + 60.0, start + 61.5,
+             start + 61.5, start + 179.0, start + 180.0]
+    shuffled = random.Random(5).sample(range(len(times)), len(times))
+    batch = [make_reading(i + 1, float(i * 3 % 7) + 0.1, ts=times[i]) for i in range(len(times))]
+    batch += [make_reading(i + 1, float(i * 5 % 11) + 0.1, sensor="temp-2", ts=times[i]) for i in shuffled]
+    store = SensorStore(lambda: sensor_db, offload=offload, processor="p-0")
+    store.write_batch(batch, [], 1.0)
+    store.close()
+    expected = []
+    for sid in ("temp-1", "temp-2"):
+        mine = [r for r in batch if r.sensor_id == sid]
+        for minute in sorted({minute_of(r.ts) for r in mine}):
+            vs = [r.value for r in mine if minute_of(r.ts) == minute]
+            expected.append((sid, minute, len(vs), min(vs), max(vs), sum(vs)))
+    assert rows(sensor_db, reading_rollups, reading_rollups.c.sensor_id, reading_rollups.c.minute) == expected
+
+
 def test_big_seqs_and_a_clock_that_went_back(sensor_db, make_reading):
     store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
     store.write_batch([make_reading(10, 1.0, ts=2_000.0)], [], 1.0)
