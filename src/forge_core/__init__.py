@@ -29,7 +29,7 @@ from forge_core.messages.envelope import Envelope, IdGenerator, RawMessage, form
 if TYPE_CHECKING:
     from forge_core.bus import MessageBus
     from forge_core.clock import Clock, RealClock, VirtualClock
-    from forge_core.components import Component, ComponentContext, epoch_of, subscribe
+    from forge_core.components import Component, ComponentContext, PeriodicTimer, epoch_of, subscribe
     from forge_core.messages import deadletter as dead_letters
     from forge_core.messages.deadletter import DeadLetter
     from forge_core.settings import Settings
@@ -43,6 +43,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "VirtualClock": "forge_core.clock:VirtualClock",
     "Component": "forge_core.components:Component",
     "ComponentContext": "forge_core.components:ComponentContext",
+    "PeriodicTimer": "forge_core.components:PeriodicTimer",
     "epoch_of": "forge_core.components:epoch_of",
     "subscribe": "forge_core.components:subscribe",
     "dead_letters": "forge_core.messages.deadletter",
@@ -66,6 +67,7 @@ __all__ = [
     "ManifestProblem",
     "MessageBus",
     "MessageRejected",
+    "PeriodicTimer",
     "PluginError",
     "Publishes",
     "RawMessage",

@@ -9,7 +9,8 @@ Everything a component needs from the outside comes through its :class:`Componen
 the clock (never ``time.time()``), a seeded RNG, publishing, storage, logging.
 
 The package's modules: ``subscriptions`` (``@subscribe``, fencing headers), ``context`` (what the
-runtime gives an instance), ``component`` (the base class and its hook checks).
+runtime gives an instance), ``component`` (the base class and its hook checks), ``periodic`` (``every``'s
+loop), ``timers`` (``timer`` and ``publish_soon``: periodic work on timer callbacks, no task).
 """
 
 from forge_core.components.component import Component
@@ -22,6 +23,7 @@ from forge_core.components.subscriptions import (
     epoch_of,
     subscribe,
 )
+from forge_core.components.timers import PeriodicTimer
 
 __all__ = ["EPOCH_HEADER", "LEASE_HEADER", "_SUBSCRIBE_ATTR", "Component", "ComponentContext", "ComponentFailed",
-           "SubscriptionSpec", "epoch_of", "subscribe"]
+           "PeriodicTimer", "SubscriptionSpec", "epoch_of", "subscribe"]

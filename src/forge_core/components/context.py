@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from forge_core.components.periodic import periodic
 from forge_core.components.subscriptions import EPOCH_HEADER, LEASE_HEADER, epoch_of
+from forge_core.components.timers import Next, PeriodicTimer, publish_soon
 from forge_core.messages.envelope import Envelope
 from forge_core.serving import GrpcHost, GrpcMounts, HttpHost, HttpMounts
 from forge_core.tactics.backpressure import BackpressureController
@@ -79,6 +80,7 @@ class ComponentContext:
         #: The batch subscriptions among them: ended before the component's ``stop()`` (see _end_batches).
         self._batches: list[Subscription] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: list[PeriodicTimer] = []
         self._at_end: list[tuple[str, Callable[[], object]]] = []
         self.failure: asyncio.Future[BaseException] | None = None
 
@@ -260,6 +262,22 @@ class ComponentContext:
         first = interval if initial_delay is None else initial_delay
         return self.spawn(periodic(self.clock, interval, first, fn), name=name or getattr(fn, "__name__", "every"))
 
+    def timer(self, interval: float, fn: Callable[[], Next], *, name: str = "",
+              initial_delay: float | None = None) -> PeriodicTimer:
+        """Call ``fn`` (sync) on a timer callback of the loop, not in a task: first after ``initial_delay``
+        (default one interval), then ``interval`` seconds after each call, or the delay it returns, or after
+        the awaitable it returns (awaited in a task of the component; its result is ``None`` or the delay).
+        A call that raises crashes the component; ``cancel()`` ends the timer, as does the end of this life.
+        Publish from ``fn`` with :meth:`publish_soon`."""
+        if interval <= 0:
+            raise ValueError(f"{self.name}: interval must be positive, got {interval}")
+        first = interval if initial_delay is None else initial_delay
+        timer = PeriodicTimer(fn, interval, first, spawn=self.spawn, name=name or getattr(fn, "__name__", "timer"))
+        self._timers.append(timer)
+        return timer
+
+    publish_soon = publish_soon  # a method defined beside the timers (forge_core.components.timers)
+
     def at_end(self, fn: Callable[[], object], *, name: str = "") -> None:
         """Call ``fn()`` when this life of the component ends, however it ends: stopped (after ``stop()``),
         crashed, or killed (no ``stop()`` then, as under SIGKILL). For what a kill must not leak: a kept
@@ -335,6 +353,9 @@ class ComponentContext:
                 logging.getLogger("forge.runtime").debug("cancel failed", exc_info=True)
 
     async def _release(self, *, killed: bool = False) -> None:
+        for timer in self._timers:  # no call once the life ends, nor while its tasks are cancelled
+            timer.cancel()
+        self._timers.clear()
         if self._http_host is not None:
             self._http_host.release(self.name)
         if self._grpc_host is not None:

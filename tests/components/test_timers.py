@@ -1,0 +1,305 @@
+"""ctx.timer and ctx.publish_soon (forge_core.components.timers): periodic work on the loop's timer callbacks,
+publishing without a task when the transport does not wait, on the virtual clock and on a real loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from forge_core import TransportError
+from forge_core.clock import RealClock, VirtualClock
+from forge_core.components.timers import PeriodicTimer, publish_soon
+from forge_core.testing import TestPlant
+
+
+class Spawner:
+    """A component's spawn, as far as the timers use it: the tasks and their errors kept."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def __call__(self, coro: Awaitable[Any], *, name: str = "") -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self.tasks.append(task)
+        return task
+
+    def errors(self) -> list[BaseException]:
+        return [t.exception() for t in self.tasks if t.done() and not t.cancelled() and t.exception() is not None]
+
+
+def run_virtual(main: Callable[[VirtualClock], Awaitable[Any]]) -> Any:
+    clock = VirtualClock()
+    try:
+        return clock.run(main(clock))  # type: ignore[arg-type]
+    finally:
+        clock.close()
+
+
+def test_calls_come_every_interval_or_after_the_delay_the_call_returns() -> None:
+    async def main(clock: VirtualClock) -> list[float]:
+        calls: list[float] = []
+        delays = iter([None, 0.25, 3.0, None])
+
+        def fn() -> float | None:
+            calls.append(clock.monotonic())
+            return next(delays, None)
+
+        timer = PeriodicTimer(fn, 1.0, 0.5, spawn=Spawner(), name="t")
+        await clock.sleep(7.0)
+        timer.cancel()
+        await clock.sleep(5.0)
+        return calls
+
+    assert run_virtual(main) == [0.5, 1.5, 1.75, 4.75, 5.75, 6.75]
+
+
+def test_a_returned_awaitable_runs_in_a_task_and_its_result_times_the_next_call() -> None:
+    async def main(clock: VirtualClock) -> tuple[list[tuple[float, str]], int]:
+        log: list[tuple[float, str]] = []
+
+        async def slow(delay: float | None) -> float | None:
+            await clock.sleep(0.5)
+            log.append((clock.monotonic(), "slow done"))
+            return delay
+
+        results = iter([slow(2.0), slow(None), None])
+
+        def fn() -> Any:
+            log.append((clock.monotonic(), "call"))
+            return next(results, None)
+
+        spawn = Spawner()
+        PeriodicTimer(fn, 1.0, 1.0, spawn=spawn, name="t")
+        await clock.sleep(6.0)
+        return log, len(spawn.tasks)
+
+    log, tasks = run_virtual(main)
+    assert log == [(1.0, "call"), (1.5, "slow done"), (3.5, "call"), (4.0, "slow done"), (5.0, "call"),
+                   (6.0, "call")]
+    assert tasks == 2, "a task only for a call that returned an awaitable"
+
+
+def test_an_error_ends_the_timer_and_is_handed_to_a_task() -> None:
+    async def main(clock: VirtualClock) -> tuple[int, list[BaseException], bool]:
+        calls = []
+
+        def fn() -> None:
+            calls.append(clock.monotonic())
+            if len(calls) == 2:
+                raise RuntimeError("a bug in the callback")
+
+        spawn = Spawner()
+        timer = PeriodicTimer(fn, 1.0, 1.0, spawn=spawn, name="t")
+        await clock.sleep(5.0)
+        return len(calls), spawn.errors(), timer.cancelled()
+
+    calls, errors, cancelled = run_virtual(main)
+    assert calls == 2 and cancelled
+    assert [str(e) for e in errors] == ["a bug in the callback"]
+
+
+def test_cancel_from_the_call_or_while_its_awaitable_runs() -> None:
+    async def main(clock: VirtualClock) -> tuple[list[float], list[float], bool]:
+        own: list[float] = []
+        timer_box: list[PeriodicTimer] = []
+
+        def stops_itself() -> None:
+            own.append(clock.monotonic())
+            if len(own) == 3:
+                timer_box[0].cancel()
+
+        timer_box.append(PeriodicTimer(stops_itself, 1.0, 1.0, spawn=Spawner(), name="own"))
+        waited: list[float] = []
+
+        async def long() -> float:
+            await clock.sleep(10.0)
+            waited.append(clock.monotonic())
+            return 1.0
+
+        spawn = Spawner()
+        outside = PeriodicTimer(long, 1.0, 1.0, spawn=spawn, name="outside")
+        await clock.sleep(2.0)
+        outside.cancel()  # its awaitable is running: cancelled with it
+        await clock.sleep(20.0)
+        return own, waited, spawn.tasks[0].cancelled()
+
+    own, waited, task_cancelled = run_virtual(main)
+    assert own == [1.0, 2.0, 3.0]
+    assert waited == [] and task_cancelled
+
+
+def test_works_on_a_real_asyncio_loop() -> None:
+    async def main() -> list[int]:
+        calls: list[int] = []
+
+        def fn() -> float:
+            calls.append(len(calls))
+            return 0.001
+
+        timer = PeriodicTimer(fn, 1.0, 0.0, spawn=Spawner(), name="real")
+        while len(calls) < 5:
+            await RealClock().sleep(0.001)
+        timer.cancel()
+        return calls
+
+    assert asyncio.run(main())[:5] == [0, 1, 2, 3, 4]
+
+
+# -- publish_soon ------------------------------------------------------------------------------
+
+class Publisher:
+    """What publish_soon asks of the context: its publish (at once, waiting, failing) and its spawn."""
+
+    def __init__(self) -> None:
+        self.spawn = Spawner()
+
+    def publish(self, topic: str, type_: str, payload: dict[str, Any], **kw: Any) -> Any:
+        return getattr(self, topic)(payload)
+
+    async def at_once(self, payload: dict[str, Any]) -> str:
+        return f"sent {payload['n']}"
+
+    async def waits(self, payload: dict[str, Any]) -> str:
+        await asyncio.sleep(0)
+        return f"sent {payload['n']}"
+
+    async def waits_and_fails(self, payload: dict[str, Any]) -> str:
+        await asyncio.sleep(0)
+        raise TransportError("timed out (test)")
+
+    async def refused(self, payload: dict[str, Any]) -> str:
+        raise TransportError("broker unreachable (test)")
+
+
+def test_publish_soon_ends_at_once_without_a_task_or_in_a_task_when_the_transport_waits() -> None:
+    async def main() -> None:
+        ctx: Any = Publisher()
+        done: list[str] = []
+        failed: list[tuple[str, dict[str, int]]] = []
+
+        def send(how: str, payload: dict[str, int]) -> asyncio.Task[None] | None:
+            return publish_soon(ctx, how, "test.reading", payload, on_published=done.append,
+                                on_failed=lambda exc, p: failed.append((str(exc), p)))
+
+        p1, p2, p3, p4 = ({"n": i} for i in range(1, 5))
+        assert send("at_once", p1) is None and done == ["sent 1"] and not ctx.spawn.tasks
+        assert send("refused", p2) is None and failed == [("broker unreachable (test)", p2)]
+        waiting, failing = send("waits", p3), send("waits_and_fails", p4)
+        assert waiting is not None and failing is not None and done == ["sent 1"], "not done yet"
+        await asyncio.gather(waiting, failing)
+        assert done == ["sent 1", "sent 3"] and failed[1:] == [("timed out (test)", p4)]
+
+    asyncio.run(main())
+
+
+def test_publish_soon_without_on_failed_raises_the_transport_s_error() -> None:
+    async def main() -> None:
+        ctx: Any = Publisher()
+        with pytest.raises(TransportError, match="unreachable"):
+            publish_soon(ctx, "refused", "test.reading", {"n": 1})
+        task = publish_soon(ctx, "waits_and_fails", "test.reading", {"n": 2})
+        assert task is not None
+        with pytest.raises(TransportError, match="timed out"):
+            await task
+
+    asyncio.run(main())
+
+
+# -- in a plant: the component's life --------------------------------------------------------------
+
+TICKER_PLUGIN = '''
+import asyncio
+
+from forge_core import Component, TransportError, hookimpl
+
+
+class Ticker(Component):
+    """Publishes a reading on a timer; records what happened to each."""
+
+    async def start(self):
+        self.calls, self.published, self.failed = [], [], []
+        self.crash = False
+        self.timer = self.ctx.timer(1.0, self.tick, initial_delay=0.5)
+
+    def tick(self):
+        self.calls.append(self.ctx.clock.monotonic())
+        if self.crash:
+            raise RuntimeError("a bug in tick")
+        return self.ctx.publish_soon("plant/ticker/reading", "test.reading",
+                                     {"machine": self.ctx.name, "value": 0.5}, on_published=self.published.append,
+                                     on_failed=lambda exc, payload: self.failed.append(str(exc)))
+
+
+@hookimpl
+def forge_register_components(registry):
+    registry.add("test.ticker", Ticker)
+'''
+
+TICKER_MANIFEST = """
+version: 1
+plant: {name: tickers}
+local_plugins: [machines.py]
+schemas: [schemas]
+transports: {bus: {type: memory}}
+components:
+  ticker: {type: test.ticker}
+storage: {migrate_on_start: false}
+"""
+
+
+def test_a_timer_publishes_on_the_memory_bus_without_a_task(plant_dir) -> None:
+    with TestPlant(plant_dir(TICKER_MANIFEST, plugin=TICKER_PLUGIN), seed=1) as plant:
+        ticker: Any = plant.component("ticker")
+        plant.advance(3.0)
+        assert ticker.calls == [0.5, 1.5, 2.5] and len(ticker.published) == 3 and not ticker.ctx._tasks
+        assert [e.payload for e in plant.sent("plant/ticker/reading")] == [{"machine": "ticker", "value": 0.5}] * 3
+
+
+def test_a_publish_that_waits_delays_the_next_call_until_it_is_done(plant_dir) -> None:
+    with TestPlant(plant_dir(TICKER_MANIFEST, plugin=TICKER_PLUGIN), seed=1) as plant:
+        ticker: Any = plant.component("ticker")
+        publish, waits = ticker.ctx.publish, {"left": 2}
+
+        async def slow(topic: str, type_: str, payload: Any, **kw: Any) -> Any:
+            if waits["left"] > 0:
+                waits["left"] -= 1
+                await ticker.ctx.clock.sleep(0.25)
+                if waits["left"] == 0:
+                    raise TransportError("timed out (test)")
+            return await publish(topic, type_, payload, **kw)
+
+        ticker.ctx.publish = slow
+        plant.advance(4.0)
+        assert ticker.calls == [0.5, 1.75, 3.0, 4.0], "the interval counted from each publish's end"
+        assert ticker.failed == ["timed out (test)"] and len(ticker.published) == 3
+
+
+def test_a_call_that_raises_crashes_the_component_and_its_timer_ends(plant_dir) -> None:
+    with TestPlant(plant_dir(TICKER_MANIFEST, plugin=TICKER_PLUGIN), seed=1) as plant:
+        first: Any = plant.component("ticker")
+        plant.advance(1.0)
+        first.crash = True
+        plant.advance(1.0)
+        assert first.timer.cancelled() and first.calls == [0.5, 1.5]
+        plant.run_until(lambda: plant.state("ticker") == "running" and plant.component("ticker") is not first,
+                        timeout=60)
+        plant.advance(3.0)
+        assert first.calls == [0.5, 1.5], "the crashed life is called no more"
+        assert len(plant.component("ticker").calls) == 3  # type: ignore[attr-defined]
+
+
+def test_kill_and_stop_cancel_the_timer(plant_dir) -> None:
+    with TestPlant(plant_dir(TICKER_MANIFEST, plugin=TICKER_PLUGIN), seed=1) as plant:
+        first: Any = plant.component("ticker")
+        plant.advance(1.0)
+        plant.kill("ticker")
+        plant.advance(5.0)
+        assert first.timer.cancelled() and first.calls == [0.5]
+        plant.revive("ticker")
+        second: Any = plant.component("ticker")
+        plant.advance(2.0)
+        assert len(second.calls) == 2
+    assert second.timer.cancelled(), "the plant's stop ended it"
