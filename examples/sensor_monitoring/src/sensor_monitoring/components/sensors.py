@@ -15,13 +15,12 @@ samples (counted) rather than numbering readings it cannot send.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import types
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from forge_core import Component, Envelope, Publishes, Subscribes, TransportError, format_time, parse_time
 from sensor_monitoring.lives import SEQ_SPAN, Life, SensorRecord, data_dir, ledger, next_epochs
@@ -29,35 +28,12 @@ from sensor_monitoring.metrics import SensorMetrics, meter_of
 from sensor_monitoring.settings import SensorsParams
 from sensor_monitoring.simulation import SensorModel
 
+if TYPE_CHECKING:
+    from forge_core import PeriodicTimer
+
 READING = "mms.sensor_reading"
 COMMAND = "sensor_monitoring.sensor_command"
 ERROR_LOG_EVERY = 60.0  # seconds between two log lines about one sensor's publish errors
-
-
-async def _raise(exc: Exception) -> None:
-    raise exc
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Generator[Any, Any, Any]:
-    """Await the rest of ``coro``, whose first step (run by hand) yielded ``pending``: what it yields goes to
-    the task, what the task sends or throws (a cancellation) goes back to it."""
-    while True:
-        try:
-            sent = yield pending
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # thrown into the awaiting task (a cancellation): the coroutine's to handle
-            try:
-                pending = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
 
 
 @dataclass
@@ -73,8 +49,7 @@ class Sensor:
     numbered: int = 0  # readings numbered in this life (published or waiting in the outbox)
     logged_error_at: float | None = None
     last_tick: float | None = None
-    timer: asyncio.TimerHandle | None = None  # the next sample's
-    next: Callable[[], None] = field(default=lambda: None)  # the sample callback (Sensors._sampler)
+    timer: PeriodicTimer | None = None  # its samples' (Sensors._sampler)
 
     @property
     def sensor_id(self) -> str:
@@ -117,8 +92,6 @@ class Sensors(Component):
             if injection.sensor in self.sensors and injection.at >= now:
                 ctx.spawn(self._scheduled(injection.sensor, injection.anomaly, injection.at, injection.duration),
                           name=f"schedule:{injection.sensor}@{injection.at:g}")
-        self._call_later = asyncio.get_running_loop().call_later
-        ctx.at_end(self._cancel_timers, name="sampling timers")
         for sensor in self.sensors.values():
             self._start_sampling(sensor)
         ctx.log.info("%s: %d sensors (%s), epochs %s", ctx.name, len(self.sensors), ", ".join(self.sensors),
@@ -128,98 +101,80 @@ class Sensors(Component):
         return self.ctx.clock.monotonic() - self.run_start
 
     # -- sampling ------------------------------------------------------------------------------
-    # A sensor samples in a timer callback of the loop, not in a task of its own: per sample (777,600 a
-    # simulated day) no task step, no sleep coroutine and no future, one handle run instead of two (the
-    # timer, then the task's wake-up). ctx.publish's coroutine is driven here by hand: on the memory bus it
-    # never suspends, so it finishes in its first send(); one that suspends (a broker's flow control) is
-    # finished in a task (_finish), as are the outbox's flushes, and the next sample is timed after it, as
-    # the task's loop did. A callback that raises hands its error to a task, so the component crashes as
-    # a task's error would make it; the timers are cancelled when its life ends, with its tasks.
+    # A sensor samples in a timer callback of the loop (ctx.timer), not in a task of its own: per sample
+    # (777,600 a simulated day) no task step, no sleep coroutine and no future. ctx.publish_soon publishes
+    # without a task when the transport does not wait (the memory bus); one that waits (a broker's flow
+    # control) is finished in a task, as are the outbox's flushes, and the next sample is timed after it,
+    # as the task's loop did. A callback that raises crashes the component; the timers end with its life.
     def _start_sampling(self, sensor: Sensor) -> None:
         p = self.params
         phase = sensor.model.rng.uniform(0.0, p.interval / sensor.scale)  # sensors not in lockstep
-        sensor.timer = self._call_later(max(0.0, p.start_after - self.elapsed()) + phase, self._first_sample, sensor)
+        sensor.timer = self.ctx.timer(p.interval / sensor.scale, partial(self._first_sample, sensor),
+                                      initial_delay=max(0.0, p.start_after - self.elapsed()) + phase,
+                                      name=f"sample:{sensor.sensor_id}")
 
-    def _first_sample(self, sensor: Sensor) -> None:
+    def _first_sample(self, sensor: Sensor) -> float | Awaitable[float] | None:
         """The callback's locals bound at the first sample, as the task's were after its first sleep."""
-        sensor.next = self._sampler(sensor)
-        sensor.next()
+        assert sensor.timer is not None
+        sample = sensor.timer.fn = self._sampler(sensor, sensor.timer)
+        return sample()
 
-    def _sampler(self, sensor: Sensor) -> Callable[[], None]:
-        """The sensor's timer callback: a sample, then the next one's timer (both rare ways out: a task)."""
+    def _sampler(self, sensor: Sensor, timer: PeriodicTimer) -> Callable[[], float | Awaitable[float] | None]:
+        """The sensor's timer callback: a sample; its result times the next (the rare ways out: a task)."""
         p, ctx, clock = self.params, self.ctx, self.ctx.clock
         # per sample: locals instead of attribute chains (elapsed() is monotonic() - run_start, set once at
-        # start); with no reading waiting, the sample goes straight to ctx.publish (looked up per sample: a
-        # test may replace it), else behind the waiting ones in seq order
+        # start); with no reading waiting, the sample goes straight to ctx.publish_soon, else behind the
+        # waiting ones in seq order
         monotonic, run_start, model = clock.monotonic, self.run_start, sensor.model
-        loop = asyncio.get_running_loop()
-        call_at, loop_time = loop.call_at, loop.time  # call_later's body: a frame less per sample
         outbox, time, topic, sensor_id = sensor.outbox, clock.time, sensor.topic, model.sensor_id
         interval, stop_after = p.interval, p.stop_after
         counts, produced = self.metrics.readings.counts, (model.kind, "produced")  # _produced's Tally, inline
-        take, maybe_anomaly = self._take, self._maybe_random_anomaly
+        take, maybe_anomaly, publish_soon = self._take, self._maybe_random_anomaly, ctx.publish_soon
 
-        def sample() -> None:
-            try:
-                now = monotonic() - run_start
-                if stop_after is not None and now >= stop_after:
-                    ctx.spawn(self._flush(sensor), name=f"flush:{sensor_id}")
-                    return
-                maybe_anomaly(sensor, now)
-                reading = take(sensor, now)
-                if outbox or reading is None:
-                    if reading is not None:
-                        outbox.append(reading)
-                    ctx.spawn(self._flush_then_next(sensor), name=f"flush:{sensor_id}")
-                    return
-                publishing = ctx.publish(topic, READING, reading, key=sensor_id)
-                try:
-                    pending = publishing.send(None)
-                except StopIteration:  # published without waiting; _produced's body, inline
-                    life = sensor.life
-                    life.produced += 1
-                    counts[produced] = counts.get(produced, 0) + 1
-                    life.recent.append((reading["seq"], time()))
-                except TransportError as exc:
+        def published(envelope: Envelope) -> None:  # _produced's body, inline
+            life = sensor.life
+            life.produced += 1
+            counts[produced] = counts.get(produced, 0) + 1
+            life.recent.append((envelope.payload["seq"], time()))
+
+        def failed(exc: TransportError, reading: dict[str, Any]) -> None:
+            outbox.append(reading)
+            self._failed(sensor, reading, exc)
+
+        def sample() -> float | Awaitable[float] | None:
+            now = monotonic() - run_start
+            if stop_after is not None and now >= stop_after:
+                timer.cancel()
+                ctx.spawn(self._flush(sensor), name=f"flush:{sensor_id}")
+                return None
+            maybe_anomaly(sensor, now)
+            reading = take(sensor, now)
+            if outbox or reading is None:
+                if reading is not None:
                     outbox.append(reading)
-                    self._failed(sensor, reading, exc)
-                else:  # the transport waits: the rest of the publish in a task, the next sample after it
-                    ctx.spawn(self._finish(sensor, reading, publishing, pending), name=f"publish:{sensor_id}")
-                    return
-                # interval_factor(now) is 1.0 and asks nothing without an episode: no call and no clock read then
-                factor = 1.0 if model.episode is None else model.interval_factor(monotonic() - run_start)
-                sensor.timer = call_at(loop_time() + interval / sensor.scale / factor, sample)
-            except Exception as exc:  # handed to a task: the component crashes with it
-                ctx.spawn(_raise(exc), name=f"sample:{sensor_id}")
+                return self._flush_then_next(sensor)
+            finishing = publish_soon(topic, READING, reading, key=sensor_id, on_published=published, on_failed=failed)
+            if finishing is not None:  # the transport waits: the next sample after it
+                return self._next_after(sensor, finishing)
+            # interval_factor(now) is 1.0 and asks nothing without an episode: no call and no clock read then
+            factor = 1.0 if model.episode is None else model.interval_factor(monotonic() - run_start)
+            return interval / sensor.scale / factor
 
         return sample
 
-    def _schedule_next(self, sensor: Sensor) -> None:
-        """The sensor's next sample, ``interval`` (over its scale and an episode's factor) from now."""
+    def _next_delay(self, sensor: Sensor) -> float:
+        """Seconds to the sensor's next sample: ``interval`` over its scale and an episode's factor."""
         model = sensor.model
         factor = 1.0 if model.episode is None else model.interval_factor(self.elapsed())
-        sensor.timer = self._call_later(self.params.interval / sensor.scale / factor, sensor.next)
+        return self.params.interval / sensor.scale / factor
 
-    async def _finish(self, sensor: Sensor, reading: dict[str, Any], publishing: Coroutine[Any, Any, Any],
-                      pending: Any) -> None:
-        """The rest of a publish that suspended in its sample's callback; then the next sample."""
-        try:
-            await _resume(publishing, pending)
-        except TransportError as exc:
-            sensor.outbox.append(reading)
-            self._failed(sensor, reading, exc)
-        else:
-            self._produced(sensor, reading)
-        self._schedule_next(sensor)
+    async def _next_after(self, sensor: Sensor, finishing: Awaitable[None]) -> float:
+        await finishing  # a publish that waited: its outcome reported by published / failed
+        return self._next_delay(sensor)
 
-    async def _flush_then_next(self, sensor: Sensor) -> None:
+    async def _flush_then_next(self, sensor: Sensor) -> float:
         await self._flush(sensor)
-        self._schedule_next(sensor)
-
-    def _cancel_timers(self) -> None:
-        for sensor in self.sensors.values():
-            if sensor.timer is not None:
-                sensor.timer.cancel()
+        return self._next_delay(sensor)
 
     def _maybe_random_anomaly(self, sensor: Sensor, now: float) -> None:
         a, model = self.params.anomalies, sensor.model
