@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import orjson
+import pytest
 
 from forge_core.messages.envelope import Envelope, format_time
 from forge_core.transport import codec, encoder
@@ -54,3 +55,32 @@ def test_codec_re_exports_the_split_modules_public_names() -> None:
     assert codec.encode_structured is encoder.encode_structured and codec.encode is encoder.encode
     assert set(codec.__all__) >= {"Decoder", "TypeBinding", "encode_structured_many", "fast_parse_time",
                                   "is_structured"}
+
+
+def _nested(levels: int) -> object:
+    payload: object = 1
+    for _ in range(levels):
+        payload = [payload]
+    return payload
+
+
+def test_the_kept_second_writes_the_bytes_one_dumps_of_the_dict_wrote() -> None:
+    """In the kept second the time, id and data are joined as bytes; the document is byte for byte
+    the head joined to ``orjson.dumps({"time", "id", ["partitionkey",] "data"})``, and data that
+    nests as deep as orjson refuses inside that dict is refused as before."""
+    rng = random.Random(11)
+    payloads = [{"n": 1}, "é\u0000😀\"\\", [1.5, None, True], {"k": "x" * 1000}, _nested(252), _nested(253)]
+    for n in range(600):
+        envelope = Envelope("a.b", payloads[n % len(payloads)], f"m{n % 5}", f'id-"é{n}',
+                            1_795_324_167 + rng.random() * 2, rng.choice([None, "k", 'k"é']), 1, {})
+        encode_structured(envelope)  # the second kept
+        head = encoder._heads[(envelope.source, envelope.type, 1)]
+        rest = {"time": format_time(envelope.time), "id": envelope.id}
+        if envelope.key is not None:
+            rest["partitionkey"] = envelope.key
+        rest["data"] = envelope.payload
+        assert encode_structured(envelope) == head + orjson.dumps(rest)[1:]
+    too_deep = Envelope("a.b", _nested(254), "m1", "i", 1_795_324_167.5, None, 1, {})
+    orjson.dumps(too_deep.payload)  # alone orjson writes it
+    with pytest.raises(orjson.JSONEncodeError):
+        encode_structured(too_deep)

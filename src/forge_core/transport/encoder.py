@@ -73,6 +73,19 @@ def _head(shape: tuple[str, str, int]) -> bytes:
     return head
 
 
+#: "000" ... "999" as bytes (encode_structured's microseconds).
+_DIGITS3_BYTES: tuple[bytes, ...] = tuple(text.encode() for text in _DIGITS3)
+
+#: (format_time's kept "YYYY-MM-DDTHH:MM:SS." text, the same as bytes), swapped whole.
+_clock_bytes: tuple[str, bytes] = ("", b"")
+
+
+def _keep_clock(clock: str) -> tuple[str, bytes]:
+    global _clock_bytes
+    _clock_bytes = (clock, clock.encode())
+    return _clock_bytes
+
+
 def encode_structured(envelope: Envelope) -> bytes:
     """The envelope as one CloudEvents JSON document (structured content mode).
 
@@ -89,9 +102,24 @@ def encode_structured(envelope: Envelope) -> bytes:
     second, clock = _envelope_module._second_text
     whole = epoch // 1.0
     if whole == second and (micros := round((epoch - whole) * 1e6)) < 1_000_000:
-        time_text = f"{clock}{_DIGITS3[micros // 1000]}{_DIGITS3[micros % 1000]}Z"  # one string built, not three
-    else:
-        time_text = fast_format_time(epoch)
+        # The time's text straight into the document as bytes (ASCII, nothing to escape) beside the id
+        # and data dumped alone: the bytes orjson.dumps of the dict below writes, with no time str and
+        # no dict (~1,100 instructions less). Not for data that may nest 254 levels: alone orjson
+        # writes it, inside the dict it refuses (its limit counts the dict), and so must this.
+        data = _dumps(envelope.payload)
+        if len(data) < 500 or data.count(b"[") + data.count(b"{") < 250:
+            kept = _clock_bytes
+            if kept[0] is not clock:
+                kept = _keep_clock(clock)
+            key = envelope.key
+            if key is None:
+                return _join((head, b'"time":"', kept[1], _DIGITS3_BYTES[micros // 1000],
+                              _DIGITS3_BYTES[micros % 1000], b'Z","id":', _dumps(envelope.id), b',"data":', data,
+                              b"}"))
+            return _join((head, b'"time":"', kept[1], _DIGITS3_BYTES[micros // 1000], _DIGITS3_BYTES[micros % 1000],
+                          b'Z","id":', _dumps(envelope.id), b',"partitionkey":', _dumps(key), b',"data":', data,
+                          b"}"))
+    time_text = fast_format_time(epoch)
     key = envelope.key
     if key is None:
         rest = _dumps({"time": time_text, "id": envelope.id, "data": envelope.payload})
