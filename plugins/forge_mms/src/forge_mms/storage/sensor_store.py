@@ -18,8 +18,6 @@ look (:class:`forge_core.storage.CommitGroup`). Unlike it, errors are raised: th
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +30,7 @@ from sqlalchemy import Connection, Engine
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
 from forge_mms.anomaly.readings import Reading
+from forge_mms.storage.sensor_rows import by_sensor, rollup_rows, sensor_rows
 from forge_mms.storage.sensor_tables import (
     Statements,
     alerts,
@@ -48,7 +47,6 @@ T = TypeVar("T")
 
 #: a reading's key, ``(sensor_id, seq)``: the order rows are written in, and what a write returns
 _key = attrgetter("sensor_id", "seq")
-_seq, _ts, _value = attrgetter("seq"), attrgetter("ts"), attrgetter("value")
 
 
 def minute_of(ts: float) -> int:
@@ -139,11 +137,11 @@ class SensorStore:
             self._write_alerts(conn, sql, events)
             self._merge(batch, fresh)
             return inserted
-        by_sensor = _by_sensor(batch)
-        fresh_by_sensor = by_sensor if len(fresh) == len(batch) else _by_sensor(fresh)
-        self._upsert_sensors(conn, sql, by_sensor, fresh_by_sensor)
+        per_sensor = by_sensor(batch)
+        fresh_per_sensor = per_sensor if len(fresh) == len(batch) else by_sensor(fresh)
+        self._upsert_sensors(conn, sql, per_sensor, fresh_per_sensor)
         self._write_alerts(conn, sql, events)
-        self._add_rollups(conn, sql, fresh_by_sensor)
+        self._add_rollups(conn, sql, fresh_per_sensor)
         return inserted
 
     def _merge(self, batch: Sequence[Reading], fresh: list[Reading]) -> None:
@@ -161,11 +159,11 @@ class SensorStore:
         batch = [r for part, _fresh in parts for r in part]
         fresh = [r for _part, part in parts for r in part]
         sql = self._sql(conn)
-        by_sensor = _by_sensor(batch)
+        per_sensor = by_sensor(batch)
         # fresh is a part of batch in its order: as long, it is the same readings (every one inserted)
-        fresh_by_sensor = by_sensor if len(fresh) == len(batch) else _by_sensor(fresh)
-        self._upsert_sensors(conn, sql, by_sensor, fresh_by_sensor)
-        self._add_rollups(conn, sql, fresh_by_sensor)
+        fresh_per_sensor = per_sensor if len(fresh) == len(batch) else by_sensor(fresh)
+        self._upsert_sensors(conn, sql, per_sensor, fresh_per_sensor)
+        self._add_rollups(conn, sql, fresh_per_sensor)
 
     def _write_one(self, conn: Connection, sql: Statements, driver: dict[str, DriverSql], batch: Sequence[Reading],
                    events: Sequence[AlertEvent], stored_at: float) -> set[tuple[str, int]]:
@@ -221,17 +219,10 @@ class SensorStore:
             keys = set(map(_key, batch))
             return keys if added == len(values) else _inserted_last(cursor, statement, added, keys)
 
-    def _upsert_sensors(self, conn: Connection, sql: Statements, by_sensor: dict[str, list[Reading]],
+    def _upsert_sensors(self, conn: Connection, sql: Statements, batch: dict[str, list[Reading]],
                         fresh: dict[str, list[Reading]]) -> None:
-        """A row per sensor of the batch (``by_sensor``): the newest seq, and ``stored`` plus the readings this
-        transaction inserted (``fresh``, per sensor too)."""
-        rows: list[dict[str, Any]] = []
-        for sid in sorted(by_sensor):
-            group = by_sensor[sid]
-            r = max(group, key=_seq)  # the reading of the highest seq (the first of equal ones)
-            rows.append({"sensor_id": sid, "kind": r.kind, "location": r.location, "unit": r.unit,
-                         "first_seen": min(map(_ts, group)), "last_seen": r.ts, "last_seq": r.seq,
-                         "stored": len(fresh.get(sid, ()))})
+        """A row per sensor of the batch: the newest seq, and ``stored`` plus the readings it inserted."""
+        rows = sensor_rows(batch, fresh)
         if rows:
             _execute_many(conn, sql, "sensors", rows)
 
@@ -249,26 +240,7 @@ class SensorStore:
             conn.execute(sql.clear_alerts, sorted(cleared, key=lambda row: str(row["b_id"])))
 
     def _add_rollups(self, conn: Connection, sql: Statements, fresh: dict[str, list[Reading]]) -> None:
-        """A row per sensor and minute of the readings inserted (``fresh``, per sensor): their count, min, max,
-        sum (each minute's values in the readings' order)."""
-        rows: list[dict[str, Any]] = []
-        for sid in sorted(fresh):
-            group = fresh[sid]
-            times, values = list(map(_ts, group)), list(map(_value, group))
-            if times != sorted(times):  # out of time order (rare): grouped one by one
-                per_minute: dict[int, list[float]] = defaultdict(list)
-                for ts, value in zip(times, values):
-                    per_minute[int(ts // 60) * 60].append(value)
-                rows.extend(_rollup(sid, minute, per_minute[minute]) for minute in sorted(per_minute))
-                continue
-            # in time order: each minute's readings are a run, up to the first at or past its end (float //
-            # by 60 is the exact floor, so ts < minute + 60 is minute_of(ts) == minute): a step per minute
-            start = 0
-            while start < len(times):
-                minute = int(times[start] // 60) * 60
-                end = bisect_left(times, minute + 60, start)
-                rows.append(_rollup(sid, minute, values[start:end]))
-                start = end
+        rows = rollup_rows(fresh)
         if rows:
             _execute_many(conn, sql, "rollups", rows)
 
@@ -365,19 +337,6 @@ def _inserted_last(cursor: Any, statement: DriverSql, added: int, keys: set[tupl
         raise DriverSqlError(f"{statement.name}: the {added} readings an INSERT of {len(keys)} added cannot be "
                              f"told by rowid (the newest rows: {newest[:5]!r})")
     return found
-
-
-def _by_sensor(readings: Iterable[Reading]) -> dict[str, list[Reading]]:
-    """The readings per sensor id, each sensor's in their order."""
-    groups: dict[str, list[Reading]] = defaultdict(list)
-    for r in readings:
-        groups[r.sensor_id].append(r)
-    return groups
-
-
-def _rollup(sensor_id: str, minute: int, values: list[float]) -> dict[str, Any]:
-    return {"sensor_id": sensor_id, "minute": minute, "count": len(values), "min": min(values), "max": max(values),
-            "sum": sum(values)}
 
 
 def _execute_many(conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:
