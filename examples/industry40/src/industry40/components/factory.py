@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,8 @@ class Factory(Component):
         await self.ctx.subscribe(f"{base}/orders", self.on_assigned, types=[ASSIGNED], shared=False)
         await self.ctx.subscribe(f"{base}/orders/revoked", self.on_revoked, types=[REVOKED], shared=False)
         await self.ctx.subscribe(f"{base}/mode", self.on_mode, types=[MODE], shared=False)
-        self.ctx.spawn(self._beating(), name="heartbeat")
+        self._late: float | None = None  # a degraded beat's delay, drawn at its tick
+        self.ctx.timer(p.heartbeat_interval, self._heartbeat, name="heartbeat")
 
     # -- modes -----------------------------------------------------------------------------
     def set_mode(self, mode: str) -> None:
@@ -120,18 +122,24 @@ class Factory(Component):
         self.set_mode(body["mode"])
 
     # -- heartbeats ------------------------------------------------------------------------
-    async def _beating(self) -> None:
-        p, rnd, clock = self.params, self.ctx.random, self.ctx.clock
-        while True:
-            await clock.sleep(p.heartbeat_interval)
-            delay = 0.0
-            if self.mode == DEGRADED:
-                delay = rnd.uniform(p.degraded_delay_min, p.degraded_delay_max)
-                await clock.sleep(delay)
-            if not self.silent:
-                await self.beat(delay)
+    # The beats run on a timer callback of the loop (ctx.timer), not in a task sleeping per beat: no task
+    # wake-up, sleep coroutine or future per beat. A degraded factory's beat comes a random delay after
+    # its tick, the next tick an interval after the beat; a publish that waits (a broker) delays the next
+    # tick until it is done, as the task's loop awaited it.
+    def _heartbeat(self) -> float | Awaitable[None] | None:
+        """The timer's call: a tick (in degraded mode: draws the delay, the beat comes that much later) or a
+        beat; returns the delay to the next call."""
+        p = self.params
+        late, self._late = self._late, None
+        if late is None and self.mode == DEGRADED:
+            self._late = self.ctx.random.uniform(p.degraded_delay_min, p.degraded_delay_max)
+            return self._late
+        if self.silent:
+            return None
+        return self.beat(0.0 if late is None else late)  # a publish that waits: the next tick after it
 
-    async def beat(self, delay: float = 0.0) -> None:
+    def beat(self, delay: float = 0.0) -> asyncio.Task[None] | None:
+        """Publish a heartbeat now (``delay``: how late it is); the task finishing it if the transport waits."""
         p, rnd = self.params, self.ctx.random
         degraded = self.mode == DEGRADED
         if degraded:
@@ -144,7 +152,10 @@ class Factory(Component):
         payload = {"factoryId": self.factory_id, "timestamp": round(self.ctx.clock.time(), 3),
                    "metrics": {"cpu": round(cpu, 1), "memory": round(memory, 1), "errors": self.errors},
                    "latencyMs": round(p.base_latency_ms + delay * 1000.0, 1)}
-        await self.ctx.publish(self.topics["heartbeat"], HEARTBEAT, payload, key=self.factory_id)
+        return self.ctx.publish_soon(self.topics["heartbeat"], HEARTBEAT, payload, key=self.factory_id,
+                                     on_published=self._beaten)
+
+    def _beaten(self, envelope: Envelope) -> None:
         self.stats["beats"] += 1
 
     # -- orders ----------------------------------------------------------------------------
