@@ -60,6 +60,7 @@ class _Filling:
 
 
 _new = object.__new__
+_finite = math.isfinite
 _set = object.__setattr__
 
 
@@ -118,12 +119,15 @@ def parse_reading(payload: Mapping[str, Any], kinds: Mapping[str, str]) -> Readi
         raise MalformedReading("/sensor_id", f"not a sensor id: {sensor_id!r}")
     if type(seq) is not int or seq < 1:
         raise MalformedReading("/seq", f"not a positive integer: {seq!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # a float (every reading from JSON) skips the type checks, which refuse a bool and what is not a number
+    if (type(value) is not float and (isinstance(value, bool) or not isinstance(value, (int, float)))
+            or not _finite(value)):
         raise MalformedReading("/value", f"not a finite number: {value!r}")
-    if kind not in kinds:
+    expected_unit = kinds.get(kind)
+    if expected_unit is None:
         raise MalformedReading("/kind", f"unknown kind {kind!r}; this processor takes {', '.join(sorted(kinds))} "
                                         f"(param kinds)")
-    if unit != kinds[kind]:
+    if unit != expected_unit:
         raise MalformedReading("/unit", f"{unit!r} is not the unit of {kind} ({kinds[kind]!r}, param kinds)")
     if not isinstance(timestamp, str):
         raise MalformedReading("/timestamp", f"not an RFC 3339 time: {timestamp!r}")
