@@ -222,12 +222,15 @@ class Ticker(Component):
     async def start(self):
         self.calls, self.published, self.failed = [], [], []
         self.crash = False
+        self.churn = 0  # short-lived timers each call makes and cancels
         self.timer = self.ctx.timer(1.0, self.tick, initial_delay=0.5)
 
     def tick(self):
         self.calls.append(self.ctx.clock.monotonic())
         if self.crash:
             raise RuntimeError("a bug in tick")
+        for _ in range(self.churn):
+            self.ctx.timer(1.0, lambda: None).cancel()
         return self.ctx.publish_soon("plant/ticker/reading", "test.reading",
                                      {"machine": self.ctx.name, "value": 0.5}, on_published=self.published.append,
                                      on_failed=lambda exc, payload: self.failed.append(str(exc)))
@@ -303,3 +306,14 @@ def test_kill_and_stop_cancel_the_timer(plant_dir) -> None:
         plant.advance(2.0)
         assert len(second.calls) == 2
     assert second.timer.cancelled(), "the plant's stop ended it"
+
+
+def test_an_ended_timer_is_not_held_by_the_component(plant_dir) -> None:
+    with TestPlant(plant_dir(TICKER_MANIFEST, plugin=TICKER_PLUGIN), seed=1) as plant:
+        ticker: Any = plant.component("ticker")
+        ticker.churn = 100
+        plant.advance(1.0)
+        assert ticker.calls == [0.5] and ticker.ctx._timers == {ticker.timer}, "cancelled timers are forgotten"
+        ticker.crash = True
+        plant.advance(1.0)
+        assert ticker.timer.cancelled() and ticker.timer not in ticker.ctx._timers, "so is a crashed call's"

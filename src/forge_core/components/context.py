@@ -80,7 +80,7 @@ class ComponentContext:
         #: The batch subscriptions among them: ended before the component's ``stop()`` (see _end_batches).
         self._batches: list[Subscription] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: list[PeriodicTimer] = []
+        self._timers: set[PeriodicTimer] = set()  # the live ones: an ended timer forgets itself
         self._at_end: list[tuple[str, Callable[[], object]]] = []
         self.failure: asyncio.Future[BaseException] | None = None
 
@@ -272,8 +272,9 @@ class ComponentContext:
         if interval <= 0:
             raise ValueError(f"{self.name}: interval must be positive, got {interval}")
         first = interval if initial_delay is None else initial_delay
-        timer = PeriodicTimer(fn, interval, first, spawn=self.spawn, name=name or getattr(fn, "__name__", "timer"))
-        self._timers.append(timer)
+        timer = PeriodicTimer(fn, interval, first, spawn=self.spawn, name=name or getattr(fn, "__name__", "timer"),
+                              forget=self._timers.discard)
+        self._timers.add(timer)
         return timer
 
     publish_soon = publish_soon  # a method defined beside the timers (forge_core.components.timers)
@@ -353,9 +354,8 @@ class ComponentContext:
                 logging.getLogger("forge.runtime").debug("cancel failed", exc_info=True)
 
     async def _release(self, *, killed: bool = False) -> None:
-        for timer in self._timers:  # no call once the life ends, nor while its tasks are cancelled
+        for timer in list(self._timers):  # no call once the life ends, nor while its tasks are cancelled
             timer.cancel()
-        self._timers.clear()
         if self._http_host is not None:
             self._http_host.release(self.name)
         if self._grpc_host is not None:

@@ -43,14 +43,17 @@ class PeriodicTimer:
     crashes the component as a task's would; ``cancel()`` ends it too, from ``fn`` or from outside.
     """
 
-    __slots__ = ("_again", "_cancelled", "_handle", "_spawn", "_task", "call_at", "fn", "interval", "name", "now")
+    __slots__ = ("_again", "_cancelled", "_forget", "_handle", "_spawn", "_task", "call_at", "fn", "interval", "name",
+                 "now")
 
-    def __init__(self, fn: Callable[[], Next], interval: float, first: float, *, spawn: Spawn, name: str) -> None:
+    def __init__(self, fn: Callable[[], Next], interval: float, first: float, *, spawn: Spawn, name: str,
+                 forget: Callable[[PeriodicTimer], object] = lambda timer: None) -> None:
         loop = asyncio.get_running_loop()
         self.fn, self.interval, self.name = fn, interval, name
         self.call_at, self.now = loop.call_at, loop.time  # per call: no frame of call_later's
         self._again = self._fire  # bound once, not per call
         self._spawn = spawn
+        self._forget = forget  # called once the timer has ended (its owner stops holding it)
         self._task: asyncio.Task[Any] | None = None  # the awaitable fn returned, while it runs
         self._cancelled = False
         self._handle = self.call_at(self.now() + first, self._again)  # the last one (cancelling a fired one: no-op)
@@ -60,6 +63,7 @@ class PeriodicTimer:
             result = self.fn()
         except Exception as exc:  # handed to a task of the component: it crashes, as with a task's error
             self._cancelled = True
+            self._forget(self)
             self._spawn(_raise(exc), name=f"{self.name}:error")
             return
         if self._cancelled:  # fn cancelled the timer
@@ -82,6 +86,7 @@ class PeriodicTimer:
     def cancel(self) -> None:
         """No more calls; an awaitable the last call returned is cancelled unless it is the caller."""
         self._cancelled = True
+        self._forget(self)
         self._handle.cancel()
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
