@@ -8,7 +8,10 @@ apply after a reload; a CRL past its next update locks everyone out."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
+import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ from forge_core import TransportError, TransportNotReady
 from forge_mqtt import MqttRefused
 from forge_mqtt.pki import Pki
 from forge_mqtt.testing import MosquittoServer, MosquittoTLS
+from forge_mqtt.transport import connection as connection_module
+from forge_mqtt.transport.tls_probe import refusal_alert
 
 pytestmark = pytest.mark.servers
 
@@ -88,6 +93,47 @@ def test_a_bad_client_certificate_is_refused_naming_the_alert(identity_broker: M
     assert not isinstance(error, TransportNotReady | MqttRefused), "retrying cannot fix a refused certificate"
     assert f"MQTT broker {identity_broker.host}:{identity_broker.port} ended the TLS session" in str(error)
     assert repr(alert) in str(error) and str(getattr(pki, folder)(cn).cert) in str(error)
+
+
+@pytest.mark.parametrize(("folder", "cn", "alert"), [
+    ("expired", "edge-1", "sslv3 alert certificate expired"),
+    ("wrong_ca", "edge-1", "tlsv1 alert unknown ca"),
+])
+def test_the_alert_is_named_when_paho_never_read_it(identity_broker: MosquittoServer, pki: Pki, tmp_path: Path,
+                                                     kit: Any, folder: str, cn: str, alert: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load the broker's reset can overtake its alert (CONNECT sent after the broker closed): paho
+    sees only a closed socket. Made certain here by paho's alert line never matching: the transport asks
+    the broker again with a session that sends nothing, and still names the alert, not "not ready"."""
+    monkeypatch.setattr(connection_module, "TLS_ALERT", re.compile(r"(?!x)x"))
+
+    async def body() -> TransportError:
+        transport = kit.make_transport(identity_broker, tmp_path, "lost", **tls_settings(pki, folder, cn))
+        with pytest.raises(TransportError) as info:
+            await transport.connect()
+        await transport.close()
+        return info.value
+
+    error = asyncio.run(body())
+    assert not isinstance(error, TransportNotReady | MqttRefused), "retrying cannot fix a refused certificate"
+    assert repr(alert) in str(error)
+
+
+def test_the_refusal_probe_finds_no_alert_for_an_accepted_certificate_or_a_broker_away(
+        identity_broker: MosquittoServer, pki: Pki) -> None:
+    def context(folder: str) -> ssl.SSLContext:
+        pair = getattr(pki, folder)("edge-1")
+        made = ssl.create_default_context(cafile=str(pki.ca.cert))
+        made.load_cert_chain(str(pair.cert), str(pair.key))
+        return made
+
+    host, port = identity_broker.host, identity_broker.port
+    assert asyncio.run(refusal_alert(host, port, context("wrong_ca"), wait=2.0)) == "tlsv1 alert unknown ca"
+    assert asyncio.run(refusal_alert(host, port, context("client"), wait=0.3)) is None, "accepted: no verdict"
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        away = spare.getsockname()[1]
+    assert asyncio.run(refusal_alert("127.0.0.1", away, context("wrong_ca"), wait=0.3)) is None
 
 
 def test_no_client_certificate_is_refused(identity_broker: MosquittoServer, pki: Pki, tmp_path: Path,

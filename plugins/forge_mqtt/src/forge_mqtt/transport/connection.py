@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -29,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from forge_mqtt.settings import MqttSettings
 from forge_mqtt.transport import paho_adapter
+from forge_mqtt.transport.tls_probe import TLS_ALERT
 
 if TYPE_CHECKING:
     from forge_mqtt.transport.certificates import Certificates
@@ -42,9 +42,6 @@ log = logging.getLogger("forge.transport.mqtt")
 #: CONNACK reason codes that retrying will not fix: credentials, identity, protocol, bans.
 PERMANENT_REFUSALS = {0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x90, 0x95, 0x9A}
 
-#: paho's log line of a read that failed on a TLS alert from the broker, e.g. "[SSL: SSLV3_ALERT_CERTIFICATE_EXPIRED]
-#: sslv3 alert certificate expired (_ssl.c:2580)": the alert's text is the reason.
-_TLS_ALERT = re.compile(r"\[SSL: \w*ALERT\w*\] ([^(]+)")
 
 
 class Connection:
@@ -70,6 +67,8 @@ class Connection:
         #: The TLS alert the broker closed the connection with before CONNACK (a refused client certificate
         #: under TLS 1.3 shows only there: the handshake already succeeded on the client's side).
         self.tls_alert: str | None = None
+        #: The TLS settings' context (None without TLS): the transport's refusal probe opens a session with it.
+        self.tls_context: ssl.SSLContext | None = None
         self.connected_event = asyncio.Event()
         self.connack: asyncio.Future[ReasonCode | str] | None = None
         self.control: deque[Callable[[], None]] = deque()
@@ -116,6 +115,7 @@ class Connection:
                 context.load_cert_chain(s.cert_file, s.key_file, s.key_password)
             client.tls_set_context(context)
             client.tls_insecure_set(s.tls_insecure)
+            self.tls_context = context
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -308,7 +308,7 @@ class Connection:
             client.on_log = self._on_log  # until CONNACK only: paho formats every line, per packet, for on_log
 
     def _on_log(self, client: mqtt.Client, userdata: Any, level: int, line: str) -> None:
-        if level == mqtt.MQTT_LOG_ERR and (match := _TLS_ALERT.search(line)):
+        if level == mqtt.MQTT_LOG_ERR and (match := TLS_ALERT.search(line)):
             self.tls_alert = match.group(1).strip()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,

@@ -32,6 +32,7 @@ from forge_mqtt.transport.certificates import Certificates
 from forge_mqtt.transport.connection import PERMANENT_REFUSALS, Connection
 from forge_mqtt.transport.publisher import Publisher
 from forge_mqtt.transport.subscriber import Subscriber
+from forge_mqtt.transport.tls_probe import refusal_alert
 
 if TYPE_CHECKING:
     from forge_core.transport import TransportContext
@@ -155,6 +156,9 @@ class MqttTransport(Transport):
         if isinstance(outcome, ReasonCode) and not outcome.is_failure:
             return
         await conn.abandon(client)
+        if (conn.tls_alert is None and s.cert_file and conn.tls_context is not None and isinstance(outcome, str)
+                and outcome.startswith("connection closed")):  # a refused certificate's alert may have been lost
+            conn.tls_alert = await refusal_alert(s.host, s.port, conn.tls_context, wait=min(1.0, s.connect_timeout))
         if conn.tls_alert is not None:
             mine = f"client certificate {s.cert_file}" if s.cert_file else "no client certificate (cert_file unset)"
             raise TransportError(f"transport {self.name!r}: MQTT broker {self.broker} ended the TLS session before "
