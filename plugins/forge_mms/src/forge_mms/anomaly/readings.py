@@ -47,16 +47,7 @@ class _Filling:
     change). The frozen ``__init__`` sets each of the nine fields through ``object.__setattr__`` (half of a
     parse's cost), the slots' own setters called one by one half as much again."""
 
-    __slots__ = Reading.__slots__  # dataclass(slots=True) made them
-    sensor_id: str
-    kind: str
-    location: str
-    seq: int
-    value: float
-    unit: str
-    ts: float
-    timestamp: str
-    anomaly: str | None
+    __slots__ = Reading.__slots__  # dataclass(slots=True) made them: Reading's fields, not repeated here
 
 
 _new = object.__new__
@@ -67,7 +58,7 @@ _set = object.__setattr__
 def _reading(sensor_id: str, kind: str, location: str, seq: int, value: float, unit: str, ts: float,
              timestamp: str, anomaly: str | None) -> Reading:
     """``Reading(...)`` of these fields (the same frozen object: equal, hashed and refusing a set alike)."""
-    reading = _new(_Filling)
+    reading: Any = _new(_Filling)
     reading.sensor_id = sensor_id
     reading.kind = kind
     reading.location = location
@@ -78,7 +69,7 @@ def _reading(sensor_id: str, kind: str, location: str, seq: int, value: float, u
     reading.timestamp = timestamp
     reading.anomaly = anomaly
     _set(reading, "__class__", Reading)
-    return reading  # type: ignore[return-value]  # a Reading now
+    return reading  # a Reading now
 
 
 #: "YYYY-MM-DDTHH:MM:SS." of times parsed in the shape ``format_time`` writes -> its epoch second
