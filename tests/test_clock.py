@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,16 @@ class _StockVirtualLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._now[0]
+
+
+def _run_to_end(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on ``loop`` as the current loop, then close it."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _workload(loop: asyncio.AbstractEventLoop, seed: int, sleep: object) -> list[tuple[float, str]]:
@@ -45,12 +57,7 @@ def _workload(loop: asyncio.AbstractEventLoop, seed: int, sleep: object) -> list
         tasks[0].cancel()  # cancelled mid-sleep
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(main())
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    _run_to_end(loop, main())
     return log
 
 
@@ -91,12 +98,7 @@ def _readings(loop: asyncio.AbstractEventLoop, wall: object = None) -> list[tupl
             await done
             seen.append((str(n), loop.time(), wall and wall()))  # type: ignore[operator]
 
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(main())
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    _run_to_end(loop, main())
     return seen
 
 
