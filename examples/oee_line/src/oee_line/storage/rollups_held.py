@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from oee_line.storage.batch_sqlite import LevelRows, rollup_rows, upsert_rollups_sqlite
+from oee_line.storage.batch_sqlite import LevelRows, upsert_rollups_sqlite
 from oee_line.storage.tables import ROLLUPS
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ __all__ = ["HeldRollups"]
 
 #: (machine_id, metric, bucket) -> [count, sum, min, max]
 _Level = dict[tuple[str, str, int], list[Any]]
+_SECONDS = tuple(rollup.seconds for rollup in ROLLUPS)
 
 
 class HeldRollups:
@@ -53,16 +54,26 @@ class HeldRollups:
         if tx is not self._tx:  # a new transaction: what was held was committed or rolled back
             self._levels = [{} for _ in ROLLUPS]
             self._tx = tx
-        for level, rows in zip(self._levels, rollup_rows(fresh), strict=True):
-            for m, k, b, count, total, low, high in rows:
-                held = level.get((m, k, b))
-                if held is None:
-                    level[(m, k, b)] = [count, total, low, high]
+        for level, seconds in zip(self._levels, _SECONDS, strict=True):
+            # this write's values per bucket, in ``fresh``'s order (``rollup_rows``' groups, as a dict: ``flush``
+            # sorts), then merged into what is held: the batch's sum added as one, as before
+            groups: dict[tuple[str, str, int], list[float]] = {}
+            for s in fresh:
+                key = (s.machine_id, s.metric, int(s.time // seconds) * seconds)  # Rollup.bucket_of, inline
+                values = groups.get(key)
+                if values is None:
+                    groups[key] = [s.value]
                 else:
-                    held[0] += count
-                    held[1] += total
-                    held[2] = min(held[2], low)
-                    held[3] = max(held[3], high)
+                    values.append(s.value)
+            for key, values in groups.items():
+                held = level.get(key)
+                if held is None:
+                    level[key] = [len(values), sum(values), min(values), max(values)]
+                else:
+                    held[0] += len(values)
+                    held[1] += sum(values)
+                    held[2] = min(held[2], min(values))
+                    held[3] = max(held[3], max(values))
 
     def flush(self, conn: Connection) -> int:
         """Upsert what is held for ``conn``'s transaction and forget it; returns the rows upserted. What
