@@ -61,6 +61,9 @@ def test_the_private_state_fastclient_reads() -> None:
     with client._out_message_mutex, client._in_callback_mutex:  # the locks paho holds around callbacks
         pass
     assert client._userdata is None and callable(client._easy_log)
+    # on_message is read from the attribute behind paho's property
+    client.on_message = on_message = lambda *args: None
+    assert client._on_message is on_message
     # The PUBACK shortcut: nothing stored beyond what is in flight means nothing to send.
     assert client._update_inflight() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -287,3 +290,4 @@ def test_fast_client_calls_on_message_or_the_per_topic_callbacks_as_paho() -> No
     receive("b/1")
     receive("a/4")
     assert got[1:] == [("b", "b/1"), ("any", "a/4")]
+

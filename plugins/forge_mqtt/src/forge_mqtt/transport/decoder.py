@@ -179,19 +179,21 @@ _new_info = mqtt.MQTTMessageInfo.__new__
 _RECEIVED_CONDITION = threading.Condition()
 
 
-def _received(mid: int, topic: bytes) -> mqtt.MQTTMessage:
-    """``MQTTMessage(mid, topic)`` without the new ``threading.Condition`` its ``info`` builds (2-3 µs a
-    message here): that condition serves ``wait_for_publish()`` of an outgoing message, and paho
-    never touches the ``info`` of a received one. Every slot is set as paho's ``__init__`` sets it."""
+def _received(mid: int, topic: bytes, header: int, qos: int, properties: ReceivedProperties,
+              payload: bytes) -> mqtt.MQTTMessage:
+    """``MQTTMessage(mid, topic)`` as ``decode_publish`` fills it, without the new ``threading.Condition``
+    its ``info`` builds (2-3 µs a message here): that condition serves ``wait_for_publish()`` of an
+    outgoing message, and paho never touches the ``info`` of a received one. Every slot is set (once)
+    as paho's ``__init__`` and its decoder set it."""
     message = _new_message(mqtt.MQTTMessage)
     message.timestamp = 0.0
     message.state = mqtt.mqtt_ms_invalid
-    message.dup = False
+    message.dup = bool(header & 0x08)
     message.mid = mid
     message._topic = topic
-    message.payload = b""
-    message.qos = 0
-    message.retain = False
+    message.payload = payload
+    message.qos = qos
+    message.retain = bool(header & 0x01)
     info = _new_info(mqtt.MQTTMessageInfo)
     info.mid = mid
     info._published = False
@@ -199,7 +201,7 @@ def _received(mid: int, topic: bytes) -> mqtt.MQTTMessage:
     info._iterpos = 0
     info._condition = _RECEIVED_CONDITION
     message.info = info
-    message.properties = None
+    message.properties = properties  # type: ignore[assignment]
     return message
 
 
@@ -207,26 +209,31 @@ def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
     """An MQTT 5 PUBLISH (``header``: first byte of the fixed header; ``packet``: the rest after
     the remaining length) as paho's ``MQTTMessage``; :class:`MalformedPacket` if it is not one."""
     qos = (header & 0x06) >> 1
+    data = bytes(packet)  # one copy: its slices below are bytes (a bytearray's would be copied twice)
     try:
-        topic_len = (packet[0] << 8) | packet[1]
+        topic_len = (data[0] << 8) | data[1]
         pos = 2 + topic_len
-        topic = bytes(packet[2:pos])
+        topic = data[2:pos]
         if len(topic) != topic_len:
             raise MalformedPacket("topic runs past the end of the packet")
         mid = 0
         if qos:
-            mid = (packet[pos] << 8) | packet[pos + 1]
+            mid = (data[pos] << 8) | data[pos + 1]
             pos += 2
-        length, pos = _varint(packet, pos)
+        length = data[pos]
+        if length & 0x80:  # (a property length of 128 bytes or more)
+            length, pos = _varint(data, pos)
+        else:
+            pos += 1
         end = pos + length
-        if end > len(packet):
+        if end > len(data):
             raise MalformedPacket("PUBLISH properties run past the end of the packet")
         # The same property bytes arrive on every message of a stream (structured mode: the content
         # type and the subscription identifier): their decoded object is looked up by them and shared.
-        raw = bytes(packet[pos:end])
+        raw = data[pos:end]
         properties = _SHARED.get(raw)
         if properties is None:
-            properties = _properties(packet, pos, end)
+            properties = _properties(data, pos, end)
             if properties.user_pairs is None:  # user properties (binary mode's id, time) never repeat whole
                 if len(_SHARED) >= _MAX_SHARED:
                     _SHARED.clear()
@@ -235,10 +242,4 @@ def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
         raise MalformedPacket("PUBLISH packet too short") from None
     except UnicodeDecodeError as exc:
         raise MalformedPacket(f"PUBLISH property is not UTF-8: {exc}") from None
-    message = _received(mid, topic)
-    message.dup = bool(header & 0x08)
-    message.qos = qos
-    message.retain = bool(header & 0x01)
-    message.properties = properties  # type: ignore[assignment]
-    message.payload = bytes(packet[end:])
-    return message
+    return _received(mid, topic, header, qos, properties, data[end:])

@@ -152,6 +152,8 @@ class Delivering:
         if properties is not None:
             idents = getattr(properties, "SubscriptionIdentifier", None)
             if idents:
+                if len(idents) == 1 and (bs := self.by_id.get(idents[0])) is not None:
+                    return bs.pick()  # one subscription of this process: most messages
                 targets: list[LocalSub] = []
                 for ident in idents:
                     bs = self.by_id.get(ident)

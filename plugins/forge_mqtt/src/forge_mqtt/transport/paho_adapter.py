@@ -10,7 +10,7 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
 - :func:`close_socket` — ``_sock_close``: drop a socket paho did not close itself (a DISCONNECT not
   flushed in time, a refused connection) and tell ``on_socket_close``.
 - :class:`FastClient` — overrides ``_handle_publish`` (one-pass PUBLISH decoder, reading
-  ``_in_packet``, ``_protocol``, ``_manual_ack``; calling ``_send_puback``, and ``on_message`` as
+  ``_in_packet``, ``_protocol``, ``_manual_ack``, ``_on_message``; calling ``_send_puback``, and ``on_message`` as
   ``_handle_on_message`` does, under ``_in_callback_mutex`` with ``_userdata``, errors to ``_easy_log``;
   ``_handle_on_message`` itself once ``message_callback_add`` was used),
   ``_handle_pubackcomp`` for a PUBACK without properties (reading ``_in_packet``, ``_protocol``,
@@ -130,7 +130,18 @@ class FastClient(GuardedClient):
         if self._filtered:
             self._handle_on_message(message)
         else:
-            self._deliver(message)
+            # paho's _handle_on_message without what only per-topic callbacks need (a list of matches
+            # from its topic tree, the callback lock; ~3 % of a Forge pair's CPU): with none added it
+            # calls on_message, under the same lock and with the same error handling as here.
+            on_message = self._on_message  # (the on_message property's getter: a call per message)
+            if on_message:
+                with self._in_callback_mutex:
+                    try:
+                        on_message(self, self._userdata, message)
+                    except Exception as err:
+                        self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                        if not self.suppress_exceptions:
+                            raise
         if qos == 1 and not self._manual_ack:
             return self._send_puback(message.mid)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -141,20 +152,6 @@ class FastClient(GuardedClient):
     def message_callback_add(self, sub: str, callback: mqtt.CallbackOnMessage) -> None:
         self._filtered = True
         super().message_callback_add(sub, callback)
-
-    def _deliver(self, message: mqtt.MQTTMessage) -> None:
-        # paho's _handle_on_message without what only per-topic callbacks need (a list of matches
-        # from its topic tree, the callback lock; ~3 % of a Forge pair's CPU): with none added it
-        # calls on_message, under the same lock and with the same error handling as here.
-        on_message = self.on_message
-        if on_message:
-            with self._in_callback_mutex:
-                try:
-                    on_message(self, self._userdata, message)
-                except Exception as err:
-                    self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
-                    if not self.suppress_exceptions:
-                        raise
 
     def _handle_pubackcomp(self, cmd: str) -> mqtt.MQTTErrorCode:
         # paho decodes every PUBACK into a new ReasonCode and a new Properties (~20-30 µs on this
