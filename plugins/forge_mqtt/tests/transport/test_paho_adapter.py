@@ -291,3 +291,46 @@ def test_fast_client_calls_on_message_or_the_per_topic_callbacks_as_paho() -> No
     receive("a/4")
     assert got[1:] == [("b", "b/1"), ("any", "a/4")]
 
+
+class _Sink:
+    """A socket whose send() takes at most ``limit`` bytes a call, and keeps what each call took."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.sends: list[bytes] = []
+        self.limit = limit
+
+    def send(self, data: bytes) -> int:
+        taken = bytes(data)[:self.limit]
+        self.sends.append(taken)
+        return len(taken)
+
+
+def _queue(client: mqtt.Client, command: int, packet: bytes, qos: int = 1) -> None:
+    client._out_packet.append({"command": command, "mid": 1, "qos": qos, "pos": 0, "to_process": len(packet),
+                               "packet": packet, "info": None})
+
+
+@pytest.mark.parametrize("limit", [None, 5, 1])
+def test_fast_client_sends_queued_packets_together_in_order(limit: int | None) -> None:
+    """Packets queued between writes go out joined (one send when the socket takes them all); a partial
+    send leaves the rest, from where it stopped, for the next; from a QoS 0 PUBLISH on (its on_publish
+    comes when it is written), paho's own write, a send a packet."""
+    client = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    published: list[int] = []
+    client.on_publish = lambda c, u, mid, reason, props: published.append(mid)
+    sink = _Sink(limit)
+    client._sock = sink  # type: ignore[assignment]
+    acks = [bytes([mqtt.PUBACK, 2, 0, mid]) for mid in range(1, 4)]
+    qos0 = bytes([mqtt.PUBLISH, 5, 0, 1]) + b"t{}}"
+    for ack in acks:
+        _queue(client, mqtt.PUBACK, ack)
+    client._out_packet.append({"command": mqtt.PUBLISH, "mid": 7, "qos": 0, "pos": 0, "to_process": len(qos0),
+                               "packet": qos0, "info": mqtt.MQTTMessageInfo(7)})
+    for ack in acks:
+        _queue(client, mqtt.PUBACK, ack)
+    while client._out_packet:
+        assert client._packet_write() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert b"".join(sink.sends) == b"".join(acks) + qos0 + b"".join(acks)
+    assert published == [7]
+    if limit is None:
+        assert sink.sends == [b"".join(acks), qos0, *acks]
