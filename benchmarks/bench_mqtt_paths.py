@@ -1,0 +1,59 @@
+"""MQTT QoS 1 publish → Mosquitto → receive, one side at a time, for counting instructions a message.
+
+The two sides of ``bench_mqtt.py``'s ratio, each in this one process with a fixed message count:
+
+- ``forge``: two ``MqttTransport``s in structured mode, each under a ``MessageBus`` with the schema
+  (``bus.publish`` per message, the envelope and CloudEvents on both sides, decoding, validation, the
+  manual PUBACK after the handler), as ``bench_mqtt.py``'s "Forge, structured (default)";
+- ``raw``: raw paho 3.1.1 on Forge's ``FastClient``, both clients in one thread with a window, JSON
+  and the schema check per message: ``bench_mqtt_raw.paho_throughput``, the best raw Python side.
+
+Mosquitto runs in its own process (started here, as ``bench_mqtt.py`` starts it), so cachegrind counts
+the client side only. Run a side at two sizes and divide the difference (start-up, imports and the
+broker's start cancel out):
+
+    python -m compileall -q src plugins benchmarks
+    bash /work/tools/cg.sh python benchmarks/bench_mqtt_paths.py --side forge --messages 6000
+    bash /work/tools/cg.sh python benchmarks/bench_mqtt_paths.py --side forge --messages 1000
+    (instructions a message = (I(6000) - I(1000)) / 5000; the same with --side raw)
+
+Without cachegrind it prints msg/s and CPU µs a message of the measured loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from bench_mqtt import forge_throughput  # benchmarks/ is on sys.path when run as a script
+from bench_mqtt_common import Result
+from bench_mqtt_raw import paho_throughput
+from forge_mqtt.testing import MosquittoServer
+from forge_mqtt.transport.paho_adapter import FastClient
+
+#: bench_mqtt.py's broker settings: a publisher in a tight loop outruns one subscriber.
+CONFIG = "max_queued_messages 1000000\nmax_inflight_messages 1000\nset_tcp_nodelay true"
+
+
+def run(side: str, count: int, window: int) -> Result:
+    with MosquittoServer(extra_config=CONFIG) as broker, tempfile.TemporaryDirectory() as tmpdir:
+        if side == "forge":
+            return asyncio.run(forge_throughput(broker, count, Path(tmpdir), "structured"))
+        return paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", choices=("forge", "raw"), required=True)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--window", type=int, default=1000, help="raw side: QoS 1 publishes in flight")
+    args = parser.parse_args()
+    rate, cpu = run(args.side, args.messages, args.window)
+    print(f"{args.side}: {args.messages:,} messages, {rate:,.0f} msg/s, {cpu:.1f} µs CPU a message")
+
+
+if __name__ == "__main__":
+    main()
