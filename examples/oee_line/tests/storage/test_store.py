@@ -59,6 +59,20 @@ def test_a_batch_of_many_statements_adds_only_its_new_samples(series_db: Engine)
     assert _stored(series_db) == _expected(samples)
 
 
+def test_a_batch_of_one_statement_partly_stored_adds_only_its_new_samples(series_db: Engine) -> None:
+    # on SQLite a batch of one statement inserts without RETURNING and reads its new rows back by rowid when
+    # some were already there: every stored row, old and new, must be counted once in the rollups
+    samples = [Sample("M1" if t % 3 else "M2", "Temp", t * 1.7, float(t % 23)) for t in range(200)]
+    store = TimeSeriesStore(series_db)
+    assert store.write(samples[150:160]) == 10
+    assert store.write(samples[:40] + samples[90:100]) == 50
+    batch = samples[:]
+    random.Random(5).shuffle(batch)
+    assert store.write(batch + batch[:7]) == 140  # duplicates within the batch too
+    assert store.write(samples[195:]) == 0
+    assert _stored(series_db) == _expected(samples)
+
+
 def test_percentiles_are_recomputed_for_touched_buckets_only(series_db: Engine) -> None:
     store = TimeSeriesStore(series_db)
     store.write([Sample("M1", "Temp", float(t), float(t)) for t in range(7200)])

@@ -1,6 +1,7 @@
 """A batch of samples and its rollups on SQLite, as DBAPI statements built once.
 
-``TimeSeriesStore.write`` on SQLite inserts the samples (``ON CONFLICT DO NOTHING ... RETURNING``) and
+``TimeSeriesStore.write`` on SQLite inserts the samples (``ON CONFLICT DO NOTHING``, the new ones known by the
+rowcount, else by rowid: :func:`insert_samples_sqlite`) and
 upserts the 1 min / 5 min / 1 h rollups with what it really inserted (a replayed sample reaches no
 rollup), in the batch's transaction. Through SQLAlchemy Core each batch paid for the statements'
 cache lookups, parameter processing and result rows: more CPU than SQLite's own work for the simulated
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects.sqlite import insert
 
-from forge_core.storage import DriverStatement, driver_cursor
+from forge_core.storage import DriverSqlError, DriverStatement, driver_cursor
 from oee_line.storage.tables import ROLLUPS, Rollup, events, telemetry
 
 if TYPE_CHECKING:
@@ -39,9 +40,12 @@ __all__ = ["LevelRows", "add_states_sqlite", "insert_samples_sqlite", "insert_wi
            "upsert_rollups_sqlite"]
 
 _SAMPLE = ("machine_id", "metric", "time", "value", "quality")
-_INSERT = DriverStatement(
-    "oee_line samples insert", insert(telemetry).on_conflict_do_nothing(index_elements=["machine_id", "metric", "time"])
-    .returning(telemetry.c.machine_id, telemetry.c.metric, telemetry.c.time), fields=_SAMPLE, typed=False)
+_INSERT_NEW = insert(telemetry).on_conflict_do_nothing(index_elements=["machine_id", "metric", "time"])
+_INSERT = DriverStatement("oee_line samples insert", _INSERT_NEW.returning(
+    telemetry.c.machine_id, telemetry.c.metric, telemetry.c.time), fields=_SAMPLE, typed=False)
+_INSERT_PLAIN = DriverStatement(  # the same without RETURNING: see insert_samples_sqlite
+    "oee_line samples insert", _INSERT_NEW, fields=_SAMPLE, typed=False)
+_NEW_ROWS = "SELECT machine_id, metric, time FROM telemetry WHERE rowid > ? AND rowid <= ?"
 
 
 def _upsert(rollup: Rollup) -> DriverStatement:
@@ -71,13 +75,34 @@ def insert_with_rollups_sqlite(conn: Connection, samples: Sequence[Sample]) -> i
 
 def insert_samples_sqlite(conn: Connection, samples: Sequence[Sample]) -> list[Sample]:
     """Insert ``samples`` (any order, duplicates allowed); returns those really inserted, sorted by
-    ``(machine_id, metric, time)`` (a replayed sample is not among them)."""
+    ``(machine_id, metric, time)`` (a replayed sample is not among them).
+
+    A batch of one statement goes in without ``RETURNING`` (its rows cost SQLite an ephemeral table and
+    Python a tuple each: ~10 k instructions a sample): the cursor's ``rowcount`` says how many were new, and
+    when that is all of them (every batch but a replay's) they are the batch. When some were there, the new
+    ones are read back by ``rowid``: a table without AUTOINCREMENT gives an inserted row the largest rowid
+    plus one (``oee_line.storage.ranks_sorted`` relies on it too), so the statement's new rows are the
+    ``rowcount`` rowids up to ``lastrowid``."""
     if not samples:
         return []
     unique = {(s.machine_id, s.metric, s.time): s for s in samples}
-    rows = [(s.machine_id, s.metric, s.time, s.value, s.quality) for _, s in sorted(unique.items())]
+    keys = sorted(unique)
+    rows = [(s.machine_id, s.metric, s.time, s.value, s.quality) for s in map(unique.__getitem__, keys)]
     with driver_cursor(conn) as cursor:
-        inserted = {(m, k, float(t)) for m, k, t in _INSERT.on(conn).execute_rows(cursor, rows)}
+        plain = _INSERT_PLAIN.on(conn)
+        if len(rows) > plain.rows_per_statement:  # several statements: each one's new rows returned
+            inserted = {(m, k, float(t)) for m, k, t in _INSERT.on(conn).execute_rows(cursor, rows)}
+            return [unique[key] for key in sorted(inserted)]
+        plain.execute_rows(cursor, rows)
+        new, last = cursor.rowcount, cursor.lastrowid
+        if new == len(rows):
+            return [unique[key] for key in keys]
+        if new <= 0:
+            return []
+        cursor.execute(_NEW_ROWS, (last - new, last))
+        inserted = {(m, k, float(t)) for m, k, t in cursor.fetchall()}
+    if len(inserted) != new:  # rowids not given in order (the largest rowid was taken): never in practice
+        raise DriverSqlError(f"oee_line samples insert: {new} rows inserted, {len(inserted)} found by rowid")
     return [unique[key] for key in sorted(inserted)]
 
 
