@@ -70,7 +70,7 @@ class Gateway(Component):
         for pattern in p.topics:
             await self.ctx.subscribe(pattern, self.on_change, types=["opcua.data_change"])
 
-    async def on_change(self, envelope: Envelope) -> None:
+    def on_change(self, envelope: Envelope) -> None:  # sync: the bus delivers it without a coroutine (no await here)
         self.stats["changes"] += 1
         body = envelope.payload
         tag = str(body.get("tag", ""))
