@@ -33,6 +33,7 @@ _DATATYPES = {"State": "String", "StateCode": "Int32", "FaultCode": "Int32", "Go
               "TotalCount": "UInt32", "IdealCycleTime": "Double"}
 #: the metrics a change publishes, in this order: the fault code before the state (the state's event carries it)
 _METRICS = ("FaultCode", "State", "StateCode", "GoodCount", "TotalCount", "IdealCycleTime")
+_POSITIONS = range(len(_METRICS))
 _UNSHOWN = object()  # equal to no value: the first of each metric is published
 
 
@@ -138,28 +139,30 @@ class SimPlc(Component):
         event carries it). The counters are stamped ``stamp`` when given (the PLC back from a restart). Called
         for every part and transition: the values are compared by position, with no dict of them per call."""
         good0, total0 = self.base[machine.id]
+        counters, state = machine.totals, machine.state  # the counters read without the properties
         since, counted = machine.state_since, machine.last_part_at if stamp is None else stamp
-        values = (machine.fault_code, machine.state, STATES[machine.state], machine.good - good0,
-                  machine.total - total0, machine.ideal_cycle_time)
+        values = (machine.fault_code, state, STATES[state], counters.good - good0, counters.total - total0,
+                  machine.ideal_cycle_time)
         stamps = (since, since, since, counted, counted, self.started)
         shown, names = self.shown[machine.id], self._names[machine.id]
-        for i, value in enumerate(values):
+        for i in _POSITIONS:
+            value = values[i]
             if not initial and shown[i] == value:
                 continue
             shown[i] = value
             ms = round(stamps[i] * 1000)
-            topic, tag, node_id, data_type = names[i]
-            self.samples[(machine.id, _METRICS[i], ms)] = value
+            topic, tag, node_id, data_type, metric = names[i]
+            self.samples[(machine.id, metric, ms)] = value
             await self.ctx.publish(topic, DATA_CHANGE, {
                 "node_id": node_id, "tag": tag, "value": value,
                 "data_type": data_type, "status": "Good", "status_code": 0, "quality": "good",
                 "source_timestamp": ms / 1000, "server_timestamp": now, "endpoint": self._endpoint}, key=tag)
 
-    def _name(self, machine: str, metric: str) -> tuple[str, str, str, str]:
-        """The bus topic, tag, OPC UA node id and data type of one machine's metric."""
+    def _name(self, machine: str, metric: str) -> tuple[str, str, str, str, str]:
+        """The bus topic, tag, OPC UA node id and data type of one machine's metric, and the metric."""
         tag = f"{machine}/{metric}"
         topic = self.params.topic.format(source=self.name, tag=tag)
-        return topic, tag, f"ns=1;s={machine}.{metric}", _DATATYPES[metric]
+        return topic, tag, f"ns=1;s={machine}.{metric}", _DATATYPES[metric], metric
 
     # -- chaos ---------------------------------------------------------------------------------------------
     async def restart(self, seconds: float) -> None:
