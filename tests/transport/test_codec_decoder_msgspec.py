@@ -88,6 +88,20 @@ def test_forges_own_events_take_the_msgspec_path() -> None:
     assert reader.decode_structured("t", bodies[-1]).time == reader.decode_structured_dict("t", bodies[-1]).time
 
 
+def test_times_of_the_last_millisecond_decide_as_the_orjson_reader() -> None:
+    """One reader, its millisecond kept from the first time: a time of that millisecond (good, or
+    broken in its last digits) is read, or refused, as a fresh reader of the whole event reads it."""
+    reader = decoder()
+    times = ["2026-11-22T05:09:27.000250Z", "2026-11-22T05:09:27.000251Z", "2026-11-22T05:09:27.000999Z",
+             "2026-11-22T05:09:27.000٣٣٣Z", "2026-11-22T05:09:27.0002x5Z", "2026-11-22T05:09:27.000250z",
+             "2026-11-22T05:09:27.000250", "2026-11-22T05:09:27.00025Z", "2026-11-22T05:09:27.0002500Z",
+             "2026-11-22T05:09:27.001000Z", "2026-11-22T05:09:27.000001Z", "2026-11-22T05:09:28.000001Z"]
+    for time in times:
+        fast, reference = reader.decode_structured("t", event(time=time)), decoder().decode_structured_dict(
+            "t", event(time=time))
+        assert fast == reference, time
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
                     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),

@@ -108,6 +108,11 @@ class Decoder:
         #: not a tuple: an event of its own time (per-message publish) pays no tuple for it
         self._last_text: str | None = None
         self._last_time = 0.0
+        #: "YYYY-MM-DDTHH:MM:SS.fff" of the last time decode_structured parsed by its second's cache, and
+        #: that millisecond in µs since 1970: a stream's times come in order, many to a millisecond when
+        #: the rate is high, and such a time then costs one slice, a compare and one lookup ("\0": none yet)
+        self._milli_head = "\0"
+        self._milli_micros = 0
 
     def decode(self, topic: str, body: bytes, headers: Mapping[str, str]) -> Envelope:
         try:
@@ -185,13 +190,22 @@ class Decoder:
         time_text = event.time
         if time_text == self._last_text:
             time = self._last_time
+        elif time_text[:23] == self._milli_head and (units := _MICROS_Z(time_text[23:])) is not None:
+            # the millisecond of the last time parsed (already checked): its last three digits and the
+            # "Z" by one lookup (~1,700 instructions a record less than the second's two; the same value)
+            time = (self._milli_micros + units) / 1_000_000
+            self._last_text = time_text
+            self._last_time = time
         else:  # a batch's events share their time: one compare, not a parse
             # fast_parse_time(time_text), its cached second inline; the six digits and the "Z" by two
             # lookups, which also check the shape (exactly 27 characters, ASCII digits)
             head, micros = _times._parse_cache
             if (time_text[:20] == head and (thousands := _MILLI_MICROS(time_text[20:23])) is not None
                     and (units := _MICROS_Z(time_text[23:])) is not None):
-                time = (micros + thousands + units) / 1_000_000
+                micros += thousands
+                self._milli_head = time_text[:23]
+                self._milli_micros = micros
+                time = (micros + units) / 1_000_000
             else:
                 try:
                     time = fast_parse_time(time_text)
