@@ -19,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from forge_core import RawMessage, dead_letters
@@ -44,6 +44,8 @@ SYNC_BATCH = MAX_PACKETS_PER_EVENT
 DRAIN_BATCH = 64
 #: The headers of every structured event received: one dict (RawMessage.headers are read-only).
 _STRUCTURED = {"content-type": STRUCTURED_CONTENT_TYPE}
+#: The headers of every message received without properties (read-only too).
+_NO_HEADERS: dict[str, str] = {}
 
 
 class Delivering:
@@ -179,7 +181,7 @@ class Delivering:
         else the coroutine that finishes it (the caller awaits it before the next message)."""
         topic = message.topic
         props: Any = message.properties  # paho's Properties or FastClient's ReceivedProperties
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = _NO_HEADERS
         if props is not None:
             if props.__class__ is ReceivedProperties:  # FastClient's: two fields always set, no AttributeError
                 pairs = props.user_pairs
@@ -199,10 +201,13 @@ class Delivering:
                         dead_letters.MessageTooLarge(size, self.settings.max_message_bytes))
             self._ack(generation, message)
             return None
-        raw = RawMessage(cast(bytes, message.payload), headers)  # paho's type says bytearray too; it is bytes
+        payload: Any = message.payload  # paho's type says bytearray too; it is bytes
+        raw = RawMessage(payload, headers)
         retries = self.settings.max_redeliveries if message.qos else 0
         targets = self._targets(topic, props)
-        for index, local in enumerate(targets):
+        index = -1
+        for local in targets:
+            index += 1
             direct = local.direct
             if direct is None:
                 return self._finish(generation, message, raw, retries, targets, index, None, 0)
@@ -287,8 +292,8 @@ class Delivering:
         """The PUBACK of a QoS 1 message, unless it came on an earlier connection (the broker sends
         it again on this one)."""
         conn = self.conn
-        if message.qos and generation == conn.generation and conn.client is not None:
-            conn.client.ack(message.mid, message.qos)
+        if message.qos and generation == conn.generation and (client := conn.client) is not None:
+            client.ack(message.mid, message.qos)
 
 
 def _ended(local: LocalSub) -> None:
