@@ -87,18 +87,20 @@ class Historian(Component):
             return [], []
         samples: list[Sample] = []
         states: list[tuple[str, StateChange]] = []
+        fault_metric, state_metric = self.params.fault_metric, self.params.state_metric  # read once a message
         for metric in body.get("metrics", []):
             name, value, ts = metric.get("name"), metric.get("value"), metric.get("timestamp")
             if ts is None or value is None or name is None:
                 self.stats["skipped"] += 1
                 continue
             at = ts / 1000.0
-            if name == self.params.fault_metric and isinstance(value, int):
+            if name == fault_metric and isinstance(value, int):
                 self.fault[machine] = value
-            if name == self.params.state_metric and isinstance(value, str):
+            if name == state_metric and isinstance(value, str):
                 states.append((machine, StateChange(at, value, self.fault.get(machine, 0) if value == "down" else 0)))
             elif isinstance(value, (bool, int, float)):
-                samples.append(Sample(machine, name, at, float(value), quality_name(metric.get("quality"))))
+                quality = _QUALITY.get(metric.get("quality"), "uncertain")  # quality_name, inline (every sample)
+                samples.append(Sample(machine, name, at, float(value), quality))
             else:
                 self.stats["skipped"] += 1
         return samples, states
