@@ -13,8 +13,9 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
   ``_in_packet``, ``_protocol``, ``_manual_ack``, ``_on_message``; calling ``_send_puback``, and ``on_message`` as
   ``_handle_on_message`` does, under ``_in_callback_mutex`` with ``_userdata``, errors to ``_easy_log``;
   ``_handle_on_message`` itself once ``message_callback_add`` was used),
-  ``_packet_write`` joining queued packets into one send (reading ``_out_packet``, calling ``_sock_send``,
-  setting ``_last_msg_out`` under ``_msgtime_mutex``),
+  ``_packet_read`` taking a packet's first two bytes in one recv (filling ``_in_packet`` as paho's reader
+  does, calling ``_sock_recv``), ``_packet_write`` joining queued packets into one send (reading
+  ``_out_packet``, calling ``_sock_send``, setting ``_last_msg_out`` under ``_msgtime_mutex``),
   ``_handle_pubackcomp`` for a PUBACK without properties (reading ``_in_packet``, ``_protocol``,
   ``_out_message_mutex``, ``_out_messages``; calling ``_do_on_publish``) and ``_update_inflight``
   (reading ``_out_messages``/``_inflight_messages``).
@@ -125,6 +126,35 @@ class FastClient(GuardedClient):
     What happens after decoding is paho's own: ``on_message`` (through ``_handle_on_message``), and
     for QoS 1 the PUBACK now or, with ``manual_ack``, when the application calls ``ack``.
     """
+
+    def _packet_read(self) -> mqtt.MQTTErrorCode:
+        # paho reads a packet's first byte, then each byte of its remaining length, with a recv() each:
+        # every packet has at least one length byte, so a new packet's first two come in one recv()
+        # here (a system call and its Python frames less per packet); the rest is paho's reader.
+        in_packet = self._in_packet
+        if in_packet["command"] == 0:
+            try:
+                head = self._sock_recv(2)
+            except BlockingIOError:
+                return mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
+            except TimeoutError as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "timeout on socket: %s", err)
+                return mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST
+            except OSError as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if not head:
+                return mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST
+            in_packet["command"] = head[0]
+            if len(head) == 2:  # the first length byte, taken in as paho's loop takes it
+                byte = head[1]
+                in_packet["remaining_count"].append(byte)
+                in_packet["remaining_length"] += (byte & 127) * in_packet["remaining_mult"]
+                in_packet["remaining_mult"] *= 128
+                if not byte & 128:
+                    in_packet["have_remaining"] = 1
+                    in_packet["to_process"] = in_packet["remaining_length"]
+        return super()._packet_read()
 
     def _handle_publish(self) -> mqtt.MQTTErrorCode:
         command = self._in_packet["command"]
