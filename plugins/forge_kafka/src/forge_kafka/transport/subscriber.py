@@ -247,8 +247,9 @@ class KafkaSubscription(Subscription):
         filtered = self.ephemeral or self.wildcard
         done: dict[tuple[str, int], int] = {}
         # Not filtered (one topic named, not ephemeral): every record is of ``kafka_subscription``, so
-        # none is asked its topic, and its offset is kept by partition alone (no tuple a record)
-        last: dict[int, int] = {}
+        # none is asked its topic, and its last record is kept by partition alone (no tuple a record;
+        # its offset read once a batch, not a call a record)
+        last: dict[int, Message] = {}
         last_pairs: _RawHeaders = None
         last_headers: dict[str, str] = {}
         last_topic = kafka_topic = self.kafka_subscription
@@ -270,10 +271,11 @@ class KafkaSubscription(Subscription):
                 if message.error() is not None and self._fetch_error(message):
                     continue
                 # record_position inlined (a call and a tuple per record); a fetched record has all three
-                partition, offset = message.partition(), message.offset()  # type: ignore[assignment]
+                partition = message.partition()  # type: ignore[assignment]
                 if filtered:
                     kafka_topic = message.topic()  # type: ignore[assignment]
                     if not self._wanted(message):
+                        offset = message.offset()  # type: ignore[assignment]
                         done[(kafka_topic, partition)] = offset
                         continue
                     if kafka_topic != last_topic:  # a batch is mostly of one topic: map its name once
@@ -300,14 +302,16 @@ class KafkaSubscription(Subscription):
                         rewind_from(self, messages[index:])
                         return
                 if filtered:
+                    offset = message.offset()  # type: ignore[assignment]
                     done[(kafka_topic, partition)] = offset
                 else:
-                    last[partition] = offset
+                    last[partition] = message
         finally:
             if handled or unhandled:
                 stats["consumed"] += handled + unhandled
                 stats["handled"] += handled
-            for partition, offset in last.items():
+            for partition, record in last.items():
+                offset = record.offset()  # type: ignore[assignment]
                 done[(self.kafka_subscription, partition)] = offset
             if done:
                 self._store(done)
