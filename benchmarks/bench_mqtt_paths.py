@@ -17,6 +17,9 @@ broker's start cancel out):
     bash /work/tools/cg.sh python benchmarks/bench_mqtt_paths.py --side forge --messages 1000
     (instructions a message = (I(6000) - I(1000)) / 5000; the same with --side raw)
 
+Each side keeps bench_mqtt.py's 120 s deadline: under cachegrind on a loaded machine a large run can hit it
+and stop early (a much lower count; /work/tools/cg.sh shows only "I refs"), so look for the printed result line.
+
 Without cachegrind it prints msg/s and CPU µs a message of the measured loop.
 """
 
