@@ -1,7 +1,8 @@
-"""The one-pass PUBLISH decoder gives the same message as paho's and refuses what paho refuses."""
+"""The one-pass PUBLISH decoders (MQTT 5, MQTT 3.1.1) give the same message as paho's and refuse what paho refuses."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -13,7 +14,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from forge_mqtt.transport.decoder import decode_publish
+from forge_mqtt.transport.decoder import decode_publish, decode_publish_311
 
 # U+0000 and U+FEFF are refused in property strings (test_malformed_packets_are_refused)
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"), max_size=40)
@@ -72,6 +73,36 @@ def test_same_message_as_paho(topic: str, qos: int, mid: int, props: Properties,
     plain = mqtt.MQTTMessage(ours.mid, topic.encode())
     assert (ours.state, ours.timestamp, ours.info.mid, ours.info.rc, ours.info.is_published()) == (
         plain.state, plain.timestamp, plain.info.mid, plain.info.rc, plain.info.is_published())
+
+
+@settings(max_examples=300, deadline=None)
+@given(topic=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30), qos=st.integers(0, 1),
+       mid=st.integers(1, 65535), payload=st.binary(max_size=200), dup=st.booleans(), retain=st.booleans())
+def test_same_message_as_paho_on_311(topic: str, qos: int, mid: int, payload: bytes, dup: bool, retain: bool) -> None:
+    """MQTT 3.1.1 has no properties: the payload follows the topic (and the mid), ``properties`` is None."""
+    topic_bytes = topic.encode()
+    packet = len(topic_bytes).to_bytes(2, "big") + topic_bytes + (mid.to_bytes(2, "big") if qos else b"") + payload
+    header = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    theirs = _packet.decode_publish(header, bytearray(packet), mqtt.MQTTv311)
+    ours = decode_publish_311(header, bytearray(packet))
+    assert (ours.topic, ours.qos, ours.mid, ours.dup, ours.retain, ours.payload, ours.properties) == (
+        theirs.topic.decode(), theirs.qos, theirs.mid, theirs.dup, theirs.retain, theirs.payload, theirs.properties)
+    plain = mqtt.MQTTMessage(ours.mid, topic_bytes)
+    assert (ours.state, ours.timestamp, ours.info.mid, ours.info.rc, ours.info.is_published()) == (
+        plain.state, plain.timestamp, plain.info.mid, plain.info.rc, plain.info.is_published())
+
+
+@pytest.mark.parametrize(("header", "packet"), [
+    (0x30, b"\x00"),  # shorter than its topic length
+    (0x30, b"\x00\x05ab"),  # topic runs past the end
+    (0x30, b"\x00\x00{}"),  # an empty topic, which 3.1.1 does not allow
+    (0x32, b"\x00\x01t\x00"),  # QoS 1 with half a packet identifier
+], ids=["short", "topic", "empty-topic", "mid"])
+def test_malformed_311_packets_are_refused(header: int, packet: bytes) -> None:
+    with pytest.raises(MalformedPacket):
+        decode_publish_311(header, bytearray(packet))
+    with pytest.raises((MalformedPacket, struct.error)):  # paho refuses them too (some as a struct.error)
+        _packet.decode_publish(header, bytearray(packet), mqtt.MQTTv311)
 
 
 @pytest.mark.parametrize("packet", [

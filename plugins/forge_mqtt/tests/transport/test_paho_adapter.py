@@ -5,7 +5,8 @@ changes one fails here (and names it) rather than in a plant.
   the readable event; a peer that closes makes ``on_disconnect`` run and the socket go away.
 - ``_sock_close`` (close_socket): closes the socket and tells ``on_socket_close``.
 - ``_handle_publish``, ``_in_packet``, ``_protocol``, ``_manual_ack``, ``_handle_on_message``,
-  ``_send_puback`` (FastClient): a real broker's PUBLISH arrives through the fast path as paho has it.
+  ``_send_puback`` (FastClient): a real broker's PUBLISH arrives through the fast path as paho has it;
+  on MQTT 3.1.1 the same message and PUBACK as paho's own client.
 - ``_update_inflight``, ``_out_messages``, ``_inflight_messages`` (FastClient's PUBACK shortcut).
 - ``_handle_pubackcomp``, ``_out_message_mutex``, ``_do_on_publish`` (FastClient's PUBACK decoder):
   ``on_publish`` gets the mid and the broker's reason code, the message leaves ``_out_messages``.
@@ -290,6 +291,35 @@ def test_fast_client_calls_on_message_or_the_per_topic_callbacks_as_paho() -> No
     receive("b/1")
     receive("a/4")
     assert got[1:] == [("b", "b/1"), ("any", "a/4")]
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_fast_client_on_311_delivers_as_paho_and_acknowledges(qos: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On MQTT 3.1.1, QoS 0 and 1 go through FastClient's decoder: on_message gets what paho's own client
+    gives it (no properties), then the PUBACK is queued for QoS 1, as paho does; QoS 2 stays paho's."""
+    decoded: list[int] = []
+    decode = paho_adapter.decode_publish_311
+    monkeypatch.setattr(paho_adapter, "decode_publish_311", lambda *args: decoded.append(1) or decode(*args))
+    got: dict[str, list[tuple[Any, ...]]] = {}
+    sent: dict[str, list[bytes]] = {}
+    for kind in (FastClient, mqtt.Client):
+        client = kind(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        client.on_socket_register_write = lambda *args: None  # packets stay queued, not written
+        client._sock = _Sink()  # type: ignore[assignment]
+        client.user_data_set(got.setdefault(kind.__name__, []))
+        client.on_message = lambda c, seen, m: seen.append(
+            (m.topic, m.payload, m.qos, m.mid, m.dup, m.retain, m.properties, m.state, m.info.is_published()))
+        body = b"\x00\x03a/b" + (b"\x01\x02" if qos else b"") + b'{"v": 1}'
+        client._in_packet = {**client._in_packet, "command": 0x38 | (qos << 1), "packet": bytearray(body)}
+        assert client._handle_publish() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        sent[kind.__name__] = [bytes(packet["packet"]) for packet in client._out_packet]
+        client._sock = None
+    assert decoded == ([1] if qos < 2 else [])
+    assert got["FastClient"] == got["Client"]
+    if qos < 2:  # (QoS 2: on_message comes with the PUBREL)
+        assert got["Client"] == [("a/b", b'{"v": 1}', qos, 0x0102 if qos else 0, True, False, None, 0, False)]
+    acks = {0: [], 1: [bytes([mqtt.PUBACK, 2, 1, 2])], 2: [bytes([mqtt.PUBREC, 2, 1, 2])]}
+    assert sent["FastClient"] == sent["Client"] == acks[qos]
 
 
 class _Sink:

@@ -5,7 +5,8 @@ paho-mqtt 2 parses PUBLISH properties through its generic ``Properties`` class, 
 carrying the seven CloudEvents attributes, more than everything else Forge does with it. This module
 decodes the same packet in a few microseconds and hands paho's ``on_message`` the same
 ``MQTTMessage``; :class:`~forge_mqtt.transport.paho_adapter.FastClient` uses it for QoS 0 and 1 on
-MQTT 5 and leaves every other case (QoS 2, MQTT 3.1.1, a paho without the hook) to paho.
+MQTT 5, and :func:`decode_publish_311` (no properties) on MQTT 3.1.1 and 3.1, and leaves every other case
+(QoS 2, a paho without the hook) to paho.
 
 The properties object answers the attributes paho's would (``ContentType``, ``UserProperty`` as a
 list of pairs, ``SubscriptionIdentifier`` as a list, ...) and nothing is set that was not received.
@@ -19,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.exception import MalformedPacket
 
-__all__ = ["ReceivedProperties", "decode_publish"]
+__all__ = ["ReceivedProperties", "decode_publish", "decode_publish_311"]
 
 # MQTT 5 §3.3.2.3: the properties a PUBLISH may carry, by identifier.
 _BYTE, _INT2, _INT4, _VARINT, _UTF8, _BINARY, _PAIR = range(7)
@@ -179,7 +180,7 @@ _new_info = mqtt.MQTTMessageInfo.__new__
 _RECEIVED_CONDITION = threading.Condition()
 
 
-def _received(mid: int, topic: bytes, header: int, qos: int, properties: ReceivedProperties,
+def _received(mid: int, topic: bytes, header: int, qos: int, properties: ReceivedProperties | None,
               payload: bytes) -> mqtt.MQTTMessage:
     """``MQTTMessage(mid, topic)`` as ``decode_publish`` fills it, without the new ``threading.Condition``
     its ``info`` builds (2-3 µs a message here): that condition serves ``wait_for_publish()`` of an
@@ -243,3 +244,25 @@ def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
     except UnicodeDecodeError as exc:
         raise MalformedPacket(f"PUBLISH property is not UTF-8: {exc}") from None
     return _received(mid, topic, header, qos, properties, data[end:])
+
+
+def decode_publish_311(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
+    """An MQTT 3.1.1 (or 3.1) PUBLISH, which has no properties, as paho's ``MQTTMessage`` (``properties``
+    None, as paho leaves it); :class:`MalformedPacket` if it is not one (an empty topic too, as paho)."""
+    qos = (header & 0x06) >> 1
+    data = bytes(packet)
+    try:
+        topic_len = (data[0] << 8) | data[1]
+        pos = 2 + topic_len
+        topic = data[2:pos]
+        if len(topic) != topic_len:
+            raise MalformedPacket("topic runs past the end of the packet")
+        if not topic_len:
+            raise MalformedPacket("topic can't be empty in MQTTv3")
+        mid = 0
+        if qos:
+            mid = (data[pos] << 8) | data[pos + 1]
+            pos += 2
+    except IndexError:
+        raise MalformedPacket("PUBLISH packet too short") from None
+    return _received(mid, topic, header, qos, None, data[pos:])

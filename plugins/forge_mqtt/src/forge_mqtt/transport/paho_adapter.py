@@ -40,7 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
-from forge_mqtt.transport.decoder import decode_publish
+from forge_mqtt.transport.decoder import decode_publish, decode_publish_311
 
 __all__ = ["MAX_PACKETS_PER_EVENT", "FastClient", "GuardedClient", "PackedProperties", "client_class", "close_socket",
            "guard", "read_available", "utf8"]
@@ -120,8 +120,9 @@ def close_socket(client: mqtt.Client) -> None:
 
 class FastClient(GuardedClient):
     """paho's client with :func:`~forge_mqtt.transport.decoder.decode_publish` for received MQTT 5
-    PUBLISH at QoS 0 and 1, and a PUBACK path that does not scan every message in flight; guarded
-    against a connection to itself (:class:`GuardedClient`).
+    PUBLISH at QoS 0 and 1 (:func:`~forge_mqtt.transport.decoder.decode_publish_311` on 3.1.1), and
+    a PUBACK path that does not scan every message in flight; guarded against a connection to itself
+    (:class:`GuardedClient`).
 
     What happens after decoding is paho's own: ``on_message`` (through ``_handle_on_message``), and
     for QoS 1 the PUBACK now or, with ``manual_ack``, when the application calls ``ack``.
@@ -159,9 +160,12 @@ class FastClient(GuardedClient):
     def _handle_publish(self) -> mqtt.MQTTErrorCode:
         command = self._in_packet["command"]
         qos = (command & 0x06) >> 1
-        if self._protocol != mqtt.MQTTv5 or qos > 1:
+        if qos > 1:
             return super()._handle_publish()
-        message = decode_publish(command, self._in_packet["packet"])
+        if self._protocol == mqtt.MQTTv5:
+            message = decode_publish(command, self._in_packet["packet"])
+        else:  # paho's generic decoder (struct formats built per packet) and MQTTMessage(), a Condition each
+            message = decode_publish_311(command, self._in_packet["packet"])
         message.timestamp = time.monotonic()
         if self._filtered:
             self._handle_on_message(message)
