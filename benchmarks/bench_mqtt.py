@@ -12,8 +12,12 @@ same message count, one publisher and one subscriber connection per side.
     the publisher for the GIL, no wake-up byte read per packet), our own ``select`` over both sockets,
     a bounded in-flight window (``--window``, publishes wait for PUBACKs beyond it), and either MQTT
     3.1.1 (no properties) or MQTT 5 with one ``Properties`` (content type) built once and reused;
-    and 3.1.1 on Forge's ``FastClient`` (paho with private shortcuts; on 3.1.1 only its PUBACK
-    decoder applies), since a raw client may take the same shortcut. The best is "best raw Python".
+    and 3.1.1 with every shortcut Forge's side takes, since a raw client may take them too: Forge's
+    ``FastClient`` (its PUBLISH and PUBACK decoders and packet reader: paho's private paths) with
+    deferred writes (paho's public ``on_socket_register_write``/``loop_write``: packets queue, each
+    turn writes them and ``FastClient`` joins them into one ``send()``, as on Forge's loop) and every
+    readable socket read by ``read_available``. The plain sides write each packet at once (a ``send()``
+    per PUBLISH and per PUBACK). The best of them in each round is "best raw Python".
 (c) ``--old-paho``: the side this benchmark used before issue 17 (MQTT 5, a ``Properties`` built per
     message, ``loop_start`` threads, all messages queued at once), for comparison only.
 (d) the peer: FastStream (``faststream[mqtt]``, 0.7.x, its zmqtt client) with a pydantic model of the
@@ -141,6 +145,7 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 STRUCTURED, BINARY = "Forge, structured (default)", "Forge, binary (7 user properties)"
+BEST_RAW = "raw paho 3.1.1, one thread, window, FastClient, joined writes"
 
 
 def per_round(results: dict[str, list[Result | None]], label: str, raw: list[str], index: int) -> list[float]:
@@ -223,10 +228,9 @@ def main() -> None:
         sides["C clients (mosquitto_pub -l | mosquitto_sub -C), no JSON work"] = (
             lambda r, d: c_clients_throughput(broker, count, d))
         sides["raw paho 3.1.1, one thread, window"] = lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window)
-        # paho's PUBACK decoding (a new ReasonCode and Properties each) is private API a raw client can
-        # replace as Forge's FastClient does (on 3.1.1 that is all FastClient changes): the raw side too.
-        sides["raw paho 3.1.1, one thread, window, FastClient PUBACK"] = (
-            lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient))
+        # Forge's FastClient replaces private paho paths (PUBLISH and PUBACK decoding, joined writes, the
+        # packet reader) that a raw client can replace too: the best raw side takes every one Forge takes.
+        sides[BEST_RAW] = lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient, joined=True)
         sides["raw paho 5, one thread, window, props reused"] = (
             lambda r, d: paho_throughput(broker, count, mqtt.MQTTv5, window))
         if args.old_paho:
@@ -253,7 +257,7 @@ def main() -> None:
                 line.append(f"{label.split(',')[0]} {shown}")
             print(f"round {round_ + 1} (load {load()}): " + "; ".join(line))
 
-        best_raw = "raw paho 3.1.1, one thread, window, FastClient PUBACK"  # --latency-only: last stop's best
+        best_raw = BEST_RAW  # --latency-only: last stop's best
         if any(results.values()):
             best_raw = report_throughput(args, broker, results)
         # the latency's raw side is the best raw side of the throughput rounds: same protocol, same client
@@ -262,7 +266,7 @@ def main() -> None:
         rate, secs = args.rate, args.latency_seconds
         latency: dict[str, list[float]] = {
             f"{best_raw.split(',')[0]}{' FastClient' if best_kind is FastClient else ''} (best raw)":
-                paho_latency(broker, rate, secs, best_protocol, best_kind)}
+                paho_latency(broker, rate, secs, best_protocol, best_kind, joined=best_kind is FastClient)}
         if not args.no_faststream:
             latency["FastStream 0.7 + pydantic"] = faststream_child(broker, int(rate * secs), window, rate)[1]
         latency["Forge, structured (default)"] = asyncio.run(

@@ -6,7 +6,9 @@ The two sides of ``bench_mqtt.py``'s ratio, each in this one process with a fixe
   (``bus.publish`` per message, the envelope and CloudEvents on both sides, decoding, validation, the
   manual PUBACK after the handler), as ``bench_mqtt.py``'s "Forge, structured (default)";
 - ``raw``: raw paho 3.1.1 on Forge's ``FastClient``, both clients in one thread with a window, JSON
-  and the schema check per message: ``bench_mqtt_raw.paho_throughput``, the best raw Python side.
+  and the schema check per message, with the shortcuts Forge's side takes (FastClient's decoders and
+  reader, queued packets written joined once a turn, reads by ``read_available``):
+  ``bench_mqtt_raw.paho_throughput(..., FastClient, joined=True)``, the best raw Python side.
 
 Mosquitto runs in its own process (started here, as ``bench_mqtt.py`` starts it), so cachegrind counts
 the client side only. Run a side at two sizes and divide the difference (start-up, imports and the
@@ -44,7 +46,7 @@ def run(side: str, count: int, window: int) -> Result:
     with MosquittoServer(extra_config=CONFIG) as broker, tempfile.TemporaryDirectory() as tmpdir:
         if side == "forge":
             return asyncio.run(forge_throughput(broker, count, Path(tmpdir), "structured"))
-        return paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient)
+        return paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient, joined=True)
 
 
 def main() -> None:

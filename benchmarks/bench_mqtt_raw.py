@@ -1,6 +1,11 @@
 """The raw sides of ``bench_mqtt.py``: the Mosquitto C clients (the broker's limit), raw paho driven as
 an expert would (one thread, one ``select``, a bounded window) and, for comparison only, the side the
-benchmark used before issue 17."""
+benchmark used before issue 17.
+
+Raw paho runs plain (paho's ``Client``, each packet written at once inside ``publish()`` or the read
+that queued it) or, for the best raw side, with every shortcut Forge's transport takes: Forge's
+``FastClient`` (its PUBLISH decoder, on 3.1.1 too, its PUBACK decoder and packet reader) and
+``joined=True`` (deferred writes joined into one ``send()`` per turn, reads by ``read_available``)."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from bench_mqtt_common import HEARTBEAT, Result, payload  # benchmarks/ is on sys.path when run as a script
 from forge_mqtt.testing import MosquittoServer
+from forge_mqtt.transport.paho_adapter import read_available
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -53,13 +59,25 @@ def c_clients_throughput(broker: MosquittoServer, count: int, tmp: Path) -> Resu
 
 # -- (b) raw paho, one thread, bounded window -----------------------------------------------------
 class OneThread:
-    """Two paho clients driven from this thread: one ``select`` over both sockets."""
+    """Two paho clients driven from this thread: one ``select`` over both sockets.
+
+    ``joined`` (the best raw side, on ``FastClient``): the loop Forge's transport runs, with paho's public
+    ``on_socket_register_write``/``loop_write``: packets queue (a burst of publishes, the PUBACKs of a
+    read) and each turn starts with one ``loop_write`` per client, which ``FastClient`` sends joined;
+    a readable socket is read by ``read_available`` (every complete packet, up to 256) instead of
+    ``loop_read`` and its progress check. Without it, paho writes each packet inside ``publish()`` or
+    the read that queued it (a ``send()`` each), as a plain paho client does."""
 
     def __init__(self, broker: MosquittoServer, protocol: int, on_message: Callable[[bytes], None],
-                 kind: type[mqtt.Client] = mqtt.Client) -> None:
+                 kind: type[mqtt.Client] = mqtt.Client, joined: bool = False) -> None:
         self.acked = 0
+        self.joined = joined
         self.sub = self._client(broker, protocol, kind)
         self.pub = self._client(broker, protocol, kind)
+        if joined:
+            for client in (self.sub, self.pub):
+                # set: paho queues a packet and calls this instead of writing it at once
+                client.on_socket_register_write = _write_later
         self.pub.on_publish = self._on_publish
         self.sub.on_message = lambda client, userdata, message: on_message(message.payload)
         self.subscribed = False
@@ -95,6 +113,9 @@ class OneThread:
     def turn(self, timeout: float, progress: Callable[[], int] = lambda: 0) -> None:
         pub, sub = self.pub, self.sub
         psock, ssock = pub.socket(), sub.socket()
+        if self.joined:
+            self._joined_turn(timeout, pub, sub, psock, ssock)
+            return
         writers = [s for c, s in ((pub, psock), (sub, ssock)) if c.want_write()]
         readable, writable, _ = select.select([psock, ssock], writers, [], timeout)
         if ssock in readable:
@@ -112,10 +133,31 @@ class OneThread:
         if ssock in writable:
             sub.loop_write()
 
+    @staticmethod
+    def _joined_turn(timeout: float, pub: mqtt.Client, sub: mqtt.Client, psock: Any, ssock: Any) -> None:
+        if pub.want_write():
+            pub.loop_write()  # the publishes queued since the last turn
+        if sub.want_write():
+            sub.loop_write()  # the PUBACKs of the last read
+        writers = [s for c, s in ((pub, psock), (sub, ssock)) if c.want_write()]  # what the socket did not take
+        readable, writable, _ = select.select([psock, ssock], writers, [], timeout)
+        if ssock in readable:
+            read_available(sub)
+        if psock in readable:
+            read_available(pub)
+        if psock in writable:
+            pub.loop_write()
+        if ssock in writable:
+            sub.loop_write()
+
     def close(self) -> None:
         for client in (self.pub, self.sub):
             client.disconnect()
             client.loop_misc()
+
+
+def _write_later(*args: Any) -> None:
+    """paho's ``on_socket_register_write``: nothing to do, ``OneThread`` writes at the start of each turn."""
 
 
 def checks() -> tuple[Callable[[Any], bool], Callable[[Any], None]]:
@@ -126,7 +168,7 @@ def checks() -> tuple[Callable[[Any], bool], Callable[[Any], None]]:
 
 
 def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: int,
-                    kind: type[mqtt.Client] = mqtt.Client) -> Result:
+                    kind: type[mqtt.Client] = mqtt.Client, joined: bool = False) -> Result:
     is_valid, validate = checks()
     received = [0]
 
@@ -136,7 +178,7 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
             validate(data)  # raises, naming the field: what Forge's check does
         received[0] += 1
 
-    pair = OneThread(broker, protocol, on_message, kind)
+    pair = OneThread(broker, protocol, on_message, kind, joined)
     topic = f"bench/raw/{uuid.uuid4().hex[:6]}"
     pair.start(topic)
     publish, props, dumps = pair.pub.publish, pair.props, orjson.dumps
@@ -162,7 +204,7 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
 
 
 def paho_latency(broker: MosquittoServer, rate: int, seconds: float, protocol: int,
-                 kind: type[mqtt.Client] = mqtt.Client) -> list[float]:
+                 kind: type[mqtt.Client] = mqtt.Client, joined: bool = False) -> list[float]:
     is_valid, validate = checks()
     latencies: list[float] = []
 
@@ -172,7 +214,7 @@ def paho_latency(broker: MosquittoServer, rate: int, seconds: float, protocol: i
             validate(data)
         latencies.append(time.perf_counter() - data["sent"])
 
-    pair = OneThread(broker, protocol, on_message, kind)
+    pair = OneThread(broker, protocol, on_message, kind, joined)
     topic = f"bench/rawlat/{uuid.uuid4().hex[:6]}"
     pair.start(topic)
     total = int(rate * seconds)
