@@ -11,7 +11,7 @@ import pytest
 
 from forge_core import TransportError
 from forge_core.clock import RealClock, VirtualClock
-from forge_core.components.timers import PeriodicTimer, publish_soon
+from forge_core.components.timers import EveryTimer, PeriodicTimer, publish_soon
 from forge_core.testing import TestPlant
 
 
@@ -129,6 +129,32 @@ def test_cancel_from_the_call_or_while_its_awaitable_runs() -> None:
     own, waited, task_cancelled = run_virtual(main)
     assert own == [1.0, 2.0, 3.0]
     assert waited == [] and task_cancelled
+
+
+def test_every_s_timer_calls_an_interval_after_each_call_or_its_awaitable_and_reads_no_delay() -> None:
+    async def main(clock: VirtualClock) -> tuple[list[tuple[float, str]], int]:
+        log: list[tuple[float, str]] = []
+
+        async def slow() -> float:
+            await clock.sleep(0.5)
+            log.append((clock.monotonic(), "slow done"))
+            return 9.0  # not a delay for every()
+
+        results = iter([None, slow(), 5.0, None])
+
+        def fn() -> Any:
+            log.append((clock.monotonic(), "call"))
+            return next(results, None)
+
+        spawn = Spawner()
+        EveryTimer(fn, 1.0, 0.25, spawn=spawn, name="every")
+        await clock.sleep(5.0)
+        return log, len(spawn.tasks)
+
+    log, tasks = run_virtual(main)
+    assert log == [(0.25, "call"), (1.25, "call"), (1.75, "slow done"), (2.75, "call"), (3.75, "call"),
+                   (4.75, "call")]
+    assert tasks == 1, "a task only for the awaitable"
 
 
 def test_works_on_a_real_asyncio_loop() -> None:
@@ -306,6 +332,30 @@ def test_kill_and_stop_cancel_the_timer(plant_dir) -> None:
         plant.advance(2.0)
         assert len(second.calls) == 2
     assert second.timer.cancelled(), "the plant's stop ended it"
+
+
+def test_every_of_a_sync_function_runs_on_a_timer_and_of_a_coroutine_function_in_a_task(plant_dir) -> None:
+    with TestPlant(plant_dir(TICKER_MANIFEST, plugin=TICKER_PLUGIN), seed=1) as plant:
+        ctx: Any = plant.component("ticker").ctx
+        calls: list[float] = []
+
+        async def in_task() -> None:
+            calls.append(-ctx.clock.monotonic())
+
+        made: list[Any] = []
+
+        def start() -> None:  # on the loop, as a component's start
+            made.append(ctx.every(1.0, lambda: calls.append(ctx.clock.monotonic()), initial_delay=0.5))
+            made.append(ctx.every(1.0, in_task, initial_delay=0.5))
+
+        ctx.clock.call_later(0.0, start)
+        plant.advance(0.1)
+        on_timer, task = made
+        assert isinstance(on_timer, EveryTimer) and isinstance(task, asyncio.Task)
+        plant.advance(2.0)
+        first = min(abs(c) for c in calls)
+        assert sorted(round(abs(c) - first, 6) for c in calls) == [0.0, 0.0, 1.0, 1.0]
+    assert on_timer.cancelled() and task.done(), "both end with the component's life"
 
 
 def test_an_ended_timer_is_not_held_by_the_component(plant_dir) -> None:

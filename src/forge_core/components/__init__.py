@@ -10,7 +10,8 @@ the clock (never ``time.time()``), a seeded RNG, publishing, storage, logging.
 
 The package's modules: ``subscriptions`` (``@subscribe``, fencing headers), ``context`` (what the
 runtime gives an instance), ``component`` (the base class and its hook checks), ``periodic`` (``every``'s
-loop), ``timers`` (``timer`` and ``publish_soon``: periodic work on timer callbacks, no task).
+loop for a coroutine function), ``timers`` (``timer``, ``every`` of a sync function and ``publish_soon``:
+periodic work on timer callbacks, no task).
 """
 
 from forge_core.components.component import Component

@@ -9,9 +9,9 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from forge_core.components.periodic import periodic
+from forge_core.components.periodic import periodic, sleeps_on_running_loop
 from forge_core.components.subscriptions import EPOCH_HEADER, LEASE_HEADER, epoch_of
-from forge_core.components.timers import Next, PeriodicTimer, publish_soon
+from forge_core.components.timers import EveryTimer, Next, PeriodicTimer, publish_soon
 from forge_core.messages.envelope import Envelope
 from forge_core.serving import GrpcHost, GrpcMounts, HttpHost, HttpMounts
 from forge_core.tactics.backpressure import BackpressureController
@@ -203,7 +203,10 @@ class ComponentContext:
         elector.on_elected = reacting(True, on_elected)
         elector.on_deposed = reacting(False, on_deposed)
         self._electors.append(elector)
-        self.spawn(elector.run(), name=f"elector:{lease}")
+        if elector.answers_at_once and sleeps_on_running_loop(self.clock):  # no task wake-up per renewal
+            elector.run_on_timer(self.timer)
+        else:
+            self.spawn(elector.run(), name=f"elector:{lease}")
         return elector
 
     def backpressure(self, on_change: Callable[[float, float, int], None] | None = None,
@@ -253,14 +256,24 @@ class ComponentContext:
         return task
 
     def every(self, interval: float, fn: Callable[[], Awaitable[None] | None], *, name: str = "",
-              initial_delay: float | None = None) -> asyncio.Task[Any]:
+              initial_delay: float | None = None) -> asyncio.Task[Any] | PeriodicTimer:
         """Call ``fn`` every ``interval`` seconds of the clock (first after ``initial_delay``,
-        default one interval). A call that raises crashes the component."""
+        default one interval, then ``interval`` after each call's end; an awaitable it returns is awaited
+        first). A call that raises crashes the component; the calls end with this life.
+
+        A sync ``fn`` is called on a timer callback of the loop (an :class:`EveryTimer`, as :meth:`timer`),
+        a coroutine function in a task that sleeps between calls (returned), as is any ``fn`` on a clock
+        whose sleep is not a timer of the running loop."""
         if interval <= 0:
             raise ValueError(f"{self.name}: interval must be positive, got {interval}")
 
         first = interval if initial_delay is None else initial_delay
-        return self.spawn(periodic(self.clock, interval, first, fn), name=name or getattr(fn, "__name__", "every"))
+        name = name or getattr(fn, "__name__", "every")
+        if inspect.iscoroutinefunction(fn) or not sleeps_on_running_loop(self.clock):
+            return self.spawn(periodic(self.clock, interval, first, fn), name=name)
+        timer = EveryTimer(fn, interval, first, spawn=self.spawn, name=name, forget=self._timers.discard)
+        self._timers.add(timer)
+        return timer
 
     def timer(self, interval: float, fn: Callable[[], Next], *, name: str = "",
               initial_delay: float | None = None) -> PeriodicTimer:

@@ -17,12 +17,26 @@ from heapq import heappush
 from inspect import isawaitable
 from typing import Any
 
-from forge_core.clock import _NONE, _WAKE_CONTEXT, Clock, VirtualClock, _Due, _wake
+from forge_core.clock import _NONE, _WAKE_CONTEXT, Clock, RealClock, VirtualClock, _Due, _wake
 
 _new = object.__new__
 _Future, _TimerHandle, _running_loop = asyncio.Future, asyncio.TimerHandle, asyncio.get_running_loop
 
 _VIRTUAL_SLEEP = VirtualClock.sleep  # what the loop below inlines (a subclass's own sleep is called)
+_REAL_SLEEP = RealClock.sleep
+
+
+def sleeps_on_running_loop(clock: Clock) -> bool:
+    """Whether ``clock.sleep(d)`` waits for a timer of the running loop ``d`` seconds of ``loop.time()`` away
+    (a ``VirtualClock`` on its own loop, a ``RealClock``, with the sleep of their classes): then a timer
+    callback of that loop is due when the sleep would have ended (``ComponentContext.every``'s sync path)."""
+    sleep = getattr(clock.sleep, "__func__", None)
+    if sleep is _VIRTUAL_SLEEP:
+        try:
+            return getattr(clock, "loop", None) is _running_loop()
+        except RuntimeError:  # called outside the loop (a test's set-up): the task's path, as before
+            return False
+    return sleep is _REAL_SLEEP
 
 Tick = Callable[[], Awaitable[None] | None]
 

@@ -1,5 +1,5 @@
-"""Periodic work on the loop's timer callbacks instead of a task: :class:`PeriodicTimer` (``ctx.timer``) and
-:func:`publish_soon` (``ctx.publish_soon``).
+"""Periodic work on the loop's timer callbacks instead of a task: :class:`PeriodicTimer` (``ctx.timer``),
+:class:`EveryTimer` (``ctx.every`` of a sync function) and :func:`publish_soon` (``ctx.publish_soon``).
 
 A task that sleeps between two calls pays, per call, the sleep's future and timer, the task's wake-up and its
 coroutine resumed; a timer callback pays the timer and the call. What a callback cannot do is await, so a
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from forge_core.errors import TransportError
@@ -29,6 +30,10 @@ T = TypeVar("T")
 Next = float | None | Awaitable[float | None]
 
 Spawn = Callable[..., "asyncio.Task[Any]"]
+
+
+def _ended() -> None:
+    """An ended timer's ``fn`` and callback (never called: its handle is cancelled)."""
 
 
 async def _raise(exc: BaseException) -> None:
@@ -61,10 +66,8 @@ class PeriodicTimer:
     def _fire(self) -> None:
         try:
             result = self.fn()
-        except Exception as exc:  # handed to a task of the component: it crashes, as with a task's error
-            self._cancelled = True
-            self._forget(self)
-            self._spawn(_raise(exc), name=f"{self.name}:error")
+        except Exception as exc:
+            self._crash(exc)
             return
         if self._cancelled:  # fn cancelled the timer
             return
@@ -83,17 +86,55 @@ class PeriodicTimer:
         if not self._cancelled:
             self._handle = self.call_at(self.now() + (self.interval if delay is None else delay), self._again)
 
+    def _crash(self, exc: Exception) -> None:
+        """End the timer; ``exc`` goes to a task of the component: it crashes, as with a task's error."""
+        self._end()
+        self._spawn(_raise(exc), name=f"{self.name}:error")
+
     def cancel(self) -> None:
         """No more calls; an awaitable the last call returned is cancelled unless it is the caller."""
-        self._cancelled = True
-        self._forget(self)
+        self._end()
         self._handle.cancel()
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
+    def _end(self) -> None:
+        self._cancelled = True
+        self._forget(self)
+        # its own bound method is a cycle (as is ``fn`` of an owner holding the timer) reaching the component's
+        # context through ``spawn``: without them an ended life's context is freed at once, not by the collector
+        self._again = self.fn = _ended
+
     def cancelled(self) -> bool:
         return self._cancelled
+
+
+class EveryTimer(PeriodicTimer):
+    """``ComponentContext.every`` on a timer callback, for a sync ``fn``: the next call ``interval`` seconds after
+    this one's end, or after the end of the awaitable it returned (awaited in a task of the component). What
+    else it returns is ignored, as ``every``'s task ignored it (no delay read from it)."""
+
+    __slots__ = ()
+
+    def _fire(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as exc:
+            self._crash(exc)
+            return
+        if self._cancelled:  # fn cancelled the timer
+            return
+        if result is None or not isawaitable(result):
+            self._handle = self.call_at(self.now() + self.interval, self._again)
+        else:
+            self._task = self._spawn(self._after(result), name=self.name)
+
+    async def _after(self, pending: Awaitable[Any]) -> None:
+        await pending
+        self._task = None
+        if not self._cancelled:
+            self._handle = self.call_at(self.now() + self.interval, self._again)
 
 
 @types.coroutine

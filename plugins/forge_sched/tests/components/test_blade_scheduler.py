@@ -306,7 +306,7 @@ def test_a_lapsed_term_ends_at_the_lapse_not_when_the_report_is_taken(sched_plan
     old = leader_of(plant)
     standby = plant.component("scheduler-1" if old.name == "scheduler-0" else "scheduler-0")
     lapse = old.elector.valid_until_time
-    old.elector._task.cancel()  # the renewals stop; no on_deposed (as if its loop never ran again)
+    old.elector._timer.cancel()  # the renewals stop; no on_deposed (as if its loop never ran again: on a timer here)
     plant.run_until(lambda: standby.leading, timeout=10, step=0.1)
     plant.advance(20)
     (mine,), (theirs,) = old.report()["terms"][-1:], standby.report()["terms"][-1:]

@@ -131,7 +131,7 @@ class FactoryMonitor(Component):
         # unwritten beats are its successor's to write (catch_up), so the simulation writes fewer, larger
         # batches: the flush timer runs every simulated_flush_every (a follower trims its buffer as often).
         flush_every = p.simulated_flush_every if virtual and p.simulated_flush_every is not None else p.flush_every
-        self.ctx.every(flush_every, self.flush, name="flush")
+        self.ctx.every(flush_every, self._flush_pass, name="flush")
         self.ctx.every(p.prune_every, self.prune, name="prune")
 
     @property
@@ -349,15 +349,29 @@ class FactoryMonitor(Component):
 
     async def flush(self) -> None:
         """Write the buffered beats now (the leader); a follower forgets those older than handover_keep."""
-        now = self.ctx.clock.time()
-        if not self.leading:  # a follower keeps handover_keep s of beats for the day it takes over
-            self.store.trim(now - self.params.handover_keep)
-        elif self.store.buffered:
-            await self.store.flush()
+        writing = self._flush_pass()
+        if writing is not None:
+            await writing
 
-    async def prune(self) -> None:
+    def _flush_pass(self) -> Awaitable[None] | None:
+        """:meth:`flush`, sync where nothing is written (``ctx.every`` calls it on a timer callback): the
+        leader's write is returned, to await."""
+        if not self.leading:  # a follower keeps handover_keep s of beats for the day it takes over
+            self.store.trim(self.ctx.clock.time() - self.params.handover_keep)
+            return None
+        return self._write_beats() if self.store.buffered else None
+
+    async def _write_beats(self) -> None:
+        await self.store.flush()
+
+    def prune(self) -> Awaitable[None] | None:
+        """Delete beats older than retention (the leader recording beats: the delete, to await)."""
         if self.leading and self.params.record_beats:
-            await self.store.prune(self.ctx.clock.time() - self.params.retention)
+            return self._delete_old_beats()
+        return None
+
+    async def _delete_old_beats(self) -> None:
+        await self.store.prune(self.ctx.clock.time() - self.params.retention)
 
     async def stop(self) -> None:
         await self.flush()

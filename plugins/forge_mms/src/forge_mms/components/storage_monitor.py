@@ -9,6 +9,7 @@ stuck level does not flood a scheduler, whose reactions have a cooldown anyway).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,17 +75,22 @@ class StorageMonitor(Component):
     def out_of_band(self, levels: dict[str, float]) -> list[str]:
         return [k for k in LEVELS if levels[k] < self.low or levels[k] > self.high]
 
-    async def evaluate(self) -> None:
+    def evaluate(self) -> Awaitable[None] | None:
+        """Judge the levels; an alert to publish is returned, to await (``ctx.every`` calls this on a timer
+        callback: sync when there is nothing to send)."""
         levels = self.read_database() if self.source == "database" else self.levels
         if levels is None:
-            return
+            return None
         self.stats["evaluations"] += 1
         if not self.out_of_band(levels):
-            return
+            return None
         last = self.last_alert
         if last is not None and all(abs(levels[k] - last[k]) <= self.min_change for k in LEVELS):
             self.stats["suppressed"] += 1
-            return
+            return None
+        return self._alert(levels)
+
+    async def _alert(self, levels: dict[str, float]) -> None:
         await self.ctx.publish(self.alert_topic, self.alert_type, {"title": "StorageAlert", **levels})
         self.last_alert = dict(levels)
         self.stats["alerts"] += 1

@@ -26,6 +26,7 @@ This module wires the scheduler to the bus, the lease and the state store; the d
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from forge_core import Check, Component, Envelope, Publishes, Subscribes, epoch_of
@@ -232,16 +233,17 @@ class BladeScheduler(Component):
         if match is None:
             return  # not a machine (a scheduler, a bridge, ...)
         self.offsets["deaths"] += 1
-        if self._remove(int(match.group(1)), f"reported dead as {source}") is not None:
-            await self._rebalance()
+        removed = self._remove(int(match.group(1)), f"reported dead as {source}") is not None
+        if removed and (sending := self._rebalance()) is not None:
+            await sending
 
     # -- periodic work -----------------------------------------------------------------------
-    async def tick(self) -> None:
-        """Time out unconfirmed commands; the leader assigns blades to waiting machines (a safety
-        net: assignment normally happens as soon as a machine is seen waiting)."""
+    def tick(self) -> Awaitable[None] | None:
+        """Time out unconfirmed commands; the leader assigns blades to waiting machines (a safety net:
+        assignment normally happens as soon as a machine is seen waiting), returned to await (a timer's call)."""
         now = self.ctx.clock.time()
         self.stats["assignment_retries"] += self.table.expire_unconfirmed(now, self.params.confirm_timeout)
-        await self.assign()
+        return self.assign() if self.leading and not self.discovering and self.waiting else None
 
     def _assign_soon(self) -> None:
         """React to a waiting machine now instead of on the next tick (and wake no one idle)."""
@@ -271,19 +273,18 @@ class BladeScheduler(Component):
                 return
             self.stats["assignments"] += 1
 
-    async def health_check(self) -> None:
-        """Remove machines silent for ``machine_timeout``; then rebalance blades."""
+    def health_check(self) -> Awaitable[None] | None:
+        """Remove machines silent for ``machine_timeout``; then rebalance blades (swaps returned to await)."""
         now = self.ctx.clock.time()
         silent = [mid for mid, m in self.machines.items() if now - m.last_beat > self.params.machine_timeout]
         for mid in silent:
             self._remove(mid, f"silent for {now - self.machines[mid].last_beat:.1f}s")
-        await self._rebalance()
+        return self._rebalance()
 
-    async def _rebalance(self) -> None:
-        """While one blade type outnumbers the other by more than one, swap a machine over."""
-        if not self.leading or self.discovering:
-            return
-        await self._send_swaps(self.table.plan_rebalance(self.ctx.clock.time()))
+    def _rebalance(self) -> Awaitable[None] | None:
+        """While one type outnumbers the other by more than one, swap a machine over: the leader's sending."""
+        swaps = self.table.plan_rebalance(self.ctx.clock.time()) if self.leading and not self.discovering else None
+        return self._send_swaps(swaps) if swaps else None
 
     async def _send_swaps(self, swaps: list[tuple[Machine, str]]) -> None:
         if not swaps or not await self.persist():

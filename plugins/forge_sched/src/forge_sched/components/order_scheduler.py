@@ -16,6 +16,7 @@ import asyncio
 import importlib.util
 import random
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import sqlalchemy as sa
@@ -114,7 +115,7 @@ class OrderScheduler(Component):
         self.ctx.every(p.schedule_interval, self.tick, name="schedule")
         await self._serve()
         if t.endpoints:
-            self.ctx.every(p.announce_every, self.announce, name="announce")
+            self.ctx.every(p.announce_every, self._announce_pass, name="announce")
 
     async def _mount(self) -> None:
         """Mount the REST API on ``ctx.http``. Two replicas in one process share one server: the second
@@ -174,22 +175,45 @@ class OrderScheduler(Component):
         """``sched.endpoint``: where this replica's REST and gRPC answer and whether it leads, so callers
         find the leader among replicas on ephemeral ports. Only while listening on a socket (nothing
         under virtual time, where callers reach the handlers in-process)."""
-        topic = self.params.topics.endpoints
-        http = self.ctx.http.url if self.mounted else None
-        grpc_target = getattr(getattr(self.ctx, "grpc", None), "target", None)
-        if topic is None or (http is None and grpc_target is None):
+        endpoint = self._endpoint()
+        if endpoint is None:
             return
+        topic, http, grpc_target = endpoint
         await self.ctx.publish(topic, ENDPOINT, {"instance": self.name, "http": http, "grpc": grpc_target,
                                                  "leading": self.leading, "epoch": self.elector.epoch,
                                                  "lease": self.params.lease}, key=self.name)
 
-    async def tick(self) -> None:
+    def _endpoint(self) -> tuple[str, str | None, str | None] | None:
+        """(topic, REST url, gRPC target) to announce, or None: no topic, or not listening on a socket."""
+        topic = self.params.topics.endpoints
+        http = self.ctx.http.url if self.mounted else None
+        grpc_target = getattr(getattr(self.ctx, "grpc", None), "target", None)
+        if topic is None or (http is None and grpc_target is None):
+            return None
+        return topic, http, grpc_target
+
+    def _announce_pass(self) -> Awaitable[None] | None:
+        """:meth:`announce` for ``ctx.every``: sync where there is nothing to announce (virtual time)."""
+        return self.announce() if self._endpoint() is not None else None
+
+    def tick(self) -> Awaitable[None] | None:
         """The periodic pass: place pending orders (leader) and relay queued messages. Both happen on
         each event already (creation, completion, report); this catches what another process left
         (an order the shadow stored, a crash between commit and relay), so it first asks the
-        database in one read whether there is anything to do (one statement a second, not a
-        fenced write transaction and a relay)."""
+        database in one read whether there is anything to do (one statement a second, not a fenced
+        write transaction and a relay). Sync (a timer's callback) but for what waits: returned to await."""
+        # not mounted yet: mount (again), unless another replica still serves the path (asked each pass)
+        if self.mounted is None and not (self.mount_refused and self.ctx.http.is_mounted(self.params.rest_path)):
+            return self._mount_and_pass()
+        return self._pass()
+
+    async def _mount_and_pass(self) -> None:
         await self._mount()
+        rest = self._pass()
+        if rest is not None:
+            await rest
+
+    def _pass(self) -> Awaitable[None] | None:
         now = self.ctx.clock.time()
         if self.transactor.progress.due(now, self.params.progress_delay):
             try:
@@ -198,19 +222,23 @@ class OrderScheduler(Component):
                 self.ctx.log.warning("progress reports not written yet: %s", exc)
         state = (self.transactor.changes, self.elector.is_leader, self.elector.epoch)
         if state == self.probed_idle and now < self.next_probe:
-            return  # no write in this process since a probe found nothing (see probe_every)
+            return None  # no write in this process since a probe found nothing (see probe_every)
         pending, queued = self.service.probe()
-        idle = not (pending or queued)
         if pending and self.leading:
-            placed = await self._leader_write(self.service.assign_pending)
-            # none placed and none queued: the pending orders wait for capacity, which only a commit
-            # (a completion, a report, a new factory: counted) or another process brings
-            idle = placed == 0 and not queued
-            queued = queued or placed != 0
-        self.probed_idle = state if idle else None
-        self.next_probe = now + self.params.probe_every
-        if queued:
+            return self._place(state, now, queued)
+        self._probed(state, now, idle=not (pending or queued))
+        return self.relay(left=True) if queued else None
+
+    async def _place(self, state: tuple[int, bool, int | None], now: float, queued: bool) -> None:
+        placed = await self._leader_write(self.service.assign_pending)
+        # none placed and none queued: the pending orders wait for capacity, which only a commit
+        # (a completion, a report, a new factory: counted) or another process brings
+        self._probed(state, now, idle=placed == 0 and not queued)
+        if queued or placed != 0:
             await self.relay(left=True)
+
+    def _probed(self, state: tuple[int, bool, int | None], now: float, *, idle: bool) -> None:
+        self.probed_idle, self.next_probe = state if idle else None, now + self.params.probe_every
 
     async def _leader_write(self, work: Any, *args: Any) -> Any:
         """A leader's write: NotLeader (deposed meanwhile) and a lost conflict are logged, not crashes."""
