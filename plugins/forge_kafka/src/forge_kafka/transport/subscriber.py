@@ -275,8 +275,7 @@ class KafkaSubscription(Subscription):
                 if filtered:
                     kafka_topic = message.topic()  # type: ignore[assignment]
                     if not self._wanted(message):
-                        offset = message.offset()  # type: ignore[assignment]
-                        done[(kafka_topic, partition)] = offset
+                        done[(kafka_topic, partition)] = message.offset()  # type: ignore[assignment]
                         continue
                     if kafka_topic != last_topic:  # a batch is mostly of one topic: map its name once
                         last_topic, topic = kafka_topic, to_forge(kafka_topic)
@@ -302,8 +301,7 @@ class KafkaSubscription(Subscription):
                         rewind_from(self, messages[index:])
                         return
                 if filtered:
-                    offset = message.offset()  # type: ignore[assignment]
-                    done[(kafka_topic, partition)] = offset
+                    done[(kafka_topic, partition)] = message.offset()  # type: ignore[assignment]
                 else:
                     last[partition] = message
         finally:
