@@ -69,8 +69,11 @@ class PeriodicTimer:
         except Exception as exc:
             self._crash(exc)
             return
-        if self._cancelled:  # fn cancelled the timer
-            return
+        if not self._cancelled:  # (fn may have cancelled the timer)
+            self._next(result)
+
+    def _next(self, result: Next) -> None:
+        """The next call after ``fn`` returned ``result``: a delay, the interval for None, or after an awaitable."""
         if isinstance(result, float):
             self._handle = self.call_at(self.now() + result, self._again)
         elif result is None:
@@ -117,14 +120,7 @@ class EveryTimer(PeriodicTimer):
 
     __slots__ = ()
 
-    def _fire(self) -> None:
-        try:
-            result = self.fn()
-        except Exception as exc:
-            self._crash(exc)
-            return
-        if self._cancelled:  # fn cancelled the timer
-            return
+    def _next(self, result: Next) -> None:
         if result is None or not isawaitable(result):
             self._handle = self.call_at(self.now() + self.interval, self._again)
         else:

@@ -206,21 +206,26 @@ def _received(mid: int, topic: bytes, header: int, qos: int, properties: Receive
     return message
 
 
+def _topic_and_mid(data: bytes, qos: int) -> tuple[bytes, int, int]:
+    """A PUBLISH's topic, its packet id (0 at QoS 0) and where what follows them starts (both versions);
+    IndexError if the packet ends first."""
+    topic_len = (data[0] << 8) | data[1]
+    pos = 2 + topic_len
+    topic = data[2:pos]
+    if len(topic) != topic_len:
+        raise MalformedPacket("topic runs past the end of the packet")
+    if not qos:
+        return topic, 0, pos
+    return topic, (data[pos] << 8) | data[pos + 1], pos + 2
+
+
 def decode_publish(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessage:
     """An MQTT 5 PUBLISH (``header``: first byte of the fixed header; ``packet``: the rest after
     the remaining length) as paho's ``MQTTMessage``; :class:`MalformedPacket` if it is not one."""
     qos = (header & 0x06) >> 1
     data = bytes(packet)  # one copy: its slices below are bytes (a bytearray's would be copied twice)
     try:
-        topic_len = (data[0] << 8) | data[1]
-        pos = 2 + topic_len
-        topic = data[2:pos]
-        if len(topic) != topic_len:
-            raise MalformedPacket("topic runs past the end of the packet")
-        mid = 0
-        if qos:
-            mid = (data[pos] << 8) | data[pos + 1]
-            pos += 2
+        topic, mid, pos = _topic_and_mid(data, qos)
         length = data[pos]
         if length & 0x80:  # (a property length of 128 bytes or more)
             length, pos = _varint(data, pos)
@@ -252,17 +257,9 @@ def decode_publish_311(header: int, packet: bytes | bytearray) -> mqtt.MQTTMessa
     qos = (header & 0x06) >> 1
     data = bytes(packet)
     try:
-        topic_len = (data[0] << 8) | data[1]
-        pos = 2 + topic_len
-        topic = data[2:pos]
-        if len(topic) != topic_len:
-            raise MalformedPacket("topic runs past the end of the packet")
-        if not topic_len:
+        topic, mid, pos = _topic_and_mid(data, qos)
+        if not topic:
             raise MalformedPacket("topic can't be empty in MQTTv3")
-        mid = 0
-        if qos:
-            mid = (data[pos] << 8) | data[pos + 1]
-            pos += 2
     except IndexError:
         raise MalformedPacket("PUBLISH packet too short") from None
     return _received(mid, topic, header, qos, None, data[pos:])
