@@ -69,11 +69,8 @@ class PeriodicTimer:
         except Exception as exc:
             self._crash(exc)
             return
-        if not self._cancelled:  # (fn may have cancelled the timer)
-            self._next(result)
-
-    def _next(self, result: Next) -> None:
-        """The next call after ``fn`` returned ``result``: a delay, the interval for None, or after an awaitable."""
+        if self._cancelled:  # fn cancelled the timer
+            return
         if isinstance(result, float):
             self._handle = self.call_at(self.now() + result, self._again)
         elif result is None:
@@ -120,7 +117,16 @@ class EveryTimer(PeriodicTimer):
 
     __slots__ = ()
 
-    def _next(self, result: Next) -> None:
+    # PeriodicTimer._fire's call, crash and cancel check repeated, not shared through a method the base would
+    # call with the result: that call per fire cost 0.28 % of industry40's simulated hour (cachegrind, 8863eec)
+    def _fire(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as exc:
+            self._crash(exc)
+            return
+        if self._cancelled:  # fn cancelled the timer
+            return
         if result is None or not isawaitable(result):
             self._handle = self.call_at(self.now() + self.interval, self._again)
         else:
