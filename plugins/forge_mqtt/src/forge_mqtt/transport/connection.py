@@ -54,7 +54,7 @@ class Connection:
         self.client_id = client_id
         self.broker = broker
         self.stats = stats
-        self.client: mqtt.Client | None = None
+        self.client: paho_adapter.GuardedClient | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.lock = threading.Lock()  # paho's callbacks may run in connect's worker thread
         self.connected = False  # CONNACK received and the socket not closed since
@@ -91,7 +91,7 @@ class Connection:
         self.publisher, self.subscriber, self.certificates = publisher, subscriber, certificates
 
     # -- the client --------------------------------------------------------------------------------
-    def make_client(self) -> mqtt.Client:
+    def make_client(self) -> paho_adapter.GuardedClient:
         s = self.settings
         # FastClient: paho with a one-pass decoder for received PUBLISH (paho's takes ~270 µs for the
         # CloudEvents properties); plain paho if this paho has no _handle_publish to take over.

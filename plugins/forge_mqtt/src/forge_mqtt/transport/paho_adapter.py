@@ -19,6 +19,9 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
   ``_handle_pubackcomp`` for a PUBACK without properties (reading ``_in_packet``, ``_protocol``,
   ``_out_message_mutex``, ``_out_messages``; calling ``_do_on_publish``) and ``_update_inflight``
   (reading ``_out_messages``/``_inflight_messages``).
+- :meth:`FastClient.publish_packed` — paho's ``publish`` and ``_send_publish`` for QoS 1 (reading ``_sock``,
+  ``_on_log``, ``_logger``, ``_max_queued_messages``, ``_out_messages``, ``_inflight_messages`` and
+  ``_max_inflight_messages`` under ``_out_message_mutex``; calling ``_mid_generate`` and ``_packet_queue``).
 - :class:`GuardedClient` — overrides ``_create_socket_connection`` (paho's TCP connect, called by
   ``reconnect`` before the TLS handshake and before CONNECT is written): a socket connected to itself
   is refused there (forge_core's :func:`~forge_core.transport.refuse_self_connection`). paho's public
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from typing import Any
 
@@ -57,7 +61,7 @@ WRITE_CHUNK = 65_536
 _PUBLISH, _DISCONNECT = mqtt.PUBLISH, mqtt.DISCONNECT
 
 
-def client_class() -> type[mqtt.Client]:
+def client_class() -> type[GuardedClient]:
     """:class:`FastClient` if this paho has the ``_handle_publish`` it takes over, else :class:`GuardedClient`."""
     return FastClient if hasattr(mqtt.Client, "_handle_publish") else GuardedClient
 
@@ -81,6 +85,13 @@ class GuardedClient(mqtt.Client):
                 self.guard_stats["self_connections"] = self.guard_stats.get("self_connections", 0) + 1
             raise
         return sock
+
+
+    def publish_packed(self, topic: str, field: bytes, payload: bytes, qos: int,
+                       properties: PackedProperties | None) -> mqtt.MQTTMessageInfo:
+        """``publish(topic, payload, qos, properties=properties)``; ``field`` is ``utf8(topic)``
+        (:class:`FastClient` writes it into the packet as it is)."""
+        return self.publish(topic, payload, qos, properties=properties)
 
 
 def guard(client: mqtt.Client, who: str, stats: dict[str, int]) -> None:
@@ -186,6 +197,55 @@ class FastClient(GuardedClient):
             return self._send_puback(message.mid)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    def publish_packed(self, topic: str, field: bytes, payload: bytes, qos: int,
+                       properties: PackedProperties | None) -> mqtt.MQTTMessageInfo:
+        """``publish(topic, payload, qos, properties=properties)`` for a topic the caller checked as paho
+        does (not empty, no wildcard, at most 65,535 bytes) and wrote once as ``field`` (:func:`utf8`).
+
+        A QoS 1 publish while connected and logging nothing (paho's ``_easy_log`` formats nothing then) is
+        stored and queued as paho's ``publish`` and ``_send_publish`` do, the packet joined in one go, its
+        ``info`` sharing one Condition as received messages' do (paho notifies it on the PUBACK; Forge never
+        calls ``wait_for_publish``): ~33,000 instructions a message less. Anything else goes to paho."""
+        if qos != 1 or self._sock is None or self._on_log is not None or self._logger is not None \
+                or self._max_queued_messages:
+            return self.publish(topic, payload, qos, properties=properties)
+        if self._protocol == mqtt.MQTTv5:
+            props = _EMPTY_PROPERTIES if properties is None else properties.pack()
+        else:
+            props = b""
+        size = len(field) + len(payload) + len(props) + 2
+        if size > _MAX_PUBLISH:  # paho's error
+            return self.publish(topic, payload, qos, properties=properties)
+        mid = self._mid_generate()
+        message = _new_message(mqtt.MQTTMessage)
+        message.timestamp = mqtt.time_func()
+        message.dup = message.retain = False
+        message.mid = mid
+        message._topic = field[2:]
+        message.payload = payload
+        message.qos = qos
+        message.properties = properties
+        message.info = info = _new_info(mqtt.MQTTMessageInfo)
+        info.mid = mid
+        info._published = False
+        info._iterpos = 0
+        info._condition = _OUTGOING_CONDITION
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                info.rc = mqtt.MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
+                return info
+            self._out_messages[mid] = message
+            if self._max_inflight_messages and self._inflight_messages >= self._max_inflight_messages:
+                message.state = mqtt.mqtt_ms_queued
+                info.rc = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+                return info
+            self._inflight_messages += 1
+            message.state = mqtt.mqtt_ms_wait_for_puback
+            head = (b"\x32", bytes((size,)) if size < 128 else VariableByteIntegers.encode(size))
+            packet = b"".join((*head, field, mid.to_bytes(2, "big"), props, payload))
+            info.rc = self._packet_queue(_PUBLISH, packet, mid, qos, info)
+            return info
+
     #: Set by message_callback_add: from then on received messages go through paho's topic matcher.
     _filtered = False
 
@@ -273,6 +333,13 @@ def _puback_reasons() -> dict[int, ReasonCode]:
 
 
 _PUBACK_REASONS = _puback_reasons()
+#: A PUBLISH's remaining length at most (MQTT's variable byte integer; paho raises past it).
+_MAX_PUBLISH = 268_435_455
+_EMPTY_PROPERTIES = b"\x00"
+_new_message = mqtt.MQTTMessage.__new__
+_new_info = mqtt.MQTTMessageInfo.__new__
+#: The one Condition of the ``info`` of every publish_packed message (see there).
+_OUTGOING_CONDITION = threading.Condition()
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)
 
 

@@ -111,7 +111,8 @@ class Publisher:
         #: (mid, reason code) of PUBACKs paho reported, taken over by :meth:`take_acks`.
         self.acks: deque[tuple[int, int]] = deque()
         self.outbox: Outbox | None = None
-        self._rules: dict[str, tuple[int, int | None]] = {}  # topic -> (qos, expiry seconds or None)
+        #: topic -> (qos, expiry seconds or None, the topic as a PUBLISH writes it or b"" if paho refuses it)
+        self._rules: dict[str, tuple[int, int | None, bytes]] = {}
         self.stats.setdefault("expired", 0)
         self._expired_logged = (float("-inf"), 0)  # when last logged, count dropped since
         self._replay_task: asyncio.Task[None] | None = None
@@ -142,10 +143,11 @@ class Publisher:
             body, headers = encode(envelope, prefix="")
         rules = self._rules.get(topic)
         if rules is None:
-            rules = self._rules[topic] = (self.settings.qos_for(topic), self.settings.expiry_for(topic))
+            rules = self._rules[topic] = (self.settings.qos_for(topic), self.settings.expiry_for(topic),
+                                          _topic_field(topic))
             if len(self._rules) > 10_000:
                 self._rules.clear()
-        qos, expiry = rules
+        qos, expiry, field = rules
         deadline = None
         if expiry is not None:
             now = self.clock.time()
@@ -166,9 +168,9 @@ class Publisher:
                 return self._publish_later(topic, body, headers, qos, deadline)
             slots.free -= 1
             client = conn.client
-            if deadline is None and self.structured and self.is_v5 and client is not None:
+            if deadline is None and self.structured and self.is_v5 and client is not None and field:
                 # hand()'s common path, inlined: a structured QoS 1 publish without an expiry
-                info = client.publish(topic, body, qos, properties=_STRUCTURED_PROPERTIES)
+                info = client.publish_packed(topic, field, body, qos, _STRUCTURED_PROPERTIES)
                 rc = info.rc
                 # NO_CONN: paho keeps a QoS 1 message and sends it after the reconnect.
                 if rc == mqtt.MQTT_ERR_SUCCESS or rc == mqtt.MQTT_ERR_NO_CONN:
@@ -342,6 +344,16 @@ class Publisher:
             future.cancel()
         if self.outbox is not None:
             self.outbox.close()
+
+
+def _topic_field(topic: str) -> bytes:
+    """``topic`` as a PUBLISH carries it (two-byte length, UTF-8), or b"" for one paho refuses to
+    publish to (empty, a wildcard, too long, not UTF-8: its ``publish`` raises the error)."""
+    try:
+        field = utf8(topic)
+    except UnicodeEncodeError:
+        return b""
+    return field if 2 < len(field) <= 65_537 and b"+" not in field and b"#" not in field else b""
 
 
 def _outbox_headers(headers: dict[str, str], qos: int, deadline: float | None) -> dict[str, object]:
