@@ -19,9 +19,9 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
   ``_handle_pubackcomp`` for a PUBACK without properties (reading ``_in_packet``, ``_protocol``,
   ``_out_message_mutex``, ``_out_messages``; calling ``_do_on_publish``) and ``_update_inflight``
   (reading ``_out_messages``/``_inflight_messages``).
-- :meth:`FastClient.publish_packed` — paho's ``publish`` and ``_send_publish`` for QoS 1 (reading ``_sock``,
-  ``_on_log``, ``_logger``, ``_max_queued_messages``, ``_out_messages``, ``_inflight_messages`` and
-  ``_max_inflight_messages`` under ``_out_message_mutex``; calling ``_mid_generate`` and ``_packet_queue``).
+- :meth:`FastClient.publish_packed`, ``ack`` — paho's ``publish``/``_send_publish`` for QoS 1, ``ack``'s PUBACK
+  (reading ``_sock``, ``_on_log``, ``_logger``, ``_max_queued_messages``, ``_manual_ack``, ``_out_messages``,
+  ``_inflight_messages``, ``_max_inflight_messages``; calling ``_mid_generate`` and ``_packet_queue``).
 - :class:`GuardedClient` — overrides ``_create_socket_connection`` (paho's TCP connect, called by
   ``reconnect`` before the TLS handshake and before CONNECT is written): a socket connected to itself
   is refused there (forge_core's :func:`~forge_core.transport.refuse_self_connection`). paho's public
@@ -245,6 +245,13 @@ class FastClient(GuardedClient):
             packet = b"".join((*head, field, mid.to_bytes(2, "big"), props, payload))
             info.rc = self._packet_queue(_PUBLISH, packet, mid, qos, info)
             return info
+
+    def ack(self, mid: int, qos: int) -> mqtt.MQTTErrorCode:
+        # paho's ack of a QoS 1 message: _send_puback's log line (nothing to log to after CONNACK) and
+        # _send_command_with_mid's struct.pack, in one step.
+        if qos == 1 and self._manual_ack and self._on_log is None and self._logger is None:
+            return self._packet_queue(mqtt.PUBACK, bytes((0x40, 2, mid >> 8, mid & 0xFF)), mid, 1)
+        return super().ack(mid, qos)
 
     #: Set by message_callback_add: from then on received messages go through paho's topic matcher.
     _filtered = False
