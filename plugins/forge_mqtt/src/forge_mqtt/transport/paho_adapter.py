@@ -241,14 +241,14 @@ class FastClient(GuardedClient):
                 return info
             self._inflight_messages += 1
             message.state = mqtt.mqtt_ms_wait_for_puback
-            head = (b"\x32", bytes((size,)) if size < 128 else VariableByteIntegers.encode(size))
-            packet = b"".join((*head, field, mid.to_bytes(2, "big"), props, payload))
+            length = (bytes((size,)) if size < 128 else bytes((size & 0x7F | 0x80, size >> 7)) if size < 16_384
+                      else VariableByteIntegers.encode(size))  # MQTT's variable byte integer
+            packet = b"".join((b"\x32", length, field, mid.to_bytes(2, "big"), props, payload))
             info.rc = self._packet_queue(_PUBLISH, packet, mid, qos, info)
             return info
 
     def ack(self, mid: int, qos: int) -> mqtt.MQTTErrorCode:
-        # paho's ack of a QoS 1 message: _send_puback's log line (nothing to log to after CONNACK) and
-        # _send_command_with_mid's struct.pack, in one step.
+        # paho's ack -> _send_puback (a log call; nothing logs after CONNACK) -> _send_command_with_mid, in one step
         if qos == 1 and self._manual_ack and self._on_log is None and self._logger is None:
             return self._packet_queue(mqtt.PUBACK, bytes((0x40, 2, mid >> 8, mid & 0xFF)), mid, 1)
         return super().ack(mid, qos)
