@@ -28,6 +28,7 @@ from forge_core import Component, DeadLetter, Envelope, Publishes, Subscribes, d
 from forge_core.tactics import LeaderElector, Status, StatusChange
 from forge_core.transport import topic_level
 
+from forge_mms.components.factory_monitor_checks import CheckTimer
 from forge_mms.maintenance.failover import FailoverManager
 from forge_mms.maintenance.recovery import RecoveryManager
 from forge_mms.maintenance.reports import FAILOVER_EVENT, StatusReports
@@ -123,9 +124,8 @@ class FactoryMonitor(Component):
         self.elector = self.ctx.elector(p.lease, on_elected=self._elected, on_deposed=self._deposed)
         # the replica that leads checks every check_every; a shadow every shadow_check_every (it only
         # keeps its state ready), and at takeover it checks at once before acting (_elected)
-        self._shadow_every = p.check_every if p.shadow_check_every is None else p.shadow_check_every
-        self._sleeping = False  # the check task sleeps (a takeover cuts the sleep short: _check_now)
-        self._check_task = self.ctx.spawn(self._checks(p.check_every), name="check")
+        self.shadow_every = p.check_every if p.shadow_check_every is None else p.shadow_check_every
+        self._checks: CheckTimer | None = CheckTimer(self, p.check_every)  # on a timer callback, not a task
         # Under a virtual clock a beat flush every second was 7 % of industry40's simulated day (SQLAlchemy's
         # fixed cost per transaction); no power cut falls inside virtual time and a killed leader's
         # unwritten beats are its successor's to write (catch_up), so the simulation writes fewer, larger
@@ -181,42 +181,16 @@ class FactoryMonitor(Component):
         return self.history.calculate_error_rate(factory, window, self.ctx.clock.time())
 
     # -- every check_every --------------------------------------------------------------------------
-    async def _checks(self, first: float) -> None:
-        """The check timer: a check ``first`` s from now, then every ``check_every`` s while leading, every
-        ``shadow_check_every`` s while not. Between two checks the leader also wakes at the instant the
-        first silence verdict can fall (:meth:`FaultDetector.next_verdict`) and judges silence alone: a
-        verdict at its exact instant, not at the next check (the loop's wake-ups: 1 a second, not 4)."""
-        clock, guard, faults = self.ctx.clock, self.guard, self.faults
-        every, shadow, sleep, time = self.params.check_every, self._shadow_every, clock.sleep, clock.time
-        tick = time() + first
-        while True:
-            now = time()
-            wait = tick - now
-            if self.leading:  # a beat heard while asleep only puts its factory's verdict later
-                due = min(faults.next_verdict(), now + faults.up_rule)  # or a new (recovered) UP factory's
-                if now < due < tick:
-                    wait = due - now
-            guard.expect(clock.monotonic() + wait)  # a wake-up later than this is the loop starving it
-            self._sleeping = True
-            await sleep(wait)
-            self._sleeping = False
-            now = time()
-            if now < tick - 1e-9:
-                await self._verdicts(now)
-                continue
-            await self.check()
-            tick = time() + (every if self.leading else shadow)
-
     async def _check_now(self) -> None:
         """At takeover: a check runs now (a shadow's sleep is cut short), then every ``check_every``,
         with the leader's wake-ups for silence verdicts."""
-        if not self._sleeping:
+        if self._checks is None or not self._checks.sleeping:
             return  # mid-check: its next sleep is the leader's
-        self._check_task.cancel()
+        self._checks.cancel()
         await self.check()
-        self._check_task = self.ctx.spawn(self._checks(self.params.check_every), name="check")
+        self._checks = CheckTimer(self, self.params.check_every)
 
-    async def _verdicts(self, now: float) -> None:
+    async def judge_silence(self, now: float) -> None:
         """Silence verdicts at ``now``; none while the loop starves the monitor (StarvationGuard)."""
         if self.guard.verdicts_allowed(self.ctx.clock.monotonic()):
             for change in self.faults.evaluate(self.guard.judged_at(now)):
@@ -225,7 +199,7 @@ class FactoryMonitor(Component):
     async def check(self) -> None:
         """Silence verdicts, then the risk of every factory, the drain and the reports still pending."""
         now = self.ctx.clock.time()
-        await self._verdicts(now)
+        await self.judge_silence(now)
         if self._settled(now):  # the loop below would skip every factory: no beat, change or expiry since
             self.failover.on_risks(self.risks, self._statuses)
             self.reports.tick()
@@ -316,7 +290,7 @@ class FactoryMonitor(Component):
             await self.flush()
         self.ctx.log.info("leading %s at epoch %d; %d report(s) pending", self.params.lease, epoch,
                           len(self.reports.pending()))
-        if getattr(self, "_check_task", None) is not None:
+        if getattr(self, "_checks", None) is not None:
             await self._check_now()  # a shadow that checked less often judges now, before it acts
         self.reports.tick()
 
