@@ -42,3 +42,13 @@ def test_changes_are_published_with_their_source_timestamps_and_a_restart_resets
             assert back[f"{m}/TotalCount"]["value"] == 0 and back[f"{m}/GoodCount"]["value"] == 0
             assert plc.truth[m].states[-2:] == [(round(at * 1000), "down"), (round((at + 60.0) * 1000), "running")] \
                 or plc.truth[m].states[-1] == (round((at + 60.0) * 1000), "running")
+        # the machines step on after the restart (their timer planned again from the new plans), published as before
+        parts = {m: len(plc.truth[m].parts) for m in ("M1", "M2", "M3")}
+        plant.advance(300.0)
+        assert all(len(plc.truth[m].parts) > parts[m] for m in ("M1", "M2", "M3"))
+        after = [e for e in plant.sent("opcua/#")[before + len(down):] if e.payload["tag"].endswith("/TotalCount")]
+        for envelope in after:
+            machine, metric = envelope.payload["tag"].split("/")
+            key = (machine, metric, round(envelope.payload["source_timestamp"] * 1000))
+            assert plc.samples[key] == envelope.payload["value"]
+        assert max(e.payload["value"] for e in after) > 0

@@ -23,7 +23,7 @@ from typing import Any
 from forge_opcua import DATA_CHANGE, PlcModel
 from forge_opcua.simulator.model import STATES, Machine
 
-from forge_core import Component, Publishes
+from forge_core import Component, PeriodicTimer, Publishes
 from oee_line.settings import SimPlcParams
 
 __all__ = ["MachineTruth", "SimPlc", "plc"]
@@ -51,11 +51,6 @@ class MachineTruth:
     parts: list[tuple[int, bool]] = field(default_factory=list)
 
 
-def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
-    if not waiter.done():
-        waiter.set_result(value)
-
-
 class SimPlc(Component):
     Params = SimPlcParams
     params: SimPlcParams
@@ -80,17 +75,33 @@ class SimPlc(Component):
         self.restarts: list[tuple[float, float]] = []
         self.started = now
         _PLCS.setdefault(asyncio.get_running_loop(), {})[self.name] = self
+        self._machines = list(self.model.machines.values())
         for machine in self.model.machines.values():
             self.truth[machine.id].states.append((round(machine.state_since * 1000), machine.state))
-        self._waiter: asyncio.Future[bool] | None = None  # the machines' loop waiting for the next step
-        self.ctx.spawn(self._running(), name="machines")
+        # the machines step on a timer callback of the loop (``ctx.timer``), not in a task: a task waiting for each
+        # part or transition paid a future, a timer, its wake-up and its coroutines resumed (the simulated day)
+        self._when = self.started  # the step the timer is set for
+        self._begun = False  # the first values shown (a restart before that changes no plan: _begin sees it)
+        self._timer: PeriodicTimer = self.ctx.timer(1.0, self._begin, name="machines",
+                                                    initial_delay=self.started - self.ctx.clock.time())
 
     # -- the machines ------------------------------------------------------------------------------------
-    async def _running(self) -> None:
-        await self.ctx.clock.sleep(self.started - self.ctx.clock.time())
+    def _begin(self) -> float:
+        """The timer's first call: every machine's values shown, then the steps."""
         for machine in self.model.machines.values():
-            await self._show(machine, self.started, initial=True)
-        machines = list(self.model.machines.values())
+            self._show(machine, self.started, initial=True)
+        self._timer.fn = self._tick
+        self._begun = True
+        return self._plan()
+
+    def _tick(self) -> float:
+        """The planned step, then each one already due; returns the delay to the next one."""
+        self._step(self._when)
+        return self._plan()
+
+    def _plan(self) -> float:
+        """Step what is due now; set :attr:`_when` to the next step and return the delay to it."""
+        machines = self._machines
         while True:
             when = math.inf  # the earliest next part or transition of any machine, no generator a step
             for machine in machines:
@@ -99,29 +110,20 @@ class SimPlc(Component):
                 if due < when:
                     when = due
             delay = when - self.ctx.clock.time()
-            if delay > 0 and not await self._until(delay):
-                continue  # a restart changed the machines' plans
-            await self._step(when)
-
-    async def _until(self, delay: float) -> bool:
-        """Wait ``delay`` s or until :meth:`_wake` (False then). One future and one timer: a step per part
-        or transition, and ``asyncio.timeout`` around an Event cost a timeout object, a cancellation and an
-        Event waiter each (the simulated day's PLC model)."""
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(delay, _resolve, waiter, True)
-        try:
-            return bool(await waiter)
-        finally:
-            timer.cancel()
-            self._waiter = None
+            if delay > 0:
+                self._when = when
+                return delay
+            self._step(when)
 
     def _wake(self) -> None:
-        if self._waiter is not None:
-            _resolve(self._waiter, False)
+        """The machines' plans changed (a restart): the next step planned again from now."""
+        if not self._begun:
+            return
+        self._timer.cancel()
+        self._timer = self.ctx.timer(1.0, self._tick, name="machines", initial_delay=self._plan())
 
-    async def _step(self, when: float) -> None:
-        for machine in self.model.machines.values():
+    def _step(self, when: float) -> None:
+        for machine in self._machines:
             counters = machine.totals  # its good and total, read without the properties (a step per part)
             state, total, good = machine.state, counters.total, counters.good
             if not machine.advance(when):
@@ -132,9 +134,9 @@ class SimPlc(Component):
             if machine.state != state:
                 truth.states.append((round(machine.state_since * 1000), machine.state))
             if self.online:
-                await self._show(machine, when)
+                self._show(machine, when)
 
-    async def _show(self, machine: Machine, now: float, *, initial: bool = False, stamp: float | None = None) -> None:
+    def _show(self, machine: Machine, now: float, *, initial: bool = False, stamp: float | None = None) -> None:
         """Publish what changed since it was last shown, in ``_METRICS``' order (the fault code first: the state's
         event carries it). The counters are stamped ``stamp`` when given (the PLC back from a restart). Called
         for every part and transition: the values are compared by position, with no dict of them per call."""
@@ -153,7 +155,7 @@ class SimPlc(Component):
             ms = round(stamps[i] * 1000)
             topic, tag, node_id, data_type, metric = names[i]
             self.samples[(machine.id, metric, ms)] = value
-            await self.ctx.publish(topic, DATA_CHANGE, {
+            self.ctx.publish_soon(topic, DATA_CHANGE, {
                 "node_id": node_id, "tag": tag, "value": value,
                 "data_type": data_type, "status": "Good", "status_code": 0, "quality": "good",
                 "source_timestamp": ms / 1000, "server_timestamp": now, "endpoint": self._endpoint}, key=tag)
@@ -176,7 +178,7 @@ class SimPlc(Component):
                 self.truth[machine.id].states.append((round(now * 1000), "down"))
             machine.state, machine.fault_code = "down", self.params.restart_fault_code
             machine.state_since, machine.state_until, machine.part_due = now, back, None
-            await self._show(machine, now)
+            self._show(machine, now)
         self.online = False
         self.restarts.append((now, back))
         self._wake()
@@ -184,11 +186,11 @@ class SimPlc(Component):
 
     async def _back(self, back: float) -> None:
         await self.ctx.clock.sleep(max(0.0, back - self.ctx.clock.time()))
-        await self._step(back)  # the machines run again (the model's own transition at state_until)
+        self._step(back)  # the machines run again (the model's own transition at state_until)
         self.online = True
         for machine in self.model.machines.values():
             self.base[machine.id] = (machine.good, machine.total)
-            await self._show(machine, back, stamp=back)
+            self._show(machine, back, stamp=back)
         self._wake()
 
     def report(self) -> dict[str, Any]:
