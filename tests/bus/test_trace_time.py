@@ -1,6 +1,6 @@
 """The trace's time field: TraceRecorder.record writes ``round(time, 6)`` by three float operations when
-that is provably the same double, ``round`` itself otherwise; every line (so every digest) must be the
-one ``round`` gives."""
+that is provably the same double, near a half by the exact product (Veltkamp's split) from 2**20 to 2**31,
+``round`` itself otherwise; every line (so every digest) must be the one ``round`` gives."""
 
 from __future__ import annotations
 
@@ -26,6 +26,28 @@ def _times(seed: int) -> list[float]:
         half = (rnd.randrange(0, 2_200_000_000_000_000) + 0.5) / 1e6  # next to a tie at the 7th digit
         times += [half + u * math.ulp(half) for u in range(-3, 4)]
     return times
+
+
+def _near_halves(seed: int) -> list[float]:
+    """Times where the float product is too close to a half for the fast test: the split's range and its edges."""
+    rnd = random.Random(seed)
+    times = [2.0**20, math.nextafter(2.0**20, 0.0), 2.0**31, math.nextafter(2.0**31, 0.0), 2.0**20 + 1 / 128,
+             2.0**31 - 1 / 128, 2.0**19 + 3 / 128]
+    for _ in range(20_000):
+        half = (rnd.randrange(2**20 * 10**6, 2**31 * 10**6) + 0.5) / 1e6
+        times += [half + u * math.ulp(half) for u in range(-3, 4)]
+        times.append(rnd.randrange(2**20, 2**31) + rnd.randrange(128) / 128)  # exact ties at the 7th digit
+    return times
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_time_near_a_half_is_rounded_as_round_does(seed: int) -> None:
+    recorder = TraceRecorder()
+    for time in _near_halves(seed):
+        recorder.record("topic", Envelope("t.x", {}, "src", "id", time, None))
+        assert recorder._lines[-1] == orjson.dumps([round(time, 6), "topic", "t.x", "src", "id", None, {}],
+                                                   option=_TRACE_OPTIONS), repr(time)
+        recorder._lines.clear()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
