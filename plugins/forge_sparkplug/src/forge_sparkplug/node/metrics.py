@@ -104,7 +104,8 @@ class MetricTable:
             if value is not None:
                 to_wire(entry.datatype, value, entry.name)  # DatatypeError names the metric
             stamp = update.get("timestamp")
-            checked.append((entry, value, int(stamp) if isinstance(stamp, int | float) else now_ms))
+            # a tuple of types, not ``int | float``: that expression builds a union object at every update
+            checked.append((entry, value, int(stamp) if isinstance(stamp, (int, float)) else now_ms))
         changed: list[Entry] = []
         places: dict[int, int] = {}  # id(entry) -> its place in changed
         for entry, value, stamp in checked:
