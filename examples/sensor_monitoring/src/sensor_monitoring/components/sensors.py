@@ -127,9 +127,12 @@ class Sensors(Component):
         # waiting ones in seq order
         monotonic, run_start, model = clock.monotonic, self.run_start, sensor.model
         outbox, time, topic, sensor_id = sensor.outbox, clock.time, sensor.topic, model.sensor_id
-        interval, stop_after = p.interval, p.stop_after
+        interval, stop_after, backlog = p.interval, p.stop_after, p.backlog
         counts, produced = self.metrics.readings.counts, (model.kind, "produced")  # _produced's Tally, inline
-        take, maybe_anomaly, publish_soon = self._take, self._maybe_random_anomaly, ctx.publish_soon
+        take, publish_soon, read, rng = self._take, ctx.publish_soon, model.read, model.rng
+        kind, location, unit = model.kind, model.location, model.signal.unit
+        anomalies = p.anomalies  # the random anomaly's draw, per sample: its terms bound once
+        rate, first_after, quiet_after = anomalies.rate, anomalies.first_after, anomalies.quiet_after
 
         def published(envelope: Envelope) -> None:  # _produced's body, inline
             life = sensor.life
@@ -147,8 +150,20 @@ class Sensors(Component):
                 timer.cancel()
                 ctx.spawn(self._flush(sensor), name=f"flush:{sensor_id}")
                 return None
-            maybe_anomaly(sensor, now)
-            reading = take(sensor, now)
+            last_tick, sensor.last_tick = sensor.last_tick, now
+            if rate > 0 and now >= first_after and (model.episode is None or model.active(now) is None) \
+                    and now >= model.quiet_since + quiet_after \
+                    and rng.random() < rate * (0.0 if last_tick is None else now - last_tick) / 3600.0:
+                self._inject_random(sensor)
+            if len(outbox) < backlog and sensor.numbered < SEQ_SPAN - 1:  # _take's reading, inline
+                value, anomaly = read(now)
+                sensor.numbered += 1
+                reading: dict[str, Any] | None = {
+                    "sensor_id": sensor_id, "kind": kind, "location": location,
+                    "seq": sensor.life.epoch * SEQ_SPAN + sensor.numbered, "value": value, "unit": unit,
+                    "timestamp": format_time(time()), "anomaly": anomaly}
+            else:  # skipped (a full backlog) or a new life first
+                reading = take(sensor, now)
             if outbox or reading is None:
                 if reading is not None:
                     outbox.append(reading)
@@ -176,13 +191,9 @@ class Sensors(Component):
         await self._flush(sensor)
         return self._next_delay(sensor)
 
-    def _maybe_random_anomaly(self, sensor: Sensor, now: float) -> None:
+    def _inject_random(self, sensor: Sensor) -> None:
+        """The random draw said an anomaly starts now (``_sampler``: no anomaly running, quiet long enough)."""
         a, model = self.params.anomalies, sensor.model
-        dt = 0.0 if sensor.last_tick is None else now - sensor.last_tick
-        sensor.last_tick = now
-        if a.rate <= 0 or now < a.first_after or (model.episode is not None and model.active(now) is not None) \
-                or now < model.quiet_since + a.quiet_after or model.rng.random() >= a.rate * dt / 3600.0:
-            return
         kinds = [k for k, w in a.weights.items() if w > 0]
         anomaly = model.rng.choices(kinds, weights=[a.weights[k] for k in kinds])[0]
         self._inject(sensor, anomaly, a.duration(anomaly), "random")
