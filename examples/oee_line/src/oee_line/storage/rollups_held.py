@@ -35,6 +35,7 @@ __all__ = ["HeldRollups"]
 #: (machine_id, metric, bucket) -> [count, sum, min, max]
 _Level = dict[tuple[str, str, int], list[Any]]
 _SECONDS = tuple(rollup.seconds for rollup in ROLLUPS)
+_FINEST = _SECONDS[0]  # every level's width is a multiple of it
 
 
 class HeldRollups:
@@ -54,17 +55,29 @@ class HeldRollups:
         if tx is not self._tx:  # a new transaction: what was held was committed or rolled back
             self._levels = [{} for _ in ROLLUPS]
             self._tx = tx
+        # this write's values per 1 min bucket (the finest level: each coarser bucket is whole minutes), in
+        # ``fresh``'s order: one key and one lookup a sample instead of one per level
+        minutes: dict[tuple[str, str, int], list[float]] = {}
+        for s in fresh:
+            key = (s.machine_id, s.metric, int(s.time // _FINEST) * _FINEST)  # Rollup.bucket_of, inline
+            values = minutes.get(key)
+            if values is None:
+                minutes[key] = [s.value]
+            else:
+                values.append(s.value)
         for level, seconds in zip(self._levels, _SECONDS, strict=True):
-            # this write's values per bucket, in ``fresh``'s order (``rollup_rows``' groups, as a dict: ``flush``
-            # sorts), then merged into what is held: the batch's sum added as one, as before
-            groups: dict[tuple[str, str, int], list[float]] = {}
-            for s in fresh:
-                key = (s.machine_id, s.metric, int(s.time // seconds) * seconds)  # Rollup.bucket_of, inline
-                values = groups.get(key)
-                if values is None:
-                    groups[key] = [s.value]
-                else:
-                    values.append(s.value)
+            # a bucket's values are its minutes' joined in first-seen order: ``fresh`` is sorted by machine, metric
+            # and time (``insert_samples_sqlite``), so that is ``fresh``'s order and the batch's sum the same float
+            groups = minutes
+            if seconds != _FINEST:
+                groups = {}
+                for (machine_id, metric, minute), values in minutes.items():
+                    key = (machine_id, metric, minute // seconds * seconds)
+                    joined = groups.get(key)
+                    if joined is None:
+                        groups[key] = values
+                    else:
+                        groups[key] = joined + values
             for key, values in groups.items():
                 held = level.get(key)
                 if held is None:
