@@ -72,26 +72,34 @@ def _reading(sensor_id: str, kind: str, location: str, seq: int, value: float, u
     return reading  # a Reading now
 
 
-#: "YYYY-MM-DDTHH:MM:SS." of times parsed in the shape ``format_time`` writes -> its epoch second
-_SECONDS: dict[str, int] = {}
+#: ("YYYY-MM-DDTHH:MM:SS.", its epoch second) of the last second parsed in the shape ``format_time`` writes,
+#: swapped whole; the head never matches before a first parse (no text starts with a NUL)
+_last_second: tuple[str, int] = ("\0", 0)
 
 
 def parse_timestamp(text: str) -> float:
     """Epoch seconds of an RFC 3339 time; a time without an offset is UTC.
 
-    A time in ``forge_core.format_time``'s shape (``...THH:MM:SS.ffffffZ``) whose second was parsed before
+    A time in ``forge_core.format_time``'s shape (``...THH:MM:SS.ffffffZ``) of the second parsed last
     is its second's cached epoch plus the six digits, the same float as ``datetime``'s (both divide the
-    whole microseconds by 10**6); every other text, and a second's first, goes through ``datetime``."""
-    if len(text) == 27 and text[26] == "Z" and text[19] == ".":
-        second = _SECONDS.get(text[:20])
+    whole microseconds by 10**6): a prefix test, not a slice hashed for a lookup (readings come in time
+    order, many to a second); every other text, and a second's first, goes through ``datetime``."""
+    head, second = _last_second
+    if text.startswith(head) and len(text) == 27 and text[26] == "Z":
         digits = text[20:26]
-        if second is not None and digits.isdigit() and digits.isascii():
+        if digits.isdigit() and digits.isascii():  # (isdigit alone takes "٣" and "²")
             return (second * 1_000_000 + int(digits)) / 1_000_000
+    return _parse_new_second(text)
+
+
+def _parse_new_second(text: str) -> float:
+    """``parse_timestamp`` by ``datetime``; a text in ``format_time``'s shape keeps its second for the next."""
+    global _last_second
+    if len(text) == 27 and text[26] == "Z" and text[19] == ".":
+        digits = text[20:26]
         at = datetime.fromisoformat(text)
         if digits.isdigit() and digits.isascii() and at.microsecond == int(digits):
-            if len(_SECONDS) >= 4096:  # a day of 9 sensors is 86,400 seconds: keep the recent ones only
-                _SECONDS.clear()
-            _SECONDS[text[:20]] = int(at.replace(microsecond=0).timestamp())
+            _last_second = (text[:20], int(at.replace(microsecond=0).timestamp()))
         return at.timestamp()
     at = datetime.fromisoformat(text)
     if at.tzinfo is None:
@@ -126,6 +134,8 @@ def parse_reading(payload: Mapping[str, Any], kinds: Mapping[str, str]) -> Readi
         ts = parse_timestamp(timestamp)
     except ValueError:
         raise MalformedReading("/timestamp", f"not an RFC 3339 time: {timestamp!r}") from None
-    anomaly = payload.get("anomaly")
-    return _reading(sensor_id, kind, str(payload.get("location") or ""), seq, float(value), unit, ts, timestamp,
+    anomaly, location = payload.get("anomaly"), payload.get("location")
+    # a str location and a float value (every reading from JSON) are kept as they are: no conversion call
+    return _reading(sensor_id, kind, location if type(location) is str else str(location or ""), seq,
+                    value if type(value) is float else float(value), unit, ts, timestamp,
                     anomaly if isinstance(anomaly, str) else None)
