@@ -34,6 +34,7 @@ import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,13 +134,22 @@ class ErpLink(Component):
         self.counts["asked"] += 1
         await self.ctx.publish(self.params.order_requests, ORDER_REQUEST, body, key=request_id)
 
-    async def resend(self) -> None:
+    def resend(self) -> Awaitable[None] | None:
+        """Ask again what got no answer for ``retry_every`` s: the publishes, to await, or ``None`` when nothing
+        is that old. Sync, so ``ctx.every`` calls it on a timer callback, not in a task woken each time."""
         now = self.ctx.clock.time()
-        for request_id, (body, sent) in list(self.outstanding.items()):
-            if now - sent >= self.params.retry_every:
-                self.outstanding[request_id] = (body, now)
-                self.counts["resent"] += 1
-                await self.ctx.publish(self.params.order_requests, ORDER_REQUEST, body, key=request_id)
+        limit = self.params.retry_every
+        due = [(request_id, body) for request_id, (body, sent) in self.outstanding.items() if now - sent >= limit]
+        if not due:
+            return None
+        for request_id, body in due:
+            self.outstanding[request_id] = (body, now)
+        self.counts["resent"] += len(due)
+        return self._ask_again(due)
+
+    async def _ask_again(self, due: list[tuple[str, dict[str, Any]]]) -> None:
+        for request_id, body in due:
+            await self.ctx.publish(self.params.order_requests, ORDER_REQUEST, body, key=request_id)
 
     # -- from the ERP ------------------------------------------------------------------------------
     async def on_request(self, envelope: Envelope) -> None:

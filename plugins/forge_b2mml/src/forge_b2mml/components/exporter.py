@@ -28,6 +28,7 @@ refusing the document, settled as rejected (sending it again would not change it
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -116,7 +117,9 @@ class Exporter(Component):
             return
         self.stats["exported"] += 1
         self.next_due = min(self.next_due, now)
-        await self.send_due()
+        sending = self.send_due()
+        if sending is not None:
+            await sending
 
     async def on_state(self, envelope: Envelope) -> None:
         """The plant's answer to a Get / Change / Cancel: Show<Noun> or Respond<Noun>, once per request
@@ -129,16 +132,23 @@ class Exporter(Component):
         if self.ledger.add_export(export_id, None, body, now, kind=verb.lower(), needs_ack=False):
             self.stats["answers"] += 1
             self.next_due = min(self.next_due, now)
-            await self.send_due()
+            sending = self.send_due()
+            if sending is not None:
+                await sending
 
-    async def send_due(self) -> None:
+    def send_due(self) -> Awaitable[None] | None:
+        """Send what is due: the sends, to await, or ``None`` when nothing is (nearly every tick). Sync, so
+        ``ctx.every`` calls it on a timer callback, not in a task woken every ``resend`` s."""
         now = self.ctx.clock.time()
         if now >= self.rescan_at:  # exports another process stored in the same database
             self.rescan_at = now + (self.params.rescan or math.inf)
             self.next_due = min(self.next_due, self.ledger.next_due())
         if now < self.next_due:  # nothing is due yet (the ledger said so when it was last read)
-            return
+            return None
         self.next_due = math.inf  # lowered meanwhile by a new export; the ledger's answer below
+        return self._send_pass(now)
+
+    async def _send_pass(self, now: float) -> None:
         try:
             await self._send_due(now)
             later = self.ledger.next_due()
