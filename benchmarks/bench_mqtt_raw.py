@@ -4,7 +4,8 @@ benchmark used before issue 17.
 
 Raw paho runs plain (paho's ``Client``, each packet written at once inside ``publish()`` or the read
 that queued it) or, for the best raw side, with every shortcut Forge's transport takes: Forge's
-``FastClient`` (its PUBLISH decoder, on 3.1.1 too, its PUBACK decoder and packet reader) and
+``FastClient`` (its PUBLISH decoder, on 3.1.1 too, its PUBACK decoder and packet reader, ``publish_packed``
+with the topic's bytes written once, the PUBACK queued by ``ack`` after the handler as Forge's is) and
 ``joined=True`` (deferred writes joined into one ``send()`` per turn, reads by ``read_available``)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from bench_mqtt_common import HEARTBEAT, Result, payload  # benchmarks/ is on sys.path when run as a script
 from forge_mqtt.testing import MosquittoServer
-from forge_mqtt.transport.paho_adapter import read_available
+from forge_mqtt.transport.paho_adapter import FastClient, read_available, utf8
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -74,12 +76,18 @@ class OneThread:
         self.joined = joined
         self.sub = self._client(broker, protocol, kind)
         self.pub = self._client(broker, protocol, kind)
+        self.fast = joined and issubclass(kind, FastClient)
+        if self.fast:  # the PUBACK after the handler, as Forge's; FastClient queues its four bytes in ack()
+            self.sub.manual_ack_set(True)
+            ack = self.sub.ack
+            self.sub.on_message = lambda client, userdata, message: (on_message(message.payload), ack(message.mid, 1))
+        else:
+            self.sub.on_message = lambda client, userdata, message: on_message(message.payload)
         if joined:
             for client in (self.sub, self.pub):
                 # set: paho queues a packet and calls this instead of writing it at once
                 client.on_socket_register_write = _write_later
         self.pub.on_publish = self._on_publish
-        self.sub.on_message = lambda client, userdata, message: on_message(message.payload)
         self.subscribed = False
         self.sub.on_subscribe = self._on_subscribe
         self.props: Properties | None = None
@@ -95,6 +103,13 @@ class OneThread:
         client.max_inflight_messages_set(0)
         client.connect(broker.host, broker.port)
         return client
+
+    def publisher(self, topic: str) -> Callable[..., Any]:
+        """``publish(payload, qos, properties=...)`` to ``topic``: on ``FastClient`` its ``publish_packed``
+        with the topic's bytes written once (as Forge's publisher keeps them per topic), else paho's."""
+        if self.fast:
+            return partial(self.pub.publish_packed, topic, utf8(topic))
+        return partial(self.pub.publish, topic)
 
     def _on_publish(self, *args: Any) -> None:
         self.acked += 1
@@ -181,7 +196,7 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
     pair = OneThread(broker, protocol, on_message, kind, joined)
     topic = f"bench/raw/{uuid.uuid4().hex[:6]}"
     pair.start(topic)
-    publish, props, dumps = pair.pub.publish, pair.props, orjson.dumps
+    publish, props, dumps = pair.publisher(topic), pair.props, orjson.dumps
     progress = received.__getitem__
     sent = 0
     last_misc = time.monotonic()
@@ -189,7 +204,7 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
     deadline = time.monotonic() + 120
     while received[0] < count:
         while sent < count and sent - pair.acked < window:
-            publish(topic, dumps(payload(sent)), 1, properties=props)
+            publish(dumps(payload(sent)), 1, properties=props)
             sent += 1
         pair.turn(0.05, lambda: progress(0))
         if (now := time.monotonic()) - last_misc > 1:
@@ -218,13 +233,14 @@ def paho_latency(broker: MosquittoServer, rate: int, seconds: float, protocol: i
     topic = f"bench/rawlat/{uuid.uuid4().hex[:6]}"
     pair.start(topic)
     total = int(rate * seconds)
+    publish = pair.publisher(topic)
     progress = latencies.__len__
     start = time.perf_counter()
     for n in range(total):
         target = start + n / rate
         while (now := time.perf_counter()) < target:
             pair.turn(target - now, progress)
-        pair.pub.publish(topic, orjson.dumps(payload(n, time.perf_counter())), 1, properties=pair.props)
+        publish(orjson.dumps(payload(n, time.perf_counter())), 1, properties=pair.props)
         if n % rate == 0:
             pair.pub.loop_misc()
             pair.sub.loop_misc()
