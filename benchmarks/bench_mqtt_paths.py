@@ -7,7 +7,8 @@ The two sides of ``bench_mqtt.py``'s ratio, each in this one process with a fixe
   manual PUBACK after the handler), as ``bench_mqtt.py``'s "Forge, structured (default)";
 - ``raw``: raw paho 3.1.1 on Forge's ``FastClient``, both clients in one thread with a window, JSON
   and the schema check per message, with the shortcuts Forge's side takes (FastClient's decoders and
-  reader, queued packets written joined once a turn, reads by ``read_available``):
+  reader, ``publish_packed`` with the topic's bytes written once, the PUBACK queued by ``ack`` after the
+  handler, queued packets written joined once a turn, reads by ``read_available``):
   ``bench_mqtt_raw.paho_throughput(..., FastClient, joined=True)``, the best raw Python side.
 
 Mosquitto runs in its own process (started here, as ``bench_mqtt.py`` starts it), so cachegrind counts
