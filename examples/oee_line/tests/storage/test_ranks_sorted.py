@@ -94,3 +94,33 @@ def test_a_held_bucket_that_no_longer_matches_is_read_again(tmp_path: Path) -> N
     assert _stored(engine) == _ranked(engine)
     assert _stored(engine)[("1h", "M1", "Temp", 0)] == (75.0, 97.5)
     engine.dispose()
+
+
+def bucket_ranks(values: list[int]) -> tuple[float, float]:
+    """p50/p95 of ``values`` as oee_line.storage.store.percentile interpolates them."""
+    ordered = sorted(float(v) for v in values)
+    out = []
+    for q in (0.5, 0.95):
+        pos = (len(ordered) - 1) * q
+        lo = int(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        out.append(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+    return out[0], out[1]
+
+
+def test_a_retention_sweep_keeps_what_is_held_of_the_buckets_it_deleted_nothing_of(tmp_path: Path) -> None:
+    engine = migrated(f"sqlite:///{tmp_path}/oee.db")
+    store = TimeSeriesStore(engine)
+    day = 86_400.0
+    store.write([Sample("M1", "Temp", 10 * day + i, float(i % 7)) for i in range(100)])  # the open hour
+    store.write([Sample("M1", "Temp", float(i), float(i)) for i in range(10)])  # old samples, of bucket 0
+    store.refresh_percentiles()
+    store.apply_retention(10 * day + 100.0, Retention())  # the samples older than 7 days go: bucket 0's only
+    held = {key[0]: key[3] for key in store._sorted._held}
+    assert held == {"5m": 10 * day, "1h": 10 * day}, "the open buckets stay held, the old ones are dropped"
+    store.write([Sample("M1", "Temp", 10 * day + 200.0, 500.0)])
+    store.refresh_percentiles()  # the open hour's new sample read alone, the figures the database ranking's
+    ranked = _ranked(engine)
+    assert {key: ranks for key, ranks in _stored(engine).items() if key[3] >= 10 * day} == ranked  # bucket 0: none left
+    assert ranked[("1h", "M1", "Temp", int(10 * day))] == bucket_ranks(list(range(7)) * 14 + [0, 1, 500])
+    engine.dispose()

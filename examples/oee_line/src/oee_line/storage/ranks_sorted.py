@@ -32,10 +32,16 @@ class SortedBuckets:
         self._held: dict[tuple[str, str, str, int], tuple[list[float], int]] = {}
         self._seen: set[tuple[str, str, str, int]] = set()
 
-    def forget(self) -> None:
-        """Drop everything held (rows were deleted: retention, clear)."""
-        self._held.clear()
-        self._seen.clear()
+    def forget(self, before: float | None = None) -> None:
+        """Drop what is held: everything (rows were deleted: a clear), or with ``before`` only the buckets that begin
+        before it (retention deleted the samples older than ``before``: a later bucket lost none, and the open 1 h
+        bucket, read whole again after every hourly sweep, stays held)."""
+        if before is None:
+            self._held.clear()
+            self._seen.clear()
+            return
+        self._held = {key: held for key, held in self._held.items() if key[3] >= before}
+        self._seen = {key for key in self._seen if key[3] >= before}
 
     def end_round(self) -> None:
         """Keep only the buckets ranked since the last call."""

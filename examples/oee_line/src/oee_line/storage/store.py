@@ -210,7 +210,8 @@ class TimeSeriesStore:
         deleted: dict[str, int] = {}
         days = {"1m": retention.rollup_1m_days, "5m": retention.rollup_5m_days, "1h": retention.rollup_1h_days}
         hyper = self.on_timescale()
-        self._sorted.forget()  # rows are deleted: what is held would no longer match
+        if retention.telemetry_days > 0:  # samples are deleted: what is held of their buckets would no longer match
+            self._sorted.forget(before=now - retention.telemetry_days * 86_400)
         if hyper:
             deleted = timescale.apply_retention(self.engine, now, retention.telemetry_days, days)
         with self.engine.begin() as conn:
