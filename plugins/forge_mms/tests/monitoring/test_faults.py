@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -156,3 +157,20 @@ def test_next_verdict_is_the_first_instant_a_silence_verdict_falls():
     assert detector.evaluate(7.0) == []
     assert [c.new for c in detector.evaluate(due)] == [Status.DOWN]
     assert detector.next_verdict() == float("inf")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_next_verdict_before_an_instant_is_exact_below_it_and_at_or_past_it_otherwise(seed: int):
+    """next_verdict(before): the same instant when one falls before ``before``, else one at or after it."""
+    rng = random.Random(seed)
+    detector, _, beat = setup()
+    now = 0.0
+    for _ in range(300):
+        now += rng.choice([0.25, 0.5, 1.0, 2.0])
+        if rng.random() < 0.7:
+            beat(now)
+        detector.evaluate(now)
+        exact = detector.next_verdict()
+        for before in (now, now + 0.25, now + 1.0, now + 5.0, float("inf")):
+            got = detector.next_verdict(before)
+            assert got == exact if exact < before else got >= before, (seed, now, before, got, exact)

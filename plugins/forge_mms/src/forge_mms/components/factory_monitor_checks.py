@@ -68,7 +68,7 @@ class CheckTimer:
         wait = self._tick - now
         if monitor.leading:  # a beat heard while asleep only puts its factory's verdict later
             faults = monitor.faults
-            due = min(faults.next_verdict(), now + faults.up_rule)  # or a new (recovered) UP factory's
+            due = min(faults.next_verdict(self._tick), now + faults.up_rule)  # or a new (recovered) UP factory's
             if now < due < self._tick:
                 wait = due - now
         monitor.guard.expect(self.monotonic() + wait)  # a wake-up later than this is the loop starving it

@@ -115,14 +115,19 @@ class FaultDetector:
                 heard.pop(change.source, None)
         return changes
 
-    def next_verdict(self) -> float:
+    def next_verdict(self, before: float = math.inf) -> float:
         """The earliest instant a silence verdict can fall (``math.inf``: no factory to judge): each
         tracked factory's newest beat plus its rule (the shorter one while UP, DOWN's once DEGRADED),
-        just past the edge (silent for *more* than the rule). A later beat only moves it later."""
+        just past the edge (silent for *more* than the rule). A later beat only moves it later.
+        With ``before``: an instant no earlier than ``before`` stands for any at or after it (the check
+        timer only asks whether one falls before its next check: most sleeps, no pass over the statuses)."""
         heard = self._heard
         if not heard:
             return math.inf
         status, up, down = self.monitor.status, self.up_rule, self.down_after
+        soonest = min(heard.values()) + up + _PAST_EDGE  # no verdict before it: up_rule is the shorter rule
+        if soonest >= before:
+            return soonest
         return min(at + (up if status(factory) is _UP else down) for factory, at in heard.items()) + _PAST_EDGE
 
     def status(self, factory: str) -> Status | None:
