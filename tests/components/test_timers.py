@@ -1,5 +1,5 @@
-"""ctx.timer and ctx.publish_soon (forge_core.components.timers): periodic work on the loop's timer callbacks,
-publishing without a task when the transport does not wait, on the virtual clock and on a real loop."""
+"""ctx.timer and ctx.every of a sync function (forge_core.components.timers): periodic work on the loop's timer
+callbacks, on the virtual clock, on a real loop and in a plant (publish_soon and run_soon: test_timers_soon.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-
 from forge_core import TransportError
 from forge_core.clock import RealClock, VirtualClock
-from forge_core.components.timers import EveryTimer, PeriodicTimer, publish_soon
+from forge_core.components.timers import EveryTimer, PeriodicTimer
 from forge_core.testing import TestPlant
 
 
@@ -172,66 +170,6 @@ def test_works_on_a_real_asyncio_loop() -> None:
         return calls
 
     assert asyncio.run(main())[:5] == [0, 1, 2, 3, 4]
-
-
-# -- publish_soon ------------------------------------------------------------------------------
-
-class Publisher:
-    """What publish_soon asks of the context: its publish (at once, waiting, failing) and its spawn."""
-
-    def __init__(self) -> None:
-        self.spawn = Spawner()
-
-    def publish(self, topic: str, type_: str, payload: dict[str, Any], **kw: Any) -> Any:
-        return getattr(self, topic)(payload)
-
-    async def at_once(self, payload: dict[str, Any]) -> str:
-        return f"sent {payload['n']}"
-
-    async def waits(self, payload: dict[str, Any]) -> str:
-        await asyncio.sleep(0)
-        return f"sent {payload['n']}"
-
-    async def waits_and_fails(self, payload: dict[str, Any]) -> str:
-        await asyncio.sleep(0)
-        raise TransportError("timed out (test)")
-
-    async def refused(self, payload: dict[str, Any]) -> str:
-        raise TransportError("broker unreachable (test)")
-
-
-def test_publish_soon_ends_at_once_without_a_task_or_in_a_task_when_the_transport_waits() -> None:
-    async def main() -> None:
-        ctx: Any = Publisher()
-        done: list[str] = []
-        failed: list[tuple[str, dict[str, int]]] = []
-
-        def send(how: str, payload: dict[str, int]) -> asyncio.Task[None] | None:
-            return publish_soon(ctx, how, "test.reading", payload, on_published=done.append,
-                                on_failed=lambda exc, p: failed.append((str(exc), p)))
-
-        p1, p2, p3, p4 = ({"n": i} for i in range(1, 5))
-        assert send("at_once", p1) is None and done == ["sent 1"] and not ctx.spawn.tasks
-        assert send("refused", p2) is None and failed == [("broker unreachable (test)", p2)]
-        waiting, failing = send("waits", p3), send("waits_and_fails", p4)
-        assert waiting is not None and failing is not None and done == ["sent 1"], "not done yet"
-        await asyncio.gather(waiting, failing)
-        assert done == ["sent 1", "sent 3"] and failed[1:] == [("timed out (test)", p4)]
-
-    asyncio.run(main())
-
-
-def test_publish_soon_without_on_failed_raises_the_transport_s_error() -> None:
-    async def main() -> None:
-        ctx: Any = Publisher()
-        with pytest.raises(TransportError, match="unreachable"):
-            publish_soon(ctx, "refused", "test.reading", {"n": 1})
-        task = publish_soon(ctx, "waits_and_fails", "test.reading", {"n": 2})
-        assert task is not None
-        with pytest.raises(TransportError, match="timed out"):
-            await task
-
-    asyncio.run(main())
 
 
 # -- in a plant: the component's life --------------------------------------------------------------

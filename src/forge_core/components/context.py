@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from forge_core.components.periodic import periodic, sleeps_on_running_loop
 from forge_core.components.subscriptions import EPOCH_HEADER, LEASE_HEADER, epoch_of
-from forge_core.components.timers import EveryTimer, Next, PeriodicTimer, publish_soon
+from forge_core.components.timers import EveryTimer, Next, PeriodicTimer, publish_soon, run_soon
 from forge_core.messages.envelope import Envelope
 from forge_core.serving import GrpcHost, GrpcMounts, HttpHost, HttpMounts
 from forge_core.tactics.backpressure import BackpressureController
@@ -291,6 +291,7 @@ class ComponentContext:
         return timer
 
     publish_soon = publish_soon  # a method defined beside the timers (forge_core.components.timers)
+    run_soon = run_soon  # the same for any coroutine
 
     def at_end(self, fn: Callable[[], object], *, name: str = "") -> None:
         """Call ``fn()`` when this life of the component ends, however it ends: stopped (after ``stop()``),

@@ -195,3 +195,19 @@ def publish_soon(ctx: ComponentContext, topic: str, type_: str, payload: Any, *,
         on_failed(exc, payload)
         return None
     return ctx.spawn(_finish(publishing, pending, payload, on_published, on_failed), name=f"publish:{topic}")
+
+
+def run_soon(ctx: ComponentContext, coro: Coroutine[Any, Any, None], *, name: str = "") -> asyncio.Task[None] | None:
+    """Run ``coro`` from sync code (a :meth:`timer`'s callback) at once up to where it would wait: ``None`` if it
+    ended there, else the task of the component that finishes it (return it from the timer's ``fn`` to time
+    the next call after it; cancelling that task cancels ``coro``). An error of its first step is raised to
+    the caller, a later one crashes the component."""
+    try:
+        pending = coro.send(None)
+    except StopIteration:
+        return None
+    return ctx.spawn(_rest(coro, pending), name=name or getattr(coro, "__qualname__", "run_soon"))
+
+
+async def _rest(coro: Coroutine[Any, Any, None], pending: Any) -> None:
+    await _resume(coro, pending)

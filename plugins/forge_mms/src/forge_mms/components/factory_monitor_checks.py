@@ -2,7 +2,7 @@
 
 They run on a timer callback of the loop (``ctx.timer``), not in a task that sleeps between them: a task's
 wake-up per check (the sleep's future and timer, the task's step, its coroutine resumed) was most of what a
-check cost, ~13,000 of them in industry40's simulated two hours. The check's coroutine is run by hand there:
+check cost, ~13,000 of them in industry40's simulated two hours. The check's coroutine is run there by ``ctx.run_soon``:
 on the in-memory transport with nothing to publish (nearly every check) it ends at its first step; one that
 waits (a publish to a broker, an offloaded write) is finished in a task of the component before the next sleep,
 as the task awaited it. So a status change is published at once, before any other callback of the instant
@@ -11,36 +11,14 @@ as the task awaited it. So a status change is published at once, before any othe
 
 from __future__ import annotations
 
-import types
-from collections.abc import Awaitable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any
+import asyncio
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from forge_mms.components.factory_monitor import FactoryMonitor
 
 __all__ = ["CheckTimer"]
-
-
-@types.coroutine
-def _rest_of(step: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any, None]:
-    """Await the rest of ``step``, whose first step (run by hand) yielded ``pending``: what it yields goes to the
-    awaiting task, what the task sends or throws (a cancellation) goes back to it."""
-    while True:
-        try:
-            sent = yield pending
-        except GeneratorExit:
-            step.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - thrown into the task (its cancellation): the step's to handle
-            try:
-                pending = step.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                pending = step.send(sent)
-            except StopIteration:
-                return
 
 
 class CheckTimer:
@@ -79,15 +57,14 @@ class CheckTimer:
         self.sleeping = False
         now = self.time()
         checking = now >= self._tick - 1e-9
-        step = self.monitor.check() if checking else self.monitor.judge_silence(now)
-        try:
-            pending = step.send(None)
-        except StopIteration:
+        monitor = self.monitor
+        rest = monitor.ctx.run_soon(monitor.check() if checking else monitor.judge_silence(now), name="check")
+        if rest is None:
             return self._next_sleep(checking)
-        return self._finish(step, pending, checking)
+        return self._after(rest, checking)
 
-    async def _finish(self, step: Coroutine[Any, Any, None], pending: Any, checked: bool) -> float:
-        await _rest_of(step, pending)
+    async def _after(self, rest: asyncio.Task[None], checked: bool) -> float:
+        await rest
         return self._next_sleep(checked)
 
     def _next_sleep(self, checked: bool) -> float:
