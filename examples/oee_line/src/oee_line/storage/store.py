@@ -36,6 +36,12 @@ __all__ = ["GOOD", "TOTAL", "Retention", "Sample", "TimeSeriesStore", "percentil
 
 GOOD, TOTAL = "GoodCount", "TotalCount"
 
+#: per level with percentiles, its dirty buckets (p50 NULL) oldest first, up to ``:limit``: built once, not at every
+#: refresh (its clauses and operators were a tenth of the simulated day's refresh)
+_DIRTY = {rollup.name: sa.select(t.machine_id, t.metric, t.bucket, t.count, t.min, t.max).where(t.p50.is_(None))
+          .order_by(t.bucket).limit(sa.bindparam("limit")) for rollup in ROLLUPS if rollup.percentiles
+          for t in [rollup.table.c]}
+
 
 class Sample(NamedTuple):
     """One stored value of a machine's metric at ``time`` (s since the epoch). Immutable and hashable; a named
@@ -182,11 +188,7 @@ class TimeSeriesStore:
             for rollup in ROLLUPS:
                 if not rollup.percentiles:
                     continue
-                t = rollup.table.c
-                dirty = conn.execute(
-                    sa.select(t.machine_id, t.metric, t.bucket, t.count, t.min, t.max)
-                    .where(t.p50.is_(None)).order_by(t.bucket).limit(limit)
-                ).all()
+                dirty = conn.execute(_DIRTY[rollup.name], {"limit": limit}).all()
                 ranked = []
                 for machine_id, metric, bucket, count, low, high in dirty:
                     if cursor is not None:  # held sorted, read incrementally (oee_line.storage.ranks_sorted)
