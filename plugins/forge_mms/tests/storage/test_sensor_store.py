@@ -52,23 +52,6 @@ def test_a_batch_is_stored_once_however_often_it_comes(sensor_db, make_reading):
     assert a["temp-2:hot:3"][5] == "raised" and a["temp-2:hot:3"][10] is None
 
 
-def test_a_batch_repeating_a_reading_stores_it_once_in_one_statement_as_in_one_per_row(sensor_db, make_reading):
-    """SQLite's batch is one multi-row INSERT up to its rows_per_statement, executemany above: either way a
-    reading stored before and one repeated in the batch are inserted once, and the write says which were new."""
-    store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
-    assert store.write_batch([make_reading(1, 1.0)], [], 1.0) == {("temp-1", 1)}
-    batch = [make_reading(1, 1.0), make_reading(2, 2.0), make_reading(2, 2.0), make_reading(3, 3.0)]
-    assert store.write_batch(batch, [], 2.0) == {("temp-1", 2), ("temp-1", 3)}
-    with sensor_db.connect() as conn:
-        driver = store._sql(conn).driver
-    statement = None if driver is None else driver["readings"]
-    if statement is not None:  # SQLite: a batch above one statement's rows goes by executemany
-        step = statement.rows_per_statement
-        many = [make_reading(seq, 1.0) for seq in range(2, step + 5)] + [make_reading(step + 4, 1.0)]
-        assert store.write_batch(many, [], 3.0) == {("temp-1", seq) for seq in range(4, step + 5)}
-    assert len(rows(sensor_db, readings, readings.c.seq)) == 3 + (0 if statement is None else step + 1)
-
-
 def test_rollups_are_exact_per_minute_and_match_a_recompute(sensor_db, make_reading):
     store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
     values = [(seq, float(seq % 7)) for seq in range(1, 151)]  # 150 s: three minutes, one of them partly

@@ -206,20 +206,15 @@ class SensorStore:
             rows = [{"sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
                      "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
             return {(row.sensor_id, int(row.seq)) for row in conn.execute(sql.readings, rows)}
-        # SQLite: one multi-row INSERT ... ON CONFLICT DO NOTHING of the batch (~4.8 k instructions a reading less
-        # than executemany's single-row statement per reading), by executemany when it has more rows than one
-        # statement takes; no RETURNING (its rows cost more than the insert: ~2 us a reading of a 9-row batch).
-        # The cursor's rowcount is how many it inserted (the rows in order, a later duplicate skipped as by
-        # executemany). All of them (the common case): the batch's keys. Fewer: see _inserted_last. In the
+        # SQLite: one single-row INSERT ... ON CONFLICT DO NOTHING per reading by executemany, no RETURNING (its
+        # rows cost more than the insert: ~2 us a reading of a 9-row batch); the cursor's rowcount is how many
+        # it inserted. All of them (the common case): the batch's keys. Fewer: see _inserted_last. In the
         # batch's order: SQLite locks the whole database for a write, so no order of rows can deadlock
         processor = self.processor
         values = [(r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, processor, r.anomaly) for r in batch]
         statement = sql.driver["readings"]
         with driver_cursor(conn) as cursor:
-            if len(values) <= statement.rows_per_statement:  # one statement: its rowcount is the batch's
-                statement.execute_rows(cursor, values)
-            else:
-                statement.executemany(cursor, values)
+            statement.executemany(cursor, values)
             added = cursor.rowcount
             keys = set(map(_key, batch))
             return keys if added == len(values) else _inserted_last(cursor, statement, added, keys)
