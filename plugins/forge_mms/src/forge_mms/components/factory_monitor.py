@@ -125,7 +125,7 @@ class FactoryMonitor(Component):
         # the replica that leads checks every check_every; a shadow every shadow_check_every (it only
         # keeps its state ready), and at takeover it checks at once before acting (_elected)
         self.shadow_every = p.check_every if p.shadow_check_every is None else p.shadow_check_every
-        self._checks: CheckTimer | None = CheckTimer(self, p.check_every)  # on a timer callback, not a task
+        self._checks = CheckTimer(self, p.check_every)  # on a timer callback, not a task
         # Under a virtual clock a beat flush every second was 7 % of industry40's simulated day (SQLAlchemy's
         # fixed cost per transaction); no power cut falls inside virtual time and a killed leader's
         # unwritten beats are its successor's to write (catch_up), so the simulation writes fewer, larger
@@ -184,7 +184,7 @@ class FactoryMonitor(Component):
     async def _check_now(self) -> None:
         """At takeover: a check runs now (a shadow's sleep is cut short), then every ``check_every``,
         with the leader's wake-ups for silence verdicts."""
-        if self._checks is None or not self._checks.sleeping:
+        if not self._checks.sleeping:
             return  # mid-check: its next sleep is the leader's
         self._checks.cancel()
         await self.check()

@@ -86,7 +86,6 @@ class GuardedClient(mqtt.Client):
             raise
         return sock
 
-
     def publish_packed(self, topic: str, field: bytes, payload: bytes, qos: int,
                        properties: PackedProperties | None) -> mqtt.MQTTMessageInfo:
         """``publish(topic, payload, qos, properties=properties)``; ``field`` is ``utf8(topic)``
