@@ -28,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from forge_mqtt.settings import MqttSettings
 from forge_mqtt.transport import paho_adapter
+from forge_mqtt.transport.client_setup import make_client
 from forge_mqtt.transport.tls_probe import TLS_ALERT
 
 if TYPE_CHECKING:
@@ -92,42 +93,7 @@ class Connection:
 
     # -- the client --------------------------------------------------------------------------------
     def make_client(self) -> paho_adapter.GuardedClient:
-        s = self.settings
-        # FastClient: paho with a one-pass decoder for received PUBLISH (paho's takes ~270 µs for the
-        # CloudEvents properties); plain paho if this paho has no _handle_publish to take over.
-        client = paho_adapter.client_class()(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if s.is_v5 else mqtt.MQTTv311,
-            clean_session=None if s.is_v5 else s.clean,
-            manual_ack=True,
-            reconnect_on_failure=False,  # reconnect() does, paho has no thread of its own
-        )
-        client.max_inflight_messages_set(s.max_inflight)
-        client.max_queued_messages_set(0)  # the publisher's own slots bound the queue
-        client.connect_timeout = s.connect_timeout
-        client.suppress_exceptions = True
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            context = ssl.create_default_context(cafile=s.ca_file)
-            if s.cert_file and s.key_file:
-                context.load_cert_chain(s.cert_file, s.key_file, s.key_password)
-            client.tls_set_context(context)
-            client.tls_insecure_set(s.tls_insecure)
-            self.tls_context = context
-        client.on_pre_connect = self._on_pre_connect
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_publish = self._on_publish
-        client.on_subscribe = self._on_subscribe
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_socket_register_write
-        client.on_socket_unregister_write = self._on_socket_unregister_write
-        paho_adapter.guard(client, f"transport {self.name!r}", self.stats)  # no connection to itself
-        return client
+        return make_client(self)
 
     def start(self) -> mqtt.Client:
         """A new client bound to the running loop, awaiting its CONNACK in :attr:`connack`."""

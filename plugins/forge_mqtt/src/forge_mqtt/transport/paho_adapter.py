@@ -26,8 +26,9 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
   ``reconnect`` before the TLS handshake and before CONNECT is written): a socket connected to itself
   is refused there (forge_core's :func:`~forge_core.transport.refuse_self_connection`). paho's public
   ``on_socket_open`` comes only after the TLS handshake, and cannot fail the connect.
-- :class:`PackedProperties` — a ``Properties`` whose ``pack()`` returns bytes packed once: relies on
-  ``_send_publish`` reading nothing of the properties but ``pack()``.
+- :class:`~forge_mqtt.transport.packed_properties.PackedProperties` (re-exported here with :func:`utf8`)
+  — a ``Properties`` whose ``pack()`` returns bytes packed once: relies on ``_send_publish`` reading
+  nothing of the properties but ``pack()``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
 from forge_mqtt.transport.decoder import decode_publish, decode_publish_311
+from forge_mqtt.transport.packed_properties import PackedProperties, utf8
 
 __all__ = ["MAX_PACKETS_PER_EVENT", "FastClient", "GuardedClient", "PackedProperties", "client_class", "close_socket",
            "guard", "read_available", "utf8"]
@@ -347,53 +349,3 @@ _new_info = mqtt.MQTTMessageInfo.__new__
 #: The one Condition of the ``info`` of every publish_packed message (see there).
 _OUTGOING_CONDITION = threading.Condition()
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)
-
-
-def utf8(text: str) -> bytes:
-    """An MQTT UTF-8 string: two-byte length, then the bytes."""
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
-#: User properties packed once: (name, value) -> bytes. Binary mode repeats four of its six CloudEvents
-#: attributes (specversion, source, type, schemaversion) on every message of a stream; id and time
-#: never repeat, so they are not kept.
-_PAIRS: dict[tuple[str, str], bytes] = {}
-_UNIQUE = frozenset({"id", "time"})
-_MAX_PAIRS = 4096
-
-
-class PackedProperties(Properties):
-    """PUBLISH properties (message expiry, content type, CloudEvents user properties) packed once, directly.
-
-    paho's generic ``Properties`` spends ~60 µs per message in attribute checks and packing;
-    ``_send_publish`` only calls ``pack()``, so this subclass hands it the finished bytes.
-    """
-
-    # Properties checks every attribute name against the MQTT list; these are ours.
-    __setattr__ = object.__setattr__
-
-    def __init__(self, content_type: bytes, headers: dict[str, str], expiry: int | None = None) -> None:
-        # no super().__init__: nothing else is read
-        self.packetType = PacketTypes.PUBLISH
-        parts = [content_type]
-        if expiry is not None:  # Message Expiry Interval (0x02): a four-byte integer, seconds
-            parts.insert(0, b"\x02" + expiry.to_bytes(4, "big"))
-        pairs = _PAIRS
-        for item in headers.items():
-            pair = pairs.get(item)
-            if pair is None:
-                pair = b"\x26" + utf8(item[0]) + utf8(item[1])
-                if item[0] not in _UNIQUE:
-                    if len(pairs) >= _MAX_PAIRS:  # bounded: a source or type per message refills it
-                        pairs.clear()
-                    pairs[item] = pair
-            parts.append(pair)
-        body = b"".join(parts)
-        self._packed = VariableByteIntegers.encode(len(body)) + body
-
-    def pack(self) -> bytes:
-        return self._packed
-
-    def __str__(self) -> str:
-        return f"[packed properties, {len(self._packed)} bytes]"
