@@ -344,7 +344,10 @@ def test_sqlite_statements_for_the_driver_are_compiled_from_core(sensor_db):
     if sensor_db.dialect.name != "sqlite":
         assert sql.driver is None
         return
-    assert sql.driver is not None and set(sql.driver) == {"readings", "sensors", "rollups"}
+    assert sql.driver is not None and set(sql.driver) == {"readings", "readings_unlabelled", "sensors", "rollups"}
+    unlabelled = sql.driver["readings_unlabelled"]  # anomaly left out (NULL): sqlite3 binds no None
+    assert unlabelled.keys == unlabelled.fields == ("sensor_id", "seq", "kind", "value", "ts", "stored_at", "processor")
+    assert "anomaly" not in unlabelled.sql and unlabelled.sql.count("(?, ?, ?, ?, ?, ?, ?)") == 1
     readings_sql = sql.driver["readings"]
     assert readings_sql.keys == ("sensor_id", "seq", "kind", "value", "ts", "stored_at", "processor", "anomaly")
     row = tuple(range(8))  # the store's row tuples go to executemany as they are (no copy, no picker)

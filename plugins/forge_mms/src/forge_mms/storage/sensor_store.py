@@ -47,6 +47,7 @@ T = TypeVar("T")
 
 #: a reading's key, ``(sensor_id, seq)``: the order rows are written in, and what a write returns
 _key = attrgetter("sensor_id", "seq")
+_anomaly = attrgetter("anomaly")
 
 
 def minute_of(ts: float) -> int:
@@ -171,10 +172,11 @@ class SensorStore:
         :meth:`_write_batch`, on one cursor, without its grouping and sorting."""
         r = batch[0]
         cursor = conn.connection.cursor()  # the DriverSql statements inline: three at most for every reading
-        statement = driver["readings"]  # no RETURNING: the rowcount says whether it inserted the row
+        # no RETURNING: the rowcount says whether it inserted the row; no label: anomaly left out, NULL
+        statement = driver["readings" if r.anomaly is not None else "readings_unlabelled"]
+        row = (r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, self.processor)
         try:
-            cursor.execute(statement.sql, (r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, self.processor,
-                                           r.anomaly))
+            cursor.execute(statement.sql, row if r.anomaly is None else (*row, r.anomaly))
             new = cursor.rowcount == 1
             grouped = self.commits is not None  # a commit group: sensors and rollups rows at its COMMIT
             if not grouped:
@@ -211,8 +213,13 @@ class SensorStore:
         # it inserted. All of them (the common case): the batch's keys. Fewer: see _inserted_last. In the
         # batch's order: SQLite locks the whole database for a write, so no order of rows can deadlock
         processor = self.processor
-        values = [(r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, processor, r.anomaly) for r in batch]
-        statement = sql.driver["readings"]
+        if list(map(_anomaly, batch)).count(None) == len(batch):  # no label: anomaly left out (NULL), not bound
+            values: list[tuple[Any, ...]] = [(r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, processor)
+                                             for r in batch]
+            statement = sql.driver["readings_unlabelled"]
+        else:
+            values = [(r.sensor_id, r.seq, r.kind, r.value, r.ts, stored_at, processor, r.anomaly) for r in batch]
+            statement = sql.driver["readings"]
         with driver_cursor(conn) as cursor:
             statement.executemany(cursor, values)
             added = cursor.rowcount
