@@ -83,10 +83,13 @@ def test_parse_timestamp_by_a_cached_second_equals_datetimes():
 def test_parse_timestamp_of_other_shapes_and_bad_digits():
     from forge_mms.anomaly.readings import parse_timestamp
 
-    parse_timestamp("2026-12-02T14:00:00.500000Z")  # its second cached
+    parse_timestamp("2026-12-02T14:00:00.500000Z")  # its second and its minute cached
     for text in ["2026-12-02T14:00:00.5Z", "2026-12-02T14:00:00.500000+01:00", "2026-12-02 14:00:00.250000Z",
-                 "2026-12-02T14:00:00.123456", "2026-12-02T14:00:00Z"]:
+                 "2026-12-02T14:00:00.123456", "2026-12-02T14:00:00Z", "2026-12-02T14:00:59.000001Z",
+                 "2026-12-02T14:00:07.000000Z"]:
         assert parse_timestamp(text) == _by_datetime(text), text
-    for bad in ["2026-12-02T14:00:00.12345xZ", "2026-12-02T14:00:00.١٢٣٤٥٦Z", "2026-12-02T14:00:00.-12345Z"]:
+    for bad in ["2026-12-02T14:00:00.12345xZ", "2026-12-02T14:00:00.١٢٣٤٥٦Z", "2026-12-02T14:00:00.-12345Z",
+                "2026-12-02T14:00:60.000000Z", "2026-12-02T14:00:6x.000000Z", "2026-12-02T14:00:١٢.000000Z",
+                "2026-12-02T14:00:+1.000000Z", "2026-12-02T14:00:01.12345xZ"]:
         with pytest.raises(ValueError):
             parse_timestamp(bad)

@@ -75,6 +75,9 @@ def _reading(sensor_id: str, kind: str, location: str, seq: int, value: float, u
 #: ("YYYY-MM-DDTHH:MM:SS.", its epoch second) of the last second parsed in the shape ``format_time`` writes,
 #: swapped whole; the head never matches before a first parse (no text starts with a NUL)
 _last_second: tuple[str, int] = ("\0", 0)
+#: ("YYYY-MM-DDTHH:MM:", its epoch second) of the last minute parsed through ``datetime``, alike: a new second
+#: of that minute is its start plus the seconds' two digits (UTC has no leap second in epoch time)
+_last_minute: tuple[str, int] = ("\0", 0)
 
 
 def parse_timestamp(text: str) -> float:
@@ -93,13 +96,23 @@ def parse_timestamp(text: str) -> float:
 
 
 def _parse_new_second(text: str) -> float:
-    """``parse_timestamp`` by ``datetime``; a text in ``format_time``'s shape keeps its second for the next."""
-    global _last_second
+    """``parse_timestamp`` of a second not parsed last. A text in ``format_time``'s shape keeps its second for
+    the next; one of the minute last parsed by ``datetime`` is that minute's epoch plus its seconds (a second
+    in 00-59, the rest as the fast path checks: a text ``datetime`` takes, the same float); every other text,
+    and a minute's first, by ``datetime``, its minute kept."""
+    global _last_second, _last_minute
     if len(text) == 27 and text[26] == "Z" and text[19] == ".":
-        digits = text[20:26]
+        digits, seconds = text[20:26], text[17:19]
+        if (text.startswith(_last_minute[0]) and seconds < "60" and seconds.isdigit() and seconds.isascii()
+                and digits.isdigit() and digits.isascii()):
+            second = _last_minute[1] + int(seconds)
+            _last_second = (text[:20], second)
+            return (second * 1_000_000 + int(digits)) / 1_000_000
         at = datetime.fromisoformat(text)
         if digits.isdigit() and digits.isascii() and at.microsecond == int(digits):
-            _last_second = (text[:20], int(at.replace(microsecond=0).timestamp()))
+            second = int(at.replace(microsecond=0).timestamp())
+            _last_second = (text[:20], second)
+            _last_minute = (text[:17], second - at.second)
         return at.timestamp()
     at = datetime.fromisoformat(text)
     if at.tzinfo is None:
