@@ -33,6 +33,7 @@ from oee_line.storage.tables import events, telemetry
 __all__ = ["BusOrder", "Gap", "gaps_repaired", "oee_matches", "samples_stored", "truth_figures"]
 
 Samples = Mapping[tuple[str, str, int], Any]
+_MISSING = object()  # a sample not in storage (None is a value)
 
 
 def _within(lost: list[tuple[str, str, int]], spans: Iterable[tuple[float, float]]) -> int:
@@ -43,7 +44,6 @@ def samples_stored(engine: Engine, samples: Samples, horizon: float, *, state_me
                    blind: Iterable[tuple[float, float]] = ()) -> Check:
     """Every sample before ``horizon`` is in storage with its value. ``blind``: spans in which the edge node
     wrote into a network that was gone (named in the detail, not excused)."""
-    due = {k: v for k, v in samples.items() if k[2] / 1000 < horizon}
     with engine.connect() as conn:  # the DBAPI cursor's plain tuples: a day's ~200,000 rows as Row objects cost twice
         cursor = conn.connection.cursor()
         try:
@@ -55,9 +55,21 @@ def samples_stored(engine: Engine, samples: Samples, horizon: float, *, state_me
             cursor.close()
     stored: dict[tuple[str, str, int], Any] = {(m, k, round(t * 1000)): v for m, k, t, v in rows}
     stored |= {(m, state_metric, round(t * 1000)): kind for m, kind, t in states}
-    lost = sorted(k for k in due if k not in stored)
-    wrong = sorted(k for k, v in due.items() if k in stored and not _same(stored[k], v))
-    detail = f"{len(due) - len(lost)} of {len(due)} samples before the horizon stored"
+    due = 0
+    lost: list[tuple[str, str, int]] = []
+    wrong: list[tuple[str, str, int]] = []
+    for key, value in samples.items():  # one pass, one lookup a sample (a day's ~200,000)
+        if not key[2] / 1000 < horizon:
+            continue
+        due += 1
+        found = stored.get(key, _MISSING)
+        if found is _MISSING:
+            lost.append(key)
+        elif found != value and not _same(found, value):
+            wrong.append(key)
+    lost.sort()
+    wrong.sort()
+    detail = f"{due - len(lost)} of {due} samples before the horizon stored"
     if lost:
         in_blind = _within(lost, blind)
         detail += (f"; {len(lost)} lost ({in_blind} written by the edge node into a network it had not yet noticed "
