@@ -27,7 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties, VariableByteIntegers
+from paho.mqtt.properties import Properties
 
 from forge_mqtt.testing import MosquittoServer
 from forge_mqtt.transport import paho_adapter
@@ -364,31 +364,3 @@ def test_fast_client_sends_queued_packets_together_in_order(limit: int | None) -
     assert published == [7]
     if limit is None:
         assert sink.sends == [b"".join(acks), qos0, *acks]
-
-
-@pytest.mark.parametrize("step", [None, 1, 3])
-def test_fast_client_reads_packets_whole_or_in_pieces(step: int | None) -> None:
-    """A packet's first two bytes come in one recv; whatever the socket holds at a time (everything,
-    a byte, three), the packets are read as paho reads them: a one-byte and a two-byte remaining
-    length, an empty payload, a packet with no body at all (PINGRESP)."""
-    client = FastClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    got: list[tuple[str, bytes]] = []
-    client.on_message = lambda c, u, m: got.append((m.topic, m.payload))
-
-    def publish(topic: str, payload: bytes) -> bytes:  # QoS 0, no properties
-        body = len(topic).to_bytes(2, "big") + topic.encode() + b"\x00" + payload
-        return bytes([mqtt.PUBLISH]) + VariableByteIntegers.encode(len(body)) + body
-
-    wire = publish("a", b"1") + bytes([mqtt.PINGRESP, 0]) + publish("b", b"x" * 300) + publish("c", b"")
-    mine, theirs = socket.socketpair()
-    with mine, theirs:
-        mine.setblocking(False)
-        client._sock = mine
-        size = step or len(wire)
-        for start in range(0, len(wire), size):
-            theirs.sendall(wire[start:start + size])
-            while (rc := client._packet_read()) == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
-                pass
-            assert rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
-        client._sock = None
-    assert got == [("a", b"1"), ("b", b"x" * 300), ("c", b"")]

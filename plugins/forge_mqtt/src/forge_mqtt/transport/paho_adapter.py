@@ -141,13 +141,16 @@ class FastClient(GuardedClient):
     """
 
     def _packet_read(self) -> mqtt.MQTTErrorCode:
-        # paho reads a packet's first byte, then each byte of its remaining length, with a recv() each:
-        # every packet has at least one length byte, so a new packet's first two come in one recv()
-        # here (a system call and its Python frames less per packet); the rest is paho's reader.
+        # paho reads a packet's first byte, then each byte of its remaining length, with a recv() each.
+        # Every packet has at least two bytes, so a new packet's first three come in one recv() here: the
+        # command and one or two length bytes (a PUBLISH of 128 bytes up to 16 KiB, as Forge's MQTT 5
+        # events are, has two) or the first body byte. Only a packet of two bytes (PINGRESP, DISCONNECT)
+        # can be followed by a third, the next packet's command: it is kept and the packet read on
+        # from there. The rest is paho's reader, in as many recv() as paho's.
         in_packet = self._in_packet
         if in_packet["command"] == 0:
             try:
-                head = self._sock_recv(2)
+                head = self._sock_recv(3)
             except BlockingIOError:
                 return mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
             except TimeoutError as err:
@@ -159,15 +162,33 @@ class FastClient(GuardedClient):
             if not head:
                 return mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST
             in_packet["command"] = head[0]
-            if len(head) == 2:  # the first length byte, taken in as paho's loop takes it
-                byte = head[1]
-                in_packet["remaining_count"].append(byte)
-                in_packet["remaining_length"] += (byte & 127) * in_packet["remaining_mult"]
-                in_packet["remaining_mult"] *= 128
-                if not byte & 128:
+            if len(head) > 1:
+                length = head[1]
+                if length < 128:  # the whole remaining length, taken in as paho's loop takes it
+                    in_packet["remaining_count"].append(length)
+                    in_packet["remaining_mult"] = 128
+                    in_packet["remaining_length"] = length
                     in_packet["have_remaining"] = 1
-                    in_packet["to_process"] = in_packet["remaining_length"]
+                    if len(head) == 3:
+                        if not length:  # a two-byte packet, and the next one's command
+                            return self._read_before(head[2])
+                        in_packet["packet"].append(head[2])
+                        length -= 1
+                    in_packet["to_process"] = length
+                else:
+                    _take_long_length(in_packet, head)
         return super()._packet_read()
+
+    def _read_before(self, next_command: int) -> mqtt.MQTTErrorCode:
+        """Handle the two-byte packet in ``_in_packet`` (paho's reader then starts a new packet), and
+        start the next one with ``next_command``, which its head's recv took."""
+        sock = self._sock
+        rc = super()._packet_read()
+        if not next_command:  # command 0 is reserved: paho's reader would lose its place
+            return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+        if self._sock is sock:  # (not after a reconnect: a new connection reads afresh)
+            self._in_packet["command"] = next_command
+        return rc
 
     def _handle_publish(self) -> mqtt.MQTTErrorCode:
         command = self._in_packet["command"]
@@ -330,6 +351,25 @@ class FastClient(GuardedClient):
         if len(self._out_messages) <= self._inflight_messages:
             return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
         return super()._update_inflight()
+
+
+def _take_long_length(in_packet: Any, head: bytes) -> None:
+    """Take in a remaining length of two bytes or more from a packet's ``head`` (its first three bytes
+    or two) as paho's reader takes it: paho's loop reads the rest of it, if any."""
+    count = in_packet["remaining_count"]
+    count.append(head[1])
+    length = head[1] & 127
+    if len(head) < 3:
+        in_packet["remaining_mult"] = 128
+        in_packet["remaining_length"] = length
+        return
+    byte = head[2]
+    count.append(byte)
+    in_packet["remaining_mult"] = 16_384
+    in_packet["remaining_length"] = length = length + (byte & 127) * 128
+    if byte < 128:
+        in_packet["have_remaining"] = 1
+        in_packet["to_process"] = length
 
 
 def _puback_reasons() -> dict[int, ReasonCode]:
