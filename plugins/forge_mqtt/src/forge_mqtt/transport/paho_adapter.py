@@ -14,8 +14,9 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
   ``_handle_on_message`` does, under ``_in_callback_mutex`` with ``_userdata``, errors to ``_easy_log``;
   ``_handle_on_message`` itself once ``message_callback_add`` was used),
   ``_packet_read`` taking a packet's first three bytes in one recv (filling ``_in_packet`` as paho's reader
-  does, a two-byte packet's next command as paho's read command; calling ``_sock_recv``), ``_packet_write`` joining queued packets into one send (reading
-  ``_out_packet``, calling ``_sock_send``, setting ``_last_msg_out`` under ``_msgtime_mutex``),
+  does, a two-byte packet's next command as paho's read command; calling ``_sock_recv``),
+  ``_packet_write`` joining queued packets into one send (reading ``_out_packet``, calling ``_sock_send``,
+  setting ``_last_msg_out`` under ``_msgtime_mutex``),
   ``_handle_pubackcomp`` for a PUBACK without properties (reading ``_in_packet``, ``_protocol``,
   ``_out_message_mutex``, ``_out_messages``; calling ``_do_on_publish``) and ``_update_inflight``
   (reading ``_out_messages``/``_inflight_messages``).
