@@ -4,7 +4,7 @@ The OEE component publishes the figures of the shift so far every ``interval``: 
 reduced every counter sample since the shift's start (``sqlite_counter_deltas``), so a shift cost the
 square of its samples (18 % of the OEE line's simulated day). The reduction is additive: the deltas of
 ``[t0, t1)`` are those of ``[t0, u)`` and of ``[u, t1)`` joined (sums added, events concatenated), the
-second part's baseline being the newest values before ``u``, which is what the whole window's ``lag``
+second part's baseline being the newest values before ``u``, which is what the whole window's reduction
 sees there. :class:`CounterCache` keeps, per machine, ``[t0, upto)`` reduced, with ``upto`` ``settle``
 seconds behind the window's end (what arrives late, the historian's held commits, a store-and-forward
 replay, lands after it), and reduces only ``[upto, t1)`` each time, moving ``upto`` on.

@@ -1,17 +1,17 @@
-"""A machine's counters of a window reduced by SQLite, as ``window._COUNTERS`` reduces them on PostgreSQL.
+"""A machine's counters of a window reduced on SQLite, as ``window._COUNTERS`` reduces them on PostgreSQL.
 
 The machine-by-machine Python path (``TimeSeriesStore.counters`` + :func:`~oee_line.oee.counter_deltas`)
 shipped every counter sample of the window to Python as a row object: the OEE of the shift so far read
-the whole shift each time, quadratic in the shift (the OEE line's simulated day). SQLite (window
-functions, 3.25+) does the same reduction here: GoodCount and TotalCount merged by time, the
-increments by ``lag`` over each counter's index range read in time order, a drop of either counter a
-restart after which both count from 0, the newest values before ``t0`` as the baseline (when none, the
-first merged sample is it, never counted). The two counters are merged by ``GROUP BY time`` (a sort):
-SQLite joins subqueries by nested loops, so a FULL JOIN on time was quadratic in the window. One
-statement per machine returns a first row with the sums (time NULL) and then, in time order, only the
-samples :func:`~oee_line.oee.machine_window` looks at one by one (resets, samples with bad parts).
-``CAST(value AS INTEGER)`` truncates as the Python path's ``int()``. Tested against the Python path
-(tests/storage/test_window.py).
+the whole shift each time, quadratic in the shift (the OEE line's simulated day). Here each counter's
+samples of the window come in time order from the ``(machine_id, metric, time)`` index as plain tuples of
+the driver's cursor (``CAST(value AS INTEGER)`` truncates as the Python path's ``int()``), with the newest
+value of each before ``t0`` as the baseline (when none, the first merged sample is it, never counted), and
+one pass merges GoodCount and TotalCount by time and takes their increments, a drop of either counter a
+restart after which both count from 0. SQLite's own statement for this (``lag`` over each counter, the two
+merged by ``GROUP BY time``) cost 2-3x as much: its window function and the sort of the merged rows were
+~4 % of the simulated day, whose audit reduces every machine's whole day once. Only the sums and the samples
+:func:`~oee_line.oee.machine_window` looks at one by one (resets, samples with bad parts) are kept. Tested
+against the Python path (tests/storage/test_window.py, test_window_sqlite.py).
 
 The window's other inputs, a machine's states (:func:`sqlite_states`) and ideal cycle time
 (:func:`sqlite_ideal_cycle_time`), are ``TimeSeriesStore.states`` and ``ideal_cycle_time``'s statements
@@ -43,53 +43,61 @@ _CYCLE = DriverStatement("oee_line ideal cycle time", sa.select(_t.value).where(
     _t.machine_id == sa.bindparam("m"), _t.metric == sa.bindparam("metric")).order_by(_t.time.desc())  # no binds
     .limit(sa.literal_column("1")).offset(sa.literal_column("0")), fields=("m", "metric"), typed=False)
 
-_PREV = """(SELECT CAST(value AS INTEGER) FROM telemetry WHERE machine_id = :m AND metric = '{metric}'
-             AND time < {before} ORDER BY time DESC LIMIT 1)"""
-_SERIES = """(SELECT time, CAST(value AS INTEGER) AS v, lag(CAST(value AS INTEGER)) OVER (ORDER BY time) AS p
-            FROM telemetry WHERE machine_id = :m AND metric = '{metric}' AND time >= :t0 AND time < :t1)"""
-
-_COUNTERS = sa.text(f"""
-WITH p AS MATERIALIZED (
-    SELECT {_PREV.format(metric="GoodCount", before=":t0")} AS good0,
-           {_PREV.format(metric="TotalCount", before=":t0")} AS total0,
-           (SELECT min(time) FROM telemetry WHERE machine_id = :m AND metric IN ('GoodCount', 'TotalCount')
-            AND time >= :t0 AND time < :t1) AS first
-),
-s AS (  -- merged by time: a GROUP BY (one sort); a FULL JOIN of the two series was a nested loop here
-    SELECT m.time, m.g, m.t, coalesce(m.gl, p.good0, 0) AS gp, coalesce(m.tl, p.total0, 0) AS tp,
-           coalesce(m.t < coalesce(m.tl, p.total0, 0), 0) OR coalesce(m.g < coalesce(m.gl, p.good0, 0), 0) AS reset,
-           p.good0, p.total0, p.first
-    FROM (
-        SELECT time, max(CASE WHEN k = 0 THEN v END) AS g, max(CASE WHEN k = 0 THEN p END) AS gl,
-               max(CASE WHEN k = 1 THEN v END) AS t, max(CASE WHEN k = 1 THEN p END) AS tl
-        FROM (SELECT 0 AS k, * FROM {_SERIES.format(metric="GoodCount")}
-              UNION ALL SELECT 1 AS k, * FROM {_SERIES.format(metric="TotalCount")})
-        GROUP BY time
-    ) m
-    CROSS JOIN p
-),
-d AS MATERIALIZED (
-    SELECT time, reset,
-           CASE WHEN NOT reset THEN coalesce(t - tp, 0) WHEN t IS NOT NULL THEN t
-                ELSE coalesce({_PREV.format(metric="TotalCount", before="s.time")}, 0) END AS d_total,
-           CASE WHEN NOT reset THEN coalesce(g - gp, 0) WHEN g IS NOT NULL THEN g
-                ELSE coalesce({_PREV.format(metric="GoodCount", before="s.time")}, 0) END AS d_good
-    FROM s
-    WHERE good0 IS NOT NULL OR total0 IS NOT NULL OR time > first
-)
-SELECT NULL, coalesce(sum(d_total), 0), coalesce(sum(d_good), 0), NULL FROM d
-UNION ALL
-SELECT time, d_total, d_good, reset FROM d WHERE reset OR d_total <> d_good
-ORDER BY 1
-""")
+_BEFORE = ("SELECT CAST(value AS INTEGER) FROM telemetry WHERE machine_id = ? AND metric = ? AND time < ? "
+           "ORDER BY time DESC LIMIT 1")
+_SERIES = ("SELECT time, CAST(value AS INTEGER) FROM telemetry WHERE machine_id = ? AND metric = ? AND time >= ? "
+           "AND time < ? ORDER BY time")
 
 
 def sqlite_counter_deltas(conn: Connection, machine: str, t0: float, t1: float) -> CounterDeltas:
-    """``machine``'s counters of ``[t0, t1)`` reduced to :class:`CounterDeltas` by SQLite."""
-    rows = conn.execute(_COUNTERS, {"m": machine, "t0": t0, "t1": t1}).all()
-    (_, total, good, _), events = rows[0], rows[1:]  # NULL sorts first: the sums' row
-    return CounterDeltas(int(total), int(good), tuple(
-        CounterEvent(float(ts), int(d_total), int(d_good), bool(reset)) for ts, d_total, d_good, reset in events))
+    """``machine``'s counters of ``[t0, t1)`` reduced to :class:`CounterDeltas`; see the module docstring."""
+    cursor: Any
+    with driver_cursor(conn) as cursor:
+        cursor.execute(_BEFORE, (machine, "GoodCount", t0))
+        good0 = cursor.fetchone()
+        cursor.execute(_BEFORE, (machine, "TotalCount", t0))
+        total0 = cursor.fetchone()
+        cursor.execute(_SERIES, (machine, "GoodCount", t0, t1))
+        goods = cursor.fetchall()
+        cursor.execute(_SERIES, (machine, "TotalCount", t0, t1))
+        totals = cursor.fetchall()
+    counted = good0 is not None or total0 is not None  # no baseline: the first merged sample is it
+    gp = 0 if good0 is None else good0[0]  # the counters' previous values
+    tp = 0 if total0 is None else total0[0]
+    total = good = 0
+    found: list[CounterEvent] = []
+    i = j = 0
+    n_goods, n_totals = len(goods), len(totals)
+    while i < n_goods or j < n_totals:  # merged by time: a sample of each counter at one time is one step
+        g: int | None = None
+        t: int | None = None
+        if j == n_totals or (i < n_goods and goods[i][0] <= totals[j][0]):
+            ts, g = goods[i]
+            i += 1
+            if j < n_totals and totals[j][0] == ts:
+                t = totals[j][1]
+                j += 1
+        else:
+            ts, t = totals[j]
+            j += 1
+        reset = (t is not None and t < tp) or (g is not None and g < gp)
+        if reset:  # counted from 0 again: the new value is the increment (a counter without a sample: its last)
+            d_total = tp if t is None else t
+            d_good = gp if g is None else g
+        else:
+            d_total = 0 if t is None else t - tp
+            d_good = 0 if g is None else g - gp
+        if counted:
+            total += d_total
+            good += d_good
+            if reset or d_total != d_good:
+                found.append(CounterEvent(float(ts), d_total, d_good, reset))
+        counted = True
+        if g is not None:
+            gp = g
+        if t is not None:
+            tp = t
+    return CounterDeltas(total, good, tuple(found))
 
 
 def sqlite_states(conn: Connection, machine: str, t0: float, t1: float) -> list[StateChange]:
