@@ -42,7 +42,22 @@ def test_idle_passes_skip_the_read_until_a_write_or_probe_every(plant):
     r = rest(p, "POST", "/orders", json={"product_type": "gear", "quantity": 1, "deadline": "2030-01-01T00:00:00Z"})
     assert r.status_code == 201, r.text
     p.advance(1.0)
-    assert {*probes[seen:]} == {"pms-0", "pms-1"}, "a commit in this process makes both replicas read"
+    assert len(probes[seen:]) == 1, "a commit in this process makes a replica read; it found no work: for both"
+
+
+def test_a_read_that_found_no_work_answers_for_the_other_replica_until_the_next_commit(plant):
+    p = plant({"capacities": {"f1": 1}, "probe_every": 100.0})
+    p.advance(3)
+    probes = count_probes(p)
+    order = {"product_type": "gear", "quantity": 1, "deadline": "2030-01-01T00:00:00Z"}
+    assert rest(p, "POST", "/orders", json=order).json()["status"] == "assigned"
+    p.advance(1.0)
+    assert len(probes) == 1, probes  # the order placed and its messages relayed: nothing for the other replica
+    p.advance(3.0)
+    assert len(probes) == 1, probes
+    assert rest(p, "POST", "/orders", json=order).json()["status"] == "pending"  # f1 is full
+    p.advance(1.0)
+    assert sorted(probes[1:]) == ["pms-0", "pms-1"], "a pending order found is work: each replica reads for itself"
 
 
 def test_progress_alone_makes_no_read(plant):

@@ -108,8 +108,7 @@ class OrderScheduler(Component):
             await self.ctx.subscribe(t.heartbeats, self.on_heartbeat, types=[FACTORY_HEARTBEAT], shared=False)
         if t.requests:  # orders over messages (create/change/cancel/get), see forge_sched.orders.commands
             await self.ctx.subscribe(t.requests, self.on_order_request, types=[commands.REQUEST], shared=False)
-        #: (transactor changes, leads, epoch) when the pass's last probe found no work; the next probe
-        #: is skipped while they stand and ``probe_every`` has not passed (``next_probe``)
+        #: (transactor changes, leads, epoch) when the last probe found no work: none until they move or next_probe
         self.probed_idle: tuple[int, bool, int | None] | None = None
         self.next_probe = 0.0
         self.ctx.every(p.schedule_interval, self.tick, name="schedule")
@@ -197,11 +196,9 @@ class OrderScheduler(Component):
         return self.announce() if self._endpoint() is not None else None
 
     def tick(self) -> Awaitable[None] | None:
-        """The periodic pass: place pending orders (leader) and relay queued messages. Both happen on
-        each event already (creation, completion, report); this catches what another process left
-        (an order the shadow stored, a crash between commit and relay), so it first asks the
-        database in one read whether there is anything to do (one statement a second, not a fenced
-        write transaction and a relay). Sync (a timer's callback) but for what waits: returned to await."""
+        """The periodic pass: place pending orders (leader) and relay queued messages. Both happen on each event
+        already; this catches what another process left (an order the shadow stored, a crash between commit and
+        relay), so it first asks the database in one read whether there is anything to do. Sync but what waits."""
         # not mounted yet: mount (again), unless another replica still serves the path (asked each pass)
         if self.mounted is None and not (self.mount_refused and self.ctx.http.is_mounted(self.params.rest_path)):
             return self._mount_and_pass()
@@ -223,6 +220,10 @@ class OrderScheduler(Component):
         state = (self.transactor.changes, self.elector.is_leader, self.elector.epoch)
         if state == self.probed_idle and now < self.next_probe:
             return None  # no write in this process since a probe found nothing (see probe_every)
+        seen = self.transactor.idle_since()  # or since another replica's read here found no work at all
+        if seen is not None and now < seen + self.params.probe_every:
+            self._probed(state, seen, idle=True)  # taken as this replica's own read of that instant
+            return None
         pending, queued = self.service.probe()
         if pending and self.leading:
             return self._place(state, now, queued)

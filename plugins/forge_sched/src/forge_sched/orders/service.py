@@ -198,20 +198,19 @@ class OrderService:
         return view, created
 
     def probe(self) -> tuple[bool, bool]:
-        """(pending orders exist, outbox messages are queued), in one read outside any write transaction:
-        the pass runs its fenced transaction or relay only when there is work. A replica that does not
-        lead (``leader_epoch`` raises NotLeader) reads the outbox alone and gets False for pending."""
+        """(pending orders exist, messages are queued), one read outside any write transaction; pending is False
+        for a replica that does not lead. A read finding neither serves this process's other replicas too."""
         try:
             self.leader_epoch()
-            statement = st.PROBE
+            leading = True
         except NotLeader:
-            statement = st.PROBE_QUEUED
+            leading = False
         kept = self.tx.raw()
         raw = self.tx.engine.raw_connection() if kept is None else kept
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(statement)
+                cursor.execute(st.PROBE)
                 row = cursor.fetchone()  # always one row: two EXISTS
                 pending, queued = (row[0], row[1]) if row is not None else (False, False)
             finally:
@@ -221,7 +220,9 @@ class OrderService:
                 raw.close()  # back to the pool, which rolls the read back
             else:
                 raw.rollback()  # the read ends here (a no-op where a SELECT opened no transaction)
-        return bool(pending), bool(queued)
+        if not (pending or queued):
+            self.tx.found_idle(self._now())
+        return bool(pending) and leading, bool(queued)
 
     async def assign_pending(self) -> int:
         """Place pending orders where there is capacity (earliest deadline first); returns how many."""

@@ -18,9 +18,8 @@ from forge_sched.orders.tables import outbox as outbox_table
 #: industry40's simulated day went to it).
 PROBE = (f"SELECT EXISTS (SELECT 1 FROM {orders.name} WHERE status = 'pending'), "
           f"EXISTS (SELECT 1 FROM {outbox_table.name})")
-#: The probe of a replica that does not lead (it places no orders, it relays): the outbox alone. The
-#: pending test scans ``orders`` (no index on status) and so cost more as the day's orders piled up.
-PROBE_QUEUED = f"SELECT 0, EXISTS (SELECT 1 FROM {outbox_table.name})"
+#: Every replica reads both (the pending test is a seek in ``ix_orders_status``), so one that found neither
+#: answers for the others of its process until a commit of the process (Transactor.idle_since).
 
 NEW_FACTORY = factories.insert()
 SET_CAPACITY = factories.update().where(factories.c.id == sa.bindparam("b_id")).values(

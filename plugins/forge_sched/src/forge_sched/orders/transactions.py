@@ -10,6 +10,8 @@ locked`` is retried the same way.
 from __future__ import annotations
 
 import contextlib
+import math
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -33,6 +35,9 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _CHANGES: dict[Any, list[int]] = {}
 #: Progress reports waiting for the next transaction, per database URL, shared the same way.
 _PROGRESS: dict[Any, ProgressDue] = {}
+#: [changes, when] of this process's newest probe that found no work at all, per engine (the replicas of a
+#: plant share theirs; a test's engine on a reused URL starts afresh): see :meth:`Transactor.idle_since`.
+_IDLE: weakref.WeakKeyDictionary[Engine, list[float]] = weakref.WeakKeyDictionary()
 
 
 class Conflict(Exception):
@@ -73,6 +78,7 @@ class Transactor:
         #: Order progress written at the start of this process's next transaction on the database
         #: (forge_sched.orders.progress); :meth:`write_progress` writes it alone.
         self.progress = _PROGRESS.get(engine.url) or _PROGRESS.setdefault(engine.url, ProgressDue())
+        self._idle = _IDLE.setdefault(engine, [-1, -math.inf])
 
     @property
     def changes(self) -> int:
@@ -80,6 +86,19 @@ class Transactor:
         ``changes_work=False``: a number that has not moved since a read found no work means no writer
         of this process made any (another process's writes move it not)."""
         return self._changes[0]
+
+    def found_idle(self, at: float) -> None:
+        """A probe at ``at`` found no pending order and no queued message (see :meth:`idle_since`)."""
+        self._idle[:] = (self._changes[0], at)
+
+    def idle_since(self) -> float | None:
+        """When a probe of this process last found no pending order and no queued message, if no
+        transaction of this process that may make work has committed since (:attr:`changes` as then);
+        else None. Any replica of the process may take that read as its own probe of that instant: only
+        another process can have changed what it found, which a probe is only asked to see within its
+        ``probe_every``."""
+        changes, at = self._idle
+        return at if changes == self._changes[0] else None
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
