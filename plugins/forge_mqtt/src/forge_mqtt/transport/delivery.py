@@ -54,6 +54,10 @@ class Delivering:
 
     conn: Connection
     settings: MqttSettings
+    #: ``settings.max_message_bytes`` and ``settings.max_redeliveries`` (frozen settings) as plain attributes:
+    #: a pydantic model's attribute costs a message twice a plain one's.
+    max_message_bytes: int
+    max_redeliveries: int
     name: str
     stats: dict[str, int]
     report: UndeliverableCallback
@@ -194,16 +198,16 @@ class Delivering:
             elif content_type == STRUCTURED_CONTENT_TYPE:
                 headers = _STRUCTURED  # the Decoder's mark of structured mode
         size = len(message.payload)
-        if size > self.settings.max_message_bytes:
+        if size > self.max_message_bytes:
             # refused before decoding; the dead letter keeps the size and headers, never the body
             self.stats["too_large"] += 1
             self.report(topic, RawMessage(b"", headers),
-                        dead_letters.MessageTooLarge(size, self.settings.max_message_bytes))
+                        dead_letters.MessageTooLarge(size, self.max_message_bytes))
             self._ack(generation, message)
             return None
         payload: Any = message.payload  # paho's type says bytearray too; it is bytes
         raw = RawMessage(payload, headers)
-        retries = self.settings.max_redeliveries if message.qos else 0
+        retries = self.max_redeliveries if message.qos else 0
         targets = self._targets(topic, props)
         index = -1
         for local in targets:

@@ -105,6 +105,8 @@ class Subscriber(Delivering):
     def __init__(self, conn: Connection, report: UndeliverableCallback) -> None:
         self.conn = conn
         self.settings = conn.settings
+        self.max_message_bytes = conn.settings.max_message_bytes
+        self.max_redeliveries = conn.settings.max_redeliveries
         self.name = conn.name
         self.stats = conn.stats
         #: Called with (topic, raw message, last error) when a callback kept raising: the transport's
