@@ -39,6 +39,9 @@ class BaselineRule:
         self.settings = settings
         # enough past readings that what is older weighs under 1 % (and the warm-up is passed)
         self.history = max(settings.warmup, math.ceil(math.log(100) / settings.alpha))
+        # what each reading reads, as plain attributes: a (pydantic) settings field costs ~370 instructions more
+        self.warmup, self.alpha, self.min_std = settings.warmup, settings.alpha, settings.min_std
+        self.direction, self.z_limit, self.relearn_after = settings.direction, settings.z_limit, settings.relearn_after
         self.levels: list[tuple[Severity, float]] = [(settings.severity, settings.z_limit)]
 
     def fresh(self) -> Any:
@@ -47,12 +50,12 @@ class BaselineRule:
     def _learn(self, state: _BaselineState, x: float) -> None:
         state.n += 1
         d = x - state.mean
-        if state.n <= self.settings.warmup:  # the plain mean and sample variance first: an unbiased start
+        if state.n <= self.warmup:  # the plain mean and sample variance first: an unbiased start
             state.mean += d / state.n
             state.m2 += d * (x - state.mean)
             state.var = state.m2 / (state.n - 1) if state.n > 1 else 0.0
             return
-        alpha = self.settings.alpha
+        alpha = self.alpha
         state.mean += alpha * d
         state.var = (1 - alpha) * (state.var + alpha * d * d)
 
@@ -63,19 +66,19 @@ class BaselineRule:
         return self._judge(state, reading, None, True)
 
     def _judge(self, state: _BaselineState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
-        s = self.settings
         x = reading.value
-        if state.n < s.warmup:
+        if state.n < self.warmup:
             self._learn(state, x)
             state.beyond = 0
             return None
-        std = max(math.sqrt(state.var), s.min_std)
+        std = max(math.sqrt(state.var), self.min_std)
         z = (x - state.mean) / std
-        measured = abs(z) if s.direction == "both" else z if s.direction == "above" else -z
+        direction = self.direction
+        measured = abs(z) if direction == "both" else z if direction == "above" else -z
         mean = state.mean
-        if measured > s.z_limit:
+        if measured > self.z_limit:
             state.beyond += 1
-            if s.relearn_after is not None and state.beyond >= s.relearn_after:
+            if self.relearn_after is not None and state.beyond >= self.relearn_after:
                 state.n, state.beyond, state.mean, state.m2 = 0, 0, 0.0, 0.0  # a lasting new level: afresh
                 self._learn(state, x)
         else:
@@ -83,7 +86,7 @@ class BaselineRule:
             self._learn(state, x)
         if quiet and not passes_a_level(measured, self.levels):  # judge_quiet: no condition, no judge_levels call
             return None
-        severity, level = judge_levels(measured, self.levels, above=True, hysteresis=s.hysteresis, held=held)
+        severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
             return None
         reason = (f"z {z:+.3g} (value {x:g}, baseline {mean:.4g} ± {std:.3g})"

@@ -25,6 +25,9 @@ class StuckRule:
     def __init__(self, settings: StuckRuleSettings) -> None:
         self.settings = settings
         self.history = settings.window
+        # what each reading reads, as plain attributes: a (pydantic) settings field costs ~370 instructions more
+        self.window, self.level = settings.window, settings.epsilon
+        self.held_level = settings.epsilon + settings.hysteresis  # a held alert clears past it
 
     def fresh(self) -> Any:
         return _StuckState(self.settings.window)
@@ -39,10 +42,9 @@ class StuckRule:
         window, values = state.readings, state.values
         window.append(reading)
         values.append(reading.value)
-        if len(window) < self.settings.window:
+        if len(window) < self.window:
             return None
-        s = self.settings
-        level = s.epsilon + s.hysteresis if held is not None else s.epsilon
+        level = self.held_level if held is not None else self.level
         # judge_quiet: the last two values alone already past the level mean the spread is (a float subtraction
         # is monotonic: max - min >= |last - previous|): not stuck, no verdict, without max() and min() over all
         if quiet and len(values) > 1 and abs(reading.value - values[-2]) > level:
@@ -54,5 +56,5 @@ class StuckRule:
         first = window[0]
         reason = (f"{len(window)} readings within {spread:.4g} (<= {level:g})" if stuck
                   else f"{len(window)} readings spread {spread:.4g}")
-        return Verdict(s.severity if stuck else None, spread, level, Window(first.seq, reading.seq,
+        return Verdict(self.settings.severity if stuck else None, spread, level, Window(first.seq, reading.seq,
                                                                            reading.ts - first.ts), reason)
