@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
+import threading
 from collections.abc import Coroutine
 from typing import Any
 
@@ -124,6 +125,31 @@ def test_a_sleep_cancelled_midway_leaves_no_live_timer() -> None:
 
     clock.run(main())
     assert clock.elapsed == 1.0
+    clock.close()
+
+
+def test_a_sleep_awaited_on_another_loop_sleeps_there() -> None:
+    """The loop is known running by its thread: awaited on a stock loop (the virtual one idle), or in another
+    thread while the virtual loop runs, a sleep is that loop's ``asyncio.sleep``, and no virtual timer is left."""
+    clock = VirtualClock()
+    asyncio.run(clock.sleep(0.001))  # the virtual loop is not running
+    assert clock.loop._scheduled == [] and clock.elapsed == 0.0
+
+    slept_elsewhere: list[bool] = []
+
+    def in_a_thread() -> None:
+        asyncio.run(clock.sleep(0.001))
+        slept_elsewhere.append(True)
+
+    async def main() -> None:
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        thread.join()  # the virtual loop is running (held in this thread) while the other sleeps
+        assert clock.loop._scheduled == []
+        await clock.sleep(5.0)
+
+    clock.run(main())
+    assert slept_elsewhere == [True] and clock.elapsed == 5.0
     clock.close()
 
 

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextvars
 import heapq
+import threading
 import time
 from asyncio import InvalidStateError, format_helpers
 from collections.abc import Awaitable, Callable, Coroutine
@@ -101,6 +102,7 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
     _ready: collections.deque[Any]
     _scheduled: list[Any]
     _timer_cancelled_count: int
+    _thread_id: int | None  # the thread running the loop (run_forever), else None
 
     def __init__(self, start: float = 0.0) -> None:
         self._virtual_now = [0.0]
@@ -294,7 +296,7 @@ def _wake(future: asyncio.Future[None]) -> None:
 _WAKE_CONTEXT = contextvars.Context()
 _NONE = (None,)
 _Future, _Handle, _TimerHandle = asyncio.Future, asyncio.Handle, asyncio.TimerHandle
-_running_loop = asyncio.get_running_loop
+_thread_ident = threading.get_ident
 
 
 class VirtualClock:
@@ -324,13 +326,16 @@ class VirtualClock:
         return self.loop.time()
 
     async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep`` on this loop, one coroutine frame shorter (every periodic task sleeps); the
-        future made by ``Future()`` (the running loop, checked: no keyword dict), the timer inline."""
+        """``asyncio.sleep`` on this loop, one coroutine frame shorter (every periodic task sleeps), the
+        timer inline. Python 3.11 asks ``getpid()`` (a system call) in every running-loop lookup, and
+        ``Future()`` without a loop makes one: so the loop is known running here by its thread (a loop
+        runs in one thread and no other loop runs in that thread meanwhile: the same answer as
+        ``get_running_loop() is loop``) and the future is given its loop."""
         loop = self.loop
-        if seconds <= 0 or _running_loop() is not loop:
+        if seconds <= 0 or loop._thread_id != _thread_ident():
             await asyncio.sleep(seconds)
             return
-        future: asyncio.Future[None] = _Future()
+        future: asyncio.Future[None] = _Future(loop=loop)
         when = loop._virtual_now[0] + seconds
         if loop._debug:
             timer: Any = loop.call_at(when, _wake, future)

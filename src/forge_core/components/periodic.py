@@ -63,7 +63,7 @@ async def periodic(clock: Clock, interval: float, first: float, fn: Tick) -> Non
         delay = interval
     while True:
         # VirtualClock.sleep(delay)'s body (see there): the loop is this task's, running, so not closed
-        future: asyncio.Future[None] = _Future()
+        future: asyncio.Future[None] = _Future(loop=loop)  # no running-loop lookup (a getpid() in 3.11)
         when = loop._virtual_now[0] + delay
         if loop._debug:
             timer: Any = loop.call_at(when, _wake, future)
