@@ -192,8 +192,9 @@ class BatchProduction(Component):
         # SQLAlchemy's SQLite DateTime text, formatted here: strftime cost ~1 s of a simulated day
         date = now if self._native_dates else (f"{now.year:04d}-{now.month:02d}-{now.day:02d} {now.hour:02d}:"
                                                f"{now.minute:02d}:{now.second:02d}.{now.microsecond:06d}")
-        rows = [(batch_id, blade, is_fresh, date, touched[batch_id], heartbeat_id)
-                for batch_id, is_fresh, _, _ in made]
+        # SQLite's is_fresh as the int it stores: sqlite3 sends a bool through its adapter lookup (~3.3 k instructions)
+        rows = [(batch_id, blade, is_fresh if self._native_dates else int(is_fresh), date, touched[batch_id],
+                 heartbeat_id) for batch_id, is_fresh, _, _ in made]
         group = self.group
         try:
             if group is not None:  # in the open group; a failure rolls it back and commits its earlier beats again
