@@ -270,8 +270,7 @@ def _timer(when: float, callback: Callable[..., Any], args: tuple[Any, ...], loo
 
 
 class _Due(float):
-    """A timer's entry in the virtual loop's heap: its due time (``TimerHandle._when``) as a
-    float, compared in C, carrying the ``handle``."""
+    """A timer's entry in the virtual loop's heap: its due time (``TimerHandle._when``), a float compared in C."""
 
     __slots__ = ("handle",)
     handle: asyncio.TimerHandle
@@ -284,9 +283,8 @@ _MAX_JUMP = 24 * 3600.0
 
 
 def _wake(future: asyncio.Future[None]) -> None:
-    """A sleep's timer callback in debug mode (the stock ``call_at``). Outside it the timer calls
-    ``future.set_result`` itself (C, no frame), and ``_run_once`` drops the ``InvalidStateError`` of
-    a future cancelled first (a timer in ``_WAKE_CONTEXT`` is a sleep's): the same outcome."""
+    """A sleep's timer callback in debug mode (the stock ``call_at``). Outside it the timer calls ``future.set_result``
+    (C), and ``_run_once`` drops a cancelled future's ``InvalidStateError`` (the timer in ``_WAKE_CONTEXT``)."""
     if not future.done():  # asyncio.futures._set_result_unless_cancelled
         future.set_result(None)
 
@@ -295,8 +293,7 @@ def _wake(future: asyncio.Future[None]) -> None:
 #: context); it also marks a timer as a sleep's for ``_run_once``. ``_NONE``: the timer's args.
 _WAKE_CONTEXT = contextvars.Context()
 _NONE = (None,)
-_Future, _Handle, _TimerHandle = asyncio.Future, asyncio.Handle, asyncio.TimerHandle
-_thread_ident = threading.get_ident
+_Future, _Handle, _TimerHandle, _thread_ident = asyncio.Future, asyncio.Handle, asyncio.TimerHandle, threading.get_ident
 
 
 class VirtualClock:
@@ -326,11 +323,9 @@ class VirtualClock:
         return self.loop.time()
 
     async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep`` on this loop, one coroutine frame shorter (every periodic task sleeps), the
-        timer inline. Python 3.11 asks ``getpid()`` (a system call) in every running-loop lookup, and
-        ``Future()`` without a loop makes one: so the loop is known running here by its thread (a loop
-        runs in one thread and no other loop runs in that thread meanwhile: the same answer as
-        ``get_running_loop() is loop``) and the future is given its loop."""
+        """``asyncio.sleep`` on this loop, a frame shorter, the timer inline. 3.11's running-loop lookup
+        (``Future()`` makes one) calls ``getpid()``: the loop is known running by its thread instead (no
+        other loop runs in that thread meanwhile: ``get_running_loop() is loop``), the future given it."""
         loop = self.loop
         if seconds <= 0 or loop._thread_id != _thread_ident():
             await asyncio.sleep(seconds)
