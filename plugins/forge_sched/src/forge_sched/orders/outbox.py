@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -42,12 +43,15 @@ _SENT_ANY = f"DELETE FROM {outbox.name} WHERE seq = ANY(%(seqs)s)"
 #: [messages queued so far, how many of those a relay has seen gone]. A relay that starts when both
 #: are equal would find nothing this process queued (see ``relay``'s ``only_new``).
 _QUEUED: dict[Any, list[int]] = {}
+#: The same lists by engine: a URL hashes by rendering itself as text (``hash(str(url))``), which cost
+#: more than the rest of a ``put_many`` or an idle relay; an engine hashes by identity.
+_BY_ENGINE: weakref.WeakKeyDictionary[Engine, list[int]] = weakref.WeakKeyDictionary()
 
 
 def _counts(engine: Engine) -> list[int]:
-    counts = _QUEUED.get(engine.url)
+    counts = _BY_ENGINE.get(engine)
     if counts is None:
-        counts = _QUEUED[engine.url] = [0, 0]
+        counts = _BY_ENGINE[engine] = _QUEUED.setdefault(engine.url, [0, 0])
     return counts
 
 
