@@ -60,13 +60,15 @@ class DropFolder(Component):
 
     def _arrived(self) -> list[Path]:
         """The files in the directory whose names match ``pattern`` (hidden ones aside), by name. One
-        ``os.scandir``: ``Path.glob``'s selectors were most of a poll that found nothing (every 5 s)."""
+        ``os.scandir``: ``Path.glob``'s selectors were most of a poll that found nothing (every 5 s). An
+        entry is a file (its type from the directory listing, no ``stat``) before its name is matched:
+        ``fnmatch`` costs ~5 k instructions a name, half a poll for the four subfolders alone."""
         pattern = self.params.pattern
         if "/" in pattern or os.sep in pattern:  # a pattern into subdirectories: glob's
             return sorted(p for p in self.root.glob(pattern) if p.is_file() and not p.name.startswith("."))
         with os.scandir(self.root) as entries:
             names = sorted(e.name for e in entries
-                           if not e.name.startswith(".") and fnmatch.fnmatch(e.name, pattern) and e.is_file())
+                           if e.is_file() and not e.name.startswith(".") and fnmatch.fnmatch(e.name, pattern))
         return [self.root / name for name in names]
 
     async def handle(self, claimed: Path) -> None:
