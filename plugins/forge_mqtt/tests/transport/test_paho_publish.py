@@ -102,3 +102,46 @@ def test_ack_queues_paho_acknowledgement(qos: int) -> None:
         sent.append([(p["command"], p["mid"], p["qos"], bytes(p["packet"])) for p in client._out_packet])
     assert sent[0] == sent[1]
     assert sent[0][0][3] == bytes([mqtt.PUBACK if qos == 1 else mqtt.PUBCOMP, 2, 1, 2])
+
+
+@pytest.mark.parametrize("suppress", [False, True])
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_puback_does_what_paho_does_on_publish(fails: bool, suppress: bool) -> None:
+    """FastClient's ``_do_on_publish`` (publish_done.py): the same callback arguments, error handling
+    and state after as paho's, the queued publish past the window sent on the first PUBACK."""
+    outcomes = []
+    for kind in (FastClient, mqtt.Client):
+        client = _client(kind, mqtt.MQTTv5, inflight=2)
+        client.suppress_exceptions = suppress
+        calls: list[tuple[Any, ...]] = []
+
+        def on_publish(*args: Any, calls: list[tuple[Any, ...]] = calls) -> None:
+            calls.append(args)
+            if fails:
+                raise ValueError("callback")
+
+        client.on_publish = on_publish
+        infos = [client.publish("a", b"{}", 1) for _ in range(3)]
+        client._in_packet = {**client._in_packet, "command": mqtt.PUBACK, "packet": bytearray(b"\x00\x01")}
+        if fails and not suppress:
+            with pytest.raises(ValueError, match="callback"):
+                client._handle_pubackcomp("PUBACK")
+            outcome: Any = "raised"
+        else:
+            outcome = client._handle_pubackcomp("PUBACK")
+        assert [args[0] for args in calls] == [client]
+        outcomes.append((outcome, [args[2:4] for args in calls], [type(args[4]) for args in calls],
+                         _state(client, infos)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_version_1_client_gets_paho_on_publish() -> None:
+    client = FastClient(mqtt.CallbackAPIVersion.VERSION1, protocol=mqtt.MQTTv311)
+    client._sock = _Sink()  # type: ignore[assignment]
+    client.on_socket_register_write = lambda *args: None
+    acked: list[tuple[Any, ...]] = []
+    client.on_publish = lambda *args: acked.append(args)
+    info = client.publish("a", b"{}", 1)
+    client._in_packet = {**client._in_packet, "command": mqtt.PUBACK, "packet": bytearray(b"\x00\x01")}
+    assert client._handle_pubackcomp("PUBACK") == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert acked == [(client, None, 1)] and info.is_published()

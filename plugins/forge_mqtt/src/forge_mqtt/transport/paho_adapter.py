@@ -18,8 +18,8 @@ relies on, so a paho upgrade that changes them fails those tests rather than the
   ``_packet_write`` joining queued packets into one send (reading ``_out_packet``, calling ``_sock_send``,
   setting ``_last_msg_out`` under ``_msgtime_mutex``),
   ``_handle_pubackcomp`` for a PUBACK without properties (reading ``_in_packet``, ``_protocol``,
-  ``_out_message_mutex``, ``_out_messages``; calling ``_do_on_publish``) and ``_update_inflight``
-  (reading ``_out_messages``/``_inflight_messages``).
+  ``_out_message_mutex``, ``_out_messages``; calling ``_do_on_publish``), ``_update_inflight``
+  (reading ``_out_messages``/``_inflight_messages``) and ``_do_on_publish`` (publish_done.py).
 - :meth:`FastClient.publish_packed`, ``ack`` — paho's ``publish``/``_send_publish`` for QoS 1, ``ack``'s PUBACK
   (reading ``_sock``, ``_on_log``, ``_logger``, ``_max_queued_messages``, ``_manual_ack``, ``_out_messages``,
   ``_inflight_messages``, ``_max_inflight_messages``; calling ``_mid_generate`` and ``_packet_queue``).
@@ -48,6 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from forge_mqtt.transport.decoder import decode_publish, decode_publish_311
 from forge_mqtt.transport.packed_properties import PackedProperties, utf8
+from forge_mqtt.transport.publish_done import do_on_publish
 
 __all__ = ["MAX_PACKETS_PER_EVENT", "FastClient", "GuardedClient", "PackedProperties", "client_class", "close_socket",
            "guard", "read_available", "utf8"]
@@ -344,6 +345,8 @@ class FastClient(GuardedClient):
                 packet["to_process"] = 0
                 out.popleft()
         return super()._packet_write()
+
+    _do_on_publish = do_on_publish  # paho's steps without its per-PUBACK version checks and casts
 
     def _update_inflight(self) -> mqtt.MQTTErrorCode:
         # paho calls this on every PUBACK and walks every stored outgoing message looking for queued
