@@ -186,6 +186,8 @@ class Delivering:
         topic = message.topic
         props: Any = message.properties  # paho's Properties or FastClient's ReceivedProperties
         headers: dict[str, str] = _NO_HEADERS
+        idents: list[int] | None = None
+        only: BrokerSub | None = None  # the one subscription of this process the message names, if so
         if props is not None:
             if props.__class__ is ReceivedProperties:  # FastClient's: two fields always set, no AttributeError
                 pairs = props.user_pairs
@@ -197,6 +199,9 @@ class Delivering:
                 headers = dict(pairs)
             elif content_type == STRUCTURED_CONTENT_TYPE:
                 headers = _STRUCTURED  # the Decoder's mark of structured mode
+            idents = getattr(props, "SubscriptionIdentifier", None)
+            if idents and len(idents) == 1:
+                only = self.by_id.get(idents[0])
         size = len(message.payload)
         if size > self.max_message_bytes:
             # refused before decoding; the dead letter keeps the size and headers, never the body
@@ -208,7 +213,11 @@ class Delivering:
         payload: Any = message.payload  # paho's type says bytearray too; it is bytes
         raw = RawMessage(payload, headers)
         retries = self.max_redeliveries if message.qos else 0
-        targets = self._targets(topic, props)
+        # _targets' common case read here: one identifier, of one subscription without a group
+        if only is not None and only.group is None:
+            targets = list(only.locals)
+        else:  # (no identifier: _targets' topic match, as for MQTT 3.1.1)
+            targets = self._targets(topic, props if idents else None)
         index = -1
         for local in targets:
             index += 1
