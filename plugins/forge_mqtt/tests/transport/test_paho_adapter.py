@@ -334,6 +334,9 @@ class _Sink:
         self.sends.append(taken)
         return len(taken)
 
+    def close(self) -> None:  # paho closes its socket when the client is collected
+        pass
+
 
 def _queue(client: mqtt.Client, command: int, packet: bytes, qos: int = 1) -> None:
     client._out_packet.append({"command": command, "mid": 1, "qos": qos, "pos": 0, "to_process": len(packet),
