@@ -11,6 +11,7 @@ from forge_core.plugin import lazy_exports
 if TYPE_CHECKING:
     from forge_mqtt.settings import MqttSettings
     from forge_mqtt.transport import BIRTH_TOPIC, DEATH_TOPIC, DeathWatch, MqttRefused, MqttTransport, factory
+    from forge_mqtt.transport.client_setup import apply_credentials
 
 # Imported on first use: the entry point loads this package with its plugin module, and listing the
 # plugins (forge --help) must not import the client libraries and models behind these names.
@@ -24,6 +25,7 @@ __getattr__, __dir__ = lazy_exports(
         "MqttRefused": "forge_mqtt.transport:MqttRefused",
         "MqttTransport": "forge_mqtt.transport:MqttTransport",
         "factory": "forge_mqtt.transport:factory",
+        "apply_credentials": "forge_mqtt.transport.client_setup:apply_credentials",
     },
 )
 
@@ -37,5 +39,6 @@ __all__ = [
     "MqttSettings",
     "MqttTransport",
     "__version__",
+    "apply_credentials",
     "factory",
 ]

@@ -11,9 +11,10 @@ import paho.mqtt.client as mqtt
 from forge_mqtt.transport import paho_adapter
 
 if TYPE_CHECKING:
+    from forge_mqtt.settings import MqttSettings
     from forge_mqtt.transport.connection import Connection
 
-__all__ = ["make_client"]
+__all__ = ["apply_credentials", "make_client"]
 
 
 def make_client(conn: Connection) -> paho_adapter.GuardedClient:
@@ -33,14 +34,8 @@ def make_client(conn: Connection) -> paho_adapter.GuardedClient:
     client.max_queued_messages_set(0)  # the publisher's own slots bound the queue
     client.connect_timeout = s.connect_timeout
     client.suppress_exceptions = True
-    if s.username is not None:
-        client.username_pw_set(s.username, s.password)
-    if s.tls:
-        context = ssl.create_default_context(cafile=s.ca_file)
-        if s.cert_file and s.key_file:
-            context.load_cert_chain(s.cert_file, s.key_file, s.key_password)
-        client.tls_set_context(context)
-        client.tls_insecure_set(s.tls_insecure)
+    context = apply_credentials(client, s)
+    if context is not None:
         conn.tls_context = context
     client.on_pre_connect = conn._on_pre_connect
     client.on_connect = conn._on_connect
@@ -54,3 +49,19 @@ def make_client(conn: Connection) -> paho_adapter.GuardedClient:
     client.on_socket_unregister_write = conn._on_socket_unregister_write
     paho_adapter.guard(client, f"transport {conn.name!r}", conn.stats)  # no connection to itself
     return client
+
+
+def apply_credentials(client: mqtt.Client, settings: MqttSettings) -> ssl.SSLContext | None:
+    """The settings' username and password, and with ``tls`` their TLS (CA file, client certificate and key,
+    ``tls_insecure``), on a paho ``client`` before it connects; returns the TLS context, or None without TLS.
+    Every paho client of a Forge plugin built from :class:`~forge_mqtt.MqttSettings` takes them here."""
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    if not settings.tls:
+        return None
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file and settings.key_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file, settings.key_password)
+    client.tls_set_context(context)
+    client.tls_insecure_set(settings.tls_insecure)
+    return context

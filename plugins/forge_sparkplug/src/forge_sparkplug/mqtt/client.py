@@ -21,7 +21,6 @@ import contextlib
 import logging
 import re
 import socket
-import ssl
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from forge_mqtt import MqttSettings
+from forge_mqtt import MqttSettings, apply_credentials
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -133,14 +132,7 @@ class SparkplugClient(Handover):
         client.max_queued_messages_set(0)
         client.connect_timeout = s.connect_timeout
         client.reconnect_delay_set(max(1, round(s.reconnect_min_delay)), max(1, round(s.reconnect_max_delay)))
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            context = ssl.create_default_context(cafile=s.ca_file)
-            if s.cert_file and s.key_file:
-                context.load_cert_chain(s.cert_file, s.key_file, s.key_password)
-            client.tls_set_context(context)
-            client.tls_insecure_set(s.tls_insecure)
+        apply_credentials(client, s)
         client.on_pre_connect = self._paho_pre_connect
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
