@@ -262,13 +262,13 @@ def test_one_reading_at_a_time_stores_what_a_batch_stores(sensor_db, make_readin
 
 
 def test_a_batch_beyond_one_insert_returns_exactly_what_it_inserted(sensor_db, make_reading):
-    """A batch of more than one statement's rows_per_statement readings (PostgreSQL: Core's executemany with
-    RETURNING; SQLite: one executemany, told by rowcount and the newest rowids), half of it stored before,
+    """A batch of more than one statement's rows_per_statement readings (PostgreSQL: 500, by COPY and one INSERT
+    ... SELECT ... RETURNING; SQLite: one executemany, told by rowcount and the newest rowids), half of it stored before,
     returns the new half only and stores every reading once."""
     store = SensorStore(lambda: sensor_db, offload=False, processor="p-0")
     with sensor_db.connect() as conn:
         driver = store._sql(conn).driver
-    per = driver["readings"].rows_per_statement if driver is not None else 500  # PostgreSQL: Core's executemany
+    per = driver["readings"].rows_per_statement if driver is not None else 500  # PostgreSQL: the batch_max
     size = per * 2 + 7
     earlier = [make_reading(s, float(s % 5)) for s in range(1, size + 1, 2)]
     assert store.write_batch(earlier, [], 1.0) == {("temp-1", r.seq) for r in earlier}

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine
 
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
 from forge_mms.anomaly.readings import Reading
+from forge_mms.storage.sensor_copy import Stage
 from forge_mms.storage.sensor_rows import by_sensor, rollup_rows, sensor_rows
 from forge_mms.storage.sensor_tables import (
     Statements,
@@ -76,6 +77,7 @@ class SensorStore:
         self.offload = offload
         self.processor = processor
         self._lock = asyncio.Lock()
+        self._stage = Stage()  # PostgreSQL's readings: COPY into a temp table (sensor_copy)
         self._statements: dict[str, Statements] = {}  # per dialect name: built once, compiled once (cache)
         #: inline: the connection kept between calls and its transaction, shared by ``group`` readings; the
         #: sensors and rollups rows of its writes merged and written once, just before each COMMIT
@@ -106,19 +108,28 @@ class SensorStore:
         """``write(conn, *args)`` in a transaction: its own under a real clock (a connection of the pool per
         call, in a worker thread, the pool's pre-ping); inline in the commit group's open one, on the
         connection it keeps (given back after any error: the next call takes a fresh one)."""
-        if self.commits is not None:
-            return self.commits.run(write, *args, units=readings)
-        with self._engine().begin() as conn:
-            return write(conn, *args)
+        try:
+            if self.commits is not None:
+                return self.commits.run(write, *args, units=readings)
+            with self._engine().begin() as conn:
+                return write(conn, *args)
+        except BaseException:
+            self._stage.forget()  # rolled back: PostgreSQL's temp table, if made in it, is gone
+            raise
 
     def commit(self) -> None:
         """Commit the inline group's open transaction now (nothing under a real clock)."""
         if self.commits is not None:
-            self.commits.commit()
+            try:
+                self.commits.commit()
+            except BaseException:
+                self._stage.forget()
+                raise
 
     def close(self) -> None:
         """Commit the inline group and give its connection back (the processor stops)."""
         if self.commits is not None:
+            self._stage.forget()  # its last COMMIT may fail: the temp table made again on the next use
             self.commits.close()
 
     # -- the batch ----------------------------------------------------------------------------
@@ -203,11 +214,8 @@ class SensorStore:
                          stored_at: float) -> set[tuple[str, int]]:
         if not batch:
             return set()
-        if sql.driver is None:  # PostgreSQL: row locks, taken in key order (see the module's doc)
-            ordered = sorted(batch, key=_key) if len(batch) > 1 else batch
-            rows = [{"sensor_id": r.sensor_id, "seq": r.seq, "kind": r.kind, "value": r.value, "ts": r.ts,
-                     "stored_at": stored_at, "processor": self.processor, "anomaly": r.anomaly} for r in ordered]
-            return {(row.sensor_id, int(row.seq)) for row in conn.execute(sql.readings, rows)}
+        if sql.driver is None:  # PostgreSQL: COPY, then an INSERT taking its row locks in key order (sensor_copy)
+            return self._stage.insert(conn, batch, stored_at, self.processor)
         # SQLite: one single-row INSERT ... ON CONFLICT DO NOTHING per reading by executemany, no RETURNING (its
         # rows cost more than the insert: ~2 us a reading of a 9-row batch); the cursor's rowcount is how many
         # it inserted. All of them (the common case): the batch's keys. Fewer: see _inserted_last. In the

@@ -117,11 +117,11 @@ def _greatest(a: Any, b: Any) -> Any:
 class Statements:
     """The batch's statements for one dialect, built once: SQLAlchemy compiles each once (its cache key is
     computed from the same objects) instead of building the ON CONFLICT clauses for every transaction.
+    PostgreSQL's readings go in by COPY (:mod:`forge_mms.storage.sensor_copy`), SQLite's by ``driver``.
     ``driver``: on SQLite, the readings, sensors and rollups statements for the driver's cursor
     (:class:`forge_core.storage.DriverSql`: SQLAlchemy's execution around a statement cost more than SQLite's
     work on a batch of one reading, the memory bus's batch under a simulation)."""
 
-    readings: Any
     sensors: Any
     raise_alerts: Any
     clear_alerts: Any
@@ -131,8 +131,6 @@ class Statements:
 
     @classmethod
     def build(cls, conn: Connection) -> Statements:
-        reading_rows = (upsert(conn, readings).on_conflict_do_nothing(index_elements=["sensor_id", "seq"])
-                        .returning(readings.c.sensor_id, readings.c.seq))
         stmt = upsert(conn, sensors)
         new, old = stmt.excluded, sensors.c
         newer = new.last_seq > old.last_seq
@@ -164,7 +162,7 @@ class Statements:
                 insert, conn.dialect, name="forge_mms sensor store: readings", columns=unlabelled, typed=False,
                 fields=unlabelled)
         return cls(
-            readings=reading_rows, sensors=sensor_rows,
+            sensors=sensor_rows,
             raise_alerts=upsert(conn, alerts).on_conflict_do_nothing(index_elements=["alert_id"]),
             clear_alerts=alerts.update().where(alerts.c.alert_id == sa.bindparam("b_id"), alerts.c.state == "raised")
             .values(state="cleared", cleared_at=sa.bindparam("b_at"), cleared_seq=sa.bindparam("b_seq")),
