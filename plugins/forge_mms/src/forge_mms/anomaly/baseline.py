@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from forge_mms.anomaly.readings import Reading
-from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels, passes_a_level
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
 from forge_mms.settings import BaselineRuleSettings
 
 __all__ = ["BaselineRule"]
@@ -62,10 +62,8 @@ class BaselineRule:
     def judge(self, state: _BaselineState, reading: Reading, held: Severity | None) -> Verdict | None:
         return self._judge(state, reading, held, False)
 
-    def judge_quiet(self, state: _BaselineState, reading: Reading) -> Verdict | None:
-        return self._judge(state, reading, None, True)
-
-    def _judge(self, state: _BaselineState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
+    def _judge(self, state: _BaselineState, reading: Reading, held: Severity | None = None,
+               quiet: bool = True) -> Verdict | None:
         x = reading.value
         if state.n < self.warmup:
             self._learn(state, x)
@@ -76,7 +74,8 @@ class BaselineRule:
         direction = self.direction
         measured = abs(z) if direction == "both" else z if direction == "above" else -z
         mean = state.mean
-        if measured > self.z_limit:
+        beyond = measured > self.z_limit  # past the one level: not learned, and the quiet path's condition
+        if beyond:
             state.beyond += 1
             if self.relearn_after is not None and state.beyond >= self.relearn_after:
                 state.n, state.beyond, state.mean, state.m2 = 0, 0, 0.0, 0.0  # a lasting new level: afresh
@@ -84,7 +83,7 @@ class BaselineRule:
         else:
             state.beyond = 0
             self._learn(state, x)
-        if quiet and not passes_a_level(measured, self.levels):  # judge_quiet: no condition, no judge_levels call
+        if quiet and not beyond:  # judge_quiet: no condition, no judge_levels call
             return None
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
@@ -93,3 +92,6 @@ class BaselineRule:
                   + (f" beyond {level:g}" if severity is not None else ""))
         return Verdict(severity, z, level,
                        Window(reading.seq, reading.seq, 0.0), reason)
+
+    #: the quiet path (QuietRule) is _judge with its defaults, nothing held: one call a reading, not two
+    judge_quiet = _judge

@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 from forge_mms.anomaly.readings import Reading
-from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels, passes_a_level
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
 from forge_mms.settings import RateOfChangeRuleSettings
 
 __all__ = ["RateOfChangeRule"]
@@ -34,6 +34,7 @@ class RateOfChangeRule:
         # what each reading reads, as plain attributes: a (pydantic) settings field costs ~370 instructions more
         self.min_dt, self.direction = settings.min_dt, settings.direction
         self.levels: list[tuple[Severity, float]] = [(settings.severity, settings.limit)]
+        self.limit = settings.limit  # the one level, as the quiet path compares with it
 
     def fresh(self) -> Any:
         return _RateState()
@@ -41,10 +42,8 @@ class RateOfChangeRule:
     def judge(self, state: _RateState, reading: Reading, held: Severity | None) -> Verdict | None:
         return self._judge(state, reading, held, False)
 
-    def judge_quiet(self, state: _RateState, reading: Reading) -> Verdict | None:
-        return self._judge(state, reading, None, True)
-
-    def _judge(self, state: _RateState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
+    def _judge(self, state: _RateState, reading: Reading, held: Severity | None = None,
+               quiet: bool = True) -> Verdict | None:
         recent, min_dt = state.recent, self.min_dt
         if recent and reading.ts <= recent[-1].ts:
             recent.clear()
@@ -58,7 +57,7 @@ class RateOfChangeRule:
         rate = (reading.value - anchor.value) / dt
         direction = self.direction
         measured = abs(rate) if direction == "both" else rate if direction == "rising" else -rate
-        if quiet and not passes_a_level(measured, self.levels):  # judge_quiet: no condition, no judge_levels call
+        if quiet and not measured > self.limit:  # judge_quiet: not past the one level (passes_a_level, inline)
             return None
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis,
                                        held=held)
@@ -66,3 +65,6 @@ class RateOfChangeRule:
             return None
         reason = (f"changing {rate:+.4g}/s > {level:g}/s" if severity is not None else f"changing {rate:+.4g}/s")
         return Verdict(severity, rate, level, Window(anchor.seq, reading.seq, dt), reason)
+
+    #: the quiet path (QuietRule) is _judge with its defaults, nothing held: one call a reading, not two
+    judge_quiet = _judge

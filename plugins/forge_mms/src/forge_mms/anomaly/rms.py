@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any
 
 from forge_mms.anomaly.readings import Reading
-from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels, passes_a_level
+from forge_mms.anomaly.verdicts import Severity, Verdict, Window, judge_levels
 from forge_mms.settings import RmsRuleSettings
 
 __all__ = ["RmsRule"]
@@ -29,6 +29,7 @@ class RmsRule:
         # what each reading reads, as plain attributes: a (pydantic) settings field costs ~370 instructions more
         self.window = settings.window
         self.levels: list[tuple[Severity, float]] = [(settings.severity, settings.limit)]
+        self.limit = settings.limit  # the one level, as the quiet path compares with it
 
     def fresh(self) -> Any:
         return _RmsState(self.settings.window)
@@ -36,10 +37,8 @@ class RmsRule:
     def judge(self, state: _RmsState, reading: Reading, held: Severity | None) -> Verdict | None:
         return self._judge(state, reading, held, False)
 
-    def judge_quiet(self, state: _RmsState, reading: Reading) -> Verdict | None:
-        return self._judge(state, reading, None, True)
-
-    def _judge(self, state: _RmsState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
+    def _judge(self, state: _RmsState, reading: Reading, held: Severity | None = None,
+               quiet: bool = True) -> Verdict | None:
         window, squares = state.readings, state.squares
         window.append(reading)
         squares.append(reading.value * reading.value)
@@ -47,7 +46,7 @@ class RmsRule:
             return None
         # summed afresh each time: a running sum of squares drifts, and windows are small
         rms = math.sqrt(math.fsum(squares) / len(window))
-        if quiet and not passes_a_level(rms, self.levels):  # judge_quiet: no condition, no judge_levels call
+        if quiet and not rms > self.limit:  # judge_quiet: not past the one level (passes_a_level, inline)
             return None
         severity, level = judge_levels(rms, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build
@@ -57,3 +56,6 @@ class RmsRule:
                   else f"RMS {rms:.4g} over {len(window)} readings")
         return Verdict(severity, rms, level,
                        Window(first.seq, reading.seq, reading.ts - first.ts), reason)
+
+    #: the quiet path (QuietRule) is _judge with its defaults, nothing held: one call a reading, not two
+    judge_quiet = _judge

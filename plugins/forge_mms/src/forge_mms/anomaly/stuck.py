@@ -35,10 +35,8 @@ class StuckRule:
     def judge(self, state: _StuckState, reading: Reading, held: Severity | None) -> Verdict | None:
         return self._judge(state, reading, held, False)
 
-    def judge_quiet(self, state: _StuckState, reading: Reading) -> Verdict | None:
-        return self._judge(state, reading, None, True)
-
-    def _judge(self, state: _StuckState, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
+    def _judge(self, state: _StuckState, reading: Reading, held: Severity | None = None,
+               quiet: bool = True) -> Verdict | None:
         window, values = state.readings, state.values
         window.append(reading)
         values.append(reading.value)
@@ -58,3 +56,6 @@ class StuckRule:
                   else f"{len(window)} readings spread {spread:.4g}")
         return Verdict(self.settings.severity if stuck else None, spread, level, Window(first.seq, reading.seq,
                                                                            reading.ts - first.ts), reason)
+
+    #: the quiet path (QuietRule) is _judge with its defaults, nothing held: one call a reading, not two
+    judge_quiet = _judge
