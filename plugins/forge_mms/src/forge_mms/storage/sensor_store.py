@@ -239,7 +239,7 @@ class SensorStore:
         """A row per sensor of the batch: the newest seq, and ``stored`` plus the readings it inserted."""
         rows = sensor_rows(batch, fresh)
         if rows:
-            _execute_many(conn, sql, "sensors", rows)
+            self._upsert(conn, sql, "sensors", rows)
 
     def _write_alerts(self, conn: Connection, sql: Statements, events: Sequence[AlertEvent]) -> None:
         raised = [{"alert_id": e.alert_id, "sensor_id": e.reading.sensor_id, "rule": e.rule, "type": e.type,
@@ -257,7 +257,16 @@ class SensorStore:
     def _add_rollups(self, conn: Connection, sql: Statements, fresh: dict[str, list[Reading]]) -> None:
         rows = rollup_rows(fresh)
         if rows:
-            _execute_many(conn, sql, "rollups", rows)
+            self._upsert(conn, sql, "rollups", rows)
+
+    def _upsert(self, conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:
+        """Statement ``name`` ("sensors", "rollups") for each row: SQLite's on the driver's cursor, PostgreSQL's
+        by COPY and one INSERT (sensor_copy)."""
+        if sql.driver is None:
+            self._stage.upsert(conn, name, rows)
+            return
+        with driver_cursor(conn) as cursor:
+            sql.driver[name].executemany(cursor, rows)
 
     def mark_published(self, marks: Sequence[tuple[str, str]]) -> None:
         """Remember which state of each alert is on the bus (``[(alert_id, state)]``)."""
@@ -352,16 +361,6 @@ def _inserted_last(cursor: Any, statement: DriverSql, added: int, keys: set[tupl
         raise DriverSqlError(f"{statement.name}: the {added} readings an INSERT of {len(keys)} added cannot be "
                              f"told by rowid (the newest rows: {newest[:5]!r})")
     return found
-
-
-def _execute_many(conn: Connection, sql: Statements, name: str, rows: list[dict[str, Any]]) -> None:
-    """Statement ``name`` of ``sql`` for each row: on the driver's cursor when it has the statement's SQL."""
-    driver: DriverSql | None = sql.driver[name] if sql.driver is not None else None
-    if driver is None:
-        conn.execute(getattr(sql, name), rows)
-        return
-    with driver_cursor(conn) as cursor:
-        driver.executemany(cursor, rows)
 
 
 def _messages(a: Any, kind: str, location: str) -> list[dict[str, Any]]:

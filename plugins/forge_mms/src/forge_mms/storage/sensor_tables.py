@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from forge_core.storage import DriverSql
 from sqlalchemy import Connection
 
-__all__ = ["READING_FIELDS", "Statements", "alerts", "metadata", "reading_rollups", "readings", "sensors", "system_events",
-           "upsert"]
+__all__ = ["READING_FIELDS", "Statements", "alerts", "metadata", "reading_rollups", "readings", "rollups_upsert", "sensors",
+           "sensors_upsert", "system_events", "upsert"]
 
 metadata = sa.MetaData()
 
@@ -113,6 +113,28 @@ def _greatest(a: Any, b: Any) -> Any:
     return sa.case((a > b, a), else_=b)
 
 
+def sensors_upsert(stmt: Any) -> Any:
+    """``stmt`` (the dialect's INSERT into ``sensors``) merging a row into the sensor's: the newest seq's fields,
+    the first time seen, ``stored`` added."""
+    new, old = stmt.excluded, sensors.c
+    newer = new.last_seq > old.last_seq
+    return stmt.on_conflict_do_update(index_elements=["sensor_id"], set_={
+        "kind": sa.case((newer, new.kind), else_=old.kind),
+        "location": sa.case((newer, new.location), else_=old.location),
+        "unit": sa.case((newer, new.unit), else_=old.unit),
+        "first_seen": _least(new.first_seen, old.first_seen),
+        "last_seen": sa.case((newer, new.last_seen), else_=old.last_seen),
+        "last_seq": _greatest(new.last_seq, old.last_seq), "stored": old.stored + new.stored})
+
+
+def rollups_upsert(stmt: Any) -> Any:
+    """``stmt`` (the dialect's INSERT into ``reading_rollups``) adding a row to its sensor's minute."""
+    new, old = stmt.excluded, reading_rollups.c
+    return stmt.on_conflict_do_update(index_elements=["sensor_id", "minute"], set_={
+        "count": old.count + new.count, "sum": old.sum + new.sum,
+        "min": _least(new.min, old.min), "max": _greatest(new.max, old.max)})
+
+
 @dataclass(frozen=True)
 class Statements:
     """The batch's statements for one dialect, built once: SQLAlchemy compiles each once (its cache key is
@@ -131,21 +153,8 @@ class Statements:
 
     @classmethod
     def build(cls, conn: Connection) -> Statements:
-        stmt = upsert(conn, sensors)
-        new, old = stmt.excluded, sensors.c
-        newer = new.last_seq > old.last_seq
-        sensor_rows = stmt.on_conflict_do_update(index_elements=["sensor_id"], set_={
-            "kind": sa.case((newer, new.kind), else_=old.kind),
-            "location": sa.case((newer, new.location), else_=old.location),
-            "unit": sa.case((newer, new.unit), else_=old.unit),
-            "first_seen": _least(new.first_seen, old.first_seen),
-            "last_seen": sa.case((newer, new.last_seen), else_=old.last_seen),
-            "last_seq": _greatest(new.last_seq, old.last_seq), "stored": old.stored + new.stored})
-        stmt = upsert(conn, reading_rollups)
-        new, old = stmt.excluded, reading_rollups.c
-        rollup_rows = stmt.on_conflict_do_update(index_elements=["sensor_id", "minute"], set_={
-            "count": old.count + new.count, "sum": old.sum + new.sum,
-            "min": _least(new.min, old.min), "max": _greatest(new.max, old.max)})
+        sensor_rows = sensors_upsert(upsert(conn, sensors))
+        rollup_rows = rollups_upsert(upsert(conn, reading_rollups))
         driver = None
         if conn.dialect.name == "sqlite":  # the rows hold what sqlite3 takes (floats, ints, strings): untyped
             driver = {name: DriverSql.compile(stmt, conn.dialect, name=f"forge_mms sensor store: {name}", typed=False)
