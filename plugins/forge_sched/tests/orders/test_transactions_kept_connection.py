@@ -115,3 +115,36 @@ def test_a_replica_that_does_not_lead_probes_the_outbox_alone(sqlite_template, t
     leading[0] = True
     assert service.probe() == (True, True)
     engine.dispose()
+
+
+def test_plain_sql_commits_and_rolls_back_on_the_driver_connection(kept):
+    """The kept connection's transactions end on the driver (driver_transaction): plain SQL's writes are
+    committed when the work returns and rolled back when it raises, as through SQLAlchemy's begin()."""
+    from forge_sched.orders.plain import Plain, execute
+    from forge_sched.orders.transactions import driver_transaction
+
+    engine, tx, service = kept
+    asyncio.run(service.create_order(NewOrder("w", 1, DEADLINE)))
+    set_quantity = Plain("UPDATE orders SET quantity = :q")
+
+    def write(q: int, fail: bool):
+        def work(conn):
+            execute(conn, set_quantity, {"q": q})
+            assert not conn.in_transaction(), "plain SQL begins no SQLAlchemy transaction"
+            if fail:
+                raise ValueError("bug in the work")
+        return work
+
+    def quantities() -> list[int]:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(orders.c.quantity)).scalars().all()
+
+    asyncio.run(tx.run(write(5, False)))
+    assert quantities() == [5], "committed"
+    with pytest.raises(ValueError, match="bug in the work"):
+        asyncio.run(tx.run(write(7, True)))
+    assert quantities() == [5], "rolled back"
+    with tx.connect() as conn:
+        conn.execute(sa.select(orders.c.id)).all()  # SQLAlchemy's autobegun transaction
+        with pytest.raises(sa.exc.InvalidRequestError):
+            driver_transaction(conn)

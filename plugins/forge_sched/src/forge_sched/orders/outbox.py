@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from forge_sched.orders.tables import outbox
+from forge_sched.orders.transactions import driver_transaction
 
 __all__ = ["Publish", "message", "put", "put_many", "relay"]
 
@@ -114,7 +115,8 @@ async def relay(engine: Engine, publish: Publish, *, batch: int = 200,
                 if seqs is not None:
                     return _alone(shared, _SENT_ANY, read=False, params={"seqs": seqs})
                 return _alone(shared, text, read=read)
-            with connect() as conn, conn.begin():  # a transaction of its own, ended at once
+            # a transaction of its own, ended at once (on the driver: see driver_transaction)
+            with connect() as conn, driver_transaction(conn):
                 cursor = _plain(conn, text)
                 rows = cursor.fetchall() if read else []
                 cursor.close()
