@@ -111,13 +111,14 @@ class BeatHistory:
                 new = errors  # per beat, or the counter went down: reset by a restart, all of it is new
             else:
                 new = errors - previous.errors
-        latency = payload.get("latencyMs")
+        latency, timestamp = payload.get("latencyMs"), payload["timestamp"]
         cpu, memory = metrics.get("cpu"), metrics.get("memory")
+        # a JSON float as is (what float() and _number give for one): a call less per number
         beat = track.last = _new_beat((
-            factory, at, float(payload["timestamp"]), errors, new, gap, late,
-            cpu if type(cpu) is float else _number(cpu),  # a JSON float as is: what _number gives
+            factory, at, timestamp if type(timestamp) is float else float(timestamp), errors, new, gap, late,
+            cpu if type(cpu) is float else _number(cpu),
             memory if type(memory) is float else _number(memory),
-            float(latency) if latency is not None else None))
+            latency if type(latency) is float or latency is None else float(latency)))
         beats = track.beats
         beats.append(beat)
         oldest = at - self.horizon
@@ -191,29 +192,31 @@ class _Fit:
     the rounding that adding and subtracting accumulates."""
 
     __slots__ = ("n", "origin", "removed", "signal", "sx", "sxx", "sxy", "sy")
+    origin: float | None
 
     def __init__(self, signal: Callable[[Beat], float | None], beats: Iterable[Beat]) -> None:
         self.signal = signal
         self.rebuild(beats)
 
     def rebuild(self, beats: Iterable[Beat]) -> None:
-        self.n, self.sx, self.sy, self.sxx, self.sxy, self.removed = 0, 0.0, 0.0, 0.0, 0.0, 0
-        self.origin: float | None = None
+        # the sums of the beats in locals (a window's worth of beats every window's worth that left: as
+        # many rebuilt as added in a full window); BeatWindow.append adds one beat the same way
+        signal = self.signal
+        origin: float | None = None
+        n, sx, sy, sxx, sxy = 0, 0.0, 0.0, 0.0, 0.0
         for beat in beats:
-            self.add(beat)
-
-    def add(self, beat: Beat) -> None:
-        y = self.signal(beat)
-        if y is None:
-            return
-        if self.origin is None:
-            self.origin = beat.at
-        x = beat.at - self.origin
-        self.n += 1
-        self.sx += x
-        self.sy += y
-        self.sxx += x * x
-        self.sxy += x * y
+            y = signal(beat)
+            if y is None:
+                continue
+            if origin is None:
+                origin = beat.at
+            x = beat.at - origin
+            n += 1
+            sx += x
+            sy += y
+            sxx += x * x
+            sxy += x * y
+        self.n, self.sx, self.sy, self.sxx, self.sxy, self.removed, self.origin = n, sx, sy, sxx, sxy, 0, origin
 
     def remove(self, beat: Beat) -> None:
         y = self.signal(beat)
@@ -257,8 +260,20 @@ class BeatWindow(Sequence[Beat]):
         if beat.new_errors > 0 or beat.late:  # Beat.failed, without the property's call
             self.failed += 1
         self.version += 1
-        for fit in self._fits.values():
-            fit.add(beat)
+        for fit in self._fits.values():  # the fit's sums as _Fit.rebuild adds a beat (no call per beat and fit)
+            y = fit.signal(beat)
+            if y is None:
+                continue
+            at = beat.at
+            origin = fit.origin
+            if origin is None:
+                origin = fit.origin = at
+            x = at - origin
+            fit.n += 1
+            fit.sx += x
+            fit.sy += y
+            fit.sxx += x * x
+            fit.sxy += x * y
 
     def advance(self, now: float) -> None:
         """Drop the beats that arrived before ``now - length``."""
@@ -269,7 +284,7 @@ class BeatWindow(Sequence[Beat]):
             self.version += 1
             for fit in self._fits.values():
                 fit.remove(beat)
-                if fit.removed >= max(len(beats), 64):
+                if fit.removed >= 64 and fit.removed >= len(beats):  # max(len(beats), 64) without the call
                     fit.rebuild(beats)
 
     def expires_by(self, now: float) -> bool:

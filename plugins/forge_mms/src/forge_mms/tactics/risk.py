@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
+from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 from forge_core.tactics import Status
@@ -103,12 +104,16 @@ class RuleBasedRisk:
         if samples < s.min_samples:
             slope = None
         if rate > s.high_error_rate:
-            return RiskAssessment(Risk.HIGH, rate, slope,
-                                  f"error rate {rate:.3f} > {s.high_error_rate} over {len(beats)} beats")
+            return _new_assessment((Risk.HIGH, rate, slope,
+                                    f"error rate {rate:.3f} > {s.high_error_rate} over {len(beats)} beats"))
         if slope is not None and slope > s.latency_slope:
-            return RiskAssessment(Risk.MEDIUM, rate, slope,
-                                  f"latency rising {slope:.2f} ms/s > {s.latency_slope} over {samples} beats")
-        return RiskAssessment(Risk.LOW, rate, slope, "no error or latency trend")
+            return _new_assessment((Risk.MEDIUM, rate, slope,
+                                    f"latency rising {slope:.2f} ms/s > {s.latency_slope} over {samples} beats"))
+        return _new_assessment((Risk.LOW, rate, slope, "no error or latency trend"))
+
+
+#: RiskAssessment(*values) without the named tuple's ``__new__``, a Python function (a frame per factory per check)
+_new_assessment: Callable[[tuple[Any, ...]], RiskAssessment] = partial(tuple.__new__, RiskAssessment)
 
 
 def _auto(beat: Beat) -> float | None:
