@@ -29,7 +29,6 @@ from forge_core.transport.topics import matches
 _new_envelope = object.__new__  # an Envelope without its __init__ (Decoder._event)
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
-_view = memoryview  # orjson reads a msgspec.Raw through it (no copy)
 _MsgspecError = msgspec.MsgspecError  # DecodeError (not JSON) and ValidationError (not the shape)
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -184,7 +183,9 @@ class Decoder:
             return self.decode_structured_dict(topic, body)  # too_deep's test needs the whole event
         try:
             event = _decode_event(body)
-            payload = _loads(_view(event.data))
+            # orjson reads a msgspec.Raw only through a buffer: as a bytes copy ~300 instructions a record
+            # less than through a memoryview (orjson's memoryview path costs ~1,300 more than its bytes one)
+            payload = _loads(bytes(event.data))
         except (_MsgspecError, _JSONDecodeError):
             return self.decode_structured_dict(topic, body)
         time_text = event.time
