@@ -21,19 +21,20 @@ def test_a_reading():
 
 
 def test_a_parsed_reading_is_the_frozen_dataclass_its_fields_make():
-    """parse_reading fills a Reading by its slots (_reading), not its frozen __init__: the same object, field for
-    field (every field of the dataclass: a field added to Reading and not to _reading fails here), equal, hashed
-    alike, frozen, copied and replaced alike."""
+    """parse_reading fills a Reading by its slots (on a _Filling), not its frozen __init__: the same object, field
+    for field (every field of the dataclass: a field added to Reading and not filled by parse_reading is an unset
+    slot, and asdict fails here), equal, hashed alike, frozen, copied and replaced alike."""
     import copy
     import dataclasses
     import pickle
 
-    from forge_mms.anomaly.readings import Reading, _reading
+    from forge_mms.anomaly.readings import Reading
 
-    values = {f.name: f"v-{i}" for i, f in enumerate(dataclasses.fields(Reading))}
-    built, made = _reading(**values), Reading(**values)
+    built = parse_reading(GOOD, DEFAULT_KINDS)
+    values = dataclasses.asdict(built)
+    made = Reading(**values)
     assert type(built) is Reading and built == made and hash(built) == hash(made) and repr(built) == repr(made)
-    assert dataclasses.asdict(built) == values
+    assert [f.name for f in dataclasses.fields(Reading)] == list(values)
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.value = 1.0  # type: ignore[misc]
     assert dataclasses.replace(built, seq=7) == Reading(**{**values, "seq": 7})
@@ -93,3 +94,26 @@ def test_parse_timestamp_of_other_shapes_and_bad_digits():
                 "2026-12-02T14:00:+1.000000Z", "2026-12-02T14:00:01.12345xZ"]:
         with pytest.raises(ValueError):
             parse_timestamp(bad)
+
+
+def test_parse_reading_times_as_parse_timestamp_through_its_inline_fast_path():
+    """parse_reading reads a timestamp of the second parsed last itself (parse_timestamp's fast path, inline):
+    the same float, and the same refusals, cached second or not."""
+    import random
+
+    from forge_core import format_time
+
+    from forge_mms.anomaly.readings import parse_timestamp
+
+    rng = random.Random(5)
+    times = sorted(1.7e9 + rng.random() * 600 for _ in range(2_000))
+    texts = [format_time(t) for t in times] + ["2026-12-02T14:00:00.5Z", "2026-12-02T14:00:00.500000+01:00",
+                                               "2026-12-02T14:00:00.123456", "2026-12-02T14:00:00.500001Z"]
+    assert [parse_reading({**GOOD, "timestamp": t}, DEFAULT_KINDS).ts for t in texts] == [
+        parse_timestamp(t) for t in texts] == [_by_datetime(t) for t in texts]
+    for bad in ["2026-12-02T14:00:00.12345xZ", "2026-12-02T14:00:00.١٢٣٤٥٦Z", "2026-12-02T14:00:00.-12345Z",
+                "2026-12-02T14:00:00.+12345Z", "2026-12-02T14:00:60.000000Z", "2026-12-02T14:00:00.500000ZZ"]:
+        parse_reading({**GOOD, "timestamp": "2026-12-02T14:00:00.500000Z"}, DEFAULT_KINDS)  # its second cached
+        with pytest.raises(MalformedReading, match="not an RFC 3339 time") as caught:
+            parse_reading({**GOOD, "timestamp": bad}, DEFAULT_KINDS)
+        assert caught.value.pointer == "/timestamp"
