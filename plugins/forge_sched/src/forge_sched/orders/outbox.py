@@ -167,7 +167,7 @@ def _plain(conn: Connection, text: str, rows: list[dict[str, Any]] | None = None
     ``conn.execute`` would: ``IntegrityError``, ``OperationalError`` -- what the REST API answers 503
     to -- and the retry's conflict detection see what they saw before)."""
     dialect = conn.dialect
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # as plain._run's
     try:
         if rows is None:
             cursor.execute(text)
