@@ -124,3 +124,16 @@ def test_a_retention_sweep_keeps_what_is_held_of_the_buckets_it_deleted_nothing_
     assert {key: ranks for key, ranks in _stored(engine).items() if key[3] >= 10 * day} == ranked  # bucket 0: none left
     assert ranked[("1h", "M1", "Temp", int(10 * day))] == bucket_ranks(list(range(7)) * 14 + [0, 1, 500])
     engine.dispose()
+
+
+def test_a_5m_bucket_first_ranked_after_its_hour_reads_what_the_hours_read_missed(tmp_path: Path) -> None:
+    engine = migrated(f"sqlite:///{tmp_path}/oee.db")
+    store = TimeSeriesStore(engine)
+    store.write([Sample("M1", "Temp", float(t), float(t % 11)) for t in range(0, 600, 7)])  # two 5 min buckets
+    store.refresh_percentiles(limit=1)  # the hour and the first 5 min bucket ranked, the second left dirty
+    assert ("5m", "M1", "Temp", 300) not in _stored(engine)
+    store.write([Sample("M1", "Temp", 599.5, 42.0)])
+    store.refresh_percentiles()  # the hour's read has the new sample only: the second bucket is read whole
+    assert _stored(engine) == _ranked(engine)
+    assert _stored(engine)[("5m", "M1", "Temp", 300)] == bucket_ranks([t % 11 for t in range(301, 600, 7)] + [42])
+    engine.dispose()

@@ -41,6 +41,8 @@ GOOD, TOTAL = "GoodCount", "TotalCount"
 _DIRTY = {rollup.name: sa.select(t.machine_id, t.metric, t.bucket, t.count, t.min, t.max).where(t.p50.is_(None))
           .order_by(t.bucket).limit(sa.bindparam("limit")) for rollup in ROLLUPS if rollup.percentiles
           for t in [rollup.table.c]}
+#: the levels with percentiles, coarsest first (each finer one's buckets lie within the coarser's)
+_RANKED = sorted((rollup for rollup in ROLLUPS if rollup.percentiles), key=lambda rollup: -rollup.seconds)
 
 
 class Sample(NamedTuple):
@@ -185,15 +187,18 @@ class TimeSeriesStore:
         with self.engine.begin() as conn:
             sqlite = conn.dialect.name == "sqlite"
             cursor: Any = conn.connection.dbapi_connection.cursor() if sqlite else None  # type: ignore[union-attr]
-            for rollup in ROLLUPS:
-                if not rollup.percentiles:
-                    continue
+            if cursor is not None:
+                self._sorted.begin_round()
+            # coarse first: the 1 h level's rows read serve the 5 min buckets inside it (ranks_sorted)
+            for rollup in _RANKED:
                 dirty = conn.execute(_DIRTY[rollup.name], {"limit": limit}).all()
                 ranked = []
+                share = rollup is _RANKED[0]
                 for machine_id, metric, bucket, count, low, high in dirty:
                     if cursor is not None:  # held sorted, read incrementally (oee_line.storage.ranks_sorted)
                         ranks = self._sorted.percentiles(cursor, rollup.name, machine_id, metric, int(bucket),
-                                                         rollup.seconds, (int(count), float(low), float(high)))
+                                                         rollup.seconds, (int(count), float(low), float(high)),
+                                                         share=share)
                     else:  # ranked by the database (oee_line.storage.ranks)
                         ranks = bucket_percentiles(conn, machine_id, metric, bucket, bucket + rollup.seconds)
                     if ranks is not None:  # None: its samples were removed by retention, nothing left to rank
