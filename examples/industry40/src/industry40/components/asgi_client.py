@@ -104,6 +104,11 @@ class InProcessClient:
         return InProcessResponse(status, response_headers, b"".join(chunks))
 
 
+#: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)``'s encoder, made once
+#: (``dumps`` with an option builds one per call)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def _dumps(value: Any) -> bytes:
     """The body as httpx's ``json=`` writes it (compact, UTF-8, no NaN)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _ENCODE(value).encode("utf-8")
