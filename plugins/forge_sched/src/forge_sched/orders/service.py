@@ -48,13 +48,9 @@ class NewOrder:
     deadline: datetime
 
 
-#: ``json.dumps(body, sort_keys=True)``'s encoder, made once (``dumps`` with an option builds one per call)
-_SORTED = json.JSONEncoder(sort_keys=True).encode
-
-
 def request_hash(order: NewOrder) -> str:
     body = {"product_type": order.product_type, "quantity": order.quantity, "deadline": iso(order.deadline)}
-    return hashlib.sha256(_SORTED(body).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 class OrderService:
