@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from forge_mms.anomaly import Reading
 from forge_mms.storage.sensor_store import SensorStore
-from forge_mms.storage.sensor_tables import readings, sensors
+from forge_mms.storage.sensor_tables import reading_rollups, readings, sensors
 
 
 def stored(engine) -> list[tuple]:
@@ -53,6 +53,7 @@ def test_nan_round_trips_on_postgresql(sensor_db):
 
 @pytest.mark.parametrize("offload", [True, False])
 def test_a_key_twice_in_a_batch_is_stored_once_as_its_first_reading_and_reported_once(sensor_db, offload):
+    """Stored, returned, counted in sensors.stored and rolled up once (the rollups added each copy before)."""
     store = SensorStore(lambda: sensor_db, offload=offload, processor="p-0")
     first, again = odd(7, 1.0, "s-1", "spike"), odd(7, 2.0, "s-1", None)
     batch = [odd(9, 3.0, "s-1", None), first, again, odd(8, 4.0, "s-1", None), first]
@@ -61,8 +62,10 @@ def test_a_key_twice_in_a_batch_is_stored_once_as_its_first_reading_and_reported
     store.close()
     assert [(row[1], row[3], row[7]) for row in stored(sensor_db)] == [
         (7, 1.0, "spike"), (8, 4.0, None), (9, 3.0, None), (10, 5.0, None)]
-    with sensor_db.connect() as conn:
-        assert conn.execute(sa.select(sensors.c.last_seq)).scalar_one() == 10
+    with sensor_db.connect() as conn:  # stored and the rollup count each reading once
+        assert conn.execute(sa.select(sensors.c.stored, sensors.c.last_seq)).one() == (4, 10)
+        assert conn.execute(sa.select(sa.func.sum(reading_rollups.c.count), sa.func.sum(reading_rollups.c.sum))
+                            ).one() == (4, 13.0)
 
 
 @pytest.mark.servers

@@ -16,7 +16,7 @@ from typing import Any
 
 from forge_mms.anomaly.readings import Reading
 
-__all__ = ["by_sensor", "rollup_rows", "sensor_rows"]
+__all__ = ["by_sensor", "first_of", "rollup_rows", "sensor_rows"]
 
 _seq, _ts, _value = attrgetter("seq"), attrgetter("ts"), attrgetter("value")
 
@@ -27,6 +27,19 @@ def by_sensor(readings: Iterable[Reading]) -> dict[str, list[Reading]]:
     for r in readings:
         groups[r.sensor_id].append(r)
     return groups
+
+
+def first_of(batch: Iterable[Reading], keys: set[tuple[str, int]]) -> list[Reading]:
+    """The readings whose key ``(sensor_id, seq)`` is in ``keys``, in their order, a key's first only: a key
+    twice in a batch is one reading stored (its first), counted and rolled up once."""
+    left = set(keys)
+    found: list[Reading] = []
+    for r in batch:
+        key = (r.sensor_id, r.seq)
+        if key in left:
+            left.remove(key)
+            found.append(r)
+    return found
 
 
 def sensor_rows(batch: dict[str, list[Reading]], fresh: dict[str, list[Reading]]) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine
 from forge_mms.anomaly.alerts import ActiveAlert, AlertEvent
 from forge_mms.anomaly.readings import Reading
 from forge_mms.storage.sensor_copy import Stage
-from forge_mms.storage.sensor_rows import by_sensor, rollup_rows, sensor_rows
+from forge_mms.storage.sensor_rows import by_sensor, first_of, rollup_rows, sensor_rows
 from forge_mms.storage.sensor_tables import (
     Statements,
     alerts,
@@ -144,7 +144,7 @@ class SensorStore:
             return self._write_one(conn, sql, sql.driver, batch, events, stored_at)
         inserted = self._insert_readings(conn, sql, batch, stored_at)
         # as many keys inserted as readings: every reading was new, and none came twice (the common case)
-        fresh = list(batch) if len(inserted) == len(batch) else [r for r in batch if (r.sensor_id, r.seq) in inserted]
+        fresh = list(batch) if len(inserted) == len(batch) else first_of(batch, inserted)
         if self.commits is not None:  # a commit group: its sensors and rollups rows written at its COMMIT
             self._write_alerts(conn, sql, events)
             self._merge(batch, fresh)
