@@ -77,7 +77,7 @@ class SensorStore:
         self.offload = offload
         self.processor = processor
         self._lock = asyncio.Lock()
-        self._stage = Stage()  # PostgreSQL's readings: COPY into a temp table (sensor_copy)
+        self._stage = Stage()  # PostgreSQL: a batch's rows by COPY into temp tables (sensor_copy)
         self._statements: dict[str, Statements] = {}  # per dialect name: built once, compiled once (cache)
         #: inline: the connection kept between calls and its transaction, shared by ``group`` readings; the
         #: sensors and rollups rows of its writes merged and written once, just before each COMMIT
