@@ -29,8 +29,11 @@ from oee_line.storage.window_sqlite import sqlite_counter_deltas
 
 __all__ = ["SETTLE", "CounterCache"]
 
-#: seconds behind the window's end what is kept stops: later samples may still be on their way
-SETTLE = 600.0
+#: seconds behind the window's end what is kept stops: later samples may still be on their way. Each publication
+#: reads this much of every counter again, and a sample landing before it makes the next one reduce the shift in
+#: full. The chaos day (seed 7, 194,107 counter rows stored): the publications read 313,139 rows at 600 s, 249,962
+#: at 300 s, with 12 full reductions at either value (each at a shift's start)
+SETTLE = 300.0
 
 _NEWEST = sa.text("SELECT max(rowid) FROM telemetry")
 # '+' keeps SQLite off the (machine_id, metric, time) and time indexes: only the rowid range above the mark is read
