@@ -13,8 +13,9 @@ Issue 14's pipeline, measured on one machine in one run, on one three-broker KRa
 (b) raw confluent-kafka doing the same work per message, the best its side can do: one process per
     consumer, ``consume(num_messages=500)``, ``orjson`` decode of the same structured records, the same
     rule evaluation (forge_mms.anomaly's RuleBook, pure code), the same rows written in one transaction
-    per batch with psycopg 3 (readings by COPY into a temp table then INSERT ... SELECT ON CONFLICT DO
-    NOTHING RETURNING, sensors/rollups upserted with executemany, alerts likewise), alerts produced to
+    per batch with psycopg 3 (readings, sensors and rollups each by binary COPY into a temp table then one
+    INSERT ... SELECT ... ON CONFLICT, the readings' DO NOTHING RETURNING, as Forge does: sensor_raw_copy.py;
+    the few alerts by executemany), alerts produced to
     Kafka, then ``store_offsets`` + auto-commit (at least once, as Forge).
 
 Each round: a fresh topic (3 partitions) and group, empty tables, the consumers started and joined

@@ -35,6 +35,7 @@ def raw_worker(bootstrap: str, topic: str, dsn: str, name: str) -> None:
     from forge_mms.anomaly.engine import RuleBook, SensorState
     from forge_mms.anomaly.readings import Reading, parse_reading
     from forge_mms.settings import SensorProcessorParams
+    from sensor_raw_copy import create_stages, merge
 
     params = SensorProcessorParams.load({"rules": plant_rules()})
     book, kinds = RuleBook(params.rules), params.kinds  # type: ignore[arg-type]
@@ -48,8 +49,7 @@ def raw_worker(bootstrap: str, topic: str, dsn: str, name: str) -> None:
                          "linger.ms": 5})
     consumer.subscribe([topic], on_assign=lambda c, ps: states.clear(), on_revoke=lambda c, ps: states.clear())
     conn = psycopg.connect(dsn)
-    conn.execute("CREATE TEMP TABLE stage (LIKE readings) ON COMMIT DELETE ROWS")
-    conn.commit()
+    create_stages(conn)
     while not stop.is_set():
         msgs = consumer.consume(num_messages=500, timeout=0.1)
         if not msgs:
@@ -88,12 +88,8 @@ def raw_worker(bootstrap: str, topic: str, dsn: str, name: str) -> None:
                     if r.seq > state.last_seq:
                         events.extend(state.observe(r))
             now = time.time()
-            with cur.copy("COPY stage (sensor_id, seq, kind, value, ts, stored_at, processor, anomaly) FROM STDIN"
-                          ) as copy:
-                for r in batch:
-                    copy.write_row((r.sensor_id, r.seq, r.kind, r.value, r.ts, now, name, r.anomaly))
-            inserted = set(cur.execute("INSERT INTO readings SELECT * FROM stage ORDER BY sensor_id, seq ON CONFLICT "
-                                       "DO NOTHING RETURNING sensor_id, seq").fetchall())
+            inserted = set(merge(cur, "readings", ((r.sensor_id, r.seq, r.kind, r.value, r.ts, now, name,
+                                                    r.anomaly) for r in batch)))
             sensors: dict[str, tuple[Any, ...]] = {}
             for r in batch:
                 old = sensors.get(r.sensor_id)
@@ -103,13 +99,7 @@ def raw_worker(bootstrap: str, topic: str, dsn: str, name: str) -> None:
             stored: dict[str, int] = {}  # the running count the live view reads (mms_0003), as the processor keeps
             for sid, _seq in inserted:
                 stored[sid] = stored.get(sid, 0) + 1
-            cur.executemany(
-                "INSERT INTO sensors AS s (sensor_id, kind, location, unit, first_seen, last_seen, last_seq, stored) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sensor_id) DO UPDATE SET "
-                "first_seen = LEAST(s.first_seen, excluded.first_seen), "
-                "last_seen = CASE WHEN excluded.last_seq > s.last_seq THEN excluded.last_seen ELSE s.last_seen END, "
-                "last_seq = GREATEST(s.last_seq, excluded.last_seq), stored = s.stored + excluded.stored",
-                sorted((*row, stored.get(row[0], 0)) for row in sensors.values()))
+            merge(cur, "sensors", ((*row, stored.get(row[0], 0)) for row in sensors.values()))
             raised = [(e.alert_id, e.reading.sensor_id, e.rule, e.type, e.severity, e.verdict.value,
                        e.verdict.threshold, e.reading.seq, e.reading.ts, name) for e in events if e.state == "raised"]
             if raised:
@@ -124,12 +114,7 @@ def raw_worker(bootstrap: str, topic: str, dsn: str, name: str) -> None:
             for r in batch:
                 if (r.sensor_id, r.seq) in inserted:
                     rollups.setdefault((r.sensor_id, int(r.ts // 60) * 60), []).append(r.value)
-            cur.executemany(
-                "INSERT INTO reading_rollups AS o (sensor_id, minute, count, min, max, sum) VALUES "
-                "(%s, %s, %s, %s, %s, %s) ON CONFLICT (sensor_id, minute) DO UPDATE SET count = o.count + "
-                "excluded.count, sum = o.sum + excluded.sum, min = LEAST(o.min, excluded.min), "
-                "max = GREATEST(o.max, excluded.max)",
-                [(s, m, len(v), min(v), max(v), sum(v)) for (s, m), v in sorted(rollups.items())])
+            merge(cur, "reading_rollups", ((s, m, len(v), min(v), max(v), sum(v)) for (s, m), v in rollups.items()))
         for e in events:
             producer.produce("bench-alerts", orjson.dumps(e.payload()), key=e.reading.sensor_id)
         producer.poll(0)

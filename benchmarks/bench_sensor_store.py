@@ -9,11 +9,12 @@ in time order) are written each way into emptied tables, a transaction per batch
 ratio to Forge's. The ways:
 
 - ``forge``: ``write_batch`` (readings, sensors, rollups; no alerts);
-- ``raw``: what ``bench_sensor_raw.py`` does for the same rows (COPY into a temp table, ``INSERT ... SELECT ...
-  ON CONFLICT DO NOTHING RETURNING``, the sensors and rollups upserts by ``executemany``);
+- ``raw``: what ``bench_sensor_raw.py`` does for the same rows (``sensor_raw_copy.py``: each table's rows by
+  binary COPY into a temp table, then ``INSERT ... SELECT ... ON CONFLICT``; the readings' ``DO NOTHING
+  RETURNING``);
 - ``forge readings`` / ``raw readings``: the readings' insert alone (Forge's ``_insert_readings``; COPY into a
   temp table then ``INSERT ... SELECT ... RETURNING``);
-- ``raw plain COPY``: COPY straight into ``readings`` (no duplicates possible there: a floor, not a way).
+- ``raw plain COPY``: binary COPY straight into ``readings`` (no duplicates possible there: a floor, not a way).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from forge_mms.anomaly.readings import Reading
 from forge_mms.storage.sensor_rows import by_sensor, rollup_rows, sensor_rows
 from forge_mms.storage.sensor_store import SensorStore
+from sensor_raw_copy import STAGES, create_stages, merge  # benchmarks/ is on sys.path
 
 from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
 from forge_core.testing import PostgresServer
@@ -35,16 +37,7 @@ from forge_core.testing import PostgresServer
 MIGRATIONS = Path(__file__).resolve().parents[1] / "plugins" / "forge_mms" / "src" / "forge_mms" / "migrations"
 TABLES = "readings, sensors, reading_rollups, alerts"
 COLUMNS = "sensor_id, seq, kind, value, ts, stored_at, processor, anomaly"
-SENSORS_SQL = (
-    "INSERT INTO sensors AS s (sensor_id, kind, location, unit, first_seen, last_seen, last_seq, stored) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sensor_id) DO UPDATE SET "
-    "first_seen = LEAST(s.first_seen, excluded.first_seen), "
-    "last_seen = CASE WHEN excluded.last_seq > s.last_seq THEN excluded.last_seen ELSE s.last_seen END, "
-    "last_seq = GREATEST(s.last_seq, excluded.last_seq), stored = s.stored + excluded.stored")
-ROLLUPS_SQL = (
-    "INSERT INTO reading_rollups AS o (sensor_id, minute, count, min, max, sum) VALUES (%s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (sensor_id, minute) DO UPDATE SET count = o.count + excluded.count, sum = o.sum + excluded.sum, "
-    "min = LEAST(o.min, excluded.min), max = GREATEST(o.max, excluded.max)")
+READING_TYPES = [kind for _column, kind in STAGES["readings"][1]]
 
 
 def make_batches(batches: int, size: int, sensors: int) -> list[list[Reading]]:
@@ -63,23 +56,21 @@ def make_batches(batches: int, size: int, sensors: int) -> list[list[Reading]]:
 
 
 def raw_readings(cur: Any, batch: list[Reading], now: float) -> set[tuple[str, int]]:
-    with cur.copy(f"COPY stage ({COLUMNS}) FROM STDIN") as copy:
-        for r in batch:
-            copy.write_row((r.sensor_id, r.seq, r.kind, r.value, r.ts, now, "raw", r.anomaly))
-    return set(cur.execute("INSERT INTO readings SELECT * FROM stage ORDER BY sensor_id, seq ON CONFLICT "
-                           "DO NOTHING RETURNING sensor_id, seq").fetchall())
+    return set(merge(cur, "readings", ((r.sensor_id, r.seq, r.kind, r.value, r.ts, now, "raw", r.anomaly)
+                                       for r in batch)))
 
 
 def raw_batch(cur: Any, batch: list[Reading], now: float) -> None:
     inserted = raw_readings(cur, batch, now)
     per_sensor = by_sensor(batch)
     fresh = by_sensor(r for r in batch if (r.sensor_id, r.seq) in inserted)
-    cur.executemany(SENSORS_SQL, [tuple(row.values()) for row in sensor_rows(per_sensor, fresh)])
-    cur.executemany(ROLLUPS_SQL, [tuple(row.values()) for row in rollup_rows(fresh)])
+    merge(cur, "sensors", [tuple(row.values()) for row in sensor_rows(per_sensor, fresh)])
+    merge(cur, "reading_rollups", [tuple(row.values()) for row in rollup_rows(fresh)])
 
 
 def plain_copy(cur: Any, batch: list[Reading], now: float) -> None:
-    with cur.copy(f"COPY readings ({COLUMNS}) FROM STDIN") as copy:
+    with cur.copy(f"COPY readings ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(READING_TYPES)
         for r in batch:
             copy.write_row((r.sensor_id, r.seq, r.kind, r.value, r.ts, now, "raw", r.anomaly))
 
@@ -103,8 +94,7 @@ def main() -> None:
         upgrade(engine, registry)
         store = SensorStore(lambda: engine, offload=True, processor="forge")
         raw = psycopg.connect(server.dsn("bench_sensor_store"))
-        raw.execute("CREATE TEMP TABLE stage (LIKE readings) ON COMMIT DELETE ROWS")
-        raw.commit()
+        create_stages(raw)
 
         def forge(batch: list[Reading], now: float) -> None:
             store.write_batch(batch, [], now)
