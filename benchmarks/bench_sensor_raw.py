@@ -88,8 +88,8 @@ def raw_worker(bootstrap: str, topic: str, dsn: str, name: str) -> None:
                     if r.seq > state.last_seq:
                         events.extend(state.observe(r))
             now = time.time()
-            inserted = set(merge(cur, "readings", ((r.sensor_id, r.seq, r.kind, r.value, r.ts, now, name,
-                                                    r.anomaly) for r in batch)))
+            inserted = set(merge(cur, "readings", ((r.sensor_id, r.seq, r.kind, r.value, r.ts, r.anomaly)
+                                                   for r in batch), (now, name)))
             sensors: dict[str, tuple[Any, ...]] = {}
             for r in batch:
                 old = sensors.get(r.sensor_id)

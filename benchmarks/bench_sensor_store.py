@@ -29,7 +29,7 @@ from typing import Any
 from forge_mms.anomaly.readings import Reading
 from forge_mms.storage.sensor_rows import by_sensor, rollup_rows, sensor_rows
 from forge_mms.storage.sensor_store import SensorStore
-from sensor_raw_copy import STAGES, create_stages, merge  # benchmarks/ is on sys.path
+from sensor_raw_copy import create_stages, merge  # benchmarks/ is on sys.path
 
 from forge_core.storage import MigrationRegistry, create_engine_from_url, upgrade
 from forge_core.testing import PostgresServer
@@ -37,7 +37,7 @@ from forge_core.testing import PostgresServer
 MIGRATIONS = Path(__file__).resolve().parents[1] / "plugins" / "forge_mms" / "src" / "forge_mms" / "migrations"
 TABLES = "readings, sensors, reading_rollups, alerts"
 COLUMNS = "sensor_id, seq, kind, value, ts, stored_at, processor, anomaly"
-READING_TYPES = [kind for _column, kind in STAGES["readings"][1]]
+READING_TYPES = ["text", "int8", "text", "float8", "float8", "float8", "text", "text"]  # COLUMNS' types
 
 
 def make_batches(batches: int, size: int, sensors: int) -> list[list[Reading]]:
@@ -56,8 +56,8 @@ def make_batches(batches: int, size: int, sensors: int) -> list[list[Reading]]:
 
 
 def raw_readings(cur: Any, batch: list[Reading], now: float) -> set[tuple[str, int]]:
-    return set(merge(cur, "readings", ((r.sensor_id, r.seq, r.kind, r.value, r.ts, now, "raw", r.anomaly)
-                                       for r in batch)))
+    return set(merge(cur, "readings", ((r.sensor_id, r.seq, r.kind, r.value, r.ts, r.anomaly) for r in batch),
+                     (now, "raw")))
 
 
 def raw_batch(cur: Any, batch: list[Reading], now: float) -> None:

@@ -12,8 +12,7 @@ from typing import Any
 #: table -> (its stage, its columns and their types)
 STAGES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "readings": ("raw_reading_stage", (("sensor_id", "text"), ("seq", "int8"), ("kind", "text"), ("value", "float8"),
-                                       ("ts", "float8"), ("stored_at", "float8"), ("processor", "text"),
-                                       ("anomaly", "text"))),
+                                       ("ts", "float8"), ("anomaly", "text"))),
     "sensors": ("raw_sensor_stage", (("sensor_id", "text"), ("kind", "text"), ("location", "text"), ("unit", "text"),
                                      ("first_seen", "float8"), ("last_seen", "float8"), ("last_seq", "int8"),
                                      ("stored", "int8"))),
@@ -41,15 +40,23 @@ def create_stages(conn: Any) -> None:
     conn.commit()
 
 
-def merge(cur: Any, table: str, rows: Iterable[Sequence[Any]]) -> list[Any]:
-    """Copy ``rows`` (in STAGES' column order) into ``table``'s stage and merge them in key order."""
+#: the readings' stored_at and processor are the batch's: given once to the INSERT, not copied a row
+BATCH_COLUMNS = {"readings": ("stored_at", "processor")}
+
+
+def merge(cur: Any, table: str, rows: Iterable[Sequence[Any]], batch: tuple[Any, ...] = ()) -> list[Any]:
+    """Copy ``rows`` (in STAGES' column order) into ``table``'s stage and merge them in key order; ``batch``: the
+    values of the table's BATCH_COLUMNS."""
     stage, columns = STAGES[table]
     names = ", ".join(c for c, _t in columns)
+    extra = BATCH_COLUMNS.get(table, ())
     with cur.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([t for _c, t in columns])
         write = copy.write_row
         for row in rows:
             write(row)
-    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ORDER BY {KEYS[table]} "
-                f"ON CONFLICT {CONFLICT[table]}", prepare=True)
+    into = ", ".join((names, *extra))
+    select = ", ".join((names, *("%s" for _ in extra)))
+    cur.execute(f"INSERT INTO {table} ({into}) SELECT {select} FROM {stage} ORDER BY {KEYS[table]} "
+                f"ON CONFLICT {CONFLICT[table]}", batch or None, prepare=True)
     return cur.fetchall() if cur.description is not None else []
