@@ -108,13 +108,3 @@ def test_a_rule_without_a_quiet_path_is_judged_in_full(make_reading: Any) -> Non
     events = [e.state for v, seq in [(70, 1), (85, 2), (101, 3)] for e in state.observe(make_reading(seq, v))]
     assert rule.calls == [1, 2, 3] and events == ["raised", "cleared", "raised"]  # escalated
 
-
-def test_passes_a_level_is_any_level_strictly_passed_whatever_their_order() -> None:
-    from forge_mms.anomaly.verdicts import judge_levels, passes_a_level
-    levels = [("warning", 80.0), ("critical", 100.0)]
-    for measured in (79.9, 80.0, 80.1, 100.0, 100.1):
-        # the quiet path's test agrees with judge_levels with nothing held
-        assert passes_a_level(measured, levels) == (judge_levels(measured, levels, above=True, hysteresis=2.0,
-                                                                 held=None)[0] is not None)
-    assert passes_a_level(90.0, [("warning", 95.0), ("critical", 85.0)])  # not in rising order: still passed
-    assert not passes_a_level(float("nan"), levels)

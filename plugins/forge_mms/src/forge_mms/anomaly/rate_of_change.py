@@ -57,7 +57,7 @@ class RateOfChangeRule:
         rate = (reading.value - anchor.value) / dt
         direction = self.direction
         measured = abs(rate) if direction == "both" else rate if direction == "rising" else -rate
-        if quiet and not measured > self.limit:  # judge_quiet: not past the one level (passes_a_level, inline)
+        if quiet and not measured > self.limit:  # judge_quiet: not past the one level
             return None
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis,
                                        held=held)

@@ -46,7 +46,7 @@ class RmsRule:
             return None
         # summed afresh each time: a running sum of squares drifts, and windows are small
         rms = math.sqrt(math.fsum(squares) / len(window))
-        if quiet and not rms > self.limit:  # judge_quiet: not past the one level (passes_a_level, inline)
+        if quiet and not rms > self.limit:  # judge_quiet: not past the one level
             return None
         severity, level = judge_levels(rms, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
         if quiet and severity is None:  # judge_quiet: no condition, nothing to build

@@ -68,15 +68,6 @@ class QuietRule(Rule, Protocol):
     def judge_quiet(self, state: Any, reading: Any) -> Verdict | None: ...
 
 
-def passes_a_level(measured: float, levels: Sequence[tuple[Severity, float]]) -> bool:
-    """Whether ``measured`` is above any level: the quiet path's test (nothing held, so
-    :func:`judge_levels` moves no level by hysteresis and no level passed is no condition)."""
-    for _severity, limit in levels:
-        if measured > limit:
-            return True
-    return False
-
-
 def judge_levels(measured: float, levels: Sequence[tuple[Severity, float]], *, above: bool, hysteresis: float,
                  held: Severity | None) -> tuple[Severity | None, float]:
     """The highest severity whose level ``measured`` is past (``above``: greater; else smaller), and that level
