@@ -160,9 +160,20 @@ class Writer:
         """Pending orders, earliest deadline first."""
         return _rows(self.conn, _PENDING)
 
-    def assign(self, order: Any, factory_id: str) -> None:
-        """Give a pending (or just revoked) order to ``factory_id``."""
-        self.apply([Change(order, factory_id)], revoke_held=False)
+    def hold(self, order: NewRow, to: str) -> dict[str, Any]:
+        """A new order inserted already assigned to ``to``: its assignment recorded now; returns its
+        ``sched.order_assigned`` message, for the caller to queue with its own in one statement."""
+        execute(self.conn, _HOLD, {"order": order.id, "factory": to, "at": stamp(self.conn, self.now),
+                                   "epoch": self.epoch})
+        return self._assigned(order, to)
+
+    def _assigned(self, order: Any, to: str) -> dict[str, Any]:
+        """The ``sched.order_assigned`` message of ``order`` given to ``to``, as an outbox row."""
+        payload: dict[str, Any] = {"orderId": order.id, "factoryId": to, "productType": order.product_type,
+                                   "quantity": order.quantity, "deadline": iso(order.deadline)}
+        if self.epoch is not None:
+            payload["epoch"] = self.epoch
+        return outbox.message(self.topics.assigned.format(factory_id=to), ASSIGNED, payload, order.id)
 
     def revoke(self, order: Any, reason: str, *, to_pending: bool) -> None:
         """Take ``order`` from its factory (which is told to drop it); ``to_pending`` leaves it pending."""
@@ -197,11 +208,7 @@ class Writer:
                 continue
             assign.append({"order": order.id, "factory": to, "at": at})
             hold.append({"order": order.id, "factory": to, "at": at, "epoch": self.epoch})
-            payload: dict[str, Any] = {"orderId": order.id, "factoryId": to, "productType": order.product_type,
-                                       "quantity": order.quantity, "deadline": iso(order.deadline)}
-            if self.epoch is not None:
-                payload["epoch"] = self.epoch
-            queue.append(outbox.message(self.topics.assigned.format(factory_id=to), ASSIGNED, payload, order.id))
+            queue.append(self._assigned(order, to))
             if revoke_held and order.factory_id is not None:
                 self.moved += 1
         for statement, rows in ((_REVOKE, revoke), (_TO_PENDING, pending), (_ASSIGN, assign), (_HOLD, hold)):

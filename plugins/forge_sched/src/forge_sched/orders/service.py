@@ -160,23 +160,22 @@ class OrderService:
                     return seen
             w = self._writer(conn, fenced=assign)
             oid = self.ids.fresh(conn)  # seeded ids (simulation) repeat in a revived replica or a reused database
-            at = stamp(conn, w.now)
-            execute(conn, st.P_NEW_ORDER, {"id": oid, "product_type": order.product_type, "quantity": order.quantity,
-                                           "deadline": stamp(conn, order.deadline), "key": idempotency_key,
-                                           "hash": digest, "at": at})
-            # the row as inserted (not read back: the values are these, to the microsecond)
-            row = NewRow(oid, order.product_type, order.quantity, order.deadline, "pending", None, 0.0, w.now, w.now)
-            if assign:
-                best = planner.pick(w.loads().values())
-                if best is not None:
-                    w.assign(row, best.id)
-                    row = row._replace(status="assigned", factory_id=best.id)  # as the assignment wrote it
+            best = planner.pick(w.loads().values()) if assign else None
+            # the row as inserted, assigned at once if there is a place (not read back: the values are these,
+            # to the microsecond)
+            row = NewRow(oid, order.product_type, order.quantity, order.deadline, "pending" if best is None
+                         else "assigned", None if best is None else best.id, 0.0, w.now, w.now)
             view = order_view(row)
-            outbox.put(conn, self.created_topic, CREATED,
-                       {"orderId": oid, "productType": order.product_type, "quantity": order.quantity,
-                        "deadline": view["deadline"], "status": view["status"]}, key=oid)
-            if idempotency_key is not None:
-                execute(conn, st.P_RESPONSE, {"id": oid, "response": json.dumps(view)})
+            execute(conn, st.P_NEW_ORDER, {"id": oid, "product_type": order.product_type, "quantity": order.quantity,
+                                           "deadline": stamp(conn, order.deadline), "status": row.status,
+                                           "factory": row.factory_id, "key": idempotency_key, "hash": digest,
+                                           "response": None if idempotency_key is None else json.dumps(view),
+                                           "at": stamp(conn, w.now)})
+            queue = [] if best is None else [w.hold(row, best.id)]  # its sched.order_assigned before its created
+            queue.append(outbox.message(self.created_topic, CREATED, {
+                "orderId": oid, "productType": order.product_type, "quantity": order.quantity,
+                "deadline": view["deadline"], "status": view["status"]}, key=oid))
+            outbox.put_many(conn, queue)
             return view, True
 
         try:
@@ -364,14 +363,12 @@ class OrderService:
         :meth:`assign_pending` (``placed``: how many, or the NotLeader that refused it; the completion stands)."""
         def work(conn: Connection) -> str:
             self.placed = 0
-            state = execute(conn, st.P_ORDER_STATE, {"id": order_id}).fetchone()
-            held = state is not None and execute(conn, st.P_HELD_BY, {"id": order_id, "factory": factory_id}
-                                                 ).fetchone() is not None
-            if state is None or not held:
+            state = execute(conn, st.P_ORDER_STATE, {"id": order_id, "factory": factory_id}).fetchone()
+            if state is None or not state[2]:  # no such order, or never held by that factory
                 return "unknown"
-            execute(conn, st.P_COUNT_COMPLETION, {"id": order_id})
-            status, holder = state
+            status, holder, _held = state
             if status == "completed":
+                execute(conn, st.P_COUNT_COMPLETION, {"id": order_id})
                 return "duplicate"
             w = Writer(conn, self.topics, self.now(), None)
             at = stamp(conn, w.now)

@@ -35,13 +35,15 @@ P_PROGRESS = Plain(f"UPDATE {O} SET status = 'in_progress', progress = :progress
 #: status index nor the held-count triggers (AFTER UPDATE OF status) are touched; P_PROGRESS when no row
 P_PROGRESS_ON = Plain(f"UPDATE {O} SET progress = :progress, updated_at = :at "
                       "WHERE id = :id AND factory_id = :factory AND status = 'in_progress'")
-P_ORDER_STATE = Plain(f"SELECT status, factory_id FROM {O} WHERE id = :id")
-P_HELD_BY = Plain(f"SELECT 1 FROM {A} WHERE order_id = :id AND factory_id = :factory LIMIT 1")
+#: a completion's read: the order's status and holder, and whether ``factory`` ever held it (one statement)
+P_ORDER_STATE = Plain(f"SELECT status, factory_id, EXISTS (SELECT 1 FROM {A} WHERE order_id = :id "
+                      f"AND factory_id = :factory) FROM {O} WHERE id = :id")
 P_COUNT_COMPLETION = Plain(f"UPDATE {O} SET completions = completions + 1 WHERE id = :id")
 P_END_ASSIGNMENT = Plain(f"UPDATE {A} SET revoked_at = :at, revoke_reason = 'completed' "
                          "WHERE order_id = :id AND revoked_at IS NULL")
+#: the completion applied and counted in one UPDATE (P_COUNT_COMPLETION alone counts a duplicate)
 P_COMPLETE = Plain(f"UPDATE {O} SET status = 'completed', factory_id = NULL, progress = 1.0, completed_at = :at, "
-                   "completed_by = :factory, updated_at = :at WHERE id = :id")
+                   "completed_by = :factory, updated_at = :at, completions = completions + 1 WHERE id = :id")
 P_FENCE_INSERT = Plain(f"INSERT INTO {fences.name} (name, epoch, updated_at) VALUES (:name, :epoch, :at) "
                        "ON CONFLICT DO NOTHING")
 P_FENCE_EPOCH = Plain(f"SELECT epoch FROM {fences.name} WHERE name = :name")
@@ -51,10 +53,13 @@ P_ID_TAKEN = Plain(f"SELECT 1 FROM {O} WHERE id = :id")
 #: the next ids of a replica's stream, tested together once one was taken (forge_sched.orders.ids)
 IDS_AHEAD = 64
 P_IDS_TAKEN = Plain(f"SELECT id FROM {O} WHERE id IN ({', '.join(f':i{n}' for n in range(IDS_AHEAD))})")
-P_NEW_ORDER = Plain(f"INSERT INTO {O} (id, product_type, quantity, deadline, status, progress, idempotency_key, "
-                    "request_hash, created_at, updated_at, completions) "
-                    "VALUES (:id, :product_type, :quantity, :deadline, 'pending', 0.0, :key, :hash, :at, :at, 0)")
-P_RESPONSE = Plain(f"UPDATE {O} SET response = :response WHERE id = :id")
+#: a new order as it ends its transaction: pending, or assigned at once (the held-count trigger counts the
+#: insert), with its stored answer: one statement where an insert, an UPDATE assigning it and one storing
+#: the answer were three
+P_NEW_ORDER = Plain(f"INSERT INTO {O} (id, product_type, quantity, deadline, status, factory_id, progress, "
+                    "idempotency_key, request_hash, response, created_at, updated_at, completions) "
+                    "VALUES (:id, :product_type, :quantity, :deadline, :status, :factory, 0.0, :key, :hash, "
+                    ":response, :at, :at, 0)")
 P_CAPACITY = Plain(f"SELECT capacity FROM {F} WHERE id = :id")
 P_SET_RISK = Plain(f"UPDATE {F} SET risk = :risk WHERE id = :id")
 P_SET_STATUS = Plain(f"UPDATE {F} SET status = :status, reason = :reason, updated_at = :at WHERE id = :id")
