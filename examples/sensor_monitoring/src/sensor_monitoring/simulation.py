@@ -137,19 +137,23 @@ class SensorModel:
         # round(value, decimals) (a correctly rounded decimal conversion there and back, per reading) by three
         # float operations when that is provably the same double, as forge_core's trace rounds its times:
         # ``round`` gives the double nearest N / 10**d, N the integer nearest value * 10**d exactly (ties to
-        # even). Below 2**50 the float product is off by at most 1/16; adding and taking away 1.5 * 2**52
-        # rounds it to an integer (ties to even); less than 0.375 from the product, that integer is N (no tie
-        # possible), and N / 10**d is one correctly rounded division of two exact floats. Otherwise ``round``.
+        # even). Below 2**32 the float product is off by at most 2**-22 (half its ulp); adding and taking away
+        # 1.5 * 2**52 rounds it to an integer (ties to even); less than 0.5 - 2**-20 from the product, that
+        # integer is N (no tie possible), and N / 10**d is one correctly rounded division of two exact floats.
+        # Otherwise (a product within 2**-20 of a half, about one reading in a million, or one not below 2**32)
+        # ``round``. (A bound of 0.375, the one for products up to 2**50, sent a quarter of the readings there.)
         scale = self._scale
         scaled = value * scale
         if 0.0 < scaled < _EXACT_BELOW:
             whole = (scaled + _TO_INTEGER) - _TO_INTEGER
-            if -0.375 < scaled - whole < 0.375:
+            if -_NOT_NEAR_HALF < scaled - whole < _NOT_NEAR_HALF:
                 return whole / scale
         return round(value, self.signal.decimals)
 
 
 #: 1.5 * 2**52: a float in (0, 2**51) plus this, less this, is the nearest integer (ties to even)
 _TO_INTEGER = 6755399441055744.0
-#: where ``SensorModel._finish`` may round by floats (see there)
-_EXACT_BELOW = 2.0 ** 50
+#: where ``SensorModel._finish`` may round by floats (see there): a product below it is off by 2**-22 at most
+_EXACT_BELOW = 2.0 ** 32
+#: how far from its nearest integer such a product may be for that integer to be the exact product's nearest
+_NOT_NEAR_HALF = 0.5 - 2.0 ** -20
