@@ -37,16 +37,17 @@ class StuckRule:
 
     def _judge(self, state: _StuckState, reading: Reading, held: Severity | None = None,
                quiet: bool = True) -> Verdict | None:
-        window, values = state.readings, state.values
+        window, values, value = state.readings, state.values, reading.value
         window.append(reading)
-        values.append(reading.value)
+        values.append(value)
+        # judge_quiet (nothing held: the level is epsilon): the last two values alone already past it mean the
+        # spread is (a float subtraction is monotonic: max - min >= |last - previous|): not stuck, no verdict,
+        # full window or not, without max() and min() over all (the common case, tested first)
+        if quiet and len(values) > 1 and abs(value - values[-2]) > self.level:
+            return None
         if len(window) < self.window:
             return None
         level = self.held_level if held is not None else self.level
-        # judge_quiet: the last two values alone already past the level mean the spread is (a float subtraction
-        # is monotonic: max - min >= |last - previous|): not stuck, no verdict, without max() and min() over all
-        if quiet and len(values) > 1 and abs(reading.value - values[-2]) > level:
-            return None
         spread = max(values) - min(values)
         stuck = spread <= level
         if quiet and not stuck:  # judge_quiet: no condition, nothing to build
