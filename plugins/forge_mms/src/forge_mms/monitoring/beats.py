@@ -189,7 +189,9 @@ class _Fit:
 
     x is taken from ``origin`` (the oldest beat when the sums were last rebuilt), so the sums stay
     small; they are rebuilt from the beats once as many have left as the window holds, which bounds
-    the rounding that adding and subtracting accumulates."""
+    the rounding that adding and subtracting accumulates. :class:`BeatWindow` adds a beat to the sums
+    as it enters (``append``) and takes it out as it leaves (``advance``), inline: a beat in and a beat
+    out per window and replica."""
 
     __slots__ = ("n", "origin", "removed", "signal", "sx", "sxx", "sxy", "sy")
     origin: float | None
@@ -217,18 +219,6 @@ class _Fit:
             sxx += x * x
             sxy += x * y
         self.n, self.sx, self.sy, self.sxx, self.sxy, self.removed, self.origin = n, sx, sy, sxx, sxy, 0, origin
-
-    def remove(self, beat: Beat) -> None:
-        y = self.signal(beat)
-        if y is None or self.origin is None:
-            return
-        x = beat.at - self.origin
-        self.n -= 1
-        self.sx -= x
-        self.sy -= y
-        self.sxx -= x * x
-        self.sxy -= x * y
-        self.removed += 1
 
     def slope(self) -> float | None:
         """The OLS slope (None: fewer than 2 points, or all at one instant)."""
@@ -280,10 +270,20 @@ class BeatWindow(Sequence[Beat]):
         beats, start = self._beats, now - self.length
         while beats and beats[0].at < start:
             beat = beats.popleft()
-            self.failed -= beat.failed
+            if beat.new_errors > 0 or beat.late:  # Beat.failed, without the property's call
+                self.failed -= 1
             self.version += 1
-            for fit in self._fits.values():
-                fit.remove(beat)
+            for fit in self._fits.values():  # the beat out of the fit's sums (no call per beat and fit)
+                y = fit.signal(beat)
+                origin = fit.origin
+                if y is not None and origin is not None:
+                    x = beat.at - origin
+                    fit.n -= 1
+                    fit.sx -= x
+                    fit.sy -= y
+                    fit.sxx -= x * x
+                    fit.sxy -= x * y
+                    fit.removed += 1
                 if fit.removed >= 64 and fit.removed >= len(beats):  # max(len(beats), 64) without the call
                     fit.rebuild(beats)
 

@@ -64,21 +64,25 @@ class FaultDetector:
         # The tactic judges lateness itself (a late beat DEGRADES an UP factory, breaks a recovery
         # streak, but may start one after a silence); it is told about new errors, and about lateness
         # only while UP, so its error window holds exactly the beats calculate_error_rate calls failed.
+        # _heard holds every factory the monitor tracks that is not DOWN (observe, evaluate and restore
+        # keep it so): a factory's status is asked only for a late beat, not for every beat.
         factory = beat.factory
         monitor = self.monitor
-        before = monitor.status(factory)
-        healthy = beat.new_errors <= 0 and not (beat.late and (before is None or before is _UP))
-        change = monitor.observe(factory, beat.at, healthy)
+        heard = self._heard
+        last = heard.get(factory)
+        if beat.late:
+            before = monitor.status(factory)
+            healthy = beat.new_errors <= 0 and before is not None and before is not _UP
+        else:
+            healthy = beat.new_errors <= 0
+        at = beat.at
+        change = monitor.observe(factory, at, healthy)
         if change is not None:
             if change.new is _DOWN:
-                self._heard.pop(factory, None)
+                heard.pop(factory, None)
                 return change
-        elif before is _DOWN:  # still DOWN: not judged for silence (evaluate skips it)
-            self._heard.pop(factory, None)
+        elif last is None:  # tracked (no discovery) and not heard: still DOWN, not judged for silence
             return None
-        heard = self._heard
-        at = beat.at
-        last = heard.get(factory)
         if last is None or at > last:  # the monitor keeps the newest beat (an older one is a reordered beat)
             heard[factory] = at
         return change
