@@ -92,9 +92,10 @@ class MetricTable:
         if device is not None and device not in self.device_online:
             raise UnknownMetric(f"device {device!r} is not configured (devices: {', '.join(self.devices) or 'none'})")
         checked: list[tuple[Entry, Any, int]] = []
+        entries = self.entries
         for update in updates:
             name = update.get("name")
-            entry = self.entries.get((device, name)) if isinstance(name, str) else None
+            entry = entries.get((device, name)) if isinstance(name, str) else None
             if entry is None:
                 where = f"device {device!r}" if device else "the node"
                 raise UnknownMetric(
@@ -104,19 +105,27 @@ class MetricTable:
             if value is not None:
                 to_wire(entry.datatype, value, entry.name)  # DatatypeError names the metric
             stamp = update.get("timestamp")
-            # a tuple of types, not ``int | float``: that expression builds a union object at every update
-            checked.append((entry, value, int(stamp) if isinstance(stamp, (int, float)) else now_ms))
+            if type(stamp) is not int:  # an int (a gateway's ms) is kept as it is, with no isinstance and int()
+                # a tuple of types, not ``int | float``: that expression builds a union object at every update
+                stamp = int(stamp) if isinstance(stamp, (int, float)) else now_ms
+            checked.append((entry, value, stamp))
         changed: list[Entry] = []
         places: dict[int, int] = {}  # id(entry) -> its place in changed
         for entry, value, stamp in checked:
-            place = places.pop(id(entry), None)
+            key = id(entry)
+            place = places.pop(key, None)
             if place is not None:  # a metric more than once in the update: its earlier value keeps its place
-                changed[place] = _copy(entry)
+                changed[place] = Entry(entry.device, entry.name, entry.alias, entry.datatype, entry.deadband,
+                                       entry.value, entry.timestamp, entry.reported, entry.has_reported)  # a copy
             entry.value, entry.timestamp = value, stamp
-            if entry.has_reported and not _exceeds(entry, value):
-                continue
+            if entry.has_reported:
+                old = entry.reported
+                # no deadband and two values: any difference (_exceeds' first case inline: every update comes here)
+                if not (value != old if entry.deadband == 0 and value is not None and old is not None
+                        else _exceeds(entry, value)):
+                    continue
             entry.reported, entry.has_reported = value, True
-            places[id(entry)] = len(changed)
+            places[key] = len(changed)
             changed.append(entry)
         return changed
 
@@ -141,12 +150,6 @@ class MetricTable:
         if self._datatypes is None:
             self._datatypes = {alias: entry.datatype for alias, entry in self.by_alias.items()}
         return self._datatypes
-
-
-def _copy(entry: Entry) -> Entry:
-    """The entry as it is now (what a DATA reports of it), detached from the table."""
-    return Entry(entry.device, entry.name, entry.alias, entry.datatype, entry.deadband, entry.value, entry.timestamp,
-                 entry.reported, entry.has_reported)
 
 
 def _exceeds(entry: Entry, value: Any) -> bool:
