@@ -165,8 +165,19 @@ class _VirtualEventLoop(asyncio.SelectorEventLoop):
             self._check_thread()  # type: ignore[attr-defined]
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        timer: Any = (asyncio.TimerHandle(when, callback, args, self, context) if self._debug
-                      else _timer(when, callback, args, self, context))
+        timer: Any
+        if self._debug:
+            timer = asyncio.TimerHandle(when, callback, args, self, context)
+        else:  # TimerHandle(...) without its three frames (its __init__, Handle's, get_debug), nor a call of ours
+            timer = _new(_TimerHandle)
+            timer._callback = callback
+            timer._args = args
+            timer._cancelled = False
+            timer._loop = self
+            timer._source_traceback = None
+            timer._repr = None
+            timer._context = _copy_context() if context is None else context
+            timer._when = when
         entry = _Due(when)
         entry.handle = timer
         heappush(self._scheduled, entry)
@@ -250,23 +261,6 @@ def _report(handle: Any, exc: BaseException) -> None:
     if handle._source_traceback:
         context["source_traceback"] = handle._source_traceback
     handle._loop.call_exception_handler(context)
-
-
-def _timer(when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any,
-           context: contextvars.Context | None) -> Any:
-    """``asyncio.TimerHandle(when, callback, args, loop, context)`` outside debug mode, without
-    its three frames (TimerHandle.__init__, Handle.__init__, get_debug)."""
-    timer: Any = _new(asyncio.TimerHandle)
-    timer._callback = callback
-    timer._args = args
-    timer._cancelled = False
-    timer._loop = loop
-    timer._source_traceback = None
-    timer._repr = None
-    timer._context = _copy_context() if context is None else context
-    timer._when = when
-    timer._scheduled = False
-    return timer
 
 
 class _Due(float):
