@@ -202,9 +202,10 @@ class SensorProcessor(Component):
             raise
         stored = len(inserted)
         self.stats["stored"] += stored
-        self.stats["redelivered_not_stored"] += len(batch) - stored
         self.metrics.count_readings("stored", stored)
-        self.metrics.count_readings("redelivered", len(batch) - stored)
+        if stored < len(batch):  # a redelivery's readings stored before (rare): else nothing to count
+            self.stats["redelivered_not_stored"] += len(batch) - stored
+            self.metrics.count_readings("redelivered", len(batch) - stored)
         if events or self.owed:
             await self._publish(events, by_sensor)
 
@@ -229,15 +230,18 @@ class SensorProcessor(Component):
 
     def _judge(self, by_sensor: dict[str, list[Reading]]) -> list[AlertEvent]:
         events: list[AlertEvent] = []
+        states = self.states
         for sid, group in by_sensor.items():
-            state = self.states[sid]
+            state = states[sid]
             if state.kind != group[0].kind:  # the sensor changed kind: its old rules do not apply
-                state = self.states[sid] = self.book.fresh(sid, group[0].kind)
+                state = states[sid] = self.book.fresh(sid, group[0].kind)
             for reading in sorted(group, key=_seq) if len(group) > 1 else group:
                 if reading.seq <= state.last_seq:
                     self.stats["redelivered"] += 1  # judged already; storage decides whether it is new
                     continue
-                events.extend(state.observe(reading))
+                moved = state.observe(reading)
+                if moved:  # nearly always empty: no extend call
+                    events.extend(moved)
         return events
 
     async def _publish(self, events: list[AlertEvent], by_sensor: dict[str, list[Reading]]) -> None:

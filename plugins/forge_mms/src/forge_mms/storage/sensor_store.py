@@ -146,13 +146,15 @@ class SensorStore:
         # as many keys inserted as readings: every reading was new, and none came twice (the common case)
         fresh = list(batch) if len(inserted) == len(batch) else first_of(batch, inserted)
         if self.commits is not None:  # a commit group: its sensors and rollups rows written at its COMMIT
-            self._write_alerts(conn, sql, events)
+            if events:  # nearly every batch has none: no call and no two empty row lists
+                self._write_alerts(conn, sql, events)
             self._merge(batch, fresh)
             return inserted
         per_sensor = by_sensor(batch)
         fresh_per_sensor = per_sensor if len(fresh) == len(batch) else by_sensor(fresh)
         self._upsert_sensors(conn, sql, per_sensor, fresh_per_sensor)
-        self._write_alerts(conn, sql, events)
+        if events:
+            self._write_alerts(conn, sql, events)
         self._add_rollups(conn, sql, fresh_per_sensor)
         return inserted
 
