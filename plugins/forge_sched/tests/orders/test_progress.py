@@ -81,3 +81,17 @@ def test_a_report_on_an_order_completed_or_moved_meanwhile_changes_nothing(engin
     run(s.progress(moved["id"], moved["factory_id"], 0.95, defer=True))  # the former holder's late report
     assert s.tx.write_progress() == 1, "it waited (the order was recorded in progress there) and was written"
     assert progress_of(engine, moved["id"]) == ("assigned", 0.0), "to no row: the new holder's order is as moved"
+
+
+def test_a_deferred_report_on_an_order_in_progress_not_recorded_here_is_written_at_once(engine, make_service):
+    """A process that did not see the order start (restarted: its record of started orders is empty) writes the
+    report in one UPDATE whether the order is assigned or already in progress; a factory not holding it is ignored."""
+    s = make_service()
+    run(s.configure_factories({"f1": 5}))
+    oid = run(s.create_order(NewOrder("widget", 2, DEADLINE)))[0]["id"]
+    assert run(s.progress(oid, "f1", 0.2, defer=True))
+    s.tx.progress.started.clear()  # as after a restart
+    assert run(s.progress(oid, "f1", 0.6, defer=True)), "in progress already: written at once"
+    assert progress_of(engine, oid) == ("in_progress", 0.6)
+    assert not run(s.progress(oid, "f2", 0.9, defer=True)), "not the holder's"
+    assert progress_of(engine, oid) == ("in_progress", 0.6)

@@ -343,8 +343,10 @@ class OrderService:
 
         def work(conn: Connection) -> bool:
             params = {"id": order_id, "factory": factory_id, "progress": value, "at": stamp(conn, self.now())}
-            done = execute(conn, st.P_PROGRESS_ON, params)  # in progress already: the lighter UPDATE
-            if done.rowcount <= 0:
+            # in progress already: the lighter UPDATE first. A deferred report comes here only for an order not
+            # recorded in progress by this process (nearly always assigned): P_PROGRESS alone takes either state
+            done = execute(conn, st.P_PROGRESS if defer else st.P_PROGRESS_ON, params)
+            if done.rowcount <= 0 and not defer:
                 done = execute(conn, st.P_PROGRESS, params)  # assigned -> in_progress (or not the holder's)
             return bool(done.rowcount > 0)
 
