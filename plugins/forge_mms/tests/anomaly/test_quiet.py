@@ -108,3 +108,19 @@ def test_a_rule_without_a_quiet_path_is_judged_in_full(make_reading: Any) -> Non
     events = [e.state for v, seq in [(70, 1), (85, 2), (101, 3)] for e in state.observe(make_reading(seq, v))]
     assert rule.calls == [1, 2, 3] and events == ["raised", "cleared", "raised"]  # escalated
 
+
+
+@pytest.mark.parametrize(("levels", "values"), [
+    ({"warning": 80.0, "critical": 100.0}, [79.9, 80.0, 80.1, 100.5]),
+    ({"direction": "below", "warning": 10.0, "critical": 5.0}, [10.1, 10.0, 9.9, 4.0]),
+    ({"critical": 100.0}, [99.0, 101.0]), ({"direction": "below", "warning": 10.0}, [11.0, 9.0]),
+])
+def test_the_threshold_quiet_path_is_judge_past_a_level(levels: dict[str, Any], values: list[float],
+                                                         make_reading: Any) -> None:
+    """judge_quiet compares with the least extreme level alone: a verdict exactly where judge() finds a condition."""
+    rule = RuleBook(SensorProcessorParams.load(
+        {"rules": [{"name": "t", "type": "threshold", "kind": "temperature", **levels}]}).rules).rules[0]  # type: ignore[arg-type]
+    for seq, value in enumerate(values, 1):
+        reading = make_reading(seq, value)
+        verdict = rule.judge(None, reading, None)
+        assert rule.judge_quiet(None, reading) == (verdict if verdict.severity is not None else None), value  # type: ignore[attr-defined]

@@ -21,6 +21,10 @@ class ThresholdRule:
         levels: list[tuple[Severity, float | None]] = [("warning", settings.warning), ("critical", settings.critical)]
         self.levels: list[tuple[Severity, float]] = [(severity, limit) for severity, limit in levels
                                                      if limit is not None]
+        # the quiet path's one comparison: a value past any level is past the least extreme one (the settings
+        # take finite levels only, one at least)
+        limits = [limit for _severity, limit in self.levels]
+        self.quiet_level = min(limits) if self.above else max(limits)
 
     def fresh(self) -> Any:
         return None
@@ -32,11 +36,11 @@ class ThresholdRule:
 
     def judge_quiet(self, state: Any, reading: Reading) -> Verdict | None:
         # nothing held: judge_levels moves no level (no hysteresis), so a condition holds only if the value is past
-        # one of them as it stands; none is (the common case): None, without judge_levels' frame and loop
-        value, above = reading.value, self.above
-        for _severity, limit in self.levels:
-            if (value > limit) if above else (value < limit):
-                return self._judge(reading, None, True)
+        # one of them as it stands, so past quiet_level; it is not (the common case): None, without judge_levels'
+        # frame and without a loop over the levels
+        value = reading.value
+        if (value > self.quiet_level) if self.above else (value < self.quiet_level):
+            return self._judge(reading, None, True)
         return None
 
     def _judge(self, reading: Reading, held: Severity | None, quiet: bool) -> Verdict | None:
