@@ -220,12 +220,13 @@ class FactoryMonitor(Component):
                 oldest = min(oldest, last[3])
                 continue  # the same beats as the last check judged, whose verdict stands: nothing to do
             window = self.history.window(factory, self.risk_window, now)
+            window_oldest = window.oldest_at()
             if last is not None and last[0] is window and last[1] == window.version:
                 assessment = last[2]
             else:
                 assessment = self.risk.assess(factory, window, now)
                 if settles:  # risk.rules (another strategy keeps nothing: every check runs the loop)
-                    assessed[factory] = (window, window.version, assessment, window.oldest_at())
+                    assessed[factory] = (window, window.version, assessment, window_oldest)
             self.assessments[factory] = assessment
             previous = risks.get(factory, Risk.LOW)
             if _RANK[assessment.risk] < _RANK[previous]:  # lowered only after risk_hold s of lower assessments
@@ -235,7 +236,7 @@ class FactoryMonitor(Component):
                     continue
             lower_since.pop(factory, None)
             risks[factory] = assessment.risk
-            oldest = min(oldest, window.oldest_at())
+            oldest = min(oldest, window_oldest)
             if assessment.risk is not previous:
                 await self._risk_changed(factory, previous, assessment)
         self.failover.on_risks(risks, statuses)

@@ -220,16 +220,6 @@ class _Fit:
             sxy += x * y
         self.n, self.sx, self.sy, self.sxx, self.sxy, self.removed, self.origin = n, sx, sy, sxx, sxy, 0, origin
 
-    def slope(self) -> float | None:
-        """The OLS slope (None: fewer than 2 points, or all at one instant)."""
-        n = self.n
-        if n < 2:
-            return None
-        sxx = self.sxx - self.sx * self.sx / n
-        if sxx <= 1e-9 * max(self.sxx, 1.0):  # equal xs, up to the sums' rounding
-            return None
-        return (self.sxy - self.sx * self.sy / n) / sxx
-
 
 class BeatWindow(Sequence[Beat]):
     """The beats of one factory in the last ``length`` seconds, oldest first, kept up to date by
@@ -309,7 +299,15 @@ class BeatWindow(Sequence[Beat]):
         fit = self._fits.get(signal)
         if fit is None:
             fit = self._fits[signal] = _Fit(signal, self._beats)
-        return fit.n, fit.slope()
+        # the OLS slope from the sums, here (not a method of _Fit: a call less per factory per check)
+        n = fit.n
+        if n < 2:
+            return n, None  # fewer than 2 points
+        sx, sum_xx = fit.sx, fit.sxx
+        sxx = sum_xx - sx * sx / n
+        if sxx <= 1e-9 * max(sum_xx, 1.0):  # equal xs, up to the sums' rounding
+            return n, None
+        return n, (fit.sxy - sx * fit.sy / n) / sxx
 
     def __len__(self) -> int:
         return len(self._beats)
