@@ -136,6 +136,8 @@ def test_evaluate_skips_the_pass_only_when_no_verdict_can_come(seed):
         assert got == want, (seed, now)
         verdicts += len(got)
         assert fast.statuses() == slow.statuses()
+        # what observe reads "still DOWN" from: the factories heard are those tracked and not DOWN
+        assert set(fast._heard) == {f for f, s in fast.statuses().items() if s is not Status.DOWN}
     assert verdicts > 0
 
 
