@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from forge_core import Check, Component, DeadLetter, Envelope, Subscribes
@@ -37,6 +38,9 @@ T = TypeVar("T")
 
 
 _QUALITY = {192: "good", 0: "bad", None: "good"}  # made once: quality_name runs for every sample
+#: Sample of a tuple of its five fields, as the named tuple's own ``_make`` makes it, with no Python call (its
+#: ``__new__`` is one): the historian makes one for every sample
+_sample = partial(tuple.__new__, Sample)
 
 
 def quality_name(code: Any) -> str:
@@ -100,7 +104,7 @@ class Historian(Component):
                 states.append((machine, StateChange(at, value, self.fault.get(machine, 0) if value == "down" else 0)))
             elif isinstance(value, (bool, int, float)):
                 quality = _QUALITY.get(metric.get("quality"), "uncertain")  # quality_name, inline (every sample)
-                samples.append(Sample(machine, name, at, float(value), quality))
+                samples.append(_sample((machine, name, at, float(value), quality)))
             else:
                 self.stats["skipped"] += 1
         return samples, states
