@@ -104,7 +104,8 @@ class BusOrder:
     last_ts: dict[tuple[str, str], int] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     backwards: list[str] = field(default_factory=list)
-    seen: set[tuple[str, str, int]] = field(default_factory=set)  # (device, metric, ms) of DATA seen
+    #: (device, metric) -> the ms of its DATA seen (a set of ints a metric, no tuple kept a sample)
+    seen: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     copies: int = 0  # historical copies of samples seen before
     births: int = 0
     messages: int = 0
@@ -126,20 +127,23 @@ class BusOrder:
             return
         seen, last_ts = self.seen, self.last_ts  # every DATA of the day comes here: one lookup of each a metric
         for metric in body.get("metrics", []):
-            name, ts = metric.get("name"), metric.get("timestamp")
+            ts = metric.get("timestamp")
             if ts is None:
                 continue
-            sample = (device, name, ts)
-            if metric.get("historical") and sample in seen:
+            key = (device, metric.get("name"))
+            times = seen.get(key)
+            if times is None:
+                times = seen[key] = set()
+            if ts not in times:
+                times.add(ts)
+            elif metric.get("historical"):
                 self.copies += 1  # sent live, then replayed: the broker had read it, unproven to the node
                 continue
-            seen.add(sample)
-            key = (device, name)
             last = last_ts.get(key)
             if last is None or ts >= last:
                 last_ts[key] = ts
             else:  # the newest stays the reference
-                self.backwards.append(f"{device}/{name} {last / 1000:.3f} -> {ts / 1000:.3f}")
+                self.backwards.append(f"{device}/{key[1]} {last / 1000:.3f} -> {ts / 1000:.3f}")
 
     def check(self) -> Check:
         detail = (f"{self.messages} sparkplug.metrics, {self.births} NBIRTHs; {len(self.gaps)} seq gaps let through; "
