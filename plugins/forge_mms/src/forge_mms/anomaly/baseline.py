@@ -81,8 +81,14 @@ class BaselineRule:
                 state.n, state.beyond, state.mean, state.m2 = 0, 0, 0.0, 0.0  # a lasting new level: afresh
                 self._learn(state, x)
         else:
+            # _learn past the warm-up (n >= warmup here, the branch above took the warm-up's readings), inline: the
+            # same float operations without a second Python call per reading
             state.beyond = 0
-            self._learn(state, x)
+            state.n += 1
+            d = x - mean
+            alpha = self.alpha
+            state.mean = mean + alpha * d
+            state.var = (1 - alpha) * (state.var + alpha * d * d)
         if quiet and not beyond:  # judge_quiet: no condition, no judge_levels call
             return None
         severity, level = judge_levels(measured, self.levels, above=True, hysteresis=self.settings.hysteresis, held=held)
