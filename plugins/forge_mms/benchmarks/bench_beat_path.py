@@ -9,7 +9,8 @@ settings (heartbeat interval 1 s, risk window 300 s, error window 30 s): ``add``
 handover buffer, trimmed as a follower trims it), ``observe`` + ``FaultDetector.observe``; ``all`` +
 a check every ``--check-every`` s (1: the leader, 5: the shadow): silence verdicts, then each
 factory's risk window advanced and assessed, as ``FactoryMonitor.check`` does. Run it for two
-values of BEATS under ``bash /work/tools/cg.sh`` (e.g. 4000 and 40000): the difference of their
+values of BEATS under cachegrind (``PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no
+--cachegrind-out-file=/dev/null python ...``, e.g. 4000 and 40000): the difference of their
 I refs / the difference of BEATS is a beat's cost; the steps' differences give the per-step table.
 """
 

@@ -5,7 +5,8 @@
 N orders go through industry40's in-process ASGI client -> ``POST /orders`` (Starlette, pydantic) ->
 ``create_order`` (SQLite on file) -> the outbox relay (publish a no-op), then each gets four progress
 reports and its completion (placing pending orders, fenced), and the relay again. Run it for N=1 and
-N=201 under ``bash /work/tools/cg.sh``: (I refs of 201 - of 1) / 200 is the cost of an order.
+N=201 under cachegrind (``PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no
+--cachegrind-out-file=/dev/null python ...``): (I refs of 201 - of 1) / 200 is the cost of an order.
 
 Stages (each leaves out the part after it): ``post`` only the request and its relay, ``norelay`` the
 request alone, ``direct`` calls ``create_order`` itself instead of the HTTP request, ``noprog`` no
