@@ -225,9 +225,12 @@ class LeaderElector:
             if self._asleep_leading:  # _lead_once's sleep ended: the rest of it
                 self._asleep_leading = False
                 after = self._renew_at_once()
-            if after is None or not inspect.isawaitable(after):
-                after = self._to_next_sleep()
-            return self._resume(after) if after is not None and inspect.isawaitable(after) else after
+                if after is not None and inspect.isawaitable(after):
+                    return self._resume(after)
+            after = self._to_next_sleep()
+            if after is None or type(after) is float:  # a sleep's length, or stopping: nearly every call
+                return after
+            return self._resume(after) if inspect.isawaitable(after) else after
         except Exception:
             self._crashed()
             raise
