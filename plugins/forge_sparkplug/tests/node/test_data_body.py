@@ -66,3 +66,18 @@ def test_entries_copied_for_a_replay_encode_the_same() -> None:
     entry.value, entry.timestamp = -5, 42
     assert data_body(9, [copy], 3, historical=True) == encode(9, t.data([entry], historical=True), 3,
                                                              datatype_of=t.datatype_of())
+
+
+@pytest.mark.parametrize(("name", "value"), [("m6_UInt32", 2**32), ("m4_UInt8", 256), ("m2_Int32", 2**31),
+                                             ("m7_UInt64", 2**64), ("m6_UInt32", True)])
+def test_an_int_past_its_datatype_is_refused_or_written_as_encode_does(name: str, value: Any) -> None:
+    t = table(True)
+    entry = t.entries[("D1", name)]
+    entry.value = value
+    try:
+        want = encode(1, t.data([entry]), 0, datatype_of=t.datatype_of())
+    except DatatypeError as error:
+        with pytest.raises(DatatypeError, match=str(error).replace("(", r"\(").replace(")", r"\)")):
+            data_body(1, [entry], 0, historical=False)
+    else:
+        assert data_body(1, [entry], 0, historical=False) == want

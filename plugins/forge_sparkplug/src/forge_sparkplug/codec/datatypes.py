@@ -19,6 +19,7 @@ __all__ = [
     "BY_NAME",
     "BY_NUMBER",
     "FIELD",
+    "INT_RANGE",
     "NUMERIC",
     "SUPPORTED",
     "DatatypeError",
@@ -71,7 +72,7 @@ def number_of(datatype: str | int) -> int:
 
 
 #: integer datatype -> (lowest, one past the highest, the width a negative value wraps by or 0)
-_INT_RANGE: dict[int, tuple[int, int, int]] = {
+INT_RANGE: dict[int, tuple[int, int, int]] = {
     **{number: (-(1 << (bits - 1)), 1 << (bits - 1), 1 << bits) for number, bits in _SIGNED_BITS.items()},
     **{number: (0, 1 << bits, 0) for number, bits in _UNSIGNED_BITS.items()},
 }
@@ -89,7 +90,7 @@ def to_wire(datatype: int, value: Any, metric: object = "?") -> Any:
     simulated day. Anything else takes :func:`_to_wire`, which also words the errors."""
     kind = type(value)
     if kind is int:
-        bounds = _INT_RANGE.get(datatype)
+        bounds = INT_RANGE.get(datatype)
         if bounds is not None:
             if bounds[0] <= value < bounds[1]:
                 return value + bounds[2] if value < 0 else value

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from forge_sparkplug.codec.datatypes import FIELD, to_wire
+from forge_sparkplug.codec.datatypes import FIELD, INT_RANGE, to_wire
 from forge_sparkplug.node.metrics import Entry
 from forge_sparkplug.proto.sparkplug_b_pb2 import Payload as _Payload
 
 __all__ = ["data_body"]
+
+#: no integer datatype: no int is written without to_wire
+_NOT_INT = (0, 0, 0)
 
 
 def data_body(timestamp: int, entries: Iterable[Entry], seq: int, *, historical: bool) -> bytes:
@@ -25,6 +28,7 @@ def data_body(timestamp: int, entries: Iterable[Entry], seq: int, *, historical:
     message.timestamp = timestamp
     message.seq = seq
     add = message.metrics.add
+    limits = INT_RANGE
     for entry in entries:
         out = add()
         alias, datatype = entry.alias, entry.datatype
@@ -41,7 +45,9 @@ def data_body(timestamp: int, entries: Iterable[Entry], seq: int, *, historical:
         if value is None:
             out.is_null = True
         else:
-            # named as encode names it: the alias when there is one (the DATA metric has no name then)
-            setattr(out, FIELD.get(datatype, "string_value"),
-                    to_wire(datatype, value, alias if alias is not None else entry.name or "None"))
+            if type(value) is int and 0 <= value < limits.get(datatype, _NOT_INT)[1]:
+                wire = value  # to_wire's answer for a non-negative int in its integer type's range, without the call
+            else:  # named as encode names it: the alias when there is one (the DATA metric has no name then)
+                wire = to_wire(datatype, value, alias if alias is not None else entry.name or "None")
+            setattr(out, FIELD.get(datatype, "string_value"), wire)
     return message.SerializeToString()
