@@ -115,9 +115,20 @@ class CliState:
         return self.make_plugins()
 
 
+def version_lines() -> str:
+    """``forge --version``: the version, and what runs: pure Python or N compiled modules (stale ones named)."""
+    from forge_core import compiled  # reads the compiled packages' manifests: no plugin is imported
+
+    found = compiled.status()
+    lines = f"forge {__version__}\n{compiled.summary(found)}"
+    if compiled.problems(found):
+        lines += f"\n(rebuild: {compiled.REBUILD}; pure Python: {compiled.PURE}; docs/compiled.md)"
+    return lines
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"forge {__version__}")
+        typer.echo(version_lines())
         raise typer.Exit()
 
 
@@ -254,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``forge``)."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:  # answered before the plugins load: they import their libraries (docs/performance.md)
-        typer.echo(f"forge {__version__}")
+        typer.echo(version_lines())
         sys.exit(0)
     try:
         app = build_app()

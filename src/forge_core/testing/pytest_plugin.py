@@ -45,3 +45,20 @@ def forge_plant(forge_plugins: Plugins) -> Iterator[Callable[..., TestPlant]]:
     yield start
     for test_plant in reversed(started):
         test_plant.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """What the session tests: "forge: pure Python" or "forge: compiled: N modules (mypyc)" (docs/compiled.md)."""
+    from forge_core import compiled
+
+    return "forge: " + compiled.summary(compiled.status())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop before the first test when a compiled module's ``.so`` no longer matches its ``.py``: the tests
+    would run the old code, silently (forge_core.compiled; rebuild or go pure Python, docs/compiled.md)."""
+    from forge_core import compiled
+
+    bad = compiled.problems(compiled.status())
+    if bad:
+        pytest.exit(compiled.stale_message(bad), returncode=pytest.ExitCode.USAGE_ERROR)

@@ -93,7 +93,9 @@ class RuleBasedRisk:
 
     def assess(self, factory: str, beats: Sequence[Beat], now: float) -> RiskAssessment:
         s = self.settings
-        if isinstance(beats, BeatWindow):  # the monitor's window: its counts and sums are kept up to date
+        # The monitor's window: its counts and sums are kept up to date. Not isinstance: BeatWindow derives from
+        # an ABC (Sequence), and compiled by mypyc it shares Sequence's isinstance cache (docs/compiled.md).
+        if type(beats) is BeatWindow:
             rate = beats.error_rate
             samples, slope = beats.fit(self._signal)
         else:
