@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge_core import MessageBus, RealClock
+from forge_core import MessageBus, RealClock, compiled
 from forge_core.plugin import SchemaRegistry
 from forge_core.transport import MemoryTransport
 
@@ -209,7 +209,7 @@ def main() -> None:
     plain: list[Rate] = []
     forge: list[Rate] = []
     raw: list[Rate] = []
-    print(f"load before: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"load before: {Path('/proc/loadavg').read_text().strip()}; forge {compiled.describe()}")
     # one unmeasured round of each side first: the first run of a path pays one-time costs (lazy
     # imports, caches, the allocator growing) that no running plant pays per message
     warm = items[: min(len(items), 20_000)]

@@ -71,7 +71,7 @@ from bench_kafka_raw import raw_latency, raw_round
 from forge_kafka import KafkaTransport
 from forge_kafka.settings import KafkaSettings
 
-from forge_core import Envelope, MessageBus, RealClock
+from forge_core import Envelope, MessageBus, RealClock, compiled
 from forge_core.plugin import SchemaRegistry
 
 #: What bench_kafka_split, bench_kafka_header, bench_kafka_fetch_wait and bench_pasta_e2e import from here.
@@ -247,7 +247,8 @@ def main() -> None:
             "forge": percentiles(asyncio.run(forge_latency(*lat_args))),
         }
     load_after = os.getloadavg()
-    print(f"\nbroker: {described} at {bootstrap}; {n:,} messages x {args.rounds} rounds; {os.cpu_count()} cores")
+    print(f"\nbroker: {described} at {bootstrap}; {n:,} messages x {args.rounds} rounds; {os.cpu_count()} cores; "
+          f"forge {compiled.describe()}")
     print(f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
           f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} (shared machine: other work runs too)")
     if not args.skip_throughput:

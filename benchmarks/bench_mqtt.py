@@ -67,7 +67,7 @@ from forge_mqtt import MqttTransport
 from forge_mqtt.testing import MosquittoServer
 from forge_mqtt.transport.paho_adapter import FastClient
 
-from forge_core import MessageBus, RealClock
+from forge_core import MessageBus, RealClock, compiled
 from forge_core.plugin import SchemaRegistry
 
 
@@ -217,7 +217,7 @@ def main() -> None:
         faststream_child_main(args.faststream_child, args.messages, args.window, args.rate if rate_given else None)
         return
     count, window = args.messages, args.window
-    print(f"load before: {load()} (1/5/15 min; a shared 2-core machine)")
+    print(f"load before: {load()} (1/5/15 min; a shared 2-core machine); forge {compiled.describe()}")
 
     sides: dict[str, Callable[[int, Path], Result | None]] = {}
     # Mosquitto drops QoS 1 messages for a subscriber with more than max_queued_messages (1000 by

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forge_core import VirtualClock
+from forge_core import VirtualClock, compiled
 from forge_core.runtime import Runtime, load_plant
 
 
@@ -59,12 +59,13 @@ def day_main(doc: str, *, example: str, derive: Callable[[Path], Path], name: st
         profile = None
     seconds = args.hours * 3600
     load = os.getloadavg()[0]
+    what_runs = compiled.describe()  # "pure Python" or "compiled: N modules (mypyc)" (docs/compiled.md)
     wall, cpu, summary = simulate(derive, name, seconds, args.seed, profile)
     floor, wakeups = (0.0, 0) if args.no_floor else bare(timers, seconds)
     failed = [c for c in summary.checks if not c.passed]
     per_day = target * args.hours / 24
     print(f"simulated {args.hours:g} h of examples/{example} ({setting or f'profile {profile}'}, seed {args.seed}); "
-          f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} cores")
+          f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} cores; {what_runs}")
     print(f"  plant:       {wall:7.2f} s wall ({wall / args.hours:.2f} s per simulated hour), {cpu:7.2f} s CPU "
           f"({cpu / args.hours:.2f} s/h)   {summary.total_published:>8} messages")
     for line in details(summary):

@@ -111,7 +111,7 @@ def test_the_stale_message_names_every_module_and_both_ways_out() -> None:
 def test_the_pytest_plugin_stops_the_session_on_a_stale_module(monkeypatch: pytest.MonkeyPatch) -> None:
     stale = ModuleStatus("pkg.fast", STALE, Path("/x/pkg"), "/x/pkg/fast.py changed since it was compiled")
     monkeypatch.setattr(compiled, "status", lambda: [stale])
-    with pytest.raises(pytest.exit.Exception, match="pkg.fast"):
+    with pytest.raises(pytest.exit.Exception, match=r"pkg\.fast"):
         pytest_plugin.pytest_sessionstart(None)  # type: ignore[arg-type]  # the hook reads nothing of it
     monkeypatch.setattr(compiled, "status", lambda: [])
     pytest_plugin.pytest_sessionstart(None)  # type: ignore[arg-type]

@@ -157,7 +157,7 @@ def _module_status(package_dir: Path, name: str, entry: object, active: bool, ac
 
 def _binaries(package_dir: Path) -> list[Path]:
     """Every extension module this interpreter would load from the package's directory tree."""
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(package_dir):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         found.extend(Path(dirpath) / f for f in filenames if f.endswith(EXT_SUFFIX))
@@ -195,10 +195,16 @@ def summary(found: list[ModuleStatus]) -> str:
     return line
 
 
+def describe() -> str:
+    """What runs here, in one line (benchmarks print it in their heading): :func:`summary` of :func:`status`."""
+    return summary(status())
+
+
 def stale_message(bad: list[ModuleStatus]) -> str:
     """What to tell a developer whose compiled modules no longer match their sources."""
     lines = [f"{len(bad)} compiled module{'s' if len(bad) != 1 else ''} would run code that is not the source:"]
     lines += [f"  {s.module} ({s.state}): {s.detail}" for s in bad]
     lines += ["Either rebuild them:          " + REBUILD,
-              "or run pure Python instead:   " + PURE + "   (see docs/compiled.md)"]
+              "or run pure Python instead:   " + PURE + "   (see docs/compiled.md)",
+              "(a plugin's own modules: python -m forge_core.compiler [--clean] in its project)"]
     return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""scripts/compile.py end to end: a tiny project listing one typed module under ``[tool.forge.compile]``
-compiles in place (its ``.so`` is what imports), re-running does nothing, an edit of the source is reported
-stale by ``--check`` and by forge_core.compiled (the pytest plugin's guard), ``--clean`` goes back to pure
-Python (docs/compiled.md). A real mypyc run: slow."""
+"""forge_core.compiler (scripts/compile.py in Forge's checkout) end to end, as a plugin's author runs it:
+a tiny project listing one typed module under ``[tool.forge.compile]`` compiles in place (its ``.so`` is what
+imports), re-running does nothing, an edit of the source is reported stale by ``--check`` and by
+forge_core.compiled (the pytest plugin's guard), ``--clean`` goes back to pure Python (docs/compiled.md).
+A real mypyc run: slow."""
 
 from __future__ import annotations
 
@@ -13,9 +14,6 @@ from pathlib import Path
 import pytest
 
 from forge_core import compiled
-
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "compile.py"
 
 PYPROJECT = """\
 [project]
@@ -29,8 +27,9 @@ FAST = "def add(a: int, b: int) -> int:\n    return a + b\n"
 
 
 def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), "--project", str(project), "--build-dir",
-                           str(project / "build"), *args], cwd=project, capture_output=True, text=True, timeout=600)
+    """``python -m forge_core.compiler`` in the project's directory (its mypy configuration, its modules)."""
+    return subprocess.run([sys.executable, "-m", "forge_core.compiler", *args], cwd=project, capture_output=True,
+                          text=True, timeout=600)
 
 
 def imported_from(project: Path) -> tuple[str, int]:
