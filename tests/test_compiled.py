@@ -96,7 +96,8 @@ def test_status_finds_packages_on_sys_path_without_importing_them(tmp_path: Path
     make_package(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert [(s.module, s.state) for s in compiled.status(["pkg", "no_such_package"])] == [("pkg.fast", COMPILED)]
-    assert "forge_core" in compiled.forge_packages()
+    assert compiled.compiled_packages()["pkg"] == tmp_path / "pkg"  # found by its manifest
+    assert "forge_core" in compiled.compiled_packages()
 
 
 def test_the_stale_message_names_every_module_and_both_ways_out() -> None:

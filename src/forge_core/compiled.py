@@ -14,11 +14,10 @@ Standard library only: the build (mypyc, setuptools) is a development tool, the 
 
 from __future__ import annotations
 
-import hashlib
+import importlib.machinery
 import importlib.util
-import json
 import os
-import sysconfig
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,7 @@ MANIFEST = "_compiled.json"
 #: The manifest format's version: a manifest of another format counts as stale (rebuild).
 FORMAT = 1
 #: The suffix of this interpreter's extension modules (".cpython-311-x86_64-linux-gnu.so").
-EXT_SUFFIX: str = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-#: The entry-point group Forge's plugins register under (forge_core.plugins.loading.ENTRY_POINT_GROUP).
-PLUGIN_GROUP = "forge"
+EXT_SUFFIX: str = importlib.machinery.EXTENSION_SUFFIXES[0]
 REBUILD = "python scripts/compile.py"
 PURE = "python scripts/compile.py --clean"
 
@@ -54,6 +51,8 @@ class ModuleStatus:
 
 
 def file_sha256(path: Path) -> str:
+    import hashlib  # here, not at import: a pure-Python install never hashes
+
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -71,6 +70,7 @@ def binary_path(source: Path) -> Path:
 
 def read_manifest(package_dir: Path) -> dict[str, object] | None:
     """The manifest of the package at ``package_dir``, or None when it has none (pure Python)."""
+    import json
     try:
         data = json.loads((package_dir / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -91,14 +91,29 @@ def find_package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def forge_packages() -> list[str]:
-    """forge_core and the top-level packages of the installed Forge plugins (entry points, not imported)."""
-    from importlib.metadata import entry_points
-
-    packages = {"forge_core"}
-    for ep in entry_points(group=PLUGIN_GROUP):
-        packages.add(ep.value.split(":")[0].split(".")[0])
-    return sorted(packages)
+def compiled_packages() -> dict[str, Path]:
+    """The top-level packages to check, by name, as imports would find them (the first on sys.path wins):
+    every package holding a manifest (Forge's and any plugin's own) and every ``forge_*`` package (for a
+    stray ``.so``). A directory listing per sys.path entry, the standard library's skipped: no metadata
+    scan, no import (``forge --version`` stays fast)."""
+    stdlib = Path(os.__file__).resolve().parent  # and its lib-dynload: no package of ours there
+    found: dict[str, Path] = {}
+    for entry in sys.path:
+        directory = Path(entry or ".")
+        try:
+            if directory.resolve() in (stdlib, stdlib / "lib-dynload") or not directory.is_dir():
+                continue
+            children = list(os.scandir(directory))
+        except OSError:
+            continue
+        for child in children:
+            name = child.name
+            if name in found or not name.isidentifier() or not child.is_dir():
+                continue
+            ours = name.startswith("forge_") or os.path.isfile(os.path.join(child.path, MANIFEST))
+            if ours and os.path.isfile(os.path.join(child.path, "__init__.py")):
+                found[name] = Path(child.path)
+    return found
 
 
 def _dependency_state(package_dir: Path, depends: dict[str, str]) -> str:
@@ -170,12 +185,14 @@ def _module_of(package_dir: Path, binary: Path) -> str:
 
 
 def status(packages: Iterable[str] | None = None) -> list[ModuleStatus]:
-    """The compiled modules of ``packages`` (default: forge_core and every installed Forge plugin)."""
+    """The compiled modules of ``packages`` (default: :func:`compiled_packages`, Forge's and every plugin's)."""
+    if packages is None:
+        directories = list(compiled_packages().values())
+    else:
+        directories = [d for d in map(find_package_dir, packages) if d is not None]
     found: list[ModuleStatus] = []
-    for package in forge_packages() if packages is None else packages:
-        directory = find_package_dir(package)
-        if directory is not None:
-            found.extend(package_status(directory))
+    for directory in directories:
+        found.extend(package_status(directory))
     return found
 
 

@@ -169,8 +169,9 @@ def build(projects: list[Project], roots: dict[str, Path], build_dir: Path) -> N
     from mypyc.build import mypycify
     from setuptools import Distribution  # type: ignore[import-untyped]  # (no stubs; only built here)
 
-    groups: list[tuple[list[str], str | None]] = [([str(p.source(m)) for m in p.modules if m.split(".")[0] == package], f"{package}.{LIBRARY}")
-              for p in projects for package in p.packages]
+    groups: list[tuple[list[str], str | None]] = [
+        ([str(p.source(m)) for m in p.modules if m.split(".")[0] == package], f"{package}.{LIBRARY}")
+        for p in projects for package in p.packages]
     paths = [path for files, _ in groups for path in files]
     try:
         extensions = mypycify(paths, separate=groups, target_dir=str(build_dir / "c"))
