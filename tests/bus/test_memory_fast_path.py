@@ -3,6 +3,8 @@ delivery by runs (transport.base.DirectRun), the per-record direct callback, the
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from forge_core.bus import MessageBus
@@ -211,6 +213,30 @@ def test_a_traced_or_async_handler_has_no_direct_callback():
         return hasattr(sub.callback, "direct")  # type: ignore[attr-defined]
 
     assert run(body) is False
+
+
+def test_an_async_handler_subscribed_after_a_sync_one_ended_gets_no_run_of_it():
+    """Compiled by mypyc, a closure object is reused from its type's free instance with the attributes of
+    the one before: a sync handler's run and direct must not ride on the on_message closure itself."""
+    async def body(clock):
+        bus = make_bus(clock)
+        seen = []
+        sub = await bus.subscribe("r", lambda envelope: seen.append("sync"), owner="a")
+        assert hasattr(sub.callback, "run")
+        await sub.cancel()
+        del sub
+        gc.collect()
+
+        async def handler(envelope):
+            seen.append("async")
+
+        sub = await bus.subscribe("r", handler, owner="b")
+        assert not hasattr(sub.callback, "run") and not hasattr(sub.callback, "direct")
+        await bus.publish("r", "test.reading", {"value": 1}, source="s")
+        await settle(bus)
+        return seen
+
+    assert run(body) == ["async"]
 
 
 def test_faults_and_groups_added_after_a_topic_is_routed_apply_to_publish():

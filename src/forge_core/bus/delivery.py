@@ -14,6 +14,7 @@ import inspect
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from inspect import CO_COROUTINE, iscoroutinefunction
 from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, cast
@@ -117,8 +118,7 @@ class Delivery:
         is_async = (bool(func.__code__.co_flags & CO_COROUTINE) if type(func) is FunctionType
                     else iscoroutinefunction(handler))
         handled = self.stats.handled
-        tname = transport.name
-        admit_raw = self._raw_admitter(transport, owner)
+        tname, admit_raw = transport.name, self._raw_admitter(transport, owner)
 
         async def on_message(topic: str, message: Envelope | RawMessage) -> None:
             if isinstance(message, Envelope):
@@ -152,11 +152,14 @@ class Delivery:
                 return
             handled[envelope.type] += 1
 
-        if not is_async and self.telemetry is None:  # tracing keeps the coroutine (spans around the await)
-            # No reference back to on_message: a cycle would keep a killed component alive until a GC pass.
-            cast(Any, on_message).run = self._make_direct_run(handler, owner, transport, types)
-            cast(Any, on_message).direct = self._make_direct(handler, owner, transport, types, admit_raw)
-        return on_message
+        if is_async or self.telemetry is not None:  # tracing keeps the coroutine (spans around the await)
+            return on_message
+        # The forms without a coroutine ride on a partial: a closure compiled by mypyc, reused from its type's free
+        # instance, kept the one before's attributes. No cycle back (it would keep a killed component alive).
+        callback: Any = partial(on_message)
+        callback.run = self._make_direct_run(handler, owner, transport, types)
+        callback.direct = self._make_direct(handler, owner, transport, types, admit_raw)
+        return cast(Callable[[str, Envelope | RawMessage], Awaitable[None]], callback)
 
     def _make_direct(self, handler: Handler, owner: str, transport: Transport, types: set[str] | None,
                      admit_raw: Callable[[str, RawMessage], Envelope | None]) -> DirectCallback:
@@ -339,10 +342,8 @@ class Delivery:
 
     def _handler_failed(self, envelope: Envelope, topic: str, tname: str, owner: str, exc: Exception) -> None:
         log.error("handler of %s in %s failed on %s: %s", envelope.type, owner, topic, exc, exc_info=exc)
-        self.dead_letters.put(DeadLetter(
-            dl.HANDLER_ERROR, f"{type(exc).__name__}: {exc}", topic, tname, self.clock.time(),
-            [], owner, envelope,
-        ))
+        self.dead_letters.put(DeadLetter(dl.HANDLER_ERROR, f"{type(exc).__name__}: {exc}", topic, tname,
+                                         self.clock.time(), [], owner, envelope))
 
     def _admit(self, topic: str, raw: RawMessage, transport: Transport, owner: str) -> Envelope | None:
         """Decode and validate bytes from a network transport; dead-letter what fails."""
