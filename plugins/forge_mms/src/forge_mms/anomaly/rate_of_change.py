@@ -40,10 +40,12 @@ class RateOfChangeRule:
         return _RateState()
 
     def judge(self, state: _RateState, reading: Reading, held: Severity | None) -> Verdict | None:
-        return self._judge(state, reading, held, False)
+        return self.judge_quiet(state, reading, held, False)
 
-    def _judge(self, state: _RateState, reading: Reading, held: Severity | None = None,
-               quiet: bool = True) -> Verdict | None:
+    # the quiet path (QuietRule) with its defaults, nothing held; judge() is it with quiet=False: one call a
+    # reading, not two (a def, not `judge_quiet = _judge`: an alias in a class body is no method compiled by mypyc)
+    def judge_quiet(self, state: _RateState, reading: Reading, held: Severity | None = None,
+                    quiet: bool = True) -> Verdict | None:
         recent, min_dt = state.recent, self.min_dt
         if recent and reading.ts <= recent[-1].ts:
             recent.clear()
@@ -66,5 +68,3 @@ class RateOfChangeRule:
         reason = (f"changing {rate:+.4g}/s > {level:g}/s" if severity is not None else f"changing {rate:+.4g}/s")
         return Verdict(severity, rate, level, Window(anchor.seq, reading.seq, dt), reason)
 
-    #: the quiet path (QuietRule) is _judge with its defaults, nothing held: one call a reading, not two
-    judge_quiet = _judge

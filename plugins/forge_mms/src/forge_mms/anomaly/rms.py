@@ -35,10 +35,12 @@ class RmsRule:
         return _RmsState(self.settings.window)
 
     def judge(self, state: _RmsState, reading: Reading, held: Severity | None) -> Verdict | None:
-        return self._judge(state, reading, held, False)
+        return self.judge_quiet(state, reading, held, False)
 
-    def _judge(self, state: _RmsState, reading: Reading, held: Severity | None = None,
-               quiet: bool = True) -> Verdict | None:
+    # the quiet path (QuietRule) with its defaults, nothing held; judge() is it with quiet=False: one call a
+    # reading, not two (a def, not `judge_quiet = _judge`: an alias in a class body is no method compiled by mypyc)
+    def judge_quiet(self, state: _RmsState, reading: Reading, held: Severity | None = None,
+                    quiet: bool = True) -> Verdict | None:
         window, squares = state.readings, state.squares
         window.append(reading)
         squares.append(reading.value * reading.value)
@@ -57,5 +59,3 @@ class RmsRule:
         return Verdict(severity, rms, level,
                        Window(first.seq, reading.seq, reading.ts - first.ts), reason)
 
-    #: the quiet path (QuietRule) is _judge with its defaults, nothing held: one call a reading, not two
-    judge_quiet = _judge

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 from forge_core.tactics import Status
+from mypy_extensions import mypyc_attr
 
 from forge_mms.monitoring.beats import Beat, BeatWindow, error_rate
 from forge_mms.settings import RiskRulesSettings
@@ -71,6 +72,7 @@ def least_squares_slope(xs: Sequence[float], ys: Sequence[float]) -> float | Non
     return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a strategy a plant may subclass (this module may be compiled)
 class RuleBasedRisk:
     """``risk.rules``: HIGH on errors, MEDIUM on a rising latency, else LOW (module docstring)."""
 
