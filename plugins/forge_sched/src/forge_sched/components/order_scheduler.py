@@ -266,15 +266,21 @@ class OrderScheduler(Component):
         await self.ctx.publish(topic, type_, payload, key=key)
 
     # -- status reports (gRPC servicer and bus) ----------------------------------------------------
-    async def report_factory_status(self, factory_id: str, status: str, reason: str, epoch: int | None,
-                                    lease: str | None) -> StatusReportResult:
-        """The one entry of a factory status (see :class:`forge_sched.orders.status.StatusHandler`)."""
+    async def report_factory_status(self, factory_id: object, status: object, reason: object, epoch: object,
+                                    lease: object) -> StatusReportResult:
+        """The one entry of a factory status (see :class:`forge_sched.orders.status.StatusHandler`).
+
+        The fields are taken as they came (a bus message's raw JSON values) and checked here, by
+        ``validate_report``: typed ``object`` so that a compiled build checks nothing before it."""
         problem = validate_report(factory_id, status, reason, epoch, lease)
         if problem is None and epoch is None and self.params.require_epoch:
             problem = invalid("epoch", "a fencing epoch is required (forge-epoch metadata / epoch field)")
         if problem is not None:
             self.counts["invalid_reports"] += 1
             return problem
+        # well formed (validate_report): the types it checked
+        assert isinstance(factory_id, str) and isinstance(status, str) and isinstance(reason, str)
+        assert (epoch is None or isinstance(epoch, int)) and (lease is None or isinstance(lease, str))
         if not self.leading:
             self.counts["not_leader_reports"] += 1
             return StatusReportResult(False, f"{self.name} does not lead {self.params.lease!r}; retry", 0, "not_leader")
@@ -305,7 +311,7 @@ class OrderScheduler(Component):
             self.counts["bad_messages"] += 1
             self.ctx.log.warning("mms.status_report without requestId on %s: not answered", envelope.topic)
             return
-        result = await self.report_factory_status(body.get("factoryId"), body.get("status"),  # type: ignore[arg-type]
+        result = await self.report_factory_status(body.get("factoryId"), body.get("status"),
                                                   body.get("reason", ""), body.get("epoch"), body.get("lease"))
         await self.ctx.publish(self.params.topics.status_report_result, STATUS_REPORT_RESULT,
                                {"requestId": request_id, "accepted": result.accepted, "detail": result.detail,
