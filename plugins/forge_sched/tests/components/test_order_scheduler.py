@@ -175,6 +175,8 @@ def test_bad_status_reports_are_answered_and_change_nothing(plant):
     assert report(p, "", "DOWN", 1, "a")["field"] == "factory_id"
     assert report(p, "f1", "BROKEN", 1, "b")["field"] == "status"
     assert report(p, "f1", "DOWN", -1, "c")["field"] == "epoch"
+    # 2.0 passes the message's JSON Schema ("integer") and is refused here, compiled or not (no TypeError)
+    assert report(p, "f1", "DOWN", 2.0, "c2")["field"] == "epoch"  # type: ignore[arg-type]
     seen = len(p.observed)
     p.publish("mms/status_report", "mms.status_report", {"requestId": "d", "factoryId": "f1", "status": "DOWN"})
     no_epoch = p.expect("sched.status_report_result", within=2, after=seen, where=lambda e: e.payload["requestId"] == "d")

@@ -31,7 +31,7 @@ def snapshot(table: MachineTable, *, fresh_amount: int, cooldown_until: dict[str
             "offsets": dict(offsets), "last_alert_id": last_alert_id}
 
 
-def merge(saved: dict[str, Any], table: MachineTable, *, fresh_amount: int, cooldown_until: dict[str, float],
+def merge(saved: Any, table: MachineTable, *, fresh_amount: int, cooldown_until: dict[str, float],
           offsets: dict[str, int], last_alert_id: str | None,
           rejected: list[tuple[str, str]] | None = None) -> tuple[int, str | None, int]:
     """Merge a :func:`snapshot` into this replica's view: ``table``, ``cooldown_until`` and

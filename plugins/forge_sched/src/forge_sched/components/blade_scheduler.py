@@ -362,7 +362,7 @@ class BladeScheduler(Component):
     async def _persist_periodically(self) -> None:
         await self.persist()
 
-    def _merge(self, saved: dict[str, Any]) -> None:
+    def _merge(self, saved: Any) -> None:
         """Take the predecessor's state; what this replica heard later (newer beats) wins per field.
         A bad record is dead-lettered (``invalid``, with its path and why) and skipped."""
         rejected: list[tuple[str, str]] = []

@@ -1,13 +1,12 @@
 """``sched.order_scheduler``: orders over REST, placed on factories, moved when a factory fails.
 
-Run it with ``replicas: 2``: one holds the ``order_scheduler`` lease and acts (places orders,
-applies status reports, answers ``mms.status_report``), the other shadows (serves reads, stores
-new orders as pending for the leader to place). Every leader transaction is fenced in the
-database (``sched_fences``: a deposed leader's late write is refused), and every assignment change
-reaches the factories through the transactional outbox, after commit.
+Run it with ``replicas: 2``: one holds the ``order_scheduler`` lease and acts (places orders, applies status reports,
+answers ``mms.status_report``), the other shadows (serves reads, stores new orders as pending for the leader to place).
+Every leader transaction is fenced in the database (``sched_fences``: a deposed leader's late write is refused), and
+every assignment change reaches the factories through the transactional outbox, after commit.
 
-The decisions live in :mod:`forge_sched.orders` (service, planner, moves); this module wires them
-to the lease, the bus, ``ctx.http`` and the gRPC servicer.
+The decisions live in :mod:`forge_sched.orders` (service, planner, moves); this module wires them to the lease,
+the bus, ``ctx.http`` and the gRPC servicer.
 """
 
 from __future__ import annotations
@@ -232,8 +231,7 @@ class OrderScheduler(Component):
 
     async def _place(self, state: tuple[int, bool, int | None], now: float, queued: bool) -> None:
         placed = await self._leader_write(self.service.assign_pending)
-        # none placed and none queued: the pending orders wait for capacity, which only a commit
-        # (a completion, a report, a new factory: counted) or another process brings
+        # none placed or queued: the pending wait for capacity, which a commit (counted) or another process brings
         self._probed(state, now, idle=placed == 0 and not queued)
         if queued or placed != 0:
             await self.relay(left=True)
@@ -266,15 +264,17 @@ class OrderScheduler(Component):
         await self.ctx.publish(topic, type_, payload, key=key)
 
     # -- status reports (gRPC servicer and bus) ----------------------------------------------------
-    async def report_factory_status(self, factory_id: str, status: str, reason: str, epoch: int | None,
-                                    lease: str | None) -> StatusReportResult:
-        """The one entry of a factory status (see :class:`forge_sched.orders.status.StatusHandler`)."""
+    async def report_factory_status(self, factory_id: object, status: object, reason: object, epoch: object,
+                                    lease: object) -> StatusReportResult:
+        """The one entry of a factory status (see :class:`~forge_sched.orders.status.StatusHandler`), raw values."""
         problem = validate_report(factory_id, status, reason, epoch, lease)
         if problem is None and epoch is None and self.params.require_epoch:
             problem = invalid("epoch", "a fencing epoch is required (forge-epoch metadata / epoch field)")
         if problem is not None:
             self.counts["invalid_reports"] += 1
             return problem
+        assert isinstance(factory_id, str) and isinstance(status, str) and isinstance(reason, str)  # validated
+        assert (epoch is None or isinstance(epoch, int)) and (lease is None or isinstance(lease, str))
         if not self.leading:
             self.counts["not_leader_reports"] += 1
             return StatusReportResult(False, f"{self.name} does not lead {self.params.lease!r}; retry", 0, "not_leader")
@@ -305,7 +305,7 @@ class OrderScheduler(Component):
             self.counts["bad_messages"] += 1
             self.ctx.log.warning("mms.status_report without requestId on %s: not answered", envelope.topic)
             return
-        result = await self.report_factory_status(body.get("factoryId"), body.get("status"),  # type: ignore[arg-type]
+        result = await self.report_factory_status(body.get("factoryId"), body.get("status"),
                                                   body.get("reason", ""), body.get("epoch"), body.get("lease"))
         await self.ctx.publish(self.params.topics.status_report_result, STATUS_REPORT_RESULT,
                                {"requestId": request_id, "accepted": result.accepted, "detail": result.detail,
