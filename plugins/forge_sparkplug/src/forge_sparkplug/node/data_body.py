@@ -8,6 +8,7 @@ never carries: every live update of a simulated day goes through here (the OEE l
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from forge_sparkplug.codec.datatypes import FIELD, INT_RANGE, to_wire
 from forge_sparkplug.node.metrics import Entry
@@ -42,6 +43,8 @@ def data_body(timestamp: int, entries: Iterable[Entry], seq: int, *, historical:
         if historical:
             out.is_historical = True
         value = entry.value
+        wire: Any  # an int, float, bool, str or bytes (typed: inferred from the int branch alone, a compiled
+        # data_body (mypyc) would take it for an int and refuse the str to_wire gives for a String metric)
         if value is None:
             out.is_null = True
         else:
