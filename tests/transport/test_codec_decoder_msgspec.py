@@ -114,3 +114,16 @@ ATTRIBUTE = st.one_of(st.just(...), JSON, st.sampled_from(["", "1", "2", "x", FO
 def test_any_change_of_attributes_decides_alike(changes: dict[str, object]) -> None:
     fast, reference = both(event(**changes))
     assert fast == reference
+
+
+@pytest.mark.parametrize("key", [None, "m7"])
+def test_forge_events_fit_the_msgspec_shape_itself(key: str | None) -> None:
+    """The fast path is taken, not only its outcome matched: an event as Forge writes it (per message
+    and by publish_batch) fits ``ForgeEvent``. A shape that no longer fit (a ``ForgeEvent`` defined in a
+    module mypyc compiles reads ``Any`` as ``type``) would send every event down the slower general
+    path with the same envelopes, which the comparisons above cannot see."""
+    from forge_core.transport.decoder import _decode_event
+
+    envelope = Envelope("a.b", {"x": [1, 2]}, "m1", "i-1", 1_764_901_540.25, key, 1, {})
+    for body in (encode_structured(envelope), *encode_structured_many([envelope])):
+        assert _decode_event(body).id == "i-1"

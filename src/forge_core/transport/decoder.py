@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import orjson
@@ -23,6 +23,7 @@ from forge_core.transport.cloudevents import CORE_SET as _CORE_SET
 from forge_core.transport.cloudevents import EVENT_KEYS as _EVENT_KEYS
 from forge_core.transport.cloudevents import STRUCTURED_CONTENT_TYPE, is_structured
 from forge_core.transport.cloudevents import too_deep as _too_deep
+from forge_core.transport.event_shape import ForgeEvent
 from forge_core.transport.timestamps import fast_parse_time
 from forge_core.transport.topics import matches
 
@@ -30,30 +31,6 @@ _new_envelope = object.__new__  # an Envelope without its __init__ (Decoder._eve
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _MsgspecError = msgspec.MsgspecError  # DecodeError (not JSON) and ValidationError (not the shape)
-_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-
-
-class ForgeEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """A structured event with exactly the attributes Forge writes (``partitionkey`` optional),
-    as :meth:`Decoder.decode_structured` reads it; ``data`` stays JSON text for ``orjson.loads``.
-    Any other attribute (an extension), a missing one or a wrong type fails the decode, and the
-    general path reads the event. ``specversion`` and ``datacontenttype`` are not checked (as
-    before msgspec): any JSON value."""
-
-    # in the order encode_structured writes them (``partitionkey``, optional, comes last here): msgspec
-    # looks for each name first where the previous one left off (~400 instructions a record less
-    # than another order; encode_structured_many's order costs no more)
-    specversion: Any
-    source: _NonEmpty
-    type: _NonEmpty
-    datacontenttype: Any
-    schemaversion: str
-    time: str
-    id: _NonEmpty
-    data: msgspec.Raw
-    partitionkey: str | None = None
-
-
 _decode_event = msgspec.json.Decoder(ForgeEvent).decode
 
 #: A time's microseconds from its last seven characters ("ffffffZ"): "000".."999" -> 0..999,000 and

@@ -282,15 +282,14 @@ class Delivering:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # not acknowledged: deliver again, locally
-                if attempt < retries:
-                    attempt += 1
-                    failed = exc
-                    self.stats["redelivered"] += 1
-                    continue
-                self._give_up(topic, raw, local, attempt, exc)
-                return
-            finally:
+            except Exception as exc:  # not acknowledged: deliver again, locally (the loop goes on)
+                if attempt >= retries:
+                    self._give_up(topic, raw, local, attempt, exc)
+                    return
+                attempt += 1
+                failed = exc
+                self.stats["redelivered"] += 1
+            finally:  # (no ``continue`` above: mypyc cannot compile one inside try/finally)
                 _ended(local)
         if failed is not None:  # cancelled before its redelivery: given up on, not acknowledged unreported
             self._give_up(topic, raw, local, attempt - 1, failed)

@@ -300,7 +300,7 @@ class FastClient(GuardedClient):
         mid = (packet[0] << 8) | packet[1]
         with self._out_message_mutex:
             if mid in self._out_messages:  # only once per message, as paho
-                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
+                return do_on_publish(self, mid, reason, _NO_PROPERTIES)  # (self._do_on_publish without its frame)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _packet_write(self) -> mqtt.MQTTErrorCode:
@@ -346,7 +346,10 @@ class FastClient(GuardedClient):
                 out.popleft()
         return super()._packet_write()
 
-    _do_on_publish = do_on_publish  # paho's steps without its per-PUBACK version checks and casts
+    def _do_on_publish(self, mid: int, reason_code: ReasonCode, properties: Properties) -> mqtt.MQTTErrorCode:
+        # paho's steps without its per-PUBACK version checks and casts. A method calling the function, not
+        # ``_do_on_publish = do_on_publish``: compiled (mypyc), a module function does not bind ``self``
+        return do_on_publish(self, mid, reason_code, properties)
 
     def _update_inflight(self) -> mqtt.MQTTErrorCode:
         # paho calls this on every PUBACK and walks every stored outgoing message looking for queued

@@ -148,7 +148,7 @@ class Publisher:
             if len(self._rules) > 10_000:
                 self._rules.clear()
         qos, expiry, field = rules
-        deadline = None
+        deadline: float | None = None
         if expiry is not None:
             now = self.clock.time()
             # From the envelope's time: it may have waited elsewhere. No time, or one ahead of this
