@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("forge.bus")
 
 _new_envelope = object.__new__  # an Envelope without its __init__ (publish)
+
+
+def _bad_key(type_: str, source: str, key: object) -> TypeError:
+    """A key that is not a str nor None, refused before anything is sent: as a compiled bus's argument check does."""
+    return TypeError(f"{type_!r} from {source!r}: a message key is a str or None, not {type(key).__name__} ({key!r})")
 
 
 class MessageBus(Delivery):
@@ -103,7 +108,7 @@ class MessageBus(Delivery):
 
     # -- publishing ----------------------------------------------------------------------
     def build(self, type_: str, payload: Any, *, source: str, key: str | None = None,
-              headers: dict[str, str] | None = None, topic: str = "", transport: str = "") -> Envelope:
+              headers: Mapping[str, str] | None = None, topic: str = "", transport: str = "") -> Envelope:
         """Validate ``payload`` and wrap it in an envelope; raise MessageRejected if invalid
         (dead-lettered with ``topic`` and ``transport``, where it was going)."""
         entry = self.schemas.fast_entry(type_)
@@ -133,13 +138,15 @@ class MessageBus(Delivery):
         payload: Any,
         source: str,
         key: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         transport: str | None = None,
     ) -> Envelope:
         """Validate and send a message; returns the envelope that was sent.
 
         Pass ``source`` and what follows it by keyword: they are not keyword-only only because a
         keyword-only parameter's default costs a dict lookup per call, and this runs per message."""
+        if key is not None and not isinstance(key, str):
+            raise _bad_key(type_, source, key)  # what the compiled publish's argument check raises (TypeError)
         try:
             slot = self._slots[type_]
         except KeyError:
@@ -217,7 +224,7 @@ class MessageBus(Delivery):
         *,
         source: str,
         keys: Sequence[str | None] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         transport: str | None = None,
     ) -> list[Envelope]:
         """Validate and send many messages of one type from one source, in order; returns their
@@ -229,6 +236,10 @@ class MessageBus(Delivery):
         gets the whole list at once (:meth:`Transport.publish_batch`), which on Kafka costs
         about half of what ``publish`` per message does (docs/performance.md).
         """
+        if keys is not None:
+            for key in keys:
+                if key is not None and not isinstance(key, str):
+                    raise _bad_key(type_, source, key)
         entry = self.schemas.fast_entry(type_)
         if entry is None:
             raise UnknownMessageType(type_, [s.type for s in self.schemas])

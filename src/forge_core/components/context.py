@@ -101,13 +101,14 @@ class ComponentContext:
 
     # -- messaging -----------------------------------------------------------------------
     def publish(self, topic: str, type_: str, payload: Any, *, key: str | None = None,
-                headers: dict[str, str] | None = None, transport: str | None = None) -> Coroutine[Any, Any, Envelope]:
+                headers: Mapping[str, str] | None = None,
+                transport: str | None = None) -> Coroutine[Any, Any, Envelope]:
         """Validate and publish a message with this instance as its source (``await`` it): the bus's
         ``publish`` coroutine itself, not one of ours around it (a coroutine less per message)."""
         return self.bus.publish(topic, type_, payload, self.name, key, headers, transport or self.transport)
 
     async def publish_batch(self, topic: str, type_: str, payloads: Sequence[Any], *,
-                            keys: Sequence[str | None] | None = None, headers: dict[str, str] | None = None,
+                            keys: Sequence[str | None] | None = None, headers: Mapping[str, str] | None = None,
                             transport: str | None = None) -> list[Envelope]:
         """Validate and publish many messages of one type at once (all or none; see
         ``MessageBus.publish_batch``), with this instance as their source."""
@@ -233,7 +234,7 @@ class ComponentContext:
             self.log.info("could not announce leadership of %s (epoch %d): %s", lease, epoch, exc)
 
     async def publish_fenced(self, elector: LeaderElector, topic: str, type_: str, payload: Any, *,
-                             key: str | None = None, headers: dict[str, str] | None = None,
+                             key: str | None = None, headers: Mapping[str, str] | None = None,
                              transport: str | None = None) -> Envelope:
         """Publish a leader's command stamped with its epoch; raises NotLeader when not leading.
         When the lease has a key (``ctx.fence.keys``), a JSON object payload is signed with it

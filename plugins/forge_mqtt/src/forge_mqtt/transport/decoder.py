@@ -148,6 +148,8 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> ReceivedProperti
             continue
         elif kind == _BYTE:
             value, pos = data[pos], pos + 1
+            if value > 1:  # the one byte property, PayloadFormatIndicator: 0 or 1, as paho refuses another
+                raise MalformedPacket(f"{name} property value must be 0 or 1, got {value}")
         elif kind == _INT2:
             value, pos = (data[pos] << 8) | data[pos + 1], pos + 2
         elif kind == _INT4:
