@@ -1,5 +1,6 @@
 """Hatchling build hook: a wheel of a distribution that lists modules under ``[tool.forge.compile]`` carries them
-compiled with mypyc (docs/compiled.md); ``FORGE_PURE=1``: a pure-Python wheel (py3-none-any).
+compiled with mypyc when ``FORGE_COMPILE=1`` (docs/compiled.md: off by default, it did not cut CPU time here);
+otherwise, or with ``FORGE_PURE=1``, a pure-Python wheel (py3-none-any).
 
 Used by forge-core (this directory's pyproject.toml) and by every plugin of the checkout
 (``[tool.hatch.build.targets.wheel.hooks.custom] path = "../../hatch_build.py"``). Each distribution's
@@ -31,7 +32,8 @@ class CompiledModulesHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "forge-compiled"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel" or version == "editable" or os.environ.get("FORGE_PURE", "0") == "1":
+        if (self.target_name != "wheel" or version == "editable" or os.environ.get("FORGE_COMPILE", "0") != "1"
+                or os.environ.get("FORGE_PURE", "0") == "1"):
             return
         root = Path(self.root)
         config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything Forge needs on this machine: a virtualenv with forge-core, every plugin
-# under plugins/ and every example plant package under examples/ (editable), their listed modules compiled with mypyc
-# (FORGE_PURE=1: pure Python; docs/compiled.md), and, with --servers, the Debian servers the tests start themselves
+# under plugins/ and every example plant package under examples/ (editable), with FORGE_COMPILE=1 their listed modules compiled with mypyc
+# (docs/compiled.md), and, with --servers, the Debian servers the tests start themselves
 # (PostgreSQL, Redis, Mosquitto, a Java 17 runtime and Maven) and Apache Kafka's broker jars from Maven Central. Safe to run again: it only does what is missing.
 set -euo pipefail
 shopt -s nullglob
@@ -65,12 +65,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   echo "$inputs" > "$stamp"
 fi
 
-# Compile the modules the pyproject.toml files list under [tool.forge.compile] with mypyc, in place (docs/compiled.md):
-# once, then again only when a listed module or one it imports changes. FORGE_PURE=1: pure Python (removes them).
+# FORGE_COMPILE=1: compile the modules the pyproject.toml files list under [tool.forge.compile] with mypyc, in
+# place (docs/compiled.md); again only when a listed module or one it imports changes. Off by default: compiled,
+# they ran fewer instructions but no less CPU time on this machine (stop 43, docs/performance.md).
+# FORGE_PURE=1 removes compiled modules left by an earlier FORGE_COMPILE=1.
 if [ "${FORGE_PURE:-0}" = 1 ]; then
   .venv/bin/python scripts/compile.py --clean
-elif ! .venv/bin/python scripts/compile.py; then
-  echo "compiling Forge's modules failed (above); FORGE_PURE=1 bash scripts/setup.sh sets up pure Python" >&2
+elif [ "${FORGE_COMPILE:-0}" = 1 ] && ! .venv/bin/python scripts/compile.py; then
+  echo "compiling Forge's modules failed (above); without FORGE_COMPILE=1 the set-up is pure Python" >&2
   exit 1
 fi
 
