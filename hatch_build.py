@@ -2,10 +2,10 @@
 compiled with mypyc when ``FORGE_COMPILE=1`` (docs/compiled.md: off by default, it did not cut CPU time here);
 otherwise, or with ``FORGE_PURE=1``, a pure-Python wheel (py3-none-any).
 
-Used by forge-core (this directory's pyproject.toml) and by every plugin of the checkout
-(``[tool.hatch.build.targets.wheel.hooks.custom] path = "../../hatch_build.py"``). Each distribution's
-modules compile as their own group (``forge_core.compiler --project <distribution>``, in place, with the
-checkout's mypy configuration), so a plugin's wheel works beside a pure or a compiled forge-core. The
+Used by forge-core (this directory's pyproject.toml; the sdist carries this file). The plugins do not use it:
+a hook outside a plugin's directory (``../../hatch_build.py``) is missing from its sdist, whose wheel then could
+not be built. forge-core's modules compile as their own group (``forge_core.compiler --project .``, in place,
+with the checkout's mypy configuration). The
 extension modules and the manifest are git-ignored, hence left out of a wheel unless added here; the
 wheel's tag is inferred (cp311-cp311-<platform>). The type check needs the code's dependencies: in an
 isolated build environment (pip's default) the wheel is pure Python, with a note; ``pip wheel
