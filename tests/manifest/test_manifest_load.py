@@ -69,6 +69,7 @@ def test_good_manifest_loads_into_typed_model_with_defaults(good: Path) -> None:
         "none", "none", 60.0)
     rt = m.runtime
     assert (rt.health_host, rt.health_port) == ("127.0.0.1", 0)
+    assert (rt.health_storage_timeout, rt.health_storage_interval) == (1.0, 2.0)
     assert (rt.initial_backoff, rt.max_backoff, rt.max_restarts, rt.window) == (1.0, 30.0, 5, 60.0)
     # No `embedded` profile defined -> none applied; the others are listed.
     assert m.profile is None
@@ -239,3 +240,14 @@ def test_runtime_processes_and_in_parent(tmp_path: Path) -> None:
     messages = [message for _, _, message in problems_of(excinfo)]
     assert any("forked" in m for m in messages), messages
     assert any("'fridge' is not a component; components: oven" in m for m in messages), messages
+
+
+def test_the_storage_probe_settings_are_read_and_a_non_positive_one_refused(tmp_path: Path) -> None:
+    plant = "version: 1\nplant: {name: bakery}\ntransports: {bus: {type: memory}}\n"
+    write(tmp_path, plant + "runtime: {health: {port: false, storage_timeout: 0.5, storage_interval: 10}}\n")
+    rt = load_manifest(tmp_path).runtime
+    assert (rt.health_port, rt.health_storage_timeout, rt.health_storage_interval) == (None, 0.5, 10.0)
+    write(tmp_path, plant + "runtime: {health: {storage_timeout: 0}}\n")
+    with pytest.raises(ManifestError) as excinfo:
+        load_manifest(tmp_path)
+    assert [path for _, path, _ in problems_of(excinfo)] == ["runtime.health.storage_timeout"]

@@ -116,3 +116,35 @@ def test_under_virtual_time_the_servicer_is_called_in_process(plant_dir):
         assert plant.runtime.grpc.target is None
         servicer = plant.runtime.grpc.servicer("test.v1.Echo")
         assert plant._run(servicer.Say(b"hi", None)) == b"echo: hi"
+        healthy, ready, detail = plant.runtime.health_snapshot()
+        assert (healthy, ready) == (True, True), "nothing listens under virtual time: nothing to be down"
+        assert detail["grpc"] == {"ok": True, "state": "in-process", "target": None,
+                                  "services": {"test.v1.Echo": "echo"}}
+
+
+def test_ready_only_while_the_grpc_server_serves_and_alive_all_along(plant_dir):
+    plugins, manifest = load_plant(plant_dir(MANIFEST, plugin=PLUGIN) / "plant.yaml")
+
+    async def scenario():
+        runtime = Runtime(manifest, plugins)
+        await runtime.start()
+        try:
+            serving = runtime.health_snapshot()
+            closing = asyncio.create_task(runtime.grpc.aclose())  # the server going away under a running plant
+            await asyncio.sleep(0)  # the close has begun: it awaits the server's stop
+            stopping = runtime.health_snapshot()
+            await closing
+            stopped = runtime.health_snapshot()
+        finally:
+            await runtime.stop()
+        return serving, stopping, stopped
+
+    serving, stopping, stopped = asyncio.run(scenario())
+    healthy, ready, detail = serving
+    assert (healthy, ready) == (True, True)
+    target = detail["grpc"]["target"]
+    assert target.startswith("127.0.0.1:")
+    assert detail["grpc"] == {"ok": True, "state": "serving", "target": target, "services": {"test.v1.Echo": "echo"}}
+    for (healthy, ready, detail), state in ((stopping, "stopping"), (stopped, "stopped")):
+        assert (healthy, ready) == (True, False), f"a {state} gRPC server fails readiness, not liveness"
+        assert detail["grpc"]["ok"] is False and detail["grpc"]["state"] == state

@@ -314,6 +314,7 @@ def _build(
     health = {} if health is True or health is None else health  # null in the base = not written
     port = False if health is False else health.get("port", 0)
     health_port = None if port is None or port is False else port  # `is`: 0 == False in Python
+    probe = health if isinstance(health, dict) else {}  # the storage probe serves runtime.http's /ready too
     http, grpc = runtime.get("http") or {}, runtime.get("grpc") or {}
     replicas = {name: spec.replicas for name, spec in components.items()}
     return Manifest(
@@ -346,6 +347,8 @@ def _build(
         runtime=RuntimeSpec(
             health_host=(health.get("host") if isinstance(health, dict) else None) or "127.0.0.1",
             health_port=health_port,
+            health_storage_timeout=float(probe.get("storage_timeout", 1.0)),
+            health_storage_interval=float(probe.get("storage_interval", 2.0)),
             http_host=str(http.get("host") or "127.0.0.1"), http_port=int(http.get("port") or 0),
             grpc_host=str(grpc.get("host") or "127.0.0.1"), grpc_port=int(grpc.get("port") or 0),
             http_ports=expand_ports(http.get("ports") or {}, replicas),

@@ -159,6 +159,9 @@ class TelemetrySpec:
 class RuntimeSpec:
     health_host: str = "127.0.0.1"
     health_port: int | None = 0  # 0 = ephemeral port, None = health server off
+    #: the storage probe behind /ready (storage/probe.py): a ping's deadline and the seconds between pings
+    health_storage_timeout: float = 1.0
+    health_storage_interval: float = 2.0
     #: where ``ctx.http`` / ``ctx.grpc`` listen once a component mounts on them (0 = ephemeral port)
     http_host: str = "127.0.0.1"
     http_port: int = 0

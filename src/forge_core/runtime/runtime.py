@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from forge_core.plugins import Plugins
     from forge_core.runtime.dead_letter_sinks import DeadLetterSinks
     from forge_core.runtime.metrics import PlantMetrics
+    from forge_core.storage.probe import StorageProbe
     from forge_core.telemetry import Telemetry
 
 # Names that lived here before they had modules of their own stay importable from here.
@@ -102,6 +103,8 @@ class Runtime:
         #: ``/metrics`` (runtime.metrics; docs/metrics.md): the Prometheus reader on the telemetry's meter provider
         self.metrics: PlantMetrics | None = None
         self._engine: Engine | None = None
+        #: whether the database answers, for /ready: pinged in the background under a real clock
+        self.storage_probe: StorageProbe | None = None
         # Created here (asyncio.Event binds no loop until used) so a stop asked for during
         # start-up, e.g. a SIGTERM while transports connect, is not lost.
         self._stop_requested = asyncio.Event()
@@ -129,7 +132,27 @@ class Runtime:
         """The plant's engine, created (and migrated, if the manifest asks) on first use."""
         if self._engine is None:
             self._engine = open_engine(self.manifest, self.plugins, virtual=self.clock_is_virtual)
+            self._watch_storage(self._engine)
         return self._engine
+
+    def _watch_storage(self, engine: Engine) -> None:
+        """Start the background ping /ready reads (storage/probe.py), under a real clock only: under a
+        virtual one no probe listens, and a thread pinging in wall time would not belong to the run."""
+        if self.clock_is_virtual:
+            return
+        from forge_core.storage.probe import StorageProbe
+
+        rs = self.manifest.runtime
+        self.storage_probe = StorageProbe(engine.url, timeout=rs.health_storage_timeout,
+                                          interval=rs.health_storage_interval)
+        self.storage_probe.start()
+
+    def _close_storage(self) -> None:
+        if self.storage_probe is not None:
+            self.storage_probe.close()
+            self.storage_probe = None
+        if self._engine is not None:
+            self._engine.dispose()
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -152,8 +175,7 @@ class Runtime:
             log.exception("releasing what a failed start acquired failed")
         if self.telemetry is not None:
             self.telemetry.shutdown()
-        if self._engine is not None:
-            self._engine.dispose()
+        self._close_storage()
         unfreeze(self._frozen)
         self._frozen = False
         self._abandoned = True  # a stop() after this has nothing left to give back
@@ -330,8 +352,7 @@ class Runtime:
             summary.checks += self.plugins.plant_checks(summary)
         if self.telemetry is not None and not getattr(self, "_abandoned", False):
             self.telemetry.shutdown()
-        if self._engine is not None:
-            self._engine.dispose()
+        self._close_storage()
         self._stopped = summary
         unfreeze(self._frozen)  # the stopped plant's objects are collectable again
         self._frozen = False
@@ -377,5 +398,6 @@ class Runtime:
 
     def health_snapshot(self) -> tuple[bool, bool, dict[str, Any]]:
         """(healthy, ready, detail) for the probes: healthy unless a component gave up or a
-        transport is down; ready when, besides, every component is running."""
+        transport is down; ready when, besides, every component is running, the database answers
+        and the gRPC server serves."""
         return health_snapshot(self)

@@ -40,15 +40,23 @@ def run_summary(runtime: Runtime) -> RunSummary:
 
 def health_snapshot(runtime: Runtime) -> tuple[bool, bool, dict[str, Any]]:
     """(healthy, ready, detail) for the probes: healthy unless a component gave up or a
-    transport is down; ready when, besides, every component is running."""
+    transport is down; ready when, besides, every component is running, the plant's database
+    answers (its probe's last verdict) and the gRPC server, once started, is serving.
+
+    A dead database or gRPC server fails readiness only, not liveness: restarting this process
+    would not bring the database back (Kubernetes' advice: liveness checks the process itself,
+    not what it depends on), while readiness takes it out of the load balancer until it is back."""
     supervisors = runtime.supervisors
     states = {name: s.state for name, s in supervisors.items()}
     transports = {name: t.health() for name, t in runtime.transports.items()}
     healthy = all(state != FAILED for state in states.values()) and all(h.connected for h in transports.values())
     reports = {name: s.instance.health() if s.instance is not None else {} for name, s in supervisors.items()}
     # a component may say it is not ready (its database unreachable, say) with "ready": False
+    storage = runtime.storage_probe.status() if runtime.storage_probe is not None else None
+    grpc = runtime.grpc.readiness() if runtime.grpc is not None else None
     ready = healthy and all(state == RUNNING for state in states.values()) and runtime._stopped is None \
-        and all(r.get("ready", True) is not False for r in reports.values())
+        and all(r.get("ready", True) is not False for r in reports.values()) \
+        and (storage is None or storage["ok"]) and (grpc is None or grpc["ok"])
     detail = {
         "plant": runtime.manifest.name,
         "components": {
@@ -62,6 +70,8 @@ def health_snapshot(runtime: Runtime) -> tuple[bool, bool, dict[str, Any]]:
     }
     if runtime.http is not None and runtime.http.mounts():
         detail["http"] = {"url": runtime.http.url, "mounts": runtime.http.mounts()}
-    if runtime.grpc is not None and runtime.grpc.services():
-        detail["grpc"] = {"target": runtime.grpc.target, "services": runtime.grpc.services()}
+    if storage is not None:
+        detail["storage"] = storage
+    if grpc is not None and runtime.grpc is not None:
+        detail["grpc"] = {**grpc, "services": runtime.grpc.services()}
     return healthy, ready, detail

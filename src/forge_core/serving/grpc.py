@@ -33,6 +33,8 @@ class GrpcHost:
         self._health: Any = None
         self._bound: int | None = None
         self._lock = asyncio.Lock()
+        #: idle (nothing served yet), starting, serving, stopping, stopped or failed; /ready wants serving
+        self.state = "idle"
 
     async def add(self, adder: Adder, servicer: Any, service_name: str, *, owner: str) -> None:
         """Serve ``servicer`` (registered with the generated ``adder``) as ``service_name``
@@ -67,6 +69,16 @@ class GrpcHost:
     def services(self) -> dict[str, str]:
         return {name: owner for name, (_, _, owner) in sorted(self._services.items())}
 
+    def readiness(self) -> dict[str, Any] | None:
+        """For ``/ready``: ``ok`` only while the server is started and serving (not restarting to add a
+        service, not stopping), with its state and target; None while nothing was ever served. Under
+        virtual time nothing listens and servicers are called in-process: always ok."""
+        if self.state == "idle" and not self._services:
+            return None
+        if not self.listen:
+            return {"ok": True, "state": "in-process", "target": None}
+        return {"ok": self.state == "serving", "state": self.state, "target": self.target}
+
     async def _restart(self) -> None:
         async with self._lock:
             try:
@@ -76,27 +88,37 @@ class GrpcHost:
             except ImportError as exc:  # pragma: no cover - depends on the install
                 raise RuntimeError("a component added a gRPC service but grpcio is not installed: "
                                    "pip install 'forge-core[grpc]'") from exc
-            if self._server is not None:
-                await self._server.stop(self.grace)
-            server = grpc.aio.server()
-            for adder, servicer, _ in self._services.values():
-                adder(servicer, server)
-            self._health = health.aio.HealthServicer()
-            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-            names = [*self._services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                     reflection.SERVICE_NAME]
-            reflection.enable_server_reflection(names, server)
-            port = self._bound or self.port  # a restart keeps the port clients know
-            bound = server.add_insecure_port(f"{self.host}:{port}")
-            if bound == 0:
-                raise RuntimeError(f"gRPC server could not bind {self.host}:{port} (is the port taken?)")
-            await server.start()
-            self._server, self._bound = server, bound
-            for name in self._services:
-                await self._set_status(name, serving=True)
-            await self._set_status("", serving=True)  # the server as a whole
+            self.state = "starting"  # a restart, too: the old server stops first, so clients see a gap
+            try:
+                await self._serve(grpc, health, health_pb2, health_pb2_grpc, reflection)
+            except BaseException:
+                self.state = "failed"
+                raise
+            self.state = "serving"
             served = ", ".join(f"{name} -> {owner}" for name, owner in self.services().items())
             log.info("serving gRPC on %s (%s)", self.target, served)
+
+    async def _serve(self, grpc: Any, health: Any, health_pb2: Any, health_pb2_grpc: Any, reflection: Any) -> None:
+        """(Re)start the server with every service added so far (the modules: imported by the caller)."""
+        if self._server is not None:
+            await self._server.stop(self.grace)
+        server = grpc.aio.server()
+        for adder, servicer, _ in self._services.values():
+            adder(servicer, server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [*self._services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server)
+        port = self._bound or self.port  # a restart keeps the port clients know
+        bound = server.add_insecure_port(f"{self.host}:{port}")
+        if bound == 0:
+            raise RuntimeError(f"gRPC server could not bind {self.host}:{port} (is the port taken?)")
+        await server.start()
+        self._server, self._bound = server, bound
+        for name in self._services:
+            await self._set_status(name, serving=True)
+        await self._set_status("", serving=True)  # the server as a whole
 
     async def _set_status(self, service: str, *, serving: bool) -> None:
         from grpc_health.v1 import health_pb2
@@ -106,8 +128,10 @@ class GrpcHost:
 
     async def aclose(self) -> None:
         if self._server is not None:
+            self.state = "stopping"
             await self._server.stop(self.grace)
             self._server = None
+            self.state = "stopped"
 
 
 class GrpcMounts:
