@@ -32,7 +32,7 @@ def test_orders_moved_by_the_last_beat_plus_max_gap_check_and_pass_pass() -> Non
     w.gone("f1", "o2", 14.5)  # completed meanwhile, or moved by the next pass
     w.judge("f1", 15.001)
     passed, detail = checks(w)[MOVED]
-    assert passed and detail.startswith("2 orders of 1 DOWN factories moved within last beat + max_gap 3 s")
+    assert passed and detail.startswith("2 orders of 1 DOWN verdicts moved within last beat + max_gap 3 s")
     assert "= 5 s" in detail and "slowest 4.500 s" in detail
 
 

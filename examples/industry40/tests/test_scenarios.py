@@ -134,6 +134,6 @@ def test_a_simulated_chaos_hour_keeps_every_invariant(plant40):
     checks = {c.name: c for c in plant.stop().checks}
     moved, stale = checks[downs.MOVED], checks[industry40.stale.NAME]
     assert checks[downs.NOT_ASSIGNED].passed
-    assert moved.passed and re.match(r"[1-9]\d* orders of [1-9]\d* DOWN factories moved within", moved.detail), moved
+    assert moved.passed and re.match(r"[1-9]\d* orders of [1-9]\d* DOWN verdicts moved within", moved.detail), moved
     assert stale.passed and stale.detail.startswith(f"{report['stale_report']} stale reports rejected, 0 accepted")
     all_checks_pass(plant)

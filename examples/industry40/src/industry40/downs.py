@@ -205,7 +205,7 @@ class DownWatch:
     def checks(self) -> list[Check]:
         open_ = sum(1 for e in self.down.values() if not e.judged and e.waiting)
         detail = (
-            f"{self.moved} orders of {self.downs} DOWN factories moved within {self.bound.text()}; slowest "
+            f"{self.moved} orders of {self.downs} DOWN verdicts moved within {self.bound.text()}; slowest "
             f"{self.slowest:.3f} s after its origin; {self.late_verdicts} timed from a late verdict, "
             f"{self.pms_failovers} from a PMS takeover; {open_} not yet due at the end"
         )
