@@ -4,8 +4,12 @@ posting orders over the in-process REST app."""
 
 from __future__ import annotations
 
+import re
+
+import industry40.stale
 import pytest
 import sqlalchemy as sa
+from industry40 import downs
 from industry40.testing import registered_types
 
 pytestmark = pytest.mark.skipif(not registered_types() >= {"sched.order_scheduler", "mms.factory_monitor"},
@@ -115,12 +119,21 @@ def test_a_plain_heartbeat_on_a_new_topic_is_a_new_factory(plant40):
 
 def test_a_simulated_chaos_hour_keeps_every_invariant(plant40):
     """The chaos profile for one simulated hour (kills of the MMS leader and the PMS included): every
-    check of the run passes (no order lost or held twice, none on a DOWN factory, completions once,
-    stale epochs rejected, every posted order accepted)."""
+    check of the run passes (no order lost or held twice, none on a DOWN factory at the end nor over the
+    run, every order of a DOWN factory moved within the bound, completions once, stale epochs rejected
+    (chaos replays a deposed MMS leader's reports), every posted order accepted)."""
     plant = plant40(profile="chaos", params={"chaos": {"min_interval": 20.0, "max_interval": 40.0}})
     plant.advance(3600)
     report = plant.component("chaos").report()
     assert report["kill"] >= 3 and report.get("stop", 0) + report.get("degraded", 0) >= 5, report
+    assert report.get("stale_report", 0) >= 3, report
     completed = plant.sent("factory/+/completed", type="sched.order_completed")
     assert len(completed) > 100
+    replies = [e.payload for e in plant.sent("sched/status_report_result") if e.payload.get("code") == "stale_epoch"]
+    assert len(replies) == report["stale_report"], "each replay refused by the PMS as stale"
+    checks = {c.name: c for c in plant.stop().checks}
+    moved, stale = checks[downs.MOVED], checks[industry40.stale.NAME]
+    assert checks[downs.NOT_ASSIGNED].passed
+    assert moved.passed and re.match(r"[1-9]\d* orders of [1-9]\d* DOWN verdicts moved within", moved.detail), moved
+    assert stale.passed and stale.detail.startswith(f"{report['stale_report']} stale reports rejected, 0 accepted")
     all_checks_pass(plant)

@@ -109,8 +109,20 @@ class ChaosParams(Settings):
     drain_grace: float = Field(5.0, gt=0, description="seconds from a factory's HIGH risk to its drain being due "
                                                       "(the MMS's check, its report, the PMS's transaction)")
     risk_topic: str = Field("mms/risk/+", description="where the MMS's mms.risk_changed arrive")
-    monitor_transport: str | None = Field(None, description="the transport the MMS's risk changes travel on, when "
-                                                            "not chaos's own (the distributed profile: kafka)")
+    monitor_transport: str | None = Field(None, description="the transport the MMS's risk changes, status verdicts, "
+                                                            "failover events and the PMS's leadership travel on, "
+                                                            "when not chaos's own (the distributed profile: kafka)")
+    watch_downs: bool = Field(True, description="check over the run that every order of a DOWN factory moves within "
+                                                "the MMS's detection bound plus one PMS scheduling pass and that none "
+                                                "is assigned to a DOWN factory (industry40.downs)")
+    heartbeat_topic: str = Field("factory/+/heartbeat", description="where the factories' beats arrive (level 1: "
+                                                                    "the factory id)")
+    status_topic: str = Field("forge/status/+", description="where the MMS's forge.status verdicts arrive")
+    replay_stale: bool = Field(True, description="after each MMS failover, once the PMS accepted a report of the "
+                                                 "new leader, replay the deposed leader's last accepted report with "
+                                                 "its old epoch through the status_reporter tactic: the PMS must "
+                                                 "refuse it (industry40.stale)")
+    failover_topic: str = Field("mms/failover/+", description="where the MMS's mms.failover_event arrive")
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:

@@ -60,9 +60,13 @@ def test_orders_of_a_failed_factory_move_within_the_detection_bound_plus_one_pas
                               f"factory_id = '{factory}' AND assigned_at <= to_timestamp({last}) "
                               "ORDER BY assigned_at DESC LIMIT 1")  # the assignment it held at its last beat
             moved = epoch_seconds(rows[0][0]) if rows and rows[0][0] is not None else None
+            if moved is not None and moved < last:
+                continue  # completed before it stopped (the completion was on its way)
             checked += 1
-            if moved is None or moved < last:
-                continue  # completed before it stopped (the completion was on its way), or never moved: below
+            if moved is None:  # still open (a completion ends the assignment too): the DOWN never moved it
+                late.append(f"{order} of {factory} (held at its last beat {last:.1f}) was never moved off it; "
+                            f"DOWN accepted {down}")
+                continue
             figures.append((moved - last, down[0][0] - last if down else None, down[0][1] if down else None))
             if moved - last > bound:
                 late.append(f"{order} of {factory} moved {moved - last:.1f}s after the last beat (> {bound}); "
@@ -71,6 +75,7 @@ def test_orders_of_a_failed_factory_move_within_the_detection_bound_plus_one_pas
                     if last + bound < t < back and body.get("factoryId") == factory]
         assert not assigned, f"{factory} silent since {last:.1f} got assignments at {assigned}"
     assert not late, "\n".join(late)
+    assert checked, f"no order was held by a stopped factory at its last beat ({len(stops)} stops): nothing checked"
     stuck = query(run, "SELECT o.id, o.factory_id FROM orders o JOIN factories f ON f.id = o.factory_id "
                        "WHERE f.status = 'DOWN' AND o.status <> 'completed'")
     assert not stuck, stuck

@@ -16,7 +16,11 @@ hour killed both PMS replicas within their outages and the clients gave up two o
 
 With ``watch_drains`` it also follows the MMS's risk changes and the factories' orders
 (:mod:`industry40.drains`) and checks, at each stop, that a factory at HIGH risk was drained before
-it failed when another factory had room.
+it failed when another factory had room. With ``watch_downs`` it follows the beats, the MMS's
+verdicts and the PMS's leadership too (:mod:`industry40.downs`): every order of a DOWN factory moved
+within the detection bound plus one scheduling pass, none assigned to a DOWN factory. With
+``replay_stale``, after each MMS failover it replays the deposed leader's last report with its old
+epoch (:mod:`industry40.stale`): the PMS must refuse it.
 
 Each action is reported on ``chaos/events`` (``industry40.chaos_event``). Off unless ``enabled``
 (profile ``chaos``). Like the pasta plant's chaos, it runs in the parent process when instances are
@@ -28,14 +32,21 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from forge_core import Check, Component, Envelope, Publishes, Subscribes
+from forge_mms.settings import FactoryMonitorParams
+from forge_sched.settings import OrderSchedulerParams
+
+from forge_core import Check, Component, Envelope, Publishes, Subscribes, TransportError
 from industry40.components.factory import ASSIGNED, COMPLETED, MODE, PROGRESS, REVOKED
+from industry40.downs import Bound, Down, DownWatch
 from industry40.drains import DrainWatch
 from industry40.settings import ChaosParams, FactoryParams
+from industry40.stale import Replay, StaleReplays
 
 EVENT = "industry40.chaos_event"
 FACTORY_ACTIONS = ("stop", "degraded", "flapping")
 RISK_CHANGED = "mms.risk_changed"
+HEARTBEAT, STATUS, LEADERSHIP = "mms.factory_heartbeat", "forge.status", "forge.leadership"
+FAILOVER_EVENT, STATUS_REPORT = "mms.failover_event", "mms.status_report"
 ORDER_EVENTS = {"factory/+/orders": ASSIGNED, "factory/+/orders/revoked": REVOKED, "factory/+/progress": PROGRESS,
                 "factory/+/completed": COMPLETED}
 
@@ -44,9 +55,17 @@ class Chaos(Component):
     Params = ChaosParams
     params: ChaosParams
     publishes = (Publishes(MODE, topic="factory/{factory_id}/mode"),
-                 Publishes(EVENT, topic="chaos/events", key="target"))
+                 Publishes(EVENT, topic="chaos/events", key="target"),
+                 Publishes(STATUS_REPORT, topic="mms/status_report", description="replay_stale: a deposed MMS "
+                           "leader's report, through tactics.status_reporter (use: bus)"))
     subscribes = (Subscribes(RISK_CHANGED, param="risk_topic", transport_param="monitor_transport", shared=False),
-                  *(Subscribes(kind, topic=topic, shared=False) for topic, kind in ORDER_EVENTS.items()))
+                  *(Subscribes(kind, topic=topic, shared=False) for topic, kind in ORDER_EVENTS.items()),
+                  Subscribes(HEARTBEAT, param="heartbeat_topic", shared=False),
+                  Subscribes(STATUS, param="status_topic", transport_param="monitor_transport", shared=False),
+                  Subscribes(LEADERSHIP, topic="forge/leader/{pms_lease}", transport_param="monitor_transport",
+                             shared=False),
+                  Subscribes(FAILOVER_EVENT, param="failover_topic", transport_param="monitor_transport",
+                             shared=False))
 
     async def start(self) -> None:
         self.runtime: Any = self.ctx.services.get("runtime")
@@ -57,12 +76,30 @@ class Chaos(Component):
         self.events: list[dict[str, Any]] = []
         self.factory_ids = self._factory_ids()
         self.drains: DrainWatch | None = None
-        if self.params.enabled and self.params.watch_drains:
-            self.drains = DrainWatch(self._capacity, self.params.drain_grace)
-            await self.ctx.subscribe(self.params.risk_topic, self.on_risk, types=[RISK_CHANGED], shared=False,
-                                     transport=self.params.monitor_transport)
+        self.downs: DownWatch | None = None
+        self.stale: StaleReplays | None = None
+        p, monitor = self.params, self.params.monitor_transport
+        if p.enabled and p.watch_drains:
+            self.drains = DrainWatch(self._capacity, p.drain_grace)
+            await self.ctx.subscribe(p.risk_topic, self.on_risk, types=[RISK_CHANGED], shared=False, transport=monitor)
+        if p.enabled and p.watch_downs:
+            self.downs = DownWatch(self._bound())
+            await self.ctx.subscribe(p.heartbeat_topic, self.on_beat, types=[HEARTBEAT], shared=False)
+            await self.ctx.subscribe(p.status_topic, self.on_status, types=[STATUS], shared=False, transport=monitor)
+            await self.ctx.subscribe(f"forge/leader/{p.pms_lease}", self.on_leadership, types=[LEADERSHIP],
+                                     shared=False, transport=monitor)
+        if self.drains is not None or self.downs is not None:
             for topic, kind in ORDER_EVENTS.items():
                 await self.ctx.subscribe(topic, self.on_order_event, types=[kind], shared=False)
+        if p.enabled and p.replay_stale:
+            self.stale = StaleReplays()
+            self.reporter: Any = self.ctx.tactics.get("status_reporter")
+            reporter_start = getattr(self.reporter, "start", None)
+            if reporter_start is not None:
+                await reporter_start(self.ctx)
+        if self.stale is not None or self.downs is not None:
+            await self.ctx.subscribe(p.failover_topic, self.on_failover_event, types=[FAILOVER_EVENT], shared=False,
+                                     transport=monitor)
         if self.params.enabled and self.runtime is not None:
             self.ctx.spawn(self._rampage(), name="chaos")
 
@@ -76,6 +113,20 @@ class Chaos(Component):
         params = FactoryParams.load(spec.params or {}, where=f"components.{self.params.factories}.params")
         self.factory_params = params
         return [params.factory_id(i) for i in range(spec.replicas)]
+
+    def _params_of(self, component: str, params: Any) -> Any:
+        """``component``'s params as the plant runs them (the class's defaults when it is not in the plant)."""
+        spec = None if self.runtime is None else self.runtime.manifest.components.get(component)
+        return params.load(spec.params or {} if spec is not None else {}, where=f"components.{component}.params")
+
+    def _bound(self) -> Bound:
+        """The DOWN bound's parts: the MMS's silence rule and check, the PMS's pass, the MMS's report retry."""
+        mms: FactoryMonitorParams = self._params_of(self.params.mms, FactoryMonitorParams)
+        pms: OrderSchedulerParams = self._params_of(self.params.pms, OrderSchedulerParams)
+        _use, _factory, reporter = self.ctx.tactics.implementation("status_reporter")
+        retry = self.ctx.tactics.retry()
+        return Bound(mms.max_gap, mms.check_every, pms.schedule_interval,
+                     float(getattr(reporter, "timeout", 0.0)) + max(mms.resend_after, retry.max_backoff))
 
     def _capacity(self, factory: str) -> int:
         return self.factory_params.capacities.get(factory, self.factory_params.capacity)
@@ -100,16 +151,87 @@ class Chaos(Component):
         return {f for f, mode in self.failed.items() if mode == "stop"}
 
     async def on_order_event(self, envelope: Envelope) -> None:
-        body, drains = envelope.payload, self.drains
+        body, drains, downs = envelope.payload, self.drains, self.downs
         order, factory = body.get("orderId"), body.get("factoryId")
-        if drains is None or not isinstance(order, str) or not isinstance(factory, str):
+        if not isinstance(order, str) or not isinstance(factory, str):
             return
+        now = self.ctx.clock.time()
         if envelope.type == ASSIGNED:
-            drains.assigned(factory, order, self.ctx.clock.time())
+            if drains is not None:
+                drains.assigned(factory, order, now)
+            if downs is not None:
+                downs.assigned(factory, order, now)
         elif envelope.type == PROGRESS:
-            drains.started(factory, order)
+            if drains is not None:
+                drains.started(factory, order)
         else:
-            drains.gone(factory, order)
+            if drains is not None:
+                drains.gone(factory, order)
+            if downs is not None:
+                downs.gone(factory, order, now)
+
+    # -- watching DOWN factories (industry40.downs) ----------------------------------------------
+    def on_beat(self, envelope: Envelope) -> None:
+        """Sync: a beat only stamps its factory's last beat (4 a second in the plant)."""
+        if self.downs is not None:
+            factory = envelope.topic.split("/")[1] if envelope.topic.count("/") >= 2 else envelope.key
+            if factory:
+                self.downs.beat(factory, self.ctx.clock.time())
+
+    def on_status(self, envelope: Envelope) -> None:
+        body, downs = envelope.payload, self.downs
+        factory = body.get("source") if isinstance(body, dict) else None
+        if downs is None or not isinstance(factory, str):
+            return
+        self._judge_later(downs.status(factory, str(body.get("status")), self.ctx.clock.time()))
+
+    def _judge_later(self, entry: Down | None) -> None:
+        if entry is not None and entry.due != float("inf"):
+            self.ctx.spawn(self._judge(entry.factory, entry.due), name=f"down:{entry.factory}")
+
+    async def _judge(self, factory: str, due: float) -> None:
+        await self.ctx.clock.sleep(max(0.0, due - self.ctx.clock.time()) + 0.001)  # what happens at `due` first
+        if self.downs is not None:
+            self.downs.judge(factory, self.ctx.clock.time())
+
+    def on_leadership(self, envelope: Envelope) -> None:
+        body, downs = envelope.payload, self.downs
+        if downs is None or not isinstance(body, dict) or not body.get("leading"):
+            return
+        for entry in downs.pms_elected(self.ctx.clock.time()):
+            self._judge_later(entry)
+
+    # -- replaying a deposed MMS leader's report (industry40.stale) --------------------------------
+    def on_failover_event(self, envelope: Envelope) -> None:
+        body = envelope.payload
+        if not isinstance(body, dict):
+            return
+        factory = body.get("factoryId")
+        if self.downs is not None and body.get("outcome") == "accepted" and isinstance(factory, str):
+            self._judge_later(self.downs.reported(factory, str(body.get("status")), self.ctx.clock.time()))
+        if self.stale is None:
+            return
+        replay = self.stale.reported(body)
+        if replay is not None:
+            self.ctx.spawn(self._replay(replay), name=f"stale:{replay.factory}")
+
+    async def _replay(self, replay: Replay, attempts: int = 3) -> None:
+        """Sent as the deposed leader would (its epoch and lease); again later while no PMS answers."""
+        assert self.stale is not None
+        why = "not sent"
+        for _ in range(attempts):
+            try:
+                result = await self.reporter.report(replay.factory, replay.status, replay.reason, epoch=replay.epoch,
+                                                    lease=self.params.mms_lease)
+            except (TimeoutError, TransportError) as exc:  # no PMS leads now: as the MMS, try again later
+                why = f"{type(exc).__name__}: {exc}"
+                await self.ctx.clock.sleep(self.params.min_interval)
+                continue
+            self.stale.answered(replay, result.accepted, result.code, result.detail)
+            await self._event("stale_report", replay.factory, epoch=replay.epoch, newerEpoch=replay.newer,
+                              outcome="accepted" if result.accepted else result.code)
+            return
+        self.stale.lost(replay, why)
 
     def _instances(self, component: str) -> list[str]:
         if self.runtime is None or component not in self.runtime.manifest.components:
@@ -182,6 +304,8 @@ class Chaos(Component):
             self.counts["skipped"] += 1
             return
         await self.runtime.kill(victim)
+        if component == self.params.pms and self.downs is not None:
+            self.downs.pms_lost(self.ctx.clock.time())  # no PMS leads until a successor says so
         self.dead.add(victim)
         self.counts[f"kill:{component}"] += 1
         await self._event("kill", victim, wasLeader=victim == holder, restartIn=outage)
@@ -211,7 +335,12 @@ class Chaos(Component):
 
     # -- views -----------------------------------------------------------------------------
     def checks(self) -> list[Check]:
-        return [self.drains.check()] if self.drains is not None else []
+        found = [self.drains.check()] if self.drains is not None else []
+        if self.downs is not None:
+            found += self.downs.checks()
+        if self.stale is not None:
+            found.append(self.stale.check())
+        return found
 
     def report(self) -> dict[str, Any]:
         if not self.params.enabled:
