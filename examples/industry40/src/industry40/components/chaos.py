@@ -29,9 +29,9 @@ from collections import Counter
 from typing import Any
 
 from forge_core import Check, Component, Envelope, Publishes, Subscribes
-from industry40.components.factory import ASSIGNED, COMPLETED, MODE, PROGRESS, REVOKED
+from industry40.components.factory import ASSIGNED, COMPLETED, MODE, PROGRESS, REVOKED, simulated_factories
 from industry40.drains import DrainWatch
-from industry40.settings import ChaosParams, FactoryParams
+from industry40.settings import ChaosParams
 
 EVENT = "industry40.chaos_event"
 FACTORY_ACTIONS = ("stop", "degraded", "flapping")
@@ -67,15 +67,8 @@ class Chaos(Component):
             self.ctx.spawn(self._rampage(), name="chaos")
 
     def _factory_ids(self) -> list[str]:
-        self.factory_params = FactoryParams()
-        if self.runtime is None:
-            return []
-        spec = self.runtime.manifest.components.get(self.params.factories)
-        if spec is None:
-            return []
-        params = FactoryParams.load(spec.params or {}, where=f"components.{self.params.factories}.params")
-        self.factory_params = params
-        return [params.factory_id(i) for i in range(spec.replicas)]
+        self.factory_params, ids = simulated_factories(self.runtime, self.params.factories)
+        return ids
 
     def _capacity(self, factory: str) -> int:
         return self.factory_params.capacities.get(factory, self.factory_params.capacity)
