@@ -26,6 +26,8 @@ def forge_register_components(registry: ComponentRegistry) -> None:
                  description="customers posting orders to the PMS's REST API")
     registry.add("industry40.chaos", "industry40.components.chaos:Chaos",
                  description="seeded factory failures and MMS/PMS kills")
+    registry.add("industry40.mode_api", "industry40.components.mode_api:ModeApi",
+                 description="POST /simulator/factories/{id}/mode: an operator's failure mode for a factory")
     registry.add("industry40.erp_link", "industry40.components.erp_link:ErpLink",
                  description="ERP requests (forge-b2mml) as PMS orders (forge-sched), completions back as "
                              "performance exports")

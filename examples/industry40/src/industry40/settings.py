@@ -130,6 +130,16 @@ class ChaosParams(Settings):
         return self
 
 
+class ModeApiParams(Settings):
+    """``industry40.mode_api``: an operator's failure mode for a simulated factory over the plant's HTTP port."""
+
+    path: str = Field("/simulator", pattern=r"^/[A-Za-z0-9._~/-]*$",
+                      description="where the routes are mounted on the runtime's HTTP server (ctx.http): POST "
+                                  "<path>/factories/<id>/mode; beside the PMS's /factories, not under it")
+    factories: str = Field("factory", description="the factories' component name (its replicas are the ids the "
+                                                  "route knows; another id is 404)")
+
+
 class ClientsParams(Settings):
     """``industry40.clients``: simulated customers posting orders to the PMS's REST API."""
 

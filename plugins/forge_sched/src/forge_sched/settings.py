@@ -153,8 +153,10 @@ class OrderSchedulerParams(Settings):
                                   description="a factory's progress report on an order already in progress is "
                                               "written with this process's next transaction on the database or "
                                               "by the pass once this many seconds old (0: a transaction each)")
-    require_epoch: bool = Field(False, description="refuse status reports without a fencing epoch "
-                                                   "(invalid_argument); false: accept them, counted as unfenced")
+    require_epoch: bool = Field(False, description="refuse status reports on the bus (mms.status_report) without "
+                                                   "a fencing epoch (invalid_argument); false: accept them, counted "
+                                                   "as unfenced. gRPC always requires forge-epoch and forge-lease "
+                                                   "metadata (INVALID_ARGUMENT without)")
     retry: TransactionRetry = Field(TransactionRetry(), description="retry of a transaction that lost to another")
     rest_path: str = Field("/", pattern=r"^/", description="where the REST API is mounted on the runtime's HTTP "
                                                          "server (ctx.http)")

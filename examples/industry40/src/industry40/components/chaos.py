@@ -36,10 +36,10 @@ from forge_mms.settings import FactoryMonitorParams
 from forge_sched.settings import OrderSchedulerParams
 
 from forge_core import Check, Component, Envelope, Publishes, Subscribes, TransportError
-from industry40.components.factory import ASSIGNED, COMPLETED, MODE, PROGRESS, REVOKED
+from industry40.components.factory import ASSIGNED, COMPLETED, MODE, PROGRESS, REVOKED, simulated_factories
 from industry40.downs import Bound, Down, DownWatch
 from industry40.drains import DrainWatch
-from industry40.settings import ChaosParams, FactoryParams
+from industry40.settings import ChaosParams
 from industry40.stale import Replay, StaleReplays
 
 EVENT = "industry40.chaos_event"
@@ -104,15 +104,8 @@ class Chaos(Component):
             self.ctx.spawn(self._rampage(), name="chaos")
 
     def _factory_ids(self) -> list[str]:
-        self.factory_params = FactoryParams()
-        if self.runtime is None:
-            return []
-        spec = self.runtime.manifest.components.get(self.params.factories)
-        if spec is None:
-            return []
-        params = FactoryParams.load(spec.params or {}, where=f"components.{self.params.factories}.params")
-        self.factory_params = params
-        return [params.factory_id(i) for i in range(spec.replicas)]
+        self.factory_params, ids = simulated_factories(self.runtime, self.params.factories)
+        return ids
 
     def _params_of(self, component: str, params: Any) -> Any:
         """``component``'s params as the plant runs them (the class's defaults when it is not in the plant)."""

@@ -35,6 +35,16 @@ MODE = "industry40.factory_mode"
 NORMAL, STOP, DEGRADED, FLAPPING = "normal", "stop", "degraded", "flapping"
 
 
+def simulated_factories(runtime: Any, component: str) -> tuple[FactoryParams, list[str]]:
+    """The params and ids (``factory-1`` ...) of ``component``'s replicas, read from the running plant's
+    manifest; defaults and no ids without a runtime or such a component."""
+    spec = None if runtime is None else runtime.manifest.components.get(component)
+    if spec is None:
+        return FactoryParams(), []
+    params = FactoryParams.load(spec.params or {}, where=f"components.{component}.params")
+    return params, [params.factory_id(i) for i in range(spec.replicas)]
+
+
 @dataclass
 class Order:
     id: str
