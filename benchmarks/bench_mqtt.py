@@ -18,6 +18,15 @@ same message count, one publisher and one subscriber connection per side.
     turn writes them and ``FastClient`` joins them into one ``send()``, as on Forge's loop) and every
     readable socket read by ``read_available``. The plain sides write each packet at once (a ``send()``
     per PUBLISH and per PUBACK). The best of them in each round is "best raw Python".
+(a') the design's floor: the best raw side (3.1.1, ``FastClient``, joined writes) doing, per message,
+    what ../shared/DESIGN.md asks of every message in its cheapest form, without Forge
+    (``bench_mqtt_floor.py``): on publish one jsonschema-rs check and the envelope's attributes written
+    into the structured CloudEvents event, byte for byte Forge's structured body; on receipt one msgspec
+    parse of the event, one check and one forge_core ``Envelope`` handed to a handler (dead-lettering a
+    malformed body: a branch not taken). The structured event travels on 3.1.1 too (its attributes are
+    in the body), so the floor / best raw ratio is the design's own cost on the same protocol; the MQTT 5
+    floor adds what Forge's default wire adds (the Content Type property, MQTT 5 PUBLISH and PUBACK).
+    If the floor is below 0.9 of the best raw side, so is anything doing the design's work.
 (c) ``--old-paho``: the side this benchmark used before issue 17 (MQTT 5, a ``Properties`` built per
     message, ``loop_start`` threads, all messages queued at once), for comparison only.
 (d) the peer: FastStream (``faststream[mqtt]``, 0.7.x, its zmqtt client) with a pydantic model of the
@@ -34,7 +43,7 @@ receiving (``time.process_time`` over the same window; for the C clients, their 
 the other helpers' load on this shared machine disturbs far less than msg/s. Each round runs every
 side once, in reverse order every other round, and the Forge / best raw Python ratios are printed
 per round (the best raw Python side of that same round) with their worst: the target holds only if
-it holds in every round.
+it holds in every round. So are the floor / best raw Python and Forge / floor ratios (median and range).
 Latency is publish → handler at a fixed ``--rate`` (1,000 msg/s) for ``--latency-seconds``; its raw
 side is the best raw Python side of the throughput rounds (same protocol, same client class).
 Targets (issue 17 item 3): Forge ≥ 0.9 of the best raw Python client, p99 ≤ 2 ms at 1,000 msg/s on a
@@ -43,7 +52,7 @@ quiet machine. The machine is shared: the load average is printed before and aft
 The raw sides (a)-(c) are in ``bench_mqtt_raw.py``, the peer in ``bench_mqtt_peer.py``, the message in
 ``bench_mqtt_common.py``; Forge's sides and the run are here.
 
-    python benchmarks/bench_mqtt.py [--messages 20000] [--rounds 5] [--latency-seconds 5] [--old-paho]
+    python benchmarks/bench_mqtt.py [--messages 20000] [--rounds 5] [--latency-seconds 5] [--old-paho] [--no-floor]
 """
 
 from __future__ import annotations
@@ -146,6 +155,8 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 STRUCTURED, BINARY = "Forge, structured (default)", "Forge, binary (7 user properties)"
 BEST_RAW = "raw paho 3.1.1, one thread, window, FastClient, joined writes"
+FLOOR = "design floor 3.1.1, best raw + CE event, 2 checks, Envelope"
+FLOOR5 = "design floor 5, the same + Content Type, MQTT 5"
 
 
 def per_round(results: dict[str, list[Result | None]], label: str, raw: list[str], index: int) -> list[float]:
@@ -192,11 +203,28 @@ def report_throughput(args: argparse.Namespace, broker: MosquittoServer,
     if c_label in rate:
         print(f"  Forge (structured) / C clients limit   {forge / rate[c_label]:6.2f}")
         print(f"  best raw Python / C clients limit      {rate[best_raw] / rate[c_label]:6.2f}")
+    report_floor(results, raw)
     fs_label = "FastStream 0.7 + pydantic, window tasks"
     if fs_label in rate:
         print(f"  Forge (structured) / FastStream        {forge / rate[fs_label]:6.2f}   "
               f"(CPU/msg {cpu[fs_label] / cpu[STRUCTURED]:.2f})")
     return best_raw
+
+
+def report_floor(results: dict[str, list[Result | None]], raw: list[str]) -> None:
+    """The design floor's ratios, per round: floor / best raw Python (what the design's work leaves of
+    the best raw side) and Forge / floor (Forge's own cost above the design's), msg/s and CPU/msg."""
+    pairs = ((FLOOR, raw, "floor 3.1.1 / best raw Python"), (FLOOR5, [FLOOR], "floor 5 / floor 3.1.1"),
+             (STRUCTURED, [FLOOR], "Forge (structured) / floor 3.1.1"),
+             (STRUCTURED, [FLOOR5], "Forge (structured) / floor 5"))
+    for label, against, name in pairs:
+        if not any(results.get(label, ())) or not all(any(results.get(x, ())) for x in against):
+            continue
+        for index, what in ((0, "msg/s"), (1, "CPU/msg")):
+            ratios = per_round(results, label, against, index)
+            if ratios:
+                print(f"  {name:<33} {what:<7} rounds {' '.join(f'{x:.2f}' for x in ratios)}   "
+                      f"median {statistics.median(ratios):.2f}  range {min(ratios):.2f}-{max(ratios):.2f}")
 
 
 def main() -> None:
@@ -208,6 +236,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1000, help="QoS 1 publishes in flight (raw paho, FastStream)")
     parser.add_argument("--old-paho", action="store_true", help="also the pre-issue-17 raw side (loop_start)")
     parser.add_argument("--no-faststream", action="store_true")
+    parser.add_argument("--no-floor", action="store_true", help="skip the design floor sides (a')")
     parser.add_argument("--latency-only", action="store_true",
                         help="skip the throughput rounds (raw side: paho 3.1.1 on FastClient)")
     parser.add_argument("--faststream-child", metavar="HOST:PORT", help=argparse.SUPPRESS)
@@ -233,6 +262,9 @@ def main() -> None:
         sides[BEST_RAW] = lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient, joined=True)
         sides["raw paho 5, one thread, window, props reused"] = (
             lambda r, d: paho_throughput(broker, count, mqtt.MQTTv5, window))
+        if not args.no_floor:
+            sides[FLOOR] = lambda r, d: paho_throughput(broker, count, mqtt.MQTTv311, window, FastClient, True, True)
+            sides[FLOOR5] = lambda r, d: paho_throughput(broker, count, mqtt.MQTTv5, window, FastClient, True, True)
         if args.old_paho:
             sides["old raw paho (loop_start, props per msg)"] = lambda r, d: old_paho_throughput(broker, count)
         if not args.no_faststream:

@@ -6,7 +6,10 @@ Raw paho runs plain (paho's ``Client``, each packet written at once inside ``pub
 that queued it) or, for the best raw side, with every shortcut Forge's transport takes: Forge's
 ``FastClient`` (its PUBLISH decoder, on 3.1.1 too, its PUBACK decoder and packet reader, ``publish_packed``
 with the topic's bytes written once, the PUBACK queued by ``ack`` after the handler as Forge's is) and
-``joined=True`` (deferred writes joined into one ``send()`` per turn, reads by ``read_available``)."""
+``joined=True`` (deferred writes joined into one ``send()`` per turn, reads by ``read_available``).
+
+The best raw side with ``floor=True`` is (a'), the design's floor: the same client and loop doing, per
+message, what the design asks of every message in its cheapest form (``bench_mqtt_floor.py``)."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import jsonschema_rs
 import orjson
 import paho.mqtt.client as mqtt
 from bench_mqtt_common import HEARTBEAT, Result, payload  # benchmarks/ is on sys.path when run as a script
+from bench_mqtt_floor import STRUCTURED_PROPERTIES, publish_work, receive_work
 from forge_mqtt.testing import MosquittoServer
 from forge_mqtt.transport.paho_adapter import FastClient, read_available, utf8
 from paho.mqtt.packettypes import PacketTypes
@@ -71,7 +75,7 @@ class OneThread:
     the read that queued it (a ``send()`` each), as a plain paho client does."""
 
     def __init__(self, broker: MosquittoServer, protocol: int, on_message: Callable[[bytes], None],
-                 kind: type[mqtt.Client] = mqtt.Client, joined: bool = False) -> None:
+                 kind: type[mqtt.Client] = mqtt.Client, joined: bool = False, props: Properties | None = None) -> None:
         self.acked = 0
         self.joined = joined
         self.sub = self._client(broker, protocol, kind)
@@ -90,8 +94,8 @@ class OneThread:
         self.pub.on_publish = self._on_publish
         self.subscribed = False
         self.sub.on_subscribe = self._on_subscribe
-        self.props: Properties | None = None
-        if protocol == mqtt.MQTTv5:
+        self.props = props  # (MQTT 5: given, else the content type below)
+        if protocol == mqtt.MQTTv5 and props is None:
             self.props = Properties(PacketTypes.PUBLISH)  # built once, reused for every publish
             self.props.ContentType = "application/json"
 
@@ -183,9 +187,13 @@ def checks() -> tuple[Callable[[Any], bool], Callable[[Any], None]]:
 
 
 def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: int,
-                    kind: type[mqtt.Client] = mqtt.Client, joined: bool = False) -> Result:
+                    kind: type[mqtt.Client] = mqtt.Client, joined: bool = False, floor: bool = False) -> Result:
+    """``floor``: the design's floor of work per message (``bench_mqtt_floor.py``) instead of a JSON
+    body and one check on receipt; on MQTT 5 each publish then carries the structured Content Type."""
     is_valid, validate = checks()
     received = [0]
+    topic = f"bench/{'floor' if floor else 'raw'}/{uuid.uuid4().hex[:6]}"
+    dead: list[Exception] = []
 
     def on_message(body: bytes) -> None:
         data = orjson.loads(body)
@@ -193,8 +201,16 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
             validate(data)  # raises, naming the field: what Forge's check does
         received[0] += 1
 
-    pair = OneThread(broker, protocol, on_message, kind, joined)
-    topic = f"bench/raw/{uuid.uuid4().hex[:6]}"
+    def handler(envelope: object) -> None:
+        received[0] += 1
+
+    encode: Callable[[int], bytes] | None = None
+    props: Properties | None = None
+    if floor:
+        encode = publish_work()
+        on_message = receive_work(topic, handler, lambda body, exc: dead.append(exc))
+        props = STRUCTURED_PROPERTIES if protocol == mqtt.MQTTv5 else None
+    pair = OneThread(broker, protocol, on_message, kind, joined, props)
     pair.start(topic)
     publish, props, dumps = pair.publisher(topic), pair.props, orjson.dumps
     progress = received.__getitem__
@@ -204,7 +220,7 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
     deadline = time.monotonic() + 120
     while received[0] < count:
         while sent < count and sent - pair.acked < window:
-            publish(dumps(payload(sent)), 1, properties=props)
+            publish(dumps(payload(sent)) if encode is None else encode(sent), 1, properties=props)
             sent += 1
         pair.turn(0.05, lambda: progress(0))
         if (now := time.monotonic()) - last_misc > 1:
@@ -215,6 +231,8 @@ def paho_throughput(broker: MosquittoServer, count: int, protocol: int, window: 
                 raise SystemExit(f"raw paho: only {received[0]} of {count} received")
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     pair.close()
+    if dead:
+        raise SystemExit(f"design floor: {len(dead)} of its own messages dead-lettered, the first: {dead[0]}")
     return count / elapsed, cpu / count * 1e6
 
 
