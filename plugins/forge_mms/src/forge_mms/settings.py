@@ -155,8 +155,9 @@ class StatusReporterSettings(Settings):
 class BusStatusReporterSettings(Settings):
     """``tactics.status_reporter`` with ``use: bus``."""
 
-    timeout: float = Field(5.0, gt=0, description="seconds to wait for sched.status_report_result")
-    request_topic: str = Field("mms/status_report", description="where mms.status_report goes")
+    timeout: float = Field(5.0, gt=0, description="seconds to wait for sched.status_report_result (or "
+                                                  "sched.factory_capacity)")
+    request_topic: str = Field("mms/status_report", description="where mms.status_report and mms.capacity_query go")
     reply_topic: str = Field("sched/status_report_result", description="where the answers arrive")
 
 
