@@ -2,8 +2,8 @@
 ``status_reporter`` tactic the reports go through (``capacity()``: the bus query in one process,
 ``GetFactoryCapacity`` over gRPC across processes).
 
-The failover manager asks it on DOWN (beside the report, never before it: the answer goes into the
-DOWN's failover event) and before it drains a factory at HIGH risk (the drain needs free capacity
+The failover manager asks it on DOWN (once the PMS answered the report, so it never competes with
+the move: the answer goes into the DOWN's failover event) and before it drains a factory at HIGH risk (the drain needs free capacity
 elsewhere). A query is bounded by ``timeout`` and never raises: a failure (no answer, no PMS, a
 reporter without ``capacity()``) is a :class:`CapacityView` with ``error`` set, and the drain falls
 back to its stand-in. The newest answer is kept ``max_age`` s for the drain decisions.

@@ -1,9 +1,9 @@
 """The failover manager: what the PMS must hear when a factory fails or is about to.
 
 * a factory goes **DOWN** (fault detector) → report DOWN with the detector's reason: the PMS moves
-  every unfinished order of it to factories with capacity; beside the report (started after it, never
-  waited for by it) the capacity query, whose answer the DOWN's failover event records: free capacity
-  elsewhere, the factory's load, whether its orders fit (or that the query failed);
+  every unfinished order of it to factories with capacity; once the PMS answered the report (never
+  before: the query would compete with the move), the capacity query, whose answer the DOWN's failover
+  event records: free capacity elsewhere, the factory's load, whether its orders fit (or that it failed);
 * a factory goes **DEGRADED** → report DEGRADED: the PMS gives it no new orders and drains its
   not-yet-started ones where capacity allows;
 * **preemptive drain** (``drain_on_high_risk``): an UP factory whose risk is HIGH while the PMS reports
@@ -20,7 +20,6 @@ retried, recorded).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Mapping
 
@@ -54,13 +53,9 @@ class FailoverManager:
     def on_change(self, change: StatusChange) -> None:
         if change.new is Status.DOWN:
             self.failovers += 1
-            if self.capacity is None or not self.reports.leading():
-                self.reports.want(change.source, str(Status.DOWN), change.reason)
-                return
-            # the report's task first (want() spawns it), then the query's: the report never waits for it
-            answer: asyncio.Future[CapacityView] = asyncio.get_running_loop().create_future()
-            self.reports.want(change.source, str(Status.DOWN), change.reason, capacity=answer)
-            self.capacity.start(then=lambda view: None if answer.done() else answer.set_result(view))
+            # the query is asked by the report's task once the PMS answered it (StatusReports._send)
+            self.reports.want(change.source, str(Status.DOWN), change.reason,
+                              capacity=None if self.capacity is None else self.capacity.start)
         elif change.new is Status.DEGRADED:
             self.reports.want(change.source, str(Status.DEGRADED), change.reason)
 

@@ -13,14 +13,14 @@ The failover, recovery and drain rules say what status the PMS should hold for a
   status still differs from the accepted one (so a PMS restart loses no report); one report in
   flight per factory, the newest wanted status sent next;
 * every report made is a failover event (a row of ``failover_events`` and an ``mms.failover_event``);
-  a report wanted with ``capacity`` (a DOWN: the capacity query sent beside it; a risk drain: the
-  answer it was decided on) carries what the query said in its event, awaited once the PMS answered
-  the report (the query is bounded by its own timeout), so the report never waits for it.
+  a report wanted with ``capacity`` (a DOWN: the capacity query, asked once the PMS answered the
+  report, so the query neither delays the report nor competes with the PMS's move; a risk drain: the
+  answer it was decided on) carries what the query said in its event (the query is bounded by its
+  own timeout).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,8 +43,8 @@ log = logging.getLogger("forge_mms.reports")
 class Report:
     status: str
     reason: str
-    #: what the capacity query said (or will say: the query in flight) for the report's event
-    capacity: CapacityView | asyncio.Future[CapacityView] | None = field(default=None, compare=False)
+    #: what the capacity query said for the report's event, or the query to ask once the PMS answered
+    capacity: CapacityView | Callable[[], Awaitable[CapacityView]] | None = field(default=None, compare=False)
 
 
 class _GiveUp(Exception):
@@ -77,7 +77,7 @@ class StatusReports:
         self.stats = {"reports": 0, "accepted": 0, "rejected": 0, "failed": 0, "attempts": 0}
 
     def want(self, factory: str, status: str, reason: str,
-             capacity: CapacityView | asyncio.Future[CapacityView] | None = None) -> None:
+             capacity: CapacityView | Callable[[], Awaitable[CapacityView]] | None = None) -> None:
         """The PMS should hold ``status`` for ``factory``; reported now if leading."""
         self.wanted[factory] = Report(status, reason, capacity)
         self._reopen(factory)
@@ -158,8 +158,8 @@ class StatusReports:
                 detail = f"deposed: {exc}"
             except Exception as exc:  # noqa: BLE001 - whatever the reporter raised, retries spent: resend later
                 detail = f"{type(exc).__name__}: {exc}"
-            if attempts and report.capacity is not None:  # the query's answer (bounded by its own timeout)
-                capacity = report.capacity if isinstance(report.capacity, CapacityView) else await report.capacity
+            if attempts and report.capacity is not None:  # asked now, after the report (bounded by its timeout)
+                capacity = report.capacity if isinstance(report.capacity, CapacityView) else await report.capacity()
         finally:
             self._in_flight.discard(factory)
         self.stats["attempts"] += attempts
