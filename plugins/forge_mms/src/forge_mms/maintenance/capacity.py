@@ -20,7 +20,10 @@ from forge_core import ComponentContext
 
 from forge_mms.tactics.status_reporter import FactoryCapacity
 
-__all__ = ["CapacityQuery", "CapacityView"]
+__all__ = ["CANCELLED", "CapacityQuery", "CapacityView"]
+
+#: The error of a query the component's stop cancelled (no decision is taken on it).
+CANCELLED = "the query was cancelled"
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class CapacityQuery:
             view = await self.ask()
         except BaseException:  # stopped mid-query: whoever waits for it gets a failed view, not a hang
             if not answer.done():
-                answer.set_result(CapacityView(self.ctx.clock.time(), None, "the query was cancelled"))
+                answer.set_result(CapacityView(self.ctx.clock.time(), None, CANCELLED))
             raise
         if not answer.done():
             answer.set_result(view)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 from forge_core.tactics import Status, StatusChange
 
-from forge_mms.maintenance.capacity import CapacityQuery, CapacityView
+from forge_mms.maintenance.capacity import CANCELLED, CapacityQuery, CapacityView
 from forge_mms.maintenance.reports import StatusReports
 from forge_mms.tactics.risk import Risk, should_preemptively_rebalance
 
@@ -69,7 +69,7 @@ class FailoverManager:
     def _answered(self, view: CapacityView) -> None:
         """The capacity query answered (or failed): the drains it held are decided now, not a check later."""
         self._recheck = False
-        if self._last_seen is not None:
+        if self._last_seen is not None and view.error != CANCELLED:  # stopping: no new report
             self.on_risks(*self._last_seen)
 
     def on_risks(self, risks: Mapping[str, Risk], statuses: Mapping[str, Status]) -> None:
