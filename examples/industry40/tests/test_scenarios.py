@@ -76,7 +76,8 @@ def test_a_recovered_factory_is_up_after_five_beats_and_gets_orders_again(plant4
     assert len(ups) == 2, "discovered, then recovered"
     first_beat = next(e.time for e in plant.sent("factory/factory-3/heartbeat") if e.time >= back)
     assert ups[1] - first_beat == pytest.approx(4.0, abs=1.01), "UP on the 5th healthy beat"
-    reports = [e.payload for e in plant.sent("mms/status_report") if e.payload["factoryId"] == "factory-3"]
+    reports = [e.payload for e in plant.sent("mms/status_report", type="mms.status_report")
+               if e.payload["factoryId"] == "factory-3"]
     assert [r["status"] for r in reports][-1] == "UP"
     later = [e for e in plant.sent("factory/factory-3/orders", type="sched.order_assigned")
              if e.time > back]

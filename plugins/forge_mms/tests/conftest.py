@@ -85,20 +85,39 @@ from pydantic import Field
 class FakePmsParams(Settings):
     silent_first: int = Field(0, description="answer nothing to the first N reports (the reporter times out)")
     not_leader_first: int = Field(0, description="then answer the next N with code not_leader")
+    capacity: dict[str, list[int]] | None = Field(None, description="factory -> [capacity, load] the capacity "
+                                                  "query answers, all UP (null: every factory reported, its "
+                                                  "status, 10 and 0)")
+    capacity_silent: bool = Field(False, description="answer no capacity query (the reporter times out)")
 
 
 class FakePms(Component):
     """Answers mms.status_report like the order scheduler: refuses an epoch older than the newest seen."""
 
     Params = FakePmsParams
-    publishes = ("sched.status_report_result",)
+    publishes = ("sched.status_report_result", "sched.factory_capacity")
 
     async def start(self):
         self.newest = {}
         self.requests = []
         self.accepted = []
         self.rejected = []
+        self.queries = []
+        self.statuses = {}
         await self.ctx.subscribe("mms/status_report", self.on_report, types=["mms.status_report"])
+        await self.ctx.subscribe("mms/status_report", self.on_query, types=["mms.capacity_query"])
+
+    async def on_query(self, envelope):
+        self.queries.append((self.ctx.clock.time(), envelope.payload))
+        if self.params.capacity_silent:
+            return
+        table, statuses = self.params.capacity, {}  # a table given: as it stood before any report (all UP)
+        if table is None:
+            table, statuses = {f: [10, 0] for f in self.statuses}, self.statuses
+        await self.ctx.publish("sched/status_report_result", "sched.factory_capacity", {
+            "requestId": envelope.payload["requestId"], "factories": [
+                {"factoryId": f, "status": statuses.get(f, "UP"), "capacity": c, "load": n, "free": c - n}
+                for f, (c, n) in sorted(table.items())]})
 
     async def on_report(self, envelope):
         body = envelope.payload
@@ -115,6 +134,7 @@ class FakePms(Component):
         if ok:
             self.newest[body["lease"]] = body["epoch"]
             self.accepted.append(body)
+            self.statuses[body["factoryId"]] = body["status"]
         else:
             self.rejected.append(body)
         await self.ctx.publish("sched/status_report_result", "sched.status_report_result", {
@@ -135,6 +155,10 @@ def forge_register_schemas(registry):
             "properties": {"requestId": {"type": "string"}, "accepted": {"type": "boolean"},
                            "detail": {"type": "string"}, "ordersMoved": {"type": "integer"},
                            "code": {"type": "string"}}})
+    if "sched.factory_capacity" not in registry:
+        registry.add("sched.factory_capacity", {
+            "type": "object", "required": ["requestId", "factories"],
+            "properties": {"requestId": {"type": "string"}, "factories": {"type": "array"}}})
 '''
 
 FACTORY_MANIFEST = """

@@ -7,9 +7,10 @@ from the messages a plain observer sees (the chaos component feeds it; it owns t
 * ``sched.order_progress``: the order started (a factory sends progress 0 when a line takes it up;
   only not-yet-started orders are drained).
 
-The MMS reports an UP factory at HIGH risk DEGRADED ("risk HIGH") while another factory is UP below
-HIGH, and the PMS moves its not-yet-started orders where there is room, in one transaction. So a
-``grace`` after the risk turned HIGH (the MMS's check, the report, the transaction), a factory
+The MMS reports an UP factory at HIGH risk DEGRADED ("risk HIGH") when the PMS answers its capacity
+query with free capacity on another factory UP below HIGH (forge_mms's failover manager),
+and the PMS moves its not-yet-started orders where there is room, in one transaction. So a
+``grace`` after the risk turned HIGH (the MMS's check and capacity query, the report, the transaction), a factory
 should hold no not-yet-started order from before then while another factory has room. At each
 failure (a chaos stop) of a factory HIGH for at least ``grace``, the orders it still holds, not
 started and assigned before the drain was due, are a violation **if capacity allowed**: room

@@ -112,7 +112,14 @@ class FactoryMonitorParams(Settings):
     risk_hold: float = Field(30.0, ge=0, description="a risk is lowered only once the strategy has assessed it lower "
                                                     "for this many seconds (no drain/undrain flapping at a threshold)")
     drain_on_high_risk: bool = Field(True, description="report an UP factory DEGRADED ('risk HIGH') when its risk is "
-                                                       "HIGH and another factory is UP below HIGH risk")
+                                                       "HIGH and the PMS reports free capacity on another factory UP "
+                                                       "below HIGH risk (the query failed: another factory UP below "
+                                                       "HIGH risk)")
+    capacity_timeout: float = Field(2.0, gt=0, description="seconds the capacity query (the status_reporter's "
+                                                           "capacity(): on DOWN, before a risk drain) may take; "
+                                                           "the DOWN report never waits for it")
+    capacity_max_age: float = Field(10.0, gt=0, description="a capacity answer (or failure) decides risk drains for "
+                                                           "this many seconds; then the next drain asks again")
     resend_after: float = Field(5.0, gt=0, description="after a report failed (retries spent) or was rejected, try "
                                                        "again this many seconds later while the status still differs")
     retention: float = Field(86_400.0, gt=0, description="raw beats older than this many seconds are deleted")
@@ -148,8 +155,9 @@ class StatusReporterSettings(Settings):
 class BusStatusReporterSettings(Settings):
     """``tactics.status_reporter`` with ``use: bus``."""
 
-    timeout: float = Field(5.0, gt=0, description="seconds to wait for sched.status_report_result")
-    request_topic: str = Field("mms/status_report", description="where mms.status_report goes")
+    timeout: float = Field(5.0, gt=0, description="seconds to wait for sched.status_report_result (or "
+                                                  "sched.factory_capacity)")
+    request_topic: str = Field("mms/status_report", description="where mms.status_report and mms.capacity_query go")
     reply_topic: str = Field("sched/status_report_result", description="where the answers arrive")
 
 

@@ -183,11 +183,11 @@ class _Wants:
         self.wanted = dict(wanted)
         self.calls = []
 
-    def want(self, factory, status, reason):
+    def want(self, factory, status, reason, capacity=None):
         from forge_mms.maintenance.reports import Report
 
         self.calls.append((factory, status, reason))
-        self.wanted[factory] = Report(status, reason)
+        self.wanted[factory] = Report(status, reason, capacity)
 
 
 def test_on_risks_does_what_on_risk_per_factory_does():

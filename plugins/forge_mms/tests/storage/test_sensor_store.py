@@ -154,7 +154,9 @@ def test_the_migrations_go_up_after_mms_0001_and_down_again(backend, tmp_path, r
         conn.execute(readings.insert(), [{"sensor_id": "temp-1", "seq": s, "kind": "temperature", "value": 1.0,
                                           "ts": 1.0, "stored_at": 1.0, "processor": "p"} for s in (1, 2)])
     upgrade(engine, registry)
-    assert current(engine, registry)["mms"] == "mms_0004"
+    assert current(engine, registry)["mms"] == "mms_0005"
+    capacity_columns = {"free_elsewhere", "orders_fit", "capacity_detail"}  # mms_0005
+    assert capacity_columns <= {c["name"] for c in sa.inspect(engine).get_columns("failover_events")}
     with engine.connect() as conn:
         assert conn.execute(sa.select(sensors.c.stored)).scalar_one() == 2
         assert conn.execute(sa.select(sa.func.count()).select_from(readings)).scalar_one() == 2, "mms_0004 keeps them"
@@ -169,6 +171,7 @@ def test_the_migrations_go_up_after_mms_0001_and_down_again(backend, tmp_path, r
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "mms_0003")
     assert "ix_readings_ts" in {i["name"] for i in sa.inspect(engine).get_indexes("readings")}, "mms_0004's down"
+    assert not capacity_columns & {c["name"] for c in sa.inspect(engine).get_columns("failover_events")}, "mms_0005's"
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "mms_0001")

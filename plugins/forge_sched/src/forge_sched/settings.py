@@ -109,8 +109,10 @@ class OrderTopics(Settings):
                          description="sched.order_revoked out, to the factory that must drop the order")
     progress: str = Field("factory/+/progress", description="sched.order_progress in")
     completed: str = Field("factory/+/completed", description="sched.order_completed in")
-    status_report: str = Field("mms/status_report", description="mms.status_report in (the bus status reporter)")
-    status_report_result: str = Field("sched/status_report_result", description="sched.status_report_result out")
+    status_report: str = Field("mms/status_report", description="mms.status_report and mms.capacity_query in (the bus "
+                                                                  "status reporter)")
+    status_report_result: str = Field("sched/status_report_result", description="sched.status_report_result and "
+                                                                                   "sched.factory_capacity out")
     risk: str | None = Field("mms/risk/+", description="mms.risk_changed in (shown by GET /factories); null: off")
     heartbeats: str | None = Field("factory/+/heartbeat",
                                    description="mms.factory_heartbeat in: a factory first heard of is added (UP, "

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from forge_sched.grpc import SERVICE_NAME, FactoryStatusServicer, add_FactoryStatusServiceServicer_to_server
-from forge_sched.orders.status import StatusReportResult
+from forge_sched.orders.status import FactoryCapacity, StatusReportResult
 
 
 class FakeScheduler:
@@ -27,6 +27,14 @@ class FakeScheduler:
         self.delay = 0.0
         self.fail: Exception | None = None
         self.code: str | None = None  # force a result code (not_leader, unavailable)
+        self.loads: dict[str, int] = {}  # orders held per factory (capacity 10 each)
+        self.capacity_fail: Exception | None = None
+
+    async def factory_capacity(self) -> list[FactoryCapacity]:
+        if self.capacity_fail is not None:
+            raise self.capacity_fail
+        return [FactoryCapacity(f, status, 10, self.loads.get(f, 0), 10 - self.loads.get(f, 0))
+                for f, status in sorted(self.factories.items())]
 
     async def report_factory_status(self, factory_id: str, status: str, reason: str,
                                     epoch: int | None, lease: str | None) -> StatusReportResult:

@@ -154,7 +154,7 @@ def test_reflection_lists_and_describes_the_service(scheduler, serve, arun) -> N
             file = descriptor_pb2.FileDescriptorProto.FromString(
                 answers[1].file_descriptor_response.file_descriptor_proto[0])
             assert file.package == "forge.sched.v1"
-            assert [m.name for m in file.service[0].method] == ["ReportFactoryStatus"]
+            assert [m.name for m in file.service[0].method] == ["ReportFactoryStatus", "GetFactoryCapacity"]
     arun(body)
 
 

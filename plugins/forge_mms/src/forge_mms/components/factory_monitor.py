@@ -29,6 +29,7 @@ from forge_core.tactics import LeaderElector, Status, StatusChange
 from forge_core.transport import topic_level
 
 from forge_mms.components.factory_monitor_checks import CheckTimer
+from forge_mms.maintenance.capacity import CapacityQuery
 from forge_mms.maintenance.failover import FailoverManager
 from forge_mms.maintenance.recovery import RecoveryManager
 from forge_mms.maintenance.reports import FAILOVER_EVENT, StatusReports
@@ -38,7 +39,7 @@ from forge_mms.monitoring.starvation import StarvationGuard
 from forge_mms.settings import FactoryMonitorParams
 from forge_mms.storage.store import MonitorStore
 from forge_mms.tactics.risk import Risk, RiskAssessment, RiskStrategy, RuleBasedRisk
-from forge_mms.tactics.status_reporter import STATUS_REPORT, StatusReporter
+from forge_mms.tactics.status_reporter import CAPACITY_QUERY, STATUS_REPORT, StatusReporter
 
 __all__ = ["FORGE_STATUS", "RISK_CHANGED", "FactoryMonitor"]
 
@@ -59,6 +60,8 @@ class FactoryMonitor(Component):
                  # the status_reporter tactic's (use: bus; its default request topic: the tactic's settings)
                  Publishes(STATUS_REPORT, topic="mms/status_report", description="with tactics.status_reporter "
                            "use: bus, on its request_topic (default shown); the answers come back to the tactic"),
+                 Publishes(CAPACITY_QUERY, topic="mms/status_report", description="with tactics.status_reporter "
+                           "use: bus (the capacity query on DOWN and before a risk drain), as mms.status_report"),
                  Publishes("forge.leadership", topic="forge/leader/{lease}", key="lease"))
     # the bus status reporter's answers (sched.status_report_result) are not declared: forge-sched owns that
     # type, and a plant may use the monitor without forge-sched (or with the gRPC reporter)
@@ -116,7 +119,8 @@ class FactoryMonitor(Component):
         self.reports = StatusReports(self.ctx, self.reporter, tactics.retry(name="mms.status_report"),
                                      elector=lambda: self.elector, topic=p.failover_topic,
                                      resend_after=p.resend_after, record=self._record_event, accepted=self._accepted)
-        self.failover = FailoverManager(self.reports, drain_on_high_risk=p.drain_on_high_risk)
+        self.capacity = CapacityQuery(self.ctx, self.reporter, timeout=p.capacity_timeout, max_age=p.capacity_max_age)
+        self.failover = FailoverManager(self.reports, drain_on_high_risk=p.drain_on_high_risk, capacity=self.capacity)
         self.recovery = RecoveryManager(
             self.reports, draining=lambda factory: self.failover.draining(factory, self.risks, self.faults.statuses()))
         for pattern in p.topics:  # not shared: every replica follows every factory
@@ -320,7 +324,7 @@ class FactoryMonitor(Component):
             "factory_id": factory, "status": event["status"], "reason": event["reason"],
             "epoch": event["epoch"], "lease": self.params.lease, "attempts": event["attempts"],
             "outcome": event["outcome"], "detail": event["detail"], "orders_moved": event["ordersMoved"],
-            "at": self.ctx.clock.time(), "holder": self.name})
+            "at": self.ctx.clock.time(), "holder": self.name, **_capacity_columns(event.get("capacity"))})
 
     async def flush(self) -> None:
         """Write the buffered beats now (the leader); a follower forgets those older than handover_keep."""
@@ -368,5 +372,14 @@ class FactoryMonitor(Component):
             return {}
         return {**self.stats, **{f"reports_{k}": v for k, v in self.reports.stats.items()},
                 "failovers": self.failover.failovers, "recoveries": self.recovery.recoveries,
-                "drains": self.failover.drains, "storage": dict(self.store.stats),
+                "drains": self.failover.drains, "capacity_queries": self.capacity.stats["queries"],
+                "capacity_failed": self.capacity.stats["failed"], "storage": dict(self.store.stats),
                 "elections": getattr(self.elector, "elections", 0)}
+
+
+def _capacity_columns(capacity: dict[str, Any] | None) -> dict[str, Any]:
+    """The failover_events columns of an event's capacity (none when no query backed the report)."""
+    if capacity is None:
+        return {}
+    return {"free_elsewhere": capacity["freeElsewhere"], "orders_fit": capacity["fits"],
+            "capacity_detail": capacity["detail"]}

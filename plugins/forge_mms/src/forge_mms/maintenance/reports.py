@@ -12,20 +12,25 @@ The failover, recovery and drain rules say what status the PMS should hold for a
 * when the retries are spent or the PMS refused, again ``resend_after`` s later while the wanted
   status still differs from the accepted one (so a PMS restart loses no report); one report in
   flight per factory, the newest wanted status sent next;
-* every report made is a failover event (a row of ``failover_events`` and an ``mms.failover_event``).
+* every report made is a failover event (a row of ``failover_events`` and an ``mms.failover_event``);
+  a report wanted with ``capacity`` (a DOWN: the capacity query, asked once the PMS answered the
+  report, so the query neither delays the report nor competes with the PMS's move; a risk drain: the
+  answer it was decided on) carries what the query said in its event (the query is bounded by its
+  own timeout).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from forge_core import ComponentContext, TransportError, TransportNotReady
 from forge_core.tactics import LeaderElector, NotLeader, RetryPolicy
 from forge_core.transport import topic_level
 
+from forge_mms.maintenance.capacity import CapacityView
 from forge_mms.tactics.status_reporter import ReportResult, StatusReporter
 
 __all__ = ["FAILOVER_EVENT", "Report", "StatusReports"]
@@ -38,6 +43,8 @@ log = logging.getLogger("forge_mms.reports")
 class Report:
     status: str
     reason: str
+    #: what the capacity query said for the report's event, or the query to ask once the PMS answered
+    capacity: CapacityView | Callable[[], Awaitable[CapacityView]] | None = field(default=None, compare=False)
 
 
 class _GiveUp(Exception):
@@ -69,9 +76,10 @@ class StatusReports:
         self._not_before: dict[str, float] = {}
         self.stats = {"reports": 0, "accepted": 0, "rejected": 0, "failed": 0, "attempts": 0}
 
-    def want(self, factory: str, status: str, reason: str) -> None:
+    def want(self, factory: str, status: str, reason: str,
+             capacity: CapacityView | Callable[[], Awaitable[CapacityView]] | None = None) -> None:
         """The PMS should hold ``status`` for ``factory``; reported now if leading."""
-        self.wanted[factory] = Report(status, reason)
+        self.wanted[factory] = Report(status, reason, capacity)
         self._reopen(factory)
         self._not_before.pop(factory, None)  # a new verdict goes out now, not after a backoff
         self.kick(factory)
@@ -140,14 +148,18 @@ class StatusReports:
                 raise _GiveUp(f"{type(exc).__name__}: {exc}") from exc
 
         outcome, detail, moved = "failed", "", 0
+        capacity: CapacityView | None = None
         try:
-            result = await self.retry.acall(once)
-            outcome = "accepted" if result.accepted else "rejected"
-            detail, moved = result.detail, result.orders_moved
-        except NotLeader as exc:
-            detail = f"deposed: {exc}"
-        except Exception as exc:  # noqa: BLE001 - whatever the reporter raised, retries spent: resend later
-            detail = f"{type(exc).__name__}: {exc}"
+            try:
+                result = await self.retry.acall(once)
+                outcome = "accepted" if result.accepted else "rejected"
+                detail, moved = result.detail, result.orders_moved
+            except NotLeader as exc:
+                detail = f"deposed: {exc}"
+            except Exception as exc:  # noqa: BLE001 - whatever the reporter raised, retries spent: resend later
+                detail = f"{type(exc).__name__}: {exc}"
+            if attempts and report.capacity is not None:  # asked now, after the report (bounded by its timeout)
+                capacity = report.capacity if isinstance(report.capacity, CapacityView) else await report.capacity()
         finally:
             self._in_flight.discard(factory)
         self.stats["attempts"] += attempts
@@ -163,8 +175,11 @@ class StatusReports:
             self._not_before[factory] = self.ctx.clock.monotonic() + self.resend_after
             log.warning("%s: report %s %s %s after %d attempt(s): %s", self.ctx.name, factory, report.status,
                         outcome, attempts, detail)
-        event = {"factoryId": factory, "status": report.status, "reason": report.reason, "epoch": epoch,
-                 "attempts": attempts, "outcome": outcome, "detail": detail, "ordersMoved": moved}
+        event: dict[str, Any] = {"factoryId": factory, "status": report.status, "reason": report.reason,
+                                 "epoch": epoch, "attempts": attempts, "outcome": outcome, "detail": detail,
+                                 "ordersMoved": moved}
+        if capacity is not None:
+            event["capacity"] = capacity.event(factory)
         await self._record(event)
         await self.ctx.publish(self.topic.format(factory=topic_level(factory)), FAILOVER_EVENT, event, key=factory)
         self.kick(factory)  # the wanted status may have changed meanwhile

@@ -52,4 +52,8 @@ failover_events = sa.Table(
     sa.Column("orders_moved", sa.Integer, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("holder", sa.String(200), nullable=False),
+    # what the capacity query said (a DOWN, a risk drain; null on other reports or a failed query's figures)
+    sa.Column("free_elsewhere", sa.Integer),
+    sa.Column("orders_fit", sa.Boolean),
+    sa.Column("capacity_detail", sa.Text),
 )

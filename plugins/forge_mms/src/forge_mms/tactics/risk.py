@@ -147,12 +147,17 @@ def make_rules(settings: RiskRulesSettings, services: Any) -> RuleBasedRisk:
     return RuleBasedRisk(settings)
 
 
-def should_preemptively_rebalance(factory: str, risks: Mapping[str, Risk], statuses: Mapping[str, Status]) -> bool:
-    """HIGH risk while UP, and another factory UP below HIGH risk could take its not-yet-started orders.
+def should_preemptively_rebalance(factory: str, risks: Mapping[str, Risk], statuses: Mapping[str, Status],
+                                  free_elsewhere: int | None = None) -> bool:
+    """HIGH risk while UP, and capacity elsewhere could take its not-yet-started orders.
 
-    The MMS knows no order counts: "capacity elsewhere" is a healthy peer; the PMS moves only what
-    fits (contract: DEGRADED drains not-yet-started orders if capacity elsewhere)."""
+    ``free_elsewhere``: the free capacity the PMS reports on the other factories UP there and below HIGH
+    risk (the failover manager's capacity query): the drain needs some (> 0); the PMS moves what fits
+    (contract: DEGRADED drains not-yet-started orders where there is capacity). None (no answer: the
+    query failed) falls back to a stand-in: another factory UP below HIGH risk at the MMS."""
     if risks.get(factory) is not Risk.HIGH or statuses.get(factory) is not Status.UP:
         return False
+    if free_elsewhere is not None:
+        return free_elsewhere > 0
     return any(other != factory and status is Status.UP and risks.get(other, Risk.LOW) is not Risk.HIGH
                for other, status in statuses.items())

@@ -1,7 +1,7 @@
 """``sched.order_scheduler``: orders over REST, placed on factories, moved when a factory fails.
 
 Run it with ``replicas: 2``: one holds the ``order_scheduler`` lease and acts (places orders, applies status reports,
-answers ``mms.status_report``), the other shadows (serves reads, stores new orders as pending for the leader to place).
+answers ``mms.status_report`` and ``mms.capacity_query``), the other shadows (serves reads, stores new orders as pending for the leader to place).
 Every leader transaction is fenced in the database (``sched_fences``: a deposed leader's late write is refused), and
 every assignment change reaches the factories through the transactional outbox, after commit.
 
@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from forge_core import Check, Component, Envelope, Publishes, Subscribes
 from forge_core.tactics import NotLeader, RetryPolicy
 
-from forge_sched.orders import commands, invariants, outbox
+from forge_sched.orders import commands, invariants, outbox, queries
 from forge_sched.orders.ids import v4_hex
 from forge_sched.orders.moves import ASSIGNED, REVOKED, Topics
 from forge_sched.orders.rest import OrdersApi
 from forge_sched.orders.service import CREATED, OrderService
-from forge_sched.orders.status import StatusReportResult, invalid, validate_report
+from forge_sched.orders.status import FactoryCapacity, StatusReportResult, invalid, validate_report
 from forge_sched.orders.transactions import Conflict, Transactor
 from forge_sched.settings import OrderSchedulerParams
 
@@ -35,13 +35,15 @@ from forge_sched.settings import OrderSchedulerParams
 PROGRESS = "sched.order_progress"
 COMPLETED = "sched.order_completed"
 STATUS_REPORT_RESULT = "sched.status_report_result"
+FACTORY_CAPACITY = "sched.factory_capacity"
 ENDPOINT = "sched.endpoint"
 #: Types other plugins own, consumed when their topics are configured.
 STATUS_REPORT = "mms.status_report"
+CAPACITY_QUERY = "mms.capacity_query"
 RISK_CHANGED = "mms.risk_changed"
 FACTORY_HEARTBEAT = "mms.factory_heartbeat"
 
-__all__ = ["ASSIGNED", "COMPLETED", "CREATED", "ENDPOINT", "PROGRESS", "REVOKED", "STATUS_REPORT_RESULT",
+__all__ = ["ASSIGNED", "COMPLETED", "CREATED", "ENDPOINT", "FACTORY_CAPACITY", "PROGRESS", "REVOKED", "STATUS_REPORT_RESULT",
            "OrderScheduler"]
 
 
@@ -53,11 +55,13 @@ class OrderScheduler(Component):
     publishes = (Publishes(CREATED, param="topics.created"), Publishes(ASSIGNED, param="topics.assigned"),
                  Publishes(REVOKED, param="topics.revoked"),
                  Publishes(STATUS_REPORT_RESULT, param="topics.status_report_result"),
+                 Publishes(FACTORY_CAPACITY, param="topics.status_report_result"),
                  Publishes(ENDPOINT, param="topics.endpoints"),
                  Publishes(commands.REPLY, param="topics.replies", key="requestId"),
                  Publishes("forge.leadership", topic="forge/leader/{lease}", key="lease"))
     subscribes = (Subscribes(PROGRESS, param="topics.progress"), Subscribes(COMPLETED, param="topics.completed"),
                   Subscribes(STATUS_REPORT, param="topics.status_report", shared=False),
+                  Subscribes(CAPACITY_QUERY, param="topics.status_report", shared=False),
                   Subscribes(CREATED, param="topics.created", shared=False),
                   Subscribes(RISK_CHANGED, param="topics.risk", shared=False),
                   Subscribes(FACTORY_HEARTBEAT, param="topics.heartbeats", shared=False),
@@ -100,6 +104,7 @@ class OrderScheduler(Component):
         await self.ctx.subscribe(t.progress, self.on_progress, types=[PROGRESS])
         await self.ctx.subscribe(t.completed, self.on_completed, types=[COMPLETED])
         await self.ctx.subscribe(t.status_report, self.on_status_report, types=[STATUS_REPORT], shared=False)
+        await self.ctx.subscribe(t.status_report, self.on_capacity_query, types=[CAPACITY_QUERY], shared=False)
         await self.ctx.subscribe(t.created, self.on_created, types=[CREATED], shared=False)
         if t.risk:
             await self.ctx.subscribe(t.risk, self.on_risk, types=[RISK_CHANGED], shared=False)
@@ -311,6 +316,31 @@ class OrderScheduler(Component):
                                {"requestId": request_id, "accepted": result.accepted, "detail": result.detail,
                                 "ordersMoved": result.orders_moved, "code": result.code, "field": result.field},
                                key=request_id)
+
+    async def factory_capacity(self) -> list[FactoryCapacity]:
+        """Every factory's capacity, load and free capacity (GET /factories's read), leader or shadow."""
+        return [FactoryCapacity(v["id"], v["status"], v["capacity"], v["load"], v["free"])
+                for v in queries.factory_views(self.transactor.engine)]
+
+    async def on_capacity_query(self, envelope: Envelope) -> None:
+        """``mms.capacity_query`` -> ``sched.factory_capacity``: the leader answers (one answer per query on
+        the bus; over gRPC any replica does), ``code: unavailable`` when the database cannot be read."""
+        if not self.leading:
+            return
+        body = envelope.payload if isinstance(envelope.payload, dict) else {}
+        request_id = body.get("requestId")
+        if not isinstance(request_id, str) or not request_id:
+            self.counts["bad_messages"] += 1
+            self.ctx.log.warning("mms.capacity_query without requestId on %s: not answered", envelope.topic)
+            return
+        answer: dict[str, Any] = {"requestId": request_id, "factories": [], "code": "ok"}
+        try:
+            answer["factories"] = [{"factoryId": f.factory_id, "status": f.status, "capacity": f.capacity,
+                                    "load": f.load, "free": f.free} for f in await self.factory_capacity()]
+        except sa.exc.SQLAlchemyError as exc:
+            answer.update(code="unavailable", detail=f"database unavailable, retry: {exc}")
+        self.counts["capacity_queries"] = self.counts.get("capacity_queries", 0) + 1
+        await self.ctx.publish(self.params.topics.status_report_result, FACTORY_CAPACITY, answer, key=request_id)
 
     # -- orders over messages ----------------------------------------------------------------------
     async def on_order_request(self, envelope: Envelope) -> None:

@@ -9,6 +9,8 @@ leads) from the order scheduler's ``sched.endpoint`` announcements, for replicas
 ports. A call goes to the target that answered last, then the announced leader, then the rest;
 UNAVAILABLE or a deadline (a dead replica, a shadow answering not_leader) moves to the next one
 within the same call, and only when none answered is the call unavailable (the retry tactic's).
+
+``capacity()`` asks ``GetFactoryCapacity`` the same way (a read: a shadow answers it too, no fence sent).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 import grpc
 from forge_core import ComponentContext, Envelope
 
-from forge_sched.grpc.codes import REFUSED, RETRYABLE, status_number
+from forge_sched.grpc.codes import REFUSED, RETRYABLE, status_name, status_number
 from forge_sched.grpc.errors import StatusReportRejected, StatusReportUnavailable
 from forge_sched.grpc.metadata import fence_metadata
+from forge_sched.orders.status import FactoryCapacity
 from forge_sched.proto import factory_status_pb2 as pb
 from forge_sched.proto.factory_status_pb2_grpc import FactoryStatusServiceStub
 from forge_sched.settings import GrpcStatusReporterSettings
@@ -144,6 +147,32 @@ class GrpcStatusReporter:
                 continue
             self._last_good = target
             return ReportResult(response.accepted, response.detail, response.orders_moved)
+        if len(failures) == 1:
+            target, code_name, detail = failures[0]
+            raise StatusReportUnavailable(code_name, detail, target=target)
+        raise StatusReportUnavailable("UNAVAILABLE", "no target answered: " + "; ".join(
+            f"{target} {code_name} {detail}" for target, code_name, detail in failures))
+
+    async def capacity(self) -> list[FactoryCapacity]:
+        """Every factory's capacity, load and free capacity (``GetFactoryCapacity``), from the first
+        target that answers; raises as :meth:`report` does when none does (no refusal: it is a read)."""
+        targets = self.candidates()
+        if not targets:
+            raise StatusReportUnavailable("UNAVAILABLE", f"no PMS known yet (no sched.endpoint heard on "
+                                                         f"{self.settings.endpoints_topic})")
+        failures: list[tuple[str, str, str]] = []
+        for target in targets:
+            try:
+                response = await self._open(target).GetFactoryCapacity(pb.CapacityRequest(),
+                                                                       timeout=self.settings.timeout)
+            except grpc.aio.AioRpcError as exc:
+                code, detail = exc.code(), exc.details() or ""
+                if code not in RETRYABLE:
+                    raise StatusReportRejected(code.name, detail, target=target) from None
+                failures.append((target, code.name, detail))
+                continue
+            return [FactoryCapacity(f.factory_id, status_name(f.status) or "UNSPECIFIED", f.capacity, f.load, f.free)
+                    for f in response.factories]
         if len(failures) == 1:
             target, code_name, detail = failures[0]
             raise StatusReportUnavailable(code_name, detail, target=target)

@@ -4,6 +4,9 @@ The servicer holds no state and no rules of its own beyond the wire: the order s
 ``report_factory_status`` method (the same the bus request calls) validates the report, checks the
 epoch against the newest seen and applies it. Here the enum becomes a status name, the metadata
 becomes ``(epoch, lease)``, and the scheduler's result code becomes a gRPC status.
+
+``GetFactoryCapacity`` is a read of the database (``handler.factory_capacity``): the first handler
+answers, leader or shadow alike (a shadow reads the leader's committed figures); no fence is asked.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from forge_sched.grpc.codes import grpc_code, status_name
+from forge_sched.grpc.codes import grpc_code, status_name, status_number
 from forge_sched.grpc.metadata import FenceError, read_fence
-from forge_sched.orders.status import StatusHandler, StatusReportResult
+from forge_sched.orders.status import FactoryCapacity, StatusHandler, StatusReportResult
 from forge_sched.proto import SERVICE_NAME
 from forge_sched.proto import factory_status_pb2 as pb
 from forge_sched.proto.factory_status_pb2_grpc import (
@@ -106,6 +109,38 @@ class FactoryStatusServicer(FactoryStatusServiceServicer):
                 detail = f"{result.field}: {detail}"  # INVALID_ARGUMENT always names the field
             raise RpcFailure(grpc_code(result.code), detail)
         return pb.StatusResponse(accepted=result.accepted, detail=result.detail, orders_moved=result.orders_moved)
+
+    async def GetFactoryCapacity(self, request: pb.CapacityRequest,
+                                 context: grpc.aio.ServicerContext | None) -> pb.CapacityResponse:
+        try:
+            return await self.capacity()
+        except RpcFailure as failure:
+            if context is None:
+                raise
+            await context.abort(failure.code, failure.detail)
+            raise  # abort raises; this line is for type checkers
+
+    async def capacity(self) -> pb.CapacityResponse:
+        """Every factory's capacity from the first handler that can read it (a read: a shadow answers
+        as well as the leader), or :class:`RpcFailure` (UNAVAILABLE when none could read the database)."""
+        views: list[FactoryCapacity] | None = None
+        failures: list[str] = []
+        for handler in list(self.handlers):
+            read = getattr(handler, "factory_capacity", None)
+            if read is None:
+                failures.append(f"{type(handler).__name__} answers no capacity query (no factory_capacity())")
+                continue
+            try:
+                views = await read()
+                break
+            except Exception as exc:  # noqa: BLE001 - a replica that cannot read now: the next one may
+                failures.append(f"{type(exc).__name__}: {exc}")
+        if views is None:
+            log.warning("forge_sched: GetFactoryCapacity failed: %s", "; ".join(failures))
+            raise RpcFailure(grpc.StatusCode.UNAVAILABLE, "factory capacity unreadable, retry: " + "; ".join(failures))
+        return pb.CapacityResponse(factories=[
+            pb.FactoryCapacity(factory_id=v.factory_id, status=status_number(v.status), capacity=v.capacity,
+                               load=v.load, free=v.free) for v in views])
 
 
 async def register(ctx: ComponentContext, handler: StatusHandler) -> FactoryStatusServicer:

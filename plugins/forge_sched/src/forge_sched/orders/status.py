@@ -1,5 +1,6 @@
 """The status report's contract: one method takes UP/DEGRADED/DOWN for a factory, from gRPC and
-from the bus alike (see the industry40 contract). No grpc import here: the servicer imports this."""
+from the bus alike (see the industry40 contract), and one answers the capacity query (every
+factory's capacity, load and free capacity). No grpc import here: the servicer imports this."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Literal, Protocol
 
 from forge_sched.orders.tables import FACTORY_STATUSES
 
-__all__ = ["FACTORY_ID", "StatusHandler", "StatusReportResult", "invalid", "validate_report"]
+__all__ = ["FACTORY_ID", "FactoryCapacity", "StatusHandler", "StatusReportResult", "invalid", "validate_report"]
 
 Code = Literal["ok", "invalid_argument", "stale_epoch", "not_leader", "unavailable"]
 
@@ -30,11 +31,27 @@ class StatusReportResult:
     field: str | None = None
 
 
+@dataclass(frozen=True)
+class FactoryCapacity:
+    """One factory as the capacity query answers it (``GET /factories``'s figures): ``free`` is
+    ``capacity - load``, ``load`` the orders it holds (assigned or in progress)."""
+
+    factory_id: str
+    status: str
+    capacity: int
+    load: int
+    free: int
+
+
 class StatusHandler(Protocol):
     """What the gRPC servicer and the bus request call (``sched.order_scheduler`` implements it)."""
 
     async def report_factory_status(self, factory_id: str, status: str, reason: str,
                                     epoch: int | None, lease: str | None) -> StatusReportResult: ...
+
+    async def factory_capacity(self) -> list[FactoryCapacity]:
+        """Every factory's capacity, by id; a read any replica answers (raises when storage cannot be read)."""
+        ...
 
 
 def invalid(field: str, detail: str) -> StatusReportResult:

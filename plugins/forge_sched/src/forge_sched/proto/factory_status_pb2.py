@@ -24,19 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&forge_sched/proto/factory_status.proto\x12\x0e\x66orge.sched.v1\"h\n\x13\x46\x61\x63toryStatusUpdate\x12\x12\n\nfactory_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.forge.sched.v1.FactoryStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"H\n\x0eStatusResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x14\n\x0corders_moved\x18\x03 \x01(\x05*@\n\rFactoryStatus\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\x06\n\x02UP\x10\x01\x12\x0c\n\x08\x44\x45GRADED\x10\x02\x12\x08\n\x04\x44OWN\x10\x03\x32r\n\x14\x46\x61\x63toryStatusService\x12Z\n\x13ReportFactoryStatus\x12#.forge.sched.v1.FactoryStatusUpdate\x1a\x1e.forge.sched.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&forge_sched/proto/factory_status.proto\x12\x0e\x66orge.sched.v1\"h\n\x13\x46\x61\x63toryStatusUpdate\x12\x12\n\nfactory_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.forge.sched.v1.FactoryStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"H\n\x0eStatusResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x14\n\x0corders_moved\x18\x03 \x01(\x05\"\x11\n\x0f\x43\x61pacityRequest\"\x82\x01\n\x0f\x46\x61\x63toryCapacity\x12\x12\n\nfactory_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.forge.sched.v1.FactoryStatus\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x0c\n\x04load\x18\x04 \x01(\x05\x12\x0c\n\x04\x66ree\x18\x05 \x01(\x05\"F\n\x10\x43\x61pacityResponse\x12\x32\n\tfactories\x18\x01 \x03(\x0b\x32\x1f.forge.sched.v1.FactoryCapacity*@\n\rFactoryStatus\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\x06\n\x02UP\x10\x01\x12\x0c\n\x08\x44\x45GRADED\x10\x02\x12\x08\n\x04\x44OWN\x10\x03\x32\xcb\x01\n\x14\x46\x61\x63toryStatusService\x12Z\n\x13ReportFactoryStatus\x12#.forge.sched.v1.FactoryStatusUpdate\x1a\x1e.forge.sched.v1.StatusResponse\x12W\n\x12GetFactoryCapacity\x12\x1f.forge.sched.v1.CapacityRequest\x1a .forge.sched.v1.CapacityResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'forge_sched.proto.factory_status_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FACTORYSTATUS']._serialized_start=238
-  _globals['_FACTORYSTATUS']._serialized_end=302
+  _globals['_FACTORYSTATUS']._serialized_start=462
+  _globals['_FACTORYSTATUS']._serialized_end=526
   _globals['_FACTORYSTATUSUPDATE']._serialized_start=58
   _globals['_FACTORYSTATUSUPDATE']._serialized_end=162
   _globals['_STATUSRESPONSE']._serialized_start=164
   _globals['_STATUSRESPONSE']._serialized_end=236
-  _globals['_FACTORYSTATUSSERVICE']._serialized_start=304
-  _globals['_FACTORYSTATUSSERVICE']._serialized_end=418
+  _globals['_CAPACITYREQUEST']._serialized_start=238
+  _globals['_CAPACITYREQUEST']._serialized_end=255
+  _globals['_FACTORYCAPACITY']._serialized_start=258
+  _globals['_FACTORYCAPACITY']._serialized_end=388
+  _globals['_CAPACITYRESPONSE']._serialized_start=390
+  _globals['_CAPACITYRESPONSE']._serialized_end=460
+  _globals['_FACTORYSTATUSSERVICE']._serialized_start=529
+  _globals['_FACTORYSTATUSSERVICE']._serialized_end=732
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,11 @@ class FactoryStatusServiceStub:
                 request_serializer=forge__sched_dot_proto_dot_factory__status__pb2.FactoryStatusUpdate.SerializeToString,
                 response_deserializer=forge__sched_dot_proto_dot_factory__status__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.GetFactoryCapacity = channel.unary_unary(
+                '/forge.sched.v1.FactoryStatusService/GetFactoryCapacity',
+                request_serializer=forge__sched_dot_proto_dot_factory__status__pb2.CapacityRequest.SerializeToString,
+                response_deserializer=forge__sched_dot_proto_dot_factory__status__pb2.CapacityResponse.FromString,
+                _registered_method=True)
 
 
 class FactoryStatusServiceServicer:
@@ -53,6 +58,13 @@ class FactoryStatusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFactoryCapacity(self, request, context):
+        """The capacity, load and free capacity of every factory (the same read as GET /factories).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FactoryStatusServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +72,11 @@ def add_FactoryStatusServiceServicer_to_server(servicer, server):
                     servicer.ReportFactoryStatus,
                     request_deserializer=forge__sched_dot_proto_dot_factory__status__pb2.FactoryStatusUpdate.FromString,
                     response_serializer=forge__sched_dot_proto_dot_factory__status__pb2.StatusResponse.SerializeToString,
+            ),
+            'GetFactoryCapacity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFactoryCapacity,
+                    request_deserializer=forge__sched_dot_proto_dot_factory__status__pb2.CapacityRequest.FromString,
+                    response_serializer=forge__sched_dot_proto_dot_factory__status__pb2.CapacityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +107,33 @@ class FactoryStatusService:
             '/forge.sched.v1.FactoryStatusService/ReportFactoryStatus',
             forge__sched_dot_proto_dot_factory__status__pb2.FactoryStatusUpdate.SerializeToString,
             forge__sched_dot_proto_dot_factory__status__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFactoryCapacity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/forge.sched.v1.FactoryStatusService/GetFactoryCapacity',
+            forge__sched_dot_proto_dot_factory__status__pb2.CapacityRequest.SerializeToString,
+            forge__sched_dot_proto_dot_factory__status__pb2.CapacityResponse.FromString,
             options,
             channel_credentials,
             insecure,
