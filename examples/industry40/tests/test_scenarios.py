@@ -138,3 +138,20 @@ def test_a_simulated_chaos_hour_keeps_every_invariant(plant40):
     assert moved.passed and re.match(r"[1-9]\d* orders of [1-9]\d* DOWN verdicts moved within", moved.detail), moved
     assert stale.passed and stale.detail.startswith(f"{report['stale_report']} stale reports rejected, 0 accepted")
     all_checks_pass(plant)
+
+
+def test_a_factory_stopped_before_its_first_beat_goes_down_and_its_orders_move(plant40):
+    """factory-2 never beats (stopped from the start): the PMS holds it UP from its configured capacities,
+    so without a beat the MMS would never judge it and its orders would wait forever. The MMS's leader
+    asks the PMS which factories it holds and judges the unheard one silent since it started."""
+    plant = plant40(drop=("chaos",), params={**BUSY, "factory": {"modes": {"factory-2": "stop"}}})
+    start = plant.clock.time()
+    plant.advance(30)
+    assert [s for _, s in statuses(plant, "factory-2")] == ["DOWN"]
+    (at, _), = statuses(plant, "factory-2")
+    assert at - start <= 3.0 + 1.0 + 1.0, "a DOWN timeout after the monitor started, a check, the next check"
+    assert "factory-2" not in holders(plant).values(), "no order waits on the factory that never beat"
+    assigned = plant.sent("factory/+/orders", type="sched.order_assigned")
+    assert not [e for e in assigned if e.payload["factoryId"] == "factory-2" and e.time > at + 1.0], \
+        "none assigned to it after the verdict"
+    all_checks_pass(plant)

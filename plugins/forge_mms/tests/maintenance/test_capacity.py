@@ -27,8 +27,9 @@ def events(plant, status=None):
 def test_down_is_reported_first_and_its_event_records_the_capacity(factory_plant, beats):
     plant = factory_plant(pms={"capacity": {"f1": [10, 4], "f2": [10, 3], "f3": [5, 5]}})
     beats(plant, 5, "f1", "f2", "f3")
+    asked_at_start = len(plant.sent("mms/status_report"))  # the leader's query for factories never heard
     beats(plant, 6, "f2", "f3")  # f1 stops
-    sent = [e for e in plant.sent("mms/status_report") if e.payload.get("status", "DOWN") == "DOWN"]
+    sent = [e for e in plant.sent("mms/status_report")[asked_at_start:] if e.payload.get("status", "DOWN") == "DOWN"]
     assert [e.type for e in sent] == ["mms.status_report", "mms.capacity_query"], "the report goes out first"
     down = events(plant, "DOWN")
     assert len(down) == 1 and down[0].payload["outcome"] == "accepted"
@@ -75,7 +76,7 @@ def test_a_query_without_answer_delays_no_down_report(factory_plant, beats):
         if silent:
             assert event["capacity"]["freeElsewhere"] is None and event["capacity"]["fits"] is None
             assert event["capacity"]["detail"].startswith("capacity query failed: TimeoutError"), event
-        assert plant.component("monitor").capacity.stats["failed"] == int(silent)
+        assert (plant.component("monitor").capacity.stats["failed"] > 0) is silent  # the start's query too
     assert times[True] == times[False], times
 
 
@@ -205,3 +206,24 @@ def test_free_capacity_elsewhere_counts_up_factories_below_high_risk():
         "fits": None,
         "detail": "capacity query failed: boom",
     }
+
+
+def test_a_factory_the_pms_holds_but_never_beat_is_judged_silent_since_the_start(factory_plant, beats):
+    """f3 is UP at the PMS (configured) but never beats: the leader asks the PMS what it holds a DOWN
+    timeout after it started and judges f3 silent since then; f1 and f2, heard, are left alone."""
+    plant = factory_plant(pms={"capacity": {"f1": [10, 0], "f2": [10, 0], "f3": [10, 2]}})
+    beats(plant, 10, "f1", "f2")
+    queries = [e.time for e in plant.sent("mms/status_report") if e.type == "mms.capacity_query"]
+    report = next(e for e in plant.sent("mms/status_report", type="mms.status_report") if e.payload["status"] == "DOWN")
+    assert len(queries) == 2 and queries[0] < report.time <= queries[1], "asked once at the start, once for the DOWN"
+    downs = [e.payload for e in events(plant, "DOWN")]
+    assert [d["factoryId"] for d in downs] == ["f3"] and downs[0]["outcome"] == "accepted"
+    assert plant.component("monitor").faults.statuses() == {"f1": Status.UP, "f2": Status.UP, "f3": Status.DOWN}
+
+
+def test_unheard_factories_are_asked_again_when_the_query_failed(factory_plant, beats):
+    """No PMS answers capacity: the query is asked again a capacity_max_age later, not on every check."""
+    plant = factory_plant(pms={"capacity_silent": True})
+    beats(plant, 30, "f1")
+    queries = [e.time for e in plant.sent("mms/status_report") if e.type == "mms.capacity_query"]
+    assert 2 <= len(queries) <= 3, queries
