@@ -101,6 +101,7 @@ def test_a_successor_takes_over_and_the_pms_refuses_the_old_epoch(factory_plant,
 
     old = plant.component(first)
     old.elector = StaleElector()
+    old.reports.ready_epoch = 1  # it had taken over at epoch 1 before it paused (its reports ungated then)
 
     async def want():  # on the plant's loop: the report is spawned as the component's task
         old.reports.want("f2", "DOWN", "stale view")
@@ -268,3 +269,25 @@ def test_on_risks_returns_at_once_only_when_on_risk_would_do_nothing(seed):
         assert once.calls == each.calls, f"seed {seed}, step {step}"
         assert once.wanted == each.wanted
     assert together.drains > 3 and returned > 100
+
+
+def test_a_new_leader_judges_then_announces_what_it_saw_as_standby_before_it_reports(factory_plant, beats):
+    """The leader gets f1's DOWN accepted and dies; the shadow (checking every 5 s) saw f1 otherwise
+    (beating again), a status nobody published. Taking over, it judges first, announces that status on
+    the status topic, then reports it: watchers of forge.status learn it before the PMS acts on it."""
+    plant = factory_plant({"shadow_check_every": 5.0}, replicas=2)
+    beats(plant, 5, "f1", "f2")
+    first = leader(plant)
+    second = "monitor-1" if first == "monitor-0" else "monitor-0"
+    beats(plant, 5, "f2")  # f1 silent: DOWN, reported by the leader and accepted
+    assert [(r["factoryId"], r["status"]) for r in reports(plant, "DOWN")] == [("f1", "DOWN")]
+    plant.kill(first)  # its lease expires after the tactic's ttl
+    beats(plant, 12, "f1", "f2")  # f1 beats again; the shadow takes over
+    assert plant.component(second).leading
+    announced = [e for e in plant.sent("forge/status/+", type="forge.status", source=second)
+                 if e.payload["source"] == "f1" and "announced at takeover" in e.payload["reason"]]
+    reported = [e for e in plant.sent(type="mms.status_report", source=second) if e.payload["factoryId"] == "f1"]
+    assert announced and reported, (announced, reported)
+    assert announced[0].payload["previous"] == "DOWN", "what the PMS held"
+    assert announced[0].payload["status"] == reported[0].payload["status"] != "DOWN"
+    assert plant.observed.index(announced[0]) < plant.observed.index(reported[0]), "announced before reported"

@@ -119,11 +119,13 @@ class FactoryMonitor(Component):
         self.reports = StatusReports(self.ctx, self.reporter, tactics.retry(name="mms.status_report"),
                                      elector=lambda: self.elector, topic=p.failover_topic,
                                      resend_after=p.resend_after, record=self._record_event, accepted=self._accepted)
+        self.reports.gated = True  # reported in an epoch once _elected has judged (see there)
         self.capacity = CapacityQuery(self.ctx, self.reporter, timeout=p.capacity_timeout, max_age=p.capacity_max_age)
         # a factory the PMS holds that never beat is asked about once this replica leads, a DOWN timeout
         # after its start (_track_unheard); None: asked, or asking
         self._unheard_from: float | None = self.ctx.clock.time()
-        self.failover = FailoverManager(self.reports, drain_on_high_risk=p.drain_on_high_risk, capacity=self.capacity)
+        self.failover = FailoverManager(self.reports, drain_on_high_risk=p.drain_on_high_risk, capacity=self.capacity,
+                                        statuses=self.faults.statuses)
         self.recovery = RecoveryManager(
             self.reports, draining=lambda factory: self.failover.draining(factory, self.risks, self.faults.statuses()))
         for pattern in p.topics:  # not shared: every replica follows every factory
@@ -318,16 +320,38 @@ class FactoryMonitor(Component):
     # -- leadership, storage ------------------------------------------------------------------------
     async def _elected(self, epoch: int) -> None:
         """Take over: what the PMS already accepted needs no second report; the beats heard while no
-        replica led (and those the predecessor had not written) are written now."""
-        self.reports.accepted = await self.store.reported()
-        if self.params.record_beats:
-            await self.store.catch_up(self.faults.interval / 2)
-            await self.flush()
-        self.ctx.log.info("leading %s at epoch %d; %d report(s) pending", self.params.lease, epoch,
-                          len(self.reports.pending()))
-        if getattr(self, "_checks", None) is not None:
-            await self._check_now()  # a shadow that checked less often judges now, before it acts
+        replica led (and those the predecessor had not written) are written now. Nothing is reported
+        before this replica has judged (its reports are gated until then: a shadow checks less often,
+        so what it wanted may be stale), and each status the PMS does not hold is announced on
+        ``status_topic`` first: changes seen while standby were published by nobody."""
+        try:
+            self.reports.accepted = await self.store.reported()
+            if self.params.record_beats:
+                await self.store.catch_up(self.faults.interval / 2)
+                await self.flush()
+            self.ctx.log.info("leading %s at epoch %d; %d report(s) pending", self.params.lease, epoch,
+                              len(self.reports.pending()))
+            if getattr(self, "_checks", None) is not None:
+                await self._check_now()  # a shadow that checked less often judges now, before it acts
+            await self._announce_pending()
+        finally:
+            self.reports.ready_epoch = epoch
         self.reports.tick()
+
+    async def _announce_pending(self) -> None:
+        """``forge.status`` for each factory whose status (the fault detector's) the PMS does not hold:
+        the watchers of the status topic learn it before the PMS acts on its report."""
+        accepted = self.reports.accepted
+        for factory, report in self.reports.pending().items():
+            status = self.faults.status(factory)
+            if status is None or report.status != str(status):  # a drain's DEGRADED is no fault status
+                continue
+            last = next((c for c in reversed(self.changes) if c.source == factory), None)
+            await self.ctx.publish(self.params.status_topic.format(factory=topic_level(factory)), FORGE_STATUS, {
+                "source": factory, "status": report.status, "previous": accepted.get(factory),
+                "at": last.at if last is not None else self.ctx.clock.time(),
+                "reason": f"{report.reason} (judged while standby; announced at takeover)",
+                "monitor": self.name}, key=factory)
 
     async def _deposed(self, epoch: int) -> None:
         if self.store.buffered:  # what it heard up to now (a shutdown releases the lease before stop)

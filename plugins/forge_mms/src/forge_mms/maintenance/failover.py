@@ -21,7 +21,7 @@ retried, recorded).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from forge_core.tactics import Status, StatusChange
 
@@ -37,8 +37,11 @@ _HIGH = Risk.HIGH
 
 class FailoverManager:
     def __init__(self, reports: StatusReports, *, drain_on_high_risk: bool,
-                 capacity: CapacityQuery | None = None) -> None:
+                 capacity: CapacityQuery | None = None,
+                 statuses: Callable[[], Mapping[str, Status]] | None = None) -> None:
         self.reports = reports
+        #: the statuses now (the fault detector's), for a decision taken between checks (_answered)
+        self.statuses = statuses
         self.drain_on_high_risk = drain_on_high_risk
         #: None: no capacity query (the drain decides on its stand-in, a DOWN's event has no capacity)
         self.capacity = capacity
@@ -70,7 +73,10 @@ class FailoverManager:
         """The capacity query answered (or failed): the drains it held are decided now, not a check later."""
         self._recheck = False
         if self._last_seen is not None and view.error != CANCELLED:  # stopping: no new report
-            self.on_risks(*self._last_seen)
+            risks, statuses = self._last_seen
+            # the statuses as they are now, not as the last check saw them: a factory gone DOWN since
+            # must not be reported UP by a drain's undo (the PMS would give it orders again)
+            self.on_risks(risks, self.statuses() if self.statuses is not None else statuses)
 
     def on_risks(self, risks: Mapping[str, Risk], statuses: Mapping[str, Status]) -> None:
         """:meth:`on_risk` for every factory in ``statuses`` (the monitor's every check), skipping

@@ -75,6 +75,10 @@ class StatusReports:
         self._in_flight: set[str] = set()
         self._not_before: dict[str, float] = {}
         self.stats = {"reports": 0, "accepted": 0, "rejected": 0, "failed": 0, "attempts": 0}
+        #: gated: nothing is reported in an epoch before :attr:`ready_epoch` names it (the owner's takeover
+        #: is done): a new leader first judges what it saw as a standby, then reports (FactoryMonitor)
+        self.gated = False
+        self.ready_epoch: int | None = None
 
     def want(self, factory: str, status: str, reason: str,
              capacity: CapacityView | Callable[[], Awaitable[CapacityView]] | None = None) -> None:
@@ -111,7 +115,7 @@ class StatusReports:
 
     def leading(self) -> bool:
         elector = self._elector()
-        return elector is not None and elector.is_leader
+        return elector is not None and elector.is_leader and (not self.gated or self.ready_epoch == elector.epoch)
 
     def kick(self, factory: str) -> None:
         wanted = self.wanted.get(factory)
