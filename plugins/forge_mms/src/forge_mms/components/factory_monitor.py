@@ -29,13 +29,14 @@ from forge_core.tactics import LeaderElector, Status, StatusChange
 from forge_core.transport import topic_level
 
 from forge_mms.components.factory_monitor_checks import CheckTimer
-from forge_mms.maintenance.capacity import CANCELLED, CapacityQuery, CapacityView
+from forge_mms.maintenance.capacity import CapacityQuery
 from forge_mms.maintenance.failover import FailoverManager
 from forge_mms.maintenance.recovery import RecoveryManager
 from forge_mms.maintenance.reports import FAILOVER_EVENT, StatusReports
 from forge_mms.monitoring.beats import Beat, BeatHistory, BeatRefused, BeatWindow, factory_of
 from forge_mms.monitoring.faults import FaultDetector
 from forge_mms.monitoring.starvation import StarvationGuard
+from forge_mms.monitoring.unheard import UnheardFactories
 from forge_mms.settings import FactoryMonitorParams
 from forge_mms.storage.store import MonitorStore
 from forge_mms.tactics.risk import Risk, RiskAssessment, RiskStrategy, RuleBasedRisk
@@ -121,9 +122,8 @@ class FactoryMonitor(Component):
                                      resend_after=p.resend_after, record=self._record_event, accepted=self._accepted)
         self.reports.gated = True  # reported in an epoch once _elected has judged (see there)
         self.capacity = CapacityQuery(self.ctx, self.reporter, timeout=p.capacity_timeout, max_age=p.capacity_max_age)
-        # a factory the PMS holds that never beat is asked about once this replica leads, a DOWN timeout
-        # after its start (_track_unheard); None: asked, or asking
-        self._unheard_from: float | None = self.ctx.clock.time()
+        self.unheard = UnheardFactories(self.faults, self.capacity, started=self.ctx.clock.time(), name=self.name,
+                                        log=self.ctx.log, tracked=self._judge_next_check)
         self.failover = FailoverManager(self.reports, drain_on_high_risk=p.drain_on_high_risk, capacity=self.capacity,
                                         statuses=self.faults.statuses)
         self.recovery = RecoveryManager(
@@ -208,8 +208,9 @@ class FactoryMonitor(Component):
     async def check(self) -> None:
         """Silence verdicts, then the risk of every factory, the drain and the reports still pending."""
         now = self.ctx.clock.time()
-        if self._unheard_from is not None and now - self._unheard_from >= self.faults.down_after and self.leading:
-            self._ask_unheard()
+        ask_after = self.unheard.ask_after
+        if ask_after is not None and now >= ask_after and self.leading:
+            self.unheard.ask()  # the PMS's factories this replica never heard from (monitoring/unheard.py)
         await self.judge_silence(now)
         if self._settled(now):  # the loop below would skip every factory: no beat, change or expiry since
             self.failover.on_risks(self.risks, self._statuses)
@@ -256,30 +257,8 @@ class FactoryMonitor(Component):
             self._oldest_beat = oldest
             self._settled_at_beats = beats_before
 
-    def _ask_unheard(self) -> None:
-        """Ask the PMS which factories it holds (the capacity query): one it holds UP or DEGRADED that
-        this monitor never heard from (configured, but stopped before its first beat) would keep its
-        orders forever; it is judged silent since this replica started (:meth:`_track_unheard`)."""
-        started, self._unheard_from = self._unheard_from, None
-        assert started is not None
-
-        def track(view: CapacityView) -> None:
-            if view.ok:
-                self._track_unheard(view, started)
-            elif view.error != CANCELLED:  # asked again a query's max age later
-                self._unheard_from = started + self.capacity.max_age
-
-        self.capacity.start(then=track)
-
-    def _track_unheard(self, view: CapacityView, started: float) -> None:
-        for held in view.factories or ():
-            factory = held.factory_id
-            if held.status != str(Status.DOWN) and self.faults.status(factory) is None:
-                self.ctx.log.warning("%s: %s is %s at the PMS but never beat since %s started: judged silent "
-                                     "from then (DOWN once the silence rule has passed)", self.name, factory,
-                                     held.status, self.name)
-                self.faults.restore(factory, held.status, started)
-                self._settled_at_beats = -1  # the next check judges it
+    def _judge_next_check(self) -> None:
+        self._settled_at_beats = -1
 
     def _settled(self, now: float) -> bool:
         """Whether the last check's risk loop left nothing for this one: no beat and no status change
