@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from forge_core import hookimpl
 
 if TYPE_CHECKING:
+    from forge_core import ManifestProblem
     from forge_core.dashboard import Panel
+    from forge_core.manifest.model import Manifest
     from forge_core.plugin import ComponentRegistry
     from forge_core.runtime import Runtime
     from forge_core.storage.migrations import MigrationRegistry
@@ -47,3 +49,11 @@ def forge_dashboard_panel(runtime: Runtime) -> Panel | None:
     from industry40.dashboard import panel
 
     return panel(runtime)
+
+
+@hookimpl
+def forge_validate_manifest(manifest: Manifest) -> list[ManifestProblem]:
+    """A factory's capacity written twice (its params, the order scheduler's) must agree (validation.py)."""
+    from industry40.validation import capacity_problems
+
+    return capacity_problems(manifest)

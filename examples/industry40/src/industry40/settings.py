@@ -36,8 +36,9 @@ class FactoryParams(Settings):
                                                       "(factory-1 ... factory-4 with 4 replicas)")
     first_number: int = Field(1, ge=0, description="{n} of the first replica")
     heartbeat_interval: float = Field(1.0, gt=0, description="seconds between beats on factory/<id>/heartbeat")
-    capacity: int = Field(10, ge=0, description="orders a factory holds at once (the order scheduler's capacities "
-                                                "should say the same); more is accepted and counted over_capacity")
+    capacity: int = Field(10, ge=0, description="orders a factory holds at once (forge validate refuses an order "
+                                                "scheduler's capacity above it); more is accepted and counted "
+                                                "over_capacity")
     capacities: dict[str, int] = Field({}, description="capacity per factory id, overriding `capacity`")
     lines: int = Field(2, ge=1, description="orders worked on at once; the others wait, not started (movable by a "
                                             "drain)")
