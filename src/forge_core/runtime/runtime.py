@@ -132,20 +132,11 @@ class Runtime:
         """The plant's engine, created (and migrated, if the manifest asks) on first use."""
         if self._engine is None:
             self._engine = open_engine(self.manifest, self.plugins, virtual=self.clock_is_virtual)
-            self._watch_storage(self._engine)
+            if not self.clock_is_virtual:  # under a virtual clock no probe listens (wall-time pings)
+                from forge_core.storage.probe import watch
+
+                self.storage_probe = watch(self._engine, self.manifest.runtime)
         return self._engine
-
-    def _watch_storage(self, engine: Engine) -> None:
-        """Start the background ping /ready reads (storage/probe.py), under a real clock only: under a
-        virtual one no probe listens, and a thread pinging in wall time would not belong to the run."""
-        if self.clock_is_virtual:
-            return
-        from forge_core.storage.probe import StorageProbe
-
-        rs = self.manifest.runtime
-        self.storage_probe = StorageProbe(engine.url, timeout=rs.health_storage_timeout,
-                                          interval=rs.health_storage_interval)
-        self.storage_probe.start()
 
     def _close_storage(self) -> None:
         if self.storage_probe is not None:

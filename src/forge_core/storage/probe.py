@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from forge_core.storage.engine import mask_url
 
-__all__ = ["StorageProbe"]
+__all__ = ["StorageProbe", "watch"]
 
 
 class StorageProbe:
@@ -101,6 +101,14 @@ class StorageProbe:
             self._first.set()
             if self._done.wait(self.interval):
                 return
+
+
+def watch(engine: Engine, runtime: Any) -> StorageProbe:
+    """The started probe of the plant's ``engine`` with ``runtime``'s (the manifest's ``runtime:``) health
+    settings: the background ping /ready reads, started by the runtime under a real clock only."""
+    probe = StorageProbe(engine.url, timeout=runtime.health_storage_timeout, interval=runtime.health_storage_interval)
+    probe.start()
+    return probe
 
 
 def _probe_engine(url: URL, timeout: float) -> tuple[Engine, sa.TextClause]:

@@ -29,6 +29,7 @@ from forge_core.tactics import LeaderElector, Status, StatusChange
 from forge_core.transport import topic_level
 
 from forge_mms.components.factory_monitor_checks import CheckTimer
+from forge_mms.components.factory_monitor_rows import announce_pending, capacity_columns, status_row
 from forge_mms.maintenance.capacity import CapacityQuery
 from forge_mms.maintenance.failover import FailoverManager
 from forge_mms.maintenance.recovery import RecoveryManager
@@ -312,37 +313,17 @@ class FactoryMonitor(Component):
                               len(self.reports.pending()))
             if getattr(self, "_checks", None) is not None:
                 await self._check_now()  # a shadow that checked less often judges now, before it acts
-            await self._announce_pending()
+            await announce_pending(self)
         finally:
             self.reports.ready_epoch = epoch
         self.reports.tick()
-
-    async def _announce_pending(self) -> None:
-        """``forge.status`` for each factory whose status (the fault detector's) the PMS does not hold:
-        the watchers of the status topic learn it before the PMS acts on its report."""
-        accepted = self.reports.accepted
-        for factory, report in self.reports.pending().items():
-            status = self.faults.status(factory)
-            if status is None or report.status != str(status):  # a drain's DEGRADED is no fault status
-                continue
-            last = next((c for c in reversed(self.changes) if c.source == factory), None)
-            await self.ctx.publish(self.params.status_topic.format(factory=topic_level(factory)), FORGE_STATUS, {
-                "source": factory, "status": report.status, "previous": accepted.get(factory),
-                "at": last.at if last is not None else self.ctx.clock.time(),
-                "reason": f"{report.reason} (judged while standby; announced at takeover)",
-                "monitor": self.name}, key=factory)
 
     async def _deposed(self, epoch: int) -> None:
         if self.store.buffered:  # what it heard up to now (a shutdown releases the lease before stop)
             await self.store.flush()
 
     def _row(self, factory: str) -> dict[str, Any]:
-        last = next((c for c in reversed(self.changes) if c.source == factory), None)
-        status = self.faults.status(factory) or Status.UP
-        assessment = self.assessments.get(factory)
-        return {"status": str(status), "reason": last.reason if last else "", "since": last.at if last else 0.0,
-                "risk": str(self.risks.get(factory, Risk.LOW)),
-                "error_rate": assessment.error_rate if assessment else None, "updated_at": self.ctx.clock.time()}
+        return status_row(self, factory)
 
     async def _accepted(self, factory: str, status: str, epoch: int) -> None:
         # the row with the status the PMS accepted, written with the report's event (_record_event,
@@ -357,7 +338,7 @@ class FactoryMonitor(Component):
             "factory_id": factory, "status": event["status"], "reason": event["reason"],
             "epoch": event["epoch"], "lease": self.params.lease, "attempts": event["attempts"],
             "outcome": event["outcome"], "detail": event["detail"], "orders_moved": event["ordersMoved"],
-            "at": self.ctx.clock.time(), "holder": self.name, **_capacity_columns(event.get("capacity"))})
+            "at": self.ctx.clock.time(), "holder": self.name, **capacity_columns(event.get("capacity"))})
 
     async def flush(self) -> None:
         """Write the buffered beats now (the leader); a follower forgets those older than handover_keep."""
@@ -409,10 +390,3 @@ class FactoryMonitor(Component):
                 "capacity_failed": self.capacity.stats["failed"], "storage": dict(self.store.stats),
                 "elections": getattr(self.elector, "elections", 0)}
 
-
-def _capacity_columns(capacity: dict[str, Any] | None) -> dict[str, Any]:
-    """The failover_events columns of an event's capacity (none when no query backed the report)."""
-    if capacity is None:
-        return {}
-    return {"free_elsewhere": capacity["freeElsewhere"], "orders_fit": capacity["fits"],
-            "capacity_detail": capacity["detail"]}

@@ -22,7 +22,9 @@ import sqlalchemy as sa
 from forge_core import Check, Component, Envelope, Publishes, Subscribes
 from forge_core.tactics import NotLeader, RetryPolicy
 
-from forge_sched.orders import commands, invariants, outbox, queries
+from forge_sched.components import status_faces
+from forge_sched.components.status_faces import FACTORY_CAPACITY, STATUS_REPORT_RESULT
+from forge_sched.orders import commands, invariants, outbox
 from forge_sched.orders.ids import v4_hex
 from forge_sched.orders.moves import ASSIGNED, REVOKED, Topics
 from forge_sched.orders.rest import OrdersApi
@@ -34,8 +36,6 @@ from forge_sched.settings import OrderSchedulerParams
 #: The message types this component speaks besides CREATED/ASSIGNED/REVOKED (schemas in ``forge_sched/schemas``).
 PROGRESS = "sched.order_progress"
 COMPLETED = "sched.order_completed"
-STATUS_REPORT_RESULT = "sched.status_report_result"
-FACTORY_CAPACITY = "sched.factory_capacity"
 ENDPOINT = "sched.endpoint"
 #: Types other plugins own, consumed when their topics are configured.
 STATUS_REPORT = "mms.status_report"
@@ -302,45 +302,14 @@ class OrderScheduler(Component):
         return result
 
     async def on_status_report(self, envelope: Envelope) -> None:
-        if not self.leading:
-            return  # the leader answers; a reporter that hears nothing retries
-        body = envelope.payload if isinstance(envelope.payload, dict) else {}
-        request_id = body.get("requestId")
-        if not isinstance(request_id, str) or not request_id:
-            self.counts["bad_messages"] += 1
-            self.ctx.log.warning("mms.status_report without requestId on %s: not answered", envelope.topic)
-            return
-        result = await self.report_factory_status(body.get("factoryId"), body.get("status"),
-                                                  body.get("reason", ""), body.get("epoch"), body.get("lease"))
-        await self.ctx.publish(self.params.topics.status_report_result, STATUS_REPORT_RESULT,
-                               {"requestId": request_id, "accepted": result.accepted, "detail": result.detail,
-                                "ordersMoved": result.orders_moved, "code": result.code, "field": result.field},
-                               key=request_id)
+        await status_faces.answer_status_report(self, envelope)
 
     async def factory_capacity(self) -> list[FactoryCapacity]:
         """Every factory's capacity, load and free capacity (GET /factories's read), leader or shadow."""
-        return [FactoryCapacity(v["id"], v["status"], v["capacity"], v["load"], v["free"])
-                for v in queries.factory_views(self.transactor.engine)]
+        return status_faces.factory_capacity(self)
 
     async def on_capacity_query(self, envelope: Envelope) -> None:
-        """``mms.capacity_query`` -> ``sched.factory_capacity``: the leader answers (one answer per query on
-        the bus; over gRPC any replica does), ``code: unavailable`` when the database cannot be read."""
-        if not self.leading:
-            return
-        body = envelope.payload if isinstance(envelope.payload, dict) else {}
-        request_id = body.get("requestId")
-        if not isinstance(request_id, str) or not request_id:
-            self.counts["bad_messages"] += 1
-            self.ctx.log.warning("mms.capacity_query without requestId on %s: not answered", envelope.topic)
-            return
-        answer: dict[str, Any] = {"requestId": request_id, "factories": [], "code": "ok"}
-        try:
-            answer["factories"] = [{"factoryId": f.factory_id, "status": f.status, "capacity": f.capacity,
-                                    "load": f.load, "free": f.free} for f in await self.factory_capacity()]
-        except sa.exc.SQLAlchemyError as exc:
-            answer.update(code="unavailable", detail=f"database unavailable, retry: {exc}")
-        self.counts["capacity_queries"] = self.counts.get("capacity_queries", 0) + 1
-        await self.ctx.publish(self.params.topics.status_report_result, FACTORY_CAPACITY, answer, key=request_id)
+        await status_faces.answer_capacity_query(self, envelope)
 
     # -- orders over messages ----------------------------------------------------------------------
     async def on_order_request(self, envelope: Envelope) -> None:
