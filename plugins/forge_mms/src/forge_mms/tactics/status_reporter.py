@@ -98,44 +98,38 @@ class BusStatusReporter:
         self._waiting.clear()
 
     async def report(self, factory_id: str, status: str, reason: str, *, epoch: int, lease: str) -> ReportResult:
-        ctx = self._ctx
-        if ctx is None:
-            raise RuntimeError("status_reporter.bus: start(ctx) was not called before report()")
-        request_id = f"{ctx.name}-{self._ids()}"
-        future: asyncio.Future[ReportResult] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
-        try:
-            await ctx.publish(self.settings.request_topic, STATUS_REPORT, {
-                "requestId": request_id, "factoryId": factory_id, "status": status, "reason": reason,
-                "epoch": epoch, "lease": lease}, key=factory_id)
-            self.stats["sent"] += 1
-            try:
-                async with asyncio.timeout(self.settings.timeout):
-                    return await future
-            except TimeoutError:
-                self.stats["timeouts"] += 1
-                raise TimeoutError(f"status_reporter.bus: no {STATUS_REPORT_RESULT} for {request_id} "
-                                   f"({factory_id} {status}) within {self.settings.timeout} s") from None
-        finally:
-            self._waiting.pop(request_id, None)
+        result: ReportResult = await self._ask(
+            "report", STATUS_REPORT, {"factoryId": factory_id, "status": status, "reason": reason, "epoch": epoch,
+                                      "lease": lease}, key=factory_id, sent="sent",
+            answer=STATUS_REPORT_RESULT, about=f" ({factory_id} {status})")
+        return result
 
     async def capacity(self) -> list[FactoryCapacity]:
         """``mms.capacity_query`` on ``request_topic``, the leader's ``sched.factory_capacity`` within ``timeout``."""
+        factories: list[FactoryCapacity] = await self._ask("capacity", CAPACITY_QUERY, {}, key=None,
+                                                           sent="capacity_queries", answer=FACTORY_CAPACITY)
+        return factories
+
+    async def _ask(self, call: str, type_: str, body: dict[str, Any], *, key: str | None, sent: str,
+                   answer: str, about: str = "") -> Any:
+        """Publish ``type_`` with a new ``requestId`` on ``request_topic`` and wait ``timeout`` s for the
+        ``answer`` the subscription hands to its future (named, with ``about``, in the timeout's message)."""
         ctx = self._ctx
         if ctx is None:
-            raise RuntimeError("status_reporter.bus: start(ctx) was not called before capacity()")
+            raise RuntimeError(f"status_reporter.bus: start(ctx) was not called before {call}()")
         request_id = f"{ctx.name}-{self._ids()}"
-        future: asyncio.Future[list[FactoryCapacity]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         try:
-            await ctx.publish(self.settings.request_topic, CAPACITY_QUERY, {"requestId": request_id}, key=request_id)
-            self.stats["capacity_queries"] += 1
+            await ctx.publish(self.settings.request_topic, type_, {"requestId": request_id, **body},
+                              key=key if key is not None else request_id)
+            self.stats[sent] += 1
             try:
                 async with asyncio.timeout(self.settings.timeout):
                     return await future
             except TimeoutError:
                 self.stats["timeouts"] += 1
-                raise TimeoutError(f"status_reporter.bus: no {FACTORY_CAPACITY} for {request_id} "
+                raise TimeoutError(f"status_reporter.bus: no {answer} for {request_id}{about} "
                                    f"within {self.settings.timeout} s") from None
         finally:
             self._waiting.pop(request_id, None)
