@@ -102,6 +102,9 @@ class BladeScheduler(Component):
 
         self.dedup = self.ctx.tactics.deduplicator(window=p.dedup_window)
         self.store = self.ctx.tactics.state_store("blade_scheduler")
+        # made before subscribing: a broker may deliver a backlog while start() awaits (start_order)
+        self.elector = self.ctx.elector(p.lease, on_elected=self.on_elected, on_deposed=self.on_deposed)
+        self._assigning = False
         t = self.topics
         await self.ctx.subscribe(t.heartbeats, self.on_heartbeat, types=[HEARTBEAT], shared=False)
         await self.ctx.subscribe(t.swapped, self.on_blade_swapped, types=[BLADE_SWAPPED], shared=False)
@@ -114,8 +117,6 @@ class BladeScheduler(Component):
         await self.ctx.subscribe(t.swap, self.on_command_seen, types=[SWAP_BLADE], shared=False)
         await self.ctx.subscribe(t.change_fresh, self.on_command_seen, types=[CHANGE_FRESH_AMOUNT], shared=False)
 
-        self.elector = self.ctx.elector(p.lease, on_elected=self.on_elected, on_deposed=self.on_deposed)
-        self._assigning = False
         self.ctx.every(p.assign_interval, self.tick, name="assign")
         # the end of the discovery phase is a moment to assign at, not only the next tick
         self.ctx.spawn(self._after_discovery(), name="discovery")
