@@ -81,6 +81,7 @@ class Sensors(Component):
             record.lives.append(life)
             topic = p.topic.replace("{sensor_id}", sensor_id)
             self.sensors[sensor_id] = Sensor(model, record, life, topic, p.scale)
+        self.run_start = clock.monotonic()  # a command may arrive while the subscription is made: see below
         if p.control_topic:
             await ctx.subscribe(p.control_topic, self.on_command, types=[COMMAND], shared=False,
                                 transport=p.control_transport)

@@ -78,9 +78,6 @@ class Exporter(Component):
         self.http: httpx.AsyncClient | None = None
         if p.destination == "http":
             self.http = httpx.AsyncClient(timeout=p.http_timeout)
-        await self.ctx.subscribe(p.completion_topic, self.on_completed, types=[COMPLETED_TYPE])
-        await self.ctx.subscribe(p.acknowledgement_topic, self.on_acknowledgement, types=[ACK_TYPE])
-        await self.ctx.subscribe(p.state_topic, self.on_state, types=[STATE_TYPE])
         #: When the earliest unsettled export is due: the ledger (the database) is the truth, read at
         #: start, after each pass that found something due and every ``rescan`` s; this exporter's own
         #: new exports lower it. Until then a ``resend`` tick runs no query (it did, every second).
@@ -88,6 +85,10 @@ class Exporter(Component):
         # the rescan rides on the send tick (no timer of its own: one more timer reorders the
         # virtual clock's same-instant events, and so a simulation's trace)
         self.rescan_at = self.ctx.clock.time() + (p.rescan if p.rescan is not None else math.inf)
+        # set before subscribing: a completion queued while the exporter was down may arrive at once
+        await self.ctx.subscribe(p.completion_topic, self.on_completed, types=[COMPLETED_TYPE])
+        await self.ctx.subscribe(p.acknowledgement_topic, self.on_acknowledgement, types=[ACK_TYPE])
+        await self.ctx.subscribe(p.state_topic, self.on_state, types=[STATE_TYPE])
         self.ctx.every(p.resend, self.send_due, name="send", initial_delay=0.0)
 
     async def stop(self) -> None:
