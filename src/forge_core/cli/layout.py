@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forge_core.cli.start_order import late_state
+
 __all__ = ["EXEMPTIONS", "KIND_PACKAGES", "MAX_MODULE_LINES", "TRANSPORT_MODULES", "Problem", "check_plugin",
            "find_docs_page"]
 
@@ -97,6 +99,7 @@ def check_plugin(root: Path, *, docs_dirs: Iterable[Path] | None = None,
         where = " or ".join(f"{d}/{{plugins,transports}}/{short}.md" for d in _docs_dirs(root, docs_dirs))
         report.add(f"docs/plugins/{short}.md", f"no docs page: expected {where}")
     _check_sizes(root, pkg, package, exemptions if exemptions is not None else EXEMPTIONS, report)
+    _check_start_order(root, pkg, report)
     return report.problems
 
 
@@ -324,6 +327,14 @@ def _check_sizes(root: Path, pkg: Path, package: str, exemptions: Mapping[str, s
         if lines > MAX_MODULE_LINES and key not in exemptions:
             report.add(module.relative_to(root), f"{lines} lines, over {MAX_MODULE_LINES}: split it (or add "
                        f"{key!r} with a reason to EXEMPTIONS in forge_core/cli/layout.py)")
+
+
+def _check_start_order(root: Path, pkg: Path, report: _Report) -> None:
+    """A handler subscribed in start() must not read state start() makes only later (start_order)."""
+    for module in sorted(pkg.rglob("*.py")):
+        if "__pycache__" not in module.parts:
+            for problem in late_state(module):
+                report.add(module.relative_to(root), str(problem))
 
 
 def _docs_dirs(root: Path, docs_dirs: Iterable[Path] | None) -> list[Path]:
