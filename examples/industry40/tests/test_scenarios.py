@@ -132,6 +132,9 @@ def test_a_simulated_chaos_hour_keeps_every_invariant(plant40):
     assert len(completed) > 100
     replies = [e.payload for e in plant.sent("sched/status_report_result") if e.payload.get("code") == "stale_epoch"]
     assert len(replies) == report["stale_report"], "each replay refused by the PMS as stale"
+    chaos = plant.component("chaos")  # the factories run here: their beats stamp the book the DOWN watch reads
+    assert not [s.pattern for s in chaos.ctx._subscriptions if s.pattern.endswith("/heartbeat")], "no beat delivered"
+    assert set(chaos.downs.last_beat) == set(chaos.factory_ids) and max(chaos.downs.last_beat.values()) > 3590
     checks = {c.name: c for c in plant.stop().checks}
     moved, stale = checks[downs.MOVED], checks[industry40.stale.NAME]
     assert checks[downs.NOT_ASSIGNED].passed

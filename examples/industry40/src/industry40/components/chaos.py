@@ -37,7 +37,7 @@ from forge_sched.settings import OrderSchedulerParams
 
 from forge_core import Check, Component, Envelope, Publishes, Subscribes, TransportError
 from industry40.components.factory import ASSIGNED, COMPLETED, MODE, PROGRESS, REVOKED, simulated_factories
-from industry40.downs import Bound, Down, DownWatch
+from industry40.downs import Bound, Down, DownWatch, last_beats
 from industry40.drains import DrainWatch
 from industry40.settings import ChaosParams
 from industry40.stale import Replay, StaleReplays
@@ -83,8 +83,11 @@ class Chaos(Component):
             self.drains = DrainWatch(self._capacity, p.drain_grace)
             await self.ctx.subscribe(p.risk_topic, self.on_risk, types=[RISK_CHANGED], shared=False, transport=monitor)
         if p.enabled and p.watch_downs:
-            self.downs = DownWatch(self._bound())
-            await self.ctx.subscribe(p.heartbeat_topic, self.on_beat, types=[HEARTBEAT], shared=False)
+            if self._factories_here():  # their beats stamp the runtime's book: no delivery of every beat
+                self.downs = DownWatch(self._bound(), last_beat=last_beats(self.ctx))
+            else:
+                self.downs = DownWatch(self._bound())
+                await self.ctx.subscribe(p.heartbeat_topic, self.on_beat, types=[HEARTBEAT], shared=False)
             await self.ctx.subscribe(p.status_topic, self.on_status, types=[STATUS], shared=False, transport=monitor)
             await self.ctx.subscribe(f"forge/leader/{p.pms_lease}", self.on_leadership, types=[LEADERSHIP],
                                      shared=False, transport=monitor)
@@ -102,6 +105,15 @@ class Chaos(Component):
                                      transport=monitor)
         if self.params.enabled and self.runtime is not None:
             self.ctx.spawn(self._rampage(), name="chaos")
+
+    def _factories_here(self) -> bool:
+        """Every factory replica runs in this process (the embedded profile)."""
+        spec = None if self.runtime is None else self.runtime.manifest.components.get(self.params.factories)
+        if spec is None:
+            return False
+        component = self.params.factories
+        names = [component] if spec.replicas == 1 else [f"{component}-{i}" for i in range(spec.replicas)]
+        return all(name in self.runtime.supervisors for name in names)
 
     def _factory_ids(self) -> list[str]:
         self.factory_params, ids = simulated_factories(self.runtime, self.params.factories)

@@ -24,6 +24,7 @@ from typing import Any
 
 from forge_core import Check, Component, Envelope, Publishes, Subscribes
 from forge_core.transport import topic_level
+from industry40.downs import last_beats
 from industry40.settings import FactoryParams
 
 HEARTBEAT = "mms.factory_heartbeat"
@@ -81,6 +82,7 @@ class Factory(Component):
         self.silent = False
         self._awake = asyncio.Event()  # set while the factory beats and works
         self._flapper: asyncio.Task[Any] | None = None
+        self._last_beats = last_beats(self.ctx)  # the chaos run's DOWN watch reads it (industry40.downs)
         self.stats = {"beats": 0, "assigned": 0, "revoked": 0, "completed": 0, "progress": 0, "duplicates": 0,
                       "stale": 0, "over_capacity": 0, "modes": 0, "foreign": 0}
         self.max_held = 0
@@ -170,6 +172,7 @@ class Factory(Component):
 
     def _beaten(self, envelope: Envelope) -> None:
         self.stats["beats"] += 1
+        self._last_beats[self.factory_id] = self.ctx.clock.time()
 
     # -- orders ----------------------------------------------------------------------------
     async def on_assigned(self, envelope: Envelope) -> None:
