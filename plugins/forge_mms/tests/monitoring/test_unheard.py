@@ -44,3 +44,38 @@ def test_nothing_unheard_changes_nothing():
                                log=logging.getLogger("test"), tracked=lambda: judged.append(1))
     assert unheard.track(held(("f1", "UP"))) == [] and judged == []
     assert faults.statuses() == {"f1": Status.UP}
+
+
+class FailingCapacity:
+    """A capacity query that answers at once with an error; ``supported``: the reporter has capacity()."""
+
+    def __init__(self, supported: bool) -> None:
+        self.supported = supported
+        self.max_age = 10.0
+        self.ctx = SimpleNamespace(clock=SimpleNamespace(time=lambda: START + 3.0))
+        self.asked = 0
+
+    def start(self, then):
+        self.asked += 1
+        then(CapacityView(START + 3.0, None, "no answer within 2.0 s" if self.supported else
+                          "the status_reporter (GrpcStatusReporter) answers no capacity query"))
+
+
+def test_a_failed_query_is_asked_again_after_max_age():
+    capacity = FailingCapacity(supported=True)
+    unheard = UnheardFactories(FaultDetector(HEARTBEAT, max_gap=3.0, missed_beats=3), capacity,  # type: ignore[arg-type]
+                               started=START, name="mms-0", log=logging.getLogger("test"), tracked=lambda: None)
+    unheard.ask()
+    assert unheard.ask_after == START + 3.0 + 10.0
+
+
+def test_a_reporter_without_a_capacity_query_is_said_once_and_not_asked_again(caplog):
+    capacity = FailingCapacity(supported=False)
+    unheard = UnheardFactories(FaultDetector(HEARTBEAT, max_gap=3.0, missed_beats=3), capacity,  # type: ignore[arg-type]
+                               started=START, name="mms-0", log=logging.getLogger("test"), tracked=lambda: None)
+    with caplog.at_level(logging.WARNING, logger="test"):
+        unheard.ask()
+    assert unheard.ask_after is None, "never asked again: the reporter cannot answer"
+    assert [r.getMessage() for r in caplog.records] == [
+        ("mms-0: the status_reporter (GrpcStatusReporter) answers no capacity query: a factory the PMS holds that "
+         "never beat is not judged")]

@@ -99,6 +99,11 @@ class CapacityQuery:
         return latest
 
     @property
+    def supported(self) -> bool:
+        """The ``status_reporter`` answers capacity queries (has ``capacity()``)."""
+        return callable(getattr(self.reporter, "capacity", None))
+
+    @property
     def asking(self) -> bool:
         return self._asking is not None and not self._asking.done()
 

@@ -5,7 +5,8 @@ its first beat would keep its orders forever: with no beat there is nothing to j
 after the monitor started, the replica that leads asks the PMS which factories it holds (the capacity
 query, forge_mms.maintenance.capacity); each one UP or DEGRADED there that the fault detector does not
 track is tracked as if it had beaten when the replica started (``FaultDetector.restore``), so the next
-check judges it DOWN. Asked once per replica; a failed query is asked again ``max_age`` s later.
+check judges it DOWN. Asked once per replica; a failed query is asked again ``max_age`` s later, except
+when the ``status_reporter`` answers no capacity query at all: that is said once, and not asked again.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class UnheardFactories:
         def answered(view: CapacityView) -> None:
             if view.ok:
                 self.track(view)
+            elif not self.capacity.supported:  # asking again cannot help
+                self.log.warning("%s: %s: a factory the PMS holds that never beat is not judged", self.name,
+                                 view.error)
             elif view.error != CANCELLED:
                 self.ask_after = self.capacity.ctx.clock.time() + self.capacity.max_age
 
