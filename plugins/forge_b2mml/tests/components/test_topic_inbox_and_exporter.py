@@ -96,3 +96,29 @@ def test_exports_to_a_directory(b2mml_plant, tmp_path):
     doc = load(path.read_bytes(), max_bytes=10**7)
     assert (doc.version, doc.verb, doc.noun) == ("V0600", None, "ProductionPerformance")
     assert plant.component("exporter").report()["unacknowledged"] == 0
+
+
+def test_a_completion_delivered_while_start_still_subscribes_is_exported(b2mml_plant, monkeypatch):
+    """A broker delivers what waited for the exporter (a completion while it was down) as soon as its
+    subscription exists, while start() still awaits the next: it is exported, not dead-lettered (next_due
+    and rescan_at were made after the subscriptions, an AttributeError in on_completed)."""
+    import asyncio
+
+    from forge_core.components.context import ComponentContext
+
+    subscribe = ComponentContext.subscribe
+
+    async def subscribe_then_deliver(self, pattern, handler, **options):
+        sub = await subscribe(self, pattern, handler, **options)
+        if self.component == "exporter" and getattr(handler, "__name__", "") == "on_completed":
+            await self.publish(pattern, "b2mml.order_completed", SAMPLE_COMPLETION)
+            for _ in range(3):
+                await asyncio.sleep(0)  # the bus delivers before start() goes on
+        return sub
+
+    monkeypatch.setattr(ComponentContext, "subscribe", subscribe_then_deliver)
+    plant = b2mml_plant(PLANT)
+    plant.advance(0.5)
+    assert [letter.reason for letter in plant.dead_letters] == []
+    [doc] = export_of(plant)
+    assert doc.root.find("{*}DataArea/{*}OperationsPerformance").findtext("{*}ID") == "PERF-PRESP-0001"
