@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from forge_core.testing import backlog_on_subscribe
+
 from forge_b2mml.samples import SAMPLE_COMPLETION
 from forge_b2mml.transactions import acknowledge
 from forge_b2mml.validate import load
@@ -98,26 +100,13 @@ def test_exports_to_a_directory(b2mml_plant, tmp_path):
     assert plant.component("exporter").report()["unacknowledged"] == 0
 
 
-def test_a_completion_delivered_while_start_still_subscribes_is_exported(b2mml_plant, monkeypatch):
+def test_a_completion_delivered_while_start_still_subscribes_is_exported(b2mml_plant):
     """A broker delivers what waited for the exporter (a completion while it was down) as soon as its
     subscription exists, while start() still awaits the next: it is exported, not dead-lettered (next_due
     and rescan_at were made after the subscriptions, an AttributeError in on_completed)."""
-    import asyncio
-
-    from forge_core.components.context import ComponentContext
-
-    subscribe = ComponentContext.subscribe
-
-    async def subscribe_then_deliver(self, pattern, handler, **options):
-        sub = await subscribe(self, pattern, handler, **options)
-        if self.component == "exporter" and getattr(handler, "__name__", "") == "on_completed":
-            await self.publish(pattern, "b2mml.order_completed", SAMPLE_COMPLETION)
-            for _ in range(3):
-                await asyncio.sleep(0)  # the bus delivers before start() goes on
-        return sub
-
-    monkeypatch.setattr(ComponentContext, "subscribe", subscribe_then_deliver)
-    plant = b2mml_plant(PLANT)
+    with backlog_on_subscribe("exporter", "on_completed", "b2mml.order_completed", SAMPLE_COMPLETION) as delivered:
+        plant = b2mml_plant(PLANT)
+    assert delivered == ["exporter"]
     plant.advance(0.5)
     assert [letter.reason for letter in plant.dead_letters] == []
     [doc] = export_of(plant)

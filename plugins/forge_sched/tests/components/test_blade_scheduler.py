@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
-from forge_core.testing import TestPlant
+from forge_core.testing import TestPlant, backlog_on_subscribe
 
 ALERT = {"title": "StorageAlert", "aFresh": 50.0, "aDry": 50.0, "bFresh": 50.0, "bDry": 50.0}
 
@@ -314,29 +313,16 @@ def test_a_lapsed_term_ends_at_the_lapse_not_when_the_report_is_taken(sched_plan
     assert mine["to"] == lapse < theirs["from"] < old.ctx.clock.time() - 19
 
 
-def test_a_heartbeat_delivered_while_start_still_subscribes_is_handled(sched_plant, monkeypatch):
+def test_a_heartbeat_delivered_while_start_still_subscribes_is_handled(sched_plant):
     """A broker delivers a backlog as soon as a subscription exists (a persistent session's queue, a
     group's uncommitted offsets): here a beat arrives right after the heartbeat subscription, while
     start() still awaits its other subscriptions. It must be handled, not dead-lettered (the pasta
     drill's AttributeError on _assigning, then the elector)."""
-    from forge_core.components.context import ComponentContext
-
-    subscribe = ComponentContext.subscribe
-    backlog = {"title": "heartbeat", "machineId": 7}
-
-    async def subscribe_then_deliver(self, pattern, handler, **options):
-        sub = await subscribe(self, pattern, handler, **options)
-        if self.component == "scheduler" and getattr(handler, "__name__", "") == "on_heartbeat":
-            await self.publish(pattern, "sched.machine_heartbeat", backlog, key="7")
-            for _ in range(3):
-                await asyncio.sleep(0)  # the bus delivers before start() goes on
-        return sub
-
-    monkeypatch.setattr(ComponentContext, "subscribe", subscribe_then_deliver)
-    plant = sched_plant(machines=2)
+    beat = {"title": "heartbeat", "machineId": 7}
+    with backlog_on_subscribe("scheduler", "on_heartbeat", "sched.machine_heartbeat", beat, key="7") as delivered:
+        plant = sched_plant(machines=2)
+    assert delivered == ["scheduler-0", "scheduler-1"]
     plant.advance(1)
     assert [letter.reason for letter in plant.dead_letters] == []
-    for name in ("scheduler-0", "scheduler-1"):
-        scheduler = plant.component(name)
-        assert scheduler.offsets["heartbeats"] >= 2, f"{name} handled the backlog's beats"
-        assert 7 in scheduler.machines, f"{name} knows machine 7 from the beat delivered during its start"
+    for name in delivered:
+        assert 7 in plant.component(name).machines, f"{name} knows machine 7 from the beat delivered during its start"
