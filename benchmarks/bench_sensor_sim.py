@@ -14,15 +14,18 @@ Prints wall and CPU time (whole run and per simulated hour) beside the issue's t
 as a ratio, the checks' verdict and the trace digest (``--twice``: a second run with the same seed
 must give the same digest and checks), and the wall time of a bare virtual-clock run of the plant's
 periodic wake-ups doing nothing: the event loop alone, the floor under any plant with these
-intervals. The machine is shared: the load average is printed, and the CPU time is the steadier figure.
+intervals, and the design's floor: the plant's own work per reading done in plain Python on the same
+virtual asyncio loop, without Forge (``bench_sensor_floor.py``, which also prints what each part costs).
+The machine is shared: the load average is printed, and the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench_sensor_floor import floor_day  # benchmarks/ is on sys.path when run as a script
 from sensor_monitoring.testing import derive
-from sim_day import day_main  # benchmarks/ is on sys.path when run as a script
+from sim_day import day_main
 
 TARGET = 10.0  # seconds of wall time for 24 simulated hours (issue 17)
 
@@ -43,4 +46,5 @@ def details(summary: Any) -> list[str]:
 
 if __name__ == "__main__":
     day_main(__doc__ or "", example="sensor_monitoring", derive=derive, name="sensor_monitoring", timers=TIMERS,
-             profile=None, setting="embedded profile, anomalies on", details=details, target=TARGET)
+             profile=None, setting="embedded profile, anomalies on", details=details, target=TARGET,
+             design_floor=lambda seconds, seed: floor_day(seconds, seed, loop="asyncio")[0])

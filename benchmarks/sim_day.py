@@ -37,11 +37,14 @@ def simulate(derive: Callable[[Path], Path], name: str, seconds: float, seed: in
 
 def day_main(doc: str, *, example: str, derive: Callable[[Path], Path], name: str,
              timers: list[tuple[float, int]], profile: str | None = "chaos", setting: str = "",
-             details: Callable[[Any], list[str]] = lambda summary: [], target: float = 10.0) -> None:
+             details: Callable[[Any], list[str]] = lambda summary: [], target: float = 10.0,
+             design_floor: Callable[[float, int], float] | None = None) -> None:
     """The command line every ``bench_*_sim.py`` shares: ``--hours``, ``--seed``, ``--twice`` (and
     ``--no-chaos`` where ``profile`` is ``chaos``); prints the run's wall and CPU time beside the
     ``target`` (s for 24 simulated hours) and the bare timers' floor, the checks, the digest, and the
-    plant's own ``details`` lines. ``setting`` describes the run in the heading (default: the profile)."""
+    plant's own ``details`` lines. ``setting`` describes the run in the heading (default: the profile).
+    ``design_floor(seconds, seed)``: the CPU s of the plant's own work done without Forge (a plant's
+    ``bench_*_floor.py``), printed beside the plant's (``--no-floor`` skips it too)."""
     from timer_floor import bare  # benchmarks/ is on sys.path when run as a script
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -62,6 +65,7 @@ def day_main(doc: str, *, example: str, derive: Callable[[Path], Path], name: st
     what_runs = compiled.describe()  # "pure Python" or "compiled: N modules (mypyc)" (docs/compiled.md)
     wall, cpu, summary = simulate(derive, name, seconds, args.seed, profile)
     floor, wakeups = (0.0, 0) if args.no_floor else bare(timers, seconds)
+    work = 0.0 if args.no_floor or design_floor is None else design_floor(seconds, args.seed)
     failed = [c for c in summary.checks if not c.passed]
     per_day = target * args.hours / 24
     print(f"simulated {args.hours:g} h of examples/{example} ({setting or f'profile {profile}'}, seed {args.seed}); "
@@ -74,6 +78,9 @@ def day_main(doc: str, *, example: str, derive: Callable[[Path], Path], name: st
           f"digest {summary.trace_digest[:16]}")
     if floor:
         print(f"  bare timers: {floor:7.2f} s wall   {wakeups:>8} wake-ups (the event loop alone)")
+    if work:
+        print(f"  the plant's work without Forge: {work:7.2f} s CPU, {work / per_day:.2f} of the target "
+              f"(the design's floor); floor / plant = {work / cpu:.2f} (CPU)")
     print(f"  per simulated day: {wall * 24 / args.hours:.1f} s wall, {cpu * 24 / args.hours:.1f} s CPU; "
           f"plant / {per_day:g} s target = {wall / per_day:.2f} (wall), {cpu / per_day:.2f} (CPU)"
           + (f";  plant / bare timers = {wall / floor:.1f}x" if floor else ""))
