@@ -1,0 +1,221 @@
+"""A lower bound under industry40's simulated chaos day: three parts of its work, each done without Forge.
+
+    python benchmarks/bench_industry40_floor.py [--hours 24] [--seed 7]
+
+The plant's day (``bench_industry40_sim.py``) is two schedulers, two monitors, four factories, customers
+over REST, an ERP over B2MML and chaos: too much to write again by hand as bench_sensor_floor.py does for
+the sensor plant. Three parts of it are work any implementation of the same plant does, and can be measured
+alone, exactly:
+
+- **its SQL**: every statement the day's run sends to SQLite (recorded from the run, with its parameters,
+  per connection, commits and rollbacks included; the connection pool's ``SELECT 1`` pings left out),
+  replayed in the same order with plain ``sqlite3`` on a fresh file;
+- **what the design asks of each message**: the compiled schema check of each of the day's messages
+  (jsonschema-rs, the plant's schemas) and its trace line (orjson, SHA-256 per 256 lines), which proves the
+  run deterministic;
+- **the wake-ups**: the plant's periodic timers on the virtual asyncio loop doing nothing (the bench's bare
+  timers).
+
+Their sum is a floor: the plant's decisions (the monitors' verdicts and risks, the schedulers' placement, the
+factories' work, the REST and XML handling, chaos) come on top of it, in any implementation. The script
+prints each part's CPU seconds, their sum beside the 10 s target, and Forge's day from a clean run in the
+same invocation (the recording run is not timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sqlite3
+import sqlite3.dbapi2
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import orjson
+from bench_industry40_sim import TIMERS  # benchmarks/ is on sys.path when run as a script
+from industry40.testing import derive
+from sim_day import simulate
+from timer_floor import bare
+
+from forge_core import VirtualClock
+from forge_core.bus.stats import TraceRecorder
+from forge_core.messages.envelope import Envelope
+from forge_core.runtime import Runtime, load_plant
+
+TARGET = 10.0  # s of wall time for 24 simulated hours (issue 17)
+HASH_EVERY = 256  # trace lines per SHA-256 update (forge_core.bus.stats.TraceRecorder)
+TRACE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+PING = "SELECT 1"  # SQLAlchemy's pool pre-ping: the pool's, not the plant's
+
+
+@dataclass
+class Recorded:
+    """What the day's run did: its SQL calls in order, its messages, and their schemas."""
+
+    #: (connection number, "x" execute / "m" executemany / "c" commit / "r" rollback, SQL, parameters)
+    sql: list[tuple[int, str, str, Any]] = field(default_factory=list)
+    #: the connections' isolation levels (as the run left them; the replay opens each alike)
+    isolation: dict[int, str | None] = field(default_factory=dict)
+    #: (time, topic, type, source, id, key, payload) of every message, as the trace saw it
+    messages: list[tuple[Any, ...]] = field(default_factory=list)
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _recording_connection(log: Recorded) -> type[sqlite3.Connection]:
+    class Cursor(sqlite3.Cursor):
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            log.sql.append((self.connection.number, "x", sql, parameters))  # type: ignore[attr-defined]
+            return super().execute(sql, parameters)
+
+        def executemany(self, sql: str, seq: Any, /) -> sqlite3.Cursor:
+            rows = list(seq)
+            log.sql.append((self.connection.number, "m", sql, rows))  # type: ignore[attr-defined]
+            return super().executemany(sql, rows)
+
+    class Connection(sqlite3.Connection):
+        count = 0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            Connection.count += 1
+            self.number = Connection.count
+
+        def cursor(self, factory: Any = Cursor) -> Any:
+            return super().cursor(factory)
+
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            log.sql.append((self.number, "x", sql, parameters))
+            return super().execute(sql, parameters)
+
+        def executemany(self, sql: str, seq: Any, /) -> sqlite3.Cursor:
+            rows = list(seq)
+            log.sql.append((self.number, "m", sql, rows))
+            return super().executemany(sql, rows)
+
+        def commit(self) -> None:
+            log.isolation[self.number] = self.isolation_level
+            log.sql.append((self.number, "c", "", None))
+            super().commit()
+
+        def rollback(self) -> None:
+            log.isolation[self.number] = self.isolation_level
+            log.sql.append((self.number, "r", "", None))
+            super().rollback()
+
+    return Connection
+
+
+def record_day(seconds: float, seed: int, tmp: Path) -> Recorded:
+    """The plant's day (profile chaos) with its SQL and messages recorded."""
+    log = Recorded()
+    connection = _recording_connection(log)
+    connect = sqlite3.dbapi2.connect
+    trace_record = TraceRecorder.record
+
+    def recording_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return connect(*args, **{**kwargs, "factory": connection})
+
+    def record(self: TraceRecorder, topic: str, env: Envelope) -> None:
+        log.messages.append((env.time, topic, env.type, env.source, env.id, env.key, env.payload))
+        trace_record(self, topic, env)
+
+    sqlite3.dbapi2.connect = sqlite3.connect = recording_connect  # type: ignore[assignment]
+    TraceRecorder.record = record  # type: ignore[method-assign]
+    try:
+        plugins, manifest = load_plant(derive(tmp / "recorded"), profile="chaos")
+        clock = VirtualClock()
+        runtime = Runtime(manifest, plugins, clock=clock, seed=seed, record_trace=True, serve_health=False)
+        try:
+            clock.run(runtime.run(seconds))
+        finally:
+            clock.close()
+        log.schemas = {s.type: s.schema for s in runtime.bus.schemas}
+    finally:
+        sqlite3.dbapi2.connect = sqlite3.connect = connect
+        TraceRecorder.record = trace_record  # type: ignore[method-assign]
+    return log
+
+
+def replay_sql(log: Recorded, path: Path) -> tuple[float, int, int]:
+    """(CPU s, calls, errors) of the recorded SQL replayed on a fresh ``path`` (pings left out)."""
+    conns: dict[int, sqlite3.Connection] = {}
+    calls = errors = 0
+    cpu = time.process_time()
+    for number, op, sql, parameters in log.sql:
+        conn = conns.get(number)
+        if conn is None:
+            conn = conns[number] = sqlite3.connect(path, isolation_level=log.isolation.get(number, ""),
+                                                   check_same_thread=False)
+        try:
+            if op == "x":
+                if sql == PING:
+                    continue
+                conn.execute(sql, parameters)
+            elif op == "m":
+                conn.executemany(sql, parameters)
+            elif op == "c":
+                conn.commit()
+            else:
+                conn.rollback()
+            calls += 1
+        except sqlite3.Error:
+            errors += 1  # as in the run (a unique key hit on purpose, a lease taken): counted, replayed on
+    took = time.process_time() - cpu
+    for conn in conns.values():
+        conn.close()
+    return took, calls, errors
+
+
+def check_and_trace(log: Recorded) -> tuple[float, str]:
+    """(CPU s, digest) of a schema check and a trace line for each recorded message."""
+    checks: dict[str, Callable[[Any], bool]] = {
+        type_: jsonschema_rs.validator_for(schema).is_valid for type_, schema in log.schemas.items()}
+    digest, lines = hashlib.sha256(), []
+    cpu = time.process_time()
+    for at, topic, type_, source, message_id, key, payload in log.messages:
+        if not checks[type_](payload):
+            raise SystemExit(f"a recorded {type_} does not pass its schema: {payload}")
+        lines.append(orjson.dumps([round(at, 6), topic, type_, source, message_id, key, payload], option=TRACE))
+        if len(lines) >= HASH_EVERY:
+            digest.update(b"".join(lines))
+            lines.clear()
+    digest.update(b"".join(lines))
+    return time.process_time() - cpu, digest.hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    seconds, per_day = args.hours * 3600, TARGET * args.hours / 24
+    print(f"examples/industry40, {args.hours:g} simulated h with chaos, seed {args.seed}; load average "
+          f"{os.getloadavg()[0]:.1f}, {os.cpu_count()} cores; target {per_day:g} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        log = record_day(seconds, args.seed, Path(tmp))
+        sql, calls, errors = replay_sql(log, Path(tmp) / "replayed.db")
+    pings = sum(1 for _n, op, text, _p in log.sql if op == "x" and text == PING)
+    messages, digest = check_and_trace(log)
+    wakeups_s, wakeups = bare(TIMERS, seconds)
+    floor = sql + messages + wakeups_s
+    _wall, forge, summary = simulate(derive, "industry40", seconds, args.seed, "chaos")
+    print(f"  the plant's SQL, replayed:      {sql:6.2f} s CPU  ({calls} calls, {errors} raising as in the run; "
+          f"{pings} pool pings left out)")
+    print(f"  a check and a trace line each:  {messages:6.2f} s CPU  ({len(log.messages)} messages, digest "
+          f"{digest[:16]}; the run's {summary.trace_digest[:16]})")
+    print(f"  the bare wake-ups:              {wakeups_s:6.2f} s      ({wakeups} wake-ups on the virtual asyncio loop)")
+    print(f"  the floor (their sum):          {floor:6.2f} s CPU  {floor / per_day:.2f} of the target")
+    print(f"  Forge, a clean run:             {forge:6.2f} s CPU  {forge / per_day:.2f} of the target; "
+          f"floor / Forge {floor / forge:.2f}; {len(summary.checks) - sum(not c.passed for c in summary.checks)}"
+          f"/{len(summary.checks)} checks")
+    print(f"  load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
