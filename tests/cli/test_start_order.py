@@ -111,6 +111,80 @@ def test_state_made_in_time_or_never_read_by_a_handler_passes(tmp_path: Path, ca
         assert problems_of(tmp_path, late) != []
 
 
+HELPERS_LATE = {
+    "subscribed in a helper, set after it in start()": ("""
+class C:
+    async def start(self):
+        await self._subscribe_all()
+        self.table = {}
+
+    async def _subscribe_all(self):
+        await self.ctx.subscribe("a", self.on_a)
+
+    def on_a(self, envelope):
+        return self.table
+""", "line 5: C.start() sets self.table after subscribing on_a (line 4, in _subscribe_all), which reads it "
+     "(on_a -> self.table); a broker may deliver before start() returns: set it before subscribing"),
+    "set in a helper start() calls after subscribing": ("""
+class C:
+    async def start(self):
+        await self.ctx.subscribe("a", self.on_a)
+        self._make_state()
+
+    def _make_state(self):
+        self.table = {}
+
+    def on_a(self, envelope):
+        return self.table
+""", "line 5: C.start() sets self.table in _make_state after subscribing on_a (line 4), which reads it "
+     "(on_a -> self.table); a broker may deliver before start() returns: set it before subscribing"),
+    "both in one helper, two helpers deep, in that order": ("""
+class C:
+    async def start(self):
+        await self._open()
+
+    async def _open(self):
+        await self._wire()
+
+    async def _wire(self):
+        await self.ctx.subscribe("a", self.on_a)
+        self.table = {}
+
+    def on_a(self, envelope):
+        return self.table
+""", "line 4: C.start() sets self.table in _open -> _wire after subscribing on_a (line 4, in _open -> _wire), "
+     "which reads it (on_a -> self.table); a broker may deliver before start() returns: set it before subscribing"),
+}
+
+
+@pytest.mark.parametrize("case", list(HELPERS_LATE))
+def test_a_helper_start_calls_is_read_in_its_place(tmp_path: Path, case: str) -> None:
+    source, problem = HELPERS_LATE[case]
+    assert problems_of(tmp_path, source) == [problem]
+
+
+def test_a_helper_that_makes_the_state_before_subscribing_passes_and_recursion_ends(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, """
+        class C:
+            async def start(self):
+                self._make_state()
+                await self._subscribe_all()
+                self.later = 1
+
+            def _make_state(self):
+                self.table = {}
+                self._make_state()  # calls itself: read once
+
+            async def _subscribe_all(self):
+                await self.ctx.subscribe("a", self.on_a)
+                self.sub_made = True
+                await self._subscribe_all()
+
+            def on_a(self, envelope):
+                return self.table
+        """) == []
+
+
 def test_a_module_that_does_not_parse_gives_nothing(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "class Broken(:\n") == []
 

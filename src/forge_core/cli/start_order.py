@@ -8,9 +8,11 @@ scheduler met exactly this with a heartbeat backlog after a restart).
 
 :func:`late_state` reads a module's source (no import) and names every attribute that a handler
 subscribed in ``start()`` reads, directly or through the class's own methods and properties, and that
-``start()`` first sets after the line that subscribes that handler. Attributes set in ``__init__`` or in
-the class body count as made (the base ``Component``'s ``ctx``, ``params`` and ``name`` are made before
-``start()``).
+``start()`` first sets after the line that subscribes that handler. A helper method ``start()`` calls
+(``await self._subscribe_all()``) is read in its place, in the order of its own lines, a few calls deep: its
+subscriptions and the attributes it sets count at the line of ``start()`` that calls it. Attributes set in
+``__init__`` or in the class body count as made (the base ``Component``'s ``ctx``, ``params`` and ``name``
+are made before ``start()``).
 """
 
 from __future__ import annotations
@@ -35,12 +37,19 @@ class LateState:
     subscribed_at: int
     handler: str
     path: tuple[str, ...]
+    #: the helpers start() calls that set the attribute, and that subscribe the handler (empty: start() itself)
+    set_in: tuple[str, ...] = ()
+    subscribed_in: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         through = " -> ".join(self.path) + (f" -> self.{self.attribute}" if self.path else "")
-        return (f"line {self.line}: {self.cls}.start() sets self.{self.attribute} after subscribing {self.handler} "
-                f"(line {self.subscribed_at}), which reads it ({through}); a broker may deliver before start() "
-                f"returns: set it before subscribing")
+        return (f"line {self.line}: {self.cls}.start() sets self.{self.attribute}{_via(self.set_in)} after "
+                f"subscribing {self.handler} (line {self.subscribed_at}{_via(self.subscribed_in, ', ')}), which reads "
+                f"it ({through}); a broker may deliver before start() returns: set it before subscribing")
+
+
+def _via(helpers: tuple[str, ...], lead: str = " ") -> str:
+    return f"{lead}in {' -> '.join(helpers)}" if helpers else ""
 
 
 def late_state(path: Path) -> list[LateState]:
@@ -62,28 +71,59 @@ def _class_problems(cls: ast.ClassDef) -> list[LateState]:
     if start is None:
         return []
     made = set(methods) | _class_names(cls) | _assigned(methods.get("__init__"))
-    first_set: dict[str, int] = {}  # attribute -> the first line of start() that sets it
-    for name, line in sorted(_assignments(start), key=lambda item: item[1]):
-        first_set.setdefault(name, line)
-    subscribed: dict[str, int] = {}  # handler -> the line of its first subscription in start()
-    for call in sorted(_subscribe_calls(start), key=lambda c: c.lineno):
-        handler = _handler_name(call)
-        if handler is not None:
-            subscribed.setdefault(handler, call.lineno)
+    first_set: dict[str, _Event] = {}  # attribute -> where start() first sets it
+    subscribed: dict[str, _Event] = {}  # handler -> where start() first subscribes it
+    for event in _events(start, methods, (), (start.name,)):
+        (first_set if event.kind == "set" else subscribed).setdefault(event.name, event)
     problems = []
     reported: set[str] = set()
-    for handler, line in subscribed.items():
+    for handler, sub in subscribed.items():
         for attribute, path in _reads(handler, methods).items():
-            if attribute in made or attribute in reported or first_set.get(attribute, 0) <= line:
+            setting = first_set.get(attribute)
+            if attribute in made or attribute in reported or setting is None or setting.at <= sub.at:
                 continue
             reported.add(attribute)
-            problems.append(LateState(cls.name, attribute, first_set[attribute], line, handler, path))
+            problems.append(LateState(cls.name, attribute, setting.at[0], sub.at[0], handler, path,
+                                      setting.helpers, sub.helpers))
     return problems
 
 
-def _subscribe_calls(node: ast.AST) -> list[ast.Call]:
-    return [n for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-            and n.func.attr == "subscribe"]
+#: how many helper calls deep start() is followed
+HELPER_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class _Event:
+    """start() sets attribute ``name`` (``kind`` "set") or subscribes handler ``name`` ("subscribe") at ``at``:
+    its line in start(), then its line in each helper called (lines compare in that order: one line is one
+    moment, as in start() itself)."""
+
+    kind: str
+    name: str
+    at: tuple[int, ...]
+    helpers: tuple[str, ...]
+
+
+def _events(method: Method, methods: dict[str, Method], at: tuple[int, ...],
+            stack: tuple[str, ...]) -> list[_Event]:
+    """What ``method`` sets and subscribes, in the order of its lines, each helper it calls in its place."""
+    events: list[_Event] = []
+    helpers = stack[1:]
+    nodes = [n for n in ast.walk(method) if isinstance(n, (ast.Attribute, ast.Call))]
+    for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset)):
+        here = (*at, node.lineno)
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
+                and isinstance(node.value, ast.Name) and node.value.id == "self":
+            events.append(_Event("set", node.attr, here, helpers))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "subscribe":
+                handler = _handler_name(node)
+                if handler is not None:
+                    events.append(_Event("subscribe", handler, here, helpers))
+            elif isinstance(node.func.value, ast.Name) and node.func.value.id == "self" \
+                    and node.func.attr in methods and node.func.attr not in stack and len(stack) <= HELPER_DEPTH:
+                events.extend(_events(methods[node.func.attr], methods, here, (*stack, node.func.attr)))
+    return events
 
 
 def _handler_name(call: ast.Call) -> str | None:
