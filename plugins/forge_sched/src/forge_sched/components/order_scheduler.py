@@ -79,8 +79,9 @@ class OrderScheduler(Component):
         if virtual:
             self.ctx.at_end(self.transactor.close, name="connection")  # stopped, crashed or killed: none leaks
         self.ctx.at_end(self.transactor.write_progress, name="progress")  # before the connection goes
-        if virtual:  # a simulated run: ids from the seed, so it replays
-            ids = random.Random(self.ctx.random.getrandbits(64))
+        if virtual:  # ids from the seed, so it replays: one stream for all the lives (a revived life that began it
+            seed = self.ctx.random.getrandbits(64)  # again tested every id its earlier lives stored, IdDraw)
+            ids = self.ctx.tactics.shared(f"forge_sched.order_ids:{self.name}", lambda: random.Random(seed))
             new_id: Any = lambda: "ord-" + v4_hex(ids.getrandbits(128))
         else:
             new_id = lambda: "ord-" + uuid.uuid4().hex
