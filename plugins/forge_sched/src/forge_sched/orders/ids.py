@@ -1,8 +1,10 @@
 """New order ids: drawn from the replica's stream, the first one not stored yet.
 
-Under a virtual clock the stream is seeded (the day replays), so a revived replica draws again the
-ids its earlier lives stored: its first creation used to test them one ``SELECT`` each, ~a thousand
-after a day of kills. :meth:`IdDraw.fresh` tests one id, and when that one is taken, tests the next
+Under a virtual clock the stream is seeded (the day replays). A replica revived in the same runtime goes
+on with its instance's stream (the scheduler keeps one per instance across lives), but one started on a
+database with its earlier orders (a new process, a reused file) draws again the ids stored from it: its
+first creation used to test them one ``SELECT`` each, ~a thousand after a day of kills.
+:meth:`IdDraw.fresh` tests one id, and when that one is taken, tests the next
 :data:`AHEAD` ids of the stream in one statement; the ids drawn ahead and not used yet are kept and
 handed out in the stream's order (each tested again when its turn comes), so the ids chosen are the
 ones a test per id chose.
