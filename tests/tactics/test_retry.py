@@ -63,6 +63,57 @@ def test_give_up_on_is_not_retried(vclock: VirtualClock) -> None:
     assert policy.stats.calls == 0
 
 
+@pytest.mark.parametrize("failures", [0, 1, 2, 5, 9])
+def test_acall_keeps_the_schedule_of_call(vclock: VirtualClock, failures: int) -> None:
+    """acall makes its first attempt without tenacity: the sleeps (jittered, seeded, cut by the deadline), the
+    attempts, the stats and the note are still those of call(), whose every attempt goes through tenacity."""
+    def policy(**kw: object) -> RetryPolicy:
+        return RetryPolicy(max_attempts=6, initial=0.5, jitter=0.3, deadline=9.0, seed=11, **kw)  # type: ignore[arg-type]
+
+    class SteppedClock:  # the reference's time moves only by its sleeps, as the virtual clock's does
+        now = 0.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.now += seconds
+
+    stepped = SteppedClock()
+    sync_sleeps: list[float] = []
+    reference = policy(clock=stepped, sync_sleep=stepped.sleep, on_retry=lambda n, s: sync_sleeps.append(s))
+    async_sleeps: list[float] = []
+    under_test = policy(clock=vclock, on_retry=lambda n, s: async_sleeps.append(s))
+    flaky_sync, flaky_async = Flaky(failures), Flaky(failures)
+
+    async def op() -> str:
+        return flaky_async()
+
+    outcomes = []
+    for run in (lambda: reference.call(flaky_sync), lambda: vclock.run(under_test.acall(op))):
+        try:
+            outcomes.append(run())
+        except ConnectionError as exc:
+            outcomes.append(exc.__notes__[0].split(" over ")[0])
+    assert outcomes[0] == outcomes[1]
+    assert async_sleeps == sync_sleeps and flaky_async.calls == flaky_sync.calls
+    assert vars(under_test.stats) == pytest.approx(vars(reference.stats))
+
+
+def test_acall_of_a_first_attempt_that_succeeds_builds_no_retry_machinery(vclock: VirtualClock,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import tenacity
+
+    monkeypatch.setattr(tenacity, "AsyncRetrying", None)  # would raise TypeError if called
+
+    async def op() -> str:
+        return "ok"
+
+    policy = RetryPolicy(clock=vclock)
+    assert vclock.run(policy.acall(op)) == "ok"
+    assert (policy.stats.calls, policy.stats.attempts, policy.stats.successes) == (1, 1, 1)
+
+
 def test_jitter_is_seeded_and_bounded() -> None:
     a = RetryPolicy(seed=7, jitter=0.1)
     b = RetryPolicy(seed=7, jitter=0.1)
