@@ -49,9 +49,6 @@ from forge_core.messages.envelope import Envelope
 from forge_core.runtime import Runtime, load_plant
 
 TARGET = 10.0  # s of wall time for 24 simulated hours (issue 17)
-#: The trace line is written here, not by the run's TraceRecorder: the same bytes (the floor's digest is the
-#: recorder's), but ~0.3 s a day cheaper for the sensor plant's 787,745 lines (1.06-1.09 s against 1.38-1.39 s,
-#: stop 46): a floor is the tightest code doing the work, and the recorder pays for a method call per message.
 HASH_EVERY = 256  # trace lines per SHA-256 update (forge_core.bus.stats.TraceRecorder)
 TRACE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 PING = "SELECT 1"  # SQLAlchemy's pool pre-ping: the pool's, not the plant's

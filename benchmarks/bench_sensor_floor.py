@@ -60,9 +60,6 @@ from forge_core.runtime import Runtime, load_plant
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 10.0  # s of wall time for 24 simulated hours (issue 17)
 READING = "mms.sensor_reading"
-#: The trace line is written here, not by the run's TraceRecorder: the same bytes (the floor's digest is the
-#: recorder's), but ~0.3 s a day cheaper for the sensor plant's 787,745 lines (1.06-1.09 s against 1.38-1.39 s,
-#: stop 46): a floor is the tightest code doing the work, and the recorder pays for a method call per message.
 HASH_EVERY = 256  # trace lines per SHA-256 update (forge_core.bus.stats.TraceRecorder)
 TRACE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 BATCH_WAIT = 1.0  # the plant's memory transport: a batch of readings a second to the processor
