@@ -11,7 +11,7 @@ alone, exactly:
   per connection, commits and rollbacks included; the connection pool's ``SELECT 1`` pings left out),
   replayed in the same order with plain ``sqlite3`` on a fresh file;
 - **what the design asks of each message**: the compiled schema check of each of the day's messages
-  (jsonschema-rs, the plant's schemas) and its trace line (orjson, SHA-256 per 256 lines), which proves the
+  (jsonschema-rs, the plant's schemas) and its trace line (the run's own ``TraceRecorder``), which proves the
   run deterministic;
 - **the wake-ups**: the plant's periodic timers on the virtual asyncio loop doing nothing (the bench's bare
   timers).
@@ -25,7 +25,6 @@ same invocation (the recording run is not timed).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sqlite3
 import sqlite3.dbapi2
@@ -37,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-import orjson
 from bench_industry40_sim import TIMERS  # benchmarks/ is on sys.path when run as a script
 from industry40.testing import derive
-from sim_day import simulate
+from sim_day import Traced, simulate
 from timer_floor import bare
 
 from forge_core import VirtualClock
@@ -49,8 +47,6 @@ from forge_core.messages.envelope import Envelope
 from forge_core.runtime import Runtime, load_plant
 
 TARGET = 10.0  # s of wall time for 24 simulated hours (issue 17)
-HASH_EVERY = 256  # trace lines per SHA-256 update (forge_core.bus.stats.TraceRecorder)
-TRACE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 PING = "SELECT 1"  # SQLAlchemy's pool pre-ping: the pool's, not the plant's
 
 
@@ -176,17 +172,17 @@ def check_and_trace(log: Recorded) -> tuple[float, str]:
     """(CPU s, digest) of a schema check and a trace line for each recorded message."""
     checks: dict[str, Callable[[Any], bool]] = {
         type_: jsonschema_rs.validator_for(schema).is_valid for type_, schema in log.schemas.items()}
-    digest, lines = hashlib.sha256(), []
+    trace = TraceRecorder()  # the run's own recorder: the same line, rounding and hashing per message
+    line = Traced("", "")
     cpu = time.process_time()
     for at, topic, type_, source, message_id, key, payload in log.messages:
         if not checks[type_](payload):
             raise SystemExit(f"a recorded {type_} does not pass its schema: {payload}")
-        lines.append(orjson.dumps([round(at, 6), topic, type_, source, message_id, key, payload], option=TRACE))
-        if len(lines) >= HASH_EVERY:
-            digest.update(b"".join(lines))
-            lines.clear()
-    digest.update(b"".join(lines))
-    return time.process_time() - cpu, digest.hexdigest()
+        line.time, line.type, line.source, line.id, line.key, line.payload = \
+            at, type_, source, message_id, key, payload
+        trace.record(topic, line)  # type: ignore[arg-type]  # an Envelope's traced fields
+    digest = trace.digest
+    return time.process_time() - cpu, digest
 
 
 def main() -> None:

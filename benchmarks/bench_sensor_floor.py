@@ -11,7 +11,7 @@ does, and nothing else:
 - the sensor: the anomaly draw, the plant's own ``SensorModel.read`` (its value), the JSON object with its
   RFC 3339 time (built once per second, as Forge's ``format_time`` does);
 - what the design asks of a message: the compiled schema check (jsonschema-rs, the same schema), an id and
-  a time stamp, and the trace line whose digest proves the run deterministic (orjson, SHA-256 per 256 lines);
+  a time stamp, and the trace line whose digest proves the run deterministic (the run's own ``TraceRecorder``);
 - the processor, once per second (the plant's ``batch_wait``): forge_mms's ``parse_reading`` and the plant's
   six rules (``RuleBook``: the alerts' arithmetic is the application's, not the framework's), the readings
   inserted by ``executemany`` into the plant's own SQLite database (its migrations made it: the same tables
@@ -31,7 +31,6 @@ floor alone), as ratios to the target and to each other.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import heapq
 import json
 import os
@@ -44,15 +43,16 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-import orjson
 import yaml
 from forge_mms.anomaly.engine import RuleBook
 from forge_mms.anomaly.readings import parse_reading
 from forge_mms.settings import SensorProcessorParams
 from sensor_monitoring.settings import SensorsParams
 from sensor_monitoring.simulation import SensorModel
+from sim_day import Traced  # benchmarks/ is on sys.path when run as a script
 
 from forge_core import VirtualClock
+from forge_core.bus.stats import TraceRecorder
 from forge_core.clock import VIRTUAL_EPOCH as EPOCH
 from forge_core.messages.envelope import format_time
 from forge_core.runtime import Runtime, load_plant
@@ -60,8 +60,6 @@ from forge_core.runtime import Runtime, load_plant
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 10.0  # s of wall time for 24 simulated hours (issue 17)
 READING = "mms.sensor_reading"
-HASH_EVERY = 256  # trace lines per SHA-256 update (forge_core.bus.stats.TraceRecorder)
-TRACE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 BATCH_WAIT = 1.0  # the plant's memory transport: a batch of readings a second to the processor
 COMMIT_READINGS = 500  # forge_mms: virtual_commit_readings
 STATUS_EVERY = 5.0  # the processor's consumer_status row
@@ -129,7 +127,8 @@ def floor_day(seconds: float, seed: int, *, leave_out: str = "", loop: str = "he
     rate, first_after, quiet_after = anomalies.rate, anomalies.first_after, anomalies.quiet_after
     anomaly_kinds = [kind for kind, weight in anomalies.weights.items() if weight > 0]
     anomaly_weights = [anomalies.weights[kind] for kind in anomaly_kinds]
-    trace, lines = hashlib.sha256(), []
+    trace = TraceRecorder()  # the run's own recorder: the same line, rounding and hashing per message
+    traced_line = Traced(READING, "sensors")
     check, traced, judged, stored = (leave_out != part for part in ("check", "trace", "rules", "store"))
     batch: list[dict[str, Any]] = []
     uncommitted: list[Any] = []
@@ -153,11 +152,9 @@ def floor_day(seconds: float, seed: int, *, leave_out: str = "", loop: str = "he
         if check and not is_valid(payload):
             raise SystemExit(f"invalid reading: {payload}")
         if traced:
-            lines.append(orjson.dumps([round(at, 6), "sensor-data", READING, "sensors", f"floor-{count[0]}",
-                                       model.sensor_id, payload], option=TRACE))
-            if len(lines) >= HASH_EVERY:
-                trace.update(b"".join(lines))
-                lines.clear()
+            traced_line.time, traced_line.id, traced_line.key, traced_line.payload = \
+                at, f"floor-{count[0]}", model.sensor_id, payload
+            trace.record("sensor-data", traced_line)  # type: ignore[arg-type]  # an Envelope's traced fields
         batch.append(payload)
         return now + interval / model.interval_factor(now)
 
@@ -185,10 +182,10 @@ def floor_day(seconds: float, seed: int, *, leave_out: str = "", loop: str = "he
             _asyncio_loop(seconds, phases, sample, process)
         process(seconds)
         _commit(conn, cursor, uncommitted, stored)
-        trace.update(b"".join(lines))
+        digest = trace.digest
         took = time.process_time() - cpu
         conn.close()
-    return took, count[0], trace.hexdigest()
+    return took, count[0], digest
 
 
 def _heap_loop(seconds: float, phases: list[float], sample: Callable[[int, float], float],
@@ -274,7 +271,7 @@ def _commit(conn: sqlite3.Connection, cursor: sqlite3.Cursor, readings: list[Any
 def plant_day(seconds: float, seed: int) -> tuple[float, int]:
     """Forge's CPU s and readings for the same simulated time (bench_sensor_sim.py's run, its trace recorded)."""
     from sensor_monitoring.testing import derive
-    from sim_day import simulate  # benchmarks/ is on sys.path when run as a script
+    from sim_day import simulate
 
     _wall, cpu, summary = simulate(derive, "sensor_monitoring", seconds, seed)
     failed = [c for c in summary.checks if not c.passed]

@@ -19,6 +19,17 @@ from forge_core import VirtualClock, compiled
 from forge_core.runtime import Runtime, load_plant
 
 
+class Traced:
+    """The fields of an Envelope the trace records, one object reused for every message (the floors' lines
+    go through the run's own TraceRecorder)."""
+
+    __slots__ = ("id", "key", "payload", "source", "time", "type")
+
+    def __init__(self, type_: str, source: str) -> None:
+        self.type, self.source = type_, source
+        self.time, self.id, self.key, self.payload = 0.0, "", None, None
+
+
 def simulate(derive: Callable[[Path], Path], name: str, seconds: float, seed: int,
              profile: str | None = None) -> tuple[float, float, Any]:
     """(wall s, CPU s, run summary) of ``seconds`` of plant time of the plant ``derive`` writes into
