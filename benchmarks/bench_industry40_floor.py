@@ -1,10 +1,10 @@
-"""A lower bound under industry40's simulated chaos day: three parts of its work, each done without Forge.
+"""A lower bound under industry40's simulated chaos day: four parts of its work, each done without Forge.
 
     python benchmarks/bench_industry40_floor.py [--hours 24] [--seed 7]
 
 The plant's day (``bench_industry40_sim.py``) is two schedulers, two monitors, four factories, customers
 over REST, an ERP over B2MML and chaos: too much to write again by hand as bench_sensor_floor.py does for
-the sensor plant. Three parts of it are work any implementation of the same plant does, and can be measured
+the sensor plant. Four parts of it are work any implementation of the same plant does, and can be measured
 alone, exactly:
 
 - **its SQL**: every statement the day's run sends to SQLite (recorded from the run, with its parameters,
@@ -13,13 +13,22 @@ alone, exactly:
 - **what the design asks of each message**: the compiled schema check of each of the day's messages
   (jsonschema-rs, the plant's schemas) and its trace line (the run's own ``TraceRecorder``), which proves the
   run deterministic;
-- **the wake-ups**: the plant's periodic timers on the virtual asyncio loop doing nothing (the bench's bare
-  timers).
+- **the wake-ups**: the plant's periodic timers doing nothing (the bench's timers), from a heap of (time,
+  timer) with no asyncio (the tightest discrete-event loop) and as ``call_at`` callbacks on Forge's virtual
+  asyncio loop (no task: the least the design's asyncio costs); a task per timer is printed beside them;
+- **the monitors' analysis**: each monitor life's beats (the factory, the arrival time and the body its
+  ``BeatHistory`` was given) and its checks and silence wake-ups, recorded from the run and replayed in order
+  on forge_mms's own analysis objects, built as the monitor builds them: ``BeatHistory.add`` and
+  ``FaultDetector.observe`` per beat; per check the silence verdicts and, for each factory whose window
+  changed, the risk strategy's assessment (a silence wake-up: the verdicts alone). It must find the run's
+  status changes. The monitor's wiring (the bus, its component, the leader's reports, risk_hold, the writes)
+  is left out.
 
-Their sum is a floor: the plant's decisions (the monitors' verdicts and risks, the schedulers' placement, the
-factories' work, the REST and XML handling, chaos) come on top of it, in any implementation. The script
-prints each part's CPU seconds, their sum beside the 10 s target, and Forge's day from a clean run in the
-same invocation (the recording run is not timed).
+Their sum with the heap's wake-ups is a floor; with the callbacks' it is the design's floor. The rest of the
+plant's decisions (the schedulers' placement, the factories' work, the monitors' reports and failover, the REST
+and XML handling, chaos) come on top of it, in any implementation. The script prints each part's CPU seconds,
+the sums beside the 10 s target, and Forge's day from a clean run in the same invocation (the recording run
+is not timed).
 """
 
 from __future__ import annotations
@@ -37,9 +46,14 @@ from typing import Any
 
 import jsonschema_rs
 from bench_industry40_sim import TIMERS  # benchmarks/ is on sys.path when run as a script
+from forge_mms.components.factory_monitor import FactoryMonitor
+from forge_mms.components.factory_monitor_checks import CheckTimer
+from forge_mms.monitoring.beats import BeatHistory
+from forge_mms.monitoring.faults import FaultDetector
+from forge_mms.tactics.risk import RuleBasedRisk
 from industry40.testing import derive
 from sim_day import Traced, simulate
-from timer_floor import bare
+from timer_floor import bare, callbacks, heap
 
 from forge_core import VirtualClock
 from forge_core.bus.stats import TraceRecorder
@@ -61,6 +75,13 @@ class Recorded:
     #: (time, topic, type, source, id, key, payload) of every message, as the trace saw it
     messages: list[tuple[Any, ...]] = field(default_factory=list)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per monitor life (its FaultDetector's and BeatHistory's arguments): [faults args, history args, risk, window]
+    monitors: list[list[Any]] = field(default_factory=list)
+    #: in order: (life, "b", factory, at, payload) a beat, (life, "c" / "s", now, None, None) a check / silence wake-up,
+    #: (life, "r", factory, at, status) a status restored at start
+    monitor_events: list[tuple[Any, ...]] = field(default_factory=list)
+    status_changes: int = 0  # the run's, every monitor life's (FactoryMonitor._changed)
+    assessments: int = 0  # the run's risk assessments (RuleBasedRisk.assess)
 
 
 def _recording_connection(log: Recorded) -> type[sqlite3.Connection]:
@@ -107,8 +128,70 @@ def _recording_connection(log: Recorded) -> type[sqlite3.Connection]:
     return Connection
 
 
+class _MonitorRecording:
+    """Patches forge_mms's monitor to log its analysis's inputs (see the module docstring); ``undo`` restores it.
+
+    A monitor life's FaultDetector and BeatHistory are made one after the other in ``FactoryMonitor.start``
+    (no await between), so the n-th of each belong to the same life."""
+
+    def __init__(self, log: Recorded) -> None:
+        self.saved = [(cls, name, getattr(cls, name)) for cls, name in (
+            (FaultDetector, "__init__"), (FaultDetector, "restore"), (BeatHistory, "__init__"), (BeatHistory, "add"),
+            (FactoryMonitor, "check"), (FactoryMonitor, "_changed"), (CheckTimer, "_wake"), (RuleBasedRisk, "assess"))]
+        original = {(cls, name): f for cls, name, f in self.saved}
+        events, lives = log.monitor_events, log.monitors
+
+        def faults_init(faults: Any, heartbeat: Any, *, max_gap: float, missed_beats: int) -> None:
+            faults.floor_life = len(lives)
+            lives.append([(heartbeat, max_gap, missed_beats), None, None, None])
+            original[FaultDetector, "__init__"](faults, heartbeat, max_gap=max_gap, missed_beats=missed_beats)
+
+        def restore(faults: Any, factory: str, status: str, at: float) -> None:
+            events.append((faults.floor_life, "r", factory, at, status))
+            original[FaultDetector, "restore"](faults, factory, status, at)
+
+        def history_init(history: Any, horizon: float, *, late_after: float, errors: Any = "cumulative") -> None:
+            history.floor_life = len(lives) - 1
+            lives[-1][1] = (horizon, late_after, errors)
+            original[BeatHistory, "__init__"](history, horizon, late_after=late_after, errors=errors)
+
+        def add(history: Any, factory: str, at: float, payload: dict[str, Any]) -> Any:
+            events.append((history.floor_life, "b", factory, at, payload))
+            return original[BeatHistory, "add"](history, factory, at, payload)
+
+        async def check(monitor: Any) -> None:
+            life = lives[monitor.history.floor_life]
+            life[2], life[3] = monitor.risk, monitor.risk_window
+            events.append((monitor.history.floor_life, "c", monitor.ctx.clock.time(), None, None))
+            await original[FactoryMonitor, "check"](monitor)
+
+        async def changed(monitor: Any, change: Any) -> None:
+            log.status_changes += 1
+            await original[FactoryMonitor, "_changed"](monitor, change)
+
+        def assess(risk: Any, factory: str, beats: Any, now: float) -> Any:
+            log.assessments += 1
+            return original[RuleBasedRisk, "assess"](risk, factory, beats, now)
+
+        def wake(timer: Any) -> Any:
+            now = timer.time()
+            if not now >= timer._tick - 1e-9:  # a silence wake-up (a check is logged by check itself)
+                events.append((timer.monitor.history.floor_life, "s", now, None, None))
+            return original[CheckTimer, "_wake"](timer)
+
+        for cls, name, f in ((FaultDetector, "__init__", faults_init), (FaultDetector, "restore", restore),
+                             (BeatHistory, "__init__", history_init), (BeatHistory, "add", add),
+                             (FactoryMonitor, "check", check), (FactoryMonitor, "_changed", changed),
+                             (CheckTimer, "_wake", wake), (RuleBasedRisk, "assess", assess)):
+            setattr(cls, name, f)
+
+    def undo(self) -> None:
+        for cls, name, f in self.saved:
+            setattr(cls, name, f)
+
+
 def record_day(seconds: float, seed: int, tmp: Path) -> Recorded:
-    """The plant's day (profile chaos) with its SQL and messages recorded."""
+    """The plant's day (profile chaos) with its SQL, messages and monitors' analysis recorded."""
     log = Recorded()
     connection = _recording_connection(log)
     connect = sqlite3.dbapi2.connect
@@ -123,6 +206,7 @@ def record_day(seconds: float, seed: int, tmp: Path) -> Recorded:
 
     sqlite3.dbapi2.connect = sqlite3.connect = recording_connect  # type: ignore[assignment]
     TraceRecorder.record = record  # type: ignore[method-assign]
+    monitors = _MonitorRecording(log)
     try:
         plugins, manifest = load_plant(derive(tmp / "recorded"), profile="chaos")
         clock = VirtualClock()
@@ -135,6 +219,7 @@ def record_day(seconds: float, seed: int, tmp: Path) -> Recorded:
     finally:
         sqlite3.dbapi2.connect = sqlite3.connect = connect
         TraceRecorder.record = trace_record  # type: ignore[method-assign]
+        monitors.undo()
     return log
 
 
@@ -185,6 +270,33 @@ def check_and_trace(log: Recorded) -> tuple[float, str]:
     return time.process_time() - cpu, digest
 
 
+def replay_monitors(log: Recorded) -> tuple[float, int, int]:
+    """(CPU s, status changes, assessments) of the monitors' analysis replayed on fresh objects."""
+    lives: list[tuple[Any, ...]] = []
+    for (heartbeat, max_gap, missed_beats), (horizon, late_after, errors), risk, window in log.monitors:
+        faults = FaultDetector(heartbeat, max_gap=max_gap, missed_beats=missed_beats)
+        # a life that never checked (killed first) never assessed: its window is not read
+        lives.append((faults, BeatHistory(horizon, late_after=late_after, errors=errors), risk, window, {}))
+    changes = assessments = 0
+    cpu = time.process_time()
+    for life, kind, a, b, c in log.monitor_events:
+        faults, history, risk, length, assessed = lives[life]
+        if kind == "b":  # a, b, c: factory, arrival, body
+            changes += faults.observe(history.add(a, b, c)) is not None
+        elif kind == "r":  # restored at start: no change reported (the monitor's own rule)
+            faults.restore(a, c, b)
+        else:  # a: now
+            changes += len(faults.evaluate(a))
+            if kind == "c":
+                for factory in faults.statuses():
+                    window = history.window(factory, length, a)
+                    if assessed.get(factory) != window.version:  # the same beats: the same assessment
+                        assessed[factory] = window.version
+                        risk.assess(factory, window, a)
+                        assessments += 1
+    return time.process_time() - cpu, changes, assessments
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--hours", type=float, default=24.0)
@@ -198,18 +310,29 @@ def main() -> None:
         sql, calls, errors = replay_sql(log, Path(tmp) / "replayed.db")
     pings = sum(1 for _n, op, text, _p in log.sql if op == "x" and text == PING)
     messages, digest = check_and_trace(log)
-    wakeups_s, wakeups = bare(TIMERS, seconds)
-    floor = sql + messages + wakeups_s
+    tasks_s, wakeups = bare(TIMERS, seconds)
+    callbacks_s, _ = callbacks(TIMERS, seconds)
+    heap_s, _ = heap(TIMERS, seconds)
+    analysis, changes, assessments = replay_monitors(log)
+    if changes != log.status_changes:
+        raise SystemExit(f"the monitors' replay found {changes} status changes, the run {log.status_changes}")
+    floor = sql + messages + heap_s + analysis
+    design = floor - heap_s + callbacks_s
     _wall, forge, summary = simulate(derive, "industry40", seconds, args.seed, "chaos")
     print(f"  the plant's SQL, replayed:      {sql:6.2f} s CPU  ({calls} calls, {errors} raising as in the run; "
           f"{pings} pool pings left out)")
     print(f"  a check and a trace line each:  {messages:6.2f} s CPU  ({len(log.messages)} messages, digest "
           f"{digest[:16]}; the run's {summary.trace_digest[:16]})")
-    print(f"  the bare wake-ups:              {wakeups_s:6.2f} s      ({wakeups} wake-ups on the virtual asyncio loop)")
-    print(f"  the floor (their sum):          {floor:6.2f} s CPU  {floor / per_day:.2f} of the target")
+    print(f"  the wake-ups:                   {heap_s:6.2f} s CPU  ({wakeups} from a heap; as call_at callbacks on the "
+          f"virtual asyncio loop {callbacks_s:.2f} s, a task per timer {tasks_s:.2f} s wall)")
+    beats = sum(1 for event in log.monitor_events if event[1] == "b")
+    print(f"  the monitors' analysis:         {analysis:6.2f} s CPU  ({len(log.monitors)} monitor lives, {beats} "
+          f"beats, {assessments} assessments, the run {log.assessments}; {changes} status changes, as in the run)")
+    print(f"  the floor (their sum):          {floor:6.2f} s CPU  {floor / per_day:.2f} of the target; with the "
+          f"callbacks' wake-ups (the design's) {design:.2f} s, {design / per_day:.2f}")
     print(f"  Forge, a clean run:             {forge:6.2f} s CPU  {forge / per_day:.2f} of the target; "
-          f"floor / Forge {floor / forge:.2f}; {len(summary.checks) - sum(not c.passed for c in summary.checks)}"
-          f"/{len(summary.checks)} checks")
+          f"floor / Forge {floor / forge:.2f}, the design's {design / forge:.2f}; "
+          f"{len(summary.checks) - sum(not c.passed for c in summary.checks)}/{len(summary.checks)} checks")
     print(f"  load average at end {os.getloadavg()[0]:.1f}")
 
 
