@@ -52,7 +52,7 @@ async def answer_status_report(scheduler: OrderScheduler, envelope: Envelope) ->
 def factory_capacity(scheduler: OrderScheduler) -> list[FactoryCapacity]:
     """Every factory's capacity, load and free capacity (GET /factories's read), leader or shadow."""
     return [FactoryCapacity(v["id"], v["status"], v["capacity"], v["load"], v["free"])
-            for v in queries.factory_views(scheduler.transactor.engine)]
+            for v in queries.factory_views(scheduler.transactor.engine, connect=scheduler.transactor.connect)]
 
 
 async def answer_capacity_query(scheduler: OrderScheduler, envelope: Envelope) -> None:

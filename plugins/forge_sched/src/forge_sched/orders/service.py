@@ -395,5 +395,5 @@ class OrderService:
 
     def get_factory_capacity(self, factory_id: str) -> dict[str, Any] | None:
         """``{id, status, risk, capacity, load, free, ...}`` of one factory, or None if unknown."""
-        views = factory_views(self.tx.engine, factory_id)
+        views = factory_views(self.tx.engine, factory_id, connect=self.tx.connect)
         return views[0] if views else None
