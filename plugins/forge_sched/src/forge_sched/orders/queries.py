@@ -3,6 +3,7 @@ needed: a read sees one committed state)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -13,7 +14,6 @@ from sqlalchemy import Connection, Engine
 from forge_sched.orders.moves import HELD_TABLE
 from forge_sched.orders.plain import Plain, execute
 from forge_sched.orders.tables import assignments, factories, orders, to_utc
-from forge_sched.orders.transactions import driver_transaction
 
 __all__ = ["factory_views", "get_order", "list_orders", "order_view"]
 
@@ -73,17 +73,27 @@ def factory_views(engine: Engine, factory_id: str | None = None, *,
     """Factories (or one) with status, risk, capacity, load (orders held) and free capacity, by id.
     ``connect``: where the connection comes from (a :class:`~forge_sched.orders.transactions.Transactor`'s
     ``connect``, its kept connection under a virtual clock), else ``engine.connect``."""
-    with (connect or engine.connect)() as conn, driver_transaction(conn):
+    with (connect or engine.connect)() as conn:
         name = conn.dialect.name
         try:
             process = _UPDATED[name]
         except KeyError:
             dialect = conn.dialect
             process = _UPDATED[name] = factories.c.updated_at.type.dialect_impl(dialect).result_processor(dialect, None)
-        if factory_id is None:
-            rows = execute(conn, _ALL_VIEWS).fetchall()
-        else:
-            rows = execute(conn, _ONE_VIEW, {"id": factory_id}).fetchall()
+        rows = _read(conn, _ALL_VIEWS, {}) if factory_id is None else _read(conn, _ONE_VIEW, {"id": factory_id})
     return [{"id": fid, "status": status, "reason": reason, "risk": risk, "capacity": capacity, "load": int(held),
              "free": capacity - int(held), "updated_at": _iso(process(updated) if process is not None else updated)}
             for fid, status, reason, risk, capacity, held, updated in rows]
+
+
+def _read(conn: Connection, statement: Plain, params: dict[str, Any]) -> list[Any]:
+    """``statement``'s rows, read on ``conn``'s driver connection, whose transaction (psycopg opens one at
+    the read) is then rolled back: a read has nothing to commit, and a SERIALIZABLE transaction's commit
+    can fail where its rollback cannot. A kept connection is left as a checkin leaves it."""
+    if conn.in_transaction():  # SQLAlchemy's own: this read would run inside it
+        raise sa.exc.InvalidRequestError("factory_views: a transaction is already begun on this connection")
+    try:
+        return list(execute(conn, statement, params).fetchall())
+    finally:
+        with contextlib.suppress(conn.dialect.loaded_dbapi.Error):  # a broken connection: connect drops it
+            conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
