@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection
 
 from forge_sched.orders import outbox
-from forge_sched.orders.plain import Plain, execute, execute_many, stamp
+from forge_sched.orders.plain import Plain, execute, execute_many, stamp, stamp_reader
 from forge_sched.orders.planner import FactoryLoad
 from forge_sched.orders.tables import UNFINISHED, assignments, factories, orders, to_utc
 
@@ -70,17 +70,9 @@ class OrderRow(NamedTuple):
     factory_id: str | None
 
 
-_DEADLINES: dict[str, Any] = {}
-
-
 def _rows(conn: Connection, statement: Plain, params: dict[str, Any] | None = None) -> list[OrderRow]:
     """``statement``'s rows, the deadline as SQLAlchemy's ``DateTime`` reads it on ``conn``'s dialect."""
-    name = conn.dialect.name
-    try:
-        process = _DEADLINES[name]
-    except KeyError:
-        dialect = conn.dialect
-        process = _DEADLINES[name] = orders.c.deadline.type.dialect_impl(dialect).result_processor(dialect, None)
+    process = stamp_reader(conn)
     rows = execute(conn, statement, params).fetchall()
     if process is None:
         return [OrderRow(*row) for row in rows]

@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from forge_sched.orders.tables import orders
 
-__all__ = ["Plain", "execute", "execute_many", "pipelined", "stamp"]
+__all__ = ["Plain", "execute", "execute_many", "pipelined", "stamp", "stamp_reader"]
 
 T = TypeVar("T")
 
@@ -101,6 +101,22 @@ def stamp(conn: Connection, value: datetime | None) -> Any:
         dialect = conn.dialect  # the dialect's own DateTime (SQLite's string format), not the generic type
         process = _STAMPERS[name] = orders.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
     return value if process is None or value is None else process(value)
+
+
+_READERS: dict[str, Any] = {}
+
+
+def stamp_reader(conn: Connection) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's ``DateTime(timezone=True)`` result processor on ``conn``'s dialect, to read a timestamp a
+    plain statement fetched as SQLAlchemy reads it (SQLite's string format to a datetime); None where the
+    driver's value is already the datetime."""
+    name = conn.dialect.name
+    try:
+        process: Callable[[Any], Any] | None = _READERS[name]
+    except KeyError:
+        dialect = conn.dialect
+        process = _READERS[name] = orders.c.updated_at.type.dialect_impl(dialect).result_processor(dialect, None)
+    return process
 
 
 def pipelined(work: Callable[[Connection], T]) -> Callable[[Connection], T]:

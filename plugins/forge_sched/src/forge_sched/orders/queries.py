@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from forge_sched.orders.moves import HELD_TABLE
-from forge_sched.orders.plain import Plain, execute
+from forge_sched.orders.plain import Plain, execute, stamp_reader
 from forge_sched.orders.tables import assignments, factories, orders, to_utc
 
 __all__ = ["factory_views", "get_order", "list_orders", "order_view"]
@@ -25,7 +25,6 @@ _VIEWS = (f"SELECT f.id, f.status, f.reason, f.risk, f.capacity, coalesce(h.held
           f"FROM {factories.name} f LEFT JOIN {HELD_TABLE} h ON h.factory_id = f.id")
 _ALL_VIEWS = Plain(f"{_VIEWS} ORDER BY f.id")
 _ONE_VIEW = Plain(f"{_VIEWS} WHERE f.id = :id")
-_UPDATED: dict[str, Any] = {}  # dialect name -> SQLAlchemy's DateTime result processor (None: as read)
 
 
 def _iso(value: Any) -> str | None:
@@ -74,12 +73,7 @@ def factory_views(engine: Engine, factory_id: str | None = None, *,
     ``connect``: where the connection comes from (a :class:`~forge_sched.orders.transactions.Transactor`'s
     ``connect``, its kept connection under a virtual clock), else ``engine.connect``."""
     with (connect or engine.connect)() as conn:
-        name = conn.dialect.name
-        try:
-            process = _UPDATED[name]
-        except KeyError:
-            dialect = conn.dialect
-            process = _UPDATED[name] = factories.c.updated_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        process = stamp_reader(conn)
         rows = _read(conn, _ALL_VIEWS, {}) if factory_id is None else _read(conn, _ONE_VIEW, {"id": factory_id})
     return [{"id": fid, "status": status, "reason": reason, "risk": risk, "capacity": capacity, "load": int(held),
              "free": capacity - int(held), "updated_at": _iso(process(updated) if process is not None else updated)}
