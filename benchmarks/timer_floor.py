@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from forge_core import VirtualClock
 
@@ -31,12 +33,17 @@ def bare(timers: list[tuple[float, int]], seconds: float) -> tuple[float, int]:
         for task in tasks:
             task.cancel()
 
-    start = time.perf_counter()
+    return _run(clock, main(), time.perf_counter), wakeups[0]
+
+
+def _run(clock: VirtualClock, main: Coroutine[Any, Any, None], timer: Callable[[], float]) -> float:
+    """``timer``'s seconds for ``clock`` to run ``main``; the clock is closed after."""
+    start = timer()
     try:
-        clock.run(main())
+        clock.run(main)
     finally:
         clock.close()
-    return time.perf_counter() - start, wakeups[0]
+    return timer() - start
 
 
 def _intervals(timers: list[tuple[float, int]]) -> list[float]:
@@ -60,12 +67,7 @@ def callbacks(timers: list[tuple[float, int]], seconds: float) -> tuple[float, i
             call_at(now() + interval, wake, interval)
         await clock.sleep(seconds)
 
-    start = time.process_time()
-    try:
-        clock.run(main())
-    finally:
-        clock.close()
-    return time.process_time() - start, wakeups[0]
+    return _run(clock, main(), time.process_time), wakeups[0]
 
 
 def heap(timers: list[tuple[float, int]], seconds: float) -> tuple[float, int]:
